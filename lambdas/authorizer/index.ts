@@ -1,0 +1,86 @@
+/**
+ * The REQUEST authorizer. Budget: one strongly consistent GetItem on sha256(key), nothing else.
+ * A malformed key or bad checksum is refused with no database read. Any failure refuses the request:
+ * `Unauthorized` (401) for a key that is missing, malformed, unknown, revoked or expired; any other
+ * error (DynamoDB failing) propagates, which API Gateway turns into a 500 AUTHORIZER_FAILURE. Never Allow.
+ */
+import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
+import { hashApiKey, parseApiKey } from '../shared/api-key.js';
+import { encodeCaller } from '../shared/caller.js';
+import { covers } from '../shared/capabilities.js';
+import { createDocumentClient, TABLE_ENV } from '../shared/ddb.js';
+import { requireEnv } from '../shared/env.js';
+import { log } from '../shared/log.js';
+import { KeysRepository, type KeyRecord } from '../shared/repositories/keys.js';
+import { rateLimitFor, settingsFromEnv, type Settings } from '../shared/settings.js';
+
+const settings = settingsFromEnv();
+const keys = new KeysRepository(createDocumentClient(), {
+  keys: requireEnv(TABLE_ENV.keys),
+  accounts: '', // the authorizer never touches accounts; it has no grant on that table either
+});
+
+type Refusal = 'missing' | 'malformed' | 'unknown' | 'revoked' | 'expired' | 'environment';
+
+function refuse(reason: Refusal, keyId?: string): never {
+  log('info', 'authorizer decision', { decision: 'deny', reason, ...(keyId ? { key_id: keyId } : {}) });
+  // The exact message API Gateway maps to 401 UNAUTHORIZED.
+  throw new Error('Unauthorized');
+}
+
+function headerValue(headers: Record<string, string | undefined> | null, name: string): string | undefined {
+  if (!headers) return undefined;
+  for (const [key, value] of Object.entries(headers)) {
+    if (key.toLowerCase() === name) return value;
+  }
+  return undefined;
+}
+
+/** `arn:aws:execute-api:region:account:api-id/stage/*` — valid for every route, so cached policies never 403 another route. */
+function apiWideResource(methodArn: string): string {
+  const [base, stage] = methodArn.split('/');
+  return `${base}/${stage}/*`;
+}
+
+export function evaluate(record: KeyRecord | undefined, environment: 'live' | 'test', now: number, s: Settings) {
+  if (!record) return { refusal: 'unknown' as const };
+  if (record.revoked_at) return { refusal: 'revoked' as const };
+  if (record.expires_at && now >= Date.parse(record.expires_at)) return { refusal: 'expired' as const };
+  if (record.environment !== environment) return { refusal: 'environment' as const };
+  const ceiling = new Set(s.tiers[record.tier].ceiling);
+  const capabilities = record.capabilities.filter((c) => covers(ceiling, c));
+  return { capabilities };
+}
+
+export async function handler(event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> {
+  const apiKey = headerValue(event.headers, 'x-api-key');
+  if (!apiKey) refuse('missing');
+  const parsed = parseApiKey(apiKey, settings.keyPrefix);
+  if (!parsed) refuse('malformed');
+
+  const record = await keys.getByHash(hashApiKey(apiKey));
+  const verdict = evaluate(record, parsed.environment, Date.now(), settings);
+  if (!record || !verdict.capabilities) refuse(verdict.refusal ?? 'unknown', record?.key_id);
+
+  log('info', 'authorizer decision', { decision: 'allow', key_id: record.key_id, account_id: record.account_id });
+  return {
+    principalId: record.key_id,
+    policyDocument: {
+      Version: '2012-10-17',
+      Statement: [{ Action: 'execute-api:Invoke', Effect: 'Allow', Resource: apiWideResource(event.methodArn) }],
+    },
+    context: encodeCaller({
+      keyId: record.key_id,
+      accountId: record.account_id,
+      tier: record.tier,
+      environment: record.environment,
+      name: record.name,
+      prefix: record.prefix,
+      createdAt: record.created_at,
+      expiresAt: record.expires_at ?? null,
+      capabilities: verdict.capabilities,
+      workspaces: record.workspaces,
+      rateLimit: rateLimitFor(settings, record.tier, record.environment),
+    }),
+  };
+}

@@ -1,0 +1,8 @@
+/** Fail fast on a missing variable at cold start, instead of `process.env.X || ''` failing later. */
+export function requireEnv(name: string): string {
+  const value = process.env[name];
+  if (value === undefined || value === '') {
+    throw new Error(`environment variable ${name} is not set`);
+  }
+  return value;
+}

@@ -1,0 +1,117 @@
+/**
+ * One error hierarchy for the whole codebase. Services throw these; the HTTP error mapper turns them
+ * into the contract's bodies (API.md §3); the admin CLI prints their message.
+ */
+import type { Capability } from './capabilities.js';
+
+export interface FieldError {
+  readonly field: string;
+  readonly message: string;
+}
+
+export abstract class ApiError extends Error {
+  abstract readonly status: number;
+  abstract readonly code: string;
+  /** Extra contract fields of the error body. */
+  extra(): Record<string, unknown> {
+    return {};
+  }
+}
+
+export class ValidationError extends ApiError {
+  readonly status = 400;
+  readonly code = 'VALIDATION_ERROR';
+  constructor(
+    readonly details: readonly FieldError[],
+    message = 'The request is not valid',
+  ) {
+    super(message);
+  }
+  static field(field: string, message: string): ValidationError {
+    return new ValidationError([{ field, message }], `${field}: ${message}`);
+  }
+  override extra() {
+    return { details: this.details };
+  }
+}
+
+export class UnauthorizedError extends ApiError {
+  readonly status = 401;
+  readonly code = 'UNAUTHORIZED';
+  constructor(message = 'Missing or invalid API key; send it in the x-api-key header') {
+    super(message);
+  }
+}
+
+export class CapabilityDeniedError extends ApiError {
+  readonly status = 403;
+  readonly code = 'CAPABILITY_DENIED';
+  constructor(
+    readonly required: Capability,
+    readonly actual: readonly Capability[],
+  ) {
+    super('Insufficient capability');
+  }
+  override extra() {
+    return { required: this.required, actual: this.actual };
+  }
+}
+
+export class WorkspaceDeniedError extends ApiError {
+  readonly status = 403;
+  readonly code = 'WORKSPACE_DENIED';
+  constructor(readonly workspaceId: string) {
+    super(`This key cannot reach workspace '${workspaceId}'`);
+  }
+  override extra() {
+    return { workspace_id: this.workspaceId };
+  }
+}
+
+export class TierCeilingExceededError extends ApiError {
+  readonly status = 403;
+  readonly code = 'TIER_CEILING_EXCEEDED';
+  constructor(
+    readonly tier: string,
+    readonly capability: Capability,
+  ) {
+    super(`The '${tier}' tier does not allow the capability '${capability}'`);
+  }
+  override extra() {
+    return { tier: this.tier, capability: this.capability };
+  }
+}
+
+export class NotFoundError extends ApiError {
+  readonly status = 404;
+  readonly code = 'NOT_FOUND';
+  constructor(message = 'Not found') {
+    super(message);
+  }
+}
+
+export class ConflictError extends ApiError {
+  readonly status = 409;
+  constructor(
+    readonly code: 'KEY_LIMIT_REACHED' | 'ALREADY_EXISTS' | 'WORKFLOW_NOT_DEPLOYED' | 'EXECUTION_FINISHED',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class PayloadTooLargeError extends ApiError {
+  readonly status = 413;
+  readonly code = 'PAYLOAD_TOO_LARGE';
+  constructor(message = 'The request body is too large') {
+    super(message);
+  }
+}
+
+export class RateLimitExceededError extends ApiError {
+  readonly status = 429;
+  readonly code = 'RATE_LIMIT_EXCEEDED';
+  constructor(readonly resetEpochSeconds: number) {
+    super('Rate limit exceeded; retry after the time in the Retry-After header');
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * The HTTP edge of every handler Lambda: one middleware stack (middy) that decodes the caller, charges
+ * the request to its key's counter (the one write of the hot path), maps errors to the contract's
+ * bodies, and sets the X-RateLimit-* headers on every response, success or error.
+ */
+import middy from '@middy/core';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import { decodeCaller, type Caller } from './caller.js';
+import { ApiError, NotFoundError, RateLimitExceededError } from './errors.js';
+import { log } from './log.js';
+import type { Hit, UsageRepository } from './repositories/usage.js';
+
+export type ProxyEvent = APIGatewayProxyEvent;
+export type ProxyResult = APIGatewayProxyResult;
+
+export function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): ProxyResult {
+  return {
+    statusCode,
+    headers: { 'content-type': 'application/json', ...headers },
+    body: body === undefined ? '' : JSON.stringify(body),
+  };
+}
+
+export function errorResponse(error: unknown, requestId: string, route: string): ProxyResult {
+  if (error instanceof ApiError) {
+    return json(error.status, { error: error.message, code: error.code, ...error.extra() });
+  }
+  // Details go to the log, never to the client.
+  log('error', 'unhandled error', {
+    route,
+    request_id: requestId,
+    error: error instanceof Error ? { name: error.name, message: error.message, stack: error.stack } : String(error),
+  });
+  return json(500, { error: 'Internal server error', code: 'INTERNAL_ERROR', request_id: requestId });
+}
+
+/** What a route receives: the event, the authenticated caller, and this request's counter result. */
+export interface RequestContext {
+  readonly event: ProxyEvent;
+  readonly caller: Caller;
+  readonly hit: Hit;
+}
+
+export type Route = (request: RequestContext) => Promise<ProxyResult>;
+
+/** The Lambda context, carrying what the middleware established for this invocation. */
+type HandlerContext = Context & { caller?: Caller; hit?: Hit };
+
+function rateLimitHeaders(hit: Hit): Record<string, string> {
+  return {
+    'X-RateLimit-Limit': String(hit.limit),
+    'X-RateLimit-Remaining': String(hit.remaining),
+    'X-RateLimit-Reset': String(hit.reset),
+  };
+}
+
+const routeName = (event: ProxyEvent) => `${event.httpMethod} ${event.resource}`;
+
+/**
+ * Wraps the routes of one Lambda. `routes` is keyed by `<METHOD> <resource>` as API Gateway names them
+ * (`GET /keys/{key_id}`), so nothing re-parses paths.
+ */
+export function authenticatedHandler(
+  usage: UsageRepository,
+  routes: Readonly<Record<string, Route>>,
+  now: () => Date = () => new Date(),
+) {
+  return middy<ProxyEvent, ProxyResult, Error, HandlerContext>()
+    .use({
+      before: async (request) => {
+        const caller = decodeCaller(request.event.requestContext?.authorizer);
+        const hit = await usage.hit(caller.keyId, caller.accountId, caller.rateLimit, now());
+        request.context.caller = caller;
+        request.context.hit = hit;
+        if (!hit.admitted) throw new RateLimitExceededError(hit.reset);
+      },
+      after: (request) => {
+        const hit = request.context.hit;
+        if (hit && request.response) {
+          request.response.headers = { ...request.response.headers, ...rateLimitHeaders(hit) };
+        }
+      },
+      onError: (request) => {
+        const event = request.event;
+        const response = errorResponse(request.error, event.requestContext?.requestId ?? 'unknown', routeName(event));
+        const hit = request.context.hit;
+        const headers: Record<string, string> = hit ? rateLimitHeaders(hit) : {};
+        if (request.error instanceof RateLimitExceededError) {
+          const nowSeconds = Math.floor((hit?.now ?? now()).getTime() / 1000);
+          headers['Retry-After'] = String(Math.max(1, request.error.resetEpochSeconds - nowSeconds));
+        }
+        response.headers = { ...response.headers, ...headers };
+        request.response = response;
+      },
+    })
+    .handler(async (event, context) => {
+      const route = routes[routeName(event)];
+      const { caller, hit } = context;
+      if (!caller || !hit) throw new Error('middleware did not establish the caller');
+      if (!route) throw new NotFoundError('No such route');
+      return route({ event, caller, hit });
+    });
+}

@@ -1,0 +1,75 @@
+import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { isConditionalCheckFailed } from '../ddb.js';
+import { ConflictError, NotFoundError } from '../errors.js';
+import type { TierName } from '../settings.js';
+
+/** Accounts table item (partition key `account_id`). */
+export interface AccountRecord {
+  readonly account_id: string;
+  readonly tier: TierName;
+  /** Keys created and not revoked; the key-limit transaction keeps it exact under concurrency. */
+  readonly active_keys: number;
+  readonly created_at: string;
+  readonly updated_at: string;
+}
+
+export const ACCOUNT_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+export class AccountsRepository {
+  constructor(
+    private readonly doc: DynamoDBDocumentClient,
+    private readonly table: string,
+  ) {}
+
+  async get(accountId: string): Promise<AccountRecord | undefined> {
+    const out = await this.doc.send(
+      new GetCommand({ TableName: this.table, Key: { account_id: accountId }, ConsistentRead: true }),
+    );
+    return out.Item as AccountRecord | undefined;
+  }
+
+  /** Create-only: 409 ALREADY_EXISTS when the id is taken. */
+  async create(accountId: string, tier: TierName, now: Date): Promise<AccountRecord> {
+    const record: AccountRecord = {
+      account_id: accountId,
+      tier,
+      active_keys: 0,
+      created_at: now.toISOString(),
+      updated_at: now.toISOString(),
+    };
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: record,
+          ConditionExpression: 'attribute_not_exists(account_id)',
+        }),
+      );
+    } catch (error) {
+      if (isConditionalCheckFailed(error)) {
+        throw new ConflictError('ALREADY_EXISTS', `Account '${accountId}' already exists`);
+      }
+      throw error;
+    }
+    return record;
+  }
+
+  async setTier(accountId: string, tier: TierName, now: Date): Promise<AccountRecord> {
+    try {
+      const out = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { account_id: accountId },
+          UpdateExpression: 'SET tier = :tier, updated_at = :now',
+          ConditionExpression: 'attribute_exists(account_id)',
+          ExpressionAttributeValues: { ':tier': tier, ':now': now.toISOString() },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return out.Attributes as AccountRecord;
+    } catch (error) {
+      if (isConditionalCheckFailed(error)) throw new NotFoundError(`Account '${accountId}' does not exist`);
+      throw error;
+    }
+  }
+}

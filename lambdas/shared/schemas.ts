@@ -1,0 +1,82 @@
+/**
+ * Request body schemas (JSON Schema, validated with Ajv): the one place request shapes are defined,
+ * used by the HTTP handlers and the admin CLI alike.
+ */
+import { Ajv, type ErrorObject, type JSONSchemaType } from 'ajv';
+import { ValidationError, type FieldError } from './errors.js';
+import { PRESET_NAMES, SCOPE_NAMES, type PresetName, type ScopeName } from './capabilities.js';
+import type { KeyEnvironment } from './api-key.js';
+
+const ajv = new Ajv({ allErrors: true, strict: true });
+
+export const EXPIRY_DAYS = [7, 30, 60, 90, 180, 365] as const;
+
+export interface CreateKeyBody {
+  name: string;
+  capabilities?: string[];
+  preset?: PresetName;
+  scope?: ScopeName;
+  workspaces?: string[];
+  expires_in_days?: (typeof EXPIRY_DAYS)[number];
+  environment?: KeyEnvironment;
+}
+
+export const WORKSPACE_PATTERN = '^(\\*|[A-Za-z0-9][A-Za-z0-9_-]{0,63})$';
+
+const createKeySchema: JSONSchemaType<CreateKeyBody> = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name'],
+  properties: {
+    name: { type: 'string', minLength: 1, maxLength: 100 },
+    capabilities: { type: 'array', nullable: true, items: { type: 'string' }, minItems: 1, maxItems: 100 },
+    preset: { type: 'string', nullable: true, enum: PRESET_NAMES },
+    scope: { type: 'string', nullable: true, enum: SCOPE_NAMES },
+    workspaces: {
+      type: 'array',
+      nullable: true,
+      items: { type: 'string', pattern: WORKSPACE_PATTERN },
+      minItems: 1,
+      maxItems: 100,
+      uniqueItems: true,
+    },
+    expires_in_days: { type: 'integer', nullable: true, enum: [...EXPIRY_DAYS] },
+    environment: { type: 'string', nullable: true, enum: ['live', 'test'] },
+  },
+  oneOf: [{ required: ['capabilities'] }, { required: ['preset'] }, { required: ['scope'] }],
+};
+
+const validators = {
+  createKey: ajv.compile(createKeySchema),
+};
+
+function toFieldErrors(errors: ErrorObject[] | null | undefined): FieldError[] {
+  const out: FieldError[] = [];
+  for (const e of errors ?? []) {
+    if (e.keyword === 'oneOf') {
+      out.push({ field: 'capabilities', message: 'give exactly one of capabilities, preset or scope' });
+      continue;
+    }
+    if (e.keyword === 'required' && e.schemaPath.startsWith('#/oneOf')) continue; // summarised by oneOf
+    const missing = e.keyword === 'required' ? String(e.params['missingProperty']) : undefined;
+    const extra = e.keyword === 'additionalProperties' ? String(e.params['additionalProperty']) : undefined;
+    const path = e.instancePath.replace(/^\//, '').replace(/\//g, '.');
+    const field = [path, missing ?? extra].filter(Boolean).join('.') || 'body';
+    const message = extra
+      ? 'is not a known field'
+      : e.keyword === 'enum'
+        ? `must be one of ${(e.params['allowedValues'] as unknown[]).join(', ')}`
+        : (e.message ?? 'is not valid');
+    out.push({ field, message });
+  }
+  return out;
+}
+
+function check<T>(validate: ((v: unknown) => v is T) & { errors?: ErrorObject[] | null }, body: unknown): T {
+  if (validate(body)) return body;
+  const details = toFieldErrors(validate.errors);
+  const first = details[0];
+  throw new ValidationError(details, first ? `${first.field}: ${first.message}` : 'The request body is not valid');
+}
+
+export const parseCreateKeyBody = (body: unknown): CreateKeyBody => check(validators.createKey, body);

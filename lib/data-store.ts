@@ -1,0 +1,83 @@
+import { RemovalPolicy } from 'aws-cdk-lib';
+import { AttributeType, Billing, TableV2, type ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { Construct } from 'constructs';
+
+export interface DataStoreProps {
+  /**
+   * What happens to the tables when they leave the stack.
+   * @default RemovalPolicy.RETAIN — data outlives the stack unless the deployer says otherwise
+   */
+  readonly removalPolicy?: RemovalPolicy;
+}
+
+/**
+ * The stateful half of the stack: every DynamoDB table, on-demand, with point-in-time recovery.
+ * Functions receive the tables through typed props, so redeploying code never touches data.
+ * The access patterns behind each key and index are in docs/data-model.md.
+ */
+export class DataStore extends Construct {
+  /** `pk` = `H#<sha256(key)>` (key record) or `K#<key_id>` (pointer to the hash); GSI `by-account`. */
+  readonly keysTable: ITableV2;
+  /** `account_id`: tier and the active-key counter. */
+  readonly accountsTable: ITableV2;
+  /** (`key_id`, `day`): per-minute windows, daily totals, last use. */
+  readonly usageTable: ITableV2;
+  /** (`account_id`, `sk`): workflow heads `W#<slug>` and versions `V#<slug>#<n>`. */
+  readonly workflowsTable: ITableV2;
+  /** (`account_id`, `execution_id`); GSI `by-workflow`. */
+  readonly executionsTable: ITableV2;
+
+  constructor(scope: Construct, id: string, props: DataStoreProps = {}) {
+    super(scope, id);
+    const common = {
+      billing: Billing.onDemand(),
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+    };
+
+    this.keysTable = new TableV2(this, 'KeysTable', {
+      ...common,
+      partitionKey: { name: 'pk', type: AttributeType.STRING },
+      timeToLiveAttribute: 'ttl',
+      globalSecondaryIndexes: [
+        {
+          indexName: 'by-account',
+          partitionKey: { name: 'account_id', type: AttributeType.STRING },
+          sortKey: { name: 'created_at', type: AttributeType.STRING },
+        },
+      ],
+    });
+
+    this.accountsTable = new TableV2(this, 'AccountsTable', {
+      ...common,
+      partitionKey: { name: 'account_id', type: AttributeType.STRING },
+    });
+
+    this.usageTable = new TableV2(this, 'UsageTable', {
+      ...common,
+      partitionKey: { name: 'key_id', type: AttributeType.STRING },
+      sortKey: { name: 'day', type: AttributeType.STRING },
+      timeToLiveAttribute: 'ttl',
+    });
+
+    this.workflowsTable = new TableV2(this, 'WorkflowsTable', {
+      ...common,
+      partitionKey: { name: 'account_id', type: AttributeType.STRING },
+      sortKey: { name: 'sk', type: AttributeType.STRING },
+    });
+
+    this.executionsTable = new TableV2(this, 'ExecutionsTable', {
+      ...common,
+      partitionKey: { name: 'account_id', type: AttributeType.STRING },
+      sortKey: { name: 'execution_id', type: AttributeType.STRING },
+      timeToLiveAttribute: 'ttl',
+      globalSecondaryIndexes: [
+        {
+          indexName: 'by-workflow',
+          partitionKey: { name: 'account_workflow', type: AttributeType.STRING },
+          sortKey: { name: 'execution_id', type: AttributeType.STRING },
+        },
+      ],
+    });
+  }
+}

@@ -1,0 +1,59 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction, OutputFormat, type NodejsFunctionProps } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { Construct } from 'constructs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export interface KnoudsFunctionProps extends Omit<NodejsFunctionProps, 'entry'> {
+  /** The folder under `lambdas/` whose `index.ts` is the handler module. */
+  readonly lambda: string;
+  /** @default RetentionDays.ONE_MONTH */
+  readonly logRetention?: RetentionDays;
+}
+
+/**
+ * Every function of the stack: Node.js 22 on ARM64, bundled by the local esbuild into one minified ESM
+ * file that includes the AWS SDK (so the bundle that deploys is the bundle the local runner executes),
+ * with source maps, kept names, its own log group, and the caller's environment merged in.
+ */
+export class KnoudsFunction extends NodejsFunction {
+  constructor(scope: Construct, id: string, props: KnoudsFunctionProps) {
+    const { lambda, logRetention, environment, bundling, ...rest } = props;
+    const logGroup = new LogGroup(scope, `${id}Logs`, {
+      retention: logRetention ?? RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    super(scope, id, {
+      runtime: Runtime.NODEJS_22_X,
+      architecture: Architecture.ARM_64,
+      memorySize: 512,
+      timeout: Duration.seconds(10),
+      handler: 'handler',
+      projectRoot: PROJECT_ROOT,
+      depsLockFilePath: path.join(PROJECT_ROOT, 'package-lock.json'),
+      logGroup,
+      ...rest,
+      entry: path.join(PROJECT_ROOT, 'lambdas', lambda, 'index.ts'),
+      environment: {
+        NODE_OPTIONS: '--enable-source-maps',
+        ...environment,
+      },
+      bundling: {
+        format: OutputFormat.ESM,
+        target: 'node22',
+        minify: true,
+        sourceMap: true,
+        keepNames: true,
+        mainFields: ['module', 'main'],
+        externalModules: [],
+        // Some CommonJS dependencies of the SDK call require(); give the ESM bundle one.
+        banner: "import { createRequire as __knoudsCreateRequire } from 'node:module'; const require = __knoudsCreateRequire(import.meta.url);",
+        ...bundling,
+      },
+    });
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * Runs functions as Lambda does: each instance is a worker thread with only the function's own
+ * environment, serving one invocation at a time; a warm instance is reused, a new one is started
+ * (a cold start) when all are busy, up to `maxInstances`, after which invocations wait.
+ */
+import { randomUUID } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { Worker } from 'node:worker_threads';
+import type { FunctionDef } from './template.js';
+
+export class FunctionError extends Error {
+  constructor(
+    readonly errorName: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'FunctionError';
+  }
+}
+
+export type LogSink = (functionId: string, line: string) => void;
+
+interface Instance {
+  readonly worker: Worker;
+  readonly ready: Promise<void>;
+  busy: boolean;
+}
+
+const WORKER_URL = new URL('./lambda-worker.mjs', import.meta.url);
+
+export class FunctionPool {
+  private readonly idle: Instance[] = [];
+  private readonly all = new Set<Instance>();
+  private readonly waiting: ((instance: Instance) => void)[] = [];
+  private closed = false;
+
+  constructor(
+    readonly def: FunctionDef,
+    private readonly baseEnv: Record<string, string>,
+    private readonly onLog: LogSink,
+    private readonly maxInstances = 64,
+  ) {}
+
+  private spawn(): Instance {
+    const env: Record<string, string> = {
+      ...this.baseEnv,
+      ...this.def.environment,
+      AWS_LAMBDA_FUNCTION_NAME: this.def.logicalId,
+      AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(this.def.memoryMb),
+      AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
+    };
+    const worker = new Worker(WORKER_URL, {
+      env,
+      stdout: true,
+      stderr: true,
+      workerData: {
+        modulePath: this.def.modulePath,
+        exportName: this.def.exportName,
+        functionName: this.def.logicalId,
+        memoryMb: this.def.memoryMb,
+        sourceMaps: (env['NODE_OPTIONS'] ?? '').includes('--enable-source-maps'),
+      },
+    });
+    for (const stream of [worker.stdout, worker.stderr]) {
+      createInterface({ input: stream }).on('line', (line) => this.onLog(this.def.logicalId, line));
+    }
+    const ready = new Promise<void>((resolve, reject) => {
+      const onMessage = (m: { ready?: boolean }) => {
+        if (m.ready) {
+          worker.off('message', onMessage);
+          worker.off('error', reject);
+          resolve();
+        }
+      };
+      worker.on('message', onMessage);
+      worker.once('error', reject);
+    });
+    const instance: Instance = { worker, ready, busy: false };
+    worker.on('exit', () => {
+      this.all.delete(instance);
+      const i = this.idle.indexOf(instance);
+      if (i >= 0) this.idle.splice(i, 1);
+    });
+    this.all.add(instance);
+    return instance;
+  }
+
+  private acquire(): Promise<Instance> {
+    const warm = this.idle.pop();
+    if (warm) return Promise.resolve(warm);
+    if (this.all.size < this.maxInstances) return Promise.resolve(this.spawn());
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private release(instance: Instance): void {
+    instance.busy = false;
+    if (!this.all.has(instance)) return;
+    const next = this.waiting.shift();
+    if (next) next(instance);
+    else this.idle.push(instance);
+  }
+
+  /** Invokes the function; resolves with its return value, rejects with FunctionError on any failure. */
+  async invoke(event: unknown): Promise<unknown> {
+    if (this.closed) throw new FunctionError('Closed', 'the local stack is stopping');
+    const instance = await this.acquire();
+    instance.busy = true;
+    try {
+      await instance.ready;
+    } catch (error) {
+      void instance.worker.terminate();
+      throw new FunctionError('InitError', error instanceof Error ? error.message : String(error));
+    }
+    const id = randomUUID();
+    const timeoutMs = this.def.timeoutSeconds * 1000;
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const finish = () => {
+        settled = true;
+        clearTimeout(timer);
+        instance.worker.off('message', onMessage);
+        instance.worker.off('exit', onExit);
+      };
+      const onMessage = (m: { id?: string; ok?: boolean; value?: unknown; error?: { name: string; message: string } }) => {
+        if (m.id !== id) return;
+        finish();
+        this.release(instance);
+        if (m.ok) resolve(m.value);
+        else reject(new FunctionError(m.error?.name ?? 'Error', m.error?.message ?? 'function failed'));
+      };
+      const onExit = () => {
+        if (settled) return;
+        finish();
+        reject(new FunctionError('Runtime.ExitError', 'the function instance exited'));
+      };
+      const timer = setTimeout(() => {
+        if (settled) return;
+        finish();
+        // As on Lambda, a timed-out environment is discarded.
+        void instance.worker.terminate();
+        reject(new FunctionError('TimeoutError', `Task timed out after ${this.def.timeoutSeconds} seconds`));
+      }, timeoutMs);
+      instance.worker.on('message', onMessage);
+      instance.worker.on('exit', onExit);
+      instance.worker.postMessage({ id, event, requestId: randomUUID(), deadline: Date.now() + timeoutMs });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.all].map((i) => i.worker.terminate()));
+  }
+}

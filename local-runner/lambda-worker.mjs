@@ -1,0 +1,42 @@
+// One Lambda execution environment: a worker thread with the function's own environment, which
+// imports the function's bundle once (its cold start) and then serves one invocation at a time.
+import { parentPort, workerData } from 'node:worker_threads';
+import { pathToFileURL } from 'node:url';
+
+const { modulePath, exportName, functionName, memoryMb, sourceMaps } = workerData;
+if (sourceMaps) process.setSourceMapsEnabled(true);
+
+const mod = await import(pathToFileURL(modulePath).href);
+const handler = mod[exportName];
+if (typeof handler !== 'function') {
+  throw new Error(`${modulePath} does not export a function named ${exportName}`);
+}
+
+function serializeError(error) {
+  if (error instanceof Error) return { name: error.name, message: error.message, stack: error.stack };
+  return { name: 'Error', message: String(error) };
+}
+
+parentPort.on('message', async ({ id, event, requestId, deadline }) => {
+  const context = {
+    awsRequestId: requestId,
+    functionName,
+    functionVersion: '$LATEST',
+    memoryLimitInMB: String(memoryMb),
+    invokedFunctionArn: `arn:aws:lambda:${process.env.AWS_REGION}:000000000000:function:${functionName}`,
+    logGroupName: `/aws/lambda/${functionName}`,
+    logStreamName: 'local',
+    callbackWaitsForEmptyEventLoop: true,
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done() {},
+    fail() {},
+    succeed() {},
+  };
+  try {
+    const value = await handler(event, context);
+    parentPort.postMessage({ id, ok: true, value });
+  } catch (error) {
+    parentPort.postMessage({ id, ok: false, error: serializeError(error) });
+  }
+});
+parentPort.postMessage({ ready: true });
