@@ -17,6 +17,7 @@ import { resolveSettings, SETTINGS_ENV, type SettingsOverrides } from '../lambda
 import { DataStore } from './data-store.js';
 import { addGatewayResponses } from './gateway-responses.js';
 import { KnoudsFunction } from './knouds-function.js';
+import { STACK_OUTPUTS } from './outputs.js';
 
 export interface KnoudsApiStackProps extends StackProps, SettingsOverrides {
   /**
@@ -53,15 +54,7 @@ export interface KnoudsApiStackProps extends StackProps, SettingsOverrides {
   readonly cloudWatchRole?: boolean;
 }
 
-export const STACK_OUTPUTS = {
-  apiUrl: 'ApiUrl',
-  keysTable: 'KeysTableName',
-  accountsTable: 'AccountsTableName',
-  usageTable: 'UsageTableName',
-  workflowsTable: 'WorkflowsTableName',
-  executionsTable: 'ExecutionsTableName',
-  settings: 'Settings',
-} as const;
+export { STACK_OUTPUTS };
 
 export class KnoudsApiStack extends Stack {
   readonly api: RestApi;

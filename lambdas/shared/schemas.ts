@@ -7,7 +7,7 @@ import { ValidationError, type FieldError } from './errors.js';
 import { PRESET_NAMES, SCOPE_NAMES, type PresetName, type ScopeName } from './capabilities.js';
 import type { KeyEnvironment } from './api-key.js';
 
-const ajv = new Ajv({ allErrors: true, strict: true });
+const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false });
 
 export const EXPIRY_DAYS = [7, 30, 60, 90, 180, 365] as const;
 

@@ -74,13 +74,17 @@ export class KeysRepository {
 
   /** A key of this account by id, or undefined (also when another account owns it). */
   async getById(accountId: string, keyId: string): Promise<KeyRecord | undefined> {
+    const record = await this.findById(keyId);
+    return record && record.account_id === accountId ? record : undefined;
+  }
+
+  /** A key by id whatever its account: for operators (the admin CLI), never for API callers. */
+  async findById(keyId: string): Promise<KeyRecord | undefined> {
     const pointer = await this.doc.send(
       new GetCommand({ TableName: this.tables.keys, Key: { pk: idPk(keyId) }, ConsistentRead: true }),
     );
     const hash = pointer.Item?.['key_hash'];
-    if (typeof hash !== 'string') return undefined;
-    const record = await this.getByHash(hash);
-    return record && record.account_id === accountId ? record : undefined;
+    return typeof hash === 'string' ? this.getByHash(hash) : undefined;
   }
 
   /**

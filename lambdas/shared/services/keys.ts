@@ -168,3 +168,19 @@ export async function setAccountTier(
   await deps.accounts.setTier(accountId, tier, now);
   await deps.keys.propagateTier(accountId, tier);
 }
+
+/** Revokes an active key of the account at once; 404 when it is not one (also another account's). */
+export async function revokeKey(deps: KeyServiceDeps, accountId: string, keyId: string): Promise<void> {
+  await deps.keys.revoke(accountId, keyId, (deps.now ?? (() => new Date()))());
+}
+
+/** A page of the account's active keys, oldest first. */
+export async function listKeys(
+  deps: KeyServiceDeps,
+  accountId: string,
+  limit: number,
+  nextToken?: string,
+): Promise<{ items: KeyObject[]; next_token: string | null }> {
+  const page = await deps.keys.listActive(accountId, (deps.now ?? (() => new Date()))(), limit, nextToken);
+  return { items: page.items.map((r) => toKeyObject(r)), next_token: page.nextToken };
+}

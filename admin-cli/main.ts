@@ -1,0 +1,252 @@
+/**
+ * `npm run --silent admin -- <command>`: manages what the API cannot bootstrap (accounts, the first
+ * keys), through the same domain code as the Lambdas, so the same rules apply (tier ceiling, key limit).
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ApiError, NotFoundError, ValidationError } from '../lambdas/shared/errors.js';
+import { ACCOUNT_ID_PATTERN } from '../lambdas/shared/repositories/accounts.js';
+import { createKey, listKeys, revokeKey, setAccountTier } from '../lambdas/shared/services/keys.js';
+import { TIER_NAMES, isTierName, type TierName } from '../lambdas/shared/settings.js';
+import { TargetError, awsTarget, localTarget, type Target } from './target.js';
+
+export const EXIT = { ok: 0, refused: 1, usage: 2, unreachable: 3 } as const;
+
+const GLOBAL_HELP = `Usage: npm run --silent admin -- <command> [options]
+
+Commands:
+  account create --id <id> --tier <tier>
+  account set-tier --id <id> --tier <tier>
+  key create --account <id> --name <name> (--capabilities a,b | --preset <p> | --scope <s>)
+             [--workspace <w>]... [--expires-in-days <n>] [--test]
+  key revoke <key_id>
+  key list --account <id>
+
+Options for every command:
+  --json                 print one JSON object and nothing else
+  --stack-name <name>    work on a deployed stack (with --region or AWS_REGION) instead of the local one
+  --region <region>
+  -h, --help             this help, or a command's help
+
+Exit codes: 0 done, 1 refused (invalid input, limit, ceiling, not found), 2 bad usage, 3 no stack to talk to.`;
+
+class UsageError extends Error {}
+
+type Values = Record<string, string | boolean | string[] | undefined>;
+interface Command {
+  readonly usage: string;
+  readonly options: NonNullable<ParseArgsConfig['options']>;
+  readonly positionals?: number;
+  run(target: Target, values: Values, positionals: string[]): Promise<{ json: unknown; text: string }>;
+}
+
+const str = (values: Values, name: string): string => {
+  const v = values[name];
+  if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} is required`);
+  return v;
+};
+const accountId = (values: Values, name: string): string => {
+  const v = str(values, name);
+  if (!ACCOUNT_ID_PATTERN.test(v)) throw new UsageError(`--${name} '${v}' is not a valid account id (letters, digits, _ and -, at most 64)`);
+  return v;
+};
+const tier = (values: Values): TierName => {
+  const v = str(values, 'tier');
+  if (!isTierName(v)) throw new UsageError(`--tier '${v}' is not a tier; use one of ${TIER_NAMES.join(', ')}`);
+  return v;
+};
+
+/** Body fields of POST /keys → the flags that set them, so errors name the flag. */
+const FLAG_OF_FIELD: Record<string, string> = {
+  name: '--name',
+  capabilities: '--capabilities',
+  preset: '--preset',
+  scope: '--scope',
+  workspaces: '--workspace',
+  expires_in_days: '--expires-in-days',
+  environment: '--test',
+};
+
+const COMMANDS: Record<string, Command> = {
+  'account create': {
+    usage: 'account create --id <id> --tier <free|pro|business|enterprise>',
+    options: { id: { type: 'string' }, tier: { type: 'string' } },
+    async run(target, values) {
+      const account = await target.deps.accounts.create(accountId(values, 'id'), tier(values), new Date());
+      return {
+        json: { account_id: account.account_id, tier: account.tier, created_at: account.created_at },
+        text: `Created account ${account.account_id} (tier ${account.tier}) on the ${target.description}.`,
+      };
+    },
+  },
+  'account set-tier': {
+    usage: 'account set-tier --id <id> --tier <free|pro|business|enterprise>',
+    options: { id: { type: 'string' }, tier: { type: 'string' } },
+    async run(target, values) {
+      const id = accountId(values, 'id');
+      const t = tier(values);
+      await setAccountTier(target.deps, id, t);
+      return { json: { account_id: id, tier: t }, text: `Account ${id} is now on tier ${t}; its keys follow from the next request.` };
+    },
+  },
+  'key create': {
+    usage:
+      'key create --account <id> --name <name> (--capabilities a,b | --preset <p> | --scope <s>) ' +
+      '[--workspace <w>]... [--expires-in-days <7|30|60|90|180|365>] [--test]',
+    options: {
+      account: { type: 'string' },
+      name: { type: 'string' },
+      capabilities: { type: 'string' },
+      preset: { type: 'string' },
+      scope: { type: 'string' },
+      workspace: { type: 'string', multiple: true },
+      'expires-in-days': { type: 'string' },
+      test: { type: 'boolean' },
+    },
+    async run(target, values) {
+      const account = accountId(values, 'account');
+      const body: Record<string, unknown> = { name: str(values, 'name') };
+      if (typeof values['capabilities'] === 'string') {
+        body['capabilities'] = values['capabilities'].split(',').map((c) => c.trim()).filter(Boolean);
+      }
+      if (values['preset'] !== undefined) body['preset'] = values['preset'];
+      if (values['scope'] !== undefined) body['scope'] = values['scope'];
+      if (Array.isArray(values['workspace'])) body['workspaces'] = values['workspace'];
+      const days = values['expires-in-days'];
+      if (typeof days === 'string') {
+        if (!/^\d+$/.test(days)) throw new UsageError(`--expires-in-days '${days}' is not a number of days`);
+        body['expires_in_days'] = Number(days);
+      }
+      if (values['test']) body['environment'] = 'test';
+      const { key, apiKey } = await createKey(target.deps, account, body);
+      const json = {
+        key_id: key.key_id,
+        api_key: apiKey,
+        name: key.name,
+        account_id: key.account_id,
+        workspaces: key.workspaces,
+        capabilities: key.capabilities,
+        environment: key.environment,
+        created_at: key.created_at,
+        expires_at: key.expires_at,
+      };
+      return {
+        json,
+        text:
+          `Created ${key.environment} key ${key.key_id} for ${key.account_id} on the ${target.description}.\n` +
+          `  capabilities: ${key.capabilities.join(', ') || '(none)'}\n  workspaces: ${key.workspaces.join(', ')}\n` +
+          `  expires: ${key.expires_at ?? 'never'}\nAPI key (shown once, store it now): ${apiKey}`,
+      };
+    },
+  },
+  'key revoke': {
+    usage: 'key revoke <key_id>',
+    options: {},
+    positionals: 1,
+    async run(target, _values, positionals) {
+      const keyId = positionals[0];
+      if (!keyId) throw new UsageError('give the key id: key revoke <key_id>');
+      const record = await target.deps.keys.findById(keyId);
+      if (!record || record.revoked_at) throw new NotFoundError(`Key '${keyId}' not found (or already revoked)`);
+      await revokeKey(target.deps, record.account_id, keyId);
+      return { json: { key_id: keyId, account_id: record.account_id, revoked: true }, text: `Revoked ${keyId} of ${record.account_id}; it stops working at once.` };
+    },
+  },
+  'key list': {
+    usage: 'key list --account <id>',
+    options: { account: { type: 'string' } },
+    async run(target, values) {
+      const id = accountId(values, 'account');
+      if (!(await target.deps.accounts.get(id))) throw new NotFoundError(`Account '${id}' does not exist`);
+      const items = [];
+      let token: string | undefined;
+      do {
+        const page = await listKeys(target.deps, id, 100, token);
+        items.push(...page.items);
+        token = page.next_token ?? undefined;
+      } while (token);
+      const lines = items.map(
+        (k) => `${k.key_id}  ${k.prefix}…  ${k.environment}  ${k.name}  [${k.capabilities.join(', ')}]  expires ${k.expires_at ?? 'never'}`,
+      );
+      return { json: { account_id: id, items }, text: lines.length ? lines.join('\n') : `Account ${id} has no active keys.` };
+    },
+  },
+};
+
+const bodyOf = (error: ApiError) => ({ error: error.message, code: error.code, ...error.extra() });
+
+const GLOBAL_OPTIONS = {
+  json: { type: 'boolean' },
+  'stack-name': { type: 'string' },
+  region: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export async function main(argv: string[]): Promise<number> {
+  const json = argv.includes('--json');
+  const out = (text: string) => process.stdout.write(`${text}\n`);
+  const fail = (code: number, body: Record<string, unknown>) => {
+    if (json) out(JSON.stringify(body));
+    else process.stderr.write(`admin: ${String(body['error'])}\n`);
+    return code;
+  };
+
+  const words = argv.filter((a) => !a.startsWith('-')).slice(0, 2).join(' ');
+  const command = COMMANDS[words];
+  if (!command) {
+    if (argv.length === 0 || argv.includes('--help') || argv.includes('-h')) {
+      out(GLOBAL_HELP);
+      return argv.length === 0 ? EXIT.usage : EXIT.ok;
+    }
+    return fail(EXIT.usage, { error: `unknown command '${words}'. Run with --help for the list.`, code: 'USAGE' });
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: { ...GLOBAL_OPTIONS, ...command.options },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (error) {
+    return fail(EXIT.usage, { error: `${(error as Error).message}\nUsage: ${command.usage}`, code: 'USAGE' });
+  }
+  const values = parsed.values as Values;
+  if (values['help']) {
+    out(`Usage: npm run --silent admin -- ${command.usage} [--json] [--stack-name <name> --region <region>]`);
+    return EXIT.ok;
+  }
+  const positionals = parsed.positionals.slice(2);
+  if (positionals.length > (command.positionals ?? 0)) {
+    return fail(EXIT.usage, { error: `unexpected argument '${positionals[command.positionals ?? 0]}'\nUsage: ${command.usage}`, code: 'USAGE' });
+  }
+
+  let target: Target | undefined;
+  try {
+    const stackName = values['stack-name'];
+    if (typeof stackName === 'string') {
+      const region = (values['region'] as string | undefined) ?? process.env['AWS_REGION'] ?? process.env['AWS_DEFAULT_REGION'];
+      if (!region) throw new UsageError('--stack-name needs --region (or AWS_REGION)');
+      target = await awsTarget(stackName, region);
+    } else {
+      target = localTarget();
+    }
+    const result = await command.run(target, values, positionals);
+    out(json ? JSON.stringify(result.json) : result.text);
+    return EXIT.ok;
+  } catch (error) {
+    if (error instanceof UsageError) return fail(EXIT.usage, { error: `${error.message}\nUsage: ${command.usage}`, code: 'USAGE' });
+    if (error instanceof TargetError) return fail(EXIT.unreachable, { error: error.message, code: 'NO_STACK' });
+    if (error instanceof ValidationError) {
+      const details = error.details.map((d) => ({ ...d, flag: FLAG_OF_FIELD[d.field.split('.')[0] ?? ''] ?? d.field }));
+      const first = details[0];
+      const message = first ? `${first.flag}: ${first.message}` : error.message;
+      return fail(EXIT.refused, { ...bodyOf(error), error: message, details });
+    }
+    if (error instanceof ApiError) return fail(EXIT.refused, bodyOf(error));
+    return fail(EXIT.refused, { error: error instanceof Error ? error.message : String(error), code: 'INTERNAL_ERROR' });
+  } finally {
+    target?.close();
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

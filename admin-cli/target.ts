@@ -1,0 +1,94 @@
+/**
+ * Where the admin CLI works: the running local stack (found through the state file `npm start` writes),
+ * or a deployed stack, found by name and region through its CloudFormation outputs.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { TableNames } from '../lambdas/shared/ddb.js';
+import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
+import { KeysRepository } from '../lambdas/shared/repositories/keys.js';
+import type { KeyServiceDeps } from '../lambdas/shared/services/keys.js';
+import { resolveSettings, type Settings } from '../lambdas/shared/settings.js';
+import { STACK_OUTPUTS } from '../lib/outputs.js';
+import { LOCAL_CREDENTIALS } from '../local-runner/dynamodb-local.js';
+import { STATE_FILE, type LocalState } from '../local-runner/state.js';
+
+export class TargetError extends Error {
+  override readonly name = 'TargetError';
+}
+
+export interface Target {
+  readonly description: string;
+  readonly deps: KeyServiceDeps;
+  close(): void;
+}
+
+function build(client: DynamoDBClient, tables: TableNames, settings: Settings, description: string): Target {
+  const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  return {
+    description,
+    deps: {
+      keys: new KeysRepository(doc, { keys: tables.keys, accounts: tables.accounts }),
+      accounts: new AccountsRepository(doc, tables.accounts),
+      settings,
+    },
+    close: () => client.destroy(),
+  };
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function localTarget(stateFile = STATE_FILE): Target {
+  if (!existsSync(stateFile)) {
+    throw new TargetError(
+      'No local stack is running (no .knouds-local.json). Start one with `npm start`, ' +
+        'or point at a deployed stack with --stack-name <name> --region <region>.',
+    );
+  }
+  const state = JSON.parse(readFileSync(stateFile, 'utf8')) as LocalState;
+  if (!isAlive(state.pid)) {
+    throw new TargetError(`The local stack that wrote ${stateFile} (pid ${state.pid}) is not running. Start it with \`npm start\`.`);
+  }
+  process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
+  const client = new DynamoDBClient({ endpoint: state.dynamodbEndpoint, region: state.region, credentials: LOCAL_CREDENTIALS });
+  return build(client, state.tables, state.settings, `local stack at ${state.apiUrl}`);
+}
+
+export async function awsTarget(stackName: string, region: string): Promise<Target> {
+  const cfn = new CloudFormationClient({ region });
+  let outputs: Record<string, string>;
+  try {
+    const out = await cfn.send(new DescribeStacksCommand({ StackName: stackName }));
+    const stack = out.Stacks?.[0];
+    if (!stack) throw new TargetError(`Stack ${stackName} was not found in ${region}`);
+    outputs = Object.fromEntries((stack.Outputs ?? []).map((o) => [o.OutputKey ?? '', o.OutputValue ?? '']));
+  } catch (error) {
+    if (error instanceof TargetError) throw error;
+    throw new TargetError(`Cannot read stack ${stackName} in ${region}: ${(error as Error).message}`);
+  } finally {
+    cfn.destroy();
+  }
+  const need = (name: string) => {
+    const value = outputs[name];
+    if (!value) throw new TargetError(`Stack ${stackName} has no ${name} output; is it a Knouds API stack?`);
+    return value;
+  };
+  const tables: TableNames = {
+    keys: need(STACK_OUTPUTS.keysTable),
+    accounts: need(STACK_OUTPUTS.accountsTable),
+    usage: need(STACK_OUTPUTS.usageTable),
+    workflows: need(STACK_OUTPUTS.workflowsTable),
+    executions: need(STACK_OUTPUTS.executionsTable),
+  };
+  const settings = resolveSettings(JSON.parse(need(STACK_OUTPUTS.settings)) as Settings);
+  return build(new DynamoDBClient({ region }), tables, settings, `stack ${stackName} in ${region}`);
+}

@@ -1,0 +1,82 @@
+/**
+ * `npm start`: the whole Knouds API on this machine. Prints progress, then `Admin API key: <key>`, then
+ * one line per request. Ctrl-C stops everything it started.
+ *
+ *   PORT=3000                 the API's port
+ *   DYNAMODB_ENDPOINT=url     use this DynamoDB instead of starting DynamoDB Local
+ *   --persist <dir>           keep DynamoDB Local's data in <dir> across restarts
+ *   --skip-synth              serve the cloud assembly already in cdk.out
+ *   --quiet-logs              do not echo the functions' log lines
+ */
+import { parseArgs } from 'node:util';
+import path from 'node:path';
+import { StartupError } from './dynamodb-local.js';
+import { startLocalStack, type LocalStack } from './stack.js';
+
+const USAGE = `Usage: npm start [-- --persist <dir>] [--skip-synth] [--quiet-logs]
+Environment: PORT (default 3000), DYNAMODB_ENDPOINT (use an existing DynamoDB instead of DynamoDB Local)`;
+
+function fail(message: string): never {
+  process.stderr.write(`\nnpm start: ${message}\n`);
+  process.exit(1);
+}
+
+let args;
+try {
+  args = parseArgs({
+    options: {
+      persist: { type: 'string' },
+      'skip-synth': { type: 'boolean', default: false },
+      'quiet-logs': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  }).values;
+} catch (error) {
+  fail(`${(error as Error).message}\n${USAGE}`);
+}
+if (args.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+const portText = process.env['PORT'] ?? '3000';
+const port = Number(portText);
+if (!/^\d+$/.test(portText) || port < 1 || port > 65535) fail(`PORT must be a port number (1-65535), got '${portText}'`);
+
+const started = Date.now();
+const say = (line: string) => process.stdout.write(`${line}\n`);
+let stack: LocalStack | undefined;
+let stopping = false;
+
+async function stop(code: number): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  say('\nStopping…');
+  await stack?.close();
+  process.exit(code);
+}
+process.on('SIGINT', () => void stop(0));
+process.on('SIGTERM', () => void stop(0));
+
+try {
+  stack = await startLocalStack({
+    port,
+    ...(process.env['DYNAMODB_ENDPOINT'] ? { dynamodbEndpoint: process.env['DYNAMODB_ENDPOINT'] } : {}),
+    ...(args.persist ? { persistDir: path.resolve(args.persist) } : {}),
+    skipSynth: args['skip-synth'],
+    writeStateFile: true,
+    onProgress: say,
+    onFunctionLog: args['quiet-logs'] ? () => {} : (fn, line) => say(`  [${fn}] ${line}`),
+    onAccessLog: (e) =>
+      say(`${e.httpMethod} ${e.path} ${e.status} ${e.latencyMs}ms${e.errorType ? ` ${e.errorType}` : ''} (${e.requestId})`),
+  });
+} catch (error) {
+  if (error instanceof StartupError) fail(error.message);
+  fail(error instanceof Error ? (error.stack ?? error.message) : String(error));
+}
+if (stopping) process.exit(0);
+
+say(`Admin API key: ${stack.adminKey ?? ''}`);
+say(`Knouds API ready in ${((Date.now() - started) / 1000).toFixed(1)} s at ${stack.apiUrl}`);
+say(`  curl ${stack.apiUrl}/health`);
+say(`  curl -H "x-api-key: <the admin key>" ${stack.apiUrl}/keys/verify`);
+say('Press Ctrl-C to stop.');

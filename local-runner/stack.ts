@@ -1,0 +1,246 @@
+/**
+ * The whole stack on one machine: synthesizes the CDK app (or reads an existing cloud assembly), starts
+ * DynamoDB Local (or uses DYNAMODB_ENDPOINT), creates the template's tables, runs each function's bundle in
+ * isolated workers, and serves the template's API over HTTP. `npm start` (main.ts) and the tests use it.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import path from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { TableNames } from '../lambdas/shared/ddb.js';
+import { ApiError } from '../lambdas/shared/errors.js';
+import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
+import { KeysRepository } from '../lambdas/shared/repositories/keys.js';
+import { createKey, type KeyServiceDeps } from '../lambdas/shared/services/keys.js';
+import { SETTINGS_ENV, type Settings } from '../lambdas/shared/settings.js';
+import { STACK_OUTPUTS } from '../lib/outputs.js';
+import { LOCAL_CREDENTIALS, StartupError, startDynamoDbLocal, waitForDynamoDb, type DynamoDbLocal } from './dynamodb-local.js';
+import { FunctionPool } from './functions.js';
+import { createGateway, type AccessLogEntry } from './gateway.js';
+import { PROJECT_ROOT, STATE_FILE, type LocalState } from './state.js';
+import { ensureTables } from './tables.js';
+import { loadApiModel, type LocalApiModel } from './template.js';
+
+// Node 20 is supported locally (Lambda runs 22+); the SDK's notice about it is noise here.
+const QUIET_SDK_ENV = { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } as const;
+Object.assign(process.env, QUIET_SDK_ENV);
+
+export const LOCAL_REGION = 'us-east-1';
+export const LOCAL_ACCOUNT_ID = '000000000000';
+export const DEMO_ACCOUNT_ID = 'acct_demo';
+export const LOCAL_ADMIN_KEY_NAME = 'Local admin key (npm start)';
+
+export interface LocalStackOptions {
+  /** HTTP port of the API; 0 picks a free one. @default 3000 */
+  readonly port?: number;
+  /** Use this DynamoDB instead of starting DynamoDB Local. */
+  readonly dynamodbEndpoint?: string;
+  /** Keep DynamoDB Local's data in this folder. */
+  readonly persistDir?: string;
+  /** Synthesize into this folder. @default <project>/cdk.out */
+  readonly cdkOut?: string;
+  /** Use the cloud assembly already in `cdkOut` instead of synthesizing. */
+  readonly skipSynth?: boolean;
+  /** Seed acct_demo and a fresh admin key. @default true */
+  readonly seed?: boolean;
+  /** Write the state file the admin CLI reads. @default false */
+  readonly writeStateFile?: boolean;
+  readonly onProgress?: (message: string) => void;
+  /** Each log line a function writes. */
+  readonly onFunctionLog?: (functionId: string, line: string) => void;
+  readonly onAccessLog?: (entry: AccessLogEntry) => void;
+}
+
+export interface LocalStack {
+  readonly url: string;
+  readonly apiUrl: string;
+  readonly dynamodbEndpoint: string;
+  readonly model: LocalApiModel;
+  readonly state: LocalState;
+  /** The admin key printed at startup (when seeded). */
+  readonly adminKey?: string;
+  /** An SDK client on the stack's DynamoDB, for operators and tests. */
+  readonly doc: DynamoDBDocumentClient;
+  close(): Promise<void>;
+}
+
+/** Runs `cdk synth` with the project's pinned CLI, as `npx cdk deploy` would. */
+export function synthesize(outDir: string): Promise<void> {
+  const cli = path.join(PROJECT_ROOT, 'node_modules', 'aws-cdk', 'bin', 'cdk');
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, 'synth', '--quiet', '--no-notices', '--output', outDir], {
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, CDK_DISABLE_CLI_TELEMETRY: 'true', CI: process.env['CI'] ?? 'true' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    const keep = (chunk: Buffer) => (output = (output + chunk.toString()).slice(-8000));
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    child.on('error', reject);
+    child.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new StartupError(`cdk synth failed (exit code ${code}):\n${output}`)),
+    );
+  });
+}
+
+function listen(server: Server, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException) => {
+      server.off('listening', onListening);
+      if (error.code === 'EADDRINUSE') {
+        reject(new StartupError(`Port ${port} is already in use. Stop what is using it, or choose another: PORT=3001 npm start`));
+      } else reject(error);
+    };
+    const onListening = () => {
+      server.off('error', onError);
+      const address = server.address();
+      resolve(typeof address === 'object' && address ? address.port : port);
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen(port, '127.0.0.1');
+  });
+}
+
+function tableNamesOf(model: LocalApiModel): TableNames {
+  const byOutput = (name: string) => {
+    const value = model.outputs[name];
+    if (!value) throw new StartupError(`the template has no ${name} output`);
+    return value;
+  };
+  return {
+    keys: byOutput(STACK_OUTPUTS.keysTable),
+    accounts: byOutput(STACK_OUTPUTS.accountsTable),
+    usage: byOutput(STACK_OUTPUTS.usageTable),
+    workflows: byOutput(STACK_OUTPUTS.workflowsTable),
+    executions: byOutput(STACK_OUTPUTS.executionsTable),
+  };
+}
+
+/** acct_demo (tier business) if missing, and a fresh admin-scope key that replaces the previous start's one. */
+async function seed(deps: KeyServiceDeps, now: Date): Promise<string> {
+  try {
+    await deps.accounts.create(DEMO_ACCOUNT_ID, 'business', now);
+  } catch (error) {
+    if (!(error instanceof ApiError && error.code === 'ALREADY_EXISTS')) throw error;
+  }
+  let token: string | undefined;
+  do {
+    const page = await deps.keys.listActive(DEMO_ACCOUNT_ID, now, 100, token);
+    for (const key of page.items) {
+      if (key.name === LOCAL_ADMIN_KEY_NAME) await deps.keys.revoke(DEMO_ACCOUNT_ID, key.key_id, now);
+    }
+    token = page.nextToken ?? undefined;
+  } while (token);
+  const created = await createKey(deps, DEMO_ACCOUNT_ID, { name: LOCAL_ADMIN_KEY_NAME, scope: 'admin' });
+  return created.apiKey;
+}
+
+export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
+  const progress = options.onProgress ?? (() => {});
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const close = async () => {
+    for (const cleanup of cleanups.reverse()) {
+      try {
+        await cleanup();
+      } catch {
+        // keep closing the rest
+      }
+    }
+    cleanups.length = 0;
+  };
+  try {
+    const cdkOut = options.cdkOut ?? path.join(PROJECT_ROOT, 'cdk.out');
+    if (!options.skipSynth) {
+      progress('Synthesizing the CDK app (cdk synth, bundling the functions with esbuild)…');
+      await synthesize(cdkOut);
+    } else if (!existsSync(path.join(cdkOut, 'manifest.json'))) {
+      throw new StartupError(`no cloud assembly in ${cdkOut}; run npx cdk synth first`);
+    }
+    const model = loadApiModel(cdkOut, { region: LOCAL_REGION, accountId: LOCAL_ACCOUNT_ID });
+
+    let endpoint = options.dynamodbEndpoint;
+    if (endpoint) {
+      progress(`Using DynamoDB at ${endpoint}…`);
+      await waitForDynamoDb(endpoint, 10_000);
+    } else {
+      progress(options.persistDir ? `Starting DynamoDB Local (data in ${options.persistDir})…` : 'Starting DynamoDB Local (in memory)…');
+      const ddb: DynamoDbLocal = await startDynamoDbLocal(options.persistDir ? { dataDir: options.persistDir } : {});
+      cleanups.push(() => ddb.stop());
+      endpoint = ddb.endpoint;
+    }
+    const client = new DynamoDBClient({ endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
+    cleanups.push(() => client.destroy());
+    const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+
+    progress(`Creating ${model.tables.length} tables…`);
+    await ensureTables(client, model.tables);
+
+    const tables = tableNamesOf(model);
+    const settings = JSON.parse(
+      [...model.functions.values()].map((f) => f.environment[SETTINGS_ENV]).find(Boolean) ?? 'null',
+    ) as Settings | null;
+    if (!settings) throw new StartupError(`no function of the template carries ${SETTINGS_ENV}`);
+
+    // What Lambda's environment gives every function, pointed at the local DynamoDB.
+    const baseEnv: Record<string, string> = {
+      AWS_REGION: LOCAL_REGION,
+      AWS_DEFAULT_REGION: LOCAL_REGION,
+      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+      AWS_ENDPOINT_URL_DYNAMODB: endpoint,
+      TZ: 'UTC',
+      LANG: 'en_US.UTF-8',
+      PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+      ...QUIET_SDK_ENV,
+    };
+    const onLog = options.onFunctionLog ?? (() => {});
+    const pools = new Map<string, FunctionPool>();
+    for (const def of model.functions.values()) pools.set(def.logicalId, new FunctionPool(def, baseEnv, onLog));
+    cleanups.push(() => Promise.all([...pools.values()].map((p) => p.close())).then(() => undefined));
+    const invoke = (functionId: string, event: unknown) => {
+      const pool = pools.get(functionId);
+      if (!pool) return Promise.reject(new Error(`no bundled function ${functionId}`));
+      return pool.invoke(event);
+    };
+
+    const server = createServer(
+      { keepAlive: true, keepAliveTimeout: 5000 },
+      createGateway({ model, invoke, region: LOCAL_REGION, accountId: LOCAL_ACCOUNT_ID, ...(options.onAccessLog ? { accessLog: options.onAccessLog } : {}) }),
+    );
+    const port = await listen(server, options.port ?? 3000);
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        }),
+    );
+    const url = `http://localhost:${port}`;
+    const apiUrl = `${url}/${model.stageName}`;
+
+    let adminKey: string | undefined;
+    if (options.seed ?? true) {
+      progress(`Seeding account ${DEMO_ACCOUNT_ID}…`);
+      const deps: KeyServiceDeps = {
+        keys: new KeysRepository(doc, { keys: tables.keys, accounts: tables.accounts }),
+        accounts: new AccountsRepository(doc, tables.accounts),
+        settings,
+      };
+      adminKey = await seed(deps, new Date());
+    }
+
+    const state: LocalState = { pid: process.pid, apiUrl, dynamodbEndpoint: endpoint, region: LOCAL_REGION, tables, settings };
+    if (options.writeStateFile) {
+      writeFileSync(STATE_FILE, `${JSON.stringify(state, null, 2)}\n`);
+      cleanups.push(() => rmSync(STATE_FILE, { force: true }));
+    }
+    return { url, apiUrl, dynamodbEndpoint: endpoint, model, state, ...(adminKey ? { adminKey } : {}), doc, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}

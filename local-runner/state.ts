@@ -1,0 +1,17 @@
+/** The file through which a running `npm start` tells the admin CLI where its DynamoDB and tables are. */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { TableNames } from '../lambdas/shared/ddb.js';
+import type { Settings } from '../lambdas/shared/settings.js';
+
+export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const STATE_FILE = path.join(PROJECT_ROOT, '.knouds-local.json');
+
+export interface LocalState {
+  readonly pid: number;
+  readonly apiUrl: string;
+  readonly dynamodbEndpoint: string;
+  readonly region: string;
+  readonly tables: TableNames;
+  readonly settings: Settings;
+}
