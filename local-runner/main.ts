@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { StartupError } from './dynamodb-local.js';
 import { startLocalStack, type LocalStack } from './stack.js';
+import { STATE_FILE } from './state.js';
 
 const USAGE = `Usage: npm start [-- --persist <dir>] [--skip-synth] [--quiet-logs]
 Environment: PORT (default 3000), DYNAMODB_ENDPOINT (use an existing DynamoDB instead of DynamoDB Local)`;
@@ -63,7 +64,7 @@ try {
     ...(process.env['DYNAMODB_ENDPOINT'] ? { dynamodbEndpoint: process.env['DYNAMODB_ENDPOINT'] } : {}),
     ...(args.persist ? { persistDir: path.resolve(args.persist) } : {}),
     skipSynth: args['skip-synth'],
-    writeStateFile: true,
+    stateFile: STATE_FILE,
     onProgress: say,
     onFunctionLog: args['quiet-logs'] ? () => {} : (fn, line) => say(`  [${fn}] ${line}`),
     onAccessLog: (e) =>

@@ -19,7 +19,7 @@ import { STACK_OUTPUTS } from '../lib/outputs.js';
 import { LOCAL_CREDENTIALS, StartupError, startDynamoDbLocal, waitForDynamoDb, type DynamoDbLocal } from './dynamodb-local.js';
 import { FunctionPool } from './functions.js';
 import { createGateway, type AccessLogEntry } from './gateway.js';
-import { PROJECT_ROOT, STATE_FILE, type LocalState } from './state.js';
+import { PROJECT_ROOT, type LocalState } from './state.js';
 import { ensureTables } from './tables.js';
 import { loadApiModel, type LocalApiModel } from './template.js';
 
@@ -43,10 +43,12 @@ export interface LocalStackOptions {
   readonly cdkOut?: string;
   /** Use the cloud assembly already in `cdkOut` instead of synthesizing. */
   readonly skipSynth?: boolean;
+  /** Local table names are `<prefix>-<logical id>` (tests use one prefix each). @default the stack name */
+  readonly tableNamePrefix?: string;
   /** Seed acct_demo and a fresh admin key. @default true */
   readonly seed?: boolean;
-  /** Write the state file the admin CLI reads. @default false */
-  readonly writeStateFile?: boolean;
+  /** Write the state file the admin CLI reads to this path (main.ts: STATE_FILE). @default none */
+  readonly stateFile?: string;
   readonly onProgress?: (message: string) => void;
   /** Each log line a function writes. */
   readonly onFunctionLog?: (functionId: string, line: string) => void;
@@ -160,7 +162,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     } else if (!existsSync(path.join(cdkOut, 'manifest.json'))) {
       throw new StartupError(`no cloud assembly in ${cdkOut}; run npx cdk synth first`);
     }
-    const model = loadApiModel(cdkOut, { region: LOCAL_REGION, accountId: LOCAL_ACCOUNT_ID });
+    const model = loadApiModel(cdkOut, {
+      region: LOCAL_REGION,
+      accountId: LOCAL_ACCOUNT_ID,
+      ...(options.tableNamePrefix ? { tableNamePrefix: options.tableNamePrefix } : {}),
+    });
 
     let endpoint = options.dynamodbEndpoint;
     if (endpoint) {
@@ -234,9 +240,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     }
 
     const state: LocalState = { pid: process.pid, apiUrl, dynamodbEndpoint: endpoint, region: LOCAL_REGION, tables, settings };
-    if (options.writeStateFile) {
-      writeFileSync(STATE_FILE, `${JSON.stringify(state, null, 2)}\n`);
-      cleanups.push(() => rmSync(STATE_FILE, { force: true }));
+    const stateFile = options.stateFile;
+    if (stateFile) {
+      writeFileSync(stateFile, `${JSON.stringify(state, null, 2)}\n`);
+      cleanups.push(() => rmSync(stateFile, { force: true }));
     }
     return { url, apiUrl, dynamodbEndpoint: endpoint, model, state, ...(adminKey ? { adminKey } : {}), doc, close };
   } catch (error) {

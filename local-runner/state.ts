@@ -5,7 +5,8 @@ import type { TableNames } from '../lambdas/shared/ddb.js';
 import type { Settings } from '../lambdas/shared/settings.js';
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-export const STATE_FILE = path.join(PROJECT_ROOT, '.knouds-local.json');
+/** `KNOUDS_STATE_FILE` moves it (tests run several stacks at once). */
+export const STATE_FILE = process.env['KNOUDS_STATE_FILE'] ?? path.join(PROJECT_ROOT, '.knouds-local.json');
 
 export interface LocalState {
   readonly pid: number;

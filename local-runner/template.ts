@@ -87,6 +87,8 @@ export interface LocalApiModel {
 export interface ResolveOptions {
   readonly region: string;
   readonly accountId: string;
+  /** Local table names are `<prefix>-<logical id>`. @default the stack name */
+  readonly tableNamePrefix?: string;
 }
 
 interface Manifest {
@@ -129,7 +131,7 @@ export function loadApiModel(cdkOut: string, options: ResolveOptions): LocalApiM
   const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
   const tableNames = new Map<string, string>();
   for (const [id] of [...ofType('AWS::DynamoDB::Table'), ...ofType('AWS::DynamoDB::GlobalTable')]) {
-    tableNames.set(id, `${stackName}-${id}`);
+    tableNames.set(id, `${options.tableNamePrefix ?? stackName}-${id}`);
   }
 
   const resolve = makeResolver(resources, tableNames, options);

@@ -15,10 +15,8 @@ import { KeysRepository, type KeyRecord } from '../shared/repositories/keys.js';
 import { rateLimitFor, settingsFromEnv, type Settings } from '../shared/settings.js';
 
 const settings = settingsFromEnv();
-const keys = new KeysRepository(createDocumentClient(), {
-  keys: requireEnv(TABLE_ENV.keys),
-  accounts: '', // the authorizer never touches accounts; it has no grant on that table either
-});
+// Only the keys table: the authorizer never touches accounts, and has no grant on that table either.
+const keys = new KeysRepository(createDocumentClient(), { keys: requireEnv(TABLE_ENV.keys) });
 
 type Refusal = 'missing' | 'malformed' | 'unknown' | 'revoked' | 'expired' | 'environment';
 

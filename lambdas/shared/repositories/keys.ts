@@ -61,8 +61,14 @@ export interface KeyPage {
 export class KeysRepository {
   constructor(
     private readonly doc: DynamoDBDocumentClient,
-    private readonly tables: { readonly keys: string; readonly accounts: string },
+    private readonly tables: { readonly keys: string; readonly accounts?: string },
   ) {}
+
+  /** Writes that count keys need the accounts table; the authorizer's read-only repository has none. */
+  private get accountsTable(): string {
+    if (!this.tables.accounts) throw new Error('this KeysRepository was built without the accounts table');
+    return this.tables.accounts;
+  }
 
   /** The authorizer's one read. */
   async getByHash(hash: string): Promise<KeyRecord | undefined> {
@@ -100,7 +106,7 @@ export class KeysRepository {
           TransactItems: [
             {
               Update: {
-                TableName: this.tables.accounts,
+                TableName: this.accountsTable,
                 Key: { account_id: record.account_id },
                 UpdateExpression: 'SET active_keys = if_not_exists(active_keys, :zero) + :one',
                 ConditionExpression:
@@ -162,7 +168,7 @@ export class KeysRepository {
             },
             {
               Update: {
-                TableName: this.tables.accounts,
+                TableName: this.accountsTable,
                 Key: { account_id: accountId },
                 UpdateExpression: 'SET active_keys = active_keys - :one',
                 ConditionExpression: 'active_keys > :zero',

@@ -1,0 +1,16 @@
+/**
+ * Jest runs the TypeScript sources as ESM through ts-jest (transpile only: `npm run typecheck` checks
+ * types once). DynamoDB Local starts once per run and the CDK app is synthesized once (global setup).
+ */
+export default {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  extensionsToTreatAsEsm: ['.ts'],
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  transform: { '^.+\\.ts$': ['ts-jest', { useESM: true }] },
+  globalSetup: '<rootDir>/test/support/global-setup.mjs',
+  globalTeardown: '<rootDir>/test/support/global-teardown.mjs',
+  testTimeout: 30_000,
+  maxWorkers: process.env.CI ? 2 : '50%',
+};

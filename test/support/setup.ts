@@ -1,0 +1,28 @@
+/**
+ * Once per `npm test`: synthesizes the CDK app into cdk.out (the bundles the end-to-end tests run) and
+ * starts DynamoDB Local, unless DYNAMODB_ENDPOINT names one. Test files read the endpoint from
+ * KNOUDS_TEST_DYNAMODB_ENDPOINT and create their own tables under a prefix of their own.
+ */
+import { startDynamoDbLocal, waitForDynamoDb } from '../../local-runner/dynamodb-local.js';
+import { synthesize } from '../../local-runner/stack.js';
+import { TEST_CDK_OUT } from './paths.js';
+
+/** Returns the teardown. */
+export async function setup(): Promise<() => Promise<void>> {
+  process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] = 'true';
+  const started = Date.now();
+  const given = process.env['DYNAMODB_ENDPOINT'];
+  let stop = async () => {};
+  const [endpoint] = await Promise.all([
+    given
+      ? waitForDynamoDb(given, 10_000).then(() => given)
+      : startDynamoDbLocal().then((ddb) => {
+          stop = ddb.stop;
+          return ddb.endpoint;
+        }),
+    synthesize(TEST_CDK_OUT),
+  ]);
+  process.env['KNOUDS_TEST_DYNAMODB_ENDPOINT'] = endpoint;
+  process.stdout.write(`\nglobal setup: cdk synth and DynamoDB Local (${endpoint}) ready in ${Date.now() - started} ms\n`);
+  return stop;
+}
