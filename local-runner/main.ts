@@ -5,7 +5,7 @@
  *   PORT=3000                 the API's port
  *   DYNAMODB_ENDPOINT=url     use this DynamoDB instead of starting DynamoDB Local
  *   --persist <dir>           keep DynamoDB Local's data in <dir> across restarts
- *   --skip-synth              serve the cloud assembly already in cdk.out
+ *   --skip-synth              serve the cloud assembly already in cdk.out (or --cdk-out <dir>)
  *   --quiet-logs              do not echo the functions' log lines
  */
 import { parseArgs } from 'node:util';
@@ -14,7 +14,7 @@ import { StartupError } from './dynamodb-local.js';
 import { startLocalStack, type LocalStack } from './stack.js';
 import { STATE_FILE } from './state.js';
 
-const USAGE = `Usage: npm start [-- --persist <dir>] [--skip-synth] [--quiet-logs]
+const USAGE = `Usage: npm start [-- --persist <dir>] [--skip-synth] [--cdk-out <dir>] [--quiet-logs]
 Environment: PORT (default 3000), DYNAMODB_ENDPOINT (use an existing DynamoDB instead of DynamoDB Local)`;
 
 function fail(message: string): never {
@@ -28,6 +28,7 @@ try {
     options: {
       persist: { type: 'string' },
       'skip-synth': { type: 'boolean', default: false },
+      'cdk-out': { type: 'string' },
       'quiet-logs': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -64,6 +65,7 @@ try {
     ...(process.env['DYNAMODB_ENDPOINT'] ? { dynamodbEndpoint: process.env['DYNAMODB_ENDPOINT'] } : {}),
     ...(args.persist ? { persistDir: path.resolve(args.persist) } : {}),
     skipSynth: args['skip-synth'],
+    ...(args['cdk-out'] ? { cdkOut: path.resolve(args['cdk-out']) } : {}),
     stateFile: STATE_FILE,
     onProgress: say,
     onFunctionLog: args['quiet-logs'] ? () => {} : (fn, line) => say(`  [${fn}] ${line}`),
