@@ -162,7 +162,7 @@ describe('every 401 of contract §1', () => {
 
 describe('errors the gateway produces itself', () => {
   it('an unknown route is 404 NOT_FOUND, with or without a key', async () => {
-    for (const headers of [{}, { 'x-api-key': stack.adminKey! }]) {
+    for (const headers of [{}, { 'x-api-key': stack.adminKey! }] as Record<string, string>[]) {
       const reply = await call(`${stack.apiUrl}/no-such-thing`, { headers });
       expect(reply.status).toBe(404);
       expect(reply.body).toEqual({ error: expect.any(String), code: 'NOT_FOUND' });
