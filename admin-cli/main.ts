@@ -9,6 +9,9 @@ import { createKey, listKeys, revokeKey, setAccountTier } from '../lambdas/share
 import { TIER_NAMES, isTierName, type TierName } from '../lambdas/shared/settings.js';
 import { TargetError, awsTarget, localTarget, type Target } from './target.js';
 
+// The SDK's notice that it will need Node 22 in 2027 is noise for a CLI run on Node 20.
+process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
+
 export const EXIT = { ok: 0, refused: 1, usage: 2, unreachable: 3 } as const;
 
 const GLOBAL_HELP = `Usage: npm run --silent admin -- <command> [options]
@@ -190,7 +193,10 @@ export async function main(argv: string[]): Promise<number> {
     return code;
   };
 
-  const words = argv.filter((a) => !a.startsWith('-')).slice(0, 2).join(' ');
+  // The command words are the first two positionals, wherever the flags are.
+  const allOptions = Object.assign({}, GLOBAL_OPTIONS, ...Object.values(COMMANDS).map((c) => c.options)) as ParseArgsConfig['options'];
+  const loose = parseArgs({ args: argv, options: allOptions, allowPositionals: true, strict: false });
+  const words = loose.positionals.slice(0, 2).join(' ');
   const command = COMMANDS[words];
   if (!command) {
     if (argv.length === 0 || argv.includes('--help') || argv.includes('-h')) {

@@ -58,7 +58,6 @@ export function localTarget(stateFile = STATE_FILE): Target {
   if (!isAlive(state.pid)) {
     throw new TargetError(`The local stack that wrote ${stateFile} (pid ${state.pid}) is not running. Start it with \`npm start\`.`);
   }
-  process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
   const client = new DynamoDBClient({ endpoint: state.dynamodbEndpoint, region: state.region, credentials: LOCAL_CREDENTIALS });
   return build(client, state.tables, state.settings, `local stack at ${state.apiUrl}`);
 }

@@ -20,7 +20,7 @@ export class DataStore extends Construct {
   readonly keysTable: ITableV2;
   /** `account_id`: tier and the active-key counter. */
   readonly accountsTable: ITableV2;
-  /** (`key_id`, `day`): per-minute windows, daily totals, last use. */
+  /** (`key_id`, `hour`): per-minute windows, hourly totals, last use. */
   readonly usageTable: ITableV2;
   /** (`account_id`, `sk`): workflow heads `W#<slug>` and versions `V#<slug>#<n>`. */
   readonly workflowsTable: ITableV2;
@@ -56,7 +56,7 @@ export class DataStore extends Construct {
     this.usageTable = new TableV2(this, 'UsageTable', {
       ...common,
       partitionKey: { name: 'key_id', type: AttributeType.STRING },
-      sortKey: { name: 'day', type: AttributeType.STRING },
+      sortKey: { name: 'hour', type: AttributeType.STRING },
       timeToLiveAttribute: 'ttl',
     });
 

@@ -2,11 +2,13 @@ import { UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamod
 import { isConditionalCheckFailed } from '../ddb.js';
 
 /**
- * Usage table: one item per key per UTC day (`key_id`, `day` = YYYY-MM-DD). A single conditional
+ * Usage table: one item per key per UTC hour (`key_id`, `hour` = YYYY-MM-DDTHH). A single conditional
  * UpdateItem per request counts the request in its fixed one-minute window (attribute `m<minute of
- * day>`), refuses it when the window is full (exact under concurrency: DynamoDB serialises writes to an
- * item), and in the same write bumps `requests` (the day's total) and `last_used`. The month's total is
- * the sum of its day items. Items expire by TTL (`ttl`) after USAGE_RETENTION_DAYS.
+ * hour>`), refuses it when the window is full (exact under concurrency: DynamoDB serialises writes to an
+ * item), and in the same write bumps `requests` (the hour's total) and `last_used`. An hour item stays
+ * under 1 KB (60 counters), so every write costs one write unit; a day item would grow to 1,440
+ * counters and cost up to 14. Today's and this month's totals are sums over a key's hour items (one
+ * Query on the key's partition). Items expire by TTL (`ttl`) after USAGE_RETENTION_DAYS.
  */
 export const USAGE_RETENTION_DAYS = 400;
 
@@ -20,12 +22,11 @@ export interface Hit {
   readonly now: Date;
 }
 
-export function windowOf(now: Date): { day: string; minuteAttr: string; reset: number } {
+export function windowOf(now: Date): { hour: string; minuteAttr: string; reset: number } {
   const epochMinute = Math.floor(now.getTime() / 60_000);
-  const minuteOfDay = epochMinute % 1440;
   return {
-    day: now.toISOString().slice(0, 10),
-    minuteAttr: `m${minuteOfDay}`,
+    hour: now.toISOString().slice(0, 13),
+    minuteAttr: `m${epochMinute % 60}`,
     reset: (epochMinute + 1) * 60,
   };
 }
@@ -37,13 +38,13 @@ export class UsageRepository {
   ) {}
 
   async hit(keyId: string, accountId: string, limit: number, now: Date): Promise<Hit> {
-    const { day, minuteAttr, reset } = windowOf(now);
-    const dayStart = Date.parse(`${day}T00:00:00Z`) / 1000;
+    const { hour, minuteAttr, reset } = windowOf(now);
+    const hourStart = Date.parse(`${hour}:00:00Z`) / 1000;
     try {
       const out = await this.doc.send(
         new UpdateCommand({
           TableName: this.table,
-          Key: { key_id: keyId, day },
+          Key: { key_id: keyId, hour },
           UpdateExpression: 'ADD #m :one, requests :one SET last_used = :now, account_id = :acct, #ttl = :ttl',
           ConditionExpression: 'attribute_not_exists(#m) OR #m < :limit',
           ExpressionAttributeNames: { '#m': minuteAttr, '#ttl': 'ttl' },
@@ -51,7 +52,7 @@ export class UsageRepository {
             ':one': 1,
             ':now': now.toISOString(),
             ':acct': accountId,
-            ':ttl': dayStart + USAGE_RETENTION_DAYS * 86_400,
+            ':ttl': hourStart + USAGE_RETENTION_DAYS * 86_400,
             ':limit': limit,
           },
           ReturnValues: 'UPDATED_NEW',
