@@ -95,7 +95,12 @@ export class KnoudsApiStack extends Stack {
         [TABLE_ENV.usage]: usageTable.tableName,
       },
     });
-    usageTable.grant(keysFn, 'dynamodb:UpdateItem');
+    // Key records and pointers: read, query the by-account index, write in transactions.
+    keysTable.grant(keysFn, 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem');
+    // Accounts: the tier and the active-key count, changed only inside the key transactions.
+    accountsTable.grant(keysFn, 'dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem');
+    // Usage: the per-request counter (UpdateItem) and the usage figures (Query).
+    usageTable.grant(keysFn, 'dynamodb:UpdateItem', 'dynamodb:Query');
 
     const accessLogs = new LogGroup(this, 'AccessLogs', { retention: logRetention, removalPolicy: RemovalPolicy.DESTROY });
     const authorizer = new RequestAuthorizer(this, 'ApiKeyAuthorizer', {
@@ -133,9 +138,17 @@ export class KnoudsApiStack extends Stack {
       { authorizationType: AuthorizationType.NONE, authorizer: undefined, methodResponses: [{ statusCode: '200' }] },
     );
 
-    const keys = this.api.root.addResource('keys');
     const keysIntegration = new LambdaIntegration(keysFn);
+    const keys = this.api.root.addResource('keys');
+    keys.addMethod('GET', keysIntegration);
+    keys.addMethod('POST', keysIntegration);
     keys.addResource('verify').addMethod('GET', keysIntegration);
+    const key = keys.addResource('{key_id}');
+    key.addMethod('GET', keysIntegration);
+    key.addMethod('PATCH', keysIntegration);
+    key.addMethod('DELETE', keysIntegration);
+    key.addResource('rotate').addMethod('POST', keysIntegration);
+    key.addResource('usage').addMethod('GET', keysIntegration);
 
     const outputs: Record<string, string> = {
       [STACK_OUTPUTS.apiUrl]: this.api.url,

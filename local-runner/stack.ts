@@ -133,7 +133,7 @@ async function seed(deps: KeyServiceDeps, now: Date): Promise<string> {
   do {
     const page = await deps.keys.listActive(DEMO_ACCOUNT_ID, now, 100, token);
     for (const key of page.items) {
-      if (key.name === LOCAL_ADMIN_KEY_NAME) await deps.keys.revoke(DEMO_ACCOUNT_ID, key.key_id, now);
+      if (key.name === LOCAL_ADMIN_KEY_NAME) await deps.keys.revoke(key, now);
     }
     token = page.nextToken ?? undefined;
   } while (token);

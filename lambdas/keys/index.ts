@@ -1,29 +1,91 @@
-/** Keys Lambda: the /keys routes. */
+/** Keys Lambda: every /keys route (API.md §4 "Keys"), through the shared key services. */
 import { createDocumentClient, TABLE_ENV } from '../shared/ddb.js';
 import { requireEnv } from '../shared/env.js';
-import { authenticatedHandler, json, type Route } from '../shared/http.js';
+import { authenticatedHandler, json, type RouteDef } from '../shared/http.js';
+import { AccountsRepository } from '../shared/repositories/accounts.js';
+import { KeysRepository } from '../shared/repositories/keys.js';
 import { UsageRepository } from '../shared/repositories/usage.js';
+import { parsePageParams } from '../shared/schemas.js';
+import {
+  createKey,
+  getKey,
+  keyUsage,
+  listKeys,
+  revokeKey,
+  rotateKey,
+  updateKey,
+  type CreatedKey,
+  type KeyServiceDeps,
+} from '../shared/services/keys.js';
+import { settingsFromEnv } from '../shared/settings.js';
 
 const doc = createDocumentClient();
 const usage = new UsageRepository(doc, requireEnv(TABLE_ENV.usage));
+const accountsTable = requireEnv(TABLE_ENV.accounts);
+const deps: KeyServiceDeps = {
+  keys: new KeysRepository(doc, { keys: requireEnv(TABLE_ENV.keys), accounts: accountsTable }),
+  accounts: new AccountsRepository(doc, accountsTable),
+  usage,
+  settings: settingsFromEnv(),
+};
 
-/** GET /keys/verify: the calling key, from the authorizer context; its only I/O is the counter write. */
-const verify: Route = async ({ caller, hit }) =>
-  json(200, {
-    key_id: caller.keyId,
-    name: caller.name,
-    prefix: caller.prefix,
-    environment: caller.environment,
-    capabilities: caller.capabilities,
-    workspaces: caller.workspaces,
-    account_id: caller.accountId,
-    tier: caller.tier,
-    created_at: caller.createdAt,
-    expires_at: caller.expiresAt,
-    last_used: hit.now.toISOString(),
-    rate_limit: { limit: hit.limit, remaining: hit.remaining, reset: hit.reset },
-  });
+const created = ({ key, apiKey }: CreatedKey) => json(201, { ...key, api_key: apiKey });
 
-export const handler = authenticatedHandler(usage, {
-  'GET /keys/verify': verify,
-});
+const routes: Record<string, RouteDef> = {
+  /** The calling key, from the authorizer context: its only I/O is the counter write. */
+  'GET /keys/verify': {
+    handle: async ({ caller, hit }) =>
+      json(200, {
+        key_id: caller.keyId,
+        name: caller.name,
+        prefix: caller.prefix,
+        environment: caller.environment,
+        capabilities: caller.capabilities,
+        workspaces: caller.workspaces,
+        account_id: caller.accountId,
+        tier: caller.tier,
+        created_at: caller.createdAt,
+        expires_at: caller.expiresAt,
+        last_used: hit.now.toISOString(),
+        rate_limit: { limit: hit.limit, remaining: hit.remaining, reset: hit.reset },
+      }),
+  },
+  'POST /keys': {
+    needs: 'keys:write',
+    handle: async ({ caller, grant, body }) => created(await createKey(deps, caller.accountId, body(), grant)),
+  },
+  'GET /keys': {
+    needs: 'keys:read',
+    handle: async ({ caller, event }) => {
+      const { limit, nextToken } = parsePageParams(event.queryStringParameters);
+      return json(200, await listKeys(deps, caller.accountId, limit, nextToken));
+    },
+  },
+  'GET /keys/{key_id}': {
+    needs: 'keys:read',
+    handle: async ({ caller, param }) => json(200, await getKey(deps, caller.accountId, param('key_id'))),
+  },
+  'PATCH /keys/{key_id}': {
+    needs: 'keys:write',
+    handle: async ({ caller, grant, param, body }) =>
+      json(200, await updateKey(deps, caller.accountId, param('key_id'), body(), grant)),
+  },
+  'DELETE /keys/{key_id}': {
+    needs: 'keys:write',
+    handle: async ({ caller, grant, param }) => {
+      await revokeKey(deps, caller.accountId, param('key_id'), grant);
+      return { statusCode: 204, headers: {}, body: '' };
+    },
+  },
+  'POST /keys/{key_id}/rotate': {
+    needs: 'keys:write',
+    handle: async ({ caller, grant, param, body }) =>
+      created(await rotateKey(deps, caller.accountId, param('key_id'), body(), grant)),
+  },
+  'GET /keys/{key_id}/usage': {
+    needs: 'keys:read',
+    handle: async ({ caller, param }) => json(200, await keyUsage(deps, caller.accountId, param('key_id'))),
+  },
+};
+
+export const handler = authenticatedHandler(usage, routes, { maxBodyBytes: 16 * 1024 });

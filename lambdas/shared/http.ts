@@ -6,7 +6,16 @@
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { decodeCaller, type Caller } from './caller.js';
-import { ApiError, NotFoundError, RateLimitExceededError } from './errors.js';
+import { covers, type Capability } from './capabilities.js';
+import {
+  ApiError,
+  CapabilityDeniedError,
+  NotFoundError,
+  PayloadTooLargeError,
+  RateLimitExceededError,
+  ValidationError,
+} from './errors.js';
+import type { Grant } from './services/keys.js';
 import { log } from './log.js';
 import type { Hit, UsageRepository } from './repositories/usage.js';
 
@@ -39,9 +48,45 @@ export interface RequestContext {
   readonly event: ProxyEvent;
   readonly caller: Caller;
   readonly hit: Hit;
+  /** The caller's grant, for creating or editing keys within it. */
+  readonly grant: Grant;
+  /** The JSON body; undefined when empty; 400 VALIDATION_ERROR when not JSON. */
+  body(): unknown;
+  /** A path parameter the route's resource declares. */
+  param(name: string): string;
 }
 
 export type Route = (request: RequestContext) => Promise<ProxyResult>;
+
+/** A route and the capability it needs: the one enforcement point (CAPABILITY_DENIED, with `required`). */
+export interface RouteDef {
+  readonly needs?: Capability;
+  readonly handle: Route;
+}
+
+export interface HandlerOptions {
+  /** Larger bodies get 413 PAYLOAD_TOO_LARGE before any parsing. @default 64 KiB */
+  readonly maxBodyBytes?: number;
+  readonly now?: () => Date;
+}
+
+const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
+
+function bodyBytes(event: ProxyEvent): number {
+  if (!event.body) return 0;
+  return event.isBase64Encoded ? Math.floor((event.body.length * 3) / 4) : Buffer.byteLength(event.body, 'utf8');
+}
+
+function parseBody(event: ProxyEvent): unknown {
+  if (!event.body) return undefined;
+  const text = event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw ValidationError.field('body', 'is not valid JSON');
+  }
+}
 
 /** The Lambda context, carrying what the middleware established for this invocation. */
 type HandlerContext = Context & { caller?: Caller; hit?: Hit };
@@ -62,9 +107,11 @@ const routeName = (event: ProxyEvent) => `${event.httpMethod} ${event.resource}`
  */
 export function authenticatedHandler(
   usage: UsageRepository,
-  routes: Readonly<Record<string, Route>>,
-  now: () => Date = () => new Date(),
+  routes: Readonly<Record<string, RouteDef>>,
+  options: HandlerOptions = {},
 ) {
+  const now = options.now ?? (() => new Date());
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   return middy<ProxyEvent, ProxyResult, Error, HandlerContext>()
     .use({
       before: async (request) => {
@@ -98,6 +145,24 @@ export function authenticatedHandler(
       const { caller, hit } = context;
       if (!caller || !hit) throw new Error('middleware did not establish the caller');
       if (!route) throw new NotFoundError('No such route');
-      return route({ event, caller, hit });
+      if (route.needs && !covers(caller.capabilities, route.needs)) {
+        throw new CapabilityDeniedError(route.needs, [...caller.capabilities]);
+      }
+      if (bodyBytes(event) > maxBodyBytes) {
+        throw new PayloadTooLargeError(`The request body is larger than ${maxBodyBytes} bytes`);
+      }
+      let parsed: { value: unknown } | undefined;
+      return route.handle({
+        event,
+        caller,
+        hit,
+        grant: { capabilities: caller.capabilities, workspaces: caller.workspaces },
+        body: () => (parsed ??= { value: parseBody(event) }).value,
+        param: (name) => {
+          const value = event.pathParameters?.[name];
+          if (value === undefined) throw new Error(`route ${routeName(event)} has no path parameter ${name}`);
+          return value;
+        },
+      });
     });
 }

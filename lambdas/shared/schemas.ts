@@ -23,36 +23,81 @@ export interface CreateKeyBody {
 
 export const WORKSPACE_PATTERN = '^(\\*|[A-Za-z0-9][A-Za-z0-9_-]{0,63})$';
 
+const NAME = { type: 'string', minLength: 1, maxLength: 100 } as const;
+const CAPABILITIES = { type: 'array', nullable: true, items: { type: 'string' }, minItems: 1, maxItems: 100 } as const;
+const WORKSPACES = {
+  type: 'array',
+  nullable: true,
+  items: { type: 'string', pattern: WORKSPACE_PATTERN },
+  minItems: 1,
+  maxItems: 100,
+  uniqueItems: true,
+} as const;
+
 const createKeySchema: JSONSchemaType<CreateKeyBody> = {
   type: 'object',
   additionalProperties: false,
   required: ['name'],
   properties: {
-    name: { type: 'string', minLength: 1, maxLength: 100 },
-    capabilities: { type: 'array', nullable: true, items: { type: 'string' }, minItems: 1, maxItems: 100 },
+    name: NAME,
+    capabilities: CAPABILITIES,
     preset: { type: 'string', nullable: true, enum: PRESET_NAMES },
     scope: { type: 'string', nullable: true, enum: SCOPE_NAMES },
-    workspaces: {
-      type: 'array',
-      nullable: true,
-      items: { type: 'string', pattern: WORKSPACE_PATTERN },
-      minItems: 1,
-      maxItems: 100,
-      uniqueItems: true,
-    },
+    workspaces: WORKSPACES,
     expires_in_days: { type: 'integer', nullable: true, enum: [...EXPIRY_DAYS] },
     environment: { type: 'string', nullable: true, enum: ['live', 'test'] },
   },
   oneOf: [{ required: ['capabilities'] }, { required: ['preset'] }, { required: ['scope'] }],
 };
 
+export interface UpdateKeyBody {
+  name?: string;
+  capabilities?: string[];
+  workspaces?: string[];
+}
+
+const updateKeySchema: JSONSchemaType<UpdateKeyBody> = {
+  type: 'object',
+  additionalProperties: false,
+  minProperties: 1,
+  properties: {
+    name: { ...NAME, nullable: true },
+    capabilities: CAPABILITIES,
+    workspaces: WORKSPACES,
+  },
+};
+
+export const MAX_GRACE_PERIOD_SECONDS = 86_400;
+
+export interface RotateKeyBody {
+  grace_period_seconds?: number;
+}
+
+const rotateKeySchema: JSONSchemaType<RotateKeyBody> = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    grace_period_seconds: { type: 'integer', nullable: true, minimum: 0, maximum: MAX_GRACE_PERIOD_SECONDS },
+  },
+};
+
 const validators = {
   createKey: ajv.compile(createKeySchema),
+  updateKey: ajv.compile(updateKeySchema),
+  rotateKey: ajv.compile(rotateKeySchema),
 };
 
 function toFieldErrors(errors: ErrorObject[] | null | undefined): FieldError[] {
   const out: FieldError[] = [];
   for (const e of errors ?? []) {
+    if (e.keyword === 'minProperties' && e.instancePath === '') {
+      out.push({ field: 'body', message: 'give at least one of name, capabilities, workspaces' });
+      continue;
+    }
+    if (e.keyword === 'type' && e.instancePath === '') {
+      out.push({ field: 'body', message: 'must be a JSON object' });
+      continue;
+    }
     if (e.keyword === 'oneOf') {
       out.push({ field: 'capabilities', message: 'give exactly one of capabilities, preset or scope' });
       continue;
@@ -80,3 +125,22 @@ function check<T>(validate: ((v: unknown) => v is T) & { errors?: ErrorObject[] 
 }
 
 export const parseCreateKeyBody = (body: unknown): CreateKeyBody => check(validators.createKey, body);
+export const parseUpdateKeyBody = (body: unknown): UpdateKeyBody => check(validators.updateKey, body);
+export const parseRotateKeyBody = (body: unknown): RotateKeyBody => check(validators.rotateKey, body);
+
+/** `?limit=` (1–100, default 50) and `?next_token=` of every list (API.md §4). */
+export function parsePageParams(query: Record<string, string | undefined> | null): { limit: number; nextToken?: string } {
+  const raw = query?.['limit'];
+  let limit = 50;
+  if (raw !== undefined) {
+    if (!/^\d{1,3}$/.test(raw) || Number(raw) < 1 || Number(raw) > 100) {
+      throw ValidationError.field('limit', 'must be an integer from 1 to 100');
+    }
+    limit = Number(raw);
+  }
+  const nextToken = query?.['next_token'];
+  if (nextToken !== undefined && (nextToken === '' || nextToken.length > 2048)) {
+    throw ValidationError.field('next_token', 'is not a valid page token');
+  }
+  return { limit, ...(nextToken !== undefined ? { nextToken } : {}) };
+}

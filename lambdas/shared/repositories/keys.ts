@@ -4,6 +4,7 @@ import {
   TransactWriteCommand,
   UpdateCommand,
   type DynamoDBDocumentClient,
+  type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import type { KeyEnvironment } from '../api-key.js';
 import type { Capability } from '../capabilities.js';
@@ -34,6 +35,11 @@ export interface KeyRecord {
   readonly created_at: string;
   readonly expires_at?: string;
   readonly revoked_at?: string;
+  /** When the key gave up its slot in the account's key count (rotated, or found expired). */
+  readonly released_at?: string;
+  /** The key that replaced this one by rotation. */
+  readonly rotated_to?: string;
+  readonly updated_at?: string;
 }
 
 interface StoredKey extends KeyRecord {
@@ -44,6 +50,11 @@ interface StoredKey extends KeyRecord {
 export const KEYS_BY_ACCOUNT_INDEX = 'by-account';
 /** How long a revoked key's record stays (for audit) before TTL removes it. */
 const REVOKED_RETENTION_SECONDS = 30 * 24 * 3600;
+
+/** An active key: not revoked, not expired (by the clock, `:now`). */
+const ACTIVE_CONDITION = 'attribute_not_exists(revoked_at) AND (attribute_not_exists(expires_at) OR expires_at > :now)';
+
+type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
 const hashPk = (hash: string) => `H#${hash}`;
 const idPk = (keyId: string) => `K#${keyId}`;
@@ -138,72 +149,243 @@ export class KeysRepository {
     }
   }
 
-  /** Marks the key revoked and frees its slot, atomically; 404 if it is not this account's active key. */
-  async revoke(accountId: string, keyId: string, now: Date): Promise<void> {
-    const record = await this.getById(accountId, keyId);
-    if (!record || record.revoked_at) throw new NotFoundError(`Key '${keyId}' not found`);
+  /**
+   * Marks the key revoked, atomically with freeing its slot (unless the slot was already released, by a
+   * rotation or by expiry). Throws NotFoundError when a concurrent request revoked it first.
+   */
+  async revoke(record: KeyRecord, now: Date): Promise<void> {
     const ttl = Math.floor(now.getTime() / 1000) + REVOKED_RETENTION_SECONDS;
+    const holdsSlot = !record.released_at;
+    const items: TransactItem[] = [
+      {
+        Update: {
+          TableName: this.tables.keys,
+          Key: { pk: hashPk(record.key_hash) },
+          UpdateExpression: 'SET revoked_at = :now, #ttl = :ttl',
+          ConditionExpression: `account_id = :acct AND attribute_not_exists(revoked_at) AND ${
+            holdsSlot ? 'attribute_not_exists(released_at)' : 'attribute_exists(released_at)'
+          }`,
+          ExpressionAttributeNames: { '#ttl': 'ttl' },
+          ExpressionAttributeValues: { ':now': now.toISOString(), ':ttl': ttl, ':acct': record.account_id },
+        },
+      },
+      {
+        Update: {
+          TableName: this.tables.keys,
+          Key: { pk: idPk(record.key_id) },
+          UpdateExpression: 'SET #ttl = :ttl',
+          ExpressionAttributeNames: { '#ttl': 'ttl' },
+          ExpressionAttributeValues: { ':ttl': ttl },
+        },
+      },
+    ];
+    if (holdsSlot) items.push(this.releaseSlot(record.account_id));
+    try {
+      await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
+    } catch (error) {
+      // Revoked (or rotated) by a concurrent request between our read and this write.
+      if (cancellationReasons(error)?.[0] === 'ConditionalCheckFailed') {
+        throw new NotFoundError(`Key '${record.key_id}' not found`);
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Edits name, capabilities or workspaces of an active key; the authorizer sees the change on the next
+   * request (it reads the record with a consistent GetItem). Undefined when the key stopped being active.
+   */
+  async update(
+    record: KeyRecord,
+    changes: { name?: string; capabilities?: Capability[]; workspaces?: string[] },
+    now: Date,
+  ): Promise<KeyRecord | undefined> {
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = { ':acct': record.account_id, ':now': now.toISOString() };
+    const sets: string[] = [];
+    for (const [field, value] of Object.entries(changes)) {
+      if (value === undefined) continue;
+      names[`#${field}`] = field;
+      values[`:${field}`] = value;
+      sets.push(`#${field} = :${field}`);
+    }
+    sets.push('updated_at = :now');
+    try {
+      const out = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tables.keys,
+          Key: { pk: hashPk(record.key_hash) },
+          UpdateExpression: `SET ${sets.join(', ')}`,
+          ConditionExpression: `account_id = :acct AND ${ACTIVE_CONDITION}`,
+          ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
+          ExpressionAttributeValues: values,
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return out.Attributes ? strip(out.Attributes) : undefined;
+    } catch (error) {
+      if (isConditionalCheckFailed(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * Replaces `old` by `next` in one transaction: `next` is stored and takes over `old`'s slot in the
+   * account's key count (so rotation works at the key limit), and `old` either stops at once
+   * (`graceEnd` undefined: revoked) or keeps working until `graceEnd` (its expiry is brought forward).
+   * `old` can be rotated once; the account's tier must still be `next.tier`.
+   * Throws KeyCreateConflict when the account condition fails, NotFoundError when `old` is no longer
+   * active or was already rotated.
+   */
+  async rotate(old: KeyRecord, next: KeyRecord, graceEnd: Date | undefined, now: Date): Promise<void> {
+    const ttlOf = (iso?: string) => (iso ? Math.floor(Date.parse(iso) / 1000) : undefined);
+    const nextTtl = ttlOf(next.expires_at);
+    const oldExpiry =
+      graceEnd && (!old.expires_at || Date.parse(old.expires_at) > graceEnd.getTime()) ? graceEnd.toISOString() : old.expires_at;
+    const oldUpdate = graceEnd
+      ? {
+          UpdateExpression: 'SET released_at = :now, rotated_to = :next, expires_at = :exp, #ttl = :ttl',
+          ExpressionAttributeValues: { ':exp': oldExpiry, ':ttl': ttlOf(oldExpiry) },
+        }
+      : {
+          UpdateExpression: 'SET released_at = :now, rotated_to = :next, revoked_at = :now, #ttl = :ttl',
+          ExpressionAttributeValues: { ':ttl': Math.floor(now.getTime() / 1000) + REVOKED_RETENTION_SECONDS },
+        };
     try {
       await this.doc.send(
         new TransactWriteCommand({
           TransactItems: [
             {
-              Update: {
-                TableName: this.tables.keys,
-                Key: { pk: hashPk(record.key_hash) },
-                UpdateExpression: 'SET revoked_at = :now, #ttl = :ttl',
-                ConditionExpression: 'account_id = :acct AND attribute_not_exists(revoked_at)',
-                ExpressionAttributeNames: { '#ttl': 'ttl' },
-                ExpressionAttributeValues: { ':now': now.toISOString(), ':ttl': ttl, ':acct': accountId },
-              },
-            },
-            {
-              Update: {
-                TableName: this.tables.keys,
-                Key: { pk: idPk(keyId) },
-                UpdateExpression: 'SET #ttl = :ttl',
-                ExpressionAttributeNames: { '#ttl': 'ttl' },
-                ExpressionAttributeValues: { ':ttl': ttl },
-              },
-            },
-            {
-              Update: {
+              ConditionCheck: {
                 TableName: this.accountsTable,
-                Key: { account_id: accountId },
-                UpdateExpression: 'SET active_keys = active_keys - :one',
-                ConditionExpression: 'active_keys > :zero',
-                ExpressionAttributeValues: { ':one': 1, ':zero': 0 },
+                Key: { account_id: next.account_id },
+                ConditionExpression: 'attribute_exists(account_id) AND tier = :tier',
+                ExpressionAttributeValues: { ':tier': next.tier },
+              },
+            },
+            {
+              Update: {
+                TableName: this.tables.keys,
+                Key: { pk: hashPk(old.key_hash) },
+                UpdateExpression: oldUpdate.UpdateExpression,
+                ConditionExpression: `account_id = :acct AND ${ACTIVE_CONDITION} AND attribute_not_exists(released_at)`,
+                ExpressionAttributeNames: { '#ttl': 'ttl' },
+                ExpressionAttributeValues: {
+                  ...oldUpdate.ExpressionAttributeValues,
+                  ':acct': old.account_id,
+                  ':now': now.toISOString(),
+                  ':next': next.key_id,
+                },
+              },
+            },
+            {
+              Put: {
+                TableName: this.tables.keys,
+                Item: { ...next, pk: hashPk(next.key_hash), ttl: nextTtl },
+                ConditionExpression: 'attribute_not_exists(pk)',
+              },
+            },
+            {
+              Put: {
+                TableName: this.tables.keys,
+                Item: { pk: idPk(next.key_id), key_hash: next.key_hash, ttl: nextTtl },
+                ConditionExpression: 'attribute_not_exists(pk)',
               },
             },
           ],
         }),
       );
     } catch (error) {
-      // Revoked by a concurrent request between our read and this write: same outcome for the caller.
-      if (cancellationReasons(error)?.[0] === 'ConditionalCheckFailed') {
-        throw new NotFoundError(`Key '${keyId}' not found`);
-      }
+      const reasons = cancellationReasons(error);
+      if (reasons?.[0] === 'ConditionalCheckFailed') throw new KeyCreateConflict();
+      if (reasons?.[1] === 'ConditionalCheckFailed') throw new NotFoundError(`Key '${old.key_id}' not found`);
       throw error;
     }
   }
 
-  /** The account's keys that are neither revoked nor expired at `now`, oldest first. */
-  async listActive(accountId: string, now: Date, limit: number, nextToken?: string): Promise<KeyPage> {
-    const out = await this.doc.send(
-      new QueryCommand({
-        TableName: this.tables.keys,
-        IndexName: KEYS_BY_ACCOUNT_INDEX,
-        KeyConditionExpression: 'account_id = :acct',
-        FilterExpression: 'attribute_not_exists(revoked_at) AND (attribute_not_exists(expires_at) OR expires_at > :now)',
-        ExpressionAttributeValues: { ':acct': accountId, ':now': now.toISOString() },
-        Limit: limit,
-        ExclusiveStartKey: nextToken ? decodeToken(nextToken, accountId) : undefined,
-      }),
-    );
+  /**
+   * Expired keys still hold their slot in `active_keys` until released. Releases each expired key of the
+   * account exactly once (a conditional transaction per key), returning how many slots were freed.
+   */
+  async releaseExpired(accountId: string, now: Date): Promise<number> {
+    let released = 0;
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await this.doc.send(
+        new QueryCommand({
+          TableName: this.tables.keys,
+          IndexName: KEYS_BY_ACCOUNT_INDEX,
+          KeyConditionExpression: 'account_id = :acct',
+          FilterExpression: 'attribute_not_exists(revoked_at) AND attribute_not_exists(released_at) AND expires_at <= :now',
+          ExpressionAttributeValues: { ':acct': accountId, ':now': now.toISOString() },
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        try {
+          await this.doc.send(
+            new TransactWriteCommand({
+              TransactItems: [
+                {
+                  Update: {
+                    TableName: this.tables.keys,
+                    Key: { pk: item['pk'] },
+                    UpdateExpression: 'SET released_at = :now',
+                    ConditionExpression:
+                      'attribute_not_exists(revoked_at) AND attribute_not_exists(released_at) AND expires_at <= :now',
+                    ExpressionAttributeValues: { ':now': now.toISOString() },
+                  },
+                },
+                this.releaseSlot(accountId),
+              ],
+            }),
+          );
+          released++;
+        } catch (error) {
+          // Released or revoked concurrently, or removed by TTL: its slot is not ours to free.
+          if (!cancellationReasons(error)) throw error;
+        }
+      }
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return released;
+  }
+
+  private releaseSlot(accountId: string): TransactItem {
     return {
-      items: (out.Items ?? []).map(strip),
-      nextToken: out.LastEvaluatedKey ? encodeToken(out.LastEvaluatedKey) : null,
+      Update: {
+        TableName: this.accountsTable,
+        Key: { account_id: accountId },
+        UpdateExpression: 'SET active_keys = active_keys - :one',
+        ConditionExpression: 'active_keys > :zero',
+        ExpressionAttributeValues: { ':one': 1, ':zero': 0 },
+      },
     };
+  }
+
+  /**
+   * A page of the account's keys that are neither revoked nor expired at `now`, oldest first, with
+   * exactly `limit` items unless it is the last page. The token is bound to the account.
+   */
+  async listActive(accountId: string, now: Date, limit: number, nextToken?: string): Promise<KeyPage> {
+    const items: KeyRecord[] = [];
+    let start = nextToken ? decodeToken(nextToken, accountId) : undefined;
+    do {
+      const out = await this.doc.send(
+        new QueryCommand({
+          TableName: this.tables.keys,
+          IndexName: KEYS_BY_ACCOUNT_INDEX,
+          KeyConditionExpression: 'account_id = :acct',
+          FilterExpression: 'attribute_not_exists(revoked_at) AND (attribute_not_exists(expires_at) OR expires_at > :now)',
+          ExpressionAttributeValues: { ':acct': accountId, ':now': now.toISOString() },
+          Limit: limit - items.length,
+          ExclusiveStartKey: start,
+        }),
+      );
+      items.push(...(out.Items ?? []).map(strip));
+      start = out.LastEvaluatedKey;
+    } while (start && items.length < limit);
+    return { items, nextToken: start ? encodeToken(start) : null };
   }
 
   /** Copies a new tier onto every key of the account (at most the key limit plus revoked/expired ones). */

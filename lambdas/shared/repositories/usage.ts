@@ -1,4 +1,4 @@
-import { UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { isConditionalCheckFailed } from '../ddb.js';
 
 /**
@@ -64,5 +64,51 @@ export class UsageRepository {
       if (isConditionalCheckFailed(error)) return { admitted: false, limit, remaining: 0, reset, now };
       throw error;
     }
+  }
+
+  /** Today's and this month's totals (UTC) and the last use: one Query over this month's hour items. */
+  async summary(keyId: string, now: Date): Promise<{ requestsToday: number; requestsThisMonth: number; lastUsed: string | null }> {
+    const { hour } = windowOf(now);
+    const today = hour.slice(0, 10);
+    let requestsToday = 0;
+    let requestsThisMonth = 0;
+    let lastUsed: string | null = null;
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.doc.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'key_id = :k AND #h BETWEEN :from AND :to',
+          ExpressionAttributeNames: { '#h': 'hour' },
+          ExpressionAttributeValues: { ':k': keyId, ':from': `${hour.slice(0, 7)}-01T00`, ':to': hour },
+          ProjectionExpression: '#h, requests, last_used',
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const item of out.Items ?? []) {
+        const n = Number(item['requests'] ?? 0);
+        requestsThisMonth += n;
+        if (String(item['hour']).startsWith(today)) requestsToday += n;
+        const used = item['last_used'] as string | undefined;
+        if (used && (!lastUsed || used > lastUsed)) lastUsed = used;
+      }
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return { requestsToday, requestsThisMonth, lastUsed: lastUsed ?? (await this.lastUsed(keyId)) };
+  }
+
+  /** When the key was last used (any time in the retention period), from its newest hour item. */
+  async lastUsed(keyId: string): Promise<string | null> {
+    const out = await this.doc.send(
+      new QueryCommand({
+        TableName: this.table,
+        KeyConditionExpression: 'key_id = :k',
+        ExpressionAttributeValues: { ':k': keyId },
+        ProjectionExpression: 'last_used',
+        ScanIndexForward: false,
+        Limit: 1,
+      }),
+    );
+    return (out.Items?.[0]?.['last_used'] as string | undefined) ?? null;
   }
 }

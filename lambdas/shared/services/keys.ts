@@ -14,6 +14,7 @@ import {
 } from '../capabilities.js';
 import {
   CapabilityDeniedError,
+  ConflictError,
   NotFoundError,
   TierCeilingExceededError,
   ValidationError,
@@ -21,12 +22,15 @@ import {
 } from '../errors.js';
 import type { AccountsRepository } from '../repositories/accounts.js';
 import { KeyCreateConflict, keyLimitReached, type KeyRecord, type KeysRepository } from '../repositories/keys.js';
-import { parseCreateKeyBody } from '../schemas.js';
-import type { Settings } from '../settings.js';
+import type { UsageRepository } from '../repositories/usage.js';
+import { parseCreateKeyBody, parseRotateKeyBody, parseUpdateKeyBody } from '../schemas.js';
+import { rateLimitFor, type Settings } from '../settings.js';
 
 export interface KeyServiceDeps {
   readonly keys: KeysRepository;
   readonly accounts: AccountsRepository;
+  /** For `last_used` and usage figures; without it they read as null and zero. */
+  readonly usage?: UsageRepository;
   readonly settings: Settings;
   readonly now?: () => Date;
 }
@@ -69,13 +73,7 @@ export function toKeyObject(record: KeyRecord, lastUsed: string | null = null): 
 }
 
 function requestedCapabilities(body: { capabilities?: string[]; preset?: keyof typeof PRESETS; scope?: keyof typeof SCOPES }): Capability[] {
-  if (body.capabilities) {
-    const bad = body.capabilities.findIndex((c) => !isCapability(c));
-    if (bad >= 0) {
-      throw ValidationError.field(`capabilities.${bad}`, `'${body.capabilities[bad]}' is not a known capability`);
-    }
-    return normalizeCapabilities(body.capabilities);
-  }
+  if (body.capabilities) return checkedCapabilities(body.capabilities);
   if (body.preset) return normalizeCapabilities(PRESETS[body.preset]);
   if (body.scope) return normalizeCapabilities(SCOPES[body.scope]);
   throw ValidationError.field('capabilities', 'give exactly one of capabilities, preset or scope');
@@ -107,7 +105,54 @@ export interface CreatedKey {
   readonly apiKey: string;
 }
 
-const MAX_TIER_RACE_RETRIES = 3;
+const MAX_CONFLICT_RETRIES = 3;
+
+const clock = (deps: KeyServiceDeps) => (deps.now ?? (() => new Date()))();
+
+function normalizeWorkspaces(workspaces: readonly string[] | undefined): string[] {
+  if (!workspaces) return ['*'];
+  return workspaces.includes('*') ? ['*'] : [...new Set(workspaces)].sort();
+}
+
+function checkedCapabilities(capabilities: readonly string[]): Capability[] {
+  const bad = capabilities.findIndex((c) => !isCapability(c));
+  if (bad >= 0) throw ValidationError.field(`capabilities.${bad}`, `'${capabilities[bad]}' is not a known capability`);
+  return normalizeCapabilities(capabilities);
+}
+
+function newKeyRecord(
+  deps: KeyServiceDeps,
+  now: Date,
+  fields: Pick<KeyRecord, 'account_id' | 'name' | 'environment' | 'capabilities' | 'workspaces' | 'tier'> & { expires_at?: string | undefined },
+): { record: KeyRecord; apiKey: string } {
+  const apiKey = generateApiKey(deps.settings.keyPrefix, fields.environment);
+  const { expires_at, ...rest } = fields;
+  return {
+    apiKey,
+    record: {
+      ...rest,
+      key_id: newId('key'),
+      key_hash: hashApiKey(apiKey),
+      prefix: displayPrefix(apiKey),
+      created_at: now.toISOString(),
+      ...(expires_at ? { expires_at } : {}),
+    },
+  };
+}
+
+/**
+ * The account condition of a create or rotate failed. Tells the caller whether to retry: the tier
+ * changed (check the grant again), or expired keys still held slots (now released). Otherwise the
+ * account is full.
+ */
+async function afterConflict(deps: KeyServiceDeps, accountId: string, seenTier: string, attempt: number, now: Date): Promise<void> {
+  const fresh = await deps.accounts.get(accountId);
+  if (!fresh) throw new NotFoundError(`Account '${accountId}' does not exist`);
+  if (attempt >= MAX_CONFLICT_RETRIES) throw keyLimitReached(deps.settings.maxActiveKeysPerAccount);
+  if (fresh.tier !== seenTier) return;
+  if ((await deps.keys.releaseExpired(accountId, now)) > 0) return;
+  throw keyLimitReached(deps.settings.maxActiveKeysPerAccount);
+}
 
 export async function createKey(
   deps: KeyServiceDeps,
@@ -117,46 +162,173 @@ export async function createKey(
 ): Promise<CreatedKey> {
   const body = parseCreateKeyBody(rawBody);
   const capabilities = requestedCapabilities(body);
-  const workspaces = body.workspaces ? [...body.workspaces].sort() : ['*'];
-  const normalizedWorkspaces = workspaces.includes('*') ? ['*'] : workspaces;
+  const workspaces = normalizeWorkspaces(body.workspaces);
   const environment = body.environment ?? 'live';
-  const now = (deps.now ?? (() => new Date()))();
+  const now = clock(deps);
 
   for (let attempt = 0; ; attempt++) {
     const account = await deps.accounts.get(accountId);
     if (!account) throw new NotFoundError(`Account '${accountId}' does not exist`);
-    assertGrantable(deps.settings, account.tier, capabilities, normalizedWorkspaces, caller);
-
-    const apiKey = generateApiKey(deps.settings.keyPrefix, environment);
-    const record: KeyRecord = {
-      key_id: newId('key'),
-      key_hash: hashApiKey(apiKey),
+    assertGrantable(deps.settings, account.tier, capabilities, workspaces, caller);
+    const { record, apiKey } = newKeyRecord(deps, now, {
       account_id: accountId,
       name: body.name,
-      prefix: displayPrefix(apiKey),
       environment,
       capabilities,
-      workspaces: normalizedWorkspaces,
+      workspaces,
       tier: account.tier,
-      created_at: now.toISOString(),
-      ...(body.expires_in_days
-        ? { expires_at: new Date(now.getTime() + body.expires_in_days * 86_400_000).toISOString() }
-        : {}),
-    };
+      expires_at: body.expires_in_days ? new Date(now.getTime() + body.expires_in_days * 86_400_000).toISOString() : undefined,
+    });
     try {
       await deps.keys.create(record, deps.settings.maxActiveKeysPerAccount);
       return { key: toKeyObject(record), apiKey };
     } catch (error) {
       if (!(error instanceof KeyCreateConflict)) throw error;
-      // The account condition failed: find out which part, from a fresh read.
-      const fresh = await deps.accounts.get(accountId);
-      if (!fresh) throw new NotFoundError(`Account '${accountId}' does not exist`);
-      if (fresh.tier === account.tier || attempt >= MAX_TIER_RACE_RETRIES) {
-        throw keyLimitReached(deps.settings.maxActiveKeysPerAccount);
-      }
-      // The tier changed under us: check the grant again against the new tier and retry.
+      await afterConflict(deps, accountId, account.tier, attempt, now);
     }
   }
+}
+
+const isActive = (record: KeyRecord, now: Date) =>
+  !record.revoked_at && (!record.expires_at || Date.parse(record.expires_at) > now.getTime());
+
+/** An active key of the account; 404 for anything else, including another account's key. */
+async function activeKey(deps: KeyServiceDeps, accountId: string, keyId: string, now: Date): Promise<KeyRecord> {
+  const record = await deps.keys.getById(accountId, keyId);
+  if (!record || !isActive(record, now)) throw new NotFoundError(`Key '${keyId}' not found`);
+  return record;
+}
+
+/** A key may only manage (edit, rotate, revoke) a key within its own capabilities and workspaces. */
+function assertManageable(target: KeyRecord, caller?: Grant): void {
+  if (!caller) return;
+  const denied = firstUncovered(caller.capabilities, target.capabilities);
+  if (denied) throw new CapabilityDeniedError(denied, [...caller.capabilities]);
+  const outside = workspacesCover(caller.workspaces, target.workspaces);
+  if (outside) throw new WorkspaceDeniedError(outside);
+}
+
+async function lastUsedOf(deps: KeyServiceDeps, keyId: string): Promise<string | null> {
+  return deps.usage ? deps.usage.lastUsed(keyId) : null;
+}
+
+export async function getKey(deps: KeyServiceDeps, accountId: string, keyId: string): Promise<KeyObject> {
+  const record = await activeKey(deps, accountId, keyId, clock(deps));
+  return toKeyObject(record, await lastUsedOf(deps, keyId));
+}
+
+/** A page of the account's active keys, oldest first, each with its last use. */
+export async function listKeys(
+  deps: KeyServiceDeps,
+  accountId: string,
+  limit: number,
+  nextToken?: string,
+): Promise<{ items: KeyObject[]; next_token: string | null }> {
+  const page = await deps.keys.listActive(accountId, clock(deps), limit, nextToken);
+  const items = await Promise.all(page.items.map(async (r) => toKeyObject(r, await lastUsedOf(deps, r.key_id))));
+  return { items, next_token: page.nextToken };
+}
+
+export async function updateKey(
+  deps: KeyServiceDeps,
+  accountId: string,
+  keyId: string,
+  rawBody: unknown,
+  caller?: Grant,
+): Promise<KeyObject> {
+  const body = parseUpdateKeyBody(rawBody);
+  const now = clock(deps);
+  const record = await activeKey(deps, accountId, keyId, now);
+  const capabilities = body.capabilities ? checkedCapabilities(body.capabilities) : undefined;
+  const workspaces = body.workspaces ? normalizeWorkspaces(body.workspaces) : undefined;
+  // The result must be grantable (tier ceiling first, then the caller's own grant) …
+  if (capabilities) assertGrantable(deps.settings, record.tier, capabilities, workspaces ?? record.workspaces, caller);
+  else if (workspaces) assertGrantable(deps.settings, record.tier, [], workspaces, caller);
+  // … and the key as it stands must be within the caller's reach.
+  assertManageable(record, caller);
+  const updated = await deps.keys.update(
+    record,
+    { ...(body.name !== undefined ? { name: body.name } : {}), ...(capabilities ? { capabilities } : {}), ...(workspaces ? { workspaces } : {}) },
+    now,
+  );
+  if (!updated) throw new NotFoundError(`Key '${keyId}' not found`);
+  return toKeyObject(updated, await lastUsedOf(deps, keyId));
+}
+
+/** Revokes an active key of the account at once; 404 when it is not one (also another account's). */
+export async function revokeKey(deps: KeyServiceDeps, accountId: string, keyId: string, caller?: Grant): Promise<void> {
+  const now = clock(deps);
+  const record = await activeKey(deps, accountId, keyId, now);
+  assertManageable(record, caller);
+  await deps.keys.revoke(record, now);
+}
+
+/**
+ * Issues a replacement with the same name, capabilities, workspaces, environment and expiry; the old
+ * key stops at once, or after `grace_period_seconds`. A key is rotated once (409 ALREADY_EXISTS after).
+ */
+export async function rotateKey(
+  deps: KeyServiceDeps,
+  accountId: string,
+  keyId: string,
+  rawBody: unknown,
+  caller?: Grant,
+): Promise<CreatedKey> {
+  const body = parseRotateKeyBody(rawBody ?? {});
+  const now = clock(deps);
+  const grace = body.grace_period_seconds ?? 0;
+  const graceEnd = grace > 0 ? new Date(now.getTime() + grace * 1000) : undefined;
+  for (let attempt = 0; ; attempt++) {
+    const old = await activeKey(deps, accountId, keyId, now);
+    if (old.rotated_to) {
+      throw new ConflictError('ALREADY_EXISTS', `Key '${keyId}' was already rotated; its replacement is '${old.rotated_to}'`);
+    }
+    const account = await deps.accounts.get(accountId);
+    if (!account) throw new NotFoundError(`Account '${accountId}' does not exist`);
+    assertGrantable(deps.settings, account.tier, old.capabilities, old.workspaces, caller);
+    assertManageable(old, caller);
+    const { record, apiKey } = newKeyRecord(deps, now, {
+      account_id: accountId,
+      name: old.name,
+      environment: old.environment,
+      capabilities: old.capabilities,
+      workspaces: old.workspaces,
+      tier: account.tier,
+      expires_at: old.expires_at,
+    });
+    try {
+      await deps.keys.rotate(old, record, graceEnd, now);
+      return { key: toKeyObject(record), apiKey };
+    } catch (error) {
+      if (!(error instanceof KeyCreateConflict)) throw error;
+      const fresh = await deps.accounts.get(accountId);
+      if (!fresh) throw new NotFoundError(`Account '${accountId}' does not exist`);
+      if (attempt >= MAX_CONFLICT_RETRIES) throw error; // the tier keeps changing under us
+    }
+  }
+}
+
+export interface KeyUsage {
+  key_id: string;
+  requests_today: number;
+  requests_this_month: number;
+  rate_limit: number;
+  last_used: string | null;
+}
+
+export async function keyUsage(deps: KeyServiceDeps, accountId: string, keyId: string): Promise<KeyUsage> {
+  const now = clock(deps);
+  const record = await activeKey(deps, accountId, keyId, now);
+  const summary = deps.usage
+    ? await deps.usage.summary(keyId, now)
+    : { requestsToday: 0, requestsThisMonth: 0, lastUsed: null };
+  return {
+    key_id: keyId,
+    requests_today: summary.requestsToday,
+    requests_this_month: summary.requestsThisMonth,
+    rate_limit: rateLimitFor(deps.settings, record.tier, record.environment),
+    last_used: summary.lastUsed,
+  };
 }
 
 export async function setAccountTier(
@@ -164,23 +336,6 @@ export async function setAccountTier(
   accountId: string,
   tier: keyof Settings['tiers'],
 ): Promise<void> {
-  const now = (deps.now ?? (() => new Date()))();
-  await deps.accounts.setTier(accountId, tier, now);
+  await deps.accounts.setTier(accountId, tier, clock(deps));
   await deps.keys.propagateTier(accountId, tier);
-}
-
-/** Revokes an active key of the account at once; 404 when it is not one (also another account's). */
-export async function revokeKey(deps: KeyServiceDeps, accountId: string, keyId: string): Promise<void> {
-  await deps.keys.revoke(accountId, keyId, (deps.now ?? (() => new Date()))());
-}
-
-/** A page of the account's active keys, oldest first. */
-export async function listKeys(
-  deps: KeyServiceDeps,
-  accountId: string,
-  limit: number,
-  nextToken?: string,
-): Promise<{ items: KeyObject[]; next_token: string | null }> {
-  const page = await deps.keys.listActive(accountId, (deps.now ?? (() => new Date()))(), limit, nextToken);
-  return { items: page.items.map((r) => toKeyObject(r)), next_token: page.nextToken };
 }
