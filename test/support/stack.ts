@@ -1,0 +1,55 @@
+/** A local stack for one test file: its own tables, the shared DynamoDB Local, a free port. */
+import { AccountsRepository } from '../../lambdas/shared/repositories/accounts.js';
+import { KeysRepository } from '../../lambdas/shared/repositories/keys.js';
+import { UsageRepository } from '../../lambdas/shared/repositories/usage.js';
+import { createKey, type KeyServiceDeps } from '../../lambdas/shared/services/keys.js';
+import type { TierName } from '../../lambdas/shared/settings.js';
+import { startLocalStack, type LocalStack, type LocalStackOptions } from '../../local-runner/stack.js';
+import { testEndpoint, uniquePrefix } from './dynamodb.js';
+import { call, type Reply } from './http.js';
+import { TEST_CDK_OUT } from './paths.js';
+
+export interface TestStack {
+  readonly stack: LocalStack;
+  deps(now?: () => Date): KeyServiceDeps;
+  /** Calls `<stage url><path>` with the key in x-api-key. */
+  api(key: string | undefined, method: string, path: string, body?: unknown): Promise<Reply>;
+  /** A new account and a key of it with the given capabilities (created as an operator would). */
+  account(tier: TierName, keyBody?: Record<string, unknown>): Promise<{ accountId: string; key: string; keyId: string }>;
+  close(): Promise<void>;
+}
+
+let accounts = 0;
+
+export async function startTestStack(name: string, options: Partial<LocalStackOptions> = {}): Promise<TestStack> {
+  const stack = await startLocalStack({
+    port: 0,
+    cdkOut: TEST_CDK_OUT,
+    skipSynth: true,
+    dynamodbEndpoint: testEndpoint(),
+    tableNamePrefix: uniquePrefix(name),
+    seed: false,
+    ...options,
+  });
+  const { tables, settings } = stack.state;
+  const deps = (now?: () => Date): KeyServiceDeps => ({
+    keys: new KeysRepository(stack.doc, { keys: tables.keys, accounts: tables.accounts }),
+    accounts: new AccountsRepository(stack.doc, tables.accounts),
+    usage: new UsageRepository(stack.doc, tables.usage),
+    settings,
+    ...(now ? { now } : {}),
+  });
+  return {
+    stack,
+    deps,
+    api: (key, method, path, body) =>
+      call(`${stack.apiUrl}${path}`, { method, headers: key === undefined ? {} : { 'x-api-key': key }, body }),
+    account: async (tier, keyBody = { name: 'admin', scope: 'admin' }) => {
+      const accountId = `acct_${name.replace(/[^a-z0-9]/gi, '')}_${++accounts}_${Date.now().toString(36)}`;
+      await deps().accounts.create(accountId, tier, new Date());
+      const { key, apiKey } = await createKey(deps(), accountId, keyBody);
+      return { accountId, key: apiKey, keyId: key.key_id };
+    },
+    close: () => stack.close(),
+  };
+}
