@@ -1,0 +1,88 @@
+/**
+ * The DynamoDB budget of an authenticated request, counted at a proxy in front of DynamoDB Local while
+ * the local runner runs the deployed bundles: the authorizer's one GetItem and the counter's one
+ * UpdateItem before any handler work; GET /keys/verify costs exactly those two.
+ */
+import { generateApiKey } from '../../lambdas/shared/api-key.js';
+import { startCountingProxy, type CountingProxy } from '../support/counting-proxy.js';
+import { testEndpoint } from '../support/dynamodb.js';
+import { startTestStack, type TestStack } from '../support/stack.js';
+
+let proxy: CountingProxy;
+let t: TestStack;
+
+beforeAll(async () => {
+  proxy = await startCountingProxy(testEndpoint());
+  t = await startTestStack('e2e-budget', { dynamodbEndpoint: proxy.endpoint });
+});
+afterAll(async () => {
+  await t?.close();
+  await proxy?.close();
+});
+
+async function countOne(key: string | undefined, method: string, path: string, body?: unknown) {
+  proxy.reset();
+  const reply = await t.api(key, method, path, body);
+  return { status: reply.status, calls: proxy.counts(), reply };
+}
+
+describe('DynamoDB calls per request', () => {
+  it('GET /keys/verify: exactly one GetItem and one UpdateItem', async () => {
+    const { key } = await t.account('business');
+    for (let i = 0; i < 3; i++) {
+      const { status, calls } = await countOne(key, 'GET', '/keys/verify');
+      expect(status).toBe(200);
+      expect(calls).toEqual({ GetItem: 1, UpdateItem: 1 });
+    }
+  });
+
+  it('GET /health and the authorizer’s refusals cost at most its one read', async () => {
+    const { key } = await t.account('business');
+    expect((await countOne(undefined, 'GET', '/health')).calls).toEqual({});
+    expect((await countOne(undefined, 'GET', '/keys/verify')).calls).toEqual({});
+    expect((await countOne(`${key.slice(0, -1)}${key.endsWith('a') ? 'b' : 'a'}`, 'GET', '/keys/verify')).calls).toEqual({});
+    expect((await countOne(key.replace(/.{6}$/, ''), 'GET', '/keys/verify')).calls).toEqual({});
+    // A well-formed key that was never issued: the one read, then 401.
+    const unknown = await countOne(generateApiKey('knouds', 'live'), 'GET', '/keys/verify');
+    expect(unknown).toMatchObject({ status: 401, calls: { GetItem: 1 } });
+  });
+
+  it('a capability refusal costs the read and the counter write, and no more', async () => {
+    const { key } = await t.account('business', { name: 'reader', preset: 'read-only' });
+    const { status, calls } = await countOne(key, 'GET', '/keys');
+    expect(status).toBe(403);
+    expect(calls).toEqual({ GetItem: 1, UpdateItem: 1 });
+  });
+
+  it('each keys route: the authorizer read and the counter write, plus the handler’s own calls', async () => {
+    const { key, keyId } = await t.account('business');
+    const created = await countOne(key, 'POST', '/keys', { name: 'x', preset: 'read-only' });
+    expect(created.status).toBe(201);
+    // + account read, + one transaction (count, record, pointer).
+    expect(created.calls).toEqual({ GetItem: 2, UpdateItem: 1, TransactWriteItems: 1 });
+    const id = String(created.reply.body['key_id']);
+
+    const expected: [string, string, unknown, number, Record<string, number>][] = [
+      // + pointer and record reads, + last_used query
+      ['GET', `/keys/${id}`, undefined, 200, { GetItem: 3, UpdateItem: 1, Query: 1 }],
+      // + index query, + a last_used query per key (2 keys)
+      ['GET', '/keys', undefined, 200, { GetItem: 1, UpdateItem: 1, Query: 3 }],
+      // + pointer and record reads, + the edit, + last_used query
+      ['PATCH', `/keys/${id}`, { name: 'y' }, 200, { GetItem: 3, UpdateItem: 2, Query: 1 }],
+      // + pointer and record reads, + this month's usage query
+      ['GET', `/keys/${id}/usage`, undefined, 200, { GetItem: 3, UpdateItem: 1, Query: 2 }],
+      // + pointer and record reads, + account read, + one transaction
+      ['POST', `/keys/${id}/rotate`, {}, 201, { GetItem: 4, UpdateItem: 1, TransactWriteItems: 1 }],
+      // + pointer and record reads, + one transaction (record, pointer, count)
+      ['DELETE', `/keys/${keyId}`, undefined, 204, { GetItem: 3, UpdateItem: 1, TransactWriteItems: 1 }],
+    ];
+    for (const [method, path, body, status, calls] of expected) {
+      const result = await countOne(key, method, path, body);
+      expect({ route: `${method} ${path}`, status: result.status, calls: result.calls }).toEqual({
+        route: `${method} ${path}`,
+        status,
+        calls,
+      });
+    }
+  });
+});
