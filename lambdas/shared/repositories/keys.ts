@@ -56,6 +56,8 @@ const ACTIVE_CONDITION = 'attribute_not_exists(revoked_at) AND (attribute_not_ex
 
 type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
+const TRANSACTION_CONFLICT_RETRIES = 5;
+
 const hashPk = (hash: string) => `H#${hash}`;
 const idPk = (keyId: string) => `K#${keyId}`;
 
@@ -112,9 +114,7 @@ export class KeysRepository {
   async create(record: KeyRecord, maxActiveKeys: number): Promise<void> {
     const ttl = record.expires_at ? Math.floor(Date.parse(record.expires_at) / 1000) : undefined;
     try {
-      await this.doc.send(
-        new TransactWriteCommand({
-          TransactItems: [
+      await this.transact([
             {
               Update: {
                 TableName: this.accountsTable,
@@ -139,9 +139,7 @@ export class KeysRepository {
                 ConditionExpression: 'attribute_not_exists(pk)',
               },
             },
-          ],
-        }),
-      );
+      ]);
     } catch (error) {
       const reasons = cancellationReasons(error);
       if (reasons?.[0] === 'ConditionalCheckFailed') throw new KeyCreateConflict();
@@ -181,7 +179,7 @@ export class KeysRepository {
     ];
     if (holdsSlot) items.push(this.releaseSlot(record.account_id));
     try {
-      await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
+      await this.transact(items);
     } catch (error) {
       // Revoked (or rotated) by a concurrent request between our read and this write.
       if (cancellationReasons(error)?.[0] === 'ConditionalCheckFailed') {
@@ -252,9 +250,7 @@ export class KeysRepository {
           ExpressionAttributeValues: { ':ttl': Math.floor(now.getTime() / 1000) + REVOKED_RETENTION_SECONDS },
         };
     try {
-      await this.doc.send(
-        new TransactWriteCommand({
-          TransactItems: [
+      await this.transact([
             {
               ConditionCheck: {
                 TableName: this.accountsTable,
@@ -292,9 +288,7 @@ export class KeysRepository {
                 ConditionExpression: 'attribute_not_exists(pk)',
               },
             },
-          ],
-        }),
-      );
+      ]);
     } catch (error) {
       const reasons = cancellationReasons(error);
       if (reasons?.[0] === 'ConditionalCheckFailed') throw new KeyCreateConflict();
@@ -323,9 +317,7 @@ export class KeysRepository {
       );
       for (const item of page.Items ?? []) {
         try {
-          await this.doc.send(
-            new TransactWriteCommand({
-              TransactItems: [
+          await this.transact([
                 {
                   Update: {
                     TableName: this.tables.keys,
@@ -337,9 +329,7 @@ export class KeysRepository {
                   },
                 },
                 this.releaseSlot(accountId),
-              ],
-            }),
-          );
+          ]);
           released++;
         } catch (error) {
           // Released or revoked concurrently, or removed by TTL: its slot is not ours to free.
@@ -349,6 +339,25 @@ export class KeysRepository {
       start = page.LastEvaluatedKey;
     } while (start);
     return released;
+  }
+
+  /**
+   * One transaction. DynamoDB cancels a transaction that touches an item another transaction is
+   * writing (`TransactionConflict`, e.g. parallel creates on one account); those are retried with
+   * jittered backoff. Condition failures are the caller's to interpret.
+   */
+  private async transact(items: TransactItem[]): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
+        return;
+      } catch (error) {
+        const reasons = cancellationReasons(error);
+        const conflict = reasons?.includes('TransactionConflict') && !reasons.includes('ConditionalCheckFailed');
+        if (!conflict || attempt >= TRANSACTION_CONFLICT_RETRIES) throw error;
+        await new Promise((r) => setTimeout(r, Math.random() * 20 * 2 ** attempt));
+      }
+    }
   }
 
   private releaseSlot(accountId: string): TransactItem {

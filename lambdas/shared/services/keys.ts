@@ -105,7 +105,7 @@ export interface CreatedKey {
   readonly apiKey: string;
 }
 
-const MAX_CONFLICT_RETRIES = 3;
+const MAX_CONFLICT_RETRIES = 5;
 
 const clock = (deps: KeyServiceDeps) => (deps.now ?? (() => new Date()))();
 
@@ -146,12 +146,16 @@ function newKeyRecord(
  * account is full.
  */
 async function afterConflict(deps: KeyServiceDeps, accountId: string, seenTier: string, attempt: number, now: Date): Promise<void> {
+  const max = deps.settings.maxActiveKeysPerAccount;
   const fresh = await deps.accounts.get(accountId);
   if (!fresh) throw new NotFoundError(`Account '${accountId}' does not exist`);
-  if (attempt >= MAX_CONFLICT_RETRIES) throw keyLimitReached(deps.settings.maxActiveKeysPerAccount);
+  if (attempt >= MAX_CONFLICT_RETRIES) throw keyLimitReached(max);
   if (fresh.tier !== seenTier) return;
   if ((await deps.keys.releaseExpired(accountId, now)) > 0) return;
-  throw keyLimitReached(deps.settings.maxActiveKeysPerAccount);
+  // A concurrent request may have released slots (expired keys, a revocation) since our write failed.
+  const after = await deps.accounts.get(accountId);
+  if (after && after.active_keys < max) return;
+  throw keyLimitReached(max);
 }
 
 export async function createKey(

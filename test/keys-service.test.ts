@@ -1,0 +1,188 @@
+/**
+ * The key services and repositories against DynamoDB Local: the conditional writes and transactions that
+ * keep the key limit, revocation, rotation and rate limits exact under concurrency.
+ */
+import { jest } from '@jest/globals';
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { NotFoundError } from '../lambdas/shared/errors.js';
+import { UsageRepository, windowOf } from '../lambdas/shared/repositories/usage.js';
+import { createKey, revokeKey, rotateKey, updateKey } from '../lambdas/shared/services/keys.js';
+import { DEFAULT_SETTINGS } from '../lambdas/shared/settings.js';
+import { createTestDb, type TestDb } from './support/dynamodb.js';
+
+let db: TestDb;
+let n = 0;
+beforeAll(async () => {
+  db = await createTestDb('keys-service');
+});
+afterAll(() => db.close());
+
+async function newAccount(tier: 'pro' | 'business' = 'business'): Promise<string> {
+  const id = `acct_svc_${++n}`;
+  await db.deps().accounts.create(id, tier, new Date());
+  return id;
+}
+
+const activeCount = async (accountId: string) => (await db.deps().keys.listActive(accountId, new Date(), 100)).items.length;
+const counter = async (accountId: string) => (await db.deps().accounts.get(accountId))?.active_keys;
+
+describe('key limit', () => {
+  it('15 parallel creates on an empty account: exactly 10 succeed, the rest KEY_LIMIT_REACHED', async () => {
+    const account = await newAccount();
+    const results = await Promise.allSettled(
+      Array.from({ length: 15 }, (_, i) => createKey(db.deps(), account, { name: `k${i}`, preset: 'read-only' })),
+    );
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(10);
+    for (const r of results) {
+      if (r.status === 'rejected') expect(r.reason).toMatchObject({ status: 409, code: 'KEY_LIMIT_REACHED' });
+    }
+    expect(await activeCount(account)).toBe(10);
+    expect(await counter(account)).toBe(10);
+  });
+
+  it('expired keys give their slots back when the limit is reached', async () => {
+    const account = await newAccount();
+    const past = new Date(Date.now() - 8 * 86_400_000);
+    for (let i = 0; i < 3; i++) {
+      await createKey(db.deps(DEFAULT_SETTINGS, () => past), account, { name: `old${i}`, preset: 'read-only', expires_in_days: 7 });
+    }
+    for (let i = 0; i < 7; i++) await createKey(db.deps(), account, { name: `k${i}`, preset: 'read-only' });
+    expect(await counter(account)).toBe(10);
+    expect(await activeCount(account)).toBe(7);
+    // Three more fit, exactly: the expired keys' slots, released once each even when creates race.
+    const results = await Promise.allSettled(
+      Array.from({ length: 6 }, (_, i) => createKey(db.deps(), account, { name: `new${i}`, preset: 'read-only' })),
+    );
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(3);
+    expect(await activeCount(account)).toBe(10);
+    expect(await counter(account)).toBe(10);
+  });
+});
+
+describe('transaction conflicts (injected: DynamoDB Local serialises transactions instead)', () => {
+  afterEach(() => jest.restoreAllMocks());
+
+  const conflict = () =>
+    new TransactionCanceledException({
+      message: 'Transaction cancelled',
+      $metadata: {},
+      CancellationReasons: [{ Code: 'TransactionConflict' }, { Code: 'None' }, { Code: 'None' }],
+    });
+
+  function failTransactions(times: number) {
+    const original = DynamoDBDocumentClient.prototype.send;
+    let failed = 0;
+    return jest.spyOn(DynamoDBDocumentClient.prototype, 'send').mockImplementation(function (this: DynamoDBDocumentClient, command: unknown) {
+      if ((command as object).constructor.name === 'TransactWriteCommand' && failed < times) {
+        failed++;
+        return Promise.reject(conflict());
+      }
+      return (original as (c: unknown) => Promise<unknown>).call(this, command);
+    } as never);
+  }
+
+  it('retries a create that met a TransactionConflict, and succeeds once', async () => {
+    const account = await newAccount();
+    const spy = failTransactions(2);
+    await expect(createKey(db.deps(), account, { name: 'x', preset: 'read-only' })).resolves.toMatchObject({ key: { name: 'x' } });
+    expect(spy.mock.calls.filter(([c]) => (c as object).constructor.name === 'TransactWriteCommand')).toHaveLength(3);
+    expect(await counter(account)).toBe(1);
+  });
+
+  it('a conflict that persists is an error (500), never a false KEY_LIMIT_REACHED', async () => {
+    const account = await newAccount();
+    failTransactions(100);
+    await expect(createKey(db.deps(), account, { name: 'x', preset: 'read-only' })).rejects.toBeInstanceOf(TransactionCanceledException);
+    jest.restoreAllMocks();
+    expect(await counter(account)).toBe(0);
+  });
+});
+
+describe('revocation and rotation races', () => {
+  it('two revocations of one key: one succeeds, the other is 404, the slot is freed once', async () => {
+    const account = await newAccount();
+    const { key } = await createKey(db.deps(), account, { name: 'x', preset: 'read-only' });
+    await createKey(db.deps(), account, { name: 'y', preset: 'read-only' });
+    const results = await Promise.allSettled([revokeKey(db.deps(), account, key.key_id), revokeKey(db.deps(), account, key.key_id)]);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    const rejected = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    expect(rejected.reason).toBeInstanceOf(NotFoundError);
+    expect(await counter(account)).toBe(1);
+  });
+
+  it('two rotations of one key: exactly one replacement', async () => {
+    const account = await newAccount();
+    const { key } = await createKey(db.deps(), account, { name: 'x', preset: 'read-only' });
+    const results = await Promise.allSettled([
+      rotateKey(db.deps(), account, key.key_id, { grace_period_seconds: 60 }),
+      rotateKey(db.deps(), account, key.key_id, { grace_period_seconds: 60 }),
+    ]);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    // The old key (in grace) and its one replacement; the count holds the replacement only.
+    expect(await activeCount(account)).toBe(2);
+    expect(await counter(account)).toBe(1);
+  });
+
+  it('revoking a key during its grace period does not free a slot twice', async () => {
+    const account = await newAccount();
+    const { key } = await createKey(db.deps(), account, { name: 'x', preset: 'read-only' });
+    const rotated = await rotateKey(db.deps(), account, key.key_id, { grace_period_seconds: 3600 });
+    expect(await counter(account)).toBe(1);
+    await revokeKey(db.deps(), account, key.key_id);
+    expect(await counter(account)).toBe(1);
+    await revokeKey(db.deps(), account, rotated.key.key_id);
+    expect(await counter(account)).toBe(0);
+  });
+
+  it('an edit of a revoked key is 404 and writes nothing', async () => {
+    const account = await newAccount();
+    const { key } = await createKey(db.deps(), account, { name: 'x', preset: 'read-only' });
+    await revokeKey(db.deps(), account, key.key_id);
+    await expect(updateKey(db.deps(), account, key.key_id, { name: 'y' })).rejects.toBeInstanceOf(NotFoundError);
+    expect((await db.deps().keys.findById(key.key_id))?.name).toBe('x');
+  });
+});
+
+describe('rate-limit counter', () => {
+  it('25 parallel hits with limit 10: exactly 10 admitted, each with its own remaining count', async () => {
+    const usage = new UsageRepository(db.doc, db.tables.usage);
+    const now = new Date('2026-03-01T10:20:30Z');
+    const hits = await Promise.all(Array.from({ length: 25 }, () => usage.hit('key_race', 'acct', 10, now)));
+    const admitted = hits.filter((h) => h.admitted);
+    expect(admitted).toHaveLength(10);
+    expect(admitted.map((h) => h.remaining).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(hits.every((h) => h.reset === Date.parse('2026-03-01T10:21:00Z') / 1000)).toBe(true);
+    // The next window starts afresh; the totals count admitted requests only.
+    expect((await usage.hit('key_race', 'acct', 10, new Date('2026-03-01T10:21:00Z'))).admitted).toBe(true);
+    const summary = await usage.summary('key_race', new Date('2026-03-01T12:00:00Z'));
+    expect(summary).toEqual({ requestsToday: 11, requestsThisMonth: 11, lastUsed: '2026-03-01T10:21:00.000Z' });
+  });
+
+  it('sums today and this month over hour items, and remembers the last use of earlier months', async () => {
+    const usage = new UsageRepository(db.doc, db.tables.usage);
+    await usage.hit('key_sum', 'acct', 10, new Date('2026-02-27T23:59:59Z'));
+    await usage.hit('key_sum', 'acct', 10, new Date('2026-03-01T00:00:00Z'));
+    await usage.hit('key_sum', 'acct', 10, new Date('2026-03-02T05:00:00Z'));
+    await usage.hit('key_sum', 'acct', 10, new Date('2026-03-02T23:10:00Z'));
+    expect(await usage.summary('key_sum', new Date('2026-03-02T23:30:00Z'))).toEqual({
+      requestsToday: 2,
+      requestsThisMonth: 3,
+      lastUsed: '2026-03-02T23:10:00.000Z',
+    });
+    expect(await usage.summary('key_sum', new Date('2026-04-10T00:00:00Z'))).toEqual({
+      requestsToday: 0,
+      requestsThisMonth: 0,
+      lastUsed: '2026-03-02T23:10:00.000Z',
+    });
+  });
+
+  it('windows are fixed UTC minutes', () => {
+    expect(windowOf(new Date('2026-03-01T10:20:59.999Z'))).toEqual({
+      hour: '2026-03-01T10',
+      minuteAttr: 'm20',
+      reset: Date.parse('2026-03-01T10:21:00Z') / 1000,
+    });
+    expect(windowOf(new Date('2026-03-01T23:59:00Z')).reset).toBe(Date.parse('2026-03-02T00:00:00Z') / 1000);
+  });
+});
