@@ -115,30 +115,30 @@ export class KeysRepository {
     const ttl = record.expires_at ? Math.floor(Date.parse(record.expires_at) / 1000) : undefined;
     try {
       await this.transact([
-            {
-              Update: {
-                TableName: this.accountsTable,
-                Key: { account_id: record.account_id },
-                UpdateExpression: 'SET active_keys = if_not_exists(active_keys, :zero) + :one',
-                ConditionExpression:
-                  'attribute_exists(account_id) AND tier = :tier AND (attribute_not_exists(active_keys) OR active_keys < :max)',
-                ExpressionAttributeValues: { ':zero': 0, ':one': 1, ':tier': record.tier, ':max': maxActiveKeys },
-              },
-            },
-            {
-              Put: {
-                TableName: this.tables.keys,
-                Item: { ...record, pk: hashPk(record.key_hash), ttl },
-                ConditionExpression: 'attribute_not_exists(pk)',
-              },
-            },
-            {
-              Put: {
-                TableName: this.tables.keys,
-                Item: { pk: idPk(record.key_id), key_hash: record.key_hash, ttl },
-                ConditionExpression: 'attribute_not_exists(pk)',
-              },
-            },
+        {
+          Update: {
+            TableName: this.accountsTable,
+            Key: { account_id: record.account_id },
+            UpdateExpression: 'SET active_keys = if_not_exists(active_keys, :zero) + :one',
+            ConditionExpression:
+              'attribute_exists(account_id) AND tier = :tier AND (attribute_not_exists(active_keys) OR active_keys < :max)',
+            ExpressionAttributeValues: { ':zero': 0, ':one': 1, ':tier': record.tier, ':max': maxActiveKeys },
+          },
+        },
+        {
+          Put: {
+            TableName: this.tables.keys,
+            Item: { ...record, pk: hashPk(record.key_hash), ttl },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          },
+        },
+        {
+          Put: {
+            TableName: this.tables.keys,
+            Item: { pk: idPk(record.key_id), key_hash: record.key_hash, ttl },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          },
+        },
       ]);
     } catch (error) {
       const reasons = cancellationReasons(error);
@@ -251,43 +251,43 @@ export class KeysRepository {
         };
     try {
       await this.transact([
-            {
-              ConditionCheck: {
-                TableName: this.accountsTable,
-                Key: { account_id: next.account_id },
-                ConditionExpression: 'attribute_exists(account_id) AND tier = :tier',
-                ExpressionAttributeValues: { ':tier': next.tier },
-              },
+        {
+          ConditionCheck: {
+            TableName: this.accountsTable,
+            Key: { account_id: next.account_id },
+            ConditionExpression: 'attribute_exists(account_id) AND tier = :tier',
+            ExpressionAttributeValues: { ':tier': next.tier },
+          },
+        },
+        {
+          Update: {
+            TableName: this.tables.keys,
+            Key: { pk: hashPk(old.key_hash) },
+            UpdateExpression: oldUpdate.UpdateExpression,
+            ConditionExpression: `account_id = :acct AND ${ACTIVE_CONDITION} AND attribute_not_exists(released_at)`,
+            ExpressionAttributeNames: { '#ttl': 'ttl' },
+            ExpressionAttributeValues: {
+              ...oldUpdate.ExpressionAttributeValues,
+              ':acct': old.account_id,
+              ':now': now.toISOString(),
+              ':next': next.key_id,
             },
-            {
-              Update: {
-                TableName: this.tables.keys,
-                Key: { pk: hashPk(old.key_hash) },
-                UpdateExpression: oldUpdate.UpdateExpression,
-                ConditionExpression: `account_id = :acct AND ${ACTIVE_CONDITION} AND attribute_not_exists(released_at)`,
-                ExpressionAttributeNames: { '#ttl': 'ttl' },
-                ExpressionAttributeValues: {
-                  ...oldUpdate.ExpressionAttributeValues,
-                  ':acct': old.account_id,
-                  ':now': now.toISOString(),
-                  ':next': next.key_id,
-                },
-              },
-            },
-            {
-              Put: {
-                TableName: this.tables.keys,
-                Item: { ...next, pk: hashPk(next.key_hash), ttl: nextTtl },
-                ConditionExpression: 'attribute_not_exists(pk)',
-              },
-            },
-            {
-              Put: {
-                TableName: this.tables.keys,
-                Item: { pk: idPk(next.key_id), key_hash: next.key_hash, ttl: nextTtl },
-                ConditionExpression: 'attribute_not_exists(pk)',
-              },
-            },
+          },
+        },
+        {
+          Put: {
+            TableName: this.tables.keys,
+            Item: { ...next, pk: hashPk(next.key_hash), ttl: nextTtl },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          },
+        },
+        {
+          Put: {
+            TableName: this.tables.keys,
+            Item: { pk: idPk(next.key_id), key_hash: next.key_hash, ttl: nextTtl },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          },
+        },
       ]);
     } catch (error) {
       const reasons = cancellationReasons(error);
@@ -299,10 +299,11 @@ export class KeysRepository {
 
   /**
    * Expired keys still hold their slot in `active_keys` until released. Releases each expired key of the
-   * account exactly once (a conditional transaction per key), returning how many slots were freed.
+   * account exactly once (a conditional transaction per key). Returns how many such keys it found: all
+   * of them are released when it returns, by this call or by a concurrent one.
    */
   async releaseExpired(accountId: string, now: Date): Promise<number> {
-    let released = 0;
+    let found = 0;
     let start: Record<string, unknown> | undefined;
     do {
       const page = await this.doc.send(
@@ -316,21 +317,21 @@ export class KeysRepository {
         }),
       );
       for (const item of page.Items ?? []) {
+        found++;
         try {
           await this.transact([
-                {
-                  Update: {
-                    TableName: this.tables.keys,
-                    Key: { pk: item['pk'] },
-                    UpdateExpression: 'SET released_at = :now',
-                    ConditionExpression:
-                      'attribute_not_exists(revoked_at) AND attribute_not_exists(released_at) AND expires_at <= :now',
-                    ExpressionAttributeValues: { ':now': now.toISOString() },
-                  },
-                },
-                this.releaseSlot(accountId),
+            {
+              Update: {
+                TableName: this.tables.keys,
+                Key: { pk: item['pk'] },
+                UpdateExpression: 'SET released_at = :now',
+                ConditionExpression:
+                  'attribute_not_exists(revoked_at) AND attribute_not_exists(released_at) AND expires_at <= :now',
+                ExpressionAttributeValues: { ':now': now.toISOString() },
+              },
+            },
+            this.releaseSlot(accountId),
           ]);
-          released++;
         } catch (error) {
           // Released or revoked concurrently, or removed by TTL: its slot is not ours to free.
           if (!cancellationReasons(error)) throw error;
@@ -338,7 +339,7 @@ export class KeysRepository {
       }
       start = page.LastEvaluatedKey;
     } while (start);
-    return released;
+    return found;
   }
 
   /**
