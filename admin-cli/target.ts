@@ -9,6 +9,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { TableNames } from '../lambdas/shared/ddb.js';
 import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
 import { KeysRepository } from '../lambdas/shared/repositories/keys.js';
+import { UsageRepository } from '../lambdas/shared/repositories/usage.js';
 import type { KeyServiceDeps } from '../lambdas/shared/services/keys.js';
 import { resolveSettings, type Settings } from '../lambdas/shared/settings.js';
 import { STACK_OUTPUTS } from '../lib/outputs.js';
@@ -32,6 +33,7 @@ function build(client: DynamoDBClient, tables: TableNames, settings: Settings, d
     deps: {
       keys: new KeysRepository(doc, { keys: tables.keys, accounts: tables.accounts }),
       accounts: new AccountsRepository(doc, tables.accounts),
+      usage: new UsageRepository(doc, tables.usage),
       settings,
     },
     close: () => client.destroy(),
