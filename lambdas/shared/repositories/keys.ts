@@ -375,11 +375,12 @@ export class KeysRepository {
 
   /**
    * A page of the account's keys that are neither revoked nor expired at `now`, oldest first, with
-   * exactly `limit` items unless it is the last page. The token is bound to the account.
+   * exactly `limit` items unless it is the last page. The token names the page's last key (its
+   * `created_at` and `key_id`, never its hash) and is only valid for the account that received it.
    */
   async listActive(accountId: string, now: Date, limit: number, nextToken?: string): Promise<KeyPage> {
     const items: KeyRecord[] = [];
-    let start = nextToken ? decodeToken(nextToken, accountId) : undefined;
+    let start = nextToken ? await this.startAfter(accountId, nextToken) : undefined;
     do {
       const out = await this.doc.send(
         new QueryCommand({
@@ -395,7 +396,19 @@ export class KeysRepository {
       items.push(...(out.Items ?? []).map(strip));
       start = out.LastEvaluatedKey;
     } while (start && items.length < limit);
-    return { items, nextToken: start ? encodeToken(start) : null };
+    const last = items.at(-1);
+    // A full page may be the last one; the next call then returns an empty page with a null token.
+    return { items, nextToken: start && last ? encodeToken(accountId, last) : null };
+  }
+
+  /** The index position just after the key a page token names. */
+  private async startAfter(accountId: string, token: string): Promise<Record<string, unknown>> {
+    const position = decodeToken(token, accountId);
+    const record = await this.findById(position.k);
+    if (!record || record.account_id !== accountId || record.created_at !== position.c) {
+      throw ValidationError.field('next_token', 'is not a valid page token (or its key is gone): list again from the start');
+    }
+    return { account_id: accountId, created_at: record.created_at, pk: hashPk(record.key_hash) };
   }
 
   /** Copies a new tier onto every key of the account (at most the key limit plus revoked/expired ones). */
@@ -444,16 +457,16 @@ export function keyLimitReached(max: number): ConflictError {
   return new ConflictError('KEY_LIMIT_REACHED', `The account already holds the maximum of ${max} active keys`);
 }
 
-function encodeToken(key: Record<string, unknown>): string {
-  return Buffer.from(JSON.stringify(key)).toString('base64url');
+function encodeToken(accountId: string, last: KeyRecord): string {
+  return Buffer.from(JSON.stringify({ a: accountId, c: last.created_at, k: last.key_id })).toString('base64url');
 }
 
 /** A page token is only ever valid for the account that received it. */
-function decodeToken(token: string, accountId: string): Record<string, unknown> {
+function decodeToken(token: string, accountId: string): { c: string; k: string } {
   try {
-    const value: unknown = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
-    if (value && typeof value === 'object' && (value as Record<string, unknown>)['account_id'] === accountId) {
-      return value as Record<string, unknown>;
+    const value = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as Record<string, unknown>;
+    if (value['a'] === accountId && typeof value['c'] === 'string' && typeof value['k'] === 'string') {
+      return { c: value['c'], k: value['k'] };
     }
   } catch {
     // not base64url JSON: reported below
