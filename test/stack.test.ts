@@ -1,0 +1,218 @@
+/**
+ * Template tests: the stack synthesized in-process without bundling (asset hashes differ, nothing else),
+ * checked for the tables, the API, the authorizer, the gateway error bodies and least-privilege IAM.
+ */
+import { App, Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { KnoudsApiStack, type KnoudsApiStackProps } from '../lib/knouds-api-stack.js';
+
+type Resource = { Type: string; Properties: Record<string, unknown>; DeletionPolicy?: string };
+
+function synth(props: KnoudsApiStackProps = {}): Template {
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  return Template.fromStack(new KnoudsApiStack(app, 'TestStack', props));
+}
+
+const template = synth();
+const resources = template.toJSON()['Resources'] as Record<string, Resource>;
+const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
+const logicalId = (type: string, pathPart: string) => {
+  const found = ofType(type).filter(([id]) => id.includes(pathPart));
+  expect(found).toHaveLength(1);
+  return found[0]![0];
+};
+
+const tables = () => ofType('AWS::DynamoDB::GlobalTable');
+const table = (name: string) => resources[logicalId('AWS::DynamoDB::GlobalTable', name)]!;
+
+describe('tables', () => {
+  it('five on-demand tables with point-in-time recovery, retained by default', () => {
+    expect(tables().map(([id]) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual(
+      ['DataAccountsTable', 'DataExecutionsTable', 'DataKeysTable', 'DataUsageTable', 'DataWorkflowsTable'],
+    );
+    for (const [, t] of tables()) {
+      expect(t.Properties['BillingMode']).toBe('PAY_PER_REQUEST');
+      expect(t.DeletionPolicy).toBe('Retain');
+      const replicas = t.Properties['Replicas'] as { PointInTimeRecoverySpecification?: { PointInTimeRecoveryEnabled: boolean } }[];
+      expect(replicas.map((r) => r.PointInTimeRecoverySpecification?.PointInTimeRecoveryEnabled)).toEqual([true]);
+    }
+  });
+
+  it('are deleted with the stack when removalPolicy says so', () => {
+    const destroyed = synth({ removalPolicy: RemovalPolicy.DESTROY }).toJSON()['Resources'] as Record<string, Resource>;
+    const policies = Object.values(destroyed)
+      .filter((r) => r.Type === 'AWS::DynamoDB::GlobalTable')
+      .map((r) => r.DeletionPolicy);
+    expect(policies).toEqual(['Delete', 'Delete', 'Delete', 'Delete', 'Delete']);
+  });
+
+  it('keys: pk, TTL, and the by-account index; usage and executions expire by TTL', () => {
+    const keys = table('DataKeysTable').Properties;
+    expect(keys['KeySchema']).toEqual([{ AttributeName: 'pk', KeyType: 'HASH' }]);
+    expect(keys['TimeToLiveSpecification']).toEqual({ AttributeName: 'ttl', Enabled: true });
+    expect(keys['GlobalSecondaryIndexes']).toEqual([
+      {
+        IndexName: 'by-account',
+        KeySchema: [
+          { AttributeName: 'account_id', KeyType: 'HASH' },
+          { AttributeName: 'created_at', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      },
+    ]);
+    expect(table('DataUsageTable').Properties['KeySchema']).toEqual([
+      { AttributeName: 'key_id', KeyType: 'HASH' },
+      { AttributeName: 'hour', KeyType: 'RANGE' },
+    ]);
+    for (const name of ['DataUsageTable', 'DataExecutionsTable']) {
+      expect(table(name).Properties['TimeToLiveSpecification']).toEqual({ AttributeName: 'ttl', Enabled: true });
+    }
+    expect(table('DataAccountsTable').Properties['TimeToLiveSpecification']).toBeUndefined();
+  });
+});
+
+describe('functions', () => {
+  it('run Node.js 22 or 24 on ARM64, as ESM bundles with source maps', () => {
+    const functions = ofType('AWS::Lambda::Function');
+    expect(functions.length).toBeGreaterThanOrEqual(2);
+    for (const [, f] of functions) {
+      expect(['nodejs22.x', 'nodejs24.x']).toContain(f.Properties['Runtime']);
+      expect(f.Properties['Architectures']).toEqual(['arm64']);
+      expect(f.Properties['Handler']).toBe('index.handler');
+    }
+  });
+
+  it('carry the settings props as KNOUDS_SETTINGS, validated at construction', () => {
+    const custom = synth({ keyPrefix: 'acme', maxActiveKeysPerAccount: 3, tiers: { pro: { liveRateLimit: 250 } } });
+    const env = (Object.values(custom.toJSON()['Resources'] as Record<string, Resource>).find(
+      (r) => r.Type === 'AWS::Lambda::Function',
+    )!.Properties['Environment'] as { Variables: Record<string, string> }).Variables;
+    const settings = JSON.parse(env['KNOUDS_SETTINGS']!) as Record<string, unknown>;
+    expect(settings).toMatchObject({ keyPrefix: 'acme', maxActiveKeysPerAccount: 3, tiers: { pro: { liveRateLimit: 250, testRateLimit: 10 } } });
+    expect(() => synth({ keyPrefix: 'Bad Prefix' })).toThrow(/keyPrefix/);
+    expect(() => synth({ maxActiveKeysPerAccount: 0 })).toThrow(/maxActiveKeysPerAccount/);
+    expect(() => synth({ tiers: { pro: { ceiling: ['keys:everything'] } } })).toThrow(/unknown capability/);
+  });
+});
+
+describe('API', () => {
+  it('has stage v1 with access logs and throttling', () => {
+    template.hasResourceProperties('AWS::ApiGateway::Stage', {
+      StageName: 'v1',
+      AccessLogSetting: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp('requestId') },
+      MethodSettings: Match.arrayWith([
+        Match.objectLike({ HttpMethod: '*', ResourcePath: '/*', ThrottlingRateLimit: 1000, ThrottlingBurstLimit: 2000 }),
+      ]),
+    });
+  });
+
+  it('has a REQUEST authorizer on x-api-key whose results are not cached, unless a prop says so', () => {
+    template.hasResourceProperties('AWS::ApiGateway::Authorizer', {
+      Type: 'REQUEST',
+      IdentitySource: 'method.request.header.x-api-key',
+      AuthorizerResultTtlInSeconds: 0,
+    });
+    synth({ authorizerCacheTtl: Duration.seconds(60) }).hasResourceProperties('AWS::ApiGateway::Authorizer', {
+      AuthorizerResultTtlInSeconds: 60,
+    });
+    expect(() => synth({ authorizerCacheTtl: Duration.seconds(3601) })).toThrow(/authorizerCacheTtl/);
+  });
+
+  it('serves GET /health without a key (a mock) and every other method through the authorizer', () => {
+    const paths = new Map<string, string>();
+    for (const [id, r] of ofType('AWS::ApiGateway::Resource')) paths.set(id, String(r.Properties['PathPart']));
+    const methods = ofType('AWS::ApiGateway::Method').map(([, m]) => {
+      const ref = (m.Properties['ResourceId'] as { Ref?: string }).Ref ?? '';
+      return { path: paths.get(ref), method: m.Properties['HttpMethod'], auth: m.Properties['AuthorizationType'], integration: (m.Properties['Integration'] as { Type: string }).Type };
+    });
+    expect(methods.filter((m) => m.auth === 'NONE')).toEqual([{ path: 'health', method: 'GET', auth: 'NONE', integration: 'MOCK' }]);
+    for (const m of methods.filter((x) => x.path !== 'health')) {
+      expect(m).toMatchObject({ auth: 'CUSTOM', integration: 'AWS_PROXY' });
+    }
+    expect(methods.map((m) => `${String(m.method)} ${m.path}`)).toEqual(expect.arrayContaining(['GET verify', 'POST keys', 'POST rotate', 'GET usage']));
+  });
+
+  describe('gateway responses carry the contract error body', () => {
+    const responses = new Map(
+      ofType('AWS::ApiGateway::GatewayResponse').map(([, r]) => [String(r.Properties['ResponseType']), r.Properties]),
+    );
+    const body = (type: string) => {
+      const templates = responses.get(type)?.['ResponseTemplates'] as Record<string, string>;
+      return JSON.parse(templates['application/json']!.replaceAll('$context.requestId', 'req-1')) as Record<string, unknown>;
+    };
+
+    it.each([
+      ['UNAUTHORIZED', '401', { code: 'UNAUTHORIZED' }],
+      ['ACCESS_DENIED', '403', { code: 'CAPABILITY_DENIED', required: 'execute-api:Invoke', actual: [] }],
+      ['MISSING_AUTHENTICATION_TOKEN', '404', { code: 'NOT_FOUND' }],
+      ['THROTTLED', '429', { code: 'RATE_LIMIT_EXCEEDED' }],
+      ['REQUEST_TOO_LARGE', '413', { code: 'PAYLOAD_TOO_LARGE' }],
+      ['AUTHORIZER_FAILURE', '500', { code: 'INTERNAL_ERROR', request_id: 'req-1' }],
+      ['AUTHORIZER_CONFIGURATION_ERROR', '500', { code: 'INTERNAL_ERROR', request_id: 'req-1' }],
+      ['DEFAULT_4XX', '400', { code: 'VALIDATION_ERROR', details: [] }],
+      ['DEFAULT_5XX', '500', { code: 'INTERNAL_ERROR', request_id: 'req-1' }],
+    ])('%s → %s', (type, status, fields) => {
+      expect(responses.get(type)?.['StatusCode']).toBe(status);
+      expect(body(type)).toEqual({ error: expect.any(String), ...fields });
+      expect((responses.get(type)?.['ResponseParameters'] as Record<string, string>)['gatewayresponse.header.Content-Type']).toBe(
+        "'application/json'",
+      );
+    });
+
+    it('the 401 tells to use x-api-key, and 429s say when to retry', () => {
+      expect(body('UNAUTHORIZED')['error']).toMatch(/x-api-key/);
+      for (const type of ['THROTTLED', 'QUOTA_EXCEEDED']) {
+        expect((responses.get(type)?.['ResponseParameters'] as Record<string, string>)['gatewayresponse.header.Retry-After']).toMatch(/^'\d+'$/);
+      }
+    });
+  });
+});
+
+describe('least-privilege IAM', () => {
+  const policies = ofType('AWS::IAM::Policy').map(([, p]) => p.Properties);
+  const statementsOf = (functionPart: string) => {
+    const fn = resources[logicalId('AWS::Lambda::Function', functionPart)]!;
+    const role = (fn.Properties['Role'] as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+    return policies
+      .filter((p) => (p['Roles'] as { Ref: string }[]).some((r) => r.Ref === role))
+      .flatMap((p) => (p['PolicyDocument'] as { Statement: { Action: string | string[]; Resource: unknown }[] }).Statement)
+      .map((s) => ({ actions: [s.Action].flat().sort(), resource: JSON.stringify(s.Resource) }));
+  };
+  const keysTable = logicalId('AWS::DynamoDB::GlobalTable', 'DataKeysTable');
+
+  it('the authorizer may only GetItem the keys table', () => {
+    const statements = statementsOf('AuthorizerFunction');
+    expect(statements.map((s) => s.actions)).toEqual([['dynamodb:GetItem']]);
+    expect(statements[0]!.resource).toContain(keysTable);
+    for (const other of ['Accounts', 'Usage', 'Workflows', 'Executions']) {
+      expect(statements[0]!.resource).not.toContain(`Data${other}Table`);
+    }
+  });
+
+  it('the keys function may count usage and manage keys, and nothing else', () => {
+    const statements = statementsOf('KeysFunction');
+    const byTable = Object.fromEntries(
+      statements.map((s) => [/Data(\w+?)Table/.exec(s.resource)?.[1] ?? s.resource, s.actions]),
+    );
+    expect(byTable).toEqual({
+      Keys: ['dynamodb:ConditionCheckItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
+      Accounts: ['dynamodb:ConditionCheckItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'],
+      Usage: ['dynamodb:Query', 'dynamodb:UpdateItem'],
+    });
+  });
+
+  it('no policy grants a wildcard action', () => {
+    for (const p of policies) {
+      for (const s of (p['PolicyDocument'] as { Statement: { Action: string | string[] }[] }).Statement) {
+        for (const action of [s.Action].flat()) expect(action).not.toMatch(/\*/);
+      }
+    }
+  });
+});
+
+describe('snapshot', () => {
+  it('matches, with asset hashes normalized', () => {
+    const normalized = JSON.stringify(template.toJSON(), null, 2).replace(/[0-9a-f]{64}(\.zip)?/g, '<asset>');
+    expect(JSON.parse(normalized)).toMatchSnapshot();
+  });
+});
