@@ -56,7 +56,7 @@ const ACTIVE_CONDITION = 'attribute_not_exists(revoked_at) AND (attribute_not_ex
 
 type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
-const TRANSACTION_CONFLICT_RETRIES = 5;
+const TRANSACTION_CONFLICT_RETRIES = 8;
 
 const hashPk = (hash: string) => `H#${hash}`;
 const idPk = (keyId: string) => `K#${keyId}`;
@@ -333,8 +333,9 @@ export class KeysRepository {
             this.releaseSlot(accountId),
           ]);
         } catch (error) {
-          // Released or revoked concurrently, or removed by TTL: its slot is not ours to free.
-          if (!cancellationReasons(error)) throw error;
+          // Released or revoked concurrently, or removed by TTL: its slot is not ours to free. Anything
+          // else (a conflict that outlasted the retries) must not pass for a release.
+          if (!cancellationReasons(error)?.includes('ConditionalCheckFailed')) throw error;
         }
       }
       start = page.LastEvaluatedKey;
@@ -356,7 +357,7 @@ export class KeysRepository {
         const reasons = cancellationReasons(error);
         const conflict = reasons?.includes('TransactionConflict') && !reasons.includes('ConditionalCheckFailed');
         if (!conflict || attempt >= TRANSACTION_CONFLICT_RETRIES) throw error;
-        await new Promise((r) => setTimeout(r, Math.random() * 20 * 2 ** attempt));
+        await new Promise((r) => setTimeout(r, Math.random() * Math.min(500, 10 * 2 ** attempt)));
       }
     }
   }

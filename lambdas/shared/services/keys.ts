@@ -105,7 +105,7 @@ export interface CreatedKey {
   readonly apiKey: string;
 }
 
-const MAX_CONFLICT_RETRIES = 5;
+const MAX_CONFLICT_RETRIES = 10;
 
 const clock = (deps: KeyServiceDeps) => (deps.now ?? (() => new Date()))();
 
@@ -141,18 +141,18 @@ function newKeyRecord(
 }
 
 /**
- * The account condition of a create or rotate failed. Tells the caller whether to retry: the tier
- * changed (check the grant again), or expired keys still held slots (now released). Otherwise the
+ * The account condition of a create failed: the tier changed (check the grant again), or the account
+ * looked full. Expired keys keep their slot until released, so release them (each exactly once, by
+ * this request or a concurrent one) and read the count again: retry while a slot is free, otherwise the
  * account is full.
  */
 async function afterConflict(deps: KeyServiceDeps, accountId: string, seenTier: string, attempt: number, now: Date): Promise<void> {
   const max = deps.settings.maxActiveKeysPerAccount;
+  if (attempt >= MAX_CONFLICT_RETRIES) throw keyLimitReached(max);
   const fresh = await deps.accounts.get(accountId);
   if (!fresh) throw new NotFoundError(`Account '${accountId}' does not exist`);
-  if (attempt >= MAX_CONFLICT_RETRIES) throw keyLimitReached(max);
   if (fresh.tier !== seenTier) return;
-  if ((await deps.keys.releaseExpired(accountId, now)) > 0) return;
-  // A concurrent request may have released slots (expired keys, a revocation) since our write failed.
+  await deps.keys.releaseExpired(accountId, now);
   const after = await deps.accounts.get(accountId);
   if (after && after.active_keys < max) return;
   throw keyLimitReached(max);
