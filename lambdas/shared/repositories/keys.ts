@@ -59,6 +59,8 @@ type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[numb
 const TRANSACTION_CONFLICT_RETRIES = 8;
 
 const hashPk = (hash: string) => `H#${hash}`;
+/** DynamoDB TTL wants epoch seconds. */
+const ttlOf = (iso?: string) => (iso ? Math.floor(Date.parse(iso) / 1000) : undefined);
 const idPk = (keyId: string) => `K#${keyId}`;
 
 function strip(item: Record<string, unknown>): KeyRecord {
@@ -112,7 +114,6 @@ export class KeysRepository {
    * never carries a tier the account has already left.
    */
   async create(record: KeyRecord, maxActiveKeys: number): Promise<void> {
-    const ttl = record.expires_at ? Math.floor(Date.parse(record.expires_at) / 1000) : undefined;
     try {
       await this.transact([
         {
@@ -125,20 +126,7 @@ export class KeysRepository {
             ExpressionAttributeValues: { ':zero': 0, ':one': 1, ':tier': record.tier, ':max': maxActiveKeys },
           },
         },
-        {
-          Put: {
-            TableName: this.tables.keys,
-            Item: { ...record, pk: hashPk(record.key_hash), ttl },
-            ConditionExpression: 'attribute_not_exists(pk)',
-          },
-        },
-        {
-          Put: {
-            TableName: this.tables.keys,
-            Item: { pk: idPk(record.key_id), key_hash: record.key_hash, ttl },
-            ConditionExpression: 'attribute_not_exists(pk)',
-          },
-        },
+        ...this.newKeyItems(record),
       ]);
     } catch (error) {
       const reasons = cancellationReasons(error);
@@ -236,8 +224,6 @@ export class KeysRepository {
    * active or was already rotated.
    */
   async rotate(old: KeyRecord, next: KeyRecord, graceEnd: Date | undefined, now: Date): Promise<void> {
-    const ttlOf = (iso?: string) => (iso ? Math.floor(Date.parse(iso) / 1000) : undefined);
-    const nextTtl = ttlOf(next.expires_at);
     const oldExpiry =
       graceEnd && (!old.expires_at || Date.parse(old.expires_at) > graceEnd.getTime()) ? graceEnd.toISOString() : old.expires_at;
     const oldUpdate = graceEnd
@@ -274,20 +260,7 @@ export class KeysRepository {
             },
           },
         },
-        {
-          Put: {
-            TableName: this.tables.keys,
-            Item: { ...next, pk: hashPk(next.key_hash), ttl: nextTtl },
-            ConditionExpression: 'attribute_not_exists(pk)',
-          },
-        },
-        {
-          Put: {
-            TableName: this.tables.keys,
-            Item: { pk: idPk(next.key_id), key_hash: next.key_hash, ttl: nextTtl },
-            ConditionExpression: 'attribute_not_exists(pk)',
-          },
-        },
+        ...this.newKeyItems(next),
       ]);
     } catch (error) {
       const reasons = cancellationReasons(error);
@@ -360,6 +333,27 @@ export class KeysRepository {
         await new Promise((r) => setTimeout(r, Math.random() * Math.min(500, 10 * 2 ** attempt)));
       }
     }
+  }
+
+  /** The record (under its hash) and the id pointer of a new key; TTL removes both after expiry. */
+  private newKeyItems(record: KeyRecord): TransactItem[] {
+    const ttl = ttlOf(record.expires_at);
+    return [
+      {
+        Put: {
+          TableName: this.tables.keys,
+          Item: { ...record, pk: hashPk(record.key_hash), ttl },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        },
+      },
+      {
+        Put: {
+          TableName: this.tables.keys,
+          Item: { pk: idPk(record.key_id), key_hash: record.key_hash, ttl },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        },
+      },
+    ];
   }
 
   private releaseSlot(accountId: string): TransactItem {
