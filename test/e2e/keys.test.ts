@@ -374,8 +374,28 @@ describe('capabilities, workspaces and tiers', () => {
       actual: ['keys:write', 'workflow:run'],
     });
     // workflow:run covers workflow:<slug>:run.
-    expect((await t.api(key, 'POST', '/keys', { name: 'x', capabilities: ['workflow:daily:run'] })).status).toBe(201);
+    const made = await t.api(key, 'POST', '/keys', { name: 'x', capabilities: ['workflow:daily:run'] });
+    expect(made.status).toBe(201);
     expect((await activeKeyIds(accountId)).length).toBe(before.length + 1);
+    // Edits meet the same ceiling first.
+    expectError(
+      await t.api(key, 'PATCH', `/keys/${String(made.body['key_id'])}`, { capabilities: ['model:run'] }),
+      403,
+      'TIER_CEILING_EXCEEDED',
+      { tier: 'pro', capability: 'model:run' },
+    );
+  });
+
+  it('a key that a tier downgrade put over the ceiling cannot be rotated into a new one', async () => {
+    const { key, accountId } = await t.account('business');
+    const strong = await t.api(key, 'POST', '/keys', { name: 'models', capabilities: ['model:run'] });
+    await t.deps().accounts.setTier(accountId, 'pro', new Date());
+    await t.deps().keys.propagateTier(accountId, 'pro');
+    // The admin key itself now holds model:run only nominally; the ceiling cuts it at the authorizer.
+    expectError(await t.api(key, 'POST', `/keys/${String(strong.body['key_id'])}/rotate`), 403, 'TIER_CEILING_EXCEEDED', {
+      tier: 'pro',
+      capability: 'model:run',
+    });
   });
 
   describe('escalation matrix: a key can never grant a capability it lacks', () => {
