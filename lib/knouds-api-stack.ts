@@ -10,16 +10,38 @@ import {
   RequestAuthorizer,
   RestApi,
 } from 'aws-cdk-lib/aws-apigateway';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
+import { SLUG_PATTERN } from '../lambdas/shared/capabilities.js';
 import { TABLE_ENV } from '../lambdas/shared/ddb.js';
+import { WORKER_FUNCTION_ENV } from '../lambdas/shared/env.js';
+import { BUILT_IN_MODEL_IDS, MODELS_ENV } from '../lambdas/shared/models/registry.js';
 import { resolveSettings, SETTINGS_ENV, type SettingsOverrides } from '../lambdas/shared/settings.js';
 import { DataStore } from './data-store.js';
 import { addGatewayResponses } from './gateway-responses.js';
 import { KnoudsFunction } from './knouds-function.js';
 import { STACK_OUTPUTS } from './outputs.js';
 
+/** A model backed by the deployer's own Lambda function, invoked synchronously with `{input}`. */
+export interface CustomModel {
+  /** The model id (`[a-z0-9][a-z0-9-]{0,62}`), distinct from the built-ins. */
+  readonly id: string;
+  readonly description: string;
+  /** JSON Schema of the model's input. @default {} (anything) */
+  readonly inputSchema?: Record<string, unknown>;
+  /** Returns the model's output for `{input}`; a thrown error fails the step with its message. */
+  readonly handler: IFunction;
+}
+
 export interface KnoudsApiStackProps extends StackProps, SettingsOverrides {
+  /**
+   * Models added to the five built-ins, each backed by a Lambda function of the deployer's.
+   * @default none
+   */
+  readonly models?: readonly CustomModel[];
   /**
    * The API stage, the first segment of every path.
    * @default 'v1'
@@ -70,6 +92,12 @@ export class KnoudsApiStack extends Stack {
     if (cacheTtl.toSeconds() > 3600) throw new Error(`authorizerCacheTtl must be at most 3600 s, got ${cacheTtl.toSeconds()}`);
     const throttling = props.throttling ?? { rateLimit: 1000, burstLimit: 2000 };
     const logRetention = props.logRetention ?? RetentionDays.ONE_MONTH;
+    const models = props.models ?? [];
+    for (const m of models) {
+      if (!SLUG_PATTERN.test(m.id)) throw new Error(`model id must match ${SLUG_PATTERN}, got '${m.id}'`);
+      if (BUILT_IN_MODEL_IDS.includes(m.id)) throw new Error(`model id '${m.id}' is a built-in model`);
+    }
+    if (new Set(models.map((m) => m.id)).size !== models.length) throw new Error('model ids must be unique');
 
     this.data = new DataStore(this, 'Data', { removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN });
     const { keysTable, accountsTable, usageTable, workflowsTable, executionsTable } = this.data;
@@ -101,6 +129,72 @@ export class KnoudsApiStack extends Stack {
     accountsTable.grant(keysFn, 'dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem');
     // Usage: the per-request counter (UpdateItem) and the usage figures (Query).
     usageTable.grant(keysFn, 'dynamodb:UpdateItem', 'dynamodb:Query');
+
+    const modelsEnv = {
+      [MODELS_ENV]: JSON.stringify(
+        models.map((m) => ({ id: m.id, description: m.description, input_schema: m.inputSchema ?? {}, function_name: m.handler.functionName })),
+      ),
+    };
+    const tableEnv = (...names: (keyof typeof TABLE_ENV)[]) => Object.fromEntries(names.map((n) => [TABLE_ENV[n], this.data[`${n}Table`].tableName]));
+
+    // Asynchronous runs: the worker, invoked asynchronously; Lambda retries twice, then the event goes
+    // to the dead-letter queue.
+    const deadLetters = new Queue(this, 'WorkerDeadLetters', {
+      retentionPeriod: Duration.days(14),
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+    });
+    const workerFn = new KnoudsFunction(this, 'WorkerFunction', {
+      lambda: 'worker',
+      description: 'Knouds API: runs asynchronous executions and sends their webhooks',
+      logRetention,
+      timeout: Duration.minutes(15),
+      environment: { ...modelsEnv, ...tableEnv('workflows', 'executions', 'accounts') },
+      retryAttempts: 2,
+      maxEventAge: Duration.hours(1),
+      onFailure: new SqsDestination(deadLetters),
+    });
+    workflowsTable.grant(workerFn, 'dynamodb:GetItem');
+    executionsTable.grant(workerFn, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
+    accountsTable.grant(workerFn, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
+
+    const workflowsFn = new KnoudsFunction(this, 'WorkflowsFunction', {
+      lambda: 'workflows',
+      description: 'Knouds API: /workflows and /models',
+      logRetention,
+      // API Gateway ends a request at 29 s; synchronous runs stop themselves at 25 s.
+      timeout: Duration.seconds(29),
+      environment: {
+        ...modelsEnv,
+        ...tableEnv('usage', 'workflows', 'executions', 'accounts'),
+        [WORKER_FUNCTION_ENV]: workerFn.functionName,
+      },
+    });
+    usageTable.grant(workflowsFn, 'dynamodb:UpdateItem');
+    workflowsTable.grant(
+      workflowsFn,
+      'dynamodb:GetItem',
+      'dynamodb:Query',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+      'dynamodb:DeleteItem',
+      'dynamodb:BatchWriteItem',
+    );
+    executionsTable.grant(workflowsFn, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem');
+    workerFn.grantInvoke(workflowsFn);
+    for (const m of models) {
+      m.handler.grantInvoke(workflowsFn);
+      m.handler.grantInvoke(workerFn);
+    }
+
+    const executionsFn = new KnoudsFunction(this, 'ExecutionsFunction', {
+      lambda: 'executions',
+      description: 'Knouds API: /executions',
+      logRetention,
+      environment: tableEnv('usage', 'executions'),
+    });
+    usageTable.grant(executionsFn, 'dynamodb:UpdateItem');
+    executionsTable.grant(executionsFn, 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem');
 
     const accessLogs = new LogGroup(this, 'AccessLogs', { retention: logRetention, removalPolicy: RemovalPolicy.DESTROY });
     const authorizer = new RequestAuthorizer(this, 'ApiKeyAuthorizer', {
@@ -149,6 +243,31 @@ export class KnoudsApiStack extends Stack {
     key.addMethod('DELETE', keysIntegration);
     key.addResource('rotate').addMethod('POST', keysIntegration);
     key.addResource('usage').addMethod('GET', keysIntegration);
+
+    const workflowsIntegration = new LambdaIntegration(workflowsFn);
+    const workflows = this.api.root.addResource('workflows');
+    workflows.addMethod('GET', workflowsIntegration);
+    workflows.addMethod('POST', workflowsIntegration);
+    const workflow = workflows.addResource('{slug}');
+    for (const method of ['GET', 'PUT', 'DELETE']) workflow.addMethod(method, workflowsIntegration);
+    workflow.addResource('deploy').addMethod('POST', workflowsIntegration);
+    workflow.addResource('run').addMethod('POST', workflowsIntegration);
+    const modelsResource = this.api.root.addResource('models');
+    modelsResource.addMethod('GET', workflowsIntegration);
+    modelsResource.addResource('{model_id}').addResource('run').addMethod('POST', workflowsIntegration);
+
+    const executionsIntegration = new LambdaIntegration(executionsFn);
+    const executions = this.api.root.addResource('executions');
+    executions.addMethod('GET', executionsIntegration);
+    const execution = executions.addResource('{execution_id}');
+    execution.addMethod('GET', executionsIntegration);
+    execution.addResource('cancel').addMethod('POST', executionsIntegration);
+
+    const secret = this.api.root.addResource('webhooks').addResource('secret');
+    secret.addMethod('GET', keysIntegration);
+    secret.addResource('rotate').addMethod('POST', keysIntegration);
+
+    new CfnOutput(this, 'WorkerDeadLetterQueueUrl', { value: deadLetters.queueUrl });
 
     const outputs: Record<string, string> = {
       [STACK_OUTPUTS.apiUrl]: this.api.url,

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { TableNames } from '../lambdas/shared/ddb.js';
+import { ALLOW_LOOPBACK_ENV } from '../lambdas/shared/webhooks.js';
 import { ApiError } from '../lambdas/shared/errors.js';
 import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
 import { KeysRepository } from '../lambdas/shared/repositories/keys.js';
@@ -20,6 +21,7 @@ import { LOCAL_CREDENTIALS, StartupError, startDynamoDbLocal, waitForDynamoDb, t
 import { FunctionPool } from './functions.js';
 import { createGateway, type AccessLogEntry } from './gateway.js';
 import { PROJECT_ROOT, type LocalState } from './state.js';
+import { createLambdaApi } from './lambda-api.js';
 import { ensureTables } from './tables.js';
 import { loadApiModel, type LocalApiModel } from './template.js';
 
@@ -89,6 +91,7 @@ export function synthesize(outDir: string): Promise<void> {
 }
 
 function listen(server: Server, port: number): Promise<number> {
+  // port 0: any free port
   return new Promise((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException) => {
       server.off('listening', onListening);
@@ -203,6 +206,20 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       PATH: process.env['PATH'] ?? '/usr/bin:/bin',
       ...QUIET_SDK_ENV,
     };
+    // The Lambda API the functions call each other through.
+    const lambdaServer = createServer();
+    const lambdaPort = await listen(lambdaServer, 0);
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          lambdaServer.close(() => resolve());
+          lambdaServer.closeAllConnections();
+        }),
+    );
+    baseEnv['AWS_ENDPOINT_URL_LAMBDA'] = `http://127.0.0.1:${lambdaPort}`;
+    // Locally, webhooks may go to a receiver on this machine (deployed, only public https URLs).
+    baseEnv[ALLOW_LOOPBACK_ENV] = 'true';
+
     const onLog = options.onFunctionLog ?? (() => {});
     const pools = new Map<string, FunctionPool>();
     for (const def of model.functions.values()) pools.set(def.logicalId, new FunctionPool(def, baseEnv, onLog));
@@ -212,6 +229,17 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       if (!pool) return Promise.reject(new Error(`no bundled function ${functionId}`));
       return pool.invoke(event);
     };
+
+    const lambdaApi = createLambdaApi({
+      invoke,
+      // The template's Ref of a function resolves to `local-<logical id>`; ARNs end with the name.
+      resolve: (name) => {
+        const id = name.replace(/^arn:aws:lambda:[^:]*:[^:]*:function:/, '').replace(/^local-/, '');
+        return pools.has(id) ? id : undefined;
+      },
+      onLog: (line) => onLog('lambda-api', line),
+    });
+    lambdaServer.on('request', lambdaApi.handler);
 
     const server = createServer(
       { keepAlive: true, keepAliveTimeout: 5000 },

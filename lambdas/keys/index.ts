@@ -1,4 +1,4 @@
-/** Keys Lambda: every /keys route (API.md §4 "Keys"), through the shared key services. */
+/** Keys Lambda: every /keys route (API.md §4 "Keys") and the account's webhook secret. */
 import { createDocumentClient, TABLE_ENV } from '../shared/ddb.js';
 import { requireEnv } from '../shared/env.js';
 import { authenticatedHandler, json, type RouteDef } from '../shared/http.js';
@@ -18,6 +18,7 @@ import {
   type KeyServiceDeps,
 } from '../shared/services/keys.js';
 import { settingsFromEnv } from '../shared/settings.js';
+import { newWebhookSecret } from '../shared/webhooks.js';
 
 const doc = createDocumentClient();
 const usage = new UsageRepository(doc, requireEnv(TABLE_ENV.usage));
@@ -81,6 +82,18 @@ const routes: Record<string, RouteDef> = {
     needs: 'keys:write',
     handle: async ({ caller, grant, param, body }) =>
       created(await rotateKey(deps, caller.accountId, param('key_id'), body(), grant)),
+  },
+  'GET /webhooks/secret': {
+    needs: 'keys:read',
+    handle: async ({ caller }) => json(200, { secret: await deps.accounts.webhookSecret(caller.accountId, newWebhookSecret) }),
+  },
+  'POST /webhooks/secret/rotate': {
+    needs: 'keys:write',
+    handle: async ({ caller }) => {
+      const secret = newWebhookSecret();
+      await deps.accounts.rotateWebhookSecret(caller.accountId, secret);
+      return json(200, { secret });
+    },
   },
   'GET /keys/{key_id}/usage': {
     needs: 'keys:read',

@@ -6,3 +6,6 @@ export function requireEnv(name: string): string {
   }
   return value;
 }
+
+/** The worker function the workflows function hands asynchronous runs to. */
+export const WORKER_FUNCTION_ENV = 'WORKER_FUNCTION_NAME';

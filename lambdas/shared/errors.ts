@@ -100,6 +100,12 @@ export class ConflictError extends ApiError {
   }
 }
 
+/** A model refused or failed on a direct run (POST /models/{id}/run); the message is the model's. */
+export class ModelFailedError extends ApiError {
+  readonly status = 422;
+  readonly code = 'MODEL_FAILED';
+}
+
 export class PayloadTooLargeError extends ApiError {
   readonly status = 413;
   readonly code = 'PAYLOAD_TOO_LARGE';

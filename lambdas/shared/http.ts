@@ -60,7 +60,8 @@ export type Route = (request: RequestContext) => Promise<ProxyResult>;
 
 /** A route and the capability it needs: the one enforcement point (CAPABILITY_DENIED, with `required`). */
 export interface RouteDef {
-  readonly needs?: Capability;
+  /** A capability, or one that depends on the request (`workflow:<slug>:run`). */
+  readonly needs?: Capability | ((event: ProxyEvent) => Capability);
   readonly handle: Route;
 }
 
@@ -145,9 +146,8 @@ export function authenticatedHandler(
       const { caller, hit } = context;
       if (!caller || !hit) throw new Error('middleware did not establish the caller');
       if (!route) throw new NotFoundError('No such route');
-      if (route.needs && !covers(caller.capabilities, route.needs)) {
-        throw new CapabilityDeniedError(route.needs, [...caller.capabilities]);
-      }
+      const needs = typeof route.needs === 'function' ? route.needs(event) : route.needs;
+      if (needs && !covers(caller.capabilities, needs)) throw new CapabilityDeniedError(needs, [...caller.capabilities]);
       if (bodyBytes(event) > maxBodyBytes) {
         throw new PayloadTooLargeError(`The request body is larger than ${maxBodyBytes} bytes`);
       }

@@ -144,3 +144,95 @@ export function parsePageParams(query: Record<string, string | undefined> | null
   }
   return { limit, ...(nextToken !== undefined ? { nextToken } : {}) };
 }
+
+// ——— Workflows, runs, models ———
+
+export interface DefinitionBody {
+  input_schema: Record<string, unknown>;
+  steps: { id: string; model: string; input: unknown }[];
+  output: string;
+}
+
+const definitionSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['input_schema', 'steps', 'output'],
+  properties: {
+    input_schema: { type: 'object' },
+    steps: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 20,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['id', 'model', 'input'],
+        properties: {
+          id: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,62}$' },
+          model: { type: 'string', minLength: 1, maxLength: 63 },
+          input: {},
+        },
+      },
+    },
+    output: { type: 'string', pattern: '^\\$\\.' },
+  },
+} as const;
+
+export const SLUG_SCHEMA_PATTERN = '^[a-z0-9][a-z0-9-]{0,62}$';
+
+export interface CreateWorkflowBody {
+  slug: string;
+  name: string;
+  definition: DefinitionBody;
+  workspace_id?: string;
+  description?: string;
+}
+
+export interface UpdateWorkflowBody {
+  definition: DefinitionBody;
+  name?: string;
+  description?: string;
+}
+
+export interface RunBody {
+  input?: unknown;
+  webhook_url?: string;
+}
+
+const DESCRIPTION = { type: 'string', maxLength: 1000 } as const;
+
+const workflowValidators = {
+  create: ajv.compile<CreateWorkflowBody>({
+    type: 'object',
+    additionalProperties: false,
+    required: ['slug', 'name', 'definition'],
+    properties: {
+      slug: { type: 'string', pattern: SLUG_SCHEMA_PATTERN },
+      name: NAME,
+      definition: definitionSchema,
+      workspace_id: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$' },
+      description: DESCRIPTION,
+    },
+  }),
+  update: ajv.compile<UpdateWorkflowBody>({
+    type: 'object',
+    additionalProperties: false,
+    required: ['definition'],
+    properties: { definition: definitionSchema, name: NAME, description: DESCRIPTION },
+  }),
+  run: ajv.compile<RunBody>({
+    type: 'object',
+    additionalProperties: false,
+    properties: { input: {}, webhook_url: { type: 'string', minLength: 1, maxLength: 2048 } },
+  }),
+  modelRun: ajv.compile<{ input?: unknown }>({
+    type: 'object',
+    additionalProperties: false,
+    properties: { input: {} },
+  }),
+};
+
+export const parseCreateWorkflowBody = (body: unknown): CreateWorkflowBody => check(workflowValidators.create, body);
+export const parseUpdateWorkflowBody = (body: unknown): UpdateWorkflowBody => check(workflowValidators.update, body);
+export const parseRunBody = (body: unknown): RunBody => check(workflowValidators.run, body ?? {});
+export const parseModelRunBody = (body: unknown): { input?: unknown } => check(workflowValidators.modelRun, body ?? {});

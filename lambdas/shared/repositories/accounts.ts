@@ -72,4 +72,52 @@ export class AccountsRepository {
       throw error;
     }
   }
+
+  /**
+   * The account's webhook signing secret, made on first use (a conditional write, so two first uses
+   * agree on one secret).
+   */
+  async webhookSecret(accountId: string, make: () => string): Promise<string> {
+    const current = await this.doc.send(
+      new GetCommand({ TableName: this.table, Key: { account_id: accountId }, ConsistentRead: true, ProjectionExpression: 'webhook_secret' }),
+    );
+    const existing = current.Item?.['webhook_secret'];
+    if (typeof existing === 'string') return existing;
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { account_id: accountId },
+          UpdateExpression: 'SET webhook_secret = :s',
+          ConditionExpression: 'attribute_exists(account_id) AND attribute_not_exists(webhook_secret)',
+          ExpressionAttributeValues: { ':s': make() },
+        }),
+      );
+    } catch (error) {
+      if (!isConditionalCheckFailed(error)) throw error;
+    }
+    const after = await this.doc.send(
+      new GetCommand({ TableName: this.table, Key: { account_id: accountId }, ConsistentRead: true, ProjectionExpression: 'webhook_secret' }),
+    );
+    const secret = after.Item?.['webhook_secret'];
+    if (typeof secret !== 'string') throw new NotFoundError(`Account '${accountId}' does not exist`);
+    return secret;
+  }
+
+  async rotateWebhookSecret(accountId: string, secret: string): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { account_id: accountId },
+          UpdateExpression: 'SET webhook_secret = :s',
+          ConditionExpression: 'attribute_exists(account_id)',
+          ExpressionAttributeValues: { ':s': secret },
+        }),
+      );
+    } catch (error) {
+      if (isConditionalCheckFailed(error)) throw new NotFoundError(`Account '${accountId}' does not exist`);
+      throw error;
+    }
+  }
 }

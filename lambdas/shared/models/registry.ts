@@ -1,0 +1,163 @@
+/**
+ * The model registry: the five built-in models of the contract, and the deployer's own models, each
+ * backed by a Lambda function of theirs (stack prop `models`, passed to the functions in
+ * `KNOUDS_MODELS`). Models are pure steps: they take an input and return an output, or throw
+ * ModelFailure with the message the execution records.
+ */
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+
+export class ModelFailure extends Error {
+  override readonly name = 'ModelFailure';
+}
+
+/** What a running step can ask of its execution. */
+export interface StepContext {
+  /** True once the execution has been cancelled (checked against DynamoDB). */
+  isCancelled(): Promise<boolean>;
+  /** Epoch milliseconds by which the step must be done. */
+  readonly deadline: number;
+}
+
+export class StepCancelled extends Error {
+  override readonly name = 'StepCancelled';
+}
+
+/** The run would outlast its time budget (a synchronous request's 29 s, or the worker's timeout). */
+export class DeadlineExceeded extends Error {
+  override readonly name = 'DeadlineExceeded';
+}
+
+export interface ModelInfo {
+  readonly id: string;
+  readonly description: string;
+  readonly input_schema: Record<string, unknown>;
+}
+
+export interface Model extends ModelInfo {
+  run(input: unknown, context: StepContext): Promise<unknown>;
+}
+
+/** A deployer's model as the stack passes it to the functions. */
+export interface CustomModelSpec extends ModelInfo {
+  readonly function_name: string;
+}
+
+export const MODELS_ENV = 'KNOUDS_MODELS';
+export const MAX_SLEEP_MS = 30_000;
+const CANCEL_POLL_MS = 250;
+
+const textSchema = {
+  type: 'object',
+  required: ['text'],
+  properties: { text: { type: 'string', maxLength: 100_000 } },
+  additionalProperties: false,
+};
+
+const BUILT_INS: readonly Model[] = [
+  {
+    id: 'echo',
+    description: 'Returns its input unchanged.',
+    input_schema: {},
+    run: async (input) => input,
+  },
+  {
+    id: 'uppercase',
+    description: 'Upper-cases `text`.',
+    input_schema: textSchema,
+    run: async (input) => ({ text: (input as { text: string }).text.toUpperCase() }),
+  },
+  {
+    id: 'word-count',
+    description: 'Counts the words of `text`.',
+    input_schema: textSchema,
+    run: async (input) => {
+      const text = (input as { text: string }).text.trim();
+      return { count: text === '' ? 0 : text.split(/\s+/).length };
+    },
+  },
+  {
+    id: 'sleep',
+    description: `Waits \`ms\` milliseconds (at most ${MAX_SLEEP_MS}); stops early when the execution is cancelled.`,
+    input_schema: {
+      type: 'object',
+      required: ['ms'],
+      properties: { ms: { type: 'integer', minimum: 0, maximum: MAX_SLEEP_MS } },
+      additionalProperties: false,
+    },
+    run: async (input, context) => {
+      const { ms } = input as { ms: number };
+      const started = Date.now();
+      if (started + ms > context.deadline) throw new DeadlineExceeded(`sleep of ${ms} ms would outlast the time left`);
+      for (;;) {
+        const left = started + ms - Date.now();
+        if (left <= 0) return { slept_ms: ms };
+        await new Promise((r) => setTimeout(r, Math.min(left, CANCEL_POLL_MS)));
+        if (Date.now() < started + ms && (await context.isCancelled())) throw new StepCancelled('cancelled');
+      }
+    },
+  },
+  {
+    id: 'fail',
+    description: 'Fails the step with `message`.',
+    input_schema: {
+      type: 'object',
+      required: ['message'],
+      properties: { message: { type: 'string', maxLength: 1000 } },
+      additionalProperties: false,
+    },
+    run: async (input) => {
+      throw new ModelFailure((input as { message: string }).message);
+    },
+  },
+];
+
+let lambda: LambdaClient | undefined;
+
+/** A model whose work is the deployer's Lambda function, invoked synchronously with `{input}`. */
+function customModel(spec: CustomModelSpec): Model {
+  return {
+    id: spec.id,
+    description: spec.description,
+    input_schema: spec.input_schema,
+    run: async (input) => {
+      lambda ??= new LambdaClient({});
+      const out = await lambda.send(
+        new InvokeCommand({ FunctionName: spec.function_name, Payload: Buffer.from(JSON.stringify({ input })) }),
+      );
+      const text = out.Payload ? Buffer.from(out.Payload).toString('utf8') : 'null';
+      if (out.FunctionError) {
+        let message = `model ${spec.id} failed`;
+        try {
+          message = String((JSON.parse(text) as { errorMessage?: unknown }).errorMessage ?? message);
+        } catch {
+          // not JSON: keep the generic message
+        }
+        throw new ModelFailure(message);
+      }
+      return JSON.parse(text) as unknown;
+    },
+  };
+}
+
+export class ModelRegistry {
+  private readonly models = new Map<string, Model>();
+
+  constructor(custom: readonly CustomModelSpec[] = []) {
+    for (const m of [...BUILT_INS, ...custom.map(customModel)]) this.models.set(m.id, m);
+  }
+
+  static fromEnv(): ModelRegistry {
+    const raw = process.env[MODELS_ENV];
+    return new ModelRegistry(raw ? (JSON.parse(raw) as CustomModelSpec[]) : []);
+  }
+
+  get(id: string): Model | undefined {
+    return this.models.get(id);
+  }
+
+  list(): ModelInfo[] {
+    return [...this.models.values()].map(({ id, description, input_schema }) => ({ id, description, input_schema }));
+  }
+}
+
+export const BUILT_IN_MODEL_IDS = BUILT_INS.map((m) => m.id);

@@ -1,0 +1,125 @@
+/** Workflows Lambda: /workflows (CRUD, deploy, run) and /models (list, run). */
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { SLUG_PATTERN, covers } from '../shared/capabilities.js';
+import { createDocumentClient, TABLE_ENV } from '../shared/ddb.js';
+import { requireEnv, WORKER_FUNCTION_ENV } from '../shared/env.js';
+import { CapabilityDeniedError } from '../shared/errors.js';
+import { authenticatedHandler, json, type RequestContext, type RouteDef } from '../shared/http.js';
+import { ModelRegistry } from '../shared/models/registry.js';
+import { AccountsRepository } from '../shared/repositories/accounts.js';
+import { ExecutionsRepository } from '../shared/repositories/executions.js';
+import { UsageRepository } from '../shared/repositories/usage.js';
+import { WorkflowsRepository } from '../shared/repositories/workflows.js';
+import { parsePageParams } from '../shared/schemas.js';
+import {
+  createWorkflow,
+  deleteWorkflow,
+  deployWorkflow,
+  getWorkflow,
+  listModels,
+  listWorkflows,
+  runModel,
+  runWorkflow,
+  toExecutionObject,
+  updateWorkflow,
+  type Actor,
+  type WorkflowDeps,
+} from '../shared/services/workflows.js';
+
+const doc = createDocumentClient();
+const usage = new UsageRepository(doc, requireEnv(TABLE_ENV.usage));
+const deps: WorkflowDeps = {
+  workflows: new WorkflowsRepository(doc, requireEnv(TABLE_ENV.workflows)),
+  executions: new ExecutionsRepository(doc, requireEnv(TABLE_ENV.executions)),
+  accounts: new AccountsRepository(doc, requireEnv(TABLE_ENV.accounts)),
+  models: ModelRegistry.fromEnv(),
+};
+const workerFunction = requireEnv(WORKER_FUNCTION_ENV);
+const lambda = new LambdaClient({});
+
+/** Hands an async execution to the worker: an asynchronous invocation (Lambda retries it, then its DLQ). */
+async function startAsync(execution: { account_id: string; execution_id: string }): Promise<void> {
+  await lambda.send(
+    new InvokeCommand({
+      FunctionName: workerFunction,
+      InvocationType: 'Event',
+      Payload: Buffer.from(JSON.stringify({ account_id: execution.account_id, execution_id: execution.execution_id })),
+    }),
+  );
+}
+
+const actor = ({ caller }: RequestContext): Actor => ({
+  accountId: caller.accountId,
+  keyId: caller.keyId,
+  workspaces: caller.workspaces,
+});
+
+const slugOf = (event: { pathParameters: Record<string, string | undefined> | null }) => event.pathParameters?.['slug'] ?? '';
+const idOf = (event: { pathParameters: Record<string, string | undefined> | null }) => event.pathParameters?.['model_id'] ?? '';
+
+const routes: Record<string, RouteDef> = {
+  'POST /workflows': {
+    needs: 'workflow:write',
+    handle: async (ctx) => json(201, await createWorkflow(deps, actor(ctx), ctx.body())),
+  },
+  'GET /workflows': {
+    needs: 'workflow:read',
+    handle: async (ctx) => {
+      const { limit, nextToken } = parsePageParams(ctx.event.queryStringParameters);
+      return json(200, await listWorkflows(deps, actor(ctx), limit, nextToken));
+    },
+  },
+  'GET /workflows/{slug}': {
+    needs: 'workflow:read',
+    handle: async (ctx) => json(200, await getWorkflow(deps, actor(ctx), ctx.param('slug'))),
+  },
+  'PUT /workflows/{slug}': {
+    needs: 'workflow:write',
+    handle: async (ctx) => json(200, await updateWorkflow(deps, actor(ctx), ctx.param('slug'), ctx.body())),
+  },
+  'POST /workflows/{slug}/deploy': {
+    needs: 'workflow:write',
+    handle: async (ctx) => json(200, await deployWorkflow(deps, actor(ctx), ctx.param('slug'))),
+  },
+  'DELETE /workflows/{slug}': {
+    needs: 'workflow:write',
+    handle: async (ctx) => {
+      await deleteWorkflow(deps, actor(ctx), ctx.param('slug'));
+      return { statusCode: 204, headers: {}, body: '' };
+    },
+  },
+  'POST /workflows/{slug}/run': {
+    // workflow:run covers workflow:<slug>:run.
+    needs: (event) => (SLUG_PATTERN.test(slugOf(event)) ? `workflow:${slugOf(event)}:run` : 'workflow:run'),
+    handle: async (ctx) => {
+      const body = ctx.body();
+      const wantsWebhook = body !== null && typeof body === 'object' && 'webhook_url' in body;
+      if (wantsWebhook && !covers(ctx.caller.capabilities, 'webhook:receive')) {
+        throw new CapabilityDeniedError('webhook:receive', [...ctx.caller.capabilities]);
+      }
+      const isAsync = ctx.event.queryStringParameters?.['async'] === 'true';
+      const { execution } = await runWorkflow(deps, actor(ctx), ctx.param('slug'), body, {
+        async: isAsync,
+        startAsync,
+      });
+      if (isAsync) {
+        const stage = ctx.event.requestContext.stage;
+        return json(
+          202,
+          { execution_id: execution.execution_id, status: execution.status },
+          { Location: `/${stage}/executions/${execution.execution_id}` },
+        );
+      }
+      return json(200, toExecutionObject(execution));
+    },
+  },
+  'GET /models': {
+    handle: async () => json(200, listModels(deps)),
+  },
+  'POST /models/{model_id}/run': {
+    needs: (event) => (SLUG_PATTERN.test(idOf(event)) ? `model:${idOf(event)}:run` : 'model:run'),
+    handle: async (ctx) => json(200, await runModel(deps, ctx.param('model_id'), ctx.body())),
+  },
+};
+
+export const handler = authenticatedHandler(usage, routes, { maxBodyBytes: 256 * 1024 });

@@ -1,0 +1,84 @@
+/**
+ * The slice of the Lambda Invoke API the functions use on each other (the workflows function hands
+ * async runs to the worker; models may be the deployer's functions): `POST
+ * /2015-03-31/functions/{name}/invocations`, synchronous (`RequestResponse`) or asynchronous (`Event`,
+ * answered 202 and run in the background with Lambda's two retries). The functions' SDK reaches it
+ * through the standard `AWS_ENDPOINT_URL_LAMBDA`.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { FunctionError } from './functions.js';
+
+export type Invoke = (functionId: string, event: unknown) => Promise<unknown>;
+
+export interface LambdaApiOptions {
+  readonly invoke: Invoke;
+  /** Function names (as the template's Refs resolve locally) → function ids. */
+  readonly resolve: (name: string) => string | undefined;
+  /** Delays before Lambda's two retries of a failed asynchronous invocation. @default [1000, 2000] */
+  readonly retryDelaysMs?: readonly number[];
+  readonly onLog?: (line: string) => void;
+}
+
+export function createLambdaApi(options: LambdaApiOptions) {
+  const retryDelays = options.retryDelaysMs ?? [1000, 2000];
+  const log = options.onLog ?? (() => {});
+  const inFlight = new Set<Promise<void>>();
+
+  const runAsync = async (functionId: string, name: string, event: unknown) => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await options.invoke(functionId, event);
+        return;
+      } catch (error) {
+        const delay = retryDelays[attempt];
+        if (delay === undefined) {
+          log(`async invocation of ${name} failed ${attempt + 1} times; dead-lettered: ${(error as Error).message}`);
+          return;
+        }
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  };
+
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const reply = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+        const text = typeof body === 'string' ? body : JSON.stringify(body);
+        res.writeHead(status, { 'content-type': 'application/json', ...headers });
+        res.end(text);
+      };
+      const m = /^\/2015-03-31\/functions\/([^/]+)\/invocations$/.exec(new URL(req.url ?? '/', 'http://x').pathname);
+      if (req.method !== 'POST' || !m) {
+        return reply(404, { message: 'not a Lambda API path' }, { 'x-amzn-ErrorType': 'UnknownOperationException' });
+      }
+      const name = decodeURIComponent(m[1]!);
+      const functionId = options.resolve(name);
+      if (!functionId) {
+        return reply(404, { message: `Function not found: ${name}` }, { 'x-amzn-ErrorType': 'ResourceNotFoundException' });
+      }
+      let event: unknown = {};
+      const raw = Buffer.concat(chunks).toString('utf8');
+      try {
+        event = raw ? JSON.parse(raw) : {};
+      } catch {
+        return reply(400, { message: 'Could not parse request body into json' }, { 'x-amzn-ErrorType': 'InvalidRequestContentException' });
+      }
+      const type = String(req.headers['x-amz-invocation-type'] ?? 'RequestResponse');
+      if (type === 'Event') {
+        const job = runAsync(functionId, name, event).finally(() => inFlight.delete(job));
+        inFlight.add(job);
+        return reply(202, '');
+      }
+      options.invoke(functionId, event).then(
+        (value) => reply(200, value === undefined ? 'null' : JSON.stringify(value), { 'x-amz-executed-version': '$LATEST' }),
+        (error: unknown) => {
+          const e = error instanceof FunctionError ? { errorType: error.errorName, errorMessage: error.message } : { errorType: 'Error', errorMessage: String(error) };
+          reply(200, e, { 'x-amz-function-error': 'Unhandled', 'x-amz-executed-version': '$LATEST' });
+        },
+      );
+    });
+  };
+  return { handler, inFlight };
+}
