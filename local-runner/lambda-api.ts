@@ -58,7 +58,7 @@ export function createLambdaApi(options: LambdaApiOptions) {
       if (!functionId) {
         return reply(404, { message: `Function not found: ${name}` }, { 'x-amzn-ErrorType': 'ResourceNotFoundException' });
       }
-      let event: unknown = {};
+      let event: unknown;
       const raw = Buffer.concat(chunks).toString('utf8');
       try {
         event = raw ? JSON.parse(raw) : {};
