@@ -4,15 +4,30 @@
  * Stack props can be set from context: `npx cdk deploy -c stackName=MyApi -c keyPrefix=acme`.
  */
 import { App } from 'aws-cdk-lib';
-import { KnoudsApiStack } from '../lib/knouds-api-stack.js';
+import { KnoudsApiStack, type CustomModel } from '../lib/knouds-api-stack.js';
+import { KnoudsFunction } from '../lib/knouds-function.js';
 
 const app = new App();
 const stackName = (app.node.tryGetContext('stackName') as string | undefined) ?? 'KnoudsApi';
 const keyPrefix = app.node.tryGetContext('keyPrefix') as string | undefined;
 
+const exampleModel = String(app.node.tryGetContext('exampleModel') ?? 'false') === 'true';
+
 new KnoudsApiStack(app, stackName, {
   ...(keyPrefix ? { keyPrefix } : {}),
   env: { account: process.env['CDK_DEFAULT_ACCOUNT'], region: process.env['CDK_DEFAULT_REGION'] },
+  // `-c exampleModel=true`: a model backed by a function of the deployer's, as the `models` prop allows.
+  models: (scope) =>
+    exampleModel
+      ? [
+          {
+            id: 'reverse',
+            description: 'Reverses `text` (an example of a model backed by your own Lambda function).',
+            inputSchema: { type: 'object', required: ['text'], properties: { text: { type: 'string' } } },
+            handler: new KnoudsFunction(scope, 'ReverseModelFunction', { lambda: 'example-model', description: 'Example model: reverse' }),
+          } satisfies CustomModel,
+        ]
+      : [],
 });
 
 app.synth();

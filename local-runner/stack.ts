@@ -71,10 +71,11 @@ export interface LocalStack {
 }
 
 /** Runs `cdk synth` with the project's pinned CLI, as `npx cdk deploy` would. */
-export function synthesize(outDir: string): Promise<void> {
+export function synthesize(outDir: string, context: Record<string, string> = {}): Promise<void> {
   const cli = path.join(PROJECT_ROOT, 'node_modules', 'aws-cdk', 'bin', 'cdk');
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, 'synth', '--quiet', '--no-notices', '--output', outDir], {
+    const contextArgs = Object.entries(context).flatMap(([k, v]) => ['--context', `${k}=${v}`]);
+    const child = spawn(process.execPath, [cli, 'synth', '--quiet', '--no-notices', '--output', outDir, ...contextArgs], {
       cwd: PROJECT_ROOT,
       env: { ...process.env, CDK_DISABLE_CLI_TELEMETRY: 'true', CI: process.env['CI'] ?? 'true' },
       stdio: ['ignore', 'pipe', 'pipe'],

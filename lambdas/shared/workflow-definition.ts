@@ -43,9 +43,11 @@ export function referenceProblem(ref: string, earlierSteps: ReadonlySet<string>)
   if (parts.some((p) => p === '')) return `'${ref}' has an empty path segment`;
   if (parts[0] === 'input') return undefined;
   if (parts[0] === 'steps') {
+    // `$.steps` (every earlier step), `$.steps.<id>`, or `$.steps.<id>.output…`
     const id = parts[1];
-    if (!id || parts[2] !== 'output') return `'${ref}' must look like $.steps.<id>.output…`;
+    if (id === undefined) return undefined;
     if (!earlierSteps.has(id)) return `'${ref}' names step '${id}', which does not run before this point`;
+    if (parts.length > 2 && parts[2] !== 'output') return `'${ref}' must look like $.steps.<id>.output…`;
     return undefined;
   }
   return `'${ref}' must start with $.input or $.steps`;

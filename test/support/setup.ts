@@ -20,7 +20,8 @@ export async function setup(): Promise<() => Promise<void>> {
           stop = ddb.stop;
           return ddb.endpoint;
         }),
-    synthesize(TEST_CDK_OUT),
+    // With the example model, so the tests cover a deployer's own model end to end.
+    synthesize(TEST_CDK_OUT, { exampleModel: 'true' }),
   ]);
   process.env['KNOUDS_TEST_DYNAMODB_ENDPOINT'] = endpoint;
   process.stdout.write(`\nglobal setup: cdk synth and DynamoDB Local (${endpoint}) ready in ${Date.now() - started} ms\n`);
