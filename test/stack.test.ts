@@ -201,12 +201,71 @@ describe('least-privilege IAM', () => {
     });
   });
 
+  it('the workflows, executions and worker functions get only their tables’ actions', () => {
+    const tablesOf = (fn: string) =>
+      Object.fromEntries(
+        statementsOf(fn)
+          .filter((s) => s.actions.every((a) => a.startsWith('dynamodb:')))
+          .map((s) => [/Data(\w+?)Table/.exec(s.resource)?.[1] ?? s.resource, s.actions]),
+      );
+    expect(tablesOf('WorkflowsFunction')).toEqual({
+      Usage: ['dynamodb:UpdateItem'],
+      Workflows: [
+        'dynamodb:BatchWriteItem',
+        'dynamodb:DeleteItem',
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:Query',
+        'dynamodb:UpdateItem',
+      ],
+      Executions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+    });
+    expect(tablesOf('ExecutionsFunction')).toEqual({
+      Usage: ['dynamodb:UpdateItem'],
+      Executions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
+    });
+    expect(tablesOf('WorkerFunction')).toEqual({
+      Workflows: ['dynamodb:GetItem'],
+      Executions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+      Accounts: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+    });
+    // Only the workflows function may invoke the worker, and the keys tables are out of everyone's reach
+    // but the authorizer's and the keys function's.
+    const invokes = statementsOf('WorkflowsFunction').filter((s) => s.actions.includes('lambda:InvokeFunction'));
+    expect(invokes).toHaveLength(1);
+    expect(invokes[0]!.resource).toContain(logicalId('AWS::Lambda::Function', 'WorkerFunction'));
+    for (const fn of ['WorkflowsFunction', 'ExecutionsFunction', 'WorkerFunction']) {
+      expect(JSON.stringify(statementsOf(fn))).not.toContain(keysTable);
+    }
+  });
+
   it('no policy grants a wildcard action', () => {
     for (const p of policies) {
       for (const s of (p['PolicyDocument'] as { Statement: { Action: string | string[] }[] }).Statement) {
         for (const action of [s.Action].flat()) expect(action).not.toMatch(/\*/);
       }
     }
+  });
+});
+
+describe('asynchronous runs', () => {
+  it('the worker is retried twice, then its event goes to an encrypted dead-letter queue', () => {
+    const worker = logicalId('AWS::Lambda::Function', 'WorkerFunction');
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: worker },
+      MaximumRetryAttempts: 2,
+      MaximumEventAgeInSeconds: 3600,
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [Match.stringLikeRegexp('WorkerDeadLetters'), 'Arn'] } } },
+    });
+    template.hasResourceProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true, MessageRetentionPeriod: 1_209_600 });
+    expect(resources[worker]!.Properties['Timeout']).toBe(900);
+    expect(resources[logicalId('AWS::Lambda::Function', 'WorkflowsFunction')]!.Properties['Timeout']).toBe(29);
+  });
+
+  it('custom models are validated', () => {
+    const fake = { functionName: 'x', grantInvoke: () => undefined } as never;
+    expect(() => synth({ models: [{ id: 'Bad Id', description: 'x', handler: fake }] })).toThrow(/model id/);
+    expect(() => synth({ models: [{ id: 'echo', description: 'x', handler: fake }] })).toThrow(/built-in/);
   });
 });
 

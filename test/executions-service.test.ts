@@ -1,0 +1,87 @@
+/**
+ * The execution state machine's conditional writes against DynamoDB Local: QUEUED → RUNNING →
+ * SUCCEEDED | FAILED, QUEUED | RUNNING → CANCELLED; a terminal state is never overwritten and a cancel
+ * beats a finishing step, whatever the interleaving.
+ */
+import { ExecutionsRepository, newExecutionId, type ExecutionRecord } from '../lambdas/shared/repositories/executions.js';
+import { createTestDb, type TestDb } from './support/dynamodb.js';
+
+let db: TestDb;
+let repo: ExecutionsRepository;
+beforeAll(async () => {
+  db = await createTestDb('executions');
+  repo = new ExecutionsRepository(db.doc, db.tables.executions);
+});
+afterAll(() => db.close());
+
+async function queued(): Promise<ExecutionRecord> {
+  const now = new Date();
+  const record: ExecutionRecord = {
+    account_id: 'acct_sm',
+    execution_id: newExecutionId(now),
+    workflow_slug: 'wf',
+    workflow_version: 1,
+    workspace_id: 'default',
+    status: 'QUEUED',
+    input: { a: 1 },
+    created_at: now.toISOString(),
+    key_id: 'key_x',
+    async: true,
+  };
+  await repo.create(record);
+  return record;
+}
+
+const now = () => new Date();
+
+describe('execution state machine', () => {
+  it('QUEUED → RUNNING → SUCCEEDED, and nothing moves it afterwards', async () => {
+    const e = await queued();
+    expect(await repo.finish(e.account_id, e.execution_id, { status: 'SUCCEEDED', output: 1 }, now())).toBeUndefined();
+    expect((await repo.start(e.account_id, e.execution_id, now()))?.status).toBe('RUNNING');
+    expect(await repo.start(e.account_id, e.execution_id, now())).toBeUndefined();
+    expect(await repo.finish(e.account_id, e.execution_id, { status: 'SUCCEEDED', output: { ok: true } }, now())).toMatchObject({
+      status: 'SUCCEEDED',
+      output: { ok: true },
+    });
+    expect(await repo.finish(e.account_id, e.execution_id, { status: 'FAILED', error: 'late' }, now())).toBeUndefined();
+    expect(await repo.cancel(e.account_id, e.execution_id, now())).toBeUndefined();
+    expect(await repo.get(e.account_id, e.execution_id)).toMatchObject({ status: 'SUCCEEDED', output: { ok: true } });
+  });
+
+  it('a cancelled execution is never started nor finished', async () => {
+    const e = await queued();
+    expect((await repo.cancel(e.account_id, e.execution_id, now()))?.status).toBe('CANCELLED');
+    expect(await repo.start(e.account_id, e.execution_id, now())).toBeUndefined();
+    expect(await repo.finish(e.account_id, e.execution_id, { status: 'SUCCEEDED', output: 1 }, now(), ['QUEUED', 'RUNNING'])).toBeUndefined();
+    expect(await repo.status(e.account_id, e.execution_id)).toBe('CANCELLED');
+  });
+
+  it('cancel racing a finishing step: exactly one wins, and the record says which', async () => {
+    for (let i = 0; i < 20; i++) {
+      const e = await queued();
+      await repo.start(e.account_id, e.execution_id, now());
+      const [finished, cancelled] = await Promise.all([
+        repo.finish(e.account_id, e.execution_id, { status: 'SUCCEEDED', output: i }, now()),
+        repo.cancel(e.account_id, e.execution_id, now()),
+      ]);
+      expect([finished, cancelled].filter(Boolean)).toHaveLength(1);
+      const final = await repo.get(e.account_id, e.execution_id);
+      expect(final?.status).toBe(finished ? 'SUCCEEDED' : 'CANCELLED');
+    }
+  });
+
+  it('two workers claiming one execution: only one starts it', async () => {
+    const e = await queued();
+    const claims = await Promise.all(Array.from({ length: 5 }, () => repo.start(e.account_id, e.execution_id, now())));
+    expect(claims.filter(Boolean)).toHaveLength(1);
+  });
+
+  it('ids sort by creation time', () => {
+    const a = newExecutionId(new Date('2026-01-01T00:00:00.000Z'));
+    const b = newExecutionId(new Date('2026-01-01T00:00:00.001Z'));
+    const c = newExecutionId(new Date('2030-06-01T00:00:00.000Z'));
+    expect([c, a, b].sort()).toEqual([a, b, c]);
+    expect(a).toMatch(/^exe_[0-9A-Za-z]{21}$/);
+  });
+});
