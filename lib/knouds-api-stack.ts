@@ -38,10 +38,11 @@ export interface CustomModel {
 
 export interface KnoudsApiStackProps extends StackProps, SettingsOverrides {
   /**
-   * Models added to the five built-ins, each backed by a Lambda function of the deployer's.
+   * Models added to the five built-ins, each backed by a Lambda function of the deployer's: a list, or a
+   * function that makes them in this stack (`(stack) => [{ id, description, handler: new Function(stack, …) }]`).
    * @default none
    */
-  readonly models?: readonly CustomModel[];
+  readonly models?: readonly CustomModel[] | ((stack: Construct) => readonly CustomModel[]);
   /**
    * The API stage, the first segment of every path.
    * @default 'v1'
@@ -92,7 +93,7 @@ export class KnoudsApiStack extends Stack {
     if (cacheTtl.toSeconds() > 3600) throw new Error(`authorizerCacheTtl must be at most 3600 s, got ${cacheTtl.toSeconds()}`);
     const throttling = props.throttling ?? { rateLimit: 1000, burstLimit: 2000 };
     const logRetention = props.logRetention ?? RetentionDays.ONE_MONTH;
-    const models = props.models ?? [];
+    const models = typeof props.models === 'function' ? props.models(this) : (props.models ?? []);
     for (const m of models) {
       if (!SLUG_PATTERN.test(m.id)) throw new Error(`model id must match ${SLUG_PATTERN}, got '${m.id}'`);
       if (BUILT_IN_MODEL_IDS.includes(m.id)) throw new Error(`model id '${m.id}' is a built-in model`);
