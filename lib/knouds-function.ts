@@ -6,6 +6,9 @@ import type { Construct } from 'constructs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
+/** Set on the stack (before its functions exist) by the `enableSourceMaps` prop. */
+export const SOURCE_MAPS_CONTEXT = 'knouds:enableSourceMaps';
+
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 export interface KnoudsFunctionProps extends Omit<NodejsFunctionProps, 'entry'> {
@@ -18,7 +21,7 @@ export interface KnoudsFunctionProps extends Omit<NodejsFunctionProps, 'entry'> 
 /**
  * Every function of the stack: Node.js 22 on ARM64, bundled by the local esbuild into one minified ESM
  * file that includes the AWS SDK (so the bundle that deploys is the bundle the local runner executes),
- * with source maps, kept names, its own log group, and the caller's environment merged in.
+ * with source maps beside it, kept names, its own log group, and the caller's environment merged in.
  */
 export class KnoudsFunction extends NodejsFunction {
   constructor(scope: Construct, id: string, props: KnoudsFunctionProps) {
@@ -38,8 +41,10 @@ export class KnoudsFunction extends NodejsFunction {
       logGroup,
       ...rest,
       entry: path.join(PROJECT_ROOT, 'lambdas', lambda, 'index.ts'),
+      // Source maps ship with each bundle; Node applies them only when NODE_OPTIONS asks (stack prop
+      // `enableSourceMaps`), because that costs every cold start 15–20 ms.
       environment: {
-        NODE_OPTIONS: '--enable-source-maps',
+        ...(scope.node.tryGetContext(SOURCE_MAPS_CONTEXT) === true ? { NODE_OPTIONS: '--enable-source-maps' } : {}),
         ...environment,
       },
       bundling: {

@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { cpus } from 'node:os';
 import path from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -223,7 +224,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     const onLog = options.onFunctionLog ?? (() => {});
     const pools = new Map<string, FunctionPool>();
-    for (const def of model.functions.values()) pools.set(def.logicalId, new FunctionPool(def, baseEnv, onLog));
+    // Instances per function: enough for the machine's cores; more would only queue on the CPU.
+    const maxInstances = Math.max(8, cpus().length * 4);
+    for (const def of model.functions.values()) pools.set(def.logicalId, new FunctionPool(def, baseEnv, onLog, maxInstances));
     cleanups.push(() => Promise.all([...pools.values()].map((p) => p.close())).then(() => undefined));
     const invoke = (functionId: string, event: unknown) => {
       const pool = pools.get(functionId);

@@ -82,6 +82,15 @@ describe('functions', () => {
     }
   });
 
+  it('apply source maps only when the enableSourceMaps prop asks (they slow cold starts)', () => {
+    const envs = (tpl: Template) =>
+      Object.values(tpl.toJSON()['Resources'] as Record<string, Resource>)
+        .filter((r) => r.Type === 'AWS::Lambda::Function')
+        .map((r) => (r.Properties['Environment'] as { Variables: Record<string, string> }).Variables['NODE_OPTIONS']);
+    expect(new Set(envs(template))).toEqual(new Set([undefined]));
+    expect(new Set(envs(synth({ enableSourceMaps: true })))).toEqual(new Set(['--enable-source-maps']));
+  });
+
   it('carry the settings props as KNOUDS_SETTINGS, validated at construction', () => {
     const custom = synth({ keyPrefix: 'acme', maxActiveKeysPerAccount: 3, tiers: { pro: { liveRateLimit: 250 } } });
     const env = (Object.values(custom.toJSON()['Resources'] as Record<string, Resource>).find(

@@ -1,0 +1,324 @@
+/**
+ * `npm run bench`: measures the hot path against its physical floor, in one run, on this machine.
+ *
+ *   npm run bench [-- --skip-synth] [--quick]
+ *
+ * It starts its own DynamoDB Local with a counting proxy in front (every DynamoDB call of the local
+ * stack and of the floor goes through the same proxy), serves the synthesized stack with the local
+ * runner, and prints one table; the same figures go to bench/results.json.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import { build } from 'esbuild';
+import { BatchWriteItemCommand, DynamoDBClient, type BatchWriteItemCommandOutput, GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { hashApiKey } from '../lambdas/shared/api-key.js';
+import { createKey } from '../lambdas/shared/services/keys.js';
+import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
+import { KeysRepository } from '../lambdas/shared/repositories/keys.js';
+import { LOCAL_CREDENTIALS, startDynamoDbLocal } from '../local-runner/dynamodb-local.js';
+import { PROJECT_ROOT } from '../local-runner/state.js';
+import { LOCAL_REGION, startLocalStack, synthesize } from '../local-runner/stack.js';
+import { startCountingProxy } from '../test/support/counting-proxy.js';
+
+const { values: args } = parseArgs({ options: { 'skip-synth': { type: 'boolean' }, quick: { type: 'boolean' } } });
+const QUICK = args.quick ?? false;
+const CDK_OUT = path.join(PROJECT_ROOT, 'bench', 'cdk.out');
+const say = (line: string) => process.stdout.write(`${line}\n`);
+
+// ——— HTTP client with keep-alive, as a real client library would use ———
+const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+function send(url: string, method: string, headers: Record<string, string>, body?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, headers, agent }, (res) => {
+      let data = '';
+      res.on('data', (c: Buffer) => (data += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+interface Figures {
+  p50: number;
+  p99: number;
+  rps: number;
+  n: number;
+  errors: number;
+}
+
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+
+/** `total` calls with `concurrency` in flight; latency per call in ms. */
+async function load(concurrency: number, total: number, call: (i: number) => Promise<boolean>): Promise<Figures> {
+  const latencies: number[] = [];
+  let errors = 0;
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (;;) {
+        const i = next++;
+        if (i >= total) return;
+        const t0 = performance.now();
+        const ok = await call(i);
+        latencies.push(performance.now() - t0);
+        if (!ok) errors++;
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), rps: total / seconds, n: total, errors };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+
+async function main() {
+  const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+  say(`Knouds API benchmark — ${machine}`);
+  if (!args['skip-synth']) {
+    say('Synthesizing…');
+    await synthesize(CDK_OUT);
+  }
+  say('Starting DynamoDB Local, a counting proxy and the local stack…');
+  const ddb = await startDynamoDbLocal();
+  const proxy = await startCountingProxy(ddb.endpoint);
+  const stack = await startLocalStack({
+    port: 0,
+    cdkOut: CDK_OUT,
+    skipSynth: true,
+    dynamodbEndpoint: proxy.endpoint,
+    tableNamePrefix: 'bench',
+    seed: false,
+  });
+  const { tables, settings } = stack.state;
+  const deps = {
+    keys: new KeysRepository(stack.doc, { keys: tables.keys, accounts: tables.accounts }),
+    accounts: new AccountsRepository(stack.doc, tables.accounts),
+    settings,
+  };
+  try {
+    // Ten keys of one account share the verify load (1,000 requests per minute each).
+    await deps.accounts.create('acct_bench', 'business', new Date());
+    const keys: string[] = [];
+    const keyIds: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const created = await createKey(deps, 'acct_bench', { name: `bench ${i}`, scope: 'admin' });
+      keys.push(created.apiKey);
+      keyIds.push(created.key.key_id);
+    }
+    const api = stack.apiUrl;
+    const key = (i: number) => keys[i % keys.length]!;
+    const json = { 'content-type': 'application/json' };
+    const call = async (i: number, method: string, p: string, body?: unknown) =>
+      (await send(`${api}${p}`, method, { ...json, 'x-api-key': key(i) }, body === undefined ? undefined : JSON.stringify(body))).status < 400;
+
+    const oneStep = { input_schema: {}, steps: [{ id: 'e', model: 'echo', input: '$.input' }], output: '$.steps.e.output' };
+    await send(`${api}/workflows`, 'POST', { ...json, 'x-api-key': key(0) }, JSON.stringify({ slug: 'one-step', name: 'One step', definition: oneStep }));
+    await send(`${api}/workflows/one-step/deploy`, 'POST', { 'x-api-key': key(0) });
+
+    // ——— DynamoDB calls per request, by operation ———
+    const routes: [string, string, unknown?][] = [
+      ['GET', '/health'],
+      ['GET', '/keys/verify'],
+      ['GET', '/keys'],
+      ['POST', '/keys', { name: 'b', preset: 'read-only' }],
+      ['GET', `/keys/${keyIds[1]}`],
+      ['PATCH', `/keys/${keyIds[1]}`, { name: 'renamed' }],
+      ['GET', `/keys/${keyIds[1]}/usage`],
+      ['GET', '/webhooks/secret'],
+      ['GET', '/workflows'],
+      ['GET', '/workflows/one-step'],
+      ['POST', '/workflows/one-step/run', { input: { a: 1 } }],
+      ['GET', '/models'],
+      ['POST', '/models/echo/run', { input: 1 }],
+      ['GET', '/executions?limit=10'],
+    ];
+    const calls: Record<string, Record<string, number>> = {};
+    for (const [method, p, body] of routes) {
+      await call(0, method, p, body); // warm the function instance
+      proxy.reset();
+      await call(0, method, p, body);
+      calls[`${method} ${p.replace(/key_\w+/, '{key_id}')}`] = proxy.counts();
+    }
+
+    // ——— Latency: the gateway alone, the floor, and three routes ———
+    const floorClient = new DynamoDBClient({ endpoint: proxy.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
+    const hash = hashApiKey(key(0));
+    const floor = async (i: number) => {
+      await floorClient.send(new GetItemCommand({ TableName: tables.keys, Key: { pk: { S: `H#${hash}` } }, ConsistentRead: true }));
+      await floorClient.send(
+        new UpdateItemCommand({
+          TableName: tables.usage,
+          Key: { key_id: { S: 'floor' }, hour: { S: String(i % 1000) } },
+          UpdateExpression: 'ADD n :one',
+          ExpressionAttributeValues: { ':one': { N: '1' } },
+        }),
+      );
+      return true;
+    };
+    const health = async () => (await send(`${api}/health`, 'GET', {})).status === 200;
+    const verify = (i: number) => call(i, 'GET', '/keys/verify');
+    const scenarios: [string, (i: number) => Promise<boolean>][] = [
+      ['GET /v1/health (gateway alone)', health],
+      ['floor: GetItem + UpdateItem, direct', floor],
+      ['GET /v1/keys/verify', verify],
+      ['GET /v1/workflows/{slug}', (i) => call(i, 'GET', '/workflows/one-step')],
+      ['POST /v1/workflows/{slug}/run (sync, 1 step)', (i) => call(i, 'POST', '/workflows/one-step/run', { input: { i } })],
+    ];
+    const levels = [1, 16, 64];
+    const totalFor = (c: number) => (QUICK ? 100 : c === 1 ? 300 : 600);
+    const latency: Record<string, Record<number, Figures>> = {};
+    for (const [name, fn] of scenarios) {
+      latency[name] = {};
+      for (const c of levels) {
+        await load(c, Math.min(50, totalFor(c)), fn); // warm-up
+        latency[name]![c] = await load(c, totalFor(c), fn);
+      }
+    }
+    const ratio = (c: number) =>
+      latency['GET /v1/keys/verify']![c]!.p50 /
+      (latency['GET /v1/health (gateway alone)']![c]!.p50 + latency['floor: GetItem + UpdateItem, direct']![c]!.p50);
+
+    // ——— 10 keys vs 100,000 keys ———
+    const verifyAt = async () => {
+      const runs = [];
+      for (let r = 0; r < 3; r++) runs.push((await load(16, QUICK ? 100 : 400, verify)).p50);
+      return median(runs);
+    };
+    const with10 = await verifyAt();
+    const bulk = QUICK ? 10_000 : 100_000;
+    say(`Seeding ${bulk.toLocaleString()} keys straight into DynamoDB Local…`);
+    const direct = new DynamoDBClient({ endpoint: ddb.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
+    const batches = Array.from({ length: bulk / 25 }, (_, b) => b);
+    let cursor = 0;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        for (;;) {
+          const b = cursor++;
+          if (b >= batches.length) return;
+          let items: NonNullable<ConstructorParameters<typeof BatchWriteItemCommand>[0]['RequestItems']>[string] | undefined = Array.from(
+            { length: 25 },
+            (_, j) => ({
+              PutRequest: {
+                Item: {
+                  pk: { S: `H#${randomBytes(32).toString('hex')}` },
+                  key_id: { S: `key_seed${b}_${j}` },
+                  account_id: { S: `acct_seed_${b % 1000}` },
+                  created_at: { S: new Date().toISOString() },
+                  name: { S: 'seeded' },
+                  tier: { S: 'pro' },
+                  environment: { S: 'live' },
+                  capabilities: { L: [{ S: 'workflow:run' }] },
+                  workspaces: { L: [{ S: '*' }] },
+                },
+              },
+            }),
+          );
+          while (items && items.length > 0) {
+            const out: BatchWriteItemCommandOutput = await direct.send(new BatchWriteItemCommand({ RequestItems: { [tables.keys]: items } }));
+            items = out.UnprocessedItems?.[tables.keys];
+          }
+        }
+      }),
+    );
+    const with100k = await verifyAt();
+
+    // ——— Bundles: size and module initialisation, beside a bare GetItem bundle ———
+    say('Measuring bundles…');
+    const dir = mkdtempSync(path.join(tmpdir(), 'knouds-bench-'));
+    const refEntry = path.join(dir, 'reference.mjs');
+    writeFileSync(
+      refEntry,
+      "import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';\n" +
+        'const client = new DynamoDBClient({});\n' +
+        "export const handler = async (e) => client.send(new GetItemCommand({ TableName: process.env.T, Key: { pk: { S: e.k } } }));\n",
+    );
+    const refOut = path.join(dir, 'reference', 'index.mjs');
+    await build({
+      entryPoints: [refEntry],
+      outfile: refOut,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node22',
+      minify: true,
+      nodePaths: [path.join(PROJECT_ROOT, 'node_modules')],
+      banner: { js: "import { createRequire as __r } from 'node:module'; const require = __r(import.meta.url);" },
+    });
+    const bundles: { name: string; file: string; env: Record<string, string> }[] = [...stack.model.functions.values()]
+      .sort((a, b) => (a.logicalId.startsWith('Authorizer') ? -1 : b.logicalId.startsWith('Authorizer') ? 1 : a.logicalId.localeCompare(b.logicalId)))
+      .map((f) => ({ name: f.logicalId.replace(/[0-9A-F]{8}$/, ''), file: f.modulePath, env: f.environment }));
+    bundles.push({ name: 'reference: bare GetItemCommand + SDK', file: refOut, env: {} });
+    const coldRuns = QUICK ? 5 : 11;
+    const bundleFigures = bundles.map(({ name, file, env }) => {
+      const times: number[] = [];
+      for (let r = 0; r < coldRuns; r++) {
+        const out = spawnSync(
+          process.execPath,
+          ['--input-type=module', '-e', `const t = performance.now(); await import(${JSON.stringify(`file://${file}`)}); console.log(performance.now() - t);`],
+          { env: { PATH: process.env['PATH'] ?? '', AWS_REGION: LOCAL_REGION, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env }, encoding: 'utf8' },
+        );
+        times.push(Number(out.stdout.trim().split('\n').pop()));
+      }
+      return { name, bytes: statSync(file).size, initMs: median(times) };
+    });
+    const reference = bundleFigures.at(-1)!;
+    const authorizer = bundleFigures[0]!;
+
+    // ——— Print ———
+    const rows: string[] = [];
+    rows.push('', 'DynamoDB calls per request (counted at the proxy)', '');
+    for (const [route, ops] of Object.entries(calls)) {
+      const text = Object.entries(ops).map(([op, n]) => `${op} ${n}`).join(', ') || '—';
+      rows.push(`  ${route.padEnd(36)} ${text}`);
+    }
+    rows.push('', 'Latency (ms) and throughput (requests/s)', '');
+    rows.push(`  ${'scenario'.padEnd(46)} ${levels.map((c) => `c=${c}: p50 / p99 / rps`.padEnd(26)).join('')}`);
+    for (const [name] of scenarios) {
+      const cells = levels.map((c) => {
+        const f = latency[name]![c]!;
+        return `${f.p50.toFixed(2)} / ${f.p99.toFixed(2)} / ${Math.round(f.rps)}${f.errors ? ` (${f.errors} err)` : ''}`.padEnd(26);
+      });
+      rows.push(`  ${name.padEnd(46)} ${cells.join('')}`);
+    }
+    rows.push('', `  verify p50 / (health p50 + floor p50): ${levels.map((c) => `c=${c}: ${ratio(c).toFixed(2)}`).join('   ')}   (target ≤ 1.5 at c=1 and 16)`);
+    rows.push(
+      `  verify p50 at c=16 with 10 keys: ${with10.toFixed(2)} ms; with ${bulk.toLocaleString()} keys: ${with100k.toFixed(2)} ms; ratio ${(with100k / with10).toFixed(2)} (target ≤ 1.10)`,
+    );
+    rows.push('', 'Bundles (minified bytes, module initialisation: median of cold loads in a fresh process)', '');
+    for (const b of bundleFigures) rows.push(`  ${b.name.padEnd(40)} ${String(b.bytes).padStart(9)} B   ${b.initMs.toFixed(1).padStart(7)} ms`);
+    rows.push(
+      '',
+      `  authorizer / reference: size ${(authorizer.bytes / reference.bytes).toFixed(2)}, init ${(authorizer.initMs / reference.initMs).toFixed(2)} (target ≤ 1.10 each)`,
+    );
+    say(rows.join('\n'));
+    const results = {
+      machine,
+      date: new Date().toISOString(),
+      quick: QUICK,
+      calls,
+      latency,
+      ratio: Object.fromEntries(levels.map((c) => [c, ratio(c)])),
+      keys: { with10, withMany: with100k, many: bulk, ratio: with100k / with10 },
+      bundles: bundleFigures,
+    };
+    writeFileSync(path.join(PROJECT_ROOT, 'bench', 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+    say('\nWrote bench/results.json');
+    floorClient.destroy();
+    direct.destroy();
+  } finally {
+    await stack.close();
+    await proxy.close();
+    await ddb.stop();
+    agent.destroy();
+  }
+}
+
+await main();
