@@ -1,5 +1,5 @@
 import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 
 /**
  * A DocumentClient with the marshalling options the whole codebase uses. Lambdas call it once at
@@ -39,4 +39,24 @@ export function cancellationReasons(error: unknown): string[] | undefined {
   if (!(error instanceof Error) || error.name !== 'TransactionCanceledException') return undefined;
   const reasons = (error as Error & { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? [];
   return reasons.map((r) => r.Code ?? 'None');
+}
+
+/**
+ * One page of a Query with a FilterExpression, filled up to `limit` items (DynamoDB applies `Limit`
+ * before the filter, so a single call can return fewer). `more` says whether items may follow.
+ */
+export async function queryPage(
+  doc: DynamoDBDocumentClient,
+  input: Omit<QueryCommandInput, 'Limit' | 'ExclusiveStartKey'>,
+  limit: number,
+  start?: Record<string, unknown>,
+): Promise<{ items: Record<string, unknown>[]; more: boolean }> {
+  const items: Record<string, unknown>[] = [];
+  let from = start;
+  do {
+    const out = await doc.send(new QueryCommand({ ...input, Limit: limit - items.length, ExclusiveStartKey: from }));
+    items.push(...(out.Items ?? []));
+    from = out.LastEvaluatedKey;
+  } while (from && items.length < limit);
+  return { items, more: from !== undefined };
 }

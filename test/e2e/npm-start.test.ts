@@ -74,7 +74,10 @@ describe('npm start', () => {
       // stricter test: the runner itself must stop DynamoDB Local.
       child.kill('SIGINT');
       expect(await exited(child)).toBe(0);
-      // Every process it started is gone (listed with its command line if not).
+      // Every process it started is gone (listed with its command line if not); tsx's esbuild service
+      // ends when its pipe closes, a moment after its parent, so allow two seconds.
+      const until = Date.now() + 2000;
+      while (started.some(({ pid }) => alive(pid)) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
       expect(started.filter(({ pid }) => alive(pid))).toEqual([]);
       expect(existsSync(stateFile)).toBe(false);
     } finally {

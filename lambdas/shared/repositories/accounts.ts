@@ -78,11 +78,8 @@ export class AccountsRepository {
    * agree on one secret).
    */
   async webhookSecret(accountId: string, make: () => string): Promise<string> {
-    const current = await this.doc.send(
-      new GetCommand({ TableName: this.table, Key: { account_id: accountId }, ConsistentRead: true, ProjectionExpression: 'webhook_secret' }),
-    );
-    const existing = current.Item?.['webhook_secret'];
-    if (typeof existing === 'string') return existing;
+    const existing = await this.readSecret(accountId);
+    if (existing) return existing;
     try {
       await this.doc.send(
         new UpdateCommand({
@@ -96,12 +93,17 @@ export class AccountsRepository {
     } catch (error) {
       if (!isConditionalCheckFailed(error)) throw error;
     }
-    const after = await this.doc.send(
+    const secret = await this.readSecret(accountId);
+    if (!secret) throw new NotFoundError(`Account '${accountId}' does not exist`);
+    return secret;
+  }
+
+  private async readSecret(accountId: string): Promise<string | undefined> {
+    const out = await this.doc.send(
       new GetCommand({ TableName: this.table, Key: { account_id: accountId }, ConsistentRead: true, ProjectionExpression: 'webhook_secret' }),
     );
-    const secret = after.Item?.['webhook_secret'];
-    if (typeof secret !== 'string') throw new NotFoundError(`Account '${accountId}' does not exist`);
-    return secret;
+    const secret = out.Item?.['webhook_secret'];
+    return typeof secret === 'string' ? secret : undefined;
   }
 
   async rotateWebhookSecret(accountId: string, secret: string): Promise<void> {

@@ -1,6 +1,6 @@
-import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { randomBase62 } from '../api-key.js';
-import { isConditionalCheckFailed } from '../ddb.js';
+import { isConditionalCheckFailed, queryPage } from '../ddb.js';
 import { ValidationError } from '../errors.js';
 
 /**
@@ -180,31 +180,27 @@ export class ExecutionsRepository {
       filters.workspaces.forEach((w, i) => (values[`:w${i}`] = w));
     }
     const byWorkflow = filters.workflow !== undefined;
-    const items: ExecutionRecord[] = [];
-    let start = nextToken ? decodeToken(nextToken, accountId, filters.workflow) : undefined;
-    do {
-      const out = await this.doc.send(
-        new QueryCommand({
-          TableName: this.table,
-          ...(byWorkflow
-            ? {
-                IndexName: 'by-workflow',
-                KeyConditionExpression: 'account_workflow = :k',
-                ExpressionAttributeValues: { ...values, ':k': accountWorkflow(accountId, filters.workflow!) },
-              }
-            : { KeyConditionExpression: 'account_id = :k', ExpressionAttributeValues: { ...values, ':k': accountId } }),
-          ...(conditions.length > 0 ? { FilterExpression: conditions.join(' AND ') } : {}),
-          ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
-          ScanIndexForward: false,
-          Limit: limit - items.length,
-          ExclusiveStartKey: start,
-        }),
-      );
-      items.push(...(out.Items ?? []).map(strip));
-      start = out.LastEvaluatedKey;
-    } while (start && items.length < limit);
+    const page = await queryPage(
+      this.doc,
+      {
+        TableName: this.table,
+        ...(byWorkflow
+          ? {
+              IndexName: 'by-workflow',
+              KeyConditionExpression: 'account_workflow = :k',
+              ExpressionAttributeValues: { ...values, ':k': accountWorkflow(accountId, filters.workflow!) },
+            }
+          : { KeyConditionExpression: 'account_id = :k', ExpressionAttributeValues: { ...values, ':k': accountId } }),
+        ...(conditions.length > 0 ? { FilterExpression: conditions.join(' AND ') } : {}),
+        ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
+        ScanIndexForward: false,
+      },
+      limit,
+      nextToken ? decodeToken(nextToken, accountId, filters.workflow) : undefined,
+    );
+    const items = page.items.map(strip);
     const last = items.at(-1);
-    return { items, nextToken: start && last ? encodeToken(accountId, last, filters.workflow) : null };
+    return { items, nextToken: page.more && last ? encodeToken(accountId, last, filters.workflow) : null };
   }
 }
 

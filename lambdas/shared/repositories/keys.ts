@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type { KeyEnvironment } from '../api-key.js';
 import type { Capability } from '../capabilities.js';
-import { cancellationReasons, isConditionalCheckFailed } from '../ddb.js';
+import { cancellationReasons, isConditionalCheckFailed, queryPage } from '../ddb.js';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
 import type { TierName } from '../settings.js';
 
@@ -374,26 +374,22 @@ export class KeysRepository {
    * `created_at` and `key_id`, never its hash) and is only valid for the account that received it.
    */
   async listActive(accountId: string, now: Date, limit: number, nextToken?: string): Promise<KeyPage> {
-    const items: KeyRecord[] = [];
-    let start = nextToken ? await this.startAfter(accountId, nextToken) : undefined;
-    do {
-      const out = await this.doc.send(
-        new QueryCommand({
-          TableName: this.tables.keys,
-          IndexName: KEYS_BY_ACCOUNT_INDEX,
-          KeyConditionExpression: 'account_id = :acct',
-          FilterExpression: 'attribute_not_exists(revoked_at) AND (attribute_not_exists(expires_at) OR expires_at > :now)',
-          ExpressionAttributeValues: { ':acct': accountId, ':now': now.toISOString() },
-          Limit: limit - items.length,
-          ExclusiveStartKey: start,
-        }),
-      );
-      items.push(...(out.Items ?? []).map(strip));
-      start = out.LastEvaluatedKey;
-    } while (start && items.length < limit);
+    const page = await queryPage(
+      this.doc,
+      {
+        TableName: this.tables.keys,
+        IndexName: KEYS_BY_ACCOUNT_INDEX,
+        KeyConditionExpression: 'account_id = :acct',
+        FilterExpression: 'attribute_not_exists(revoked_at) AND (attribute_not_exists(expires_at) OR expires_at > :now)',
+        ExpressionAttributeValues: { ':acct': accountId, ':now': now.toISOString() },
+      },
+      limit,
+      nextToken ? await this.startAfter(accountId, nextToken) : undefined,
+    );
+    const items = page.items.map(strip);
     const last = items.at(-1);
     // A full page may be the last one; the next call then returns an empty page with a null token.
-    return { items, nextToken: start && last ? encodeToken(accountId, last) : null };
+    return { items, nextToken: page.more && last ? encodeToken(accountId, last) : null };
   }
 
   /** The index position just after the key a page token names. */

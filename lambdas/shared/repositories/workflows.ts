@@ -6,7 +6,7 @@ import {
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
-import { cancellationReasons, isConditionalCheckFailed } from '../ddb.js';
+import { cancellationReasons, isConditionalCheckFailed, queryPage } from '../ddb.js';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
 import type { Definition } from '../workflow-definition.js';
 
@@ -213,29 +213,26 @@ export class WorkflowsRepository {
     limit: number,
     nextToken?: string,
   ): Promise<{ items: WorkflowHead[]; nextToken: string | null }> {
-    const items: WorkflowHead[] = [];
-    let start: Record<string, unknown> | undefined = nextToken ? decodeToken(nextToken, accountId) : undefined;
     const filter = workspaces ? workspaces.map((_, i) => `:w${i}`) : [];
-    do {
-      const out = await this.doc.send(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'account_id = :a AND begins_with(sk, :p)',
-          ExpressionAttributeValues: {
-            ':a': accountId,
-            ':p': 'W#',
-            ...Object.fromEntries((workspaces ?? []).map((w, i) => [`:w${i}`, w])),
-          },
-          ...(workspaces ? { FilterExpression: `workspace_id IN (${filter.join(', ')})` } : {}),
-          Limit: limit - items.length,
-          ExclusiveStartKey: start,
-        }),
-      );
-      items.push(...(out.Items ?? []).map((i) => strip<WorkflowHead>(i)).filter((h) => h.version !== undefined));
-      start = out.LastEvaluatedKey;
-    } while (start && items.length < limit);
+    const page = await queryPage(
+      this.doc,
+      {
+        TableName: this.table,
+        KeyConditionExpression: 'account_id = :a AND begins_with(sk, :p)',
+        ExpressionAttributeValues: {
+          ':a': accountId,
+          ':p': 'W#',
+          ...Object.fromEntries((workspaces ?? []).map((w, i) => [`:w${i}`, w])),
+        },
+        // Heads being deleted have no version.
+        FilterExpression: ['attribute_exists(version)', ...(workspaces ? [`workspace_id IN (${filter.join(', ')})`] : [])].join(' AND '),
+      },
+      limit,
+      nextToken ? decodeToken(nextToken, accountId) : undefined,
+    );
+    const items = page.items.map((i) => strip<WorkflowHead>(i));
     const last = items.at(-1);
-    return { items, nextToken: start && last ? encodeToken(accountId, last.slug) : null };
+    return { items, nextToken: page.more && last ? encodeToken(accountId, last.slug) : null };
   }
 
   private versionItem(accountId: string, slug: string, version: number, definition: Definition, createdAt: string) {
