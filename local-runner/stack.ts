@@ -53,6 +53,8 @@ export interface LocalStackOptions {
   /** Write the state file the admin CLI reads to this path (main.ts: STATE_FILE). @default none */
   readonly stateFile?: string;
   readonly onProgress?: (message: string) => void;
+  /** Extra environment for every function (e.g. `LOG_LEVEL`), over what Lambda would give it. */
+  readonly functionEnv?: Record<string, string>;
   /** Each log line a function writes. */
   readonly onFunctionLog?: (functionId: string, line: string) => void;
   readonly onAccessLog?: (entry: AccessLogEntry) => void;
@@ -207,6 +209,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       LANG: 'en_US.UTF-8',
       PATH: process.env['PATH'] ?? '/usr/bin:/bin',
       ...QUIET_SDK_ENV,
+      ...options.functionEnv,
     };
     // The Lambda API the functions call each other through.
     const lambdaServer = createServer();

@@ -25,7 +25,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const START_ARGS = ['--skip-synth', '--cdk-out', TEST_CDK_OUT, '--quiet-logs'];
 
-/** Every process below `pid` (tsx runs the script in a child node, which runs java). */
+/** Every process below `pid` (the runner starts java, and tsx an esbuild service). */
 function descendants(pid: number): { pid: number; command: string }[] {
   let children: number[] = [];
   try {
@@ -70,12 +70,12 @@ describe('npm start', () => {
 
       const started = descendants(child.pid!);
       expect(started.some((p) => p.command.includes('DynamoDBLocal.jar'))).toBe(true);
-      // Ctrl-C in a terminal signals the whole process group; signalling only the top process is the
-      // stricter test: the runner itself must stop DynamoDB Local.
+      // Ctrl-C in a terminal signals the whole process group; signalling only the runner's process is
+      // the stricter test: the runner itself must stop DynamoDB Local.
       child.kill('SIGINT');
       expect(await exited(child)).toBe(0);
       // Every process it started is gone (listed with its command line if not); tsx's esbuild service
-      // ends when its pipe closes, a moment after its parent, so allow two seconds.
+      // ends when its pipe closes, a moment after the runner, so allow two seconds.
       const until = Date.now() + 2000;
       while (started.some(({ pid }) => alive(pid)) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
       expect(started.filter(({ pid }) => alive(pid))).toEqual([]);

@@ -3,10 +3,10 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../../local-runner/state.js';
 
-const TSX = path.join(PROJECT_ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs');
 
 export function startTs(script: string, args: string[], env: Record<string, string | undefined>): ChildProcessWithoutNullStreams {
-  return spawn(process.execPath, [TSX, path.join(PROJECT_ROOT, script), ...args], {
+  // As package.json runs them: tsx as a loader in the same process, so signals reach the script itself.
+  return spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, script), ...args], {
     cwd: PROJECT_ROOT,
     // Its own process group, so a test can signal it the way a terminal's Ctrl-C does.
     detached: true,
