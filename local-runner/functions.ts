@@ -37,7 +37,8 @@ export class FunctionPool {
   constructor(
     readonly def: FunctionDef,
     private readonly baseEnv: Record<string, string>,
-    private readonly onLog: LogSink,
+    /** Where the function's log lines go; without one they are dropped inside the worker, at no cost. */
+    private readonly onLog: LogSink | undefined,
     private readonly maxInstances = 64,
   ) {}
 
@@ -51,18 +52,22 @@ export class FunctionPool {
     };
     const worker = new Worker(WORKER_URL, {
       env,
-      stdout: true,
-      stderr: true,
+      stdout: this.onLog !== undefined,
+      stderr: this.onLog !== undefined,
       workerData: {
         modulePath: this.def.modulePath,
         exportName: this.def.exportName,
         functionName: this.def.logicalId,
         memoryMb: this.def.memoryMb,
         sourceMaps: (env['NODE_OPTIONS'] ?? '').includes('--enable-source-maps'),
+        discardLogs: this.onLog === undefined,
       },
     });
-    for (const stream of [worker.stdout, worker.stderr]) {
-      createInterface({ input: stream }).on('line', (line) => this.onLog(this.def.logicalId, line));
+    const onLog = this.onLog;
+    if (onLog) {
+      for (const stream of [worker.stdout, worker.stderr]) {
+        createInterface({ input: stream }).on('line', (line) => onLog(this.def.logicalId, line));
+      }
     }
     const ready = new Promise<void>((resolve, reject) => {
       const onMessage = (m: { ready?: boolean }) => {

@@ -68,7 +68,7 @@ try {
     ...(args['cdk-out'] ? { cdkOut: path.resolve(args['cdk-out']) } : {}),
     stateFile: STATE_FILE,
     onProgress: say,
-    onFunctionLog: args['quiet-logs'] ? () => {} : (fn, line) => say(`  [${fn}] ${line}`),
+    ...(args['quiet-logs'] ? {} : { onFunctionLog: (fn: string, line: string) => say(`  [${fn}] ${line}`) }),
     onAccessLog: (e) =>
       say(`${e.httpMethod} ${e.path} ${e.status} ${e.latencyMs}ms${e.errorType ? ` ${e.errorType}` : ''} (${e.requestId})`),
   });

@@ -225,7 +225,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // Locally, webhooks may go to a receiver on this machine (deployed, only public https URLs).
     baseEnv[ALLOW_LOOPBACK_ENV] = 'true';
 
-    const onLog = options.onFunctionLog ?? (() => {});
+    const onLog = options.onFunctionLog;
     const pools = new Map<string, FunctionPool>();
     // Instances per function: enough for the machine's cores; more would only queue on the CPU.
     const maxInstances = Math.max(8, cpus().length * 4);
@@ -244,7 +244,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         const id = name.replace(/^arn:aws:lambda:[^:]*:[^:]*:function:/, '').replace(/^local-/, '');
         return pools.has(id) ? id : undefined;
       },
-      onLog: (line) => onLog('lambda-api', line),
+      onLog: (line) => onLog?.('lambda-api', line),
     });
     lambdaServer.on('request', lambdaApi.handler);
 
