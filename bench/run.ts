@@ -155,15 +155,18 @@ async function main() {
 
     // ——— Latency: the gateway alone, the floor, and three routes ———
     const floorClient = new DynamoDBClient({ endpoint: proxy.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
-    const hash = hashApiKey(verifyKeys[0]!);
+    // The same work as verify, with nothing around it: read one of the ten key records, then bump one of
+    // ten counter items of the current hour (the same items-under-contention shape as the counters).
+    const hashes = verifyKeys.map((k) => hashApiKey(k));
     const floor = async (i: number) => {
-      await floorClient.send(new GetItemCommand({ TableName: tables.keys, Key: { pk: { S: `H#${hash}` } }, ConsistentRead: true }));
+      await floorClient.send(new GetItemCommand({ TableName: tables.keys, Key: { pk: { S: `H#${hashes[i % 10]!}` } }, ConsistentRead: true }));
       await floorClient.send(
         new UpdateItemCommand({
           TableName: tables.usage,
-          Key: { key_id: { S: 'floor' }, hour: { S: String(i % 1000) } },
-          UpdateExpression: 'ADD n :one',
-          ExpressionAttributeValues: { ':one': { N: '1' } },
+          Key: { key_id: { S: `floor-${i % 10}` }, hour: { S: new Date().toISOString().slice(0, 13) } },
+          UpdateExpression: 'ADD m0 :one, requests :one SET last_used = :now',
+          ExpressionAttributeValues: { ':one': { N: '1' }, ':now': { S: new Date().toISOString() } },
+          ReturnValues: 'UPDATED_NEW',
         }),
       );
       return true;
