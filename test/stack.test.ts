@@ -4,6 +4,7 @@
  */
 import { App, Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { KnoudsApiStack, type KnoudsApiStackProps } from '../lib/knouds-api-stack.js';
 
 type Resource = { Type: string; Properties: Record<string, unknown>; DeletionPolicy?: string };
@@ -269,6 +270,34 @@ describe('asynchronous runs', () => {
     template.hasResourceProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true, MessageRetentionPeriod: 1_209_600 });
     expect(resources[worker]!.Properties['Timeout']).toBe(900);
     expect(resources[logicalId('AWS::Lambda::Function', 'WorkflowsFunction')]!.Properties['Timeout']).toBe(29);
+  });
+
+  it('a custom model is passed to the functions and granted to the workflows and worker functions only', () => {
+    const withModel = synth({
+      models: (stack) => [
+        {
+          id: 'summarize',
+          description: 'mine',
+          inputSchema: { type: 'object' },
+          handler: new LambdaFunction(stack, 'SummarizeModel', {
+            runtime: Runtime.NODEJS_22_X,
+            handler: 'index.handler',
+            code: Code.fromInline('exports.handler = async () => ({})'),
+          }),
+        },
+      ],
+    }).toJSON()['Resources'] as Record<string, Resource>;
+    const fnId = Object.entries(withModel).find(([id, r]) => r.Type === 'AWS::Lambda::Function' && id.startsWith('SummarizeModel'))![0];
+    const invokers = Object.values(withModel)
+      .filter((r) => r.Type === 'AWS::IAM::Policy')
+      .filter((r) => JSON.stringify(r.Properties['PolicyDocument']).includes(fnId))
+      .map((r) => JSON.stringify(r.Properties['Roles']));
+    expect(invokers).toHaveLength(2);
+    expect(invokers.join()).toMatch(/WorkflowsFunction/);
+    expect(invokers.join()).toMatch(/WorkerFunction/);
+    const env = (Object.entries(withModel).find(([id]) => id.startsWith('WorkflowsFunction') && withModel[id]!.Type === 'AWS::Lambda::Function')![1]
+      .Properties['Environment'] as { Variables: Record<string, unknown> }).Variables['KNOUDS_MODELS'];
+    expect(JSON.stringify(env)).toContain('summarize');
   });
 
   it('custom models are validated', () => {
