@@ -1,4 +1,5 @@
-import { isPublicAddress, sign } from '../lambdas/shared/webhooks.js';
+import { createServer } from 'node:http';
+import { ALLOW_LOOPBACK_ENV, checkWebhookUrl, deliverWebhook, isPublicAddress, sign } from '../lambdas/shared/webhooks.js';
 import { referenceProblem, resolveReferences } from '../lambdas/shared/workflow-definition.js';
 
 describe('Standard Webhooks signature', () => {
@@ -48,5 +49,39 @@ describe('workflow references', () => {
     expect(
       resolveReferences({ a: '$.input.name', b: ['$.steps.up.output.text', 'plain', 3], c: { d: '$.input.missing' }, e: '$.input.tags' }, scope),
     ).toEqual({ a: 'ada', b: ['ADA', 'plain', 3], c: { d: null }, e: ['x'] });
+  });
+});
+
+describe('delivery to a host name', () => {
+  beforeAll(() => {
+    process.env['LOG_LEVEL'] = 'error';
+  });
+  afterEach(() => {
+    delete process.env[ALLOW_LOOPBACK_ENV];
+  });
+
+  it('resolves the name through the guarded lookup, and refuses it when it resolves to a private address', async () => {
+    const seen: string[] = [];
+    const server = createServer((req, res) => {
+      seen.push(String(req.headers['webhook-id']));
+      req.resume();
+      req.on('end', () => res.writeHead(200).end());
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://localhost:${(server.address() as { port: number }).port}/hook`;
+    try {
+      // Deployed rules: localhost resolves to loopback, which is refused before any connection.
+      await expect(checkWebhookUrl(url)).rejects.toThrow(/https/);
+      await expect(checkWebhookUrl(url.replace('http:', 'https:'))).rejects.toThrow(/public address/);
+      const refused = await deliverWebhook(url, 'whsec_' + Buffer.alloc(24).toString('base64'), 'msg_1', {}, { maxAttempts: 1 });
+      expect(refused.delivered).toBe(false);
+      // The local runner's rule: loopback allowed, through the same lookup used at connection time.
+      process.env[ALLOW_LOOPBACK_ENV] = 'true';
+      const delivered = await deliverWebhook(url, 'whsec_' + Buffer.alloc(24).toString('base64'), 'msg_2', { a: 1 }, { maxAttempts: 1 });
+      expect(delivered).toEqual({ delivered: true, attempts: 1, lastStatus: 200 });
+      expect(seen).toEqual(['msg_2']);
+    } finally {
+      server.close();
+    }
   });
 });
