@@ -4,6 +4,10 @@
  * beats a finishing step, whatever the interleaving.
  */
 import { ExecutionsRepository, newExecutionId, type ExecutionRecord } from '../lambdas/shared/repositories/executions.js';
+import { ModelRegistry } from '../lambdas/shared/models/registry.js';
+import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
+import { WorkflowsRepository } from '../lambdas/shared/repositories/workflows.js';
+import { createWorkflow, deployWorkflow, runWorkflow } from '../lambdas/shared/services/workflows.js';
 import { createTestDb, type TestDb } from './support/dynamodb.js';
 
 let db: TestDb;
@@ -83,5 +87,29 @@ describe('execution state machine', () => {
     const c = newExecutionId(new Date('2030-06-01T00:00:00.000Z'));
     expect([c, a, b].sort()).toEqual([a, b, c]);
     expect(a).toMatch(/^exe_[0-9A-Za-z]{21}$/);
+  });
+});
+
+describe('async start', () => {
+  it('an execution whose worker cannot be invoked is FAILED, not left QUEUED', async () => {
+    const deps = {
+      workflows: new WorkflowsRepository(db.doc, db.tables.workflows),
+      executions: repo,
+      accounts: new AccountsRepository(db.doc, db.tables.accounts),
+      models: new ModelRegistry(),
+    };
+    const actor = { accountId: 'acct_async', keyId: 'key_a', workspaces: ['*'] };
+    await createWorkflow(deps, actor, {
+      slug: 'wf',
+      name: 'wf',
+      definition: { input_schema: {}, steps: [{ id: 'e', model: 'echo', input: 1 }], output: '$.steps.e.output' },
+    });
+    await deployWorkflow(deps, actor, 'wf');
+    const down = async () => {
+      throw new Error('Lambda is unavailable');
+    };
+    await expect(runWorkflow(deps, actor, 'wf', { input: {} }, { async: true, startAsync: down })).rejects.toThrow(/unavailable/);
+    const [execution] = (await repo.list('acct_async', {}, 10)).items;
+    expect(execution).toMatchObject({ status: 'FAILED', error: 'the run could not be started' });
   });
 });

@@ -286,7 +286,13 @@ export async function runWorkflow(
   };
   await deps.executions.create(record);
   if (options.async) {
-    await options.startAsync(record);
+    try {
+      await options.startAsync(record);
+    } catch (error) {
+      // Never leave an execution QUEUED that no worker will pick up.
+      await deps.executions.finish(actor.accountId, record.execution_id, { status: 'FAILED', error: 'the run could not be started' }, clock(deps), ['QUEUED']);
+      throw error;
+    }
     return { execution: record, async: true };
   }
   return { execution: await executeSteps(deps, record, definition, Date.now() + SYNC_BUDGET_MS, TOO_LONG_FOR_SYNC), async: false };
