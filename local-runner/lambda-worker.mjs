@@ -22,7 +22,8 @@ function serializeError(error) {
   return { name: 'Error', message: String(error) };
 }
 
-parentPort.on('message', async ({ id, event, requestId, deadline }) => {
+parentPort.on('message', async ({ id, payload, requestId, deadline }) => {
+  const event = JSON.parse(payload);
   const context = {
     awsRequestId: requestId,
     functionName,
@@ -39,7 +40,8 @@ parentPort.on('message', async ({ id, event, requestId, deadline }) => {
   };
   try {
     const value = await handler(event, context);
-    parentPort.postMessage({ id, ok: true, value });
+    // The result goes back as JSON too (undefined stays undefined, as Lambda returns null for it).
+    parentPort.postMessage({ id, ok: true, result: value === undefined ? undefined : JSON.stringify(value) });
   } catch (error) {
     parentPort.postMessage({ id, ok: false, error: serializeError(error) });
   }
