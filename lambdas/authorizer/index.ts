@@ -12,7 +12,7 @@ import { createDocumentClient, TABLE_ENV } from '../shared/ddb.js';
 import { requireEnv } from '../shared/env.js';
 import { log } from '../shared/log.js';
 import { KeysRepository, type KeyRecord } from '../shared/repositories/keys.js';
-import { rateLimitFor, settingsFromEnv, type Settings } from '../shared/settings.js';
+import { rateLimitFor, settingsFromEnv, TIER_NAMES, type Settings, type TierName } from '../shared/settings.js';
 
 const settings = settingsFromEnv();
 // Only the keys table: the authorizer never touches accounts, and has no grant on that table either.
@@ -40,12 +40,25 @@ function apiWideResource(methodArn: string): string {
   return `${base}/${stage}/*`;
 }
 
-export function evaluate(record: KeyRecord | undefined, environment: 'live' | 'test', now: number, s: Settings) {
+/** Each tier's ceiling as a set, built once per cold start rather than per request. */
+function ceilingsOf(s: Settings): Record<TierName, ReadonlySet<string>> {
+  const out = {} as Record<TierName, ReadonlySet<string>>;
+  for (const t of TIER_NAMES) out[t] = new Set(s.tiers[t].ceiling);
+  return out;
+}
+const ceilings = ceilingsOf(settings);
+
+export function evaluate(
+  record: KeyRecord | undefined,
+  environment: 'live' | 'test',
+  now: number,
+  tierCeilings: Record<TierName, ReadonlySet<string>>,
+) {
   if (!record) return { refusal: 'unknown' as const };
   if (record.revoked_at) return { refusal: 'revoked' as const };
   if (record.expires_at && now >= Date.parse(record.expires_at)) return { refusal: 'expired' as const };
   if (record.environment !== environment) return { refusal: 'environment' as const };
-  const ceiling = new Set(s.tiers[record.tier].ceiling);
+  const ceiling = tierCeilings[record.tier];
   const capabilities = record.capabilities.filter((c) => covers(ceiling, c));
   return { capabilities };
 }
@@ -57,7 +70,7 @@ export async function handler(event: APIGatewayRequestAuthorizerEvent): Promise<
   if (!parsed) refuse('malformed');
 
   const record = await keys.getByHash(hashApiKey(apiKey));
-  const verdict = evaluate(record, parsed.environment, Date.now(), settings);
+  const verdict = evaluate(record, parsed.environment, Date.now(), ceilings);
   if (!record || !verdict.capabilities) refuse(verdict.refusal ?? 'unknown', record?.key_id);
 
   log('info', 'authorizer decision', { decision: 'allow', key_id: record.key_id, account_id: record.account_id });

@@ -35,14 +35,6 @@ export class ValidationError extends ApiError {
   }
 }
 
-export class UnauthorizedError extends ApiError {
-  readonly status = 401;
-  readonly code = 'UNAUTHORIZED';
-  constructor(message = 'Missing or invalid API key; send it in the x-api-key header') {
-    super(message);
-  }
-}
-
 export class CapabilityDeniedError extends ApiError {
   readonly status = 403;
   readonly code = 'CAPABILITY_DENIED';

@@ -6,6 +6,7 @@ import { Ajv, type ErrorObject, type JSONSchemaType } from 'ajv';
 import { ValidationError, type FieldError } from './errors.js';
 import { PRESET_NAMES, SCOPE_NAMES, type PresetName, type ScopeName } from './capabilities.js';
 import type { KeyEnvironment } from './api-key.js';
+import { MAX_STEPS, STEP_ID_PATTERN } from './workflow-definition.js';
 
 const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false });
 
@@ -162,13 +163,13 @@ const definitionSchema = {
     steps: {
       type: 'array',
       minItems: 1,
-      maxItems: 20,
+      maxItems: MAX_STEPS,
       items: {
         type: 'object',
         additionalProperties: false,
         required: ['id', 'model', 'input'],
         properties: {
-          id: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,62}$' },
+          id: { type: 'string', pattern: STEP_ID_PATTERN.source },
           model: { type: 'string', minLength: 1, maxLength: 63 },
           input: {},
         },

@@ -6,7 +6,7 @@ import { workspaceAllowed } from '../capabilities.js';
 import { ConflictError, ModelFailedError, NotFoundError, ValidationError, WorkspaceDeniedError, type ApiError } from '../errors.js';
 import { DeadlineExceeded, ModelFailure, StepCancelled, type ModelRegistry, type StepContext } from '../models/registry.js';
 import type { AccountsRepository } from '../repositories/accounts.js';
-import { newExecutionId, type ExecutionRecord, type ExecutionsRepository } from '../repositories/executions.js';
+import { newExecutionId, TERMINAL, type ExecutionRecord, type ExecutionsRepository } from '../repositories/executions.js';
 import type { WorkflowHead, WorkflowsRepository } from '../repositories/workflows.js';
 import {
   parseCreateWorkflowBody,
@@ -324,7 +324,7 @@ export async function workExecution(
       record = current;
     }
   }
-  if (record?.webhook_url && ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(record.status)) {
+  if (record?.webhook_url && TERMINAL.includes(record.status)) {
     const secret = await deps.accounts.webhookSecret(accountId, newWebhookSecret);
     const type = `execution.${record.status.toLowerCase()}`;
     await deliverWebhook(record.webhook_url, secret, `msg_${record.execution_id}_${record.status.toLowerCase()}`, {
