@@ -15,6 +15,10 @@ let admin: string;
 beforeAll(async () => {
   t = await startTestStack('e2e-workflows');
   ({ key: admin } = await t.account('business'));
+  // Deployed workflows the runs, capability and webhook tests share.
+  await deployed('sleepy', SLEEPY);
+  await deployed('failing', FAILING);
+  await deployed('greeter', GREET);
 });
 afterAll(() => t?.close());
 
@@ -156,11 +160,6 @@ describe('workflow lifecycle', () => {
 });
 
 describe('runs', () => {
-  beforeAll(async () => {
-    await deployed('sleepy', SLEEPY);
-    await deployed('failing', FAILING);
-    await deployed('greeter', GREET);
-  });
 
   it('checks the input against the input schema', async () => {
     const reply = await t.api(admin, 'POST', '/workflows/greeter/run', { input: { nom: 'x' } });

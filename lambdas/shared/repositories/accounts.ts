@@ -80,22 +80,17 @@ export class AccountsRepository {
   async webhookSecret(accountId: string, make: () => string): Promise<string> {
     const existing = await this.readSecret(accountId);
     if (existing) return existing;
-    try {
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { account_id: accountId },
-          UpdateExpression: 'SET webhook_secret = :s',
-          ConditionExpression: 'attribute_exists(account_id) AND attribute_not_exists(webhook_secret)',
-          ExpressionAttributeValues: { ':s': make() },
-        }),
-      );
-    } catch (error) {
-      if (!isConditionalCheckFailed(error)) throw error;
-    }
+    // Refused when the account is missing or a concurrent first use won: the read below tells which.
+    await this.writeSecret(accountId, make(), 'attribute_exists(account_id) AND attribute_not_exists(webhook_secret)');
     const secret = await this.readSecret(accountId);
     if (!secret) throw new NotFoundError(`Account '${accountId}' does not exist`);
     return secret;
+  }
+
+  async rotateWebhookSecret(accountId: string, secret: string): Promise<void> {
+    if (!(await this.writeSecret(accountId, secret, 'attribute_exists(account_id)'))) {
+      throw new NotFoundError(`Account '${accountId}' does not exist`);
+    }
   }
 
   private async readSecret(accountId: string): Promise<string | undefined> {
@@ -106,19 +101,21 @@ export class AccountsRepository {
     return typeof secret === 'string' ? secret : undefined;
   }
 
-  async rotateWebhookSecret(accountId: string, secret: string): Promise<void> {
+  /** False when `condition` refused the write. */
+  private async writeSecret(accountId: string, secret: string, condition: string): Promise<boolean> {
     try {
       await this.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { account_id: accountId },
           UpdateExpression: 'SET webhook_secret = :s',
-          ConditionExpression: 'attribute_exists(account_id)',
+          ConditionExpression: condition,
           ExpressionAttributeValues: { ':s': secret },
         }),
       );
+      return true;
     } catch (error) {
-      if (isConditionalCheckFailed(error)) throw new NotFoundError(`Account '${accountId}' does not exist`);
+      if (isConditionalCheckFailed(error)) return false;
       throw error;
     }
   }
