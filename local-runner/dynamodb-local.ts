@@ -120,6 +120,10 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Pr
     exitReason = `DynamoDB Local could not start: ${error.message}`;
   });
   const endpoint = `http://127.0.0.1:${port}`;
+  // If this process ends without stopping it (an uncaught error, a closed pipe), take Java along.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  child.once('exit', () => process.off('exit', killOnExit));
   const stop = () =>
     new Promise<void>((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) return resolve();
