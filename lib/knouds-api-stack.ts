@@ -113,13 +113,16 @@ export class KnoudsApiStack extends Stack {
     this.data = new DataStore(this, 'Data', { removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN });
     const { keysTable, accountsTable, usageTable, workflowsTable, executionsTable } = this.data;
     const settingsEnv = { [SETTINGS_ENV]: JSON.stringify(settings) };
+    /** The table-name variables a function reads (grants are given beside each function). */
+    const tableEnv = (...names: (keyof typeof TABLE_ENV)[]) =>
+      Object.fromEntries(names.map((n) => [TABLE_ENV[n], this.data[`${n}Table`].tableName]));
 
     // The authorizer reads key records, and only that: GetItem on the keys table.
     const authorizerFn = new KnoudsFunction(this, 'AuthorizerFunction', {
       lambda: 'authorizer',
       description: 'Knouds API: resolves x-api-key to a capability context',
       logRetention,
-      environment: { ...settingsEnv, [TABLE_ENV.keys]: keysTable.tableName },
+      environment: { ...settingsEnv, ...tableEnv('keys') },
     });
     keysTable.grant(authorizerFn, 'dynamodb:GetItem');
 
@@ -127,12 +130,7 @@ export class KnoudsApiStack extends Stack {
       lambda: 'keys',
       description: 'Knouds API: /keys',
       logRetention,
-      environment: {
-        ...settingsEnv,
-        [TABLE_ENV.keys]: keysTable.tableName,
-        [TABLE_ENV.accounts]: accountsTable.tableName,
-        [TABLE_ENV.usage]: usageTable.tableName,
-      },
+      environment: { ...settingsEnv, ...tableEnv('keys', 'accounts', 'usage') },
     });
     // Key records and pointers: read, query the by-account index, write in transactions.
     keysTable.grant(keysFn, 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem');
@@ -146,7 +144,6 @@ export class KnoudsApiStack extends Stack {
         models.map((m) => ({ id: m.id, description: m.description, input_schema: m.inputSchema ?? {}, function_name: m.handler.functionName })),
       ),
     };
-    const tableEnv = (...names: (keyof typeof TABLE_ENV)[]) => Object.fromEntries(names.map((n) => [TABLE_ENV[n], this.data[`${n}Table`].tableName]));
 
     // Asynchronous runs: the worker, invoked asynchronously; Lambda retries twice, then the event goes
     // to the dead-letter queue.
@@ -177,6 +174,7 @@ export class KnoudsApiStack extends Stack {
       timeout: Duration.seconds(29),
       environment: {
         ...modelsEnv,
+        // The accounts table name only: the webhook secret is the worker's business, so no grant here.
         ...tableEnv('usage', 'workflows', 'executions', 'accounts'),
         [WORKER_FUNCTION_ENV]: workerFn.functionName,
       },
