@@ -1,5 +1,6 @@
 import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
+import { ValidationError } from './errors.js';
 
 /**
  * A DocumentClient with the marshalling options the whole codebase uses. Lambdas call it once at
@@ -59,4 +60,22 @@ export async function queryPage(
     from = out.LastEvaluatedKey;
   } while (from && items.length < limit);
   return { items, more: from !== undefined };
+}
+
+/** A page token: an opaque position (string fields), only valid for the account that received it. */
+export function encodePageToken(accountId: string, position: Record<string, string>): string {
+  return Buffer.from(JSON.stringify({ ...position, a: accountId })).toString('base64url');
+}
+
+/** The position a page token names; 400 VALIDATION_ERROR for anything else, or another account's token. */
+export function decodePageToken<F extends string>(token: string, accountId: string, fields: readonly F[]): Record<F, string> {
+  try {
+    const value = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as Record<string, unknown>;
+    if (value['a'] === accountId && fields.every((f) => typeof value[f] === 'string')) {
+      return Object.fromEntries(fields.map((f) => [f, value[f]])) as Record<F, string>;
+    }
+  } catch {
+    // not base64url JSON: reported below
+  }
+  throw ValidationError.field('next_token', 'is not a valid page token');
 }

@@ -1,6 +1,6 @@
 import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { randomBase62 } from '../api-key.js';
-import { isConditionalCheckFailed, queryPage } from '../ddb.js';
+import { decodePageToken, encodePageToken, isConditionalCheckFailed, queryPage } from '../ddb.js';
 import { ValidationError } from '../errors.js';
 
 /**
@@ -196,28 +196,19 @@ export class ExecutionsRepository {
         ScanIndexForward: false,
       },
       limit,
-      nextToken ? decodeToken(nextToken, accountId, filters.workflow) : undefined,
+      nextToken ? startAfter(nextToken, accountId, filters.workflow) : undefined,
     );
     const items = page.items.map(strip);
     const last = items.at(-1);
-    return { items, nextToken: page.more && last ? encodeToken(accountId, last, filters.workflow) : null };
+    return { items, nextToken: page.more && last ? encodePageToken(accountId, { e: last.execution_id, w: filters.workflow ?? '' }) : null };
   }
 }
 
-function encodeToken(accountId: string, last: ExecutionRecord, workflow?: string): string {
-  return Buffer.from(JSON.stringify({ a: accountId, e: last.execution_id, w: workflow ?? null })).toString('base64url');
-}
-
-function decodeToken(token: string, accountId: string, workflow?: string): Record<string, unknown> {
-  try {
-    const v = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as Record<string, unknown>;
-    if (v['a'] === accountId && typeof v['e'] === 'string' && v['w'] === (workflow ?? null)) {
-      return workflow
-        ? { account_workflow: accountWorkflow(accountId, workflow), execution_id: v['e'], account_id: accountId }
-        : { account_id: accountId, execution_id: v['e'] };
-    }
-  } catch {
-    // reported below
-  }
-  throw ValidationError.field('next_token', 'is not a valid page token');
+/** The index position after `executionId`; a token is bound to its account and to its workflow filter. */
+function startAfter(token: string, accountId: string, workflow?: string): Record<string, unknown> {
+  const { e, w } = decodePageToken(token, accountId, ['e', 'w']);
+  if (w !== (workflow ?? '')) throw ValidationError.field('next_token', 'is not a valid page token');
+  return workflow
+    ? { account_workflow: accountWorkflow(accountId, workflow), execution_id: e, account_id: accountId }
+    : { account_id: accountId, execution_id: e };
 }

@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type { KeyEnvironment } from '../api-key.js';
 import type { Capability } from '../capabilities.js';
-import { cancellationReasons, isConditionalCheckFailed, queryPage } from '../ddb.js';
+import { cancellationReasons, decodePageToken, encodePageToken, isConditionalCheckFailed, queryPage } from '../ddb.js';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
 import type { TierName } from '../settings.js';
 
@@ -389,12 +389,12 @@ export class KeysRepository {
     const items = page.items.map(strip);
     const last = items.at(-1);
     // A full page may be the last one; the next call then returns an empty page with a null token.
-    return { items, nextToken: page.more && last ? encodeToken(accountId, last) : null };
+    return { items, nextToken: page.more && last ? encodePageToken(accountId, { c: last.created_at, k: last.key_id }) : null };
   }
 
   /** The index position just after the key a page token names. */
   private async startAfter(accountId: string, token: string): Promise<Record<string, unknown>> {
-    const position = decodeToken(token, accountId);
+    const position = decodePageToken(token, accountId, ['c', 'k']);
     const record = await this.findById(position.k);
     if (!record || record.account_id !== accountId || record.created_at !== position.c) {
       throw ValidationError.field('next_token', 'is not a valid page token (or its key is gone): list again from the start');
@@ -446,21 +446,4 @@ export class KeyCreateConflict extends Error {
 
 export function keyLimitReached(max: number): ConflictError {
   return new ConflictError('KEY_LIMIT_REACHED', `The account already holds the maximum of ${max} active keys`);
-}
-
-function encodeToken(accountId: string, last: KeyRecord): string {
-  return Buffer.from(JSON.stringify({ a: accountId, c: last.created_at, k: last.key_id })).toString('base64url');
-}
-
-/** A page token is only ever valid for the account that received it. */
-function decodeToken(token: string, accountId: string): { c: string; k: string } {
-  try {
-    const value = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as Record<string, unknown>;
-    if (value['a'] === accountId && typeof value['c'] === 'string' && typeof value['k'] === 'string') {
-      return { c: value['c'], k: value['k'] };
-    }
-  } catch {
-    // not base64url JSON: reported below
-  }
-  throw ValidationError.field('next_token', 'is not a valid page token');
 }

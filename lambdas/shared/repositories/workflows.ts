@@ -6,8 +6,8 @@ import {
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
-import { cancellationReasons, isConditionalCheckFailed, queryPage } from '../ddb.js';
-import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
+import { cancellationReasons, decodePageToken, encodePageToken, isConditionalCheckFailed, queryPage } from '../ddb.js';
+import { ConflictError, NotFoundError } from '../errors.js';
 import type { Definition } from '../workflow-definition.js';
 
 /**
@@ -228,28 +228,14 @@ export class WorkflowsRepository {
         FilterExpression: ['attribute_exists(version)', ...(workspaces ? [`workspace_id IN (${filter.join(', ')})`] : [])].join(' AND '),
       },
       limit,
-      nextToken ? decodeToken(nextToken, accountId) : undefined,
+      nextToken ? { account_id: accountId, sk: headSk(decodePageToken(nextToken, accountId, ['s']).s) } : undefined,
     );
     const items = page.items.map((i) => strip<WorkflowHead>(i));
     const last = items.at(-1);
-    return { items, nextToken: page.more && last ? encodeToken(accountId, last.slug) : null };
+    return { items, nextToken: page.more && last ? encodePageToken(accountId, { s: last.slug }) : null };
   }
 
   private versionItem(accountId: string, slug: string, version: number, definition: Definition, createdAt: string) {
     return { account_id: accountId, sk: versionSk(slug, version), slug, version, definition, created_at: createdAt };
   }
-}
-
-function encodeToken(accountId: string, slug: string): string {
-  return Buffer.from(JSON.stringify({ a: accountId, s: slug })).toString('base64url');
-}
-
-function decodeToken(token: string, accountId: string): Record<string, unknown> {
-  try {
-    const value = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as Record<string, unknown>;
-    if (value['a'] === accountId && typeof value['s'] === 'string') return { account_id: accountId, sk: headSk(value['s']) };
-  } catch {
-    // reported below
-  }
-  throw ValidationError.field('next_token', 'is not a valid page token');
 }
