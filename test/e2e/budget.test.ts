@@ -85,4 +85,57 @@ describe('DynamoDB calls per request', () => {
       });
     }
   });
+
+  it('each workflow, model and execution route: the authorizer read and the counter write, plus the handler’s own calls', async () => {
+    const { key } = await t.account('business');
+    const definition = { input_schema: {}, steps: [{ id: 'e', model: 'echo', input: '$.input' }], output: '$.steps.e.output' };
+    const sleepy = { input_schema: {}, steps: [{ id: 's', model: 'sleep', input: { ms: 5000 } }], output: '$.steps.s.output' };
+    const expected: [string, string, unknown, number, Record<string, number>][] = [
+      // + one transaction (head and version 1)
+      ['POST', '/workflows', { slug: 'budget', name: 'b', definition }, 201, { GetItem: 1, UpdateItem: 1, TransactWriteItems: 1 }],
+      // + head and version reads
+      ['GET', '/workflows/budget', undefined, 200, { GetItem: 3, UpdateItem: 1 }],
+      // + one index query
+      ['GET', '/workflows', undefined, 200, { GetItem: 1, UpdateItem: 1, Query: 1 }],
+      // + head read, + one transaction (head and version 2)
+      ['PUT', '/workflows/budget', { name: 'b2', definition }, 200, { GetItem: 2, UpdateItem: 1, TransactWriteItems: 1 }],
+      // + head read (workspace check), + the conditional deploy, + the deployed version's read
+      ['POST', '/workflows/budget/deploy', undefined, 200, { GetItem: 3, UpdateItem: 2 }],
+      // + head and version reads, + the execution's put, + a cancellation check per step, + the finish
+      ['POST', '/workflows/budget/run', { input: { a: 1 } }, 200, { GetItem: 4, UpdateItem: 2, PutItem: 1 }],
+      ['GET', '/models', undefined, 200, { GetItem: 1, UpdateItem: 1 }],
+      ['POST', '/models/echo/run', { input: 1 }, 200, { GetItem: 1, UpdateItem: 1 }],
+      // + one index query
+      ['GET', '/executions', undefined, 200, { GetItem: 1, UpdateItem: 1, Query: 1 }],
+    ];
+    for (const [method, path, body, status, calls] of expected) {
+      const result = await countOne(key, method, path, body);
+      expect({ route: `${method} ${path}`, status: result.status, calls: result.calls }).toEqual({ route: `${method} ${path}`, status, calls });
+    }
+    const execution = (await countOne(key, 'GET', '/executions')).reply.body['items'] as { execution_id: string }[];
+    const id = execution[0]!.execution_id;
+    // + the execution read
+    expect((await countOne(key, 'GET', `/executions/${id}`)).calls).toEqual({ GetItem: 2, UpdateItem: 1 });
+    // Cancelling a finished execution: + the execution read and the refused conditional update.
+    const finished = await countOne(key, 'POST', `/executions/${id}/cancel`);
+    expect({ status: finished.status, calls: finished.calls }).toEqual({ status: 409, calls: { GetItem: 2, UpdateItem: 2 } });
+
+    await t.api(key, 'POST', '/workflows', { slug: 'sleepy', name: 's', definition: sleepy });
+    await t.api(key, 'POST', '/workflows/sleepy/deploy');
+    // Async: + head and version reads, + the execution's put, + the worker's invocation (not DynamoDB).
+    const queued = await countOne(key, 'POST', '/workflows/sleepy/run?async=true', { input: {} });
+    expect(queued.status).toBe(202);
+    expect(queued.calls).toMatchObject({ GetItem: 3, PutItem: 1 });
+    const cancelled = await countOne(key, 'POST', `/executions/${String(queued.reply.body['execution_id'])}/cancel`);
+    expect(cancelled.status).toBe(200);
+    // + the conditional cancel (the worker's own calls may land in the same window).
+    expect(cancelled.calls['UpdateItem']).toBeGreaterThanOrEqual(2);
+
+    // + head read, + the head's tombstone update, + one query and one batch delete per 25 versions, + the head's delete (a transaction)
+    const deleted = await countOne(key, 'DELETE', '/workflows/budget');
+    expect({ status: deleted.status, calls: deleted.calls }).toEqual({
+      status: 204,
+      calls: { GetItem: 2, UpdateItem: 2, Query: 1, BatchWriteItem: 1, TransactWriteItems: 1 },
+    });
+  });
 });
