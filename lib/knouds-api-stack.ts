@@ -10,6 +10,7 @@ import {
   RequestAuthorizer,
   RestApi,
 } from 'aws-cdk-lib/aws-apigateway';
+import { Key } from 'aws-cdk-lib/aws-kms';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -19,6 +20,7 @@ import { SLUG_PATTERN } from '../lambdas/shared/capabilities.js';
 import { TABLE_ENV } from '../lambdas/shared/ddb.js';
 import { WORKER_FUNCTION_ENV } from '../lambdas/shared/env.js';
 import { BUILT_IN_MODEL_IDS, MODELS_ENV } from '../lambdas/shared/models/registry.js';
+import { SECRETS_KEY_ARN_ENV } from '../lambdas/shared/secret-box.js';
 import { resolveSettings, SETTINGS_ENV, type SettingsOverrides } from '../lambdas/shared/settings.js';
 import { DataStore } from './data-store.js';
 import { addGatewayResponses } from './gateway-responses.js';
@@ -88,6 +90,8 @@ export { STACK_OUTPUTS };
 export class KnoudsApiStack extends Stack {
   readonly api: RestApi;
   readonly data: DataStore;
+  /** The KMS key that seals webhook secrets at rest. */
+  readonly secretsKey: Key;
 
   constructor(scope: Construct, id: string, props: KnoudsApiStackProps = {}) {
     super(scope, id, props);
@@ -113,6 +117,14 @@ export class KnoudsApiStack extends Stack {
     this.data = new DataStore(this, 'Data', { removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN });
     const { keysTable, accountsTable, usageTable, workflowsTable, executionsTable } = this.data;
     const settingsEnv = { [SETTINGS_ENV]: JSON.stringify(settings) };
+    // Webhook secrets are sealed with this key (the account id as encryption context) before they reach
+    // the accounts table; only the keys function and the worker may use it.
+    this.secretsKey = new Key(this, 'WebhookSecretsKey', {
+      description: 'Knouds API: seals the accounts’ webhook signing secrets',
+      enableKeyRotation: true,
+      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+    });
+    const secretsEnv = { [SECRETS_KEY_ARN_ENV]: this.secretsKey.keyArn };
     /** The table-name variables a function reads (grants are given beside each function). */
     const tableEnv = (...names: (keyof typeof TABLE_ENV)[]) =>
       Object.fromEntries(names.map((n) => [TABLE_ENV[n], this.data[`${n}Table`].tableName]));
@@ -130,8 +142,9 @@ export class KnoudsApiStack extends Stack {
       lambda: 'keys',
       description: 'Knouds API: /keys',
       logRetention,
-      environment: { ...settingsEnv, ...tableEnv('keys', 'accounts', 'usage') },
+      environment: { ...settingsEnv, ...secretsEnv, ...tableEnv('keys', 'accounts', 'usage') },
     });
+    this.secretsKey.grant(keysFn, 'kms:Encrypt', 'kms:Decrypt');
     // Key records and pointers: read, query the by-account index, write in transactions.
     keysTable.grant(keysFn, 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem');
     // Accounts: the tier and the active-key count, changed only inside the key transactions.
@@ -157,7 +170,7 @@ export class KnoudsApiStack extends Stack {
       description: 'Knouds API: runs asynchronous executions and sends their webhooks',
       logRetention,
       timeout: Duration.minutes(15),
-      environment: { ...modelsEnv, ...tableEnv('workflows', 'executions', 'accounts') },
+      environment: { ...modelsEnv, ...secretsEnv, ...tableEnv('workflows', 'executions', 'accounts') },
       retryAttempts: 2,
       maxEventAge: Duration.hours(1),
       onFailure: new SqsDestination(deadLetters),
@@ -165,6 +178,7 @@ export class KnoudsApiStack extends Stack {
     workflowsTable.grant(workerFn, 'dynamodb:GetItem');
     executionsTable.grant(workerFn, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
     accountsTable.grant(workerFn, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
+    this.secretsKey.grant(workerFn, 'kms:Encrypt', 'kms:Decrypt');
 
     const workflowsFn = new KnoudsFunction(this, 'WorkflowsFunction', {
       lambda: 'workflows',

@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { StartupError } from './dynamodb-local.js';
 import { startLocalStack, type LocalStack } from './stack.js';
-import { STATE_FILE } from './state.js';
+import { PROJECT_ROOT, STATE_FILE } from './state.js';
 
 const USAGE = `Usage: npm start [-- --persist <dir>] [--skip-synth] [--cdk-out <dir>] [--quiet-logs]
 Environment: PORT (default 3000), DYNAMODB_ENDPOINT (use an existing DynamoDB instead of DynamoDB Local)`;
@@ -64,6 +64,12 @@ try {
     port,
     ...(process.env['DYNAMODB_ENDPOINT'] ? { dynamodbEndpoint: process.env['DYNAMODB_ENDPOINT'] } : {}),
     ...(args.persist ? { persistDir: path.resolve(args.persist) } : {}),
+    // Where the data outlives this run, so does the key that seals its webhook secrets.
+    ...(args.persist
+      ? { secretsKeyFile: path.join(path.resolve(args.persist), 'webhook-secrets.key') }
+      : process.env['DYNAMODB_ENDPOINT']
+        ? { secretsKeyFile: path.join(PROJECT_ROOT, '.knouds-secrets.key') }
+        : {}),
     skipSynth: args['skip-synth'],
     ...(args['cdk-out'] ? { cdkOut: path.resolve(args['cdk-out']) } : {}),
     stateFile: STATE_FILE,

@@ -4,7 +4,7 @@
  * isolated workers, and serves the template's API over HTTP. `npm start` (main.ts) and the tests use it.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { cpus } from 'node:os';
 import path from 'node:path';
@@ -15,6 +15,7 @@ import { ALLOW_LOOPBACK_ENV } from '../lambdas/shared/webhooks.js';
 import { ApiError } from '../lambdas/shared/errors.js';
 import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
 import { KeysRepository } from '../lambdas/shared/repositories/keys.js';
+import { LOCAL_SECRETS_KEY_ENV, LocalSecretBox } from '../lambdas/shared/secret-box.js';
 import { createKey, type KeyServiceDeps } from '../lambdas/shared/services/keys.js';
 import { SETTINGS_ENV, type Settings } from '../lambdas/shared/settings.js';
 import { STACK_OUTPUTS } from '../lib/outputs.js';
@@ -53,6 +54,12 @@ export interface LocalStackOptions {
   /** Write the state file the admin CLI reads to this path (main.ts: STATE_FILE). @default none */
   readonly stateFile?: string;
   readonly onProgress?: (message: string) => void;
+  /**
+   * Keep the local key that seals webhook secrets (KMS stands in for it when deployed) in this file,
+   * made (mode 0600) when missing, so secrets written in one run open in the next. @default a new key
+   * in memory for each start (right for data that does not outlive the run)
+   */
+  readonly secretsKeyFile?: string;
   /** Extra environment for every function (e.g. `LOG_LEVEL`), over what Lambda would give it. */
   readonly functionEnv?: Record<string, string>;
   /** Each log line a function writes. */
@@ -209,6 +216,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       LANG: 'en_US.UTF-8',
       PATH: process.env['PATH'] ?? '/usr/bin:/bin',
       ...QUIET_SDK_ENV,
+      [LOCAL_SECRETS_KEY_ENV]: localSecretsKey(options.secretsKeyFile),
       ...options.functionEnv,
     };
     // The Lambda API the functions call each other through.
@@ -285,4 +293,22 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     await close();
     throw error;
   }
+}
+
+/** The key in `file` (made when missing), or a new one held only in memory. */
+function localSecretsKey(file: string | undefined): string {
+  if (!file) return LocalSecretBox.newKey();
+  if (existsSync(file)) {
+    const key = readFileSync(file, 'utf8').trim();
+    try {
+      new LocalSecretBox(key);
+    } catch {
+      throw new StartupError(`${file} does not hold a 32-byte base64 key; move it away to start with a new one (webhook secrets sealed with it will not open)`);
+    }
+    return key;
+  }
+  const key = LocalSecretBox.newKey();
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, `${key}\n`, { mode: 0o600 });
+  return key;
 }

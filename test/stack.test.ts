@@ -202,13 +202,30 @@ describe('least-privilege IAM', () => {
   it('the keys function may count usage and manage keys, and nothing else', () => {
     const statements = statementsOf('KeysFunction');
     const byTable = Object.fromEntries(
-      statements.map((s) => [/Data(\w+?)Table/.exec(s.resource)?.[1] ?? s.resource, s.actions]),
+      statements.map((s) => [/Data(\w+?)Table|(WebhookSecretsKey)/.exec(s.resource)?.slice(1).find(Boolean) ?? s.resource, s.actions]),
     );
     expect(byTable).toEqual({
       Keys: ['dynamodb:ConditionCheckItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
       Accounts: ['dynamodb:ConditionCheckItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'],
       Usage: ['dynamodb:Query', 'dynamodb:UpdateItem'],
+      WebhookSecretsKey: ['kms:Decrypt', 'kms:Encrypt'],
     });
+  });
+
+  it('webhook secrets are sealed with a rotating KMS key that only the keys function and the worker may use', () => {
+    const keyId = logicalId('AWS::KMS::Key', 'WebhookSecretsKey');
+    expect(resources[keyId]!.Properties['EnableKeyRotation']).toBe(true);
+    expect(resources[keyId]!.DeletionPolicy).toBe('Retain');
+    for (const fn of ['AuthorizerFunction', 'KeysFunction', 'WorkflowsFunction', 'ExecutionsFunction', 'WorkerFunction']) {
+      const kms = statementsOf(fn).filter((s) => s.resource.includes(keyId));
+      if (fn === 'KeysFunction' || fn === 'WorkerFunction') {
+        expect(kms.map((s) => s.actions)).toEqual([['kms:Decrypt', 'kms:Encrypt']]);
+        const env = (resources[logicalId('AWS::Lambda::Function', fn)]!.Properties['Environment'] as { Variables: Record<string, unknown> }).Variables;
+        expect(JSON.stringify(env['WEBHOOK_SECRETS_KEY_ARN'])).toContain(keyId);
+      } else {
+        expect({ fn, kms }).toEqual({ fn, kms: [] });
+      }
+    }
   });
 
   it('the workflows, executions and worker functions get only their tables’ actions', () => {

@@ -3,6 +3,7 @@ import { createDocumentClient, TABLE_ENV } from '../shared/ddb.js';
 import { requireEnv } from '../shared/env.js';
 import { authenticatedHandler, json, type RouteDef } from '../shared/http.js';
 import { AccountsRepository } from '../shared/repositories/accounts.js';
+import { secretBoxFromEnv } from '../shared/secret-box.js';
 import { KeysRepository } from '../shared/repositories/keys.js';
 import { UsageRepository } from '../shared/repositories/usage.js';
 import { parsePageParams } from '../shared/schemas.js';
@@ -25,7 +26,7 @@ const usage = new UsageRepository(doc, requireEnv(TABLE_ENV.usage));
 const accountsTable = requireEnv(TABLE_ENV.accounts);
 const deps: KeyServiceDeps = {
   keys: new KeysRepository(doc, { keys: requireEnv(TABLE_ENV.keys), accounts: accountsTable }),
-  accounts: new AccountsRepository(doc, accountsTable),
+  accounts: new AccountsRepository(doc, accountsTable, secretBoxFromEnv()),
   usage,
   settings: settingsFromEnv(),
 };

@@ -9,6 +9,7 @@ import { requireEnv } from '../shared/env.js';
 import { log } from '../shared/log.js';
 import { ModelRegistry } from '../shared/models/registry.js';
 import { AccountsRepository } from '../shared/repositories/accounts.js';
+import { secretBoxFromEnv } from '../shared/secret-box.js';
 import { ExecutionsRepository } from '../shared/repositories/executions.js';
 import { WorkflowsRepository } from '../shared/repositories/workflows.js';
 import { workExecution, type WorkflowDeps } from '../shared/services/workflows.js';
@@ -17,7 +18,7 @@ const doc = createDocumentClient();
 const deps: WorkflowDeps = {
   workflows: new WorkflowsRepository(doc, requireEnv(TABLE_ENV.workflows)),
   executions: new ExecutionsRepository(doc, requireEnv(TABLE_ENV.executions)),
-  accounts: new AccountsRepository(doc, requireEnv(TABLE_ENV.accounts)),
+  accounts: new AccountsRepository(doc, requireEnv(TABLE_ENV.accounts), secretBoxFromEnv()),
   models: ModelRegistry.fromEnv(),
 };
 

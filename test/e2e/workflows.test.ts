@@ -6,15 +6,18 @@
  */
 import { createHmac } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { SECRET_ATTRIBUTE } from '../../lambdas/shared/repositories/accounts.js';
 import type { Reply } from '../support/http.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
 let t: TestStack;
 let admin: string;
+let adminAccount: string;
 
 beforeAll(async () => {
   t = await startTestStack('e2e-workflows');
-  ({ key: admin } = await t.account('business'));
+  ({ key: admin, accountId: adminAccount } = await t.account('business'));
   // Deployed workflows the runs, capability and webhook tests share.
   await deployed('sleepy', SLEEPY);
   await deployed('failing', FAILING);
@@ -441,6 +444,30 @@ describe('signed webhooks', () => {
     expect(newSecret).not.toBe(secret);
     await t.api(admin, 'POST', '/workflows/greeter/run?async=true', { input: { name: 'z' }, webhook_url: url });
     verify(await nextDelivery(4), newSecret);
+  });
+
+  it('the secret is sealed at rest, bound to its account: copied onto another account it does not open', async () => {
+    const secret = String((await t.api(admin, 'GET', '/webhooks/secret')).body['secret']);
+    const accounts = t.stack.state.tables.accounts;
+    const item = (await t.stack.doc.send(new GetCommand({ TableName: accounts, Key: { account_id: adminAccount } }))).Item!;
+    expect(JSON.stringify(item)).not.toContain(secret);
+    expect(JSON.stringify(item)).not.toContain(secret.slice('whsec_'.length));
+    expect(item[SECRET_ATTRIBUTE]).toMatch(/^local:v1:/);
+
+    const other = await t.account('business');
+    await t.stack.doc.send(
+      new UpdateCommand({
+        TableName: accounts,
+        Key: { account_id: other.accountId },
+        UpdateExpression: 'SET #s = :s',
+        ExpressionAttributeNames: { '#s': SECRET_ATTRIBUTE },
+        ExpressionAttributeValues: { ':s': item[SECRET_ATTRIBUTE] },
+      }),
+    );
+    const refused = await t.api(other.key, 'GET', '/webhooks/secret');
+    expect(refused.status).toBe(500);
+    expect(refused.body).toEqual({ error: expect.any(String), code: 'INTERNAL_ERROR', request_id: expect.any(String) });
+    expect(JSON.stringify(refused.body)).not.toContain(secret);
   });
 
   it('the secret needs keys:read to read and keys:write to rotate', async () => {

@@ -1,6 +1,7 @@
 import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { isConditionalCheckFailed } from '../ddb.js';
 import { ConflictError, NotFoundError } from '../errors.js';
+import type { SecretBox } from '../secret-box.js';
 import type { TierName } from '../settings.js';
 
 /** Accounts table item (partition key `account_id`). */
@@ -13,12 +14,17 @@ export interface AccountRecord {
   readonly updated_at: string;
 }
 
+/** The sealed webhook secret's attribute on the account item (see secret-box.ts). */
+export const SECRET_ATTRIBUTE = 'webhook_secret_sealed';
+
 export const ACCOUNT_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 export class AccountsRepository {
+  /** `box` seals the webhook secrets; without it they cannot be read or written. */
   constructor(
     private readonly doc: DynamoDBDocumentClient,
     private readonly table: string,
+    private readonly box?: SecretBox,
   ) {}
 
   async get(accountId: string): Promise<AccountRecord | undefined> {
@@ -75,13 +81,13 @@ export class AccountsRepository {
 
   /**
    * The account's webhook signing secret, made on first use (a conditional write, so two first uses
-   * agree on one secret).
+   * agree on one secret). Stored sealed (`webhook_secret_sealed`), never in the clear.
    */
   async webhookSecret(accountId: string, make: () => string): Promise<string> {
     const existing = await this.readSecret(accountId);
     if (existing) return existing;
     // Refused when the account is missing or a concurrent first use won: the read below tells which.
-    await this.writeSecret(accountId, make(), 'attribute_exists(account_id) AND attribute_not_exists(webhook_secret)');
+    await this.writeSecret(accountId, make(), `attribute_exists(account_id) AND attribute_not_exists(${SECRET_ATTRIBUTE})`);
     const secret = await this.readSecret(accountId);
     if (!secret) throw new NotFoundError(`Account '${accountId}' does not exist`);
     return secret;
@@ -93,24 +99,31 @@ export class AccountsRepository {
     }
   }
 
+  private sealer(): SecretBox {
+    if (!this.box) throw new Error('AccountsRepository: no SecretBox for webhook secrets');
+    return this.box;
+  }
+
   private async readSecret(accountId: string): Promise<string | undefined> {
+    const box = this.sealer();
     const out = await this.doc.send(
-      new GetCommand({ TableName: this.table, Key: { account_id: accountId }, ConsistentRead: true, ProjectionExpression: 'webhook_secret' }),
+      new GetCommand({ TableName: this.table, Key: { account_id: accountId }, ConsistentRead: true, ProjectionExpression: SECRET_ATTRIBUTE }),
     );
-    const secret = out.Item?.['webhook_secret'];
-    return typeof secret === 'string' ? secret : undefined;
+    const sealed = out.Item?.[SECRET_ATTRIBUTE];
+    return typeof sealed === 'string' ? box.open(sealed, accountId) : undefined;
   }
 
   /** False when `condition` refused the write. */
   private async writeSecret(accountId: string, secret: string, condition: string): Promise<boolean> {
+    const sealed = await this.sealer().seal(secret, accountId);
     try {
       await this.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { account_id: accountId },
-          UpdateExpression: 'SET webhook_secret = :s',
+          UpdateExpression: `SET ${SECRET_ATTRIBUTE} = :s`,
           ConditionExpression: condition,
-          ExpressionAttributeValues: { ':s': secret },
+          ExpressionAttributeValues: { ':s': sealed },
         }),
       );
       return true;
