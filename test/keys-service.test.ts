@@ -4,7 +4,7 @@
  */
 import { jest } from '@jest/globals';
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { NotFoundError } from '../lambdas/shared/errors.js';
 import { UsageRepository, windowOf } from '../lambdas/shared/repositories/usage.js';
 import { createKey, revokeKey, rotateKey, updateKey } from '../lambdas/shared/services/keys.js';
@@ -22,6 +22,13 @@ async function newAccount(tier: 'pro' | 'business' = 'business'): Promise<string
   const id = `acct_svc_${++n}`;
   await db.deps().accounts.create(id, tier, new Date());
   return id;
+}
+
+/** A key's record and id pointer as stored. */
+async function rawItems(keyId: string) {
+  const pointer = (await db.doc.send(new GetCommand({ TableName: db.tables.keys, Key: { pk: `K#${keyId}` } }))).Item;
+  const record = (await db.doc.send(new GetCommand({ TableName: db.tables.keys, Key: { pk: `H#${String(pointer?.['key_hash'])}` } }))).Item;
+  return [record, pointer] as const;
 }
 
 const activeCount = async (accountId: string) => (await db.deps().keys.listActive(accountId, new Date(), 100)).items.length;
@@ -43,8 +50,9 @@ describe('key limit', () => {
   it('expired keys give their slots back when the limit is reached', async () => {
     const account = await newAccount();
     const past = new Date(Date.now() - 8 * 86_400_000);
+    const olds: string[] = [];
     for (let i = 0; i < 3; i++) {
-      await createKey(db.deps(DEFAULT_SETTINGS, () => past), account, { name: `old${i}`, preset: 'read-only', expires_in_days: 7 });
+      olds.push((await createKey(db.deps(DEFAULT_SETTINGS, () => past), account, { name: `old${i}`, preset: 'read-only', expires_in_days: 7 })).key.key_id);
     }
     for (let i = 0; i < 7; i++) await createKey(db.deps(), account, { name: `k${i}`, preset: 'read-only' });
     expect(await counter(account)).toBe(10);
@@ -57,6 +65,22 @@ describe('key limit', () => {
     expect(reasons).toEqual(['KEY_LIMIT_REACHED', 'KEY_LIMIT_REACHED', 'KEY_LIMIT_REACHED']);
     expect(await activeCount(account)).toBe(10);
     expect(await counter(account)).toBe(10);
+    // Released, the expired keys' items may now expire (30 days on, for audit).
+    for (const old of olds) {
+      const [record, pointer] = await rawItems(old);
+      expect(record).toMatchObject({ released_at: expect.any(String), ttl: expect.any(Number) });
+      expect(pointer!['ttl']).toBe(record!['ttl']);
+    }
+  });
+
+  it('a key that holds a slot carries no TTL, even past its expiry: DynamoDB may not delete it before its slot is released', async () => {
+    const account = await newAccount();
+    const past = new Date(Date.now() - 8 * 86_400_000);
+    const { key } = await createKey(db.deps(DEFAULT_SETTINGS, () => past), account, { name: 'old', preset: 'read-only', expires_in_days: 7 });
+    const [record, pointer] = await rawItems(key.key_id);
+    expect(record).toMatchObject({ expires_at: key.expires_at });
+    expect(record).not.toHaveProperty('ttl');
+    expect(pointer).not.toHaveProperty('ttl');
   });
 });
 

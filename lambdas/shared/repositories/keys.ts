@@ -226,14 +226,17 @@ export class KeysRepository {
   async rotate(old: KeyRecord, next: KeyRecord, graceEnd: Date | undefined, now: Date): Promise<void> {
     const oldExpiry =
       graceEnd && (!old.expires_at || Date.parse(old.expires_at) > graceEnd.getTime()) ? graceEnd.toISOString() : old.expires_at;
+    // The old key's slot passes to the new one here, so its items may now expire: at the end of the
+    // grace period, or (revoked at once) after the audit retention.
+    const oldTtl = graceEnd ? ttlOf(oldExpiry) : Math.floor(now.getTime() / 1000) + REVOKED_RETENTION_SECONDS;
     const oldUpdate = graceEnd
       ? {
-          UpdateExpression: 'SET released_at = :now, rotated_to = :next, expires_at = :exp, #ttl = :ttl',
-          ExpressionAttributeValues: { ':exp': oldExpiry, ':ttl': ttlOf(oldExpiry) },
+          UpdateExpression: `SET released_at = :now, rotated_to = :next, expires_at = :exp${oldTtl === undefined ? '' : ', #ttl = :ttl'}`,
+          ExpressionAttributeValues: { ':exp': oldExpiry, ...(oldTtl === undefined ? {} : { ':ttl': oldTtl }) },
         }
       : {
           UpdateExpression: 'SET released_at = :now, rotated_to = :next, revoked_at = :now, #ttl = :ttl',
-          ExpressionAttributeValues: { ':ttl': Math.floor(now.getTime() / 1000) + REVOKED_RETENTION_SECONDS },
+          ExpressionAttributeValues: { ':ttl': oldTtl },
         };
     try {
       await this.transact([
@@ -260,6 +263,7 @@ export class KeysRepository {
             },
           },
         },
+        this.pointerTtl(old.key_id, oldTtl),
         ...this.newKeyItems(next),
       ]);
     } catch (error) {
@@ -276,6 +280,8 @@ export class KeysRepository {
    * of them are released when it returns, by this call or by a concurrent one.
    */
   async releaseExpired(accountId: string, now: Date): Promise<number> {
+    // Released, an expired key's items are kept as long as a revoked key's (for audit), then TTL removes them.
+    const releasedTtl = Math.floor(now.getTime() / 1000) + REVOKED_RETENTION_SECONDS;
     let found = 0;
     let start: Record<string, unknown> | undefined;
     do {
@@ -297,12 +303,14 @@ export class KeysRepository {
               Update: {
                 TableName: this.tables.keys,
                 Key: { pk: item['pk'] },
-                UpdateExpression: 'SET released_at = :now',
+                UpdateExpression: 'SET released_at = :now, #ttl = :ttl',
                 ConditionExpression:
                   'attribute_not_exists(revoked_at) AND attribute_not_exists(released_at) AND expires_at <= :now',
-                ExpressionAttributeValues: { ':now': now.toISOString() },
+                ExpressionAttributeNames: { '#ttl': 'ttl' },
+                ExpressionAttributeValues: { ':now': now.toISOString(), ':ttl': releasedTtl },
               },
             },
+            this.pointerTtl(String(item['key_id']), releasedTtl),
             this.releaseSlot(accountId),
           ]);
         } catch (error) {
@@ -335,25 +343,41 @@ export class KeysRepository {
     }
   }
 
-  /** The record (under its hash) and the id pointer of a new key; TTL removes both after expiry. */
+  /**
+   * The record (under its hash) and the id pointer of a new key, without `ttl`: a key that holds a slot
+   * in the account's count must not vanish before its slot is released (TTL deleting an expired key's
+   * record would leak the slot for good). Revoke, rotate and release set `ttl` as they free the slot.
+   */
   private newKeyItems(record: KeyRecord): TransactItem[] {
-    const ttl = ttlOf(record.expires_at);
     return [
       {
         Put: {
           TableName: this.tables.keys,
-          Item: { ...record, pk: hashPk(record.key_hash), ttl },
+          Item: { ...record, pk: hashPk(record.key_hash) },
           ConditionExpression: 'attribute_not_exists(pk)',
         },
       },
       {
         Put: {
           TableName: this.tables.keys,
-          Item: { pk: idPk(record.key_id), key_hash: record.key_hash, ttl },
+          Item: { pk: idPk(record.key_id), key_hash: record.key_hash },
           ConditionExpression: 'attribute_not_exists(pk)',
         },
       },
     ];
+  }
+
+  /** Sets the id pointer's `ttl` (as its record's is set) once the key's slot is free. */
+  private pointerTtl(keyId: string, ttl: number | undefined): TransactItem {
+    return {
+      Update: {
+        TableName: this.tables.keys,
+        Key: { pk: idPk(keyId) },
+        UpdateExpression: ttl === undefined ? 'REMOVE #ttl' : 'SET #ttl = :ttl',
+        ExpressionAttributeNames: { '#ttl': 'ttl' },
+        ...(ttl === undefined ? {} : { ExpressionAttributeValues: { ':ttl': ttl } }),
+      },
+    };
   }
 
   private releaseSlot(accountId: string): TransactItem {
