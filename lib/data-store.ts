@@ -1,6 +1,8 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
 import { AttributeType, Billing, TableV2, type ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
+import { EXECUTIONS_BY_WORKFLOW_INDEX } from '../lambdas/shared/repositories/executions.js';
+import { KEYS_BY_ACCOUNT_INDEX } from '../lambdas/shared/repositories/keys.js';
 
 export interface DataStoreProps {
   /**
@@ -41,7 +43,7 @@ export class DataStore extends Construct {
       timeToLiveAttribute: 'ttl',
       globalSecondaryIndexes: [
         {
-          indexName: 'by-account',
+          indexName: KEYS_BY_ACCOUNT_INDEX,
           partitionKey: { name: 'account_id', type: AttributeType.STRING },
           sortKey: { name: 'created_at', type: AttributeType.STRING },
         },
@@ -73,7 +75,7 @@ export class DataStore extends Construct {
       timeToLiveAttribute: 'ttl',
       globalSecondaryIndexes: [
         {
-          indexName: 'by-workflow',
+          indexName: EXECUTIONS_BY_WORKFLOW_INDEX,
           partitionKey: { name: 'account_workflow', type: AttributeType.STRING },
           sortKey: { name: 'execution_id', type: AttributeType.STRING },
         },

@@ -1,16 +1,20 @@
 import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import {
   AccessLogFormat,
+  type CfnMethod,
   AuthorizationType,
   IdentitySource,
   LambdaIntegration,
   LogGroupLogDestination,
+  MethodLoggingLevel,
   MockIntegration,
   PassthroughBehavior,
   RequestAuthorizer,
   RestApi,
 } from 'aws-cdk-lib/aws-apigateway';
 import { Key } from 'aws-cdk-lib/aws-kms';
+import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -19,12 +23,15 @@ import type { Construct } from 'constructs';
 import { SLUG_PATTERN } from '../lambdas/shared/capabilities.js';
 import { TABLE_ENV } from '../lambdas/shared/ddb.js';
 import { WORKER_FUNCTION_ENV } from '../lambdas/shared/env.js';
+import { EXECUTIONS_BY_WORKFLOW_INDEX } from '../lambdas/shared/repositories/executions.js';
+import { KEYS_BY_ACCOUNT_INDEX } from '../lambdas/shared/repositories/keys.js';
 import { BUILT_IN_MODEL_IDS, MODELS_ENV } from '../lambdas/shared/models/registry.js';
 import { SECRETS_KEY_ARN_ENV } from '../lambdas/shared/secret-box.js';
 import { resolveSettings, SETTINGS_ENV, type SettingsOverrides } from '../lambdas/shared/settings.js';
 import { DataStore } from './data-store.js';
 import { addGatewayResponses } from './gateway-responses.js';
 import { KnoudsFunction, SOURCE_MAPS_CONTEXT } from './knouds-function.js';
+import { acknowledgeNagFindings } from './nag.js';
 import { STACK_OUTPUTS } from './outputs.js';
 
 /** A model backed by the deployer's own Lambda function, invoked synchronously with `{input}`. */
@@ -125,6 +132,22 @@ export class KnoudsApiStack extends Stack {
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
     });
     const secretsEnv = { [SECRETS_KEY_ARN_ENV]: this.secretsKey.keyArn };
+    /**
+     * `actions` on one table, and (for Query only) on the indexes the code queries, named: never the
+     * `index/*` wildcard that `table.grant` adds.
+     */
+    const grantTable = (table: ITableV2, fn: IFunction, actions: string[], indexes: string[] = []) => {
+      fn.addToRolePolicy(
+        new PolicyStatement({
+          actions,
+          resources: [table.tableArn, ...(actions.includes('dynamodb:Query') ? indexes.map((i) => `${table.tableArn}/index/${i}`) : [])],
+        }),
+      );
+    };
+    /** `lambda:InvokeFunction` on the function itself (not `:*`, its every version and alias). */
+    const grantInvoke = (target: IFunction, caller: IFunction) => {
+      caller.addToRolePolicy(new PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [target.functionArn] }));
+    };
     /** The table-name variables a function reads (grants are given beside each function). */
     const tableEnv = (...names: (keyof typeof TABLE_ENV)[]) =>
       Object.fromEntries(names.map((n) => [TABLE_ENV[n], this.data[`${n}Table`].tableName]));
@@ -136,7 +159,7 @@ export class KnoudsApiStack extends Stack {
       logRetention,
       environment: { ...settingsEnv, ...tableEnv('keys') },
     });
-    keysTable.grant(authorizerFn, 'dynamodb:GetItem');
+    grantTable(keysTable, authorizerFn, ['dynamodb:GetItem']);
 
     const keysFn = new KnoudsFunction(this, 'KeysFunction', {
       lambda: 'keys',
@@ -146,11 +169,11 @@ export class KnoudsApiStack extends Stack {
     });
     this.secretsKey.grant(keysFn, 'kms:Encrypt', 'kms:Decrypt');
     // Key records and pointers: read, query the by-account index, write in transactions.
-    keysTable.grant(keysFn, 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem');
+    grantTable(keysTable, keysFn, ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem'], [KEYS_BY_ACCOUNT_INDEX]);
     // Accounts: the tier and the active-key count, changed only inside the key transactions.
-    accountsTable.grant(keysFn, 'dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem');
+    grantTable(accountsTable, keysFn, ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem']);
     // Usage: the per-request counter (UpdateItem) and the usage figures (Query).
-    usageTable.grant(keysFn, 'dynamodb:UpdateItem', 'dynamodb:Query');
+    grantTable(usageTable, keysFn, ['dynamodb:UpdateItem', 'dynamodb:Query']);
 
     const modelsEnv = {
       [MODELS_ENV]: JSON.stringify(
@@ -175,9 +198,9 @@ export class KnoudsApiStack extends Stack {
       maxEventAge: Duration.hours(1),
       onFailure: new SqsDestination(deadLetters),
     });
-    workflowsTable.grant(workerFn, 'dynamodb:GetItem');
-    executionsTable.grant(workerFn, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
-    accountsTable.grant(workerFn, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
+    grantTable(workflowsTable, workerFn, ['dynamodb:GetItem']);
+    grantTable(executionsTable, workerFn, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
+    grantTable(accountsTable, workerFn, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
     this.secretsKey.grant(workerFn, 'kms:Encrypt', 'kms:Decrypt');
 
     const workflowsFn = new KnoudsFunction(this, 'WorkflowsFunction', {
@@ -193,21 +216,13 @@ export class KnoudsApiStack extends Stack {
         [WORKER_FUNCTION_ENV]: workerFn.functionName,
       },
     });
-    usageTable.grant(workflowsFn, 'dynamodb:UpdateItem');
-    workflowsTable.grant(
-      workflowsFn,
-      'dynamodb:GetItem',
-      'dynamodb:Query',
-      'dynamodb:PutItem',
-      'dynamodb:UpdateItem',
-      'dynamodb:DeleteItem',
-      'dynamodb:BatchWriteItem',
-    );
-    executionsTable.grant(workflowsFn, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem');
-    workerFn.grantInvoke(workflowsFn);
+    grantTable(usageTable, workflowsFn, ['dynamodb:UpdateItem']);
+    grantTable(workflowsTable, workflowsFn, ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']);
+    grantTable(executionsTable, workflowsFn, ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
+    grantInvoke(workerFn, workflowsFn);
     for (const m of models) {
-      m.handler.grantInvoke(workflowsFn);
-      m.handler.grantInvoke(workerFn);
+      grantInvoke(m.handler, workflowsFn);
+      grantInvoke(m.handler, workerFn);
     }
 
     const executionsFn = new KnoudsFunction(this, 'ExecutionsFunction', {
@@ -216,8 +231,8 @@ export class KnoudsApiStack extends Stack {
       logRetention,
       environment: tableEnv('usage', 'executions'),
     });
-    usageTable.grant(executionsFn, 'dynamodb:UpdateItem');
-    executionsTable.grant(executionsFn, 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem');
+    grantTable(usageTable, executionsFn, ['dynamodb:UpdateItem']);
+    grantTable(executionsTable, executionsFn, ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'], [EXECUTIONS_BY_WORKFLOW_INDEX]);
 
     const accessLogs = new LogGroup(this, 'AccessLogs', { retention: logRetention, removalPolicy: RemovalPolicy.DESTROY });
     const authorizer = new RequestAuthorizer(this, 'ApiKeyAuthorizer', {
@@ -229,21 +244,23 @@ export class KnoudsApiStack extends Stack {
     this.api = new RestApi(this, 'Api', {
       restApiName: `${id}`,
       description: 'Knouds API',
-      cloudWatchRole: props.cloudWatchRole ?? true,
-      cloudWatchRoleRemovalPolicy: RemovalPolicy.RETAIN,
+      ...(props.cloudWatchRole === false ? { cloudWatchRole: false } : { cloudWatchRole: true, cloudWatchRoleRemovalPolicy: RemovalPolicy.RETAIN }),
       deployOptions: {
         stageName,
         accessLogDestination: new LogGroupLogDestination(accessLogs),
         accessLogFormat: AccessLogFormat.jsonWithStandardFields(),
         throttlingRateLimit: throttling.rateLimit,
         throttlingBurstLimit: throttling.burstLimit,
+        // Execution logs for errors only, never request or response bodies (they carry keys and secrets).
+        loggingLevel: MethodLoggingLevel.ERROR,
+        dataTraceEnabled: false,
       },
       defaultMethodOptions: { authorizer, authorizationType: AuthorizationType.CUSTOM },
     });
     addGatewayResponses(this.api);
 
     // GET /health: the gateway alone (a mock integration), no key.
-    this.api.root.addResource('health').addMethod(
+    const healthMethod = this.api.root.addResource('health').addMethod(
       'GET',
       new MockIntegration({
         passthroughBehavior: PassthroughBehavior.NEVER,
@@ -290,7 +307,23 @@ export class KnoudsApiStack extends Stack {
     secret.addMethod('GET', keysIntegration);
     secret.addResource('rotate').addMethod('POST', keysIntegration);
 
+    // Request validation at the gateway: every authenticated method declares the x-api-key header and its
+    // path parameters as required. Body validation is on, but no method declares a model: the handlers
+    // validate bodies against the same JSON Schemas (lambdas/shared/schemas.ts), so that errors carry the
+    // contract's `details`, which a gateway response cannot.
+    const validator = this.api.addRequestValidator('RequestValidator', { validateRequestParameters: true, validateRequestBody: true });
+    for (const method of this.api.methods) {
+      if (method.resource.path === '/health') continue;
+      const cfn = method.node.defaultChild as CfnMethod;
+      cfn.requestValidatorId = validator.requestValidatorId;
+      cfn.requestParameters = {
+        'method.request.header.x-api-key': true,
+        ...Object.fromEntries([...method.resource.path.matchAll(/\{(\w+)\}/g)].map((m) => [`method.request.path.${m[1]}`, true])),
+      };
+    }
+
     new CfnOutput(this, 'WorkerDeadLetterQueueUrl', { value: deadLetters.queueUrl });
+    acknowledgeNagFindings(this, { deadLetters, health: healthMethod });
 
     const outputs: Record<string, string> = {
       [STACK_OUTPUTS.apiUrl]: this.api.url,

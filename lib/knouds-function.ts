@@ -1,4 +1,5 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat, type NodejsFunctionProps } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -19,9 +20,11 @@ export interface KnoudsFunctionProps extends Omit<NodejsFunctionProps, 'entry'> 
 }
 
 /**
- * Every function of the stack: Node.js 22 on ARM64, bundled by the local esbuild into one minified ESM
+ * Every function of the stack: Node.js 24 on ARM64, bundled by the local esbuild into one minified ESM
  * file that includes the AWS SDK (so the bundle that deploys is the bundle the local runner executes),
  * with source maps beside it, kept names, its own log group, and the caller's environment merged in.
+ * Its role starts empty but for writing to its own log group (not AWS's managed basic-execution policy,
+ * which may write to any); the stack grants the rest beside each function.
  */
 export class KnoudsFunction extends NodejsFunction {
   constructor(scope: Construct, id: string, props: KnoudsFunctionProps) {
@@ -30,8 +33,13 @@ export class KnoudsFunction extends NodejsFunction {
       retention: logRetention ?? RetentionDays.ONE_MONTH,
       removalPolicy: RemovalPolicy.DESTROY,
     });
+    const role = new Role(scope, `${id}Role`, {
+      assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
+      description: `${id}: its own log group, and what the stack grants it`,
+    });
+    logGroup.grantWrite(role);
     super(scope, id, {
-      runtime: Runtime.NODEJS_22_X,
+      runtime: Runtime.NODEJS_24_X,
       architecture: Architecture.ARM_64,
       memorySize: 512,
       timeout: Duration.seconds(10),
@@ -39,6 +47,7 @@ export class KnoudsFunction extends NodejsFunction {
       projectRoot: PROJECT_ROOT,
       depsLockFilePath: path.join(PROJECT_ROOT, 'package-lock.json'),
       logGroup,
+      role,
       ...rest,
       entry: path.join(PROJECT_ROOT, 'lambdas', lambda, 'index.ts'),
       // Source maps ship with each bundle; Node applies them only when NODE_OPTIONS asks (stack prop
@@ -49,7 +58,8 @@ export class KnoudsFunction extends NodejsFunction {
       },
       bundling: {
         format: OutputFormat.ESM,
-        target: 'node22',
+        // The lowest Node the bundles meet: the local runner executes them on Node 20 and up.
+        target: 'node20',
         minify: true,
         sourceMap: true,
         keepNames: true,

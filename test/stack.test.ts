@@ -111,9 +111,36 @@ describe('API', () => {
       StageName: 'v1',
       AccessLogSetting: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp('requestId') },
       MethodSettings: Match.arrayWith([
-        Match.objectLike({ HttpMethod: '*', ResourcePath: '/*', ThrottlingRateLimit: 1000, ThrottlingBurstLimit: 2000 }),
+        Match.objectLike({
+          HttpMethod: '*',
+          ResourcePath: '/*',
+          ThrottlingRateLimit: 1000,
+          ThrottlingBurstLimit: 2000,
+          LoggingLevel: 'ERROR',
+          DataTraceEnabled: false,
+        }),
       ]),
     });
+  });
+
+  it('validates requests at the gateway: every keyed method requires x-api-key and its path parameters', () => {
+    const validators = ofType('AWS::ApiGateway::RequestValidator');
+    expect(validators).toHaveLength(1);
+    expect(validators[0]![1].Properties).toMatchObject({ ValidateRequestParameters: true, ValidateRequestBody: true });
+    const methods = ofType('AWS::ApiGateway::Method').map(([, m]) => m.Properties);
+    expect(methods.length).toBeGreaterThanOrEqual(20);
+    for (const m of methods.filter((m) => m['AuthorizationType'] === 'CUSTOM')) {
+      expect(m['RequestValidatorId']).toEqual({ Ref: validators[0]![0] });
+      expect(m['RequestParameters']).toMatchObject({ 'method.request.header.x-api-key': true });
+    }
+    const pathParams = methods.flatMap((m) => Object.keys((m['RequestParameters'] as Record<string, boolean> | undefined) ?? {}));
+    for (const p of ['key_id', 'slug', 'model_id', 'execution_id']) expect(pathParams).toContain(`method.request.path.${p}`);
+  });
+
+  it('synthesizes without the CloudWatch role when the cloudWatchRole prop is off', () => {
+    const roles = Object.keys(synth({ cloudWatchRole: false }).findResources('AWS::ApiGateway::Account'));
+    expect(roles).toEqual([]);
+    expect(Object.keys(template.findResources('AWS::ApiGateway::Account'))).toHaveLength(1);
   });
 
   it('has a REQUEST authorizer on x-api-key whose results are not cached, unless a prop says so', () => {
@@ -186,8 +213,35 @@ describe('least-privilege IAM', () => {
     return policies
       .filter((p) => (p['Roles'] as { Ref: string }[]).some((r) => r.Ref === role))
       .flatMap((p) => (p['PolicyDocument'] as { Statement: { Action: string | string[]; Resource: unknown }[] }).Statement)
-      .map((s) => ({ actions: [s.Action].flat().sort(), resource: JSON.stringify(s.Resource) }));
+      .map((s) => ({ actions: [s.Action].flat().sort(), resource: JSON.stringify(s.Resource) }))
+      // Writing its own log group: asserted once for every function below.
+      .filter((s) => !s.actions.every((a) => a.startsWith('logs:')));
   };
+  const functionIds = ['AuthorizerFunction', 'KeysFunction', 'WorkflowsFunction', 'ExecutionsFunction', 'WorkerFunction'];
+
+  it('every function has a role of its own that may write only to its own log group, and no managed policy', () => {
+    for (const fn of functionIds) {
+      const props = resources[logicalId('AWS::Lambda::Function', fn)]!.Properties;
+      const role = (props['Role'] as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+      expect(resources[role]!.Properties['ManagedPolicyArns']).toBeUndefined();
+      const logGroup = (props['LoggingConfig'] as { LogGroup: { Ref: string } }).LogGroup.Ref;
+      const logs = policies
+        .filter((p) => (p['Roles'] as { Ref: string }[]).some((r) => r.Ref === role))
+        .flatMap((p) => (p['PolicyDocument'] as { Statement: { Action: string | string[]; Resource: unknown }[] }).Statement)
+        .filter((st) => [st.Action].flat().some((a) => a.startsWith('logs:')));
+      expect(logs.map((st) => ({ actions: [st.Action].flat().sort(), resource: st.Resource }))).toEqual([
+        { actions: ['logs:CreateLogStream', 'logs:PutLogEvents'], resource: { 'Fn::GetAtt': [logGroup, 'Arn'] } },
+      ]);
+    }
+  });
+
+  it('a Query reaches the indexes the code queries, by name, and no statement names index/* or a function’s every version', () => {
+    const all = JSON.stringify(policies);
+    expect(all).not.toMatch(/index\/\*/);
+    expect(all).not.toMatch(/:\*"/);
+    expect(statementsOf('KeysFunction').find((st) => st.actions.includes('dynamodb:Query') && st.resource.includes('DataKeysTable'))!.resource).toContain('/index/by-account');
+    expect(statementsOf('ExecutionsFunction').find((st) => st.actions.includes('dynamodb:Query'))!.resource).toContain('/index/by-workflow');
+  });
   const keysTable = logicalId('AWS::DynamoDB::GlobalTable', 'DataKeysTable');
 
   it('the authorizer may only GetItem the keys table', () => {
@@ -216,16 +270,20 @@ describe('least-privilege IAM', () => {
     const keyId = logicalId('AWS::KMS::Key', 'WebhookSecretsKey');
     expect(resources[keyId]!.Properties['EnableKeyRotation']).toBe(true);
     expect(resources[keyId]!.DeletionPolicy).toBe('Retain');
-    for (const fn of ['AuthorizerFunction', 'KeysFunction', 'WorkflowsFunction', 'ExecutionsFunction', 'WorkerFunction']) {
-      const kms = statementsOf(fn).filter((s) => s.resource.includes(keyId));
-      if (fn === 'KeysFunction' || fn === 'WorkerFunction') {
-        expect(kms.map((s) => s.actions)).toEqual([['kms:Decrypt', 'kms:Encrypt']]);
-        const env = (resources[logicalId('AWS::Lambda::Function', fn)]!.Properties['Environment'] as { Variables: Record<string, unknown> }).Variables;
-        expect(JSON.stringify(env['WEBHOOK_SECRETS_KEY_ARN'])).toContain(keyId);
-      } else {
-        expect({ fn, kms }).toEqual({ fn, kms: [] });
-      }
-    }
+    const users = ['KeysFunction', 'WorkerFunction'];
+    const uses = functionIds.map((fn) => ({
+      fn,
+      actions: statementsOf(fn).filter((s) => s.resource.includes(keyId)).map((s) => s.actions),
+      env: JSON.stringify((resources[logicalId('AWS::Lambda::Function', fn)]!.Properties['Environment'] as { Variables: Record<string, unknown> }).Variables['WEBHOOK_SECRETS_KEY_ARN'] ?? null),
+    }));
+    const keyArn = expect.stringContaining(keyId) as unknown;
+    expect(uses).toEqual(
+      functionIds.map((fn) =>
+        users.includes(fn)
+          ? { fn, actions: [['kms:Decrypt', 'kms:Encrypt']], env: keyArn }
+          : { fn, actions: [], env: 'null' },
+      ),
+    );
   });
 
   it('the workflows, executions and worker functions get only their tables’ actions', () => {

@@ -35,6 +35,9 @@ export interface ExecutionRecord {
 /** How long a finished execution stays readable before TTL removes it. */
 export const EXECUTION_RETENTION_DAYS = 90;
 
+/** GSI (`account_workflow`, `execution_id`): an account's executions of one workflow. */
+export const EXECUTIONS_BY_WORKFLOW_INDEX = 'by-workflow';
+
 /** `exe_` + 9 base62 characters of milliseconds since the epoch (sortable) + 12 random ones. */
 export function newExecutionId(now: Date): string {
   const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
@@ -186,7 +189,7 @@ export class ExecutionsRepository {
         TableName: this.table,
         ...(byWorkflow
           ? {
-              IndexName: 'by-workflow',
+              IndexName: EXECUTIONS_BY_WORKFLOW_INDEX,
               KeyConditionExpression: 'account_workflow = :k',
               ExpressionAttributeValues: { ...values, ':k': accountWorkflow(accountId, filters.workflow!) },
             }

@@ -1,0 +1,70 @@
+/**
+ * cdk-nag's AwsSolutions rules on the stack: no finding without a written acknowledgement, whatever the
+ * props, and every acknowledgement says why.
+ */
+import { App, Stack, Validations } from 'aws-cdk-lib';
+import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import type { IConstruct } from 'constructs';
+import { KnoudsApiStack, type KnoudsApiStackProps } from '../lib/knouds-api-stack.js';
+
+function stackWith(props: KnoudsApiStackProps): { app: App; stack: KnoudsApiStack } {
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  return { app, stack: new KnoudsApiStack(app, 'NagStack', props) };
+}
+
+const findings = (app: App, scope: IConstruct) =>
+  new AwsSolutionsChecks(app).validateScope(scope).violations.map((v) => ({
+    rule: v.ruleName,
+    at: v.violatingResources.map((r) => r.constructPath),
+  }));
+
+describe('cdk-nag AwsSolutions', () => {
+  it('finds nothing unacknowledged in the default stack', () => {
+    const { app, stack } = stackWith({});
+    expect(findings(app, stack)).toEqual([]);
+  });
+
+  it('finds nothing unacknowledged with a custom model, source maps and no CloudWatch role', () => {
+    const { app, stack } = stackWith({
+      cloudWatchRole: false,
+      enableSourceMaps: true,
+      models: (scope) => [
+        {
+          id: 'mine',
+          description: 'mine',
+          handler: new LambdaFunction(scope, 'MineModel', {
+            runtime: Runtime.NODEJS_24_X,
+            handler: 'index.handler',
+            code: Code.fromInline('exports.handler = async () => ({})'),
+          }),
+        },
+      ],
+    });
+    // The deployer's own function is theirs to answer for: only the stack's constructs are checked here.
+    const ours = stack.node.children.filter((c) => c.node.id !== 'MineModel' && !c.node.id.startsWith('MineModel'));
+    expect(ours.flatMap((c) => findings(app, c))).toEqual([]);
+  });
+
+  it('still finds what is not acknowledged (the check is live)', () => {
+    const app = new App();
+    const bare = new Stack(app, 'Bare');
+    new LambdaFunction(bare, 'Old', { runtime: Runtime.NODEJS_20_X, handler: 'index.handler', code: Code.fromInline('exports.handler = 1') });
+    expect(findings(app, bare).map((f) => f.rule)).toEqual(expect.arrayContaining(['AwsSolutions-L1']));
+  });
+
+  it('every acknowledgement gives a specific reason', () => {
+    const { stack } = stackWith({});
+    const acknowledged: [string, string][] = [];
+    for (const c of stack.node.findAll()) {
+      for (const entry of c.node.metadata) {
+        if (entry.type !== Validations.ACKNOWLEDGED_RULES_METADATA_KEY) continue;
+        for (const [id, reason] of Object.entries(entry.data as Record<string, unknown>)) acknowledged.push([id, String(reason)]);
+      }
+    }
+    expect(acknowledged.length).toBeGreaterThanOrEqual(5);
+    for (const [id, reason] of acknowledged) {
+      expect({ id, long: reason.length >= 60 }).toEqual({ id, long: true });
+    }
+  });
+});
