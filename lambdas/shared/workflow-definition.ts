@@ -81,11 +81,14 @@ export function validateDefinition(definition: Definition, knownModel: (id: stri
   if (problems.length > 0) throw new ValidationError(problems, `${problems[0]!.field}: ${problems[0]!.message}`);
 }
 
-/** The value a reference points at in the run's scope, or undefined when that path holds nothing. */
+/**
+ * The value a reference points at in the run's scope, or undefined when that path holds nothing. Only
+ * own properties: `$.steps.__proto__` or `$.input.constructor` must not reach JavaScript's internals.
+ */
 function lookup(scope: unknown, ref: string): unknown {
   let value: unknown = scope;
   for (const part of ref.slice(2).split('.')) {
-    if (value === null || typeof value !== 'object') return undefined;
+    if (value === null || typeof value !== 'object' || !Object.hasOwn(value, part)) return undefined;
     value = (value as Record<string, unknown>)[part];
   }
   return value;
