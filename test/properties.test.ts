@@ -124,7 +124,7 @@ describe('capabilities', () => {
 });
 
 const workspace = fc.stringMatching(/^[a-z0-9-]{1,8}$/);
-const workspaces = fc.oneof(fc.constant(['*']), fc.uniqueArray(workspace, { minLength: 1, maxLength: 5 }));
+const workspaces: fc.Arbitrary<string[]> = fc.oneof(fc.constant<string[]>(['*']), fc.uniqueArray(workspace, { minLength: 1, maxLength: 5 }));
 
 describe('workspaces', () => {
   it('`*` covers everything; otherwise wanted must be a subset and never `*`', () => {
