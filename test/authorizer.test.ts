@@ -196,3 +196,33 @@ describe('authorizer: fails closed when DynamoDB fails', () => {
     expect((outcome as { error: Error }).error.message).not.toBe('Unauthorized');
   });
 });
+
+describe('authorizer: clocks (skew of a few seconds between the functions that write and the one that reads)', () => {
+  afterEach(() => jest.useRealTimers());
+  const setClock = (ms: number) => jest.useFakeTimers({ now: ms, doNotFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'setImmediate', 'queueMicrotask', 'nextTick', 'hrtime', 'performance'] });
+
+  it('decides expiry by its own clock to the millisecond: skew moves the instant, it never extends it', async () => {
+    const created = new Date(Date.now() - 7 * 86_400_000 + 3000);
+    const { key, apiKey } = await createKey(db.deps(DEFAULT_SETTINGS, () => created), 'acct_biz', { name: 'skew', preset: 'read-only', expires_in_days: 7 });
+    const expiry = Date.parse(key.expires_at!);
+    setClock(expiry - 1);
+    await expect(handler(withKey(apiKey))).resolves.toBeDefined();
+    setClock(expiry);
+    await expect(handler(withKey(apiKey))).rejects.toThrow(/^Unauthorized$/);
+    setClock(expiry + 5000);
+    await expect(handler(withKey(apiKey))).rejects.toThrow(/^Unauthorized$/);
+  });
+
+  it('a key written by a clock running 5 s ahead works at once (there is no not-before)', async () => {
+    const ahead = new Date(Date.now() + 5000);
+    const { apiKey } = await createKey(db.deps(DEFAULT_SETTINGS, () => ahead), 'acct_biz', { name: 'ahead', preset: 'read-only' });
+    await expect(handler(withKey(apiKey))).resolves.toBeDefined();
+  });
+
+  it('revocation is a fact, not a time: a revoked key stays refused by a clock running behind', async () => {
+    const { key, apiKey } = await createKey(db.deps(), 'acct_biz', { name: 'r', preset: 'read-only' });
+    await revokeKey(db.deps(), 'acct_biz', key.key_id);
+    setClock(Date.now() - 60_000);
+    await expect(handler(withKey(apiKey))).rejects.toThrow(/^Unauthorized$/);
+  });
+});

@@ -3,13 +3,17 @@ import { DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from '@a
 import { ValidationError } from './errors.js';
 
 /**
- * A DocumentClient with the marshalling options the whole codebase uses. Lambdas call it once at
+ * A DocumentClient with the marshalling options and timeouts the whole codebase uses. Lambdas call it once at
  * module scope (one client per cold start); the admin CLI and the local runner pass their own config.
  * The endpoint comes from the standard `AWS_ENDPOINT_URL_DYNAMODB` when set, so the same bundle talks to
  * DynamoDB Local without a "local mode" branch.
  */
 export function createDocumentClient(config: DynamoDBClientConfig = {}): DynamoDBDocumentClient {
-  return DynamoDBDocumentClient.from(new DynamoDBClient(config), {
+  // A call that gets no answer is abandoned after 1.5 s (the SDK's default is to wait forever, and without
+  // throwOnRequestTimeout it only warns) and retried like any transient fault (3 attempts, about 6 s in
+  // all): a hung DynamoDB fails the request inside the functions' 10 s timeout instead of holding it
+  // until Lambda kills the function.
+  return DynamoDBDocumentClient.from(new DynamoDBClient({ requestHandler: { connectionTimeout: 1000, requestTimeout: 1500, throwOnRequestTimeout: true }, ...config }), {
     marshallOptions: { removeUndefinedValues: true },
   });
 }

@@ -2,32 +2,82 @@
  * A counting proxy in front of DynamoDB: forwards every request unchanged and counts it by operation
  * (the `X-Amz-Target` header, e.g. `DynamoDB_20120810.GetItem`). The local stack pointed at it shows
  * exactly which calls the deployed bundles make per HTTP request.
+ *
+ * It also injects the faults DynamoDB Local cannot produce: throttling (400
+ * ProvisionedThroughputExceededException), a 500 InternalServerError, or no answer at all (a hang, which
+ * the SDK's request timeout ends), for the calls of one operation, optionally on one table only.
  */
-import { createServer, request as httpRequest, type Server } from 'node:http';
+import { createServer, request as httpRequest, type Server, type ServerResponse } from 'node:http';
+
+export type Fault = 'throttle' | 'server-error' | 'hang';
+
+export interface FaultRule {
+  /** `GetItem`, `UpdateItem`, `TransactWriteItems`, … */
+  readonly operation: string;
+  /** Only calls naming this table (anywhere in the request). */
+  readonly table?: string;
+  readonly fault: Fault;
+  /** How many matching calls fail; then the rule is spent. @default every one */
+  readonly times?: number;
+}
 
 export interface CountingProxy {
   readonly endpoint: string;
   /** Calls since the last reset, by operation name. */
   counts(): Record<string, number>;
   reset(): void;
+  /** Fail the calls the rule matches, until `clearFaults` (or `times` runs out). */
+  inject(rule: FaultRule): void;
+  clearFaults(): void;
+  /** Calls failed by injection since the last reset. */
+  injected(): number;
   close(): Promise<void>;
 }
+
+const FAULT_BODIES: Record<Exclude<Fault, 'hang'>, { status: number; type: string; message: string }> = {
+  throttle: { status: 400, type: 'com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException', message: 'Rate of requests exceeds the allowed throughput (injected)' },
+  'server-error': { status: 500, type: 'com.amazonaws.dynamodb.v20120810#InternalServerError', message: 'Internal server error (injected)' },
+};
 
 export async function startCountingProxy(target: string): Promise<CountingProxy> {
   const upstream = new URL(target);
   let counts: Record<string, number> = {};
+  let rules: { rule: FaultRule; left: number }[] = [];
+  let injected = 0;
+  const hung = new Set<ServerResponse>();
   const server: Server = createServer((req, res) => {
     const op = String(req.headers['x-amz-target'] ?? 'unknown').split('.').pop() ?? 'unknown';
     counts[op] = (counts[op] ?? 0) + 1;
-    const forward = httpRequest(
-      { hostname: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers },
-      (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      },
-    );
-    forward.on('error', () => res.destroy());
-    req.pipe(forward);
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const match = rules.find(
+        (r) => r.left > 0 && r.rule.operation === op && (!r.rule.table || body.includes(`"TableName":"${r.rule.table}"`)),
+      );
+      if (match) {
+        match.left--;
+        injected++;
+        if (match.rule.fault === 'hang') {
+          hung.add(res);
+          res.on('close', () => hung.delete(res));
+          return;
+        }
+        const f = FAULT_BODIES[match.rule.fault];
+        res.writeHead(f.status, { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-errortype': f.type.split('#')[1]! });
+        res.end(JSON.stringify({ __type: f.type, message: f.message }));
+        return;
+      }
+      const forward = httpRequest(
+        { hostname: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers },
+        (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        },
+      );
+      forward.on('error', () => res.destroy());
+      forward.end(body);
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
@@ -36,9 +86,19 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
     counts: () => ({ ...counts }),
     reset: () => {
       counts = {};
+      injected = 0;
     },
+    inject: (rule) => {
+      rules.push({ rule, left: rule.times ?? Number.POSITIVE_INFINITY });
+    },
+    clearFaults: () => {
+      rules = [];
+      for (const res of hung) res.destroy();
+    },
+    injected: () => injected,
     close: () =>
       new Promise<void>((resolve) => {
+        rules = [];
         server.close(() => resolve());
         server.closeAllConnections();
       }),

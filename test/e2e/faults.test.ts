@@ -1,0 +1,167 @@
+/**
+ * Failing dependencies, end to end: the local stack talks to DynamoDB Local through a proxy that injects
+ * what DynamoDB Local cannot produce (throttling past the SDK's retries, 500s, calls that never answer).
+ * - in the authorizer: the request is refused (500 INTERNAL_ERROR with request_id), never allowed;
+ * - in the counter write: refused the same way, before the handler runs (nothing written);
+ * - in a handler: a generic 500 with request_id and no internals, and no partial write: every change of
+ *   several items is one transaction.
+ * Then revocation racing with use.
+ */
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { createKey } from '../../lambdas/shared/services/keys.js';
+import { startCountingProxy, type CountingProxy, type Fault } from '../support/counting-proxy.js';
+import { testEndpoint } from '../support/dynamodb.js';
+import type { Reply } from '../support/http.js';
+import { startTestStack, type TestStack } from '../support/stack.js';
+
+let proxy: CountingProxy;
+let t: TestStack;
+let accountId: string;
+let admin: string;
+
+const DEFINITION = { input_schema: {}, steps: [{ id: 'e', model: 'echo', input: '$.input' }], output: '$.steps.e.output' };
+
+beforeAll(async () => {
+  proxy = await startCountingProxy(testEndpoint());
+  t = await startTestStack('e2e-faults', { dynamodbEndpoint: proxy.endpoint });
+  ({ accountId, key: admin } = await t.account('business'));
+  const created = await t.api(admin, 'POST', '/workflows', { slug: 'echo', name: 'Echo', definition: DEFINITION });
+  const deployed = await t.api(admin, 'POST', '/workflows/echo/deploy');
+  if (created.status !== 201 || deployed.status !== 200) throw new Error('setup failed');
+}, 60_000);
+afterEach(() => proxy.clearFaults());
+afterAll(async () => {
+  await t?.close();
+  await proxy?.close();
+});
+
+async function snapshot(withUsage = false): Promise<string> {
+  const out: string[] = [];
+  for (const [name, table] of Object.entries(t.stack.state.tables)) {
+    if (name === 'usage' && !withUsage) continue;
+    const page = await t.stack.doc.send(new ScanCommand({ TableName: table, ConsistentRead: true }));
+    out.push(name, ...(page.Items ?? []).map((i) => JSON.stringify(i)).sort());
+  }
+  return out.join('\n');
+}
+
+function expectGeneric500(reply: Reply) {
+  expect(reply.status).toBe(500);
+  expect(reply.body).toEqual({ error: 'Internal server error', code: 'INTERNAL_ERROR', request_id: expect.any(String) });
+  expect(reply.text).not.toMatch(/Exception|ProvisionedThroughput|injected|at .*\.(m?js|ts)/);
+}
+
+const FAULTS: Fault[] = ['throttle', 'server-error', 'hang'];
+
+describe('the authorizer’s read fails', () => {
+  it.each(FAULTS)('%s: refused with a generic 500, never allowed; nothing written', async (fault) => {
+    const before = await snapshot(true);
+    proxy.inject({ operation: 'GetItem', table: t.stack.state.tables.keys, fault });
+    const reply = await t.api(admin, 'POST', '/workflows/echo/run', { input: 1 });
+    expectGeneric500(reply);
+    expect(reply.headers.get('x-ratelimit-limit')).toBeNull();
+    expect(await snapshot(true)).toBe(before);
+    proxy.clearFaults();
+    expect((await t.api(admin, 'GET', '/keys/verify')).status).toBe(200);
+  }, 30_000);
+});
+
+describe('the counter write fails', () => {
+  it.each(FAULTS)('%s: refused with a generic 500 before the handler runs; nothing written', async (fault) => {
+    const before = await snapshot();
+    proxy.inject({ operation: 'UpdateItem', table: t.stack.state.tables.usage, fault });
+    const reply = await t.api(admin, 'POST', '/workflows', { slug: `never-${fault}`, name: 'n', definition: DEFINITION });
+    expectGeneric500(reply);
+    expect(await snapshot()).toBe(before);
+  }, 30_000);
+});
+
+describe('a handler’s write fails: a generic 500 and no partial write', () => {
+  it('POST /keys: no record, no pointer, the account’s count unchanged', async () => {
+    const before = await snapshot();
+    proxy.inject({ operation: 'TransactWriteItems', fault: 'server-error' });
+    expectGeneric500(await t.api(admin, 'POST', '/keys', { name: 'n', preset: 'read-only' }));
+    expect(await snapshot()).toBe(before);
+  });
+
+  it('POST /keys/{id}/rotate: the old key still works, no new key', async () => {
+    const { key, apiKey } = await createKey(t.deps(), accountId, { name: 'r', preset: 'read-only' });
+    const before = await snapshot();
+    proxy.inject({ operation: 'TransactWriteItems', fault: 'throttle' });
+    expectGeneric500(await t.api(admin, 'POST', `/keys/${key.key_id}/rotate`, {}));
+    expect(await snapshot()).toBe(before);
+    proxy.clearFaults();
+    expect((await t.api(apiKey, 'GET', '/keys/verify')).status).toBe(200);
+  }, 30_000);
+
+  it('DELETE /keys/{id}: the key still works and still holds its slot', async () => {
+    const { key, apiKey } = await createKey(t.deps(), accountId, { name: 'd', preset: 'read-only' });
+    const before = await snapshot();
+    proxy.inject({ operation: 'TransactWriteItems', fault: 'server-error' });
+    expectGeneric500(await t.api(admin, 'DELETE', `/keys/${key.key_id}`));
+    expect(await snapshot()).toBe(before);
+    proxy.clearFaults();
+    expect((await t.api(apiKey, 'GET', '/keys/verify')).status).toBe(200);
+  });
+
+  it('POST /workflows and PUT /workflows/{slug}: no head without its version', async () => {
+    const before = await snapshot();
+    proxy.inject({ operation: 'TransactWriteItems', fault: 'server-error' });
+    expectGeneric500(await t.api(admin, 'POST', '/workflows', { slug: 'half', name: 'h', definition: DEFINITION }));
+    expectGeneric500(await t.api(admin, 'PUT', '/workflows/echo', { name: 'changed', definition: DEFINITION }));
+    expect(await snapshot()).toBe(before);
+  });
+
+  it('POST /webhooks/secret/rotate: the secret stays what it was', async () => {
+    const secret = (await t.api(admin, 'GET', '/webhooks/secret')).body['secret'];
+    const before = await snapshot();
+    proxy.inject({ operation: 'UpdateItem', table: t.stack.state.tables.accounts, fault: 'server-error' });
+    expectGeneric500(await t.api(admin, 'POST', '/webhooks/secret/rotate'));
+    expect(await snapshot()).toBe(before);
+    proxy.clearFaults();
+    expect((await t.api(admin, 'GET', '/webhooks/secret')).body['secret']).toBe(secret);
+  });
+
+  it('a sync run whose execution cannot be stored: no execution, no output', async () => {
+    const before = await snapshot();
+    proxy.inject({ operation: 'PutItem', table: t.stack.state.tables.executions, fault: 'server-error' });
+    expectGeneric500(await t.api(admin, 'POST', '/workflows/echo/run', { input: 1 }));
+    expect(await snapshot()).toBe(before);
+  });
+
+  it('a one-off fault the SDK retries is invisible to the caller', async () => {
+    proxy.reset();
+    proxy.inject({ operation: 'TransactWriteItems', fault: 'throttle', times: 1 });
+    const reply = await t.api(admin, 'POST', '/keys', { name: 'retried', preset: 'read-only' });
+    expect(reply.status).toBe(201);
+    expect(proxy.injected()).toBe(1);
+    expect((await t.api(String(reply.body['api_key']), 'GET', '/keys/verify')).status).toBe(200);
+  });
+});
+
+describe('revocation racing with use', () => {
+  it('every request that starts after the revoke answered is refused; none fails with a 5xx', async () => {
+    for (let round = 0; round < 3; round++) {
+      const { key, apiKey } = await createKey(t.deps(), accountId, { name: `race ${round}`, preset: 'read-only' });
+      const uses: Promise<number>[] = [];
+      let revokedAt = Number.POSITIVE_INFINITY;
+      const started: number[] = [];
+      const revoke = t.api(admin, 'DELETE', `/keys/${key.key_id}`).then((r) => {
+        revokedAt = performance.now();
+        return r.status;
+      });
+      for (let i = 0; i < 40; i++) {
+        started.push(performance.now());
+        uses.push(t.api(apiKey, 'GET', '/keys/verify').then((r) => r.status));
+        if (i % 4 === 0) await new Promise((r) => setTimeout(r, 2));
+      }
+      expect(await revoke).toBe(204);
+      const statuses = await Promise.all(uses);
+      expect(statuses.every((s) => s === 200 || s === 401)).toBe(true);
+      const late = statuses.filter((_s, i) => started[i]! > revokedAt);
+      expect(late).toEqual(late.map(() => 401));
+      const after = await Promise.all(Array.from({ length: 10 }, () => t.api(apiKey, 'GET', '/keys/verify')));
+      expect(after.map((r) => r.status)).toEqual(Array.from({ length: 10 }, () => 401));
+    }
+  });
+});
