@@ -146,6 +146,15 @@ describe('workspaces', () => {
   });
 });
 
+/** Null, a boolean, a finite number, a string, or arrays and plain objects of those: nothing else. */
+function isJsonValue(v: unknown): boolean {
+  if (v === null || typeof v === 'boolean' || typeof v === 'string') return true;
+  if (typeof v === 'number') return Number.isFinite(v);
+  if (Array.isArray(v)) return v.every(isJsonValue);
+  if (typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) return Object.values(v).every(isJsonValue);
+  return false;
+}
+
 describe('$. references', () => {
   const json = fc.jsonValue({ maxDepth: 4 });
   const scope = fc.record({
@@ -157,7 +166,7 @@ describe('$. references', () => {
     fc.assert(
       fc.property(scope, json, (s, template) => {
         const out = resolveReferences(template, s);
-        expect(JSON.parse(JSON.stringify(out))).toEqual(out);
+        expect(isJsonValue(out)).toBe(true);
         if (typeof template === 'string' && !template.startsWith('$.')) expect(out).toBe(template);
         if (typeof template === 'number' || typeof template === 'boolean' || template === null) expect(out).toBe(template);
       }),
