@@ -272,6 +272,16 @@ export class KnoudsApiStack extends Stack {
       { authorizationType: AuthorizationType.NONE, authorizer: undefined, methodResponses: [{ statusCode: '200' }] },
     );
 
+    // GET /openapi.json: the API description, no key (a function that reads no table).
+    const openApiFn = new KnoudsFunction(this, 'OpenApiFunction', {
+      lambda: 'openapi',
+      description: 'Knouds API: GET /openapi.json',
+      logRetention,
+    });
+    const openApiMethod = this.api.root
+      .addResource('openapi.json')
+      .addMethod('GET', new LambdaIntegration(openApiFn), { authorizationType: AuthorizationType.NONE, authorizer: undefined });
+
     const keysIntegration = new LambdaIntegration(keysFn);
     const keys = this.api.root.addResource('keys');
     keys.addMethod('GET', keysIntegration);
@@ -313,7 +323,7 @@ export class KnoudsApiStack extends Stack {
     // contract's `details`, which a gateway response cannot.
     const validator = this.api.addRequestValidator('RequestValidator', { validateRequestParameters: true, validateRequestBody: true });
     for (const method of this.api.methods) {
-      if (method.resource.path === '/health') continue;
+      if (method.resource.path === '/health' || method.resource.path === '/openapi.json') continue;
       const cfn = method.node.defaultChild as CfnMethod;
       cfn.requestValidatorId = validator.requestValidatorId;
       cfn.requestParameters = {
@@ -323,7 +333,7 @@ export class KnoudsApiStack extends Stack {
     }
 
     new CfnOutput(this, 'WorkerDeadLetterQueueUrl', { value: deadLetters.queueUrl });
-    acknowledgeNagFindings(this, { deadLetters, health: healthMethod });
+    acknowledgeNagFindings(this, { deadLetters, publicMethods: [healthMethod, openApiMethod] });
 
     const outputs: Record<string, string> = {
       [STACK_OUTPUTS.apiUrl]: this.api.url,

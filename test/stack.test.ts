@@ -87,6 +87,7 @@ describe('functions', () => {
     const envs = (tpl: Template) =>
       Object.values(tpl.toJSON()['Resources'] as Record<string, Resource>)
         .filter((r) => r.Type === 'AWS::Lambda::Function')
+        .filter((r) => r.Properties['Environment'] !== undefined)
         .map((r) => (r.Properties['Environment'] as { Variables: Record<string, string> }).Variables['NODE_OPTIONS']);
     expect(new Set(envs(template))).toEqual(new Set([undefined]));
     expect(new Set(envs(synth({ enableSourceMaps: true })))).toEqual(new Set(['--enable-source-maps']));
@@ -155,15 +156,18 @@ describe('API', () => {
     expect(() => synth({ authorizerCacheTtl: Duration.seconds(3601) })).toThrow(/authorizerCacheTtl/);
   });
 
-  it('serves GET /health without a key (a mock) and every other method through the authorizer', () => {
+  it('serves GET /health (a mock) and GET /openapi.json without a key, and every other method through the authorizer', () => {
     const paths = new Map<string, string>();
     for (const [id, r] of ofType('AWS::ApiGateway::Resource')) paths.set(id, String(r.Properties['PathPart']));
     const methods = ofType('AWS::ApiGateway::Method').map(([, m]) => {
       const ref = (m.Properties['ResourceId'] as { Ref?: string }).Ref ?? '';
       return { path: paths.get(ref), method: m.Properties['HttpMethod'], auth: m.Properties['AuthorizationType'], integration: (m.Properties['Integration'] as { Type: string }).Type };
     });
-    expect(methods.filter((m) => m.auth === 'NONE')).toEqual([{ path: 'health', method: 'GET', auth: 'NONE', integration: 'MOCK' }]);
-    for (const m of methods.filter((x) => x.path !== 'health')) {
+    expect(methods.filter((m) => m.auth === 'NONE')).toEqual([
+      { path: 'health', method: 'GET', auth: 'NONE', integration: 'MOCK' },
+      { path: 'openapi.json', method: 'GET', auth: 'NONE', integration: 'AWS_PROXY' },
+    ]);
+    for (const m of methods.filter((x) => x.path !== 'health' && x.path !== 'openapi.json')) {
       expect(m).toMatchObject({ auth: 'CUSTOM', integration: 'AWS_PROXY' });
     }
     expect(methods.map((m) => `${String(m.method)} ${m.path}`)).toEqual(expect.arrayContaining(['GET verify', 'POST keys', 'POST rotate', 'GET usage']));
@@ -264,6 +268,10 @@ describe('least-privilege IAM', () => {
       Usage: ['dynamodb:Query', 'dynamodb:UpdateItem'],
       WebhookSecretsKey: ['kms:Decrypt', 'kms:Encrypt'],
     });
+  });
+
+  it('the OpenAPI function may touch no table, no key and no other function', () => {
+    expect(statementsOf('OpenApiFunction')).toEqual([]);
   });
 
   it('webhook secrets are sealed with a rotating KMS key that only the keys function and the worker may use', () => {

@@ -202,35 +202,54 @@ export interface RunBody {
 
 const DESCRIPTION = { type: 'string', maxLength: 1000 } as const;
 
+const createWorkflowSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['slug', 'name', 'definition'],
+  properties: {
+    slug: { type: 'string', pattern: SLUG_SCHEMA_PATTERN },
+    name: NAME,
+    definition: definitionSchema,
+    workspace_id: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$' },
+    description: DESCRIPTION,
+  },
+} as const;
+const updateWorkflowSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['definition'],
+  properties: { definition: definitionSchema, name: NAME, description: DESCRIPTION },
+} as const;
+const runSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { input: {}, webhook_url: { type: 'string', minLength: 1, maxLength: 2048 } },
+} as const;
+const modelRunSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { input: {} },
+} as const;
+
 const workflowValidators = {
-  create: ajv.compile<CreateWorkflowBody>({
-    type: 'object',
-    additionalProperties: false,
-    required: ['slug', 'name', 'definition'],
-    properties: {
-      slug: { type: 'string', pattern: SLUG_SCHEMA_PATTERN },
-      name: NAME,
-      definition: definitionSchema,
-      workspace_id: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$' },
-      description: DESCRIPTION,
-    },
-  }),
-  update: ajv.compile<UpdateWorkflowBody>({
-    type: 'object',
-    additionalProperties: false,
-    required: ['definition'],
-    properties: { definition: definitionSchema, name: NAME, description: DESCRIPTION },
-  }),
-  run: ajv.compile<RunBody>({
-    type: 'object',
-    additionalProperties: false,
-    properties: { input: {}, webhook_url: { type: 'string', minLength: 1, maxLength: 2048 } },
-  }),
-  modelRun: ajv.compile<{ input?: unknown }>({
-    type: 'object',
-    additionalProperties: false,
-    properties: { input: {} },
-  }),
+  create: ajv.compile<CreateWorkflowBody>(createWorkflowSchema),
+  update: ajv.compile<UpdateWorkflowBody>(updateWorkflowSchema),
+  run: ajv.compile<RunBody>(runSchema),
+  modelRun: ajv.compile<{ input?: unknown }>(modelRunSchema),
+};
+
+/**
+ * Every request body schema by name: what the handlers validate with, and what the OpenAPI document
+ * (openapi.ts) publishes, so the two cannot drift.
+ */
+export const REQUEST_SCHEMAS: Readonly<Record<string, object>> = {
+  CreateKeyRequest: createKeySchema,
+  UpdateKeyRequest: updateKeySchema,
+  RotateKeyRequest: rotateKeySchema,
+  CreateWorkflowRequest: createWorkflowSchema,
+  UpdateWorkflowRequest: updateWorkflowSchema,
+  RunWorkflowRequest: runSchema,
+  RunModelRequest: modelRunSchema,
 };
 
 export const parseCreateWorkflowBody = (body: unknown): CreateWorkflowBody => check(workflowValidators.create, body);

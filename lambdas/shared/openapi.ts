@@ -1,0 +1,375 @@
+/**
+ * The OpenAPI 3.1 description of the whole contract (API.md), served at `GET /v1/openapi.json`.
+ *
+ * Request bodies are the very schemas the handlers validate with (`REQUEST_SCHEMAS` in schemas.ts,
+ * turned from Ajv's `nullable` into JSON Schema 2020-12 types); capabilities, presets, scopes and
+ * limits come from their own modules. Response schemas are written here, once, and
+ * `test/e2e/openapi.test.ts` checks real responses against them.
+ */
+import { FIXED_CAPABILITIES, PRESET_NAMES, SCOPE_NAMES } from './capabilities.js';
+import { EXECUTION_STATUSES } from './repositories/executions.js';
+import { EXPIRY_DAYS, MAX_GRACE_PERIOD_SECONDS, REQUEST_SCHEMAS } from './schemas.js';
+
+type Schema = Record<string, unknown>;
+
+/** Ajv's `nullable: true` (an OpenAPI 3.0 idea) as a JSON Schema 2020-12 type union, recursively. */
+export function toJsonSchema2020(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(toJsonSchema2020);
+  if (!schema || typeof schema !== 'object') return schema;
+  const out: Schema = {};
+  for (const [k, v] of Object.entries(schema as Schema)) {
+    if (k === 'nullable') continue;
+    out[k] = toJsonSchema2020(v);
+  }
+  if ((schema as Schema)['nullable'] === true && typeof out['type'] === 'string') {
+    out['type'] = [out['type'], 'null'];
+    if (Array.isArray(out['enum'])) out['enum'] = [...(out['enum'] as unknown[]), null];
+  }
+  return out;
+}
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const TIME = { type: 'string', format: 'date-time' };
+const NULLABLE_TIME = { type: ['string', 'null'], format: 'date-time' };
+
+const KEY_FIELDS = {
+  type: 'object',
+  required: ['key_id', 'name', 'prefix', 'environment', 'capabilities', 'workspaces', 'account_id', 'tier', 'created_at', 'expires_at', 'last_used'],
+  properties: {
+    key_id: { type: 'string' },
+    name: { type: 'string' },
+    prefix: { type: 'string', description: 'The first 16 characters of the key.' },
+    environment: { enum: ['live', 'test'] },
+    capabilities: { type: 'array', items: ref('Capability') },
+    workspaces: { type: 'array', items: { type: 'string' }, description: '`["*"]` for all.' },
+    account_id: { type: 'string' },
+    tier: { type: 'string' },
+    created_at: TIME,
+    expires_at: NULLABLE_TIME,
+    last_used: NULLABLE_TIME,
+  },
+};
+
+const RESPONSE_SCHEMAS: Record<string, Schema> = {
+  Error: {
+    type: 'object',
+    required: ['error', 'code'],
+    properties: {
+      error: { type: 'string', description: 'A human sentence.' },
+      code: {
+        type: 'string',
+        enum: [
+          'VALIDATION_ERROR',
+          'UNAUTHORIZED',
+          'CAPABILITY_DENIED',
+          'WORKSPACE_DENIED',
+          'TIER_CEILING_EXCEEDED',
+          'NOT_FOUND',
+          'KEY_LIMIT_REACHED',
+          'ALREADY_EXISTS',
+          'WORKFLOW_NOT_DEPLOYED',
+          'EXECUTION_FINISHED',
+          'MODEL_FAILED',
+          'PAYLOAD_TOO_LARGE',
+          'RATE_LIMIT_EXCEEDED',
+          'INTERNAL_ERROR',
+        ],
+      },
+      details: { type: 'array', items: { type: 'object', required: ['field', 'message'], properties: { field: { type: 'string' }, message: { type: 'string' } } } },
+      required: { type: 'string', description: 'CAPABILITY_DENIED: the capability the route needs.' },
+      actual: { type: 'array', items: { type: 'string' }, description: 'CAPABILITY_DENIED: the key’s capabilities.' },
+      workspace_id: { type: 'string' },
+      tier: { type: 'string' },
+      capability: { type: 'string' },
+      request_id: { type: 'string' },
+    },
+  },
+  Capability: {
+    type: 'string',
+    description: 'A fixed capability, or workflow:<slug>:run / model:<id>:run.',
+    anyOf: [{ enum: [...FIXED_CAPABILITIES] }, { pattern: '^(workflow|model):[a-z0-9][a-z0-9-]{0,62}:run$' }],
+  },
+  Key: { ...KEY_FIELDS, additionalProperties: false },
+  // Key with its properties open, for the allOf compositions below.
+  KeyFields: KEY_FIELDS,
+  CreatedKey: {
+    allOf: [ref('KeyFields'), { type: 'object', required: ['api_key'], properties: { api_key: { type: 'string', description: 'The plaintext key, shown once.' } } }],
+    unevaluatedProperties: false,
+  },
+  RateLimit: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['limit', 'remaining', 'reset'],
+    properties: { limit: { type: 'integer' }, remaining: { type: 'integer' }, reset: { type: 'integer', description: 'Unix epoch seconds.' } },
+  },
+  VerifiedKey: {
+    allOf: [ref('KeyFields'), { type: 'object', required: ['rate_limit'], properties: { rate_limit: ref('RateLimit') } }],
+    unevaluatedProperties: false,
+  },
+  KeyList: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['items', 'next_token'],
+    properties: { items: { type: 'array', items: ref('Key') }, next_token: { type: ['string', 'null'] } },
+  },
+  KeyUsage: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['key_id', 'requests_today', 'requests_this_month', 'rate_limit', 'last_used'],
+    properties: {
+      key_id: { type: 'string' },
+      requests_today: { type: 'integer' },
+      requests_this_month: { type: 'integer' },
+      rate_limit: { type: 'integer', description: 'Requests per minute.' },
+      last_used: NULLABLE_TIME,
+    },
+  },
+  WebhookSecret: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['secret'],
+    properties: { secret: { type: 'string', pattern: '^whsec_' } },
+  },
+  Workflow: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['slug', 'name', 'workspace_id', 'description', 'definition', 'version', 'status', 'deployed_version', 'created_at', 'updated_at'],
+    properties: {
+      slug: { type: 'string' },
+      name: { type: 'string' },
+      workspace_id: { type: 'string' },
+      description: { type: 'string' },
+      definition: toJsonSchema2020((REQUEST_SCHEMAS['CreateWorkflowRequest'] as { properties: { definition: unknown } }).properties.definition),
+      version: { type: 'integer' },
+      status: { enum: ['draft', 'deployed'] },
+      deployed_version: { type: ['integer', 'null'] },
+      created_at: TIME,
+      updated_at: TIME,
+    },
+  },
+  WorkflowSummary: {
+    description: 'A workflow as listed: everything but its definition (GET /workflows/{slug} has it).',
+    type: 'object',
+    additionalProperties: false,
+    required: ['slug', 'name', 'workspace_id', 'description', 'version', 'status', 'deployed_version', 'created_at', 'updated_at'],
+    properties: {
+      slug: { type: 'string' },
+      name: { type: 'string' },
+      workspace_id: { type: 'string' },
+      description: { type: 'string' },
+      version: { type: 'integer' },
+      status: { enum: ['draft', 'deployed'] },
+      deployed_version: { type: ['integer', 'null'] },
+      created_at: TIME,
+      updated_at: TIME,
+    },
+  },
+  WorkflowList: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['items', 'next_token'],
+    properties: { items: { type: 'array', items: ref('WorkflowSummary') }, next_token: { type: ['string', 'null'] } },
+  },
+  Execution: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['execution_id', 'workflow_slug', 'workflow_version', 'workspace_id', 'status', 'input', 'output', 'error', 'created_at', 'started_at', 'finished_at'],
+    properties: {
+      execution_id: { type: 'string' },
+      workflow_slug: { type: 'string' },
+      workflow_version: { type: 'integer' },
+      workspace_id: { type: 'string' },
+      status: { enum: [...EXECUTION_STATUSES] },
+      input: {},
+      output: {},
+      error: { type: ['string', 'null'] },
+      created_at: TIME,
+      started_at: NULLABLE_TIME,
+      finished_at: NULLABLE_TIME,
+    },
+  },
+  ExecutionList: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['items', 'next_token'],
+    properties: { items: { type: 'array', items: ref('Execution') }, next_token: { type: ['string', 'null'] } },
+  },
+  QueuedExecution: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['execution_id', 'status'],
+    properties: { execution_id: { type: 'string' }, status: { const: 'QUEUED' } },
+  },
+  Model: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['id', 'description', 'input_schema'],
+    properties: { id: { type: 'string' }, description: { type: 'string' }, input_schema: { type: 'object' } },
+  },
+  ModelList: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['items'],
+    properties: { items: { type: 'array', items: ref('Model') } },
+  },
+  ModelOutput: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['model', 'output'],
+    properties: { model: { type: 'string' }, output: {} },
+  },
+  Health: { type: 'object', additionalProperties: false, required: ['status'], properties: { status: { const: 'ok' } } },
+};
+
+const RATE_HEADERS = {
+  'X-RateLimit-Limit': { schema: { type: 'integer' }, description: 'The key’s requests per minute.' },
+  'X-RateLimit-Remaining': { schema: { type: 'integer' } },
+  'X-RateLimit-Reset': { schema: { type: 'integer' }, description: 'When the window ends, Unix epoch seconds.' },
+};
+
+const json = (schema: Schema, description: string, headers: Record<string, unknown> = RATE_HEADERS) => ({
+  description,
+  headers,
+  content: { 'application/json': { schema } },
+});
+const error = (description: string) => json(ref('Error'), description);
+
+interface Operation {
+  method: 'get' | 'post' | 'put' | 'patch' | 'delete';
+  path: string;
+  id: string;
+  summary: string;
+  needs: string | null;
+  tag: string;
+  body?: string;
+  ok: [string, Schema | null, string];
+  errors?: Record<string, string>;
+  query?: Schema[];
+  noKey?: boolean;
+}
+
+const PAGE = [
+  { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 50 } },
+  { name: 'next_token', in: 'query', schema: { type: 'string' }, description: 'The previous page’s next_token.' },
+];
+
+const OPERATIONS: Operation[] = [
+  { method: 'get', path: '/health', id: 'getHealth', summary: 'The gateway is up', needs: null, tag: 'Service', noKey: true, ok: ['200', ref('Health'), 'OK'] },
+  { method: 'get', path: '/openapi.json', id: 'getOpenApi', summary: 'This document', needs: null, tag: 'Service', noKey: true, ok: ['200', { type: 'object' }, 'The OpenAPI 3.1 document'] },
+  { method: 'get', path: '/keys/verify', id: 'verifyKey', summary: 'The calling key and its rate limit', needs: 'any valid key', tag: 'Keys', ok: ['200', ref('VerifiedKey'), 'The calling key'] },
+  {
+    method: 'post', path: '/keys', id: 'createKey', summary: 'Create a key (its plaintext is shown once)', needs: 'keys:write', tag: 'Keys', body: 'CreateKeyRequest',
+    ok: ['201', ref('CreatedKey'), 'The new key with its plaintext'], errors: { '403': 'CAPABILITY_DENIED, WORKSPACE_DENIED or TIER_CEILING_EXCEEDED', '409': 'KEY_LIMIT_REACHED' },
+  },
+  { method: 'get', path: '/keys', id: 'listKeys', summary: 'The account’s active keys', needs: 'keys:read', tag: 'Keys', query: PAGE, ok: ['200', ref('KeyList'), 'A page of keys'] },
+  { method: 'get', path: '/keys/{key_id}', id: 'getKey', summary: 'A key', needs: 'keys:read', tag: 'Keys', ok: ['200', ref('Key'), 'The key'], errors: { '404': 'NOT_FOUND' } },
+  {
+    method: 'patch', path: '/keys/{key_id}', id: 'updateKey', summary: 'Edit a key’s name, capabilities or workspaces', needs: 'keys:write', tag: 'Keys', body: 'UpdateKeyRequest',
+    ok: ['200', ref('Key'), 'The edited key'], errors: { '403': 'CAPABILITY_DENIED, WORKSPACE_DENIED or TIER_CEILING_EXCEEDED', '404': 'NOT_FOUND' },
+  },
+  { method: 'delete', path: '/keys/{key_id}', id: 'revokeKey', summary: 'Revoke a key (it stops at once)', needs: 'keys:write', tag: 'Keys', ok: ['204', null, 'Revoked'], errors: { '404': 'NOT_FOUND' } },
+  {
+    method: 'post', path: '/keys/{key_id}/rotate', id: 'rotateKey', summary: 'Replace a key, the old one working for a grace period', needs: 'keys:write', tag: 'Keys', body: 'RotateKeyRequest',
+    ok: ['201', ref('CreatedKey'), 'The new key with its plaintext'], errors: { '404': 'NOT_FOUND', '409': 'ALREADY_EXISTS (rotated before)' },
+  },
+  { method: 'get', path: '/keys/{key_id}/usage', id: 'getKeyUsage', summary: 'A key’s usage', needs: 'keys:read', tag: 'Keys', ok: ['200', ref('KeyUsage'), 'The usage'], errors: { '404': 'NOT_FOUND' } },
+  { method: 'get', path: '/webhooks/secret', id: 'getWebhookSecret', summary: 'The account’s webhook signing secret', needs: 'keys:read', tag: 'Webhooks', ok: ['200', ref('WebhookSecret'), 'The secret'] },
+  { method: 'post', path: '/webhooks/secret/rotate', id: 'rotateWebhookSecret', summary: 'Replace the webhook signing secret', needs: 'keys:write', tag: 'Webhooks', ok: ['200', ref('WebhookSecret'), 'The new secret'] },
+  {
+    method: 'post', path: '/workflows', id: 'createWorkflow', summary: 'Create a workflow (a draft, version 1)', needs: 'workflow:write', tag: 'Workflows', body: 'CreateWorkflowRequest',
+    ok: ['201', ref('Workflow'), 'The workflow'], errors: { '403': 'WORKSPACE_DENIED', '409': 'ALREADY_EXISTS' },
+  },
+  { method: 'get', path: '/workflows', id: 'listWorkflows', summary: 'Workflows in the key’s workspaces', needs: 'workflow:read', tag: 'Workflows', query: PAGE, ok: ['200', ref('WorkflowList'), 'A page of workflows'] },
+  { method: 'get', path: '/workflows/{slug}', id: 'getWorkflow', summary: 'A workflow with its definition', needs: 'workflow:read', tag: 'Workflows', ok: ['200', ref('Workflow'), 'The workflow'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND' } },
+  {
+    method: 'put', path: '/workflows/{slug}', id: 'updateWorkflow', summary: 'Save a new version', needs: 'workflow:write', tag: 'Workflows', body: 'UpdateWorkflowRequest',
+    ok: ['200', ref('Workflow'), 'The workflow'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND' },
+  },
+  { method: 'post', path: '/workflows/{slug}/deploy', id: 'deployWorkflow', summary: 'Deploy the current version', needs: 'workflow:write', tag: 'Workflows', ok: ['200', ref('Workflow'), 'The deployed workflow'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND' } },
+  { method: 'delete', path: '/workflows/{slug}', id: 'deleteWorkflow', summary: 'Delete a workflow and its versions', needs: 'workflow:write', tag: 'Workflows', ok: ['204', null, 'Deleted'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND' } },
+  {
+    method: 'post', path: '/workflows/{slug}/run', id: 'runWorkflow', summary: 'Run the deployed version, synchronously or with ?async=true', needs: 'workflow:run or workflow:{slug}:run (webhook_url: webhook:receive)', tag: 'Workflows',
+    body: 'RunWorkflowRequest', query: [{ name: 'async', in: 'query', schema: { enum: ['true', 'false'] } }],
+    ok: ['200', ref('Execution'), 'Sync: the terminal execution'], errors: { '403': 'WORKSPACE_DENIED or CAPABILITY_DENIED', '404': 'NOT_FOUND', '409': 'WORKFLOW_NOT_DEPLOYED' },
+  },
+  { method: 'get', path: '/models', id: 'listModels', summary: 'The models', needs: 'any valid key', tag: 'Models', ok: ['200', ref('ModelList'), 'The models'] },
+  {
+    method: 'post', path: '/models/{model_id}/run', id: 'runModel', summary: 'Run one model', needs: 'model:run or model:{id}:run', tag: 'Models', body: 'RunModelRequest',
+    ok: ['200', ref('ModelOutput'), 'The output'], errors: { '404': 'NOT_FOUND', '422': 'MODEL_FAILED' },
+  },
+  {
+    method: 'get', path: '/executions', id: 'listExecutions', summary: 'Executions, newest first', needs: 'execution:read', tag: 'Executions',
+    query: [...PAGE, { name: 'workflow', in: 'query', schema: { type: 'string' } }, { name: 'status', in: 'query', schema: { enum: [...EXECUTION_STATUSES] } }],
+    ok: ['200', ref('ExecutionList'), 'A page of executions'],
+  },
+  { method: 'get', path: '/executions/{execution_id}', id: 'getExecution', summary: 'An execution', needs: 'execution:read', tag: 'Executions', ok: ['200', ref('Execution'), 'The execution'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND' } },
+  {
+    method: 'post', path: '/executions/{execution_id}/cancel', id: 'cancelExecution', summary: 'Cancel an execution in flight', needs: 'execution:cancel', tag: 'Executions',
+    ok: ['200', ref('Execution'), 'The cancelled execution'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND', '409': 'EXECUTION_FINISHED' },
+  },
+];
+
+/** Every path and method of the contract, for tests that compare them with the deployed routes. */
+export const OPENAPI_OPERATIONS: readonly { method: string; path: string }[] = OPERATIONS.map((o) => ({ method: o.method.toUpperCase(), path: o.path }));
+
+function operation(o: Operation): Schema {
+  const pathParams = [...o.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+  const [status, schema, description] = o.ok;
+  const responses: Record<string, unknown> = {
+    [status]: schema ? json(schema, description, o.noKey ? {} : RATE_HEADERS) : { description, headers: RATE_HEADERS },
+  };
+  if (o.path === '/workflows/{slug}/run') {
+    responses['202'] = json(ref('QueuedExecution'), 'Async: the queued execution', { ...RATE_HEADERS, Location: { schema: { type: 'string' } } });
+  }
+  if (!o.noKey) {
+    if (o.body || o.query) responses['400'] = error('VALIDATION_ERROR, with details');
+    responses['401'] = json(ref('Error'), 'UNAUTHORIZED: no key, or an invalid, revoked or expired one', {});
+    responses['403'] = error(o.errors?.['403'] ?? (o.needs === 'any valid key' ? 'Not produced by this route' : 'CAPABILITY_DENIED'));
+    for (const [s, d] of Object.entries(o.errors ?? {})) if (s !== '403') responses[s] = error(d);
+    if (o.body) responses['413'] = error('PAYLOAD_TOO_LARGE');
+    responses['429'] = json(ref('Error'), 'RATE_LIMIT_EXCEEDED', { ...RATE_HEADERS, 'Retry-After': { schema: { type: 'integer' } } });
+  }
+  responses['500'] = json(ref('Error'), 'INTERNAL_ERROR, with request_id', {});
+  return {
+    operationId: o.id,
+    summary: o.summary,
+    tags: [o.tag],
+    ...(o.noKey ? { security: [] } : {}),
+    ...(o.needs ? { 'x-knouds-capability': o.needs } : {}),
+    parameters: [...pathParams, ...(o.query ?? [])],
+    ...(o.body ? { requestBody: { required: o.body !== 'RotateKeyRequest' && o.body !== 'RunWorkflowRequest' && o.body !== 'RunModelRequest', content: { 'application/json': { schema: ref(o.body) } } } } : {}),
+    responses,
+  };
+}
+
+export function buildOpenApiDocument(): Schema {
+  const paths: Record<string, Schema> = {};
+  for (const o of OPERATIONS) paths[o.path] = { ...paths[o.path], [o.method]: operation(o) };
+  const requestSchemas = Object.fromEntries(Object.entries(REQUEST_SCHEMAS).map(([name, s]) => [name, toJsonSchema2020(s)]));
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Knouds API',
+      version: '1.0.0',
+      description:
+        'Call workflows and models with API keys. Every request but GET /health and GET /openapi.json carries its key in `x-api-key`. ' +
+        `Presets: ${PRESET_NAMES.join(', ')}; legacy scopes: ${SCOPE_NAMES.join(', ')}; expiry in days: ${EXPIRY_DAYS.join(', ')}; ` +
+        `rotation grace period up to ${MAX_GRACE_PERIOD_SECONDS} s.`,
+    },
+    servers: [
+      { url: 'http://localhost:3000/v1', description: 'npm start' },
+      {
+        url: 'https://{apiId}.execute-api.{region}.amazonaws.com/{stage}',
+        description: 'Deployed',
+        variables: { apiId: { default: 'abc123' }, region: { default: 'eu-west-1' }, stage: { default: 'v1' } },
+      },
+    ],
+    security: [{ apiKey: [] }],
+    tags: ['Service', 'Keys', 'Webhooks', 'Workflows', 'Models', 'Executions'].map((name) => ({ name })),
+    paths,
+    components: {
+      securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' } },
+      schemas: { ...RESPONSE_SCHEMAS, ...requestSchemas },
+    },
+  };
+}

@@ -1,0 +1,145 @@
+/**
+ * The OpenAPI 3.1 document served at GET /v1/openapi.json: it answers without a key, validates as OpenAPI
+ * 3.1, describes exactly the routes the template deploys, publishes the request schemas the handlers
+ * validate with, and real responses from an end-to-end run (every operation, successes and errors)
+ * conform to it.
+ */
+import { Validator } from '@seriousme/openapi-schema-validator';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { REQUEST_SCHEMAS } from '../../lambdas/shared/schemas.js';
+import { OPENAPI_OPERATIONS, toJsonSchema2020 } from '../../lambdas/shared/openapi.js';
+import { call, type Reply } from '../support/http.js';
+import { startTestStack, type TestStack } from '../support/stack.js';
+
+
+let t: TestStack;
+let doc: Record<string, unknown>;
+
+beforeAll(async () => {
+  t = await startTestStack('e2e-openapi');
+  const reply = await call(`${t.stack.apiUrl}/openapi.json`);
+  if (reply.status !== 200) throw new Error(`GET /openapi.json: ${reply.status} ${reply.text}`);
+  doc = reply.body;
+});
+afterAll(() => t?.close());
+
+it('is served without a key, as JSON, cacheable', async () => {
+  const reply = await call(`${t.stack.apiUrl}/openapi.json`);
+  expect(reply.status).toBe(200);
+  expect(reply.headers.get('content-type')).toBe('application/json');
+  expect(reply.headers.get('cache-control')).toMatch(/max-age/);
+  expect(doc['openapi']).toBe('3.1.0');
+});
+
+it('validates as an OpenAPI 3.1 document', async () => {
+  const result = await new Validator().validate(doc as never);
+  expect(result).toEqual({ valid: true });
+});
+
+it('describes exactly the routes the template deploys', () => {
+  const deployed = t.stack.model.methods.map((m) => `${m.httpMethod} ${m.resourcePath}`).sort();
+  const described = Object.entries(doc['paths'] as Record<string, Record<string, unknown>>)
+    .flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`))
+    .sort();
+  expect(described).toEqual(deployed);
+  expect(OPENAPI_OPERATIONS.map((o) => `${o.method} ${o.path}`).sort()).toEqual(deployed);
+});
+
+it('publishes the request schemas the handlers validate with', () => {
+  const schemas = (doc['components'] as { schemas: Record<string, unknown> }).schemas;
+  for (const [name, schema] of Object.entries(REQUEST_SCHEMAS)) {
+    expect(schemas[name]).toEqual(JSON.parse(JSON.stringify(toJsonSchema2020(schema))));
+  }
+  expect(JSON.stringify(schemas)).not.toContain('nullable');
+});
+
+describe('real responses conform', () => {
+  const seen: { method: string; path: string; reply: Reply }[] = [];
+  const templates = OPENAPI_OPERATIONS.map((o) => ({
+    ...o,
+    pattern: new RegExp(`^${o.path.replace(/\{\w+\}/g, '[^/]+').replace('.', '\\.')}$`),
+  }));
+
+  async function api(key: string | undefined, method: string, path: string, body?: unknown) {
+    const reply = await t.api(key, method, path, body);
+    seen.push({ method, path: path.replace(/\?.*$/, ''), reply });
+    return reply;
+  }
+
+  it('over a run that reaches every operation, successes and errors', async () => {
+    const { key: admin } = await t.account('business');
+    const reader = (await t.account('business', { name: 'reader', preset: 'read-only' })).key;
+    await api(undefined, 'GET', '/health');
+    await api(undefined, 'GET', '/keys/verify');
+    await api(admin, 'GET', '/keys/verify');
+    const created = await api(admin, 'POST', '/keys', { name: 'c', preset: 'workflow-deploy', expires_in_days: 30 });
+    const id = String(created.body['key_id']);
+    await api(admin, 'POST', '/keys', { name: '' });
+    await api(reader, 'POST', '/keys', { name: 'x', preset: 'read-only' });
+    await api(admin, 'GET', '/keys?limit=1');
+    await api(admin, 'GET', `/keys/${id}`);
+    await api(admin, 'GET', '/keys/key_missing');
+    await api(admin, 'PATCH', `/keys/${id}`, { name: 'renamed', workspaces: ['ws'] });
+    await api(admin, 'GET', `/keys/${id}/usage`);
+    const rotated = await api(admin, 'POST', `/keys/${id}/rotate`, { grace_period_seconds: 60 });
+    await api(admin, 'POST', `/keys/${id}/rotate`, {});
+    await api(admin, 'DELETE', `/keys/${String(rotated.body['key_id'])}`);
+    await api(admin, 'GET', '/webhooks/secret');
+    await api(admin, 'POST', '/webhooks/secret/rotate');
+    const definition = { input_schema: { type: 'object' }, steps: [{ id: 'u', model: 'uppercase', input: { text: '$.input.text' } }], output: '$.steps.u.output' };
+    await api(admin, 'POST', '/workflows', { slug: 'shout', name: 'Shout', definition, description: 'd' });
+    await api(admin, 'POST', '/workflows', { slug: 'shout', name: 'Shout', definition });
+    await api(admin, 'POST', '/workflows/shout/run', { input: { text: 'a' } });
+    await api(admin, 'GET', '/workflows');
+    await api(admin, 'GET', '/workflows/shout');
+    await api(admin, 'PUT', '/workflows/shout', { name: 'Shout 2', definition });
+    await api(admin, 'POST', '/workflows/shout/deploy');
+    await api(admin, 'POST', '/workflows/shout/run', { input: { text: 'a' } });
+    await api(admin, 'POST', '/workflows/shout/run', { input: 'not an object' });
+    const queued = await api(admin, 'POST', '/workflows/shout/run?async=true', { input: { text: 'b' } });
+    await api(admin, 'GET', '/models');
+    await api(admin, 'POST', '/models/uppercase/run', { input: { text: 'x' } });
+    await api(admin, 'POST', '/models/fail/run', { input: { message: 'no' } });
+    await api(admin, 'GET', '/executions?limit=5');
+    await api(admin, 'GET', '/executions?status=bogus');
+    await api(admin, 'GET', `/executions/${String(queued.body['execution_id'])}`);
+    const sleepy = { input_schema: {}, steps: [{ id: 's', model: 'sleep', input: { ms: 3000 } }], output: '$.steps.s.output' };
+    await api(admin, 'POST', '/workflows', { slug: 'sleepy', name: 'S', definition: sleepy });
+    await api(admin, 'POST', '/workflows/sleepy/deploy');
+    const slow = await api(admin, 'POST', '/workflows/sleepy/run?async=true', { input: {} });
+    await api(admin, 'POST', `/executions/${String(slow.body['execution_id'])}/cancel`);
+    await api(admin, 'POST', `/executions/${String(slow.body['execution_id'])}/cancel`);
+    await api(admin, 'DELETE', '/workflows/sleepy');
+    await api(admin, 'GET', '/workflows/sleepy');
+
+    const ajv = new Ajv2020({ strict: false, allErrors: true });
+    ajv.addSchema({ ...doc, $id: 'openapi.json' });
+    const problems: string[] = [];
+    const covered = new Set<string>();
+    for (const { method, path, reply } of seen) {
+      const op = templates.find((o) => o.method === method && o.pattern.test(path));
+      if (!op) {
+        problems.push(`${method} ${path}: not in the document`);
+        continue;
+      }
+      const pointer = `/paths/${op.path.replace(/~/g, '~0').replace(/\//g, '~1')}/${method.toLowerCase()}/responses/${reply.status}`;
+      const response = (doc['paths'] as Record<string, Record<string, { responses: Record<string, { content?: Record<string, unknown> }> }>>)[op.path]![method.toLowerCase()]!.responses[String(reply.status)];
+      if (!response) {
+        problems.push(`${method} ${path}: status ${reply.status} is not documented`);
+        continue;
+      }
+      if (reply.status < 300) covered.add(`${method} ${op.path}`);
+      if (!response.content) {
+        if (reply.text !== '') problems.push(`${method} ${path} ${reply.status}: documented without a body, got ${reply.text}`);
+        continue;
+      }
+      const validate = ajv.getSchema(`openapi.json#${pointer}/content/application~1json/schema`)!;
+      if (!validate(reply.body)) problems.push(`${method} ${path} ${reply.status}: ${ajv.errorsText(validate.errors)} in ${reply.text.slice(0, 300)}`);
+    }
+    expect(problems).toEqual([]);
+    // Every operation but the document itself (fetched above, outside this list) answered with a success.
+    expect([...covered].sort()).toEqual(OPENAPI_OPERATIONS.filter((o) => o.path !== '/openapi.json').map((o) => `${o.method} ${o.path}`).sort());
+    // And the errors were exercised too.
+    expect(new Set(seen.map((s) => s.reply.status))).toEqual(new Set([200, 201, 202, 204, 400, 401, 403, 404, 409, 422]));
+  });
+});
