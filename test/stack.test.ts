@@ -390,6 +390,67 @@ describe('asynchronous runs', () => {
   });
 });
 
+describe('operability', () => {
+  it('every function logs through Powertools at the level and sampling the props say, into the stack’s metrics namespace', () => {
+    const envOf = (tpl: Template) =>
+      Object.values(tpl.toJSON()['Resources'] as Record<string, Resource>)
+        .filter((r) => r.Type === 'AWS::Lambda::Function')
+        .map((r) => (r.Properties['Environment'] as { Variables: Record<string, string> }).Variables);
+    for (const env of envOf(template)) {
+      expect(env).toMatchObject({
+        POWERTOOLS_SERVICE_NAME: 'knouds-api',
+        POWERTOOLS_LOG_LEVEL: 'INFO',
+        POWERTOOLS_LOGGER_SAMPLE_RATE: '0',
+        POWERTOOLS_METRICS_NAMESPACE: 'Knouds/TestStack',
+      });
+    }
+    for (const env of envOf(synth({ logLevel: 'DEBUG', logSampleRate: 0.05 }))) {
+      expect(env).toMatchObject({ POWERTOOLS_LOG_LEVEL: 'DEBUG', POWERTOOLS_LOGGER_SAMPLE_RATE: '0.05' });
+    }
+    expect(() => synth({ logSampleRate: 2 })).toThrow(/logSampleRate/);
+  });
+
+  it('alarms on authorizer errors, the 5xx rate, Lambda throttles, dead letters and the webhook failure rate', () => {
+    const alarms = ofType('AWS::CloudWatch::Alarm').map(([id, a]) => ({ id, p: a.Properties }));
+    expect(alarms.map((a) => a.id.replace(/^Monitoring|[0-9A-F]{8}$/g, '')).sort()).toEqual(
+      ['AuthorizerErrors', 'DeadLetters', 'LambdaThrottles', 'ServerErrorRate', 'WebhookFailureRate'].sort(),
+    );
+    const byId = (name: string) => alarms.find((a) => a.id.includes(name))!.p;
+    expect(byId('AuthorizerErrors')).toMatchObject({ MetricName: 'Errors', Namespace: 'AWS/Lambda', Threshold: 5, TreatMissingData: 'notBreaching' });
+    expect(JSON.stringify(byId('AuthorizerErrors')['Dimensions'])).toContain(logicalId('AWS::Lambda::Function', 'AuthorizerFunction'));
+    expect(byId('ServerErrorRate')).toMatchObject({ MetricName: '5XXError', Namespace: 'AWS/ApiGateway', Statistic: 'Average', Threshold: 0.01, EvaluationPeriods: 2 });
+    expect(byId('DeadLetters')).toMatchObject({ MetricName: 'ApproximateNumberOfMessagesVisible', Namespace: 'AWS/SQS', Threshold: 1 });
+    const throttles = JSON.stringify(byId('LambdaThrottles')['Metrics']);
+    for (const fn of ['AuthorizerFunction', 'KeysFunction', 'WorkflowsFunction', 'ExecutionsFunction', 'WorkerFunction']) expect(throttles).toContain(logicalId('AWS::Lambda::Function', fn));
+    const webhooks = JSON.stringify(byId('WebhookFailureRate')['Metrics']);
+    expect(webhooks).toContain('"MetricName":"WebhookFailures"');
+    expect(webhooks).toContain('"Namespace":"Knouds/TestStack"');
+    expect(webhooks).toContain('{"Name":"service","Value":"knouds-api"}');
+  });
+
+  it('has a dashboard over the gateway, the authorizer, executions, webhooks and the dead letters', () => {
+    const dashboards = ofType('AWS::CloudWatch::Dashboard');
+    expect(dashboards).toHaveLength(1);
+    const body = JSON.stringify(dashboards[0]![1].Properties['DashboardBody']);
+    for (const title of ['Requests, 4xx and 5xx', 'Authorizer decisions by reason', 'Executions by terminal status', 'Webhooks', 'Throttles and dead letters', 'Alarms']) {
+      expect(body).toContain(title);
+    }
+  });
+
+  it('the monitoring prop turns alarms and the dashboard off, and gives alarms their actions', () => {
+    const off = synth({ monitoring: { alarms: false, dashboard: false } });
+    expect(Object.keys(off.findResources('AWS::CloudWatch::Alarm'))).toEqual([]);
+    expect(Object.keys(off.findResources('AWS::CloudWatch::Dashboard'))).toEqual([]);
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new KnoudsApiStack(app, 'WithActions', {
+      monitoring: { alarmActions: [{ bind: () => ({ alarmActionArn: 'arn:aws:sns:eu-west-1:111111111111:oncall' }) }] },
+    });
+    for (const alarm of Object.values(Template.fromStack(stack).findResources('AWS::CloudWatch::Alarm'))) {
+      expect(alarm['Properties']).toMatchObject({ AlarmActions: ['arn:aws:sns:eu-west-1:111111111111:oncall'], OKActions: ['arn:aws:sns:eu-west-1:111111111111:oncall'] });
+    }
+  });
+});
+
 describe('snapshot', () => {
   it('matches, with asset hashes normalized', () => {
     const normalized = JSON.stringify(template.toJSON(), null, 2).replace(/[0-9a-f]{64}(\.zip)?/g, '<asset>');

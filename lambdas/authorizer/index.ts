@@ -10,7 +10,7 @@ import { encodeCaller } from '../shared/caller.js';
 import { covers } from '../shared/capabilities.js';
 import { createDocumentClient, TABLE_ENV } from '../shared/ddb.js';
 import { requireEnv } from '../shared/env.js';
-import { log } from '../shared/log.js';
+import { countMetric, log, METRIC } from '../shared/log.js';
 import { KeysRepository, type KeyRecord } from '../shared/repositories/keys.js';
 import { rateLimitFor, settingsFromEnv, TIER_NAMES, type Settings, type TierName } from '../shared/settings.js';
 
@@ -22,6 +22,7 @@ type Refusal = 'missing' | 'malformed' | 'unknown' | 'revoked' | 'expired' | 'en
 
 function refuse(reason: Refusal, keyId?: string): never {
   log('info', 'authorizer decision', { decision: 'deny', reason, ...(keyId ? { key_id: keyId } : {}) });
+  countMetric(METRIC.authorizerDecisions, ['reason', reason]);
   // The exact message API Gateway maps to 401 UNAUTHORIZED.
   throw new Error('Unauthorized');
 }
@@ -69,11 +70,20 @@ export async function handler(event: APIGatewayRequestAuthorizerEvent): Promise<
   const parsed = parseApiKey(apiKey, settings.keyPrefix);
   if (!parsed) refuse('malformed');
 
-  const record = await keys.getByHash(hashApiKey(apiKey));
+  let record: KeyRecord | undefined;
+  try {
+    record = await keys.getByHash(hashApiKey(apiKey));
+  } catch (error) {
+    // Refused: the error reaches API Gateway (500). Counted and logged without the key or its hash.
+    countMetric(METRIC.authorizerDecisions, ['reason', 'error']);
+    log('error', 'authorizer decision', { decision: 'error', error: (error as Error).name });
+    throw error;
+  }
   const verdict = evaluate(record, parsed.environment, Date.now(), ceilings);
   if (!record || !verdict.capabilities) refuse(verdict.refusal ?? 'unknown', record?.key_id);
 
   log('info', 'authorizer decision', { decision: 'allow', key_id: record.key_id, account_id: record.account_id });
+  countMetric(METRIC.authorizerDecisions, ['reason', 'allowed']);
   return {
     principalId: record.key_id,
     policyDocument: {

@@ -16,7 +16,7 @@ import {
   ValidationError,
 } from './errors.js';
 import type { Grant } from './services/keys.js';
-import { log } from './log.js';
+import { countMetric, log, METRIC } from './log.js';
 import type { Hit, UsageRepository } from './repositories/usage.js';
 
 export type ProxyEvent = APIGatewayProxyEvent;
@@ -90,7 +90,7 @@ function parseBody(event: ProxyEvent): unknown {
 }
 
 /** The Lambda context, carrying what the middleware established for this invocation. */
-type HandlerContext = Context & { caller?: Caller; hit?: Hit };
+type HandlerContext = Context & { caller?: Caller; hit?: Hit; startedAt?: number };
 
 function rateLimitHeaders(hit: Hit): Record<string, string> {
   return {
@@ -101,6 +101,24 @@ function rateLimitHeaders(hit: Hit): Record<string, string> {
 }
 
 const routeName = (event: ProxyEvent) => `${event.httpMethod} ${event.resource}`;
+
+/**
+ * The one log line per request (its id, route, status, latency, key id and account; never the key or
+ * its hash), and the request metrics: every request, 429s, 5xx.
+ */
+function logRequest(event: ProxyEvent, context: HandlerContext, status: number): void {
+  log('info', 'request', {
+    request_id: event.requestContext?.requestId ?? 'unknown',
+    route: routeName(event),
+    status,
+    latency_ms: context.startedAt === undefined ? null : Math.round((performance.now() - context.startedAt) * 10) / 10,
+    key_id: context.caller?.keyId ?? null,
+    account_id: context.caller?.accountId ?? null,
+  });
+  countMetric(METRIC.requests);
+  if (status === 429) countMetric(METRIC.rateLimited);
+  if (status >= 500) countMetric(METRIC.serverErrors);
+}
 
 /**
  * Wraps the routes of one Lambda. `routes` is keyed by `<METHOD> <resource>` as API Gateway names them
@@ -116,6 +134,7 @@ export function authenticatedHandler(
   return middy<ProxyEvent, ProxyResult, Error, HandlerContext>()
     .use({
       before: async (request) => {
+        request.context.startedAt = performance.now();
         const caller = decodeCaller(request.event.requestContext?.authorizer);
         const hit = await usage.hit(caller.keyId, caller.accountId, caller.rateLimit, now());
         request.context.caller = caller;
@@ -127,6 +146,7 @@ export function authenticatedHandler(
         if (hit && request.response) {
           request.response.headers = { ...request.response.headers, ...rateLimitHeaders(hit) };
         }
+        logRequest(request.event, request.context, request.response?.statusCode ?? 200);
       },
       onError: (request) => {
         const event = request.event;
@@ -139,6 +159,7 @@ export function authenticatedHandler(
         }
         response.headers = { ...response.headers, ...headers };
         request.response = response;
+        logRequest(event, request.context, response.statusCode);
       },
     })
     .handler(async (event, context) => {

@@ -1,19 +1,43 @@
 /**
- * One JSON line per log event. Callers pass structured fields; nothing here ever receives a key,
- * a key hash or a full header set. `LOG_LEVEL` (debug, info, warn, error; default info) filters.
+ * Structured logs and metrics, on Powertools for AWS Lambda: one JSON line per log event (Logger) and
+ * CloudWatch metrics as embedded-metric-format lines (Metrics). Callers pass structured fields; nothing
+ * here ever receives a key, a key hash, a secret or a full header set.
+ *
+ * Environment (set by the stack's props): `POWERTOOLS_LOG_LEVEL` (DEBUG, INFO, WARN, ERROR; `LOG_LEVEL`
+ * also works), `POWERTOOLS_LOGGER_SAMPLE_RATE` (the share of invocations logged at DEBUG),
+ * `POWERTOOLS_SERVICE_NAME`, `POWERTOOLS_METRICS_NAMESPACE`.
  */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { METRIC, METRICS_NAMESPACE_ENV } from './metric-names.js';
+
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 
-const RANK: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+const SERVICE = process.env['POWERTOOLS_SERVICE_NAME'] ?? 'knouds-api';
+const level = (process.env['POWERTOOLS_LOG_LEVEL'] ?? process.env['LOG_LEVEL'] ?? 'INFO').toUpperCase();
 
-function threshold(): number {
-  const configured = (process.env['LOG_LEVEL'] ?? 'info').toLowerCase();
-  return RANK[configured as Level] ?? RANK.info;
+export const logger = new Logger({
+  serviceName: SERVICE,
+  logLevel: (['DEBUG', 'INFO', 'WARN', 'ERROR'].includes(level) ? level : 'INFO') as 'INFO',
+});
+
+export function log(lvl: Level, message: string, fields: Record<string, unknown> = {}): void {
+  logger[lvl](message, fields);
 }
 
-export function log(level: Level, message: string, fields: Record<string, unknown> = {}): void {
-  if (RANK[level] < threshold()) return;
-  const line = JSON.stringify({ level, message, time: new Date().toISOString(), ...fields });
-  if (level === 'error' || level === 'warn') console.error(line);
-  else console.log(line);
+export { METRIC, METRICS_NAMESPACE_ENV };
+
+const IN_FUNCTION = process.env['AWS_LAMBDA_FUNCTION_NAME'] !== undefined;
+const metrics = new Metrics({ namespace: process.env[METRICS_NAMESPACE_ENV] ?? 'Knouds', serviceName: SERVICE });
+
+/**
+ * Counts one event now (one EMF line), with an optional extra dimension (`reason`, `status`, …) beside
+ * the service dimension every metric carries.
+ */
+export function countMetric(name: (typeof METRIC)[keyof typeof METRIC], dimension?: [string, string]): void {
+  // Only inside a function (Lambda, or the local runner's): not in the admin CLI or the tests' own process.
+  if (!IN_FUNCTION) return;
+  const single = metrics.singleMetric();
+  if (dimension) single.addDimension(dimension[0], dimension[1]);
+  single.addMetric(name, MetricUnit.Count, 1);
 }

@@ -2,6 +2,7 @@ import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } fr
 import { randomBase62 } from '../api-key.js';
 import { decodePageToken, encodePageToken, isConditionalCheckFailed, queryPage } from '../ddb.js';
 import { ValidationError } from '../errors.js';
+import { countMetric, METRIC } from '../log.js';
 
 /**
  * Executions table (`account_id`, `execution_id`), GSI `by-workflow` (`account_workflow`,
@@ -156,7 +157,10 @@ export class ExecutionsRepository {
           ReturnValues: 'ALL_NEW',
         }),
       );
-      return out.Attributes ? strip(out.Attributes) : undefined;
+      const record = out.Attributes ? strip(out.Attributes) : undefined;
+      // Counted where the terminal transition happens, so each execution is counted once.
+      if (record && TERMINAL.includes(record.status)) countMetric(METRIC.executionsFinished, ['status', record.status]);
+      return record;
     } catch (error) {
       if (isConditionalCheckFailed(error)) return undefined;
       throw error;

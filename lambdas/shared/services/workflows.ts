@@ -2,6 +2,7 @@
  * Workflow, model and run use cases (API.md §4 "Workflows", "Models"). Plain functions over the
  * repositories and the model registry; they know nothing of API Gateway.
  */
+import { countMetric, log, METRIC } from '../log.js';
 import { workspaceAllowed } from '../capabilities.js';
 import { ConflictError, ModelFailedError, NotFoundError, ValidationError, WorkspaceDeniedError, type ApiError } from '../errors.js';
 import { DeadlineExceeded, ModelFailure, StepCancelled, type ModelRegistry, type StepContext } from '../models/registry.js';
@@ -327,10 +328,17 @@ export async function workExecution(
   if (record?.webhook_url && TERMINAL.includes(record.status)) {
     const secret = await deps.accounts.webhookSecret(accountId, newWebhookSecret);
     const type = `execution.${record.status.toLowerCase()}`;
-    await deliverWebhook(record.webhook_url, secret, `msg_${record.execution_id}_${record.status.toLowerCase()}`, {
+    const result = await deliverWebhook(record.webhook_url, secret, `msg_${record.execution_id}_${record.status.toLowerCase()}`, {
       type,
       data: toExecutionObject(record),
     }, delivery);
+    countMetric(result.delivered ? METRIC.webhookDeliveries : METRIC.webhookFailures);
+    log(result.delivered ? 'info' : 'warn', result.delivered ? 'webhook delivered' : 'webhook failed', {
+      account_id: accountId,
+      execution_id: record.execution_id,
+      attempts: result.attempts,
+      last_status: result.lastStatus,
+    });
   }
   return record;
 }

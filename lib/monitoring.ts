@@ -1,0 +1,149 @@
+/**
+ * Alarms and a dashboard for the on-call engineer: what the gateway and the functions report to
+ * CloudWatch on their own, and the metrics the functions publish in embedded metric format
+ * (lambdas/shared/log.ts: authorizer decisions by reason, 429s, 5xx, executions by terminal status,
+ * webhook deliveries and failures).
+ */
+import { Duration } from 'aws-cdk-lib';
+import type { RestApi } from 'aws-cdk-lib/aws-apigateway';
+import {
+  Alarm,
+  AlarmStatusWidget,
+  ComparisonOperator,
+  Dashboard,
+  GraphWidget,
+  MathExpression,
+  Metric,
+  TreatMissingData,
+  type IAlarmAction,
+  type IMetric,
+} from 'aws-cdk-lib/aws-cloudwatch';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import type { Queue } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { METRIC } from '../lambdas/shared/metric-names.js';
+
+export interface MonitoringOptions {
+  /** Create the alarms. @default true */
+  readonly alarms?: boolean;
+  /** Create the CloudWatch dashboard. @default true */
+  readonly dashboard?: boolean;
+  /** What an alarm does when it fires and when it clears (an SNS topic, say). @default none: state only */
+  readonly alarmActions?: IAlarmAction[];
+  /** 5xx share of requests above which the 5xx alarm fires. @default 0.01 (1 %) */
+  readonly serverErrorRate?: number;
+  /** Webhook failure share above which the webhook alarm fires. @default 0.1 (10 %) */
+  readonly webhookFailureRate?: number;
+}
+
+export interface MonitoringProps extends MonitoringOptions {
+  readonly api: RestApi;
+  readonly authorizer: IFunction;
+  readonly functions: Record<string, IFunction>;
+  readonly deadLetters: Queue;
+  /** The functions' EMF namespace and service dimension. */
+  readonly namespace: string;
+  readonly service: string;
+}
+
+export class Monitoring extends Construct {
+  readonly alarms: Alarm[] = [];
+  readonly dashboard?: Dashboard;
+
+  constructor(scope: Construct, id: string, props: MonitoringProps) {
+    super(scope, id);
+    const five = Duration.minutes(5);
+    const emf = (name: string, statistic = 'Sum') =>
+      new Metric({ namespace: props.namespace, metricName: name, dimensionsMap: { service: props.service }, statistic, period: five });
+    const byDimension = (name: string, dimension: string, label: string) =>
+      new MathExpression({
+        expression: `SEARCH('{${props.namespace},${dimension},service} MetricName="${name}"', 'Sum', 300)`,
+        label,
+        period: five,
+      });
+
+    const serverErrorRate = props.api.metricServerError({ statistic: 'Average', period: five });
+    const throttles = new MathExpression({
+      expression: Object.keys(props.functions)
+        .map((_, i) => `t${i}`)
+        .join(' + '),
+      usingMetrics: Object.fromEntries(Object.values(props.functions).map((fn, i) => [`t${i}`, fn.metricThrottles({ period: five })])),
+      label: 'Lambda throttles, all functions',
+      period: five,
+    });
+    const dlqDepth = props.deadLetters.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period: five });
+    const webhookFailureRate = new MathExpression({
+      expression: 'IF(d + f > 0, f / (d + f), 0)',
+      usingMetrics: { d: emf(METRIC.webhookDeliveries), f: emf(METRIC.webhookFailures) },
+      label: 'webhook failure share',
+      period: Duration.minutes(15),
+    });
+
+    if (props.alarms ?? true) {
+      const alarm = (name: string, metric: IMetric, threshold: number, description: string, evaluationPeriods = 1) => {
+        const a = new Alarm(this, name, {
+          metric,
+          threshold,
+          evaluationPeriods,
+          comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+          treatMissingData: TreatMissingData.NOT_BREACHING,
+          alarmDescription: description,
+        });
+        for (const action of props.alarmActions ?? []) {
+          a.addAlarmAction(action);
+          a.addOkAction(action);
+        }
+        this.alarms.push(a);
+        return a;
+      };
+      alarm(
+        'AuthorizerErrors',
+        props.authorizer.metricErrors({ period: five }),
+        5,
+        'The authorizer failed 5 or more times in 5 minutes (DynamoDB failing or throttling?): those requests got 500.',
+      );
+      alarm('ServerErrorRate', serverErrorRate, props.serverErrorRate ?? 0.01, 'At least 1 % of requests answered 5xx in two 5-minute periods in a row.', 2);
+      alarm('LambdaThrottles', throttles, 1, 'A function was throttled by Lambda (account or reserved concurrency): requests failed with 5xx.');
+      alarm('DeadLetters', dlqDepth, 1, 'An asynchronous run failed three times and its event is in the worker dead-letter queue.');
+      alarm(
+        'WebhookFailureRate',
+        webhookFailureRate,
+        props.webhookFailureRate ?? 0.1,
+        'At least 10 % of webhook deliveries failed after their retries in 15 minutes.',
+      );
+    }
+
+    if (props.dashboard ?? true) {
+      const fnMetrics = (f: (fn: IFunction) => IMetric) => Object.values(props.functions).map(f);
+      this.dashboard = new Dashboard(this, 'Dashboard', {
+        defaultInterval: Duration.hours(3),
+        widgets: [
+          [
+            new GraphWidget({
+              title: 'Requests, 4xx and 5xx',
+              left: [props.api.metricCount({ period: five }), props.api.metricClientError({ period: five }), props.api.metricServerError({ period: five })],
+              width: 8,
+            }),
+            new GraphWidget({
+              title: 'Latency (gateway)',
+              left: [props.api.metricLatency({ statistic: 'p50', period: five }), props.api.metricLatency({ statistic: 'p99', period: five })],
+              width: 8,
+            }),
+            new GraphWidget({ title: 'Authorizer decisions by reason', left: [byDimension(METRIC.authorizerDecisions, 'reason', 'decisions')], width: 8 }),
+          ],
+          [
+            new GraphWidget({ title: 'Rate limited (429) and server errors (5xx)', left: [emf(METRIC.rateLimited), emf(METRIC.serverErrors)], width: 8 }),
+            new GraphWidget({ title: 'Executions by terminal status', left: [byDimension(METRIC.executionsFinished, 'status', 'executions')], width: 8 }),
+            new GraphWidget({ title: 'Webhooks', left: [emf(METRIC.webhookDeliveries), emf(METRIC.webhookFailures)], right: [webhookFailureRate], width: 8 }),
+          ],
+          [
+            new GraphWidget({ title: 'Function errors', left: fnMetrics((fn) => fn.metricErrors({ period: five })), width: 8 }),
+            new GraphWidget({ title: 'Function duration p99', left: fnMetrics((fn) => fn.metricDuration({ statistic: 'p99', period: five })), width: 8 }),
+            new GraphWidget({ title: 'Throttles and dead letters', left: [throttles], right: [dlqDepth], width: 8 }),
+          ],
+          ...(this.alarms.length > 0 ? [[new AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 24 })]] : []),
+        ],
+      });
+    }
+  }
+}
