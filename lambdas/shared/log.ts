@@ -4,7 +4,7 @@
  * here ever receives a key, a key hash, a secret or a full header set.
  *
  * Environment (set by the stack's props): `POWERTOOLS_LOG_LEVEL` (DEBUG, INFO, WARN, ERROR; `LOG_LEVEL`
- * also works), `POWERTOOLS_LOGGER_SAMPLE_RATE` (the share of invocations logged at DEBUG),
+ * overrides it), `POWERTOOLS_LOGGER_SAMPLE_RATE` (the share of invocations logged at DEBUG),
  * `POWERTOOLS_SERVICE_NAME`, `POWERTOOLS_METRICS_NAMESPACE`.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
@@ -14,7 +14,8 @@ import { METRIC, METRICS_NAMESPACE_ENV } from './metric-names.js';
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 
 const SERVICE = process.env['POWERTOOLS_SERVICE_NAME'] ?? 'knouds-api';
-const level = (process.env['POWERTOOLS_LOG_LEVEL'] ?? process.env['LOG_LEVEL'] ?? 'INFO').toUpperCase();
+// `LOG_LEVEL` first: the local runner's `functionEnv` overrides the template's level with it.
+const level = (process.env['LOG_LEVEL'] ?? process.env['POWERTOOLS_LOG_LEVEL'] ?? 'INFO').toUpperCase();
 
 export const logger = new Logger({
   serviceName: SERVICE,
