@@ -39,6 +39,8 @@ interface Command {
   readonly usage: string;
   readonly options: NonNullable<ParseArgsConfig['options']>;
   readonly positionals?: number;
+  /** Flag checks that need no stack: run before connecting, so a bad flag is named even with no stack up. */
+  check?(values: Values, positionals: string[]): void;
   run(target: Target, values: Values, positionals: string[]): Promise<{ json: unknown; text: string }>;
 }
 
@@ -73,6 +75,10 @@ const COMMANDS: Record<string, Command> = {
   'account create': {
     usage: 'account create --id <id> --tier <free|pro|business|enterprise>',
     options: { id: { type: 'string' }, tier: { type: 'string' } },
+    check(values) {
+      accountId(values, 'id');
+      tier(values);
+    },
     async run(target, values) {
       const account = await target.deps.accounts.create(accountId(values, 'id'), tier(values), new Date());
       return {
@@ -84,6 +90,10 @@ const COMMANDS: Record<string, Command> = {
   'account set-tier': {
     usage: 'account set-tier --id <id> --tier <free|pro|business|enterprise>',
     options: { id: { type: 'string' }, tier: { type: 'string' } },
+    check(values) {
+      accountId(values, 'id');
+      tier(values);
+    },
     async run(target, values) {
       const id = accountId(values, 'id');
       const t = tier(values);
@@ -104,6 +114,12 @@ const COMMANDS: Record<string, Command> = {
       workspace: { type: 'string', multiple: true },
       'expires-in-days': { type: 'string' },
       test: { type: 'boolean' },
+    },
+    check(values) {
+      accountId(values, 'account');
+      str(values, 'name');
+      const days = values['expires-in-days'];
+      if (typeof days === 'string' && !/^\d+$/.test(days)) throw new UsageError(`--expires-in-days '${days}' is not a number of days`);
     },
     async run(target, values) {
       const account = accountId(values, 'account');
@@ -145,6 +161,9 @@ const COMMANDS: Record<string, Command> = {
     usage: 'key revoke <key_id>',
     options: {},
     positionals: 1,
+    check(_values, positionals) {
+      if (!positionals[0]) throw new UsageError('give the key id: key revoke <key_id>');
+    },
     async run(target, _values, positionals) {
       const keyId = positionals[0];
       if (!keyId) throw new UsageError('give the key id: key revoke <key_id>');
@@ -157,6 +176,9 @@ const COMMANDS: Record<string, Command> = {
   'key list': {
     usage: 'key list --account <id>',
     options: { account: { type: 'string' } },
+    check(values) {
+      accountId(values, 'account');
+    },
     async run(target, values) {
       const id = accountId(values, 'account');
       if (!(await target.deps.accounts.get(id))) throw new NotFoundError(`Account '${id}' does not exist`);
@@ -218,7 +240,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   const values = parsed.values as Values;
   if (values['help']) {
-    out(`Usage: npm run --silent admin -- ${command.usage} [--json] [--stack-name <name> --region <region>]`);
+    out(
+      `Usage: npm run --silent admin -- ${command.usage} [--json] [--stack-name <name> --region <region>]\n\n` +
+        `--json prints one JSON object (errors too: {error, code}). Exit codes: 0 done, 1 refused, 2 bad usage, 3 no stack to talk to.`,
+    );
     return EXIT.ok;
   }
   const positionals = parsed.positionals.slice(2);
@@ -228,6 +253,7 @@ export async function main(argv: string[]): Promise<number> {
 
   let target: Target | undefined;
   try {
+    command.check?.(values, positionals);
     const stackName = values['stack-name'];
     if (typeof stackName === 'string') {
       const region = (values['region'] as string | undefined) ?? process.env['AWS_REGION'] ?? process.env['AWS_DEFAULT_REGION'];

@@ -125,4 +125,26 @@ describe('admin CLI against the local stack', () => {
     expect(result.code).toBe(3);
     expect(result.stderr).toMatch(/npm start/);
   });
+
+  it('names a bad flag before looking for a stack (exit 2, even with none running)', async () => {
+    const none = { KNOUDS_STATE_FILE: path.join(dir, 'missing.json') };
+    const badTier = await runTs('admin-cli/main.ts', ['account', 'create', '--id', 'acct_x', '--tier', 'gold', '--json'], none);
+    expect(badTier.code).toBe(2);
+    expect(JSON.parse(badTier.stdout)).toEqual({ error: expect.stringMatching(/^--tier 'gold' is not a tier/), code: 'USAGE' });
+    const badId = await runTs('admin-cli/main.ts', ['key', 'list', '--account', 'not an id'], none);
+    expect(badId.code).toBe(2);
+    expect(badId.stderr).toMatch(/--account 'not an id'/);
+  });
+
+  it('has help for every command, with the exit codes', async () => {
+    const top = await admin('--help');
+    expect(top.code).toBe(0);
+    for (const command of ['account create', 'account set-tier', 'key create', 'key revoke', 'key list']) {
+      expect(top.stdout).toContain(command);
+      const help = await admin(...command.split(' '), '--help');
+      expect({ command, code: help.code }).toEqual({ command, code: 0 });
+      expect(help.stdout).toMatch(new RegExp(`^Usage: npm run --silent admin -- ${command}`));
+      expect(help.stdout).toMatch(/Exit codes: 0 done, 1 refused, 2 bad usage, 3 no stack/);
+    }
+  });
 });
