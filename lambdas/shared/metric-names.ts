@@ -1,7 +1,6 @@
 /** The metrics the functions publish (log.ts) and the stack's alarms and dashboard read (lib/monitoring.ts). */
 export const METRIC = {
   authorizerDecisions: 'AuthorizerDecisions',
-  requests: 'Requests',
   rateLimited: 'RateLimited',
   serverErrors: 'ServerErrors',
   executionsFinished: 'ExecutionsFinished',
