@@ -10,7 +10,7 @@ import { encodeCaller } from '../shared/caller.js';
 import { covers } from '../shared/capabilities.js';
 import { createDocumentClient, TABLE_ENV } from '../shared/ddb.js';
 import { requireEnv } from '../shared/env.js';
-import { countMetric, log, METRIC } from '../shared/log.js';
+import { countMetric, log, METRIC, startInvocation } from '../shared/log.js';
 import { KeysRepository, type KeyRecord } from '../shared/repositories/keys.js';
 import { rateLimitFor, settingsFromEnv, TIER_NAMES, type Settings, type TierName } from '../shared/settings.js';
 
@@ -65,6 +65,7 @@ export function evaluate(
 }
 
 export async function handler(event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> {
+  startInvocation();
   const apiKey = headerValue(event.headers, 'x-api-key');
   if (!apiKey) refuse('missing');
   const parsed = parseApiKey(apiKey, settings.keyPrefix);

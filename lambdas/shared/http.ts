@@ -16,7 +16,7 @@ import {
   ValidationError,
 } from './errors.js';
 import type { Grant } from './services/keys.js';
-import { countMetric, log, METRIC } from './log.js';
+import { countMetric, log, METRIC, startInvocation } from './log.js';
 import type { Hit, UsageRepository } from './repositories/usage.js';
 
 export type ProxyEvent = APIGatewayProxyEvent;
@@ -135,6 +135,7 @@ export function authenticatedHandler(
     .use({
       before: async (request) => {
         request.context.startedAt = performance.now();
+        startInvocation();
         const caller = decodeCaller(request.event.requestContext?.authorizer);
         const hit = await usage.hit(caller.keyId, caller.accountId, caller.rateLimit, now());
         request.context.caller = caller;

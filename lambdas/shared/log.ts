@@ -15,12 +15,17 @@ export type Level = 'debug' | 'info' | 'warn' | 'error';
 
 const SERVICE = process.env['POWERTOOLS_SERVICE_NAME'] ?? 'knouds-api';
 // `LOG_LEVEL` first: the local runner's `functionEnv` overrides the template's level with it.
-const level = (process.env['LOG_LEVEL'] ?? process.env['POWERTOOLS_LOG_LEVEL'] ?? 'INFO').toUpperCase();
+const level = (process.env['LOG_LEVEL'] || process.env['POWERTOOLS_LOG_LEVEL'] || 'INFO').toUpperCase();
 
 export const logger = new Logger({
   serviceName: SERVICE,
   logLevel: (['DEBUG', 'INFO', 'WARN', 'ERROR'].includes(level) ? level : 'INFO') as 'INFO',
 });
+
+/** At the start of each invocation: redraws the debug-sampling decision (`logSampleRate` is per request). */
+export function startInvocation(): void {
+  logger.refreshSampleRateCalculation();
+}
 
 export function log(lvl: Level, message: string, fields: Record<string, unknown> = {}): void {
   logger[lvl](message, fields);

@@ -6,7 +6,7 @@
 import type { Context } from 'aws-lambda';
 import { createDocumentClient, TABLE_ENV } from '../shared/ddb.js';
 import { requireEnv } from '../shared/env.js';
-import { log } from '../shared/log.js';
+import { log, startInvocation } from '../shared/log.js';
 import { ModelRegistry } from '../shared/models/registry.js';
 import { AccountsRepository } from '../shared/repositories/accounts.js';
 import { secretBoxFromEnv } from '../shared/secret-box.js';
@@ -26,6 +26,7 @@ const deps: WorkflowDeps = {
 const RESERVE_MS = 60_000;
 
 export async function handler(event: { account_id?: unknown; execution_id?: unknown }, context: Context): Promise<void> {
+  startInvocation();
   const accountId = event.account_id;
   const executionId = event.execution_id;
   if (typeof accountId !== 'string' || typeof executionId !== 'string') {
