@@ -335,19 +335,19 @@ export class KnoudsApiStack extends Stack {
     secret.addMethod('GET', keysIntegration);
     secret.addResource('rotate').addMethod('POST', keysIntegration);
 
-    // Request validation at the gateway: every authenticated method declares the x-api-key header and its
-    // path parameters as required. Body validation is on, but no method declares a model: the handlers
-    // validate bodies against the same JSON Schemas (lambdas/shared/schemas.ts), so that errors carry the
-    // contract's `details`, which a gateway response cannot.
+    // Request validation at the gateway: every authenticated method declares its path parameters as
+    // required. Not the x-api-key header: the authorizer's identity source already answers a missing one
+    // with the contract's 401, where a validator could answer 400 first. Body validation is on, but no
+    // method declares a model: the handlers validate bodies against the same JSON Schemas
+    // (lambdas/shared/schemas.ts), so that errors carry the contract's `details`, which a gateway response
+    // cannot.
     const validator = this.api.addRequestValidator('RequestValidator', { validateRequestParameters: true, validateRequestBody: true });
     for (const method of this.api.methods) {
       if (method.resource.path === '/health' || method.resource.path === '/openapi.json') continue;
       const cfn = method.node.defaultChild as CfnMethod;
       cfn.requestValidatorId = validator.requestValidatorId;
-      cfn.requestParameters = {
-        'method.request.header.x-api-key': true,
-        ...Object.fromEntries([...method.resource.path.matchAll(/\{(\w+)\}/g)].map((m) => [`method.request.path.${m[1]}`, true])),
-      };
+      const pathParams = [...method.resource.path.matchAll(/\{(\w+)\}/g)].map((m) => [`method.request.path.${m[1]}`, true]);
+      if (pathParams.length > 0) cfn.requestParameters = Object.fromEntries(pathParams);
     }
 
     // Logs and metrics of every function (Powertools): level, sampling, service and namespace.
