@@ -366,7 +366,6 @@ export class KnoudsApiStack extends Stack {
     this.monitoring = new Monitoring(this, 'Monitoring', {
       ...props.monitoring,
       api: this.api,
-      authorizer: authorizerFn,
       functions: Object.fromEntries(Object.entries(functions).map(([k, fn]) => [k, fn])),
       deadLetters,
       namespace,

@@ -38,7 +38,6 @@ export interface MonitoringOptions {
 
 export interface MonitoringProps extends MonitoringOptions {
   readonly api: RestApi;
-  readonly authorizer: IFunction;
   readonly functions: Record<string, IFunction>;
   readonly deadLetters: Queue;
   /** The functions' EMF namespace and service dimension. */
@@ -96,11 +95,21 @@ export class Monitoring extends Construct {
         this.alarms.push(a);
         return a;
       };
+      // Not Lambda's Errors metric: the authorizer refuses a bad key by throwing 'Unauthorized', which
+      // Lambda counts as an error, so every mistyped key would count. Its own decision metric with
+      // reason=error counts only the failures (DynamoDB failing or throttling); a crash or timeout of the
+      // authorizer is a 500 and reaches the 5xx-rate alarm.
       alarm(
         'AuthorizerErrors',
-        props.authorizer.metricErrors({ period: five }),
+        new Metric({
+          namespace: props.namespace,
+          metricName: METRIC.authorizerDecisions,
+          dimensionsMap: { service: props.service, reason: 'error' },
+          statistic: 'Sum',
+          period: five,
+        }),
         5,
-        'The authorizer failed 5 or more times in 5 minutes (DynamoDB failing or throttling?): those requests got 500.',
+        'The authorizer could not read a key 5 or more times in 5 minutes (DynamoDB failing or throttling): those requests got 500.',
       );
       alarm('ServerErrorRate', serverErrorRate, props.serverErrorRate ?? 0.01, 'At least 1 % of requests answered 5xx in two 5-minute periods in a row.', 2);
       alarm('LambdaThrottles', throttles, 1, 'A function was throttled by Lambda (account or reserved concurrency): requests failed with 5xx.');

@@ -416,8 +416,14 @@ describe('operability', () => {
       ['AuthorizerErrors', 'DeadLetters', 'LambdaThrottles', 'ServerErrorRate', 'WebhookFailureRate'].sort(),
     );
     const byId = (name: string) => alarms.find((a) => a.id.includes(name))!.p;
-    expect(byId('AuthorizerErrors')).toMatchObject({ MetricName: 'Errors', Namespace: 'AWS/Lambda', Threshold: 5, TreatMissingData: 'notBreaching' });
-    expect(JSON.stringify(byId('AuthorizerErrors')['Dimensions'])).toContain(logicalId('AWS::Lambda::Function', 'AuthorizerFunction'));
+    // The authorizer's own failures, not Lambda's Errors (which count every refused key: it throws 'Unauthorized').
+    expect(byId('AuthorizerErrors')).toMatchObject({
+      MetricName: 'AuthorizerDecisions',
+      Namespace: 'Knouds/TestStack',
+      Dimensions: expect.arrayContaining([{ Name: 'reason', Value: 'error' }, { Name: 'service', Value: 'knouds-api' }]),
+      Threshold: 5,
+      TreatMissingData: 'notBreaching',
+    });
     expect(byId('ServerErrorRate')).toMatchObject({ MetricName: '5XXError', Namespace: 'AWS/ApiGateway', Statistic: 'Average', Threshold: 0.01, EvaluationPeriods: 2 });
     expect(byId('DeadLetters')).toMatchObject({ MetricName: 'ApproximateNumberOfMessagesVisible', Namespace: 'AWS/SQS', Threshold: 1 });
     const throttles = JSON.stringify(byId('LambdaThrottles')['Metrics']);

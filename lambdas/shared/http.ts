@@ -137,8 +137,9 @@ export function authenticatedHandler(
         request.context.startedAt = performance.now();
         startInvocation();
         const caller = decodeCaller(request.event.requestContext?.authorizer);
-        const hit = await usage.hit(caller.keyId, caller.accountId, caller.rateLimit, now());
+        // Before the counter write, so a failing write is still logged with its key and account.
         request.context.caller = caller;
+        const hit = await usage.hit(caller.keyId, caller.accountId, caller.rateLimit, now());
         request.context.hit = hit;
         if (!hit.admitted) throw new RateLimitExceededError(hit.reset);
       },

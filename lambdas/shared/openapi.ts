@@ -259,13 +259,13 @@ const OPERATIONS: Operation[] = [
   { method: 'get', path: '/keys/verify', id: 'verifyKey', summary: 'The calling key and its rate limit', needs: 'any valid key', tag: 'Keys', ok: ['200', ref('VerifiedKey'), 'The calling key'] },
   {
     method: 'post', path: '/keys', id: 'createKey', summary: 'Create a key (its plaintext is shown once)', needs: 'keys:write', tag: 'Keys', body: 'CreateKeyRequest',
-    ok: ['201', ref('CreatedKey'), 'The new key with its plaintext'], errors: { '403': 'CAPABILITY_DENIED, WORKSPACE_DENIED or TIER_CEILING_EXCEEDED', '409': 'KEY_LIMIT_REACHED' },
+    ok: ['201', ref('CreatedKey'), 'The new key with its plaintext'], errors: { '403': 'WORKSPACE_DENIED or TIER_CEILING_EXCEEDED', '409': 'KEY_LIMIT_REACHED' },
   },
   { method: 'get', path: '/keys', id: 'listKeys', summary: 'The account’s active keys', needs: 'keys:read', tag: 'Keys', query: PAGE, ok: ['200', ref('KeyList'), 'A page of keys'] },
   { method: 'get', path: '/keys/{key_id}', id: 'getKey', summary: 'A key', needs: 'keys:read', tag: 'Keys', ok: ['200', ref('Key'), 'The key'], errors: { '404': 'NOT_FOUND' } },
   {
     method: 'patch', path: '/keys/{key_id}', id: 'updateKey', summary: 'Edit a key’s name, capabilities or workspaces', needs: 'keys:write', tag: 'Keys', body: 'UpdateKeyRequest',
-    ok: ['200', ref('Key'), 'The edited key'], errors: { '403': 'CAPABILITY_DENIED, WORKSPACE_DENIED or TIER_CEILING_EXCEEDED', '404': 'NOT_FOUND' },
+    ok: ['200', ref('Key'), 'The edited key'], errors: { '403': 'WORKSPACE_DENIED or TIER_CEILING_EXCEEDED', '404': 'NOT_FOUND' },
   },
   { method: 'delete', path: '/keys/{key_id}', id: 'revokeKey', summary: 'Revoke a key (it stops at once)', needs: 'keys:write', tag: 'Keys', ok: ['204', null, 'Revoked'], errors: { '404': 'NOT_FOUND' } },
   {
@@ -290,7 +290,7 @@ const OPERATIONS: Operation[] = [
   {
     method: 'post', path: '/workflows/{slug}/run', id: 'runWorkflow', summary: 'Run the deployed version, synchronously or with ?async=true', needs: 'workflow:run or workflow:{slug}:run (webhook_url: webhook:receive)', tag: 'Workflows',
     body: 'RunWorkflowRequest', query: [{ name: 'async', in: 'query', schema: { enum: ['true', 'false'] } }],
-    ok: ['200', ref('Execution'), 'Sync: the terminal execution'], errors: { '403': 'WORKSPACE_DENIED or CAPABILITY_DENIED', '404': 'NOT_FOUND', '409': 'WORKFLOW_NOT_DEPLOYED' },
+    ok: ['200', ref('Execution'), 'Sync: the terminal execution'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND', '409': 'WORKFLOW_NOT_DEPLOYED' },
   },
   { method: 'get', path: '/models', id: 'listModels', summary: 'The models', needs: 'any valid key', tag: 'Models', ok: ['200', ref('ModelList'), 'The models'] },
   {
@@ -324,7 +324,9 @@ function operation(o: Operation): Schema {
   if (!o.noKey) {
     if (o.body || o.query) responses['400'] = error('VALIDATION_ERROR, with details');
     responses['401'] = json(ref('Error'), 'UNAUTHORIZED: no key, or an invalid, revoked or expired one', {});
-    responses['403'] = error(o.errors?.['403'] ?? (o.needs === 'any valid key' ? 'Not produced by this route' : 'CAPABILITY_DENIED'));
+    // CAPABILITY_DENIED wherever the route needs a capability, and the route's own 403s beside it.
+    const forbidden = [o.needs === 'any valid key' ? undefined : 'CAPABILITY_DENIED', o.errors?.['403']].filter(Boolean).join(', or ');
+    if (forbidden) responses['403'] = error(forbidden);
     for (const [s, d] of Object.entries(o.errors ?? {})) if (s !== '403') responses[s] = error(d);
     if (o.body) responses['413'] = error('PAYLOAD_TOO_LARGE');
     responses['429'] = json(ref('Error'), 'RATE_LIMIT_EXCEEDED', { ...RATE_HEADERS, 'Retry-After': { schema: { type: 'integer' } } });

@@ -470,6 +470,21 @@ describe('signed webhooks', () => {
     expect(JSON.stringify(refused.body)).not.toContain(secret);
   });
 
+  it('a secret an earlier release stored in the clear is kept, sealed in place, and its plaintext removed', async () => {
+    const { accountId, key } = await t.account('business');
+    const accounts = t.stack.state.tables.accounts;
+    const legacy = 'whsec_bGVnYWN5LXNlY3JldC1mcm9tLWFuLW9sZGVyLXJlbGVhc2U=';
+    await t.stack.doc.send(
+      new UpdateCommand({ TableName: accounts, Key: { account_id: accountId }, UpdateExpression: 'SET webhook_secret = :s', ExpressionAttributeValues: { ':s': legacy } }),
+    );
+    expect((await t.api(key, 'GET', '/webhooks/secret')).body['secret']).toBe(legacy);
+    const item = (await t.stack.doc.send(new GetCommand({ TableName: accounts, Key: { account_id: accountId } }))).Item!;
+    expect(item).not.toHaveProperty('webhook_secret');
+    expect(item[SECRET_ATTRIBUTE]).toMatch(/^local:v1:/);
+    expect(JSON.stringify(item)).not.toContain(legacy.slice('whsec_'.length));
+    expect((await t.api(key, 'GET', '/webhooks/secret')).body['secret']).toBe(legacy);
+  });
+
   it('the secret needs keys:read to read and keys:write to rotate', async () => {
     const { key } = await t.account('business', { name: 'runner', preset: 'workflow-deploy' });
     expectError(await t.api(key, 'GET', '/webhooks/secret'), 403, 'CAPABILITY_DENIED', { required: 'keys:read', actual: expect.any(Array) });

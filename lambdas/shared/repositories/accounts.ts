@@ -16,6 +16,8 @@ export interface AccountRecord {
 
 /** The sealed webhook secret's attribute on the account item (see secret-box.ts). */
 export const SECRET_ATTRIBUTE = 'webhook_secret_sealed';
+/** Where releases before sealing kept the secret in the clear; read once, sealed and removed. */
+const LEGACY_SECRET_ATTRIBUTE = 'webhook_secret';
 
 export const ACCOUNT_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -107,10 +109,21 @@ export class AccountsRepository {
   private async readSecret(accountId: string): Promise<string | undefined> {
     const box = this.sealer();
     const out = await this.doc.send(
-      new GetCommand({ TableName: this.table, Key: { account_id: accountId }, ConsistentRead: true, ProjectionExpression: SECRET_ATTRIBUTE }),
+      new GetCommand({
+        TableName: this.table,
+        Key: { account_id: accountId },
+        ConsistentRead: true,
+        ProjectionExpression: `${SECRET_ATTRIBUTE}, ${LEGACY_SECRET_ATTRIBUTE}`,
+      }),
     );
     const sealed = out.Item?.[SECRET_ATTRIBUTE];
-    return typeof sealed === 'string' ? box.open(sealed, accountId) : undefined;
+    if (typeof sealed === 'string') return box.open(sealed, accountId);
+    const legacy = out.Item?.[LEGACY_SECRET_ATTRIBUTE];
+    if (typeof legacy !== 'string') return undefined;
+    // Written in the clear by an earlier release: seal it in place (the same secret, so receivers keep
+    // verifying), unless a concurrent read or a rotation got there first.
+    await this.writeSecret(accountId, legacy, `attribute_exists(${LEGACY_SECRET_ATTRIBUTE}) AND attribute_not_exists(${SECRET_ATTRIBUTE})`);
+    return this.readSecret(accountId);
   }
 
   /** False when `condition` refused the write. */
@@ -121,7 +134,8 @@ export class AccountsRepository {
         new UpdateCommand({
           TableName: this.table,
           Key: { account_id: accountId },
-          UpdateExpression: `SET ${SECRET_ATTRIBUTE} = :s`,
+          // A plaintext secret of an earlier release goes in the same write.
+          UpdateExpression: `SET ${SECRET_ATTRIBUTE} = :s REMOVE ${LEGACY_SECRET_ATTRIBUTE}`,
           ConditionExpression: condition,
           ExpressionAttributeValues: { ':s': sealed },
         }),
