@@ -8,7 +8,6 @@
  * Refused requests that passed the authorizer are still counted (README: "A refused request is still
  * counted"), so for those callers the usage table is left out of the comparison; for 401s it is in.
  */
-import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { FIXED_CAPABILITIES } from '../../lambdas/shared/capabilities.js';
 import { createKey, revokeKey } from '../../lambdas/shared/services/keys.js';
 import { DEFAULT_SETTINGS } from '../../lambdas/shared/settings.js';
@@ -85,24 +84,6 @@ const ROUTES: Route[] = [
   { name: 'POST /executions/{id}/cancel', method: 'POST', path: () => `/executions/${executionId}/cancel`, needs: 'execution:cancel' },
 ];
 
-/** Every item of every table (usage optional), sorted, as one string. */
-async function snapshot(withUsage: boolean): Promise<string> {
-  const { tables } = t.stack.state;
-  const out: Record<string, unknown[]> = {};
-  for (const [name, table] of Object.entries(tables)) {
-    if (name === 'usage' && !withUsage) continue;
-    const items: unknown[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const page = await t.stack.doc.send(new ScanCommand({ TableName: table, ConsistentRead: true, ExclusiveStartKey: start }));
-      items.push(...(page.Items ?? []));
-      start = page.LastEvaluatedKey;
-    } while (start);
-    out[name] = items.map((i) => JSON.stringify(i)).sort();
-  }
-  return JSON.stringify(out);
-}
-
 const outcome = (r: Reply) => `${r.status} ${typeof r.body['code'] === 'string' ? r.body['code'] : ''}`.trim();
 
 /**
@@ -142,7 +123,7 @@ describe('every endpoint × every caller that must not get in', () => {
     const unauthenticated = expected(caller, ROUTES[0]!) === '401 UNAUTHORIZED';
     const refused = ROUTES.filter((r) => expected(caller, r) !== ALLOWED);
     expect(refused.length).toBeGreaterThan(0);
-    const before = await snapshot(unauthenticated);
+    const before = await t.snapshot({ withUsage: unauthenticated });
     const got: Record<string, string> = {};
     const want: Record<string, string> = {};
     for (const route of refused) {
@@ -154,7 +135,7 @@ describe('every endpoint × every caller that must not get in', () => {
       expect(reply.text).not.toMatch(/stack|at .*\.js|Exception/);
     }
     expect(got).toEqual(want);
-    expect(await snapshot(unauthenticated)).toBe(before);
+    expect(await t.snapshot({ withUsage: unauthenticated })).toBe(before);
   });
 
   it('the routes those callers may use answer 200 and show nothing of account A', async () => {
@@ -196,17 +177,17 @@ describe('key management with every capability and workspace the caller lacks', 
   });
 
   it.each(lacking)('cannot create, edit or rotate into %s (403 CAPABILITY_DENIED), and nothing changes', async (capability) => {
-    const before = await snapshot(false);
+    const before = await t.snapshot();
     const create = await t.api(caller, 'POST', '/keys', { name: 'x', capabilities: ['workflow:read', capability], workspaces: ['ws-a'] });
     const edit = await t.api(caller, 'PATCH', `/keys/${managed}`, { capabilities: ['workflow:read', capability] });
     expect([create, edit].map((r) => [r.status, r.body['code'], r.body['required']])).toEqual([
       [403, 'CAPABILITY_DENIED', capability],
       [403, 'CAPABILITY_DENIED', capability],
     ]);
-    expect(await snapshot(false)).toBe(before);
+    expect(await t.snapshot()).toBe(before);
     // A key holding the capability cannot be edited, rotated or revoked by this caller either.
     const holder = (await createKey(t.deps(), a.accountId, { name: 'holder', capabilities: [capability], workspaces: ['ws-a'] })).key.key_id;
-    const afterHolder = await snapshot(false);
+    const afterHolder = await t.snapshot();
     for (const [method, path, body] of [
       ['PATCH', `/keys/${holder}`, { name: 'mine now' }],
       ['POST', `/keys/${holder}/rotate`, {}],
@@ -215,21 +196,21 @@ describe('key management with every capability and workspace the caller lacks', 
       const reply = await t.api(caller, method, path, body);
       expect({ method, status: reply.status, code: reply.body['code'] }).toEqual({ method, status: 403, code: 'CAPABILITY_DENIED' });
     }
-    expect(await snapshot(false)).toBe(afterHolder);
+    expect(await t.snapshot()).toBe(afterHolder);
     await revokeKey(t.deps(), a.accountId, holder);
   });
 
   it.each([[['ws-b']], [['ws-a', 'ws-b']], [['*']]])('cannot create, edit or rotate into workspaces %j (403 WORKSPACE_DENIED)', async (workspaces) => {
-    const before = await snapshot(false);
+    const before = await t.snapshot();
     const create = await t.api(caller, 'POST', '/keys', { name: 'x', capabilities: ['workflow:read'], workspaces });
     const edit = await t.api(caller, 'PATCH', `/keys/${managed}`, { workspaces });
     expect([create, edit].map((r) => [r.status, r.body['code']])).toEqual([
       [403, 'WORKSPACE_DENIED'],
       [403, 'WORKSPACE_DENIED'],
     ]);
-    expect(await snapshot(false)).toBe(before);
+    expect(await t.snapshot()).toBe(before);
     const wider = (await createKey(t.deps(), a.accountId, { name: 'wider', capabilities: ['workflow:read'], workspaces })).key.key_id;
-    const afterWider = await snapshot(false);
+    const afterWider = await t.snapshot();
     for (const [method, path, body] of [
       ['PATCH', `/keys/${wider}`, { name: 'mine now' }],
       ['POST', `/keys/${wider}/rotate`, {}],
@@ -238,16 +219,16 @@ describe('key management with every capability and workspace the caller lacks', 
       const reply = await t.api(caller, method, path, body);
       expect({ method, status: reply.status, code: reply.body['code'] }).toEqual({ method, status: 403, code: 'WORKSPACE_DENIED' });
     }
-    expect(await snapshot(false)).toBe(afterWider);
+    expect(await t.snapshot()).toBe(afterWider);
     await revokeKey(t.deps(), a.accountId, wider);
   });
 
   it('a pro account’s key cannot grant what the tier does not allow (403 TIER_CEILING_EXCEEDED), even holding keys:write', async () => {
     const pro = await t.account('pro', { name: 'pro admin', capabilities: ['keys:read', 'keys:write', 'workflow:read'] });
-    const before = await snapshot(false);
+    const before = await t.snapshot();
     const reply = await t.api(pro.key, 'POST', '/keys', { name: 'm', capabilities: ['model:run'] });
     expect([reply.status, reply.body['code'], reply.body['tier'], reply.body['capability']]).toEqual([403, 'TIER_CEILING_EXCEEDED', 'pro', 'model:run']);
-    expect(await snapshot(false)).toBe(before);
+    expect(await t.snapshot()).toBe(before);
     expect(DEFAULT_SETTINGS.tiers.pro.ceiling).not.toContain('model:run');
   });
 });

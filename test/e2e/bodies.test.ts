@@ -5,7 +5,6 @@
  * Bodies over each function's limit get 413 PAYLOAD_TOO_LARGE.
  */
 /* eslint-disable jest/no-conditional-expect -- a property's expectation depends on the generated case */
-import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import fc from 'fast-check';
 import { createKey } from '../../lambdas/shared/services/keys.js';
 import { call } from '../support/http.js';
@@ -40,17 +39,6 @@ beforeAll(async () => {
   if (created.status !== 201 || deployed.status !== 200) throw new Error(`setup failed: ${created.text} ${deployed.text}`);
 }, 60_000);
 afterAll(() => t?.close());
-
-async function snapshot(): Promise<string> {
-  const { tables } = t.stack.state;
-  const out: string[] = [];
-  for (const [name, table] of Object.entries(tables)) {
-    if (name === 'usage') continue;
-    const page = await t.stack.doc.send(new ScanCommand({ TableName: table, ConsistentRead: true }));
-    out.push(name, ...(page.Items ?? []).map((i) => JSON.stringify(i)).sort());
-  }
-  return out.join('\n');
-}
 
 type Endpoint = { name: string; method: string; path: () => string; valid: Record<string, unknown>; limit: number };
 const KEYS_LIMIT = 16 * 1024;
@@ -91,7 +79,7 @@ describe('random and mutated bodies', () => {
     const statuses = new Map<number, number>();
     await fc.assert(
       fc.asyncProperty(bodies(endpoint.valid), async (text) => {
-        const before = await snapshot();
+        const before = await t.snapshot();
         const reply = await call(`${t.stack.apiUrl}${endpoint.path()}`, {
           method: endpoint.method,
           headers: { 'x-api-key': apiKey, 'content-type': 'application/json' },
@@ -102,7 +90,7 @@ describe('random and mutated bodies', () => {
         if (reply.status >= 400) {
           expect(reply.status).not.toBe(401);
           expect(reply.body).toEqual(expect.objectContaining({ error: expect.any(String), code: expect.stringMatching(/^[A-Z_]+$/) }));
-          expect(await snapshot()).toBe(before);
+          expect(await t.snapshot()).toBe(before);
         }
       }),
       { numRuns: 40 },
@@ -114,10 +102,10 @@ describe('random and mutated bodies', () => {
 
 describe('oversize bodies', () => {
   it.each(ENDPOINTS.map((e) => [e.name, e] as const))('%s: 413 PAYLOAD_TOO_LARGE past the function’s limit, nothing written', async (_name, endpoint) => {
-    const before = await snapshot();
+    const before = await t.snapshot();
     const big = JSON.stringify({ ...endpoint.valid, padding: 'x'.repeat(endpoint.limit) });
     const reply = await call(`${t.stack.apiUrl}${endpoint.path()}`, { method: endpoint.method, headers: { 'x-api-key': bigKey }, body: big });
     expect([reply.status, reply.body['code']]).toEqual([413, 'PAYLOAD_TOO_LARGE']);
-    expect(await snapshot()).toBe(before);
+    expect(await t.snapshot()).toBe(before);
   });
 });

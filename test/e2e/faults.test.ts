@@ -7,7 +7,6 @@
  *   several items is one transaction.
  * Then revocation racing with use.
  */
-import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { createKey } from '../../lambdas/shared/services/keys.js';
 import { startCountingProxy, type CountingProxy, type Fault } from '../support/counting-proxy.js';
 import { testEndpoint } from '../support/dynamodb.js';
@@ -35,16 +34,6 @@ afterAll(async () => {
   await proxy?.close();
 });
 
-async function snapshot(withUsage = false): Promise<string> {
-  const out: string[] = [];
-  for (const [name, table] of Object.entries(t.stack.state.tables)) {
-    if (name === 'usage' && !withUsage) continue;
-    const page = await t.stack.doc.send(new ScanCommand({ TableName: table, ConsistentRead: true }));
-    out.push(name, ...(page.Items ?? []).map((i) => JSON.stringify(i)).sort());
-  }
-  return out.join('\n');
-}
-
 function expectGeneric500(reply: Reply) {
   expect(reply.status).toBe(500);
   expect(reply.body).toEqual({ error: 'Internal server error', code: 'INTERNAL_ERROR', request_id: expect.any(String) });
@@ -55,12 +44,12 @@ const FAULTS: Fault[] = ['throttle', 'server-error', 'hang'];
 
 describe('the authorizer’s read fails', () => {
   it.each(FAULTS)('%s: refused with a generic 500, never allowed; nothing written', async (fault) => {
-    const before = await snapshot(true);
+    const before = await t.snapshot({ withUsage: true });
     proxy.inject({ operation: 'GetItem', table: t.stack.state.tables.keys, fault });
     const reply = await t.api(admin, 'POST', '/workflows/echo/run', { input: 1 });
     expectGeneric500(reply);
     expect(reply.headers.get('x-ratelimit-limit')).toBeNull();
-    expect(await snapshot(true)).toBe(before);
+    expect(await t.snapshot({ withUsage: true })).toBe(before);
     proxy.clearFaults();
     expect((await t.api(admin, 'GET', '/keys/verify')).status).toBe(200);
   }, 30_000);
@@ -68,65 +57,65 @@ describe('the authorizer’s read fails', () => {
 
 describe('the counter write fails', () => {
   it.each(FAULTS)('%s: refused with a generic 500 before the handler runs; nothing written', async (fault) => {
-    const before = await snapshot();
+    const before = await t.snapshot();
     proxy.inject({ operation: 'UpdateItem', table: t.stack.state.tables.usage, fault });
     const reply = await t.api(admin, 'POST', '/workflows', { slug: `never-${fault}`, name: 'n', definition: DEFINITION });
     expectGeneric500(reply);
-    expect(await snapshot()).toBe(before);
+    expect(await t.snapshot()).toBe(before);
   }, 30_000);
 });
 
 describe('a handler’s write fails: a generic 500 and no partial write', () => {
   it('POST /keys: no record, no pointer, the account’s count unchanged', async () => {
-    const before = await snapshot();
+    const before = await t.snapshot();
     proxy.inject({ operation: 'TransactWriteItems', fault: 'server-error' });
     expectGeneric500(await t.api(admin, 'POST', '/keys', { name: 'n', preset: 'read-only' }));
-    expect(await snapshot()).toBe(before);
+    expect(await t.snapshot()).toBe(before);
   });
 
   it('POST /keys/{id}/rotate: the old key still works, no new key', async () => {
     const { key, apiKey } = await createKey(t.deps(), accountId, { name: 'r', preset: 'read-only' });
-    const before = await snapshot();
+    const before = await t.snapshot();
     proxy.inject({ operation: 'TransactWriteItems', fault: 'throttle' });
     expectGeneric500(await t.api(admin, 'POST', `/keys/${key.key_id}/rotate`, {}));
-    expect(await snapshot()).toBe(before);
+    expect(await t.snapshot()).toBe(before);
     proxy.clearFaults();
     expect((await t.api(apiKey, 'GET', '/keys/verify')).status).toBe(200);
   }, 30_000);
 
   it('DELETE /keys/{id}: the key still works and still holds its slot', async () => {
     const { key, apiKey } = await createKey(t.deps(), accountId, { name: 'd', preset: 'read-only' });
-    const before = await snapshot();
+    const before = await t.snapshot();
     proxy.inject({ operation: 'TransactWriteItems', fault: 'server-error' });
     expectGeneric500(await t.api(admin, 'DELETE', `/keys/${key.key_id}`));
-    expect(await snapshot()).toBe(before);
+    expect(await t.snapshot()).toBe(before);
     proxy.clearFaults();
     expect((await t.api(apiKey, 'GET', '/keys/verify')).status).toBe(200);
   });
 
   it('POST /workflows and PUT /workflows/{slug}: no head without its version', async () => {
-    const before = await snapshot();
+    const before = await t.snapshot();
     proxy.inject({ operation: 'TransactWriteItems', fault: 'server-error' });
     expectGeneric500(await t.api(admin, 'POST', '/workflows', { slug: 'half', name: 'h', definition: DEFINITION }));
     expectGeneric500(await t.api(admin, 'PUT', '/workflows/echo', { name: 'changed', definition: DEFINITION }));
-    expect(await snapshot()).toBe(before);
+    expect(await t.snapshot()).toBe(before);
   });
 
   it('POST /webhooks/secret/rotate: the secret stays what it was', async () => {
     const secret = (await t.api(admin, 'GET', '/webhooks/secret')).body['secret'];
-    const before = await snapshot();
+    const before = await t.snapshot();
     proxy.inject({ operation: 'UpdateItem', table: t.stack.state.tables.accounts, fault: 'server-error' });
     expectGeneric500(await t.api(admin, 'POST', '/webhooks/secret/rotate'));
-    expect(await snapshot()).toBe(before);
+    expect(await t.snapshot()).toBe(before);
     proxy.clearFaults();
     expect((await t.api(admin, 'GET', '/webhooks/secret')).body['secret']).toBe(secret);
   });
 
   it('a sync run whose execution cannot be stored: no execution, no output', async () => {
-    const before = await snapshot();
+    const before = await t.snapshot();
     proxy.inject({ operation: 'PutItem', table: t.stack.state.tables.executions, fault: 'server-error' });
     expectGeneric500(await t.api(admin, 'POST', '/workflows/echo/run', { input: 1 }));
-    expect(await snapshot()).toBe(before);
+    expect(await t.snapshot()).toBe(before);
   });
 
   it('a one-off fault the SDK retries is invisible to the caller', async () => {

@@ -1,4 +1,5 @@
 /** A local stack for one test file: its own tables, the shared DynamoDB Local, a free port. */
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { AccountsRepository } from '../../lambdas/shared/repositories/accounts.js';
 import { KeysRepository } from '../../lambdas/shared/repositories/keys.js';
 import { UsageRepository } from '../../lambdas/shared/repositories/usage.js';
@@ -16,6 +17,12 @@ export interface TestStack {
   api(key: string | undefined, method: string, path: string, body?: unknown): Promise<Reply>;
   /** A new account and a key of it with the given capabilities (created as an operator would). */
   account(tier: TierName, keyBody?: Record<string, unknown>): Promise<{ accountId: string; key: string; keyId: string }>;
+  /**
+   * Every item of every table of this stack, sorted, as one string: equal before and after means nothing
+   * was written. The usage counters are left out unless asked for (a refused request past the authorizer
+   * is still counted).
+   */
+  snapshot(options?: { withUsage?: boolean }): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -49,6 +56,21 @@ export async function startTestStack(name: string, options: Partial<LocalStackOp
       await deps().accounts.create(accountId, tier, new Date());
       const { key, apiKey } = await createKey(deps(), accountId, keyBody);
       return { accountId, key: apiKey, keyId: key.key_id };
+    },
+    snapshot: async ({ withUsage = false } = {}) => {
+      const out: Record<string, string[]> = {};
+      for (const [name, table] of Object.entries(tables)) {
+        if (name === 'usage' && !withUsage) continue;
+        const items: string[] = [];
+        let start: Record<string, unknown> | undefined;
+        do {
+          const page = await stack.doc.send(new ScanCommand({ TableName: table, ConsistentRead: true, ExclusiveStartKey: start }));
+          items.push(...(page.Items ?? []).map((i) => JSON.stringify(i)));
+          start = page.LastEvaluatedKey;
+        } while (start);
+        out[name] = items.sort();
+      }
+      return JSON.stringify(out);
     },
     close: () => stack.close(),
   };
