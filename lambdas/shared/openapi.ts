@@ -50,6 +50,30 @@ const KEY_FIELDS = {
   },
 };
 
+const WORKFLOW = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['slug', 'name', 'workspace_id', 'description', 'definition', 'version', 'status', 'deployed_version', 'created_at', 'updated_at'],
+  properties: {
+    slug: { type: 'string' },
+    name: { type: 'string' },
+    workspace_id: { type: 'string' },
+    description: { type: 'string' },
+    definition: toJsonSchema2020((REQUEST_SCHEMAS['CreateWorkflowRequest'] as { properties: { definition: unknown } }).properties.definition),
+    version: { type: 'integer' },
+    status: { enum: ['draft', 'deployed'] },
+    deployed_version: { type: ['integer', 'null'] },
+    created_at: TIME,
+    updated_at: TIME,
+  },
+};
+
+/** A workflow schema without its definition. */
+function withoutDefinition(schema: typeof WORKFLOW): Schema {
+  const { definition: _definition, ...properties } = schema.properties;
+  return { ...schema, required: schema.required.filter((r) => r !== 'definition'), properties };
+}
+
 const RESPONSE_SCHEMAS: Record<string, Schema> = {
   Error: {
     type: 'object',
@@ -130,39 +154,10 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
     required: ['secret'],
     properties: { secret: { type: 'string', pattern: '^whsec_' } },
   },
-  Workflow: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['slug', 'name', 'workspace_id', 'description', 'definition', 'version', 'status', 'deployed_version', 'created_at', 'updated_at'],
-    properties: {
-      slug: { type: 'string' },
-      name: { type: 'string' },
-      workspace_id: { type: 'string' },
-      description: { type: 'string' },
-      definition: toJsonSchema2020((REQUEST_SCHEMAS['CreateWorkflowRequest'] as { properties: { definition: unknown } }).properties.definition),
-      version: { type: 'integer' },
-      status: { enum: ['draft', 'deployed'] },
-      deployed_version: { type: ['integer', 'null'] },
-      created_at: TIME,
-      updated_at: TIME,
-    },
-  },
+  Workflow: WORKFLOW,
   WorkflowSummary: {
     description: 'A workflow as listed: everything but its definition (GET /workflows/{slug} has it).',
-    type: 'object',
-    additionalProperties: false,
-    required: ['slug', 'name', 'workspace_id', 'description', 'version', 'status', 'deployed_version', 'created_at', 'updated_at'],
-    properties: {
-      slug: { type: 'string' },
-      name: { type: 'string' },
-      workspace_id: { type: 'string' },
-      description: { type: 'string' },
-      version: { type: 'integer' },
-      status: { enum: ['draft', 'deployed'] },
-      deployed_version: { type: ['integer', 'null'] },
-      created_at: TIME,
-      updated_at: TIME,
-    },
+    ...withoutDefinition(WORKFLOW),
   },
   WorkflowList: {
     type: 'object',
