@@ -7,7 +7,7 @@
  * `test/e2e/openapi.test.ts` checks real responses against them.
  */
 import { FIXED_CAPABILITIES, PRESET_NAMES, SCOPE_NAMES } from './capabilities.js';
-import { EXECUTION_STATUSES } from './repositories/executions.js';
+import { EXECUTION_STATUSES } from './execution-status.js';
 import { EXPIRY_DAYS, MAX_GRACE_PERIOD_SECONDS, REQUEST_SCHEMAS } from './schemas.js';
 
 type Schema = Record<string, unknown>;

@@ -11,9 +11,9 @@ import { countMetric, METRIC } from '../log.js';
  * CANCELLED; a terminal status fails every later condition, so it is never overwritten and a cancel
  * beats a finishing step.
  */
-export type ExecutionStatus = 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
-export const EXECUTION_STATUSES: readonly ExecutionStatus[] = ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'];
-export const TERMINAL: readonly ExecutionStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
+import { EXECUTION_STATUSES, TERMINAL, type ExecutionStatus } from '../execution-status.js';
+
+export { EXECUTION_STATUSES, TERMINAL, type ExecutionStatus };
 
 export interface ExecutionRecord {
   readonly account_id: string;
