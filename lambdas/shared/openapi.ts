@@ -30,6 +30,13 @@ export function toJsonSchema2020(schema: unknown): unknown {
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const TIME = { type: 'string', format: 'date-time' };
+/** A list's page: `{items, next_token}` (API.md §4), `next_token` null on the last page. */
+const page = (item: string) => ({
+  type: 'object',
+  additionalProperties: false,
+  required: ['items', 'next_token'],
+  properties: { items: { type: 'array', items: ref(item) }, next_token: { type: ['string', 'null'] } },
+});
 const NULLABLE_TIME = { type: ['string', 'null'], format: 'date-time' };
 
 const KEY_FIELDS = {
@@ -130,12 +137,7 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
     allOf: [ref('KeyFields'), { type: 'object', required: ['rate_limit'], properties: { rate_limit: ref('RateLimit') } }],
     unevaluatedProperties: false,
   },
-  KeyList: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['items', 'next_token'],
-    properties: { items: { type: 'array', items: ref('Key') }, next_token: { type: ['string', 'null'] } },
-  },
+  KeyList: page('Key'),
   KeyUsage: {
     type: 'object',
     additionalProperties: false,
@@ -159,12 +161,7 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
     description: 'A workflow as listed: everything but its definition (GET /workflows/{slug} has it).',
     ...withoutDefinition(WORKFLOW),
   },
-  WorkflowList: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['items', 'next_token'],
-    properties: { items: { type: 'array', items: ref('WorkflowSummary') }, next_token: { type: ['string', 'null'] } },
-  },
+  WorkflowList: page('WorkflowSummary'),
   Execution: {
     type: 'object',
     additionalProperties: false,
@@ -183,12 +180,7 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
       finished_at: NULLABLE_TIME,
     },
   },
-  ExecutionList: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['items', 'next_token'],
-    properties: { items: { type: 'array', items: ref('Execution') }, next_token: { type: ['string', 'null'] } },
-  },
+  ExecutionList: page('Execution'),
   QueuedExecution: {
     type: 'object',
     additionalProperties: false,

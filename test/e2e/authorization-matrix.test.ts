@@ -166,6 +166,20 @@ describe('key management with every capability and workspace the caller lacks', 
     managed = (await createKey(deps, a.accountId, { name: 'managed', capabilities: ['workflow:read'], workspaces: ['ws-a'] })).key.key_id;
   });
 
+  /** The caller can neither edit, rotate nor revoke `keyId`, and nothing changes. */
+  async function expectUnmanageable(keyId: string, code: string) {
+    const before = await t.snapshot();
+    for (const [method, path, body] of [
+      ['PATCH', `/keys/${keyId}`, { name: 'mine now' }],
+      ['POST', `/keys/${keyId}/rotate`, {}],
+      ['DELETE', `/keys/${keyId}`, undefined],
+    ] as const) {
+      const reply = await t.api(caller, method, path, body);
+      expect({ method, status: reply.status, code: reply.body['code'] }).toEqual({ method, status: 403, code });
+    }
+    expect(await t.snapshot()).toBe(before);
+  }
+
   const lacking = [
     ...FIXED_CAPABILITIES.filter((c) => !HELD.includes(c)),
     'workflow:beta:run', // another workflow than the one held
@@ -187,16 +201,7 @@ describe('key management with every capability and workspace the caller lacks', 
     expect(await t.snapshot()).toBe(before);
     // A key holding the capability cannot be edited, rotated or revoked by this caller either.
     const holder = (await createKey(t.deps(), a.accountId, { name: 'holder', capabilities: [capability], workspaces: ['ws-a'] })).key.key_id;
-    const afterHolder = await t.snapshot();
-    for (const [method, path, body] of [
-      ['PATCH', `/keys/${holder}`, { name: 'mine now' }],
-      ['POST', `/keys/${holder}/rotate`, {}],
-      ['DELETE', `/keys/${holder}`, undefined],
-    ] as const) {
-      const reply = await t.api(caller, method, path, body);
-      expect({ method, status: reply.status, code: reply.body['code'] }).toEqual({ method, status: 403, code: 'CAPABILITY_DENIED' });
-    }
-    expect(await t.snapshot()).toBe(afterHolder);
+    await expectUnmanageable(holder, 'CAPABILITY_DENIED');
     await revokeKey(t.deps(), a.accountId, holder);
   });
 
@@ -210,16 +215,7 @@ describe('key management with every capability and workspace the caller lacks', 
     ]);
     expect(await t.snapshot()).toBe(before);
     const wider = (await createKey(t.deps(), a.accountId, { name: 'wider', capabilities: ['workflow:read'], workspaces })).key.key_id;
-    const afterWider = await t.snapshot();
-    for (const [method, path, body] of [
-      ['PATCH', `/keys/${wider}`, { name: 'mine now' }],
-      ['POST', `/keys/${wider}/rotate`, {}],
-      ['DELETE', `/keys/${wider}`, undefined],
-    ] as const) {
-      const reply = await t.api(caller, method, path, body);
-      expect({ method, status: reply.status, code: reply.body['code'] }).toEqual({ method, status: 403, code: 'WORKSPACE_DENIED' });
-    }
-    expect(await t.snapshot()).toBe(afterWider);
+    await expectUnmanageable(wider, 'WORKSPACE_DENIED');
     await revokeKey(t.deps(), a.accountId, wider);
   });
 
