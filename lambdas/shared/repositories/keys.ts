@@ -60,7 +60,7 @@ const TRANSACTION_CONFLICT_RETRIES = 8;
 
 const hashPk = (hash: string) => `H#${hash}`;
 /** DynamoDB TTL wants epoch seconds. */
-const ttlOf = (iso?: string) => (iso ? Math.floor(Date.parse(iso) / 1000) : undefined);
+const ttlOf = (iso: string) => Math.floor(Date.parse(iso) / 1000);
 const idPk = (keyId: string) => `K#${keyId}`;
 
 function strip(item: Record<string, unknown>): KeyRecord {
@@ -224,15 +224,16 @@ export class KeysRepository {
    * active or was already rotated.
    */
   async rotate(old: KeyRecord, next: KeyRecord, graceEnd: Date | undefined, now: Date): Promise<void> {
+    // With a grace period the old key ends at its end, or at its own expiry if that comes first.
     const oldExpiry =
-      graceEnd && (!old.expires_at || Date.parse(old.expires_at) > graceEnd.getTime()) ? graceEnd.toISOString() : old.expires_at;
+      graceEnd && old.expires_at && Date.parse(old.expires_at) <= graceEnd.getTime() ? old.expires_at : graceEnd?.toISOString();
     // The old key's slot passes to the new one here, so its items may now expire: at the end of the
     // grace period, or (revoked at once) after the audit retention.
-    const oldTtl = graceEnd ? ttlOf(oldExpiry) : Math.floor(now.getTime() / 1000) + REVOKED_RETENTION_SECONDS;
-    const oldUpdate = graceEnd
+    const oldTtl = oldExpiry ? ttlOf(oldExpiry) : Math.floor(now.getTime() / 1000) + REVOKED_RETENTION_SECONDS;
+    const oldUpdate = oldExpiry
       ? {
-          UpdateExpression: `SET released_at = :now, rotated_to = :next, expires_at = :exp${oldTtl === undefined ? '' : ', #ttl = :ttl'}`,
-          ExpressionAttributeValues: { ':exp': oldExpiry, ...(oldTtl === undefined ? {} : { ':ttl': oldTtl }) },
+          UpdateExpression: 'SET released_at = :now, rotated_to = :next, expires_at = :exp, #ttl = :ttl',
+          ExpressionAttributeValues: { ':exp': oldExpiry, ':ttl': oldTtl },
         }
       : {
           UpdateExpression: 'SET released_at = :now, rotated_to = :next, revoked_at = :now, #ttl = :ttl',
@@ -368,14 +369,14 @@ export class KeysRepository {
   }
 
   /** Sets the id pointer's `ttl` (as its record's is set) once the key's slot is free. */
-  private pointerTtl(keyId: string, ttl: number | undefined): TransactItem {
+  private pointerTtl(keyId: string, ttl: number): TransactItem {
     return {
       Update: {
         TableName: this.tables.keys,
         Key: { pk: idPk(keyId) },
-        UpdateExpression: ttl === undefined ? 'REMOVE #ttl' : 'SET #ttl = :ttl',
+        UpdateExpression: 'SET #ttl = :ttl',
         ExpressionAttributeNames: { '#ttl': 'ttl' },
-        ...(ttl === undefined ? {} : { ExpressionAttributeValues: { ':ttl': ttl } }),
+        ExpressionAttributeValues: { ':ttl': ttl },
       },
     };
   }
