@@ -17,6 +17,7 @@ import {
 } from './errors.js';
 import type { Grant } from './services/keys.js';
 import { countMetric, log, METRIC, startInvocation } from './log.js';
+import { jsonDepth, MAX_BODY_DEPTH } from './references.js';
 import type { Hit, UsageRepository } from './repositories/usage.js';
 
 export type ProxyEvent = APIGatewayProxyEvent;
@@ -82,11 +83,15 @@ function parseBody(event: ProxyEvent): unknown {
   if (!event.body) return undefined;
   const text = event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
   if (text.trim() === '') return undefined;
+  let value: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    value = JSON.parse(text) as unknown;
   } catch {
     throw ValidationError.field('body', 'is not valid JSON');
   }
+  // DynamoDB refuses items nested deeper than 32 levels: refuse such a body here, before any work.
+  if (jsonDepth(value) > MAX_BODY_DEPTH) throw ValidationError.field('body', `nests deeper than ${MAX_BODY_DEPTH} levels`);
+  return value;
 }
 
 /** The Lambda context, carrying what the middleware established for this invocation. */
@@ -179,7 +184,7 @@ export function authenticatedHandler(
         event,
         caller,
         hit,
-        grant: { capabilities: caller.capabilities, workspaces: caller.workspaces },
+        grant: { capabilities: caller.capabilities, workspaces: caller.workspaces, environment: caller.environment },
         body: () => (parsed ??= { value: parseBody(event) }).value,
         param: (name) => {
           const value = event.pathParameters?.[name];

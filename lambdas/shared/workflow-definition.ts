@@ -81,28 +81,8 @@ export function validateDefinition(definition: Definition, knownModel: (id: stri
   if (problems.length > 0) throw new ValidationError(problems, `${problems[0]!.field}: ${problems[0]!.message}`);
 }
 
-/**
- * The value a reference points at in the run's scope, or undefined when that path holds nothing. Only
- * own properties: `$.steps.__proto__` or `$.input.constructor` must not reach JavaScript's internals.
- */
-function lookup(scope: unknown, ref: string): unknown {
-  let value: unknown = scope;
-  for (const part of ref.slice(2).split('.')) {
-    if (value === null || typeof value !== 'object' || !Object.hasOwn(value, part)) return undefined;
-    value = (value as Record<string, unknown>)[part];
-  }
-  return value;
-}
-
-/** Replaces every `$.` string in `value` by what it references (`null` where the path holds nothing). */
-export function resolveReferences(value: unknown, scope: { input: unknown; steps: Record<string, { output: unknown }> }): unknown {
-  if (typeof value === 'string') return value.startsWith('$.') ? (lookup(scope, value) ?? null) : value;
-  if (Array.isArray(value)) return value.map((v) => resolveReferences(v, scope));
-  if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, resolveReferences(v, scope)]));
-  }
-  return value;
-}
+// Resolution at run time, within the run's limits, lives in references.ts.
+export { resolveReferences } from './references.js';
 
 const compiled = new Map<string, ReturnType<typeof userSchemas.compile>>();
 

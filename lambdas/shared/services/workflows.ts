@@ -15,7 +15,17 @@ import {
   parseRunBody,
   parseUpdateWorkflowBody,
 } from '../schemas.js';
-import { checkInput, resolveReferences, validateDefinition, type Definition } from '../workflow-definition.js';
+import { checkInput, validateDefinition, type Definition } from '../workflow-definition.js';
+import {
+  assertStorable,
+  MAX_EXECUTION_OUTPUT_BYTES,
+  MAX_RUN_INPUT_BYTES,
+  MAX_STEP_VALUE_BYTES,
+  kib,
+  jsonBytes,
+  resolveReferences,
+  ValueLimitExceeded,
+} from '../references.js';
 import { checkWebhookUrl, deliverWebhook, newWebhookSecret, WebhookUrlError, type DeliveryOptions } from '../webhooks.js';
 
 export interface WorkflowDeps {
@@ -216,7 +226,7 @@ export async function executeSteps(
       if (await context.isCancelled()) throw new StepCancelled('cancelled');
       const model = deps.models.get(step.model);
       if (!model) throw new ModelFailure(`step '${step.id}': model '${step.model}' is not available`);
-      const input = resolveReferences(step.input, scope);
+      const input = resolveReferences(step.input, scope, MAX_STEP_VALUE_BYTES, `step '${step.id}': its resolved input`);
       try {
         checkInput(model.input_schema, input, `steps.${step.id}.input`);
       } catch (error) {
@@ -224,18 +234,31 @@ export async function executeSteps(
       }
       if (Date.now() >= deadline) throw new DeadlineExceeded('out of time');
       const output = await model.run(input, context);
+      assertStorable(output, MAX_STEP_VALUE_BYTES, `step '${step.id}': its output`);
       scope.steps[step.id] = { output };
     }
-    outcome = { status: 'SUCCEEDED', output: resolveReferences(definition.output, scope) };
+    outcome = {
+      status: 'SUCCEEDED',
+      output: resolveReferences(definition.output, scope, MAX_EXECUTION_OUTPUT_BYTES, 'the execution output'),
+    };
   } catch (error) {
     if (error instanceof StepCancelled) outcome = { status: 'FAILED', error: 'cancelled' };
     else if (error instanceof DeadlineExceeded) outcome = { status: 'FAILED', error: tooLong };
-    else if (error instanceof ModelFailure) outcome = { status: 'FAILED', error: error.message };
+    else if (error instanceof ModelFailure || error instanceof ValueLimitExceeded) outcome = { status: 'FAILED', error: error.message };
     else throw error;
   }
   const finished = await deps.executions.finish(accountId, executionId, outcome, clock(deps));
   // A cancel won the race: the execution stays CANCELLED.
   return finished ?? (await deps.executions.get(accountId, executionId)) ?? execution;
+}
+
+/** A run's `input` (`null` when absent): 400 past its size limit, so every execution stays storable. */
+function runInput(input: unknown): unknown {
+  const bytes = jsonBytes(input ?? null);
+  if (bytes > MAX_RUN_INPUT_BYTES) {
+    throw ValidationError.field('input', `is ${bytes} bytes; a run's input may be at most ${kib(MAX_RUN_INPUT_BYTES)}`);
+  }
+  return input ?? null;
 }
 
 export type StartAsync = (execution: ExecutionRecord) => Promise<void>;
@@ -259,7 +282,7 @@ export async function runWorkflow(
     throw new ConflictError('WORKFLOW_NOT_DEPLOYED', `Workflow '${slug}' has no deployed version; deploy it first`);
   }
   const definition = await versionOf(deps, head, head.deployed_version);
-  const input = body.input ?? null;
+  const input = runInput(body.input);
   checkInput(definition.input_schema, input);
   if (body.webhook_url !== undefined) {
     if (!options.async) throw ValidationError.field('webhook_url', 'is only for asynchronous runs (?async=true)');
@@ -353,7 +376,7 @@ export async function runModel(deps: WorkflowDeps, modelId: string, rawBody: unk
   const model = deps.models.get(modelId);
   if (!model) throw new NotFoundError(`Model '${modelId}' not found`);
   const body = parseModelRunBody(rawBody);
-  const input = body.input ?? null;
+  const input = runInput(body.input);
   checkInput(model.input_schema, input);
   try {
     const output = await model.run(input, { deadline: Date.now() + SYNC_BUDGET_MS, isCancelled: async () => false });
