@@ -71,12 +71,17 @@ export function encodePageToken(accountId: string, position: Record<string, stri
   return Buffer.from(JSON.stringify({ ...position, a: accountId })).toString('base64url');
 }
 
-/** The position a page token names; 400 VALIDATION_ERROR for anything else, or another account's token. */
-export function decodePageToken<F extends string>(token: string, accountId: string, fields: readonly F[]): Record<F, string> {
+/**
+ * The position a page token names; 400 VALIDATION_ERROR for anything else: another account's token, or
+ * one whose fields do not have the shape of what the API writes into its tokens (`fields` gives each
+ * field's pattern), so a hand-made token never reaches DynamoDB as a malformed start key.
+ */
+export function decodePageToken<F extends string>(token: string, accountId: string, fields: Readonly<Record<F, RegExp>>): Record<F, string> {
   try {
     const value = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as Record<string, unknown>;
-    if (value['a'] === accountId && fields.every((f) => typeof value[f] === 'string')) {
-      return Object.fromEntries(fields.map((f) => [f, value[f]])) as Record<F, string>;
+    const names = Object.keys(fields) as F[];
+    if (value['a'] === accountId && names.every((f) => typeof value[f] === 'string' && fields[f].test(value[f]))) {
+      return Object.fromEntries(names.map((f) => [f, value[f]])) as Record<F, string>;
     }
   } catch {
     // not base64url JSON: reported below

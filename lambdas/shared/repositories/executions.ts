@@ -40,6 +40,9 @@ export const EXECUTION_RETENTION_DAYS = 90;
 export const EXECUTIONS_BY_WORKFLOW_INDEX = 'by-workflow';
 
 /** `exe_` + 9 base62 characters of milliseconds since the epoch (sortable) + 12 random ones. */
+/** What newExecutionId makes: `exe_`, 9 base62 characters of time, 12 random ones. */
+export const EXECUTION_ID_PATTERN = /^exe_[0-9A-Za-z]{21}$/;
+
 export function newExecutionId(now: Date): string {
   const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
   let n = now.getTime();
@@ -213,7 +216,7 @@ export class ExecutionsRepository {
 
 /** The index position after `executionId`; a token is bound to its account and to its workflow filter. */
 function startAfter(token: string, accountId: string, workflow?: string): Record<string, unknown> {
-  const { e, w } = decodePageToken(token, accountId, ['e', 'w']);
+  const { e, w } = decodePageToken(token, accountId, { e: EXECUTION_ID_PATTERN, w: /^$|^[a-z0-9][a-z0-9-]{0,62}$/ });
   if (w !== (workflow ?? '')) throw ValidationError.field('next_token', 'is not a valid page token');
   return workflow
     ? { account_workflow: accountWorkflow(accountId, workflow), execution_id: e, account_id: accountId }

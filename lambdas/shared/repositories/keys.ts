@@ -419,7 +419,7 @@ export class KeysRepository {
 
   /** The index position just after the key a page token names. */
   private async startAfter(accountId: string, token: string): Promise<Record<string, unknown>> {
-    const position = decodePageToken(token, accountId, ['c', 'k']);
+    const position = decodePageToken(token, accountId, { c: /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, k: /^key_[0-9A-Za-z]{20}$/ });
     const record = await this.findById(position.k);
     if (!record || record.account_id !== accountId || record.created_at !== position.c) {
       throw ValidationError.field('next_token', 'is not a valid page token (or its key is gone): list again from the start');

@@ -7,6 +7,7 @@ import {
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
 import { cancellationReasons, decodePageToken, encodePageToken, isConditionalCheckFailed, queryPage } from '../ddb.js';
+import { SLUG_PATTERN } from '../capabilities.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { Definition } from '../workflow-definition.js';
 
@@ -228,7 +229,7 @@ export class WorkflowsRepository {
         FilterExpression: ['attribute_exists(version)', ...(workspaces ? [`workspace_id IN (${filter.join(', ')})`] : [])].join(' AND '),
       },
       limit,
-      nextToken ? { account_id: accountId, sk: headSk(decodePageToken(nextToken, accountId, ['s']).s) } : undefined,
+      nextToken ? { account_id: accountId, sk: headSk(decodePageToken(nextToken, accountId, { s: SLUG_PATTERN }).s) } : undefined,
     );
     const items = page.items.map((i) => strip<WorkflowHead>(i));
     const last = items.at(-1);
