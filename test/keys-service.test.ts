@@ -143,20 +143,65 @@ describe('revocation and rotation races', () => {
       rotateKey(db.deps(), account, key.key_id, { grace_period_seconds: 60 }),
     ]);
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
-    // The old key (in grace) and its one replacement; the count holds the replacement only.
+    // The old key (in grace) and its one replacement both work, and both count.
     expect(await activeCount(account)).toBe(2);
-    expect(await counter(account)).toBe(1);
+    expect(await counter(account)).toBe(2);
   });
 
-  it('revoking a key during its grace period does not free a slot twice', async () => {
+  it('revoking a key during its grace period frees its slot once', async () => {
     const account = await newAccount();
     const { key } = await createKey(db.deps(), account, { name: 'x', preset: 'read-only' });
     const rotated = await rotateKey(db.deps(), account, key.key_id, { grace_period_seconds: 3600 });
-    expect(await counter(account)).toBe(1);
+    expect(await counter(account)).toBe(2);
     await revokeKey(db.deps(), account, key.key_id);
+    expect(await counter(account)).toBe(1);
+    await expect(revokeKey(db.deps(), account, key.key_id)).rejects.toBeInstanceOf(NotFoundError);
     expect(await counter(account)).toBe(1);
     await revokeKey(db.deps(), account, rotated.key.key_id);
     expect(await counter(account)).toBe(0);
+  });
+
+  it('a rotation with grace on a full account is KEY_LIMIT_REACHED and changes nothing; one without grace works', async () => {
+    const account = await newAccount();
+    const keys = [];
+    for (let i = 0; i < 10; i++) keys.push((await createKey(db.deps(), account, { name: `k${i}`, preset: 'read-only' })).key);
+    const before = await db.deps().keys.listActive(account, new Date(), 100);
+    await expect(rotateKey(db.deps(), account, keys[0]!.key_id, { grace_period_seconds: 3600 })).rejects.toMatchObject({
+      status: 409,
+      code: 'KEY_LIMIT_REACHED',
+    });
+    expect(await db.deps().keys.listActive(account, new Date(), 100)).toEqual(before);
+    expect(await counter(account)).toBe(10);
+    // Eight grace rotations on a full account once left 18 working keys: now none of them happens.
+    for (const key of keys.slice(1, 9)) {
+      await expect(rotateKey(db.deps(), account, key.key_id, { grace_period_seconds: 60 })).rejects.toMatchObject({ code: 'KEY_LIMIT_REACHED' });
+    }
+    expect(await activeCount(account)).toBe(10);
+    // Without grace the slot passes to the replacement.
+    await rotateKey(db.deps(), account, keys[0]!.key_id, {});
+    expect(await activeCount(account)).toBe(10);
+    expect(await counter(account)).toBe(10);
+  });
+
+  it('a key whose grace has ended gives its slot back when a create finds the account full', async () => {
+    const account = await newAccount();
+    const start = Date.now();
+    const keys = [];
+    for (let i = 0; i < 9; i++) keys.push((await createKey(db.deps(), account, { name: `k${i}`, preset: 'read-only' })).key);
+    await rotateKey(db.deps(), account, keys[0]!.key_id, { grace_period_seconds: 60 });
+    expect(await counter(account)).toBe(10);
+    // The record of a key in grace holds no ttl while it holds its slot (TTL must not leak the slot).
+    const [graceRecord, gracePointer] = await rawItems(keys[0]!.key_id);
+    expect(graceRecord?.['ttl']).toBeUndefined();
+    expect(gracePointer?.['ttl']).toBeUndefined();
+    await expect(createKey(db.deps(), account, { name: 'full', preset: 'read-only' })).rejects.toMatchObject({ code: 'KEY_LIMIT_REACHED' });
+    // Two minutes later the grace is over: the create releases the slot and succeeds.
+    const later = () => new Date(start + 120_000);
+    await createKey(db.deps(DEFAULT_SETTINGS, later), account, { name: 'after grace', preset: 'read-only' });
+    expect(await counter(account)).toBe(10);
+    const [released] = await rawItems(keys[0]!.key_id);
+    expect(released?.['released_at']).toBeDefined();
+    expect(released?.['ttl']).toBeGreaterThan(Math.floor(start / 1000) + 29 * 86_400);
   });
 
   it('an edit of a revoked key is 404 and writes nothing', async () => {

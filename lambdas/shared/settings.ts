@@ -70,8 +70,9 @@ function validateSettings(settings: Settings): void {
   if (!KEY_PREFIX_PATTERN.test(settings.keyPrefix)) {
     throw new Error(`keyPrefix must match ${KEY_PREFIX_PATTERN}, got '${settings.keyPrefix}'`);
   }
-  if (!Number.isInteger(settings.maxActiveKeysPerAccount) || settings.maxActiveKeysPerAccount < 1) {
-    throw new Error(`maxActiveKeysPerAccount must be a positive integer, got ${settings.maxActiveKeysPerAccount}`);
+  // A tier change updates the account and every key of it in one transaction (at most 100 items).
+  if (!Number.isInteger(settings.maxActiveKeysPerAccount) || settings.maxActiveKeysPerAccount < 1 || settings.maxActiveKeysPerAccount > 99) {
+    throw new Error(`maxActiveKeysPerAccount must be an integer from 1 to 99, got ${settings.maxActiveKeysPerAccount}`);
   }
   for (const name of TIER_NAMES) {
     const tier = settings.tiers[name];

@@ -352,8 +352,7 @@ describe('capabilities, workspaces and tiers', () => {
 
   it('a free account’s key authenticates but holds nothing', async () => {
     const { key, accountId } = await t.account('pro', { name: 'k', capabilities: ['keys:read', 'keys:write'] });
-    await t.deps().accounts.setTier(accountId, 'free', new Date());
-    await t.deps().keys.propagateTier(accountId, 'free');
+    await t.deps().keys.setAccountTier(accountId, 'free', new Date());
     expect((await t.api(key, 'GET', '/keys/verify')).body).toMatchObject({ tier: 'free', capabilities: [] });
     expectError(await t.api(key, 'GET', '/keys'), 403, 'CAPABILITY_DENIED', { required: 'keys:read', actual: [] });
   });
@@ -389,8 +388,7 @@ describe('capabilities, workspaces and tiers', () => {
   it('a key that a tier downgrade put over the ceiling cannot be rotated into a new one', async () => {
     const { key, accountId } = await t.account('business');
     const strong = await t.api(key, 'POST', '/keys', { name: 'models', capabilities: ['model:run'] });
-    await t.deps().accounts.setTier(accountId, 'pro', new Date());
-    await t.deps().keys.propagateTier(accountId, 'pro');
+    await t.deps().keys.setAccountTier(accountId, 'pro', new Date());
     // The admin key itself now holds model:run only nominally; the ceiling cuts it at the authorizer.
     expectError(await t.api(key, 'POST', `/keys/${String(strong.body['key_id'])}/rotate`), 403, 'TIER_CEILING_EXCEEDED', {
       tier: 'pro',

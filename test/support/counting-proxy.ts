@@ -5,11 +5,13 @@
  *
  * It also injects the faults DynamoDB Local cannot produce: throttling (400
  * ProvisionedThroughputExceededException), a 500 InternalServerError, or no answer at all (a hang, which
- * the SDK's request timeout ends), for the calls of one operation, optionally on one table only.
+ * the SDK's request timeout ends), for the calls of one operation, optionally on one table only; and a
+ * secondary index that has not caught up yet (`index-lag`: a Query of an index answers an empty page, as
+ * a GSI can on AWS just after a write).
  */
 import { createServer, request as httpRequest, type Server, type ServerResponse } from 'node:http';
 
-export type Fault = 'throttle' | 'server-error' | 'hang';
+export type Fault = 'throttle' | 'server-error' | 'hang' | 'index-lag';
 
 export interface FaultRule {
   /** `GetItem`, `UpdateItem`, `TransactWriteItems`, … */
@@ -34,7 +36,7 @@ export interface CountingProxy {
   close(): Promise<void>;
 }
 
-const FAULT_BODIES: Record<Exclude<Fault, 'hang'>, { status: number; type: string; message: string }> = {
+const FAULT_BODIES: Record<Exclude<Fault, 'hang' | 'index-lag'>, { status: number; type: string; message: string }> = {
   throttle: { status: 400, type: 'com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException', message: 'Rate of requests exceeds the allowed throughput (injected)' },
   'server-error': { status: 500, type: 'com.amazonaws.dynamodb.v20120810#InternalServerError', message: 'Internal server error (injected)' },
 };
@@ -53,7 +55,11 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
     req.on('end', () => {
       const body = Buffer.concat(chunks);
       const match = rules.find(
-        (r) => r.left > 0 && r.rule.operation === op && (!r.rule.table || body.includes(`"TableName":"${r.rule.table}"`)),
+        (r) =>
+          r.left > 0 &&
+          r.rule.operation === op &&
+          (!r.rule.table || body.includes(`"TableName":"${r.rule.table}"`)) &&
+          (r.rule.fault !== 'index-lag' || body.includes('"IndexName"')),
       );
       if (match) {
         match.left--;
@@ -61,6 +67,11 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
         if (match.rule.fault === 'hang') {
           hung.add(res);
           res.on('close', () => hung.delete(res));
+          return;
+        }
+        if (match.rule.fault === 'index-lag') {
+          res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
+          res.end(JSON.stringify({ Count: 0, Items: [], ScannedCount: 0 }));
           return;
         }
         const f = FAULT_BODIES[match.rule.fault];

@@ -49,7 +49,8 @@ export class AccountsRepository {
       await this.doc.send(
         new PutCommand({
           TableName: this.table,
-          Item: record,
+          // The keys holding a slot, kept by KeysRepository (see there).
+          Item: { ...record, slot_keys: {}, slot_rev: 0 },
           ConditionExpression: 'attribute_not_exists(account_id)',
         }),
       );
@@ -60,25 +61,6 @@ export class AccountsRepository {
       throw error;
     }
     return record;
-  }
-
-  async setTier(accountId: string, tier: TierName, now: Date): Promise<AccountRecord> {
-    try {
-      const out = await this.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { account_id: accountId },
-          UpdateExpression: 'SET tier = :tier, updated_at = :now',
-          ConditionExpression: 'attribute_exists(account_id)',
-          ExpressionAttributeValues: { ':tier': tier, ':now': now.toISOString() },
-          ReturnValues: 'ALL_NEW',
-        }),
-      );
-      return out.Attributes as AccountRecord;
-    } catch (error) {
-      if (isConditionalCheckFailed(error)) throw new NotFoundError(`Account '${accountId}' does not exist`);
-      throw error;
-    }
   }
 
   /**

@@ -18,7 +18,10 @@ import type { TierName } from '../settings.js';
  * - `K#<key_id>`: an immutable pointer from the public key id to the hash, so key management reads
  *   by id stay strongly consistent (a GSI would be eventually consistent).
  * GSI `by-account` (account_id, created_at) lists an account's keys; pointers carry no account_id, so
- * they stay out of it. `ttl` (epoch seconds) lets DynamoDB TTL remove expired and revoked keys later;
+ * they stay out of it. The account item names the keys that hold a slot (`slot_keys`, a map of key id to
+ * `true`, changed in the same transactions as `active_keys`, each change counted in `slot_rev`): a
+ * strongly consistent list of every key that can still authenticate, which a tier change updates
+ * atomically (the index lags on AWS). `ttl` (epoch seconds) lets DynamoDB TTL remove expired and revoked keys later;
  * the authorizer never relies on it and checks `expires_at` against the clock.
  */
 export interface KeyRecord {
@@ -59,8 +62,6 @@ type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[numb
 const TRANSACTION_CONFLICT_RETRIES = 8;
 
 const hashPk = (hash: string) => `H#${hash}`;
-/** DynamoDB TTL wants epoch seconds. */
-const ttlOf = (iso: string) => Math.floor(Date.parse(iso) / 1000);
 const idPk = (keyId: string) => `K#${keyId}`;
 
 function strip(item: Record<string, unknown>): KeyRecord {
@@ -120,14 +121,15 @@ export class KeysRepository {
           Update: {
             TableName: this.accountsTable,
             Key: { account_id: record.account_id },
-            UpdateExpression: 'SET active_keys = if_not_exists(active_keys, :zero) + :one',
+            UpdateExpression: 'SET active_keys = if_not_exists(active_keys, :zero) + :one, slot_keys.#kid = :true ADD slot_rev :one',
             ConditionExpression:
               'attribute_exists(account_id) AND tier = :tier AND (attribute_not_exists(active_keys) OR active_keys < :max)',
-            ExpressionAttributeValues: { ':zero': 0, ':one': 1, ':tier': record.tier, ':max': maxActiveKeys },
+            ExpressionAttributeNames: { '#kid': record.key_id },
+            ExpressionAttributeValues: { ':zero': 0, ':one': 1, ':true': true, ':tier': record.tier, ':max': maxActiveKeys },
           },
         },
         ...this.newKeyItems(record),
-      ]);
+      ], record.account_id);
     } catch (error) {
       const reasons = cancellationReasons(error);
       if (reasons?.[0] === 'ConditionalCheckFailed') throw new KeyCreateConflict();
@@ -165,9 +167,9 @@ export class KeysRepository {
         },
       },
     ];
-    if (holdsSlot) items.push(this.releaseSlot(record.account_id));
+    if (holdsSlot) items.push(this.releaseSlot(record.account_id, record.key_id));
     try {
-      await this.transact(items);
+      await this.transact(items, record.account_id);
     } catch (error) {
       // Revoked (or rotated) by a concurrent request between our read and this write.
       if (cancellationReasons(error)?.[0] === 'ConditionalCheckFailed') {
@@ -216,46 +218,62 @@ export class KeysRepository {
   }
 
   /**
-   * Replaces `old` by `next` in one transaction: `next` is stored and takes over `old`'s slot in the
-   * account's key count (so rotation works at the key limit), and `old` either stops at once
-   * (`graceEnd` undefined: revoked) or keeps working until `graceEnd` (its expiry is brought forward).
-   * `old` can be rotated once; the account's tier must still be `next.tier`.
-   * Throws KeyCreateConflict when the account condition fails, NotFoundError when `old` is no longer
-   * active or was already rotated.
+   * Replaces `old` by `next` in one transaction; `old` can be rotated once, and the account's tier must
+   * still be `next.tier`. Without a grace period `old` is revoked and its slot passes to `next` (so a
+   * rotation works at the key limit). With one, `old` keeps working, and keeps its slot, until `graceEnd`
+   * (its expiry is brought forward), so `next` takes a slot of its own: on a full account that is refused
+   * like a create. A key still in its grace holds no `ttl` (it holds a slot); its slot is released, and
+   * its TTL set, once the grace is over (releaseExpired).
+   * Throws KeyCreateConflict when the account condition fails (tier changed, or full), NotFoundError when
+   * `old` is no longer active or was already rotated.
    */
-  async rotate(old: KeyRecord, next: KeyRecord, graceEnd: Date | undefined, now: Date): Promise<void> {
+  async rotate(old: KeyRecord, next: KeyRecord, graceEnd: Date | undefined, now: Date, maxActiveKeys: number): Promise<void> {
     // With a grace period the old key ends at its end, or at its own expiry if that comes first.
     const oldExpiry =
       graceEnd && old.expires_at && Date.parse(old.expires_at) <= graceEnd.getTime() ? old.expires_at : graceEnd?.toISOString();
-    // The old key's slot passes to the new one here, so its items may now expire: at the end of the
-    // grace period, or (revoked at once) after the audit retention.
-    const oldTtl = oldExpiry ? ttlOf(oldExpiry) : Math.floor(now.getTime() / 1000) + REVOKED_RETENTION_SECONDS;
-    const oldUpdate = oldExpiry
+    const revokedTtl = Math.floor(now.getTime() / 1000) + REVOKED_RETENTION_SECONDS;
+    const names = { '#old': old.key_id, '#next': next.key_id };
+    const account: TransactItem = oldExpiry
       ? {
-          UpdateExpression: 'SET released_at = :now, rotated_to = :next, expires_at = :exp, #ttl = :ttl',
-          ExpressionAttributeValues: { ':exp': oldExpiry, ':ttl': oldTtl },
+          Update: {
+            TableName: this.accountsTable,
+            Key: { account_id: next.account_id },
+            UpdateExpression: 'SET active_keys = active_keys + :one, slot_keys.#next = :true ADD slot_rev :one',
+            ConditionExpression: 'attribute_exists(account_id) AND tier = :tier AND active_keys < :max',
+            ExpressionAttributeNames: { '#next': next.key_id },
+            ExpressionAttributeValues: { ':one': 1, ':true': true, ':tier': next.tier, ':max': maxActiveKeys },
+          },
         }
       : {
-          UpdateExpression: 'SET released_at = :now, rotated_to = :next, revoked_at = :now, #ttl = :ttl',
-          ExpressionAttributeValues: { ':ttl': oldTtl },
+          Update: {
+            TableName: this.accountsTable,
+            Key: { account_id: next.account_id },
+            UpdateExpression: 'SET slot_keys.#next = :true REMOVE slot_keys.#old ADD slot_rev :one',
+            ConditionExpression: 'attribute_exists(account_id) AND tier = :tier',
+            ExpressionAttributeNames: names,
+            ExpressionAttributeValues: { ':one': 1, ':true': true, ':tier': next.tier },
+          },
+        };
+    const oldUpdate = oldExpiry
+      ? {
+          UpdateExpression: 'SET rotated_to = :next, expires_at = :exp, updated_at = :now',
+          ExpressionAttributeValues: { ':exp': oldExpiry },
+        }
+      : {
+          UpdateExpression: 'SET released_at = :now, rotated_to = :next, revoked_at = :now, updated_at = :now, #ttl = :ttl',
+          ExpressionAttributeNames: { '#ttl': 'ttl' },
+          ExpressionAttributeValues: { ':ttl': revokedTtl },
         };
     try {
       await this.transact([
-        {
-          ConditionCheck: {
-            TableName: this.accountsTable,
-            Key: { account_id: next.account_id },
-            ConditionExpression: 'attribute_exists(account_id) AND tier = :tier',
-            ExpressionAttributeValues: { ':tier': next.tier },
-          },
-        },
+        account,
         {
           Update: {
             TableName: this.tables.keys,
             Key: { pk: hashPk(old.key_hash) },
             UpdateExpression: oldUpdate.UpdateExpression,
-            ConditionExpression: `account_id = :acct AND ${ACTIVE_CONDITION} AND attribute_not_exists(released_at)`,
-            ExpressionAttributeNames: { '#ttl': 'ttl' },
+            ConditionExpression: `account_id = :acct AND ${ACTIVE_CONDITION} AND attribute_not_exists(released_at) AND attribute_not_exists(rotated_to)`,
+            ...('ExpressionAttributeNames' in oldUpdate ? { ExpressionAttributeNames: oldUpdate.ExpressionAttributeNames } : {}),
             ExpressionAttributeValues: {
               ...oldUpdate.ExpressionAttributeValues,
               ':acct': old.account_id,
@@ -264,9 +282,9 @@ export class KeysRepository {
             },
           },
         },
-        this.pointerTtl(old.key_id, oldTtl),
+        ...(oldExpiry ? [] : [this.pointerTtl(old.key_id, revokedTtl)]),
         ...this.newKeyItems(next),
-      ]);
+      ], next.account_id);
     } catch (error) {
       const reasons = cancellationReasons(error);
       if (reasons?.[0] === 'ConditionalCheckFailed') throw new KeyCreateConflict();
@@ -312,8 +330,8 @@ export class KeysRepository {
               },
             },
             this.pointerTtl(String(item['key_id']), releasedTtl),
-            this.releaseSlot(accountId),
-          ]);
+            this.releaseSlot(accountId, String(item['key_id'])),
+          ], accountId);
         } catch (error) {
           // Released or revoked concurrently, or removed by TTL: its slot is not ours to free. Anything
           // else (a conflict that outlasted the retries) must not pass for a release.
@@ -330,12 +348,16 @@ export class KeysRepository {
    * writing (`TransactionConflict`, e.g. parallel creates on one account); those are retried with
    * jittered backoff. Condition failures are the caller's to interpret.
    */
-  private async transact(items: TransactItem[]): Promise<void> {
+  private async transact(items: TransactItem[], slotAccount?: string): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
         await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
         return;
       } catch (error) {
+        if (slotAccount && attempt === 0 && isMissingSlotMap(error)) {
+          await this.addSlotMap(slotAccount);
+          continue;
+        }
         const reasons = cancellationReasons(error);
         const conflict = reasons?.includes('TransactionConflict') && !reasons.includes('ConditionalCheckFailed');
         if (!conflict || attempt >= TRANSACTION_CONFLICT_RETRIES) throw error;
@@ -381,16 +403,121 @@ export class KeysRepository {
     };
   }
 
-  private releaseSlot(accountId: string): TransactItem {
+  private releaseSlot(accountId: string, keyId: string): TransactItem {
     return {
       Update: {
         TableName: this.accountsTable,
         Key: { account_id: accountId },
-        UpdateExpression: 'SET active_keys = active_keys - :one',
+        UpdateExpression: 'SET active_keys = active_keys - :one REMOVE slot_keys.#kid ADD slot_rev :one',
         ConditionExpression: 'active_keys > :zero',
+        ExpressionAttributeNames: { '#kid': keyId },
         ExpressionAttributeValues: { ':one': 1, ':zero': 0 },
       },
     };
+  }
+
+  /** The keys of the account that hold a slot, by the index (which lags on AWS): for accounts made before `slot_keys`. */
+  private async slotHoldersByIndex(accountId: string): Promise<string[]> {
+    const ids: string[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await this.doc.send(
+        new QueryCommand({
+          TableName: this.tables.keys,
+          IndexName: KEYS_BY_ACCOUNT_INDEX,
+          KeyConditionExpression: 'account_id = :acct',
+          FilterExpression: 'attribute_not_exists(revoked_at) AND attribute_not_exists(released_at)',
+          ExpressionAttributeValues: { ':acct': accountId },
+          ProjectionExpression: 'key_id',
+          ExclusiveStartKey: start,
+        }),
+      );
+      ids.push(...(page.Items ?? []).map((i) => String(i['key_id'])));
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return ids;
+  }
+
+  /**
+   * An account made before `slot_keys` existed gets the map on its first key change (a nested path
+   * cannot be set in a map that is not there), filled from the index with its slot-holding keys.
+   */
+  private async addSlotMap(accountId: string): Promise<void> {
+    const holders = await this.slotHoldersByIndex(accountId);
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.accountsTable,
+          Key: { account_id: accountId },
+          UpdateExpression: 'SET slot_keys = :map ADD slot_rev :one',
+          ConditionExpression: 'attribute_exists(account_id) AND attribute_not_exists(slot_keys)',
+          ExpressionAttributeValues: { ':map': Object.fromEntries(holders.map((id) => [id, true])), ':one': 1 },
+        }),
+      );
+    } catch (error) {
+      if (!isConditionalCheckFailed(error)) throw error; // added concurrently, or no such account
+    }
+  }
+
+  /**
+   * Changes the account's tier and copies it onto every key that holds a slot (every key that can still
+   * authenticate), in one transaction: no key keeps the old tier, whatever fails. The account's
+   * `slot_rev` must be unchanged since the account was read, so a key created or released meanwhile
+   * makes it read again; a concurrent create waits for the tier (its own condition) or is in the list.
+   * Returns the account's key ids that were brought to the tier.
+   */
+  async setAccountTier(accountId: string, tier: TierName, now: Date): Promise<string[]> {
+    for (let attempt = 0; ; attempt++) {
+      const out = await this.doc.send(
+        new GetCommand({ TableName: this.accountsTable, Key: { account_id: accountId }, ConsistentRead: true }),
+      );
+      const account = out.Item;
+      if (!account) throw new NotFoundError(`Account '${accountId}' does not exist`);
+      const slotKeys = account['slot_keys'] as Record<string, unknown> | undefined;
+      if (!slotKeys) {
+        await this.addSlotMap(accountId);
+        continue;
+      }
+      const hashes = await Promise.all(
+        Object.keys(slotKeys).map(async (keyId) => {
+          const pointer = await this.doc.send(
+            new GetCommand({ TableName: this.tables.keys, Key: { pk: idPk(keyId) }, ConsistentRead: true }),
+          );
+          return pointer.Item?.['key_hash'] as string | undefined;
+        }),
+      );
+      const rev = account['slot_rev'] as number | undefined;
+      try {
+        await this.transact([
+          {
+            Update: {
+              TableName: this.accountsTable,
+              Key: { account_id: accountId },
+              UpdateExpression: 'SET tier = :tier, updated_at = :now',
+              ConditionExpression: rev === undefined ? 'attribute_not_exists(slot_rev)' : 'slot_rev = :rev',
+              ExpressionAttributeValues: { ':tier': tier, ':now': now.toISOString(), ...(rev === undefined ? {} : { ':rev': rev }) },
+            },
+          },
+          ...hashes
+            .filter((hash): hash is string => typeof hash === 'string')
+            .map(
+              (hash): TransactItem => ({
+                Update: {
+                  TableName: this.tables.keys,
+                  Key: { pk: hashPk(hash) },
+                  UpdateExpression: 'SET tier = :tier',
+                  ConditionExpression: 'account_id = :acct',
+                  ExpressionAttributeValues: { ':tier': tier, ':acct': accountId },
+                },
+              }),
+            ),
+        ]);
+        return Object.keys(slotKeys);
+      } catch (error) {
+        // A key was created or released between the read and the write: read again.
+        if (!cancellationReasons(error)?.includes('ConditionalCheckFailed') || attempt >= TRANSACTION_CONFLICT_RETRIES) throw error;
+      }
+    }
   }
 
   /**
@@ -426,39 +553,11 @@ export class KeysRepository {
     }
     return { account_id: accountId, created_at: record.created_at, pk: hashPk(record.key_hash) };
   }
+}
 
-  /** Copies a new tier onto every key of the account (at most the key limit plus revoked/expired ones). */
-  async propagateTier(accountId: string, tier: TierName): Promise<void> {
-    let start: Record<string, unknown> | undefined;
-    do {
-      const page = await this.doc.send(
-        new QueryCommand({
-          TableName: this.tables.keys,
-          IndexName: KEYS_BY_ACCOUNT_INDEX,
-          KeyConditionExpression: 'account_id = :acct',
-          ExpressionAttributeValues: { ':acct': accountId },
-          ProjectionExpression: 'pk',
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const item of page.Items ?? []) {
-        try {
-          await this.doc.send(
-            new UpdateCommand({
-              TableName: this.tables.keys,
-              Key: { pk: item['pk'] },
-              UpdateExpression: 'SET tier = :tier',
-              ConditionExpression: 'attribute_exists(pk)',
-              ExpressionAttributeValues: { ':tier': tier },
-            }),
-          );
-        } catch (error) {
-          if (!isConditionalCheckFailed(error)) throw error; // removed by TTL meanwhile: nothing to update
-        }
-      }
-      start = page.LastEvaluatedKey;
-    } while (start);
-  }
+/** A transaction set a path inside `slot_keys` on an account that has no such map yet. */
+function isMissingSlotMap(error: unknown): boolean {
+  return error instanceof Error && error.name === 'ValidationException' && /document path/i.test(error.message);
 }
 
 /** The create transaction's account condition failed: tier changed, account missing, or limit reached. */

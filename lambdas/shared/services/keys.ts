@@ -2,7 +2,7 @@
  * Key use cases, shared by the keys Lambda, the admin CLI and the local runner's seeding. They know
  * nothing of API Gateway; they take repositories and plain inputs and throw the errors of errors.ts.
  */
-import { displayPrefix, generateApiKey, hashApiKey, newId } from '../api-key.js';
+import { displayPrefix, generateApiKey, hashApiKey, newId, type KeyEnvironment } from '../api-key.js';
 import {
   PRESETS,
   SCOPES,
@@ -15,6 +15,7 @@ import {
 import {
   CapabilityDeniedError,
   ConflictError,
+  EnvironmentDeniedError,
   NotFoundError,
   TierCeilingExceededError,
   ValidationError,
@@ -39,6 +40,8 @@ export interface KeyServiceDeps {
 export interface Grant {
   readonly capabilities: readonly Capability[];
   readonly workspaces: readonly string[];
+  /** A `test` key manages only `test` keys (API.md §2). */
+  readonly environment: KeyEnvironment;
 }
 
 /** The key object of API.md §4. */
@@ -77,6 +80,11 @@ function requestedCapabilities(body: { capabilities?: string[]; preset?: keyof t
   if (body.preset) return normalizeCapabilities(PRESETS[body.preset]);
   if (body.scope) return normalizeCapabilities(SCOPES[body.scope]);
   throw ValidationError.field('capabilities', 'give exactly one of capabilities, preset or scope');
+}
+
+/** A test key may create or manage only test keys: 403 ENVIRONMENT_DENIED for a live one. */
+function assertEnvironment(environment: KeyEnvironment, caller?: Grant): void {
+  if (caller?.environment === 'test' && environment !== 'test') throw new EnvironmentDeniedError(environment);
 }
 
 /**
@@ -174,6 +182,7 @@ export async function createKey(
     const account = await deps.accounts.get(accountId);
     if (!account) throw new NotFoundError(`Account '${accountId}' does not exist`);
     assertGrantable(deps.settings, account.tier, capabilities, workspaces, caller);
+    assertEnvironment(environment, caller);
     const { record, apiKey } = newKeyRecord(deps, now, {
       account_id: accountId,
       name: body.name,
@@ -203,9 +212,13 @@ async function activeKey(deps: KeyServiceDeps, accountId: string, keyId: string,
   return record;
 }
 
-/** A key may only manage (edit, rotate, revoke) a key within its own capabilities and workspaces. */
+/**
+ * A key may only manage (edit, rotate, revoke) a key within its own capabilities and workspaces, and a
+ * test key only test keys.
+ */
 function assertManageable(target: KeyRecord, caller?: Grant): void {
   if (!caller) return;
+  assertEnvironment(target.environment, caller);
   const denied = firstUncovered(caller.capabilities, target.capabilities);
   if (denied) throw new CapabilityDeniedError(denied, [...caller.capabilities]);
   const outside = workspacesCover(caller.workspaces, target.workspaces);
@@ -243,6 +256,7 @@ export async function updateKey(
   const body = parseUpdateKeyBody(rawBody);
   const now = clock(deps);
   const record = await activeKey(deps, accountId, keyId, now);
+  assertEnvironment(record.environment, caller);
   const capabilities = body.capabilities ? checkedCapabilities(body.capabilities) : undefined;
   const workspaces = body.workspaces ? normalizeWorkspaces(body.workspaces) : undefined;
   // The result must be grantable (tier ceiling first, then the caller's own grant) …
@@ -270,6 +284,8 @@ export async function revokeKey(deps: KeyServiceDeps, accountId: string, keyId: 
 /**
  * Issues a replacement with the same name, capabilities, workspaces, environment and expiry; the old
  * key stops at once, or after `grace_period_seconds`. A key is rotated once (409 ALREADY_EXISTS after).
+ * A key in its grace still counts against the key limit, so a rotation with a grace period needs a free
+ * slot (409 KEY_LIMIT_REACHED on a full account); one without grace hands the slot over and always works.
  */
 export async function rotateKey(
   deps: KeyServiceDeps,
@@ -287,6 +303,7 @@ export async function rotateKey(
     if (old.rotated_to) {
       throw new ConflictError('ALREADY_EXISTS', `Key '${keyId}' was already rotated; its replacement is '${old.rotated_to}'`);
     }
+    assertEnvironment(old.environment, caller);
     const account = await deps.accounts.get(accountId);
     if (!account) throw new NotFoundError(`Account '${accountId}' does not exist`);
     assertGrantable(deps.settings, account.tier, old.capabilities, old.workspaces, caller);
@@ -301,13 +318,13 @@ export async function rotateKey(
       expires_at: old.expires_at,
     });
     try {
-      await deps.keys.rotate(old, record, graceEnd, now);
+      await deps.keys.rotate(old, record, graceEnd, now, deps.settings.maxActiveKeysPerAccount);
       return { key: toKeyObject(record), apiKey };
     } catch (error) {
       if (!(error instanceof KeyCreateConflict)) throw error;
-      const fresh = await deps.accounts.get(accountId);
-      if (!fresh) throw new NotFoundError(`Account '${accountId}' does not exist`);
-      if (attempt >= MAX_CONFLICT_RETRIES) throw error; // the tier keeps changing under us
+      // The tier changed (check again), or, with a grace period, the account is full: the key in its
+      // grace keeps its slot, so the replacement needs one of its own (409 KEY_LIMIT_REACHED).
+      await afterConflict(deps, accountId, account.tier, attempt, now);
     }
   }
 }
@@ -335,11 +352,14 @@ export async function keyUsage(deps: KeyServiceDeps, accountId: string, keyId: s
   };
 }
 
+/**
+ * Changes the account's tier and, in the same transaction, the tier copied onto each of its keys that
+ * can still authenticate, so the change applies to all of them from the next request.
+ */
 export async function setAccountTier(
   deps: KeyServiceDeps,
   accountId: string,
   tier: keyof Settings['tiers'],
 ): Promise<void> {
-  await deps.accounts.setTier(accountId, tier, clock(deps));
-  await deps.keys.propagateTier(accountId, tier);
+  await deps.keys.setAccountTier(accountId, tier, clock(deps));
 }
