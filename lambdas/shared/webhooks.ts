@@ -3,7 +3,8 @@
  * `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">` keyed with the account's
  * `whsec_<base64>` secret. Delivery goes only to https URLs whose every resolved address is public
  * (checked again when connecting, so DNS cannot swap in a private address), retried with bounded
- * exponential backoff.
+ * exponential backoff. Each attempt has one deadline (5 s by default) for all of it, DNS to the last byte
+ * of the answer, so a receiver that trickles its answer cannot hold the worker.
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import { lookup as dnsLookup } from 'node:dns/promises';
@@ -116,24 +117,47 @@ export interface DeliveryOptions {
   readonly maxAttempts?: number;
   readonly baseDelayMs?: number;
   readonly maxDelayMs?: number;
+  /** The whole attempt's deadline (DNS, connect, TLS, sending, reading the answer), not an idle timeout. */
   readonly timeoutMs?: number;
 }
 
-function post(url: URL, headers: Record<string, string>, body: string, timeoutMs: number): Promise<number> {
-  const options: RequestOptions = { method: 'POST', headers, timeout: timeoutMs, lookup: guardedLookup };
+/**
+ * POSTs and reads the whole answer. `signal` ends it wherever it is (DNS, connect, TLS, sending, or a
+ * receiver trickling its answer): the request is destroyed and the promise rejects with the signal's reason.
+ */
+function post(url: URL, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<number> {
+  const options: RequestOptions = { method: 'POST', headers, lookup: guardedLookup, signal };
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-  return new Promise((resolve, reject) => {
-    const req = send(url, options, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
-    req.end(body);
+  return beforeDeadline(
+    new Promise<number>((resolve, reject) => {
+      const req = send(url, options, (res) => {
+        res.on('end', () => resolve(res.statusCode ?? 0));
+        res.on('error', reject);
+        // Settles nothing if the answer already ended.
+        res.on('close', () => reject(new Error('the connection closed before the answer ended')));
+        res.resume();
+      });
+      req.on('error', reject);
+      req.end(body);
+    }),
+    signal,
+  );
+}
+
+/** `work`'s outcome, unless `signal` aborts first: then its reason (work that cannot be cancelled, like a DNS lookup, is left to finish unheard). */
+function beforeDeadline<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
 }
 
-/** Signs and POSTs `payload`; retries non-2xx answers and network errors with bounded backoff. */
+/**
+ * Signs and POSTs `payload`; retries non-2xx answers, network errors and attempts that do not end within
+ * `timeoutMs`, with bounded backoff.
+ */
 export async function deliverWebhook(
   rawUrl: string,
   secret: string,
@@ -145,8 +169,11 @@ export async function deliverWebhook(
   const body = JSON.stringify(payload);
   let lastStatus: number | null = null;
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+    // One deadline for the whole attempt: the URL check's DNS lookup, connect, TLS, sending, and reading the answer.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new Error(`no complete answer within ${timeoutMs} ms`)), timeoutMs);
     try {
-      const url = await checkWebhookUrl(rawUrl);
+      const url = await beforeDeadline(checkWebhookUrl(rawUrl), deadline.signal);
       const timestamp = Math.floor(Date.now() / 1000);
       lastStatus = await post(
         url,
@@ -158,12 +185,14 @@ export async function deliverWebhook(
           'webhook-signature': sign(secret, messageId, timestamp, body),
         },
         body,
-        timeoutMs,
+        deadline.signal,
       );
       if (lastStatus >= 200 && lastStatus < 300) return { delivered: true, attempts: attempt, lastStatus };
     } catch (error) {
       log('warn', 'webhook attempt failed', { message_id: messageId, attempt, error: (error as Error).message });
       if (error instanceof WebhookUrlError) return { delivered: false, attempts: attempt, lastStatus };
+    } finally {
+      clearTimeout(timer);
     }
     if (attempt < maxAttempts) await new Promise((r) => setTimeout(r, Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1))));
   }
