@@ -7,11 +7,13 @@
  * ProvisionedThroughputExceededException), a 500 InternalServerError, or no answer at all (a hang, which
  * the SDK's request timeout ends), for the calls of one operation, optionally on one table only; and a
  * secondary index that has not caught up yet (`index-lag`: a Query of an index answers an empty page, as
- * a GSI can on AWS just after a write).
+ * a GSI can on AWS just after a write); and a lost response (`lose-response`: the call reaches DynamoDB
+ * and takes effect, then the connection is cut before the answer arrives, so the SDK retries a write
+ * that already happened).
  */
 import { createServer, request as httpRequest, type Server, type ServerResponse } from 'node:http';
 
-export type Fault = 'throttle' | 'server-error' | 'hang' | 'index-lag';
+export type Fault = 'throttle' | 'server-error' | 'hang' | 'index-lag' | 'lose-response';
 
 export interface FaultRule {
   /** `GetItem`, `UpdateItem`, `TransactWriteItems`, … */
@@ -36,7 +38,7 @@ export interface CountingProxy {
   close(): Promise<void>;
 }
 
-const FAULT_BODIES: Record<Exclude<Fault, 'hang' | 'index-lag'>, { status: number; type: string; message: string }> = {
+const FAULT_BODIES: Record<Exclude<Fault, 'hang' | 'index-lag' | 'lose-response'>, { status: number; type: string; message: string }> = {
   throttle: { status: 400, type: 'com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException', message: 'Rate of requests exceeds the allowed throughput (injected)' },
   'server-error': { status: 500, type: 'com.amazonaws.dynamodb.v20120810#InternalServerError', message: 'Internal server error (injected)' },
 };
@@ -67,6 +69,18 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
         if (match.rule.fault === 'hang') {
           hung.add(res);
           res.on('close', () => hung.delete(res));
+          return;
+        }
+        if (match.rule.fault === 'lose-response') {
+          const forward = httpRequest(
+            { hostname: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers },
+            (up) => {
+              up.resume();
+              up.on('end', () => res.destroy());
+            },
+          );
+          forward.on('error', () => res.destroy());
+          forward.end(body);
           return;
         }
         if (match.rule.fault === 'index-lag') {
