@@ -104,6 +104,28 @@ export class ConflictError extends ApiError {
   }
 }
 
+/**
+ * The key was rotated: an edit belongs on its replacement (409 KEY_ROTATED), and a key is rotated once
+ * (409 ALREADY_EXISTS); both name the replacement in `rotated_to`.
+ */
+export class KeyRotatedError extends ApiError {
+  readonly status = 409;
+  constructor(
+    readonly code: 'KEY_ROTATED' | 'ALREADY_EXISTS',
+    readonly keyId: string,
+    readonly rotatedTo: string,
+  ) {
+    super(
+      code === 'KEY_ROTATED'
+        ? `Key '${keyId}' has been rotated; edit its replacement '${rotatedTo}'`
+        : `Key '${keyId}' was already rotated; its replacement is '${rotatedTo}'`,
+    );
+  }
+  override extra() {
+    return { rotated_to: this.rotatedTo };
+  }
+}
+
 /** A model refused or failed on a direct run (POST /models/{id}/run); the message is the model's. */
 export class ModelFailedError extends ApiError {
   readonly status = 422;

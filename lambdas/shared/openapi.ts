@@ -99,6 +99,7 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
           'NOT_FOUND',
           'KEY_LIMIT_REACHED',
           'ALREADY_EXISTS',
+          'KEY_ROTATED',
           'WORKFLOW_NOT_DEPLOYED',
           'EXECUTION_FINISHED',
           'MODEL_FAILED',
@@ -113,6 +114,7 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
       workspace_id: { type: 'string' },
       tier: { type: 'string' },
       capability: { type: 'string' },
+      rotated_to: { type: 'string', description: 'KEY_ROTATED, and ALREADY_EXISTS on a rotation: the key that replaced this one.' },
       environment: { type: 'string', enum: ['live', 'test'], description: 'ENVIRONMENT_DENIED: the environment of the key a test key tried to manage.' },
       request_id: { type: 'string' },
     },
@@ -254,7 +256,8 @@ const OPERATIONS: Operation[] = [
   { method: 'get', path: '/keys/{key_id}', id: 'getKey', summary: 'A key', needs: 'keys:read', tag: 'Keys', ok: ['200', ref('Key'), 'The key'], errors: { '404': 'NOT_FOUND' } },
   {
     method: 'patch', path: '/keys/{key_id}', id: 'updateKey', summary: 'Edit a key’s name, capabilities or workspaces', needs: 'keys:write', tag: 'Keys', body: 'UpdateKeyRequest',
-    ok: ['200', ref('Key'), 'The edited key'], errors: { '403': 'WORKSPACE_DENIED, TIER_CEILING_EXCEEDED or ENVIRONMENT_DENIED', '404': 'NOT_FOUND' },
+    ok: ['200', ref('Key'), 'The edited key'],
+    errors: { '403': 'WORKSPACE_DENIED, TIER_CEILING_EXCEEDED or ENVIRONMENT_DENIED', '404': 'NOT_FOUND', '409': 'KEY_ROTATED (edit the key in rotated_to)' },
   },
   { method: 'delete', path: '/keys/{key_id}', id: 'revokeKey', summary: 'Revoke a key (it stops at once)', needs: 'keys:write', tag: 'Keys', ok: ['204', null, 'Revoked'], errors: { '403': 'WORKSPACE_DENIED or ENVIRONMENT_DENIED', '404': 'NOT_FOUND' } },
   {

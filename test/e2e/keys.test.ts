@@ -260,7 +260,13 @@ describe('POST /keys/{key_id}/rotate', () => {
     expect((await t.api(oldKey, 'GET', '/keys/verify')).status).toBe(200);
     expect((await t.api(newKey, 'GET', '/keys/verify')).status).toBe(200);
     // A key is rotated once.
-    expectError(await t.api(admin, 'POST', `/keys/${String(made.body['key_id'])}/rotate`), 409, 'ALREADY_EXISTS');
+    expectError(await t.api(admin, 'POST', `/keys/${String(made.body['key_id'])}/rotate`), 409, 'ALREADY_EXISTS', {
+      rotated_to: rotated.body['key_id'],
+    });
+    // An edit of the key in its grace is refused: the replacement is the key to edit.
+    expectError(await t.api(admin, 'PATCH', `/keys/${String(made.body['key_id'])}`, { name: 'renamed' }), 409, 'KEY_ROTATED', {
+      rotated_to: rotated.body['key_id'],
+    });
     await new Promise((r) => setTimeout(r, 2100));
     expectError(await t.api(oldKey, 'GET', '/keys/verify'), 401, 'UNAUTHORIZED');
     expect((await t.api(newKey, 'GET', '/keys/verify')).status).toBe(200);

@@ -43,6 +43,11 @@ export interface KeyRecord {
   /** The key that replaced this one by rotation. */
   readonly rotated_to?: string;
   readonly updated_at?: string;
+  /**
+   * Counts the edits (1 at creation; absent on keys made before it existed): a rotation copies the key
+   * as it read it and is conditioned on this, so an edit is never lost to a concurrent rotation.
+   */
+  readonly version?: number;
 }
 
 interface StoredKey extends KeyRecord {
@@ -180,8 +185,9 @@ export class KeysRepository {
   }
 
   /**
-   * Edits name, capabilities or workspaces of an active key; the authorizer sees the change on the next
-   * request (it reads the record with a consistent GetItem). Undefined when the key stopped being active.
+   * Edits name, capabilities or workspaces of an active key that has not been rotated, and counts the
+   * edit in `version`; the authorizer sees the change on the next request (it reads the record with a
+   * consistent GetItem). Undefined when the key stopped being active or was rotated meanwhile.
    */
   async update(
     record: KeyRecord,
@@ -197,14 +203,17 @@ export class KeysRepository {
       values[`:${field}`] = value;
       sets.push(`#${field} = :${field}`);
     }
-    sets.push('updated_at = :now');
+    sets.push('updated_at = :now', 'version = if_not_exists(version, :zero) + :one');
+    values[':zero'] = 0;
+    values[':one'] = 1;
     try {
       const out = await this.doc.send(
         new UpdateCommand({
           TableName: this.tables.keys,
           Key: { pk: hashPk(record.key_hash) },
           UpdateExpression: `SET ${sets.join(', ')}`,
-          ConditionExpression: `account_id = :acct AND ${ACTIVE_CONDITION}`,
+          // A rotated key is not edited: its replacement is (the service answers 409 KEY_ROTATED).
+          ConditionExpression: `account_id = :acct AND ${ACTIVE_CONDITION} AND attribute_not_exists(rotated_to)`,
           ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
           ExpressionAttributeValues: values,
           ReturnValues: 'ALL_NEW',
@@ -224,8 +233,8 @@ export class KeysRepository {
    * (its expiry is brought forward), so `next` takes a slot of its own: on a full account that is refused
    * like a create. A key still in its grace holds no `ttl` (it holds a slot); its slot is released, and
    * its TTL set, once the grace is over (releaseExpired).
-   * Throws KeyCreateConflict when the account condition fails (tier changed, or full), NotFoundError when
-   * `old` is no longer active or was already rotated.
+   * Throws KeyCreateConflict when the account condition fails (tier changed, or full), KeyChanged when
+   * `old` is no longer as it was read (edited, revoked, expired or rotated meanwhile).
    */
   async rotate(old: KeyRecord, next: KeyRecord, graceEnd: Date | undefined, now: Date, maxActiveKeys: number): Promise<void> {
     // With a grace period the old key ends at its end, or at its own expiry if that comes first.
@@ -272,13 +281,17 @@ export class KeysRepository {
             TableName: this.tables.keys,
             Key: { pk: hashPk(old.key_hash) },
             UpdateExpression: oldUpdate.UpdateExpression,
-            ConditionExpression: `account_id = :acct AND ${ACTIVE_CONDITION} AND attribute_not_exists(released_at) AND attribute_not_exists(rotated_to)`,
+            // Unchanged since it was read (`version`), so the replacement carries every edit.
+            ConditionExpression: `account_id = :acct AND ${ACTIVE_CONDITION} AND attribute_not_exists(released_at) AND attribute_not_exists(rotated_to) AND ${
+              old.version === undefined ? 'attribute_not_exists(version)' : 'version = :version'
+            }`,
             ...('ExpressionAttributeNames' in oldUpdate ? { ExpressionAttributeNames: oldUpdate.ExpressionAttributeNames } : {}),
             ExpressionAttributeValues: {
               ...oldUpdate.ExpressionAttributeValues,
               ':acct': old.account_id,
               ':now': now.toISOString(),
               ':next': next.key_id,
+              ...(old.version === undefined ? {} : { ':version': old.version }),
             },
           },
         },
@@ -288,7 +301,7 @@ export class KeysRepository {
     } catch (error) {
       const reasons = cancellationReasons(error);
       if (reasons?.[0] === 'ConditionalCheckFailed') throw new KeyCreateConflict();
-      if (reasons?.[1] === 'ConditionalCheckFailed') throw new NotFoundError(`Key '${old.key_id}' not found`);
+      if (reasons?.[1] === 'ConditionalCheckFailed') throw new KeyChanged();
       throw error;
     }
   }
@@ -558,6 +571,14 @@ export class KeysRepository {
 /** A transaction set a path inside `slot_keys` on an account that has no such map yet. */
 function isMissingSlotMap(error: unknown): boolean {
   return error instanceof Error && error.name === 'ValidationException' && /document path/i.test(error.message);
+}
+
+/** The key a rotation read changed before the rotation's write: read it again. */
+export class KeyChanged extends Error {
+  constructor() {
+    super('key changed since it was read');
+    this.name = 'KeyChanged';
+  }
 }
 
 /** The create transaction's account condition failed: tier changed, account missing, or limit reached. */

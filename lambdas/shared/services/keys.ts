@@ -14,15 +14,15 @@ import {
 } from '../capabilities.js';
 import {
   CapabilityDeniedError,
-  ConflictError,
   EnvironmentDeniedError,
+  KeyRotatedError,
   NotFoundError,
   TierCeilingExceededError,
   ValidationError,
   WorkspaceDeniedError,
 } from '../errors.js';
 import type { AccountsRepository } from '../repositories/accounts.js';
-import { KeyCreateConflict, keyLimitReached, type KeyRecord, type KeysRepository } from '../repositories/keys.js';
+import { KeyChanged, KeyCreateConflict, keyLimitReached, type KeyRecord, type KeysRepository } from '../repositories/keys.js';
 import type { UsageRepository } from '../repositories/usage.js';
 import { parseCreateKeyBody, parseRotateKeyBody, parseUpdateKeyBody } from '../schemas.js';
 import { rateLimitFor, type Settings } from '../settings.js';
@@ -143,6 +143,7 @@ function newKeyRecord(
       key_hash: hashApiKey(apiKey),
       prefix: displayPrefix(apiKey),
       created_at: now.toISOString(),
+      version: 1,
       ...(expires_at ? { expires_at } : {}),
     },
   };
@@ -213,6 +214,23 @@ async function activeKey(deps: KeyServiceDeps, accountId: string, keyId: string,
 }
 
 /**
+ * A key to edit or rotate: 409 (`code`) naming its replacement once it has been rotated, whether it still
+ * works through a grace period or not; otherwise an active key of the account (404 for anything else).
+ */
+async function unrotatedKey(
+  deps: KeyServiceDeps,
+  accountId: string,
+  keyId: string,
+  now: Date,
+  code: 'KEY_ROTATED' | 'ALREADY_EXISTS',
+): Promise<KeyRecord> {
+  const record = await deps.keys.getById(accountId, keyId);
+  if (record?.rotated_to) throw new KeyRotatedError(code, keyId, record.rotated_to);
+  if (!record || !isActive(record, now)) throw new NotFoundError(`Key '${keyId}' not found`);
+  return record;
+}
+
+/**
  * A key may only manage (edit, rotate, revoke) a key within its own capabilities and workspaces, and a
  * test key only test keys.
  */
@@ -255,7 +273,7 @@ export async function updateKey(
 ): Promise<KeyObject> {
   const body = parseUpdateKeyBody(rawBody);
   const now = clock(deps);
-  const record = await activeKey(deps, accountId, keyId, now);
+  const record = await unrotatedKey(deps, accountId, keyId, now, 'KEY_ROTATED');
   assertEnvironment(record.environment, caller);
   const capabilities = body.capabilities ? checkedCapabilities(body.capabilities) : undefined;
   const workspaces = body.workspaces ? normalizeWorkspaces(body.workspaces) : undefined;
@@ -269,7 +287,11 @@ export async function updateKey(
     { ...(body.name !== undefined ? { name: body.name } : {}), ...(capabilities ? { capabilities } : {}), ...(workspaces ? { workspaces } : {}) },
     now,
   );
-  if (!updated) throw new NotFoundError(`Key '${keyId}' not found`);
+  if (!updated) {
+    // Rotated meanwhile (edit the replacement), or no longer active.
+    await unrotatedKey(deps, accountId, keyId, clock(deps), 'KEY_ROTATED');
+    throw new NotFoundError(`Key '${keyId}' not found`);
+  }
   return toKeyObject(updated, await lastUsedOf(deps, keyId));
 }
 
@@ -299,10 +321,7 @@ export async function rotateKey(
   const grace = body.grace_period_seconds ?? 0;
   const graceEnd = grace > 0 ? new Date(now.getTime() + grace * 1000) : undefined;
   for (let attempt = 0; ; attempt++) {
-    const old = await activeKey(deps, accountId, keyId, now);
-    if (old.rotated_to) {
-      throw new ConflictError('ALREADY_EXISTS', `Key '${keyId}' was already rotated; its replacement is '${old.rotated_to}'`);
-    }
+    const old = await unrotatedKey(deps, accountId, keyId, now, 'ALREADY_EXISTS');
     assertEnvironment(old.environment, caller);
     const account = await deps.accounts.get(accountId);
     if (!account) throw new NotFoundError(`Account '${accountId}' does not exist`);
@@ -321,6 +340,9 @@ export async function rotateKey(
       await deps.keys.rotate(old, record, graceEnd, now, deps.settings.maxActiveKeysPerAccount);
       return { key: toKeyObject(record), apiKey };
     } catch (error) {
+      // Edited, rotated or revoked since it was read: read it again (an edit then reaches the
+      // replacement; a concurrent rotation's loser gets 409, a revocation 404).
+      if (error instanceof KeyChanged && attempt < MAX_CONFLICT_RETRIES) continue;
       if (!(error instanceof KeyCreateConflict)) throw error;
       // The tier changed (check again), or, with a grace period, the account is full: the key in its
       // grace keeps its slot, so the replacement needs one of its own (409 KEY_LIMIT_REACHED).
