@@ -18,6 +18,27 @@ export function createDocumentClient(config: DynamoDBClientConfig = {}): DynamoD
   });
 }
 
+/**
+ * A client on the same connections, endpoint, region and credentials as `doc` that makes one attempt per
+ * call: for a write that must not be repeated when its answer is lost (the SDK's retry cannot know
+ * whether the first attempt landed). Its caller retries only what surely did not land (throttling).
+ */
+export function singleAttemptClient(doc: DynamoDBDocumentClient): DynamoDBDocumentClient {
+  const { region, credentials, endpoint, requestHandler } = doc.config;
+  return DynamoDBDocumentClient.from(
+    new DynamoDBClient({ region, credentials, ...(endpoint ? { endpoint } : {}), requestHandler, maxAttempts: 1 } as DynamoDBClientConfig),
+    { marshallOptions: { removeUndefinedValues: true } },
+  );
+}
+
+/** DynamoDB refused the call for capacity: it did not take effect, so it may be tried again. */
+export function isThrottled(error: unknown): boolean {
+  return (
+    error instanceof Error &&
+    ['ProvisionedThroughputExceededException', 'ThrottlingException', 'RequestLimitExceeded'].includes(error.name)
+  );
+}
+
 /** The table names a repository needs; Lambdas read them from their environment. */
 export interface TableNames {
   readonly keys: string;

@@ -1,5 +1,5 @@
 import { QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { isConditionalCheckFailed } from '../ddb.js';
+import { isConditionalCheckFailed, isThrottled, singleAttemptClient } from '../ddb.js';
 
 /**
  * Usage table: one item per key per UTC hour (`key_id`, `hour` = YYYY-MM-DDTHH). A single conditional
@@ -9,6 +9,12 @@ import { isConditionalCheckFailed } from '../ddb.js';
  * under 1 KB (60 counters), so every write costs one write unit; a day item would grow to 1,440
  * counters and cost up to 14. Today's and this month's totals are sums over a key's hour items (one
  * Query on the key's partition). Items expire by TTL (`ttl`) after USAGE_RETENTION_DAYS.
+ *
+ * Usage is what customers are billed on, so a request is counted at most once: the counter write is
+ * never repeated when its answer is lost (a timeout, a 5xx, a cut connection), because it may have
+ * landed; the request then fails with 500 (and was perhaps counted once). Only throttling, which
+ * surely changed nothing, is retried. `last_used` never moves back: a write whose clock is behind the
+ * stored value (functions' clocks differ by milliseconds) puts the later value back.
  */
 export const USAGE_RETENTION_DAYS = 400;
 
@@ -31,38 +37,69 @@ export function windowOf(now: Date): { hour: string; minuteAttr: string; reset: 
   };
 }
 
+const THROTTLE_RETRIES = 3;
+
 export class UsageRepository {
+  /** The counter's own client: one attempt per call (see above). */
+  private readonly counter: DynamoDBDocumentClient;
+
   constructor(
     private readonly doc: DynamoDBDocumentClient,
     private readonly table: string,
-  ) {}
+  ) {
+    this.counter = singleAttemptClient(doc);
+  }
 
   async hit(keyId: string, accountId: string, limit: number, now: Date): Promise<Hit> {
     const { hour, minuteAttr, reset } = windowOf(now);
     const hourStart = Date.parse(`${hour}:00:00Z`) / 1000;
+    const at = now.toISOString();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const out = await this.counter.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: { key_id: keyId, hour },
+            UpdateExpression: 'ADD #m :one, requests :one SET last_used = :now, account_id = :acct, #ttl = :ttl',
+            ConditionExpression: 'attribute_not_exists(#m) OR #m < :limit',
+            ExpressionAttributeNames: { '#m': minuteAttr, '#ttl': 'ttl' },
+            ExpressionAttributeValues: {
+              ':one': 1,
+              ':now': at,
+              ':acct': accountId,
+              ':ttl': hourStart + USAGE_RETENTION_DAYS * 86_400,
+              ':limit': limit,
+            },
+            // The item as it was (under 1 KB): this request's count is the old one plus one.
+            ReturnValues: 'ALL_OLD',
+          }),
+        );
+        const count = Number(out.Attributes?.[minuteAttr] ?? 0) + 1;
+        const previous = out.Attributes?.['last_used'];
+        if (typeof previous === 'string' && previous > at) await this.keepLastUsed(keyId, hour, previous);
+        return { admitted: true, limit, remaining: Math.max(0, limit - count), reset, now };
+      } catch (error) {
+        if (isConditionalCheckFailed(error)) return { admitted: false, limit, remaining: 0, reset, now };
+        if (!isThrottled(error) || attempt >= THROTTLE_RETRIES) throw error;
+        await new Promise((r) => setTimeout(r, Math.random() * 25 * 2 ** attempt));
+      }
+    }
+  }
+
+  /** Puts back a later `last_used` that a write with an earlier clock replaced (rare: clocks a few ms apart). */
+  private async keepLastUsed(keyId: string, hour: string, later: string): Promise<void> {
     try {
-      const out = await this.doc.send(
+      await this.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { key_id: keyId, hour },
-          UpdateExpression: 'ADD #m :one, requests :one SET last_used = :now, account_id = :acct, #ttl = :ttl',
-          ConditionExpression: 'attribute_not_exists(#m) OR #m < :limit',
-          ExpressionAttributeNames: { '#m': minuteAttr, '#ttl': 'ttl' },
-          ExpressionAttributeValues: {
-            ':one': 1,
-            ':now': now.toISOString(),
-            ':acct': accountId,
-            ':ttl': hourStart + USAGE_RETENTION_DAYS * 86_400,
-            ':limit': limit,
-          },
-          ReturnValues: 'UPDATED_NEW',
+          UpdateExpression: 'SET last_used = :later',
+          ConditionExpression: 'last_used < :later',
+          ExpressionAttributeValues: { ':later': later },
         }),
       );
-      const count = Number(out.Attributes?.[minuteAttr] ?? limit);
-      return { admitted: true, limit, remaining: Math.max(0, limit - count), reset, now };
     } catch (error) {
-      if (isConditionalCheckFailed(error)) return { admitted: false, limit, remaining: 0, reset, now };
-      throw error;
+      if (!isConditionalCheckFailed(error)) throw error; // an even later one is there already
     }
   }
 
