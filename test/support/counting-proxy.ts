@@ -9,11 +9,11 @@
  * secondary index that has not caught up yet (`index-lag`: a Query of an index answers an empty page, as
  * a GSI can on AWS just after a write); and a lost response (`lose-response`: the call reaches DynamoDB
  * and takes effect, then the connection is cut before the answer arrives, so the SDK retries a write
- * that already happened).
+ * that already happened); and a slow call (`delay`: forwarded unchanged after `delayMs`), to open a race.
  */
 import { createServer, request as httpRequest, type Server, type ServerResponse } from 'node:http';
 
-export type Fault = 'throttle' | 'server-error' | 'hang' | 'index-lag' | 'lose-response';
+export type Fault = 'throttle' | 'server-error' | 'hang' | 'index-lag' | 'lose-response' | 'delay';
 
 export interface FaultRule {
   /** `GetItem`, `UpdateItem`, `TransactWriteItems`, … */
@@ -23,6 +23,8 @@ export interface FaultRule {
   readonly fault: Fault;
   /** How many matching calls fail; then the rule is spent. @default every one */
   readonly times?: number;
+  /** For `delay`: how long the call waits before it is forwarded. @default 1000 */
+  readonly delayMs?: number;
 }
 
 export interface CountingProxy {
@@ -38,7 +40,7 @@ export interface CountingProxy {
   close(): Promise<void>;
 }
 
-const FAULT_BODIES: Record<Exclude<Fault, 'hang' | 'index-lag' | 'lose-response'>, { status: number; type: string; message: string }> = {
+const FAULT_BODIES: Record<Exclude<Fault, 'hang' | 'index-lag' | 'lose-response' | 'delay'>, { status: number; type: string; message: string }> = {
   throttle: { status: 400, type: 'com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException', message: 'Rate of requests exceeds the allowed throughput (injected)' },
   'server-error': { status: 500, type: 'com.amazonaws.dynamodb.v20120810#InternalServerError', message: 'Internal server error (injected)' },
 };
@@ -56,6 +58,17 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
+      const forwardCall = () => {
+        const forward = httpRequest(
+          { hostname: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers },
+          (up) => {
+            res.writeHead(up.statusCode ?? 502, up.headers);
+            up.pipe(res);
+          },
+        );
+        forward.on('error', () => res.destroy());
+        forward.end(body);
+      };
       const match = rules.find(
         (r) =>
           r.left > 0 &&
@@ -63,6 +76,12 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
           (!r.rule.table || body.includes(`"TableName":"${r.rule.table}"`)) &&
           (r.rule.fault !== 'index-lag' || body.includes('"IndexName"')),
       );
+      if (match?.rule.fault === 'delay') {
+        match.left--;
+        injected++;
+        setTimeout(() => forwardCall(), match.rule.delayMs ?? 1000);
+        return;
+      }
       if (match) {
         match.left--;
         injected++;
@@ -93,15 +112,7 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
         res.end(JSON.stringify({ __type: f.type, message: f.message }));
         return;
       }
-      const forward = httpRequest(
-        { hostname: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers },
-        (up) => {
-          res.writeHead(up.statusCode ?? 502, up.headers);
-          up.pipe(res);
-        },
-      );
-      forward.on('error', () => res.destroy());
-      forward.end(body);
+      forwardCall();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
