@@ -97,8 +97,11 @@ const COMMANDS: Record<string, Command> = {
     async run(target, values) {
       const id = accountId(values, 'id');
       const t = tier(values);
-      await setAccountTier(target.deps, id, t);
-      return { json: { account_id: id, tier: t }, text: `Account ${id} is now on tier ${t}; its keys follow from the next request.` };
+      const { keys } = await setAccountTier(target.deps, id, t);
+      return {
+        json: { account_id: id, tier: t, keys_updated: keys },
+        text: `Account ${id} is now on tier ${t}, and so are its ${keys} active key(s), from their next request (one transaction: all or nothing).`,
+      };
     },
   },
   'key create': {

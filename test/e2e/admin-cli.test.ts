@@ -89,9 +89,13 @@ describe('admin CLI against the local stack', () => {
     });
     expect(await adminJson('account', 'set-tier', '--id', 'acct_cli_pro', '--tier', 'enterprise')).toEqual({
       code: 0,
-      body: { account_id: 'acct_cli_pro', tier: 'enterprise' },
+      body: { account_id: 'acct_cli_pro', tier: 'enterprise', keys_updated: 0 },
     });
     expect((await adminJson('key', 'create', '--account', 'acct_cli_pro', '--name', 'x', '--scope', 'admin')).code).toBe(0);
+    expect(await adminJson('account', 'set-tier', '--id', 'acct_cli_pro', '--tier', 'business')).toEqual({
+      code: 0,
+      body: { account_id: 'acct_cli_pro', tier: 'business', keys_updated: 1 },
+    });
     expect((await adminJson('account', 'create', '--id', 'acct_cli_pro', '--tier', 'pro')).body['code']).toBe('ALREADY_EXISTS');
   });
 

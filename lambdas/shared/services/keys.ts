@@ -376,12 +376,13 @@ export async function keyUsage(deps: KeyServiceDeps, accountId: string, keyId: s
 
 /**
  * Changes the account's tier and, in the same transaction, the tier copied onto each of its keys that
- * can still authenticate, so the change applies to all of them from the next request.
+ * can still authenticate, so the change applies to all of them from the next request: all or nothing,
+ * so a failure leaves nothing half-done to repair (run it again). Returns how many keys it changed.
  */
 export async function setAccountTier(
   deps: KeyServiceDeps,
   accountId: string,
   tier: keyof Settings['tiers'],
-): Promise<void> {
-  await deps.keys.setAccountTier(accountId, tier, clock(deps));
+): Promise<{ keys: number }> {
+  return { keys: (await deps.keys.setAccountTier(accountId, tier, clock(deps))).length };
 }
