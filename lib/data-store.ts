@@ -2,7 +2,7 @@ import { RemovalPolicy } from 'aws-cdk-lib';
 import { AttributeType, Billing, TableV2, type ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
 import { EXECUTIONS_BY_WORKFLOW_INDEX } from '../lambdas/shared/repositories/executions.js';
-import { KEYS_BY_ACCOUNT_INDEX } from '../lambdas/shared/repositories/keys.js';
+import { KEYS_BY_ACCOUNT_INDEX, KEYS_HOLDING_SLOTS_INDEX } from '../lambdas/shared/repositories/keys.js';
 
 export interface DataStoreProps {
   /**
@@ -18,7 +18,7 @@ export interface DataStoreProps {
  * The access patterns behind each key and index are in docs/data-model.md.
  */
 export class DataStore extends Construct {
-  /** `pk` = `H#<sha256(key)>` (key record) or `K#<key_id>` (pointer to the hash); GSI `by-account`. */
+  /** `pk` = `H#<sha256(key)>` (key record) or `K#<key_id>` (pointer to the hash); GSIs `by-account`, `by-account-slot` (sparse). */
   readonly keysTable: ITableV2;
   /** `account_id`: tier and the active-key counter. */
   readonly accountsTable: ITableV2;
@@ -45,6 +45,12 @@ export class DataStore extends Construct {
         {
           indexName: KEYS_BY_ACCOUNT_INDEX,
           partitionKey: { name: 'account_id', type: AttributeType.STRING },
+          sortKey: { name: 'created_at', type: AttributeType.STRING },
+        },
+        {
+          // Sparse: only keys that hold a slot carry slot_account.
+          indexName: KEYS_HOLDING_SLOTS_INDEX,
+          partitionKey: { name: 'slot_account', type: AttributeType.STRING },
           sortKey: { name: 'created_at', type: AttributeType.STRING },
         },
       ],

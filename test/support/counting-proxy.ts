@@ -37,6 +37,8 @@ export interface CountingProxy {
   clearFaults(): void;
   /** Calls failed by injection since the last reset. */
   injected(): number;
+  /** Items that Query and Scan calls read (their ScannedCount) since the last reset. */
+  scanned(): number;
   close(): Promise<void>;
 }
 
@@ -50,6 +52,7 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
   let counts: Record<string, number> = {};
   let rules: { rule: FaultRule; left: number }[] = [];
   let injected = 0;
+  let scanned = 0;
   const hung = new Set<ServerResponse>();
   const server: Server = createServer((req, res) => {
     const op = String(req.headers['x-amz-target'] ?? 'unknown').split('.').pop() ?? 'unknown';
@@ -63,6 +66,18 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
           { hostname: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers },
           (up) => {
             res.writeHead(up.statusCode ?? 502, up.headers);
+            if (op === 'Query' || op === 'Scan') {
+              // Items read, as DynamoDB bills them: ScannedCount, before any filter.
+              const parts: Buffer[] = [];
+              up.on('data', (c: Buffer) => parts.push(c));
+              up.on('end', () => {
+                try {
+                  scanned += Number((JSON.parse(Buffer.concat(parts).toString('utf8')) as { ScannedCount?: number }).ScannedCount ?? 0);
+                } catch {
+                  // not JSON (an error page): nothing read
+                }
+              });
+            }
             up.pipe(res);
           },
         );
@@ -123,7 +138,9 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
     reset: () => {
       counts = {};
       injected = 0;
+      scanned = 0;
     },
+    scanned: () => scanned,
     inject: (rule) => {
       rules.push({ rule, left: rule.times ?? Number.POSITIVE_INFINITY });
     },

@@ -53,9 +53,17 @@ export interface KeyRecord {
 interface StoredKey extends KeyRecord {
   readonly pk: string;
   readonly ttl?: number;
+  /** The account id while the key holds a slot (KEYS_HOLDING_SLOTS_INDEX). */
+  readonly slot_account?: string;
 }
 
 export const KEYS_BY_ACCOUNT_INDEX = 'by-account';
+/**
+ * Sparse GSI (`slot_account`, `created_at`): only key records that hold a slot carry `slot_account` (the
+ * account id), removed in the transaction that releases the slot. Listing active keys and finding
+ * expired ones to release read at most the key limit's worth of items, whatever the account's history.
+ */
+export const KEYS_HOLDING_SLOTS_INDEX = 'by-account-slot';
 /** How long a revoked key's record stays (for audit) before TTL removes it. */
 const REVOKED_RETENTION_SECONDS = 30 * 24 * 3600;
 
@@ -70,7 +78,7 @@ const hashPk = (hash: string) => `H#${hash}`;
 const idPk = (keyId: string) => `K#${keyId}`;
 
 function strip(item: Record<string, unknown>): KeyRecord {
-  const { pk: _pk, ttl: _ttl, ...record } = item as unknown as StoredKey;
+  const { pk: _pk, ttl: _ttl, slot_account: _slot, ...record } = item as unknown as StoredKey;
   return record;
 }
 
@@ -154,7 +162,7 @@ export class KeysRepository {
         Update: {
           TableName: this.tables.keys,
           Key: { pk: hashPk(record.key_hash) },
-          UpdateExpression: 'SET revoked_at = :now, #ttl = :ttl',
+          UpdateExpression: 'SET revoked_at = :now, #ttl = :ttl REMOVE slot_account',
           ConditionExpression: `account_id = :acct AND attribute_not_exists(revoked_at) AND ${
             holdsSlot ? 'attribute_not_exists(released_at)' : 'attribute_exists(released_at)'
           }`,
@@ -269,7 +277,7 @@ export class KeysRepository {
           ExpressionAttributeValues: { ':exp': oldExpiry },
         }
       : {
-          UpdateExpression: 'SET released_at = :now, rotated_to = :next, revoked_at = :now, updated_at = :now, #ttl = :ttl',
+          UpdateExpression: 'SET released_at = :now, rotated_to = :next, revoked_at = :now, updated_at = :now, #ttl = :ttl REMOVE slot_account',
           ExpressionAttributeNames: { '#ttl': 'ttl' },
           ExpressionAttributeValues: { ':ttl': revokedTtl },
         };
@@ -320,8 +328,8 @@ export class KeysRepository {
       const page = await this.doc.send(
         new QueryCommand({
           TableName: this.tables.keys,
-          IndexName: KEYS_BY_ACCOUNT_INDEX,
-          KeyConditionExpression: 'account_id = :acct',
+          IndexName: KEYS_HOLDING_SLOTS_INDEX,
+          KeyConditionExpression: 'slot_account = :acct',
           FilterExpression: 'attribute_not_exists(revoked_at) AND attribute_not_exists(released_at) AND expires_at <= :now',
           ExpressionAttributeValues: { ':acct': accountId, ':now': now.toISOString() },
           ExclusiveStartKey: start,
@@ -335,7 +343,7 @@ export class KeysRepository {
               Update: {
                 TableName: this.tables.keys,
                 Key: { pk: item['pk'] },
-                UpdateExpression: 'SET released_at = :now, #ttl = :ttl',
+                UpdateExpression: 'SET released_at = :now, #ttl = :ttl REMOVE slot_account',
                 ConditionExpression:
                   'attribute_not_exists(revoked_at) AND attribute_not_exists(released_at) AND expires_at <= :now',
                 ExpressionAttributeNames: { '#ttl': 'ttl' },
@@ -389,7 +397,7 @@ export class KeysRepository {
       {
         Put: {
           TableName: this.tables.keys,
-          Item: { ...record, pk: hashPk(record.key_hash) },
+          Item: { ...record, pk: hashPk(record.key_hash), slot_account: record.account_id },
           ConditionExpression: 'attribute_not_exists(pk)',
         },
       },
@@ -430,8 +438,8 @@ export class KeysRepository {
   }
 
   /** The keys of the account that hold a slot, by the index (which lags on AWS): for accounts made before `slot_keys`. */
-  private async slotHoldersByIndex(accountId: string): Promise<string[]> {
-    const ids: string[] = [];
+  private async slotHoldersByIndex(accountId: string): Promise<{ keyId: string; pk: string }[]> {
+    const holders: { keyId: string; pk: string }[] = [];
     let start: Record<string, unknown> | undefined;
     do {
       const page = await this.doc.send(
@@ -441,22 +449,38 @@ export class KeysRepository {
           KeyConditionExpression: 'account_id = :acct',
           FilterExpression: 'attribute_not_exists(revoked_at) AND attribute_not_exists(released_at)',
           ExpressionAttributeValues: { ':acct': accountId },
-          ProjectionExpression: 'key_id',
+          ProjectionExpression: 'key_id, pk',
           ExclusiveStartKey: start,
         }),
       );
-      ids.push(...(page.Items ?? []).map((i) => String(i['key_id'])));
+      holders.push(...(page.Items ?? []).map((i) => ({ keyId: String(i['key_id']), pk: String(i['pk']) })));
       start = page.LastEvaluatedKey;
     } while (start);
-    return ids;
+    return holders;
   }
 
   /**
    * An account made before `slot_keys` existed gets the map on its first key change (a nested path
-   * cannot be set in a map that is not there), filled from the index with its slot-holding keys.
+   * cannot be set in a map that is not there), filled from the index with its slot-holding keys, which
+   * also join the slot index (`slot_account`).
    */
   private async addSlotMap(accountId: string): Promise<void> {
     const holders = await this.slotHoldersByIndex(accountId);
+    for (const { pk } of holders) {
+      try {
+        await this.doc.send(
+          new UpdateCommand({
+            TableName: this.tables.keys,
+            Key: { pk },
+            UpdateExpression: 'SET slot_account = :acct',
+            ConditionExpression: 'account_id = :acct AND attribute_not_exists(revoked_at) AND attribute_not_exists(released_at)',
+            ExpressionAttributeValues: { ':acct': accountId },
+          }),
+        );
+      } catch (error) {
+        if (!isConditionalCheckFailed(error)) throw error; // released meanwhile
+      }
+    }
     try {
       await this.doc.send(
         new UpdateCommand({
@@ -464,7 +488,7 @@ export class KeysRepository {
           Key: { account_id: accountId },
           UpdateExpression: 'SET slot_keys = :map ADD slot_rev :one',
           ConditionExpression: 'attribute_exists(account_id) AND attribute_not_exists(slot_keys)',
-          ExpressionAttributeValues: { ':map': Object.fromEntries(holders.map((id) => [id, true])), ':one': 1 },
+          ExpressionAttributeValues: { ':map': Object.fromEntries(holders.map((h) => [h.keyId, true])), ':one': 1 },
         }),
       );
     } catch (error) {
@@ -535,7 +559,8 @@ export class KeysRepository {
 
   /**
    * A page of the account's keys that are neither revoked nor expired at `now`, oldest first, with
-   * exactly `limit` items unless it is the last page. The token names the page's last key (its
+   * exactly `limit` items unless it is the last page; read from the slot index, so at most the key limit
+   * of items whatever the account's history. The token names the page's last key (its
    * `created_at` and `key_id`, never its hash) and is only valid for the account that received it.
    */
   async listActive(accountId: string, now: Date, limit: number, nextToken?: string): Promise<KeyPage> {
@@ -543,8 +568,8 @@ export class KeysRepository {
       this.doc,
       {
         TableName: this.tables.keys,
-        IndexName: KEYS_BY_ACCOUNT_INDEX,
-        KeyConditionExpression: 'account_id = :acct',
+        IndexName: KEYS_HOLDING_SLOTS_INDEX,
+        KeyConditionExpression: 'slot_account = :acct',
         FilterExpression: 'attribute_not_exists(revoked_at) AND (attribute_not_exists(expires_at) OR expires_at > :now)',
         ExpressionAttributeValues: { ':acct': accountId, ':now': now.toISOString() },
       },
@@ -564,7 +589,7 @@ export class KeysRepository {
     if (!record || record.account_id !== accountId || record.created_at !== position.c) {
       throw ValidationError.field('next_token', 'is not a valid page token (or its key is gone): list again from the start');
     }
-    return { account_id: accountId, created_at: record.created_at, pk: hashPk(record.key_hash) };
+    return { slot_account: accountId, created_at: record.created_at, pk: hashPk(record.key_hash) };
   }
 }
 

@@ -1,0 +1,68 @@
+/**
+ * What a page costs does not grow with an account's history (issue #14, finding 6): with thousands of
+ * revoked keys in the account, `GET /keys` and a create refused at the key limit read at most the key
+ * limit's worth of items (counted as DynamoDB bills them: the Query's ScannedCount, at the proxy).
+ */
+import { BatchWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { startCountingProxy, type CountingProxy } from '../support/counting-proxy.js';
+import { testEndpoint } from '../support/dynamodb.js';
+import { startTestStack, type TestStack } from '../support/stack.js';
+
+let proxy: CountingProxy;
+let t: TestStack;
+
+beforeAll(async () => {
+  proxy = await startCountingProxy(testEndpoint());
+  t = await startTestStack('e2e-history-cost', { dynamodbEndpoint: proxy.endpoint });
+}, 60_000);
+afterAll(async () => {
+  await t?.close();
+  await proxy?.close();
+});
+
+const HISTORY = 3000;
+
+/** `n` revoked key records of the account, as years of churn leave them (records only: nothing refers to them). */
+async function revokedHistory(accountId: string, n: number): Promise<void> {
+  const items = Array.from({ length: n }, (_, i) => ({
+    pk: `H#history${accountId}${String(i).padStart(6, '0')}`,
+    key_id: `key_history${String(i).padStart(9, '0')}`,
+    account_id: accountId,
+    name: `old ${i}`,
+    prefix: 'knouds_live_xxxx',
+    environment: 'live',
+    capabilities: ['workflow:read'],
+    workspaces: ['*'],
+    tier: 'business',
+    created_at: new Date(Date.UTC(2025, 0, 1) + i * 1000).toISOString(),
+    revoked_at: new Date(Date.UTC(2025, 6, 1)).toISOString(),
+    released_at: new Date(Date.UTC(2025, 6, 1)).toISOString(),
+  }));
+  const writes = [];
+  for (let i = 0; i < items.length; i += 25) {
+    writes.push(
+      t.stack.doc.send(
+        new BatchWriteCommand({ RequestItems: { [t.stack.state.tables.keys]: items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } })) } }),
+      ),
+    );
+    if (writes.length >= 8) await Promise.all(writes.splice(0));
+  }
+  await Promise.all(writes);
+}
+
+it(`GET /keys and a create refused at the limit read at most the key limit, after ${HISTORY} revoked keys`, async () => {
+  const acct = await t.account('business');
+  for (let i = 0; i < 9; i++) expect((await t.api(acct.key, 'POST', '/keys', { name: `k${i}`, preset: 'read-only' })).status).toBe(201);
+  await revokedHistory(acct.accountId, HISTORY);
+
+  proxy.reset();
+  const page = await t.api(acct.key, 'GET', '/keys?limit=10');
+  expect(page.status).toBe(200);
+  expect((page.body['items'] as unknown[]).length).toBe(10);
+  expect(proxy.scanned()).toBeLessThanOrEqual(10 + 1);
+
+  proxy.reset();
+  const refused = await t.api(acct.key, 'POST', '/keys', { name: 'one too many', preset: 'read-only' });
+  expect(refused.status).toBe(409);
+  expect(proxy.scanned()).toBeLessThanOrEqual(10);
+}, 120_000);
