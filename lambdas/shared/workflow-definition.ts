@@ -3,7 +3,8 @@
  * In a step's `input`, any string starting with `$.` is a reference into
  * `{input, steps: {<id>: {output}}}`, resolved at run time; `output` is one such reference.
  */
-import { Ajv } from 'ajv';
+import { Ajv, type Options, type ValidateFunction } from 'ajv';
+import { LRUCache } from 'lru-cache';
 import type { FieldError } from './errors.js';
 import { ValidationError } from './errors.js';
 
@@ -22,8 +23,42 @@ export interface Definition {
 export const STEP_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 export const MAX_STEPS = 20;
 
-/** One Ajv for input schemas written by users: draft 2020-12 keywords, no strict-mode surprises. */
-const userSchemas = new Ajv({ allErrors: true, strict: false });
+/**
+ * Checks user schemas against the draft-07 meta-schema. Never compiles a user schema, so never holds
+ * one: the only schemas it knows are its own meta-schemas, compiled once per instance (the ~25 ms a
+ * fresh Ajv would spend on them for every schema).
+ */
+const metaSchemas = /* @__PURE__ */ new Ajv({ strict: false, logger: false });
+
+/**
+ * What each user schema is compiled with: an Ajv of its own (no `$id` or `$ref` target shared with
+ * another schema; without meta-schemas, so nothing but the schema itself can be `$ref`erenced, and
+ * nothing is loaded from anywhere), draft-07 keywords, no strict-mode surprises, no `$data` (a
+ * pattern taken from the input), no formats (an unknown `format` is ignored, silently), and every
+ * `$ref` its own function (inlining copies the target at every `$ref`: a 15 KB schema made 26 MB of
+ * code).
+ */
+const USER_SCHEMA_OPTIONS: Options = {
+  allErrors: true,
+  strict: false,
+  meta: false,
+  validateSchema: false,
+  $data: false,
+  logger: false,
+  inlineRefs: false,
+  allowMatchingProperties: true,
+};
+
+/** A user's schema compiled in isolation; throws for an invalid schema. */
+function compileUserSchema(schema: Record<string, unknown>): ValidateFunction {
+  if (!metaSchemas.validateSchema(schema)) throw new Error(`schema is invalid: ${metaSchemas.errorsText(metaSchemas.errors)}`);
+  return new Ajv(USER_SCHEMA_OPTIONS).compile(schema);
+}
+
+/** Why a user's schema cannot be used, as a field error. */
+function schemaProblem(error: unknown, field: string): FieldError {
+  return { field, message: `is not a valid JSON Schema: ${(error as Error).message}` };
+}
 
 /** Every `$.` reference inside a value, with where it sits. */
 function references(value: unknown, path: string, out: { path: string; ref: string }[] = []): { path: string; ref: string }[] {
@@ -61,9 +96,9 @@ export function referenceProblem(ref: string, earlierSteps: ReadonlySet<string>)
 export function validateDefinition(definition: Definition, knownModel: (id: string) => boolean, field = 'definition'): void {
   const problems: FieldError[] = [];
   try {
-    userSchemas.compile(definition.input_schema);
+    compileUserSchema(definition.input_schema);
   } catch (error) {
-    problems.push({ field: `${field}.input_schema`, message: `is not a valid JSON Schema: ${(error as Error).message}` });
+    problems.push(schemaProblem(error, `${field}.input_schema`));
   }
   const seen = new Set<string>();
   definition.steps.forEach((step, i) => {
@@ -104,17 +139,50 @@ export function resolveReferences(value: unknown, scope: { input: unknown; steps
   return value;
 }
 
-const compiled = new Map<string, ReturnType<typeof userSchemas.compile>>();
+/** What a user's schema compiled to, or why it did not. */
+type Compiled = { validate: ValidateFunction } | { problem: unknown };
 
-/** Validates a run's input against an input schema (compiled once per schema text). */
+/**
+ * Schemas compiled for runs, least recently used first out: at most 500, and at most 64 MiB by an
+ * estimate of what each holds (measured: a compiled schema holds about 20–25 times its JSON text in
+ * memory, plus about 6 KiB). Keyed by the schema's JSON text: the same text compiles to the same,
+ * self-contained validator whoever wrote it.
+ */
+let compiledCache: LRUCache<string, Compiled> | undefined;
+// Made on first use, so the functions that only import this module's constants bundle no cache.
+const compiled = () =>
+  (compiledCache ??= new LRUCache<string, Compiled>({
+    max: 500,
+    maxSize: 64 * 1024 * 1024,
+    sizeCalculation: (_value, key) => 8 * 1024 + 32 * key.length,
+  }));
+
+/** How full the compiled-schema cache is, and its bounds (read only; for tests and diagnostics). */
+export function compiledSchemaCache(): { entries: number; estimatedBytes: number; maxEntries: number; maxBytes: number } {
+  const cache = compiled();
+  return { entries: cache.size, estimatedBytes: cache.calculatedSize, maxEntries: cache.max, maxBytes: cache.maxSize };
+}
+
+/**
+ * Validates a run's input against an input schema (compiled once per schema text). A schema that no
+ * longer compiles (saved before it would have been refused) is a 400 saying why, never a 500.
+ */
 export function checkInput(schema: Record<string, unknown>, input: unknown, field = 'input'): void {
   const key = JSON.stringify(schema);
-  let validate = compiled.get(key);
-  if (!validate) {
-    validate = userSchemas.compile(schema);
-    if (compiled.size > 500) compiled.clear();
-    compiled.set(key, validate);
+  let entry = compiled().get(key);
+  if (!entry) {
+    try {
+      entry = { validate: compileUserSchema(schema) };
+    } catch (problem) {
+      entry = { problem };
+    }
+    compiled().set(key, entry);
   }
+  if (!('validate' in entry)) {
+    const problem = schemaProblem(entry.problem, 'input_schema');
+    throw new ValidationError([problem], `${problem.field}: ${problem.message}`);
+  }
+  const validate = entry.validate;
   if (validate(input)) return;
   const details = (validate.errors ?? []).map((e) => ({
     field: [field, ...e.instancePath.split('/').filter(Boolean)].join('.') +
