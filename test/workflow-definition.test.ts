@@ -1,8 +1,10 @@
 /**
  * Input schemas (API.md §4 "Workflows"): each compiled on its own, never sharing `$id`s or `$ref`
- * targets with another workflow or account, nothing remote; the compiled-schema cache stays bounded.
+ * targets with another workflow or account, nothing remote; patterns run in linear time or the
+ * definition is refused naming the pattern; the compiled-schema cache stays bounded.
  */
 import { ValidationError } from '../lambdas/shared/errors.js';
+import { ModelRegistry } from '../lambdas/shared/models/registry.js';
 // A namespace import, so a missing export fails its own test rather than the whole file.
 import * as definitions from '../lambdas/shared/workflow-definition.js';
 import { checkInput, validateDefinition } from '../lambdas/shared/workflow-definition.js';
@@ -133,5 +135,89 @@ describe('the compiled-schema cache is bounded', () => {
     }
     expect(cache().entries).toBeLessThan(30);
     expect(maxBytes).toBeLessThanOrEqual(128 * 1024 * 1024);
+  });
+});
+
+describe('patterns run in linear time', () => {
+  const REDOS = '^(a+)+$';
+  const evil = `${'a'.repeat(30)}!`;
+
+  it('an exponentially backtracking pattern answers at once (a+ nested in +, "a"×30 + "!")', () => {
+    const schema = { type: 'object', required: ['s'], properties: { s: { type: 'string', pattern: REDOS } } };
+    validateDefinition(definition(schema), known);
+    let error: ValidationError | undefined;
+    const ms = timed(() => {
+      error = refusal(() => checkInput(schema, { s: evil }));
+    });
+    expect(ms).toBeLessThan(1000);
+    expect(error?.details).toEqual([{ field: 'input.s', message: `must match pattern "${REDOS}"` }]);
+    expect(() => checkInput(schema, { s: 'a'.repeat(30) })).not.toThrow();
+  });
+
+  it.each([
+    ['patternProperties', { type: 'object', patternProperties: { [REDOS]: { type: 'number' } }, additionalProperties: false }, { [evil]: 1 }],
+    ['propertyNames', { type: 'object', propertyNames: { pattern: REDOS } }, { [evil]: 1 }],
+    ['a pattern behind a $ref', { definitions: { s: { type: 'string', pattern: REDOS } }, items: { $ref: '#/definitions/s' } }, [evil]],
+  ])('%s run on the same engine', (_where, schema, input) => {
+    validateDefinition(definition(schema), known);
+    expect(timed(() => checkInput(schema, input))).toBeLessThan(1000);
+    expect(() => checkInput(schema, input)).toThrow(ValidationError);
+  });
+
+  it.each([
+    ['a backreference', '^(a)\\1$'],
+    ['a named backreference', '^(?<x>a)\\k<x>$'],
+    ['a lookahead', '^(?=a)a$'],
+    ['a negative lookbehind', '(?<!a)b'],
+    ['an invalid expression', '(a'],
+  ])('%s is refused at definition time, naming the pattern', (_what, pattern) => {
+    const error = refusal(() => validateDefinition(definition({ type: 'string', pattern }), known));
+    expect(error.details).toEqual([{ field: 'definition.input_schema', message: expect.stringContaining(JSON.stringify(pattern)) }]);
+    expect(error.message).toContain(JSON.stringify(pattern));
+  });
+
+  it('a refused pattern in a patternProperties key is named too', () => {
+    const schema = { type: 'object', patternProperties: { '^(a)\\1$': { type: 'number' } } };
+    expect(refusal(() => validateDefinition(definition(schema), known)).details).toEqual([
+      { field: 'definition.input_schema', message: expect.stringContaining('"^(a)\\\\1$"') },
+    ]);
+  });
+
+  it('a schema saved before its pattern was refused makes its runs a 400 naming it, never a backtracking match', () => {
+    const error = refusal(() => checkInput({ type: 'string', pattern: '^(a)\\1$' }, 'aa'));
+    expect(error.details).toEqual([{ field: 'input_schema', message: expect.stringContaining('"^(a)\\\\1$"') }]);
+  });
+
+  it.each([
+    ['^\\d{3}-\\d{4}$', '555-1234', '5551234'],
+    ['^[\\w.+-]+@[\\w-]+\\.[a-z]{2,}$', 'a.b+c@example.com', 'a@b'],
+    ['^\\u00e9t\\u00e9$', 'été', 'ete'],
+    ['^\\p{L}+$', 'Ωmega', 'abc1'],
+    ['^(?<year>\\d{4})-(?<month>\\d{2})$', '2026-11', '2026-1'],
+    ['^a\\/b$', 'a/b', 'a\\b'],
+    ['^[^]$', '\n', ''],
+    ['^\\x41\\cJ$', 'A\n', 'A'],
+    ['^(?:ab|cd)*$', 'abcdab', 'abc'],
+  ])('ECMAScript pattern %s keeps its meaning', (pattern, matching, failing) => {
+    const schema = { type: 'string', pattern };
+    validateDefinition(definition(schema), known);
+    expect(() => checkInput(schema, matching)).not.toThrow();
+    expect(() => checkInput(schema, failing)).toThrow(ValidationError);
+  });
+
+  it("the built-in models' input schemas keep working", () => {
+    const inputs: Record<string, { good: unknown; bad?: unknown }> = {
+      echo: { good: { anything: [1, 'two'] } },
+      uppercase: { good: { text: 'hi' }, bad: { text: 1 } },
+      'word-count': { good: { text: 'two words' }, bad: {} },
+      sleep: { good: { ms: 10 }, bad: { ms: -1 } },
+      fail: { good: { message: 'no' }, bad: { message: 'no', extra: true } },
+    };
+    const models = new ModelRegistry().list();
+    expect(models.map((m) => m.id).sort()).toEqual(Object.keys(inputs).sort());
+    for (const model of models) expect(() => checkInput(model.input_schema, inputs[model.id]!.good)).not.toThrow();
+    for (const model of models.filter((m) => 'bad' in inputs[m.id]!)) {
+      expect(() => checkInput(model.input_schema, inputs[model.id]!.bad)).toThrow(ValidationError);
+    }
   });
 });

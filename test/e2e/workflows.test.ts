@@ -234,7 +234,7 @@ describe('runs', () => {
   });
 });
 
-describe('input schemas: each on its own', () => {
+describe('input schemas: each on its own, patterns in linear time', () => {
   const echoing = (input_schema: Record<string, unknown>) => ({
     input_schema,
     steps: [{ id: 'echo', model: 'echo', input: '$.input' }],
@@ -273,6 +273,30 @@ describe('input schemas: each on its own', () => {
     });
     expect(JSON.stringify(refusal.body)).not.toContain('secret_field');
     expect((await t.api(b.key, 'GET', '/workflows/borrower')).status).toBe(404);
+  });
+
+  it('an exponentially backtracking pattern answers at once: ^(a+)+$ against "a"×30 + "!" is a quick 400', async () => {
+    const { key } = await t.account('business');
+    await deployed('redos', echoing({ type: 'object', required: ['s'], properties: { s: { type: 'string', pattern: '^(a+)+$' } } }), key);
+    expect((await t.api(key, 'POST', '/workflows/redos/run', { input: { s: 'a'.repeat(30) } })).body['status']).toBe('SUCCEEDED');
+    const started = Date.now();
+    const reply = await t.api(key, 'POST', '/workflows/redos/run', { input: { s: `${'a'.repeat(30)}!` } });
+    expect(Date.now() - started).toBeLessThan(1500);
+    expectError(reply, 400, 'VALIDATION_ERROR', { details: [{ field: 'input.s', message: 'must match pattern "^(a+)+$"' }] });
+  });
+
+  it.each(['^(a)\\1$', '^(?=a)a$'])('a pattern that cannot run in linear time (%s) is refused at creation, naming it', async (pattern) => {
+    const { key } = await t.account('business');
+    const reply = await t.api(key, 'POST', '/workflows', {
+      slug: 'unsafe',
+      name: 'unsafe',
+      definition: echoing({ type: 'object', properties: { s: { type: 'string', pattern } } }),
+    });
+    expectError(reply, 400, 'VALIDATION_ERROR', {
+      details: [{ field: 'definition.input_schema', message: expect.stringContaining(JSON.stringify(pattern)) }],
+    });
+    expect(String(reply.body['error'])).toContain(JSON.stringify(pattern));
+    expect((await t.api(key, 'GET', '/workflows/unsafe')).status).toBe(404);
   });
 });
 
