@@ -3,7 +3,9 @@
  * In a step's `input`, any string starting with `$.` is a reference into
  * `{input, steps: {<id>: {output}}}`, resolved at run time; `output` is one such reference.
  */
-import { Ajv } from 'ajv';
+import { Ajv, type CodeOptions, type Options, type ValidateFunction } from 'ajv';
+import { LRUCache } from 'lru-cache';
+import { RE2JS } from 're2js';
 import type { FieldError } from './errors.js';
 import { ValidationError } from './errors.js';
 
@@ -22,8 +24,90 @@ export interface Definition {
 export const STEP_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 export const MAX_STEPS = 20;
 
-/** One Ajv for input schemas written by users: draft 2020-12 keywords, no strict-mode surprises. */
-const userSchemas = new Ajv({ allErrors: true, strict: false });
+/** A schema's `pattern` (or `patternProperties` key) that cannot run in linear time. */
+class UnsafePattern extends Error {
+  constructor(
+    readonly pattern: string,
+    why: string,
+  ) {
+    const shown = pattern.length > 200 ? `${pattern.slice(0, 200)}…` : pattern;
+    super(`pattern ${JSON.stringify(shown)} is refused: ${why}`);
+  }
+}
+
+/**
+ * How Ajv runs every pattern of a user's schema (`pattern`, `patternProperties`, and the patterns
+ * `additionalProperties` and `propertyNames` check through them): RE2, whose matching takes time linear
+ * in the input, never JavaScript's backtracking engine. The pattern must be valid ECMAScript (as JSON
+ * Schema says) and within what RE2 runs: backreferences and lookaround are refused, as is a program
+ * RE2 finds too large. Differences left: RE2's `.` matches `\r`, `\u2028` and `\u2029`, and its `\s`
+ * is ASCII whitespace only.
+ */
+const linearRegExp: NonNullable<CodeOptions['regExp']> = /* @__PURE__ */ Object.assign(
+  (pattern: string, flags: string) => {
+    try {
+      new RegExp(pattern, flags); // parses only: never matched against anything
+    } catch (error) {
+      throw new UnsafePattern(pattern, `not a valid regular expression (${(error as Error).message})`);
+    }
+    // Escape by escape, the way the translation below reads it: after the parse above, in Unicode
+    // mode, `\1`–`\9` and `\k` can only be backreferences (which the translation would turn into
+    // literals rather than refuse).
+    for (let i = 0; i < pattern.length; i++) {
+      if (pattern[i] !== '\\') continue;
+      const next = pattern[++i] ?? '';
+      if (/[1-9k]/.test(next)) throw new UnsafePattern(pattern, 'backreferences cannot run in linear time');
+    }
+    let re2: RE2JS;
+    try {
+      re2 = RE2JS.compile(RE2JS.translateRegExp(pattern));
+    } catch (error) {
+      throw new UnsafePattern(pattern, `RE2, the linear-time engine, cannot run it (${(error as Error).message})`);
+    }
+    return { test: (s: string) => re2.test(s), toString: () => pattern };
+  },
+  // The name generated standalone code would call; Knouds never generates any.
+  { code: 'linearRegExp' },
+);
+
+/**
+ * Checks user schemas against the draft-07 meta-schema. Never compiles a user schema, so never holds
+ * one: the only schemas it knows are its own meta-schemas, compiled once per instance (the ~25 ms a
+ * fresh Ajv would spend on them for every schema).
+ */
+const metaSchemas = /* @__PURE__ */ new Ajv({ strict: false, logger: false });
+
+/**
+ * What each user schema is compiled with: an Ajv of its own (no `$id` or `$ref` target shared with
+ * another schema; without meta-schemas, so nothing but the schema itself can be `$ref`erenced, and
+ * nothing is loaded from anywhere), draft-07 keywords, no strict-mode surprises, no `$data` (a
+ * pattern taken from the input), no formats (an unknown `format` is ignored, silently), every
+ * `$ref` its own function (inlining copies the target at every `$ref`: a 15 KB schema made 26 MB of
+ * code), and patterns on RE2.
+ */
+const USER_SCHEMA_OPTIONS: Options = {
+  allErrors: true,
+  strict: false,
+  meta: false,
+  validateSchema: false,
+  $data: false,
+  logger: false,
+  inlineRefs: false,
+  allowMatchingProperties: true,
+  code: { regExp: linearRegExp },
+};
+
+/** A user's schema compiled in isolation; throws UnsafePattern, or Error for an invalid schema. */
+function compileUserSchema(schema: Record<string, unknown>): ValidateFunction {
+  if (!metaSchemas.validateSchema(schema)) throw new Error(`schema is invalid: ${metaSchemas.errorsText(metaSchemas.errors)}`);
+  return new Ajv(USER_SCHEMA_OPTIONS).compile(schema);
+}
+
+/** Why a user's schema cannot be used, as a field error. */
+function schemaProblem(error: unknown, field: string): FieldError {
+  if (error instanceof UnsafePattern) return { field, message: error.message };
+  return { field, message: `is not a valid JSON Schema: ${(error as Error).message}` };
+}
 
 /** Every `$.` reference inside a value, with where it sits. */
 function references(value: unknown, path: string, out: { path: string; ref: string }[] = []): { path: string; ref: string }[] {
@@ -61,9 +145,9 @@ export function referenceProblem(ref: string, earlierSteps: ReadonlySet<string>)
 export function validateDefinition(definition: Definition, knownModel: (id: string) => boolean, field = 'definition'): void {
   const problems: FieldError[] = [];
   try {
-    userSchemas.compile(definition.input_schema);
+    compileUserSchema(definition.input_schema);
   } catch (error) {
-    problems.push({ field: `${field}.input_schema`, message: `is not a valid JSON Schema: ${(error as Error).message}` });
+    problems.push(schemaProblem(error, `${field}.input_schema`));
   }
   const seen = new Set<string>();
   definition.steps.forEach((step, i) => {
@@ -84,17 +168,50 @@ export function validateDefinition(definition: Definition, knownModel: (id: stri
 // Resolution at run time, within the run's limits, lives in references.ts.
 export { resolveReferences } from './references.js';
 
-const compiled = new Map<string, ReturnType<typeof userSchemas.compile>>();
+/** What a user's schema compiled to, or why it did not. */
+type Compiled = { validate: ValidateFunction } | { problem: unknown };
 
-/** Validates a run's input against an input schema (compiled once per schema text). */
+/**
+ * Schemas compiled for runs, least recently used first out: at most 500, and at most 64 MiB by an
+ * estimate of what each holds (measured: a compiled schema holds about 20–25 times its JSON text in
+ * memory, plus about 6 KiB). Keyed by the schema's JSON text: the same text compiles to the same,
+ * self-contained validator whoever wrote it.
+ */
+let compiledCache: LRUCache<string, Compiled> | undefined;
+// Made on first use, so the functions that only import this module's constants bundle no cache.
+const compiled = () =>
+  (compiledCache ??= new LRUCache<string, Compiled>({
+    max: 500,
+    maxSize: 64 * 1024 * 1024,
+    sizeCalculation: (_value, key) => 8 * 1024 + 32 * key.length,
+  }));
+
+/** How full the compiled-schema cache is, and its bounds (read only; for tests and diagnostics). */
+export function compiledSchemaCache(): { entries: number; estimatedBytes: number; maxEntries: number; maxBytes: number } {
+  const cache = compiled();
+  return { entries: cache.size, estimatedBytes: cache.calculatedSize, maxEntries: cache.max, maxBytes: cache.maxSize };
+}
+
+/**
+ * Validates a run's input against an input schema (compiled once per schema text). A schema that no
+ * longer compiles (saved before it would have been refused) is a 400 saying why, never a 500.
+ */
 export function checkInput(schema: Record<string, unknown>, input: unknown, field = 'input'): void {
   const key = JSON.stringify(schema);
-  let validate = compiled.get(key);
-  if (!validate) {
-    validate = userSchemas.compile(schema);
-    if (compiled.size > 500) compiled.clear();
-    compiled.set(key, validate);
+  let entry = compiled().get(key);
+  if (!entry) {
+    try {
+      entry = { validate: compileUserSchema(schema) };
+    } catch (problem) {
+      entry = { problem };
+    }
+    compiled().set(key, entry);
   }
+  if (!('validate' in entry)) {
+    const problem = schemaProblem(entry.problem, 'input_schema');
+    throw new ValidationError([problem], `${problem.field}: ${problem.message}`);
+  }
+  const validate = entry.validate;
   if (validate(input)) return;
   const details = (validate.errors ?? []).map((e) => ({
     field: [field, ...e.instancePath.split('/').filter(Boolean)].join('.') +

@@ -234,6 +234,72 @@ describe('runs', () => {
   });
 });
 
+describe('input schemas: each on its own, patterns in linear time', () => {
+  const echoing = (input_schema: Record<string, unknown>) => ({
+    input_schema,
+    steps: [{ id: 'echo', model: 'echo', input: '$.input' }],
+    output: '$.steps.echo.output',
+  });
+  const WITH_ID = echoing({
+    $id: 'https://example.com/input.json',
+    type: 'object',
+    required: ['secret_field'],
+    properties: { secret_field: { type: 'string', pattern: '^sk_[a-z]+$' } },
+  });
+
+  it('a schema with an $id jams nothing: its runs and other workflows keep running; another account cannot $ref it', async () => {
+    const a = await t.account('business');
+    await deployed('with-id', WITH_ID, a.key);
+    for (let i = 0; i < 3; i++) {
+      const run = await t.api(a.key, 'POST', '/workflows/with-id/run', { input: { secret_field: 'sk_abc' } });
+      expect({ status: run.status, execution: run.body['status'] }).toEqual({ status: 200, execution: 'SUCCEEDED' });
+    }
+    expectError(await t.api(a.key, 'POST', '/workflows/with-id/run', { input: { secret_field: 'nope' } }), 400, 'VALIDATION_ERROR', {
+      details: [{ field: 'input.secret_field', message: 'must match pattern "^sk_[a-z]+$"' }],
+    });
+    // Saving it again (a new version, compiled afresh) is fine too.
+    const again = await t.api(a.key, 'PUT', '/workflows/with-id', { definition: WITH_ID, description: 'again' });
+    expect(again.status).toBe(200);
+    expect((await t.api(admin, 'POST', '/workflows/greeter/run', { input: { name: 'ada' } })).body['status']).toBe('SUCCEEDED');
+
+    const b = await t.account('business');
+    const refusal = await t.api(b.key, 'POST', '/workflows', {
+      slug: 'borrower',
+      name: 'borrower',
+      definition: echoing({ $ref: 'https://example.com/input.json' }),
+    });
+    expectError(refusal, 400, 'VALIDATION_ERROR', {
+      details: [{ field: 'definition.input_schema', message: expect.stringContaining("can't resolve reference https://example.com/input.json") }],
+    });
+    expect(JSON.stringify(refusal.body)).not.toContain('secret_field');
+    expect((await t.api(b.key, 'GET', '/workflows/borrower')).status).toBe(404);
+  });
+
+  it('an exponentially backtracking pattern answers at once: ^(a+)+$ against "a"×30 + "!" is a quick 400', async () => {
+    const { key } = await t.account('business');
+    await deployed('redos', echoing({ type: 'object', required: ['s'], properties: { s: { type: 'string', pattern: '^(a+)+$' } } }), key);
+    expect((await t.api(key, 'POST', '/workflows/redos/run', { input: { s: 'a'.repeat(30) } })).body['status']).toBe('SUCCEEDED');
+    const started = Date.now();
+    const reply = await t.api(key, 'POST', '/workflows/redos/run', { input: { s: `${'a'.repeat(30)}!` } });
+    expect(Date.now() - started).toBeLessThan(1500);
+    expectError(reply, 400, 'VALIDATION_ERROR', { details: [{ field: 'input.s', message: 'must match pattern "^(a+)+$"' }] });
+  });
+
+  it.each(['^(a)\\1$', '^(?=a)a$'])('a pattern that cannot run in linear time (%s) is refused at creation, naming it', async (pattern) => {
+    const { key } = await t.account('business');
+    const reply = await t.api(key, 'POST', '/workflows', {
+      slug: 'unsafe',
+      name: 'unsafe',
+      definition: echoing({ type: 'object', properties: { s: { type: 'string', pattern } } }),
+    });
+    expectError(reply, 400, 'VALIDATION_ERROR', {
+      details: [{ field: 'definition.input_schema', message: expect.stringContaining(JSON.stringify(pattern)) }],
+    });
+    expect(String(reply.body['error'])).toContain(JSON.stringify(pattern));
+    expect((await t.api(key, 'GET', '/workflows/unsafe')).status).toBe(404);
+  });
+});
+
 describe('models', () => {
   it('lists the five built-ins and the deployment’s own, with input schemas', async () => {
     const { key } = await t.account('business', { name: 'reader', preset: 'read-only' });

@@ -1,0 +1,223 @@
+/**
+ * Input schemas (API.md §4 "Workflows"): each compiled on its own, never sharing `$id`s or `$ref`
+ * targets with another workflow or account, nothing remote; patterns run in linear time or the
+ * definition is refused naming the pattern; the compiled-schema cache stays bounded.
+ */
+import { ValidationError } from '../lambdas/shared/errors.js';
+import { ModelRegistry } from '../lambdas/shared/models/registry.js';
+// A namespace import, so a missing export fails its own test rather than the whole file.
+import * as definitions from '../lambdas/shared/workflow-definition.js';
+import { checkInput, validateDefinition } from '../lambdas/shared/workflow-definition.js';
+
+const definition = (input_schema: Record<string, unknown>) => ({
+  input_schema,
+  steps: [{ id: 'echo', model: 'echo', input: '$.input' }],
+  output: '$.steps.echo.output',
+});
+const known = () => true;
+
+/** The ValidationError a call throws (fails the test when it throws nothing or something else). */
+function refusal(call: () => void): ValidationError {
+  try {
+    call();
+  } catch (error) {
+    if (error instanceof ValidationError) return error;
+    throw new Error(`expected a ValidationError, got ${String(error)}`, { cause: error });
+  }
+  throw new Error('expected a ValidationError, nothing was thrown');
+}
+
+/** Milliseconds a call takes, whatever it throws. */
+function timed(call: () => void): number {
+  const started = performance.now();
+  try {
+    call();
+  } catch {
+    // timing only
+  }
+  return performance.now() - started;
+}
+
+describe('input schemas are compiled in isolation', () => {
+  const withId = (id: string) => ({
+    $id: id,
+    type: 'object',
+    required: ['secret_field'],
+    properties: { secret_field: { type: 'string', pattern: '^sk_[a-z]+$' } },
+  });
+
+  it('a schema with an $id can be saved and run again and again (it jams nothing)', () => {
+    const schema = withId('https://example.com/input.json');
+    // Each save and each run compiles a fresh copy, as one read from the database would be.
+    for (let i = 0; i < 3; i++) expect(() => validateDefinition(definition(structuredClone(schema)), known)).not.toThrow();
+    for (let i = 0; i < 3; i++) expect(() => checkInput(structuredClone(schema), { secret_field: 'sk_abc' })).not.toThrow();
+    expect(refusal(() => checkInput(structuredClone(schema), { secret_field: 'nope' })).details).toEqual([
+      { field: 'input.secret_field', message: 'must match pattern "^sk_[a-z]+$"' },
+    ]);
+  });
+
+  it("another schema cannot $ref a schema seen before, nor learn anything of it", () => {
+    const a = withId('https://tenant-a.example/input.json');
+    validateDefinition(definition(a), known);
+    checkInput(a, { secret_field: 'sk_abc' });
+    const b = { $ref: 'https://tenant-a.example/input.json' };
+    const saved = refusal(() => validateDefinition(definition(b), known));
+    expect(saved.details).toEqual([{ field: 'definition.input_schema', message: expect.stringContaining("can't resolve reference") }]);
+    expect(JSON.stringify(saved.details)).not.toContain('secret_field');
+    // A schema saved before this was refused: its runs are a 400 too, and reveal nothing of A's.
+    const run = refusal(() => checkInput(b, {}));
+    expect(run.details).toEqual([{ field: 'input_schema', message: expect.stringContaining("can't resolve reference") }]);
+    expect(JSON.stringify(run.details)).not.toContain('secret_field');
+  });
+
+  it.each([
+    ['a remote URL', { $ref: 'https://schemas.example.net/remote.json' }],
+    ['the meta-schema', { $ref: 'http://json-schema.org/draft-07/schema#' }],
+    ['a relative file', { $ref: 'other.json#/definitions/x' }],
+  ])('nothing remote can be referenced: %s is refused', (_what, schema) => {
+    expect(refusal(() => validateDefinition(definition(schema), known)).details).toEqual([
+      { field: 'definition.input_schema', message: expect.stringMatching(/^is not a valid JSON Schema: can't resolve reference/) },
+    ]);
+  });
+
+  it('references within the schema itself still resolve, by pointer and by its own $id', () => {
+    const schema = {
+      $id: 'https://example.com/self.json',
+      definitions: { name: { type: 'string', minLength: 1 } },
+      type: 'object',
+      properties: { a: { $ref: '#/definitions/name' }, b: { $ref: 'https://example.com/self.json#/definitions/name' } },
+    };
+    validateDefinition(definition(schema), known);
+    expect(() => checkInput(schema, { a: 'x', b: 'y' })).not.toThrow();
+    expect(refusal(() => checkInput(schema, { a: '', b: 1 })).details.map((d) => d.field)).toEqual(['input.a', 'input.b']);
+  });
+
+  it('an invalid schema is still refused with the reason', () => {
+    expect(refusal(() => validateDefinition(definition({ type: 5 }), known)).details).toEqual([
+      { field: 'definition.input_schema', message: expect.stringMatching(/^is not a valid JSON Schema: schema is invalid: data\/type/) },
+    ]);
+  });
+
+  it('a $ref used many times is compiled once, not copied at each use (no blow-up in compile time)', () => {
+    // 120 references to a 120-property definition: about 9 KB. Copied at every $ref this compiled to
+    // about 10 MB of code over several seconds; as one function per $ref it takes milliseconds.
+    const properties = Object.fromEntries(Array.from({ length: 120 }, (_, i) => [`p${i}`, { type: 'string', maxLength: 10 }]));
+    const refs = Object.fromEntries(Array.from({ length: 120 }, (_, i) => [`r${i}`, { $ref: '#/definitions/big' }]));
+    const schema = { definitions: { big: { type: 'object', properties } }, type: 'object', properties: refs };
+    expect(timed(() => validateDefinition(definition(schema), known))).toBeLessThan(2000);
+    expect(refusal(() => checkInput(schema, { r0: { p0: 'far too long for ten' } })).details).toEqual([
+      { field: 'input.r0.p0', message: 'must NOT have more than 10 characters' },
+    ]);
+  });
+});
+
+describe('the compiled-schema cache is bounded', () => {
+  it('by count: at most its maximum number of schemas, the least recently used leaving first', () => {
+    const cache = () => definitions.compiledSchemaCache();
+    const { maxEntries } = cache();
+    expect(maxEntries).toBeGreaterThan(0);
+    const kept = { type: 'object', properties: { kept: { const: true } } };
+    for (let i = 0; i < maxEntries + 50; i++) {
+      checkInput({ type: 'object', properties: { [`field${i}`]: { type: 'integer' } } }, {});
+      if (i % 10 === 0) checkInput(kept, { kept: true }); // recently used: stays
+      expect(cache().entries).toBeLessThanOrEqual(maxEntries);
+    }
+    expect(cache().entries).toBe(maxEntries);
+    expect(() => checkInput(kept, { kept: true })).not.toThrow();
+  });
+
+  it('by size: large schemas push others out rather than piling up (30 of 229 KB once held 106 MB)', () => {
+    const cache = () => definitions.compiledSchemaCache();
+    const { maxBytes } = cache();
+    for (let i = 0; i < 30; i++) {
+      checkInput({ type: 'string', description: `${i}`.padEnd(229 * 1024, 'x') }, 'fine');
+      expect(cache().estimatedBytes).toBeLessThanOrEqual(maxBytes);
+    }
+    expect(cache().entries).toBeLessThan(30);
+    expect(maxBytes).toBeLessThanOrEqual(128 * 1024 * 1024);
+  });
+});
+
+describe('patterns run in linear time', () => {
+  const REDOS = '^(a+)+$';
+  const evil = `${'a'.repeat(30)}!`;
+
+  it('an exponentially backtracking pattern answers at once (a+ nested in +, "a"×30 + "!")', () => {
+    const schema = { type: 'object', required: ['s'], properties: { s: { type: 'string', pattern: REDOS } } };
+    validateDefinition(definition(schema), known);
+    let error: ValidationError | undefined;
+    const ms = timed(() => {
+      error = refusal(() => checkInput(schema, { s: evil }));
+    });
+    expect(ms).toBeLessThan(1000);
+    expect(error?.details).toEqual([{ field: 'input.s', message: `must match pattern "${REDOS}"` }]);
+    expect(() => checkInput(schema, { s: 'a'.repeat(30) })).not.toThrow();
+  });
+
+  it.each([
+    ['patternProperties', { type: 'object', patternProperties: { [REDOS]: { type: 'number' } }, additionalProperties: false }, { [evil]: 1 }],
+    ['propertyNames', { type: 'object', propertyNames: { pattern: REDOS } }, { [evil]: 1 }],
+    ['a pattern behind a $ref', { definitions: { s: { type: 'string', pattern: REDOS } }, items: { $ref: '#/definitions/s' } }, [evil]],
+  ])('%s run on the same engine', (_where, schema, input) => {
+    validateDefinition(definition(schema), known);
+    expect(timed(() => checkInput(schema, input))).toBeLessThan(1000);
+    expect(() => checkInput(schema, input)).toThrow(ValidationError);
+  });
+
+  it.each([
+    ['a backreference', '^(a)\\1$'],
+    ['a named backreference', '^(?<x>a)\\k<x>$'],
+    ['a lookahead', '^(?=a)a$'],
+    ['a negative lookbehind', '(?<!a)b'],
+    ['an invalid expression', '(a'],
+  ])('%s is refused at definition time, naming the pattern', (_what, pattern) => {
+    const error = refusal(() => validateDefinition(definition({ type: 'string', pattern }), known));
+    expect(error.details).toEqual([{ field: 'definition.input_schema', message: expect.stringContaining(JSON.stringify(pattern)) }]);
+    expect(error.message).toContain(JSON.stringify(pattern));
+  });
+
+  it('a refused pattern in a patternProperties key is named too', () => {
+    const schema = { type: 'object', patternProperties: { '^(a)\\1$': { type: 'number' } } };
+    expect(refusal(() => validateDefinition(definition(schema), known)).details).toEqual([
+      { field: 'definition.input_schema', message: expect.stringContaining('"^(a)\\\\1$"') },
+    ]);
+  });
+
+  it('a schema saved before its pattern was refused makes its runs a 400 naming it, never a backtracking match', () => {
+    const error = refusal(() => checkInput({ type: 'string', pattern: '^(a)\\1$' }, 'aa'));
+    expect(error.details).toEqual([{ field: 'input_schema', message: expect.stringContaining('"^(a)\\\\1$"') }]);
+  });
+
+  it.each([
+    ['^\\d{3}-\\d{4}$', '555-1234', '5551234'],
+    ['^[\\w.+-]+@[\\w-]+\\.[a-z]{2,}$', 'a.b+c@example.com', 'a@b'],
+    ['^\\u00e9t\\u00e9$', 'été', 'ete'],
+    ['^\\p{L}+$', 'Ωmega', 'abc1'],
+    ['^(?<year>\\d{4})-(?<month>\\d{2})$', '2026-11', '2026-1'],
+    ['^a\\/b$', 'a/b', 'a\\b'],
+    ['^[^]$', '\n', ''],
+    ['^\\x41\\cJ$', 'A\n', 'A'],
+    ['^(?:ab|cd)*$', 'abcdab', 'abc'],
+  ])('ECMAScript pattern %s keeps its meaning', (pattern, matching, failing) => {
+    const schema = { type: 'string', pattern };
+    validateDefinition(definition(schema), known);
+    expect(() => checkInput(schema, matching)).not.toThrow();
+    expect(() => checkInput(schema, failing)).toThrow(ValidationError);
+  });
+
+  it("the built-in models' input schemas keep working", () => {
+    const inputs: Record<string, { good: unknown; bad?: unknown }> = {
+      echo: { good: { anything: [1, 'two'] } },
+      uppercase: { good: { text: 'hi' }, bad: { text: 1 } },
+      'word-count': { good: { text: 'two words' }, bad: {} },
+      sleep: { good: { ms: 10 }, bad: { ms: -1 } },
+      fail: { good: { message: 'no' }, bad: { message: 'no', extra: true } },
+    };
+    const models = new ModelRegistry().list();
+    expect(models.map((m) => m.id).sort()).toEqual(Object.keys(inputs).sort());
+    for (const model of models) expect(() => checkInput(model.input_schema, inputs[model.id]!.good)).not.toThrow();
+    for (const model of models.filter((m) => 'bad' in inputs[m.id]!)) {
+      expect(() => checkInput(model.input_schema, inputs[model.id]!.bad)).toThrow(ValidationError);
+    }
+  });
+});
