@@ -191,6 +191,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       const ddb: DynamoDbLocal = await startDynamoDbLocal(options.persistDir ? { dataDir: options.persistDir } : {});
       cleanups.push(() => ddb.stop());
       endpoint = ddb.endpoint;
+      // Its port is open to the network (the loopback launcher could not run): say so, once.
+      if (ddb.warning) progress(ddb.warning);
     }
     const client = new DynamoDBClient({ endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
     cleanups.push(() => client.destroy());
