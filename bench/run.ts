@@ -89,6 +89,7 @@ async function main() {
   }
   say('Starting DynamoDB Local, a counting proxy and the local stack…');
   const ddb = await startDynamoDbLocal();
+  if (ddb.warning) say(ddb.warning);
   const proxy = await startCountingProxy(ddb.endpoint);
   const stack = await startLocalStack({
     port: 0,

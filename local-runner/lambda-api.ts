@@ -4,9 +4,15 @@
  * /2015-03-31/functions/{name}/invocations`, synchronous (`RequestResponse`) or asynchronous (`Event`,
  * answered 202 and run in the background with Lambda's two retries). The functions' SDK reaches it
  * through the standard `AWS_ENDPOINT_URL_LAMBDA`.
+ *
+ * Only the functions the runner started may call it (security review #12, finding 11): each has its own
+ * secret key and session token, and every request must be signed with them (SigV4, checked as AWS does;
+ * see sigv4.ts). Anything else is refused with 403 before the path or the body is looked at, and the
+ * refusal is logged (without the token or the signature).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { FunctionError } from './functions.js';
+import { isRefusal, SigV4Verifier, type Refusal, type SigningIdentity } from './sigv4.js';
 
 export type Invoke = (functionId: string, event: unknown) => Promise<unknown>;
 
@@ -14,6 +20,12 @@ export interface LambdaApiOptions {
   readonly invoke: Invoke;
   /** Function names (as the template's Refs resolve locally) → function ids. */
   readonly resolve: (name: string) => string | undefined;
+  /** Session token → the function that holds it: only requests signed with one of these are served. */
+  readonly callers: ReadonlyMap<string, SigningIdentity>;
+  /** The region requests must be signed for. */
+  readonly region: string;
+  /** The clock signatures are checked against. @default Date.now */
+  readonly now?: () => number;
   /** Delays before Lambda's two retries of a failed asynchronous invocation. @default [1000, 2000] */
   readonly retryDelaysMs?: readonly number[];
   readonly onLog?: (line: string) => void;
@@ -23,6 +35,7 @@ export function createLambdaApi(options: LambdaApiOptions) {
   const retryDelays = options.retryDelaysMs ?? [1000, 2000];
   const log = options.onLog ?? (() => {});
   const inFlight = new Set<Promise<void>>();
+  const verifier = new SigV4Verifier(options.callers, options.region, 'lambda', options.now);
 
   const runAsync = async (functionId: string, name: string, event: unknown) => {
     for (let attempt = 0; ; attempt++) {
@@ -41,14 +54,17 @@ export function createLambdaApi(options: LambdaApiOptions) {
   };
 
   const handler = (req: IncomingMessage, res: ServerResponse) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const reply = (status: number, body: unknown, headers: Record<string, string> = {}) => {
-        const text = typeof body === 'string' ? body : JSON.stringify(body);
-        res.writeHead(status, { 'content-type': 'application/json', ...headers });
-        res.end(text);
-      };
+    const reply = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+      const text = typeof body === 'string' ? body : JSON.stringify(body);
+      res.writeHead(status, { 'content-type': 'application/json', ...headers });
+      res.end(text);
+    };
+    const refuse = (refusal: Refusal) => {
+      const path = new URL(req.url ?? '/', 'http://x').pathname.slice(0, 200);
+      log(`refused ${req.method} ${path} from ${req.socket.remoteAddress}:${req.socket.remotePort}: ${refusal.reason} (${refusal.errorType})`);
+      reply(403, { message: refusal.message }, { 'x-amzn-ErrorType': refusal.errorType });
+    };
+    const serve = (raw: Buffer) => {
       const m = /^\/2015-03-31\/functions\/([^/]+)\/invocations$/.exec(new URL(req.url ?? '/', 'http://x').pathname);
       if (req.method !== 'POST' || !m) {
         return reply(404, { message: 'not a Lambda API path' }, { 'x-amzn-ErrorType': 'UnknownOperationException' });
@@ -59,9 +75,9 @@ export function createLambdaApi(options: LambdaApiOptions) {
         return reply(404, { message: `Function not found: ${name}` }, { 'x-amzn-ErrorType': 'ResourceNotFoundException' });
       }
       let event: unknown;
-      const raw = Buffer.concat(chunks).toString('utf8');
+      const text = raw.toString('utf8');
       try {
-        event = raw ? JSON.parse(raw) : {};
+        event = text ? JSON.parse(text) : {};
       } catch {
         return reply(400, { message: 'Could not parse request body into json' }, { 'x-amzn-ErrorType': 'InvalidRequestContentException' });
       }
@@ -77,6 +93,24 @@ export function createLambdaApi(options: LambdaApiOptions) {
           const e = error instanceof FunctionError ? { errorType: error.errorName, errorMessage: error.message } : { errorType: 'Error', errorMessage: String(error) };
           reply(200, e, { 'x-amz-function-error': 'Unhandled', 'x-amz-executed-version': '$LATEST' });
         },
+      );
+    };
+
+    const signed = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers };
+    // The caller must be one of the runner's functions before anything else is looked at.
+    const checked = verifier.checkHeaders(signed, ['x-amz-invocation-type']);
+    if (isRefusal(checked)) {
+      refuse(checked);
+      req.resume();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks);
+      verifier.checkSignature(signed, checked, raw).then(
+        (refusal) => (refusal ? refuse(refusal) : serve(raw)),
+        (error: unknown) => reply(500, { message: `could not check the signature: ${(error as Error).message}` }, { 'x-amzn-ErrorType': 'ServiceException' }),
       );
     });
   };

@@ -4,6 +4,7 @@
  * isolated workers, and serves the template's API over HTTP. `npm start` (main.ts) and the tests use it.
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { cpus } from 'node:os';
@@ -24,6 +25,7 @@ import { FunctionPool } from './functions.js';
 import { createGateway, type AccessLogEntry } from './gateway.js';
 import { PROJECT_ROOT, type LocalState } from './state.js';
 import { createLambdaApi } from './lambda-api.js';
+import type { SigningIdentity } from './sigv4.js';
 import { ensureTables } from './tables.js';
 import { loadApiModel, type LocalApiModel } from './template.js';
 
@@ -71,6 +73,8 @@ export interface LocalStack {
   readonly url: string;
   readonly apiUrl: string;
   readonly dynamodbEndpoint: string;
+  /** The Lambda API the functions call each other through (it serves only requests they signed). */
+  readonly lambdaEndpoint: string;
   readonly model: LocalApiModel;
   readonly state: LocalState;
   /** The admin key printed at startup (when seeded). */
@@ -191,6 +195,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       const ddb: DynamoDbLocal = await startDynamoDbLocal(options.persistDir ? { dataDir: options.persistDir } : {});
       cleanups.push(() => ddb.stop());
       endpoint = ddb.endpoint;
+      // Its port is open to the network (the loopback launcher could not run): say so, once.
+      if (ddb.warning) progress(ddb.warning);
     }
     const client = new DynamoDBClient({ endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
     cleanups.push(() => client.destroy());
@@ -209,8 +215,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const baseEnv: Record<string, string> = {
       AWS_REGION: LOCAL_REGION,
       AWS_DEFAULT_REGION: LOCAL_REGION,
+      // The secret key and a session token are each function's own (below).
       AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
       AWS_ENDPOINT_URL_DYNAMODB: endpoint,
       TZ: 'UTC',
       LANG: 'en_US.UTF-8',
@@ -229,7 +235,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
           lambdaServer.closeAllConnections();
         }),
     );
-    baseEnv['AWS_ENDPOINT_URL_LAMBDA'] = `http://127.0.0.1:${lambdaPort}`;
+    const lambdaEndpoint = `http://127.0.0.1:${lambdaPort}`;
+    baseEnv['AWS_ENDPOINT_URL_LAMBDA'] = lambdaEndpoint;
     // Locally, webhooks may go to a receiver on this machine (deployed, only public https URLs).
     baseEnv[ALLOW_LOOPBACK_ENV] = 'true';
 
@@ -237,7 +244,21 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const pools = new Map<string, FunctionPool>();
     // Instances per function: enough for the machine's cores; more would only queue on the CPU.
     const maxInstances = Math.max(8, cpus().length * 4);
-    for (const def of model.functions.values()) pools.set(def.logicalId, new FunctionPool(def, baseEnv, onLog, maxInstances));
+    // Each function signs with credentials of its own, as a Lambda role's session would: the Lambda API
+    // serves only requests signed with one of them. The access key id stays LOCAL_CREDENTIALS' for all:
+    // DynamoDB Local without -sharedDb keeps one database per access key id (and region).
+    const callers = new Map<string, SigningIdentity>();
+    for (const def of model.functions.values()) {
+      const identity: SigningIdentity = {
+        name: def.logicalId,
+        accessKeyId: LOCAL_CREDENTIALS.accessKeyId,
+        secretAccessKey: randomBytes(30).toString('base64'),
+        sessionToken: randomBytes(48).toString('base64'),
+      };
+      callers.set(identity.sessionToken, identity);
+      const env = { ...baseEnv, AWS_SECRET_ACCESS_KEY: identity.secretAccessKey, AWS_SESSION_TOKEN: identity.sessionToken };
+      pools.set(def.logicalId, new FunctionPool(def, env, onLog, maxInstances));
+    }
     cleanups.push(() => Promise.all([...pools.values()].map((p) => p.close())).then(() => undefined));
     const invoke = (functionId: string, event: unknown) => {
       const pool = pools.get(functionId);
@@ -252,6 +273,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         const id = name.replace(/^arn:aws:lambda:[^:]*:[^:]*:function:/, '').replace(/^local-/, '');
         return pools.has(id) ? id : undefined;
       },
+      callers,
+      region: LOCAL_REGION,
       onLog: (line) => onLog?.('lambda-api', line),
     });
     lambdaServer.on('request', lambdaApi.handler);
@@ -288,7 +311,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       writeFileSync(stateFile, `${JSON.stringify(state, null, 2)}\n`);
       cleanups.push(() => rmSync(stateFile, { force: true }));
     }
-    return { url, apiUrl, dynamodbEndpoint: endpoint, model, state, ...(adminKey ? { adminKey } : {}), doc, close };
+    return { url, apiUrl, dynamodbEndpoint: endpoint, lambdaEndpoint, model, state, ...(adminKey ? { adminKey } : {}), doc, close };
   } catch (error) {
     await close();
     throw error;

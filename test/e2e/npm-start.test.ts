@@ -1,11 +1,12 @@
 /**
- * `npm start`'s entry point as a user runs it: it prints the admin key and serves it, stops everything on
+ * `npm start`'s entry point as a user runs it: it prints the admin key and serves it, listens on loopback
+ * only (every socket of the runner and of what it starts, DynamoDB Local included), stops everything on
  * Ctrl-C (SIGINT), and refuses with a clear message and a non-zero exit when the port is busy or Java is
- * missing.
+ * missing. Where DynamoDB Local cannot be kept on loopback, it says so in one line.
  */
 import { jest } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,6 +14,7 @@ import { freePort } from '../../local-runner/dynamodb-local.js';
 import { testEndpoint } from '../support/dynamodb.js';
 import { call } from '../support/http.js';
 import { TEST_CDK_OUT } from '../support/paths.js';
+import { isLoopback, listenersOf } from '../support/listeners.js';
 import { exited, runTs, startTs, waitForOutput } from '../support/processes.js';
 
 jest.setTimeout(90_000);
@@ -70,6 +72,14 @@ describe('npm start', () => {
 
       const started = descendants(child.pid!);
       expect(started.some((p) => p.command.includes('DynamoDBLocal.jar'))).toBe(true);
+      // Security review #12, finding 7: nothing it started listens beyond loopback (read from /proc,
+      // no connection made): the API, the functions' Lambda API and DynamoDB Local.
+      const ddbPort = Number(new URL((JSON.parse(readFileSync(stateFile, 'utf8')) as { dynamodbEndpoint: string }).dynamodbEndpoint).port);
+      const listeners = listenersOf([child.pid!, ...started.map((p) => p.pid)]);
+      expect(listeners.map((l) => l.port)).toEqual(expect.arrayContaining([port, ddbPort]));
+      expect(listeners.length).toBeGreaterThanOrEqual(3);
+      expect(listeners.filter((l) => !isLoopback(l.address))).toEqual([]);
+      expect(output).not.toMatch(/reachable from the network/);
       // Ctrl-C in a terminal signals the whole process group; signalling only the runner's process is
       // the stricter test: the runner itself must stop DynamoDB Local.
       child.kill('SIGINT');
@@ -80,6 +90,30 @@ describe('npm start', () => {
       while (started.some(({ pid }) => alive(pid)) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
       expect(started.filter(({ pid }) => alive(pid))).toEqual([]);
       expect(existsSync(stateFile)).toBe(false);
+    } finally {
+      if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL');
+    }
+  });
+
+  it('where DynamoDB Local cannot be kept on loopback (a Java without its compiler), says so in one line and still starts', async () => {
+    const port = await freePort();
+    const child = startTs('local-runner/main.ts', START_ARGS, {
+      PORT: String(port),
+      KNOUDS_STATE_FILE: path.join(dir, 'jre.json'),
+      DYNAMODB_ENDPOINT: undefined,
+      // jdk.compiler left out of the module graph, as on a JRE: the loopback launcher cannot run.
+      JDK_JAVA_OPTIONS: '--limit-modules=java.se,jdk.unsupported',
+    });
+    try {
+      const output = await waitForOutput(child, /ready in/);
+      const warnings = output.split('\n').filter((line) => /reachable from the network/.test(line));
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/^Warning: DynamoDB Local .*port \d+ is reachable from the network/);
+      const ddbPort = Number(/port (\d+) is reachable/.exec(warnings[0]!)![1]);
+      const state = JSON.parse(readFileSync(path.join(dir, 'jre.json'), 'utf8')) as { dynamodbEndpoint: string };
+      expect(state.dynamodbEndpoint).toBe(`http://127.0.0.1:${ddbPort}`);
+      child.kill('SIGINT');
+      expect(await exited(child)).toBe(0);
     } finally {
       if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL');
     }

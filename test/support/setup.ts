@@ -18,6 +18,7 @@ export async function setup(): Promise<() => Promise<void>> {
       ? waitForDynamoDb(given, 10_000).then(() => given)
       : startDynamoDbLocal().then((ddb) => {
           stop = ddb.stop;
+          if (ddb.warning) process.stdout.write(`\nglobal setup: ${ddb.warning}\n`);
           return ddb.endpoint;
         }),
     // With the example model, so the tests cover a deployer's own model end to end.
