@@ -9,11 +9,14 @@
  * secondary index that has not caught up yet (`index-lag`: a Query of an index answers an empty page, as
  * a GSI can on AWS just after a write); and a lost response (`lose-response`: the call reaches DynamoDB
  * and takes effect, then the connection is cut before the answer arrives, so the SDK retries a write
- * that already happened).
+ * that already happened); a BatchWriteItem whose every item comes back unprocessed (`unprocessed`: not
+ * forwarded, all of `RequestItems` answered as `UnprocessedItems`, as DynamoDB does under throttling);
+ * and a transaction cancelled by a conflicting one (`transaction-conflict`: not forwarded, a
+ * TransactionCanceledException with a `TransactionConflict` reason for each item).
  */
 import { createServer, request as httpRequest, type Server, type ServerResponse } from 'node:http';
 
-export type Fault = 'throttle' | 'server-error' | 'hang' | 'index-lag' | 'lose-response';
+export type Fault = 'throttle' | 'server-error' | 'hang' | 'index-lag' | 'lose-response' | 'unprocessed' | 'transaction-conflict';
 
 export interface FaultRule {
   /** `GetItem`, `UpdateItem`, `TransactWriteItems`, … */
@@ -23,6 +26,8 @@ export interface FaultRule {
   readonly fault: Fault;
   /** How many matching calls fail; then the rule is spent. @default every one */
   readonly times?: number;
+  /** How many matching calls pass untouched before the rule starts failing them. @default 0 */
+  readonly skip?: number;
 }
 
 export interface CountingProxy {
@@ -38,7 +43,7 @@ export interface CountingProxy {
   close(): Promise<void>;
 }
 
-const FAULT_BODIES: Record<Exclude<Fault, 'hang' | 'index-lag' | 'lose-response'>, { status: number; type: string; message: string }> = {
+const FAULT_BODIES: Record<Exclude<Fault, 'hang' | 'index-lag' | 'lose-response' | 'unprocessed' | 'transaction-conflict'>, { status: number; type: string; message: string }> = {
   throttle: { status: 400, type: 'com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException', message: 'Rate of requests exceeds the allowed throughput (injected)' },
   'server-error': { status: 500, type: 'com.amazonaws.dynamodb.v20120810#InternalServerError', message: 'Internal server error (injected)' },
 };
@@ -46,7 +51,7 @@ const FAULT_BODIES: Record<Exclude<Fault, 'hang' | 'index-lag' | 'lose-response'
 export async function startCountingProxy(target: string): Promise<CountingProxy> {
   const upstream = new URL(target);
   let counts: Record<string, number> = {};
-  let rules: { rule: FaultRule; left: number }[] = [];
+  let rules: { rule: FaultRule; left: number; skip: number }[] = [];
   let injected = 0;
   const hung = new Set<ServerResponse>();
   const server: Server = createServer((req, res) => {
@@ -63,7 +68,8 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
           (!r.rule.table || body.includes(`"TableName":"${r.rule.table}"`)) &&
           (r.rule.fault !== 'index-lag' || body.includes('"IndexName"')),
       );
-      if (match) {
+      if (match && match.skip > 0) match.skip--;
+      else if (match) {
         match.left--;
         injected++;
         if (match.rule.fault === 'hang') {
@@ -86,6 +92,25 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
         if (match.rule.fault === 'index-lag') {
           res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
           res.end(JSON.stringify({ Count: 0, Items: [], ScannedCount: 0 }));
+          return;
+        }
+        if (match.rule.fault === 'unprocessed') {
+          const { RequestItems } = JSON.parse(body.toString('utf8')) as { RequestItems: unknown };
+          res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
+          res.end(JSON.stringify({ UnprocessedItems: RequestItems }));
+          return;
+        }
+        if (match.rule.fault === 'transaction-conflict') {
+          const { TransactItems } = JSON.parse(body.toString('utf8')) as { TransactItems: unknown[] };
+          const type = 'com.amazonaws.dynamodb.v20120810#TransactionCanceledException';
+          res.writeHead(400, { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-errortype': 'TransactionCanceledException' });
+          res.end(
+            JSON.stringify({
+              __type: type,
+              message: 'Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict] (injected)',
+              CancellationReasons: TransactItems.map(() => ({ Code: 'TransactionConflict', Message: 'Transaction is ongoing for the item' })),
+            }),
+          );
           return;
         }
         const f = FAULT_BODIES[match.rule.fault];
@@ -114,7 +139,7 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
       injected = 0;
     },
     inject: (rule) => {
-      rules.push({ rule, left: rule.times ?? Number.POSITIVE_INFINITY });
+      rules.push({ rule, left: rule.times ?? Number.POSITIVE_INFINITY, skip: rule.skip ?? 0 });
     },
     clearFaults: () => {
       rules = [];
