@@ -9,11 +9,15 @@
  * secondary index that has not caught up yet (`index-lag`: a Query of an index answers an empty page, as
  * a GSI can on AWS just after a write); and a lost response (`lose-response`: the call reaches DynamoDB
  * and takes effect, then the connection is cut before the answer arrives, so the SDK retries a write
- * that already happened); and a slow call (`delay`: forwarded unchanged after `delayMs`), to open a race.
+ * that already happened); a slow call (`delay`: forwarded unchanged after `delayMs`), to open a race; a
+ * BatchWriteItem whose every item comes back unprocessed (`unprocessed`: not forwarded, all of
+ * `RequestItems` answered as `UnprocessedItems`, as DynamoDB does under throttling); and a transaction
+ * cancelled by a conflicting one (`transaction-conflict`: not forwarded, a TransactionCanceledException
+ * with a `TransactionConflict` reason for each item).
  */
 import { createServer, request as httpRequest, type Server, type ServerResponse } from 'node:http';
 
-export type Fault = 'throttle' | 'server-error' | 'hang' | 'index-lag' | 'lose-response' | 'delay';
+export type Fault = 'throttle' | 'server-error' | 'hang' | 'index-lag' | 'lose-response' | 'delay' | 'unprocessed' | 'transaction-conflict';
 
 export interface FaultRule {
   /** `GetItem`, `UpdateItem`, `TransactWriteItems`, … */
@@ -25,6 +29,8 @@ export interface FaultRule {
   readonly times?: number;
   /** For `delay`: how long the call waits before it is forwarded. @default 1000 */
   readonly delayMs?: number;
+  /** How many matching calls pass untouched before the rule starts failing them. @default 0 */
+  readonly skip?: number;
 }
 
 export interface CountingProxy {
@@ -42,7 +48,7 @@ export interface CountingProxy {
   close(): Promise<void>;
 }
 
-const FAULT_BODIES: Record<Exclude<Fault, 'hang' | 'index-lag' | 'lose-response' | 'delay'>, { status: number; type: string; message: string }> = {
+const FAULT_BODIES: Record<Exclude<Fault, 'hang' | 'index-lag' | 'lose-response' | 'delay' | 'unprocessed' | 'transaction-conflict'>, { status: number; type: string; message: string }> = {
   throttle: { status: 400, type: 'com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException', message: 'Rate of requests exceeds the allowed throughput (injected)' },
   'server-error': { status: 500, type: 'com.amazonaws.dynamodb.v20120810#InternalServerError', message: 'Internal server error (injected)' },
 };
@@ -50,7 +56,7 @@ const FAULT_BODIES: Record<Exclude<Fault, 'hang' | 'index-lag' | 'lose-response'
 export async function startCountingProxy(target: string): Promise<CountingProxy> {
   const upstream = new URL(target);
   let counts: Record<string, number> = {};
-  let rules: { rule: FaultRule; left: number }[] = [];
+  let rules: { rule: FaultRule; left: number; skip: number }[] = [];
   let injected = 0;
   let scanned = 0;
   const hung = new Set<ServerResponse>();
@@ -91,13 +97,13 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
           (!r.rule.table || body.includes(`"TableName":"${r.rule.table}"`)) &&
           (r.rule.fault !== 'index-lag' || body.includes('"IndexName"')),
       );
-      if (match?.rule.fault === 'delay') {
+      if (match && match.skip > 0) match.skip--;
+      else if (match?.rule.fault === 'delay') {
         match.left--;
         injected++;
         setTimeout(() => forwardCall(), match.rule.delayMs ?? 1000);
         return;
-      }
-      if (match) {
+      } else if (match) {
         match.left--;
         injected++;
         if (match.rule.fault === 'hang') {
@@ -122,6 +128,25 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
           res.end(JSON.stringify({ Count: 0, Items: [], ScannedCount: 0 }));
           return;
         }
+        if (match.rule.fault === 'unprocessed') {
+          const { RequestItems } = JSON.parse(body.toString('utf8')) as { RequestItems: unknown };
+          res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
+          res.end(JSON.stringify({ UnprocessedItems: RequestItems }));
+          return;
+        }
+        if (match.rule.fault === 'transaction-conflict') {
+          const { TransactItems } = JSON.parse(body.toString('utf8')) as { TransactItems: unknown[] };
+          const type = 'com.amazonaws.dynamodb.v20120810#TransactionCanceledException';
+          res.writeHead(400, { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-errortype': 'TransactionCanceledException' });
+          res.end(
+            JSON.stringify({
+              __type: type,
+              message: 'Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict] (injected)',
+              CancellationReasons: TransactItems.map(() => ({ Code: 'TransactionConflict', Message: 'Transaction is ongoing for the item' })),
+            }),
+          );
+          return;
+        }
         const f = FAULT_BODIES[match.rule.fault];
         res.writeHead(f.status, { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-errortype': f.type.split('#')[1]! });
         res.end(JSON.stringify({ __type: f.type, message: f.message }));
@@ -142,7 +167,7 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
     },
     scanned: () => scanned,
     inject: (rule) => {
-      rules.push({ rule, left: rule.times ?? Number.POSITIVE_INFINITY });
+      rules.push({ rule, left: rule.times ?? Number.POSITIVE_INFINITY, skip: rule.skip ?? 0 });
     },
     clearFaults: () => {
       rules = [];

@@ -1,20 +1,23 @@
 import {
-  BatchWriteCommand,
   GetCommand,
   QueryCommand,
   TransactWriteCommand,
   UpdateCommand,
   type DynamoDBDocumentClient,
+  type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { cancellationReasons, decodePageToken, encodePageToken, isConditionalCheckFailed, queryPage } from '../ddb.js';
 import { SLUG_PATTERN } from '../capabilities.js';
-import { ConflictError, NotFoundError } from '../errors.js';
+import { ConflictError } from '../errors.js';
 import type { Definition } from '../workflow-definition.js';
 
 /**
  * Workflows table (`account_id`, `sk`): a head item `W#<slug>` (name, workspace, latest and deployed
  * versions) and one immutable item per version `V#<slug>#<000001>` holding the definition. Every read
  * names the caller's account, so another account's workflow is simply not found.
+ *
+ * A head without `version` (and with `deleting: true`) belongs to a workflow being deleted: every read
+ * treats it as gone, and a DELETE or a POST of its slug finishes the deletion (see `delete`).
  */
 export interface WorkflowHead {
   readonly account_id: string;
@@ -34,6 +37,22 @@ export interface WorkflowVersion {
   readonly definition: Definition;
   readonly created_at: string;
 }
+
+/** A head as stored: `version` is absent while the workflow is being deleted. */
+export type StoredHead = Omit<WorkflowHead, 'version'> & { readonly version?: number; readonly deleting?: boolean };
+
+type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
+
+/** Versions deleted per transaction (100 actions: these and one on the head). */
+const DELETE_PAGE = 99;
+/**
+ * How long a delete keeps going (pages, retried conflicts, concurrent changes) before it fails (500),
+ * leaving a workflow being deleted that the next DELETE or POST resumes; well inside the 29 s a request
+ * may last, even when the calls after it hang until the SDK gives up on them.
+ */
+const DELETE_BUDGET_MS = 10_000;
+/** How many times a create finishes a deletion that holds its slug before giving up with 409. */
+const CREATE_ATTEMPTS = 3;
 
 const headSk = (slug: string) => `W#${slug}`;
 const versionSk = (slug: string, version: number) => `V#${slug}#${String(version).padStart(6, '0')}`;
@@ -64,34 +83,51 @@ export class WorkflowsRepository {
     return out.Item ? strip<WorkflowVersion>(out.Item) : undefined;
   }
 
-  /** Head and version 1 together; 409 ALREADY_EXISTS when the slug is taken in the account. */
+  /** The head, live or being deleted; undefined when there is none. */
+  async findHead(accountId: string, slug: string): Promise<StoredHead | undefined> {
+    const out = await this.doc.send(
+      new GetCommand({ TableName: this.table, Key: { account_id: accountId, sk: headSk(slug) }, ConsistentRead: true }),
+    );
+    return out.Item ? strip<StoredHead>(out.Item) : undefined;
+  }
+
+  /**
+   * Head and version 1 together; 409 ALREADY_EXISTS when a workflow of that slug exists in the account.
+   * A slug held by a workflow being deleted (or by versions a delete left without their head before such
+   * deletes were resumable) is freed first: the create finishes that deletion, then tries again.
+   */
   async create(head: WorkflowHead, definition: Definition): Promise<void> {
-    try {
-      await this.doc.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Put: {
-                TableName: this.table,
-                Item: { ...head, sk: headSk(head.slug) },
-                ConditionExpression: 'attribute_not_exists(sk)',
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.doc.send(
+          new TransactWriteCommand({
+            TransactItems: [
+              {
+                Put: {
+                  TableName: this.table,
+                  Item: { ...head, sk: headSk(head.slug) },
+                  ConditionExpression: 'attribute_not_exists(sk)',
+                },
               },
-            },
-            {
-              Put: {
-                TableName: this.table,
-                Item: this.versionItem(head.account_id, head.slug, 1, definition, head.created_at),
-                ConditionExpression: 'attribute_not_exists(sk)',
+              {
+                Put: {
+                  TableName: this.table,
+                  Item: this.versionItem(head.account_id, head.slug, 1, definition, head.created_at),
+                  ConditionExpression: 'attribute_not_exists(sk)',
+                },
               },
-            },
-          ],
-        }),
-      );
-    } catch (error) {
-      if (cancellationReasons(error)?.includes('ConditionalCheckFailed')) {
+            ],
+          }),
+        );
+        return;
+      } catch (error) {
+        if (!cancellationReasons(error)?.includes('ConditionalCheckFailed')) throw error;
+      }
+      const existing = await this.findHead(head.account_id, head.slug);
+      if (existing?.version !== undefined || attempt >= CREATE_ATTEMPTS) {
         throw new ConflictError('ALREADY_EXISTS', `A workflow '${head.slug}' already exists`);
       }
-      throw error;
+      await this.purge(head.account_id, head.slug, existing);
     }
   }
 
@@ -151,7 +187,8 @@ export class WorkflowsRepository {
           TableName: this.table,
           Key: { account_id: accountId, sk: headSk(slug) },
           UpdateExpression: 'SET deployed_version = version, updated_at = :now',
-          ConditionExpression: 'attribute_exists(sk)',
+          // Not on a head being deleted (it has no version to deploy).
+          ConditionExpression: 'attribute_exists(version)',
           ExpressionAttributeValues: { ':now': now.toISOString() },
           ReturnValues: 'ALL_NEW',
         }),
@@ -163,48 +200,130 @@ export class WorkflowsRepository {
     }
   }
 
-  /** Deletes the head (404 when absent), then its versions. */
-  async delete(accountId: string, slug: string): Promise<void> {
-    try {
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { account_id: accountId, sk: headSk(slug) },
-          UpdateExpression: 'REMOVE version',
-          ConditionExpression: 'attribute_exists(sk)',
-        }),
-      );
-    } catch (error) {
-      if (isConditionalCheckFailed(error)) throw new NotFoundError(`Workflow '${slug}' not found`);
-      throw error;
-    }
-    // The head goes last, so a failure half-way leaves a workflow that can be deleted again.
-    let start: Record<string, unknown> | undefined;
-    do {
+  /**
+   * Deletes the workflow whose head was read as `seen` (live, or being deleted by an earlier call that
+   * failed half-way) with all its versions. Returns once that workflow is gone, whoever finished it: a
+   * concurrent DELETE, or a POST that found it half-deleted (and may since have created a new workflow of
+   * the same slug, which this never touches). Throws (500) when DynamoDB keeps failing; what it leaves
+   * is a workflow being deleted, which a retry or a POST of the slug finishes.
+   */
+  async delete(seen: StoredHead): Promise<void> {
+    await this.purge(seen.account_id, seen.slug, seen);
+  }
+
+  /**
+   * The deletion itself, in pages of versions read with a consistent query of the base table, each page
+   * one transaction with a condition on the head:
+   * - every version fits one page (the usual case): the head (still `version = seen`, so no version was
+   *   added since the query) and the versions go in one transaction; nothing is ever half-deleted;
+   * - otherwise the head is first marked (`deleting`, `version` removed: reads see it gone, updates and
+   *   deploys fail their conditions), then each page goes with a condition that the head is still that
+   *   marked head (same `created_at`), the last page with the head itself.
+   * The head condition is what keeps a stale page from deleting a new workflow's versions: once a POST
+   * has finished the deletion and created the slug again, the head's `created_at` differs and the stale
+   * transaction is cancelled. With no head at all (versions left behind by an old delete) the condition
+   * is that there still is none. Conflicting transactions are retried with jittered backoff within
+   * DELETE_BUDGET_MS; every write is idempotent, so the SDK's retry of a write whose answer was lost
+   * is harmless.
+   */
+  private async purge(accountId: string, slug: string, seen: StoredHead | undefined): Promise<void> {
+    const key = { account_id: accountId, sk: headSk(slug) };
+    const deadline = Date.now() + DELETE_BUDGET_MS;
+    let head = seen;
+    let conflicts = 0;
+    for (;;) {
+      if (Date.now() > deadline) throw new Error(`deleting workflow '${slug}' did not finish within ${DELETE_BUDGET_MS} ms`);
       const page = await this.doc.send(
         new QueryCommand({
           TableName: this.table,
           KeyConditionExpression: 'account_id = :a AND begins_with(sk, :p)',
           ExpressionAttributeValues: { ':a': accountId, ':p': `V#${slug}#` },
           ProjectionExpression: 'account_id, sk',
-          ExclusiveStartKey: start,
+          ConsistentRead: true,
+          Limit: DELETE_PAGE + 1,
         }),
       );
-      const keys = page.Items ?? [];
-      for (let i = 0; i < keys.length; i += 25) {
-        let requests: Record<string, unknown>[] | undefined = keys.slice(i, i + 25).map((k) => ({ DeleteRequest: { Key: k } }));
-        for (let attempt = 0; requests && requests.length > 0 && attempt < 5; attempt++) {
-          const out = await this.doc.send(new BatchWriteCommand({ RequestItems: { [this.table]: requests as never } }));
-          requests = out.UnprocessedItems?.[this.table] as Record<string, unknown>[] | undefined;
+      const items = page.Items ?? [];
+      if (!head && items.length === 0) return;
+      const last = items.length <= DELETE_PAGE && !page.LastEvaluatedKey;
+      const versions: TransactItem[] = items
+        .slice(0, DELETE_PAGE)
+        .map((k) => ({ Delete: { TableName: this.table, Key: { account_id: k['account_id'], sk: k['sk'] } } }));
+      try {
+        if (head?.version !== undefined && !last) head = await this.mark(head);
+        await this.doc.send(new TransactWriteCommand({ TransactItems: [this.guard(key, head, last), ...versions] }));
+        if (last) return;
+      } catch (error) {
+        const reasons = cancellationReasons(error);
+        if (isConditionalCheckFailed(error) || reasons?.[0] === 'ConditionalCheckFailed') {
+          // The head is not as read: a version was added, another call marked the head or finished the
+          // deletion, or a POST created the slug again. Carry on only while it is the same workflow.
+          if (head) {
+            head = await this.sameWorkflow(head);
+            if (!head) return;
+          } else {
+            head = await this.findHead(accountId, slug);
+            if (head?.version !== undefined) return;
+          }
+        } else if (reasons?.includes('TransactionConflict') || (error instanceof Error && error.name === 'TransactionConflictException')) {
+          await backoff(conflicts++);
+        } else {
+          throw error;
         }
       }
-      start = page.LastEvaluatedKey;
-    } while (start);
+    }
+  }
+
+  /**
+   * The transaction's action on the head: it holds only while the head is as read. A live head goes with
+   * the last page (and only when no version was added since); a marked one is touched by each page and
+   * goes with the last; where there is no head, there must still be none (a no-op delete).
+   */
+  private guard(key: Record<string, string>, head: StoredHead | undefined, last: boolean): TransactItem {
+    if (!head) return { Delete: { TableName: this.table, Key: key, ConditionExpression: 'attribute_not_exists(sk)' } };
+    if (head.version !== undefined) {
+      return {
+        Delete: {
+          TableName: this.table,
+          Key: key,
+          ConditionExpression: 'created_at = :c AND version = :v',
+          ExpressionAttributeValues: { ':c': head.created_at, ':v': head.version },
+        },
+      };
+    }
+    const ConditionExpression = 'created_at = :c AND attribute_not_exists(version)';
+    if (last) return { Delete: { TableName: this.table, Key: key, ConditionExpression, ExpressionAttributeValues: { ':c': head.created_at } } };
+    return {
+      Update: {
+        TableName: this.table,
+        Key: key,
+        UpdateExpression: 'SET deleting = :t',
+        ConditionExpression,
+        ExpressionAttributeValues: { ':c': head.created_at, ':t': true },
+      },
+    };
+  }
+
+  /** Marks a live head as being deleted (ConditionalCheckFailed when it is no longer as read). */
+  private async mark(head: StoredHead): Promise<StoredHead> {
     await this.doc.send(
-      new TransactWriteCommand({
-        TransactItems: [{ Delete: { TableName: this.table, Key: { account_id: accountId, sk: headSk(slug) } } }],
+      new UpdateCommand({
+        TableName: this.table,
+        Key: { account_id: head.account_id, sk: headSk(head.slug) },
+        UpdateExpression: 'SET deleting = :t REMOVE version',
+        // Also true when the mark is already there: the SDK may retry a mark whose answer was lost.
+        ConditionExpression: 'created_at = :c AND (version = :v OR attribute_not_exists(version))',
+        ExpressionAttributeValues: { ':c': head.created_at, ':v': head.version, ':t': true },
       }),
     );
+    const { version: _v, ...rest } = head;
+    return { ...rest, deleting: true };
+  }
+
+  /** The head as it is now, if it still belongs to the workflow `head` was read from (same `created_at`). */
+  private async sameWorkflow(head: StoredHead): Promise<StoredHead | undefined> {
+    const now = await this.findHead(head.account_id, head.slug);
+    return now && now.created_at === head.created_at ? now : undefined;
   }
 
   /** A page of the account's workflows in slug order, optionally only those in `workspaces`. */
@@ -239,4 +358,9 @@ export class WorkflowsRepository {
   private versionItem(accountId: string, slug: string, version: number, definition: Definition, createdAt: string) {
     return { account_id: accountId, sk: versionSk(slug, version), slug, version, definition, created_at: createdAt };
   }
+}
+
+/** Full jitter, growing from 20 ms to at most 1 s. */
+function backoff(attempt: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, Math.random() * Math.min(1000, 20 * 2 ** attempt)));
 }

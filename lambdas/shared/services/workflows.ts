@@ -161,9 +161,16 @@ export async function deployWorkflow(deps: WorkflowDeps, actor: Actor, slug: str
   return toWorkflowObject(head, await versionOf(deps, head, head.version));
 }
 
+/**
+ * 204 once the workflow and all its versions are gone. A workflow an earlier DELETE left half-deleted
+ * (404 to every other route) is still found here, so retrying a DELETE that failed finishes it; once it
+ * is gone, DELETE is 404 like for any missing workflow.
+ */
 export async function deleteWorkflow(deps: WorkflowDeps, actor: Actor, slug: string): Promise<void> {
-  await reachableHead(deps, actor, slug);
-  await deps.workflows.delete(actor.accountId, slug);
+  const head = await deps.workflows.findHead(actor.accountId, slug);
+  if (!head) throw new NotFoundError(`Workflow '${slug}' not found`);
+  assertWorkspace(actor, head.workspace_id);
+  await deps.workflows.delete(head);
 }
 
 // ——— Executions ———
