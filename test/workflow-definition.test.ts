@@ -221,3 +221,36 @@ describe('patterns run in linear time', () => {
     }
   });
 });
+
+describe('schemas whose $refs multiply the work (CPU)', () => {
+  const known = () => true;
+  const definitionWith = (input_schema: Record<string, unknown>) => ({
+    input_schema,
+    steps: [{ id: 'e', model: 'echo', input: '$.input' }],
+    output: '$.steps.e.output',
+  });
+
+  it('refuses a schema whose $refs double the work at every level (27 levels in about 2 KB), quickly', () => {
+    const defs: Record<string, unknown> = { l0: { type: 'string' } };
+    for (let i = 1; i <= 27; i++) defs[`l${i}`] = { allOf: [{ $ref: `#/definitions/l${i - 1}` }, { $ref: `#/definitions/l${i - 1}` }] };
+    const schema = { definitions: defs, $ref: '#/definitions/l27' };
+    const started = Date.now();
+    expect(() => validateDefinition(definitionWith(schema), known)).toThrow(/expand to more than 20000 subschemas/);
+    expect(() => checkInput(schema, 'x')).toThrow(/expand to more than 20000 subschemas/);
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+
+  it('keeps schemas that reference a definition a few times, and recursive ones bounded by the data', () => {
+    const tree = {
+      definitions: { node: { type: 'object', properties: { children: { type: 'array', items: { $ref: '#/definitions/node' } } } } },
+      $ref: '#/definitions/node',
+    };
+    expect(() => validateDefinition(definitionWith(tree), known)).not.toThrow();
+    expect(() => checkInput(tree, { children: [{ children: [] }] })).not.toThrow();
+  });
+
+  it('refuses a schema that refers to itself with no data in between ({"$ref": "#"}): 400, never a 500', () => {
+    expect(() => validateDefinition(definitionWith({ $ref: '#' }), known)).toThrow(/refers to itself without end/);
+    expect(() => checkInput({ $ref: '#' }, 1)).toThrow(expect.objectContaining({ status: 400 }));
+  });
+});

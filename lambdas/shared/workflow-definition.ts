@@ -100,12 +100,65 @@ const USER_SCHEMA_OPTIONS: Options = {
 /** A user's schema compiled in isolation; throws UnsafePattern, or Error for an invalid schema. */
 function compileUserSchema(schema: Record<string, unknown>): ValidateFunction {
   if (!metaSchemas.validateSchema(schema)) throw new Error(`schema is invalid: ${metaSchemas.errorsText(metaSchemas.errors)}`);
+  assertBoundedExpansion(schema);
   return new Ajv(USER_SCHEMA_OPTIONS).compile(schema);
+}
+
+/** How many subschemas one value may be checked against once every `$ref` is followed. */
+export const MAX_SCHEMA_EXPANSION = 20_000;
+
+/** A schema whose `$ref`s multiply the work of a validation past MAX_SCHEMA_EXPANSION. */
+export class SchemaTooComplex extends Error {
+  override readonly name = 'SchemaTooComplex';
+}
+
+/**
+ * Counts the subschemas a validation may visit with every local `$ref` followed (each target counted
+ * once per reference, memoized by pointer): `$ref`s that each reference the previous level twice double
+ * the work per level, so 27 levels in 2 KB cost seconds per run. A cycle counts once (its depth is
+ * bounded by the data, which the body limits bound). Throws SchemaTooComplex past the bound.
+ */
+function assertBoundedExpansion(root: unknown): void {
+  const byPointer = new Map<string, number>();
+  const inProgress = new Set<string>();
+  const target = (ref: string): unknown => {
+    let node: unknown = root;
+    for (const raw of ref.slice(2).split('/').filter((p) => p !== '')) {
+      const part = decodeURIComponent(raw).replace(/~1/g, '/').replace(/~0/g, '~');
+      if (node === null || typeof node !== 'object' || !Object.hasOwn(node, part)) return undefined;
+      node = (node as Record<string, unknown>)[part];
+    }
+    return node;
+  };
+  const count = (node: unknown): number => {
+    if (node === null || typeof node !== 'object') return 0;
+    let total = 1;
+    for (const [key, value] of Object.entries(node)) {
+      if (key === '$ref' && typeof value === 'string' && (value === '#' || value.startsWith('#/'))) {
+        if (inProgress.has(value)) continue; // a cycle: bounded by the data
+        let size = byPointer.get(value);
+        if (size === undefined) {
+          inProgress.add(value);
+          size = count(target(value));
+          inProgress.delete(value);
+          byPointer.set(value, size);
+        }
+        total += size;
+      } else if (key !== 'const' && key !== 'enum' && key !== 'default' && key !== 'examples') {
+        total += count(value);
+      }
+      if (total > MAX_SCHEMA_EXPANSION) {
+        throw new SchemaTooComplex(`its $refs expand to more than ${MAX_SCHEMA_EXPANSION} subschemas to check a value against; reference each definition fewer times`);
+      }
+    }
+    return total;
+  };
+  count(root);
 }
 
 /** Why a user's schema cannot be used, as a field error. */
 function schemaProblem(error: unknown, field: string): FieldError {
-  if (error instanceof UnsafePattern) return { field, message: error.message };
+  if (error instanceof UnsafePattern || error instanceof SchemaTooComplex) return { field, message: error.message };
   return { field, message: `is not a valid JSON Schema: ${(error as Error).message}` };
 }
 
@@ -145,7 +198,13 @@ export function referenceProblem(ref: string, earlierSteps: ReadonlySet<string>)
 export function validateDefinition(definition: Definition, knownModel: (id: string) => boolean, field = 'definition'): void {
   const problems: FieldError[] = [];
   try {
-    compileUserSchema(definition.input_schema);
+    const validate = compileUserSchema(definition.input_schema);
+    try {
+      validate(null); // a schema that refers to itself with no data in between recurses on any value
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error;
+      throw new SchemaTooComplex('refers to itself without end (a $ref cycle that checks no data)');
+    }
   } catch (error) {
     problems.push(schemaProblem(error, `${field}.input_schema`));
   }
@@ -212,7 +271,15 @@ export function checkInput(schema: Record<string, unknown>, input: unknown, fiel
     throw new ValidationError([problem], `${problem.field}: ${problem.message}`);
   }
   const validate = entry.validate;
-  if (validate(input)) return;
+  let valid: boolean;
+  try {
+    valid = validate(input) as boolean;
+  } catch (error) {
+    // A schema that refers to itself with no data in between (`{"$ref": "#"}`) recurses without end.
+    if (!(error instanceof RangeError)) throw error;
+    throw ValidationError.field('input_schema', 'refers to itself without end (a $ref cycle that checks no data)');
+  }
+  if (valid) return;
   const details = (validate.errors ?? []).map((e) => ({
     field: [field, ...e.instancePath.split('/').filter(Boolean)].join('.') +
       (e.keyword === 'required' ? `.${String(e.params['missingProperty'])}` : ''),
