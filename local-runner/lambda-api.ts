@@ -28,6 +28,11 @@ export interface LambdaApiOptions {
   readonly now?: () => number;
   /** Delays before Lambda's two retries of a failed asynchronous invocation. @default [1000, 2000] */
   readonly retryDelaysMs?: readonly number[];
+  /**
+   * Lambda delivers an asynchronous event at least once: with this share (0–1), an event is delivered a
+   * second time, concurrently with the first, as Lambda may. @default 0
+   */
+  readonly duplicateDeliveryRate?: number;
   readonly onLog?: (line: string) => void;
 }
 
@@ -83,8 +88,11 @@ export function createLambdaApi(options: LambdaApiOptions) {
       }
       const type = String(req.headers['x-amz-invocation-type'] ?? 'RequestResponse');
       if (type === 'Event') {
-        const job = runAsync(functionId, name, event).finally(() => inFlight.delete(job));
-        inFlight.add(job);
+        const deliveries = Math.random() < (options.duplicateDeliveryRate ?? 0) ? 2 : 1;
+        for (let i = 0; i < deliveries; i++) {
+          const job = runAsync(functionId, name, event).finally(() => inFlight.delete(job));
+          inFlight.add(job);
+        }
         return reply(202, '');
       }
       options.invoke(functionId, event).then(

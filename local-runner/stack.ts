@@ -67,6 +67,8 @@ export interface LocalStackOptions {
   /** Each log line a function writes. */
   readonly onFunctionLog?: (functionId: string, line: string) => void;
   readonly onAccessLog?: (entry: AccessLogEntry) => void;
+  /** Deliver this share (0–1) of asynchronous invocations twice, as Lambda's at-least-once delivery may. @default 0 */
+  readonly duplicateDeliveryRate?: number;
 }
 
 export interface LocalStack {
@@ -275,6 +277,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       },
       callers,
       region: LOCAL_REGION,
+      ...(options.duplicateDeliveryRate ? { duplicateDeliveryRate: options.duplicateDeliveryRate } : {}),
       onLog: (line) => onLog?.('lambda-api', line),
     });
     lambdaServer.on('request', lambdaApi.handler);

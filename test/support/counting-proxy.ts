@@ -31,6 +31,8 @@ export interface FaultRule {
   readonly delayMs?: number;
   /** How many matching calls pass untouched before the rule starts failing them. @default 0 */
   readonly skip?: number;
+  /** The share (0–1) of matching calls the rule fails, drawn at random for each. @default 1 */
+  readonly probability?: number;
 }
 
 export interface CountingProxy {
@@ -95,7 +97,8 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
           r.left > 0 &&
           r.rule.operation === op &&
           (!r.rule.table || body.includes(`"TableName":"${r.rule.table}"`)) &&
-          (r.rule.fault !== 'index-lag' || body.includes('"IndexName"')),
+          (r.rule.fault !== 'index-lag' || body.includes('"IndexName"')) &&
+          (r.rule.probability === undefined || Math.random() < r.rule.probability),
       );
       if (match && match.skip > 0) match.skip--;
       else if (match?.rule.fault === 'delay') {
