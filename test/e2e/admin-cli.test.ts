@@ -106,7 +106,7 @@ describe('admin CLI against the local stack', () => {
     }
     const eleventh = await adminJson('key', 'create', '--account', 'acct_cli_full', '--name', 'k10', '--preset', 'read-only');
     expect(eleventh).toEqual({ code: 1, body: { error: expect.any(String), code: 'KEY_LIMIT_REACHED' } });
-  });
+  }, 120_000); // twelve CLI processes, one after the other: seconds each on a loaded 2-core machine
 
   it('names the bad flag and value', async () => {
     const badTier = await admin('account', 'create', '--id', 'acct_x', '--tier', 'gold');
