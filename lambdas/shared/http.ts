@@ -94,6 +94,24 @@ function parseBody(event: ProxyEvent): unknown {
   return value;
 }
 
+/**
+ * Keys this container saw refused in the current window, with the window's end (epoch seconds): their
+ * next requests in that window are refused without a write. Only refusals are cached, so the limit stays
+ * exact (every admission is still decided by the conditional write), and a hot key past its limit
+ * costs DynamoDB nothing more: its 429s cannot turn into throttled writes and 500s. Bounded: expired
+ * entries go first, and the whole map past REFUSALS_MAX.
+ */
+const refusedUntil = new Map<string, number>();
+const REFUSALS_MAX = 10_000;
+
+function rememberRefusal(keyId: string, reset: number, nowSeconds: number): void {
+  if (refusedUntil.size >= REFUSALS_MAX) {
+    for (const [k, until] of refusedUntil) if (until <= nowSeconds) refusedUntil.delete(k);
+    if (refusedUntil.size >= REFUSALS_MAX) refusedUntil.clear();
+  }
+  refusedUntil.set(keyId, reset);
+}
+
 /** The Lambda context, carrying what the middleware established for this invocation. */
 type HandlerContext = Context & { caller?: Caller; hit?: Hit; startedAt?: number };
 
@@ -144,9 +162,19 @@ export function authenticatedHandler(
         const caller = decodeCaller(request.event.requestContext?.authorizer);
         // Before the counter write, so a failing write is still logged with its key and account.
         request.context.caller = caller;
-        const hit = await usage.hit(caller.keyId, caller.accountId, caller.rateLimit, now());
+        const at = now();
+        const nowSeconds = at.getTime() / 1000;
+        const refused = refusedUntil.get(caller.keyId);
+        if (refused !== undefined && refused > nowSeconds) {
+          request.context.hit = { admitted: false, limit: caller.rateLimit, remaining: 0, reset: refused, now: at };
+          throw new RateLimitExceededError(refused);
+        }
+        const hit = await usage.hit(caller.keyId, caller.accountId, caller.rateLimit, at);
         request.context.hit = hit;
-        if (!hit.admitted) throw new RateLimitExceededError(hit.reset);
+        if (!hit.admitted) {
+          rememberRefusal(caller.keyId, hit.reset, nowSeconds);
+          throw new RateLimitExceededError(hit.reset);
+        }
       },
       after: (request) => {
         const hit = request.context.hit;

@@ -1,0 +1,46 @@
+/**
+ * A hot key past its limit costs DynamoDB nothing more (issue #14, finding 5): once a function has seen a
+ * key refused in a window, it refuses the key's next requests in that window without a write, so a key
+ * hammering the API cannot push its counter item past DynamoDB's write limit and turn its 429s into 500s.
+ * Only refusals are cached: the limit stays exact.
+ */
+import { createKey } from '../../lambdas/shared/services/keys.js';
+import { startCountingProxy, type CountingProxy } from '../support/counting-proxy.js';
+import { testEndpoint } from '../support/dynamodb.js';
+import { startTestStack, type TestStack } from '../support/stack.js';
+
+let proxy: CountingProxy;
+let t: TestStack;
+
+beforeAll(async () => {
+  proxy = await startCountingProxy(testEndpoint());
+  t = await startTestStack('e2e-hot-key', { dynamodbEndpoint: proxy.endpoint });
+}, 60_000);
+afterAll(async () => {
+  await t?.close();
+  await proxy?.close();
+});
+
+it('refusals past the limit are answered without a counter write, and the limit stays exact', async () => {
+  const { accountId } = await t.account('business');
+  const { apiKey } = await createKey(t.deps(), accountId, { name: 'hot', preset: 'read-only', environment: 'test' });
+  // All in one minute window.
+  const intoMinute = Date.now() % 60_000;
+  if (intoMinute > 40_000) await new Promise((r) => setTimeout(r, 60_000 - intoMinute + 200));
+  const first = [];
+  for (let i = 0; i < 12; i++) first.push(await t.api(apiKey, 'GET', '/workflows'));
+  expect(first.filter((r) => r.status === 200)).toHaveLength(10);
+  expect(first.filter((r) => r.status === 429)).toHaveLength(2);
+  proxy.reset();
+  const hammer = [];
+  for (let i = 0; i < 30; i++) hammer.push(await t.api(apiKey, 'GET', '/workflows'));
+  expect(hammer.every((r) => r.status === 429)).toBe(true);
+  for (const r of hammer) {
+    expect(r.body['code']).toBe('RATE_LIMIT_EXCEEDED');
+    expect(Number(r.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(r.headers.get('x-ratelimit-remaining')).toBe('0');
+    expect(Number(r.headers.get('x-ratelimit-reset'))).toBe(Number(first[11]!.headers.get('x-ratelimit-reset')));
+  }
+  // At most one write per warm function instance (the one that learnt of the refusal), not one per request.
+  expect(proxy.counts()['UpdateItem'] ?? 0).toBeLessThanOrEqual(3);
+}, 90_000);
