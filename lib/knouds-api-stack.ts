@@ -24,6 +24,7 @@ import { SLUG_PATTERN } from '../lambdas/shared/capabilities.js';
 import { TABLE_ENV } from '../lambdas/shared/ddb.js';
 import { WORKER_FUNCTION_ENV } from '../lambdas/shared/env.js';
 import { EXECUTIONS_BY_WORKFLOW_INDEX } from '../lambdas/shared/repositories/executions.js';
+import { SYNC_BUDGET_MS, SYNC_OUTCOME_RESERVE_MS, WORKFLOWS_TIMEOUT_SECONDS } from '../lambdas/shared/run-budget.js';
 import { KEYS_BY_ACCOUNT_INDEX } from '../lambdas/shared/repositories/keys.js';
 import { BUILT_IN_MODEL_IDS, MODELS_ENV } from '../lambdas/shared/models/registry.js';
 import { METRICS_NAMESPACE_ENV } from '../lambdas/shared/metric-names.js';
@@ -221,12 +222,14 @@ export class KnoudsApiStack extends Stack {
     grantTable(accountsTable, workerFn, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
     this.secretsKey.grant(workerFn, 'kms:Encrypt', 'kms:Decrypt');
 
+    // API Gateway ends a request at 29 s; sync runs stop their steps after SYNC_BUDGET_MS (25 s) and
+    // the function lives on past the gateway's limit to record the outcome.
+    if (WORKFLOWS_TIMEOUT_SECONDS * 1000 < SYNC_BUDGET_MS + SYNC_OUTCOME_RESERVE_MS) throw new Error('the workflows function would time out before recording a sync run');
     const workflowsFn = new KnoudsFunction(this, 'WorkflowsFunction', {
       lambda: 'workflows',
       description: 'Knouds API: /workflows and /models',
       logRetention,
-      // API Gateway ends a request at 29 s; synchronous runs stop themselves at 25 s.
-      timeout: Duration.seconds(29),
+      timeout: Duration.seconds(WORKFLOWS_TIMEOUT_SECONDS),
       environment: {
         ...modelsEnv,
         // The accounts table name only: the webhook secret is the worker's business, so no grant here.

@@ -6,6 +6,7 @@ import { App, Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { KnoudsApiStack, type KnoudsApiStackProps } from '../lib/knouds-api-stack.js';
+import { SYNC_BUDGET_MS, SYNC_OUTCOME_RESERVE_MS } from '../lambdas/shared/run-budget.js';
 
 type Resource = { Type: string; Properties: Record<string, unknown>; DeletionPolicy?: string };
 
@@ -352,7 +353,14 @@ describe('asynchronous runs', () => {
     });
     template.hasResourceProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true, MessageRetentionPeriod: 1_209_600 });
     expect(resources[worker]!.Properties['Timeout']).toBe(900);
-    expect(resources[logicalId('AWS::Lambda::Function', 'WorkflowsFunction')]!.Properties['Timeout']).toBe(29);
+  });
+
+  it('the workflows function outlives a sync run’s budget with room to record the outcome (not API Gateway’s 29 s)', () => {
+    const timeout = resources[logicalId('AWS::Lambda::Function', 'WorkflowsFunction')]!.Properties['Timeout'] as number;
+    expect(SYNC_BUDGET_MS).toBeLessThanOrEqual(25_000);
+    expect(SYNC_OUTCOME_RESERVE_MS).toBeGreaterThanOrEqual(15_000);
+    expect(timeout * 1000).toBeGreaterThanOrEqual(SYNC_BUDGET_MS + SYNC_OUTCOME_RESERVE_MS);
+    expect(timeout).toBeGreaterThan(29);
   });
 
   it('a custom model is passed to the functions and granted to the workflows and worker functions only', () => {

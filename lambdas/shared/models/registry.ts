@@ -14,7 +14,7 @@ export class ModelFailure extends Error {
 export interface StepContext {
   /** True once the execution has been cancelled (checked against DynamoDB). */
   isCancelled(): Promise<boolean>;
-  /** Epoch milliseconds by which the step must be done. */
+  /** Epoch milliseconds by which the step must be done: a model that cannot finish by then throws DeadlineExceeded. */
   readonly deadline: number;
 }
 
@@ -113,17 +113,33 @@ const BUILT_INS: readonly Model[] = [
 
 let lambda: LambdaClient | undefined;
 
-/** A model whose work is the deployer's Lambda function, invoked synchronously with `{input}`. */
+/**
+ * A model whose work is the deployer's Lambda function, invoked synchronously with `{input}`. The call is
+ * bounded by the step's deadline (the run's remaining budget): past it the request is aborted and the
+ * step fails as too long, whatever the function's own timeout.
+ */
 function customModel(spec: CustomModelSpec): Model {
   return {
     id: spec.id,
     description: spec.description,
     input_schema: spec.input_schema,
-    run: async (input) => {
+    run: async (input, context) => {
       lambda ??= new LambdaClient({});
-      const out = await lambda.send(
-        new InvokeCommand({ FunctionName: spec.function_name, Payload: Buffer.from(JSON.stringify({ input })) }),
-      );
+      const left = context.deadline - Date.now();
+      if (left <= 0) throw new DeadlineExceeded(`model ${spec.id} has no time left`);
+      let out;
+      try {
+        out = await lambda.send(
+          new InvokeCommand({ FunctionName: spec.function_name, Payload: Buffer.from(JSON.stringify({ input })) }),
+          { abortSignal: AbortSignal.timeout(left) },
+        );
+      } catch (error) {
+        if (Date.now() >= context.deadline || (error as Error).name === 'AbortError') {
+          throw new DeadlineExceeded(`model ${spec.id} did not answer in the time left`);
+        }
+        const name = error instanceof Error && /^\w{1,64}$/.test(error.name) ? error.name : 'Error';
+        throw new ModelFailure(`model ${spec.id} could not be invoked (${name})`);
+      }
       const text = out.Payload ? Buffer.from(out.Payload).toString('utf8') : 'null';
       if (out.FunctionError) {
         let message = `model ${spec.id} failed`;

@@ -8,6 +8,7 @@ import { ConflictError, ModelFailedError, NotFoundError, ValidationError, Worksp
 import { DeadlineExceeded, ModelFailure, StepCancelled, type ModelRegistry, type StepContext } from '../models/registry.js';
 import type { AccountsRepository } from '../repositories/accounts.js';
 import { newExecutionId, TERMINAL, type ExecutionRecord, type ExecutionsRepository } from '../repositories/executions.js';
+import { SYNC_BUDGET_MS } from '../run-budget.js';
 import type { WorkflowHead, WorkflowsRepository } from '../repositories/workflows.js';
 import {
   parseCreateWorkflowBody,
@@ -198,8 +199,7 @@ export function toExecutionObject(r: ExecutionRecord): ExecutionObject {
   };
 }
 
-/** How long a synchronous run may take: API Gateway gives up on the request at 29 s. */
-export const SYNC_BUDGET_MS = 25_000;
+export { SYNC_BUDGET_MS };
 export const TOO_LONG_FOR_SYNC =
   'The run would take longer than a synchronous request may last (29 s); run it asynchronously with POST /workflows/{slug}/run?async=true and poll GET /executions/{execution_id}';
 
@@ -276,6 +276,8 @@ export async function runWorkflow(
   rawBody: unknown,
   options: { async: boolean; startAsync: StartAsync },
 ): Promise<RunResult> {
+  // A sync run's budget counts from here: API Gateway's 29 s run from the request, not from the put.
+  const started = Date.now();
   const body = parseRunBody(rawBody);
   const head = await reachableHead(deps, actor, slug);
   if (head.deployed_version == null) {
@@ -319,7 +321,7 @@ export async function runWorkflow(
     }
     return { execution: record, async: true };
   }
-  return { execution: await executeSteps(deps, record, definition, Date.now() + SYNC_BUDGET_MS, TOO_LONG_FOR_SYNC), async: false };
+  return { execution: await executeSteps(deps, record, definition, started + SYNC_BUDGET_MS, TOO_LONG_FOR_SYNC), async: false };
 }
 
 /**
