@@ -23,8 +23,8 @@ import type { Construct } from 'constructs';
 import { SLUG_PATTERN } from '../lambdas/shared/capabilities.js';
 import { TABLE_ENV } from '../lambdas/shared/ddb.js';
 import { WORKER_FUNCTION_ENV } from '../lambdas/shared/env.js';
-import { EXECUTIONS_BY_WORKFLOW_INDEX } from '../lambdas/shared/repositories/executions.js';
-import { SYNC_BUDGET_MS, SYNC_OUTCOME_RESERVE_MS, WORKFLOWS_TIMEOUT_SECONDS } from '../lambdas/shared/run-budget.js';
+import { EXECUTIONS_BY_WORKFLOW_INDEX, SIGNAL_PARTITION_SUFFIX } from '../lambdas/shared/repositories/executions.js';
+import { SYNC_BUDGET_MS, SYNC_OUTCOME_RESERVE_MS, WORKER_TIMEOUT_SECONDS, WORKFLOWS_TIMEOUT_SECONDS } from '../lambdas/shared/run-budget.js';
 import { KEYS_BY_ACCOUNT_INDEX } from '../lambdas/shared/repositories/keys.js';
 import { BUILT_IN_MODEL_IDS, MODELS_ENV } from '../lambdas/shared/models/registry.js';
 import { METRICS_NAMESPACE_ENV } from '../lambdas/shared/metric-names.js';
@@ -211,7 +211,7 @@ export class KnoudsApiStack extends Stack {
       lambda: 'worker',
       description: 'Knouds API: runs asynchronous executions and sends their webhooks',
       logRetention,
-      timeout: Duration.minutes(15),
+      timeout: Duration.seconds(WORKER_TIMEOUT_SECONDS),
       environment: { ...modelsEnv, ...secretsEnv, ...tableEnv('workflows', 'executions', 'accounts') },
       retryAttempts: 2,
       maxEventAge: Duration.hours(1),
@@ -223,7 +223,7 @@ export class KnoudsApiStack extends Stack {
     this.secretsKey.grant(workerFn, 'kms:Encrypt', 'kms:Decrypt');
 
     // API Gateway ends a request at 29 s; sync runs stop their steps after SYNC_BUDGET_MS (25 s) and
-    // the function lives on past the gateway's limit to record the outcome.
+    // the function lives on past the gateway's limit to record the outcome (the final write, retried).
     if (WORKFLOWS_TIMEOUT_SECONDS * 1000 < SYNC_BUDGET_MS + SYNC_OUTCOME_RESERVE_MS) throw new Error('the workflows function would time out before recording a sync run');
     const workflowsFn = new KnoudsFunction(this, 'WorkflowsFunction', {
       lambda: 'workflows',
@@ -254,6 +254,14 @@ export class KnoudsApiStack extends Stack {
     });
     grantTable(usageTable, executionsFn, ['dynamodb:UpdateItem']);
     grantTable(executionsTable, executionsFn, ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'], [EXECUTIONS_BY_WORKFLOW_INDEX]);
+    // The cancel's signal item (in the cancel's transaction): a put, only under an account's signal partition.
+    executionsFn.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['dynamodb:PutItem'],
+        resources: [executionsTable.tableArn],
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`*${SIGNAL_PARTITION_SUFFIX}`] } },
+      }),
+    );
 
     const accessLogs = new LogGroup(this, 'AccessLogs', { retention: logRetention, removalPolicy: RemovalPolicy.DESTROY });
     const authorizer = new RequestAuthorizer(this, 'ApiKeyAuthorizer', {

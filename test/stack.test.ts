@@ -217,8 +217,8 @@ describe('least-privilege IAM', () => {
     const role = (fn.Properties['Role'] as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
     return policies
       .filter((p) => (p['Roles'] as { Ref: string }[]).some((r) => r.Ref === role))
-      .flatMap((p) => (p['PolicyDocument'] as { Statement: { Action: string | string[]; Resource: unknown }[] }).Statement)
-      .map((s) => ({ actions: [s.Action].flat().sort(), resource: JSON.stringify(s.Resource) }))
+      .flatMap((p) => (p['PolicyDocument'] as { Statement: { Action: string | string[]; Resource: unknown; Condition?: unknown }[] }).Statement)
+      .map((s) => ({ actions: [s.Action].flat().sort(), resource: JSON.stringify(s.Resource), condition: s.Condition }))
       // Writing its own log group: asserted once for every function below.
       .filter((s) => !s.actions.every((a) => a.startsWith('logs:')));
   };
@@ -296,12 +296,14 @@ describe('least-privilege IAM', () => {
   });
 
   it('the workflows, executions and worker functions get only their tables’ actions', () => {
-    const tablesOf = (fn: string) =>
-      Object.fromEntries(
-        statementsOf(fn)
-          .filter((s) => s.actions.every((a) => a.startsWith('dynamodb:')))
-          .map((s) => [/Data(\w+?)Table/.exec(s.resource)?.[1] ?? s.resource, s.actions]),
-      );
+    const tablesOf = (fn: string) => {
+      const byTable: Record<string, string[]> = {};
+      for (const s of statementsOf(fn).filter((st) => st.actions.every((a) => a.startsWith('dynamodb:')))) {
+        const name = /Data(\w+?)Table/.exec(s.resource)?.[1] ?? s.resource;
+        byTable[name] = [...new Set([...(byTable[name] ?? []), ...s.actions])].sort();
+      }
+      return byTable;
+    };
     expect(tablesOf('WorkflowsFunction')).toEqual({
       Usage: ['dynamodb:UpdateItem'],
       Workflows: [
@@ -316,8 +318,13 @@ describe('least-privilege IAM', () => {
     });
     expect(tablesOf('ExecutionsFunction')).toEqual({
       Usage: ['dynamodb:UpdateItem'],
-      Executions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
+      Executions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
     });
+    // The executions function puts only cancellation signals (partition `<account_id>#signal`), never an execution.
+    const puts = statementsOf('ExecutionsFunction').filter((s) => s.actions.includes('dynamodb:PutItem'));
+    expect(puts.map((s) => ({ actions: s.actions, condition: s.condition }))).toEqual([
+      { actions: ['dynamodb:PutItem'], condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['*#signal'] } } },
+    ]);
     expect(tablesOf('WorkerFunction')).toEqual({
       Workflows: ['dynamodb:GetItem'],
       Executions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],

@@ -5,6 +5,7 @@
  * ModelFailure with the message the execution records.
  */
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { CANCEL_POLL_MS } from '../run-budget.js';
 
 export class ModelFailure extends Error {
   override readonly name = 'ModelFailure';
@@ -12,7 +13,7 @@ export class ModelFailure extends Error {
 
 /** What a running step can ask of its execution. */
 export interface StepContext {
-  /** True once the execution has been cancelled (checked against DynamoDB). */
+  /** True once the execution has been cancelled (a read of its small cancellation signal). */
   isCancelled(): Promise<boolean>;
   /** Epoch milliseconds by which the step must be done: a model that cannot finish by then throws DeadlineExceeded. */
   readonly deadline: number;
@@ -44,7 +45,6 @@ export interface CustomModelSpec extends ModelInfo {
 
 export const MODELS_ENV = 'KNOUDS_MODELS';
 export const MAX_SLEEP_MS = 30_000;
-const CANCEL_POLL_MS = 250;
 
 const textSchema = {
   type: 'object',
