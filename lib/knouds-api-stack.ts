@@ -144,13 +144,27 @@ export class KnoudsApiStack extends Stack {
     const { keysTable, accountsTable, usageTable, workflowsTable, executionsTable } = this.data;
     const settingsEnv = { [SETTINGS_ENV]: JSON.stringify(settings) };
     // Webhook secrets are sealed with this key (the account id as encryption context) before they reach
-    // the accounts table; only the keys function and the worker may use it.
+    // the accounts table; the keys function and the worker may seal and open them, the workflows function
+    // only open them.
     this.secretsKey = new Key(this, 'WebhookSecretsKey', {
       description: 'Knouds API: seals the accounts’ webhook signing secrets',
       enableKeyRotation: true,
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
     });
     const secretsEnv = { [SECRETS_KEY_ARN_ENV]: this.secretsKey.keyArn };
+    /** `actions` on the secrets key, only with an encryption context that is an account id and nothing else. */
+    const grantSecrets = (fn: IFunction, actions: string[]) => {
+      fn.addToRolePolicy(
+        new PolicyStatement({
+          actions,
+          resources: [this.secretsKey.keyArn],
+          conditions: {
+            'ForAllValues:StringEquals': { 'kms:EncryptionContextKeys': ['account_id'] },
+            Null: { 'kms:EncryptionContext:account_id': 'false' },
+          },
+        }),
+      );
+    };
     /**
      * `actions` on one table, and (for Query only) on the indexes the code queries, named: never the
      * `index/*` wildcard that `table.grant` adds.
@@ -186,7 +200,7 @@ export class KnoudsApiStack extends Stack {
       logRetention,
       environment: { ...settingsEnv, ...secretsEnv, ...tableEnv('keys', 'accounts', 'usage') },
     });
-    this.secretsKey.grant(keysFn, 'kms:Encrypt', 'kms:Decrypt');
+    grantSecrets(keysFn, ['kms:Encrypt', 'kms:Decrypt']);
     // Key records and pointers: read, query the by-account index, write in transactions.
     grantTable(keysTable, keysFn, ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem'], [KEYS_BY_ACCOUNT_INDEX]);
     // Accounts: the tier and the active-key count, changed only inside the key transactions.
@@ -220,7 +234,7 @@ export class KnoudsApiStack extends Stack {
     grantTable(workflowsTable, workerFn, ['dynamodb:GetItem']);
     grantTable(executionsTable, workerFn, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
     grantTable(accountsTable, workerFn, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
-    this.secretsKey.grant(workerFn, 'kms:Encrypt', 'kms:Decrypt');
+    grantSecrets(workerFn, ['kms:Encrypt', 'kms:Decrypt']);
 
     // API Gateway ends a request at 29 s; sync runs stop their steps after SYNC_BUDGET_MS (25 s) and
     // the function lives on past the gateway's limit to record the outcome (the final write, retried).
@@ -232,7 +246,7 @@ export class KnoudsApiStack extends Stack {
       timeout: Duration.seconds(WORKFLOWS_TIMEOUT_SECONDS),
       environment: {
         ...modelsEnv,
-        // The accounts table name only: the webhook secret is the worker's business, so no grant here.
+        ...secretsEnv,
         ...tableEnv('usage', 'workflows', 'executions', 'accounts'),
         [WORKER_FUNCTION_ENV]: workerFn.functionName,
       },
@@ -240,6 +254,10 @@ export class KnoudsApiStack extends Stack {
     grantTable(usageTable, workflowsFn, ['dynamodb:UpdateItem']);
     grantTable(workflowsTable, workflowsFn, ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']);
     grantTable(executionsTable, workflowsFn, ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
+    // A run it cannot hand to the worker, it fails and sends the webhook of: it opens the account's
+    // existing secret (never makes one, so no kms:Encrypt and no write to the accounts table).
+    grantTable(accountsTable, workflowsFn, ['dynamodb:GetItem']);
+    grantSecrets(workflowsFn, ['kms:Decrypt']);
     grantInvoke(workerFn, workflowsFn);
     for (const m of models) {
       grantInvoke(m.handler, workflowsFn);

@@ -5,8 +5,10 @@
  *   answer on the claim is the owner's to retry; only an expired lease lets a later delivery fail the
  *   run; one webhook per run, from whoever ended it;
  * - finding 6: an unexpected error inside a step ends the run FAILED with the reason;
- * - finding 8: cancellation checks read a small signal item, not the execution.
+ * - finding 8: cancellation checks read a small signal item, not the execution;
+ * - finding 9: an async run that could not be started sends its `execution.failed` webhook.
  */
+import { createHmac } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
@@ -259,6 +261,41 @@ describe('finding 8: what a cancellation check costs', () => {
       const page = await listExecutions(deps, actor, query, 50);
       expect(page.items.map((e) => e.execution_id).sort()).toEqual(query?.status ? [ids[0]] : [...ids].sort());
       expect(page.items.every((e) => e.workflow_slug === 'wf')).toBe(true);
+    }
+  });
+});
+
+describe('finding 9: an async run that could not be started', () => {
+  const down = async () => {
+    throw new Error('Lambda is unavailable');
+  };
+
+  it('is FAILED, and its execution.failed webhook goes out, signed with the account’s secret', async () => {
+    const { actor, secret } = await account();
+    await expect(runWorkflow(deps, actor, 'wf', { input: { ms: 1 }, webhook_url: hookUrl }, { async: true, startAsync: down })).rejects.toThrow(/unavailable/);
+    const [execution] = (await deps.executions.list(actor.accountId, {}, 10)).items;
+    expect(execution).toMatchObject({ status: 'FAILED', error: 'the run could not be started' });
+    const deliveries = received.filter((r) => String(r.headers['webhook-id']).includes(execution!.execution_id));
+    expect(deliveries).toHaveLength(1);
+    const delivery = deliveries[0]!;
+    const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
+    const signed = createHmac('sha256', key).update(`${String(delivery.headers['webhook-id'])}.${String(delivery.headers['webhook-timestamp'])}.${delivery.body}`).digest('base64');
+    expect(String(delivery.headers['webhook-signature']).split(' ')).toContain(`v1,${signed}`);
+    expect(JSON.parse(delivery.body)).toMatchObject({ type: 'execution.failed', data: { status: 'FAILED', error: 'the run could not be started' } });
+  });
+
+  it('a receiver that does not answer holds the request for one short attempt only', async () => {
+    const silent = createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const { actor } = await account();
+      const url = `http://127.0.0.1:${(silent.address() as { port: number }).port}/hooks`;
+      const started = Date.now();
+      await expect(runWorkflow(deps, actor, 'wf', { input: { ms: 1 }, webhook_url: url }, { async: true, startAsync: down })).rejects.toThrow(/unavailable/);
+      expect(Date.now() - started).toBeLessThan(4000);
+    } finally {
+      silent.closeAllConnections();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
     }
   });
 });

@@ -275,24 +275,32 @@ describe('least-privilege IAM', () => {
     expect(statementsOf('OpenApiFunction')).toEqual([]);
   });
 
-  it('webhook secrets are sealed with a rotating KMS key that only the keys function and the worker may use', () => {
+  it('webhook secrets are sealed with a rotating KMS key: the keys function and the worker seal and open, the workflows function only opens', () => {
     const keyId = logicalId('AWS::KMS::Key', 'WebhookSecretsKey');
     expect(resources[keyId]!.Properties['EnableKeyRotation']).toBe(true);
     expect(resources[keyId]!.DeletionPolicy).toBe('Retain');
-    const users = ['KeysFunction', 'WorkerFunction'];
+    const users: Record<string, string[]> = {
+      KeysFunction: ['kms:Decrypt', 'kms:Encrypt'],
+      WorkerFunction: ['kms:Decrypt', 'kms:Encrypt'],
+      // A run it could not hand to the worker: it opens the account's secret to sign that run's webhook.
+      WorkflowsFunction: ['kms:Decrypt'],
+    };
     const uses = functionIds.map((fn) => ({
       fn,
       actions: statementsOf(fn).filter((s) => s.resource.includes(keyId)).map((s) => s.actions),
       env: JSON.stringify((resources[logicalId('AWS::Lambda::Function', fn)]!.Properties['Environment'] as { Variables: Record<string, unknown> }).Variables['WEBHOOK_SECRETS_KEY_ARN'] ?? null),
     }));
     const keyArn = expect.stringContaining(keyId) as unknown;
-    expect(uses).toEqual(
-      functionIds.map((fn) =>
-        users.includes(fn)
-          ? { fn, actions: [['kms:Decrypt', 'kms:Encrypt']], env: keyArn }
-          : { fn, actions: [], env: 'null' },
-      ),
-    );
+    expect(uses).toEqual(functionIds.map((fn) => (users[fn] ? { fn, actions: [users[fn]], env: keyArn } : { fn, actions: [], env: 'null' })));
+    // Every use of the key only with an encryption context that is an account id, and only that.
+    const keyStatements = functionIds.flatMap((fn) => statementsOf(fn).filter((s) => s.resource.includes(keyId)));
+    expect(keyStatements).toHaveLength(3);
+    for (const s of keyStatements) {
+      expect(s.condition).toEqual({
+        'ForAllValues:StringEquals': { 'kms:EncryptionContextKeys': ['account_id'] },
+        Null: { 'kms:EncryptionContext:account_id': 'false' },
+      });
+    }
   });
 
   it('the workflows, executions and worker functions get only their tables’ actions', () => {
@@ -315,6 +323,8 @@ describe('least-privilege IAM', () => {
         'dynamodb:UpdateItem',
       ],
       Executions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+      // The account's webhook secret, read only (see the KMS test).
+      Accounts: ['dynamodb:GetItem'],
     });
     expect(tablesOf('ExecutionsFunction')).toEqual({
       Usage: ['dynamodb:UpdateItem'],

@@ -223,6 +223,9 @@ const TOO_LONG_FOR_WORKER = 'The run outlasted the worker’s time limit';
 const RUN_WRITE_ATTEMPTS = 3;
 const RUN_WRITE_BACKOFF_MS = 250;
 
+/** A webhook sent by the workflows function itself (a run that could not be started): one short attempt. */
+export const INLINE_WEBHOOK_DELIVERY: DeliveryOptions = { maxAttempts: 1, timeoutMs: 2000 };
+
 const errorName = (error: unknown) => {
   const name = error instanceof Error ? error.name : '';
   return /^\w{1,64}$/.test(name) ? name : 'Error';
@@ -349,16 +352,29 @@ export interface RunResult {
   readonly async: boolean;
 }
 
+class NoWebhookSecretYet extends Error {
+  override readonly name = 'NoWebhookSecretYet';
+}
+
 /**
  * Sends the webhook of a run's terminal state, if it asked for one. Called only by whoever ended the run
- * (its owner), so each run gets one. Never throws: a failure is logged and counted.
+ * (its owner), so each run gets one. `makeSecret`: make the account's secret when it has none (the
+ * worker may; the workflows function only opens an existing one). Never throws: a failure is logged and
+ * counted.
  */
-async function notify(deps: WorkflowDeps, record: ExecutionRecord, delivery: DeliveryOptions): Promise<void> {
+async function notify(deps: WorkflowDeps, record: ExecutionRecord, delivery: DeliveryOptions, makeSecret: boolean): Promise<void> {
   if (!record.webhook_url || !TERMINAL.includes(record.status)) return;
   const ids = { account_id: record.account_id, execution_id: record.execution_id };
   let secret: string;
   try {
-    secret = await deps.accounts.webhookSecret(record.account_id, newWebhookSecret);
+    secret = await deps.accounts.webhookSecret(
+      record.account_id,
+      makeSecret
+        ? newWebhookSecret
+        : () => {
+            throw new NoWebhookSecretYet('the account has no webhook secret yet');
+          },
+    );
   } catch (error) {
     countMetric(METRIC.webhookFailures);
     log('warn', 'webhook not sent: no webhook secret to sign it with', { ...ids, error: errorName(error) });
@@ -436,11 +452,15 @@ export async function runWorkflow(
     try {
       await options.startAsync(record);
     } catch (error) {
-      // Never leave an execution QUEUED that no worker will pick up.
-      await endRun(deps, record, { status: 'FAILED', error: 'the run could not be started' }, owner, Date.now() + 2 * RUN_WRITE_BACKOFF_MS, ['QUEUED']).catch(
-        (cleanup: unknown) =>
-          log('error', 'a run that could not be started could not be failed either', { account_id: record.account_id, execution_id: record.execution_id, error: errorName(cleanup) }),
+      // Never leave an execution QUEUED that no worker will pick up; this request ended it, so it sends
+      // the webhook (one short attempt, to keep the failing request's latency bounded).
+      const failed = await endRun(deps, record, { status: 'FAILED', error: 'the run could not be started' }, owner, Date.now() + 2 * RUN_WRITE_BACKOFF_MS, ['QUEUED']).catch(
+        (cleanup: unknown) => {
+          log('error', 'a run that could not be started could not be failed either', { account_id: record.account_id, execution_id: record.execution_id, error: errorName(cleanup) });
+          return undefined;
+        },
       );
+      if (failed?.status === 'FAILED' && failed.owner === owner) await notify(deps, failed, INLINE_WEBHOOK_DELIVERY, false);
       throw error;
     }
     return { execution: record, async: true };
@@ -489,7 +509,7 @@ export async function workExecution(
     const ended = definition
       ? await executeSteps(deps, claimed, definition, deadline, TOO_LONG_FOR_WORKER, owner)
       : await endRun(deps, claimed, { status: 'FAILED', error: reason }, owner, startBy);
-    if (ended?.owner === owner) await notify(deps, ended, delivery);
+    if (ended?.owner === owner) await notify(deps, ended, delivery, true);
     return ended;
   }
   const current = await deps.executions.get(accountId, executionId);
@@ -506,14 +526,14 @@ export async function workExecution(
     const failed = await retried('failing an interrupted run', ids, startBy, () =>
       deps.executions.failInterrupted(accountId, executionId, current.owner, owner, clock(deps), legacyCutoff),
     );
-    if (failed) await notify(deps, failed, delivery);
+    if (failed) await notify(deps, failed, delivery, true);
     return failed ?? (await deps.executions.get(accountId, executionId));
   }
   if (current?.status === 'CANCELLED' && current.webhook_url && (current.owner === undefined || current.owner === owner)) {
     // Cancelled before any attempt held it (or while this one's claim was answered late): the first
     // delivery to take it sends the webhook.
     const mine = await retried('taking a cancelled run', ids, startBy, () => deps.executions.claimCancelled(accountId, executionId, owner));
-    if (mine) await notify(deps, mine, delivery);
+    if (mine) await notify(deps, mine, delivery, true);
     return mine ?? current;
   }
   return current;
