@@ -3,7 +3,7 @@
  * The CDK app. `npx cdk deploy` deploys it; `npm start` synthesizes it and serves the template locally.
  * Stack props can be set from context: `npx cdk deploy -c stackName=MyApi -c keyPrefix=acme`.
  */
-import { App, Validations } from 'aws-cdk-lib';
+import { App, Duration, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { KnoudsApiStack, type CustomModel } from '../lib/knouds-api-stack.js';
 import { KnoudsFunction } from '../lib/knouds-function.js';
@@ -27,8 +27,18 @@ new KnoudsApiStack(app, stackName, {
           {
             id: 'reverse',
             description: 'Reverses `text` (an example of a model backed by your own Lambda function).',
-            inputSchema: { type: 'object', required: ['text'], properties: { text: { type: 'string' } } },
-            handler: new KnoudsFunction(scope, 'ReverseModelFunction', { lambda: 'example-model', description: 'Example model: reverse' }),
+            inputSchema: {
+              type: 'object',
+              required: ['text'],
+              // sleep_ms: answer that much later, as a slow model would (the tests of the run deadlines use it).
+              properties: { text: { type: 'string' }, sleep_ms: { type: 'integer', minimum: 0, maximum: 60_000 } },
+            },
+            handler: new KnoudsFunction(scope, 'ReverseModelFunction', {
+              lambda: 'example-model',
+              description: 'Example model: reverse',
+              // Longer than a sync run's budget, so a slow answer meets the run's deadline, not this timeout.
+              timeout: Duration.seconds(70),
+            }),
           } satisfies CustomModel,
         ]
       : [],

@@ -23,7 +23,8 @@ import type { Construct } from 'constructs';
 import { SLUG_PATTERN } from '../lambdas/shared/capabilities.js';
 import { TABLE_ENV } from '../lambdas/shared/ddb.js';
 import { WORKER_FUNCTION_ENV } from '../lambdas/shared/env.js';
-import { EXECUTIONS_BY_WORKFLOW_INDEX } from '../lambdas/shared/repositories/executions.js';
+import { EXECUTIONS_BY_WORKFLOW_INDEX, SIGNAL_PARTITION_SUFFIX } from '../lambdas/shared/repositories/executions.js';
+import { SYNC_BUDGET_MS, SYNC_OUTCOME_RESERVE_MS, WORKER_TIMEOUT_SECONDS, WORKFLOWS_TIMEOUT_SECONDS } from '../lambdas/shared/run-budget.js';
 import { KEYS_BY_ACCOUNT_INDEX, KEYS_HOLDING_SLOTS_INDEX } from '../lambdas/shared/repositories/keys.js';
 import { BUILT_IN_MODEL_IDS, MODELS_ENV } from '../lambdas/shared/models/registry.js';
 import { METRICS_NAMESPACE_ENV } from '../lambdas/shared/metric-names.js';
@@ -143,13 +144,27 @@ export class KnoudsApiStack extends Stack {
     const { keysTable, accountsTable, usageTable, workflowsTable, executionsTable } = this.data;
     const settingsEnv = { [SETTINGS_ENV]: JSON.stringify(settings) };
     // Webhook secrets are sealed with this key (the account id as encryption context) before they reach
-    // the accounts table; only the keys function and the worker may use it.
+    // the accounts table; the keys function and the worker may seal and open them, the workflows function
+    // only open them.
     this.secretsKey = new Key(this, 'WebhookSecretsKey', {
       description: 'Knouds API: seals the accounts’ webhook signing secrets',
       enableKeyRotation: true,
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
     });
     const secretsEnv = { [SECRETS_KEY_ARN_ENV]: this.secretsKey.keyArn };
+    /** `actions` on the secrets key, only with an encryption context that is an account id and nothing else. */
+    const grantSecrets = (fn: IFunction, actions: string[]) => {
+      fn.addToRolePolicy(
+        new PolicyStatement({
+          actions,
+          resources: [this.secretsKey.keyArn],
+          conditions: {
+            'ForAllValues:StringEquals': { 'kms:EncryptionContextKeys': ['account_id'] },
+            Null: { 'kms:EncryptionContext:account_id': 'false' },
+          },
+        }),
+      );
+    };
     /**
      * `actions` on one table, and (for Query only) on the indexes the code queries, named: never the
      * `index/*` wildcard that `table.grant` adds.
@@ -185,7 +200,7 @@ export class KnoudsApiStack extends Stack {
       logRetention,
       environment: { ...settingsEnv, ...secretsEnv, ...tableEnv('keys', 'accounts', 'usage') },
     });
-    this.secretsKey.grant(keysFn, 'kms:Encrypt', 'kms:Decrypt');
+    grantSecrets(keysFn, ['kms:Encrypt', 'kms:Decrypt']);
     // Key records and pointers: read, query the by-account index, write in transactions.
     grantTable(keysTable, keysFn, ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem'], [KEYS_BY_ACCOUNT_INDEX, KEYS_HOLDING_SLOTS_INDEX]);
     // Accounts: the tier and the active-key count, changed only inside the key transactions.
@@ -210,7 +225,7 @@ export class KnoudsApiStack extends Stack {
       lambda: 'worker',
       description: 'Knouds API: runs asynchronous executions and sends their webhooks',
       logRetention,
-      timeout: Duration.minutes(15),
+      timeout: Duration.seconds(WORKER_TIMEOUT_SECONDS),
       environment: { ...modelsEnv, ...secretsEnv, ...tableEnv('workflows', 'executions', 'accounts') },
       retryAttempts: 2,
       maxEventAge: Duration.hours(1),
@@ -219,17 +234,19 @@ export class KnoudsApiStack extends Stack {
     grantTable(workflowsTable, workerFn, ['dynamodb:GetItem']);
     grantTable(executionsTable, workerFn, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
     grantTable(accountsTable, workerFn, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
-    this.secretsKey.grant(workerFn, 'kms:Encrypt', 'kms:Decrypt');
+    grantSecrets(workerFn, ['kms:Encrypt', 'kms:Decrypt']);
 
+    // API Gateway ends a request at 29 s; sync runs stop their steps after SYNC_BUDGET_MS (25 s) and
+    // the function lives on past the gateway's limit to record the outcome (the final write, retried).
+    if (WORKFLOWS_TIMEOUT_SECONDS * 1000 < SYNC_BUDGET_MS + SYNC_OUTCOME_RESERVE_MS) throw new Error('the workflows function would time out before recording a sync run');
     const workflowsFn = new KnoudsFunction(this, 'WorkflowsFunction', {
       lambda: 'workflows',
       description: 'Knouds API: /workflows and /models',
       logRetention,
-      // API Gateway ends a request at 29 s; synchronous runs stop themselves at 25 s.
-      timeout: Duration.seconds(29),
+      timeout: Duration.seconds(WORKFLOWS_TIMEOUT_SECONDS),
       environment: {
         ...modelsEnv,
-        // The accounts table name only: the webhook secret is the worker's business, so no grant here.
+        ...secretsEnv,
         ...tableEnv('usage', 'workflows', 'executions', 'accounts'),
         [WORKER_FUNCTION_ENV]: workerFn.functionName,
       },
@@ -237,6 +254,10 @@ export class KnoudsApiStack extends Stack {
     grantTable(usageTable, workflowsFn, ['dynamodb:UpdateItem']);
     grantTable(workflowsTable, workflowsFn, ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']);
     grantTable(executionsTable, workflowsFn, ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
+    // A run it cannot hand to the worker, it fails and sends the webhook of: it opens the account's
+    // existing secret (never makes one, so no kms:Encrypt and no write to the accounts table).
+    grantTable(accountsTable, workflowsFn, ['dynamodb:GetItem']);
+    grantSecrets(workflowsFn, ['kms:Decrypt']);
     grantInvoke(workerFn, workflowsFn);
     for (const m of models) {
       grantInvoke(m.handler, workflowsFn);
@@ -251,6 +272,14 @@ export class KnoudsApiStack extends Stack {
     });
     grantTable(usageTable, executionsFn, ['dynamodb:UpdateItem']);
     grantTable(executionsTable, executionsFn, ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'], [EXECUTIONS_BY_WORKFLOW_INDEX]);
+    // The cancel's signal item (in the cancel's transaction): a put, only under an account's signal partition.
+    executionsFn.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['dynamodb:PutItem'],
+        resources: [executionsTable.tableArn],
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`*${SIGNAL_PARTITION_SUFFIX}`] } },
+      }),
+    );
 
     const accessLogs = new LogGroup(this, 'AccessLogs', { retention: logRetention, removalPolicy: RemovalPolicy.DESTROY });
     const authorizer = new RequestAuthorizer(this, 'ApiKeyAuthorizer', {

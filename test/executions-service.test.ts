@@ -37,48 +37,73 @@ async function queued(): Promise<ExecutionRecord> {
 }
 
 const now = () => new Date();
+const lease = () => Date.now() + 60_000;
 
 describe('execution state machine', () => {
   it('QUEUED → RUNNING → SUCCEEDED, and nothing moves it afterwards', async () => {
     const e = await queued();
-    expect(await repo.finish(e.account_id, e.execution_id, { status: 'SUCCEEDED', output: 1 }, now())).toBeUndefined();
-    expect((await repo.start(e.account_id, e.execution_id, now()))?.status).toBe('RUNNING');
-    expect(await repo.start(e.account_id, e.execution_id, now())).toBeUndefined();
-    expect(await repo.finish(e.account_id, e.execution_id, { status: 'SUCCEEDED', output: { ok: true } }, now())).toMatchObject({
+    expect(await repo.finish(e.account_id, e.execution_id, { status: 'SUCCEEDED', output: 1 }, now(), 'att_a')).toBeUndefined();
+    expect(await repo.claim(e.account_id, e.execution_id, 'att_a', lease(), now())).toMatchObject({ status: 'RUNNING', owner: 'att_a' });
+    expect(await repo.claim(e.account_id, e.execution_id, 'att_b', lease(), now())).toBeUndefined();
+    // The owner's own claim again (its first answer lost): still its run.
+    expect(await repo.claim(e.account_id, e.execution_id, 'att_a', lease(), now())).toMatchObject({ status: 'RUNNING', owner: 'att_a' });
+    expect(await repo.finish(e.account_id, e.execution_id, { status: 'SUCCEEDED', output: 1 }, now(), 'att_b')).toBeUndefined();
+    expect(await repo.finish(e.account_id, e.execution_id, { status: 'SUCCEEDED', output: { ok: true } }, now(), 'att_a')).toMatchObject({
       status: 'SUCCEEDED',
       output: { ok: true },
     });
-    expect(await repo.finish(e.account_id, e.execution_id, { status: 'FAILED', error: 'late' }, now())).toBeUndefined();
-    expect(await repo.cancel(e.account_id, e.execution_id, now())).toBeUndefined();
+    // A late write by the owner finds its own result (as a retry after a lost answer would); it changes nothing.
+    expect(await repo.finish(e.account_id, e.execution_id, { status: 'FAILED', error: 'late' }, now(), 'att_a')).toMatchObject({ status: 'SUCCEEDED' });
+    expect(await repo.finish(e.account_id, e.execution_id, { status: 'FAILED', error: 'late' }, now(), 'att_b')).toBeUndefined();
+    expect(await repo.cancel(e.account_id, e.execution_id, 'RUNNING', now())).toBe(false);
     expect(await repo.get(e.account_id, e.execution_id)).toMatchObject({ status: 'SUCCEEDED', output: { ok: true } });
+    expect(await repo.cancelRequested(e.account_id, e.execution_id)).toBe(false);
   });
 
-  it('a cancelled execution is never started nor finished', async () => {
+  it('a cancelled execution is never started nor finished, and its signal is set', async () => {
     const e = await queued();
-    expect((await repo.cancel(e.account_id, e.execution_id, now()))?.status).toBe('CANCELLED');
-    expect(await repo.start(e.account_id, e.execution_id, now())).toBeUndefined();
-    expect(await repo.finish(e.account_id, e.execution_id, { status: 'SUCCEEDED', output: 1 }, now(), ['QUEUED', 'RUNNING'])).toBeUndefined();
-    expect(await repo.status(e.account_id, e.execution_id)).toBe('CANCELLED');
+    expect(await repo.cancelRequested(e.account_id, e.execution_id)).toBe(false);
+    expect(await repo.cancel(e.account_id, e.execution_id, 'QUEUED', now())).toBe(true);
+    expect(await repo.claim(e.account_id, e.execution_id, 'att_a', lease(), now())).toBeUndefined();
+    expect(await repo.finish(e.account_id, e.execution_id, { status: 'SUCCEEDED', output: 1 }, now(), 'att_a', ['QUEUED', 'RUNNING'])).toBeUndefined();
+    expect((await repo.get(e.account_id, e.execution_id))?.status).toBe('CANCELLED');
+    expect(await repo.cancelRequested(e.account_id, e.execution_id)).toBe(true);
   });
 
   it('cancel racing a finishing step: exactly one wins, and the record says which', async () => {
     for (let i = 0; i < 20; i++) {
       const e = await queued();
-      await repo.start(e.account_id, e.execution_id, now());
+      await repo.claim(e.account_id, e.execution_id, 'att_a', lease(), now());
       const [finished, cancelled] = await Promise.all([
-        repo.finish(e.account_id, e.execution_id, { status: 'SUCCEEDED', output: i }, now()),
-        repo.cancel(e.account_id, e.execution_id, now()),
+        repo.finish(e.account_id, e.execution_id, { status: 'SUCCEEDED', output: i }, now(), 'att_a'),
+        repo.cancel(e.account_id, e.execution_id, 'RUNNING', now()),
       ]);
-      expect([finished, cancelled].filter(Boolean)).toHaveLength(1);
+      // The owner learns either way: its result, or the cancel that won while it held the run.
+      expect(finished?.status === 'SUCCEEDED').toBe(!cancelled);
       const final = await repo.get(e.account_id, e.execution_id);
-      expect(final?.status).toBe(finished ? 'SUCCEEDED' : 'CANCELLED');
+      expect(final?.status).toBe(cancelled ? 'CANCELLED' : 'SUCCEEDED');
+      expect(finished?.status).toBe(final?.status);
     }
   });
 
   it('two workers claiming one execution: only one starts it', async () => {
     const e = await queued();
-    const claims = await Promise.all(Array.from({ length: 5 }, () => repo.start(e.account_id, e.execution_id, now())));
+    const claims = await Promise.all(Array.from({ length: 5 }, (_, i) => repo.claim(e.account_id, e.execution_id, `att_${i}`, lease(), now())));
     expect(claims.filter(Boolean)).toHaveLength(1);
+  });
+
+  it('a run is failed as interrupted only once its holder’s lease has expired', async () => {
+    const e = await queued();
+    await repo.claim(e.account_id, e.execution_id, 'att_a', Date.now() + 2000, now());
+    const cutoff = new Date(Date.now() - 3_600_000);
+    expect(await repo.failInterrupted(e.account_id, e.execution_id, 'att_a', 'att_b', now(), cutoff)).toBeUndefined();
+    expect(await repo.failInterrupted(e.account_id, e.execution_id, 'att_a', 'att_b', new Date(Date.now() + 3000), cutoff)).toMatchObject({
+      status: 'FAILED',
+      error: 'the run was interrupted',
+      owner: 'att_b',
+    });
+    // The dead attempt's late finish changes nothing.
+    expect(await repo.finish(e.account_id, e.execution_id, { status: 'SUCCEEDED', output: 1 }, now(), 'att_a')).toBeUndefined();
   });
 
   it('ids sort by creation time', () => {

@@ -6,6 +6,7 @@ import { App, Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { KnoudsApiStack, type KnoudsApiStackProps } from '../lib/knouds-api-stack.js';
+import { SYNC_BUDGET_MS, SYNC_OUTCOME_RESERVE_MS } from '../lambdas/shared/run-budget.js';
 
 type Resource = { Type: string; Properties: Record<string, unknown>; DeletionPolicy?: string };
 
@@ -216,8 +217,8 @@ describe('least-privilege IAM', () => {
     const role = (fn.Properties['Role'] as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
     return policies
       .filter((p) => (p['Roles'] as { Ref: string }[]).some((r) => r.Ref === role))
-      .flatMap((p) => (p['PolicyDocument'] as { Statement: { Action: string | string[]; Resource: unknown }[] }).Statement)
-      .map((s) => ({ actions: [s.Action].flat().sort(), resource: JSON.stringify(s.Resource) }))
+      .flatMap((p) => (p['PolicyDocument'] as { Statement: { Action: string | string[]; Resource: unknown; Condition?: unknown }[] }).Statement)
+      .map((s) => ({ actions: [s.Action].flat().sort(), resource: JSON.stringify(s.Resource), condition: s.Condition }))
       // Writing its own log group: asserted once for every function below.
       .filter((s) => !s.actions.every((a) => a.startsWith('logs:')));
   };
@@ -274,33 +275,43 @@ describe('least-privilege IAM', () => {
     expect(statementsOf('OpenApiFunction')).toEqual([]);
   });
 
-  it('webhook secrets are sealed with a rotating KMS key that only the keys function and the worker may use', () => {
+  it('webhook secrets are sealed with a rotating KMS key: the keys function and the worker seal and open, the workflows function only opens', () => {
     const keyId = logicalId('AWS::KMS::Key', 'WebhookSecretsKey');
     expect(resources[keyId]!.Properties['EnableKeyRotation']).toBe(true);
     expect(resources[keyId]!.DeletionPolicy).toBe('Retain');
-    const users = ['KeysFunction', 'WorkerFunction'];
+    const users: Record<string, string[]> = {
+      KeysFunction: ['kms:Decrypt', 'kms:Encrypt'],
+      WorkerFunction: ['kms:Decrypt', 'kms:Encrypt'],
+      // A run it could not hand to the worker: it opens the account's secret to sign that run's webhook.
+      WorkflowsFunction: ['kms:Decrypt'],
+    };
     const uses = functionIds.map((fn) => ({
       fn,
       actions: statementsOf(fn).filter((s) => s.resource.includes(keyId)).map((s) => s.actions),
       env: JSON.stringify((resources[logicalId('AWS::Lambda::Function', fn)]!.Properties['Environment'] as { Variables: Record<string, unknown> }).Variables['WEBHOOK_SECRETS_KEY_ARN'] ?? null),
     }));
     const keyArn = expect.stringContaining(keyId) as unknown;
-    expect(uses).toEqual(
-      functionIds.map((fn) =>
-        users.includes(fn)
-          ? { fn, actions: [['kms:Decrypt', 'kms:Encrypt']], env: keyArn }
-          : { fn, actions: [], env: 'null' },
-      ),
-    );
+    expect(uses).toEqual(functionIds.map((fn) => (users[fn] ? { fn, actions: [users[fn]], env: keyArn } : { fn, actions: [], env: 'null' })));
+    // Every use of the key only with an encryption context that is an account id, and only that.
+    const keyStatements = functionIds.flatMap((fn) => statementsOf(fn).filter((s) => s.resource.includes(keyId)));
+    expect(keyStatements).toHaveLength(3);
+    for (const s of keyStatements) {
+      expect(s.condition).toEqual({
+        'ForAllValues:StringEquals': { 'kms:EncryptionContextKeys': ['account_id'] },
+        Null: { 'kms:EncryptionContext:account_id': 'false' },
+      });
+    }
   });
 
   it('the workflows, executions and worker functions get only their tables’ actions', () => {
-    const tablesOf = (fn: string) =>
-      Object.fromEntries(
-        statementsOf(fn)
-          .filter((s) => s.actions.every((a) => a.startsWith('dynamodb:')))
-          .map((s) => [/Data(\w+?)Table/.exec(s.resource)?.[1] ?? s.resource, s.actions]),
-      );
+    const tablesOf = (fn: string) => {
+      const byTable: Record<string, string[]> = {};
+      for (const s of statementsOf(fn).filter((st) => st.actions.every((a) => a.startsWith('dynamodb:')))) {
+        const name = /Data(\w+?)Table/.exec(s.resource)?.[1] ?? s.resource;
+        byTable[name] = [...new Set([...(byTable[name] ?? []), ...s.actions])].sort();
+      }
+      return byTable;
+    };
     expect(tablesOf('WorkflowsFunction')).toEqual({
       Usage: ['dynamodb:UpdateItem'],
       Workflows: [
@@ -312,11 +323,18 @@ describe('least-privilege IAM', () => {
         'dynamodb:UpdateItem',
       ],
       Executions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+      // The account's webhook secret, read only (see the KMS test).
+      Accounts: ['dynamodb:GetItem'],
     });
     expect(tablesOf('ExecutionsFunction')).toEqual({
       Usage: ['dynamodb:UpdateItem'],
-      Executions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
+      Executions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
     });
+    // The executions function puts only cancellation signals (partition `<account_id>#signal`), never an execution.
+    const puts = statementsOf('ExecutionsFunction').filter((s) => s.actions.includes('dynamodb:PutItem'));
+    expect(puts.map((s) => ({ actions: s.actions, condition: s.condition }))).toEqual([
+      { actions: ['dynamodb:PutItem'], condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['*#signal'] } } },
+    ]);
     expect(tablesOf('WorkerFunction')).toEqual({
       Workflows: ['dynamodb:GetItem'],
       Executions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
@@ -352,7 +370,14 @@ describe('asynchronous runs', () => {
     });
     template.hasResourceProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true, MessageRetentionPeriod: 1_209_600 });
     expect(resources[worker]!.Properties['Timeout']).toBe(900);
-    expect(resources[logicalId('AWS::Lambda::Function', 'WorkflowsFunction')]!.Properties['Timeout']).toBe(29);
+  });
+
+  it('the workflows function outlives a sync run’s budget with room to record the outcome (not API Gateway’s 29 s)', () => {
+    const timeout = resources[logicalId('AWS::Lambda::Function', 'WorkflowsFunction')]!.Properties['Timeout'] as number;
+    expect(SYNC_BUDGET_MS).toBeLessThanOrEqual(25_000);
+    expect(SYNC_OUTCOME_RESERVE_MS).toBeGreaterThanOrEqual(15_000);
+    expect(timeout * 1000).toBeGreaterThanOrEqual(SYNC_BUDGET_MS + SYNC_OUTCOME_RESERVE_MS);
+    expect(timeout).toBeGreaterThan(29);
   });
 
   it('a custom model is passed to the functions and granted to the workflows and worker functions only', () => {

@@ -1,7 +1,9 @@
 /**
  * Worker Lambda: runs asynchronous executions. Invoked asynchronously by the workflows function with
  * `{account_id, execution_id}`; Lambda retries a failed invocation, then sends it to the dead-letter
- * queue. It is not reachable through the API.
+ * queue, and may deliver an event more than once. Each invocation is an attempt of its own (a random
+ * id), which claims the run with a lease lasting until it is certainly gone: its timeout, and a margin.
+ * It is not reachable through the API.
  */
 import type { Context } from 'aws-lambda';
 import { createDocumentClient, TABLE_ENV } from '../shared/ddb.js';
@@ -10,7 +12,8 @@ import { log, startInvocation } from '../shared/log.js';
 import { ModelRegistry } from '../shared/models/registry.js';
 import { AccountsRepository } from '../shared/repositories/accounts.js';
 import { secretBoxFromEnv } from '../shared/secret-box.js';
-import { ExecutionsRepository } from '../shared/repositories/executions.js';
+import { ExecutionsRepository, newAttemptId } from '../shared/repositories/executions.js';
+import { LEASE_MARGIN_MS, WORKER_RESERVE_MS } from '../shared/run-budget.js';
 import { WorkflowsRepository } from '../shared/repositories/workflows.js';
 import { workExecution, type WorkflowDeps } from '../shared/services/workflows.js';
 
@@ -22,9 +25,6 @@ const deps: WorkflowDeps = {
   models: ModelRegistry.fromEnv(),
 };
 
-/** Time kept back from the Lambda timeout to record the outcome and send the webhook. */
-const RESERVE_MS = 60_000;
-
 export async function handler(event: { account_id?: unknown; execution_id?: unknown }, context: Context): Promise<void> {
   startInvocation();
   const accountId = event.account_id;
@@ -33,7 +33,17 @@ export async function handler(event: { account_id?: unknown; execution_id?: unkn
     log('error', 'worker event without account_id and execution_id', { keys: Object.keys(event ?? {}) });
     return;
   }
-  const deadline = Date.now() + context.getRemainingTimeInMillis() - RESERVE_MS;
-  const record = await workExecution(deps, accountId, executionId, deadline);
-  log('info', 'execution finished', { account_id: accountId, execution_id: executionId, status: record?.status ?? 'missing' });
+  const attempt = newAttemptId();
+  const end = Date.now() + context.getRemainingTimeInMillis();
+  // The steps stop WORKER_RESERVE_MS before the timeout, keeping that long to record the outcome and
+  // send the webhook; the lease outlasts the timeout itself.
+  const record = await workExecution(deps, accountId, executionId, end - WORKER_RESERVE_MS, {}, { owner: attempt, leaseUntil: end + LEASE_MARGIN_MS });
+  log('info', 'execution handled', {
+    account_id: accountId,
+    execution_id: executionId,
+    attempt,
+    request_id: context.awsRequestId,
+    status: record?.status ?? 'missing',
+    owner: record?.owner === attempt ? 'this attempt' : 'another attempt',
+  });
 }

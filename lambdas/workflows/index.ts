@@ -11,6 +11,7 @@ import { ExecutionsRepository } from '../shared/repositories/executions.js';
 import { UsageRepository } from '../shared/repositories/usage.js';
 import { WorkflowsRepository } from '../shared/repositories/workflows.js';
 import { parsePageParams } from '../shared/schemas.js';
+import { secretBoxFromEnv } from '../shared/secret-box.js';
 import {
   createWorkflow,
   deleteWorkflow,
@@ -31,7 +32,9 @@ const usage = new UsageRepository(doc, requireEnv(TABLE_ENV.usage));
 const deps: WorkflowDeps = {
   workflows: new WorkflowsRepository(doc, requireEnv(TABLE_ENV.workflows)),
   executions: new ExecutionsRepository(doc, requireEnv(TABLE_ENV.executions)),
-  accounts: new AccountsRepository(doc, requireEnv(TABLE_ENV.accounts)),
+  // Opens (never makes) the webhook secret: a run this function fails because it could not start it gets
+  // its webhook from here.
+  accounts: new AccountsRepository(doc, requireEnv(TABLE_ENV.accounts), secretBoxFromEnv()),
   models: ModelRegistry.fromEnv(),
 };
 const workerFunction = requireEnv(WORKER_FUNCTION_ENV);

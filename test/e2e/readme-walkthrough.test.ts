@@ -81,7 +81,6 @@ it('every command of the keys and workflows walkthroughs works as the README say
     'HTTP/1.1 202 Accepted',
     '"RUNNING"',
     '"CANCELLED"',
-    '"EXECUTION_FINISHED"',
     '{"model":"word-count","output":{"count":3}}',
   ]) {
     expect({ expected, found: run.out.includes(expected) }).toEqual({ expected, found: true });

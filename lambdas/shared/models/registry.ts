@@ -5,6 +5,7 @@
  * ModelFailure with the message the execution records.
  */
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { CANCEL_POLL_MS } from '../run-budget.js';
 
 export class ModelFailure extends Error {
   override readonly name = 'ModelFailure';
@@ -12,9 +13,9 @@ export class ModelFailure extends Error {
 
 /** What a running step can ask of its execution. */
 export interface StepContext {
-  /** True once the execution has been cancelled (checked against DynamoDB). */
+  /** True once the execution has been cancelled (a read of its small cancellation signal). */
   isCancelled(): Promise<boolean>;
-  /** Epoch milliseconds by which the step must be done. */
+  /** Epoch milliseconds by which the step must be done: a model that cannot finish by then throws DeadlineExceeded. */
   readonly deadline: number;
 }
 
@@ -44,7 +45,6 @@ export interface CustomModelSpec extends ModelInfo {
 
 export const MODELS_ENV = 'KNOUDS_MODELS';
 export const MAX_SLEEP_MS = 30_000;
-const CANCEL_POLL_MS = 250;
 
 const textSchema = {
   type: 'object',
@@ -113,17 +113,33 @@ const BUILT_INS: readonly Model[] = [
 
 let lambda: LambdaClient | undefined;
 
-/** A model whose work is the deployer's Lambda function, invoked synchronously with `{input}`. */
+/**
+ * A model whose work is the deployer's Lambda function, invoked synchronously with `{input}`. The call is
+ * bounded by the step's deadline (the run's remaining budget): past it the request is aborted and the
+ * step fails as too long, whatever the function's own timeout.
+ */
 function customModel(spec: CustomModelSpec): Model {
   return {
     id: spec.id,
     description: spec.description,
     input_schema: spec.input_schema,
-    run: async (input) => {
+    run: async (input, context) => {
       lambda ??= new LambdaClient({});
-      const out = await lambda.send(
-        new InvokeCommand({ FunctionName: spec.function_name, Payload: Buffer.from(JSON.stringify({ input })) }),
-      );
+      const left = context.deadline - Date.now();
+      if (left <= 0) throw new DeadlineExceeded(`model ${spec.id} has no time left`);
+      let out;
+      try {
+        out = await lambda.send(
+          new InvokeCommand({ FunctionName: spec.function_name, Payload: Buffer.from(JSON.stringify({ input })) }),
+          { abortSignal: AbortSignal.timeout(left) },
+        );
+      } catch (error) {
+        if (Date.now() >= context.deadline || (error as Error).name === 'AbortError') {
+          throw new DeadlineExceeded(`model ${spec.id} did not answer in the time left`);
+        }
+        const name = error instanceof Error && /^\w{1,64}$/.test(error.name) ? error.name : 'Error';
+        throw new ModelFailure(`model ${spec.id} could not be invoked (${name})`);
+      }
       const text = out.Payload ? Buffer.from(out.Payload).toString('utf8') : 'null';
       if (out.FunctionError) {
         let message = `model ${spec.id} failed`;

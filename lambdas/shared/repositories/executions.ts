@@ -1,6 +1,6 @@
-import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { randomBase62 } from '../api-key.js';
-import { decodePageToken, encodePageToken, isConditionalCheckFailed, queryPage } from '../ddb.js';
+import { cancellationReasons, decodePageToken, encodePageToken, isConditionalCheckFailed, queryPage } from '../ddb.js';
 import { ValidationError } from '../errors.js';
 import { countMetric, METRIC } from '../log.js';
 
@@ -10,6 +10,17 @@ import { countMetric, METRIC } from '../log.js';
  * moves only by conditional writes: QUEUED → RUNNING → SUCCEEDED | FAILED, and QUEUED | RUNNING →
  * CANCELLED; a terminal status fails every later condition, so it is never overwritten and a cancel
  * beats a finishing step.
+ *
+ * A run has an `owner`, the attempt that holds it (a random id per worker invocation, or per sync
+ * request), and a `lease_until` (epoch ms) by which that attempt is certainly gone. Only the owner
+ * finishes a run; a run whose lease has expired may be failed by anyone ("interrupted"), who becomes its
+ * owner. Every write that takes or ends a run names the owner, so an attempt whose answer was lost and
+ * retried finds the run already its own rather than "taken" (see `ownTerminal`).
+ *
+ * A cancel also writes a small signal item in the same transaction: partition `<account_id>#signal`,
+ * sort key the execution id, no `account_workflow`, so it appears in neither list (the table's
+ * partition is another, the index needs `account_workflow`). Running steps poll it, not the execution,
+ * whose item holds the input and can be hundreds of KB (a read unit per 4 KB).
  */
 import { EXECUTION_STATUSES, TERMINAL, type ExecutionStatus } from '../execution-status.js';
 
@@ -31,18 +42,28 @@ export interface ExecutionRecord {
   readonly key_id: string;
   readonly webhook_url?: string;
   readonly async: boolean;
+  /** The attempt that holds the run, or that ended it (then it sends the webhook). */
+  readonly owner?: string;
+  /** Epoch ms by which the owner is certainly gone (its function's timeout, plus a margin). */
+  readonly lease_until?: number;
 }
+
+export type Outcome = { status: 'SUCCEEDED'; output: unknown } | { status: 'FAILED'; error: string };
 
 /** How long a finished execution stays readable before TTL removes it. */
 export const EXECUTION_RETENTION_DAYS = 90;
+/** How long a cancellation signal is kept: runs last at most the worker's 15 minutes. */
+const SIGNAL_RETENTION_DAYS = 1;
+/** The partition of an account's cancellation signals. */
+export const SIGNAL_PARTITION_SUFFIX = '#signal';
 
 /** GSI (`account_workflow`, `execution_id`): an account's executions of one workflow. */
 export const EXECUTIONS_BY_WORKFLOW_INDEX = 'by-workflow';
 
-/** `exe_` + 9 base62 characters of milliseconds since the epoch (sortable) + 12 random ones. */
 /** What newExecutionId makes: `exe_`, 9 base62 characters of time, 12 random ones. */
 export const EXECUTION_ID_PATTERN = /^exe_[0-9A-Za-z]{21}$/;
 
+/** `exe_` + 9 base62 characters of milliseconds since the epoch (sortable) + 12 random ones. */
 export function newExecutionId(now: Date): string {
   const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
   let n = now.getTime();
@@ -54,12 +75,33 @@ export function newExecutionId(now: Date): string {
   return `exe_${time}${randomBase62(12)}`;
 }
 
+/** An attempt's id: who owns a run (`att_` + 16 random base62 characters). */
+export function newAttemptId(): string {
+  return `att_${randomBase62(16)}`;
+}
+
 const accountWorkflow = (accountId: string, slug: string) => `${accountId}#${slug}`;
+const signalKey = (accountId: string, executionId: string) => ({ account_id: `${accountId}${SIGNAL_PARTITION_SUFFIX}`, execution_id: executionId });
+const ttlAfter = (now: Date, days: number) => Math.floor(now.getTime() / 1000) + days * 86_400;
 
 function strip(item: Record<string, unknown>): ExecutionRecord {
   const { account_workflow: _aw, ttl: _ttl, ...rest } = item;
   return rest as unknown as ExecutionRecord;
 }
+
+/** JSON with object keys sorted: equal for equal values whatever the order DynamoDB returns keys in. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
+
+/** Attribute names every update of an execution may use (`owner`, `ttl` are reserved words). */
+const NAMES = { '#s': 'status', '#o': 'owner', '#out': 'output', '#err': 'error', '#ttl': 'ttl' } as const;
+const namesIn = (expressions: string) =>
+  Object.fromEntries(Object.entries(NAMES).filter(([placeholder]) => new RegExp(`${placeholder}\\b`).test(expressions)));
 
 export class ExecutionsRepository {
   constructor(
@@ -67,14 +109,23 @@ export class ExecutionsRepository {
     private readonly table: string,
   ) {}
 
+  /**
+   * Stores a new execution. Idempotent for its own retry: the id is random and made before the write, so
+   * a failed condition on an item with exactly this content means an earlier attempt of this very write
+   * landed (its answer was lost and the SDK retried).
+   */
   async create(record: ExecutionRecord): Promise<void> {
-    await this.doc.send(
-      new PutCommand({
-        TableName: this.table,
-        Item: { ...record, account_workflow: accountWorkflow(record.account_id, record.workflow_slug) },
-        ConditionExpression: 'attribute_not_exists(execution_id)',
-      }),
-    );
+    const item = { ...record, account_workflow: accountWorkflow(record.account_id, record.workflow_slug) };
+    try {
+      await this.doc.send(new PutCommand({ TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(execution_id)' }));
+    } catch (error) {
+      if (!isConditionalCheckFailed(error)) throw error;
+      const out = await this.doc.send(new GetCommand({ TableName: this.table, Key: { account_id: record.account_id, execution_id: record.execution_id }, ConsistentRead: true }));
+      // Ours as written: nothing else writes this id between our put and this read but the run itself,
+      // which is not started yet (an async run's worker is invoked after this returns).
+      if (out.Item && canonical(out.Item) === canonical(JSON.parse(JSON.stringify(item)))) return;
+      throw error;
+    }
   }
 
   async get(accountId: string, executionId: string): Promise<ExecutionRecord | undefined> {
@@ -84,90 +135,194 @@ export class ExecutionsRepository {
     return out.Item ? strip(out.Item) : undefined;
   }
 
-  /** The status only, strongly consistent: what a running step polls to notice a cancel. */
-  async status(accountId: string, executionId: string): Promise<ExecutionStatus | undefined> {
+  /**
+   * Whether the execution has been cancelled: a strongly consistent read of its small signal item (one
+   * read unit, whatever the execution's size). `abortSignal` bounds the call (a run's deadline).
+   */
+  async cancelRequested(accountId: string, executionId: string, abortSignal?: AbortSignal): Promise<boolean> {
     const out = await this.doc.send(
-      new GetCommand({
-        TableName: this.table,
-        Key: { account_id: accountId, execution_id: executionId },
-        ConsistentRead: true,
-        ProjectionExpression: '#s',
-        ExpressionAttributeNames: { '#s': 'status' },
-      }),
+      new GetCommand({ TableName: this.table, Key: signalKey(accountId, executionId), ConsistentRead: true, ProjectionExpression: 'execution_id' }),
+      abortSignal ? { abortSignal } : {},
     );
-    return out.Item?.['status'] as ExecutionStatus | undefined;
+    return out.Item !== undefined;
   }
 
-  /** QUEUED → RUNNING; undefined when it was not QUEUED (cancelled, or already taken). */
-  async start(accountId: string, executionId: string, now: Date): Promise<ExecutionRecord | undefined> {
-    return this.transition(accountId, executionId, ['QUEUED'], 'SET #s = :to, started_at = :now', { ':to': 'RUNNING', ':now': now.toISOString() });
+  /**
+   * QUEUED → RUNNING for `owner`, leased until `leaseUntil` (epoch ms). Also true when `owner` already
+   * holds it (its own claim retried after a lost answer). Undefined when it is not QUEUED and not this
+   * owner's: cancelled, finished, or another attempt's.
+   */
+  async claim(accountId: string, executionId: string, owner: string, leaseUntil: number, now: Date): Promise<ExecutionRecord | undefined> {
+    return this.update(
+      accountId,
+      executionId,
+      'SET #s = :running, started_at = if_not_exists(started_at, :now), #o = :me, lease_until = :lease',
+      '#s = :queued OR (#s = :running AND #o = :me)',
+      { ':running': 'RUNNING', ':queued': 'QUEUED', ':now': now.toISOString(), ':me': owner, ':lease': leaseUntil },
+      (current) => current.status === 'RUNNING' && current.owner === owner,
+    );
   }
 
-  /** RUNNING → SUCCEEDED | FAILED; undefined when it is no longer RUNNING (a cancel won). */
+  /**
+   * A run `from` one of the given states (RUNNING by default) → SUCCEEDED | FAILED, by `owner`: the run
+   * must be theirs, or have no owner yet (a QUEUED run that could not be started). Returns the run as it
+   * ends when it ends in `owner`'s hands: finished by this write (or by an earlier attempt of it whose
+   * answer was lost), or cancelled while `owner` held it. Undefined when the run is not `owner`'s.
+   */
   async finish(
     accountId: string,
     executionId: string,
-    outcome: { status: 'SUCCEEDED'; output: unknown } | { status: 'FAILED'; error: string },
+    outcome: Outcome,
     now: Date,
+    owner: string,
     from: readonly ExecutionStatus[] = ['RUNNING'],
   ): Promise<ExecutionRecord | undefined> {
-    const ttl = Math.floor(now.getTime() / 1000) + EXECUTION_RETENTION_DAYS * 86_400;
-    return outcome.status === 'SUCCEEDED'
-      ? this.transition(accountId, executionId, from, 'SET #s = :to, #out = :out, finished_at = :now, #ttl = :ttl', {
-          ':to': 'SUCCEEDED',
-          ':out': outcome.output ?? null,
-          ':now': now.toISOString(),
-          ':ttl': ttl,
-        })
-      : this.transition(accountId, executionId, from, 'SET #s = :to, #err = :err, finished_at = :now, #ttl = :ttl', {
-          ':to': 'FAILED',
-          ':err': outcome.error,
-          ':now': now.toISOString(),
-          ':ttl': ttl,
-        });
+    const states = from.map((_, i) => `:from${i}`).join(', ');
+    return this.end(
+      accountId,
+      executionId,
+      outcome,
+      now,
+      owner,
+      `#s IN (${states}) AND (attribute_not_exists(#o) OR #o = :me)`,
+      Object.fromEntries(from.map((s, i) => [`:from${i}`, s])),
+    );
   }
 
-  /** QUEUED | RUNNING → CANCELLED; undefined when it had already finished (or does not exist). */
-  async cancel(accountId: string, executionId: string, now: Date): Promise<ExecutionRecord | undefined> {
-    const ttl = Math.floor(now.getTime() / 1000) + EXECUTION_RETENTION_DAYS * 86_400;
-    return this.transition(accountId, executionId, ['QUEUED', 'RUNNING'], 'SET #s = :to, finished_at = :now, #ttl = :ttl', {
-      ':to': 'CANCELLED',
-      ':now': now.toISOString(),
-      ':ttl': ttl,
-    });
-  }
-
-  private async transition(
+  /**
+   * RUNNING → FAILED "the run was interrupted", by `owner`, only when the lease of the attempt seen
+   * holding it (`deadOwner`) has expired: that attempt is gone. A run of an earlier release (no lease)
+   * counts as gone once it started longer ago than `legacyCutoff`.
+   */
+  async failInterrupted(
     accountId: string,
     executionId: string,
-    from: readonly ExecutionStatus[],
-    update: string,
+    deadOwner: string | undefined,
+    owner: string,
+    now: Date,
+    legacyCutoff: Date,
+  ): Promise<ExecutionRecord | undefined> {
+    return this.end(
+      accountId,
+      executionId,
+      { status: 'FAILED', error: 'the run was interrupted' },
+      now,
+      owner,
+      `#s = :running AND (lease_until < :nowMs OR (attribute_not_exists(lease_until) AND started_at < :cutoff)) AND ${
+        deadOwner === undefined ? 'attribute_not_exists(#o)' : '#o = :dead'
+      }`,
+      { ':running': 'RUNNING', ':nowMs': now.getTime(), ':cutoff': legacyCutoff.toISOString(), ...(deadOwner === undefined ? {} : { ':dead': deadOwner }) },
+    );
+  }
+
+  /**
+   * A CANCELLED run that nobody owned (cancelled while QUEUED) gets `owner`, who then sends its webhook:
+   * of several deliveries of its event, one. Undefined when it is another's, or not CANCELLED.
+   */
+  async claimCancelled(accountId: string, executionId: string, owner: string): Promise<ExecutionRecord | undefined> {
+    return this.update(
+      accountId,
+      executionId,
+      'SET #o = :me',
+      '#s = :cancelled AND (attribute_not_exists(#o) OR #o = :me)',
+      { ':cancelled': 'CANCELLED', ':me': owner },
+      (current) => current.status === 'CANCELLED' && current.owner === owner,
+    );
+  }
+
+  /**
+   * `seen` (QUEUED or RUNNING, as just read) → CANCELLED, and the run's cancellation signal, in one
+   * transaction. False when the status is no longer `seen` (re-read and decide again). Idempotent for its
+   * own retry: the SDK sends the transaction's one client token with each attempt.
+   */
+  async cancel(accountId: string, executionId: string, seen: 'QUEUED' | 'RUNNING', now: Date): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.table,
+                Key: { account_id: accountId, execution_id: executionId },
+                UpdateExpression: 'SET #s = :cancelled, finished_at = :now, #ttl = :ttl',
+                ConditionExpression: 'attribute_exists(execution_id) AND #s = :seen',
+                ExpressionAttributeNames: { '#s': 'status', '#ttl': 'ttl' },
+                ExpressionAttributeValues: { ':cancelled': 'CANCELLED', ':now': now.toISOString(), ':ttl': ttlAfter(now, EXECUTION_RETENTION_DAYS), ':seen': seen },
+              },
+            },
+            {
+              Put: {
+                TableName: this.table,
+                Item: { ...signalKey(accountId, executionId), cancelled_at: now.toISOString(), ttl: ttlAfter(now, SIGNAL_RETENTION_DAYS) },
+              },
+            },
+          ],
+        }),
+      );
+    } catch (error) {
+      if (cancellationReasons(error)?.[0] === 'ConditionalCheckFailed') return false;
+      throw error;
+    }
+    countMetric(METRIC.executionsFinished, ['status', 'CANCELLED']);
+    return true;
+  }
+
+  /** A terminal write by `owner`: sets the owner, the outcome, `finished_at` and the `ttl`. */
+  private async end(
+    accountId: string,
+    executionId: string,
+    outcome: Outcome,
+    now: Date,
+    owner: string,
+    condition: string,
     values: Record<string, unknown>,
   ): Promise<ExecutionRecord | undefined> {
-    const names: Record<string, string> = { '#s': 'status' };
-    if (update.includes('#out')) names['#out'] = 'output';
-    if (update.includes('#err')) names['#err'] = 'error';
-    if (update.includes('#ttl')) names['#ttl'] = 'ttl';
+    const result = outcome.status === 'SUCCEEDED' ? { '#out': outcome.output ?? null } : { '#err': outcome.error };
+    const [[placeholder, value]] = Object.entries(result) as [[string, unknown]];
+    const record = await this.update(
+      accountId,
+      executionId,
+      `SET #s = :to, ${placeholder} = :result, finished_at = :now, #ttl = :ttl, #o = :me`,
+      condition,
+      { ...values, ':to': outcome.status, ':result': value, ':now': now.toISOString(), ':ttl': ttlAfter(now, EXECUTION_RETENTION_DAYS), ':me': owner },
+      // Finished by an earlier attempt of this write, or cancelled while `owner` held it.
+      (current) => TERMINAL.includes(current.status) && current.owner === owner,
+    );
+    if (record?.status === outcome.status) countMetric(METRIC.executionsFinished, ['status', record.status]);
+    return record;
+  }
+
+  /**
+   * One conditional update, returning the item as it is after it. When the condition fails, the item is
+   * read again and returned if `ours` says it is already what this write (by its owner) leads to: an
+   * earlier attempt of the write landed and its answer was lost, so the SDK's retry met its own result.
+   */
+  private async update(
+    accountId: string,
+    executionId: string,
+    update: string,
+    condition: string,
+    values: Record<string, unknown>,
+    ours: (current: ExecutionRecord) => boolean,
+  ): Promise<ExecutionRecord | undefined> {
     try {
       const out = await this.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { account_id: accountId, execution_id: executionId },
           UpdateExpression: update,
-          ConditionExpression: `attribute_exists(execution_id) AND #s IN (${from.map((_, i) => `:from${i}`).join(', ')})`,
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: { ...values, ...Object.fromEntries(from.map((s, i) => [`:from${i}`, s])) },
+          ConditionExpression: `attribute_exists(execution_id) AND (${condition})`,
+          ExpressionAttributeNames: namesIn(`${update} ${condition}`),
+          ExpressionAttributeValues: values,
           ReturnValues: 'ALL_NEW',
         }),
       );
-      const record = out.Attributes ? strip(out.Attributes) : undefined;
-      // Counted where the terminal transition happens, so each execution is counted once.
-      if (record && TERMINAL.includes(record.status)) countMetric(METRIC.executionsFinished, ['status', record.status]);
-      return record;
+      return out.Attributes ? strip(out.Attributes) : undefined;
     } catch (error) {
-      if (isConditionalCheckFailed(error)) return undefined;
-      throw error;
+      if (!isConditionalCheckFailed(error)) throw error;
     }
+    const current = await this.get(accountId, executionId);
+    return current && ours(current) ? current : undefined;
   }
 
   /** Newest first; optionally one workflow's, one status, only some workspaces. */

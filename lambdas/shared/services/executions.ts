@@ -47,10 +47,26 @@ export async function listExecutions(
   return { items: page.items.map(toExecutionObject), next_token: page.nextToken };
 }
 
-/** Cancels a QUEUED or RUNNING execution; 409 EXECUTION_FINISHED once it is terminal. */
+/**
+ * Cancels a QUEUED or RUNNING execution: 200 with it CANCELLED, also when it already was (a retried
+ * cancel, or one whose first answer was lost, is harmless); 409 EXECUTION_FINISHED once it SUCCEEDED or
+ * FAILED. The cancel is conditioned on the status just read, so the answer is the execution as the cancel
+ * left it; when the status moved in between (a worker took the run, or it ended), it is read again. A
+ * status changes at most twice (QUEUED → RUNNING → terminal), so this ends.
+ */
 export async function cancelExecution(deps: ExecutionDeps, actor: Actor, executionId: string): Promise<ExecutionObject> {
-  await reachable(deps, actor, executionId);
-  const cancelled = await deps.executions.cancel(actor.accountId, executionId, (deps.now ?? (() => new Date()))());
-  if (!cancelled) throw new ConflictError('EXECUTION_FINISHED', `Execution '${executionId}' has already finished`);
-  return toExecutionObject(cancelled);
+  let record = await reachable(deps, actor, executionId);
+  for (;;) {
+    if (record.status === 'CANCELLED') return toExecutionObject(record);
+    if (record.status === 'SUCCEEDED' || record.status === 'FAILED') {
+      throw new ConflictError('EXECUTION_FINISHED', `Execution '${executionId}' has already finished`);
+    }
+    const now = (deps.now ?? (() => new Date()))();
+    if (await deps.executions.cancel(actor.accountId, executionId, record.status, now)) {
+      return toExecutionObject({ ...record, status: 'CANCELLED', finished_at: now.toISOString() });
+    }
+    const moved = await deps.executions.get(actor.accountId, executionId);
+    if (!moved) throw new NotFoundError(`Execution '${executionId}' not found`);
+    record = moved;
+  }
 }

@@ -7,7 +7,23 @@ import { workspaceAllowed } from '../capabilities.js';
 import { ConflictError, ModelFailedError, NotFoundError, ValidationError, WorkspaceDeniedError, type ApiError } from '../errors.js';
 import { DeadlineExceeded, ModelFailure, StepCancelled, type ModelRegistry, type StepContext } from '../models/registry.js';
 import type { AccountsRepository } from '../repositories/accounts.js';
-import { newExecutionId, TERMINAL, type ExecutionRecord, type ExecutionsRepository } from '../repositories/executions.js';
+import {
+  newAttemptId,
+  newExecutionId,
+  TERMINAL,
+  type ExecutionRecord,
+  type ExecutionsRepository,
+  type ExecutionStatus,
+  type Outcome,
+} from '../repositories/executions.js';
+import {
+  FINAL_WRITE_WINDOW_MS,
+  LEASE_MARGIN_MS,
+  SYNC_BUDGET_MS,
+  WORKER_RESERVE_MS,
+  WORKER_TIMEOUT_SECONDS,
+  WORKFLOWS_TIMEOUT_SECONDS,
+} from '../run-budget.js';
 import type { WorkflowHead, WorkflowsRepository } from '../repositories/workflows.js';
 import {
   parseCreateWorkflowBody,
@@ -205,14 +221,64 @@ export function toExecutionObject(r: ExecutionRecord): ExecutionObject {
   };
 }
 
-/** How long a synchronous run may take: API Gateway gives up on the request at 29 s. */
-export const SYNC_BUDGET_MS = 25_000;
+export { SYNC_BUDGET_MS };
 export const TOO_LONG_FOR_SYNC =
   'The run would take longer than a synchronous request may last (29 s); run it asynchronously with POST /workflows/{slug}/run?async=true and poll GET /executions/{execution_id}';
+const TOO_LONG_FOR_WORKER = 'The run outlasted the worker’s time limit';
+
+/** Attempts at a write that ends (or takes) a run, each with the SDK's own retries inside. */
+const RUN_WRITE_ATTEMPTS = 3;
+const RUN_WRITE_BACKOFF_MS = 250;
+
+/** A webhook sent by the workflows function itself (a run that could not be started): one short attempt. */
+export const INLINE_WEBHOOK_DELIVERY: DeliveryOptions = { maxAttempts: 1, timeoutMs: 2000 };
+
+const errorName = (error: unknown) => {
+  const name = error instanceof Error ? error.name : '';
+  return /^\w{1,64}$/.test(name) ? name : 'Error';
+};
 
 /**
- * Runs the steps of an execution that is RUNNING and records the terminal state, unless a cancel
- * won (then the record stays CANCELLED). Returns the record as it ends.
+ * `write`, tried again (past the SDK's own attempts) up to RUN_WRITE_ATTEMPTS times while another
+ * attempt may still start before `startBy` (epoch ms); the last error when none succeeded.
+ */
+async function retried<T>(what: string, ids: Record<string, string>, startBy: number, write: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await write();
+    } catch (error) {
+      const delay = RUN_WRITE_BACKOFF_MS * 2 ** (attempt - 1);
+      if (attempt >= RUN_WRITE_ATTEMPTS || Date.now() + delay > startBy) throw error;
+      log('warn', `${what} failed; trying again`, { ...ids, attempt, error: errorName(error) });
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
+/**
+ * The run's terminal write by `owner`, retried until `startBy`: the run as it ends in `owner`'s hands
+ * (see ExecutionsRepository.finish), undefined when it is not theirs. Throws when no attempt got through.
+ */
+function endRun(
+  deps: WorkflowDeps,
+  execution: { account_id: string; execution_id: string },
+  outcome: Outcome,
+  owner: string,
+  startBy: number,
+  from: readonly ExecutionStatus[] = ['RUNNING'],
+): Promise<ExecutionRecord | undefined> {
+  const { account_id: accountId, execution_id: executionId } = execution;
+  return retried('the run’s final write', { account_id: accountId, execution_id: executionId }, startBy, () =>
+    deps.executions.finish(accountId, executionId, outcome, clock(deps), owner, from),
+  );
+}
+
+/**
+ * Runs the steps of an execution that `owner` holds (RUNNING) and records the terminal state, unless a
+ * cancel won (then the record stays CANCELLED). Every step is bounded by `deadline` (a step that would
+ * outlast it fails the run with `tooLong`); any error inside a step fails the run with its reason, so
+ * only a failing final write (retried for FINAL_WRITE_WINDOW_MS past the deadline) throws. Returns the
+ * record as it ends.
  */
 export async function executeSteps(
   deps: WorkflowDeps,
@@ -220,16 +286,29 @@ export async function executeSteps(
   definition: Definition,
   deadline: number,
   tooLong: string,
+  owner: string,
 ): Promise<ExecutionRecord> {
   const { account_id: accountId, execution_id: executionId } = execution;
+  const ids = { account_id: accountId, execution_id: executionId };
   const context: StepContext = {
     deadline,
-    isCancelled: async () => (await deps.executions.status(accountId, executionId)) === 'CANCELLED',
+    // The small signal item, bounded by the deadline. A failed check is no cancel: the next check sees
+    // it, and the conditional final write keeps a cancelled run CANCELLED whatever the steps did.
+    isCancelled: async () => {
+      try {
+        return await deps.executions.cancelRequested(accountId, executionId, AbortSignal.timeout(Math.max(1, deadline - Date.now())));
+      } catch (error) {
+        log('warn', 'cancellation check failed', { ...ids, error: errorName(error) });
+        return false;
+      }
+    },
   };
   const scope = { input: execution.input, steps: {} as Record<string, { output: unknown }> };
-  let outcome: { status: 'SUCCEEDED'; output: unknown } | { status: 'FAILED'; error: string };
+  let outcome: Outcome;
+  let where = 'the run';
   try {
     for (const step of definition.steps) {
+      where = `step '${step.id}'`;
       if (await context.isCancelled()) throw new StepCancelled('cancelled');
       const model = deps.models.get(step.model);
       if (!model) throw new ModelFailure(`step '${step.id}': model '${step.model}' is not available`);
@@ -244,6 +323,7 @@ export async function executeSteps(
       assertStorable(output, MAX_STEP_VALUE_BYTES, `step '${step.id}': its output`);
       scope.steps[step.id] = { output };
     }
+    where = 'the execution output';
     outcome = {
       status: 'SUCCEEDED',
       output: resolveReferences(definition.output, scope, MAX_EXECUTION_OUTPUT_BYTES, 'the execution output'),
@@ -252,11 +332,15 @@ export async function executeSteps(
     if (error instanceof StepCancelled) outcome = { status: 'FAILED', error: 'cancelled' };
     else if (error instanceof DeadlineExceeded) outcome = { status: 'FAILED', error: tooLong };
     else if (error instanceof ModelFailure || error instanceof ValueLimitExceeded) outcome = { status: 'FAILED', error: error.message };
-    else throw error;
+    else {
+      // A dependency failing under a step (DynamoDB, Lambda, the network): the run ends, with the reason.
+      log('error', 'step failed on an internal error', { ...ids, where, error: errorName(error), message: (error as Error)?.message });
+      outcome = { status: 'FAILED', error: `${where}: stopped by an internal error (${errorName(error)})` };
+    }
   }
-  const finished = await deps.executions.finish(accountId, executionId, outcome, clock(deps));
-  // A cancel won the race: the execution stays CANCELLED.
-  return finished ?? (await deps.executions.get(accountId, executionId)) ?? execution;
+  const ended = await endRun(deps, execution, outcome, owner, deadline + FINAL_WRITE_WINDOW_MS);
+  // Not ours (a later attempt found our lease expired and failed it): as it stands.
+  return ended ?? (await deps.executions.get(accountId, executionId)) ?? execution;
 }
 
 /** A run's `input` (`null` when absent): 400 past its size limit, so every execution stays storable. */
@@ -275,6 +359,47 @@ export interface RunResult {
   readonly async: boolean;
 }
 
+class NoWebhookSecretYet extends Error {
+  override readonly name = 'NoWebhookSecretYet';
+}
+
+/**
+ * Sends the webhook of a run's terminal state, if it asked for one. Called only by whoever ended the run
+ * (its owner), so each run gets one. `makeSecret`: make the account's secret when it has none (the
+ * worker may; the workflows function only opens an existing one). Never throws: a failure is logged and
+ * counted.
+ */
+async function notify(deps: WorkflowDeps, record: ExecutionRecord, delivery: DeliveryOptions, makeSecret: boolean): Promise<void> {
+  if (!record.webhook_url || !TERMINAL.includes(record.status)) return;
+  const ids = { account_id: record.account_id, execution_id: record.execution_id };
+  let secret: string;
+  try {
+    secret = await deps.accounts.webhookSecret(
+      record.account_id,
+      makeSecret
+        ? newWebhookSecret
+        : () => {
+            throw new NoWebhookSecretYet('the account has no webhook secret yet');
+          },
+    );
+  } catch (error) {
+    countMetric(METRIC.webhookFailures);
+    log('warn', 'webhook not sent: no webhook secret to sign it with', { ...ids, error: errorName(error) });
+    return;
+  }
+  const type = `execution.${record.status.toLowerCase()}`;
+  const result = await deliverWebhook(record.webhook_url, secret, `msg_${record.execution_id}_${record.status.toLowerCase()}`, {
+    type,
+    data: toExecutionObject(record),
+  }, delivery);
+  countMetric(result.delivered ? METRIC.webhookDeliveries : METRIC.webhookFailures);
+  log(result.delivered ? 'info' : 'warn', result.delivered ? 'webhook delivered' : 'webhook failed', {
+    ...ids,
+    attempts: result.attempts,
+    last_status: result.lastStatus,
+  });
+}
+
 /** POST /workflows/{slug}/run: checks, then runs now (sync) or queues for the worker (async). */
 export async function runWorkflow(
   deps: WorkflowDeps,
@@ -283,6 +408,8 @@ export async function runWorkflow(
   rawBody: unknown,
   options: { async: boolean; startAsync: StartAsync },
 ): Promise<RunResult> {
+  // A sync run's budget counts from here: API Gateway's 29 s run from the request, not from the put.
+  const started = Date.now();
   const body = parseRunBody(rawBody);
   const head = await reachableHead(deps, actor, slug);
   if (head.deployed_version == null) {
@@ -301,6 +428,8 @@ export async function runWorkflow(
     }
   }
   const now = clock(deps);
+  // This request's attempt: it owns a sync run from the start, and an async run it has to fail.
+  const owner = newAttemptId();
   const record: ExecutionRecord = {
     account_id: actor.accountId,
     execution_id: newExecutionId(now),
@@ -310,28 +439,56 @@ export async function runWorkflow(
     status: options.async ? 'QUEUED' : 'RUNNING',
     input,
     created_at: now.toISOString(),
-    ...(options.async ? {} : { started_at: now.toISOString() }),
+    ...(options.async
+      ? {}
+      : { started_at: now.toISOString(), owner, lease_until: started + WORKFLOWS_TIMEOUT_SECONDS * 1000 + LEASE_MARGIN_MS }),
     key_id: actor.keyId,
     ...(body.webhook_url !== undefined ? { webhook_url: body.webhook_url } : {}),
     async: options.async,
   };
-  await deps.executions.create(record);
+  try {
+    await deps.executions.create(record);
+  } catch (error) {
+    // The put may have landed with every answer lost: never leave a run QUEUED or RUNNING behind it.
+    await endRun(deps, record, { status: 'FAILED', error: 'the run could not be stored' }, owner, Date.now(), ['QUEUED', 'RUNNING']).catch(
+      (cleanup: unknown) => log('error', 'a run that could not be stored could not be failed either', { account_id: record.account_id, execution_id: record.execution_id, error: errorName(cleanup) }),
+    );
+    throw error;
+  }
   if (options.async) {
     try {
       await options.startAsync(record);
     } catch (error) {
-      // Never leave an execution QUEUED that no worker will pick up.
-      await deps.executions.finish(actor.accountId, record.execution_id, { status: 'FAILED', error: 'the run could not be started' }, clock(deps), ['QUEUED']);
+      // Never leave an execution QUEUED that no worker will pick up; this request ended it, so it sends
+      // the webhook (one short attempt, to keep the failing request's latency bounded).
+      const failed = await endRun(deps, record, { status: 'FAILED', error: 'the run could not be started' }, owner, Date.now() + 2 * RUN_WRITE_BACKOFF_MS, ['QUEUED']).catch(
+        (cleanup: unknown) => {
+          log('error', 'a run that could not be started could not be failed either', { account_id: record.account_id, execution_id: record.execution_id, error: errorName(cleanup) });
+          return undefined;
+        },
+      );
+      if (failed?.status === 'FAILED' && failed.owner === owner) await notify(deps, failed, INLINE_WEBHOOK_DELIVERY, false);
       throw error;
     }
     return { execution: record, async: true };
   }
-  return { execution: await executeSteps(deps, record, definition, Date.now() + SYNC_BUDGET_MS, TOO_LONG_FOR_SYNC), async: false };
+  return { execution: await executeSteps(deps, record, definition, started + SYNC_BUDGET_MS, TOO_LONG_FOR_SYNC, owner), async: false };
+}
+
+export interface WorkOptions {
+  /** This attempt's id (the run's owner once claimed). @default a new one */
+  readonly owner?: string;
+  /** Epoch ms by which this attempt is certainly gone. @default the deadline, the worker's reserve and the margin */
+  readonly leaseUntil?: number;
 }
 
 /**
- * The worker's part of an async run: claim the QUEUED execution, run it, then send the webhook for its
- * terminal state. A retry after a crash finds it RUNNING and fails it rather than running twice.
+ * The worker's part of an async run, for one delivery of its event (Lambda delivers at least once, and
+ * retries a failed attempt). It claims the QUEUED run for this attempt with a lease, runs it, and sends
+ * the webhook of its end. A delivery that finds the run another attempt's leaves it while the lease is
+ * live; once the lease has expired that attempt is gone, and the delivery fails the run ("the run was
+ * interrupted") rather than running the steps twice. A run cancelled before any attempt took it gets
+ * its webhook from the first delivery to see it. The webhook of a run is sent only by whoever ended it.
  */
 export async function workExecution(
   deps: WorkflowDeps,
@@ -339,38 +496,54 @@ export async function workExecution(
   executionId: string,
   deadline: number,
   delivery: DeliveryOptions = {},
+  options: WorkOptions = {},
 ): Promise<ExecutionRecord | undefined> {
-  let record = await deps.executions.start(accountId, executionId, clock(deps));
-  if (record) {
-    const definition = (await deps.workflows.getVersion(accountId, record.workflow_slug, record.workflow_version))?.definition;
-    record = definition
-      ? await executeSteps(deps, record, definition, deadline, 'The run outlasted the worker’s time limit')
-      : await deps.executions.finish(accountId, executionId, { status: 'FAILED', error: 'the workflow version no longer exists' }, clock(deps));
-  } else {
-    const current = await deps.executions.get(accountId, executionId);
-    if (current?.status === 'RUNNING') {
-      // An earlier attempt died mid-run (Lambda retries async invocations): do not run the steps twice.
-      record = await deps.executions.finish(accountId, executionId, { status: 'FAILED', error: 'the run was interrupted' }, clock(deps));
-    } else {
-      record = current;
+  const owner = options.owner ?? newAttemptId();
+  const leaseUntil = options.leaseUntil ?? deadline + WORKER_RESERVE_MS + LEASE_MARGIN_MS;
+  const ids = { account_id: accountId, execution_id: executionId, attempt: owner };
+  const startBy = deadline + FINAL_WRITE_WINDOW_MS;
+  // The claim is idempotent for this owner, so retrying it after a lost answer is safe.
+  const claimed = await retried('the claim', ids, startBy, () => deps.executions.claim(accountId, executionId, owner, leaseUntil, clock(deps)));
+  if (claimed) {
+    let definition: Definition | undefined;
+    let reason = 'the workflow version no longer exists';
+    try {
+      definition = (await retried('reading the workflow version', ids, startBy, () => deps.workflows.getVersion(accountId, claimed.workflow_slug, claimed.workflow_version)))?.definition;
+    } catch (error) {
+      log('error', 'the workflow version could not be read', { ...ids, error: errorName(error) });
+      reason = `the workflow version could not be read (${errorName(error)})`;
     }
+    const ended = definition
+      ? await executeSteps(deps, claimed, definition, deadline, TOO_LONG_FOR_WORKER, owner)
+      : await endRun(deps, claimed, { status: 'FAILED', error: reason }, owner, startBy);
+    if (ended?.owner === owner) await notify(deps, ended, delivery, true);
+    return ended;
   }
-  if (record?.webhook_url && TERMINAL.includes(record.status)) {
-    const secret = await deps.accounts.webhookSecret(accountId, newWebhookSecret);
-    const type = `execution.${record.status.toLowerCase()}`;
-    const result = await deliverWebhook(record.webhook_url, secret, `msg_${record.execution_id}_${record.status.toLowerCase()}`, {
-      type,
-      data: toExecutionObject(record),
-    }, delivery);
-    countMetric(result.delivered ? METRIC.webhookDeliveries : METRIC.webhookFailures);
-    log(result.delivered ? 'info' : 'warn', result.delivered ? 'webhook delivered' : 'webhook failed', {
-      account_id: accountId,
-      execution_id: record.execution_id,
-      attempts: result.attempts,
-      last_status: result.lastStatus,
-    });
+  const current = await deps.executions.get(accountId, executionId);
+  if (current?.status === 'RUNNING') {
+    const now = clock(deps);
+    const legacyCutoff = new Date(now.getTime() - WORKER_TIMEOUT_SECONDS * 1000 - LEASE_MARGIN_MS);
+    const expired = current.lease_until !== undefined ? current.lease_until < now.getTime() : (current.started_at ?? '') < legacyCutoff.toISOString();
+    if (!expired) {
+      // A duplicate delivery: the attempt that holds the run is alive (or may be, until its lease ends).
+      log('info', 'the run is another attempt’s; this delivery leaves it', { ...ids, holder: current.owner ?? null, lease_until: current.lease_until ?? null });
+      return current;
+    }
+    // That attempt is gone (Lambda ended it): fail the run rather than run the steps twice.
+    const failed = await retried('failing an interrupted run', ids, startBy, () =>
+      deps.executions.failInterrupted(accountId, executionId, current.owner, owner, clock(deps), legacyCutoff),
+    );
+    if (failed) await notify(deps, failed, delivery, true);
+    return failed ?? (await deps.executions.get(accountId, executionId));
   }
-  return record;
+  if (current?.status === 'CANCELLED' && current.webhook_url && (current.owner === undefined || current.owner === owner)) {
+    // Cancelled before any attempt held it (or while this one's claim was answered late): the first
+    // delivery to take it sends the webhook.
+    const mine = await retried('taking a cancelled run', ids, startBy, () => deps.executions.claimCancelled(accountId, executionId, owner));
+    if (mine) await notify(deps, mine, delivery, true);
+    return mine ?? current;
+  }
+  return current;
 }
 
 // ——— Models ———

@@ -1,0 +1,35 @@
+/**
+ * The time limits of a run, apart from the services so the stack (lib/) can size the functions' timeouts
+ * from them without bundling the run code.
+ */
+
+/** How long a synchronous run may take, from the request reaching the workflows function: API Gateway gives up at 29 s. */
+export const SYNC_BUDGET_MS = 25_000;
+
+/**
+ * Kept after a sync run's budget to record its outcome: the final write, retried past the SDK's own
+ * attempts (each up to 4 × 1.5 s when DynamoDB does not answer), new attempts starting only within
+ * `FINAL_WRITE_WINDOW_MS` of the budget's end.
+ */
+export const SYNC_OUTCOME_RESERVE_MS = 20_000;
+
+/** How long after a run's deadline another attempt at its final write may start. */
+export const FINAL_WRITE_WINDOW_MS = 10_000;
+
+/** The workflows function's timeout: the sync budget and the reserve to record the outcome. */
+export const WORKFLOWS_TIMEOUT_SECONDS = Math.ceil((SYNC_BUDGET_MS + SYNC_OUTCOME_RESERVE_MS) / 1000);
+
+/**
+ * Added to a lease past the moment its holder is certainly gone (its function's timeout), against clock
+ * differences between function instances.
+ */
+export const LEASE_MARGIN_MS = 60_000;
+
+/** How often a running `sleep` checks for a cancel (one small read each). */
+export const CANCEL_POLL_MS = 500;
+
+/** The worker function's timeout (Lambda's longest). */
+export const WORKER_TIMEOUT_SECONDS = 900;
+
+/** Kept back from the worker's timeout to record a run's outcome and send its webhook. */
+export const WORKER_RESERVE_MS = 60_000;

@@ -1,0 +1,301 @@
+/**
+ * Issue #13 (reliability review), at the service level against DynamoDB Local, with the fault proxy in
+ * front of it where a fault is needed:
+ * - finding 4: a duplicate delivery of a worker's event leaves a run with a live lease alone; a lost
+ *   answer on the claim is the owner's to retry; only an expired lease lets a later delivery fail the
+ *   run; one webhook per run, from whoever ended it;
+ * - finding 6: an unexpected error inside a step ends the run FAILED with the reason;
+ * - finding 8: cancellation checks read a small signal item, not the execution;
+ * - finding 9: an async run that could not be started sends its `execution.failed` webhook.
+ */
+import { createHmac } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { createDocumentClient } from '../lambdas/shared/ddb.js';
+import { ModelRegistry, type Model } from '../lambdas/shared/models/registry.js';
+import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
+import { ExecutionsRepository } from '../lambdas/shared/repositories/executions.js';
+import { WorkflowsRepository } from '../lambdas/shared/repositories/workflows.js';
+import { LocalSecretBox } from '../lambdas/shared/secret-box.js';
+import { cancelExecution, listExecutions } from '../lambdas/shared/services/executions.js';
+import { createWorkflow, deployWorkflow, runWorkflow, workExecution, type WorkflowDeps } from '../lambdas/shared/services/workflows.js';
+import { ALLOW_LOOPBACK_ENV, newWebhookSecret } from '../lambdas/shared/webhooks.js';
+import { LOCAL_CREDENTIALS } from '../local-runner/dynamodb-local.js';
+import { LOCAL_REGION } from '../local-runner/stack.js';
+import { startCountingProxy, type CountingProxy } from './support/counting-proxy.js';
+import { createTestDb, testEndpoint, type TestDb } from './support/dynamodb.js';
+
+// Webhooks go to a receiver on this machine, as under the local runner.
+process.env[ALLOW_LOOPBACK_ENV] = 'true';
+
+let db: TestDb;
+let proxy: CountingProxy;
+const box = new LocalSecretBox(LocalSecretBox.newKey());
+
+interface Received {
+  readonly headers: IncomingHttpHeaders;
+  readonly body: string;
+}
+let receiver: Server;
+let hookUrl: string;
+const received: Received[] = [];
+
+function depsOn(doc: DynamoDBDocumentClient, models = new ModelRegistry()): WorkflowDeps {
+  return {
+    workflows: new WorkflowsRepository(doc, db.tables.workflows),
+    executions: new ExecutionsRepository(doc, db.tables.executions),
+    accounts: new AccountsRepository(doc, db.tables.accounts, box),
+    models,
+  };
+}
+let deps: WorkflowDeps;
+/** The same repositories, through the fault proxy, with the functions' own client settings. */
+let faulty: WorkflowDeps;
+
+beforeAll(async () => {
+  db = await createTestDb('exec-reliability');
+  proxy = await startCountingProxy(testEndpoint());
+  deps = depsOn(db.doc);
+  faulty = depsOn(createDocumentClient({ endpoint: proxy.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS }));
+  receiver = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      received.push({ headers: req.headers, body });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  hookUrl = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hooks`;
+});
+afterEach(() => proxy.clearFaults());
+afterAll(async () => {
+  await new Promise<void>((resolve) => receiver.close(() => resolve()));
+  await proxy?.close();
+  db?.close();
+});
+
+const SLEEPY = {
+  input_schema: { type: 'object', properties: { ms: { type: 'integer' } } },
+  steps: [
+    { id: 'nap', model: 'sleep', input: { ms: '$.input.ms' } },
+    { id: 'after', model: 'echo', input: { done: true } },
+  ],
+  output: '$.steps.after.output',
+};
+
+let accounts = 0;
+/** A new account with the sleepy workflow deployed and a webhook secret made (as GET /webhooks/secret would). */
+async function account(definition: unknown = SLEEPY, on: WorkflowDeps = deps) {
+  const accountId = `acct_rel_${++accounts}_${Date.now().toString(36)}`;
+  await deps.accounts.create(accountId, 'business', new Date());
+  const secret = await deps.accounts.webhookSecret(accountId, newWebhookSecret);
+  const actor = { accountId, keyId: 'key_rel', workspaces: ['*'] };
+  await createWorkflow(on, actor, { slug: 'wf', name: 'wf', definition });
+  await deployWorkflow(on, actor, 'wf');
+  return { accountId, actor, secret };
+}
+
+/** An async run left QUEUED (its worker event is ours to deliver). */
+async function queued(actor: { accountId: string; keyId: string; workspaces: string[] }, input: unknown, webhook = true): Promise<string> {
+  const { execution } = await runWorkflow(deps, actor, 'wf', { input, ...(webhook ? { webhook_url: hookUrl } : {}) }, {
+    async: true,
+    startAsync: async () => {},
+  });
+  return execution.execution_id;
+}
+
+const FAST_DELIVERY = { maxAttempts: 1, timeoutMs: 2000 };
+const deliveriesOf = (executionId: string) =>
+  received.filter((r) => String(r.headers['webhook-id']).includes(executionId)).map((r) => JSON.parse(r.body) as { type: string; data: Record<string, unknown> });
+
+async function until(what: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await what())) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+async function stored(accountId: string, executionId: string): Promise<Record<string, unknown>> {
+  const out = await db.doc.send(new GetCommand({ TableName: db.tables.executions, Key: { account_id: accountId, execution_id: executionId }, ConsistentRead: true }));
+  return out.Item!;
+}
+
+describe('finding 4: the worker claims a run with an owner and a lease', () => {
+  it('a duplicate delivery while the first attempt runs leaves the run alone: it ends SUCCEEDED, with one webhook', async () => {
+    const { accountId, actor } = await account();
+    const id = await queued(actor, { ms: 1500 });
+    const first = workExecution(deps, accountId, id, Date.now() + 60_000, FAST_DELIVERY);
+    await until(async () => (await stored(accountId, id))['status'] === 'RUNNING');
+    await new Promise((r) => setTimeout(r, 300));
+    // Lambda delivers at least once: the same event again, while the first attempt is mid-sleep.
+    const duplicate = await workExecution(deps, accountId, id, Date.now() + 60_000, FAST_DELIVERY);
+    expect(duplicate?.status).not.toBe('FAILED');
+    expect((await stored(accountId, id))['status']).toBe('RUNNING');
+    expect(await first).toMatchObject({ status: 'SUCCEEDED', output: { done: true } });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(deliveriesOf(id).map((d) => d.type)).toEqual(['execution.succeeded']);
+  });
+
+  it('two deliveries at once: one runs the steps, the other leaves; one webhook', async () => {
+    const { accountId, actor } = await account();
+    const id = await queued(actor, { ms: 300 });
+    await Promise.all([workExecution(deps, accountId, id, Date.now() + 60_000, FAST_DELIVERY), workExecution(deps, accountId, id, Date.now() + 60_000, FAST_DELIVERY)]);
+    expect(await stored(accountId, id)).toMatchObject({ status: 'SUCCEEDED', output: { done: true } });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(deliveriesOf(id).map((d) => d.type)).toEqual(['execution.succeeded']);
+  });
+
+  it('a lost answer on the QUEUED → RUNNING claim: the SDK’s retried claim is the owner’s, and the steps run', async () => {
+    const { accountId, actor } = await account();
+    const id = await queued(actor, { ms: 200 });
+    proxy.reset();
+    proxy.inject({ operation: 'UpdateItem', table: db.tables.executions, fault: 'lose-response', times: 1 });
+    const record = await workExecution(faulty, accountId, id, Date.now() + 60_000, FAST_DELIVERY);
+    expect(proxy.injected()).toBe(1);
+    expect(record).toMatchObject({ status: 'SUCCEEDED', output: { done: true } });
+    expect(await stored(accountId, id)).toMatchObject({ status: 'SUCCEEDED', output: { done: true }, ttl: expect.any(Number) });
+    expect(deliveriesOf(id).map((d) => d.type)).toEqual(['execution.succeeded']);
+  });
+
+  it('an expired lease means the attempt died: a later delivery fails the run as interrupted, and sends the one webhook', async () => {
+    const { accountId, actor } = await account();
+    const id = await queued(actor, { ms: 200 });
+    // An attempt that claimed the run and died long ago.
+    await db.doc.send(
+      new UpdateCommand({
+        TableName: db.tables.executions,
+        Key: { account_id: accountId, execution_id: id },
+        UpdateExpression: 'SET #s = :r, started_at = :t, #o = :o, lease_until = :l',
+        ExpressionAttributeNames: { '#s': 'status', '#o': 'owner' },
+        ExpressionAttributeValues: { ':r': 'RUNNING', ':t': new Date(Date.now() - 20 * 60_000).toISOString(), ':o': 'att_dead', ':l': Date.now() - 1000 },
+      }),
+    );
+    const record = await workExecution(deps, accountId, id, Date.now() + 60_000, FAST_DELIVERY);
+    expect(record).toMatchObject({ status: 'FAILED', error: 'the run was interrupted' });
+    expect(await stored(accountId, id)).toMatchObject({ status: 'FAILED', ttl: expect.any(Number) });
+    // A third delivery finds it finished by someone else: no second webhook.
+    await workExecution(deps, accountId, id, Date.now() + 60_000, FAST_DELIVERY);
+    expect(deliveriesOf(id).map((d) => d.type)).toEqual(['execution.failed']);
+  });
+
+  it('a run cancelled while QUEUED: of two deliveries, exactly one sends execution.cancelled', async () => {
+    const { accountId, actor } = await account();
+    const id = await queued(actor, { ms: 200 });
+    expect(await cancelExecution(deps, actor, id)).toMatchObject({ status: 'CANCELLED' });
+    await Promise.all([workExecution(deps, accountId, id, Date.now() + 60_000, FAST_DELIVERY), workExecution(deps, accountId, id, Date.now() + 60_000, FAST_DELIVERY)]);
+    expect((await stored(accountId, id))['status']).toBe('CANCELLED');
+    expect(deliveriesOf(id).map((d) => d.type)).toEqual(['execution.cancelled']);
+  });
+});
+
+describe('finding 6: every path that can end a run ends it', () => {
+  it('an unexpected error inside a step fails the run with the reason, instead of escaping and leaving it RUNNING', async () => {
+    const builtIns = new ModelRegistry();
+    const broken: Model = {
+      id: 'flaky',
+      description: 'throws what a dependency might',
+      input_schema: {},
+      run: async () => {
+        throw Object.assign(new Error('socket hang up'), { name: 'TimeoutError' });
+      },
+    };
+    const models = { get: (id: string) => (id === 'flaky' ? broken : builtIns.get(id)), list: () => builtIns.list() } as unknown as ModelRegistry;
+    const on = depsOn(db.doc, models);
+    const { accountId, actor } = await account(
+      { input_schema: {}, steps: [{ id: 'first', model: 'echo', input: 1 }, { id: 'shaky', model: 'flaky', input: {} }], output: '$.steps.shaky.output' },
+      on,
+    );
+    const { execution } = await runWorkflow(on, actor, 'wf', { input: {} }, { async: false, startAsync: async () => {} });
+    expect(execution).toMatchObject({ status: 'FAILED', error: expect.stringContaining("step 'shaky'") });
+    expect(await stored(accountId, execution.execution_id)).toMatchObject({ status: 'FAILED', ttl: expect.any(Number) });
+  });
+});
+
+describe('finding 8: what a cancellation check costs', () => {
+  /** A client that asks DynamoDB for the consumed capacity of each GetItem and notes it with the key read. */
+  function measured() {
+    const client = new DynamoDBClient({ endpoint: testEndpoint(), region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
+    const reads: { table: string; key: Record<string, unknown>; units: number }[] = [];
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as Record<string, unknown>;
+        if (context.commandName !== 'GetItemCommand') return next(args);
+        input['ReturnConsumedCapacity'] = 'TOTAL';
+        const out = await next(args);
+        const units = (out.output as { ConsumedCapacity?: { CapacityUnits?: number } }).ConsumedCapacity?.CapacityUnits ?? 0;
+        reads.push({ table: String(input['TableName']), key: input['Key'] as Record<string, unknown>, units });
+        return out;
+      },
+      { step: 'initialize', name: 'measureReads' },
+    );
+    return { doc: DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }), reads, close: () => client.destroy() };
+  }
+
+  it('a 3 s sleep on a 120 KB input: the checks read a small item, a few read units in all (not ~30 per check)', async () => {
+    const m = measured();
+    try {
+      const on = depsOn(m.doc);
+      const { actor } = await account(SLEEPY, on);
+      m.reads.length = 0;
+      const { execution } = await runWorkflow(on, actor, 'wf', { input: { ms: 3000, blob: 'x'.repeat(120 * 1024) } }, { async: false, startAsync: async () => {} });
+      expect(execution.status).toBe('SUCCEEDED');
+      const checks = m.reads.filter((r) => r.table === db.tables.executions);
+      const units = checks.reduce((s, r) => s + r.units, 0);
+      // Two step starts and one check every 500 ms of the sleep, each of one read unit.
+      expect({ checks: checks.length, units }).toEqual({ checks: expect.any(Number), units: checks.length });
+      expect(checks.length).toBeLessThanOrEqual(9);
+      expect(checks.every((r) => r.key['execution_id'] === execution.execution_id && r.key['account_id'] !== actor.accountId)).toBe(true);
+    } finally {
+      m.close();
+    }
+  });
+
+  it('the cancellation signal shows in neither list: by account, nor by workflow', async () => {
+    const { actor } = await account();
+    const ids = [await queued(actor, { ms: 10 }, false), await queued(actor, { ms: 10 }, false)];
+    await cancelExecution(deps, actor, ids[0]!);
+    for (const query of [null, { workflow: 'wf' }, { status: 'CANCELLED' }]) {
+      const page = await listExecutions(deps, actor, query, 50);
+      expect(page.items.map((e) => e.execution_id).sort()).toEqual(query?.status ? [ids[0]] : [...ids].sort());
+      expect(page.items.every((e) => e.workflow_slug === 'wf')).toBe(true);
+    }
+  });
+});
+
+describe('finding 9: an async run that could not be started', () => {
+  const down = async () => {
+    throw new Error('Lambda is unavailable');
+  };
+
+  it('is FAILED, and its execution.failed webhook goes out, signed with the account’s secret', async () => {
+    const { actor, secret } = await account();
+    await expect(runWorkflow(deps, actor, 'wf', { input: { ms: 1 }, webhook_url: hookUrl }, { async: true, startAsync: down })).rejects.toThrow(/unavailable/);
+    const [execution] = (await deps.executions.list(actor.accountId, {}, 10)).items;
+    expect(execution).toMatchObject({ status: 'FAILED', error: 'the run could not be started' });
+    const deliveries = received.filter((r) => String(r.headers['webhook-id']).includes(execution!.execution_id));
+    expect(deliveries).toHaveLength(1);
+    const delivery = deliveries[0]!;
+    const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
+    const signed = createHmac('sha256', key).update(`${String(delivery.headers['webhook-id'])}.${String(delivery.headers['webhook-timestamp'])}.${delivery.body}`).digest('base64');
+    expect(String(delivery.headers['webhook-signature']).split(' ')).toContain(`v1,${signed}`);
+    expect(JSON.parse(delivery.body)).toMatchObject({ type: 'execution.failed', data: { status: 'FAILED', error: 'the run could not be started' } });
+  });
+
+  it('a receiver that does not answer holds the request for one short attempt only', async () => {
+    const silent = createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const { actor } = await account();
+      const url = `http://127.0.0.1:${(silent.address() as { port: number }).port}/hooks`;
+      const started = Date.now();
+      await expect(runWorkflow(deps, actor, 'wf', { input: { ms: 1 }, webhook_url: url }, { async: true, startAsync: down })).rejects.toThrow(/unavailable/);
+      expect(Date.now() - started).toBeLessThan(4000);
+    } finally {
+      silent.closeAllConnections();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
+});
