@@ -252,7 +252,7 @@ export class KnoudsApiStack extends Stack {
       },
     });
     grantTable(usageTable, workflowsFn, ['dynamodb:UpdateItem']);
-    grantTable(workflowsTable, workflowsFn, ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']);
+    grantTable(workflowsTable, workflowsFn, ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem']);
     grantTable(executionsTable, workflowsFn, ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
     // A run it cannot hand to the worker, it fails and sends the webhook of: it opens the account's
     // existing secret (never makes one, so no kms:Encrypt and no write to the accounts table).

@@ -48,7 +48,7 @@ describe('tables', () => {
     expect(policies).toEqual(['Delete', 'Delete', 'Delete', 'Delete', 'Delete']);
   });
 
-  it('keys: pk, TTL, and the by-account index; usage and executions expire by TTL', () => {
+  it('keys: pk, TTL, the by-account index and the sparse slot index; usage and executions expire by TTL', () => {
     const keys = table('DataKeysTable').Properties;
     expect(keys['KeySchema']).toEqual([{ AttributeName: 'pk', KeyType: 'HASH' }]);
     expect(keys['TimeToLiveSpecification']).toEqual({ AttributeName: 'ttl', Enabled: true });
@@ -57,6 +57,15 @@ describe('tables', () => {
         IndexName: 'by-account',
         KeySchema: [
           { AttributeName: 'account_id', KeyType: 'HASH' },
+          { AttributeName: 'created_at', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      },
+      {
+        // Sparse: only keys holding a slot carry slot_account, so listing active keys reads no history.
+        IndexName: 'by-account-slot',
+        KeySchema: [
+          { AttributeName: 'slot_account', KeyType: 'HASH' },
           { AttributeName: 'created_at', KeyType: 'RANGE' },
         ],
         Projection: { ProjectionType: 'ALL' },
@@ -246,6 +255,7 @@ describe('least-privilege IAM', () => {
     expect(all).not.toMatch(/:\*"/);
     expect(statementsOf('KeysFunction').find((st) => st.actions.includes('dynamodb:Query') && st.resource.includes('DataKeysTable'))!.resource).toContain('/index/by-account');
     expect(statementsOf('ExecutionsFunction').find((st) => st.actions.includes('dynamodb:Query'))!.resource).toContain('/index/by-workflow');
+    expect(JSON.stringify(statementsOf('KeysFunction'))).toContain('/index/by-account-slot');
   });
   const keysTable = logicalId('AWS::DynamoDB::GlobalTable', 'DataKeysTable');
 
@@ -315,7 +325,6 @@ describe('least-privilege IAM', () => {
     expect(tablesOf('WorkflowsFunction')).toEqual({
       Usage: ['dynamodb:UpdateItem'],
       Workflows: [
-        'dynamodb:BatchWriteItem',
         'dynamodb:DeleteItem',
         'dynamodb:GetItem',
         'dynamodb:PutItem',
