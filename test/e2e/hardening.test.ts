@@ -5,30 +5,23 @@
  * bodies nested past 32 levels and page tokens the API did not issue are 400; a tier change reaches every
  * key, however far the index lags behind.
  */
-import { startCountingProxy, type CountingProxy } from '../support/counting-proxy.js';
-import { testEndpoint } from '../support/dynamodb.js';
-import type { Reply } from '../support/http.js';
-import { startTestStack, type TestStack } from '../support/stack.js';
+import type { CountingProxy } from '../support/counting-proxy.js';
+import { expectError, type Reply } from '../support/http.js';
+import { startTestStackBehindProxy, type TestStack } from '../support/stack.js';
 
 let proxy: CountingProxy;
 let t: TestStack;
+let close: () => Promise<void>;
 let admin: string;
 let accountId: string;
 
 beforeAll(async () => {
-  proxy = await startCountingProxy(testEndpoint());
-  t = await startTestStack('e2e-hardening', { dynamodbEndpoint: proxy.endpoint });
+  ({ t, proxy, close } = await startTestStackBehindProxy('e2e-hardening'));
   ({ key: admin, accountId } = await t.account('business'));
 }, 60_000);
 afterEach(() => proxy.clearFaults());
-afterAll(async () => {
-  await t?.close();
-  await proxy?.close();
-});
+afterAll(() => close?.());
 
-function expectError(reply: Reply, status: number, code: string, extra: Record<string, unknown> = {}) {
-  expect({ status: reply.status, body: reply.body }).toEqual({ status, body: expect.objectContaining({ error: expect.any(String), code, ...extra }) });
-}
 
 async function deploy(slug: string, definition: unknown, key = admin): Promise<void> {
   const created = await t.api(key, 'POST', '/workflows', { slug, name: slug, definition });

@@ -4,21 +4,17 @@
  * limit's worth of items (counted as DynamoDB bills them: the Query's ScannedCount, at the proxy).
  */
 import { BatchWriteCommand } from '@aws-sdk/lib-dynamodb';
-import { startCountingProxy, type CountingProxy } from '../support/counting-proxy.js';
-import { testEndpoint } from '../support/dynamodb.js';
-import { startTestStack, type TestStack } from '../support/stack.js';
+import type { CountingProxy } from '../support/counting-proxy.js';
+import { startTestStackBehindProxy, type TestStack } from '../support/stack.js';
 
 let proxy: CountingProxy;
 let t: TestStack;
+let close: () => Promise<void>;
 
 beforeAll(async () => {
-  proxy = await startCountingProxy(testEndpoint());
-  t = await startTestStack('e2e-history-cost', { dynamodbEndpoint: proxy.endpoint });
+  ({ t, proxy, close } = await startTestStackBehindProxy('e2e-history-cost'));
 }, 60_000);
-afterAll(async () => {
-  await t?.close();
-  await proxy?.close();
-});
+afterAll(() => close?.());
 
 const HISTORY = 3000;
 

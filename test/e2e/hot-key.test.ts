@@ -5,21 +5,17 @@
  * Only refusals are cached: the limit stays exact.
  */
 import { createKey } from '../../lambdas/shared/services/keys.js';
-import { startCountingProxy, type CountingProxy } from '../support/counting-proxy.js';
-import { testEndpoint } from '../support/dynamodb.js';
-import { startTestStack, type TestStack } from '../support/stack.js';
+import type { CountingProxy } from '../support/counting-proxy.js';
+import { startTestStackBehindProxy, type TestStack } from '../support/stack.js';
 
 let proxy: CountingProxy;
 let t: TestStack;
+let close: () => Promise<void>;
 
 beforeAll(async () => {
-  proxy = await startCountingProxy(testEndpoint());
-  t = await startTestStack('e2e-hot-key', { dynamodbEndpoint: proxy.endpoint });
+  ({ t, proxy, close } = await startTestStackBehindProxy('e2e-hot-key'));
 }, 60_000);
-afterAll(async () => {
-  await t?.close();
-  await proxy?.close();
-});
+afterAll(() => close?.());
 
 it('refusals past the limit are answered without a counter write, and the limit stays exact', async () => {
   const { accountId } = await t.account('business');

@@ -7,27 +7,20 @@
  */
 import { UsageRepository } from '../../lambdas/shared/repositories/usage.js';
 import { createKey, revokeKey, rotateKey, updateKey } from '../../lambdas/shared/services/keys.js';
-import { startCountingProxy, type CountingProxy } from '../support/counting-proxy.js';
-import { testEndpoint } from '../support/dynamodb.js';
-import type { Reply } from '../support/http.js';
-import { startTestStack, type TestStack } from '../support/stack.js';
+import type { CountingProxy } from '../support/counting-proxy.js';
+import { expectError } from '../support/http.js';
+import { startTestStackBehindProxy, type TestStack } from '../support/stack.js';
 
 let proxy: CountingProxy;
 let t: TestStack;
+let close: () => Promise<void>;
 
 beforeAll(async () => {
-  proxy = await startCountingProxy(testEndpoint());
-  t = await startTestStack('e2e-key-races', { dynamodbEndpoint: proxy.endpoint });
+  ({ t, proxy, close } = await startTestStackBehindProxy('e2e-key-races'));
 }, 60_000);
 afterEach(() => proxy.clearFaults());
-afterAll(async () => {
-  await t?.close();
-  await proxy?.close();
-});
+afterAll(() => close?.());
 
-function expectError(reply: Reply, status: number, code: string, extra: Record<string, unknown> = {}) {
-  expect({ status: reply.status, body: reply.body }).toEqual({ status, body: expect.objectContaining({ error: expect.any(String), code, ...extra }) });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const keysTable = () => t.stack.state.tables.keys;

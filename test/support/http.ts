@@ -24,3 +24,11 @@ export async function call(
   }
   return { status: response.status, headers: response.headers, body, text };
 }
+
+/** The reply is the contract's error (API.md §3): this status and code, these extra fields, any others. */
+export function expectError(reply: Reply, status: number, code: string, extra: Record<string, unknown> = {}): void {
+  expect({ status: reply.status, body: reply.body }).toEqual({
+    status,
+    body: expect.objectContaining({ error: expect.any(String), code, ...extra }),
+  });
+}

@@ -6,6 +6,7 @@ import { UsageRepository } from '../../lambdas/shared/repositories/usage.js';
 import { createKey, type KeyServiceDeps } from '../../lambdas/shared/services/keys.js';
 import type { TierName } from '../../lambdas/shared/settings.js';
 import { startLocalStack, type LocalStack, type LocalStackOptions } from '../../local-runner/stack.js';
+import { startCountingProxy, type CountingProxy } from './counting-proxy.js';
 import { testEndpoint, uniquePrefix } from './dynamodb.js';
 import { call, type Reply } from './http.js';
 import { TEST_CDK_OUT } from './paths.js';
@@ -73,5 +74,25 @@ export async function startTestStack(name: string, options: Partial<LocalStackOp
       return JSON.stringify(out);
     },
     close: () => stack.close(),
+  };
+}
+
+/**
+ * A test stack whose DynamoDB calls all pass through a counting, fault-injecting proxy (see
+ * counting-proxy.ts); `close` stops both.
+ */
+export async function startTestStackBehindProxy(
+  name: string,
+  options: Partial<LocalStackOptions> = {},
+): Promise<{ t: TestStack; proxy: CountingProxy; close(): Promise<void> }> {
+  const proxy = await startCountingProxy(testEndpoint());
+  const t = await startTestStack(name, { ...options, dynamodbEndpoint: proxy.endpoint });
+  return {
+    t,
+    proxy,
+    close: async () => {
+      await t.close();
+      await proxy.close();
+    },
   };
 }
