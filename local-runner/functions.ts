@@ -18,6 +18,31 @@ export class FunctionError extends Error {
   }
 }
 
+/**
+ * Lambda's payload limits, in bytes, as its answers state them: a synchronous invocation's request
+ * ("Request must be smaller than 6291456 bytes for the InvokeFunction operation"), its response
+ * ("Response payload size exceeded maximum allowed payload size (6291556 bytes)."), and an asynchronous
+ * (`Event`) invocation's request (1 MB since 2025; 256 KB before).
+ */
+export const MAX_SYNC_REQUEST_BYTES = 6 * 1024 * 1024;
+export const MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100;
+export const MAX_ASYNC_REQUEST_BYTES = 1024 * 1024;
+
+/** Lambda refused an invocation whose payload is over its limit (413 RequestEntityTooLargeException); nothing ran. */
+export class RequestTooLargeError extends Error {
+  constructor(
+    readonly bytes: number,
+    readonly invocationType: 'RequestResponse' | 'Event',
+  ) {
+    super(
+      invocationType === 'Event'
+        ? `${bytes} byte payload is too large for the Event invocation type (limit ${MAX_ASYNC_REQUEST_BYTES} bytes)`
+        : `Request must be smaller than ${MAX_SYNC_REQUEST_BYTES} bytes for the InvokeFunction operation`,
+    );
+    this.name = 'RequestEntityTooLargeException';
+  }
+}
+
 export type LogSink = (functionId: string, line: string) => void;
 
 interface Instance {
@@ -105,9 +130,18 @@ export class FunctionPool {
     else this.idle.push(instance);
   }
 
-  /** Invokes the function; resolves with its return value, rejects with FunctionError on any failure. */
+  /**
+   * Invokes the function; resolves with its return value, rejects with FunctionError on any failure
+   * (a result whose JSON is over Lambda's response limit fails as `Function.ResponseSizeTooLarge`), or
+   * with RequestTooLargeError, before any instance is used, for an event whose JSON is over Lambda's
+   * synchronous request limit.
+   */
   async invoke(event: unknown): Promise<unknown> {
     if (this.closed) throw new FunctionError('Closed', 'the local stack is stopping');
+    // As Lambda does, the event travels as JSON (one string: far cheaper to post than an object graph).
+    const payload: string | undefined = JSON.stringify(event);
+    const payloadBytes = Buffer.byteLength(payload ?? '');
+    if (payloadBytes > MAX_SYNC_REQUEST_BYTES) throw new RequestTooLargeError(payloadBytes, 'RequestResponse');
     const instance = await this.acquire();
     instance.busy = true;
     try {
@@ -130,7 +164,15 @@ export class FunctionPool {
         if (m.id !== id) return;
         finish();
         this.release(instance);
-        if (m.ok) resolve(m.result === undefined ? undefined : (JSON.parse(m.result) as unknown));
+        if (m.ok && m.result !== undefined && Buffer.byteLength(m.result) > MAX_RESPONSE_BYTES) {
+          // The handler returned, but Lambda cannot hand the result back: the invocation fails.
+          reject(
+            new FunctionError(
+              'Function.ResponseSizeTooLarge',
+              `Response payload size exceeded maximum allowed payload size (${MAX_RESPONSE_BYTES} bytes).`,
+            ),
+          );
+        } else if (m.ok) resolve(m.result === undefined ? undefined : (JSON.parse(m.result) as unknown));
         else reject(new FunctionError(m.error?.name ?? 'Error', m.error?.message ?? 'function failed'));
       };
       const onExit = () => {
@@ -147,8 +189,7 @@ export class FunctionPool {
       }, timeoutMs);
       instance.worker.on('message', onMessage);
       instance.worker.on('exit', onExit);
-      // As Lambda does, the event travels as JSON (one string: far cheaper to post than an object graph).
-      instance.worker.postMessage({ id, payload: JSON.stringify(event), requestId: randomUUID(), deadline: Date.now() + timeoutMs });
+      instance.worker.postMessage({ id, payload, requestId: randomUUID(), deadline: Date.now() + timeoutMs });
     });
   }
 

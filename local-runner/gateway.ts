@@ -10,11 +10,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { FunctionError } from './functions.js';
+import { FunctionError, RequestTooLargeError } from './functions.js';
 import type { AuthorizerDef, GatewayResponseDef, LocalApiModel, MethodDef } from './template.js';
 
 export const API_ID = 'local';
-/** API Gateway's payload limit. */
+/** API Gateway's payload limit (Lambda's 6 MB limits on the proxy event and result: see functions.ts). */
 export const MAX_BODY_BYTES = 10 * 1024 * 1024;
 
 export type Invoke = (functionId: string, event: unknown) => Promise<unknown>;
@@ -352,7 +352,16 @@ export function createGateway(options: GatewayOptions): (req: IncomingMessage, r
     let result: unknown;
     try {
       result = await invoke(integration.functionId, event);
-    } catch {
+    } catch (error) {
+      // The proxy event (body, headers, request context: the whole JSON) is over Lambda's 6 MB request
+      // limit: Lambda refuses the invoke with 413 and API Gateway answers 413 "Request Too Long" (as for
+      // its own 10 MB limit); the function never runs.
+      if (error instanceof RequestTooLargeError) return gatewayReply('REQUEST_TOO_LARGE', requestId, 'Request Too Long');
+      // The function's result is over Lambda's 6 MB response limit: the invocation fails and API Gateway
+      // answers its INTEGRATION_FAILURE response (502 "Internal server error" unless the API sets one).
+      if (error instanceof FunctionError && error.errorName === 'Function.ResponseSizeTooLarge') {
+        return gatewayReply('INTEGRATION_FAILURE', requestId, 'Internal server error', 502);
+      }
       return gatewayReply('DEFAULT_5XX', requestId, 'Internal server error', 502);
     }
     const r = result as {

@@ -3,7 +3,9 @@
  * async runs to the worker; models may be the deployer's functions): `POST
  * /2015-03-31/functions/{name}/invocations`, synchronous (`RequestResponse`) or asynchronous (`Event`,
  * answered 202 and run in the background with Lambda's two retries). The functions' SDK reaches it
- * through the standard `AWS_ENDPOINT_URL_LAMBDA`.
+ * through the standard `AWS_ENDPOINT_URL_LAMBDA`. Lambda's payload limits hold: a request over 6 MB
+ * (synchronous) or 1 MB (`Event`) is refused with 413 RequestEntityTooLargeException, and a result over
+ * 6 MB comes back as the function error `Function.ResponseSizeTooLarge`.
  *
  * Only the functions the runner started may call it (security review #12, finding 11): each has its own
  * secret key and session token, and every request must be signed with them (SigV4, checked as AWS does;
@@ -11,7 +13,7 @@
  * refusal is logged (without the token or the signature).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { FunctionError } from './functions.js';
+import { FunctionError, MAX_ASYNC_REQUEST_BYTES, MAX_SYNC_REQUEST_BYTES, RequestTooLargeError } from './functions.js';
 import { isRefusal, SigV4Verifier, type Refusal, type SigningIdentity } from './sigv4.js';
 
 export type Invoke = (functionId: string, event: unknown) => Promise<unknown>;
@@ -79,6 +81,13 @@ export function createLambdaApi(options: LambdaApiOptions) {
       if (!functionId) {
         return reply(404, { message: `Function not found: ${name}` }, { 'x-amzn-ErrorType': 'ResourceNotFoundException' });
       }
+      const type = String(req.headers['x-amz-invocation-type'] ?? 'RequestResponse');
+      // Lambda's request limits: 6 MB for a synchronous invocation, 1 MB for an asynchronous one.
+      const tooLarge = (error: RequestTooLargeError) =>
+        reply(413, { Type: 'User', message: error.message }, { 'x-amzn-ErrorType': 'RequestEntityTooLargeException' });
+      if (raw.length > (type === 'Event' ? MAX_ASYNC_REQUEST_BYTES : MAX_SYNC_REQUEST_BYTES)) {
+        return tooLarge(new RequestTooLargeError(raw.length, type === 'Event' ? 'Event' : 'RequestResponse'));
+      }
       let event: unknown;
       const text = raw.toString('utf8');
       try {
@@ -86,7 +95,6 @@ export function createLambdaApi(options: LambdaApiOptions) {
       } catch {
         return reply(400, { message: 'Could not parse request body into json' }, { 'x-amzn-ErrorType': 'InvalidRequestContentException' });
       }
-      const type = String(req.headers['x-amz-invocation-type'] ?? 'RequestResponse');
       if (type === 'Event') {
         const deliveries = Math.random() < (options.duplicateDeliveryRate ?? 0) ? 2 : 1;
         for (let i = 0; i < deliveries; i++) {
@@ -98,6 +106,8 @@ export function createLambdaApi(options: LambdaApiOptions) {
       options.invoke(functionId, event).then(
         (value) => reply(200, value === undefined ? 'null' : JSON.stringify(value), { 'x-amz-executed-version': '$LATEST' }),
         (error: unknown) => {
+          // The event re-serialized can differ from the body sent (`1e2` becomes `100`).
+          if (error instanceof RequestTooLargeError) return tooLarge(error);
           const e = error instanceof FunctionError ? { errorType: error.errorName, errorMessage: error.message } : { errorType: 'Error', errorMessage: String(error) };
           reply(200, e, { 'x-amz-function-error': 'Unhandled', 'x-amz-executed-version': '$LATEST' });
         },

@@ -67,9 +67,17 @@ export function cancellationReasons(error: unknown): string[] | undefined {
   return reasons.map((r) => r.Code ?? 'None');
 }
 
+/** Contract §4: a list page holds at most 1 MB (fewer items, with a `next_token`). */
+export const MAX_PAGE_BYTES = 1024 * 1024;
+/** What a page's items may take of it: the rest is left for the envelope (`{"items":[…],"next_token":…}`). */
+const PAGE_ITEMS_BYTES = MAX_PAGE_BYTES - 4 * 1024;
+
 /**
  * One page of a Query with a FilterExpression, filled up to `limit` items (DynamoDB applies `Limit`
- * before the filter, so a single call can return fewer). `more` says whether items may follow.
+ * before the filter, so a single call can return fewer) and cut before the items' JSON would pass
+ * 1 MB (each item counted as read, before any field is dropped: never less than what a reply shows);
+ * it always holds at least one item when one matches. `more` says whether items may follow: a page cut
+ * by size says so, and the caller's token, built from the last item returned, resumes right after it.
  */
 export async function queryPage(
   doc: DynamoDBDocumentClient,
@@ -78,10 +86,16 @@ export async function queryPage(
   start?: Record<string, unknown>,
 ): Promise<{ items: Record<string, unknown>[]; more: boolean }> {
   const items: Record<string, unknown>[] = [];
+  let bytes = 0;
   let from = start;
   do {
     const out = await doc.send(new QueryCommand({ ...input, Limit: limit - items.length, ExclusiveStartKey: from }));
-    items.push(...(out.Items ?? []));
+    for (const item of out.Items ?? []) {
+      const size = Buffer.byteLength(JSON.stringify(item)) + 1;
+      if (items.length > 0 && bytes + size > PAGE_ITEMS_BYTES) return { items, more: true };
+      items.push(item);
+      bytes += size;
+    }
     from = out.LastEvaluatedKey;
   } while (from && items.length < limit);
   return { items, more: from !== undefined };
