@@ -79,17 +79,25 @@ const PAGE_ITEMS_BYTES = MAX_PAGE_BYTES - 4 * 1024;
  * it always holds at least one item when one matches. `more` says whether items may follow: a page cut
  * by size says so, and the caller's token, built from the last item returned, resumes right after it.
  */
+/**
+ * Items one list page may read (before filters): a filtered list of a long history answers a short (even
+ * empty) page with a `next_token` rather than read on until the function times out.
+ */
+export const MAX_ITEMS_READ_PER_PAGE = 1000;
+
 export async function queryPage(
   doc: DynamoDBDocumentClient,
   input: Omit<QueryCommandInput, 'Limit' | 'ExclusiveStartKey'>,
   limit: number,
   start?: Record<string, unknown>,
-): Promise<{ items: Record<string, unknown>[]; more: boolean }> {
+): Promise<{ items: Record<string, unknown>[]; more: boolean; resumeAfter?: Record<string, unknown> }> {
   const items: Record<string, unknown>[] = [];
   let bytes = 0;
+  let read = 0;
   let from = start;
   do {
     const out = await doc.send(new QueryCommand({ ...input, Limit: limit - items.length, ExclusiveStartKey: from }));
+    read += out.ScannedCount ?? 0;
     for (const item of out.Items ?? []) {
       const size = Buffer.byteLength(JSON.stringify(item)) + 1;
       if (items.length > 0 && bytes + size > PAGE_ITEMS_BYTES) return { items, more: true };
@@ -97,6 +105,9 @@ export async function queryPage(
       bytes += size;
     }
     from = out.LastEvaluatedKey;
+    // A filter that matches little must not make one page read an account's whole history: past the
+    // bound, the page is returned short, and its token resumes where the reading stopped.
+    if (from && items.length < limit && read >= MAX_ITEMS_READ_PER_PAGE) return { items, more: true, resumeAfter: from };
   } while (from && items.length < limit);
   return { items, more: from !== undefined };
 }

@@ -62,3 +62,41 @@ it(`GET /keys and a create refused at the limit read at most the key limit, afte
   expect(refused.status).toBe(409);
   expect(proxy.scanned()).toBeLessThanOrEqual(10);
 }, 120_000);
+
+it('a filtered list of executions reads at most 1,000 items a page: a short page and a token, never a timeout', async () => {
+  const acct = await t.account('business');
+  const base = Date.UTC(2026, 0, 1);
+  const id = (i: number) => `exe_${String(i).padStart(9, '0')}${'A'.repeat(12)}`;
+  const items = Array.from({ length: 2500 }, (_, i) => ({
+    account_id: acct.accountId,
+    execution_id: id(i),
+    workflow_slug: 'old',
+    workflow_version: 1,
+    workspace_id: 'default',
+    status: i === 0 ? 'CANCELLED' : 'SUCCEEDED',
+    input: null,
+    created_at: new Date(base + i * 1000).toISOString(),
+  }));
+  for (let i = 0; i < items.length; i += 25 * 8) {
+    await Promise.all(
+      Array.from({ length: 8 }, (_, b) => items.slice(i + b * 25, i + (b + 1) * 25)).filter((chunk) => chunk.length > 0).map((chunk) =>
+        t.stack.doc.send(new BatchWriteCommand({ RequestItems: { [t.stack.state.tables.executions]: chunk.map((Item) => ({ PutRequest: { Item } })) } })),
+      ),
+    );
+  }
+  // The one CANCELLED execution is the oldest: newest first, 2,499 others come before it.
+  let token: string | null = null;
+  const found: string[] = [];
+  let pages = 0;
+  do {
+    proxy.reset();
+    const page = await t.api(acct.key, 'GET', `/executions?status=CANCELLED&limit=1${token ? `&next_token=${token}` : ''}`);
+    expect(page.status).toBe(200);
+    expect(proxy.scanned()).toBeLessThanOrEqual(1000 + 1);
+    found.push(...(page.body['items'] as { execution_id: string }[]).map((e) => e.execution_id));
+    token = page.body['next_token'] as string | null;
+    pages++;
+  } while (token && pages < 10);
+  expect(found).toEqual([id(0)]);
+  expect(pages).toBeGreaterThanOrEqual(3);
+}, 120_000);

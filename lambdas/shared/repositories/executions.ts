@@ -364,8 +364,9 @@ export class ExecutionsRepository {
       nextToken ? startAfter(nextToken, accountId, filters.workflow) : undefined,
     );
     const items = page.items.map(strip);
-    const last = items.at(-1);
-    return { items, nextToken: page.more && last ? encodePageToken(accountId, { e: last.execution_id, w: filters.workflow ?? '' }) : null };
+    // After the last item, or where the reading stopped when a filter matched little (a short page).
+    const after = page.resumeAfter ? String(page.resumeAfter['execution_id']) : items.at(-1)?.execution_id;
+    return { items, nextToken: page.more && after ? encodePageToken(accountId, { e: after, w: filters.workflow ?? '' }) : null };
   }
 }
 

@@ -351,8 +351,9 @@ export class WorkflowsRepository {
       nextToken ? { account_id: accountId, sk: headSk(decodePageToken(nextToken, accountId, { s: SLUG_PATTERN }).s) } : undefined,
     );
     const items = page.items.map((i) => strip<WorkflowHead>(i));
-    const last = items.at(-1);
-    return { items, nextToken: page.more && last ? encodePageToken(accountId, { s: last.slug }) : null };
+    // After the last item, or where the reading stopped when the filter matched little (a short page).
+    const after = page.resumeAfter ? String(page.resumeAfter['sk']).slice('W#'.length) : items.at(-1)?.slug;
+    return { items, nextToken: page.more && after ? encodePageToken(accountId, { s: after }) : null };
   }
 
   private versionItem(accountId: string, slug: string, version: number, definition: Definition, createdAt: string) {
