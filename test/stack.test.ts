@@ -5,6 +5,7 @@
 import { App, Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { buildOpenApiDocument } from '../lambdas/shared/openapi.js';
 import { KnoudsApiStack, type KnoudsApiStackProps } from '../lib/knouds-api-stack.js';
 
 type Resource = { Type: string; Properties: Record<string, unknown>; DeletionPolicy?: string };
@@ -183,15 +184,16 @@ describe('API', () => {
     };
 
     it.each([
-      ['UNAUTHORIZED', '401', { code: 'UNAUTHORIZED' }],
-      ['ACCESS_DENIED', '403', { code: 'CAPABILITY_DENIED', required: 'execute-api:Invoke', actual: [] }],
-      ['MISSING_AUTHENTICATION_TOKEN', '404', { code: 'NOT_FOUND' }],
-      ['THROTTLED', '429', { code: 'RATE_LIMIT_EXCEEDED' }],
-      ['REQUEST_TOO_LARGE', '413', { code: 'PAYLOAD_TOO_LARGE' }],
+      ['UNAUTHORIZED', '401', { code: 'UNAUTHORIZED', request_id: 'req-1' }],
+      ['ACCESS_DENIED', '403', { code: 'CAPABILITY_DENIED', request_id: 'req-1', required: 'execute-api:Invoke', actual: [] }],
+      ['MISSING_AUTHENTICATION_TOKEN', '404', { code: 'NOT_FOUND', request_id: 'req-1' }],
+      ['THROTTLED', '429', { code: 'THROTTLED', request_id: 'req-1' }],
+      ['REQUEST_TOO_LARGE', '413', { code: 'PAYLOAD_TOO_LARGE', request_id: 'req-1' }],
       ['AUTHORIZER_FAILURE', '500', { code: 'INTERNAL_ERROR', request_id: 'req-1' }],
       ['AUTHORIZER_CONFIGURATION_ERROR', '500', { code: 'INTERNAL_ERROR', request_id: 'req-1' }],
-      ['DEFAULT_4XX', '400', { code: 'VALIDATION_ERROR', details: [] }],
-      ['DEFAULT_5XX', '500', { code: 'INTERNAL_ERROR', request_id: 'req-1' }],
+      // No status of their own: API Gateway keeps the original one (issue #14).
+      ['DEFAULT_4XX', undefined, { code: 'REQUEST_REFUSED', request_id: 'req-1' }],
+      ['DEFAULT_5XX', undefined, { code: 'INTERNAL_ERROR', request_id: 'req-1' }],
     ])('%s → %s', (type, status, fields) => {
       expect(responses.get(type)?.['StatusCode']).toBe(status);
       expect(body(type)).toEqual({ error: expect.any(String), ...fields });
@@ -206,6 +208,72 @@ describe('API', () => {
         expect((responses.get(type)?.['ResponseParameters'] as Record<string, string>)['gatewayresponse.header.Retry-After']).toMatch(/^'\d+'$/);
       }
     });
+  });
+});
+
+describe('gateway responses: every response type API Gateway has, each with its own status and code', () => {
+  const responses = new Map(
+    ofType('AWS::ApiGateway::GatewayResponse').map(([, r]) => [String(r.Properties['ResponseType']), r.Properties]),
+  );
+  const body = (type: string) => {
+    const templates = responses.get(type)?.['ResponseTemplates'] as Record<string, string>;
+    return JSON.parse(templates['application/json']!.replaceAll('$context.requestId', 'req-1')) as Record<string, unknown>;
+  };
+  const header = (type: string, name: string) => (responses.get(type)?.['ResponseParameters'] as Record<string, string>)[`gatewayresponse.header.${name}`];
+  // Status (undefined: none set, API Gateway keeps the original) and code, per type; the choices are in
+  // README.md ("Errors the gateway produces itself").
+  const EXPECTED: Record<string, [string | undefined, string]> = {
+    ACCESS_DENIED: ['403', 'CAPABILITY_DENIED'],
+    API_CONFIGURATION_ERROR: ['500', 'INTERNAL_ERROR'],
+    AUTHORIZER_CONFIGURATION_ERROR: ['500', 'INTERNAL_ERROR'],
+    AUTHORIZER_FAILURE: ['500', 'INTERNAL_ERROR'],
+    BAD_REQUEST_PARAMETERS: ['400', 'VALIDATION_ERROR'],
+    BAD_REQUEST_BODY: ['400', 'VALIDATION_ERROR'],
+    EXPIRED_TOKEN: ['403', 'FORBIDDEN'],
+    INTEGRATION_FAILURE: ['502', 'INTERNAL_ERROR'],
+    INTEGRATION_TIMEOUT: ['504', 'GATEWAY_TIMEOUT'],
+    INVALID_API_KEY: ['403', 'FORBIDDEN'],
+    INVALID_SIGNATURE: ['403', 'FORBIDDEN'],
+    MISSING_AUTHENTICATION_TOKEN: ['404', 'NOT_FOUND'],
+    QUOTA_EXCEEDED: ['429', 'THROTTLED'],
+    REQUEST_TOO_LARGE: ['413', 'PAYLOAD_TOO_LARGE'],
+    RESOURCE_NOT_FOUND: ['404', 'NOT_FOUND'],
+    THROTTLED: ['429', 'THROTTLED'],
+    UNAUTHORIZED: ['401', 'UNAUTHORIZED'],
+    UNSUPPORTED_MEDIA_TYPE: ['415', 'UNSUPPORTED_MEDIA_TYPE'],
+    WAF_FILTERED: ['403', 'FORBIDDEN'],
+    DEFAULT_4XX: [undefined, 'REQUEST_REFUSED'],
+    DEFAULT_5XX: [undefined, 'INTERNAL_ERROR'],
+  };
+
+  it('all 21 types have a response of their own, so none falls back to DEFAULT_4XX / DEFAULT_5XX', () => {
+    expect([...responses.keys()].sort()).toEqual(Object.keys(EXPECTED).sort());
+  });
+
+  it.each(Object.entries(EXPECTED))('%s → %j, with the contract body and the request id', (type, [status, code]) => {
+    expect({ status: responses.get(type)!['StatusCode'], code: body(type)['code'] }).toEqual({ status, code });
+    expect(body(type)).toEqual(expect.objectContaining({ error: expect.any(String), code, request_id: 'req-1' }));
+    expect(header(type, 'Content-Type')).toBe("'application/json'");
+  });
+
+  it('DEFAULT_4XX and DEFAULT_5XX set no status code (a WAF 403, a 415 or a 502 keeps its status), and DEFAULT_4XX claims no validation error', () => {
+    for (const type of ['DEFAULT_4XX', 'DEFAULT_5XX']) expect(responses.get(type)).not.toHaveProperty('StatusCode');
+    expect(body('DEFAULT_4XX')).toEqual({ error: 'The request was refused', code: 'REQUEST_REFUSED', request_id: 'req-1' });
+    const validation = [...responses.keys()].filter((type) => body(type)['code'] === 'VALIDATION_ERROR');
+    expect(validation.sort()).toEqual(['BAD_REQUEST_BODY', 'BAD_REQUEST_PARAMETERS']);
+  });
+
+  it('the stage’s 429s answer THROTTLED with Retry-After; an integration timeout answers 504 GATEWAY_TIMEOUT', () => {
+    expect(header('THROTTLED', 'Retry-After')).toBe("'1'");
+    expect(header('QUOTA_EXCEEDED', 'Retry-After')).toBe("'60'");
+    expect(body('THROTTLED')['error']).toMatch(/all callers/);
+    expect(body('INTEGRATION_TIMEOUT')).toEqual({ error: expect.any(String), code: 'GATEWAY_TIMEOUT', request_id: 'req-1' });
+  });
+
+  it('every code is in the OpenAPI document’s error code enum', () => {
+    const doc = buildOpenApiDocument() as { components: { schemas: { Error: { properties: { code: { enum: string[] } } } } } };
+    const codes = doc.components.schemas.Error.properties.code.enum;
+    for (const [, code] of Object.values(EXPECTED)) expect(codes).toContain(code);
   });
 });
 
