@@ -525,6 +525,97 @@ describe('operability', () => {
   });
 });
 
+describe('alarms that can fire: missing data filled, and treated deliberately', () => {
+  type Query = {
+    Id: string;
+    Expression?: string;
+    ReturnData?: boolean;
+    MetricStat?: { Metric: { MetricName: string; Namespace: string; Dimensions: { Name: string; Value: unknown }[] }; Period: number; Stat: string };
+  };
+  const alarms = ofType('AWS::CloudWatch::Alarm').map(([id, a]) => [id.replace(/^Monitoring|[0-9A-F]{8}$/g, ''), a.Properties] as const);
+  const alarm = (name: string) => alarms.find(([id]) => id === name)![1];
+  const queries = (name: string) => alarm(name)['Metrics'] as Query[];
+  const inputs = (name: string) =>
+    queries(name)
+      .filter((q) => q.Expression === undefined)
+      .map((q) => ({
+        id: q.Id,
+        returned: q.ReturnData,
+        metric: `${q.MetricStat!.Metric.Namespace} ${q.MetricStat!.Metric.MetricName}`,
+        dimensions: q.MetricStat!.Metric.Dimensions,
+        period: q.MetricStat!.Period,
+        stat: q.MetricStat!.Stat,
+      }));
+  const expression = (name: string) => queries(name).filter((q) => q.Expression !== undefined);
+
+  /**
+   * What the expressions below compute, restated by hand for one period each (FILL(x, 0): a missing
+   * value counts as 0). Not a metric-math engine: each is the one expression, written out.
+   */
+  const fill = (x: number | undefined) => x ?? 0;
+  const throttlesSum = (values: (number | undefined)[]) => values.reduce<number>((sum, v) => sum + fill(v), 0);
+  const failureShare = (d: number | undefined, f: number | undefined) => (fill(d) + fill(f) > 0 ? fill(f) / (fill(d) + fill(f)) : 0);
+
+  it('Lambda throttles: FILL(t_i, 0) summed over every function’s Throttles, so an idle function no longer hides the others', () => {
+    expect(expression('LambdaThrottles')).toEqual([
+      expect.objectContaining({ Expression: 'FILL(t0, 0) + FILL(t1, 0) + FILL(t2, 0) + FILL(t3, 0) + FILL(t4, 0) + FILL(t5, 0)' }),
+    ]);
+    expect(expression('LambdaThrottles')[0]!.ReturnData ?? true).toBe(true);
+    const functions = ['AuthorizerFunction', 'KeysFunction', 'WorkflowsFunction', 'ExecutionsFunction', 'WorkerFunction', 'OpenApiFunction'];
+    expect(inputs('LambdaThrottles')).toEqual(
+      functions.map((fn, i) => ({
+        id: `t${i}`,
+        returned: false,
+        metric: 'AWS/Lambda Throttles',
+        dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalId('AWS::Lambda::Function', fn) } }],
+        period: 300,
+        stat: 'Sum',
+      })),
+    );
+    expect(alarm('LambdaThrottles')).toMatchObject({ Threshold: 1, ComparisonOperator: 'GreaterThanOrEqualToThreshold', EvaluationPeriods: 1 });
+    // Synthetic periods: only the worker invoked and throttled 3 times; nothing invoked at all.
+    const periods: (number | undefined)[][] = [
+      [undefined, undefined, undefined, undefined, 3, undefined],
+      [0, 0, 2, undefined, undefined, undefined],
+      [undefined, undefined, undefined, undefined, undefined, undefined],
+    ];
+    expect(periods.map(throttlesSum)).toEqual([3, 2, 0]);
+    expect(periods.map((p) => throttlesSum(p) >= 1)).toEqual([true, true, false]);
+  });
+
+  it('webhook failure share: failures over deliveries plus failures, each filled, so 100 % failing is 1.0 (deliveries are never published then)', () => {
+    expect(expression('WebhookFailureRate')).toEqual([
+      expect.objectContaining({ Expression: 'IF(FILL(d, 0) + FILL(f, 0) > 0, FILL(f, 0) / (FILL(d, 0) + FILL(f, 0)), 0)' }),
+    ]);
+    const service = [{ Name: 'service', Value: 'knouds-api' }];
+    expect(inputs('WebhookFailureRate')).toEqual([
+      { id: 'd', returned: false, metric: 'Knouds/TestStack WebhookDeliveries', dimensions: service, period: 900, stat: 'Sum' },
+      { id: 'f', returned: false, metric: 'Knouds/TestStack WebhookFailures', dimensions: service, period: 900, stat: 'Sum' },
+    ]);
+    expect(alarm('WebhookFailureRate')).toMatchObject({ Threshold: 0.1, ComparisonOperator: 'GreaterThanOrEqualToThreshold', EvaluationPeriods: 1 });
+    // Synthetic periods (d delivered, f failed): every delivery failing (d never published), all fine,
+    // one in ten failing, nothing sent.
+    const periods: [number | undefined, number | undefined][] = [
+      [undefined, 7],
+      [12, undefined],
+      [9, 1],
+      [undefined, undefined],
+    ];
+    expect(periods.map(([d, f]) => failureShare(d, f))).toEqual([1, 0, 0.1, 0]);
+    expect(periods.map(([d, f]) => failureShare(d, f) >= 0.1)).toEqual([true, false, true, false]);
+  });
+
+  it('each alarm says what missing data means: no event is fine, and a silent dead-letter queue keeps its state', () => {
+    expect(Object.fromEntries(alarms.map(([id, p]) => [id, p['TreatMissingData']]))).toEqual({
+      AuthorizerErrors: 'notBreaching',
+      ServerErrorRate: 'notBreaching',
+      LambdaThrottles: 'notBreaching',
+      DeadLetters: 'ignore',
+      WebhookFailureRate: 'notBreaching',
+    });
+  });
+});
+
 describe('snapshot', () => {
   it('matches, with asset hashes normalized', () => {
     const normalized = JSON.stringify(template.toJSON(), null, 2).replace(/[0-9a-f]{64}(\.zip)?/g, '<asset>');
