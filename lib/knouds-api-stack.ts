@@ -30,6 +30,7 @@ import { METRICS_NAMESPACE_ENV } from '../lambdas/shared/metric-names.js';
 import { SECRETS_KEY_ARN_ENV } from '../lambdas/shared/secret-box.js';
 import { resolveSettings, SETTINGS_ENV, type SettingsOverrides } from '../lambdas/shared/settings.js';
 import { DataStore } from './data-store.js';
+import { boundedFunctionName, LAMBDA_ENVIRONMENT_LIMIT_BYTES, validateEnvironmentSize, variableBytes } from './environment-size.js';
 import { addGatewayResponses } from './gateway-responses.js';
 import { KnoudsFunction, SOURCE_MAPS_CONTEXT } from './knouds-function.js';
 import { Monitoring, type MonitoringOptions } from './monitoring.js';
@@ -193,11 +194,19 @@ export class KnoudsApiStack extends Stack {
     // Usage: the per-request counter (UpdateItem) and the usage figures (Query).
     grantTable(usageTable, keysFn, ['dynamodb:UpdateItem', 'dynamodb:Query']);
 
-    const modelsEnv = {
-      [MODELS_ENV]: JSON.stringify(
-        models.map((m) => ({ id: m.id, description: m.description, input_schema: m.inputSchema ?? {}, function_name: m.handler.functionName })),
-      ),
-    };
+    const modelSpecs = (functionName: (m: CustomModel) => string) =>
+      JSON.stringify(models.map((m) => ({ id: m.id, description: m.description, input_schema: m.inputSchema ?? {}, function_name: functionName(m) })));
+    const modelsEnv = { [MODELS_ENV]: modelSpecs((m) => m.handler.functionName) };
+    // Lambda allows 4 KB for all of a function's environment variables together; the models' specs alone
+    // must fit (each function's whole environment is measured again at synth: validateEnvironmentSize).
+    const modelsBytes = variableBytes(MODELS_ENV, modelSpecs((m) => boundedFunctionName(m.handler.functionName)));
+    if (modelsBytes > LAMBDA_ENVIRONMENT_LIMIT_BYTES) {
+      throw new Error(
+        `models: ${MODELS_ENV} (the custom models' ids, descriptions, input schemas and function names) takes ${modelsBytes} bytes, ` +
+          `over Lambda's limit of ${LAMBDA_ENVIRONMENT_LIMIT_BYTES} bytes (4 KB) for all of a function's environment variables together; ` +
+          'shorten the descriptions or input schemas, or deploy fewer models',
+      );
+    }
 
     // Asynchronous runs: the worker, invoked asynchronously; Lambda retries twice, then the event goes
     // to the dead-letter queue.
@@ -362,6 +371,7 @@ export class KnoudsApiStack extends Stack {
       fn.addEnvironment('POWERTOOLS_LOG_LEVEL', logLevel);
       fn.addEnvironment('POWERTOOLS_LOGGER_SAMPLE_RATE', String(sampleRate));
       fn.addEnvironment(METRICS_NAMESPACE_ENV, namespace);
+      validateEnvironmentSize(fn);
     }
     this.monitoring = new Monitoring(this, 'Monitoring', {
       ...props.monitoring,

@@ -2,10 +2,12 @@
  * Template tests: the stack synthesized in-process without bundling (asset hashes differ, nothing else),
  * checked for the tables, the API, the authorizer, the gateway error bodies and least-privilege IAM.
  */
-import { App, Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { App, type CfnResource, Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { buildOpenApiDocument } from '../lambdas/shared/openapi.js';
+import type { Construct } from 'constructs';
+import { environmentSize, variableBytes } from '../lib/environment-size.js';
 import { KnoudsApiStack, type KnoudsApiStackProps } from '../lib/knouds-api-stack.js';
 
 type Resource = { Type: string; Properties: Record<string, unknown>; DeletionPolicy?: string };
@@ -613,6 +615,59 @@ describe('alarms that can fire: missing data filled, and treated deliberately', 
       DeadLetters: 'ignore',
       WebhookFailureRate: 'notBreaching',
     });
+  });
+});
+
+describe('Lambda’s 4 KB environment limit fails the synth, not the deployment', () => {
+  const inline = (stack: Construct, id: string) =>
+    new LambdaFunction(stack, id, { runtime: Runtime.NODEJS_24_X, handler: 'index.handler', code: Code.fromInline('exports.handler = async () => ({})') });
+  const withModel = (description: string) =>
+    synth({ models: (stack) => [{ id: 'big', description, inputSchema: { type: 'object' }, handler: inline(stack, 'BigModel') }] });
+
+  it('custom models whose specs alone pass 4 KB: KNOUDS_MODELS, its size and the limit named', () => {
+    expect(() => withModel('x'.repeat(5000))).toThrow(/models: KNOUDS_MODELS \(.*\) takes 5\d{3} bytes, over Lambda's limit of 4096 bytes \(4 KB\)/);
+  });
+
+  it('measures as Lambda does: quotes in the JSON escaped, a function name known only at deployment at its longest (64)', () => {
+    // 1,000 quotes: 2,000 bytes in the specs' JSON, 4,000 once that JSON is escaped in the variables' JSON.
+    expect(() => withModel('"'.repeat(1000))).toThrow(/KNOUDS_MODELS .* takes 4\d{3} bytes/);
+    // [{"id":"big","description":"…","input_schema":{"type":"object"},"function_name":"<64>"}], escaped,
+    // under "KNOUDS_MODELS": 4096 exactly passes, one more byte does not.
+    const overhead = variableBytes('KNOUDS_MODELS', JSON.stringify([{ id: 'big', description: '', input_schema: { type: 'object' }, function_name: 'f'.repeat(64) }]));
+    const fits = 'x'.repeat(4096 - overhead);
+    // (It passes the models' own check; the function's whole environment is then too large.)
+    expect(() => withModel(fits)).toThrow(/WorkflowsFunction\] The function's environment variables take \d+ bytes/);
+    expect(() => withModel(`${fits}x`)).toThrow(/KNOUDS_MODELS .* takes 4097 bytes/);
+  });
+
+  it('a function whose whole environment passes 4 KB (models that fit alone, plus table names): the function, its size, the limit and its largest variables named', () => {
+    let message = '';
+    try {
+      withModel('x'.repeat(3500));
+    } catch (error) {
+      message = String(error);
+    }
+    expect(message).toMatch(/WorkflowsFunction\] The function's environment variables take \d{4} bytes .*over Lambda's limit of 4096 bytes \(4 KB\).* Largest: KNOUDS_MODELS 3\d{3} bytes/);
+    expect(message).toMatch(/WorkerFunction\] The function's environment variables take \d{4} bytes/);
+  });
+
+  it('the measure is the JSON Lambda measures, with each deploy-time reference at its longest', () => {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new KnoudsApiStack(app, 'Measured');
+    const tpl = Template.fromStack(stack).toJSON()['Resources'] as Record<string, Resource>;
+    const longest = (ref: { Ref?: string; 'Fn::GetAtt'?: [string, string] }) => {
+      const type = tpl[ref.Ref ?? ref['Fn::GetAtt']![0]]!.Type;
+      return 'x'.repeat({ 'AWS::DynamoDB::GlobalTable': 255, 'AWS::Lambda::Function': 64, 'AWS::KMS::Key': 128 }[type]!);
+    };
+    for (const id of ['OpenApiFunction', 'KeysFunction', 'WorkflowsFunction', 'WorkerFunction']) {
+      const fn = stack.node.findChild(id) as LambdaFunction;
+      const variables = (tpl[stack.resolve((fn.node.defaultChild as CfnResource).logicalId) as string]!.Properties['Environment'] as { Variables: Record<string, unknown> }).Variables;
+      const measured = JSON.stringify(
+        Object.fromEntries(Object.entries(variables).map(([k, v]) => [k, typeof v === 'string' ? v : longest(v as { Ref?: string })])),
+      );
+      expect({ id, bytes: environmentSize(fn).bytes }).toEqual({ id, bytes: Buffer.byteLength(measured) });
+      expect(environmentSize(fn).bytes).toBeLessThan(4096);
+    }
   });
 });
 
