@@ -3,6 +3,7 @@ import {
   AccessLogFormat,
   type CfnMethod,
   AuthorizationType,
+  EndpointType,
   IdentitySource,
   LambdaIntegration,
   LogGroupLogDestination,
@@ -271,6 +272,9 @@ export class KnoudsApiStack extends Stack {
     this.api = new RestApi(this, 'Api', {
       restApiName: `${id}`,
       description: 'Knouds API',
+      // Regional, not edge-optimized: clients reach the region directly, and a CloudFront distribution
+      // or a WAF web ACL, if wanted, is the deployer's own to put in front.
+      endpointConfiguration: { types: [EndpointType.REGIONAL] },
       ...(props.cloudWatchRole === false ? { cloudWatchRole: false } : { cloudWatchRole: true, cloudWatchRoleRemovalPolicy: RemovalPolicy.RETAIN }),
       deployOptions: {
         stageName,

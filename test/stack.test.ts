@@ -671,6 +671,14 @@ describe('Lambda’s 4 KB environment limit fails the synth, not the deployment'
   });
 });
 
+describe('endpoint', () => {
+  it('is REGIONAL, not edge-optimized', () => {
+    const apis = ofType('AWS::ApiGateway::RestApi');
+    expect(apis).toHaveLength(1);
+    expect(apis[0]![1].Properties['EndpointConfiguration']).toEqual({ Types: ['REGIONAL'] });
+  });
+});
+
 describe('snapshot', () => {
   it('matches, with asset hashes normalized', () => {
     const normalized = JSON.stringify(template.toJSON(), null, 2).replace(/[0-9a-f]{64}(\.zip)?/g, '<asset>');
