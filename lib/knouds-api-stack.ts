@@ -73,6 +73,12 @@ export interface KnoudsApiStackProps extends StackProps, SettingsOverrides {
    */
   readonly removalPolicy?: RemovalPolicy;
   /**
+   * DynamoDB deletion protection on every table: nothing deletes a table (the console, the API, a stack
+   * update that would replace it, the stack's deletion) until it is turned off.
+   * @default true — but false when `removalPolicy` is `RemovalPolicy.DESTROY`
+   */
+  readonly deletionProtection?: boolean;
+  /**
    * Stage-wide throttling, in front of the per-key limits (requests per second, and burst).
    * @default { rateLimit: 1000, burstLimit: 2000 }
    */
@@ -141,7 +147,10 @@ export class KnoudsApiStack extends Stack {
     }
     if (new Set(models.map((m) => m.id)).size !== models.length) throw new Error('model ids must be unique');
 
-    this.data = new DataStore(this, 'Data', { removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN });
+    this.data = new DataStore(this, 'Data', {
+      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+      ...(props.deletionProtection === undefined ? {} : { deletionProtection: props.deletionProtection }),
+    });
     const { keysTable, accountsTable, usageTable, workflowsTable, executionsTable } = this.data;
     const settingsEnv = { [SETTINGS_ENV]: JSON.stringify(settings) };
     // Webhook secrets are sealed with this key (the account id as encryption context) before they reach

@@ -679,6 +679,23 @@ describe('endpoint', () => {
   });
 });
 
+describe('table deletion protection', () => {
+  const protection = (tpl: Template) =>
+    Object.values(tpl.toJSON()['Resources'] as Record<string, Resource>)
+      .filter((r) => r.Type === 'AWS::DynamoDB::GlobalTable')
+      .map((r) => (r.Properties['Replicas'] as { DeletionProtectionEnabled?: boolean }[]).map((replica) => replica.DeletionProtectionEnabled));
+
+  it('is on for every table by default', () => {
+    expect(protection(template)).toEqual([[true], [true], [true], [true], [true]]);
+  });
+
+  it('the deletionProtection prop turns it off; removalPolicy DESTROY turns it off unless the prop says otherwise', () => {
+    expect(protection(synth({ deletionProtection: false }))).toEqual([[false], [false], [false], [false], [false]]);
+    expect(protection(synth({ removalPolicy: RemovalPolicy.DESTROY }))).toEqual([[false], [false], [false], [false], [false]]);
+    expect(protection(synth({ removalPolicy: RemovalPolicy.DESTROY, deletionProtection: true }))).toEqual([[true], [true], [true], [true], [true]]);
+  });
+});
+
 describe('snapshot', () => {
   it('matches, with asset hashes normalized', () => {
     const normalized = JSON.stringify(template.toJSON(), null, 2).replace(/[0-9a-f]{64}(\.zip)?/g, '<asset>');
