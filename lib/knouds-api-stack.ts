@@ -16,7 +16,7 @@ import {
 import { Key } from 'aws-cdk-lib/aws-kms';
 import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { type CfnFunction, type IFunction, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
@@ -110,6 +110,13 @@ export interface KnoudsApiStackProps extends StackProps, SettingsOverrides {
    */
   readonly enableSourceMaps?: boolean;
   /**
+   * AWS X-Ray active tracing of every function and of the API stage, and `POWERTOOLS_TRACE_ENABLED=true`
+   * in the functions' environment. The bundles carry no tracer: traces show API Gateway and each
+   * function's own segments (initialization, invocation), not the DynamoDB calls inside them.
+   * @default false
+   */
+  readonly tracing?: boolean;
+  /**
    * Create the account-wide role that lets API Gateway write access logs. Turn off when the
    * account already has one (it is a per-region account setting).
    * @default true
@@ -139,6 +146,7 @@ export class KnoudsApiStack extends Stack {
     const cacheTtl = props.authorizerCacheTtl ?? Duration.seconds(0);
     if (cacheTtl.toSeconds() > 3600) throw new Error(`authorizerCacheTtl must be at most 3600 s, got ${cacheTtl.toSeconds()}`);
     const throttling = props.throttling ?? { rateLimit: 1000, burstLimit: 2000 };
+    const tracing = props.tracing ?? false;
     const logRetention = props.logRetention ?? RetentionDays.ONE_MONTH;
     const models = typeof props.models === 'function' ? props.models(this) : (props.models ?? []);
     for (const m of models) {
@@ -294,6 +302,7 @@ export class KnoudsApiStack extends Stack {
         // Execution logs for errors only, never request or response bodies (they carry keys and secrets).
         loggingLevel: MethodLoggingLevel.ERROR,
         dataTraceEnabled: false,
+        ...(tracing ? { tracingEnabled: true } : {}),
       },
       defaultMethodOptions: { authorizer, authorizationType: AuthorizationType.CUSTOM },
     });
@@ -384,6 +393,12 @@ export class KnoudsApiStack extends Stack {
       fn.addEnvironment('POWERTOOLS_LOG_LEVEL', logLevel);
       fn.addEnvironment('POWERTOOLS_LOGGER_SAMPLE_RATE', String(sampleRate));
       fn.addEnvironment(METRICS_NAMESPACE_ENV, namespace);
+      if (tracing) {
+        // What `tracing: Tracing.ACTIVE` does at construction, here in one place for every function.
+        (fn.node.defaultChild as CfnFunction).tracingConfig = { mode: Tracing.ACTIVE };
+        fn.addToRolePolicy(new PolicyStatement({ actions: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'], resources: ['*'] }));
+        fn.addEnvironment('POWERTOOLS_TRACE_ENABLED', 'true');
+      }
       validateEnvironmentSize(fn);
     }
     this.monitoring = new Monitoring(this, 'Monitoring', {
@@ -396,7 +411,7 @@ export class KnoudsApiStack extends Stack {
     });
 
     new CfnOutput(this, 'WorkerDeadLetterQueueUrl', { value: deadLetters.queueUrl });
-    acknowledgeNagFindings(this, { deadLetters, publicMethods: [healthMethod, openApiMethod] });
+    acknowledgeNagFindings(this, { deadLetters, publicMethods: [healthMethod, openApiMethod], tracedFunctions: tracing ? Object.values(functions) : [] });
 
     const outputs: Record<string, string> = {
       [STACK_OUTPUTS.apiUrl]: this.api.url,

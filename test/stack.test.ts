@@ -696,6 +696,44 @@ describe('table deletion protection', () => {
   });
 });
 
+describe('tracing prop', () => {
+  const functionsOf = (tpl: Template) =>
+    Object.entries(tpl.toJSON()['Resources'] as Record<string, Resource>).filter(([, r]) => r.Type === 'AWS::Lambda::Function');
+  const xrayStatements = (tpl: Template) =>
+    Object.values(tpl.toJSON()['Resources'] as Record<string, Resource>)
+      .filter((r) => r.Type === 'AWS::IAM::Policy')
+      .flatMap((p) => (p.Properties['PolicyDocument'] as { Statement: { Action: string | string[]; Resource: unknown }[] }).Statement)
+      .filter((st) => [st.Action].flat().some((a) => a.startsWith('xray:')));
+
+  it('is off by default: no function or stage traced, no X-Ray grant', () => {
+    for (const [, f] of functionsOf(template)) {
+      expect(f.Properties['TracingConfig']).toBeUndefined();
+      expect((f.Properties['Environment'] as { Variables: Record<string, string> }).Variables).not.toHaveProperty('POWERTOOLS_TRACE_ENABLED');
+    }
+    expect(ofType('AWS::ApiGateway::Stage')[0]![1].Properties['TracingEnabled']).toBeUndefined();
+    expect(xrayStatements(template)).toEqual([]);
+  });
+
+  it('on: X-Ray active tracing for every function and the stage, the Powertools switch, and only X-Ray’s two actions granted', () => {
+    const traced = synth({ tracing: true });
+    const functions = functionsOf(traced);
+    expect(functions.map(([id]) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual(
+      ['AuthorizerFunction', 'ExecutionsFunction', 'KeysFunction', 'OpenApiFunction', 'WorkerFunction', 'WorkflowsFunction'],
+    );
+    for (const [, f] of functions) {
+      expect(f.Properties['TracingConfig']).toEqual({ Mode: 'Active' });
+      expect((f.Properties['Environment'] as { Variables: Record<string, string> }).Variables).toMatchObject({
+        POWERTOOLS_TRACE_ENABLED: 'true',
+        POWERTOOLS_SERVICE_NAME: 'knouds-api',
+      });
+    }
+    traced.hasResourceProperties('AWS::ApiGateway::Stage', { TracingEnabled: true });
+    expect(xrayStatements(traced)).toEqual(
+      functions.map(() => ({ Effect: 'Allow', Action: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'], Resource: '*' })),
+    );
+  });
+});
+
 describe('snapshot', () => {
   it('matches, with asset hashes normalized', () => {
     const normalized = JSON.stringify(template.toJSON(), null, 2).replace(/[0-9a-f]{64}(\.zip)?/g, '<asset>');
