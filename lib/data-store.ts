@@ -10,10 +10,17 @@ export interface DataStoreProps {
    * @default RemovalPolicy.RETAIN — data outlives the stack unless the deployer says otherwise
    */
   readonly removalPolicy?: RemovalPolicy;
+  /**
+   * DynamoDB deletion protection on every table: no DeleteTable succeeds (from the console, the API, or
+   * CloudFormation replacing or deleting the table) until it is turned off.
+   * @default true — but false when `removalPolicy` is `DESTROY`, which asks for the tables to go with the stack
+   */
+  readonly deletionProtection?: boolean;
 }
 
 /**
- * The stateful half of the stack: every DynamoDB table, on-demand, with point-in-time recovery.
+ * The stateful half of the stack: every DynamoDB table, on-demand, with point-in-time recovery and
+ * deletion protection.
  * Functions receive the tables through typed props, so redeploying code never touches data.
  * The access patterns behind each key and index are in docs/data-model.md.
  */
@@ -31,10 +38,12 @@ export class DataStore extends Construct {
 
   constructor(scope: Construct, id: string, props: DataStoreProps = {}) {
     super(scope, id);
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     const common = {
       billing: Billing.onDemand(),
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
-      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+      removalPolicy,
+      deletionProtection: props.deletionProtection ?? removalPolicy !== RemovalPolicy.DESTROY,
     };
 
     this.keysTable = new TableV2(this, 'KeysTable', {

@@ -3,6 +3,7 @@ import {
   AccessLogFormat,
   type CfnMethod,
   AuthorizationType,
+  EndpointType,
   IdentitySource,
   LambdaIntegration,
   LogGroupLogDestination,
@@ -15,7 +16,7 @@ import {
 import { Key } from 'aws-cdk-lib/aws-kms';
 import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { type CfnFunction, type IFunction, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
@@ -31,6 +32,7 @@ import { METRICS_NAMESPACE_ENV } from '../lambdas/shared/metric-names.js';
 import { SECRETS_KEY_ARN_ENV } from '../lambdas/shared/secret-box.js';
 import { resolveSettings, SETTINGS_ENV, type SettingsOverrides } from '../lambdas/shared/settings.js';
 import { DataStore } from './data-store.js';
+import { boundedFunctionName, LAMBDA_ENVIRONMENT_LIMIT_BYTES, validateEnvironmentSize, variableBytes } from './environment-size.js';
 import { addGatewayResponses } from './gateway-responses.js';
 import { KnoudsFunction, SOURCE_MAPS_CONTEXT } from './knouds-function.js';
 import { Monitoring, type MonitoringOptions } from './monitoring.js';
@@ -72,6 +74,12 @@ export interface KnoudsApiStackProps extends StackProps, SettingsOverrides {
    */
   readonly removalPolicy?: RemovalPolicy;
   /**
+   * DynamoDB deletion protection on every table: nothing deletes a table (the console, the API, a stack
+   * update that would replace it, the stack's deletion) until it is turned off.
+   * @default true — but false when `removalPolicy` is `RemovalPolicy.DESTROY`
+   */
+  readonly deletionProtection?: boolean;
+  /**
    * Stage-wide throttling, in front of the per-key limits (requests per second, and burst).
    * @default { rateLimit: 1000, burstLimit: 2000 }
    */
@@ -103,6 +111,13 @@ export interface KnoudsApiStackProps extends StackProps, SettingsOverrides {
    */
   readonly enableSourceMaps?: boolean;
   /**
+   * AWS X-Ray active tracing of every function and of the API stage, and `POWERTOOLS_TRACE_ENABLED=true`
+   * in the functions' environment. The bundles carry no tracer: traces show API Gateway and each
+   * function's own segments (initialization, invocation), not the DynamoDB calls inside them.
+   * @default false
+   */
+  readonly tracing?: boolean;
+  /**
    * Create the account-wide role that lets API Gateway write access logs. Turn off when the
    * account already has one (it is a per-region account setting).
    * @default true
@@ -132,6 +147,7 @@ export class KnoudsApiStack extends Stack {
     const cacheTtl = props.authorizerCacheTtl ?? Duration.seconds(0);
     if (cacheTtl.toSeconds() > 3600) throw new Error(`authorizerCacheTtl must be at most 3600 s, got ${cacheTtl.toSeconds()}`);
     const throttling = props.throttling ?? { rateLimit: 1000, burstLimit: 2000 };
+    const tracing = props.tracing ?? false;
     const logRetention = props.logRetention ?? RetentionDays.ONE_MONTH;
     const models = typeof props.models === 'function' ? props.models(this) : (props.models ?? []);
     for (const m of models) {
@@ -140,7 +156,10 @@ export class KnoudsApiStack extends Stack {
     }
     if (new Set(models.map((m) => m.id)).size !== models.length) throw new Error('model ids must be unique');
 
-    this.data = new DataStore(this, 'Data', { removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN });
+    this.data = new DataStore(this, 'Data', {
+      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+      ...(props.deletionProtection === undefined ? {} : { deletionProtection: props.deletionProtection }),
+    });
     const { keysTable, accountsTable, usageTable, workflowsTable, executionsTable } = this.data;
     const settingsEnv = { [SETTINGS_ENV]: JSON.stringify(settings) };
     // Webhook secrets are sealed with this key (the account id as encryption context) before they reach
@@ -208,11 +227,19 @@ export class KnoudsApiStack extends Stack {
     // Usage: the per-request counter (UpdateItem) and the usage figures (Query).
     grantTable(usageTable, keysFn, ['dynamodb:UpdateItem', 'dynamodb:Query']);
 
-    const modelsEnv = {
-      [MODELS_ENV]: JSON.stringify(
-        models.map((m) => ({ id: m.id, description: m.description, input_schema: m.inputSchema ?? {}, function_name: m.handler.functionName })),
-      ),
-    };
+    const modelSpecs = (functionName: (m: CustomModel) => string) =>
+      JSON.stringify(models.map((m) => ({ id: m.id, description: m.description, input_schema: m.inputSchema ?? {}, function_name: functionName(m) })));
+    const modelsEnv = { [MODELS_ENV]: modelSpecs((m) => m.handler.functionName) };
+    // Lambda allows 4 KB for all of a function's environment variables together; the models' specs alone
+    // must fit (each function's whole environment is measured again at synth: validateEnvironmentSize).
+    const modelsBytes = variableBytes(MODELS_ENV, modelSpecs((m) => boundedFunctionName(m.handler.functionName)));
+    if (modelsBytes > LAMBDA_ENVIRONMENT_LIMIT_BYTES) {
+      throw new Error(
+        `models: ${MODELS_ENV} (the custom models' ids, descriptions, input schemas and function names) takes ${modelsBytes} bytes, ` +
+          `over Lambda's limit of ${LAMBDA_ENVIRONMENT_LIMIT_BYTES} bytes (4 KB) for all of a function's environment variables together; ` +
+          'shorten the descriptions or input schemas, or deploy fewer models',
+      );
+    }
 
     // Asynchronous runs: the worker, invoked asynchronously; Lambda retries twice, then the event goes
     // to the dead-letter queue.
@@ -291,6 +318,9 @@ export class KnoudsApiStack extends Stack {
     this.api = new RestApi(this, 'Api', {
       restApiName: `${id}`,
       description: 'Knouds API',
+      // Regional, not edge-optimized: clients reach the region directly, and a CloudFront distribution
+      // or a WAF web ACL, if wanted, is the deployer's own to put in front.
+      endpointConfiguration: { types: [EndpointType.REGIONAL] },
       ...(props.cloudWatchRole === false ? { cloudWatchRole: false } : { cloudWatchRole: true, cloudWatchRoleRemovalPolicy: RemovalPolicy.RETAIN }),
       deployOptions: {
         stageName,
@@ -301,6 +331,7 @@ export class KnoudsApiStack extends Stack {
         // Execution logs for errors only, never request or response bodies (they carry keys and secrets).
         loggingLevel: MethodLoggingLevel.ERROR,
         dataTraceEnabled: false,
+        ...(tracing ? { tracingEnabled: true } : {}),
       },
       defaultMethodOptions: { authorizer, authorizationType: AuthorizationType.CUSTOM },
     });
@@ -391,6 +422,13 @@ export class KnoudsApiStack extends Stack {
       fn.addEnvironment('POWERTOOLS_LOG_LEVEL', logLevel);
       fn.addEnvironment('POWERTOOLS_LOGGER_SAMPLE_RATE', String(sampleRate));
       fn.addEnvironment(METRICS_NAMESPACE_ENV, namespace);
+      if (tracing) {
+        // What `tracing: Tracing.ACTIVE` does at construction, here in one place for every function.
+        (fn.node.defaultChild as CfnFunction).tracingConfig = { mode: Tracing.ACTIVE };
+        fn.addToRolePolicy(new PolicyStatement({ actions: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'], resources: ['*'] }));
+        fn.addEnvironment('POWERTOOLS_TRACE_ENABLED', 'true');
+      }
+      validateEnvironmentSize(fn);
     }
     this.monitoring = new Monitoring(this, 'Monitoring', {
       ...props.monitoring,
@@ -402,7 +440,7 @@ export class KnoudsApiStack extends Stack {
     });
 
     new CfnOutput(this, 'WorkerDeadLetterQueueUrl', { value: deadLetters.queueUrl });
-    acknowledgeNagFindings(this, { deadLetters, publicMethods: [healthMethod, openApiMethod] });
+    acknowledgeNagFindings(this, { deadLetters, publicMethods: [healthMethod, openApiMethod], tracedFunctions: tracing ? Object.values(functions) : [] });
 
     const outputs: Record<string, string> = {
       [STACK_OUTPUTS.apiUrl]: this.api.url,

@@ -36,6 +36,13 @@ export interface MonitoringOptions {
   readonly webhookFailureRate?: number;
 }
 
+/** The sum of the functions' Throttles metrics `t0`…`t<n-1>`, each missing period counted as 0. */
+export const throttlesExpression = (functions: number): string =>
+  Array.from({ length: functions }, (_, i) => `FILL(t${i}, 0)`).join(' + ');
+
+/** Failed webhooks `f` over all attempted `d + f`, missing periods counted as 0; 0 when none was attempted. */
+export const WEBHOOK_FAILURE_RATE_EXPRESSION = 'IF(FILL(d, 0) + FILL(f, 0) > 0, FILL(f, 0) / (FILL(d, 0) + FILL(f, 0)), 0)';
+
 export interface MonitoringProps extends MonitoringOptions {
   readonly api: RestApi;
   readonly functions: Record<string, IFunction>;
@@ -62,30 +69,41 @@ export class Monitoring extends Construct {
       });
 
     const serverErrorRate = props.api.metricServerError({ statistic: 'Average', period: five });
+    // Lambda publishes Throttles only for a function that was invoked in the period, and metric math
+    // drops a period where any term has no data point: without FILL, one idle function would hide every
+    // other function's throttles.
     const throttles = new MathExpression({
-      expression: Object.keys(props.functions)
-        .map((_, i) => `t${i}`)
-        .join(' + '),
+      expression: throttlesExpression(Object.keys(props.functions).length),
       usingMetrics: Object.fromEntries(Object.values(props.functions).map((fn, i) => [`t${i}`, fn.metricThrottles({ period: five })])),
       label: 'Lambda throttles, all functions',
       period: five,
     });
     const dlqDepth = props.deadLetters.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period: five });
+    // `d` counts delivered webhooks, `f` failed ones; each is published only when it happens. When every
+    // delivery fails, `d` has no data point, so `d` is filled with 0 (and `f` likewise) and the share is
+    // f / (d + f) = 1, not a missing value.
     const webhookFailureRate = new MathExpression({
-      expression: 'IF(d + f > 0, f / (d + f), 0)',
+      expression: WEBHOOK_FAILURE_RATE_EXPRESSION,
       usingMetrics: { d: emf(METRIC.webhookDeliveries), f: emf(METRIC.webhookFailures) },
       label: 'webhook failure share',
       period: Duration.minutes(15),
     });
 
     if (props.alarms ?? true) {
-      const alarm = (name: string, metric: IMetric, threshold: number, description: string, evaluationPeriods = 1) => {
+      const alarm = (
+        name: string,
+        metric: IMetric,
+        threshold: number,
+        description: string,
+        treatMissingData: TreatMissingData,
+        evaluationPeriods = 1,
+      ) => {
         const a = new Alarm(this, name, {
           metric,
           threshold,
           evaluationPeriods,
           comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-          treatMissingData: TreatMissingData.NOT_BREACHING,
+          treatMissingData,
           alarmDescription: description,
         });
         for (const action of props.alarmActions ?? []) {
@@ -110,15 +128,42 @@ export class Monitoring extends Construct {
         }),
         5,
         'The authorizer could not read a key 5 or more times in 5 minutes (DynamoDB failing or throttling): those requests got 500.',
+        // Published only when the authorizer fails: no data is no failure.
+        TreatMissingData.NOT_BREACHING,
       );
-      alarm('ServerErrorRate', serverErrorRate, props.serverErrorRate ?? 0.01, 'At least 1 % of requests answered 5xx in two 5-minute periods in a row.', 2);
-      alarm('LambdaThrottles', throttles, 1, 'A function was throttled by Lambda (account or reserved concurrency): requests failed with 5xx.');
-      alarm('DeadLetters', dlqDepth, 1, 'An asynchronous run failed three times and its event is in the worker dead-letter queue.');
+      alarm(
+        'ServerErrorRate',
+        serverErrorRate,
+        props.serverErrorRate ?? 0.01,
+        'At least 1 % of requests answered 5xx in two 5-minute periods in a row.',
+        // No data is no requests.
+        TreatMissingData.NOT_BREACHING,
+        2,
+      );
+      alarm(
+        'LambdaThrottles',
+        throttles,
+        1,
+        'A function was throttled by Lambda (account or reserved concurrency): requests failed with 5xx.',
+        // No data at all is no function invoked, so none throttled.
+        TreatMissingData.NOT_BREACHING,
+      );
+      alarm(
+        'DeadLetters',
+        dlqDepth,
+        1,
+        'An asynchronous run failed three times and its event is in the worker dead-letter queue.',
+        // SQS stops publishing a queue's metrics after six hours without activity, even with messages in
+        // it: a gap keeps the alarm's state (an alarm stays in ALARM until the queue is seen empty).
+        TreatMissingData.IGNORE,
+      );
       alarm(
         'WebhookFailureRate',
         webhookFailureRate,
         props.webhookFailureRate ?? 0.1,
         'At least 10 % of webhook deliveries failed after their retries in 15 minutes.',
+        // No data is no delivery attempted.
+        TreatMissingData.NOT_BREACHING,
       );
     }
 

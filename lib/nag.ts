@@ -5,9 +5,13 @@
  */
 import { Validations, type Stack } from 'aws-cdk-lib';
 import type { Method } from 'aws-cdk-lib/aws-apigateway';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 
-export function acknowledgeNagFindings(stack: Stack, parts: { deadLetters: Queue; publicMethods: Method[] }): void {
+export function acknowledgeNagFindings(
+  stack: Stack,
+  parts: { deadLetters: Queue; publicMethods: Method[]; tracedFunctions?: IFunction[] },
+): void {
   Validations.of(parts.deadLetters).acknowledge({
     id: 'AwsSolutions-SQS3',
     reason: 'This queue is the worker’s dead-letter destination; a dead-letter queue of its own would only move the same failed events one hop further.',
@@ -26,6 +30,13 @@ export function acknowledgeNagFindings(stack: Stack, parts: { deadLetters: Queue
     id: 'AwsSolutions-APIG3',
     reason: 'No WAF web ACL by default: stage throttling and exact per-key rate limits bound abuse, and a web ACL (with its cost) is the deployer’s choice, attached to the stage outside this stack.',
   });
+  for (const fn of parts.tracedFunctions ?? []) {
+    if (!fn.role) continue;
+    Validations.of(fn.role).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason: 'The tracing prop: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions, so X-Ray active tracing needs Resource "*" (the statement Lambda’s own Tracing.ACTIVE adds); the statement has only those two actions.',
+    });
+  }
   const cloudWatchRole = api.node.tryFindChild('CloudWatchRole');
   if (cloudWatchRole) {
     Validations.of(cloudWatchRole).acknowledge({

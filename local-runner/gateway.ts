@@ -138,15 +138,31 @@ class GatewayError extends Error {
   }
 }
 
-const DEFAULT_STATUS: Record<string, number> = {
-  UNAUTHORIZED: 401,
+/**
+ * The status API Gateway gives each of its own errors (the "default status code" of each gateway
+ * response type). A gateway response without a status code of its own (DEFAULT_4XX and DEFAULT_5XX in
+ * this stack) keeps it.
+ */
+export const DEFAULT_STATUS: Readonly<Record<string, number>> = {
   ACCESS_DENIED: 403,
-  MISSING_AUTHENTICATION_TOKEN: 403,
-  REQUEST_TOO_LARGE: 413,
-  AUTHORIZER_FAILURE: 500,
+  API_CONFIGURATION_ERROR: 500,
   AUTHORIZER_CONFIGURATION_ERROR: 500,
+  AUTHORIZER_FAILURE: 500,
+  BAD_REQUEST_PARAMETERS: 400,
+  BAD_REQUEST_BODY: 400,
+  EXPIRED_TOKEN: 403,
   INTEGRATION_FAILURE: 504,
   INTEGRATION_TIMEOUT: 504,
+  INVALID_API_KEY: 403,
+  INVALID_SIGNATURE: 403,
+  MISSING_AUTHENTICATION_TOKEN: 403,
+  QUOTA_EXCEEDED: 429,
+  REQUEST_TOO_LARGE: 413,
+  RESOURCE_NOT_FOUND: 404,
+  THROTTLED: 429,
+  UNAUTHORIZED: 401,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  WAF_FILTERED: 403,
 };
 
 interface Reply {
@@ -169,10 +185,16 @@ export function createGateway(options: GatewayOptions): (req: IncomingMessage, r
   const stagePrefix = `/${model.stageName}`;
   const cache = new Map<string, CachedDecision>();
 
+  /**
+   * The template's gateway response for `type`, else its DEFAULT_4XX or DEFAULT_5XX (by the error's
+   * own status). A response without a status code keeps the error's own status: `status` when given
+   * (502 for a function that failed), else the type's default.
+   */
   const gatewayReply = (type: string, requestId: string, message: string, status?: number): Reply => {
-    const fallback = (status ?? DEFAULT_STATUS[type] ?? 500) >= 500 ? 'DEFAULT_5XX' : 'DEFAULT_4XX';
+    const original = status ?? DEFAULT_STATUS[type] ?? 500;
+    const fallback = original >= 500 ? 'DEFAULT_5XX' : 'DEFAULT_4XX';
     const def: GatewayResponseDef | undefined = model.gatewayResponses.get(type) ?? model.gatewayResponses.get(fallback);
-    const code = Number(def?.statusCode ?? status ?? DEFAULT_STATUS[type] ?? 500);
+    const code = def?.statusCode === undefined ? original : Number(def.statusCode);
     const template = def?.templates['application/json'];
     const body =
       template !== undefined

@@ -68,3 +68,10 @@ describe('cdk-nag AwsSolutions', () => {
     }
   });
 });
+
+describe('cdk-nag AwsSolutions with the issue #14 props', () => {
+  it('finds nothing unacknowledged with tracing on and deletion protection off', () => {
+    const { app, stack } = stackWith({ tracing: true, deletionProtection: false });
+    expect(findings(app, stack)).toEqual([]);
+  });
+});

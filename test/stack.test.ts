@@ -2,9 +2,12 @@
  * Template tests: the stack synthesized in-process without bundling (asset hashes differ, nothing else),
  * checked for the tables, the API, the authorizer, the gateway error bodies and least-privilege IAM.
  */
-import { App, Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { App, type CfnResource, Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { buildOpenApiDocument } from '../lambdas/shared/openapi.js';
+import type { Construct } from 'constructs';
+import { environmentSize, variableBytes } from '../lib/environment-size.js';
 import { KnoudsApiStack, type KnoudsApiStackProps } from '../lib/knouds-api-stack.js';
 import { SYNC_BUDGET_MS, SYNC_OUTCOME_RESERVE_MS } from '../lambdas/shared/run-budget.js';
 
@@ -193,15 +196,16 @@ describe('API', () => {
     };
 
     it.each([
-      ['UNAUTHORIZED', '401', { code: 'UNAUTHORIZED' }],
-      ['ACCESS_DENIED', '403', { code: 'CAPABILITY_DENIED', required: 'execute-api:Invoke', actual: [] }],
-      ['MISSING_AUTHENTICATION_TOKEN', '404', { code: 'NOT_FOUND' }],
-      ['THROTTLED', '429', { code: 'RATE_LIMIT_EXCEEDED' }],
-      ['REQUEST_TOO_LARGE', '413', { code: 'PAYLOAD_TOO_LARGE' }],
+      ['UNAUTHORIZED', '401', { code: 'UNAUTHORIZED', request_id: 'req-1' }],
+      ['ACCESS_DENIED', '403', { code: 'CAPABILITY_DENIED', request_id: 'req-1', required: 'execute-api:Invoke', actual: [] }],
+      ['MISSING_AUTHENTICATION_TOKEN', '404', { code: 'NOT_FOUND', request_id: 'req-1' }],
+      ['THROTTLED', '429', { code: 'THROTTLED', request_id: 'req-1' }],
+      ['REQUEST_TOO_LARGE', '413', { code: 'PAYLOAD_TOO_LARGE', request_id: 'req-1' }],
       ['AUTHORIZER_FAILURE', '500', { code: 'INTERNAL_ERROR', request_id: 'req-1' }],
       ['AUTHORIZER_CONFIGURATION_ERROR', '500', { code: 'INTERNAL_ERROR', request_id: 'req-1' }],
-      ['DEFAULT_4XX', '400', { code: 'VALIDATION_ERROR', details: [] }],
-      ['DEFAULT_5XX', '500', { code: 'INTERNAL_ERROR', request_id: 'req-1' }],
+      // No status of their own: API Gateway keeps the original one (issue #14).
+      ['DEFAULT_4XX', undefined, { code: 'REQUEST_REFUSED', request_id: 'req-1' }],
+      ['DEFAULT_5XX', undefined, { code: 'INTERNAL_ERROR', request_id: 'req-1' }],
     ])('%s → %s', (type, status, fields) => {
       expect(responses.get(type)?.['StatusCode']).toBe(status);
       expect(body(type)).toEqual({ error: expect.any(String), ...fields });
@@ -216,6 +220,72 @@ describe('API', () => {
         expect((responses.get(type)?.['ResponseParameters'] as Record<string, string>)['gatewayresponse.header.Retry-After']).toMatch(/^'\d+'$/);
       }
     });
+  });
+});
+
+describe('gateway responses: every response type API Gateway has, each with its own status and code', () => {
+  const responses = new Map(
+    ofType('AWS::ApiGateway::GatewayResponse').map(([, r]) => [String(r.Properties['ResponseType']), r.Properties]),
+  );
+  const body = (type: string) => {
+    const templates = responses.get(type)?.['ResponseTemplates'] as Record<string, string>;
+    return JSON.parse(templates['application/json']!.replaceAll('$context.requestId', 'req-1')) as Record<string, unknown>;
+  };
+  const header = (type: string, name: string) => (responses.get(type)?.['ResponseParameters'] as Record<string, string>)[`gatewayresponse.header.${name}`];
+  // Status (undefined: none set, API Gateway keeps the original) and code, per type; the choices are in
+  // README.md ("Errors the gateway produces itself").
+  const EXPECTED: Record<string, [string | undefined, string]> = {
+    ACCESS_DENIED: ['403', 'CAPABILITY_DENIED'],
+    API_CONFIGURATION_ERROR: ['500', 'INTERNAL_ERROR'],
+    AUTHORIZER_CONFIGURATION_ERROR: ['500', 'INTERNAL_ERROR'],
+    AUTHORIZER_FAILURE: ['500', 'INTERNAL_ERROR'],
+    BAD_REQUEST_PARAMETERS: ['400', 'VALIDATION_ERROR'],
+    BAD_REQUEST_BODY: ['400', 'VALIDATION_ERROR'],
+    EXPIRED_TOKEN: ['403', 'FORBIDDEN'],
+    INTEGRATION_FAILURE: ['502', 'INTERNAL_ERROR'],
+    INTEGRATION_TIMEOUT: ['504', 'GATEWAY_TIMEOUT'],
+    INVALID_API_KEY: ['403', 'FORBIDDEN'],
+    INVALID_SIGNATURE: ['403', 'FORBIDDEN'],
+    MISSING_AUTHENTICATION_TOKEN: ['404', 'NOT_FOUND'],
+    QUOTA_EXCEEDED: ['429', 'THROTTLED'],
+    REQUEST_TOO_LARGE: ['413', 'PAYLOAD_TOO_LARGE'],
+    RESOURCE_NOT_FOUND: ['404', 'NOT_FOUND'],
+    THROTTLED: ['429', 'THROTTLED'],
+    UNAUTHORIZED: ['401', 'UNAUTHORIZED'],
+    UNSUPPORTED_MEDIA_TYPE: ['415', 'UNSUPPORTED_MEDIA_TYPE'],
+    WAF_FILTERED: ['403', 'FORBIDDEN'],
+    DEFAULT_4XX: [undefined, 'REQUEST_REFUSED'],
+    DEFAULT_5XX: [undefined, 'INTERNAL_ERROR'],
+  };
+
+  it('all 21 types have a response of their own, so none falls back to DEFAULT_4XX / DEFAULT_5XX', () => {
+    expect([...responses.keys()].sort()).toEqual(Object.keys(EXPECTED).sort());
+  });
+
+  it.each(Object.entries(EXPECTED))('%s → %j, with the contract body and the request id', (type, [status, code]) => {
+    expect({ status: responses.get(type)!['StatusCode'], code: body(type)['code'] }).toEqual({ status, code });
+    expect(body(type)).toEqual(expect.objectContaining({ error: expect.any(String), code, request_id: 'req-1' }));
+    expect(header(type, 'Content-Type')).toBe("'application/json'");
+  });
+
+  it('DEFAULT_4XX and DEFAULT_5XX set no status code (a WAF 403, a 415 or a 502 keeps its status), and DEFAULT_4XX claims no validation error', () => {
+    for (const type of ['DEFAULT_4XX', 'DEFAULT_5XX']) expect(responses.get(type)).not.toHaveProperty('StatusCode');
+    expect(body('DEFAULT_4XX')).toEqual({ error: 'The request was refused', code: 'REQUEST_REFUSED', request_id: 'req-1' });
+    const validation = [...responses.keys()].filter((type) => body(type)['code'] === 'VALIDATION_ERROR');
+    expect(validation.sort()).toEqual(['BAD_REQUEST_BODY', 'BAD_REQUEST_PARAMETERS']);
+  });
+
+  it('the stage’s 429s answer THROTTLED with Retry-After; an integration timeout answers 504 GATEWAY_TIMEOUT', () => {
+    expect(header('THROTTLED', 'Retry-After')).toBe("'1'");
+    expect(header('QUOTA_EXCEEDED', 'Retry-After')).toBe("'60'");
+    expect(body('THROTTLED')['error']).toMatch(/all callers/);
+    expect(body('INTEGRATION_TIMEOUT')).toEqual({ error: expect.any(String), code: 'GATEWAY_TIMEOUT', request_id: 'req-1' });
+  });
+
+  it('every code is in the OpenAPI document’s error code enum', () => {
+    const doc = buildOpenApiDocument() as { components: { schemas: { Error: { properties: { code: { enum: string[] } } } } } };
+    const codes = doc.components.schemas.Error.properties.code.enum;
+    for (const [, code] of Object.values(EXPECTED)) expect(codes).toContain(code);
   });
 });
 
@@ -488,6 +558,213 @@ describe('operability', () => {
     for (const alarm of Object.values(Template.fromStack(stack).findResources('AWS::CloudWatch::Alarm'))) {
       expect(alarm['Properties']).toMatchObject({ AlarmActions: ['arn:aws:sns:eu-west-1:111111111111:oncall'], OKActions: ['arn:aws:sns:eu-west-1:111111111111:oncall'] });
     }
+  });
+});
+
+describe('alarms that can fire: missing data filled, and treated deliberately', () => {
+  type Query = {
+    Id: string;
+    Expression?: string;
+    ReturnData?: boolean;
+    MetricStat?: { Metric: { MetricName: string; Namespace: string; Dimensions: { Name: string; Value: unknown }[] }; Period: number; Stat: string };
+  };
+  const alarms = ofType('AWS::CloudWatch::Alarm').map(([id, a]) => [id.replace(/^Monitoring|[0-9A-F]{8}$/g, ''), a.Properties] as const);
+  const alarm = (name: string) => alarms.find(([id]) => id === name)![1];
+  const queries = (name: string) => alarm(name)['Metrics'] as Query[];
+  const inputs = (name: string) =>
+    queries(name)
+      .filter((q) => q.Expression === undefined)
+      .map((q) => ({
+        id: q.Id,
+        returned: q.ReturnData,
+        metric: `${q.MetricStat!.Metric.Namespace} ${q.MetricStat!.Metric.MetricName}`,
+        dimensions: q.MetricStat!.Metric.Dimensions,
+        period: q.MetricStat!.Period,
+        stat: q.MetricStat!.Stat,
+      }));
+  const expression = (name: string) => queries(name).filter((q) => q.Expression !== undefined);
+
+  /**
+   * What the expressions below compute, restated by hand for one period each (FILL(x, 0): a missing
+   * value counts as 0). Not a metric-math engine: each is the one expression, written out.
+   */
+  const fill = (x: number | undefined) => x ?? 0;
+  const throttlesSum = (values: (number | undefined)[]) => values.reduce<number>((sum, v) => sum + fill(v), 0);
+  const failureShare = (d: number | undefined, f: number | undefined) => (fill(d) + fill(f) > 0 ? fill(f) / (fill(d) + fill(f)) : 0);
+
+  it('Lambda throttles: FILL(t_i, 0) summed over every function’s Throttles, so an idle function no longer hides the others', () => {
+    expect(expression('LambdaThrottles')).toEqual([
+      expect.objectContaining({ Expression: 'FILL(t0, 0) + FILL(t1, 0) + FILL(t2, 0) + FILL(t3, 0) + FILL(t4, 0) + FILL(t5, 0)' }),
+    ]);
+    expect(expression('LambdaThrottles')[0]!.ReturnData ?? true).toBe(true);
+    const functions = ['AuthorizerFunction', 'KeysFunction', 'WorkflowsFunction', 'ExecutionsFunction', 'WorkerFunction', 'OpenApiFunction'];
+    expect(inputs('LambdaThrottles')).toEqual(
+      functions.map((fn, i) => ({
+        id: `t${i}`,
+        returned: false,
+        metric: 'AWS/Lambda Throttles',
+        dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalId('AWS::Lambda::Function', fn) } }],
+        period: 300,
+        stat: 'Sum',
+      })),
+    );
+    expect(alarm('LambdaThrottles')).toMatchObject({ Threshold: 1, ComparisonOperator: 'GreaterThanOrEqualToThreshold', EvaluationPeriods: 1 });
+    // Synthetic periods: only the worker invoked and throttled 3 times; nothing invoked at all.
+    const periods: (number | undefined)[][] = [
+      [undefined, undefined, undefined, undefined, 3, undefined],
+      [0, 0, 2, undefined, undefined, undefined],
+      [undefined, undefined, undefined, undefined, undefined, undefined],
+    ];
+    expect(periods.map(throttlesSum)).toEqual([3, 2, 0]);
+    expect(periods.map((p) => throttlesSum(p) >= 1)).toEqual([true, true, false]);
+  });
+
+  it('webhook failure share: failures over deliveries plus failures, each filled, so 100 % failing is 1.0 (deliveries are never published then)', () => {
+    expect(expression('WebhookFailureRate')).toEqual([
+      expect.objectContaining({ Expression: 'IF(FILL(d, 0) + FILL(f, 0) > 0, FILL(f, 0) / (FILL(d, 0) + FILL(f, 0)), 0)' }),
+    ]);
+    const service = [{ Name: 'service', Value: 'knouds-api' }];
+    expect(inputs('WebhookFailureRate')).toEqual([
+      { id: 'd', returned: false, metric: 'Knouds/TestStack WebhookDeliveries', dimensions: service, period: 900, stat: 'Sum' },
+      { id: 'f', returned: false, metric: 'Knouds/TestStack WebhookFailures', dimensions: service, period: 900, stat: 'Sum' },
+    ]);
+    expect(alarm('WebhookFailureRate')).toMatchObject({ Threshold: 0.1, ComparisonOperator: 'GreaterThanOrEqualToThreshold', EvaluationPeriods: 1 });
+    // Synthetic periods (d delivered, f failed): every delivery failing (d never published), all fine,
+    // one in ten failing, nothing sent.
+    const periods: [number | undefined, number | undefined][] = [
+      [undefined, 7],
+      [12, undefined],
+      [9, 1],
+      [undefined, undefined],
+    ];
+    expect(periods.map(([d, f]) => failureShare(d, f))).toEqual([1, 0, 0.1, 0]);
+    expect(periods.map(([d, f]) => failureShare(d, f) >= 0.1)).toEqual([true, false, true, false]);
+  });
+
+  it('each alarm says what missing data means: no event is fine, and a silent dead-letter queue keeps its state', () => {
+    expect(Object.fromEntries(alarms.map(([id, p]) => [id, p['TreatMissingData']]))).toEqual({
+      AuthorizerErrors: 'notBreaching',
+      ServerErrorRate: 'notBreaching',
+      LambdaThrottles: 'notBreaching',
+      DeadLetters: 'ignore',
+      WebhookFailureRate: 'notBreaching',
+    });
+  });
+});
+
+describe('Lambda’s 4 KB environment limit fails the synth, not the deployment', () => {
+  const inline = (stack: Construct, id: string) =>
+    new LambdaFunction(stack, id, { runtime: Runtime.NODEJS_24_X, handler: 'index.handler', code: Code.fromInline('exports.handler = async () => ({})') });
+  const withModel = (description: string) =>
+    synth({ models: (stack) => [{ id: 'big', description, inputSchema: { type: 'object' }, handler: inline(stack, 'BigModel') }] });
+
+  it('custom models whose specs alone pass 4 KB: KNOUDS_MODELS, its size and the limit named', () => {
+    expect(() => withModel('x'.repeat(5000))).toThrow(/models: KNOUDS_MODELS \(.*\) takes 5\d{3} bytes, over Lambda's limit of 4096 bytes \(4 KB\)/);
+  });
+
+  it('measures as Lambda does: quotes in the JSON escaped, a function name known only at deployment at its longest (64)', () => {
+    // 1,000 quotes: 2,000 bytes in the specs' JSON, 4,000 once that JSON is escaped in the variables' JSON.
+    expect(() => withModel('"'.repeat(1000))).toThrow(/KNOUDS_MODELS .* takes 4\d{3} bytes/);
+    // [{"id":"big","description":"…","input_schema":{"type":"object"},"function_name":"<64>"}], escaped,
+    // under "KNOUDS_MODELS": 4096 exactly passes, one more byte does not.
+    const overhead = variableBytes('KNOUDS_MODELS', JSON.stringify([{ id: 'big', description: '', input_schema: { type: 'object' }, function_name: 'f'.repeat(64) }]));
+    const fits = 'x'.repeat(4096 - overhead);
+    // (It passes the models' own check; the function's whole environment is then too large.)
+    expect(() => withModel(fits)).toThrow(/WorkflowsFunction\] The function's environment variables take \d+ bytes/);
+    expect(() => withModel(`${fits}x`)).toThrow(/KNOUDS_MODELS .* takes 4097 bytes/);
+  });
+
+  it('a function whose whole environment passes 4 KB (models that fit alone, plus table names): the function, its size, the limit and its largest variables named', () => {
+    let message = '';
+    try {
+      withModel('x'.repeat(3500));
+    } catch (error) {
+      message = String(error);
+    }
+    expect(message).toMatch(/WorkflowsFunction\] The function's environment variables take \d{4} bytes .*over Lambda's limit of 4096 bytes \(4 KB\).* Largest: KNOUDS_MODELS 3\d{3} bytes/);
+    expect(message).toMatch(/WorkerFunction\] The function's environment variables take \d{4} bytes/);
+  });
+
+  it('the measure is the JSON Lambda measures, with each deploy-time reference at its longest', () => {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new KnoudsApiStack(app, 'Measured');
+    const tpl = Template.fromStack(stack).toJSON()['Resources'] as Record<string, Resource>;
+    const longest = (ref: { Ref?: string; 'Fn::GetAtt'?: [string, string] }) => {
+      const type = tpl[ref.Ref ?? ref['Fn::GetAtt']![0]]!.Type;
+      return 'x'.repeat({ 'AWS::DynamoDB::GlobalTable': 255, 'AWS::Lambda::Function': 64, 'AWS::KMS::Key': 128 }[type]!);
+    };
+    for (const id of ['OpenApiFunction', 'KeysFunction', 'WorkflowsFunction', 'WorkerFunction']) {
+      const fn = stack.node.findChild(id) as LambdaFunction;
+      const variables = (tpl[stack.resolve((fn.node.defaultChild as CfnResource).logicalId) as string]!.Properties['Environment'] as { Variables: Record<string, unknown> }).Variables;
+      const measured = JSON.stringify(
+        Object.fromEntries(Object.entries(variables).map(([k, v]) => [k, typeof v === 'string' ? v : longest(v as { Ref?: string })])),
+      );
+      expect({ id, bytes: environmentSize(fn).bytes }).toEqual({ id, bytes: Buffer.byteLength(measured) });
+      expect(environmentSize(fn).bytes).toBeLessThan(4096);
+    }
+  });
+});
+
+describe('endpoint', () => {
+  it('is REGIONAL, not edge-optimized', () => {
+    const apis = ofType('AWS::ApiGateway::RestApi');
+    expect(apis).toHaveLength(1);
+    expect(apis[0]![1].Properties['EndpointConfiguration']).toEqual({ Types: ['REGIONAL'] });
+  });
+});
+
+describe('table deletion protection', () => {
+  const protection = (tpl: Template) =>
+    Object.values(tpl.toJSON()['Resources'] as Record<string, Resource>)
+      .filter((r) => r.Type === 'AWS::DynamoDB::GlobalTable')
+      .map((r) => (r.Properties['Replicas'] as { DeletionProtectionEnabled?: boolean }[]).map((replica) => replica.DeletionProtectionEnabled));
+
+  it('is on for every table by default', () => {
+    expect(protection(template)).toEqual([[true], [true], [true], [true], [true]]);
+  });
+
+  it('the deletionProtection prop turns it off; removalPolicy DESTROY turns it off unless the prop says otherwise', () => {
+    expect(protection(synth({ deletionProtection: false }))).toEqual([[false], [false], [false], [false], [false]]);
+    expect(protection(synth({ removalPolicy: RemovalPolicy.DESTROY }))).toEqual([[false], [false], [false], [false], [false]]);
+    expect(protection(synth({ removalPolicy: RemovalPolicy.DESTROY, deletionProtection: true }))).toEqual([[true], [true], [true], [true], [true]]);
+  });
+});
+
+describe('tracing prop', () => {
+  const functionsOf = (tpl: Template) =>
+    Object.entries(tpl.toJSON()['Resources'] as Record<string, Resource>).filter(([, r]) => r.Type === 'AWS::Lambda::Function');
+  const xrayStatements = (tpl: Template) =>
+    Object.values(tpl.toJSON()['Resources'] as Record<string, Resource>)
+      .filter((r) => r.Type === 'AWS::IAM::Policy')
+      .flatMap((p) => (p.Properties['PolicyDocument'] as { Statement: { Action: string | string[]; Resource: unknown }[] }).Statement)
+      .filter((st) => [st.Action].flat().some((a) => a.startsWith('xray:')));
+
+  it('is off by default: no function or stage traced, no X-Ray grant', () => {
+    for (const [, f] of functionsOf(template)) {
+      expect(f.Properties['TracingConfig']).toBeUndefined();
+      expect((f.Properties['Environment'] as { Variables: Record<string, string> }).Variables).not.toHaveProperty('POWERTOOLS_TRACE_ENABLED');
+    }
+    expect(ofType('AWS::ApiGateway::Stage')[0]![1].Properties['TracingEnabled']).toBeUndefined();
+    expect(xrayStatements(template)).toEqual([]);
+  });
+
+  it('on: X-Ray active tracing for every function and the stage, the Powertools switch, and only X-Ray’s two actions granted', () => {
+    const traced = synth({ tracing: true });
+    const functions = functionsOf(traced);
+    expect(functions.map(([id]) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual(
+      ['AuthorizerFunction', 'ExecutionsFunction', 'KeysFunction', 'OpenApiFunction', 'WorkerFunction', 'WorkflowsFunction'],
+    );
+    for (const [, f] of functions) {
+      expect(f.Properties['TracingConfig']).toEqual({ Mode: 'Active' });
+      expect((f.Properties['Environment'] as { Variables: Record<string, string> }).Variables).toMatchObject({
+        POWERTOOLS_TRACE_ENABLED: 'true',
+        POWERTOOLS_SERVICE_NAME: 'knouds-api',
+      });
+    }
+    traced.hasResourceProperties('AWS::ApiGateway::Stage', { TracingEnabled: true });
+    expect(xrayStatements(traced)).toEqual(
+      functions.map(() => ({ Effect: 'Allow', Action: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'], Resource: '*' })),
+    );
   });
 });
 

@@ -106,6 +106,12 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
           'PAYLOAD_TOO_LARGE',
           'RATE_LIMIT_EXCEEDED',
           'INTERNAL_ERROR',
+          // Produced by API Gateway itself (lib/gateway-responses.ts).
+          'THROTTLED',
+          'GATEWAY_TIMEOUT',
+          'FORBIDDEN',
+          'UNSUPPORTED_MEDIA_TYPE',
+          'REQUEST_REFUSED',
         ],
       },
       details: { type: 'array', items: { type: 'object', required: ['field', 'message'], properties: { field: { type: 'string' }, message: { type: 'string' } } } },

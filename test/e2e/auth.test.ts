@@ -44,7 +44,7 @@ const verify = (headers: Record<string, string>) => call(`${stack.apiUrl}/keys/v
 function expectUnauthorized(reply: Awaited<ReturnType<typeof call>>) {
   expect(reply.status).toBe(401);
   expect(reply.headers.get('content-type')).toBe('application/json');
-  expect(reply.body).toEqual({ error: expect.stringContaining('x-api-key'), code: 'UNAUTHORIZED' });
+  expect(reply.body).toEqual({ error: expect.stringContaining('x-api-key'), code: 'UNAUTHORIZED', request_id: expect.any(String) });
   // Nothing past the authorizer ran: no rate-limit headers.
   expect(reply.headers.get('x-ratelimit-limit')).toBeNull();
 }
@@ -166,7 +166,7 @@ describe('errors the gateway produces itself', () => {
     for (const headers of [{}, { 'x-api-key': stack.adminKey! }] as Record<string, string>[]) {
       const reply = await call(`${stack.apiUrl}/no-such-thing`, { headers });
       expect(reply.status).toBe(404);
-      expect(reply.body).toEqual({ error: expect.any(String), code: 'NOT_FOUND' });
+      expect(reply.body).toEqual({ error: expect.any(String), code: 'NOT_FOUND', request_id: expect.any(String) });
     }
     expect((await call(`${stack.url}/v2/health`)).status).toBe(404);
     expect((await call(`${stack.apiUrl}/health`, { method: 'DELETE' })).status).toBe(404);
@@ -179,7 +179,7 @@ describe('errors the gateway produces itself', () => {
       body: 'x'.repeat(10 * 1024 * 1024 + 1),
     });
     expect(reply.status).toBe(413);
-    expect(reply.body).toEqual({ error: expect.any(String), code: 'PAYLOAD_TOO_LARGE' });
+    expect(reply.body).toEqual({ error: expect.any(String), code: 'PAYLOAD_TOO_LARGE', request_id: expect.any(String) });
   });
 
   it('never logs a plaintext key or its hash', () => {

@@ -1,0 +1,118 @@
+/**
+ * The errors the gateway produces itself, through the local stack (issue #14, finding 2): each keeps
+ * its own status and carries the contract body with the request id. The runner renders the template's
+ * gateway responses; with only the template's DEFAULT_4XX and DEFAULT_5XX (which set no status code,
+ * as API Gateway then keeps the error's own status), every 4xx the runner produces still answers its
+ * own status with the generic REQUEST_REFUSED, never 400 VALIDATION_ERROR.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createGateway, MAX_BODY_BYTES, type Invoke } from '../../local-runner/gateway.js';
+import type { LocalApiModel } from '../../local-runner/template.js';
+import { LOCAL_ACCOUNT_ID, LOCAL_REGION } from '../../local-runner/stack.js';
+import { call, type Reply } from '../support/http.js';
+import { startTestStack, type TestStack } from '../support/stack.js';
+
+let t: TestStack;
+beforeAll(async () => {
+  t = await startTestStack('e2e-gateway-responses');
+});
+afterAll(() => t?.close());
+
+function expectGatewayError(reply: Reply, status: number, code: string) {
+  expect({ status: reply.status, code: reply.body['code'] }).toEqual({ status, code });
+  expect(reply.headers.get('content-type')).toBe('application/json');
+  expect(reply.body).toEqual(expect.objectContaining({ error: expect.any(String), code, request_id: reply.headers.get('x-amzn-requestid') }));
+  expect(reply.headers.get('x-amzn-requestid')).toMatch(/^[0-9a-f-]{36}$/);
+}
+
+describe('through the local stack, with the template’s responses', () => {
+  it('an unknown route: 404 NOT_FOUND with the request id', async () => {
+    expectGatewayError(await t.api(undefined, 'GET', '/no-such-route'), 404, 'NOT_FOUND');
+  });
+
+  it('no key: 401 UNAUTHORIZED with the request id', async () => {
+    expectGatewayError(await t.api(undefined, 'GET', '/keys/verify'), 401, 'UNAUTHORIZED');
+  });
+
+  it('a body over 10 MB: 413 PAYLOAD_TOO_LARGE with the request id', async () => {
+    expectGatewayError(await t.api(undefined, 'POST', '/keys', 'x'.repeat(MAX_BODY_BYTES + 1)), 413, 'PAYLOAD_TOO_LARGE');
+  });
+});
+
+describe('a gateway error without a response of its own keeps its status (DEFAULT_4XX / DEFAULT_5XX)', () => {
+  let server: Server;
+  let base: string;
+  /** What the authorizer, and then the integration, answer in the next request. */
+  let authorizerAnswer: (event: unknown) => unknown;
+
+  beforeAll(async () => {
+    const model = t.stack.model;
+    const defaultsOnly: LocalApiModel = {
+      ...model,
+      gatewayResponses: new Map([...model.gatewayResponses].filter(([type]) => type === 'DEFAULT_4XX' || type === 'DEFAULT_5XX')),
+    };
+    if (defaultsOnly.gatewayResponses.size !== 2) throw new Error('the template has no DEFAULT_4XX and DEFAULT_5XX responses');
+    const authorizerIds = new Set([...model.authorizers.values()].map((a) => a.functionId));
+    const invoke: Invoke = async (functionId, event) => {
+      if (authorizerIds.has(functionId)) return authorizerAnswer(event);
+      throw new Error('the integration crashed');
+    };
+    server = createServer(createGateway({ model: defaultsOnly, invoke, region: LOCAL_REGION, accountId: LOCAL_ACCOUNT_ID }));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/${model.stageName}`;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  const policy = (effect: 'Allow' | 'Deny') => (event: unknown) => ({
+    principalId: 'p',
+    policyDocument: { Version: '2012-10-17', Statement: [{ Effect: effect, Action: 'execute-api:Invoke', Resource: (event as { methodArn: string }).methodArn }] },
+    context: {},
+  });
+
+  it.each([
+    // API Gateway's own status for an unknown route is 403 (the template's own response makes it 404).
+    ['MISSING_AUTHENTICATION_TOKEN', 403, () => call(`${base}/no-such-route`)],
+    ['UNAUTHORIZED', 401, () => call(`${base}/keys/verify`)],
+    ['REQUEST_TOO_LARGE', 413, () => call(`${base}/keys`, { method: 'POST', body: 'x'.repeat(MAX_BODY_BYTES + 1) })],
+    [
+      'ACCESS_DENIED',
+      403,
+      () => {
+        authorizerAnswer = policy('Deny');
+        return call(`${base}/keys/verify`, { headers: { 'x-api-key': 'k' } });
+      },
+    ],
+  ])('%s → %i REQUEST_REFUSED (not 400 VALIDATION_ERROR)', async (type, status, request) => {
+    const reply = await request();
+    expectGatewayError(reply, status, 'REQUEST_REFUSED');
+    expect(reply.headers.get('x-amzn-errortype')).toBe(type);
+    expect(reply.body).not.toHaveProperty('details');
+  });
+
+  it.each([
+    [
+      'AUTHORIZER_FAILURE',
+      500,
+      () => {
+        authorizerAnswer = () => {
+          throw new Error('boom');
+        };
+        return call(`${base}/keys/verify`, { headers: { 'x-api-key': 'k' } });
+      },
+    ],
+    // A crashed function: API Gateway's 502, kept.
+    [
+      'DEFAULT_5XX',
+      502,
+      () => {
+        authorizerAnswer = policy('Allow');
+        return call(`${base}/keys/verify`, { headers: { 'x-api-key': 'k' } });
+      },
+    ],
+  ])('%s → %i INTERNAL_ERROR', async (type, status, request) => {
+    const reply = await request();
+    expectGatewayError(reply, status, 'INTERNAL_ERROR');
+    expect(reply.headers.get('x-amzn-errortype')).toBe(type);
+  });
+});
