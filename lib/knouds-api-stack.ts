@@ -33,6 +33,7 @@ import { SECRETS_KEY_ARN_ENV } from '../lambdas/shared/secret-box.js';
 import { resolveSettings, SETTINGS_ENV, type SettingsOverrides } from '../lambdas/shared/settings.js';
 import { DataStore } from './data-store.js';
 import { boundedFunctionName, LAMBDA_ENVIRONMENT_LIMIT_BYTES, validateEnvironmentSize, variableBytes } from './environment-size.js';
+import { EdgeRateLimit } from './edge-rate-limit.js';
 import { addGatewayResponses } from './gateway-responses.js';
 import { KnoudsFunction, SOURCE_MAPS_CONTEXT } from './knouds-function.js';
 import { Monitoring, type MonitoringOptions } from './monitoring.js';
@@ -117,6 +118,15 @@ export interface KnoudsApiStackProps extends StackProps, SettingsOverrides {
    * @default false
    */
   readonly tracing?: boolean;
+  /**
+   * An edge defence: an AWS WAF web ACL on the stage with a rate-based rule keyed on the `x-api-key`
+   * header, refusing (429 THROTTLED) a key value past `requestsPerMinute` before it costs a Lambda
+   * invocation or a DynamoDB write. Coarse (WAF counts approximately, over its own window): set it well
+   * above the highest tier's per-key limit, which the functions keep exactly. WAF is billed per web ACL,
+   * rule and request.
+   * @default none — stage throttling and the exact per-key limits only
+   */
+  readonly edgeRateLimit?: { readonly requestsPerMinute: number };
   /**
    * Create the account-wide role that lets API Gateway write access logs. Turn off when the
    * account already has one (it is a per-region account setting).
@@ -336,6 +346,9 @@ export class KnoudsApiStack extends Stack {
       defaultMethodOptions: { authorizer, authorizationType: AuthorizationType.CUSTOM },
     });
     addGatewayResponses(this.api);
+    if (props.edgeRateLimit) {
+      new EdgeRateLimit(this, 'EdgeRateLimit', { stage: this.api.deploymentStage, requestsPerMinute: props.edgeRateLimit.requestsPerMinute });
+    }
 
     // GET /health: the gateway alone (a mock integration), no key.
     const healthMethod = this.api.root.addResource('health').addMethod(

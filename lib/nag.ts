@@ -28,7 +28,7 @@ export function acknowledgeNagFindings(
   });
   Validations.of(api).acknowledge({
     id: 'AwsSolutions-APIG3',
-    reason: 'No WAF web ACL by default: stage throttling and exact per-key rate limits bound abuse, and a web ACL (with its cost) is the deployer’s choice, attached to the stage outside this stack.',
+    reason: 'No WAF web ACL by default: stage throttling and exact per-key rate limits bound abuse, and a web ACL (with its cost) is the deployer’s choice: the edgeRateLimit prop adds one keyed on x-api-key, or attach one outside this stack.',
   });
   for (const fn of parts.tracedFunctions ?? []) {
     if (!fn.role) continue;

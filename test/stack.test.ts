@@ -768,6 +768,45 @@ describe('tracing prop', () => {
   });
 });
 
+describe('edge rate limit (edgeRateLimit prop)', () => {
+  it('off by default: no web ACL', () => {
+    expect(Object.keys(template.findResources('AWS::WAFv2::WebACL'))).toEqual([]);
+    expect(Object.keys(template.findResources('AWS::WAFv2::WebACLAssociation'))).toEqual([]);
+  });
+
+  it('on: a regional web ACL on the stage, one rate-based rule per x-api-key value answering 429 THROTTLED', () => {
+    const edged = synth({ edgeRateLimit: { requestsPerMinute: 3000 } });
+    edged.hasResourceProperties('AWS::WAFv2::WebACL', {
+      Scope: 'REGIONAL',
+      DefaultAction: { Allow: {} },
+      Rules: [
+        Match.objectLike({
+          Statement: {
+            RateBasedStatement: {
+              Limit: 3000,
+              EvaluationWindowSec: 60,
+              AggregateKeyType: 'CUSTOM_KEYS',
+              CustomKeys: [{ Header: { Name: 'x-api-key', TextTransformations: [{ Priority: 0, Type: 'NONE' }] } }],
+            },
+          },
+          Action: {
+            Block: { CustomResponse: { ResponseCode: 429, CustomResponseBodyKey: 'THROTTLED', ResponseHeaders: [{ Name: 'Retry-After', Value: '60' }] } },
+          },
+        }),
+      ],
+    });
+    const body = (Object.values(edged.findResources('AWS::WAFv2::WebACL'))[0] as Resource).Properties['CustomResponseBodies'] as Record<string, { Content: string }>;
+    expect(JSON.parse(body['THROTTLED']!.Content)).toMatchObject({ code: 'THROTTLED' });
+    const association = Object.values(edged.findResources('AWS::WAFv2::WebACLAssociation'))[0] as Resource;
+    expect(JSON.stringify(association.Properties['ResourceArn'])).toMatch(/restapis/);
+    expect(JSON.stringify(association.Properties['ResourceArn'])).toMatch(/\/stages\/",\{"Ref":"ApiDeploymentStagev1/);
+  });
+
+  it('refuses a limit WAF cannot take', () => {
+    expect(() => synth({ edgeRateLimit: { requestsPerMinute: 5 } })).toThrow(/edgeRateLimit.requestsPerMinute must be an integer from 10/);
+  });
+});
+
 describe('snapshot', () => {
   it('matches, with asset hashes normalized', () => {
     const normalized = JSON.stringify(template.toJSON(), null, 2).replace(/[0-9a-f]{64}(\.zip)?/g, '<asset>');
