@@ -128,6 +128,18 @@ export interface KnoudsApiStackProps extends StackProps, SettingsOverrides {
    */
   readonly edgeRateLimit?: { readonly requestsPerMinute: number };
   /**
+   * Reserved concurrency of the worker, the function that runs asynchronous executions (up to 15 minutes
+   * each). It is both a guarantee and a cap: at most this many runs execute at once, whatever the
+   * tenants start, and the rest of the account's Lambda pool (its concurrency limit, 1000 by default,
+   * less this) stays with the API's functions (authorizer, keys, workflows, executions), which are left
+   * unreserved so they share it. Events past the cap wait in Lambda's queue for the worker (up to an hour,
+   * then the dead-letter queue), and the tiers' `maxAsyncInFlight` bounds what one account can put there.
+   * Lambda refuses a reservation that leaves less than 100 unreserved in the account (deployment fails),
+   * so the account's limit must be at least this plus 100.
+   * @default 100
+   */
+  readonly workerConcurrency?: number;
+  /**
    * Create the account-wide role that lets API Gateway write access logs. Turn off when the
    * account already has one (it is a per-region account setting).
    * @default true
@@ -165,6 +177,8 @@ export class KnoudsApiStack extends Stack {
       if (BUILT_IN_MODEL_IDS.includes(m.id)) throw new Error(`model id '${m.id}' is a built-in model`);
     }
     if (new Set(models.map((m) => m.id)).size !== models.length) throw new Error('model ids must be unique');
+    const workerConcurrency = props.workerConcurrency ?? 100;
+    if (!Number.isInteger(workerConcurrency) || workerConcurrency < 1) throw new Error(`workerConcurrency must be a positive integer, got ${workerConcurrency}`);
 
     this.data = new DataStore(this, 'Data', {
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
@@ -264,12 +278,15 @@ export class KnoudsApiStack extends Stack {
       logRetention,
       timeout: Duration.seconds(WORKER_TIMEOUT_SECONDS),
       environment: { ...modelsEnv, ...secretsEnv, ...tableEnv('workflows', 'executions', 'accounts') },
+      // Its own share of the account's pool, never more: ten-minute runs cannot take the authorizer's.
+      reservedConcurrentExecutions: workerConcurrency,
       retryAttempts: 2,
       maxEventAge: Duration.hours(1),
       onFailure: new SqsDestination(deadLetters),
     });
     grantTable(workflowsTable, workerFn, ['dynamodb:GetItem']);
     grantTable(executionsTable, workerFn, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
+    // The webhook secret, and (in a run's terminal transaction) the account's in-flight counter.
     grantTable(accountsTable, workerFn, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
     grantSecrets(workerFn, ['kms:Encrypt', 'kms:Decrypt']);
 
@@ -284,6 +301,8 @@ export class KnoudsApiStack extends Stack {
       environment: {
         ...modelsEnv,
         ...secretsEnv,
+        // The tiers' in-flight limits of async runs.
+        ...settingsEnv,
         ...tableEnv('usage', 'workflows', 'executions', 'accounts'),
         [WORKER_FUNCTION_ENV]: workerFn.functionName,
       },
@@ -292,8 +311,9 @@ export class KnoudsApiStack extends Stack {
     grantTable(workflowsTable, workflowsFn, ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem']);
     grantTable(executionsTable, workflowsFn, ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
     // A run it cannot hand to the worker, it fails and sends the webhook of: it opens the account's
-    // existing secret (never makes one, so no kms:Encrypt and no write to the accounts table).
-    grantTable(accountsTable, workflowsFn, ['dynamodb:GetItem']);
+    // existing secret (never makes one, so no kms:Encrypt). It writes the accounts table only inside an
+    // async run's transactions: the in-flight counter, taken with the put and freed with a failure.
+    grantTable(accountsTable, workflowsFn, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
     grantSecrets(workflowsFn, ['kms:Decrypt']);
     grantInvoke(workerFn, workflowsFn);
     for (const m of models) {
@@ -305,9 +325,11 @@ export class KnoudsApiStack extends Stack {
       lambda: 'executions',
       description: 'Knouds API: /executions',
       logRetention,
-      environment: tableEnv('usage', 'executions'),
+      environment: tableEnv('usage', 'executions', 'accounts'),
     });
     grantTable(usageTable, executionsFn, ['dynamodb:UpdateItem']);
+    // A cancel frees the run's in-flight slot: the account's counter, in the cancel's transaction.
+    grantTable(accountsTable, executionsFn, ['dynamodb:UpdateItem']);
     grantTable(executionsTable, executionsFn, ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'], [EXECUTIONS_BY_WORKFLOW_INDEX]);
     // The cancel's signal item (in the cancel's transaction): a put, only under an account's signal partition.
     executionsFn.addToRolePolicy(

@@ -9,6 +9,8 @@ import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
 import { WorkflowsRepository } from '../lambdas/shared/repositories/workflows.js';
 import { createWorkflow, deployWorkflow, runWorkflow } from '../lambdas/shared/services/workflows.js';
 import { createTestDb, type TestDb } from './support/dynamodb.js';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { ConcurrencyLimitExceededError } from '../lambdas/shared/errors.js';
 
 let db: TestDb;
 let repo: ExecutionsRepository;
@@ -136,5 +138,139 @@ describe('async start', () => {
     await expect(runWorkflow(deps, actor, 'wf', { input: {} }, { async: true, startAsync: down })).rejects.toThrow(/unavailable/);
     const [execution] = (await repo.list('acct_async', {}, 10)).items;
     expect(execution).toMatchObject({ status: 'FAILED', error: 'the run could not be started' });
+  });
+});
+
+describe('async runs in flight: the account’s counter (API.md §4)', () => {
+  let slots: ExecutionsRepository;
+  let accounts: AccountsRepository;
+  let n = 0;
+  beforeAll(() => {
+    slots = new ExecutionsRepository(db.doc, db.tables.executions, db.tables.accounts);
+    accounts = new AccountsRepository(db.doc, db.tables.accounts);
+  });
+  const inFlight = async (accountId: string) =>
+    (await db.doc.send(new GetCommand({ TableName: db.tables.accounts, Key: { account_id: accountId }, ConsistentRead: true }))).Item?.['async_in_flight'] ?? 0;
+  const account = async () => {
+    const id = `acct_slots_${++n}_${Date.now().toString(36)}`;
+    await accounts.create(id, 'pro', new Date());
+    return id;
+  };
+  const slotted = (accountId: string): ExecutionRecord => {
+    const at = new Date();
+    return {
+      account_id: accountId,
+      execution_id: newExecutionId(at),
+      workflow_slug: 'wf',
+      workflow_version: 1,
+      workspace_id: 'default',
+      status: 'QUEUED',
+      input: null,
+      created_at: at.toISOString(),
+      key_id: 'key_x',
+      async: true,
+      async_slot: true,
+    };
+  };
+
+  it('admits exactly `limit` of many parallel starts; a limit of 0 admits none', async () => {
+    const id = await account();
+    const results = await Promise.allSettled(Array.from({ length: 8 }, () => slots.create(slotted(id), 3)));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(3);
+    const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as ConcurrencyLimitExceededError);
+    expect(refused.map((e) => [e.constructor.name, e.status, e.code, e.extra()])).toEqual(
+      Array.from({ length: 5 }, () => ['ConcurrencyLimitExceededError', 429, 'CONCURRENCY_LIMIT_EXCEEDED', { limit: 3 }]),
+    );
+    expect(await inFlight(id)).toBe(3);
+    expect((await slots.list(id, {}, 20)).items).toHaveLength(3);
+    await expect(slots.create(slotted(await account()), 0)).rejects.toMatchObject({ code: 'CONCURRENCY_LIMIT_EXCEEDED', limit: 0 });
+  });
+
+  it('every end frees the slot once: success, failure, interrupted, cancel while QUEUED and while RUNNING', async () => {
+    const id = await account();
+    const runs = Array.from({ length: 5 }, () => slotted(id));
+    for (const r of runs) await slots.create(r, 5);
+    expect(await inFlight(id)).toBe(5);
+    const [ok, failed, interrupted, cancelledQueued, cancelledRunning] = runs as [ExecutionRecord, ExecutionRecord, ExecutionRecord, ExecutionRecord, ExecutionRecord];
+    const claimed = async (r: ExecutionRecord, owner: string, leaseUntil = lease()) => (await slots.claim(id, r.execution_id, owner, leaseUntil, now()))!;
+    const okRun = await claimed(ok, 'att_a');
+    expect(await slots.finish(id, ok.execution_id, { status: 'SUCCEEDED', output: { x: 1 } }, now(), 'att_a', ['RUNNING'], okRun)).toMatchObject({
+      status: 'SUCCEEDED',
+      output: { x: 1 },
+      owner: 'att_a',
+    });
+    expect(await slots.get(id, ok.execution_id)).toMatchObject({ status: 'SUCCEEDED', output: { x: 1 } });
+    // Again, as a retry after a lost answer: its own result, no second release.
+    expect(await slots.finish(id, ok.execution_id, { status: 'SUCCEEDED', output: { x: 1 } }, now(), 'att_a', ['RUNNING'], okRun)).toMatchObject({ status: 'SUCCEEDED' });
+    expect(await inFlight(id)).toBe(4);
+    const failedRun = await claimed(failed, 'att_b');
+    expect(await slots.finish(id, failed.execution_id, { status: 'FAILED', error: 'x' }, now(), 'att_b', ['RUNNING'], failedRun)).toMatchObject({ status: 'FAILED' });
+    // Another attempt's finish of an ended run frees nothing.
+    expect(await slots.finish(id, failed.execution_id, { status: 'FAILED', error: 'x' }, now(), 'att_z', ['RUNNING'], failedRun)).toBeUndefined();
+    expect(await inFlight(id)).toBe(3);
+    const held = await claimed(interrupted, 'att_c', Date.now() - 1);
+    expect(await slots.failInterrupted(id, interrupted.execution_id, 'att_c', 'att_d', now(), new Date(0), held)).toMatchObject({ status: 'FAILED', owner: 'att_d' });
+    expect(await inFlight(id)).toBe(2);
+    expect(await slots.cancel(id, cancelledQueued.execution_id, 'QUEUED', now(), true)).toBe(true);
+    // Cancelled already: the condition refuses a second cancel, and its release with it.
+    expect(await slots.cancel(id, cancelledQueued.execution_id, 'QUEUED', now(), true)).toBe(false);
+    expect(await inFlight(id)).toBe(1);
+    await claimed(cancelledRunning, 'att_e');
+    // A caller that says the run holds no slot is refused (re-read), never ends it without the release.
+    expect(await slots.cancel(id, cancelledRunning.execution_id, 'RUNNING', now(), false)).toBe(false);
+    expect(await slots.cancel(id, cancelledRunning.execution_id, 'RUNNING', now(), true)).toBe(true);
+    expect(await inFlight(id)).toBe(0);
+  });
+
+  it('a finish that did not know of the slot still frees it (made again as the transaction)', async () => {
+    const id = await account();
+    const r = slotted(id);
+    await slots.create(r, 1);
+    await slots.claim(id, r.execution_id, 'att_a', lease(), now());
+    expect(await slots.finish(id, r.execution_id, { status: 'SUCCEEDED', output: 1 }, now(), 'att_a')).toMatchObject({ status: 'SUCCEEDED', owner: 'att_a' });
+    expect(await inFlight(id)).toBe(0);
+  });
+
+  it('a create retried after a lost answer is the same run and takes one slot', async () => {
+    const id = await account();
+    const r = slotted(id);
+    await slots.create(r, 2);
+    await slots.create(r, 2);
+    expect(await inFlight(id)).toBe(1);
+    // At the limit, the retry of a create that landed is still recognised as ours, not refused.
+    await slots.create(slotted(id), 2);
+    await slots.create(r, 2);
+    expect(await inFlight(id)).toBe(2);
+  });
+
+  it('a run that could not be started frees its slot; a refused start writes nothing', async () => {
+    const id = await account();
+    const deps = {
+      workflows: new WorkflowsRepository(db.doc, db.tables.workflows),
+      executions: slots,
+      accounts,
+      models: new ModelRegistry(),
+    };
+    const actor = { accountId: id, keyId: 'key_a', workspaces: ['*'] };
+    await createWorkflow(deps, actor, {
+      slug: 'wf',
+      name: 'wf',
+      definition: { input_schema: {}, steps: [{ id: 'e', model: 'echo', input: 1 }], output: '$.steps.e.output' },
+    });
+    await deployWorkflow(deps, actor, 'wf');
+    const down = async () => {
+      throw new Error('Lambda is unavailable');
+    };
+    await expect(runWorkflow(deps, actor, 'wf', { input: {} }, { async: true, startAsync: down, asyncLimit: 1 })).rejects.toThrow(/unavailable/);
+    expect((await slots.list(id, {}, 10)).items).toMatchObject([{ status: 'FAILED', error: 'the run could not be started', async_slot: true }]);
+    expect(await inFlight(id)).toBe(0);
+    const up = async () => {};
+    await runWorkflow(deps, actor, 'wf', { input: {} }, { async: true, startAsync: up, asyncLimit: 1 });
+    await expect(runWorkflow(deps, actor, 'wf', { input: {} }, { async: true, startAsync: up, asyncLimit: 1 })).rejects.toBeInstanceOf(ConcurrencyLimitExceededError);
+    expect((await slots.list(id, {}, 10)).items).toHaveLength(2);
+    expect(await inFlight(id)).toBe(1);
+    // A sync run takes no slot.
+    expect((await runWorkflow(deps, actor, 'wf', { input: {} }, { async: false, startAsync: up, asyncLimit: 1 })).execution).toMatchObject({ status: 'SUCCEEDED' });
+    expect(await inFlight(id)).toBe(1);
   });
 });

@@ -402,12 +402,14 @@ describe('least-privilege IAM', () => {
         'dynamodb:UpdateItem',
       ],
       Executions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
-      // The account's webhook secret, read only (see the KMS test).
-      Accounts: ['dynamodb:GetItem'],
+      // The account's webhook secret, read only (see the KMS test), and its in-flight counter of async runs.
+      Accounts: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
     });
     expect(tablesOf('ExecutionsFunction')).toEqual({
       Usage: ['dynamodb:UpdateItem'],
       Executions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
+      // A cancel frees the run's in-flight slot.
+      Accounts: ['dynamodb:UpdateItem'],
     });
     // The executions function puts only cancellation signals (partition `<account_id>#signal`), never an execution.
     const puts = statementsOf('ExecutionsFunction').filter((s) => s.actions.includes('dynamodb:PutItem'));
@@ -449,6 +451,33 @@ describe('asynchronous runs', () => {
     });
     template.hasResourceProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true, MessageRetentionPeriod: 1_209_600 });
     expect(resources[worker]!.Properties['Timeout']).toBe(900);
+  });
+
+  it('the worker has reserved concurrency (100 unless workerConcurrency says), and the API’s functions share the rest of the pool', () => {
+    const reserved = (tpl: Template) =>
+      Object.fromEntries(
+        Object.entries(tpl.toJSON()['Resources'] as Record<string, Resource>)
+          .filter(([, r]) => r.Type === 'AWS::Lambda::Function')
+          .filter(([, r]) => r.Properties['ReservedConcurrentExecutions'] !== undefined)
+          .map(([id, r]) => [id.replace(/[0-9A-F]{8}$/, ''), r.Properties['ReservedConcurrentExecutions']]),
+      );
+    expect(reserved(template)).toEqual({ WorkerFunction: 100 });
+    expect(reserved(synth({ workerConcurrency: 25 }))).toEqual({ WorkerFunction: 25 });
+    for (const bad of [0, -1, 2.5]) expect(() => synth({ workerConcurrency: bad })).toThrow(/workerConcurrency/);
+  });
+
+  it('the tiers’ limits of async runs in flight reach the workflows function (pro 10, business 50, enterprise 200, free 0), a tier prop', () => {
+    const settingsOf = (tpl: Template) => {
+      const fn = Object.entries(tpl.toJSON()['Resources'] as Record<string, Resource>).find(
+        ([id, r]) => r.Type === 'AWS::Lambda::Function' && id.startsWith('WorkflowsFunction'),
+      )![1];
+      const env = (fn.Properties['Environment'] as { Variables: Record<string, string> }).Variables;
+      return JSON.parse(env['KNOUDS_SETTINGS']!) as { tiers: Record<string, { maxAsyncInFlight: number }> };
+    };
+    const limits = (tpl: Template) => Object.fromEntries(Object.entries(settingsOf(tpl).tiers).map(([k, v]) => [k, v.maxAsyncInFlight]));
+    expect(limits(template)).toEqual({ free: 0, pro: 10, business: 50, enterprise: 200 });
+    expect(limits(synth({ tiers: { pro: { maxAsyncInFlight: 3 } } }))).toEqual({ free: 0, pro: 3, business: 50, enterprise: 200 });
+    expect(() => synth({ tiers: { pro: { maxAsyncInFlight: -1 } } })).toThrow(/maxAsyncInFlight/);
   });
 
   it('the workflows function outlives a sync run’s budget with room to record the outcome (not API Gateway’s 29 s)', () => {

@@ -10,7 +10,8 @@ import type { Actor } from '../shared/services/workflows.js';
 
 const doc = createDocumentClient();
 const usage = new UsageRepository(doc, requireEnv(TABLE_ENV.usage));
-const deps: ExecutionDeps = { executions: new ExecutionsRepository(doc, requireEnv(TABLE_ENV.executions)) };
+// A cancel frees the run's in-flight slot in the accounts table.
+const deps: ExecutionDeps = { executions: new ExecutionsRepository(doc, requireEnv(TABLE_ENV.executions), requireEnv(TABLE_ENV.accounts)) };
 
 const actor = ({ caller }: RequestContext): Actor => ({ accountId: caller.accountId, keyId: caller.keyId, workspaces: caller.workspaces });
 

@@ -147,3 +147,23 @@ export class RateLimitExceededError extends ApiError {
     super('Rate limit exceeded; retry after the time in the Retry-After header');
   }
 }
+
+/**
+ * The account already has its tier's number of asynchronous executions in flight (API.md §4): 429 with
+ * `limit`, and a Retry-After of CONCURRENCY_RETRY_AFTER_SECONDS (a slot frees when any run ends, which
+ * the API cannot predict; runs take seconds to minutes, so a few seconds is a poll that neither hammers
+ * the API nor keeps a client waiting long after a slot frees).
+ */
+export class ConcurrencyLimitExceededError extends ApiError {
+  readonly status = 429;
+  readonly code = 'CONCURRENCY_LIMIT_EXCEEDED';
+  constructor(readonly limit: number) {
+    super(`The account has its limit of ${limit} asynchronous executions in flight (QUEUED or RUNNING); retry after the time in the Retry-After header, or cancel one`);
+  }
+  override extra() {
+    return { limit: this.limit };
+  }
+}
+
+/** The Retry-After (seconds) of a 429 CONCURRENCY_LIMIT_EXCEEDED. */
+export const CONCURRENCY_RETRY_AFTER_SECONDS = 5;

@@ -13,6 +13,8 @@ import {
   NotFoundError,
   PayloadTooLargeError,
   RateLimitExceededError,
+  ConcurrencyLimitExceededError,
+  CONCURRENCY_RETRY_AFTER_SECONDS,
   ValidationError,
 } from './errors.js';
 import type { Grant } from './services/keys.js';
@@ -192,6 +194,7 @@ export function authenticatedHandler(
           const nowSeconds = Math.floor((hit?.now ?? now()).getTime() / 1000);
           headers['Retry-After'] = String(Math.max(1, request.error.resetEpochSeconds - nowSeconds));
         }
+        if (request.error instanceof ConcurrencyLimitExceededError) headers['Retry-After'] = String(CONCURRENCY_RETRY_AFTER_SECONDS);
         response.headers = { ...response.headers, ...headers };
         request.response = response;
         logRequest(event, request.context, response.statusCode);

@@ -105,6 +105,7 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
           'MODEL_FAILED',
           'PAYLOAD_TOO_LARGE',
           'RATE_LIMIT_EXCEEDED',
+          'CONCURRENCY_LIMIT_EXCEEDED',
           'INTERNAL_ERROR',
           // Produced by API Gateway itself (lib/gateway-responses.ts).
           'THROTTLED',
@@ -122,6 +123,7 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
       capability: { type: 'string' },
       rotated_to: { type: 'string', description: 'KEY_ROTATED, and ALREADY_EXISTS on a rotation: the key that replaced this one.' },
       environment: { type: 'string', enum: ['live', 'test'], description: 'ENVIRONMENT_DENIED: the environment of the key a test key tried to manage.' },
+      limit: { type: 'integer', description: 'CONCURRENCY_LIMIT_EXCEEDED: the account’s limit of async executions in flight (QUEUED or RUNNING).' },
       request_id: { type: 'string' },
     },
   },
@@ -328,7 +330,13 @@ function operation(o: Operation): Schema {
     if (forbidden) responses['403'] = error(forbidden);
     for (const [s, d] of Object.entries(o.errors ?? {})) if (s !== '403') responses[s] = error(d);
     if (o.body) responses['413'] = error('PAYLOAD_TOO_LARGE');
-    responses['429'] = json(ref('Error'), 'RATE_LIMIT_EXCEEDED', { ...RATE_HEADERS, 'Retry-After': { schema: { type: 'integer' } } });
+    responses['429'] = json(
+      ref('Error'),
+      o.path === '/workflows/{slug}/run'
+        ? 'RATE_LIMIT_EXCEEDED; or, with ?async=true, CONCURRENCY_LIMIT_EXCEEDED (with `limit`): the account has its tier’s number of async executions in flight'
+        : 'RATE_LIMIT_EXCEEDED',
+      { ...RATE_HEADERS, 'Retry-After': { schema: { type: 'integer' } } },
+    );
   }
   responses['500'] = json(ref('Error'), 'INTERNAL_ERROR, with request_id', {});
   return {

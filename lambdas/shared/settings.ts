@@ -15,6 +15,11 @@ export interface TierSettings {
   readonly liveRateLimit: number;
   /** Requests per minute for a `test` key. */
   readonly testRateLimit: number;
+  /**
+   * Asynchronous executions an account of this tier may have in flight (`QUEUED` or `RUNNING`) at once;
+   * past it `?async=true` is 429 CONCURRENCY_LIMIT_EXCEEDED (API.md §4). 0 admits none.
+   */
+  readonly maxAsyncInFlight: number;
 }
 
 export interface Settings {
@@ -30,10 +35,11 @@ export const DEFAULT_SETTINGS: Settings = {
   keyPrefix: 'knouds',
   maxActiveKeysPerAccount: 10,
   tiers: {
-    free: { ceiling: [], liveRateLimit: 10, testRateLimit: 10 },
-    pro: { ceiling: EVERYTHING_BUT_MODELS, liveRateLimit: 100, testRateLimit: 10 },
-    business: { ceiling: EVERYTHING, liveRateLimit: 1000, testRateLimit: 10 },
-    enterprise: { ceiling: EVERYTHING, liveRateLimit: 1000, testRateLimit: 10 },
+    // free holds no usable key, so its in-flight limit is never reached in practice.
+    free: { ceiling: [], liveRateLimit: 10, testRateLimit: 10, maxAsyncInFlight: 0 },
+    pro: { ceiling: EVERYTHING_BUT_MODELS, liveRateLimit: 100, testRateLimit: 10, maxAsyncInFlight: 10 },
+    business: { ceiling: EVERYTHING, liveRateLimit: 1000, testRateLimit: 10, maxAsyncInFlight: 50 },
+    enterprise: { ceiling: EVERYTHING, liveRateLimit: 1000, testRateLimit: 10, maxAsyncInFlight: 200 },
   },
 };
 
@@ -80,6 +86,9 @@ function validateSettings(settings: Settings): void {
       if (!Number.isInteger(limit) || limit < 1) {
         throw new Error(`tier '${name}' rate limits must be positive integers, got ${limit}`);
       }
+    }
+    if (!Number.isInteger(tier.maxAsyncInFlight) || tier.maxAsyncInFlight < 0) {
+      throw new Error(`tier '${name}' maxAsyncInFlight must be a non-negative integer, got ${tier.maxAsyncInFlight}`);
     }
     for (const capability of tier.ceiling) {
       if (!isCapability(capability)) {

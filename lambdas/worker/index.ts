@@ -20,7 +20,7 @@ import { workExecution, type WorkflowDeps } from '../shared/services/workflows.j
 const doc = createDocumentClient();
 const deps: WorkflowDeps = {
   workflows: new WorkflowsRepository(doc, requireEnv(TABLE_ENV.workflows)),
-  executions: new ExecutionsRepository(doc, requireEnv(TABLE_ENV.executions)),
+  executions: new ExecutionsRepository(doc, requireEnv(TABLE_ENV.executions), requireEnv(TABLE_ENV.accounts)),
   accounts: new AccountsRepository(doc, requireEnv(TABLE_ENV.accounts), secretBoxFromEnv()),
   models: ModelRegistry.fromEnv(),
 };

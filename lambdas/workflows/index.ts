@@ -12,6 +12,7 @@ import { UsageRepository } from '../shared/repositories/usage.js';
 import { WorkflowsRepository } from '../shared/repositories/workflows.js';
 import { parsePageParams } from '../shared/schemas.js';
 import { secretBoxFromEnv } from '../shared/secret-box.js';
+import { settingsFromEnv } from '../shared/settings.js';
 import {
   createWorkflow,
   deleteWorkflow,
@@ -31,7 +32,8 @@ const doc = createDocumentClient();
 const usage = new UsageRepository(doc, requireEnv(TABLE_ENV.usage));
 const deps: WorkflowDeps = {
   workflows: new WorkflowsRepository(doc, requireEnv(TABLE_ENV.workflows)),
-  executions: new ExecutionsRepository(doc, requireEnv(TABLE_ENV.executions)),
+  // The accounts table holds the in-flight counters an async run takes a slot of and frees.
+  executions: new ExecutionsRepository(doc, requireEnv(TABLE_ENV.executions), requireEnv(TABLE_ENV.accounts)),
   // Opens (never makes) the webhook secret: a run this function fails because it could not start it gets
   // its webhook from here.
   accounts: new AccountsRepository(doc, requireEnv(TABLE_ENV.accounts), secretBoxFromEnv()),
@@ -104,6 +106,8 @@ const routes: Record<string, RouteDef> = {
       const { execution } = await runWorkflow(deps, actor(ctx), ctx.param('slug'), body, {
         async: isAsync,
         startAsync,
+        // The tier as the authorizer saw it on this request (a tier change counts from the next one).
+        asyncLimit: settingsFromEnv().tiers[ctx.caller.tier].maxAsyncInFlight,
       });
       if (isAsync) {
         const stage = ctx.event.requestContext.stage;

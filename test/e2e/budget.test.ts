@@ -122,15 +122,17 @@ describe('DynamoDB calls per request', () => {
 
     await t.api(key, 'POST', '/workflows', { slug: 'sleepy', name: 's', definition: sleepy });
     await t.api(key, 'POST', '/workflows/sleepy/deploy');
-    // Async: + head and version reads, + the execution's put, + the worker's invocation (not DynamoDB).
+    // Async: + head and version reads, + one transaction (the execution's put and the account's in-flight
+    // slot), + the worker's invocation (not DynamoDB). No PutItem: the put is inside the transaction.
     const queued = await countOne(key, 'POST', '/workflows/sleepy/run?async=true', { input: {} });
     expect(queued.status).toBe(202);
-    expect(queued.calls).toMatchObject({ GetItem: 3, PutItem: 1 });
+    expect(queued.calls).toMatchObject({ GetItem: 3, TransactWriteItems: 1 });
+    expect(queued.calls['PutItem']).toBeUndefined();
     const queuedId = String(queued.reply.body['execution_id']);
     const cancelled = await countOne(key, 'POST', `/executions/${queuedId}/cancel`);
     expect(cancelled.status).toBe(200);
-    // + the execution read, + one transaction (the conditional cancel and its signal item); the worker's
-    // own calls may land in the same window.
+    // + the execution read, + one transaction (the conditional cancel, its signal item and the release of
+    // the run's in-flight slot); the worker's own calls may land in the same window.
     expect(cancelled.calls).toMatchObject({ TransactWriteItems: 1 });
     expect(cancelled.calls['GetItem']).toBeGreaterThanOrEqual(2);
     // Cancelling it again: + the execution read, which answers it.
@@ -146,5 +148,24 @@ describe('DynamoDB calls per request', () => {
       status: 204,
       calls: { GetItem: 2, UpdateItem: 1, Query: 1, TransactWriteItems: 1 },
     });
+  });
+});
+
+describe('async runs past the account’s in-flight limit', () => {
+  it('a refused ?async=true costs what an admitted one does (the transaction is the check): no PutItem, no extra read', async () => {
+    const { key } = await t.account('pro', { name: 'runner', capabilities: ['workflow:run', 'workflow:write', 'execution:cancel'] });
+    const sleepy = { input_schema: {}, steps: [{ id: 's', model: 'sleep', input: { ms: 30_000 } }], output: '$.steps.s.output' };
+    await t.api(key, 'POST', '/workflows', { slug: 'full', name: 'f', definition: sleepy });
+    await t.api(key, 'POST', '/workflows/full/deploy');
+    const ids: string[] = [];
+    for (let i = 0; i < 10; i++) ids.push(String((await t.api(key, 'POST', '/workflows/full/run?async=true', { input: {} })).body['execution_id']));
+    const refused = await countOne(key, 'POST', '/workflows/full/run?async=true', { input: {} });
+    expect(refused.status).toBe(429);
+    expect(refused.reply.body).toMatchObject({ code: 'CONCURRENCY_LIMIT_EXCEEDED', limit: 10 });
+    // The authorizer's read, the counter write, head and version reads, the refused transaction; the
+    // running workers' own calls (cancellation checks) may land in the same window.
+    expect(refused.calls).toMatchObject({ TransactWriteItems: 1 });
+    expect(refused.calls['PutItem']).toBeUndefined();
+    for (const id of ids) await t.api(key, 'POST', `/executions/${id}/cancel`);
   });
 });

@@ -1,7 +1,7 @@
-import { GetCommand, PutCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
 import { randomBase62 } from '../api-key.js';
 import { cancellationReasons, decodePageToken, encodePageToken, isConditionalCheckFailed, queryPage } from '../ddb.js';
-import { ValidationError } from '../errors.js';
+import { ConcurrencyLimitExceededError, ValidationError } from '../errors.js';
 import { countMetric, METRIC } from '../log.js';
 
 /**
@@ -21,6 +21,14 @@ import { countMetric, METRIC } from '../log.js';
  * sort key the execution id, no `account_workflow`, so it appears in neither list (the table's
  * partition is another, the index needs `account_workflow`). Running steps poll it, not the execution,
  * whose item holds the input and can be hundreds of KB (a read unit per 4 KB).
+ *
+ * Async runs in flight: an async run created under a limit holds a slot (`async_slot: true`) in its
+ * account's `async_in_flight` counter (accounts table). The slot is taken in the same transaction as the
+ * run's put (condition: the counter below the limit) and given back in the same transaction as the run's
+ * terminal transition (finish, fail, interrupted, cancel): the transition's own condition lets it happen
+ * once, so the slot is freed once. A lost answer is safe both ways: the SDK resends a transaction with
+ * its one ClientRequestToken (idempotent), and a resent put or transition that meets its own earlier
+ * result fails its condition and is recognised as ours without touching the counter again.
  */
 import { EXECUTION_STATUSES, TERMINAL, type ExecutionStatus } from '../execution-status.js';
 
@@ -46,6 +54,8 @@ export interface ExecutionRecord {
   readonly owner?: string;
   /** Epoch ms by which the owner is certainly gone (its function's timeout, plus a margin). */
   readonly lease_until?: number;
+  /** An async run holding one of its account's in-flight slots (`async_in_flight`) until it ends. */
+  readonly async_slot?: boolean;
 }
 
 export type Outcome = { status: 'SUCCEEDED'; output: unknown } | { status: 'FAILED'; error: string };
@@ -56,6 +66,11 @@ export const EXECUTION_RETENTION_DAYS = 90;
 const SIGNAL_RETENTION_DAYS = 1;
 /** The partition of an account's cancellation signals. */
 export const SIGNAL_PARTITION_SUFFIX = '#signal';
+
+/** The account item's counter of async runs holding a slot (QUEUED or RUNNING). */
+export const IN_FLIGHT_ATTRIBUTE = 'async_in_flight';
+/** Retries of a transaction cancelled by another on the same item (runs of one account share its counter). */
+const TRANSACTION_CONFLICT_RETRIES = 8;
 
 /** GSI (`account_workflow`, `execution_id`): an account's executions of one workflow. */
 export const EXECUTIONS_BY_WORKFLOW_INDEX = 'by-workflow';
@@ -104,22 +119,45 @@ const namesIn = (expressions: string) =>
   Object.fromEntries(Object.entries(NAMES).filter(([placeholder]) => new RegExp(`${placeholder}\\b`).test(expressions)));
 
 export class ExecutionsRepository {
+  /** `accountsTable`: where the in-flight counters are; needed to create or end a run holding a slot. */
   constructor(
     private readonly doc: DynamoDBDocumentClient,
     private readonly table: string,
+    private readonly accountsTable?: string,
   ) {}
 
   /**
    * Stores a new execution. Idempotent for its own retry: the id is random and made before the write, so
    * a failed condition on an item with exactly this content means an earlier attempt of this very write
-   * landed (its answer was lost and the SDK retried).
+   * landed (its answer was lost and the SDK retried). A record with `async_slot` takes one of its
+   * account's `limit` in-flight slots in the same transaction: 429 CONCURRENCY_LIMIT_EXCEEDED when none
+   * is free (nothing written).
    */
-  async create(record: ExecutionRecord): Promise<void> {
+  async create(record: ExecutionRecord, limit?: number): Promise<void> {
     const item = { ...record, account_workflow: accountWorkflow(record.account_id, record.workflow_slug) };
     try {
-      await this.doc.send(new PutCommand({ TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(execution_id)' }));
+      if (record.async_slot) {
+        if (limit === undefined) throw new Error('a run holding a slot is created under a limit');
+        if (limit <= 0) throw new ConcurrencyLimitExceededError(limit);
+        await this.transact([
+          { Put: { TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(execution_id)' } },
+          {
+            Update: {
+              TableName: this.accounts(),
+              Key: { account_id: record.account_id },
+              UpdateExpression: `ADD ${IN_FLIGHT_ATTRIBUTE} :one`,
+              ConditionExpression: `attribute_exists(account_id) AND (attribute_not_exists(${IN_FLIGHT_ATTRIBUTE}) OR ${IN_FLIGHT_ATTRIBUTE} < :limit)`,
+              ExpressionAttributeValues: { ':one': 1, ':limit': limit },
+            },
+          },
+        ]);
+      } else {
+        await this.doc.send(new PutCommand({ TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(execution_id)' }));
+      }
     } catch (error) {
-      if (!isConditionalCheckFailed(error)) throw error;
+      const reasons = cancellationReasons(error);
+      if (reasons?.[0] !== 'ConditionalCheckFailed' && reasons?.[1] === 'ConditionalCheckFailed') throw new ConcurrencyLimitExceededError(limit!);
+      if (!isConditionalCheckFailed(error) && reasons?.[0] !== 'ConditionalCheckFailed') throw error;
       const out = await this.doc.send(new GetCommand({ TableName: this.table, Key: { account_id: record.account_id, execution_id: record.execution_id }, ConsistentRead: true }));
       // Ours as written: nothing else writes this id between our put and this read but the run itself,
       // which is not started yet (an async run's worker is invoked after this returns).
@@ -168,6 +206,7 @@ export class ExecutionsRepository {
    * must be theirs, or have no owner yet (a QUEUED run that could not be started). Returns the run as it
    * ends when it ends in `owner`'s hands: finished by this write (or by an earlier attempt of it whose
    * answer was lost), or cancelled while `owner` held it. Undefined when the run is not `owner`'s.
+   * `known`: the run as the caller holds it (a run holding a slot frees it in the same write; see `end`).
    */
   async finish(
     accountId: string,
@@ -176,6 +215,7 @@ export class ExecutionsRepository {
     now: Date,
     owner: string,
     from: readonly ExecutionStatus[] = ['RUNNING'],
+    known?: ExecutionRecord,
   ): Promise<ExecutionRecord | undefined> {
     const states = from.map((_, i) => `:from${i}`).join(', ');
     return this.end(
@@ -186,6 +226,7 @@ export class ExecutionsRepository {
       owner,
       `#s IN (${states}) AND (attribute_not_exists(#o) OR #o = :me)`,
       Object.fromEntries(from.map((s, i) => [`:from${i}`, s])),
+      known,
     );
   }
 
@@ -201,6 +242,7 @@ export class ExecutionsRepository {
     owner: string,
     now: Date,
     legacyCutoff: Date,
+    known?: ExecutionRecord,
   ): Promise<ExecutionRecord | undefined> {
     return this.end(
       accountId,
@@ -212,6 +254,7 @@ export class ExecutionsRepository {
         deadOwner === undefined ? 'attribute_not_exists(#o)' : '#o = :dead'
       }`,
       { ':running': 'RUNNING', ':nowMs': now.getTime(), ':cutoff': legacyCutoff.toISOString(), ...(deadOwner === undefined ? {} : { ':dead': deadOwner }) },
+      known,
     );
   }
 
@@ -232,33 +275,38 @@ export class ExecutionsRepository {
 
   /**
    * `seen` (QUEUED or RUNNING, as just read) → CANCELLED, and the run's cancellation signal, in one
-   * transaction. False when the status is no longer `seen` (re-read and decide again). Idempotent for its
-   * own retry: the SDK sends the transaction's one client token with each attempt.
+   * transaction, with the release of its in-flight slot when `slot` (the run as read holds one). False when
+   * the status is no longer `seen` (re-read and decide again). Idempotent for its own retry: the SDK sends
+   * the transaction's one client token with each attempt.
    */
-  async cancel(accountId: string, executionId: string, seen: 'QUEUED' | 'RUNNING', now: Date): Promise<boolean> {
+  async cancel(accountId: string, executionId: string, seen: 'QUEUED' | 'RUNNING', now: Date, slot = false): Promise<boolean> {
     try {
-      await this.doc.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Update: {
-                TableName: this.table,
-                Key: { account_id: accountId, execution_id: executionId },
-                UpdateExpression: 'SET #s = :cancelled, finished_at = :now, #ttl = :ttl',
-                ConditionExpression: 'attribute_exists(execution_id) AND #s = :seen',
-                ExpressionAttributeNames: { '#s': 'status', '#ttl': 'ttl' },
-                ExpressionAttributeValues: { ':cancelled': 'CANCELLED', ':now': now.toISOString(), ':ttl': ttlAfter(now, EXECUTION_RETENTION_DAYS), ':seen': seen },
-              },
+      await this.transact([
+        {
+          Update: {
+            TableName: this.table,
+            Key: { account_id: accountId, execution_id: executionId },
+            UpdateExpression: 'SET #s = :cancelled, finished_at = :now, #ttl = :ttl',
+            // The slot attribute never changes, so a wrong `slot` only fails the condition (re-read).
+            ConditionExpression: `attribute_exists(execution_id) AND #s = :seen AND ${slot ? 'async_slot = :true' : 'attribute_not_exists(async_slot)'}`,
+            ExpressionAttributeNames: { '#s': 'status', '#ttl': 'ttl' },
+            ExpressionAttributeValues: {
+              ':cancelled': 'CANCELLED',
+              ':now': now.toISOString(),
+              ':ttl': ttlAfter(now, EXECUTION_RETENTION_DAYS),
+              ':seen': seen,
+              ...(slot ? { ':true': true } : {}),
             },
-            {
-              Put: {
-                TableName: this.table,
-                Item: { ...signalKey(accountId, executionId), cancelled_at: now.toISOString(), ttl: ttlAfter(now, SIGNAL_RETENTION_DAYS) },
-              },
-            },
-          ],
-        }),
-      );
+          },
+        },
+        {
+          Put: {
+            TableName: this.table,
+            Item: { ...signalKey(accountId, executionId), cancelled_at: now.toISOString(), ttl: ttlAfter(now, SIGNAL_RETENTION_DAYS) },
+          },
+        },
+        ...(slot ? [this.release(accountId)] : []),
+      ]);
     } catch (error) {
       if (cancellationReasons(error)?.[0] === 'ConditionalCheckFailed') return false;
       throw error;
@@ -267,7 +315,13 @@ export class ExecutionsRepository {
     return true;
   }
 
-  /** A terminal write by `owner`: sets the owner, the outcome, `finished_at` and the `ttl`. */
+  /**
+   * A terminal write by `owner`: sets the owner, the outcome, `finished_at` and the `ttl`. A run holding
+   * an in-flight slot gives it back in the same transaction. `known`: the run as the caller last saw it
+   * (its `async_slot` picks the write, and the ended run is built from it: a transaction returns no
+   * item). A caller that did not know the run held a slot has its plain write refused, and the write is
+   * made again as the transaction.
+   */
   private async end(
     accountId: string,
     executionId: string,
@@ -276,20 +330,80 @@ export class ExecutionsRepository {
     owner: string,
     condition: string,
     values: Record<string, unknown>,
+    known?: ExecutionRecord,
   ): Promise<ExecutionRecord | undefined> {
     const result = outcome.status === 'SUCCEEDED' ? { '#out': outcome.output ?? null } : { '#err': outcome.error };
     const [[placeholder, value]] = Object.entries(result) as [[string, unknown]];
-    const record = await this.update(
-      accountId,
-      executionId,
-      `SET #s = :to, ${placeholder} = :result, finished_at = :now, #ttl = :ttl, #o = :me`,
-      condition,
-      { ...values, ':to': outcome.status, ':result': value, ':now': now.toISOString(), ':ttl': ttlAfter(now, EXECUTION_RETENTION_DAYS), ':me': owner },
-      // Finished by an earlier attempt of this write, or cancelled while `owner` held it.
-      (current) => TERMINAL.includes(current.status) && current.owner === owner,
-    );
+    const update = `SET #s = :to, ${placeholder} = :result, finished_at = :now, #ttl = :ttl, #o = :me`;
+    const allValues = { ...values, ':to': outcome.status, ':result': value, ':now': now.toISOString(), ':ttl': ttlAfter(now, EXECUTION_RETENTION_DAYS), ':me': owner };
+    // Finished by an earlier attempt of this write, or cancelled while `owner` held it.
+    const ours = (current: ExecutionRecord) => TERMINAL.includes(current.status) && current.owner === owner;
+    let record: ExecutionRecord | undefined;
+    if (known?.async_slot) {
+      const full = `attribute_exists(execution_id) AND async_slot = :true AND (${condition})`;
+      try {
+        await this.transact([
+          {
+            Update: {
+              TableName: this.table,
+              Key: { account_id: accountId, execution_id: executionId },
+              UpdateExpression: update,
+              ConditionExpression: full,
+              ExpressionAttributeNames: namesIn(`${update} ${full}`),
+              ExpressionAttributeValues: { ...allValues, ':true': true },
+            },
+          },
+          this.release(accountId),
+        ]);
+        record = { ...known, status: outcome.status, ...(outcome.status === 'SUCCEEDED' ? { output: value } : { error: outcome.error }), finished_at: now.toISOString(), owner };
+      } catch (error) {
+        if (cancellationReasons(error)?.[0] !== 'ConditionalCheckFailed') throw error;
+        const current = await this.get(accountId, executionId);
+        record = current && ours(current) ? current : undefined;
+      }
+    } else {
+      let current: ExecutionRecord | undefined;
+      record = await this.update(accountId, executionId, update, `attribute_not_exists(async_slot) AND (${condition})`, allValues, (c) => ((current = c), ours(c)));
+      // The run holds a slot after all: the same write, as the transaction that frees it.
+      if (!record && current?.async_slot) return this.end(accountId, executionId, outcome, now, owner, condition, values, current);
+    }
     if (record?.status === outcome.status) countMetric(METRIC.executionsFinished, ['status', record.status]);
     return record;
+  }
+
+  /** The decrement of the account's in-flight counter, as a transaction item. */
+  private release(accountId: string) {
+    return {
+      Update: {
+        TableName: this.accounts(),
+        Key: { account_id: accountId },
+        UpdateExpression: `ADD ${IN_FLIGHT_ATTRIBUTE} :minus`,
+        ExpressionAttributeValues: { ':minus': -1 },
+      },
+    };
+  }
+
+  private accounts(): string {
+    if (!this.accountsTable) throw new Error('ExecutionsRepository: no accounts table for the in-flight counters');
+    return this.accountsTable;
+  }
+
+  /**
+   * One transaction; one cancelled by another on the same item (`TransactionConflict`: runs of an account
+   * share its counter) did not take effect, and is sent again with jittered backoff.
+   */
+  private async transact(items: NonNullable<TransactWriteCommandInput['TransactItems']>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
+        return;
+      } catch (error) {
+        const reasons = cancellationReasons(error);
+        const conflict = reasons?.includes('TransactionConflict') && !reasons.includes('ConditionalCheckFailed');
+        if (!conflict || attempt >= TRANSACTION_CONFLICT_RETRIES) throw error;
+        await new Promise((r) => setTimeout(r, Math.random() * Math.min(500, 10 * 2 ** attempt)));
+      }
+    }
   }
 
   /**

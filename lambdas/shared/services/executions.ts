@@ -62,7 +62,7 @@ export async function cancelExecution(deps: ExecutionDeps, actor: Actor, executi
       throw new ConflictError('EXECUTION_FINISHED', `Execution '${executionId}' has already finished`);
     }
     const now = (deps.now ?? (() => new Date()))();
-    if (await deps.executions.cancel(actor.accountId, executionId, record.status, now)) {
+    if (await deps.executions.cancel(actor.accountId, executionId, record.status, now, record.async_slot === true)) {
       return toExecutionObject({ ...record, status: 'CANCELLED', finished_at: now.toISOString() });
     }
     const moved = await deps.executions.get(actor.accountId, executionId);

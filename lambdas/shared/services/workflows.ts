@@ -4,7 +4,7 @@
  */
 import { countMetric, log, METRIC } from '../log.js';
 import { workspaceAllowed } from '../capabilities.js';
-import { ConflictError, ModelFailedError, NotFoundError, ValidationError, WorkspaceDeniedError, type ApiError } from '../errors.js';
+import { ConcurrencyLimitExceededError, ConflictError, ModelFailedError, NotFoundError, ValidationError, WorkspaceDeniedError, type ApiError } from '../errors.js';
 import { DeadlineExceeded, ModelFailure, StepCancelled, type ModelRegistry, type StepContext } from '../models/registry.js';
 import type { AccountsRepository } from '../repositories/accounts.js';
 import {
@@ -261,7 +261,7 @@ async function retried<T>(what: string, ids: Record<string, string>, startBy: nu
  */
 function endRun(
   deps: WorkflowDeps,
-  execution: { account_id: string; execution_id: string },
+  execution: ExecutionRecord,
   outcome: Outcome,
   owner: string,
   startBy: number,
@@ -269,7 +269,7 @@ function endRun(
 ): Promise<ExecutionRecord | undefined> {
   const { account_id: accountId, execution_id: executionId } = execution;
   return retried('the run’s final write', { account_id: accountId, execution_id: executionId }, startBy, () =>
-    deps.executions.finish(accountId, executionId, outcome, clock(deps), owner, from),
+    deps.executions.finish(accountId, executionId, outcome, clock(deps), owner, from, execution),
   );
 }
 
@@ -406,7 +406,12 @@ export async function runWorkflow(
   actor: Actor,
   slug: string,
   rawBody: unknown,
-  options: { async: boolean; startAsync: StartAsync },
+  options: {
+    async: boolean;
+    startAsync: StartAsync;
+    /** The account's tier's limit of async runs in flight; an async run takes one of its slots. @default no limit */
+    asyncLimit?: number;
+  },
 ): Promise<RunResult> {
   // A sync run's budget counts from here: API Gateway's 29 s run from the request, not from the put.
   const started = Date.now();
@@ -445,10 +450,13 @@ export async function runWorkflow(
     key_id: actor.keyId,
     ...(body.webhook_url !== undefined ? { webhook_url: body.webhook_url } : {}),
     async: options.async,
+    ...(options.async && options.asyncLimit !== undefined ? { async_slot: true } : {}),
   };
   try {
-    await deps.executions.create(record);
+    await deps.executions.create(record, options.asyncLimit);
   } catch (error) {
+    // Refused for want of a slot: the transaction wrote nothing.
+    if (error instanceof ConcurrencyLimitExceededError) throw error;
     // The put may have landed with every answer lost: never leave a run QUEUED or RUNNING behind it.
     await endRun(deps, record, { status: 'FAILED', error: 'the run could not be stored' }, owner, Date.now(), ['QUEUED', 'RUNNING']).catch(
       (cleanup: unknown) => log('error', 'a run that could not be stored could not be failed either', { account_id: record.account_id, execution_id: record.execution_id, error: errorName(cleanup) }),
@@ -531,7 +539,7 @@ export async function workExecution(
     }
     // That attempt is gone (Lambda ended it): fail the run rather than run the steps twice.
     const failed = await retried('failing an interrupted run', ids, startBy, () =>
-      deps.executions.failInterrupted(accountId, executionId, current.owner, owner, clock(deps), legacyCutoff),
+      deps.executions.failInterrupted(accountId, executionId, current.owner, owner, clock(deps), legacyCutoff, current),
     );
     if (failed) await notify(deps, failed, delivery, true);
     return failed ?? (await deps.executions.get(accountId, executionId));

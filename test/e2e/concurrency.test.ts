@@ -1,0 +1,151 @@
+/**
+ * Issue #14 finding 4, end to end: an account may have at most its tier's number of async executions in
+ * flight (API.md §4); past that `?async=true` is 429 CONCURRENCY_LIMIT_EXCEEDED with `limit` and
+ * Retry-After (§3). The accounts here are pro, whose default limit is 10; the bundles talk to DynamoDB
+ * Local through the fault proxy, which loses answers to transactions that landed. Runs are watched in the
+ * table, not through the API, to stay inside the pro key's rate limit.
+ */
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { startCountingProxy, type CountingProxy } from '../support/counting-proxy.js';
+import { testEndpoint } from '../support/dynamodb.js';
+import { startTestStack, type TestStack } from '../support/stack.js';
+
+/** The pro tier's default (lambdas/shared/settings.ts). */
+const LIMIT = 10;
+let proxy: CountingProxy;
+let t: TestStack;
+
+const SLEEPY = {
+  input_schema: { type: 'object', properties: { ms: { type: 'integer' } } },
+  steps: [{ id: 'nap', model: 'sleep', input: { ms: '$.input.ms' } }],
+  output: '$.steps.nap.output',
+};
+const FAILING = { input_schema: {}, steps: [{ id: 'f', model: 'fail', input: { message: 'no' } }], output: '$.steps.f.output' };
+
+beforeAll(async () => {
+  proxy = await startCountingProxy(testEndpoint());
+  t = await startTestStack('e2e-concurrency', { dynamodbEndpoint: proxy.endpoint });
+}, 60_000);
+afterEach(() => proxy.clearFaults());
+afterAll(async () => {
+  await t?.close();
+  await proxy?.close();
+});
+
+/** A pro account with the sleepy and failing workflows deployed. */
+async function account(): Promise<{ key: string; accountId: string }> {
+  const { key, accountId } = await t.account('pro', {
+    name: 'runner',
+    capabilities: ['workflow:run', 'workflow:read', 'workflow:write', 'execution:read', 'execution:cancel'],
+  });
+  for (const [slug, definition] of [['sleepy', SLEEPY], ['failing', FAILING]] as const) {
+    expect((await t.api(key, 'POST', '/workflows', { slug, name: slug, definition })).status).toBe(201);
+    expect((await t.api(key, 'POST', `/workflows/${slug}/deploy`)).status).toBe(200);
+  }
+  return { key, accountId };
+}
+
+const inFlight = async (accountId: string) =>
+  (await t.stack.doc.send(new GetCommand({ TableName: t.stack.state.tables.accounts, Key: { account_id: accountId }, ConsistentRead: true }))).Item?.[
+    'async_in_flight'
+  ] ?? 0;
+
+const start = (key: string, slug: string, input: unknown = {}) => t.api(key, 'POST', `/workflows/${slug}/run?async=true`, { input });
+
+/** The execution once it has ended (read from the table): `{ body: { status, … } }`. */
+async function ended(accountId: string, id: string, timeoutMs = 30_000): Promise<{ body: Record<string, unknown> }> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const out = await t.stack.doc.send(
+      new GetCommand({ TableName: t.stack.state.tables.executions, Key: { account_id: accountId, execution_id: id }, ConsistentRead: true }),
+    );
+    const body = out.Item ?? {};
+    if (['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(String(body['status'])) || Date.now() > deadline) return { body };
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+describe('async executions in flight per account (API.md §4)', () => {
+  it(`${LIMIT}+3 parallel starts: exactly ${LIMIT} admitted, the rest 429 CONCURRENCY_LIMIT_EXCEEDED with limit and Retry-After; admitted again once they end`, async () => {
+    const { key, accountId } = await account();
+    // Long enough that none ends before the checks below (the local worker pool runs 8 at a time).
+    const replies = await Promise.all(Array.from({ length: LIMIT + 3 }, () => start(key, 'sleepy', { ms: 6000 })));
+    const admitted = replies.filter((r) => r.status === 202);
+    const refused = replies.filter((r) => r.status !== 202);
+    expect(admitted).toHaveLength(LIMIT);
+    expect(refused).toHaveLength(3);
+    for (const r of refused) {
+      expect({ status: r.status, body: r.body, retryAfter: r.headers.get('retry-after') }).toEqual({
+        status: 429,
+        body: { error: expect.any(String), code: 'CONCURRENCY_LIMIT_EXCEEDED', limit: LIMIT },
+        retryAfter: '5',
+      });
+      // The key's rate limit headers, as on every response.
+      expect(r.headers.get('x-ratelimit-limit')).toBe('100');
+    }
+    expect(await inFlight(accountId)).toBe(LIMIT);
+    // Refused runs left no execution behind.
+    expect(((await t.api(key, 'GET', '/executions')).body['items'] as unknown[]).length).toBe(LIMIT);
+    // A sync run is not counted and not refused.
+    expect((await t.api(key, 'POST', '/workflows/sleepy/run', { input: { ms: 1 } })).status).toBe(200);
+    for (const r of admitted) expect((await ended(accountId, String(r.body['execution_id']))).body['status']).toBe('SUCCEEDED');
+    expect(await inFlight(accountId)).toBe(0);
+    const again = await start(key, 'sleepy', { ms: 1 });
+    expect(again.status).toBe(202);
+    expect((await ended(accountId, String(again.body['execution_id']))).body['status']).toBe('SUCCEEDED');
+    expect(await inFlight(accountId)).toBe(0);
+  });
+
+  it('the counter returns to 0 after runs end by failure and by cancel (QUEUED or RUNNING), and a cancel frees a slot at once', async () => {
+    const { key, accountId } = await account();
+    const failing = await start(key, 'failing');
+    expect(failing.status).toBe(202);
+    expect((await ended(accountId, String(failing.body['execution_id']))).body['status']).toBe('FAILED');
+    expect(await inFlight(accountId)).toBe(0);
+    const long = await Promise.all(Array.from({ length: LIMIT }, () => start(key, 'sleepy', { ms: 30_000 })));
+    expect(long.map((r) => r.status)).toEqual(Array(LIMIT).fill(202));
+    expect((await start(key, 'sleepy', { ms: 1 })).status).toBe(429);
+    const first = String(long[0]!.body['execution_id']);
+    expect((await t.api(key, 'POST', `/executions/${first}/cancel`)).status).toBe(200);
+    // Cancelling again frees nothing more.
+    expect((await t.api(key, 'POST', `/executions/${first}/cancel`)).status).toBe(200);
+    expect(await inFlight(accountId)).toBe(LIMIT - 1);
+    const next = await start(key, 'sleepy', { ms: 30_000 });
+    expect(next.status).toBe(202);
+    for (const id of [...long.slice(1), next].map((r) => String(r.body['execution_id']))) {
+      expect((await t.api(key, 'POST', `/executions/${id}/cancel`)).status).toBe(200);
+    }
+    expect(await inFlight(accountId)).toBe(0);
+  });
+
+  it('a lost answer on the start’s, the finish’s or the cancel’s transaction never leaks nor double-frees a slot', async () => {
+    const { key, accountId } = await account();
+    const accounts = t.stack.state.tables.accounts;
+    // The start: the transaction lands, its answer is lost, the SDK sends it again.
+    proxy.inject({ operation: 'TransactWriteItems', table: accounts, fault: 'lose-response', times: 1 });
+    const started = await start(key, 'sleepy', { ms: 1500 });
+    expect(proxy.injected()).toBe(1);
+    expect(started.status).toBe(202);
+    expect(await inFlight(accountId)).toBe(1);
+    // The worker's finish: the same.
+    proxy.reset();
+    proxy.inject({ operation: 'TransactWriteItems', table: accounts, fault: 'lose-response', times: 1 });
+    expect((await ended(accountId, String(started.body['execution_id']))).body['status']).toBe('SUCCEEDED');
+    expect(proxy.injected()).toBe(1);
+    expect(await inFlight(accountId)).toBe(0);
+    // The cancel: the same.
+    const long = await start(key, 'sleepy', { ms: 30_000 });
+    expect(await inFlight(accountId)).toBe(1);
+    proxy.reset();
+    proxy.inject({ operation: 'TransactWriteItems', table: accounts, fault: 'lose-response', times: 1 });
+    const cancelled = await t.api(key, 'POST', `/executions/${String(long.body['execution_id'])}/cancel`);
+    expect(proxy.injected()).toBe(1);
+    expect(cancelled.body['status']).toBe('CANCELLED');
+    expect(await inFlight(accountId)).toBe(0);
+    // Every slot is still there to take.
+    const full = await Promise.all(Array.from({ length: LIMIT + 1 }, () => start(key, 'sleepy', { ms: 30_000 })));
+    expect(full.map((r) => r.status).sort()).toEqual([...Array(LIMIT).fill(202), 429]);
+    for (const r of full.filter((x) => x.status === 202)) expect((await t.api(key, 'POST', `/executions/${String(r.body['execution_id'])}/cancel`)).status).toBe(200);
+    expect(await inFlight(accountId)).toBe(0);
+  });
+});
