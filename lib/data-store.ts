@@ -1,7 +1,7 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
 import { AttributeType, Billing, TableV2, type ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
-import { EXECUTIONS_BY_WORKFLOW_INDEX } from '../lambdas/shared/repositories/executions.js';
+import { EXECUTIONS_BY_STATUS_INDEX, EXECUTIONS_BY_WORKFLOW_INDEX } from '../lambdas/shared/repositories/executions.js';
 import { KEYS_BY_ACCOUNT_INDEX, KEYS_HOLDING_SLOTS_INDEX } from '../lambdas/shared/repositories/keys.js';
 
 export interface DataStoreProps {
@@ -33,7 +33,7 @@ export class DataStore extends Construct {
   readonly usageTable: ITableV2;
   /** (`account_id`, `sk`): workflow heads `W#<slug>` and versions `V#<slug>#<n>`. */
   readonly workflowsTable: ITableV2;
-  /** (`account_id`, `execution_id`); GSI `by-workflow`. */
+  /** (`account_id`, `execution_id`); GSIs `by-workflow` and `by-status`. */
   readonly executionsTable: ITableV2;
 
   constructor(scope: Construct, id: string, props: DataStoreProps = {}) {
@@ -92,6 +92,12 @@ export class DataStore extends Construct {
         {
           indexName: EXECUTIONS_BY_WORKFLOW_INDEX,
           partitionKey: { name: 'account_workflow', type: AttributeType.STRING },
+          sortKey: { name: 'execution_id', type: AttributeType.STRING },
+        },
+        {
+          // An account's executions in one status (`<account_id>#<status>`), newest first.
+          indexName: EXECUTIONS_BY_STATUS_INDEX,
+          partitionKey: { name: 'account_status', type: AttributeType.STRING },
           sortKey: { name: 'execution_id', type: AttributeType.STRING },
         },
       ],

@@ -24,7 +24,7 @@ import type { Construct } from 'constructs';
 import { SLUG_PATTERN } from '../lambdas/shared/capabilities.js';
 import { TABLE_ENV } from '../lambdas/shared/ddb.js';
 import { WORKER_FUNCTION_ENV } from '../lambdas/shared/env.js';
-import { EXECUTIONS_BY_WORKFLOW_INDEX, SIGNAL_PARTITION_SUFFIX } from '../lambdas/shared/repositories/executions.js';
+import { EXECUTIONS_BY_STATUS_INDEX, EXECUTIONS_BY_WORKFLOW_INDEX, SIGNAL_PARTITION_SUFFIX } from '../lambdas/shared/repositories/executions.js';
 import { SYNC_BUDGET_MS, SYNC_OUTCOME_RESERVE_MS, WORKER_TIMEOUT_SECONDS, WORKFLOWS_TIMEOUT_SECONDS } from '../lambdas/shared/run-budget.js';
 import { KEYS_BY_ACCOUNT_INDEX, KEYS_HOLDING_SLOTS_INDEX } from '../lambdas/shared/repositories/keys.js';
 import { BUILT_IN_MODEL_IDS, MODELS_ENV } from '../lambdas/shared/models/registry.js';
@@ -330,7 +330,7 @@ export class KnoudsApiStack extends Stack {
     grantTable(usageTable, executionsFn, ['dynamodb:UpdateItem']);
     // A cancel frees the run's in-flight slot: the account's counter, in the cancel's transaction.
     grantTable(accountsTable, executionsFn, ['dynamodb:UpdateItem']);
-    grantTable(executionsTable, executionsFn, ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'], [EXECUTIONS_BY_WORKFLOW_INDEX]);
+    grantTable(executionsTable, executionsFn, ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'], [EXECUTIONS_BY_WORKFLOW_INDEX, EXECUTIONS_BY_STATUS_INDEX]);
     // The cancel's signal item (in the cancel's transaction): a put, only under an account's signal partition.
     executionsFn.addToRolePolicy(
       new PolicyStatement({

@@ -326,6 +326,7 @@ describe('least-privilege IAM', () => {
     expect(statementsOf('KeysFunction').find((st) => st.actions.includes('dynamodb:Query') && st.resource.includes('DataKeysTable'))!.resource).toContain('/index/by-account');
     expect(statementsOf('ExecutionsFunction').find((st) => st.actions.includes('dynamodb:Query'))!.resource).toContain('/index/by-workflow');
     expect(JSON.stringify(statementsOf('KeysFunction'))).toContain('/index/by-account-slot');
+    expect(JSON.stringify(statementsOf('ExecutionsFunction'))).toContain('/index/by-status');
   });
   const keysTable = logicalId('AWS::DynamoDB::GlobalTable', 'DataKeysTable');
 

@@ -99,8 +99,12 @@ const accountWorkflow = (accountId: string, slug: string) => `${accountId}#${slu
 const signalKey = (accountId: string, executionId: string) => ({ account_id: `${accountId}${SIGNAL_PARTITION_SUFFIX}`, execution_id: executionId });
 const ttlAfter = (now: Date, days: number) => Math.floor(now.getTime() / 1000) + days * 86_400;
 
+/** GSI (`account_status`, `execution_id`): an account's executions in one status, newest first. */
+export const EXECUTIONS_BY_STATUS_INDEX = 'by-status';
+const accountStatus = (accountId: string, status: ExecutionStatus) => `${accountId}#${status}`;
+
 function strip(item: Record<string, unknown>): ExecutionRecord {
-  const { account_workflow: _aw, ttl: _ttl, ...rest } = item;
+  const { account_workflow: _aw, account_status: _as, ttl: _ttl, ...rest } = item;
   return rest as unknown as ExecutionRecord;
 }
 
@@ -134,7 +138,11 @@ export class ExecutionsRepository {
    * is free (nothing written).
    */
   async create(record: ExecutionRecord, limit?: number): Promise<void> {
-    const item = { ...record, account_workflow: accountWorkflow(record.account_id, record.workflow_slug) };
+    const item = {
+      ...record,
+      account_workflow: accountWorkflow(record.account_id, record.workflow_slug),
+      account_status: accountStatus(record.account_id, record.status),
+    };
     try {
       if (record.async_slot) {
         if (limit === undefined) throw new Error('a run holding a slot is created under a limit');
@@ -194,9 +202,9 @@ export class ExecutionsRepository {
     return this.update(
       accountId,
       executionId,
-      'SET #s = :running, started_at = if_not_exists(started_at, :now), #o = :me, lease_until = :lease',
+      'SET #s = :running, account_status = :as, started_at = if_not_exists(started_at, :now), #o = :me, lease_until = :lease',
       '#s = :queued OR (#s = :running AND #o = :me)',
-      { ':running': 'RUNNING', ':queued': 'QUEUED', ':now': now.toISOString(), ':me': owner, ':lease': leaseUntil },
+      { ':running': 'RUNNING', ':as': accountStatus(accountId, 'RUNNING'), ':queued': 'QUEUED', ':now': now.toISOString(), ':me': owner, ':lease': leaseUntil },
       (current) => current.status === 'RUNNING' && current.owner === owner,
     );
   }
@@ -286,12 +294,13 @@ export class ExecutionsRepository {
           Update: {
             TableName: this.table,
             Key: { account_id: accountId, execution_id: executionId },
-            UpdateExpression: 'SET #s = :cancelled, finished_at = :now, #ttl = :ttl',
+            UpdateExpression: 'SET #s = :cancelled, account_status = :as, finished_at = :now, #ttl = :ttl',
             // The slot attribute never changes, so a wrong `slot` only fails the condition (re-read).
             ConditionExpression: `attribute_exists(execution_id) AND #s = :seen AND ${slot ? 'async_slot = :true' : 'attribute_not_exists(async_slot)'}`,
             ExpressionAttributeNames: { '#s': 'status', '#ttl': 'ttl' },
             ExpressionAttributeValues: {
               ':cancelled': 'CANCELLED',
+              ':as': accountStatus(accountId, 'CANCELLED'),
               ':now': now.toISOString(),
               ':ttl': ttlAfter(now, EXECUTION_RETENTION_DAYS),
               ':seen': seen,
@@ -334,8 +343,8 @@ export class ExecutionsRepository {
   ): Promise<ExecutionRecord | undefined> {
     const result = outcome.status === 'SUCCEEDED' ? { '#out': outcome.output ?? null } : { '#err': outcome.error };
     const [[placeholder, value]] = Object.entries(result) as [[string, unknown]];
-    const update = `SET #s = :to, ${placeholder} = :result, finished_at = :now, #ttl = :ttl, #o = :me`;
-    const allValues = { ...values, ':to': outcome.status, ':result': value, ':now': now.toISOString(), ':ttl': ttlAfter(now, EXECUTION_RETENTION_DAYS), ':me': owner };
+    const update = `SET #s = :to, account_status = :as, ${placeholder} = :result, finished_at = :now, #ttl = :ttl, #o = :me`;
+    const allValues = { ...values, ':to': outcome.status, ':as': accountStatus(accountId, outcome.status), ':result': value, ':now': now.toISOString(), ':ttl': ttlAfter(now, EXECUTION_RETENTION_DAYS), ':me': owner };
     // Finished by an earlier attempt of this write, or cancelled while `owner` held it.
     const ours = (current: ExecutionRecord) => TERMINAL.includes(current.status) && current.owner === owner;
     let record: ExecutionRecord | undefined;
@@ -449,7 +458,11 @@ export class ExecutionsRepository {
     const conditions: string[] = [];
     const names: Record<string, string> = {};
     const values: Record<string, unknown> = {};
-    if (filters.status) {
+    const byWorkflow = filters.workflow !== undefined;
+    // One status without a workflow: its own index, so a rare status costs no history read. With a
+    // workflow, the workflow's index and a filter (bounded per page).
+    const byStatus = filters.status !== undefined && !byWorkflow;
+    if (filters.status && !byStatus) {
       conditions.push('#s = :status');
       names['#s'] = 'status';
       values[':status'] = filters.status;
@@ -458,24 +471,24 @@ export class ExecutionsRepository {
       conditions.push(`workspace_id IN (${filters.workspaces.map((_, i) => `:w${i}`).join(', ')})`);
       filters.workspaces.forEach((w, i) => (values[`:w${i}`] = w));
     }
-    const byWorkflow = filters.workflow !== undefined;
+    const key = byWorkflow
+      ? { IndexName: EXECUTIONS_BY_WORKFLOW_INDEX, KeyConditionExpression: 'account_workflow = :k', ':k': accountWorkflow(accountId, filters.workflow!) }
+      : byStatus
+        ? { IndexName: EXECUTIONS_BY_STATUS_INDEX, KeyConditionExpression: 'account_status = :k', ':k': accountStatus(accountId, filters.status!) }
+        : { KeyConditionExpression: 'account_id = :k', ':k': accountId };
+    const { ':k': partition, ...query } = key;
     const page = await queryPage(
       this.doc,
       {
         TableName: this.table,
-        ...(byWorkflow
-          ? {
-              IndexName: EXECUTIONS_BY_WORKFLOW_INDEX,
-              KeyConditionExpression: 'account_workflow = :k',
-              ExpressionAttributeValues: { ...values, ':k': accountWorkflow(accountId, filters.workflow!) },
-            }
-          : { KeyConditionExpression: 'account_id = :k', ExpressionAttributeValues: { ...values, ':k': accountId } }),
+        ...query,
+        ExpressionAttributeValues: { ...values, ':k': partition },
         ...(conditions.length > 0 ? { FilterExpression: conditions.join(' AND ') } : {}),
         ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
         ScanIndexForward: false,
       },
       limit,
-      nextToken ? startAfter(nextToken, accountId, filters.workflow) : undefined,
+      nextToken ? startAfter(nextToken, accountId, filters.workflow, byStatus ? filters.status : undefined) : undefined,
     );
     const items = page.items.map(strip);
     // After the last item, or where the reading stopped when a filter matched little (a short page).
@@ -485,10 +498,10 @@ export class ExecutionsRepository {
 }
 
 /** The index position after `executionId`; a token is bound to its account and to its workflow filter. */
-function startAfter(token: string, accountId: string, workflow?: string): Record<string, unknown> {
+function startAfter(token: string, accountId: string, workflow?: string, status?: ExecutionStatus): Record<string, unknown> {
   const { e, w } = decodePageToken(token, accountId, { e: EXECUTION_ID_PATTERN, w: /^$|^[a-z0-9][a-z0-9-]{0,62}$/ });
   if (w !== (workflow ?? '')) throw ValidationError.field('next_token', 'is not a valid page token');
-  return workflow
-    ? { account_workflow: accountWorkflow(accountId, workflow), execution_id: e, account_id: accountId }
-    : { account_id: accountId, execution_id: e };
+  if (workflow) return { account_workflow: accountWorkflow(accountId, workflow), execution_id: e, account_id: accountId };
+  if (status) return { account_status: accountStatus(accountId, status), execution_id: e, account_id: accountId };
+  return { account_id: accountId, execution_id: e };
 }
