@@ -87,9 +87,9 @@ describe('finding 5: a retried write that had landed', () => {
     expect(await stored(String(reply.body['execution_id']))).toMatchObject({ status: 'SUCCEEDED', ttl: expect.any(Number) });
   });
 
-  it('async run, lost answer on the execution’s put: 202, and the worker runs it', async () => {
+  it('async run, lost answer on the execution’s put (one transaction with its in-flight slot): 202, and the worker runs it', async () => {
     proxy.reset();
-    proxy.inject({ operation: 'PutItem', table: executions, fault: 'lose-response', times: 1 });
+    proxy.inject({ operation: 'TransactWriteItems', table: executions, fault: 'lose-response', times: 1 });
     const reply = await t.api(admin, 'POST', '/workflows/echo/run?async=true', { input: { b: 2 } });
     expect(proxy.injected()).toBe(1);
     expect(reply.status).toBe(202);

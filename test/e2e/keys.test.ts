@@ -28,10 +28,13 @@ const KEY_FIELDS = [
 ].sort();
 
 function expectError(reply: Reply, status: number, code: string, extra: Record<string, unknown> = {}) {
-  expect({ status: reply.status, body: reply.body }).toEqual({
+  // Every error body may carry its request id (API.md §3); nothing else beyond the contract's fields.
+  const { request_id: requestId, ...body } = reply.body;
+  expect({ status: reply.status, body }).toEqual({
     status,
     body: { error: expect.any(String), code, ...extra },
   });
+  if (requestId !== undefined) expect(typeof requestId).toBe('string');
 }
 
 function expectRateLimitHeaders(reply: Reply) {
