@@ -114,6 +114,8 @@ class Ledger {
         const k = `${info.keyId} ${r}`;
         this.fiveHundredsByWindow.set(k, (this.fiveHundredsByWindow.get(k) ?? 0) + 1);
       }
+      // Counted or not, depending on where the fault struck: the checks allow for both.
+      return;
     }
     if (answer.status === 401) return; // refused by the authorizer: never counted
     const reset = String(answer.headers['x-ratelimit-reset'] ?? '?');

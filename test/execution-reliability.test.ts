@@ -25,6 +25,7 @@ import { LOCAL_CREDENTIALS } from '../local-runner/dynamodb-local.js';
 import { LOCAL_REGION } from '../local-runner/stack.js';
 import { startCountingProxy, type CountingProxy } from './support/counting-proxy.js';
 import { createTestDb, testEndpoint, type TestDb } from './support/dynamodb.js';
+import { SLEEPY } from './support/definitions.js';
 
 // Webhooks go to a receiver on this machine, as under the local runner.
 process.env[ALLOW_LOOPBACK_ENV] = 'true';
@@ -76,14 +77,6 @@ afterAll(async () => {
   db?.close();
 });
 
-const SLEEPY = {
-  input_schema: { type: 'object', properties: { ms: { type: 'integer' } } },
-  steps: [
-    { id: 'nap', model: 'sleep', input: { ms: '$.input.ms' } },
-    { id: 'after', model: 'echo', input: { done: true } },
-  ],
-  output: '$.steps.after.output',
-};
 
 let accounts = 0;
 /** A new account with the sleepy workflow deployed and a webhook secret made (as GET /webhooks/secret would). */

@@ -13,6 +13,7 @@ import { startCountingProxy, type CountingProxy } from '../support/counting-prox
 import { testEndpoint } from '../support/dynamodb.js';
 import type { Reply } from '../support/http.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
+import { SLEEPY } from '../support/definitions.js';
 
 let proxy: CountingProxy;
 let t: TestStack;
@@ -20,14 +21,6 @@ let admin: string;
 let accountId: string;
 let executions: string;
 
-const SLEEPY = {
-  input_schema: { type: 'object', properties: { ms: { type: 'integer' } } },
-  steps: [
-    { id: 'nap', model: 'sleep', input: { ms: '$.input.ms' } },
-    { id: 'after', model: 'echo', input: { done: true } },
-  ],
-  output: '$.steps.after.output',
-};
 const ECHO = { input_schema: {}, steps: [{ id: 'e', model: 'echo', input: '$.input' }], output: '$.steps.e.output' };
 /** The example model (`-c exampleModel=true`), answering `sleep_ms` late. */
 const SLOW = { input_schema: {}, steps: [{ id: 'rev', model: 'reverse', input: '$.input' }], output: '$.steps.rev.output' };

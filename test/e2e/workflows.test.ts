@@ -10,6 +10,7 @@ import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { SECRET_ATTRIBUTE } from '../../lambdas/shared/repositories/accounts.js';
 import type { Reply } from '../support/http.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
+import { SLEEPY } from '../support/definitions.js';
 
 let t: TestStack;
 let admin: string;
@@ -34,14 +35,6 @@ const GREET = {
   output: '$.steps',
 };
 
-const SLEEPY = {
-  input_schema: { type: 'object', properties: { ms: { type: 'integer' } } },
-  steps: [
-    { id: 'nap', model: 'sleep', input: { ms: '$.input.ms' } },
-    { id: 'after', model: 'echo', input: { done: true } },
-  ],
-  output: '$.steps.after.output',
-};
 
 const FAILING = {
   input_schema: {},
