@@ -6,7 +6,8 @@
 import fc from 'fast-check';
 import { checksum, CHECKSUM_LENGTH, generateApiKey, parseApiKey, RANDOM_LENGTH } from '../lambdas/shared/api-key.js';
 import { covers, firstUncovered, FIXED_CAPABILITIES, isCapability, workspaceAllowed, workspacesCover } from '../lambdas/shared/capabilities.js';
-import { referenceProblem, resolveReferences } from '../lambdas/shared/workflow-definition.js';
+import { resolveReferences } from '../lambdas/shared/references.js';
+import { referenceProblem } from '../lambdas/shared/workflow-definition.js';
 
 const BASE62 = [...'0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'];
 const base62 = (min: number, max: number) => fc.array(fc.constantFrom(...BASE62), { minLength: min, maxLength: max }).map((a) => a.join(''));

@@ -1,6 +1,7 @@
 import { createServer } from 'node:http';
 import { ALLOW_LOOPBACK_ENV, checkWebhookUrl, deliverWebhook, isPublicAddress, sign } from '../lambdas/shared/webhooks.js';
-import { referenceProblem, resolveReferences } from '../lambdas/shared/workflow-definition.js';
+import { resolveReferences } from '../lambdas/shared/references.js';
+import { referenceProblem } from '../lambdas/shared/workflow-definition.js';
 
 describe('Standard Webhooks signature', () => {
   it('matches the specification’s example', () => {

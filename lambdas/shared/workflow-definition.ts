@@ -224,9 +224,6 @@ export function validateDefinition(definition: Definition, knownModel: (id: stri
   if (problems.length > 0) throw new ValidationError(problems, `${problems[0]!.field}: ${problems[0]!.message}`);
 }
 
-// Resolution at run time, within the run's limits, lives in references.ts.
-export { resolveReferences } from './references.js';
-
 /** What a user's schema compiled to, or why it did not. */
 type Compiled = { validate: ValidateFunction } | { problem: unknown };
 
