@@ -84,6 +84,8 @@ const PAGE_ITEMS_BYTES = MAX_PAGE_BYTES - 4 * 1024;
  * empty) page with a `next_token` rather than read on until the function times out.
  */
 export const MAX_ITEMS_READ_PER_PAGE = 1000;
+/** How many items a filtered list reads per call. */
+const FILTERED_READ_CHUNK = 100;
 
 export async function queryPage(
   doc: DynamoDBDocumentClient,
@@ -96,20 +98,30 @@ export async function queryPage(
   let read = 0;
   let from = start;
   do {
-    const out = await doc.send(new QueryCommand({ ...input, Limit: limit - items.length, ExclusiveStartKey: from }));
+    // Unfiltered, read what the page needs. Filtered, read in chunks (a filter that matches little would
+    // otherwise cost a round trip per item): items past the page are dropped, and the token resumes after
+    // the last one returned, so none is skipped.
+    const wanted = limit - items.length;
+    const chunk = input.FilterExpression ? Math.max(wanted, FILTERED_READ_CHUNK) : wanted;
+    const out = await doc.send(
+      new QueryCommand({ ...input, Limit: Math.max(1, Math.min(chunk, MAX_ITEMS_READ_PER_PAGE - read)), ExclusiveStartKey: from }),
+    );
     read += out.ScannedCount ?? 0;
-    for (const item of out.Items ?? []) {
+    const got = out.Items ?? [];
+    for (let i = 0; i < got.length; i++) {
+      const item = got[i]!;
       const size = Buffer.byteLength(JSON.stringify(item)) + 1;
       if (items.length > 0 && bytes + size > PAGE_ITEMS_BYTES) return { items, more: true };
       items.push(item);
       bytes += size;
+      if (items.length === limit) return { items, more: i < got.length - 1 || out.LastEvaluatedKey !== undefined };
     }
     from = out.LastEvaluatedKey;
     // A filter that matches little must not make one page read an account's whole history: past the
     // bound, the page is returned short, and its token resumes where the reading stopped.
-    if (from && items.length < limit && read >= MAX_ITEMS_READ_PER_PAGE) return { items, more: true, resumeAfter: from };
-  } while (from && items.length < limit);
-  return { items, more: from !== undefined };
+    if (from && read >= MAX_ITEMS_READ_PER_PAGE) return { items, more: true, resumeAfter: from };
+  } while (from);
+  return { items, more: false };
 }
 
 /** A page token: an opaque position (string fields), only valid for the account that received it. */
