@@ -117,6 +117,21 @@ describe('execution state machine', () => {
   });
 });
 
+/** Workflow `wf` (one echo step), created and deployed for `actor`. */
+async function deployedEcho(deps: Parameters<typeof createWorkflow>[0], actor: Parameters<typeof createWorkflow>[1]): Promise<void> {
+  await createWorkflow(deps, actor, {
+    slug: 'wf',
+    name: 'wf',
+    definition: { input_schema: {}, steps: [{ id: 'e', model: 'echo', input: 1 }], output: '$.steps.e.output' },
+  });
+  await deployWorkflow(deps, actor, 'wf');
+}
+
+/** A worker that can never be invoked. */
+const down = async () => {
+  throw new Error('Lambda is unavailable');
+};
+
 describe('async start', () => {
   it('an execution whose worker cannot be invoked is FAILED, not left QUEUED', async () => {
     const deps = {
@@ -126,15 +141,7 @@ describe('async start', () => {
       models: new ModelRegistry(),
     };
     const actor = { accountId: 'acct_async', keyId: 'key_a', workspaces: ['*'] };
-    await createWorkflow(deps, actor, {
-      slug: 'wf',
-      name: 'wf',
-      definition: { input_schema: {}, steps: [{ id: 'e', model: 'echo', input: 1 }], output: '$.steps.e.output' },
-    });
-    await deployWorkflow(deps, actor, 'wf');
-    const down = async () => {
-      throw new Error('Lambda is unavailable');
-    };
+    await deployedEcho(deps, actor);
     await expect(runWorkflow(deps, actor, 'wf', { input: {} }, { async: true, startAsync: down })).rejects.toThrow(/unavailable/);
     const [execution] = (await repo.list('acct_async', {}, 10)).items;
     expect(execution).toMatchObject({ status: 'FAILED', error: 'the run could not be started' });
@@ -252,15 +259,7 @@ describe('async runs in flight: the account’s counter (API.md §4)', () => {
       models: new ModelRegistry(),
     };
     const actor = { accountId: id, keyId: 'key_a', workspaces: ['*'] };
-    await createWorkflow(deps, actor, {
-      slug: 'wf',
-      name: 'wf',
-      definition: { input_schema: {}, steps: [{ id: 'e', model: 'echo', input: 1 }], output: '$.steps.e.output' },
-    });
-    await deployWorkflow(deps, actor, 'wf');
-    const down = async () => {
-      throw new Error('Lambda is unavailable');
-    };
+    await deployedEcho(deps, actor);
     await expect(runWorkflow(deps, actor, 'wf', { input: {} }, { async: true, startAsync: down, asyncLimit: 1 })).rejects.toThrow(/unavailable/);
     expect((await slots.list(id, {}, 10)).items).toMatchObject([{ status: 'FAILED', error: 'the run could not be started', async_slot: true }]);
     expect(await inFlight(id)).toBe(0);

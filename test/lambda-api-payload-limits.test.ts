@@ -9,15 +9,8 @@ import { createServer, type Server } from 'node:http';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { FunctionError } from '../local-runner/functions.js';
 import { createLambdaApi } from '../local-runner/lambda-api.js';
-import type { SigningIdentity } from '../local-runner/sigv4.js';
+import { CALLER, REGION } from './support/lambda-caller.js';
 
-const REGION = 'us-east-1';
-const CALLER: SigningIdentity = {
-  name: 'WorkflowsFunction',
-  accessKeyId: 'local',
-  secretAccessKey: 'the-callers-own-secret-key-0123456789',
-  sessionToken: 'the-callers-own-session-token-0123456789',
-};
 
 let server: Server;
 let lambda: LambdaClient;

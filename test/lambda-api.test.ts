@@ -10,15 +10,8 @@ import { Sha256 } from '@smithy/core/checksum';
 import { HttpRequest } from '@smithy/core/protocols';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { createLambdaApi } from '../local-runner/lambda-api.js';
-import type { SigningIdentity } from '../local-runner/sigv4.js';
+import { CALLER, REGION } from './support/lambda-caller.js';
 
-const REGION = 'us-east-1';
-const CALLER: SigningIdentity = {
-  name: 'WorkflowsFunction',
-  accessKeyId: 'local',
-  secretAccessKey: 'the-callers-own-secret-key-0123456789',
-  sessionToken: 'the-callers-own-session-token-0123456789',
-};
 const PATH = '/2015-03-31/functions/local-WorkerFunction/invocations';
 
 let server: Server;
