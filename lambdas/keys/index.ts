@@ -19,7 +19,7 @@ import {
   type KeyServiceDeps,
 } from '../shared/services/keys.js';
 import { settingsFromEnv } from '../shared/settings.js';
-import { newWebhookSecret } from '../shared/webhooks.js';
+import { getWebhookSecret, rotateWebhookSecret } from '../shared/services/webhook-secrets.js';
 
 const doc = createDocumentClient();
 const usage = new UsageRepository(doc, requireEnv(TABLE_ENV.usage));
@@ -86,15 +86,11 @@ const routes: Record<string, RouteDef> = {
   },
   'GET /webhooks/secret': {
     needs: 'keys:read',
-    handle: async ({ caller }) => json(200, { secret: await deps.accounts.webhookSecret(caller.accountId, newWebhookSecret) }),
+    handle: async ({ caller }) => json(200, await getWebhookSecret(deps, caller.accountId)),
   },
   'POST /webhooks/secret/rotate': {
     needs: 'keys:write',
-    handle: async ({ caller }) => {
-      const secret = newWebhookSecret();
-      await deps.accounts.rotateWebhookSecret(caller.accountId, secret);
-      return json(200, { secret });
-    },
+    handle: async ({ caller, body }) => json(200, await rotateWebhookSecret(deps, caller.accountId, body())),
   },
   'GET /keys/{key_id}/usage': {
     needs: 'keys:read',

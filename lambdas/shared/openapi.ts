@@ -165,8 +165,14 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
   WebhookSecret: {
     type: 'object',
     additionalProperties: false,
-    required: ['secret'],
-    properties: { secret: { type: 'string', pattern: '^whsec_' } },
+    required: ['secret', 'previous_secret_expires_at'],
+    properties: {
+      secret: { type: 'string', pattern: '^whsec_' },
+      previous_secret_expires_at: {
+        ...NULLABLE_TIME,
+        description: 'Until when the secret a rotation replaced still signs beside this one (both signatures in webhook-signature); null when it does not.',
+      },
+    },
   },
   Workflow: WORKFLOW,
   WorkflowSummary: {
@@ -275,7 +281,7 @@ const OPERATIONS: Operation[] = [
   },
   { method: 'get', path: '/keys/{key_id}/usage', id: 'getKeyUsage', summary: 'A key’s usage', needs: 'keys:read', tag: 'Keys', ok: ['200', ref('KeyUsage'), 'The usage'], errors: { '404': 'NOT_FOUND' } },
   { method: 'get', path: '/webhooks/secret', id: 'getWebhookSecret', summary: 'The account’s webhook signing secret', needs: 'keys:read', tag: 'Webhooks', ok: ['200', ref('WebhookSecret'), 'The secret'] },
-  { method: 'post', path: '/webhooks/secret/rotate', id: 'rotateWebhookSecret', summary: 'Replace the webhook signing secret', needs: 'keys:write', tag: 'Webhooks', ok: ['200', ref('WebhookSecret'), 'The new secret'] },
+  { method: 'post', path: '/webhooks/secret/rotate', id: 'rotateWebhookSecret', summary: 'Replace the webhook signing secret, the old one signing too for a grace period', needs: 'keys:write', tag: 'Webhooks', body: 'RotateWebhookSecretRequest', ok: ['200', ref('WebhookSecret'), 'The new secret'] },
   {
     method: 'post', path: '/workflows', id: 'createWorkflow', summary: 'Create a workflow (a draft, version 1)', needs: 'workflow:write', tag: 'Workflows', body: 'CreateWorkflowRequest',
     ok: ['201', ref('Workflow'), 'The workflow'], errors: { '403': 'WORKSPACE_DENIED', '409': 'ALREADY_EXISTS' },
@@ -346,7 +352,7 @@ function operation(o: Operation): Schema {
     ...(o.noKey ? { security: [] } : {}),
     ...(o.needs ? { 'x-knouds-capability': o.needs } : {}),
     parameters: [...pathParams, ...(o.query ?? [])],
-    ...(o.body ? { requestBody: { required: o.body !== 'RotateKeyRequest' && o.body !== 'RunWorkflowRequest' && o.body !== 'RunModelRequest', content: { 'application/json': { schema: ref(o.body) } } } } : {}),
+    ...(o.body ? { requestBody: { required: o.body !== 'RotateKeyRequest' && o.body !== 'RotateWebhookSecretRequest' && o.body !== 'RunWorkflowRequest' && o.body !== 'RunModelRequest', content: { 'application/json': { schema: ref(o.body) } } } } : {}),
     responses,
   };
 }

@@ -82,7 +82,22 @@ const rotateKeySchema: JSONSchemaType<RotateKeyBody> = {
   },
 };
 
+export const MAX_WEBHOOK_SECRET_GRACE_SECONDS = 604_800;
+
+export interface RotateWebhookSecretBody {
+  grace_period_seconds?: number;
+}
+
+const rotateWebhookSecretSchema: JSONSchemaType<RotateWebhookSecretBody> = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    grace_period_seconds: { type: 'integer', nullable: true, minimum: 0, maximum: MAX_WEBHOOK_SECRET_GRACE_SECONDS },
+  },
+};
+
 const validators = {
+  rotateWebhookSecret: ajv.compile(rotateWebhookSecretSchema),
   createKey: ajv.compile(createKeySchema),
   updateKey: ajv.compile(updateKeySchema),
   rotateKey: ajv.compile(rotateKeySchema),
@@ -128,6 +143,7 @@ function check<T>(validate: ((v: unknown) => v is T) & { errors?: ErrorObject[] 
 export const parseCreateKeyBody = (body: unknown): CreateKeyBody => check(validators.createKey, body);
 export const parseUpdateKeyBody = (body: unknown): UpdateKeyBody => check(validators.updateKey, body);
 export const parseRotateKeyBody = (body: unknown): RotateKeyBody => check(validators.rotateKey, body);
+export const parseRotateWebhookSecretBody = (body: unknown): RotateWebhookSecretBody => check(validators.rotateWebhookSecret, body ?? {});
 
 /** `?limit=` (1–100, default 50) and `?next_token=` of every list (API.md §4). */
 export function parsePageParams(query: Record<string, string | undefined> | null): { limit: number; nextToken?: string } {
@@ -246,6 +262,7 @@ export const REQUEST_SCHEMAS: Readonly<Record<string, object>> = {
   CreateKeyRequest: createKeySchema,
   UpdateKeyRequest: updateKeySchema,
   RotateKeyRequest: rotateKeySchema,
+  RotateWebhookSecretRequest: rotateWebhookSecretSchema,
   CreateWorkflowRequest: createWorkflowSchema,
   UpdateWorkflowRequest: updateWorkflowSchema,
   RunWorkflowRequest: runSchema,

@@ -18,6 +18,17 @@ export interface AccountRecord {
 export const SECRET_ATTRIBUTE = 'webhook_secret_sealed';
 /** Where releases before sealing kept the secret in the clear; read once, sealed and removed. */
 const LEGACY_SECRET_ATTRIBUTE = 'webhook_secret';
+/** The secret a rotation with a grace period replaced (sealed), and until when (epoch ms) it still signs. */
+export const PREVIOUS_SECRET_ATTRIBUTE = 'webhook_previous_secret_sealed';
+const PREVIOUS_UNTIL_ATTRIBUTE = 'webhook_previous_until';
+/** The id of the last rotation, so a retried rotation (its first answer lost) is not applied twice. */
+const ROTATION_ATTRIBUTE = 'webhook_rotation_id';
+
+/** The secrets that sign an account's webhooks now: the current one, and the one it replaced while its grace lasts. */
+export interface WebhookSecrets {
+  readonly current: string;
+  readonly previous?: { readonly secret: string; readonly until: Date };
+}
 
 export const ACCOUNT_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -68,19 +79,60 @@ export class AccountsRepository {
    * agree on one secret). Stored sealed (`webhook_secret_sealed`), never in the clear.
    */
   async webhookSecret(accountId: string, make: () => string): Promise<string> {
-    const existing = await this.readSecret(accountId);
+    return (await this.webhookSecrets(accountId, make, new Date())).current;
+  }
+
+  /**
+   * The secrets signing the account's webhooks at `now` (made on first use, as `webhookSecret`): the
+   * current one, and the one a rotation replaced while its grace period lasts. One consistent read.
+   */
+  async webhookSecrets(accountId: string, make: () => string, now: Date): Promise<WebhookSecrets> {
+    const existing = await this.readSecrets(accountId, now);
     if (existing) return existing;
     // Refused when the account is missing or a concurrent first use won: the read below tells which.
     await this.writeSecret(accountId, make(), `attribute_exists(account_id) AND attribute_not_exists(${SECRET_ATTRIBUTE})`);
-    const secret = await this.readSecret(accountId);
-    if (!secret) throw new NotFoundError(`Account '${accountId}' does not exist`);
-    return secret;
+    const secrets = await this.readSecrets(accountId, now);
+    if (!secrets) throw new NotFoundError(`Account '${accountId}' does not exist`);
+    return secrets;
   }
 
-  async rotateWebhookSecret(accountId: string, secret: string): Promise<void> {
-    if (!(await this.writeSecret(accountId, secret, 'attribute_exists(account_id)'))) {
-      throw new NotFoundError(`Account '${accountId}' does not exist`);
+  /**
+   * Replaces the secret. With `graceSeconds` > 0 the one it replaces keeps signing until then (beside the
+   * new one); with 0 it stops at once, and so does any secret still in an earlier rotation's grace. One
+   * write, keyed by `rotationId`: the SDK retrying it after a lost answer finds it applied and changes
+   * nothing (a second application would make the new secret its own "previous" and end the old one's
+   * grace). An account that never had a secret simply gets one.
+   */
+  async rotateWebhookSecret(accountId: string, secret: string, graceSeconds: number, now: Date, rotationId: string): Promise<WebhookSecrets> {
+    // Seals a secret an earlier release kept in the clear, so the copy below has something to copy.
+    const before = await this.readSecrets(accountId, now);
+    const sealed = await this.sealer().seal(secret, accountId);
+    const until = now.getTime() + graceSeconds * 1000;
+    const keepPrevious = graceSeconds > 0 && before !== undefined;
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { account_id: accountId },
+          UpdateExpression: keepPrevious
+            ? `SET ${PREVIOUS_SECRET_ATTRIBUTE} = ${SECRET_ATTRIBUTE}, ${PREVIOUS_UNTIL_ATTRIBUTE} = :until, ${SECRET_ATTRIBUTE} = :s, ${ROTATION_ATTRIBUTE} = :r`
+            : `SET ${SECRET_ATTRIBUTE} = :s, ${ROTATION_ATTRIBUTE} = :r REMOVE ${PREVIOUS_SECRET_ATTRIBUTE}, ${PREVIOUS_UNTIL_ATTRIBUTE}, ${LEGACY_SECRET_ATTRIBUTE}`,
+          ConditionExpression: keepPrevious
+            ? `attribute_exists(${SECRET_ATTRIBUTE}) AND (attribute_not_exists(${ROTATION_ATTRIBUTE}) OR ${ROTATION_ATTRIBUTE} <> :r)`
+            : `attribute_exists(account_id) AND (attribute_not_exists(${ROTATION_ATTRIBUTE}) OR ${ROTATION_ATTRIBUTE} <> :r)`,
+          ExpressionAttributeValues: { ':s': sealed, ':r': rotationId, ...(keepPrevious ? { ':until': until } : {}) },
+        }),
+      );
+    } catch (error) {
+      if (!isConditionalCheckFailed(error)) throw error;
+      const after = await this.doc.send(
+        new GetCommand({ TableName: this.table, Key: { account_id: accountId }, ConsistentRead: true, ProjectionExpression: `account_id, ${ROTATION_ATTRIBUTE}` }),
+      );
+      if (!after.Item) throw new NotFoundError(`Account '${accountId}' does not exist`);
+      // Only this rotation, already applied, can refuse it (a secret, once made, is never removed).
+      if (after.Item[ROTATION_ATTRIBUTE] !== rotationId) throw new Error('the webhook secret rotation was refused', { cause: error });
     }
+    return { current: secret, ...(keepPrevious ? { previous: { secret: before.current, until: new Date(until) } } : {}) };
   }
 
   private sealer(): SecretBox {
@@ -88,24 +140,31 @@ export class AccountsRepository {
     return this.box;
   }
 
-  private async readSecret(accountId: string): Promise<string | undefined> {
+  private async readSecrets(accountId: string, now: Date): Promise<WebhookSecrets | undefined> {
     const box = this.sealer();
     const out = await this.doc.send(
       new GetCommand({
         TableName: this.table,
         Key: { account_id: accountId },
         ConsistentRead: true,
-        ProjectionExpression: `${SECRET_ATTRIBUTE}, ${LEGACY_SECRET_ATTRIBUTE}`,
+        ProjectionExpression: `${SECRET_ATTRIBUTE}, ${LEGACY_SECRET_ATTRIBUTE}, ${PREVIOUS_SECRET_ATTRIBUTE}, ${PREVIOUS_UNTIL_ATTRIBUTE}`,
       }),
     );
     const sealed = out.Item?.[SECRET_ATTRIBUTE];
-    if (typeof sealed === 'string') return box.open(sealed, accountId);
+    if (typeof sealed === 'string') {
+      const previous = out.Item?.[PREVIOUS_SECRET_ATTRIBUTE];
+      const until = out.Item?.[PREVIOUS_UNTIL_ATTRIBUTE];
+      // A grace period that has ended leaves its secret in the item until the next rotation: it no longer signs.
+      const inGrace = typeof previous === 'string' && typeof until === 'number' && until > now.getTime();
+      const [current, before] = await Promise.all([box.open(sealed, accountId), inGrace ? box.open(previous, accountId) : undefined]);
+      return { current, ...(before !== undefined ? { previous: { secret: before, until: new Date(until as number) } } : {}) };
+    }
     const legacy = out.Item?.[LEGACY_SECRET_ATTRIBUTE];
     if (typeof legacy !== 'string') return undefined;
     // Written in the clear by an earlier release: seal it in place (the same secret, so receivers keep
     // verifying), unless a concurrent read or a rotation got there first.
     await this.writeSecret(accountId, legacy, `attribute_exists(${LEGACY_SECRET_ATTRIBUTE}) AND attribute_not_exists(${SECRET_ATTRIBUTE})`);
-    return this.readSecret(accountId);
+    return this.readSecrets(accountId, now);
   }
 
   /** False when `condition` refused the write. */

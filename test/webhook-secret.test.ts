@@ -1,0 +1,133 @@
+/**
+ * The webhook signing secret's rotation with a grace period (API.md §4): the secret it replaces keeps
+ * signing beside the new one until the grace ends; a rotation retried after its answer was lost is
+ * applied once (else the new secret would become its own "previous" and end the old one's grace at
+ * once); both secrets are sealed at rest. The routes' answers and refusals are in test/e2e/webhook-secret.
+ */
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { createDocumentClient } from '../lambdas/shared/ddb.js';
+import { AccountsRepository, PREVIOUS_SECRET_ATTRIBUTE, SECRET_ATTRIBUTE } from '../lambdas/shared/repositories/accounts.js';
+import { LocalSecretBox } from '../lambdas/shared/secret-box.js';
+import { rotateWebhookSecret, signingSecrets, getWebhookSecret } from '../lambdas/shared/services/webhook-secrets.js';
+import { newWebhookSecret } from '../lambdas/shared/webhooks.js';
+import { LOCAL_CREDENTIALS } from '../local-runner/dynamodb-local.js';
+import { LOCAL_REGION } from '../local-runner/stack.js';
+import { startCountingProxy, type CountingProxy } from './support/counting-proxy.js';
+import { createTestDb, testEndpoint, type TestDb } from './support/dynamodb.js';
+
+let db: TestDb;
+let proxy: CountingProxy;
+let accounts: AccountsRepository;
+/** The same repository through the fault proxy, with the functions' own client settings. */
+let faulty: AccountsRepository;
+const box = new LocalSecretBox(LocalSecretBox.newKey());
+let n = 0;
+
+beforeAll(async () => {
+  db = await createTestDb('webhook-secret');
+  proxy = await startCountingProxy(testEndpoint());
+  accounts = new AccountsRepository(db.doc, db.tables.accounts, box);
+  faulty = new AccountsRepository(createDocumentClient({ endpoint: proxy.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS }), db.tables.accounts, box);
+});
+afterEach(() => proxy.clearFaults());
+afterAll(async () => {
+  await proxy?.close();
+  db?.close();
+});
+
+async function newAccount(): Promise<string> {
+  const id = `acct_whsec_${++n}_${Date.now().toString(36)}`;
+  await accounts.create(id, 'business', new Date());
+  return id;
+}
+
+const HOUR = 3600;
+const at = (ms: number) => () => new Date(ms);
+
+describe('rotation with a grace period', () => {
+  it('keeps the replaced secret signing, second, until the grace ends; then only the new one', async () => {
+    const id = await newAccount();
+    const t0 = Date.parse('2026-11-30T12:00:00Z');
+    const before = (await getWebhookSecret({ accounts, now: at(t0) }, id)).secret;
+    const rotated = await rotateWebhookSecret({ accounts, now: at(t0) }, id, { grace_period_seconds: HOUR });
+    expect(rotated.secret).not.toBe(before);
+    expect(rotated.previous_secret_expires_at).toBe('2026-11-30T13:00:00.000Z');
+    expect(await getWebhookSecret({ accounts, now: at(t0 + 1000) }, id)).toEqual(rotated);
+
+    expect(await signingSecrets(accounts, id, newWebhookSecret, new Date(t0 + HOUR * 1000 - 1))).toEqual([rotated.secret, before]);
+    expect(await signingSecrets(accounts, id, newWebhookSecret, new Date(t0 + HOUR * 1000))).toEqual([rotated.secret]);
+    expect(await getWebhookSecret({ accounts, now: at(t0 + HOUR * 1000) }, id)).toEqual({ secret: rotated.secret, previous_secret_expires_at: null });
+  });
+
+  it('without a grace period the replaced secret stops at once, and so does one still in an earlier grace', async () => {
+    const id = await newAccount();
+    const now = Date.now();
+    const first = (await getWebhookSecret({ accounts }, id)).secret;
+    const second = await rotateWebhookSecret({ accounts, now: at(now) }, id, { grace_period_seconds: HOUR });
+    expect(await signingSecrets(accounts, id, newWebhookSecret, new Date(now))).toEqual([second.secret, first]);
+    const third = await rotateWebhookSecret({ accounts, now: at(now) }, id, {});
+    expect(third.previous_secret_expires_at).toBeNull();
+    expect(await signingSecrets(accounts, id, newWebhookSecret, new Date(now))).toEqual([third.secret]);
+    const item = (await db.doc.send(new GetCommand({ TableName: db.tables.accounts, Key: { account_id: id }, ConsistentRead: true }))).Item!;
+    expect(item).not.toHaveProperty(PREVIOUS_SECRET_ATTRIBUTE);
+  });
+
+  it('a second rotation in a grace ends the first one’s grace: the secret it replaces is the one signing now', async () => {
+    const id = await newAccount();
+    const now = Date.now();
+    const first = (await getWebhookSecret({ accounts }, id)).secret;
+    const second = await rotateWebhookSecret({ accounts, now: at(now) }, id, { grace_period_seconds: HOUR });
+    const third = await rotateWebhookSecret({ accounts, now: at(now) }, id, { grace_period_seconds: 60 });
+    const signing = await signingSecrets(accounts, id, newWebhookSecret, new Date(now));
+    expect(signing).toEqual([third.secret, second.secret]);
+    expect(signing).not.toContain(first);
+  });
+
+  it('an account that never had a secret gets one; there is nothing to keep', async () => {
+    const id = await newAccount();
+    const rotated = await rotateWebhookSecret({ accounts }, id, { grace_period_seconds: HOUR });
+    expect(rotated.previous_secret_expires_at).toBeNull();
+    expect(await signingSecrets(accounts, id, newWebhookSecret)).toEqual([rotated.secret]);
+  });
+
+  it('both secrets are sealed at rest, never in the clear', async () => {
+    const id = await newAccount();
+    const first = (await getWebhookSecret({ accounts }, id)).secret;
+    const second = await rotateWebhookSecret({ accounts }, id, { grace_period_seconds: HOUR });
+    const item = (await db.doc.send(new GetCommand({ TableName: db.tables.accounts, Key: { account_id: id }, ConsistentRead: true }))).Item!;
+    const text = JSON.stringify(item);
+    for (const secret of [first, second.secret]) {
+      expect(text).not.toContain(secret);
+      expect(text).not.toContain(secret.slice('whsec_'.length));
+    }
+    expect(item[SECRET_ATTRIBUTE]).toMatch(/^local:v1:/);
+    expect(item[PREVIOUS_SECRET_ATTRIBUTE]).toMatch(/^local:v1:/);
+  });
+
+  it.each([[-1], [604_801], [1.5], ['60'], [{}]])('grace_period_seconds %p is refused with 400 and changes nothing', async (grace) => {
+    const id = await newAccount();
+    const before = await getWebhookSecret({ accounts }, id);
+    await expect(rotateWebhookSecret({ accounts }, id, { grace_period_seconds: grace })).rejects.toMatchObject({
+      status: 400,
+      code: 'VALIDATION_ERROR',
+      details: [expect.objectContaining({ field: 'grace_period_seconds' })],
+    });
+    expect(await getWebhookSecret({ accounts }, id)).toEqual(before);
+  });
+
+  it('an unknown account is 404', async () => {
+    await expect(rotateWebhookSecret({ accounts }, 'acct_nobody_here', { grace_period_seconds: 60 })).rejects.toMatchObject({ status: 404 });
+  });
+});
+
+describe('a rotation whose answer is lost', () => {
+  it('is applied once: the SDK’s retry leaves the replaced secret in its grace', async () => {
+    const id = await newAccount();
+    const before = (await getWebhookSecret({ accounts }, id)).secret;
+    proxy.inject({ operation: 'UpdateItem', table: db.tables.accounts, fault: 'lose-response', times: 1 });
+    const rotated = await rotateWebhookSecret({ accounts: faulty }, id, { grace_period_seconds: HOUR });
+    expect(proxy.injected()).toBe(1);
+    expect(rotated.previous_secret_expires_at).not.toBeNull();
+    expect(await signingSecrets(accounts, id, newWebhookSecret)).toEqual([rotated.secret, before]);
+  });
+});
