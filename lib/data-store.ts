@@ -3,6 +3,7 @@ import { AttributeType, Billing, TableV2, type ITableV2 } from 'aws-cdk-lib/aws-
 import { Construct } from 'constructs';
 import { EXECUTIONS_BY_STATUS_INDEX, EXECUTIONS_BY_WORKFLOW_INDEX } from '../lambdas/shared/repositories/executions.js';
 import { KEYS_BY_ACCOUNT_INDEX, KEYS_HOLDING_SLOTS_INDEX } from '../lambdas/shared/repositories/keys.js';
+import { MEMBERSHIPS_BY_ACCOUNT_INDEX } from '../lambdas/shared/repositories/memberships.js';
 
 export interface DataStoreProps {
   /**
@@ -35,6 +36,8 @@ export class DataStore extends Construct {
   readonly workflowsTable: ITableV2;
   /** (`account_id`, `execution_id`); GSIs `by-workflow` and `by-status`. */
   readonly executionsTable: ITableV2;
+  /** (`subject`, `account_id`): a person's role in an account; GSI `by-account`. */
+  readonly membershipsTable: ITableV2;
 
   constructor(scope: Construct, id: string, props: DataStoreProps = {}) {
     super(scope, id);
@@ -99,6 +102,20 @@ export class DataStore extends Construct {
           indexName: EXECUTIONS_BY_STATUS_INDEX,
           partitionKey: { name: 'account_status', type: AttributeType.STRING },
           sortKey: { name: 'execution_id', type: AttributeType.STRING },
+        },
+      ],
+    });
+  
+    this.membershipsTable = new TableV2(this, 'MembershipsTable', {
+      ...common,
+      partitionKey: { name: 'subject', type: AttributeType.STRING },
+      sortKey: { name: 'account_id', type: AttributeType.STRING },
+      globalSecondaryIndexes: [
+        {
+          // An account's people, for `user list` and the console (eventually consistent: never for decisions).
+          indexName: MEMBERSHIPS_BY_ACCOUNT_INDEX,
+          partitionKey: { name: 'account_id', type: AttributeType.STRING },
+          sortKey: { name: 'subject', type: AttributeType.STRING },
         },
       ],
     });

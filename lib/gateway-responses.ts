@@ -22,7 +22,7 @@ export interface GatewayError {
 }
 
 const UNAUTHORIZED_MESSAGE =
-  'Missing or invalid API key: send it in the x-api-key header (Authorization: Bearer is not accepted)';
+  'Missing or invalid credentials: send an API key in the x-api-key header (never as Authorization: Bearer), or a signed-in person’s access token as Authorization: Bearer <token>';
 const INTERNAL = { code: 'INTERNAL_ERROR', message: 'Internal server error' } as const;
 /** A request the gateway refused for a reason of AWS's own (not a Knouds key or capability). */
 const FORBIDDEN = 'FORBIDDEN';

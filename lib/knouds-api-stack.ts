@@ -1,10 +1,9 @@
-import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, type CfnResource, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import {
   AccessLogFormat,
   type CfnMethod,
   AuthorizationType,
   EndpointType,
-  IdentitySource,
   LambdaIntegration,
   LogGroupLogDestination,
   MethodLoggingLevel,
@@ -64,8 +63,9 @@ export interface KnoudsApiStackProps extends StackProps, SettingsOverrides {
    */
   readonly stageName?: string;
   /**
-   * How long API Gateway caches an authorizer decision per key. Anything above zero delays revocation,
-   * edits, expiry and tier changes by up to this long (API.md promises "the next request").
+   * How long API Gateway caches an authorizer decision. Must be zero: a cache needs identity sources
+   * that every request carries, and people's requests carry no `x-api-key` (API.md §1); a cache would
+   * also delay revocation, edits, expiry, tier and membership changes (API.md promises "the next request").
    * @default Duration.seconds(0) — no cache
    */
   readonly authorizerCacheTtl?: Duration;
@@ -167,7 +167,11 @@ export class KnoudsApiStack extends Stack {
     const stageName = props.stageName ?? 'v1';
     if (!/^[A-Za-z0-9_-]{1,128}$/.test(stageName)) throw new Error(`stageName must be alphanumeric, got '${stageName}'`);
     const cacheTtl = props.authorizerCacheTtl ?? Duration.seconds(0);
-    if (cacheTtl.toSeconds() > 3600) throw new Error(`authorizerCacheTtl must be at most 3600 s, got ${cacheTtl.toSeconds()}`);
+    if (cacheTtl.toSeconds() !== 0) {
+      throw new Error(
+        `authorizerCacheTtl must be 0, got ${cacheTtl.toSeconds()} s: API Gateway caches only on identity sources every request carries, and people's sessions carry no x-api-key (a cache would also delay revocation and membership changes)`,
+      );
+    }
     const throttling = props.throttling ?? { rateLimit: 1000, burstLimit: 2000 };
     const tracing = props.tracing ?? false;
     const logRetention = props.logRetention ?? RetentionDays.ONE_MONTH;
@@ -184,7 +188,7 @@ export class KnoudsApiStack extends Stack {
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
       ...(props.deletionProtection === undefined ? {} : { deletionProtection: props.deletionProtection }),
     });
-    const { keysTable, accountsTable, usageTable, workflowsTable, executionsTable } = this.data;
+    const { keysTable, accountsTable, usageTable, workflowsTable, executionsTable, membershipsTable } = this.data;
     const settingsEnv = { [SETTINGS_ENV]: JSON.stringify(settings) };
     // Webhook secrets are sealed with this key (the account id as encryption context) before they reach
     // the accounts table; the keys function and the worker may seal and open them, the workflows function
@@ -228,22 +232,27 @@ export class KnoudsApiStack extends Stack {
     const tableEnv = (...names: (keyof typeof TABLE_ENV)[]) =>
       Object.fromEntries(names.map((n) => [TABLE_ENV[n], this.data[`${n}Table`].tableName]));
 
-    // The authorizer reads key records, and only that: GetItem on the keys table.
+    // The authorizer reads key records (GetItem on the keys table) and, for people, their membership
+    // (GetItem, or a Query of the person's partition) and the account's tier (GetItem).
     const authorizerFn = new KnoudsFunction(this, 'AuthorizerFunction', {
       lambda: 'authorizer',
-      description: 'Knouds API: resolves x-api-key to a capability context',
+      description: 'Knouds API: resolves x-api-key or a session token to a capability context',
       logRetention,
-      environment: { ...settingsEnv, ...tableEnv('keys') },
+      environment: { ...settingsEnv, ...tableEnv('keys', 'memberships', 'accounts') },
     });
     grantTable(keysTable, authorizerFn, ['dynamodb:GetItem']);
+    grantTable(membershipsTable, authorizerFn, ['dynamodb:GetItem', 'dynamodb:Query']);
+    grantTable(accountsTable, authorizerFn, ['dynamodb:GetItem']);
 
     const keysFn = new KnoudsFunction(this, 'KeysFunction', {
       lambda: 'keys',
       description: 'Knouds API: /keys',
       logRetention,
-      environment: { ...settingsEnv, ...secretsEnv, ...tableEnv('keys', 'accounts', 'usage') },
+      environment: { ...settingsEnv, ...secretsEnv, ...tableEnv('keys', 'accounts', 'usage', 'memberships') },
     });
     grantSecrets(keysFn, ['kms:Encrypt', 'kms:Decrypt']);
+    // GET /me: the person's accounts (a Query of their own partition).
+    grantTable(membershipsTable, keysFn, ['dynamodb:Query']);
     // Key records and pointers: read, query the by-account index, write in transactions.
     grantTable(keysTable, keysFn, ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem'], [KEYS_BY_ACCOUNT_INDEX, KEYS_HOLDING_SLOTS_INDEX]);
     // Accounts: the tier and the active-key count, changed only inside the key transactions.
@@ -343,9 +352,13 @@ export class KnoudsApiStack extends Stack {
     const accessLogs = new LogGroup(this, 'AccessLogs', { retention: logRetention, removalPolicy: RemovalPolicy.DESTROY });
     const authorizer = new RequestAuthorizer(this, 'ApiKeyAuthorizer', {
       handler: authorizerFn,
-      identitySources: [IdentitySource.header('x-api-key')],
+      // None: a request carries x-api-key or Authorization, and the authorizer tells a missing one (401).
+      identitySources: [],
       resultsCacheTtl: cacheTtl,
     });
+    // CDK writes an empty string; API Gateway documents the property as optional without a cache, and
+    // leaving it out is the form every tool (CloudFormation, the console, Serverless) deploys.
+    (authorizer.node.defaultChild as CfnResource).addPropertyDeletionOverride('IdentitySource');
 
     this.api = new RestApi(this, 'Api', {
       restApiName: `${id}`,
@@ -400,6 +413,7 @@ export class KnoudsApiStack extends Stack {
     keys.addMethod('GET', keysIntegration);
     keys.addMethod('POST', keysIntegration);
     keys.addResource('verify').addMethod('GET', keysIntegration);
+    this.api.root.addResource('me').addMethod('GET', keysIntegration);
     const key = keys.addResource('{key_id}');
     key.addMethod('GET', keysIntegration);
     key.addMethod('PATCH', keysIntegration);
@@ -484,6 +498,7 @@ export class KnoudsApiStack extends Stack {
       [STACK_OUTPUTS.usageTable]: usageTable.tableName,
       [STACK_OUTPUTS.workflowsTable]: workflowsTable.tableName,
       [STACK_OUTPUTS.executionsTable]: executionsTable.tableName,
+      [STACK_OUTPUTS.membershipsTable]: membershipsTable.tableName,
       [STACK_OUTPUTS.settings]: JSON.stringify(settings),
     };
     for (const [name, value] of Object.entries(outputs)) new CfnOutput(this, name, { value });

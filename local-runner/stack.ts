@@ -3,6 +3,8 @@
  * DynamoDB Local (or uses DYNAMODB_ENDPOINT), creates the template's tables, runs each function's bundle in
  * isolated workers, and serves the template's API over HTTP. `npm start` (main.ts) and the tests use it.
  */
+import { identityToEnv } from '../lambdas/shared/identity-config.js';
+import type { SessionTokenConfig } from '../lambdas/shared/session-token.js';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -64,6 +66,11 @@ export interface LocalStackOptions {
   readonly secretsKeyFile?: string;
   /** Extra environment for every function (e.g. `LOG_LEVEL`), over what Lambda would give it. */
   readonly functionEnv?: Record<string, string>;
+  /**
+   * Whose access tokens the authorizer accepts (the local OpenID Connect provider's, by default once it
+   * runs): written over the authorizer's IDENTITY_* variables, which the template fills for AWS.
+   */
+  readonly identity?: SessionTokenConfig;
   /** Each log line a function writes. */
   readonly onFunctionLog?: (functionId: string, line: string) => void;
   readonly onAccessLog?: (entry: AccessLogEntry) => void;
@@ -139,6 +146,7 @@ function tableNamesOf(model: LocalApiModel): TableNames {
     usage: byOutput(STACK_OUTPUTS.usageTable),
     workflows: byOutput(STACK_OUTPUTS.workflowsTable),
     executions: byOutput(STACK_OUTPUTS.executionsTable),
+    memberships: byOutput(STACK_OUTPUTS.membershipsTable),
   };
 }
 
@@ -250,7 +258,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // serves only requests signed with one of them. The access key id stays LOCAL_CREDENTIALS' for all:
     // DynamoDB Local without -sharedDb keeps one database per access key id (and region).
     const callers = new Map<string, SigningIdentity>();
-    for (const def of model.functions.values()) {
+    const authorizerFunctions = new Set([...model.authorizers.values()].map((a) => a.functionId));
+    const identityEnv = options.identity ? identityToEnv(options.identity) : {};
+    for (const template of model.functions.values()) {
+      // The authorizer's identity provider is this machine's (the template names the deployed one).
+      const def = authorizerFunctions.has(template.logicalId) ? { ...template, environment: { ...template.environment, ...identityEnv } } : template;
       const identity: SigningIdentity = {
         name: def.logicalId,
         accessKeyId: LOCAL_CREDENTIALS.accessKeyId,

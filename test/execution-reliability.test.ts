@@ -19,7 +19,7 @@ import { ExecutionsRepository } from '../lambdas/shared/repositories/executions.
 import { WorkflowsRepository } from '../lambdas/shared/repositories/workflows.js';
 import { LocalSecretBox } from '../lambdas/shared/secret-box.js';
 import { cancelExecution, listExecutions } from '../lambdas/shared/services/executions.js';
-import { createWorkflow, deployWorkflow, runWorkflow, workExecution, type WorkflowDeps } from '../lambdas/shared/services/workflows.js';
+import { createWorkflow, deployWorkflow, runWorkflow, workExecution, type Actor, type WorkflowDeps } from '../lambdas/shared/services/workflows.js';
 import { ALLOW_LOOPBACK_ENV, newWebhookSecret } from '../lambdas/shared/webhooks.js';
 import { LOCAL_CREDENTIALS } from '../local-runner/dynamodb-local.js';
 import { LOCAL_REGION } from '../local-runner/stack.js';
@@ -84,14 +84,14 @@ async function account(definition: unknown = SLEEPY, on: WorkflowDeps = deps) {
   const accountId = `acct_rel_${++accounts}_${Date.now().toString(36)}`;
   await deps.accounts.create(accountId, 'business', new Date());
   const secret = await deps.accounts.webhookSecret(accountId, newWebhookSecret);
-  const actor = { accountId, keyId: 'key_rel', workspaces: ['*'] };
+  const actor = { accountId, principal: { kind: 'key' as const, key_id: 'key_rel' }, workspaces: ['*'] };
   await createWorkflow(on, actor, { slug: 'wf', name: 'wf', definition });
   await deployWorkflow(on, actor, 'wf');
   return { accountId, actor, secret };
 }
 
 /** An async run left QUEUED (its worker event is ours to deliver). */
-async function queued(actor: { accountId: string; keyId: string; workspaces: string[] }, input: unknown, webhook = true): Promise<string> {
+async function queued(actor: Actor, input: unknown, webhook = true): Promise<string> {
   const { execution } = await runWorkflow(deps, actor, 'wf', { input, ...(webhook ? { webhook_url: hookUrl } : {}) }, {
     async: true,
     startAsync: async () => {},

@@ -140,7 +140,7 @@ describe('async start', () => {
       accounts: new AccountsRepository(db.doc, db.tables.accounts),
       models: new ModelRegistry(),
     };
-    const actor = { accountId: 'acct_async', keyId: 'key_a', workspaces: ['*'] };
+    const actor = { accountId: 'acct_async', principal: { kind: 'key' as const, key_id: 'key_a' }, workspaces: ['*'] };
     await deployedEcho(deps, actor);
     await expect(runWorkflow(deps, actor, 'wf', { input: {} }, { async: true, startAsync: down })).rejects.toThrow(/unavailable/);
     const [execution] = (await repo.list('acct_async', {}, 10)).items;
@@ -258,7 +258,7 @@ describe('async runs in flight: the account’s counter (API.md §4)', () => {
       accounts,
       models: new ModelRegistry(),
     };
-    const actor = { accountId: id, keyId: 'key_a', workspaces: ['*'] };
+    const actor = { accountId: id, principal: { kind: 'key' as const, key_id: 'key_a' }, workspaces: ['*'] };
     await deployedEcho(deps, actor);
     await expect(runWorkflow(deps, actor, 'wf', { input: {} }, { async: true, startAsync: down, asyncLimit: 1 })).rejects.toThrow(/unavailable/);
     expect((await slots.list(id, {}, 10)).items).toMatchObject([{ status: 'FAILED', error: 'the run could not be started', async_slot: true }]);

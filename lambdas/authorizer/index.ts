@@ -1,24 +1,54 @@
 /**
- * The REQUEST authorizer. Budget: one strongly consistent GetItem on sha256(key), nothing else.
- * A malformed key or bad checksum is refused with no database read. Any failure refuses the request:
- * `Unauthorized` (401) for a key that is missing, malformed, unknown, revoked or expired; any other
- * error (DynamoDB failing) propagates, which API Gateway turns into a 500 AUTHORIZER_FAILURE. Never Allow.
+ * The REQUEST authorizer, for API keys and people.
+ * - `x-api-key` (decides a request carrying both): one strongly consistent GetItem on sha256(key),
+ *   nothing else; a malformed key or bad checksum is refused with no database read.
+ * - `Authorization: Bearer <access token>`: a person's session (sessions.ts, loaded only then): the
+ *   token verified against the identity provider's keys, then at most two consistent reads (the
+ *   membership, the account). An API key sent as a Bearer token is refused without a read.
+ * Any failure refuses the request: `Unauthorized` (401) for a key or token that is missing, malformed,
+ * unknown, revoked, expired or invalid; any other error (DynamoDB or the provider's keys failing)
+ * propagates, which API Gateway turns into a 500 AUTHORIZER_FAILURE. A person with no membership in
+ * the account asked for is let through with a refusal in the context (caller.ts), which every handler
+ * answers with 403 NOT_A_MEMBER (or 400) before doing anything.
  */
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import { hashApiKey, parseApiKey } from '../shared/api-key.js';
-import { encodeCaller } from '../shared/caller.js';
+import { encodeCaller, encodeRefusal, type AuthorizerContext } from '../shared/caller.js';
 import { covers } from '../shared/capabilities.js';
 import { createDocumentClient, TABLE_ENV } from '../shared/ddb.js';
+import { identityFromEnv } from '../shared/identity-config.js';
+// Types only: the module itself is imported when the first session needs it.
+import type { Placement, Sessions } from './sessions.js';
 import { requireEnv } from '../shared/env.js';
 import { countMetric, log, METRIC, startInvocation } from '../shared/log.js';
 import { KeysRepository, type KeyRecord } from '../shared/repositories/keys.js';
 import { rateLimitFor, settingsFromEnv, TIER_NAMES, type Settings, type TierName } from '../shared/settings.js';
 
 const settings = settingsFromEnv();
-// Only the keys table: the authorizer never touches accounts, and has no grant on that table either.
-const keys = new KeysRepository(createDocumentClient(), { keys: requireEnv(TABLE_ENV.keys) });
+const doc = createDocumentClient();
+// The key path reads the keys table only.
+const keys = new KeysRepository(doc, { keys: requireEnv(TABLE_ENV.keys) });
+const identity = identityFromEnv();
 
-type Refusal = 'missing' | 'malformed' | 'unknown' | 'revoked' | 'expired' | 'environment';
+/** The session path, built on the first request that needs it (a key-only container never loads it). */
+let sessions: Promise<Sessions> | undefined;
+function sessionPath() {
+  sessions ??= import('./sessions.js').then(({ createSessions }) =>
+    createSessions(doc, { memberships: requireEnv(TABLE_ENV.memberships), accounts: requireEnv(TABLE_ENV.accounts) }, identity!, settings),
+  );
+  return sessions;
+}
+
+type Refusal =
+  | 'missing'
+  | 'malformed'
+  | 'unknown'
+  | 'revoked'
+  | 'expired'
+  | 'environment'
+  | 'key_as_bearer'
+  | 'sessions_off'
+  | 'invalid_token';
 
 function refuse(reason: Refusal, keyId?: string): never {
   log('info', 'authorizer decision', { decision: 'deny', reason, ...(keyId ? { key_id: keyId } : {}) });
@@ -64,10 +94,57 @@ export function evaluate(
   return { capabilities };
 }
 
+function allow(principalId: string, methodArn: string, context: AuthorizerContext): APIGatewayAuthorizerResult {
+  return {
+    principalId,
+    policyDocument: {
+      Version: '2012-10-17',
+      Statement: [{ Action: 'execute-api:Invoke', Effect: 'Allow', Resource: apiWideResource(methodArn) }],
+    },
+    context,
+  };
+}
+
+async function session(event: APIGatewayRequestAuthorizerEvent, authorization: string): Promise<APIGatewayAuthorizerResult> {
+  const bearer = /^Bearer +([^ ]+)$/i.exec(authorization.trim());
+  if (!bearer) refuse('malformed');
+  const token = bearer[1]!;
+  // An API key belongs in x-api-key (the 401's message says so); it is never looked up from here.
+  if (token.startsWith(`${settings.keyPrefix}_`)) refuse('key_as_bearer');
+  if (!identity) refuse('sessions_off');
+  const path = await sessionPath();
+  let placed: Placement;
+  try {
+    placed = await path.place(token, headerValue(event.headers, 'knouds-account'), event.httpMethod === 'GET' && event.resource === '/me');
+  } catch (error) {
+    if ((error as Error).name === 'InvalidSessionToken') {
+      log('info', 'authorizer decision', { decision: 'deny', reason: 'invalid_token', detail: (error as Error).message });
+      countMetric(METRIC.authorizerDecisions, ['reason', 'invalid_token']);
+      throw new Error('Unauthorized', { cause: error });
+    }
+    countMetric(METRIC.authorizerDecisions, ['reason', 'error']);
+    log('error', 'authorizer decision', { decision: 'error', error: (error as Error).name });
+    throw error;
+  }
+  if ('refusal' in placed) {
+    log('info', 'authorizer decision', { decision: 'refer', reason: placed.refusal.code, subject: placed.subject });
+    countMetric(METRIC.authorizerDecisions, ['reason', 'not_placed']);
+    return allow(`person:${placed.subject}`, event.methodArn, encodeRefusal(placed.refusal, placed.subject));
+  }
+  const { caller } = placed;
+  log('info', 'authorizer decision', { decision: 'allow', subject: caller.subject, account_id: caller.accountId, role: caller.role });
+  countMetric(METRIC.authorizerDecisions, ['reason', 'allowed']);
+  return allow(`person:${caller.subject}`, event.methodArn, encodeCaller(caller));
+}
+
 export async function handler(event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> {
   startInvocation();
   const apiKey = headerValue(event.headers, 'x-api-key');
-  if (!apiKey) refuse('missing');
+  if (!apiKey) {
+    const authorization = headerValue(event.headers, 'authorization');
+    if (authorization) return session(event, authorization);
+    refuse('missing');
+  }
   const parsed = parseApiKey(apiKey, settings.keyPrefix);
   if (!parsed) refuse('malformed');
 
@@ -85,14 +162,13 @@ export async function handler(event: APIGatewayRequestAuthorizerEvent): Promise<
 
   log('info', 'authorizer decision', { decision: 'allow', key_id: record.key_id, account_id: record.account_id });
   countMetric(METRIC.authorizerDecisions, ['reason', 'allowed']);
-  return {
-    principalId: record.key_id,
-    policyDocument: {
-      Version: '2012-10-17',
-      Statement: [{ Action: 'execute-api:Invoke', Effect: 'Allow', Resource: apiWideResource(event.methodArn) }],
-    },
-    context: encodeCaller({
+  return allow(
+    record.key_id,
+    event.methodArn,
+    encodeCaller({
+      kind: 'key',
       keyId: record.key_id,
+      counterId: record.key_id,
       accountId: record.account_id,
       tier: record.tier,
       environment: record.environment,
@@ -104,5 +180,5 @@ export async function handler(event: APIGatewayRequestAuthorizerEvent): Promise<
       workspaces: record.workspaces,
       rateLimit: rateLimitFor(settings, record.tier, record.environment),
     }),
-  };
+  );
 }

@@ -1,4 +1,5 @@
 /** Executions Lambda: /executions (read, list, cancel). */
+import { principalOf } from '../shared/caller.js';
 import { createDocumentClient, TABLE_ENV } from '../shared/ddb.js';
 import { requireEnv } from '../shared/env.js';
 import { authenticatedHandler, json, type RequestContext, type RouteDef } from '../shared/http.js';
@@ -13,7 +14,7 @@ const usage = new UsageRepository(doc, requireEnv(TABLE_ENV.usage));
 // A cancel frees the run's in-flight slot in the accounts table.
 const deps: ExecutionDeps = { executions: new ExecutionsRepository(doc, requireEnv(TABLE_ENV.executions), requireEnv(TABLE_ENV.accounts)) };
 
-const actor = ({ caller }: RequestContext): Actor => ({ accountId: caller.accountId, keyId: caller.keyId, workspaces: caller.workspaces });
+const actor = ({ caller }: RequestContext): Actor => ({ accountId: caller.accountId, principal: principalOf(caller), workspaces: caller.workspaces });
 
 const routes: Record<string, RouteDef> = {
   'GET /executions': {

@@ -1,4 +1,4 @@
-/** Keys Lambda: every /keys route (API.md §4 "Keys") and the account's webhook secret. */
+/** Keys Lambda: every /keys route (API.md §4 "Keys"), GET /me, and the account's webhook secret. */
 import { createDocumentClient, TABLE_ENV } from '../shared/ddb.js';
 import { requireEnv } from '../shared/env.js';
 import { authenticatedHandler, json, type RouteDef } from '../shared/http.js';
@@ -6,6 +6,9 @@ import { AccountsRepository } from '../shared/repositories/accounts.js';
 import { secretBoxFromEnv } from '../shared/secret-box.js';
 import { KeysRepository } from '../shared/repositories/keys.js';
 import { UsageRepository } from '../shared/repositories/usage.js';
+import { MembershipsRepository } from '../shared/repositories/memberships.js';
+import { NotFoundError } from '../shared/errors.js';
+import { me, type MeDeps } from '../shared/services/me.js';
 import { parsePageParams } from '../shared/schemas.js';
 import {
   createKey,
@@ -24,9 +27,10 @@ import { getWebhookSecret, rotateWebhookSecret } from '../shared/services/webhoo
 const doc = createDocumentClient();
 const usage = new UsageRepository(doc, requireEnv(TABLE_ENV.usage));
 const accountsTable = requireEnv(TABLE_ENV.accounts);
-const deps: KeyServiceDeps = {
+const deps: KeyServiceDeps & MeDeps = {
   keys: new KeysRepository(doc, { keys: requireEnv(TABLE_ENV.keys), accounts: accountsTable }),
   accounts: new AccountsRepository(doc, accountsTable, secretBoxFromEnv()),
+  memberships: new MembershipsRepository(doc, requireEnv(TABLE_ENV.memberships)),
   usage,
   settings: settingsFromEnv(),
 };
@@ -35,9 +39,14 @@ const created = ({ key, apiKey }: CreatedKey) => json(201, { ...key, api_key: ap
 
 const routes: Record<string, RouteDef> = {
   /** The calling key, from the authorizer context: its only I/O is the counter write. */
+  'GET /me': {
+    handle: async ({ caller, hit }) => json(200, await me(deps, caller, hit)),
+  },
   'GET /keys/verify': {
-    handle: async ({ caller, hit }) =>
-      json(200, {
+    handle: async ({ caller, hit }) => {
+      // People have no calling key: this route is for keys (a person asks GET /me).
+      if (caller.kind !== 'key') throw new NotFoundError('There is no calling key: GET /keys/verify is for API keys; a signed-in person asks GET /me');
+      return json(200, {
         key_id: caller.keyId,
         name: caller.name,
         prefix: caller.prefix,
@@ -50,7 +59,8 @@ const routes: Record<string, RouteDef> = {
         expires_at: caller.expiresAt,
         last_used: hit.now.toISOString(),
         rate_limit: { limit: hit.limit, remaining: hit.remaining, reset: hit.reset },
-      }),
+      });
+    },
   },
   'POST /keys': {
     needs: 'keys:write',

@@ -1,44 +1,94 @@
 /**
- * The capability context the authorizer hands to the handlers. API Gateway only carries strings,
- * numbers and booleans in an authorizer context (and the proxy event receives them as strings), so
- * the lists travel JSON-encoded. One codec, used at both ends.
+ * The capability context the authorizer hands to the handlers: an API key, or a person signed in with
+ * a session token (API.md §1). API Gateway only carries strings, numbers and booleans in an authorizer
+ * context (and the proxy event receives them as strings), so the lists travel JSON-encoded. One codec,
+ * used at both ends.
+ *
+ * A person's request the authorizer could not place in an account (no membership: 403 NOT_A_MEMBER;
+ * several and no `Knouds-Account` header: 400) is allowed through API Gateway with a `refusal` in its
+ * context, so that it gets the contract's own status and body rather than API Gateway's generic 403:
+ * decoding such a context throws that error, before anything else runs (no counter write, no handler).
  */
 import type { KeyEnvironment } from './api-key.js';
-import type { Capability } from './capabilities.js';
+import { isRoleName, type Capability, type RoleName } from './capabilities.js';
+import { type ApiError, NotAMemberError, ValidationError } from './errors.js';
 import { isTierName, type TierName } from './settings.js';
 
-export interface Caller {
-  readonly keyId: string;
+interface CallerBase {
   readonly accountId: string;
   readonly tier: TierName;
+  /** In force: the key's own capabilities (or the person's role's) cut to the tier's ceiling. */
+  readonly capabilities: readonly Capability[];
+  readonly workspaces: readonly string[];
+  /** Requests per minute (tier and environment). */
+  readonly rateLimit: number;
+  /**
+   * Whose counter a request is charged to: the key's id, or the person in this account (a person's limit
+   * is counted per person and account).
+   */
+  readonly counterId: string;
+  /** The environment of the keys this caller may manage: a person manages both, like a live key. */
   readonly environment: KeyEnvironment;
+}
+
+export interface KeyCaller extends CallerBase {
+  readonly kind: 'key';
+  readonly keyId: string;
   readonly name: string;
   readonly prefix: string;
   readonly createdAt: string;
   readonly expiresAt: string | null;
-  /** In force: the key's own capabilities cut to its tier's ceiling. */
-  readonly capabilities: readonly Capability[];
-  readonly workspaces: readonly string[];
-  /** Requests per minute for this key (tier and environment). */
-  readonly rateLimit: number;
 }
+
+export interface PersonCaller extends CallerBase {
+  readonly kind: 'person';
+  /** The identity provider's `sub`. */
+  readonly subject: string;
+  readonly email: string;
+  readonly role: RoleName;
+}
+
+export type Caller = KeyCaller | PersonCaller;
+
+/** The principal a record names as its author (`created_by`, an execution's starter, an audit actor). */
+export type Principal = { kind: 'key'; key_id: string } | { kind: 'person'; subject: string; email: string } | { kind: 'operator' };
+
+export function principalOf(caller: Caller): Principal {
+  return caller.kind === 'key' ? { kind: 'key', key_id: caller.keyId } : { kind: 'person', subject: caller.subject, email: caller.email };
+}
+
+/** A person's counter: per person and account. */
+export const personCounterId = (accountId: string, subject: string) => `person#${accountId}#${subject}`;
 
 export type AuthorizerContext = Record<string, string | number | boolean>;
 
+/** Why the authorizer placed a person in no account; the handler answers with the matching error. */
+export type Refusal = { code: 'NOT_A_MEMBER'; account_id: string | null } | { code: 'ACCOUNT_REQUIRED' };
+
 export function encodeCaller(caller: Caller): AuthorizerContext {
-  return {
-    key_id: caller.keyId,
+  const common = {
+    kind: caller.kind,
     account_id: caller.accountId,
     tier: caller.tier,
     environment: caller.environment,
+    capabilities: JSON.stringify(caller.capabilities),
+    workspaces: JSON.stringify(caller.workspaces),
+    rate_limit: caller.rateLimit,
+    counter_id: caller.counterId,
+  };
+  if (caller.kind === 'person') return { ...common, subject: caller.subject, email: caller.email, role: caller.role };
+  return {
+    ...common,
+    key_id: caller.keyId,
     name: caller.name,
     prefix: caller.prefix,
     created_at: caller.createdAt,
     expires_at: caller.expiresAt ?? '',
-    capabilities: JSON.stringify(caller.capabilities),
-    workspaces: JSON.stringify(caller.workspaces),
-    rate_limit: caller.rateLimit,
   };
+}
+
+export function encodeRefusal(refusal: Refusal, subject: string): AuthorizerContext {
+  return { kind: 'refused', refusal: JSON.stringify(refusal), subject };
 }
 
 function text(ctx: Record<string, unknown>, name: string): string {
@@ -57,27 +107,57 @@ function list(ctx: Record<string, unknown>, name: string): string[] {
   return value;
 }
 
-/** Throws on anything malformed: a handler must never act on a context it does not understand. */
+export const ACCOUNT_HEADER = 'Knouds-Account';
+
+function refusalError(ctx: Record<string, unknown>): ApiError {
+  const refusal = JSON.parse(text(ctx, 'refusal')) as Refusal;
+  if (refusal.code === 'NOT_A_MEMBER') return new NotAMemberError(refusal.account_id);
+  if (refusal.code === 'ACCOUNT_REQUIRED') {
+    return ValidationError.field(ACCOUNT_HEADER, 'name the account to act for: you are a member of several');
+  }
+  throw new Error('authorizer context holds an unknown refusal');
+}
+
+/**
+ * Throws on anything malformed: a handler must never act on a context it does not understand. A
+ * refused person's context throws its contract error (NOT_A_MEMBER, VALIDATION_ERROR).
+ */
 export function decodeCaller(ctx: Record<string, unknown> | null | undefined): Caller {
   if (!ctx) throw new Error('no authorizer context');
+  // Contexts of an authorizer deployed before people existed carry no kind: they are keys.
+  const kind = ctx['kind'] === undefined ? 'key' : text(ctx, 'kind');
+  if (kind === 'refused') throw refusalError(ctx);
   const tier = text(ctx, 'tier');
   const environment = text(ctx, 'environment');
   const rateLimit = Number(text(ctx, 'rate_limit'));
   if (!isTierName(tier) || (environment !== 'live' && environment !== 'test') || !Number.isInteger(rateLimit)) {
     throw new Error('authorizer context is malformed');
   }
-  const expiresAt = text(ctx, 'expires_at');
-  return {
-    keyId: text(ctx, 'key_id'),
+  const base = {
     accountId: text(ctx, 'account_id'),
     tier,
     environment,
+    capabilities: list(ctx, 'capabilities'),
+    workspaces: list(ctx, 'workspaces'),
+    rateLimit,
+  } as const;
+  if (kind === 'person') {
+    const role = text(ctx, 'role');
+    if (!isRoleName(role)) throw new Error('authorizer context is malformed');
+    const subject = text(ctx, 'subject');
+    return { kind, ...base, subject, email: text(ctx, 'email'), role, counterId: text(ctx, 'counter_id') };
+  }
+  if (kind !== 'key') throw new Error('authorizer context is malformed');
+  const keyId = text(ctx, 'key_id');
+  const expiresAt = text(ctx, 'expires_at');
+  return {
+    kind,
+    ...base,
+    keyId,
+    counterId: ctx['counter_id'] === undefined ? keyId : text(ctx, 'counter_id'),
     name: text(ctx, 'name'),
     prefix: text(ctx, 'prefix'),
     createdAt: text(ctx, 'created_at'),
     expiresAt: expiresAt === '' ? null : expiresAt,
-    capabilities: list(ctx, 'capabilities'),
-    workspaces: list(ctx, 'workspaces'),
-    rateLimit,
   };
 }

@@ -13,6 +13,7 @@ export const FIXED_CAPABILITIES = [
   'execution:cancel',
   'keys:read',
   'keys:write',
+  'audit:read',
 ] as const;
 
 export type FixedCapability = (typeof FIXED_CAPABILITIES)[number];
@@ -76,10 +77,19 @@ const DEPLOYMENT_SCOPE = [...FREE_SCOPE, 'workflow:read'] as const;
 export const SCOPES = {
   free: FREE_SCOPE,
   deployment: DEPLOYMENT_SCOPE,
-  admin: [...DEPLOYMENT_SCOPE, 'workflow:write', 'model:run', 'webhook:receive', 'keys:read', 'keys:write'],
+  admin: [...DEPLOYMENT_SCOPE, 'workflow:write', 'model:run', 'webhook:receive', 'keys:read', 'keys:write', 'audit:read'],
 } as const satisfies Record<string, readonly FixedCapability[]>;
 export type ScopeName = keyof typeof SCOPES;
 export const SCOPE_NAMES = Object.keys(SCOPES) as ScopeName[];
+
+/** A person's role in an account (API.md §2): `admin` holds every capability, `viewer` reads. Both cut to the tier's ceiling. */
+export const ROLES = {
+  admin: FIXED_CAPABILITIES,
+  viewer: ['keys:read', 'workflow:read', 'execution:read', 'audit:read'],
+} as const satisfies Record<string, readonly FixedCapability[]>;
+export type RoleName = keyof typeof ROLES;
+export const ROLE_NAMES = Object.keys(ROLES) as RoleName[];
+export const isRoleName = (value: unknown): value is RoleName => typeof value === 'string' && Object.hasOwn(ROLES, value);
 
 /** Workspaces: `*` for all, or explicit ids. True when `held` includes every one of `wanted`. */
 export function workspacesCover(held: readonly string[], wanted: readonly string[]): string | undefined {

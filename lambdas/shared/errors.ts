@@ -86,6 +86,19 @@ export class EnvironmentDeniedError extends ApiError {
   }
 }
 
+/** A signed-in person who is no member of the account asked for (or of any account) (API.md §1). */
+export class NotAMemberError extends ApiError {
+  readonly status = 403;
+  readonly code = 'NOT_A_MEMBER';
+  constructor(readonly accountId: string | null) {
+    super(
+      accountId
+        ? `You are not a member of account '${accountId}': ask one of its admins to add you, or name another account in the Knouds-Account header`
+        : 'You are not a member of any account: ask an account admin to add you',
+    );
+  }
+}
+
 export class NotFoundError extends ApiError {
   readonly status = 404;
   readonly code = 'NOT_FOUND';

@@ -5,7 +5,7 @@
  */
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { decodeCaller, type Caller } from './caller.js';
+import { decodeCaller, principalOf, type Caller } from './caller.js';
 import { covers, type Capability } from './capabilities.js';
 import {
   ApiError,
@@ -138,7 +138,8 @@ function logRequest(event: ProxyEvent, context: HandlerContext, status: number):
     route: routeName(event),
     status,
     latency_ms: context.startedAt === undefined ? null : Math.round((performance.now() - context.startedAt) * 10) / 10,
-    key_id: context.caller?.keyId ?? null,
+    key_id: context.caller?.kind === 'key' ? context.caller.keyId : null,
+    ...(context.caller?.kind === 'person' ? { subject: context.caller.subject } : {}),
     account_id: context.caller?.accountId ?? null,
   });
   if (status === 429) countMetric(METRIC.rateLimited);
@@ -166,15 +167,15 @@ export function authenticatedHandler(
         request.context.caller = caller;
         const at = now();
         const nowSeconds = at.getTime() / 1000;
-        const refused = refusedUntil.get(caller.keyId);
+        const refused = refusedUntil.get(caller.counterId);
         if (refused !== undefined && refused > nowSeconds) {
           request.context.hit = { admitted: false, limit: caller.rateLimit, remaining: 0, reset: refused, now: at };
           throw new RateLimitExceededError(refused);
         }
-        const hit = await usage.hit(caller.keyId, caller.accountId, caller.rateLimit, at);
+        const hit = await usage.hit(caller.counterId, caller.accountId, caller.rateLimit, at);
         request.context.hit = hit;
         if (!hit.admitted) {
-          rememberRefusal(caller.keyId, hit.reset, nowSeconds);
+          rememberRefusal(caller.counterId, hit.reset, nowSeconds);
           throw new RateLimitExceededError(hit.reset);
         }
       },
@@ -215,7 +216,7 @@ export function authenticatedHandler(
         event,
         caller,
         hit,
-        grant: { capabilities: caller.capabilities, workspaces: caller.workspaces, environment: caller.environment },
+        grant: { capabilities: caller.capabilities, workspaces: caller.workspaces, environment: caller.environment, principal: principalOf(caller) },
         body: () => (parsed ??= { value: parseBody(event) }).value,
         param: (name) => {
           const value = event.pathParameters?.[name];

@@ -1,4 +1,5 @@
 /** Workflows Lambda: /workflows (CRUD, deploy, run) and /models (list, run). */
+import { principalOf } from '../shared/caller.js';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { SLUG_PATTERN, covers } from '../shared/capabilities.js';
 import { createDocumentClient, TABLE_ENV } from '../shared/ddb.js';
@@ -55,7 +56,7 @@ async function startAsync(execution: { account_id: string; execution_id: string 
 
 const actor = ({ caller }: RequestContext): Actor => ({
   accountId: caller.accountId,
-  keyId: caller.keyId,
+  principal: principalOf(caller),
   workspaces: caller.workspaces,
 });
 

@@ -30,7 +30,9 @@ afterAll(() => t?.close());
 /** What the gateway would hand the keys function for `POST /keys` by an admin key of the victim's account. */
 function forgedCreateKeyEvent() {
   const context = encodeCaller({
+    kind: 'key',
     keyId: 'key_forged',
+    counterId: 'key_forged',
     accountId: victim,
     tier: 'business',
     environment: 'live',

@@ -49,6 +49,7 @@ export async function createTestDb(name: string): Promise<TestDb> {
     usage: out(STACK_OUTPUTS.usageTable),
     workflows: out(STACK_OUTPUTS.workflowsTable),
     executions: out(STACK_OUTPUTS.executionsTable),
+    memberships: out(STACK_OUTPUTS.membershipsTable),
   };
   return {
     client,

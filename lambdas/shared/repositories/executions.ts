@@ -1,3 +1,4 @@
+import type { Principal } from '../caller.js';
 import { GetCommand, PutCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
 import { randomBase62 } from '../api-key.js';
 import { cancellationReasons, decodePageToken, encodePageToken, isConditionalCheckFailed, queryPage } from '../ddb.js';
@@ -47,7 +48,10 @@ export interface ExecutionRecord {
   readonly created_at: string;
   readonly started_at?: string;
   readonly finished_at?: string;
-  readonly key_id: string;
+  /** The key that started the run (absent when a person did: see `started_by`). */
+  readonly key_id?: string;
+  /** Who started the run (absent on runs from before people existed). */
+  readonly started_by?: Principal;
   readonly webhook_url?: string;
   readonly async: boolean;
   /** The attempt that holds the run, or that ended it (then it sends the webhook). */

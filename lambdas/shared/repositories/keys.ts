@@ -1,3 +1,4 @@
+import type { Principal } from '../caller.js';
 import {
   GetCommand,
   QueryCommand,
@@ -48,6 +49,8 @@ export interface KeyRecord {
    * as it read it and is conditioned on this, so an edit is never lost to a concurrent rotation.
    */
   readonly version?: number;
+  /** Who made it (a rotation copies its predecessor's); absent on keys made before it existed. */
+  readonly created_by?: Principal;
 }
 
 interface StoredKey extends KeyRecord {

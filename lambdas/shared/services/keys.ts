@@ -2,6 +2,7 @@
  * Key use cases, shared by the keys Lambda, the admin CLI and the local runner's seeding. They know
  * nothing of API Gateway; they take repositories and plain inputs and throw the errors of errors.ts.
  */
+import type { Principal } from '../caller.js';
 import { displayPrefix, generateApiKey, hashApiKey, newId, type KeyEnvironment } from '../api-key.js';
 import {
   PRESETS,
@@ -42,6 +43,8 @@ export interface Grant {
   readonly workspaces: readonly string[];
   /** A `test` key manages only `test` keys (API.md §2). */
   readonly environment: KeyEnvironment;
+  /** Who the caller is, recorded as `created_by` on the keys it creates. @default an operator */
+  readonly principal?: Principal;
 }
 
 /** The key object of API.md §4. */
@@ -57,6 +60,8 @@ export interface KeyObject {
   created_at: string;
   expires_at: string | null;
   last_used: string | null;
+  /** `null` for keys made before it was recorded. */
+  created_by: Principal | null;
 }
 
 export function toKeyObject(record: KeyRecord, lastUsed: string | null = null): KeyObject {
@@ -72,6 +77,7 @@ export function toKeyObject(record: KeyRecord, lastUsed: string | null = null): 
     created_at: record.created_at,
     expires_at: record.expires_at ?? null,
     last_used: lastUsed,
+    created_by: record.created_by ?? null,
   };
 }
 
@@ -131,10 +137,13 @@ function checkedCapabilities(capabilities: readonly string[]): Capability[] {
 function newKeyRecord(
   deps: KeyServiceDeps,
   now: Date,
-  fields: Pick<KeyRecord, 'account_id' | 'name' | 'environment' | 'capabilities' | 'workspaces' | 'tier'> & { expires_at?: string | undefined },
+  fields: Pick<KeyRecord, 'account_id' | 'name' | 'environment' | 'capabilities' | 'workspaces' | 'tier'> & {
+    expires_at?: string | undefined;
+    created_by?: Principal | undefined;
+  },
 ): { record: KeyRecord; apiKey: string } {
   const apiKey = generateApiKey(deps.settings.keyPrefix, fields.environment);
-  const { expires_at, ...rest } = fields;
+  const { expires_at, created_by, ...rest } = fields;
   return {
     apiKey,
     record: {
@@ -145,6 +154,7 @@ function newKeyRecord(
       created_at: now.toISOString(),
       version: 1,
       ...(expires_at ? { expires_at } : {}),
+      ...(created_by ? { created_by } : {}),
     },
   };
 }
@@ -192,6 +202,7 @@ export async function createKey(
       workspaces,
       tier: account.tier,
       expires_at: body.expires_in_days ? new Date(now.getTime() + body.expires_in_days * 86_400_000).toISOString() : undefined,
+      created_by: caller?.principal ?? { kind: 'operator' },
     });
     try {
       await deps.keys.create(record, deps.settings.maxActiveKeysPerAccount);
@@ -335,6 +346,7 @@ export async function rotateKey(
       workspaces: old.workspaces,
       tier: account.tier,
       expires_at: old.expires_at,
+      created_by: old.created_by,
     });
     try {
       await deps.keys.rotate(old, record, graceEnd, now, deps.settings.maxActiveKeysPerAccount);

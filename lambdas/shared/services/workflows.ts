@@ -2,6 +2,7 @@
  * Workflow, model and run use cases (API.md §4 "Workflows", "Models"). Plain functions over the
  * repositories and the model registry; they know nothing of API Gateway.
  */
+import type { Principal } from '../caller.js';
 import { countMetric, log, METRIC } from '../log.js';
 import { workspaceAllowed } from '../capabilities.js';
 import { ConcurrencyLimitExceededError, ConflictError, ModelFailedError, NotFoundError, ValidationError, WorkspaceDeniedError, type ApiError } from '../errors.js';
@@ -55,7 +56,8 @@ export interface WorkflowDeps {
 /** Who is asking: the account, the key, and the workspaces it may reach. */
 export interface Actor {
   readonly accountId: string;
-  readonly keyId: string;
+  /** Who acts: a key, or a person (recorded on the executions they start). */
+  readonly principal: Principal;
   readonly workspaces: readonly string[];
 }
 
@@ -447,7 +449,8 @@ export async function runWorkflow(
     ...(options.async
       ? {}
       : { started_at: now.toISOString(), owner, lease_until: started + WORKFLOWS_TIMEOUT_SECONDS * 1000 + LEASE_MARGIN_MS }),
-    key_id: actor.keyId,
+    ...(actor.principal.kind === 'key' ? { key_id: actor.principal.key_id } : {}),
+    started_by: actor.principal,
     ...(body.webhook_url !== undefined ? { webhook_url: body.webhook_url } : {}),
     async: options.async,
     ...(options.async && options.asyncLimit !== undefined ? { async_slot: true } : {}),

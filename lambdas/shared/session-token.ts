@@ -1,0 +1,111 @@
+/**
+ * Verifies a person's access token (API.md §1) with `jose`: the signature against the provider's
+ * published keys (JWKS, fetched once per container and again, at most every 30 s, when a token names a
+ * key it does not hold), `iss`, the audience or client, `exp` and `nbf` (30 s of clock tolerance), and
+ * asymmetric algorithms only (`alg: none` and HMAC are refused whatever key they name). One code path
+ * for every provider; only the configuration differs:
+ * - `cognito-access`: an Amazon Cognito access token: `token_use` is `access` and `client_id` is the
+ *   console's client (Cognito's access tokens carry no `aud`);
+ * - `rfc9068`: an RFC 9068 JWT access token (`typ: at+jwt`) whose `aud` holds the API's identifier.
+ * ID tokens fail both (Cognito: `token_use: id`; elsewhere: `typ` is not `at+jwt` and `aud` is the client).
+ */
+import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload } from 'jose';
+
+export type TokenProfile = 'cognito-access' | 'rfc9068';
+
+export interface SessionTokenConfig {
+  /** The provider's issuer, exactly as tokens carry it in `iss`. */
+  readonly issuer: string;
+  readonly profile: TokenProfile;
+  /** `cognito-access`: the console's app client id. */
+  readonly clientId?: string;
+  /** `rfc9068`: the API's identifier, one of the token's `aud`. */
+  readonly audience?: string;
+  /** Where the keys are; else Cognito's `<issuer>/.well-known/jwks.json`, or the issuer's discovery document's `jwks_uri`. */
+  readonly jwksUri?: string;
+}
+
+/** Asymmetric JWS algorithms only. */
+export const ACCEPTED_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
+const CLOCK_TOLERANCE_SECONDS = 30;
+/** Each key or discovery fetch gives up after this long (the authorizer has 10 s in all). */
+const FETCH_TIMEOUT_MS = 3000;
+
+/** What jose throws for the token itself (anything else, such as the keys being unreachable, is no refusal). */
+const TOKEN_FAULTS = [
+  errors.JWSInvalid,
+  errors.JWTInvalid,
+  errors.JWTExpired,
+  errors.JWTClaimValidationFailed,
+  errors.JWSSignatureVerificationFailed,
+  errors.JWKSNoMatchingKey,
+  errors.JWKSMultipleMatchingKeys,
+  errors.JOSEAlgNotAllowed,
+  errors.JOSENotSupported,
+];
+
+export class InvalidSessionToken extends Error {
+  override readonly name = 'InvalidSessionToken';
+}
+
+export interface VerifiedSession {
+  readonly subject: string;
+  readonly claims: JWTPayload;
+}
+
+export interface SessionVerifier {
+  verify(token: string): Promise<VerifiedSession>;
+}
+
+async function discoverJwksUri(issuer: string): Promise<URL> {
+  const response = await fetch(`${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
+  if (!response.ok) throw new Error(`the issuer's discovery document answered ${response.status}`);
+  const document = (await response.json()) as { issuer?: unknown; jwks_uri?: unknown };
+  if (document.issuer !== issuer) throw new Error('the discovery document names another issuer');
+  if (typeof document.jwks_uri !== 'string') throw new Error('the discovery document has no jwks_uri');
+  return new URL(document.jwks_uri);
+}
+
+export function createSessionVerifier(config: SessionTokenConfig): SessionVerifier {
+  if (config.profile === 'cognito-access' && !config.clientId) throw new Error('a Cognito session verifier needs the client id');
+  if (config.profile === 'rfc9068' && !config.audience) throw new Error('an RFC 9068 session verifier needs the audience');
+  let keys: Promise<ReturnType<typeof createRemoteJWKSet>> | undefined;
+  const keySet = () => {
+    keys ??= (async () => {
+      const uri = config.jwksUri
+        ? new URL(config.jwksUri)
+        : config.profile === 'cognito-access'
+          ? new URL(`${config.issuer}/.well-known/jwks.json`)
+          : await discoverJwksUri(config.issuer);
+      return createRemoteJWKSet(uri, { timeoutDuration: FETCH_TIMEOUT_MS, cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000 });
+    })();
+    // A failed discovery is tried again by the next request rather than remembered.
+    keys.catch(() => (keys = undefined));
+    return keys;
+  };
+  return {
+    async verify(token) {
+      let payload: JWTPayload;
+      try {
+        const result = await jwtVerify(token, await keySet(), {
+          issuer: config.issuer,
+          algorithms: ACCEPTED_ALGORITHMS,
+          clockTolerance: CLOCK_TOLERANCE_SECONDS,
+          requiredClaims: ['sub', 'exp'],
+          ...(config.profile === 'rfc9068' ? { audience: config.audience!, typ: 'at+jwt' } : {}),
+        });
+        payload = result.payload;
+      } catch (error) {
+        // Anything about the token itself is a refusal (401); the provider's keys being unreachable is not
+        // the caller's fault and propagates (500), so a provider outage is never read as "signed out".
+        if (TOKEN_FAULTS.some((fault) => error instanceof fault)) throw new InvalidSessionToken((error as errors.JOSEError).code, { cause: error });
+        throw error;
+      }
+      if (config.profile === 'cognito-access' && (payload['token_use'] !== 'access' || payload['client_id'] !== config.clientId)) {
+        throw new InvalidSessionToken('not an access token of the console’s client');
+      }
+      if (typeof payload.sub !== 'string' || payload.sub === '') throw new InvalidSessionToken('no subject');
+      return { subject: payload.sub, claims: payload };
+    },
+  };
+}

@@ -1,0 +1,268 @@
+/**
+ * People on the API (API.md §1, §2): an access token in `Authorization: Bearer`, verified by the same
+ * authorizer as keys, placed in an account by the person's membership, with their role's capabilities
+ * cut to the tier's ceiling. Tokens come from a test issuer whose keys the tests hold (support/issuer.ts),
+ * so every kind of bad token can be made; the sign-in itself is tested against the local provider.
+ */
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { SignJWT } from 'jose';
+import { MembershipsRepository } from '../../lambdas/shared/repositories/memberships.js';
+import type { RoleName } from '../../lambdas/shared/capabilities.js';
+import { call, expectError, type Reply } from '../support/http.js';
+import { startTestIssuer, TEST_AUDIENCE, TEST_CLIENT, unsignedToken, type TestIssuer } from '../support/issuer.js';
+import { startTestStack, type TestStack } from '../support/stack.js';
+
+let issuer: TestIssuer;
+let t: TestStack;
+let memberships: MembershipsRepository;
+let people = 0;
+
+beforeAll(async () => {
+  issuer = await startTestIssuer();
+  t = await startTestStack('e2e-people', { identity: issuer.config });
+  memberships = new MembershipsRepository(t.stack.doc, t.stack.state.tables.memberships);
+}, 60_000);
+afterAll(async () => {
+  await t?.close();
+  await issuer?.close();
+});
+
+function as(token: string, method: string, path: string, options: { body?: unknown; account?: string; headers?: Record<string, string> } = {}): Promise<Reply> {
+  return call(`${t.stack.apiUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(options.account ? { 'knouds-account': options.account } : {}), ...options.headers },
+    ...(options.body !== undefined ? { body: options.body } : {}),
+  });
+}
+
+interface Person {
+  readonly subject: string;
+  readonly email: string;
+  readonly token: string;
+}
+
+async function person(...accounts: [string, RoleName][]): Promise<Person> {
+  const n = ++people;
+  const subject = `sub-${n}-${Date.now().toString(36)}`;
+  const email = `person${n}@example.com`;
+  for (const [accountId, role] of accounts) await memberships.add(subject, accountId, email, role, new Date());
+  return { subject, email, token: await issuer.sign(subject) };
+}
+
+describe('a person’s session', () => {
+  it('acts in their account with their role’s capabilities: an admin creates a key, recorded as its creator', async () => {
+    const { accountId } = await t.account('business');
+    const admin = await person([accountId, 'admin']);
+    const me = await as(admin.token, 'GET', '/me');
+    expect(me.status).toBe(200);
+    expect(me.body).toMatchObject({
+      kind: 'person',
+      account: { account_id: accountId, tier: 'business', active_keys: 1, max_active_keys: 10 },
+      workspaces: ['*'],
+      key: null,
+      person: { subject: admin.subject, email: admin.email, role: 'admin', accounts: [{ account_id: accountId, role: 'admin', tier: 'business' }] },
+    });
+    expect(me.body['capabilities']).toEqual(expect.arrayContaining(['keys:write', 'audit:read', 'model:run']));
+    expect(me.headers.get('x-ratelimit-limit')).toBe('1000');
+
+    const created = await as(admin.token, 'POST', '/keys', { body: { name: 'ci', preset: 'workflow-deploy' } });
+    expect(created.status).toBe(201);
+    expect(created.body['created_by']).toEqual({ kind: 'person', subject: admin.subject, email: admin.email });
+    expect(created.body['account_id']).toBe(accountId);
+    // The key a person made works, and what it creates names it.
+    const listed = await as(admin.token, 'GET', '/keys');
+    expect((listed.body['items'] as { key_id: string }[]).map((k) => k.key_id)).toContain(created.body['key_id']);
+  });
+
+  it('a viewer reads but cannot change anything', async () => {
+    const { accountId } = await t.account('business');
+    const viewer = await person([accountId, 'viewer']);
+    expect((await as(viewer.token, 'GET', '/keys')).status).toBe(200);
+    expect((await as(viewer.token, 'GET', '/workflows')).status).toBe(200);
+    const before = await t.snapshot();
+    expectError(await as(viewer.token, 'POST', '/keys', { body: { name: 'x', preset: 'read-only' } }), 403, 'CAPABILITY_DENIED', { required: 'keys:write' });
+    expectError(await as(viewer.token, 'POST', '/webhooks/secret/rotate'), 403, 'CAPABILITY_DENIED', { required: 'keys:write' });
+    expect(await t.snapshot()).toBe(before);
+    const me = await as(viewer.token, 'GET', '/me');
+    expect([...(me.body['capabilities'] as string[])].sort()).toEqual(['audit:read', 'execution:read', 'keys:read', 'workflow:read']);
+  });
+
+  it('the tier’s ceiling cuts the role: a free account’s admin holds nothing; a pro admin no models', async () => {
+    const freeId = `acct_free_${Date.now().toString(36)}`;
+    await t.deps().accounts.create(freeId, 'free', new Date());
+    const freeAdmin = await person([freeId, 'admin']);
+    const me = await as(freeAdmin.token, 'GET', '/me');
+    expect(me.status).toBe(200);
+    expect(me.body['capabilities']).toEqual([]);
+    expect(me.body['account']).toMatchObject({ tier: 'free', ceiling: [] });
+    expectError(await as(freeAdmin.token, 'GET', '/keys'), 403, 'CAPABILITY_DENIED', { required: 'keys:read' });
+
+    const { accountId: pro } = await t.account('pro', { name: 'reader', preset: 'read-only' });
+    const proAdmin = await person([pro, 'admin']);
+    const caps = (await as(proAdmin.token, 'GET', '/me')).body['capabilities'] as string[];
+    expect(caps).toContain('keys:write');
+    expect(caps).not.toContain('model:run');
+    expectError(await as(proAdmin.token, 'POST', '/models/echo/run', { body: { input: 1 } }), 403, 'CAPABILITY_DENIED', { required: 'model:echo:run' });
+  });
+
+  it('a tier change applies from the next request', async () => {
+    const { accountId } = await t.account('business');
+    const admin = await person([accountId, 'admin']);
+    expect((await as(admin.token, 'POST', '/models/echo/run', { body: { input: 1 } })).status).toBe(200);
+    await t.deps().keys.setAccountTier(accountId, 'pro', new Date());
+    expectError(await as(admin.token, 'POST', '/models/echo/run', { body: { input: 1 } }), 403, 'CAPABILITY_DENIED');
+  });
+});
+
+describe('accounts', () => {
+  it('a person of two accounts names one in Knouds-Account, and acts in that one only', async () => {
+    const { accountId: a } = await t.account('business');
+    const { accountId: b } = await t.account('business');
+    const both = await person([a, 'admin'], [b, 'viewer']);
+    const before = await t.snapshot();
+    const refused = await as(both.token, 'GET', '/keys');
+    expectError(refused, 400, 'VALIDATION_ERROR', { details: [expect.objectContaining({ field: 'Knouds-Account' })] });
+    expect(await t.snapshot()).toBe(before);
+
+    const inA = await as(both.token, 'POST', '/keys', { account: a, body: { name: 'in a', preset: 'read-only' } });
+    expect(inA.status).toBe(201);
+    expect(inA.body['account_id']).toBe(a);
+    // In b they are a viewer, and a's key is another account's: 404.
+    expectError(await as(both.token, 'POST', '/keys', { account: b, body: { name: 'in b', preset: 'read-only' } }), 403, 'CAPABILITY_DENIED');
+    expectError(await as(both.token, 'GET', `/keys/${String(inA.body['key_id'])}`, { account: b }), 404, 'NOT_FOUND');
+    expect((await as(both.token, 'GET', `/keys/${String(inA.body['key_id'])}`, { account: a })).status).toBe(200);
+
+    // GET /me may leave the header out: the first of their accounts, and all of them listed.
+    const me = await as(both.token, 'GET', '/me');
+    expect(me.status).toBe(200);
+    const accounts = (me.body['person'] as { accounts: { account_id: string }[] }).accounts.map((x) => x.account_id);
+    expect(accounts).toEqual([a, b].sort());
+    expect((me.body['account'] as { account_id: string }).account_id).toBe(accounts[0]);
+    expect(((await as(both.token, 'GET', '/me', { account: b })).body['person'] as { role: string }).role).toBe('viewer');
+  });
+
+  it('no membership is 403 NOT_A_MEMBER, named account or not, and writes nothing', async () => {
+    const { accountId: a } = await t.account('business');
+    const { accountId: other } = await t.account('business');
+    const member = await person([a, 'admin']);
+    const stranger = await person();
+    const before = await t.snapshot({ withUsage: true });
+    expectError(await as(stranger.token, 'GET', '/me'), 403, 'NOT_A_MEMBER');
+    expectError(await as(stranger.token, 'GET', '/keys'), 403, 'NOT_A_MEMBER');
+    expectError(await as(member.token, 'GET', '/keys', { account: other }), 403, 'NOT_A_MEMBER');
+    expectError(await as(member.token, 'POST', '/keys', { account: other, body: { name: 'x', preset: 'read-only' } }), 403, 'NOT_A_MEMBER');
+    expectError(await as(member.token, 'GET', '/keys', { account: 'acct_that_does_not_exist' }), 403, 'NOT_A_MEMBER');
+    expectError(await as(member.token, 'GET', '/keys', { account: '../etc' }), 403, 'NOT_A_MEMBER');
+    expect(await t.snapshot({ withUsage: true })).toBe(before);
+  });
+
+  it('removal and a role change apply from the person’s next request', async () => {
+    const { accountId } = await t.account('business');
+    const p = await person([accountId, 'admin']);
+    expect((await as(p.token, 'POST', '/keys', { body: { name: 'one', preset: 'read-only' } })).status).toBe(201);
+    await memberships.setRole(p.subject, accountId, 'viewer', new Date());
+    expectError(await as(p.token, 'POST', '/keys', { body: { name: 'two', preset: 'read-only' } }), 403, 'CAPABILITY_DENIED');
+    expect((await as(p.token, 'GET', '/keys')).status).toBe(200);
+    await memberships.remove(p.subject, accountId);
+    expectError(await as(p.token, 'GET', '/keys'), 403, 'NOT_A_MEMBER');
+  });
+});
+
+describe('tokens the API refuses: 401 UNAUTHORIZED, nothing read past the token, nothing written', () => {
+  let accountId: string;
+  let subject: string;
+  beforeAll(async () => {
+    ({ accountId } = await t.account('business'));
+    subject = (await person([accountId, 'admin'])).subject;
+  });
+
+  const now = () => Math.floor(Date.now() / 1000);
+  const cases: [string, () => Promise<string>][] = [
+    ['signed with another key', async () => issuer.sign(subject, {}, { key: await issuer.otherKey() })],
+    ['of another issuer', () => issuer.sign(subject, { iss: 'https://evil.example' })],
+    ['for another audience', () => issuer.sign(subject, { aud: 'https://other-api.example' })],
+    ['expired', () => issuer.sign(subject, { exp: now() - 120 })],
+    ['not yet valid', () => issuer.sign(subject, { nbf: now() + 600 })],
+    ['alg: none', async () => unsignedToken({ sub: subject, iss: issuer.config.issuer, aud: TEST_AUDIENCE, exp: now() + 600 })],
+    [
+      'HS256 keyed with the public key',
+      async () =>
+        new SignJWT({ client_id: TEST_CLIENT })
+          .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt', kid: issuer.publicJwk.kid! })
+          .setSubject(subject)
+          .setIssuer(issuer.config.issuer)
+          .setAudience(TEST_AUDIENCE)
+          .setExpirationTime(now() + 600)
+          .sign(new TextEncoder().encode(JSON.stringify(issuer.publicJwk))),
+    ],
+    ['an ID token (typ JWT, aud the client)', () => issuer.sign(subject, { aud: TEST_CLIENT }, { typ: 'JWT' })],
+    ['an access token without typ at+jwt', () => issuer.sign(subject, {}, { typ: 'JWT' })],
+    ['an API key', async () => (await t.account('business')).key],
+    ['garbage', async () => 'not.a.token'],
+  ];
+
+  it.each(cases)('%s', async (_name, make) => {
+    const token = await make();
+    const before = await t.snapshot({ withUsage: true });
+    const reply = await as(token, 'GET', '/keys', { account: accountId });
+    expectError(reply, 401, 'UNAUTHORIZED');
+    expect(await t.snapshot({ withUsage: true })).toBe(before);
+  });
+
+  it('an API key sent as a Bearer token is told to use x-api-key', async () => {
+    const { key } = await t.account('business');
+    const reply = await as(key, 'GET', '/keys/verify');
+    expect(reply.status).toBe(401);
+    expect(String(reply.body['error'])).toMatch(/x-api-key/);
+  });
+
+  it('a request with both headers is decided by x-api-key', async () => {
+    const { key, keyId } = await t.account('business');
+    const token = await issuer.sign(subject);
+    const reply = await as(token, 'GET', '/me', { headers: { 'x-api-key': key } });
+    expect(reply.body).toMatchObject({ kind: 'key', key: { key_id: keyId } });
+  });
+});
+
+describe('rate limits', () => {
+  it('are counted per person and account, exactly, with the headers', async () => {
+    const id = `acct_rl_${Date.now().toString(36)}`;
+    await t.deps().accounts.create(id, 'free', new Date());
+    const p = await person([id, 'viewer']);
+    const replies = await Promise.all(Array.from({ length: 16 }, () => as(p.token, 'GET', '/me')));
+    const admitted = replies.filter((r) => r.status === 200);
+    expect(admitted).toHaveLength(10);
+    for (const r of replies.filter((x) => x.status !== 200)) {
+      expectError(r, 429, 'RATE_LIMIT_EXCEEDED');
+      expect(r.headers.get('retry-after')).toMatch(/^\d+$/);
+    }
+    expect(admitted[0]!.headers.get('x-ratelimit-limit')).toBe('10');
+    // The person's counter is their own: another person of the account is not limited by it.
+    const other = await person([id, 'viewer']);
+    expect((await as(other.token, 'GET', '/me')).status).toBe(200);
+    const counter = await t.stack.doc.send(
+      new GetCommand({ TableName: t.stack.state.tables.usage, Key: { key_id: `person#${id}#${p.subject}`, hour: new Date().toISOString().slice(0, 13) } }),
+    );
+    expect(counter.Item?.['requests']).toBeGreaterThanOrEqual(10);
+  });
+});
+
+describe('keys', () => {
+  it('GET /keys/verify is for keys: a person gets 404 and is pointed to GET /me', async () => {
+    const { accountId } = await t.account('business');
+    const p = await person([accountId, 'admin']);
+    const reply = await as(p.token, 'GET', '/keys/verify');
+    expectError(reply, 404, 'NOT_FOUND');
+    expect(String(reply.body['error'])).toMatch(/GET \/me/);
+  });
+
+  it('created_by: a key’s creator key, an operator, and a rotation keeps its predecessor’s', async () => {
+    const { key, keyId } = await t.account('business');
+    const made = await t.api(key, 'POST', '/keys', { name: 'child', preset: 'read-only' });
+    expect(made.body['created_by']).toEqual({ kind: 'key', key_id: keyId });
+    const me = await t.api(key, 'GET', `/keys/${keyId}`);
+    expect(me.body['created_by']).toEqual({ kind: 'operator' });
+    const rotated = await t.api(key, 'POST', `/keys/${String(made.body['key_id'])}/rotate`, {});
+    expect(rotated.body['created_by']).toEqual({ kind: 'key', key_id: keyId });
+  });
+});
