@@ -5,13 +5,18 @@
  * changed in DynamoDB (every table scanned before and after). Then every key-management path (create,
  * edit, rotate) tried with every capability and workspace the caller lacks.
  *
+ * The same for people (API.md §1, §2): an `admin` and a `viewer` of account A, an admin of another
+ * account, and a person of no account, each with a session token (test issuer, support/issuer.ts).
+ *
  * Refused requests that passed the authorizer are still counted (README: "A refused request is still
  * counted"), so for those callers the usage table is left out of the comparison; for 401s it is in.
  */
 import { FIXED_CAPABILITIES } from '../../lambdas/shared/capabilities.js';
 import { createKey, revokeKey } from '../../lambdas/shared/services/keys.js';
 import { DEFAULT_SETTINGS } from '../../lambdas/shared/settings.js';
-import type { Reply } from '../support/http.js';
+import { MembershipsRepository } from '../../lambdas/shared/repositories/memberships.js';
+import { call, type Reply } from '../support/http.js';
+import { startTestIssuer, type TestIssuer } from '../support/issuer.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
 let t: TestStack;
@@ -20,11 +25,15 @@ let a: { accountId: string; key: string; keyId: string };
 let targetKeyId: string;
 let executionId: string;
 const keys: Record<string, string | undefined> = {};
+/** People's session tokens, by caller name. */
+const sessions: Record<string, string> = {};
+let issuer: TestIssuer;
 
 const DEFINITION = { input_schema: {}, steps: [{ id: 'e', model: 'echo', input: '$.input' }], output: '$.steps.e.output' };
 
 beforeAll(async () => {
-  t = await startTestStack('e2e-matrix');
+  issuer = await startTestIssuer();
+  t = await startTestStack('e2e-matrix', { identity: issuer.config });
   a = await t.account('business');
   const deps = t.deps();
   targetKeyId = (await createKey(deps, a.accountId, { name: 'target', preset: 'read-only' })).key.key_id;
@@ -49,12 +58,36 @@ beforeAll(async () => {
   keys['another account'] = (await t.account('business')).key;
   keys['lacking the capability'] = (await createKey(deps, a.accountId, { name: 'hooks', preset: 'webhook-receiver' })).apiKey;
   keys['outside the workspace'] = (await createKey(deps, a.accountId, { name: 'ws-b', scope: 'admin', workspaces: ['ws-b'] })).apiKey;
+
+  const memberships = new MembershipsRepository(t.stack.doc, t.stack.state.tables.memberships);
+  const other = await t.account('business');
+  for (const [caller, account, role] of [
+    ['admin person', a.accountId, 'admin'],
+    ['viewer person', a.accountId, 'viewer'],
+    ['another account’s admin person', other.accountId, 'admin'],
+    ['person of no account', undefined, undefined],
+  ] as const) {
+    const subject = `matrix-${caller.replace(/\W+/g, '-')}`;
+    if (account && role) await memberships.add(subject, account, `${subject}@example.com`, role, new Date());
+    sessions[caller] = await issuer.sign(subject);
+  }
 }, 60_000);
-afterAll(() => t?.close());
+afterAll(async () => {
+  await t?.close();
+  await issuer?.close();
+});
+
+/** A caller's request: with its key in x-api-key, or a person's session token as a Bearer token. */
+function request(caller: string, method: string, path: string, body?: unknown): Promise<Reply> {
+  const session = sessions[caller];
+  if (session === undefined) return t.api(keys[caller], method, path, body);
+  return call(`${t.stack.apiUrl}${path}`, { method, headers: { authorization: `Bearer ${session}` }, ...(body !== undefined ? { body } : {}) });
+}
 
 type Route = { name: string; method: string; path: () => string; body?: unknown; needs: string };
 const ROUTES: Route[] = [
   { name: 'GET /keys/verify', method: 'GET', path: () => '/keys/verify', needs: 'any' },
+  { name: 'GET /me', method: 'GET', path: () => '/me', needs: 'any' },
   { name: 'POST /keys', method: 'POST', path: () => '/keys', body: { name: 'new', preset: 'read-only' }, needs: 'keys:write' },
   { name: 'GET /keys', method: 'GET', path: () => '/keys', needs: 'keys:read' },
   { name: 'GET /keys/{id}', method: 'GET', path: () => `/keys/${targetKeyId}`, needs: 'keys:read' },
@@ -111,23 +144,46 @@ function expected(caller: string, route: Route): string {
       if (/^(GET|PUT|POST|DELETE) \/workflows\/\{slug\}/.test(route.name) || route.name === 'POST /workflows') return '403 WORKSPACE_DENIED';
       if (/\/executions\/\{id\}/.test(route.name)) return '403 WORKSPACE_DENIED';
       return ALLOWED;
+    case 'admin person':
+      // Every capability of a business account; only the key-only route has nothing to show.
+      return route.name === 'GET /keys/verify' ? '404 NOT_FOUND' : ALLOWED;
+    case 'viewer person':
+      if (route.name === 'GET /keys/verify') return '404 NOT_FOUND';
+      return route.needs === 'any' || ['keys:read', 'workflow:read', 'execution:read', 'audit:read'].includes(route.needs) ? ALLOWED : '403 CAPABILITY_DENIED';
+    case 'another account’s admin person':
+      if (route.name === 'GET /keys/verify') return '404 NOT_FOUND';
+      return expected('another account', route);
+    case 'person of no account':
+      return '403 NOT_A_MEMBER';
     default:
       throw new Error(caller);
   }
 }
 
-const CALLERS = ['no key', 'garbage', 'revoked', 'expired', 'another account', 'lacking the capability', 'outside the workspace'];
+const CALLERS = [
+  'no key',
+  'garbage',
+  'revoked',
+  'expired',
+  'another account',
+  'lacking the capability',
+  'outside the workspace',
+  'admin person',
+  'viewer person',
+  'another account’s admin person',
+  'person of no account',
+];
 
 describe('every endpoint × every caller that must not get in', () => {
   it.each(CALLERS)('%s: refused with the contract’s status, nothing changed in DynamoDB', async (caller) => {
-    const unauthenticated = expected(caller, ROUTES[0]!) === '401 UNAUTHORIZED';
+    const unauthenticated = ['401 UNAUTHORIZED', '403 NOT_A_MEMBER'].includes(expected(caller, ROUTES[0]!));
     const refused = ROUTES.filter((r) => expected(caller, r) !== ALLOWED);
     expect(refused.length).toBeGreaterThan(0);
     const before = await t.snapshot({ withUsage: unauthenticated });
     const got: Record<string, string> = {};
     const want: Record<string, string> = {};
     for (const route of refused) {
-      const reply = await t.api(keys[caller], route.method, route.path(), route.body);
+      const reply = await request(caller, route.method, route.path(), route.body);
       got[route.name] = outcome(reply);
       want[route.name] = expected(caller, route);
       // Every refusal is the contract's JSON error body, never an internal detail.
@@ -152,6 +208,15 @@ describe('every endpoint × every caller that must not get in', () => {
       expect((await t.api(keys[caller], 'GET', '/keys/verify')).status).toBe(200);
       expect((await t.api(keys[caller], 'GET', '/models')).status).toBe(200);
     }
+  });
+});
+
+describe('people reach what their role allows', () => {
+  it.each(['admin person', 'viewer person'])('%s: every read their role allows answers 200', async (caller) => {
+    const reads = ROUTES.filter((r) => r.method === 'GET' && expected(caller, r) === ALLOWED);
+    expect(reads.length).toBeGreaterThan(caller === 'admin person' ? 9 : 7);
+    const got = Object.fromEntries(await Promise.all(reads.map(async (r) => [r.name, (await request(caller, r.method, r.path())).status] as const)));
+    expect(got).toEqual(Object.fromEntries(reads.map((r) => [r.name, 200])));
   });
 });
 
