@@ -24,6 +24,16 @@ const MAX_RESOLVED_LENGTH: Record<string, Record<string, number>> = {
   'AWS::DynamoDB::Table': { Ref: 255 },
   // arn:<partition>:kms:<region>:<account>:key/<uuid>
   'AWS::KMS::Key': { Ref: 36, Arn: 128 },
+  // A user pool id is at most 55 characters, an app client id 128.
+  'AWS::Cognito::UserPool': { Ref: 55 },
+  'AWS::Cognito::UserPoolClient': { Ref: 128 },
+};
+/** The longest a pseudo parameter can be (region and URL suffix generously: no documented maximum). */
+const MAX_PSEUDO_LENGTH: Record<string, number> = {
+  'AWS::Region': 32,
+  'AWS::URLSuffix': 32,
+  'AWS::Partition': 16,
+  'AWS::AccountId': 12,
 };
 /** Any other reference (a pseudo parameter, an import): generous. */
 const UNKNOWN_RESOLVED_LENGTH = 256;
@@ -60,7 +70,7 @@ export function environmentSize(fn: LambdaFunction): EnvironmentSize {
       const [separator, parts] = v['Fn::Join'];
       return parts.reduce<number>((sum, part) => sum + valueBytes(part), 0) + jsonBytes(separator) * Math.max(0, parts.length - 1);
     }
-    if (v?.Ref !== undefined) return MAX_RESOLVED_LENGTH[types.get(v.Ref) ?? '']?.['Ref'] ?? UNKNOWN_RESOLVED_LENGTH;
+    if (v?.Ref !== undefined) return MAX_PSEUDO_LENGTH[v.Ref] ?? MAX_RESOLVED_LENGTH[types.get(v.Ref) ?? '']?.['Ref'] ?? UNKNOWN_RESOLVED_LENGTH;
     if (v?.['Fn::GetAtt']) {
       const [id, attribute] = v['Fn::GetAtt'];
       return MAX_RESOLVED_LENGTH[types.get(id) ?? '']?.[attribute] ?? UNKNOWN_RESOLVED_LENGTH;

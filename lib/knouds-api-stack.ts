@@ -34,6 +34,7 @@ import { DataStore } from './data-store.js';
 import { boundedFunctionName, LAMBDA_ENVIRONMENT_LIMIT_BYTES, validateEnvironmentSize, variableBytes } from './environment-size.js';
 import { EdgeRateLimit } from './edge-rate-limit.js';
 import { addGatewayResponses } from './gateway-responses.js';
+import { Identity, type ExternalIdentityProvider, type UserPoolOptions } from './identity.js';
 import { KnoudsFunction, SOURCE_MAPS_CONTEXT } from './knouds-function.js';
 import { Monitoring, type MonitoringOptions } from './monitoring.js';
 import { acknowledgeNagFindings } from './nag.js';
@@ -70,13 +71,13 @@ export interface KnoudsApiStackProps extends StackProps, SettingsOverrides {
    */
   readonly authorizerCacheTtl?: Duration;
   /**
-   * Removal policy of every table.
+   * Removal policy of every table, and of the Cognito user pool.
    * @default RemovalPolicy.RETAIN
    */
   readonly removalPolicy?: RemovalPolicy;
   /**
-   * DynamoDB deletion protection on every table: nothing deletes a table (the console, the API, a stack
-   * update that would replace it, the stack's deletion) until it is turned off.
+   * DynamoDB deletion protection on every table (and Cognito's on the user pool): nothing deletes a table
+   * (the console, the API, a stack update that would replace it, the stack's deletion) until it is turned off.
    * @default true — but false when `removalPolicy` is `RemovalPolicy.DESTROY`
    */
   readonly deletionProtection?: boolean;
@@ -145,6 +146,19 @@ export interface KnoudsApiStackProps extends StackProps, SettingsOverrides {
    * @default true
    */
   readonly cloudWatchRole?: boolean;
+  /**
+   * People sign in with this existing OpenID Connect provider (`{ issuer, clientId, audience?, jwksUri? }`)
+   * instead of the stack's Cognito user pool, which is then not created. The API takes its RFC 9068 JWT
+   * access tokens whose `aud` is `audience`.
+   * @default none — a Cognito user pool (see `userPool`)
+   */
+  readonly identityProvider?: ExternalIdentityProvider;
+  /**
+   * The Cognito user pool's managed login domain prefix, the console's callback and sign-out URLs, and
+   * threat protection. Not with `identityProvider`.
+   * @default see UserPoolOptions (lib/identity.ts)
+   */
+  readonly userPool?: UserPoolOptions;
 }
 
 export { STACK_OUTPUTS };
@@ -152,6 +166,8 @@ export { STACK_OUTPUTS };
 export class KnoudsApiStack extends Stack {
   readonly api: RestApi;
   readonly data: DataStore;
+  /** People's identity provider: the Cognito user pool, or the deployer's. */
+  readonly identity: Identity;
   readonly monitoring: Monitoring;
   /** The KMS key that seals webhook secrets at rest. */
   readonly secretsKey: Key;
@@ -189,6 +205,12 @@ export class KnoudsApiStack extends Stack {
       ...(props.deletionProtection === undefined ? {} : { deletionProtection: props.deletionProtection }),
     });
     const { keysTable, accountsTable, usageTable, workflowsTable, executionsTable, membershipsTable } = this.data;
+    this.identity = new Identity(this, 'Identity', {
+      ...(props.identityProvider ? { identityProvider: props.identityProvider } : {}),
+      ...(props.userPool ? { userPool: props.userPool } : {}),
+      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+      ...(props.deletionProtection === undefined ? {} : { deletionProtection: props.deletionProtection }),
+    });
     const settingsEnv = { [SETTINGS_ENV]: JSON.stringify(settings) };
     // Webhook secrets are sealed with this key (the account id as encryption context) before they reach
     // the accounts table; the keys function and the worker may seal and open them, the workflows function
@@ -238,7 +260,8 @@ export class KnoudsApiStack extends Stack {
       lambda: 'authorizer',
       description: 'Knouds API: resolves x-api-key or a session token to a capability context',
       logRetention,
-      environment: { ...settingsEnv, ...tableEnv('keys', 'memberships', 'accounts') },
+      // The identity provider's issuer, keys and token profile, for people's access tokens.
+      environment: { ...settingsEnv, ...tableEnv('keys', 'memberships', 'accounts'), ...this.identity.authorizerEnvironment },
     });
     grantTable(keysTable, authorizerFn, ['dynamodb:GetItem']);
     grantTable(membershipsTable, authorizerFn, ['dynamodb:GetItem', 'dynamodb:Query']);
@@ -500,6 +523,7 @@ export class KnoudsApiStack extends Stack {
       [STACK_OUTPUTS.executionsTable]: executionsTable.tableName,
       [STACK_OUTPUTS.membershipsTable]: membershipsTable.tableName,
       [STACK_OUTPUTS.settings]: JSON.stringify(settings),
+      ...this.identity.outputs,
     };
     for (const [name, value] of Object.entries(outputs)) new CfnOutput(this, name, { value });
   }

@@ -24,7 +24,9 @@ export function acknowledgeNagFindings(
   const api = stack.node.findChild('Api');
   Validations.of(api).acknowledge({
     id: 'AwsSolutions-COG4',
-    reason: 'Clients authenticate with API keys (API.md §1) resolved by the Lambda REQUEST authorizer; the product has no Cognito users.',
+    reason:
+      'One Lambda REQUEST authorizer decides every caller (API.md §1): machines by API key, people by an access token of the stack’s ' +
+      'identity provider, which is the Cognito user pool or the deployer’s own OpenID Connect provider; a Cognito authorizer can do neither keys nor another provider.',
   });
   Validations.of(api).acknowledge({
     id: 'AwsSolutions-APIG3',

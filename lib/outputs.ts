@@ -8,4 +8,12 @@ export const STACK_OUTPUTS = {
   executionsTable: 'ExecutionsTableName',
   membershipsTable: 'MembershipsTableName',
   settings: 'Settings',
+  /** The `iss` of people's tokens: the user pool's, or the `identityProvider` prop's. */
+  identityIssuer: 'IdentityIssuer',
+  /** The console's OAuth client id. */
+  consoleClientId: 'ConsoleClientId',
+  /** The Cognito user pool (`user add` creates people there); absent with the `identityProvider` prop. */
+  userPoolId: 'UserPoolId',
+  /** The managed login pages, `https://<prefix>.auth.<region>.amazoncognito.com`; absent with the `identityProvider` prop. */
+  loginDomainUrl: 'LoginDomainUrl',
 } as const;

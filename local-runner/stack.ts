@@ -3,8 +3,7 @@
  * DynamoDB Local (or uses DYNAMODB_ENDPOINT), creates the template's tables, runs each function's bundle in
  * isolated workers, and serves the template's API over HTTP. `npm start` (main.ts) and the tests use it.
  */
-import { identityToEnv } from '../lambdas/shared/identity-config.js';
-import type { SessionTokenConfig } from '../lambdas/shared/session-token.js';
+import { IDENTITY_PROVIDER_ENV, identityProviderEnvironment, type IdentityProviderConfig } from '../lambdas/shared/identity-provider.js';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -70,7 +69,7 @@ export interface LocalStackOptions {
    * Whose access tokens the authorizer accepts (the local OpenID Connect provider's, by default once it
    * runs): written over the authorizer's IDENTITY_* variables, which the template fills for AWS.
    */
-  readonly identity?: SessionTokenConfig;
+  readonly identity?: IdentityProviderConfig;
   /** Each log line a function writes. */
   readonly onFunctionLog?: (functionId: string, line: string) => void;
   readonly onAccessLog?: (entry: AccessLogEntry) => void;
@@ -259,7 +258,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // DynamoDB Local without -sharedDb keeps one database per access key id (and region).
     const callers = new Map<string, SigningIdentity>();
     const authorizerFunctions = new Set([...model.authorizers.values()].map((a) => a.functionId));
-    const identityEnv = options.identity ? identityToEnv(options.identity) : {};
+    // Every variable written, empty when unset, so none of the template's deployed values is left behind.
+    const identityEnv = options.identity
+      ? { ...Object.fromEntries(Object.values(IDENTITY_PROVIDER_ENV).map((name) => [name, ''])), ...identityProviderEnvironment(options.identity) }
+      : {};
     for (const template of model.functions.values()) {
       // The authorizer's identity provider is this machine's (the template names the deployed one).
       const def = authorizerFunctions.has(template.logicalId) ? { ...template, environment: { ...template.environment, ...identityEnv } } : template;

@@ -75,3 +75,24 @@ describe('cdk-nag AwsSolutions with the issue #14 props', () => {
     expect(findings(app, stack)).toEqual([]);
   });
 });
+
+describe('cdk-nag AwsSolutions with the issue #16 props', () => {
+  it('finds nothing unacknowledged with the deployer’s own identity provider (no user pool)', () => {
+    const { app, stack } = stackWith({ identityProvider: { issuer: 'https://login.example.com/oauth2/default', clientId: '0oa1example' } });
+    expect(findings(app, stack)).toEqual([]);
+  });
+
+  it('finds nothing unacknowledged with threat protection off (Essentials: COG8 acknowledged with the prop as its reason)', () => {
+    const { app, stack } = stackWith({ userPool: { threatProtection: false } });
+    expect(findings(app, stack)).toEqual([]);
+  });
+
+  it('acknowledges only optional MFA (COG2) on the default user pool: its password policy and Plus plan pass the rules', () => {
+    const { stack } = stackWith({});
+    const acknowledged = stack.node
+      .findChild('Identity')
+      .node.findAll()
+      .flatMap((c) => c.node.metadata.filter((m) => m.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY).flatMap((m) => Object.keys(m.data as object)));
+    expect(acknowledged.map((id) => id.replace(/^Annotation::/, ''))).toEqual(['AwsSolutions-COG2']);
+  });
+});

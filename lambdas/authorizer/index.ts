@@ -16,7 +16,7 @@ import { hashApiKey, parseApiKey } from '../shared/api-key.js';
 import { encodeCaller, encodeRefusal, type AuthorizerContext } from '../shared/caller.js';
 import { covers } from '../shared/capabilities.js';
 import { createDocumentClient, TABLE_ENV } from '../shared/ddb.js';
-import { identityFromEnv } from '../shared/identity-config.js';
+import { IDENTITY_PROVIDER_ENV, identityProviderFromEnv } from '../shared/identity-provider.js';
 // Types only: the module itself is imported when the first session needs it.
 import type { Placement, Sessions } from './sessions.js';
 import { requireEnv } from '../shared/env.js';
@@ -28,13 +28,15 @@ const settings = settingsFromEnv();
 const doc = createDocumentClient();
 // The key path reads the keys table only.
 const keys = new KeysRepository(doc, { keys: requireEnv(TABLE_ENV.keys) });
-const identity = identityFromEnv();
+// Sessions are off (only keys accepted) in a function given no provider: a stack always gives one. Its
+// settings are read by the first session, so a mistake in them cannot stop API keys from working.
+const sessionsConfigured = Boolean(process.env[IDENTITY_PROVIDER_ENV.issuer]);
 
 /** The session path, built on the first request that needs it (a key-only container never loads it). */
 let sessions: Promise<Sessions> | undefined;
 function sessionPath() {
   sessions ??= import('./sessions.js').then(({ createSessions }) =>
-    createSessions(doc, { memberships: requireEnv(TABLE_ENV.memberships), accounts: requireEnv(TABLE_ENV.accounts) }, identity!, settings),
+    createSessions(doc, { memberships: requireEnv(TABLE_ENV.memberships), accounts: requireEnv(TABLE_ENV.accounts) }, identityProviderFromEnv(), settings),
   );
   return sessions;
 }
@@ -111,7 +113,7 @@ async function session(event: APIGatewayRequestAuthorizerEvent, authorization: s
   const token = bearer[1]!;
   // An API key belongs in x-api-key (the 401's message says so); it is never looked up from here.
   if (token.startsWith(`${settings.keyPrefix}_`)) refuse('key_as_bearer');
-  if (!identity) refuse('sessions_off');
+  if (!sessionsConfigured) refuse('sessions_off');
   const path = await sessionPath();
   let placed: Placement;
   try {

@@ -10,7 +10,8 @@ import { ACCOUNT_HEADER, personCounterId, type AuthorizerContext, type PersonCal
 import { covers, ROLES } from '../shared/capabilities.js';
 import { ACCOUNT_ID_PATTERN, AccountsRepository } from '../shared/repositories/accounts.js';
 import { MembershipsRepository, type MembershipRecord } from '../shared/repositories/memberships.js';
-import { createSessionVerifier, InvalidSessionToken, type SessionTokenConfig } from '../shared/session-token.js';
+import type { IdentityProviderConfig } from '../shared/identity-provider.js';
+import { createSessionVerifier, InvalidSessionToken } from '../shared/session-token.js';
 import { rateLimitFor, type Settings } from '../shared/settings.js';
 
 export { InvalidSessionToken };
@@ -32,7 +33,7 @@ export interface Sessions {
   place(token: string, accountHeader: string | undefined, firstAccountWhenSeveral: boolean): Promise<Placement>;
 }
 
-export function createSessions(doc: DynamoDBDocumentClient, tables: SessionTables, config: SessionTokenConfig, settings: Settings): Sessions {
+export function createSessions(doc: DynamoDBDocumentClient, tables: SessionTables, config: IdentityProviderConfig, settings: Settings): Sessions {
   const verifier = createSessionVerifier(config);
   const memberships = new MembershipsRepository(doc, tables.memberships);
   const accounts = new AccountsRepository(doc, tables.accounts);

@@ -10,20 +10,7 @@
  * ID tokens fail both (Cognito: `token_use: id`; elsewhere: `typ` is not `at+jwt` and `aud` is the client).
  */
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload } from 'jose';
-
-export type TokenProfile = 'cognito-access' | 'rfc9068';
-
-export interface SessionTokenConfig {
-  /** The provider's issuer, exactly as tokens carry it in `iss`. */
-  readonly issuer: string;
-  readonly profile: TokenProfile;
-  /** `cognito-access`: the console's app client id. */
-  readonly clientId?: string;
-  /** `rfc9068`: the API's identifier, one of the token's `aud`. */
-  readonly audience?: string;
-  /** Where the keys are; else Cognito's `<issuer>/.well-known/jwks.json`, or the issuer's discovery document's `jwks_uri`. */
-  readonly jwksUri?: string;
-}
+import { discoveryUrl, type IdentityProviderConfig } from './identity-provider.js';
 
 /** Asymmetric JWS algorithms only. */
 export const ACCEPTED_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
@@ -58,7 +45,7 @@ export interface SessionVerifier {
 }
 
 async function discoverJwksUri(issuer: string): Promise<URL> {
-  const response = await fetch(`${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
+  const response = await fetch(discoveryUrl(issuer), { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
   if (!response.ok) throw new Error(`the issuer's discovery document answered ${response.status}`);
   const document = (await response.json()) as { issuer?: unknown; jwks_uri?: unknown };
   if (document.issuer !== issuer) throw new Error('the discovery document names another issuer');
@@ -66,18 +53,16 @@ async function discoverJwksUri(issuer: string): Promise<URL> {
   return new URL(document.jwks_uri);
 }
 
-export function createSessionVerifier(config: SessionTokenConfig): SessionVerifier {
-  if (config.profile === 'cognito-access' && !config.clientId) throw new Error('a Cognito session verifier needs the client id');
-  if (config.profile === 'rfc9068' && !config.audience) throw new Error('an RFC 9068 session verifier needs the audience');
+export function createSessionVerifier(
+  config: IdentityProviderConfig,
+  /** How long after a fetch of the keys no other is made (an unknown `kid` waits that long). @default 30 s */
+  { cooldownMs = 30_000 }: { cooldownMs?: number } = {},
+): SessionVerifier {
   let keys: Promise<ReturnType<typeof createRemoteJWKSet>> | undefined;
   const keySet = () => {
     keys ??= (async () => {
-      const uri = config.jwksUri
-        ? new URL(config.jwksUri)
-        : config.profile === 'cognito-access'
-          ? new URL(`${config.issuer}/.well-known/jwks.json`)
-          : await discoverJwksUri(config.issuer);
-      return createRemoteJWKSet(uri, { timeoutDuration: FETCH_TIMEOUT_MS, cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000 });
+      const uri = config.jwksUri ? new URL(config.jwksUri) : await discoverJwksUri(config.issuer);
+      return createRemoteJWKSet(uri, { timeoutDuration: FETCH_TIMEOUT_MS, cooldownDuration: cooldownMs, cacheMaxAge: 10 * 60_000 });
     })();
     // A failed discovery is tried again by the next request rather than remembered.
     keys.catch(() => (keys = undefined));
@@ -92,7 +77,7 @@ export function createSessionVerifier(config: SessionTokenConfig): SessionVerifi
           algorithms: ACCEPTED_ALGORITHMS,
           clockTolerance: CLOCK_TOLERANCE_SECONDS,
           requiredClaims: ['sub', 'exp'],
-          ...(config.profile === 'rfc9068' ? { audience: config.audience!, typ: 'at+jwt' } : {}),
+          ...(config.tokenUse === 'rfc9068' ? { audience: config.audience, typ: 'at+jwt' } : {}),
         });
         payload = result.payload;
       } catch (error) {
@@ -101,7 +86,7 @@ export function createSessionVerifier(config: SessionTokenConfig): SessionVerifi
         if (TOKEN_FAULTS.some((fault) => error instanceof fault)) throw new InvalidSessionToken((error as errors.JOSEError).code, { cause: error });
         throw error;
       }
-      if (config.profile === 'cognito-access' && (payload['token_use'] !== 'access' || payload['client_id'] !== config.clientId)) {
+      if (config.tokenUse === 'cognito-access' && (payload['token_use'] !== 'access' || payload['client_id'] !== config.clientId)) {
         throw new InvalidSessionToken('not an access token of the console’s client');
       }
       if (typeof payload.sub !== 'string' || payload.sub === '') throw new InvalidSessionToken('no subject');

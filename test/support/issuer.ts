@@ -8,7 +8,7 @@
 import { createServer, type Server } from 'node:http';
 import { createHash } from 'node:crypto';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
-import type { SessionTokenConfig } from '../../lambdas/shared/session-token.js';
+import type { IdentityProviderConfig } from '../../lambdas/shared/identity-provider.js';
 
 export const TEST_ISSUER = 'https://issuer.knouds.test';
 export const TEST_AUDIENCE = 'https://api.knouds.test/v1';
@@ -24,7 +24,7 @@ export interface SignOptions {
 }
 
 export interface TestIssuer {
-  readonly config: SessionTokenConfig;
+  readonly config: IdentityProviderConfig;
   readonly publicJwk: JWK;
   /** A token for `subject`: an RFC 9068 access token of this issuer for the API, valid for an hour, unless `claims` say otherwise. */
   sign(subject: string, claims?: JWTPayload, options?: SignOptions): Promise<string>;
@@ -44,7 +44,7 @@ export async function startTestIssuer(): Promise<TestIssuer> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const jwksUri = `http://127.0.0.1:${(server.address() as { port: number }).port}/jwks`;
   return {
-    config: { issuer: TEST_ISSUER, profile: 'rfc9068', audience: TEST_AUDIENCE, jwksUri },
+    config: { issuer: TEST_ISSUER, tokenUse: 'rfc9068', clientId: TEST_CLIENT, audience: TEST_AUDIENCE, jwksUri },
     publicJwk,
     async sign(subject, claims = {}, options = {}) {
       const now = Math.floor(Date.now() / 1000);

@@ -1,0 +1,73 @@
+/**
+ * The session-token verifier on its own (the end-to-end refusals are in test/e2e/people.test.ts): the
+ * Cognito profile's `token_use` and `client_id` checks, finding the keys through discovery, a key
+ * rotated in at the provider, and an unreachable provider read as a failure (500), never as a refusal.
+ */
+import { createServer, type Server } from 'node:http';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { createSessionVerifier, InvalidSessionToken } from '../lambdas/shared/session-token.js';
+
+let server: Server;
+let base: string;
+let jwks: object[] = [];
+let { privateKey, publicKey } = await generateKeyPair('ES256');
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    if (req.url === '/jwks') return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: jwks }));
+    if (req.url === '/.well-known/openid-configuration') {
+      return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ issuer: base, jwks_uri: `${base}/jwks` }));
+    }
+    res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  jwks = [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256' }];
+});
+afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+const sign = (claims: Record<string, unknown>, kid = 'k1', key = privateKey, typ = 'JWT') =>
+  new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid, typ }).setSubject('person-1').setIssuer(base).setExpirationTime('10m').sign(key);
+
+describe('the Cognito profile', () => {
+  const verifier = () => createSessionVerifier({ tokenUse: 'cognito-access', issuer: base, clientId: 'console', jwksUri: `${base}/jwks` });
+
+  it('accepts the console client’s access token', async () => {
+    await expect(verifier().verify(await sign({ token_use: 'access', client_id: 'console' }))).resolves.toMatchObject({ subject: 'person-1' });
+  });
+
+  it.each([
+    ['an ID token', { token_use: 'id', aud: 'console' }],
+    ['another client’s access token', { token_use: 'access', client_id: 'someone-else' }],
+    ['a token without token_use', { client_id: 'console' }],
+  ])('refuses %s', async (_name, claims) => {
+    await expect(verifier().verify(await sign(claims))).rejects.toBeInstanceOf(InvalidSessionToken);
+  });
+});
+
+describe('keys', () => {
+  it('are found through the issuer’s discovery document when no JWKS address is given', async () => {
+    const v = createSessionVerifier({ tokenUse: 'rfc9068', issuer: base, clientId: 'console', audience: 'api' });
+    await expect(v.verify(await sign({ aud: 'api' }, 'k1', privateKey, 'at+jwt'))).resolves.toMatchObject({ subject: 'person-1' });
+  });
+
+  it('a key the provider rotated in is fetched again when a token names it (once the cooldown since the last fetch has passed)', async () => {
+    const v = createSessionVerifier({ tokenUse: 'rfc9068', issuer: base, clientId: 'console', audience: 'api', jwksUri: `${base}/jwks` }, { cooldownMs: 50 });
+    await v.verify(await sign({ aud: 'api' }, 'k1', privateKey, 'at+jwt'));
+    const next = await generateKeyPair('ES256');
+    jwks = [...jwks, { ...(await exportJWK(next.publicKey)), kid: 'k2', alg: 'ES256' }];
+    await new Promise((r) => setTimeout(r, 100));
+    await expect(v.verify(await sign({ aud: 'api' }, 'k2', next.privateKey, 'at+jwt'))).resolves.toMatchObject({ subject: 'person-1' });
+  });
+
+  it('an unreachable provider is a failure, not a refusal: a signed-in person is never told they are signed out', async () => {
+    const v = createSessionVerifier({ tokenUse: 'rfc9068', issuer: base, clientId: 'console', audience: 'api', jwksUri: 'http://127.0.0.1:9/jwks' });
+    const error = await v.verify(await sign({ aud: 'api' }, 'k1', privateKey, 'at+jwt')).catch((e: unknown) => e);
+    // fetch's TypeError comes from another realm under jest: checked by its shape.
+    expect(error).toHaveProperty('message');
+    expect(error).not.toBeInstanceOf(InvalidSessionToken);
+  });
+});
+
+// Keeps the module's top-level key pair in use for the linter.
+void ({ privateKey, publicKey } = { privateKey, publicKey });
