@@ -10,7 +10,7 @@ import { createSessionVerifier, InvalidSessionToken } from '../lambdas/shared/se
 let server: Server;
 let base: string;
 let jwks: object[] = [];
-let { privateKey, publicKey } = await generateKeyPair('ES256');
+const { privateKey, publicKey } = await generateKeyPair('ES256');
 
 beforeAll(async () => {
   server = createServer((req, res) => {
@@ -69,5 +69,3 @@ describe('keys', () => {
   });
 });
 
-// Keeps the module's top-level key pair in use for the linter.
-void ({ privateKey, publicKey } = { privateKey, publicKey });
