@@ -1,23 +1,30 @@
 /**
  * The DynamoDB budget of an authenticated request, counted at a proxy in front of DynamoDB Local while
  * the local runner runs the deployed bundles: the authorizer's one GetItem and the counter's one
- * UpdateItem before any handler work; GET /keys/verify costs exactly those two.
+ * UpdateItem before any handler work; GET /keys/verify costs exactly those two. A person's session
+ * costs the authorizer at most two reads (the membership, the account), then the same counter write.
  */
 import { generateApiKey } from '../../lambdas/shared/api-key.js';
+import { MembershipsRepository } from '../../lambdas/shared/repositories/memberships.js';
 import { startCountingProxy, type CountingProxy } from '../support/counting-proxy.js';
+import { call } from '../support/http.js';
+import { startTestIssuer, type TestIssuer } from '../support/issuer.js';
 import { testEndpoint } from '../support/dynamodb.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
 let proxy: CountingProxy;
 let t: TestStack;
+let issuer: TestIssuer;
 
 beforeAll(async () => {
   proxy = await startCountingProxy(testEndpoint());
-  t = await startTestStack('e2e-budget', { dynamodbEndpoint: proxy.endpoint });
+  issuer = await startTestIssuer();
+  t = await startTestStack('e2e-budget', { dynamodbEndpoint: proxy.endpoint, identity: issuer.config });
 });
 afterAll(async () => {
   await t?.close();
   await proxy?.close();
+  await issuer?.close();
 });
 
 async function countOne(key: string | undefined, method: string, path: string, body?: unknown) {
@@ -27,6 +34,30 @@ async function countOne(key: string | undefined, method: string, path: string, b
 }
 
 describe('DynamoDB calls per request', () => {
+  it('a person’s session: the authorizer’s two reads (membership, account) and the counter write', async () => {
+    const { accountId } = await t.account('business');
+    const memberships = new MembershipsRepository(t.stack.doc, t.stack.state.tables.memberships);
+    await memberships.add('budget-person', accountId, 'budget@example.com', 'admin', new Date());
+    const token = await issuer.sign('budget-person');
+    const count = async (headers: Record<string, string>) => {
+      proxy.reset();
+      // GET /models: the handler itself reads nothing.
+      const reply = await call(`${t.stack.apiUrl}/models`, { headers: { authorization: `Bearer ${token}`, ...headers } });
+      return { status: reply.status, calls: proxy.counts() };
+    };
+    for (let i = 0; i < 2; i++) {
+      // Naming the account: the membership's GetItem and the account's.
+      expect(await count({ 'knouds-account': accountId })).toEqual({ status: 200, calls: { GetItem: 2, UpdateItem: 1 } });
+      // Not naming it: a Query of the person's memberships (at most two) instead.
+      expect(await count({})).toEqual({ status: 200, calls: { Query: 1, GetItem: 1, UpdateItem: 1 } });
+    }
+    // A token refused costs nothing; a person of no account the one read.
+    expect((await count({ authorization: 'Bearer not.a.token' })).calls).toEqual({});
+    proxy.reset();
+    const stranger = await call(`${t.stack.apiUrl}/models`, { headers: { authorization: `Bearer ${await issuer.sign('nobody')}` } });
+    expect({ status: stranger.status, calls: proxy.counts() }).toEqual({ status: 403, calls: { Query: 1 } });
+  });
+
   it('GET /keys/verify: exactly one GetItem and one UpdateItem', async () => {
     const { key } = await t.account('business');
     for (let i = 0; i < 3; i++) {
