@@ -178,6 +178,7 @@ export async function handler(event: APIGatewayRequestAuthorizerEvent): Promise<
       prefix: record.prefix,
       createdAt: record.created_at,
       expiresAt: record.expires_at ?? null,
+      createdBy: record.created_by ?? null,
       capabilities: verdict.capabilities,
       workspaces: record.workspaces,
       rateLimit: rateLimitFor(settings, record.tier, record.environment),

@@ -57,6 +57,7 @@ const routes: Record<string, RouteDef> = {
         tier: caller.tier,
         created_at: caller.createdAt,
         expires_at: caller.expiresAt,
+        created_by: caller.createdBy,
         last_used: hit.now.toISOString(),
         rate_limit: { limit: hit.limit, remaining: hit.remaining, reset: hit.reset },
       });

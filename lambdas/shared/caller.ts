@@ -38,6 +38,8 @@ export interface KeyCaller extends CallerBase {
   readonly prefix: string;
   readonly createdAt: string;
   readonly expiresAt: string | null;
+  /** Who made the key (`null` for keys made before it was recorded). */
+  readonly createdBy: Principal | null;
 }
 
 export interface PersonCaller extends CallerBase {
@@ -84,6 +86,7 @@ export function encodeCaller(caller: Caller): AuthorizerContext {
     prefix: caller.prefix,
     created_at: caller.createdAt,
     expires_at: caller.expiresAt ?? '',
+    created_by: JSON.stringify(caller.createdBy),
   };
 }
 
@@ -159,5 +162,7 @@ export function decodeCaller(ctx: Record<string, unknown> | null | undefined): C
     prefix: text(ctx, 'prefix'),
     createdAt: text(ctx, 'created_at'),
     expiresAt: expiresAt === '' ? null : expiresAt,
+    // Contexts of an authorizer deployed before it carried created_by: null, as for keys made before it.
+    createdBy: ctx['created_by'] === undefined ? null : (JSON.parse(text(ctx, 'created_by')) as Principal | null),
   };
 }

@@ -41,7 +41,7 @@ const NULLABLE_TIME = { type: ['string', 'null'], format: 'date-time' };
 
 const KEY_FIELDS = {
   type: 'object',
-  required: ['key_id', 'name', 'prefix', 'environment', 'capabilities', 'workspaces', 'account_id', 'tier', 'created_at', 'expires_at', 'last_used'],
+  required: ['key_id', 'name', 'prefix', 'environment', 'capabilities', 'workspaces', 'account_id', 'tier', 'created_at', 'expires_at', 'last_used', 'created_by'],
   properties: {
     key_id: { type: 'string' },
     name: { type: 'string' },
@@ -54,6 +54,83 @@ const KEY_FIELDS = {
     created_at: TIME,
     expires_at: NULLABLE_TIME,
     last_used: NULLABLE_TIME,
+    created_by: {
+      description: 'Who made the key (a rotation keeps its predecessor’s); null for keys made before it was recorded.',
+      oneOf: [
+        { type: 'null' },
+        { type: 'object', additionalProperties: false, required: ['kind', 'subject', 'email'], properties: { kind: { const: 'person' }, subject: { type: 'string' }, email: { type: 'string' } } },
+        { type: 'object', additionalProperties: false, required: ['kind', 'key_id'], properties: { kind: { const: 'key' }, key_id: { type: 'string' } } },
+        { type: 'object', additionalProperties: false, required: ['kind'], properties: { kind: { const: 'operator' } } },
+      ],
+    },
+  },
+};
+
+const TIER = { enum: ['free', 'pro', 'business', 'enterprise'] };
+
+const ME = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['kind', 'account', 'capabilities', 'workspaces', 'rate_limit', 'key', 'person'],
+  properties: {
+    kind: { enum: ['key', 'person'] },
+    account: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['account_id', 'tier', 'ceiling', 'active_keys', 'max_active_keys'],
+      description: 'The account the request acted for.',
+      properties: {
+        account_id: { type: 'string' },
+        tier: TIER,
+        ceiling: { type: 'array', items: ref('Capability'), description: 'The capabilities the tier allows.' },
+        active_keys: { type: 'integer' },
+        max_active_keys: { type: 'integer' },
+      },
+    },
+    capabilities: { type: 'array', items: ref('Capability'), description: 'In force: the key’s or the role’s, cut to the tier’s ceiling.' },
+    workspaces: { type: 'array', items: { type: 'string' } },
+    rate_limit: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['limit', 'remaining', 'reset'],
+      properties: { limit: { type: 'integer' }, remaining: { type: 'integer' }, reset: { type: 'integer', description: 'Unix epoch seconds.' } },
+    },
+    key: {
+      oneOf: [
+        { type: 'null' },
+        {
+          type: 'object',
+          additionalProperties: false,
+          required: ['key_id', 'name', 'prefix', 'environment'],
+          properties: { key_id: { type: 'string' }, name: { type: 'string' }, prefix: { type: 'string' }, environment: { enum: ['live', 'test'] } },
+        },
+      ],
+    },
+    person: {
+      oneOf: [
+        { type: 'null' },
+        {
+          type: 'object',
+          additionalProperties: false,
+          required: ['subject', 'email', 'role', 'accounts'],
+          properties: {
+            subject: { type: 'string' },
+            email: { type: 'string' },
+            role: { enum: ['admin', 'viewer'] },
+            accounts: {
+              type: 'array',
+              description: 'Every account the person belongs to (at most 100), by account id.',
+              items: {
+                type: 'object',
+                additionalProperties: false,
+                required: ['account_id', 'role', 'tier'],
+                properties: { account_id: { type: 'string' }, role: { enum: ['admin', 'viewer'] }, tier: TIER },
+              },
+            },
+          },
+        },
+      ],
+    },
   },
 };
 
@@ -96,6 +173,7 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
           'WORKSPACE_DENIED',
           'TIER_CEILING_EXCEEDED',
           'ENVIRONMENT_DENIED',
+          'NOT_A_MEMBER',
           'NOT_FOUND',
           'KEY_LIMIT_REACHED',
           'ALREADY_EXISTS',
@@ -133,6 +211,7 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
     anyOf: [{ enum: [...FIXED_CAPABILITIES] }, { pattern: '^(workflow|model):[a-z0-9][a-z0-9-]{0,62}:run$' }],
   },
   Key: { ...KEY_FIELDS, additionalProperties: false },
+  Me: ME,
   // Key with its properties open, for the allOf compositions below.
   KeyFields: KEY_FIELDS,
   CreatedKey: {
@@ -261,6 +340,7 @@ const PAGE = [
 const OPERATIONS: Operation[] = [
   { method: 'get', path: '/health', id: 'getHealth', summary: 'The gateway is up', needs: null, tag: 'Service', noKey: true, ok: ['200', ref('Health'), 'OK'] },
   { method: 'get', path: '/openapi.json', id: 'getOpenApi', summary: 'This document', needs: null, tag: 'Service', noKey: true, ok: ['200', { type: 'object' }, 'The OpenAPI 3.1 document'] },
+  { method: 'get', path: '/me', id: 'me', summary: 'Who is calling, in which account, with what in force (what the console asks first)', needs: 'any valid key', tag: 'Service', ok: ['200', ref('Me'), 'The caller'] },
   { method: 'get', path: '/keys/verify', id: 'verifyKey', summary: 'The calling key and its rate limit', needs: 'any valid key', tag: 'Keys', ok: ['200', ref('VerifiedKey'), 'The calling key'] },
   {
     method: 'post', path: '/keys', id: 'createKey', summary: 'Create a key (its plaintext is shown once)', needs: 'keys:write', tag: 'Keys', body: 'CreateKeyRequest',
@@ -319,6 +399,16 @@ const OPERATIONS: Operation[] = [
 /** Every path and method of the contract, for tests that compare them with the deployed routes. */
 export const OPENAPI_OPERATIONS: readonly { method: string; path: string }[] = OPERATIONS.map((o) => ({ method: o.method.toUpperCase(), path: o.path }));
 
+/** A person's choice of account (API.md §1); keys ignore it. */
+const ACCOUNT_PARAMETER = {
+  name: 'Knouds-Account',
+  in: 'header',
+  required: false,
+  description:
+    'A signed-in person: the account to act for; may be left out by a person of one account (and on GET /me). Several accounts and no header: 400. Not a member: 403 NOT_A_MEMBER.',
+  schema: { type: 'string' },
+};
+
 function operation(o: Operation): Schema {
   const pathParams = [...o.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
   const [status, schema, description] = o.ok;
@@ -332,7 +422,9 @@ function operation(o: Operation): Schema {
     if (o.body || o.query) responses['400'] = error('VALIDATION_ERROR, with details');
     responses['401'] = json(ref('Error'), 'UNAUTHORIZED: no key, or an invalid, revoked or expired one', {});
     // CAPABILITY_DENIED wherever the route needs a capability, and the route's own 403s beside it.
-    const forbidden = [o.needs === 'any valid key' ? undefined : 'CAPABILITY_DENIED', o.errors?.['403']].filter(Boolean).join(', or ');
+    const forbidden = [o.needs === 'any valid key' ? undefined : 'CAPABILITY_DENIED', o.errors?.['403'], 'NOT_A_MEMBER (a person, of no such account)']
+      .filter(Boolean)
+      .join(', or ');
     if (forbidden) responses['403'] = error(forbidden);
     for (const [s, d] of Object.entries(o.errors ?? {})) if (s !== '403') responses[s] = error(d);
     if (o.body) responses['413'] = error('PAYLOAD_TOO_LARGE');
@@ -351,7 +443,7 @@ function operation(o: Operation): Schema {
     tags: [o.tag],
     ...(o.noKey ? { security: [] } : {}),
     ...(o.needs ? { 'x-knouds-capability': o.needs } : {}),
-    parameters: [...pathParams, ...(o.query ?? [])],
+    parameters: [...pathParams, ...(o.query ?? []), ...(o.noKey ? [] : [ACCOUNT_PARAMETER])],
     ...(o.body ? { requestBody: { required: o.body !== 'RotateKeyRequest' && o.body !== 'RotateWebhookSecretRequest' && o.body !== 'RunWorkflowRequest' && o.body !== 'RunModelRequest', content: { 'application/json': { schema: ref(o.body) } } } } : {}),
     responses,
   };
@@ -367,7 +459,7 @@ export function buildOpenApiDocument(): Schema {
       title: 'Knouds API',
       version: '1.0.0',
       description:
-        'Call workflows and models with API keys. Every request but GET /health and GET /openapi.json carries its key in `x-api-key`. ' +
+        'Call workflows and models with API keys, or as a signed-in person. Every request but GET /health and GET /openapi.json carries a key in `x-api-key` or a person’s access token in `Authorization: Bearer`. ' +
         `Presets: ${PRESET_NAMES.join(', ')}; legacy scopes: ${SCOPE_NAMES.join(', ')}; expiry in days: ${EXPIRY_DAYS.join(', ')}; ` +
         `rotation grace period up to ${MAX_GRACE_PERIOD_SECONDS} s.`,
     },
@@ -379,11 +471,20 @@ export function buildOpenApiDocument(): Schema {
         variables: { apiId: { default: 'abc123' }, region: { default: 'eu-west-1' }, stage: { default: 'v1' } },
       },
     ],
-    security: [{ apiKey: [] }],
+    security: [{ apiKey: [] }, { session: [] }],
     tags: ['Service', 'Keys', 'Webhooks', 'Workflows', 'Models', 'Executions'].map((name) => ({ name })),
     paths,
     components: {
-      securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' } },
+      securitySchemes: {
+        apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' },
+        session: {
+          type: 'http',
+          scheme: 'bearer',
+          bearerFormat: 'JWT',
+          description:
+            'A signed-in person’s access token from the stack’s identity provider (never an ID token, never an API key). A person of several accounts names one in the Knouds-Account header.',
+        },
+      },
       schemas: { ...RESPONSE_SCHEMAS, ...requestSchemas },
     },
   };

@@ -40,6 +40,7 @@ function forgedCreateKeyEvent() {
     prefix: 'knouds_live_xxxx',
     createdAt: new Date().toISOString(),
     expiresAt: null,
+    createdBy: null,
     capabilities: ALL_CAPABILITIES,
     workspaces: ['*'],
     rateLimit: 1000,

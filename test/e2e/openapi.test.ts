@@ -9,20 +9,28 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { REQUEST_SCHEMAS } from '../../lambdas/shared/schemas.js';
 import { OPENAPI_OPERATIONS, toJsonSchema2020 } from '../../lambdas/shared/openapi.js';
+import { MembershipsRepository } from '../../lambdas/shared/repositories/memberships.js';
 import { call, type Reply } from '../support/http.js';
+import { startTestIssuer, type TestIssuer } from '../support/issuer.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
 
 let t: TestStack;
 let doc: Record<string, unknown>;
 
+let issuer: TestIssuer;
+
 beforeAll(async () => {
-  t = await startTestStack('e2e-openapi');
+  issuer = await startTestIssuer();
+  t = await startTestStack('e2e-openapi', { identity: issuer.config });
   const reply = await call(`${t.stack.apiUrl}/openapi.json`);
   if (reply.status !== 200) throw new Error(`GET /openapi.json: ${reply.status} ${reply.text}`);
   doc = reply.body;
 });
-afterAll(() => t?.close());
+afterAll(async () => {
+  await t?.close();
+  await issuer?.close();
+});
 
 it('is served without a key, as JSON, cacheable', async () => {
   const reply = await call(`${t.stack.apiUrl}/openapi.json`);
@@ -61,8 +69,12 @@ describe('real responses conform', () => {
     pattern: new RegExp(`^${o.path.replace(/\{\w+\}/g, '[^/]+').replace('.', '\\.')}$`),
   }));
 
-  async function api(key: string | undefined, method: string, path: string, body?: unknown) {
-    const reply = await t.api(key, method, path, body);
+  /** A key in x-api-key, or `{session}`: a person's access token. */
+  async function api(key: string | undefined | { session: string }, method: string, path: string, body?: unknown) {
+    const reply =
+      typeof key === 'object'
+        ? await call(`${t.stack.apiUrl}${path}`, { method, headers: { authorization: `Bearer ${key.session}` }, ...(body !== undefined ? { body } : {}) })
+        : await t.api(key, method, path, body);
     seen.push({ method, path: path.replace(/\?.*$/, ''), reply });
     return reply;
   }
@@ -73,6 +85,13 @@ describe('real responses conform', () => {
     await api(undefined, 'GET', '/health');
     await api(undefined, 'GET', '/keys/verify');
     await api(admin, 'GET', '/keys/verify');
+    await api(admin, 'GET', '/me');
+    const { accountId } = await t.account('business');
+    await new MembershipsRepository(t.stack.doc, t.stack.state.tables.memberships).add('openapi-person', accountId, 'p@example.com', 'viewer', new Date());
+    const person = { session: await issuer.sign('openapi-person') };
+    await api(person, 'GET', '/me');
+    await api(person, 'POST', '/keys', { name: 'x', preset: 'read-only' });
+    await api({ session: await issuer.sign('nobody-at-all') }, 'GET', '/keys');
     const created = await api(admin, 'POST', '/keys', { name: 'c', preset: 'workflow-deploy', expires_in_days: 30 });
     const id = String(created.body['key_id']);
     await api(admin, 'POST', '/keys', { name: '' });
