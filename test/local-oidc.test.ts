@@ -255,6 +255,24 @@ describe('refused authorization requests', () => {
     }
   });
 
+  it('answers a sign-in page opened without its interaction (another browser, or expired) with a message, not a form', async () => {
+    const jar = new CookieJar();
+    const d = await discover(p.oidc.issuer);
+    const start = authorizationUrl(d, { ...console_(), pkce: newPkce() });
+    const landing = await follow(jar, await browse(jar, start), start, p.oidc.issuer);
+    const action = formAction(landing.pageText!, p.oidc.issuer);
+    for (const response of [
+      await browse(new CookieJar(), action.replace(/\/login$/, '')),
+      await browse(new CookieJar(), action, { form: { email: demo.email, password: demo.password } }),
+    ]) {
+      expect(response.status).toBe(400);
+      const html = await response.text();
+      expect(html).toMatch(/<h1>This sign-in has expired<\/h1>/);
+      expect(html).not.toMatch(/<form/);
+      expect(response.headers.get('location')).toBeNull();
+    }
+  });
+
   it('refuses a code exchange for another redirect URI or client', async () => {
     const result = await signInToCallback(p.oidc.issuer, { email: demo.email, password: demo.password, ...console_() });
     const code = result.callback!.searchParams.get('code')!;

@@ -12,12 +12,10 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import type Provider from 'oidc-provider';
-import { errors } from 'oidc-provider';
 import { ADMIN_PATH, createAdminHandler, readBody } from './admin.js';
 import type { LocalOidcState } from './admin-client.js';
 import { loginPage, messagePage, sendPage } from './pages.js';
 import { PeopleStore } from './people.js';
-import { createProvider } from './provider.js';
 import {
   DEMO_PERSON_EMAIL,
   LOCAL_OIDC_PATH,
@@ -79,6 +77,8 @@ export async function startLocalOidc(options: LocalOidcOptions): Promise<LocalOi
   const consoleClient = localConsoleClient(origin);
   const dataDir = options.persistDir ? path.join(options.persistDir, 'oidc') : undefined;
   const people = new PeopleStore(dataDir);
+  // Loaded on first start only: what imports the runner (most tests) does not load the library and koa.
+  const { createProvider, SessionNotFound } = await import('./provider.js');
   const provider = createProvider({
     issuer,
     audience,
@@ -106,7 +106,7 @@ export async function startLocalOidc(options: LocalOidcOptions): Promise<LocalOi
     try {
       details = await provider.interactionDetails(req, res);
     } catch (error) {
-      if (error instanceof errors.SessionNotFound) return expired();
+      if (error instanceof SessionNotFound) return expired();
       throw error;
     }
     if (details.uid !== uid || details.prompt.name !== 'login') return expired();

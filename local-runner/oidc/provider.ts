@@ -13,6 +13,9 @@ import type { PeopleStore } from './people.js';
 import type { PrivateJwks } from './signing-keys.js';
 import { ACCESS_TOKEN_TTL_SECONDS, LOCAL_OIDC_ALGORITHMS, LOCAL_OIDC_PATH, type ConsoleClientSettings } from './settings.js';
 
+/** An interaction's cookie or record is gone (expired, or another sign-in began in the browser since). */
+export const { SessionNotFound } = errors;
+
 export interface ProviderSetup {
   readonly issuer: string;
   /** The API's identifier: the resource of every access token, and its `aud`. */
