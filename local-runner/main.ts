@@ -1,10 +1,12 @@
 /**
- * `npm start`: the whole Knouds API on this machine. Prints progress, then `Admin API key: <key>`, then
- * one line per request. Ctrl-C stops everything it started.
+ * `npm start`: the whole Knouds API on this machine. Prints progress, then `Admin API key: <key>`, the
+ * console's URL and `Console sign-in: demo@knouds.local <password>`, then one line per request. Ctrl-C
+ * stops everything it started.
  *
  *   PORT=3000                 the API's port
  *   DYNAMODB_ENDPOINT=url     use this DynamoDB instead of starting DynamoDB Local
- *   --persist <dir>           keep DynamoDB Local's data in <dir> across restarts
+ *   --persist <dir>           keep DynamoDB Local's data, and the local provider's people and signing key
+ *                             (<dir>/oidc/), in <dir> across restarts
  *   --skip-synth              serve the cloud assembly already in cdk.out (or --cdk-out <dir>)
  *   --quiet-logs              do not echo the functions' log lines
  */
@@ -85,6 +87,8 @@ try {
 if (stopping) process.exit(0);
 
 say(`Admin API key: ${stack.adminKey ?? ''}`);
+say(`Console: ${stack.url}/`);
+if (stack.demoPerson) say(`Console sign-in: ${stack.demoPerson.email} ${stack.demoPerson.password}`);
 say(`Knouds API ready in ${((Date.now() - started) / 1000).toFixed(1)} s at ${stack.apiUrl}`);
 say(`  curl ${stack.apiUrl}/health`);
 say(`  curl -H "x-api-key: <the admin key>" ${stack.apiUrl}/keys/verify`);

@@ -6,7 +6,7 @@
 import { IDENTITY_PROVIDER_ENV, identityProviderEnvironment, type IdentityProviderConfig } from '../lambdas/shared/identity-provider.js';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { cpus } from 'node:os';
 import path from 'node:path';
@@ -26,6 +26,7 @@ import { FunctionPool } from './functions.js';
 import { createGateway, type AccessLogEntry } from './gateway.js';
 import { PROJECT_ROOT, type LocalState } from './state.js';
 import { createLambdaApi } from './lambda-api.js';
+import { isLocalOidcPath, startLocalOidc, type LocalOidc } from './oidc/index.js';
 import type { SigningIdentity } from './sigv4.js';
 import { ensureTables } from './tables.js';
 import { loadApiModel, type LocalApiModel } from './template.js';
@@ -87,6 +88,10 @@ export interface LocalStack {
   readonly state: LocalState;
   /** The admin key printed at startup (when seeded). */
   readonly adminKey?: string;
+  /** The local OpenID Connect provider at `<url>/oidc`: its settings for the authorizer and the console, its people. */
+  readonly oidc: LocalOidc;
+  /** `demo@knouds.local` with this start's password (when seeded); its subject is kept across --persist restarts. */
+  readonly demoPerson?: { readonly subject: string; readonly email: string; readonly password: string };
   /** An SDK client on the stack's DynamoDB, for operators and tests. */
   readonly doc: DynamoDBDocumentClient;
   close(): Promise<void>;
@@ -296,9 +301,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     });
     lambdaServer.on('request', lambdaApi.handler);
 
-    const server = createServer(
-      { keepAlive: true, keepAliveTimeout: 5000 },
-      createGateway({ model, invoke, region: LOCAL_REGION, accountId: LOCAL_ACCOUNT_ID, ...(options.onAccessLog ? { accessLog: options.onAccessLog } : {}) }),
+    const gateway = createGateway({ model, invoke, region: LOCAL_REGION, accountId: LOCAL_ACCOUNT_ID, ...(options.onAccessLog ? { accessLog: options.onAccessLog } : {}) });
+    // The local OpenID Connect provider shares the server (one origin); it starts once the port is known.
+    let oidc: LocalOidc | undefined = undefined;
+    const server = createServer({ keepAlive: true, keepAliveTimeout: 5000 }, (req, res) =>
+      oidc && isLocalOidcPath(req.url) ? oidc.handler(req, res) : gateway(req, res),
     );
     const port = await listen(server, options.port ?? 3000);
     cleanups.push(
@@ -310,6 +317,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     );
     const url = `http://localhost:${port}`;
     const apiUrl = `${url}/${model.stageName}`;
+    oidc = await startLocalOidc({ origin: url, audience: apiUrl, ...(options.persistDir ? { persistDir: options.persistDir } : {}) });
 
     let adminKey: string | undefined;
     if (options.seed ?? true) {
@@ -321,14 +329,17 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       };
       adminKey = await seed(deps, new Date());
     }
+    const demoPerson = (options.seed ?? true) ? await oidc.seedDemoPerson() : undefined;
 
-    const state: LocalState = { pid: process.pid, apiUrl, dynamodbEndpoint: endpoint, region: LOCAL_REGION, tables, settings };
+    const state: LocalState = { pid: process.pid, apiUrl, dynamodbEndpoint: endpoint, region: LOCAL_REGION, tables, settings, oidc: oidc.adminState };
     const stateFile = options.stateFile;
     if (stateFile) {
-      writeFileSync(stateFile, `${JSON.stringify(state, null, 2)}\n`);
+      // It holds the provider's admin token: for this user only (chmod too, for a file left by a crash).
+      writeFileSync(stateFile, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+      chmodSync(stateFile, 0o600);
       cleanups.push(() => rmSync(stateFile, { force: true }));
     }
-    return { url, apiUrl, dynamodbEndpoint: endpoint, lambdaEndpoint, model, state, ...(adminKey ? { adminKey } : {}), doc, close };
+    return { url, apiUrl, dynamodbEndpoint: endpoint, lambdaEndpoint, model, state, ...(adminKey ? { adminKey } : {}), oidc, ...(demoPerson ? { demoPerson } : {}), doc, close };
   } catch (error) {
     await close();
     throw error;

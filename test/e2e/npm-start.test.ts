@@ -65,6 +65,10 @@ describe('npm start', () => {
       expect(output).toMatch(/Starting DynamoDB Local/);
       const key = /^Admin API key: (\S+)$/m.exec(output)?.[1];
       expect(key).toMatch(/^knouds_live_/);
+      // §5: the console's URL and the demo person's sign-in, a password of its own at each start.
+      expect(output).toMatch(new RegExp(`^Console: http://localhost:${port}/$`, 'm'));
+      expect(output).toMatch(/^Console sign-in: demo@knouds\.local [A-Za-z0-9_-]{24}$/m);
+      expect((await call(`http://localhost:${port}/oidc/.well-known/openid-configuration`)).body).toMatchObject({ issuer: `http://localhost:${port}/oidc` });
       expect(existsSync(stateFile)).toBe(true);
       const reply = await call(`http://localhost:${port}/v1/keys/verify`, { headers: { 'x-api-key': key! } });
       expect(reply.status).toBe(200);
