@@ -7,7 +7,7 @@ import { IDENTITY_PROVIDER_ENV, identityProviderEnvironment, type IdentityProvid
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import { cpus } from 'node:os';
 import path from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -26,7 +26,9 @@ import { FunctionPool } from './functions.js';
 import { createGateway, type AccessLogEntry } from './gateway.js';
 import { PROJECT_ROOT, type LocalState } from './state.js';
 import { createLambdaApi } from './lambda-api.js';
-import { isLocalOidcPath, startLocalOidc, type LocalOidc } from './oidc/index.js';
+import { MembershipsRepository } from '../lambdas/shared/repositories/memberships.js';
+import { ConflictError } from '../lambdas/shared/errors.js';
+import { isLocalOidcPath, localAuthorizerSettings, startLocalOidc, type LocalOidc } from './oidc/index.js';
 import type { SigningIdentity } from './sigv4.js';
 import { ensureTables } from './tables.js';
 import { loadApiModel, type LocalApiModel } from './template.js';
@@ -254,6 +256,33 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // Locally, webhooks may go to a receiver on this machine (deployed, only public https URLs).
     baseEnv[ALLOW_LOOPBACK_ENV] = 'true';
 
+    // The server listens first: its origin names the local OpenID Connect provider, which the authorizer
+    // is given before it starts. Requests wait for the handlers below (answered 503 until then).
+    // The provider shares the server (one origin).
+    let serve: RequestListener | undefined = undefined;
+    let oidc: LocalOidc | undefined = undefined;
+    const server = createServer({ keepAlive: true, keepAliveTimeout: 5000 }, (req, res) =>
+      serve ? serve(req, res) : void res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"starting","code":"SERVICE_UNAVAILABLE"}'),
+    );
+    const port = await listen(server, options.port ?? 3000);
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        }),
+    );
+    const url = `http://localhost:${port}`;
+    const apiUrl = `${url}/${model.stageName}`;
+    const local = localAuthorizerSettings(url, apiUrl);
+    const sessions: IdentityProviderConfig = options.identity ?? {
+      tokenUse: 'rfc9068',
+      issuer: local.issuer,
+      clientId: local.clientId,
+      audience: local.audience,
+      jwksUri: local.jwksUri,
+    };
+
     const onLog = options.onFunctionLog;
     const pools = new Map<string, FunctionPool>();
     // Instances per function: enough for the machine's cores; more would only queue on the CPU.
@@ -264,9 +293,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const callers = new Map<string, SigningIdentity>();
     const authorizerFunctions = new Set([...model.authorizers.values()].map((a) => a.functionId));
     // Every variable written, empty when unset, so none of the template's deployed values is left behind.
-    const identityEnv = options.identity
-      ? { ...Object.fromEntries(Object.values(IDENTITY_PROVIDER_ENV).map((name) => [name, ''])), ...identityProviderEnvironment(options.identity) }
-      : {};
+    const identityEnv = { ...Object.fromEntries(Object.values(IDENTITY_PROVIDER_ENV).map((name) => [name, ''])), ...identityProviderEnvironment(sessions) };
     for (const template of model.functions.values()) {
       // The authorizer's identity provider is this machine's (the template names the deployed one).
       const def = authorizerFunctions.has(template.logicalId) ? { ...template, environment: { ...template.environment, ...identityEnv } } : template;
@@ -302,22 +329,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     lambdaServer.on('request', lambdaApi.handler);
 
     const gateway = createGateway({ model, invoke, region: LOCAL_REGION, accountId: LOCAL_ACCOUNT_ID, ...(options.onAccessLog ? { accessLog: options.onAccessLog } : {}) });
-    // The local OpenID Connect provider shares the server (one origin); it starts once the port is known.
-    let oidc: LocalOidc | undefined = undefined;
-    const server = createServer({ keepAlive: true, keepAliveTimeout: 5000 }, (req, res) =>
-      oidc && isLocalOidcPath(req.url) ? oidc.handler(req, res) : gateway(req, res),
-    );
-    const port = await listen(server, options.port ?? 3000);
-    cleanups.push(
-      () =>
-        new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeAllConnections();
-        }),
-    );
-    const url = `http://localhost:${port}`;
-    const apiUrl = `${url}/${model.stageName}`;
     oidc = await startLocalOidc({ origin: url, audience: apiUrl, ...(options.persistDir ? { persistDir: options.persistDir } : {}) });
+    serve = (req, res) => (oidc && isLocalOidcPath(req.url) ? oidc.handler(req, res) : gateway(req, res));
 
     let adminKey: string | undefined;
     if (options.seed ?? true) {
@@ -330,6 +343,14 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       adminKey = await seed(deps, new Date());
     }
     const demoPerson = (options.seed ?? true) ? await oidc.seedDemoPerson() : undefined;
+    if (demoPerson) {
+      // demo@knouds.local is an admin of acct_demo (kept as it is when a persisted run changed its role).
+      await new MembershipsRepository(doc, tables.memberships)
+        .add(demoPerson.subject, DEMO_ACCOUNT_ID, demoPerson.email, 'admin', new Date())
+        .catch((error: unknown) => {
+          if (!(error instanceof ConflictError)) throw error;
+        });
+    }
 
     const state: LocalState = { pid: process.pid, apiUrl, dynamodbEndpoint: endpoint, region: LOCAL_REGION, tables, settings, oidc: oidc.adminState };
     const stateFile = options.stateFile;
