@@ -3,10 +3,14 @@
  * keys), through the same domain code as the Lambdas, so the same rules apply (tier ceiling, key limit).
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ROLES, ROLE_NAMES, isRoleName, type RoleName } from '../lambdas/shared/capabilities.js';
 import { ApiError, NotFoundError, ValidationError } from '../lambdas/shared/errors.js';
 import { ACCOUNT_ID_PATTERN } from '../lambdas/shared/repositories/accounts.js';
 import { createKey, listKeys, revokeKey, setAccountTier } from '../lambdas/shared/services/keys.js';
 import { TIER_NAMES, isTierName, type TierName } from '../lambdas/shared/settings.js';
+import { LocalOidcAdminError } from '../local-runner/oidc/admin-client.js';
+import { InvalidEmailError, normalizeEmail } from '../local-runner/oidc/people.js';
+import { MemberUsageError, addMember, listMembers, removeMember, setMemberRole, type Who } from './members.js';
 import { TargetError, awsTarget, localTarget, type Target } from './target.js';
 
 // The SDK's notice that it will need Node 22 in 2027 is noise for a CLI run on Node 20.
@@ -23,6 +27,10 @@ Commands:
              [--workspace <w>]... [--expires-in-days <n>] [--test]
   key revoke <key_id>
   key list --account <id>
+  user add --account <id> --email <email> --role <admin|viewer> [--subject <sub>]
+  user list --account <id>
+  user set-role --account <id> (--email <email> | --subject <sub>) --role <admin|viewer>
+  user remove --account <id> (--email <email> | --subject <sub>)
 
 Options for every command:
   --json                 print one JSON object and nothing else
@@ -37,6 +45,8 @@ class UsageError extends Error {}
 type Values = Record<string, string | boolean | string[] | undefined>;
 interface Command {
   readonly usage: string;
+  /** More words for the command's --help. */
+  readonly about?: string;
   readonly options: NonNullable<ParseArgsConfig['options']>;
   readonly positionals?: number;
   /** Flag checks that need no stack: run before connecting, so a bad flag is named even with no stack up. */
@@ -59,6 +69,45 @@ const tier = (values: Values): TierName => {
   if (!isTierName(v)) throw new UsageError(`--tier '${v}' is not a tier; use one of ${TIER_NAMES.join(', ')}`);
   return v;
 };
+
+const role = (values: Values): RoleName => {
+  const v = str(values, 'role');
+  if (!isRoleName(v)) throw new UsageError(`--role '${v}' is not a role; use one of ${ROLE_NAMES.join(', ')}`);
+  return v;
+};
+const email = (values: Values): string => {
+  const v = str(values, 'email');
+  try {
+    return normalizeEmail(v);
+  } catch (error) {
+    if (error instanceof InvalidEmailError) throw new UsageError(`--email '${v}' is not an email address`);
+    throw error;
+  }
+};
+/** An OpenID Connect `sub`: at most 255 ASCII characters (OpenID Connect Core §2), printable, no spaces. */
+const SUBJECT_PATTERN = /^[\x21-\x7e]{1,255}$/;
+const subject = (values: Values): string => {
+  const v = str(values, 'subject');
+  if (!SUBJECT_PATTERN.test(v)) throw new UsageError(`--subject '${v}' is not a subject (1–255 printable ASCII characters, no spaces)`);
+  return v;
+};
+/** Exactly one of --email and --subject. */
+const who = (values: Values): Who => {
+  const hasEmail = values['email'] !== undefined;
+  const hasSubject = values['subject'] !== undefined;
+  if (hasEmail === hasSubject) throw new UsageError('name the person by --email or by --subject (one of them)');
+  return hasEmail ? { email: email(values) } : { subject: subject(values) };
+};
+
+const USER_ADD_ABOUT = `Adds a person to an account with a role, cut to the account's tier ceiling:
+  admin: every capability; viewer: ${ROLES.viewer.join(', ')}.
+  Local stack: creates the person in the local provider; --json's "password" is their password, shown
+  once ("null" for a person the provider already knew, who keeps theirs).
+  Deployed, with the stack's Cognito user pool: creates the user (the email is the username; Cognito
+  emails a temporary password: "password" is null); a user already in the pool is found, not re-invited.
+  Deployed, with your own identity provider (no UserPoolId output): give --subject <sub> (the sub of the
+  person's tokens) and --email (kept with the membership for display and for set-role and remove).
+The same person with the same role again changes nothing; with another role, use user set-role.`;
 
 /** Body fields of POST /keys → the flags that set them, so errors name the flag. */
 const FLAG_OF_FIELD: Record<string, string> = {
@@ -198,6 +247,98 @@ const COMMANDS: Record<string, Command> = {
       return { json: { account_id: id, items }, text: lines.length ? lines.join('\n') : `Account ${id} has no active keys.` };
     },
   },
+  'user add': {
+    usage: 'user add --account <id> --email <email> --role <admin|viewer> [--subject <sub>]',
+    about: USER_ADD_ABOUT,
+    options: { account: { type: 'string' }, email: { type: 'string' }, role: { type: 'string' }, subject: { type: 'string' } },
+    check(values) {
+      accountId(values, 'account');
+      email(values);
+      role(values);
+      if (values['subject'] !== undefined) subject(values);
+    },
+    async run(target, values) {
+      const added = await addMember(
+        target.members,
+        {
+          accountId: accountId(values, 'account'),
+          email: email(values),
+          role: role(values),
+          ...(values['subject'] !== undefined ? { subject: subject(values) } : {}),
+        },
+        new Date(),
+      );
+      const json = { subject: added.subject, email: added.email, account_id: added.account_id, role: added.role, password: added.password };
+      const people = target.members.people;
+      const lines = [
+        added.alreadyMember
+          ? `${added.email} was already ${added.role} of ${added.account_id}: nothing changed.`
+          : `Added ${added.email} to ${added.account_id} as ${added.role} on the ${target.description}; in force from their next request.`,
+        `  subject: ${added.subject}`,
+      ];
+      if (added.password !== null) lines.push(`Password for ${added.email} (shown once, hand it over safely): ${added.password}`);
+      else if (added.newPerson && people) lines.push(`  ${people.newPersonNote}.`);
+      else if (people) lines.push(`  ${people.description} already knew them: they sign in as before (no new password).`);
+      else lines.push('  they sign in at your own identity provider.');
+      return { json, text: lines.join('\n') };
+    },
+  },
+  'user list': {
+    usage: 'user list --account <id>',
+    about: 'Lists the people of an account, by email: subject, email, role, when added.',
+    options: { account: { type: 'string' } },
+    check(values) {
+      accountId(values, 'account');
+    },
+    async run(target, values) {
+      const id = accountId(values, 'account');
+      const items = (await listMembers(target.members, id)).map((m) => ({ subject: m.subject, email: m.email, role: m.role, added_at: m.added_at }));
+      const lines = items.map((m) => `${m.email}  ${m.role}  ${m.subject}  added ${m.added_at}`);
+      return { json: { account_id: id, items }, text: lines.length ? lines.join('\n') : `Account ${id} has no people.` };
+    },
+  },
+  'user set-role': {
+    usage: 'user set-role --account <id> (--email <email> | --subject <sub>) --role <admin|viewer>',
+    about: "Changes a person's role in an account; it applies from their next request.",
+    options: { account: { type: 'string' }, email: { type: 'string' }, subject: { type: 'string' }, role: { type: 'string' } },
+    check(values) {
+      accountId(values, 'account');
+      who(values);
+      role(values);
+    },
+    async run(target, values) {
+      const id = accountId(values, 'account');
+      const { before, after } = await setMemberRole(target.members, id, who(values), role(values), new Date());
+      const json = { subject: after.subject, email: after.email, account_id: id, role: after.role, previous_role: before };
+      const text =
+        before === after.role
+          ? `${after.email} is already ${after.role} of ${id}: nothing changed.`
+          : `${after.email} in ${id}: ${before} → ${after.role}, from their next request.`;
+      return { json, text };
+    },
+  },
+  'user remove': {
+    usage: 'user remove --account <id> (--email <email> | --subject <sub>)',
+    about:
+      'Removes a person from an account: from their next request the API answers them 403 NOT_A_MEMBER there.\n' +
+      'Their sign-in (local provider or Cognito user) is kept: they may belong to other accounts.',
+    options: { account: { type: 'string' }, email: { type: 'string' }, subject: { type: 'string' } },
+    check(values) {
+      accountId(values, 'account');
+      who(values);
+    },
+    async run(target, values) {
+      const id = accountId(values, 'account');
+      const removed = await removeMember(target.members, id, who(values));
+      const where = target.members.people?.description ?? 'your identity provider';
+      return {
+        json: { subject: removed.subject, email: removed.email, account_id: id, role: removed.role, removed: true },
+        text:
+          `Removed ${removed.email} (${removed.role}) from ${id}; refused there from their next request.\n` +
+          `  Their sign-in at ${where} is kept (they may belong to other accounts).`,
+      };
+    },
+  },
 };
 
 const bodyOf = (error: ApiError) => ({ error: error.message, code: error.code, ...error.extra() });
@@ -245,6 +386,7 @@ export async function main(argv: string[]): Promise<number> {
   if (values['help']) {
     out(
       `Usage: npm run --silent admin -- ${command.usage} [--json] [--stack-name <name> --region <region>]\n\n` +
+        (command.about ? `${command.about}\n\n` : '') +
         `--json prints one JSON object (errors too: {error, code}). Exit codes: 0 done, 1 refused, 2 bad usage, 3 no stack to talk to.`,
     );
     return EXIT.ok;
@@ -269,7 +411,14 @@ export async function main(argv: string[]): Promise<number> {
     out(json ? JSON.stringify(result.json) : result.text);
     return EXIT.ok;
   } catch (error) {
-    if (error instanceof UsageError) return fail(EXIT.usage, { error: `${error.message}\nUsage: ${command.usage}`, code: 'USAGE' });
+    if (error instanceof UsageError || error instanceof MemberUsageError) {
+      return fail(EXIT.usage, { error: `${error.message}\nUsage: ${command.usage}`, code: 'USAGE' });
+    }
+    if (error instanceof LocalOidcAdminError) {
+      // Status 0: the provider did not answer (npm start stopped between the state file and now).
+      if (error.status === 0) return fail(EXIT.unreachable, { error: error.message, code: 'NO_STACK' });
+      return fail(EXIT.refused, { error: `the local provider refused: ${error.message}`, code: 'IDENTITY_PROVIDER_ERROR' });
+    }
     if (error instanceof TargetError) return fail(EXIT.unreachable, { error: error.message, code: 'NO_STACK' });
     if (error instanceof ValidationError) {
       const details = error.details.map((d) => ({ ...d, flag: FLAG_OF_FIELD[d.field.split('.')[0] ?? ''] ?? d.field }));
@@ -278,6 +427,8 @@ export async function main(argv: string[]): Promise<number> {
       return fail(EXIT.refused, { ...bodyOf(error), error: message, details });
     }
     if (error instanceof ApiError) return fail(EXIT.refused, bodyOf(error));
+    // An AWS service's refusal (AccessDeniedException names the missing IAM action): said as it is.
+    if (error instanceof Error && '$fault' in error) return fail(EXIT.refused, { error: `${error.name}: ${error.message}`, code: 'AWS_ERROR' });
     return fail(EXIT.refused, { error: error instanceof Error ? error.message : String(error), code: 'INTERNAL_ERROR' });
   } finally {
     target?.close();

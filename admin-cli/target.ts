@@ -4,17 +4,22 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { TableNames } from '../lambdas/shared/ddb.js';
 import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
 import { KeysRepository } from '../lambdas/shared/repositories/keys.js';
+import { MembershipsRepository } from '../lambdas/shared/repositories/memberships.js';
 import { UsageRepository } from '../lambdas/shared/repositories/usage.js';
 import type { KeyServiceDeps } from '../lambdas/shared/services/keys.js';
 import { resolveSettings, type Settings } from '../lambdas/shared/settings.js';
 import { STACK_OUTPUTS } from '../lib/outputs.js';
 import { LOCAL_CREDENTIALS } from '../local-runner/dynamodb-local.js';
+import { LocalOidcAdminClient } from '../local-runner/oidc/admin-client.js';
 import { STATE_FILE, type LocalState } from '../local-runner/state.js';
+import type { MemberDeps } from './members.js';
+import { cognitoPeople, localPeople, type PeopleDirectory } from './people.js';
 
 export class TargetError extends Error {
   override readonly name = 'TargetError';
@@ -23,22 +28,45 @@ export class TargetError extends Error {
 export interface Target {
   readonly description: string;
   readonly deps: KeyServiceDeps;
+  /** The `user …` commands': the accounts, the memberships, and where people sign in. */
+  readonly members: MemberDeps;
   close(): void;
 }
 
-function build(client: DynamoDBClient, tables: TableNames, settings: Settings, description: string): Target {
+function build(
+  client: DynamoDBClient,
+  tables: TableNames,
+  settings: Settings,
+  description: string,
+  people: PeopleDirectory | undefined,
+  closeMore: () => void = () => undefined,
+): Target {
   const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  const accounts = new AccountsRepository(doc, tables.accounts);
   return {
     description,
     deps: {
       keys: new KeysRepository(doc, { keys: tables.keys, accounts: tables.accounts }),
-      accounts: new AccountsRepository(doc, tables.accounts),
+      accounts,
       usage: new UsageRepository(doc, tables.usage),
       settings,
     },
-    close: () => client.destroy(),
+    members: { accounts, memberships: new MembershipsRepository(doc, tables.memberships), people },
+    close: () => {
+      client.destroy();
+      closeMore();
+    },
   };
 }
+
+/** A state file from before the local provider: the `user` commands need `npm start` restarted. */
+const noLocalProvider: PeopleDirectory = {
+  description: 'no local provider',
+  newPersonNote: '',
+  ensurePerson: () => {
+    throw new TargetError('The running npm start wrote no local provider into its state file; restart it with `npm start`.');
+  },
+};
 
 function isAlive(pid: number): boolean {
   try {
@@ -61,7 +89,8 @@ export function localTarget(stateFile = STATE_FILE): Target {
     throw new TargetError(`The local stack that wrote ${stateFile} (pid ${state.pid}) is not running. Start it with \`npm start\`.`);
   }
   const client = new DynamoDBClient({ endpoint: state.dynamodbEndpoint, region: state.region, credentials: LOCAL_CREDENTIALS });
-  return build(client, state.tables, state.settings, `local stack at ${state.apiUrl}`);
+  const people = state.oidc ? localPeople(new LocalOidcAdminClient(state.oidc), state.oidc.issuer) : noLocalProvider;
+  return build(client, state.tables, state.settings, `local stack at ${state.apiUrl}`, people);
 }
 
 export async function awsTarget(stackName: string, region: string): Promise<Target> {
@@ -92,5 +121,16 @@ export async function awsTarget(stackName: string, region: string): Promise<Targ
     memberships: need(STACK_OUTPUTS.membershipsTable),
   };
   const settings = resolveSettings(JSON.parse(need(STACK_OUTPUTS.settings)) as Settings);
-  return build(new DynamoDBClient({ region }), tables, settings, `stack ${stackName} in ${region}`);
+  // With the stack's Cognito user pool, `user add` creates people there; without one (the deployer's own
+  // provider), people are named by --subject.
+  const userPoolId = outputs[STACK_OUTPUTS.userPoolId];
+  const cognito = userPoolId ? new CognitoIdentityProviderClient({ region }) : undefined;
+  return build(
+    new DynamoDBClient({ region }),
+    tables,
+    settings,
+    `stack ${stackName} in ${region}`,
+    cognito && userPoolId ? cognitoPeople(cognito, userPoolId) : undefined,
+    () => cognito?.destroy(),
+  );
 }

@@ -5,9 +5,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { CONSOLE_CLIENT_ID } from '../../local-runner/oidc/index.js';
 import { startLocalStack, type LocalStack } from '../../local-runner/stack.js';
 import { testEndpoint, uniquePrefix } from '../support/dynamodb.js';
-import { call } from '../support/http.js';
+import { call, expectError, type Reply } from '../support/http.js';
+import { signIn } from '../support/oidc.js';
 import { TEST_CDK_OUT } from '../support/paths.js';
 import { runTs } from '../support/processes.js';
 
@@ -143,12 +145,163 @@ describe('admin CLI against the local stack', () => {
   it('has help for every command, with the exit codes', async () => {
     const top = await admin('--help');
     expect(top.code).toBe(0);
-    for (const command of ['account create', 'account set-tier', 'key create', 'key revoke', 'key list']) {
+    const commands = ['account create', 'account set-tier', 'key create', 'key revoke', 'key list', 'user add', 'user list', 'user set-role', 'user remove'];
+    for (const command of commands) {
       expect(top.stdout).toContain(command);
       const help = await admin(...command.split(' '), '--help');
       expect({ command, code: help.code }).toEqual({ command, code: 0 });
       expect(help.stdout).toMatch(new RegExp(`^Usage: npm run --silent admin -- ${command}`));
       expect(help.stdout).toMatch(/Exit codes: 0 done, 1 refused, 2 bad usage, 3 no stack/);
     }
+  });
+});
+
+/** A person's access token from the local provider, signed in through its login page as the console does. */
+async function accessToken(email: string, password: string): Promise<string> {
+  const tokens = await signIn(`${stack.url}/oidc`, { email, password, clientId: CONSOLE_CLIENT_ID, redirectUri: `${stack.url}/auth/callback` });
+  return tokens.access_token;
+}
+
+const as = (token: string, method: string, path: string, options: { account?: string; body?: unknown } = {}): Promise<Reply> =>
+  call(`${stack.apiUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(options.account ? { 'knouds-account': options.account } : {}) },
+    ...(options.body !== undefined ? { body: options.body } : {}),
+  });
+
+describe('admin CLI: the people of an account (user …)', () => {
+  beforeAll(async () => {
+    for (const [id, tier] of [['acct_people', 'business'], ['acct_people_2', 'pro']] as const) {
+      const created = await admin('account', 'create', '--id', id, '--tier', tier);
+      if (created.code !== 0) throw new Error(`account create ${id}: ${created.stderr}`);
+    }
+  }, 60_000);
+
+  it('adds a new person whose password signs in and whose token works on GET /me; added again, nothing changes', async () => {
+    const added = await adminJson('user', 'add', '--account', 'acct_people', '--email', 'Ada@Example.com', '--role', 'admin');
+    expect(added).toEqual({
+      code: 0,
+      body: { subject: expect.any(String), email: 'ada@example.com', account_id: 'acct_people', role: 'admin', password: expect.any(String) },
+    });
+    const { subject, password } = added.body as { subject: string; password: string };
+    const token = await accessToken('ada@example.com', password);
+    const me = await as(token, 'GET', '/me');
+    expect(me.status).toBe(200);
+    expect(me.body).toMatchObject({
+      kind: 'person',
+      account: { account_id: 'acct_people' },
+      person: { subject, email: 'ada@example.com', role: 'admin' },
+    });
+
+    // Again, same role: harmless, the same membership, no new password (the first one still works).
+    const again = await adminJson('user', 'add', '--account', 'acct_people', '--email', 'ada@example.com', '--role', 'admin');
+    expect(again).toEqual({ code: 0, body: { subject, email: 'ada@example.com', account_id: 'acct_people', role: 'admin', password: null } });
+    const againText = await admin('user', 'add', '--account', 'acct_people', '--email', 'ada@example.com', '--role', 'admin');
+    expect(againText.stdout).toMatch(/was already admin of acct_people: nothing changed/);
+    // Another role: that is set-role.
+    const otherRole = await adminJson('user', 'add', '--account', 'acct_people', '--email', 'ada@example.com', '--role', 'viewer');
+    expect(otherRole).toEqual({ code: 1, body: { code: 'ALREADY_EXISTS', error: expect.stringMatching(/already an admin of 'acct_people'.*user set-role/) } });
+
+    // Known to the provider, added to another account: a membership, no new password.
+    const second = await adminJson('user', 'add', '--account', 'acct_people_2', '--email', 'ada@example.com', '--role', 'viewer');
+    expect(second).toEqual({ code: 0, body: { subject, email: 'ada@example.com', account_id: 'acct_people_2', role: 'viewer', password: null } });
+    const token2 = await accessToken('ada@example.com', password);
+    expect((await as(token2, 'GET', '/keys', { account: 'acct_people_2' })).status).toBe(200);
+    expectError(await as(token2, 'POST', '/keys', { account: 'acct_people_2', body: { name: 'x', preset: 'read-only' } }), 403, 'CAPABILITY_DENIED');
+    expect((await as(token2, 'POST', '/keys', { account: 'acct_people', body: { name: 'x', preset: 'read-only' } })).status).toBe(201);
+  }, 120_000);
+
+  it('lists by email, changes a role and removes a person, each from their next request', async () => {
+    const zed = await adminJson('user', 'add', '--account', 'acct_people', '--email', 'zed@example.com', '--role', 'admin');
+    const amy = await adminJson('user', 'add', '--account', 'acct_people', '--email', 'amy@example.com', '--role', 'viewer');
+    expect([zed.code, amy.code]).toEqual([0, 0]);
+    const listed = await adminJson('user', 'list', '--account', 'acct_people');
+    expect(listed.code).toBe(0);
+    const items = listed.body['items'] as { email: string }[];
+    expect(items.map((m) => m.email)).toEqual([...items.map((m) => m.email)].sort());
+    expect(items).toEqual(
+      expect.arrayContaining([
+        { subject: amy.body['subject'], email: 'amy@example.com', role: 'viewer', added_at: expect.any(String) },
+        { subject: zed.body['subject'], email: 'zed@example.com', role: 'admin', added_at: expect.any(String) },
+      ]),
+    );
+    expect(JSON.stringify(listed.body)).not.toContain(String(zed.body['password']));
+
+    const token = await accessToken('zed@example.com', String(zed.body['password']));
+    expect((await as(token, 'POST', '/keys', { body: { name: 'by zed', preset: 'read-only' } })).status).toBe(201);
+
+    const demoted = await adminJson('user', 'set-role', '--account', 'acct_people', '--email', 'ZED@example.com', '--role', 'viewer');
+    expect(demoted).toEqual({
+      code: 0,
+      body: { subject: zed.body['subject'], email: 'zed@example.com', account_id: 'acct_people', role: 'viewer', previous_role: 'admin' },
+    });
+    // The same token, from its next request.
+    expectError(await as(token, 'POST', '/keys', { body: { name: 'by zed', preset: 'read-only' } }), 403, 'CAPABILITY_DENIED', { required: 'keys:write' });
+    expect((await as(token, 'GET', '/keys')).status).toBe(200);
+    const promoted = await admin('user', 'set-role', '--account', 'acct_people', '--subject', String(zed.body['subject']), '--role', 'admin');
+    expect(promoted.code).toBe(0);
+    expect(promoted.stdout).toMatch(/zed@example\.com in acct_people: viewer → admin, from their next request/);
+    expect((await as(token, 'POST', '/keys', { body: { name: 'by zed again', preset: 'read-only' } })).status).toBe(201);
+
+    const removed = await adminJson('user', 'remove', '--account', 'acct_people', '--email', 'zed@example.com');
+    expect(removed).toEqual({
+      code: 0,
+      body: { subject: zed.body['subject'], email: 'zed@example.com', account_id: 'acct_people', role: 'admin', removed: true },
+    });
+    expectError(await as(token, 'GET', '/keys'), 403, 'NOT_A_MEMBER');
+    expect(((await adminJson('user', 'list', '--account', 'acct_people')).body['items'] as { email: string }[]).map((m) => m.email)).not.toContain('zed@example.com');
+    // The sign-in is kept (they may belong to other accounts): added back, no new password.
+    expect(await stack.oidc.people.findPerson('zed@example.com')).toMatchObject({ subject: zed.body['subject'] });
+    const back = await adminJson('user', 'add', '--account', 'acct_people', '--email', 'zed@example.com', '--role', 'viewer');
+    expect(back.body).toMatchObject({ subject: zed.body['subject'], password: null });
+
+    // Someone who is not a member: not found, exit 1.
+    const notMember = await adminJson('user', 'remove', '--account', 'acct_people_2', '--email', 'zed@example.com');
+    expect(notMember).toEqual({ code: 1, body: { code: 'NOT_FOUND', error: "zed@example.com is not a member of 'acct_people_2'" } });
+    expect((await adminJson('user', 'set-role', '--account', 'acct_people_2', '--subject', 'nobody', '--role', 'admin')).body['code']).toBe('NOT_FOUND');
+  }, 120_000);
+
+  it('refuses an unknown account (exit 1, NOT_FOUND) before creating anyone', async () => {
+    const add = await adminJson('user', 'add', '--account', 'acct_nope', '--email', 'ghost@example.com', '--role', 'viewer');
+    expect(add).toEqual({ code: 1, body: { code: 'NOT_FOUND', error: "Account 'acct_nope' does not exist" } });
+    expect(await stack.oidc.people.findPerson('ghost@example.com')).toBeUndefined();
+    for (const args of [
+      ['user', 'list', '--account', 'acct_nope'],
+      ['user', 'set-role', '--account', 'acct_nope', '--email', 'ghost@example.com', '--role', 'admin'],
+      ['user', 'remove', '--account', 'acct_nope', '--email', 'ghost@example.com'],
+    ]) {
+      expect({ args, ...(await adminJson(...args)) }).toEqual({ args, code: 1, body: { code: 'NOT_FOUND', error: "Account 'acct_nope' does not exist" } });
+    }
+  }, 60_000);
+
+  it('names a bad flag (exit 2), before looking for a stack', async () => {
+    const none = { KNOUDS_STATE_FILE: path.join(dir, 'missing.json') };
+    const cases: [string[], RegExp][] = [
+      [['user', 'add', '--account', 'acct_people', '--email', 'a@example.com', '--role', 'owner'], /^--role 'owner' is not a role; use one of admin, viewer/],
+      [['user', 'add', '--account', 'acct_people', '--email', 'not-an-email', '--role', 'admin'], /^--email 'not-an-email' is not an email address/],
+      [['user', 'add', '--account', 'acct_people', '--role', 'admin'], /^--email is required/],
+      [['user', 'add', '--account', 'acct people', '--email', 'a@example.com', '--role', 'admin'], /^--account 'acct people' is not a valid account id/],
+      [['user', 'add', '--account', 'acct_people', '--email', 'a@example.com', '--role', 'admin', '--subject', 'has space'], /^--subject 'has space' is not a subject/],
+      [['user', 'set-role', '--account', 'acct_people', '--email', 'a@example.com'], /^--role is required/],
+      [['user', 'set-role', '--account', 'acct_people', '--role', 'admin'], /^name the person by --email or by --subject/],
+      [['user', 'remove', '--account', 'acct_people', '--email', 'a@example.com', '--subject', 's'], /^name the person by --email or by --subject/],
+      [['user', 'list'], /^--account is required/],
+      [['user', 'list', '--account', 'acct_people', '--role', 'admin'], /Unknown option '--role'/],
+    ];
+    for (const [args, message] of cases) {
+      const result = await runTs('admin-cli/main.ts', [...args, '--json'], none);
+      expect({ args, code: result.code, body: JSON.parse(result.stdout) as unknown }).toEqual({
+        args,
+        code: 2,
+        body: { code: 'USAGE', error: expect.stringMatching(message) },
+      });
+    }
+  }, 120_000);
+
+  it('refuses --subject on a stack whose people are in its own provider (exit 2)', async () => {
+    const result = await admin('user', 'add', '--account', 'acct_people', '--email', 'a@example.com', '--role', 'admin', '--subject', 'abc');
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/--subject is for a stack with its own identity provider; this one's people are in the local provider/);
+    expect(await stack.oidc.people.findPerson('a@example.com')).toBeUndefined();
   });
 });

@@ -1,0 +1,162 @@
+/**
+ * The people of an account (API.md §5, `user …`): a person is added to the stack's identity provider
+ * (when the CLI can reach it, people.ts) and given a membership with a role; the authorizer reads the
+ * membership on every request, so set-role and remove apply from the person's next request.
+ */
+import type { RoleName } from '../lambdas/shared/capabilities.js';
+import { ConflictError, NotFoundError } from '../lambdas/shared/errors.js';
+import type { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
+import type { MembershipRecord, MembershipsRepository } from '../lambdas/shared/repositories/memberships.js';
+import type { PeopleDirectory } from './people.js';
+
+export interface MemberDeps {
+  readonly accounts: AccountsRepository;
+  readonly memberships: MembershipsRepository;
+  /** Absent with the deployer's own identity provider: people are named by `--subject` there. */
+  readonly people: PeopleDirectory | undefined;
+}
+
+/** Who a command is about: an email (lower case) or a subject. */
+export type Who = { readonly email: string } | { readonly subject: string };
+
+/** A mistake only the stack reveals (the flag that fits its identity provider): bad usage, exit 2. */
+export class MemberUsageError extends Error {}
+
+export interface AddedMember {
+  readonly subject: string;
+  readonly email: string;
+  readonly account_id: string;
+  readonly role: RoleName;
+  /** The new person's password (local provider only), else `null`. */
+  readonly password: string | null;
+  /** The person was new to the identity provider. */
+  readonly newPerson: boolean;
+  /** They were a member with this role already: nothing changed. */
+  readonly alreadyMember: boolean;
+}
+
+async function requireAccount(deps: MemberDeps, accountId: string): Promise<void> {
+  if (!(await deps.accounts.get(accountId))) throw new NotFoundError(`Account '${accountId}' does not exist`);
+}
+
+const nameOf = (who: Who) => ('email' in who ? who.email : `subject ${who.subject}`);
+
+/**
+ * Adds a person to an account with a role. The account is checked first, so an unknown account creates
+ * nobody. The same person with the same role again changes nothing; another role is 409 ALREADY_EXISTS
+ * (that is `set-role`).
+ */
+export async function addMember(
+  deps: MemberDeps,
+  input: { accountId: string; email: string; subject?: string; role: RoleName },
+  now: Date,
+): Promise<AddedMember> {
+  const { accountId, role } = input;
+  const people = deps.people;
+  if (people && input.subject !== undefined) {
+    throw new MemberUsageError(`--subject is for a stack with its own identity provider; this one's people are in ${people.description}: name them by --email`);
+  }
+  if (!people && input.subject === undefined) {
+    throw new MemberUsageError(
+      "this stack uses its own identity provider (it has no UserPoolId output), where the CLI cannot create people: give the person's --subject (the sub of their tokens) with their --email",
+    );
+  }
+  await requireAccount(deps, accountId);
+
+  const members = await deps.memberships.ofAccount(accountId);
+  // One email, one member: set-role and remove find people by email.
+  const clash = (subject: string, email: string) => members.find((m) => m.email === email && m.subject !== subject);
+
+  let person: { subject: string; email: string; password: string | null; created: boolean };
+  if (people) {
+    person = await people.ensurePerson(input.email);
+  } else {
+    person = { subject: input.subject!, email: input.email, password: null, created: false };
+  }
+  const other = clash(person.subject, person.email);
+  try {
+    if (other) {
+      throw new ConflictError(
+        'ALREADY_EXISTS',
+        `${person.email} is already the email of another member of '${accountId}' (subject ${other.subject}); ` +
+          `remove that one first: user remove --account ${accountId} --subject ${other.subject}`,
+      );
+    }
+    const membership = await deps.memberships.add(person.subject, accountId, person.email, role, now);
+    return {
+      subject: membership.subject,
+      email: membership.email,
+      account_id: accountId,
+      role: membership.role,
+      password: person.password,
+      newPerson: person.created,
+      // `add` answers a retry with what is stored: an earlier added_at.
+      alreadyMember: membership.added_at !== now.toISOString(),
+    };
+  } catch (error) {
+    // A new local person without their membership would show no password on a second try: take them back.
+    if (person.created && people?.forgetNewPerson) await people.forgetNewPerson(person.email).catch(() => undefined);
+    if (error instanceof ConflictError && !other) {
+      const held = (await deps.memberships.get(person.subject, accountId))?.role;
+      throw new ConflictError(
+        'ALREADY_EXISTS',
+        `${person.email} is already ${held ? `${article(held)} ${held}` : 'a member'} of '${accountId}'; change the role with ` +
+          `user set-role --account ${accountId} --email ${person.email} --role ${role}`,
+      );
+    }
+    throw error;
+  }
+}
+
+const article = (role: string) => (/^[aeiou]/.test(role) ? 'an' : 'a');
+
+/** Code-unit order: the same on every machine, whatever its locale. */
+const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** The account's members, by email (then subject). */
+export async function listMembers(deps: MemberDeps, accountId: string): Promise<MembershipRecord[]> {
+  await requireAccount(deps, accountId);
+  const members = await deps.memberships.ofAccount(accountId);
+  return members.sort((a, b) => byText(a.email, b.email) || byText(a.subject, b.subject));
+}
+
+/** The member `who` names: by subject, a consistent read; by email, the account's memberships (its index). */
+async function findMember(deps: MemberDeps, accountId: string, who: Who): Promise<MembershipRecord> {
+  await requireAccount(deps, accountId);
+  let found: MembershipRecord | undefined;
+  if ('subject' in who) {
+    found = await deps.memberships.get(who.subject, accountId);
+  } else {
+    const matches = (await deps.memberships.ofAccount(accountId)).filter((m) => m.email === who.email);
+    if (matches.length > 1) {
+      throw new ConflictError('ALREADY_EXISTS', `${who.email} is the email of ${matches.length} members of '${accountId}': name one by --subject`);
+    }
+    found = matches[0];
+  }
+  if (!found) throw new NotFoundError(`${nameOf(who)} is not a member of '${accountId}'`);
+  return found;
+}
+
+/** Changes a member's role, in force from their next request. */
+export async function setMemberRole(
+  deps: MemberDeps,
+  accountId: string,
+  who: Who,
+  role: RoleName,
+  now: Date,
+): Promise<{ before: RoleName; after: MembershipRecord }> {
+  const member = await findMember(deps, accountId, who);
+  return deps.memberships.setRole(member.subject, accountId, role, now);
+}
+
+/**
+ * Removes a member, refused from their next request (403 NOT_A_MEMBER). Their sign-in at the identity
+ * provider is kept: they may belong to other accounts, and adding them back needs no new invitation.
+ */
+export async function removeMember(deps: MemberDeps, accountId: string, who: Who): Promise<MembershipRecord> {
+  const member = await findMember(deps, accountId, who);
+  if (!(await deps.memberships.remove(member.subject, accountId))) {
+    throw new NotFoundError(`${nameOf(who)} is not a member of '${accountId}'`);
+  }
+  return member;
+}
