@@ -435,10 +435,11 @@ export interface WorkOptions {
 /**
  * The worker's part of an async run, for one delivery of its event (Lambda delivers at least once, and
  * retries a failed attempt). It claims the QUEUED run for this attempt with a lease, runs it, and sends
- * the webhook of its end. A delivery that finds the run another attempt's leaves it while the lease is
+ * the first attempt at the webhook of its end (its terminal write marked it pending). A delivery that finds the run another attempt's leaves it while the lease is
  * live; once the lease has expired that attempt is gone, and the delivery fails the run ("the run was
  * interrupted") rather than running the steps twice. A run cancelled before any attempt took it gets
- * its webhook from the first delivery to see it. The webhook of a run is sent only by whoever ended it.
+ * its first webhook attempt from the first delivery to see it. Only whoever ended a run makes that first
+ * attempt; the scheduled sender makes the rest.
  */
 export async function workExecution(
   deps: WorkflowDeps,
