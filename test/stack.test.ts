@@ -301,7 +301,7 @@ describe('least-privilege IAM', () => {
       // Writing its own log group: asserted once for every function below.
       .filter((s) => !s.actions.every((a) => a.startsWith('logs:')));
   };
-  const functionIds = ['AuthorizerFunction', 'KeysFunction', 'WorkflowsFunction', 'ExecutionsFunction', 'WorkerFunction'];
+  const functionIds = ['AuthorizerFunction', 'KeysFunction', 'WorkflowsFunction', 'ExecutionsFunction', 'WorkerFunction', 'WebhookSenderFunction'];
 
   it('every function has a role of its own that may write only to its own log group, and no managed policy', () => {
     for (const fn of functionIds) {
@@ -365,6 +365,8 @@ describe('least-privilege IAM', () => {
       WorkerFunction: ['kms:Decrypt', 'kms:Encrypt'],
       // A run it could not hand to the worker: it opens the account's secret to sign that run's webhook.
       WorkflowsFunction: ['kms:Decrypt'],
+      // Retries and redeliveries: it opens existing secrets, never makes one.
+      WebhookSenderFunction: ['kms:Decrypt'],
     };
     const uses = functionIds.map((fn) => ({
       fn,
@@ -375,7 +377,7 @@ describe('least-privilege IAM', () => {
     expect(uses).toEqual(functionIds.map((fn) => (users[fn] ? { fn, actions: [users[fn]], env: keyArn } : { fn, actions: [], env: 'null' })));
     // Every use of the key only with an encryption context that is an account id, and only that.
     const keyStatements = functionIds.flatMap((fn) => statementsOf(fn).filter((s) => s.resource.includes(keyId)));
-    expect(keyStatements).toHaveLength(3);
+    expect(keyStatements).toHaveLength(4);
     for (const s of keyStatements) {
       expect(s.condition).toEqual({
         'ForAllValues:StringEquals': { 'kms:EncryptionContextKeys': ['account_id'] },
@@ -412,6 +414,19 @@ describe('least-privilege IAM', () => {
       // A cancel frees the run's in-flight slot.
       Accounts: ['dynamodb:UpdateItem'],
     });
+    // The webhook sender: executions read and updated, the secret read; Query on the webhooks-due index only.
+    expect(tablesOf('WebhookSenderFunction')).toEqual({
+      Executions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
+      Accounts: ['dynamodb:GetItem'],
+    });
+    const senderQueries = statementsOf('WebhookSenderFunction').filter((s) => s.actions.includes('dynamodb:Query'));
+    expect(senderQueries.map((q) => ({ actions: q.actions, resource: JSON.parse(q.resource) as unknown }))).toEqual([
+      {
+        actions: ['dynamodb:Query'],
+        resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [logicalId('AWS::DynamoDB::GlobalTable', 'DataExecutionsTable'), 'Arn'] }, '/index/webhooks-due']] },
+      },
+    ]);
+    expect(statementsOf('WebhookSenderFunction').filter((s) => s.actions.includes('dynamodb:GetItem')).every((s) => !s.resource.includes('/index/'))).toBe(true);
     // The executions function puts only cancellation signals (partition `<account_id>#signal`), never an execution.
     const puts = statementsOf('ExecutionsFunction').filter((s) => s.actions.includes('dynamodb:PutItem'));
     expect(puts.map((s) => ({ actions: s.actions, condition: s.condition }))).toEqual([
@@ -422,12 +437,13 @@ describe('least-privilege IAM', () => {
       Executions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
       Accounts: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
     });
-    // Only the workflows function may invoke the worker, and the keys tables are out of everyone's reach
-    // but the authorizer's and the keys function's.
-    const invokes = statementsOf('WorkflowsFunction').filter((s) => s.actions.includes('lambda:InvokeFunction'));
-    expect(invokes).toHaveLength(1);
-    expect(invokes[0]!.resource).toContain(logicalId('AWS::Lambda::Function', 'WorkerFunction'));
-    for (const fn of ['WorkflowsFunction', 'ExecutionsFunction', 'WorkerFunction']) {
+    // Only the workflows function may invoke the worker, only the executions function the webhook sender
+    // (a redelivery), and the keys tables are out of everyone's reach but the authorizer's and the keys function's.
+    const invokes = (fn: string) => statementsOf(fn).filter((s) => s.actions.includes('lambda:InvokeFunction')).map((s) => ({ actions: s.actions, resource: JSON.parse(s.resource) as unknown }));
+    expect(invokes('WorkflowsFunction')).toEqual([{ actions: ['lambda:InvokeFunction'], resource: { 'Fn::GetAtt': [logicalId('AWS::Lambda::Function', 'WorkerFunction'), 'Arn'] } }]);
+    expect(invokes('ExecutionsFunction')).toEqual([{ actions: ['lambda:InvokeFunction'], resource: { 'Fn::GetAtt': [logicalId('AWS::Lambda::Function', 'WebhookSenderFunction'), 'Arn'] } }]);
+    for (const fn of ['KeysFunction', 'WorkerFunction', 'WebhookSenderFunction', 'AuthorizerFunction']) expect(invokes(fn)).toEqual([]);
+    for (const fn of ['WorkflowsFunction', 'ExecutionsFunction', 'WorkerFunction', 'WebhookSenderFunction']) {
       expect(JSON.stringify(statementsOf(fn))).not.toContain(keysTable);
     }
   });
@@ -438,6 +454,69 @@ describe('least-privilege IAM', () => {
         for (const action of [s.Action].flat()) expect(action).not.toMatch(/\*/);
       }
     }
+  });
+});
+
+describe('webhook retries', () => {
+  const sender = () => logicalId('AWS::Lambda::Function', 'WebhookSenderFunction');
+
+  it('pending webhooks are in a sparse, keys-only index of the executions table: a fixed shard and the due time in epoch ms', () => {
+    const executions = table('DataExecutionsTable').Properties;
+    expect((executions['GlobalSecondaryIndexes'] as { IndexName: string }[]).map((g) => g.IndexName)).toEqual(['by-workflow', 'by-status', 'webhooks-due']);
+    expect((executions['GlobalSecondaryIndexes'] as unknown[])[2]).toEqual({
+      IndexName: 'webhooks-due',
+      KeySchema: [
+        { AttributeName: 'webhook_shard', KeyType: 'HASH' },
+        { AttributeName: 'webhook_due', KeyType: 'RANGE' },
+      ],
+      Projection: { ProjectionType: 'KEYS_ONLY' },
+    });
+    expect(executions['AttributeDefinitions']).toEqual(
+      expect.arrayContaining([
+        { AttributeName: 'webhook_shard', AttributeType: 'S' },
+        { AttributeName: 'webhook_due', AttributeType: 'N' },
+      ]),
+    );
+  });
+
+  it('an EventBridge rule runs the sender every minute; a missed event is not retried (the next run finds what is due)', () => {
+    const rules = ofType('AWS::Events::Rule');
+    expect(rules).toHaveLength(1);
+    expect(rules[0]![1].Properties).toMatchObject({
+      ScheduleExpression: 'rate(1 minute)',
+      State: 'ENABLED',
+      Targets: [{ Arn: { 'Fn::GetAtt': [sender(), 'Arn'] }, Id: expect.any(String), RetryPolicy: { MaximumRetryAttempts: 0, MaximumEventAgeInSeconds: 60 } }],
+    });
+    template.hasResourceProperties('AWS::Lambda::Permission', {
+      Action: 'lambda:InvokeFunction',
+      FunctionName: { 'Fn::GetAtt': [sender(), 'Arn'] },
+      Principal: 'events.amazonaws.com',
+      SourceArn: { 'Fn::GetAtt': [rules[0]![0], 'Arn'] },
+    });
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', { FunctionName: { Ref: sender() }, MaximumRetryAttempts: 0 });
+  });
+
+  it('the sender has a minute, the tables it uses and the secrets key; the executions function knows its name', () => {
+    const props = resources[sender()]!.Properties;
+    expect(props['Timeout']).toBe(60);
+    const variables = (props['Environment'] as { Variables: Record<string, unknown> }).Variables;
+    expect(Object.keys(variables).filter((k) => !k.startsWith('POWERTOOLS_')).sort()).toEqual(['ACCOUNTS_TABLE', 'EXECUTIONS_TABLE', 'WEBHOOK_SECRETS_KEY_ARN']);
+    expect(variables).not.toHaveProperty('WEBHOOK_RETRY_SCHEDULE_SECONDS');
+    const executions = resources[logicalId('AWS::Lambda::Function', 'ExecutionsFunction')]!.Properties;
+    expect((executions['Environment'] as { Variables: Record<string, unknown> }).Variables['WEBHOOK_SENDER_FUNCTION_NAME']).toEqual({ Ref: sender() });
+  });
+
+  it('POST /executions/{execution_id}/webhook/redeliver goes to the executions function', () => {
+    const paths = new Map<string, { part: string; parent: unknown }>();
+    for (const [id, r] of ofType('AWS::ApiGateway::Resource')) paths.set(id, { part: String(r.Properties['PathPart']), parent: r.Properties['ParentId'] });
+    const pathOf = (id: string): string => {
+      const node = paths.get(id);
+      if (!node) return '';
+      return `${pathOf((node.parent as { Ref?: string }).Ref ?? '')}/${node.part}`;
+    };
+    const method = ofType('AWS::ApiGateway::Method').find(([, m]) => pathOf((m.Properties['ResourceId'] as { Ref: string }).Ref) === '/executions/{execution_id}/webhook/redeliver');
+    expect(method?.[1].Properties).toMatchObject({ HttpMethod: 'POST', AuthorizationType: 'CUSTOM', RequestParameters: { 'method.request.path.execution_id': true } });
+    expect(JSON.stringify(method?.[1].Properties['Integration'])).toContain(logicalId('AWS::Lambda::Function', 'ExecutionsFunction'));
   });
 });
 
@@ -624,10 +703,10 @@ describe('alarms that can fire: missing data filled, and treated deliberately', 
 
   it('Lambda throttles: FILL(t_i, 0) summed over every function’s Throttles, so an idle function no longer hides the others', () => {
     expect(expression('LambdaThrottles')).toEqual([
-      expect.objectContaining({ Expression: 'FILL(t0, 0) + FILL(t1, 0) + FILL(t2, 0) + FILL(t3, 0) + FILL(t4, 0) + FILL(t5, 0)' }),
+      expect.objectContaining({ Expression: 'FILL(t0, 0) + FILL(t1, 0) + FILL(t2, 0) + FILL(t3, 0) + FILL(t4, 0) + FILL(t5, 0) + FILL(t6, 0)' }),
     ]);
     expect(expression('LambdaThrottles')[0]!.ReturnData ?? true).toBe(true);
-    const functions = ['AuthorizerFunction', 'KeysFunction', 'WorkflowsFunction', 'ExecutionsFunction', 'WorkerFunction', 'OpenApiFunction'];
+    const functions = ['AuthorizerFunction', 'KeysFunction', 'WorkflowsFunction', 'ExecutionsFunction', 'WorkerFunction', 'OpenApiFunction', 'WebhookSenderFunction'];
     expect(inputs('LambdaThrottles')).toEqual(
       functions.map((fn, i) => ({
         id: `t${i}`,
@@ -782,7 +861,7 @@ describe('tracing prop', () => {
     const traced = synth({ tracing: true });
     const functions = functionsOf(traced);
     expect(functions.map(([id]) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual(
-      ['AuthorizerFunction', 'ExecutionsFunction', 'KeysFunction', 'OpenApiFunction', 'WorkerFunction', 'WorkflowsFunction'],
+      ['AuthorizerFunction', 'ExecutionsFunction', 'KeysFunction', 'OpenApiFunction', 'WebhookSenderFunction', 'WorkerFunction', 'WorkflowsFunction'],
     );
     for (const [, f] of functions) {
       expect(f.Properties['TracingConfig']).toEqual({ Mode: 'Active' });

@@ -97,7 +97,7 @@ export class NotFoundError extends ApiError {
 export class ConflictError extends ApiError {
   readonly status = 409;
   constructor(
-    readonly code: 'KEY_LIMIT_REACHED' | 'ALREADY_EXISTS' | 'WORKFLOW_NOT_DEPLOYED' | 'EXECUTION_FINISHED',
+    readonly code: 'KEY_LIMIT_REACHED' | 'ALREADY_EXISTS' | 'WORKFLOW_NOT_DEPLOYED' | 'EXECUTION_FINISHED' | 'EXECUTION_NOT_FINISHED',
     message: string,
   ) {
     super(message);

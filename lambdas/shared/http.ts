@@ -63,8 +63,8 @@ export type Route = (request: RequestContext) => Promise<ProxyResult>;
 
 /** A route and the capability it needs: the one enforcement point (CAPABILITY_DENIED, with `required`). */
 export interface RouteDef {
-  /** A capability, or one that depends on the request (`workflow:<slug>:run`). */
-  readonly needs?: Capability | ((event: ProxyEvent) => Capability);
+  /** A capability, several (each needed; the first missing one is `required`), or one that depends on the request (`workflow:<slug>:run`). */
+  readonly needs?: Capability | readonly Capability[] | ((event: ProxyEvent) => Capability);
   readonly handle: Route;
 }
 
@@ -206,7 +206,9 @@ export function authenticatedHandler(
       if (!caller || !hit) throw new Error('middleware did not establish the caller');
       if (!route) throw new NotFoundError('No such route');
       const needs = typeof route.needs === 'function' ? route.needs(event) : route.needs;
-      if (needs && !covers(caller.capabilities, needs)) throw new CapabilityDeniedError(needs, [...caller.capabilities]);
+      for (const need of [needs ?? []].flat()) {
+        if (!covers(caller.capabilities, need)) throw new CapabilityDeniedError(need, [...caller.capabilities]);
+      }
       if (bodyBytes(event) > maxBodyBytes) {
         throw new PayloadTooLargeError(`The request body is larger than ${maxBodyBytes} bytes`);
       }

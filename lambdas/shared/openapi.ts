@@ -81,6 +81,35 @@ function withoutDefinition(schema: typeof WORKFLOW): Schema {
   return { ...schema, required: schema.required.filter((r) => r !== 'definition'), properties };
 }
 
+const EXECUTION = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['execution_id', 'workflow_slug', 'workflow_version', 'workspace_id', 'status', 'input', 'output', 'error', 'created_at', 'started_at', 'finished_at', 'webhook'],
+  properties: {
+    execution_id: { type: 'string' },
+    workflow_slug: { type: 'string' },
+    workflow_version: { type: 'integer' },
+    workspace_id: { type: 'string' },
+    status: { enum: [...EXECUTION_STATUSES] },
+    input: {},
+    output: {},
+    error: { type: ['string', 'null'] },
+    created_at: TIME,
+    started_at: NULLABLE_TIME,
+    finished_at: NULLABLE_TIME,
+    webhook: {
+      description: 'Null when the run asked for no webhook, or has not ended yet.',
+      anyOf: [ref('WebhookState'), { type: 'null' }],
+    },
+  } as Record<string, unknown>,
+};
+
+/** The execution schema without its webhook field (what a webhook's `data` is). */
+function withoutWebhook(schema: typeof EXECUTION): Schema {
+  const { webhook: _webhook, ...properties } = schema.properties;
+  return { ...schema, required: schema.required.filter((r) => r !== 'webhook'), properties };
+}
+
 const RESPONSE_SCHEMAS: Record<string, Schema> = {
   Error: {
     type: 'object',
@@ -102,6 +131,7 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
           'KEY_ROTATED',
           'WORKFLOW_NOT_DEPLOYED',
           'EXECUTION_FINISHED',
+          'EXECUTION_NOT_FINISHED',
           'MODEL_FAILED',
           'PAYLOAD_TOO_LARGE',
           'RATE_LIMIT_EXCEEDED',
@@ -180,22 +210,29 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
     ...withoutDefinition(WORKFLOW),
   },
   WorkflowList: page('WorkflowSummary'),
-  Execution: {
+  Execution: EXECUTION,
+  WebhookState: {
     type: 'object',
     additionalProperties: false,
-    required: ['execution_id', 'workflow_slug', 'workflow_version', 'workspace_id', 'status', 'input', 'output', 'error', 'created_at', 'started_at', 'finished_at'],
+    description: 'The delivery of the execution’s webhook: pending until an attempt gets a 2xx (delivered) or the retry schedule ends (failed).',
+    required: ['status', 'attempts', 'last_attempt_at', 'last_response_status', 'next_attempt_at'],
     properties: {
-      execution_id: { type: 'string' },
-      workflow_slug: { type: 'string' },
-      workflow_version: { type: 'integer' },
-      workspace_id: { type: 'string' },
-      status: { enum: [...EXECUTION_STATUSES] },
-      input: {},
-      output: {},
-      error: { type: ['string', 'null'] },
-      created_at: TIME,
-      started_at: NULLABLE_TIME,
-      finished_at: NULLABLE_TIME,
+      status: { enum: ['pending', 'delivered', 'failed'] },
+      attempts: { type: 'integer', minimum: 0, description: 'Attempts made, redeliveries included.' },
+      last_attempt_at: NULLABLE_TIME,
+      last_response_status: { type: ['integer', 'null'], description: 'The receiver’s HTTP status at the last attempt; null when none came (network error, no complete answer within 5 s).' },
+      next_attempt_at: { ...NULLABLE_TIME, description: 'When the next attempt is due (sent within about a minute of it); null once delivered or failed.' },
+    },
+  },
+  WebhookExecution: { ...withoutWebhook(EXECUTION), description: 'The execution as a webhook carries it: the execution object without its `webhook` field.' },
+  WebhookPayload: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['type', 'timestamp', 'data'],
+    properties: {
+      type: { enum: ['execution.succeeded', 'execution.failed', 'execution.cancelled'] },
+      timestamp: { ...TIME, description: 'The execution’s finished_at.' },
+      data: ref('WebhookExecution'),
     },
   },
   ExecutionList: page('Execution'),
@@ -314,7 +351,50 @@ const OPERATIONS: Operation[] = [
     method: 'post', path: '/executions/{execution_id}/cancel', id: 'cancelExecution', summary: 'Cancel an execution in flight', needs: 'execution:cancel', tag: 'Executions',
     ok: ['200', ref('Execution'), 'The cancelled execution'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND', '409': 'EXECUTION_FINISHED' },
   },
+  {
+    method: 'post', path: '/executions/{execution_id}/webhook/redeliver', id: 'redeliverWebhook',
+    summary: 'Send the execution’s webhook again now (same webhook-id), its retry schedule restarted', needs: 'execution:read and webhook:receive', tag: 'Executions',
+    ok: ['202', ref('Execution'), 'Accepted: the execution, its webhook pending and due now'],
+    errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND (also: the execution asked for no webhook)', '409': 'EXECUTION_NOT_FINISHED' },
+  },
 ];
+
+/** The headers of every webhook (Standard Webhooks). */
+const WEBHOOK_HEADERS = [
+  { name: 'webhook-id', in: 'header', required: true, schema: { type: 'string', pattern: '^msg_exe_[0-9A-Za-z]{21}_(succeeded|failed|cancelled)$' }, description: 'msg_<execution_id>_<status>: the same on every attempt and redelivery; deduplicate on it.' },
+  { name: 'webhook-timestamp', in: 'header', required: true, schema: { type: 'string', pattern: '^[0-9]+$' }, description: 'When this attempt was signed, Unix epoch seconds.' },
+  {
+    name: 'webhook-signature',
+    in: 'header',
+    required: true,
+    schema: { type: 'string', pattern: '^v1,[A-Za-z0-9+/=]+( v1,[A-Za-z0-9+/=]+)*$' },
+    description: 'v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<body>"> keyed with the base64 body of the account’s whsec_ secret; one per secret in force, space-separated.',
+  },
+];
+
+/** OpenAPI 3.1 `webhooks`: what the platform POSTs to a run's webhook_url when it ends. */
+function webhookOperations(): Schema {
+  const types = { 'execution.succeeded': 'SUCCEEDED', 'execution.failed': 'FAILED', 'execution.cancelled': 'CANCELLED' };
+  return Object.fromEntries(
+    Object.entries(types).map(([type, status]) => [
+      type,
+      {
+        post: {
+          operationId: `${type.replace('.', '_')}_webhook`,
+          summary: `An async execution ended ${status}`,
+          description:
+            'Sent to the run’s webhook_url, signed per Standard Webhooks. Any 2xx within 5 s (the whole attempt) delivers it; otherwise it is tried again ' +
+            '1 min, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h later (each ±20 %, within a minute of being due), then given up (the execution’s webhook.status: failed). ' +
+            'POST /executions/{execution_id}/webhook/redeliver sends it again.',
+          tags: ['Webhooks'],
+          parameters: WEBHOOK_HEADERS,
+          requestBody: { required: true, content: { 'application/json': { schema: ref('WebhookPayload') } } },
+          responses: { '2XX': { description: 'Delivered' }, default: { description: 'Not delivered: tried again later' } },
+        },
+      },
+    ]),
+  );
+}
 
 /** Every path and method of the contract, for tests that compare them with the deployed routes. */
 export const OPENAPI_OPERATIONS: readonly { method: string; path: string }[] = OPERATIONS.map((o) => ({ method: o.method.toUpperCase(), path: o.path }));
@@ -382,6 +462,7 @@ export function buildOpenApiDocument(): Schema {
     security: [{ apiKey: [] }],
     tags: ['Service', 'Keys', 'Webhooks', 'Workflows', 'Models', 'Executions'].map((name) => ({ name })),
     paths,
+    webhooks: webhookOperations(),
     components: {
       securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' } },
       schemas: { ...RESPONSE_SCHEMAS, ...requestSchemas },

@@ -12,6 +12,7 @@ import { UsageRepository } from '../shared/repositories/usage.js';
 import { WorkflowsRepository } from '../shared/repositories/workflows.js';
 import { parsePageParams } from '../shared/schemas.js';
 import { secretBoxFromEnv } from '../shared/secret-box.js';
+import { retryScheduleFromEnv } from '../shared/webhook-schedule.js';
 import { settingsFromEnv } from '../shared/settings.js';
 import {
   createWorkflow,
@@ -38,6 +39,8 @@ const deps: WorkflowDeps = {
   // its webhook from here.
   accounts: new AccountsRepository(doc, requireEnv(TABLE_ENV.accounts), secretBoxFromEnv()),
   models: ModelRegistry.fromEnv(),
+  // The webhook retry schedule, validated at cold start.
+  retrySchedule: retryScheduleFromEnv(),
 };
 const workerFunction = requireEnv(WORKER_FUNCTION_ENV);
 const lambda = new LambdaClient({});

@@ -4,6 +4,7 @@
  * validate with, and real responses from an end-to-end run (every operation, successes and errors)
  * conform to it.
  */
+import { createServer, type Server } from 'node:http';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
@@ -37,6 +38,19 @@ it('validates as an OpenAPI 3.1 document', async () => {
   expect(result).toEqual({ valid: true });
 });
 
+it('describes the webhooks the platform sends (OpenAPI 3.1 `webhooks`): their body and Standard Webhooks headers', () => {
+  const webhooks = doc['webhooks'] as Record<string, { post: { parameters: { name: string }[]; requestBody: { content: Record<string, { schema: unknown }> } } }>;
+  expect(Object.keys(webhooks).sort()).toEqual(['execution.cancelled', 'execution.failed', 'execution.succeeded']);
+  for (const hook of Object.values(webhooks)) {
+    expect(hook.post.parameters.map((p) => p.name)).toEqual(['webhook-id', 'webhook-timestamp', 'webhook-signature']);
+    expect(hook.post.requestBody.content['application/json']!.schema).toEqual({ $ref: '#/components/schemas/WebhookPayload' });
+  }
+  const schemas = (doc['components'] as { schemas: Record<string, { required?: string[]; properties?: Record<string, unknown> }> }).schemas;
+  expect(schemas['WebhookPayload']!.required).toEqual(['type', 'timestamp', 'data']);
+  expect(schemas['WebhookExecution']!.properties).not.toHaveProperty('webhook');
+  expect(schemas['Execution']!.required).toContain('webhook');
+});
+
 it('describes exactly the routes the template deploys', () => {
   const deployed = t.stack.model.methods.map((m) => `${m.httpMethod} ${m.resourcePath}`).sort();
   const described = Object.entries(doc['paths'] as Record<string, Record<string, unknown>>)
@@ -66,6 +80,24 @@ describe('real responses conform', () => {
     seen.push({ method, path: path.replace(/\?.*$/, ''), reply });
     return reply;
   }
+
+  let hookUrl: string;
+  let hooks: Server;
+  /** The bodies of the webhooks received. */
+  const payloads: string[] = [];
+  beforeAll(async () => {
+    hooks = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        payloads.push(body);
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => hooks.listen(0, '127.0.0.1', resolve));
+    hookUrl = `http://127.0.0.1:${(hooks.address() as { port: number }).port}/hooks`;
+  });
+  afterAll(() => new Promise<void>((resolve) => hooks.close(() => resolve())));
 
   it('over a run that reaches every operation, successes and errors', async () => {
     const { key: admin } = await t.account('business');
@@ -107,8 +139,16 @@ describe('real responses conform', () => {
     const sleepy = { input_schema: {}, steps: [{ id: 's', model: 'sleep', input: { ms: 3000 } }], output: '$.steps.s.output' };
     await api(admin, 'POST', '/workflows', { slug: 'sleepy', name: 'S', definition: sleepy });
     await api(admin, 'POST', '/workflows/sleepy/deploy');
-    const slow = await api(admin, 'POST', '/workflows/sleepy/run?async=true', { input: {} });
+    const slow = await api(admin, 'POST', '/workflows/sleepy/run?async=true', { input: {}, webhook_url: hookUrl });
+    // Not finished yet: 409 EXECUTION_NOT_FINISHED.
+    await api(admin, 'POST', `/executions/${String(slow.body['execution_id'])}/webhook/redeliver`);
     await api(admin, 'POST', `/executions/${String(slow.body['execution_id'])}/cancel`);
+    // A run with a webhook, delivered, then redelivered (202); a run without one (404).
+    const hooked = String((await api(admin, 'POST', '/workflows/shout/run?async=true', { input: { text: 'c' }, webhook_url: hookUrl })).body['execution_id']);
+    for (let i = 0; i < 100 && (await t.api(admin, 'GET', `/executions/${hooked}`)).body['webhook'] === null; i++) await new Promise((r) => setTimeout(r, 50));
+    await api(admin, 'GET', `/executions/${hooked}`);
+    await api(admin, 'POST', `/executions/${hooked}/webhook/redeliver`);
+    await api(admin, 'POST', `/executions/${String(queued.body['execution_id'])}/webhook/redeliver`);
     await api(admin, 'POST', `/executions/${String(slow.body['execution_id'])}/cancel`);
     await api(admin, 'DELETE', '/workflows/sleepy');
     await api(admin, 'GET', '/workflows/sleepy');
@@ -139,6 +179,10 @@ describe('real responses conform', () => {
       const validate = ajv.getSchema(`openapi.json#${pointer}/content/application~1json/schema`)!;
       if (!validate(reply.body)) problems.push(`${method} ${path} ${reply.status}: ${ajv.errorsText(validate.errors)} in ${reply.text.slice(0, 300)}`);
     }
+    // The webhooks received conform to the document's `webhooks` (their WebhookPayload).
+    const payload = ajv.getSchema('openapi.json#/components/schemas/WebhookPayload')!;
+    expect(payloads.length).toBeGreaterThanOrEqual(2);
+    for (const body of payloads) if (!payload(JSON.parse(body))) problems.push(`webhook ${ajv.errorsText(payload.errors)} in ${body.slice(0, 300)}`);
     expect(problems).toEqual([]);
     // Every operation but the document itself (fetched above, outside this list) answered with a success.
     expect([...covered].sort()).toEqual(OPENAPI_OPERATIONS.filter((o) => o.path !== '/openapi.json').map((o) => `${o.method} ${o.path}`).sort());

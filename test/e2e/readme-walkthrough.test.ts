@@ -32,6 +32,7 @@ async function freePort(): Promise<number> {
 /** The walkthrough's shell blocks, in order. */
 function walkthrough(): string[] {
   const readme = readFileSync(path.join(PROJECT_ROOT, 'README.md'), 'utf8');
+  // Through "## Webhook delivery", whose redelivery block continues the workflows walkthrough.
   const section = readme.slice(readme.indexOf('## Keys walkthrough'), readme.indexOf('## Troubleshooting'));
   return [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
 }
@@ -82,6 +83,10 @@ it('every command of the keys and workflows walkthroughs works as the README say
     '"RUNNING"',
     '"CANCELLED"',
     '{"model":"word-count","output":{"count":3}}',
+    // The cancelled run's webhook: delivered, redelivered (pending), delivered again.
+    '"status": "delivered"',
+    '"pending"',
+    '"attempts": 2',
   ]) {
     expect({ expected, found: run.out.includes(expected) }).toEqual({ expected, found: true });
   }
@@ -89,4 +94,6 @@ it('every command of the keys and workflows walkthroughs works as the README say
   const receiver = readFileSync(receiverLog, 'utf8');
   expect(receiver).toMatch(/verified execution\.succeeded: exe_\w+ SUCCEEDED/);
   expect(receiver).toMatch(/verified execution\.cancelled: exe_\w+ CANCELLED/);
+  // Redelivered: the cancelled run's webhook twice.
+  expect(receiver.match(/verified execution\.cancelled/g)).toHaveLength(2);
 }, 120_000);
