@@ -2,8 +2,8 @@
  * When a webhook is tried again (API.md §4 "Webhook delivery": a schedule spanning more than a day, with
  * jitter). The first attempt is made by whoever ended the run, at once; after each failed attempt the
  * next is due after the next delay of the schedule, ±20 % at random; after the last delay's attempt the
- * webhook has failed. The default: 1 min, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, so 8 attempts over about
- * 27 h 36 min. The scheduled sender runs every minute, so an attempt goes out up to a minute after it
+ * webhook has failed. The default: 1 min, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, so 8 attempts over about
+ * 31 h 36 min, and more than a day (25 h 17 min) even when every delay draws the shortest jitter. The scheduled sender runs every minute, so an attempt goes out up to a minute after it
  * is due.
  *
  * `WEBHOOK_RETRY_SCHEDULE_SECONDS` (tests only: the local runner's `webhookRetrySchedule` option sets
@@ -11,7 +11,7 @@
  */
 
 /** The delays after each failed attempt, in seconds. */
-export const DEFAULT_RETRY_SCHEDULE_SECONDS: readonly number[] = [60, 300, 1800, 7200, 18_000, 36_000, 36_000];
+export const DEFAULT_RETRY_SCHEDULE_SECONDS: readonly number[] = [60, 300, 1800, 7200, 18_000, 36_000, 50_400];
 
 export const RETRY_SCHEDULE_ENV = 'WEBHOOK_RETRY_SCHEDULE_SECONDS';
 

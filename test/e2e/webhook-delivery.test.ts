@@ -299,3 +299,41 @@ describe('POST /executions/{id}/webhook/redeliver', () => {
     expect(r.received.filter((d) => d.headers['webhook-id'] === `msg_${mine}_succeeded`)).toHaveLength(1);
   });
 });
+
+describe('rotating the signing secret (POST /webhooks/secret/rotate with a grace period)', () => {
+  it('breaks no receiver during the grace: each delivery verifies with the old and the new secret; after a rotation without grace, only the new one', async () => {
+    // An account of its own: the rotations must not change the secret the other tests verify with.
+    const { key } = await t.account('business');
+    for (const [slug, definition] of [['echo', ECHO]] as const) {
+      await t.api(key, 'POST', '/workflows', { slug, name: slug, definition });
+      await t.api(key, 'POST', `/workflows/${slug}/deploy`);
+    }
+    const before = String((await t.api(key, 'GET', '/webhooks/secret')).body['secret']);
+    const rotated = await t.api(key, 'POST', '/webhooks/secret/rotate', { grace_period_seconds: 3600 });
+    expect(rotated.status).toBe(200);
+    const after = String(rotated.body['secret']);
+    expect(after).not.toBe(before);
+    expect(Date.parse(String(rotated.body['previous_secret_expires_at'])) - Date.now()).toBeGreaterThan(3500_000);
+
+    const r = await openReceiver(() => 'ok');
+    const id = await runAsync('echo', r.url, { rotated: 1 }, key);
+    await until(async () => r.received.length >= 1);
+    const delivery = r.received[0]!;
+    const signatures = String(delivery.headers['webhook-signature']).split(' ');
+    expect(signatures).toHaveLength(2);
+    // A receiver still on the old secret and one already on the new both verify the same delivery.
+    for (const s of [before, after]) {
+      const payload = new Webhook(s).verify(delivery.body, delivery.headers as Record<string, string>) as { data: { execution_id: string } };
+      expect(payload.data.execution_id).toBe(id);
+    }
+
+    // A rotation without grace ends the old secrets at once: only the newest verifies.
+    const newest = String((await t.api(key, 'POST', '/webhooks/secret/rotate', {})).body['secret']);
+    const id2 = await runAsync('echo', r.url, { rotated: 2 }, key);
+    await until(async () => r.received.length >= 2);
+    const second = r.received.find((d) => d.body.includes(id2))!;
+    expect(String(second.headers['webhook-signature']).split(' ')).toHaveLength(1);
+    expect(() => new Webhook(newest).verify(second.body, second.headers as Record<string, string>)).not.toThrow();
+    for (const old of [before, after]) expect(() => new Webhook(old).verify(second.body, second.headers as Record<string, string>)).toThrow();
+  });
+});

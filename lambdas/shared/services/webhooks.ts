@@ -64,12 +64,13 @@ const errorName = (error: unknown) => {
 };
 
 /**
- * The secrets a webhook is signed with, each giving one `v1,` signature. The seam for secret rotation
- * with a grace period (the account's current secret and, during the grace, the previous one); today the
- * one secret. `make` makes it when the account has none (callers that may not make one pass `noNewSecret`).
+ * The secrets a webhook is signed with now, each giving one `v1,` signature: the account's current
+ * secret and, during a rotation's grace period, the one it replaced (POST /webhooks/secret/rotate).
+ * `make` makes the secret when the account has none (callers that may not make one pass `noNewSecret`).
  */
-export async function signingSecrets(deps: Pick<WebhookDeps, 'accounts'>, accountId: string, make: () => string): Promise<string[]> {
-  return [await deps.accounts.webhookSecret(accountId, make)];
+export async function signingSecrets(deps: Pick<WebhookDeps, 'accounts'>, accountId: string, make: () => string, now = new Date()): Promise<string[]> {
+  const secrets = await deps.accounts.webhookSecrets(accountId, make, now);
+  return secrets.previous ? [secrets.current, secrets.previous.secret] : [secrets.current];
 }
 
 /** `webhook-id`: one per run and end state, the same on every attempt and redelivery (receivers dedupe on it). */
