@@ -35,6 +35,8 @@ export class DataStore extends Construct {
   readonly workflowsTable: ITableV2;
   /** (`account_id`, `execution_id`); GSIs `by-workflow` and `by-status`. */
   readonly executionsTable: ITableV2;
+  /** `pk` = `<account_id>#<sha256(Idempotency-Key)>`: a request's record and its kept answer, 24 h, then TTL. */
+  readonly idempotencyTable: ITableV2;
 
   constructor(scope: Construct, id: string, props: DataStoreProps = {}) {
     super(scope, id);
@@ -101,6 +103,12 @@ export class DataStore extends Construct {
           sortKey: { name: 'execution_id', type: AttributeType.STRING },
         },
       ],
+    });
+
+    this.idempotencyTable = new TableV2(this, 'IdempotencyTable', {
+      ...common,
+      partitionKey: { name: 'pk', type: AttributeType.STRING },
+      timeToLiveAttribute: 'ttl',
     });
   }
 }
