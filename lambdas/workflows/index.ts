@@ -8,6 +8,7 @@ import { authenticatedHandler, json, type RequestContext, type RouteDef } from '
 import { ModelRegistry } from '../shared/models/registry.js';
 import { AccountsRepository } from '../shared/repositories/accounts.js';
 import { ExecutionsRepository } from '../shared/repositories/executions.js';
+import { IdempotencyRepository } from '../shared/repositories/idempotency.js';
 import { UsageRepository } from '../shared/repositories/usage.js';
 import { WorkflowsRepository } from '../shared/repositories/workflows.js';
 import { parsePageParams } from '../shared/schemas.js';
@@ -65,6 +66,7 @@ const idOf = (event: { pathParameters: Record<string, string | undefined> | null
 const routes: Record<string, RouteDef> = {
   'POST /workflows': {
     needs: 'workflow:write',
+    idempotent: {},
     handle: async (ctx) => json(201, await createWorkflow(deps, actor(ctx), ctx.body())),
   },
   'GET /workflows': {
@@ -96,6 +98,8 @@ const routes: Record<string, RouteDef> = {
   'POST /workflows/{slug}/run': {
     // workflow:run covers workflow:<slug>:run.
     needs: (event) => (SLUG_PATTERN.test(slugOf(event)) ? `workflow:${slugOf(event)}:run` : 'workflow:run'),
+    // A sync run and an async one are different requests.
+    idempotent: { query: ['async'] },
     handle: async (ctx) => {
       const body = ctx.body();
       const wantsWebhook = body !== null && typeof body === 'object' && 'webhook_url' in body;
@@ -125,8 +129,12 @@ const routes: Record<string, RouteDef> = {
   },
   'POST /models/{model_id}/run': {
     needs: (event) => (SLUG_PATTERN.test(idOf(event)) ? `model:${idOf(event)}:run` : 'model:run'),
+    idempotent: {},
     handle: async (ctx) => json(200, await runModel(deps, ctx.param('model_id'), ctx.body())),
   },
 };
 
-export const handler = authenticatedHandler(usage, routes, { maxBodyBytes: 256 * 1024 });
+export const handler = authenticatedHandler(usage, routes, {
+  maxBodyBytes: 256 * 1024,
+  idempotency: { records: new IdempotencyRepository(doc, requireEnv(TABLE_ENV.idempotency)) },
+});
