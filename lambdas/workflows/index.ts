@@ -11,7 +11,7 @@ import { ExecutionsRepository } from '../shared/repositories/executions.js';
 import { IdempotencyRepository } from '../shared/repositories/idempotency.js';
 import { UsageRepository } from '../shared/repositories/usage.js';
 import { WorkflowsRepository } from '../shared/repositories/workflows.js';
-import { parsePageParams } from '../shared/schemas.js';
+import { parseAsyncParam, parsePageParams } from '../shared/schemas.js';
 import { secretBoxFromEnv } from '../shared/secret-box.js';
 import { settingsFromEnv } from '../shared/settings.js';
 import {
@@ -101,12 +101,12 @@ const routes: Record<string, RouteDef> = {
     // A sync run and an async one are different requests.
     idempotent: { query: ['async'] },
     handle: async (ctx) => {
+      const isAsync = parseAsyncParam(ctx.event.multiValueQueryStringParameters, ctx.event.queryStringParameters);
       const body = ctx.body();
       const wantsWebhook = body !== null && typeof body === 'object' && 'webhook_url' in body;
       if (wantsWebhook && !covers(ctx.caller.capabilities, 'webhook:receive')) {
         throw new CapabilityDeniedError('webhook:receive', [...ctx.caller.capabilities]);
       }
-      const isAsync = ctx.event.queryStringParameters?.['async'] === 'true';
       const { execution } = await runWorkflow(deps, actor(ctx), ctx.param('slug'), body, {
         async: isAsync,
         startAsync,
