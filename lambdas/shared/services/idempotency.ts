@@ -18,15 +18,12 @@ import { createHash, randomUUID } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import canonicalize from 'canonicalize';
 import { IdempotencyInProgressError, IdempotencyKeyReusedError, ValidationError } from '../errors.js';
+import { IDEMPOTENCY_HEADER, IDEMPOTENCY_WINDOW_MS, REPLAYED_HEADER } from '../idempotency-contract.js';
 import { log } from '../log.js';
 import { jsonDepth, MAX_BODY_DEPTH } from '../references.js';
 import type { IdempotencyRecord, IdempotencyRepository } from '../repositories/idempotency.js';
 
-export const IDEMPOTENCY_HEADER = 'Idempotency-Key';
-/** On a replayed answer. */
-export const REPLAYED_HEADER = 'Idempotent-Replayed';
-/** How long a kept answer is replayed. */
-export const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
+export { IDEMPOTENCY_HEADER, IDEMPOTENCY_WINDOW_MS, REPLAYED_HEADER };
 /** The answer's headers that are kept and replayed (by lower-case name); the rate-limit headers are the replay's own. */
 export const KEPT_HEADERS: readonly string[] = ['content-type', 'location', 'etag'];
 /**
