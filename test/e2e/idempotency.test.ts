@@ -258,6 +258,8 @@ describe('lost answers and failing writes (the fault proxy)', () => {
     expectReplayOf(replay, first);
     expect(replay.headers.get('location')).toBe(first.headers.get('location'));
     expect(await executionsOf(accountId, 'echo')).toHaveLength(1);
+    // Leave no run in flight behind the suite.
+    expect(await waitUntil(() => asyncInFlight(accountId), (n) => n === 0)).toBe(0);
   });
 
   it('a failed first answer whose release lands with its answer lost still lets the retry run (the second delete finds nothing of its owner)', async () => {
@@ -406,5 +408,6 @@ describe('?async is true or false (API.md §4 "Pages and parameters")', () => {
     const sync = await t.api(admin, 'POST', '/workflows/echo/run?async=false', { input: 1 });
     expect({ status: sync.status, execution: sync.body['status'] }).toEqual({ status: 200, execution: 'SUCCEEDED' });
     expect((await t.api(admin, 'POST', '/workflows/echo/run?async=true', { input: 1 })).status).toBe(202);
+    expect(await waitUntil(() => asyncInFlight(accountId), (n) => n === 0)).toBe(0);
   });
 });
