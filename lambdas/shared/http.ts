@@ -1,7 +1,8 @@
 /**
  * The HTTP edge of every handler Lambda: one middleware stack (middy) that decodes the caller, charges
  * the request to its key's counter (the one write of the hot path), maps errors to the contract's
- * bodies, and sets the X-RateLimit-* headers on every response, success or error.
+ * bodies, and sets the X-RateLimit-* headers on every response, success or error. Routes that take an
+ * Idempotency-Key run once per key (services/idempotency.ts).
  */
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
@@ -280,42 +281,52 @@ export function authenticatedHandler(
         },
       });
       // After the capability and size checks: a refused request takes no key.
-      const key = route.idempotent && idempotency ? checkIdempotencyKey(headerValues(event, IDEMPOTENCY_HEADER)) : undefined;
-      if (key === undefined || !route.idempotent || !idempotency) return handle();
-      const begun = await beginIdempotent(idempotency, {
-        accountId: caller.accountId,
-        key,
-        fingerprint: requestFingerprint({
-          method: event.httpMethod,
-          route: event.resource,
-          pathParameters: event.pathParameters ?? {},
-          query: queryValues(event, route.idempotent.query ?? []),
-          principal: caller.keyId,
-          body: bodyText(event),
-        }),
-        // Until this invocation is certainly over (Lambda ends it at its timeout), plus the clock margin:
-        // a crashed request blocks its retries for that long, not for the key's 24 h.
-        leaseMs: context.getRemainingTimeInMillis() + LEASE_MARGIN_MS,
-      });
-      if ('replay' in begun) return { ...begun.replay, headers: { ...begun.replay.headers } };
-      let response: ProxyResult;
-      try {
-        response = await handle();
-      } catch (error) {
-        await releaseIdempotent(idempotency, begun.attempt);
-        throw error;
-      }
-      await finishIdempotent(
-        idempotency,
-        begun.attempt,
-        { statusCode: response.statusCode, headers: stringHeaders(response.headers), body: response.body },
-        route.idempotent.omit,
-      );
-      return response;
+      if (!route.idempotent || !idempotency) return handle();
+      const key = checkIdempotencyKey(headerValues(event, IDEMPOTENCY_HEADER));
+      if (key === undefined) return handle();
+      // Until this invocation is certainly over (Lambda ends it at its timeout), plus the clock margin: a
+      // crashed request blocks its retries for that long, not for the key's 24 h.
+      const leaseMs = context.getRemainingTimeInMillis() + LEASE_MARGIN_MS;
+      return idempotently(idempotency, route.idempotent, key, event, caller, leaseMs, handle);
     });
 }
 
-/** A result's single-value headers as strings. */
-function stringHeaders(headers: ProxyResult['headers']): Record<string, string> {
-  return Object.fromEntries(Object.entries(headers ?? {}).map(([k, v]) => [k, String(v)]));
+/**
+ * `handle` run once for its Idempotency-Key (services/idempotency.ts): the kept answer of an earlier
+ * request (409 or 422 when it cannot be), or this request's own answer, kept when it is a 2xx.
+ */
+async function idempotently(
+  idempotency: IdempotencyDeps,
+  options: Idempotent,
+  key: string,
+  event: ProxyEvent,
+  caller: Caller,
+  leaseMs: number,
+  handle: () => Promise<ProxyResult>,
+): Promise<ProxyResult> {
+  const begun = await beginIdempotent(idempotency, {
+    accountId: caller.accountId,
+    key,
+    fingerprint: requestFingerprint({
+      method: event.httpMethod,
+      route: event.resource,
+      pathParameters: event.pathParameters ?? {},
+      query: queryValues(event, options.query ?? []),
+      principal: caller.keyId,
+      body: bodyText(event),
+    }),
+    leaseMs,
+  });
+  if ('replay' in begun) return { statusCode: begun.replay.statusCode, headers: { ...begun.replay.headers }, body: begun.replay.body };
+  let response: ProxyResult;
+  try {
+    response = await handle();
+  } catch (error) {
+    await releaseIdempotent(idempotency, begun.attempt);
+    throw error;
+  }
+  const headers = Object.fromEntries(Object.entries(response.headers ?? {}).map(([k, v]) => [k, String(v)]));
+  await finishIdempotent(idempotency, begun.attempt, { statusCode: response.statusCode, headers, body: response.body }, options.omit);
+  return response;
 }
+
