@@ -89,6 +89,7 @@ export async function awsTarget(stackName: string, region: string): Promise<Targ
     usage: need(STACK_OUTPUTS.usageTable),
     workflows: need(STACK_OUTPUTS.workflowsTable),
     executions: need(STACK_OUTPUTS.executionsTable),
+    idempotency: need(STACK_OUTPUTS.idempotencyTable),
   };
   const settings = resolveSettings(JSON.parse(need(STACK_OUTPUTS.settings)) as Settings);
   return build(new DynamoDBClient({ region }), tables, settings, `stack ${stackName} in ${region}`);

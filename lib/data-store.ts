@@ -35,6 +35,8 @@ export class DataStore extends Construct {
   readonly workflowsTable: ITableV2;
   /** (`account_id`, `execution_id`); GSIs `by-workflow`, `by-status` and `webhooks-due` (sparse). */
   readonly executionsTable: ITableV2;
+  /** `pk` = `<account_id>#<sha256(Idempotency-Key)>`: a request's record and its kept answer, 24 h, then TTL. */
+  readonly idempotencyTable: ITableV2;
 
   constructor(scope: Construct, id: string, props: DataStoreProps = {}) {
     super(scope, id);
@@ -109,6 +111,12 @@ export class DataStore extends Construct {
           projectionType: ProjectionType.KEYS_ONLY,
         },
       ],
+    });
+
+    this.idempotencyTable = new TableV2(this, 'IdempotencyTable', {
+      ...common,
+      partitionKey: { name: 'pk', type: AttributeType.STRING },
+      timeToLiveAttribute: 'ttl',
     });
   }
 }

@@ -186,7 +186,7 @@ export class KnoudsApiStack extends Stack {
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
       ...(props.deletionProtection === undefined ? {} : { deletionProtection: props.deletionProtection }),
     });
-    const { keysTable, accountsTable, usageTable, workflowsTable, executionsTable } = this.data;
+    const { keysTable, accountsTable, usageTable, workflowsTable, executionsTable, idempotencyTable } = this.data;
     const settingsEnv = { [SETTINGS_ENV]: JSON.stringify(settings) };
     // Webhook secrets are sealed with this key (the account id as encryption context) before they reach
     // the accounts table; the keys function and the worker may seal and open them, the workflows function
@@ -243,7 +243,7 @@ export class KnoudsApiStack extends Stack {
       lambda: 'keys',
       description: 'Knouds API: /keys',
       logRetention,
-      environment: { ...settingsEnv, ...secretsEnv, ...tableEnv('keys', 'accounts', 'usage') },
+      environment: { ...settingsEnv, ...secretsEnv, ...tableEnv('keys', 'accounts', 'usage', 'idempotency') },
     });
     grantSecrets(keysFn, ['kms:Encrypt', 'kms:Decrypt']);
     // Key records and pointers: read, query the by-account index, write in transactions.
@@ -252,6 +252,11 @@ export class KnoudsApiStack extends Stack {
     grantTable(accountsTable, keysFn, ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem']);
     // Usage: the per-request counter (UpdateItem) and the usage figures (Query).
     grantTable(usageTable, keysFn, ['dynamodb:UpdateItem', 'dynamodb:Query']);
+    // Idempotency records of key creations and rotations: take (a conditional put), read, keep the
+    // answer (a conditional update), release (a conditional delete). Only the keys and workflows
+    // functions have routes that take an Idempotency-Key.
+    const idempotencyActions = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'];
+    grantTable(idempotencyTable, keysFn, idempotencyActions);
 
     const modelSpecs = (functionName: (m: CustomModel) => string) =>
       JSON.stringify(models.map((m) => ({ id: m.id, description: m.description, input_schema: m.inputSchema ?? {}, function_name: functionName(m) })));
@@ -305,7 +310,7 @@ export class KnoudsApiStack extends Stack {
         ...secretsEnv,
         // The tiers' in-flight limits of async runs.
         ...settingsEnv,
-        ...tableEnv('usage', 'workflows', 'executions', 'accounts'),
+        ...tableEnv('usage', 'workflows', 'executions', 'accounts', 'idempotency'),
         [WORKER_FUNCTION_ENV]: workerFn.functionName,
       },
     });
@@ -317,6 +322,8 @@ export class KnoudsApiStack extends Stack {
     // async run's transactions: the in-flight counter, taken with the put and freed with a failure.
     grantTable(accountsTable, workflowsFn, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
     grantSecrets(workflowsFn, ['kms:Decrypt']);
+    // Idempotency records of workflow creations and runs (as for the keys function above).
+    grantTable(idempotencyTable, workflowsFn, idempotencyActions);
     grantInvoke(workerFn, workflowsFn);
     for (const m of models) {
       grantInvoke(m.handler, workflowsFn);
@@ -515,6 +522,7 @@ export class KnoudsApiStack extends Stack {
       [STACK_OUTPUTS.usageTable]: usageTable.tableName,
       [STACK_OUTPUTS.workflowsTable]: workflowsTable.tableName,
       [STACK_OUTPUTS.executionsTable]: executionsTable.tableName,
+      [STACK_OUTPUTS.idempotencyTable]: idempotencyTable.tableName,
       [STACK_OUTPUTS.settings]: JSON.stringify(settings),
     };
     for (const [name, value] of Object.entries(outputs)) new CfnOutput(this, name, { value });

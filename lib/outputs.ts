@@ -6,5 +6,6 @@ export const STACK_OUTPUTS = {
   usageTable: 'UsageTableName',
   workflowsTable: 'WorkflowsTableName',
   executionsTable: 'ExecutionsTableName',
+  idempotencyTable: 'IdempotencyTableName',
   settings: 'Settings',
 } as const;

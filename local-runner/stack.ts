@@ -157,6 +157,7 @@ function tableNamesOf(model: LocalApiModel): TableNames {
     usage: byOutput(STACK_OUTPUTS.usageTable),
     workflows: byOutput(STACK_OUTPUTS.workflowsTable),
     executions: byOutput(STACK_OUTPUTS.executionsTable),
+    idempotency: byOutput(STACK_OUTPUTS.idempotencyTable),
   };
 }
 

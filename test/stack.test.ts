@@ -31,9 +31,9 @@ const tables = () => ofType('AWS::DynamoDB::GlobalTable');
 const table = (name: string) => resources[logicalId('AWS::DynamoDB::GlobalTable', name)]!;
 
 describe('tables', () => {
-  it('five on-demand tables with point-in-time recovery, retained by default', () => {
+  it('six on-demand tables with point-in-time recovery, retained by default', () => {
     expect(tables().map(([id]) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual(
-      ['DataAccountsTable', 'DataExecutionsTable', 'DataKeysTable', 'DataUsageTable', 'DataWorkflowsTable'],
+      ['DataAccountsTable', 'DataExecutionsTable', 'DataIdempotencyTable', 'DataKeysTable', 'DataUsageTable', 'DataWorkflowsTable'],
     );
     for (const [, t] of tables()) {
       expect(t.Properties['BillingMode']).toBe('PAY_PER_REQUEST');
@@ -48,10 +48,10 @@ describe('tables', () => {
     const policies = Object.values(destroyed)
       .filter((r) => r.Type === 'AWS::DynamoDB::GlobalTable')
       .map((r) => r.DeletionPolicy);
-    expect(policies).toEqual(['Delete', 'Delete', 'Delete', 'Delete', 'Delete']);
+    expect(policies).toEqual(['Delete', 'Delete', 'Delete', 'Delete', 'Delete', 'Delete']);
   });
 
-  it('keys: pk, TTL, the by-account index and the sparse slot index; usage and executions expire by TTL', () => {
+  it('keys: pk, TTL, the by-account index and the sparse slot index; usage, executions and idempotency records expire by TTL', () => {
     const keys = table('DataKeysTable').Properties;
     expect(keys['KeySchema']).toEqual([{ AttributeName: 'pk', KeyType: 'HASH' }]);
     expect(keys['TimeToLiveSpecification']).toEqual({ AttributeName: 'ttl', Enabled: true });
@@ -78,7 +78,9 @@ describe('tables', () => {
       { AttributeName: 'key_id', KeyType: 'HASH' },
       { AttributeName: 'hour', KeyType: 'RANGE' },
     ]);
-    for (const name of ['DataUsageTable', 'DataExecutionsTable']) {
+    expect(table('DataIdempotencyTable').Properties['KeySchema']).toEqual([{ AttributeName: 'pk', KeyType: 'HASH' }]);
+    expect(table('DataIdempotencyTable').Properties['GlobalSecondaryIndexes']).toBeUndefined();
+    for (const name of ['DataUsageTable', 'DataExecutionsTable', 'DataIdempotencyTable']) {
       expect(table(name).Properties['TimeToLiveSpecification']).toEqual({ AttributeName: 'ttl', Enabled: true });
     }
     expect(table('DataAccountsTable').Properties['TimeToLiveSpecification']).toBeUndefined();
@@ -334,7 +336,7 @@ describe('least-privilege IAM', () => {
     const statements = statementsOf('AuthorizerFunction');
     expect(statements.map((s) => s.actions)).toEqual([['dynamodb:GetItem']]);
     expect(statements[0]!.resource).toContain(keysTable);
-    for (const other of ['Accounts', 'Usage', 'Workflows', 'Executions']) {
+    for (const other of ['Accounts', 'Usage', 'Workflows', 'Executions', 'Idempotency']) {
       expect(statements[0]!.resource).not.toContain(`Data${other}Table`);
     }
   });
@@ -348,6 +350,8 @@ describe('least-privilege IAM', () => {
       Keys: ['dynamodb:ConditionCheckItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
       Accounts: ['dynamodb:ConditionCheckItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'],
       Usage: ['dynamodb:Query', 'dynamodb:UpdateItem'],
+      // Idempotency records of key creations and rotations: take, read, keep the answer, release.
+      Idempotency: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
       WebhookSecretsKey: ['kms:Decrypt', 'kms:Encrypt'],
     });
   });
@@ -407,6 +411,8 @@ describe('least-privilege IAM', () => {
       Executions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
       // The account's webhook secret, read only (see the KMS test), and its in-flight counter of async runs.
       Accounts: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+      // Idempotency records of workflow creations and runs.
+      Idempotency: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
     });
     expect(tablesOf('ExecutionsFunction')).toEqual({
       Usage: ['dynamodb:UpdateItem'],
@@ -446,6 +452,25 @@ describe('least-privilege IAM', () => {
     for (const fn of ['WorkflowsFunction', 'ExecutionsFunction', 'WorkerFunction', 'WebhookSenderFunction']) {
       expect(JSON.stringify(statementsOf(fn))).not.toContain(keysTable);
     }
+  });
+
+  it('only the keys and workflows functions (the routes that take an Idempotency-Key) know the idempotency table or reach it', () => {
+    const idempotencyTable = logicalId('AWS::DynamoDB::GlobalTable', 'DataIdempotencyTable');
+    const reach = Object.fromEntries(
+      [...functionIds, 'OpenApiFunction'].map((fn) => {
+        const env = (resources[logicalId('AWS::Lambda::Function', fn)]!.Properties['Environment'] as { Variables?: Record<string, unknown> } | undefined)?.Variables ?? {};
+        return [fn, { env: JSON.stringify(env['IDEMPOTENCY_TABLE'] ?? null).includes(idempotencyTable), granted: JSON.stringify(statementsOf(fn)).includes(idempotencyTable) }];
+      }),
+    );
+    expect(reach).toEqual({
+      AuthorizerFunction: { env: false, granted: false },
+      KeysFunction: { env: true, granted: true },
+      WorkflowsFunction: { env: true, granted: true },
+      ExecutionsFunction: { env: false, granted: false },
+      WorkerFunction: { env: false, granted: false },
+      WebhookSenderFunction: { env: false, granted: false },
+      OpenApiFunction: { env: false, granted: false },
+    });
   });
 
   it('no policy grants a wildcard action', () => {
@@ -829,13 +854,13 @@ describe('table deletion protection', () => {
       .map((r) => (r.Properties['Replicas'] as { DeletionProtectionEnabled?: boolean }[]).map((replica) => replica.DeletionProtectionEnabled));
 
   it('is on for every table by default', () => {
-    expect(protection(template)).toEqual([[true], [true], [true], [true], [true]]);
+    expect(protection(template)).toEqual([[true], [true], [true], [true], [true], [true]]);
   });
 
   it('the deletionProtection prop turns it off; removalPolicy DESTROY turns it off unless the prop says otherwise', () => {
-    expect(protection(synth({ deletionProtection: false }))).toEqual([[false], [false], [false], [false], [false]]);
-    expect(protection(synth({ removalPolicy: RemovalPolicy.DESTROY }))).toEqual([[false], [false], [false], [false], [false]]);
-    expect(protection(synth({ removalPolicy: RemovalPolicy.DESTROY, deletionProtection: true }))).toEqual([[true], [true], [true], [true], [true]]);
+    expect(protection(synth({ deletionProtection: false }))).toEqual([[false], [false], [false], [false], [false], [false]]);
+    expect(protection(synth({ removalPolicy: RemovalPolicy.DESTROY }))).toEqual([[false], [false], [false], [false], [false], [false]]);
+    expect(protection(synth({ removalPolicy: RemovalPolicy.DESTROY, deletionProtection: true }))).toEqual([[true], [true], [true], [true], [true], [true]]);
   });
 });
 

@@ -46,6 +46,7 @@ export interface TableNames {
   readonly usage: string;
   readonly workflows: string;
   readonly executions: string;
+  readonly idempotency: string;
 }
 
 export const TABLE_ENV: Readonly<Record<keyof TableNames, string>> = {
@@ -54,6 +55,7 @@ export const TABLE_ENV: Readonly<Record<keyof TableNames, string>> = {
   usage: 'USAGE_TABLE',
   workflows: 'WORKFLOWS_TABLE',
   executions: 'EXECUTIONS_TABLE',
+  idempotency: 'IDEMPOTENCY_TABLE',
 };
 
 export function isConditionalCheckFailed(error: unknown): boolean {

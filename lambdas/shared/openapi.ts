@@ -8,6 +8,7 @@
  */
 import { FIXED_CAPABILITIES, PRESET_NAMES, SCOPE_NAMES } from './capabilities.js';
 import { EXECUTION_STATUSES } from './execution-status.js';
+import { IDEMPOTENCY_HEADER, IDEMPOTENCY_WINDOW_MS, REPLAYED_HEADER } from './idempotency-contract.js';
 import { EXPIRY_DAYS, MAX_GRACE_PERIOD_SECONDS, REQUEST_SCHEMAS } from './schemas.js';
 
 type Schema = Record<string, unknown>;
@@ -132,7 +133,9 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
           'WORKFLOW_NOT_DEPLOYED',
           'EXECUTION_FINISHED',
           'EXECUTION_NOT_FINISHED',
+          'IDEMPOTENCY_IN_PROGRESS',
           'MODEL_FAILED',
+          'IDEMPOTENCY_KEY_REUSED',
           'PAYLOAD_TOO_LARGE',
           'RATE_LIMIT_EXCEEDED',
           'CONCURRENCY_LIMIT_EXCEEDED',
@@ -168,6 +171,10 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
   CreatedKey: {
     allOf: [ref('KeyFields'), { type: 'object', required: ['api_key'], properties: { api_key: { type: 'string', description: 'The plaintext key, shown once.' } } }],
     unevaluatedProperties: false,
+  },
+  CreatedKeyOrReplay: {
+    description: `The new key with its plaintext; or, replayed for a retry with the same ${IDEMPOTENCY_HEADER} (header \`${REPLAYED_HEADER}: true\`), the key without \`api_key\`: the plaintext is never kept.`,
+    oneOf: [ref('CreatedKey'), ref('Key')],
   },
   RateLimit: {
     type: 'object',
@@ -269,6 +276,24 @@ const RATE_HEADERS = {
   'X-RateLimit-Reset': { schema: { type: 'integer' }, description: 'When the window ends, Unix epoch seconds.' },
 };
 
+/** On every answer of an idempotent operation that is a replay. */
+const REPLAYED_HEADERS = {
+  [REPLAYED_HEADER]: { schema: { const: 'true' }, description: `Present on an answer replayed for a retry with the same ${IDEMPOTENCY_HEADER}.` },
+};
+const RETRY_AFTER = { 'Retry-After': { schema: { type: 'integer' }, description: 'Seconds.' } };
+
+const IDEMPOTENCY_PARAMETER = {
+  name: IDEMPOTENCY_HEADER,
+  in: 'header',
+  required: false,
+  schema: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x20-\\x7E]+$' },
+  description:
+    `Any 1–255 printable ASCII characters, new for each new request (a UUID, say). The same key with the same request (method, path, \`async\`, body, and the same API key) ` +
+    `within ${IDEMPOTENCY_WINDOW_MS / 3_600_000} h replays the first 2xx answer, with \`${REPLAYED_HEADER}: true\`, without doing the work again ` +
+    '(a key creation or rotation is replayed without `api_key`); a non-2xx answer is not kept, so a retry runs again. ' +
+    'The same key with another request: 422 IDEMPOTENCY_KEY_REUSED; while the first is in flight: 409 IDEMPOTENCY_IN_PROGRESS. Keys are per account.',
+};
+
 const json = (schema: Schema, description: string, headers: Record<string, unknown> = RATE_HEADERS) => ({
   description,
   headers,
@@ -278,6 +303,8 @@ const error = (description: string) => json(ref('Error'), description);
 
 interface Operation {
   method: 'get' | 'post' | 'put' | 'patch' | 'delete';
+  /** Takes an Idempotency-Key (API.md §4 "Retries and idempotency"). */
+  idempotent?: boolean;
   path: string;
   id: string;
   summary: string;
@@ -300,8 +327,8 @@ const OPERATIONS: Operation[] = [
   { method: 'get', path: '/openapi.json', id: 'getOpenApi', summary: 'This document', needs: null, tag: 'Service', noKey: true, ok: ['200', { type: 'object' }, 'The OpenAPI 3.1 document'] },
   { method: 'get', path: '/keys/verify', id: 'verifyKey', summary: 'The calling key and its rate limit', needs: 'any valid key', tag: 'Keys', ok: ['200', ref('VerifiedKey'), 'The calling key'] },
   {
-    method: 'post', path: '/keys', id: 'createKey', summary: 'Create a key (its plaintext is shown once)', needs: 'keys:write', tag: 'Keys', body: 'CreateKeyRequest',
-    ok: ['201', ref('CreatedKey'), 'The new key with its plaintext'], errors: { '403': 'WORKSPACE_DENIED, TIER_CEILING_EXCEEDED or ENVIRONMENT_DENIED', '409': 'KEY_LIMIT_REACHED' },
+    method: 'post', path: '/keys', id: 'createKey', summary: 'Create a key (its plaintext is shown once)', needs: 'keys:write', tag: 'Keys', body: 'CreateKeyRequest', idempotent: true,
+    ok: ['201', ref('CreatedKeyOrReplay'), 'The new key with its plaintext (a replay: without it)'], errors: { '403': 'WORKSPACE_DENIED, TIER_CEILING_EXCEEDED or ENVIRONMENT_DENIED', '409': 'KEY_LIMIT_REACHED' },
   },
   { method: 'get', path: '/keys', id: 'listKeys', summary: 'The account’s active keys', needs: 'keys:read', tag: 'Keys', query: PAGE, ok: ['200', ref('KeyList'), 'A page of keys'] },
   { method: 'get', path: '/keys/{key_id}', id: 'getKey', summary: 'A key', needs: 'keys:read', tag: 'Keys', ok: ['200', ref('Key'), 'The key'], errors: { '404': 'NOT_FOUND' } },
@@ -312,15 +339,15 @@ const OPERATIONS: Operation[] = [
   },
   { method: 'delete', path: '/keys/{key_id}', id: 'revokeKey', summary: 'Revoke a key (it stops at once)', needs: 'keys:write', tag: 'Keys', ok: ['204', null, 'Revoked'], errors: { '403': 'WORKSPACE_DENIED or ENVIRONMENT_DENIED', '404': 'NOT_FOUND' } },
   {
-    method: 'post', path: '/keys/{key_id}/rotate', id: 'rotateKey', summary: 'Replace a key, the old one working for a grace period', needs: 'keys:write', tag: 'Keys', body: 'RotateKeyRequest',
-    ok: ['201', ref('CreatedKey'), 'The new key with its plaintext'],
+    method: 'post', path: '/keys/{key_id}/rotate', id: 'rotateKey', summary: 'Replace a key, the old one working for a grace period', needs: 'keys:write', tag: 'Keys', body: 'RotateKeyRequest', idempotent: true,
+    ok: ['201', ref('CreatedKeyOrReplay'), 'The new key with its plaintext (a replay: without it)'],
     errors: { '403': 'WORKSPACE_DENIED, TIER_CEILING_EXCEEDED or ENVIRONMENT_DENIED', '404': 'NOT_FOUND', '409': 'ALREADY_EXISTS (rotated before), or KEY_LIMIT_REACHED (a grace period on a full account)' },
   },
   { method: 'get', path: '/keys/{key_id}/usage', id: 'getKeyUsage', summary: 'A key’s usage', needs: 'keys:read', tag: 'Keys', ok: ['200', ref('KeyUsage'), 'The usage'], errors: { '404': 'NOT_FOUND' } },
   { method: 'get', path: '/webhooks/secret', id: 'getWebhookSecret', summary: 'The account’s webhook signing secret', needs: 'keys:read', tag: 'Webhooks', ok: ['200', ref('WebhookSecret'), 'The secret'] },
   { method: 'post', path: '/webhooks/secret/rotate', id: 'rotateWebhookSecret', summary: 'Replace the webhook signing secret, the old one signing too for a grace period', needs: 'keys:write', tag: 'Webhooks', body: 'RotateWebhookSecretRequest', ok: ['200', ref('WebhookSecret'), 'The new secret'] },
   {
-    method: 'post', path: '/workflows', id: 'createWorkflow', summary: 'Create a workflow (a draft, version 1)', needs: 'workflow:write', tag: 'Workflows', body: 'CreateWorkflowRequest',
+    method: 'post', path: '/workflows', id: 'createWorkflow', summary: 'Create a workflow (a draft, version 1)', needs: 'workflow:write', tag: 'Workflows', body: 'CreateWorkflowRequest', idempotent: true,
     ok: ['201', ref('Workflow'), 'The workflow'], errors: { '403': 'WORKSPACE_DENIED', '409': 'ALREADY_EXISTS' },
   },
   { method: 'get', path: '/workflows', id: 'listWorkflows', summary: 'Workflows in the key’s workspaces', needs: 'workflow:read', tag: 'Workflows', query: PAGE, ok: ['200', ref('WorkflowList'), 'A page of workflows'] },
@@ -333,12 +360,13 @@ const OPERATIONS: Operation[] = [
   { method: 'delete', path: '/workflows/{slug}', id: 'deleteWorkflow', summary: 'Delete a workflow and its versions', needs: 'workflow:write', tag: 'Workflows', ok: ['204', null, 'Deleted'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND' } },
   {
     method: 'post', path: '/workflows/{slug}/run', id: 'runWorkflow', summary: 'Run the deployed version, synchronously or with ?async=true', needs: 'workflow:run or workflow:{slug}:run (webhook_url: webhook:receive)', tag: 'Workflows',
-    body: 'RunWorkflowRequest', query: [{ name: 'async', in: 'query', schema: { enum: ['true', 'false'] } }],
+    body: 'RunWorkflowRequest', idempotent: true,
+    query: [{ name: 'async', in: 'query', schema: { enum: ['true', 'false'] }, description: '`true` or `false` (the default), once; anything else is 400.' }],
     ok: ['200', ref('Execution'), 'Sync: the terminal execution'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND', '409': 'WORKFLOW_NOT_DEPLOYED' },
   },
   { method: 'get', path: '/models', id: 'listModels', summary: 'The models', needs: 'any valid key', tag: 'Models', ok: ['200', ref('ModelList'), 'The models'] },
   {
-    method: 'post', path: '/models/{model_id}/run', id: 'runModel', summary: 'Run one model', needs: 'model:run or model:{id}:run', tag: 'Models', body: 'RunModelRequest',
+    method: 'post', path: '/models/{model_id}/run', id: 'runModel', summary: 'Run one model', needs: 'model:run or model:{id}:run', tag: 'Models', body: 'RunModelRequest', idempotent: true,
     ok: ['200', ref('ModelOutput'), 'The output'], errors: { '404': 'NOT_FOUND', '422': 'MODEL_FAILED' },
   },
   {
@@ -402,19 +430,29 @@ export const OPENAPI_OPERATIONS: readonly { method: string; path: string }[] = O
 function operation(o: Operation): Schema {
   const pathParams = [...o.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
   const [status, schema, description] = o.ok;
+  const okHeaders = o.idempotent ? { ...RATE_HEADERS, ...REPLAYED_HEADERS } : RATE_HEADERS;
   const responses: Record<string, unknown> = {
-    [status]: schema ? json(schema, description, o.noKey ? {} : RATE_HEADERS) : { description, headers: RATE_HEADERS },
+    [status]: schema ? json(schema, description, o.noKey ? {} : okHeaders) : { description, headers: okHeaders },
   };
   if (o.path === '/workflows/{slug}/run') {
-    responses['202'] = json(ref('QueuedExecution'), 'Async: the queued execution', { ...RATE_HEADERS, Location: { schema: { type: 'string' } } });
+    responses['202'] = json(ref('QueuedExecution'), 'Async: the queued execution', { ...okHeaders, Location: { schema: { type: 'string' } } });
   }
   if (!o.noKey) {
-    if (o.body || o.query) responses['400'] = error('VALIDATION_ERROR, with details');
+    if (o.body || o.query) responses['400'] = error(o.idempotent ? `VALIDATION_ERROR, with details (an invalid ${IDEMPOTENCY_HEADER} among them)` : 'VALIDATION_ERROR, with details');
     responses['401'] = json(ref('Error'), 'UNAUTHORIZED: no key, or an invalid, revoked or expired one', {});
     // CAPABILITY_DENIED wherever the route needs a capability, and the route's own 403s beside it.
     const forbidden = [o.needs === 'any valid key' ? undefined : 'CAPABILITY_DENIED', o.errors?.['403']].filter(Boolean).join(', or ');
     if (forbidden) responses['403'] = error(forbidden);
     for (const [s, d] of Object.entries(o.errors ?? {})) if (s !== '403') responses[s] = error(d);
+    if (o.idempotent) {
+      const also = (s: string, d: string) => (o.errors?.[s] ? `${o.errors[s]}; or ${d}` : d);
+      responses['409'] = json(
+        ref('Error'),
+        also('409', `IDEMPOTENCY_IN_PROGRESS: the first request with this ${IDEMPOTENCY_HEADER} is still in flight (Retry-After)`),
+        { ...RATE_HEADERS, ...RETRY_AFTER },
+      );
+      responses['422'] = error(also('422', `IDEMPOTENCY_KEY_REUSED: this ${IDEMPOTENCY_HEADER} came with another request`));
+    }
     if (o.body) responses['413'] = error('PAYLOAD_TOO_LARGE');
     responses['429'] = json(
       ref('Error'),
@@ -431,7 +469,7 @@ function operation(o: Operation): Schema {
     tags: [o.tag],
     ...(o.noKey ? { security: [] } : {}),
     ...(o.needs ? { 'x-knouds-capability': o.needs } : {}),
-    parameters: [...pathParams, ...(o.query ?? [])],
+    parameters: [...pathParams, ...(o.query ?? []), ...(o.idempotent ? [IDEMPOTENCY_PARAMETER] : [])],
     ...(o.body ? { requestBody: { required: o.body !== 'RotateKeyRequest' && o.body !== 'RotateWebhookSecretRequest' && o.body !== 'RunWorkflowRequest' && o.body !== 'RunModelRequest', content: { 'application/json': { schema: ref(o.body) } } } } : {}),
     responses,
   };

@@ -60,6 +60,22 @@ it('describes exactly the routes the template deploys', () => {
   expect(OPENAPI_OPERATIONS.map((o) => `${o.method} ${o.path}`).sort()).toEqual(deployed);
 });
 
+it('documents the Idempotency-Key header on exactly the five operations of the contract, and the replay header on their successes', () => {
+  const paths = doc['paths'] as Record<string, Record<string, { parameters: { name: string; in: string }[]; responses: Record<string, { headers?: Record<string, unknown> }> }>>;
+  const withKey = Object.entries(paths).flatMap(([path, ops]) =>
+    Object.entries(ops)
+      .filter(([, op]) => op.parameters.some((p) => p.in === 'header' && p.name === 'Idempotency-Key'))
+      .map(([method]) => `${method.toUpperCase()} ${path}`),
+  );
+  expect(withKey.sort()).toEqual(['POST /keys', 'POST /keys/{key_id}/rotate', 'POST /models/{model_id}/run', 'POST /workflows', 'POST /workflows/{slug}/run']);
+  for (const name of withKey) {
+    const [method, path] = name.split(' ') as [string, string];
+    const responses = paths[path]![method.toLowerCase()]!.responses;
+    for (const status of Object.keys(responses).filter((s) => s.startsWith('2'))) expect(Object.keys(responses[status]!.headers ?? {})).toContain('Idempotent-Replayed');
+    expect(Object.keys(responses).filter((s) => s === '409' || s === '422')).toEqual(['409', '422']);
+  }
+});
+
 it('publishes the request schemas the handlers validate with', () => {
   const schemas = (doc['components'] as { schemas: Record<string, unknown> }).schemas;
   for (const [name, schema] of Object.entries(REQUEST_SCHEMAS)) {
@@ -75,8 +91,8 @@ describe('real responses conform', () => {
     pattern: new RegExp(`^${o.path.replace(/\{\w+\}/g, '[^/]+').replace('.', '\\.')}$`),
   }));
 
-  async function api(key: string | undefined, method: string, path: string, body?: unknown) {
-    const reply = await t.api(key, method, path, body);
+  async function api(key: string | undefined, method: string, path: string, body?: unknown, headers?: Record<string, string>) {
+    const reply = await t.api(key, method, path, body, headers);
     seen.push({ method, path: path.replace(/\?.*$/, ''), reply });
     return reply;
   }
@@ -108,13 +124,20 @@ describe('real responses conform', () => {
     const created = await api(admin, 'POST', '/keys', { name: 'c', preset: 'workflow-deploy', expires_in_days: 30 });
     const id = String(created.body['key_id']);
     await api(admin, 'POST', '/keys', { name: '' });
+    // A retried creation (replayed without api_key), another request with the same Idempotency-Key, an invalid one.
+    const retry = { 'Idempotency-Key': 'openapi-create-1' };
+    await api(admin, 'POST', '/keys', { name: 'retried', preset: 'read-only' }, retry);
+    await api(admin, 'POST', '/keys', { name: 'retried', preset: 'read-only' }, retry);
+    await api(admin, 'POST', '/keys', { name: 'other', preset: 'read-only' }, retry);
+    await api(admin, 'POST', '/keys', { name: 'bad', preset: 'read-only' }, { 'Idempotency-Key': '' });
     await api(reader, 'POST', '/keys', { name: 'x', preset: 'read-only' });
     await api(admin, 'GET', '/keys?limit=1');
     await api(admin, 'GET', `/keys/${id}`);
     await api(admin, 'GET', '/keys/key_missing');
     await api(admin, 'PATCH', `/keys/${id}`, { name: 'renamed', workspaces: ['ws'] });
     await api(admin, 'GET', `/keys/${id}/usage`);
-    const rotated = await api(admin, 'POST', `/keys/${id}/rotate`, { grace_period_seconds: 60 });
+    const rotated = await api(admin, 'POST', `/keys/${id}/rotate`, { grace_period_seconds: 60 }, { 'Idempotency-Key': 'openapi-rotate-1' });
+    await api(admin, 'POST', `/keys/${id}/rotate`, { grace_period_seconds: 60 }, { 'Idempotency-Key': 'openapi-rotate-1' });
     await api(admin, 'POST', `/keys/${id}/rotate`, {});
     await api(admin, 'DELETE', `/keys/${String(rotated.body['key_id'])}`);
     await api(admin, 'GET', '/webhooks/secret');
@@ -129,9 +152,17 @@ describe('real responses conform', () => {
     await api(admin, 'POST', '/workflows/shout/deploy');
     await api(admin, 'POST', '/workflows/shout/run', { input: { text: 'a' } });
     await api(admin, 'POST', '/workflows/shout/run', { input: 'not an object' });
-    const queued = await api(admin, 'POST', '/workflows/shout/run?async=true', { input: { text: 'b' } });
+    const queued = await api(admin, 'POST', '/workflows/shout/run?async=true', { input: { text: 'b' } }, { 'Idempotency-Key': 'openapi-async-1' });
+    await api(admin, 'POST', '/workflows/shout/run?async=true', { input: { text: 'b' } }, { 'Idempotency-Key': 'openapi-async-1' });
+    await api(admin, 'POST', '/workflows/shout/run?async=1', { input: { text: 'b' } });
+    await api(admin, 'POST', '/workflows/shout/run', { input: { text: 'c' } }, { 'Idempotency-Key': 'openapi-sync-1' });
+    await api(admin, 'POST', '/workflows/shout/run', { input: { text: 'c' } }, { 'Idempotency-Key': 'openapi-sync-1' });
+    await api(admin, 'POST', '/workflows', { slug: 'twice', name: 'Twice', definition }, { 'Idempotency-Key': 'openapi-workflow-1' });
+    await api(admin, 'POST', '/workflows', { slug: 'twice', name: 'Twice', definition }, { 'Idempotency-Key': 'openapi-workflow-1' });
     await api(admin, 'GET', '/models');
-    await api(admin, 'POST', '/models/uppercase/run', { input: { text: 'x' } });
+    await api(admin, 'POST', '/models/uppercase/run', { input: { text: 'x' } }, { 'Idempotency-Key': 'openapi-model-1' });
+    await api(admin, 'POST', '/models/uppercase/run', { input: { text: 'x' } }, { 'Idempotency-Key': 'openapi-model-1' });
+    await api(admin, 'POST', '/models/uppercase/run', { input: { text: 'y' } }, { 'Idempotency-Key': 'openapi-model-1' });
     await api(admin, 'POST', '/models/fail/run', { input: { message: 'no' } });
     await api(admin, 'GET', '/executions?limit=5');
     await api(admin, 'GET', '/executions?status=bogus');
@@ -139,6 +170,11 @@ describe('real responses conform', () => {
     const sleepy = { input_schema: {}, steps: [{ id: 's', model: 'sleep', input: { ms: 3000 } }], output: '$.steps.s.output' };
     await api(admin, 'POST', '/workflows', { slug: 'sleepy', name: 'S', definition: sleepy });
     await api(admin, 'POST', '/workflows/sleepy/deploy');
+    // A retry while the first (a 3 s sync run) is still in flight: 409 IDEMPOTENCY_IN_PROGRESS.
+    const inFlight = api(admin, 'POST', '/workflows/sleepy/run', { input: {} }, { 'Idempotency-Key': 'openapi-sleepy-1' });
+    await new Promise((r) => setTimeout(r, 1000));
+    await api(admin, 'POST', '/workflows/sleepy/run', { input: {} }, { 'Idempotency-Key': 'openapi-sleepy-1' });
+    await inFlight;
     const slow = await api(admin, 'POST', '/workflows/sleepy/run?async=true', { input: {}, webhook_url: hookUrl });
     // Not finished yet: 409 EXECUTION_NOT_FINISHED.
     await api(admin, 'POST', `/executions/${String(slow.body['execution_id'])}/webhook/redeliver`);
@@ -172,6 +208,11 @@ describe('real responses conform', () => {
         continue;
       }
       if (reply.status < 300) covered.add(`${method} ${op.path}`);
+      // The headers that say something of this answer are documented for it.
+      const documented = Object.keys((response as { headers?: Record<string, unknown> }).headers ?? {}).map((h) => h.toLowerCase());
+      for (const header of ['idempotent-replayed', 'retry-after', 'location']) {
+        if (reply.headers.has(header) && !documented.includes(header)) problems.push(`${method} ${path} ${reply.status}: header ${header} is not documented`);
+      }
       if (!response.content) {
         if (reply.text !== '') problems.push(`${method} ${path} ${reply.status}: documented without a body, got ${reply.text}`);
         continue;
@@ -188,5 +229,13 @@ describe('real responses conform', () => {
     expect([...covered].sort()).toEqual(OPENAPI_OPERATIONS.filter((o) => o.path !== '/openapi.json').map((o) => `${o.method} ${o.path}`).sort());
     // And the errors were exercised too.
     expect(new Set(seen.map((s) => s.reply.status))).toEqual(new Set([200, 201, 202, 204, 400, 401, 403, 404, 409, 422]));
+    // Idempotent retries: a replay on each of the five operations, both of their error codes, and a key replayed without api_key.
+    const replayed = seen.filter((s) => s.reply.headers.get('idempotent-replayed') === 'true');
+    expect(new Set(replayed.map((s) => `${s.method} ${templates.find((o) => o.method === s.method && o.pattern.test(s.path))!.path} ${s.reply.status}`))).toEqual(
+      new Set(['POST /keys 201', 'POST /keys/{key_id}/rotate 201', 'POST /workflows 201', 'POST /workflows/{slug}/run 200', 'POST /workflows/{slug}/run 202', 'POST /models/{model_id}/run 200']),
+    );
+    expect(replayed.filter((s) => s.path.startsWith('/keys')).map((s) => 'api_key' in s.reply.body)).toEqual([false, false]);
+    const codes = seen.map((s) => `${s.reply.status} ${String(s.reply.body['code'])}`);
+    expect(codes).toEqual(expect.arrayContaining(['409 IDEMPOTENCY_IN_PROGRESS', '422 IDEMPOTENCY_KEY_REUSED']));
   });
 });

@@ -49,6 +49,7 @@ export async function createTestDb(name: string): Promise<TestDb> {
     usage: out(STACK_OUTPUTS.usageTable),
     workflows: out(STACK_OUTPUTS.workflowsTable),
     executions: out(STACK_OUTPUTS.executionsTable),
+    idempotency: out(STACK_OUTPUTS.idempotencyTable),
   };
   return {
     client,
