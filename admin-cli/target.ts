@@ -119,6 +119,7 @@ export async function awsTarget(stackName: string, region: string): Promise<Targ
     workflows: need(STACK_OUTPUTS.workflowsTable),
     executions: need(STACK_OUTPUTS.executionsTable),
     memberships: need(STACK_OUTPUTS.membershipsTable),
+    idempotency: need(STACK_OUTPUTS.idempotencyTable),
   };
   const settings = resolveSettings(JSON.parse(need(STACK_OUTPUTS.settings)) as Settings);
   // With the stack's Cognito user pool, `user add` creates people there; without one (the deployer's own

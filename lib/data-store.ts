@@ -1,7 +1,7 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
-import { AttributeType, Billing, TableV2, type ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { AttributeType, Billing, ProjectionType, TableV2, type ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
-import { EXECUTIONS_BY_STATUS_INDEX, EXECUTIONS_BY_WORKFLOW_INDEX } from '../lambdas/shared/repositories/executions.js';
+import { EXECUTIONS_BY_STATUS_INDEX, EXECUTIONS_BY_WORKFLOW_INDEX, WEBHOOKS_DUE_INDEX } from '../lambdas/shared/repositories/executions.js';
 import { KEYS_BY_ACCOUNT_INDEX, KEYS_HOLDING_SLOTS_INDEX } from '../lambdas/shared/repositories/keys.js';
 import { MEMBERSHIPS_BY_ACCOUNT_INDEX } from '../lambdas/shared/repositories/memberships.js';
 
@@ -34,10 +34,12 @@ export class DataStore extends Construct {
   readonly usageTable: ITableV2;
   /** (`account_id`, `sk`): workflow heads `W#<slug>` and versions `V#<slug>#<n>`. */
   readonly workflowsTable: ITableV2;
-  /** (`account_id`, `execution_id`); GSIs `by-workflow` and `by-status`. */
+  /** (`account_id`, `execution_id`); GSIs `by-workflow`, `by-status` and `webhooks-due` (sparse). */
   readonly executionsTable: ITableV2;
   /** (`subject`, `account_id`): a person's role in an account; GSI `by-account`. */
   readonly membershipsTable: ITableV2;
+  /** `pk` = `<account_id>#<sha256(Idempotency-Key)>`: a request's record and its kept answer, 24 h, then TTL. */
+  readonly idempotencyTable: ITableV2;
 
   constructor(scope: Construct, id: string, props: DataStoreProps = {}) {
     super(scope, id);
@@ -103,9 +105,17 @@ export class DataStore extends Construct {
           partitionKey: { name: 'account_status', type: AttributeType.STRING },
           sortKey: { name: 'execution_id', type: AttributeType.STRING },
         },
+        {
+          // Sparse: only pending webhooks carry webhook_shard and webhook_due (a few fixed shards, due time
+          // in epoch ms); keys only, the sender claims each item and gets it whole from the claim.
+          indexName: WEBHOOKS_DUE_INDEX,
+          partitionKey: { name: 'webhook_shard', type: AttributeType.STRING },
+          sortKey: { name: 'webhook_due', type: AttributeType.NUMBER },
+          projectionType: ProjectionType.KEYS_ONLY,
+        },
       ],
     });
-  
+
     this.membershipsTable = new TableV2(this, 'MembershipsTable', {
       ...common,
       partitionKey: { name: 'subject', type: AttributeType.STRING },
@@ -118,6 +128,12 @@ export class DataStore extends Construct {
           sortKey: { name: 'subject', type: AttributeType.STRING },
         },
       ],
+    });
+
+    this.idempotencyTable = new TableV2(this, 'IdempotencyTable', {
+      ...common,
+      partitionKey: { name: 'pk', type: AttributeType.STRING },
+      timeToLiveAttribute: 'ttl',
     });
   }
 }

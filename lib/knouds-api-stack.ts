@@ -14,6 +14,8 @@ import {
 } from 'aws-cdk-lib/aws-apigateway';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
+import { LambdaFunction as LambdaTarget } from 'aws-cdk-lib/aws-events-targets';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { type CfnFunction, type IFunction, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
@@ -22,9 +24,9 @@ import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { SLUG_PATTERN } from '../lambdas/shared/capabilities.js';
 import { TABLE_ENV } from '../lambdas/shared/ddb.js';
-import { WORKER_FUNCTION_ENV } from '../lambdas/shared/env.js';
-import { EXECUTIONS_BY_STATUS_INDEX, EXECUTIONS_BY_WORKFLOW_INDEX, SIGNAL_PARTITION_SUFFIX } from '../lambdas/shared/repositories/executions.js';
-import { SYNC_BUDGET_MS, SYNC_OUTCOME_RESERVE_MS, WORKER_TIMEOUT_SECONDS, WORKFLOWS_TIMEOUT_SECONDS } from '../lambdas/shared/run-budget.js';
+import { WEBHOOK_SENDER_FUNCTION_ENV, WORKER_FUNCTION_ENV } from '../lambdas/shared/env.js';
+import { EXECUTIONS_BY_STATUS_INDEX, EXECUTIONS_BY_WORKFLOW_INDEX, SIGNAL_PARTITION_SUFFIX, WEBHOOKS_DUE_INDEX } from '../lambdas/shared/repositories/executions.js';
+import { SYNC_BUDGET_MS, SYNC_OUTCOME_RESERVE_MS, WEBHOOK_SENDER_TIMEOUT_SECONDS, WORKER_TIMEOUT_SECONDS, WORKFLOWS_TIMEOUT_SECONDS } from '../lambdas/shared/run-budget.js';
 import { KEYS_BY_ACCOUNT_INDEX, KEYS_HOLDING_SLOTS_INDEX } from '../lambdas/shared/repositories/keys.js';
 import { BUILT_IN_MODEL_IDS, MODELS_ENV } from '../lambdas/shared/models/registry.js';
 import { METRICS_NAMESPACE_ENV } from '../lambdas/shared/metric-names.js';
@@ -204,7 +206,7 @@ export class KnoudsApiStack extends Stack {
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
       ...(props.deletionProtection === undefined ? {} : { deletionProtection: props.deletionProtection }),
     });
-    const { keysTable, accountsTable, usageTable, workflowsTable, executionsTable, membershipsTable } = this.data;
+    const { keysTable, accountsTable, usageTable, workflowsTable, executionsTable, membershipsTable, idempotencyTable } = this.data;
     this.identity = new Identity(this, 'Identity', {
       ...(props.identityProvider ? { identityProvider: props.identityProvider } : {}),
       ...(props.userPool ? { userPool: props.userPool } : {}),
@@ -271,7 +273,7 @@ export class KnoudsApiStack extends Stack {
       lambda: 'keys',
       description: 'Knouds API: /keys',
       logRetention,
-      environment: { ...settingsEnv, ...secretsEnv, ...tableEnv('keys', 'accounts', 'usage', 'memberships') },
+      environment: { ...settingsEnv, ...secretsEnv, ...tableEnv('keys', 'accounts', 'usage', 'memberships', 'idempotency') },
     });
     grantSecrets(keysFn, ['kms:Encrypt', 'kms:Decrypt']);
     // GET /me: the person's accounts (a Query of their own partition).
@@ -282,6 +284,11 @@ export class KnoudsApiStack extends Stack {
     grantTable(accountsTable, keysFn, ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem']);
     // Usage: the per-request counter (UpdateItem) and the usage figures (Query).
     grantTable(usageTable, keysFn, ['dynamodb:UpdateItem', 'dynamodb:Query']);
+    // Idempotency records of key creations and rotations: take (a conditional put), read, keep the
+    // answer (a conditional update), release (a conditional delete). Only the keys and workflows
+    // functions have routes that take an Idempotency-Key.
+    const idempotencyActions = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'];
+    grantTable(idempotencyTable, keysFn, idempotencyActions);
 
     const modelSpecs = (functionName: (m: CustomModel) => string) =>
       JSON.stringify(models.map((m) => ({ id: m.id, description: m.description, input_schema: m.inputSchema ?? {}, function_name: functionName(m) })));
@@ -335,7 +342,7 @@ export class KnoudsApiStack extends Stack {
         ...secretsEnv,
         // The tiers' in-flight limits of async runs.
         ...settingsEnv,
-        ...tableEnv('usage', 'workflows', 'executions', 'accounts'),
+        ...tableEnv('usage', 'workflows', 'executions', 'accounts', 'idempotency'),
         [WORKER_FUNCTION_ENV]: workerFn.functionName,
       },
     });
@@ -347,18 +354,48 @@ export class KnoudsApiStack extends Stack {
     // async run's transactions: the in-flight counter, taken with the put and freed with a failure.
     grantTable(accountsTable, workflowsFn, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
     grantSecrets(workflowsFn, ['kms:Decrypt']);
+    // Idempotency records of workflow creations and runs (as for the keys function above).
+    grantTable(idempotencyTable, workflowsFn, idempotencyActions);
     grantInvoke(workerFn, workflowsFn);
     for (const m of models) {
       grantInvoke(m.handler, workflowsFn);
       grantInvoke(m.handler, workerFn);
     }
 
+    // Webhook retries: a function run every minute by an EventBridge rule, which sends every webhook due
+    // (the pending ones in the executions table's sparse `webhooks-due` index), and which the executions
+    // function invokes asynchronously to send a redelivered one at once. It reads and updates executions,
+    // queries only that index, and opens (never makes) the accounts' webhook secrets.
+    const webhookSenderFn = new KnoudsFunction(this, 'WebhookSenderFunction', {
+      lambda: 'webhook-sender',
+      description: 'Knouds API: sends the webhooks due (every minute) and redelivered ones',
+      logRetention,
+      timeout: Duration.seconds(WEBHOOK_SENDER_TIMEOUT_SECONDS),
+      environment: { ...secretsEnv, ...tableEnv('executions', 'accounts') },
+      // A failed run is not retried: the next minute's run finds what it left due.
+      retryAttempts: 0,
+    });
+    grantTable(executionsTable, webhookSenderFn, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
+    webhookSenderFn.addToRolePolicy(
+      new PolicyStatement({ actions: ['dynamodb:Query'], resources: [`${executionsTable.tableArn}/index/${WEBHOOKS_DUE_INDEX}`] }),
+    );
+    grantTable(accountsTable, webhookSenderFn, ['dynamodb:GetItem']);
+    grantSecrets(webhookSenderFn, ['kms:Decrypt']);
+    new Rule(this, 'WebhookSenderSchedule', {
+      description: 'Knouds API: the webhook sender, every minute',
+      schedule: Schedule.rate(Duration.minutes(1)),
+      // A scheduled event not delivered within the minute is replaced by the next one.
+      targets: [new LambdaTarget(webhookSenderFn, { retryAttempts: 0, maxEventAge: Duration.minutes(1) })],
+    });
+
     const executionsFn = new KnoudsFunction(this, 'ExecutionsFunction', {
       lambda: 'executions',
       description: 'Knouds API: /executions',
       logRetention,
-      environment: tableEnv('usage', 'executions', 'accounts'),
+      environment: { ...tableEnv('usage', 'executions', 'accounts'), [WEBHOOK_SENDER_FUNCTION_ENV]: webhookSenderFn.functionName },
     });
+    // A redelivery asks the sender to send at once.
+    grantInvoke(webhookSenderFn, executionsFn);
     grantTable(usageTable, executionsFn, ['dynamodb:UpdateItem']);
     // A cancel frees the run's in-flight slot: the account's counter, in the cancel's transaction.
     grantTable(accountsTable, executionsFn, ['dynamodb:UpdateItem']);
@@ -462,6 +499,7 @@ export class KnoudsApiStack extends Stack {
     const execution = executions.addResource('{execution_id}');
     execution.addMethod('GET', executionsIntegration);
     execution.addResource('cancel').addMethod('POST', executionsIntegration);
+    execution.addResource('webhook').addResource('redeliver').addMethod('POST', executionsIntegration);
 
     const secret = this.api.root.addResource('webhooks').addResource('secret');
     secret.addMethod('GET', keysIntegration);
@@ -488,7 +526,7 @@ export class KnoudsApiStack extends Stack {
     if (!(sampleRate >= 0 && sampleRate <= 1)) throw new Error(`logSampleRate must be from 0 to 1, got ${sampleRate}`);
     const service = 'knouds-api';
     const namespace = `Knouds/${id}`;
-    const functions = { authorizerFn, keysFn, workflowsFn, executionsFn, workerFn, openApiFn };
+    const functions = { authorizerFn, keysFn, workflowsFn, executionsFn, workerFn, openApiFn, webhookSenderFn };
     for (const fn of Object.values(functions)) {
       fn.addEnvironment('POWERTOOLS_SERVICE_NAME', service);
       fn.addEnvironment('POWERTOOLS_LOG_LEVEL', logLevel);
@@ -522,6 +560,7 @@ export class KnoudsApiStack extends Stack {
       [STACK_OUTPUTS.workflowsTable]: workflowsTable.tableName,
       [STACK_OUTPUTS.executionsTable]: executionsTable.tableName,
       [STACK_OUTPUTS.membershipsTable]: membershipsTable.tableName,
+      [STACK_OUTPUTS.idempotencyTable]: idempotencyTable.tableName,
       [STACK_OUTPUTS.settings]: JSON.stringify(settings),
       ...this.identity.outputs,
     };

@@ -2,7 +2,7 @@
  * Alarms and a dashboard for the on-call engineer: what the gateway and the functions report to
  * CloudWatch on their own, and the metrics the functions publish in embedded metric format
  * (lambdas/shared/log.ts: authorizer decisions by reason, 429s, 5xx, executions by terminal status,
- * webhook deliveries and failures).
+ * webhooks delivered, failed attempts, and webhooks that finally failed).
  */
 import { Duration } from 'aws-cdk-lib';
 import type { RestApi } from 'aws-cdk-lib/aws-apigateway';
@@ -32,7 +32,7 @@ export interface MonitoringOptions {
   readonly alarmActions?: IAlarmAction[];
   /** 5xx share of requests above which the 5xx alarm fires. @default 0.01 (1 %) */
   readonly serverErrorRate?: number;
-  /** Webhook failure share above which the webhook alarm fires. @default 0.1 (10 %) */
+  /** Share of webhooks finally failed (every attempt of their schedule) above which the webhook alarm fires. @default 0.1 (10 %) */
   readonly webhookFailureRate?: number;
 }
 
@@ -40,7 +40,7 @@ export interface MonitoringOptions {
 export const throttlesExpression = (functions: number): string =>
   Array.from({ length: functions }, (_, i) => `FILL(t${i}, 0)`).join(' + ');
 
-/** Failed webhooks `f` over all attempted `d + f`, missing periods counted as 0; 0 when none was attempted. */
+/** Finally failed webhooks `f` over all that came to an end `d + f`, missing periods counted as 0; 0 when none did. */
 export const WEBHOOK_FAILURE_RATE_EXPRESSION = 'IF(FILL(d, 0) + FILL(f, 0) > 0, FILL(f, 0) / (FILL(d, 0) + FILL(f, 0)), 0)';
 
 export interface MonitoringProps extends MonitoringOptions {
@@ -79,9 +79,10 @@ export class Monitoring extends Construct {
       period: five,
     });
     const dlqDepth = props.deadLetters.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period: five });
-    // `d` counts delivered webhooks, `f` failed ones; each is published only when it happens. When every
-    // delivery fails, `d` has no data point, so `d` is filled with 0 (and `f` likewise) and the share is
-    // f / (d + f) = 1, not a missing value.
+    // `d` counts delivered webhooks, `f` webhooks whose last scheduled attempt failed (after more than a
+    // day of retries); each is published only when it happens. When every one fails, `d` has no data
+    // point, so `d` is filled with 0 (and `f` likewise) and the share is f / (d + f) = 1, not a missing
+    // value. Failed attempts (a receiver down for a while, retried later) are on the dashboard, not here.
     const webhookFailureRate = new MathExpression({
       expression: WEBHOOK_FAILURE_RATE_EXPRESSION,
       usingMetrics: { d: emf(METRIC.webhookDeliveries), f: emf(METRIC.webhookFailures) },
@@ -161,7 +162,7 @@ export class Monitoring extends Construct {
         'WebhookFailureRate',
         webhookFailureRate,
         props.webhookFailureRate ?? 0.1,
-        'At least 10 % of webhook deliveries failed after their retries in 15 minutes.',
+        'At least 10 % of the webhooks that came to an end in 15 minutes failed every attempt of their schedule (over more than a day): receivers lose events.',
         // No data is no delivery attempted.
         TreatMissingData.NOT_BREACHING,
       );
@@ -188,7 +189,12 @@ export class Monitoring extends Construct {
           [
             new GraphWidget({ title: 'Rate limited (429) and server errors (5xx)', left: [emf(METRIC.rateLimited), emf(METRIC.serverErrors)], width: 8 }),
             new GraphWidget({ title: 'Executions by terminal status', left: [byDimension(METRIC.executionsFinished, 'status', 'executions')], width: 8 }),
-            new GraphWidget({ title: 'Webhooks', left: [emf(METRIC.webhookDeliveries), emf(METRIC.webhookFailures)], right: [webhookFailureRate], width: 8 }),
+            new GraphWidget({
+              title: 'Webhooks: delivered, failed attempts, finally failed',
+              left: [emf(METRIC.webhookDeliveries), emf(METRIC.webhookFailedAttempts), emf(METRIC.webhookFailures)],
+              right: [webhookFailureRate],
+              width: 8,
+            }),
           ],
           [
             new GraphWidget({ title: 'Function errors', left: fnMetrics((fn) => fn.metricErrors({ period: five })), width: 8 }),

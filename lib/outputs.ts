@@ -7,6 +7,7 @@ export const STACK_OUTPUTS = {
   workflowsTable: 'WorkflowsTableName',
   executionsTable: 'ExecutionsTableName',
   membershipsTable: 'MembershipsTableName',
+  idempotencyTable: 'IdempotencyTableName',
   settings: 'Settings',
   /** The `iss` of people's tokens: the user pool's, or the `identityProvider` prop's. */
   identityIssuer: 'IdentityIssuer',

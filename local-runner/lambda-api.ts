@@ -60,6 +60,22 @@ export function createLambdaApi(options: LambdaApiOptions) {
     }
   };
 
+  /**
+   * An asynchronous invocation as Lambda makes it (also for an EventBridge rule's target): at least once
+   * (a second, concurrent delivery at `duplicateDeliveryRate`), a failed one retried twice. Resolves when
+   * every delivery has ended.
+   */
+  const invokeAsync = (functionId: string, name: string, event: unknown): Promise<void> => {
+    const deliveries = Math.random() < (options.duplicateDeliveryRate ?? 0) ? 2 : 1;
+    const jobs: Promise<void>[] = [];
+    for (let i = 0; i < deliveries; i++) {
+      const job = runAsync(functionId, name, event).finally(() => inFlight.delete(job));
+      inFlight.add(job);
+      jobs.push(job);
+    }
+    return Promise.all(jobs).then(() => undefined);
+  };
+
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const reply = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       const text = typeof body === 'string' ? body : JSON.stringify(body);
@@ -96,11 +112,7 @@ export function createLambdaApi(options: LambdaApiOptions) {
         return reply(400, { message: 'Could not parse request body into json' }, { 'x-amzn-ErrorType': 'InvalidRequestContentException' });
       }
       if (type === 'Event') {
-        const deliveries = Math.random() < (options.duplicateDeliveryRate ?? 0) ? 2 : 1;
-        for (let i = 0; i < deliveries; i++) {
-          const job = runAsync(functionId, name, event).finally(() => inFlight.delete(job));
-          inFlight.add(job);
-        }
+        void invokeAsync(functionId, name, event);
         return reply(202, '');
       }
       options.invoke(functionId, event).then(
@@ -132,5 +144,5 @@ export function createLambdaApi(options: LambdaApiOptions) {
       );
     });
   };
-  return { handler, inFlight };
+  return { handler, inFlight, invokeAsync };
 }

@@ -5,7 +5,7 @@
  */
 import { IDENTITY_PROVIDER_ENV, identityProviderEnvironment, type IdentityProviderConfig } from '../lambdas/shared/identity-provider.js';
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import { cpus } from 'node:os';
@@ -14,6 +14,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { TableNames } from '../lambdas/shared/ddb.js';
 import { ALLOW_LOOPBACK_ENV } from '../lambdas/shared/webhooks.js';
+import { parseRetrySchedule, RETRY_SCHEDULE_ENV } from '../lambdas/shared/webhook-schedule.js';
 import { ApiError } from '../lambdas/shared/errors.js';
 import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
 import { KeysRepository } from '../lambdas/shared/repositories/keys.js';
@@ -31,7 +32,7 @@ import { ConflictError } from '../lambdas/shared/errors.js';
 import { isLocalOidcPath, localAuthorizerSettings, startLocalOidc, type LocalOidc } from './oidc/index.js';
 import type { SigningIdentity } from './sigv4.js';
 import { ensureTables } from './tables.js';
-import { loadApiModel, type LocalApiModel } from './template.js';
+import { loadApiModel, type LocalApiModel, type ScheduleDef } from './template.js';
 
 // Node 20 is supported locally (Lambda runs 22+); the SDK's notice about it is noise here.
 const QUIET_SDK_ENV = { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } as const;
@@ -78,6 +79,18 @@ export interface LocalStackOptions {
   readonly onAccessLog?: (entry: AccessLogEntry) => void;
   /** Deliver this share (0–1) of asynchronous invocations twice, as Lambda's at-least-once delivery may. @default 0 */
   readonly duplicateDeliveryRate?: number;
+  /**
+   * When the template's EventBridge schedules (`rate(...)` rules with Lambda targets) fire: on their own
+   * rate (`'declared'`), every this many ms (tests), or only when `runSchedules()` is called (`'manual'`).
+   * @default 'declared'
+   */
+  readonly schedules?: 'declared' | 'manual' | { readonly everyMs: number };
+  /**
+   * The webhook retry delays in seconds, comma-separated (e.g. `1,1,2`), for every function: tests only
+   * (`WEBHOOK_RETRY_SCHEDULE_SECONDS`; deployed, the schedule is 1 min to 10 h over more than a day).
+   * @default the deployed schedule
+   */
+  readonly webhookRetrySchedule?: string;
 }
 
 export interface LocalStack {
@@ -96,6 +109,11 @@ export interface LocalStack {
   readonly demoPerson?: { readonly subject: string; readonly email: string; readonly password: string };
   /** An SDK client on the stack's DynamoDB, for operators and tests. */
   readonly doc: DynamoDBDocumentClient;
+  /**
+   * Fires every schedule of the template now, each target invoked as EventBridge does (an asynchronous
+   * invocation with a "Scheduled Event"); resolves when those invocations have ended.
+   */
+  runSchedules(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -153,6 +171,7 @@ function tableNamesOf(model: LocalApiModel): TableNames {
     workflows: byOutput(STACK_OUTPUTS.workflowsTable),
     executions: byOutput(STACK_OUTPUTS.executionsTable),
     memberships: byOutput(STACK_OUTPUTS.membershipsTable),
+    idempotency: byOutput(STACK_OUTPUTS.idempotencyTable),
   };
 }
 
@@ -189,6 +208,17 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     cleanups.length = 0;
   };
   try {
+    if (options.webhookRetrySchedule !== undefined) {
+      try {
+        parseRetrySchedule(options.webhookRetrySchedule);
+      } catch (error) {
+        throw new StartupError((error as Error).message);
+      }
+    }
+    const schedulesOption = options.schedules ?? 'declared';
+    if (typeof schedulesOption === 'object' && !(Number.isInteger(schedulesOption.everyMs) && schedulesOption.everyMs >= 10)) {
+      throw new StartupError(`schedules.everyMs must be an integer of at least 10, got ${schedulesOption.everyMs}`);
+    }
     const cdkOut = options.cdkOut ?? path.join(PROJECT_ROOT, 'cdk.out');
     if (!options.skipSynth) {
       progress('Synthesizing the CDK app (cdk synth, bundling the functions with esbuild)…');
@@ -239,6 +269,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       PATH: process.env['PATH'] ?? '/usr/bin:/bin',
       ...QUIET_SDK_ENV,
       [LOCAL_SECRETS_KEY_ENV]: localSecretsKey(options.secretsKeyFile),
+      ...(options.webhookRetrySchedule !== undefined ? { [RETRY_SCHEDULE_ENV]: options.webhookRetrySchedule } : {}),
       ...options.functionEnv,
     };
     // The Lambda API the functions call each other through.
@@ -328,6 +359,36 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     });
     lambdaServer.on('request', lambdaApi.handler);
 
+    // EventBridge: each rule's targets, invoked asynchronously (as EventBridge invokes Lambda) with a
+    // "Scheduled Event", on the rule's rate or the option's.
+    for (const u of model.unsupported) progress(`Not run locally: ${u.logicalId}: ${u.reason}`);
+    const fire = (rule: ScheduleDef): Promise<void> => {
+      const time = new Date();
+      time.setMilliseconds(0);
+      const scheduled = {
+        version: '0',
+        id: randomUUID(),
+        'detail-type': 'Scheduled Event',
+        source: 'aws.events',
+        account: LOCAL_ACCOUNT_ID,
+        time: time.toISOString().replace('.000Z', 'Z'),
+        region: LOCAL_REGION,
+        resources: [rule.ruleArn],
+        detail: {},
+      };
+      return Promise.all(
+        rule.targets.map((target) => lambdaApi.invokeAsync(target.functionId, `${rule.logicalId} → ${target.functionId}`, target.input ?? scheduled)),
+      ).then(() => undefined);
+    };
+    const runSchedules = () => Promise.all(model.schedules.map(fire)).then(() => undefined);
+    if (schedulesOption !== 'manual') {
+      for (const rule of model.schedules) {
+        const timer = setInterval(() => void fire(rule), typeof schedulesOption === 'object' ? schedulesOption.everyMs : rule.rateMs);
+        timer.unref();
+        cleanups.push(() => clearInterval(timer));
+      }
+    }
+
     const gateway = createGateway({ model, invoke, region: LOCAL_REGION, accountId: LOCAL_ACCOUNT_ID, ...(options.onAccessLog ? { accessLog: options.onAccessLog } : {}) });
     oidc = await startLocalOidc({ origin: url, audience: apiUrl, ...(options.persistDir ? { persistDir: options.persistDir } : {}) });
     serve = (req, res) => (oidc && isLocalOidcPath(req.url) ? oidc.handler(req, res) : gateway(req, res));
@@ -360,7 +421,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       chmodSync(stateFile, 0o600);
       cleanups.push(() => rmSync(stateFile, { force: true }));
     }
-    return { url, apiUrl, dynamodbEndpoint: endpoint, lambdaEndpoint, model, state, ...(adminKey ? { adminKey } : {}), oidc, ...(demoPerson ? { demoPerson } : {}), doc, close };
+    return { url, apiUrl, dynamodbEndpoint: endpoint, lambdaEndpoint, model, state, ...(adminKey ? { adminKey } : {}), oidc, ...(demoPerson ? { demoPerson } : {}), doc, runSchedules, close };
   } catch (error) {
     await close();
     throw error;

@@ -73,6 +73,23 @@ export interface GatewayResponseDef {
   readonly templates: Record<string, string>;
 }
 
+/** An EventBridge rule on a schedule (`rate(...)`) with Lambda targets. */
+export interface ScheduleDef {
+  readonly logicalId: string;
+  readonly ruleArn: string;
+  /** The expression as the template declares it, e.g. `rate(1 minute)`. */
+  readonly expression: string;
+  readonly rateMs: number;
+  /** Each target function, and the constant `Input` it is given instead of the scheduled event, if any. */
+  readonly targets: { readonly functionId: string; readonly input?: unknown }[];
+}
+
+/** What the local runner cannot run of the template (said once at start-up), e.g. a cron() schedule. */
+export interface Unsupported {
+  readonly logicalId: string;
+  readonly reason: string;
+}
+
 export interface LocalApiModel {
   readonly stackName: string;
   readonly stageName: string;
@@ -81,6 +98,8 @@ export interface LocalApiModel {
   readonly gatewayResponses: Map<string, GatewayResponseDef>;
   readonly functions: Map<string, FunctionDef>;
   readonly tables: TableDef[];
+  readonly schedules: ScheduleDef[];
+  readonly unsupported: Unsupported[];
   readonly outputs: Record<string, string>;
 }
 
@@ -274,7 +293,46 @@ export function loadApiModel(cdkOut: string, options: ResolveOptions): LocalApiM
     }
   }
 
-  return { stackName, stageName, methods, authorizers, gatewayResponses, functions, tables, outputs };
+  const schedules: ScheduleDef[] = [];
+  const unsupported: Unsupported[] = [];
+  for (const [id, r] of ofType('AWS::Events::Rule')) {
+    const p = r.Properties ?? {};
+    const expression = p['ScheduleExpression'];
+    if (expression === undefined) {
+      unsupported.push({ logicalId: id, reason: 'event patterns are not run locally (only schedules)' });
+      continue;
+    }
+    if ((p['State'] ?? 'ENABLED') !== 'ENABLED') continue;
+    const rateMs = parseRate(String(expression));
+    if (rateMs === undefined) {
+      unsupported.push({ logicalId: id, reason: `schedule '${String(expression)}' is not run locally (only rate(...))` });
+      continue;
+    }
+    const targets: ScheduleDef['targets'][number][] = [];
+    for (const target of (p['Targets'] ?? []) as Record<string, Json>[]) {
+      const functionId = findGetAttArn(target['Arn']);
+      if (!functionId || !functions.has(functionId)) {
+        unsupported.push({ logicalId: id, reason: `target ${String(target['Id'])} is not a bundled function` });
+        continue;
+      }
+      if (target['InputPath'] !== undefined || target['InputTransformer'] !== undefined) {
+        unsupported.push({ logicalId: id, reason: `target ${String(target['Id'])}: InputPath and InputTransformer are not run locally` });
+        continue;
+      }
+      targets.push({ functionId, ...(target['Input'] !== undefined ? { input: JSON.parse(String(resolve(target['Input']))) as unknown } : {}) });
+    }
+    schedules.push({ logicalId: id, ruleArn: `arn:aws:events:${options.region}:${options.accountId}:rule/${id}`, expression: String(expression), rateMs, targets });
+  }
+
+  return { stackName, stageName, methods, authorizers, gatewayResponses, functions, tables, schedules, unsupported, outputs };
+}
+
+/** `rate(1 minute)`, `rate(5 minutes)`, `rate(2 hours)`, `rate(1 day)` in ms; undefined for anything else (cron()). */
+export function parseRate(expression: string): number | undefined {
+  const m = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/.exec(expression.trim());
+  if (!m || Number(m[1]) < 1) return undefined;
+  const unit = { minute: 60_000, hour: 3_600_000, day: 86_400_000 }[m[2]!.replace(/s$/, '') as 'minute' | 'hour' | 'day'];
+  return Number(m[1]) * unit;
 }
 
 /** Static header values (`'application/json'`) of a ResponseParameters map. */

@@ -31,9 +31,9 @@ const tables = () => ofType('AWS::DynamoDB::GlobalTable');
 const table = (name: string) => resources[logicalId('AWS::DynamoDB::GlobalTable', name)]!;
 
 describe('tables', () => {
-  it('five on-demand tables with point-in-time recovery, retained by default', () => {
+  it('seven on-demand tables with point-in-time recovery, retained by default', () => {
     expect(tables().map(([id]) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual(
-      ['DataAccountsTable', 'DataExecutionsTable', 'DataKeysTable', 'DataUsageTable', 'DataWorkflowsTable'],
+      ['DataAccountsTable', 'DataExecutionsTable', 'DataIdempotencyTable', 'DataKeysTable', 'DataMembershipsTable', 'DataUsageTable', 'DataWorkflowsTable'],
     );
     for (const [, t] of tables()) {
       expect(t.Properties['BillingMode']).toBe('PAY_PER_REQUEST');
@@ -43,15 +43,32 @@ describe('tables', () => {
     }
   });
 
+  it('memberships: (subject, account_id), and the by-account index of an account’s people', () => {
+    const memberships = table('DataMembershipsTable').Properties;
+    expect(memberships['KeySchema']).toEqual([
+      { AttributeName: 'subject', KeyType: 'HASH' },
+      { AttributeName: 'account_id', KeyType: 'RANGE' },
+    ]);
+    expect(memberships['GlobalSecondaryIndexes']).toEqual([
+      expect.objectContaining({
+        IndexName: 'by-account',
+        KeySchema: [
+          { AttributeName: 'account_id', KeyType: 'HASH' },
+          { AttributeName: 'subject', KeyType: 'RANGE' },
+        ],
+      }),
+    ]);
+  });
+
   it('are deleted with the stack when removalPolicy says so', () => {
     const destroyed = synth({ removalPolicy: RemovalPolicy.DESTROY }).toJSON()['Resources'] as Record<string, Resource>;
     const policies = Object.values(destroyed)
       .filter((r) => r.Type === 'AWS::DynamoDB::GlobalTable')
       .map((r) => r.DeletionPolicy);
-    expect(policies).toEqual(['Delete', 'Delete', 'Delete', 'Delete', 'Delete']);
+    expect(policies).toEqual(Array(7).fill('Delete'));
   });
 
-  it('keys: pk, TTL, the by-account index and the sparse slot index; usage and executions expire by TTL', () => {
+  it('keys: pk, TTL, the by-account index and the sparse slot index; usage, executions and idempotency records expire by TTL', () => {
     const keys = table('DataKeysTable').Properties;
     expect(keys['KeySchema']).toEqual([{ AttributeName: 'pk', KeyType: 'HASH' }]);
     expect(keys['TimeToLiveSpecification']).toEqual({ AttributeName: 'ttl', Enabled: true });
@@ -78,7 +95,9 @@ describe('tables', () => {
       { AttributeName: 'key_id', KeyType: 'HASH' },
       { AttributeName: 'hour', KeyType: 'RANGE' },
     ]);
-    for (const name of ['DataUsageTable', 'DataExecutionsTable']) {
+    expect(table('DataIdempotencyTable').Properties['KeySchema']).toEqual([{ AttributeName: 'pk', KeyType: 'HASH' }]);
+    expect(table('DataIdempotencyTable').Properties['GlobalSecondaryIndexes']).toBeUndefined();
+    for (const name of ['DataUsageTable', 'DataExecutionsTable', 'DataIdempotencyTable']) {
       expect(table(name).Properties['TimeToLiveSpecification']).toEqual({ AttributeName: 'ttl', Enabled: true });
     }
     expect(table('DataAccountsTable').Properties['TimeToLiveSpecification']).toBeUndefined();
@@ -300,7 +319,7 @@ describe('least-privilege IAM', () => {
       // Writing its own log group: asserted once for every function below.
       .filter((s) => !s.actions.every((a) => a.startsWith('logs:')));
   };
-  const functionIds = ['AuthorizerFunction', 'KeysFunction', 'WorkflowsFunction', 'ExecutionsFunction', 'WorkerFunction'];
+  const functionIds = ['AuthorizerFunction', 'KeysFunction', 'WorkflowsFunction', 'ExecutionsFunction', 'WorkerFunction', 'WebhookSenderFunction'];
 
   it('every function has a role of its own that may write only to its own log group, and no managed policy', () => {
     for (const fn of functionIds) {
@@ -329,13 +348,18 @@ describe('least-privilege IAM', () => {
   });
   const keysTable = logicalId('AWS::DynamoDB::GlobalTable', 'DataKeysTable');
 
-  it('the authorizer may only GetItem the keys table', () => {
+  it('the authorizer may GetItem the keys table and, for people, read memberships and accounts; nothing else', () => {
     const statements = statementsOf('AuthorizerFunction');
-    expect(statements.map((s) => s.actions)).toEqual([['dynamodb:GetItem']]);
-    expect(statements[0]!.resource).toContain(keysTable);
-    for (const other of ['Accounts', 'Usage', 'Workflows', 'Executions']) {
-      expect(statements[0]!.resource).not.toContain(`Data${other}Table`);
-    }
+    const byTable = Object.fromEntries(statements.map((s) => [/Data(\w+?)Table/.exec(s.resource)?.[1] ?? s.resource, s.actions]));
+    expect(byTable).toEqual({
+      Keys: ['dynamodb:GetItem'],
+      // A session: the membership (GetItem, or a Query of the person's own partition), the account's tier.
+      Memberships: ['dynamodb:GetItem', 'dynamodb:Query'],
+      Accounts: ['dynamodb:GetItem'],
+    });
+    expect(statements.find((s) => s.resource.includes(keysTable))).toBeDefined();
+    // No index of the memberships table: the account's people are not the authorizer's business.
+    expect(JSON.stringify(statements)).not.toMatch(/index\//);
   });
 
   it('the keys function may count usage and manage keys, and nothing else', () => {
@@ -347,6 +371,10 @@ describe('least-privilege IAM', () => {
       Keys: ['dynamodb:ConditionCheckItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
       Accounts: ['dynamodb:ConditionCheckItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'],
       Usage: ['dynamodb:Query', 'dynamodb:UpdateItem'],
+      // Idempotency records of key creations and rotations: take, read, keep the answer, release.
+      Idempotency: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+      // GET /me: the person's accounts.
+      Memberships: ['dynamodb:Query'],
       WebhookSecretsKey: ['kms:Decrypt', 'kms:Encrypt'],
     });
   });
@@ -364,6 +392,8 @@ describe('least-privilege IAM', () => {
       WorkerFunction: ['kms:Decrypt', 'kms:Encrypt'],
       // A run it could not hand to the worker: it opens the account's secret to sign that run's webhook.
       WorkflowsFunction: ['kms:Decrypt'],
+      // Retries and redeliveries: it opens existing secrets, never makes one.
+      WebhookSenderFunction: ['kms:Decrypt'],
     };
     const uses = functionIds.map((fn) => ({
       fn,
@@ -374,7 +404,7 @@ describe('least-privilege IAM', () => {
     expect(uses).toEqual(functionIds.map((fn) => (users[fn] ? { fn, actions: [users[fn]], env: keyArn } : { fn, actions: [], env: 'null' })));
     // Every use of the key only with an encryption context that is an account id, and only that.
     const keyStatements = functionIds.flatMap((fn) => statementsOf(fn).filter((s) => s.resource.includes(keyId)));
-    expect(keyStatements).toHaveLength(3);
+    expect(keyStatements).toHaveLength(4);
     for (const s of keyStatements) {
       expect(s.condition).toEqual({
         'ForAllValues:StringEquals': { 'kms:EncryptionContextKeys': ['account_id'] },
@@ -404,6 +434,8 @@ describe('least-privilege IAM', () => {
       Executions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
       // The account's webhook secret, read only (see the KMS test), and its in-flight counter of async runs.
       Accounts: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+      // Idempotency records of workflow creations and runs.
+      Idempotency: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
     });
     expect(tablesOf('ExecutionsFunction')).toEqual({
       Usage: ['dynamodb:UpdateItem'],
@@ -411,6 +443,19 @@ describe('least-privilege IAM', () => {
       // A cancel frees the run's in-flight slot.
       Accounts: ['dynamodb:UpdateItem'],
     });
+    // The webhook sender: executions read and updated, the secret read; Query on the webhooks-due index only.
+    expect(tablesOf('WebhookSenderFunction')).toEqual({
+      Executions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
+      Accounts: ['dynamodb:GetItem'],
+    });
+    const senderQueries = statementsOf('WebhookSenderFunction').filter((s) => s.actions.includes('dynamodb:Query'));
+    expect(senderQueries.map((q) => ({ actions: q.actions, resource: JSON.parse(q.resource) as unknown }))).toEqual([
+      {
+        actions: ['dynamodb:Query'],
+        resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [logicalId('AWS::DynamoDB::GlobalTable', 'DataExecutionsTable'), 'Arn'] }, '/index/webhooks-due']] },
+      },
+    ]);
+    expect(statementsOf('WebhookSenderFunction').filter((s) => s.actions.includes('dynamodb:GetItem')).every((s) => !s.resource.includes('/index/'))).toBe(true);
     // The executions function puts only cancellation signals (partition `<account_id>#signal`), never an execution.
     const puts = statementsOf('ExecutionsFunction').filter((s) => s.actions.includes('dynamodb:PutItem'));
     expect(puts.map((s) => ({ actions: s.actions, condition: s.condition }))).toEqual([
@@ -421,14 +466,34 @@ describe('least-privilege IAM', () => {
       Executions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
       Accounts: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
     });
-    // Only the workflows function may invoke the worker, and the keys tables are out of everyone's reach
-    // but the authorizer's and the keys function's.
-    const invokes = statementsOf('WorkflowsFunction').filter((s) => s.actions.includes('lambda:InvokeFunction'));
-    expect(invokes).toHaveLength(1);
-    expect(invokes[0]!.resource).toContain(logicalId('AWS::Lambda::Function', 'WorkerFunction'));
-    for (const fn of ['WorkflowsFunction', 'ExecutionsFunction', 'WorkerFunction']) {
+    // Only the workflows function may invoke the worker, only the executions function the webhook sender
+    // (a redelivery), and the keys tables are out of everyone's reach but the authorizer's and the keys function's.
+    const invokes = (fn: string) => statementsOf(fn).filter((s) => s.actions.includes('lambda:InvokeFunction')).map((s) => ({ actions: s.actions, resource: JSON.parse(s.resource) as unknown }));
+    expect(invokes('WorkflowsFunction')).toEqual([{ actions: ['lambda:InvokeFunction'], resource: { 'Fn::GetAtt': [logicalId('AWS::Lambda::Function', 'WorkerFunction'), 'Arn'] } }]);
+    expect(invokes('ExecutionsFunction')).toEqual([{ actions: ['lambda:InvokeFunction'], resource: { 'Fn::GetAtt': [logicalId('AWS::Lambda::Function', 'WebhookSenderFunction'), 'Arn'] } }]);
+    for (const fn of ['KeysFunction', 'WorkerFunction', 'WebhookSenderFunction', 'AuthorizerFunction']) expect(invokes(fn)).toEqual([]);
+    for (const fn of ['WorkflowsFunction', 'ExecutionsFunction', 'WorkerFunction', 'WebhookSenderFunction']) {
       expect(JSON.stringify(statementsOf(fn))).not.toContain(keysTable);
     }
+  });
+
+  it('only the keys and workflows functions (the routes that take an Idempotency-Key) know the idempotency table or reach it', () => {
+    const idempotencyTable = logicalId('AWS::DynamoDB::GlobalTable', 'DataIdempotencyTable');
+    const reach = Object.fromEntries(
+      [...functionIds, 'OpenApiFunction'].map((fn) => {
+        const env = (resources[logicalId('AWS::Lambda::Function', fn)]!.Properties['Environment'] as { Variables?: Record<string, unknown> } | undefined)?.Variables ?? {};
+        return [fn, { env: JSON.stringify(env['IDEMPOTENCY_TABLE'] ?? null).includes(idempotencyTable), granted: JSON.stringify(statementsOf(fn)).includes(idempotencyTable) }];
+      }),
+    );
+    expect(reach).toEqual({
+      AuthorizerFunction: { env: false, granted: false },
+      KeysFunction: { env: true, granted: true },
+      WorkflowsFunction: { env: true, granted: true },
+      ExecutionsFunction: { env: false, granted: false },
+      WorkerFunction: { env: false, granted: false },
+      WebhookSenderFunction: { env: false, granted: false },
+      OpenApiFunction: { env: false, granted: false },
+    });
   });
 
   it('no policy grants a wildcard action', () => {
@@ -437,6 +502,69 @@ describe('least-privilege IAM', () => {
         for (const action of [s.Action].flat()) expect(action).not.toMatch(/\*/);
       }
     }
+  });
+});
+
+describe('webhook retries', () => {
+  const sender = () => logicalId('AWS::Lambda::Function', 'WebhookSenderFunction');
+
+  it('pending webhooks are in a sparse, keys-only index of the executions table: a fixed shard and the due time in epoch ms', () => {
+    const executions = table('DataExecutionsTable').Properties;
+    expect((executions['GlobalSecondaryIndexes'] as { IndexName: string }[]).map((g) => g.IndexName)).toEqual(['by-workflow', 'by-status', 'webhooks-due']);
+    expect((executions['GlobalSecondaryIndexes'] as unknown[])[2]).toEqual({
+      IndexName: 'webhooks-due',
+      KeySchema: [
+        { AttributeName: 'webhook_shard', KeyType: 'HASH' },
+        { AttributeName: 'webhook_due', KeyType: 'RANGE' },
+      ],
+      Projection: { ProjectionType: 'KEYS_ONLY' },
+    });
+    expect(executions['AttributeDefinitions']).toEqual(
+      expect.arrayContaining([
+        { AttributeName: 'webhook_shard', AttributeType: 'S' },
+        { AttributeName: 'webhook_due', AttributeType: 'N' },
+      ]),
+    );
+  });
+
+  it('an EventBridge rule runs the sender every minute; a missed event is not retried (the next run finds what is due)', () => {
+    const rules = ofType('AWS::Events::Rule');
+    expect(rules).toHaveLength(1);
+    expect(rules[0]![1].Properties).toMatchObject({
+      ScheduleExpression: 'rate(1 minute)',
+      State: 'ENABLED',
+      Targets: [{ Arn: { 'Fn::GetAtt': [sender(), 'Arn'] }, Id: expect.any(String), RetryPolicy: { MaximumRetryAttempts: 0, MaximumEventAgeInSeconds: 60 } }],
+    });
+    template.hasResourceProperties('AWS::Lambda::Permission', {
+      Action: 'lambda:InvokeFunction',
+      FunctionName: { 'Fn::GetAtt': [sender(), 'Arn'] },
+      Principal: 'events.amazonaws.com',
+      SourceArn: { 'Fn::GetAtt': [rules[0]![0], 'Arn'] },
+    });
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', { FunctionName: { Ref: sender() }, MaximumRetryAttempts: 0 });
+  });
+
+  it('the sender has a minute, the tables it uses and the secrets key; the executions function knows its name', () => {
+    const props = resources[sender()]!.Properties;
+    expect(props['Timeout']).toBe(60);
+    const variables = (props['Environment'] as { Variables: Record<string, unknown> }).Variables;
+    expect(Object.keys(variables).filter((k) => !k.startsWith('POWERTOOLS_')).sort()).toEqual(['ACCOUNTS_TABLE', 'EXECUTIONS_TABLE', 'WEBHOOK_SECRETS_KEY_ARN']);
+    expect(variables).not.toHaveProperty('WEBHOOK_RETRY_SCHEDULE_SECONDS');
+    const executions = resources[logicalId('AWS::Lambda::Function', 'ExecutionsFunction')]!.Properties;
+    expect((executions['Environment'] as { Variables: Record<string, unknown> }).Variables['WEBHOOK_SENDER_FUNCTION_NAME']).toEqual({ Ref: sender() });
+  });
+
+  it('POST /executions/{execution_id}/webhook/redeliver goes to the executions function', () => {
+    const paths = new Map<string, { part: string; parent: unknown }>();
+    for (const [id, r] of ofType('AWS::ApiGateway::Resource')) paths.set(id, { part: String(r.Properties['PathPart']), parent: r.Properties['ParentId'] });
+    const pathOf = (id: string): string => {
+      const node = paths.get(id);
+      if (!node) return '';
+      return `${pathOf((node.parent as { Ref?: string }).Ref ?? '')}/${node.part}`;
+    };
+    const method = ofType('AWS::ApiGateway::Method').find(([, m]) => pathOf((m.Properties['ResourceId'] as { Ref: string }).Ref) === '/executions/{execution_id}/webhook/redeliver');
+    expect(method?.[1].Properties).toMatchObject({ HttpMethod: 'POST', AuthorizationType: 'CUSTOM', RequestParameters: { 'method.request.path.execution_id': true } });
+    expect(JSON.stringify(method?.[1].Properties['Integration'])).toContain(logicalId('AWS::Lambda::Function', 'ExecutionsFunction'));
   });
 });
 
@@ -623,10 +751,10 @@ describe('alarms that can fire: missing data filled, and treated deliberately', 
 
   it('Lambda throttles: FILL(t_i, 0) summed over every function’s Throttles, so an idle function no longer hides the others', () => {
     expect(expression('LambdaThrottles')).toEqual([
-      expect.objectContaining({ Expression: 'FILL(t0, 0) + FILL(t1, 0) + FILL(t2, 0) + FILL(t3, 0) + FILL(t4, 0) + FILL(t5, 0)' }),
+      expect.objectContaining({ Expression: 'FILL(t0, 0) + FILL(t1, 0) + FILL(t2, 0) + FILL(t3, 0) + FILL(t4, 0) + FILL(t5, 0) + FILL(t6, 0)' }),
     ]);
     expect(expression('LambdaThrottles')[0]!.ReturnData ?? true).toBe(true);
-    const functions = ['AuthorizerFunction', 'KeysFunction', 'WorkflowsFunction', 'ExecutionsFunction', 'WorkerFunction', 'OpenApiFunction'];
+    const functions = ['AuthorizerFunction', 'KeysFunction', 'WorkflowsFunction', 'ExecutionsFunction', 'WorkerFunction', 'OpenApiFunction', 'WebhookSenderFunction'];
     expect(inputs('LambdaThrottles')).toEqual(
       functions.map((fn, i) => ({
         id: `t${i}`,
@@ -749,13 +877,13 @@ describe('table deletion protection', () => {
       .map((r) => (r.Properties['Replicas'] as { DeletionProtectionEnabled?: boolean }[]).map((replica) => replica.DeletionProtectionEnabled));
 
   it('is on for every table by default', () => {
-    expect(protection(template)).toEqual([[true], [true], [true], [true], [true]]);
+    expect(protection(template)).toEqual(Array(7).fill([true]));
   });
 
   it('the deletionProtection prop turns it off; removalPolicy DESTROY turns it off unless the prop says otherwise', () => {
-    expect(protection(synth({ deletionProtection: false }))).toEqual([[false], [false], [false], [false], [false]]);
-    expect(protection(synth({ removalPolicy: RemovalPolicy.DESTROY }))).toEqual([[false], [false], [false], [false], [false]]);
-    expect(protection(synth({ removalPolicy: RemovalPolicy.DESTROY, deletionProtection: true }))).toEqual([[true], [true], [true], [true], [true]]);
+    expect(protection(synth({ deletionProtection: false }))).toEqual(Array(7).fill([false]));
+    expect(protection(synth({ removalPolicy: RemovalPolicy.DESTROY }))).toEqual(Array(7).fill([false]));
+    expect(protection(synth({ removalPolicy: RemovalPolicy.DESTROY, deletionProtection: true }))).toEqual(Array(7).fill([true]));
   });
 });
 
@@ -781,7 +909,7 @@ describe('tracing prop', () => {
     const traced = synth({ tracing: true });
     const functions = functionsOf(traced);
     expect(functions.map(([id]) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual(
-      ['AuthorizerFunction', 'ExecutionsFunction', 'KeysFunction', 'OpenApiFunction', 'WorkerFunction', 'WorkflowsFunction'],
+      ['AuthorizerFunction', 'ExecutionsFunction', 'KeysFunction', 'OpenApiFunction', 'WebhookSenderFunction', 'WorkerFunction', 'WorkflowsFunction'],
     );
     for (const [, f] of functions) {
       expect(f.Properties['TracingConfig']).toEqual({ Mode: 'Active' });

@@ -8,7 +8,8 @@ import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { createDocumentClient } from '../lambdas/shared/ddb.js';
 import { AccountsRepository, PREVIOUS_SECRET_ATTRIBUTE, SECRET_ATTRIBUTE } from '../lambdas/shared/repositories/accounts.js';
 import { LocalSecretBox } from '../lambdas/shared/secret-box.js';
-import { rotateWebhookSecret, signingSecrets, getWebhookSecret } from '../lambdas/shared/services/webhook-secrets.js';
+import { rotateWebhookSecret, getWebhookSecret } from '../lambdas/shared/services/webhook-secrets.js';
+import { signingSecrets as signingSecretsOf } from '../lambdas/shared/services/webhooks.js';
 import { newWebhookSecret } from '../lambdas/shared/webhooks.js';
 import { LOCAL_CREDENTIALS } from '../local-runner/dynamodb-local.js';
 import { LOCAL_REGION } from '../local-runner/stack.js';
@@ -22,6 +23,7 @@ let accounts: AccountsRepository;
 let faulty: AccountsRepository;
 const box = new LocalSecretBox(LocalSecretBox.newKey());
 let n = 0;
+const signingSecrets = (repo: AccountsRepository, id: string, make: () => string, now?: Date) => signingSecretsOf({ accounts: repo }, id, make, now);
 
 beforeAll(async () => {
   db = await createTestDb('webhook-secret');

@@ -1,5 +1,6 @@
-import { createServer } from 'node:http';
-import { ALLOW_LOOPBACK_ENV, checkWebhookUrl, deliverWebhook, isPublicAddress, sign } from '../lambdas/shared/webhooks.js';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import { Webhook } from 'standardwebhooks';
+import { ALLOW_LOOPBACK_ENV, checkWebhookUrl, deliverWebhook, isPublicAddress, newWebhookSecret, sign, signatures } from '../lambdas/shared/webhooks.js';
 import { resolveReferences } from '../lambdas/shared/references.js';
 import { referenceProblem } from '../lambdas/shared/workflow-definition.js';
 
@@ -10,6 +11,44 @@ describe('Standard Webhooks signature', () => {
     expect(sign(secret, 'msg_p5jXN8AQM9LWM0D4loKWxJek', 1614265330, '{"test": 2432232314}')).toBe(
       'v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=',
     );
+  });
+});
+
+describe('several secrets (a rotation’s grace period): one v1 signature each, space-separated', () => {
+  afterEach(() => {
+    delete process.env[ALLOW_LOOPBACK_ENV];
+  });
+
+  it('a delivery signed with two secrets verifies with either (the standardwebhooks library), and not with a third', async () => {
+    const [current, previous, other] = [newWebhookSecret(), newWebhookSecret(), newWebhookSecret()];
+    const seen: { headers: IncomingHttpHeaders; body: string }[] = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        seen.push({ headers: req.headers, body });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    process.env[ALLOW_LOOPBACK_ENV] = 'true';
+    try {
+      const body = '{"type":"execution.succeeded","timestamp":"2026-01-01T00:00:00.000Z","data":{}}';
+      const result = await deliverWebhook(`http://127.0.0.1:${(server.address() as { port: number }).port}/hook`, [current, previous], 'msg_two', body);
+      expect(result).toEqual({ delivered: true, status: 204 });
+      const [delivery] = seen;
+      const headers = delivery!.headers as Record<string, string>;
+      expect(headers['webhook-signature']!.split(' ')).toHaveLength(2);
+      expect(headers['webhook-signature']).toMatch(/^v1,\S+ v1,\S+$/);
+      for (const secret of [current, previous]) expect(new Webhook(secret).verify(delivery!.body, headers)).toEqual(JSON.parse(body));
+      expect(() => new Webhook(other).verify(delivery!.body, headers)).toThrow(/signature/i);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('refuses to sign with no secret at all', () => {
+    expect(() => signatures([], 'msg_x', 1, '{}')).toThrow(/no secret/);
   });
 });
 
@@ -177,12 +216,12 @@ describe('delivery to a host name', () => {
       // Deployed rules: localhost resolves to loopback, which is refused before any connection.
       await expect(checkWebhookUrl(url)).rejects.toThrow(/https/);
       await expect(checkWebhookUrl(url.replace('http:', 'https:'))).rejects.toThrow(/public address/);
-      const refused = await deliverWebhook(url, 'whsec_' + Buffer.alloc(24).toString('base64'), 'msg_1', {}, { maxAttempts: 1 });
-      expect(refused.delivered).toBe(false);
+      const refused = await deliverWebhook(url, ['whsec_' + Buffer.alloc(24).toString('base64')], 'msg_1', '{}');
+      expect(refused).toEqual({ delivered: false, status: null, reason: expect.stringMatching(/https/) });
       // The local runner's rule: loopback allowed, through the same lookup used at connection time.
       process.env[ALLOW_LOOPBACK_ENV] = 'true';
-      const delivered = await deliverWebhook(url, 'whsec_' + Buffer.alloc(24).toString('base64'), 'msg_2', { a: 1 }, { maxAttempts: 1 });
-      expect(delivered).toEqual({ delivered: true, attempts: 1, lastStatus: 200 });
+      const delivered = await deliverWebhook(url, ['whsec_' + Buffer.alloc(24).toString('base64')], 'msg_2', '{"a":1}');
+      expect(delivered).toEqual({ delivered: true, status: 200 });
       expect(seen).toEqual(['msg_2']);
     } finally {
       server.close();

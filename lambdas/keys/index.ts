@@ -3,6 +3,7 @@ import { createDocumentClient, TABLE_ENV } from '../shared/ddb.js';
 import { requireEnv } from '../shared/env.js';
 import { authenticatedHandler, json, type RouteDef } from '../shared/http.js';
 import { AccountsRepository } from '../shared/repositories/accounts.js';
+import { IdempotencyRepository } from '../shared/repositories/idempotency.js';
 import { secretBoxFromEnv } from '../shared/secret-box.js';
 import { KeysRepository } from '../shared/repositories/keys.js';
 import { UsageRepository } from '../shared/repositories/usage.js';
@@ -65,6 +66,8 @@ const routes: Record<string, RouteDef> = {
   },
   'POST /keys': {
     needs: 'keys:write',
+    // A replay never shows the plaintext: it is not kept (API.md §1, §4).
+    idempotent: { omit: ['api_key'] },
     handle: async ({ caller, grant, body }) => created(await createKey(deps, caller.accountId, body(), grant)),
   },
   'GET /keys': {
@@ -92,6 +95,7 @@ const routes: Record<string, RouteDef> = {
   },
   'POST /keys/{key_id}/rotate': {
     needs: 'keys:write',
+    idempotent: { omit: ['api_key'] },
     handle: async ({ caller, grant, param, body }) =>
       created(await rotateKey(deps, caller.accountId, param('key_id'), body(), grant)),
   },
@@ -109,4 +113,7 @@ const routes: Record<string, RouteDef> = {
   },
 };
 
-export const handler = authenticatedHandler(usage, routes, { maxBodyBytes: 16 * 1024 });
+export const handler = authenticatedHandler(usage, routes, {
+  maxBodyBytes: 16 * 1024,
+  idempotency: { records: new IdempotencyRepository(doc, requireEnv(TABLE_ENV.idempotency)) },
+});

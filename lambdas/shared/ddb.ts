@@ -47,6 +47,7 @@ export interface TableNames {
   readonly workflows: string;
   readonly executions: string;
   readonly memberships: string;
+  readonly idempotency: string;
 }
 
 export const TABLE_ENV: Readonly<Record<keyof TableNames, string>> = {
@@ -56,6 +57,7 @@ export const TABLE_ENV: Readonly<Record<keyof TableNames, string>> = {
   workflows: 'WORKFLOWS_TABLE',
   executions: 'EXECUTIONS_TABLE',
   memberships: 'MEMBERSHIPS_TABLE',
+  idempotency: 'IDEMPOTENCY_TABLE',
 };
 
 export function isConditionalCheckFailed(error: unknown): boolean {

@@ -9,3 +9,6 @@ export function requireEnv(name: string): string {
 
 /** The worker function the workflows function hands asynchronous runs to. */
 export const WORKER_FUNCTION_ENV = 'WORKER_FUNCTION_NAME';
+
+/** The webhook sender function the executions function asks to send a redelivered webhook at once. */
+export const WEBHOOK_SENDER_FUNCTION_ENV = 'WEBHOOK_SENDER_FUNCTION_NAME';

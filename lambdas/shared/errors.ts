@@ -110,7 +110,7 @@ export class NotFoundError extends ApiError {
 export class ConflictError extends ApiError {
   readonly status = 409;
   constructor(
-    readonly code: 'KEY_LIMIT_REACHED' | 'ALREADY_EXISTS' | 'WORKFLOW_NOT_DEPLOYED' | 'EXECUTION_FINISHED',
+    readonly code: 'KEY_LIMIT_REACHED' | 'ALREADY_EXISTS' | 'WORKFLOW_NOT_DEPLOYED' | 'EXECUTION_FINISHED' | 'EXECUTION_NOT_FINISHED',
     message: string,
   ) {
     super(message);
@@ -180,3 +180,28 @@ export class ConcurrencyLimitExceededError extends ApiError {
 
 /** The Retry-After (seconds) of a 429 CONCURRENCY_LIMIT_EXCEEDED. */
 export const CONCURRENCY_RETRY_AFTER_SECONDS = 5;
+
+/**
+ * An `Idempotency-Key` whose first request is still being served (API.md §4 "Retries and idempotency"):
+ * 409 with Retry-After IDEMPOTENCY_RETRY_AFTER_SECONDS. Retried then, it gets the first answer once it is
+ * kept, or runs again if the first request failed.
+ */
+export class IdempotencyInProgressError extends ApiError {
+  readonly status = 409;
+  readonly code = 'IDEMPOTENCY_IN_PROGRESS';
+  constructor() {
+    super('A request with this Idempotency-Key is still in progress; retry after the time in the Retry-After header');
+  }
+}
+
+/** The Retry-After (seconds) of a 409 IDEMPOTENCY_IN_PROGRESS. */
+export const IDEMPOTENCY_RETRY_AFTER_SECONDS = 1;
+
+/** An `Idempotency-Key` sent again with another request (another body, path, query or key). */
+export class IdempotencyKeyReusedError extends ApiError {
+  readonly status = 422;
+  readonly code = 'IDEMPOTENCY_KEY_REUSED';
+  constructor() {
+    super('This Idempotency-Key was used with a different request (method, path, query, body or API key) in the last 24 hours; use a new key for a new request');
+  }
+}

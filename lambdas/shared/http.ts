@@ -1,7 +1,8 @@
 /**
  * The HTTP edge of every handler Lambda: one middleware stack (middy) that decodes the caller, charges
  * the request to its key's counter (the one write of the hot path), maps errors to the contract's
- * bodies, and sets the X-RateLimit-* headers on every response, success or error.
+ * bodies, and sets the X-RateLimit-* headers on every response, success or error. Routes that take an
+ * Idempotency-Key run once per key (services/idempotency.ts).
  */
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
@@ -15,12 +16,24 @@ import {
   RateLimitExceededError,
   ConcurrencyLimitExceededError,
   CONCURRENCY_RETRY_AFTER_SECONDS,
+  IdempotencyInProgressError,
+  IDEMPOTENCY_RETRY_AFTER_SECONDS,
   ValidationError,
 } from './errors.js';
 import type { Grant } from './services/keys.js';
 import { countMetric, log, METRIC, startInvocation } from './log.js';
 import { jsonDepth, MAX_BODY_DEPTH } from './references.js';
 import type { Hit, UsageRepository } from './repositories/usage.js';
+import { LEASE_MARGIN_MS } from './run-budget.js';
+import {
+  beginIdempotent,
+  checkIdempotencyKey,
+  finishIdempotent,
+  IDEMPOTENCY_HEADER,
+  releaseIdempotent,
+  requestFingerprint,
+  type IdempotencyDeps,
+} from './services/idempotency.js';
 
 export type ProxyEvent = APIGatewayProxyEvent;
 export type ProxyResult = APIGatewayProxyResult;
@@ -61,10 +74,23 @@ export interface RequestContext {
 
 export type Route = (request: RequestContext) => Promise<ProxyResult>;
 
+/**
+ * A route that takes an `Idempotency-Key` (API.md §4 "Retries and idempotency"; services/idempotency.ts):
+ * with the header, the request runs once and its 2xx answer is replayed to the same request for 24 h.
+ */
+export interface Idempotent {
+  /** Top-level fields of the answer never kept (a key's plaintext `api_key`): a replay goes without them. */
+  readonly omit?: readonly string[];
+  /** The query parameters that make the request another (`async`); others do not count. */
+  readonly query?: readonly string[];
+}
+
 /** A route and the capability it needs: the one enforcement point (CAPABILITY_DENIED, with `required`). */
 export interface RouteDef {
-  /** A capability, or one that depends on the request (`workflow:<slug>:run`). */
-  readonly needs?: Capability | ((event: ProxyEvent) => Capability);
+  /** A capability, several (each needed; the first missing one is `required`), or one that depends on the request (`workflow:<slug>:run`). */
+  readonly needs?: Capability | readonly Capability[] | ((event: ProxyEvent) => Capability);
+  /** Takes an Idempotency-Key; the handler then needs `HandlerOptions.idempotency`. */
+  readonly idempotent?: Idempotent;
   readonly handle: Route;
 }
 
@@ -72,6 +98,8 @@ export interface HandlerOptions {
   /** Larger bodies get 413 PAYLOAD_TOO_LARGE before any parsing. @default 64 KiB */
   readonly maxBodyBytes?: number;
   readonly now?: () => Date;
+  /** Where idempotency records live: required when a route is `idempotent`. */
+  readonly idempotency?: IdempotencyDeps;
 }
 
 const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
@@ -81,9 +109,15 @@ function bodyBytes(event: ProxyEvent): number {
   return event.isBase64Encoded ? Math.floor((event.body.length * 3) / 4) : Buffer.byteLength(event.body, 'utf8');
 }
 
-function parseBody(event: ProxyEvent): unknown {
+/** The body as text (decoded when API Gateway passed it base64-encoded); undefined when empty. */
+function bodyText(event: ProxyEvent): string | undefined {
   if (!event.body) return undefined;
-  const text = event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+  return event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+}
+
+function parseBody(event: ProxyEvent): unknown {
+  const text = bodyText(event);
+  if (text === undefined) return undefined;
   if (text.trim() === '') return undefined;
   let value: unknown;
   try {
@@ -127,6 +161,25 @@ function rateLimitHeaders(hit: Hit): Record<string, string> {
 
 const routeName = (event: ProxyEvent) => `${event.httpMethod} ${event.resource}`;
 
+/** Every value of a header, whatever the case of its name (API Gateway passes names as the client sent them). */
+function headerValues(event: ProxyEvent, name: string): string[] {
+  const wanted = name.toLowerCase();
+  const multi = event.multiValueHeaders ?? {};
+  const fromMulti = Object.entries(multi).flatMap(([k, values]) => (k.toLowerCase() === wanted ? (values ?? []) : []));
+  if (Object.keys(multi).length > 0) return fromMulti;
+  return Object.entries(event.headers ?? {}).flatMap(([k, value]) => (k.toLowerCase() === wanted && value !== undefined ? [value] : []));
+}
+
+/** The named query parameters, each with every value it was given (names not given left out). */
+function queryValues(event: ProxyEvent, names: readonly string[]): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const name of names) {
+    const values = event.multiValueQueryStringParameters?.[name] ?? (event.queryStringParameters?.[name] !== undefined ? [event.queryStringParameters[name]!] : undefined);
+    if (values) out[name] = [...values];
+  }
+  return out;
+}
+
 /**
  * The one log line per request (its id, route, status, latency, key id and account; never the key or
  * its hash), and the request metrics: 429s and 5xx (API Gateway's own `Count` counts every request; a
@@ -157,6 +210,9 @@ export function authenticatedHandler(
 ) {
   const now = options.now ?? (() => new Date());
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const idempotency = options.idempotency;
+  const idempotentRoutes = Object.entries(routes).filter(([, r]) => r.idempotent).map(([name]) => name);
+  if (idempotentRoutes.length > 0 && !idempotency) throw new Error(`routes ${idempotentRoutes.join(', ')} take an Idempotency-Key: give the handler an idempotency store`);
   return middy<ProxyEvent, ProxyResult, Error, HandlerContext>()
     .use({
       before: async (request) => {
@@ -196,6 +252,7 @@ export function authenticatedHandler(
           headers['Retry-After'] = String(Math.max(1, request.error.resetEpochSeconds - nowSeconds));
         }
         if (request.error instanceof ConcurrencyLimitExceededError) headers['Retry-After'] = String(CONCURRENCY_RETRY_AFTER_SECONDS);
+        if (request.error instanceof IdempotencyInProgressError) headers['Retry-After'] = String(IDEMPOTENCY_RETRY_AFTER_SECONDS);
         response.headers = { ...response.headers, ...headers };
         request.response = response;
         logRequest(event, request.context, response.statusCode);
@@ -207,12 +264,14 @@ export function authenticatedHandler(
       if (!caller || !hit) throw new Error('middleware did not establish the caller');
       if (!route) throw new NotFoundError('No such route');
       const needs = typeof route.needs === 'function' ? route.needs(event) : route.needs;
-      if (needs && !covers(caller.capabilities, needs)) throw new CapabilityDeniedError(needs, [...caller.capabilities]);
+      for (const need of [needs ?? []].flat()) {
+        if (!covers(caller.capabilities, need)) throw new CapabilityDeniedError(need, [...caller.capabilities]);
+      }
       if (bodyBytes(event) > maxBodyBytes) {
         throw new PayloadTooLargeError(`The request body is larger than ${maxBodyBytes} bytes`);
       }
       let parsed: { value: unknown } | undefined;
-      return route.handle({
+      const handle = () => route.handle({
         event,
         caller,
         hit,
@@ -224,5 +283,54 @@ export function authenticatedHandler(
           return value;
         },
       });
+      // After the capability and size checks: a refused request takes no key.
+      if (!route.idempotent || !idempotency) return handle();
+      const key = checkIdempotencyKey(headerValues(event, IDEMPOTENCY_HEADER));
+      if (key === undefined) return handle();
+      // Until this invocation is certainly over (Lambda ends it at its timeout), plus the clock margin: a
+      // crashed request blocks its retries for that long, not for the key's 24 h.
+      const leaseMs = context.getRemainingTimeInMillis() + LEASE_MARGIN_MS;
+      return idempotently(idempotency, route.idempotent, key, event, caller, leaseMs, handle);
     });
 }
+
+/**
+ * `handle` run once for its Idempotency-Key (services/idempotency.ts): the kept answer of an earlier
+ * request (409 or 422 when it cannot be), or this request's own answer, kept when it is a 2xx.
+ */
+async function idempotently(
+  idempotency: IdempotencyDeps,
+  options: Idempotent,
+  key: string,
+  event: ProxyEvent,
+  caller: Caller,
+  leaseMs: number,
+  handle: () => Promise<ProxyResult>,
+): Promise<ProxyResult> {
+  const begun = await beginIdempotent(idempotency, {
+    accountId: caller.accountId,
+    key,
+    fingerprint: requestFingerprint({
+      method: event.httpMethod,
+      route: event.resource,
+      pathParameters: event.pathParameters ?? {},
+      query: queryValues(event, options.query ?? []),
+      // The key, or the person (in this account): the same id the rate limit counts.
+      principal: caller.counterId,
+      body: bodyText(event),
+    }),
+    leaseMs,
+  });
+  if ('replay' in begun) return { statusCode: begun.replay.statusCode, headers: { ...begun.replay.headers }, body: begun.replay.body };
+  let response: ProxyResult;
+  try {
+    response = await handle();
+  } catch (error) {
+    await releaseIdempotent(idempotency, begun.attempt);
+    throw error;
+  }
+  const headers = Object.fromEntries(Object.entries(response.headers ?? {}).map(([k, v]) => [k, String(v)]));
+  await finishIdempotent(idempotency, begun.attempt, { statusCode: response.statusCode, headers, body: response.body }, options.omit);
+  return response;
+}
+

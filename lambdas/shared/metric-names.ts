@@ -4,7 +4,11 @@ export const METRIC = {
   rateLimited: 'RateLimited',
   serverErrors: 'ServerErrors',
   executionsFinished: 'ExecutionsFinished',
+  /** Webhooks delivered: an attempt answered 2xx. */
   webhookDeliveries: 'WebhookDeliveries',
+  /** Attempts that got no 2xx (each may be retried). */
+  webhookFailedAttempts: 'WebhookFailedAttempts',
+  /** Webhooks that finally failed: the last attempt of their schedule got no 2xx. */
   webhookFailures: 'WebhookFailures',
 } as const;
 

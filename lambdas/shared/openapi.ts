@@ -8,6 +8,7 @@
  */
 import { FIXED_CAPABILITIES, PRESET_NAMES, SCOPE_NAMES } from './capabilities.js';
 import { EXECUTION_STATUSES } from './execution-status.js';
+import { IDEMPOTENCY_HEADER, IDEMPOTENCY_WINDOW_MS, REPLAYED_HEADER } from './idempotency-contract.js';
 import { EXPIRY_DAYS, MAX_GRACE_PERIOD_SECONDS, REQUEST_SCHEMAS } from './schemas.js';
 
 type Schema = Record<string, unknown>;
@@ -158,6 +159,35 @@ function withoutDefinition(schema: typeof WORKFLOW): Schema {
   return { ...schema, required: schema.required.filter((r) => r !== 'definition'), properties };
 }
 
+const EXECUTION = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['execution_id', 'workflow_slug', 'workflow_version', 'workspace_id', 'status', 'input', 'output', 'error', 'created_at', 'started_at', 'finished_at', 'webhook'],
+  properties: {
+    execution_id: { type: 'string' },
+    workflow_slug: { type: 'string' },
+    workflow_version: { type: 'integer' },
+    workspace_id: { type: 'string' },
+    status: { enum: [...EXECUTION_STATUSES] },
+    input: {},
+    output: {},
+    error: { type: ['string', 'null'] },
+    created_at: TIME,
+    started_at: NULLABLE_TIME,
+    finished_at: NULLABLE_TIME,
+    webhook: {
+      description: 'Null when the run asked for no webhook, or has not ended yet.',
+      anyOf: [ref('WebhookState'), { type: 'null' }],
+    },
+  } as Record<string, unknown>,
+};
+
+/** The execution schema without its webhook field (what a webhook's `data` is). */
+function withoutWebhook(schema: typeof EXECUTION): Schema {
+  const { webhook: _webhook, ...properties } = schema.properties;
+  return { ...schema, required: schema.required.filter((r) => r !== 'webhook'), properties };
+}
+
 const RESPONSE_SCHEMAS: Record<string, Schema> = {
   Error: {
     type: 'object',
@@ -180,7 +210,10 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
           'KEY_ROTATED',
           'WORKFLOW_NOT_DEPLOYED',
           'EXECUTION_FINISHED',
+          'EXECUTION_NOT_FINISHED',
+          'IDEMPOTENCY_IN_PROGRESS',
           'MODEL_FAILED',
+          'IDEMPOTENCY_KEY_REUSED',
           'PAYLOAD_TOO_LARGE',
           'RATE_LIMIT_EXCEEDED',
           'CONCURRENCY_LIMIT_EXCEEDED',
@@ -217,6 +250,10 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
   CreatedKey: {
     allOf: [ref('KeyFields'), { type: 'object', required: ['api_key'], properties: { api_key: { type: 'string', description: 'The plaintext key, shown once.' } } }],
     unevaluatedProperties: false,
+  },
+  CreatedKeyOrReplay: {
+    description: `The new key with its plaintext; or, replayed for a retry with the same ${IDEMPOTENCY_HEADER} (header \`${REPLAYED_HEADER}: true\`), the key without \`api_key\`: the plaintext is never kept.`,
+    oneOf: [ref('CreatedKey'), ref('Key')],
   },
   RateLimit: {
     type: 'object',
@@ -259,22 +296,29 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
     ...withoutDefinition(WORKFLOW),
   },
   WorkflowList: page('WorkflowSummary'),
-  Execution: {
+  Execution: EXECUTION,
+  WebhookState: {
     type: 'object',
     additionalProperties: false,
-    required: ['execution_id', 'workflow_slug', 'workflow_version', 'workspace_id', 'status', 'input', 'output', 'error', 'created_at', 'started_at', 'finished_at'],
+    description: 'The delivery of the execution’s webhook: pending until an attempt gets a 2xx (delivered) or the retry schedule ends (failed).',
+    required: ['status', 'attempts', 'last_attempt_at', 'last_response_status', 'next_attempt_at'],
     properties: {
-      execution_id: { type: 'string' },
-      workflow_slug: { type: 'string' },
-      workflow_version: { type: 'integer' },
-      workspace_id: { type: 'string' },
-      status: { enum: [...EXECUTION_STATUSES] },
-      input: {},
-      output: {},
-      error: { type: ['string', 'null'] },
-      created_at: TIME,
-      started_at: NULLABLE_TIME,
-      finished_at: NULLABLE_TIME,
+      status: { enum: ['pending', 'delivered', 'failed'] },
+      attempts: { type: 'integer', minimum: 0, description: 'Attempts made, redeliveries included.' },
+      last_attempt_at: NULLABLE_TIME,
+      last_response_status: { type: ['integer', 'null'], description: 'The receiver’s HTTP status at the last attempt; null when none came (network error, no complete answer within 5 s).' },
+      next_attempt_at: { ...NULLABLE_TIME, description: 'When the next attempt is due (sent within about a minute of it); null once delivered or failed.' },
+    },
+  },
+  WebhookExecution: { ...withoutWebhook(EXECUTION), description: 'The execution as a webhook carries it: the execution object without its `webhook` field.' },
+  WebhookPayload: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['type', 'timestamp', 'data'],
+    properties: {
+      type: { enum: ['execution.succeeded', 'execution.failed', 'execution.cancelled'] },
+      timestamp: { ...TIME, description: 'The execution’s finished_at.' },
+      data: ref('WebhookExecution'),
     },
   },
   ExecutionList: page('Execution'),
@@ -311,6 +355,24 @@ const RATE_HEADERS = {
   'X-RateLimit-Reset': { schema: { type: 'integer' }, description: 'When the window ends, Unix epoch seconds.' },
 };
 
+/** On every answer of an idempotent operation that is a replay. */
+const REPLAYED_HEADERS = {
+  [REPLAYED_HEADER]: { schema: { const: 'true' }, description: `Present on an answer replayed for a retry with the same ${IDEMPOTENCY_HEADER}.` },
+};
+const RETRY_AFTER = { 'Retry-After': { schema: { type: 'integer' }, description: 'Seconds.' } };
+
+const IDEMPOTENCY_PARAMETER = {
+  name: IDEMPOTENCY_HEADER,
+  in: 'header',
+  required: false,
+  schema: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x20-\\x7E]+$' },
+  description:
+    `Any 1–255 printable ASCII characters, new for each new request (a UUID, say). The same key with the same request (method, path, \`async\`, body, and the same API key) ` +
+    `within ${IDEMPOTENCY_WINDOW_MS / 3_600_000} h replays the first 2xx answer, with \`${REPLAYED_HEADER}: true\`, without doing the work again ` +
+    '(a key creation or rotation is replayed without `api_key`); a non-2xx answer is not kept, so a retry runs again. ' +
+    'The same key with another request: 422 IDEMPOTENCY_KEY_REUSED; while the first is in flight: 409 IDEMPOTENCY_IN_PROGRESS. Keys are per account.',
+};
+
 const json = (schema: Schema, description: string, headers: Record<string, unknown> = RATE_HEADERS) => ({
   description,
   headers,
@@ -320,6 +382,8 @@ const error = (description: string) => json(ref('Error'), description);
 
 interface Operation {
   method: 'get' | 'post' | 'put' | 'patch' | 'delete';
+  /** Takes an Idempotency-Key (API.md §4 "Retries and idempotency"). */
+  idempotent?: boolean;
   path: string;
   id: string;
   summary: string;
@@ -343,8 +407,8 @@ const OPERATIONS: Operation[] = [
   { method: 'get', path: '/me', id: 'me', summary: 'Who is calling, in which account, with what in force (what the console asks first)', needs: 'any valid key', tag: 'Service', ok: ['200', ref('Me'), 'The caller'] },
   { method: 'get', path: '/keys/verify', id: 'verifyKey', summary: 'The calling key and its rate limit', needs: 'any valid key', tag: 'Keys', ok: ['200', ref('VerifiedKey'), 'The calling key'] },
   {
-    method: 'post', path: '/keys', id: 'createKey', summary: 'Create a key (its plaintext is shown once)', needs: 'keys:write', tag: 'Keys', body: 'CreateKeyRequest',
-    ok: ['201', ref('CreatedKey'), 'The new key with its plaintext'], errors: { '403': 'WORKSPACE_DENIED, TIER_CEILING_EXCEEDED or ENVIRONMENT_DENIED', '409': 'KEY_LIMIT_REACHED' },
+    method: 'post', path: '/keys', id: 'createKey', summary: 'Create a key (its plaintext is shown once)', needs: 'keys:write', tag: 'Keys', body: 'CreateKeyRequest', idempotent: true,
+    ok: ['201', ref('CreatedKeyOrReplay'), 'The new key with its plaintext (a replay: without it)'], errors: { '403': 'WORKSPACE_DENIED, TIER_CEILING_EXCEEDED or ENVIRONMENT_DENIED', '409': 'KEY_LIMIT_REACHED' },
   },
   { method: 'get', path: '/keys', id: 'listKeys', summary: 'The account’s active keys', needs: 'keys:read', tag: 'Keys', query: PAGE, ok: ['200', ref('KeyList'), 'A page of keys'] },
   { method: 'get', path: '/keys/{key_id}', id: 'getKey', summary: 'A key', needs: 'keys:read', tag: 'Keys', ok: ['200', ref('Key'), 'The key'], errors: { '404': 'NOT_FOUND' } },
@@ -355,15 +419,15 @@ const OPERATIONS: Operation[] = [
   },
   { method: 'delete', path: '/keys/{key_id}', id: 'revokeKey', summary: 'Revoke a key (it stops at once)', needs: 'keys:write', tag: 'Keys', ok: ['204', null, 'Revoked'], errors: { '403': 'WORKSPACE_DENIED or ENVIRONMENT_DENIED', '404': 'NOT_FOUND' } },
   {
-    method: 'post', path: '/keys/{key_id}/rotate', id: 'rotateKey', summary: 'Replace a key, the old one working for a grace period', needs: 'keys:write', tag: 'Keys', body: 'RotateKeyRequest',
-    ok: ['201', ref('CreatedKey'), 'The new key with its plaintext'],
+    method: 'post', path: '/keys/{key_id}/rotate', id: 'rotateKey', summary: 'Replace a key, the old one working for a grace period', needs: 'keys:write', tag: 'Keys', body: 'RotateKeyRequest', idempotent: true,
+    ok: ['201', ref('CreatedKeyOrReplay'), 'The new key with its plaintext (a replay: without it)'],
     errors: { '403': 'WORKSPACE_DENIED, TIER_CEILING_EXCEEDED or ENVIRONMENT_DENIED', '404': 'NOT_FOUND', '409': 'ALREADY_EXISTS (rotated before), or KEY_LIMIT_REACHED (a grace period on a full account)' },
   },
   { method: 'get', path: '/keys/{key_id}/usage', id: 'getKeyUsage', summary: 'A key’s usage', needs: 'keys:read', tag: 'Keys', ok: ['200', ref('KeyUsage'), 'The usage'], errors: { '404': 'NOT_FOUND' } },
   { method: 'get', path: '/webhooks/secret', id: 'getWebhookSecret', summary: 'The account’s webhook signing secret', needs: 'keys:read', tag: 'Webhooks', ok: ['200', ref('WebhookSecret'), 'The secret'] },
   { method: 'post', path: '/webhooks/secret/rotate', id: 'rotateWebhookSecret', summary: 'Replace the webhook signing secret, the old one signing too for a grace period', needs: 'keys:write', tag: 'Webhooks', body: 'RotateWebhookSecretRequest', ok: ['200', ref('WebhookSecret'), 'The new secret'] },
   {
-    method: 'post', path: '/workflows', id: 'createWorkflow', summary: 'Create a workflow (a draft, version 1)', needs: 'workflow:write', tag: 'Workflows', body: 'CreateWorkflowRequest',
+    method: 'post', path: '/workflows', id: 'createWorkflow', summary: 'Create a workflow (a draft, version 1)', needs: 'workflow:write', tag: 'Workflows', body: 'CreateWorkflowRequest', idempotent: true,
     ok: ['201', ref('Workflow'), 'The workflow'], errors: { '403': 'WORKSPACE_DENIED', '409': 'ALREADY_EXISTS' },
   },
   { method: 'get', path: '/workflows', id: 'listWorkflows', summary: 'Workflows in the key’s workspaces', needs: 'workflow:read', tag: 'Workflows', query: PAGE, ok: ['200', ref('WorkflowList'), 'A page of workflows'] },
@@ -376,12 +440,13 @@ const OPERATIONS: Operation[] = [
   { method: 'delete', path: '/workflows/{slug}', id: 'deleteWorkflow', summary: 'Delete a workflow and its versions', needs: 'workflow:write', tag: 'Workflows', ok: ['204', null, 'Deleted'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND' } },
   {
     method: 'post', path: '/workflows/{slug}/run', id: 'runWorkflow', summary: 'Run the deployed version, synchronously or with ?async=true', needs: 'workflow:run or workflow:{slug}:run (webhook_url: webhook:receive)', tag: 'Workflows',
-    body: 'RunWorkflowRequest', query: [{ name: 'async', in: 'query', schema: { enum: ['true', 'false'] } }],
+    body: 'RunWorkflowRequest', idempotent: true,
+    query: [{ name: 'async', in: 'query', schema: { enum: ['true', 'false'] }, description: '`true` or `false` (the default), once; anything else is 400.' }],
     ok: ['200', ref('Execution'), 'Sync: the terminal execution'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND', '409': 'WORKFLOW_NOT_DEPLOYED' },
   },
   { method: 'get', path: '/models', id: 'listModels', summary: 'The models', needs: 'any valid key', tag: 'Models', ok: ['200', ref('ModelList'), 'The models'] },
   {
-    method: 'post', path: '/models/{model_id}/run', id: 'runModel', summary: 'Run one model', needs: 'model:run or model:{id}:run', tag: 'Models', body: 'RunModelRequest',
+    method: 'post', path: '/models/{model_id}/run', id: 'runModel', summary: 'Run one model', needs: 'model:run or model:{id}:run', tag: 'Models', body: 'RunModelRequest', idempotent: true,
     ok: ['200', ref('ModelOutput'), 'The output'], errors: { '404': 'NOT_FOUND', '422': 'MODEL_FAILED' },
   },
   {
@@ -394,7 +459,50 @@ const OPERATIONS: Operation[] = [
     method: 'post', path: '/executions/{execution_id}/cancel', id: 'cancelExecution', summary: 'Cancel an execution in flight', needs: 'execution:cancel', tag: 'Executions',
     ok: ['200', ref('Execution'), 'The cancelled execution'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND', '409': 'EXECUTION_FINISHED' },
   },
+  {
+    method: 'post', path: '/executions/{execution_id}/webhook/redeliver', id: 'redeliverWebhook',
+    summary: 'Send the execution’s webhook again now (same webhook-id), its retry schedule restarted', needs: 'execution:read and webhook:receive', tag: 'Executions',
+    ok: ['202', ref('Execution'), 'Accepted: the execution, its webhook pending and due now'],
+    errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND (also: the execution asked for no webhook)', '409': 'EXECUTION_NOT_FINISHED' },
+  },
 ];
+
+/** The headers of every webhook (Standard Webhooks). */
+const WEBHOOK_HEADERS = [
+  { name: 'webhook-id', in: 'header', required: true, schema: { type: 'string', pattern: '^msg_exe_[0-9A-Za-z]{21}_(succeeded|failed|cancelled)$' }, description: 'msg_<execution_id>_<status>: the same on every attempt and redelivery; deduplicate on it.' },
+  { name: 'webhook-timestamp', in: 'header', required: true, schema: { type: 'string', pattern: '^[0-9]+$' }, description: 'When this attempt was signed, Unix epoch seconds.' },
+  {
+    name: 'webhook-signature',
+    in: 'header',
+    required: true,
+    schema: { type: 'string', pattern: '^v1,[A-Za-z0-9+/=]+( v1,[A-Za-z0-9+/=]+)*$' },
+    description: 'v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<body>"> keyed with the base64 body of the account’s whsec_ secret; one per secret in force, space-separated.',
+  },
+];
+
+/** OpenAPI 3.1 `webhooks`: what the platform POSTs to a run's webhook_url when it ends. */
+function webhookOperations(): Schema {
+  const types = { 'execution.succeeded': 'SUCCEEDED', 'execution.failed': 'FAILED', 'execution.cancelled': 'CANCELLED' };
+  return Object.fromEntries(
+    Object.entries(types).map(([type, status]) => [
+      type,
+      {
+        post: {
+          operationId: `${type.replace('.', '_')}_webhook`,
+          summary: `An async execution ended ${status}`,
+          description:
+            'Sent to the run’s webhook_url, signed per Standard Webhooks. Any 2xx within 5 s (the whole attempt) delivers it; otherwise it is tried again ' +
+            '1 min, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h later (each ±20 %, within a minute of being due), then given up (the execution’s webhook.status: failed). ' +
+            'POST /executions/{execution_id}/webhook/redeliver sends it again.',
+          tags: ['Webhooks'],
+          parameters: WEBHOOK_HEADERS,
+          requestBody: { required: true, content: { 'application/json': { schema: ref('WebhookPayload') } } },
+          responses: { '2XX': { description: 'Delivered' }, default: { description: 'Not delivered: tried again later' } },
+        },
+      },
+    ]),
+  );
+}
 
 /** Every path and method of the contract, for tests that compare them with the deployed routes. */
 export const OPENAPI_OPERATIONS: readonly { method: string; path: string }[] = OPERATIONS.map((o) => ({ method: o.method.toUpperCase(), path: o.path }));
@@ -412,14 +520,15 @@ const ACCOUNT_PARAMETER = {
 function operation(o: Operation): Schema {
   const pathParams = [...o.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
   const [status, schema, description] = o.ok;
+  const okHeaders = o.idempotent ? { ...RATE_HEADERS, ...REPLAYED_HEADERS } : RATE_HEADERS;
   const responses: Record<string, unknown> = {
-    [status]: schema ? json(schema, description, o.noKey ? {} : RATE_HEADERS) : { description, headers: RATE_HEADERS },
+    [status]: schema ? json(schema, description, o.noKey ? {} : okHeaders) : { description, headers: okHeaders },
   };
   if (o.path === '/workflows/{slug}/run') {
-    responses['202'] = json(ref('QueuedExecution'), 'Async: the queued execution', { ...RATE_HEADERS, Location: { schema: { type: 'string' } } });
+    responses['202'] = json(ref('QueuedExecution'), 'Async: the queued execution', { ...okHeaders, Location: { schema: { type: 'string' } } });
   }
   if (!o.noKey) {
-    if (o.body || o.query) responses['400'] = error('VALIDATION_ERROR, with details');
+    if (o.body || o.query) responses['400'] = error(o.idempotent ? `VALIDATION_ERROR, with details (an invalid ${IDEMPOTENCY_HEADER} among them)` : 'VALIDATION_ERROR, with details');
     responses['401'] = json(ref('Error'), 'UNAUTHORIZED: no key, or an invalid, revoked or expired one', {});
     // CAPABILITY_DENIED wherever the route needs a capability, and the route's own 403s beside it.
     const forbidden = [o.needs === 'any valid key' ? undefined : 'CAPABILITY_DENIED', o.errors?.['403'], 'NOT_A_MEMBER (a person, of no such account)']
@@ -427,6 +536,15 @@ function operation(o: Operation): Schema {
       .join(', or ');
     if (forbidden) responses['403'] = error(forbidden);
     for (const [s, d] of Object.entries(o.errors ?? {})) if (s !== '403') responses[s] = error(d);
+    if (o.idempotent) {
+      const also = (s: string, d: string) => (o.errors?.[s] ? `${o.errors[s]}; or ${d}` : d);
+      responses['409'] = json(
+        ref('Error'),
+        also('409', `IDEMPOTENCY_IN_PROGRESS: the first request with this ${IDEMPOTENCY_HEADER} is still in flight (Retry-After)`),
+        { ...RATE_HEADERS, ...RETRY_AFTER },
+      );
+      responses['422'] = error(also('422', `IDEMPOTENCY_KEY_REUSED: this ${IDEMPOTENCY_HEADER} came with another request`));
+    }
     if (o.body) responses['413'] = error('PAYLOAD_TOO_LARGE');
     responses['429'] = json(
       ref('Error'),
@@ -443,7 +561,7 @@ function operation(o: Operation): Schema {
     tags: [o.tag],
     ...(o.noKey ? { security: [] } : {}),
     ...(o.needs ? { 'x-knouds-capability': o.needs } : {}),
-    parameters: [...pathParams, ...(o.query ?? []), ...(o.noKey ? [] : [ACCOUNT_PARAMETER])],
+    parameters: [...pathParams, ...(o.query ?? []), ...(o.idempotent ? [IDEMPOTENCY_PARAMETER] : []), ...(o.noKey ? [] : [ACCOUNT_PARAMETER])],
     ...(o.body ? { requestBody: { required: o.body !== 'RotateKeyRequest' && o.body !== 'RotateWebhookSecretRequest' && o.body !== 'RunWorkflowRequest' && o.body !== 'RunModelRequest', content: { 'application/json': { schema: ref(o.body) } } } } : {}),
     responses,
   };
@@ -474,6 +592,7 @@ export function buildOpenApiDocument(): Schema {
     security: [{ apiKey: [] }, { session: [] }],
     tags: ['Service', 'Keys', 'Webhooks', 'Workflows', 'Models', 'Executions'].map((name) => ({ name })),
     paths,
+    webhooks: webhookOperations(),
     components: {
       securitySchemes: {
         apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' },

@@ -33,3 +33,9 @@ export const WORKER_TIMEOUT_SECONDS = 900;
 
 /** Kept back from the worker's timeout to record a run's outcome and send its webhook. */
 export const WORKER_RESERVE_MS = 60_000;
+
+/**
+ * The webhook sender's timeout: it runs every minute, and stops starting attempts 15 s before it ends
+ * (an attempt's 5 s and recording it). Runs may overlap; every attempt is claimed.
+ */
+export const WEBHOOK_SENDER_TIMEOUT_SECONDS = 60;

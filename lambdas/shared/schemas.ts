@@ -162,6 +162,22 @@ export function parsePageParams(query: Record<string, string | undefined> | null
   return { limit, ...(nextToken !== undefined ? { nextToken } : {}) };
 }
 
+/**
+ * `?async=` of a workflow run (API.md §4): `true` or `false`, once; absent is `false`. Anything else
+ * (`1`, an empty value, the parameter twice) is 400 VALIDATION_ERROR naming `async`.
+ */
+export function parseAsyncParam(
+  multi: Record<string, string[] | undefined> | null | undefined,
+  single: Record<string, string | undefined> | null | undefined,
+): boolean {
+  const values = multi?.['async'] ?? (single?.['async'] !== undefined ? [single['async']] : []);
+  if (values.length === 0) return false;
+  if (values.length > 1) throw ValidationError.field('async', 'must be given once, as true or false');
+  if (values[0] === 'true') return true;
+  if (values[0] === 'false') return false;
+  throw ValidationError.field('async', 'must be true or false');
+}
+
 // ——— Workflows, runs, models ———
 
 export interface DefinitionBody {

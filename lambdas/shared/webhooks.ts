@@ -3,9 +3,9 @@
  * `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">` keyed with the account's
  * `whsec_<base64>` secret. Delivery goes only to https URLs whose every resolved address is public, that
  * is plain global unicast as classified by ipaddr.js (checked again when connecting, so DNS cannot swap
- * in a private address), retried with bounded exponential backoff. Each attempt has one deadline (5 s by
- * default) for all of it, DNS to the last byte of the answer, so a receiver that trickles its answer
- * cannot hold the worker.
+ * in a private address). This module makes one attempt: one POST with one deadline (5 s by default) for
+ * all of it, DNS to the last byte of the answer, so a receiver that trickles its answer cannot hold the
+ * sender. Retries are scheduled, not waited for (services/webhooks.ts).
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import { lookup as dnsLookup } from 'node:dns/promises';
@@ -13,7 +13,6 @@ import { request as httpRequest, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
 import ipaddr from 'ipaddr.js';
-import { log } from './log.js';
 
 export const SECRET_PREFIX = 'whsec_';
 /** Set by the local runner only: lets webhooks reach a receiver on this machine over http. */
@@ -124,17 +123,19 @@ const guardedLookup: LookupFunction = (hostname, options, callback) => {
     .catch((error: Error) => callback(error as NodeJS.ErrnoException, '', 0));
 };
 
+/** One attempt's outcome: `status` is the receiver's HTTP status, null when none came (network error, deadline, refused URL). */
 export interface Delivery {
   readonly delivered: boolean;
-  readonly attempts: number;
-  readonly lastStatus: number | null;
+  readonly status: number | null;
+  /** Why no 2xx came, for the log: the receiver's status, or the error's message. */
+  readonly reason?: string;
 }
 
+/** The deadline of one attempt: 5 s for all of it (API.md §4 "Webhook delivery"). */
+export const WEBHOOK_ATTEMPT_TIMEOUT_MS = 5000;
+
 export interface DeliveryOptions {
-  readonly maxAttempts?: number;
-  readonly baseDelayMs?: number;
-  readonly maxDelayMs?: number;
-  /** The whole attempt's deadline (DNS, connect, TLS, sending, reading the answer), not an idle timeout. */
+  /** The whole attempt's deadline (DNS, connect, TLS, sending, reading the answer), not an idle timeout. @default 5000 */
   readonly timeoutMs?: number;
 }
 
@@ -171,47 +172,46 @@ function beforeDeadline<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
+/** `webhook-signature`: one `v1,<signature>` per secret, space-separated (the spec allows several). */
+export function signatures(secrets: readonly string[], id: string, timestamp: number, body: string): string {
+  if (secrets.length === 0) throw new Error('no secret to sign the webhook with');
+  return secrets.map((secret) => sign(secret, id, timestamp, body)).join(' ');
+}
+
 /**
- * Signs and POSTs `payload`; retries non-2xx answers, network errors and attempts that do not end within
- * `timeoutMs`, with bounded backoff.
+ * One attempt: signs `body` with every secret and POSTs it. A 2xx within `timeoutMs` (the whole attempt,
+ * the URL check's DNS lookup included) is a delivery; anything else (another status, a network error,
+ * the deadline, a URL refused at send time) is not. Never throws.
  */
 export async function deliverWebhook(
   rawUrl: string,
-  secret: string,
+  secrets: readonly string[],
   messageId: string,
-  payload: unknown,
+  body: string,
   options: DeliveryOptions = {},
 ): Promise<Delivery> {
-  const { maxAttempts = 5, baseDelayMs = 500, maxDelayMs = 8000, timeoutMs = 5000 } = options;
-  const body = JSON.stringify(payload);
-  let lastStatus: number | null = null;
-  for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-    // One deadline for the whole attempt: the URL check's DNS lookup, connect, TLS, sending, and reading the answer.
-    const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(new Error(`no complete answer within ${timeoutMs} ms`)), timeoutMs);
-    try {
-      const url = await beforeDeadline(checkWebhookUrl(rawUrl), deadline.signal);
-      const timestamp = Math.floor(Date.now() / 1000);
-      lastStatus = await post(
-        url,
-        {
-          'content-type': 'application/json',
-          'user-agent': 'Knouds-Webhooks/1',
-          'webhook-id': messageId,
-          'webhook-timestamp': String(timestamp),
-          'webhook-signature': sign(secret, messageId, timestamp, body),
-        },
-        body,
-        deadline.signal,
-      );
-      if (lastStatus >= 200 && lastStatus < 300) return { delivered: true, attempts: attempt, lastStatus };
-    } catch (error) {
-      log('warn', 'webhook attempt failed', { message_id: messageId, attempt, error: (error as Error).message });
-      if (error instanceof WebhookUrlError) return { delivered: false, attempts: attempt, lastStatus };
-    } finally {
-      clearTimeout(timer);
-    }
-    if (attempt < maxAttempts) await new Promise((r) => setTimeout(r, Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1))));
+  const { timeoutMs = WEBHOOK_ATTEMPT_TIMEOUT_MS } = options;
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(new Error(`no complete answer within ${timeoutMs} ms`)), timeoutMs);
+  try {
+    const url = await beforeDeadline(checkWebhookUrl(rawUrl), deadline.signal);
+    const timestamp = Math.floor(Date.now() / 1000);
+    const status = await post(
+      url,
+      {
+        'content-type': 'application/json',
+        'user-agent': 'Knouds-Webhooks/1',
+        'webhook-id': messageId,
+        'webhook-timestamp': String(timestamp),
+        'webhook-signature': signatures(secrets, messageId, timestamp, body),
+      },
+      body,
+      deadline.signal,
+    );
+    return status >= 200 && status < 300 ? { delivered: true, status } : { delivered: false, status, reason: `answered ${status}` };
+  } catch (error) {
+    return { delivered: false, status: null, reason: (error as Error).message };
+  } finally {
+    clearTimeout(timer);
   }
-  return { delivered: false, attempts: maxAttempts, lastStatus };
 }

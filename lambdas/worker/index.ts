@@ -12,6 +12,7 @@ import { log, startInvocation } from '../shared/log.js';
 import { ModelRegistry } from '../shared/models/registry.js';
 import { AccountsRepository } from '../shared/repositories/accounts.js';
 import { secretBoxFromEnv } from '../shared/secret-box.js';
+import { retryScheduleFromEnv } from '../shared/webhook-schedule.js';
 import { ExecutionsRepository, newAttemptId } from '../shared/repositories/executions.js';
 import { LEASE_MARGIN_MS, WORKER_RESERVE_MS } from '../shared/run-budget.js';
 import { WorkflowsRepository } from '../shared/repositories/workflows.js';
@@ -23,6 +24,8 @@ const deps: WorkflowDeps = {
   executions: new ExecutionsRepository(doc, requireEnv(TABLE_ENV.executions), requireEnv(TABLE_ENV.accounts)),
   accounts: new AccountsRepository(doc, requireEnv(TABLE_ENV.accounts), secretBoxFromEnv()),
   models: ModelRegistry.fromEnv(),
+  // The webhook retry schedule, validated at cold start.
+  retrySchedule: retryScheduleFromEnv(),
 };
 
 export async function handler(event: { account_id?: unknown; execution_id?: unknown }, context: Context): Promise<void> {

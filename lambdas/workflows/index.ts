@@ -9,10 +9,12 @@ import { authenticatedHandler, json, type RequestContext, type RouteDef } from '
 import { ModelRegistry } from '../shared/models/registry.js';
 import { AccountsRepository } from '../shared/repositories/accounts.js';
 import { ExecutionsRepository } from '../shared/repositories/executions.js';
+import { IdempotencyRepository } from '../shared/repositories/idempotency.js';
 import { UsageRepository } from '../shared/repositories/usage.js';
 import { WorkflowsRepository } from '../shared/repositories/workflows.js';
-import { parsePageParams } from '../shared/schemas.js';
+import { parseAsyncParam, parsePageParams } from '../shared/schemas.js';
 import { secretBoxFromEnv } from '../shared/secret-box.js';
+import { retryScheduleFromEnv } from '../shared/webhook-schedule.js';
 import { settingsFromEnv } from '../shared/settings.js';
 import {
   createWorkflow,
@@ -39,6 +41,8 @@ const deps: WorkflowDeps = {
   // its webhook from here.
   accounts: new AccountsRepository(doc, requireEnv(TABLE_ENV.accounts), secretBoxFromEnv()),
   models: ModelRegistry.fromEnv(),
+  // The webhook retry schedule, validated at cold start.
+  retrySchedule: retryScheduleFromEnv(),
 };
 const workerFunction = requireEnv(WORKER_FUNCTION_ENV);
 const lambda = new LambdaClient({});
@@ -66,6 +70,7 @@ const idOf = (event: { pathParameters: Record<string, string | undefined> | null
 const routes: Record<string, RouteDef> = {
   'POST /workflows': {
     needs: 'workflow:write',
+    idempotent: {},
     handle: async (ctx) => json(201, await createWorkflow(deps, actor(ctx), ctx.body())),
   },
   'GET /workflows': {
@@ -97,13 +102,15 @@ const routes: Record<string, RouteDef> = {
   'POST /workflows/{slug}/run': {
     // workflow:run covers workflow:<slug>:run.
     needs: (event) => (SLUG_PATTERN.test(slugOf(event)) ? `workflow:${slugOf(event)}:run` : 'workflow:run'),
+    // A sync run and an async one are different requests.
+    idempotent: { query: ['async'] },
     handle: async (ctx) => {
+      const isAsync = parseAsyncParam(ctx.event.multiValueQueryStringParameters, ctx.event.queryStringParameters);
       const body = ctx.body();
       const wantsWebhook = body !== null && typeof body === 'object' && 'webhook_url' in body;
       if (wantsWebhook && !covers(ctx.caller.capabilities, 'webhook:receive')) {
         throw new CapabilityDeniedError('webhook:receive', [...ctx.caller.capabilities]);
       }
-      const isAsync = ctx.event.queryStringParameters?.['async'] === 'true';
       const { execution } = await runWorkflow(deps, actor(ctx), ctx.param('slug'), body, {
         async: isAsync,
         startAsync,
@@ -126,8 +133,12 @@ const routes: Record<string, RouteDef> = {
   },
   'POST /models/{model_id}/run': {
     needs: (event) => (SLUG_PATTERN.test(idOf(event)) ? `model:${idOf(event)}:run` : 'model:run'),
+    idempotent: {},
     handle: async (ctx) => json(200, await runModel(deps, ctx.param('model_id'), ctx.body())),
   },
 };
 
-export const handler = authenticatedHandler(usage, routes, { maxBodyBytes: 256 * 1024 });
+export const handler = authenticatedHandler(usage, routes, {
+  maxBodyBytes: 256 * 1024,
+  idempotency: { records: new IdempotencyRepository(doc, requireEnv(TABLE_ENV.idempotency)) },
+});

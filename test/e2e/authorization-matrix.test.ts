@@ -115,6 +115,8 @@ const ROUTES: Route[] = [
   { name: 'GET /executions', method: 'GET', path: () => '/executions', needs: 'execution:read' },
   { name: 'GET /executions/{id}', method: 'GET', path: () => `/executions/${executionId}`, needs: 'execution:read' },
   { name: 'POST /executions/{id}/cancel', method: 'POST', path: () => `/executions/${executionId}/cancel`, needs: 'execution:cancel' },
+  // Needs execution:read and webhook:receive; the key lacking a capability holds webhook:receive only.
+  { name: 'POST /executions/{id}/webhook/redeliver', method: 'POST', path: () => `/executions/${executionId}/webhook/redeliver`, needs: 'execution:read' },
 ];
 
 const outcome = (r: Reply) => `${r.status} ${typeof r.body['code'] === 'string' ? r.body['code'] : ''}`.trim();

@@ -4,6 +4,7 @@
  * validate with, and real responses from an end-to-end run (every operation, successes and errors)
  * conform to it.
  */
+import { createServer, type Server } from 'node:http';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
@@ -45,6 +46,19 @@ it('validates as an OpenAPI 3.1 document', async () => {
   expect(result).toEqual({ valid: true });
 });
 
+it('describes the webhooks the platform sends (OpenAPI 3.1 `webhooks`): their body and Standard Webhooks headers', () => {
+  const webhooks = doc['webhooks'] as Record<string, { post: { parameters: { name: string }[]; requestBody: { content: Record<string, { schema: unknown }> } } }>;
+  expect(Object.keys(webhooks).sort()).toEqual(['execution.cancelled', 'execution.failed', 'execution.succeeded']);
+  for (const hook of Object.values(webhooks)) {
+    expect(hook.post.parameters.map((p) => p.name)).toEqual(['webhook-id', 'webhook-timestamp', 'webhook-signature']);
+    expect(hook.post.requestBody.content['application/json']!.schema).toEqual({ $ref: '#/components/schemas/WebhookPayload' });
+  }
+  const schemas = (doc['components'] as { schemas: Record<string, { required?: string[]; properties?: Record<string, unknown> }> }).schemas;
+  expect(schemas['WebhookPayload']!.required).toEqual(['type', 'timestamp', 'data']);
+  expect(schemas['WebhookExecution']!.properties).not.toHaveProperty('webhook');
+  expect(schemas['Execution']!.required).toContain('webhook');
+});
+
 it('describes exactly the routes the template deploys', () => {
   const deployed = t.stack.model.methods.map((m) => `${m.httpMethod} ${m.resourcePath}`).sort();
   const described = Object.entries(doc['paths'] as Record<string, Record<string, unknown>>)
@@ -52,6 +66,22 @@ it('describes exactly the routes the template deploys', () => {
     .sort();
   expect(described).toEqual(deployed);
   expect(OPENAPI_OPERATIONS.map((o) => `${o.method} ${o.path}`).sort()).toEqual(deployed);
+});
+
+it('documents the Idempotency-Key header on exactly the five operations of the contract, and the replay header on their successes', () => {
+  const paths = doc['paths'] as Record<string, Record<string, { parameters: { name: string; in: string }[]; responses: Record<string, { headers?: Record<string, unknown> }> }>>;
+  const withKey = Object.entries(paths).flatMap(([path, ops]) =>
+    Object.entries(ops)
+      .filter(([, op]) => op.parameters.some((p) => p.in === 'header' && p.name === 'Idempotency-Key'))
+      .map(([method]) => `${method.toUpperCase()} ${path}`),
+  );
+  expect(withKey.sort()).toEqual(['POST /keys', 'POST /keys/{key_id}/rotate', 'POST /models/{model_id}/run', 'POST /workflows', 'POST /workflows/{slug}/run']);
+  for (const name of withKey) {
+    const [method, path] = name.split(' ') as [string, string];
+    const responses = paths[path]![method.toLowerCase()]!.responses;
+    for (const status of Object.keys(responses).filter((s) => s.startsWith('2'))) expect(Object.keys(responses[status]!.headers ?? {})).toContain('Idempotent-Replayed');
+    expect(Object.keys(responses).filter((s) => s === '409' || s === '422')).toEqual(['409', '422']);
+  }
 });
 
 it('publishes the request schemas the handlers validate with', () => {
@@ -70,14 +100,32 @@ describe('real responses conform', () => {
   }));
 
   /** A key in x-api-key, or `{session}`: a person's access token. */
-  async function api(key: string | undefined | { session: string }, method: string, path: string, body?: unknown) {
+  async function api(key: string | undefined | { session: string }, method: string, path: string, body?: unknown, headers?: Record<string, string>) {
     const reply =
       typeof key === 'object'
-        ? await call(`${t.stack.apiUrl}${path}`, { method, headers: { authorization: `Bearer ${key.session}` }, ...(body !== undefined ? { body } : {}) })
-        : await t.api(key, method, path, body);
+        ? await call(`${t.stack.apiUrl}${path}`, { method, headers: { authorization: `Bearer ${key.session}`, ...headers }, ...(body !== undefined ? { body } : {}) })
+        : await t.api(key, method, path, body, headers);
     seen.push({ method, path: path.replace(/\?.*$/, ''), reply });
     return reply;
   }
+
+  let hookUrl: string;
+  let hooks: Server;
+  /** The bodies of the webhooks received. */
+  const payloads: string[] = [];
+  beforeAll(async () => {
+    hooks = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        payloads.push(body);
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => hooks.listen(0, '127.0.0.1', resolve));
+    hookUrl = `http://127.0.0.1:${(hooks.address() as { port: number }).port}/hooks`;
+  });
+  afterAll(() => new Promise<void>((resolve) => hooks.close(() => resolve())));
 
   it('over a run that reaches every operation, successes and errors', async () => {
     const { key: admin } = await t.account('business');
@@ -95,13 +143,20 @@ describe('real responses conform', () => {
     const created = await api(admin, 'POST', '/keys', { name: 'c', preset: 'workflow-deploy', expires_in_days: 30 });
     const id = String(created.body['key_id']);
     await api(admin, 'POST', '/keys', { name: '' });
+    // A retried creation (replayed without api_key), another request with the same Idempotency-Key, an invalid one.
+    const retry = { 'Idempotency-Key': 'openapi-create-1' };
+    await api(admin, 'POST', '/keys', { name: 'retried', preset: 'read-only' }, retry);
+    await api(admin, 'POST', '/keys', { name: 'retried', preset: 'read-only' }, retry);
+    await api(admin, 'POST', '/keys', { name: 'other', preset: 'read-only' }, retry);
+    await api(admin, 'POST', '/keys', { name: 'bad', preset: 'read-only' }, { 'Idempotency-Key': '' });
     await api(reader, 'POST', '/keys', { name: 'x', preset: 'read-only' });
     await api(admin, 'GET', '/keys?limit=1');
     await api(admin, 'GET', `/keys/${id}`);
     await api(admin, 'GET', '/keys/key_missing');
     await api(admin, 'PATCH', `/keys/${id}`, { name: 'renamed', workspaces: ['ws'] });
     await api(admin, 'GET', `/keys/${id}/usage`);
-    const rotated = await api(admin, 'POST', `/keys/${id}/rotate`, { grace_period_seconds: 60 });
+    const rotated = await api(admin, 'POST', `/keys/${id}/rotate`, { grace_period_seconds: 60 }, { 'Idempotency-Key': 'openapi-rotate-1' });
+    await api(admin, 'POST', `/keys/${id}/rotate`, { grace_period_seconds: 60 }, { 'Idempotency-Key': 'openapi-rotate-1' });
     await api(admin, 'POST', `/keys/${id}/rotate`, {});
     await api(admin, 'DELETE', `/keys/${String(rotated.body['key_id'])}`);
     await api(admin, 'GET', '/webhooks/secret');
@@ -116,9 +171,17 @@ describe('real responses conform', () => {
     await api(admin, 'POST', '/workflows/shout/deploy');
     await api(admin, 'POST', '/workflows/shout/run', { input: { text: 'a' } });
     await api(admin, 'POST', '/workflows/shout/run', { input: 'not an object' });
-    const queued = await api(admin, 'POST', '/workflows/shout/run?async=true', { input: { text: 'b' } });
+    const queued = await api(admin, 'POST', '/workflows/shout/run?async=true', { input: { text: 'b' } }, { 'Idempotency-Key': 'openapi-async-1' });
+    await api(admin, 'POST', '/workflows/shout/run?async=true', { input: { text: 'b' } }, { 'Idempotency-Key': 'openapi-async-1' });
+    await api(admin, 'POST', '/workflows/shout/run?async=1', { input: { text: 'b' } });
+    await api(admin, 'POST', '/workflows/shout/run', { input: { text: 'c' } }, { 'Idempotency-Key': 'openapi-sync-1' });
+    await api(admin, 'POST', '/workflows/shout/run', { input: { text: 'c' } }, { 'Idempotency-Key': 'openapi-sync-1' });
+    await api(admin, 'POST', '/workflows', { slug: 'twice', name: 'Twice', definition }, { 'Idempotency-Key': 'openapi-workflow-1' });
+    await api(admin, 'POST', '/workflows', { slug: 'twice', name: 'Twice', definition }, { 'Idempotency-Key': 'openapi-workflow-1' });
     await api(admin, 'GET', '/models');
-    await api(admin, 'POST', '/models/uppercase/run', { input: { text: 'x' } });
+    await api(admin, 'POST', '/models/uppercase/run', { input: { text: 'x' } }, { 'Idempotency-Key': 'openapi-model-1' });
+    await api(admin, 'POST', '/models/uppercase/run', { input: { text: 'x' } }, { 'Idempotency-Key': 'openapi-model-1' });
+    await api(admin, 'POST', '/models/uppercase/run', { input: { text: 'y' } }, { 'Idempotency-Key': 'openapi-model-1' });
     await api(admin, 'POST', '/models/fail/run', { input: { message: 'no' } });
     await api(admin, 'GET', '/executions?limit=5');
     await api(admin, 'GET', '/executions?status=bogus');
@@ -126,8 +189,21 @@ describe('real responses conform', () => {
     const sleepy = { input_schema: {}, steps: [{ id: 's', model: 'sleep', input: { ms: 3000 } }], output: '$.steps.s.output' };
     await api(admin, 'POST', '/workflows', { slug: 'sleepy', name: 'S', definition: sleepy });
     await api(admin, 'POST', '/workflows/sleepy/deploy');
-    const slow = await api(admin, 'POST', '/workflows/sleepy/run?async=true', { input: {} });
+    // A retry while the first (a 3 s sync run) is still in flight: 409 IDEMPOTENCY_IN_PROGRESS.
+    const inFlight = api(admin, 'POST', '/workflows/sleepy/run', { input: {} }, { 'Idempotency-Key': 'openapi-sleepy-1' });
+    await new Promise((r) => setTimeout(r, 1000));
+    await api(admin, 'POST', '/workflows/sleepy/run', { input: {} }, { 'Idempotency-Key': 'openapi-sleepy-1' });
+    await inFlight;
+    const slow = await api(admin, 'POST', '/workflows/sleepy/run?async=true', { input: {}, webhook_url: hookUrl });
+    // Not finished yet: 409 EXECUTION_NOT_FINISHED.
+    await api(admin, 'POST', `/executions/${String(slow.body['execution_id'])}/webhook/redeliver`);
     await api(admin, 'POST', `/executions/${String(slow.body['execution_id'])}/cancel`);
+    // A run with a webhook, delivered, then redelivered (202); a run without one (404).
+    const hooked = String((await api(admin, 'POST', '/workflows/shout/run?async=true', { input: { text: 'c' }, webhook_url: hookUrl })).body['execution_id']);
+    for (let i = 0; i < 100 && (await t.api(admin, 'GET', `/executions/${hooked}`)).body['webhook'] === null; i++) await new Promise((r) => setTimeout(r, 50));
+    await api(admin, 'GET', `/executions/${hooked}`);
+    await api(admin, 'POST', `/executions/${hooked}/webhook/redeliver`);
+    await api(admin, 'POST', `/executions/${String(queued.body['execution_id'])}/webhook/redeliver`);
     await api(admin, 'POST', `/executions/${String(slow.body['execution_id'])}/cancel`);
     await api(admin, 'DELETE', '/workflows/sleepy');
     await api(admin, 'GET', '/workflows/sleepy');
@@ -151,6 +227,11 @@ describe('real responses conform', () => {
         continue;
       }
       if (reply.status < 300) covered.add(`${method} ${op.path}`);
+      // The headers that say something of this answer are documented for it.
+      const documented = Object.keys((response as { headers?: Record<string, unknown> }).headers ?? {}).map((h) => h.toLowerCase());
+      for (const header of ['idempotent-replayed', 'retry-after', 'location']) {
+        if (reply.headers.has(header) && !documented.includes(header)) problems.push(`${method} ${path} ${reply.status}: header ${header} is not documented`);
+      }
       if (!response.content) {
         if (reply.text !== '') problems.push(`${method} ${path} ${reply.status}: documented without a body, got ${reply.text}`);
         continue;
@@ -158,10 +239,22 @@ describe('real responses conform', () => {
       const validate = ajv.getSchema(`openapi.json#${pointer}/content/application~1json/schema`)!;
       if (!validate(reply.body)) problems.push(`${method} ${path} ${reply.status}: ${ajv.errorsText(validate.errors)} in ${reply.text.slice(0, 300)}`);
     }
+    // The webhooks received conform to the document's `webhooks` (their WebhookPayload).
+    const payload = ajv.getSchema('openapi.json#/components/schemas/WebhookPayload')!;
+    expect(payloads.length).toBeGreaterThanOrEqual(2);
+    for (const body of payloads) if (!payload(JSON.parse(body))) problems.push(`webhook ${ajv.errorsText(payload.errors)} in ${body.slice(0, 300)}`);
     expect(problems).toEqual([]);
     // Every operation but the document itself (fetched above, outside this list) answered with a success.
     expect([...covered].sort()).toEqual(OPENAPI_OPERATIONS.filter((o) => o.path !== '/openapi.json').map((o) => `${o.method} ${o.path}`).sort());
     // And the errors were exercised too.
     expect(new Set(seen.map((s) => s.reply.status))).toEqual(new Set([200, 201, 202, 204, 400, 401, 403, 404, 409, 422]));
+    // Idempotent retries: a replay on each of the five operations, both of their error codes, and a key replayed without api_key.
+    const replayed = seen.filter((s) => s.reply.headers.get('idempotent-replayed') === 'true');
+    expect(new Set(replayed.map((s) => `${s.method} ${templates.find((o) => o.method === s.method && o.pattern.test(s.path))!.path} ${s.reply.status}`))).toEqual(
+      new Set(['POST /keys 201', 'POST /keys/{key_id}/rotate 201', 'POST /workflows 201', 'POST /workflows/{slug}/run 200', 'POST /workflows/{slug}/run 202', 'POST /models/{model_id}/run 200']),
+    );
+    expect(replayed.filter((s) => s.path.startsWith('/keys')).map((s) => 'api_key' in s.reply.body)).toEqual([false, false]);
+    const codes = seen.map((s) => `${s.reply.status} ${String(s.reply.body['code'])}`);
+    expect(codes).toEqual(expect.arrayContaining(['409 IDEMPOTENCY_IN_PROGRESS', '422 IDEMPOTENCY_KEY_REUSED']));
   });
 });

@@ -1,5 +1,5 @@
 /**
- * The README's keys and workflows walkthroughs, run as written: every ```sh block between "## Keys
+ * The README's keys, workflows and retries walkthroughs, run as written: every ```sh block between "## Keys
  * walkthrough" and "## Troubleshooting", in one bash session against a local stack, with only the
  * base URL, the admin key and the receiver's port filled in. If a command of the README stops working,
  * this fails. The walkthrough uses curl and jq; CI installs jq (.ci/run). Without jq (a developer machine)
@@ -32,11 +32,12 @@ async function freePort(): Promise<number> {
 /** The walkthrough's shell blocks, in order. */
 function walkthrough(): string[] {
   const readme = readFileSync(path.join(PROJECT_ROOT, 'README.md'), 'utf8');
+  // Through "## Webhook delivery", whose redelivery block continues the workflows walkthrough.
   const section = readme.slice(readme.indexOf('## Keys walkthrough'), readme.indexOf('## Troubleshooting'));
   return [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
 }
 
-it('every command of the keys and workflows walkthroughs works as the README says', async () => {
+it('every command of the keys, workflows and retries walkthroughs works as the README says', async () => {
   if (skip) {
     process.stderr.write('KNOUDS_SKIP_README=1: the README walkthrough was not run\n');
     return;
@@ -82,11 +83,25 @@ it('every command of the keys and workflows walkthroughs works as the README say
     '"RUNNING"',
     '"CANCELLED"',
     '{"model":"word-count","output":{"count":3}}',
+    // The cancelled run's webhook: delivered, redelivered (pending), delivered again.
+    '"status": "delivered"',
+    '"pending"',
+    '"attempts": 2',
+    // Retries and idempotency: the replay, without the plaintext, and the reused key refused.
+    'Idempotent-Replayed: true',
+    '"api_key":null}',
+    '"IDEMPOTENCY_KEY_REUSED"',
   ]) {
     expect({ expected, found: run.out.includes(expected) }).toEqual({ expected, found: true });
   }
   expect(run.out).toMatch(/^(?:(?:200|429) ){12}$/m);
+  // A retried key creation answers the same key_id twice; a retried async run, the same execution twice.
+  const created = [...run.out.matchAll(/\{"key_id":"(key_\w+)","api_key":(?:"knouds_live_\w+"|null)\}$/gm)].map((m) => m[1]);
+  expect(created).toEqual([created[0], created[0]]);
+  expect(run.out).toMatch(/^(exe_\w+)\n\1$/m);
   const receiver = readFileSync(receiverLog, 'utf8');
   expect(receiver).toMatch(/verified execution\.succeeded: exe_\w+ SUCCEEDED/);
   expect(receiver).toMatch(/verified execution\.cancelled: exe_\w+ CANCELLED/);
+  // Redelivered: the cancelled run's webhook twice.
+  expect(receiver.match(/verified execution\.cancelled/g)).toHaveLength(2);
 }, 120_000);

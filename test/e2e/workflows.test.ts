@@ -17,7 +17,8 @@ let admin: string;
 let adminAccount: string;
 
 beforeAll(async () => {
-  t = await startTestStack('e2e-workflows');
+  // Webhook retries 1 s apart (test-only schedule), the sender run every 250 ms.
+  t = await startTestStack('e2e-workflows', { webhookRetrySchedule: '1,1', schedules: { everyMs: 250 } });
   ({ key: admin, accountId: adminAccount } = await t.account('business'));
   // Deployed workflows the runs, capability and webhook tests share.
   await deployed('sleepy', SLEEPY);
@@ -103,6 +104,8 @@ describe('workflow lifecycle', () => {
       created_at: expect.any(String),
       started_at: expect.any(String),
       finished_at: expect.any(String),
+      // A sync run asks for no webhook.
+      webhook: null,
     });
     await t.api(admin, 'POST', '/workflows/greet/deploy');
     const run2 = await t.api(admin, 'POST', '/workflows/greet/run', { input: { name: 'ada' } });
@@ -476,11 +479,20 @@ describe('signed webhooks', () => {
     expect(secret).toMatch(/^whsec_[A-Za-z0-9+/=]{32}$/);
     expect((await t.api(admin, 'GET', '/webhooks/secret')).body['secret']).toBe(secret);
 
-    failFirst = 2; // the first two attempts get 503: the third one lands
+    failFirst = 2; // the first two attempts get 503 (the worker's, then the sender's 1 s later): the third one lands
     const ok = await t.api(admin, 'POST', '/workflows/greeter/run?async=true', { input: { name: 'a b' }, webhook_url: url });
     const first = verify(await nextDelivery(1), secret);
+    const okId = String(ok.body['execution_id']);
+    let okRun = (await t.api(admin, 'GET', `/executions/${okId}`)).body;
+    // The receiver has the POST; the attempt's record follows it.
+    for (let i = 0; i < 50 && (okRun['webhook'] as { status?: string } | null)?.status !== 'delivered'; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      okRun = (await t.api(admin, 'GET', `/executions/${okId}`)).body;
+    }
+    expect(okRun['webhook']).toMatchObject({ status: 'delivered', attempts: 3, last_response_status: 204, next_attempt_at: null });
     expect(first).toEqual({
       type: 'execution.succeeded',
+      timestamp: okRun['finished_at'],
       data: expect.objectContaining({
         execution_id: ok.body['execution_id'],
         status: 'SUCCEEDED',

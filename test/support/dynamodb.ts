@@ -50,6 +50,7 @@ export async function createTestDb(name: string): Promise<TestDb> {
     workflows: out(STACK_OUTPUTS.workflowsTable),
     executions: out(STACK_OUTPUTS.executionsTable),
     memberships: out(STACK_OUTPUTS.membershipsTable),
+    idempotency: out(STACK_OUTPUTS.idempotencyTable),
   };
   return {
     client,

@@ -14,8 +14,8 @@ import { TEST_CDK_OUT } from './paths.js';
 export interface TestStack {
   readonly stack: LocalStack;
   deps(now?: () => Date): KeyServiceDeps;
-  /** Calls `<stage url><path>` with the key in x-api-key. */
-  api(key: string | undefined, method: string, path: string, body?: unknown): Promise<Reply>;
+  /** Calls `<stage url><path>` with the key in x-api-key, and any other headers given. */
+  api(key: string | undefined, method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Reply>;
   /** A new account and a key of it with the given capabilities (created as an operator would). */
   account(tier: TierName, keyBody?: Record<string, unknown>): Promise<{ accountId: string; key: string; keyId: string }>;
   /**
@@ -50,8 +50,8 @@ export async function startTestStack(name: string, options: Partial<LocalStackOp
   return {
     stack,
     deps,
-    api: (key, method, path, body) =>
-      call(`${stack.apiUrl}${path}`, { method, headers: key === undefined ? {} : { 'x-api-key': key }, body }),
+    api: (key, method, path, body, headers = {}) =>
+      call(`${stack.apiUrl}${path}`, { method, headers: { ...headers, ...(key === undefined ? {} : { 'x-api-key': key }) }, body }),
     account: async (tier, keyBody = { name: 'admin', scope: 'admin' }) => {
       const accountId = `acct_${name.replace(/[^a-z0-9]/gi, '')}_${++accounts}_${Date.now().toString(36)}`;
       await deps().accounts.create(accountId, tier, new Date());

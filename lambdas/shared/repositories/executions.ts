@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import type { Principal } from '../caller.js';
-import { GetCommand, PutCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, QueryCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
 import { randomBase62 } from '../api-key.js';
 import { cancellationReasons, decodePageToken, encodePageToken, isConditionalCheckFailed, queryPage } from '../ddb.js';
 import { ConcurrencyLimitExceededError, ValidationError } from '../errors.js';
@@ -30,6 +31,15 @@ import { countMetric, METRIC } from '../log.js';
  * once, so the slot is freed once. A lost answer is safe both ways: the SDK resends a transaction with
  * its one ClientRequestToken (idempotent), and a resent put or transition that meets its own earlier
  * result fails its condition and is recognised as ours without touching the counter again.
+ *
+ * Webhooks: every terminal write of a run with a `webhook_url` marks its webhook pending in the same
+ * write: the public `webhook` map (`status: pending`, `attempts: 0`, due now) and the internal due
+ * attributes that put it in the sparse index `webhooks-due` (`webhook_shard`, one of WEBHOOK_SHARDS
+ * fixed by the execution id; `webhook_due`, epoch ms). An attempt is claimed by moving `webhook_due` from
+ * the value its sender saw to a lease (`webhook_claim` names the claim), and its outcome is recorded on
+ * condition that the claim is still the sender's; a delivered or finally failed webhook leaves the index
+ * (the due attributes are removed). A run of a webhook-less kind is written on condition it has no
+ * `webhook_url` (the attribute never changes), so a writer that did not know writes again.
  */
 import { EXECUTION_STATUSES, TERMINAL, type ExecutionStatus } from '../execution-status.js';
 
@@ -60,6 +70,41 @@ export interface ExecutionRecord {
   readonly lease_until?: number;
   /** An async run holding one of its account's in-flight slots (`async_in_flight`) until it ends. */
   readonly async_slot?: boolean;
+  /** The webhook of a run that asked for one, from its terminal write on (API.md §4 "Webhook delivery"). */
+  readonly webhook?: WebhookState;
+  /** Internal: while pending, when the next attempt is due (or its claim's lease ends), epoch ms; the index's sort key. */
+  readonly webhook_due?: number;
+  /** Internal: while pending, the index partition (`0`…`7`). */
+  readonly webhook_shard?: string;
+  /** Internal: the claim of the attempt in progress. */
+  readonly webhook_claim?: string;
+  /** Internal: failed attempts since the run ended or was last redelivered (the place in the retry schedule). */
+  readonly webhook_round?: number;
+}
+
+export type WebhookStatus = 'pending' | 'delivered' | 'failed';
+
+/** The `webhook` field of the execution object. */
+export interface WebhookState {
+  readonly status: WebhookStatus;
+  readonly attempts: number;
+  readonly last_attempt_at: string | null;
+  /** The receiver's HTTP status; null when none came (network error, timeout). */
+  readonly last_response_status: number | null;
+  readonly next_attempt_at: string | null;
+}
+
+/** What one attempt came to, as its sender records it. */
+export type WebhookOutcome =
+  | { readonly result: 'delivered'; readonly status: number; readonly at: Date }
+  | { readonly result: 'retry'; readonly status: number | null; readonly at: Date; readonly nextDue: number }
+  | { readonly result: 'failed'; readonly status: number | null; readonly at: Date };
+
+/** A due webhook as the index lists it. */
+export interface DueWebhook {
+  readonly account_id: string;
+  readonly execution_id: string;
+  readonly webhook_due: number;
 }
 
 export type Outcome = { status: 'SUCCEEDED'; output: unknown } | { status: 'FAILED'; error: string };
@@ -105,6 +150,31 @@ const ttlAfter = (now: Date, days: number) => Math.floor(now.getTime() / 1000) +
 
 /** GSI (`account_status`, `execution_id`): an account's executions in one status, newest first. */
 export const EXECUTIONS_BY_STATUS_INDEX = 'by-status';
+
+/** Sparse GSI (`webhook_shard`, `webhook_due`), keys only: pending webhooks by due time. */
+export const WEBHOOKS_DUE_INDEX = 'webhooks-due';
+/** Partitions of that index: enough to spread its writes, few enough to query each one every minute. */
+export const WEBHOOK_SHARDS = 8;
+
+/** The index partition of an execution's webhook: fixed by its id. */
+export function webhookShard(executionId: string): string {
+  return String(createHash('sha256').update(executionId).digest().readUInt32BE(0) % WEBHOOK_SHARDS);
+}
+
+/** The `SET` clauses and values that mark a run's webhook pending, due `now`. */
+function pendingWebhook(executionId: string, now: Date) {
+  const fields = {
+    webhook: { status: 'pending', attempts: 0, last_attempt_at: null, last_response_status: null, next_attempt_at: now.toISOString() } as WebhookState,
+    webhook_due: now.getTime(),
+    webhook_shard: webhookShard(executionId),
+    webhook_round: 0,
+  };
+  return {
+    set: 'webhook = :wh, webhook_due = :whDue, webhook_shard = :whShard, webhook_round = :whRound',
+    values: { ':wh': fields.webhook, ':whDue': fields.webhook_due, ':whShard': fields.webhook_shard, ':whRound': fields.webhook_round },
+    fields,
+  };
+}
 const accountStatus = (accountId: string, status: ExecutionStatus) => `${accountId}#${status}`;
 
 function strip(item: Record<string, unknown>): ExecutionRecord {
@@ -123,6 +193,8 @@ function canonical(value: unknown): string {
 
 /** Attribute names every update of an execution may use (`owner`, `ttl` are reserved words). */
 const NAMES = { '#s': 'status', '#o': 'owner', '#out': 'output', '#err': 'error', '#ttl': 'ttl' } as const;
+/** The condition a write by a writer that knows whether the run asked for a webhook adds (`webhook_url` never changes). */
+const webhookCondition = (hook: boolean) => (hook ? 'attribute_exists(webhook_url)' : 'attribute_not_exists(webhook_url)');
 const namesIn = (expressions: string) =>
   Object.fromEntries(Object.entries(NAMES).filter(([placeholder]) => new RegExp(`${placeholder}\\b`).test(expressions)));
 
@@ -287,20 +359,22 @@ export class ExecutionsRepository {
 
   /**
    * `seen` (QUEUED or RUNNING, as just read) → CANCELLED, and the run's cancellation signal, in one
-   * transaction, with the release of its in-flight slot when `slot` (the run as read holds one). False when
-   * the status is no longer `seen` (re-read and decide again). Idempotent for its own retry: the SDK sends
-   * the transaction's one client token with each attempt.
+   * transaction, with the release of its in-flight slot when `slot` (the run as read holds one), and its
+   * webhook marked pending when `webhook` (the run as read has a `webhook_url`). False when the status
+   * is no longer `seen`, or `slot` or `webhook` were wrong (re-read and decide again). Idempotent for its
+   * own retry: the SDK sends the transaction's one client token with each attempt.
    */
-  async cancel(accountId: string, executionId: string, seen: 'QUEUED' | 'RUNNING', now: Date, slot = false): Promise<boolean> {
+  async cancel(accountId: string, executionId: string, seen: 'QUEUED' | 'RUNNING', now: Date, slot = false, webhook = false): Promise<boolean> {
+    const hook = webhook ? pendingWebhook(executionId, now) : undefined;
     try {
       await this.transact([
         {
           Update: {
             TableName: this.table,
             Key: { account_id: accountId, execution_id: executionId },
-            UpdateExpression: 'SET #s = :cancelled, account_status = :as, finished_at = :now, #ttl = :ttl',
-            // The slot attribute never changes, so a wrong `slot` only fails the condition (re-read).
-            ConditionExpression: `attribute_exists(execution_id) AND #s = :seen AND ${slot ? 'async_slot = :true' : 'attribute_not_exists(async_slot)'}`,
+            UpdateExpression: `SET #s = :cancelled, account_status = :as, finished_at = :now, #ttl = :ttl${hook ? `, ${hook.set}` : ''}`,
+            // The slot and webhook attributes never change, so a wrong `slot` or `webhook` only fails the condition (re-read).
+            ConditionExpression: `attribute_exists(execution_id) AND #s = :seen AND ${slot ? 'async_slot = :true' : 'attribute_not_exists(async_slot)'} AND ${webhookCondition(webhook)}`,
             ExpressionAttributeNames: { '#s': 'status', '#ttl': 'ttl' },
             ExpressionAttributeValues: {
               ':cancelled': 'CANCELLED',
@@ -309,6 +383,7 @@ export class ExecutionsRepository {
               ':ttl': ttlAfter(now, EXECUTION_RETENTION_DAYS),
               ':seen': seen,
               ...(slot ? { ':true': true } : {}),
+              ...hook?.values,
             },
           },
         },
@@ -329,11 +404,12 @@ export class ExecutionsRepository {
   }
 
   /**
-   * A terminal write by `owner`: sets the owner, the outcome, `finished_at` and the `ttl`. A run holding
-   * an in-flight slot gives it back in the same transaction. `known`: the run as the caller last saw it
-   * (its `async_slot` picks the write, and the ended run is built from it: a transaction returns no
-   * item). A caller that did not know the run held a slot has its plain write refused, and the write is
-   * made again as the transaction.
+   * A terminal write by `owner`: sets the owner, the outcome, `finished_at` and the `ttl`, and marks the
+   * webhook pending when the run asked for one. A run holding an in-flight slot gives it back in the same
+   * transaction. `known`: the run as the caller last saw it (its `async_slot` picks the write, its
+   * `webhook_url` whether the webhook is marked, and the ended run is built from it: a transaction
+   * returns no item). A caller that did not know the run held a slot or asked for a webhook has its write
+   * refused, and the write is made again knowing it.
    */
   private async end(
     accountId: string,
@@ -347,13 +423,20 @@ export class ExecutionsRepository {
   ): Promise<ExecutionRecord | undefined> {
     const result = outcome.status === 'SUCCEEDED' ? { '#out': outcome.output ?? null } : { '#err': outcome.error };
     const [[placeholder, value]] = Object.entries(result) as [[string, unknown]];
-    const update = `SET #s = :to, account_status = :as, ${placeholder} = :result, finished_at = :now, #ttl = :ttl, #o = :me`;
-    const allValues = { ...values, ':to': outcome.status, ':as': accountStatus(accountId, outcome.status), ':result': value, ':now': now.toISOString(), ':ttl': ttlAfter(now, EXECUTION_RETENTION_DAYS), ':me': owner };
+    const hasHook = known?.webhook_url !== undefined;
+    const hook = hasHook ? pendingWebhook(executionId, now) : undefined;
+    const update = `SET #s = :to, account_status = :as, ${placeholder} = :result, finished_at = :now, #ttl = :ttl, #o = :me${hook ? `, ${hook.set}` : ''}`;
+    const allValues = { ...values, ':to': outcome.status, ':as': accountStatus(accountId, outcome.status), ':result': value, ':now': now.toISOString(), ':ttl': ttlAfter(now, EXECUTION_RETENTION_DAYS), ':me': owner, ...hook?.values };
+    const guarded = `${webhookCondition(hasHook)} AND (${condition})`;
     // Finished by an earlier attempt of this write, or cancelled while `owner` held it.
     const ours = (current: ExecutionRecord) => TERMINAL.includes(current.status) && current.owner === owner;
+    // Refused because the caller did not know the run: the same write again, knowing it (once: neither attribute changes).
+    const misjudged = (current: ExecutionRecord | undefined) =>
+      current !== undefined && !TERMINAL.includes(current.status) && ((current.async_slot === true) !== (known?.async_slot === true) || (current.webhook_url !== undefined) !== hasHook);
     let record: ExecutionRecord | undefined;
+    let current: ExecutionRecord | undefined;
     if (known?.async_slot) {
-      const full = `attribute_exists(execution_id) AND async_slot = :true AND (${condition})`;
+      const full = `attribute_exists(execution_id) AND async_slot = :true AND ${guarded}`;
       try {
         await this.transact([
           {
@@ -368,18 +451,23 @@ export class ExecutionsRepository {
           },
           this.release(accountId),
         ]);
-        record = { ...known, status: outcome.status, ...(outcome.status === 'SUCCEEDED' ? { output: value } : { error: outcome.error }), finished_at: now.toISOString(), owner };
+        record = {
+          ...known,
+          status: outcome.status,
+          ...(outcome.status === 'SUCCEEDED' ? { output: value } : { error: outcome.error }),
+          finished_at: now.toISOString(),
+          owner,
+          ...hook?.fields,
+        };
       } catch (error) {
         if (cancellationReasons(error)?.[0] !== 'ConditionalCheckFailed') throw error;
-        const current = await this.get(accountId, executionId);
+        current = await this.get(accountId, executionId);
         record = current && ours(current) ? current : undefined;
       }
     } else {
-      let current: ExecutionRecord | undefined;
-      record = await this.update(accountId, executionId, update, `attribute_not_exists(async_slot) AND (${condition})`, allValues, (c) => ((current = c), ours(c)));
-      // The run holds a slot after all: the same write, as the transaction that frees it.
-      if (!record && current?.async_slot) return this.end(accountId, executionId, outcome, now, owner, condition, values, current);
+      record = await this.update(accountId, executionId, update, `attribute_not_exists(async_slot) AND ${guarded}`, allValues, (c) => ((current = c), ours(c)));
     }
+    if (!record && current && misjudged(current)) return this.end(accountId, executionId, outcome, now, owner, condition, values, current);
     if (record?.status === outcome.status) countMetric(METRIC.executionsFinished, ['status', record.status]);
     return record;
   }
@@ -450,6 +538,100 @@ export class ExecutionsRepository {
     }
     const current = await this.get(accountId, executionId);
     return current && ours(current) ? current : undefined;
+  }
+
+  /**
+   * One page of the webhooks of `shard` due at or before `nowMs`, oldest due first (the index is eventually
+   * consistent: a just-written change may show a moment late, and every claim checks the item itself).
+   */
+  async dueWebhooks(shard: string, nowMs: number, limit: number, startKey?: Record<string, unknown>): Promise<{ items: DueWebhook[]; next?: Record<string, unknown> }> {
+    const out = await this.doc.send(
+      new QueryCommand({
+        TableName: this.table,
+        IndexName: WEBHOOKS_DUE_INDEX,
+        KeyConditionExpression: 'webhook_shard = :shard AND webhook_due <= :now',
+        ExpressionAttributeValues: { ':shard': shard, ':now': nowMs },
+        Limit: limit,
+        ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+      }),
+    );
+    const items = (out.Items ?? []).map((i) => ({ account_id: String(i['account_id']), execution_id: String(i['execution_id']), webhook_due: Number(i['webhook_due']) }));
+    return { items, ...(out.LastEvaluatedKey ? { next: out.LastEvaluatedKey } : {}) };
+  }
+
+  /**
+   * Claims the next attempt of a pending webhook for `claim`: its due time moves from `seenDue` (as its
+   * sender read it) to `leaseUntil`, by which the attempt is certainly over, so it comes due again if its
+   * sender dies. Of several senders that saw the same due time, one gets it. Returns the run as stored
+   * (what the payload is made from); undefined when another sender claimed it or its due time moved.
+   */
+  async claimWebhookAttempt(accountId: string, executionId: string, seenDue: number, claim: string, leaseUntil: number): Promise<ExecutionRecord | undefined> {
+    return this.update(
+      accountId,
+      executionId,
+      'SET webhook_due = :lease, webhook_claim = :claim',
+      'webhook_due = :seen AND webhook.#s = :pending',
+      { ':lease': leaseUntil, ':claim': claim, ':seen': seenDue, ':pending': 'pending' },
+      // Its own claim, retried by the SDK after a lost answer.
+      (current) => current.webhook_claim === claim && current.webhook?.status === 'pending',
+    );
+  }
+
+  /**
+   * Records the outcome of the attempt `claim` made: one more attempt, when, and the receiver's status;
+   * then delivered or failed (the webhook leaves the index) or due again at `nextDue`. False when the
+   * claim is no longer its sender's (a redelivery took the webhook over, or the lease ran out and another
+   * sender claimed it), or when this write's own earlier attempt landed.
+   */
+  async recordWebhookAttempt(accountId: string, executionId: string, claim: string, outcome: WebhookOutcome): Promise<boolean> {
+    const sets = ['webhook.attempts = webhook.attempts + :one', 'webhook.last_attempt_at = :at', 'webhook.last_response_status = :code'];
+    const values: Record<string, unknown> = { ':one': 1, ':at': outcome.at.toISOString(), ':code': outcome.status, ':claim': claim };
+    let removes = ['webhook_claim'];
+    if (outcome.result === 'retry') {
+      sets.push('webhook.next_attempt_at = :next', 'webhook_due = :due', 'webhook_round = if_not_exists(webhook_round, :zero) + :one');
+      Object.assign(values, { ':next': new Date(outcome.nextDue).toISOString(), ':due': outcome.nextDue, ':zero': 0 });
+    } else {
+      sets.push('webhook.#s = :final', 'webhook.next_attempt_at = :null');
+      Object.assign(values, { ':final': outcome.result, ':null': null });
+      removes = ['webhook_due', 'webhook_shard', 'webhook_claim'];
+    }
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { account_id: accountId, execution_id: executionId },
+          UpdateExpression: `SET ${sets.join(', ')} REMOVE ${removes.join(', ')}`,
+          ConditionExpression: 'webhook_claim = :claim',
+          ...(outcome.result === 'retry' ? {} : { ExpressionAttributeNames: { '#s': 'status' } }),
+          ExpressionAttributeValues: values,
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionalCheckFailed(error)) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * A finished run's webhook pending again and due `now`, its schedule restarted (`attempts` keeps
+   * counting); a claim in progress is dropped (its outcome will not be recorded). `known`: the run as just
+   * read (whether it has a `webhook` map yet: a run ended before webhooks were recorded gets a fresh one).
+   * Undefined when the run is not finished, asked for no webhook, or changed since it was read.
+   */
+  async requeueWebhook(accountId: string, executionId: string, now: Date, known: ExecutionRecord): Promise<ExecutionRecord | undefined> {
+    const fresh = pendingWebhook(executionId, now);
+    const common = 'webhook_due = :whDue, webhook_shard = :whShard, webhook_round = :whRound';
+    const base = `attribute_exists(webhook_url) AND #s IN (:succeeded, :failed, :cancelled)`;
+    const statuses = { ':succeeded': 'SUCCEEDED', ':failed': 'FAILED', ':cancelled': 'CANCELLED' };
+    const [update, condition, values] = known.webhook
+      ? [
+          `SET webhook.#s = :pending, webhook.next_attempt_at = :nextAt, ${common} REMOVE webhook_claim`,
+          `${base} AND attribute_exists(webhook)`,
+          { ':pending': 'pending', ':nextAt': now.toISOString(), ':whDue': fresh.values[':whDue'], ':whShard': fresh.values[':whShard'], ':whRound': 0 },
+        ]
+      : [`SET ${fresh.set} REMOVE webhook_claim`, `${base} AND attribute_not_exists(webhook)`, fresh.values];
+    return this.update(accountId, executionId, update, condition, { ...values, ...statuses }, () => false);
   }
 
   /** Newest first; optionally one workflow's, one status, only some workspaces. */

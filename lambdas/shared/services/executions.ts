@@ -1,7 +1,8 @@
-/** Execution use cases (API.md §4 "Executions"): read, list newest first, cancel. */
+/** Execution use cases (API.md §4 "Executions"): read, list newest first, cancel, redeliver the webhook. */
 import { workspaceAllowed } from '../capabilities.js';
 import { ConflictError, NotFoundError, ValidationError, WorkspaceDeniedError } from '../errors.js';
-import { EXECUTION_STATUSES, type ExecutionStatus, type ExecutionsRepository } from '../repositories/executions.js';
+import { log } from '../log.js';
+import { EXECUTION_STATUSES, TERMINAL, type ExecutionRecord, type ExecutionStatus, type ExecutionsRepository } from '../repositories/executions.js';
 import { SLUG_PATTERN } from '../capabilities.js';
 import { toExecutionObject, type Actor, type ExecutionObject } from './workflows.js';
 
@@ -62,11 +63,56 @@ export async function cancelExecution(deps: ExecutionDeps, actor: Actor, executi
       throw new ConflictError('EXECUTION_FINISHED', `Execution '${executionId}' has already finished`);
     }
     const now = (deps.now ?? (() => new Date()))();
-    if (await deps.executions.cancel(actor.accountId, executionId, record.status, now, record.async_slot === true)) {
-      return toExecutionObject({ ...record, status: 'CANCELLED', finished_at: now.toISOString() });
+    if (await deps.executions.cancel(actor.accountId, executionId, record.status, now, record.async_slot === true, record.webhook_url !== undefined)) {
+      const cancelled: ExecutionRecord = { ...record, status: 'CANCELLED', finished_at: now.toISOString() };
+      // Its webhook is pending from this write on (the worker that notices, or the scheduled sender, sends it).
+      return toExecutionObject(
+        record.webhook_url
+          ? { ...cancelled, webhook: { status: 'pending', attempts: 0, last_attempt_at: null, last_response_status: null, next_attempt_at: now.toISOString() } }
+          : cancelled,
+      );
     }
     const moved = await deps.executions.get(actor.accountId, executionId);
     if (!moved) throw new NotFoundError(`Execution '${executionId}' not found`);
     record = moved;
+  }
+}
+
+/** Asks the webhook sender to make a redelivered webhook's attempt now (an asynchronous invocation). */
+export type SendWebhookNow = (ids: { account_id: string; execution_id: string }) => Promise<void>;
+
+/**
+ * POST /executions/{id}/webhook/redeliver: the run's webhook pending again and due now, its retry
+ * schedule restarted (`attempts` keeps counting; the same `webhook-id`), and the sender asked to send it
+ * at once. 404 for a run that asked for no webhook, 409 EXECUTION_NOT_FINISHED for one still in flight.
+ * Answers the execution as this left it; if the sender cannot be asked, the scheduled one sends it
+ * within about a minute.
+ */
+export async function redeliverWebhook(deps: ExecutionDeps, actor: Actor, executionId: string, sendNow: SendWebhookNow): Promise<ExecutionObject> {
+  let record = await reachable(deps, actor, executionId);
+  for (let attempt = 1; ; attempt++) {
+    if (!record.webhook_url) throw new NotFoundError(`Execution '${executionId}' has no webhook: it was not run with a webhook_url`);
+    if (!TERMINAL.includes(record.status)) {
+      throw new ConflictError('EXECUTION_NOT_FINISHED', `Execution '${executionId}' has not finished yet; its webhook is sent when it does`);
+    }
+    const now = (deps.now ?? (() => new Date()))();
+    const requeued = await deps.executions.requeueWebhook(actor.accountId, executionId, now, record);
+    if (requeued) {
+      try {
+        await sendNow({ account_id: actor.accountId, execution_id: executionId });
+      } catch (error) {
+        log('warn', 'the webhook sender could not be invoked; the scheduled run will send the webhook', {
+          account_id: actor.accountId,
+          execution_id: executionId,
+          error: error instanceof Error ? error.name : 'Error',
+        });
+      }
+      return toExecutionObject(requeued);
+    }
+    // Changed between the read and the write (another redelivery gave it its first webhook record): read again.
+    const again = await deps.executions.get(actor.accountId, executionId);
+    if (!again) throw new NotFoundError(`Execution '${executionId}' not found`);
+    if (attempt >= 3) throw new Error('the webhook could not be marked for redelivery: the execution kept changing');
+    record = again;
   }
 }

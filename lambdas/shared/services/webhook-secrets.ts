@@ -35,12 +35,3 @@ export async function rotateWebhookSecret(deps: WebhookSecretDeps, accountId: st
   const { grace_period_seconds: grace = 0 } = parseRotateWebhookSecretBody(rawBody);
   return view(await deps.accounts.rotateWebhookSecret(accountId, newWebhookSecret(), grace, clock(deps), randomUUID()));
 }
-
-/**
- * The secrets that sign a delivery now, current first: one `v1,` signature each in `webhook-signature`.
- * `make` makes the account's secret when it has none (only the run's ender may).
- */
-export async function signingSecrets(accounts: AccountsRepository, accountId: string, make: () => string, now = new Date()): Promise<string[]> {
-  const secrets = await accounts.webhookSecrets(accountId, make, now);
-  return secrets.previous ? [secrets.current, secrets.previous.secret] : [secrets.current];
-}

@@ -3,7 +3,7 @@
  * repositories and the model registry; they know nothing of API Gateway.
  */
 import type { Principal } from '../caller.js';
-import { countMetric, log, METRIC } from '../log.js';
+import { log } from '../log.js';
 import { workspaceAllowed } from '../capabilities.js';
 import { ConcurrencyLimitExceededError, ConflictError, ModelFailedError, NotFoundError, ValidationError, WorkspaceDeniedError, type ApiError } from '../errors.js';
 import { DeadlineExceeded, ModelFailure, StepCancelled, type ModelRegistry, type StepContext } from '../models/registry.js';
@@ -43,7 +43,8 @@ import {
   resolveReferences,
   ValueLimitExceeded,
 } from '../references.js';
-import { checkWebhookUrl, deliverWebhook, newWebhookSecret, WebhookUrlError, type DeliveryOptions } from '../webhooks.js';
+import { checkWebhookUrl, WebhookUrlError, type DeliveryOptions } from '../webhooks.js';
+import { firstAttempt } from './webhooks.js';
 
 export interface WorkflowDeps {
   readonly workflows: WorkflowsRepository;
@@ -51,6 +52,8 @@ export interface WorkflowDeps {
   readonly accounts: AccountsRepository;
   readonly models: ModelRegistry;
   readonly now?: () => Date;
+  /** The delays between webhook attempts, in seconds. @default the environment's (tests) or the default schedule */
+  readonly retrySchedule?: readonly number[];
 }
 
 /** Who is asking: the account, the key, and the workspaces it may reach. */
@@ -193,35 +196,7 @@ export async function deleteWorkflow(deps: WorkflowDeps, actor: Actor, slug: str
 
 // ——— Executions ———
 
-export interface ExecutionObject {
-  execution_id: string;
-  workflow_slug: string;
-  workflow_version: number;
-  workspace_id: string;
-  status: ExecutionRecord['status'];
-  input: unknown;
-  output: unknown;
-  error: string | null;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-}
-
-export function toExecutionObject(r: ExecutionRecord): ExecutionObject {
-  return {
-    execution_id: r.execution_id,
-    workflow_slug: r.workflow_slug,
-    workflow_version: r.workflow_version,
-    workspace_id: r.workspace_id,
-    status: r.status,
-    input: r.input ?? null,
-    output: r.output ?? null,
-    error: r.error ?? null,
-    created_at: r.created_at,
-    started_at: r.started_at ?? null,
-    finished_at: r.finished_at ?? null,
-  };
-}
+export { toExecutionObject, type ExecutionObject } from './execution-object.js';
 
 export { SYNC_BUDGET_MS };
 export const TOO_LONG_FOR_SYNC =
@@ -231,9 +206,6 @@ const TOO_LONG_FOR_WORKER = 'The run outlasted the worker’s time limit';
 /** Attempts at a write that ends (or takes) a run, each with the SDK's own retries inside. */
 const RUN_WRITE_ATTEMPTS = 3;
 const RUN_WRITE_BACKOFF_MS = 250;
-
-/** A webhook sent by the workflows function itself (a run that could not be started): one short attempt. */
-export const INLINE_WEBHOOK_DELIVERY: DeliveryOptions = { maxAttempts: 1, timeoutMs: 2000 };
 
 const errorName = (error: unknown) => {
   const name = error instanceof Error ? error.name : '';
@@ -361,45 +333,15 @@ export interface RunResult {
   readonly async: boolean;
 }
 
-class NoWebhookSecretYet extends Error {
-  override readonly name = 'NoWebhookSecretYet';
-}
-
 /**
- * Sends the webhook of a run's terminal state, if it asked for one. Called only by whoever ended the run
- * (its owner), so each run gets one. `makeSecret`: make the account's secret when it has none (the
- * worker may; the workflows function only opens an existing one). Never throws: a failure is logged and
- * counted.
+ * The first attempt at the webhook of a run's end, made by whoever ended it (its owner): the terminal
+ * write marked it pending, so a crash here loses nothing (the scheduled sender makes it later). `makeSecret`:
+ * make the account's secret when it has none (the worker may; the workflows function only opens an
+ * existing one). Never throws.
  */
 async function notify(deps: WorkflowDeps, record: ExecutionRecord, delivery: DeliveryOptions, makeSecret: boolean): Promise<void> {
   if (!record.webhook_url || !TERMINAL.includes(record.status)) return;
-  const ids = { account_id: record.account_id, execution_id: record.execution_id };
-  let secret: string;
-  try {
-    secret = await deps.accounts.webhookSecret(
-      record.account_id,
-      makeSecret
-        ? newWebhookSecret
-        : () => {
-            throw new NoWebhookSecretYet('the account has no webhook secret yet');
-          },
-    );
-  } catch (error) {
-    countMetric(METRIC.webhookFailures);
-    log('warn', 'webhook not sent: no webhook secret to sign it with', { ...ids, error: errorName(error) });
-    return;
-  }
-  const type = `execution.${record.status.toLowerCase()}`;
-  const result = await deliverWebhook(record.webhook_url, secret, `msg_${record.execution_id}_${record.status.toLowerCase()}`, {
-    type,
-    data: toExecutionObject(record),
-  }, delivery);
-  countMetric(result.delivered ? METRIC.webhookDeliveries : METRIC.webhookFailures);
-  log(result.delivered ? 'info' : 'warn', result.delivered ? 'webhook delivered' : 'webhook failed', {
-    ...ids,
-    attempts: result.attempts,
-    last_status: result.lastStatus,
-  });
+  await firstAttempt(deps, record, { makeSecret, delivery });
 }
 
 /** POST /workflows/{slug}/run: checks, then runs now (sync) or queues for the worker (async). */
@@ -470,15 +412,15 @@ export async function runWorkflow(
     try {
       await options.startAsync(record);
     } catch (error) {
-      // Never leave an execution QUEUED that no worker will pick up; this request ended it, so it sends
-      // the webhook (one short attempt, to keep the failing request's latency bounded).
+      // Never leave an execution QUEUED that no worker will pick up; this request ended it, so it makes
+      // the webhook's first attempt (one, of at most 5 s; the failing request waits for it).
       const failed = await endRun(deps, record, { status: 'FAILED', error: 'the run could not be started' }, owner, Date.now() + 2 * RUN_WRITE_BACKOFF_MS, ['QUEUED']).catch(
         (cleanup: unknown) => {
           log('error', 'a run that could not be started could not be failed either', { account_id: record.account_id, execution_id: record.execution_id, error: errorName(cleanup) });
           return undefined;
         },
       );
-      if (failed?.status === 'FAILED' && failed.owner === owner) await notify(deps, failed, INLINE_WEBHOOK_DELIVERY, false);
+      if (failed?.status === 'FAILED' && failed.owner === owner) await notify(deps, failed, {}, false);
       throw error;
     }
     return { execution: record, async: true };
@@ -496,10 +438,11 @@ export interface WorkOptions {
 /**
  * The worker's part of an async run, for one delivery of its event (Lambda delivers at least once, and
  * retries a failed attempt). It claims the QUEUED run for this attempt with a lease, runs it, and sends
- * the webhook of its end. A delivery that finds the run another attempt's leaves it while the lease is
+ * the first attempt at the webhook of its end (its terminal write marked it pending). A delivery that finds the run another attempt's leaves it while the lease is
  * live; once the lease has expired that attempt is gone, and the delivery fails the run ("the run was
  * interrupted") rather than running the steps twice. A run cancelled before any attempt took it gets
- * its webhook from the first delivery to see it. The webhook of a run is sent only by whoever ended it.
+ * its first webhook attempt from the first delivery to see it. Only whoever ended a run makes that first
+ * attempt; the scheduled sender makes the rest.
  */
 export async function workExecution(
   deps: WorkflowDeps,

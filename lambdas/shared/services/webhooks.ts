@@ -1,0 +1,251 @@
+/**
+ * Webhook delivery (API.md §4 "Webhook delivery"). A run's terminal write marks its webhook pending
+ * (ExecutionsRepository), so nothing is lost whoever crashes after it. Then:
+ * - whoever ended the run makes the first attempt at once (`firstAttempt`);
+ * - the scheduled sender (lambdas/webhook-sender) makes every attempt that comes due later
+ *   (`sendDueWebhooks`), and the one a redelivery asks for (`sendNow`).
+ * An attempt is one POST with one 5 s deadline. Before it, the sender claims it with a conditional write
+ * (the due time it saw, moved to a lease a little longer than an attempt), so two senders never make the
+ * same attempt; after it, the outcome is recorded on condition the claim is still the sender's. Nobody
+ * waits between attempts: the next one is a due time in the table.
+ */
+import { randomBase62 } from '../api-key.js';
+import { countMetric, log, METRIC } from '../log.js';
+import type { AccountsRepository } from '../repositories/accounts.js';
+import type { DueWebhook, ExecutionRecord, ExecutionsRepository, WebhookOutcome } from '../repositories/executions.js';
+import { WEBHOOK_SHARDS } from '../repositories/executions.js';
+import { nextAttemptAt, retryScheduleFromEnv } from '../webhook-schedule.js';
+import { deliverWebhook, newWebhookSecret, WEBHOOK_ATTEMPT_TIMEOUT_MS, type Delivery, type DeliveryOptions } from '../webhooks.js';
+import { toExecutionObject } from './execution-object.js';
+
+export interface WebhookDeps {
+  readonly executions: ExecutionsRepository;
+  readonly accounts: AccountsRepository;
+  readonly now?: () => Date;
+  /** The delays between attempts, in seconds. @default the environment's (tests) or the default schedule */
+  readonly retrySchedule?: readonly number[];
+}
+
+/**
+ * How long a claimed attempt keeps its webhook out of other senders' hands: the attempt's 5 s, and room
+ * for reading the secret and recording the outcome (DynamoDB calls of up to ~6 s each when it does not
+ * answer). A sender that dies mid-attempt leaves the webhook due again when it ends.
+ */
+export const WEBHOOK_CLAIM_LEASE_MS = WEBHOOK_ATTEMPT_TIMEOUT_MS + 25_000;
+
+/** What one run of the scheduled sender may do, so that it ends within its timeout and shares fairly. */
+export interface SenderLimits {
+  /** Attempts per run, all accounts together. */
+  readonly perRun: number;
+  /** Attempts per account per run: one tenant's backlog cannot take a run (the rest stay due). */
+  readonly perAccount: number;
+  /** Attempts in flight at once. */
+  readonly concurrency: number;
+  /** Index entries read per shard per run, at most (a backlog is read past to reach other accounts). */
+  readonly scanPerShard: number;
+}
+
+export const DEFAULT_SENDER_LIMITS: SenderLimits = { perRun: 200, perAccount: 20, concurrency: 20, scanPerShard: 2000 };
+
+export class NoWebhookSecretYet extends Error {
+  override readonly name = 'NoWebhookSecretYet';
+}
+
+/** For a caller that may open the account's secret but not make one. */
+export const noNewSecret = (): string => {
+  throw new NoWebhookSecretYet('the account has no webhook secret yet');
+};
+
+const clock = (deps: { now?: () => Date }) => (deps.now ?? (() => new Date()))();
+
+const errorName = (error: unknown) => {
+  const name = error instanceof Error ? error.name : '';
+  return /^\w{1,64}$/.test(name) ? name : 'Error';
+};
+
+/**
+ * The secrets a webhook is signed with now, each giving one `v1,` signature: the account's current
+ * secret and, during a rotation's grace period, the one it replaced (POST /webhooks/secret/rotate).
+ * `make` makes the secret when the account has none (callers that may not make one pass `noNewSecret`).
+ */
+export async function signingSecrets(deps: Pick<WebhookDeps, 'accounts'>, accountId: string, make: () => string, now = new Date()): Promise<string[]> {
+  const secrets = await deps.accounts.webhookSecrets(accountId, make, now);
+  return secrets.previous ? [secrets.current, secrets.previous.secret] : [secrets.current];
+}
+
+/** `webhook-id`: one per run and end state, the same on every attempt and redelivery (receivers dedupe on it). */
+export function webhookMessageId(record: Pick<ExecutionRecord, 'execution_id' | 'status'>): string {
+  return `msg_${record.execution_id}_${record.status.toLowerCase()}`;
+}
+
+/** A JSON value with every object's keys in sorted order (DynamoDB does not keep the order of a map's keys). */
+function sortedKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortedKeys);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.keys(value)
+      .sort()
+      .map((k) => [k, sortedKeys((value as Record<string, unknown>)[k])]),
+  );
+}
+
+/**
+ * The body of a run's webhook: `{type, timestamp, data}`, `timestamp` the run's `finished_at`, `data` the
+ * execution object without its `webhook` field. Made from the run as stored, with the keys of `input`
+ * and `output` sorted, so every attempt and redelivery sends the same bytes.
+ */
+export function webhookPayload(record: ExecutionRecord): string {
+  const { webhook: _webhook, ...data } = toExecutionObject(record);
+  return JSON.stringify({
+    type: `execution.${record.status.toLowerCase()}`,
+    timestamp: record.finished_at ?? null,
+    data: { ...data, input: sortedKeys(data.input), output: sortedKeys(data.output) },
+  });
+}
+
+export type AttemptResult = WebhookOutcome['result'] | 'not-claimed' | 'error';
+
+export interface AttemptOptions {
+  /** Make the account's secret when it has none (the worker, which ends most runs, may). @default false */
+  readonly makeSecret?: boolean;
+  readonly delivery?: DeliveryOptions;
+}
+
+/**
+ * One attempt at a pending webhook that `due` says is due: claims it, POSTs it, records the outcome.
+ * 'not-claimed' when another sender has it (or it is no longer due as seen). Never throws: a failure is
+ * logged, and the webhook comes due again when the claim's lease ends.
+ */
+export async function attemptWebhook(deps: WebhookDeps, due: DueWebhook, options: AttemptOptions = {}): Promise<AttemptResult> {
+  const ids = { account_id: due.account_id, execution_id: due.execution_id };
+  const claim = `clm_${randomBase62(16)}`;
+  let claimed: ExecutionRecord | undefined;
+  try {
+    claimed = await deps.executions.claimWebhookAttempt(due.account_id, due.execution_id, due.webhook_due, claim, clock(deps).getTime() + WEBHOOK_CLAIM_LEASE_MS);
+  } catch (error) {
+    log('warn', 'webhook attempt not claimed: the claim failed', { ...ids, error: errorName(error) });
+    return 'error';
+  }
+  if (!claimed?.webhook_url || !claimed.webhook) return 'not-claimed';
+  let delivery: Delivery;
+  try {
+    const secrets = await signingSecrets(deps, due.account_id, options.makeSecret ? newWebhookSecret : noNewSecret);
+    delivery = await deliverWebhook(claimed.webhook_url, secrets, webhookMessageId(claimed), webhookPayload(claimed), options.delivery);
+  } catch (error) {
+    // Nothing was sent: no secret to sign with (none made yet, or it could not be read).
+    delivery = { delivered: false, status: null, reason: `no webhook secret to sign it with (${errorName(error)})` };
+  }
+  const at = clock(deps);
+  const attemptsInRound = (claimed.webhook_round ?? 0) + 1;
+  const nextDue = delivery.delivered ? undefined : nextAttemptAt(attemptsInRound, at.getTime(), deps.retrySchedule ?? retryScheduleFromEnv());
+  const outcome: WebhookOutcome = delivery.delivered
+    ? { result: 'delivered', status: delivery.status ?? 200, at }
+    : nextDue !== undefined
+      ? { result: 'retry', status: delivery.status, at, nextDue }
+      : { result: 'failed', status: delivery.status, at };
+  if (delivery.delivered) countMetric(METRIC.webhookDeliveries);
+  else countMetric(METRIC.webhookFailedAttempts);
+  if (outcome.result === 'failed') countMetric(METRIC.webhookFailures);
+  let recorded: boolean;
+  try {
+    recorded = await deps.executions.recordWebhookAttempt(due.account_id, due.execution_id, claim, outcome);
+  } catch (error) {
+    log('error', 'webhook attempt made but not recorded; it comes due again when its claim ends', { ...ids, error: errorName(error) });
+    return 'error';
+  }
+  log(delivery.delivered ? 'info' : 'warn', `webhook ${outcome.result === 'retry' ? 'attempt failed' : outcome.result}`, {
+    ...ids,
+    message_id: webhookMessageId(claimed),
+    attempt: claimed.webhook.attempts + 1,
+    status: delivery.status,
+    ...(delivery.reason && !delivery.delivered ? { reason: delivery.reason } : {}),
+    ...(outcome.result === 'retry' ? { next_attempt_at: new Date(outcome.nextDue).toISOString() } : {}),
+    ...(recorded ? {} : { recorded: false }),
+  });
+  return outcome.result;
+}
+
+/**
+ * The first attempt, by whoever ended the run, at once: the run as that write left it (pending, due
+ * now). Nothing when the run asked for no webhook. Never throws.
+ */
+export async function firstAttempt(deps: WebhookDeps, ended: ExecutionRecord, options: AttemptOptions = {}): Promise<AttemptResult | undefined> {
+  if (!ended.webhook_url || ended.webhook?.status !== 'pending' || ended.webhook_due === undefined) return undefined;
+  return attemptWebhook(deps, { account_id: ended.account_id, execution_id: ended.execution_id, webhook_due: ended.webhook_due }, options);
+}
+
+/**
+ * A redelivery's attempt (the sender invoked with `{account_id, execution_id}`): the run's webhook, if it
+ * is pending and no live claim holds it. The sender only opens the account's secret.
+ */
+export async function sendNow(deps: WebhookDeps, accountId: string, executionId: string): Promise<AttemptResult | undefined> {
+  const record = await deps.executions.get(accountId, executionId);
+  if (!record?.webhook_url || record.webhook?.status !== 'pending' || record.webhook_due === undefined) return undefined;
+  if (record.webhook_claim !== undefined && record.webhook_due > clock(deps).getTime()) return 'not-claimed';
+  return attemptWebhook(deps, { account_id: accountId, execution_id: executionId, webhook_due: record.webhook_due });
+}
+
+export interface SenderRun {
+  /** Due webhooks read from the index. */
+  readonly due: number;
+  /** Left due for a later run: past an account's or the run's share, or out of time. */
+  readonly deferred: number;
+  readonly results: Partial<Record<AttemptResult, number>>;
+}
+
+/**
+ * One run of the scheduled sender: reads every shard's webhooks due now (oldest first, bounded), takes
+ * at most `perAccount` per account and `perRun` in all, and makes their attempts, `concurrency` at a
+ * time, starting none after `startBy` (epoch ms). Two runs at once are safe: each attempt is claimed.
+ */
+export async function sendDueWebhooks(deps: WebhookDeps, startBy: number, limits: SenderLimits = DEFAULT_SENDER_LIMITS): Promise<SenderRun> {
+  const nowMs = clock(deps).getTime();
+  const shards = Array.from({ length: WEBHOOK_SHARDS }, (_, i) => String(i));
+  const read = await Promise.all(shards.map((shard) => readShard(deps, shard, nowMs, limits)));
+  const due = read.flat().sort((a, b) => a.webhook_due - b.webhook_due);
+  const perAccount = new Map<string, number>();
+  const chosen: DueWebhook[] = [];
+  for (const item of due) {
+    if (chosen.length >= limits.perRun) break;
+    const taken = perAccount.get(item.account_id) ?? 0;
+    if (taken >= limits.perAccount) continue;
+    perAccount.set(item.account_id, taken + 1);
+    chosen.push(item);
+  }
+  const results: Partial<Record<AttemptResult, number>> = {};
+  let next = 0;
+  let started = 0;
+  const worker = async () => {
+    for (;;) {
+      const item = chosen[next++];
+      if (!item || Date.now() >= startBy) return;
+      started++;
+      const result = await attemptWebhook(deps, item);
+      results[result] = (results[result] ?? 0) + 1;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limits.concurrency, chosen.length) }, worker));
+  return { due: due.length, deferred: due.length - started, results };
+}
+
+/**
+ * A shard's due webhooks, oldest first: pages of the index until it has nothing more due, or `scanPerShard`
+ * entries were read, or it alone has enough for the run within the per-account share.
+ */
+async function readShard(deps: WebhookDeps, shard: string, nowMs: number, limits: SenderLimits): Promise<DueWebhook[]> {
+  const items: DueWebhook[] = [];
+  const perAccount = new Map<string, number>();
+  let usable = 0;
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await deps.executions.dueWebhooks(shard, nowMs, Math.min(500, limits.scanPerShard - items.length), start);
+    for (const item of page.items) {
+      items.push(item);
+      const taken = perAccount.get(item.account_id) ?? 0;
+      perAccount.set(item.account_id, taken + 1);
+      if (taken < limits.perAccount) usable++;
+    }
+    start = page.next;
+  } while (start && items.length < limits.scanPerShard && usable < limits.perRun);
+  return items;
+}

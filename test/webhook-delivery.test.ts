@@ -1,0 +1,307 @@
+/**
+ * Issue #15 part 2, at the repository and service level against DynamoDB Local (the fault proxy where a
+ * fault is needed): every terminal write marks the webhook pending in the same write and puts it in the
+ * `webhooks-due` index; attempts are claimed (two senders never make the same one), recorded, and
+ * scheduled; one run of the sender shares its attempts between accounts; the retry schedule.
+ */
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { Webhook } from 'standardwebhooks';
+import { createDocumentClient } from '../lambdas/shared/ddb.js';
+import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
+import { ExecutionsRepository, newExecutionId, webhookShard, WEBHOOK_SHARDS, type ExecutionRecord } from '../lambdas/shared/repositories/executions.js';
+import { LocalSecretBox } from '../lambdas/shared/secret-box.js';
+import { attemptWebhook, firstAttempt, sendDueWebhooks, type WebhookDeps } from '../lambdas/shared/services/webhooks.js';
+import { DEFAULT_RETRY_SCHEDULE_SECONDS, RETRY_JITTER, nextAttemptAt, parseRetrySchedule, retryScheduleFromEnv } from '../lambdas/shared/webhook-schedule.js';
+import { ALLOW_LOOPBACK_ENV, newWebhookSecret } from '../lambdas/shared/webhooks.js';
+import { LOCAL_CREDENTIALS } from '../local-runner/dynamodb-local.js';
+import { LOCAL_REGION } from '../local-runner/stack.js';
+import { startCountingProxy, type CountingProxy } from './support/counting-proxy.js';
+import { createTestDb, testEndpoint, type TestDb } from './support/dynamodb.js';
+
+process.env[ALLOW_LOOPBACK_ENV] = 'true';
+
+describe('the retry schedule', () => {
+  it('by default: 7 delays, 1 min to 14 h, 8 attempts over more than a day even at the low end of every jitter (31 h 36 min; 25 h 17 min to 37 h 55 min)', () => {
+    expect(DEFAULT_RETRY_SCHEDULE_SECONDS).toEqual([60, 300, 1800, 7200, 18_000, 36_000, 50_400]);
+    const total = DEFAULT_RETRY_SCHEDULE_SECONDS.reduce((a, b) => a + b, 0);
+    expect(total).toBe(113_760);
+    expect(total * (1 - RETRY_JITTER)).toBeGreaterThan(86_400);
+    expect(retryScheduleFromEnv({})).toBe(DEFAULT_RETRY_SCHEDULE_SECONDS);
+  });
+
+  it('each delay within ±20 %, and none after the last', () => {
+    const at = 1_000_000;
+    expect(nextAttemptAt(1, at, [60], () => 0)).toBe(at + 48_000);
+    expect(nextAttemptAt(1, at, [60], () => 0.999999)).toBeCloseTo(at + 72_000, -1);
+    expect(nextAttemptAt(2, at, [60, 300], () => 0.5)).toBe(at + 300_000);
+    expect(nextAttemptAt(2, at, [60])).toBeUndefined();
+    expect(nextAttemptAt(0, at, [60])).toBeUndefined();
+    const draws = Array.from({ length: 200 }, () => nextAttemptAt(1, at, [100])! - at);
+    expect(Math.min(...draws)).toBeGreaterThanOrEqual(80_000);
+    expect(Math.max(...draws)).toBeLessThanOrEqual(120_000);
+    expect(new Set(draws).size).toBeGreaterThan(100);
+  });
+
+  it('the test-only override is validated', () => {
+    expect(retryScheduleFromEnv({ WEBHOOK_RETRY_SCHEDULE_SECONDS: '1,1,2' })).toEqual([1, 1, 2]);
+    expect(parseRetrySchedule('0.5, 3')).toEqual([0.5, 3]);
+    for (const bad of ['', 'a', '1,,2', '-1', '0', '1;2', '999999999', Array(21).fill('1').join(',')]) {
+      expect(() => parseRetrySchedule(bad)).toThrow(/WEBHOOK_RETRY_SCHEDULE_SECONDS/);
+    }
+  });
+});
+
+let db: TestDb;
+let proxy: CountingProxy;
+let deps: WebhookDeps;
+/** The same repositories through the fault proxy. */
+let faulty: WebhookDeps;
+const box = new LocalSecretBox(LocalSecretBox.newKey());
+
+interface Received {
+  readonly headers: IncomingHttpHeaders;
+  readonly body: string;
+}
+let receiver: Server;
+let hookUrl: string;
+const received: Received[] = [];
+/** How many of the next requests the receiver answers 500. */
+let refuse = 0;
+
+function depsOn(doc: ReturnType<typeof createDocumentClient>): WebhookDeps {
+  return {
+    executions: new ExecutionsRepository(doc, db.tables.executions, db.tables.accounts),
+    accounts: new AccountsRepository(doc, db.tables.accounts, box),
+    retrySchedule: [1, 1],
+  };
+}
+
+beforeAll(async () => {
+  db = await createTestDb('webhook-delivery');
+  proxy = await startCountingProxy(testEndpoint());
+  deps = depsOn(db.doc);
+  faulty = depsOn(createDocumentClient({ endpoint: proxy.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS }));
+  receiver = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      received.push({ headers: req.headers, body });
+      if (refuse > 0) {
+        refuse--;
+        res.writeHead(500).end();
+      } else res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  hookUrl = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hooks`;
+});
+afterEach(() => proxy.clearFaults());
+afterAll(async () => {
+  await new Promise<void>((resolve) => receiver.close(() => resolve()));
+  await proxy?.close();
+  db?.close();
+});
+
+let accounts = 0;
+async function account(): Promise<{ accountId: string; secret: string }> {
+  const accountId = `acct_wh_${++accounts}_${Date.now().toString(36)}`;
+  await deps.accounts.create(accountId, 'business', new Date());
+  return { accountId, secret: await deps.accounts.webhookSecret(accountId, newWebhookSecret) };
+}
+
+/** A RUNNING run of `accountId` held by `att_a`, with a webhook to `url` unless null. */
+async function running(accountId: string, url: string | null = hookUrl, extra: Partial<ExecutionRecord> = {}): Promise<ExecutionRecord> {
+  const now = new Date();
+  const record: ExecutionRecord = {
+    account_id: accountId,
+    execution_id: newExecutionId(now),
+    workflow_slug: 'wf',
+    workflow_version: 1,
+    workspace_id: 'default',
+    status: 'RUNNING',
+    input: { b: 2, a: 1 },
+    created_at: now.toISOString(),
+    started_at: now.toISOString(),
+    key_id: 'key_x',
+    async: true,
+    owner: 'att_a',
+    lease_until: Date.now() + 60_000,
+    ...(url ? { webhook_url: url } : {}),
+    ...extra,
+  };
+  await deps.executions.create(record, extra.async_slot ? 50 : undefined);
+  return record;
+}
+
+/** Ends `run` (owner att_a) as an ender that crashed right after its terminal write: pending, no attempt. */
+async function endedWithoutAttempt(run: ExecutionRecord, known: ExecutionRecord | undefined = run): Promise<ExecutionRecord> {
+  const ended = await deps.executions.finish(run.account_id, run.execution_id, { status: 'SUCCEEDED', output: { z: 1, y: [{ d: 4, c: 3 }] } }, new Date(), 'att_a', ['RUNNING'], known);
+  if (!ended) throw new Error('not ended');
+  return ended;
+}
+
+const inIndex = async (run: ExecutionRecord): Promise<boolean> => {
+  const page = await deps.executions.dueWebhooks(webhookShard(run.execution_id), Date.now() + 60_000, 1000);
+  return page.items.some((i) => i.execution_id === run.execution_id);
+};
+const deliveriesOf = (executionId: string) => received.filter((r) => String(r.headers['webhook-id']).includes(executionId));
+
+describe('every terminal write marks the webhook pending, in the same write', () => {
+  it('finish, finish holding a slot, a writer that did not know of the webhook, fail as interrupted, cancel while QUEUED or RUNNING', async () => {
+    const { accountId } = await account();
+    const pending = { status: 'pending', attempts: 0, last_attempt_at: null, last_response_status: null, next_attempt_at: expect.any(String) };
+    const plain = await running(accountId);
+    expect(await endedWithoutAttempt(plain)).toMatchObject({ status: 'SUCCEEDED', webhook: pending, webhook_due: expect.any(Number), webhook_shard: webhookShard(plain.execution_id) });
+    const slot = await running(accountId, hookUrl, { async_slot: true });
+    expect(await endedWithoutAttempt(slot)).toMatchObject({ webhook: pending });
+    // A writer holding a record without the webhook_url: refused, then written again knowing it.
+    const unknowing = await running(accountId);
+    const { webhook_url: _url, ...withoutUrl } = unknowing;
+    expect(await endedWithoutAttempt(unknowing, withoutUrl as ExecutionRecord)).toMatchObject({ webhook: pending });
+    const interrupted = await running(accountId, hookUrl, { lease_until: Date.now() - 1000 });
+    expect(await deps.executions.failInterrupted(accountId, interrupted.execution_id, 'att_a', 'att_b', new Date(), new Date(0), interrupted)).toMatchObject({ webhook: pending });
+    const cancelled = await running(accountId);
+    // A cancel that did not know of the webhook is refused (the caller re-reads), then goes through.
+    expect(await deps.executions.cancel(accountId, cancelled.execution_id, 'RUNNING', new Date(), false, false)).toBe(false);
+    expect(await deps.executions.cancel(accountId, cancelled.execution_id, 'RUNNING', new Date(), false, true)).toBe(true);
+    expect(await deps.executions.get(accountId, cancelled.execution_id)).toMatchObject({ status: 'CANCELLED', webhook: pending });
+    for (const run of [plain, slot, unknowing, interrupted, cancelled]) expect(await inIndex(run)).toBe(true);
+  });
+
+  it('a run that asked for no webhook gets no webhook record and stays out of the index', async () => {
+    const { accountId } = await account();
+    const run = await running(accountId, null);
+    const ended = await endedWithoutAttempt(run);
+    expect(ended.webhook).toBeUndefined();
+    expect(ended.webhook_due).toBeUndefined();
+    expect(await inIndex(run)).toBe(false);
+  });
+
+  it('the shard is fixed by the execution id, one of 8', () => {
+    const ids = Array.from({ length: 400 }, () => newExecutionId(new Date()));
+    expect(new Set(ids.map(webhookShard))).toEqual(new Set(Array.from({ length: WEBHOOK_SHARDS }, (_, i) => String(i))));
+    expect(ids.every((id) => webhookShard(id) === webhookShard(id))).toBe(true);
+  });
+});
+
+describe('attempts', () => {
+  it('a refused attempt is recorded and due again by the schedule; the delivered one leaves the index; every attempt the same bytes, verifiable', async () => {
+    const { accountId, secret } = await account();
+    const run = await running(accountId);
+    const ended = await endedWithoutAttempt(run);
+    refuse = 1;
+    expect(await firstAttempt(deps, ended)).toBe('retry');
+    const afterFirst = (await deps.executions.get(accountId, run.execution_id))!;
+    expect(afterFirst.webhook).toEqual({
+      status: 'pending',
+      attempts: 1,
+      last_attempt_at: expect.any(String),
+      last_response_status: 500,
+      next_attempt_at: expect.any(String),
+    });
+    const delay = Date.parse(afterFirst.webhook!.next_attempt_at!) - Date.parse(afterFirst.webhook!.last_attempt_at!);
+    expect(delay).toBeGreaterThanOrEqual(800);
+    expect(delay).toBeLessThanOrEqual(1200);
+    expect(afterFirst.webhook_due).toBe(Date.parse(afterFirst.webhook!.next_attempt_at!));
+    // Not due yet: a sender run leaves it.
+    expect(await attemptWebhook(deps, { account_id: accountId, execution_id: run.execution_id, webhook_due: ended.webhook_due! })).toBe('not-claimed');
+    await new Promise((r) => setTimeout(r, 1300));
+    await sendDueWebhooks(deps, Date.now() + 10_000);
+    const delivered = (await deps.executions.get(accountId, run.execution_id))!;
+    expect(delivered.webhook).toEqual({ status: 'delivered', attempts: 2, last_attempt_at: expect.any(String), last_response_status: 204, next_attempt_at: null });
+    expect(delivered.webhook_due).toBeUndefined();
+    expect(delivered.webhook_shard).toBeUndefined();
+    expect(await inIndex(run)).toBe(false);
+    const [first, second] = deliveriesOf(run.execution_id);
+    expect(deliveriesOf(run.execution_id)).toHaveLength(2);
+    expect(second!.body).toBe(first!.body);
+    expect(second!.headers['webhook-id']).toBe(first!.headers['webhook-id']);
+    expect(new Webhook(secret).verify(second!.body, second!.headers as Record<string, string>)).toEqual({
+      type: 'execution.succeeded',
+      timestamp: delivered.finished_at,
+      data: expect.objectContaining({ execution_id: run.execution_id, status: 'SUCCEEDED', input: { a: 1, b: 2 }, output: { y: [{ c: 3, d: 4 }], z: 1 } }),
+    });
+    expect(JSON.parse(second!.body).data).not.toHaveProperty('webhook');
+  });
+
+  it('after the last attempt of the schedule: failed, out of the index', async () => {
+    const { accountId } = await account();
+    const run = await running(accountId, 'http://127.0.0.1:9/closed');
+    await firstAttempt(deps, await endedWithoutAttempt(run));
+    for (let i = 0; i < 2; i++) {
+      await new Promise((r) => setTimeout(r, 1300));
+      await sendDueWebhooks(deps, Date.now() + 10_000);
+    }
+    const failed = (await deps.executions.get(accountId, run.execution_id))!;
+    expect(failed.webhook).toEqual({ status: 'failed', attempts: 3, last_attempt_at: expect.any(String), last_response_status: null, next_attempt_at: null });
+    expect(await inIndex(run)).toBe(false);
+  });
+
+  it('two sender runs at once: one POST per due attempt', async () => {
+    const { accountId } = await account();
+    const runs = await Promise.all(Array.from({ length: 6 }, () => running(accountId)));
+    for (const run of runs) await endedWithoutAttempt(run);
+    await Promise.all([sendDueWebhooks(deps, Date.now() + 10_000), sendDueWebhooks(deps, Date.now() + 10_000), firstAttempt(deps, (await deps.executions.get(accountId, runs[0]!.execution_id))!)]);
+    for (const run of runs) {
+      expect(deliveriesOf(run.execution_id)).toHaveLength(1);
+      expect((await deps.executions.get(accountId, run.execution_id))!.webhook).toMatchObject({ status: 'delivered', attempts: 1 });
+    }
+  });
+
+  it('a lost answer on the claim: the SDK’s retry finds its own claim, and the attempt is made once', async () => {
+    const { accountId } = await account();
+    const run = await running(accountId);
+    const ended = await endedWithoutAttempt(run);
+    proxy.inject({ operation: 'UpdateItem', table: db.tables.executions, fault: 'lose-response', times: 1 });
+    expect(await firstAttempt(faulty, ended)).toBe('delivered');
+    expect(proxy.injected()).toBeGreaterThanOrEqual(1);
+    expect(deliveriesOf(run.execution_id)).toHaveLength(1);
+  });
+
+  it('a sender that died after its claim: the webhook comes due again when the claim’s lease ends', async () => {
+    const { accountId } = await account();
+    const run = await running(accountId);
+    const ended = await endedWithoutAttempt(run);
+    expect(await deps.executions.claimWebhookAttempt(accountId, run.execution_id, ended.webhook_due!, 'clm_dead', Date.now() + 700)).toBeDefined();
+    await sendDueWebhooks(deps, Date.now() + 10_000);
+    expect(deliveriesOf(run.execution_id)).toHaveLength(0);
+    await new Promise((r) => setTimeout(r, 800));
+    await sendDueWebhooks(deps, Date.now() + 10_000);
+    expect(deliveriesOf(run.execution_id)).toHaveLength(1);
+    // The dead sender's late record does not count: its claim is gone.
+    expect(await deps.executions.recordWebhookAttempt(accountId, run.execution_id, 'clm_dead', { result: 'failed', status: null, at: new Date() })).toBe(false);
+    expect((await deps.executions.get(accountId, run.execution_id))!.webhook).toMatchObject({ status: 'delivered', attempts: 1 });
+  });
+
+  it('an account with no secret: the sender does not make one; the attempt fails without a POST and is retried', async () => {
+    const accountId = `acct_wh_nosecret_${Date.now().toString(36)}`;
+    await deps.accounts.create(accountId, 'business', new Date());
+    const run = await running(accountId);
+    expect(await firstAttempt(deps, await endedWithoutAttempt(run))).toBe('retry');
+    expect(deliveriesOf(run.execution_id)).toHaveLength(0);
+    expect((await deps.executions.get(accountId, run.execution_id))!.webhook).toMatchObject({ status: 'pending', attempts: 1, last_response_status: null });
+    const item = (await db.doc.send(new GetCommand({ TableName: db.tables.accounts, Key: { account_id: accountId }, ConsistentRead: true }))).Item!;
+    expect(item).not.toHaveProperty('webhook_secret_sealed');
+  });
+});
+
+describe('one sender run shares its attempts between accounts', () => {
+  it('a tenant with a backlog of due webhooks does not keep another’s waiting past the run (and takes its share only)', async () => {
+    // What earlier tests left due goes first (this run is about these two tenants only).
+    for (let i = 0; i < 6 && (await sendDueWebhooks(deps, Date.now() + 10_000)).due > 0; i++) await new Promise((r) => setTimeout(r, 1300));
+    const noisy = await account();
+    const quiet = await account();
+    // 30 due webhooks of a dead receiver, all due before the quiet tenant's one.
+    const backlog = await Promise.all(Array.from({ length: 30 }, () => running(noisy.accountId, 'http://127.0.0.1:9/dead')));
+    for (const run of backlog) await endedWithoutAttempt(run);
+    await new Promise((r) => setTimeout(r, 20));
+    const waiting = await running(quiet.accountId);
+    await endedWithoutAttempt(waiting);
+    const run = await sendDueWebhooks(deps, Date.now() + 20_000, { perRun: 10, perAccount: 5, concurrency: 5, scanPerShard: 2000 });
+    expect(deliveriesOf(waiting.execution_id)).toHaveLength(1);
+    const attempted = await Promise.all(backlog.map(async (b) => (await deps.executions.get(noisy.accountId, b.execution_id))!.webhook!.attempts));
+    expect(attempted.filter((n) => n === 1)).toHaveLength(5);
+    expect(run.deferred).toBeGreaterThanOrEqual(25);
+  });
+});
