@@ -35,6 +35,7 @@ beforeAll(async () => {
     [STACK_OUTPUTS.workflowsTable]: db.tables.workflows,
     [STACK_OUTPUTS.executionsTable]: db.tables.executions,
     [STACK_OUTPUTS.membershipsTable]: db.tables.memberships,
+    [STACK_OUTPUTS.idempotencyTable]: db.tables.idempotency,
     [STACK_OUTPUTS.settings]: JSON.stringify(DEFAULT_SETTINGS),
     [STACK_OUTPUTS.consoleClientId]: 'console-client',
   };

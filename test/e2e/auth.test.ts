@@ -69,6 +69,7 @@ describe('GET /v1/keys/verify', () => {
       prefix: stack.adminKey!.slice(0, 16),
       environment: 'live',
       capabilities: [
+        'audit:read',
         'execution:cancel',
         'execution:read',
         'keys:read',
@@ -84,6 +85,8 @@ describe('GET /v1/keys/verify', () => {
       tier: 'business',
       created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
       expires_at: null,
+      // Seeded by npm start, as an operator would.
+      created_by: { kind: 'operator' },
       last_used: expect.stringMatching(/Z$/),
       rate_limit: { limit: 1000, remaining: expect.any(Number), reset: expect.any(Number) },
     });
