@@ -58,6 +58,11 @@ describe('DynamoDB calls per request', () => {
     expect({ status: stranger.status, calls: proxy.counts() }).toEqual({ status: 403, calls: { Query: 1 } });
   });
 
+  it('GET /me by a key: the authorizer read, the counter write and the account', async () => {
+    const { key } = await t.account('business');
+    expect(await countOne(key, 'GET', '/me')).toMatchObject({ status: 200, calls: { GetItem: 2, UpdateItem: 1 } });
+  });
+
   it('GET /keys/verify: exactly one GetItem and one UpdateItem', async () => {
     const { key } = await t.account('business');
     for (let i = 0; i < 3; i++) {
