@@ -94,8 +94,13 @@ export async function addMember(
       alreadyMember: membership.added_at !== now.toISOString(),
     };
   } catch (error) {
-    // A new local person without their membership would show no password on a second try: take them back.
-    if (person.created && people?.forgetNewPerson) await people.forgetNewPerson(person.email).catch(() => undefined);
+    // A new local person without any membership would show no password on a second try: take them back,
+    // but only when certainly without one (the write may have landed with its answer lost, or a
+    // concurrent add may have given them another account meanwhile).
+    if (person.created && people?.forgetNewPerson) {
+      const memberships = await deps.memberships.ofPerson(person.subject, 1).catch(() => undefined);
+      if (memberships?.length === 0) await people.forgetNewPerson(person.email).catch(() => undefined);
+    }
     if (error instanceof ConflictError && !other) {
       const held = (await deps.memberships.get(person.subject, accountId))?.role;
       throw new ConflictError(

@@ -6,7 +6,7 @@
 import { IDENTITY_PROVIDER_ENV, identityProviderEnvironment, type IdentityProviderConfig } from '../lambdas/shared/identity-provider.js';
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import { cpus } from 'node:os';
 import path from 'node:path';
@@ -417,8 +417,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const stateFile = options.stateFile;
     if (stateFile) {
       // It holds the provider's admin token: for this user only (chmod too, for a file left by a crash).
-      writeFileSync(stateFile, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
-      chmodSync(stateFile, 0o600);
+      // A new file (a temporary one, renamed over any left by a crash): never an old file's wider mode.
+      const temporary = `${stateFile}.${process.pid}.tmp`;
+      writeFileSync(temporary, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+      renameSync(temporary, stateFile);
       cleanups.push(() => rmSync(stateFile, { force: true }));
     }
     return { url, apiUrl, dynamodbEndpoint: endpoint, lambdaEndpoint, model, state, ...(adminKey ? { adminKey } : {}), oidc, ...(demoPerson ? { demoPerson } : {}), doc, runSchedules, close };

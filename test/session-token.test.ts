@@ -45,24 +45,39 @@ describe('the Cognito profile', () => {
   });
 });
 
+describe('the RFC 9068 profile', () => {
+  const verifier = () => createSessionVerifier({ tokenUse: 'rfc9068', issuer: base, clientId: 'console', audience: 'api', jwksUri: `${base}/jwks` });
+  it('takes the client from client_id, or azp when a provider puts it there', async () => {
+    await expect(verifier().verify(await sign({ aud: 'api', client_id: 'console' }, 'k1', privateKey, 'at+jwt'))).resolves.toMatchObject({ subject: 'person-1' });
+    await expect(verifier().verify(await sign({ aud: 'api', azp: 'console' }, 'k1', privateKey, 'at+jwt'))).resolves.toMatchObject({ subject: 'person-1' });
+  });
+  it.each([
+    ['another client', { aud: 'api', client_id: 'other' }],
+    ['no client at all', { aud: 'api' }],
+    ['another audience', { aud: 'other-api', client_id: 'console' }],
+  ])('refuses a token for %s', async (_name, claims) => {
+    await expect(verifier().verify(await sign(claims, 'k1', privateKey, 'at+jwt'))).rejects.toBeInstanceOf(InvalidSessionToken);
+  });
+});
+
 describe('keys', () => {
   it('are found through the issuer’s discovery document when no JWKS address is given', async () => {
     const v = createSessionVerifier({ tokenUse: 'rfc9068', issuer: base, clientId: 'console', audience: 'api' });
-    await expect(v.verify(await sign({ aud: 'api' }, 'k1', privateKey, 'at+jwt'))).resolves.toMatchObject({ subject: 'person-1' });
+    await expect(v.verify(await sign({ aud: 'api', client_id: 'console' }, 'k1', privateKey, 'at+jwt'))).resolves.toMatchObject({ subject: 'person-1' });
   });
 
   it('a key the provider rotated in is fetched again when a token names it (once the cooldown since the last fetch has passed)', async () => {
     const v = createSessionVerifier({ tokenUse: 'rfc9068', issuer: base, clientId: 'console', audience: 'api', jwksUri: `${base}/jwks` }, { cooldownMs: 50 });
-    await v.verify(await sign({ aud: 'api' }, 'k1', privateKey, 'at+jwt'));
+    await v.verify(await sign({ aud: 'api', client_id: 'console' }, 'k1', privateKey, 'at+jwt'));
     const next = await generateKeyPair('ES256');
     jwks = [...jwks, { ...(await exportJWK(next.publicKey)), kid: 'k2', alg: 'ES256' }];
     await new Promise((r) => setTimeout(r, 100));
-    await expect(v.verify(await sign({ aud: 'api' }, 'k2', next.privateKey, 'at+jwt'))).resolves.toMatchObject({ subject: 'person-1' });
+    await expect(v.verify(await sign({ aud: 'api', client_id: 'console' }, 'k2', next.privateKey, 'at+jwt'))).resolves.toMatchObject({ subject: 'person-1' });
   });
 
   it('an unreachable provider is a failure, not a refusal: a signed-in person is never told they are signed out', async () => {
     const v = createSessionVerifier({ tokenUse: 'rfc9068', issuer: base, clientId: 'console', audience: 'api', jwksUri: 'http://127.0.0.1:9/jwks' });
-    const error = await v.verify(await sign({ aud: 'api' }, 'k1', privateKey, 'at+jwt')).catch((e: unknown) => e);
+    const error = await v.verify(await sign({ aud: 'api', client_id: 'console' }, 'k1', privateKey, 'at+jwt')).catch((e: unknown) => e);
     // fetch's TypeError comes from another realm under jest: checked by its shape.
     expect(error).toHaveProperty('message');
     expect(error).not.toBeInstanceOf(InvalidSessionToken);

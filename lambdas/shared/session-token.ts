@@ -89,6 +89,12 @@ export function createSessionVerifier(
       if (config.tokenUse === 'cognito-access' && (payload['token_use'] !== 'access' || payload['client_id'] !== config.clientId)) {
         throw new InvalidSessionToken('not an access token of the console’s client');
       }
+      // RFC 9068 §2.2: `client_id` names the client the token was issued to; it must be the console's, so
+      // another application of the same provider given the API's audience cannot act for the person.
+      // (`azp`, the OpenID Connect name, for providers that put the client there instead.)
+      if (config.tokenUse === 'rfc9068' && (payload['client_id'] ?? payload['azp']) !== config.clientId) {
+        throw new InvalidSessionToken('not an access token issued to the console’s client');
+      }
       if (typeof payload.sub !== 'string' || payload.sub === '') throw new InvalidSessionToken('no subject');
       return { subject: payload.sub, claims: payload };
     },

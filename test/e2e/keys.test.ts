@@ -25,6 +25,7 @@ const KEY_FIELDS = [
   'created_at',
   'expires_at',
   'last_used',
+  'created_by',
 ].sort();
 
 function expectError(reply: Reply, status: number, code: string, extra: Record<string, unknown> = {}) {

@@ -197,6 +197,8 @@ describe('tokens the API refuses: 401 UNAUTHORIZED, nothing read past the token,
     ],
     ['an ID token (typ JWT, aud the client)', () => issuer.sign(subject, { aud: TEST_CLIENT }, { typ: 'JWT' })],
     ['an access token without typ at+jwt', () => issuer.sign(subject, {}, { typ: 'JWT' })],
+    ['issued to another client of the provider', () => issuer.sign(subject, { client_id: 'some-other-app' })],
+    ['without client_id', () => issuer.sign(subject, { client_id: undefined })],
     ['an API key', async () => (await t.account('business')).key],
     ['garbage', async () => 'not.a.token'],
   ];
@@ -240,6 +242,13 @@ describe('rate limits', () => {
     // The person's counter is their own: another person of the account is not limited by it.
     const other = await person([id, 'viewer']);
     expect((await as(other.token, 'GET', '/me')).status).toBe(200);
+    // And per account: the same person in another account has a counter of its own there.
+    const id2 = `acct_rl2_${Date.now().toString(36)}`;
+    await t.deps().accounts.create(id2, 'free', new Date());
+    await memberships.add(p.subject, id2, p.email, 'viewer', new Date());
+    const elsewhere = await as(p.token, 'GET', '/me', { account: id2 });
+    expect(elsewhere.status).toBe(200);
+    expect(elsewhere.headers.get('x-ratelimit-remaining')).toBe('9');
     const counter = await t.stack.doc.send(
       new GetCommand({ TableName: t.stack.state.tables.usage, Key: { key_id: `person#${id}#${p.subject}`, hour: new Date().toISOString().slice(0, 13) } }),
     );

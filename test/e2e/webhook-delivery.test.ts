@@ -256,10 +256,13 @@ describe('nothing is lost', () => {
     await t.stack.runSchedules();
     expect(r.received).toHaveLength(1);
     expect((await execution(waiting.execution_id, quiet.key))['webhook']).toMatchObject({ status: 'delivered', attempts: 1 });
-    // The noisy tenant got its share of the run (20); the rest stay due for later runs.
+    // The noisy tenant got its share of each run (20 a run; the schedule's event is delivered twice here,
+    // as Lambda may, so one or two runs); the rest stay due for later runs.
     const attempts = await Promise.all(backlog.map(async (e) => (await executions.get(noisy.accountId, e.execution_id))!.webhook!.attempts));
-    expect(attempts.filter((n) => n === 1)).toHaveLength(20);
-    expect(attempts.filter((n) => n === 0)).toHaveLength(200);
+    const tried = attempts.filter((n) => n === 1).length;
+    expect(tried).toBeGreaterThanOrEqual(20);
+    expect(tried).toBeLessThanOrEqual(40);
+    expect(attempts.filter((n) => n === 0)).toHaveLength(220 - tried);
   }, 60_000);
 });
 
