@@ -7,6 +7,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { FunctionError } from '../../local-runner/functions.js';
 import { createGateway, MAX_BODY_BYTES, type Invoke } from '../../local-runner/gateway.js';
 import type { LocalApiModel } from '../../local-runner/template.js';
 import { LOCAL_ACCOUNT_ID, LOCAL_REGION } from '../../local-runner/stack.js';
@@ -73,7 +74,18 @@ describe('a gateway error without a response of its own keeps its status (DEFAUL
   it.each([
     // API Gateway's own status for an unknown route is 403 (the template's own response makes it 404).
     ['MISSING_AUTHENTICATION_TOKEN', 403, () => call(`${base}/no-such-route`)],
-    ['UNAUTHORIZED', 401, () => call(`${base}/keys/verify`)],
+    [
+      'UNAUTHORIZED',
+      401,
+      () => {
+        // The authorizer's refusal, as Lambda reports it (it has no identity source: it tells a missing
+        // credential itself).
+        authorizerAnswer = () => {
+          throw new FunctionError('Error', 'Unauthorized');
+        };
+        return call(`${base}/keys/verify`);
+      },
+    ],
     ['REQUEST_TOO_LARGE', 413, () => call(`${base}/keys`, { method: 'POST', body: 'x'.repeat(MAX_BODY_BYTES + 1) })],
     [
       'ACCESS_DENIED',
