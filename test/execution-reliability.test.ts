@@ -9,7 +9,7 @@
  * - finding 9: an async run that could not be started sends its `execution.failed` webhook.
  */
 import { createHmac } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { startReceiver, type Received, type Receiver } from './support/receiver.js';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { createDocumentClient } from '../lambdas/shared/ddb.js';
@@ -34,13 +34,9 @@ let db: TestDb;
 let proxy: CountingProxy;
 const box = new LocalSecretBox(LocalSecretBox.newKey());
 
-interface Received {
-  readonly headers: IncomingHttpHeaders;
-  readonly body: string;
-}
-let receiver: Server;
+let receiver: Receiver;
 let hookUrl: string;
-const received: Received[] = [];
+let received: Received[];
 
 function depsOn(doc: DynamoDBDocumentClient, models = new ModelRegistry()): WorkflowDeps {
   return {
@@ -59,20 +55,12 @@ beforeAll(async () => {
   proxy = await startCountingProxy(testEndpoint());
   deps = depsOn(db.doc);
   faulty = depsOn(createDocumentClient({ endpoint: proxy.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS }));
-  receiver = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => {
-      received.push({ headers: req.headers, body });
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-  hookUrl = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hooks`;
+  receiver = await startReceiver();
+  ({ url: hookUrl, received } = receiver);
 });
 afterEach(() => proxy.clearFaults());
 afterAll(async () => {
-  await new Promise<void>((resolve) => receiver.close(() => resolve()));
+  await receiver?.close();
   await proxy?.close();
   db?.close();
 });
@@ -278,19 +266,17 @@ describe('finding 9: an async run that could not be started', () => {
   });
 
   it('a receiver that does not answer holds the request for one attempt only (5 s), and the webhook stays pending for the sender', async () => {
-    const silent = createServer(() => {});
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const silent = await startReceiver(() => 'hang');
     try {
       const { actor } = await account();
-      const url = `http://127.0.0.1:${(silent.address() as { port: number }).port}/hooks`;
+      const url = silent.url;
       const started = Date.now();
       await expect(runWorkflow(deps, actor, 'wf', { input: { ms: 1 }, webhook_url: url }, { async: true, startAsync: down })).rejects.toThrow(/unavailable/);
       expect(Date.now() - started).toBeLessThan(7000);
       const [execution] = (await deps.executions.list(actor.accountId, {}, 10)).items;
       expect(execution!.webhook).toMatchObject({ status: 'pending', attempts: 1, last_response_status: null, next_attempt_at: expect.any(String) });
     } finally {
-      silent.closeAllConnections();
-      await new Promise<void>((resolve) => silent.close(() => resolve()));
+      await silent.close();
     }
   });
 });

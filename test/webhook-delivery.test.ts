@@ -4,7 +4,6 @@
  * `webhooks-due` index; attempts are claimed (two senders never make the same one), recorded, and
  * scheduled; one run of the sender shares its attempts between accounts; the retry schedule.
  */
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { Webhook } from 'standardwebhooks';
 import { createDocumentClient } from '../lambdas/shared/ddb.js';
@@ -17,6 +16,7 @@ import { ALLOW_LOOPBACK_ENV, newWebhookSecret } from '../lambdas/shared/webhooks
 import { LOCAL_CREDENTIALS } from '../local-runner/dynamodb-local.js';
 import { LOCAL_REGION } from '../local-runner/stack.js';
 import { startCountingProxy, type CountingProxy } from './support/counting-proxy.js';
+import { startReceiver, type Received, type Receiver } from './support/receiver.js';
 import { createTestDb, testEndpoint, type TestDb } from './support/dynamodb.js';
 
 process.env[ALLOW_LOOPBACK_ENV] = 'true';
@@ -59,13 +59,9 @@ let deps: WebhookDeps;
 let faulty: WebhookDeps;
 const box = new LocalSecretBox(LocalSecretBox.newKey());
 
-interface Received {
-  readonly headers: IncomingHttpHeaders;
-  readonly body: string;
-}
-let receiver: Server;
+let receiver: Receiver;
 let hookUrl: string;
-const received: Received[] = [];
+let received: Received[];
 /** How many of the next requests the receiver answers 500. */
 let refuse = 0;
 
@@ -82,23 +78,16 @@ beforeAll(async () => {
   proxy = await startCountingProxy(testEndpoint());
   deps = depsOn(db.doc);
   faulty = depsOn(createDocumentClient({ endpoint: proxy.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS }));
-  receiver = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => {
-      received.push({ headers: req.headers, body });
-      if (refuse > 0) {
-        refuse--;
-        res.writeHead(500).end();
-      } else res.writeHead(204).end();
-    });
+  receiver = await startReceiver(() => {
+    if (refuse === 0) return 'ok';
+    refuse--;
+    return 'refuse';
   });
-  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-  hookUrl = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hooks`;
+  ({ url: hookUrl, received } = receiver);
 });
 afterEach(() => proxy.clearFaults());
 afterAll(async () => {
-  await new Promise<void>((resolve) => receiver.close(() => resolve()));
+  await receiver?.close();
   await proxy?.close();
   db?.close();
 });

@@ -6,11 +6,11 @@
  * holds under duplicate deliveries. Every delivery received is verified with the official
  * `standardwebhooks` library.
  */
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { Webhook } from 'standardwebhooks';
 import { createKey } from '../../lambdas/shared/services/keys.js';
 import { ExecutionsRepository, newExecutionId, type ExecutionRecord } from '../../lambdas/shared/repositories/executions.js';
 import { expectError } from '../support/http.js';
+import { startReceiver, type Answer, type Received } from '../support/receiver.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
 let t: TestStack;
@@ -19,41 +19,9 @@ let accountId: string;
 let secret: string;
 let executions: ExecutionsRepository;
 
-interface Received {
-  readonly headers: IncomingHttpHeaders;
-  readonly body: string;
-  readonly at: number;
-}
-
-type Answer = 'ok' | 'refuse' | 'hang';
-
-/** A receiver on 127.0.0.1 answering its n-th request (0-based) as `plan(n)` says. */
-async function receiver(plan: (n: number) => Answer): Promise<{ url: string; received: Received[]; close(): Promise<void> }> {
-  const received: Received[] = [];
-  const server: Server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => {
-      const answer = plan(received.length);
-      received.push({ headers: req.headers, body, at: Date.now() });
-      if (answer === 'ok') res.writeHead(204).end();
-      else if (answer === 'refuse') res.writeHead(500).end();
-      // 'hang': never answered; the attempt's 5 s deadline ends it.
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as { port: number }).port}/hooks`,
-    received,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
 const receivers: { close(): Promise<void> }[] = [];
 async function openReceiver(plan: (n: number) => Answer) {
-  const r = await receiver(plan);
+  const r = await startReceiver(plan);
   receivers.push(r);
   return r;
 }
