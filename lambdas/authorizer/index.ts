@@ -13,7 +13,7 @@
  */
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import { hashApiKey, parseApiKey } from '../shared/api-key.js';
-import { encodeCaller, encodeRefusal, type AuthorizerContext } from '../shared/caller.js';
+import { ACCOUNT_HEADER, encodeCaller, encodeRefusal, type AuthorizerContext } from '../shared/caller.js';
 import { covers } from '../shared/capabilities.js';
 import { createDocumentClient, TABLE_ENV } from '../shared/ddb.js';
 import { IDENTITY_PROVIDER_ENV, identityProviderFromEnv } from '../shared/identity-provider.js';
@@ -117,7 +117,7 @@ async function session(event: APIGatewayRequestAuthorizerEvent, authorization: s
   const path = await sessionPath();
   let placed: Placement;
   try {
-    placed = await path.place(token, headerValue(event.headers, 'knouds-account'), event.httpMethod === 'GET' && event.resource === '/me');
+    placed = await path.place(token, headerValue(event.headers, ACCOUNT_HEADER.toLowerCase()), event.httpMethod === 'GET' && event.resource === '/me');
   } catch (error) {
     if ((error as Error).name === 'InvalidSessionToken') {
       log('info', 'authorizer decision', { decision: 'deny', reason: 'invalid_token', detail: (error as Error).message });

@@ -6,15 +6,13 @@
  * the key path's cold start and its one read stay as they were.
  */
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { ACCOUNT_HEADER, personCounterId, type AuthorizerContext, type PersonCaller, type Refusal } from '../shared/caller.js';
+import { personCounterId, type PersonCaller, type Refusal } from '../shared/caller.js';
 import { covers, ROLES } from '../shared/capabilities.js';
 import { ACCOUNT_ID_PATTERN, AccountsRepository } from '../shared/repositories/accounts.js';
 import { MembershipsRepository, type MembershipRecord } from '../shared/repositories/memberships.js';
 import type { IdentityProviderConfig } from '../shared/identity-provider.js';
-import { createSessionVerifier, InvalidSessionToken } from '../shared/session-token.js';
+import { createSessionVerifier } from '../shared/session-token.js';
 import { rateLimitFor, type Settings } from '../shared/settings.js';
-
-export { InvalidSessionToken };
 
 export interface SessionTables {
   readonly memberships: string;
@@ -74,6 +72,3 @@ export function createSessions(doc: DynamoDBDocumentClient, tables: SessionTable
     },
   };
 }
-
-export const ACCOUNT_HEADER_NAME = ACCOUNT_HEADER.toLowerCase();
-export type { AuthorizerContext };
