@@ -16,7 +16,7 @@ const nodeGlobals = {
 };
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'cdk.out/', 'cdk.out.test/', 'bench/cdk.out/', 'soak/cdk.out/', '.knouds-data/', '**/*.d.ts'] },
+  { ignores: ['node_modules/', 'cdk.out/', 'cdk.out.test/', 'bench/cdk.out/', 'soak/cdk.out/', '.knouds-data/', 'console/dist/', '**/*.d.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

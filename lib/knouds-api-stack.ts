@@ -34,6 +34,7 @@ import { SECRETS_KEY_ARN_ENV } from '../lambdas/shared/secret-box.js';
 import { resolveSettings, SETTINGS_ENV, type SettingsOverrides } from '../lambdas/shared/settings.js';
 import { DataStore } from './data-store.js';
 import { boundedFunctionName, LAMBDA_ENVIRONMENT_LIMIT_BYTES, validateEnvironmentSize, variableBytes } from './environment-size.js';
+import { KnoudsConsole } from './console.js';
 import { EdgeRateLimit } from './edge-rate-limit.js';
 import { addGatewayResponses } from './gateway-responses.js';
 import { Identity, type ExternalIdentityProvider, type UserPoolOptions } from './identity.js';
@@ -548,6 +549,8 @@ export class KnoudsApiStack extends Stack {
       namespace,
       service,
     });
+
+    new KnoudsConsole(this, 'Console');
 
     new CfnOutput(this, 'WorkerDeadLetterQueueUrl', { value: deadLetters.queueUrl });
     acknowledgeNagFindings(this, { deadLetters, publicMethods: [healthMethod, openApiMethod], tracedFunctions: tracing ? Object.values(functions) : [] });

@@ -29,7 +29,8 @@ import { PROJECT_ROOT, type LocalState } from './state.js';
 import { createLambdaApi } from './lambda-api.js';
 import { MembershipsRepository } from '../lambdas/shared/repositories/memberships.js';
 import { ConflictError } from '../lambdas/shared/errors.js';
-import { isLocalOidcPath, localAuthorizerSettings, startLocalOidc, type LocalOidc } from './oidc/index.js';
+import { createConsoleSite } from './console-site.js';
+import { isLocalOidcPath, localAuthorizerSettings, localConsoleClient, startLocalOidc, type LocalOidc } from './oidc/index.js';
 import type { SigningIdentity } from './sigv4.js';
 import { ensureTables } from './tables.js';
 import { loadApiModel, type LocalApiModel, type ScheduleDef } from './template.js';
@@ -391,7 +392,22 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     const gateway = createGateway({ model, invoke, region: LOCAL_REGION, accountId: LOCAL_ACCOUNT_ID, ...(options.onAccessLog ? { accessLog: options.onAccessLog } : {}) });
     oidc = await startLocalOidc({ origin: url, audience: apiUrl, ...(options.persistDir ? { persistDir: options.persistDir } : {}) });
-    serve = (req, res) => (oidc && isLocalOidcPath(req.url) ? oidc.handler(req, res) : gateway(req, res));
+    // The console (the template's bucket deployment, if any) at every path outside the stage and the provider.
+    const consoleClient = localConsoleClient(url);
+    const site = model.sites[0]
+      ? createConsoleSite(model.sites[0].assetDirs, {
+          api_url: apiUrl,
+          issuer: oidc.issuer,
+          client_id: consoleClient.clientId,
+          redirect_uri: consoleClient.redirectUri,
+          post_logout_redirect_uri: consoleClient.postLogoutRedirectUri,
+          scope: 'openid email profile',
+        })
+      : undefined;
+    const stagePrefix = `/${model.stageName}`;
+    const isApiPath = (u: string | undefined) => !!u && (u === stagePrefix || u.startsWith(`${stagePrefix}/`) || u.startsWith(`${stagePrefix}?`));
+    serve = (req, res) =>
+      oidc && isLocalOidcPath(req.url) ? oidc.handler(req, res) : site && !isApiPath(req.url) ? site(req, res) : gateway(req, res);
 
     let adminKey: string | undefined;
     if (options.seed ?? true) {

@@ -84,6 +84,15 @@ export interface ScheduleDef {
   readonly targets: { readonly functionId: string; readonly input?: unknown }[];
 }
 
+/**
+ * A `Custom::CDKBucketDeployment` (the console, API.md §6): the asset folders it copies into its bucket,
+ * in order (a later folder's file wins, as in S3). Locally these folders are served as they are.
+ */
+export interface StaticSiteDef {
+  readonly logicalId: string;
+  readonly assetDirs: string[];
+}
+
 /** What the local runner cannot run of the template (said once at start-up), e.g. a cron() schedule. */
 export interface Unsupported {
   readonly logicalId: string;
@@ -99,6 +108,7 @@ export interface LocalApiModel {
   readonly functions: Map<string, FunctionDef>;
   readonly tables: TableDef[];
   readonly schedules: ScheduleDef[];
+  readonly sites: StaticSiteDef[];
   readonly unsupported: Unsupported[];
   readonly outputs: Record<string, string>;
 }
@@ -158,6 +168,8 @@ export function loadApiModel(cdkOut: string, options: ResolveOptions): LocalApiM
   const functions = new Map<string, FunctionDef>();
   for (const [id, r] of ofType('AWS::Lambda::Function')) {
     const p = r.Properties ?? {};
+    // Only Node.js functions run locally (not, e.g., the CDK's Python function that deploys the console).
+    if (!String(p['Runtime'] ?? 'nodejs').startsWith('nodejs')) continue;
     const code = p['Code'] as { S3Key?: Json };
     const key = resolve(code.S3Key);
     const assetDir = typeof key === 'string' ? assetByKey.get(key) : undefined;
@@ -324,7 +336,18 @@ export function loadApiModel(cdkOut: string, options: ResolveOptions): LocalApiM
     schedules.push({ logicalId: id, ruleArn: `arn:aws:events:${options.region}:${options.accountId}:rule/${id}`, expression: String(expression), rateMs, targets });
   }
 
-  return { stackName, stageName, methods, authorizers, gatewayResponses, functions, tables, schedules, unsupported, outputs };
+  const sites: StaticSiteDef[] = [];
+  for (const [id, r] of ofType('Custom::CDKBucketDeployment')) {
+    const keys = (r.Properties?.['SourceObjectKeys'] ?? []) as Json[];
+    const assetDirs = keys.map((k) => resolve(k)).map((k) => (typeof k === 'string' ? assetByKey.get(k) : undefined));
+    if (assetDirs.some((d) => d === undefined)) {
+      unsupported.push({ logicalId: id, reason: 'a source of this bucket deployment is not an asset of the assembly' });
+      continue;
+    }
+    sites.push({ logicalId: id, assetDirs: assetDirs as string[] });
+  }
+
+  return { stackName, stageName, methods, authorizers, gatewayResponses, functions, tables, schedules, sites, unsupported, outputs };
 }
 
 /** `rate(1 minute)`, `rate(5 minutes)`, `rate(2 hours)`, `rate(1 day)` in ms; undefined for anything else (cron()). */
