@@ -241,7 +241,11 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
   Capability: {
     type: 'string',
     description: 'A fixed capability, or workflow:<slug>:run / model:<id>:run.',
-    anyOf: [{ enum: [...FIXED_CAPABILITIES] }, { pattern: '^(workflow|model):[a-z0-9][a-z0-9-]{0,62}:run$' }],
+    // Each branch typed, so generated clients see a string (not `unknown`).
+    anyOf: [
+      { type: 'string', enum: [...FIXED_CAPABILITIES] },
+      { type: 'string', pattern: '^(workflow|model):[a-z0-9][a-z0-9-]{0,62}:run$' },
+    ],
   },
   Key: { ...KEY_FIELDS, additionalProperties: false },
   Me: ME,

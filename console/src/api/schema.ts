@@ -445,7 +445,7 @@ export interface components {
             request_id?: string;
         };
         /** @description A fixed capability, or workflow:<slug>:run / model:<id>:run. */
-        Capability: string | ("workflow:run" | "workflow:read" | "workflow:write" | "model:run" | "webhook:receive" | "execution:read" | "execution:cancel" | "keys:read" | "keys:write" | "audit:read") | unknown;
+        Capability: string | ("workflow:run" | "workflow:read" | "workflow:write" | "model:run" | "webhook:receive" | "execution:read" | "execution:cancel" | "keys:read" | "keys:write" | "audit:read");
         Key: {
             key_id: string;
             name: string;

@@ -35,11 +35,6 @@ type State =
 
 const AccountContext = createContext<Account | null>(null);
 
-/** Strings only: the generated Capability type is open (any string of the patterns). */
-export function capabilityList(list: readonly unknown[]): string[] {
-  return list.filter((c): c is string => typeof c === 'string');
-}
-
 async function loadMe(): Promise<Me> {
   try {
     return await call(api().GET('/me'));
@@ -97,8 +92,8 @@ export function AccountProvider({ children, loading }: { readonly children: Reac
     me,
     accountId: me.account.account_id,
     tier: me.account.tier,
-    ceiling: capabilityList(me.account.ceiling),
-    capabilities: capabilityList(me.capabilities),
+    ceiling: me.account.ceiling,
+    capabilities: me.capabilities,
     role: me.person?.role ?? null,
     email: me.person?.email ?? null,
     activeKeys: me.account.active_keys,
