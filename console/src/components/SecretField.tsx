@@ -52,7 +52,7 @@ export function SecretField({ label, value, describedBy, autoFocus = false }: Se
           Copy
         </button>
       </div>
-      <p role="status" id={statusId} className="hint">
+      <p role="status" id={statusId} className="live-hint">
         {copy === 'copied' ? 'Copied' : copy === 'failed' ? 'Could not copy: select the text and copy it yourself.' : ''}
       </p>
     </div>

@@ -94,7 +94,7 @@ export function KeysPage() {
         ) : null}
       </div>
       {why && <Notice id={noticeId}>{why}</Notice>}
-      {result && <StatusMessage>{result}</StatusMessage>}
+      <StatusMessage>{result}</StatusMessage>
       {!canRead ? null : list.status === 'loading' ? (
         <StatusMessage>Loading your API keys…</StatusMessage>
       ) : list.status === 'failed' ? (

@@ -67,7 +67,7 @@ export function RotateKeyDialog({
             A new key with the same name, permissions and workspaces replaces <strong>{apiKey.name}</strong> (<span className="mono">{apiKey.prefix}…</span>). Update
             the services that use it.
           </p>
-          <fieldset className="fieldset">
+          <fieldset className="fieldset" aria-describedby={`${id}-hint`}>
             <legend>Grace period</legend>
             <p id={`${id}-hint`} className="hint">
               How long the old key keeps working, so you can deploy the new one first.

@@ -177,7 +177,7 @@ export function WebhooksPage() {
                 Copy
               </button>
             </div>
-            <p role="status" className="hint">
+            <p role="status" className="live-hint">
               {loading ? 'Loading the secret…' : (copied ?? '')}
             </p>
           </>
