@@ -42,7 +42,10 @@ async function loadMe(): Promise<Me> {
     // An account chosen earlier that the person left since: ask again for their first account.
     if (error instanceof ApiProblem && error.code === 'NOT_A_MEMBER' && accountChoice()) {
       forgetAccountChoice();
-      return call(api().GET('/me'));
+      return loadMe();
+    }
+    if (error instanceof ApiProblem && error.code === 'NOT_A_MEMBER') {
+      throw new ApiProblem('You are signed in, but you are not a member of any Knouds account. Ask an admin of your account to add you, then try again.', error.status, error.code);
     }
     throw error;
   }
