@@ -58,14 +58,17 @@ export interface UserPoolOptions {
    */
   readonly domainPrefix?: string;
   /**
-   * Where the provider may send the browser back with the code: `https` URLs (`http` only on localhost,
-   * which is all Cognito accepts), no fragment.
-   * @default ['http://localhost:3000/auth/callback'] — the console run locally
+   * Where the provider may send the browser back with the code, besides the deployed console's own
+   * (`<ConsoleUrl>auth/callback`, always allowed when the stack deploys the console): `https` URLs (`http`
+   * only on localhost, which is all Cognito accepts), no fragment.
+   * @default none besides the console's; with the stack's `console: false`,
+   * ['http://localhost:3000/auth/callback'] (a console run locally)
    */
   readonly callbackUrls?: readonly string[];
   /**
-   * Where the provider may send the browser after signing out (same rules).
-   * @default ['http://localhost:3000/']
+   * Where the provider may send the browser after signing out, besides the deployed console's own
+   * (`<ConsoleUrl>`) (same rules).
+   * @default none besides the console's; with the stack's `console: false`, ['http://localhost:3000/']
    */
   readonly signOutUrls?: readonly string[];
   /**
@@ -87,6 +90,13 @@ export interface IdentityProps {
   readonly removalPolicy?: RemovalPolicy;
   /** @default true, false when `removalPolicy` is `DESTROY` (as for the tables) */
   readonly deletionProtection?: boolean;
+  /**
+   * The deployed console's sign-in return and sign-out URLs (a deploy-time value may be a token): the
+   * console's client allows these first, then the `userPool` prop's. Not with `identityProvider`: the
+   * deployer registers them with their own provider.
+   * @default none: the `userPool` prop's URLs, or the localhost defaults
+   */
+  readonly console?: { readonly callbackUrl: string; readonly signOutUrl: string };
 }
 
 export const DEFAULT_CALLBACK_URLS: readonly string[] = ['http://localhost:3000/auth/callback'];
@@ -131,10 +141,20 @@ export class Identity extends Construct {
     }
 
     const options = props.userPool ?? {};
-    const callbackUrls = [...(options.callbackUrls ?? DEFAULT_CALLBACK_URLS)];
-    const signOutUrls = [...(options.signOutUrls ?? DEFAULT_SIGN_OUT_URLS)];
-    validateRedirectUrls('userPool.callbackUrls', callbackUrls);
-    validateRedirectUrls('userPool.signOutUrls', signOutUrls);
+    // With the console deployed, its own URLs and those the props add, nothing else: a localhost redirect is
+    // low-risk with PKCE, but a client allows what is needed only. Without it, the localhost defaults.
+    const consoleUrls = props.console;
+    // The props' own lists, named as the deployer wrote them (an empty one only beside the console's URLs).
+    if (options.callbackUrls && (options.callbackUrls.length > 0 || !consoleUrls)) validateRedirectUrls('userPool.callbackUrls', options.callbackUrls);
+    if (options.signOutUrls && (options.signOutUrls.length > 0 || !consoleUrls)) validateRedirectUrls('userPool.signOutUrls', options.signOutUrls);
+    const callbackUrls = consoleUrls
+      ? [consoleUrls.callbackUrl, ...(options.callbackUrls ?? [])]
+      : [...(options.callbackUrls ?? DEFAULT_CALLBACK_URLS)];
+    const signOutUrls = consoleUrls
+      ? [consoleUrls.signOutUrl, ...(options.signOutUrls ?? [])]
+      : [...(options.signOutUrls ?? DEFAULT_SIGN_OUT_URLS)];
+    validateRedirectUrls('the console client’s callback URLs', callbackUrls);
+    validateRedirectUrls('the console client’s sign-out URLs', signOutUrls);
     if (options.domainPrefix !== undefined) validateDomainPrefix(options.domainPrefix);
     const threatProtection = options.threatProtection ?? true;
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;

@@ -1,4 +1,4 @@
-import { CfnOutput, type CfnResource, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, type CfnResource, Duration, Lazy, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import {
   AccessLogFormat,
   type CfnMethod,
@@ -162,6 +162,16 @@ export interface KnoudsApiStackProps extends StackProps, SettingsOverrides {
    * @default see UserPoolOptions (lib/identity.ts)
    */
   readonly userPool?: UserPoolOptions;
+  /**
+   * The console (API.md §6) on a CloudFront distribution: the built web application from a private S3
+   * bucket (origin access control), `/config.json` written at deploy time, and `/<stageName>/*` sent to the
+   * API, so the console and the API share one origin. Its URL is the output `ConsoleUrl`; the Cognito
+   * client's callback and sign-out URLs point at it (with `identityProvider`, register the output
+   * `ConsoleRedirectUri` and `ConsoleUrl` with your provider). `false` leaves out the bucket, the
+   * distribution, the deployment and those outputs.
+   * @default true
+   */
+  readonly console?: boolean;
 }
 
 export { STACK_OUTPUTS };
@@ -174,6 +184,8 @@ export class KnoudsApiStack extends Stack {
   readonly monitoring: Monitoring;
   /** The KMS key that seals webhook secrets at rest. */
   readonly secretsKey: Key;
+  /** The console's bucket and distribution, unless the `console` prop is false. */
+  readonly console?: KnoudsConsole;
 
   constructor(scope: Construct, id: string, props: KnoudsApiStackProps = {}) {
     super(scope, id, props);
@@ -208,9 +220,20 @@ export class KnoudsApiStack extends Stack {
       ...(props.deletionProtection === undefined ? {} : { deletionProtection: props.deletionProtection }),
     });
     const { keysTable, accountsTable, usageTable, workflowsTable, executionsTable, membershipsTable, idempotencyTable } = this.data;
+    // The console is made after the API (its distribution sends /v1/* there), the Cognito client before it
+    // (the authorizer is told its id): the client takes the console's URLs as values resolved at synthesis.
+    const deployConsole = props.console ?? true;
+    const consoleValue = (what: 'redirectUri' | 'postLogoutRedirectUri') =>
+      Lazy.string({
+        produce: () => {
+          if (!this.console) throw new Error('the console was not built');
+          return this.console[what];
+        },
+      });
     this.identity = new Identity(this, 'Identity', {
       ...(props.identityProvider ? { identityProvider: props.identityProvider } : {}),
       ...(props.userPool ? { userPool: props.userPool } : {}),
+      ...(deployConsole ? { console: { callbackUrl: consoleValue('redirectUri'), signOutUrl: consoleValue('postLogoutRedirectUri') } } : {}),
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
       ...(props.deletionProtection === undefined ? {} : { deletionProtection: props.deletionProtection }),
     });
@@ -550,7 +573,7 @@ export class KnoudsApiStack extends Stack {
       service,
     });
 
-    new KnoudsConsole(this, 'Console');
+    if (deployConsole) this.console = new KnoudsConsole(this, 'Console', { api: this.api, stageName, identity: this.identity });
 
     new CfnOutput(this, 'WorkerDeadLetterQueueUrl', { value: deadLetters.queueUrl });
     acknowledgeNagFindings(this, { deadLetters, publicMethods: [healthMethod, openApiMethod], tracedFunctions: tracing ? Object.values(functions) : [] });
@@ -566,6 +589,13 @@ export class KnoudsApiStack extends Stack {
       [STACK_OUTPUTS.idempotencyTable]: idempotencyTable.tableName,
       [STACK_OUTPUTS.settings]: JSON.stringify(settings),
       ...this.identity.outputs,
+      ...(this.console
+        ? {
+            [STACK_OUTPUTS.consoleUrl]: this.console.url,
+            // What a deployer's own provider must allow as the console's redirect URI (Cognito's client already does).
+            [STACK_OUTPUTS.consoleRedirectUri]: this.console.redirectUri,
+          }
+        : {}),
     };
     for (const [name, value] of Object.entries(outputs)) new CfnOutput(this, name, { value });
   }

@@ -17,4 +17,8 @@ export const STACK_OUTPUTS = {
   userPoolId: 'UserPoolId',
   /** The managed login pages, `https://<prefix>.auth.<region>.amazoncognito.com`; absent with the `identityProvider` prop. */
   loginDomainUrl: 'LoginDomainUrl',
+  /** The console, `https://<distribution domain>/`; absent with the `console: false` prop. */
+  consoleUrl: 'ConsoleUrl',
+  /** The console's redirect URI, `<ConsoleUrl>auth/callback`, to register with a deployer's own provider; absent with `console: false`. */
+  consoleRedirectUri: 'ConsoleRedirectUri',
 } as const;

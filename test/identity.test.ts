@@ -122,6 +122,8 @@ describe('the Cognito user pool (default)', () => {
 
   it('has one app client, public, for the console: authorization code only, no secret, OpenID scopes, short-lived tokens', () => {
     const [, client] = only(resources, 'AWS::Cognito::UserPoolClient');
+    // The deployed console's URLs (test/console-hosting.test.ts); without it, the localhost defaults (below).
+    const consoleDomain = { 'Fn::GetAtt': [only(resources, 'AWS::CloudFront::Distribution')[0], 'DomainName'] };
     expect(client.Properties).toEqual({
       UserPoolId: { Ref: poolId },
       GenerateSecret: false,
@@ -129,8 +131,8 @@ describe('the Cognito user pool (default)', () => {
       AllowedOAuthFlows: ['code'],
       AllowedOAuthScopes: ['openid', 'email', 'profile'],
       SupportedIdentityProviders: ['COGNITO'],
-      CallbackURLs: ['http://localhost:3000/auth/callback'],
-      LogoutURLs: ['http://localhost:3000/'],
+      CallbackURLs: [{ 'Fn::Join': ['', ['https://', consoleDomain, '/auth/callback']] }],
+      LogoutURLs: [{ 'Fn::Join': ['', ['https://', consoleDomain, '/']] }],
       ExplicitAuthFlows: ['ALLOW_USER_SRP_AUTH', 'ALLOW_REFRESH_TOKEN_AUTH'],
       // The email address is the username: only an operator changes it.
       WriteAttributes: ['name'],
@@ -140,6 +142,26 @@ describe('the Cognito user pool (default)', () => {
       TokenValidityUnits: { AccessToken: 'minutes', IdToken: 'minutes', RefreshToken: 'minutes' },
       PreventUserExistenceErrors: 'ENABLED',
       EnableTokenRevocation: true,
+    });
+  });
+
+  it('without a deployed console: the localhost defaults', () => {
+    expect(only(identityOnly(), 'AWS::Cognito::UserPoolClient')[1].Properties).toMatchObject({
+      CallbackURLs: ['http://localhost:3000/auth/callback'],
+      LogoutURLs: ['http://localhost:3000/'],
+    });
+  });
+
+  it('with a deployed console: its URLs first, then the userPool prop’s, and no localhost default', () => {
+    const deployed = { callbackUrl: 'https://d111111abcdef8.cloudfront.net/auth/callback', signOutUrl: 'https://d111111abcdef8.cloudfront.net/' };
+    expect(only(identityOnly({ console: deployed }), 'AWS::Cognito::UserPoolClient')[1].Properties).toMatchObject({
+      CallbackURLs: [deployed.callbackUrl],
+      LogoutURLs: [deployed.signOutUrl],
+    });
+    const both = identityOnly({ console: deployed, userPool: { callbackUrls: ['https://console.example.com/auth/callback'] } });
+    expect(only(both, 'AWS::Cognito::UserPoolClient')[1].Properties).toMatchObject({
+      CallbackURLs: [deployed.callbackUrl, 'https://console.example.com/auth/callback'],
+      LogoutURLs: [deployed.signOutUrl],
     });
   });
 

@@ -69,6 +69,22 @@ describe('cdk-nag AwsSolutions', () => {
   });
 });
 
+describe('cdk-nag AwsSolutions with the issue #17 console', () => {
+  it('finds nothing unacknowledged without the console (console: false)', () => {
+    const { app, stack } = stackWith({ console: false });
+    expect(findings(app, stack)).toEqual([]);
+  });
+
+  it('acknowledges on the distribution only what a default *.cloudfront.net distribution cannot fix here (CFR1–CFR4): its origins use TLS 1.2 (CFR5) and its bucket an origin access control (CFR7)', () => {
+    const { stack } = stackWith({});
+    const distribution = stack.node.findChild('Console').node.findChild('Distribution');
+    const acknowledged = distribution.node
+      .findAll()
+      .flatMap((c) => c.node.metadata.filter((m) => m.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY).flatMap((m) => Object.keys(m.data as object)));
+    expect(acknowledged.map((id) => id.replace(/^Annotation::/, '')).sort()).toEqual(['AwsSolutions-CFR1', 'AwsSolutions-CFR2', 'AwsSolutions-CFR3', 'AwsSolutions-CFR4']);
+  });
+});
+
 describe('cdk-nag AwsSolutions with the issue #14 props', () => {
   it('finds nothing unacknowledged with tracing on and deletion protection off', () => {
     const { app, stack } = stackWith({ tracing: true, deletionProtection: false });

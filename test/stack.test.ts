@@ -27,6 +27,28 @@ const logicalId = (type: string, pathPart: string) => {
   return found[0]![0];
 };
 
+/** The stack's own functions (KnoudsFunction), by construct id. */
+const OWN_FUNCTIONS = ['AuthorizerFunction', 'ExecutionsFunction', 'KeysFunction', 'OpenApiFunction', 'WebhookSenderFunction', 'WorkerFunction', 'WorkflowsFunction'];
+/**
+ * The CDK's own deploy-time functions, one per stack, not the stack's: the BucketDeployment's (Python: copies
+ * the console into its bucket) and the S3 auto-delete provider's (empties the console bucket when the stack
+ * goes). Their runtime, architecture, environment and policy are the CDK's, so "every function" below means
+ * every function of the stack's own; a third kind of function in the template fails the first test.
+ */
+const CDK_FUNCTIONS: Record<string, RegExp> = {
+  bucketDeployment: /^CustomCDKBucketDeployment8693BB64968944B69AAFB0CC9EB8756C[0-9A-F]{8}$/,
+  autoDeleteObjects: /^CustomS3AutoDeleteObjectsCustomResourceProviderHandler[0-9A-F]{8}$/,
+};
+const isCdkFunction = (id: string) => Object.values(CDK_FUNCTIONS).some((re) => re.test(id));
+/** Every AWS::Lambda::Function of a template but the CDK's own. */
+const ownFunctionsOf = (tpl: Template) =>
+  Object.entries(tpl.toJSON()['Resources'] as Record<string, Resource>).filter(([id, r]) => r.Type === 'AWS::Lambda::Function' && !isCdkFunction(id));
+/** The roles of the CDK's own functions (their policies are the CDK's). */
+const cdkFunctionRoles = (tpl: Template) =>
+  Object.entries(tpl.toJSON()['Resources'] as Record<string, Resource>)
+    .filter(([id, r]) => r.Type === 'AWS::Lambda::Function' && isCdkFunction(id))
+    .map(([, r]) => (r.Properties['Role'] as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0]);
+
 const tables = () => ofType('AWS::DynamoDB::GlobalTable');
 const table = (name: string) => resources[logicalId('AWS::DynamoDB::GlobalTable', name)]!;
 
@@ -105,9 +127,16 @@ describe('tables', () => {
 });
 
 describe('functions', () => {
+  it('are the stack’s seven and, besides them, only the CDK’s deploy-time functions of the console (one each)', () => {
+    const ids = ofType('AWS::Lambda::Function').map(([id]) => id);
+    expect(ownFunctionsOf(template).map(([id]) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual(OWN_FUNCTIONS);
+    expect(Object.fromEntries(Object.entries(CDK_FUNCTIONS).map(([name, re]) => [name, ids.filter((id) => re.test(id)).length]))).toEqual({ bucketDeployment: 1, autoDeleteObjects: 1 });
+    expect(ids).toHaveLength(OWN_FUNCTIONS.length + 2);
+  });
+
   it('run Node.js 22 or 24 on ARM64, as ESM bundles with source maps', () => {
-    const functions = ofType('AWS::Lambda::Function');
-    expect(functions.length).toBeGreaterThanOrEqual(2);
+    const functions = ownFunctionsOf(template);
+    expect(functions).toHaveLength(OWN_FUNCTIONS.length);
     for (const [, f] of functions) {
       expect(['nodejs22.x', 'nodejs24.x']).toContain(f.Properties['Runtime']);
       expect(f.Properties['Architectures']).toEqual(['arm64']);
@@ -117,10 +146,8 @@ describe('functions', () => {
 
   it('apply source maps only when the enableSourceMaps prop asks (they slow cold starts)', () => {
     const envs = (tpl: Template) =>
-      Object.values(tpl.toJSON()['Resources'] as Record<string, Resource>)
-        .filter((r) => r.Type === 'AWS::Lambda::Function')
-        .filter((r) => r.Properties['Environment'] !== undefined)
-        .map((r) => (r.Properties['Environment'] as { Variables: Record<string, string> }).Variables['NODE_OPTIONS']);
+      ownFunctionsOf(tpl).map(([, r]) => (r.Properties['Environment'] as { Variables: Record<string, string> }).Variables['NODE_OPTIONS']);
+    expect(envs(template)).toHaveLength(OWN_FUNCTIONS.length);
     expect(new Set(envs(template))).toEqual(new Set([undefined]));
     expect(new Set(envs(synth({ enableSourceMaps: true })))).toEqual(new Set(['--enable-source-maps']));
   });
@@ -496,11 +523,22 @@ describe('least-privilege IAM', () => {
     });
   });
 
-  it('no policy grants a wildcard action', () => {
-    for (const p of policies) {
+  it('no policy of the stack’s own grants a wildcard action (the CDK’s deployment function’s reaches only the console and asset buckets)', () => {
+    const cdkRoles = cdkFunctionRoles(template);
+    const ofCdk = (p: Record<string, unknown>) => (p['Roles'] as { Ref: string }[]).every((r) => cdkRoles.includes(r.Ref));
+    const ours = policies.filter((p) => !ofCdk(p));
+    // One policy per function of the stack's own, none of them left out by the filter.
+    expect(ours).toHaveLength(OWN_FUNCTIONS.length);
+    for (const p of ours) {
       for (const s of (p['PolicyDocument'] as { Statement: { Action: string | string[] }[] }).Statement) {
         for (const action of [s.Action].flat()) expect(action).not.toMatch(/\*/);
       }
+    }
+    const cdkStatements = policies.filter(ofCdk).flatMap((p) => (p['PolicyDocument'] as { Statement: { Action: string | string[]; Resource: unknown }[] }).Statement);
+    expect(cdkStatements.length).toBeGreaterThan(0);
+    for (const st of cdkStatements) {
+      expect([st.Action].flat().every((a) => a.startsWith('s3:'))).toBe(true);
+      for (const resource of [st.Resource].flat()) expect(JSON.stringify(resource)).toMatch(/ConsoleBucket|cdk-hnb659fds-assets-/);
     }
   });
 });
@@ -653,10 +691,8 @@ describe('asynchronous runs', () => {
 
 describe('operability', () => {
   it('every function logs through Powertools at the level and sampling the props say, into the stack’s metrics namespace', () => {
-    const envOf = (tpl: Template) =>
-      Object.values(tpl.toJSON()['Resources'] as Record<string, Resource>)
-        .filter((r) => r.Type === 'AWS::Lambda::Function')
-        .map((r) => (r.Properties['Environment'] as { Variables: Record<string, string> }).Variables);
+    const envOf = (tpl: Template) => ownFunctionsOf(tpl).map(([, r]) => (r.Properties['Environment'] as { Variables: Record<string, string> }).Variables);
+    expect(envOf(template)).toHaveLength(OWN_FUNCTIONS.length);
     for (const env of envOf(template)) {
       expect(env).toMatchObject({
         POWERTOOLS_SERVICE_NAME: 'knouds-api',
@@ -888,8 +924,7 @@ describe('table deletion protection', () => {
 });
 
 describe('tracing prop', () => {
-  const functionsOf = (tpl: Template) =>
-    Object.entries(tpl.toJSON()['Resources'] as Record<string, Resource>).filter(([, r]) => r.Type === 'AWS::Lambda::Function');
+  const functionsOf = ownFunctionsOf;
   const xrayStatements = (tpl: Template) =>
     Object.values(tpl.toJSON()['Resources'] as Record<string, Resource>)
       .filter((r) => r.Type === 'AWS::IAM::Policy')
@@ -897,6 +932,7 @@ describe('tracing prop', () => {
       .filter((st) => [st.Action].flat().some((a) => a.startsWith('xray:')));
 
   it('is off by default: no function or stage traced, no X-Ray grant', () => {
+    expect(functionsOf(template)).toHaveLength(OWN_FUNCTIONS.length);
     for (const [, f] of functionsOf(template)) {
       expect(f.Properties['TracingConfig']).toBeUndefined();
       expect((f.Properties['Environment'] as { Variables: Record<string, string> }).Variables).not.toHaveProperty('POWERTOOLS_TRACE_ENABLED');
@@ -908,9 +944,7 @@ describe('tracing prop', () => {
   it('on: X-Ray active tracing for every function and the stage, the Powertools switch, and only X-Ray’s two actions granted', () => {
     const traced = synth({ tracing: true });
     const functions = functionsOf(traced);
-    expect(functions.map(([id]) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual(
-      ['AuthorizerFunction', 'ExecutionsFunction', 'KeysFunction', 'OpenApiFunction', 'WebhookSenderFunction', 'WorkerFunction', 'WorkflowsFunction'],
-    );
+    expect(functions.map(([id]) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual(OWN_FUNCTIONS);
     for (const [, f] of functions) {
       expect(f.Properties['TracingConfig']).toEqual({ Mode: 'Active' });
       expect((f.Properties['Environment'] as { Variables: Record<string, string> }).Variables).toMatchObject({
