@@ -5,6 +5,11 @@
  * the identity provider (its discovery, token and keys endpoints); no inline script or style.
  */
 
+/** Browsers revalidate index.html and /config.json on every load, so a deployment shows at once. */
+export const PAGE_CACHE_CONTROL = 'no-cache';
+/** Vite names the built files under /assets by their content: a new build has new names. */
+export const ASSET_CACHE_CONTROL = 'public, max-age=31536000, immutable';
+
 export interface ConsoleSecurityHeaders {
   readonly contentSecurityPolicy: string;
   readonly referrerPolicy: 'no-referrer';

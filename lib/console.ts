@@ -32,7 +32,7 @@ import { HttpOrigin, S3BucketOrigin } from 'aws-cdk-lib/aws-cloudfront-origins';
 import { BlockPublicAccess, Bucket, BucketEncryption, type CfnBucket } from 'aws-cdk-lib/aws-s3';
 import { BucketDeployment, Source } from 'aws-cdk-lib/aws-s3-deployment';
 import { Construct } from 'constructs';
-import { consoleSecurityHeaders } from './console-security.js';
+import { ASSET_CACHE_CONTROL, consoleSecurityHeaders, PAGE_CACHE_CONTROL } from './console-security.js';
 import type { Identity } from './identity.js';
 import { PROJECT_ROOT } from './knouds-function.js';
 
@@ -82,10 +82,7 @@ export const CONSOLE_ROUTES_FUNCTION_CODE = `function handler(event) {
 }
 `;
 
-/** Browsers revalidate index.html and /config.json on every load, so a deployment shows at once. */
-export const PAGE_CACHE_CONTROL = 'no-cache';
-/** Vite names the built files under /assets by their content: a new build has new names. */
-export const ASSET_CACHE_CONTROL = 'public, max-age=31536000, immutable';
+export { ASSET_CACHE_CONTROL, PAGE_CACHE_CONTROL } from './console-security.js';
 /** Strict-Transport-Security max-age: two years. */
 export const HSTS_MAX_AGE = Duration.days(730);
 

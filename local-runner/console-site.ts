@@ -7,19 +7,11 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
-import { consoleSecurityHeaderFields } from '../lib/console-security.js';
+import type { ConsoleConfig } from '../lib/console.js';
+import { ASSET_CACHE_CONTROL, consoleSecurityHeaderFields, PAGE_CACHE_CONTROL } from '../lib/console-security.js';
 
-/** What the console reads from `GET /config.json` (API.md §6), plus what a provider without end-session discovery needs. */
-export interface ConsoleConfig {
-  readonly api_url: string;
-  readonly issuer: string;
-  readonly client_id: string;
-  readonly redirect_uri: string;
-  /** Where the provider sends the browser after signing out. */
-  readonly post_logout_redirect_uri: string;
-  /** What the console asks the provider for. */
-  readonly scope: string;
-}
+/** What the console reads from `GET /config.json` (API.md §6): one type for the deployed file and this one. */
+export type { ConsoleConfig };
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -80,7 +72,7 @@ export function createConsoleSite(dirs: readonly string[], config: ConsoleConfig
       res.writeHead(200, {
         'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream',
         // Vite names the built files by their content: cache them for good; index.html never.
-        'cache-control': hashed ? 'public, max-age=31536000, immutable' : 'no-cache',
+        'cache-control': hashed ? ASSET_CACHE_CONTROL : PAGE_CACHE_CONTROL,
         ...CONSOLE_SECURITY_HEADERS,
       });
       if (req.method === 'HEAD') res.end();
