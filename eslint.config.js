@@ -31,6 +31,37 @@ export default tseslint.config(
     },
   },
   {
+    // The console runs in the browser: its globals, not Node's (its build script and config run in Node).
+    files: ['console/src/**/*.{ts,tsx}'],
+    languageOptions: {
+      globals: {
+        window: 'readonly',
+        document: 'readonly',
+        navigator: 'readonly',
+        crypto: 'readonly',
+        fetch: 'readonly',
+        console: 'readonly',
+        URL: 'readonly',
+        URLSearchParams: 'readonly',
+        Intl: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        HTMLElement: 'readonly',
+        HTMLDialogElement: 'readonly',
+        HTMLButtonElement: 'readonly',
+        HTMLUListElement: 'readonly',
+        HTMLHeadingElement: 'readonly',
+        Event: 'readonly',
+        PointerEvent: 'readonly',
+        Node: 'readonly',
+        Response: 'readonly',
+        // Node's, from the block above: not in a browser.
+        process: 'off',
+        Buffer: 'off',
+      },
+    },
+  },
+  {
     files: ['test/**/*.ts'],
     ...jest.configs['flat/recommended'],
     rules: {

@@ -1,0 +1,47 @@
+/**
+ * The one API client: openapi-fetch typed by schema.ts, which is generated from the API's own OpenAPI
+ * document (`npm run console:api`). A middleware adds the person's access token and the chosen account
+ * to every call, and ends the session on a 401.
+ */
+import createClient, { type Middleware } from 'openapi-fetch';
+import type { components, paths } from './schema';
+
+export type Schemas = components['schemas'];
+export type ApiClient = ReturnType<typeof createClient<paths>>;
+
+export interface ApiSession {
+  /** The signed-in person's access token, or null. */
+  accessToken(): string | null;
+  /** The account to act for (`Knouds-Account`), or null to let the API choose (GET /me only). */
+  account(): string | null;
+  /** The API refused the token (expired, or revoked at the provider). */
+  unauthorized(): void;
+}
+
+let client: ApiClient | undefined;
+
+export function createApi(baseUrl: string, session: ApiSession): ApiClient {
+  const api = createClient<paths>({ baseUrl: baseUrl.replace(/\/+$/, '') });
+  const credentials: Middleware = {
+    onRequest({ request }) {
+      const token = session.accessToken();
+      if (token) request.headers.set('Authorization', `Bearer ${token}`);
+      const account = session.account();
+      if (account && !request.headers.has('Knouds-Account')) request.headers.set('Knouds-Account', account);
+      return request;
+    },
+    onResponse({ response }) {
+      if (response.status === 401) session.unauthorized();
+      return response;
+    },
+  };
+  api.use(credentials);
+  client = api;
+  return api;
+}
+
+/** The client createApi() made at start. */
+export function api(): ApiClient {
+  if (!client) throw new Error('createApi() first');
+  return client;
+}

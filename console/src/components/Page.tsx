@@ -1,0 +1,31 @@
+/**
+ * A page of the console: its heading (the page's name, also in the document title). After a
+ * navigation inside the console the heading takes focus, so a screen reader hears where it is.
+ */
+import { useEffect, useRef, type ReactNode } from 'react';
+
+let navigated = false;
+
+/** Called by the navigation links: the next page's heading takes focus. */
+export function markNavigation(): void {
+  navigated = true;
+}
+
+export function Page({ title, children }: { readonly title: string; readonly children: ReactNode }) {
+  const heading = useRef<HTMLHeadingElement>(null);
+  useEffect(() => {
+    document.title = `${title} · Knouds console`;
+    if (navigated) {
+      navigated = false;
+      heading.current?.focus();
+    }
+  }, [title]);
+  return (
+    <>
+      <h1 ref={heading} tabIndex={-1} className="page-title">
+        {title}
+      </h1>
+      {children}
+    </>
+  );
+}

@@ -1,0 +1,53 @@
+/** Delete: asks in the dialog "Delete API key" (access stops immediately), deletes with "Delete key". */
+import { useRef, useState } from 'react';
+import { Dialog } from '../../components/Dialog';
+import { ErrorMessage, StatusMessage } from '../../components/Messages';
+import { messageOf } from '../../api/errors';
+import { deleteKey, type Key } from './api';
+
+export function DeleteKeyDialog({ apiKey, onClose, onDeleted }: { readonly apiKey: Key; readonly onClose: () => void; readonly onDeleted: () => void }) {
+  const [busy, setBusy] = useState(false);
+  const inFlight = useRef(false);
+  // Once deleted, its row (and the button that opened this) goes: focus the page's heading instead.
+  const deleted = useRef(false);
+  const [problem, setProblem] = useState<string | null>(null);
+
+  const confirm = async () => {
+    if (inFlight.current) return;
+    inFlight.current = true;
+    setBusy(true);
+    setProblem(null);
+    try {
+      await deleteKey(apiKey.key_id);
+      deleted.current = true;
+      onDeleted();
+      onClose();
+    } catch (error) {
+      setProblem(messageOf(error));
+    } finally {
+      inFlight.current = false;
+      setBusy(false);
+    }
+  };
+
+  return (
+    <Dialog title="Delete API key" onClose={onClose} busy={busy} restoreFocus={() => (deleted.current ? document.querySelector<HTMLElement>('main h1') : null)}>
+      <div className="dialog-body">
+        <p>
+          Delete <strong>{apiKey.name}</strong> (<span className="mono">{apiKey.prefix}…</span>)? Access stops immediately: every request with this key is refused from
+          now on. This cannot be undone.
+        </p>
+        {problem && <ErrorMessage>{problem}</ErrorMessage>}
+        {busy && <StatusMessage>Deleting…</StatusMessage>}
+        <div className="dialog-actions">
+          <button type="button" className="button" onClick={onClose} disabled={busy}>
+            Cancel
+          </button>
+          <button type="button" className="button button-danger" onClick={() => void confirm()}>
+            Delete key
+          </button>
+        </div>
+      </div>
+    </Dialog>
+  );
+}

@@ -1,0 +1,71 @@
+/** Edit: a key's name, permissions and workspaces (PATCH /keys/{key_id}). */
+import { useRef, useState, type FormEvent } from 'react';
+import { Dialog } from '../../components/Dialog';
+import { ErrorMessage, StatusMessage } from '../../components/Messages';
+import { ApiProblem, messageOf } from '../../api/errors';
+import { capabilityList, tierName, useAccount } from '../../lib/account';
+import { updateKey, type Key } from './api';
+import { capabilitiesOf, NameField, permissionsOf, PermissionsFieldset, WorkspacesFieldset, workspaceList, workspacesOf, type PermissionsValue, type WorkspacesValue } from './KeyFields';
+import { knownWorkspaces, useChoices } from './useChoices';
+
+export function EditKeyDialog({ apiKey, onClose, onSaved }: { readonly apiKey: Key; readonly onClose: () => void; readonly onSaved: () => void }) {
+  const account = useAccount();
+  const choices = useChoices(account.capabilities.includes('workflow:read'));
+  const [name, setName] = useState(apiKey.name);
+  const [permissions, setPermissions] = useState<PermissionsValue>(() => permissionsOf(capabilityList(apiKey.capabilities)));
+  const [workspaces, setWorkspaces] = useState<WorkspacesValue>(() => workspacesOf(apiKey.workspaces));
+  const [busy, setBusy] = useState(false);
+  const inFlight = useRef(false);
+  const [problem, setProblem] = useState<{ message: string; fields: Record<string, string> } | null>(null);
+  const limits = { tierName: tierName(account.tier), ceiling: account.ceiling, own: account.capabilities };
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    if (inFlight.current) return;
+    const fields: Record<string, string> = {};
+    if (!name.trim()) fields['name'] = 'Enter a name.';
+    const capabilities = capabilitiesOf(permissions);
+    if (capabilities.length === 0) fields['capabilities'] = 'Choose at least one permission.';
+    if (!workspaces.all && workspaces.chosen.length === 0) fields['workspaces'] = 'Choose at least one workspace, or All workspaces.';
+    if (Object.keys(fields).length > 0) {
+      setProblem({ message: 'Some fields need your attention.', fields });
+      return;
+    }
+    inFlight.current = true;
+    setBusy(true);
+    setProblem(null);
+    try {
+      await updateKey(apiKey.key_id, { name: name.trim(), capabilities, workspaces: workspaceList(workspaces) });
+      onSaved();
+      onClose();
+    } catch (error) {
+      setProblem({ message: messageOf(error), fields: error instanceof ApiProblem ? { ...error.fields } : {} });
+    } finally {
+      inFlight.current = false;
+      setBusy(false);
+    }
+  };
+
+  return (
+    <Dialog title="Edit API key" onClose={onClose} busy={busy} className="dialog-wide">
+      <form className="dialog-body" noValidate onSubmit={(e) => void submit(e)}>
+        <p className="hint">
+          Key <span className="mono">{apiKey.prefix}…</span> ({apiKey.environment}). Changes apply from the key’s next request.
+        </p>
+        <NameField value={name} onChange={setName} error={problem?.fields['name']} />
+        <PermissionsFieldset value={permissions} onChange={setPermissions} limits={limits} choices={choices} error={problem?.fields['capabilities']} />
+        <WorkspacesFieldset value={workspaces} onChange={setWorkspaces} known={knownWorkspaces(choices)} error={problem?.fields['workspaces']} />
+        {problem && <ErrorMessage>{problem.message}</ErrorMessage>}
+        {busy && <StatusMessage>Saving…</StatusMessage>}
+        <div className="dialog-actions">
+          <button type="button" className="button" onClick={onClose} disabled={busy}>
+            Cancel
+          </button>
+          <button type="submit" className="button button-primary">
+            Save changes
+          </button>
+        </div>
+      </form>
+    </Dialog>
+  );
+}

@@ -1,0 +1,316 @@
+/**
+ * The fields a key's create and edit dialogs share: Name, Permissions (the presets as radio buttons, or
+ * Custom: one checkbox per capability, "Run one workflow" and "Run one model"), and Workspaces. What
+ * the tier or the person's own role does not allow is disabled, with the reason beside it (linked by
+ * aria-describedby).
+ */
+import { useId, useState } from 'react';
+import type { Choices } from './api';
+import { CAPABILITIES, PRESETS, modelRun, presetOf, specificTarget, whyUnavailable, workflowRun, type Limits } from './permissions';
+
+type PresetName = (typeof PRESETS)[number]['name'];
+
+export interface PermissionsValue {
+  readonly mode: PresetName | 'custom';
+  /** Custom: the fixed capabilities ticked. */
+  readonly fixed: readonly string[];
+  /** Custom: the slug for "Run one workflow" ('' for none). */
+  readonly workflow: string;
+  /** Custom: the model id for "Run one model" ('' for none). */
+  readonly model: string;
+  /** Custom: other one-workflow or one-model capabilities the key already holds (kept unless unticked). */
+  readonly extra: readonly string[];
+}
+
+export const DEFAULT_PERMISSIONS: PermissionsValue = { mode: 'read-only', fixed: [], workflow: '', model: '', extra: [] };
+
+/** The dialog's value for a key's capabilities: its preset, else Custom with them ticked. */
+export function permissionsOf(capabilities: readonly string[]): PermissionsValue {
+  const preset = presetOf(capabilities);
+  if (preset) return { ...DEFAULT_PERMISSIONS, mode: preset.name };
+  const fixed = capabilities.filter((c) => CAPABILITIES.some(([name]) => name === c));
+  const specific = capabilities.filter((c) => !fixed.includes(c));
+  const workflow = specific.find((c) => specificTarget(c, 'workflow') !== null);
+  const model = specific.find((c) => specificTarget(c, 'model') !== null);
+  return {
+    mode: 'custom',
+    fixed,
+    workflow: workflow ? (specificTarget(workflow, 'workflow') ?? '') : '',
+    model: model ? (specificTarget(model, 'model') ?? '') : '',
+    extra: specific.filter((c) => c !== workflow && c !== model),
+  };
+}
+
+/** The capabilities a value stands for (a preset's, or the custom choices). */
+export function capabilitiesOf(value: PermissionsValue): string[] {
+  if (value.mode !== 'custom') return [...(PRESETS.find((p) => p.name === value.mode)?.capabilities ?? [])];
+  return [...new Set([...value.fixed, ...(value.workflow ? [workflowRun(value.workflow)] : []), ...(value.model ? [modelRun(value.model)] : []), ...value.extra])];
+}
+
+function FieldError({ id, message }: { readonly id: string; readonly message: string | undefined }) {
+  return message ? (
+    <p id={id} className="field-error">
+      {message}
+    </p>
+  ) : null;
+}
+
+export function NameField({ value, onChange, error }: { readonly value: string; readonly onChange: (v: string) => void; readonly error: string | undefined }) {
+  const id = useId();
+  return (
+    <div className="field">
+      <label htmlFor={id}>Name</label>
+      <input
+        id={id}
+        name="name"
+        className="input"
+        value={value}
+        maxLength={100}
+        autoComplete="off"
+        required
+        aria-invalid={error ? 'true' : undefined}
+        aria-describedby={`${id}-hint${error ? ` ${id}-error` : ''}`}
+        onChange={(e) => onChange(e.target.value)}
+      />
+      <p id={`${id}-hint`} className="hint">
+        What or who uses the key, e.g. “billing-service, production”.
+      </p>
+      <FieldError id={`${id}-error`} message={error} />
+    </div>
+  );
+}
+
+export interface PermissionsFieldsetProps {
+  readonly value: PermissionsValue;
+  readonly onChange: (value: PermissionsValue) => void;
+  readonly limits: Limits;
+  /** Workflows and models to offer; null while they load. */
+  readonly choices: Choices | null;
+  readonly error: string | undefined;
+}
+
+export function PermissionsFieldset({ value, onChange, limits, choices, error }: PermissionsFieldsetProps) {
+  const id = useId();
+  const set = (patch: Partial<PermissionsValue>) => onChange({ ...value, ...patch });
+  const firstReason = (capabilities: readonly string[]) => capabilities.map((c) => whyUnavailable(c, limits)).find((r) => r !== null) ?? null;
+  const workflowReason = whyUnavailable(workflowRun('any'), limits);
+  const modelReason = whyUnavailable(modelRun('any'), limits);
+
+  return (
+    <fieldset className="fieldset" aria-describedby={error ? `${id}-error` : undefined}>
+      <legend>Permissions</legend>
+      {PRESETS.map((preset) => {
+        const reason = firstReason(preset.capabilities);
+        return (
+          <div className="choice" key={preset.name}>
+            <input
+              type="radio"
+              id={`${id}-${preset.name}`}
+              name={`${id}-mode`}
+              checked={value.mode === preset.name}
+              disabled={reason !== null}
+              aria-describedby={`${id}-${preset.name}-hint`}
+              onChange={() => set({ mode: preset.name })}
+            />
+            <label htmlFor={`${id}-${preset.name}`}>{preset.label}</label>
+            <p id={`${id}-${preset.name}-hint`} className="hint">
+              {preset.description} <span className="capability-list">{preset.capabilities.join(', ')}</span>
+              {reason && <span className="reason"> {reason}</span>}
+            </p>
+          </div>
+        );
+      })}
+      <div className="choice">
+        <input type="radio" id={`${id}-custom`} name={`${id}-mode`} checked={value.mode === 'custom'} aria-describedby={`${id}-custom-hint`} onChange={() => set({ mode: 'custom' })} />
+        <label htmlFor={`${id}-custom`}>Custom</label>
+        <p id={`${id}-custom-hint`} className="hint">
+          Choose each permission.
+        </p>
+      </div>
+      {value.mode === 'custom' && (
+        <div className="custom">
+          <fieldset className="fieldset fieldset-inner">
+            <legend>Capabilities</legend>
+            {CAPABILITIES.map(([capability, text]) => {
+              const reason = whyUnavailable(capability, limits);
+              const checkboxId = `${id}-cap-${capability}`;
+              return (
+                <div className="choice" key={capability}>
+                  <input
+                    type="checkbox"
+                    id={checkboxId}
+                    checked={value.fixed.includes(capability)}
+                    disabled={reason !== null}
+                    aria-describedby={`${checkboxId}-hint`}
+                    onChange={(e) => set({ fixed: e.target.checked ? [...value.fixed, capability] : value.fixed.filter((c) => c !== capability) })}
+                  />
+                  <label htmlFor={checkboxId} className="mono">
+                    {capability}
+                  </label>
+                  <p id={`${checkboxId}-hint`} className="hint">
+                    {text}.{reason && <span className="reason"> {reason}</span>}
+                  </p>
+                </div>
+              );
+            })}
+            {value.extra.map((capability) => (
+              <div className="choice" key={capability}>
+                <input
+                  type="checkbox"
+                  id={`${id}-extra-${capability}`}
+                  checked
+                  onChange={() => set({ extra: value.extra.filter((c) => c !== capability) })}
+                />
+                <label htmlFor={`${id}-extra-${capability}`} className="mono">
+                  {capability}
+                </label>
+              </div>
+            ))}
+          </fieldset>
+          <div className="field">
+            <label htmlFor={`${id}-workflow`}>Run one workflow</label>
+            <select
+              id={`${id}-workflow`}
+              className="input"
+              value={value.workflow}
+              disabled={workflowReason !== null}
+              aria-describedby={`${id}-workflow-hint`}
+              onChange={(e) => set({ workflow: e.target.value })}
+            >
+              <option value="">None</option>
+              {value.workflow && !choices?.workflows.some((w) => w.slug === value.workflow) && <option value={value.workflow}>{value.workflow}</option>}
+              {choices?.workflows.map((w) => (
+                <option key={w.slug} value={w.slug}>
+                  {w.name === w.slug ? w.slug : `${w.name} (${w.slug})`}
+                </option>
+              ))}
+            </select>
+            <p id={`${id}-workflow-hint`} className="hint">
+              {workflowReason ?? (choices === null ? 'Loading workflows…' : choices.workflows.length === 0 ? 'No workflows to choose from yet.' : 'Gives workflow:<slug>:run for that workflow only.')}
+            </p>
+          </div>
+          <div className="field">
+            <label htmlFor={`${id}-model`}>Run one model</label>
+            <select
+              id={`${id}-model`}
+              className="input"
+              value={value.model}
+              disabled={modelReason !== null}
+              aria-describedby={`${id}-model-hint`}
+              onChange={(e) => set({ model: e.target.value })}
+            >
+              <option value="">None</option>
+              {value.model && !choices?.models.some((m) => m.id === value.model) && <option value={value.model}>{value.model}</option>}
+              {choices?.models.map((m) => (
+                <option key={m.id} value={m.id}>
+                  {m.id}
+                </option>
+              ))}
+            </select>
+            <p id={`${id}-model-hint`} className="hint">
+              {modelReason ?? (choices === null ? 'Loading models…' : 'Gives model:<id>:run for that model only.')}
+            </p>
+          </div>
+        </div>
+      )}
+      <FieldError id={`${id}-error`} message={error} />
+    </fieldset>
+  );
+}
+
+export interface WorkspacesValue {
+  readonly all: boolean;
+  readonly chosen: readonly string[];
+}
+
+export const ALL_WORKSPACES: WorkspacesValue = { all: true, chosen: [] };
+
+export function workspacesOf(workspaces: readonly string[]): WorkspacesValue {
+  return workspaces.includes('*') ? ALL_WORKSPACES : { all: false, chosen: workspaces };
+}
+
+export function workspaceList(value: WorkspacesValue): string[] {
+  return value.all ? ['*'] : [...value.chosen];
+}
+
+const WORKSPACE_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+export interface WorkspacesFieldsetProps {
+  readonly value: WorkspacesValue;
+  readonly onChange: (value: WorkspacesValue) => void;
+  /** Workspace ids seen in the account (its workflows'), offered as checkboxes. */
+  readonly known: readonly string[];
+  readonly error: string | undefined;
+}
+
+export function WorkspacesFieldset({ value, onChange, known, error }: WorkspacesFieldsetProps) {
+  const id = useId();
+  const [draft, setDraft] = useState('');
+  const [draftError, setDraftError] = useState<string | undefined>();
+  const offered = [...new Set([...known, ...value.chosen])].sort();
+  const add = () => {
+    const workspace = draft.trim();
+    if (!WORKSPACE_ID.test(workspace)) {
+      setDraftError('A workspace id is 1 to 64 letters, digits, “-” or “_”, starting with a letter or digit.');
+      return;
+    }
+    setDraftError(undefined);
+    setDraft('');
+    if (!value.chosen.includes(workspace)) onChange({ all: false, chosen: [...value.chosen, workspace] });
+  };
+  return (
+    <fieldset className="fieldset" aria-describedby={error ? `${id}-error` : undefined}>
+      <legend>Workspaces</legend>
+      <div className="choice">
+        <input type="radio" id={`${id}-all`} name={`${id}-ws`} checked={value.all} onChange={() => onChange({ ...value, all: true })} />
+        <label htmlFor={`${id}-all`}>All workspaces</label>
+      </div>
+      <div className="choice">
+        <input type="radio" id={`${id}-some`} name={`${id}-ws`} checked={!value.all} onChange={() => onChange({ ...value, all: false })} />
+        <label htmlFor={`${id}-some`}>Specific workspaces</label>
+      </div>
+      {!value.all && (
+        <div className="custom">
+          {offered.map((workspace) => (
+            <div className="choice" key={workspace}>
+              <input
+                type="checkbox"
+                id={`${id}-ws-${workspace}`}
+                checked={value.chosen.includes(workspace)}
+                onChange={(e) => onChange({ all: false, chosen: e.target.checked ? [...value.chosen, workspace] : value.chosen.filter((w) => w !== workspace) })}
+              />
+              <label htmlFor={`${id}-ws-${workspace}`} className="mono">
+                {workspace}
+              </label>
+            </div>
+          ))}
+          <div className="field">
+            <label htmlFor={`${id}-add`}>Add a workspace</label>
+            <div className="inline-row">
+              <input
+                id={`${id}-add`}
+                className="input"
+                value={draft}
+                autoComplete="off"
+                aria-invalid={draftError ? 'true' : undefined}
+                aria-describedby={draftError ? `${id}-add-error` : undefined}
+                onChange={(e) => setDraft(e.target.value)}
+                onKeyDown={(e) => {
+                  if (e.key === 'Enter') {
+                    e.preventDefault();
+                    add();
+                  }
+                }}
+              />
+              <button type="button" className="button" onClick={add}>
+                Add
+              </button>
+            </div>
+            <FieldError id={`${id}-add-error`} message={draftError} />
+          </div>
+        </div>
+      )}
+      <FieldError id={`${id}-error`} message={error} />
+    </fieldset>
+  );
+}

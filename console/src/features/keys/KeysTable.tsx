@@ -1,0 +1,110 @@
+/** The account's active keys: one row each, with its "Actions for <key name>" menu. */
+import type { ReactNode } from 'react';
+import { MenuButton, type MenuItem } from '../../components/MenuButton';
+import { capabilityList } from '../../lib/account';
+import type { Key } from './api';
+import { formatDate, formatDateTime } from './format';
+import { badgesOf } from './permissions';
+
+export type KeyAction = 'edit' | 'rotate' | 'usage' | 'delete';
+
+function Time({ iso, withTime = false }: { readonly iso: string; readonly withTime?: boolean }) {
+  return <time dateTime={iso}>{withTime ? formatDateTime(iso) : formatDate(iso)}</time>;
+}
+
+function expires(key: Key, now: number): ReactNode {
+  if (!key.expires_at) return 'Never';
+  if (Date.parse(key.expires_at) <= now) return <span className="badge badge-warning">Expired</span>;
+  return <Time iso={key.expires_at} />;
+}
+
+function createdBy(key: Key, names: ReadonlyMap<string, string>): ReactNode {
+  const by = key.created_by;
+  if (!by) return <span className="muted">Unknown</span>;
+  switch (by.kind) {
+    case 'person':
+      return by.email;
+    case 'key':
+      return (
+        <>
+          Key <span className="mono">{names.get(by.key_id) ?? by.key_id}</span>
+        </>
+      );
+    case 'operator':
+      return 'Operator (admin CLI)';
+  }
+}
+
+export interface KeysTableProps {
+  readonly keys: readonly Key[];
+  /** The actions this person may take (a viewer: Usage only). */
+  readonly actions: readonly KeyAction[];
+  readonly onAction: (action: KeyAction, key: Key) => void;
+}
+
+const LABELS: Record<KeyAction, string> = { edit: 'Edit', rotate: 'Rotate', usage: 'Usage', delete: 'Delete' };
+
+export function KeysTable({ keys, actions, onAction }: KeysTableProps) {
+  const now = Date.now();
+  const names = new Map(keys.map((k) => [k.key_id, k.name]));
+  return (
+    <table className="keys-table">
+      <caption className="visually-hidden">API keys of this account</caption>
+      <thead>
+        <tr>
+          <th scope="col">Name</th>
+          <th scope="col">Prefix</th>
+          <th scope="col">Permissions</th>
+          <th scope="col">Workspaces</th>
+          <th scope="col">Environment</th>
+          <th scope="col">Created</th>
+          <th scope="col">Expires</th>
+          <th scope="col">Last used</th>
+          <th scope="col">Created by</th>
+          <th scope="col">
+            <span className="visually-hidden">Actions</span>
+          </th>
+        </tr>
+      </thead>
+      <tbody>
+        {keys.map((key) => {
+          const items: MenuItem[] = actions.map((action) => ({ label: LABELS[action], onSelect: () => onAction(action, key) }));
+          return (
+            <tr key={key.key_id}>
+              <th scope="row" data-label="Name" className="key-name">
+                {key.name}
+              </th>
+              <td data-label="Prefix" className="mono">
+                {key.prefix}…
+              </td>
+              <td data-label="Permissions">
+                <ul className="badges">
+                  {badgesOf(capabilityList(key.capabilities)).map((badge) => (
+                    <li key={badge} className="badge">
+                      {badge}
+                    </li>
+                  ))}
+                </ul>
+              </td>
+              <td data-label="Workspaces">{key.workspaces.includes('*') ? 'All' : key.workspaces.join(', ')}</td>
+              <td data-label="Environment">
+                <span className={key.environment === 'live' ? 'badge badge-live' : 'badge badge-test'}>{key.environment}</span>
+              </td>
+              <td data-label="Created">
+                <Time iso={key.created_at} />
+              </td>
+              <td data-label="Expires">{expires(key, now)}</td>
+              <td data-label="Last used">{key.last_used ? <Time iso={key.last_used} withTime /> : <span className="muted">Never</span>}</td>
+              <td data-label="Created by">{createdBy(key, names)}</td>
+              <td className="actions-cell">
+                <MenuButton items={items}>
+                  Actions<span className="visually-hidden"> for {key.name}</span>
+                </MenuButton>
+              </td>
+            </tr>
+          );
+        })}
+      </tbody>
+    </table>
+  );
+}

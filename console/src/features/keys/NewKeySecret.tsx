@@ -1,0 +1,29 @@
+/** A new key's plaintext, shown once (after Create and Rotate), with "Copy" and the warning. */
+import { useId } from 'react';
+import { SecretField } from '../../components/SecretField';
+import { Notice } from '../../components/Messages';
+
+export function NewKeySecret({ secret, onDone }: { readonly secret: string | null; readonly onDone: () => void }) {
+  const warningId = useId();
+  return (
+    <div className="dialog-body">
+      {secret === null ? (
+        <Notice>
+          This key was made by an earlier attempt of this request, and its secret can no longer be shown. Delete it from the list and create a new one.
+        </Notice>
+      ) : (
+        <>
+          <p id={warningId} className="message message-warning" role="status">
+            <strong>Copy this key now.</strong> It cannot be shown again: Knouds keeps only a hash of it. Store it in your secret manager.
+          </p>
+          <SecretField label="API key" value={secret} describedBy={warningId} />
+        </>
+      )}
+      <div className="dialog-actions">
+        <button type="button" className="button button-primary" onClick={onDone}>
+          Done
+        </button>
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,84 @@
+/**
+ * Rotate: a new key with the same name, permissions and workspaces replaces this one; the old one works
+ * for the grace period chosen (none, 1 hour, 24 hours). The new key is shown once, as after Create.
+ */
+import { useId, useRef, useState, type FormEvent } from 'react';
+import { Dialog } from '../../components/Dialog';
+import { ErrorMessage, StatusMessage } from '../../components/Messages';
+import { ApiProblem, messageOf } from '../../api/errors';
+import { useAccount } from '../../lib/account';
+import { rotateKey, type Key } from './api';
+import { NewKeySecret } from './NewKeySecret';
+
+const GRACE = [
+  { seconds: 0, label: 'None: the old key stops now' },
+  { seconds: 3600, label: '1 hour' },
+  { seconds: 86_400, label: '24 hours' },
+] as const;
+
+export function RotateKeyDialog({ apiKey, onClose, onRotated }: { readonly apiKey: Key; readonly onClose: () => void; readonly onRotated: () => void }) {
+  const account = useAccount();
+  const id = useId();
+  const [idempotencyKey] = useState(() => crypto.randomUUID());
+  const [grace, setGrace] = useState<number>(0);
+  const [busy, setBusy] = useState(false);
+  const inFlight = useRef(false);
+  const [problem, setProblem] = useState<string | null>(null);
+  const [secret, setSecret] = useState<string | null | undefined>(undefined);
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    if (inFlight.current) return;
+    inFlight.current = true;
+    setBusy(true);
+    setProblem(null);
+    try {
+      const rotated = await rotateKey(apiKey.key_id, grace, idempotencyKey, { maxKeys: account.maxKeys });
+      setSecret(rotated.secret);
+      onRotated();
+    } catch (error) {
+      const limit = error instanceof ApiProblem && error.code === 'KEY_LIMIT_REACHED';
+      setProblem(limit ? `${messageOf(error)} Or rotate without a grace period: the new key then takes this key’s place.` : messageOf(error));
+    } finally {
+      inFlight.current = false;
+      setBusy(false);
+    }
+  };
+
+  return (
+    <Dialog title="Rotate API key" onClose={onClose} busy={busy}>
+      {secret !== undefined ? (
+        <NewKeySecret secret={secret} onDone={onClose} />
+      ) : (
+        <form className="dialog-body" onSubmit={(e) => void submit(e)}>
+          <p>
+            A new key with the same name, permissions and workspaces replaces <strong>{apiKey.name}</strong> (<span className="mono">{apiKey.prefix}…</span>). Update
+            the services that use it.
+          </p>
+          <fieldset className="fieldset">
+            <legend>Grace period</legend>
+            <p id={`${id}-hint`} className="hint">
+              How long the old key keeps working, so you can deploy the new one first.
+            </p>
+            {GRACE.map((g) => (
+              <div className="choice" key={g.seconds}>
+                <input type="radio" id={`${id}-${g.seconds}`} name={`${id}-grace`} checked={grace === g.seconds} onChange={() => setGrace(g.seconds)} />
+                <label htmlFor={`${id}-${g.seconds}`}>{g.label}</label>
+              </div>
+            ))}
+          </fieldset>
+          {problem && <ErrorMessage>{problem}</ErrorMessage>}
+          {busy && <StatusMessage>Rotating…</StatusMessage>}
+          <div className="dialog-actions">
+            <button type="button" className="button" onClick={onClose} disabled={busy}>
+              Cancel
+            </button>
+            <button type="submit" className="button button-primary">
+              Rotate key
+            </button>
+          </div>
+        </form>
+      )}
+    </Dialog>
+  );
+}

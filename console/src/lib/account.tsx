@@ -1,0 +1,122 @@
+/**
+ * Who is signed in and for which account (GET /me, what the console asks first): the tier, its
+ * ceiling, the person's role and capabilities in force, the key count, and the person's accounts for
+ * the account switcher. The chosen account goes on every call as `Knouds-Account`.
+ */
+import { createContext, useCallback, useContext, useEffect, useState, type ReactNode } from 'react';
+import { api, type Schemas } from '../api/client';
+import { ApiProblem, call, messageOf } from '../api/errors';
+import { accountChoice, chooseAccount, forgetAccountChoice } from './account-choice';
+
+export type Me = Schemas['Me'];
+
+export interface Account {
+  readonly me: Me;
+  readonly accountId: string;
+  readonly tier: Me['account']['tier'];
+  /** The capabilities the tier allows. */
+  readonly ceiling: readonly string[];
+  /** The signed-in person's capabilities in force in this account. */
+  readonly capabilities: readonly string[];
+  readonly role: 'admin' | 'viewer' | null;
+  readonly email: string | null;
+  readonly activeKeys: number;
+  readonly maxKeys: number;
+  /** Refreshes GET /me (the key count after a change); keeps showing the old values meanwhile. */
+  readonly refresh: () => void;
+  /** Acts for another of the person's accounts from now on. */
+  readonly switchTo: (accountId: string) => void;
+}
+
+type State =
+  | { readonly status: 'loading' }
+  | { readonly status: 'ready'; readonly me: Me }
+  | { readonly status: 'failed'; readonly message: string };
+
+const AccountContext = createContext<Account | null>(null);
+
+/** Strings only: the generated Capability type is open (any string of the patterns). */
+export function capabilityList(list: readonly unknown[]): string[] {
+  return list.filter((c): c is string => typeof c === 'string');
+}
+
+async function loadMe(): Promise<Me> {
+  try {
+    return await call(api().GET('/me'));
+  } catch (error) {
+    // An account chosen earlier that the person left since: ask again for their first account.
+    if (error instanceof ApiProblem && error.code === 'NOT_A_MEMBER' && accountChoice()) {
+      forgetAccountChoice();
+      return call(api().GET('/me'));
+    }
+    throw error;
+  }
+}
+
+export function AccountProvider({ children, loading }: { readonly children: ReactNode; readonly loading: (state: { failed?: string; retry: () => void }) => ReactNode }) {
+  const [state, setState] = useState<State>({ status: 'loading' });
+  const [version, setVersion] = useState(0);
+
+  useEffect(() => {
+    let current = true;
+    loadMe().then(
+      (me) => {
+        if (!current) return;
+        // Every later call names the account, as a person of several accounts must.
+        if (me.kind === 'person' && accountChoice() !== me.account.account_id) chooseAccount(me.account.account_id);
+        setState({ status: 'ready', me });
+      },
+      (error: unknown) => {
+        // A refresh that fails keeps what is shown; the page that asked says what went wrong itself.
+        if (current) setState((old) => (old.status === 'ready' ? old : { status: 'failed', message: messageOf(error) }));
+      },
+    );
+    return () => {
+      current = false;
+    };
+  }, [version]);
+
+  const refresh = useCallback(() => setVersion((v) => v + 1), []);
+  // The header (and its switcher, which has focus) stays; the page is shown anew for the new account.
+  const switchTo = useCallback((accountId: string) => {
+    chooseAccount(accountId);
+    setVersion((v) => v + 1);
+  }, []);
+
+  if (state.status !== 'ready') {
+    return loading({
+      ...(state.status === 'failed' ? { failed: state.message } : {}),
+      retry: () => {
+        setState({ status: 'loading' });
+        refresh();
+      },
+    });
+  }
+  const { me } = state;
+  const account: Account = {
+    me,
+    accountId: me.account.account_id,
+    tier: me.account.tier,
+    ceiling: capabilityList(me.account.ceiling),
+    capabilities: capabilityList(me.capabilities),
+    role: me.person?.role ?? null,
+    email: me.person?.email ?? null,
+    activeKeys: me.account.active_keys,
+    maxKeys: me.account.max_active_keys,
+    refresh,
+    switchTo,
+  };
+  return <AccountContext.Provider value={account}>{children}</AccountContext.Provider>;
+}
+
+export function useAccount(): Account {
+  const account = useContext(AccountContext);
+  if (!account) throw new Error('useAccount() outside <AccountProvider>');
+  return account;
+}
+
+const TIER_NAMES: Record<Me['account']['tier'], string> = { free: 'Free', pro: 'Pro', business: 'Business', enterprise: 'Enterprise' };
+
+export function tierName(tier: Me['account']['tier']): string {
+  return TIER_NAMES[tier];
+}

@@ -1,0 +1,145 @@
+/**
+ * Sign-in with oidc-client-ts (authorization code + PKCE): the session's tokens live in this tab's
+ * session storage only (oidc-client-ts's user store), never in a cookie or, after the callback, in the
+ * URL. No silent renew and no refresh tokens: when the access token expires, or the API answers 401,
+ * the session ends and the console asks the person to sign in again.
+ *
+ * The session is a small store (useSyncExternalStore) that the API client reads its token from.
+ */
+import { UserManager, WebStorageStateStore, type User } from 'oidc-client-ts';
+import { useSyncExternalStore } from 'react';
+import type { ConsoleConfig } from './config';
+import { forgetAccountChoice } from './account-choice';
+
+export type Session =
+  | { readonly status: 'checking' }
+  | { readonly status: 'signed-out' }
+  | { readonly status: 'signed-in'; readonly accessToken: string; readonly expiresAt: number }
+  /** The token expired or the API refused it: sign in again. */
+  | { readonly status: 'ended' };
+
+let session: Session = { status: 'checking' };
+const listeners = new Set<() => void>();
+let manager: UserManager | undefined;
+let settings: ConsoleConfig | undefined;
+let expiryTimer: ReturnType<typeof setTimeout> | undefined;
+
+function setSession(next: Session): void {
+  session = next;
+  for (const listener of listeners) listener();
+}
+
+function subscribe(listener: () => void): () => void {
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}
+
+export function useSession(): Session {
+  return useSyncExternalStore(subscribe, () => session);
+}
+
+/** The access token of the signed-in person, for the API client; null when there is none. */
+export function accessToken(): string | null {
+  return session.status === 'signed-in' ? session.accessToken : null;
+}
+
+function userManager(): UserManager {
+  if (!manager) throw new Error('initAuth() first');
+  return manager;
+}
+
+export function initAuth(config: ConsoleConfig): void {
+  settings = config;
+  const store = new WebStorageStateStore({ store: window.sessionStorage });
+  manager = new UserManager({
+    authority: config.issuer,
+    client_id: config.client_id,
+    redirect_uri: config.redirect_uri,
+    post_logout_redirect_uri: config.post_logout_redirect_uri,
+    scope: config.scope,
+    response_type: 'code',
+    // Tokens, and the sign-in's PKCE verifier and state, in this tab's session storage only.
+    userStore: store,
+    stateStore: store,
+    automaticSilentRenew: false,
+    monitorSession: false,
+    loadUserInfo: false,
+    ...(config.end_session_endpoint ? { metadataSeed: { end_session_endpoint: config.end_session_endpoint } } : {}),
+  });
+}
+
+function signedIn(user: User): void {
+  const expiresAt = (user.expires_at ?? 0) * 1000;
+  clearTimeout(expiryTimer);
+  if (expiresAt <= Date.now()) {
+    void endSession();
+    return;
+  }
+  // setTimeout holds at most ~24.8 days; tokens live an hour.
+  expiryTimer = setTimeout(() => void endSession(), Math.min(expiresAt - Date.now(), 2 ** 31 - 1));
+  setSession({ status: 'signed-in', accessToken: user.access_token, expiresAt });
+}
+
+/** At start: a session kept in this tab (a reload), or none. */
+export async function restoreSession(): Promise<void> {
+  const user = await userManager().getUser();
+  if (!user) setSession({ status: 'signed-out' });
+  else if (user.expired) await endSession();
+  else signedIn(user);
+}
+
+/** Only paths of this console, never another origin (`//host`), are places to come back to. */
+function safePath(value: unknown): string {
+  return typeof value === 'string' && value.startsWith('/') && !value.startsWith('//') && !value.startsWith('/auth/') ? value : '/keys';
+}
+
+/** Sends the browser to the provider; back at /auth/callback the console returns to `returnTo`. */
+export async function signIn(returnTo: string): Promise<void> {
+  await userManager().signinRedirect({ state: { returnTo: safePath(returnTo) } });
+}
+
+let callback: Promise<string> | undefined;
+
+/**
+ * At /auth/callback: exchanges the code (once, even when React runs the effect twice) and returns the
+ * path to go to (the caller replaces the URL, so the code and state leave the address bar and history).
+ */
+export function completeSignIn(): Promise<string> {
+  callback ??= userManager()
+    .signinRedirectCallback()
+    .then((user) => {
+      signedIn(user);
+      return safePath((user.state as { returnTo?: unknown } | undefined)?.returnTo);
+    });
+  return callback;
+}
+
+/** The session is over (the token expired, or the API answered 401): forget it, ask to sign in again. */
+export async function endSession(): Promise<void> {
+  clearTimeout(expiryTimer);
+  if (session.status === 'ended') return;
+  setSession({ status: 'ended' });
+  await manager?.removeUser();
+}
+
+/**
+ * Forgets the session here and, when the provider has a sign-out page, signs out there too (the browser
+ * then comes back to post_logout_redirect_uri). Cognito's /logout (from config.json, as its discovery
+ * has none) also needs `client_id` and `logout_uri`.
+ */
+export async function signOut(): Promise<void> {
+  clearTimeout(expiryTimer);
+  forgetAccountChoice();
+  const m = userManager();
+  try {
+    const extraQueryParams = settings?.end_session_endpoint
+      ? { client_id: settings.client_id, logout_uri: settings.post_logout_redirect_uri }
+      : undefined;
+    // Removes the user from storage first, then navigates away.
+    await m.signoutRedirect(extraQueryParams ? { extraQueryParams } : {});
+  } catch {
+    // No sign-out page at the provider (or its discovery is unreachable): signed out of the console.
+    await m.removeUser();
+    setSession({ status: 'signed-out' });
+  }
+}
