@@ -10,7 +10,7 @@ import { UsageRepository } from '../shared/repositories/usage.js';
 import { MembershipsRepository } from '../shared/repositories/memberships.js';
 import { NotFoundError } from '../shared/errors.js';
 import { me, type MeDeps } from '../shared/services/me.js';
-import { parsePageParams } from '../shared/schemas.js';
+import { parseDaysParam, parsePageParams } from '../shared/schemas.js';
 import {
   createKey,
   getKey,
@@ -109,7 +109,8 @@ const routes: Record<string, RouteDef> = {
   },
   'GET /keys/{key_id}/usage': {
     needs: 'keys:read',
-    handle: async ({ caller, param }) => json(200, await keyUsage(deps, caller.accountId, param('key_id'))),
+    handle: async ({ caller, param, event }) =>
+      json(200, await keyUsage(deps, caller.accountId, param('key_id'), parseDaysParam(event.queryStringParameters))),
   },
 };
 

@@ -241,7 +241,11 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
   Capability: {
     type: 'string',
     description: 'A fixed capability, or workflow:<slug>:run / model:<id>:run.',
-    anyOf: [{ enum: [...FIXED_CAPABILITIES] }, { pattern: '^(workflow|model):[a-z0-9][a-z0-9-]{0,62}:run$' }],
+    // Each branch typed, so generated clients see a string (not `unknown`).
+    anyOf: [
+      { type: 'string', enum: [...FIXED_CAPABILITIES] },
+      { type: 'string', pattern: '^(workflow|model):[a-z0-9][a-z0-9-]{0,62}:run$' },
+    ],
   },
   Key: { ...KEY_FIELDS, additionalProperties: false },
   Me: ME,
@@ -269,13 +273,23 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
   KeyUsage: {
     type: 'object',
     additionalProperties: false,
-    required: ['key_id', 'requests_today', 'requests_this_month', 'rate_limit', 'last_used'],
+    required: ['key_id', 'requests_today', 'requests_this_month', 'rate_limit', 'last_used', 'daily'],
     properties: {
       key_id: { type: 'string' },
       requests_today: { type: 'integer' },
       requests_this_month: { type: 'integer' },
       rate_limit: { type: 'integer', description: 'Requests per minute.' },
       last_used: NULLABLE_TIME,
+      daily: {
+        type: 'array',
+        description: 'One entry per UTC day of the last `days` days, oldest first, today last (zeros included).',
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['date', 'requests'],
+          properties: { date: { type: 'string', format: 'date' }, requests: { type: 'integer' } },
+        },
+      },
     },
   },
   WebhookSecret: {
@@ -423,7 +437,11 @@ const OPERATIONS: Operation[] = [
     ok: ['201', ref('CreatedKeyOrReplay'), 'The new key with its plaintext (a replay: without it)'],
     errors: { '403': 'WORKSPACE_DENIED, TIER_CEILING_EXCEEDED or ENVIRONMENT_DENIED', '404': 'NOT_FOUND', '409': 'ALREADY_EXISTS (rotated before), or KEY_LIMIT_REACHED (a grace period on a full account)' },
   },
-  { method: 'get', path: '/keys/{key_id}/usage', id: 'getKeyUsage', summary: 'A key’s usage', needs: 'keys:read', tag: 'Keys', ok: ['200', ref('KeyUsage'), 'The usage'], errors: { '404': 'NOT_FOUND' } },
+  {
+    method: 'get', path: '/keys/{key_id}/usage', id: 'getKeyUsage', summary: 'A key’s usage', needs: 'keys:read', tag: 'Keys',
+    query: [{ name: 'days', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 90, default: 30 }, description: 'How many days `daily` covers.' }],
+    ok: ['200', ref('KeyUsage'), 'The usage'], errors: { '404': 'NOT_FOUND' },
+  },
   { method: 'get', path: '/webhooks/secret', id: 'getWebhookSecret', summary: 'The account’s webhook signing secret', needs: 'keys:read', tag: 'Webhooks', ok: ['200', ref('WebhookSecret'), 'The secret'] },
   { method: 'post', path: '/webhooks/secret/rotate', id: 'rotateWebhookSecret', summary: 'Replace the webhook signing secret, the old one signing too for a grace period', needs: 'keys:write', tag: 'Webhooks', body: 'RotateWebhookSecretRequest', ok: ['200', ref('WebhookSecret'), 'The new secret'] },
   {

@@ -162,6 +162,14 @@ export function parsePageParams(query: Record<string, string | undefined> | null
   return { limit, ...(nextToken !== undefined ? { nextToken } : {}) };
 }
 
+/** `?days=` of a key's usage (API.md §4): an integer from 1 to 90, default 30. */
+export function parseDaysParam(query: Record<string, string | undefined> | null): number {
+  const raw = query?.['days'];
+  if (raw === undefined) return 30;
+  if (!/^\d{1,2}$/.test(raw) || Number(raw) < 1 || Number(raw) > 90) throw ValidationError.field('days', 'must be an integer from 1 to 90');
+  return Number(raw);
+}
+
 /**
  * `?async=` of a workflow run (API.md §4): `true` or `false`, once; absent is `false`. Anything else
  * (`1`, an empty value, the parameter twice) is 400 VALIDATION_ERROR naming `async`.

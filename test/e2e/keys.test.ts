@@ -3,6 +3,7 @@
  * capability, workspace and tier rules, cross-account isolation, rotation with grace, usage counters,
  * and the key limit under concurrency.
  */
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { FIXED_CAPABILITIES } from '../../lambdas/shared/capabilities.js';
 import type { Reply } from '../support/http.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
@@ -297,7 +298,7 @@ describe('GET /keys/{key_id}/usage', () => {
     const made = await t.api(admin, 'POST', '/keys', { name: 'counted', preset: 'read-only', environment: 'test' });
     const id = String(made.body['key_id']);
     const fresh = await t.api(admin, 'GET', `/keys/${id}/usage`);
-    expect(fresh.body).toEqual({ key_id: id, requests_today: 0, requests_this_month: 0, rate_limit: 10, last_used: null });
+    expect(fresh.body).toEqual({ key_id: id, requests_today: 0, requests_this_month: 0, rate_limit: 10, last_used: null, daily: expect.any(Array) });
     for (let i = 0; i < 3; i++) await t.api(String(made.body['api_key']), 'GET', '/keys/verify');
     // A refused call still counts: it reached the API and was authenticated.
     await t.api(String(made.body['api_key']), 'GET', '/keys');
@@ -306,6 +307,37 @@ describe('GET /keys/{key_id}/usage', () => {
     expect(Date.now() - Date.parse(String(used.body['last_used']))).toBeLessThan(10_000);
     const read = await t.api(admin, 'GET', `/keys/${id}`);
     expect(read.body['last_used']).toBe(used.body['last_used']);
+  });
+
+  it('gives the requests of each of the last ?days= UTC days (default 30), oldest first, today last, zeros included', async () => {
+    const { key: admin } = await t.account('business');
+    const made = await t.api(admin, 'POST', '/keys', { name: 'charted', preset: 'read-only', environment: 'test' });
+    const id = String(made.body['key_id']);
+    await t.api(String(made.body['api_key']), 'GET', '/keys/verify');
+    // Earlier days' hour items, as the counter writes them (two hours of one day add up).
+    const day = (ago: number) => new Date(Date.now() - ago * 86_400_000).toISOString().slice(0, 10);
+    const put = (ago: number, hour: string, requests: number) =>
+      t.stack.doc.send(new PutCommand({ TableName: t.stack.state.tables.usage, Item: { key_id: id, hour: `${day(ago)}T${hour}`, requests } }));
+    await Promise.all([put(3, '05', 7), put(3, '17', 5), put(29, '00', 2), put(30, '12', 100), put(89, '23', 4)]);
+
+    const usage = await t.api(admin, 'GET', `/keys/${id}/usage`);
+    const daily = usage.body['daily'] as { date: string; requests: number }[];
+    expect(daily).toHaveLength(30);
+    expect(daily[0]).toEqual({ date: day(29), requests: 2 });
+    expect(daily[26]).toEqual({ date: day(3), requests: 12 });
+    expect(daily[29]).toEqual({ date: day(0), requests: 1 });
+    expect(daily.reduce((n, d) => n + d.requests, 0)).toBe(15);
+    expect(daily.map((d) => d.date)).toEqual([...daily.map((d) => d.date)].sort());
+
+    const long = await t.api(admin, 'GET', `/keys/${id}/usage?days=90`);
+    expect((long.body['daily'] as unknown[]).length).toBe(90);
+    expect((long.body['daily'] as { requests: number }[]).reduce((n, d) => n + d.requests, 0)).toBe(119);
+    const one = await t.api(admin, 'GET', `/keys/${id}/usage?days=1`);
+    expect(one.body['daily']).toEqual([{ date: day(0), requests: 1 }]);
+    expect(one.body['requests_today']).toBe(1);
+    for (const bad of ['0', '91', 'x', '1.5', '']) {
+      expectError(await t.api(admin, 'GET', `/keys/${id}/usage?days=${bad}`), 400, 'VALIDATION_ERROR', { details: [expect.objectContaining({ field: 'days' })] });
+    }
   });
 });
 

@@ -124,6 +124,11 @@ export async function call<D>(pending: Promise<{ data?: D; error?: unknown; resp
   throw describeProblem(body, result.response, facts);
 }
 
+/** The thing acted on changed meanwhile (deleted, rotated): the list shown is out of date. */
+export function isStale(error: unknown): boolean {
+  return error instanceof ApiProblem && (error.code === 'NOT_FOUND' || error.code === 'KEY_ROTATED' || error.code === 'ALREADY_EXISTS');
+}
+
 /** Any thrown value as words. */
 export function messageOf(error: unknown): string {
   if (error instanceof ApiProblem) return error.message;

@@ -445,7 +445,7 @@ export interface components {
             request_id?: string;
         };
         /** @description A fixed capability, or workflow:<slug>:run / model:<id>:run. */
-        Capability: string | ("workflow:run" | "workflow:read" | "workflow:write" | "model:run" | "webhook:receive" | "execution:read" | "execution:cancel" | "keys:read" | "keys:write" | "audit:read") | unknown;
+        Capability: string | ("workflow:run" | "workflow:read" | "workflow:write" | "model:run" | "webhook:receive" | "execution:read" | "execution:cancel" | "keys:read" | "keys:write" | "audit:read");
         Key: {
             key_id: string;
             name: string;
@@ -583,6 +583,12 @@ export interface components {
             rate_limit: number;
             /** Format: date-time */
             last_used: string | null;
+            /** @description One entry per UTC day of the last `days` days, oldest first, today last (zeros included). */
+            daily: {
+                /** Format: date */
+                date: string;
+                requests: number;
+            }[];
         };
         WebhookSecret: {
             secret: string;
@@ -1708,7 +1714,10 @@ export interface operations {
     };
     getKeyUsage: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description How many days `daily` covers. */
+                days?: number;
+            };
             header?: {
                 /** @description A signed-in person: the account to act for; may be left out by a person of one account (and on GET /me). Several accounts and no header: 400. Not a member: 403 NOT_A_MEMBER. */
                 "Knouds-Account"?: string;
@@ -1732,6 +1741,20 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["KeyUsage"];
+                };
+            };
+            /** @description VALIDATION_ERROR, with details */
+            400: {
+                headers: {
+                    /** @description The key’s requests per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the window ends, Unix epoch seconds. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description UNAUTHORIZED: no key, or an invalid, revoked or expired one */

@@ -2,20 +2,26 @@
  * A secret in a read-only textbox with a "Copy" button (navigator.clipboard), which says "Copied".
  * It keeps nothing: the value comes from the parent, and goes when the parent drops it.
  */
-import { useEffect, useId, useState } from 'react';
+import { useEffect, useId, useRef, useState } from 'react';
 
 export interface SecretFieldProps {
   readonly label: string;
   readonly value: string;
   /** The id of a text that describes the field (e.g. the warning that it is shown once). */
   readonly describedBy?: string;
+  /** Takes focus when shown (it replaced the form that had it). */
+  readonly autoFocus?: boolean;
 }
 
-export function SecretField({ label, value, describedBy }: SecretFieldProps) {
+export function SecretField({ label, value, describedBy, autoFocus = false }: SecretFieldProps) {
   const id = useId();
   const statusId = useId();
   const [copy, setCopy] = useState<'idle' | 'copied' | 'failed'>('idle');
+  const input = useRef<HTMLInputElement>(null);
   useEffect(() => setCopy('idle'), [value]);
+  useEffect(() => {
+    if (autoFocus) input.current?.focus();
+  }, [autoFocus]);
 
   const onCopy = async () => {
     try {
@@ -31,6 +37,7 @@ export function SecretField({ label, value, describedBy }: SecretFieldProps) {
       <label htmlFor={id}>{label}</label>
       <div className="secret-row">
         <input
+          ref={input}
           id={id}
           type="text"
           readOnly
@@ -45,7 +52,7 @@ export function SecretField({ label, value, describedBy }: SecretFieldProps) {
           Copy
         </button>
       </div>
-      <p role="status" id={statusId} className="hint">
+      <p role="status" id={statusId} className="live-hint">
         {copy === 'copied' ? 'Copied' : copy === 'failed' ? 'Could not copy: select the text and copy it yourself.' : ''}
       </p>
     </div>

@@ -35,11 +35,6 @@ type State =
 
 const AccountContext = createContext<Account | null>(null);
 
-/** Strings only: the generated Capability type is open (any string of the patterns). */
-export function capabilityList(list: readonly unknown[]): string[] {
-  return list.filter((c): c is string => typeof c === 'string');
-}
-
 async function loadMe(): Promise<Me> {
   try {
     return await call(api().GET('/me'));
@@ -47,7 +42,10 @@ async function loadMe(): Promise<Me> {
     // An account chosen earlier that the person left since: ask again for their first account.
     if (error instanceof ApiProblem && error.code === 'NOT_A_MEMBER' && accountChoice()) {
       forgetAccountChoice();
-      return call(api().GET('/me'));
+      return loadMe();
+    }
+    if (error instanceof ApiProblem && error.code === 'NOT_A_MEMBER') {
+      throw new ApiProblem('You are signed in, but you are not a member of any Knouds account. Ask an admin of your account to add you, then try again.', error.status, error.code);
     }
     throw error;
   }
@@ -97,8 +95,8 @@ export function AccountProvider({ children, loading }: { readonly children: Reac
     me,
     accountId: me.account.account_id,
     tier: me.account.tier,
-    ceiling: capabilityList(me.account.ceiling),
-    capabilities: capabilityList(me.capabilities),
+    ceiling: me.account.ceiling,
+    capabilities: me.capabilities,
     role: me.person?.role ?? null,
     email: me.person?.email ?? null,
     activeKeys: me.account.active_keys,

@@ -82,7 +82,10 @@ function signedIn(user: User): void {
 
 /** At start: a session kept in this tab (a reload), or none. */
 export async function restoreSession(): Promise<void> {
-  const user = await userManager().getUser();
+  // A session storage entry that cannot be read is no session.
+  const user = await userManager()
+    .getUser()
+    .catch(() => null);
   if (!user) setSession({ status: 'signed-out' });
   else if (user.expired) await endSession();
   else signedIn(user);

@@ -104,9 +104,23 @@ export class UsageRepository {
   }
 
   /** Today's and this month's totals (UTC) and the last use: one Query over this month's hour items. */
-  async summary(keyId: string, now: Date): Promise<{ requestsToday: number; requestsThisMonth: number; lastUsed: string | null }> {
+  /**
+   * Today's and this month's totals, the newest `last_used`, and the requests of each of the last `days`
+   * UTC days (oldest first, today last, zeros included): one Query over the key's hour items from the
+   * earlier of the month's start and the first of those days (at most 90 days × 24 items).
+   */
+  async summary(
+    keyId: string,
+    now: Date,
+    days = 30,
+  ): Promise<{ requestsToday: number; requestsThisMonth: number; lastUsed: string | null; daily: { date: string; requests: number }[] }> {
     const { hour } = windowOf(now);
     const today = hour.slice(0, 10);
+    const month = hour.slice(0, 7);
+    const dates: string[] = [];
+    for (let i = days - 1; i >= 0; i--) dates.push(new Date(Date.parse(`${today}T00:00:00Z`) - i * 86_400_000).toISOString().slice(0, 10));
+    const byDate = new Map(dates.map((d) => [d, 0]));
+    const from = dates[0]! < `${month}-01` ? dates[0]! : `${month}-01`;
     let requestsToday = 0;
     let requestsThisMonth = 0;
     let lastUsed: string | null = null;
@@ -117,21 +131,29 @@ export class UsageRepository {
           TableName: this.table,
           KeyConditionExpression: 'key_id = :k AND #h BETWEEN :from AND :to',
           ExpressionAttributeNames: { '#h': 'hour' },
-          ExpressionAttributeValues: { ':k': keyId, ':from': `${hour.slice(0, 7)}-01T00`, ':to': hour },
+          ExpressionAttributeValues: { ':k': keyId, ':from': `${from}T00`, ':to': hour },
           ProjectionExpression: '#h, requests, last_used',
           ExclusiveStartKey: start,
         }),
       );
       for (const item of out.Items ?? []) {
         const n = Number(item['requests'] ?? 0);
-        requestsThisMonth += n;
-        if (String(item['hour']).startsWith(today)) requestsToday += n;
+        const date = String(item['hour']).slice(0, 10);
+        if (date.startsWith(month)) requestsThisMonth += n;
+        if (date === today) requestsToday += n;
+        const day = byDate.get(date);
+        if (day !== undefined) byDate.set(date, day + n);
         const used = item['last_used'] as string | undefined;
         if (used && (!lastUsed || used > lastUsed)) lastUsed = used;
       }
       start = out.LastEvaluatedKey;
     } while (start);
-    return { requestsToday, requestsThisMonth, lastUsed: lastUsed ?? (await this.lastUsed(keyId)) };
+    return {
+      requestsToday,
+      requestsThisMonth,
+      lastUsed: lastUsed ?? (await this.lastUsed(keyId)),
+      daily: dates.map((date) => ({ date, requests: byDate.get(date)! })),
+    };
   }
 
   /** When the key was last used (any time in the retention period), from its newest hour item. */

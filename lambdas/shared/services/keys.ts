@@ -369,20 +369,23 @@ export interface KeyUsage {
   requests_this_month: number;
   rate_limit: number;
   last_used: string | null;
+  /** The requests of each of the last `days` UTC days, oldest first, today last. */
+  daily: { date: string; requests: number }[];
 }
 
-export async function keyUsage(deps: KeyServiceDeps, accountId: string, keyId: string): Promise<KeyUsage> {
+export async function keyUsage(deps: KeyServiceDeps, accountId: string, keyId: string, days = 30): Promise<KeyUsage> {
   const now = clock(deps);
   const record = await activeKey(deps, accountId, keyId, now);
   const summary = deps.usage
-    ? await deps.usage.summary(keyId, now)
-    : { requestsToday: 0, requestsThisMonth: 0, lastUsed: null };
+    ? await deps.usage.summary(keyId, now, days)
+    : { requestsToday: 0, requestsThisMonth: 0, lastUsed: null, daily: [] };
   return {
     key_id: keyId,
     requests_today: summary.requestsToday,
     requests_this_month: summary.requestsThisMonth,
     rate_limit: rateLimitFor(deps.settings, record.tier, record.environment),
     last_used: summary.lastUsed,
+    daily: summary.daily,
   };
 }
 

@@ -2,10 +2,21 @@
 import { useRef, useState } from 'react';
 import { Dialog } from '../../components/Dialog';
 import { ErrorMessage, StatusMessage } from '../../components/Messages';
-import { messageOf } from '../../api/errors';
+import { isStale, messageOf } from '../../api/errors';
 import { deleteKey, type Key } from './api';
 
-export function DeleteKeyDialog({ apiKey, onClose, onDeleted }: { readonly apiKey: Key; readonly onClose: () => void; readonly onDeleted: () => void }) {
+export function DeleteKeyDialog({
+  apiKey,
+  onClose,
+  onDeleted,
+  onStale,
+}: {
+  readonly apiKey: Key;
+  readonly onClose: () => void;
+  readonly onDeleted: () => void;
+  /** The key changed meanwhile: show the list anew. */
+  readonly onStale: () => void;
+}) {
   const [busy, setBusy] = useState(false);
   const inFlight = useRef(false);
   // Once deleted, its row (and the button that opened this) goes: focus the page's heading instead.
@@ -24,6 +35,7 @@ export function DeleteKeyDialog({ apiKey, onClose, onDeleted }: { readonly apiKe
       onClose();
     } catch (error) {
       setProblem(messageOf(error));
+      if (isStale(error)) onStale();
     } finally {
       inFlight.current = false;
       setBusy(false);

@@ -2,17 +2,28 @@
 import { useRef, useState, type FormEvent } from 'react';
 import { Dialog } from '../../components/Dialog';
 import { ErrorMessage, StatusMessage } from '../../components/Messages';
-import { ApiProblem, messageOf } from '../../api/errors';
-import { capabilityList, tierName, useAccount } from '../../lib/account';
+import { ApiProblem, isStale, messageOf } from '../../api/errors';
+import { tierName, useAccount } from '../../lib/account';
 import { updateKey, type Key } from './api';
 import { capabilitiesOf, NameField, permissionsOf, PermissionsFieldset, WorkspacesFieldset, workspaceList, workspacesOf, type PermissionsValue, type WorkspacesValue } from './KeyFields';
 import { knownWorkspaces, useChoices } from './useChoices';
 
-export function EditKeyDialog({ apiKey, onClose, onSaved }: { readonly apiKey: Key; readonly onClose: () => void; readonly onSaved: () => void }) {
+export function EditKeyDialog({
+  apiKey,
+  onClose,
+  onSaved,
+  onStale,
+}: {
+  readonly apiKey: Key;
+  readonly onClose: () => void;
+  readonly onSaved: () => void;
+  /** The key changed meanwhile: show the list anew. */
+  readonly onStale: () => void;
+}) {
   const account = useAccount();
   const choices = useChoices(account.capabilities.includes('workflow:read'));
   const [name, setName] = useState(apiKey.name);
-  const [permissions, setPermissions] = useState<PermissionsValue>(() => permissionsOf(capabilityList(apiKey.capabilities)));
+  const [permissions, setPermissions] = useState<PermissionsValue>(() => permissionsOf(apiKey.capabilities));
   const [workspaces, setWorkspaces] = useState<WorkspacesValue>(() => workspacesOf(apiKey.workspaces));
   const [busy, setBusy] = useState(false);
   const inFlight = useRef(false);
@@ -40,6 +51,7 @@ export function EditKeyDialog({ apiKey, onClose, onSaved }: { readonly apiKey: K
       onClose();
     } catch (error) {
       setProblem({ message: messageOf(error), fields: error instanceof ApiProblem ? { ...error.fields } : {} });
+      if (isStale(error)) onStale();
     } finally {
       inFlight.current = false;
       setBusy(false);

@@ -55,6 +55,11 @@ export function KeysPage() {
     [refresh],
   );
 
+  const reload = useCallback(() => {
+    setVersion((v) => v + 1);
+    refresh();
+  }, [refresh]);
+
   const actions: KeyAction[] = canWrite ? ['edit', 'rotate', 'usage', 'delete'] : ['usage'];
   const close = () => setOpen(null);
 
@@ -89,7 +94,7 @@ export function KeysPage() {
         ) : null}
       </div>
       {why && <Notice id={noticeId}>{why}</Notice>}
-      {result && <StatusMessage>{result}</StatusMessage>}
+      <StatusMessage>{result}</StatusMessage>
       {!canRead ? null : list.status === 'loading' ? (
         <StatusMessage>Loading your API keys…</StatusMessage>
       ) : list.status === 'failed' ? (
@@ -114,10 +119,22 @@ export function KeysPage() {
         <KeysTable keys={list.keys} actions={actions} onAction={(kind, key) => setOpen({ kind, key })} />
       )}
       {open?.kind === 'create' && <CreateKeyDialog onClose={close} onCreated={() => changed('The key was created.')} />}
-      {open?.kind === 'edit' && <EditKeyDialog apiKey={open.key} onClose={close} onSaved={() => changed(`The key “${open.key.name}” was saved.`)} />}
-      {open?.kind === 'rotate' && <RotateKeyDialog apiKey={open.key} onClose={close} onRotated={() => changed(`The key “${open.key.name}” was rotated.`)} />}
+      {open?.kind === 'edit' && <EditKeyDialog apiKey={open.key} onClose={close} onSaved={() => changed(`The key “${open.key.name}” was saved.`)} onStale={reload} />}
+      {open?.kind === 'rotate' && <RotateKeyDialog apiKey={open.key} onClose={close} onRotated={() => changed(`The key “${open.key.name}” was rotated.`)} onStale={reload} />}
       {open?.kind === 'usage' && <UsageDialog apiKey={open.key} onClose={close} />}
-      {open?.kind === 'delete' && <DeleteKeyDialog apiKey={open.key} onClose={close} onDeleted={() => changed(`The key “${open.key.name}” was deleted.`)} />}
+      {open?.kind === 'delete' && (
+        <DeleteKeyDialog
+          apiKey={open.key}
+          onClose={close}
+          onDeleted={() => {
+            // Gone from the table at once; the refresh follows.
+            const gone = open.key.key_id;
+            setList((l) => (l.status === 'ready' ? { ...l, keys: l.keys.filter((k) => k.key_id !== gone) } : l));
+            changed(`The key “${open.key.name}” was deleted.`);
+          }}
+          onStale={reload}
+        />
+      )}
     </Page>
   );
 }

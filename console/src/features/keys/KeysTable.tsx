@@ -1,7 +1,6 @@
 /** The account's active keys: one row each, with its "Actions for <key name>" menu. */
 import type { ReactNode } from 'react';
 import { MenuButton, type MenuItem } from '../../components/MenuButton';
-import { capabilityList } from '../../lib/account';
 import type { Key } from './api';
 import { formatDate, formatDateTime } from './format';
 import { badgesOf } from './permissions';
@@ -79,7 +78,7 @@ export function KeysTable({ keys, actions, onAction }: KeysTableProps) {
               </td>
               <td data-label="Permissions">
                 <ul className="badges">
-                  {badgesOf(capabilityList(key.capabilities)).map((badge) => (
+                  {badgesOf(key.capabilities).map((badge) => (
                     <li key={badge} className="badge">
                       {badge}
                     </li>

@@ -16,11 +16,11 @@ export function NewKeySecret({ secret, onDone }: { readonly secret: string | nul
           <p id={warningId} className="message message-warning" role="status">
             <strong>Copy this key now.</strong> It cannot be shown again: Knouds keeps only a hash of it. Store it in your secret manager.
           </p>
-          <SecretField label="API key" value={secret} describedBy={warningId} />
+          <SecretField label="API key" value={secret} describedBy={warningId} autoFocus />
         </>
       )}
       <div className="dialog-actions">
-        <button type="button" className="button button-primary" onClick={onDone}>
+        <button type="button" className="button button-primary" onClick={onDone} autoFocus={secret === null}>
           Done
         </button>
       </div>

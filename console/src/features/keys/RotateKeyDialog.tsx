@@ -5,7 +5,7 @@
 import { useId, useRef, useState, type FormEvent } from 'react';
 import { Dialog } from '../../components/Dialog';
 import { ErrorMessage, StatusMessage } from '../../components/Messages';
-import { ApiProblem, messageOf } from '../../api/errors';
+import { ApiProblem, isStale, messageOf } from '../../api/errors';
 import { useAccount } from '../../lib/account';
 import { rotateKey, type Key } from './api';
 import { NewKeySecret } from './NewKeySecret';
@@ -16,7 +16,18 @@ const GRACE = [
   { seconds: 86_400, label: '24 hours' },
 ] as const;
 
-export function RotateKeyDialog({ apiKey, onClose, onRotated }: { readonly apiKey: Key; readonly onClose: () => void; readonly onRotated: () => void }) {
+export function RotateKeyDialog({
+  apiKey,
+  onClose,
+  onRotated,
+  onStale,
+}: {
+  readonly apiKey: Key;
+  readonly onClose: () => void;
+  readonly onRotated: () => void;
+  /** The key changed meanwhile: show the list anew. */
+  readonly onStale: () => void;
+}) {
   const account = useAccount();
   const id = useId();
   const [idempotencyKey] = useState(() => crypto.randomUUID());
@@ -39,6 +50,7 @@ export function RotateKeyDialog({ apiKey, onClose, onRotated }: { readonly apiKe
     } catch (error) {
       const limit = error instanceof ApiProblem && error.code === 'KEY_LIMIT_REACHED';
       setProblem(limit ? `${messageOf(error)} Or rotate without a grace period: the new key then takes this key’s place.` : messageOf(error));
+      if (isStale(error)) onStale();
     } finally {
       inFlight.current = false;
       setBusy(false);
@@ -55,7 +67,7 @@ export function RotateKeyDialog({ apiKey, onClose, onRotated }: { readonly apiKe
             A new key with the same name, permissions and workspaces replaces <strong>{apiKey.name}</strong> (<span className="mono">{apiKey.prefix}…</span>). Update
             the services that use it.
           </p>
-          <fieldset className="fieldset">
+          <fieldset className="fieldset" aria-describedby={`${id}-hint`}>
             <legend>Grace period</legend>
             <p id={`${id}-hint`} className="hint">
               How long the old key keeps working, so you can deploy the new one first.

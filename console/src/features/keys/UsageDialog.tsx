@@ -7,10 +7,10 @@ import { useEffect, useId, useState } from 'react';
 import { Dialog } from '../../components/Dialog';
 import { ErrorMessage, StatusMessage } from '../../components/Messages';
 import { messageOf } from '../../api/errors';
-import { keyUsage, type DailyRequests, type Key, type Usage } from './api';
+import { keyUsage, USAGE_DAYS, type DailyRequests, type Key, type KeyUsage } from './api';
 import { formatDateTime } from './format';
 
-const CHART_NAME = 'Requests per day, last 30 days';
+const CHART_NAME = `Requests per day, last ${USAGE_DAYS} days`;
 const WIDTH = 600;
 const HEIGHT = 160;
 
@@ -69,7 +69,7 @@ function Chart({ days }: { readonly days: readonly DailyRequests[] }) {
 }
 
 export function UsageDialog({ apiKey, onClose }: { readonly apiKey: Key; readonly onClose: () => void }) {
-  const [usage, setUsage] = useState<Usage | null>(null);
+  const [usage, setUsage] = useState<KeyUsage | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
   useEffect(() => {
     let current = true;
@@ -106,10 +106,10 @@ export function UsageDialog({ apiKey, onClose }: { readonly apiKey: Key; readonl
               </div>
               <div>
                 <dt>Last used</dt>
-                <dd>{usage.last_used ? formatDateTime(usage.last_used) : 'Never'}</dd>
+                <dd className="stat-text">{usage.last_used ? formatDateTime(usage.last_used) : 'Never'}</dd>
               </div>
             </dl>
-            {usage.days ? <Chart days={usage.days} /> : <p className="hint">The API does not give the requests of each day yet.</p>}
+            <Chart days={usage.daily} />
             <p className="hint">Days and months are counted in UTC.</p>
           </>
         )}

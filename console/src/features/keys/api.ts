@@ -62,24 +62,14 @@ export async function deleteKey(keyId: string): Promise<void> {
   await call(api().DELETE('/keys/{key_id}', { params: { path: { key_id: keyId } } }));
 }
 
-export interface DailyRequests {
-  readonly date: string;
-  readonly requests: number;
-}
+export type DailyRequests = KeyUsage['daily'][number];
 
-export interface Usage extends KeyUsage {
-  /** Requests per UTC day, oldest first (API.md §4); null when the API does not give them. */
-  readonly days: readonly DailyRequests[] | null;
-}
+/** The usage chart's span. */
+export const USAGE_DAYS = 30;
 
-export async function keyUsage(keyId: string): Promise<Usage> {
-  const usage = await call(api().GET('/keys/{key_id}/usage', { params: { path: { key_id: keyId } } }));
-  // `daily` is in the contract (API.md §4) but not yet in the OpenAPI document: read it with care.
-  const daily: unknown = (usage as Record<string, unknown>)['daily'];
-  const days = Array.isArray(daily)
-    ? daily.filter((d): d is DailyRequests => !!d && typeof d === 'object' && typeof (d as DailyRequests).date === 'string' && typeof (d as DailyRequests).requests === 'number')
-    : null;
-  return { ...usage, days };
+/** Today's, this month's and each of the last 30 UTC days' requests (oldest first, today last). */
+export async function keyUsage(keyId: string): Promise<KeyUsage> {
+  return call(api().GET('/keys/{key_id}/usage', { params: { path: { key_id: keyId }, query: { days: USAGE_DAYS } } }));
 }
 
 export interface Choices {

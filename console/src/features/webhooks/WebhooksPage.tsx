@@ -56,7 +56,7 @@ function RotateSecretDialog({ onClose, onRotated }: { readonly onClose: () => vo
               ? `The old secret also signs until ${formatTime(rotated.previous_secret_expires_at)}: give your receivers the new one before then.`
               : 'Webhooks are signed with the new secret only from now on: give it to your receivers.'}
           </p>
-          <SecretField label="Signing secret" value={rotated.secret} describedBy={`${id}-done`} />
+          <SecretField label="Signing secret" value={rotated.secret} describedBy={`${id}-done`} autoFocus />
           <div className="dialog-actions">
             <button type="button" className="button button-primary" onClick={onClose}>
               Done
@@ -141,7 +141,11 @@ export function WebhooksPage() {
       <section className="card" aria-labelledby="secret-title">
         <h2 id="secret-title">Signing secret</h2>
         {!canRead ? (
-          <Notice>You cannot see the signing secret in this account: it needs the keys:read permission. Ask an admin of the account.</Notice>
+          <Notice>
+            {account.tier === 'free'
+              ? 'Webhooks need the Pro tier or higher, and this account is on the Free tier. Ask an admin of the account to have it upgraded.'
+              : 'You cannot see the signing secret in this account: it needs the keys:read permission. Ask an admin of the account.'}
+          </Notice>
         ) : secret ? (
           <>
             <SecretField label="Signing secret" value={secret.secret} />
@@ -173,7 +177,7 @@ export function WebhooksPage() {
                 Copy
               </button>
             </div>
-            <p role="status" className="hint">
+            <p role="status" className="live-hint">
               {loading ? 'Loading the secret…' : (copied ?? '')}
             </p>
           </>
@@ -182,7 +186,9 @@ export function WebhooksPage() {
       </section>
       <section className="card" aria-labelledby="rotate-title">
         <h2 id="rotate-title">Rotate the secret</h2>
-        {canRotate ? (
+        {account.tier === 'free' && !canRotate ? (
+          <Notice>Rotating the secret needs the Pro tier or higher.</Notice>
+        ) : canRotate ? (
           <>
             <p>Rotate it if it may have leaked, or on a schedule. You choose how long the old secret keeps signing.</p>
             <button type="button" className="button button-danger" onClick={() => setRotating(true)}>
