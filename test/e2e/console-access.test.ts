@@ -13,6 +13,7 @@ import {
   clipboardText,
   eventually,
   expectAccessible,
+  fillLogin,
   gone,
   isFocused,
   keyRow,
@@ -78,6 +79,8 @@ describe('what each person may do', () => {
 
       await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
       await visible(page.getByRole('heading', { name: 'Webhooks', exact: true }));
+      // Loaded (a viewer may read the secret), and no way to change it.
+      await visible(page.getByRole('button', { name: 'Reveal' }));
       expect(await enabledCount(page.getByRole('button', { name: 'Rotate secret' }))).toBe(0);
       await expectAccessible(page, 'the Webhooks page of a viewer');
     }),
@@ -111,6 +114,21 @@ describe('what each person may do', () => {
       expect(sentAccounts.has(second.accountId)).toBe(true);
       // The tier shown follows the account.
       await eventually(async () => expect(await page.getByRole('main').innerText()).toMatch(second === b ? /\bpro\b/i : /business/i));
+    }),
+  );
+});
+
+describe('a person of no account', () => {
+  it(
+    'is told so in words after signing in, not with a raw code',
+    suite.withPage(async ({ page }) => {
+      const nobody = await suite.person([], 'nobody');
+      await page.goto(`${suite.url}/`);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await fillLogin(page, nobody);
+      await eventually(async () => expect(await page.locator('body').innerText()).toMatch(/not a member|no account|belong to no|any account/i));
+      expect(await page.locator('body').innerText()).not.toMatch(/NOT_A_MEMBER/);
+      expect(await page.getByRole('button', { name: 'Sign out' }).count()).toBe(1);
     }),
   );
 });

@@ -18,7 +18,6 @@ import { AxeBuilder } from '@axe-core/playwright';
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import type { RoleName } from '../../lambdas/shared/capabilities.js';
 import { MembershipsRepository } from '../../lambdas/shared/repositories/memberships.js';
-import { createKey } from '../../lambdas/shared/services/keys.js';
 import type { TierName } from '../../lambdas/shared/settings.js';
 import type { Reply } from './http.js';
 import { startTestStack, type TestStack } from './stack.js';
@@ -97,7 +96,7 @@ const PRO_ADMIN_CAPABILITIES = [
 ];
 
 let peopleCount = 0;
-let accountsCount = 0;
+let freeAccounts = 0;
 
 /**
  * A test file's local stack (seeded: acct_demo and demo@knouds.local) and Chromium. The file calls
@@ -149,13 +148,15 @@ export class ConsoleSuite {
 
   /** A new account of the tier; on a paid tier with a key named "Operator key" holding all the tier allows (one of its 10). */
   async account(tier: TierName): Promise<AccountWithKey> {
-    const accountId = `acct_${this.name.replace(/[^a-z0-9]/gi, '')}_${++accountsCount}_${Date.now().toString(36)}`;
-    await this.t.deps().accounts.create(accountId, tier, new Date());
-    if (tier === 'free') return { accountId, adminKey: null, adminKeyId: null };
+    if (tier === 'free') {
+      const accountId = `acct_${this.name.replace(/[^a-z0-9]/gi, '')}_free${++freeAccounts}_${Date.now().toString(36)}`;
+      await this.t.deps().accounts.create(accountId, tier, new Date());
+      return { accountId, adminKey: null, adminKeyId: null };
+    }
     // Everything the tier allows: the admin scope but for model:run on pro.
     const body = tier === 'pro' ? { capabilities: PRO_ADMIN_CAPABILITIES } : { scope: 'admin' };
-    const { key, apiKey } = await createKey(this.t.deps(), accountId, { name: 'Operator key', ...body });
-    return { accountId, adminKey: apiKey, adminKeyId: key.key_id };
+    const { accountId, key, keyId } = await this.t.account(tier, { name: 'Operator key', ...body });
+    return { accountId, adminKey: key, adminKeyId: keyId };
   }
 
   /** A new person of the local provider with these memberships. */
