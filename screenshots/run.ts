@@ -173,7 +173,8 @@ async function takePictures(stack: LocalStack, dir: string): Promise<string[]> {
       const file = path.join(dir, `console-${name}.png`);
       await page.screenshot({ path: file, animations: 'disabled', caret: 'hide' });
       written.push(file);
-      say(`  ${name}`);
+      const width = await page.evaluate('document.documentElement.scrollWidth');
+      say(`  ${name}${Number(width) > VIEWPORT.width ? ` (warning: the page is ${String(width)} px wide, so the picture cuts off its right side)` : ''}`);
     };
     const open = async () => {
       const context = await browser.newContext({ viewport: VIEWPORT, deviceScaleFactor: 1, colorScheme: 'light', locale: 'en-US', timezoneId: 'UTC' });
@@ -184,6 +185,15 @@ async function takePictures(stack: LocalStack, dir: string): Promise<string[]> {
 
     say('Taking pictures…');
     const { context, page } = await open();
+    // The real (throwaway, local) key never goes into a picture: the console is handed the placeholder
+    // in place of the new key's plaintext (only this answer is changed, and only its api_key).
+    await page.route(`${stack.apiUrl}/keys`, async (route) => {
+      if (route.request().method() !== 'POST') return route.fallback();
+      const response = await route.fetch();
+      const body = (await response.json()) as Record<string, unknown>;
+      if (typeof body['api_key'] === 'string') body['api_key'] = PLACEHOLDER_KEY;
+      await route.fulfill({ response, json: body });
+    });
     await signIn(page, stack.url, seeded.demo);
     await page.getByRole('row').filter({ hasText: 'CI pipeline' }).waitFor();
     await shoot(page, 'api-keys');
@@ -195,10 +205,7 @@ async function takePictures(stack: LocalStack, dir: string): Promise<string[]> {
     await dialog.getByRole('button', { name: 'Create', exact: true }).click();
     const shown = page.getByRole('textbox', { name: 'API key' });
     await shown.waitFor();
-    // The real (throwaway, local) key never goes into a picture.
-    await shown.evaluate((el, placeholder) => {
-      (el as unknown as { value: string }).value = placeholder;
-    }, PLACEHOLDER_KEY);
+    if ((await shown.inputValue()) !== PLACEHOLDER_KEY) throw new Error('the key shown is not the placeholder: no picture of it');
     await shoot(page, 'key-created');
     await closeKeyDialog(page);
 
