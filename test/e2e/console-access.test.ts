@@ -1,0 +1,288 @@
+/**
+ * The console in a real browser (issue #17, API.md §6), part 3: who sees what, the webhook secret, and
+ * the keyboard alone. A free account's admin sees that keys need Pro; a viewer sees everything
+ * read-only; a person of two accounts switches between them (the console then sends Knouds-Account);
+ * the Webhooks page reveals, copies and rotates the signing secret; a key is created and deleted with
+ * the keyboard only (no click reaches the page).
+ */
+import { jest } from '@jest/globals';
+import type { Locator, Page } from 'playwright-core';
+import { createKey } from '../../lambdas/shared/services/keys.js';
+import {
+  ConsoleSuite,
+  clipboardText,
+  eventually,
+  expectAccessible,
+  fillLogin,
+  gone,
+  isFocused,
+  keyRow,
+  placesHolding,
+  pressUntilFocused,
+  signIn,
+  visible,
+} from '../support/browser.js';
+
+jest.setTimeout(120_000);
+
+const suite = new ConsoleSuite('e2e-console-access');
+beforeAll(() => suite.start(), 120_000);
+afterAll(() => suite.stop());
+
+const enabledCount = async (locator: Locator): Promise<number> => {
+  let n = 0;
+  for (const one of await locator.all()) if (await one.isEnabled()) n++;
+  return n;
+};
+
+describe('what each person may do', () => {
+  it(
+    'a free account’s admin sees that keys need the Pro tier or higher, and no usable "Create key"',
+    suite.withPage(async ({ page }) => {
+      const account = await suite.account('free');
+      const admin = await suite.person([[account.accountId, 'admin']], 'free');
+      await signIn(page, suite.url, admin);
+      const main = page.getByRole('main');
+      await eventually(async () => expect(await main.innerText()).toMatch(/\bPro\b.{0,40}(or higher|or above)/i));
+      expect(await main.innerText()).toMatch(/free/i);
+      // In words, never a raw code.
+      expect(await main.innerText()).not.toMatch(/CAPABILITY_DENIED|TIER_CEILING_EXCEEDED|\b403\b/);
+      expect(await enabledCount(page.getByRole('button', { name: 'Create key', exact: true }))).toBe(0);
+      await expectAccessible(page, 'the API Keys page of a free account');
+    }),
+  );
+
+  it(
+    'a viewer sees the keys read-only: no "Create key", no Edit, Rotate or Delete, no "Rotate secret"',
+    suite.withPage(async ({ page }) => {
+      const account = await suite.account('business');
+      await createKey(suite.t.deps(), account.accountId, { name: 'shared reader', preset: 'read-only' });
+      const viewer = await suite.person([[account.accountId, 'viewer']], 'viewer');
+      await signIn(page, suite.url, viewer);
+      await visible(keyRow(page, 'shared reader'));
+      await visible(keyRow(page, 'Operator key'));
+      expect(await enabledCount(page.getByRole('button', { name: 'Create key', exact: true }))).toBe(0);
+      await expectAccessible(page, 'the API Keys page of a viewer');
+
+      // The row's menu, if any, offers nothing that changes the key.
+      const actions = page.getByRole('button', { name: 'Actions for shared reader', exact: true });
+      const offered: string[] = [];
+      if ((await enabledCount(actions)) > 0) {
+        await actions.click();
+        await visible(page.getByRole('menu'));
+        for (const item of ['Edit', 'Rotate', 'Delete']) {
+          if ((await enabledCount(page.getByRole('menuitem', { name: item, exact: true }))) > 0) offered.push(item);
+        }
+        await page.keyboard.press('Escape');
+      }
+      expect(offered).toEqual([]);
+
+      await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
+      await visible(page.getByRole('heading', { name: 'Webhooks', exact: true }));
+      // Loaded (a viewer may read the secret), and no way to change it.
+      await visible(page.getByRole('button', { name: 'Reveal' }));
+      expect(await enabledCount(page.getByRole('button', { name: 'Rotate secret' }))).toBe(0);
+      await expectAccessible(page, 'the Webhooks page of a viewer');
+    }),
+  );
+
+  it(
+    'a person of two accounts switches account and sees the other account’s keys; the console sends Knouds-Account',
+    suite.withPage(async ({ page }) => {
+      const a = await suite.account('business');
+      const b = await suite.account('pro');
+      await createKey(suite.t.deps(), a.accountId, { name: 'alpha key', preset: 'read-only' });
+      await createKey(suite.t.deps(), b.accountId, { name: 'beta key', preset: 'read-only' });
+      const both = await suite.person([[a.accountId, 'admin'], [b.accountId, 'viewer']], 'two-accounts');
+      const sentAccounts = new Set<string>();
+      page.on('request', (request) => {
+        if (!request.url().startsWith(`${suite.t.stack.apiUrl}/`)) return;
+        const header = request.headers()['knouds-account'];
+        if (header) sentAccounts.add(header);
+      });
+      await signIn(page, suite.url, both);
+      // The first of their accounts (by id) comes first.
+      const [first, second] = [a, b].sort((x, y) => x.accountId.localeCompare(y.accountId)) as [typeof a, typeof b];
+      const [firstKey, secondKey] = first === a ? ['alpha key', 'beta key'] : ['beta key', 'alpha key'];
+      await visible(keyRow(page, firstKey));
+      expect(await keyRow(page, secondKey).count()).toBe(0);
+
+      const switcher = page.getByRole('combobox', { name: /account/i });
+      await switcher.selectOption(second.accountId);
+      await visible(keyRow(page, secondKey));
+      await gone(keyRow(page, firstKey));
+      expect(sentAccounts.has(second.accountId)).toBe(true);
+      // The tier shown follows the account.
+      await eventually(async () => expect(await page.getByRole('main').innerText()).toMatch(second === b ? /\bpro\b/i : /business/i));
+    }),
+  );
+});
+
+describe('a person of no account', () => {
+  it(
+    'is told so in words after signing in, not with a raw code',
+    suite.withPage(async ({ page }) => {
+      const nobody = await suite.person([], 'nobody');
+      await page.goto(`${suite.url}/`);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await fillLogin(page, nobody);
+      await eventually(async () => expect(await page.locator('body').innerText()).toMatch(/not a member|no account|belong to no|any account/i));
+      expect(await page.locator('body').innerText()).not.toMatch(/NOT_A_MEMBER/);
+      expect(await page.getByRole('button', { name: 'Sign out' }).count()).toBe(1);
+    }),
+  );
+});
+
+describe('the Webhooks page', () => {
+  it(
+    'the signing secret is hidden until "Reveal", equals GET /webhooks/secret, copies, and "Rotate secret" (confirmed) replaces it',
+    suite.withPage(
+      async ({ page }) => {
+        const account = await suite.account('business');
+        const admin = await suite.person([[account.accountId, 'admin']], 'webhooks');
+        const secretOf = async () => {
+          const reply = await suite.api(account.adminKey!, 'GET', '/webhooks/secret');
+          expect(reply.status).toBe(200);
+          return String(reply.body['secret']);
+        };
+        const before = await secretOf();
+        await signIn(page, suite.url, admin);
+        await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
+        await visible(page.getByRole('heading', { name: 'Webhooks', exact: true }));
+        await visible(page.getByRole('button', { name: 'Reveal' }));
+        expect(await placesHolding(page, before)).toEqual([]);
+        await expectAccessible(page, 'the Webhooks page');
+
+        await page.getByRole('button', { name: 'Reveal' }).click();
+        await eventually(async () => expect((await placesHolding(page, before)).length).toBeGreaterThan(0));
+        await expectAccessible(page, 'the Webhooks page, secret revealed');
+        await page.getByRole('button', { name: 'Copy', exact: true }).first().click();
+        await eventually(async () => expect((await clipboardText(page)) === before).toBe(true));
+
+        await page.getByRole('button', { name: 'Rotate secret' }).click();
+        const confirm = page.getByRole('dialog');
+        await visible(confirm);
+        await expectAccessible(page, 'the Rotate secret confirmation');
+        // Nothing changes until it is confirmed.
+        expect((await secretOf()) === before).toBe(true);
+        const noGrace = confirm.getByRole('radio', { name: /^none\b/i });
+        if ((await noGrace.count()) > 0) await noGrace.check();
+        await confirm.getByRole('button', { name: /^rotate/i }).click();
+        const after = await eventually(async () => {
+          const now = await secretOf();
+          expect(now === before).toBe(false);
+          return now;
+        });
+        expect(after).toMatch(/^whsec_/);
+        // The confirmation may show the new secret before it closes: the new one, never the old.
+        await eventually(async () => expect(await placesHolding(page, before)).toEqual([]));
+        const done = confirm.getByRole('button', { name: /^(done|close)\b/i });
+        if ((await done.count()) > 0) await done.first().click();
+        await gone(confirm);
+        // The page shows the new secret (after "Reveal" if it hid it again), not the old one.
+        const reveal = page.getByRole('button', { name: 'Reveal' });
+        if (await reveal.isVisible()) await reveal.click();
+        await eventually(async () => expect((await placesHolding(page, after)).length).toBeGreaterThan(0));
+        expect(await placesHolding(page, before)).toEqual([]);
+      },
+      { clipboard: true },
+    ),
+  );
+});
+
+describe('the keyboard alone', () => {
+  it(
+    'creates a key and deletes it with Tab, arrows, Enter, Space and Escape, no click',
+    suite.withPage(async ({ page }) => {
+      const account = await suite.account('business');
+      const admin = await suite.person([[account.accountId, 'admin']], 'keyboard');
+      await keyboardSignIn(page, admin);
+
+      // Create: "Create key" → Name → Permissions (arrows) → Create.
+      const createButton = page.getByRole('button', { name: 'Create key', exact: true });
+      await pressUntilFocused(page, createButton);
+      await page.keyboard.press('Enter');
+      const dialog = page.getByRole('dialog', { name: 'Create API key' });
+      await visible(dialog);
+      // The focus moved into the dialog.
+      expect(await dialog.evaluate((el) => el.contains(el.ownerDocument.activeElement))).toBe(true);
+      await pressUntilFocused(page, dialog.getByRole('textbox', { name: 'Name' }));
+      await page.keyboard.type('typed by keyboard');
+      await reachRadioGroup(page, dialog);
+      const deploy = dialog.getByRole('radio', { name: 'Workflow Deploy', exact: true });
+      for (let i = 0; i < 6 && !(await deploy.isChecked()); i++) await page.keyboard.press('ArrowDown');
+      expect(await deploy.isChecked()).toBe(true);
+      await pressUntilFocused(page, dialog.getByRole('button', { name: 'Create', exact: true }));
+      await page.keyboard.press('Enter');
+      const shown = page.getByRole('textbox', { name: 'API key' });
+      await visible(shown);
+      const key = await shown.inputValue();
+      // The shown key's own dialog: its Copy and close buttons are reachable; Escape or its close button closes it.
+      await pressUntilFocused(page, page.getByRole('button', { name: 'Copy', exact: true }));
+      await page.keyboard.press('Escape');
+      if (await shown.isVisible()) {
+        await pressUntilFocused(page, page.getByRole('dialog').last().getByRole('button', { name: /^(done|close)\b/i }).first());
+        await page.keyboard.press('Enter');
+      }
+      await gone(shown);
+      await visible(keyRow(page, 'typed by keyboard'));
+      const made = await suite.api(key, 'GET', '/keys/verify');
+      expect(made.status).toBe(200);
+      expect([...(made.body['capabilities'] as string[])].sort()).toEqual(['workflow:read', 'workflow:run']);
+
+      // Delete: "Actions for …" (Space opens the menu) → arrows to "Delete" → Enter → Escape cancels; again → "Delete key".
+      const actions = page.getByRole('button', { name: 'Actions for typed by keyboard', exact: true });
+      const openDelete = async () => {
+        await pressUntilFocused(page, actions);
+        await page.keyboard.press('Space');
+        await visible(page.getByRole('menu'));
+        const item = page.getByRole('menuitem', { name: 'Delete', exact: true });
+        for (let i = 0; i < 6 && !(await isFocused(item)); i++) await page.keyboard.press('ArrowDown');
+        expect(await isFocused(item)).toBe(true);
+        await page.keyboard.press('Enter');
+        const confirm = page.getByRole('dialog', { name: 'Delete API key' });
+        await visible(confirm);
+        return confirm;
+      };
+      let confirm = await openDelete();
+      await page.keyboard.press('Escape');
+      await gone(confirm);
+      expect((await suite.api(key, 'GET', '/keys/verify')).status).toBe(200);
+      // The focus went back to the menu's button (or stays reachable from it).
+      confirm = await openDelete();
+      await pressUntilFocused(page, confirm.getByRole('button', { name: 'Delete key' }));
+      await page.keyboard.press('Enter');
+      await gone(confirm);
+      await gone(keyRow(page, 'typed by keyboard'));
+      expect((await suite.api(key, 'GET', '/keys/verify')).status).toBe(401);
+    }),
+  );
+});
+
+/** Signs in with the keyboard: Tab to "Sign in", Enter; on the provider's page type, Tab, Enter. */
+async function keyboardSignIn(page: Page, person: { email: string; password: string }): Promise<void> {
+  await page.goto(`${suite.url}/`);
+  await pressUntilFocused(page, page.getByRole('button', { name: 'Sign in' }));
+  await page.keyboard.press('Enter');
+  const email = page.getByLabel('Email');
+  await visible(email);
+  await pressUntilFocused(page, email);
+  await page.keyboard.type(person.email);
+  await pressUntilFocused(page, page.getByLabel('Password'));
+  await page.keyboard.type(person.password);
+  await page.keyboard.press('Enter');
+  await visible(page.getByRole('heading', { name: 'API Keys', exact: true }));
+}
+
+/** Tabs until the focus is on one of the dialog's Permissions radio buttons. */
+async function reachRadioGroup(page: Page, dialog: Locator): Promise<void> {
+  for (let i = 0; i < 20; i++) {
+    const onRadio = await dialog.evaluate((el) => {
+      const active = el.ownerDocument.activeElement;
+      return !!active && el.contains(active) && (active.getAttribute('type') === 'radio' || active.getAttribute('role') === 'radio');
+    });
+    if (onRadio) return;
+    await page.keyboard.press('Tab');
+  }
+  throw new Error('Tab never reached the Permissions radio buttons');
+}

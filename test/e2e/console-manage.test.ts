@@ -1,0 +1,205 @@
+/**
+ * The console in a real browser (issue #17, API.md §6), part 2: a key's life after creation. Edit,
+ * Rotate (with and without a grace period), Usage, and the account's limit of 10 active keys. Each test
+ * checks what the person sees and what the API then does.
+ */
+import { jest } from '@jest/globals';
+import type { Locator, Page } from 'playwright-core';
+import { createKey } from '../../lambdas/shared/services/keys.js';
+import {
+  ConsoleSuite,
+  closeKeyDialog,
+  createAndReadKey,
+  curlStatus,
+  eventually,
+  expectAccessible,
+  gone,
+  keyRow,
+  openCreateDialog,
+  rowAction,
+  signIn,
+  visible,
+} from '../support/browser.js';
+
+jest.setTimeout(120_000);
+
+const suite = new ConsoleSuite('e2e-console-manage');
+beforeAll(() => suite.start(), 120_000);
+afterAll(() => suite.stop());
+
+const sorted = (values: readonly string[]) => [...values].sort();
+
+/** A key made as an operator would (not through the console), with its plaintext. */
+async function operatorKey(accountId: string, body: Record<string, unknown>): Promise<{ keyId: string; key: string }> {
+  const { key, apiKey } = await createKey(suite.t.deps(), accountId, body);
+  return { keyId: key.key_id, key: apiKey };
+}
+
+/** The dialog open now (the last one, when one opens another). */
+const openDialog = (page: Page): Locator => page.getByRole('dialog').last();
+
+describe('a key’s life in the console', () => {
+  it(
+    'Edit changes the name and permissions: the table shows them, and the API holds them',
+    suite.withPage(async ({ page }) => {
+      const account = await suite.account('business');
+      const { keyId, key } = await operatorKey(account.accountId, { name: 'billing sync', preset: 'read-only' });
+      const admin = await suite.person([[account.accountId, 'admin']], 'edit');
+      await signIn(page, suite.url, admin);
+      await visible(keyRow(page, 'billing sync'));
+      expect(await keyRow(page, 'billing sync').innerText()).toMatch(/read[- ]only/i);
+
+      await rowAction(page, 'billing sync', 'Edit');
+      const dialog = openDialog(page);
+      await visible(dialog);
+      // The form starts from the key as it is.
+      const nameBox = dialog.getByRole('textbox', { name: 'Name' });
+      expect(await nameBox.inputValue()).toBe('billing sync');
+      expect(await dialog.getByRole('radio', { name: 'Read-only', exact: true }).isChecked()).toBe(true);
+      await expectAccessible(page, 'the Edit dialog');
+      await nameBox.fill('billing sync v2');
+      await dialog.getByRole('radio', { name: 'Workflow Deploy', exact: true }).check();
+      await dialog.getByRole('button', { name: /^save/i }).click();
+      await gone(dialog);
+
+      await visible(keyRow(page, 'billing sync v2'));
+      expect(await keyRow(page, 'billing sync v2').innerText()).toMatch(/workflow[- ]deploy/i);
+      expect(await keyRow(page, 'billing sync').count()).toBe(0);
+      const stored = await suite.api(account.adminKey!, 'GET', `/keys/${keyId}`);
+      expect(stored.status).toBe(200);
+      expect(stored.body['name']).toBe('billing sync v2');
+      expect(sorted(stored.body['capabilities'] as string[])).toEqual(['workflow:read', 'workflow:run']);
+      // From the next request: the same key now runs workflows.
+      expect(sorted((await suite.api(key, 'GET', '/keys/verify')).body['capabilities'] as string[])).toEqual(['workflow:read', 'workflow:run']);
+    }),
+  );
+
+  it(
+    'Rotate with a 1-hour grace shows the new key once; both work during the grace. Without grace, the old key stops at once',
+    suite.withPage(async ({ page }) => {
+      const account = await suite.account('business');
+      const graceful = await operatorKey(account.accountId, { name: 'deploy bot', preset: 'workflow-deploy' });
+      const abrupt = await operatorKey(account.accountId, { name: 'leaked key', preset: 'read-only' });
+      const admin = await suite.person([[account.accountId, 'admin']], 'rotate');
+      await signIn(page, suite.url, admin);
+      const verify = `${suite.t.stack.apiUrl}/keys/verify`;
+
+      await rowAction(page, 'deploy bot', 'Rotate');
+      let dialog = openDialog(page);
+      await visible(dialog);
+      await expectAccessible(page, 'the Rotate dialog');
+      await chooseGrace(dialog, '1 hour');
+      await dialog.getByRole('button', { name: /^rotate/i }).click();
+      const rotated = await createdKeyShown(page);
+      expect(rotated === graceful.key).toBe(false);
+      expect(await curlStatus(verify, rotated)).toBe(200);
+      expect(await curlStatus(verify, graceful.key)).toBe(200);
+      await closeKeyDialog(page);
+      const replacement = await suite.api(rotated, 'GET', '/keys/verify');
+      expect(replacement.body).toMatchObject({ name: 'deploy bot' });
+      expect(sorted(replacement.body['capabilities'] as string[])).toEqual(['workflow:read', 'workflow:run']);
+      // The old key's end is about an hour away.
+      const old = await suite.api(account.adminKey!, 'GET', `/keys/${graceful.keyId}`);
+      const left = Date.parse(String(old.body['expires_at'])) - Date.now();
+      expect(left).toBeGreaterThan(55 * 60_000);
+      expect(left).toBeLessThanOrEqual(60 * 60_000);
+
+      await rowAction(page, 'leaked key', 'Rotate');
+      dialog = openDialog(page);
+      await visible(dialog);
+      await chooseGrace(dialog, 'none');
+      await dialog.getByRole('button', { name: /^rotate/i }).click();
+      const fresh = await createdKeyShown(page);
+      expect(await curlStatus(verify, fresh)).toBe(200);
+      expect(await curlStatus(verify, abrupt.key)).toBe(401);
+      await closeKeyDialog(page);
+    }),
+  );
+
+  it(
+    'Usage shows the requests made today and this month, the limit per minute, last used, and a 30-day chart',
+    suite.withPage(async ({ page }) => {
+      const account = await suite.account('business');
+      const { keyId, key } = await operatorKey(account.accountId, { name: 'metered key', preset: 'read-only' });
+      for (let i = 0; i < 7; i++) expect((await suite.api(key, 'GET', '/workflows')).status).toBe(200);
+      const usage = await suite.api(account.adminKey!, 'GET', `/keys/${keyId}/usage`);
+      expect(usage.body).toMatchObject({ requests_today: 7, requests_this_month: 7, rate_limit: 1000 });
+      const admin = await suite.person([[account.accountId, 'admin']], 'usage');
+      await signIn(page, suite.url, admin);
+
+      await rowAction(page, 'metered key', 'Usage');
+      const panel = openDialog(page).or(page.getByRole('region', { name: /usage/i })).first();
+      await visible(panel);
+      const text = await eventually(async () => {
+        const t = await panel.innerText();
+        expect(t).toMatch(/today\D{0,40}\b7\b|\b7\b\D{0,40}today/i);
+        return t;
+      });
+      expect(text).toMatch(/month\D{0,40}\b7\b|\b7\b\D{0,40}month/i);
+      expect(text).toMatch(/1,?000/);
+      expect(text).toMatch(/minute/i);
+      expect(text).toMatch(/last used/i);
+      expect(text).not.toMatch(/last used\W*never/i);
+      // The chart of the last 30 days, named for those who cannot see it.
+      await visible(panel.getByRole('img', { name: /30 days/i }));
+      await expectAccessible(page, 'the Usage view');
+    }),
+  );
+
+  it(
+    '"N of 10 keys": creating past 10 says to delete one first, in words; the count follows',
+    suite.withPage(async ({ page }) => {
+      const account = await suite.account('business');
+      for (let i = 2; i <= 9; i++) await operatorKey(account.accountId, { name: `fleet ${i}`, preset: 'read-only' });
+      const admin = await suite.person([[account.accountId, 'admin']], 'limit');
+      await signIn(page, suite.url, admin);
+      const main = page.getByRole('main');
+      await eventually(async () => expect(await main.innerText()).toMatch(/\b9 of 10 keys\b/));
+
+      // The 10th is made elsewhere while the dialog is open: the console's create then meets the limit.
+      const dialog = await openCreateDialog(page, 'one too many');
+      await dialog.getByRole('radio', { name: 'Read-only', exact: true }).check();
+      await operatorKey(account.accountId, { name: 'fleet 10', preset: 'read-only' });
+      await dialog.getByRole('button', { name: 'Create', exact: true }).click();
+      const alert = page.getByRole('alert').filter({ hasText: /delete one first/i });
+      await visible(alert);
+      expect(await alert.innerText()).toMatch(/10 of 10 keys/i);
+      expect(await alert.innerText()).not.toMatch(/KEY_LIMIT_REACHED/);
+      expect(await page.getByRole('textbox', { name: 'API key' }).count()).toBe(0);
+
+      await page.keyboard.press('Escape');
+      await gone(dialog);
+      await page.reload();
+      await eventually(async () => expect(await main.innerText()).toMatch(/\b10 of 10 keys\b/));
+      // At the limit, trying again says it again.
+      const retry = await openCreateDialog(page, 'still too many');
+      await retry.getByRole('button', { name: 'Create', exact: true }).click();
+      await visible(page.getByRole('alert').filter({ hasText: /delete one first/i }));
+      await page.keyboard.press('Escape');
+      await gone(retry);
+      // Deleting one frees a slot.
+      await rowAction(page, 'fleet 10', 'Delete');
+      await page.getByRole('dialog', { name: 'Delete API key' }).getByRole('button', { name: 'Delete key' }).click();
+      await eventually(async () => expect(await main.innerText()).toMatch(/\b9 of 10 keys\b/));
+      const again = await openCreateDialog(page, 'room again');
+      await again.getByRole('radio', { name: 'Read-only', exact: true }).check();
+      const created = await createAndReadKey(again);
+      expect((await suite.api(created, 'GET', '/keys/verify')).status).toBe(200);
+    }),
+  );
+});
+
+/** The rotation's grace period: "none", "1 hour" or "24 hours", as radio buttons or a select. */
+async function chooseGrace(dialog: Locator, grace: 'none' | '1 hour' | '24 hours'): Promise<void> {
+  const name = new RegExp(`^${grace === 'none' ? '(none|no grace)' : grace}`, 'i');
+  const radio = dialog.getByRole('radio', { name });
+  if ((await radio.count()) > 0) await radio.first().check();
+  else await dialog.getByRole('combobox', { name: /grace/i }).selectOption({ label: grace === 'none' ? 'None' : grace });
+}
+
+/** The new key shown once after a rotation (the textbox "API key"). */
+async function createdKeyShown(page: Page): Promise<string> {
+  const shown = page.getByRole('textbox', { name: 'API key' });
+  await visible(shown);
+  return shown.inputValue();
+}
