@@ -171,7 +171,10 @@ describe('errors the gateway produces itself', () => {
       expect(reply.status).toBe(404);
       expect(reply.body).toEqual({ error: expect.any(String), code: 'NOT_FOUND', request_id: expect.any(String) });
     }
-    expect((await call(`${stack.url}/v2/health`)).status).toBe(404);
+    // Outside the stage the origin belongs to the console, as behind CloudFront deployed: a page, never an API answer.
+    const outside = await call(`${stack.url}/v2/health`);
+    expect(outside.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(outside.body['code']).toBeUndefined();
     expect((await call(`${stack.apiUrl}/health`, { method: 'DELETE' })).status).toBe(404);
   });
 
