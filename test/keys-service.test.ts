@@ -225,7 +225,8 @@ describe('rate-limit counter', () => {
     // The next window starts afresh; the totals count admitted requests only.
     expect((await usage.hit('key_race', 'acct', 10, new Date('2026-03-01T10:21:00Z'))).admitted).toBe(true);
     const summary = await usage.summary('key_race', new Date('2026-03-01T12:00:00Z'));
-    expect(summary).toEqual({ requestsToday: 11, requestsThisMonth: 11, lastUsed: '2026-03-01T10:21:00.000Z' });
+    expect(summary).toMatchObject({ requestsToday: 11, requestsThisMonth: 11, lastUsed: '2026-03-01T10:21:00.000Z' });
+    expect(summary.daily.at(-1)).toEqual({ date: '2026-03-01', requests: 11 });
   });
 
   it('sums today and this month over hour items, and remembers the last use of earlier months', async () => {
@@ -234,12 +235,20 @@ describe('rate-limit counter', () => {
     await usage.hit('key_sum', 'acct', 10, new Date('2026-03-01T00:00:00Z'));
     await usage.hit('key_sum', 'acct', 10, new Date('2026-03-02T05:00:00Z'));
     await usage.hit('key_sum', 'acct', 10, new Date('2026-03-02T23:10:00Z'));
-    expect(await usage.summary('key_sum', new Date('2026-03-02T23:30:00Z'))).toEqual({
+    const march = await usage.summary('key_sum', new Date('2026-03-02T23:30:00Z'), 4);
+    expect(march).toEqual({
       requestsToday: 2,
       requestsThisMonth: 3,
       lastUsed: '2026-03-02T23:10:00.000Z',
+      // The days before the month count in daily, not in this month.
+      daily: [
+        { date: '2026-02-27', requests: 1 },
+        { date: '2026-02-28', requests: 0 },
+        { date: '2026-03-01', requests: 1 },
+        { date: '2026-03-02', requests: 2 },
+      ],
     });
-    expect(await usage.summary('key_sum', new Date('2026-04-10T00:00:00Z'))).toEqual({
+    expect(await usage.summary('key_sum', new Date('2026-04-10T00:00:00Z'))).toMatchObject({
       requestsToday: 0,
       requestsThisMonth: 0,
       lastUsed: '2026-03-02T23:10:00.000Z',
