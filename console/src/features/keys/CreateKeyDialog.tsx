@@ -8,10 +8,10 @@ import { Dialog } from '../../components/Dialog';
 import { ErrorMessage, StatusMessage } from '../../components/Messages';
 import { ApiProblem, messageOf } from '../../api/errors';
 import { tierName, useAccount } from '../../lib/account';
-import { createKey, type CreateKeyBody } from './api';
+import { createKey, type Choices, type CreateKeyBody } from './api';
 import { capabilitiesOf, DEFAULT_PERMISSIONS, NameField, PermissionsFieldset, WorkspacesFieldset, ALL_WORKSPACES, workspaceList, type PermissionsValue, type WorkspacesValue } from './KeyFields';
 import { NewKeySecret } from './NewKeySecret';
-import { knownWorkspaces, useChoices } from './useChoices';
+import { knownWorkspaces } from './useChoices';
 
 type Days = NonNullable<CreateKeyBody['expires_in_days']>;
 const EXPIRATIONS: readonly { readonly value: string; readonly label: string; readonly days: Days | null }[] = [
@@ -28,17 +28,19 @@ export interface CreateKeyDialogProps {
   readonly onClose: () => void;
   /** A key was made: refresh the list and the count. */
   readonly onCreated: () => void;
+  /** The account's workflows and models (null while they load). */
+  readonly choices: Choices | null;
 }
 
-export function CreateKeyDialog({ onClose, onCreated }: CreateKeyDialogProps) {
+export function CreateKeyDialog({ onClose, onCreated, choices }: CreateKeyDialogProps) {
   const account = useAccount();
   const id = useId();
   const [idempotencyKey] = useState(() => crypto.randomUUID());
-  const choices = useChoices(account.capabilities.includes('workflow:read'));
   const [name, setName] = useState('');
   const [permissions, setPermissions] = useState<PermissionsValue>(DEFAULT_PERMISSIONS);
   const [workspaces, setWorkspaces] = useState<WorkspacesValue>(ALL_WORKSPACES);
-  const [expiration, setExpiration] = useState('90');
+  // As the API: a key without an expiry unless one is chosen.
+  const [expiration, setExpiration] = useState('never');
   const [environment, setEnvironment] = useState<'live' | 'test'>('live');
   const [busy, setBusy] = useState(false);
   // A second click before React re-renders finds this set (the Idempotency-Key would catch it too).

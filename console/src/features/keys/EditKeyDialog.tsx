@@ -4,24 +4,26 @@ import { Dialog } from '../../components/Dialog';
 import { ErrorMessage, StatusMessage } from '../../components/Messages';
 import { ApiProblem, isStale, messageOf } from '../../api/errors';
 import { tierName, useAccount } from '../../lib/account';
-import { updateKey, type Key } from './api';
+import { updateKey, type Choices, type Key } from './api';
 import { capabilitiesOf, NameField, permissionsOf, PermissionsFieldset, WorkspacesFieldset, workspaceList, workspacesOf, type PermissionsValue, type WorkspacesValue } from './KeyFields';
-import { knownWorkspaces, useChoices } from './useChoices';
+import { knownWorkspaces } from './useChoices';
 
 export function EditKeyDialog({
   apiKey,
   onClose,
   onSaved,
   onStale,
+  choices,
 }: {
   readonly apiKey: Key;
+  /** The account's workflows and models (null while they load). */
+  readonly choices: Choices | null;
   readonly onClose: () => void;
   readonly onSaved: () => void;
   /** The key changed meanwhile: show the list anew. */
   readonly onStale: () => void;
 }) {
   const account = useAccount();
-  const choices = useChoices(account.capabilities.includes('workflow:read'));
   const [name, setName] = useState(apiKey.name);
   const [permissions, setPermissions] = useState<PermissionsValue>(() => permissionsOf(apiKey.capabilities));
   const [workspaces, setWorkspaces] = useState<WorkspacesValue>(() => workspacesOf(apiKey.workspaces));

@@ -15,6 +15,7 @@ import { EditKeyDialog } from './EditKeyDialog';
 import { KeysTable, type KeyAction } from './KeysTable';
 import { RotateKeyDialog } from './RotateKeyDialog';
 import { UsageDialog } from './UsageDialog';
+import { useChoices } from './useChoices';
 
 type Open = { readonly kind: 'create' } | { readonly kind: KeyAction; readonly key: Key } | null;
 
@@ -32,6 +33,7 @@ export function KeysPage() {
   const canRead = account.capabilities.includes('keys:read');
   const canWrite = account.capabilities.includes('keys:write');
   const { refresh } = account;
+  const { choices, reload: reloadChoices } = useChoices(canWrite && !free, account.capabilities.includes('workflow:read'));
 
   useEffect(() => {
     if (!canRead) return undefined;
@@ -62,6 +64,10 @@ export function KeysPage() {
 
   const actions: KeyAction[] = canWrite ? ['edit', 'rotate', 'usage', 'delete'] : ['usage'];
   const close = () => setOpen(null);
+  const openDialog = (next: NonNullable<Open>) => {
+    if (next.kind === 'create' || next.kind === 'edit') reloadChoices();
+    setOpen(next);
+  };
 
   let why: string | null = null;
   if (free)
@@ -84,7 +90,7 @@ export function KeysPage() {
           </span>
         </p>
         {!free && canWrite ? (
-          <button type="button" className="button button-primary" onClick={() => setOpen({ kind: 'create' })}>
+          <button type="button" className="button button-primary" onClick={() => openDialog({ kind: 'create' })}>
             Create key
           </button>
         ) : free && account.role === 'admin' ? (
@@ -116,10 +122,10 @@ export function KeysPage() {
           </p>
         </div>
       ) : (
-        <KeysTable keys={list.keys} actions={actions} onAction={(kind, key) => setOpen({ kind, key })} />
+        <KeysTable keys={list.keys} actions={actions} onAction={(kind, key) => openDialog({ kind, key })} />
       )}
-      {open?.kind === 'create' && <CreateKeyDialog onClose={close} onCreated={() => changed('The key was created.')} />}
-      {open?.kind === 'edit' && <EditKeyDialog apiKey={open.key} onClose={close} onSaved={() => changed(`The key “${open.key.name}” was saved.`)} onStale={reload} />}
+      {open?.kind === 'create' && <CreateKeyDialog onClose={close} onCreated={() => changed('The key was created.')} choices={choices} />}
+      {open?.kind === 'edit' && <EditKeyDialog apiKey={open.key} choices={choices} onClose={close} onSaved={() => changed(`The key “${open.key.name}” was saved.`)} onStale={reload} />}
       {open?.kind === 'rotate' && <RotateKeyDialog apiKey={open.key} onClose={close} onRotated={() => changed(`The key “${open.key.name}” was rotated.`)} onStale={reload} />}
       {open?.kind === 'usage' && <UsageDialog apiKey={open.key} onClose={close} />}
       {open?.kind === 'delete' && (
