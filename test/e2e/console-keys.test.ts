@@ -248,8 +248,9 @@ describe('creating keys', () => {
       const reason = `${await accessibleDescription(modelRun)} ${await modelRun.evaluate((el) => (el as unknown as { closest(s: string): { textContent: string } | null }).closest('label, li, div')?.textContent ?? '')}`;
       expect(reason).toMatch(/business|enterprise|tier/i);
       // One model's run is above the ceiling too.
+      // The choices come from the account's workflows and models (loaded after the dialog opens).
+      await eventually(async () => expect(await canChooseOne(dialog, 'workflow', slug)).toBe(true));
       expect(await canChooseOne(dialog, 'model', 'echo')).toBe(false);
-      expect(await canChooseOne(dialog, 'workflow', slug)).toBe(true);
 
       // Within it: execution:read and keys:read, and the one workflow.
       await dialog.getByRole('checkbox', { name: /execution:read\b/ }).check();
@@ -279,7 +280,7 @@ describe('creating keys', () => {
       const dialog = await openCreateDialog(page, name);
       await dialog.getByRole('radio', { name: 'Custom', exact: true }).check();
       expect(await dialog.getByRole('checkbox', { name: /model:run\b/ }).isDisabled()).toBe(false);
-      expect(await canChooseOne(dialog, 'model', 'echo')).toBe(true);
+      await eventually(async () => expect(await canChooseOne(dialog, 'model', 'echo')).toBe(true));
       await chooseOne(dialog, 'model', 'echo');
       await dialog.getByRole('combobox', { name: 'Expiration' }).selectOption({ label: '30 days' });
       await chooseEnvironment(dialog, 'test');
