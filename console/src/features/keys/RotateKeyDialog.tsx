@@ -2,13 +2,14 @@
  * Rotate: a new key with the same name, permissions and workspaces replaces this one; the old one works
  * for the grace period chosen (none, 1 hour, 24 hours). The new key is shown once, as after Create.
  */
-import { useId, useRef, useState, type FormEvent } from 'react';
+import { useRef, useState, type FormEvent } from 'react';
 import { Dialog } from '../../components/Dialog';
 import { ErrorMessage, StatusMessage } from '../../components/Messages';
 import { ApiProblem, isStale, messageOf } from '../../api/errors';
 import { useAccount } from '../../lib/account';
 import { rotateKey, type Key } from './api';
 import { NewKeySecret } from './NewKeySecret';
+import { GracePeriodField } from '../../components/GracePeriodField';
 
 const GRACE = [
   { seconds: 0, label: 'None: the old key stops now' },
@@ -29,7 +30,6 @@ export function RotateKeyDialog({
   readonly onStale: () => void;
 }) {
   const account = useAccount();
-  const id = useId();
   const [idempotencyKey] = useState(() => crypto.randomUUID());
   const [grace, setGrace] = useState<number>(0);
   const [busy, setBusy] = useState(false);
@@ -67,18 +67,7 @@ export function RotateKeyDialog({
             A new key with the same name, permissions and workspaces replaces <strong>{apiKey.name}</strong> (<span className="mono">{apiKey.prefix}…</span>). Update
             the services that use it.
           </p>
-          <fieldset className="fieldset" aria-describedby={`${id}-hint`}>
-            <legend>Grace period</legend>
-            <p id={`${id}-hint`} className="hint">
-              How long the old key keeps working, so you can deploy the new one first.
-            </p>
-            {GRACE.map((g) => (
-              <div className="choice" key={g.seconds}>
-                <input type="radio" id={`${id}-${g.seconds}`} name={`${id}-grace`} checked={grace === g.seconds} onChange={() => setGrace(g.seconds)} />
-                <label htmlFor={`${id}-${g.seconds}`}>{g.label}</label>
-              </div>
-            ))}
-          </fieldset>
+          <GracePeriodField options={GRACE} value={grace} onChange={setGrace} hint="How long the old key keeps working, so you can deploy the new one first." />
           {problem && <ErrorMessage>{problem}</ErrorMessage>}
           {busy && <StatusMessage>Rotating…</StatusMessage>}
           <div className="dialog-actions">

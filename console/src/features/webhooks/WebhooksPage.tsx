@@ -11,6 +11,7 @@ import { SecretField } from '../../components/SecretField';
 import { ApiProblem, messageOf } from '../../api/errors';
 import { useAccount } from '../../lib/account';
 import { getSecret, rotateSecret, type WebhookSecret } from './api';
+import { GracePeriodField } from '../../components/GracePeriodField';
 
 const GRACE = [
   { seconds: 0, label: 'None: the old secret stops signing now' },
@@ -66,16 +67,12 @@ function RotateSecretDialog({ onClose, onRotated }: { readonly onClose: () => vo
       ) : (
         <form className="dialog-body" onSubmit={(e) => void submit(e)}>
           <p>A new secret will sign the account’s webhooks. Receivers that check signatures with the old secret fail once it stops signing.</p>
-          <fieldset className="fieldset">
-            <legend>Grace period</legend>
-            <p className="hint">How long the old secret keeps signing too (both signatures are sent), so you can update your receivers first.</p>
-            {GRACE.map((g) => (
-              <div className="choice" key={g.seconds}>
-                <input type="radio" id={`${id}-${g.seconds}`} name={`${id}-grace`} checked={grace === g.seconds} onChange={() => setGrace(g.seconds)} />
-                <label htmlFor={`${id}-${g.seconds}`}>{g.label}</label>
-              </div>
-            ))}
-          </fieldset>
+          <GracePeriodField
+            options={GRACE}
+            value={grace}
+            onChange={setGrace}
+            hint="How long the old secret keeps signing too (both signatures are sent), so you can update your receivers first."
+          />
           {problem && <ErrorMessage>{problem}</ErrorMessage>}
           {busy && <StatusMessage>Rotating…</StatusMessage>}
           <div className="dialog-actions">
