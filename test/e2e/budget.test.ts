@@ -95,6 +95,14 @@ describe('DynamoDB calls per request', () => {
     // + account read, + one transaction (count, record, pointer, its audit event).
     expect(created.calls).toEqual({ GetItem: 2, UpdateItem: 1, TransactWriteItems: 1 });
     const id = String(created.reply.body['key_id']);
+    // The audit trail: one query (limit + 1 items), no filter read.
+    const listed = await countOne(key, 'GET', '/audit-events?limit=2');
+    expect({ status: listed.status, calls: listed.calls }).toEqual({ status: 200, calls: { GetItem: 1, UpdateItem: 1, Query: 1 } });
+    // With a page token: + the read of the event it names.
+    const first = await countOne(key, 'GET', '/audit-events?limit=1&action=key.created');
+    const token = encodeURIComponent(String(first.reply.body['next_token']));
+    const next = await countOne(key, 'GET', `/audit-events?limit=1&action=key.created&next_token=${token}`);
+    expect({ status: next.status, calls: next.calls }).toEqual({ status: 200, calls: { GetItem: 2, UpdateItem: 1, Query: 1 } });
 
     const expected: [string, string, unknown, number, Record<string, number>][] = [
       // + pointer and record reads, + last_used query
@@ -120,14 +128,6 @@ describe('DynamoDB calls per request', () => {
         calls,
       });
     }
-    // The audit trail: one query (limit + 1 items), no filter read.
-    const listed = await countOne(key, 'GET', '/audit-events?limit=2');
-    expect({ status: listed.status, calls: listed.calls }).toEqual({ status: 200, calls: { GetItem: 1, UpdateItem: 1, Query: 1 } });
-    // With a page token: + the read of the event it names.
-    const first = await countOne(key, 'GET', '/audit-events?limit=1&action=key.created');
-    const token = encodeURIComponent(String(first.reply.body['next_token']));
-    const next = await countOne(key, 'GET', `/audit-events?limit=1&action=key.created&next_token=${token}`);
-    expect({ status: next.status, calls: next.calls }).toEqual({ status: 200, calls: { GetItem: 2, UpdateItem: 1, Query: 1 } });
   });
 
   it('each workflow, model and execution route: the authorizer read and the counter write, plus the handler’s own calls', async () => {

@@ -155,8 +155,8 @@ export class KeysRepository {
 
   /**
    * Marks the key revoked, atomically with freeing its slot (unless the slot was already released, by a
-   * rotation or by expiry), with `audit` (its key.revoked event's Put) in the same transaction. Throws NotFoundError when
-   * a concurrent request revoked it first.
+   * rotation or by expiry), with `audit` (its key.revoked event's Put) in the same transaction. Throws
+   * NotFoundError when a concurrent request revoked it first.
    */
   async revoke(record: KeyRecord, now: Date, audit: TransactItem): Promise<void> {
     const ttl = Math.floor(now.getTime() / 1000) + REVOKED_RETENTION_SECONDS;
@@ -199,8 +199,8 @@ export class KeysRepository {
 
   /**
    * Edits name, capabilities or workspaces of an active key that has not been rotated, and counts the
-   * edit in `version`, with `audit` (its key.updated event's Put) in the same transaction; the authorizer sees the change
-   * on the next request (it reads the record with a consistent GetItem). The key must be unchanged since
+   * edit in `version`, with `audit` (its key.updated event's Put) in the same transaction; the authorizer
+   * sees the change on the next request (it reads the record with a consistent GetItem). The key must be unchanged since
    * `record` was read (its `version`), so the event's `from` values are what the edit replaced. Returns
    * the key as edited; undefined when it was edited, rotated or stopped being active meanwhile (read it
    * again).
