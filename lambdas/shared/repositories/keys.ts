@@ -323,9 +323,29 @@ export class KeysRepository {
    * of them are released when it returns, by this call or by a concurrent one.
    */
   async releaseExpired(accountId: string, now: Date): Promise<number> {
+    return (await this.releaseExpiredKeys(accountId, now)).found;
+  }
+
+  /**
+   * Releases the slots of the account's keys past their expiry (a rotated key's expiry is the end of its
+   * grace), oldest first, each in its own transaction that sets the key's `released_at` and `ttl` (and
+   * its pointer's), takes it out of the slot index and gives its slot back, on condition it still holds
+   * it: each key is released once, whoever else is releasing it (a create on a full account, another
+   * housekeeping run). `take` is asked before each release and stops the call when it says no (a bound
+   * on the work of a run); `onRelease` hears of each key its own transaction released, as it happens (a
+   * later failure throws, and what was released before is still known). `found`: the keys it tried;
+   * `released`: those its own transaction released; `more`: `take` stopped it with more to look at. A
+   * failure other than a lost condition throws, and leaves each key released or not, never half.
+   */
+  async releaseExpiredKeys(
+    accountId: string,
+    now: Date,
+    { take = () => true, onRelease }: { take?: () => boolean; onRelease?: (keyId: string) => void } = {},
+  ): Promise<{ found: number; released: number; more: boolean }> {
     // Released, an expired key's items are kept as long as a revoked key's (for audit), then TTL removes them.
     const releasedTtl = Math.floor(now.getTime() / 1000) + REVOKED_RETENTION_SECONDS;
     let found = 0;
+    let released = 0;
     let start: Record<string, unknown> | undefined;
     do {
       const page = await this.doc.send(
@@ -339,6 +359,7 @@ export class KeysRepository {
         }),
       );
       for (const item of page.Items ?? []) {
+        if (!take()) return { found, released, more: true };
         found++;
         try {
           await this.transact([
@@ -356,6 +377,8 @@ export class KeysRepository {
             this.pointerTtl(String(item['key_id']), releasedTtl),
             this.releaseSlot(accountId, String(item['key_id'])),
           ], accountId);
+          released++;
+          onRelease?.(String(item['key_id']));
         } catch (error) {
           // Released or revoked concurrently, or removed by TTL: its slot is not ours to free. Anything
           // else (a conflict that outlasted the retries) must not pass for a release.
@@ -364,7 +387,7 @@ export class KeysRepository {
       }
       start = page.LastEvaluatedKey;
     } while (start);
-    return found;
+    return { found, released, more: false };
   }
 
   /**
