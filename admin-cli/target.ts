@@ -129,6 +129,7 @@ export async function awsTarget(stackName: string, region: string): Promise<Targ
     executions: need(STACK_OUTPUTS.executionsTable),
     memberships: need(STACK_OUTPUTS.membershipsTable),
     idempotency: need(STACK_OUTPUTS.idempotencyTable),
+    audit: need(STACK_OUTPUTS.auditTable),
   };
   const settings = resolveSettings(JSON.parse(need(STACK_OUTPUTS.settings)) as Settings);
   // With the stack's Cognito user pool, `user add` creates people there; without one (the deployer's own

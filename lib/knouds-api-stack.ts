@@ -36,6 +36,7 @@ import {
   WORKFLOWS_TIMEOUT_SECONDS,
 } from '../lambdas/shared/run-budget.js';
 import { KEYS_BY_ACCOUNT_INDEX, KEYS_HOLDING_SLOTS_INDEX } from '../lambdas/shared/repositories/keys.js';
+import { AUDIT_BY_ACTION_INDEX, AUDIT_BY_ACTOR_INDEX, AUDIT_BY_TARGET_INDEX } from '../lambdas/shared/repositories/audit.js';
 import { BUILT_IN_MODEL_IDS, MODELS_ENV } from '../lambdas/shared/models/registry.js';
 import { METRICS_NAMESPACE_ENV } from '../lambdas/shared/metric-names.js';
 import { SECRETS_KEY_ARN_ENV } from '../lambdas/shared/secret-box.js';
@@ -227,7 +228,7 @@ export class KnoudsApiStack extends Stack {
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
       ...(props.deletionProtection === undefined ? {} : { deletionProtection: props.deletionProtection }),
     });
-    const { keysTable, accountsTable, usageTable, workflowsTable, executionsTable, membershipsTable, idempotencyTable } = this.data;
+    const { keysTable, accountsTable, usageTable, workflowsTable, executionsTable, membershipsTable, idempotencyTable, auditTable } = this.data;
     this.identity = new Identity(this, 'Identity', {
       ...(props.identityProvider ? { identityProvider: props.identityProvider } : {}),
       ...(props.userPool ? { userPool: props.userPool } : {}),
@@ -294,7 +295,7 @@ export class KnoudsApiStack extends Stack {
       lambda: 'keys',
       description: 'Knouds API: /keys',
       logRetention,
-      environment: { ...settingsEnv, ...secretsEnv, ...tableEnv('keys', 'accounts', 'usage', 'memberships', 'idempotency') },
+      environment: { ...settingsEnv, ...secretsEnv, ...tableEnv('keys', 'accounts', 'usage', 'memberships', 'idempotency', 'audit') },
     });
     grantSecrets(keysFn, ['kms:Encrypt', 'kms:Decrypt']);
     // GET /me: the person's accounts (a Query of their own partition).
@@ -310,6 +311,10 @@ export class KnoudsApiStack extends Stack {
     // functions have routes that take an Idempotency-Key.
     const idempotencyActions = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'];
     grantTable(idempotencyTable, keysFn, idempotencyActions);
+    // The audit trail: each key and webhook-secret change puts its event in the change's transaction
+    // (create-only, never updated or deleted: TTL removes events); GET /audit-events queries the table and
+    // its three indexes and reads the event a page token names.
+    grantTable(auditTable, keysFn, ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:Query'], [AUDIT_BY_TARGET_INDEX, AUDIT_BY_ACTOR_INDEX, AUDIT_BY_ACTION_INDEX]);
 
     const modelSpecs = (functionName: (m: CustomModel) => string) =>
       JSON.stringify(models.map((m) => ({ id: m.id, description: m.description, input_schema: m.inputSchema ?? {}, function_name: functionName(m) })));
@@ -627,6 +632,7 @@ export class KnoudsApiStack extends Stack {
       [STACK_OUTPUTS.executionsTable]: executionsTable.tableName,
       [STACK_OUTPUTS.membershipsTable]: membershipsTable.tableName,
       [STACK_OUTPUTS.idempotencyTable]: idempotencyTable.tableName,
+      [STACK_OUTPUTS.auditTable]: auditTable.tableName,
       [STACK_OUTPUTS.settings]: JSON.stringify(settings),
       ...this.identity.outputs,
     };

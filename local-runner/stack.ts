@@ -173,6 +173,7 @@ function tableNamesOf(model: LocalApiModel): TableNames {
     executions: byOutput(STACK_OUTPUTS.executionsTable),
     memberships: byOutput(STACK_OUTPUTS.membershipsTable),
     idempotency: byOutput(STACK_OUTPUTS.idempotencyTable),
+    audit: byOutput(STACK_OUTPUTS.auditTable),
   };
 }
 

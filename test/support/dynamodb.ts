@@ -51,6 +51,7 @@ export async function createTestDb(name: string): Promise<TestDb> {
     executions: out(STACK_OUTPUTS.executionsTable),
     memberships: out(STACK_OUTPUTS.membershipsTable),
     idempotency: out(STACK_OUTPUTS.idempotencyTable),
+    audit: out(STACK_OUTPUTS.auditTable),
   };
   return {
     client,
