@@ -9,6 +9,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { TableNames } from '../lambdas/shared/ddb.js';
 import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
+import { AuditRepository } from '../lambdas/shared/repositories/audit.js';
 import { ExecutionsRepository } from '../lambdas/shared/repositories/executions.js';
 import { KeysRepository } from '../lambdas/shared/repositories/keys.js';
 import { MembershipsRepository } from '../lambdas/shared/repositories/memberships.js';
@@ -60,6 +61,7 @@ function build(
       keys: new KeysRepository(doc, { keys: tables.keys, accounts: tables.accounts }),
       executions: new ExecutionsRepository(doc, tables.executions, tables.accounts),
       accounts,
+      audit: new AuditRepository(doc, tables.audit, settings.auditRetentionDays),
     },
     close: () => {
       client.destroy();

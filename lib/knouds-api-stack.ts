@@ -417,18 +417,22 @@ export class KnoudsApiStack extends Stack {
     // Housekeeping (API.md §7): a function run every `sweepInterval` by an EventBridge rule, which
     // releases the slots of expired keys (and of rotated keys past their grace) and fails overdue runs.
     // It scans the accounts table (ids and key counts), queries the keys' slot index and the executions'
-    // status index, and changes keys, accounts and executions only in conditional writes and transactions.
+    // status index, and changes keys, accounts and executions only in conditional writes and transactions
+    // (a release with its audit event).
     // It sends no webhook (the terminal write marks it pending: the sender delivers it), so no secrets.
     const housekeepingFn = new KnoudsFunction(this, 'HousekeepingFunction', {
       lambda: 'housekeeping',
       description: 'Knouds API: housekeeping (expired keys’ slots, overdue executions), on a schedule',
       logRetention,
       timeout: Duration.seconds(HOUSEKEEPING_TIMEOUT_SECONDS),
-      environment: tableEnv('keys', 'accounts', 'executions'),
+      // The settings: how long the `key.expired` events are kept (auditRetentionDays).
+      environment: { ...settingsEnv, ...tableEnv('keys', 'accounts', 'executions', 'audit') },
       // A failed run is not retried: the next scheduled run continues where it stopped.
       retryAttempts: 0,
     });
     grantTable(accountsTable, housekeepingFn, ['dynamodb:Scan', 'dynamodb:UpdateItem']);
+    // A release's `key.expired` event, in the release's transaction (create-only).
+    grantTable(auditTable, housekeepingFn, ['dynamodb:PutItem']);
     grantTable(keysTable, housekeepingFn, ['dynamodb:UpdateItem']);
     grantTable(executionsTable, housekeepingFn, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
     // Queries reach only the indexes: the slot index (and, for an account from before the slot map, the

@@ -8,6 +8,7 @@
 import { GetCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { createDocumentClient } from '../lambdas/shared/ddb.js';
 import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
+import { AuditRepository } from '../lambdas/shared/repositories/audit.js';
 import { ExecutionsRepository, IN_FLIGHT_ATTRIBUTE, newExecutionId, TIMED_OUT, type ExecutionRecord } from '../lambdas/shared/repositories/executions.js';
 import { KeysRepository } from '../lambdas/shared/repositories/keys.js';
 import { LEASE_MARGIN_MS, QUEUED_DEADLINE_MS, WORKER_TIMEOUT_SECONDS } from '../lambdas/shared/run-budget.js';
@@ -53,8 +54,17 @@ function housekeeping(doc = db.doc, limits: Partial<HousekeepingLimits> = {}): H
     keys: new KeysRepository(doc, { keys: db.tables.keys, accounts: db.tables.accounts }),
     executions: new ExecutionsRepository(doc, db.tables.executions, db.tables.accounts),
     accounts: new AccountsRepository(doc, db.tables.accounts),
+    audit: new AuditRepository(doc, db.tables.audit, SETTINGS.auditRetentionDays),
     limits,
   };
+}
+
+/** The account's `key.expired` events, as stored (read back consistently). */
+async function expiredEvents(accountId: string): Promise<Record<string, unknown>[]> {
+  const out = await db.doc.send(
+    new QueryCommand({ TableName: db.tables.audit, KeyConditionExpression: 'account_id = :a', ExpressionAttributeValues: { ':a': accountId }, ConsistentRead: true }),
+  );
+  return (out.Items ?? []).filter((e) => e['action'] === 'key.expired');
 }
 const executions = () => new ExecutionsRepository(db.doc, db.tables.executions, db.tables.accounts);
 const keyDeps = (at?: Date) => db.deps(SETTINGS, at ? () => at : undefined);
@@ -149,6 +159,25 @@ async function expectConsistent(accountId: string): Promise<void> {
     expect(r['ttl']).toEqual(expect.any(Number));
     expect(keyItems.find((p) => p['pk'] === `K#${String(r['key_id'])}`)?.['ttl']).toBe(r['ttl']);
   }
+  // Every release by expiry has exactly one `key.expired` event, by the system, and every such event its
+  // release: never one without the other, never two.
+  const expiredReleases = records.filter((r) => r['released_at'] !== undefined && r['revoked_at'] === undefined);
+  const events = await expiredEvents(accountId);
+  expect(events.map((e) => (e['target'] as { id: string }).id).sort()).toEqual(expiredReleases.map((r) => String(r['key_id'])).sort());
+  for (const e of events) {
+    const released = expiredReleases.find((r) => r['key_id'] === (e['target'] as { id: string }).id)!;
+    expect(e).toMatchObject({
+      account_id: accountId,
+      actor: { kind: 'system' },
+      target: { kind: 'key' },
+      changes: { released_at: { from: null, to: released['released_at'] } },
+      request_id: null,
+      source_ip: null,
+      user_agent: null,
+    });
+    // Never a key, a hash or a secret.
+    expect(JSON.stringify(e)).not.toMatch(/knouds_(live|test)_|key_hash|[0-9a-f]{64}/);
+  }
   const runs = (await db.doc.send(new QueryCommand({ TableName: db.tables.executions, KeyConditionExpression: 'account_id = :a', ExpressionAttributeValues: { ':a': accountId }, ConsistentRead: true }))).Items ?? [];
   const inFlight = runs.filter((r) => r['async_slot'] === true && (r['status'] === 'QUEUED' || r['status'] === 'RUNNING'));
   expect(account[IN_FLIGHT_ATTRIBUTE] ?? 0).toBe(inFlight.length);
@@ -187,6 +216,8 @@ describe('keys', () => {
     for (const keyId of [next, live]) expect(await storedKey(keyId)).not.toHaveProperty('released_at');
     expect(await storedKey(revoked)).not.toHaveProperty('released_at');
     expect(await storedAccount(accountId)).toMatchObject({ active_keys: 1, slot_keys: { [next]: true } });
+    expect((await expiredEvents(accountId)).map((e) => (e['target'] as { id: string }).id).sort()).toEqual([expired, old].sort());
+    expect(await expiredEvents(other)).toEqual([]);
     await expectConsistent(accountId);
     await expectConsistent(other);
     // Nothing left: a second run changes nothing.
@@ -312,6 +343,8 @@ describe('safety', () => {
     const made = await mess(4);
     const runs = await Promise.all([sweep(housekeeping()), sweep(housekeeping())]);
     expect(total(runs)).toEqual({ released_keys: made.keys, failed_executions: made.runs });
+    // One event per released key (expectConsistent pairs each event with its release).
+    for (const id of made.ids) expect(await expiredEvents(id)).toHaveLength(2);
     for (const id of made.ids) await expectConsistent(id);
     expect(await sweep(housekeeping())).toMatchObject({ released_keys: 0, failed_executions: 0, complete: true });
   });
@@ -354,16 +387,17 @@ describe('safety', () => {
     const faulty = (limits: Partial<HousekeepingLimits> = {}) =>
       housekeeping(createDocumentClient({ endpoint: proxy.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS }), limits);
 
-    const faults: [string, Omit<FaultRule, 'table'>][] = [
-      ['transactions fail (500) after three', { operation: 'TransactWriteItems', fault: 'server-error', skip: 3 }],
-      ['transactions are throttled after two', { operation: 'TransactWriteItems', fault: 'throttle', skip: 2 }],
-      ['a sync run’s update gets no answer', { operation: 'UpdateItem', fault: 'hang' }],
-      ['index queries are throttled after four', { operation: 'Query', fault: 'throttle', skip: 4 }],
-      ['the accounts scan fails', { operation: 'Scan', fault: 'server-error' }],
+    const faults: [string, () => FaultRule][] = [
+      ['transactions fail (500) after three', () => ({ operation: 'TransactWriteItems', fault: 'server-error', skip: 3 })],
+      ['transactions are throttled after two', () => ({ operation: 'TransactWriteItems', fault: 'throttle', skip: 2 })],
+      ['the releases’ transactions (they write the audit table) fail', () => ({ operation: 'TransactWriteItems', table: db.tables.audit, fault: 'server-error', skip: 1 })],
+      ['a sync run’s update gets no answer', () => ({ operation: 'UpdateItem', fault: 'hang' })],
+      ['index queries are throttled after four', () => ({ operation: 'Query', fault: 'throttle', skip: 4 })],
+      ['the accounts scan fails', () => ({ operation: 'Scan', fault: 'server-error' })],
     ];
     it.each(faults)('%s: the run stops with what it did, nothing is half done, and the next run completes', async (_name, rule) => {
       const made = await mess(3);
-      proxy.inject(rule);
+      proxy.inject(rule());
       let stopped: SweepStopped | undefined;
       try {
         await sweep(faulty({ concurrency: 2 }));

@@ -11,9 +11,11 @@ import { createDocumentClient, TABLE_ENV } from '../shared/ddb.js';
 import { requireEnv } from '../shared/env.js';
 import { countMetric, log, METRIC, startInvocation } from '../shared/log.js';
 import { AccountsRepository } from '../shared/repositories/accounts.js';
+import { AuditRepository } from '../shared/repositories/audit.js';
 import { ExecutionsRepository } from '../shared/repositories/executions.js';
 import { KeysRepository } from '../shared/repositories/keys.js';
 import { HOUSEKEEPING_RESERVE_MS } from '../shared/run-budget.js';
+import { settingsFromEnv } from '../shared/settings.js';
 import { sweep, SweepStopped, type HousekeepingDeps, type SweepResult } from '../shared/services/housekeeping.js';
 
 const doc = createDocumentClient();
@@ -22,6 +24,8 @@ const deps: HousekeepingDeps = {
   keys: new KeysRepository(doc, { keys: requireEnv(TABLE_ENV.keys), accounts: accountsTable }),
   executions: new ExecutionsRepository(doc, requireEnv(TABLE_ENV.executions), accountsTable),
   accounts: new AccountsRepository(doc, accountsTable),
+  // Events kept `auditRetentionDays` (the stack's settings).
+  audit: new AuditRepository(doc, requireEnv(TABLE_ENV.audit), settingsFromEnv().auditRetentionDays),
 };
 
 function publish(run: SweepResult): void {

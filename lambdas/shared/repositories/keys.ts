@@ -8,6 +8,7 @@ import {
   type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import type { KeyEnvironment } from '../api-key.js';
+import { newAuditEvent, SYSTEM_ACTOR, type AuditRepository } from './audit.js';
 import type { Capability } from '../capabilities.js';
 import { cancellationReasons, decodePageToken, encodePageToken, isConditionalCheckFailed, queryPage } from '../ddb.js';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
@@ -319,18 +320,21 @@ export class KeysRepository {
 
   /**
    * Expired keys still hold their slot in `active_keys` until released. Releases each expired key of the
-   * account exactly once (a conditional transaction per key). Returns how many such keys it found: all
-   * of them are released when it returns, by this call or by a concurrent one.
+   * account exactly once (a conditional transaction per key, with its `key.expired` event in `audit`).
+   * Returns how many such keys it found: all of them are released when it returns, by this call or by a
+   * concurrent one.
    */
-  async releaseExpired(accountId: string, now: Date): Promise<number> {
-    return (await this.releaseExpiredKeys(accountId, now)).found;
+  async releaseExpired(accountId: string, now: Date, audit?: AuditRepository): Promise<number> {
+    // TODO(audit merge): `audit` becomes required once KeyServiceDeps carries it (services/keys.ts afterConflict).
+    return (await this.releaseExpiredKeys(accountId, now, audit)).found;
   }
 
   /**
    * Releases the slots of the account's keys past their expiry (a rotated key's expiry is the end of its
    * grace), oldest first, each in its own transaction that sets the key's `released_at` and `ttl` (and
-   * its pointer's), takes it out of the slot index and gives its slot back, on condition it still holds
-   * it: each key is released once, whoever else is releasing it (a create on a full account, another
+   * its pointer's), takes it out of the slot index, gives its slot back and writes its `key.expired`
+   * event (by the system actor) in `audit`, on condition it still holds the slot: each key is released,
+   * and its event written, once, whoever else is releasing it (a create on a full account, another
    * housekeeping run). `take` is asked before each release and stops the call when it says no (a bound
    * on the work of a run); `onRelease` hears of each key its own transaction released, as it happens (a
    * later failure throws, and what was released before is still known). `found`: the keys it tried;
@@ -340,6 +344,7 @@ export class KeysRepository {
   async releaseExpiredKeys(
     accountId: string,
     now: Date,
+    audit: AuditRepository | undefined,
     { take = () => true, onRelease }: { take?: () => boolean; onRelease?: (keyId: string) => void } = {},
   ): Promise<{ found: number; released: number; more: boolean }> {
     // Released, an expired key's items are kept as long as a revoked key's (for audit), then TTL removes them.
@@ -376,6 +381,7 @@ export class KeysRepository {
             },
             this.pointerTtl(String(item['key_id']), releasedTtl),
             this.releaseSlot(accountId, String(item['key_id'])),
+            ...(audit ? [audit.putItem(expiredEvent(accountId, String(item['key_id']), now))] : []),
           ], accountId);
           released++;
           onRelease?.(String(item['key_id']));
@@ -617,6 +623,18 @@ export class KeysRepository {
     }
     return { slot_account: accountId, created_at: record.created_at, pk: hashPk(record.key_hash) };
   }
+}
+
+/** The `key.expired` event of a slot released at `now` (API.md §7): by the system, the release its one change. */
+function expiredEvent(accountId: string, keyId: string, now: Date) {
+  return newAuditEvent({
+    accountId,
+    action: 'key.expired',
+    actor: SYSTEM_ACTOR,
+    target: { kind: 'key', id: keyId },
+    changes: { released_at: { from: null, to: now.toISOString() } },
+    now,
+  });
 }
 
 /** A transaction set a path inside `slot_keys` on an account that has no such map yet. */

@@ -2,7 +2,8 @@
  * Housekeeping (API.md §7): what nobody's request cleans up, done on a schedule (lambdas/housekeeping,
  * every `sweepInterval`) and on demand (`npm run admin -- sweep`).
  * - Keys past their expiry, or past the grace of their rotation, give their slot back (each with its
- *   TTL): KeysRepository.releaseExpiredKeys, the release a create on a full account already makes.
+ *   TTL and a `key.expired` event by the system actor, in one transaction):
+ *   KeysRepository.releaseExpiredKeys, the release a create on a full account makes too.
  * - Runs still QUEUED or RUNNING past their deadline end FAILED "timed out", in the same terminal write
  *   as any end of a run (the in-flight slot freed, the webhook marked pending for the scheduled sender):
  *   ExecutionsRepository.failOverdue. A run's deadline:
@@ -21,6 +22,7 @@
  */
 import { log } from '../log.js';
 import type { AccountsRepository } from '../repositories/accounts.js';
+import type { AuditRepository } from '../repositories/audit.js';
 import { newAttemptId, type ExecutionsRepository, type OverdueCutoffs } from '../repositories/executions.js';
 import type { KeysRepository } from '../repositories/keys.js';
 import { LEASE_MARGIN_MS, QUEUED_DEADLINE_MS, WORKER_TIMEOUT_SECONDS } from '../run-budget.js';
@@ -54,6 +56,8 @@ export const DEFAULT_HOUSEKEEPING_LIMITS: HousekeepingLimits = {
 
 export interface HousekeepingDeps {
   readonly keys: KeysRepository;
+  /** Where each release writes its `key.expired` event, in the release's transaction. */
+  readonly audit: AuditRepository;
   readonly executions: ExecutionsRepository;
   readonly accounts: AccountsRepository;
   readonly now?: () => Date;
@@ -136,7 +140,7 @@ export async function sweep(deps: HousekeepingDeps, options: { readonly startBy?
     accounts++;
     if (account.active_keys > 0) {
       // Counted as each lands, so a failure later in the account loses none of the count.
-      await deps.keys.releaseExpiredKeys(account.account_id, clock(deps), {
+      await deps.keys.releaseExpiredKeys(account.account_id, clock(deps), deps.audit, {
         take: takeKey,
         onRelease: (keyId) => {
           released++;
