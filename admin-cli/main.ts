@@ -353,7 +353,8 @@ const COMMANDS: Record<string, Command> = {
     async run(target) {
       let run: SweepResult;
       try {
-        run = await sweep(target.housekeeping);
+        // Quiet: the summary below (or the one JSON object) is the whole output.
+        run = await sweep({ ...target.housekeeping, report: () => undefined });
       } catch (error) {
         if (!(error instanceof SweepStopped)) throw error;
         throw new SweepIncomplete(error);

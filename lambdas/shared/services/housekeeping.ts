@@ -62,6 +62,8 @@ export interface HousekeepingDeps {
   readonly accounts: AccountsRepository;
   readonly now?: () => Date;
   readonly limits?: Partial<HousekeepingLimits>;
+  /** Hears of each key released and each run failed. @default a log line each (the function's) */
+  readonly report?: (message: string, fields: Record<string, unknown>) => void;
 }
 
 export interface SweepResult {
@@ -113,6 +115,7 @@ interface ScannedAccount {
  */
 export async function sweep(deps: HousekeepingDeps, options: { readonly startBy?: number } = {}): Promise<SweepResult> {
   const limits = { ...DEFAULT_HOUSEKEEPING_LIMITS, ...deps.limits };
+  const report = deps.report ?? ((message: string, fields: Record<string, unknown>) => log('info', message, fields));
   const startBy = options.startBy ?? Number.POSITIVE_INFINITY;
   // This run's attempt id: the owner it writes on the runs it ends (so a retried write knows its own).
   const owner = newAttemptId();
@@ -144,7 +147,7 @@ export async function sweep(deps: HousekeepingDeps, options: { readonly startBy?
         take: takeKey,
         onRelease: (keyId) => {
           released++;
-          log('info', 'expired key’s slot released', { account_id: account.account_id, key_id: keyId });
+          report('expired key’s slot released', { account_id: account.account_id, key_id: keyId });
         },
       });
     }
@@ -162,7 +165,7 @@ export async function sweep(deps: HousekeepingDeps, options: { readonly startBy?
       const ended = await deps.executions.failOverdue(run, owner, clock(deps), cutoffs);
       if (!ended) continue;
       failed++;
-      log('info', 'overdue run failed: timed out', {
+      report('overdue run failed: timed out', {
         account_id: run.account_id,
         execution_id: run.execution_id,
         was: run.status,
