@@ -10,9 +10,11 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { TableNames } from '../lambdas/shared/ddb.js';
 import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
 import { AuditRepository } from '../lambdas/shared/repositories/audit.js';
+import { ExecutionsRepository } from '../lambdas/shared/repositories/executions.js';
 import { KeysRepository } from '../lambdas/shared/repositories/keys.js';
 import { MembershipsRepository } from '../lambdas/shared/repositories/memberships.js';
 import { UsageRepository } from '../lambdas/shared/repositories/usage.js';
+import type { HousekeepingDeps } from '../lambdas/shared/services/housekeeping.js';
 import type { KeyServiceDeps } from '../lambdas/shared/services/keys.js';
 import { resolveSettings, type Settings } from '../lambdas/shared/settings.js';
 import { STACK_OUTPUTS } from '../lib/outputs.js';
@@ -31,6 +33,8 @@ export interface Target {
   readonly deps: KeyServiceDeps;
   /** The `user …` commands': the accounts, the memberships, and where people sign in. */
   readonly members: MemberDeps;
+  /** `sweep`: the housekeeping's repositories, run here with the operator's credentials. */
+  readonly housekeeping: HousekeepingDeps;
   close(): void;
 }
 
@@ -56,6 +60,12 @@ function build(
       settings,
     },
     members: { accounts, memberships: new MembershipsRepository(doc, tables.memberships), audit, people },
+    housekeeping: {
+      keys: new KeysRepository(doc, { keys: tables.keys, accounts: tables.accounts }),
+      executions: new ExecutionsRepository(doc, tables.executions, tables.accounts),
+      accounts,
+      audit,
+    },
     close: () => {
       client.destroy();
       closeMore();

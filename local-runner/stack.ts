@@ -365,6 +365,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // EventBridge: each rule's targets, invoked asynchronously (as EventBridge invokes Lambda) with a
     // "Scheduled Event", on the rule's rate or the option's.
     for (const u of model.unsupported) progress(`Not run locally: ${u.logicalId}: ${u.reason}`);
+    for (const rule of model.schedules) {
+      const when = schedulesOption === 'manual' ? 'when asked' : typeof schedulesOption === 'object' ? `every ${schedulesOption.everyMs} ms` : rule.expression;
+      progress(`Schedule ${rule.logicalId}: ${rule.targets.map((t) => t.functionId).join(', ')}, ${when}`);
+    }
     const fire = (rule: ScheduleDef): Promise<void> => {
       const time = new Date();
       time.setMilliseconds(0);

@@ -1,4 +1,4 @@
-import { GetCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, ScanCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { cancellationReasons, isConditionalCheckFailed } from '../ddb.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { SecretBox } from '../secret-box.js';
@@ -160,6 +160,28 @@ export class AccountsRepository {
       if (after.Item[ROTATION_ATTRIBUTE] !== rotationId) throw new Error('the webhook secret rotation was refused', { cause: error });
     }
     return { current: secret, ...(keepPrevious ? { previous: { secret: before.current, until: new Date(until) } } : {}) };
+  }
+
+  /**
+   * Housekeeping: one page of the accounts (a Scan, eventually consistent), of one segment of a parallel
+   * scan when `segment` says so, with only its id and its key count. `start`: the previous page's `next`.
+   */
+  async scanPage(
+    limit: number,
+    start?: Record<string, unknown>,
+    segment?: { readonly segment: number; readonly of: number },
+  ): Promise<{ items: { account_id: string; active_keys: number }[]; next?: Record<string, unknown> }> {
+    const out = await this.doc.send(
+      new ScanCommand({
+        TableName: this.table,
+        ProjectionExpression: 'account_id, active_keys',
+        Limit: limit,
+        ...(segment ? { Segment: segment.segment, TotalSegments: segment.of } : {}),
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      }),
+    );
+    const items = (out.Items ?? []).map((i) => ({ account_id: String(i['account_id']), active_keys: Number(i['active_keys'] ?? 0) }));
+    return { items, ...(out.LastEvaluatedKey ? { next: out.LastEvaluatedKey } : {}) };
   }
 
   private sealer(): SecretBox {

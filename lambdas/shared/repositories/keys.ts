@@ -7,7 +7,7 @@ import {
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
 import type { KeyEnvironment } from '../api-key.js';
-import type { TransactItem } from './audit.js';
+import { newAuditEvent, SYSTEM_ACTOR, type AuditRepository, type TransactItem } from './audit.js';
 import type { Capability } from '../capabilities.js';
 import { cancellationReasons, decodePageToken, encodePageToken, isConditionalCheckFailed, queryPage } from '../ddb.js';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
@@ -331,13 +331,36 @@ export class KeysRepository {
 
   /**
    * Expired keys still hold their slot in `active_keys` until released. Releases each expired key of the
-   * account exactly once (a conditional transaction per key). Returns how many such keys it found: all
-   * of them are released when it returns, by this call or by a concurrent one.
+   * account exactly once (a conditional transaction per key, with its `key.expired` event in `audit`).
+   * Returns how many such keys it found: all of them are released when it returns, by this call or by a
+   * concurrent one.
    */
-  async releaseExpired(accountId: string, now: Date): Promise<number> {
+  async releaseExpired(accountId: string, now: Date, audit: AuditRepository): Promise<number> {
+    return (await this.releaseExpiredKeys(accountId, now, audit)).found;
+  }
+
+  /**
+   * Releases the slots of the account's keys past their expiry (a rotated key's expiry is the end of its
+   * grace), oldest first, each in its own transaction that sets the key's `released_at` and `ttl` (and
+   * its pointer's), takes it out of the slot index, gives its slot back and writes its `key.expired`
+   * event (by the system actor) in `audit`, on condition it still holds the slot: each key is released,
+   * and its event written, once, whoever else is releasing it (a create on a full account, another
+   * housekeeping run). `take` is asked before each release and stops the call when it says no (a bound
+   * on the work of a run); `onRelease` hears of each key its own transaction released, as it happens (a
+   * later failure throws, and what was released before is still known). `found`: the keys it tried;
+   * `released`: those its own transaction released; `more`: `take` stopped it with more to look at. A
+   * failure other than a lost condition throws, and leaves each key released or not, never half.
+   */
+  async releaseExpiredKeys(
+    accountId: string,
+    now: Date,
+    audit: AuditRepository,
+    { take = () => true, onRelease }: { take?: () => boolean; onRelease?: (keyId: string) => void } = {},
+  ): Promise<{ found: number; released: number; more: boolean }> {
     // Released, an expired key's items are kept as long as a revoked key's (for audit), then TTL removes them.
     const releasedTtl = Math.floor(now.getTime() / 1000) + REVOKED_RETENTION_SECONDS;
     let found = 0;
+    let released = 0;
     let start: Record<string, unknown> | undefined;
     do {
       const page = await this.doc.send(
@@ -351,6 +374,7 @@ export class KeysRepository {
         }),
       );
       for (const item of page.Items ?? []) {
+        if (!take()) return { found, released, more: true };
         found++;
         try {
           await this.transact([
@@ -367,7 +391,10 @@ export class KeysRepository {
             },
             this.pointerTtl(String(item['key_id']), releasedTtl),
             this.releaseSlot(accountId, String(item['key_id'])),
+            audit.putItem(expiredEvent(accountId, String(item['key_id']), now)),
           ], accountId);
+          released++;
+          onRelease?.(String(item['key_id']));
         } catch (error) {
           // Released or revoked concurrently, or removed by TTL: its slot is not ours to free. Anything
           // else (a conflict that outlasted the retries) must not pass for a release.
@@ -376,7 +403,7 @@ export class KeysRepository {
       }
       start = page.LastEvaluatedKey;
     } while (start);
-    return found;
+    return { found, released, more: false };
   }
 
   /**
@@ -623,6 +650,18 @@ export class KeysRepository {
  */
 export function graceExpiry(old: KeyRecord, graceEnd: Date | undefined): string | undefined {
   return graceEnd && old.expires_at && Date.parse(old.expires_at) <= graceEnd.getTime() ? old.expires_at : graceEnd?.toISOString();
+}
+
+/** The `key.expired` event of a slot released at `now` (API.md §7): by the system, the release its one change. */
+function expiredEvent(accountId: string, keyId: string, now: Date) {
+  return newAuditEvent({
+    accountId,
+    action: 'key.expired',
+    actor: SYSTEM_ACTOR,
+    target: { kind: 'key', id: keyId },
+    changes: { released_at: { from: null, to: now.toISOString() } },
+    now,
+  });
 }
 
 /** A transaction set a path inside `slot_keys` on an account that has no such map yet. */

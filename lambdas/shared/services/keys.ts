@@ -195,7 +195,7 @@ async function afterConflict(deps: KeyServiceDeps, accountId: string, seenTier: 
   const fresh = await deps.accounts.get(accountId);
   if (!fresh) throw new NotFoundError(`Account '${accountId}' does not exist`);
   if (fresh.tier !== seenTier) return;
-  await deps.keys.releaseExpired(accountId, now);
+  await deps.keys.releaseExpired(accountId, now, deps.audit);
   const after = await deps.accounts.get(accountId);
   if (after && after.active_keys < max) return;
   throw keyLimitReached(max);
