@@ -28,7 +28,7 @@ const logicalId = (type: string, pathPart: string) => {
 };
 
 /** The stack's own functions (KnoudsFunction), by construct id. */
-const OWN_FUNCTIONS = ['AuthorizerFunction', 'ExecutionsFunction', 'KeysFunction', 'OpenApiFunction', 'WebhookSenderFunction', 'WorkerFunction', 'WorkflowsFunction'];
+const OWN_FUNCTIONS = ['AuthorizerFunction', 'ExecutionsFunction', 'HousekeepingFunction', 'KeysFunction', 'OpenApiFunction', 'WebhookSenderFunction', 'WorkerFunction', 'WorkflowsFunction'];
 /**
  * The CDK's own deploy-time functions, one per stack, not the stack's: the BucketDeployment's (Python: copies
  * the console into its bucket) and the S3 auto-delete provider's (empties the console bucket when the stack
@@ -604,7 +604,7 @@ describe('webhook retries', () => {
   });
 
   it('an EventBridge rule runs the sender every minute; a missed event is not retried (the next run finds what is due)', () => {
-    const rules = ofType('AWS::Events::Rule');
+    const rules = ofType('AWS::Events::Rule').filter(([id]) => id.includes('WebhookSender'));
     expect(rules).toHaveLength(1);
     expect(rules[0]![1].Properties).toMatchObject({
       ScheduleExpression: 'rate(1 minute)',
@@ -748,7 +748,7 @@ describe('operability', () => {
   it('alarms on authorizer errors, the 5xx rate, Lambda throttles, dead letters and the webhook failure rate', () => {
     const alarms = ofType('AWS::CloudWatch::Alarm').map(([id, a]) => ({ id, p: a.Properties }));
     expect(alarms.map((a) => a.id.replace(/^Monitoring|[0-9A-F]{8}$/g, '')).sort()).toEqual(
-      ['AuthorizerErrors', 'DeadLetters', 'LambdaThrottles', 'ServerErrorRate', 'WebhookFailureRate'].sort(),
+      ['AuthorizerErrors', 'DeadLetters', 'HousekeepingErrors', 'LambdaThrottles', 'ServerErrorRate', 'WebhookFailureRate'].sort(),
     );
     const byId = (name: string) => alarms.find((a) => a.id.includes(name))!.p;
     // The authorizer's own failures, not Lambda's Errors (which count every refused key: it throws 'Unauthorized').
@@ -825,10 +825,10 @@ describe('alarms that can fire: missing data filled, and treated deliberately', 
 
   it('Lambda throttles: FILL(t_i, 0) summed over every function’s Throttles, so an idle function no longer hides the others', () => {
     expect(expression('LambdaThrottles')).toEqual([
-      expect.objectContaining({ Expression: 'FILL(t0, 0) + FILL(t1, 0) + FILL(t2, 0) + FILL(t3, 0) + FILL(t4, 0) + FILL(t5, 0) + FILL(t6, 0)' }),
+      expect.objectContaining({ Expression: 'FILL(t0, 0) + FILL(t1, 0) + FILL(t2, 0) + FILL(t3, 0) + FILL(t4, 0) + FILL(t5, 0) + FILL(t6, 0) + FILL(t7, 0)' }),
     ]);
     expect(expression('LambdaThrottles')[0]!.ReturnData ?? true).toBe(true);
-    const functions = ['AuthorizerFunction', 'KeysFunction', 'WorkflowsFunction', 'ExecutionsFunction', 'WorkerFunction', 'OpenApiFunction', 'WebhookSenderFunction'];
+    const functions = ['AuthorizerFunction', 'KeysFunction', 'WorkflowsFunction', 'ExecutionsFunction', 'WorkerFunction', 'OpenApiFunction', 'WebhookSenderFunction', 'HousekeepingFunction'];
     expect(inputs('LambdaThrottles')).toEqual(
       functions.map((fn, i) => ({
         id: `t${i}`,
@@ -879,6 +879,7 @@ describe('alarms that can fire: missing data filled, and treated deliberately', 
       LambdaThrottles: 'notBreaching',
       DeadLetters: 'ignore',
       WebhookFailureRate: 'notBreaching',
+      HousekeepingErrors: 'notBreaching',
     });
   });
 });
