@@ -6,7 +6,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ROLES, ROLE_NAMES, isRoleName, type RoleName } from '../lambdas/shared/capabilities.js';
 import { ApiError, NotFoundError, ValidationError } from '../lambdas/shared/errors.js';
 import { ACCOUNT_ID_PATTERN } from '../lambdas/shared/repositories/accounts.js';
-import { createKey, listKeys, revokeKey, setAccountTier } from '../lambdas/shared/services/keys.js';
+import { sweep, SweepStopped, type SweepResult } from '../lambdas/shared/services/housekeeping.js';
+import { createAccount, createKey, listKeys, revokeKey, setAccountTier } from '../lambdas/shared/services/keys.js';
 import { TIER_NAMES, isTierName, type TierName } from '../lambdas/shared/settings.js';
 import { LocalOidcAdminError } from '../local-runner/oidc/admin-client.js';
 import { InvalidEmailError, normalizeEmail } from '../local-runner/oidc/people.js';
@@ -31,6 +32,7 @@ Commands:
   user list --account <id>
   user set-role --account <id> (--email <email> | --subject <sub>) --role <admin|viewer>
   user remove --account <id> (--email <email> | --subject <sub>)
+  sweep
 
 Options for every command:
   --json                 print one JSON object and nothing else
@@ -129,7 +131,7 @@ const COMMANDS: Record<string, Command> = {
       tier(values);
     },
     async run(target, values) {
-      const account = await target.deps.accounts.create(accountId(values, 'id'), tier(values), new Date());
+      const account = await createAccount(target.deps, accountId(values, 'id'), tier(values));
       return {
         json: { account_id: account.account_id, tier: account.tier, created_at: account.created_at },
         text: `Created account ${account.account_id} (tier ${account.tier}) on the ${target.description}.`,
@@ -339,7 +341,41 @@ const COMMANDS: Record<string, Command> = {
       };
     },
   },
+  sweep: {
+    usage: 'sweep',
+    about:
+      'Runs the housekeeping once now, as its schedule does: releases the slots of keys past their expiry or their\n' +
+      'rotation\'s grace (each gets its TTL and a key.expired event), and fails runs still QUEUED or RUNNING past\n' +
+      'their deadline ("timed out", their webhooks sent as for any end). Bounded like a scheduled run: what is left\n' +
+      'waits for the next one. Safe at any time, also while the schedule runs.\n' +
+      'Against a deployed stack it runs here, with your credentials, on the stack\'s tables.',
+    options: {},
+    async run(target) {
+      let run: SweepResult;
+      try {
+        // Quiet: the summary below (or the one JSON object) is the whole output.
+        run = await sweep({ ...target.housekeeping, report: () => undefined });
+      } catch (error) {
+        if (!(error instanceof SweepStopped)) throw error;
+        throw new SweepIncomplete(error);
+      }
+      const json = { released_keys: run.released_keys, failed_executions: run.failed_executions };
+      return {
+        json,
+        text:
+          `Housekeeping on the ${target.description}: released ${run.released_keys} expired key slot(s), failed ${run.failed_executions} overdue execution(s) ("timed out"); ${run.accounts} account(s) looked at.` +
+          (run.complete ? '' : '\nThe run reached its bounds: run it again (or let the schedule) for the rest.'),
+      };
+    },
+  },
 };
+
+/** A sweep that stopped on an error after doing part of its work: said with what it did. */
+class SweepIncomplete extends Error {
+  constructor(readonly stopped: SweepStopped) {
+    super(`${stopped.message}: ${stopped.cause instanceof Error ? `${stopped.cause.name}: ${stopped.cause.message}` : String(stopped.cause)}`);
+  }
+}
 
 const bodyOf = (error: ApiError) => ({ error: error.message, code: error.code, ...error.extra() });
 
@@ -420,6 +456,10 @@ export async function main(argv: string[]): Promise<number> {
       return fail(EXIT.refused, { error: `the local provider refused: ${error.message}`, code: 'IDENTITY_PROVIDER_ERROR' });
     }
     if (error instanceof TargetError) return fail(EXIT.unreachable, { error: error.message, code: 'NO_STACK' });
+    if (error instanceof SweepIncomplete) {
+      const { released_keys, failed_executions } = error.stopped.partial;
+      return fail(EXIT.refused, { error: error.message, code: 'SWEEP_INCOMPLETE', released_keys, failed_executions });
+    }
     if (error instanceof ValidationError) {
       const details = error.details.map((d) => ({ ...d, flag: FLAG_OF_FIELD[d.field.split('.')[0] ?? ''] ?? d.field }));
       const first = details[0];

@@ -9,9 +9,12 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { TableNames } from '../lambdas/shared/ddb.js';
 import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
+import { AuditRepository } from '../lambdas/shared/repositories/audit.js';
+import { ExecutionsRepository } from '../lambdas/shared/repositories/executions.js';
 import { KeysRepository } from '../lambdas/shared/repositories/keys.js';
 import { MembershipsRepository } from '../lambdas/shared/repositories/memberships.js';
 import { UsageRepository } from '../lambdas/shared/repositories/usage.js';
+import type { HousekeepingDeps } from '../lambdas/shared/services/housekeeping.js';
 import type { KeyServiceDeps } from '../lambdas/shared/services/keys.js';
 import { resolveSettings, type Settings } from '../lambdas/shared/settings.js';
 import { STACK_OUTPUTS } from '../lib/outputs.js';
@@ -30,6 +33,8 @@ export interface Target {
   readonly deps: KeyServiceDeps;
   /** The `user …` commands': the accounts, the memberships, and where people sign in. */
   readonly members: MemberDeps;
+  /** `sweep`: the housekeeping's repositories, run here with the operator's credentials. */
+  readonly housekeeping: HousekeepingDeps;
   close(): void;
 }
 
@@ -43,15 +48,24 @@ function build(
 ): Target {
   const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
   const accounts = new AccountsRepository(doc, tables.accounts);
+  // Every change the CLI makes records its event (actor: operator) in the change's transaction.
+  const audit = new AuditRepository(doc, tables.audit, settings.auditRetentionDays);
   return {
     description,
     deps: {
       keys: new KeysRepository(doc, { keys: tables.keys, accounts: tables.accounts }),
       accounts,
       usage: new UsageRepository(doc, tables.usage),
+      audit,
       settings,
     },
-    members: { accounts, memberships: new MembershipsRepository(doc, tables.memberships), people },
+    members: { accounts, memberships: new MembershipsRepository(doc, tables.memberships), audit, people },
+    housekeeping: {
+      keys: new KeysRepository(doc, { keys: tables.keys, accounts: tables.accounts }),
+      executions: new ExecutionsRepository(doc, tables.executions, tables.accounts),
+      accounts,
+      audit,
+    },
     close: () => {
       client.destroy();
       closeMore();
@@ -120,6 +134,7 @@ export async function awsTarget(stackName: string, region: string): Promise<Targ
     executions: need(STACK_OUTPUTS.executionsTable),
     memberships: need(STACK_OUTPUTS.membershipsTable),
     idempotency: need(STACK_OUTPUTS.idempotencyTable),
+    audit: need(STACK_OUTPUTS.auditTable),
   };
   const settings = resolveSettings(JSON.parse(need(STACK_OUTPUTS.settings)) as Settings);
   // With the stack's Cognito user pool, `user add` creates people there; without one (the deployer's own

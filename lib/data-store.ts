@@ -4,6 +4,7 @@ import { Construct } from 'constructs';
 import { EXECUTIONS_BY_STATUS_INDEX, EXECUTIONS_BY_WORKFLOW_INDEX, WEBHOOKS_DUE_INDEX } from '../lambdas/shared/repositories/executions.js';
 import { KEYS_BY_ACCOUNT_INDEX, KEYS_HOLDING_SLOTS_INDEX } from '../lambdas/shared/repositories/keys.js';
 import { MEMBERSHIPS_BY_ACCOUNT_INDEX } from '../lambdas/shared/repositories/memberships.js';
+import { AUDIT_BY_ACTION_INDEX, AUDIT_BY_ACTOR_INDEX, AUDIT_BY_TARGET_INDEX } from '../lambdas/shared/repositories/audit.js';
 
 export interface DataStoreProps {
   /**
@@ -40,6 +41,11 @@ export class DataStore extends Construct {
   readonly membershipsTable: ITableV2;
   /** `pk` = `<account_id>#<sha256(Idempotency-Key)>`: a request's record and its kept answer, 24 h, then TTL. */
   readonly idempotencyTable: ITableV2;
+  /**
+   * (`account_id`, `sk` = `<occurred_at>#<event_id>`): the audit trail, each event written in its change's
+   * transaction; GSIs `by-target`, `by-actor` (sparse), `by-action`; TTL after `auditRetentionDays`.
+   */
+  readonly auditTable: ITableV2;
 
   constructor(scope: Construct, id: string, props: DataStoreProps = {}) {
     super(scope, id);
@@ -134,6 +140,25 @@ export class DataStore extends Construct {
       ...common,
       partitionKey: { name: 'pk', type: AttributeType.STRING },
       timeToLiveAttribute: 'ttl',
+    });
+
+    // Every index is partitioned by `<account_id>#<value>`: a filter never reads another account's events.
+    const byAccountValue = (indexName: string, attribute: string) => ({
+      indexName,
+      partitionKey: { name: attribute, type: AttributeType.STRING },
+      sortKey: { name: 'sk', type: AttributeType.STRING },
+    });
+    this.auditTable = new TableV2(this, 'AuditTable', {
+      ...common,
+      partitionKey: { name: 'account_id', type: AttributeType.STRING },
+      sortKey: { name: 'sk', type: AttributeType.STRING },
+      timeToLiveAttribute: 'ttl',
+      globalSecondaryIndexes: [
+        byAccountValue(AUDIT_BY_TARGET_INDEX, 'target_key'),
+        // Sparse: only events by a key or a person carry actor_key.
+        byAccountValue(AUDIT_BY_ACTOR_INDEX, 'actor_key'),
+        byAccountValue(AUDIT_BY_ACTION_INDEX, 'action_key'),
+      ],
     });
   }
 }

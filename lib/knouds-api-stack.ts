@@ -26,8 +26,17 @@ import { SLUG_PATTERN } from '../lambdas/shared/capabilities.js';
 import { TABLE_ENV } from '../lambdas/shared/ddb.js';
 import { WEBHOOK_SENDER_FUNCTION_ENV, WORKER_FUNCTION_ENV } from '../lambdas/shared/env.js';
 import { EXECUTIONS_BY_STATUS_INDEX, EXECUTIONS_BY_WORKFLOW_INDEX, SIGNAL_PARTITION_SUFFIX, WEBHOOKS_DUE_INDEX } from '../lambdas/shared/repositories/executions.js';
-import { SYNC_BUDGET_MS, SYNC_OUTCOME_RESERVE_MS, WEBHOOK_SENDER_TIMEOUT_SECONDS, WORKER_TIMEOUT_SECONDS, WORKFLOWS_TIMEOUT_SECONDS } from '../lambdas/shared/run-budget.js';
+import {
+  HOUSEKEEPING_TIMEOUT_SECONDS,
+  SYNC_BUDGET_MS,
+  SYNC_OUTCOME_RESERVE_MS,
+  WEBHOOK_SENDER_TIMEOUT_SECONDS,
+  WORKER_MAX_EVENT_AGE_SECONDS,
+  WORKER_TIMEOUT_SECONDS,
+  WORKFLOWS_TIMEOUT_SECONDS,
+} from '../lambdas/shared/run-budget.js';
 import { KEYS_BY_ACCOUNT_INDEX, KEYS_HOLDING_SLOTS_INDEX } from '../lambdas/shared/repositories/keys.js';
+import { AUDIT_BY_ACTION_INDEX, AUDIT_BY_ACTOR_INDEX, AUDIT_BY_TARGET_INDEX } from '../lambdas/shared/repositories/audit.js';
 import { BUILT_IN_MODEL_IDS, MODELS_ENV } from '../lambdas/shared/models/registry.js';
 import { METRICS_NAMESPACE_ENV } from '../lambdas/shared/metric-names.js';
 import { SECRETS_KEY_ARN_ENV } from '../lambdas/shared/secret-box.js';
@@ -172,6 +181,14 @@ export interface KnoudsApiStackProps extends StackProps, SettingsOverrides {
    * @default true
    */
   readonly console?: boolean;
+  /**
+   * How often housekeeping runs (API.md §7): an EventBridge rule invokes the housekeeping function, which
+   * releases the slots of keys past their expiry or their rotation's grace and fails runs still QUEUED or
+   * RUNNING past their deadline ("timed out"). An expired key's slot is back within one interval.
+   * Whole minutes, at least one.
+   * @default Duration.minutes(5)
+   */
+  readonly sweepInterval?: Duration;
 }
 
 export { STACK_OUTPUTS };
@@ -212,6 +229,10 @@ export class KnoudsApiStack extends Stack {
       if (BUILT_IN_MODEL_IDS.includes(m.id)) throw new Error(`model id '${m.id}' is a built-in model`);
     }
     if (new Set(models.map((m) => m.id)).size !== models.length) throw new Error('model ids must be unique');
+    const sweepInterval = props.sweepInterval ?? Duration.minutes(5);
+    if (sweepInterval.isUnresolved() || sweepInterval.toMilliseconds() % 60_000 !== 0 || sweepInterval.toMilliseconds() < 60_000) {
+      throw new Error(`sweepInterval must be a whole number of minutes, at least one, got ${sweepInterval.toHumanString()}`);
+    }
     const workerConcurrency = props.workerConcurrency ?? 100;
     if (!Number.isInteger(workerConcurrency) || workerConcurrency < 1) throw new Error(`workerConcurrency must be a positive integer, got ${workerConcurrency}`);
 
@@ -219,7 +240,7 @@ export class KnoudsApiStack extends Stack {
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
       ...(props.deletionProtection === undefined ? {} : { deletionProtection: props.deletionProtection }),
     });
-    const { keysTable, accountsTable, usageTable, workflowsTable, executionsTable, membershipsTable, idempotencyTable } = this.data;
+    const { keysTable, accountsTable, usageTable, workflowsTable, executionsTable, membershipsTable, idempotencyTable, auditTable } = this.data;
     // The console is made after the API (its distribution sends /v1/* there), the Cognito client before it
     // (the authorizer is told its id): the client takes the console's URLs as values resolved at synthesis.
     const deployConsole = props.console ?? true;
@@ -297,7 +318,7 @@ export class KnoudsApiStack extends Stack {
       lambda: 'keys',
       description: 'Knouds API: /keys',
       logRetention,
-      environment: { ...settingsEnv, ...secretsEnv, ...tableEnv('keys', 'accounts', 'usage', 'memberships', 'idempotency') },
+      environment: { ...settingsEnv, ...secretsEnv, ...tableEnv('keys', 'accounts', 'usage', 'memberships', 'idempotency', 'audit') },
     });
     grantSecrets(keysFn, ['kms:Encrypt', 'kms:Decrypt']);
     // GET /me: the person's accounts (a Query of their own partition).
@@ -313,6 +334,10 @@ export class KnoudsApiStack extends Stack {
     // functions have routes that take an Idempotency-Key.
     const idempotencyActions = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'];
     grantTable(idempotencyTable, keysFn, idempotencyActions);
+    // The audit trail: each key and webhook-secret change puts its event in the change's transaction
+    // (create-only, never updated or deleted: TTL removes events); GET /audit-events queries the table and
+    // its three indexes and reads the event a page token names.
+    grantTable(auditTable, keysFn, ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:Query'], [AUDIT_BY_TARGET_INDEX, AUDIT_BY_ACTOR_INDEX, AUDIT_BY_ACTION_INDEX]);
 
     const modelSpecs = (functionName: (m: CustomModel) => string) =>
       JSON.stringify(models.map((m) => ({ id: m.id, description: m.description, input_schema: m.inputSchema ?? {}, function_name: functionName(m) })));
@@ -344,7 +369,7 @@ export class KnoudsApiStack extends Stack {
       // Its own share of the account's pool, never more: ten-minute runs cannot take the authorizer's.
       reservedConcurrentExecutions: workerConcurrency,
       retryAttempts: 2,
-      maxEventAge: Duration.hours(1),
+      maxEventAge: Duration.seconds(WORKER_MAX_EVENT_AGE_SECONDS),
       onFailure: new SqsDestination(deadLetters),
     });
     grantTable(workflowsTable, workerFn, ['dynamodb:GetItem']);
@@ -410,6 +435,52 @@ export class KnoudsApiStack extends Stack {
       schedule: Schedule.rate(Duration.minutes(1)),
       // A scheduled event not delivered within the minute is replaced by the next one.
       targets: [new LambdaTarget(webhookSenderFn, { retryAttempts: 0, maxEventAge: Duration.minutes(1) })],
+    });
+
+    // Housekeeping (API.md §7): a function run every `sweepInterval` by an EventBridge rule, which
+    // releases the slots of expired keys (and of rotated keys past their grace) and fails overdue runs.
+    // It scans the accounts table (ids and key counts), queries the keys' slot index and the executions'
+    // status index, and changes keys, accounts and executions only in conditional writes and transactions
+    // (a release with its audit event).
+    // It sends no webhook (the terminal write marks it pending: the sender delivers it), so no secrets.
+    const housekeepingFn = new KnoudsFunction(this, 'HousekeepingFunction', {
+      lambda: 'housekeeping',
+      description: 'Knouds API: housekeeping (expired keys’ slots, overdue executions), on a schedule',
+      logRetention,
+      timeout: Duration.seconds(HOUSEKEEPING_TIMEOUT_SECONDS),
+      // The settings: how long the `key.expired` events are kept (auditRetentionDays).
+      environment: { ...settingsEnv, ...tableEnv('keys', 'accounts', 'executions', 'audit') },
+      // A failed run is not retried: the next scheduled run continues where it stopped.
+      retryAttempts: 0,
+    });
+    grantTable(accountsTable, housekeepingFn, ['dynamodb:Scan', 'dynamodb:UpdateItem']);
+    // A release's `key.expired` event, in the release's transaction (create-only).
+    grantTable(auditTable, housekeepingFn, ['dynamodb:PutItem']);
+    grantTable(keysTable, housekeepingFn, ['dynamodb:UpdateItem']);
+    grantTable(executionsTable, housekeepingFn, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
+    // Queries reach only the indexes: the slot index (and, for an account from before the slot map, the
+    // account index that rebuilds it) and the executions' status index.
+    housekeepingFn.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['dynamodb:Query'],
+        resources: [
+          `${keysTable.tableArn}/index/${KEYS_HOLDING_SLOTS_INDEX}`,
+          `${keysTable.tableArn}/index/${KEYS_BY_ACCOUNT_INDEX}`,
+          `${executionsTable.tableArn}/index/${EXECUTIONS_BY_STATUS_INDEX}`,
+        ],
+      }),
+    );
+    new Rule(this, 'HousekeepingSchedule', {
+      description: `Knouds API: housekeeping, every ${sweepInterval.toHumanString()}`,
+      schedule: Schedule.rate(sweepInterval),
+      // A scheduled event not delivered within the interval is replaced by the next one (EventBridge
+      // keeps an event at most a day).
+      targets: [
+        new LambdaTarget(housekeepingFn, {
+          retryAttempts: 0,
+          maxEventAge: Duration.seconds(Math.min(sweepInterval.toSeconds(), 24 * 3600)),
+        }),
+      ],
     });
 
     const executionsFn = new KnoudsFunction(this, 'ExecutionsFunction', {
@@ -528,6 +599,8 @@ export class KnoudsApiStack extends Stack {
     const secret = this.api.root.addResource('webhooks').addResource('secret');
     secret.addMethod('GET', keysIntegration);
     secret.addResource('rotate').addMethod('POST', keysIntegration);
+    // The audit trail (API.md §7): read by the keys function, which writes most of it.
+    this.api.root.addResource('audit-events').addMethod('GET', keysIntegration);
 
     // Request validation at the gateway: every authenticated method declares its path parameters as
     // required. Not the x-api-key header: the authorizer's identity source already answers a missing one
@@ -550,7 +623,7 @@ export class KnoudsApiStack extends Stack {
     if (!(sampleRate >= 0 && sampleRate <= 1)) throw new Error(`logSampleRate must be from 0 to 1, got ${sampleRate}`);
     const service = 'knouds-api';
     const namespace = `Knouds/${id}`;
-    const functions = { authorizerFn, keysFn, workflowsFn, executionsFn, workerFn, openApiFn, webhookSenderFn };
+    const functions = { authorizerFn, keysFn, workflowsFn, executionsFn, workerFn, openApiFn, webhookSenderFn, housekeepingFn };
     for (const fn of Object.values(functions)) {
       fn.addEnvironment('POWERTOOLS_SERVICE_NAME', service);
       fn.addEnvironment('POWERTOOLS_LOG_LEVEL', logLevel);
@@ -569,6 +642,7 @@ export class KnoudsApiStack extends Stack {
       api: this.api,
       functions: Object.fromEntries(Object.entries(functions).map(([k, fn]) => [k, fn])),
       deadLetters,
+      housekeeping: housekeepingFn,
       namespace,
       service,
     });
@@ -587,6 +661,7 @@ export class KnoudsApiStack extends Stack {
       [STACK_OUTPUTS.executionsTable]: executionsTable.tableName,
       [STACK_OUTPUTS.membershipsTable]: membershipsTable.tableName,
       [STACK_OUTPUTS.idempotencyTable]: idempotencyTable.tableName,
+      [STACK_OUTPUTS.auditTable]: auditTable.tableName,
       [STACK_OUTPUTS.settings]: JSON.stringify(settings),
       ...this.identity.outputs,
       ...(this.console

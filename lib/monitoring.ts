@@ -2,7 +2,8 @@
  * Alarms and a dashboard for the on-call engineer: what the gateway and the functions report to
  * CloudWatch on their own, and the metrics the functions publish in embedded metric format
  * (lambdas/shared/log.ts: authorizer decisions by reason, 429s, 5xx, executions by terminal status,
- * webhooks delivered, failed attempts, and webhooks that finally failed).
+ * webhooks delivered, failed attempts, and webhooks that finally failed; housekeeping's releases,
+ * timed-out runs and errors).
  */
 import { Duration } from 'aws-cdk-lib';
 import type { RestApi } from 'aws-cdk-lib/aws-apigateway';
@@ -47,6 +48,8 @@ export interface MonitoringProps extends MonitoringOptions {
   readonly api: RestApi;
   readonly functions: Record<string, IFunction>;
   readonly deadLetters: Queue;
+  /** The housekeeping function (API.md §7): an alarm when a run fails. @default none */
+  readonly housekeeping?: IFunction;
   /** The functions' EMF namespace and service dimension. */
   readonly namespace: string;
   readonly service: string;
@@ -166,6 +169,16 @@ export class Monitoring extends Construct {
         // No data is no delivery attempted.
         TreatMissingData.NOT_BREACHING,
       );
+      if (props.housekeeping) {
+        alarm(
+          'HousekeepingErrors',
+          props.housekeeping.metricErrors({ statistic: 'Sum', period: five }),
+          1,
+          'A housekeeping run failed (it stopped on an error, or timed out): expired keys may keep their slots and overdue runs their in-flight slots until a run succeeds. Its log says why.',
+          // No data is no run in the period (the interval may be longer): nothing failed.
+          TreatMissingData.NOT_BREACHING,
+        );
+      }
     }
 
     if (props.dashboard ?? true) {
@@ -201,6 +214,18 @@ export class Monitoring extends Construct {
             new GraphWidget({ title: 'Function duration p99', left: fnMetrics((fn) => fn.metricDuration({ statistic: 'p99', period: five })), width: 8 }),
             new GraphWidget({ title: 'Throttles and dead letters', left: [throttles], right: [dlqDepth], width: 8 }),
           ],
+          ...(props.housekeeping
+            ? [
+                [
+                  new GraphWidget({
+                    title: 'Housekeeping: released keys, failed executions, errors',
+                    left: [emf(METRIC.housekeepingReleasedKeys), emf(METRIC.housekeepingFailedExecutions)],
+                    right: [emf(METRIC.housekeepingErrors), props.housekeeping.metricErrors({ statistic: 'Sum', period: five })],
+                    width: 24,
+                  }),
+                ],
+              ]
+            : []),
           ...(this.alarms.length > 0 ? [[new AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 24 })]] : []),
         ],
       });

@@ -8,6 +8,7 @@ export const STACK_OUTPUTS = {
   executionsTable: 'ExecutionsTableName',
   membershipsTable: 'MembershipsTableName',
   idempotencyTable: 'IdempotencyTableName',
+  auditTable: 'AuditTableName',
   settings: 'Settings',
   /** The `iss` of people's tokens: the user pool's, or the `identityProvider` prop's. */
   identityIssuer: 'IdentityIssuer',

@@ -28,7 +28,7 @@ const logicalId = (type: string, pathPart: string) => {
 };
 
 /** The stack's own functions (KnoudsFunction), by construct id. */
-const OWN_FUNCTIONS = ['AuthorizerFunction', 'ExecutionsFunction', 'KeysFunction', 'OpenApiFunction', 'WebhookSenderFunction', 'WorkerFunction', 'WorkflowsFunction'];
+const OWN_FUNCTIONS = ['AuthorizerFunction', 'ExecutionsFunction', 'HousekeepingFunction', 'KeysFunction', 'OpenApiFunction', 'WebhookSenderFunction', 'WorkerFunction', 'WorkflowsFunction'];
 /**
  * The CDK's own deploy-time functions, one per stack, not the stack's: the BucketDeployment's (Python: copies
  * the console into its bucket) and the S3 auto-delete provider's (empties the console bucket when the stack
@@ -53,9 +53,9 @@ const tables = () => ofType('AWS::DynamoDB::GlobalTable');
 const table = (name: string) => resources[logicalId('AWS::DynamoDB::GlobalTable', name)]!;
 
 describe('tables', () => {
-  it('seven on-demand tables with point-in-time recovery, retained by default', () => {
+  it('eight on-demand tables with point-in-time recovery, retained by default', () => {
     expect(tables().map(([id]) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual(
-      ['DataAccountsTable', 'DataExecutionsTable', 'DataIdempotencyTable', 'DataKeysTable', 'DataMembershipsTable', 'DataUsageTable', 'DataWorkflowsTable'],
+      ['DataAccountsTable', 'DataAuditTable', 'DataExecutionsTable', 'DataIdempotencyTable', 'DataKeysTable', 'DataMembershipsTable', 'DataUsageTable', 'DataWorkflowsTable'],
     );
     for (const [, t] of tables()) {
       expect(t.Properties['BillingMode']).toBe('PAY_PER_REQUEST');
@@ -87,7 +87,30 @@ describe('tables', () => {
     const policies = Object.values(destroyed)
       .filter((r) => r.Type === 'AWS::DynamoDB::GlobalTable')
       .map((r) => r.DeletionPolicy);
-    expect(policies).toEqual(Array(7).fill('Delete'));
+    expect(policies).toEqual(Array(8).fill('Delete'));
+  });
+
+  it('audit: (account_id, sk), TTL, and three indexes each partitioned by account and sorted like the table', () => {
+    const audit = table('DataAuditTable').Properties;
+    expect(audit['KeySchema']).toEqual([
+      { AttributeName: 'account_id', KeyType: 'HASH' },
+      { AttributeName: 'sk', KeyType: 'RANGE' },
+    ]);
+    expect(audit['TimeToLiveSpecification']).toEqual({ AttributeName: 'ttl', Enabled: true });
+    expect(audit['GlobalSecondaryIndexes']).toEqual(
+      [
+        ['by-target', 'target_key'],
+        ['by-actor', 'actor_key'],
+        ['by-action', 'action_key'],
+      ].map(([name, key]) => ({
+        IndexName: name,
+        KeySchema: [
+          { AttributeName: key, KeyType: 'HASH' },
+          { AttributeName: 'sk', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      })),
+    );
   });
 
   it('keys: pk, TTL, the by-account index and the sparse slot index; usage, executions and idempotency records expire by TTL', () => {
@@ -161,6 +184,15 @@ describe('functions', () => {
     expect(settings).toMatchObject({ keyPrefix: 'acme', maxActiveKeysPerAccount: 3, tiers: { pro: { liveRateLimit: 250, testRateLimit: 10 } } });
     expect(() => synth({ keyPrefix: 'Bad Prefix' })).toThrow(/keyPrefix/);
     expect(() => synth({ maxActiveKeysPerAccount: 0 })).toThrow(/maxActiveKeysPerAccount/);
+    // A tier change and its audit event share one transaction with every key: at most 98 keys.
+    expect(() => synth({ maxActiveKeysPerAccount: 99 })).toThrow(/maxActiveKeysPerAccount must be an integer from 1 to 98, got 99/);
+    expect(() => synth({ maxActiveKeysPerAccount: 98 })).not.toThrow();
+    expect(() => synth({ auditRetentionDays: 0 })).toThrow(/auditRetentionDays must be an integer from 1 to 3650, got 0/);
+    expect(settings['auditRetentionDays']).toBe(365);
+    const kept = (Object.values(synth({ auditRetentionDays: 90 }).toJSON()['Resources'] as Record<string, Resource>).find(
+      (r) => r.Type === 'AWS::Lambda::Function' && JSON.stringify(r.Properties).includes('KNOUDS_SETTINGS'),
+    )!.Properties['Environment'] as { Variables: Record<string, string> }).Variables;
+    expect((JSON.parse(kept['KNOUDS_SETTINGS']!) as Record<string, unknown>)['auditRetentionDays']).toBe(90);
     expect(() => synth({ tiers: { pro: { ceiling: ['keys:everything'] } } })).toThrow(/unknown capability/);
   });
 });
@@ -402,8 +434,14 @@ describe('least-privilege IAM', () => {
       Idempotency: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
       // GET /me: the person's accounts.
       Memberships: ['dynamodb:Query'],
+      // Each change's event, put in its transaction (never updated or deleted); GET /audit-events reads.
+      Audit: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'],
       WebhookSecretsKey: ['kms:Decrypt', 'kms:Encrypt'],
     });
+    // The audit indexes it queries, by name (never index/*).
+    const audit = statements.find((s) => s.resource.includes('DataAuditTable'))!;
+    expect(audit.resource).toMatch(/index\/by-target/);
+    expect(audit.resource).not.toMatch(/index\/\*/);
   });
 
   it('the OpenAPI function may touch no table, no key and no other function', () => {
@@ -566,7 +604,7 @@ describe('webhook retries', () => {
   });
 
   it('an EventBridge rule runs the sender every minute; a missed event is not retried (the next run finds what is due)', () => {
-    const rules = ofType('AWS::Events::Rule');
+    const rules = ofType('AWS::Events::Rule').filter(([id]) => id.includes('WebhookSender'));
     expect(rules).toHaveLength(1);
     expect(rules[0]![1].Properties).toMatchObject({
       ScheduleExpression: 'rate(1 minute)',
@@ -710,7 +748,7 @@ describe('operability', () => {
   it('alarms on authorizer errors, the 5xx rate, Lambda throttles, dead letters and the webhook failure rate', () => {
     const alarms = ofType('AWS::CloudWatch::Alarm').map(([id, a]) => ({ id, p: a.Properties }));
     expect(alarms.map((a) => a.id.replace(/^Monitoring|[0-9A-F]{8}$/g, '')).sort()).toEqual(
-      ['AuthorizerErrors', 'DeadLetters', 'LambdaThrottles', 'ServerErrorRate', 'WebhookFailureRate'].sort(),
+      ['AuthorizerErrors', 'DeadLetters', 'HousekeepingErrors', 'LambdaThrottles', 'ServerErrorRate', 'WebhookFailureRate'].sort(),
     );
     const byId = (name: string) => alarms.find((a) => a.id.includes(name))!.p;
     // The authorizer's own failures, not Lambda's Errors (which count every refused key: it throws 'Unauthorized').
@@ -787,10 +825,10 @@ describe('alarms that can fire: missing data filled, and treated deliberately', 
 
   it('Lambda throttles: FILL(t_i, 0) summed over every function’s Throttles, so an idle function no longer hides the others', () => {
     expect(expression('LambdaThrottles')).toEqual([
-      expect.objectContaining({ Expression: 'FILL(t0, 0) + FILL(t1, 0) + FILL(t2, 0) + FILL(t3, 0) + FILL(t4, 0) + FILL(t5, 0) + FILL(t6, 0)' }),
+      expect.objectContaining({ Expression: 'FILL(t0, 0) + FILL(t1, 0) + FILL(t2, 0) + FILL(t3, 0) + FILL(t4, 0) + FILL(t5, 0) + FILL(t6, 0) + FILL(t7, 0)' }),
     ]);
     expect(expression('LambdaThrottles')[0]!.ReturnData ?? true).toBe(true);
-    const functions = ['AuthorizerFunction', 'KeysFunction', 'WorkflowsFunction', 'ExecutionsFunction', 'WorkerFunction', 'OpenApiFunction', 'WebhookSenderFunction'];
+    const functions = ['AuthorizerFunction', 'KeysFunction', 'WorkflowsFunction', 'ExecutionsFunction', 'WorkerFunction', 'OpenApiFunction', 'WebhookSenderFunction', 'HousekeepingFunction'];
     expect(inputs('LambdaThrottles')).toEqual(
       functions.map((fn, i) => ({
         id: `t${i}`,
@@ -841,6 +879,7 @@ describe('alarms that can fire: missing data filled, and treated deliberately', 
       LambdaThrottles: 'notBreaching',
       DeadLetters: 'ignore',
       WebhookFailureRate: 'notBreaching',
+      HousekeepingErrors: 'notBreaching',
     });
   });
 });
@@ -913,13 +952,13 @@ describe('table deletion protection', () => {
       .map((r) => (r.Properties['Replicas'] as { DeletionProtectionEnabled?: boolean }[]).map((replica) => replica.DeletionProtectionEnabled));
 
   it('is on for every table by default', () => {
-    expect(protection(template)).toEqual(Array(7).fill([true]));
+    expect(protection(template)).toEqual(Array(8).fill([true]));
   });
 
   it('the deletionProtection prop turns it off; removalPolicy DESTROY turns it off unless the prop says otherwise', () => {
-    expect(protection(synth({ deletionProtection: false }))).toEqual(Array(7).fill([false]));
-    expect(protection(synth({ removalPolicy: RemovalPolicy.DESTROY }))).toEqual(Array(7).fill([false]));
-    expect(protection(synth({ removalPolicy: RemovalPolicy.DESTROY, deletionProtection: true }))).toEqual(Array(7).fill([true]));
+    expect(protection(synth({ deletionProtection: false }))).toEqual(Array(8).fill([false]));
+    expect(protection(synth({ removalPolicy: RemovalPolicy.DESTROY }))).toEqual(Array(8).fill([false]));
+    expect(protection(synth({ removalPolicy: RemovalPolicy.DESTROY, deletionProtection: true }))).toEqual(Array(8).fill([true]));
   });
 });
 

@@ -48,6 +48,7 @@ export interface TableNames {
   readonly executions: string;
   readonly memberships: string;
   readonly idempotency: string;
+  readonly audit: string;
 }
 
 export const TABLE_ENV: Readonly<Record<keyof TableNames, string>> = {
@@ -58,6 +59,7 @@ export const TABLE_ENV: Readonly<Record<keyof TableNames, string>> = {
   executions: 'EXECUTIONS_TABLE',
   memberships: 'MEMBERSHIPS_TABLE',
   idempotency: 'IDEMPOTENCY_TABLE',
+  audit: 'AUDIT_TABLE',
 };
 
 export function isConditionalCheckFailed(error: unknown): boolean {

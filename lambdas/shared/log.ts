@@ -37,13 +37,13 @@ const IN_FUNCTION = process.env['AWS_LAMBDA_FUNCTION_NAME'] !== undefined;
 const metrics = new Metrics({ namespace: process.env[METRICS_NAMESPACE_ENV] ?? 'Knouds', serviceName: SERVICE });
 
 /**
- * Counts one event now (one EMF line), with an optional extra dimension (`reason`, `status`, …) beside
- * the service dimension every metric carries.
+ * Counts `count` events (one by default) now, in one EMF line, with an optional extra dimension
+ * (`reason`, `status`, …) beside the service dimension every metric carries.
  */
-export function countMetric(name: (typeof METRIC)[keyof typeof METRIC], dimension?: [string, string]): void {
+export function countMetric(name: (typeof METRIC)[keyof typeof METRIC], dimension?: [string, string], count = 1): void {
   // Only inside a function (Lambda, or the local runner's): not in the admin CLI or the tests' own process.
   if (!IN_FUNCTION) return;
   const single = metrics.singleMetric();
   if (dimension) single.addDimension(dimension[0], dimension[1]);
-  single.addMetric(name, MetricUnit.Count, 1);
+  single.addMetric(name, MetricUnit.Count, count);
 }

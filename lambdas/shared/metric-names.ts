@@ -10,6 +10,12 @@ export const METRIC = {
   webhookFailedAttempts: 'WebhookFailedAttempts',
   /** Webhooks that finally failed: the last attempt of their schedule got no 2xx. */
   webhookFailures: 'WebhookFailures',
+  /** Housekeeping, per run: keys whose slot it released (published every run, 0 included). */
+  housekeepingReleasedKeys: 'HousekeepingReleasedKeys',
+  /** Housekeeping, per run: overdue runs it failed "timed out" (every run, 0 included). */
+  housekeepingFailedExecutions: 'HousekeepingFailedExecutions',
+  /** Housekeeping runs that stopped on an error (the next run continues). */
+  housekeepingErrors: 'HousekeepingErrors',
 } as const;
 
 export const METRICS_NAMESPACE_ENV = 'POWERTOOLS_METRICS_NAMESPACE';

@@ -31,6 +31,19 @@ export const CANCEL_POLL_MS = 500;
 /** The worker function's timeout (Lambda's longest). */
 export const WORKER_TIMEOUT_SECONDS = 900;
 
+/**
+ * How long Lambda keeps a worker event (an async run) in its queue, retries included, before it gives up
+ * and sends it to the dead-letter queue: past it, a run still QUEUED will never be taken by a worker.
+ */
+export const WORKER_MAX_EVENT_AGE_SECONDS = 3600;
+
+/**
+ * When a run still QUEUED is overdue (housekeeping fails it "timed out"): its worker event may arrive
+ * until the event's maximum age, and the invocation it starts may take the run (the claim is retried)
+ * until the worker's timeout; the margin covers clocks.
+ */
+export const QUEUED_DEADLINE_MS = (WORKER_MAX_EVENT_AGE_SECONDS + WORKER_TIMEOUT_SECONDS) * 1000 + LEASE_MARGIN_MS;
+
 /** Kept back from the worker's timeout to record a run's outcome and send its webhook. */
 export const WORKER_RESERVE_MS = 60_000;
 
@@ -39,3 +52,13 @@ export const WORKER_RESERVE_MS = 60_000;
  * (an attempt's 5 s and recording it). Runs may overlap; every attempt is claimed.
  */
 export const WEBHOOK_SENDER_TIMEOUT_SECONDS = 60;
+
+/**
+ * The housekeeping function's timeout. It stops starting work HOUSEKEEPING_RESERVE_MS before it (a
+ * DynamoDB call that gets no answer is given up after about 6 s), so a run ends on its own, bounded,
+ * and the next one continues.
+ */
+export const HOUSEKEEPING_TIMEOUT_SECONDS = 120;
+
+/** Kept back from the housekeeping function's timeout: no account is started later than this before it. */
+export const HOUSEKEEPING_RESERVE_MS = 20_000;

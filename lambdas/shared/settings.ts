@@ -26,6 +26,8 @@ export interface Settings {
   readonly keyPrefix: string;
   readonly maxActiveKeysPerAccount: number;
   readonly tiers: Readonly<Record<TierName, TierSettings>>;
+  /** Days an audit event is kept (API.md §7) before DynamoDB TTL removes it. */
+  readonly auditRetentionDays: number;
 }
 
 const EVERYTHING: readonly Capability[] = ALL_CAPABILITIES;
@@ -41,6 +43,7 @@ export const DEFAULT_SETTINGS: Settings = {
     business: { ceiling: EVERYTHING, liveRateLimit: 1000, testRateLimit: 10, maxAsyncInFlight: 50 },
     enterprise: { ceiling: EVERYTHING, liveRateLimit: 1000, testRateLimit: 10, maxAsyncInFlight: 200 },
   },
+  auditRetentionDays: 365,
 };
 
 export const SETTINGS_ENV = 'KNOUDS_SETTINGS';
@@ -55,6 +58,12 @@ export interface SettingsOverrides {
   readonly keyPrefix?: string;
   readonly maxActiveKeysPerAccount?: number;
   readonly tiers?: Partial<Record<TierName, Partial<TierSettings>>>;
+  /**
+   * How many days audit events are kept (API.md §7), then removed by DynamoDB TTL (within a few days
+   * after: TTL deletes in the background). An integer from 1 to 3650.
+   * @default 365
+   */
+  readonly auditRetentionDays?: number;
 }
 
 /** Merges overrides over the defaults (the caller wins) and validates the result; throws with the bad value. */
@@ -67,6 +76,7 @@ export function resolveSettings(overrides: SettingsOverrides = {}): Settings {
     keyPrefix: overrides.keyPrefix ?? DEFAULT_SETTINGS.keyPrefix,
     maxActiveKeysPerAccount: overrides.maxActiveKeysPerAccount ?? DEFAULT_SETTINGS.maxActiveKeysPerAccount,
     tiers,
+    auditRetentionDays: overrides.auditRetentionDays ?? DEFAULT_SETTINGS.auditRetentionDays,
   };
   validateSettings(settings);
   return settings;
@@ -76,9 +86,13 @@ function validateSettings(settings: Settings): void {
   if (!KEY_PREFIX_PATTERN.test(settings.keyPrefix)) {
     throw new Error(`keyPrefix must match ${KEY_PREFIX_PATTERN}, got '${settings.keyPrefix}'`);
   }
-  // A tier change updates the account and every key of it in one transaction (at most 100 items).
-  if (!Number.isInteger(settings.maxActiveKeysPerAccount) || settings.maxActiveKeysPerAccount < 1 || settings.maxActiveKeysPerAccount > 99) {
-    throw new Error(`maxActiveKeysPerAccount must be an integer from 1 to 99, got ${settings.maxActiveKeysPerAccount}`);
+  // A tier change updates the account, every key of it and writes its audit event in one transaction
+  // (at most 100 items).
+  if (!Number.isInteger(settings.maxActiveKeysPerAccount) || settings.maxActiveKeysPerAccount < 1 || settings.maxActiveKeysPerAccount > 98) {
+    throw new Error(`maxActiveKeysPerAccount must be an integer from 1 to 98, got ${settings.maxActiveKeysPerAccount}`);
+  }
+  if (!Number.isInteger(settings.auditRetentionDays) || settings.auditRetentionDays < 1 || settings.auditRetentionDays > 3650) {
+    throw new Error(`auditRetentionDays must be an integer from 1 to 3650, got ${settings.auditRetentionDays}`);
   }
   for (const name of TIER_NAMES) {
     const tier = settings.tiers[name];

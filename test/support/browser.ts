@@ -18,6 +18,7 @@ import { AxeBuilder } from '@axe-core/playwright';
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import type { RoleName } from '../../lambdas/shared/capabilities.js';
 import { MembershipsRepository } from '../../lambdas/shared/repositories/memberships.js';
+import { createAccount } from '../../lambdas/shared/services/keys.js';
 import type { TierName } from '../../lambdas/shared/settings.js';
 import type { Reply } from './http.js';
 import { startTestStack, type TestStack } from './stack.js';
@@ -150,7 +151,7 @@ export class ConsoleSuite {
   async account(tier: TierName): Promise<AccountWithKey> {
     if (tier === 'free') {
       const accountId = `acct_${this.name.replace(/[^a-z0-9]/gi, '')}_free${++freeAccounts}_${Date.now().toString(36)}`;
-      await this.t.deps().accounts.create(accountId, tier, new Date());
+      await createAccount(this.t.deps(), accountId, tier);
       return { accountId, adminKey: null, adminKeyId: null };
     }
     // Everything the tier allows: the admin scope but for model:run on pro.
@@ -164,7 +165,7 @@ export class ConsoleSuite {
     const email = `${emailHint}.${++peopleCount}.${Date.now().toString(36)}@example.com`;
     const added = await this.t.stack.oidc.people.addPerson(email);
     if (!added.password) throw new Error(`${email} already existed`);
-    for (const [accountId, role] of memberships) await this.memberships.add(added.subject, accountId, added.email, role, new Date());
+    for (const [accountId, role] of memberships) await this.t.member(added.subject, accountId, added.email, role);
     return { subject: added.subject, email: added.email, password: added.password };
   }
 

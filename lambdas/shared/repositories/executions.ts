@@ -107,6 +107,20 @@ export interface DueWebhook {
   readonly webhook_due: number;
 }
 
+/** The error of a run housekeeping failed past its deadline (API.md §7). */
+export const TIMED_OUT = 'timed out';
+
+/** When runs still in flight are overdue (housekeeping; see run-budget.ts `QUEUED_DEADLINE_MS`). */
+export interface OverdueCutoffs {
+  /** A QUEUED run created before this will never be taken by a worker. */
+  readonly queuedBefore: Date;
+  /** A RUNNING run without a lease (from before leases) that started before this is certainly not running. */
+  readonly legacyStartedBefore: Date;
+}
+
+/** A RUNNING run whose holder is certainly gone: its lease is over (`:nowMs`), or it has none and started before `:legacy`. */
+const OVERDUE_RUNNING = 'lease_until < :nowMs OR (attribute_not_exists(lease_until) AND started_at < :legacy)';
+
 export type Outcome = { status: 'SUCCEEDED'; output: unknown } | { status: 'FAILED'; error: string };
 
 /** How long a finished execution stays readable before TTL removes it. */
@@ -470,6 +484,58 @@ export class ExecutionsRepository {
     if (!record && current && misjudged(current)) return this.end(accountId, executionId, outcome, now, owner, condition, values, current);
     if (record?.status === outcome.status) countMetric(METRIC.executionsFinished, ['status', record.status]);
     return record;
+  }
+
+  /**
+   * Housekeeping: the account's runs past their deadline, at most `limit`, oldest first within each
+   * status. QUEUED ones created before `cutoffs.queuedBefore` (their id begins with their creation time,
+   * so the index's key bounds the read to them); RUNNING ones whose lease ended before `now`, or, from
+   * before leases, that started before `cutoffs.legacyStartedBefore`. Read from the status index
+   * (eventually consistent): every failure is conditioned on the item itself (`failOverdue`).
+   */
+  async overdue(accountId: string, now: Date, cutoffs: OverdueCutoffs, limit: number): Promise<ExecutionRecord[]> {
+    const found: ExecutionRecord[] = [];
+    const queries = [
+      {
+        KeyConditionExpression: 'account_status = :k AND execution_id < :before',
+        ExpressionAttributeValues: { ':k': accountStatus(accountId, 'QUEUED'), ':before': newExecutionId(cutoffs.queuedBefore).slice(0, 'exe_'.length + 9) },
+      },
+      {
+        KeyConditionExpression: 'account_status = :k',
+        FilterExpression: OVERDUE_RUNNING,
+        ExpressionAttributeValues: { ':k': accountStatus(accountId, 'RUNNING'), ':nowMs': now.getTime(), ':legacy': cutoffs.legacyStartedBefore.toISOString() },
+      },
+    ];
+    for (const query of queries) {
+      let start: Record<string, unknown> | undefined;
+      do {
+        if (found.length >= limit) return found;
+        const page = await this.doc.send(
+          new QueryCommand({ TableName: this.table, IndexName: EXECUTIONS_BY_STATUS_INDEX, ...query, Limit: Math.max(limit - found.length, 10), ExclusiveStartKey: start }),
+        );
+        found.push(...(page.Items ?? []).slice(0, limit - found.length).map(strip));
+        start = page.LastEvaluatedKey;
+      } while (start);
+    }
+    return found;
+  }
+
+  /**
+   * Housekeeping: a run `overdue` found (`known`, as read) → FAILED "timed out" by `owner`, on condition
+   * it is still overdue: still QUEUED and created before the cutoff, or still RUNNING with its lease
+   * over. The same terminal write as any end of a run (`end`): its in-flight slot freed and its webhook
+   * marked pending in that write, so the scheduled sender delivers it. Of this and a finish (or a cancel,
+   * or another housekeeping run) at the same moment, one write lands and the others' conditions fail.
+   * Returns the run as this write ended it; undefined when it was not overdue any more (finished,
+   * cancelled, taken by a worker, or failed by another run).
+   */
+  async failOverdue(known: ExecutionRecord, owner: string, now: Date, cutoffs: OverdueCutoffs): Promise<ExecutionRecord | undefined> {
+    if (known.status !== 'QUEUED' && known.status !== 'RUNNING') return undefined;
+    const [condition, values] =
+      known.status === 'QUEUED'
+        ? ['#s = :queued AND created_at < :queuedBefore', { ':queued': 'QUEUED', ':queuedBefore': cutoffs.queuedBefore.toISOString() }]
+        : [`#s = :running AND (${OVERDUE_RUNNING})`, { ':running': 'RUNNING', ':nowMs': now.getTime(), ':legacy': cutoffs.legacyStartedBefore.toISOString() }];
+    return this.end(known.account_id, known.execution_id, { status: 'FAILED', error: TIMED_OUT }, now, owner, condition, values, known);
   }
 
   /** The decrement of the account's in-flight counter, as a transaction item. */

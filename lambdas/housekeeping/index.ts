@@ -1,0 +1,56 @@
+/**
+ * Housekeeping Lambda (API.md §7), run by an EventBridge rule every `sweepInterval` (5 minutes by
+ * default): one bounded run of services/housekeeping.ts `sweep` over every account, the slots of expired
+ * keys released and overdue runs failed "timed out". Any event runs it (the schedule's, or a manual
+ * invocation); runs may overlap, every change is conditional. A run that stops on an error throws
+ * after publishing what it did, so Lambda counts the error (the stack's HousekeepingErrors alarm) and
+ * the next run continues. It is not reachable through the API.
+ */
+import type { Context } from 'aws-lambda';
+import { createDocumentClient, TABLE_ENV } from '../shared/ddb.js';
+import { requireEnv } from '../shared/env.js';
+import { countMetric, log, METRIC, startInvocation } from '../shared/log.js';
+import { AccountsRepository } from '../shared/repositories/accounts.js';
+import { AuditRepository } from '../shared/repositories/audit.js';
+import { ExecutionsRepository } from '../shared/repositories/executions.js';
+import { KeysRepository } from '../shared/repositories/keys.js';
+import { HOUSEKEEPING_RESERVE_MS } from '../shared/run-budget.js';
+import { settingsFromEnv } from '../shared/settings.js';
+import { sweep, SweepStopped, type HousekeepingDeps, type SweepResult } from '../shared/services/housekeeping.js';
+
+const doc = createDocumentClient();
+const accountsTable = requireEnv(TABLE_ENV.accounts);
+const deps: HousekeepingDeps = {
+  keys: new KeysRepository(doc, { keys: requireEnv(TABLE_ENV.keys), accounts: accountsTable }),
+  executions: new ExecutionsRepository(doc, requireEnv(TABLE_ENV.executions), accountsTable),
+  accounts: new AccountsRepository(doc, accountsTable),
+  // Events kept `auditRetentionDays` (the stack's settings).
+  audit: new AuditRepository(doc, requireEnv(TABLE_ENV.audit), settingsFromEnv().auditRetentionDays),
+};
+
+function publish(run: SweepResult): void {
+  countMetric(METRIC.housekeepingReleasedKeys, undefined, run.released_keys);
+  countMetric(METRIC.housekeepingFailedExecutions, undefined, run.failed_executions);
+}
+
+export async function handler(_event: unknown, context: Context): Promise<SweepResult> {
+  startInvocation();
+  const startBy = Date.now() + context.getRemainingTimeInMillis() - HOUSEKEEPING_RESERVE_MS;
+  try {
+    const run = await sweep(deps, { startBy });
+    publish(run);
+    log('info', 'housekeeping run', { request_id: context.awsRequestId, ...run });
+    return run;
+  } catch (error) {
+    if (error instanceof SweepStopped) publish(error.partial);
+    countMetric(METRIC.housekeepingErrors);
+    const cause = error instanceof SweepStopped ? error.cause : error;
+    log('error', 'housekeeping run stopped on an error; the next run continues', {
+      request_id: context.awsRequestId,
+      ...(error instanceof SweepStopped ? error.partial : {}),
+      error: cause instanceof Error ? cause.name : 'Error',
+      message: cause instanceof Error ? cause.message : String(cause),
+    });
+    throw error;
+  }
+}
