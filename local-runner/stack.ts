@@ -82,7 +82,9 @@ export interface LocalStackOptions {
   readonly duplicateDeliveryRate?: number;
   /**
    * When the template's EventBridge schedules (`rate(...)` rules with Lambda targets) fire: on their own
-   * rate (`'declared'`), every this many ms (tests), or only when `runSchedules()` is called (`'manual'`).
+   * rate (`'declared'`), with a minute lasting `everyMs` ms (tests: a rate(1 minute) rule every `everyMs`,
+   * a rate(5 minutes) one every 5 × `everyMs`, never more often than `everyMs`), or only when
+   * `runSchedules()` is called (`'manual'`).
    * @default 'declared'
    */
   readonly schedules?: 'declared' | 'manual' | { readonly everyMs: number };
@@ -364,8 +366,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // EventBridge: each rule's targets, invoked asynchronously (as EventBridge invokes Lambda) with a
     // "Scheduled Event", on the rule's rate or the option's.
     for (const u of model.unsupported) progress(`Not run locally: ${u.logicalId}: ${u.reason}`);
+    // `everyMs` stands for a minute: a rate(1 minute) rule fires that often, a rate(5 minutes) one 5 times less.
+    const periodOf = (rule: ScheduleDef) =>
+      typeof schedulesOption === 'object' ? Math.max(schedulesOption.everyMs, Math.round((schedulesOption.everyMs * rule.rateMs) / 60_000)) : rule.rateMs;
     for (const rule of model.schedules) {
-      const when = schedulesOption === 'manual' ? 'when asked' : typeof schedulesOption === 'object' ? `every ${schedulesOption.everyMs} ms` : rule.expression;
+      const when = schedulesOption === 'manual' ? 'when asked' : typeof schedulesOption === 'object' ? `every ${periodOf(rule)} ms` : rule.expression;
       progress(`Schedule ${rule.logicalId}: ${rule.targets.map((t) => t.functionId).join(', ')}, ${when}`);
     }
     const fire = (rule: ScheduleDef): Promise<void> => {
@@ -389,7 +394,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const runSchedules = () => Promise.all(model.schedules.map(fire)).then(() => undefined);
     if (schedulesOption !== 'manual') {
       for (const rule of model.schedules) {
-        const timer = setInterval(() => void fire(rule), typeof schedulesOption === 'object' ? schedulesOption.everyMs : rule.rateMs);
+        // A tick while the rule's last run is still going is skipped: on a slow machine, a short `everyMs`
+        // would otherwise pile up runs of every schedule (the webhook sender, housekeeping) without bound.
+        let running = false;
+        const tick = () => {
+          if (running) return;
+          running = true;
+          void fire(rule).finally(() => (running = false));
+        };
+        const timer = setInterval(tick, periodOf(rule));
         timer.unref();
         cleanups.push(() => clearInterval(timer));
       }
