@@ -7,7 +7,7 @@ import { ROLES, ROLE_NAMES, isRoleName, type RoleName } from '../lambdas/shared/
 import { ApiError, NotFoundError, ValidationError } from '../lambdas/shared/errors.js';
 import { ACCOUNT_ID_PATTERN } from '../lambdas/shared/repositories/accounts.js';
 import { sweep, SweepStopped, type SweepResult } from '../lambdas/shared/services/housekeeping.js';
-import { createKey, listKeys, revokeKey, setAccountTier } from '../lambdas/shared/services/keys.js';
+import { createAccount, createKey, listKeys, revokeKey, setAccountTier } from '../lambdas/shared/services/keys.js';
 import { TIER_NAMES, isTierName, type TierName } from '../lambdas/shared/settings.js';
 import { LocalOidcAdminError } from '../local-runner/oidc/admin-client.js';
 import { InvalidEmailError, normalizeEmail } from '../local-runner/oidc/people.js';
@@ -131,7 +131,7 @@ const COMMANDS: Record<string, Command> = {
       tier(values);
     },
     async run(target, values) {
-      const account = await target.deps.accounts.create(accountId(values, 'id'), tier(values), new Date());
+      const account = await createAccount(target.deps, accountId(values, 'id'), tier(values));
       return {
         json: { account_id: account.account_id, tier: account.tier, created_at: account.created_at },
         text: `Created account ${account.account_id} (tier ${account.tier}) on the ${target.description}.`,

@@ -6,12 +6,15 @@
 import type { RoleName } from '../lambdas/shared/capabilities.js';
 import { ConflictError, NotFoundError } from '../lambdas/shared/errors.js';
 import type { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
+import { newAuditEvent, OPERATOR_ACTOR, type AuditAction, type AuditChanges, type AuditRepository } from '../lambdas/shared/repositories/audit.js';
 import type { MembershipRecord, MembershipsRepository } from '../lambdas/shared/repositories/memberships.js';
 import type { PeopleDirectory } from './people.js';
 
 export interface MemberDeps {
   readonly accounts: AccountsRepository;
   readonly memberships: MembershipsRepository;
+  /** Where each change records its event, in the change's own transaction (API.md §7; the actor: operator). */
+  readonly audit: AuditRepository;
   /** Absent with the deployer's own identity provider: people are named by `--subject` there. */
   readonly people: PeopleDirectory | undefined;
 }
@@ -40,6 +43,13 @@ async function requireAccount(deps: MemberDeps, accountId: string): Promise<void
 }
 
 const nameOf = (who: Who) => ('email' in who ? who.email : `subject ${who.subject}`);
+
+/** The Put of a member event by the operator (the admin CLI), for the membership write's transaction. */
+const memberEvent = (deps: MemberDeps, action: AuditAction, accountId: string, subject: string, changes: AuditChanges, now: Date) =>
+  deps.audit.putItem(newAuditEvent({ accountId, action, actor: OPERATOR_ACTOR, target: { kind: 'member', id: subject }, changes, now }));
+
+/** Tries at a role change or removal whose member changes under it (then read again). */
+const MEMBER_WRITE_ATTEMPTS = 5;
 
 /**
  * Adds a person to an account with a role. The account is checked first, so an unknown account creates
@@ -82,7 +92,8 @@ export async function addMember(
           `remove that one first: user remove --account ${accountId} --subject ${other.subject}`,
       );
     }
-    const membership = await deps.memberships.add(person.subject, accountId, person.email, role, now);
+    const added = memberEvent(deps, 'member.added', accountId, person.subject, { email: { from: null, to: person.email }, role: { from: null, to: role } }, now);
+    const membership = await deps.memberships.add(person.subject, accountId, person.email, role, now, added);
     return {
       subject: membership.subject,
       email: membership.email,
@@ -142,7 +153,11 @@ async function findMember(deps: MemberDeps, accountId: string, who: Who): Promis
   return found;
 }
 
-/** Changes a member's role, in force from their next request. */
+/**
+ * Changes a member's role, in force from their next request, with its member.role_changed event. The
+ * same role again changes nothing and records nothing. The write is conditioned on the role as read (the
+ * event's `from`); a concurrent change makes it read the member again, consistently, by subject.
+ */
 export async function setMemberRole(
   deps: MemberDeps,
   accountId: string,
@@ -150,18 +165,31 @@ export async function setMemberRole(
   role: RoleName,
   now: Date,
 ): Promise<{ before: RoleName; after: MembershipRecord }> {
-  const member = await findMember(deps, accountId, who);
-  return deps.memberships.setRole(member.subject, accountId, role, now);
+  let member: MembershipRecord | undefined = await findMember(deps, accountId, who);
+  for (let attempt = 1; ; attempt++) {
+    if (!member) throw new NotFoundError(`${nameOf(who)} is not a member of '${accountId}'`);
+    if (member.role === role) return { before: role, after: member };
+    const event = memberEvent(deps, 'member.role_changed', accountId, member.subject, { role: { from: member.role, to: role } }, now);
+    const after = await deps.memberships.setRole(member, role, now, event);
+    if (after) return { before: member.role, after };
+    if (attempt >= MEMBER_WRITE_ATTEMPTS) throw new Error(`the membership of ${nameOf(who)} in '${accountId}' kept changing`);
+    member = await deps.memberships.get(member.subject, accountId);
+  }
 }
 
 /**
- * Removes a member, refused from their next request (403 NOT_A_MEMBER). Their sign-in at the identity
- * provider is kept: they may belong to other accounts, and adding them back needs no new invitation.
+ * Removes a member, refused from their next request (403 NOT_A_MEMBER), with its member.removed event.
+ * Their sign-in at the identity provider is kept: they may belong to other accounts, and adding them back
+ * needs no new invitation.
  */
-export async function removeMember(deps: MemberDeps, accountId: string, who: Who): Promise<MembershipRecord> {
-  const member = await findMember(deps, accountId, who);
-  if (!(await deps.memberships.remove(member.subject, accountId))) {
-    throw new NotFoundError(`${nameOf(who)} is not a member of '${accountId}'`);
+export async function removeMember(deps: MemberDeps, accountId: string, who: Who, now: Date = new Date()): Promise<MembershipRecord> {
+  let member: MembershipRecord | undefined = await findMember(deps, accountId, who);
+  for (let attempt = 1; ; attempt++) {
+    if (!member) throw new NotFoundError(`${nameOf(who)} is not a member of '${accountId}'`);
+    const event = memberEvent(deps, 'member.removed', accountId, member.subject, { email: { from: member.email, to: null }, role: { from: member.role, to: null } }, now);
+    if (await deps.memberships.remove(member, event)) return member;
+    // Removed (a retry finds none: 404) or its role changed meanwhile (remove it as it is now).
+    if (attempt >= MEMBER_WRITE_ATTEMPTS) throw new Error(`the membership of ${nameOf(who)} in '${accountId}' kept changing`);
+    member = await deps.memberships.get(member.subject, accountId);
   }
-  return member;
 }

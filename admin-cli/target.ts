@@ -48,20 +48,23 @@ function build(
 ): Target {
   const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
   const accounts = new AccountsRepository(doc, tables.accounts);
+  // Every change the CLI makes records its event (actor: operator) in the change's transaction.
+  const audit = new AuditRepository(doc, tables.audit, settings.auditRetentionDays);
   return {
     description,
     deps: {
       keys: new KeysRepository(doc, { keys: tables.keys, accounts: tables.accounts }),
       accounts,
       usage: new UsageRepository(doc, tables.usage),
+      audit,
       settings,
     },
-    members: { accounts, memberships: new MembershipsRepository(doc, tables.memberships), people },
+    members: { accounts, memberships: new MembershipsRepository(doc, tables.memberships), audit, people },
     housekeeping: {
       keys: new KeysRepository(doc, { keys: tables.keys, accounts: tables.accounts }),
       executions: new ExecutionsRepository(doc, tables.executions, tables.accounts),
       accounts,
-      audit: new AuditRepository(doc, tables.audit, settings.auditRetentionDays),
+      audit,
     },
     close: () => {
       client.destroy();

@@ -18,8 +18,9 @@ import { randomBytes } from 'node:crypto';
 import { build } from 'esbuild';
 import { BatchWriteItemCommand, DynamoDBClient, type BatchWriteItemCommandOutput, GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { hashApiKey } from '../lambdas/shared/api-key.js';
-import { createKey } from '../lambdas/shared/services/keys.js';
+import { createAccount, createKey } from '../lambdas/shared/services/keys.js';
 import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
+import { AuditRepository } from '../lambdas/shared/repositories/audit.js';
 import { KeysRepository } from '../lambdas/shared/repositories/keys.js';
 import { LOCAL_CREDENTIALS, startDynamoDbLocal } from '../local-runner/dynamodb-local.js';
 import { PROJECT_ROOT } from '../local-runner/state.js';
@@ -103,11 +104,12 @@ async function main() {
   const deps = {
     keys: new KeysRepository(stack.doc, { keys: tables.keys, accounts: tables.accounts }),
     accounts: new AccountsRepository(stack.doc, tables.accounts),
+    audit: new AuditRepository(stack.doc, tables.audit, settings.auditRetentionDays),
     settings,
   };
   try {
     // Ten keys of one account share the verify load (1,000 requests per minute each).
-    await deps.accounts.create('acct_bench', 'business', new Date());
+    await createAccount(deps, 'acct_bench', 'business');
     const keys: string[] = [];
     const keyIds: string[] = [];
     for (let i = 0; i < 10; i++) {
@@ -116,7 +118,7 @@ async function main() {
       keyIds.push(created.key.key_id);
     }
     // Verify gets ten keys of its own (another account), so the routes never share a rate limit.
-    await deps.accounts.create('acct_bench_verify', 'business', new Date());
+    await createAccount(deps, 'acct_bench_verify', 'business');
     const verifyKeys: string[] = [];
     for (let i = 0; i < 10; i++) verifyKeys.push((await createKey(deps, 'acct_bench_verify', { name: `verify ${i}`, preset: 'read-only' })).apiKey);
     const api = stack.apiUrl;

@@ -576,6 +576,8 @@ export class KnoudsApiStack extends Stack {
     const secret = this.api.root.addResource('webhooks').addResource('secret');
     secret.addMethod('GET', keysIntegration);
     secret.addResource('rotate').addMethod('POST', keysIntegration);
+    // The audit trail (API.md §7): read by the keys function, which writes most of it.
+    this.api.root.addResource('audit-events').addMethod('GET', keysIntegration);
 
     // Request validation at the gateway: every authenticated method declares its path parameters as
     // required. Not the x-api-key header: the authorizer's identity source already answers a missing one

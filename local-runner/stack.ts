@@ -18,8 +18,9 @@ import { parseRetrySchedule, RETRY_SCHEDULE_ENV } from '../lambdas/shared/webhoo
 import { ApiError } from '../lambdas/shared/errors.js';
 import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
 import { KeysRepository } from '../lambdas/shared/repositories/keys.js';
+import { AuditRepository, newAuditEvent, OPERATOR_ACTOR } from '../lambdas/shared/repositories/audit.js';
 import { LOCAL_SECRETS_KEY_ENV, LocalSecretBox } from '../lambdas/shared/secret-box.js';
-import { createKey, type KeyServiceDeps } from '../lambdas/shared/services/keys.js';
+import { createAccount, createKey, revokeKey, type KeyServiceDeps } from '../lambdas/shared/services/keys.js';
 import { SETTINGS_ENV, type Settings } from '../lambdas/shared/settings.js';
 import { STACK_OUTPUTS } from '../lib/outputs.js';
 import { LOCAL_CREDENTIALS, StartupError, startDynamoDbLocal, waitForDynamoDb, type DynamoDbLocal } from './dynamodb-local.js';
@@ -182,7 +183,7 @@ function tableNamesOf(model: LocalApiModel): TableNames {
 /** acct_demo (tier business) if missing, and a fresh admin-scope key that replaces the previous start's one. */
 async function seed(deps: KeyServiceDeps, now: Date): Promise<string> {
   try {
-    await deps.accounts.create(DEMO_ACCOUNT_ID, 'business', now);
+    await createAccount(deps, DEMO_ACCOUNT_ID, 'business');
   } catch (error) {
     if (!(error instanceof ApiError && error.code === 'ALREADY_EXISTS')) throw error;
   }
@@ -190,7 +191,7 @@ async function seed(deps: KeyServiceDeps, now: Date): Promise<string> {
   do {
     const page = await deps.keys.listActive(DEMO_ACCOUNT_ID, now, 100, token);
     for (const key of page.items) {
-      if (key.name === LOCAL_ADMIN_KEY_NAME) await deps.keys.revoke(key, now);
+      if (key.name === LOCAL_ADMIN_KEY_NAME) await revokeKey(deps, DEMO_ACCOUNT_ID, key.key_id);
     }
     token = page.nextToken ?? undefined;
   } while (token);
@@ -433,6 +434,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       const deps: KeyServiceDeps = {
         keys: new KeysRepository(doc, { keys: tables.keys, accounts: tables.accounts }),
         accounts: new AccountsRepository(doc, tables.accounts),
+        audit: new AuditRepository(doc, tables.audit, settings.auditRetentionDays),
         settings,
       };
       adminKey = await seed(deps, new Date());
@@ -440,8 +442,17 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const demoPerson = (options.seed ?? true) ? await oidc.seedDemoPerson() : undefined;
     if (demoPerson) {
       // demo@knouds.local is an admin of acct_demo (kept as it is when a persisted run changed its role).
+      const now = new Date();
+      const added = newAuditEvent({
+        accountId: DEMO_ACCOUNT_ID,
+        action: 'member.added',
+        actor: OPERATOR_ACTOR,
+        target: { kind: 'member', id: demoPerson.subject },
+        changes: { email: { from: null, to: demoPerson.email }, role: { from: null, to: 'admin' } },
+        now,
+      });
       await new MembershipsRepository(doc, tables.memberships)
-        .add(demoPerson.subject, DEMO_ACCOUNT_ID, demoPerson.email, 'admin', new Date())
+        .add(demoPerson.subject, DEMO_ACCOUNT_ID, demoPerson.email, 'admin', now, new AuditRepository(doc, tables.audit, settings.auditRetentionDays).putItem(added))
         .catch((error: unknown) => {
           if (!(error instanceof ConflictError)) throw error;
         });

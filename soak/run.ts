@@ -29,9 +29,10 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
+import { AuditRepository } from '../lambdas/shared/repositories/audit.js';
 import { KeysRepository } from '../lambdas/shared/repositories/keys.js';
 import { SIGNAL_PARTITION_SUFFIX, TERMINAL, type ExecutionStatus } from '../lambdas/shared/repositories/executions.js';
-import { createKey } from '../lambdas/shared/services/keys.js';
+import { createAccount, createKey } from '../lambdas/shared/services/keys.js';
 import { PROJECT_ROOT } from '../local-runner/state.js';
 import { startDynamoDbLocal } from '../local-runner/dynamodb-local.js';
 import { startLocalStack, synthesize } from '../local-runner/stack.js';
@@ -152,6 +153,7 @@ async function main() {
   const deps = {
     keys: new KeysRepository(stack.doc, { keys: tables.keys, accounts: tables.accounts }),
     accounts: new AccountsRepository(stack.doc, tables.accounts),
+    audit: new AuditRepository(stack.doc, tables.audit, settings.auditRetentionDays),
     settings,
   };
   const api = stack.apiUrl;
@@ -205,7 +207,7 @@ async function main() {
     say('Making accounts, keys and workflows…');
     for (let a = 0; a < ACCOUNTS; a++) {
       const accountId = `acct_soak_${a}`;
-      await deps.accounts.create(accountId, 'business', new Date());
+      await createAccount(deps, accountId, 'business');
       const mine: KeyInfo[] = [];
       for (let k = 0; k < 3; k++) {
         const c = await createKey(deps, accountId, { name: `workhorse ${k}`, scope: 'admin' });

@@ -10,7 +10,7 @@ import { ProvisionedThroughputExceededException } from '@aws-sdk/client-dynamodb
 import { generateApiKey } from '../lambdas/shared/api-key.js';
 import { decodeCaller } from '../lambdas/shared/caller.js';
 import { TABLE_ENV } from '../lambdas/shared/ddb.js';
-import { createKey, revokeKey, setAccountTier } from '../lambdas/shared/services/keys.js';
+import { createAccount, createKey, revokeKey, setAccountTier } from '../lambdas/shared/services/keys.js';
 import { DEFAULT_SETTINGS, SETTINGS_ENV } from '../lambdas/shared/settings.js';
 import { LOCAL_CREDENTIALS } from '../local-runner/dynamodb-local.js';
 import { createTestDb, testEndpoint, type TestDb } from './support/dynamodb.js';
@@ -62,7 +62,7 @@ beforeAll(async () => {
     ['acct_free', 'free'],
     ['acct_pro', 'pro'],
   ] as const) {
-    await deps.accounts.create(id, tier, new Date());
+    await createAccount(deps, id, tier);
   }
 });
 
@@ -103,7 +103,7 @@ describe('authorizer: allowed keys', () => {
   });
 
   it('cuts capabilities to the tier ceiling, from the next request after a tier change', async () => {
-    await db.deps().accounts.create('acct_downgrade', 'business', new Date());
+    await createAccount(db.deps(), 'acct_downgrade', 'business');
     const { apiKey } = await createKey(db.deps(), 'acct_downgrade', { name: 'm', capabilities: ['model:run', 'workflow:run'] });
     expect(decodeCaller((await handler(withKey(apiKey))).context).capabilities).toEqual(['model:run', 'workflow:run']);
     await setAccountTier(db.deps(), 'acct_downgrade', 'pro');
@@ -115,7 +115,7 @@ describe('authorizer: allowed keys', () => {
 
   it('gives a free account key no capabilities at all', async () => {
     // The free ceiling is empty, so the key can only be made while the account is on a paid tier.
-    await db.deps().accounts.create('acct_was_pro', 'pro', new Date());
+    await createAccount(db.deps(), 'acct_was_pro', 'pro');
     const { apiKey } = await createKey(db.deps(), 'acct_was_pro', { name: 'x', preset: 'read-only' });
     await setAccountTier(db.deps(), 'acct_was_pro', 'free');
     const caller = decodeCaller((await handler(withKey(apiKey))).context);

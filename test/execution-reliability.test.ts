@@ -8,6 +8,7 @@
  * - finding 8: cancellation checks read a small signal item, not the execution;
  * - finding 9: an async run that could not be started sends its `execution.failed` webhook.
  */
+import { createAccount } from '../lambdas/shared/services/keys.js';
 import { createHmac } from 'node:crypto';
 import { startReceiver, type Received, type Receiver } from './support/receiver.js';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -70,7 +71,7 @@ let accounts = 0;
 /** A new account with the sleepy workflow deployed and a webhook secret made (as GET /webhooks/secret would). */
 async function account(definition: unknown = SLEEPY, on: WorkflowDeps = deps) {
   const accountId = `acct_rel_${++accounts}_${Date.now().toString(36)}`;
-  await deps.accounts.create(accountId, 'business', new Date());
+  await createAccount({ accounts: deps.accounts, audit: db.audit }, accountId, 'business');
   const secret = await deps.accounts.webhookSecret(accountId, newWebhookSecret);
   const actor = { accountId, principal: { kind: 'key' as const, key_id: 'key_rel' }, workspaces: ['*'] };
   await createWorkflow(on, actor, { slug: 'wf', name: 'wf', definition });

@@ -3,6 +3,7 @@
  * SUCCEEDED | FAILED, QUEUED | RUNNING → CANCELLED; a terminal state is never overwritten and a cancel
  * beats a finishing step, whatever the interleaving.
  */
+import { createAccount } from '../lambdas/shared/services/keys.js';
 import { ExecutionsRepository, newExecutionId, type ExecutionRecord } from '../lambdas/shared/repositories/executions.js';
 import { ModelRegistry } from '../lambdas/shared/models/registry.js';
 import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
@@ -160,7 +161,7 @@ describe('async runs in flight: the account’s counter (API.md §4)', () => {
     (await db.doc.send(new GetCommand({ TableName: db.tables.accounts, Key: { account_id: accountId }, ConsistentRead: true }))).Item?.['async_in_flight'] ?? 0;
   const account = async () => {
     const id = `acct_slots_${++n}_${Date.now().toString(36)}`;
-    await accounts.create(id, 'pro', new Date());
+    await createAccount({ accounts, audit: db.audit }, id, 'pro');
     return id;
   };
   const slotted = (accountId: string): ExecutionRecord => {

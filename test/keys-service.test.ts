@@ -7,7 +7,7 @@ import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { NotFoundError } from '../lambdas/shared/errors.js';
 import { UsageRepository, windowOf } from '../lambdas/shared/repositories/usage.js';
-import { createKey, revokeKey, rotateKey, updateKey } from '../lambdas/shared/services/keys.js';
+import { createAccount, createKey, revokeKey, rotateKey, updateKey } from '../lambdas/shared/services/keys.js';
 import { DEFAULT_SETTINGS } from '../lambdas/shared/settings.js';
 import { createTestDb, type TestDb } from './support/dynamodb.js';
 
@@ -20,7 +20,7 @@ afterAll(() => db.close());
 
 async function newAccount(tier: 'pro' | 'business' = 'business'): Promise<string> {
   const id = `acct_svc_${++n}`;
-  await db.deps().accounts.create(id, tier, new Date());
+  await createAccount(db.deps(), id, tier);
   return id;
 }
 

@@ -31,9 +31,9 @@ const tables = () => ofType('AWS::DynamoDB::GlobalTable');
 const table = (name: string) => resources[logicalId('AWS::DynamoDB::GlobalTable', name)]!;
 
 describe('tables', () => {
-  it('seven on-demand tables with point-in-time recovery, retained by default', () => {
+  it('eight on-demand tables with point-in-time recovery, retained by default', () => {
     expect(tables().map(([id]) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual(
-      ['DataAccountsTable', 'DataExecutionsTable', 'DataIdempotencyTable', 'DataKeysTable', 'DataMembershipsTable', 'DataUsageTable', 'DataWorkflowsTable'],
+      ['DataAccountsTable', 'DataAuditTable', 'DataExecutionsTable', 'DataIdempotencyTable', 'DataKeysTable', 'DataMembershipsTable', 'DataUsageTable', 'DataWorkflowsTable'],
     );
     for (const [, t] of tables()) {
       expect(t.Properties['BillingMode']).toBe('PAY_PER_REQUEST');
@@ -65,7 +65,30 @@ describe('tables', () => {
     const policies = Object.values(destroyed)
       .filter((r) => r.Type === 'AWS::DynamoDB::GlobalTable')
       .map((r) => r.DeletionPolicy);
-    expect(policies).toEqual(Array(7).fill('Delete'));
+    expect(policies).toEqual(Array(8).fill('Delete'));
+  });
+
+  it('audit: (account_id, sk), TTL, and three indexes each partitioned by account and sorted like the table', () => {
+    const audit = table('DataAuditTable').Properties;
+    expect(audit['KeySchema']).toEqual([
+      { AttributeName: 'account_id', KeyType: 'HASH' },
+      { AttributeName: 'sk', KeyType: 'RANGE' },
+    ]);
+    expect(audit['TimeToLiveSpecification']).toEqual({ AttributeName: 'ttl', Enabled: true });
+    expect(audit['GlobalSecondaryIndexes']).toEqual(
+      [
+        ['by-target', 'target_key'],
+        ['by-actor', 'actor_key'],
+        ['by-action', 'action_key'],
+      ].map(([name, key]) => ({
+        IndexName: name,
+        KeySchema: [
+          { AttributeName: key, KeyType: 'HASH' },
+          { AttributeName: 'sk', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      })),
+    );
   });
 
   it('keys: pk, TTL, the by-account index and the sparse slot index; usage, executions and idempotency records expire by TTL', () => {
@@ -134,6 +157,15 @@ describe('functions', () => {
     expect(settings).toMatchObject({ keyPrefix: 'acme', maxActiveKeysPerAccount: 3, tiers: { pro: { liveRateLimit: 250, testRateLimit: 10 } } });
     expect(() => synth({ keyPrefix: 'Bad Prefix' })).toThrow(/keyPrefix/);
     expect(() => synth({ maxActiveKeysPerAccount: 0 })).toThrow(/maxActiveKeysPerAccount/);
+    // A tier change and its audit event share one transaction with every key: at most 98 keys.
+    expect(() => synth({ maxActiveKeysPerAccount: 99 })).toThrow(/maxActiveKeysPerAccount must be an integer from 1 to 98, got 99/);
+    expect(() => synth({ maxActiveKeysPerAccount: 98 })).not.toThrow();
+    expect(() => synth({ auditRetentionDays: 0 })).toThrow(/auditRetentionDays must be an integer from 1 to 3650, got 0/);
+    expect(settings['auditRetentionDays']).toBe(365);
+    const kept = (Object.values(synth({ auditRetentionDays: 90 }).toJSON()['Resources'] as Record<string, Resource>).find(
+      (r) => r.Type === 'AWS::Lambda::Function' && JSON.stringify(r.Properties).includes('KNOUDS_SETTINGS'),
+    )!.Properties['Environment'] as { Variables: Record<string, string> }).Variables;
+    expect((JSON.parse(kept['KNOUDS_SETTINGS']!) as Record<string, unknown>)['auditRetentionDays']).toBe(90);
     expect(() => synth({ tiers: { pro: { ceiling: ['keys:everything'] } } })).toThrow(/unknown capability/);
   });
 });
@@ -375,8 +407,14 @@ describe('least-privilege IAM', () => {
       Idempotency: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
       // GET /me: the person's accounts.
       Memberships: ['dynamodb:Query'],
+      // Each change's event, put in its transaction (never updated or deleted); GET /audit-events reads.
+      Audit: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'],
       WebhookSecretsKey: ['kms:Decrypt', 'kms:Encrypt'],
     });
+    // The audit indexes it queries, by name (never index/*).
+    const audit = statements.find((s) => s.resource.includes('DataAuditTable'))!;
+    expect(audit.resource).toMatch(/index\/by-target/);
+    expect(audit.resource).not.toMatch(/index\/\*/);
   });
 
   it('the OpenAPI function may touch no table, no key and no other function', () => {
@@ -877,13 +915,13 @@ describe('table deletion protection', () => {
       .map((r) => (r.Properties['Replicas'] as { DeletionProtectionEnabled?: boolean }[]).map((replica) => replica.DeletionProtectionEnabled));
 
   it('is on for every table by default', () => {
-    expect(protection(template)).toEqual(Array(7).fill([true]));
+    expect(protection(template)).toEqual(Array(8).fill([true]));
   });
 
   it('the deletionProtection prop turns it off; removalPolicy DESTROY turns it off unless the prop says otherwise', () => {
-    expect(protection(synth({ deletionProtection: false }))).toEqual(Array(7).fill([false]));
-    expect(protection(synth({ removalPolicy: RemovalPolicy.DESTROY }))).toEqual(Array(7).fill([false]));
-    expect(protection(synth({ removalPolicy: RemovalPolicy.DESTROY, deletionProtection: true }))).toEqual(Array(7).fill([true]));
+    expect(protection(synth({ deletionProtection: false }))).toEqual(Array(8).fill([false]));
+    expect(protection(synth({ removalPolicy: RemovalPolicy.DESTROY }))).toEqual(Array(8).fill([false]));
+    expect(protection(synth({ removalPolicy: RemovalPolicy.DESTROY, deletionProtection: true }))).toEqual(Array(8).fill([true]));
   });
 });
 

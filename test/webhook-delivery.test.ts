@@ -4,6 +4,7 @@
  * `webhooks-due` index; attempts are claimed (two senders never make the same one), recorded, and
  * scheduled; one run of the sender shares its attempts between accounts; the retry schedule.
  */
+import { createAccount } from '../lambdas/shared/services/keys.js';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { Webhook } from 'standardwebhooks';
 import { createDocumentClient } from '../lambdas/shared/ddb.js';
@@ -95,7 +96,7 @@ afterAll(async () => {
 let accounts = 0;
 async function account(): Promise<{ accountId: string; secret: string }> {
   const accountId = `acct_wh_${++accounts}_${Date.now().toString(36)}`;
-  await deps.accounts.create(accountId, 'business', new Date());
+  await createAccount({ accounts: deps.accounts, audit: db.audit }, accountId, 'business');
   return { accountId, secret: await deps.accounts.webhookSecret(accountId, newWebhookSecret) };
 }
 
@@ -265,7 +266,7 @@ describe('attempts', () => {
 
   it('an account with no secret: the sender does not make one; the attempt fails without a POST and is retried', async () => {
     const accountId = `acct_wh_nosecret_${Date.now().toString(36)}`;
-    await deps.accounts.create(accountId, 'business', new Date());
+    await createAccount({ accounts: deps.accounts, audit: db.audit }, accountId, 'business');
     const run = await running(accountId);
     expect(await firstAttempt(deps, await endedWithoutAttempt(run))).toBe('retry');
     expect(deliveriesOf(run.execution_id)).toHaveLength(0);

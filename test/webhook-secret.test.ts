@@ -7,6 +7,8 @@
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { createDocumentClient } from '../lambdas/shared/ddb.js';
 import { AccountsRepository, PREVIOUS_SECRET_ATTRIBUTE, SECRET_ATTRIBUTE } from '../lambdas/shared/repositories/accounts.js';
+import { AuditRepository } from '../lambdas/shared/repositories/audit.js';
+import { createAccount } from '../lambdas/shared/services/keys.js';
 import { LocalSecretBox } from '../lambdas/shared/secret-box.js';
 import { rotateWebhookSecret, getWebhookSecret } from '../lambdas/shared/services/webhook-secrets.js';
 import { signingSecrets as signingSecretsOf } from '../lambdas/shared/services/webhooks.js';
@@ -19,8 +21,10 @@ import { createTestDb, testEndpoint, type TestDb } from './support/dynamodb.js';
 let db: TestDb;
 let proxy: CountingProxy;
 let accounts: AccountsRepository;
-/** The same repository through the fault proxy, with the functions' own client settings. */
+let audit: AuditRepository;
+/** The same repositories through the fault proxy, with the functions' own client settings. */
 let faulty: AccountsRepository;
+let faultyAudit: AuditRepository;
 const box = new LocalSecretBox(LocalSecretBox.newKey());
 let n = 0;
 const signingSecrets = (repo: AccountsRepository, id: string, make: () => string, now?: Date) => signingSecretsOf({ accounts: repo }, id, make, now);
@@ -29,7 +33,10 @@ beforeAll(async () => {
   db = await createTestDb('webhook-secret');
   proxy = await startCountingProxy(testEndpoint());
   accounts = new AccountsRepository(db.doc, db.tables.accounts, box);
-  faulty = new AccountsRepository(createDocumentClient({ endpoint: proxy.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS }), db.tables.accounts, box);
+  audit = new AuditRepository(db.doc, db.tables.audit, 365);
+  const faultyDoc = createDocumentClient({ endpoint: proxy.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
+  faulty = new AccountsRepository(faultyDoc, db.tables.accounts, box);
+  faultyAudit = new AuditRepository(faultyDoc, db.tables.audit, 365);
 });
 afterEach(() => proxy.clearFaults());
 afterAll(async () => {
@@ -39,7 +46,7 @@ afterAll(async () => {
 
 async function newAccount(): Promise<string> {
   const id = `acct_whsec_${++n}_${Date.now().toString(36)}`;
-  await accounts.create(id, 'business', new Date());
+  await createAccount({ accounts, audit }, id, 'business');
   return id;
 }
 
@@ -51,7 +58,7 @@ describe('rotation with a grace period', () => {
     const id = await newAccount();
     const t0 = Date.parse('2026-11-30T12:00:00Z');
     const before = (await getWebhookSecret({ accounts, now: at(t0) }, id)).secret;
-    const rotated = await rotateWebhookSecret({ accounts, now: at(t0) }, id, { grace_period_seconds: HOUR });
+    const rotated = await rotateWebhookSecret({ accounts, audit, now: at(t0) }, id, { grace_period_seconds: HOUR });
     expect(rotated.secret).not.toBe(before);
     expect(rotated.previous_secret_expires_at).toBe('2026-11-30T13:00:00.000Z');
     expect(await getWebhookSecret({ accounts, now: at(t0 + 1000) }, id)).toEqual(rotated);
@@ -65,9 +72,9 @@ describe('rotation with a grace period', () => {
     const id = await newAccount();
     const now = Date.now();
     const first = (await getWebhookSecret({ accounts }, id)).secret;
-    const second = await rotateWebhookSecret({ accounts, now: at(now) }, id, { grace_period_seconds: HOUR });
+    const second = await rotateWebhookSecret({ accounts, audit, now: at(now) }, id, { grace_period_seconds: HOUR });
     expect(await signingSecrets(accounts, id, newWebhookSecret, new Date(now))).toEqual([second.secret, first]);
-    const third = await rotateWebhookSecret({ accounts, now: at(now) }, id, {});
+    const third = await rotateWebhookSecret({ accounts, audit, now: at(now) }, id, {});
     expect(third.previous_secret_expires_at).toBeNull();
     expect(await signingSecrets(accounts, id, newWebhookSecret, new Date(now))).toEqual([third.secret]);
     const item = (await db.doc.send(new GetCommand({ TableName: db.tables.accounts, Key: { account_id: id }, ConsistentRead: true }))).Item!;
@@ -78,8 +85,8 @@ describe('rotation with a grace period', () => {
     const id = await newAccount();
     const now = Date.now();
     const first = (await getWebhookSecret({ accounts }, id)).secret;
-    const second = await rotateWebhookSecret({ accounts, now: at(now) }, id, { grace_period_seconds: HOUR });
-    const third = await rotateWebhookSecret({ accounts, now: at(now) }, id, { grace_period_seconds: 60 });
+    const second = await rotateWebhookSecret({ accounts, audit, now: at(now) }, id, { grace_period_seconds: HOUR });
+    const third = await rotateWebhookSecret({ accounts, audit, now: at(now) }, id, { grace_period_seconds: 60 });
     const signing = await signingSecrets(accounts, id, newWebhookSecret, new Date(now));
     expect(signing).toEqual([third.secret, second.secret]);
     expect(signing).not.toContain(first);
@@ -87,7 +94,7 @@ describe('rotation with a grace period', () => {
 
   it('an account that never had a secret gets one; there is nothing to keep', async () => {
     const id = await newAccount();
-    const rotated = await rotateWebhookSecret({ accounts }, id, { grace_period_seconds: HOUR });
+    const rotated = await rotateWebhookSecret({ accounts, audit }, id, { grace_period_seconds: HOUR });
     expect(rotated.previous_secret_expires_at).toBeNull();
     expect(await signingSecrets(accounts, id, newWebhookSecret)).toEqual([rotated.secret]);
   });
@@ -95,7 +102,7 @@ describe('rotation with a grace period', () => {
   it('both secrets are sealed at rest, never in the clear', async () => {
     const id = await newAccount();
     const first = (await getWebhookSecret({ accounts }, id)).secret;
-    const second = await rotateWebhookSecret({ accounts }, id, { grace_period_seconds: HOUR });
+    const second = await rotateWebhookSecret({ accounts, audit }, id, { grace_period_seconds: HOUR });
     const item = (await db.doc.send(new GetCommand({ TableName: db.tables.accounts, Key: { account_id: id }, ConsistentRead: true }))).Item!;
     const text = JSON.stringify(item);
     for (const secret of [first, second.secret]) {
@@ -109,7 +116,7 @@ describe('rotation with a grace period', () => {
   it.each([[-1], [604_801], [1.5], ['60'], [{}]])('grace_period_seconds %p is refused with 400 and changes nothing', async (grace) => {
     const id = await newAccount();
     const before = await getWebhookSecret({ accounts }, id);
-    await expect(rotateWebhookSecret({ accounts }, id, { grace_period_seconds: grace })).rejects.toMatchObject({
+    await expect(rotateWebhookSecret({ accounts, audit }, id, { grace_period_seconds: grace })).rejects.toMatchObject({
       status: 400,
       code: 'VALIDATION_ERROR',
       details: [expect.objectContaining({ field: 'grace_period_seconds' })],
@@ -118,7 +125,7 @@ describe('rotation with a grace period', () => {
   });
 
   it('an unknown account is 404', async () => {
-    await expect(rotateWebhookSecret({ accounts }, 'acct_nobody_here', { grace_period_seconds: 60 })).rejects.toMatchObject({ status: 404 });
+    await expect(rotateWebhookSecret({ accounts, audit }, 'acct_nobody_here', { grace_period_seconds: 60 })).rejects.toMatchObject({ status: 404 });
   });
 });
 
@@ -126,10 +133,12 @@ describe('a rotation whose answer is lost', () => {
   it('is applied once: the SDK’s retry leaves the replaced secret in its grace', async () => {
     const id = await newAccount();
     const before = (await getWebhookSecret({ accounts }, id)).secret;
-    proxy.inject({ operation: 'UpdateItem', table: db.tables.accounts, fault: 'lose-response', times: 1 });
-    const rotated = await rotateWebhookSecret({ accounts: faulty }, id, { grace_period_seconds: HOUR });
+    proxy.inject({ operation: 'TransactWriteItems', table: db.tables.accounts, fault: 'lose-response', times: 1 });
+    const rotated = await rotateWebhookSecret({ accounts: faulty, audit: faultyAudit }, id, { grace_period_seconds: HOUR });
     expect(proxy.injected()).toBe(1);
     expect(rotated.previous_secret_expires_at).not.toBeNull();
     expect(await signingSecrets(accounts, id, newWebhookSecret)).toEqual([rotated.secret, before]);
+    // And its event is written once.
+    expect((await audit.list(id, { action: 'webhook_secret.rotated' }, 10)).items).toHaveLength(1);
   });
 });

@@ -1,7 +1,12 @@
-/** Keys Lambda: every /keys route (API.md §4 "Keys"), GET /me, and the account's webhook secret. */
+/**
+ * Keys Lambda: every /keys route (API.md §4 "Keys"), GET /me, the account's webhook secret, and the
+ * account's audit trail (GET /audit-events, API.md §7), which records the changes these routes make.
+ */
 import { createDocumentClient, TABLE_ENV } from '../shared/ddb.js';
 import { requireEnv } from '../shared/env.js';
-import { authenticatedHandler, json, type RouteDef } from '../shared/http.js';
+import { authenticatedHandler, json, type ProxyEvent, type RouteDef } from '../shared/http.js';
+import { AuditRepository, type RequestMeta } from '../shared/repositories/audit.js';
+import { listAuditEvents } from '../shared/services/audit.js';
 import { AccountsRepository } from '../shared/repositories/accounts.js';
 import { IdempotencyRepository } from '../shared/repositories/idempotency.js';
 import { secretBoxFromEnv } from '../shared/secret-box.js';
@@ -28,13 +33,25 @@ import { getWebhookSecret, rotateWebhookSecret } from '../shared/services/webhoo
 const doc = createDocumentClient();
 const usage = new UsageRepository(doc, requireEnv(TABLE_ENV.usage));
 const accountsTable = requireEnv(TABLE_ENV.accounts);
+const settings = settingsFromEnv();
 const deps: KeyServiceDeps & MeDeps = {
   keys: new KeysRepository(doc, { keys: requireEnv(TABLE_ENV.keys), accounts: accountsTable }),
   accounts: new AccountsRepository(doc, accountsTable, secretBoxFromEnv()),
   memberships: new MembershipsRepository(doc, requireEnv(TABLE_ENV.memberships)),
   usage,
-  settings: settingsFromEnv(),
+  audit: new AuditRepository(doc, requireEnv(TABLE_ENV.audit), settings.auditRetentionDays),
+  settings,
 };
+
+/** Where a request came from, for its audit event: API Gateway's request id, the client's address and user agent. */
+function requestMeta(event: ProxyEvent): RequestMeta {
+  const agent = Object.entries(event.headers ?? {}).find(([name]) => name.toLowerCase() === 'user-agent')?.[1];
+  return {
+    request_id: event.requestContext?.requestId ?? null,
+    source_ip: event.requestContext?.identity?.sourceIp ?? null,
+    user_agent: agent ?? event.requestContext?.identity?.userAgent ?? null,
+  };
+}
 
 const created = ({ key, apiKey }: CreatedKey) => json(201, { ...key, api_key: apiKey });
 
@@ -68,7 +85,7 @@ const routes: Record<string, RouteDef> = {
     needs: 'keys:write',
     // A replay never shows the plaintext: it is not kept (API.md §1, §4).
     idempotent: { omit: ['api_key'] },
-    handle: async ({ caller, grant, body }) => created(await createKey(deps, caller.accountId, body(), grant)),
+    handle: async ({ caller, grant, body, event }) => created(await createKey(deps, caller.accountId, body(), grant, requestMeta(event))),
   },
   'GET /keys': {
     needs: 'keys:read',
@@ -83,21 +100,21 @@ const routes: Record<string, RouteDef> = {
   },
   'PATCH /keys/{key_id}': {
     needs: 'keys:write',
-    handle: async ({ caller, grant, param, body }) =>
-      json(200, await updateKey(deps, caller.accountId, param('key_id'), body(), grant)),
+    handle: async ({ caller, grant, param, body, event }) =>
+      json(200, await updateKey(deps, caller.accountId, param('key_id'), body(), grant, requestMeta(event))),
   },
   'DELETE /keys/{key_id}': {
     needs: 'keys:write',
-    handle: async ({ caller, grant, param }) => {
-      await revokeKey(deps, caller.accountId, param('key_id'), grant);
+    handle: async ({ caller, grant, param, event }) => {
+      await revokeKey(deps, caller.accountId, param('key_id'), grant, requestMeta(event));
       return { statusCode: 204, headers: {}, body: '' };
     },
   },
   'POST /keys/{key_id}/rotate': {
     needs: 'keys:write',
     idempotent: { omit: ['api_key'] },
-    handle: async ({ caller, grant, param, body }) =>
-      created(await rotateKey(deps, caller.accountId, param('key_id'), body(), grant)),
+    handle: async ({ caller, grant, param, body, event }) =>
+      created(await rotateKey(deps, caller.accountId, param('key_id'), body(), grant, requestMeta(event))),
   },
   'GET /webhooks/secret': {
     needs: 'keys:read',
@@ -105,11 +122,21 @@ const routes: Record<string, RouteDef> = {
   },
   'POST /webhooks/secret/rotate': {
     needs: 'keys:write',
-    handle: async ({ caller, body }) => json(200, await rotateWebhookSecret(deps, caller.accountId, body())),
+    handle: async ({ caller, grant, body, event }) =>
+      json(200, await rotateWebhookSecret(deps, caller.accountId, body(), grant.principal, requestMeta(event))),
   },
   'GET /keys/{key_id}/usage': {
     needs: 'keys:read',
     handle: async ({ caller, param }) => json(200, await keyUsage(deps, caller.accountId, param('key_id'))),
+  },
+  'GET /audit-events': {
+    needs: 'audit:read',
+    handle: async ({ caller, event }) => {
+      // Every value of each parameter, so a repeated one is refused rather than one of them read.
+      const single = event.queryStringParameters ?? {};
+      const query = event.multiValueQueryStringParameters ?? Object.fromEntries(Object.entries(single).map(([k, v]) => [k, v === undefined ? undefined : [v]]));
+      return json(200, await listAuditEvents(deps, caller.accountId, query));
+    },
   },
 };
 

@@ -10,6 +10,7 @@ import { FIXED_CAPABILITIES, PRESET_NAMES, SCOPE_NAMES } from './capabilities.js
 import { EXECUTION_STATUSES } from './execution-status.js';
 import { IDEMPOTENCY_HEADER, IDEMPOTENCY_WINDOW_MS, REPLAYED_HEADER } from './idempotency-contract.js';
 import { EXPIRY_DAYS, MAX_GRACE_PERIOD_SECONDS, REQUEST_SCHEMAS } from './schemas.js';
+import { AUDIT_ACTIONS } from './audit-contract.js';
 
 type Schema = Record<string, unknown>;
 
@@ -504,8 +505,62 @@ function webhookOperations(): Schema {
   );
 }
 
+// ——— The audit trail (API.md §7): its schemas and its one operation, added to the document below. ———
+
+const AUDIT_SCHEMAS: Record<string, Schema> = {
+  AuditEvent: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['event_id', 'account_id', 'action', 'occurred_at', 'actor', 'target', 'changes', 'request_id', 'source_ip', 'user_agent'],
+    properties: {
+      event_id: { type: 'string', pattern: '^evt_[0-9A-Za-z]{20}$' },
+      account_id: { type: 'string' },
+      action: { enum: [...AUDIT_ACTIONS] },
+      occurred_at: TIME,
+      actor: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['kind'],
+        description: 'A key (`key_id`), a person (`subject`, `email`), an operator (the admin CLI) or the system (housekeeping).',
+        properties: { kind: { enum: ['key', 'person', 'operator', 'system'] }, key_id: { type: 'string' }, subject: { type: 'string' }, email: { type: 'string' } },
+      },
+      target: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['kind', 'id'],
+        description: 'A key (its key_id), the account or its webhook secret (the account id), a member (their subject).',
+        properties: { kind: { enum: ['key', 'account', 'webhook_secret', 'member'] }, id: { type: 'string' } },
+      },
+      changes: {
+        type: ['object', 'null'],
+        description: 'Each changed field as {from, to} (null where it did not exist before, or no longer does). Never a key, a key hash or a webhook secret.',
+        additionalProperties: { type: 'object', additionalProperties: false, required: ['from', 'to'], properties: { from: {}, to: {} } },
+      },
+      request_id: { type: ['string', 'null'], description: 'The API request that made the change; null for the admin CLI and housekeeping.' },
+      source_ip: { type: ['string', 'null'] },
+      user_agent: { type: ['string', 'null'], description: 'At most 512 characters.' },
+    },
+  },
+  AuditEventList: page('AuditEvent'),
+};
+
+const AUDIT_OPERATIONS: Operation[] = [
+  {
+    method: 'get', path: '/audit-events', id: 'listAuditEvents', summary: 'The account’s audit trail, newest first', needs: 'audit:read', tag: 'Audit',
+    query: [
+      ...PAGE,
+      { name: 'action', in: 'query', schema: { enum: [...AUDIT_ACTIONS] } },
+      { name: 'target_id', in: 'query', schema: { type: 'string' }, description: 'A key id, a member’s subject, or the account id (its own and its webhook secret’s events).' },
+      { name: 'actor_id', in: 'query', schema: { type: 'string' }, description: 'A key id or a person’s subject.' },
+      { name: 'since', in: 'query', schema: { type: 'string' }, description: 'ISO-8601 date or date-time: events at or after it.' },
+      { name: 'until', in: 'query', schema: { type: 'string' }, description: 'ISO-8601 date or date-time: events before it.' },
+    ],
+    ok: ['200', ref('AuditEventList'), 'A page of events (pass the same filters with next_token; another page’s token, or another account’s, is 400)'],
+  },
+];
+
 /** Every path and method of the contract, for tests that compare them with the deployed routes. */
-export const OPENAPI_OPERATIONS: readonly { method: string; path: string }[] = OPERATIONS.map((o) => ({ method: o.method.toUpperCase(), path: o.path }));
+export const OPENAPI_OPERATIONS: readonly { method: string; path: string }[] = [...OPERATIONS, ...AUDIT_OPERATIONS].map((o) => ({ method: o.method.toUpperCase(), path: o.path }));
 
 /** A person's choice of account (API.md §1); keys ignore it. */
 const ACCOUNT_PARAMETER = {
@@ -569,7 +624,7 @@ function operation(o: Operation): Schema {
 
 export function buildOpenApiDocument(): Schema {
   const paths: Record<string, Schema> = {};
-  for (const o of OPERATIONS) paths[o.path] = { ...paths[o.path], [o.method]: operation(o) };
+  for (const o of [...OPERATIONS, ...AUDIT_OPERATIONS]) paths[o.path] = { ...paths[o.path], [o.method]: operation(o) };
   const requestSchemas = Object.fromEntries(Object.entries(REQUEST_SCHEMAS).map(([name, s]) => [name, toJsonSchema2020(s)]));
   return {
     openapi: '3.1.0',
@@ -590,7 +645,7 @@ export function buildOpenApiDocument(): Schema {
       },
     ],
     security: [{ apiKey: [] }, { session: [] }],
-    tags: ['Service', 'Keys', 'Webhooks', 'Workflows', 'Models', 'Executions'].map((name) => ({ name })),
+    tags: ['Service', 'Keys', 'Webhooks', 'Workflows', 'Models', 'Executions', 'Audit'].map((name) => ({ name })),
     paths,
     webhooks: webhookOperations(),
     components: {
@@ -604,7 +659,7 @@ export function buildOpenApiDocument(): Schema {
             'A signed-in person’s access token from the stack’s identity provider (never an ID token, never an API key). A person of several accounts names one in the Knouds-Account header.',
         },
       },
-      schemas: { ...RESPONSE_SCHEMAS, ...requestSchemas },
+      schemas: { ...RESPONSE_SCHEMAS, ...AUDIT_SCHEMAS, ...requestSchemas },
     },
   };
 }

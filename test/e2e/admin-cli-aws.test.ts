@@ -36,6 +36,7 @@ beforeAll(async () => {
     [STACK_OUTPUTS.executionsTable]: db.tables.executions,
     [STACK_OUTPUTS.membershipsTable]: db.tables.memberships,
     [STACK_OUTPUTS.idempotencyTable]: db.tables.idempotency,
+    [STACK_OUTPUTS.auditTable]: db.tables.audit,
     [STACK_OUTPUTS.settings]: JSON.stringify(DEFAULT_SETTINGS),
     [STACK_OUTPUTS.consoleClientId]: 'console-client',
   };
@@ -107,6 +108,9 @@ describe('user … on a stack with its Cognito user pool', () => {
       },
     ]);
     expect(await memberships.get(sub!, 'acct_pool')).toMatchObject({ email: 'new@example.com', role: 'admin' });
+    // Deployed too, the change is in the audit trail, by the operator.
+    const events = await db.audit.list('acct_pool', { targetId: sub!, action: 'member.added' }, 10);
+    expect(events.items).toEqual([expect.objectContaining({ actor: { kind: 'operator' }, changes: { email: { from: null, to: 'new@example.com' }, role: { from: null, to: 'admin' } } })]);
   });
 
   it('finds a person the pool already has (AdminGetUser by email), with no new invitation', async () => {

@@ -4,8 +4,9 @@
  */
 import { DeleteTableCommand } from '@aws-sdk/client-dynamodb';
 import { generateApiKey } from '../../lambdas/shared/api-key.js';
-import { createKey, revokeKey, setAccountTier } from '../../lambdas/shared/services/keys.js';
+import { createAccount, createKey, revokeKey, setAccountTier } from '../../lambdas/shared/services/keys.js';
 import { DEFAULT_SETTINGS } from '../../lambdas/shared/settings.js';
+import { AuditRepository } from '../../lambdas/shared/repositories/audit.js';
 import { AccountsRepository } from '../../lambdas/shared/repositories/accounts.js';
 import { KeysRepository } from '../../lambdas/shared/repositories/keys.js';
 import type { KeyServiceDeps } from '../../lambdas/shared/services/keys.js';
@@ -31,10 +32,11 @@ beforeAll(async () => {
   deps = (now) => ({
     keys: new KeysRepository(stack.doc, { keys: tables.keys, accounts: tables.accounts }),
     accounts: new AccountsRepository(stack.doc, tables.accounts),
+    audit: new AuditRepository(stack.doc, tables.audit, DEFAULT_SETTINGS.auditRetentionDays),
     settings: DEFAULT_SETTINGS,
     ...(now ? { now } : {}),
   });
-  await deps().accounts.create('acct_e2e', 'business', new Date());
+  await createAccount(deps(), 'acct_e2e', 'business');
 });
 
 afterAll(() => stack?.close());
@@ -122,7 +124,7 @@ describe('GET /v1/keys/verify', () => {
   });
 
   it('works for a free-tier key, whose capabilities are empty', async () => {
-    await deps().accounts.create('acct_e2e_free', 'pro', new Date());
+    await createAccount(deps(), 'acct_e2e_free', 'pro');
     const { apiKey } = await createKey(deps(), 'acct_e2e_free', { name: 'x', preset: 'read-only' });
     await setAccountTier(deps(), 'acct_e2e_free', 'free');
     const reply = await verify({ 'x-api-key': apiKey });

@@ -14,7 +14,6 @@
 import { FIXED_CAPABILITIES } from '../../lambdas/shared/capabilities.js';
 import { createKey, revokeKey } from '../../lambdas/shared/services/keys.js';
 import { DEFAULT_SETTINGS } from '../../lambdas/shared/settings.js';
-import { MembershipsRepository } from '../../lambdas/shared/repositories/memberships.js';
 import { call, type Reply } from '../support/http.js';
 import { startTestIssuer, type TestIssuer } from '../support/issuer.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
@@ -59,7 +58,6 @@ beforeAll(async () => {
   keys['lacking the capability'] = (await createKey(deps, a.accountId, { name: 'hooks', preset: 'webhook-receiver' })).apiKey;
   keys['outside the workspace'] = (await createKey(deps, a.accountId, { name: 'ws-b', scope: 'admin', workspaces: ['ws-b'] })).apiKey;
 
-  const memberships = new MembershipsRepository(t.stack.doc, t.stack.state.tables.memberships);
   const other = await t.account('business');
   for (const [caller, account, role] of [
     ['admin person', a.accountId, 'admin'],
@@ -68,7 +66,7 @@ beforeAll(async () => {
     ['person of no account', undefined, undefined],
   ] as const) {
     const subject = `matrix-${caller.replace(/\W+/g, '-')}`;
-    if (account && role) await memberships.add(subject, account, `${subject}@example.com`, role, new Date());
+    if (account && role) await t.member(subject, account, `${subject}@example.com`, role);
     sessions[caller] = await issuer.sign(subject);
   }
 }, 60_000);

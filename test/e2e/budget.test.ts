@@ -5,7 +5,6 @@
  * costs the authorizer at most two reads (the membership, the account), then the same counter write.
  */
 import { generateApiKey } from '../../lambdas/shared/api-key.js';
-import { MembershipsRepository } from '../../lambdas/shared/repositories/memberships.js';
 import { startCountingProxy, type CountingProxy } from '../support/counting-proxy.js';
 import { call } from '../support/http.js';
 import { startTestIssuer, type TestIssuer } from '../support/issuer.js';
@@ -36,8 +35,7 @@ async function countOne(key: string | undefined, method: string, path: string, b
 describe('DynamoDB calls per request', () => {
   it('a person’s session: the authorizer’s two reads (membership, account) and the counter write', async () => {
     const { accountId } = await t.account('business');
-    const memberships = new MembershipsRepository(t.stack.doc, t.stack.state.tables.memberships);
-    await memberships.add('budget-person', accountId, 'budget@example.com', 'admin', new Date());
+    await t.member('budget-person', accountId, 'budget@example.com', 'admin');
     const token = await issuer.sign('budget-person');
     const count = async (headers: Record<string, string>) => {
       proxy.reset();
@@ -94,22 +92,32 @@ describe('DynamoDB calls per request', () => {
     const { key, keyId } = await t.account('business');
     const created = await countOne(key, 'POST', '/keys', { name: 'x', preset: 'read-only' });
     expect(created.status).toBe(201);
-    // + account read, + one transaction (count, record, pointer).
+    // + account read, + one transaction (count, record, pointer, its audit event).
     expect(created.calls).toEqual({ GetItem: 2, UpdateItem: 1, TransactWriteItems: 1 });
     const id = String(created.reply.body['key_id']);
+    // The audit trail: one query (limit + 1 items), no filter read.
+    const listed = await countOne(key, 'GET', '/audit-events?limit=2');
+    expect({ status: listed.status, calls: listed.calls }).toEqual({ status: 200, calls: { GetItem: 1, UpdateItem: 1, Query: 1 } });
+    // With a page token: + the read of the event it names.
+    const first = await countOne(key, 'GET', '/audit-events?limit=1&action=key.created');
+    const token = encodeURIComponent(String(first.reply.body['next_token']));
+    const next = await countOne(key, 'GET', `/audit-events?limit=1&action=key.created&next_token=${token}`);
+    expect({ status: next.status, calls: next.calls }).toEqual({ status: 200, calls: { GetItem: 2, UpdateItem: 1, Query: 1 } });
 
     const expected: [string, string, unknown, number, Record<string, number>][] = [
       // + pointer and record reads, + last_used query
       ['GET', `/keys/${id}`, undefined, 200, { GetItem: 3, UpdateItem: 1, Query: 1 }],
       // + index query, + a last_used query per key (2 keys)
       ['GET', '/keys', undefined, 200, { GetItem: 1, UpdateItem: 1, Query: 3 }],
-      // + pointer and record reads, + the edit, + last_used query
-      ['PATCH', `/keys/${id}`, { name: 'y' }, 200, { GetItem: 3, UpdateItem: 2, Query: 1 }],
+      // + pointer and record reads, + the edit and its audit event (one transaction), + last_used query
+      ['PATCH', `/keys/${id}`, { name: 'y' }, 200, { GetItem: 3, UpdateItem: 1, TransactWriteItems: 1, Query: 1 }],
+      // An edit that changes nothing writes nothing: the reads only.
+      ['PATCH', `/keys/${id}`, { name: 'y' }, 200, { GetItem: 3, UpdateItem: 1, Query: 1 }],
       // + pointer and record reads, + this month's usage query
       ['GET', `/keys/${id}/usage`, undefined, 200, { GetItem: 3, UpdateItem: 1, Query: 2 }],
-      // + pointer and record reads, + account read, + one transaction
+      // + pointer and record reads, + account read, + one transaction (with its audit event)
       ['POST', `/keys/${id}/rotate`, {}, 201, { GetItem: 4, UpdateItem: 1, TransactWriteItems: 1 }],
-      // + pointer and record reads, + one transaction (record, pointer, count)
+      // + pointer and record reads, + one transaction (record, pointer, count, audit event)
       ['DELETE', `/keys/${keyId}`, undefined, 204, { GetItem: 3, UpdateItem: 1, TransactWriteItems: 1 }],
     ];
     for (const [method, path, body, status, calls] of expected) {

@@ -104,7 +104,7 @@ describe('a handler’s write fails: a generic 500 and no partial write', () => 
   it('POST /webhooks/secret/rotate: the secret stays what it was', async () => {
     const secret = (await t.api(admin, 'GET', '/webhooks/secret')).body['secret'];
     const before = await t.snapshot();
-    proxy.inject({ operation: 'UpdateItem', table: t.stack.state.tables.accounts, fault: 'server-error' });
+    proxy.inject({ operation: 'TransactWriteItems', table: t.stack.state.tables.accounts, fault: 'server-error' });
     expectGeneric500(await t.api(admin, 'POST', '/webhooks/secret/rotate'));
     expect(await t.snapshot()).toBe(before);
     proxy.clearFaults();

@@ -5,6 +5,7 @@
  * bodies nested past 32 levels and page tokens the API did not issue are 400; a tier change reaches every
  * key, however far the index lags behind.
  */
+import { setAccountTier } from '../../lambdas/shared/services/keys.js';
 import type { CountingProxy } from '../support/counting-proxy.js';
 import { expectError, type Reply } from '../support/http.js';
 import { startTestStackBehindProxy, type TestStack } from '../support/stack.js';
@@ -195,7 +196,7 @@ describe('a tier change reaches every key (finding 10)', () => {
     expect(fresh.status).toBe(201);
     // The by-account index has not caught up with the new key (as on AWS, moments after a write).
     proxy.inject({ operation: 'Query', table: t.stack.state.tables.keys, fault: 'index-lag' });
-    await t.deps().keys.setAccountTier(acct.accountId, 'free', new Date());
+    await setAccountTier(t.deps(), acct.accountId, 'free');
     proxy.clearFaults();
     const freshKey = String(fresh.body['api_key']);
     expect((await t.api(freshKey, 'GET', '/keys/verify')).body).toMatchObject({ tier: 'free', capabilities: [] });
@@ -206,7 +207,7 @@ describe('a tier change reaches every key (finding 10)', () => {
   it('keys created while the tier changes end on the new tier', async () => {
     const acct = await t.account('business');
     const creates = Array.from({ length: 6 }, (_, i) => t.api(acct.key, 'POST', '/keys', { name: `race${i}`, preset: 'read-only' }));
-    const [, ...made] = await Promise.all([t.deps().keys.setAccountTier(acct.accountId, 'pro', new Date()), ...creates]);
+    const [, ...made] = await Promise.all([setAccountTier(t.deps(), acct.accountId, 'pro'), ...creates]);
     for (const reply of made) {
       if (reply.status !== 201) continue; // refused once the tier changed under the admin key's capabilities
       expect((await t.api(String(reply.body['api_key']), 'GET', '/keys/verify')).body).toMatchObject({ tier: 'pro' });

@@ -6,7 +6,7 @@
  * whatever answers are lost; `last_used` never moves back.
  */
 import { UsageRepository } from '../../lambdas/shared/repositories/usage.js';
-import { createKey, revokeKey, rotateKey, updateKey } from '../../lambdas/shared/services/keys.js';
+import { createKey, revokeKey, rotateKey, setAccountTier, updateKey } from '../../lambdas/shared/services/keys.js';
 import type { CountingProxy } from '../support/counting-proxy.js';
 import { expectError } from '../support/http.js';
 import { startTestStackBehindProxy, type TestStack } from '../support/stack.js';
@@ -86,14 +86,14 @@ describe('tier changes (finding 2)', () => {
     const acct = await t.account('business');
     const other = await t.api(acct.key, 'POST', '/keys', { name: 'models', capabilities: ['model:run'] });
     proxy.inject({ operation: 'TransactWriteItems', table: t.stack.state.tables.accounts, fault: 'server-error' });
-    await expect(t.deps().keys.setAccountTier(acct.accountId, 'free', new Date())).rejects.toThrow();
+    await expect(setAccountTier(t.deps(), acct.accountId, 'free')).rejects.toThrow();
     proxy.clearFaults();
     expect((await t.deps().accounts.get(acct.accountId))?.tier).toBe('business');
     for (const key of [acct.key, String(other.body['api_key'])]) {
       expect((await t.api(key, 'GET', '/keys/verify')).body).toMatchObject({ tier: 'business' });
     }
     // Run again, it completes.
-    await t.deps().keys.setAccountTier(acct.accountId, 'free', new Date());
+    await setAccountTier(t.deps(), acct.accountId, 'free');
     expect((await t.api(String(other.body['api_key']), 'GET', '/keys/verify')).body).toMatchObject({ tier: 'free', capabilities: [] });
   });
 
@@ -101,7 +101,7 @@ describe('tier changes (finding 2)', () => {
     const acct = await t.account('business');
     for (let i = 0; i < 4; i++) await t.api(acct.key, 'POST', '/keys', { name: `k${i}`, preset: 'read-only' });
     const tiers = ['pro', 'enterprise', 'free', 'business', 'pro', 'enterprise'] as const;
-    await Promise.all(tiers.map((tier) => t.deps().keys.setAccountTier(acct.accountId, tier, new Date())));
+    await Promise.all(tiers.map((tier) => setAccountTier(t.deps(), acct.accountId, tier)));
     const account = await t.deps().accounts.get(acct.accountId);
     const keys = await t.deps().keys.listActive(acct.accountId, new Date(), 100);
     expect(keys.items).toHaveLength(5);

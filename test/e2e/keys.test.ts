@@ -3,6 +3,7 @@
  * capability, workspace and tier rules, cross-account isolation, rotation with grace, usage counters,
  * and the key limit under concurrency.
  */
+import { setAccountTier } from '../../lambdas/shared/services/keys.js';
 import { FIXED_CAPABILITIES } from '../../lambdas/shared/capabilities.js';
 import type { Reply } from '../support/http.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
@@ -362,7 +363,7 @@ describe('capabilities, workspaces and tiers', () => {
 
   it('a free account’s key authenticates but holds nothing', async () => {
     const { key, accountId } = await t.account('pro', { name: 'k', capabilities: ['keys:read', 'keys:write'] });
-    await t.deps().keys.setAccountTier(accountId, 'free', new Date());
+    await setAccountTier(t.deps(), accountId, 'free');
     expect((await t.api(key, 'GET', '/keys/verify')).body).toMatchObject({ tier: 'free', capabilities: [] });
     expectError(await t.api(key, 'GET', '/keys'), 403, 'CAPABILITY_DENIED', { required: 'keys:read', actual: [] });
   });
@@ -398,7 +399,7 @@ describe('capabilities, workspaces and tiers', () => {
   it('a key that a tier downgrade put over the ceiling cannot be rotated into a new one', async () => {
     const { key, accountId } = await t.account('business');
     const strong = await t.api(key, 'POST', '/keys', { name: 'models', capabilities: ['model:run'] });
-    await t.deps().keys.setAccountTier(accountId, 'pro', new Date());
+    await setAccountTier(t.deps(), accountId, 'pro');
     // The admin key itself now holds model:run only nominally; the ceiling cuts it at the authorizer.
     expectError(await t.api(key, 'POST', `/keys/${String(strong.body['key_id'])}/rotate`), 403, 'TIER_CEILING_EXCEEDED', {
       tier: 'pro',

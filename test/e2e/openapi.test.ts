@@ -10,7 +10,6 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { REQUEST_SCHEMAS } from '../../lambdas/shared/schemas.js';
 import { OPENAPI_OPERATIONS, toJsonSchema2020 } from '../../lambdas/shared/openapi.js';
-import { MembershipsRepository } from '../../lambdas/shared/repositories/memberships.js';
 import { call, type Reply } from '../support/http.js';
 import { startTestIssuer, type TestIssuer } from '../support/issuer.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
@@ -135,7 +134,7 @@ describe('real responses conform', () => {
     await api(admin, 'GET', '/keys/verify');
     await api(admin, 'GET', '/me');
     const { accountId } = await t.account('business');
-    await new MembershipsRepository(t.stack.doc, t.stack.state.tables.memberships).add('openapi-person', accountId, 'p@example.com', 'viewer', new Date());
+    await t.member('openapi-person', accountId, 'p@example.com', 'viewer');
     const person = { session: await issuer.sign('openapi-person') };
     await api(person, 'GET', '/me');
     await api(person, 'POST', '/keys', { name: 'x', preset: 'read-only' });
@@ -208,6 +207,9 @@ describe('real responses conform', () => {
     await api(admin, 'DELETE', '/workflows/sleepy');
     await api(admin, 'GET', '/workflows/sleepy');
 
+    // The audit trail: the events of this run's key changes, and a filtered page.
+    await api(admin, 'GET', '/audit-events?limit=2');
+    await api(admin, 'GET', '/audit-events?action=key.created&since=2020-01-01');
     const ajv = new Ajv2020({ strict: false, allErrors: true });
     // `format` asserted, not only annotated: every time is a real ISO-8601 date-time.
     addFormats.default(ajv);

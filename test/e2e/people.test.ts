@@ -6,7 +6,8 @@
  */
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { SignJWT } from 'jose';
-import { MembershipsRepository } from '../../lambdas/shared/repositories/memberships.js';
+import { removeMember, setMemberRole } from '../../admin-cli/members.js';
+import { createAccount, setAccountTier } from '../../lambdas/shared/services/keys.js';
 import type { RoleName } from '../../lambdas/shared/capabilities.js';
 import { call, expectError, type Reply } from '../support/http.js';
 import { startTestIssuer, TEST_AUDIENCE, TEST_CLIENT, unsignedToken, type TestIssuer } from '../support/issuer.js';
@@ -14,13 +15,11 @@ import { startTestStack, type TestStack } from '../support/stack.js';
 
 let issuer: TestIssuer;
 let t: TestStack;
-let memberships: MembershipsRepository;
 let people = 0;
 
 beforeAll(async () => {
   issuer = await startTestIssuer();
   t = await startTestStack('e2e-people', { identity: issuer.config });
-  memberships = new MembershipsRepository(t.stack.doc, t.stack.state.tables.memberships);
 }, 60_000);
 afterAll(async () => {
   await t?.close();
@@ -45,7 +44,7 @@ async function person(...accounts: [string, RoleName][]): Promise<Person> {
   const n = ++people;
   const subject = `sub-${n}-${Date.now().toString(36)}`;
   const email = `person${n}@example.com`;
-  for (const [accountId, role] of accounts) await memberships.add(subject, accountId, email, role, new Date());
+  for (const [accountId, role] of accounts) await t.member(subject, accountId, email, role);
   return { subject, email, token: await issuer.sign(subject) };
 }
 
@@ -89,7 +88,7 @@ describe('a person’s session', () => {
 
   it('the tier’s ceiling cuts the role: a free account’s admin holds nothing; a pro admin no models', async () => {
     const freeId = `acct_free_${Date.now().toString(36)}`;
-    await t.deps().accounts.create(freeId, 'free', new Date());
+    await createAccount(t.deps(), freeId, 'free');
     const freeAdmin = await person([freeId, 'admin']);
     const me = await as(freeAdmin.token, 'GET', '/me');
     expect(me.status).toBe(200);
@@ -109,7 +108,7 @@ describe('a person’s session', () => {
     const { accountId } = await t.account('business');
     const admin = await person([accountId, 'admin']);
     expect((await as(admin.token, 'POST', '/models/echo/run', { body: { input: 1 } })).status).toBe(200);
-    await t.deps().keys.setAccountTier(accountId, 'pro', new Date());
+    await setAccountTier(t.deps(), accountId, 'pro');
     expectError(await as(admin.token, 'POST', '/models/echo/run', { body: { input: 1 } }), 403, 'CAPABILITY_DENIED');
   });
 });
@@ -160,10 +159,10 @@ describe('accounts', () => {
     const { accountId } = await t.account('business');
     const p = await person([accountId, 'admin']);
     expect((await as(p.token, 'POST', '/keys', { body: { name: 'one', preset: 'read-only' } })).status).toBe(201);
-    await memberships.setRole(p.subject, accountId, 'viewer', new Date());
+    await setMemberRole(t.members(), accountId, { subject: p.subject }, 'viewer', new Date());
     expectError(await as(p.token, 'POST', '/keys', { body: { name: 'two', preset: 'read-only' } }), 403, 'CAPABILITY_DENIED');
     expect((await as(p.token, 'GET', '/keys')).status).toBe(200);
-    await memberships.remove(p.subject, accountId);
+    await removeMember(t.members(), accountId, { subject: p.subject });
     expectError(await as(p.token, 'GET', '/keys'), 403, 'NOT_A_MEMBER');
   });
 });
@@ -229,7 +228,7 @@ describe('tokens the API refuses: 401 UNAUTHORIZED, nothing read past the token,
 describe('rate limits', () => {
   it('are counted per person and account, exactly, with the headers', async () => {
     const id = `acct_rl_${Date.now().toString(36)}`;
-    await t.deps().accounts.create(id, 'free', new Date());
+    await createAccount(t.deps(), id, 'free');
     const p = await person([id, 'viewer']);
     const replies = await Promise.all(Array.from({ length: 16 }, () => as(p.token, 'GET', '/me')));
     const admitted = replies.filter((r) => r.status === 200);
@@ -244,8 +243,8 @@ describe('rate limits', () => {
     expect((await as(other.token, 'GET', '/me')).status).toBe(200);
     // And per account: the same person in another account has a counter of its own there.
     const id2 = `acct_rl2_${Date.now().toString(36)}`;
-    await t.deps().accounts.create(id2, 'free', new Date());
-    await memberships.add(p.subject, id2, p.email, 'viewer', new Date());
+    await createAccount(t.deps(), id2, 'free');
+    await t.member(p.subject, id2, p.email, 'viewer');
     const elsewhere = await as(p.token, 'GET', '/me', { account: id2 });
     expect(elsewhere.status).toBe(200);
     expect(elsewhere.headers.get('x-ratelimit-remaining')).toBe('9');

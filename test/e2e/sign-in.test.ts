@@ -5,7 +5,7 @@
  * The demo admin calls GET /me and creates a key; a viewer cannot; a removed person is refused at once.
  */
 import { jest } from '@jest/globals';
-import { MembershipsRepository } from '../../lambdas/shared/repositories/memberships.js';
+import { removeMember } from '../../admin-cli/members.js';
 import { DEMO_ACCOUNT_ID } from '../../local-runner/stack.js';
 import { CONSOLE_CLIENT_ID } from '../../local-runner/oidc/index.js';
 import { call, expectError, type Reply } from '../support/http.js';
@@ -15,11 +15,9 @@ import { startTestStack, type TestStack } from '../support/stack.js';
 jest.setTimeout(60_000);
 
 let t: TestStack;
-let memberships: MembershipsRepository;
 
 beforeAll(async () => {
   t = await startTestStack('e2e-sign-in', { seed: true });
-  memberships = new MembershipsRepository(t.stack.doc, t.stack.state.tables.memberships);
 });
 afterAll(() => t?.close());
 
@@ -52,11 +50,11 @@ describe('signed in through the local provider', () => {
 
   it('a viewer reads keys but cannot create one; removed, they are refused at once', async () => {
     const added = await t.stack.oidc.people.addPerson('viewer@example.com');
-    await memberships.add(added.subject, DEMO_ACCOUNT_ID, added.email, 'viewer', new Date());
+    await t.member(added.subject, DEMO_ACCOUNT_ID, added.email, 'viewer');
     const token = await accessToken(added.email, added.password!);
     expect((await as(token, 'GET', '/keys')).status).toBe(200);
     expectError(await as(token, 'POST', '/keys', { name: 'nope', preset: 'read-only' }), 403, 'CAPABILITY_DENIED', { required: 'keys:write' });
-    await memberships.remove(added.subject, DEMO_ACCOUNT_ID);
+    await removeMember(t.members(), DEMO_ACCOUNT_ID, { subject: added.subject });
     // The same token, still valid at the provider: the membership decides, from the next request.
     expectError(await as(token, 'GET', '/keys'), 403, 'NOT_A_MEMBER');
   });

@@ -7,6 +7,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { TableNames } from '../../lambdas/shared/ddb.js';
 import { AccountsRepository } from '../../lambdas/shared/repositories/accounts.js';
+import { AuditRepository } from '../../lambdas/shared/repositories/audit.js';
 import { KeysRepository } from '../../lambdas/shared/repositories/keys.js';
 import type { KeyServiceDeps } from '../../lambdas/shared/services/keys.js';
 import { DEFAULT_SETTINGS, type Settings } from '../../lambdas/shared/settings.js';
@@ -32,6 +33,8 @@ export interface TestDb {
   readonly client: DynamoDBClient;
   readonly doc: DynamoDBDocumentClient;
   readonly tables: TableNames;
+  /** The audit trail's repository (what account creations in test setups record their event with). */
+  readonly audit: AuditRepository;
   deps(settings?: Settings, now?: () => Date): KeyServiceDeps;
   close(): void;
 }
@@ -53,13 +56,16 @@ export async function createTestDb(name: string): Promise<TestDb> {
     idempotency: out(STACK_OUTPUTS.idempotencyTable),
     audit: out(STACK_OUTPUTS.auditTable),
   };
+  const audit = new AuditRepository(doc, tables.audit, DEFAULT_SETTINGS.auditRetentionDays);
   return {
     client,
     doc,
     tables,
+    audit,
     deps: (settings = DEFAULT_SETTINGS, now) => ({
       keys: new KeysRepository(doc, { keys: tables.keys, accounts: tables.accounts }),
       accounts: new AccountsRepository(doc, tables.accounts),
+      audit: settings.auditRetentionDays === DEFAULT_SETTINGS.auditRetentionDays ? audit : new AuditRepository(doc, tables.audit, settings.auditRetentionDays),
       settings,
       ...(now ? { now } : {}),
     }),

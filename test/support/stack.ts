@@ -1,9 +1,13 @@
 /** A local stack for one test file: its own tables, the shared DynamoDB Local, a free port. */
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { AccountsRepository } from '../../lambdas/shared/repositories/accounts.js';
+import { AuditRepository, newAuditEvent, OPERATOR_ACTOR } from '../../lambdas/shared/repositories/audit.js';
+import type { RoleName } from '../../lambdas/shared/capabilities.js';
+import { MembershipsRepository } from '../../lambdas/shared/repositories/memberships.js';
+import type { MemberDeps } from '../../admin-cli/members.js';
 import { KeysRepository } from '../../lambdas/shared/repositories/keys.js';
 import { UsageRepository } from '../../lambdas/shared/repositories/usage.js';
-import { createKey, type KeyServiceDeps } from '../../lambdas/shared/services/keys.js';
+import { createAccount, createKey, type KeyServiceDeps } from '../../lambdas/shared/services/keys.js';
 import type { TierName } from '../../lambdas/shared/settings.js';
 import { startLocalStack, type LocalStack, type LocalStackOptions } from '../../local-runner/stack.js';
 import { startCountingProxy, type CountingProxy } from './counting-proxy.js';
@@ -18,6 +22,10 @@ export interface TestStack {
   api(key: string | undefined, method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Reply>;
   /** A new account and a key of it with the given capabilities (created as an operator would). */
   account(tier: TierName, keyBody?: Record<string, unknown>): Promise<{ accountId: string; key: string; keyId: string }>;
+  /** A person's membership, added as an operator would (with its member.added event), whether or not the account exists. */
+  member(subject: string, accountId: string, email: string, role: RoleName): Promise<void>;
+  /** The admin CLI's `user …` dependencies on this stack (no identity provider: people are named by subject). */
+  members(): MemberDeps;
   /**
    * Every item of every table of this stack, sorted, as one string: equal before and after means nothing
    * was written. The usage counters are left out unless asked for (a refused request past the authorizer
@@ -40,10 +48,13 @@ export async function startTestStack(name: string, options: Partial<LocalStackOp
     ...options,
   });
   const { tables, settings } = stack.state;
+  const audit = new AuditRepository(stack.doc, tables.audit, settings.auditRetentionDays);
+  const memberships = new MembershipsRepository(stack.doc, tables.memberships);
   const deps = (now?: () => Date): KeyServiceDeps => ({
     keys: new KeysRepository(stack.doc, { keys: tables.keys, accounts: tables.accounts }),
     accounts: new AccountsRepository(stack.doc, tables.accounts),
     usage: new UsageRepository(stack.doc, tables.usage),
+    audit,
     settings,
     ...(now ? { now } : {}),
   });
@@ -54,10 +65,23 @@ export async function startTestStack(name: string, options: Partial<LocalStackOp
       call(`${stack.apiUrl}${path}`, { method, headers: { ...headers, ...(key === undefined ? {} : { 'x-api-key': key }) }, body }),
     account: async (tier, keyBody = { name: 'admin', scope: 'admin' }) => {
       const accountId = `acct_${name.replace(/[^a-z0-9]/gi, '')}_${++accounts}_${Date.now().toString(36)}`;
-      await deps().accounts.create(accountId, tier, new Date());
+      await createAccount(deps(), accountId, tier);
       const { key, apiKey } = await createKey(deps(), accountId, keyBody);
       return { accountId, key: apiKey, keyId: key.key_id };
     },
+    member: async (subject, accountId, email, role) => {
+      const now = new Date();
+      const event = newAuditEvent({
+        accountId,
+        action: 'member.added',
+        actor: OPERATOR_ACTOR,
+        target: { kind: 'member', id: subject },
+        changes: { email: { from: null, to: email }, role: { from: null, to: role } },
+        now,
+      });
+      await memberships.add(subject, accountId, email, role, now, audit.putItem(event));
+    },
+    members: () => ({ accounts: deps().accounts, memberships, audit, people: undefined }),
     snapshot: async ({ withUsage = false } = {}) => {
       const out: Record<string, string[]> = {};
       for (const [name, table] of Object.entries(tables)) {

@@ -1,8 +1,9 @@
-import { GetCommand, PutCommand, ScanCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { isConditionalCheckFailed } from '../ddb.js';
+import { GetCommand, ScanCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { cancellationReasons, isConditionalCheckFailed } from '../ddb.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { SecretBox } from '../secret-box.js';
 import type { TierName } from '../settings.js';
+import type { TransactItem } from './audit.js';
 
 /** Accounts table item (partition key `account_id`). */
 export interface AccountRecord {
@@ -47,8 +48,11 @@ export class AccountsRepository {
     return out.Item as AccountRecord | undefined;
   }
 
-  /** Create-only: 409 ALREADY_EXISTS when the id is taken. */
-  async create(accountId: string, tier: TierName, now: Date): Promise<AccountRecord> {
+  /**
+   * Create-only: 409 ALREADY_EXISTS when the id is taken. `audit` (the Put of its account.created event)
+   * is written in the same transaction.
+   */
+  async create(accountId: string, tier: TierName, now: Date, audit: TransactItem): Promise<AccountRecord> {
     const record: AccountRecord = {
       account_id: accountId,
       tier,
@@ -58,15 +62,22 @@ export class AccountsRepository {
     };
     try {
       await this.doc.send(
-        new PutCommand({
-          TableName: this.table,
-          // The keys holding a slot, kept by KeysRepository (see there).
-          Item: { ...record, slot_keys: {}, slot_rev: 0 },
-          ConditionExpression: 'attribute_not_exists(account_id)',
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Put: {
+                TableName: this.table,
+                // The keys holding a slot, kept by KeysRepository (see there).
+                Item: { ...record, slot_keys: {}, slot_rev: 0 },
+                ConditionExpression: 'attribute_not_exists(account_id)',
+              },
+            },
+            audit,
+          ],
         }),
       );
     } catch (error) {
-      if (isConditionalCheckFailed(error)) {
+      if (cancellationReasons(error)?.[0] === 'ConditionalCheckFailed') {
         throw new ConflictError('ALREADY_EXISTS', `Account '${accountId}' already exists`);
       }
       throw error;
@@ -101,9 +112,18 @@ export class AccountsRepository {
    * new one); with 0 it stops at once, and so does any secret still in an earlier rotation's grace. One
    * write, keyed by `rotationId`: the SDK retrying it after a lost answer finds it applied and changes
    * nothing (a second application would make the new secret its own "previous" and end the old one's
-   * grace). An account that never had a secret simply gets one.
+   * grace). An account that never had a secret simply gets one. `audit` (the Put of its
+   * webhook_secret.rotated event, which holds no secret) is written in the same transaction: a retried
+   * rotation that finds itself applied finds its event written too.
    */
-  async rotateWebhookSecret(accountId: string, secret: string, graceSeconds: number, now: Date, rotationId: string): Promise<WebhookSecrets> {
+  async rotateWebhookSecret(
+    accountId: string,
+    secret: string,
+    graceSeconds: number,
+    now: Date,
+    rotationId: string,
+    audit: TransactItem,
+  ): Promise<WebhookSecrets> {
     // Seals a secret an earlier release kept in the clear, so the copy below has something to copy.
     const before = await this.readSecrets(accountId, now);
     const sealed = await this.sealer().seal(secret, accountId);
@@ -111,20 +131,27 @@ export class AccountsRepository {
     const keepPrevious = graceSeconds > 0 && before !== undefined;
     try {
       await this.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { account_id: accountId },
-          UpdateExpression: keepPrevious
-            ? `SET ${PREVIOUS_SECRET_ATTRIBUTE} = ${SECRET_ATTRIBUTE}, ${PREVIOUS_UNTIL_ATTRIBUTE} = :until, ${SECRET_ATTRIBUTE} = :s, ${ROTATION_ATTRIBUTE} = :r`
-            : `SET ${SECRET_ATTRIBUTE} = :s, ${ROTATION_ATTRIBUTE} = :r REMOVE ${PREVIOUS_SECRET_ATTRIBUTE}, ${PREVIOUS_UNTIL_ATTRIBUTE}, ${LEGACY_SECRET_ATTRIBUTE}`,
-          ConditionExpression: keepPrevious
-            ? `attribute_exists(${SECRET_ATTRIBUTE}) AND (attribute_not_exists(${ROTATION_ATTRIBUTE}) OR ${ROTATION_ATTRIBUTE} <> :r)`
-            : `attribute_exists(account_id) AND (attribute_not_exists(${ROTATION_ATTRIBUTE}) OR ${ROTATION_ATTRIBUTE} <> :r)`,
-          ExpressionAttributeValues: { ':s': sealed, ':r': rotationId, ...(keepPrevious ? { ':until': until } : {}) },
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.table,
+                Key: { account_id: accountId },
+                UpdateExpression: keepPrevious
+                  ? `SET ${PREVIOUS_SECRET_ATTRIBUTE} = ${SECRET_ATTRIBUTE}, ${PREVIOUS_UNTIL_ATTRIBUTE} = :until, ${SECRET_ATTRIBUTE} = :s, ${ROTATION_ATTRIBUTE} = :r`
+                  : `SET ${SECRET_ATTRIBUTE} = :s, ${ROTATION_ATTRIBUTE} = :r REMOVE ${PREVIOUS_SECRET_ATTRIBUTE}, ${PREVIOUS_UNTIL_ATTRIBUTE}, ${LEGACY_SECRET_ATTRIBUTE}`,
+                ConditionExpression: keepPrevious
+                  ? `attribute_exists(${SECRET_ATTRIBUTE}) AND (attribute_not_exists(${ROTATION_ATTRIBUTE}) OR ${ROTATION_ATTRIBUTE} <> :r)`
+                  : `attribute_exists(account_id) AND (attribute_not_exists(${ROTATION_ATTRIBUTE}) OR ${ROTATION_ATTRIBUTE} <> :r)`,
+                ExpressionAttributeValues: { ':s': sealed, ':r': rotationId, ...(keepPrevious ? { ':until': until } : {}) },
+              },
+            },
+            audit,
+          ],
         }),
       );
     } catch (error) {
-      if (!isConditionalCheckFailed(error)) throw error;
+      if (cancellationReasons(error)?.[0] !== 'ConditionalCheckFailed') throw error;
       const after = await this.doc.send(
         new GetCommand({ TableName: this.table, Key: { account_id: accountId }, ConsistentRead: true, ProjectionExpression: `account_id, ${ROTATION_ATTRIBUTE}` }),
       );

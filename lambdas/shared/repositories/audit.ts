@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { GetCommand, QueryCommand, type DynamoDBDocumentClient, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
 import { randomBase62 } from '../api-key.js';
+import { AUDIT_ACTIONS, isAuditAction, type AuditAction } from '../audit-contract.js';
 import type { Principal } from '../caller.js';
 import { decodePageToken, encodePageToken, MAX_PAGE_BYTES } from '../ddb.js';
 import { ValidationError } from '../errors.js';
@@ -23,24 +24,7 @@ export const AUDIT_BY_TARGET_INDEX = 'by-target';
 export const AUDIT_BY_ACTOR_INDEX = 'by-actor';
 export const AUDIT_BY_ACTION_INDEX = 'by-action';
 
-export const AUDIT_ACTIONS = [
-  'key.created',
-  'key.updated',
-  'key.rotated',
-  'key.revoked',
-  'key.expired',
-  'webhook_secret.rotated',
-  'account.created',
-  'account.tier_changed',
-  'member.added',
-  'member.role_changed',
-  'member.removed',
-] as const;
-export type AuditAction = (typeof AUDIT_ACTIONS)[number];
-
-export function isAuditAction(value: unknown): value is AuditAction {
-  return typeof value === 'string' && (AUDIT_ACTIONS as readonly string[]).includes(value);
-}
+export { AUDIT_ACTIONS, isAuditAction, type AuditAction };
 
 /** Who made a change: a key, a person, an operator (the admin CLI) or the system (housekeeping). */
 export type AuditActor = Principal | { kind: 'system' };

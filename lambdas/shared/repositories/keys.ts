@@ -5,10 +5,9 @@ import {
   TransactWriteCommand,
   UpdateCommand,
   type DynamoDBDocumentClient,
-  type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import type { KeyEnvironment } from '../api-key.js';
-import { newAuditEvent, SYSTEM_ACTOR, type AuditRepository } from './audit.js';
+import { newAuditEvent, SYSTEM_ACTOR, type AuditRepository, type TransactItem } from './audit.js';
 import type { Capability } from '../capabilities.js';
 import { cancellationReasons, decodePageToken, encodePageToken, isConditionalCheckFailed, queryPage } from '../ddb.js';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
@@ -74,8 +73,6 @@ const REVOKED_RETENTION_SECONDS = 30 * 24 * 3600;
 /** An active key: not revoked, not expired (by the clock, `:now`). */
 const ACTIVE_CONDITION = 'attribute_not_exists(revoked_at) AND (attribute_not_exists(expires_at) OR expires_at > :now)';
 
-type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
-
 const TRANSACTION_CONFLICT_RETRIES = 8;
 
 const hashPk = (hash: string) => `H#${hash}`;
@@ -129,9 +126,10 @@ export class KeysRepository {
   /**
    * Stores a new key and counts it against the account's limit in one transaction, so concurrent
    * creates can never exceed `maxActiveKeys`. The account's tier must still be `record.tier`, so a key
-   * never carries a tier the account has already left.
+   * never carries a tier the account has already left. `audit` (the Put of its key.created event,
+   * AuditRepository.putItem) is written in the same transaction.
    */
-  async create(record: KeyRecord, maxActiveKeys: number): Promise<void> {
+  async create(record: KeyRecord, maxActiveKeys: number, audit: TransactItem): Promise<void> {
     try {
       await this.transact([
         {
@@ -146,6 +144,7 @@ export class KeysRepository {
           },
         },
         ...this.newKeyItems(record),
+        audit,
       ], record.account_id);
     } catch (error) {
       const reasons = cancellationReasons(error);
@@ -156,9 +155,10 @@ export class KeysRepository {
 
   /**
    * Marks the key revoked, atomically with freeing its slot (unless the slot was already released, by a
-   * rotation or by expiry). Throws NotFoundError when a concurrent request revoked it first.
+   * rotation or by expiry), with `audit` (its key.revoked event's Put) in the same transaction. Throws
+   * NotFoundError when a concurrent request revoked it first.
    */
-  async revoke(record: KeyRecord, now: Date): Promise<void> {
+  async revoke(record: KeyRecord, now: Date, audit: TransactItem): Promise<void> {
     const ttl = Math.floor(now.getTime() / 1000) + REVOKED_RETENTION_SECONDS;
     const holdsSlot = !record.released_at;
     const items: TransactItem[] = [
@@ -185,6 +185,7 @@ export class KeysRepository {
       },
     ];
     if (holdsSlot) items.push(this.releaseSlot(record.account_id, record.key_id));
+    items.push(audit);
     try {
       await this.transact(items, record.account_id);
     } catch (error) {
@@ -198,13 +199,17 @@ export class KeysRepository {
 
   /**
    * Edits name, capabilities or workspaces of an active key that has not been rotated, and counts the
-   * edit in `version`; the authorizer sees the change on the next request (it reads the record with a
-   * consistent GetItem). Undefined when the key stopped being active or was rotated meanwhile.
+   * edit in `version`, with `audit` (its key.updated event's Put) in the same transaction; the authorizer
+   * sees the change on the next request (it reads the record with a consistent GetItem). The key must be unchanged since
+   * `record` was read (its `version`), so the event's `from` values are what the edit replaced. Returns
+   * the key as edited; undefined when it was edited, rotated or stopped being active meanwhile (read it
+   * again).
    */
   async update(
     record: KeyRecord,
     changes: { name?: string; capabilities?: Capability[]; workspaces?: string[] },
     now: Date,
+    audit: TransactItem,
   ): Promise<KeyRecord | undefined> {
     const names: Record<string, string> = {};
     const values: Record<string, unknown> = { ':acct': record.account_id, ':now': now.toISOString() };
@@ -218,24 +223,30 @@ export class KeysRepository {
     sets.push('updated_at = :now', 'version = if_not_exists(version, :zero) + :one');
     values[':zero'] = 0;
     values[':one'] = 1;
+    if (record.version !== undefined) values[':version'] = record.version;
     try {
-      const out = await this.doc.send(
-        new UpdateCommand({
-          TableName: this.tables.keys,
-          Key: { pk: hashPk(record.key_hash) },
-          UpdateExpression: `SET ${sets.join(', ')}`,
-          // A rotated key is not edited: its replacement is (the service answers 409 KEY_ROTATED).
-          ConditionExpression: `account_id = :acct AND ${ACTIVE_CONDITION} AND attribute_not_exists(rotated_to)`,
-          ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
-          ExpressionAttributeValues: values,
-          ReturnValues: 'ALL_NEW',
-        }),
-      );
-      return out.Attributes ? strip(out.Attributes) : undefined;
+      await this.transact([
+        {
+          Update: {
+            TableName: this.tables.keys,
+            Key: { pk: hashPk(record.key_hash) },
+            UpdateExpression: `SET ${sets.join(', ')}`,
+            // A rotated key is not edited: its replacement is (the service answers 409 KEY_ROTATED).
+            ConditionExpression: `account_id = :acct AND ${ACTIVE_CONDITION} AND attribute_not_exists(rotated_to) AND ${
+              record.version === undefined ? 'attribute_not_exists(version)' : 'version = :version'
+            }`,
+            ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
+            ExpressionAttributeValues: values,
+          },
+        },
+        audit,
+      ]);
     } catch (error) {
-      if (isConditionalCheckFailed(error)) return undefined;
+      if (cancellationReasons(error)?.[0] === 'ConditionalCheckFailed') return undefined;
       throw error;
     }
+    const defined = Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined));
+    return { ...record, ...defined, updated_at: now.toISOString(), version: (record.version ?? 0) + 1 };
   }
 
   /**
@@ -246,12 +257,11 @@ export class KeysRepository {
    * like a create. A key still in its grace holds no `ttl` (it holds a slot); its slot is released, and
    * its TTL set, once the grace is over (releaseExpired).
    * Throws KeyCreateConflict when the account condition fails (tier changed, or full), KeyChanged when
-   * `old` is no longer as it was read (edited, revoked, expired or rotated meanwhile).
+   * `old` is no longer as it was read (edited, revoked, expired or rotated meanwhile). `audit`
+   * (its key.rotated event's Put) is written in the same transaction.
    */
-  async rotate(old: KeyRecord, next: KeyRecord, graceEnd: Date | undefined, now: Date, maxActiveKeys: number): Promise<void> {
-    // With a grace period the old key ends at its end, or at its own expiry if that comes first.
-    const oldExpiry =
-      graceEnd && old.expires_at && Date.parse(old.expires_at) <= graceEnd.getTime() ? old.expires_at : graceEnd?.toISOString();
+  async rotate(old: KeyRecord, next: KeyRecord, graceEnd: Date | undefined, now: Date, maxActiveKeys: number, audit: TransactItem): Promise<void> {
+    const oldExpiry = graceExpiry(old, graceEnd);
     const revokedTtl = Math.floor(now.getTime() / 1000) + REVOKED_RETENTION_SECONDS;
     const names = { '#old': old.key_id, '#next': next.key_id };
     const account: TransactItem = oldExpiry
@@ -309,6 +319,7 @@ export class KeysRepository {
         },
         ...(oldExpiry ? [] : [this.pointerTtl(old.key_id, revokedTtl)]),
         ...this.newKeyItems(next),
+        audit,
       ], next.account_id);
     } catch (error) {
       const reasons = cancellationReasons(error);
@@ -324,8 +335,7 @@ export class KeysRepository {
    * Returns how many such keys it found: all of them are released when it returns, by this call or by a
    * concurrent one.
    */
-  async releaseExpired(accountId: string, now: Date, audit?: AuditRepository): Promise<number> {
-    // TODO(audit merge): `audit` becomes required once KeyServiceDeps carries it (services/keys.ts afterConflict).
+  async releaseExpired(accountId: string, now: Date, audit: AuditRepository): Promise<number> {
     return (await this.releaseExpiredKeys(accountId, now, audit)).found;
   }
 
@@ -344,7 +354,7 @@ export class KeysRepository {
   async releaseExpiredKeys(
     accountId: string,
     now: Date,
-    audit: AuditRepository | undefined,
+    audit: AuditRepository,
     { take = () => true, onRelease }: { take?: () => boolean; onRelease?: (keyId: string) => void } = {},
   ): Promise<{ found: number; released: number; more: boolean }> {
     // Released, an expired key's items are kept as long as a revoked key's (for audit), then TTL removes them.
@@ -381,7 +391,7 @@ export class KeysRepository {
             },
             this.pointerTtl(String(item['key_id']), releasedTtl),
             this.releaseSlot(accountId, String(item['key_id'])),
-            ...(audit ? [audit.putItem(expiredEvent(accountId, String(item['key_id']), now))] : []),
+            audit.putItem(expiredEvent(accountId, String(item['key_id']), now)),
           ], accountId);
           released++;
           onRelease?.(String(item['key_id']));
@@ -533,9 +543,16 @@ export class KeysRepository {
    * authenticate), in one transaction: no key keeps the old tier, whatever fails. The account's
    * `slot_rev` must be unchanged since the account was read, so a key created or released meanwhile
    * makes it read again; a concurrent create waits for the tier (its own condition) or is in the list.
+   * `audit(from)` is the Put of the change's account.tier_changed event (from the tier the account had),
+   * written in the same transaction; undefined (no event) when the tier does not change.
    * Returns the account's key ids that were brought to the tier.
    */
-  async setAccountTier(accountId: string, tier: TierName, now: Date): Promise<string[]> {
+  async setAccountTier(
+    accountId: string,
+    tier: TierName,
+    now: Date,
+    audit: (from: TierName) => TransactItem | undefined,
+  ): Promise<string[]> {
     for (let attempt = 0; ; attempt++) {
       const out = await this.doc.send(
         new GetCommand({ TableName: this.accountsTable, Key: { account_id: accountId }, ConsistentRead: true }),
@@ -556,6 +573,7 @@ export class KeysRepository {
         }),
       );
       const rev = account['slot_rev'] as number | undefined;
+      const recorded = audit(account['tier'] as TierName);
       try {
         await this.transact([
           {
@@ -580,6 +598,7 @@ export class KeysRepository {
                 },
               }),
             ),
+          ...(recorded ? [recorded] : []),
         ]);
         return Object.keys(slotKeys);
       } catch (error) {
@@ -635,6 +654,14 @@ function expiredEvent(accountId: string, keyId: string, now: Date) {
     changes: { released_at: { from: null, to: now.toISOString() } },
     now,
   });
+}
+
+/**
+ * When a key rotated with a grace period stops: at the grace's end, or at its own expiry if that comes
+ * first. Undefined without a grace period (the key stops at once).
+ */
+export function graceExpiry(old: KeyRecord, graceEnd: Date | undefined): string | undefined {
+  return graceEnd && old.expires_at && Date.parse(old.expires_at) <= graceEnd.getTime() ? old.expires_at : graceEnd?.toISOString();
 }
 
 /** A transaction set a path inside `slot_keys` on an account that has no such map yet. */

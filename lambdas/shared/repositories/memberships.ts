@@ -1,7 +1,8 @@
-import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, QueryCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { RoleName } from '../capabilities.js';
-import { isConditionalCheckFailed } from '../ddb.js';
-import { ConflictError, NotFoundError } from '../errors.js';
+import { cancellationReasons } from '../ddb.js';
+import type { TransactItem } from './audit.js';
+import { ConflictError } from '../errors.js';
 
 /**
  * Memberships table: one item per person and account (`subject`, `account_id`) holding the person's role
@@ -74,11 +75,12 @@ export class MembershipsRepository {
   }
 
   /**
-   * Adds a person to an account. Create-only: an existing membership with another role is 409
-   * ALREADY_EXISTS (change it with `setRole`); the same one again (a retry whose answer was lost) is
-   * answered with what is stored.
+   * Adds a person to an account, with `audit` (the Put of its member.added event) in the same
+   * transaction. Create-only: an existing membership with another role is 409 ALREADY_EXISTS (change it
+   * with `setRole`); the same one again (a retry whose answer was lost) is answered with what is stored,
+   * and writes nothing (its event was written with it).
    */
-  async add(subject: string, accountId: string, email: string, role: RoleName, now: Date): Promise<MembershipRecord> {
+  async add(subject: string, accountId: string, email: string, role: RoleName, now: Date, audit: TransactItem): Promise<MembershipRecord> {
     const record: MembershipRecord = {
       subject,
       account_id: accountId,
@@ -88,43 +90,79 @@ export class MembershipsRepository {
       updated_at: now.toISOString(),
     };
     try {
-      await this.doc.send(new PutCommand({ TableName: this.table, Item: record, ConditionExpression: 'attribute_not_exists(subject)' }));
+      await this.doc.send(
+        new TransactWriteCommand({
+          TransactItems: [{ Put: { TableName: this.table, Item: record, ConditionExpression: 'attribute_not_exists(subject)' } }, audit],
+        }),
+      );
       return record;
     } catch (error) {
-      if (!isConditionalCheckFailed(error)) throw error;
+      if (cancellationReasons(error)?.[0] !== 'ConditionalCheckFailed') throw error;
     }
     const existing = await this.get(subject, accountId);
     if (existing && existing.role === role) return existing;
     throw new ConflictError('ALREADY_EXISTS', `${email} is already a member of '${accountId}'${existing ? ` as ${existing.role}` : ''}`);
   }
 
-  /** Changes a member's role; 404 when not a member. Returns the role it had. */
-  async setRole(subject: string, accountId: string, role: RoleName, now: Date): Promise<{ before: RoleName; after: MembershipRecord }> {
+  /**
+   * Changes a member's role, with `audit` (its member.role_changed event's Put) in the same transaction,
+   * on condition that the membership still has the role it was read with (so the event's `from` is the
+   * role it replaced). Returns the membership as changed; undefined when it changed or went meanwhile
+   * (read it again).
+   */
+  async setRole(member: MembershipRecord, role: RoleName, now: Date, audit: TransactItem): Promise<MembershipRecord | undefined> {
     try {
-      const out = await this.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { subject, account_id: accountId },
-          UpdateExpression: 'SET #r = :r, updated_at = :now',
-          ConditionExpression: 'attribute_exists(subject)',
-          ExpressionAttributeNames: { '#r': 'role' },
-          ExpressionAttributeValues: { ':r': role, ':now': now.toISOString() },
-          ReturnValues: 'ALL_OLD',
+      await this.doc.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.table,
+                Key: { subject: member.subject, account_id: member.account_id },
+                UpdateExpression: 'SET #r = :r, updated_at = :now',
+                ConditionExpression: 'attribute_exists(subject) AND #r = :before',
+                ExpressionAttributeNames: { '#r': 'role' },
+                ExpressionAttributeValues: { ':r': role, ':before': member.role, ':now': now.toISOString() },
+              },
+            },
+            audit,
+          ],
         }),
       );
-      const before = out.Attributes as MembershipRecord;
-      return { before: before.role, after: { ...before, role, updated_at: now.toISOString() } };
+      return { ...member, role, updated_at: now.toISOString() };
     } catch (error) {
-      if (isConditionalCheckFailed(error)) throw new NotFoundError(`No such member of '${accountId}'`);
+      if (cancellationReasons(error)?.[0] === 'ConditionalCheckFailed') return undefined;
       throw error;
     }
   }
 
-  /** Removes a membership; true when there was one (a retried removal finds none and is harmless). */
-  async remove(subject: string, accountId: string): Promise<boolean> {
-    const out = await this.doc.send(
-      new DeleteCommand({ TableName: this.table, Key: { subject, account_id: accountId }, ReturnValues: 'ALL_OLD' }),
-    );
-    return out.Attributes !== undefined;
+  /**
+   * Removes a membership, with `audit` (its member.removed event's Put) in the same transaction, on
+   * condition that it still has the role it was read with. False when it changed or went meanwhile (read
+   * it again: a retried removal then finds none).
+   */
+  async remove(member: MembershipRecord, audit: TransactItem): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Delete: {
+                TableName: this.table,
+                Key: { subject: member.subject, account_id: member.account_id },
+                ConditionExpression: 'attribute_exists(subject) AND #r = :role',
+                ExpressionAttributeNames: { '#r': 'role' },
+                ExpressionAttributeValues: { ':role': member.role },
+              },
+            },
+            audit,
+          ],
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (cancellationReasons(error)?.[0] === 'ConditionalCheckFailed') return false;
+      throw error;
+    }
   }
 }

@@ -22,17 +22,21 @@ import {
   ValidationError,
   WorkspaceDeniedError,
 } from '../errors.js';
-import type { AccountsRepository } from '../repositories/accounts.js';
-import { KeyChanged, KeyCreateConflict, keyLimitReached, type KeyRecord, type KeysRepository } from '../repositories/keys.js';
+import type { AccountRecord, AccountsRepository } from '../repositories/accounts.js';
+import { newAuditEvent, type AuditAction, type AuditChanges, type AuditRepository, type RequestMeta } from '../repositories/audit.js';
+import { graceExpiry, KeyChanged, KeyCreateConflict, keyLimitReached, type KeyRecord, type KeysRepository } from '../repositories/keys.js';
 import type { UsageRepository } from '../repositories/usage.js';
 import { parseCreateKeyBody, parseRotateKeyBody, parseUpdateKeyBody } from '../schemas.js';
-import { rateLimitFor, type Settings } from '../settings.js';
+import { rateLimitFor, type Settings, type TierName } from '../settings.js';
+import { actorOf, diff } from './audit.js';
 
 export interface KeyServiceDeps {
   readonly keys: KeysRepository;
   readonly accounts: AccountsRepository;
   /** For `last_used` and usage figures; without it they read as null and zero. */
   readonly usage?: UsageRepository;
+  /** Where every change records its event, in the change's own transaction (API.md §7). */
+  readonly audit: AuditRepository;
   readonly settings: Settings;
   readonly now?: () => Date;
 }
@@ -123,6 +127,26 @@ const MAX_CONFLICT_RETRIES = 10;
 
 const clock = (deps: KeyServiceDeps) => (deps.now ?? (() => new Date()))();
 
+/** The event of a change to a key of the account, by the caller (an operator when there is none). */
+function keyEvent(
+  action: AuditAction,
+  record: Pick<KeyRecord, 'account_id' | 'key_id'>,
+  changes: AuditChanges | null,
+  now: Date,
+  caller: Grant | undefined,
+  request: RequestMeta | undefined,
+) {
+  return newAuditEvent({
+    accountId: record.account_id,
+    action,
+    actor: actorOf(caller?.principal),
+    target: { kind: 'key', id: record.key_id },
+    changes,
+    ...(request ? { request } : {}),
+    now,
+  });
+}
+
 function normalizeWorkspaces(workspaces: readonly string[] | undefined): string[] {
   if (!workspaces) return ['*'];
   return workspaces.includes('*') ? ['*'] : [...new Set(workspaces)].sort();
@@ -171,17 +195,19 @@ async function afterConflict(deps: KeyServiceDeps, accountId: string, seenTier: 
   const fresh = await deps.accounts.get(accountId);
   if (!fresh) throw new NotFoundError(`Account '${accountId}' does not exist`);
   if (fresh.tier !== seenTier) return;
-  await deps.keys.releaseExpired(accountId, now);
+  await deps.keys.releaseExpired(accountId, now, deps.audit);
   const after = await deps.accounts.get(accountId);
   if (after && after.active_keys < max) return;
   throw keyLimitReached(max);
 }
 
+/** `request`: where an API request came from, for the audit event (absent for the admin CLI). */
 export async function createKey(
   deps: KeyServiceDeps,
   accountId: string,
   rawBody: unknown,
   caller?: Grant,
+  request?: RequestMeta,
 ): Promise<CreatedKey> {
   const body = parseCreateKeyBody(rawBody);
   const capabilities = requestedCapabilities(body);
@@ -204,8 +230,16 @@ export async function createKey(
       expires_at: body.expires_in_days ? new Date(now.getTime() + body.expires_in_days * 86_400_000).toISOString() : undefined,
       created_by: caller?.principal ?? { kind: 'operator' },
     });
+    // What the key was made with (never its plaintext, hash or prefix).
+    const made = diff({}, {
+      name: record.name,
+      capabilities: record.capabilities,
+      workspaces: record.workspaces,
+      environment: record.environment,
+      expires_at: record.expires_at ?? null,
+    });
     try {
-      await deps.keys.create(record, deps.settings.maxActiveKeysPerAccount);
+      await deps.keys.create(record, deps.settings.maxActiveKeysPerAccount, deps.audit.putItem(keyEvent('key.created', record, made, now, caller, request)));
       return { key: toKeyObject(record), apiKey };
     } catch (error) {
       if (!(error instanceof KeyCreateConflict)) throw error;
@@ -275,43 +309,48 @@ export async function listKeys(
   return { items, next_token: page.nextToken };
 }
 
+/**
+ * Edits a key. The edit is conditioned on the key as read (its `version`), so its event's `from` values
+ * are exactly what it replaced; a concurrent edit makes it read and check again. An edit that changes
+ * nothing writes nothing (no change, no event) and answers the key as it is.
+ */
 export async function updateKey(
   deps: KeyServiceDeps,
   accountId: string,
   keyId: string,
   rawBody: unknown,
   caller?: Grant,
+  request?: RequestMeta,
 ): Promise<KeyObject> {
   const body = parseUpdateKeyBody(rawBody);
-  const now = clock(deps);
-  const record = await unrotatedKey(deps, accountId, keyId, now, 'KEY_ROTATED');
-  assertEnvironment(record.environment, caller);
   const capabilities = body.capabilities ? checkedCapabilities(body.capabilities) : undefined;
   const workspaces = body.workspaces ? normalizeWorkspaces(body.workspaces) : undefined;
-  // The result must be grantable (tier ceiling first, then the caller's own grant) …
-  if (capabilities) assertGrantable(deps.settings, record.tier, capabilities, workspaces ?? record.workspaces, caller);
-  else if (workspaces) assertGrantable(deps.settings, record.tier, [], workspaces, caller);
-  // … and the key as it stands must be within the caller's reach.
-  assertManageable(record, caller);
-  const updated = await deps.keys.update(
-    record,
-    { ...(body.name !== undefined ? { name: body.name } : {}), ...(capabilities ? { capabilities } : {}), ...(workspaces ? { workspaces } : {}) },
-    now,
-  );
-  if (!updated) {
-    // Rotated meanwhile (edit the replacement), or no longer active.
-    await unrotatedKey(deps, accountId, keyId, clock(deps), 'KEY_ROTATED');
-    throw new NotFoundError(`Key '${keyId}' not found`);
+  for (let attempt = 0; ; attempt++) {
+    const now = clock(deps);
+    const record = await unrotatedKey(deps, accountId, keyId, now, 'KEY_ROTATED');
+    assertEnvironment(record.environment, caller);
+    // The result must be grantable (tier ceiling first, then the caller's own grant) …
+    if (capabilities) assertGrantable(deps.settings, record.tier, capabilities, workspaces ?? record.workspaces, caller);
+    else if (workspaces) assertGrantable(deps.settings, record.tier, [], workspaces, caller);
+    // … and the key as it stands must be within the caller's reach.
+    assertManageable(record, caller);
+    const wanted = { ...(body.name !== undefined ? { name: body.name } : {}), ...(capabilities ? { capabilities } : {}), ...(workspaces ? { workspaces } : {}) };
+    const changes = diff(record as unknown as Record<string, unknown>, wanted);
+    if (Object.keys(changes).length === 0) return toKeyObject(record, await lastUsedOf(deps, keyId));
+    const changed = Object.fromEntries(Object.keys(changes).map((field) => [field, wanted[field as keyof typeof wanted]]));
+    const updated = await deps.keys.update(record, changed, now, deps.audit.putItem(keyEvent('key.updated', record, changes, now, caller, request)));
+    if (updated) return toKeyObject(updated, await lastUsedOf(deps, keyId));
+    // Edited, rotated or no longer active meanwhile: read it again (409 KEY_ROTATED, 404, or edit anew).
+    if (attempt >= MAX_CONFLICT_RETRIES) throw new Error(`key '${keyId}' kept changing while it was being edited`);
   }
-  return toKeyObject(updated, await lastUsedOf(deps, keyId));
 }
 
 /** Revokes an active key of the account at once; 404 when it is not one (also another account's). */
-export async function revokeKey(deps: KeyServiceDeps, accountId: string, keyId: string, caller?: Grant): Promise<void> {
+export async function revokeKey(deps: KeyServiceDeps, accountId: string, keyId: string, caller?: Grant, request?: RequestMeta): Promise<void> {
   const now = clock(deps);
   const record = await activeKey(deps, accountId, keyId, now);
   assertManageable(record, caller);
-  await deps.keys.revoke(record, now);
+  await deps.keys.revoke(record, now, deps.audit.putItem(keyEvent('key.revoked', record, { revoked_at: { from: null, to: now.toISOString() } }, now, caller, request)));
 }
 
 /**
@@ -326,6 +365,7 @@ export async function rotateKey(
   keyId: string,
   rawBody: unknown,
   caller?: Grant,
+  request?: RequestMeta,
 ): Promise<CreatedKey> {
   const body = parseRotateKeyBody(rawBody ?? {});
   const now = clock(deps);
@@ -348,8 +388,14 @@ export async function rotateKey(
       expires_at: old.expires_at,
       created_by: old.created_by,
     });
+    // The rotated key's event: its replacement, and when it stops (now, or at its grace's end).
+    const stops = graceExpiry(old, graceEnd);
+    const rotated: AuditChanges = {
+      rotated_to: { from: null, to: record.key_id },
+      ...(stops ? { expires_at: { from: old.expires_at ?? null, to: stops } } : { revoked_at: { from: null, to: now.toISOString() } }),
+    };
     try {
-      await deps.keys.rotate(old, record, graceEnd, now, deps.settings.maxActiveKeysPerAccount);
+      await deps.keys.rotate(old, record, graceEnd, now, deps.settings.maxActiveKeysPerAccount, deps.audit.putItem(keyEvent('key.rotated', old, rotated, now, caller, request)));
       return { key: toKeyObject(record), apiKey };
     } catch (error) {
       // Edited, rotated or revoked since it was read: read it again (an edit then reaches the
@@ -396,5 +442,20 @@ export async function setAccountTier(
   accountId: string,
   tier: keyof Settings['tiers'],
 ): Promise<{ keys: number }> {
-  return { keys: (await deps.keys.setAccountTier(accountId, tier, clock(deps))).length };
+  const now = clock(deps);
+  // account.tier_changed by an operator (only the admin CLI changes tiers); none when the tier stays.
+  const event = (from: TierName) =>
+    from === tier
+      ? undefined
+      : deps.audit.putItem(
+          newAuditEvent({ accountId, action: 'account.tier_changed', actor: actorOf(undefined), target: { kind: 'account', id: accountId }, changes: { tier: { from, to: tier } }, now }),
+        );
+  return { keys: (await deps.keys.setAccountTier(accountId, tier, now, event)).length };
+}
+
+/** Creates an account (an operator's act: the admin CLI, the local runner's seed), with its account.created event. */
+export async function createAccount(deps: Pick<KeyServiceDeps, 'accounts' | 'audit' | 'now'>, accountId: string, tier: TierName): Promise<AccountRecord> {
+  const now = (deps.now ?? (() => new Date()))();
+  const event = newAuditEvent({ accountId, action: 'account.created', actor: actorOf(undefined), target: { kind: 'account', id: accountId }, changes: { tier: { from: null, to: tier } }, now });
+  return deps.accounts.create(accountId, tier, now, deps.audit.putItem(event));
 }

@@ -3,12 +3,17 @@
  * which the secret it replaced keeps signing too, so receivers can switch without missing a delivery.
  */
 import { randomUUID } from 'node:crypto';
+import type { Principal } from '../caller.js';
 import type { AccountsRepository, WebhookSecrets } from '../repositories/accounts.js';
+import { newAuditEvent, type AuditRepository, type RequestMeta } from '../repositories/audit.js';
 import { parseRotateWebhookSecretBody } from '../schemas.js';
 import { newWebhookSecret } from '../webhooks.js';
+import { actorOf } from './audit.js';
 
 export interface WebhookSecretDeps {
   readonly accounts: AccountsRepository;
+  /** Where a rotation records its event (API.md §7). */
+  readonly audit: AuditRepository;
   readonly now?: () => Date;
 }
 
@@ -23,15 +28,35 @@ const view = (secrets: WebhookSecrets): WebhookSecretView => ({
   previous_secret_expires_at: secrets.previous?.until.toISOString() ?? null,
 });
 
-const clock = (deps: WebhookSecretDeps) => deps.now?.() ?? new Date();
+const clock = (deps: Pick<WebhookSecretDeps, 'now'>) => deps.now?.() ?? new Date();
 
 /** GET /webhooks/secret: made on first use. */
-export async function getWebhookSecret(deps: WebhookSecretDeps, accountId: string): Promise<WebhookSecretView> {
+export async function getWebhookSecret(deps: Pick<WebhookSecretDeps, 'accounts' | 'now'>, accountId: string): Promise<WebhookSecretView> {
   return view(await deps.accounts.webhookSecrets(accountId, newWebhookSecret, clock(deps)));
 }
 
-/** POST /webhooks/secret/rotate: body `{grace_period_seconds}` (0–604800, default 0). */
-export async function rotateWebhookSecret(deps: WebhookSecretDeps, accountId: string, rawBody: unknown): Promise<WebhookSecretView> {
+/**
+ * POST /webhooks/secret/rotate: body `{grace_period_seconds}` (0–604800, default 0). Its
+ * webhook_secret.rotated event (by `principal`, an operator when absent) is written with it and holds no
+ * secret: `changes` is null.
+ */
+export async function rotateWebhookSecret(
+  deps: WebhookSecretDeps,
+  accountId: string,
+  rawBody: unknown,
+  principal?: Principal,
+  request?: RequestMeta,
+): Promise<WebhookSecretView> {
   const { grace_period_seconds: grace = 0 } = parseRotateWebhookSecretBody(rawBody);
-  return view(await deps.accounts.rotateWebhookSecret(accountId, newWebhookSecret(), grace, clock(deps), randomUUID()));
+  const now = clock(deps);
+  const event = newAuditEvent({
+    accountId,
+    action: 'webhook_secret.rotated',
+    actor: actorOf(principal),
+    target: { kind: 'webhook_secret', id: accountId },
+    changes: null,
+    ...(request ? { request } : {}),
+    now,
+  });
+  return view(await deps.accounts.rotateWebhookSecret(accountId, newWebhookSecret(), grace, now, randomUUID(), deps.audit.putItem(event)));
 }
