@@ -6,7 +6,7 @@
 import type { RoleName } from '../lambdas/shared/capabilities.js';
 import { ConflictError, NotFoundError } from '../lambdas/shared/errors.js';
 import type { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
-import { newAuditEvent, OPERATOR_ACTOR, type AuditAction, type AuditChanges, type AuditRepository } from '../lambdas/shared/repositories/audit.js';
+import { memberAddedEvent, newAuditEvent, OPERATOR_ACTOR, type AuditAction, type AuditChanges, type AuditRepository } from '../lambdas/shared/repositories/audit.js';
 import type { MembershipRecord, MembershipsRepository } from '../lambdas/shared/repositories/memberships.js';
 import type { PeopleDirectory } from './people.js';
 
@@ -92,7 +92,7 @@ export async function addMember(
           `remove that one first: user remove --account ${accountId} --subject ${other.subject}`,
       );
     }
-    const added = memberEvent(deps, 'member.added', accountId, person.subject, { email: { from: null, to: person.email }, role: { from: null, to: role } }, now);
+    const added = deps.audit.putItem(memberAddedEvent(accountId, person.subject, person.email, role, now));
     const membership = await deps.memberships.add(person.subject, accountId, person.email, role, now, added);
     return {
       subject: membership.subject,

@@ -18,7 +18,7 @@ import { parseRetrySchedule, RETRY_SCHEDULE_ENV } from '../lambdas/shared/webhoo
 import { ApiError } from '../lambdas/shared/errors.js';
 import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
 import { KeysRepository } from '../lambdas/shared/repositories/keys.js';
-import { AuditRepository, newAuditEvent, OPERATOR_ACTOR } from '../lambdas/shared/repositories/audit.js';
+import { AuditRepository, memberAddedEvent } from '../lambdas/shared/repositories/audit.js';
 import { LOCAL_SECRETS_KEY_ENV, LocalSecretBox } from '../lambdas/shared/secret-box.js';
 import { createAccount, createKey, revokeKey, type KeyServiceDeps } from '../lambdas/shared/services/keys.js';
 import { SETTINGS_ENV, type Settings } from '../lambdas/shared/settings.js';
@@ -83,7 +83,9 @@ export interface LocalStackOptions {
   readonly duplicateDeliveryRate?: number;
   /**
    * When the template's EventBridge schedules (`rate(...)` rules with Lambda targets) fire: on their own
-   * rate (`'declared'`), every this many ms (tests), or only when `runSchedules()` is called (`'manual'`).
+   * rate (`'declared'`), with a minute lasting `everyMs` ms (tests: a rate(1 minute) rule every `everyMs`,
+   * a rate(5 minutes) one every 5 × `everyMs`, never more often than `everyMs`), or only when
+   * `runSchedules()` is called (`'manual'`).
    * @default 'declared'
    */
   readonly schedules?: 'declared' | 'manual' | { readonly everyMs: number };
@@ -365,8 +367,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // EventBridge: each rule's targets, invoked asynchronously (as EventBridge invokes Lambda) with a
     // "Scheduled Event", on the rule's rate or the option's.
     for (const u of model.unsupported) progress(`Not run locally: ${u.logicalId}: ${u.reason}`);
+    // `everyMs` stands for a minute: a rate(1 minute) rule fires that often, a rate(5 minutes) one 5 times less.
+    const periodOf = (rule: ScheduleDef) =>
+      typeof schedulesOption === 'object' ? Math.max(schedulesOption.everyMs, Math.round((schedulesOption.everyMs * rule.rateMs) / 60_000)) : rule.rateMs;
     for (const rule of model.schedules) {
-      const when = schedulesOption === 'manual' ? 'when asked' : typeof schedulesOption === 'object' ? `every ${schedulesOption.everyMs} ms` : rule.expression;
+      const when = schedulesOption === 'manual' ? 'when asked' : typeof schedulesOption === 'object' ? `every ${periodOf(rule)} ms` : rule.expression;
       progress(`Schedule ${rule.logicalId}: ${rule.targets.map((t) => t.functionId).join(', ')}, ${when}`);
     }
     const fire = (rule: ScheduleDef): Promise<void> => {
@@ -390,7 +395,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const runSchedules = () => Promise.all(model.schedules.map(fire)).then(() => undefined);
     if (schedulesOption !== 'manual') {
       for (const rule of model.schedules) {
-        const timer = setInterval(() => void fire(rule), typeof schedulesOption === 'object' ? schedulesOption.everyMs : rule.rateMs);
+        // A tick while the rule's last run is still going is skipped: on a slow machine, a short `everyMs`
+        // would otherwise pile up runs of every schedule (the webhook sender, housekeeping) without bound.
+        let running = false;
+        const tick = () => {
+          if (running) return;
+          running = true;
+          void fire(rule).finally(() => (running = false));
+        };
+        const timer = setInterval(tick, periodOf(rule));
         timer.unref();
         cleanups.push(() => clearInterval(timer));
       }
@@ -430,14 +443,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     if (demoPerson) {
       // demo@knouds.local is an admin of acct_demo (kept as it is when a persisted run changed its role).
       const now = new Date();
-      const added = newAuditEvent({
-        accountId: DEMO_ACCOUNT_ID,
-        action: 'member.added',
-        actor: OPERATOR_ACTOR,
-        target: { kind: 'member', id: demoPerson.subject },
-        changes: { email: { from: null, to: demoPerson.email }, role: { from: null, to: 'admin' } },
-        now,
-      });
+      const added = memberAddedEvent(DEMO_ACCOUNT_ID, demoPerson.subject, demoPerson.email, 'admin', now);
       await new MembershipsRepository(doc, tables.memberships)
         .add(demoPerson.subject, DEMO_ACCOUNT_ID, demoPerson.email, 'admin', now, new AuditRepository(doc, tables.audit, settings.auditRetentionDays).putItem(added))
         .catch((error: unknown) => {

@@ -19,6 +19,8 @@ import type { Page } from 'playwright-core';
 import { MembershipsRepository } from '../lambdas/shared/repositories/memberships.js';
 import { UsageRepository } from '../lambdas/shared/repositories/usage.js';
 import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
+import { AuditRepository, memberAddedEvent } from '../lambdas/shared/repositories/audit.js';
+import { createAccount } from '../lambdas/shared/services/keys.js';
 import { DEMO_ACCOUNT_ID, startLocalStack, type LocalStack } from '../local-runner/stack.js';
 import { CONSOLE_CLIENT_ID } from '../local-runner/oidc/index.js';
 import { PROJECT_ROOT } from '../local-runner/state.js';
@@ -154,10 +156,12 @@ async function seed(stack: LocalStack): Promise<Seeded> {
   for (let i = 0; i < 3; i++) await api('GET', '/keys/verify', undefined, { 'x-api-key': keys['Analytics dashboard']!.api_key });
 
   // A free account and its admin.
-  await new AccountsRepository(stack.doc, stack.state.tables.accounts).create('acct_hobby', 'free', new Date());
+  const audit = new AuditRepository(stack.doc, stack.state.tables.audit, stack.state.settings.auditRetentionDays);
+  await createAccount({ accounts: new AccountsRepository(stack.doc, stack.state.tables.accounts), audit, now: () => new Date() }, 'acct_hobby', 'free');
   const added = await stack.oidc.people.addPerson('sam@hobby.example');
   if (!added.password) throw new Error('sam@hobby.example already existed');
-  await new MembershipsRepository(stack.doc, stack.state.tables.memberships).add(added.subject, 'acct_hobby', added.email, 'admin', new Date());
+  const addedAt = new Date();
+  await new MembershipsRepository(stack.doc, stack.state.tables.memberships).add(added.subject, 'acct_hobby', added.email, 'admin', addedAt, audit.putItem(memberAddedEvent('acct_hobby', added.subject, added.email, 'admin', addedAt)));
   return { demo, hobbyist: { email: added.email, password: added.password } };
 }
 

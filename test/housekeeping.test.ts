@@ -8,13 +8,13 @@
 import { GetCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { createDocumentClient } from '../lambdas/shared/ddb.js';
 import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
-import { AuditRepository, newAuditEvent, OPERATOR_ACTOR } from '../lambdas/shared/repositories/audit.js';
+import { AuditRepository } from '../lambdas/shared/repositories/audit.js';
 import { ExecutionsRepository, IN_FLIGHT_ATTRIBUTE, newExecutionId, TIMED_OUT, type ExecutionRecord } from '../lambdas/shared/repositories/executions.js';
 import { KeysRepository } from '../lambdas/shared/repositories/keys.js';
 import { LEASE_MARGIN_MS, QUEUED_DEADLINE_MS, WORKER_TIMEOUT_SECONDS } from '../lambdas/shared/run-budget.js';
 import { LocalSecretBox } from '../lambdas/shared/secret-box.js';
 import { overdueCutoffs, sweep, SweepStopped, type HousekeepingDeps, type HousekeepingLimits, type SweepResult } from '../lambdas/shared/services/housekeeping.js';
-import { createKey, rotateKey } from '../lambdas/shared/services/keys.js';
+import { createAccount, createKey, revokeKey, rotateKey } from '../lambdas/shared/services/keys.js';
 import { sendDueWebhooks } from '../lambdas/shared/services/webhooks.js';
 import { DEFAULT_SETTINGS, type Settings } from '../lambdas/shared/settings.js';
 import { ALLOW_LOOPBACK_ENV, newWebhookSecret } from '../lambdas/shared/webhooks.js';
@@ -72,9 +72,7 @@ const keyDeps = (at?: Date) => db.deps(SETTINGS, at ? () => at : undefined);
 let accountCount = 0;
 async function account(): Promise<string> {
   const accountId = `acct_hk_${++accountCount}`;
-  const at = ago(30 * DAY);
-  const event = newAuditEvent({ accountId, action: 'account.created', actor: OPERATOR_ACTOR, target: { kind: 'account', id: accountId }, changes: null, now: at });
-  await new AccountsRepository(db.doc, db.tables.accounts, box).create(accountId, 'business', at, db.audit.putItem(event));
+  await createAccount(keyDeps(ago(30 * DAY)), accountId, 'business');
   return accountId;
 }
 
@@ -204,8 +202,8 @@ describe('keys', () => {
     const other = await account();
     const live = await liveKey(other);
     const revoked = await expiredKey(other);
-    const revokedEvent = newAuditEvent({ accountId: other, action: 'key.revoked', actor: OPERATOR_ACTOR, target: { kind: 'key', id: revoked }, changes: null, now: ago(DAY) });
-    await new KeysRepository(db.doc, { keys: db.tables.keys, accounts: db.tables.accounts }).revoke((await keyDeps().keys.findById(revoked))!, ago(DAY), db.audit.putItem(revokedEvent));
+    // Revoked two days ago, before it expired: revoking gave its slot back, there is nothing to release.
+    await revokeKey(keyDeps(ago(2 * DAY)), other, revoked);
 
     const run = await sweep(housekeeping());
     expect(run).toEqual({ released_keys: 2, failed_executions: 0, accounts: 2, complete: true });
@@ -240,6 +238,18 @@ describe('keys', () => {
     await liveKey(accountId, 'third');
     expect(await storedAccount(accountId)).toMatchObject({ active_keys: 3 });
     await expectConsistent(accountId);
+  });
+
+  it('a create on a full account, which releases expired slots itself, writes the same key.expired event', async () => {
+    const accountId = await account();
+    const expired = await expiredKey(accountId);
+    await liveKey(accountId, 'one');
+    await liveKey(accountId, 'two');
+    // Full (3): this create finds the expired key's slot and releases it on the way.
+    await liveKey(accountId, 'three');
+    expect(await expiredEvents(accountId)).toEqual([expect.objectContaining({ actor: { kind: 'system' }, target: { kind: 'key', id: expired } })]);
+    await expectConsistent(accountId);
+    expect((await sweep(housekeeping())).released_keys).toBe(0);
   });
 });
 

@@ -211,3 +211,28 @@ describe('npm run admin -- sweep --stack-name … --region …', () => {
     }
   }, 60_000);
 });
+
+describe('the local runner’s compressed schedules (tests’ `everyMs`)', () => {
+  it('a minute lasts everyMs: housekeeping (every 5 minutes) fires five times less often than the sender', async () => {
+    const lines: string[] = [];
+    let runs = 0;
+    const fast = await startTestStack('e2e-housekeeping-fast', {
+      schedules: { everyMs: 100 },
+      onProgress: (line) => lines.push(line),
+      onFunctionLog: (fn, line) => {
+        if (fn.startsWith('HousekeepingFunction') && (JSON.parse(line) as { message?: string }).message === 'housekeeping run') runs++;
+      },
+    });
+    try {
+      expect(lines).toContainEqual(expect.stringMatching(/^Schedule HousekeepingSchedule\w*: HousekeepingFunction\w*, every 500 ms$/));
+      expect(lines).toContainEqual(expect.stringMatching(/^Schedule WebhookSenderSchedule\w*: WebhookSenderFunction\w*, every 100 ms$/));
+      await new Promise((r) => setTimeout(r, 3000));
+      // At most six in three seconds at 500 ms (fewer on a slow machine, a tick being skipped while a run
+      // is still going); at 100 ms it would be thirty.
+      expect(runs).toBeGreaterThanOrEqual(1);
+      expect(runs).toBeLessThanOrEqual(7);
+    } finally {
+      await fast.close();
+    }
+  }, 60_000);
+});

@@ -1,7 +1,7 @@
 /** A local stack for one test file: its own tables, the shared DynamoDB Local, a free port. */
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { AccountsRepository } from '../../lambdas/shared/repositories/accounts.js';
-import { AuditRepository, newAuditEvent, OPERATOR_ACTOR } from '../../lambdas/shared/repositories/audit.js';
+import { AuditRepository, memberAddedEvent } from '../../lambdas/shared/repositories/audit.js';
 import type { RoleName } from '../../lambdas/shared/capabilities.js';
 import { MembershipsRepository } from '../../lambdas/shared/repositories/memberships.js';
 import type { MemberDeps } from '../../admin-cli/members.js';
@@ -71,14 +71,7 @@ export async function startTestStack(name: string, options: Partial<LocalStackOp
     },
     member: async (subject, accountId, email, role) => {
       const now = new Date();
-      const event = newAuditEvent({
-        accountId,
-        action: 'member.added',
-        actor: OPERATOR_ACTOR,
-        target: { kind: 'member', id: subject },
-        changes: { email: { from: null, to: email }, role: { from: null, to: role } },
-        now,
-      });
+      const event = memberAddedEvent(accountId, subject, email, role, now);
       await memberships.add(subject, accountId, email, role, now, audit.putItem(event));
     },
     members: () => ({ accounts: deps().accounts, memberships, audit, people: undefined }),

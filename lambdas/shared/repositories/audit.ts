@@ -89,6 +89,18 @@ export function newAuditEvent(input: {
   };
 }
 
+/** The `member.added` event of a person given `role` in an account by the operator (admin CLI, local runner's seed). */
+export function memberAddedEvent(accountId: string, subject: string, email: string, role: string, now: Date): AuditEvent {
+  return newAuditEvent({
+    accountId,
+    action: 'member.added',
+    actor: OPERATOR_ACTOR,
+    target: { kind: 'member', id: subject },
+    changes: { email: { from: null, to: email }, role: { from: null, to: role } },
+    now,
+  });
+}
+
 /** The id an actor is found by (`actor_id`): a key id or a person's subject; none for operator and system. */
 export function actorId(actor: AuditActor): string | undefined {
   return actor.kind === 'key' ? actor.key_id : actor.kind === 'person' ? actor.subject : undefined;

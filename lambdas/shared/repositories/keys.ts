@@ -644,14 +644,6 @@ export class KeysRepository {
   }
 }
 
-/**
- * When a key rotated with a grace period stops: at the grace's end, or at its own expiry if that comes
- * first. Undefined without a grace period (the key stops at once).
- */
-export function graceExpiry(old: KeyRecord, graceEnd: Date | undefined): string | undefined {
-  return graceEnd && old.expires_at && Date.parse(old.expires_at) <= graceEnd.getTime() ? old.expires_at : graceEnd?.toISOString();
-}
-
 /** The `key.expired` event of a slot released at `now` (API.md §7): by the system, the release its one change. */
 function expiredEvent(accountId: string, keyId: string, now: Date) {
   return newAuditEvent({
@@ -662,6 +654,14 @@ function expiredEvent(accountId: string, keyId: string, now: Date) {
     changes: { released_at: { from: null, to: now.toISOString() } },
     now,
   });
+}
+
+/**
+ * When a key rotated with a grace period stops: at the grace's end, or at its own expiry if that comes
+ * first. Undefined without a grace period (the key stops at once).
+ */
+export function graceExpiry(old: KeyRecord, graceEnd: Date | undefined): string | undefined {
+  return graceEnd && old.expires_at && Date.parse(old.expires_at) <= graceEnd.getTime() ? old.expires_at : graceEnd?.toISOString();
 }
 
 /** A transaction set a path inside `slot_keys` on an account that has no such map yet. */
