@@ -134,8 +134,12 @@ async function seed(stack: LocalStack): Promise<Seeded> {
   await make('Production deploys', { preset: 'full-deploy', expires_in_days: 90 });
   await make('CI pipeline', { preset: 'workflow-deploy', expires_in_days: 30 });
   await make('Analytics dashboard', { preset: 'read-only' });
-  await make('Order webhooks', { preset: 'webhook-receiver', expires_in_days: 365 });
+  await make('Order webhook', { preset: 'webhook-receiver', expires_in_days: 365 });
+  await make('Temporary debugging', { preset: 'read-only', expires_in_days: 7 });
   await make('Staging smoke tests', { capabilities: ['workflow:nightly-report:run', 'execution:read'], environment: 'test', expires_in_days: 7 });
+  // A little history for the audit log: a rename and a key deleted.
+  await api('PATCH', `/keys/${keys['Order webhook']!.key_id}`, { name: 'Order webhooks' });
+  await api('DELETE', `/keys/${keys['Temporary debugging']!.key_id}`);
 
   // A month of traffic for the usage chart (the usage repository's own counter, as the authorizer counts).
   const usage = new UsageRepository(stack.doc, stack.state.tables.usage);
@@ -221,6 +225,10 @@ async function takePictures(stack: LocalStack, dir: string): Promise<string[]> {
     await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
     await page.getByRole('heading', { name: 'Webhooks', exact: true }).waitFor();
     await shoot(page, 'webhooks');
+
+    await page.getByRole('link', { name: 'Audit log', exact: true }).click();
+    await page.getByRole('table', { name: /audit events/i }).waitFor();
+    await shoot(page, 'audit-log');
     await context.close();
 
     const free = await open();

@@ -78,9 +78,8 @@ describe('signing in and out', () => {
       expect(places.length).toBeGreaterThan(0);
       expect(places.filter((p) => !p.startsWith('sessionStorage['))).toEqual([]);
 
-      // The navigation: each page has its heading and its own URL (a reload stays there). "Audit log"
-      // waits for GET /audit-events (API.md §7), which the API does not have yet.
-      for (const name of ['Webhooks', 'API Keys']) {
+      // The navigation: each page has its heading and its own URL (a reload stays there).
+      for (const name of ['Webhooks', 'Audit log', 'API Keys']) {
         await page.getByRole('link', { name, exact: true }).click();
         await visible(page.getByRole('heading', { name, exact: true }));
         const here = page.url();

@@ -458,8 +458,8 @@ export async function closeKeyDialog(page: Page): Promise<void> {
   await gone(page.getByRole('textbox', { name: 'API key' }));
 }
 
-/** "Actions for <name>" → the menu item (Edit, Rotate, Usage, Delete). */
-export async function rowAction(page: Page, name: string, item: 'Edit' | 'Rotate' | 'Usage' | 'Delete'): Promise<void> {
+/** "Actions for <name>" → the menu item (Edit, Rotate, Usage, History, Delete). */
+export async function rowAction(page: Page, name: string, item: 'Edit' | 'Rotate' | 'Usage' | 'History' | 'Delete'): Promise<void> {
   await page.getByRole('button', { name: `Actions for ${name}`, exact: true }).click();
   await page.getByRole('menuitem', { name: item, exact: true }).click();
 }

@@ -352,6 +352,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/audit-events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The account’s audit trail, newest first */
+        get: operations["listAuditEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export interface webhooks {
     "execution.succeeded": {
@@ -727,6 +744,44 @@ export interface components {
         Health: {
             /** @constant */
             status: "ok";
+        };
+        AuditEvent: {
+            event_id: string;
+            account_id: string;
+            /** @enum {unknown} */
+            action: "key.created" | "key.updated" | "key.rotated" | "key.revoked" | "key.expired" | "webhook_secret.rotated" | "account.created" | "account.tier_changed" | "member.added" | "member.role_changed" | "member.removed";
+            /** Format: date-time */
+            occurred_at: string;
+            /** @description A key (`key_id`), a person (`subject`, `email`), an operator (the admin CLI) or the system (housekeeping). */
+            actor: {
+                /** @enum {unknown} */
+                kind: "key" | "person" | "operator" | "system";
+                key_id?: string;
+                subject?: string;
+                email?: string;
+            };
+            /** @description A key (its key_id), the account or its webhook secret (the account id), a member (their subject). */
+            target: {
+                /** @enum {unknown} */
+                kind: "key" | "account" | "webhook_secret" | "member";
+                id: string;
+            };
+            /** @description Each changed field as {from, to} (null where it did not exist before, or no longer does). Never a key, a key hash or a webhook secret. */
+            changes: {
+                [key: string]: {
+                    from: unknown;
+                    to: unknown;
+                };
+            } | null;
+            /** @description The API request that made the change; null for the admin CLI and housekeeping. */
+            request_id: string | null;
+            source_ip: string | null;
+            /** @description At most 512 characters. */
+            user_agent: string | null;
+        };
+        AuditEventList: {
+            items: components["schemas"]["AuditEvent"][];
+            next_token: string | null;
         };
         CreateKeyRequest: {
             name: string;
@@ -3397,6 +3452,108 @@ export interface operations {
             };
             /** @description EXECUTION_NOT_FINISHED */
             409: {
+                headers: {
+                    /** @description The key’s requests per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the window ends, Unix epoch seconds. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description RATE_LIMIT_EXCEEDED */
+            429: {
+                headers: {
+                    /** @description The key’s requests per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the window ends, Unix epoch seconds. */
+                    "X-RateLimit-Reset"?: number;
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description INTERNAL_ERROR, with request_id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listAuditEvents: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description The previous page’s next_token. */
+                next_token?: string;
+                action?: "key.created" | "key.updated" | "key.rotated" | "key.revoked" | "key.expired" | "webhook_secret.rotated" | "account.created" | "account.tier_changed" | "member.added" | "member.role_changed" | "member.removed";
+                /** @description A key id, a member’s subject, or the account id (its own and its webhook secret’s events). */
+                target_id?: string;
+                /** @description A key id or a person’s subject. */
+                actor_id?: string;
+                /** @description ISO-8601 date or date-time: events at or after it. */
+                since?: string;
+                /** @description ISO-8601 date or date-time: events before it. */
+                until?: string;
+            };
+            header?: {
+                /** @description A signed-in person: the account to act for; may be left out by a person of one account (and on GET /me). Several accounts and no header: 400. Not a member: 403 NOT_A_MEMBER. */
+                "Knouds-Account"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of events (pass the same filters with next_token; another page’s token, or another account’s, is 400) */
+            200: {
+                headers: {
+                    /** @description The key’s requests per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the window ends, Unix epoch seconds. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditEventList"];
+                };
+            };
+            /** @description VALIDATION_ERROR, with details */
+            400: {
+                headers: {
+                    /** @description The key’s requests per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the window ends, Unix epoch seconds. */
+                    "X-RateLimit-Reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description UNAUTHORIZED: no key, or an invalid, revoked or expired one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description CAPABILITY_DENIED, or NOT_A_MEMBER (a person, of no such account) */
+            403: {
                 headers: {
                     /** @description The key’s requests per minute. */
                     "X-RateLimit-Limit"?: number;

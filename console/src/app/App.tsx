@@ -1,10 +1,11 @@
 /**
  * The console: sign-in state first (oidc-client-ts), then the person's account (GET /me), then the
- * page of the URL (wouter): /keys (the first page after sign-in), /webhooks, /auth/callback.
+ * page of the URL (wouter): /keys (the first page after sign-in), /webhooks, /audit, /auth/callback.
  */
 import { useEffect, type ReactNode } from 'react';
 import { Redirect, Route, Switch, useLocation } from 'wouter';
 import { ErrorMessage, StatusMessage } from '../components/Messages';
+import { AuditPage } from '../features/audit/AuditPage';
 import { AuthCallback } from '../features/auth/AuthCallback';
 import { Landing } from '../features/auth/Landing';
 import { SessionEnded } from '../features/auth/SessionEnded';
@@ -100,7 +101,7 @@ export function App() {
               </Route>
               <Route path="/keys" component={KeysPage} />
               <Route path="/webhooks" component={WebhooksPage} />
-              {/* <Route path="/audit" component={AuditPage} /> with GET /audit-events (issue #18). */}
+              <Route path="/audit" component={AuditPage} />
               <Route component={NotFound} />
             </Switch>
           </Layout>

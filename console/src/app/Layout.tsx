@@ -35,7 +35,9 @@ export function Layout({ children }: { readonly children: ReactNode }) {
               <li>
                 <NavLink href="/webhooks">Webhooks</NavLink>
               </li>
-              {/* Audit log (/audit) joins here with GET /audit-events (issue #18). */}
+              <li>
+                <NavLink href="/audit">Audit log</NavLink>
+              </li>
             </ul>
           </nav>
           <AccountBar />

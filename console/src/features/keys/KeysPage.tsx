@@ -1,10 +1,12 @@
 /**
  * API Keys (the first page after sign-in): the tier and "N of 10 keys", "Create key", the table of the
  * account's active keys and each key's actions. A free account learns that keys need the Pro tier or
- * higher; a viewer sees everything read-only (Usage still works).
+ * higher; a viewer sees everything read-only (Usage and History still work).
  */
 import { useCallback, useEffect, useId, useState } from 'react';
-import { Page } from '../../components/Page';
+import { useLocation } from 'wouter';
+import { markNavigation, Page } from '../../components/Page';
+import { historyHref } from '../audit/api';
 import { ErrorMessage, Notice, StatusMessage } from '../../components/Messages';
 import { messageOf } from '../../api/errors';
 import { tierName, useAccount } from '../../lib/account';
@@ -17,7 +19,7 @@ import { RotateKeyDialog } from './RotateKeyDialog';
 import { UsageDialog } from './UsageDialog';
 import { useChoices } from './useChoices';
 
-type Open = { readonly kind: 'create' } | { readonly kind: KeyAction; readonly key: Key } | null;
+type Open = { readonly kind: 'create' } | { readonly kind: Exclude<KeyAction, 'history'>; readonly key: Key } | null;
 
 type List = { readonly status: 'loading' } | { readonly status: 'ready'; readonly keys: readonly Key[] } | { readonly status: 'failed'; readonly message: string };
 
@@ -62,7 +64,9 @@ export function KeysPage() {
     refresh();
   }, [refresh]);
 
-  const actions: KeyAction[] = canWrite ? ['edit', 'rotate', 'usage', 'delete'] : ['usage'];
+  const canAudit = account.capabilities.includes('audit:read');
+  const actions: KeyAction[] = [...(canWrite ? (['edit', 'rotate', 'usage'] as const) : (['usage'] as const)), ...(canAudit ? (['history'] as const) : []), ...(canWrite ? (['delete'] as const) : [])];
+  const [, navigate] = useLocation();
   const close = () => setOpen(null);
   const openDialog = (next: NonNullable<Open>) => {
     if (next.kind === 'create' || next.kind === 'edit') reloadChoices();
@@ -122,7 +126,15 @@ export function KeysPage() {
           </p>
         </div>
       ) : (
-        <KeysTable keys={list.keys} actions={actions} onAction={(kind, key) => openDialog({ kind, key })} />
+        <KeysTable
+          keys={list.keys}
+          actions={actions}
+          onAction={(kind, key) => {
+            if (kind !== 'history') return openDialog({ kind, key });
+            markNavigation();
+            navigate(historyHref(key.key_id));
+          }}
+        />
       )}
       {open?.kind === 'create' && <CreateKeyDialog onClose={close} onCreated={() => changed('The key was created.')} choices={choices} />}
       {open?.kind === 'edit' && <EditKeyDialog apiKey={open.key} choices={choices} onClose={close} onSaved={() => changed(`The key “${open.key.name}” was saved.`)} onStale={reload} />}

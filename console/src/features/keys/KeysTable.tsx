@@ -5,7 +5,8 @@ import type { Key } from './api';
 import { formatDate, formatDateTime } from './format';
 import { badgesOf } from './permissions';
 
-export type KeyAction = 'edit' | 'rotate' | 'usage' | 'delete';
+/** The dialogs of a key's menu, and its history (the Audit log page, filtered to the key). */
+export type KeyAction = 'edit' | 'rotate' | 'usage' | 'history' | 'delete';
 
 function Time({ iso, withTime = false }: { readonly iso: string; readonly withTime?: boolean }) {
   return <time dateTime={iso}>{withTime ? formatDateTime(iso) : formatDate(iso)}</time>;
@@ -41,13 +42,13 @@ export interface KeysTableProps {
   readonly onAction: (action: KeyAction, key: Key) => void;
 }
 
-const LABELS: Record<KeyAction, string> = { edit: 'Edit', rotate: 'Rotate', usage: 'Usage', delete: 'Delete' };
+const LABELS: Record<KeyAction, string> = { edit: 'Edit', rotate: 'Rotate', usage: 'Usage', history: 'History', delete: 'Delete' };
 
 export function KeysTable({ keys, actions, onAction }: KeysTableProps) {
   const now = Date.now();
   const names = new Map(keys.map((k) => [k.key_id, k.name]));
   return (
-    <table className="keys-table">
+    <table className="data-table">
       <caption className="visually-hidden">API keys of this account</caption>
       <thead>
         <tr>
@@ -70,7 +71,7 @@ export function KeysTable({ keys, actions, onAction }: KeysTableProps) {
           const items: MenuItem[] = actions.map((action) => ({ label: LABELS[action], onSelect: () => onAction(action, key) }));
           return (
             <tr key={key.key_id}>
-              <th scope="row" data-label="Name" className="key-name">
+              <th scope="row" data-label="Name" className="row-name">
                 {key.name}
               </th>
               <td data-label="Prefix" className="mono">

@@ -1,0 +1,264 @@
+/**
+ * Audit log (API.md §7): the account's events newest first, a page at a time, filtered by action and by
+ * key. The filters live in the URL (`/audit?action=key.created&target_id=key_…`), so a key's history is a
+ * link: the API Keys page's "History" and each key named in the table lead there. Pages follow the API's
+ * next_token; "Newer events" goes back through the tokens already seen.
+ */
+import { useEffect, useId, useState } from 'react';
+import { Link, useSearchParams } from 'wouter';
+import { ErrorMessage, Notice, StatusMessage } from '../../components/Messages';
+import { markNavigation, Page } from '../../components/Page';
+import { messageOf } from '../../api/errors';
+import { useAccount } from '../../lib/account';
+import { listKeys, type Key } from '../keys/api';
+import { historyHref, listAuditEvents, type AuditEvent, type AuditQuery } from './api';
+import { ACTION_LABELS, actorText, fieldLabel, formatWhen, isAuditAction, namesFromEvents, valueText } from './describe';
+
+type Loaded =
+  | { readonly status: 'loading' }
+  | { readonly status: 'ready'; readonly items: readonly AuditEvent[]; readonly next: string | null }
+  | { readonly status: 'failed'; readonly message: string };
+
+function Target({ event, name }: { readonly event: AuditEvent; readonly name: string | undefined }) {
+  const { kind, id } = event.target;
+  if (kind === 'key') {
+    return (
+      <>
+        Key <Link href={historyHref(id)} onClick={markNavigation}>{name ? `“${name}”` : <span className="mono">{id}</span>}<span className="visually-hidden">: its history</span></Link>
+        {name && <span className="mono muted block">{id}</span>}
+      </>
+    );
+  }
+  if (kind === 'member') return <>Member <span className="mono">{id}</span></>;
+  if (kind === 'webhook_secret') return <>Webhook signing secret</>;
+  return <>The account</>;
+}
+
+function Changes({ changes }: { readonly changes: AuditEvent['changes'] }) {
+  if (!changes || Object.keys(changes).length === 0) return <span className="muted">No fields recorded</span>;
+  return (
+    <dl className="changes">
+      {Object.entries(changes).map(([field, { from, to }]) => (
+        <div key={field}>
+          <dt>{fieldLabel(field)}</dt>
+          <dd>
+            {from === null || from === undefined ? (
+              valueText(to)
+            ) : (
+              <>
+                {valueText(from)} <span aria-hidden="true">→</span>
+                <span className="visually-hidden"> changed to </span> {valueText(to)}
+              </>
+            )}
+          </dd>
+        </div>
+      ))}
+    </dl>
+  );
+}
+
+function Source({ event }: { readonly event: AuditEvent }) {
+  if (!event.request_id && !event.source_ip && !event.user_agent) return <span className="muted">Not through the API</span>;
+  return (
+    <>
+      {event.source_ip && <span className="mono block">{event.source_ip}</span>}
+      {event.user_agent && <span className="block small">{event.user_agent}</span>}
+      {event.request_id && (
+        <span className="block small muted">
+          Request <span className="mono">{event.request_id}</span>
+        </span>
+      )}
+    </>
+  );
+}
+
+export function AuditPage() {
+  const account = useAccount();
+  const id = useId();
+  const [params, setParams] = useSearchParams();
+  const action = params.get('action');
+  const targetId = params.get('target_id') ?? undefined;
+  const query: AuditQuery = { ...(isAuditAction(action) ? { action } : {}), ...(targetId ? { target_id: targetId } : {}) };
+  const filterKey = `${query.action ?? ''}|${query.target_id ?? ''}`;
+
+  /** The tokens of the pages before this one (the first page's is null), and this page's. */
+  const [trail, setTrail] = useState<{ readonly filters: string; readonly tokens: readonly (string | null)[] }>({ filters: filterKey, tokens: [null] });
+  const [loaded, setLoaded] = useState<Loaded>({ status: 'loading' });
+  const [attempt, setAttempt] = useState(0);
+  const [keys, setKeys] = useState<readonly Key[]>([]);
+
+  const canRead = account.capabilities.includes('audit:read');
+  const canListKeys = account.capabilities.includes('keys:read');
+  // New filters start at the first page.
+  const tokens = trail.filters === filterKey ? trail.tokens : [null];
+  const token = tokens[tokens.length - 1] ?? null;
+
+  useEffect(() => {
+    if (!canRead) return undefined;
+    let current = true;
+    setLoaded({ status: 'loading' });
+    listAuditEvents(query, token).then(
+      (page) => current && setLoaded({ status: 'ready', items: page.items, next: page.next_token }),
+      (error: unknown) => current && setLoaded({ status: 'failed', message: messageOf(error) }),
+    );
+    return () => {
+      current = false;
+    };
+    // `query` is what filterKey spells.
+  }, [canRead, filterKey, token, attempt]);
+
+  useEffect(() => {
+    if (!canRead || !canListKeys) return undefined;
+    let current = true;
+    listKeys().then(
+      (list) => current && setKeys(list),
+      // The filter then offers only the key in the URL; the events still show.
+      () => undefined,
+    );
+    return () => {
+      current = false;
+    };
+  }, [canRead, canListKeys]);
+
+  const eventNames = loaded.status === 'ready' ? namesFromEvents(loaded.items) : new Map<string, string>();
+  const activeNames = new Map(keys.map((k) => [k.key_id, k.name]));
+  const keyName = (keyId: string) => activeNames.get(keyId) ?? eventNames.get(keyId);
+
+  const setFilter = (name: 'action' | 'target_id', value: string) => {
+    const next = new URLSearchParams(params);
+    if (value) next.set(name, value);
+    else next.delete(name);
+    setParams(next);
+  };
+
+  if (!canRead) {
+    return (
+      <Page title="Audit log">
+        <Notice>
+          {account.tier === 'free'
+            ? 'The audit log needs the Pro tier or higher, and this account is on the Free tier. Ask an admin of the account to have it upgraded.'
+            : 'You cannot see the audit log of this account: it needs the audit:read permission. Ask an admin of the account.'}
+        </Notice>
+      </Page>
+    );
+  }
+
+  const pageNumber = tokens.length;
+  const filtered = query.action !== undefined || query.target_id !== undefined;
+  const unlistedKey = query.target_id !== undefined && !activeNames.has(query.target_id);
+
+  return (
+    <Page title="Audit log">
+      <p>
+        Every change to this account’s keys, members, tier and webhook secret, newest first: who made it, when, from where, and what changed. Keys, key hashes and
+        secrets are never recorded.
+      </p>
+      <form className="filters" aria-label="Filter events" onSubmit={(e) => e.preventDefault()}>
+        <div className="field">
+          <label htmlFor={`${id}-action`}>Action</label>
+          <select id={`${id}-action`} className="input" value={query.action ?? ''} onChange={(e) => setFilter('action', e.target.value)}>
+            <option value="">All actions</option>
+            {Object.entries(ACTION_LABELS).map(([value, label]) => (
+              <option key={value} value={value}>
+                {label}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor={`${id}-key`}>Key</label>
+          <select id={`${id}-key`} className="input" value={query.target_id ?? ''} onChange={(e) => setFilter('target_id', e.target.value)}>
+            <option value="">All events</option>
+            {keys.map((k) => (
+              <option key={k.key_id} value={k.key_id}>
+                {k.name} ({k.prefix}…)
+              </option>
+            ))}
+            {unlistedKey && <option value={query.target_id}>{keyName(query.target_id!) ?? query.target_id} (no longer active)</option>}
+          </select>
+        </div>
+        {filtered && (
+          <button type="button" className="button" onClick={() => setParams(new URLSearchParams())}>
+            Clear filters
+          </button>
+        )}
+      </form>
+      {loaded.status === 'loading' ? (
+        <StatusMessage>Loading the audit log…</StatusMessage>
+      ) : loaded.status === 'failed' ? (
+        <ErrorMessage>
+          {loaded.message}{' '}
+          <button type="button" className="button button-small" onClick={() => setAttempt((a) => a + 1)}>
+            Try again
+          </button>
+        </ErrorMessage>
+      ) : loaded.items.length === 0 ? (
+        <div className="empty">
+          <p>
+            <strong>{pageNumber > 1 ? 'No older events.' : filtered ? 'No events match these filters.' : 'No events yet.'}</strong>
+          </p>
+          <p>{filtered ? 'Choose “Clear filters” to see every event.' : 'Creating, editing, rotating or deleting a key is recorded here.'}</p>
+        </div>
+      ) : (
+        <>
+          <table className="data-table audit-table">
+            <caption className="visually-hidden">Audit events of this account, newest first, page {pageNumber}</caption>
+            <thead>
+              <tr>
+                <th scope="col">When</th>
+                <th scope="col">Action</th>
+                <th scope="col">Target</th>
+                <th scope="col">By</th>
+                <th scope="col">Changes</th>
+                <th scope="col">Source</th>
+              </tr>
+            </thead>
+            <tbody>
+              {loaded.items.map((event) => (
+                <tr key={event.event_id}>
+                  <td data-label="When">
+                    <time dateTime={event.occurred_at}>{formatWhen(event.occurred_at)}</time>
+                  </td>
+                  <th scope="row" data-label="Action" className="row-name">
+                    {ACTION_LABELS[event.action] ?? event.action}
+                  </th>
+                  <td data-label="Target">
+                    <Target event={event} name={event.target.kind === 'key' ? keyName(event.target.id) : undefined} />
+                  </td>
+                  <td data-label="By">{actorText(event.actor, keyName)}</td>
+                  <td data-label="Changes">
+                    <Changes changes={event.changes} />
+                  </td>
+                  <td data-label="Source">
+                    <Source event={event} />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      )}
+      {(pageNumber > 1 || (loaded.status === 'ready' && loaded.next)) && (
+        <nav className="pager" aria-label="Audit log pages">
+          <button
+            type="button"
+            className="button"
+            disabled={pageNumber === 1}
+            onClick={() => setTrail({ filters: filterKey, tokens: tokens.slice(0, -1) })}
+          >
+            Newer events
+          </button>
+          <span>Page {pageNumber}</span>
+          <button
+            type="button"
+            className="button"
+            disabled={loaded.status !== 'ready' || !loaded.next}
+            onClick={() => loaded.status === 'ready' && loaded.next && setTrail({ filters: filterKey, tokens: [...tokens, loaded.next] })}
+          >
+            Older events
+          </button>
+        </nav>
+      )}
+    </Page>
+  );
+}

@@ -1,0 +1,22 @@
+/** The audit feature's call: one page of the account's events (API.md §7), newest first. */
+import { api, type Schemas } from '../../api/client';
+import { call } from '../../api/errors';
+
+export type AuditEvent = Schemas['AuditEvent'];
+export type AuditAction = AuditEvent['action'];
+
+export interface AuditQuery {
+  readonly action?: AuditAction;
+  /** A key id (its history), a member's subject, or the account id. */
+  readonly target_id?: string;
+}
+
+/** Events per page. */
+export const PAGE_SIZE = 25;
+
+export function listAuditEvents(query: AuditQuery, nextToken: string | null): Promise<Schemas['AuditEventList']> {
+  return call(api().GET('/audit-events', { params: { query: { ...query, limit: PAGE_SIZE, ...(nextToken ? { next_token: nextToken } : {}) } } }));
+}
+
+/** The Audit log page filtered to one key: its history. */
+export const historyHref = (keyId: string) => `/audit?target_id=${encodeURIComponent(keyId)}`;

@@ -1,0 +1,84 @@
+/** Audit events in words: what happened, to what, by whom, and what changed. */
+import type { AuditAction, AuditEvent } from './api';
+
+/** Each action of API.md §7 as a person says it, in the contract's order (the filter's options). */
+export const ACTION_LABELS: Readonly<Record<AuditAction, string>> = {
+  'key.created': 'Key created',
+  'key.updated': 'Key edited',
+  'key.rotated': 'Key rotated',
+  'key.revoked': 'Key deleted',
+  'key.expired': 'Key expired (its slot released)',
+  'webhook_secret.rotated': 'Webhook secret rotated',
+  'account.created': 'Account created',
+  'account.tier_changed': 'Tier changed',
+  'member.added': 'Member added',
+  'member.role_changed': 'Member’s role changed',
+  'member.removed': 'Member removed',
+};
+
+export const isAuditAction = (value: string | null): value is AuditAction => value !== null && Object.hasOwn(ACTION_LABELS, value);
+
+/** Who did it. `keyName` names a key by its id when the page knows the name. */
+export function actorText(actor: AuditEvent['actor'], keyName: (id: string) => string | undefined): string {
+  switch (actor.kind) {
+    case 'person':
+      return actor.email ?? `Person ${actor.subject ?? ''}`.trim();
+    case 'key': {
+      const name = actor.key_id ? keyName(actor.key_id) : undefined;
+      return name ? `Key “${name}”` : `Key ${actor.key_id ?? ''}`.trim();
+    }
+    case 'operator':
+      return 'Operator (admin CLI)';
+    case 'system':
+      return 'System (housekeeping)';
+  }
+}
+
+const FIELD_LABELS: Readonly<Record<string, string>> = {
+  name: 'Name',
+  capabilities: 'Permissions',
+  workspaces: 'Workspaces',
+  environment: 'Environment',
+  expires_at: 'Expires',
+  revoked_at: 'Revoked',
+  released_at: 'Slot released',
+  rotated_to: 'Replaced by',
+  tier: 'Tier',
+  role: 'Role',
+  email: 'Email',
+  previous_secret_expires_at: 'Old secret signs until',
+};
+
+export const fieldLabel = (field: string) => FIELD_LABELS[field] ?? field;
+
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
+const DATE_TIME = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+
+/** A changed field's value as text: "none" for null, lists joined, times in the reader's zone. */
+export function valueText(value: unknown): string {
+  if (value === null || value === undefined) return 'none';
+  if (Array.isArray(value)) return value.length === 0 ? 'none' : value.map((v) => (v === '*' ? 'all' : valueText(v))).join(', ');
+  if (typeof value === 'string') return ISO_TIME.test(value) ? DATE_TIME.format(new Date(value)) : value;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return JSON.stringify(value);
+}
+
+export const formatWhen = (iso: string) => DATE_TIME.format(new Date(iso));
+
+/**
+ * The name each key had, from the events on the page: created with it or renamed to it; a rotation's
+ * replacement takes the name of the key it replaced.
+ */
+export function namesFromEvents(events: readonly AuditEvent[]): Map<string, string> {
+  const names = new Map<string, string>();
+  // Oldest first, so the latest name wins.
+  for (const event of [...events].reverse()) {
+    if (event.target.kind !== 'key') continue;
+    const to = event.changes?.['name']?.to;
+    if (typeof to === 'string') names.set(event.target.id, to);
+    const replacement = event.changes?.['rotated_to']?.to;
+    const name = names.get(event.target.id);
+    if (typeof replacement === 'string' && name !== undefined) names.set(replacement, name);
+  }
+  return names;
+}

@@ -1,0 +1,245 @@
+/**
+ * The console's Audit log page in a real browser (issue #18, API.md §6 and §7): a key created, edited,
+ * rotated and deleted in the console is on the page with its author, as GET /audit-events has it; the
+ * filters by action and by key (a key's History from its menu, a key named in the table), kept in the
+ * URL; pages of 25, with the keyboard; who may read the log and who is told why not.
+ */
+import { jest } from '@jest/globals';
+import type { Locator, Page } from 'playwright-core';
+import { createKey } from '../../lambdas/shared/services/keys.js';
+import {
+  API_KEY_PATTERN,
+  ConsoleSuite,
+  closeKeyDialog,
+  createAndReadKey,
+  eventually,
+  expectAccessible,
+  gone,
+  keyRow,
+  openCreateDialog,
+  pressUntilFocused,
+  rowAction,
+  signIn,
+  visible,
+} from '../support/browser.js';
+
+jest.setTimeout(150_000);
+
+const suite = new ConsoleSuite('e2e-console-audit');
+beforeAll(() => suite.start(), 120_000);
+afterAll(() => suite.stop());
+
+interface ApiEvent {
+  event_id: string;
+  action: string;
+  actor: { kind: string; email?: string; key_id?: string };
+  target: { kind: string; id: string };
+}
+
+/** Every event of the account, newest first, through the API with an admin key. */
+async function apiEvents(adminKey: string, query = ''): Promise<ApiEvent[]> {
+  const all: ApiEvent[] = [];
+  let token: string | null = null;
+  do {
+    const sep = query ? '&' : '';
+    const page = await suite.api(adminKey, 'GET', `/audit-events?limit=100${sep}${query}${token ? `&next_token=${encodeURIComponent(token)}` : ''}`);
+    expect(page.status).toBe(200);
+    all.push(...(page.body['items'] as ApiEvent[]));
+    token = page.body['next_token'] as string | null;
+  } while (token);
+  return all;
+}
+
+const auditTable = (page: Page): Locator => page.getByRole('table', { name: /audit events/i });
+const bodyRows = (page: Page): Locator => auditTable(page).locator('tbody tr');
+
+/** The page's rows as {action, target, by}, by their column names. */
+async function rowsOf(page: Page): Promise<{ action: string; target: string; by: string; text: string }[]> {
+  await visible(auditTable(page));
+  return bodyRows(page).evaluateAll((rows) =>
+    rows.map((row) => {
+      const cell = (label: string) => (row.querySelector(`[data-label="${label}"]`)?.textContent ?? '').trim();
+      return { action: cell('Action'), target: cell('Target'), by: cell('By'), text: (row.textContent ?? '').trim() };
+    }),
+  );
+}
+
+async function openAuditLog(page: Page): Promise<void> {
+  await page.getByRole('link', { name: 'Audit log', exact: true }).click();
+  await visible(page.getByRole('heading', { name: 'Audit log', exact: true }));
+}
+
+describe('the Audit log page', () => {
+  it(
+    'a key created, edited, rotated and deleted in the console: each change is on the page with its author, as GET /audit-events has it',
+    suite.withPage(async ({ page }) => {
+      const account = await suite.account('business');
+      const admin = await suite.person([[account.accountId, 'admin']], 'auditor');
+      await signIn(page, suite.url, admin);
+
+      const plaintexts = [await createAndReadKey(await openCreateDialog(page, 'audited key'))];
+      await closeKeyDialog(page);
+      await visible(keyRow(page, 'audited key'));
+
+      await rowAction(page, 'audited key', 'Edit');
+      let dialog = page.getByRole('dialog').last();
+      await dialog.getByRole('textbox', { name: 'Name' }).fill('audited key v2');
+      await dialog.getByRole('button', { name: /^save/i }).click();
+      await gone(dialog);
+      await visible(keyRow(page, 'audited key v2'));
+
+      await rowAction(page, 'audited key v2', 'Rotate');
+      dialog = page.getByRole('dialog').last();
+      await dialog.getByRole('radio', { name: /^none/i }).check();
+      await dialog.getByRole('button', { name: /^rotate/i }).click();
+      const replacement = page.getByRole('textbox', { name: 'API key' });
+      await visible(replacement);
+      plaintexts.push(await replacement.inputValue());
+      const prefix = plaintexts[1]!.slice(0, 16);
+      await closeKeyDialog(page);
+      // The list shows the replacement (the row a menu acts on) once it has reloaded.
+      await eventually(async () => expect(await keyRow(page, 'audited key v2').innerText()).toContain(prefix));
+
+      await rowAction(page, 'audited key v2', 'Delete');
+      dialog = page.getByRole('dialog', { name: 'Delete API key' });
+      await dialog.getByRole('button', { name: 'Delete key', exact: true }).click();
+      await gone(dialog);
+      await gone(keyRow(page, 'audited key v2'));
+
+      // The API: the four changes, newest first, each by this person, with the request's id and agent.
+      const events = await apiEvents(account.adminKey!);
+      expect(events.slice(0, 4).map((e) => e.action)).toEqual(['key.revoked', 'key.rotated', 'key.updated', 'key.created']);
+      for (const event of events.slice(0, 4)) expect(event.actor).toEqual({ kind: 'person', subject: admin.subject, email: admin.email });
+      const [revoked, rotated, updated, created] = events as [ApiEvent, ApiEvent, ApiEvent, ApiEvent];
+      expect(updated.target.id).toBe(created.target.id);
+      expect(rotated.target.id).toBe(created.target.id);
+      // The rotation's replacement is the key deleted.
+      expect(revoked.target.id).not.toBe(created.target.id);
+
+      // The page: the same four on top, in words, by the same person.
+      await openAuditLog(page);
+      expect(page.url()).toBe(`${suite.url}/audit`);
+      const rows = await rowsOf(page);
+      expect(rows.slice(0, 4).map((r) => r.action)).toEqual(['Key deleted', 'Key rotated', 'Key edited', 'Key created']);
+      for (const row of rows.slice(0, 4)) expect(row.by).toBe(admin.email);
+      expect(rows[2]!.text).toMatch(/audited key\b.*→.*audited key v2/s);
+      expect(rows[0]!.target).toContain('audited key v2');
+      // Earlier: the operator made the account, its first key and this membership.
+      expect(rows.map((r) => r.action)).toEqual(expect.arrayContaining(['Account created', 'Member added']));
+      expect(rows.find((r) => r.action === 'Account created')!.by).toBe('Operator (admin CLI)');
+      expect(rows).toHaveLength(events.length);
+      // No key or secret anywhere in the page (prefixes, as in the Key filter, are not secrets).
+      const html = await page.content();
+      for (const plaintext of plaintexts) expect(html.includes(plaintext)).toBe(false);
+      expect(html).not.toMatch(new RegExp(`${API_KEY_PATTERN.source}|whsec_`));
+      await expectAccessible(page, 'the Audit log page');
+    }),
+  );
+
+  it(
+    'filters by action and by key: a key’s History from its menu, a key named in the table; the URL keeps them through a reload',
+    suite.withPage(async ({ page }) => {
+      const account = await suite.account('business');
+      const alpha = await suite.api(account.adminKey!, 'POST', '/keys', { name: 'alpha', preset: 'read-only' });
+      const beta = await suite.api(account.adminKey!, 'POST', '/keys', { name: 'beta', preset: 'read-only' });
+      expect([alpha.status, beta.status]).toEqual([201, 201]);
+      const alphaId = String(alpha.body['key_id']);
+      for (const name of ['alpha 2', 'alpha 3']) expect((await suite.api(account.adminKey!, 'PATCH', `/keys/${alphaId}`, { name })).status).toBe(200);
+      const viewer = await suite.person([[account.accountId, 'viewer']], 'filters');
+      await signIn(page, suite.url, viewer);
+
+      // A viewer's menu offers History; it opens the Audit log filtered to the key.
+      await rowAction(page, 'alpha 3', 'History');
+      await visible(page.getByRole('heading', { name: 'Audit log', exact: true }));
+      expect(new URL(page.url()).searchParams.get('target_id')).toBe(alphaId);
+      const key = page.getByRole('combobox', { name: 'Key', exact: true });
+      await expect(key.inputValue()).resolves.toBe(alphaId);
+      let rows = await rowsOf(page);
+      expect(rows.map((r) => r.action)).toEqual(['Key edited', 'Key edited', 'Key created']);
+      // Made with the operator's key: the author is that key, by name.
+      for (const row of rows) expect(row.by).toBe('Key “Operator key”');
+
+      await page.getByRole('combobox', { name: 'Action', exact: true }).selectOption({ label: 'Key edited' });
+      await eventually(async () => expect(await rowsOf(page)).toHaveLength(2));
+      expect(new URL(page.url()).searchParams.get('action')).toBe('key.updated');
+      await page.reload();
+      await visible(page.getByRole('heading', { name: 'Audit log', exact: true }));
+      rows = await rowsOf(page);
+      expect(rows.map((r) => r.action)).toEqual(['Key edited', 'Key edited']);
+      await expect(page.getByRole('combobox', { name: 'Action', exact: true }).inputValue()).resolves.toBe('key.updated');
+
+      // No match: said in words.
+      await key.selectOption({ label: `beta (${String(beta.body['prefix'])}…)` });
+      await visible(page.getByText('No events match these filters.'));
+      await expectAccessible(page, 'the Audit log page with no match');
+
+      await page.getByRole('button', { name: 'Clear filters', exact: true }).click();
+      rows = await rowsOf(page);
+      expect(rows.map((r) => r.target).some((t) => t.includes('beta'))).toBe(true);
+      expect(new URL(page.url()).search).toBe('');
+
+      // A key named in the table leads to its history.
+      await auditTable(page).getByRole('link', { name: /beta.*history/ }).first().click();
+      await eventually(() => expect(new URL(page.url()).searchParams.get('target_id')).toBe(String(beta.body['key_id'])));
+      await eventually(async () => expect((await rowsOf(page)).map((r) => r.action)).toEqual(['Key created']));
+    }),
+  );
+
+  it(
+    'pages of 25, newest first: "Older events" and "Newer events" with the keyboard alone, no event twice',
+    suite.withPage(async ({ page }) => {
+      const account = await suite.account('business');
+      const admin = await suite.person([[account.accountId, 'admin']], 'pager');
+      const made = await suite.api(account.adminKey!, 'POST', '/keys', { name: 'renamed often', preset: 'read-only' });
+      const keyId = String(made.body['key_id']);
+      for (let i = 1; i <= 30; i++) expect((await suite.api(account.adminKey!, 'PATCH', `/keys/${keyId}`, { name: `renamed ${i}` })).status).toBe(200);
+      const events = await apiEvents(account.adminKey!);
+      expect(events.length).toBeGreaterThan(25);
+      expect(events.length).toBeLessThanOrEqual(50);
+      await signIn(page, suite.url, admin);
+      await page.goto(`${suite.url}/audit`);
+
+      const first = await rowsOf(page);
+      expect(first).toHaveLength(25);
+      expect(first[0]!.text).toContain('renamed 30');
+      const newer = page.getByRole('button', { name: 'Newer events', exact: true });
+      await expect(newer.isDisabled()).resolves.toBe(true);
+
+      const older = page.getByRole('button', { name: 'Older events', exact: true });
+      await pressUntilFocused(page, older, 'Tab', 120);
+      await page.keyboard.press('Enter');
+      await eventually(async () => expect((await rowsOf(page))[0]?.text).not.toBe(first[0]!.text));
+      const second = await rowsOf(page);
+      expect(second).toHaveLength(events.length - 25);
+      await expect(older.isDisabled()).resolves.toBe(true);
+      const seen = [...first, ...second].map((r) => r.text);
+      expect(new Set(seen).size).toBe(seen.length);
+      // The last page ends with the oldest event: the account's creation.
+      expect(second[second.length - 1]!.action).toBe('Account created');
+
+      await pressUntilFocused(page, newer, 'Shift+Tab', 120);
+      await page.keyboard.press('Enter');
+      await eventually(async () => expect((await rowsOf(page))[0]?.text).toBe(first[0]!.text));
+    }),
+  );
+
+  it(
+    'a free account’s person is told the log needs the Pro tier; another account’s events never show',
+    suite.withPage(async ({ page }) => {
+      const free = await suite.account('free');
+      const other = await suite.account('business');
+      await createKey(suite.t.deps(), other.accountId, { name: 'someone else’s key', preset: 'read-only' });
+      const person = await suite.person([[free.accountId, 'admin']], 'free-audit');
+      await signIn(page, suite.url, person);
+      await openAuditLog(page);
+      await visible(page.getByText(/audit log needs the Pro tier or higher/));
+      expect(await auditTable(page).count()).toBe(0);
+      await expectAccessible(page, 'the Audit log page of a free account');
+
+      // Asked anyway, the API refuses this person, and the other account's key never appears.
+      await page.goto(`${suite.url}/audit?target_id=${encodeURIComponent(other.adminKeyId!)}`);
+      await visible(page.getByRole('heading', { name: 'Audit log', exact: true }));
+      expect(await page.locator('main').innerText()).not.toContain('someone else');
+    }),
+  );
+});
