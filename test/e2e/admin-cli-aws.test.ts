@@ -10,11 +10,10 @@ import { MembershipsRepository } from '../../lambdas/shared/repositories/members
 import { TEMPORARY_PASSWORD_DAYS } from '../../lib/identity.js';
 import { STACK_OUTPUTS } from '../../lib/outputs.js';
 import { COGNITO_INVITATION_NOTE } from '../../admin-cli/people.js';
-import { LOCAL_CREDENTIALS } from '../../local-runner/dynamodb-local.js';
 import { LOCAL_REGION } from '../../local-runner/stack.js';
-import { createTestDb, testEndpoint, type TestDb } from '../support/dynamodb.js';
+import { deployedCli } from '../support/admin-cli.js';
+import { createTestDb, type TestDb } from '../support/dynamodb.js';
 import { startFakeAws, type FakeAws } from '../support/fake-aws.js';
-import { runTs } from '../support/processes.js';
 
 const POOL_STACK = 'knouds-with-pool';
 const OWN_STACK = 'knouds-own-provider';
@@ -59,20 +58,7 @@ afterAll(async () => {
 });
 
 /** The CLI on a "deployed" stack: the operator's credentials and region, the services' endpoints. */
-function cli(stack: string, ...args: string[]) {
-  return runTs('admin-cli/main.ts', [...args, '--stack-name', stack, '--region', LOCAL_REGION], {
-    AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-    AWS_SESSION_TOKEN: undefined,
-    AWS_PROFILE: undefined,
-    AWS_CONFIG_FILE: '/nonexistent',
-    AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
-    AWS_ENDPOINT_URL_CLOUDFORMATION: aws.endpoint,
-    AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER: aws.endpoint,
-    AWS_ENDPOINT_URL_DYNAMODB: testEndpoint(),
-    KNOUDS_STATE_FILE: '/nonexistent/state.json',
-  });
-}
+const cli = (stack: string, ...args: string[]) => deployedCli(aws.endpoint, stack, args);
 
 async function cliJson(stack: string, ...args: string[]) {
   const result = await cli(stack, ...args, '--json');

@@ -4,43 +4,24 @@
  * through GET /audit-events; commands that change nothing, or are refused, leave none.
  */
 import { jest } from '@jest/globals';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { startLocalStack, type LocalStack } from '../../local-runner/stack.js';
-import { testEndpoint, uniquePrefix } from '../support/dynamodb.js';
+import { startCliStack, type CliStack } from '../support/admin-cli.js';
 import { call } from '../support/http.js';
-import { TEST_CDK_OUT } from '../support/paths.js';
-import { runTs } from '../support/processes.js';
 
 jest.setTimeout(120_000);
 
-let stack: LocalStack;
-let dir: string;
-let stateFile: string;
+let cli: CliStack;
 
 const admin = async (...args: string[]) => {
-  const result = await runTs('admin-cli/main.ts', [...args, '--json'], { KNOUDS_STATE_FILE: stateFile });
+  const result = await cli.admin(...args, '--json');
   return { code: result.code, body: JSON.parse(result.stdout) as Record<string, unknown> };
 };
 
 beforeAll(async () => {
-  dir = mkdtempSync(path.join(tmpdir(), 'knouds-audit-cli-'));
-  stateFile = path.join(dir, 'state.json');
-  stack = await startLocalStack({
-    port: 0,
-    cdkOut: TEST_CDK_OUT,
-    skipSynth: true,
-    dynamodbEndpoint: testEndpoint(),
-    tableNamePrefix: uniquePrefix('e2e-audit-cli'),
-    seed: false,
-    stateFile,
-  });
+  cli = await startCliStack('e2e-audit-cli');
 });
 
 afterAll(async () => {
-  await stack?.close();
-  rmSync(dir, { recursive: true, force: true });
+  await cli?.close();
 });
 
 type Event = { action: string; actor: unknown; target: { kind: string; id: string }; changes: unknown; request_id: unknown };
@@ -68,7 +49,7 @@ it('every change by the CLI is one event by the operator; a repeat or a refusal 
   const other = await admin('key', 'create', '--account', account, '--name', 'short-lived', '--preset', 'read-only');
   expect((await admin('key', 'revoke', String(other.body['key_id']))).code).toBe(0);
 
-  const reply = await call(`${stack.apiUrl}/audit-events?limit=100`, { headers: { 'x-api-key': apiKey } });
+  const reply = await call(`${cli.stack.apiUrl}/audit-events?limit=100`, { headers: { 'x-api-key': apiKey } });
   expect(reply.status).toBe(200);
   const events = [...(reply.body['items'] as Event[])].reverse();
   const operator = { kind: 'operator' };

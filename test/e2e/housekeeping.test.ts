@@ -17,9 +17,7 @@ import { QUEUED_DEADLINE_MS } from '../../lambdas/shared/run-budget.js';
 import { createKey } from '../../lambdas/shared/services/keys.js';
 import { DEFAULT_SETTINGS } from '../../lambdas/shared/settings.js';
 import { STACK_OUTPUTS } from '../../lib/outputs.js';
-import { LOCAL_CREDENTIALS } from '../../local-runner/dynamodb-local.js';
-import { LOCAL_REGION } from '../../local-runner/stack.js';
-import { testEndpoint } from '../support/dynamodb.js';
+import { deployedCli } from '../support/admin-cli.js';
 import { startFakeAws } from '../support/fake-aws.js';
 import { runTs } from '../support/processes.js';
 import { startReceiver, type Receiver } from '../support/receiver.js';
@@ -187,19 +185,7 @@ describe('npm run admin -- sweep --stack-name … --region …', () => {
       });
       const { accountId, key } = await t.account('business');
       await expiredKeys(accountId, 3);
-      const result = await runTs('admin-cli/main.ts', ['sweep', '--json', '--stack-name', 'knouds-prod', '--region', LOCAL_REGION], {
-        AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-        AWS_SESSION_TOKEN: undefined,
-        AWS_PROFILE: undefined,
-        AWS_CONFIG_FILE: '/nonexistent',
-        AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
-        AWS_ENDPOINT_URL_CLOUDFORMATION: aws.endpoint,
-        AWS_ENDPOINT_URL_DYNAMODB: testEndpoint(),
-        // Any Lambda call would go here, and the fake refuses what it does not know.
-        AWS_ENDPOINT_URL_LAMBDA: aws.endpoint,
-        KNOUDS_STATE_FILE: '/nonexistent/state.json',
-      });
+      const result = await deployedCli(aws.endpoint, 'knouds-prod', ['sweep', '--json']);
       expect(result.code).toBe(0);
       expect(JSON.parse(result.stdout)).toEqual({ released_keys: 3, failed_executions: 0 });
       expect(await activeKeys(key)).toBe(1);
