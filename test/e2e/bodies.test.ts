@@ -5,6 +5,7 @@
  * Bodies over each function's limit get 413 PAYLOAD_TOO_LARGE.
  */
 /* eslint-disable jest/no-conditional-expect -- a property's expectation depends on the generated case */
+import { jest } from '@jest/globals';
 import fc from 'fast-check';
 import { createKey } from '../../lambdas/shared/services/keys.js';
 import { call } from '../support/http.js';
@@ -17,6 +18,8 @@ let targetKeyId: string;
 const fuzzKeys = new Map<string, string>();
 let bigKey: string;
 
+// 40 bodies per route, each with two snapshots of every table: minutes on a loaded 2-core machine.
+jest.setTimeout(120_000);
 const DEFINITION = {
   input_schema: { type: 'object', required: ['text'], properties: { text: { type: 'string' } } },
   steps: [{ id: 'up', model: 'uppercase', input: { text: '$.input.text' } }],
