@@ -165,10 +165,14 @@ function isJsonValue(v: unknown): boolean {
 
 describe('$. references', () => {
   const json = fc.jsonValue({ maxDepth: 4 });
-  const scope = fc.record({
-    input: json,
-    steps: fc.dictionary(fc.stringMatching(/^[a-z][a-z0-9]{0,6}$/), fc.record({ output: json }), { maxKeys: 4 }),
-  });
+  // Scopes as the runs build them from stored JSON: plain objects (fast-check 4 also makes null-prototype ones).
+  const scope = fc.record(
+    {
+      input: json,
+      steps: fc.dictionary(fc.stringMatching(/^[a-z][a-z0-9]{0,6}$/), fc.record({ output: json }, { noNullPrototype: true }), { maxKeys: 4, noNullPrototype: true }),
+    },
+    { noNullPrototype: true },
+  );
 
   // Templates as workflow steps write them: JSON with `$.` references mixed in at any depth.
   const reference = fc.oneof(
@@ -176,7 +180,7 @@ describe('$. references', () => {
     fc.tuple(fc.stringMatching(/^[a-z][a-z0-9]{0,6}$/), fc.constantFrom('', '.output', '.output.x')).map(([id, rest]) => `$.steps.${id}${rest}`),
   );
   const template = fc.letrec((tie) => ({
-    value: fc.oneof({ depthSize: 'small' }, json, reference, fc.array(tie('value'), { maxLength: 3 }), fc.dictionary(fc.string({ maxLength: 5 }), tie('value'), { maxKeys: 3 })),
+    value: fc.oneof({ depthSize: 'small' }, json, reference, fc.array(tie('value'), { maxLength: 3 }), fc.dictionary(fc.string({ maxLength: 5 }), tie('value'), { maxKeys: 3, noNullPrototype: true })),
   })).value;
 
   it('a resolved value is JSON: every `$.` string becomes a value of the scope or null, nothing else changes', () => {

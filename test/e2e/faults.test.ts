@@ -150,7 +150,8 @@ describe('revocation racing with use', () => {
       }
       expect(await revoke).toBe(204);
       const statuses = await Promise.all(uses);
-      expect(statuses.every((s) => s === 200 || s === 401)).toBe(true);
+      // Only answers that say the key works or does not: no 5xx, no throttling.
+      expect(statuses.filter((s) => s !== 200 && s !== 401)).toEqual([]);
       const late = statuses.filter((_s, i) => started[i]! > revokedAt);
       expect(late.length).toBeGreaterThanOrEqual(10);
       expect(late).toEqual(late.map(() => 401));
