@@ -1,8 +1,12 @@
 /**
- * Once per `npm test`: synthesizes the CDK app into cdk.out (the bundles the end-to-end tests run) and
- * starts DynamoDB Local, unless DYNAMODB_ENDPOINT names one. Test files read the endpoint from
+ * Once per `npm test`: synthesizes the CDK app into cdk.out.test (the bundles the end-to-end tests run)
+ * and starts DynamoDB Local, unless DYNAMODB_ENDPOINT names one. Test files read the endpoint from
  * KNOUDS_TEST_DYNAMODB_ENDPOINT and create their own tables under a prefix of their own.
+ * `KNOUDS_TEST_SKIP_SYNTH=1` reuses the assembly already in cdk.out.test (a quicker rerun of tests that
+ * did not change the app).
  */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { startDynamoDbLocal, waitForDynamoDb } from '../../local-runner/dynamodb-local.js';
 import { synthesize } from '../../local-runner/stack.js';
 import { TEST_CDK_OUT } from './paths.js';
@@ -22,7 +26,9 @@ export async function setup(): Promise<() => Promise<void>> {
           return ddb.endpoint;
         }),
     // With the example model, so the tests cover a deployer's own model end to end.
-    synthesize(TEST_CDK_OUT, { exampleModel: 'true' }),
+    process.env['KNOUDS_TEST_SKIP_SYNTH'] === '1' && existsSync(path.join(TEST_CDK_OUT, 'manifest.json'))
+      ? Promise.resolve()
+      : synthesize(TEST_CDK_OUT, { exampleModel: 'true' }),
   ]);
   process.env['KNOUDS_TEST_DYNAMODB_ENDPOINT'] = endpoint;
   process.stdout.write(`\nglobal setup: cdk synth and DynamoDB Local (${endpoint}) ready in ${Date.now() - started} ms\n`);
