@@ -5,7 +5,8 @@
  * `KNOUDS_TEST_SKIP_SYNTH=1` reuses the assembly already in cdk.out.test (a quicker rerun of tests that
  * did not change the app).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startDynamoDbLocal, waitForDynamoDb } from '../../local-runner/dynamodb-local.js';
 import { synthesize } from '../../local-runner/stack.js';
@@ -14,7 +15,9 @@ import { TEST_CDK_OUT } from './paths.js';
 /** Returns the teardown. */
 export async function setup(): Promise<() => Promise<void>> {
   process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] = 'true';
-  const started = Date.now();
+  // This run's logs (the local stacks' and the in-process code's): global-log-reporter.mjs shows a failed
+  // file's, and deletes the folder after a run without failure.
+  process.env['KNOUDS_TEST_LOG_DIR'] = mkdtempSync(path.join(tmpdir(), 'knouds-test-logs-'));
   const given = process.env['DYNAMODB_ENDPOINT'];
   let stop = async () => {};
   const [endpoint] = await Promise.all([
@@ -31,6 +34,5 @@ export async function setup(): Promise<() => Promise<void>> {
       : synthesize(TEST_CDK_OUT, { exampleModel: 'true' }),
   ]);
   process.env['KNOUDS_TEST_DYNAMODB_ENDPOINT'] = endpoint;
-  process.stdout.write(`\nglobal setup: cdk synth and DynamoDB Local (${endpoint}) ready in ${Date.now() - started} ms\n`);
   return stop;
 }
