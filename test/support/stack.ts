@@ -177,8 +177,11 @@ export async function startTestStackBehindProxy(
     t,
     proxy,
     close: async () => {
-      await t.close();
-      await proxy.close();
+      try {
+        await t.close();
+      } finally {
+        await proxy.close();
+      }
     },
   };
 }
