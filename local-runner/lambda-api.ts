@@ -10,7 +10,9 @@
  * Only the functions the runner started may call it (security review #12, finding 11): each has its own
  * secret key and session token, and every request must be signed with them (SigV4, checked as AWS does;
  * see sigv4.ts). Anything else is refused with 403 before the path or the body is looked at, and the
- * refusal is logged (without the token or the signature).
+ * refusal is logged (without the token or the signature). With IAM enforced (`authorize`), the caller's
+ * role must also allow `lambda:InvokeFunction` on the function's ARN, checked before the function is
+ * looked up, as on AWS; a refusal is Lambda's 403 AccessDeniedException.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { FunctionError, MAX_ASYNC_REQUEST_BYTES, MAX_SYNC_REQUEST_BYTES, RequestTooLargeError } from './functions.js';
@@ -36,6 +38,11 @@ export interface LambdaApiOptions {
    */
   readonly duplicateDeliveryRate?: number;
   readonly onLog?: (line: string) => void;
+  /**
+   * IAM: whether `caller` may invoke the function of this name (as the request names it); undefined
+   * when allowed, else the AccessDeniedException's message. @default every signed caller may
+   */
+  readonly authorize?: (caller: SigningIdentity, name: string) => string | undefined;
 }
 
 export function createLambdaApi(options: LambdaApiOptions) {
@@ -87,12 +94,16 @@ export function createLambdaApi(options: LambdaApiOptions) {
       log(`refused ${req.method} ${path} from ${req.socket.remoteAddress}:${req.socket.remotePort}: ${refusal.reason} (${refusal.errorType})`);
       reply(403, { message: refusal.message }, { 'x-amzn-ErrorType': refusal.errorType });
     };
-    const serve = (raw: Buffer) => {
+    const serve = (raw: Buffer, caller: SigningIdentity) => {
       const m = /^\/2015-03-31\/functions\/([^/]+)\/invocations$/.exec(new URL(req.url ?? '/', 'http://x').pathname);
       if (req.method !== 'POST' || !m) {
         return reply(404, { message: 'not a Lambda API path' }, { 'x-amzn-ErrorType': 'UnknownOperationException' });
       }
       const name = decodeURIComponent(m[1]!);
+      const denied = options.authorize?.(caller, name);
+      if (denied !== undefined) {
+        return reply(403, { Type: 'User', Message: denied }, { 'x-amzn-ErrorType': 'AccessDeniedException' });
+      }
       const functionId = options.resolve(name);
       if (!functionId) {
         return reply(404, { message: `Function not found: ${name}` }, { 'x-amzn-ErrorType': 'ResourceNotFoundException' });
@@ -139,7 +150,7 @@ export function createLambdaApi(options: LambdaApiOptions) {
     req.on('end', () => {
       const raw = Buffer.concat(chunks);
       verifier.checkSignature(signed, checked, raw).then(
-        (refusal) => (refusal ? refuse(refusal) : serve(raw)),
+        (refusal) => (refusal ? refuse(refusal) : serve(raw, checked.identity)),
         (error: unknown) => reply(500, { message: `could not check the signature: ${(error as Error).message}` }, { 'x-amzn-ErrorType': 'ServiceException' }),
       );
     });

@@ -9,6 +9,8 @@
  *                             (<dir>/oidc/), in <dir> across restarts
  *   --skip-synth              serve the cloud assembly already in cdk.out (or --cdk-out <dir>)
  *   --quiet-logs              do not echo the functions' log lines
+ *   --no-iam                  do not hold the functions to their roles' IAM policies (held by default: a
+ *                             call a role does not allow fails with AccessDeniedException, as on AWS)
  */
 import { parseArgs } from 'node:util';
 import path from 'node:path';
@@ -16,7 +18,7 @@ import { StartupError } from './dynamodb-local.js';
 import { startLocalStack, type LocalStack } from './stack.js';
 import { PROJECT_ROOT, STATE_FILE } from './state.js';
 
-const USAGE = `Usage: npm start [-- --persist <dir>] [--skip-synth] [--cdk-out <dir>] [--quiet-logs]
+const USAGE = `Usage: npm start [-- --persist <dir>] [--skip-synth] [--cdk-out <dir>] [--quiet-logs] [--no-iam]
 Environment: PORT (default 3000), DYNAMODB_ENDPOINT (use an existing DynamoDB instead of DynamoDB Local)`;
 
 function fail(message: string): never {
@@ -32,6 +34,7 @@ try {
       'skip-synth': { type: 'boolean', default: false },
       'cdk-out': { type: 'string' },
       'quiet-logs': { type: 'boolean', default: false },
+      'no-iam': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   }).values;
@@ -55,6 +58,7 @@ async function stop(code: number): Promise<void> {
   if (stopping) return;
   stopping = true;
   say('\nStopping…');
+  if (stack) say(stack.iam.summary());
   await stack?.close();
   process.exit(code);
 }
@@ -76,6 +80,9 @@ try {
     ...(args['cdk-out'] ? { cdkOut: path.resolve(args['cdk-out']) } : {}),
     stateFile: STATE_FILE,
     onProgress: say,
+    iam: !args['no-iam'],
+    // Always shown, even with --quiet-logs: each is a grant missing from the template.
+    onIamRefusal: (r) => say(`IAM refused: ${r.functionId} ${r.action} on ${r.resource} (${r.effect}${r.detail ? `: ${r.detail}` : ''})`),
     ...(args['quiet-logs'] ? {} : { onFunctionLog: (fn: string, line: string) => say(`  [${fn}] ${line}`) }),
     onAccessLog: (e) =>
       say(`${e.httpMethod} ${e.path} ${e.status} ${e.latencyMs}ms${e.errorType ? ` ${e.errorType}` : ''} (${e.requestId})`),
@@ -89,6 +96,11 @@ if (stopping) process.exit(0);
 say(`Admin API key: ${stack.adminKey ?? ''}`);
 say(`Console: ${stack.url}/`);
 if (stack.demoPerson) say(`Console sign-in: ${stack.demoPerson.email} ${stack.demoPerson.password}`);
+say(
+  stack.iam.enabled
+    ? 'IAM: each function is held to its role policies from the template (npm start -- --no-iam turns this off)'
+    : 'IAM: not enforced (--no-iam): every function may call anything',
+);
 say(`Knouds API ready in ${((Date.now() - started) / 1000).toFixed(1)} s at ${stack.apiUrl}`);
 say(`  curl ${stack.apiUrl}/health`);
 say(`  curl -H "x-api-key: <the admin key>" ${stack.apiUrl}/keys/verify`);

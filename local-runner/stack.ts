@@ -25,6 +25,8 @@ import { SETTINGS_ENV, type Settings } from '../lambdas/shared/settings.js';
 import { STACK_OUTPUTS } from '../lib/outputs.js';
 import { LOCAL_CREDENTIALS, StartupError, startDynamoDbLocal, waitForDynamoDb, type DynamoDbLocal } from './dynamodb-local.js';
 import { FunctionPool } from './functions.js';
+import { startDynamoDbIamProxy } from './iam/dynamodb-proxy.js';
+import { IamEnforcer, type IamRefusal } from './iam/enforcer.js';
 import { createGateway, type AccessLogEntry } from './gateway.js';
 import { PROJECT_ROOT, type LocalState } from './state.js';
 import { createLambdaApi } from './lambda-api.js';
@@ -95,6 +97,25 @@ export interface LocalStackOptions {
    * @default the deployed schedule
    */
   readonly webhookRetrySchedule?: string;
+  /**
+   * Hold each function to its role's policies from the template: its DynamoDB calls (through a checking
+   * proxy) and its Lambda API calls; a call the role does not allow fails with AccessDeniedException as on
+   * AWS (`npm start -- --no-iam`: false). @default true
+   */
+  readonly iam?: boolean;
+  /** Each call IAM refused (when `iam`), as it happens. */
+  readonly onIamRefusal?: (refusal: IamRefusal) => void;
+}
+
+/** What IAM enforcement did in this run. */
+export interface LocalIam {
+  readonly enabled: boolean;
+  /** The DynamoDB endpoint the functions use: the checking proxy (undefined when IAM is off). */
+  readonly dynamodbEndpoint?: string;
+  /** Every call refused so far, oldest first. */
+  refusals(): readonly IamRefusal[];
+  /** One line for the runner's summary. */
+  summary(): string;
 }
 
 export interface LocalStack {
@@ -113,6 +134,7 @@ export interface LocalStack {
   readonly demoPerson?: { readonly subject: string; readonly email: string; readonly password: string };
   /** An SDK client on the stack's DynamoDB, for operators and tests. */
   readonly doc: DynamoDBDocumentClient;
+  readonly iam: LocalIam;
   /**
    * Fires every schedule of the template now, each target invoked as EventBridge does (an asynchronous
    * invocation with a "Scheduled Event"); resolves when those invocations have ended.
@@ -324,9 +346,33 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // Instances per function: enough for the machine's cores; more would only queue on the CPU.
     const maxInstances = Math.max(8, cpus().length * 4);
     // Each function signs with credentials of its own, as a Lambda role's session would: the Lambda API
-    // serves only requests signed with one of them. The access key id stays LOCAL_CREDENTIALS' for all:
-    // DynamoDB Local without -sharedDb keeps one database per access key id (and region).
+    // serves only requests signed with one of them. With IAM enforced, the access key id is the function's
+    // logical id, so the DynamoDB proxy knows the caller (and forwards with LOCAL_CREDENTIALS' one key id);
+    // without, it stays LOCAL_CREDENTIALS' for all: DynamoDB Local without -sharedDb keeps one database per
+    // access key id (and region).
+    const iamEnabled = options.iam ?? true;
     const callers = new Map<string, SigningIdentity>();
+    const enforcer = iamEnabled
+      ? new IamEnforcer(model, { region: LOCAL_REGION, accountId: LOCAL_ACCOUNT_ID, ...(options.onIamRefusal ? { onRefusal: options.onIamRefusal } : {}) })
+      : undefined;
+    for (const warning of enforcer?.warnings ?? []) progress(`IAM: ${warning}`);
+    let iamEndpoint: string | undefined;
+    if (enforcer) {
+      const tableKeys = new Map(
+        model.tables.map((t) => [t.tableName, { partitionKey: t.keySchema.find((k) => k.KeyType === 'HASH')?.AttributeName ?? '' }]),
+      );
+      const proxy = await startDynamoDbIamProxy({
+        upstream: endpoint,
+        callers,
+        runnerCredentials: LOCAL_CREDENTIALS,
+        target: { region: LOCAL_REGION, accountId: LOCAL_ACCOUNT_ID, table: (name) => tableKeys.get(name) },
+        enforcer,
+        onLog: (line) => onLog?.('dynamodb-iam', line),
+      });
+      cleanups.push(() => proxy.close());
+      iamEndpoint = proxy.endpoint;
+      baseEnv['AWS_ENDPOINT_URL_DYNAMODB'] = proxy.endpoint;
+    }
     const authorizerFunctions = new Set([...model.authorizers.values()].map((a) => a.functionId));
     // Every variable written, empty when unset, so none of the template's deployed values is left behind.
     const identityEnv = { ...Object.fromEntries(Object.values(IDENTITY_PROVIDER_ENV).map((name) => [name, ''])), ...identityProviderEnvironment(sessions) };
@@ -335,12 +381,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       const def = authorizerFunctions.has(template.logicalId) ? { ...template, environment: { ...template.environment, ...identityEnv } } : template;
       const identity: SigningIdentity = {
         name: def.logicalId,
-        accessKeyId: LOCAL_CREDENTIALS.accessKeyId,
+        accessKeyId: iamEnabled ? def.logicalId : LOCAL_CREDENTIALS.accessKeyId,
         secretAccessKey: randomBytes(30).toString('base64'),
         sessionToken: randomBytes(48).toString('base64'),
       };
       callers.set(identity.sessionToken, identity);
-      const env = { ...baseEnv, AWS_SECRET_ACCESS_KEY: identity.secretAccessKey, AWS_SESSION_TOKEN: identity.sessionToken };
+      const env = { ...baseEnv, AWS_ACCESS_KEY_ID: identity.accessKeyId, AWS_SECRET_ACCESS_KEY: identity.secretAccessKey, AWS_SESSION_TOKEN: identity.sessionToken };
       pools.set(def.logicalId, new FunctionPool(def, env, onLog, maxInstances));
     }
     cleanups.push(() => Promise.all([...pools.values()].map((p) => p.close())).then(() => undefined));
@@ -359,6 +405,16 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       },
       callers,
       region: LOCAL_REGION,
+      ...(enforcer
+        ? {
+            authorize: (caller: SigningIdentity, name: string) => {
+              // The ARN IAM checks: the name as given (an ARN, or a name: `local-<id>` is function <id> here).
+              const resource = (name.startsWith('arn:') ? name : `arn:aws:lambda:${LOCAL_REGION}:${LOCAL_ACCOUNT_ID}:function:${name}`).replace(/(:function:)local-/, '$1');
+              const decision = enforcer.authorize(caller.name, { action: 'lambda:InvokeFunction', resource, context: new Map() });
+              return decision.ok ? undefined : decision.refusal.message;
+            },
+          }
+        : {}),
       ...(options.duplicateDeliveryRate ? { duplicateDeliveryRate: options.duplicateDeliveryRate } : {}),
       onLog: (line) => onLog?.('lambda-api', line),
     });
@@ -461,7 +517,13 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       renameSync(temporary, stateFile);
       cleanups.push(() => rmSync(stateFile, { force: true }));
     }
-    return { url, apiUrl, dynamodbEndpoint: endpoint, lambdaEndpoint, model, state, ...(adminKey ? { adminKey } : {}), oidc, ...(demoPerson ? { demoPerson } : {}), doc, runSchedules, close };
+    const iam: LocalIam = {
+      enabled: iamEnabled,
+      ...(iamEndpoint ? { dynamodbEndpoint: iamEndpoint } : {}),
+      refusals: () => enforcer?.refusals() ?? [],
+      summary: () => enforcer?.summary() ?? 'IAM: not enforced (--no-iam)',
+    };
+    return { url, apiUrl, dynamodbEndpoint: endpoint, lambdaEndpoint, model, state, ...(adminKey ? { adminKey } : {}), oidc, ...(demoPerson ? { demoPerson } : {}), doc, iam, runSchedules, close };
   } catch (error) {
     await close();
     throw error;

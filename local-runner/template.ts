@@ -26,6 +26,24 @@ export interface FunctionDef {
   readonly environment: Record<string, string>;
   readonly timeoutSeconds: number;
   readonly memoryMb: number;
+  /** The logical id of its execution role (`Role: {Fn::GetAtt: [<id>, Arn]}`), or the role's ARN when it is not in the template. */
+  readonly role?: string;
+}
+
+/**
+ * An IAM role of the template with every identity-based policy attached to it there (its inline
+ * `Policies`, the `AWS::IAM::Policy` and `AWS::IAM::ManagedPolicy` resources naming it), each document
+ * resolved with local values (tables' ARNs name the local tables, functions' ARNs end with their logical id).
+ */
+export interface RoleDef {
+  readonly logicalId: string;
+  /** `RoleName` when the template sets it, else the logical id (CloudFormation would generate one). */
+  readonly name: string;
+  readonly policies: { readonly name: string; readonly document: unknown }[];
+  /** Managed policy ARNs that are not policies of the template (AWS managed ones): their statements are unknown here. */
+  readonly externalManagedPolicies: string[];
+  /** The permissions boundary's ARN, when set (as resolved). */
+  readonly permissionsBoundary?: string;
 }
 
 export interface TableDef {
@@ -106,6 +124,8 @@ export interface LocalApiModel {
   readonly authorizers: Map<string, AuthorizerDef>;
   readonly gatewayResponses: Map<string, GatewayResponseDef>;
   readonly functions: Map<string, FunctionDef>;
+  /** The template's IAM roles, by logical id. */
+  readonly roles: Map<string, RoleDef>;
   readonly tables: TableDef[];
   readonly schedules: ScheduleDef[];
   readonly sites: StaticSiteDef[];
@@ -179,6 +199,9 @@ export function loadApiModel(cdkOut: string, options: ResolveOptions): LocalApiM
     const moduleBase = handler.slice(0, dot);
     const candidates = ['.mjs', '.js', '.cjs'].map((ext) => path.join(assetDir, moduleBase + ext));
     const modulePath = candidates.find((c) => existsSync(c)) ?? candidates[0]!;
+    const roleRef = p['Role'];
+    const roleGetAtt = (roleRef as { 'Fn::GetAtt'?: [string, string] } | undefined)?.['Fn::GetAtt'];
+    const role = roleGetAtt && roleGetAtt[1] === 'Arn' ? roleGetAtt[0] : roleRef === undefined ? undefined : String(resolveOr(resolve, roleRef));
     const vars = ((p['Environment'] as { Variables?: Record<string, Json> } | undefined)?.Variables ?? {}) as Record<string, Json>;
     const environment: Record<string, string> = {};
     for (const [name, value] of Object.entries(vars)) environment[name] = String(resolve(value));
@@ -190,7 +213,42 @@ export function loadApiModel(cdkOut: string, options: ResolveOptions): LocalApiM
       environment,
       timeoutSeconds: Number(p['Timeout'] ?? 3),
       memoryMb: Number(p['MemorySize'] ?? 128),
+      ...(role ? { role } : {}),
     });
+  }
+
+  const roles = new Map<string, RoleDef>();
+  for (const [id, r] of ofType('AWS::IAM::Role')) {
+    const p = r.Properties ?? {};
+    const inline = (p['Policies'] ?? []) as { PolicyName?: Json; PolicyDocument?: Json }[];
+    const boundary = p['PermissionsBoundary'];
+    roles.set(id, {
+      logicalId: id,
+      name: typeof p['RoleName'] === 'string' ? p['RoleName'] : id,
+      policies: inline.map((x, i) => ({ name: `${id}/${typeof x.PolicyName === 'string' ? x.PolicyName : `Policies[${i}]`}`, document: resolveDocument(resolve, x.PolicyDocument) })),
+      externalManagedPolicies: [],
+      ...(boundary !== undefined ? { permissionsBoundary: String(resolveOr(resolve, boundary)) } : {}),
+    });
+  }
+  // Policies attached by the policy's `Roles` (AWS::IAM::Policy, AWS::IAM::ManagedPolicy) or by the role's `ManagedPolicyArns`.
+  const roleIdsOf = (value: Json): string[] =>
+    ((value ?? []) as Json[]).map((x) => (x as { Ref?: string }).Ref).filter((x): x is string => typeof x === 'string');
+  const managedById = new Map<string, Json>();
+  for (const [id, r] of [...ofType('AWS::IAM::Policy'), ...ofType('AWS::IAM::ManagedPolicy')]) {
+    const p = r.Properties ?? {};
+    if (r.Type === 'AWS::IAM::ManagedPolicy') managedById.set(id, p['PolicyDocument']);
+    for (const roleId of roleIdsOf(p['Roles'])) {
+      roles.get(roleId)?.policies.push({ name: id, document: resolveDocument(resolve, p['PolicyDocument']) });
+    }
+  }
+  for (const [id, r] of ofType('AWS::IAM::Role')) {
+    const role = roles.get(id)!;
+    for (const arn of (r.Properties?.['ManagedPolicyArns'] ?? []) as Json[]) {
+      const managedId = (arn as { Ref?: string }).Ref;
+      if (managedId && managedById.has(managedId)) {
+        if (!role.policies.some((x) => x.name === managedId)) role.policies.push({ name: managedId, document: resolveDocument(resolve, managedById.get(managedId)) });
+      } else role.externalManagedPolicies.push(String(resolveOr(resolve, arn)));
+    }
   }
 
   const tables: TableDef[] = [];
@@ -347,7 +405,7 @@ export function loadApiModel(cdkOut: string, options: ResolveOptions): LocalApiM
     sites.push({ logicalId: id, assetDirs: assetDirs as string[] });
   }
 
-  return { stackName, stageName, methods, authorizers, gatewayResponses, functions, tables, schedules, sites, unsupported, outputs };
+  return { stackName, stageName, methods, authorizers, gatewayResponses, functions, roles, tables, schedules, sites, unsupported, outputs };
 }
 
 /** `rate(1 minute)`, `rate(5 minutes)`, `rate(2 hours)`, `rate(1 day)` in ms; undefined for anything else (cron()). */
@@ -386,6 +444,26 @@ function findGetAttArn(value: Json): string | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * The value resolved, or, where something in it has no local meaning (an `Fn::ImportValue`, a Ref to a
+ * parameter), the value as the template has it: IAM refuses what such a statement would decide.
+ */
+function resolveOr(resolve: (value: Json) => Json, value: Json): Json {
+  try {
+    return resolve(value);
+  } catch {
+    return value;
+  }
+}
+
+/** A policy document with each statement resolved on its own (one unresolvable statement leaves the others whole). */
+function resolveDocument(resolve: (value: Json) => Json, document: Json): Json {
+  const statements = (document as { Statement?: Json } | undefined)?.Statement;
+  if (!document || typeof document !== 'object' || statements === undefined) return resolveOr(resolve, document);
+  const list = Array.isArray(statements) ? statements : [statements];
+  return { ...(document as Record<string, Json>), Statement: list.map((x) => resolveOr(resolve, x)) };
 }
 
 /** A resolver for the intrinsic functions a synthesized template uses, with local values. */

@@ -1,0 +1,151 @@
+/**
+ * The functions' DynamoDB endpoint when IAM is enforced: a proxy in front of DynamoDB Local (or the
+ * DYNAMODB_ENDPOINT given) that tells which function calls from the request's SigV4 signature (each
+ * function signs with credentials of its own, its logical id as the access key id), checks that
+ * signature as AWS would (sigv4.ts), checks the call against the function's role policies (enforcer.ts),
+ * and forwards it re-signed with the runner's one identity. Re-signing keeps every caller on one access
+ * key id: DynamoDB Local started without -sharedDb keeps a database per access key id.
+ *
+ * A refused call gets DynamoDB's own answer: HTTP 400 with `AccessDeniedException` and AWS's message (or
+ * `UnrecognizedClientException`/`InvalidSignatureException` for a signature that is not a function's).
+ *
+ * Requests signed with the runner's own credentials (LOCAL_CREDENTIALS) pass unchecked: they are the
+ * operator's (the admin CLI, the runner's seeding, tests' fixtures), who deployed the stack and holds the
+ * account's administrator credentials on AWS, where no role policy of the template applies to them.
+ * (The runner hands its own clients DynamoDB's endpoint directly; this is for anyone pointed here.)
+ */
+import { randomUUID } from 'node:crypto';
+import { Agent, createServer, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import { Sha256 } from '@smithy/core/checksum';
+import { HttpRequest } from '@smithy/core/protocols';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { isRefusal, SigV4Verifier, type Refusal, type SigningIdentity } from '../sigv4.js';
+import { dynamoDbAccess, type DynamoDbTarget } from './dynamodb.js';
+import type { IamEnforcer } from './enforcer.js';
+
+export interface DynamoDbIamProxyOptions {
+  /** Where calls are forwarded (DynamoDB Local's endpoint). */
+  readonly upstream: string;
+  /** Session token → the function that holds it. */
+  readonly callers: ReadonlyMap<string, SigningIdentity>;
+  /** The runner's own credentials: requests signed with this access key id pass unchecked; forwarded calls are signed with them. */
+  readonly runnerCredentials: { readonly accessKeyId: string; readonly secretAccessKey: string };
+  readonly target: DynamoDbTarget;
+  readonly enforcer: IamEnforcer;
+  /** The clock signatures are checked against. @default Date.now */
+  readonly now?: () => number;
+  /** A refused signature, said once per request (without the token or the signature). */
+  readonly onLog?: (line: string) => void;
+}
+
+export interface DynamoDbIamProxy {
+  readonly endpoint: string;
+  close(): Promise<void>;
+}
+
+const JSON_10 = 'application/x-amz-json-1.0';
+/** Headers not forwarded: the caller's signature and what the forwarding request sets itself. */
+const DROPPED = new Set(['authorization', 'x-amz-security-token', 'x-amz-date', 'x-amz-content-sha256', 'host', 'connection', 'content-length', 'keep-alive', 'transfer-encoding']);
+
+const accessKeyIdOf = (authorization: string | undefined) => /Credential=([^/\s,]+)\//.exec(authorization ?? '')?.[1];
+
+export async function startDynamoDbIamProxy(options: DynamoDbIamProxyOptions): Promise<DynamoDbIamProxy> {
+  const upstream = new URL(options.upstream);
+  const agent = new Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY });
+  const verifier = new SigV4Verifier(options.callers, options.target.region, 'dynamodb', options.now);
+  const signer = new SignatureV4({ credentials: options.runnerCredentials, region: options.target.region, service: 'dynamodb', sha256: Sha256, uriEscapePath: true });
+  const log = options.onLog ?? (() => {});
+
+  const error = (res: ServerResponse, type: string, message: string, messageField: 'message' | 'Message' = 'message') => {
+    const body = JSON.stringify({ __type: `com.amazon.coral.service#${type}`, [messageField]: message });
+    res.writeHead(400, { 'content-type': JSON_10, 'x-amzn-requestid': randomUUID(), 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  };
+  const refuseSignature = (req: IncomingMessage, res: ServerResponse, refusal: Refusal) => {
+    log(`refused ${String(req.headers['x-amz-target'] ?? 'a call').slice(0, 80)} from ${req.socket.remoteAddress}:${req.socket.remotePort}: ${refusal.reason} (${refusal.errorType})`);
+    error(res, refusal.errorType, refusal.message);
+  };
+
+  const forward = async (req: IncomingMessage, res: ServerResponse, body: Buffer) => {
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (value !== undefined && !DROPPED.has(name)) headers[name] = Array.isArray(value) ? value.join(',') : value;
+    }
+    headers['host'] = upstream.host;
+    const path = req.url ?? '/';
+    const signed = await signer.sign(
+      new HttpRequest({ method: req.method ?? 'POST', protocol: upstream.protocol, hostname: upstream.hostname, port: Number(upstream.port) || 80, path, headers, body }),
+    );
+    const outgoing: OutgoingHttpHeaders = { ...signed.headers, 'content-length': body.length };
+    const up = httpRequest({ hostname: upstream.hostname, port: upstream.port, path, method: req.method, headers: outgoing, agent }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    // A lost upstream connection is a lost connection for the caller too (its SDK retries, as it would).
+    up.on('error', () => res.destroy());
+    res.on('close', () => {
+      if (!res.writableFinished) up.destroy();
+    });
+    up.end(body);
+  };
+
+  const server = createServer({ keepAlive: true }, (req, res) => {
+    const authorization = req.headers['authorization'];
+    const accessKeyId = accessKeyIdOf(typeof authorization === 'string' ? authorization : undefined);
+    const chunks: Buffer[] = [];
+    const withBody = (then: (body: Buffer) => void) => {
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => then(Buffer.concat(chunks)));
+    };
+    const fail = (e: unknown) => {
+      if (!res.headersSent) error(res, 'InternalFailure', `the local IAM proxy failed: ${(e as Error).message}`);
+      else res.destroy();
+    };
+    if (accessKeyId === undefined) {
+      req.resume();
+      return error(res, 'MissingAuthenticationTokenException', 'Request is missing Authentication Token');
+    }
+    if (accessKeyId === options.runnerCredentials.accessKeyId) {
+      withBody((body) => void forward(req, res, body).catch(fail));
+      return;
+    }
+    const signedRequest = { method: req.method ?? 'POST', url: req.url ?? '/', headers: req.headers };
+    const checked = verifier.checkHeaders(signedRequest, ['x-amz-target', 'content-type']);
+    if (isRefusal(checked)) {
+      req.resume();
+      return refuseSignature(req, res, checked);
+    }
+    withBody((body) => {
+      void (async () => {
+        const refusal = await verifier.checkSignature(signedRequest, checked, body);
+        if (refusal) return refuseSignature(req, res, refusal);
+        const operation = String(req.headers['x-amz-target'] ?? '').replace(/^DynamoDB_\d+\./, '');
+        let parsed: Record<string, unknown>;
+        try {
+          parsed = JSON.parse(body.toString('utf8') || '{}') as Record<string, unknown>;
+        } catch {
+          return error(res, 'SerializationException', 'Start of structure or map found where not expected');
+        }
+        for (const access of dynamoDbAccess(operation, parsed, options.target)) {
+          const decision = options.enforcer.authorize(checked.identity.name, access);
+          if (!decision.ok) return error(res, 'AccessDeniedException', decision.refusal.message, 'Message');
+        }
+        await forward(req, res, body);
+      })().catch(fail);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as { port: number };
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+        agent.destroy();
+      }),
+  };
+}

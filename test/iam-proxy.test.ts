@@ -1,0 +1,178 @@
+/**
+ * The DynamoDB proxy that holds the runner's functions to their role policies (local-runner/iam/), here
+ * alone in front of the shared DynamoDB Local with the synthesized template's real policies, called by
+ * the real SDK as a function would call it (its logical id as the access key id): what the role allows
+ * reaches DynamoDB, what it does not fails as on AWS (AccessDeniedException, HTTP 400, AWS's message)
+ * and writes nothing; a signature that is not a function's is refused; the runner's own credentials pass.
+ */
+import { ConditionalCheckFailedException, DynamoDBClient, GetItemCommand, PutItemCommand, QueryCommand, TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
+import { LOCAL_CREDENTIALS } from '../local-runner/dynamodb-local.js';
+import { startDynamoDbIamProxy, type DynamoDbIamProxy } from '../local-runner/iam/dynamodb-proxy.js';
+import { IamEnforcer, type IamRefusal } from '../local-runner/iam/enforcer.js';
+import type { SigningIdentity } from '../local-runner/sigv4.js';
+import { LOCAL_ACCOUNT_ID, LOCAL_REGION } from '../local-runner/stack.js';
+import { ensureTables } from '../local-runner/tables.js';
+import { loadApiModel, type LocalApiModel } from '../local-runner/template.js';
+import { testEndpoint, uniquePrefix } from './support/dynamodb.js';
+import { TEST_CDK_OUT } from './support/paths.js';
+
+let model: LocalApiModel;
+let proxy: DynamoDbIamProxy;
+let enforcer: IamEnforcer;
+let direct: DynamoDBClient;
+const refusals: IamRefusal[] = [];
+const logs: string[] = [];
+const clients: DynamoDBClient[] = [];
+
+const fnId = (prefix: string) => [...model.functions.keys()].find((id) => id.startsWith(prefix))!;
+const table = (prefix: string) => model.tables.find((t) => t.logicalId.startsWith(prefix))!.tableName;
+const identity = (functionPrefix: string): SigningIdentity => {
+  const name = fnId(functionPrefix);
+  return { name, accessKeyId: name, secretAccessKey: `secret-of-${name}`, sessionToken: `token-of-${name}` };
+};
+const callers = new Map<string, SigningIdentity>();
+
+/** An SDK client signing as `who` (or with these credentials), through the proxy, without retries. */
+function clientAs(credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string }): DynamoDBClient {
+  const client = new DynamoDBClient({ endpoint: proxy.endpoint, region: LOCAL_REGION, credentials, maxAttempts: 1 });
+  clients.push(client);
+  return client;
+}
+const as = (who: SigningIdentity) => clientAs(who);
+
+async function failure(promise: Promise<unknown>): Promise<{ name: string; message: string; status: number | undefined }> {
+  try {
+    await promise;
+  } catch (error) {
+    const e = error as { name: string; message: string; $metadata?: { httpStatusCode?: number } };
+    return { name: e.name, message: e.message, status: e.$metadata?.httpStatusCode };
+  }
+  throw new Error('the call succeeded');
+}
+
+beforeAll(async () => {
+  model = loadApiModel(TEST_CDK_OUT, { region: LOCAL_REGION, accountId: LOCAL_ACCOUNT_ID, tableNamePrefix: uniquePrefix('iam-proxy') });
+  direct = new DynamoDBClient({ endpoint: testEndpoint(), region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
+  await ensureTables(direct, model.tables);
+  for (const prefix of ['AuthorizerFunction', 'KeysFunction', 'ExecutionsFunction']) {
+    const who = identity(prefix);
+    callers.set(who.sessionToken, who);
+  }
+  enforcer = new IamEnforcer(model, { region: LOCAL_REGION, accountId: LOCAL_ACCOUNT_ID, onRefusal: (r) => refusals.push(r) });
+  const keysOf = new Map(model.tables.map((t) => [t.tableName, { partitionKey: t.keySchema.find((k) => k.KeyType === 'HASH')!.AttributeName }]));
+  proxy = await startDynamoDbIamProxy({
+    upstream: testEndpoint(),
+    callers,
+    runnerCredentials: LOCAL_CREDENTIALS,
+    target: { region: LOCAL_REGION, accountId: LOCAL_ACCOUNT_ID, table: (name) => keysOf.get(name) },
+    enforcer,
+    onLog: (line) => logs.push(line),
+  });
+});
+afterAll(async () => {
+  for (const c of clients) c.destroy();
+  direct?.destroy();
+  await proxy?.close();
+});
+
+const authorizer = () => identity('AuthorizerFunction');
+
+it('lets through what the role allows: the authorizer reads a key record', async () => {
+  const out = await as(authorizer()).send(new GetItemCommand({ TableName: table('DataKeysTable'), Key: { pk: { S: 'H#nothing' } } }));
+  expect(out.Item).toBeUndefined();
+  expect(out.$metadata.httpStatusCode).toBe(200);
+});
+
+it('refuses what it does not allow as AWS does: AccessDeniedException, HTTP 400, the message naming role, action and table; nothing written', async () => {
+  const keys = table('DataKeysTable');
+  const before = refusals.length;
+  const e = await failure(as(authorizer()).send(new PutItemCommand({ TableName: keys, Item: { pk: { S: 'H#planted' } } })));
+  expect(e).toEqual({
+    name: 'AccessDeniedException',
+    status: 400,
+    message:
+      `User: arn:aws:sts::${LOCAL_ACCOUNT_ID}:assumed-role/${model.functions.get(authorizer().name)!.role}/${authorizer().name} is not authorized to perform: ` +
+      `dynamodb:PutItem on resource: arn:aws:dynamodb:${LOCAL_REGION}:${LOCAL_ACCOUNT_ID}:table/${keys} because no identity-based policy allows the dynamodb:PutItem action`,
+  });
+  expect((await direct.send(new GetItemCommand({ TableName: keys, Key: { pk: { S: 'H#planted' } } }))).Item).toBeUndefined();
+  expect(refusals.slice(before)).toEqual([expect.objectContaining({ functionId: authorizer().name, action: 'dynamodb:PutItem', resource: expect.stringContaining(keys), effect: 'implicit-deny' })]);
+});
+
+it('needs the index ARN for a Query of an index: the keys function may query its keys indexes, the authorizer none', async () => {
+  const keys = table('DataKeysTable');
+  const query = new QueryCommand({ TableName: keys, IndexName: 'by-account', KeyConditionExpression: 'account_id = :a', ExpressionAttributeValues: { ':a': { S: 'acct_x' } } });
+  expect((await as(identity('KeysFunction')).send(query)).Count).toBe(0);
+  const e = await failure(as(authorizer()).send(query));
+  expect(e.name).toBe('AccessDeniedException');
+  expect(e.message).toContain(`dynamodb:Query on resource: arn:aws:dynamodb:${LOCAL_REGION}:${LOCAL_ACCOUNT_ID}:table/${keys}/index/by-account because`);
+});
+
+it('checks each item of a transaction on its own table: one item not granted refuses the whole, and nothing is written', async () => {
+  const keys = table('DataKeysTable');
+  const usage = table('DataUsageTable');
+  // The keys function may put key records, but only query and update usage counters.
+  const e = await failure(
+    as(identity('KeysFunction')).send(
+      new TransactWriteItemsCommand({
+        TransactItems: [
+          { Put: { TableName: keys, Item: { pk: { S: 'K#tx' } } } },
+          { Put: { TableName: usage, Item: { key_id: { S: 'k' }, hour: { S: 'h' } } } },
+        ],
+      }),
+    ),
+  );
+  expect(e.name).toBe('AccessDeniedException');
+  expect(e.message).toContain(`dynamodb:PutItem on resource: arn:aws:dynamodb:${LOCAL_REGION}:${LOCAL_ACCOUNT_ID}:table/${usage} because`);
+  expect((await direct.send(new GetItemCommand({ TableName: keys, Key: { pk: { S: 'K#tx' } } }))).Item).toBeUndefined();
+  // A transaction of granted items goes through (here its condition fails, as DynamoDB itself decides).
+  await expect(
+    as(identity('KeysFunction')).send(
+      new TransactWriteItemsCommand({ TransactItems: [{ ConditionCheck: { TableName: table('DataAccountsTable'), Key: { account_id: { S: 'none' } }, ConditionExpression: 'attribute_exists(account_id)' } }] }),
+    ),
+  ).rejects.toMatchObject({ name: 'TransactionCanceledException' });
+});
+
+it('evaluates the template’s dynamodb:LeadingKeys condition: the executions function may put only cancellation signals', async () => {
+  const executions = table('DataExecutionsTable');
+  const fn = as(identity('ExecutionsFunction'));
+  await fn.send(new PutItemCommand({ TableName: executions, Item: { account_id: { S: 'acct_1#signal' }, execution_id: { S: 'exe_1' } } }));
+  const e = await failure(fn.send(new PutItemCommand({ TableName: executions, Item: { account_id: { S: 'acct_1' }, execution_id: { S: 'exe_forged' } } })));
+  expect(e.name).toBe('AccessDeniedException');
+  expect(e.message).toContain('dynamodb:PutItem on resource:');
+  // Inside a transaction, the same: a signal goes through, and DynamoDB decides the rest (here, a condition).
+  await expect(
+    fn.send(
+      new TransactWriteItemsCommand({
+        TransactItems: [{ Put: { TableName: executions, Item: { account_id: { S: 'acct_2#signal' }, execution_id: { S: 'exe_2' } }, ConditionExpression: 'attribute_not_exists(account_id)' } }],
+      }),
+    ),
+  ).resolves.toBeDefined();
+  await expect(
+    fn.send(new PutItemCommand({ TableName: executions, Item: { account_id: { S: 'acct_1#signal' }, execution_id: { S: 'exe_1' } }, ConditionExpression: 'attribute_not_exists(account_id)' })),
+  ).rejects.toBeInstanceOf(ConditionalCheckFailedException);
+});
+
+it('refuses a signature that is not a function’s: a wrong secret, an unknown session token', async () => {
+  const who = authorizer();
+  const get = new GetItemCommand({ TableName: table('DataKeysTable'), Key: { pk: { S: 'H#x' } } });
+  const wrongSecret = await failure(clientAs({ ...who, secretAccessKey: 'guessed' }).send(get));
+  expect(wrongSecret).toMatchObject({ name: 'InvalidSignatureException', status: 400 });
+  const unknownToken = await failure(clientAs({ ...who, sessionToken: 'forged' }).send(get));
+  expect(unknownToken).toMatchObject({ name: 'UnrecognizedClientException', status: 400 });
+  expect(logs.some((l) => l.includes('signature does not match'))).toBe(true);
+  expect(logs.join('\n')).not.toContain(who.secretAccessKey);
+  expect(logs.join('\n')).not.toContain(who.sessionToken);
+});
+
+it('lets the runner’s own credentials (the operator’s) through unchecked', async () => {
+  const keys = table('DataKeysTable');
+  const before = refusals.length;
+  await clientAs(LOCAL_CREDENTIALS).send(new PutItemCommand({ TableName: keys, Item: { pk: { S: 'H#operator' } } }));
+  expect((await direct.send(new GetItemCommand({ TableName: keys, Key: { pk: { S: 'H#operator' } } }))).Item).toBeDefined();
+  expect(refusals.length).toBe(before);
+});
+
+it('counts every refusal for the runner’s summary', () => {
+  expect(enforcer.refusals()).toHaveLength(refusals.length);
+  expect(enforcer.summary()).toMatch(new RegExp(`^IAM: ${refusals.length} calls refused \\(.*AuthorizerFunction\\w+ dynamodb:PutItem ×1`));
+});
