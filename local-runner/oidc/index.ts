@@ -8,6 +8,7 @@
  *   server.on('request', (req, res) => isLocalOidcPath(req.url) ? oidc.handler(req, res) : api(req, res));
  *   await oidc.seedDemoPerson(); // → {subject, email, password}
  */
+import type * as ProviderModule from './provider.js';
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
@@ -75,7 +76,7 @@ const MAX_FORM_BYTES = 8192;
  * project supports Node 20 locally (Lambda runs 22+) and says so itself: that one line is dropped, so it
  * does not land in every `npm start` and between test results. Any other warning passes.
  */
-async function importWithoutRuntimeWarning(): Promise<typeof import('./provider.js')> {
+async function importWithoutRuntimeWarning(): Promise<typeof ProviderModule> {
   const warn = console.warn;
   console.warn = (...args: unknown[]) => {
     if (!(typeof args[0] === 'string' && args[0].includes('oidc-provider WARNING: Unsupported runtime'))) warn(...args);
