@@ -7,6 +7,7 @@
 import { QueryCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { AuditRepository, newAuditEvent, OPERATOR_ACTOR, SYSTEM_ACTOR, type AuditEvent } from '../lambdas/shared/repositories/audit.js';
 import { MembershipsRepository } from '../lambdas/shared/repositories/memberships.js';
+import { createAccount, createKey, setAccountTier } from '../lambdas/shared/services/keys.js';
 import { resolveSettings } from '../lambdas/shared/settings.js';
 import { createTestDb, type TestDb } from './support/dynamodb.js';
 
@@ -152,6 +153,30 @@ describe('membership writes are conditioned on the member as read', () => {
     // The same membership added again (a retry) writes nothing more.
     await memberships.add('sub-1', accountId, 'one@example.com', 'admin', new Date(), put('member.added'));
     expect(await items(accountId)).toHaveLength(2);
+  });
+});
+
+describe('tier changes are conditioned on the tier as read', () => {
+  it('changes at once: each lands after the one before, and each event’s `from` is the tier it replaced', async () => {
+    const accountId = newAccount();
+    const deps = db.deps();
+    await createAccount(deps, accountId, 'business');
+    await createKey(deps, accountId, { name: 'tiered', scope: 'admin' });
+    const targets = ['pro', 'enterprise', 'business', 'pro', 'free'] as const;
+    await Promise.all(targets.map((tier) => setAccountTier(deps, accountId, tier)));
+    const changes = (await items(accountId))
+      .filter((i) => i['action'] === 'account.tier_changed')
+      .map((i) => (i['changes'] as { tier: { from: string; to: string } }).tier);
+    // A chain from business to the tier the account has now, no link stale or repeated.
+    expect(changes.length).toBeGreaterThanOrEqual(1);
+    expect(changes[0]!.from).toBe('business');
+    for (let i = 1; i < changes.length; i++) expect(changes[i]!.from).toBe(changes[i - 1]!.to);
+    for (const change of changes) expect(change.from).not.toBe(change.to);
+    expect((await deps.accounts.get(accountId))!.tier).toBe(changes[changes.length - 1]!.to);
+    // The same tier again writes nothing.
+    const before = (await items(accountId)).length;
+    await setAccountTier(deps, accountId, changes[changes.length - 1]!.to as 'pro');
+    expect(await items(accountId)).toHaveLength(before);
   });
 });
 

@@ -2,6 +2,7 @@
  * The admin CLI as a user runs it (`npm run --silent admin -- …`), against a running local stack found
  * through its state file, with the keys it creates then used over HTTP.
  */
+import { jest } from '@jest/globals';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,6 +13,9 @@ import { call, expectError, type Reply } from '../support/http.js';
 import { signIn } from '../support/oidc.js';
 import { TEST_CDK_OUT } from '../support/paths.js';
 import { runTs } from '../support/processes.js';
+
+// Each command is a process of its own (tsx): a test running a dozen takes long on a loaded machine.
+jest.setTimeout(120_000);
 
 let stack: LocalStack;
 let dir: string;

@@ -96,7 +96,8 @@ describe('GET /v1/keys/verify', () => {
     // The fixed one-minute window: reset is the next minute boundary.
     expect(rateLimit.reset % 60).toBe(0);
     expect(rateLimit.reset).toBeGreaterThan(before);
-    expect(rateLimit.reset).toBeLessThanOrEqual(before + 61);
+    // At most the boundary after the answer (a loaded machine may take seconds to answer).
+    expect(rateLimit.reset).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + 60);
     expect(reply.headers.get('x-ratelimit-limit')).toBe('1000');
     expect(reply.headers.get('x-ratelimit-remaining')).toBe(String(rateLimit.remaining));
     expect(reply.headers.get('x-ratelimit-reset')).toBe(String(rateLimit.reset));

@@ -541,8 +541,8 @@ export class KeysRepository {
   /**
    * Changes the account's tier and copies it onto every key that holds a slot (every key that can still
    * authenticate), in one transaction: no key keeps the old tier, whatever fails. The account's
-   * `slot_rev` must be unchanged since the account was read, so a key created or released meanwhile
-   * makes it read again; a concurrent create waits for the tier (its own condition) or is in the list.
+   * `slot_rev` and tier must be unchanged since the account was read, so a key created or released, or
+   * another tier change, meanwhile makes it read again (no event with a stale `from`); a concurrent create waits for the tier (its own condition) or is in the list.
    * `audit(from)` is the Put of the change's account.tier_changed event (from the tier the account had),
    * written in the same transaction; undefined (no event) when the tier does not change.
    * Returns the account's key ids that were brought to the tier.
@@ -573,7 +573,10 @@ export class KeysRepository {
         }),
       );
       const rev = account['slot_rev'] as number | undefined;
-      const recorded = audit(account['tier'] as TierName);
+      const from = account['tier'] as TierName;
+      // Already at the tier: nothing to write, so nothing to record (every key is on the account's tier).
+      if (from === tier) return Object.keys(slotKeys);
+      const recorded = audit(from);
       try {
         await this.transact([
           {
@@ -581,8 +584,9 @@ export class KeysRepository {
               TableName: this.accountsTable,
               Key: { account_id: accountId },
               UpdateExpression: 'SET tier = :tier, updated_at = :now',
-              ConditionExpression: rev === undefined ? 'attribute_not_exists(slot_rev)' : 'slot_rev = :rev',
-              ExpressionAttributeValues: { ':tier': tier, ':now': now.toISOString(), ...(rev === undefined ? {} : { ':rev': rev }) },
+              // The tier as read, too: a concurrent change makes this one read again, so each event's `from` is true.
+              ConditionExpression: `${rev === undefined ? 'attribute_not_exists(slot_rev)' : 'slot_rev = :rev'} AND tier = :from`,
+              ExpressionAttributeValues: { ':tier': tier, ':from': from, ':now': now.toISOString(), ...(rev === undefined ? {} : { ':rev': rev }) },
             },
           },
           ...hashes
@@ -602,7 +606,7 @@ export class KeysRepository {
         ]);
         return Object.keys(slotKeys);
       } catch (error) {
-        // A key was created or released between the read and the write: read again.
+        // A key was created or released, or the tier changed, between the read and the write: read again.
         if (!cancellationReasons(error)?.includes('ConditionalCheckFailed') || attempt >= TRANSACTION_CONFLICT_RETRIES) throw error;
       }
     }

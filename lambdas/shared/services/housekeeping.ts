@@ -206,7 +206,8 @@ export async function sweep(deps: HousekeepingDeps, options: { readonly startBy?
     }
   };
   await Promise.all(Array.from({ length: limits.concurrency }, worker));
-  if (!exhausted || queue.length > 0) complete = false;
+  // A failed call left its own work undone, even when it came last.
+  if (!exhausted || queue.length > 0 || failure) complete = false;
   const result: SweepResult = { released_keys: released, failed_executions: failed, accounts, complete };
   if (failure) throw new SweepStopped(result, failure.error);
   return result;

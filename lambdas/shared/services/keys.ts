@@ -446,12 +446,13 @@ export async function setAccountTier(
   tier: keyof Settings['tiers'],
 ): Promise<{ keys: number }> {
   const now = clock(deps);
-  // account.tier_changed by an operator (only the admin CLI changes tiers); none when the tier stays.
+  // account.tier_changed by an operator (only the admin CLI changes tiers); none when the tier stays. Timed
+  // when made, after each read of the account: a change that retries after another's lands after it.
   const event = (from: TierName) =>
     from === tier
       ? undefined
       : deps.audit.putItem(
-          newAuditEvent({ accountId, action: 'account.tier_changed', actor: actorOf(undefined), target: { kind: 'account', id: accountId }, changes: { tier: { from, to: tier } }, now }),
+          newAuditEvent({ accountId, action: 'account.tier_changed', actor: actorOf(undefined), target: { kind: 'account', id: accountId }, changes: { tier: { from, to: tier } }, now: clock(deps) }),
         );
   return { keys: (await deps.keys.setAccountTier(accountId, tier, now, event)).length };
 }

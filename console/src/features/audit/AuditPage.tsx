@@ -81,16 +81,26 @@ export function AuditPage() {
   const query: AuditQuery = { ...(isAuditAction(action) ? { action } : {}), ...(targetId ? { target_id: targetId } : {}) };
   const filterKey = `${query.action ?? ''}|${query.target_id ?? ''}`;
 
-  /** The tokens of the pages before this one (the first page's is null), and this page's. */
-  const [trail, setTrail] = useState<{ readonly filters: string; readonly tokens: readonly (string | null)[] }>({ filters: filterKey, tokens: [null] });
+  /**
+   * The tokens of the pages before this one (the first page's is null) and this page's, for these
+   * filters; `paged`: these filters have more than one page, so the pager stays (and keeps the focus)
+   * while a page loads.
+   */
+  const [trail, setTrail] = useState<{ readonly filters: string; readonly tokens: readonly (string | null)[]; readonly paged: boolean }>({
+    filters: filterKey,
+    tokens: [null],
+    paged: false,
+  });
   const [loaded, setLoaded] = useState<Loaded>({ status: 'loading' });
   const [attempt, setAttempt] = useState(0);
-  const [keys, setKeys] = useState<readonly Key[]>([]);
+  const [keys, setKeys] = useState<{ readonly status: 'loading' | 'ready' | 'failed'; readonly list: readonly Key[] }>({ status: 'loading', list: [] });
 
   const canRead = account.capabilities.includes('audit:read');
   const canListKeys = account.capabilities.includes('keys:read');
-  // New filters start at the first page.
-  const tokens = trail.filters === filterKey ? trail.tokens : [null];
+  // Other filters (chosen here, by a link, or by the browser's Back) start at their first page.
+  const current = trail.filters === filterKey ? trail : { filters: filterKey, tokens: [null], paged: false };
+  if (current !== trail) setTrail(current);
+  const { tokens } = current;
   const token = tokens[tokens.length - 1] ?? null;
 
   useEffect(() => {
@@ -98,7 +108,11 @@ export function AuditPage() {
     let current = true;
     setLoaded({ status: 'loading' });
     listAuditEvents(query, token).then(
-      (page) => current && setLoaded({ status: 'ready', items: page.items, next: page.next_token }),
+      (page) => {
+        if (!current) return;
+        setLoaded({ status: 'ready', items: page.items, next: page.next_token });
+        if (page.next_token) setTrail((t) => (t.filters === filterKey ? { ...t, paged: true } : t));
+      },
       (error: unknown) => current && setLoaded({ status: 'failed', message: messageOf(error) }),
     );
     return () => {
@@ -111,9 +125,9 @@ export function AuditPage() {
     if (!canRead || !canListKeys) return undefined;
     let current = true;
     listKeys().then(
-      (list) => current && setKeys(list),
+      (list) => current && setKeys({ status: 'ready', list }),
       // The filter then offers only the key in the URL; the events still show.
-      () => undefined,
+      () => current && setKeys({ status: 'failed', list: [] }),
     );
     return () => {
       current = false;
@@ -121,7 +135,7 @@ export function AuditPage() {
   }, [canRead, canListKeys]);
 
   const eventNames = loaded.status === 'ready' ? namesFromEvents(loaded.items) : new Map<string, string>();
-  const activeNames = new Map(keys.map((k) => [k.key_id, k.name]));
+  const activeNames = new Map(keys.list.map((k) => [k.key_id, k.name]));
   const keyName = (keyId: string) => activeNames.get(keyId) ?? eventNames.get(keyId);
 
   const setFilter = (name: 'action' | 'target_id', value: string) => {
@@ -136,7 +150,7 @@ export function AuditPage() {
       <Page title="Audit log">
         <Notice>
           {account.tier === 'free'
-            ? 'The audit log needs the Pro tier or higher, and this account is on the Free tier. Ask an admin of the account to have it upgraded.'
+            ? 'The audit log needs the Pro tier or higher, and this account is on the Free tier. To see it, have the account upgraded: ask whoever manages your Knouds subscription.'
             : 'You cannot see the audit log of this account: it needs the audit:read permission. Ask an admin of the account.'}
         </Notice>
       </Page>
@@ -145,7 +159,19 @@ export function AuditPage() {
 
   const pageNumber = tokens.length;
   const filtered = query.action !== undefined || query.target_id !== undefined;
-  const unlistedKey = query.target_id !== undefined && !activeNames.has(query.target_id);
+  // A target in the URL that is not an active key: a deleted key's history (once the keys are known), or
+  // a member's or the account's events, which the API filters by the same id.
+  const unlisted = query.target_id !== undefined && !activeNames.has(query.target_id) ? query.target_id : undefined;
+  const unlistedLabel =
+    unlisted === undefined
+      ? ''
+      : !unlisted.startsWith('key_')
+        ? unlisted === account.accountId
+          ? 'This account'
+          : `Member ${unlisted}`
+        : `${keyName(unlisted) ?? unlisted}${keys.status === 'ready' ? ' (deleted or expired)' : ''}`;
+  const canOlder = loaded.status === 'ready' && loaded.next !== null;
+  const canNewer = pageNumber > 1;
 
   return (
     <Page title="Audit log">
@@ -169,12 +195,12 @@ export function AuditPage() {
           <label htmlFor={`${id}-key`}>Key</label>
           <select id={`${id}-key`} className="input" value={query.target_id ?? ''} onChange={(e) => setFilter('target_id', e.target.value)}>
             <option value="">All events</option>
-            {keys.map((k) => (
+            {keys.list.map((k) => (
               <option key={k.key_id} value={k.key_id}>
                 {k.name} ({k.prefix}…)
               </option>
             ))}
-            {unlistedKey && <option value={query.target_id}>{keyName(query.target_id!) ?? query.target_id} (no longer active)</option>}
+            {unlisted !== undefined && <option value={unlisted}>{unlistedLabel}</option>}
           </select>
         </div>
         {filtered && (
@@ -238,13 +264,14 @@ export function AuditPage() {
           </table>
         </>
       )}
-      {(pageNumber > 1 || (loaded.status === 'ready' && loaded.next)) && (
+      {(current.paged || canNewer || canOlder) && (
+        // aria-disabled, not disabled: a button pressed stays focused when it can go no further.
         <nav className="pager" aria-label="Audit log pages">
           <button
             type="button"
             className="button"
-            disabled={pageNumber === 1}
-            onClick={() => setTrail({ filters: filterKey, tokens: tokens.slice(0, -1) })}
+            aria-disabled={!canNewer}
+            onClick={() => canNewer && setTrail({ ...current, tokens: tokens.slice(0, -1) })}
           >
             Newer events
           </button>
@@ -252,8 +279,8 @@ export function AuditPage() {
           <button
             type="button"
             className="button"
-            disabled={loaded.status !== 'ready' || !loaded.next}
-            onClick={() => loaded.status === 'ready' && loaded.next && setTrail({ filters: filterKey, tokens: [...tokens, loaded.next] })}
+            aria-disabled={!canOlder}
+            onClick={() => canOlder && setTrail({ ...current, tokens: [...tokens, loaded.next] })}
           >
             Older events
           </button>
