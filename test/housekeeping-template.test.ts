@@ -6,21 +6,14 @@
 import { App, Duration } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { KnoudsApiStack, type KnoudsApiStackProps } from '../lib/knouds-api-stack.js';
+import { templateResources } from './support/template.js';
 import { HOUSEKEEPING_RESERVE_MS, HOUSEKEEPING_TIMEOUT_SECONDS, QUEUED_DEADLINE_MS } from '../lambdas/shared/run-budget.js';
 
-type Resource = { Type: string; Properties: Record<string, unknown> };
 
 function synth(props: KnoudsApiStackProps = {}) {
   const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
   const template = Template.fromStack(new KnoudsApiStack(app, 'TestStack', props));
-  const resources = template.toJSON()['Resources'] as Record<string, Resource>;
-  const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
-  const logicalId = (type: string, pathPart: string) => {
-    const found = ofType(type).filter(([id]) => id.includes(pathPart));
-    expect(found).toHaveLength(1);
-    return found[0]![0];
-  };
-  return { template, resources, ofType, logicalId };
+  return { template, ...templateResources(template) };
 }
 
 const base = synth();

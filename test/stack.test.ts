@@ -9,9 +9,9 @@ import { buildOpenApiDocument } from '../lambdas/shared/openapi.js';
 import type { Construct } from 'constructs';
 import { environmentSize, variableBytes } from '../lib/environment-size.js';
 import { KnoudsApiStack, type KnoudsApiStackProps } from '../lib/knouds-api-stack.js';
+import { templateResources, type Resource } from './support/template.js';
 import { SYNC_BUDGET_MS, SYNC_OUTCOME_RESERVE_MS } from '../lambdas/shared/run-budget.js';
 
-type Resource = { Type: string; Properties: Record<string, unknown>; DeletionPolicy?: string };
 
 function synth(props: KnoudsApiStackProps = {}): Template {
   const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
@@ -19,13 +19,7 @@ function synth(props: KnoudsApiStackProps = {}): Template {
 }
 
 const template = synth();
-const resources = template.toJSON()['Resources'] as Record<string, Resource>;
-const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
-const logicalId = (type: string, pathPart: string) => {
-  const found = ofType(type).filter(([id]) => id.includes(pathPart));
-  expect(found).toHaveLength(1);
-  return found[0]![0];
-};
+const { resources, ofType, logicalId } = templateResources(template);
 
 /** The stack's own functions (KnoudsFunction), by construct id. */
 const OWN_FUNCTIONS = ['AuthorizerFunction', 'ExecutionsFunction', 'HousekeepingFunction', 'KeysFunction', 'OpenApiFunction', 'WebhookSenderFunction', 'WorkerFunction', 'WorkflowsFunction'];
