@@ -382,7 +382,7 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
   Model: {
     type: 'object',
       required: ['id', 'description', 'input_schema'],
-    properties: { id: { type: 'string' }, description: { type: 'string' }, input_schema: { type: 'object' } },
+    properties: { id: { type: 'string' }, description: { type: 'string' }, input_schema: { type: 'object', additionalProperties: true, description: 'A JSON Schema.' } },
   },
   ModelList: page('Model'),
   ModelOutput: {
@@ -545,7 +545,7 @@ const OPERATIONS: Operation[] = [
   {
     method: 'get', path: '/openapi.json', id: 'getOpenApi', summary: 'This document', needs: null, tag: 'Service', noKey: true,
     description: 'No credentials. This OpenAPI 3.1 document: every operation, its parameters, request and response schemas, the security schemes and the webhooks. Cacheable for 5 minutes.',
-    ok: ['200', { type: 'object' }, 'The OpenAPI 3.1 document'], example: { response: { openapi: '3.1.0', info: { title: 'Knouds API', version: '1.1.0' } } },
+    ok: ['200', { type: 'object', additionalProperties: true }, 'The OpenAPI 3.1 document'], example: { response: { openapi: '3.1.0', info: { title: 'Knouds API', version: '1.1.0' } } },
   },
   {
     method: 'get', path: '/me', id: 'me', summary: 'Who is calling, in which account, with what in force (what the console asks first)', needs: 'any valid key', tag: 'Service',
@@ -676,8 +676,8 @@ const OPERATIONS: Operation[] = [
     example: { path: SLUG_PATH, request: { input: { name: 'ada' } }, response: EXAMPLE_EXECUTION },
   },
   {
-    method: 'get', path: '/models', id: 'listModels', summary: 'The models, by id', needs: 'any valid key', tag: 'Models',
-    description: 'A page of the models a step (or a direct run) may use, by id: the built-in ones and the deployment’s own. `next_token` is null on the last page.',
+    method: 'get', path: '/models', id: 'listModels', summary: 'The models, built-in ones first', needs: 'any valid key', tag: 'Models',
+    description: 'A page of the models a step (or a direct run) may use: the built-in ones first, then the deployment’s own in the order its stack declares them. `next_token` is null on the last page.',
     ok: ['200', ref('ModelList'), 'The models'], example: { response: { items: [EXAMPLE_MODEL], next_token: null } },
   },
   {

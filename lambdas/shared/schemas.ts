@@ -206,7 +206,9 @@ const definitionSchema = {
   additionalProperties: false,
   required: ['input_schema', 'steps', 'output'],
   properties: {
-    input_schema: { type: 'object' },
+    // `additionalProperties: true` says nothing more to a validator; it tells generated clients that a
+    // schema is an open map (openapi-typescript types a bare `type: object` as an empty one).
+    input_schema: { type: 'object', additionalProperties: true },
     steps: {
       type: 'array',
       minItems: 1,

@@ -318,8 +318,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The models, by id
-         * @description A page of the models a step (or a direct run) may use, by id: the built-in ones and the deployment’s own. `next_token` is null on the last page.
+         * The models, built-in ones first
+         * @description A page of the models a step (or a direct run) may use: the built-in ones first, then the deployment’s own in the order its stack declares them. `next_token` is null on the last page.
          */
         get: operations["listModels"];
         put?: never;
@@ -717,7 +717,9 @@ export interface components {
             workspace_id: string;
             description: string;
             definition: {
-                input_schema: Record<string, never>;
+                input_schema: {
+                    [key: string]: unknown;
+                };
                 steps: {
                     id: string;
                     model: string;
@@ -842,7 +844,10 @@ export interface components {
         Model: {
             id: string;
             description: string;
-            input_schema: Record<string, never>;
+            /** @description A JSON Schema. */
+            input_schema: {
+                [key: string]: unknown;
+            };
         };
         ModelList: {
             items: components["schemas"]["Model"][];
@@ -926,7 +931,9 @@ export interface components {
             slug: string;
             name: string;
             definition: {
-                input_schema: Record<string, never>;
+                input_schema: {
+                    [key: string]: unknown;
+                };
                 steps: {
                     id: string;
                     model: string;
@@ -939,7 +946,9 @@ export interface components {
         };
         UpdateWorkflowRequest: {
             definition: {
-                input_schema: Record<string, never>;
+                input_schema: {
+                    [key: string]: unknown;
+                };
                 steps: {
                     id: string;
                     model: string;
@@ -1030,7 +1039,9 @@ export interface operations {
                      *       }
                      *     }
                      */
-                    "application/json": Record<string, never>;
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
                 };
             };
             /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */

@@ -517,14 +517,16 @@ export async function workExecution(
 // ——— Models ———
 
 /**
- * GET /models: a page of the models, by id (a deployment's models come from a stack prop bounded by
- * Lambda's environment size, so one default page holds them all in practice). The token names the
- * page's last model, for the account that received it.
+ * GET /models: a page of the models in the registry's order, the built-in ones first, then the
+ * deployment's own in the order of the stack's `models` prop (which Lambda's environment size bounds, so
+ * one default page holds them all in practice). The token names the page's last model, for the account
+ * that received it; a model gone since (a redeploy) is 400, like any stale token.
  */
 export function listModels(deps: WorkflowDeps, accountId: string, limit: number, nextToken?: string) {
-  const all = deps.models.list().sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  const after = nextToken === undefined ? undefined : decodePageToken(nextToken, accountId, { m: SLUG_PATTERN }).m;
-  const rest = after === undefined ? all : all.filter((m) => m.id > after);
+  const all = deps.models.list();
+  const after = nextToken === undefined ? -1 : all.findIndex((m) => m.id === decodePageToken(nextToken, accountId, { m: SLUG_PATTERN }).m);
+  if (nextToken !== undefined && after === -1) throw ValidationError.field('next_token', 'is not a valid page token (or its model is gone): list again from the start');
+  const rest = all.slice(after + 1);
   const items = rest.slice(0, limit);
   const last = items.at(-1);
   return { items, next_token: rest.length > limit && last ? encodePageToken(accountId, { m: last.id }) : null };
