@@ -45,7 +45,8 @@ import { DataStore } from './data-store.js';
 import { boundedFunctionName, LAMBDA_ENVIRONMENT_LIMIT_BYTES, validateEnvironmentSize, variableBytes } from './environment-size.js';
 import { KnoudsConsole } from './console.js';
 import { EdgeRateLimit } from './edge-rate-limit.js';
-import { addGatewayResponses } from './gateway-responses.js';
+import { addGatewayResponses, REQUEST_ID_HEADER_MAPPING } from './gateway-responses.js';
+import { addMethodNotAllowed } from './method-not-allowed.js';
 import { Identity, type ExternalIdentityProvider, type UserPoolOptions } from './identity.js';
 import { KnoudsFunction, SOURCE_MAPS_CONTEXT } from './knouds-function.js';
 import { Monitoring, type MonitoringOptions } from './monitoring.js';
@@ -535,7 +536,7 @@ export class KnoudsApiStack extends Stack {
       },
       defaultMethodOptions: { authorizer, authorizationType: AuthorizationType.CUSTOM },
     });
-    addGatewayResponses(this.api);
+    addGatewayResponses(this.api, settings.keyPrefix);
     if (props.edgeRateLimit) {
       new EdgeRateLimit(this, 'EdgeRateLimit', { stage: this.api.deploymentStage, requestsPerMinute: props.edgeRateLimit.requestsPerMinute });
     }
@@ -547,10 +548,18 @@ export class KnoudsApiStack extends Stack {
         passthroughBehavior: PassthroughBehavior.NEVER,
         requestTemplates: { 'application/json': '{"statusCode": 200}' },
         integrationResponses: [
-          { statusCode: '200', responseTemplates: { 'application/json': '{"status": "ok"}' } },
+          {
+            statusCode: '200',
+            responseParameters: { 'method.response.header.x-request-id': REQUEST_ID_HEADER_MAPPING['x-request-id'] },
+            responseTemplates: { 'application/json': '{"status": "ok"}' },
+          },
         ],
       }),
-      { authorizationType: AuthorizationType.NONE, authorizer: undefined, methodResponses: [{ statusCode: '200' }] },
+      {
+        authorizationType: AuthorizationType.NONE,
+        authorizer: undefined,
+        methodResponses: [{ statusCode: '200', responseParameters: { 'method.response.header.x-request-id': true } }],
+      },
     );
 
     // GET /openapi.json: the API description, no key (a function that reads no table).
@@ -617,6 +626,9 @@ export class KnoudsApiStack extends Stack {
       if (pathParams.length > 0) cfn.requestParameters = Object.fromEntries(pathParams);
     }
 
+    // Every known path answers its other methods with 405 and `Allow` (after the validator: no checks on those).
+    const methodNotAllowed = addMethodNotAllowed(this.api);
+
     // Logs and metrics of every function (Powertools): level, sampling, service and namespace.
     const logLevel = props.logLevel ?? 'INFO';
     const sampleRate = props.logSampleRate ?? 0;
@@ -650,7 +662,7 @@ export class KnoudsApiStack extends Stack {
     if (deployConsole) this.console = new KnoudsConsole(this, 'Console', { api: this.api, stageName, identity: this.identity });
 
     new CfnOutput(this, 'WorkerDeadLetterQueueUrl', { value: deadLetters.queueUrl });
-    acknowledgeNagFindings(this, { deadLetters, publicMethods: [healthMethod, openApiMethod], tracedFunctions: tracing ? Object.values(functions) : [] });
+    acknowledgeNagFindings(this, { deadLetters, publicMethods: [healthMethod, openApiMethod], methodNotAllowed, tracedFunctions: tracing ? Object.values(functions) : [] });
 
     const outputs: Record<string, string> = {
       [STACK_OUTPUTS.apiUrl]: this.api.url,

@@ -206,7 +206,9 @@ export function createGateway(options: GatewayOptions): (req: IncomingMessage, r
         : JSON.stringify({ message });
     return {
       status: code,
-      headers: { 'Content-Type': 'application/json', ...def?.headers, 'x-amzn-ErrorType': type },
+      // x-request-id: the template maps it from context.requestId on every gateway response, which
+      // template.ts (static values only) does not carry over (lib/gateway-responses.ts).
+      headers: { 'Content-Type': 'application/json', ...def?.headers, 'x-request-id': requestId, 'x-amzn-ErrorType': type },
       body: Buffer.from(body),
       errorType: type,
     };
@@ -349,10 +351,13 @@ export function createGateway(options: GatewayOptions): (req: IncomingMessage, r
     const integration = method.integration;
     if (integration.type === 'MOCK') {
       const response = integration.responses.find((r) => !r.selectionPattern) ?? integration.responses[0];
+      // The mapping template's context variables the template's mocks use (GET /health, the 405s of
+      // lib/method-not-allowed.ts), and their x-request-id header, mapped from context.requestId.
+      const body = (response?.template ?? '').replaceAll('$context.requestId', requestId).replaceAll('$context.httpMethod', httpMethod);
       return {
         status: Number(response?.statusCode ?? 200),
-        headers: { 'Content-Type': 'application/json', ...response?.headers },
-        body: Buffer.from(response?.template ?? ''),
+        headers: { 'Content-Type': 'application/json', ...response?.headers, 'x-request-id': requestId },
+        body: Buffer.from(body),
       };
     }
 

@@ -129,7 +129,12 @@ describe('authorizer: refused keys (Unauthorized, which API Gateway answers with
     await expect(handler(event(null))).rejects.toThrow(/^Unauthorized$/);
     await expect(handler(event({}))).rejects.toThrow(/^Unauthorized$/);
     await expect(handler(event({ 'x-api-key': '' }))).rejects.toThrow(/^Unauthorized$/);
-    await expect(handler(event({ Authorization: `Bearer ${apiKey}` }))).rejects.toThrow(/^Unauthorized$/);
+    // A key sent as a bearer token: a Deny of the whole API, which the stack answers 401 invalid_token.
+    const asBearer = (await handler(event({ Authorization: `Bearer ${apiKey}` }))) as unknown as { policyDocument: { Statement: { Effect: string; Resource: string }[] }; context?: unknown };
+    expect(asBearer.policyDocument.Statement).toEqual([expect.objectContaining({ Effect: 'Deny', Resource: expect.stringMatching(/\/\*$/) })]);
+    expect(asBearer.context).toBeUndefined();
+    // Another scheme sent no bearer token: refused like a missing key.
+    await expect(handler(event({ Authorization: 'Basic dXNlcjpwYXNz' }))).rejects.toThrow(/^Unauthorized$/);
   });
 
   it('refuses a bad checksum without reading DynamoDB', async () => {

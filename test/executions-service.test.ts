@@ -11,6 +11,7 @@ import { WorkflowsRepository } from '../lambdas/shared/repositories/workflows.js
 import { createWorkflow, deployWorkflow, runWorkflow } from '../lambdas/shared/services/workflows.js';
 import { createTestDb, type TestDb } from './support/dynamodb.js';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { failure } from '../lambdas/shared/execution-failure.js';
 import { ConcurrencyLimitExceededError } from '../lambdas/shared/errors.js';
 
 let db: TestDb;
@@ -56,8 +57,8 @@ describe('execution state machine', () => {
       output: { ok: true },
     });
     // A late write by the owner finds its own result (as a retry after a lost answer would); it changes nothing.
-    expect(await repo.finish(e.account_id, e.execution_id, { status: 'FAILED', error: 'late' }, now(), 'att_a')).toMatchObject({ status: 'SUCCEEDED' });
-    expect(await repo.finish(e.account_id, e.execution_id, { status: 'FAILED', error: 'late' }, now(), 'att_b')).toBeUndefined();
+    expect(await repo.finish(e.account_id, e.execution_id, { status: 'FAILED', error: 'late', failure: failure('MODEL_FAILED', 's') }, now(), 'att_a')).toMatchObject({ status: 'SUCCEEDED' });
+    expect(await repo.finish(e.account_id, e.execution_id, { status: 'FAILED', error: 'late', failure: failure('MODEL_FAILED', 's') }, now(), 'att_b')).toBeUndefined();
     expect(await repo.cancel(e.account_id, e.execution_id, 'RUNNING', now())).toBe(false);
     expect(await repo.get(e.account_id, e.execution_id)).toMatchObject({ status: 'SUCCEEDED', output: { ok: true } });
     expect(await repo.cancelRequested(e.account_id, e.execution_id)).toBe(false);
@@ -212,9 +213,9 @@ describe('async runs in flight: the account’s counter (API.md §4)', () => {
     expect(await slots.finish(id, ok.execution_id, { status: 'SUCCEEDED', output: { x: 1 } }, now(), 'att_a', ['RUNNING'], okRun)).toMatchObject({ status: 'SUCCEEDED' });
     expect(await inFlight(id)).toBe(4);
     const failedRun = await claimed(failed, 'att_b');
-    expect(await slots.finish(id, failed.execution_id, { status: 'FAILED', error: 'x' }, now(), 'att_b', ['RUNNING'], failedRun)).toMatchObject({ status: 'FAILED' });
+    expect(await slots.finish(id, failed.execution_id, { status: 'FAILED', error: 'x', failure: failure('MODEL_FAILED', 's') }, now(), 'att_b', ['RUNNING'], failedRun)).toMatchObject({ status: 'FAILED' });
     // Another attempt's finish of an ended run frees nothing.
-    expect(await slots.finish(id, failed.execution_id, { status: 'FAILED', error: 'x' }, now(), 'att_z', ['RUNNING'], failedRun)).toBeUndefined();
+    expect(await slots.finish(id, failed.execution_id, { status: 'FAILED', error: 'x', failure: failure('MODEL_FAILED', 's') }, now(), 'att_z', ['RUNNING'], failedRun)).toBeUndefined();
     expect(await inFlight(id)).toBe(3);
     const held = await claimed(interrupted, 'att_c', Date.now() - 1);
     expect(await slots.failInterrupted(id, interrupted.execution_id, 'att_c', 'att_d', now(), new Date(0), held)).toMatchObject({ status: 'FAILED', owner: 'att_d' });

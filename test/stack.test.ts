@@ -247,11 +247,13 @@ describe('API', () => {
       const ref = (m.Properties['ResourceId'] as { Ref?: string }).Ref ?? '';
       return { path: paths.get(ref), method: m.Properties['HttpMethod'], auth: m.Properties['AuthorizationType'], integration: (m.Properties['Integration'] as { Type: string }).Type };
     });
-    expect(methods.filter((m) => m.auth === 'NONE')).toEqual([
+    // ANY: the 405 of each path's other methods (a mock, without credentials; test/method-not-allowed-template.test.ts).
+    expect(methods.filter((m) => m.auth === 'NONE' && m.method !== 'ANY')).toEqual([
       { path: 'health', method: 'GET', auth: 'NONE', integration: 'MOCK' },
       { path: 'openapi.json', method: 'GET', auth: 'NONE', integration: 'AWS_PROXY' },
     ]);
-    for (const m of methods.filter((x) => x.path !== 'health' && x.path !== 'openapi.json')) {
+    for (const m of methods.filter((x) => x.method === 'ANY')) expect(m).toMatchObject({ auth: 'NONE', integration: 'MOCK' });
+    for (const m of methods.filter((x) => x.path !== 'health' && x.path !== 'openapi.json' && x.method !== 'ANY')) {
       expect(m).toMatchObject({ auth: 'CUSTOM', integration: 'AWS_PROXY' });
     }
     expect(methods.map((m) => `${String(m.method)} ${m.path}`)).toEqual(expect.arrayContaining(['GET verify', 'POST keys', 'POST rotate', 'GET usage']));
@@ -268,7 +270,8 @@ describe('API', () => {
 
     it.each([
       ['UNAUTHORIZED', '401', { code: 'UNAUTHORIZED', request_id: 'req-1' }],
-      ['ACCESS_DENIED', '403', { code: 'CAPABILITY_DENIED', request_id: 'req-1', required: 'execute-api:Invoke', actual: [] }],
+      // The authorizer's Deny of a bearer token (it denies nothing else): 401, RFC 6750 invalid_token.
+      ['ACCESS_DENIED', '401', { code: 'UNAUTHORIZED', request_id: 'req-1' }],
       ['MISSING_AUTHENTICATION_TOKEN', '404', { code: 'NOT_FOUND', request_id: 'req-1' }],
       ['THROTTLED', '429', { code: 'THROTTLED', request_id: 'req-1' }],
       ['REQUEST_TOO_LARGE', '413', { code: 'PAYLOAD_TOO_LARGE', request_id: 'req-1' }],
@@ -285,8 +288,10 @@ describe('API', () => {
       );
     });
 
-    it('the 401 tells to use x-api-key, and 429s say when to retry', () => {
+    it('the 401 tells to use x-api-key (and speaks of Authorization: Bearer only when one was refused), and 429s say when to retry', () => {
       expect(body('UNAUTHORIZED')['error']).toMatch(/x-api-key/);
+      expect(body('UNAUTHORIZED')['error']).not.toMatch(/Bearer/);
+      expect(body('ACCESS_DENIED')['error']).toMatch(/Authorization: Bearer/);
       for (const type of ['THROTTLED', 'QUOTA_EXCEEDED']) {
         expect((responses.get(type)?.['ResponseParameters'] as Record<string, string>)['gatewayresponse.header.Retry-After']).toMatch(/^'\d+'$/);
       }
@@ -306,7 +311,7 @@ describe('gateway responses: every response type API Gateway has, each with its 
   // Status (undefined: none set, API Gateway keeps the original) and code, per type; the choices are in
   // README.md ("Errors the gateway produces itself").
   const EXPECTED: Record<string, [string | undefined, string]> = {
-    ACCESS_DENIED: ['403', 'CAPABILITY_DENIED'],
+    ACCESS_DENIED: ['401', 'UNAUTHORIZED'],
     API_CONFIGURATION_ERROR: ['500', 'INTERNAL_ERROR'],
     AUTHORIZER_CONFIGURATION_ERROR: ['500', 'INTERNAL_ERROR'],
     AUTHORIZER_FAILURE: ['500', 'INTERNAL_ERROR'],
@@ -354,8 +359,8 @@ describe('gateway responses: every response type API Gateway has, each with its 
   });
 
   it('every code is in the OpenAPI document’s error code enum', () => {
-    const doc = buildOpenApiDocument() as { components: { schemas: { Error: { properties: { code: { enum: string[] } } } } } };
-    const codes = doc.components.schemas.Error.properties.code.enum;
+    const doc = buildOpenApiDocument() as { components: { schemas: { Error: { properties: { code: { 'x-extensible-enum': string[] } } } } } };
+    const codes = doc.components.schemas.Error.properties.code['x-extensible-enum'];
     for (const [, code] of Object.values(EXPECTED)) expect(codes).toContain(code);
   });
 });

@@ -5,9 +5,15 @@
  * - `Authorization: Bearer <access token>`: a person's session (sessions.ts, loaded only then): the
  *   token verified against the identity provider's keys, then at most two consistent reads (the
  *   membership, the account). An API key sent as a Bearer token is refused without a read.
- * Any failure refuses the request: `Unauthorized` (401) for a key or token that is missing, malformed,
- * unknown, revoked, expired or invalid; any other error (DynamoDB or the provider's keys failing)
- * propagates, which API Gateway turns into a 500 AUTHORIZER_FAILURE. A person with no membership in
+ * Any failure refuses the request with a 401 of one of two kinds, so that the answer speaks of
+ * `Authorization: Bearer` only when the request sent one (API.md §3): a missing, malformed, unknown,
+ * revoked or expired key (or no credentials at all) throws `Unauthorized`, which API Gateway answers
+ * with the UNAUTHORIZED gateway response (`WWW-Authenticate: ApiKey …, Bearer …`); a refused bearer
+ * token (invalid, an API key sent as one, sessions off) returns a Deny, which the stack's ACCESS_DENIED
+ * gateway response answers with 401 and `WWW-Authenticate: Bearer …, error="invalid_token"` (RFC 6750
+ * §3.1; lib/gateway-responses.ts). This authorizer denies nothing else: every allow covers the whole API.
+ * Any other error (DynamoDB or the provider's keys failing) propagates, which API Gateway turns into a
+ * 500 AUTHORIZER_FAILURE. A person with no membership in
  * the account asked for is let through with a refusal in the context (caller.ts), which every handler
  * answers with 403 NOT_A_MEMBER (or 400) before doing anything.
  */
@@ -59,6 +65,16 @@ function refuse(reason: Refusal, keyId?: string): never {
   throw new Error('Unauthorized');
 }
 
+/** A refused `Authorization: Bearer`: a Deny of the whole API, answered 401 "invalid_token" (see above). */
+function refuseBearer(reason: Refusal, methodArn: string, detail?: string): APIGatewayAuthorizerResult {
+  log('info', 'authorizer decision', { decision: 'deny', reason, ...(detail ? { detail } : {}) });
+  countMetric(METRIC.authorizerDecisions, ['reason', reason]);
+  return {
+    principalId: 'refused',
+    policyDocument: { Version: '2012-10-17', Statement: [{ Action: 'execute-api:Invoke', Effect: 'Deny', Resource: apiWideResource(methodArn) }] },
+  };
+}
+
 function headerValue(headers: Record<string, string | undefined> | null, name: string): string | undefined {
   if (!headers) return undefined;
   for (const [key, value] of Object.entries(headers)) {
@@ -108,22 +124,21 @@ function allow(principalId: string, methodArn: string, context: AuthorizerContex
 }
 
 async function session(event: APIGatewayRequestAuthorizerEvent, authorization: string): Promise<APIGatewayAuthorizerResult> {
-  const bearer = /^Bearer +([^ ]+)$/i.exec(authorization.trim());
-  if (!bearer) refuse('malformed');
+  const value = authorization.trim();
+  // Another scheme (Basic, …) sent no bearer token: refused like a missing key.
+  if (!/^Bearer(\s|$)/i.test(value)) refuse('malformed');
+  const bearer = /^Bearer +([^ ]+)$/i.exec(value);
+  if (!bearer) return refuseBearer('malformed', event.methodArn);
   const token = bearer[1]!;
   // An API key belongs in x-api-key (the 401's message says so); it is never looked up from here.
-  if (token.startsWith(`${settings.keyPrefix}_`)) refuse('key_as_bearer');
-  if (!sessionsConfigured) refuse('sessions_off');
+  if (token.startsWith(`${settings.keyPrefix}_`)) return refuseBearer('key_as_bearer', event.methodArn);
+  if (!sessionsConfigured) return refuseBearer('sessions_off', event.methodArn);
   const path = await sessionPath();
   let placed: Placement;
   try {
     placed = await path.place(token, headerValue(event.headers, ACCOUNT_HEADER.toLowerCase()), event.httpMethod === 'GET' && event.resource === '/me');
   } catch (error) {
-    if ((error as Error).name === 'InvalidSessionToken') {
-      log('info', 'authorizer decision', { decision: 'deny', reason: 'invalid_token', detail: (error as Error).message });
-      countMetric(METRIC.authorizerDecisions, ['reason', 'invalid_token']);
-      throw new Error('Unauthorized', { cause: error });
-    }
+    if ((error as Error).name === 'InvalidSessionToken') return refuseBearer('invalid_token', event.methodArn, (error as Error).message);
     countMetric(METRIC.authorizerDecisions, ['reason', 'error']);
     log('error', 'authorizer decision', { decision: 'error', error: (error as Error).name });
     throw error;

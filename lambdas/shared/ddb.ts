@@ -82,8 +82,10 @@ const PAGE_ITEMS_BYTES = MAX_PAGE_BYTES - 4 * 1024;
  * One page of a Query with a FilterExpression, filled up to `limit` items (DynamoDB applies `Limit`
  * before the filter, so a single call can return fewer) and cut before the items' JSON would pass
  * 1 MB (each item counted as read, before any field is dropped: never less than what a reply shows);
- * it always holds at least one item when one matches. `more` says whether items may follow: a page cut
- * by size says so, and the caller's token, built from the last item returned, resumes right after it.
+ * it always holds at least one item when one matches. `more` says whether items follow: the page reads
+ * one matching item past `limit` (in the same call when nothing is filtered) and only then says so, so
+ * a full last page says nothing follows and no empty page ever comes after it (API.md §4). A page cut
+ * by size says so too, and the caller's token, built from the last item returned, resumes right after it.
  */
 /**
  * Items one list page may read (before filters): a filtered list of a long history answers a short (even
@@ -107,20 +109,20 @@ export async function queryPage(
     // Unfiltered, read what the page needs. Filtered, read in chunks (a filter that matches little would
     // otherwise cost a round trip per item): items past the page are dropped, and the token resumes after
     // the last one returned, so none is skipped.
-    const wanted = limit - items.length;
+    // The page's items and the one after them, which only says whether anything follows.
+    const wanted = limit + 1 - items.length;
     const chunk = input.FilterExpression ? Math.max(wanted, FILTERED_READ_CHUNK) : wanted;
     const out = await doc.send(
       new QueryCommand({ ...input, Limit: Math.max(1, Math.min(chunk, MAX_ITEMS_READ_PER_PAGE - read)), ExclusiveStartKey: from }),
     );
     read += out.ScannedCount ?? 0;
-    const got = out.Items ?? [];
-    for (let i = 0; i < got.length; i++) {
-      const item = got[i]!;
+    for (const item of out.Items ?? []) {
+      // One more match past a full page: something follows.
+      if (items.length === limit) return { items, more: true };
       const size = Buffer.byteLength(JSON.stringify(item)) + 1;
       if (items.length > 0 && bytes + size > PAGE_ITEMS_BYTES) return { items, more: true };
       items.push(item);
       bytes += size;
-      if (items.length === limit) return { items, more: i < got.length - 1 || out.LastEvaluatedKey !== undefined };
     }
     from = out.LastEvaluatedKey;
     // A filter that matches little must not make one page read an account's whole history: past the

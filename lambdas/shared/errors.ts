@@ -110,10 +110,31 @@ export class NotFoundError extends ApiError {
 export class ConflictError extends ApiError {
   readonly status = 409;
   constructor(
-    readonly code: 'KEY_LIMIT_REACHED' | 'ALREADY_EXISTS' | 'WORKFLOW_NOT_DEPLOYED' | 'EXECUTION_FINISHED' | 'EXECUTION_NOT_FINISHED',
+    readonly code: 'ALREADY_EXISTS' | 'WORKFLOW_NOT_DEPLOYED' | 'EXECUTION_FINISHED' | 'EXECUTION_NOT_FINISHED',
     message: string,
   ) {
     super(message);
+  }
+}
+
+/**
+ * The account holds its maximum of active keys (API.md §2, §3): 409 with `limit` (the maximum) and
+ * `active` (the keys holding a slot now), and a message that says what to do.
+ */
+export class KeyLimitReachedError extends ApiError {
+  readonly status = 409;
+  readonly code = 'KEY_LIMIT_REACHED';
+  constructor(
+    readonly limit: number,
+    readonly active: number,
+  ) {
+    super(
+      `The account holds ${active} active keys, its limit of ${limit}: revoke one (DELETE /keys/{key_id}) and try again` +
+        ' (a key rotated with a grace period keeps its slot until the grace ends; a rotation without one needs no free slot)',
+    );
+  }
+  override extra() {
+    return { limit: this.limit, active: this.active };
   }
 }
 

@@ -1,15 +1,17 @@
 /**
  * The HTTP edge of every handler Lambda: one middleware stack (middy) that decodes the caller, charges
  * the request to its key's counter (the one write of the hot path), maps errors to the contract's
- * bodies, and sets the X-RateLimit-* headers on every response, success or error. Routes that take an
- * Idempotency-Key run once per key (services/idempotency.ts).
+ * bodies (each with the request id), refuses query parameters the route does not take, and sets the
+ * rate-limit headers (X-RateLimit-* and the IETF draft's RateLimit-Policy and RateLimit) and
+ * `x-request-id` on every response, success or error. Routes that take an Idempotency-Key run once per
+ * key (services/idempotency.ts).
  */
 import middy from '@middy/core';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import type { Context } from 'aws-lambda';
 import { decodeCaller, principalOf, type Caller } from './caller.js';
 import { covers, type Capability } from './capabilities.js';
+import { errorResponse, REQUEST_ID_HEADER, requestIdOf, type ProxyEvent, type ProxyResult } from './responses.js';
 import {
-  ApiError,
   CapabilityDeniedError,
   NotFoundError,
   PayloadTooLargeError,
@@ -23,6 +25,7 @@ import {
 import type { Grant } from './services/keys.js';
 import { countMetric, log, METRIC, startInvocation } from './log.js';
 import { jsonDepth, MAX_BODY_DEPTH } from './references.js';
+import { assertKnownQueryParameters } from './query-parameters.js';
 import type { Hit, UsageRepository } from './repositories/usage.js';
 import { LEASE_MARGIN_MS } from './run-budget.js';
 import {
@@ -35,29 +38,7 @@ import {
   type IdempotencyDeps,
 } from './services/idempotency.js';
 
-export type ProxyEvent = APIGatewayProxyEvent;
-export type ProxyResult = APIGatewayProxyResult;
-
-export function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): ProxyResult {
-  return {
-    statusCode,
-    headers: { 'content-type': 'application/json', ...headers },
-    body: body === undefined ? '' : JSON.stringify(body),
-  };
-}
-
-export function errorResponse(error: unknown, requestId: string, route: string): ProxyResult {
-  if (error instanceof ApiError) {
-    return json(error.status, { error: error.message, code: error.code, ...error.extra() });
-  }
-  // Details go to the log, never to the client.
-  log('error', 'unhandled error', {
-    route,
-    request_id: requestId,
-    error: error instanceof Error ? { name: error.name, message: error.message, stack: error.stack } : String(error),
-  });
-  return json(500, { error: 'Internal server error', code: 'INTERNAL_ERROR', request_id: requestId });
-}
+export { errorResponse, json, REQUEST_ID_HEADER, requestIdOf, type ProxyEvent, type ProxyResult } from './responses.js';
 
 /** What a route receives: the event, the authenticated caller, and this request's counter result. */
 export interface RequestContext {
@@ -151,11 +132,27 @@ function rememberRefusal(keyId: string, reset: number, nowSeconds: number): void
 /** The Lambda context, carrying what the middleware established for this invocation. */
 type HandlerContext = Context & { caller?: Caller; hit?: Hit; startedAt?: number };
 
-function rateLimitHeaders(hit: Hit): Record<string, string> {
+/** The rate limit's fixed window (repositories/usage.ts counts per UTC minute). */
+export const RATE_LIMIT_WINDOW_SECONDS = 60;
+/** The name of the one quota policy in the IETF fields (a key's, or a person's in an account, per minute). */
+export const RATE_LIMIT_POLICY = 'default';
+
+/**
+ * The rate-limit headers of an answer: the de-facto `X-RateLimit-*` (reset in Unix epoch seconds), and
+ * the IETF fields of draft-ietf-httpapi-ratelimit-headers-10 (September 2025; §3 and §4, the syntax the
+ * editor's draft -11 keeps): `RateLimit-Policy`, a Structured Field List whose item names the policy
+ * with its quota `q` and window `w` (seconds), and `RateLimit`, the same policy with what `r`emains
+ * and the seconds `t` until the window resets: `RateLimit-Policy: "default";q=100;w=60`,
+ * `RateLimit: "default";r=42;t=17`.
+ */
+export function rateLimitHeaders(hit: Hit): Record<string, string> {
+  const untilReset = Math.max(0, hit.reset - Math.floor(hit.now.getTime() / 1000));
   return {
     'X-RateLimit-Limit': String(hit.limit),
     'X-RateLimit-Remaining': String(hit.remaining),
     'X-RateLimit-Reset': String(hit.reset),
+    'RateLimit-Policy': `"${RATE_LIMIT_POLICY}";q=${hit.limit};w=${RATE_LIMIT_WINDOW_SECONDS}`,
+    RateLimit: `"${RATE_LIMIT_POLICY}";r=${hit.remaining};t=${untilReset}`,
   };
 }
 
@@ -187,7 +184,7 @@ function queryValues(event: ProxyEvent, names: readonly string[]): Record<string
  */
 function logRequest(event: ProxyEvent, context: HandlerContext, status: number): void {
   log('info', 'request', {
-    request_id: event.requestContext?.requestId ?? 'unknown',
+    request_id: requestIdOf(event),
     route: routeName(event),
     status,
     latency_ms: context.startedAt === undefined ? null : Math.round((performance.now() - context.startedAt) * 10) / 10,
@@ -237,14 +234,14 @@ export function authenticatedHandler(
       },
       after: (request) => {
         const hit = request.context.hit;
-        if (hit && request.response) {
-          request.response.headers = { ...request.response.headers, ...rateLimitHeaders(hit) };
+        if (request.response) {
+          request.response.headers = { ...request.response.headers, ...(hit ? rateLimitHeaders(hit) : {}), [REQUEST_ID_HEADER]: requestIdOf(request.event) };
         }
         logRequest(request.event, request.context, request.response?.statusCode ?? 200);
       },
       onError: (request) => {
         const event = request.event;
-        const response = errorResponse(request.error, event.requestContext?.requestId ?? 'unknown', routeName(event));
+        const response = errorResponse(request.error, requestIdOf(event), routeName(event));
         const hit = request.context.hit;
         const headers: Record<string, string> = hit ? rateLimitHeaders(hit) : {};
         if (request.error instanceof RateLimitExceededError) {
@@ -270,6 +267,8 @@ export function authenticatedHandler(
       if (bodyBytes(event) > maxBodyBytes) {
         throw new PayloadTooLargeError(`The request body is larger than ${maxBodyBytes} bytes`);
       }
+      // Only the parameters the route takes (query-parameters.ts, which the OpenAPI document publishes).
+      assertKnownQueryParameters(routeName(event), Object.keys(event.multiValueQueryStringParameters ?? event.queryStringParameters ?? {}));
       let parsed: { value: unknown } | undefined;
       const handle = () => route.handle({
         event,

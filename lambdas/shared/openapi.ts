@@ -11,6 +11,45 @@ import { EXECUTION_STATUSES } from './execution-status.js';
 import { IDEMPOTENCY_HEADER, IDEMPOTENCY_WINDOW_MS, REPLAYED_HEADER } from './idempotency-contract.js';
 import { EXPIRY_DAYS, MAX_GRACE_PERIOD_SECONDS, REQUEST_SCHEMAS } from './schemas.js';
 import { AUDIT_ACTIONS } from './audit-contract.js';
+import { FAILURE_CODES } from './execution-failure.js';
+import { ROUTE_QUERY_PARAMETERS } from './query-parameters.js';
+import { DEFAULT_RETRY_SCHEDULE_SECONDS } from './webhook-schedule.js';
+
+/**
+ * Every error code (API.md §3, and those the code answers besides: EXECUTION_NOT_FINISHED, and the
+ * gateway's FORBIDDEN, UNSUPPORTED_MEDIA_TYPE and REQUEST_REFUSED), published as an extensible enum:
+ * more may be added, and a client handles an unknown one by its status.
+ */
+export const ERROR_CODES = [
+  'VALIDATION_ERROR',
+  'UNAUTHORIZED',
+  'CAPABILITY_DENIED',
+  'WORKSPACE_DENIED',
+  'TIER_CEILING_EXCEEDED',
+  'ENVIRONMENT_DENIED',
+  'NOT_A_MEMBER',
+  'FORBIDDEN',
+  'NOT_FOUND',
+  'METHOD_NOT_ALLOWED',
+  'KEY_LIMIT_REACHED',
+  'ALREADY_EXISTS',
+  'KEY_ROTATED',
+  'WORKFLOW_NOT_DEPLOYED',
+  'EXECUTION_FINISHED',
+  'EXECUTION_NOT_FINISHED',
+  'IDEMPOTENCY_IN_PROGRESS',
+  'PRECONDITION_FAILED',
+  'PAYLOAD_TOO_LARGE',
+  'UNSUPPORTED_MEDIA_TYPE',
+  'MODEL_FAILED',
+  'IDEMPOTENCY_KEY_REUSED',
+  'RATE_LIMIT_EXCEEDED',
+  'CONCURRENCY_LIMIT_EXCEEDED',
+  'THROTTLED',
+  'REQUEST_REFUSED',
+  'INTERNAL_ERROR',
+  'GATEWAY_TIMEOUT',
+] as const;
 
 type Schema = Record<string, unknown>;
 
@@ -31,11 +70,30 @@ export function toJsonSchema2020(schema: unknown): unknown {
 }
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+
+/**
+ * An enum a response may grow (Zalando's `x-extensible-enum`): typed clients see a string, and a value
+ * they do not know is no error; the values listed are those of today.
+ */
+const extensible = (values: readonly string[], description: string): Schema => ({ type: 'string', 'x-extensible-enum': [...values], description });
+
+/**
+ * A request schema as a response schema: open to new fields (a response may gain fields at any time,
+ * API.md §4 "Evolution"; requests stay strict).
+ */
+export function opened(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(opened);
+  if (!schema || typeof schema !== 'object') return schema;
+  return Object.fromEntries(
+    Object.entries(schema as Schema)
+      .filter(([k, v]) => !((k === 'additionalProperties' || k === 'unevaluatedProperties') && v === false))
+      .map(([k, v]) => [k, opened(v)]),
+  );
+}
 const TIME = { type: 'string', format: 'date-time' };
 /** A list's page: `{items, next_token}` (API.md §4), `next_token` null on the last page. */
 const page = (item: string) => ({
   type: 'object',
-  additionalProperties: false,
   required: ['items', 'next_token'],
   properties: { items: { type: 'array', items: ref(item) }, next_token: { type: ['string', 'null'] } },
 });
@@ -60,9 +118,9 @@ const KEY_FIELDS = {
       description: 'Who made the key (a rotation keeps its predecessor’s); null for keys made before it was recorded.',
       oneOf: [
         { type: 'null' },
-        { type: 'object', additionalProperties: false, required: ['kind', 'subject', 'email'], properties: { kind: { const: 'person' }, subject: { type: 'string' }, email: { type: 'string' } } },
-        { type: 'object', additionalProperties: false, required: ['kind', 'key_id'], properties: { kind: { const: 'key' }, key_id: { type: 'string' } } },
-        { type: 'object', additionalProperties: false, required: ['kind'], properties: { kind: { const: 'operator' } } },
+        { type: 'object', required: ['kind', 'subject', 'email'], properties: { kind: { const: 'person' }, subject: { type: 'string' }, email: { type: 'string' } } },
+        { type: 'object', required: ['kind', 'key_id'], properties: { kind: { const: 'key' }, key_id: { type: 'string' } } },
+        { type: 'object', required: ['kind'], properties: { kind: { const: 'operator' } } },
       ],
     },
   },
@@ -72,14 +130,12 @@ const TIER = { enum: ['free', 'pro', 'business', 'enterprise'] };
 
 const ME = {
   type: 'object',
-  additionalProperties: false,
   required: ['kind', 'account', 'capabilities', 'workspaces', 'rate_limit', 'key', 'person'],
   properties: {
     kind: { enum: ['key', 'person'] },
     account: {
       type: 'object',
-      additionalProperties: false,
-      required: ['account_id', 'tier', 'ceiling', 'active_keys', 'max_active_keys'],
+          required: ['account_id', 'tier', 'ceiling', 'active_keys', 'max_active_keys'],
       description: 'The account the request acted for.',
       properties: {
         account_id: { type: 'string' },
@@ -93,8 +149,7 @@ const ME = {
     workspaces: { type: 'array', items: { type: 'string' } },
     rate_limit: {
       type: 'object',
-      additionalProperties: false,
-      required: ['limit', 'remaining', 'reset'],
+          required: ['limit', 'remaining', 'reset'],
       properties: { limit: { type: 'integer' }, remaining: { type: 'integer' }, reset: { type: 'integer', description: 'Unix epoch seconds.' } },
     },
     key: {
@@ -102,8 +157,7 @@ const ME = {
         { type: 'null' },
         {
           type: 'object',
-          additionalProperties: false,
-          required: ['key_id', 'name', 'prefix', 'environment'],
+                  required: ['key_id', 'name', 'prefix', 'environment'],
           properties: { key_id: { type: 'string' }, name: { type: 'string' }, prefix: { type: 'string' }, environment: { enum: ['live', 'test'] } },
         },
       ],
@@ -113,8 +167,7 @@ const ME = {
         { type: 'null' },
         {
           type: 'object',
-          additionalProperties: false,
-          required: ['subject', 'email', 'role', 'accounts'],
+                  required: ['subject', 'email', 'role', 'accounts'],
           properties: {
             subject: { type: 'string' },
             email: { type: 'string' },
@@ -124,8 +177,7 @@ const ME = {
               description: 'Every account the person belongs to (at most 100), by account id.',
               items: {
                 type: 'object',
-                additionalProperties: false,
-                required: ['account_id', 'role', 'tier'],
+                              required: ['account_id', 'role', 'tier'],
                 properties: { account_id: { type: 'string' }, role: { enum: ['admin', 'viewer'] }, tier: TIER },
               },
             },
@@ -138,14 +190,14 @@ const ME = {
 
 const WORKFLOW = {
   type: 'object',
-  additionalProperties: false,
   required: ['slug', 'name', 'workspace_id', 'description', 'definition', 'version', 'status', 'deployed_version', 'created_at', 'updated_at'],
   properties: {
     slug: { type: 'string' },
     name: { type: 'string' },
     workspace_id: { type: 'string' },
     description: { type: 'string' },
-    definition: toJsonSchema2020((REQUEST_SCHEMAS['CreateWorkflowRequest'] as { properties: { definition: unknown } }).properties.definition),
+    // The request's schema of a definition, opened as every response is.
+    definition: opened(toJsonSchema2020((REQUEST_SCHEMAS['CreateWorkflowRequest'] as { properties: { definition: unknown } }).properties.definition)),
     version: { type: 'integer' },
     status: { enum: ['draft', 'deployed'] },
     deployed_version: { type: ['integer', 'null'] },
@@ -162,8 +214,7 @@ function withoutDefinition(schema: typeof WORKFLOW): Schema {
 
 const EXECUTION = {
   type: 'object',
-  additionalProperties: false,
-  required: ['execution_id', 'workflow_slug', 'workflow_version', 'workspace_id', 'status', 'input', 'output', 'error', 'created_at', 'started_at', 'finished_at', 'webhook'],
+  required: ['execution_id', 'workflow_slug', 'workflow_version', 'workspace_id', 'status', 'input', 'output', 'error', 'failure', 'created_at', 'started_at', 'finished_at', 'webhook'],
   properties: {
     execution_id: { type: 'string' },
     workflow_slug: { type: 'string' },
@@ -172,7 +223,26 @@ const EXECUTION = {
     status: { enum: [...EXECUTION_STATUSES] },
     input: {},
     output: {},
-    error: { type: ['string', 'null'] },
+    error: { type: ['string', 'null'], description: 'Why it FAILED, for people; null unless FAILED.' },
+    failure: {
+      description: 'Why it FAILED, for programs; null unless FAILED. `step_id`: the step that failed, or null when the run failed outside any step.',
+      anyOf: [
+        {
+          type: 'object',
+          required: ['code', 'step_id'],
+          properties: {
+            code: extensible(
+              FAILURE_CODES,
+              'MODEL_FAILED: the step’s model failed; STEP_FAILED: the step could not run (its input does not fit its model, or the model is not available); ' +
+                'VALUE_TOO_LARGE: a step’s input or output, or the output, passed its limit; TIMED_OUT: out of time (a sync run past its budget: run it with ?async=true); ' +
+                'INTERRUPTED: the attempt running it stopped; WORKFLOW_DELETED: deleted before the queued run started; INTERNAL_ERROR: the platform failed under it. New codes may come.',
+            ),
+            step_id: { type: ['string', 'null'] },
+          },
+        },
+        { type: 'null' },
+      ],
+    },
     created_at: TIME,
     started_at: NULLABLE_TIME,
     finished_at: NULLABLE_TIME,
@@ -193,39 +263,14 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
   Error: {
     type: 'object',
     required: ['error', 'code'],
+    description:
+      'Every error: a sentence for people, a code for programs, the request id, and the fields its code adds. New codes may be added at any time: treat an unknown code by its HTTP status.',
     properties: {
       error: { type: 'string', description: 'A human sentence.' },
-      code: {
+      code: extensible(ERROR_CODES, 'What went wrong, for programs. An extensible enum: these are the codes today; handle any other by the HTTP status.'),
+      request_id: {
         type: 'string',
-        enum: [
-          'VALIDATION_ERROR',
-          'UNAUTHORIZED',
-          'CAPABILITY_DENIED',
-          'WORKSPACE_DENIED',
-          'TIER_CEILING_EXCEEDED',
-          'ENVIRONMENT_DENIED',
-          'NOT_A_MEMBER',
-          'NOT_FOUND',
-          'KEY_LIMIT_REACHED',
-          'ALREADY_EXISTS',
-          'KEY_ROTATED',
-          'WORKFLOW_NOT_DEPLOYED',
-          'EXECUTION_FINISHED',
-          'EXECUTION_NOT_FINISHED',
-          'IDEMPOTENCY_IN_PROGRESS',
-          'MODEL_FAILED',
-          'IDEMPOTENCY_KEY_REUSED',
-          'PAYLOAD_TOO_LARGE',
-          'RATE_LIMIT_EXCEEDED',
-          'CONCURRENCY_LIMIT_EXCEEDED',
-          'INTERNAL_ERROR',
-          // Produced by API Gateway itself (lib/gateway-responses.ts).
-          'THROTTLED',
-          'GATEWAY_TIMEOUT',
-          'FORBIDDEN',
-          'UNSUPPORTED_MEDIA_TYPE',
-          'REQUEST_REFUSED',
-        ],
+        description: 'API Gateway’s id for the request, also in the `x-request-id` header of every answer: quote it when asking for help. (Absent only from a 429 of the optional edge web ACL, which answers before API Gateway.)',
       },
       details: { type: 'array', items: { type: 'object', required: ['field', 'message'], properties: { field: { type: 'string' }, message: { type: 'string' } } } },
       required: { type: 'string', description: 'CAPABILITY_DENIED: the capability the route needs.' },
@@ -235,46 +280,42 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
       capability: { type: 'string' },
       rotated_to: { type: 'string', description: 'KEY_ROTATED, and ALREADY_EXISTS on a rotation: the key that replaced this one.' },
       environment: { type: 'string', enum: ['live', 'test'], description: 'ENVIRONMENT_DENIED: the environment of the key a test key tried to manage.' },
-      limit: { type: 'integer', description: 'CONCURRENCY_LIMIT_EXCEEDED: the account’s limit of async executions in flight (QUEUED or RUNNING).' },
-      request_id: { type: 'string' },
+      limit: {
+        type: 'integer',
+        description: 'CONCURRENCY_LIMIT_EXCEEDED: the account’s limit of async executions in flight (QUEUED or RUNNING). KEY_LIMIT_REACHED: the account’s maximum of active keys.',
+      },
+      active: { type: 'integer', description: 'KEY_LIMIT_REACHED: the keys holding a slot now (revoke one to free it).' },
     },
+    example: { error: 'Insufficient capability', code: 'CAPABILITY_DENIED', request_id: 'c0a8012e-6b7f-4b8e-9f3a-2d1e5c7b9a40', required: 'keys:write', actual: ['workflow:read'] },
   },
-  Capability: {
-    type: 'string',
-    description: 'A fixed capability, or workflow:<slug>:run / model:<id>:run.',
-    // Each branch typed, so generated clients see a string (not `unknown`).
-    anyOf: [
-      { type: 'string', enum: [...FIXED_CAPABILITIES] },
-      { type: 'string', pattern: '^(workflow|model):[a-z0-9][a-z0-9-]{0,62}:run$' },
-    ],
-  },
-  Key: { ...KEY_FIELDS, additionalProperties: false },
+  Capability: extensible(
+    FIXED_CAPABILITIES,
+    'A fixed capability (these today; more may come), or workflow:<slug>:run / model:<id>:run (slugs and ids [a-z0-9][a-z0-9-]{0,62}).',
+  ),
+  Key: KEY_FIELDS,
   Me: ME,
   // Key with its properties open, for the allOf compositions below.
   KeyFields: KEY_FIELDS,
   CreatedKey: {
     allOf: [ref('KeyFields'), { type: 'object', required: ['api_key'], properties: { api_key: { type: 'string', description: 'The plaintext key, shown once.' } } }],
-    unevaluatedProperties: false,
   },
   CreatedKeyOrReplay: {
     description: `The new key with its plaintext; or, replayed for a retry with the same ${IDEMPOTENCY_HEADER} (header \`${REPLAYED_HEADER}: true\`), the key without \`api_key\`: the plaintext is never kept.`,
-    oneOf: [ref('CreatedKey'), ref('Key')],
+    // anyOf: a key with its plaintext is a key too (responses are open to new fields).
+    anyOf: [ref('CreatedKey'), ref('Key')],
   },
   RateLimit: {
     type: 'object',
-    additionalProperties: false,
-    required: ['limit', 'remaining', 'reset'],
+      required: ['limit', 'remaining', 'reset'],
     properties: { limit: { type: 'integer' }, remaining: { type: 'integer' }, reset: { type: 'integer', description: 'Unix epoch seconds.' } },
   },
   VerifiedKey: {
     allOf: [ref('KeyFields'), { type: 'object', required: ['rate_limit'], properties: { rate_limit: ref('RateLimit') } }],
-    unevaluatedProperties: false,
   },
   KeyList: page('Key'),
   KeyUsage: {
     type: 'object',
-    additionalProperties: false,
-    required: ['key_id', 'requests_today', 'requests_this_month', 'rate_limit', 'last_used', 'daily'],
+      required: ['key_id', 'requests_today', 'requests_this_month', 'rate_limit', 'last_used', 'daily'],
     properties: {
       key_id: { type: 'string' },
       requests_today: { type: 'integer' },
@@ -286,8 +327,7 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
         description: 'One entry per UTC day of the last `days` days, oldest first, today last (zeros included).',
         items: {
           type: 'object',
-          additionalProperties: false,
-          required: ['date', 'requests'],
+                  required: ['date', 'requests'],
           properties: { date: { type: 'string', format: 'date' }, requests: { type: 'integer' } },
         },
       },
@@ -295,8 +335,7 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
   },
   WebhookSecret: {
     type: 'object',
-    additionalProperties: false,
-    required: ['secret', 'previous_secret_expires_at'],
+      required: ['secret', 'previous_secret_expires_at'],
     properties: {
       secret: { type: 'string', pattern: '^whsec_' },
       previous_secret_expires_at: {
@@ -314,8 +353,7 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
   Execution: EXECUTION,
   WebhookState: {
     type: 'object',
-    additionalProperties: false,
-    description: 'The delivery of the execution’s webhook: pending until an attempt gets a 2xx (delivered) or the retry schedule ends (failed).',
+      description: 'The delivery of the execution’s webhook: pending until an attempt gets a 2xx (delivered) or the retry schedule ends (failed).',
     required: ['status', 'attempts', 'last_attempt_at', 'last_response_status', 'next_attempt_at'],
     properties: {
       status: { enum: ['pending', 'delivered', 'failed'] },
@@ -328,8 +366,7 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
   WebhookExecution: { ...withoutWebhook(EXECUTION), description: 'The execution as a webhook carries it: the execution object without its `webhook` field.' },
   WebhookPayload: {
     type: 'object',
-    additionalProperties: false,
-    required: ['type', 'timestamp', 'data'],
+      required: ['type', 'timestamp', 'data'],
     properties: {
       type: { enum: ['execution.succeeded', 'execution.failed', 'execution.cancelled'] },
       timestamp: { ...TIME, description: 'The execution’s finished_at.' },
@@ -339,35 +376,47 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
   ExecutionList: page('Execution'),
   QueuedExecution: {
     type: 'object',
-    additionalProperties: false,
-    required: ['execution_id', 'status'],
+      required: ['execution_id', 'status'],
     properties: { execution_id: { type: 'string' }, status: { const: 'QUEUED' } },
   },
   Model: {
     type: 'object',
-    additionalProperties: false,
-    required: ['id', 'description', 'input_schema'],
-    properties: { id: { type: 'string' }, description: { type: 'string' }, input_schema: { type: 'object' } },
+      required: ['id', 'description', 'input_schema'],
+    properties: { id: { type: 'string' }, description: { type: 'string' }, input_schema: { type: 'object', additionalProperties: true, description: 'A JSON Schema.' } },
   },
-  ModelList: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['items'],
-    properties: { items: { type: 'array', items: ref('Model') } },
-  },
+  ModelList: page('Model'),
   ModelOutput: {
     type: 'object',
-    additionalProperties: false,
-    required: ['model', 'output'],
+      required: ['model', 'output'],
     properties: { model: { type: 'string' }, output: {} },
   },
-  Health: { type: 'object', additionalProperties: false, required: ['status'], properties: { status: { const: 'ok' } } },
+  Health: { type: 'object', required: ['status'], properties: { status: { const: 'ok' } } },
 };
 
+/** On every answer, success or error: API Gateway's id for the request (API.md §3). */
+const REQUEST_ID_HEADERS = {
+  'x-request-id': { schema: { type: 'string' }, description: 'API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help.' },
+};
+
+/**
+ * On every answer past authentication: the de-facto `X-RateLimit-*`, and the IETF fields of
+ * draft-ietf-httpapi-ratelimit-headers-10 (see http.ts `rateLimitHeaders`).
+ */
 const RATE_HEADERS = {
-  'X-RateLimit-Limit': { schema: { type: 'integer' }, description: 'The key’s requests per minute.' },
+  ...REQUEST_ID_HEADERS,
+  'X-RateLimit-Limit': { schema: { type: 'integer' }, description: 'The key’s (or person’s) requests per minute.' },
   'X-RateLimit-Remaining': { schema: { type: 'integer' } },
   'X-RateLimit-Reset': { schema: { type: 'integer' }, description: 'When the window ends, Unix epoch seconds.' },
+  'RateLimit-Policy': {
+    schema: { type: 'string' },
+    description: 'IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).',
+    example: '"default";q=100;w=60',
+  },
+  RateLimit: {
+    schema: { type: 'string' },
+    description: 'IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).',
+    example: '"default";r=42;t=17',
+  },
 };
 
 /** On every answer of an idempotent operation that is a replay. */
@@ -386,14 +435,83 @@ const IDEMPOTENCY_PARAMETER = {
     `within ${IDEMPOTENCY_WINDOW_MS / 3_600_000} h replays the first 2xx answer, with \`${REPLAYED_HEADER}: true\`, without doing the work again ` +
     '(a key creation or rotation is replayed without `api_key`); a non-2xx answer is not kept, so a retry runs again. ' +
     'The same key with another request: 422 IDEMPOTENCY_KEY_REUSED; while the first is in flight: 409 IDEMPOTENCY_IN_PROGRESS. Keys are per account.',
+  example: '3f1c9a52-8d7e-4b61-a0f4-6c2e9b8d7a15',
 };
 
-const json = (schema: Schema, description: string, headers: Record<string, unknown> = RATE_HEADERS) => ({
+const json = (schema: Schema, description: string, headers: Record<string, unknown> = RATE_HEADERS, example?: unknown) => ({
   description,
   headers,
-  content: { 'application/json': { schema } },
+  content: { 'application/json': { schema, ...(example !== undefined ? { example } : {}) } },
 });
 const error = (description: string) => json(ref('Error'), description);
+
+// ——— Examples: one per operation at least (its request, its answer, or its path), checked against the schemas by test/openapi.test.ts ———
+
+const AT = '2026-03-01T12:00:00.000Z';
+const KEY_ID = 'key_4F8p2mX9qLw3Rt6Yb1Nc';
+const EXECUTION_ID = 'exe_00VcU0hEueMkq9L3EmA5c';
+const EXAMPLE_KEY = {
+  key_id: KEY_ID,
+  name: 'CI deploy',
+  prefix: 'knouds_live_Ab3x',
+  environment: 'live',
+  capabilities: ['workflow:read', 'workflow:run'],
+  workspaces: ['ws-prod'],
+  account_id: 'acct_acme',
+  tier: 'pro',
+  created_at: AT,
+  expires_at: '2026-05-30T12:00:00.000Z',
+  last_used: '2026-03-02T08:15:30.000Z',
+  created_by: { kind: 'person', subject: '2b7c4e1a-5f0d-4c8e-9a3b-7d6e5f4c3b2a', email: 'ada@example.com' },
+};
+const EXAMPLE_DEFINITION = {
+  input_schema: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } },
+  steps: [{ id: 'up', model: 'uppercase', input: { text: '$.input.name' } }],
+  output: '$.steps.up.output.text',
+};
+const EXAMPLE_WORKFLOW = {
+  slug: 'greet',
+  name: 'Greeting',
+  workspace_id: 'default',
+  description: 'Shouts a name',
+  definition: EXAMPLE_DEFINITION,
+  version: 2,
+  status: 'deployed',
+  deployed_version: 2,
+  created_at: AT,
+  updated_at: '2026-03-02T09:00:00.000Z',
+};
+const { definition: _definition, ...EXAMPLE_WORKFLOW_SUMMARY } = EXAMPLE_WORKFLOW;
+const EXAMPLE_EXECUTION = {
+  execution_id: EXECUTION_ID,
+  workflow_slug: 'greet',
+  workflow_version: 2,
+  workspace_id: 'default',
+  status: 'SUCCEEDED',
+  input: { name: 'ada' },
+  output: 'ADA',
+  error: null,
+  failure: null,
+  created_at: AT,
+  started_at: AT,
+  finished_at: '2026-03-01T12:00:00.142Z',
+  webhook: null,
+};
+const EXAMPLE_FAILED_EXECUTION = {
+  ...EXAMPLE_EXECUTION,
+  execution_id: 'exe_00VcU0hEueMkq9L3EmA5d',
+  status: 'FAILED',
+  output: null,
+  error: "step 'up': steps.up.input must have required property 'text'",
+  failure: { code: 'STEP_FAILED', step_id: 'up' },
+  webhook: { status: 'delivered', attempts: 1, last_attempt_at: '2026-03-01T12:00:00.300Z', last_response_status: 204, next_attempt_at: null },
+};
+const EXAMPLE_SECRET = { secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', previous_secret_expires_at: null };
+const EXAMPLE_MODEL = {
+  id: 'uppercase',
+  description: 'Upper-cases a text',
+  input_schema: { type: 'object', required: ['text'], properties: { text: { type: 'string' } } },
+};
 
 interface Operation {
   method: 'get' | 'post' | 'put' | 'patch' | 'delete';
@@ -402,87 +520,198 @@ interface Operation {
   path: string;
   id: string;
   summary: string;
+  /** What it does, its order for a list, and what to know (the document's long form of docs/api.md). */
+  description: string;
   needs: string | null;
   tag: string;
   body?: string;
   ok: [string, Schema | null, string];
   errors?: Record<string, string>;
-  query?: Schema[];
   noKey?: boolean;
+  /** Examples: of the request body, of the success answer, and of the path parameters. */
+  example: { request?: unknown; response?: unknown; path?: Record<string, string> };
 }
 
-const PAGE = [
-  { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 50 } },
-  { name: 'next_token', in: 'query', schema: { type: 'string' }, description: 'The previous page’s next_token.' },
-];
+const KEY_PATH = { key_id: KEY_ID };
+const SLUG_PATH = { slug: 'greet' };
+const EXECUTION_PATH = { execution_id: EXECUTION_ID };
 
 const OPERATIONS: Operation[] = [
-  { method: 'get', path: '/health', id: 'getHealth', summary: 'The gateway is up', needs: null, tag: 'Service', noKey: true, ok: ['200', ref('Health'), 'OK'] },
-  { method: 'get', path: '/openapi.json', id: 'getOpenApi', summary: 'This document', needs: null, tag: 'Service', noKey: true, ok: ['200', { type: 'object' }, 'The OpenAPI 3.1 document'] },
-  { method: 'get', path: '/me', id: 'me', summary: 'Who is calling, in which account, with what in force (what the console asks first)', needs: 'any valid key', tag: 'Service', ok: ['200', ref('Me'), 'The caller'] },
-  { method: 'get', path: '/keys/verify', id: 'verifyKey', summary: 'The calling key and its rate limit', needs: 'any valid key', tag: 'Keys', ok: ['200', ref('VerifiedKey'), 'The calling key'] },
+  {
+    method: 'get', path: '/health', id: 'getHealth', summary: 'The gateway is up', needs: null, tag: 'Service', noKey: true,
+    description: 'No credentials. 200 while the API is up: for load balancers and readiness checks (`npm start` is ready when it answers).',
+    ok: ['200', ref('Health'), 'OK'], example: { response: { status: 'ok' } },
+  },
+  {
+    method: 'get', path: '/openapi.json', id: 'getOpenApi', summary: 'This document', needs: null, tag: 'Service', noKey: true,
+    description: 'No credentials. This OpenAPI 3.1 document: every operation, its parameters, request and response schemas, the security schemes and the webhooks. Cacheable for 5 minutes.',
+    ok: ['200', { type: 'object', additionalProperties: true }, 'The OpenAPI 3.1 document'], example: { response: { openapi: '3.1.0', info: { title: 'Knouds API', version: '1.1.0' } } },
+  },
+  {
+    method: 'get', path: '/me', id: 'me', summary: 'Who is calling, in which account, with what in force (what the console asks first)', needs: 'any valid key', tag: 'Service',
+    description:
+      'Any valid key or person. The caller (`kind`), the account the request acted for with its tier, ceiling and key count, the capabilities in force (cut to the tier’s ceiling), the workspaces, the rate limit, and the key or the person. A person of several accounts may leave out Knouds-Account here: `account` is then the first of `person.accounts`.',
+    ok: ['200', ref('Me'), 'The caller'],
+    example: {
+      response: {
+        kind: 'key',
+        account: { account_id: 'acct_acme', tier: 'pro', ceiling: ['audit:read', 'execution:read', 'workflow:read', 'workflow:run'], active_keys: 3, max_active_keys: 10 },
+        capabilities: ['workflow:read', 'workflow:run'],
+        workspaces: ['*'],
+        rate_limit: { limit: 100, remaining: 99, reset: 1772366460 },
+        key: { key_id: KEY_ID, name: 'CI deploy', prefix: 'knouds_live_Ab3x', environment: 'live' },
+        person: null,
+      },
+    },
+  },
+  {
+    method: 'get', path: '/keys/verify', id: 'verifyKey', summary: 'The calling key and its rate limit', needs: 'any valid key', tag: 'Keys',
+    description: 'Any valid API key: the calling key’s object and its rate limit (`reset` in Unix epoch seconds). The quickest check that a key works. A person (who has no calling key) gets 404 pointing to GET /me.',
+    ok: ['200', ref('VerifiedKey'), 'The calling key'], errors: { '404': 'NOT_FOUND (a person: ask GET /me)' },
+    example: { response: { ...EXAMPLE_KEY, rate_limit: { limit: 100, remaining: 99, reset: 1772366460 } } },
+  },
   {
     method: 'post', path: '/keys', id: 'createKey', summary: 'Create a key (its plaintext is shown once)', needs: 'keys:write', tag: 'Keys', body: 'CreateKeyRequest', idempotent: true,
-    ok: ['201', ref('CreatedKeyOrReplay'), 'The new key with its plaintext (a replay: without it)'], errors: { '403': 'WORKSPACE_DENIED, TIER_CEILING_EXCEEDED or ENVIRONMENT_DENIED', '409': 'KEY_LIMIT_REACHED' },
+    description:
+      'A new key: its capabilities from `capabilities`, a `preset` or a legacy `scope` (deprecated; exactly one of the three), covered by the tier’s ceiling and by the caller’s own capabilities and workspaces. The answer is the only place the plaintext `api_key` appears (a replay for the same Idempotency-Key has none). 409 KEY_LIMIT_REACHED, with `limit` and `active`, when the account holds its maximum of active keys: revoke one first.',
+    ok: ['201', ref('CreatedKeyOrReplay'), 'The new key with its plaintext (a replay: without it)'],
+    errors: { '403': 'WORKSPACE_DENIED, TIER_CEILING_EXCEEDED or ENVIRONMENT_DENIED', '409': 'KEY_LIMIT_REACHED (with limit and active: revoke a key first)' },
+    example: {
+      request: { name: 'CI deploy', preset: 'workflow-deploy', workspaces: ['ws-prod'], expires_in_days: 90 },
+      response: { ...EXAMPLE_KEY, api_key: 'knouds_live_Ab3xQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw7kP2z' },
+    },
   },
-  { method: 'get', path: '/keys', id: 'listKeys', summary: 'The account’s active keys', needs: 'keys:read', tag: 'Keys', query: PAGE, ok: ['200', ref('KeyList'), 'A page of keys'] },
-  { method: 'get', path: '/keys/{key_id}', id: 'getKey', summary: 'A key', needs: 'keys:read', tag: 'Keys', ok: ['200', ref('Key'), 'The key'], errors: { '404': 'NOT_FOUND' } },
+  {
+    method: 'get', path: '/keys', id: 'listKeys', summary: 'The account’s active keys, oldest first', needs: 'keys:read', tag: 'Keys',
+    description: 'A page of the account’s active keys (neither revoked nor expired), oldest first (by creation time). `next_token` is null on the last page.',
+    ok: ['200', ref('KeyList'), 'A page of keys'], example: { response: { items: [EXAMPLE_KEY], next_token: null } },
+  },
+  {
+    method: 'get', path: '/keys/{key_id}', id: 'getKey', summary: 'A key', needs: 'keys:read', tag: 'Keys',
+    description: 'One active key of the account. 404 for a revoked or expired key, or another account’s.',
+    ok: ['200', ref('Key'), 'The key'], errors: { '404': 'NOT_FOUND' }, example: { path: KEY_PATH, response: EXAMPLE_KEY },
+  },
   {
     method: 'patch', path: '/keys/{key_id}', id: 'updateKey', summary: 'Edit a key’s name, capabilities or workspaces', needs: 'keys:write', tag: 'Keys', body: 'UpdateKeyRequest',
+    description:
+      'Any of `name`, `capabilities`, `workspaces`, in force from the key’s next request; the result must be grantable by the caller. An edit is never lost to a concurrent rotation. 409 KEY_ROTATED (with `rotated_to`) for a key that has been rotated: edit its replacement.',
     ok: ['200', ref('Key'), 'The edited key'],
     errors: { '403': 'WORKSPACE_DENIED, TIER_CEILING_EXCEEDED or ENVIRONMENT_DENIED', '404': 'NOT_FOUND', '409': 'KEY_ROTATED (edit the key in rotated_to)' },
+    example: { path: KEY_PATH, request: { name: 'CI deploy (prod)', capabilities: ['workflow:read', 'workflow:run'] }, response: { ...EXAMPLE_KEY, name: 'CI deploy (prod)' } },
   },
-  { method: 'delete', path: '/keys/{key_id}', id: 'revokeKey', summary: 'Revoke a key (it stops at once)', needs: 'keys:write', tag: 'Keys', ok: ['204', null, 'Revoked'], errors: { '403': 'WORKSPACE_DENIED or ENVIRONMENT_DENIED', '404': 'NOT_FOUND' } },
+  {
+    method: 'delete', path: '/keys/{key_id}', id: 'revokeKey', summary: 'Revoke a key (it stops at once)', needs: 'keys:write', tag: 'Keys',
+    description: 'Revokes the key: it is refused (401) from its very next request, and its slot is free at once.',
+    ok: ['204', null, 'Revoked'], errors: { '403': 'WORKSPACE_DENIED or ENVIRONMENT_DENIED', '404': 'NOT_FOUND' }, example: { path: KEY_PATH },
+  },
   {
     method: 'post', path: '/keys/{key_id}/rotate', id: 'rotateKey', summary: 'Replace a key, the old one working for a grace period', needs: 'keys:write', tag: 'Keys', body: 'RotateKeyRequest', idempotent: true,
+    description:
+      'A replacement with the same name, capabilities, workspaces, environment and expiry, its plaintext shown once; the old key stops at once, or after `grace_period_seconds` (0–86400). A key is rotated once (then 409 ALREADY_EXISTS with `rotated_to`). A key in its grace keeps its slot, so a rotation with a grace period on a full account is 409 KEY_LIMIT_REACHED; one without grace always works.',
     ok: ['201', ref('CreatedKeyOrReplay'), 'The new key with its plaintext (a replay: without it)'],
     errors: { '403': 'WORKSPACE_DENIED, TIER_CEILING_EXCEEDED or ENVIRONMENT_DENIED', '404': 'NOT_FOUND', '409': 'ALREADY_EXISTS (rotated before), or KEY_LIMIT_REACHED (a grace period on a full account)' },
+    example: { path: KEY_PATH, request: { grace_period_seconds: 3600 }, response: { ...EXAMPLE_KEY, key_id: 'key_9Zx2Lm4Nq8Rt1Vw6Yb3C', prefix: 'knouds_live_Qw7e', api_key: 'knouds_live_Qw7eR5t2Y8u1I4o6P9a3S0d7F2g5H8j1K4l' } },
   },
   {
     method: 'get', path: '/keys/{key_id}/usage', id: 'getKeyUsage', summary: 'A key’s usage', needs: 'keys:read', tag: 'Keys',
-    query: [{ name: 'days', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 90, default: 30 }, description: 'How many days `daily` covers.' }],
+    description: 'Requests today and this month, the limit per minute, the last use, and `daily`: one entry per UTC day of the last `days` days, oldest first, today last, zeros included. 404 for a key that is not active.',
     ok: ['200', ref('KeyUsage'), 'The usage'], errors: { '404': 'NOT_FOUND' },
+    example: {
+      path: KEY_PATH,
+      response: { key_id: KEY_ID, requests_today: 12, requests_this_month: 340, rate_limit: 100, last_used: '2026-03-02T08:15:30.000Z', daily: [{ date: '2026-03-01', requests: 0 }, { date: '2026-03-02', requests: 12 }] },
+    },
   },
-  { method: 'get', path: '/webhooks/secret', id: 'getWebhookSecret', summary: 'The account’s webhook signing secret', needs: 'keys:read', tag: 'Webhooks', ok: ['200', ref('WebhookSecret'), 'The secret'] },
-  { method: 'post', path: '/webhooks/secret/rotate', id: 'rotateWebhookSecret', summary: 'Replace the webhook signing secret, the old one signing too for a grace period', needs: 'keys:write', tag: 'Webhooks', body: 'RotateWebhookSecretRequest', ok: ['200', ref('WebhookSecret'), 'The new secret'] },
+  {
+    method: 'get', path: '/webhooks/secret', id: 'getWebhookSecret', summary: 'The account’s webhook signing secret', needs: 'keys:read', tag: 'Webhooks',
+    description: 'The secret webhooks are signed with (made on first use), and until when the secret a rotation replaced still signs beside it.',
+    ok: ['200', ref('WebhookSecret'), 'The secret'], example: { response: EXAMPLE_SECRET },
+  },
+  {
+    method: 'post', path: '/webhooks/secret/rotate', id: 'rotateWebhookSecret', summary: 'Replace the webhook signing secret, the old one signing too for a grace period', needs: 'keys:write', tag: 'Webhooks', body: 'RotateWebhookSecretRequest',
+    description: 'A new secret; during `grace_period_seconds` (0–604800) webhooks carry a signature with each secret, space-separated in webhook-signature.',
+    ok: ['200', ref('WebhookSecret'), 'The new secret'],
+    example: { request: { grace_period_seconds: 86400 }, response: { ...EXAMPLE_SECRET, previous_secret_expires_at: '2026-03-02T12:00:00.000Z' } },
+  },
   {
     method: 'post', path: '/workflows', id: 'createWorkflow', summary: 'Create a workflow (a draft, version 1)', needs: 'workflow:write', tag: 'Workflows', body: 'CreateWorkflowRequest', idempotent: true,
+    description: 'A workflow chaining model steps, as a draft at version 1; deploy it to run it. Each problem of the definition is a 400 detail naming it.',
     ok: ['201', ref('Workflow'), 'The workflow'], errors: { '403': 'WORKSPACE_DENIED', '409': 'ALREADY_EXISTS' },
+    example: {
+      request: { slug: 'greet', name: 'Greeting', description: 'Shouts a name', definition: EXAMPLE_DEFINITION },
+      response: { ...EXAMPLE_WORKFLOW, version: 1, status: 'draft', deployed_version: null, updated_at: AT },
+    },
   },
-  { method: 'get', path: '/workflows', id: 'listWorkflows', summary: 'Workflows in the key’s workspaces', needs: 'workflow:read', tag: 'Workflows', query: PAGE, ok: ['200', ref('WorkflowList'), 'A page of workflows'] },
-  { method: 'get', path: '/workflows/{slug}', id: 'getWorkflow', summary: 'A workflow with its definition', needs: 'workflow:read', tag: 'Workflows', ok: ['200', ref('Workflow'), 'The workflow'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND' } },
+  {
+    method: 'get', path: '/workflows', id: 'listWorkflows', summary: 'Workflows in the key’s workspaces, by slug', needs: 'workflow:read', tag: 'Workflows',
+    description: 'A page of the workflows in the caller’s workspaces, by slug (alphabetical), each without its definition. `next_token` is null on the last page.',
+    ok: ['200', ref('WorkflowList'), 'A page of workflows'], example: { response: { items: [EXAMPLE_WORKFLOW_SUMMARY], next_token: null } },
+  },
+  {
+    method: 'get', path: '/workflows/{slug}', id: 'getWorkflow', summary: 'A workflow with its definition', needs: 'workflow:read', tag: 'Workflows',
+    description: 'The workflow with the definition of its latest version.',
+    ok: ['200', ref('Workflow'), 'The workflow'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND' }, example: { path: SLUG_PATH, response: EXAMPLE_WORKFLOW },
+  },
   {
     method: 'put', path: '/workflows/{slug}', id: 'updateWorkflow', summary: 'Save a new version', needs: 'workflow:write', tag: 'Workflows', body: 'UpdateWorkflowRequest',
+    description: 'Saves the definition as a new version (`version` + 1); the status and the deployed version stay until the next deploy.',
     ok: ['200', ref('Workflow'), 'The workflow'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND' },
+    example: { path: SLUG_PATH, request: { name: 'Greeting', definition: EXAMPLE_DEFINITION }, response: { ...EXAMPLE_WORKFLOW, version: 3 } },
   },
-  { method: 'post', path: '/workflows/{slug}/deploy', id: 'deployWorkflow', summary: 'Deploy the current version', needs: 'workflow:write', tag: 'Workflows', ok: ['200', ref('Workflow'), 'The deployed workflow'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND' } },
-  { method: 'delete', path: '/workflows/{slug}', id: 'deleteWorkflow', summary: 'Delete a workflow and its versions', needs: 'workflow:write', tag: 'Workflows', ok: ['204', null, 'Deleted'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND' } },
+  {
+    method: 'post', path: '/workflows/{slug}/deploy', id: 'deployWorkflow', summary: 'Deploy the current version', needs: 'workflow:write', tag: 'Workflows',
+    description: 'Deploys the latest version: runs use it from now on (`status: deployed`, `deployed_version` = `version`).',
+    ok: ['200', ref('Workflow'), 'The deployed workflow'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND' }, example: { path: SLUG_PATH, response: EXAMPLE_WORKFLOW },
+  },
+  {
+    method: 'delete', path: '/workflows/{slug}', id: 'deleteWorkflow', summary: 'Delete a workflow and its versions', needs: 'workflow:write', tag: 'Workflows',
+    description: 'Deletes the workflow and all its versions; its executions stay readable. A DELETE that failed half-way can be retried and finishes the job.',
+    ok: ['204', null, 'Deleted'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND' }, example: { path: SLUG_PATH },
+  },
   {
     method: 'post', path: '/workflows/{slug}/run', id: 'runWorkflow', summary: 'Run the deployed version, synchronously or with ?async=true', needs: 'workflow:run or workflow:{slug}:run (webhook_url: webhook:receive)', tag: 'Workflows',
     body: 'RunWorkflowRequest', idempotent: true,
-    query: [{ name: 'async', in: 'query', schema: { enum: ['true', 'false'] }, description: '`true` or `false` (the default), once; anything else is 400.' }],
+    description:
+      'Runs the deployed version with `input` (checked against its input_schema). Synchronously (the default): 200 with the finished execution, SUCCEEDED or FAILED (a failed run is a 200 with `error` and `failure`). With `?async=true`: 202 with the queued execution’s id and a Location; poll it, or ask for a webhook with `webhook_url`.',
     ok: ['200', ref('Execution'), 'Sync: the terminal execution'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND', '409': 'WORKFLOW_NOT_DEPLOYED' },
+    example: { path: SLUG_PATH, request: { input: { name: 'ada' } }, response: EXAMPLE_EXECUTION },
   },
-  { method: 'get', path: '/models', id: 'listModels', summary: 'The models', needs: 'any valid key', tag: 'Models', ok: ['200', ref('ModelList'), 'The models'] },
+  {
+    method: 'get', path: '/models', id: 'listModels', summary: 'The models, built-in ones first', needs: 'any valid key', tag: 'Models',
+    description: 'A page of the models a step (or a direct run) may use: the built-in ones first, then the deployment’s own in the order its stack declares them. `next_token` is null on the last page.',
+    ok: ['200', ref('ModelList'), 'The models'], example: { response: { items: [EXAMPLE_MODEL], next_token: null } },
+  },
   {
     method: 'post', path: '/models/{model_id}/run', id: 'runModel', summary: 'Run one model', needs: 'model:run or model:{id}:run', tag: 'Models', body: 'RunModelRequest', idempotent: true,
+    description: 'Runs one model with `input` (checked against its input_schema). 422 MODEL_FAILED when the model fails, or would take longer than a synchronous request may.',
     ok: ['200', ref('ModelOutput'), 'The output'], errors: { '404': 'NOT_FOUND', '422': 'MODEL_FAILED' },
+    example: { path: { model_id: 'uppercase' }, request: { input: { text: 'hello' } }, response: { model: 'uppercase', output: { text: 'HELLO' } } },
   },
   {
     method: 'get', path: '/executions', id: 'listExecutions', summary: 'Executions, newest first', needs: 'execution:read', tag: 'Executions',
-    query: [...PAGE, { name: 'workflow', in: 'query', schema: { type: 'string' } }, { name: 'status', in: 'query', schema: { enum: [...EXECUTION_STATUSES] } }],
-    ok: ['200', ref('ExecutionList'), 'A page of executions'],
+    description: 'A page of the executions in the caller’s workspaces, newest first (by creation time), optionally of one workflow or one status. `next_token` is null on the last page.',
+    ok: ['200', ref('ExecutionList'), 'A page of executions'], example: { response: { items: [EXAMPLE_FAILED_EXECUTION, EXAMPLE_EXECUTION], next_token: null } },
   },
-  { method: 'get', path: '/executions/{execution_id}', id: 'getExecution', summary: 'An execution', needs: 'execution:read', tag: 'Executions', ok: ['200', ref('Execution'), 'The execution'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND' } },
+  {
+    method: 'get', path: '/executions/{execution_id}', id: 'getExecution', summary: 'An execution', needs: 'execution:read', tag: 'Executions',
+    description: 'One execution: its status, input, output, `error` and `failure` when it FAILED, its times, and its webhook’s delivery.',
+    ok: ['200', ref('Execution'), 'The execution'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND' }, example: { path: EXECUTION_PATH, response: EXAMPLE_FAILED_EXECUTION },
+  },
   {
     method: 'post', path: '/executions/{execution_id}/cancel', id: 'cancelExecution', summary: 'Cancel an execution in flight', needs: 'execution:cancel', tag: 'Executions',
+    description: 'Cancels a QUEUED or RUNNING execution: 200 CANCELLED, also when it already was (a retried cancel is harmless). A cancelled execution never becomes SUCCEEDED. 409 EXECUTION_FINISHED once it SUCCEEDED or FAILED.',
     ok: ['200', ref('Execution'), 'The cancelled execution'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND', '409': 'EXECUTION_FINISHED' },
+    example: { path: EXECUTION_PATH, response: { ...EXAMPLE_EXECUTION, status: 'CANCELLED', output: null } },
   },
   {
     method: 'post', path: '/executions/{execution_id}/webhook/redeliver', id: 'redeliverWebhook',
     summary: 'Send the execution’s webhook again now (same webhook-id), its retry schedule restarted', needs: 'execution:read and webhook:receive', tag: 'Executions',
+    description: 'Sends the ended execution’s webhook again now, with the same webhook-id, and restarts its retry schedule (`attempts` keeps counting). 404 when the run asked for no webhook; 409 EXECUTION_NOT_FINISHED while it is in flight.',
     ok: ['202', ref('Execution'), 'Accepted: the execution, its webhook pending and due now'],
     errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND (also: the execution asked for no webhook)', '409': 'EXECUTION_NOT_FINISHED' },
+    example: {
+      path: EXECUTION_PATH,
+      response: { ...EXAMPLE_FAILED_EXECUTION, webhook: { status: 'pending', attempts: 1, last_attempt_at: '2026-03-01T12:00:00.300Z', last_response_status: 204, next_attempt_at: '2026-03-01T13:00:00.000Z' } },
+    },
   },
 ];
 
@@ -499,6 +728,17 @@ const WEBHOOK_HEADERS = [
   },
 ];
 
+/** A delay of the retry schedule in words: `1 min`, `2 h`. */
+function delayWords(seconds: number): string {
+  return seconds % 3600 === 0 ? `${seconds / 3600} h` : seconds % 60 === 0 ? `${seconds / 60} min` : `${seconds} s`;
+}
+
+/** The retry schedule in words, from the schedule the sender uses (webhook-schedule.ts), so the two cannot differ. */
+export function retryScheduleWords(schedule: readonly number[] = DEFAULT_RETRY_SCHEDULE_SECONDS): string {
+  const words = schedule.map(delayWords);
+  return words.length === 1 ? words[0]! : `${words.slice(0, -1).join(', ')} and ${words.at(-1)!}`;
+}
+
 /** OpenAPI 3.1 `webhooks`: what the platform POSTs to a run's webhook_url when it ends. */
 function webhookOperations(): Schema {
   const types = { 'execution.succeeded': 'SUCCEEDED', 'execution.failed': 'FAILED', 'execution.cancelled': 'CANCELLED' };
@@ -511,11 +751,23 @@ function webhookOperations(): Schema {
           summary: `An async execution ended ${status}`,
           description:
             'Sent to the run’s webhook_url, signed per Standard Webhooks. Any 2xx within 5 s (the whole attempt) delivers it; otherwise it is tried again ' +
-            '1 min, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h later (each ±20 %, within a minute of being due), then given up (the execution’s webhook.status: failed). ' +
+            `${retryScheduleWords()} later (each ±20 %, within a minute of being due: ${DEFAULT_RETRY_SCHEDULE_SECONDS.length + 1} attempts in all), then given up (the execution’s webhook.status: failed). ` +
             'POST /executions/{execution_id}/webhook/redeliver sends it again.',
           tags: ['Webhooks'],
           parameters: WEBHOOK_HEADERS,
-          requestBody: { required: true, content: { 'application/json': { schema: ref('WebhookPayload') } } },
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': {
+                schema: ref('WebhookPayload'),
+                example: {
+                  type,
+                  timestamp: EXAMPLE_EXECUTION.finished_at,
+                  data: (({ webhook: _w, ...data }) => data)(status === 'FAILED' ? EXAMPLE_FAILED_EXECUTION : status === 'CANCELLED' ? { ...EXAMPLE_EXECUTION, status, output: null } : EXAMPLE_EXECUTION),
+                },
+              },
+            },
+          },
           responses: { '2XX': { description: 'Delivered' }, default: { description: 'Not delivered: tried again later' } },
         },
       },
@@ -525,26 +777,37 @@ function webhookOperations(): Schema {
 
 // ——— The audit trail (API.md §7): its schemas and its one operation, added to the document below. ———
 
+const EXAMPLE_AUDIT_EVENT = {
+  event_id: 'evt_7Hq2Lm9Xc4Vb8Nz1Kd5R',
+  account_id: 'acct_acme',
+  action: 'key.updated',
+  occurred_at: AT,
+  actor: { kind: 'key', key_id: 'key_Adm1n0Key2Example3A' },
+  target: { kind: 'key', id: KEY_ID },
+  changes: { name: { from: 'CI', to: 'CI deploy' } },
+  request_id: 'c0a8012e-6b7f-4b8e-9f3a-2d1e5c7b9a40',
+  source_ip: '203.0.113.7',
+  user_agent: 'curl/8.5.0',
+};
+
 const AUDIT_SCHEMAS: Record<string, Schema> = {
   AuditEvent: {
     type: 'object',
-    additionalProperties: false,
     required: ['event_id', 'account_id', 'action', 'occurred_at', 'actor', 'target', 'changes', 'request_id', 'source_ip', 'user_agent'],
     properties: {
       event_id: { type: 'string', pattern: '^evt_[0-9A-Za-z]{20}$' },
       account_id: { type: 'string' },
+      // A closed enum still: the console's audit page types its labels on it (a new action is a new minor release of the console too).
       action: { enum: [...AUDIT_ACTIONS] },
       occurred_at: TIME,
       actor: {
         type: 'object',
-        additionalProperties: false,
         required: ['kind'],
         description: 'A key (`key_id`), a person (`subject`, `email`), an operator (the admin CLI) or the system (housekeeping).',
         properties: { kind: { enum: ['key', 'person', 'operator', 'system'] }, key_id: { type: 'string' }, subject: { type: 'string' }, email: { type: 'string' } },
       },
       target: {
         type: 'object',
-        additionalProperties: false,
         required: ['kind', 'id'],
         description: 'A key (its key_id), the account or its webhook secret (the account id), a member (their subject).',
         properties: { kind: { enum: ['key', 'account', 'webhook_secret', 'member'] }, id: { type: 'string' } },
@@ -552,7 +815,7 @@ const AUDIT_SCHEMAS: Record<string, Schema> = {
       changes: {
         type: ['object', 'null'],
         description: 'Each changed field as {from, to} (null where it did not exist before, or no longer does). Never a key, a key hash or a webhook secret.',
-        additionalProperties: { type: 'object', additionalProperties: false, required: ['from', 'to'], properties: { from: {}, to: {} } },
+        additionalProperties: { type: 'object', required: ['from', 'to'], properties: { from: {}, to: {} } },
       },
       request_id: { type: ['string', 'null'], description: 'The API request that made the change; null for the admin CLI and housekeeping.' },
       source_ip: { type: ['string', 'null'] },
@@ -565,15 +828,10 @@ const AUDIT_SCHEMAS: Record<string, Schema> = {
 const AUDIT_OPERATIONS: Operation[] = [
   {
     method: 'get', path: '/audit-events', id: 'listAuditEvents', summary: 'The account’s audit trail, newest first', needs: 'audit:read', tag: 'Audit',
-    query: [
-      ...PAGE,
-      { name: 'action', in: 'query', schema: { enum: [...AUDIT_ACTIONS] } },
-      { name: 'target_id', in: 'query', schema: { type: 'string' }, description: 'A key id, a member’s subject, or the account id (its own and its webhook secret’s events).' },
-      { name: 'actor_id', in: 'query', schema: { type: 'string' }, description: 'A key id or a person’s subject.' },
-      { name: 'since', in: 'query', schema: { type: 'string' }, description: 'ISO-8601 date or date-time: events at or after it.' },
-      { name: 'until', in: 'query', schema: { type: 'string' }, description: 'ISO-8601 date or date-time: events before it.' },
-    ],
+    description:
+      'A page of the account’s audit events, newest first, optionally filtered (each filter at most once; pass the same filters with next_token). An unknown or repeated parameter, an unknown action, a malformed time or `since` after `until` is 400 naming it.',
     ok: ['200', ref('AuditEventList'), 'A page of events (pass the same filters with next_token; another page’s token, or another account’s, is 400)'],
+    example: { response: { items: [EXAMPLE_AUDIT_EVENT], next_token: null } },
   },
 ];
 
@@ -590,19 +848,55 @@ const ACCOUNT_PARAMETER = {
   schema: { type: 'string' },
 };
 
+/** The `WWW-Authenticate` of a 401 (lib/gateway-responses.ts `challenges`). */
+const UNAUTHORIZED_HEADERS = {
+  ...REQUEST_ID_HEADERS,
+  'WWW-Authenticate': {
+    schema: { type: 'string' },
+    description:
+      'No bearer token sent: `ApiKey realm="knouds", Bearer realm="knouds"` (send a key in x-api-key, or a person’s access token). A bearer token refused: `Bearer realm="knouds", error="invalid_token", …` (RFC 6750). The realm is the deployment’s key prefix.',
+  },
+};
+
+/** The query parameters of an operation: the list the handlers enforce (query-parameters.ts). */
+function queryParameters(o: Operation): Schema[] {
+  return (ROUTE_QUERY_PARAMETERS[`${o.method.toUpperCase()} ${o.path}`] ?? []).map((p) => ({
+    name: p.name,
+    in: 'query',
+    required: false,
+    schema: p.schema,
+    ...(p.description ? { description: p.description } : {}),
+  }));
+}
+
 function operation(o: Operation): Schema {
-  const pathParams = [...o.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+  const pathParams = [...o.path.matchAll(/\{(\w+)\}/g)].map((m) => ({
+    name: m[1],
+    in: 'path',
+    required: true,
+    schema: { type: 'string' },
+    ...(o.example.path?.[m[1]!] !== undefined ? { example: o.example.path[m[1]!] } : {}),
+  }));
+  const query = queryParameters(o);
   const [status, schema, description] = o.ok;
-  const okHeaders = o.idempotent ? { ...RATE_HEADERS, ...REPLAYED_HEADERS } : RATE_HEADERS;
+  const okHeaders = o.noKey ? REQUEST_ID_HEADERS : o.idempotent ? { ...RATE_HEADERS, ...REPLAYED_HEADERS } : RATE_HEADERS;
   const responses: Record<string, unknown> = {
-    [status]: schema ? json(schema, description, o.noKey ? {} : okHeaders) : { description, headers: okHeaders },
+    [status]: schema ? json(schema, description, okHeaders, o.example.response) : { description, headers: okHeaders },
   };
   if (o.path === '/workflows/{slug}/run') {
-    responses['202'] = json(ref('QueuedExecution'), 'Async: the queued execution', { ...okHeaders, Location: { schema: { type: 'string' } } });
+    responses['202'] = json(ref('QueuedExecution'), 'Async: the queued execution', { ...okHeaders, Location: { schema: { type: 'string' } } }, { execution_id: EXECUTION_ID, status: 'QUEUED' });
+  }
+  // GET /health is the gateway’s alone (a mock): it cannot refuse a parameter. Every other operation
+  // refuses unknown query parameters (400), besides its own validation.
+  if (o.path !== '/health') {
+    responses['400'] = json(
+      ref('Error'),
+      `VALIDATION_ERROR, with details${o.idempotent ? ` (an invalid ${IDEMPOTENCY_HEADER} among them)` : ''}; also for a query parameter the operation does not take`,
+      o.noKey ? REQUEST_ID_HEADERS : RATE_HEADERS,
+    );
   }
   if (!o.noKey) {
-    if (o.body || o.query) responses['400'] = error(o.idempotent ? `VALIDATION_ERROR, with details (an invalid ${IDEMPOTENCY_HEADER} among them)` : 'VALIDATION_ERROR, with details');
-    responses['401'] = json(ref('Error'), 'UNAUTHORIZED: no key, or an invalid, revoked or expired one', {});
+    responses['401'] = json(ref('Error'), 'UNAUTHORIZED: no credentials, an invalid, revoked or expired key, or a refused bearer token', UNAUTHORIZED_HEADERS);
     // CAPABILITY_DENIED wherever the route needs a capability, and the route's own 403s beside it.
     const forbidden = [o.needs === 'any valid key' ? undefined : 'CAPABILITY_DENIED', o.errors?.['403'], 'NOT_A_MEMBER (a person, of no such account)']
       .filter(Boolean)
@@ -622,23 +916,47 @@ function operation(o: Operation): Schema {
     responses['429'] = json(
       ref('Error'),
       o.path === '/workflows/{slug}/run'
-        ? 'RATE_LIMIT_EXCEEDED; or, with ?async=true, CONCURRENCY_LIMIT_EXCEEDED (with `limit`): the account has its tier’s number of async executions in flight'
-        : 'RATE_LIMIT_EXCEEDED',
+        ? 'RATE_LIMIT_EXCEEDED; or, with ?async=true, CONCURRENCY_LIMIT_EXCEEDED (with `limit`): the account has its tier’s number of async executions in flight; or THROTTLED: the stage’s own limit (all callers together)'
+        : 'RATE_LIMIT_EXCEEDED; or THROTTLED: the stage’s own limit (all callers together)',
       { ...RATE_HEADERS, 'Retry-After': { schema: { type: 'integer' } } },
     );
   }
-  responses['500'] = json(ref('Error'), 'INTERNAL_ERROR, with request_id', {});
+  responses['500'] = json(ref('Error'), 'INTERNAL_ERROR, with request_id', REQUEST_ID_HEADERS);
+  const bodyRequired = o.body !== undefined && !['RotateKeyRequest', 'RotateWebhookSecretRequest', 'RunWorkflowRequest', 'RunModelRequest'].includes(o.body);
   return {
     operationId: o.id,
     summary: o.summary,
+    description: o.description,
     tags: [o.tag],
     ...(o.noKey ? { security: [] } : {}),
     ...(o.needs ? { 'x-knouds-capability': o.needs } : {}),
-    parameters: [...pathParams, ...(o.query ?? []), ...(o.idempotent ? [IDEMPOTENCY_PARAMETER] : []), ...(o.noKey ? [] : [ACCOUNT_PARAMETER])],
-    ...(o.body ? { requestBody: { required: o.body !== 'RotateKeyRequest' && o.body !== 'RotateWebhookSecretRequest' && o.body !== 'RunWorkflowRequest' && o.body !== 'RunModelRequest', content: { 'application/json': { schema: ref(o.body) } } } } : {}),
+    parameters: [...pathParams, ...query, ...(o.idempotent ? [IDEMPOTENCY_PARAMETER] : []), ...(o.noKey ? [] : [ACCOUNT_PARAMETER])],
+    ...(o.body
+      ? { requestBody: { required: bodyRequired, content: { 'application/json': { schema: ref(o.body), ...(o.example.request !== undefined ? { example: o.example.request } : {}) } } } }
+      : {}),
     responses,
   };
 }
+
+/**
+ * The version of this document, per the policy below: MAJOR is the stage (`/v1`); MINOR grows with
+ * each release that adds (1.1.0: `request_id` in every error and `x-request-id` on every answer, 405
+ * METHOD_NOT_ALLOWED, `failure` on executions, `limit`/`active` on KEY_LIMIT_REACHED, paged GET
+ * /models, the IETF RateLimit headers, extensible enums); PATCH corrects the document alone.
+ */
+export const API_VERSION = '1.1.0';
+
+/** The breaking-change policy (API.md §4 "Evolution"), as `info.description` publishes it. */
+export const EVOLUTION_POLICY =
+  'Versioning. The major version is the stage in the URL (`/v1`). Within it the API only grows: new operations, new optional request fields, ' +
+  'headers and query parameters, new response fields and headers, new error codes, new values of an extensible enum (`x-extensible-enum`: error codes, ' +
+  'failure codes, capabilities) may appear in any release. Clients must ignore response fields they do not know (no response schema here ' +
+  'forbids extra fields), and treat an unknown error code by its HTTP status. A breaking change — removing or renaming an operation, a field, a parameter ' +
+  'or an enum value; changing a type, a format or a meaning; making something optional required; answering an existing case with another status; or ' +
+  'tightening a rule — comes only with a new major version, a new stage (`/v2`), the old one kept. Deprecated fields (`deprecated: true`, like the legacy ' +
+  '`scope` of POST /keys) keep working within their major version. Requests stay strict: an unknown body field or query parameter is 400, so a mistyped ' +
+  'name never goes unnoticed. `info.version` is MAJOR.MINOR.PATCH: MAJOR the stage, MINOR for each release that adds, PATCH for corrections of this ' +
+  'document alone.';
 
 export function buildOpenApiDocument(): Schema {
   const paths: Record<string, Schema> = {};
@@ -648,11 +966,15 @@ export function buildOpenApiDocument(): Schema {
     openapi: '3.1.0',
     info: {
       title: 'Knouds API',
-      version: '1.0.0',
+      version: API_VERSION,
       description:
         'Call workflows and models with API keys, or as a signed-in person. Every request but GET /health and GET /openapi.json carries a key in `x-api-key` or a person’s access token in `Authorization: Bearer`. ' +
-        `Presets: ${PRESET_NAMES.join(', ')}; legacy scopes: ${SCOPE_NAMES.join(', ')}; expiry in days: ${EXPIRY_DAYS.join(', ')}; ` +
-        `rotation grace period up to ${MAX_GRACE_PERIOD_SECONDS} s.`,
+        `Presets: ${PRESET_NAMES.join(', ')}; legacy scopes (deprecated): ${SCOPE_NAMES.join(', ')}; expiry in days: ${EXPIRY_DAYS.join(', ')}; ` +
+        `rotation grace period up to ${MAX_GRACE_PERIOD_SECONDS} s.\n\n` +
+        'Errors: every error is `{error, code, request_id, …}` and every answer carries `x-request-id`; a known path with a method it does not have is 405 ' +
+        'METHOD_NOT_ALLOWED with `Allow`; a 401 carries `WWW-Authenticate`. Lists take `limit` and `next_token` and answer `{items, next_token}`, ' +
+        '`next_token` null on the last page (never an empty page after it); each says its order.\n\n' +
+        EVOLUTION_POLICY,
     },
     servers: [
       { url: 'http://localhost:3000/v1', description: 'npm start' },

@@ -43,7 +43,14 @@ const createKeySchema: JSONSchemaType<CreateKeyBody> = {
     name: NAME,
     capabilities: CAPABILITIES,
     preset: { type: 'string', nullable: true, enum: PRESET_NAMES },
-    scope: { type: 'string', nullable: true, enum: SCOPE_NAMES },
+    // Still accepted in /v1 (API.md §2 "Legacy scopes"); new clients give `capabilities` or a `preset`.
+    scope: {
+      type: 'string',
+      nullable: true,
+      enum: SCOPE_NAMES,
+      deprecated: true,
+      description: 'Deprecated: a legacy scope (each includes the one before). Still accepted in /v1; give `capabilities` or a `preset` instead.',
+    },
     workspaces: WORKSPACES,
     expires_in_days: { type: 'integer', nullable: true, enum: [...EXPIRY_DAYS] },
     environment: { type: 'string', nullable: true, enum: ['live', 'test'] },
@@ -199,7 +206,9 @@ const definitionSchema = {
   additionalProperties: false,
   required: ['input_schema', 'steps', 'output'],
   properties: {
-    input_schema: { type: 'object' },
+    // `additionalProperties: true` says nothing more to a validator; it tells generated clients that a
+    // schema is an open map (openapi-typescript types a bare `type: object` as an empty one).
+    input_schema: { type: 'object', additionalProperties: true },
     steps: {
       type: 'array',
       minItems: 1,

@@ -129,7 +129,10 @@ const routes: Record<string, RouteDef> = {
     },
   },
   'GET /models': {
-    handle: async () => json(200, listModels(deps)),
+    handle: async (ctx) => {
+      const { limit, nextToken } = parsePageParams(ctx.event.queryStringParameters);
+      return json(200, listModels(deps, ctx.caller.accountId, limit, nextToken));
+    },
   },
   'POST /models/{model_id}/run': {
     needs: (event) => (SLUG_PATTERN.test(idOf(event)) ? `model:${idOf(event)}:run` : 'model:run'),

@@ -111,7 +111,7 @@ describe('admin CLI against the local stack', () => {
       expect((await adminJson('key', 'create', '--account', 'acct_cli_full', '--name', `k${i}`, '--preset', 'read-only')).code).toBe(0);
     }
     const eleventh = await adminJson('key', 'create', '--account', 'acct_cli_full', '--name', 'k10', '--preset', 'read-only');
-    expect(eleventh).toEqual({ code: 1, body: { error: expect.any(String), code: 'KEY_LIMIT_REACHED' } });
+    expect(eleventh).toEqual({ code: 1, body: { error: expect.any(String), code: 'KEY_LIMIT_REACHED', limit: 10, active: 10 } });
   }, 120_000); // twelve CLI processes, one after the other: seconds each on a loaded 2-core machine
 
   it('names the bad flag and value', async () => {

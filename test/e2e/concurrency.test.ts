@@ -77,7 +77,7 @@ describe('async executions in flight per account (API.md §4)', () => {
     for (const r of refused) {
       expect({ status: r.status, body: r.body, retryAfter: r.headers.get('retry-after') }).toEqual({
         status: 429,
-        body: { error: expect.any(String), code: 'CONCURRENCY_LIMIT_EXCEEDED', limit: LIMIT },
+        body: { error: expect.any(String), code: 'CONCURRENCY_LIMIT_EXCEEDED', request_id: r.headers.get('x-request-id'), limit: LIMIT },
         retryAfter: '5',
       });
       // The key's rate limit headers, as on every response.

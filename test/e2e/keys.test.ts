@@ -139,7 +139,7 @@ describe('POST /keys', () => {
     const statuses = replies.map((r) => r.status).sort();
     // The admin key holds one of the 10 slots.
     expect(statuses.filter((s) => s === 201)).toHaveLength(9);
-    for (const r of replies.filter((x) => x.status !== 201)) expectError(r, 409, 'KEY_LIMIT_REACHED');
+    for (const r of replies.filter((x) => x.status !== 201)) expectError(r, 409, 'KEY_LIMIT_REACHED', { limit: 10, active: 10 });
     expect(await activeKeyIds(accountId)).toHaveLength(10);
   });
 });
@@ -387,7 +387,7 @@ describe('capabilities, workspaces and tiers', () => {
     ];
     for (const [method, path, required] of cases) {
       const reply = await t.api(key, method, path, method === 'GET' || method === 'DELETE' ? undefined : { name: 'x', preset: 'read-only' });
-      expect(reply.body).toEqual({ error: 'Insufficient capability', code: 'CAPABILITY_DENIED', required, actual: ['workflow:read'] });
+      expect(reply.body).toEqual({ error: 'Insufficient capability', code: 'CAPABILITY_DENIED', request_id: reply.headers.get('x-request-id'), required, actual: ['workflow:read'] });
       expect(reply.status).toBe(403);
       expectRateLimitHeaders(reply);
     }

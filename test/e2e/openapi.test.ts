@@ -9,7 +9,10 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { REQUEST_SCHEMAS } from '../../lambdas/shared/schemas.js';
-import { OPENAPI_OPERATIONS, toJsonSchema2020 } from '../../lambdas/shared/openapi.js';
+import { API_VERSION, ERROR_CODES, OPENAPI_OPERATIONS, toJsonSchema2020 } from '../../lambdas/shared/openapi.js';
+import { queryParameterNames } from '../../lambdas/shared/query-parameters.js';
+import { DEFAULT_RETRY_SCHEDULE_SECONDS } from '../../lambdas/shared/webhook-schedule.js';
+import { GATEWAY_ERRORS } from '../../lib/gateway-responses.js';
 import { call, type Reply } from '../support/http.js';
 import { startTestIssuer, type TestIssuer } from '../support/issuer.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
@@ -58,8 +61,8 @@ it('describes the webhooks the platform sends (OpenAPI 3.1 `webhooks`): their bo
   expect(schemas['Execution']!.required).toContain('webhook');
 });
 
-it('describes exactly the routes the template deploys', () => {
-  const deployed = t.stack.model.methods.map((m) => `${m.httpMethod} ${m.resourcePath}`).sort();
+it('describes exactly the routes the template deploys (ANY: the 405 of a path’s other methods, no operation)', () => {
+  const deployed = t.stack.model.methods.filter((m) => m.httpMethod !== 'ANY').map((m) => `${m.httpMethod} ${m.resourcePath}`).sort();
   const described = Object.entries(doc['paths'] as Record<string, Record<string, unknown>>)
     .flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`))
     .sort();
@@ -83,6 +86,88 @@ it('documents the Idempotency-Key header on exactly the five operations of the c
   }
 });
 
+describe('for tolerant readers (issue #21)', () => {
+  type Op = {
+    description?: string;
+    parameters: { name: string; in: string; example?: unknown; schema: unknown }[];
+    requestBody?: { content: Record<string, { schema: unknown; example?: unknown }> };
+    responses: Record<string, { content?: Record<string, { schema: unknown; example?: unknown }> }>;
+  };
+  const operations = () =>
+    Object.entries(doc['paths'] as Record<string, Record<string, Op>>).flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) => ({ id: `${method.toUpperCase()} ${path}`, op })));
+  const schemas = () => (doc['components'] as { schemas: Record<string, Record<string, unknown>> }).schemas;
+
+  it('no response schema forbids fields it does not list; the request schemas still do', () => {
+    const closedIn = (node: unknown, at: string): string[] => {
+      if (Array.isArray(node)) return node.flatMap((n, i) => closedIn(n, `${at}/${i}`));
+      if (!node || typeof node !== 'object') return [];
+      return Object.entries(node as Record<string, unknown>).flatMap(([k, v]) =>
+        (k === 'additionalProperties' || k === 'unevaluatedProperties') && v === false ? [at] : k === 'example' ? [] : closedIn(v, `${at}/${k}`),
+      );
+    };
+    const responseSchemas = Object.entries(schemas()).filter(([name]) => !(name in REQUEST_SCHEMAS));
+    expect(responseSchemas.flatMap(([name, schema]) => closedIn(schema, name))).toEqual([]);
+    for (const name of Object.keys(REQUEST_SCHEMAS)) expect(schemas()[name]!['additionalProperties']).toBe(false);
+  });
+
+  it('publishes the error codes as an extensible enum holding every code the API and its gateway answer', () => {
+    const code = (schemas()['Error']!['properties'] as Record<string, Record<string, unknown>>)['code']!;
+    expect(code).not.toHaveProperty('enum');
+    expect(code['x-extensible-enum']).toEqual([...ERROR_CODES]);
+    for (const e of GATEWAY_ERRORS) expect(ERROR_CODES).toContain(e.code);
+    for (const c of ['METHOD_NOT_ALLOWED', 'EXECUTION_NOT_FINISHED', 'FORBIDDEN', 'UNSUPPORTED_MEDIA_TYPE', 'PRECONDITION_FAILED', 'KEY_LIMIT_REACHED']) expect(ERROR_CODES).toContain(c);
+  });
+
+  it('gives every operation a description and an example, and every example fits its schema', () => {
+    const ajv = new Ajv2020({ strict: false, allErrors: true });
+    addFormats.default(ajv);
+    ajv.addSchema({ ...closedForTest(doc), $id: 'openapi.json' });
+    const problems: string[] = [];
+    for (const { id, op } of operations()) {
+      if (!op.description || op.description.length < 20) problems.push(`${id}: no description`);
+      const bodies = [
+        ...Object.values(op.requestBody?.content ?? {}).map((c) => ['request', c] as const),
+        ...Object.values(op.responses).flatMap((r) => Object.values(r.content ?? {}).map((c) => ['response', c] as const)),
+      ].filter(([, c]) => c.example !== undefined);
+      const pathExamples = op.parameters.filter((p) => p.in === 'path' && p.example !== undefined);
+      if (bodies.length === 0 && pathExamples.length === 0) problems.push(`${id}: no example`);
+      for (const [where, c] of bodies) {
+        const target = (c.schema as { $ref?: string }).$ref;
+        // Every example but the document's own (a sketch of it) is of a named schema.
+        if (!target) {
+          if (id !== 'GET /openapi.json') problems.push(`${id} ${where}: an example of an unnamed schema`);
+          continue;
+        }
+        const validate = ajv.compile({ $ref: `openapi.json${target}` });
+        if (!validate(c.example)) problems.push(`${id} ${where} example: ${ajv.errorsText(validate.errors)}`);
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('publishes each operation’s query parameters from the list the handlers enforce', () => {
+    for (const { id, op } of operations()) {
+      expect({ id, query: op.parameters.filter((p) => p.in === 'query').map((p) => p.name) }).toEqual({ id, query: [...queryParameterNames(id)] });
+    }
+  });
+
+  it('marks the legacy scope deprecated, states the breaking-change policy, and versions by it', () => {
+    const scope = (schemas()['CreateKeyRequest']!['properties'] as Record<string, Record<string, unknown>>)['scope']!;
+    expect(scope['deprecated']).toBe(true);
+    const info = doc['info'] as { version: string; description: string };
+    expect(info.version).toBe(API_VERSION);
+    expect(info.version).toMatch(/^1\.\d+\.\d+$/);
+    expect(info.description).toMatch(/breaking change/i);
+    expect(info.description).toMatch(/new major version, a new stage \(`\/v2`\)/);
+  });
+
+  it('states the webhook retry schedule the sender uses', () => {
+    expect(DEFAULT_RETRY_SCHEDULE_SECONDS.slice(-2)).toEqual([36_000, 50_400]);
+    const webhooks = doc['webhooks'] as Record<string, { post: { description: string } }>;
+    for (const hook of Object.values(webhooks)) expect(hook.post.description).toContain('1 min, 5 min, 30 min, 2 h, 5 h, 10 h and 14 h later');
+  });
+});
+
 it('publishes the request schemas the handlers validate with', () => {
   const schemas = (doc['components'] as { schemas: Record<string, unknown> }).schemas;
   for (const [name, schema] of Object.entries(REQUEST_SCHEMAS)) {
@@ -90,6 +175,30 @@ it('publishes the request schemas the handlers validate with', () => {
   }
   expect(JSON.stringify(schemas)).not.toContain('nullable');
 });
+
+/**
+ * The document with every object schema of its components closed again (`unevaluatedProperties: false`),
+ * so that the conformance check below still catches a field the document does not list: the document
+ * itself leaves responses open (tolerant readers), which would let any extra field through. KeyFields
+ * is only ever composed (allOf), so it stays open; the schemas composing it are closed.
+ */
+function closedForTest(document: Record<string, unknown>): Record<string, unknown> {
+  const copy = structuredClone(document);
+  const close = (node: unknown, composed: boolean): void => {
+    if (Array.isArray(node)) return node.forEach((n) => close(n, false));
+    if (!node || typeof node !== 'object') return;
+    const schema = node as Record<string, unknown>;
+    for (const [k, v] of Object.entries(schema)) {
+      if (k === 'allOf') (v as unknown[]).forEach((n) => close(n, true));
+      else if (k === 'properties') Object.values(v as Record<string, unknown>).forEach((n) => close(n, false));
+      else if (k !== 'example') close(v, false);
+    }
+    if (!composed && (schema['properties'] || schema['allOf']) && schema['additionalProperties'] === undefined) schema['unevaluatedProperties'] = false;
+  };
+  const schemas = (copy['components'] as { schemas: Record<string, unknown> }).schemas;
+  for (const [name, schema] of Object.entries(schemas)) if (name !== 'KeyFields') close(schema, false);
+  return copy;
+}
 
 describe('real responses conform', () => {
   const seen: { method: string; path: string; reply: Reply }[] = [];
@@ -213,7 +322,7 @@ describe('real responses conform', () => {
     const ajv = new Ajv2020({ strict: false, allErrors: true });
     // `format` asserted, not only annotated: every time is a real ISO-8601 date-time.
     addFormats.default(ajv);
-    ajv.addSchema({ ...doc, $id: 'openapi.json' });
+    ajv.addSchema({ ...closedForTest(doc), $id: 'openapi.json' });
     const problems: string[] = [];
     const covered = new Set<string>();
     for (const { method, path, reply } of seen) {

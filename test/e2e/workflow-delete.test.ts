@@ -206,7 +206,7 @@ describe('who may finish a half-deleted workflow', () => {
     const denied = await t.api(other, 'DELETE', '/workflows/in-ws');
     expect({ status: denied.status, body: denied.body }).toEqual({
       status: 403,
-      body: { error: expect.any(String), code: 'WORKSPACE_DENIED', workspace_id: 'ws-a' },
+      body: { error: expect.any(String), code: 'WORKSPACE_DENIED', request_id: denied.headers.get('x-request-id'), workspace_id: 'ws-a' },
     });
     expect(await itemsOf('in-ws')).toEqual(before);
     expect((await t.api(admin, 'DELETE', '/workflows/in-ws')).status).toBe(204);

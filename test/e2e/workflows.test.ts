@@ -44,7 +44,8 @@ const FAILING = {
 };
 
 function expectError(reply: Reply, status: number, code: string, extra: Record<string, unknown> = {}) {
-  expect({ status: reply.status, body: reply.body }).toEqual({ status, body: { error: expect.any(String), code, ...extra } });
+  // Every error body carries the request id of its x-request-id header (API.md §3).
+  expect({ status: reply.status, body: reply.body }).toEqual({ status, body: { error: expect.any(String), code, request_id: reply.headers.get('x-request-id'), ...extra } });
 }
 
 async function deployed(slug: string, definition: unknown, key = admin, extra: Record<string, unknown> = {}) {
@@ -101,6 +102,7 @@ describe('workflow lifecycle', () => {
       input: { name: 'ada lovelace' },
       output: { up: { output: { text: 'ADA LOVELACE' } }, count: { output: { count: 2 } } },
       error: null,
+      failure: null,
       created_at: expect.any(String),
       started_at: expect.any(String),
       finished_at: expect.any(String),

@@ -8,7 +8,7 @@ import type { Schemas } from './client';
 type ErrorBody = Partial<Schemas['Error']> & Record<string, unknown>;
 
 export interface ProblemFacts {
-  /** The account's key limit, when the caller knows it (for KEY_LIMIT_REACHED without `limit`). */
+  /** The account's key limit, when the caller knows it (for a KEY_LIMIT_REACHED without `limit`, from an API before it had one). */
   readonly maxKeys?: number;
 }
 
@@ -73,8 +73,10 @@ export function describeProblem(body: ErrorBody | undefined, response: Response,
     case 'NOT_FOUND':
       return problem('It no longer exists: someone may have deleted or rotated it. The list shows what is there now.');
     case 'KEY_LIMIT_REACHED': {
+      // The body's `limit` and `active` (API.md §3); the account's limit as the page knows it, for an older API.
       const max = typeof body?.limit === 'number' ? body.limit : facts.maxKeys;
-      return problem(max ? `${max} of ${max} keys: delete one first.` : 'This account holds the most keys it may: delete one first.');
+      const active = typeof body?.active === 'number' ? body.active : max;
+      return problem(max ? `${active} of ${max} keys: delete one first.` : 'This account holds the most keys it may: delete one first.');
     }
     case 'KEY_ROTATED':
       return problem(`This key has been rotated${typeof body?.rotated_to === 'string' ? ` (its replacement is ${body.rotated_to})` : ''}: edit its replacement instead.`);

@@ -13,7 +13,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The gateway is up */
+        /**
+         * The gateway is up
+         * @description No credentials. 200 while the API is up: for load balancers and readiness checks (`npm start` is ready when it answers).
+         */
         get: operations["getHealth"];
         put?: never;
         post?: never;
@@ -30,7 +33,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** This document */
+        /**
+         * This document
+         * @description No credentials. This OpenAPI 3.1 document: every operation, its parameters, request and response schemas, the security schemes and the webhooks. Cacheable for 5 minutes.
+         */
         get: operations["getOpenApi"];
         put?: never;
         post?: never;
@@ -47,7 +53,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Who is calling, in which account, with what in force (what the console asks first) */
+        /**
+         * Who is calling, in which account, with what in force (what the console asks first)
+         * @description Any valid key or person. The caller (`kind`), the account the request acted for with its tier, ceiling and key count, the capabilities in force (cut to the tier’s ceiling), the workspaces, the rate limit, and the key or the person. A person of several accounts may leave out Knouds-Account here: `account` is then the first of `person.accounts`.
+         */
         get: operations["me"];
         put?: never;
         post?: never;
@@ -64,7 +73,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The calling key and its rate limit */
+        /**
+         * The calling key and its rate limit
+         * @description Any valid API key: the calling key’s object and its rate limit (`reset` in Unix epoch seconds). The quickest check that a key works. A person (who has no calling key) gets 404 pointing to GET /me.
+         */
         get: operations["verifyKey"];
         put?: never;
         post?: never;
@@ -81,10 +93,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The account’s active keys */
+        /**
+         * The account’s active keys, oldest first
+         * @description A page of the account’s active keys (neither revoked nor expired), oldest first (by creation time). `next_token` is null on the last page.
+         */
         get: operations["listKeys"];
         put?: never;
-        /** Create a key (its plaintext is shown once) */
+        /**
+         * Create a key (its plaintext is shown once)
+         * @description A new key: its capabilities from `capabilities`, a `preset` or a legacy `scope` (deprecated; exactly one of the three), covered by the tier’s ceiling and by the caller’s own capabilities and workspaces. The answer is the only place the plaintext `api_key` appears (a replay for the same Idempotency-Key has none). 409 KEY_LIMIT_REACHED, with `limit` and `active`, when the account holds its maximum of active keys: revoke one first.
+         */
         post: operations["createKey"];
         delete?: never;
         options?: never;
@@ -99,15 +117,24 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A key */
+        /**
+         * A key
+         * @description One active key of the account. 404 for a revoked or expired key, or another account’s.
+         */
         get: operations["getKey"];
         put?: never;
         post?: never;
-        /** Revoke a key (it stops at once) */
+        /**
+         * Revoke a key (it stops at once)
+         * @description Revokes the key: it is refused (401) from its very next request, and its slot is free at once.
+         */
         delete: operations["revokeKey"];
         options?: never;
         head?: never;
-        /** Edit a key’s name, capabilities or workspaces */
+        /**
+         * Edit a key’s name, capabilities or workspaces
+         * @description Any of `name`, `capabilities`, `workspaces`, in force from the key’s next request; the result must be grantable by the caller. An edit is never lost to a concurrent rotation. 409 KEY_ROTATED (with `rotated_to`) for a key that has been rotated: edit its replacement.
+         */
         patch: operations["updateKey"];
         trace?: never;
     };
@@ -120,7 +147,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Replace a key, the old one working for a grace period */
+        /**
+         * Replace a key, the old one working for a grace period
+         * @description A replacement with the same name, capabilities, workspaces, environment and expiry, its plaintext shown once; the old key stops at once, or after `grace_period_seconds` (0–86400). A key is rotated once (then 409 ALREADY_EXISTS with `rotated_to`). A key in its grace keeps its slot, so a rotation with a grace period on a full account is 409 KEY_LIMIT_REACHED; one without grace always works.
+         */
         post: operations["rotateKey"];
         delete?: never;
         options?: never;
@@ -135,7 +165,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A key’s usage */
+        /**
+         * A key’s usage
+         * @description Requests today and this month, the limit per minute, the last use, and `daily`: one entry per UTC day of the last `days` days, oldest first, today last, zeros included. 404 for a key that is not active.
+         */
         get: operations["getKeyUsage"];
         put?: never;
         post?: never;
@@ -152,7 +185,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The account’s webhook signing secret */
+        /**
+         * The account’s webhook signing secret
+         * @description The secret webhooks are signed with (made on first use), and until when the secret a rotation replaced still signs beside it.
+         */
         get: operations["getWebhookSecret"];
         put?: never;
         post?: never;
@@ -171,7 +207,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Replace the webhook signing secret, the old one signing too for a grace period */
+        /**
+         * Replace the webhook signing secret, the old one signing too for a grace period
+         * @description A new secret; during `grace_period_seconds` (0–604800) webhooks carry a signature with each secret, space-separated in webhook-signature.
+         */
         post: operations["rotateWebhookSecret"];
         delete?: never;
         options?: never;
@@ -186,10 +225,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Workflows in the key’s workspaces */
+        /**
+         * Workflows in the key’s workspaces, by slug
+         * @description A page of the workflows in the caller’s workspaces, by slug (alphabetical), each without its definition. `next_token` is null on the last page.
+         */
         get: operations["listWorkflows"];
         put?: never;
-        /** Create a workflow (a draft, version 1) */
+        /**
+         * Create a workflow (a draft, version 1)
+         * @description A workflow chaining model steps, as a draft at version 1; deploy it to run it. Each problem of the definition is a 400 detail naming it.
+         */
         post: operations["createWorkflow"];
         delete?: never;
         options?: never;
@@ -204,12 +249,21 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A workflow with its definition */
+        /**
+         * A workflow with its definition
+         * @description The workflow with the definition of its latest version.
+         */
         get: operations["getWorkflow"];
-        /** Save a new version */
+        /**
+         * Save a new version
+         * @description Saves the definition as a new version (`version` + 1); the status and the deployed version stay until the next deploy.
+         */
         put: operations["updateWorkflow"];
         post?: never;
-        /** Delete a workflow and its versions */
+        /**
+         * Delete a workflow and its versions
+         * @description Deletes the workflow and all its versions; its executions stay readable. A DELETE that failed half-way can be retried and finishes the job.
+         */
         delete: operations["deleteWorkflow"];
         options?: never;
         head?: never;
@@ -225,7 +279,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Deploy the current version */
+        /**
+         * Deploy the current version
+         * @description Deploys the latest version: runs use it from now on (`status: deployed`, `deployed_version` = `version`).
+         */
         post: operations["deployWorkflow"];
         delete?: never;
         options?: never;
@@ -242,7 +299,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Run the deployed version, synchronously or with ?async=true */
+        /**
+         * Run the deployed version, synchronously or with ?async=true
+         * @description Runs the deployed version with `input` (checked against its input_schema). Synchronously (the default): 200 with the finished execution, SUCCEEDED or FAILED (a failed run is a 200 with `error` and `failure`). With `?async=true`: 202 with the queued execution’s id and a Location; poll it, or ask for a webhook with `webhook_url`.
+         */
         post: operations["runWorkflow"];
         delete?: never;
         options?: never;
@@ -257,7 +317,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The models */
+        /**
+         * The models, built-in ones first
+         * @description A page of the models a step (or a direct run) may use: the built-in ones first, then the deployment’s own in the order its stack declares them. `next_token` is null on the last page.
+         */
         get: operations["listModels"];
         put?: never;
         post?: never;
@@ -276,7 +339,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Run one model */
+        /**
+         * Run one model
+         * @description Runs one model with `input` (checked against its input_schema). 422 MODEL_FAILED when the model fails, or would take longer than a synchronous request may.
+         */
         post: operations["runModel"];
         delete?: never;
         options?: never;
@@ -291,7 +357,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Executions, newest first */
+        /**
+         * Executions, newest first
+         * @description A page of the executions in the caller’s workspaces, newest first (by creation time), optionally of one workflow or one status. `next_token` is null on the last page.
+         */
         get: operations["listExecutions"];
         put?: never;
         post?: never;
@@ -308,7 +377,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** An execution */
+        /**
+         * An execution
+         * @description One execution: its status, input, output, `error` and `failure` when it FAILED, its times, and its webhook’s delivery.
+         */
         get: operations["getExecution"];
         put?: never;
         post?: never;
@@ -327,7 +399,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Cancel an execution in flight */
+        /**
+         * Cancel an execution in flight
+         * @description Cancels a QUEUED or RUNNING execution: 200 CANCELLED, also when it already was (a retried cancel is harmless). A cancelled execution never becomes SUCCEEDED. 409 EXECUTION_FINISHED once it SUCCEEDED or FAILED.
+         */
         post: operations["cancelExecution"];
         delete?: never;
         options?: never;
@@ -344,7 +419,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Send the execution’s webhook again now (same webhook-id), its retry schedule restarted */
+        /**
+         * Send the execution’s webhook again now (same webhook-id), its retry schedule restarted
+         * @description Sends the ended execution’s webhook again now, with the same webhook-id, and restarts its retry schedule (`attempts` keeps counting). 404 when the run asked for no webhook; 409 EXECUTION_NOT_FINISHED while it is in flight.
+         */
         post: operations["redeliverWebhook"];
         delete?: never;
         options?: never;
@@ -359,7 +437,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The account’s audit trail, newest first */
+        /**
+         * The account’s audit trail, newest first
+         * @description A page of the account’s audit events, newest first, optionally filtered (each filter at most once; pass the same filters with next_token). An unknown or repeated parameter, an unknown action, a malformed time or `since` after `until` is 400 naming it.
+         */
         get: operations["listAuditEvents"];
         put?: never;
         post?: never;
@@ -382,7 +463,7 @@ export interface webhooks {
         put?: never;
         /**
          * An async execution ended SUCCEEDED
-         * @description Sent to the run’s webhook_url, signed per Standard Webhooks. Any 2xx within 5 s (the whole attempt) delivers it; otherwise it is tried again 1 min, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h later (each ±20 %, within a minute of being due), then given up (the execution’s webhook.status: failed). POST /executions/{execution_id}/webhook/redeliver sends it again.
+         * @description Sent to the run’s webhook_url, signed per Standard Webhooks. Any 2xx within 5 s (the whole attempt) delivers it; otherwise it is tried again 1 min, 5 min, 30 min, 2 h, 5 h, 10 h and 14 h later (each ±20 %, within a minute of being due: 8 attempts in all), then given up (the execution’s webhook.status: failed). POST /executions/{execution_id}/webhook/redeliver sends it again.
          */
         post: operations["execution_succeeded_webhook"];
         delete?: never;
@@ -402,7 +483,7 @@ export interface webhooks {
         put?: never;
         /**
          * An async execution ended FAILED
-         * @description Sent to the run’s webhook_url, signed per Standard Webhooks. Any 2xx within 5 s (the whole attempt) delivers it; otherwise it is tried again 1 min, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h later (each ±20 %, within a minute of being due), then given up (the execution’s webhook.status: failed). POST /executions/{execution_id}/webhook/redeliver sends it again.
+         * @description Sent to the run’s webhook_url, signed per Standard Webhooks. Any 2xx within 5 s (the whole attempt) delivers it; otherwise it is tried again 1 min, 5 min, 30 min, 2 h, 5 h, 10 h and 14 h later (each ±20 %, within a minute of being due: 8 attempts in all), then given up (the execution’s webhook.status: failed). POST /executions/{execution_id}/webhook/redeliver sends it again.
          */
         post: operations["execution_failed_webhook"];
         delete?: never;
@@ -422,7 +503,7 @@ export interface webhooks {
         put?: never;
         /**
          * An async execution ended CANCELLED
-         * @description Sent to the run’s webhook_url, signed per Standard Webhooks. Any 2xx within 5 s (the whole attempt) delivers it; otherwise it is tried again 1 min, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h later (each ±20 %, within a minute of being due), then given up (the execution’s webhook.status: failed). POST /executions/{execution_id}/webhook/redeliver sends it again.
+         * @description Sent to the run’s webhook_url, signed per Standard Webhooks. Any 2xx within 5 s (the whole attempt) delivers it; otherwise it is tried again 1 min, 5 min, 30 min, 2 h, 5 h, 10 h and 14 h later (each ±20 %, within a minute of being due: 8 attempts in all), then given up (the execution’s webhook.status: failed). POST /executions/{execution_id}/webhook/redeliver sends it again.
          */
         post: operations["execution_cancelled_webhook"];
         delete?: never;
@@ -434,11 +515,25 @@ export interface webhooks {
 }
 export interface components {
     schemas: {
+        /**
+         * @description Every error: a sentence for people, a code for programs, the request id, and the fields its code adds. New codes may be added at any time: treat an unknown code by its HTTP status.
+         * @example {
+         *       "error": "Insufficient capability",
+         *       "code": "CAPABILITY_DENIED",
+         *       "request_id": "c0a8012e-6b7f-4b8e-9f3a-2d1e5c7b9a40",
+         *       "required": "keys:write",
+         *       "actual": [
+         *         "workflow:read"
+         *       ]
+         *     }
+         */
         Error: {
             /** @description A human sentence. */
             error: string;
-            /** @enum {string} */
-            code: "VALIDATION_ERROR" | "UNAUTHORIZED" | "CAPABILITY_DENIED" | "WORKSPACE_DENIED" | "TIER_CEILING_EXCEEDED" | "ENVIRONMENT_DENIED" | "NOT_A_MEMBER" | "NOT_FOUND" | "KEY_LIMIT_REACHED" | "ALREADY_EXISTS" | "KEY_ROTATED" | "WORKFLOW_NOT_DEPLOYED" | "EXECUTION_FINISHED" | "EXECUTION_NOT_FINISHED" | "IDEMPOTENCY_IN_PROGRESS" | "MODEL_FAILED" | "IDEMPOTENCY_KEY_REUSED" | "PAYLOAD_TOO_LARGE" | "RATE_LIMIT_EXCEEDED" | "CONCURRENCY_LIMIT_EXCEEDED" | "INTERNAL_ERROR" | "THROTTLED" | "GATEWAY_TIMEOUT" | "FORBIDDEN" | "UNSUPPORTED_MEDIA_TYPE" | "REQUEST_REFUSED";
+            /** @description What went wrong, for programs. An extensible enum: these are the codes today; handle any other by the HTTP status. */
+            code: string;
+            /** @description API Gateway’s id for the request, also in the `x-request-id` header of every answer: quote it when asking for help. (Absent only from a 429 of the optional edge web ACL, which answers before API Gateway.) */
+            request_id?: string;
             details?: {
                 field: string;
                 message: string;
@@ -457,12 +552,13 @@ export interface components {
              * @enum {string}
              */
             environment?: "live" | "test";
-            /** @description CONCURRENCY_LIMIT_EXCEEDED: the account’s limit of async executions in flight (QUEUED or RUNNING). */
+            /** @description CONCURRENCY_LIMIT_EXCEEDED: the account’s limit of async executions in flight (QUEUED or RUNNING). KEY_LIMIT_REACHED: the account’s maximum of active keys. */
             limit?: number;
-            request_id?: string;
+            /** @description KEY_LIMIT_REACHED: the keys holding a slot now (revoke one to free it). */
+            active?: number;
         };
-        /** @description A fixed capability, or workflow:<slug>:run / model:<id>:run. */
-        Capability: string | ("workflow:run" | "workflow:read" | "workflow:write" | "model:run" | "webhook:receive" | "execution:read" | "execution:cancel" | "keys:read" | "keys:write" | "audit:read");
+        /** @description A fixed capability (these today; more may come), or workflow:<slug>:run / model:<id>:run (slugs and ids [a-z0-9][a-z0-9-]{0,62}). */
+        Capability: string;
         Key: {
             key_id: string;
             name: string;
@@ -621,7 +717,9 @@ export interface components {
             workspace_id: string;
             description: string;
             definition: {
-                input_schema: Record<string, never>;
+                input_schema: {
+                    [key: string]: unknown;
+                };
                 steps: {
                     id: string;
                     model: string;
@@ -666,7 +764,14 @@ export interface components {
             status: "QUEUED" | "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED";
             input: unknown;
             output: unknown;
+            /** @description Why it FAILED, for people; null unless FAILED. */
             error: string | null;
+            /** @description Why it FAILED, for programs; null unless FAILED. `step_id`: the step that failed, or null when the run failed outside any step. */
+            failure: {
+                /** @description MODEL_FAILED: the step’s model failed; STEP_FAILED: the step could not run (its input does not fit its model, or the model is not available); VALUE_TOO_LARGE: a step’s input or output, or the output, passed its limit; TIMED_OUT: out of time (a sync run past its budget: run it with ?async=true); INTERRUPTED: the attempt running it stopped; WORKFLOW_DELETED: deleted before the queued run started; INTERNAL_ERROR: the platform failed under it. New codes may come. */
+                code: string;
+                step_id: string | null;
+            } | null;
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
@@ -702,7 +807,14 @@ export interface components {
             status: "QUEUED" | "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED";
             input: unknown;
             output: unknown;
+            /** @description Why it FAILED, for people; null unless FAILED. */
             error: string | null;
+            /** @description Why it FAILED, for programs; null unless FAILED. `step_id`: the step that failed, or null when the run failed outside any step. */
+            failure: {
+                /** @description MODEL_FAILED: the step’s model failed; STEP_FAILED: the step could not run (its input does not fit its model, or the model is not available); VALUE_TOO_LARGE: a step’s input or output, or the output, passed its limit; TIMED_OUT: out of time (a sync run past its budget: run it with ?async=true); INTERRUPTED: the attempt running it stopped; WORKFLOW_DELETED: deleted before the queued run started; INTERNAL_ERROR: the platform failed under it. New codes may come. */
+                code: string;
+                step_id: string | null;
+            } | null;
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
@@ -732,10 +844,14 @@ export interface components {
         Model: {
             id: string;
             description: string;
-            input_schema: Record<string, never>;
+            /** @description A JSON Schema. */
+            input_schema: {
+                [key: string]: unknown;
+            };
         };
         ModelList: {
             items: components["schemas"]["Model"][];
+            next_token: string | null;
         };
         ModelOutput: {
             model: string;
@@ -788,7 +904,11 @@ export interface components {
             capabilities?: string[] | null;
             /** @enum {string|null} */
             preset?: "read-only" | "workflow-deploy" | "webhook-receiver" | "full-deploy" | null;
-            /** @enum {string|null} */
+            /**
+             * @deprecated
+             * @description Deprecated: a legacy scope (each includes the one before). Still accepted in /v1; give `capabilities` or a `preset` instead.
+             * @enum {string|null}
+             */
             scope?: "free" | "deployment" | "admin" | null;
             workspaces?: string[] | null;
             /** @enum {integer|null} */
@@ -811,7 +931,9 @@ export interface components {
             slug: string;
             name: string;
             definition: {
-                input_schema: Record<string, never>;
+                input_schema: {
+                    [key: string]: unknown;
+                };
                 steps: {
                     id: string;
                     model: string;
@@ -824,7 +946,9 @@ export interface components {
         };
         UpdateWorkflowRequest: {
             definition: {
-                input_schema: Record<string, never>;
+                input_schema: {
+                    [key: string]: unknown;
+                };
                 steps: {
                     id: string;
                     model: string;
@@ -863,15 +987,24 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "status": "ok"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Health"];
                 };
             };
             /** @description INTERNAL_ERROR, with request_id */
             500: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -892,15 +1025,41 @@ export interface operations {
             /** @description The OpenAPI 3.1 document */
             200: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    /**
+                     * @example {
+                     *       "openapi": "3.1.0",
+                     *       "info": {
+                     *         "title": "Knouds API",
+                     *         "version": "1.1.0"
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            400: {
+                headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description INTERNAL_ERROR, with request_id */
             500: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -924,20 +1083,98 @@ export interface operations {
             /** @description The caller */
             200: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "kind": "key",
+                     *       "account": {
+                     *         "account_id": "acct_acme",
+                     *         "tier": "pro",
+                     *         "ceiling": [
+                     *           "audit:read",
+                     *           "execution:read",
+                     *           "workflow:read",
+                     *           "workflow:run"
+                     *         ],
+                     *         "active_keys": 3,
+                     *         "max_active_keys": 10
+                     *       },
+                     *       "capabilities": [
+                     *         "workflow:read",
+                     *         "workflow:run"
+                     *       ],
+                     *       "workspaces": [
+                     *         "*"
+                     *       ],
+                     *       "rate_limit": {
+                     *         "limit": 100,
+                     *         "remaining": 99,
+                     *         "reset": 1772366460
+                     *       },
+                     *       "key": {
+                     *         "key_id": "key_4F8p2mX9qLw3Rt6Yb1Nc",
+                     *         "name": "CI deploy",
+                     *         "prefix": "knouds_live_Ab3x",
+                     *         "environment": "live"
+                     *       },
+                     *       "person": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["Me"];
                 };
             };
-            /** @description UNAUTHORIZED: no key, or an invalid, revoked or expired one */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            400: {
+                headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the window ends, Unix epoch seconds. */
+                    "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description UNAUTHORIZED: no credentials, an invalid, revoked or expired key, or a refused bearer token */
             401: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description No bearer token sent: `ApiKey realm="knouds", Bearer realm="knouds"` (send a key in x-api-key, or a person’s access token). A bearer token refused: `Bearer realm="knouds", error="invalid_token", …` (RFC 6750). The realm is the deployment’s key prefix. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -947,25 +1184,49 @@ export interface operations {
             /** @description NOT_A_MEMBER (a person, of no such account) */
             403: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description RATE_LIMIT_EXCEEDED */
+            /** @description RATE_LIMIT_EXCEEDED; or THROTTLED: the stage’s own limit (all callers together) */
             429: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -976,6 +1237,8 @@ export interface operations {
             /** @description INTERNAL_ERROR, with request_id */
             500: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -999,20 +1262,92 @@ export interface operations {
             /** @description The calling key */
             200: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "key_id": "key_4F8p2mX9qLw3Rt6Yb1Nc",
+                     *       "name": "CI deploy",
+                     *       "prefix": "knouds_live_Ab3x",
+                     *       "environment": "live",
+                     *       "capabilities": [
+                     *         "workflow:read",
+                     *         "workflow:run"
+                     *       ],
+                     *       "workspaces": [
+                     *         "ws-prod"
+                     *       ],
+                     *       "account_id": "acct_acme",
+                     *       "tier": "pro",
+                     *       "created_at": "2026-03-01T12:00:00.000Z",
+                     *       "expires_at": "2026-05-30T12:00:00.000Z",
+                     *       "last_used": "2026-03-02T08:15:30.000Z",
+                     *       "created_by": {
+                     *         "kind": "person",
+                     *         "subject": "2b7c4e1a-5f0d-4c8e-9a3b-7d6e5f4c3b2a",
+                     *         "email": "ada@example.com"
+                     *       },
+                     *       "rate_limit": {
+                     *         "limit": 100,
+                     *         "remaining": 99,
+                     *         "reset": 1772366460
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["VerifiedKey"];
                 };
             };
-            /** @description UNAUTHORIZED: no key, or an invalid, revoked or expired one */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            400: {
+                headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the window ends, Unix epoch seconds. */
+                    "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description UNAUTHORIZED: no credentials, an invalid, revoked or expired key, or a refused bearer token */
             401: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description No bearer token sent: `ApiKey realm="knouds", Bearer realm="knouds"` (send a key in x-api-key, or a person’s access token). A bearer token refused: `Bearer realm="knouds", error="invalid_token", …` (RFC 6750). The realm is the deployment’s key prefix. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1022,25 +1357,75 @@ export interface operations {
             /** @description NOT_A_MEMBER (a person, of no such account) */
             403: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description RATE_LIMIT_EXCEEDED */
-            429: {
+            /** @description NOT_FOUND (a person: ask GET /me) */
+            404: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description RATE_LIMIT_EXCEEDED; or THROTTLED: the stage’s own limit (all callers together) */
+            429: {
+                headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the window ends, Unix epoch seconds. */
+                    "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -1051,6 +1436,8 @@ export interface operations {
             /** @description INTERNAL_ERROR, with request_id */
             500: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1062,8 +1449,9 @@ export interface operations {
     listKeys: {
         parameters: {
             query?: {
+                /** @description Items per page, 1 to 100 (default 50). */
                 limit?: number;
-                /** @description The previous page’s next_token. */
+                /** @description The previous page’s `next_token` (with the same filters); a token the API did not issue, or from another account or list, is 400. */
                 next_token?: string;
             };
             header?: {
@@ -1078,34 +1466,92 @@ export interface operations {
             /** @description A page of keys */
             200: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "key_id": "key_4F8p2mX9qLw3Rt6Yb1Nc",
+                     *           "name": "CI deploy",
+                     *           "prefix": "knouds_live_Ab3x",
+                     *           "environment": "live",
+                     *           "capabilities": [
+                     *             "workflow:read",
+                     *             "workflow:run"
+                     *           ],
+                     *           "workspaces": [
+                     *             "ws-prod"
+                     *           ],
+                     *           "account_id": "acct_acme",
+                     *           "tier": "pro",
+                     *           "created_at": "2026-03-01T12:00:00.000Z",
+                     *           "expires_at": "2026-05-30T12:00:00.000Z",
+                     *           "last_used": "2026-03-02T08:15:30.000Z",
+                     *           "created_by": {
+                     *             "kind": "person",
+                     *             "subject": "2b7c4e1a-5f0d-4c8e-9a3b-7d6e5f4c3b2a",
+                     *             "email": "ada@example.com"
+                     *           }
+                     *         }
+                     *       ],
+                     *       "next_token": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["KeyList"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
             400: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description UNAUTHORIZED: no key, or an invalid, revoked or expired one */
+            /** @description UNAUTHORIZED: no credentials, an invalid, revoked or expired key, or a refused bearer token */
             401: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description No bearer token sent: `ApiKey realm="knouds", Bearer realm="knouds"` (send a key in x-api-key, or a person’s access token). A bearer token refused: `Bearer realm="knouds", error="invalid_token", …` (RFC 6750). The realm is the deployment’s key prefix. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1115,25 +1561,49 @@ export interface operations {
             /** @description CAPABILITY_DENIED, or NOT_A_MEMBER (a person, of no such account) */
             403: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description RATE_LIMIT_EXCEEDED */
+            /** @description RATE_LIMIT_EXCEEDED; or THROTTLED: the stage’s own limit (all callers together) */
             429: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -1144,6 +1614,8 @@ export interface operations {
             /** @description INTERNAL_ERROR, with request_id */
             500: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1156,7 +1628,10 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Any 1–255 printable ASCII characters, new for each new request (a UUID, say). The same key with the same request (method, path, `async`, body, and the same API key) within 24 h replays the first 2xx answer, with `Idempotent-Replayed: true`, without doing the work again (a key creation or rotation is replayed without `api_key`); a non-2xx answer is not kept, so a retry runs again. The same key with another request: 422 IDEMPOTENCY_KEY_REUSED; while the first is in flight: 409 IDEMPOTENCY_IN_PROGRESS. Keys are per account. */
+                /**
+                 * @description Any 1–255 printable ASCII characters, new for each new request (a UUID, say). The same key with the same request (method, path, `async`, body, and the same API key) within 24 h replays the first 2xx answer, with `Idempotent-Replayed: true`, without doing the work again (a key creation or rotation is replayed without `api_key`); a non-2xx answer is not kept, so a retry runs again. The same key with another request: 422 IDEMPOTENCY_KEY_REUSED; while the first is in flight: 409 IDEMPOTENCY_IN_PROGRESS. Keys are per account.
+                 * @example 3f1c9a52-8d7e-4b61-a0f4-6c2e9b8d7a15
+                 */
                 "Idempotency-Key"?: string;
                 /** @description A signed-in person: the account to act for; may be left out by a person of one account (and on GET /me). Several accounts and no header: 400. Not a member: 403 NOT_A_MEMBER. */
                 "Knouds-Account"?: string;
@@ -1166,6 +1641,16 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "name": "CI deploy",
+                 *       "preset": "workflow-deploy",
+                 *       "workspaces": [
+                 *         "ws-prod"
+                 *       ],
+                 *       "expires_in_days": 90
+                 *     }
+                 */
                 "application/json": components["schemas"]["CreateKeyRequest"];
             };
         };
@@ -1173,36 +1658,90 @@ export interface operations {
             /** @description The new key with its plaintext (a replay: without it) */
             201: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     /** @description Present on an answer replayed for a retry with the same Idempotency-Key. */
                     "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "key_id": "key_4F8p2mX9qLw3Rt6Yb1Nc",
+                     *       "name": "CI deploy",
+                     *       "prefix": "knouds_live_Ab3x",
+                     *       "environment": "live",
+                     *       "capabilities": [
+                     *         "workflow:read",
+                     *         "workflow:run"
+                     *       ],
+                     *       "workspaces": [
+                     *         "ws-prod"
+                     *       ],
+                     *       "account_id": "acct_acme",
+                     *       "tier": "pro",
+                     *       "created_at": "2026-03-01T12:00:00.000Z",
+                     *       "expires_at": "2026-05-30T12:00:00.000Z",
+                     *       "last_used": "2026-03-02T08:15:30.000Z",
+                     *       "created_by": {
+                     *         "kind": "person",
+                     *         "subject": "2b7c4e1a-5f0d-4c8e-9a3b-7d6e5f4c3b2a",
+                     *         "email": "ada@example.com"
+                     *       },
+                     *       "api_key": "knouds_live_Ab3xQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw7kP2z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["CreatedKeyOrReplay"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them) */
+            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them); also for a query parameter the operation does not take */
             400: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description UNAUTHORIZED: no key, or an invalid, revoked or expired one */
+            /** @description UNAUTHORIZED: no credentials, an invalid, revoked or expired key, or a refused bearer token */
             401: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description No bearer token sent: `ApiKey realm="knouds", Bearer realm="knouds"` (send a key in x-api-key, or a person’s access token). A bearer token refused: `Bearer realm="knouds", error="invalid_token", …` (RFC 6750). The realm is the deployment’s key prefix. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1212,25 +1751,49 @@ export interface operations {
             /** @description CAPABILITY_DENIED, or WORKSPACE_DENIED, TIER_CEILING_EXCEEDED or ENVIRONMENT_DENIED, or NOT_A_MEMBER (a person, of no such account) */
             403: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description KEY_LIMIT_REACHED; or IDEMPOTENCY_IN_PROGRESS: the first request with this Idempotency-Key is still in flight (Retry-After) */
+            /** @description KEY_LIMIT_REACHED (with limit and active: revoke a key first); or IDEMPOTENCY_IN_PROGRESS: the first request with this Idempotency-Key is still in flight (Retry-After) */
             409: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     /** @description Seconds. */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -1242,11 +1805,23 @@ export interface operations {
             /** @description PAYLOAD_TOO_LARGE */
             413: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1256,25 +1831,49 @@ export interface operations {
             /** @description IDEMPOTENCY_KEY_REUSED: this Idempotency-Key came with another request */
             422: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description RATE_LIMIT_EXCEEDED */
+            /** @description RATE_LIMIT_EXCEEDED; or THROTTLED: the stage’s own limit (all callers together) */
             429: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -1285,6 +1884,8 @@ export interface operations {
             /** @description INTERNAL_ERROR, with request_id */
             500: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1301,6 +1902,7 @@ export interface operations {
                 "Knouds-Account"?: string;
             };
             path: {
+                /** @example key_4F8p2mX9qLw3Rt6Yb1Nc */
                 key_id: string;
             };
             cookie?: never;
@@ -1310,20 +1912,87 @@ export interface operations {
             /** @description The key */
             200: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "key_id": "key_4F8p2mX9qLw3Rt6Yb1Nc",
+                     *       "name": "CI deploy",
+                     *       "prefix": "knouds_live_Ab3x",
+                     *       "environment": "live",
+                     *       "capabilities": [
+                     *         "workflow:read",
+                     *         "workflow:run"
+                     *       ],
+                     *       "workspaces": [
+                     *         "ws-prod"
+                     *       ],
+                     *       "account_id": "acct_acme",
+                     *       "tier": "pro",
+                     *       "created_at": "2026-03-01T12:00:00.000Z",
+                     *       "expires_at": "2026-05-30T12:00:00.000Z",
+                     *       "last_used": "2026-03-02T08:15:30.000Z",
+                     *       "created_by": {
+                     *         "kind": "person",
+                     *         "subject": "2b7c4e1a-5f0d-4c8e-9a3b-7d6e5f4c3b2a",
+                     *         "email": "ada@example.com"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["Key"];
                 };
             };
-            /** @description UNAUTHORIZED: no key, or an invalid, revoked or expired one */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            400: {
+                headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the window ends, Unix epoch seconds. */
+                    "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description UNAUTHORIZED: no credentials, an invalid, revoked or expired key, or a refused bearer token */
             401: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description No bearer token sent: `ApiKey realm="knouds", Bearer realm="knouds"` (send a key in x-api-key, or a person’s access token). A bearer token refused: `Bearer realm="knouds", error="invalid_token", …` (RFC 6750). The realm is the deployment’s key prefix. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1333,11 +2002,23 @@ export interface operations {
             /** @description CAPABILITY_DENIED, or NOT_A_MEMBER (a person, of no such account) */
             403: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1347,25 +2028,49 @@ export interface operations {
             /** @description NOT_FOUND */
             404: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description RATE_LIMIT_EXCEEDED */
+            /** @description RATE_LIMIT_EXCEEDED; or THROTTLED: the stage’s own limit (all callers together) */
             429: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -1376,6 +2081,8 @@ export interface operations {
             /** @description INTERNAL_ERROR, with request_id */
             500: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1392,6 +2099,7 @@ export interface operations {
                 "Knouds-Account"?: string;
             };
             path: {
+                /** @example key_4F8p2mX9qLw3Rt6Yb1Nc */
                 key_id: string;
             };
             cookie?: never;
@@ -1401,18 +2109,60 @@ export interface operations {
             /** @description Revoked */
             204: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
             };
-            /** @description UNAUTHORIZED: no key, or an invalid, revoked or expired one */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            400: {
+                headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the window ends, Unix epoch seconds. */
+                    "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description UNAUTHORIZED: no credentials, an invalid, revoked or expired key, or a refused bearer token */
             401: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description No bearer token sent: `ApiKey realm="knouds", Bearer realm="knouds"` (send a key in x-api-key, or a person’s access token). A bearer token refused: `Bearer realm="knouds", error="invalid_token", …` (RFC 6750). The realm is the deployment’s key prefix. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1422,11 +2172,23 @@ export interface operations {
             /** @description CAPABILITY_DENIED, or WORKSPACE_DENIED or ENVIRONMENT_DENIED, or NOT_A_MEMBER (a person, of no such account) */
             403: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1436,25 +2198,49 @@ export interface operations {
             /** @description NOT_FOUND */
             404: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description RATE_LIMIT_EXCEEDED */
+            /** @description RATE_LIMIT_EXCEEDED; or THROTTLED: the stage’s own limit (all callers together) */
             429: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -1465,6 +2251,8 @@ export interface operations {
             /** @description INTERNAL_ERROR, with request_id */
             500: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1481,12 +2269,22 @@ export interface operations {
                 "Knouds-Account"?: string;
             };
             path: {
+                /** @example key_4F8p2mX9qLw3Rt6Yb1Nc */
                 key_id: string;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "name": "CI deploy (prod)",
+                 *       "capabilities": [
+                 *         "workflow:read",
+                 *         "workflow:run"
+                 *       ]
+                 *     }
+                 */
                 "application/json": components["schemas"]["UpdateKeyRequest"];
             };
         };
@@ -1494,34 +2292,87 @@ export interface operations {
             /** @description The edited key */
             200: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "key_id": "key_4F8p2mX9qLw3Rt6Yb1Nc",
+                     *       "name": "CI deploy (prod)",
+                     *       "prefix": "knouds_live_Ab3x",
+                     *       "environment": "live",
+                     *       "capabilities": [
+                     *         "workflow:read",
+                     *         "workflow:run"
+                     *       ],
+                     *       "workspaces": [
+                     *         "ws-prod"
+                     *       ],
+                     *       "account_id": "acct_acme",
+                     *       "tier": "pro",
+                     *       "created_at": "2026-03-01T12:00:00.000Z",
+                     *       "expires_at": "2026-05-30T12:00:00.000Z",
+                     *       "last_used": "2026-03-02T08:15:30.000Z",
+                     *       "created_by": {
+                     *         "kind": "person",
+                     *         "subject": "2b7c4e1a-5f0d-4c8e-9a3b-7d6e5f4c3b2a",
+                     *         "email": "ada@example.com"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["Key"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
             400: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description UNAUTHORIZED: no key, or an invalid, revoked or expired one */
+            /** @description UNAUTHORIZED: no credentials, an invalid, revoked or expired key, or a refused bearer token */
             401: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description No bearer token sent: `ApiKey realm="knouds", Bearer realm="knouds"` (send a key in x-api-key, or a person’s access token). A bearer token refused: `Bearer realm="knouds", error="invalid_token", …` (RFC 6750). The realm is the deployment’s key prefix. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1531,11 +2382,23 @@ export interface operations {
             /** @description CAPABILITY_DENIED, or WORKSPACE_DENIED, TIER_CEILING_EXCEEDED or ENVIRONMENT_DENIED, or NOT_A_MEMBER (a person, of no such account) */
             403: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1545,11 +2408,23 @@ export interface operations {
             /** @description NOT_FOUND */
             404: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1559,11 +2434,23 @@ export interface operations {
             /** @description KEY_ROTATED (edit the key in rotated_to) */
             409: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1573,25 +2460,49 @@ export interface operations {
             /** @description PAYLOAD_TOO_LARGE */
             413: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description RATE_LIMIT_EXCEEDED */
+            /** @description RATE_LIMIT_EXCEEDED; or THROTTLED: the stage’s own limit (all callers together) */
             429: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -1602,6 +2513,8 @@ export interface operations {
             /** @description INTERNAL_ERROR, with request_id */
             500: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1614,18 +2527,27 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Any 1–255 printable ASCII characters, new for each new request (a UUID, say). The same key with the same request (method, path, `async`, body, and the same API key) within 24 h replays the first 2xx answer, with `Idempotent-Replayed: true`, without doing the work again (a key creation or rotation is replayed without `api_key`); a non-2xx answer is not kept, so a retry runs again. The same key with another request: 422 IDEMPOTENCY_KEY_REUSED; while the first is in flight: 409 IDEMPOTENCY_IN_PROGRESS. Keys are per account. */
+                /**
+                 * @description Any 1–255 printable ASCII characters, new for each new request (a UUID, say). The same key with the same request (method, path, `async`, body, and the same API key) within 24 h replays the first 2xx answer, with `Idempotent-Replayed: true`, without doing the work again (a key creation or rotation is replayed without `api_key`); a non-2xx answer is not kept, so a retry runs again. The same key with another request: 422 IDEMPOTENCY_KEY_REUSED; while the first is in flight: 409 IDEMPOTENCY_IN_PROGRESS. Keys are per account.
+                 * @example 3f1c9a52-8d7e-4b61-a0f4-6c2e9b8d7a15
+                 */
                 "Idempotency-Key"?: string;
                 /** @description A signed-in person: the account to act for; may be left out by a person of one account (and on GET /me). Several accounts and no header: 400. Not a member: 403 NOT_A_MEMBER. */
                 "Knouds-Account"?: string;
             };
             path: {
+                /** @example key_4F8p2mX9qLw3Rt6Yb1Nc */
                 key_id: string;
             };
             cookie?: never;
         };
         requestBody?: {
             content: {
+                /**
+                 * @example {
+                 *       "grace_period_seconds": 3600
+                 *     }
+                 */
                 "application/json": components["schemas"]["RotateKeyRequest"];
             };
         };
@@ -1633,36 +2555,90 @@ export interface operations {
             /** @description The new key with its plaintext (a replay: without it) */
             201: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     /** @description Present on an answer replayed for a retry with the same Idempotency-Key. */
                     "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "key_id": "key_9Zx2Lm4Nq8Rt1Vw6Yb3C",
+                     *       "name": "CI deploy",
+                     *       "prefix": "knouds_live_Qw7e",
+                     *       "environment": "live",
+                     *       "capabilities": [
+                     *         "workflow:read",
+                     *         "workflow:run"
+                     *       ],
+                     *       "workspaces": [
+                     *         "ws-prod"
+                     *       ],
+                     *       "account_id": "acct_acme",
+                     *       "tier": "pro",
+                     *       "created_at": "2026-03-01T12:00:00.000Z",
+                     *       "expires_at": "2026-05-30T12:00:00.000Z",
+                     *       "last_used": "2026-03-02T08:15:30.000Z",
+                     *       "created_by": {
+                     *         "kind": "person",
+                     *         "subject": "2b7c4e1a-5f0d-4c8e-9a3b-7d6e5f4c3b2a",
+                     *         "email": "ada@example.com"
+                     *       },
+                     *       "api_key": "knouds_live_Qw7eR5t2Y8u1I4o6P9a3S0d7F2g5H8j1K4l"
+                     *     }
+                     */
                     "application/json": components["schemas"]["CreatedKeyOrReplay"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them) */
+            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them); also for a query parameter the operation does not take */
             400: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description UNAUTHORIZED: no key, or an invalid, revoked or expired one */
+            /** @description UNAUTHORIZED: no credentials, an invalid, revoked or expired key, or a refused bearer token */
             401: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description No bearer token sent: `ApiKey realm="knouds", Bearer realm="knouds"` (send a key in x-api-key, or a person’s access token). A bearer token refused: `Bearer realm="knouds", error="invalid_token", …` (RFC 6750). The realm is the deployment’s key prefix. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1672,11 +2648,23 @@ export interface operations {
             /** @description CAPABILITY_DENIED, or WORKSPACE_DENIED, TIER_CEILING_EXCEEDED or ENVIRONMENT_DENIED, or NOT_A_MEMBER (a person, of no such account) */
             403: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1686,11 +2674,23 @@ export interface operations {
             /** @description NOT_FOUND */
             404: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1700,11 +2700,23 @@ export interface operations {
             /** @description ALREADY_EXISTS (rotated before), or KEY_LIMIT_REACHED (a grace period on a full account); or IDEMPOTENCY_IN_PROGRESS: the first request with this Idempotency-Key is still in flight (Retry-After) */
             409: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     /** @description Seconds. */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -1716,11 +2728,23 @@ export interface operations {
             /** @description PAYLOAD_TOO_LARGE */
             413: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1730,25 +2754,49 @@ export interface operations {
             /** @description IDEMPOTENCY_KEY_REUSED: this Idempotency-Key came with another request */
             422: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description RATE_LIMIT_EXCEEDED */
+            /** @description RATE_LIMIT_EXCEEDED; or THROTTLED: the stage’s own limit (all callers together) */
             429: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -1759,6 +2807,8 @@ export interface operations {
             /** @description INTERNAL_ERROR, with request_id */
             500: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1770,7 +2820,7 @@ export interface operations {
     getKeyUsage: {
         parameters: {
             query?: {
-                /** @description How many days `daily` covers. */
+                /** @description How many days `daily` covers, 1 to 90 (default 30). */
                 days?: number;
             };
             header?: {
@@ -1778,6 +2828,7 @@ export interface operations {
                 "Knouds-Account"?: string;
             };
             path: {
+                /** @example key_4F8p2mX9qLw3Rt6Yb1Nc */
                 key_id: string;
             };
             cookie?: never;
@@ -1787,34 +2838,81 @@ export interface operations {
             /** @description The usage */
             200: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "key_id": "key_4F8p2mX9qLw3Rt6Yb1Nc",
+                     *       "requests_today": 12,
+                     *       "requests_this_month": 340,
+                     *       "rate_limit": 100,
+                     *       "last_used": "2026-03-02T08:15:30.000Z",
+                     *       "daily": [
+                     *         {
+                     *           "date": "2026-03-01",
+                     *           "requests": 0
+                     *         },
+                     *         {
+                     *           "date": "2026-03-02",
+                     *           "requests": 12
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["KeyUsage"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
             400: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description UNAUTHORIZED: no key, or an invalid, revoked or expired one */
+            /** @description UNAUTHORIZED: no credentials, an invalid, revoked or expired key, or a refused bearer token */
             401: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description No bearer token sent: `ApiKey realm="knouds", Bearer realm="knouds"` (send a key in x-api-key, or a person’s access token). A bearer token refused: `Bearer realm="knouds", error="invalid_token", …` (RFC 6750). The realm is the deployment’s key prefix. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1824,11 +2922,23 @@ export interface operations {
             /** @description CAPABILITY_DENIED, or NOT_A_MEMBER (a person, of no such account) */
             403: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1838,25 +2948,49 @@ export interface operations {
             /** @description NOT_FOUND */
             404: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description RATE_LIMIT_EXCEEDED */
+            /** @description RATE_LIMIT_EXCEEDED; or THROTTLED: the stage’s own limit (all callers together) */
             429: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -1867,6 +3001,8 @@ export interface operations {
             /** @description INTERNAL_ERROR, with request_id */
             500: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1890,20 +3026,68 @@ export interface operations {
             /** @description The secret */
             200: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                     *       "previous_secret_expires_at": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["WebhookSecret"];
                 };
             };
-            /** @description UNAUTHORIZED: no key, or an invalid, revoked or expired one */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            400: {
+                headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the window ends, Unix epoch seconds. */
+                    "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description UNAUTHORIZED: no credentials, an invalid, revoked or expired key, or a refused bearer token */
             401: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description No bearer token sent: `ApiKey realm="knouds", Bearer realm="knouds"` (send a key in x-api-key, or a person’s access token). A bearer token refused: `Bearer realm="knouds", error="invalid_token", …` (RFC 6750). The realm is the deployment’s key prefix. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1913,25 +3097,49 @@ export interface operations {
             /** @description CAPABILITY_DENIED, or NOT_A_MEMBER (a person, of no such account) */
             403: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description RATE_LIMIT_EXCEEDED */
+            /** @description RATE_LIMIT_EXCEEDED; or THROTTLED: the stage’s own limit (all callers together) */
             429: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -1942,6 +3150,8 @@ export interface operations {
             /** @description INTERNAL_ERROR, with request_id */
             500: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1962,6 +3172,11 @@ export interface operations {
         };
         requestBody?: {
             content: {
+                /**
+                 * @example {
+                 *       "grace_period_seconds": 86400
+                 *     }
+                 */
                 "application/json": components["schemas"]["RotateWebhookSecretRequest"];
             };
         };
@@ -1969,34 +3184,68 @@ export interface operations {
             /** @description The new secret */
             200: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                     *       "previous_secret_expires_at": "2026-03-02T12:00:00.000Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["WebhookSecret"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
             400: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description UNAUTHORIZED: no key, or an invalid, revoked or expired one */
+            /** @description UNAUTHORIZED: no credentials, an invalid, revoked or expired key, or a refused bearer token */
             401: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description No bearer token sent: `ApiKey realm="knouds", Bearer realm="knouds"` (send a key in x-api-key, or a person’s access token). A bearer token refused: `Bearer realm="knouds", error="invalid_token", …` (RFC 6750). The realm is the deployment’s key prefix. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2006,11 +3255,23 @@ export interface operations {
             /** @description CAPABILITY_DENIED, or NOT_A_MEMBER (a person, of no such account) */
             403: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2020,25 +3281,49 @@ export interface operations {
             /** @description PAYLOAD_TOO_LARGE */
             413: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description RATE_LIMIT_EXCEEDED */
+            /** @description RATE_LIMIT_EXCEEDED; or THROTTLED: the stage’s own limit (all callers together) */
             429: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -2049,6 +3334,8 @@ export interface operations {
             /** @description INTERNAL_ERROR, with request_id */
             500: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2060,8 +3347,9 @@ export interface operations {
     listWorkflows: {
         parameters: {
             query?: {
+                /** @description Items per page, 1 to 100 (default 50). */
                 limit?: number;
-                /** @description The previous page’s next_token. */
+                /** @description The previous page’s `next_token` (with the same filters); a token the API did not issue, or from another account or list, is 400. */
                 next_token?: string;
             };
             header?: {
@@ -2076,34 +3364,80 @@ export interface operations {
             /** @description A page of workflows */
             200: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "slug": "greet",
+                     *           "name": "Greeting",
+                     *           "workspace_id": "default",
+                     *           "description": "Shouts a name",
+                     *           "version": 2,
+                     *           "status": "deployed",
+                     *           "deployed_version": 2,
+                     *           "created_at": "2026-03-01T12:00:00.000Z",
+                     *           "updated_at": "2026-03-02T09:00:00.000Z"
+                     *         }
+                     *       ],
+                     *       "next_token": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["WorkflowList"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
             400: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description UNAUTHORIZED: no key, or an invalid, revoked or expired one */
+            /** @description UNAUTHORIZED: no credentials, an invalid, revoked or expired key, or a refused bearer token */
             401: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description No bearer token sent: `ApiKey realm="knouds", Bearer realm="knouds"` (send a key in x-api-key, or a person’s access token). A bearer token refused: `Bearer realm="knouds", error="invalid_token", …` (RFC 6750). The realm is the deployment’s key prefix. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2113,25 +3447,49 @@ export interface operations {
             /** @description CAPABILITY_DENIED, or NOT_A_MEMBER (a person, of no such account) */
             403: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description RATE_LIMIT_EXCEEDED */
+            /** @description RATE_LIMIT_EXCEEDED; or THROTTLED: the stage’s own limit (all callers together) */
             429: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -2142,6 +3500,8 @@ export interface operations {
             /** @description INTERNAL_ERROR, with request_id */
             500: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2154,7 +3514,10 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Any 1–255 printable ASCII characters, new for each new request (a UUID, say). The same key with the same request (method, path, `async`, body, and the same API key) within 24 h replays the first 2xx answer, with `Idempotent-Replayed: true`, without doing the work again (a key creation or rotation is replayed without `api_key`); a non-2xx answer is not kept, so a retry runs again. The same key with another request: 422 IDEMPOTENCY_KEY_REUSED; while the first is in flight: 409 IDEMPOTENCY_IN_PROGRESS. Keys are per account. */
+                /**
+                 * @description Any 1–255 printable ASCII characters, new for each new request (a UUID, say). The same key with the same request (method, path, `async`, body, and the same API key) within 24 h replays the first 2xx answer, with `Idempotent-Replayed: true`, without doing the work again (a key creation or rotation is replayed without `api_key`); a non-2xx answer is not kept, so a retry runs again. The same key with another request: 422 IDEMPOTENCY_KEY_REUSED; while the first is in flight: 409 IDEMPOTENCY_IN_PROGRESS. Keys are per account.
+                 * @example 3f1c9a52-8d7e-4b61-a0f4-6c2e9b8d7a15
+                 */
                 "Idempotency-Key"?: string;
                 /** @description A signed-in person: the account to act for; may be left out by a person of one account (and on GET /me). Several accounts and no header: 400. Not a member: 403 NOT_A_MEMBER. */
                 "Knouds-Account"?: string;
@@ -2164,6 +3527,36 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "slug": "greet",
+                 *       "name": "Greeting",
+                 *       "description": "Shouts a name",
+                 *       "definition": {
+                 *         "input_schema": {
+                 *           "type": "object",
+                 *           "required": [
+                 *             "name"
+                 *           ],
+                 *           "properties": {
+                 *             "name": {
+                 *               "type": "string"
+                 *             }
+                 *           }
+                 *         },
+                 *         "steps": [
+                 *           {
+                 *             "id": "up",
+                 *             "model": "uppercase",
+                 *             "input": {
+                 *               "text": "$.input.name"
+                 *             }
+                 *           }
+                 *         ],
+                 *         "output": "$.steps.up.output.text"
+                 *       }
+                 *     }
+                 */
                 "application/json": components["schemas"]["CreateWorkflowRequest"];
             };
         };
@@ -2171,36 +3564,100 @@ export interface operations {
             /** @description The workflow */
             201: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     /** @description Present on an answer replayed for a retry with the same Idempotency-Key. */
                     "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "slug": "greet",
+                     *       "name": "Greeting",
+                     *       "workspace_id": "default",
+                     *       "description": "Shouts a name",
+                     *       "definition": {
+                     *         "input_schema": {
+                     *           "type": "object",
+                     *           "required": [
+                     *             "name"
+                     *           ],
+                     *           "properties": {
+                     *             "name": {
+                     *               "type": "string"
+                     *             }
+                     *           }
+                     *         },
+                     *         "steps": [
+                     *           {
+                     *             "id": "up",
+                     *             "model": "uppercase",
+                     *             "input": {
+                     *               "text": "$.input.name"
+                     *             }
+                     *           }
+                     *         ],
+                     *         "output": "$.steps.up.output.text"
+                     *       },
+                     *       "version": 1,
+                     *       "status": "draft",
+                     *       "deployed_version": null,
+                     *       "created_at": "2026-03-01T12:00:00.000Z",
+                     *       "updated_at": "2026-03-01T12:00:00.000Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Workflow"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them) */
+            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them); also for a query parameter the operation does not take */
             400: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description UNAUTHORIZED: no key, or an invalid, revoked or expired one */
+            /** @description UNAUTHORIZED: no credentials, an invalid, revoked or expired key, or a refused bearer token */
             401: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description No bearer token sent: `ApiKey realm="knouds", Bearer realm="knouds"` (send a key in x-api-key, or a person’s access token). A bearer token refused: `Bearer realm="knouds", error="invalid_token", …` (RFC 6750). The realm is the deployment’s key prefix. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2210,11 +3667,23 @@ export interface operations {
             /** @description CAPABILITY_DENIED, or WORKSPACE_DENIED, or NOT_A_MEMBER (a person, of no such account) */
             403: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2224,11 +3693,23 @@ export interface operations {
             /** @description ALREADY_EXISTS; or IDEMPOTENCY_IN_PROGRESS: the first request with this Idempotency-Key is still in flight (Retry-After) */
             409: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     /** @description Seconds. */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -2240,11 +3721,23 @@ export interface operations {
             /** @description PAYLOAD_TOO_LARGE */
             413: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2254,25 +3747,49 @@ export interface operations {
             /** @description IDEMPOTENCY_KEY_REUSED: this Idempotency-Key came with another request */
             422: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description RATE_LIMIT_EXCEEDED */
+            /** @description RATE_LIMIT_EXCEEDED; or THROTTLED: the stage’s own limit (all callers together) */
             429: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -2283,6 +3800,8 @@ export interface operations {
             /** @description INTERNAL_ERROR, with request_id */
             500: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2299,6 +3818,7 @@ export interface operations {
                 "Knouds-Account"?: string;
             };
             path: {
+                /** @example greet */
                 slug: string;
             };
             cookie?: never;
@@ -2308,20 +3828,98 @@ export interface operations {
             /** @description The workflow */
             200: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "slug": "greet",
+                     *       "name": "Greeting",
+                     *       "workspace_id": "default",
+                     *       "description": "Shouts a name",
+                     *       "definition": {
+                     *         "input_schema": {
+                     *           "type": "object",
+                     *           "required": [
+                     *             "name"
+                     *           ],
+                     *           "properties": {
+                     *             "name": {
+                     *               "type": "string"
+                     *             }
+                     *           }
+                     *         },
+                     *         "steps": [
+                     *           {
+                     *             "id": "up",
+                     *             "model": "uppercase",
+                     *             "input": {
+                     *               "text": "$.input.name"
+                     *             }
+                     *           }
+                     *         ],
+                     *         "output": "$.steps.up.output.text"
+                     *       },
+                     *       "version": 2,
+                     *       "status": "deployed",
+                     *       "deployed_version": 2,
+                     *       "created_at": "2026-03-01T12:00:00.000Z",
+                     *       "updated_at": "2026-03-02T09:00:00.000Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Workflow"];
                 };
             };
-            /** @description UNAUTHORIZED: no key, or an invalid, revoked or expired one */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            400: {
+                headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the window ends, Unix epoch seconds. */
+                    "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description UNAUTHORIZED: no credentials, an invalid, revoked or expired key, or a refused bearer token */
             401: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description No bearer token sent: `ApiKey realm="knouds", Bearer realm="knouds"` (send a key in x-api-key, or a person’s access token). A bearer token refused: `Bearer realm="knouds", error="invalid_token", …` (RFC 6750). The realm is the deployment’s key prefix. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2331,11 +3929,23 @@ export interface operations {
             /** @description CAPABILITY_DENIED, or WORKSPACE_DENIED, or NOT_A_MEMBER (a person, of no such account) */
             403: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2345,25 +3955,49 @@ export interface operations {
             /** @description NOT_FOUND */
             404: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description RATE_LIMIT_EXCEEDED */
+            /** @description RATE_LIMIT_EXCEEDED; or THROTTLED: the stage’s own limit (all callers together) */
             429: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -2374,6 +4008,8 @@ export interface operations {
             /** @description INTERNAL_ERROR, with request_id */
             500: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2390,12 +4026,41 @@ export interface operations {
                 "Knouds-Account"?: string;
             };
             path: {
+                /** @example greet */
                 slug: string;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "name": "Greeting",
+                 *       "definition": {
+                 *         "input_schema": {
+                 *           "type": "object",
+                 *           "required": [
+                 *             "name"
+                 *           ],
+                 *           "properties": {
+                 *             "name": {
+                 *               "type": "string"
+                 *             }
+                 *           }
+                 *         },
+                 *         "steps": [
+                 *           {
+                 *             "id": "up",
+                 *             "model": "uppercase",
+                 *             "input": {
+                 *               "text": "$.input.name"
+                 *             }
+                 *           }
+                 *         ],
+                 *         "output": "$.steps.up.output.text"
+                 *       }
+                 *     }
+                 */
                 "application/json": components["schemas"]["UpdateWorkflowRequest"];
             };
         };
@@ -2403,34 +4068,98 @@ export interface operations {
             /** @description The workflow */
             200: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "slug": "greet",
+                     *       "name": "Greeting",
+                     *       "workspace_id": "default",
+                     *       "description": "Shouts a name",
+                     *       "definition": {
+                     *         "input_schema": {
+                     *           "type": "object",
+                     *           "required": [
+                     *             "name"
+                     *           ],
+                     *           "properties": {
+                     *             "name": {
+                     *               "type": "string"
+                     *             }
+                     *           }
+                     *         },
+                     *         "steps": [
+                     *           {
+                     *             "id": "up",
+                     *             "model": "uppercase",
+                     *             "input": {
+                     *               "text": "$.input.name"
+                     *             }
+                     *           }
+                     *         ],
+                     *         "output": "$.steps.up.output.text"
+                     *       },
+                     *       "version": 3,
+                     *       "status": "deployed",
+                     *       "deployed_version": 2,
+                     *       "created_at": "2026-03-01T12:00:00.000Z",
+                     *       "updated_at": "2026-03-02T09:00:00.000Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Workflow"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
             400: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description UNAUTHORIZED: no key, or an invalid, revoked or expired one */
+            /** @description UNAUTHORIZED: no credentials, an invalid, revoked or expired key, or a refused bearer token */
             401: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description No bearer token sent: `ApiKey realm="knouds", Bearer realm="knouds"` (send a key in x-api-key, or a person’s access token). A bearer token refused: `Bearer realm="knouds", error="invalid_token", …` (RFC 6750). The realm is the deployment’s key prefix. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2440,11 +4169,23 @@ export interface operations {
             /** @description CAPABILITY_DENIED, or WORKSPACE_DENIED, or NOT_A_MEMBER (a person, of no such account) */
             403: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2454,11 +4195,23 @@ export interface operations {
             /** @description NOT_FOUND */
             404: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2468,25 +4221,49 @@ export interface operations {
             /** @description PAYLOAD_TOO_LARGE */
             413: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description RATE_LIMIT_EXCEEDED */
+            /** @description RATE_LIMIT_EXCEEDED; or THROTTLED: the stage’s own limit (all callers together) */
             429: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -2497,6 +4274,8 @@ export interface operations {
             /** @description INTERNAL_ERROR, with request_id */
             500: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2513,6 +4292,7 @@ export interface operations {
                 "Knouds-Account"?: string;
             };
             path: {
+                /** @example greet */
                 slug: string;
             };
             cookie?: never;
@@ -2522,18 +4302,60 @@ export interface operations {
             /** @description Deleted */
             204: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
             };
-            /** @description UNAUTHORIZED: no key, or an invalid, revoked or expired one */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            400: {
+                headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the window ends, Unix epoch seconds. */
+                    "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description UNAUTHORIZED: no credentials, an invalid, revoked or expired key, or a refused bearer token */
             401: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description No bearer token sent: `ApiKey realm="knouds", Bearer realm="knouds"` (send a key in x-api-key, or a person’s access token). A bearer token refused: `Bearer realm="knouds", error="invalid_token", …` (RFC 6750). The realm is the deployment’s key prefix. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2543,11 +4365,23 @@ export interface operations {
             /** @description CAPABILITY_DENIED, or WORKSPACE_DENIED, or NOT_A_MEMBER (a person, of no such account) */
             403: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2557,25 +4391,49 @@ export interface operations {
             /** @description NOT_FOUND */
             404: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description RATE_LIMIT_EXCEEDED */
+            /** @description RATE_LIMIT_EXCEEDED; or THROTTLED: the stage’s own limit (all callers together) */
             429: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -2586,6 +4444,8 @@ export interface operations {
             /** @description INTERNAL_ERROR, with request_id */
             500: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2602,6 +4462,7 @@ export interface operations {
                 "Knouds-Account"?: string;
             };
             path: {
+                /** @example greet */
                 slug: string;
             };
             cookie?: never;
@@ -2611,20 +4472,98 @@ export interface operations {
             /** @description The deployed workflow */
             200: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "slug": "greet",
+                     *       "name": "Greeting",
+                     *       "workspace_id": "default",
+                     *       "description": "Shouts a name",
+                     *       "definition": {
+                     *         "input_schema": {
+                     *           "type": "object",
+                     *           "required": [
+                     *             "name"
+                     *           ],
+                     *           "properties": {
+                     *             "name": {
+                     *               "type": "string"
+                     *             }
+                     *           }
+                     *         },
+                     *         "steps": [
+                     *           {
+                     *             "id": "up",
+                     *             "model": "uppercase",
+                     *             "input": {
+                     *               "text": "$.input.name"
+                     *             }
+                     *           }
+                     *         ],
+                     *         "output": "$.steps.up.output.text"
+                     *       },
+                     *       "version": 2,
+                     *       "status": "deployed",
+                     *       "deployed_version": 2,
+                     *       "created_at": "2026-03-01T12:00:00.000Z",
+                     *       "updated_at": "2026-03-02T09:00:00.000Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Workflow"];
                 };
             };
-            /** @description UNAUTHORIZED: no key, or an invalid, revoked or expired one */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            400: {
+                headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the window ends, Unix epoch seconds. */
+                    "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description UNAUTHORIZED: no credentials, an invalid, revoked or expired key, or a refused bearer token */
             401: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description No bearer token sent: `ApiKey realm="knouds", Bearer realm="knouds"` (send a key in x-api-key, or a person’s access token). A bearer token refused: `Bearer realm="knouds", error="invalid_token", …` (RFC 6750). The realm is the deployment’s key prefix. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2634,11 +4573,23 @@ export interface operations {
             /** @description CAPABILITY_DENIED, or WORKSPACE_DENIED, or NOT_A_MEMBER (a person, of no such account) */
             403: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2648,25 +4599,49 @@ export interface operations {
             /** @description NOT_FOUND */
             404: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description RATE_LIMIT_EXCEEDED */
+            /** @description RATE_LIMIT_EXCEEDED; or THROTTLED: the stage’s own limit (all callers together) */
             429: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -2677,6 +4652,8 @@ export interface operations {
             /** @description INTERNAL_ERROR, with request_id */
             500: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2692,18 +4669,29 @@ export interface operations {
                 async?: "true" | "false";
             };
             header?: {
-                /** @description Any 1–255 printable ASCII characters, new for each new request (a UUID, say). The same key with the same request (method, path, `async`, body, and the same API key) within 24 h replays the first 2xx answer, with `Idempotent-Replayed: true`, without doing the work again (a key creation or rotation is replayed without `api_key`); a non-2xx answer is not kept, so a retry runs again. The same key with another request: 422 IDEMPOTENCY_KEY_REUSED; while the first is in flight: 409 IDEMPOTENCY_IN_PROGRESS. Keys are per account. */
+                /**
+                 * @description Any 1–255 printable ASCII characters, new for each new request (a UUID, say). The same key with the same request (method, path, `async`, body, and the same API key) within 24 h replays the first 2xx answer, with `Idempotent-Replayed: true`, without doing the work again (a key creation or rotation is replayed without `api_key`); a non-2xx answer is not kept, so a retry runs again. The same key with another request: 422 IDEMPOTENCY_KEY_REUSED; while the first is in flight: 409 IDEMPOTENCY_IN_PROGRESS. Keys are per account.
+                 * @example 3f1c9a52-8d7e-4b61-a0f4-6c2e9b8d7a15
+                 */
                 "Idempotency-Key"?: string;
                 /** @description A signed-in person: the account to act for; may be left out by a person of one account (and on GET /me). Several accounts and no header: 400. Not a member: 403 NOT_A_MEMBER. */
                 "Knouds-Account"?: string;
             };
             path: {
+                /** @example greet */
                 slug: string;
             };
             cookie?: never;
         };
         requestBody?: {
             content: {
+                /**
+                 * @example {
+                 *       "input": {
+                 *         "name": "ada"
+                 *       }
+                 *     }
+                 */
                 "application/json": components["schemas"]["RunWorkflowRequest"];
             };
         };
@@ -2711,53 +4699,118 @@ export interface operations {
             /** @description Sync: the terminal execution */
             200: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     /** @description Present on an answer replayed for a retry with the same Idempotency-Key. */
                     "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "execution_id": "exe_00VcU0hEueMkq9L3EmA5c",
+                     *       "workflow_slug": "greet",
+                     *       "workflow_version": 2,
+                     *       "workspace_id": "default",
+                     *       "status": "SUCCEEDED",
+                     *       "input": {
+                     *         "name": "ada"
+                     *       },
+                     *       "output": "ADA",
+                     *       "error": null,
+                     *       "failure": null,
+                     *       "created_at": "2026-03-01T12:00:00.000Z",
+                     *       "started_at": "2026-03-01T12:00:00.000Z",
+                     *       "finished_at": "2026-03-01T12:00:00.142Z",
+                     *       "webhook": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["Execution"];
                 };
             };
             /** @description Async: the queued execution */
             202: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     /** @description Present on an answer replayed for a retry with the same Idempotency-Key. */
                     "Idempotent-Replayed"?: "true";
                     Location?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "execution_id": "exe_00VcU0hEueMkq9L3EmA5c",
+                     *       "status": "QUEUED"
+                     *     }
+                     */
                     "application/json": components["schemas"]["QueuedExecution"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them) */
+            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them); also for a query parameter the operation does not take */
             400: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description UNAUTHORIZED: no key, or an invalid, revoked or expired one */
+            /** @description UNAUTHORIZED: no credentials, an invalid, revoked or expired key, or a refused bearer token */
             401: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description No bearer token sent: `ApiKey realm="knouds", Bearer realm="knouds"` (send a key in x-api-key, or a person’s access token). A bearer token refused: `Bearer realm="knouds", error="invalid_token", …` (RFC 6750). The realm is the deployment’s key prefix. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2767,11 +4820,23 @@ export interface operations {
             /** @description CAPABILITY_DENIED, or WORKSPACE_DENIED, or NOT_A_MEMBER (a person, of no such account) */
             403: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2781,11 +4846,23 @@ export interface operations {
             /** @description NOT_FOUND */
             404: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2795,11 +4872,23 @@ export interface operations {
             /** @description WORKFLOW_NOT_DEPLOYED; or IDEMPOTENCY_IN_PROGRESS: the first request with this Idempotency-Key is still in flight (Retry-After) */
             409: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     /** @description Seconds. */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -2811,11 +4900,23 @@ export interface operations {
             /** @description PAYLOAD_TOO_LARGE */
             413: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2825,25 +4926,49 @@ export interface operations {
             /** @description IDEMPOTENCY_KEY_REUSED: this Idempotency-Key came with another request */
             422: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description RATE_LIMIT_EXCEEDED; or, with ?async=true, CONCURRENCY_LIMIT_EXCEEDED (with `limit`): the account has its tier’s number of async executions in flight */
+            /** @description RATE_LIMIT_EXCEEDED; or, with ?async=true, CONCURRENCY_LIMIT_EXCEEDED (with `limit`): the account has its tier’s number of async executions in flight; or THROTTLED: the stage’s own limit (all callers together) */
             429: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -2854,6 +4979,8 @@ export interface operations {
             /** @description INTERNAL_ERROR, with request_id */
             500: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2864,7 +4991,12 @@ export interface operations {
     };
     listModels: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Items per page, 1 to 100 (default 50). */
+                limit?: number;
+                /** @description The previous page’s `next_token` (with the same filters); a token the API did not issue, or from another account or list, is 400. */
+                next_token?: string;
+            };
             header?: {
                 /** @description A signed-in person: the account to act for; may be left out by a person of one account (and on GET /me). Several accounts and no header: 400. Not a member: 403 NOT_A_MEMBER. */
                 "Knouds-Account"?: string;
@@ -2877,20 +5009,84 @@ export interface operations {
             /** @description The models */
             200: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "uppercase",
+                     *           "description": "Upper-cases a text",
+                     *           "input_schema": {
+                     *             "type": "object",
+                     *             "required": [
+                     *               "text"
+                     *             ],
+                     *             "properties": {
+                     *               "text": {
+                     *                 "type": "string"
+                     *               }
+                     *             }
+                     *           }
+                     *         }
+                     *       ],
+                     *       "next_token": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["ModelList"];
                 };
             };
-            /** @description UNAUTHORIZED: no key, or an invalid, revoked or expired one */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            400: {
+                headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the window ends, Unix epoch seconds. */
+                    "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description UNAUTHORIZED: no credentials, an invalid, revoked or expired key, or a refused bearer token */
             401: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description No bearer token sent: `ApiKey realm="knouds", Bearer realm="knouds"` (send a key in x-api-key, or a person’s access token). A bearer token refused: `Bearer realm="knouds", error="invalid_token", …` (RFC 6750). The realm is the deployment’s key prefix. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2900,25 +5096,49 @@ export interface operations {
             /** @description NOT_A_MEMBER (a person, of no such account) */
             403: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description RATE_LIMIT_EXCEEDED */
+            /** @description RATE_LIMIT_EXCEEDED; or THROTTLED: the stage’s own limit (all callers together) */
             429: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -2929,6 +5149,8 @@ export interface operations {
             /** @description INTERNAL_ERROR, with request_id */
             500: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2941,18 +5163,29 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Any 1–255 printable ASCII characters, new for each new request (a UUID, say). The same key with the same request (method, path, `async`, body, and the same API key) within 24 h replays the first 2xx answer, with `Idempotent-Replayed: true`, without doing the work again (a key creation or rotation is replayed without `api_key`); a non-2xx answer is not kept, so a retry runs again. The same key with another request: 422 IDEMPOTENCY_KEY_REUSED; while the first is in flight: 409 IDEMPOTENCY_IN_PROGRESS. Keys are per account. */
+                /**
+                 * @description Any 1–255 printable ASCII characters, new for each new request (a UUID, say). The same key with the same request (method, path, `async`, body, and the same API key) within 24 h replays the first 2xx answer, with `Idempotent-Replayed: true`, without doing the work again (a key creation or rotation is replayed without `api_key`); a non-2xx answer is not kept, so a retry runs again. The same key with another request: 422 IDEMPOTENCY_KEY_REUSED; while the first is in flight: 409 IDEMPOTENCY_IN_PROGRESS. Keys are per account.
+                 * @example 3f1c9a52-8d7e-4b61-a0f4-6c2e9b8d7a15
+                 */
                 "Idempotency-Key"?: string;
                 /** @description A signed-in person: the account to act for; may be left out by a person of one account (and on GET /me). Several accounts and no header: 400. Not a member: 403 NOT_A_MEMBER. */
                 "Knouds-Account"?: string;
             };
             path: {
+                /** @example uppercase */
                 model_id: string;
             };
             cookie?: never;
         };
         requestBody?: {
             content: {
+                /**
+                 * @example {
+                 *       "input": {
+                 *         "text": "hello"
+                 *       }
+                 *     }
+                 */
                 "application/json": components["schemas"]["RunModelRequest"];
             };
         };
@@ -2960,36 +5193,72 @@ export interface operations {
             /** @description The output */
             200: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     /** @description Present on an answer replayed for a retry with the same Idempotency-Key. */
                     "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "model": "uppercase",
+                     *       "output": {
+                     *         "text": "HELLO"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["ModelOutput"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them) */
+            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them); also for a query parameter the operation does not take */
             400: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description UNAUTHORIZED: no key, or an invalid, revoked or expired one */
+            /** @description UNAUTHORIZED: no credentials, an invalid, revoked or expired key, or a refused bearer token */
             401: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description No bearer token sent: `ApiKey realm="knouds", Bearer realm="knouds"` (send a key in x-api-key, or a person’s access token). A bearer token refused: `Bearer realm="knouds", error="invalid_token", …` (RFC 6750). The realm is the deployment’s key prefix. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2999,11 +5268,23 @@ export interface operations {
             /** @description CAPABILITY_DENIED, or NOT_A_MEMBER (a person, of no such account) */
             403: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3013,11 +5294,23 @@ export interface operations {
             /** @description NOT_FOUND */
             404: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3027,11 +5320,23 @@ export interface operations {
             /** @description IDEMPOTENCY_IN_PROGRESS: the first request with this Idempotency-Key is still in flight (Retry-After) */
             409: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     /** @description Seconds. */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -3043,11 +5348,23 @@ export interface operations {
             /** @description PAYLOAD_TOO_LARGE */
             413: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3057,25 +5374,49 @@ export interface operations {
             /** @description MODEL_FAILED; or IDEMPOTENCY_KEY_REUSED: this Idempotency-Key came with another request */
             422: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description RATE_LIMIT_EXCEEDED */
+            /** @description RATE_LIMIT_EXCEEDED; or THROTTLED: the stage’s own limit (all callers together) */
             429: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -3086,6 +5427,8 @@ export interface operations {
             /** @description INTERNAL_ERROR, with request_id */
             500: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3097,10 +5440,13 @@ export interface operations {
     listExecutions: {
         parameters: {
             query?: {
+                /** @description Items per page, 1 to 100 (default 50). */
                 limit?: number;
-                /** @description The previous page’s next_token. */
+                /** @description The previous page’s `next_token` (with the same filters); a token the API did not issue, or from another account or list, is 400. */
                 next_token?: string;
+                /** @description Only this workflow’s executions (its slug). */
                 workflow?: string;
+                /** @description Only executions in this status. */
                 status?: "QUEUED" | "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED";
             };
             header?: {
@@ -3115,34 +5461,112 @@ export interface operations {
             /** @description A page of executions */
             200: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "execution_id": "exe_00VcU0hEueMkq9L3EmA5d",
+                     *           "workflow_slug": "greet",
+                     *           "workflow_version": 2,
+                     *           "workspace_id": "default",
+                     *           "status": "FAILED",
+                     *           "input": {
+                     *             "name": "ada"
+                     *           },
+                     *           "output": null,
+                     *           "error": "step 'up': steps.up.input must have required property 'text'",
+                     *           "failure": {
+                     *             "code": "STEP_FAILED",
+                     *             "step_id": "up"
+                     *           },
+                     *           "created_at": "2026-03-01T12:00:00.000Z",
+                     *           "started_at": "2026-03-01T12:00:00.000Z",
+                     *           "finished_at": "2026-03-01T12:00:00.142Z",
+                     *           "webhook": {
+                     *             "status": "delivered",
+                     *             "attempts": 1,
+                     *             "last_attempt_at": "2026-03-01T12:00:00.300Z",
+                     *             "last_response_status": 204,
+                     *             "next_attempt_at": null
+                     *           }
+                     *         },
+                     *         {
+                     *           "execution_id": "exe_00VcU0hEueMkq9L3EmA5c",
+                     *           "workflow_slug": "greet",
+                     *           "workflow_version": 2,
+                     *           "workspace_id": "default",
+                     *           "status": "SUCCEEDED",
+                     *           "input": {
+                     *             "name": "ada"
+                     *           },
+                     *           "output": "ADA",
+                     *           "error": null,
+                     *           "failure": null,
+                     *           "created_at": "2026-03-01T12:00:00.000Z",
+                     *           "started_at": "2026-03-01T12:00:00.000Z",
+                     *           "finished_at": "2026-03-01T12:00:00.142Z",
+                     *           "webhook": null
+                     *         }
+                     *       ],
+                     *       "next_token": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["ExecutionList"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
             400: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description UNAUTHORIZED: no key, or an invalid, revoked or expired one */
+            /** @description UNAUTHORIZED: no credentials, an invalid, revoked or expired key, or a refused bearer token */
             401: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description No bearer token sent: `ApiKey realm="knouds", Bearer realm="knouds"` (send a key in x-api-key, or a person’s access token). A bearer token refused: `Bearer realm="knouds", error="invalid_token", …` (RFC 6750). The realm is the deployment’s key prefix. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3152,25 +5576,49 @@ export interface operations {
             /** @description CAPABILITY_DENIED, or NOT_A_MEMBER (a person, of no such account) */
             403: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description RATE_LIMIT_EXCEEDED */
+            /** @description RATE_LIMIT_EXCEEDED; or THROTTLED: the stage’s own limit (all callers together) */
             429: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -3181,6 +5629,8 @@ export interface operations {
             /** @description INTERNAL_ERROR, with request_id */
             500: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3197,6 +5647,7 @@ export interface operations {
                 "Knouds-Account"?: string;
             };
             path: {
+                /** @example exe_00VcU0hEueMkq9L3EmA5c */
                 execution_id: string;
             };
             cookie?: never;
@@ -3206,20 +5657,90 @@ export interface operations {
             /** @description The execution */
             200: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "execution_id": "exe_00VcU0hEueMkq9L3EmA5d",
+                     *       "workflow_slug": "greet",
+                     *       "workflow_version": 2,
+                     *       "workspace_id": "default",
+                     *       "status": "FAILED",
+                     *       "input": {
+                     *         "name": "ada"
+                     *       },
+                     *       "output": null,
+                     *       "error": "step 'up': steps.up.input must have required property 'text'",
+                     *       "failure": {
+                     *         "code": "STEP_FAILED",
+                     *         "step_id": "up"
+                     *       },
+                     *       "created_at": "2026-03-01T12:00:00.000Z",
+                     *       "started_at": "2026-03-01T12:00:00.000Z",
+                     *       "finished_at": "2026-03-01T12:00:00.142Z",
+                     *       "webhook": {
+                     *         "status": "delivered",
+                     *         "attempts": 1,
+                     *         "last_attempt_at": "2026-03-01T12:00:00.300Z",
+                     *         "last_response_status": 204,
+                     *         "next_attempt_at": null
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["Execution"];
                 };
             };
-            /** @description UNAUTHORIZED: no key, or an invalid, revoked or expired one */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            400: {
+                headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the window ends, Unix epoch seconds. */
+                    "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description UNAUTHORIZED: no credentials, an invalid, revoked or expired key, or a refused bearer token */
             401: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description No bearer token sent: `ApiKey realm="knouds", Bearer realm="knouds"` (send a key in x-api-key, or a person’s access token). A bearer token refused: `Bearer realm="knouds", error="invalid_token", …` (RFC 6750). The realm is the deployment’s key prefix. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3229,11 +5750,23 @@ export interface operations {
             /** @description CAPABILITY_DENIED, or WORKSPACE_DENIED, or NOT_A_MEMBER (a person, of no such account) */
             403: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3243,25 +5776,49 @@ export interface operations {
             /** @description NOT_FOUND */
             404: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description RATE_LIMIT_EXCEEDED */
+            /** @description RATE_LIMIT_EXCEEDED; or THROTTLED: the stage’s own limit (all callers together) */
             429: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -3272,6 +5829,8 @@ export interface operations {
             /** @description INTERNAL_ERROR, with request_id */
             500: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3288,6 +5847,7 @@ export interface operations {
                 "Knouds-Account"?: string;
             };
             path: {
+                /** @example exe_00VcU0hEueMkq9L3EmA5c */
                 execution_id: string;
             };
             cookie?: never;
@@ -3297,20 +5857,81 @@ export interface operations {
             /** @description The cancelled execution */
             200: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "execution_id": "exe_00VcU0hEueMkq9L3EmA5c",
+                     *       "workflow_slug": "greet",
+                     *       "workflow_version": 2,
+                     *       "workspace_id": "default",
+                     *       "status": "CANCELLED",
+                     *       "input": {
+                     *         "name": "ada"
+                     *       },
+                     *       "output": null,
+                     *       "error": null,
+                     *       "failure": null,
+                     *       "created_at": "2026-03-01T12:00:00.000Z",
+                     *       "started_at": "2026-03-01T12:00:00.000Z",
+                     *       "finished_at": "2026-03-01T12:00:00.142Z",
+                     *       "webhook": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["Execution"];
                 };
             };
-            /** @description UNAUTHORIZED: no key, or an invalid, revoked or expired one */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            400: {
+                headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the window ends, Unix epoch seconds. */
+                    "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description UNAUTHORIZED: no credentials, an invalid, revoked or expired key, or a refused bearer token */
             401: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description No bearer token sent: `ApiKey realm="knouds", Bearer realm="knouds"` (send a key in x-api-key, or a person’s access token). A bearer token refused: `Bearer realm="knouds", error="invalid_token", …` (RFC 6750). The realm is the deployment’s key prefix. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3320,11 +5941,23 @@ export interface operations {
             /** @description CAPABILITY_DENIED, or WORKSPACE_DENIED, or NOT_A_MEMBER (a person, of no such account) */
             403: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3334,11 +5967,23 @@ export interface operations {
             /** @description NOT_FOUND */
             404: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3348,25 +5993,49 @@ export interface operations {
             /** @description EXECUTION_FINISHED */
             409: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description RATE_LIMIT_EXCEEDED */
+            /** @description RATE_LIMIT_EXCEEDED; or THROTTLED: the stage’s own limit (all callers together) */
             429: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -3377,6 +6046,8 @@ export interface operations {
             /** @description INTERNAL_ERROR, with request_id */
             500: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3393,6 +6064,7 @@ export interface operations {
                 "Knouds-Account"?: string;
             };
             path: {
+                /** @example exe_00VcU0hEueMkq9L3EmA5c */
                 execution_id: string;
             };
             cookie?: never;
@@ -3402,20 +6074,90 @@ export interface operations {
             /** @description Accepted: the execution, its webhook pending and due now */
             202: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "execution_id": "exe_00VcU0hEueMkq9L3EmA5d",
+                     *       "workflow_slug": "greet",
+                     *       "workflow_version": 2,
+                     *       "workspace_id": "default",
+                     *       "status": "FAILED",
+                     *       "input": {
+                     *         "name": "ada"
+                     *       },
+                     *       "output": null,
+                     *       "error": "step 'up': steps.up.input must have required property 'text'",
+                     *       "failure": {
+                     *         "code": "STEP_FAILED",
+                     *         "step_id": "up"
+                     *       },
+                     *       "created_at": "2026-03-01T12:00:00.000Z",
+                     *       "started_at": "2026-03-01T12:00:00.000Z",
+                     *       "finished_at": "2026-03-01T12:00:00.142Z",
+                     *       "webhook": {
+                     *         "status": "pending",
+                     *         "attempts": 1,
+                     *         "last_attempt_at": "2026-03-01T12:00:00.300Z",
+                     *         "last_response_status": 204,
+                     *         "next_attempt_at": "2026-03-01T13:00:00.000Z"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["Execution"];
                 };
             };
-            /** @description UNAUTHORIZED: no key, or an invalid, revoked or expired one */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            400: {
+                headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the window ends, Unix epoch seconds. */
+                    "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description UNAUTHORIZED: no credentials, an invalid, revoked or expired key, or a refused bearer token */
             401: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description No bearer token sent: `ApiKey realm="knouds", Bearer realm="knouds"` (send a key in x-api-key, or a person’s access token). A bearer token refused: `Bearer realm="knouds", error="invalid_token", …` (RFC 6750). The realm is the deployment’s key prefix. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3425,11 +6167,23 @@ export interface operations {
             /** @description CAPABILITY_DENIED, or WORKSPACE_DENIED, or NOT_A_MEMBER (a person, of no such account) */
             403: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3439,11 +6193,23 @@ export interface operations {
             /** @description NOT_FOUND (also: the execution asked for no webhook) */
             404: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3453,25 +6219,49 @@ export interface operations {
             /** @description EXECUTION_NOT_FINISHED */
             409: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description RATE_LIMIT_EXCEEDED */
+            /** @description RATE_LIMIT_EXCEEDED; or THROTTLED: the stage’s own limit (all callers together) */
             429: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -3482,6 +6272,8 @@ export interface operations {
             /** @description INTERNAL_ERROR, with request_id */
             500: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3493,8 +6285,9 @@ export interface operations {
     listAuditEvents: {
         parameters: {
             query?: {
+                /** @description Items per page, 1 to 100 (default 50). */
                 limit?: number;
-                /** @description The previous page’s next_token. */
+                /** @description The previous page’s `next_token` (with the same filters); a token the API did not issue, or from another account or list, is 400. */
                 next_token?: string;
                 action?: "key.created" | "key.updated" | "key.rotated" | "key.revoked" | "key.expired" | "webhook_secret.rotated" | "account.created" | "account.tier_changed" | "member.added" | "member.role_changed" | "member.removed";
                 /** @description A key id, a member’s subject, or the account id (its own and its webhook secret’s events). */
@@ -3518,34 +6311,92 @@ export interface operations {
             /** @description A page of events (pass the same filters with next_token; another page’s token, or another account’s, is 400) */
             200: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "event_id": "evt_7Hq2Lm9Xc4Vb8Nz1Kd5R",
+                     *           "account_id": "acct_acme",
+                     *           "action": "key.updated",
+                     *           "occurred_at": "2026-03-01T12:00:00.000Z",
+                     *           "actor": {
+                     *             "kind": "key",
+                     *             "key_id": "key_Adm1n0Key2Example3A"
+                     *           },
+                     *           "target": {
+                     *             "kind": "key",
+                     *             "id": "key_4F8p2mX9qLw3Rt6Yb1Nc"
+                     *           },
+                     *           "changes": {
+                     *             "name": {
+                     *               "from": "CI",
+                     *               "to": "CI deploy"
+                     *             }
+                     *           },
+                     *           "request_id": "c0a8012e-6b7f-4b8e-9f3a-2d1e5c7b9a40",
+                     *           "source_ip": "203.0.113.7",
+                     *           "user_agent": "curl/8.5.0"
+                     *         }
+                     *       ],
+                     *       "next_token": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["AuditEventList"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
             400: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description UNAUTHORIZED: no key, or an invalid, revoked or expired one */
+            /** @description UNAUTHORIZED: no credentials, an invalid, revoked or expired key, or a refused bearer token */
             401: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description No bearer token sent: `ApiKey realm="knouds", Bearer realm="knouds"` (send a key in x-api-key, or a person’s access token). A bearer token refused: `Bearer realm="knouds", error="invalid_token", …` (RFC 6750). The realm is the deployment’s key prefix. */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3555,25 +6406,49 @@ export interface operations {
             /** @description CAPABILITY_DENIED, or NOT_A_MEMBER (a person, of no such account) */
             403: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description RATE_LIMIT_EXCEEDED */
+            /** @description RATE_LIMIT_EXCEEDED; or THROTTLED: the stage’s own limit (all callers together) */
             429: {
                 headers: {
-                    /** @description The key’s requests per minute. */
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
                     "X-RateLimit-Limit"?: number;
                     "X-RateLimit-Remaining"?: number;
                     /** @description When the window ends, Unix epoch seconds. */
                     "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -3584,6 +6459,8 @@ export interface operations {
             /** @description INTERNAL_ERROR, with request_id */
             500: {
                 headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3608,6 +6485,28 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "type": "execution.succeeded",
+                 *       "timestamp": "2026-03-01T12:00:00.142Z",
+                 *       "data": {
+                 *         "execution_id": "exe_00VcU0hEueMkq9L3EmA5c",
+                 *         "workflow_slug": "greet",
+                 *         "workflow_version": 2,
+                 *         "workspace_id": "default",
+                 *         "status": "SUCCEEDED",
+                 *         "input": {
+                 *           "name": "ada"
+                 *         },
+                 *         "output": "ADA",
+                 *         "error": null,
+                 *         "failure": null,
+                 *         "created_at": "2026-03-01T12:00:00.000Z",
+                 *         "started_at": "2026-03-01T12:00:00.000Z",
+                 *         "finished_at": "2026-03-01T12:00:00.142Z"
+                 *       }
+                 *     }
+                 */
                 "application/json": components["schemas"]["WebhookPayload"];
             };
         };
@@ -3644,6 +6543,31 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "type": "execution.failed",
+                 *       "timestamp": "2026-03-01T12:00:00.142Z",
+                 *       "data": {
+                 *         "execution_id": "exe_00VcU0hEueMkq9L3EmA5d",
+                 *         "workflow_slug": "greet",
+                 *         "workflow_version": 2,
+                 *         "workspace_id": "default",
+                 *         "status": "FAILED",
+                 *         "input": {
+                 *           "name": "ada"
+                 *         },
+                 *         "output": null,
+                 *         "error": "step 'up': steps.up.input must have required property 'text'",
+                 *         "failure": {
+                 *           "code": "STEP_FAILED",
+                 *           "step_id": "up"
+                 *         },
+                 *         "created_at": "2026-03-01T12:00:00.000Z",
+                 *         "started_at": "2026-03-01T12:00:00.000Z",
+                 *         "finished_at": "2026-03-01T12:00:00.142Z"
+                 *       }
+                 *     }
+                 */
                 "application/json": components["schemas"]["WebhookPayload"];
             };
         };
@@ -3680,6 +6604,28 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "type": "execution.cancelled",
+                 *       "timestamp": "2026-03-01T12:00:00.142Z",
+                 *       "data": {
+                 *         "execution_id": "exe_00VcU0hEueMkq9L3EmA5c",
+                 *         "workflow_slug": "greet",
+                 *         "workflow_version": 2,
+                 *         "workspace_id": "default",
+                 *         "status": "CANCELLED",
+                 *         "input": {
+                 *           "name": "ada"
+                 *         },
+                 *         "output": null,
+                 *         "error": null,
+                 *         "failure": null,
+                 *         "created_at": "2026-03-01T12:00:00.000Z",
+                 *         "started_at": "2026-03-01T12:00:00.000Z",
+                 *         "finished_at": "2026-03-01T12:00:00.142Z"
+                 *       }
+                 *     }
+                 */
                 "application/json": components["schemas"]["WebhookPayload"];
             };
         };

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Principal } from '../caller.js';
 import { GetCommand, PutCommand, QueryCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
 import { randomBase62 } from '../api-key.js';
+import { failure, type Failure } from '../execution-failure.js';
 import { cancellationReasons, decodePageToken, encodePageToken, isConditionalCheckFailed, queryPage } from '../ddb.js';
 import { ConcurrencyLimitExceededError, ValidationError } from '../errors.js';
 import { countMetric, METRIC } from '../log.js';
@@ -55,6 +56,8 @@ export interface ExecutionRecord {
   readonly input: unknown;
   readonly output?: unknown;
   readonly error?: string;
+  /** Why a FAILED run failed, for programs (absent on runs that failed before it was recorded). */
+  readonly failure?: Failure;
   readonly created_at: string;
   readonly started_at?: string;
   readonly finished_at?: string;
@@ -121,7 +124,8 @@ export interface OverdueCutoffs {
 /** A RUNNING run whose holder is certainly gone: its lease is over (`:nowMs`), or it has none and started before `:legacy`. */
 const OVERDUE_RUNNING = 'lease_until < :nowMs OR (attribute_not_exists(lease_until) AND started_at < :legacy)';
 
-export type Outcome = { status: 'SUCCEEDED'; output: unknown } | { status: 'FAILED'; error: string };
+/** How a run ends: its output, or why it failed (`error` for people, `failure` for programs). */
+export type Outcome = { status: 'SUCCEEDED'; output: unknown } | { status: 'FAILED'; error: string; failure: Failure };
 
 /** How long a finished execution stays readable before TTL removes it. */
 export const EXECUTION_RETENTION_DAYS = 90;
@@ -206,7 +210,7 @@ function canonical(value: unknown): string {
 }
 
 /** Attribute names every update of an execution may use (`owner`, `ttl` are reserved words). */
-const NAMES = { '#s': 'status', '#o': 'owner', '#out': 'output', '#err': 'error', '#ttl': 'ttl' } as const;
+const NAMES = { '#s': 'status', '#o': 'owner', '#out': 'output', '#err': 'error', '#fail': 'failure', '#ttl': 'ttl' } as const;
 /** The condition a write by a writer that knows whether the run asked for a webhook adds (`webhook_url` never changes). */
 const webhookCondition = (hook: boolean) => (hook ? 'attribute_exists(webhook_url)' : 'attribute_not_exists(webhook_url)');
 const namesIn = (expressions: string) =>
@@ -345,7 +349,7 @@ export class ExecutionsRepository {
     return this.end(
       accountId,
       executionId,
-      { status: 'FAILED', error: 'the run was interrupted' },
+      { status: 'FAILED', error: 'the run was interrupted', failure: failure('INTERRUPTED') },
       now,
       owner,
       `#s = :running AND (lease_until < :nowMs OR (attribute_not_exists(lease_until) AND started_at < :cutoff)) AND ${
@@ -435,12 +439,14 @@ export class ExecutionsRepository {
     values: Record<string, unknown>,
     known?: ExecutionRecord,
   ): Promise<ExecutionRecord | undefined> {
-    const result = outcome.status === 'SUCCEEDED' ? { '#out': outcome.output ?? null } : { '#err': outcome.error };
-    const [[placeholder, value]] = Object.entries(result) as [[string, unknown]];
+    const [result, resultValues] =
+      outcome.status === 'SUCCEEDED'
+        ? ['#out = :result', { ':result': outcome.output ?? null }]
+        : ['#err = :result, #fail = :failure', { ':result': outcome.error, ':failure': outcome.failure }];
     const hasHook = known?.webhook_url !== undefined;
     const hook = hasHook ? pendingWebhook(executionId, now) : undefined;
-    const update = `SET #s = :to, account_status = :as, ${placeholder} = :result, finished_at = :now, #ttl = :ttl, #o = :me${hook ? `, ${hook.set}` : ''}`;
-    const allValues = { ...values, ':to': outcome.status, ':as': accountStatus(accountId, outcome.status), ':result': value, ':now': now.toISOString(), ':ttl': ttlAfter(now, EXECUTION_RETENTION_DAYS), ':me': owner, ...hook?.values };
+    const update = `SET #s = :to, account_status = :as, ${result}, finished_at = :now, #ttl = :ttl, #o = :me${hook ? `, ${hook.set}` : ''}`;
+    const allValues = { ...values, ':to': outcome.status, ':as': accountStatus(accountId, outcome.status), ...resultValues, ':now': now.toISOString(), ':ttl': ttlAfter(now, EXECUTION_RETENTION_DAYS), ':me': owner, ...hook?.values };
     const guarded = `${webhookCondition(hasHook)} AND (${condition})`;
     // Finished by an earlier attempt of this write, or cancelled while `owner` held it.
     const ours = (current: ExecutionRecord) => TERMINAL.includes(current.status) && current.owner === owner;
@@ -468,7 +474,7 @@ export class ExecutionsRepository {
         record = {
           ...known,
           status: outcome.status,
-          ...(outcome.status === 'SUCCEEDED' ? { output: value } : { error: outcome.error }),
+          ...(outcome.status === 'SUCCEEDED' ? { output: outcome.output ?? null } : { error: outcome.error, failure: outcome.failure }),
           finished_at: now.toISOString(),
           owner,
           ...hook?.fields,
@@ -535,7 +541,7 @@ export class ExecutionsRepository {
       known.status === 'QUEUED'
         ? ['#s = :queued AND created_at < :queuedBefore', { ':queued': 'QUEUED', ':queuedBefore': cutoffs.queuedBefore.toISOString() }]
         : [`#s = :running AND (${OVERDUE_RUNNING})`, { ':running': 'RUNNING', ':nowMs': now.getTime(), ':legacy': cutoffs.legacyStartedBefore.toISOString() }];
-    return this.end(known.account_id, known.execution_id, { status: 'FAILED', error: TIMED_OUT }, now, owner, condition, values, known);
+    return this.end(known.account_id, known.execution_id, { status: 'FAILED', error: TIMED_OUT, failure: failure('TIMED_OUT') }, now, owner, condition, values, known);
   }
 
   /** The decrement of the account's in-flight counter, as a transaction item. */

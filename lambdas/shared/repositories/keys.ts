@@ -10,7 +10,7 @@ import type { KeyEnvironment } from '../api-key.js';
 import { newAuditEvent, SYSTEM_ACTOR, type AuditRepository, type TransactItem } from './audit.js';
 import type { Capability } from '../capabilities.js';
 import { cancellationReasons, decodePageToken, encodePageToken, isConditionalCheckFailed, queryPage } from '../ddb.js';
-import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
+import { KeyLimitReachedError, NotFoundError, ValidationError } from '../errors.js';
 import type { TierName } from '../settings.js';
 
 /**
@@ -633,7 +633,7 @@ export class KeysRepository {
     );
     const items = page.items.map(strip);
     const last = items.at(-1);
-    // A full page may be the last one; the next call then returns an empty page with a null token.
+    // A token only when another key follows (queryPage reads one past the page): no empty last page.
     return { items, nextToken: page.more && last ? encodePageToken(accountId, { c: last.created_at, k: last.key_id }) : null };
   }
 
@@ -689,6 +689,7 @@ export class KeyCreateConflict extends Error {
   }
 }
 
-export function keyLimitReached(max: number): ConflictError {
-  return new ConflictError('KEY_LIMIT_REACHED', `The account already holds the maximum of ${max} active keys`);
+/** 409 KEY_LIMIT_REACHED: `max` keys allowed, `active` holding a slot (API.md §3). */
+export function keyLimitReached(max: number, active: number): KeyLimitReachedError {
+  return new KeyLimitReachedError(max, active);
 }

@@ -3,6 +3,7 @@
  * that make the changes, each in its change's own transaction (repositories/audit.ts `putItem`); this
  * module names the actor and reads the trail (`GET /audit-events`).
  */
+import { queryParameterNames } from '../query-parameters.js';
 import type { Principal } from '../caller.js';
 import { ValidationError } from '../errors.js';
 import {
@@ -35,7 +36,8 @@ export function diff(before: Record<string, unknown>, after: Record<string, unkn
   return changes;
 }
 
-const QUERY_PARAMETERS = ['action', 'target_id', 'actor_id', 'since', 'until', 'limit', 'next_token'] as const;
+/** The route's parameters, from the one list the HTTP layer enforces and the OpenAPI document publishes. */
+const QUERY_PARAMETERS = queryParameterNames('GET /audit-events');
 /** An ISO-8601 date (`2026-03-01`, midnight UTC) or date-time with `Z` or an offset. */
 const ISO_8601 = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/;
 /** A key id, a subject (1–255 printable ASCII characters, OpenID Connect Core §2) or an account id. */
@@ -57,7 +59,7 @@ export function parseAuditQuery(query: Readonly<Record<string, readonly string[]
   nextToken?: string;
 } {
   const given = Object.entries(query ?? {}).filter(([, v]) => v !== undefined) as [string, readonly string[]][];
-  const unknown = given.map(([name]) => name).filter((name) => !(QUERY_PARAMETERS as readonly string[]).includes(name));
+  const unknown = given.map(([name]) => name).filter((name) => !QUERY_PARAMETERS.includes(name));
   if (unknown.length > 0) {
     throw new ValidationError(
       unknown.map((field) => ({ field, message: `is not a parameter of this list (use ${QUERY_PARAMETERS.join(', ')})` })),

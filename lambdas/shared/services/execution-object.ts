@@ -1,4 +1,5 @@
 /** The execution object of the contract (API.md §4 "Executions"), as every read and run returns it. */
+import { legacyFailure, type Failure } from '../execution-failure.js';
 import type { ExecutionRecord, WebhookState } from '../repositories/executions.js';
 
 export interface ExecutionObject {
@@ -10,6 +11,8 @@ export interface ExecutionObject {
   input: unknown;
   output: unknown;
   error: string | null;
+  /** Why it FAILED, for programs: `{code, step_id}`; null unless FAILED. */
+  failure: Failure | null;
   created_at: string;
   started_at: string | null;
   finished_at: string | null;
@@ -30,6 +33,16 @@ function webhookOf(r: ExecutionRecord): WebhookState | null {
   };
 }
 
+/**
+ * A FAILED run's failure, its fields in a fixed order (a webhook's bytes are the same at every attempt,
+ * whatever order DynamoDB returns a map's keys in); from its error for a run that failed before
+ * failures were recorded.
+ */
+function failureOf(r: ExecutionRecord): Failure {
+  const f = r.failure ?? legacyFailure(r.error);
+  return { code: f.code, step_id: f.step_id ?? null };
+}
+
 export function toExecutionObject(r: ExecutionRecord): ExecutionObject {
   return {
     execution_id: r.execution_id,
@@ -40,6 +53,7 @@ export function toExecutionObject(r: ExecutionRecord): ExecutionObject {
     input: r.input ?? null,
     output: r.output ?? null,
     error: r.error ?? null,
+    failure: r.status === 'FAILED' ? failureOf(r) : null,
     created_at: r.created_at,
     started_at: r.started_at ?? null,
     finished_at: r.finished_at ?? null,

@@ -191,14 +191,15 @@ function newKeyRecord(
  */
 async function afterConflict(deps: KeyServiceDeps, accountId: string, seenTier: string, attempt: number, now: Date): Promise<void> {
   const max = deps.settings.maxActiveKeysPerAccount;
-  if (attempt >= MAX_CONFLICT_RETRIES) throw keyLimitReached(max);
+  // Full at every attempt: at least `max` keys held a slot each time.
+  if (attempt >= MAX_CONFLICT_RETRIES) throw keyLimitReached(max, max);
   const fresh = await deps.accounts.get(accountId);
   if (!fresh) throw new NotFoundError(`Account '${accountId}' does not exist`);
   if (fresh.tier !== seenTier) return;
   await deps.keys.releaseExpired(accountId, now, deps.audit);
   const after = await deps.accounts.get(accountId);
   if (after && after.active_keys < max) return;
-  throw keyLimitReached(max);
+  throw keyLimitReached(max, after?.active_keys ?? max);
 }
 
 /** `request`: where an API request came from, for the audit event (absent for the admin CLI). */

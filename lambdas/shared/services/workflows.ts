@@ -4,7 +4,9 @@
  */
 import type { Principal } from '../caller.js';
 import { log } from '../log.js';
-import { workspaceAllowed } from '../capabilities.js';
+import { SLUG_PATTERN, workspaceAllowed } from '../capabilities.js';
+import { decodePageToken, encodePageToken } from '../ddb.js';
+import { failure, type FailureCode } from '../execution-failure.js';
 import { ConcurrencyLimitExceededError, ConflictError, ModelFailedError, NotFoundError, ValidationError, WorkspaceDeniedError, type ApiError } from '../errors.js';
 import { DeadlineExceeded, ModelFailure, StepCancelled, type ModelRegistry, type StepContext } from '../models/registry.js';
 import type { AccountsRepository } from '../repositories/accounts.js';
@@ -199,6 +201,9 @@ export async function deleteWorkflow(deps: WorkflowDeps, actor: Actor, slug: str
 export { toExecutionObject, type ExecutionObject } from './execution-object.js';
 
 export { SYNC_BUDGET_MS };
+/** A step that could not run (its model missing, its input not what the model takes): failure STEP_FAILED. */
+class StepNotRunnable extends ModelFailure {}
+
 export const TOO_LONG_FOR_SYNC =
   'The run would take longer than a synchronous request may last (29 s); run it asynchronously with POST /workflows/{slug}/run?async=true and poll GET /executions/{execution_id}';
 const TOO_LONG_FOR_WORKER = 'The run outlasted the worker’s time limit';
@@ -280,17 +285,21 @@ export async function executeSteps(
   const scope = { input: execution.input, steps: {} as Record<string, { output: unknown }> };
   let outcome: Outcome;
   let where = 'the run';
+  // The step in progress (null outside any step), for the failure's `step_id`.
+  let stepId: string | null = null;
+  const failed = (error: string, code: FailureCode): Outcome => ({ status: 'FAILED', error, failure: failure(code, stepId) });
   try {
     for (const step of definition.steps) {
       where = `step '${step.id}'`;
+      stepId = step.id;
       if (await context.isCancelled()) throw new StepCancelled('cancelled');
       const model = deps.models.get(step.model);
-      if (!model) throw new ModelFailure(`step '${step.id}': model '${step.model}' is not available`);
+      if (!model) throw new StepNotRunnable(`step '${step.id}': model '${step.model}' is not available`);
       const input = resolveReferences(step.input, scope, MAX_STEP_VALUE_BYTES, `step '${step.id}': its resolved input`);
       try {
         checkInput(model.input_schema, input, `steps.${step.id}.input`);
       } catch (error) {
-        throw new ModelFailure(`step '${step.id}': ${(error as ApiError).message}`);
+        throw new StepNotRunnable(`step '${step.id}': ${(error as ApiError).message}`);
       }
       if (Date.now() >= deadline) throw new DeadlineExceeded('out of time');
       const output = await model.run(input, context);
@@ -298,18 +307,21 @@ export async function executeSteps(
       scope.steps[step.id] = { output };
     }
     where = 'the execution output';
+    stepId = null;
     outcome = {
       status: 'SUCCEEDED',
       output: resolveReferences(definition.output, scope, MAX_EXECUTION_OUTPUT_BYTES, 'the execution output'),
     };
   } catch (error) {
-    if (error instanceof StepCancelled) outcome = { status: 'FAILED', error: 'cancelled' };
-    else if (error instanceof DeadlineExceeded) outcome = { status: 'FAILED', error: tooLong };
-    else if (error instanceof ModelFailure || error instanceof ValueLimitExceeded) outcome = { status: 'FAILED', error: error.message };
+    if (error instanceof StepCancelled) outcome = failed('cancelled', 'INTERRUPTED');
+    else if (error instanceof DeadlineExceeded) outcome = failed(tooLong, 'TIMED_OUT');
+    else if (error instanceof StepNotRunnable) outcome = failed(error.message, 'STEP_FAILED');
+    else if (error instanceof ModelFailure) outcome = failed(error.message, 'MODEL_FAILED');
+    else if (error instanceof ValueLimitExceeded) outcome = failed(error.message, 'VALUE_TOO_LARGE');
     else {
       // A dependency failing under a step (DynamoDB, Lambda, the network): the run ends, with the reason.
       log('error', 'step failed on an internal error', { ...ids, where, error: errorName(error), message: (error as Error)?.message });
-      outcome = { status: 'FAILED', error: `${where}: stopped by an internal error (${errorName(error)})` };
+      outcome = failed(`${where}: stopped by an internal error (${errorName(error)})`, 'INTERNAL_ERROR');
     }
   }
   const ended = await endRun(deps, execution, outcome, owner, deadline + FINAL_WRITE_WINDOW_MS);
@@ -403,7 +415,7 @@ export async function runWorkflow(
     // Refused for want of a slot: the transaction wrote nothing.
     if (error instanceof ConcurrencyLimitExceededError) throw error;
     // The put may have landed with every answer lost: never leave a run QUEUED or RUNNING behind it.
-    await endRun(deps, record, { status: 'FAILED', error: 'the run could not be stored' }, owner, Date.now(), ['QUEUED', 'RUNNING']).catch(
+    await endRun(deps, record, { status: 'FAILED', error: 'the run could not be stored', failure: failure('INTERNAL_ERROR') }, owner, Date.now(), ['QUEUED', 'RUNNING']).catch(
       (cleanup: unknown) => log('error', 'a run that could not be stored could not be failed either', { account_id: record.account_id, execution_id: record.execution_id, error: errorName(cleanup) }),
     );
     throw error;
@@ -414,7 +426,7 @@ export async function runWorkflow(
     } catch (error) {
       // Never leave an execution QUEUED that no worker will pick up; this request ended it, so it makes
       // the webhook's first attempt (one, of at most 5 s; the failing request waits for it).
-      const failed = await endRun(deps, record, { status: 'FAILED', error: 'the run could not be started' }, owner, Date.now() + 2 * RUN_WRITE_BACKOFF_MS, ['QUEUED']).catch(
+      const failed = await endRun(deps, record, { status: 'FAILED', error: 'the run could not be started', failure: failure('INTERNAL_ERROR') }, owner, Date.now() + 2 * RUN_WRITE_BACKOFF_MS, ['QUEUED']).catch(
         (cleanup: unknown) => {
           log('error', 'a run that could not be started could not be failed either', { account_id: record.account_id, execution_id: record.execution_id, error: errorName(cleanup) });
           return undefined;
@@ -461,15 +473,17 @@ export async function workExecution(
   if (claimed) {
     let definition: Definition | undefined;
     let reason = 'the workflow version no longer exists';
+    let code: FailureCode = 'WORKFLOW_DELETED';
     try {
       definition = (await retried('reading the workflow version', ids, startBy, () => deps.workflows.getVersion(accountId, claimed.workflow_slug, claimed.workflow_version)))?.definition;
     } catch (error) {
       log('error', 'the workflow version could not be read', { ...ids, error: errorName(error) });
       reason = `the workflow version could not be read (${errorName(error)})`;
+      code = 'INTERNAL_ERROR';
     }
     const ended = definition
       ? await executeSteps(deps, claimed, definition, deadline, TOO_LONG_FOR_WORKER, owner)
-      : await endRun(deps, claimed, { status: 'FAILED', error: reason }, owner, startBy);
+      : await endRun(deps, claimed, { status: 'FAILED', error: reason, failure: failure(code) }, owner, startBy);
     if (ended?.owner === owner) await notify(deps, ended, delivery, true);
     return ended;
   }
@@ -502,8 +516,20 @@ export async function workExecution(
 
 // ——— Models ———
 
-export function listModels(deps: WorkflowDeps) {
-  return { items: deps.models.list() };
+/**
+ * GET /models: a page of the models in the registry's order, the built-in ones first, then the
+ * deployment's own in the order of the stack's `models` prop (which Lambda's environment size bounds, so
+ * one default page holds them all in practice). The token names the page's last model, for the account
+ * that received it; a model gone since (a redeploy) is 400, like any stale token.
+ */
+export function listModels(deps: WorkflowDeps, accountId: string, limit: number, nextToken?: string) {
+  const all = deps.models.list();
+  const after = nextToken === undefined ? -1 : all.findIndex((m) => m.id === decodePageToken(nextToken, accountId, { m: SLUG_PATTERN }).m);
+  if (nextToken !== undefined && after === -1) throw ValidationError.field('next_token', 'is not a valid page token (or its model is gone): list again from the start');
+  const rest = all.slice(after + 1);
+  const items = rest.slice(0, limit);
+  const last = items.at(-1);
+  return { items, next_token: rest.length > limit && last ? encodePageToken(accountId, { m: last.id }) : null };
 }
 
 export async function runModel(deps: WorkflowDeps, modelId: string, rawBody: unknown): Promise<{ model: string; output: unknown }> {
