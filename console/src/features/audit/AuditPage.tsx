@@ -98,9 +98,9 @@ export function AuditPage() {
   const canRead = account.capabilities.includes('audit:read');
   const canListKeys = account.capabilities.includes('keys:read');
   // Other filters (chosen here, by a link, or by the browser's Back) start at their first page.
-  const current = trail.filters === filterKey ? trail : { filters: filterKey, tokens: [null], paged: false };
-  if (current !== trail) setTrail(current);
-  const { tokens } = current;
+  const here = trail.filters === filterKey ? trail : { filters: filterKey, tokens: [null], paged: false };
+  if (here !== trail) setTrail(here);
+  const { tokens } = here;
   const token = tokens[tokens.length - 1] ?? null;
 
   useEffect(() => {
@@ -264,14 +264,14 @@ export function AuditPage() {
           </table>
         </>
       )}
-      {(current.paged || canNewer || canOlder) && (
+      {(here.paged || canNewer || canOlder) && (
         // aria-disabled, not disabled: a button pressed stays focused when it can go no further.
         <nav className="pager" aria-label="Audit log pages">
           <button
             type="button"
             className="button"
             aria-disabled={!canNewer}
-            onClick={() => canNewer && setTrail({ ...current, tokens: tokens.slice(0, -1) })}
+            onClick={() => canNewer && setTrail({ ...here, tokens: tokens.slice(0, -1) })}
           >
             Newer events
           </button>
@@ -280,7 +280,7 @@ export function AuditPage() {
             type="button"
             className="button"
             aria-disabled={!canOlder}
-            onClick={() => canOlder && setTrail({ ...current, tokens: [...tokens, loaded.next] })}
+            onClick={() => canOlder && setTrail({ ...here, tokens: [...tokens, loaded.next] })}
           >
             Older events
           </button>
