@@ -299,8 +299,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       ...(options.webhookRetrySchedule !== undefined ? { [RETRY_SCHEDULE_ENV]: options.webhookRetrySchedule } : {}),
       ...options.functionEnv,
     };
-    // The Lambda API the functions call each other through.
-    const lambdaServer = createServer();
+    // The Lambda API the functions call each other through. It never closes a caller's idle connection
+    // (keepAliveTimeout 0): the functions' SDK would race that close with its next request (see
+    // iam/dynamodb-proxy.ts).
+    const lambdaServer = createServer({ keepAlive: true, keepAliveTimeout: 0 });
     const lambdaPort = await listen(lambdaServer, 0);
     cleanups.push(
       () =>

@@ -5,7 +5,9 @@
  * reaches DynamoDB, what it does not fails as on AWS (AccessDeniedException, HTTP 400, AWS's message)
  * and writes nothing; a signature that is not a function's is refused; the runner's own credentials pass.
  */
-import { ConditionalCheckFailedException, DynamoDBClient, GetItemCommand, PutItemCommand, QueryCommand, TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
+import { ConditionalCheckFailedException, DynamoDBClient, GetItemCommand, ListTablesCommand, PutItemCommand, QueryCommand, TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
+import { Agent } from 'node:http';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { LOCAL_CREDENTIALS } from '../local-runner/dynamodb-local.js';
 import { startDynamoDbIamProxy, type DynamoDbIamProxy } from '../local-runner/iam/dynamodb-proxy.js';
 import { IamEnforcer, type IamRefusal } from '../local-runner/iam/enforcer.js';
@@ -175,4 +177,66 @@ it('lets the runner’s own credentials (the operator’s) through unchecked', a
 it('counts every refusal for the runner’s summary', () => {
   expect(enforcer.refusals()).toHaveLength(refusals.length);
   expect(enforcer.summary()).toMatch(new RegExp(`^IAM: ${refusals.length} calls refused \\(.*AuthorizerFunction\\w+ dynamodb:PutItem ×1`));
+});
+
+describe('kept-alive connections (a cut connection fails the usage counter’s one-attempt write with a 500)', () => {
+  it('never closes a caller’s idle connection: the next call reuses it after any pause', async () => {
+    const agent = new Agent({ keepAlive: true });
+    const client = new DynamoDBClient({
+      endpoint: proxy.endpoint,
+      region: LOCAL_REGION,
+      credentials: authorizer(),
+      maxAttempts: 1,
+      requestHandler: { httpAgent: agent },
+    });
+    clients.push(client);
+    const get = new GetItemCommand({ TableName: table('DataKeysTable'), Key: { pk: { S: 'H#idle' } } });
+    await client.send(get);
+    const [socket] = Object.values(agent.freeSockets).flat();
+    expect(socket).toBeDefined();
+    // Past Node's default server keep-alive timeout (5 s, plus the 1 s Node 20 adds), which closed it and
+    // raced the next request.
+    await new Promise((r) => setTimeout(r, 7_000));
+    expect(socket!.destroyed).toBe(false);
+    await client.send(get);
+    expect(Object.values(agent.freeSockets).flat()).toEqual([socket]);
+    agent.destroy();
+  }, 15_000);
+
+  it('sends a request again on a new connection when the upstream resets a kept-alive one as it goes out', async () => {
+    // An upstream that answers the first request of each connection and resets the connection on the
+    // second, as a server closing an idle connection does when a request crosses its close.
+    const ANSWER = '{"TableNames":[]}';
+    let connections = 0;
+    const upstream = createNetServer((socket) => {
+      connections++;
+      let requests = 0;
+      socket.on('data', (chunk: Buffer) => {
+        const starts = chunk.toString('latin1').match(/^POST \//gm)?.length ?? 0;
+        for (let i = 0; i < starts; i++) {
+          if (++requests === 1) socket.write(`HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: ${ANSWER.length}\r\n\r\n${ANSWER}`);
+          else socket.resetAndDestroy();
+        }
+      });
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    const resetting = await startDynamoDbIamProxy({
+      upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+      callers,
+      runnerCredentials: LOCAL_CREDENTIALS,
+      target: { region: LOCAL_REGION, accountId: LOCAL_ACCOUNT_ID, table: () => undefined },
+      enforcer,
+    });
+    const client = new DynamoDBClient({ endpoint: resetting.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS, maxAttempts: 1 });
+    try {
+      for (let i = 0; i < 3; i++) expect((await client.send(new ListTablesCommand({}))).TableNames).toEqual([]);
+      // Each call after the first met a reset kept-alive connection (its second request) and went out
+      // again on a new one, which the next call reused: three connections for three calls.
+      expect(connections).toBe(3);
+    } finally {
+      client.destroy();
+      await resetting.close();
+      await new Promise((r) => upstream.close(r));
+    }
+  });
 });

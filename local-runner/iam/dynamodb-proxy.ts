@@ -15,7 +15,7 @@
  * (The runner hands its own clients DynamoDB's endpoint directly; this is for anyone pointed here.)
  */
 import { randomUUID } from 'node:crypto';
-import { Agent, createServer, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import { Agent, createServer, request as httpRequest, type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import { Sha256 } from '@smithy/core/checksum';
 import { HttpRequest } from '@smithy/core/protocols';
 import { SignatureV4 } from '@smithy/signature-v4';
@@ -44,6 +44,8 @@ export interface DynamoDbIamProxy {
 }
 
 const JSON_10 = 'application/x-amz-json-1.0';
+/** How long an idle connection to DynamoDB Local is kept for reuse (its server closes them after 30 s). */
+const UPSTREAM_IDLE_MS = 4_000;
 /** Headers not forwarded: the caller's signature and what the forwarding request sets itself. */
 const DROPPED = new Set(['authorization', 'x-amz-security-token', 'x-amz-date', 'x-amz-content-sha256', 'host', 'connection', 'content-length', 'keep-alive', 'transfer-encoding']);
 
@@ -51,7 +53,9 @@ const accessKeyIdOf = (authorization: string | undefined) => /Credential=([^/\s,
 
 export async function startDynamoDbIamProxy(options: DynamoDbIamProxyOptions): Promise<DynamoDbIamProxy> {
   const upstream = new URL(options.upstream);
-  const agent = new Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY });
+  // Idle upstream connections are dropped after UPSTREAM_IDLE_MS, before DynamoDB Local's Jetty closes them
+  // (30 s): reusing a connection the server is closing cuts the request (see the retry in forward).
+  const agent = new Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY, timeout: UPSTREAM_IDLE_MS });
   const verifier = new SigV4Verifier(options.callers, options.target.region, 'dynamodb', options.now);
   const signer = new SignatureV4({ credentials: options.runnerCredentials, region: options.target.region, service: 'dynamodb', sha256: Sha256, uriEscapePath: true });
   const log = options.onLog ?? (() => {});
@@ -77,19 +81,33 @@ export async function startDynamoDbIamProxy(options: DynamoDbIamProxyOptions): P
       new HttpRequest({ method: req.method ?? 'POST', protocol: upstream.protocol, hostname: upstream.hostname, port: Number(upstream.port) || 80, path, headers, body }),
     );
     const outgoing: OutgoingHttpHeaders = { ...signed.headers, 'content-length': body.length };
-    const up = httpRequest({ hostname: upstream.hostname, port: upstream.port, path, method: req.method, headers: outgoing, agent }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
-    // A lost upstream connection is a lost connection for the caller too (its SDK retries, as it would).
-    up.on('error', () => res.destroy());
+    let up: ClientRequest | undefined;
+    const send = (mayRetry: boolean) => {
+      const attempt = httpRequest({ hostname: upstream.hostname, port: upstream.port, path, method: req.method, headers: outgoing, agent }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      up = attempt;
+      attempt.on('error', (e: NodeJS.ErrnoException) => {
+        // A kept-alive connection the upstream closed as this request went out: it never read the request,
+        // so it is sent again once on a new connection (Node's documented pattern). Any other lost upstream
+        // connection is a lost connection for the caller too (its SDK retries, as it would).
+        if (mayRetry && attempt.reusedSocket && !res.headersSent && (e.code === 'ECONNRESET' || e.code === 'EPIPE')) send(false);
+        else res.destroy();
+      });
+      attempt.end(body);
+    };
     res.on('close', () => {
-      if (!res.writableFinished) up.destroy();
+      if (!res.writableFinished) up?.destroy();
     });
-    up.end(body);
+    send(true);
   };
 
-  const server = createServer({ keepAlive: true }, (req, res) => {
+  // Callers' idle connections are never closed by the proxy (keepAliveTimeout 0): the functions' SDK keeps
+  // its sockets with no idle limit of its own (Node 20 ignores the server's Keep-Alive hint), so a server
+  // closing an idle socket races the next request sent on it, which then fails with ECONNRESET — and the
+  // usage counter's write, made once by design (repositories/usage.ts), turns that into a 500.
+  const server = createServer({ keepAlive: true, keepAliveTimeout: 0 }, (req, res) => {
     const authorization = req.headers['authorization'];
     const accessKeyId = accessKeyIdOf(typeof authorization === 'string' ? authorization : undefined);
     const chunks: Buffer[] = [];
