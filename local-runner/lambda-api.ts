@@ -99,7 +99,13 @@ export function createLambdaApi(options: LambdaApiOptions) {
       if (req.method !== 'POST' || !m) {
         return reply(404, { message: 'not a Lambda API path' }, { 'x-amzn-ErrorType': 'UnknownOperationException' });
       }
-      const name = decodeURIComponent(m[1]!);
+      let name: string;
+      try {
+        name = decodeURIComponent(m[1]!);
+      } catch {
+        // Lambda refuses a name that is not a function name; a bad escape must not throw past the server.
+        return reply(400, { Type: 'User', message: 'The function name is not valid percent-encoding.' }, { 'x-amzn-ErrorType': 'ValidationException' });
+      }
       const denied = options.authorize?.(caller, name);
       if (denied !== undefined) {
         return reply(403, { Type: 'User', Message: denied }, { 'x-amzn-ErrorType': 'AccessDeniedException' });

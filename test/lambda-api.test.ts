@@ -51,18 +51,19 @@ function client(credentials: { accessKeyId: string; secretAccessKey: string; ses
 /** A request signed with the SDK's signer, then optionally changed, sent with fetch. */
 async function sendSigned(
   credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string },
-  options: { body?: string; headers?: Record<string, string>; afterSigning?: (headers: Record<string, string>) => string | void } = {},
+  options: { body?: string; path?: string; headers?: Record<string, string>; afterSigning?: (headers: Record<string, string>) => string | void } = {},
 ) {
+  const path = options.path ?? PATH;
   const body = options.body ?? JSON.stringify({ executionId: 'exe_forged' });
   const host = new URL(endpoint).host;
   const signer = new SignatureV4({ credentials, region: REGION, service: 'lambda', sha256: Sha256 });
   const signed = await signer.sign(
-    new HttpRequest({ method: 'POST', protocol: 'http:', hostname: '127.0.0.1', path: PATH, headers: { host, 'content-type': 'application/json', ...options.headers }, body }),
+    new HttpRequest({ method: 'POST', protocol: 'http:', hostname: '127.0.0.1', path, headers: { host, 'content-type': 'application/json', ...options.headers }, body }),
   );
   const headers = { ...(signed.headers as Record<string, string>) };
   delete headers['host'];
   const sentBody = options.afterSigning?.(headers) ?? body;
-  const response = await fetch(`${endpoint}${PATH}`, { method: 'POST', headers, body: sentBody });
+  const response = await fetch(`${endpoint}${path}`, { method: 'POST', headers, body: sentBody });
   return { status: response.status, errorType: response.headers.get('x-amzn-errortype'), body: (await response.json()) as Record<string, unknown> };
 }
 
@@ -206,4 +207,12 @@ describe('the Lambda API refuses everything else, invoking nothing', () => {
     expect(response.headers.get('x-amzn-errortype')).toBe('UnrecognizedClientException');
     expectNothingInvokedAndRefusalsLogged(1);
   });
+});
+
+it('answers a function name that is not valid percent-encoding with a 400, and keeps serving', async () => {
+  const bad = await sendSigned(CALLER, { path: '/2015-03-31/functions/local-%E0%A4%A/invocations' });
+  expect(bad).toMatchObject({ status: 400, errorType: 'ValidationException' });
+  expect(invoked).toEqual([]);
+  const out = await client(CALLER).send(new InvokeCommand({ FunctionName: 'local-WorkerFunction', Payload: payload() }));
+  expect(out.StatusCode).toBe(200);
 });
