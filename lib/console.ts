@@ -35,6 +35,7 @@ import { Construct } from 'constructs';
 import { ASSET_CACHE_CONTROL, consoleSecurityHeaders, PAGE_CACHE_CONTROL } from './console-security.js';
 import type { Identity } from './identity.js';
 import { PROJECT_ROOT } from './knouds-function.js';
+import type { ConsoleConfig } from '../console/src/lib/config-shape.js';
 
 /** The console's sources (a Vite project). */
 export const CONSOLE_DIR = path.join(PROJECT_ROOT, 'console');
@@ -45,24 +46,11 @@ export const CONSOLE_CALLBACK_PATH = '/auth/callback';
 export const CONSOLE_SCOPE = 'openid email profile';
 
 /**
- * What the console reads from `GET /config.json` (API.md §6). The local runner serves the same fields for
- * its own provider (local-runner/console-site.ts); deployed, the file is written into the bucket.
+ * What the console reads from `GET /config.json`. The local runner serves the same fields for its own
+ * provider (local-runner/console-site.ts); deployed, the file is written into the bucket. Defined once,
+ * beside the console that reads it.
  */
-export interface ConsoleConfig {
-  readonly api_url: string;
-  readonly issuer: string;
-  readonly client_id: string;
-  readonly redirect_uri: string;
-  /** Where the provider sends the browser after signing out. */
-  readonly post_logout_redirect_uri: string;
-  /** What the console asks the provider for. */
-  readonly scope: string;
-  /**
-   * Where to sign out, for a provider whose discovery has no `end_session_endpoint`: Cognito's `/logout` on
-   * the managed login domain (it takes `client_id` and `logout_uri`). Absent: the discovery document's.
-   */
-  readonly end_session_endpoint?: string;
-}
+export type { ConsoleConfig };
 
 /**
  * The CloudFront Function (viewer request, the console's behaviour only) that gives the console's own routes

@@ -2,21 +2,9 @@
  * The console's settings, read once from `GET /config.json` (API.md §6): written at deploy time next to
  * the console (locally by `npm start`), so one build serves every stack.
  */
-export interface ConsoleConfig {
-  /** The API's base URL, e.g. `https://console.example.com/v1`. */
-  readonly api_url: string;
-  /** The OpenID Connect provider (its discovery document is at `<issuer>/.well-known/openid-configuration`). */
-  readonly issuer: string;
-  readonly client_id: string;
-  /** Where the provider sends the browser back with the code: the console's `/auth/callback`. */
-  readonly redirect_uri: string;
-  /** Where the provider sends the browser after signing out (default: the console's `/`). */
-  readonly post_logout_redirect_uri: string;
-  /** What the console asks the provider for (default `openid email profile`). */
-  readonly scope: string;
-  /** A sign-out page the provider's discovery lacks (Cognito's `/logout`), if any. */
-  readonly end_session_endpoint?: string;
-}
+import type { ConsoleConfig } from './config-shape';
+
+export type { ConsoleConfig };
 
 function text(body: Record<string, unknown>, name: string, fallback?: string): string {
   const value = body[name] ?? fallback;
