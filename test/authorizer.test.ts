@@ -10,7 +10,7 @@ import { ProvisionedThroughputExceededException } from '@aws-sdk/client-dynamodb
 import { generateApiKey } from '../lambdas/shared/api-key.js';
 import { decodeCaller } from '../lambdas/shared/caller.js';
 import { TABLE_ENV } from '../lambdas/shared/ddb.js';
-import { createAccount, createKey, revokeKey, setAccountTier } from '../lambdas/shared/services/keys.js';
+import { createAccount, createKey, revokeKey, setAccountTier, updateKey } from '../lambdas/shared/services/keys.js';
 import { DEFAULT_SETTINGS, SETTINGS_ENV } from '../lambdas/shared/settings.js';
 import { LOCAL_CREDENTIALS } from '../local-runner/dynamodb-local.js';
 import { createTestDb, testEndpoint, type TestDb } from './support/dynamodb.js';
@@ -160,6 +160,20 @@ describe('authorizer: refused keys (Unauthorized, which API Gateway answers with
     await expect(handler(withKey(apiKey))).resolves.toBeDefined();
     await revokeKey(db.deps(), 'acct_biz', key.key_id);
     await expect(handler(withKey(apiKey))).rejects.toThrow(/^Unauthorized$/);
+  });
+
+  it('refuses a disabled key on the very next request, from the record it reads anyway; enabled, the key works again', async () => {
+    const { key, apiKey } = await createKey(db.deps(), 'acct_biz', { name: 'd', preset: 'read-only', metadata: { team: 'ops' } });
+    const allowed = await handler(withKey(apiKey));
+    // The key's metadata travels beside the caller, for GET /keys/verify.
+    expect(allowed.context?.['key_metadata']).toBe('{"team":"ops"}');
+    await updateKey(db.deps(), 'acct_biz', key.key_id, { enabled: false });
+    const send = jest.spyOn(DynamoDBDocumentClient.prototype, 'send');
+    await expect(handler(withKey(apiKey))).rejects.toThrow(/^Unauthorized$/);
+    expect(send).toHaveBeenCalledTimes(1);
+    send.mockRestore();
+    await updateKey(db.deps(), 'acct_biz', key.key_id, { enabled: true });
+    await expect(handler(withKey(apiKey))).resolves.toBeDefined();
   });
 
   it('refuses an expired key that DynamoDB TTL has not removed yet', async () => {

@@ -7,7 +7,7 @@
  *   membership, the account). An API key sent as a Bearer token is refused without a read.
  * Any failure refuses the request with a 401 of one of two kinds, so that the answer speaks of
  * `Authorization: Bearer` only when the request sent one (API.md §3): a missing, malformed, unknown,
- * revoked or expired key (or no credentials at all) throws `Unauthorized`, which API Gateway answers
+ * revoked, expired or disabled key (or no credentials at all) throws `Unauthorized`, which API Gateway answers
  * with the UNAUTHORIZED gateway response (`WWW-Authenticate: ApiKey …, Bearer …`); a refused bearer
  * token (invalid, an API key sent as one, sessions off) returns a Deny, which the stack's ACCESS_DENIED
  * gateway response answers with 401 and `WWW-Authenticate: Bearer …, error="invalid_token"` (RFC 6750
@@ -18,7 +18,7 @@
  * answers with 403 NOT_A_MEMBER (or 400) before doing anything.
  */
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
-import { hashApiKey, parseApiKey } from '../shared/api-key.js';
+import { hashApiKey, KEY_METADATA_CONTEXT, parseApiKey } from '../shared/api-key.js';
 import { ACCOUNT_HEADER, encodeCaller, encodeRefusal, type AuthorizerContext } from '../shared/caller.js';
 import { covers } from '../shared/capabilities.js';
 import { createDocumentClient, TABLE_ENV } from '../shared/ddb.js';
@@ -53,6 +53,7 @@ type Refusal =
   | 'unknown'
   | 'revoked'
   | 'expired'
+  | 'disabled'
   | 'environment'
   | 'key_as_bearer'
   | 'sessions_off'
@@ -106,6 +107,8 @@ export function evaluate(
   if (!record) return { refusal: 'unknown' as const };
   if (record.revoked_at) return { refusal: 'revoked' as const };
   if (record.expires_at && now >= Date.parse(record.expires_at)) return { refusal: 'expired' as const };
+  // Disabled by PATCH {"enabled": false}: refused while it keeps its slot (absent on older keys: enabled).
+  if (record.enabled === false) return { refusal: 'disabled' as const };
   if (record.environment !== environment) return { refusal: 'environment' as const };
   const ceiling = tierCeilings[record.tier];
   const capabilities = record.capabilities.filter((c) => covers(ceiling, c));
@@ -182,7 +185,8 @@ export async function handler(event: APIGatewayRequestAuthorizerEvent): Promise<
   return allow(
     record.key_id,
     event.methodArn,
-    encodeCaller({
+    // + the key's metadata, for GET /keys/verify (which reads nothing but this context): JSON, `{}` for older keys.
+    { [KEY_METADATA_CONTEXT]: JSON.stringify(record.metadata ?? {}), ...encodeCaller({
       kind: 'key',
       keyId: record.key_id,
       counterId: record.key_id,
@@ -197,6 +201,6 @@ export async function handler(event: APIGatewayRequestAuthorizerEvent): Promise<
       capabilities: verdict.capabilities,
       workspaces: record.workspaces,
       rateLimit: rateLimitFor(settings, record.tier, record.environment),
-    }),
+    }) },
   );
 }

@@ -10,6 +10,7 @@ import { listAuditEvents } from '../shared/services/audit.js';
 import { AccountsRepository } from '../shared/repositories/accounts.js';
 import { IdempotencyRepository } from '../shared/repositories/idempotency.js';
 import { secretBoxFromEnv } from '../shared/secret-box.js';
+import { KEY_METADATA_CONTEXT } from '../shared/api-key.js';
 import { KeysRepository } from '../shared/repositories/keys.js';
 import { UsageRepository } from '../shared/repositories/usage.js';
 import { MembershipsRepository } from '../shared/repositories/memberships.js';
@@ -53,6 +54,20 @@ function requestMeta(event: ProxyEvent): RequestMeta {
   };
 }
 
+/**
+ * The calling key's metadata, which the authorizer passes beside the caller (KEY_METADATA_CONTEXT): `{}`
+ * from an authorizer deployed before it did. Anything else is a defect, never a guess.
+ */
+function metadataOf(event: ProxyEvent): Record<string, string> {
+  const raw = (event.requestContext?.authorizer as Record<string, unknown> | null | undefined)?.[KEY_METADATA_CONTEXT];
+  if (raw === undefined) return {};
+  const value: unknown = JSON.parse(String(raw));
+  if (!value || typeof value !== 'object' || Array.isArray(value) || !Object.values(value).every((v) => typeof v === 'string')) {
+    throw new Error('authorizer context key_metadata is not a string map');
+  }
+  return Object.fromEntries(Object.entries(value as Record<string, string>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
 const created = ({ key, apiKey }: CreatedKey) => json(201, { ...key, api_key: apiKey });
 
 const routes: Record<string, RouteDef> = {
@@ -61,7 +76,7 @@ const routes: Record<string, RouteDef> = {
     handle: async ({ caller, hit }) => json(200, await me(deps, caller, hit)),
   },
   'GET /keys/verify': {
-    handle: async ({ caller, hit }) => {
+    handle: async ({ caller, hit, event }) => {
       // People have no calling key: this route is for keys (a person asks GET /me).
       if (caller.kind !== 'key') throw new NotFoundError('There is no calling key: GET /keys/verify is for API keys; a signed-in person asks GET /me');
       return json(200, {
@@ -76,6 +91,9 @@ const routes: Record<string, RouteDef> = {
         created_at: caller.createdAt,
         expires_at: caller.expiresAt,
         created_by: caller.createdBy,
+        metadata: metadataOf(event),
+        // The authorizer lets no disabled key through.
+        enabled: true,
         last_used: hit.now.toISOString(),
         rate_limit: { limit: hit.limit, remaining: hit.remaining, reset: hit.reset },
       });

@@ -77,3 +77,9 @@ export function displayPrefix(key: string): string {
 export function newId(type: string): string {
   return `${type}_${randomBase62(20)}`;
 }
+
+/**
+ * The authorizer context entry that carries a key's metadata (JSON) beside the caller's, for
+ * GET /keys/verify, which answers from the context alone (no read).
+ */
+export const KEY_METADATA_CONTEXT = 'key_metadata';

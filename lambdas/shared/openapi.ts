@@ -9,7 +9,7 @@
 import { FIXED_CAPABILITIES, PRESET_NAMES, SCOPE_NAMES } from './capabilities.js';
 import { EXECUTION_STATUSES } from './execution-status.js';
 import { IDEMPOTENCY_HEADER, IDEMPOTENCY_WINDOW_MS, REPLAYED_HEADER } from './idempotency-contract.js';
-import { EXPIRY_DAYS, MAX_GRACE_PERIOD_SECONDS, REQUEST_SCHEMAS } from './schemas.js';
+import { EXPIRY_DAYS, MAX_EXPIRY_DAYS, MAX_GRACE_PERIOD_SECONDS, MAX_METADATA_ENTRIES, REQUEST_SCHEMAS } from './schemas.js';
 import { AUDIT_ACTIONS } from './audit-contract.js';
 import { FAILURE_CODES } from './execution-failure.js';
 import { ROUTE_QUERY_PARAMETERS } from './query-parameters.js';
@@ -101,7 +101,7 @@ const NULLABLE_TIME = { type: ['string', 'null'], format: 'date-time' };
 
 const KEY_FIELDS = {
   type: 'object',
-  required: ['key_id', 'name', 'prefix', 'environment', 'capabilities', 'workspaces', 'account_id', 'tier', 'created_at', 'expires_at', 'last_used', 'created_by'],
+  required: ['key_id', 'name', 'prefix', 'environment', 'capabilities', 'workspaces', 'account_id', 'tier', 'created_at', 'expires_at', 'last_used', 'created_by', 'metadata', 'enabled'],
   properties: {
     key_id: { type: 'string' },
     name: { type: 'string' },
@@ -122,6 +122,15 @@ const KEY_FIELDS = {
         { type: 'object', required: ['kind', 'key_id'], properties: { kind: { const: 'key' }, key_id: { type: 'string' } } },
         { type: 'object', required: ['kind'], properties: { kind: { const: 'operator' } } },
       ],
+    },
+    metadata: {
+      type: 'object',
+      additionalProperties: { type: 'string' },
+      description: `The owner’s string map (at most ${MAX_METADATA_ENTRIES} entries), keys in order; \`{}\` when none. A rotation copies it.`,
+    },
+    enabled: {
+      type: 'boolean',
+      description: 'false: the key is refused (401) from its next request while it keeps its slot (still listed, still counted in the key limit). A rotation copies it.',
     },
   },
 };
@@ -463,6 +472,8 @@ const EXAMPLE_KEY = {
   expires_at: '2026-05-30T12:00:00.000Z',
   last_used: '2026-03-02T08:15:30.000Z',
   created_by: { kind: 'person', subject: '2b7c4e1a-5f0d-4c8e-9a3b-7d6e5f4c3b2a', email: 'ada@example.com' },
+  metadata: { owner: 'platform-team', ticket: 'OPS-1234' },
+  enabled: true,
 };
 const EXAMPLE_DEFINITION = {
   input_schema: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } },
@@ -545,7 +556,7 @@ const OPERATIONS: Operation[] = [
   {
     method: 'get', path: '/openapi.json', id: 'getOpenApi', summary: 'This document', needs: null, tag: 'Service', noKey: true,
     description: 'No credentials. This OpenAPI 3.1 document: every operation, its parameters, request and response schemas, the security schemes and the webhooks. Cacheable for 5 minutes.',
-    ok: ['200', { type: 'object', additionalProperties: true }, 'The OpenAPI 3.1 document'], example: { response: { openapi: '3.1.0', info: { title: 'Knouds API', version: '1.1.0' } } },
+    ok: ['200', { type: 'object', additionalProperties: true }, 'The OpenAPI 3.1 document'], example: { response: { openapi: '3.1.0', info: { title: 'Knouds API', version: '1.2.0' } } },
   },
   {
     method: 'get', path: '/me', id: 'me', summary: 'Who is calling, in which account, with what in force (what the console asks first)', needs: 'any valid key', tag: 'Service',
@@ -573,11 +584,13 @@ const OPERATIONS: Operation[] = [
   {
     method: 'post', path: '/keys', id: 'createKey', summary: 'Create a key (its plaintext is shown once)', needs: 'keys:write', tag: 'Keys', body: 'CreateKeyRequest', idempotent: true,
     description:
-      'A new key: its capabilities from `capabilities`, a `preset` or a legacy `scope` (deprecated; exactly one of the three), covered by the tier’s ceiling and by the caller’s own capabilities and workspaces. The answer is the only place the plaintext `api_key` appears (a replay for the same Idempotency-Key has none). 409 KEY_LIMIT_REACHED, with `limit` and `active`, when the account holds its maximum of active keys: revoke one first.',
+      'A new key: its capabilities from `capabilities`, a `preset` or a legacy `scope` (deprecated; exactly one of the three), covered by the tier’s ceiling and by the caller’s own capabilities and workspaces. ' +
+      `Its expiry from \`expires_in_days\` or an exact \`expires_at\` (in the future, at most ${MAX_EXPIRY_DAYS} days ahead; not both), or none; optional \`metadata\` (a string map) and \`enabled\` (default true). ` +
+      'The answer is the only place the plaintext `api_key` appears (a replay for the same Idempotency-Key has none). 409 KEY_LIMIT_REACHED, with `limit` and `active`, when the account holds its maximum of active keys: revoke one first.',
     ok: ['201', ref('CreatedKeyOrReplay'), 'The new key with its plaintext (a replay: without it)'],
     errors: { '403': 'WORKSPACE_DENIED, TIER_CEILING_EXCEEDED or ENVIRONMENT_DENIED', '409': 'KEY_LIMIT_REACHED (with limit and active: revoke a key first)' },
     example: {
-      request: { name: 'CI deploy', preset: 'workflow-deploy', workspaces: ['ws-prod'], expires_in_days: 90 },
+      request: { name: 'CI deploy', preset: 'workflow-deploy', workspaces: ['ws-prod'], expires_at: '2026-05-30T12:00:00Z', metadata: { owner: 'platform-team', ticket: 'OPS-1234' } },
       response: { ...EXAMPLE_KEY, api_key: 'knouds_live_Ab3xQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw7kP2z' },
     },
   },
@@ -592,12 +605,12 @@ const OPERATIONS: Operation[] = [
     ok: ['200', ref('Key'), 'The key'], errors: { '404': 'NOT_FOUND' }, example: { path: KEY_PATH, response: EXAMPLE_KEY },
   },
   {
-    method: 'patch', path: '/keys/{key_id}', id: 'updateKey', summary: 'Edit a key’s name, capabilities or workspaces', needs: 'keys:write', tag: 'Keys', body: 'UpdateKeyRequest',
+    method: 'patch', path: '/keys/{key_id}', id: 'updateKey', summary: 'Edit a key’s name, capabilities, workspaces, metadata, or disable and enable it', needs: 'keys:write', tag: 'Keys', body: 'UpdateKeyRequest',
     description:
-      'Any of `name`, `capabilities`, `workspaces`, in force from the key’s next request; the result must be grantable by the caller. An edit is never lost to a concurrent rotation. 409 KEY_ROTATED (with `rotated_to`) for a key that has been rotated: edit its replacement.',
+      'Any of `name`, `capabilities`, `workspaces`, `metadata`, `enabled`, in force from the key’s next request; the result must be grantable by the caller. `metadata` replaces the whole map (`{}` clears it). `enabled: false` makes the key 401 from its next request while it keeps its slot (still listed and counted in the key limit); `enabled: true` brings it back. An edit that changes nothing writes nothing, so a retried PATCH is harmless. An edit is never lost to a concurrent rotation. 409 KEY_ROTATED (with `rotated_to`) for a key that has been rotated: edit its replacement.',
     ok: ['200', ref('Key'), 'The edited key'],
     errors: { '403': 'WORKSPACE_DENIED, TIER_CEILING_EXCEEDED or ENVIRONMENT_DENIED', '404': 'NOT_FOUND', '409': 'KEY_ROTATED (edit the key in rotated_to)' },
-    example: { path: KEY_PATH, request: { name: 'CI deploy (prod)', capabilities: ['workflow:read', 'workflow:run'] }, response: { ...EXAMPLE_KEY, name: 'CI deploy (prod)' } },
+    example: { path: KEY_PATH, request: { name: 'CI deploy (prod)', metadata: { owner: 'platform-team' }, enabled: false }, response: { ...EXAMPLE_KEY, name: 'CI deploy (prod)', metadata: { owner: 'platform-team' }, enabled: false } },
   },
   {
     method: 'delete', path: '/keys/{key_id}', id: 'revokeKey', summary: 'Revoke a key (it stops at once)', needs: 'keys:write', tag: 'Keys',
@@ -607,7 +620,7 @@ const OPERATIONS: Operation[] = [
   {
     method: 'post', path: '/keys/{key_id}/rotate', id: 'rotateKey', summary: 'Replace a key, the old one working for a grace period', needs: 'keys:write', tag: 'Keys', body: 'RotateKeyRequest', idempotent: true,
     description:
-      'A replacement with the same name, capabilities, workspaces, environment and expiry, its plaintext shown once; the old key stops at once, or after `grace_period_seconds` (0–86400). A key is rotated once (then 409 ALREADY_EXISTS with `rotated_to`). A key in its grace keeps its slot, so a rotation with a grace period on a full account is 409 KEY_LIMIT_REACHED; one without grace always works.',
+      'A replacement with the same name, capabilities, workspaces, environment, expiry, metadata and `enabled` (a disabled key’s replacement is disabled too), its plaintext shown once; the old key stops at once, or after `grace_period_seconds` (0–86400). A key is rotated once (then 409 ALREADY_EXISTS with `rotated_to`). A key in its grace keeps its slot, so a rotation with a grace period on a full account is 409 KEY_LIMIT_REACHED; one without grace always works.',
     ok: ['201', ref('CreatedKeyOrReplay'), 'The new key with its plaintext (a replay: without it)'],
     errors: { '403': 'WORKSPACE_DENIED, TIER_CEILING_EXCEEDED or ENVIRONMENT_DENIED', '404': 'NOT_FOUND', '409': 'ALREADY_EXISTS (rotated before), or KEY_LIMIT_REACHED (a grace period on a full account)' },
     example: { path: KEY_PATH, request: { grace_period_seconds: 3600 }, response: { ...EXAMPLE_KEY, key_id: 'key_9Zx2Lm4Nq8Rt1Vw6Yb3C', prefix: 'knouds_live_Qw7e', api_key: 'knouds_live_Qw7eR5t2Y8u1I4o6P9a3S0d7F2g5H8j1K4l' } },
@@ -942,9 +955,10 @@ function operation(o: Operation): Schema {
  * The version of this document, per the policy below: MAJOR is the stage (`/v1`); MINOR grows with
  * each release that adds (1.1.0: `request_id` in every error and `x-request-id` on every answer, 405
  * METHOD_NOT_ALLOWED, `failure` on executions, `limit`/`active` on KEY_LIMIT_REACHED, paged GET
- * /models, the IETF RateLimit headers, extensible enums); PATCH corrects the document alone.
+ * /models, the IETF RateLimit headers, extensible enums; 1.2.0: keys' `metadata`, `enabled` and
+ * `expires_at` at creation); PATCH corrects the document alone.
  */
-export const API_VERSION = '1.1.0';
+export const API_VERSION = '1.2.0';
 
 /** The breaking-change policy (API.md §4 "Evolution"), as `info.description` publishes it. */
 export const EVOLUTION_POLICY =

@@ -19,8 +19,22 @@ export interface CreateKeyBody {
   scope?: ScopeName;
   workspaces?: string[];
   expires_in_days?: (typeof EXPIRY_DAYS)[number];
+  /** An exact expiry instead of `expires_in_days` (not both): in the future, at most MAX_EXPIRY_DAYS ahead. */
+  expires_at?: string;
   environment?: KeyEnvironment;
+  metadata?: KeyMetadata;
+  enabled?: boolean;
 }
+
+/** A key's metadata (API.md §4): a string map of at most 20 entries, keys 1–40 and values 0–500 characters. */
+export type KeyMetadata = Record<string, string>;
+export const MAX_METADATA_ENTRIES = 20;
+export const MAX_METADATA_KEY_LENGTH = 40;
+export const MAX_METADATA_VALUE_LENGTH = 500;
+/** `expires_at` may be at most this far ahead (as `expires_in_days` at most). */
+export const MAX_EXPIRY_DAYS = 365;
+/** RFC 3339 date-time with `Z` or an offset (ISO-8601's profile the API speaks); checked for a real instant by the service. */
+export const DATE_TIME_PATTERN = '^\\d{4}-\\d{2}-\\d{2}[Tt]\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?([Zz]|[+-]\\d{2}:\\d{2})$';
 
 export const WORKSPACE_PATTERN = '^(\\*|[A-Za-z0-9][A-Za-z0-9_-]{0,63})$';
 
@@ -33,6 +47,16 @@ const WORKSPACES = {
   minItems: 1,
   maxItems: 100,
   uniqueItems: true,
+} as const;
+
+const METADATA = {
+  type: 'object',
+  nullable: true,
+  description: `A string map: at most ${MAX_METADATA_ENTRIES} entries, keys 1–${MAX_METADATA_KEY_LENGTH} characters, values up to ${MAX_METADATA_VALUE_LENGTH}.`,
+  maxProperties: MAX_METADATA_ENTRIES,
+  propertyNames: { type: 'string', minLength: 1, maxLength: MAX_METADATA_KEY_LENGTH },
+  additionalProperties: { type: 'string', maxLength: MAX_METADATA_VALUE_LENGTH },
+  required: [],
 } as const;
 
 const createKeySchema: JSONSchemaType<CreateKeyBody> = {
@@ -53,15 +77,28 @@ const createKeySchema: JSONSchemaType<CreateKeyBody> = {
     },
     workspaces: WORKSPACES,
     expires_in_days: { type: 'integer', nullable: true, enum: [...EXPIRY_DAYS] },
+    expires_at: {
+      type: 'string',
+      nullable: true,
+      maxLength: 40,
+      pattern: DATE_TIME_PATTERN,
+      description: `An exact expiry instead of \`expires_in_days\` (not both): an ISO-8601 date-time with \`Z\` or an offset, in the future, at most ${MAX_EXPIRY_DAYS} days ahead. The key is refused from that instant.`,
+    },
     environment: { type: 'string', nullable: true, enum: ['live', 'test'] },
+    metadata: METADATA,
+    enabled: { type: 'boolean', nullable: true, description: 'Default true. A key made disabled holds its slot and is refused (401) until enabled.' },
   },
   oneOf: [{ required: ['capabilities'] }, { required: ['preset'] }, { required: ['scope'] }],
+  not: { required: ['expires_in_days', 'expires_at'] },
 };
 
 export interface UpdateKeyBody {
   name?: string;
   capabilities?: string[];
   workspaces?: string[];
+  /** Replaces the whole map (`{}` clears it). */
+  metadata?: KeyMetadata;
+  enabled?: boolean;
 }
 
 const updateKeySchema: JSONSchemaType<UpdateKeyBody> = {
@@ -72,6 +109,8 @@ const updateKeySchema: JSONSchemaType<UpdateKeyBody> = {
     name: { ...NAME, nullable: true },
     capabilities: CAPABILITIES,
     workspaces: WORKSPACES,
+    metadata: { ...METADATA, description: `${METADATA.description} Replaces the key's whole map (\`{}\` clears it).` },
+    enabled: { type: 'boolean', nullable: true, description: 'false: the key is refused (401) from its next request and keeps its slot; true: it works again.' },
   },
 };
 
@@ -114,7 +153,27 @@ function toFieldErrors(errors: ErrorObject[] | null | undefined): FieldError[] {
   const out: FieldError[] = [];
   for (const e of errors ?? []) {
     if (e.keyword === 'minProperties' && e.instancePath === '') {
-      out.push({ field: 'body', message: 'give at least one of name, capabilities, workspaces' });
+      out.push({ field: 'body', message: 'give at least one of name, capabilities, workspaces, metadata, enabled' });
+      continue;
+    }
+    // POST /keys: `expires_at` and `expires_in_days` together.
+    if (e.keyword === 'not' && e.schemaPath === '#/not') {
+      out.push({ field: 'expires_at', message: 'give expires_at or expires_in_days, not both' });
+      continue;
+    }
+    if (e.keyword === 'propertyNames') continue; // its own error (below) names the key
+    const { propertyName } = e as ErrorObject & { propertyName?: string };
+    if (propertyName !== undefined) {
+      const path = e.instancePath.replace(/^\//, '').replace(/\//g, '.');
+      out.push({ field: path, message: `key '${propertyName}' must be 1 to ${MAX_METADATA_KEY_LENGTH} characters` });
+      continue;
+    }
+    if (e.keyword === 'pattern' && e.params['pattern'] === DATE_TIME_PATTERN) {
+      out.push({ field: e.instancePath.replace(/^\//, '').replace(/\//g, '.'), message: 'must be an ISO-8601 date-time with Z or an offset (e.g. 2026-03-01T12:00:00Z)' });
+      continue;
+    }
+    if (e.keyword === 'maxProperties') {
+      out.push({ field: e.instancePath.replace(/^\//, '').replace(/\//g, '.'), message: `must hold at most ${String(e.params['limit'])} entries` });
       continue;
     }
     if (e.keyword === 'type' && e.instancePath === '') {

@@ -70,7 +70,7 @@ describe('what each person may do', () => {
       if ((await enabledCount(actions)) > 0) {
         await actions.click();
         await visible(page.getByRole('menu'));
-        for (const item of ['Edit', 'Rotate', 'Delete']) {
+        for (const item of ['Edit', 'Disable', 'Enable', 'Rotate', 'Delete']) {
           if ((await enabledCount(page.getByRole('menuitem', { name: item, exact: true }))) > 0) offered.push(item);
         }
         await page.keyboard.press('Escape');

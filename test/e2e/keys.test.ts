@@ -28,6 +28,8 @@ const KEY_FIELDS = [
   'expires_at',
   'last_used',
   'created_by',
+  'metadata',
+  'enabled',
 ].sort();
 
 function expectError(reply: Reply, status: number, code: string, extra: Record<string, unknown> = {}) {

@@ -101,7 +101,7 @@ export interface paths {
         put?: never;
         /**
          * Create a key (its plaintext is shown once)
-         * @description A new key: its capabilities from `capabilities`, a `preset` or a legacy `scope` (deprecated; exactly one of the three), covered by the tier’s ceiling and by the caller’s own capabilities and workspaces. The answer is the only place the plaintext `api_key` appears (a replay for the same Idempotency-Key has none). 409 KEY_LIMIT_REACHED, with `limit` and `active`, when the account holds its maximum of active keys: revoke one first.
+         * @description A new key: its capabilities from `capabilities`, a `preset` or a legacy `scope` (deprecated; exactly one of the three), covered by the tier’s ceiling and by the caller’s own capabilities and workspaces. Its expiry from `expires_in_days` or an exact `expires_at` (in the future, at most 365 days ahead; not both), or none; optional `metadata` (a string map) and `enabled` (default true). The answer is the only place the plaintext `api_key` appears (a replay for the same Idempotency-Key has none). 409 KEY_LIMIT_REACHED, with `limit` and `active`, when the account holds its maximum of active keys: revoke one first.
          */
         post: operations["createKey"];
         delete?: never;
@@ -132,8 +132,8 @@ export interface paths {
         options?: never;
         head?: never;
         /**
-         * Edit a key’s name, capabilities or workspaces
-         * @description Any of `name`, `capabilities`, `workspaces`, in force from the key’s next request; the result must be grantable by the caller. An edit is never lost to a concurrent rotation. 409 KEY_ROTATED (with `rotated_to`) for a key that has been rotated: edit its replacement.
+         * Edit a key’s name, capabilities, workspaces, metadata, or disable and enable it
+         * @description Any of `name`, `capabilities`, `workspaces`, `metadata`, `enabled`, in force from the key’s next request; the result must be grantable by the caller. `metadata` replaces the whole map (`{}` clears it). `enabled: false` makes the key 401 from its next request while it keeps its slot (still listed and counted in the key limit); `enabled: true` brings it back. An edit that changes nothing writes nothing, so a retried PATCH is harmless. An edit is never lost to a concurrent rotation. 409 KEY_ROTATED (with `rotated_to`) for a key that has been rotated: edit its replacement.
          */
         patch: operations["updateKey"];
         trace?: never;
@@ -149,7 +149,7 @@ export interface paths {
         put?: never;
         /**
          * Replace a key, the old one working for a grace period
-         * @description A replacement with the same name, capabilities, workspaces, environment and expiry, its plaintext shown once; the old key stops at once, or after `grace_period_seconds` (0–86400). A key is rotated once (then 409 ALREADY_EXISTS with `rotated_to`). A key in its grace keeps its slot, so a rotation with a grace period on a full account is 409 KEY_LIMIT_REACHED; one without grace always works.
+         * @description A replacement with the same name, capabilities, workspaces, environment, expiry, metadata and `enabled` (a disabled key’s replacement is disabled too), its plaintext shown once; the old key stops at once, or after `grace_period_seconds` (0–86400). A key is rotated once (then 409 ALREADY_EXISTS with `rotated_to`). A key in its grace keeps its slot, so a rotation with a grace period on a full account is 409 KEY_LIMIT_REACHED; one without grace always works.
          */
         post: operations["rotateKey"];
         delete?: never;
@@ -591,6 +591,12 @@ export interface components {
                 /** @constant */
                 kind: "operator";
             };
+            /** @description The owner’s string map (at most 20 entries), keys in order; `{}` when none. A rotation copies it. */
+            metadata: {
+                [key: string]: string;
+            };
+            /** @description false: the key is refused (401) from its next request while it keeps its slot (still listed, still counted in the key limit). A rotation copies it. */
+            enabled: boolean;
         };
         Me: {
             /** @enum {unknown} */
@@ -668,6 +674,12 @@ export interface components {
                 /** @constant */
                 kind: "operator";
             };
+            /** @description The owner’s string map (at most 20 entries), keys in order; `{}` when none. A rotation copies it. */
+            metadata: {
+                [key: string]: string;
+            };
+            /** @description false: the key is refused (401) from its next request while it keeps its slot (still listed, still counted in the key limit). A rotation copies it. */
+            enabled: boolean;
         };
         CreatedKey: components["schemas"]["KeyFields"] & {
             /** @description The plaintext key, shown once. */
@@ -913,13 +925,27 @@ export interface components {
             workspaces?: string[] | null;
             /** @enum {integer|null} */
             expires_in_days?: 7 | 30 | 60 | 90 | 180 | 365 | null;
+            /** @description An exact expiry instead of `expires_in_days` (not both): an ISO-8601 date-time with `Z` or an offset, in the future, at most 365 days ahead. The key is refused from that instant. */
+            expires_at?: string | null;
             /** @enum {string|null} */
             environment?: "live" | "test" | null;
+            /** @description A string map: at most 20 entries, keys 1–40 characters, values up to 500. */
+            metadata?: {
+                [key: string]: string;
+            } | null;
+            /** @description Default true. A key made disabled holds its slot and is refused (401) until enabled. */
+            enabled?: boolean | null;
         } & (unknown | unknown | unknown);
         UpdateKeyRequest: {
             name?: string | null;
             capabilities?: string[] | null;
             workspaces?: string[] | null;
+            /** @description A string map: at most 20 entries, keys 1–40 characters, values up to 500. Replaces the key's whole map (`{}` clears it). */
+            metadata?: {
+                [key: string]: string;
+            } | null;
+            /** @description false: the key is refused (401) from its next request and keeps its slot; true: it works again. */
+            enabled?: boolean | null;
         };
         RotateKeyRequest: {
             grace_period_seconds?: number | null;
@@ -1035,7 +1061,7 @@ export interface operations {
                      *       "openapi": "3.1.0",
                      *       "info": {
                      *         "title": "Knouds API",
-                     *         "version": "1.1.0"
+                     *         "version": "1.2.0"
                      *       }
                      *     }
                      */
@@ -1305,6 +1331,11 @@ export interface operations {
                      *         "subject": "2b7c4e1a-5f0d-4c8e-9a3b-7d6e5f4c3b2a",
                      *         "email": "ada@example.com"
                      *       },
+                     *       "metadata": {
+                     *         "owner": "platform-team",
+                     *         "ticket": "OPS-1234"
+                     *       },
+                     *       "enabled": true,
                      *       "rate_limit": {
                      *         "limit": 100,
                      *         "remaining": 99,
@@ -1510,7 +1541,12 @@ export interface operations {
                      *             "kind": "person",
                      *             "subject": "2b7c4e1a-5f0d-4c8e-9a3b-7d6e5f4c3b2a",
                      *             "email": "ada@example.com"
-                     *           }
+                     *           },
+                     *           "metadata": {
+                     *             "owner": "platform-team",
+                     *             "ticket": "OPS-1234"
+                     *           },
+                     *           "enabled": true
                      *         }
                      *       ],
                      *       "next_token": null
@@ -1648,7 +1684,11 @@ export interface operations {
                  *       "workspaces": [
                  *         "ws-prod"
                  *       ],
-                 *       "expires_in_days": 90
+                 *       "expires_at": "2026-05-30T12:00:00Z",
+                 *       "metadata": {
+                 *         "owner": "platform-team",
+                 *         "ticket": "OPS-1234"
+                 *       }
                  *     }
                  */
                 "application/json": components["schemas"]["CreateKeyRequest"];
@@ -1703,6 +1743,11 @@ export interface operations {
                      *         "subject": "2b7c4e1a-5f0d-4c8e-9a3b-7d6e5f4c3b2a",
                      *         "email": "ada@example.com"
                      *       },
+                     *       "metadata": {
+                     *         "owner": "platform-team",
+                     *         "ticket": "OPS-1234"
+                     *       },
+                     *       "enabled": true,
                      *       "api_key": "knouds_live_Ab3xQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw7kP2z"
                      *     }
                      */
@@ -1954,7 +1999,12 @@ export interface operations {
                      *         "kind": "person",
                      *         "subject": "2b7c4e1a-5f0d-4c8e-9a3b-7d6e5f4c3b2a",
                      *         "email": "ada@example.com"
-                     *       }
+                     *       },
+                     *       "metadata": {
+                     *         "owner": "platform-team",
+                     *         "ticket": "OPS-1234"
+                     *       },
+                     *       "enabled": true
                      *     }
                      */
                     "application/json": components["schemas"]["Key"];
@@ -2279,10 +2329,10 @@ export interface operations {
                 /**
                  * @example {
                  *       "name": "CI deploy (prod)",
-                 *       "capabilities": [
-                 *         "workflow:read",
-                 *         "workflow:run"
-                 *       ]
+                 *       "metadata": {
+                 *         "owner": "platform-team"
+                 *       },
+                 *       "enabled": false
                  *     }
                  */
                 "application/json": components["schemas"]["UpdateKeyRequest"];
@@ -2334,7 +2384,11 @@ export interface operations {
                      *         "kind": "person",
                      *         "subject": "2b7c4e1a-5f0d-4c8e-9a3b-7d6e5f4c3b2a",
                      *         "email": "ada@example.com"
-                     *       }
+                     *       },
+                     *       "metadata": {
+                     *         "owner": "platform-team"
+                     *       },
+                     *       "enabled": false
                      *     }
                      */
                     "application/json": components["schemas"]["Key"];
@@ -2600,6 +2654,11 @@ export interface operations {
                      *         "subject": "2b7c4e1a-5f0d-4c8e-9a3b-7d6e5f4c3b2a",
                      *         "email": "ada@example.com"
                      *       },
+                     *       "metadata": {
+                     *         "owner": "platform-team",
+                     *         "ticket": "OPS-1234"
+                     *       },
+                     *       "enabled": true,
                      *       "api_key": "knouds_live_Qw7eR5t2Y8u1I4o6P9a3S0d7F2g5H8j1K4l"
                      *     }
                      */

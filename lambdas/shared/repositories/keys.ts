@@ -12,6 +12,7 @@ import type { Capability } from '../capabilities.js';
 import { cancellationReasons, decodePageToken, encodePageToken, isConditionalCheckFailed, queryPage } from '../ddb.js';
 import { KeyLimitReachedError, NotFoundError, ValidationError } from '../errors.js';
 import type { TierName } from '../settings.js';
+import type { KeyMetadata } from '../schemas.js';
 
 /**
  * Keys table. Two kinds of item share the partition key `pk`:
@@ -51,6 +52,13 @@ export interface KeyRecord {
   readonly version?: number;
   /** Who made it (a rotation copies its predecessor's); absent on keys made before it existed. */
   readonly created_by?: Principal;
+  /** The owner's string map (a rotation copies it); absent on keys made before it existed: read as `{}`. */
+  readonly metadata?: KeyMetadata;
+  /**
+   * `false`: the authorizer refuses the key (401) while it keeps its slot; absent on keys made before it
+   * existed: read as `true`. On the record the authorizer already reads, so the check costs no read.
+   */
+  readonly enabled?: boolean;
 }
 
 interface StoredKey extends KeyRecord {
@@ -198,7 +206,7 @@ export class KeysRepository {
   }
 
   /**
-   * Edits name, capabilities or workspaces of an active key that has not been rotated, and counts the
+   * Edits name, capabilities, workspaces, metadata (the whole map) or `enabled` of an active key that has not been rotated, and counts the
    * edit in `version`, with `audit` (its key.updated event's Put) in the same transaction; the authorizer
    * sees the change on the next request (it reads the record with a consistent GetItem). The key must be unchanged since
    * `record` was read (its `version`), so the event's `from` values are what the edit replaced. Returns
@@ -207,7 +215,7 @@ export class KeysRepository {
    */
   async update(
     record: KeyRecord,
-    changes: { name?: string; capabilities?: Capability[]; workspaces?: string[] },
+    changes: { name?: string; capabilities?: Capability[]; workspaces?: string[]; metadata?: KeyMetadata; enabled?: boolean },
     now: Date,
     audit: TransactItem,
   ): Promise<KeyRecord | undefined> {

@@ -26,7 +26,7 @@ import type { AccountRecord, AccountsRepository } from '../repositories/accounts
 import { newAuditEvent, type AuditAction, type AuditChanges, type AuditRepository, type RequestMeta } from '../repositories/audit.js';
 import { graceExpiry, KeyChanged, KeyCreateConflict, keyLimitReached, type KeyRecord, type KeysRepository } from '../repositories/keys.js';
 import type { UsageRepository } from '../repositories/usage.js';
-import { parseCreateKeyBody, parseRotateKeyBody, parseUpdateKeyBody } from '../schemas.js';
+import { MAX_EXPIRY_DAYS, parseCreateKeyBody, parseRotateKeyBody, parseUpdateKeyBody, type KeyMetadata } from '../schemas.js';
 import { rateLimitFor, type Settings, type TierName } from '../settings.js';
 import { actorOf, diff } from './audit.js';
 
@@ -66,6 +66,20 @@ export interface KeyObject {
   last_used: string | null;
   /** `null` for keys made before it was recorded. */
   created_by: Principal | null;
+  /** `{}` for keys made before it existed; its keys in order. */
+  metadata: KeyMetadata;
+  /** `true` for keys made before it existed. */
+  enabled: boolean;
+}
+
+/** A metadata map with its keys in order, so equal maps compare (and read) the same whatever DynamoDB returns. */
+function sortedMetadata(metadata: KeyMetadata | null | undefined): KeyMetadata {
+  return Object.fromEntries(Object.entries(metadata ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/** A record as the API reads it: keys made before `metadata` and `enabled` existed read as `{}` and `true`. */
+function withDefaults(record: KeyRecord): KeyRecord & { metadata: KeyMetadata; enabled: boolean } {
+  return { ...record, metadata: sortedMetadata(record.metadata), enabled: record.enabled ?? true };
 }
 
 export function toKeyObject(record: KeyRecord, lastUsed: string | null = null): KeyObject {
@@ -82,7 +96,36 @@ export function toKeyObject(record: KeyRecord, lastUsed: string | null = null): 
     expires_at: record.expires_at ?? null,
     last_used: lastUsed,
     created_by: record.created_by ?? null,
+    metadata: sortedMetadata(record.metadata),
+    enabled: record.enabled ?? true,
   };
+}
+
+/**
+ * The instant an RFC 3339 date-time (the schema checked its shape) names, or undefined for one that names
+ * none: a day the month lacks (Date.parse would roll 02-30 over to 03-02), hour 24, minute or second 60.
+ */
+function instantOf(text: string): number | undefined {
+  const [y, mo, d, h, mi, s] = (/^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})/.exec(text) ?? []).slice(1).map(Number);
+  if (y === undefined || mo === undefined || d === undefined || h === undefined || mi === undefined || s === undefined) return undefined;
+  const day = new Date(Date.UTC(y, mo - 1, d));
+  if (day.getUTCMonth() !== mo - 1 || day.getUTCDate() !== d || h > 23 || mi > 59 || s > 59) return undefined;
+  const at = Date.parse(text.toUpperCase());
+  return Number.isNaN(at) ? undefined : at;
+}
+
+/**
+ * The expiry of a new key: `expires_in_days` from now, or `expires_at` (an exact instant, in the future and
+ * at most MAX_EXPIRY_DAYS ahead), as an ISO-8601 UTC time; undefined for a key that never expires.
+ */
+function expiryOf(body: { expires_in_days?: number; expires_at?: string }, now: Date): string | undefined {
+  if (body.expires_in_days) return new Date(now.getTime() + body.expires_in_days * 86_400_000).toISOString();
+  if (body.expires_at == null) return undefined;
+  const at = instantOf(body.expires_at);
+  if (at === undefined) throw ValidationError.field('expires_at', 'is not a valid date-time');
+  if (at <= now.getTime()) throw ValidationError.field('expires_at', 'must be in the future');
+  if (at > now.getTime() + MAX_EXPIRY_DAYS * 86_400_000) throw ValidationError.field('expires_at', `must be at most ${MAX_EXPIRY_DAYS} days ahead`);
+  return new Date(at).toISOString();
 }
 
 function requestedCapabilities(body: { capabilities?: string[]; preset?: keyof typeof PRESETS; scope?: keyof typeof SCOPES }): Capability[] {
@@ -162,6 +205,8 @@ function newKeyRecord(
   deps: KeyServiceDeps,
   now: Date,
   fields: Pick<KeyRecord, 'account_id' | 'name' | 'environment' | 'capabilities' | 'workspaces' | 'tier'> & {
+    metadata: KeyMetadata;
+    enabled: boolean;
     expires_at?: string | undefined;
     created_by?: Principal | undefined;
   },
@@ -214,7 +259,10 @@ export async function createKey(
   const capabilities = requestedCapabilities(body);
   const workspaces = normalizeWorkspaces(body.workspaces);
   const environment = body.environment ?? 'live';
+  const metadata = sortedMetadata(body.metadata);
+  const enabled = body.enabled !== false;
   const now = clock(deps);
+  const expiresAt = expiryOf(body, now);
 
   for (let attempt = 0; ; attempt++) {
     const account = await deps.accounts.get(accountId);
@@ -228,7 +276,9 @@ export async function createKey(
       capabilities,
       workspaces,
       tier: account.tier,
-      expires_at: body.expires_in_days ? new Date(now.getTime() + body.expires_in_days * 86_400_000).toISOString() : undefined,
+      metadata,
+      enabled,
+      expires_at: expiresAt,
       created_by: caller?.principal ?? { kind: 'operator' },
     });
     // What the key was made with (never its plaintext, hash or prefix).
@@ -238,6 +288,8 @@ export async function createKey(
       workspaces: record.workspaces,
       environment: record.environment,
       expires_at: record.expires_at ?? null,
+      metadata,
+      enabled,
     });
     try {
       await deps.keys.create(record, deps.settings.maxActiveKeysPerAccount, deps.audit.putItem(keyEvent('key.created', record, made, now, caller, request)));
@@ -313,7 +365,10 @@ export async function listKeys(
 /**
  * Edits a key. The edit is conditioned on the key as read (its `version`), so its event's `from` values
  * are exactly what it replaced; a concurrent edit makes it read and check again. An edit that changes
- * nothing writes nothing (no change, no event) and answers the key as it is.
+ * nothing writes nothing (no change, no event) and answers the key as it is, so a retried PATCH is
+ * harmless. `metadata` replaces the whole map (`{}` clears it); `enabled: false` makes the authorizer
+ * refuse the key from its next request (it keeps its slot), `true` lets it work again. A rotation is
+ * conditioned on the same `version`, so it copies the key as last edited, or fails and reads again.
  */
 export async function updateKey(
   deps: KeyServiceDeps,
@@ -326,6 +381,7 @@ export async function updateKey(
   const body = parseUpdateKeyBody(rawBody);
   const capabilities = body.capabilities ? checkedCapabilities(body.capabilities) : undefined;
   const workspaces = body.workspaces ? normalizeWorkspaces(body.workspaces) : undefined;
+  const metadata = body.metadata ? sortedMetadata(body.metadata) : undefined;
   for (let attempt = 0; ; attempt++) {
     const now = clock(deps);
     const record = await unrotatedKey(deps, accountId, keyId, now, 'KEY_ROTATED');
@@ -335,8 +391,16 @@ export async function updateKey(
     else if (workspaces) assertGrantable(deps.settings, record.tier, [], workspaces, caller);
     // … and the key as it stands must be within the caller's reach.
     assertManageable(record, caller);
-    const wanted = { ...(body.name !== undefined ? { name: body.name } : {}), ...(capabilities ? { capabilities } : {}), ...(workspaces ? { workspaces } : {}) };
-    const changes = diff(record as unknown as Record<string, unknown>, wanted);
+    const wanted = {
+      // A null (the schema's nullable) is a field not given.
+      ...(body.name != null ? { name: body.name } : {}),
+      ...(capabilities ? { capabilities } : {}),
+      ...(workspaces ? { workspaces } : {}),
+      ...(metadata ? { metadata } : {}),
+      ...(typeof body.enabled === 'boolean' ? { enabled: body.enabled } : {}),
+    };
+    // Against the key as the API reads it: an old key's missing metadata is `{}`, its enabled `true`.
+    const changes = diff(withDefaults(record) as unknown as Record<string, unknown>, wanted);
     if (Object.keys(changes).length === 0) return toKeyObject(record, await lastUsedOf(deps, keyId));
     const changed = Object.fromEntries(Object.keys(changes).map((field) => [field, wanted[field as keyof typeof wanted]]));
     const updated = await deps.keys.update(record, changed, now, deps.audit.putItem(keyEvent('key.updated', record, changes, now, caller, request)));
@@ -355,7 +419,8 @@ export async function revokeKey(deps: KeyServiceDeps, accountId: string, keyId: 
 }
 
 /**
- * Issues a replacement with the same name, capabilities, workspaces, environment and expiry; the old
+ * Issues a replacement with the same name, capabilities, workspaces, environment, expiry, metadata and
+ * `enabled` (a disabled key's replacement is disabled too: rotating changes the secret, not the state); the old
  * key stops at once, or after `grace_period_seconds`. A key is rotated once (409 ALREADY_EXISTS after).
  * A key in its grace still counts against the key limit, so a rotation with a grace period needs a free
  * slot (409 KEY_LIMIT_REACHED on a full account); one without grace hands the slot over and always works.
@@ -386,6 +451,8 @@ export async function rotateKey(
       capabilities: old.capabilities,
       workspaces: old.workspaces,
       tier: account.tier,
+      metadata: sortedMetadata(old.metadata),
+      enabled: old.enabled ?? true,
       expires_at: old.expires_at,
       created_by: old.created_by,
     });

@@ -1,6 +1,6 @@
 /**
- * "Create key" → the dialog "Create API key": Name, Permissions, Workspaces, Expiration, Environment,
- * "Create". One Idempotency-Key per opening, so a double click or a retry after a lost answer makes one
+ * "Create key" → the dialog "Create API key": Name, Permissions, Workspaces, Expiration (a number of
+ * days, "Custom date" with an "Expiration date", or Never), Environment, Metadata, "Create". One Idempotency-Key per opening, so a double click or a retry after a lost answer makes one
  * key. Then the key is shown once; closing the dialog unmounts it, and its plaintext with it.
  */
 import { useId, useRef, useState, type FormEvent } from 'react';
@@ -10,6 +10,7 @@ import { ApiProblem, messageOf } from '../../api/errors';
 import { tierName, useAccount } from '../../lib/account';
 import { createKey, type Choices, type CreateKeyBody } from './api';
 import { capabilitiesOf, DEFAULT_PERMISSIONS, NameField, PermissionsFieldset, WorkspacesFieldset, ALL_WORKSPACES, workspaceList, type PermissionsValue, type WorkspacesValue } from './KeyFields';
+import { metadataOf, MetadataFieldset, metadataProblem, type MetadataRow } from './MetadataFields';
 import { NewKeySecret } from './NewKeySecret';
 import { knownWorkspaces } from './useChoices';
 
@@ -21,8 +22,28 @@ const EXPIRATIONS: readonly { readonly value: string; readonly label: string; re
   { value: '90', label: '90 days', days: 90 },
   { value: '180', label: '180 days', days: 180 },
   { value: '365', label: '1 year', days: 365 },
+  { value: 'custom', label: 'Custom date', days: null },
   { value: 'never', label: 'Never', days: null },
 ];
+
+const DAY = 86_400_000;
+/** The API takes an expiry at most 365 days ahead; a day is chosen whole, so the last one allowed is a day before. */
+const MAX_CUSTOM_DAYS = 364;
+
+/** `YYYY-MM-DD` of a local day, as a date input speaks. */
+function localDay(at: Date): string {
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())}`;
+}
+
+/** The end of a chosen local day (`YYYY-MM-DD`), as an exact instant: the key works through that whole day. */
+function endOfDay(day: string): Date | null {
+  const [y, m, d] = day.split('-').map(Number);
+  if (!y || !m || !d) return null;
+  const at = new Date(y, m - 1, d, 23, 59, 59);
+  return at.getDate() === d ? at : null;
+}
+
 
 export interface CreateKeyDialogProps {
   readonly onClose: () => void;
@@ -41,6 +62,8 @@ export function CreateKeyDialog({ onClose, onCreated, choices }: CreateKeyDialog
   const [workspaces, setWorkspaces] = useState<WorkspacesValue>(ALL_WORKSPACES);
   // As the API: a key without an expiry unless one is chosen.
   const [expiration, setExpiration] = useState('never');
+  const [customDay, setCustomDay] = useState('');
+  const [metadataRows, setMetadataRows] = useState<MetadataRow[]>([]);
   const [environment, setEnvironment] = useState<'live' | 'test'>('live');
   const [busy, setBusy] = useState(false);
   // A second click before React re-renders finds this set (the Idempotency-Key would catch it too).
@@ -59,6 +82,12 @@ export function CreateKeyDialog({ onClose, onCreated, choices }: CreateKeyDialog
     const capabilities = capabilitiesOf(permissions);
     if (capabilities.length === 0) fields['capabilities'] = 'Choose at least one permission.';
     if (!workspaces.all && workspaces.chosen.length === 0) fields['workspaces'] = 'Choose at least one workspace, or All workspaces.';
+    const custom = expiration === 'custom' ? endOfDay(customDay) : null;
+    if (expiration === 'custom' && (!custom || custom.getTime() <= Date.now() || custom.getTime() > Date.now() + 365 * DAY)) {
+      fields['expires_at'] = `Choose a day from tomorrow to ${new Intl.DateTimeFormat(undefined, { dateStyle: 'long' }).format(new Date(Date.now() + MAX_CUSTOM_DAYS * DAY))}.`;
+    }
+    const metadata = metadataOf(metadataRows);
+    if ('error' in metadata) fields['metadata'] = metadata.error;
     if (Object.keys(fields).length > 0) {
       setProblem({ message: 'Some fields need your attention.', fields });
       return;
@@ -70,6 +99,8 @@ export function CreateKeyDialog({ onClose, onCreated, choices }: CreateKeyDialog
       workspaces: workspaceList(workspaces),
       environment,
       ...(days !== null ? { expires_in_days: days } : {}),
+      ...(custom ? { expires_at: custom.toISOString() } : {}),
+      ...('metadata' in metadata && Object.keys(metadata.metadata).length > 0 ? { metadata: metadata.metadata } : {}),
     };
     inFlight.current = true;
     setBusy(true);
@@ -89,7 +120,9 @@ export function CreateKeyDialog({ onClose, onCreated, choices }: CreateKeyDialog
 
   const expiresOn = (() => {
     const days = EXPIRATIONS.find((e) => e.value === expiration)?.days;
-    return days ? new Intl.DateTimeFormat(undefined, { dateStyle: 'long' }).format(new Date(Date.now() + days * 86_400_000)) : null;
+    const at = expiration === 'custom' ? endOfDay(customDay) : days ? new Date(Date.now() + days * DAY) : null;
+    if (expiration === 'custom' && !at) return 'Choose the day after which the key stops working.';
+    return at ? `The key stops working ${expiration === 'custom' ? 'at the end of' : 'on'} ${new Intl.DateTimeFormat(undefined, { dateStyle: 'long' }).format(at)}.` : null;
   })();
   const fieldError = (name: string) => problem?.fields[name];
 
@@ -124,10 +157,31 @@ export function CreateKeyDialog({ onClose, onCreated, choices }: CreateKeyDialog
               ))}
             </select>
             <p id={`${id}-expiration-hint`} className="hint">
-              {expiresOn ? `The key stops working on ${expiresOn}.` : 'The key works until it is deleted.'}
+              {expiresOn ?? 'The key works until it is deleted.'}
             </p>
             {fieldError('expires_in_days') && <p className="field-error">{fieldError('expires_in_days')}</p>}
           </div>
+          {expiration === 'custom' && (
+            <div className="field">
+              <label htmlFor={`${id}-expiration-date`}>Expiration date</label>
+              <input
+                id={`${id}-expiration-date`}
+                type="date"
+                className="input"
+                value={customDay}
+                min={localDay(new Date(Date.now() + DAY))}
+                max={localDay(new Date(Date.now() + MAX_CUSTOM_DAYS * DAY))}
+                aria-invalid={fieldError('expires_at') ? 'true' : undefined}
+                aria-describedby={fieldError('expires_at') ? `${id}-expiration-date-error` : undefined}
+                onChange={(e) => setCustomDay(e.target.value)}
+              />
+              {fieldError('expires_at') && (
+                <p id={`${id}-expiration-date-error`} className="field-error">
+                  {fieldError('expires_at')}
+                </p>
+              )}
+            </div>
+          )}
           <fieldset className="fieldset">
             <legend>Environment</legend>
             <div className="choice">
@@ -145,6 +199,7 @@ export function CreateKeyDialog({ onClose, onCreated, choices }: CreateKeyDialog
               </p>
             </div>
           </fieldset>
+          <MetadataFieldset rows={metadataRows} onChange={setMetadataRows} error={metadataProblem(problem?.fields)} />
           {problem && <ErrorMessage>{problem.message}</ErrorMessage>}
           {busy && <StatusMessage>Creating the key…</StatusMessage>}
           <div className="dialog-actions">

@@ -1,4 +1,4 @@
-/** Edit: a key's name, permissions and workspaces (PATCH /keys/{key_id}). */
+/** Edit: a key's name, permissions, workspaces and metadata (PATCH /keys/{key_id}; the metadata map is replaced whole). */
 import { useRef, useState, type FormEvent } from 'react';
 import { Dialog } from '../../components/Dialog';
 import { ErrorMessage, StatusMessage } from '../../components/Messages';
@@ -6,6 +6,7 @@ import { ApiProblem, isStale, messageOf } from '../../api/errors';
 import { tierName, useAccount } from '../../lib/account';
 import { updateKey, type Choices, type Key } from './api';
 import { capabilitiesOf, NameField, permissionsOf, PermissionsFieldset, WorkspacesFieldset, workspaceList, workspacesOf, type PermissionsValue, type WorkspacesValue } from './KeyFields';
+import { metadataOf, MetadataFieldset, metadataProblem, metadataRows, type MetadataRow } from './MetadataFields';
 import { knownWorkspaces } from './useChoices';
 
 export function EditKeyDialog({
@@ -27,6 +28,7 @@ export function EditKeyDialog({
   const [name, setName] = useState(apiKey.name);
   const [permissions, setPermissions] = useState<PermissionsValue>(() => permissionsOf(apiKey.capabilities));
   const [workspaces, setWorkspaces] = useState<WorkspacesValue>(() => workspacesOf(apiKey.workspaces));
+  const [rows, setRows] = useState<MetadataRow[]>(() => metadataRows(apiKey.metadata));
   const [busy, setBusy] = useState(false);
   const inFlight = useRef(false);
   const [problem, setProblem] = useState<{ message: string; fields: Record<string, string> } | null>(null);
@@ -40,7 +42,9 @@ export function EditKeyDialog({
     const capabilities = capabilitiesOf(permissions);
     if (capabilities.length === 0) fields['capabilities'] = 'Choose at least one permission.';
     if (!workspaces.all && workspaces.chosen.length === 0) fields['workspaces'] = 'Choose at least one workspace, or All workspaces.';
-    if (Object.keys(fields).length > 0) {
+    const metadata = metadataOf(rows);
+    if ('error' in metadata) fields['metadata'] = metadata.error;
+    if (Object.keys(fields).length > 0 || 'error' in metadata) {
       setProblem({ message: 'Some fields need your attention.', fields });
       return;
     }
@@ -48,7 +52,7 @@ export function EditKeyDialog({
     setBusy(true);
     setProblem(null);
     try {
-      await updateKey(apiKey.key_id, { name: name.trim(), capabilities, workspaces: workspaceList(workspaces) });
+      await updateKey(apiKey.key_id, { name: name.trim(), capabilities, workspaces: workspaceList(workspaces), metadata: metadata.metadata });
       onSaved();
       onClose();
     } catch (error) {
@@ -69,6 +73,7 @@ export function EditKeyDialog({
         <NameField value={name} onChange={setName} error={problem?.fields['name']} />
         <PermissionsFieldset value={permissions} onChange={setPermissions} limits={limits} choices={choices} error={problem?.fields['capabilities']} />
         <WorkspacesFieldset value={workspaces} onChange={setWorkspaces} known={knownWorkspaces(choices)} error={problem?.fields['workspaces']} />
+        <MetadataFieldset rows={rows} onChange={setRows} error={metadataProblem(problem?.fields)} />
         {problem && <ErrorMessage>{problem.message}</ErrorMessage>}
         {busy && <StatusMessage>Saving…</StatusMessage>}
         <div className="dialog-actions">

@@ -14,6 +14,7 @@ import { listKeys, type Key } from './api';
 import { CreateKeyDialog } from './CreateKeyDialog';
 import { DeleteKeyDialog } from './DeleteKeyDialog';
 import { EditKeyDialog } from './EditKeyDialog';
+import { EnableKeyDialog } from './EnableKeyDialog';
 import { KeysTable, type KeyAction } from './KeysTable';
 import { RotateKeyDialog } from './RotateKeyDialog';
 import { UsageDialog } from './UsageDialog';
@@ -65,7 +66,7 @@ export function KeysPage() {
   }, [refresh]);
 
   const canAudit = account.capabilities.includes('audit:read');
-  const actions: KeyAction[] = [...(canWrite ? (['edit', 'rotate', 'usage'] as const) : (['usage'] as const)), ...(canAudit ? (['history'] as const) : []), ...(canWrite ? (['delete'] as const) : [])];
+  const actions: KeyAction[] = [...(canWrite ? (['edit', 'toggle', 'rotate', 'usage'] as const) : (['usage'] as const)), ...(canAudit ? (['history'] as const) : []), ...(canWrite ? (['delete'] as const) : [])];
   const [, navigate] = useLocation();
   const close = () => setOpen(null);
   const openDialog = (next: NonNullable<Open>) => {
@@ -138,6 +139,15 @@ export function KeysPage() {
       )}
       {open?.kind === 'create' && <CreateKeyDialog onClose={close} onCreated={() => changed('The key was created.')} choices={choices} />}
       {open?.kind === 'edit' && <EditKeyDialog apiKey={open.key} choices={choices} onClose={close} onSaved={() => changed(`The key “${open.key.name}” was saved.`)} onStale={reload} />}
+      {open?.kind === 'toggle' && (
+        <EnableKeyDialog
+          apiKey={open.key}
+          enable={!open.key.enabled}
+          onClose={close}
+          onDone={() => changed(`The key “${open.key.name}” was ${open.key.enabled ? 'disabled: requests with it are refused' : 'enabled'}.`)}
+          onStale={reload}
+        />
+      )}
       {open?.kind === 'rotate' && <RotateKeyDialog apiKey={open.key} onClose={close} onRotated={() => changed(`The key “${open.key.name}” was rotated.`)} onStale={reload} />}
       {open?.kind === 'usage' && <UsageDialog apiKey={open.key} onClose={close} />}
       {open?.kind === 'delete' && (

@@ -5,8 +5,11 @@ import type { Key } from './api';
 import { formatDate, formatDateTime } from './format';
 import { badgesOf } from './permissions';
 
-/** The dialogs of a key's menu, and its history (the Audit log page, filtered to the key). */
-export type KeyAction = 'edit' | 'rotate' | 'usage' | 'history' | 'delete';
+/**
+ * The dialogs of a key's menu, and its history (the Audit log page, filtered to the key). `toggle` is
+ * "Disable" for an enabled key, "Enable" for a disabled one.
+ */
+export type KeyAction = 'edit' | 'toggle' | 'rotate' | 'usage' | 'history' | 'delete';
 
 function Time({ iso, withTime = false }: { readonly iso: string; readonly withTime?: boolean }) {
   return <time dateTime={iso}>{withTime ? formatDateTime(iso) : formatDate(iso)}</time>;
@@ -42,7 +45,8 @@ export interface KeysTableProps {
   readonly onAction: (action: KeyAction, key: Key) => void;
 }
 
-const LABELS: Record<KeyAction, string> = { edit: 'Edit', rotate: 'Rotate', usage: 'Usage', history: 'History', delete: 'Delete' };
+const LABELS: Record<Exclude<KeyAction, 'toggle'>, string> = { edit: 'Edit', rotate: 'Rotate', usage: 'Usage', history: 'History', delete: 'Delete' };
+const labelOf = (action: KeyAction, key: Key) => (action === 'toggle' ? (key.enabled ? 'Disable' : 'Enable') : LABELS[action]);
 
 export function KeysTable({ keys, actions, onAction }: KeysTableProps) {
   const now = Date.now();
@@ -68,11 +72,17 @@ export function KeysTable({ keys, actions, onAction }: KeysTableProps) {
       </thead>
       <tbody>
         {keys.map((key) => {
-          const items: MenuItem[] = actions.map((action) => ({ label: LABELS[action], onSelect: () => onAction(action, key) }));
+          const items: MenuItem[] = actions.map((action) => ({ label: labelOf(action, key), onSelect: () => onAction(action, key) }));
           return (
             <tr key={key.key_id}>
               <th scope="row" data-label="Name" className="row-name">
                 {key.name}
+                {!key.enabled && (
+                  <>
+                    {' '}
+                    <span className="badge badge-warning">Disabled</span>
+                  </>
+                )}
               </th>
               <td data-label="Prefix" className="mono">
                 {key.prefix}…

@@ -1,0 +1,151 @@
+/**
+ * The console's key fields (#21 item 5, API.md §6) in a real browser: metadata entered at creation and
+ * edited, an exact expiration day ("Custom date"), and "Disable"/"Enable" from a key's menu, with the
+ * API refusing the disabled key (curl, 401) until it is enabled again. Axe on every new dialog; the
+ * disable and enable flows by keyboard alone.
+ */
+import { jest } from '@jest/globals';
+import type { Locator, Page } from 'playwright-core';
+import { createKey } from '../../lambdas/shared/services/keys.js';
+import { ConsoleSuite, closeKeyDialog, createAndReadKey, curlStatus, expectAccessible, gone, isFocused, openCreateDialog, signIn, visible } from '../support/browser.js';
+
+jest.setTimeout(120_000);
+
+const suite = new ConsoleSuite('e2e-console-key-fields');
+beforeAll(() => suite.start(), 120_000);
+afterAll(() => suite.stop());
+
+const openDialog = (page: Page): Locator => page.getByRole('dialog').last();
+const actionsButton = (page: Page, name: string) => page.getByRole('button', { name: `Actions for ${name}`, exact: true });
+/** A key's row by its Actions button (a disabled key's row header also reads "Disabled"). */
+const row = (page: Page, name: string) => page.getByRole('row').filter({ has: actionsButton(page, name) });
+
+async function operatorKey(accountId: string, body: Record<string, unknown>): Promise<{ keyId: string; key: string }> {
+  const { key, apiKey } = await createKey(suite.t.deps(), accountId, body);
+  return { keyId: key.key_id, key: apiKey };
+}
+
+/** The local calendar day `days` from now, as a date input takes it. */
+function dayFromNow(days: number): { iso: string; end: Date } {
+  const at = new Date(Date.now() + days * 86_400_000);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return { iso: `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())}`, end: new Date(at.getFullYear(), at.getMonth(), at.getDate(), 23, 59, 59) };
+}
+
+describe('metadata and expiration in the dialogs', () => {
+  it(
+    'Create with metadata rows and a custom expiration day: the API holds both, and the key works',
+    suite.withPage(async ({ page }) => {
+      const account = await suite.account('business');
+      const admin = await suite.person([[account.accountId, 'admin']], 'meta');
+      await signIn(page, suite.url, admin);
+      const dialog = await openCreateDialog(page, 'tagged key');
+
+      await dialog.getByRole('combobox', { name: 'Expiration' }).selectOption({ label: 'Custom date' });
+      const day = dayFromNow(40);
+      await dialog.getByLabel('Expiration date').fill(day.iso);
+      await dialog.getByRole('button', { name: 'Add metadata' }).click();
+      // The new row's key field has the focus.
+      expect(await isFocused(dialog.getByRole('textbox', { name: 'Metadata key 1' }))).toBe(true);
+      await dialog.getByRole('textbox', { name: 'Metadata key 1' }).fill('team');
+      await dialog.getByRole('textbox', { name: 'Metadata value 1' }).fill('platform');
+      await dialog.getByRole('button', { name: 'Add metadata' }).click();
+      await dialog.getByRole('textbox', { name: 'Metadata key 2' }).fill('ticket');
+      await dialog.getByRole('textbox', { name: 'Metadata value 2' }).fill('OPS-7');
+      await dialog.getByRole('button', { name: 'Add metadata' }).click();
+      await dialog.getByRole('textbox', { name: 'Metadata value 3' }).fill('orphan');
+      await expectAccessible(page, 'the Create dialog with metadata rows and a custom date');
+
+      // A value without a key is refused in words before anything is sent.
+      await dialog.getByRole('button', { name: 'Create', exact: true }).click();
+      await visible(dialog.getByText('Metadata entry 3 has a value but no key'));
+      await dialog.getByRole('button', { name: 'Remove metadata entry 3' }).click();
+      await gone(dialog.getByRole('textbox', { name: 'Metadata value 3' }));
+
+      const key = await createAndReadKey(dialog);
+      await closeKeyDialog(page);
+      const listed = (await suite.api(account.adminKey!, 'GET', '/keys?limit=100')).body['items'] as Record<string, unknown>[];
+      const made = listed.find((k) => k['name'] === 'tagged key');
+      expect(made).toMatchObject({ metadata: { team: 'platform', ticket: 'OPS-7' }, enabled: true, expires_at: day.end.toISOString() });
+      expect(await curlStatus(`${suite.t.stack.apiUrl}/keys/verify`, key)).toBe(200);
+    }),
+  );
+
+  it(
+    'Edit shows the key’s metadata, and saving replaces the map',
+    suite.withPage(async ({ page }) => {
+      const account = await suite.account('business');
+      const { keyId } = await operatorKey(account.accountId, { name: 'meta edit', preset: 'read-only', metadata: { keep: 'yes', drop: 'me' } });
+      const admin = await suite.person([[account.accountId, 'admin']], 'metaedit');
+      await signIn(page, suite.url, admin);
+      await actionsButton(page, 'meta edit').click();
+      await page.getByRole('menuitem', { name: 'Edit', exact: true }).click();
+      const dialog = openDialog(page);
+      await visible(dialog);
+      // In the key's order: drop, keep.
+      expect(await dialog.getByRole('textbox', { name: 'Metadata key 1' }).inputValue()).toBe('drop');
+      expect(await dialog.getByRole('textbox', { name: 'Metadata value 2' }).inputValue()).toBe('yes');
+      await expectAccessible(page, 'the Edit dialog with metadata');
+      await dialog.getByRole('button', { name: 'Remove metadata entry 1' }).click();
+      await dialog.getByRole('textbox', { name: 'Metadata value 1' }).fill('still');
+      await dialog.getByRole('button', { name: 'Add metadata' }).click();
+      await dialog.getByRole('textbox', { name: 'Metadata key 2' }).fill('owner');
+      await dialog.getByRole('textbox', { name: 'Metadata value 2' }).fill('ada');
+      await dialog.getByRole('button', { name: /^save/i }).click();
+      await gone(dialog);
+      const stored = await suite.api(account.adminKey!, 'GET', `/keys/${keyId}`);
+      expect(stored.body['metadata']).toEqual({ keep: 'still', owner: 'ada' });
+    }),
+  );
+});
+
+describe('disable and enable', () => {
+  it(
+    'by keyboard: "Disable" refuses the key at the API (401) and the table says Disabled; "Enable" brings it back',
+    suite.withPage(async ({ page }) => {
+      const account = await suite.account('business');
+      const { key } = await operatorKey(account.accountId, { name: 'deploy bot', preset: 'read-only' });
+      const verify = `${suite.t.stack.apiUrl}/keys/verify`;
+      expect(await curlStatus(verify, key)).toBe(200);
+      const admin = await suite.person([[account.accountId, 'admin']], 'toggle');
+      await signIn(page, suite.url, admin);
+      await visible(row(page, 'deploy bot'));
+      expect(await row(page, 'deploy bot').getByText('Disabled', { exact: true }).count()).toBe(0);
+
+      /** Opens the key's menu and chooses `item`, keys only. */
+      const choose = async (item: string) => {
+        await actionsButton(page, 'deploy bot').focus();
+        await page.keyboard.press('Enter');
+        const menuItem = page.getByRole('menuitem', { name: item, exact: true });
+        await visible(menuItem);
+        for (let i = 0; i < 8 && !(await isFocused(menuItem)); i++) await page.keyboard.press('ArrowDown');
+        expect(await isFocused(menuItem)).toBe(true);
+        await page.keyboard.press('Enter');
+      };
+
+      await choose('Disable');
+      const dialog = page.getByRole('dialog', { name: 'Disable API key' });
+      await visible(dialog);
+      expect(await dialog.innerText()).toMatch(/refused from now on/);
+      await expectAccessible(page, 'the Disable dialog');
+      await dialog.getByRole('button', { name: 'Disable key' }).focus();
+      await page.keyboard.press('Enter');
+      await gone(dialog);
+      await visible(row(page, 'deploy bot').getByText('Disabled', { exact: true }));
+      expect(await curlStatus(verify, key)).toBe(401);
+      // Still listed and counted.
+      await visible(page.getByText('2 of 10 keys'));
+      await expectAccessible(page, 'the table with a disabled key');
+
+      await choose('Enable');
+      const enableDialog = page.getByRole('dialog', { name: 'Enable API key' });
+      await visible(enableDialog);
+      await expectAccessible(page, 'the Enable dialog');
+      await enableDialog.getByRole('button', { name: 'Enable key' }).focus();
+      await page.keyboard.press('Enter');
+      await gone(enableDialog);
+      await gone(row(page, 'deploy bot').getByText('Disabled', { exact: true }));
+      expect(await curlStatus(verify, key)).toBe(200);
+    }),
+  );
+});
