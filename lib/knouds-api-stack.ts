@@ -592,6 +592,8 @@ export class KnoudsApiStack extends Stack {
     const workflow = workflows.addResource('{slug}');
     for (const method of ['GET', 'PUT', 'DELETE']) workflow.addMethod(method, workflowsIntegration);
     workflow.addResource('deploy').addMethod('POST', workflowsIntegration);
+    // Workflow versions (API.md §4): newest first, read by the workflows function (a Query it already may make).
+    workflow.addResource('versions').addMethod('GET', workflowsIntegration);
     workflow.addResource('run').addMethod('POST', workflowsIntegration);
     const modelsResource = this.api.root.addResource('models');
     modelsResource.addMethod('GET', workflowsIntegration);

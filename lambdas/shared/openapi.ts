@@ -197,21 +197,47 @@ const ME = {
   },
 };
 
+// The request's schema of a definition, opened as every response is.
+const DEFINITION = opened(toJsonSchema2020((REQUEST_SCHEMAS['CreateWorkflowRequest'] as { properties: { definition: unknown } }).properties.definition)) as Schema;
+
 const WORKFLOW = {
   type: 'object',
-  required: ['slug', 'name', 'workspace_id', 'description', 'definition', 'version', 'status', 'deployed_version', 'created_at', 'updated_at'],
+  required: ['slug', 'name', 'workspace_id', 'description', 'definition', 'version', 'latest_version', 'status', 'deployed_version', 'created_at', 'updated_at'],
   properties: {
     slug: { type: 'string' },
-    name: { type: 'string' },
+    name: { type: 'string', description: 'The name of the version shown (the latest’s, unless ?version=n).' },
     workspace_id: { type: 'string' },
-    description: { type: 'string' },
-    // The request's schema of a definition, opened as every response is.
-    definition: opened(toJsonSchema2020((REQUEST_SCHEMAS['CreateWorkflowRequest'] as { properties: { definition: unknown } }).properties.definition)),
-    version: { type: 'integer' },
-    status: { enum: ['draft', 'deployed'] },
-    deployed_version: { type: ['integer', 'null'] },
+    description: { type: 'string', description: 'The description of the version shown.' },
+    definition: { ...DEFINITION, description: 'The definition of the version shown.' },
+    version: { type: 'integer', description: 'The version this object shows: the latest, or the one GET /workflows/{slug}?version=n asked for.' },
+    latest_version: { type: 'integer', description: 'The latest version (what `version` is, unless a version was asked for).' },
+    status: { enum: ['draft', 'deployed'], description: '`deployed` once any version is deployed.' },
+    deployed_version: { type: ['integer', 'null'], description: 'The version runs use; null until the first deploy.' },
     created_at: TIME,
-    updated_at: TIME,
+    updated_at: { ...TIME, description: 'The last change: a new version, or a deploy.' },
+  },
+};
+
+const WORKFLOW_VERSION = {
+  type: 'object',
+  description: 'One saved version of a workflow: immutable once saved.',
+  required: ['slug', 'version', 'name', 'description', 'definition', 'deployed', 'created_at', 'created_by'],
+  properties: {
+    slug: { type: 'string' },
+    version: { type: 'integer', minimum: 1 },
+    name: { type: 'string', description: 'The name saved with it (versions saved before API 1.2.0 show the workflow’s current name).' },
+    description: { type: 'string', description: 'The description saved with it (versions saved before API 1.2.0 show the workflow’s current one).' },
+    definition: DEFINITION,
+    deployed: { type: 'boolean', description: 'Whether this is the deployed version (the one runs use).' },
+    created_at: { ...TIME, description: 'When it was saved.' },
+    created_by: {
+      description: 'Who saved it; null for versions saved before it was recorded.',
+      oneOf: [
+        { type: 'null' },
+        { type: 'object', required: ['kind', 'subject', 'email'], properties: { kind: { const: 'person' }, subject: { type: 'string' }, email: { type: 'string' } } },
+        { type: 'object', required: ['kind', 'key_id'], properties: { kind: { const: 'key' }, key_id: { type: 'string' } } },
+      ],
+    },
   },
 };
 
@@ -359,6 +385,8 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
     ...withoutDefinition(WORKFLOW),
   },
   WorkflowList: page('WorkflowSummary'),
+  WorkflowVersion: WORKFLOW_VERSION,
+  WorkflowVersionList: page('WorkflowVersion'),
   Execution: EXECUTION,
   WebhookState: {
     type: 'object',
@@ -432,6 +460,30 @@ const RATE_HEADERS = {
 const REPLAYED_HEADERS = {
   [REPLAYED_HEADER]: { schema: { const: 'true' }, description: `Present on an answer replayed for a retry with the same ${IDEMPOTENCY_HEADER}.` },
 };
+/** An example of a workflow's ETag (services/workflows.ts `workflowEtag`): strong, quoted, opaque. */
+const EXAMPLE_ETAG_VALUE = '"Yk3pQ0vV9sN2rLx7Wc4aTe"';
+
+/** A workflow's ETag (API.md §4 "Workflow versions"), on its reads and on the answers of its changes. */
+const ETAG_HEADERS = {
+  ETag: {
+    schema: { type: 'string' },
+    description:
+      'The workflow’s state (its latest and deployed versions), a strong, quoted, opaque entity tag: send it back in If-Match on PUT, deploy or DELETE to change the workflow only if nobody changed it since. The same with or without ?version.',
+    example: EXAMPLE_ETAG_VALUE,
+  },
+};
+
+/** If-Match on a workflow's changes (PUT, deploy, DELETE). */
+const IF_MATCH_PARAMETER = {
+  name: 'If-Match',
+  in: 'header',
+  required: false,
+  schema: { type: 'string' },
+  description:
+    'The ETag of a read (or of a change’s answer): the change happens only if the workflow is still in that state, else 412 PRECONDITION_FAILED and nothing changes (a conditional write: of two changes sent with the same ETag, exactly one succeeds). ' +
+    'Several tags, comma-separated, match any of them; weak tags (W/"…") never match; `*` matches any existing workflow. Not a quoted tag or `*`: 400. Without If-Match, the change is made on the workflow as it is.',
+  example: EXAMPLE_ETAG_VALUE,
+};
 const RETRY_AFTER = { 'Retry-After': { schema: { type: 'integer' }, description: 'Seconds.' } };
 
 const IDEMPOTENCY_PARAMETER = {
@@ -487,11 +539,23 @@ const EXAMPLE_WORKFLOW = {
   description: 'Shouts a name',
   definition: EXAMPLE_DEFINITION,
   version: 2,
+  latest_version: 2,
   status: 'deployed',
   deployed_version: 2,
   created_at: AT,
   updated_at: '2026-03-02T09:00:00.000Z',
 };
+const EXAMPLE_WORKFLOW_VERSION = {
+  slug: 'greet',
+  version: 2,
+  name: 'Greeting',
+  description: 'Shouts a name',
+  definition: EXAMPLE_DEFINITION,
+  deployed: true,
+  created_at: '2026-03-02T08:55:00.000Z',
+  created_by: { kind: 'key', key_id: KEY_ID },
+};
+
 const { definition: _definition, ...EXAMPLE_WORKFLOW_SUMMARY } = EXAMPLE_WORKFLOW;
 const EXAMPLE_EXECUTION = {
   execution_id: EXECUTION_ID,
@@ -539,6 +603,10 @@ interface Operation {
   ok: [string, Schema | null, string];
   errors?: Record<string, string>;
   noKey?: boolean;
+  /** Its success carries the workflow's ETag. */
+  etag?: boolean;
+  /** Honours If-Match (412 PRECONDITION_FAILED when stale). */
+  ifMatch?: boolean;
   /** Examples: of the request body, of the success answer, and of the path parameters. */
   example: { request?: unknown; response?: unknown; path?: Record<string, string> };
 }
@@ -646,12 +714,12 @@ const OPERATIONS: Operation[] = [
     example: { request: { grace_period_seconds: 86400 }, response: { ...EXAMPLE_SECRET, previous_secret_expires_at: '2026-03-02T12:00:00.000Z' } },
   },
   {
-    method: 'post', path: '/workflows', id: 'createWorkflow', summary: 'Create a workflow (a draft, version 1)', needs: 'workflow:write', tag: 'Workflows', body: 'CreateWorkflowRequest', idempotent: true,
-    description: 'A workflow chaining model steps, as a draft at version 1; deploy it to run it. Each problem of the definition is a 400 detail naming it.',
+    method: 'post', path: '/workflows', id: 'createWorkflow', summary: 'Create a workflow (a draft, version 1)', needs: 'workflow:write', tag: 'Workflows', body: 'CreateWorkflowRequest', idempotent: true, etag: true,
+    description: 'A workflow chaining model steps, as a draft at version 1; deploy it to run it. Each problem of the definition is a 400 detail naming it. The answer carries the workflow’s ETag.',
     ok: ['201', ref('Workflow'), 'The workflow'], errors: { '403': 'WORKSPACE_DENIED', '409': 'ALREADY_EXISTS' },
     example: {
       request: { slug: 'greet', name: 'Greeting', description: 'Shouts a name', definition: EXAMPLE_DEFINITION },
-      response: { ...EXAMPLE_WORKFLOW, version: 1, status: 'draft', deployed_version: null, updated_at: AT },
+      response: { ...EXAMPLE_WORKFLOW, version: 1, latest_version: 1, status: 'draft', deployed_version: null, updated_at: AT },
     },
   },
   {
@@ -660,24 +728,41 @@ const OPERATIONS: Operation[] = [
     ok: ['200', ref('WorkflowList'), 'A page of workflows'], example: { response: { items: [EXAMPLE_WORKFLOW_SUMMARY], next_token: null } },
   },
   {
-    method: 'get', path: '/workflows/{slug}', id: 'getWorkflow', summary: 'A workflow with its definition', needs: 'workflow:read', tag: 'Workflows',
-    description: 'The workflow with the definition of its latest version.',
-    ok: ['200', ref('Workflow'), 'The workflow'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND' }, example: { path: SLUG_PATH, response: EXAMPLE_WORKFLOW },
+    method: 'get', path: '/workflows/{slug}', id: 'getWorkflow', summary: 'A workflow with its definition (the latest version, or ?version=n)', needs: 'workflow:read', tag: 'Workflows', etag: true,
+    description:
+      'The workflow with the definition, name and description of its latest version; with `?version=n`, of version n (`version` is then n, `latest_version` the latest; status, deployed_version and times are the workflow’s). ' +
+      '404 NOT_FOUND for a version it does not have; 400 for a `version` that is not a positive integer. The ETag header names the workflow’s state (the same with or without `?version`): send it as If-Match on PUT, deploy or DELETE.',
+    ok: ['200', ref('Workflow'), 'The workflow'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND (also a version it does not have)' }, example: { path: SLUG_PATH, response: EXAMPLE_WORKFLOW },
   },
   {
-    method: 'put', path: '/workflows/{slug}', id: 'updateWorkflow', summary: 'Save a new version', needs: 'workflow:write', tag: 'Workflows', body: 'UpdateWorkflowRequest',
-    description: 'Saves the definition as a new version (`version` + 1); the status and the deployed version stay until the next deploy.',
+    method: 'get', path: '/workflows/{slug}/versions', id: 'listWorkflowVersions', summary: 'A workflow’s versions, newest first', needs: 'workflow:read', tag: 'Workflows',
+    description:
+      'A page of the workflow’s saved versions, newest first (highest version number first), each with its definition, name, description, when and by whom it was saved, and whether it is the deployed one. ' +
+      'A page holds at most 1 MB (fewer items, with a `next_token`); `next_token` is null on the last page, and a token of another workflow’s list is 400.',
+    ok: ['200', ref('WorkflowVersionList'), 'A page of versions'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND' },
+    example: { path: SLUG_PATH, response: { items: [EXAMPLE_WORKFLOW_VERSION, { ...EXAMPLE_WORKFLOW_VERSION, version: 1, deployed: false, created_at: AT }], next_token: null } },
+  },
+  {
+    method: 'put', path: '/workflows/{slug}', id: 'updateWorkflow', summary: 'Save a new version', needs: 'workflow:write', tag: 'Workflows', body: 'UpdateWorkflowRequest', etag: true, ifMatch: true,
+    description:
+      'Saves the definition (with `name` and `description`, each defaulting to the latest version’s) as a new version (`version` + 1); the status and the deployed version stay until the next deploy. ' +
+      'A body identical to the latest version (the same definition, name and description, compared as canonical JSON) saves nothing: 200 with the workflow unchanged, so a retried PUT never makes a second version. ' +
+      'With If-Match, only while the workflow is still in the state its ETag names: of two updates sent with the same ETag, one wins and the other is 412. Without If-Match, concurrent updates each get their own version.',
     ok: ['200', ref('Workflow'), 'The workflow'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND' },
-    example: { path: SLUG_PATH, request: { name: 'Greeting', definition: EXAMPLE_DEFINITION }, response: { ...EXAMPLE_WORKFLOW, version: 3 } },
+    example: { path: SLUG_PATH, request: { name: 'Greeting', definition: EXAMPLE_DEFINITION }, response: { ...EXAMPLE_WORKFLOW, version: 3, latest_version: 3 } },
   },
   {
-    method: 'post', path: '/workflows/{slug}/deploy', id: 'deployWorkflow', summary: 'Deploy the current version', needs: 'workflow:write', tag: 'Workflows',
-    description: 'Deploys the latest version: runs use it from now on (`status: deployed`, `deployed_version` = `version`).',
-    ok: ['200', ref('Workflow'), 'The deployed workflow'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND' }, example: { path: SLUG_PATH, response: EXAMPLE_WORKFLOW },
+    method: 'post', path: '/workflows/{slug}/deploy', id: 'deployWorkflow', summary: 'Deploy the latest version, or roll back to an older one', needs: 'workflow:write', tag: 'Workflows', body: 'DeployWorkflowRequest', etag: true, ifMatch: true,
+    description:
+      'Deploys `version` (default, or without a body: the latest): runs use it from now on (`status: deployed`, `deployed_version` = that version). An older version rolls back to it; the latest version stays what it was. ' +
+      'Deploying the version already deployed changes nothing (200). A `version` the workflow does not have is 400 naming it. With If-Match, only while the workflow is in the state its ETag names.',
+    ok: ['200', ref('Workflow'), 'The workflow (its latest version), with the deployed version'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND' },
+    example: { path: SLUG_PATH, request: { version: 1 }, response: { ...EXAMPLE_WORKFLOW, deployed_version: 1 } },
   },
   {
-    method: 'delete', path: '/workflows/{slug}', id: 'deleteWorkflow', summary: 'Delete a workflow and its versions', needs: 'workflow:write', tag: 'Workflows',
-    description: 'Deletes the workflow and all its versions; its executions stay readable. A DELETE that failed half-way can be retried and finishes the job.',
+    method: 'delete', path: '/workflows/{slug}', id: 'deleteWorkflow', summary: 'Delete a workflow and its versions', needs: 'workflow:write', tag: 'Workflows', ifMatch: true,
+    description:
+      'Deletes the workflow and all its versions; its executions stay readable. A DELETE that failed half-way can be retried and finishes the job. With If-Match, only while the workflow is in the state its ETag names (412 otherwise, nothing deleted).',
     ok: ['204', null, 'Deleted'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND' }, example: { path: SLUG_PATH },
   },
   {
@@ -892,7 +977,10 @@ function operation(o: Operation): Schema {
   }));
   const query = queryParameters(o);
   const [status, schema, description] = o.ok;
-  const okHeaders = o.noKey ? REQUEST_ID_HEADERS : o.idempotent ? { ...RATE_HEADERS, ...REPLAYED_HEADERS } : RATE_HEADERS;
+  const okHeaders = {
+    ...(o.noKey ? REQUEST_ID_HEADERS : o.idempotent ? { ...RATE_HEADERS, ...REPLAYED_HEADERS } : RATE_HEADERS),
+    ...(o.etag ? ETAG_HEADERS : {}),
+  };
   const responses: Record<string, unknown> = {
     [status]: schema ? json(schema, description, okHeaders, o.example.response) : { description, headers: okHeaders },
   };
@@ -925,6 +1013,7 @@ function operation(o: Operation): Schema {
       );
       responses['422'] = error(also('422', `IDEMPOTENCY_KEY_REUSED: this ${IDEMPOTENCY_HEADER} came with another request`));
     }
+    if (o.ifMatch) responses['412'] = error('PRECONDITION_FAILED: the If-Match does not match the workflow’s ETag (it changed since it was read): read it again, then retry with the new ETag');
     if (o.body) responses['413'] = error('PAYLOAD_TOO_LARGE');
     responses['429'] = json(
       ref('Error'),
@@ -935,7 +1024,7 @@ function operation(o: Operation): Schema {
     );
   }
   responses['500'] = json(ref('Error'), 'INTERNAL_ERROR, with request_id', REQUEST_ID_HEADERS);
-  const bodyRequired = o.body !== undefined && !['RotateKeyRequest', 'RotateWebhookSecretRequest', 'RunWorkflowRequest', 'RunModelRequest'].includes(o.body);
+  const bodyRequired = o.body !== undefined && !['RotateKeyRequest', 'RotateWebhookSecretRequest', 'DeployWorkflowRequest', 'RunWorkflowRequest', 'RunModelRequest'].includes(o.body);
   return {
     operationId: o.id,
     summary: o.summary,
@@ -943,7 +1032,7 @@ function operation(o: Operation): Schema {
     tags: [o.tag],
     ...(o.noKey ? { security: [] } : {}),
     ...(o.needs ? { 'x-knouds-capability': o.needs } : {}),
-    parameters: [...pathParams, ...query, ...(o.idempotent ? [IDEMPOTENCY_PARAMETER] : []), ...(o.noKey ? [] : [ACCOUNT_PARAMETER])],
+    parameters: [...pathParams, ...query, ...(o.idempotent ? [IDEMPOTENCY_PARAMETER] : []), ...(o.ifMatch ? [IF_MATCH_PARAMETER] : []), ...(o.noKey ? [] : [ACCOUNT_PARAMETER])],
     ...(o.body
       ? { requestBody: { required: bodyRequired, content: { 'application/json': { schema: ref(o.body), ...(o.example.request !== undefined ? { example: o.example.request } : {}) } } } }
       : {}),
@@ -956,7 +1045,9 @@ function operation(o: Operation): Schema {
  * each release that adds (1.1.0: `request_id` in every error and `x-request-id` on every answer, 405
  * METHOD_NOT_ALLOWED, `failure` on executions, `limit`/`active` on KEY_LIMIT_REACHED, paged GET
  * /models, the IETF RateLimit headers, extensible enums; 1.2.0: keys' `metadata`, `enabled` and
- * `expires_at` at creation); PATCH corrects the document alone.
+ * `expires_at` at creation, and workflow versions: GET /workflows/{slug}/versions, `?version=n`,
+ * deploy's `{version}`, `latest_version`, ETag and If-Match with 412 PRECONDITION_FAILED); PATCH corrects
+ * the document alone.
  */
 export const API_VERSION = '1.2.0';
 

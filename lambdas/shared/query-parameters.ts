@@ -32,6 +32,10 @@ export const ROUTE_QUERY_PARAMETERS: Readonly<Record<string, readonly QueryParam
     { name: 'days', schema: { type: 'integer', minimum: 1, maximum: 90, default: 30 }, description: 'How many days `daily` covers, 1 to 90 (default 30).' },
   ],
   'GET /workflows': PAGE_PARAMETERS,
+  'GET /workflows/{slug}': [
+    { name: 'version', schema: { type: 'integer', minimum: 1 }, description: 'A version to read instead of the latest (404 for a version the workflow does not have).' },
+  ],
+  'GET /workflows/{slug}/versions': PAGE_PARAMETERS,
   'POST /workflows/{slug}/run': [
     { name: 'async', schema: { enum: ['true', 'false'] }, description: '`true` or `false` (the default), once; anything else is 400.' },
   ],

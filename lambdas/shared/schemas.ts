@@ -254,6 +254,21 @@ export function parseAsyncParam(
 
 // ——— Workflows, runs, models ———
 
+/**
+ * `?version=` of GET /workflows/{slug} (API.md §4 "Workflow versions"): absent (the latest), or a
+ * positive integer given once; anything else is 400 VALIDATION_ERROR naming `version`.
+ */
+export function parseVersionParam(
+  multi: Record<string, string[] | undefined> | null | undefined,
+  single: Record<string, string | undefined> | null | undefined,
+): number | undefined {
+  const values = multi?.['version'] ?? (single?.['version'] !== undefined ? [single['version']] : []);
+  if (values.length === 0) return undefined;
+  if (values.length > 1) throw ValidationError.field('version', 'must be given once');
+  if (!/^[1-9][0-9]{0,8}$/.test(values[0] ?? '')) throw ValidationError.field('version', 'must be a positive integer (a version number)');
+  return Number(values[0]);
+}
+
 export interface DefinitionBody {
   input_schema: Record<string, unknown>;
   steps: { id: string; model: string; input: unknown }[];
@@ -303,6 +318,11 @@ export interface UpdateWorkflowBody {
   description?: string;
 }
 
+/** POST /workflows/{slug}/deploy: the version to deploy (default: the latest). */
+export interface DeployWorkflowBody {
+  version?: number;
+}
+
 export interface RunBody {
   input?: unknown;
   webhook_url?: string;
@@ -328,6 +348,13 @@ const updateWorkflowSchema = {
   required: ['definition'],
   properties: { definition: definitionSchema, name: NAME, description: DESCRIPTION },
 } as const;
+const deployWorkflowSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    version: { type: 'integer', minimum: 1, description: 'The version to deploy, one of the workflow’s (default: the latest); an older one rolls back to it.' },
+  },
+} as const;
 const runSchema = {
   type: 'object',
   additionalProperties: false,
@@ -342,6 +369,7 @@ const modelRunSchema = {
 const workflowValidators = {
   create: ajv.compile<CreateWorkflowBody>(createWorkflowSchema),
   update: ajv.compile<UpdateWorkflowBody>(updateWorkflowSchema),
+  deploy: ajv.compile<DeployWorkflowBody>(deployWorkflowSchema),
   run: ajv.compile<RunBody>(runSchema),
   modelRun: ajv.compile<{ input?: unknown }>(modelRunSchema),
 };
@@ -357,11 +385,13 @@ export const REQUEST_SCHEMAS: Readonly<Record<string, object>> = {
   RotateWebhookSecretRequest: rotateWebhookSecretSchema,
   CreateWorkflowRequest: createWorkflowSchema,
   UpdateWorkflowRequest: updateWorkflowSchema,
+  DeployWorkflowRequest: deployWorkflowSchema,
   RunWorkflowRequest: runSchema,
   RunModelRequest: modelRunSchema,
 };
 
 export const parseCreateWorkflowBody = (body: unknown): CreateWorkflowBody => check(workflowValidators.create, body);
 export const parseUpdateWorkflowBody = (body: unknown): UpdateWorkflowBody => check(workflowValidators.update, body);
+export const parseDeployWorkflowBody = (body: unknown): DeployWorkflowBody => check(workflowValidators.deploy, body ?? {});
 export const parseRunBody = (body: unknown): RunBody => check(workflowValidators.run, body ?? {});
 export const parseModelRunBody = (body: unknown): { input?: unknown } => check(workflowValidators.modelRun, body ?? {});

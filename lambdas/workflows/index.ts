@@ -12,7 +12,7 @@ import { ExecutionsRepository } from '../shared/repositories/executions.js';
 import { IdempotencyRepository } from '../shared/repositories/idempotency.js';
 import { UsageRepository } from '../shared/repositories/usage.js';
 import { WorkflowsRepository } from '../shared/repositories/workflows.js';
-import { parseAsyncParam, parsePageParams } from '../shared/schemas.js';
+import { parseAsyncParam, parsePageParams, parseVersionParam } from '../shared/schemas.js';
 import { secretBoxFromEnv } from '../shared/secret-box.js';
 import { retryScheduleFromEnv } from '../shared/webhook-schedule.js';
 import { settingsFromEnv } from '../shared/settings.js';
@@ -22,13 +22,17 @@ import {
   deployWorkflow,
   getWorkflow,
   listModels,
+  listWorkflowVersions,
   listWorkflows,
+  parseIfMatch,
   runModel,
   runWorkflow,
   toExecutionObject,
   updateWorkflow,
+  workflowEtag,
   type Actor,
   type WorkflowDeps,
+  type WorkflowObject,
 } from '../shared/services/workflows.js';
 
 const doc = createDocumentClient();
@@ -64,6 +68,19 @@ const actor = ({ caller }: RequestContext): Actor => ({
   workspaces: caller.workspaces,
 });
 
+/** A workflow's answer, with its ETag (the state an If-Match on PUT, deploy or DELETE names). */
+const withEtag = (status: number, workflow: WorkflowObject) => json(status, workflow, { ETag: workflowEtag(workflow) });
+
+/** The request's If-Match (API.md §4 "Workflow versions"), whatever the case of its name. */
+function ifMatchOf({ event }: RequestContext) {
+  const multi = event.multiValueHeaders ?? {};
+  const values =
+    Object.keys(multi).length > 0
+      ? Object.entries(multi).flatMap(([k, v]) => (k.toLowerCase() === 'if-match' ? (v ?? []) : []))
+      : Object.entries(event.headers ?? {}).flatMap(([k, v]) => (k.toLowerCase() === 'if-match' && v !== undefined ? [v] : []));
+  return parseIfMatch(values);
+}
+
 const slugOf = (event: { pathParameters: Record<string, string | undefined> | null }) => event.pathParameters?.['slug'] ?? '';
 const idOf = (event: { pathParameters: Record<string, string | undefined> | null }) => event.pathParameters?.['model_id'] ?? '';
 
@@ -71,7 +88,7 @@ const routes: Record<string, RouteDef> = {
   'POST /workflows': {
     needs: 'workflow:write',
     idempotent: {},
-    handle: async (ctx) => json(201, await createWorkflow(deps, actor(ctx), ctx.body())),
+    handle: async (ctx) => withEtag(201, await createWorkflow(deps, actor(ctx), ctx.body())),
   },
   'GET /workflows': {
     needs: 'workflow:read',
@@ -82,20 +99,30 @@ const routes: Record<string, RouteDef> = {
   },
   'GET /workflows/{slug}': {
     needs: 'workflow:read',
-    handle: async (ctx) => json(200, await getWorkflow(deps, actor(ctx), ctx.param('slug'))),
+    handle: async (ctx) => {
+      const version = parseVersionParam(ctx.event.multiValueQueryStringParameters, ctx.event.queryStringParameters);
+      return withEtag(200, await getWorkflow(deps, actor(ctx), ctx.param('slug'), version));
+    },
+  },
+  'GET /workflows/{slug}/versions': {
+    needs: 'workflow:read',
+    handle: async (ctx) => {
+      const { limit, nextToken } = parsePageParams(ctx.event.queryStringParameters);
+      return json(200, await listWorkflowVersions(deps, actor(ctx), ctx.param('slug'), limit, nextToken));
+    },
   },
   'PUT /workflows/{slug}': {
     needs: 'workflow:write',
-    handle: async (ctx) => json(200, await updateWorkflow(deps, actor(ctx), ctx.param('slug'), ctx.body())),
+    handle: async (ctx) => withEtag(200, await updateWorkflow(deps, actor(ctx), ctx.param('slug'), ctx.body(), ifMatchOf(ctx))),
   },
   'POST /workflows/{slug}/deploy': {
     needs: 'workflow:write',
-    handle: async (ctx) => json(200, await deployWorkflow(deps, actor(ctx), ctx.param('slug'))),
+    handle: async (ctx) => withEtag(200, await deployWorkflow(deps, actor(ctx), ctx.param('slug'), ctx.body(), ifMatchOf(ctx))),
   },
   'DELETE /workflows/{slug}': {
     needs: 'workflow:write',
     handle: async (ctx) => {
-      await deleteWorkflow(deps, actor(ctx), ctx.param('slug'));
+      await deleteWorkflow(deps, actor(ctx), ctx.param('slug'), ifMatchOf(ctx));
       return { statusCode: 204, headers: {}, body: '' };
     },
   },

@@ -104,6 +104,7 @@ const ROUTES: Route[] = [
   },
   { name: 'GET /workflows', method: 'GET', path: () => '/workflows', needs: 'workflow:read' },
   { name: 'GET /workflows/{slug}', method: 'GET', path: () => '/workflows/alpha', needs: 'workflow:read' },
+  { name: 'GET /workflows/{slug}/versions', method: 'GET', path: () => '/workflows/alpha/versions', needs: 'workflow:read' },
   { name: 'PUT /workflows/{slug}', method: 'PUT', path: () => '/workflows/alpha', body: { name: 'A2', definition: DEFINITION }, needs: 'workflow:write' },
   { name: 'POST /workflows/{slug}/deploy', method: 'POST', path: () => '/workflows/alpha/deploy', needs: 'workflow:write' },
   { name: 'DELETE /workflows/{slug}', method: 'DELETE', path: () => '/workflows/alpha', needs: 'workflow:write' },

@@ -274,8 +274,14 @@ describe('real responses conform', () => {
     await api(admin, 'POST', '/workflows', { slug: 'shout', name: 'Shout', definition });
     await api(admin, 'POST', '/workflows/shout/run', { input: { text: 'a' } });
     await api(admin, 'GET', '/workflows');
-    await api(admin, 'GET', '/workflows/shout');
+    const shout = await api(admin, 'GET', '/workflows/shout');
     await api(admin, 'PUT', '/workflows/shout', { name: 'Shout 2', definition });
+    // Workflow versions: the list, one version, a stale If-Match (412), a rollback.
+    await api(admin, 'GET', '/workflows/shout/versions?limit=1');
+    await api(admin, 'GET', '/workflows/shout?version=1');
+    await api(admin, 'GET', '/workflows/shout?version=9');
+    await api(admin, 'PUT', '/workflows/shout', { name: 'Shout 3', definition }, { 'If-Match': shout.headers.get('etag') ?? '' });
+    await api(admin, 'POST', '/workflows/shout/deploy', { version: 1 });
     await api(admin, 'POST', '/workflows/shout/deploy');
     await api(admin, 'POST', '/workflows/shout/run', { input: { text: 'a' } });
     await api(admin, 'POST', '/workflows/shout/run', { input: 'not an object' });
@@ -340,7 +346,7 @@ describe('real responses conform', () => {
       if (reply.status < 300) covered.add(`${method} ${op.path}`);
       // The headers that say something of this answer are documented for it.
       const documented = Object.keys((response as { headers?: Record<string, unknown> }).headers ?? {}).map((h) => h.toLowerCase());
-      for (const header of ['idempotent-replayed', 'retry-after', 'location']) {
+      for (const header of ['idempotent-replayed', 'retry-after', 'location', 'etag']) {
         if (reply.headers.has(header) && !documented.includes(header)) problems.push(`${method} ${path} ${reply.status}: header ${header} is not documented`);
       }
       if (!response.content) {
@@ -358,7 +364,7 @@ describe('real responses conform', () => {
     // Every operation but the document itself (fetched above, outside this list) answered with a success.
     expect([...covered].sort()).toEqual(OPENAPI_OPERATIONS.filter((o) => o.path !== '/openapi.json').map((o) => `${o.method} ${o.path}`).sort());
     // And the errors were exercised too.
-    expect(new Set(seen.map((s) => s.reply.status))).toEqual(new Set([200, 201, 202, 204, 400, 401, 403, 404, 409, 422]));
+    expect(new Set(seen.map((s) => s.reply.status))).toEqual(new Set([200, 201, 202, 204, 400, 401, 403, 404, 409, 412, 422]));
     // Idempotent retries: a replay on each of the five operations, both of their error codes, and a key replayed without api_key.
     const replayed = seen.filter((s) => s.reply.headers.get('idempotent-replayed') === 'true');
     expect(new Set(replayed.map((s) => `${s.method} ${templates.find((o) => o.method === s.method && o.pattern.test(s.path))!.path} ${s.reply.status}`))).toEqual(

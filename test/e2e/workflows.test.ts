@@ -74,6 +74,7 @@ describe('workflow lifecycle', () => {
       description: 'says hi',
       definition: GREET,
       version: 1,
+      latest_version: 1,
       status: 'draft',
       deployed_version: null,
       created_at: expect.any(String),

@@ -233,7 +233,7 @@ export interface paths {
         put?: never;
         /**
          * Create a workflow (a draft, version 1)
-         * @description A workflow chaining model steps, as a draft at version 1; deploy it to run it. Each problem of the definition is a 400 detail naming it.
+         * @description A workflow chaining model steps, as a draft at version 1; deploy it to run it. Each problem of the definition is a 400 detail naming it. The answer carries the workflow’s ETag.
          */
         post: operations["createWorkflow"];
         delete?: never;
@@ -250,21 +250,41 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * A workflow with its definition
-         * @description The workflow with the definition of its latest version.
+         * A workflow with its definition (the latest version, or ?version=n)
+         * @description The workflow with the definition, name and description of its latest version; with `?version=n`, of version n (`version` is then n, `latest_version` the latest; status, deployed_version and times are the workflow’s). 404 NOT_FOUND for a version it does not have; 400 for a `version` that is not a positive integer. The ETag header names the workflow’s state (the same with or without `?version`): send it as If-Match on PUT, deploy or DELETE.
          */
         get: operations["getWorkflow"];
         /**
          * Save a new version
-         * @description Saves the definition as a new version (`version` + 1); the status and the deployed version stay until the next deploy.
+         * @description Saves the definition (with `name` and `description`, each defaulting to the latest version’s) as a new version (`version` + 1); the status and the deployed version stay until the next deploy. A body identical to the latest version (the same definition, name and description, compared as canonical JSON) saves nothing: 200 with the workflow unchanged, so a retried PUT never makes a second version. With If-Match, only while the workflow is still in the state its ETag names: of two updates sent with the same ETag, one wins and the other is 412. Without If-Match, concurrent updates each get their own version.
          */
         put: operations["updateWorkflow"];
         post?: never;
         /**
          * Delete a workflow and its versions
-         * @description Deletes the workflow and all its versions; its executions stay readable. A DELETE that failed half-way can be retried and finishes the job.
+         * @description Deletes the workflow and all its versions; its executions stay readable. A DELETE that failed half-way can be retried and finishes the job. With If-Match, only while the workflow is in the state its ETag names (412 otherwise, nothing deleted).
          */
         delete: operations["deleteWorkflow"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/workflows/{slug}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A workflow’s versions, newest first
+         * @description A page of the workflow’s saved versions, newest first (highest version number first), each with its definition, name, description, when and by whom it was saved, and whether it is the deployed one. A page holds at most 1 MB (fewer items, with a `next_token`); `next_token` is null on the last page, and a token of another workflow’s list is 400.
+         */
+        get: operations["listWorkflowVersions"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -280,8 +300,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Deploy the current version
-         * @description Deploys the latest version: runs use it from now on (`status: deployed`, `deployed_version` = `version`).
+         * Deploy the latest version, or roll back to an older one
+         * @description Deploys `version` (default, or without a body: the latest): runs use it from now on (`status: deployed`, `deployed_version` = that version). An older version rolls back to it; the latest version stays what it was. Deploying the version already deployed changes nothing (200). A `version` the workflow does not have is 400 naming it. With If-Match, only while the workflow is in the state its ETag names.
          */
         post: operations["deployWorkflow"];
         delete?: never;
@@ -725,8 +745,80 @@ export interface components {
         };
         Workflow: {
             slug: string;
+            /** @description The name of the version shown (the latest’s, unless ?version=n). */
             name: string;
             workspace_id: string;
+            /** @description The description of the version shown. */
+            description: string;
+            /** @description The definition of the version shown. */
+            definition: {
+                input_schema: {
+                    [key: string]: unknown;
+                };
+                steps: {
+                    id: string;
+                    model: string;
+                    input: unknown;
+                }[];
+                output: string;
+            };
+            /** @description The version this object shows: the latest, or the one GET /workflows/{slug}?version=n asked for. */
+            version: number;
+            /** @description The latest version (what `version` is, unless a version was asked for). */
+            latest_version: number;
+            /**
+             * @description `deployed` once any version is deployed.
+             * @enum {unknown}
+             */
+            status: "draft" | "deployed";
+            /** @description The version runs use; null until the first deploy. */
+            deployed_version: number | null;
+            /** Format: date-time */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description The last change: a new version, or a deploy.
+             */
+            updated_at: string;
+        };
+        /** @description A workflow as listed: everything but its definition (GET /workflows/{slug} has it). */
+        WorkflowSummary: {
+            slug: string;
+            /** @description The name of the version shown (the latest’s, unless ?version=n). */
+            name: string;
+            workspace_id: string;
+            /** @description The description of the version shown. */
+            description: string;
+            /** @description The version this object shows: the latest, or the one GET /workflows/{slug}?version=n asked for. */
+            version: number;
+            /** @description The latest version (what `version` is, unless a version was asked for). */
+            latest_version: number;
+            /**
+             * @description `deployed` once any version is deployed.
+             * @enum {unknown}
+             */
+            status: "draft" | "deployed";
+            /** @description The version runs use; null until the first deploy. */
+            deployed_version: number | null;
+            /** Format: date-time */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description The last change: a new version, or a deploy.
+             */
+            updated_at: string;
+        };
+        WorkflowList: {
+            items: components["schemas"]["WorkflowSummary"][];
+            next_token: string | null;
+        };
+        /** @description One saved version of a workflow: immutable once saved. */
+        WorkflowVersion: {
+            slug: string;
+            version: number;
+            /** @description The name saved with it (versions saved before API 1.2.0 show the workflow’s current name). */
+            name: string;
+            /** @description The description saved with it (versions saved before API 1.2.0 show the workflow’s current one). */
             description: string;
             definition: {
                 input_schema: {
@@ -739,32 +831,27 @@ export interface components {
                 }[];
                 output: string;
             };
-            version: number;
-            /** @enum {unknown} */
-            status: "draft" | "deployed";
-            deployed_version: number | null;
-            /** Format: date-time */
+            /** @description Whether this is the deployed version (the one runs use). */
+            deployed: boolean;
+            /**
+             * Format: date-time
+             * @description When it was saved.
+             */
             created_at: string;
-            /** Format: date-time */
-            updated_at: string;
+            /** @description Who saved it; null for versions saved before it was recorded. */
+            created_by: null | {
+                /** @constant */
+                kind: "person";
+                subject: string;
+                email: string;
+            } | {
+                /** @constant */
+                kind: "key";
+                key_id: string;
+            };
         };
-        /** @description A workflow as listed: everything but its definition (GET /workflows/{slug} has it). */
-        WorkflowSummary: {
-            slug: string;
-            name: string;
-            workspace_id: string;
-            description: string;
-            version: number;
-            /** @enum {unknown} */
-            status: "draft" | "deployed";
-            deployed_version: number | null;
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-        };
-        WorkflowList: {
-            items: components["schemas"]["WorkflowSummary"][];
+        WorkflowVersionList: {
+            items: components["schemas"]["WorkflowVersion"][];
             next_token: string | null;
         };
         Execution: {
@@ -984,6 +1071,10 @@ export interface components {
             };
             name?: string;
             description?: string;
+        };
+        DeployWorkflowRequest: {
+            /** @description The version to deploy, one of the workflow’s (default: the latest); an older one rolls back to it. */
+            version?: number;
         };
         RunWorkflowRequest: {
             input?: unknown;
@@ -3452,6 +3543,7 @@ export interface operations {
                      *           "workspace_id": "default",
                      *           "description": "Shouts a name",
                      *           "version": 2,
+                     *           "latest_version": 2,
                      *           "status": "deployed",
                      *           "deployed_version": 2,
                      *           "created_at": "2026-03-01T12:00:00.000Z",
@@ -3642,6 +3734,11 @@ export interface operations {
                     RateLimit?: string;
                     /** @description Present on an answer replayed for a retry with the same Idempotency-Key. */
                     "Idempotent-Replayed"?: "true";
+                    /**
+                     * @description The workflow’s state (its latest and deployed versions), a strong, quoted, opaque entity tag: send it back in If-Match on PUT, deploy or DELETE to change the workflow only if nobody changed it since. The same with or without ?version.
+                     * @example "Yk3pQ0vV9sN2rLx7Wc4aTe"
+                     */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3675,6 +3772,7 @@ export interface operations {
                      *         "output": "$.steps.up.output.text"
                      *       },
                      *       "version": 1,
+                     *       "latest_version": 1,
                      *       "status": "draft",
                      *       "deployed_version": null,
                      *       "created_at": "2026-03-01T12:00:00.000Z",
@@ -3871,7 +3969,10 @@ export interface operations {
     };
     getWorkflow: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description A version to read instead of the latest (404 for a version the workflow does not have). */
+                version?: number;
+            };
             header?: {
                 /** @description A signed-in person: the account to act for; may be left out by a person of one account (and on GET /me). Several accounts and no header: 400. Not a member: 403 NOT_A_MEMBER. */
                 "Knouds-Account"?: string;
@@ -3904,6 +4005,11 @@ export interface operations {
                      * @example "default";r=42;t=17
                      */
                     RateLimit?: string;
+                    /**
+                     * @description The workflow’s state (its latest and deployed versions), a strong, quoted, opaque entity tag: send it back in If-Match on PUT, deploy or DELETE to change the workflow only if nobody changed it since. The same with or without ?version.
+                     * @example "Yk3pQ0vV9sN2rLx7Wc4aTe"
+                     */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3937,6 +4043,7 @@ export interface operations {
                      *         "output": "$.steps.up.output.text"
                      *       },
                      *       "version": 2,
+                     *       "latest_version": 2,
                      *       "status": "deployed",
                      *       "deployed_version": 2,
                      *       "created_at": "2026-03-01T12:00:00.000Z",
@@ -4011,7 +4118,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description NOT_FOUND */
+            /** @description NOT_FOUND (also a version it does not have) */
             404: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -4081,6 +4188,11 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /**
+                 * @description The ETag of a read (or of a change’s answer): the change happens only if the workflow is still in that state, else 412 PRECONDITION_FAILED and nothing changes (a conditional write: of two changes sent with the same ETag, exactly one succeeds). Several tags, comma-separated, match any of them; weak tags (W/"…") never match; `*` matches any existing workflow. Not a quoted tag or `*`: 400. Without If-Match, the change is made on the workflow as it is.
+                 * @example "Yk3pQ0vV9sN2rLx7Wc4aTe"
+                 */
+                "If-Match"?: string;
                 /** @description A signed-in person: the account to act for; may be left out by a person of one account (and on GET /me). Several accounts and no header: 400. Not a member: 403 NOT_A_MEMBER. */
                 "Knouds-Account"?: string;
             };
@@ -4144,6 +4256,11 @@ export interface operations {
                      * @example "default";r=42;t=17
                      */
                     RateLimit?: string;
+                    /**
+                     * @description The workflow’s state (its latest and deployed versions), a strong, quoted, opaque entity tag: send it back in If-Match on PUT, deploy or DELETE to change the workflow only if nobody changed it since. The same with or without ?version.
+                     * @example "Yk3pQ0vV9sN2rLx7Wc4aTe"
+                     */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4177,6 +4294,7 @@ export interface operations {
                      *         "output": "$.steps.up.output.text"
                      *       },
                      *       "version": 3,
+                     *       "latest_version": 3,
                      *       "status": "deployed",
                      *       "deployed_version": 2,
                      *       "created_at": "2026-03-01T12:00:00.000Z",
@@ -4253,6 +4371,32 @@ export interface operations {
             };
             /** @description NOT_FOUND */
             404: {
+                headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the window ends, Unix epoch seconds. */
+                    "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description PRECONDITION_FAILED: the If-Match does not match the workflow’s ETag (it changed since it was read): read it again, then retry with the new ETag */
+            412: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
                     "x-request-id"?: string;
@@ -4347,6 +4491,11 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /**
+                 * @description The ETag of a read (or of a change’s answer): the change happens only if the workflow is still in that state, else 412 PRECONDITION_FAILED and nothing changes (a conditional write: of two changes sent with the same ETag, exactly one succeeds). Several tags, comma-separated, match any of them; weak tags (W/"…") never match; `*` matches any existing workflow. Not a quoted tag or `*`: 400. Without If-Match, the change is made on the workflow as it is.
+                 * @example "Yk3pQ0vV9sN2rLx7Wc4aTe"
+                 */
+                "If-Match"?: string;
                 /** @description A signed-in person: the account to act for; may be left out by a person of one account (and on GET /me). Several accounts and no header: 400. Not a member: 403 NOT_A_MEMBER. */
                 "Knouds-Account"?: string;
             };
@@ -4381,6 +4530,286 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            400: {
+                headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the window ends, Unix epoch seconds. */
+                    "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description UNAUTHORIZED: no credentials, an invalid, revoked or expired key, or a refused bearer token */
+            401: {
+                headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description No bearer token sent: `ApiKey realm="knouds", Bearer realm="knouds"` (send a key in x-api-key, or a person’s access token). A bearer token refused: `Bearer realm="knouds", error="invalid_token", …` (RFC 6750). The realm is the deployment’s key prefix. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description CAPABILITY_DENIED, or WORKSPACE_DENIED, or NOT_A_MEMBER (a person, of no such account) */
+            403: {
+                headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the window ends, Unix epoch seconds. */
+                    "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description NOT_FOUND */
+            404: {
+                headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the window ends, Unix epoch seconds. */
+                    "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description PRECONDITION_FAILED: the If-Match does not match the workflow’s ETag (it changed since it was read): read it again, then retry with the new ETag */
+            412: {
+                headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the window ends, Unix epoch seconds. */
+                    "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description RATE_LIMIT_EXCEEDED; or THROTTLED: the stage’s own limit (all callers together) */
+            429: {
+                headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the window ends, Unix epoch seconds. */
+                    "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description INTERNAL_ERROR, with request_id */
+            500: {
+                headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listWorkflowVersions: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 100 (default 50). */
+                limit?: number;
+                /** @description The previous page’s `next_token` (with the same filters); a token the API did not issue, or from another account or list, is 400. */
+                next_token?: string;
+            };
+            header?: {
+                /** @description A signed-in person: the account to act for; may be left out by a person of one account (and on GET /me). Several accounts and no header: 400. Not a member: 403 NOT_A_MEMBER. */
+                "Knouds-Account"?: string;
+            };
+            path: {
+                /** @example greet */
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of versions */
+            200: {
+                headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the window ends, Unix epoch seconds. */
+                    "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "slug": "greet",
+                     *           "version": 2,
+                     *           "name": "Greeting",
+                     *           "description": "Shouts a name",
+                     *           "definition": {
+                     *             "input_schema": {
+                     *               "type": "object",
+                     *               "required": [
+                     *                 "name"
+                     *               ],
+                     *               "properties": {
+                     *                 "name": {
+                     *                   "type": "string"
+                     *                 }
+                     *               }
+                     *             },
+                     *             "steps": [
+                     *               {
+                     *                 "id": "up",
+                     *                 "model": "uppercase",
+                     *                 "input": {
+                     *                   "text": "$.input.name"
+                     *                 }
+                     *               }
+                     *             ],
+                     *             "output": "$.steps.up.output.text"
+                     *           },
+                     *           "deployed": true,
+                     *           "created_at": "2026-03-02T08:55:00.000Z",
+                     *           "created_by": {
+                     *             "kind": "key",
+                     *             "key_id": "key_4F8p2mX9qLw3Rt6Yb1Nc"
+                     *           }
+                     *         },
+                     *         {
+                     *           "slug": "greet",
+                     *           "version": 1,
+                     *           "name": "Greeting",
+                     *           "description": "Shouts a name",
+                     *           "definition": {
+                     *             "input_schema": {
+                     *               "type": "object",
+                     *               "required": [
+                     *                 "name"
+                     *               ],
+                     *               "properties": {
+                     *                 "name": {
+                     *                   "type": "string"
+                     *                 }
+                     *               }
+                     *             },
+                     *             "steps": [
+                     *               {
+                     *                 "id": "up",
+                     *                 "model": "uppercase",
+                     *                 "input": {
+                     *                   "text": "$.input.name"
+                     *                 }
+                     *               }
+                     *             ],
+                     *             "output": "$.steps.up.output.text"
+                     *           },
+                     *           "deployed": false,
+                     *           "created_at": "2026-03-01T12:00:00.000Z",
+                     *           "created_by": {
+                     *             "kind": "key",
+                     *             "key_id": "key_4F8p2mX9qLw3Rt6Yb1Nc"
+                     *           }
+                     *         }
+                     *       ],
+                     *       "next_token": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WorkflowVersionList"];
+                };
             };
             /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
             400: {
@@ -4517,6 +4946,11 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /**
+                 * @description The ETag of a read (or of a change’s answer): the change happens only if the workflow is still in that state, else 412 PRECONDITION_FAILED and nothing changes (a conditional write: of two changes sent with the same ETag, exactly one succeeds). Several tags, comma-separated, match any of them; weak tags (W/"…") never match; `*` matches any existing workflow. Not a quoted tag or `*`: 400. Without If-Match, the change is made on the workflow as it is.
+                 * @example "Yk3pQ0vV9sN2rLx7Wc4aTe"
+                 */
+                "If-Match"?: string;
                 /** @description A signed-in person: the account to act for; may be left out by a person of one account (and on GET /me). Several accounts and no header: 400. Not a member: 403 NOT_A_MEMBER. */
                 "Knouds-Account"?: string;
             };
@@ -4526,9 +4960,18 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "version": 1
+                 *     }
+                 */
+                "application/json": components["schemas"]["DeployWorkflowRequest"];
+            };
+        };
         responses: {
-            /** @description The deployed workflow */
+            /** @description The workflow (its latest version), with the deployed version */
             200: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -4548,6 +4991,11 @@ export interface operations {
                      * @example "default";r=42;t=17
                      */
                     RateLimit?: string;
+                    /**
+                     * @description The workflow’s state (its latest and deployed versions), a strong, quoted, opaque entity tag: send it back in If-Match on PUT, deploy or DELETE to change the workflow only if nobody changed it since. The same with or without ?version.
+                     * @example "Yk3pQ0vV9sN2rLx7Wc4aTe"
+                     */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4581,8 +5029,9 @@ export interface operations {
                      *         "output": "$.steps.up.output.text"
                      *       },
                      *       "version": 2,
+                     *       "latest_version": 2,
                      *       "status": "deployed",
-                     *       "deployed_version": 2,
+                     *       "deployed_version": 1,
                      *       "created_at": "2026-03-01T12:00:00.000Z",
                      *       "updated_at": "2026-03-02T09:00:00.000Z"
                      *     }
@@ -4657,6 +5106,58 @@ export interface operations {
             };
             /** @description NOT_FOUND */
             404: {
+                headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the window ends, Unix epoch seconds. */
+                    "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description PRECONDITION_FAILED: the If-Match does not match the workflow’s ETag (it changed since it was read): read it again, then retry with the new ETag */
+            412: {
+                headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the window ends, Unix epoch seconds. */
+                    "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description PAYLOAD_TOO_LARGE */
+            413: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
                     "x-request-id"?: string;

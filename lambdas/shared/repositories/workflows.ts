@@ -8,13 +8,27 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { cancellationReasons, decodePageToken, encodePageToken, isConditionalCheckFailed, queryPage } from '../ddb.js';
 import { SLUG_PATTERN } from '../capabilities.js';
-import { ConflictError } from '../errors.js';
+import type { Principal } from '../caller.js';
+import { ApiError, ConflictError, ValidationError } from '../errors.js';
 import type { Definition } from '../workflow-definition.js';
 
 /**
+ * 412 PRECONDITION_FAILED (API.md §3): an `If-Match` that no longer matches the workflow (it changed
+ * since it was read). Lives here, beside the conditional writes that detect it.
+ */
+export class PreconditionFailedError extends ApiError {
+  readonly status = 412;
+  readonly code = 'PRECONDITION_FAILED';
+  constructor(slug: string) {
+    super(`Workflow '${slug}' has changed since it was read (If-Match no longer matches its ETag): read it again (GET /workflows/${slug}) and retry with the new ETag`);
+  }
+}
+
+/**
  * Workflows table (`account_id`, `sk`): a head item `W#<slug>` (name, workspace, latest and deployed
- * versions) and one immutable item per version `V#<slug>#<000001>` holding the definition. Every read
- * names the caller's account, so another account's workflow is simply not found.
+ * versions) and one immutable item per version `V#<slug>#<000001>` holding the definition, and (from
+ * API 1.2.0 on) the name and description it was saved with and who saved it. Every read names the
+ * caller's account, so another account's workflow is simply not found.
  *
  * A head without `version` (and with `deleting: true`) belongs to a workflow being deleted: every read
  * treats it as gone, and a DELETE or a POST of its slug finishes the deletion (see `delete`).
@@ -36,6 +50,22 @@ export interface WorkflowVersion {
   readonly version: number;
   readonly definition: Definition;
   readonly created_at: string;
+  /** Absent on versions saved before versions recorded them (the head's are the latest version's). */
+  readonly name?: string;
+  readonly description?: string;
+  /** Who saved it; absent on versions saved before it was recorded. */
+  readonly created_by?: Principal;
+}
+
+/**
+ * The state of a head that a conditional write requires (an `If-Match`, or what a retry loop read):
+ * the same workflow (`created_at`), at the same latest version, and, when `deployed` is true, with the
+ * same deployed version.
+ */
+export interface Expected {
+  readonly head: WorkflowHead;
+  /** Also require the deployed version as read (an If-Match names it). */
+  readonly deployed: boolean;
 }
 
 /** A head as stored: `version` is absent while the workflow is being deleted. */
@@ -56,6 +86,30 @@ const CREATE_ATTEMPTS = 3;
 
 const headSk = (slug: string) => `W#${slug}`;
 const versionSk = (slug: string, version: number) => `V#${slug}#${String(version).padStart(6, '0')}`;
+
+/**
+ * The condition that a head still has the deployed version `head` was read with (null is stored as
+ * DynamoDB's NULL, or absent).
+ */
+function deployedCondition(head: Pick<WorkflowHead, 'deployed_version'>): { condition: string; values: Record<string, unknown> } {
+  if (head.deployed_version == null) {
+    return { condition: '(attribute_not_exists(deployed_version) OR attribute_type(deployed_version, :null_type))', values: { ':null_type': 'NULL' } };
+  }
+  return { condition: 'deployed_version = :d_seen', values: { ':d_seen': head.deployed_version } };
+}
+
+/**
+ * The condition that a head is still as `expected` names it: the same workflow (`created_at`), at the
+ * same latest version, and (an If-Match) with the same deployed version.
+ */
+function stateCondition(expected: Expected): { condition: string; values: Record<string, unknown> } {
+  const { head } = expected;
+  const deployed = expected.deployed ? deployedCondition(head) : undefined;
+  return {
+    condition: ['created_at = :c_seen', 'version = :v_seen', ...(deployed ? [deployed.condition] : [])].join(' AND '),
+    values: { ':c_seen': head.created_at, ':v_seen': head.version, ...deployed?.values },
+  };
+}
 
 function strip<T>(item: Record<string, unknown>): T {
   const { sk: _sk, ...rest } = item;
@@ -96,7 +150,7 @@ export class WorkflowsRepository {
    * A slug held by a workflow being deleted (or by versions a delete left without their head before such
    * deletes were resumable) is freed first: the create finishes that deletion, then tries again.
    */
-  async create(head: WorkflowHead, definition: Definition): Promise<void> {
+  async create(head: WorkflowHead, definition: Definition, createdBy: Principal): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
         await this.doc.send(
@@ -112,7 +166,7 @@ export class WorkflowsRepository {
               {
                 Put: {
                   TableName: this.table,
-                  Item: this.versionItem(head.account_id, head.slug, 1, definition, head.created_at),
+                  Item: this.versionItem(head.account_id, head.slug, 1, { definition, name: head.name, description: head.description, created_by: createdBy }, head.created_at),
                   ConditionExpression: 'attribute_not_exists(sk)',
                 },
               },
@@ -132,16 +186,21 @@ export class WorkflowsRepository {
   }
 
   /**
-   * A new version on top of `seen` (optimistic: a concurrent update makes this one retry), with the
-   * head's name and description. The deployed version does not change.
+   * A new version on top of the head `expected` names (optimistic: the transaction holds only while the
+   * head is still that workflow at that version, and, for an If-Match, at that deployed version), with
+   * the head's new name and description. The deployed version does not change. Undefined when the head
+   * is no longer as expected (the caller reads it again, or answers 412).
    */
   async addVersion(
-    seen: WorkflowHead,
+    expected: Expected,
     changes: { name: string; description: string },
     definition: Definition,
     now: Date,
+    createdBy: Principal,
   ): Promise<WorkflowHead | undefined> {
+    const seen = expected.head;
     const version = seen.version + 1;
+    const state = stateCondition(expected);
     try {
       await this.doc.send(
         new TransactWriteCommand({
@@ -151,11 +210,11 @@ export class WorkflowsRepository {
                 TableName: this.table,
                 Key: { account_id: seen.account_id, sk: headSk(seen.slug) },
                 UpdateExpression: 'SET version = :v, #name = :name, description = :desc, updated_at = :now',
-                ConditionExpression: 'version = :seen',
+                ConditionExpression: state.condition,
                 ExpressionAttributeNames: { '#name': 'name' },
                 ExpressionAttributeValues: {
+                  ...state.values,
                   ':v': version,
-                  ':seen': seen.version,
                   ':name': changes.name,
                   ':desc': changes.description,
                   ':now': now.toISOString(),
@@ -165,7 +224,7 @@ export class WorkflowsRepository {
             {
               Put: {
                 TableName: this.table,
-                Item: this.versionItem(seen.account_id, seen.slug, version, definition, now.toISOString()),
+                Item: this.versionItem(seen.account_id, seen.slug, version, { definition, ...changes, created_by: createdBy }, now.toISOString()),
                 ConditionExpression: 'attribute_not_exists(sk)',
               },
             },
@@ -179,17 +238,23 @@ export class WorkflowsRepository {
     return { ...seen, ...changes, version, updated_at: now.toISOString() };
   }
 
-  /** Pins the current version as deployed; undefined when the workflow is gone. */
-  async deploy(accountId: string, slug: string, now: Date): Promise<WorkflowHead | undefined> {
+  /**
+   * Pins a version as deployed: `version` (one of the head's, 1 to its latest), or, without one, the
+   * latest at the time of the write. With `expected` (an If-Match), only while the head is as read.
+   * Undefined when the condition fails: the workflow is gone, or (with `expected`) has changed.
+   */
+  async deploy(accountId: string, slug: string, now: Date, options: { version?: number; expected?: Expected } = {}): Promise<WorkflowHead | undefined> {
+    const state = options.expected ? stateCondition(options.expected) : undefined;
+    const pinned = options.version !== undefined;
     try {
       const out = await this.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { account_id: accountId, sk: headSk(slug) },
-          UpdateExpression: 'SET deployed_version = version, updated_at = :now',
-          // Not on a head being deleted (it has no version to deploy).
-          ConditionExpression: 'attribute_exists(version)',
-          ExpressionAttributeValues: { ':now': now.toISOString() },
+          UpdateExpression: pinned ? 'SET deployed_version = :n, updated_at = :now' : 'SET deployed_version = version, updated_at = :now',
+          // Not on a head being deleted (it has no version to deploy); a pinned version must be one of its own.
+          ConditionExpression: ['attribute_exists(version)', ...(pinned ? ['version >= :n'] : []), ...(state ? [state.condition] : [])].join(' AND '),
+          ExpressionAttributeValues: { ':now': now.toISOString(), ...(pinned ? { ':n': options.version } : {}), ...state?.values },
           ReturnValues: 'ALL_NEW',
         }),
       );
@@ -201,14 +266,43 @@ export class WorkflowsRepository {
   }
 
   /**
+   * A page of a workflow's versions, newest first (a consistent query of its `V#<slug>#` items, cut at
+   * 1 MB like every list). The token names the slug and the last version returned, for that account.
+   */
+  async listVersions(accountId: string, slug: string, limit: number, nextToken?: string): Promise<{ items: WorkflowVersion[]; nextToken: string | null }> {
+    const start = nextToken ? decodePageToken(nextToken, accountId, { w: SLUG_PATTERN, n: /^\d{1,9}$/ }) : undefined;
+    if (start && start.w !== slug) throw ValidationError.field('next_token', 'is not a valid page token (it belongs to another list)');
+    const page = await queryPage(
+      this.doc,
+      {
+        TableName: this.table,
+        KeyConditionExpression: 'account_id = :a AND begins_with(sk, :p)',
+        ExpressionAttributeValues: { ':a': accountId, ':p': `V#${slug}#` },
+        ScanIndexForward: false,
+        ConsistentRead: true,
+      },
+      limit,
+      start ? { account_id: accountId, sk: versionSk(slug, Number(start.n)) } : undefined,
+    );
+    const items = page.items.map((i) => strip<WorkflowVersion & { account_id?: string }>(i)).map(({ account_id: _a, ...v }) => v);
+    const last = items.at(-1);
+    return { items, nextToken: page.more && last ? encodePageToken(accountId, { w: slug, n: String(last.version) }) : null };
+  }
+
+  /**
    * Deletes the workflow whose head was read as `seen` (live, or being deleted by an earlier call that
    * failed half-way) with all its versions. Returns once that workflow is gone, whoever finished it: a
    * concurrent DELETE, or a POST that found it half-deleted (and may since have created a new workflow of
    * the same slug, which this never touches). Throws (500) when DynamoDB keeps failing; what it leaves
    * is a workflow being deleted, which a retry or a POST of the slug finishes.
+   *
+   * `ifMatch` (a live head whose ETag the request's If-Match matched): the write that commits the
+   * deletion (the one transaction, or the mark) also requires the deployed version as read, and a head
+   * found changed (another version, or another version deployed) before that write is 412
+   * PRECONDITION_FAILED, with nothing deleted.
    */
-  async delete(seen: StoredHead): Promise<void> {
-    await this.purge(seen.account_id, seen.slug, seen);
+  async delete(seen: StoredHead, ifMatch = false): Promise<void> {
+    await this.purge(seen.account_id, seen.slug, seen, ifMatch);
   }
 
   /**
@@ -226,7 +320,7 @@ export class WorkflowsRepository {
    * DELETE_BUDGET_MS; every write is idempotent, so the SDK's retry of a write whose answer was lost
    * is harmless.
    */
-  private async purge(accountId: string, slug: string, seen: StoredHead | undefined): Promise<void> {
+  private async purge(accountId: string, slug: string, seen: StoredHead | undefined, ifMatch = false): Promise<void> {
     const key = { account_id: accountId, sk: headSk(slug) };
     const deadline = Date.now() + DELETE_BUDGET_MS;
     let head = seen;
@@ -250,8 +344,8 @@ export class WorkflowsRepository {
         .slice(0, DELETE_PAGE)
         .map((k) => ({ Delete: { TableName: this.table, Key: { account_id: k['account_id'], sk: k['sk'] } } }));
       try {
-        if (head?.version !== undefined && !last) head = await this.mark(head);
-        await this.doc.send(new TransactWriteCommand({ TransactItems: [this.guard(key, head, last), ...versions] }));
+        if (head?.version !== undefined && !last) head = await this.mark(head, ifMatch);
+        await this.doc.send(new TransactWriteCommand({ TransactItems: [this.guard(key, head, last, ifMatch), ...versions] }));
         if (last) return;
       } catch (error) {
         const reasons = cancellationReasons(error);
@@ -259,7 +353,10 @@ export class WorkflowsRepository {
           // The head is not as read: a version was added, another call marked the head or finished the
           // deletion, or a POST created the slug again. Carry on only while it is the same workflow.
           if (head) {
+            const read = head;
             head = await this.sameWorkflow(head);
+            // An If-Match holds the state it matched: a live head changed since is 412, nothing deleted.
+            if (ifMatch && read.version !== undefined && head?.version !== undefined && !sameState(read, head)) throw new PreconditionFailedError(slug);
             if (!head) return;
           } else {
             head = await this.findHead(accountId, slug);
@@ -279,17 +376,11 @@ export class WorkflowsRepository {
    * the last page (and only when no version was added since); a marked one is touched by each page and
    * goes with the last; where there is no head, there must still be none (a no-op delete).
    */
-  private guard(key: Record<string, string>, head: StoredHead | undefined, last: boolean): TransactItem {
+  private guard(key: Record<string, string>, head: StoredHead | undefined, last: boolean, ifMatch: boolean): TransactItem {
     if (!head) return { Delete: { TableName: this.table, Key: key, ConditionExpression: 'attribute_not_exists(sk)' } };
     if (head.version !== undefined) {
-      return {
-        Delete: {
-          TableName: this.table,
-          Key: key,
-          ConditionExpression: 'created_at = :c AND version = :v',
-          ExpressionAttributeValues: { ':c': head.created_at, ':v': head.version },
-        },
-      };
+      const state = stateCondition({ head: head as WorkflowHead, deployed: ifMatch });
+      return { Delete: { TableName: this.table, Key: key, ConditionExpression: state.condition, ExpressionAttributeValues: state.values } };
     }
     const ConditionExpression = 'created_at = :c AND attribute_not_exists(version)';
     if (last) return { Delete: { TableName: this.table, Key: key, ConditionExpression, ExpressionAttributeValues: { ':c': head.created_at } } };
@@ -304,16 +395,20 @@ export class WorkflowsRepository {
     };
   }
 
-  /** Marks a live head as being deleted (ConditionalCheckFailed when it is no longer as read). */
-  private async mark(head: StoredHead): Promise<StoredHead> {
+  /**
+   * Marks a live head as being deleted (ConditionalCheckFailed when it is no longer as read; with
+   * `ifMatch`, also when another version has been deployed since).
+   */
+  private async mark(head: StoredHead, ifMatch: boolean): Promise<StoredHead> {
+    const deployed = ifMatch ? deployedCondition(head) : undefined;
     await this.doc.send(
       new UpdateCommand({
         TableName: this.table,
         Key: { account_id: head.account_id, sk: headSk(head.slug) },
         UpdateExpression: 'SET deleting = :t REMOVE version',
         // Also true when the mark is already there: the SDK may retry a mark whose answer was lost.
-        ConditionExpression: 'created_at = :c AND (version = :v OR attribute_not_exists(version))',
-        ExpressionAttributeValues: { ':c': head.created_at, ':v': head.version, ':t': true },
+        ConditionExpression: ['created_at = :c AND (version = :v OR attribute_not_exists(version))', ...(deployed ? [deployed.condition] : [])].join(' AND '),
+        ExpressionAttributeValues: { ':c': head.created_at, ':v': head.version, ':t': true, ...deployed?.values },
       }),
     );
     const { version: _v, ...rest } = head;
@@ -356,9 +451,20 @@ export class WorkflowsRepository {
     return { items, nextToken: page.more && after ? encodePageToken(accountId, { s: after }) : null };
   }
 
-  private versionItem(accountId: string, slug: string, version: number, definition: Definition, createdAt: string) {
-    return { account_id: accountId, sk: versionSk(slug, version), slug, version, definition, created_at: createdAt };
+  private versionItem(
+    accountId: string,
+    slug: string,
+    version: number,
+    content: { definition: Definition; name: string; description: string; created_by: Principal },
+    createdAt: string,
+  ) {
+    return { account_id: accountId, sk: versionSk(slug, version), slug, version, ...content, created_at: createdAt };
   }
+}
+
+/** The same latest and deployed versions (of the same workflow). */
+function sameState(a: StoredHead, b: StoredHead): boolean {
+  return a.created_at === b.created_at && a.version === b.version && (a.deployed_version ?? null) === (b.deployed_version ?? null);
 }
 
 /** Full jitter, growing from 20 ms to at most 1 s. */

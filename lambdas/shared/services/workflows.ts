@@ -2,6 +2,8 @@
  * Workflow, model and run use cases (API.md §4 "Workflows", "Models"). Plain functions over the
  * repositories and the model registry; they know nothing of API Gateway.
  */
+import { createHash } from 'node:crypto';
+import canonicalize from 'canonicalize';
 import type { Principal } from '../caller.js';
 import { log } from '../log.js';
 import { SLUG_PATTERN, workspaceAllowed } from '../capabilities.js';
@@ -27,9 +29,10 @@ import {
   WORKER_TIMEOUT_SECONDS,
   WORKFLOWS_TIMEOUT_SECONDS,
 } from '../run-budget.js';
-import type { WorkflowHead, WorkflowsRepository } from '../repositories/workflows.js';
+import { PreconditionFailedError, type Expected, type WorkflowHead, type WorkflowsRepository, type WorkflowVersion } from '../repositories/workflows.js';
 import {
   parseCreateWorkflowBody,
+  parseDeployWorkflowBody,
   parseModelRunBody,
   parseRunBody,
   parseUpdateWorkflowBody,
@@ -74,27 +77,117 @@ export interface WorkflowObject {
   workspace_id: string;
   description: string;
   definition: Definition;
+  /** The version this object shows: the latest, unless a version was asked for (`?version=n`). */
   version: number;
+  /** The latest version. */
+  latest_version: number;
   status: 'draft' | 'deployed';
   deployed_version: number | null;
   created_at: string;
   updated_at: string;
 }
 
-function toWorkflowObject(head: WorkflowHead, definition: Definition): WorkflowObject {
+/** One version of a workflow, as GET /workflows/{slug}/versions lists it. */
+export interface WorkflowVersionObject {
+  slug: string;
+  version: number;
+  name: string;
+  description: string;
+  definition: Definition;
+  /** Whether this is the deployed version. */
+  deployed: boolean;
+  created_at: string;
+  /** Who saved it; null for versions saved before it was recorded. */
+  created_by: Principal | null;
+}
+
+/**
+ * The name and description of a version: its own, except for versions saved before versions recorded
+ * them, which show the head's (the latest version's, exactly; an older one's were not kept).
+ */
+function versionText(head: WorkflowHead, version: Pick<WorkflowVersion, 'version' | 'name' | 'description'>): { name: string; description: string } {
+  if (version.version === head.version) return { name: head.name, description: head.description };
+  return { name: version.name ?? head.name, description: version.description ?? head.description };
+}
+
+function toWorkflowObject(head: WorkflowHead, version: Pick<WorkflowVersion, 'version' | 'definition' | 'name' | 'description'>): WorkflowObject {
   return {
     slug: head.slug,
-    name: head.name,
+    ...versionText(head, version),
     workspace_id: head.workspace_id,
-    description: head.description,
-    definition,
-    version: head.version,
+    definition: version.definition,
+    version: version.version,
+    latest_version: head.version,
     status: head.deployed_version != null ? 'deployed' : 'draft',
     deployed_version: head.deployed_version ?? null,
     created_at: head.created_at,
     updated_at: head.updated_at,
   };
 }
+
+function toVersionObject(head: WorkflowHead, version: WorkflowVersion): WorkflowVersionObject {
+  return {
+    slug: head.slug,
+    version: version.version,
+    ...versionText(head, version),
+    definition: version.definition,
+    deployed: head.deployed_version === version.version,
+    created_at: version.created_at,
+    created_by: version.created_by ?? null,
+  };
+}
+
+// ——— ETags and If-Match (RFC 9110 §8.8.3, §13.1.1) ———
+
+/**
+ * A workflow's strong ETag: a digest of what identifies its state, the workflow (slug and creation time,
+ * so a workflow deleted and made again never matches its predecessor's tags) at its latest version and
+ * deployed version (which decides `status`). Every change of a workflow changes one of them: a PUT makes
+ * a version (name and description change only with one), a deploy pins another version; a PUT that
+ * changes nothing and a deploy of the version already deployed write nothing. Quoted, opaque.
+ */
+export function workflowEtag(state: { slug: string; created_at: string; latest_version: number; deployed_version: number | null }): string {
+  const digest = createHash('sha256')
+    .update(JSON.stringify([state.slug, state.created_at, state.latest_version, state.deployed_version]))
+    .digest('base64url');
+  return `"${digest.slice(0, 22)}"`;
+}
+
+const headEtag = (head: WorkflowHead) =>
+  workflowEtag({ slug: head.slug, created_at: head.created_at, latest_version: head.version, deployed_version: head.deployed_version ?? null });
+
+/** An `If-Match` as parsed: `*` (the workflow exists), or the entity tags listed (weak ones never match). */
+export type IfMatch = { readonly any: true } | { readonly any: false; readonly strong: readonly string[] };
+
+const ENTITY_TAG = /^\s*(W\/)?("[\x21\x23-\x7e\x80-\xff]*")\s*(?:,|$)/;
+
+/**
+ * The `If-Match` header's values (each may list several tags): undefined when absent; 400
+ * VALIDATION_ERROR naming the header when it is neither `*` nor a list of quoted entity tags.
+ */
+export function parseIfMatch(values: readonly string[]): IfMatch | undefined {
+  if (values.length === 0) return undefined;
+  const joined = values.join(', ').trim();
+  if (joined === '*') return { any: true };
+  const strong: string[] = [];
+  let rest = joined;
+  while (rest.trim() !== '') {
+    const m = ENTITY_TAG.exec(rest);
+    if (!m) throw ValidationError.field('If-Match', 'must be * or one or more quoted ETags, as the ETag header gives them (e.g. If-Match: "x7Tq…")');
+    // Strong comparison (RFC 9110 §13.1.1): a weak tag never matches.
+    if (!m[1]) strong.push(m[2]!);
+    rest = rest.slice(m[0].length);
+  }
+  return { any: false, strong };
+}
+
+/** 412 PRECONDITION_FAILED unless `ifMatch` (if any) matches the head as read. */
+function checkIfMatch(ifMatch: IfMatch | undefined, head: WorkflowHead): void {
+  if (ifMatch && !ifMatch.any && !ifMatch.strong.includes(headEtag(head))) throw new PreconditionFailedError(head.slug);
+}
+
+/** What a conditional write must find when the request named the state it read (an If-Match with tags). */
+const expectedBy = (ifMatch: IfMatch | undefined, head: WorkflowHead): Expected => ({ head, deployed: ifMatch !== undefined && !ifMatch.any });
 
 function assertWorkspace(actor: Actor, workspaceId: string): void {
   if (!workspaceAllowed(actor.workspaces, workspaceId)) throw new WorkspaceDeniedError(workspaceId);
@@ -108,10 +201,12 @@ async function reachableHead(deps: WorkflowDeps, actor: Actor, slug: string): Pr
   return head;
 }
 
-async function versionOf(deps: WorkflowDeps, head: WorkflowHead, version: number): Promise<Definition> {
-  const found = await deps.workflows.getVersion(head.account_id, head.slug, version);
-  if (!found) throw new NotFoundError(`Workflow '${head.slug}' not found`);
-  return found.definition;
+async function versionOf(deps: WorkflowDeps, head: WorkflowHead, version: number): Promise<WorkflowVersion> {
+  const found = version >= 1 && version <= head.version ? await deps.workflows.getVersion(head.account_id, head.slug, version) : undefined;
+  if (!found) {
+    throw new NotFoundError(version === head.version ? `Workflow '${head.slug}' not found` : `Workflow '${head.slug}' has no version ${version} (its latest is ${head.version})`);
+  }
+  return found;
 }
 
 const knownModel = (deps: WorkflowDeps) => (id: string) => deps.models.get(id) !== undefined;
@@ -133,13 +228,27 @@ export async function createWorkflow(deps: WorkflowDeps, actor: Actor, rawBody: 
     created_at: now,
     updated_at: now,
   };
-  await deps.workflows.create(head, body.definition);
-  return toWorkflowObject(head, body.definition);
+  await deps.workflows.create(head, body.definition, actor.principal);
+  return toWorkflowObject(head, { version: 1, definition: body.definition });
 }
 
-export async function getWorkflow(deps: WorkflowDeps, actor: Actor, slug: string): Promise<WorkflowObject> {
+/** GET /workflows/{slug}: the latest version, or (`?version=n`) version n; 404 for a version it does not have. */
+export async function getWorkflow(deps: WorkflowDeps, actor: Actor, slug: string, version?: number): Promise<WorkflowObject> {
   const head = await reachableHead(deps, actor, slug);
-  return toWorkflowObject(head, await versionOf(deps, head, head.version));
+  return toWorkflowObject(head, await versionOf(deps, head, version ?? head.version));
+}
+
+/** GET /workflows/{slug}/versions: a page of its versions, newest first. */
+export async function listWorkflowVersions(
+  deps: WorkflowDeps,
+  actor: Actor,
+  slug: string,
+  limit: number,
+  nextToken?: string,
+): Promise<{ items: WorkflowVersionObject[]; next_token: string | null }> {
+  const head = await reachableHead(deps, actor, slug);
+  const page = await deps.workflows.listVersions(actor.accountId, slug, limit, nextToken);
+  return { items: page.items.map((v) => toVersionObject(head, v)), next_token: page.nextToken };
 }
 
 export async function listWorkflows(
@@ -152,7 +261,7 @@ export async function listWorkflows(
   const page = await deps.workflows.list(actor.accountId, workspaces, limit, nextToken);
   return {
     items: page.items.map((head) => {
-      const { definition: _d, ...rest } = toWorkflowObject(head, undefined as unknown as Definition);
+      const { definition: _d, ...rest } = toWorkflowObject(head, { version: head.version, definition: undefined as unknown as Definition });
       return rest;
     }),
     next_token: page.nextToken,
@@ -161,39 +270,78 @@ export async function listWorkflows(
 
 const MAX_UPDATE_RETRIES = 5;
 
-export async function updateWorkflow(deps: WorkflowDeps, actor: Actor, slug: string, rawBody: unknown): Promise<WorkflowObject> {
+/** Canonical JSON (RFC 8785) of what a version holds, to tell an identical PUT; undefined when it has none. */
+function versionContent(definition: unknown, name: string, description: string): string | undefined {
+  try {
+    return canonicalize({ definition, name, description });
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * PUT /workflows/{slug}: a new version, unless the body is identical to the latest version (the same
+ * definition, name and description, compared as canonical JSON): then nothing is written and the
+ * workflow is answered as it is. With an If-Match, the workflow must still be in the state it names
+ * (412 otherwise, enforced by the transaction's condition); without one, a concurrent update makes this
+ * one read again and retry, so no version is ever lost and every version gets its own number.
+ */
+export async function updateWorkflow(deps: WorkflowDeps, actor: Actor, slug: string, rawBody: unknown, ifMatch?: IfMatch): Promise<WorkflowObject> {
   const body = parseUpdateWorkflowBody(rawBody);
   validateDefinition(body.definition, knownModel(deps));
   for (let attempt = 0; ; attempt++) {
     const head = await reachableHead(deps, actor, slug);
-    const updated = await deps.workflows.addVersion(
-      head,
-      { name: body.name ?? head.name, description: body.description ?? head.description },
-      body.definition,
-      clock(deps),
-    );
-    if (updated) return toWorkflowObject(updated, body.definition);
+    checkIfMatch(ifMatch, head);
+    const latest = await versionOf(deps, head, head.version);
+    const changes = { name: body.name ?? head.name, description: body.description ?? head.description };
+    const wanted = versionContent(body.definition, changes.name, changes.description);
+    if (wanted !== undefined && wanted === versionContent(latest.definition, head.name, head.description)) {
+      return toWorkflowObject(head, latest);
+    }
+    const updated = await deps.workflows.addVersion(expectedBy(ifMatch, head), changes, body.definition, clock(deps), actor.principal);
+    if (updated) return toWorkflowObject(updated, { version: updated.version, definition: body.definition });
+    // With an If-Match the next read answers: 412 (it changed), or 404 (it is gone).
     if (attempt >= MAX_UPDATE_RETRIES) throw new ConflictError('ALREADY_EXISTS', `Workflow '${slug}' is being updated concurrently; try again`);
   }
 }
 
-export async function deployWorkflow(deps: WorkflowDeps, actor: Actor, slug: string): Promise<WorkflowObject> {
-  await reachableHead(deps, actor, slug);
-  const head = await deps.workflows.deploy(actor.accountId, slug, clock(deps));
-  if (!head) throw new NotFoundError(`Workflow '${slug}' not found`);
-  return toWorkflowObject(head, await versionOf(deps, head, head.version));
+/**
+ * POST /workflows/{slug}/deploy: pins `version` (default: the latest) as the deployed version, so an
+ * older one can be deployed again (a rollback). Deploying the version already deployed writes nothing.
+ * A version the workflow does not have is 400 naming `version`.
+ */
+export async function deployWorkflow(deps: WorkflowDeps, actor: Actor, slug: string, rawBody?: unknown, ifMatch?: IfMatch): Promise<WorkflowObject> {
+  const body = parseDeployWorkflowBody(rawBody);
+  for (let attempt = 0; ; attempt++) {
+    const head = await reachableHead(deps, actor, slug);
+    checkIfMatch(ifMatch, head);
+    if (body.version !== undefined && body.version > head.version) {
+      throw ValidationError.field('version', `is not a version of workflow '${slug}': its versions are 1 to ${head.version}`);
+    }
+    if ((body.version ?? head.version) === head.deployed_version) return toWorkflowObject(head, await versionOf(deps, head, head.version));
+    const deployed = await deps.workflows.deploy(actor.accountId, slug, clock(deps), {
+      ...(body.version !== undefined ? { version: body.version } : {}),
+      ...(ifMatch && !ifMatch.any ? { expected: expectedBy(ifMatch, head) } : {}),
+    });
+    if (deployed) return toWorkflowObject(deployed, await versionOf(deps, deployed, deployed.version));
+    // Gone (404 on the next read), changed under an If-Match (412), or another workflow of the slug.
+    if (attempt >= MAX_UPDATE_RETRIES) throw new NotFoundError(`Workflow '${slug}' not found`);
+  }
 }
 
 /**
  * 204 once the workflow and all its versions are gone. A workflow an earlier DELETE left half-deleted
- * (404 to every other route) is still found here, so retrying a DELETE that failed finishes it; once it
- * is gone, DELETE is 404 like for any missing workflow.
+ * (404 to every other route) is still found here, so retrying a DELETE that failed finishes it (whatever
+ * its If-Match: the deletion was decided); once it is gone, DELETE is 404 like for any missing workflow.
+ * With an If-Match, a live workflow must be in the state it names (412 otherwise, nothing deleted).
  */
-export async function deleteWorkflow(deps: WorkflowDeps, actor: Actor, slug: string): Promise<void> {
+export async function deleteWorkflow(deps: WorkflowDeps, actor: Actor, slug: string, ifMatch?: IfMatch): Promise<void> {
   const head = await deps.workflows.findHead(actor.accountId, slug);
   if (!head) throw new NotFoundError(`Workflow '${slug}' not found`);
   assertWorkspace(actor, head.workspace_id);
-  await deps.workflows.delete(head);
+  const live = head.version !== undefined ? (head as WorkflowHead) : undefined;
+  if (live) checkIfMatch(ifMatch, live);
+  await deps.workflows.delete(head, live !== undefined && ifMatch !== undefined && !ifMatch.any);
 }
 
 // ——— Executions ———
@@ -376,7 +524,7 @@ export async function runWorkflow(
   if (head.deployed_version == null) {
     throw new ConflictError('WORKFLOW_NOT_DEPLOYED', `Workflow '${slug}' has no deployed version; deploy it first`);
   }
-  const definition = await versionOf(deps, head, head.deployed_version);
+  const { definition } = await versionOf(deps, head, head.deployed_version);
   const input = runInput(body.input);
   checkInput(definition.input_schema, input);
   if (body.webhook_url !== undefined) {
