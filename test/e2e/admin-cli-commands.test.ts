@@ -300,18 +300,16 @@ describe('one exit code per class of error', () => {
     expect({ code: result.code, body: JSON.parse(result.stdout) as unknown }).toEqual({ code: 6, body: { code: 'AWS_ERROR', error: expect.any(String) } });
   });
 
-  it('--help lists the classes, for the whole CLI and each command', async () => {
+  it('--help lists the classes, for the whole CLI and for a command', async () => {
     const top = await noStack('--help');
     expect(top.code).toBe(0);
     for (const line of ['0  done', '1  unexpected', '2  bad usage', '3  not found', '4  conflict or limit', '5  refused', '6  cannot reach the stack']) {
       expect(top.stdout).toContain(line);
     }
-    for (const command of ['account list', 'account get', 'key get', 'key rotate']) {
-      expect(top.stdout).toContain(command);
-      const help = await noStack(...command.split(' '), '--help');
-      expect({ command, code: help.code }).toEqual({ command, code: 0 });
-      expect(help.stdout).toMatch(new RegExp(`^Usage: npm run --silent admin -- ${command}`));
-      expect(help.stdout).toContain('Exit codes: 0 done, 1 unexpected, 2 bad usage, 3 not found, 4 conflict or limit, 5 refused, 6 cannot reach the stack.');
-    }
+    // Each command's own help says them in one line (admin-cli.test.ts reads every command's help).
+    const help = await noStack('key', 'rotate', '--help');
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: npm run --silent admin -- key rotate <key_id> \[--grace-period-seconds <0-86400>\]/);
+    expect(help.stdout).toContain('Exit codes: 0 done, 1 unexpected, 2 bad usage, 3 not found, 4 conflict or limit, 5 refused, 6 cannot reach the stack.');
   });
 });
