@@ -5,27 +5,33 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ROLES, ROLE_NAMES, isRoleName, type RoleName } from '../lambdas/shared/capabilities.js';
 import { ApiError, NotFoundError, ValidationError } from '../lambdas/shared/errors.js';
-import { ACCOUNT_ID_PATTERN } from '../lambdas/shared/repositories/accounts.js';
+import { ACCOUNT_ID_PATTERN, type AccountRecord } from '../lambdas/shared/repositories/accounts.js';
 import { sweep, SweepStopped, type SweepResult } from '../lambdas/shared/services/housekeeping.js';
-import { createAccount, createKey, listKeys, revokeKey, setAccountTier } from '../lambdas/shared/services/keys.js';
+import { createAccount, createKey, getKey, listKeys, revokeKey, rotateKey, setAccountTier, type KeyObject } from '../lambdas/shared/services/keys.js';
 import { TIER_NAMES, isTierName, type TierName } from '../lambdas/shared/settings.js';
 import { LocalOidcAdminError } from '../local-runner/oidc/admin-client.js';
 import { InvalidEmailError, normalizeEmail } from '../local-runner/oidc/people.js';
+import { EXIT, EXIT_CODES_HELP, EXIT_CODES_LINE, exitOfStatus, isUnreachable } from './exit-codes.js';
 import { MemberUsageError, addMember, listMembers, removeMember, setMemberRole, type Who } from './members.js';
+import { suggest } from './suggest.js';
 import { TargetError, awsTarget, localTarget, type Target } from './target.js';
 
 // The SDK's notice that it will need Node 22 in 2027 is noise for a CLI run on Node 20.
 process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
 
-export const EXIT = { ok: 0, refused: 1, usage: 2, unreachable: 3 } as const;
+export { EXIT };
 
 const GLOBAL_HELP = `Usage: npm run --silent admin -- <command> [options]
 
 Commands:
   account create --id <id> --tier <tier>
   account set-tier --id <id> --tier <tier>
+  account list
+  account get --id <id>
   key create --account <id> --name <name> (--capabilities a,b | --preset <p> | --scope <s>)
              [--workspace <w>]... [--expires-in-days <n>] [--test]
+  key get <key_id>
+  key rotate <key_id> [--grace-period-seconds <0-86400>]
   key revoke <key_id>
   key list --account <id>
   user add --account <id> --email <email> --role <admin|viewer> [--subject <sub>]
@@ -40,7 +46,9 @@ Options for every command:
   --region <region>
   -h, --help             this help, or a command's help
 
-Exit codes: 0 done, 1 refused (invalid input, limit, ceiling, not found), 2 bad usage, 3 no stack to talk to.`;
+A mistyped command or flag is named with the one meant ("did you mean --account?").
+
+${EXIT_CODES_HELP}`;
 
 class UsageError extends Error {}
 
@@ -66,17 +74,61 @@ const accountId = (values: Values, name: string): string => {
   if (!ACCOUNT_ID_PATTERN.test(v)) throw new UsageError(`--${name} '${v}' is not a valid account id (letters, digits, _ and -, at most 64)`);
   return v;
 };
+/** " (did you mean x?)" when one of `candidates` is near `word`, else nothing. */
+const didYouMean = (word: string, candidates: readonly string[], show: (c: string) => string = (c) => c): string => {
+  const near = suggest(word, candidates);
+  return near === undefined ? '' : ` (did you mean ${show(near)}?)`;
+};
 const tier = (values: Values): TierName => {
   const v = str(values, 'tier');
-  if (!isTierName(v)) throw new UsageError(`--tier '${v}' is not a tier; use one of ${TIER_NAMES.join(', ')}`);
+  if (!isTierName(v)) throw new UsageError(`--tier '${v}' is not a tier; use one of ${TIER_NAMES.join(', ')}${didYouMean(v, TIER_NAMES)}`);
   return v;
 };
 
 const role = (values: Values): RoleName => {
   const v = str(values, 'role');
-  if (!isRoleName(v)) throw new UsageError(`--role '${v}' is not a role; use one of ${ROLE_NAMES.join(', ')}`);
+  if (!isRoleName(v)) throw new UsageError(`--role '${v}' is not a role; use one of ${ROLE_NAMES.join(', ')}${didYouMean(v, ROLE_NAMES)}`);
   return v;
 };
+/** The one positional of `key get|rotate|revoke`. */
+const keyIdOf = (positionals: string[], command: string): string => {
+  const v = positionals[0];
+  if (!v) throw new UsageError(`give the key id: key ${command} <key_id>`);
+  return v;
+};
+/**
+ * The account of a key of any account, by id (operators only), for the service functions, which then
+ * decide as for the API: 404 for a key no longer active, 409 naming the replacement of a rotated one.
+ */
+async function accountOfKey(target: Target, keyId: string): Promise<string> {
+  const record = await target.deps.keys.findById(keyId);
+  if (!record) throw new NotFoundError(`Key '${keyId}' not found`);
+  return record.account_id;
+}
+/** `--grace-period-seconds`: digits here; its range (0–86400) is the API's rule, checked by the service. */
+const graceSeconds = (values: Values): number | undefined => {
+  const v = values['grace-period-seconds'];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || !/^\d+$/.test(v)) throw new UsageError(`--grace-period-seconds '${String(v)}' is not a number of seconds`);
+  return Number(v);
+};
+const keyLines = (k: KeyObject): string =>
+  [
+    `${k.key_id}  ${k.name}`,
+    `  account: ${k.account_id} (tier ${k.tier})  environment: ${k.environment}  prefix: ${k.prefix}…`,
+    `  capabilities: ${k.capabilities.join(', ') || '(none)'}`,
+    `  workspaces: ${k.workspaces.join(', ')}`,
+    `  created: ${k.created_at}  expires: ${k.expires_at ?? 'never'}  last used: ${k.last_used ?? 'never'}`,
+    `  created by: ${createdBy(k.created_by)}`,
+  ].join('\n');
+const createdBy = (p: KeyObject['created_by']): string => {
+  if (!p) return 'unknown';
+  if (p.kind === 'person') return `${p.email} (person ${p.subject})`;
+  if (p.kind === 'key') return `key ${p.key_id}`;
+  return 'an operator (admin CLI)';
+};
+/** How many account reads `account list` has in flight at once. */
+const ACCOUNT_READS = 10;
 const email = (values: Values): string => {
   const v = str(values, 'email');
   try {
@@ -120,6 +172,7 @@ const FLAG_OF_FIELD: Record<string, string> = {
   workspaces: '--workspace',
   expires_in_days: '--expires-in-days',
   environment: '--test',
+  grace_period_seconds: '--grace-period-seconds',
 };
 
 const COMMANDS: Record<string, Command> = {
@@ -152,6 +205,69 @@ const COMMANDS: Record<string, Command> = {
       return {
         json: { account_id: id, tier: t, keys_updated: keys },
         text: `Account ${id} is now on tier ${t}, and so are its ${keys} active key(s), from their next request (one transaction: all or nothing).`,
+      };
+    },
+  },
+  'account list': {
+    usage: 'account list',
+    about:
+      'Lists every account, by id: its tier and how many keys hold a slot (active_keys, as GET /me counts them:\n' +
+      "keys in a rotation's grace included) of the limit. Reads the whole accounts table, page by page.",
+    options: {},
+    async run(target) {
+      const max = target.deps.settings.maxActiveKeysPerAccount;
+      const ids: string[] = [];
+      let start: Record<string, unknown> | undefined;
+      do {
+        const page = await target.deps.accounts.scanPage(100, start);
+        ids.push(...page.items.map((a) => a.account_id));
+        start = page.next;
+      } while (start);
+      // The scan has no tier: each account read (consistently), a few at a time.
+      const accounts: AccountRecord[] = [];
+      for (let i = 0; i < ids.length; i += ACCOUNT_READS) {
+        const read = await Promise.all(ids.slice(i, i + ACCOUNT_READS).map((id) => target.deps.accounts.get(id)));
+        accounts.push(...read.filter((a): a is AccountRecord => a !== undefined));
+      }
+      accounts.sort((a, b) => (a.account_id < b.account_id ? -1 : a.account_id > b.account_id ? 1 : 0));
+      const items = accounts.map((a) => ({ account_id: a.account_id, tier: a.tier, active_keys: a.active_keys ?? 0, max_active_keys: max, created_at: a.created_at }));
+      const lines = items.map((a) => `${a.account_id}  ${a.tier}  ${a.active_keys} of ${max} keys  created ${a.created_at}`);
+      return { json: { items }, text: lines.length ? lines.join('\n') : `The ${target.description} has no accounts.` };
+    },
+  },
+  'account get': {
+    usage: 'account get --id <id>',
+    about:
+      "Shows an account: its tier and that tier's ceiling, how many keys hold a slot of the limit, how many people\n" +
+      'belong to it (user list --account <id> names them), and when it was created and last changed.',
+    options: { id: { type: 'string' } },
+    check(values) {
+      accountId(values, 'id');
+    },
+    async run(target, values) {
+      const id = accountId(values, 'id');
+      const account = await target.deps.accounts.get(id);
+      if (!account) throw new NotFoundError(`Account '${id}' does not exist`);
+      const members = await listMembers(target.members, id);
+      const json = {
+        account_id: account.account_id,
+        tier: account.tier,
+        ceiling: [...target.deps.settings.tiers[account.tier].ceiling],
+        active_keys: account.active_keys ?? 0,
+        max_active_keys: target.deps.settings.maxActiveKeysPerAccount,
+        member_count: members.length,
+        created_at: account.created_at,
+        updated_at: account.updated_at,
+      };
+      return {
+        json,
+        text: [
+          `${json.account_id}  tier ${json.tier}`,
+          `  ceiling: ${json.ceiling.join(', ') || '(none: this tier holds no usable key)'}`,
+          `  keys: ${json.active_keys} of ${json.max_active_keys}`,
+          `  people: ${json.member_count}`,
+          `  created: ${json.created_at}  updated: ${json.updated_at}`,
+        ].join('\n'),
       };
     },
   },
@@ -211,20 +327,59 @@ const COMMANDS: Record<string, Command> = {
       };
     },
   },
+  'key get': {
+    usage: 'key get <key_id>',
+    about: 'Shows an active key of any account as the API shows it (GET /keys/{key_id}): never its hash or plaintext.',
+    options: {},
+    positionals: 1,
+    check(_values, positionals) {
+      keyIdOf(positionals, 'get');
+    },
+    async run(target, _values, positionals) {
+      const keyId = keyIdOf(positionals, 'get');
+      const key = await getKey(target.deps, await accountOfKey(target, keyId), keyId);
+      return { json: key, text: keyLines(key) };
+    },
+  },
+  'key rotate': {
+    usage: 'key rotate <key_id> [--grace-period-seconds <0-86400>]',
+    about:
+      'Rotates a key as POST /keys/{key_id}/rotate does: a new key with the same name, capabilities, workspaces,\n' +
+      'environment and expiry, its plaintext printed once; the old key stops at once, or after the grace period\n' +
+      "(it keeps its slot meanwhile, so a grace period on a full account is KEY_LIMIT_REACHED). A key is rotated\n" +
+      'once (ALREADY_EXISTS after, naming its replacement). Recorded as key.rotated by the operator.',
+    options: { 'grace-period-seconds': { type: 'string' } },
+    positionals: 1,
+    check(values, positionals) {
+      keyIdOf(positionals, 'rotate');
+      graceSeconds(values);
+    },
+    async run(target, values, positionals) {
+      const keyId = keyIdOf(positionals, 'rotate');
+      const grace = graceSeconds(values);
+      const { key, apiKey } = await rotateKey(target.deps, await accountOfKey(target, keyId), keyId, grace === undefined ? {} : { grace_period_seconds: grace });
+      return {
+        // The API's answer: the new key object plus its plaintext.
+        json: { ...key, api_key: apiKey },
+        text:
+          `Rotated ${keyId} of ${key.account_id} on the ${target.description}: the new key is ${key.key_id}.\n` +
+          `  ${grace ? `The old key keeps working for ${grace} s, then never again.` : 'The old key stopped working at once.'}\n` +
+          `API key (shown once, store it now): ${apiKey}`,
+      };
+    },
+  },
   'key revoke': {
     usage: 'key revoke <key_id>',
     options: {},
     positionals: 1,
     check(_values, positionals) {
-      if (!positionals[0]) throw new UsageError('give the key id: key revoke <key_id>');
+      keyIdOf(positionals, 'revoke');
     },
     async run(target, _values, positionals) {
-      const keyId = positionals[0];
-      if (!keyId) throw new UsageError('give the key id: key revoke <key_id>');
-      const record = await target.deps.keys.findById(keyId);
-      if (!record || record.revoked_at) throw new NotFoundError(`Key '${keyId}' not found (or already revoked)`);
-      await revokeKey(target.deps, record.account_id, keyId);
-      return { json: { key_id: keyId, account_id: record.account_id, revoked: true }, text: `Revoked ${keyId} of ${record.account_id}; it stops working at once.` };
+      const keyId = keyIdOf(positionals, 'revoke');
+      const account = await accountOfKey(target, keyId);
+      await revokeKey(target.deps, account, keyId);
+      return { json: { key_id: keyId, account_id: account, revoked: true }, text: `Revoked ${keyId} of ${account}; it stops working at once.` };
     },
   },
   'key list': {
@@ -377,6 +532,40 @@ class SweepIncomplete extends Error {
   }
 }
 
+/** The command the first positionals name, or why none does, with the one most likely meant. */
+function findCommand(positionals: readonly string[]): { name: string; command: Command } | { error: string } {
+  const [first = '', second = ''] = positionals;
+  for (const name of [`${first} ${second}`, first]) {
+    const command = COMMANDS[name];
+    if (command) return { name, command };
+  }
+  if (first === '') return { error: 'give a command.' };
+  const names = Object.keys(COMMANDS);
+  const groups = [...new Set(names.map((n) => n.split(' ')[0] ?? n))];
+  const subcommands = (group: string) => names.filter((n) => n.startsWith(`${group} `)).map((n) => n.slice(group.length + 1));
+  const quote = (words: string) => `\`${words}\``;
+  if (groups.includes(first)) {
+    const subs = subcommands(first);
+    if (second === '') return { error: `'${first}' needs one of: ${subs.join(', ')}.` };
+    return { error: `unknown command '${first} ${second}'${didYouMean(second, subs, (s) => quote(`${first} ${s}`))}.` };
+  }
+  const group = suggest(first, groups);
+  const meant = group === undefined ? undefined : COMMANDS[group] ? group : COMMANDS[`${group} ${second}`] ? `${group} ${second}` : `${group} …`;
+  const words = [first, second].filter(Boolean).join(' ');
+  return { error: `unknown command '${words}'${meant === undefined ? '' : ` (did you mean ${quote(meant)}?)`}.` };
+}
+
+/** parseArgs' refusal, said with the flag meant when the unknown one is a typo of one of the command's. */
+function optionError(error: Error, name: string, command: Command): string {
+  const unknown = /^Unknown option '(-{1,2}[^']+)'/.exec(error.message)?.[1];
+  if ((error as { code?: unknown }).code !== 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || unknown === undefined) return error.message;
+  // Compared without the dashes, which every flag shares.
+  const near = suggest(unknown.replace(/^-+/, ''), Object.keys({ ...command.options, ...GLOBAL_OPTIONS }));
+  if (near !== undefined) return `Unknown option '${unknown}': did you mean --${near}?`;
+  const own = Object.keys(command.options).map((f) => `--${f}`);
+  return `Unknown option '${unknown}': \`${name}\` takes ${own.length ? own.join(', ') : 'no options of its own'}.`;
+}
+
 const bodyOf = (error: ApiError) => ({ error: error.message, code: error.code, ...error.extra() });
 
 const GLOBAL_OPTIONS = {
@@ -395,18 +584,18 @@ export async function main(argv: string[]): Promise<number> {
     return code;
   };
 
-  // The command words are the first two positionals, wherever the flags are.
+  // The command words are the first positionals (two, or one for `sweep`), wherever the flags are.
   const allOptions = Object.assign({}, GLOBAL_OPTIONS, ...Object.values(COMMANDS).map((c) => c.options)) as ParseArgsConfig['options'];
   const loose = parseArgs({ args: argv, options: allOptions, allowPositionals: true, strict: false });
-  const words = loose.positionals.slice(0, 2).join(' ');
-  const command = COMMANDS[words];
-  if (!command) {
-    if (argv.length === 0 || argv.includes('--help') || argv.includes('-h')) {
+  const found = findCommand(loose.positionals);
+  if (!('command' in found)) {
+    if (argv.length === 0 || ((argv.includes('--help') || argv.includes('-h')) && loose.positionals.length === 0)) {
       out(GLOBAL_HELP);
       return argv.length === 0 ? EXIT.usage : EXIT.ok;
     }
-    return fail(EXIT.usage, { error: `unknown command '${words}'. Run with --help for the list.`, code: 'USAGE' });
+    return fail(EXIT.usage, { error: `${found.error} Run with --help for the list.`, code: 'USAGE' });
   }
+  const { name, command } = found;
   let parsed;
   try {
     parsed = parseArgs({
@@ -416,18 +605,18 @@ export async function main(argv: string[]): Promise<number> {
       strict: true,
     });
   } catch (error) {
-    return fail(EXIT.usage, { error: `${(error as Error).message}\nUsage: ${command.usage}`, code: 'USAGE' });
+    return fail(EXIT.usage, { error: `${optionError(error as Error, name, command)}\nUsage: ${command.usage}`, code: 'USAGE' });
   }
   const values = parsed.values as Values;
   if (values['help']) {
     out(
       `Usage: npm run --silent admin -- ${command.usage} [--json] [--stack-name <name> --region <region>]\n\n` +
         (command.about ? `${command.about}\n\n` : '') +
-        `--json prints one JSON object (errors too: {error, code}). Exit codes: 0 done, 1 refused, 2 bad usage, 3 no stack to talk to.`,
+        `--json prints one JSON object (errors too: {error, code}). ${EXIT_CODES_LINE}`,
     );
     return EXIT.ok;
   }
-  const positionals = parsed.positionals.slice(2);
+  const positionals = parsed.positionals.slice(name.split(' ').length);
   if (positionals.length > (command.positionals ?? 0)) {
     return fail(EXIT.usage, { error: `unexpected argument '${positionals[command.positionals ?? 0]}'\nUsage: ${command.usage}`, code: 'USAGE' });
   }
@@ -453,12 +642,14 @@ export async function main(argv: string[]): Promise<number> {
     if (error instanceof LocalOidcAdminError) {
       // Status 0: the provider did not answer (npm start stopped between the state file and now).
       if (error.status === 0) return fail(EXIT.unreachable, { error: error.message, code: 'NO_STACK' });
-      return fail(EXIT.refused, { error: `the local provider refused: ${error.message}`, code: 'IDENTITY_PROVIDER_ERROR' });
+      return fail(exitOfStatus(error.status), { error: `the local provider refused: ${error.message}`, code: 'IDENTITY_PROVIDER_ERROR' });
     }
     if (error instanceof TargetError) return fail(EXIT.unreachable, { error: error.message, code: 'NO_STACK' });
     if (error instanceof SweepIncomplete) {
       const { released_keys, failed_executions } = error.stopped.partial;
-      return fail(EXIT.refused, { error: error.message, code: 'SWEEP_INCOMPLETE', released_keys, failed_executions });
+      const cause = error.stopped.cause;
+      const code = cause instanceof Error && isUnreachable(cause) ? EXIT.unreachable : EXIT.unexpected;
+      return fail(code, { error: error.message, code: 'SWEEP_INCOMPLETE', released_keys, failed_executions });
     }
     if (error instanceof ValidationError) {
       const details = error.details.map((d) => ({ ...d, flag: FLAG_OF_FIELD[d.field.split('.')[0] ?? ''] ?? d.field }));
@@ -466,10 +657,15 @@ export async function main(argv: string[]): Promise<number> {
       const message = first ? `${first.flag}: ${first.message}` : error.message;
       return fail(EXIT.refused, { ...bodyOf(error), error: message, details });
     }
-    if (error instanceof ApiError) return fail(EXIT.refused, bodyOf(error));
-    // An AWS service's refusal (AccessDeniedException names the missing IAM action): said as it is.
-    if (error instanceof Error && '$fault' in error) return fail(EXIT.refused, { error: `${error.name}: ${error.message}`, code: 'AWS_ERROR' });
-    return fail(EXIT.refused, { error: error instanceof Error ? error.message : String(error), code: 'INTERNAL_ERROR' });
+    if (error instanceof ApiError) return fail(exitOfStatus(error.status), bodyOf(error));
+    if (error instanceof Error && isUnreachable(error)) {
+      // No credentials, an IAM refusal (AccessDeniedException names the missing action), a table that is
+      // not there, no answer: said as it is.
+      return fail(EXIT.unreachable, { error: `${error.name}: ${error.message}`, code: 'AWS_ERROR' });
+    }
+    // Any other refusal of an AWS service.
+    if (error instanceof Error && '$fault' in error) return fail(EXIT.unexpected, { error: `${error.name}: ${error.message}`, code: 'AWS_ERROR' });
+    return fail(EXIT.unexpected, { error: error instanceof Error ? error.message : String(error), code: 'INTERNAL_ERROR' });
   } finally {
     target?.close();
   }

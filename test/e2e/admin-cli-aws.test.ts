@@ -137,21 +137,63 @@ describe('user … on a stack with its Cognito user pool', () => {
 
   it('creates nobody for an unknown account, and refuses --subject (its people are in the pool)', async () => {
     const unknown = await cliJson(POOL_STACK, 'user', 'add', '--account', 'acct_nope', '--email', 'ghost@example.com', '--role', 'viewer');
-    expect(unknown).toEqual({ code: 1, body: { code: 'NOT_FOUND', error: "Account 'acct_nope' does not exist" } });
+    expect(unknown).toEqual({ code: 3, body: { code: 'NOT_FOUND', error: "Account 'acct_nope' does not exist" } });
     const subject = await cliJson(POOL_STACK, 'user', 'add', '--account', 'acct_pool', '--email', 'x@example.com', '--role', 'viewer', '--subject', 'abc');
     expect(subject).toEqual({ code: 2, body: { code: 'USAGE', error: expect.stringMatching(/^--subject is for a stack with its own identity provider; this one's people are in user pool/) } });
     expect(cognitoCalls()).toEqual([]);
   });
 
-  it("passes on Cognito's refusal (exit 1) and adds no membership", async () => {
+  it("passes on Cognito's refusal (exit 6: the operator's credentials may not do it) and adds no membership", async () => {
     aws.failures.set('AdminCreateUser', {
       type: 'AccessDeniedException',
       message: `User: arn:aws:iam::000000000000:user/operator is not authorized to perform: cognito-idp:AdminCreateUser on resource: ${USER_POOL_ID}`,
     });
     const refused = await cliJson(POOL_STACK, 'user', 'add', '--account', 'acct_pool', '--email', 'denied@example.com', '--role', 'viewer');
-    expect(refused).toEqual({ code: 1, body: { code: 'AWS_ERROR', error: expect.stringMatching(/^AccessDeniedException: .*cognito-idp:AdminCreateUser/) } });
+    expect(refused).toEqual({ code: 6, body: { code: 'AWS_ERROR', error: expect.stringMatching(/^AccessDeniedException: .*cognito-idp:AdminCreateUser/) } });
     const emails = (await memberships.ofAccount('acct_pool')).map((m) => m.email);
     expect(emails).not.toContain('denied@example.com');
+  });
+
+  it('says an unexpected error of an AWS service as it is (exit 1), and adds no membership', async () => {
+    aws.failures.set('AdminCreateUser', { type: 'InvalidLambdaResponseException', message: 'The pre sign-up trigger answered nonsense' });
+    const failed = await cliJson(POOL_STACK, 'user', 'add', '--account', 'acct_pool', '--email', 'odd@example.com', '--role', 'viewer');
+    expect(failed).toEqual({ code: 1, body: { code: 'AWS_ERROR', error: 'InvalidLambdaResponseException: The pre sign-up trigger answered nonsense' } });
+    expect((await memberships.ofAccount('acct_pool')).map((m) => m.email)).not.toContain('odd@example.com');
+  });
+});
+
+describe('account … and key … on a deployed stack', () => {
+  it('lists and gets accounts, gets and rotates a key, with the rotation in the audit trail by the operator', async () => {
+    const created = await cliJson(POOL_STACK, 'key', 'create', '--account', 'acct_pool', '--name', 'deployed', '--preset', 'read-only');
+    expect(created.code).toBe(0);
+    const keyId = String(created.body['key_id']);
+
+    const listed = await cliJson(POOL_STACK, 'account', 'list');
+    expect(listed.code).toBe(0);
+    expect(listed.body['items']).toEqual(
+      expect.arrayContaining([
+        { account_id: 'acct_own', tier: 'business', active_keys: 0, max_active_keys: 10, created_at: expect.any(String) },
+        { account_id: 'acct_pool', tier: 'business', active_keys: 1, max_active_keys: 10, created_at: expect.any(String) },
+      ]),
+    );
+    const got = await cliJson(POOL_STACK, 'account', 'get', '--id', 'acct_pool');
+    expect(got.body).toMatchObject({ account_id: 'acct_pool', tier: 'business', active_keys: 1, max_active_keys: 10, member_count: expect.any(Number) });
+
+    const key = await cliJson(POOL_STACK, 'key', 'get', keyId);
+    expect(key).toEqual({ code: 0, body: expect.objectContaining({ key_id: keyId, name: 'deployed', capabilities: ['workflow:read'], created_by: { kind: 'operator' } }) });
+    const rotated = await cliJson(POOL_STACK, 'key', 'rotate', keyId);
+    expect(rotated.body).toMatchObject({ key_id: expect.stringMatching(/^key_/), api_key: expect.stringMatching(/^knouds_live_/), name: 'deployed' });
+    expect(await cliJson(POOL_STACK, 'key', 'get', keyId)).toEqual({ code: 3, body: { code: 'NOT_FOUND', error: `Key '${keyId}' not found` } });
+    const events = await db.audit.list('acct_pool', { targetId: keyId, action: 'key.rotated' }, 10);
+    expect(events.items).toEqual([expect.objectContaining({ actor: { kind: 'operator' }, changes: expect.objectContaining({ rotated_to: { from: null, to: rotated.body['key_id'] } }) })]);
+  });
+
+  it('cannot reach a stack that is not there, or whose tables are gone (exit 6)', async () => {
+    const missing = await cliJson('knouds-nowhere', 'account', 'list');
+    expect(missing).toEqual({ code: 6, body: { code: 'NO_STACK', error: expect.stringMatching(/^Cannot read stack knouds-nowhere/) } });
+    aws.stacks.set('knouds-deleted-tables', { ...aws.stacks.get(OWN_STACK)!, [STACK_OUTPUTS.accountsTable]: 'knouds-no-such-table' });
+    const gone = await cliJson('knouds-deleted-tables', 'account', 'get', '--id', 'acct_own');
+    expect(gone).toEqual({ code: 6, body: { code: 'AWS_ERROR', error: expect.stringMatching(/^ResourceNotFoundException: /) } });
   });
 });
 
@@ -166,7 +208,7 @@ describe("user … on a stack with the deployer's own identity provider (no User
     expect(await memberships.get('00u1abcd', 'acct_own')).toMatchObject({ email: 'okta.person@example.com', role: 'viewer' });
     // Another subject with the same email: set-role and remove could not tell them apart.
     const clash = await cliJson(OWN_STACK, 'user', 'add', '--account', 'acct_own', '--subject', '00u9other', '--email', 'okta.person@example.com', '--role', 'viewer');
-    expect(clash).toEqual({ code: 1, body: { code: 'ALREADY_EXISTS', error: expect.stringMatching(/already the email of another member .*subject 00u1abcd/) } });
+    expect(clash).toEqual({ code: 4, body: { code: 'ALREADY_EXISTS', error: expect.stringMatching(/already the email of another member .*subject 00u1abcd/) } });
 
     const changed = await cliJson(OWN_STACK, 'user', 'set-role', '--account', 'acct_own', '--subject', '00u1abcd', '--role', 'admin');
     expect(changed.body).toMatchObject({ subject: '00u1abcd', role: 'admin', previous_role: 'viewer' });

@@ -86,11 +86,11 @@ describe('admin CLI against the local stack', () => {
     expect((await adminJson('key', 'list', '--account', 'acct_cli')).body['items']).toEqual([]);
   });
 
-  it('applies the tier ceiling and set-tier, with the contract error codes and exit code 1', async () => {
+  it('applies the tier ceiling and set-tier, with the contract error codes and exit codes 5 (refused) and 4 (conflict)', async () => {
     await adminJson('account', 'create', '--id', 'acct_cli_pro', '--tier', 'pro');
     const denied = await adminJson('key', 'create', '--account', 'acct_cli_pro', '--name', 'x', '--scope', 'admin');
     expect(denied).toEqual({
-      code: 1,
+      code: 5,
       body: { error: expect.any(String), code: 'TIER_CEILING_EXCEEDED', tier: 'pro', capability: 'model:run' },
     });
     expect(await adminJson('account', 'set-tier', '--id', 'acct_cli_pro', '--tier', 'enterprise')).toEqual({
@@ -102,7 +102,10 @@ describe('admin CLI against the local stack', () => {
       code: 0,
       body: { account_id: 'acct_cli_pro', tier: 'business', keys_updated: 1 },
     });
-    expect((await adminJson('account', 'create', '--id', 'acct_cli_pro', '--tier', 'pro')).body['code']).toBe('ALREADY_EXISTS');
+    expect(await adminJson('account', 'create', '--id', 'acct_cli_pro', '--tier', 'pro')).toEqual({
+      code: 4,
+      body: { error: "Account 'acct_cli_pro' already exists", code: 'ALREADY_EXISTS' },
+    });
   });
 
   it('applies the key limit', async () => {
@@ -111,28 +114,28 @@ describe('admin CLI against the local stack', () => {
       expect((await adminJson('key', 'create', '--account', 'acct_cli_full', '--name', `k${i}`, '--preset', 'read-only')).code).toBe(0);
     }
     const eleventh = await adminJson('key', 'create', '--account', 'acct_cli_full', '--name', 'k10', '--preset', 'read-only');
-    expect(eleventh).toEqual({ code: 1, body: { error: expect.any(String), code: 'KEY_LIMIT_REACHED', limit: 10, active: 10 } });
+    expect(eleventh).toEqual({ code: 4, body: { error: expect.any(String), code: 'KEY_LIMIT_REACHED', limit: 10, active: 10 } });
   }, 120_000); // twelve CLI processes, one after the other: seconds each on a loaded 2-core machine
 
-  it('names the bad flag and value', async () => {
+  it('names the bad flag and value (exit 2), and refuses a bad value of the API (exit 5)', async () => {
     const badTier = await admin('account', 'create', '--id', 'acct_x', '--tier', 'gold');
     expect(badTier.code).toBe(2);
     expect(badTier.stderr).toMatch(/--tier 'gold'/);
     const badDays = await adminJson('key', 'create', '--account', 'acct_cli', '--name', 'x', '--preset', 'read-only', '--expires-in-days', '5');
-    expect(badDays.code).toBe(1);
+    expect(badDays.code).toBe(5);
     expect(badDays.body).toMatchObject({ code: 'VALIDATION_ERROR', error: expect.stringMatching(/^--expires-in-days/) });
     const two = await adminJson('key', 'create', '--account', 'acct_cli', '--name', 'x', '--preset', 'read-only', '--scope', 'free');
-    expect(two.body['code']).toBe('VALIDATION_ERROR');
+    expect(two).toMatchObject({ code: 5, body: { code: 'VALIDATION_ERROR' } });
     const unknown = await admin('key', 'create', '--acount', 'acct_cli');
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toMatch(/--acount/);
+    expect(unknown.stderr).toMatch(/^admin: Unknown option '--acount': did you mean --account\?/);
   });
 
   it('says how to start a stack when none runs', async () => {
     const result = await runTs('admin-cli/main.ts', ['key', 'list', '--account', 'acct_cli'], {
       KNOUDS_STATE_FILE: path.join(dir, 'missing.json'),
     });
-    expect(result.code).toBe(3);
+    expect(result.code).toBe(6);
     expect(result.stderr).toMatch(/npm start/);
   });
 
@@ -149,15 +152,19 @@ describe('admin CLI against the local stack', () => {
   it('has help for every command, with the exit codes', async () => {
     const top = await admin('--help');
     expect(top.code).toBe(0);
-    const commands = ['account create', 'account set-tier', 'key create', 'key revoke', 'key list', 'user add', 'user list', 'user set-role', 'user remove'];
+    const commands = [
+      'account create', 'account set-tier', 'account list', 'account get',
+      'key create', 'key get', 'key rotate', 'key revoke', 'key list',
+      'user add', 'user list', 'user set-role', 'user remove', 'sweep',
+    ];
     for (const command of commands) {
       expect(top.stdout).toContain(command);
       const help = await admin(...command.split(' '), '--help');
       expect({ command, code: help.code }).toEqual({ command, code: 0 });
       expect(help.stdout).toMatch(new RegExp(`^Usage: npm run --silent admin -- ${command}`));
-      expect(help.stdout).toMatch(/Exit codes: 0 done, 1 refused, 2 bad usage, 3 no stack/);
+      expect(help.stdout).toContain('Exit codes: 0 done, 1 unexpected, 2 bad usage, 3 not found, 4 conflict or limit, 5 refused, 6 cannot reach the stack.');
     }
-  });
+  }, 240_000); // fourteen CLI processes, one after the other
 });
 
 /** A person's access token from the local provider, signed in through its login page as the console does. */
@@ -204,7 +211,7 @@ describe('admin CLI: the people of an account (user …)', () => {
     expect(againText.stdout).toMatch(/was already admin of acct_people: nothing changed/);
     // Another role: that is set-role.
     const otherRole = await adminJson('user', 'add', '--account', 'acct_people', '--email', 'ada@example.com', '--role', 'viewer');
-    expect(otherRole).toEqual({ code: 1, body: { code: 'ALREADY_EXISTS', error: expect.stringMatching(/already an admin of 'acct_people'.*user set-role/) } });
+    expect(otherRole).toEqual({ code: 4, body: { code: 'ALREADY_EXISTS', error: expect.stringMatching(/already an admin of 'acct_people'.*user set-role/) } });
 
     // Known to the provider, added to another account: a membership, no new password.
     const second = await adminJson('user', 'add', '--account', 'acct_people_2', '--email', 'ada@example.com', '--role', 'viewer');
@@ -259,22 +266,22 @@ describe('admin CLI: the people of an account (user …)', () => {
     const back = await adminJson('user', 'add', '--account', 'acct_people', '--email', 'zed@example.com', '--role', 'viewer');
     expect(back.body).toMatchObject({ subject: zed.body['subject'], password: null });
 
-    // Someone who is not a member: not found, exit 1.
+    // Someone who is not a member: not found, exit 3.
     const notMember = await adminJson('user', 'remove', '--account', 'acct_people_2', '--email', 'zed@example.com');
-    expect(notMember).toEqual({ code: 1, body: { code: 'NOT_FOUND', error: "zed@example.com is not a member of 'acct_people_2'" } });
+    expect(notMember).toEqual({ code: 3, body: { code: 'NOT_FOUND', error: "zed@example.com is not a member of 'acct_people_2'" } });
     expect((await adminJson('user', 'set-role', '--account', 'acct_people_2', '--subject', 'nobody', '--role', 'admin')).body['code']).toBe('NOT_FOUND');
   }, 120_000);
 
-  it('refuses an unknown account (exit 1, NOT_FOUND) before creating anyone', async () => {
+  it('refuses an unknown account (exit 3, NOT_FOUND) before creating anyone', async () => {
     const add = await adminJson('user', 'add', '--account', 'acct_nope', '--email', 'ghost@example.com', '--role', 'viewer');
-    expect(add).toEqual({ code: 1, body: { code: 'NOT_FOUND', error: "Account 'acct_nope' does not exist" } });
+    expect(add).toEqual({ code: 3, body: { code: 'NOT_FOUND', error: "Account 'acct_nope' does not exist" } });
     expect(await stack.oidc.people.findPerson('ghost@example.com')).toBeUndefined();
     for (const args of [
       ['user', 'list', '--account', 'acct_nope'],
       ['user', 'set-role', '--account', 'acct_nope', '--email', 'ghost@example.com', '--role', 'admin'],
       ['user', 'remove', '--account', 'acct_nope', '--email', 'ghost@example.com'],
     ]) {
-      expect({ args, ...(await adminJson(...args)) }).toEqual({ args, code: 1, body: { code: 'NOT_FOUND', error: "Account 'acct_nope' does not exist" } });
+      expect({ args, ...(await adminJson(...args)) }).toEqual({ args, code: 3, body: { code: 'NOT_FOUND', error: "Account 'acct_nope' does not exist" } });
     }
   }, 60_000);
 
@@ -290,7 +297,9 @@ describe('admin CLI: the people of an account (user …)', () => {
       [['user', 'set-role', '--account', 'acct_people', '--role', 'admin'], /^name the person by --email or by --subject/],
       [['user', 'remove', '--account', 'acct_people', '--email', 'a@example.com', '--subject', 's'], /^name the person by --email or by --subject/],
       [['user', 'list'], /^--account is required/],
-      [['user', 'list', '--account', 'acct_people', '--role', 'admin'], /Unknown option '--role'/],
+      [['user', 'list', '--account', 'acct_people', '--role', 'admin'], /^Unknown option '--role': `user list` takes --account\./],
+      [['user', 'add', '--account', 'acct_people', '--email', 'a@example.com', '--role', 'admni'], /^--role 'admni' is not a role; use one of admin, viewer \(did you mean admin\?\)/],
+      [['user', 'set-role', '--acount', 'acct_people', '--email', 'a@example.com', '--role', 'admin'], /^Unknown option '--acount': did you mean --account\?/],
     ];
     for (const [args, message] of cases) {
       const result = await runTs('admin-cli/main.ts', [...args, '--json'], none);
