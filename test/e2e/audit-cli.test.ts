@@ -30,7 +30,7 @@ it('every change by the CLI is one event by the operator; a repeat or a refusal 
   const account = `acct_audit_cli_${Date.now().toString(36)}`;
   expect((await admin('account', 'create', '--id', account, '--tier', 'business')).code).toBe(0);
   // Taken: refused, nothing recorded.
-  expect((await admin('account', 'create', '--id', account, '--tier', 'pro')).code).toBe(1);
+  expect((await admin('account', 'create', '--id', account, '--tier', 'pro')).code).toBe(4);
   const key = await admin('key', 'create', '--account', account, '--name', 'auditor', '--scope', 'admin');
   expect(key.code).toBe(0);
   const keyId = String(key.body['key_id']);
@@ -45,7 +45,7 @@ it('every change by the CLI is one event by the operator; a repeat or a refusal 
   expect((await admin('user', 'set-role', '--account', account, '--email', 'ops@example.com', '--role', 'admin')).code).toBe(0);
   expect((await admin('user', 'set-role', '--account', account, '--email', 'ops@example.com', '--role', 'admin')).code).toBe(0);
   expect((await admin('user', 'remove', '--account', account, '--email', 'ops@example.com')).code).toBe(0);
-  expect((await admin('user', 'remove', '--account', account, '--subject', subject)).code).toBe(1);
+  expect((await admin('user', 'remove', '--account', account, '--subject', subject)).code).toBe(3);
   const other = await admin('key', 'create', '--account', account, '--name', 'short-lived', '--preset', 'read-only');
   expect((await admin('key', 'revoke', String(other.body['key_id']))).code).toBe(0);
 
