@@ -7,7 +7,7 @@ import { ROLES, ROLE_NAMES, isRoleName, type RoleName } from '../lambdas/shared/
 import { ApiError, NotFoundError, ValidationError } from '../lambdas/shared/errors.js';
 import { ACCOUNT_ID_PATTERN, type AccountRecord } from '../lambdas/shared/repositories/accounts.js';
 import { sweep, SweepStopped, type SweepResult } from '../lambdas/shared/services/housekeeping.js';
-import { createAccount, createKey, getKey, listKeys, revokeKey, rotateKey, setAccountTier, type KeyObject } from '../lambdas/shared/services/keys.js';
+import { createAccount, createKey, getKey, listKeys, revokeKey, rotateKey, setAccountTier, updateKey, type KeyObject } from '../lambdas/shared/services/keys.js';
 import { TIER_NAMES, isTierName, type TierName } from '../lambdas/shared/settings.js';
 import { LocalOidcAdminError } from '../local-runner/oidc/admin-client.js';
 import { InvalidEmailError, normalizeEmail } from '../local-runner/oidc/people.js';
@@ -29,8 +29,10 @@ Commands:
   account list
   account get --id <id>
   key create --account <id> --name <name> (--capabilities a,b | --preset <p> | --scope <s>)
-             [--workspace <w>]... [--expires-in-days <n>] [--test]
+             [--workspace <w>]... [--expires-in-days <n> | --expires-at <time>] [--test]
+             [--metadata <key=value>]... [--disabled]
   key get <key_id>
+  key disable <key_id> · key enable <key_id>
   key rotate <key_id> [--grace-period-seconds <0-86400>]
   key revoke <key_id>
   key list --account <id>
@@ -120,6 +122,8 @@ const keyLines = (k: KeyObject): string =>
     `  workspaces: ${k.workspaces.join(', ')}`,
     `  created: ${k.created_at}  expires: ${k.expires_at ?? 'never'}  last used: ${k.last_used ?? 'never'}`,
     `  created by: ${createdBy(k.created_by)}`,
+    `  enabled: ${k.enabled ? 'yes' : 'no (disabled: refused until enabled)'}`,
+    ...Object.entries(k.metadata).map(([name, value]) => `  metadata ${name}: ${value}`),
   ].join('\n');
 const createdBy = (p: KeyObject['created_by']): string => {
   if (!p) return 'unknown';
@@ -127,6 +131,45 @@ const createdBy = (p: KeyObject['created_by']): string => {
   if (p.kind === 'key') return `key ${p.key_id}`;
   return 'an operator (admin CLI)';
 };
+/**
+ * `--metadata key=value`, repeatable, as the map POST /keys takes (the split is at the first `=`, so a
+ * value may hold one); the map's own limits (20 entries, 40/500 characters) are the API's rule, checked by
+ * the service.
+ */
+const metadataOf = (values: Values): Record<string, string> | undefined => {
+  const entries = values['metadata'];
+  if (!Array.isArray(entries)) return undefined;
+  const map: Record<string, string> = {};
+  for (const entry of entries) {
+    const at = String(entry).indexOf('=');
+    if (at <= 0) throw new UsageError(`--metadata '${String(entry)}' is not key=value`);
+    const name = String(entry).slice(0, at);
+    if (Object.hasOwn(map, name)) throw new UsageError(`--metadata gives '${name}' twice`);
+    map[name] = String(entry).slice(at + 1);
+  }
+  return map;
+};
+/** `key disable|enable <key_id>`: PATCH /keys/{key_id} `{enabled}` through the same service function. */
+function enabledCommand(enabled: boolean): Command {
+  const verb = enabled ? 'enable' : 'disable';
+  return {
+    usage: `key ${verb} <key_id>`,
+    about: enabled
+      ? 'Makes a disabled key work again from its next request (PATCH /keys/{key_id} {"enabled": true}).'
+      : 'Stops a key from its next request (401) without revoking it: it stays listed and keeps its slot\n' +
+        '(PATCH /keys/{key_id} {"enabled": false}); key enable brings it back. Recorded as key.updated by the operator.',
+    options: {},
+    positionals: 1,
+    check(_values, positionals) {
+      keyIdOf(positionals, verb);
+    },
+    async run(target, _values, positionals) {
+      const keyId = keyIdOf(positionals, verb);
+      const key = await updateKey(target.deps, await accountOfKey(target, keyId), keyId, { enabled });
+      return { json: key, text: `${enabled ? 'Enabled' : 'Disabled'} ${keyId} of ${key.account_id} on the ${target.description}.\n${keyLines(key)}` };
+    },
+  };
+}
 /** How many account reads `account list` has in flight at once. */
 const ACCOUNT_READS = 10;
 const email = (values: Values): string => {
@@ -171,6 +214,9 @@ const FLAG_OF_FIELD: Record<string, string> = {
   scope: '--scope',
   workspaces: '--workspace',
   expires_in_days: '--expires-in-days',
+  expires_at: '--expires-at',
+  metadata: '--metadata',
+  enabled: '--disabled',
   environment: '--test',
   grace_period_seconds: '--grace-period-seconds',
 };
@@ -274,7 +320,8 @@ const COMMANDS: Record<string, Command> = {
   'key create': {
     usage:
       'key create --account <id> --name <name> (--capabilities a,b | --preset <p> | --scope <s>) ' +
-      '[--workspace <w>]... [--expires-in-days <7|30|60|90|180|365>] [--test]',
+      '[--workspace <w>]... [--expires-in-days <7|30|60|90|180|365> | --expires-at <ISO-8601 time>] [--test] ' +
+      '[--metadata <key=value>]... [--disabled]',
     options: {
       account: { type: 'string' },
       name: { type: 'string' },
@@ -283,6 +330,9 @@ const COMMANDS: Record<string, Command> = {
       scope: { type: 'string' },
       workspace: { type: 'string', multiple: true },
       'expires-in-days': { type: 'string' },
+      'expires-at': { type: 'string' },
+      metadata: { type: 'string', multiple: true },
+      disabled: { type: 'boolean' },
       test: { type: 'boolean' },
     },
     check(values) {
@@ -290,6 +340,7 @@ const COMMANDS: Record<string, Command> = {
       str(values, 'name');
       const days = values['expires-in-days'];
       if (typeof days === 'string' && !/^\d+$/.test(days)) throw new UsageError(`--expires-in-days '${days}' is not a number of days`);
+      metadataOf(values);
     },
     async run(target, values) {
       const account = accountId(values, 'account');
@@ -305,6 +356,10 @@ const COMMANDS: Record<string, Command> = {
         if (!/^\d+$/.test(days)) throw new UsageError(`--expires-in-days '${days}' is not a number of days`);
         body['expires_in_days'] = Number(days);
       }
+      if (typeof values['expires-at'] === 'string') body['expires_at'] = values['expires-at'];
+      const metadata = metadataOf(values);
+      if (metadata) body['metadata'] = metadata;
+      if (values['disabled']) body['enabled'] = false;
       if (values['test']) body['environment'] = 'test';
       const { key, apiKey } = await createKey(target.deps, account, body);
       const json = {
@@ -317,13 +372,16 @@ const COMMANDS: Record<string, Command> = {
         environment: key.environment,
         created_at: key.created_at,
         expires_at: key.expires_at,
+        metadata: key.metadata,
+        enabled: key.enabled,
       };
       return {
         json,
         text:
           `Created ${key.environment} key ${key.key_id} for ${key.account_id} on the ${target.description}.\n` +
           `  capabilities: ${key.capabilities.join(', ') || '(none)'}\n  workspaces: ${key.workspaces.join(', ')}\n` +
-          `  expires: ${key.expires_at ?? 'never'}\nAPI key (shown once, store it now): ${apiKey}`,
+          `  expires: ${key.expires_at ?? 'never'}${key.enabled ? '' : '\n  disabled (enable it with key enable)'}\n` +
+          `API key (shown once, store it now): ${apiKey}`,
       };
     },
   },
@@ -368,6 +426,8 @@ const COMMANDS: Record<string, Command> = {
       };
     },
   },
+  'key disable': enabledCommand(false),
+  'key enable': enabledCommand(true),
   'key revoke': {
     usage: 'key revoke <key_id>',
     options: {},

@@ -191,6 +191,47 @@ describe('key get and key rotate', () => {
     expect(await adminJson('key', 'get', 'key_00000000000000000000')).toEqual({ code: 3, body: { code: 'NOT_FOUND', error: "Key 'key_00000000000000000000' not found" } });
   });
 
+  it('creates a key with metadata, an exact expiry and disabled; key enable and key disable switch it as the API does', async () => {
+    const expiresAt = new Date(Date.now() + 10 * 86_400_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const created = await adminJson(
+      'key', 'create', '--account', 'acct_keys', '--name', 'nightly export', '--preset', 'read-only',
+      '--metadata', 'owner=data-team', '--metadata', 'query=a=b', '--expires-at', expiresAt, '--disabled',
+    );
+    expect(created.code).toBe(0);
+    // Kept in UTC with milliseconds, as every time the API answers.
+    const stored = new Date(expiresAt).toISOString();
+    expect(created.body).toMatchObject({ metadata: { owner: 'data-team', query: 'a=b' }, enabled: false, expires_at: stored });
+    const keyId = String(created.body['key_id']);
+    const apiKey = String(created.body['api_key']);
+    // Disabled from its creation: refused, yet it holds its slot and reads as the API shows it.
+    expect((await api(apiKey, 'GET', '/keys/verify')).status).toBe(401);
+    const viaApi = await api(adminKey, 'GET', `/keys/${keyId}`);
+    expect(viaApi.body).toMatchObject({ enabled: false, metadata: { owner: 'data-team', query: 'a=b' }, expires_at: stored });
+
+    const enabled = await adminJson('key', 'enable', keyId);
+    expect(enabled).toEqual({ code: 0, body: { ...(viaApi.body as object), enabled: true } });
+    expect((await api(apiKey, 'GET', '/keys/verify')).status).toBe(200);
+    const text = await admin('key', 'disable', keyId);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^Disabled key_\w+ of acct_keys/);
+    expect(text.stdout).toMatch(/enabled: no/);
+    expect(text.stdout).toMatch(/metadata owner: data-team/);
+    expect((await api(apiKey, 'GET', '/keys/verify')).status).toBe(401);
+    // Each switch is one key.updated by the operator.
+    // Newest first.
+    const updates = await operator().audit.list('acct_keys', { targetId: keyId, action: 'key.updated' }, 100);
+    expect(updates.items.map((e) => [e.actor.kind, e.changes])).toEqual([
+      ['operator', { enabled: { from: true, to: false } }],
+      ['operator', { enabled: { from: false, to: true } }],
+    ]);
+
+    // A bad entry is a usage error (nothing made); the map's limits are the API's (exit 5).
+    expect((await adminJson('key', 'create', '--account', 'acct_keys', '--name', 'x', '--preset', 'read-only', '--metadata', 'no-equals')).code).toBe(2);
+    const tooLong = await adminJson('key', 'create', '--account', 'acct_keys', '--name', 'x', '--preset', 'read-only', '--metadata', `${'k'.repeat(41)}=v`);
+    expect(tooLong.code).toBe(5);
+    expect(tooLong.body).toMatchObject({ code: 'VALIDATION_ERROR' });
+  });
+
   it('rotates without grace: the new plaintext once, the old key refused at once, key.rotated by the operator', async () => {
     const old = await newKey('acct_keys', '--preset', 'read-only');
     expect((await api(old.apiKey, 'GET', '/keys/verify')).status).toBe(200);
