@@ -75,6 +75,10 @@ it('every command of the keys, workflows and retries walkthroughs works as the R
   for (const expected of [
     '"code": "CAPABILITY_DENIED"',
     '"UNAUTHORIZED"',
+    // Metadata, an exact expiry, a disabled key refused and enabled again.
+    '{"metadata":{"owner":"data-team"},"enabled":true}',
+    'disabled: 401',
+    'enabled: 200',
     'X-RateLimit-Limit: 10',
     '"definition.output"',
     '"status": "SUCCEEDED"',
@@ -83,6 +87,11 @@ it('every command of the keys, workflows and retries walkthroughs works as the R
     '"RUNNING"',
     '"CANCELLED"',
     '{"model":"word-count","output":{"count":3}}',
+    // Workflow versions: a PUT with If-Match, the same ETag stale, the versions, a rollback run.
+    '{"version":2,"deployed_version":1}',
+    '"PRECONDITION_FAILED"',
+    '[{"version":2,"deployed":true},{"version":1,"deployed":false}]',
+    '{"workflow_version":1,"output":{"name":"ada"}}',
     // The cancelled run's webhook: delivered, redelivered (pending), delivered again.
     '"status": "delivered"',
     '"pending"',
