@@ -468,7 +468,7 @@ export async function executeSteps(
     else if (error instanceof ValueLimitExceeded) outcome = failed(error.message, 'VALUE_TOO_LARGE');
     else {
       // A dependency failing under a step (DynamoDB, Lambda, the network): the run ends, with the reason.
-      log('error', 'step failed on an internal error', { ...ids, where, error: errorName(error), message: (error as Error)?.message });
+      log('error', 'step failed on an internal error', { ...ids, where, error: errorName(error), error_message: (error as Error)?.message });
       outcome = failed(`${where}: stopped by an internal error (${errorName(error)})`, 'INTERNAL_ERROR');
     }
   }
