@@ -20,7 +20,8 @@ export const EXIT = {
 
 export const EXIT_CODES_HELP = `Exit codes:
   0  done
-  1  unexpected error (the message says what)
+  1  unexpected error (the message says what), or a change whose answer was lost (OUTCOME_UNKNOWN:
+     it may have been made; look before trying again)
   2  bad usage: unknown command or flag, a missing flag, a bad value (nothing was done)
   3  not found: the account, key or person does not exist (NOT_FOUND)
   4  conflict or limit: already exists, already rotated, the key limit (ALREADY_EXISTS, KEY_LIMIT_REACHED)
@@ -64,4 +65,13 @@ export function isUnreachable(error: Error): boolean {
   if (UNREACHABLE_ERRORS.has(error.name)) return true;
   const code = (error as { code?: unknown }).code;
   return typeof code === 'string' && NETWORK_CODES.has(code);
+}
+
+/** Failures after a request went out (no answer, a cut connection): a write may have landed. */
+const LOST_ANSWER_CODES = new Set(['ECONNRESET', 'ETIMEDOUT', 'EPIPE']);
+
+export function mayHaveLanded(error: Error): boolean {
+  if (error.name === 'TimeoutError') return true;
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && LOST_ANSWER_CODES.has(code);
 }

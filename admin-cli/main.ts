@@ -11,7 +11,7 @@ import { createAccount, createKey, getKey, listKeys, revokeKey, rotateKey, setAc
 import { TIER_NAMES, isTierName, type TierName } from '../lambdas/shared/settings.js';
 import { LocalOidcAdminError } from '../local-runner/oidc/admin-client.js';
 import { InvalidEmailError, normalizeEmail } from '../local-runner/oidc/people.js';
-import { EXIT, EXIT_CODES_HELP, EXIT_CODES_LINE, exitOfStatus, isUnreachable } from './exit-codes.js';
+import { EXIT, EXIT_CODES_HELP, EXIT_CODES_LINE, exitOfStatus, isUnreachable, mayHaveLanded } from './exit-codes.js';
 import { MemberUsageError, addMember, listMembers, removeMember, setMemberRole, type Who } from './members.js';
 import { suggest } from './suggest.js';
 import { TargetError, awsTarget, localTarget, type Target } from './target.js';
@@ -61,6 +61,8 @@ interface Command {
   readonly about?: string;
   readonly options: NonNullable<ParseArgsConfig['options']>;
   readonly positionals?: number;
+  /** It changes something: a lost answer leaves its outcome unknown (exit 1, OUTCOME_UNKNOWN), not "no stack". */
+  readonly writes?: boolean;
   /** Flag checks that need no stack: run before connecting, so a bad flag is named even with no stack up. */
   check?(values: Values, positionals: string[]): void;
   run(target: Target, values: Values, positionals: string[]): Promise<{ json: unknown; text: string }>;
@@ -139,15 +141,16 @@ const createdBy = (p: KeyObject['created_by']): string => {
 const metadataOf = (values: Values): Record<string, string> | undefined => {
   const entries = values['metadata'];
   if (!Array.isArray(entries)) return undefined;
-  const map: Record<string, string> = {};
+  // A Map: a key named `__proto__` or `constructor` is a key like any other.
+  const map = new Map<string, string>();
   for (const entry of entries) {
     const at = String(entry).indexOf('=');
     if (at <= 0) throw new UsageError(`--metadata '${String(entry)}' is not key=value`);
     const name = String(entry).slice(0, at);
-    if (Object.hasOwn(map, name)) throw new UsageError(`--metadata gives '${name}' twice`);
-    map[name] = String(entry).slice(at + 1);
+    if (map.has(name)) throw new UsageError(`--metadata gives '${name}' twice`);
+    map.set(name, String(entry).slice(at + 1));
   }
-  return map;
+  return Object.fromEntries(map);
 };
 /** `key disable|enable <key_id>`: PATCH /keys/{key_id} `{enabled}` through the same service function. */
 function enabledCommand(enabled: boolean): Command {
@@ -158,6 +161,7 @@ function enabledCommand(enabled: boolean): Command {
       ? 'Makes a disabled key work again from its next request (PATCH /keys/{key_id} {"enabled": true}).'
       : 'Stops a key from its next request (401) without revoking it: it stays listed and keeps its slot\n' +
         '(PATCH /keys/{key_id} {"enabled": false}); key enable brings it back. Recorded as key.updated by the operator.',
+    writes: true,
     options: {},
     positionals: 1,
     check(_values, positionals) {
@@ -223,6 +227,7 @@ const FLAG_OF_FIELD: Record<string, string> = {
 
 const COMMANDS: Record<string, Command> = {
   'account create': {
+    writes: true,
     usage: 'account create --id <id> --tier <free|pro|business|enterprise>',
     options: { id: { type: 'string' }, tier: { type: 'string' } },
     check(values) {
@@ -238,6 +243,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   'account set-tier': {
+    writes: true,
     usage: 'account set-tier --id <id> --tier <free|pro|business|enterprise>',
     options: { id: { type: 'string' }, tier: { type: 'string' } },
     check(values) {
@@ -318,6 +324,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   'key create': {
+    writes: true,
     usage:
       'key create --account <id> --name <name> (--capabilities a,b | --preset <p> | --scope <s>) ' +
       '[--workspace <w>]... [--expires-in-days <7|30|60|90|180|365> | --expires-at <ISO-8601 time>] [--test] ' +
@@ -400,6 +407,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   'key rotate': {
+    writes: true,
     usage: 'key rotate <key_id> [--grace-period-seconds <0-86400>]',
     about:
       'Rotates a key as POST /keys/{key_id}/rotate does: a new key with the same name, capabilities, workspaces,\n' +
@@ -429,6 +437,7 @@ const COMMANDS: Record<string, Command> = {
   'key disable': enabledCommand(false),
   'key enable': enabledCommand(true),
   'key revoke': {
+    writes: true,
     usage: 'key revoke <key_id>',
     options: {},
     positionals: 1,
@@ -465,6 +474,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   'user add': {
+    writes: true,
     usage: 'user add --account <id> --email <email> --role <admin|viewer> [--subject <sub>]',
     about: USER_ADD_ABOUT,
     options: { account: { type: 'string' }, email: { type: 'string' }, role: { type: 'string' }, subject: { type: 'string' } },
@@ -515,6 +525,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   'user set-role': {
+    writes: true,
     usage: 'user set-role --account <id> (--email <email> | --subject <sub>) --role <admin|viewer>',
     about: "Changes a person's role in an account; it applies from their next request.",
     options: { account: { type: 'string' }, email: { type: 'string' }, subject: { type: 'string' }, role: { type: 'string' } },
@@ -535,6 +546,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   'user remove': {
+    writes: true,
     usage: 'user remove --account <id> (--email <email> | --subject <sub>)',
     about:
       'Removes a person from an account: from their next request the API answers them 403 NOT_A_MEMBER there.\n' +
@@ -718,6 +730,14 @@ export async function main(argv: string[]): Promise<number> {
       return fail(EXIT.refused, { ...bodyOf(error), error: message, details });
     }
     if (error instanceof ApiError) return fail(exitOfStatus(error.status), bodyOf(error));
+    if (command.writes && error instanceof Error && mayHaveLanded(error)) {
+      // The request went out and no answer came back: it may have been applied. Not "cannot reach the
+      // stack" (6), which a script would retry blindly (a rotation retried is 409, its plaintext lost).
+      return fail(EXIT.unexpected, {
+        error: `${error.name}: ${error.message}. No answer came back: the change may have been made. Look before trying again (key get, key list, user list, account get).`,
+        code: 'OUTCOME_UNKNOWN',
+      });
+    }
     if (error instanceof Error && isUnreachable(error)) {
       // No credentials, an IAM refusal (AccessDeniedException names the missing action), a table that is
       // not there, no answer: said as it is.

@@ -746,7 +746,7 @@ const OPERATIONS: Operation[] = [
     method: 'put', path: '/workflows/{slug}', id: 'updateWorkflow', summary: 'Save a new version', needs: 'workflow:write', tag: 'Workflows', body: 'UpdateWorkflowRequest', etag: true, ifMatch: true,
     description:
       'Saves the definition (with `name` and `description`, each defaulting to the latest version’s) as a new version (`version` + 1); the status and the deployed version stay until the next deploy. ' +
-      'A body identical to the latest version (the same definition, name and description, compared as canonical JSON) saves nothing: 200 with the workflow unchanged, so a retried PUT never makes a second version. ' +
+      'A body identical to the latest version (the same definition, name and description, compared as canonical JSON) saves nothing: 200 with the workflow unchanged, whatever the If-Match (the change is already in place), so a retried PUT never makes a second version. ' +
       'With If-Match, only while the workflow is still in the state its ETag names: of two updates sent with the same ETag, one wins and the other is 412. Without If-Match, concurrent updates each get their own version.',
     ok: ['200', ref('Workflow'), 'The workflow'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND' },
     example: { path: SLUG_PATH, request: { name: 'Greeting', definition: EXAMPLE_DEFINITION }, response: { ...EXAMPLE_WORKFLOW, version: 3, latest_version: 3 } },
@@ -755,7 +755,7 @@ const OPERATIONS: Operation[] = [
     method: 'post', path: '/workflows/{slug}/deploy', id: 'deployWorkflow', summary: 'Deploy the latest version, or roll back to an older one', needs: 'workflow:write', tag: 'Workflows', body: 'DeployWorkflowRequest', etag: true, ifMatch: true,
     description:
       'Deploys `version` (default, or without a body: the latest): runs use it from now on (`status: deployed`, `deployed_version` = that version). An older version rolls back to it; the latest version stays what it was. ' +
-      'Deploying the version already deployed changes nothing (200). A `version` the workflow does not have is 400 naming it. With If-Match, only while the workflow is in the state its ETag names.',
+      'Deploying the version already deployed changes nothing (200, whatever the If-Match: a retried deploy gets its answer again). A `version` the workflow does not have is 400 naming it. With If-Match, only while the workflow is in the state its ETag names.',
     ok: ['200', ref('Workflow'), 'The workflow (its latest version), with the deployed version'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND' },
     example: { path: SLUG_PATH, request: { version: 1 }, response: { ...EXAMPLE_WORKFLOW, deployed_version: 1 } },
   },

@@ -6,6 +6,7 @@
 import { jest } from '@jest/globals';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import path from 'node:path';
 import { AccountsRepository } from '../../lambdas/shared/repositories/accounts.js';
 import { AuditRepository } from '../../lambdas/shared/repositories/audit.js';
@@ -85,7 +86,7 @@ describe('a mistyped command or flag is named with the one meant (exit 2, nothin
     expect(far.code).toBe(2);
     expect(far.stderr).toMatch(/^admin: unknown command 'key destroy'\. Run with --help for the list\./);
     const bare = await noStack('key');
-    expect(bare.stderr).toMatch(/^admin: 'key' needs one of: create, get, rotate, revoke, list\./);
+    expect(bare.stderr).toMatch(/^admin: 'key' needs one of: create, get, rotate, disable, enable, revoke, list\./);
     const other = await noStack('user', 'list', '--account', 'acct_x', '--role', 'admin');
     expect(other.stderr).toMatch(/^admin: Unknown option '--role': `user list` takes --account\./);
   });
@@ -339,6 +340,27 @@ describe('one exit code per class of error', () => {
     writeFileSync(dead, JSON.stringify({ ...cli.stack.state, pid: process.pid, dynamodbEndpoint: 'http://127.0.0.1:9' }));
     const result = await runTs('admin-cli/main.ts', ['account', 'get', '--id', 'acct_exit', '--json'], { KNOUDS_STATE_FILE: dead });
     expect({ code: result.code, body: JSON.parse(result.stdout) as unknown }).toEqual({ code: 6, body: { code: 'AWS_ERROR', error: expect.any(String) } });
+  });
+
+  it('1 OUTCOME_UNKNOWN: a change whose request got no answer may have been made (not 6, which scripts retry); a read is 6', async () => {
+    // A DynamoDB that takes each request and never answers.
+    const sockets: Socket[] = [];
+    const hung = createNetServer((socket) => void sockets.push(socket));
+    await new Promise<void>((r) => hung.listen(0, '127.0.0.1', r));
+    try {
+      const state = path.join(dir, 'hung.json');
+      writeFileSync(state, JSON.stringify({ ...cli.stack.state, pid: process.pid, dynamodbEndpoint: `http://127.0.0.1:${(hung.address() as AddressInfo).port}` }));
+      const write = await runTs('admin-cli/main.ts', ['account', 'create', '--id', 'acct_hung', '--tier', 'pro', '--json'], { KNOUDS_STATE_FILE: state });
+      expect({ code: write.code, body: JSON.parse(write.stdout) as unknown }).toEqual({
+        code: 1,
+        body: { code: 'OUTCOME_UNKNOWN', error: expect.stringContaining('the change may have been made') },
+      });
+      const read = await runTs('admin-cli/main.ts', ['account', 'get', '--id', 'acct_hung', '--json'], { KNOUDS_STATE_FILE: state });
+      expect({ code: read.code, body: JSON.parse(read.stdout) as unknown }).toEqual({ code: 6, body: { code: 'AWS_ERROR', error: expect.stringMatching(/^TimeoutError/) } });
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((r) => hung.close(r));
+    }
   });
 
   it('--help lists the classes, for the whole CLI and for a command', async () => {

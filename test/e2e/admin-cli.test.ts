@@ -69,6 +69,8 @@ describe('admin CLI against the local stack', () => {
       environment: 'test',
       created_at: expect.any(String),
       expires_at: expect.any(String),
+      metadata: {},
+      enabled: true,
     });
     const apiKey = String(created.body['api_key']);
     const verified = await call(`${stack.apiUrl}/keys/verify`, { headers: { 'x-api-key': apiKey } });

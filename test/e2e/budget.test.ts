@@ -142,7 +142,8 @@ describe('DynamoDB calls per request', () => {
       // + one index query
       ['GET', '/workflows', undefined, 200, { GetItem: 1, UpdateItem: 1, Query: 1 }],
       // + head read, + one transaction (head and version 2)
-      ['PUT', '/workflows/budget', { name: 'b2', definition }, 200, { GetItem: 2, UpdateItem: 1, TransactWriteItems: 1 }],
+      // The head, the latest version (an identical PUT saves nothing), then one transaction.
+      ['PUT', '/workflows/budget', { name: 'b2', definition }, 200, { GetItem: 3, UpdateItem: 1, TransactWriteItems: 1 }],
       // + head read (workspace check), + the conditional deploy, + the deployed version's read
       ['POST', '/workflows/budget/deploy', undefined, 200, { GetItem: 3, UpdateItem: 2 }],
       // + head and version reads, + the execution's put, + a cancellation check per step, + the finish

@@ -25,6 +25,14 @@ async function operatorKey(accountId: string, body: Record<string, unknown>): Pr
   return { keyId: key.key_id, key: apiKey };
 }
 
+/**
+ * Metadata valid for the API that a careless form breaks: keys that name JavaScript's object members (as
+ * own properties: JSON.parse makes `__proto__` one), a key with spaces around it, and a value of 300
+ * emoji (300 characters, 600 UTF-16 units).
+ */
+const oddMetadata = (): Record<string, string> =>
+  JSON.parse(`{"constructor": "c", "__proto__": "p", " spaced ": "s", "note": "${'😀'.repeat(300)}"}`) as Record<string, string>;
+
 /** The local calendar day `days` from now, as a date input takes it. */
 function dayFromNow(days: number): { iso: string; end: Date } {
   const at = new Date(Date.now() + days * 86_400_000);
@@ -95,6 +103,53 @@ describe('metadata and expiration in the dialogs', () => {
       await gone(dialog);
       const stored = await suite.api(account.adminKey!, 'GET', `/keys/${keyId}`);
       expect(stored.body['metadata']).toEqual({ keep: 'still', owner: 'ada' });
+    }),
+  );
+
+  it(
+    'Edit sends only what the person changed: a rename keeps metadata set elsewhere meanwhile, whatever its keys and characters',
+    suite.withPage(async ({ page }) => {
+      const account = await suite.account('business');
+      const { keyId } = await operatorKey(account.accountId, { name: 'odd meta', preset: 'read-only', metadata: oddMetadata() });
+      const stored = (await suite.api(account.adminKey!, 'GET', `/keys/${keyId}`)).body['metadata'];
+      expect(Object.keys(stored as object).sort()).toEqual([' spaced ', '__proto__', 'constructor', 'note'].sort());
+      const admin = await suite.person([[account.accountId, 'admin']], 'oddmeta');
+      await signIn(page, suite.url, admin);
+      await actionsButton(page, 'odd meta').click();
+      await page.getByRole('menuitem', { name: 'Edit', exact: true }).click();
+      const dialog = openDialog(page);
+      await visible(dialog);
+      // Meanwhile, someone else changes the metadata through the API.
+      const elsewhere = await suite.api(account.adminKey!, 'PATCH', `/keys/${keyId}`, { metadata: { owner: 'cli' } });
+      expect(elsewhere.status).toBe(200);
+      await dialog.getByRole('textbox', { name: 'Name' }).fill('odd meta renamed');
+      await dialog.getByRole('button', { name: /^save/i }).click();
+      await gone(dialog);
+      const after = await suite.api(account.adminKey!, 'GET', `/keys/${keyId}`);
+      expect(after.body).toMatchObject({ name: 'odd meta renamed', metadata: { owner: 'cli' } });
+    }),
+  );
+
+  it(
+    'Edit saves a key whose metadata has keys like "constructor" and long emoji values, unchanged',
+    suite.withPage(async ({ page }) => {
+      const account = await suite.account('business');
+      const { keyId } = await operatorKey(account.accountId, { name: 'odd meta 2', preset: 'read-only', metadata: oddMetadata() });
+      const before = (await suite.api(account.adminKey!, 'GET', `/keys/${keyId}`)).body['metadata'];
+      const admin = await suite.person([[account.accountId, 'admin']], 'oddmeta2');
+      await signIn(page, suite.url, admin);
+      await actionsButton(page, 'odd meta 2').click();
+      await page.getByRole('menuitem', { name: 'Edit', exact: true }).click();
+      const dialog = openDialog(page);
+      await visible(dialog);
+      // A new entry: the form's whole map is checked as the API checks it, and sent.
+      await dialog.getByRole('button', { name: 'Add metadata' }).click();
+      await dialog.getByRole('textbox', { name: 'Metadata key 5' }).fill('owner');
+      await dialog.getByRole('textbox', { name: 'Metadata value 5' }).fill('ada');
+      await dialog.getByRole('button', { name: /^save/i }).click();
+      await gone(dialog);
+      const after = (await suite.api(account.adminKey!, 'GET', `/keys/${keyId}`)).body['metadata'];
+      expect(after).toEqual({ ...(JSON.parse(JSON.stringify(before)) as object), owner: 'ada' });
     }),
   );
 });

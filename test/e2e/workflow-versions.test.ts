@@ -283,8 +283,9 @@ describe('ETag and If-Match', () => {
     await t.api(admin, 'PUT', '/workflows/stale', { definition: tagged('2') });
     const before = await t.snapshot();
     expectError(await t.api(admin, 'PUT', '/workflows/stale', { definition: tagged('3') }, { 'If-Match': stale }), 412, 'PRECONDITION_FAILED');
-    // Even a PUT identical to the latest version: the precondition comes first.
-    expectError(await t.api(admin, 'PUT', '/workflows/stale', { definition: tagged('2') }, { 'If-Match': stale }), 412, 'PRECONDITION_FAILED');
+    // A PUT identical to the latest version asks for what is already so (RFC 9110 §13.1.1): 200, nothing written.
+    const already = await t.api(admin, 'PUT', '/workflows/stale', { definition: tagged('2') }, { 'If-Match': stale });
+    expect({ status: already.status, version: already.body['version'] }).toEqual({ status: 200, version: 2 });
     expectError(await t.api(admin, 'POST', '/workflows/stale/deploy', undefined, { 'If-Match': stale }), 412, 'PRECONDITION_FAILED');
     expectError(await t.api(admin, 'POST', '/workflows/stale/deploy', { version: 1 }, { 'If-Match': stale }), 412, 'PRECONDITION_FAILED');
     expectError(await t.api(admin, 'DELETE', '/workflows/stale', undefined, { 'If-Match': stale }), 412, 'PRECONDITION_FAILED');
@@ -341,20 +342,26 @@ describe('ETag and If-Match', () => {
     expect(versions.items.map((v) => v['name']).slice(0, 5).sort()).toEqual(['w0', 'w1', 'w2', 'w3', 'w4']);
   }, 30_000);
 
-  it('retries: a PUT retried with its If-Match after a lost answer is 412 but its change is there; retried without, it makes no second version', async () => {
+  it('retries: a PUT or a deploy retried with its If-Match after a lost answer is answered as the first was, and makes nothing twice', async () => {
     const etag = etagOf(await create('retry'));
     const body = { definition: tagged('2') };
     const first = await t.api(admin, 'PUT', '/workflows/retry', body, { 'If-Match': etag });
     expect(first.status).toBe(200);
-    // The client never saw `first` and sends it again:
-    expectError(await t.api(admin, 'PUT', '/workflows/retry', body, { 'If-Match': etag }), 412, 'PRECONDITION_FAILED');
-    // Reading it again shows the change made: the client is done.
-    const read = await t.api(admin, 'GET', '/workflows/retry');
-    expect(read.body).toMatchObject({ version: 2, definition: tagged('2') });
-    // Without If-Match, the retried identical PUT is answered as the first one was.
+    // The client never saw `first` and sends it again: its change is in place, so 200 (RFC 9110 §13.1.1).
+    const again = await t.api(admin, 'PUT', '/workflows/retry', body, { 'If-Match': etag });
+    expect({ status: again.status, body: again.body }).toEqual({ status: 200, body: first.body });
+    // Without If-Match too.
     const retried = await t.api(admin, 'PUT', '/workflows/retry', body);
     expect(retried.body).toEqual(first.body);
     expect((await versionsOf('retry')).items).toHaveLength(2);
+    // A deploy of version 1 with the ETag of version 2's answer, sent twice: the same answer twice.
+    const tag = etagOf(first);
+    const deployed = await t.api(admin, 'POST', '/workflows/retry/deploy', { version: 1 }, { 'If-Match': tag });
+    expect(deployed.body).toMatchObject({ version: 2, deployed_version: 1 });
+    const redeployed = await t.api(admin, 'POST', '/workflows/retry/deploy', { version: 1 }, { 'If-Match': tag });
+    expect({ status: redeployed.status, body: redeployed.body }).toEqual({ status: 200, body: deployed.body });
+    // Another version with that now stale tag is refused.
+    expectError(await t.api(admin, 'POST', '/workflows/retry/deploy', { version: 2 }, { 'If-Match': tag }), 412, 'PRECONDITION_FAILED');
   });
 
   it('DELETE of a workflow of more than 99 versions (deleted in pages) honours If-Match too', async () => {

@@ -256,7 +256,7 @@ export interface paths {
         get: operations["getWorkflow"];
         /**
          * Save a new version
-         * @description Saves the definition (with `name` and `description`, each defaulting to the latest version’s) as a new version (`version` + 1); the status and the deployed version stay until the next deploy. A body identical to the latest version (the same definition, name and description, compared as canonical JSON) saves nothing: 200 with the workflow unchanged, so a retried PUT never makes a second version. With If-Match, only while the workflow is still in the state its ETag names: of two updates sent with the same ETag, one wins and the other is 412. Without If-Match, concurrent updates each get their own version.
+         * @description Saves the definition (with `name` and `description`, each defaulting to the latest version’s) as a new version (`version` + 1); the status and the deployed version stay until the next deploy. A body identical to the latest version (the same definition, name and description, compared as canonical JSON) saves nothing: 200 with the workflow unchanged, whatever the If-Match (the change is already in place), so a retried PUT never makes a second version. With If-Match, only while the workflow is still in the state its ETag names: of two updates sent with the same ETag, one wins and the other is 412. Without If-Match, concurrent updates each get their own version.
          */
         put: operations["updateWorkflow"];
         post?: never;
@@ -301,7 +301,7 @@ export interface paths {
         put?: never;
         /**
          * Deploy the latest version, or roll back to an older one
-         * @description Deploys `version` (default, or without a body: the latest): runs use it from now on (`status: deployed`, `deployed_version` = that version). An older version rolls back to it; the latest version stays what it was. Deploying the version already deployed changes nothing (200). A `version` the workflow does not have is 400 naming it. With If-Match, only while the workflow is in the state its ETag names.
+         * @description Deploys `version` (default, or without a body: the latest): runs use it from now on (`status: deployed`, `deployed_version` = that version). An older version rolls back to it; the latest version stays what it was. Deploying the version already deployed changes nothing (200, whatever the If-Match: a retried deploy gets its answer again). A `version` the workflow does not have is 400 naming it. With If-Match, only while the workflow is in the state its ETag names.
          */
         post: operations["deployWorkflow"];
         delete?: never;

@@ -291,13 +291,15 @@ export async function updateWorkflow(deps: WorkflowDeps, actor: Actor, slug: str
   validateDefinition(body.definition, knownModel(deps));
   for (let attempt = 0; ; attempt++) {
     const head = await reachableHead(deps, actor, slug);
-    checkIfMatch(ifMatch, head);
     const latest = await versionOf(deps, head, head.version);
     const changes = { name: body.name ?? head.name, description: body.description ?? head.description };
     const wanted = versionContent(body.definition, changes.name, changes.description);
+    // Already so (this very PUT retried after a lost answer, or another writer's same change): 200 whatever
+    // the If-Match says, as RFC 9110 §13.1.1 allows for a change already in place.
     if (wanted !== undefined && wanted === versionContent(latest.definition, head.name, head.description)) {
       return toWorkflowObject(head, latest);
     }
+    checkIfMatch(ifMatch, head);
     const updated = await deps.workflows.addVersion(expectedBy(ifMatch, head), changes, body.definition, clock(deps), actor.principal);
     if (updated) return toWorkflowObject(updated, { version: updated.version, definition: body.definition });
     // With an If-Match the next read answers: 412 (it changed), or 404 (it is gone).
@@ -314,11 +316,12 @@ export async function deployWorkflow(deps: WorkflowDeps, actor: Actor, slug: str
   const body = parseDeployWorkflowBody(rawBody);
   for (let attempt = 0; ; attempt++) {
     const head = await reachableHead(deps, actor, slug);
-    checkIfMatch(ifMatch, head);
     if (body.version !== undefined && body.version > head.version) {
       throw ValidationError.field('version', `is not a version of workflow '${slug}': its versions are 1 to ${head.version}`);
     }
+    // Already deployed (a deploy retried after a lost answer): 200 whatever the If-Match says (RFC 9110 §13.1.1).
     if ((body.version ?? head.version) === head.deployed_version) return toWorkflowObject(head, await versionOf(deps, head, head.version));
+    checkIfMatch(ifMatch, head);
     const deployed = await deps.workflows.deploy(actor.accountId, slug, clock(deps), {
       ...(body.version !== undefined ? { version: body.version } : {}),
       ...(ifMatch && !ifMatch.any ? { expected: expectedBy(ifMatch, head) } : {}),

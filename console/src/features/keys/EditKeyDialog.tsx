@@ -52,7 +52,9 @@ export function EditKeyDialog({
     setBusy(true);
     setProblem(null);
     try {
-      await updateKey(apiKey.key_id, { name: name.trim(), capabilities, workspaces: workspaceList(workspaces), metadata: metadata.metadata });
+      // Only what the person changed: a field left alone keeps whatever another tab or the CLI set meanwhile.
+      const changes = changedFields(apiKey, { name: name.trim(), capabilities, workspaces: workspaceList(workspaces), metadata: metadata.metadata });
+      if (Object.keys(changes).length > 0) await updateKey(apiKey.key_id, changes);
       onSaved();
       onClose();
     } catch (error) {
@@ -87,4 +89,23 @@ export function EditKeyDialog({
       </form>
     </Dialog>
   );
+}
+
+const sameSet = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && [...a].sort().join('\n') === [...b].sort().join('\n');
+const sameMap = (a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean => {
+  const entries = (m: Readonly<Record<string, string>>) => JSON.stringify(Object.entries(m).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
+  return entries(a) === entries(b);
+};
+
+/** The fields of the form that differ from the key as it was read. */
+function changedFields(
+  key: Key,
+  form: { name: string; capabilities: string[]; workspaces: string[]; metadata: Record<string, string> },
+): { name?: string; capabilities?: string[]; workspaces?: string[]; metadata?: Record<string, string> } {
+  return {
+    ...(form.name !== key.name ? { name: form.name } : {}),
+    ...(!sameSet(form.capabilities, key.capabilities) ? { capabilities: form.capabilities } : {}),
+    ...(!sameSet(form.workspaces, key.workspaces) ? { workspaces: form.workspaces } : {}),
+    ...(!sameMap(form.metadata, key.metadata) ? { metadata: form.metadata } : {}),
+  };
 }

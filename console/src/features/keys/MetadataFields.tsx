@@ -29,19 +29,24 @@ export function metadataRows(metadata: Readonly<Record<string, string>>): Metada
  * "Add metadata" clicked by mistake does no harm).
  */
 export function metadataOf(rows: readonly MetadataRow[]): { readonly metadata: Record<string, string> } | { readonly error: string } {
-  const metadata: Record<string, string> = {};
-  const filled = rows.filter((r) => r.key.trim() !== '' || r.value !== '');
+  // A Map, not an object: keys such as "constructor" or "__proto__" are keys like any other.
+  const metadata = new Map<string, string>();
+  const filled = rows.filter((r) => r.key !== '' || r.value !== '');
   if (filled.length > MAX_ENTRIES) return { error: `A key holds at most ${MAX_ENTRIES} metadata entries.` };
   for (const [i, r] of filled.entries()) {
-    const key = r.key.trim();
+    // Kept as typed (the API keeps keys as given); lengths in characters, as the API counts them.
+    const key = r.key;
     if (key === '') return { error: `Metadata entry ${i + 1} has a value but no key: give it a key, or remove it.` };
-    if (key.length > MAX_KEY_LENGTH) return { error: `Metadata key “${key}” is longer than ${MAX_KEY_LENGTH} characters.` };
-    if (r.value.length > MAX_VALUE_LENGTH) return { error: `The value of “${key}” is longer than ${MAX_VALUE_LENGTH} characters.` };
-    if (key in metadata) return { error: `Metadata key “${key}” is given twice: keep one.` };
-    metadata[key] = r.value;
+    if (characters(key) > MAX_KEY_LENGTH) return { error: `Metadata key “${key}” is longer than ${MAX_KEY_LENGTH} characters.` };
+    if (characters(r.value) > MAX_VALUE_LENGTH) return { error: `The value of “${key}” is longer than ${MAX_VALUE_LENGTH} characters.` };
+    if (metadata.has(key)) return { error: `Metadata key “${key}” is given twice: keep one.` };
+    metadata.set(key, r.value);
   }
-  return { metadata };
+  return { metadata: Object.fromEntries(metadata) };
 }
+
+/** A string's length in characters (code points), as the API's JSON Schema counts it: "😀" is 1, not 2. */
+const characters = (text: string): number => [...text].length;
 
 /** The API's field errors about metadata (`metadata`, `metadata.<key>`), as one sentence; a local problem (`metadata`) as it is. */
 export function metadataProblem(fields: Readonly<Record<string, string>> | undefined): string | undefined {
@@ -89,7 +94,6 @@ export function MetadataFieldset({
             className="input"
             placeholder="key"
             value={r.key}
-            maxLength={MAX_KEY_LENGTH}
             autoComplete="off"
             onChange={(e) => set(i, { key: e.target.value })}
           />
@@ -101,7 +105,6 @@ export function MetadataFieldset({
             className="input"
             placeholder="value"
             value={r.value}
-            maxLength={MAX_VALUE_LENGTH}
             autoComplete="off"
             onChange={(e) => set(i, { value: e.target.value })}
           />
