@@ -47,10 +47,10 @@ const initText = (name: string) => filesLoadedAtInit(functions.get(name)!).map((
 
 describe('what a cold start loads', () => {
   // What each function's cold start reads, as a share of the reference bundle (itself the SDK's CommonJS
-  // build, not tree-shaken), pinned a little above what it was on 2026-11-30 (Authorizer 0.55, Keys 0.97,
-  // Executions 1.02, Workflows 1.47, Worker 1.34): the bench measured every one at or under the reference's
-  // init time then. Workflows and Worker carry Ajv and RE2 for users' schemas, which load time is spent on.
-  const CEILING: Record<string, number> = { AuthorizerFunction: 0.6, ExecutionsFunction: 1.07, WorkflowsFunction: 1.52, WorkerFunction: 1.4 };
+  // build, not tree-shaken), pinned a little above what it was on 2026-11-30 (Authorizer 0.55, Keys 0.73,
+  // Executions 0.78, Workflows 1.47, Worker 1.35, the others under 0.6). Workflows and Worker load Ajv and
+  // RE2 for users' input schemas at init (workflow-definition.ts imports them statically).
+  const CEILING: Record<string, number> = { AuthorizerFunction: 0.6, KeysFunction: 0.8, ExecutionsFunction: 0.85, WorkflowsFunction: 1.52, WorkerFunction: 1.4 };
   it('every function loads no more code than its pinned share of the bare-SDK reference', () => {
     expect(functions.size).toBeGreaterThanOrEqual(8);
     const over = [...functions]
