@@ -9,7 +9,7 @@
  * figures go to bench/results.json. Latency figures are medians of three interleaved rounds.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
@@ -25,7 +25,13 @@ import { KeysRepository } from '../lambdas/shared/repositories/keys.js';
 import { LOCAL_CREDENTIALS, startDynamoDbLocal } from '../local-runner/dynamodb-local.js';
 import { PROJECT_ROOT } from '../local-runner/state.js';
 import { LOCAL_REGION, startLocalStack, synthesize } from '../local-runner/stack.js';
-import { startCountingProxy } from '../test/support/counting-proxy.js';
+import { invocationStats, resetInvocationStats } from '../local-runner/functions.js';
+import { MembershipsRepository } from '../lambdas/shared/repositories/memberships.js';
+import { memberAddedEvent } from '../lambdas/shared/repositories/audit.js';
+import { startTestIssuer } from '../test/support/issuer.js';
+import { bundleBytes, loadedAtInit } from './bundle-size.js';
+import { startMeteringProxy } from './metering-proxy.js';
+import { costPerMillion, PRICES, PRICES_READ, type Measured } from './prices.js';
 
 const { values: args } = parseArgs({ options: { 'skip-synth': { type: 'boolean' }, quick: { type: 'boolean' } } });
 const QUICK = args.quick ?? false;
@@ -91,8 +97,11 @@ async function main() {
   say('Starting DynamoDB Local, a counting proxy and the local stack…');
   const ddb = await startDynamoDbLocal();
   if (ddb.warning) say(ddb.warning);
-  const proxy = await startCountingProxy(ddb.endpoint);
+  const proxy = await startMeteringProxy(ddb.endpoint);
+  // People's access tokens for the session request: a test issuer the authorizer trusts.
+  const issuer = await startTestIssuer();
   const stack = await startLocalStack({
+    identity: issuer.config,
     port: 0,
     cdkOut: CDK_OUT,
     skipSynth: true,
@@ -154,6 +163,45 @@ async function main() {
       proxy.reset();
       await call(0, method, p, body);
       calls[`${method} ${p.replace(/key_\w+/, '{key_id}')}`] = proxy.counts();
+    }
+
+    // ——— Cost per million requests, from measured units ———
+    await createAccount(deps, 'acct_bench_person', 'business');
+    const memberships = new MembershipsRepository(stack.doc, tables.memberships);
+    const joined = new Date();
+    await memberships.add('bench-person', 'acct_bench_person', 'person@bench.test', 'admin', joined, deps.audit.putItem(memberAddedEvent('acct_bench_person', 'bench-person', 'person@bench.test', 'admin', joined)));
+    const token = await issuer.sign('bench-person');
+    const priced: [string, (i: number) => Promise<boolean>, { cloudFront: boolean }][] = [
+      ['GET /v1/keys/verify', async (i) => (await send(`${api}/keys/verify`, 'GET', { 'x-api-key': verifyKeys[i % verifyKeys.length]! })).status === 200, { cloudFront: false }],
+      ['GET /v1/workflows/{slug}', (i) => call(i, 'GET', '/workflows/one-step'), { cloudFront: false }],
+      ['POST /v1/workflows/{slug}/run (sync, 1 step)', (i) => call(i, 'POST', '/workflows/one-step/run', { input: { i } }), { cloudFront: false }],
+      [
+        'session: GET /v1/models, Bearer (console, via CloudFront)',
+        async () => (await send(`${api}/models`, 'GET', { authorization: `Bearer ${token}`, 'knouds-account': 'acct_bench_person' })).status === 200,
+        { cloudFront: true },
+      ],
+    ];
+    const memoryOf = (id: string) => stack.model.functions.get(id)?.memoryMb ?? 512;
+    const costs: { name: string; measured: Measured; perMillion: ReturnType<typeof costPerMillion> }[] = [];
+    const pricedRequests = QUICK ? 20 : 100;
+    for (const [name, fn, { cloudFront }] of priced) {
+      for (let i = 0; i < 5; i++) await fn(i);
+      proxy.reset();
+      resetInvocationStats();
+      proxy.metering(true);
+      let failed = 0;
+      for (let i = 0; i < pricedRequests; i++) if (!(await fn(i))) failed++;
+      proxy.metering(false);
+      if (failed) say(`  (${name}: ${failed} of ${pricedRequests} failed)`);
+      const { readUnits, writeUnits } = proxy.capacity();
+      const functions = [...invocationStats()].map(([id, s]) => ({
+        id: id.replace(/[0-9A-F]{8}$/, ''),
+        invocations: s.invocations / pricedRequests,
+        billedMs: s.billedMs / pricedRequests,
+        memoryMb: memoryOf(id),
+      }));
+      const measured: Measured = { readUnits: readUnits / pricedRequests, writeUnits: writeUnits / pricedRequests, functions, apiRequests: 1, cloudFrontRequests: cloudFront ? 1 : 0 };
+      costs.push({ name, measured, perMillion: costPerMillion(measured) });
     }
 
     // ——— Latency: the gateway alone, the floor, and three routes ———
@@ -281,22 +329,24 @@ async function main() {
       banner: { js: "import { createRequire as __r } from 'node:module'; const require = __r(import.meta.url);" },
     });
     const bundles: { name: string; file: string; env: Record<string, string> }[] = [...stack.model.functions.values()]
+      .filter((f) => f.modulePath.endsWith('.mjs'))
       .sort((a, b) => (a.logicalId.startsWith('Authorizer') ? -1 : b.logicalId.startsWith('Authorizer') ? 1 : a.logicalId.localeCompare(b.logicalId)))
       .map((f) => ({ name: f.logicalId.replace(/[0-9A-F]{8}$/, ''), file: f.modulePath, env: f.environment }));
     bundles.push({ name: 'reference: bare GetItemCommand + SDK', file: refOut, env: {} });
     const coldRuns = QUICK ? 5 : 11;
-    const bundleFigures = bundles.map(({ name, file, env }) => {
-      const times: number[] = [];
-      for (let r = 0; r < coldRuns; r++) {
+    // Round by round across the bundles, so a slow moment of the machine does not land on one bundle only.
+    const times = bundles.map(() => [] as number[]);
+    for (let r = 0; r < coldRuns; r++) {
+      bundles.forEach(({ file, env }, b) => {
         const out = spawnSync(
           process.execPath,
           ['--input-type=module', '-e', `const t = performance.now(); await import(${JSON.stringify(`file://${file}`)}); console.log(performance.now() - t);`],
           { env: { PATH: process.env['PATH'] ?? '', AWS_REGION: LOCAL_REGION, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env }, encoding: 'utf8' },
         );
-        times.push(Number(out.stdout.trim().split('\n').pop()));
-      }
-      return { name, bytes: statSync(file).size, initMs: median(times) };
-    });
+        times[b]!.push(Number(out.stdout.trim().split('\n').pop()));
+      });
+    }
+    const bundleFigures = bundles.map(({ name, file }, b) => ({ name, bytes: loadedAtInit(file), allBytes: bundleBytes(file), initMs: median(times[b]!) }));
     const reference = bundleFigures.at(-1)!;
     const authorizer = bundleFigures[0]!;
 
@@ -316,15 +366,33 @@ async function main() {
       });
       rows.push(`  ${name.padEnd(46)} ${cells.join('')}`);
     }
-    rows.push('', `  verify p50 / (health p50 + floor p50): ${levels.map((c) => `c=${c}: ${ratio(c).toFixed(2)}`).join('   ')}   (target ≤ 1.5 at c=1 and 16)`);
+    rows.push('', `  verify p50 / (health p50 + floor p50): ${levels.map((c) => `c=${c}: ${ratio(c).toFixed(2)}`).join('   ')}   (target ≤ 1.3 at c=1 and 16)`);
     rows.push(
       `  verify p50 at c=16 with 10 keys: ${with10.toFixed(2)} ms; with ${bulk.toLocaleString()} keys: ${with100k.toFixed(2)} ms; ratio ${(with100k / with10).toFixed(2)} (target ≤ 1.10)`,
     );
     rows.push('', 'Bundles (minified bytes, module initialisation: median of cold loads in a fresh process)', '');
-    for (const b of bundleFigures) rows.push(`  ${b.name.padEnd(40)} ${String(b.bytes).padStart(9)} B   ${b.initMs.toFixed(1).padStart(7)} ms`);
+    rows.push(`  ${'function'.padEnd(40)} ${'loaded at init'.padStart(15)} ${'whole bundle'.padStart(14)} ${'init'.padStart(10)}   init / reference`);
+    for (const b of bundleFigures) {
+      rows.push(
+        `  ${b.name.padEnd(40)} ${String(b.bytes).padStart(13)} B ${String(b.allBytes).padStart(12)} B ${b.initMs.toFixed(1).padStart(7)} ms   ${(b.initMs / reference.initMs).toFixed(2)}`,
+      );
+    }
+    const worst = bundleFigures.slice(0, -1).reduce((w, b) => (b.initMs > w.initMs ? b : w));
     rows.push(
       '',
-      `  authorizer / reference: size ${(authorizer.bytes / reference.bytes).toFixed(2)}, init ${(authorizer.initMs / reference.initMs).toFixed(2)} (target ≤ 1.10 each)`,
+      `  authorizer / reference: loaded at init ${(authorizer.bytes / reference.bytes).toFixed(2)}, init ${(authorizer.initMs / reference.initMs).toFixed(2)} (target ≤ 0.80); slowest function ${worst.name} ${(worst.initMs / reference.initMs).toFixed(2)} (target ≤ 1.00)`,
+    );
+    rows.push('', `Cost per million requests (us-east-1 list prices read ${PRICES_READ}; units measured per request here)`, '');
+    rows.push(`  ${'request'.padEnd(58)} ${'RRU'.padStart(5)} ${'WRU'.padStart(5)}  Lambda (invocations × billed ms @ MB)${' '.repeat(20)} ${'Lambda'.padStart(7)} ${'APIGW'.padStart(7)} ${'DDB'.padStart(7)} ${'CF'.padStart(6)} ${'total'.padStart(8)}`);
+    for (const c of costs) {
+      const fns = c.measured.functions.map((f) => `${f.id.replace(/Function$/, '')} ${f.invocations.toFixed(2)}×${f.billedMs.toFixed(1)}ms@${f.memoryMb}`).join(', ');
+      const d = (x: number) => `$${x.toFixed(2)}`;
+      rows.push(
+        `  ${c.name.padEnd(58)} ${c.measured.readUnits.toFixed(1).padStart(5)} ${c.measured.writeUnits.toFixed(1).padStart(5)}  ${fns.padEnd(56)} ${d(c.perMillion.lambda).padStart(7)} ${d(c.perMillion.apiGateway).padStart(7)} ${d(c.perMillion.dynamoDb).padStart(7)} ${d(c.perMillion.cloudFront).padStart(6)} ${d(c.perMillion.total).padStart(8)}`,
+      );
+    }
+    rows.push(
+      `  ${'comparison: API Gateway usage-plan API key (any request)'.padEnd(58)} ${'—'.padStart(5)} ${'—'.padStart(5)}  ${'— (checked by API Gateway itself; keys and plans cost nothing)'.padEnd(56)} ${'$0.00'.padStart(7)} ${'$3.50'.padStart(7)} ${'$0.00'.padStart(7)} ${'$0.00'.padStart(6)} ${'$3.50'.padStart(8)}`,
     );
     say(rows.join('\n'));
     const results = {
@@ -336,6 +404,7 @@ async function main() {
       ratio: Object.fromEntries(levels.map((c) => [c, ratio(c)])),
       keys: { with10, withMany: with100k, many: bulk, ratio: with100k / with10 },
       bundles: bundleFigures,
+      costs: { pricesRead: PRICES_READ, prices: PRICES, requests: costs },
     };
     writeFileSync(path.join(PROJECT_ROOT, 'bench', 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
     say('\nWrote bench/results.json');
@@ -344,6 +413,7 @@ async function main() {
   } finally {
     await stack.close();
     await proxy.close();
+    await issuer.close();
     await ddb.stop();
     agent.destroy();
   }

@@ -45,11 +45,39 @@ export class RequestTooLargeError extends Error {
 
 export type LogSink = (functionId: string, line: string) => void;
 
+/** The answer to one invocation, as the worker posts it. */
+interface Reply {
+  readonly id: number;
+  readonly ok: boolean;
+  readonly result?: string;
+  readonly error?: { name: string; message: string };
+  /** How long the handler ran, in ms (what Lambda bills, before rounding up). */
+  readonly ms?: number;
+}
+
 interface Instance {
   readonly worker: Worker;
   readonly ready: Promise<void>;
   busy: boolean;
+  /** The invocation in flight: one listener per instance for its whole life, not one per invocation. */
+  pending?: { id: number; onReply: (m: Reply) => void; onExit: () => void };
 }
+
+/** Invocations and their handler time, per function (logical id): what `npm run bench` prices. */
+export interface InvocationStats {
+  invocations: number;
+  /** Handler time rounded up to whole ms per invocation, as Lambda bills it. */
+  billedMs: number;
+}
+const stats = new Map<string, InvocationStats>();
+export function invocationStats(): ReadonlyMap<string, Readonly<InvocationStats>> {
+  return stats;
+}
+export function resetInvocationStats(): void {
+  stats.clear();
+}
+
+let nextId = 0;
 
 const WORKER_URL = new URL('./lambda-worker.mjs', import.meta.url);
 
@@ -106,7 +134,11 @@ export class FunctionPool {
       worker.once('error', reject);
     });
     const instance: Instance = { worker, ready, busy: false };
+    worker.on('message', (m: Reply) => {
+      if (instance.pending && m.id === instance.pending.id) instance.pending.onReply(m);
+    });
     worker.on('exit', () => {
+      instance.pending?.onExit();
       this.all.delete(instance);
       const i = this.idle.indexOf(instance);
       if (i >= 0) this.idle.splice(i, 1);
@@ -140,7 +172,8 @@ export class FunctionPool {
     if (this.closed) throw new FunctionError('Closed', 'the local stack is stopping');
     // As Lambda does, the event travels as JSON (one string: far cheaper to post than an object graph).
     const payload: string | undefined = JSON.stringify(event);
-    const payloadBytes = Buffer.byteLength(payload ?? '');
+    // A string of n UTF-16 units is at most 3n bytes: only a long one needs counting.
+    const payloadBytes = payload === undefined || payload.length * 3 <= MAX_SYNC_REQUEST_BYTES ? 0 : Buffer.byteLength(payload);
     if (payloadBytes > MAX_SYNC_REQUEST_BYTES) throw new RequestTooLargeError(payloadBytes, 'RequestResponse');
     const instance = await this.acquire();
     instance.busy = true;
@@ -150,21 +183,24 @@ export class FunctionPool {
       void instance.worker.terminate();
       throw new FunctionError('InitError', error instanceof Error ? error.message : String(error));
     }
-    const id = randomUUID();
+    const id = ++nextId;
     const timeoutMs = this.def.timeoutSeconds * 1000;
+    const functionId = this.def.logicalId;
     return new Promise((resolve, reject) => {
-      let settled = false;
       const finish = () => {
-        settled = true;
+        instance.pending = undefined;
         clearTimeout(timer);
-        instance.worker.off('message', onMessage);
-        instance.worker.off('exit', onExit);
       };
-      const onMessage = (m: { id?: string; ok?: boolean; result?: string; error?: { name: string; message: string } }) => {
-        if (m.id !== id) return;
+      const onReply = (m: Reply) => {
         finish();
         this.release(instance);
-        if (m.ok && m.result !== undefined && Buffer.byteLength(m.result) > MAX_RESPONSE_BYTES) {
+        if (m.ms !== undefined) {
+          const s = stats.get(functionId) ?? { invocations: 0, billedMs: 0 };
+          s.invocations++;
+          s.billedMs += Math.max(1, Math.ceil(m.ms));
+          stats.set(functionId, s);
+        }
+        if (m.ok && m.result !== undefined && m.result.length * 3 > MAX_RESPONSE_BYTES && Buffer.byteLength(m.result) > MAX_RESPONSE_BYTES) {
           // The handler returned, but Lambda cannot hand the result back: the invocation fails.
           reject(
             new FunctionError(
@@ -176,19 +212,17 @@ export class FunctionPool {
         else reject(new FunctionError(m.error?.name ?? 'Error', m.error?.message ?? 'function failed'));
       };
       const onExit = () => {
-        if (settled) return;
         finish();
         reject(new FunctionError('Runtime.ExitError', 'the function instance exited'));
       };
       const timer = setTimeout(() => {
-        if (settled) return;
+        if (instance.pending?.id !== id) return;
         finish();
         // As on Lambda, a timed-out environment is discarded.
         void instance.worker.terminate();
         reject(new FunctionError('TimeoutError', `Task timed out after ${this.def.timeoutSeconds} seconds`));
       }, timeoutMs);
-      instance.worker.on('message', onMessage);
-      instance.worker.on('exit', onExit);
+      instance.pending = { id, onReply, onExit };
       instance.worker.postMessage({ id, payload, requestId: randomUUID(), deadline: Date.now() + timeoutMs });
     });
   }

@@ -8,6 +8,7 @@
  * request validators, no 29 s integration limit beyond the function's own timeout, and a path outside
  * the stage gets the MISSING_AUTHENTICATION_TOKEN response (API Gateway answers 403 "Forbidden").
  */
+import { isUtf8 as isUtf8Buffer } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { FunctionError, RequestTooLargeError } from './functions.js';
@@ -113,8 +114,17 @@ interface Statement {
   Resource?: string | string[];
 }
 
-const wildcard = (pattern: string) =>
-  new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+/** Each pattern's expression, compiled once (an authorizer answers the same few policies again and again). */
+const wildcards = new Map<string, RegExp>();
+const wildcard = (pattern: string) => {
+  let re = wildcards.get(pattern);
+  if (!re) {
+    re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+    if (wildcards.size >= 10_000) wildcards.clear();
+    wildcards.set(pattern, re);
+  }
+  return re;
+};
 const asList = (v: string | string[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 
 /** IAM evaluation of an authorizer policy for one method ARN: an explicit Deny wins, else an Allow is needed. */
@@ -447,12 +457,7 @@ export function createGateway(options: GatewayOptions): (req: IncomingMessage, r
 }
 
 function isUtf8(buffer: Buffer): boolean {
-  try {
-    new TextDecoder('utf-8', { fatal: true }).decode(buffer);
-    return true;
-  } catch {
-    return false;
-  }
+  return isUtf8Buffer(buffer);
 }
 
 /** Headers (with their original case, as API Gateway passes them) and query string of a request. */

@@ -38,12 +38,14 @@ parentPort.on('message', async ({ id, payload, requestId, deadline }) => {
     fail() {},
     succeed() {},
   };
+  const started = performance.now();
   try {
     const value = await handler(event, context);
     // The result goes back as JSON too (undefined stays undefined, as Lambda returns null for it).
-    parentPort.postMessage({ id, ok: true, result: value === undefined ? undefined : JSON.stringify(value) });
+    const ms = performance.now() - started;
+    parentPort.postMessage({ id, ok: true, result: value === undefined ? undefined : JSON.stringify(value), ms });
   } catch (error) {
-    parentPort.postMessage({ id, ok: false, error: serializeError(error) });
+    parentPort.postMessage({ id, ok: false, error: serializeError(error), ms: performance.now() - started });
   }
 });
 parentPort.postMessage({ ready: true });

@@ -2,13 +2,14 @@
  * Request body schemas (JSON Schema, validated with Ajv): the one place request shapes are defined,
  * used by the HTTP handlers and the admin CLI alike.
  */
-import { Ajv, type ErrorObject, type JSONSchemaType } from 'ajv';
+import type { Ajv as AjvClass, ErrorObject, JSONSchemaType, Options } from 'ajv';
 import { ValidationError, type FieldError } from './errors.js';
 import { PRESET_NAMES, SCOPE_NAMES, type PresetName, type ScopeName } from './capabilities.js';
 import type { KeyEnvironment } from './api-key.js';
 import { MAX_STEPS, STEP_ID_PATTERN } from './workflow-definition.js';
 
-const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false });
+/** Ajv's options for the request schemas: the same at build time (lib/request-validators.ts) and at run time. */
+export const REQUEST_SCHEMA_OPTIONS: Options = { allErrors: true, strict: true, strictRequired: false };
 
 export const EXPIRY_DAYS = [7, 30, 60, 90, 180, 365] as const;
 
@@ -142,13 +143,6 @@ const rotateWebhookSecretSchema: JSONSchemaType<RotateWebhookSecretBody> = {
   },
 };
 
-const validators = {
-  rotateWebhookSecret: ajv.compile(rotateWebhookSecretSchema),
-  createKey: ajv.compile(createKeySchema),
-  updateKey: ajv.compile(updateKeySchema),
-  rotateKey: ajv.compile(rotateKeySchema),
-};
-
 function toFieldErrors(errors: ErrorObject[] | null | undefined): FieldError[] {
   const out: FieldError[] = [];
   for (const e of errors ?? []) {
@@ -199,17 +193,17 @@ function toFieldErrors(errors: ErrorObject[] | null | undefined): FieldError[] {
   return out;
 }
 
-function check<T>(validate: ((v: unknown) => v is T) & { errors?: ErrorObject[] | null }, body: unknown): T {
-  if (validate(body)) return body;
+function check<T>(validate: Validator, body: unknown): T {
+  if (validate(body)) return body as T;
   const details = toFieldErrors(validate.errors);
   const first = details[0];
   throw new ValidationError(details, first ? `${first.field}: ${first.message}` : 'The request body is not valid');
 }
 
-export const parseCreateKeyBody = (body: unknown): CreateKeyBody => check(validators.createKey, body);
-export const parseUpdateKeyBody = (body: unknown): UpdateKeyBody => check(validators.updateKey, body);
-export const parseRotateKeyBody = (body: unknown): RotateKeyBody => check(validators.rotateKey, body);
-export const parseRotateWebhookSecretBody = (body: unknown): RotateWebhookSecretBody => check(validators.rotateWebhookSecret, body ?? {});
+export const parseCreateKeyBody = (body: unknown): CreateKeyBody => check(validator('CreateKeyRequest'), body);
+export const parseUpdateKeyBody = (body: unknown): UpdateKeyBody => check(validator('UpdateKeyRequest'), body);
+export const parseRotateKeyBody = (body: unknown): RotateKeyBody => check(validator('RotateKeyRequest'), body);
+export const parseRotateWebhookSecretBody = (body: unknown): RotateWebhookSecretBody => check(validator('RotateWebhookSecretRequest'), body ?? {});
 
 /** `?limit=` (1–100, default 50) and `?next_token=` of every list (API.md §4). */
 export function parsePageParams(query: Record<string, string | undefined> | null): { limit: number; nextToken?: string } {
@@ -366,14 +360,6 @@ const modelRunSchema = {
   properties: { input: {} },
 } as const;
 
-const workflowValidators = {
-  create: ajv.compile<CreateWorkflowBody>(createWorkflowSchema),
-  update: ajv.compile<UpdateWorkflowBody>(updateWorkflowSchema),
-  deploy: ajv.compile<DeployWorkflowBody>(deployWorkflowSchema),
-  run: ajv.compile<RunBody>(runSchema),
-  modelRun: ajv.compile<{ input?: unknown }>(modelRunSchema),
-};
-
 /**
  * Every request body schema by name: what the handlers validate with, and what the OpenAPI document
  * (openapi.ts) publishes, so the two cannot drift.
@@ -390,8 +376,42 @@ export const REQUEST_SCHEMAS: Readonly<Record<string, object>> = {
   RunModelRequest: modelRunSchema,
 };
 
-export const parseCreateWorkflowBody = (body: unknown): CreateWorkflowBody => check(workflowValidators.create, body);
-export const parseUpdateWorkflowBody = (body: unknown): UpdateWorkflowBody => check(workflowValidators.update, body);
-export const parseDeployWorkflowBody = (body: unknown): DeployWorkflowBody => check(workflowValidators.deploy, body ?? {});
-export const parseRunBody = (body: unknown): RunBody => check(workflowValidators.run, body ?? {});
-export const parseModelRunBody = (body: unknown): { input?: unknown } => check(workflowValidators.modelRun, body ?? {});
+export const parseCreateWorkflowBody = (body: unknown): CreateWorkflowBody => check(validator('CreateWorkflowRequest'), body);
+export const parseUpdateWorkflowBody = (body: unknown): UpdateWorkflowBody => check(validator('UpdateWorkflowRequest'), body);
+export const parseDeployWorkflowBody = (body: unknown): DeployWorkflowBody => check(validator('DeployWorkflowRequest'), body ?? {});
+export const parseRunBody = (body: unknown): RunBody => check(validator('RunWorkflowRequest'), body ?? {});
+export const parseModelRunBody = (body: unknown): { input?: unknown } => check(validator('RunModelRequest'), body ?? {});
+
+// ——— How the validators are compiled ———
+
+type Validator = ((data: unknown) => boolean) & { errors?: ErrorObject[] | null };
+
+/**
+ * In a function's bundle the validators of REQUEST_SCHEMAS are Ajv standalone code generated at build time
+ * (lib/request-validators.ts writes it; the bundler injects it as `__knoudsRequestValidators` and defines
+ * `KNOUDS_PREBUILT_VALIDATORS`, which drops the branch below, Ajv with it): a cold start compiles nothing.
+ * Elsewhere (tests, the admin CLI, the local runner's own process) Ajv compiles each schema here on first use.
+ */
+declare const KNOUDS_PREBUILT_VALIDATORS: true;
+declare const __knoudsRequestValidators: Readonly<Record<string, Validator>>;
+const validator: (name: string) => Validator =
+  typeof KNOUDS_PREBUILT_VALIDATORS !== 'undefined' ? (name) => __knoudsRequestValidators[name]! : await runtimeValidators();
+
+async function runtimeValidators(): Promise<(name: string) => Validator> {
+  // A specifier the bundler does not follow: in a bundle this function is dropped, and a followed
+  // `import('ajv')` would still put Ajv in a chunk every cold start loads.
+  const ajvModule = ['ajv'].join('');
+  const { Ajv } = (await import(ajvModule)) as { Ajv: typeof AjvClass };
+  const ajv = new Ajv(REQUEST_SCHEMA_OPTIONS);
+  const compiled = new Map<string, Validator>();
+  return (name) => {
+    let found = compiled.get(name);
+    if (!found) {
+      const schema = REQUEST_SCHEMAS[name];
+      if (!schema) throw new Error(`no request schema named ${name}`);
+      found = ajv.compile(schema);
+      compiled.set(name, found);
+    }
+    return found;
+  };
+}

@@ -3,8 +3,10 @@
  * DYNAMODB_ENDPOINT given) that tells which function calls from the request's SigV4 signature (each
  * function signs with credentials of its own, its logical id as the access key id), checks that
  * signature as AWS would (sigv4.ts), checks the call against the function's role policies (enforcer.ts),
- * and forwards it re-signed with the runner's one identity. Re-signing keeps every caller on one access
- * key id: DynamoDB Local started without -sharedDb keeps a database per access key id.
+ * and forwards it under the runner's one access key id: DynamoDB Local started without -sharedDb keeps a
+ * database per access key id. DynamoDB Local reads the access key id of a request and never checks its
+ * signature, so the forwarded request keeps the caller's signature with the runner's access key id in its
+ * credential scope instead of being signed again (a second SigV4 signing per call was half the proxy's CPU).
  *
  * A refused call gets DynamoDB's own answer: HTTP 400 with `AccessDeniedException` and AWS's message (or
  * `UnrecognizedClientException`/`InvalidSignatureException` for a signature that is not a function's).
@@ -16,9 +18,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Agent, createServer, request as httpRequest, type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
-import { Sha256 } from '@smithy/core/checksum';
-import { HttpRequest } from '@smithy/core/protocols';
-import { SignatureV4 } from '@smithy/signature-v4';
 import { isRefusal, SigV4Verifier, type Refusal, type SigningIdentity } from '../sigv4.js';
 import { dynamoDbAccess, type DynamoDbTarget } from './dynamodb.js';
 import type { IamEnforcer } from './enforcer.js';
@@ -28,7 +27,7 @@ export interface DynamoDbIamProxyOptions {
   readonly upstream: string;
   /** Session token → the function that holds it. */
   readonly callers: ReadonlyMap<string, SigningIdentity>;
-  /** The runner's own credentials: requests signed with this access key id pass unchecked; forwarded calls are signed with them. */
+  /** The runner's own credentials: requests signed with this access key id pass unchecked; forwarded calls carry its access key id. */
   readonly runnerCredentials: { readonly accessKeyId: string; readonly secretAccessKey: string };
   readonly target: DynamoDbTarget;
   readonly enforcer: IamEnforcer;
@@ -46,8 +45,8 @@ export interface DynamoDbIamProxy {
 const JSON_10 = 'application/x-amz-json-1.0';
 /** How long an idle connection to DynamoDB Local is kept for reuse (its server closes them after 30 s). */
 const UPSTREAM_IDLE_MS = 4_000;
-/** Headers not forwarded: the caller's signature and what the forwarding request sets itself. */
-const DROPPED = new Set(['authorization', 'x-amz-security-token', 'x-amz-date', 'x-amz-content-sha256', 'host', 'connection', 'content-length', 'keep-alive', 'transfer-encoding']);
+/** Headers not forwarded: the caller's session token and what the forwarding request sets itself. */
+const DROPPED = new Set(['x-amz-security-token', 'host', 'connection', 'content-length', 'keep-alive', 'transfer-encoding']);
 
 const accessKeyIdOf = (authorization: string | undefined) => /Credential=([^/\s,]+)\//.exec(authorization ?? '')?.[1];
 
@@ -57,7 +56,6 @@ export async function startDynamoDbIamProxy(options: DynamoDbIamProxyOptions): P
   // (30 s): reusing a connection the server is closing cuts the request (see the retry in forward).
   const agent = new Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY, timeout: UPSTREAM_IDLE_MS });
   const verifier = new SigV4Verifier(options.callers, options.target.region, 'dynamodb', options.now);
-  const signer = new SignatureV4({ credentials: options.runnerCredentials, region: options.target.region, service: 'dynamodb', sha256: Sha256, uriEscapePath: true });
   const log = options.onLog ?? (() => {});
 
   const error = (res: ServerResponse, type: string, message: string, messageField: 'message' | 'Message' = 'message') => {
@@ -70,17 +68,18 @@ export async function startDynamoDbIamProxy(options: DynamoDbIamProxyOptions): P
     error(res, refusal.errorType, refusal.message);
   };
 
-  const forward = async (req: IncomingMessage, res: ServerResponse, body: Buffer) => {
-    const headers: Record<string, string> = {};
+  const runnerKeyId = options.runnerCredentials.accessKeyId;
+  const forward = (req: IncomingMessage, res: ServerResponse, body: Buffer) => {
+    const outgoing: OutgoingHttpHeaders = {};
     for (const [name, value] of Object.entries(req.headers)) {
-      if (value !== undefined && !DROPPED.has(name)) headers[name] = Array.isArray(value) ? value.join(',') : value;
+      if (value !== undefined && !DROPPED.has(name)) outgoing[name] = Array.isArray(value) ? value.join(',') : value;
     }
-    headers['host'] = upstream.host;
+    outgoing['host'] = upstream.host;
+    outgoing['content-length'] = body.length;
+    // The runner's access key id in the credential scope (the database DynamoDB Local keeps for it).
+    const authorization = outgoing['authorization'];
+    if (typeof authorization === 'string') outgoing['authorization'] = authorization.replace(/Credential=[^/\s,]+\//, `Credential=${runnerKeyId}/`);
     const path = req.url ?? '/';
-    const signed = await signer.sign(
-      new HttpRequest({ method: req.method ?? 'POST', protocol: upstream.protocol, hostname: upstream.hostname, port: Number(upstream.port) || 80, path, headers, body }),
-    );
-    const outgoing: OutgoingHttpHeaders = { ...signed.headers, 'content-length': body.length };
     let up: ClientRequest | undefined;
     const send = (mayRetry: boolean) => {
       const attempt = httpRequest({ hostname: upstream.hostname, port: upstream.port, path, method: req.method, headers: outgoing, agent }, (answer) => {
@@ -124,7 +123,13 @@ export async function startDynamoDbIamProxy(options: DynamoDbIamProxyOptions): P
       return error(res, 'MissingAuthenticationTokenException', 'Request is missing Authentication Token');
     }
     if (accessKeyId === options.runnerCredentials.accessKeyId) {
-      withBody((body) => void forward(req, res, body).catch(fail));
+      withBody((body) => {
+        try {
+          forward(req, res, body);
+        } catch (e) {
+          fail(e);
+        }
+      });
       return;
     }
     const signedRequest = { method: req.method ?? 'POST', url: req.url ?? '/', headers: req.headers };
@@ -148,7 +153,7 @@ export async function startDynamoDbIamProxy(options: DynamoDbIamProxyOptions): P
           const decision = options.enforcer.authorize(checked.identity.name, access);
           if (!decision.ok) return error(res, 'AccessDeniedException', decision.refusal.message, 'Message');
         }
-        await forward(req, res, body);
+        forward(req, res, body);
       })().catch(fail);
     });
   });

@@ -1,0 +1,79 @@
+/**
+ * The performance budget CI can hold without timing anything (issue #20): what each function's cold start
+ * loads, against a bare `GetItemCommand` bundle built here the way the bench builds it, and what stays out
+ * of it until first use. Timings are the bench's (`npm run bench`), never asserted here. The DynamoDB calls
+ * per route are pinned exactly by test/e2e/budget.test.ts and test/e2e/performance-budget.test.ts.
+ */
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { build } from 'esbuild';
+import { filesLoadedAtInit, loadedAtInit } from '../bench/bundle-size.js';
+import { LOCAL_ACCOUNT_ID, LOCAL_REGION } from '../local-runner/stack.js';
+import { loadApiModel } from '../local-runner/template.js';
+import { PROJECT_ROOT } from '../local-runner/state.js';
+import { TEST_CDK_OUT } from './support/paths.js';
+
+let reference: number;
+let functions: Map<string, string>;
+
+beforeAll(async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'knouds-budget-'));
+  writeFileSync(
+    path.join(dir, 'reference.mjs'),
+    "import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';\n" +
+      'const client = new DynamoDBClient({});\n' +
+      "export const handler = async (e) => client.send(new GetItemCommand({ TableName: process.env.T, Key: { pk: { S: e.k } } }));\n",
+  );
+  const out = path.join(dir, 'reference', 'index.mjs');
+  await build({
+    entryPoints: [path.join(dir, 'reference.mjs')],
+    outfile: out,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node22',
+    minify: true,
+    nodePaths: [path.join(PROJECT_ROOT, 'node_modules')],
+    banner: { js: "import { createRequire as __r } from 'node:module'; const require = __r(import.meta.url);" },
+    logLevel: 'error',
+  });
+  reference = loadedAtInit(out);
+  const model = loadApiModel(TEST_CDK_OUT, { region: LOCAL_REGION, accountId: LOCAL_ACCOUNT_ID });
+  functions = new Map([...model.functions.values()].filter((f) => f.modulePath.endsWith('.mjs')).map((f) => [f.logicalId.replace(/[0-9A-F]{8}$/, ''), f.modulePath]));
+});
+
+const initText = (name: string) => filesLoadedAtInit(functions.get(name)!).map((f) => readFileSync(f, 'utf8')).join('\n');
+
+describe('what a cold start loads', () => {
+  // What each function's cold start reads, as a share of the reference bundle (itself the SDK's CommonJS
+  // build, not tree-shaken), pinned a little above what it was on 2026-11-30 (Authorizer 0.55, Keys 0.73,
+  // Executions 0.78, Workflows 1.47, Worker 1.35, the others under 0.6). Workflows and Worker load Ajv and
+  // RE2 for users' input schemas at init (workflow-definition.ts imports them statically).
+  const CEILING: Record<string, number> = { AuthorizerFunction: 0.6, KeysFunction: 0.8, ExecutionsFunction: 0.85, WorkflowsFunction: 1.52, WorkerFunction: 1.4 };
+  it('every function loads no more code than its pinned share of the bare-SDK reference', () => {
+    expect(functions.size).toBeGreaterThanOrEqual(8);
+    const over = [...functions]
+      .map(([name, file]) => ({ name, ratio: Math.round((loadedAtInit(file) / reference) * 100) / 100, ceiling: CEILING[name] ?? 1 }))
+      .filter(({ ratio, ceiling }) => ratio > ceiling);
+    expect(over).toEqual([]);
+  });
+
+  it('the authorizer’s key path leaves the session code (jose, the identity provider) to the first session', () => {
+    const loaded = initText('AuthorizerFunction');
+    const bundle = functions.get('AuthorizerFunction')!;
+    const chunks = readdirSync(path.join(path.dirname(bundle), 'chunks')).map((f) => readFileSync(path.join(path.dirname(bundle), 'chunks', f), 'utf8'));
+    expect(chunks.some((text) => text.includes('ERR_JWT_EXPIRED'))).toBe(true);
+    // jose's error codes: in the bundle, not in what a cold start loads.
+    expect(loaded).not.toContain('ERR_JWT_EXPIRED');
+  });
+
+  it('request bodies are checked by code generated at build time: no function compiles a request schema at load', () => {
+    for (const name of ['AuthorizerFunction', 'KeysFunction', 'ExecutionsFunction', 'OpenApiFunction', 'HousekeepingFunction', 'WebhookSenderFunction']) {
+      // Ajv's compiler (its option handling) is not loaded at all by these.
+      expect({ name, ajvCompiler: initText(name).includes('strictRequired') }).toEqual({ name, ajvCompiler: false });
+    }
+    // The generated validators (schemas.ts's request schemas, Ajv's messages) are in the bundles that check bodies.
+    expect(initText('KeysFunction')).toContain('must NOT have additional properties');
+  });
+});
