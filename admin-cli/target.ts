@@ -24,6 +24,12 @@ import { STATE_FILE, type LocalState } from '../local-runner/state.js';
 import type { MemberDeps } from './members.js';
 import { cognitoPeople, localPeople, type PeopleDirectory } from './people.js';
 
+/**
+ * A DynamoDB call that gets no answer is given up after 5 s (the SDK's default is to wait forever): a hung
+ * endpoint ends the command with an error (6, or 1 OUTCOME_UNKNOWN for a change) instead of hanging it.
+ */
+const REQUEST_HANDLER = { connectionTimeout: 2_000, requestTimeout: 5_000, throwOnRequestTimeout: true } as const;
+
 export class TargetError extends Error {
   override readonly name = 'TargetError';
 }
@@ -102,7 +108,7 @@ export function localTarget(stateFile = STATE_FILE): Target {
   if (!isAlive(state.pid)) {
     throw new TargetError(`The local stack that wrote ${stateFile} (pid ${state.pid}) is not running. Start it with \`npm start\`.`);
   }
-  const client = new DynamoDBClient({ endpoint: state.dynamodbEndpoint, region: state.region, credentials: LOCAL_CREDENTIALS });
+  const client = new DynamoDBClient({ endpoint: state.dynamodbEndpoint, region: state.region, credentials: LOCAL_CREDENTIALS, requestHandler: REQUEST_HANDLER });
   const people = state.oidc ? localPeople(new LocalOidcAdminClient(state.oidc), state.oidc.issuer) : noLocalProvider;
   return build(client, state.tables, state.settings, `local stack at ${state.apiUrl}`, people);
 }
@@ -142,7 +148,7 @@ export async function awsTarget(stackName: string, region: string): Promise<Targ
   const userPoolId = outputs[STACK_OUTPUTS.userPoolId];
   const cognito = userPoolId ? new CognitoIdentityProviderClient({ region }) : undefined;
   return build(
-    new DynamoDBClient({ region }),
+    new DynamoDBClient({ region, requestHandler: REQUEST_HANDLER }),
     tables,
     settings,
     `stack ${stackName} in ${region}`,

@@ -53,9 +53,10 @@ const WORKSPACES = {
 const METADATA = {
   type: 'object',
   nullable: true,
-  description: `A string map: at most ${MAX_METADATA_ENTRIES} entries, keys 1–${MAX_METADATA_KEY_LENGTH} characters, values up to ${MAX_METADATA_VALUE_LENGTH}.`,
+  description: `A string map: at most ${MAX_METADATA_ENTRIES} entries, keys 1–${MAX_METADATA_KEY_LENGTH} characters (not \`__proto__\`), values up to ${MAX_METADATA_VALUE_LENGTH}.`,
   maxProperties: MAX_METADATA_ENTRIES,
-  propertyNames: { type: 'string', minLength: 1, maxLength: MAX_METADATA_KEY_LENGTH },
+  // `__proto__` is refused: JavaScript readers of the map (and DynamoDB's own marshalling) treat it as the prototype.
+  propertyNames: { type: 'string', minLength: 1, maxLength: MAX_METADATA_KEY_LENGTH, not: { const: '__proto__' } },
   additionalProperties: { type: 'string', maxLength: MAX_METADATA_VALUE_LENGTH },
   required: [],
 } as const;
@@ -159,7 +160,10 @@ function toFieldErrors(errors: ErrorObject[] | null | undefined): FieldError[] {
     const { propertyName } = e as ErrorObject & { propertyName?: string };
     if (propertyName !== undefined) {
       const path = e.instancePath.replace(/^\//, '').replace(/\//g, '.');
-      out.push({ field: path, message: `key '${propertyName}' must be 1 to ${MAX_METADATA_KEY_LENGTH} characters` });
+      out.push({
+        field: path,
+        message: propertyName === '__proto__' ? `key '__proto__' is reserved: use another name` : `key '${propertyName}' must be 1 to ${MAX_METADATA_KEY_LENGTH} characters`,
+      });
       continue;
     }
     if (e.keyword === 'pattern' && e.params['pattern'] === DATE_TIME_PATTERN) {

@@ -101,6 +101,8 @@ describe('metadata', () => {
       [{ nested: { a: 'b' } }, 'metadata.nested'],
       [['a'], 'metadata'],
       ['text', 'metadata'],
+      // An own `__proto__` key (as JSON.parse makes it): reserved, never a 500 from DynamoDB's marshalling.
+      [JSON.parse('{"__proto__": "p"}') as unknown, 'metadata'],
     ];
     const before = await t.snapshot();
     for (const [metadata, field] of bad) {
