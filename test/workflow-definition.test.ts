@@ -7,7 +7,10 @@ import { ValidationError } from '../lambdas/shared/errors.js';
 import { ModelRegistry } from '../lambdas/shared/models/registry.js';
 // A namespace import, so a missing export fails its own test rather than the whole file.
 import * as definitions from '../lambdas/shared/workflow-definition.js';
-import { checkInput, validateDefinition } from '../lambdas/shared/workflow-definition.js';
+import { checkInput, loadUserSchemaCompiler, validateDefinition } from '../lambdas/shared/workflow-definition.js';
+
+// The compiler of users' schemas is loaded on first use; the services await it before validating.
+beforeAll(() => loadUserSchemaCompiler());
 
 const definition = (input_schema: Record<string, unknown>) => ({
   input_schema,

@@ -3,9 +3,9 @@
  * In a step's `input`, any string starting with `$.` is a reference into
  * `{input, steps: {<id>: {output}}}`, resolved at run time; `output` is one such reference.
  */
-import { Ajv, type CodeOptions, type Options, type ValidateFunction } from 'ajv';
+import type { ValidateFunction } from 'ajv';
+import type * as UserSchemaCompiler from './user-schema-compiler.js';
 import { LRUCache } from 'lru-cache';
-import { RE2JS } from 're2js';
 import type { FieldError } from './errors.js';
 import { ValidationError } from './errors.js';
 
@@ -25,7 +25,7 @@ export const STEP_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 export const MAX_STEPS = 20;
 
 /** A schema's `pattern` (or `patternProperties` key) that cannot run in linear time. */
-class UnsafePattern extends Error {
+export class UnsafePattern extends Error {
   constructor(
     readonly pattern: string,
     why: string,
@@ -36,72 +36,22 @@ class UnsafePattern extends Error {
 }
 
 /**
- * How Ajv runs every pattern of a user's schema (`pattern`, `patternProperties`, and the patterns
- * `additionalProperties` and `propertyNames` check through them): RE2, whose matching takes time linear
- * in the input, never JavaScript's backtracking engine. The pattern must be valid ECMAScript (as JSON
- * Schema says) and within what RE2 runs: backreferences and lookaround are refused, as is a program
- * RE2 finds too large. Differences left: RE2's `.` matches `\r`, `\u2028` and `\u2029`, and its `\s`
- * is ASCII whitespace only.
+ * The compiler of users' schemas (Ajv and RE2, user-schema-compiler.ts), loaded by the first request that
+ * compiles a schema rather than at every cold start: most requests of the functions that hold it (reads,
+ * lists, deploys) never compile one. Every caller of validateDefinition and checkInput awaits
+ * loadUserSchemaCompiler() first.
  */
-const linearRegExp: NonNullable<CodeOptions['regExp']> = /* @__PURE__ */ Object.assign(
-  (pattern: string, flags: string) => {
-    try {
-      new RegExp(pattern, flags); // parses only: never matched against anything
-    } catch (error) {
-      throw new UnsafePattern(pattern, `not a valid regular expression (${(error as Error).message})`);
-    }
-    // Escape by escape, the way the translation below reads it: after the parse above, in Unicode
-    // mode, `\1`–`\9` and `\k` can only be backreferences (which the translation would turn into
-    // literals rather than refuse).
-    for (let i = 0; i < pattern.length; i++) {
-      if (pattern[i] !== '\\') continue;
-      const next = pattern[++i] ?? '';
-      if (/[1-9k]/.test(next)) throw new UnsafePattern(pattern, 'backreferences cannot run in linear time');
-    }
-    let re2: RE2JS;
-    try {
-      re2 = RE2JS.compile(RE2JS.translateRegExp(pattern));
-    } catch (error) {
-      throw new UnsafePattern(pattern, `RE2, the linear-time engine, cannot run it (${(error as Error).message})`);
-    }
-    return { test: (s: string) => re2.test(s), toString: () => pattern };
-  },
-  // The name generated standalone code would call; Knouds never generates any.
-  { code: 'linearRegExp' },
-);
+let compiler: typeof UserSchemaCompiler | undefined;
+export async function loadUserSchemaCompiler(): Promise<void> {
+  compiler ??= await import('./user-schema-compiler.js');
+}
 
-/**
- * Checks user schemas against the draft-07 meta-schema. Never compiles a user schema, so never holds
- * one: the only schemas it knows are its own meta-schemas, compiled once per instance (the ~25 ms a
- * fresh Ajv would spend on them for every schema).
- */
-const metaSchemas = /* @__PURE__ */ new Ajv({ strict: false, logger: false });
-
-/**
- * What each user schema is compiled with: an Ajv of its own (no `$id` or `$ref` target shared with
- * another schema; without meta-schemas, so nothing but the schema itself can be `$ref`erenced, and
- * nothing is loaded from anywhere), draft-07 keywords, no strict-mode surprises, no `$data` (a
- * pattern taken from the input), no formats (an unknown `format` is ignored, silently), every
- * `$ref` its own function (inlining copies the target at every `$ref`: a 15 KB schema made 26 MB of
- * code), and patterns on RE2.
- */
-const USER_SCHEMA_OPTIONS: Options = {
-  allErrors: true,
-  strict: false,
-  meta: false,
-  validateSchema: false,
-  $data: false,
-  logger: false,
-  inlineRefs: false,
-  allowMatchingProperties: true,
-  code: { regExp: linearRegExp },
-};
-
-/** A user's schema compiled in isolation; throws UnsafePattern, or Error for an invalid schema. */
+/** A user's schema compiled in isolation; throws UnsafePattern, SchemaTooComplex, or Error for an invalid schema. */
 function compileUserSchema(schema: Record<string, unknown>): ValidateFunction {
-  if (!metaSchemas.validateSchema(schema)) throw new Error(`schema is invalid: ${metaSchemas.errorsText(metaSchemas.errors)}`);
+  if (!compiler) throw new Error('the user-schema compiler is not loaded: await loadUserSchemaCompiler() first');
+  compiler.checkAgainstMetaSchema(schema);
   assertBoundedExpansion(schema);
-  return new Ajv(USER_SCHEMA_OPTIONS).compile(schema);
+  return compiler.compileIsolated(schema);
 }
 
 /** How many subschemas one value may be checked against once every `$ref` is followed. */

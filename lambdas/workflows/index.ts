@@ -1,6 +1,6 @@
 /** Workflows Lambda: /workflows (CRUD, deploy, run) and /models (list, run). */
 import { principalOf } from '../shared/caller.js';
-import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import type { InvokeCommand as InvokeCommandClass, LambdaClient } from '@aws-sdk/client-lambda';
 import { SLUG_PATTERN, covers } from '../shared/capabilities.js';
 import { createDocumentClient, TABLE_ENV } from '../shared/ddb.js';
 import { requireEnv, WORKER_FUNCTION_ENV } from '../shared/env.js';
@@ -49,11 +49,15 @@ const deps: WorkflowDeps = {
   retrySchedule: retryScheduleFromEnv(),
 };
 const workerFunction = requireEnv(WORKER_FUNCTION_ENV);
-const lambda = new LambdaClient({});
+/** The Lambda client, loaded by the first async run (sync runs, reads and writes of workflows never need it). */
+let lambda: Promise<{ client: LambdaClient; InvokeCommand: typeof InvokeCommandClass }> | undefined;
+const lambdaClient = () =>
+  (lambda ??= import('@aws-sdk/client-lambda').then(({ LambdaClient, InvokeCommand }) => ({ client: new LambdaClient({}), InvokeCommand })));
 
 /** Hands an async execution to the worker: an asynchronous invocation (Lambda retries it, then its DLQ). */
 async function startAsync(execution: { account_id: string; execution_id: string }): Promise<void> {
-  await lambda.send(
+  const { client, InvokeCommand } = await lambdaClient();
+  await client.send(
     new InvokeCommand({
       FunctionName: workerFunction,
       InvocationType: 'Event',

@@ -4,7 +4,7 @@
  * `KNOUDS_MODELS`). Models are pure steps: they take an input and return an output, or throw
  * ModelFailure with the message the execution records.
  */
-import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import type { LambdaClient } from '@aws-sdk/client-lambda';
 import { CANCEL_POLL_MS } from '../run-budget.js';
 
 export class ModelFailure extends Error {
@@ -124,6 +124,8 @@ function customModel(spec: CustomModelSpec): Model {
     description: spec.description,
     input_schema: spec.input_schema,
     run: async (input, context) => {
+      // Loaded by the first custom model's run: built-in models never need it.
+      const { LambdaClient, InvokeCommand } = await import('@aws-sdk/client-lambda');
       lambda ??= new LambdaClient({});
       const left = context.deadline - Date.now();
       if (left <= 0) throw new DeadlineExceeded(`model ${spec.id} has no time left`);

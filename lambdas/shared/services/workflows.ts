@@ -37,7 +37,7 @@ import {
   parseRunBody,
   parseUpdateWorkflowBody,
 } from '../schemas.js';
-import { checkInput, validateDefinition, type Definition } from '../workflow-definition.js';
+import { checkInput, loadUserSchemaCompiler, validateDefinition, type Definition } from '../workflow-definition.js';
 import {
   assertStorable,
   MAX_EXECUTION_OUTPUT_BYTES,
@@ -213,6 +213,7 @@ const knownModel = (deps: WorkflowDeps) => (id: string) => deps.models.get(id) !
 
 export async function createWorkflow(deps: WorkflowDeps, actor: Actor, rawBody: unknown): Promise<WorkflowObject> {
   const body = parseCreateWorkflowBody(rawBody);
+  await loadUserSchemaCompiler();
   validateDefinition(body.definition, knownModel(deps));
   const workspaceId = body.workspace_id ?? 'default';
   assertWorkspace(actor, workspaceId);
@@ -288,6 +289,7 @@ function versionContent(definition: unknown, name: string, description: string):
  */
 export async function updateWorkflow(deps: WorkflowDeps, actor: Actor, slug: string, rawBody: unknown, ifMatch?: IfMatch): Promise<WorkflowObject> {
   const body = parseUpdateWorkflowBody(rawBody);
+  await loadUserSchemaCompiler();
   validateDefinition(body.definition, knownModel(deps));
   for (let attempt = 0; ; attempt++) {
     const head = await reachableHead(deps, actor, slug);
@@ -448,6 +450,7 @@ export async function executeSteps(
       if (!model) throw new StepNotRunnable(`step '${step.id}': model '${step.model}' is not available`);
       const input = resolveReferences(step.input, scope, MAX_STEP_VALUE_BYTES, `step '${step.id}': its resolved input`);
       try {
+        await loadUserSchemaCompiler();
         checkInput(model.input_schema, input, `steps.${step.id}.input`);
       } catch (error) {
         throw new StepNotRunnable(`step '${step.id}': ${(error as ApiError).message}`);
@@ -529,6 +532,7 @@ export async function runWorkflow(
   }
   const { definition } = await versionOf(deps, head, head.deployed_version);
   const input = runInput(body.input);
+  await loadUserSchemaCompiler();
   checkInput(definition.input_schema, input);
   if (body.webhook_url !== undefined) {
     if (!options.async) throw ValidationError.field('webhook_url', 'is only for asynchronous runs (?async=true)');
@@ -688,6 +692,7 @@ export async function runModel(deps: WorkflowDeps, modelId: string, rawBody: unk
   if (!model) throw new NotFoundError(`Model '${modelId}' not found`);
   const body = parseModelRunBody(rawBody);
   const input = runInput(body.input);
+  await loadUserSchemaCompiler();
   checkInput(model.input_schema, input);
   try {
     const output = await model.run(input, { deadline: Date.now() + SYNC_BUDGET_MS, isCancelled: async () => false });
