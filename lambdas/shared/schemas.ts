@@ -32,6 +32,21 @@ export type KeyMetadata = Record<string, string>;
 export const MAX_METADATA_ENTRIES = 20;
 export const MAX_METADATA_KEY_LENGTH = 40;
 export const MAX_METADATA_VALUE_LENGTH = 500;
+/** Metadata keys refused: the members of every JavaScript object (`Object.prototype`'s own names). */
+export const RESERVED_METADATA_KEYS = [
+  '__proto__',
+  'constructor',
+  'hasOwnProperty',
+  'isPrototypeOf',
+  'propertyIsEnumerable',
+  'toLocaleString',
+  'toString',
+  'valueOf',
+  '__defineGetter__',
+  '__defineSetter__',
+  '__lookupGetter__',
+  '__lookupSetter__',
+];
 /** `expires_at` may be at most this far ahead (as `expires_in_days` at most). */
 export const MAX_EXPIRY_DAYS = 365;
 /** RFC 3339 date-time with `Z` or an offset (ISO-8601's profile the API speaks); checked for a real instant by the service. */
@@ -53,10 +68,11 @@ const WORKSPACES = {
 const METADATA = {
   type: 'object',
   nullable: true,
-  description: `A string map: at most ${MAX_METADATA_ENTRIES} entries, keys 1–${MAX_METADATA_KEY_LENGTH} characters (not \`__proto__\`), values up to ${MAX_METADATA_VALUE_LENGTH}.`,
+  description: `A string map: at most ${MAX_METADATA_ENTRIES} entries, keys 1–${MAX_METADATA_KEY_LENGTH} characters (not the names of JavaScript's object members: ${RESERVED_METADATA_KEYS.join(', ')}), values up to ${MAX_METADATA_VALUE_LENGTH}.`,
   maxProperties: MAX_METADATA_ENTRIES,
-  // `__proto__` is refused: JavaScript readers of the map (and DynamoDB's own marshalling) treat it as the prototype.
-  propertyNames: { type: 'string', minLength: 1, maxLength: MAX_METADATA_KEY_LENGTH, not: { const: '__proto__' } },
+  // The names of JavaScript's object members are refused: readers of the map (DynamoDB's own marshalling
+  // among them: `toString` made it throw, `__proto__` is taken as the prototype) treat them as members.
+  propertyNames: { type: 'string', minLength: 1, maxLength: MAX_METADATA_KEY_LENGTH, not: { enum: RESERVED_METADATA_KEYS } },
   additionalProperties: { type: 'string', maxLength: MAX_METADATA_VALUE_LENGTH },
   required: [],
 } as const;
@@ -162,7 +178,9 @@ function toFieldErrors(errors: ErrorObject[] | null | undefined): FieldError[] {
       const path = e.instancePath.replace(/^\//, '').replace(/\//g, '.');
       out.push({
         field: path,
-        message: propertyName === '__proto__' ? `key '__proto__' is reserved: use another name` : `key '${propertyName}' must be 1 to ${MAX_METADATA_KEY_LENGTH} characters`,
+        message: RESERVED_METADATA_KEYS.includes(propertyName)
+          ? `key '${propertyName}' is reserved (a name every JavaScript object has): use another name`
+          : `key '${propertyName}' must be 1 to ${MAX_METADATA_KEY_LENGTH} characters`,
       });
       continue;
     }

@@ -101,8 +101,11 @@ describe('metadata', () => {
       [{ nested: { a: 'b' } }, 'metadata.nested'],
       [['a'], 'metadata'],
       ['text', 'metadata'],
-      // An own `__proto__` key (as JSON.parse makes it): reserved, never a 500 from DynamoDB's marshalling.
+      // The names of JavaScript's object members (an own `__proto__` as JSON.parse makes it): reserved,
+      // never a 500 from DynamoDB's marshalling.
       [JSON.parse('{"__proto__": "p"}') as unknown, 'metadata'],
+      [{ toString: 'x' }, 'metadata'],
+      [{ constructor: 'x' }, 'metadata'],
     ];
     const before = await t.snapshot();
     for (const [metadata, field] of bad) {

@@ -1016,7 +1016,7 @@ export interface components {
             expires_at?: string | null;
             /** @enum {string|null} */
             environment?: "live" | "test" | null;
-            /** @description A string map: at most 20 entries, keys 1–40 characters, values up to 500. */
+            /** @description A string map: at most 20 entries, keys 1–40 characters (not the names of JavaScript's object members: __proto__, constructor, hasOwnProperty, isPrototypeOf, propertyIsEnumerable, toLocaleString, toString, valueOf, __defineGetter__, __defineSetter__, __lookupGetter__, __lookupSetter__), values up to 500. */
             metadata?: {
                 [key: string]: string;
             } | null;
@@ -1027,7 +1027,7 @@ export interface components {
             name?: string | null;
             capabilities?: string[] | null;
             workspaces?: string[] | null;
-            /** @description A string map: at most 20 entries, keys 1–40 characters, values up to 500. Replaces the key's whole map (`{}` clears it). */
+            /** @description A string map: at most 20 entries, keys 1–40 characters (not the names of JavaScript's object members: __proto__, constructor, hasOwnProperty, isPrototypeOf, propertyIsEnumerable, toLocaleString, toString, valueOf, __defineGetter__, __defineSetter__, __lookupGetter__, __lookupSetter__), values up to 500. Replaces the key's whole map (`{}` clears it). */
             metadata?: {
                 [key: string]: string;
             } | null;
