@@ -1,6 +1,8 @@
 /** What a function's bundle weighs: in all, and what a cold start reads and compiles (for the bench and test/performance-budget.test.ts). */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { build } from 'esbuild';
+import { PROJECT_ROOT } from '../local-runner/state.js';
 
 /** A bundle's bytes, its chunks' included. */
 export function bundleBytes(file: string): number {
@@ -30,4 +32,32 @@ export function filesLoadedAtInit(file: string): string[] {
 /** The bytes a cold start reads and compiles. */
 export function loadedAtInit(file: string): number {
   return filesLoadedAtInit(file).reduce((sum, f) => sum + statSync(f).size, 0);
+}
+
+/**
+ * The reference every function is measured against: a bare `GetItemCommand` handler bundled as the
+ * functions are (ESM, minified, the SDK included) into `<dir>/reference/index.mjs`; returns that path.
+ */
+export async function buildReferenceBundle(dir: string): Promise<string> {
+  const entry = path.join(dir, 'reference.mjs');
+  writeFileSync(
+    entry,
+    "import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';\n" +
+      'const client = new DynamoDBClient({});\n' +
+      "export const handler = async (e) => client.send(new GetItemCommand({ TableName: process.env.T, Key: { pk: { S: e.k } } }));\n",
+  );
+  const out = path.join(dir, 'reference', 'index.mjs');
+  await build({
+    entryPoints: [entry],
+    outfile: out,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node22',
+    minify: true,
+    nodePaths: [path.join(PROJECT_ROOT, 'node_modules')],
+    banner: { js: "import { createRequire as __r } from 'node:module'; const require = __r(import.meta.url);" },
+    logLevel: 'error',
+  });
+  return out;
 }

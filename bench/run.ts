@@ -15,7 +15,6 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
-import { build } from 'esbuild';
 import { BatchWriteItemCommand, DynamoDBClient, type BatchWriteItemCommandOutput, GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { hashApiKey } from '../lambdas/shared/api-key.js';
 import { createAccount, createKey } from '../lambdas/shared/services/keys.js';
@@ -29,7 +28,7 @@ import { invocationStats, resetInvocationStats } from '../local-runner/functions
 import { MembershipsRepository } from '../lambdas/shared/repositories/memberships.js';
 import { memberAddedEvent } from '../lambdas/shared/repositories/audit.js';
 import { startTestIssuer } from '../test/support/issuer.js';
-import { bundleBytes, loadedAtInit } from './bundle-size.js';
+import { buildReferenceBundle, bundleBytes, loadedAtInit } from './bundle-size.js';
 import { startMeteringProxy } from './metering-proxy.js';
 import { costPerMillion, PRICES, PRICES_READ, type Measured } from './prices.js';
 
@@ -309,25 +308,7 @@ async function main() {
     // ——— Bundles: size and module initialisation, beside a bare GetItem bundle ———
     say('Measuring bundles…');
     const dir = mkdtempSync(path.join(tmpdir(), 'knouds-bench-'));
-    const refEntry = path.join(dir, 'reference.mjs');
-    writeFileSync(
-      refEntry,
-      "import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';\n" +
-        'const client = new DynamoDBClient({});\n' +
-        "export const handler = async (e) => client.send(new GetItemCommand({ TableName: process.env.T, Key: { pk: { S: e.k } } }));\n",
-    );
-    const refOut = path.join(dir, 'reference', 'index.mjs');
-    await build({
-      entryPoints: [refEntry],
-      outfile: refOut,
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node22',
-      minify: true,
-      nodePaths: [path.join(PROJECT_ROOT, 'node_modules')],
-      banner: { js: "import { createRequire as __r } from 'node:module'; const require = __r(import.meta.url);" },
-    });
+    const refOut = await buildReferenceBundle(dir);
     const bundles: { name: string; file: string; env: Record<string, string> }[] = [...stack.model.functions.values()]
       .filter((f) => f.modulePath.endsWith('.mjs'))
       .sort((a, b) => (a.logicalId.startsWith('Authorizer') ? -1 : b.logicalId.startsWith('Authorizer') ? 1 : a.logicalId.localeCompare(b.logicalId)))

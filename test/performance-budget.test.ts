@@ -4,14 +4,12 @@
  * of it until first use. Timings are the bench's (`npm run bench`), never asserted here. The DynamoDB calls
  * per route are pinned exactly by test/e2e/budget.test.ts and test/e2e/performance-budget.test.ts.
  */
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { build } from 'esbuild';
-import { filesLoadedAtInit, loadedAtInit } from '../bench/bundle-size.js';
+import { buildReferenceBundle, filesLoadedAtInit, loadedAtInit } from '../bench/bundle-size.js';
 import { LOCAL_ACCOUNT_ID, LOCAL_REGION } from '../local-runner/stack.js';
 import { loadApiModel } from '../local-runner/template.js';
-import { PROJECT_ROOT } from '../local-runner/state.js';
 import { TEST_CDK_OUT } from './support/paths.js';
 
 let reference: number;
@@ -19,25 +17,7 @@ let functions: Map<string, string>;
 
 beforeAll(async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'knouds-budget-'));
-  writeFileSync(
-    path.join(dir, 'reference.mjs'),
-    "import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';\n" +
-      'const client = new DynamoDBClient({});\n' +
-      "export const handler = async (e) => client.send(new GetItemCommand({ TableName: process.env.T, Key: { pk: { S: e.k } } }));\n",
-  );
-  const out = path.join(dir, 'reference', 'index.mjs');
-  await build({
-    entryPoints: [path.join(dir, 'reference.mjs')],
-    outfile: out,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node22',
-    minify: true,
-    nodePaths: [path.join(PROJECT_ROOT, 'node_modules')],
-    banner: { js: "import { createRequire as __r } from 'node:module'; const require = __r(import.meta.url);" },
-    logLevel: 'error',
-  });
+  const out = await buildReferenceBundle(dir);
   reference = loadedAtInit(out);
   const model = loadApiModel(TEST_CDK_OUT, { region: LOCAL_REGION, accountId: LOCAL_ACCOUNT_ID });
   functions = new Map([...model.functions.values()].filter((f) => f.modulePath.endsWith('.mjs')).map((f) => [f.logicalId.replace(/[0-9A-F]{8}$/, ''), f.modulePath]));
