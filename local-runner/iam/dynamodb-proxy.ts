@@ -17,7 +17,7 @@
  * (The runner hands its own clients DynamoDB's endpoint directly; this is for anyone pointed here.)
  */
 import { randomUUID } from 'node:crypto';
-import { Agent, createServer, request as httpRequest, type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import { Agent, createServer, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import { isRefusal, SigV4Verifier, type Refusal, type SigningIdentity } from '../sigv4.js';
 import { dynamoDbAccess, type DynamoDbTarget } from './dynamodb.js';
 import type { IamEnforcer } from './enforcer.js';
@@ -52,8 +52,8 @@ const accessKeyIdOf = (authorization: string | undefined) => /Credential=([^/\s,
 
 export async function startDynamoDbIamProxy(options: DynamoDbIamProxyOptions): Promise<DynamoDbIamProxy> {
   const upstream = new URL(options.upstream);
-  // Idle upstream connections are dropped after UPSTREAM_IDLE_MS, before DynamoDB Local's Jetty closes them
-  // (30 s): reusing a connection the server is closing cuts the request (see the retry in forward).
+  // Idle upstream connections are dropped after UPSTREAM_IDLE_MS, well before DynamoDB Local's Jetty closes
+  // them (30 s): reusing a connection as the server closes it cuts the request, which is never sent again.
   const agent = new Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY, timeout: UPSTREAM_IDLE_MS });
   const verifier = new SigV4Verifier(options.callers, options.target.region, 'dynamodb', options.now);
   const log = options.onLog ?? (() => {});
@@ -80,26 +80,17 @@ export async function startDynamoDbIamProxy(options: DynamoDbIamProxyOptions): P
     const authorization = outgoing['authorization'];
     if (typeof authorization === 'string') outgoing['authorization'] = authorization.replace(/Credential=[^/\s,]+\//, `Credential=${runnerKeyId}/`);
     const path = req.url ?? '/';
-    let up: ClientRequest | undefined;
-    const send = (mayRetry: boolean) => {
-      const attempt = httpRequest({ hostname: upstream.hostname, port: upstream.port, path, method: req.method, headers: outgoing, agent }, (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      });
-      up = attempt;
-      attempt.on('error', (e: NodeJS.ErrnoException) => {
-        // A kept-alive connection the upstream closed as this request went out: it never read the request,
-        // so it is sent again once on a new connection (Node's documented pattern). Any other lost upstream
-        // connection is a lost connection for the caller too (its SDK retries, as it would).
-        if (mayRetry && attempt.reusedSocket && !res.headersSent && (e.code === 'ECONNRESET' || e.code === 'EPIPE')) send(false);
-        else res.destroy();
-      });
-      attempt.end(body);
-    };
-    res.on('close', () => {
-      if (!res.writableFinished) up?.destroy();
+    const up = httpRequest({ hostname: upstream.hostname, port: upstream.port, path, method: req.method, headers: outgoing, agent }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
     });
-    send(true);
+    // A lost upstream connection is a lost connection for the caller too (its SDK retries, as it would).
+    // Never sent again from here: the request may have landed (the usage counter's write must count once).
+    up.on('error', () => res.destroy());
+    res.on('close', () => {
+      if (!res.writableFinished) up.destroy();
+    });
+    up.end(body);
   };
 
   // Callers' idle connections are never closed by the proxy (keepAliveTimeout 0): the functions' SDK keeps

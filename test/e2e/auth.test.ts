@@ -83,6 +83,8 @@ describe('GET /v1/keys/verify', () => {
         'workflow:write',
       ],
       workspaces: ['*'],
+      metadata: {},
+      enabled: true,
       account_id: DEMO_ACCOUNT_ID,
       tier: 'business',
       created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
