@@ -343,9 +343,17 @@ describe('one exit code per class of error', () => {
   });
 
   it('1 OUTCOME_UNKNOWN: a change whose request got no answer may have been made (not 6, which scripts retry); a read is 6', async () => {
-    // A DynamoDB that takes each request and never answers.
+    // A DynamoDB that takes each request and never answers. It reads (and drops) what comes, so a client
+    // that gives up and closes is seen closing; whatever is left is destroyed at the end.
     const sockets: Socket[] = [];
-    const hung = createNetServer((socket) => void sockets.push(socket));
+    let closing = false;
+    const hung = createNetServer((socket) => {
+      if (closing) return void socket.destroy();
+      sockets.push(socket);
+      socket.resume();
+      socket.on('end', () => socket.destroy());
+      socket.on('error', () => socket.destroy());
+    });
     await new Promise<void>((r) => hung.listen(0, '127.0.0.1', r));
     try {
       const state = path.join(dir, 'hung.json');
@@ -358,10 +366,12 @@ describe('one exit code per class of error', () => {
       const read = await runTs('admin-cli/main.ts', ['account', 'get', '--id', 'acct_hung', '--json'], { KNOUDS_STATE_FILE: state });
       expect({ code: read.code, body: JSON.parse(read.stdout) as unknown }).toEqual({ code: 6, body: { code: 'AWS_ERROR', error: expect.stringMatching(/^TimeoutError/) } });
     } finally {
+      closing = true;
       for (const socket of sockets) socket.destroy();
-      await new Promise((r) => hung.close(r));
+      hung.close();
     }
-  });
+    // Two commands, each giving up after three 5 s attempts: about 45 s on an idle machine.
+  }, 240_000);
 
   it('--help lists the classes, for the whole CLI and for a command', async () => {
     const top = await noStack('--help');
