@@ -43,7 +43,10 @@ const metrics = new Metrics({ namespace: process.env[METRICS_NAMESPACE_ENV] ?? '
 export function countMetric(name: (typeof METRIC)[keyof typeof METRIC], dimension?: [string, string], count = 1): void {
   // Only inside a function (Lambda, or the local runner's): not in the admin CLI or the tests' own process.
   if (!IN_FUNCTION) return;
-  const single = metrics.singleMetric();
-  if (dimension) single.addDimension(dimension[0], dimension[1]);
-  single.addMetric(name, MetricUnit.Count, count);
+  // Added and published at once on the one Metrics instance (`publishStoredMetrics` clears the metric and
+  // the dimension): `singleMetric()` built a new Metrics, with a Console of its own, on every call (about
+  // 8 % of the authorizer's CPU per request in a profile).
+  if (dimension) metrics.addDimension(dimension[0], dimension[1]);
+  metrics.addMetric(name, MetricUnit.Count, count);
+  metrics.publishStoredMetrics();
 }
