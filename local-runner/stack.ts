@@ -25,7 +25,7 @@ import { SETTINGS_ENV, type Settings } from '../lambdas/shared/settings.js';
 import { STACK_OUTPUTS } from '../lib/outputs.js';
 import { LOCAL_CREDENTIALS, StartupError, startDynamoDbLocal, waitForDynamoDb, type DynamoDbLocal } from './dynamodb-local.js';
 import { FunctionPool } from './functions.js';
-import { startDynamoDbIamProxy } from './iam/dynamodb-proxy.js';
+import { startDynamoDbIamProxy, type DynamoDbCallObserver } from './iam/dynamodb-proxy.js';
 import { IamEnforcer, type IamRefusal } from './iam/enforcer.js';
 import { createGateway, type AccessLogEntry } from './gateway.js';
 import { PROJECT_ROOT, type LocalState } from './state.js';
@@ -52,6 +52,8 @@ export interface LocalStackOptions {
   readonly port?: number;
   /** Use this DynamoDB instead of starting DynamoDB Local. */
   readonly dynamodbEndpoint?: string;
+  /** Told of every call through the functions' DynamoDB endpoint, the IAM proxy (`npm run bench` meters there; needs IAM on). */
+  readonly dynamodbObserver?: DynamoDbCallObserver;
   /** Keep DynamoDB Local's data in this folder. */
   readonly persistDir?: string;
   /** Synthesize into this folder. @default <project>/cdk.out */
@@ -140,6 +142,8 @@ export interface LocalStack {
    * invocation with a "Scheduled Event"); resolves when those invocations have ended.
    */
   runSchedules(): Promise<void>;
+  /** Resolves when no asynchronous invocation is in flight, Lambda's retries and those started meanwhile included. */
+  asyncInvocationsSettled(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -359,6 +363,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       : undefined;
     for (const warning of enforcer?.warnings ?? []) progress(`IAM: ${warning}`);
     let iamEndpoint: string | undefined;
+    if (options.dynamodbObserver && !enforcer) throw new StartupError('a DynamoDB observer needs the IAM proxy: IAM enforcement is off');
     if (enforcer) {
       const tableKeys = new Map(
         model.tables.map((t) => [t.tableName, { partitionKey: t.keySchema.find((k) => k.KeyType === 'HASH')?.AttributeName ?? '' }]),
@@ -370,6 +375,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         target: { region: LOCAL_REGION, accountId: LOCAL_ACCOUNT_ID, table: (name) => tableKeys.get(name) },
         enforcer,
         onLog: (line) => onLog?.('dynamodb-iam', line),
+        ...(options.dynamodbObserver ? { observer: options.dynamodbObserver } : {}),
       });
       cleanups.push(() => proxy.close());
       iamEndpoint = proxy.endpoint;
@@ -525,7 +531,25 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       refusals: () => enforcer?.refusals() ?? [],
       summary: () => enforcer?.summary() ?? 'IAM: not enforced (--no-iam)',
     };
-    return { url, apiUrl, dynamodbEndpoint: endpoint, lambdaEndpoint, model, state, ...(adminKey ? { adminKey } : {}), oidc, ...(demoPerson ? { demoPerson } : {}), doc, iam, runSchedules, close };
+    const asyncInvocationsSettled = async () => {
+      while (lambdaApi.inFlight.size > 0) await Promise.allSettled([...lambdaApi.inFlight]);
+    };
+    return {
+      url,
+      apiUrl,
+      dynamodbEndpoint: endpoint,
+      lambdaEndpoint,
+      model,
+      state,
+      ...(adminKey ? { adminKey } : {}),
+      oidc,
+      ...(demoPerson ? { demoPerson } : {}),
+      doc,
+      iam,
+      runSchedules,
+      asyncInvocationsSettled,
+      close,
+    };
   } catch (error) {
     await close();
     throw error;
