@@ -3,13 +3,13 @@
  *
  *   npm run bench [-- --skip-synth] [--quick]
  *
- * It starts its own DynamoDB Local with a counting proxy in front (every DynamoDB call of the local
- * stack and of the floor goes through the same proxy), serves the synthesized stack with the local
+ * It starts its own DynamoDB Local, serves the synthesized stack with the local runner, whose DynamoDB
+ * endpoint (the IAM proxy) counts every call of the functions and of the floor (bench/meter.ts), serves the synthesized stack with the local
  * runner (function logs off, as with `npm start -- --quiet-logs`), and prints one table; the same
  * figures go to bench/results.json. Latency figures are medians of three interleaved rounds.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
@@ -21,6 +21,8 @@ import { createAccount, createKey } from '../lambdas/shared/services/keys.js';
 import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
 import { AuditRepository } from '../lambdas/shared/repositories/audit.js';
 import { KeysRepository } from '../lambdas/shared/repositories/keys.js';
+import { UsageRepository } from '../lambdas/shared/repositories/usage.js';
+import { createDocumentClient } from '../lambdas/shared/ddb.js';
 import { LOCAL_CREDENTIALS, startDynamoDbLocal } from '../local-runner/dynamodb-local.js';
 import { PROJECT_ROOT } from '../local-runner/state.js';
 import { LOCAL_REGION, startLocalStack, synthesize } from '../local-runner/stack.js';
@@ -29,13 +31,16 @@ import { MembershipsRepository } from '../lambdas/shared/repositories/membership
 import { memberAddedEvent } from '../lambdas/shared/repositories/audit.js';
 import { startTestIssuer } from '../test/support/issuer.js';
 import { buildReferenceBundle, bundleBytes, loadedAtInit } from './bundle-size.js';
-import { startMeteringProxy } from './metering-proxy.js';
+import { createMeter } from './meter.js';
 import { costPerMillion, PRICES, PRICES_READ, type Measured } from './prices.js';
 
 const { values: args } = parseArgs({ options: { 'skip-synth': { type: 'boolean' }, quick: { type: 'boolean' } } });
 const QUICK = args.quick ?? false;
 const CDK_OUT = path.join(PROJECT_ROOT, 'bench', 'cdk.out');
 const say = (line: string) => process.stdout.write(`${line}\n`);
+const HEALTH = 'GET /v1/health (gateway alone)';
+const FLOOR = "floor: verify's 2 calls, from the bench";
+const PLAIN_FLOOR = 'floor before: simpler GetItem + UpdateItem';
 
 // ——— HTTP client with keep-alive, as a real client library would use ———
 const agent = new Agent({ keepAlive: true, maxSockets: 256 });
@@ -84,6 +89,35 @@ async function load(concurrency: number, total: number, call: (i: number) => Pro
   return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), rps: total / seconds, n: total, errors };
 }
 
+interface CpuByPlace {
+  /** CPU ms used so far by this process's main thread (the gateway, the IAM proxy, the bench's own client). */
+  main: number;
+  /** … by its other threads: the functions' worker threads, V8's and libuv's helpers. */
+  otherThreads: number;
+  /** … by DynamoDB Local (its JVM). */
+  dynamodbLocal: number;
+}
+/** CPU time so far by place, from Linux's /proc (utime + stime, in clock ticks of 10 ms); undefined elsewhere. */
+function cpuByPlace(dynamodbPid: number | undefined): CpuByPlace | undefined {
+  const ticks = (stat: string) => {
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  };
+  try {
+    let main = 0;
+    let otherThreads = 0;
+    for (const task of readdirSync('/proc/self/task')) {
+      const ms = ticks(readFileSync(`/proc/self/task/${task}/stat`, 'utf8'));
+      if (task === String(process.pid)) main = ms;
+      else otherThreads += ms;
+    }
+    const dynamodbLocal = dynamodbPid === undefined ? 0 : ticks(readFileSync(`/proc/${dynamodbPid}/stat`, 'utf8'));
+    return { main, otherThreads, dynamodbLocal };
+  } catch {
+    return undefined;
+  }
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 
 async function main() {
@@ -93,10 +127,10 @@ async function main() {
     say('Synthesizing…');
     await synthesize(CDK_OUT);
   }
-  say('Starting DynamoDB Local, a counting proxy and the local stack…');
+  say('Starting DynamoDB Local and the local stack…');
   const ddb = await startDynamoDbLocal();
   if (ddb.warning) say(ddb.warning);
-  const proxy = await startMeteringProxy(ddb.endpoint);
+  const meter = createMeter();
   // People's access tokens for the session request: a test issuer the authorizer trusts.
   const issuer = await startTestIssuer();
   const stack = await startLocalStack({
@@ -104,9 +138,12 @@ async function main() {
     port: 0,
     cdkOut: CDK_OUT,
     skipSynth: true,
-    dynamodbEndpoint: proxy.endpoint,
+    dynamodbEndpoint: ddb.endpoint,
+    dynamodbObserver: meter.observer,
     tableNamePrefix: 'bench',
     seed: false,
+    // No scheduled sweep or webhook retry lands in a measurement.
+    schedules: 'manual',
   });
   const { tables, settings } = stack.state;
   const deps = {
@@ -159,9 +196,9 @@ async function main() {
     const calls: Record<string, Record<string, number>> = {};
     for (const [method, p, body] of routes) {
       await call(0, method, p, body); // warm the function instance
-      proxy.reset();
+      meter.reset();
       await call(0, method, p, body);
-      calls[`${method} ${p.replace(/key_\w+/, '{key_id}')}`] = proxy.counts();
+      calls[`${method} ${p.replace(/key_\w+/, '{key_id}')}`] = meter.counts();
     }
 
     // ——— Cost per million requests, from measured units ———
@@ -185,14 +222,14 @@ async function main() {
     const pricedRequests = QUICK ? 20 : 100;
     for (const [name, fn, { cloudFront }] of priced) {
       for (let i = 0; i < 5; i++) await fn(i);
-      proxy.reset();
+      meter.reset();
       resetInvocationStats();
-      proxy.metering(true);
+      meter.metering(true);
       let failed = 0;
       for (let i = 0; i < pricedRequests; i++) if (!(await fn(i))) failed++;
-      proxy.metering(false);
+      meter.metering(false);
       if (failed) say(`  (${name}: ${failed} of ${pricedRequests} failed)`);
-      const { readUnits, writeUnits } = proxy.capacity();
+      const { readUnits, writeUnits } = meter.capacity();
       const functions = [...invocationStats()].map(([id, s]) => ({
         id: id.replace(/[0-9A-F]{8}$/, ''),
         invocations: s.invocations / pricedRequests,
@@ -204,16 +241,29 @@ async function main() {
     }
 
     // ——— Latency: the gateway alone, the floor, and three routes ———
-    const floorClient = new DynamoDBClient({ endpoint: proxy.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
-    // The same work as verify, with nothing around it: read one of the ten key records, then bump one of
-    // ten counter items of the current hour (the same items-under-contention shape as the counters).
+    // The floor is verify's own DynamoDB work with nothing around it: the same two calls (the key's record
+    // by its hash, the usage counter's conditional write) made by the same code the functions run (the
+    // repositories, on the functions' document client), through the same endpoint (the IAM proxy, which
+    // passes the runner's own credentials unchecked), from the bench process. What verify takes beyond
+    // health + floor is the local runner's hand-offs, the functions' own code and the IAM check.
+    const floorDoc = createDocumentClient({ endpoint: stack.iam.dynamodbEndpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
+    const floorKeys = new KeysRepository(floorDoc, { keys: tables.keys, accounts: tables.accounts });
+    const floorUsage = new UsageRepository(floorDoc, tables.usage);
     const hashes = verifyKeys.map((k) => hashApiKey(k));
     const floor = async (i: number) => {
-      await floorClient.send(new GetItemCommand({ TableName: tables.keys, Key: { pk: { S: `H#${hashes[i % 10]!}` } }, ConsistentRead: true }));
-      await floorClient.send(
+      const record = await floorKeys.getByHash(hashes[i % 10]!);
+      const hit = await floorUsage.hit(`floor-${i % 10}`, record?.account_id ?? 'acct_bench_verify', 1_000_000, new Date());
+      return record !== undefined && hit.admitted;
+    };
+    // The floor as the bench measured it before: two simpler calls (an unconditional ADD, UPDATED_NEW) on
+    // the low-level client. Shown beside, for comparison with earlier runs.
+    const plainClient = new DynamoDBClient({ endpoint: stack.iam.dynamodbEndpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
+    const plainFloor = async (i: number) => {
+      await plainClient.send(new GetItemCommand({ TableName: tables.keys, Key: { pk: { S: `H#${hashes[i % 10]!}` } }, ConsistentRead: true }));
+      await plainClient.send(
         new UpdateItemCommand({
           TableName: tables.usage,
-          Key: { key_id: { S: `floor-${i % 10}` }, hour: { S: new Date().toISOString().slice(0, 13) } },
+          Key: { key_id: { S: `plain-${i % 10}` }, hour: { S: new Date().toISOString().slice(0, 13) } },
           UpdateExpression: 'ADD m0 :one, requests :one SET last_used = :now',
           ExpressionAttributeValues: { ':one': { N: '1' }, ':now': { S: new Date().toISOString() } },
           ReturnValues: 'UPDATED_NEW',
@@ -225,8 +275,9 @@ async function main() {
     const verify = async (i: number) =>
       (await send(`${api}/keys/verify`, 'GET', { 'x-api-key': verifyKeys[i % verifyKeys.length]! })).status === 200;
     const scenarios: [string, (i: number) => Promise<boolean>][] = [
-      ['GET /v1/health (gateway alone)', health],
-      ['floor: GetItem + UpdateItem, direct', floor],
+      [HEALTH, health],
+      [FLOOR, floor],
+      [PLAIN_FLOOR, plainFloor],
       ['GET /v1/keys/verify', verify],
       ['GET /v1/workflows/{slug}', (i) => call(i, 'GET', '/workflows/one-step')],
       ['POST /v1/workflows/{slug}/run (sync, 1 step)', (i) => call(i, 'POST', '/workflows/one-step/run', { input: { i } })],
@@ -257,9 +308,7 @@ async function main() {
         };
       }
     }
-    const ratio = (c: number) =>
-      latency['GET /v1/keys/verify']![c]!.p50 /
-      (latency['GET /v1/health (gateway alone)']![c]!.p50 + latency['floor: GetItem + UpdateItem, direct']![c]!.p50);
+    const ratio = (c: number, floorName = FLOOR) => latency['GET /v1/keys/verify']![c]!.p50 / (latency[HEALTH]![c]!.p50 + latency[floorName]![c]!.p50);
 
     // ——— 10 keys vs 100,000 keys ———
     const verifyAt = async () => {
@@ -267,6 +316,53 @@ async function main() {
       for (let r = 0; r < 3; r++) runs.push((await load(16, QUICK ? 100 : 400, verify)).p50);
       return median(runs);
     };
+    // ——— Where verify's time goes beyond the floor, at c=1: CPU by place, and each function's hand-off ———
+    const where: { name: string; wallMs: number; cpu: CpuByPlace | undefined; functions: { id: string; perRequest: number; invokeMs: number; handlerMs: number }[] }[] = [];
+    {
+      const measured = [
+        [FLOOR, floor],
+        ['GET /v1/keys/verify', verify],
+      ] as const;
+      const perRound = QUICK ? 50 : 150;
+      const totals = measured.map(() => ({ ms: 0, n: 0, cpu: { main: 0, otherThreads: 0, dynamodbLocal: 0 } as CpuByPlace | undefined, stats: new Map<string, { invocations: number; invokeMs: number; handlerMs: number }>() }));
+      // Four rounds, the two interleaved, so that DynamoDB Local's and V8's background work (garbage
+      // collection, compilation) falls on both alike.
+      for (let round = 0; round < 4; round++) {
+        for (const [m, [, fn]] of measured.entries()) {
+          for (let i = 0; i < 20; i++) await fn(i);
+          resetInvocationStats();
+          const before = cpuByPlace(ddb.process.pid);
+          const t0 = performance.now();
+          for (let i = 0; i < perRound; i++) await fn(i);
+          const total = totals[m]!;
+          total.ms += performance.now() - t0;
+          total.n += perRound;
+          const after = cpuByPlace(ddb.process.pid);
+          if (before && after && total.cpu) {
+            total.cpu.main += after.main - before.main;
+            total.cpu.otherThreads += after.otherThreads - before.otherThreads;
+            total.cpu.dynamodbLocal += after.dynamodbLocal - before.dynamodbLocal;
+          } else total.cpu = undefined;
+          for (const [id, st] of invocationStats()) {
+            const acc = total.stats.get(id) ?? { invocations: 0, invokeMs: 0, handlerMs: 0 };
+            acc.invocations += st.invocations;
+            acc.invokeMs += st.invokeMs;
+            acc.handlerMs += st.handlerMs;
+            total.stats.set(id, acc);
+          }
+        }
+      }
+      for (const [m, [name]] of measured.entries()) {
+        const { ms, n, cpu, stats } = totals[m]!;
+        where.push({
+          name,
+          wallMs: ms / n,
+          cpu: cpu && { main: cpu.main / n, otherThreads: cpu.otherThreads / n, dynamodbLocal: cpu.dynamodbLocal / n },
+          functions: [...stats].map(([id, st]) => ({ id: id.replace(/[0-9A-F]{8}$/, ''), perRequest: st.invocations / n, invokeMs: st.invokeMs / st.invocations, handlerMs: st.handlerMs / st.invocations })),
+        });
+      }
+    }
+
     const with10 = await verifyAt();
     const bulk = QUICK ? 10_000 : 100_000;
     say(`Seeding ${bulk.toLocaleString()} keys straight into DynamoDB Local…`);
@@ -348,9 +444,22 @@ async function main() {
       rows.push(`  ${name.padEnd(46)} ${cells.join('')}`);
     }
     rows.push('', `  verify p50 / (health p50 + floor p50): ${levels.map((c) => `c=${c}: ${ratio(c).toFixed(2)}`).join('   ')}   (target ≤ 1.3 at c=1 and 16)`);
+    rows.push(`  the same against the floor before:     ${levels.map((c) => `c=${c}: ${ratio(c, PLAIN_FLOOR).toFixed(2)}`).join('   ')}`);
     rows.push(
       `  verify p50 at c=16 with 10 keys: ${with10.toFixed(2)} ms; with ${bulk.toLocaleString()} keys: ${with100k.toFixed(2)} ms; ratio ${(with100k / with10).toFixed(2)} (target ≤ 1.10)`,
     );
+    rows.push('', `Where the time goes at c=1 (${QUICK ? 200 : 600} requests each, one after another, in four interleaved rounds; mean ms per request, CPU from /proc)`, '');
+    for (const w of where) {
+      const cpu = w.cpu
+        ? `CPU: runner main thread ${w.cpu.main.toFixed(2)}, runner's other threads (functions, V8 helpers) ${w.cpu.otherThreads.toFixed(2)}, DynamoDB Local ${w.cpu.dynamodbLocal.toFixed(2)}`
+        : 'CPU: not available (no /proc)';
+      rows.push(`  ${w.name.padEnd(46)} mean ${w.wallMs.toFixed(2)} ms; ${cpu}`);
+      for (const f of w.functions) {
+        rows.push(
+          `    ${f.id.padEnd(44)} ${f.perRequest.toFixed(2)} per request × invocation ${f.invokeMs.toFixed(2)} ms = handler ${f.handlerMs.toFixed(2)} + hand-off there and back ${(f.invokeMs - f.handlerMs).toFixed(2)}`,
+        );
+      }
+    }
     rows.push('', 'Bundles (minified bytes, module initialisation: median of cold loads in a fresh process)', '');
     rows.push(`  ${'function'.padEnd(40)} ${'loaded at init'.padStart(15)} ${'whole bundle'.padStart(14)} ${'init'.padStart(10)}   init / reference`);
     for (const b of bundleFigures) {
@@ -383,17 +492,19 @@ async function main() {
       calls,
       latency,
       ratio: Object.fromEntries(levels.map((c) => [c, ratio(c)])),
+      ratioToFloorBefore: Object.fromEntries(levels.map((c) => [c, ratio(c, PLAIN_FLOOR)])),
+      where,
       keys: { with10, withMany: with100k, many: bulk, ratio: with100k / with10 },
       bundles: bundleFigures,
       costs: { pricesRead: PRICES_READ, prices: PRICES, requests: costs },
     };
     writeFileSync(path.join(PROJECT_ROOT, 'bench', 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
     say('\nWrote bench/results.json');
-    floorClient.destroy();
+    floorDoc.destroy();
+    plainClient.destroy();
     direct.destroy();
   } finally {
     await stack.close();
-    await proxy.close();
     await issuer.close();
     await ddb.stop();
     agent.destroy();

@@ -68,6 +68,10 @@ export interface InvocationStats {
   invocations: number;
   /** Handler time rounded up to whole ms per invocation, as Lambda bills it. */
   billedMs: number;
+  /** Handler time, exact (ms). */
+  handlerMs: number;
+  /** From the event's hand-off to the worker until its answer is back, with the handler time (ms). */
+  invokeMs: number;
 }
 const stats = new Map<string, InvocationStats>();
 export function invocationStats(): ReadonlyMap<string, Readonly<InvocationStats>> {
@@ -184,6 +188,7 @@ export class FunctionPool {
       throw new FunctionError('InitError', error instanceof Error ? error.message : String(error));
     }
     const id = ++nextId;
+    const handedOff = performance.now();
     const timeoutMs = this.def.timeoutSeconds * 1000;
     const functionId = this.def.logicalId;
     return new Promise((resolve, reject) => {
@@ -195,9 +200,11 @@ export class FunctionPool {
         finish();
         this.release(instance);
         if (m.ms !== undefined) {
-          const s = stats.get(functionId) ?? { invocations: 0, billedMs: 0 };
+          const s = stats.get(functionId) ?? { invocations: 0, billedMs: 0, handlerMs: 0, invokeMs: 0 };
           s.invocations++;
           s.billedMs += Math.max(1, Math.ceil(m.ms));
+          s.handlerMs += m.ms;
+          s.invokeMs += performance.now() - handedOff;
           stats.set(functionId, s);
         }
         if (m.ok && m.result !== undefined && m.result.length * 3 > MAX_RESPONSE_BYTES && Buffer.byteLength(m.result) > MAX_RESPONSE_BYTES) {

@@ -239,3 +239,42 @@ describe('kept-alive connections (a cut connection fails the usage counter’s o
     }
   }, 15_000);
 });
+
+it('tells an observer of each call it forwards, checked or the runner’s own, never of a refused one; the observer may change the body and sees the answer', async () => {
+  const keys = table('DataKeysTable');
+  const seen: string[] = [];
+  const answers: string[] = [];
+  const observed = await startDynamoDbIamProxy({
+    upstream: testEndpoint(),
+    callers,
+    runnerCredentials: LOCAL_CREDENTIALS,
+    target: { region: LOCAL_REGION, accountId: LOCAL_ACCOUNT_ID, table: (name) => (name === keys ? { partitionKey: 'pk' } : undefined) },
+    enforcer,
+    observer: (operation, body) => {
+      seen.push(operation);
+      if (operation !== 'GetItem') return undefined;
+      // As the bench's meter does: ask for the capacity the call consumed, and read it from the answer.
+      const parsed = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
+      return { body: Buffer.from(JSON.stringify({ ...parsed, ReturnConsumedCapacity: 'TOTAL' })), onAnswer: (answer) => answers.push(answer.toString('utf8')) };
+    },
+  });
+  const client = (credentials: SigningIdentity | typeof LOCAL_CREDENTIALS) => {
+    const c = new DynamoDBClient({ endpoint: observed.endpoint, region: LOCAL_REGION, credentials, maxAttempts: 1 });
+    clients.push(c);
+    return c;
+  };
+  try {
+    await direct.send(new PutItemCommand({ TableName: keys, Item: { pk: { S: 'H#observed' }, name: { S: 'seen' } } }));
+    const out = await client(authorizer()).send(new GetItemCommand({ TableName: keys, Key: { pk: { S: 'H#observed' } }, ConsistentRead: true }));
+    // The caller gets the answer to the changed call, whole.
+    expect(out.Item?.['name']).toEqual({ S: 'seen' });
+    expect(out.ConsumedCapacity?.CapacityUnits).toBe(1);
+    expect(JSON.parse(answers[0]!)).toMatchObject({ ConsumedCapacity: { CapacityUnits: 1 }, Item: { name: { S: 'seen' } } });
+    await client(LOCAL_CREDENTIALS).send(new ListTablesCommand({}));
+    // Refused (the authorizer may not write keys): not forwarded, so not observed.
+    expect((await failure(client(authorizer()).send(new PutItemCommand({ TableName: keys, Item: { pk: { S: 'H#nope' } } })))).name).toBe('AccessDeniedException');
+    expect(seen).toEqual(['GetItem', 'ListTables']);
+  } finally {
+    await observed.close();
+  }
+});

@@ -35,7 +35,16 @@ export interface DynamoDbIamProxyOptions {
   readonly now?: () => number;
   /** A refused signature, said once per request (without the token or the signature). */
   readonly onLog?: (line: string) => void;
+  /** Sees every call forwarded, checked or the runner's own (`npm run bench` counts and meters them here). */
+  readonly observer?: DynamoDbCallObserver;
 }
+
+/**
+ * Told of each call the proxy forwards, after its checks, by operation (`GetItem`, …). To see the answer
+ * too, it returns the body to forward (it may change it: DynamoDB Local does not check signatures) and a
+ * function given the answer's body before the caller gets it; undefined forwards the call as it came.
+ */
+export type DynamoDbCallObserver = (operation: string, body: Buffer) => { readonly body: Buffer; readonly onAnswer: (answer: Buffer) => void } | undefined;
 
 export interface DynamoDbIamProxy {
   readonly endpoint: string;
@@ -80,9 +89,25 @@ export async function startDynamoDbIamProxy(options: DynamoDbIamProxyOptions): P
     const authorization = outgoing['authorization'];
     if (typeof authorization === 'string') outgoing['authorization'] = authorization.replace(/Credential=[^/\s,]+\//, `Credential=${runnerKeyId}/`);
     const path = req.url ?? '/';
+    const observed = options.observer?.(String(req.headers['x-amz-target'] ?? '').replace(/^DynamoDB_\d+\./, ''), body);
+    if (observed) {
+      body = observed.body;
+      outgoing['content-length'] = body.length;
+    }
     const up = httpRequest({ hostname: upstream.hostname, port: upstream.port, path, method: req.method, headers: outgoing, agent }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
+      if (!observed) {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+        return;
+      }
+      const parts: Buffer[] = [];
+      answer.on('data', (c: Buffer) => parts.push(c));
+      answer.on('end', () => {
+        const text = Buffer.concat(parts);
+        observed.onAnswer(text);
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        res.end(text);
+      });
     });
     // A lost upstream connection is a lost connection for the caller too (its SDK retries, as it would).
     // Never sent again from here: the request may have landed (the usage counter's write must count once).
