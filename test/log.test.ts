@@ -30,3 +30,24 @@ it('a sample rate of 1 logs every invocation at DEBUG, a rate of 0 none', async 
 it('POWERTOOLS_LOG_LEVEL=WARN drops the request lines', async () => {
   expect(await run({ POWERTOOLS_LOG_LEVEL: 'WARN' })).toEqual([]);
 });
+
+it('publishes each count as one EMF line with only its own dimension, also after a count that was refused', async () => {
+  const result = await runTs('test/support/metrics-fixture.ts', [], { AWS_LAMBDA_FUNCTION_NAME: 'fixture', POWERTOOLS_METRICS_NAMESPACE: 'Test' });
+  expect(result.code).toBe(0);
+  expect(result.stderr).toContain('refused: many is not a valid number');
+  const lines = result.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown> & { _aws: { CloudWatchMetrics: { Dimensions: string[][]; Metrics: { Name: string }[] }[] } });
+  const shape = lines.map((l) => {
+    const [directive] = l._aws.CloudWatchMetrics;
+    const name = directive!.Metrics.map((m) => m.Name).join(',');
+    return { name, dimensions: directive!.Dimensions, value: l[name], reason: l['reason'], status: l['status'] };
+  });
+  expect(shape).toEqual([
+    { name: 'AuthorizerDecisions', dimensions: [['service', 'reason']], value: 1, reason: 'allowed', status: undefined },
+    { name: 'ServerErrors', dimensions: [['service']], value: 1, reason: undefined, status: undefined },
+    { name: 'RateLimited', dimensions: [['service']], value: 1, reason: undefined, status: undefined },
+    { name: 'ExecutionsFinished', dimensions: [['service', 'status']], value: 2, reason: undefined, status: 'SUCCEEDED' },
+  ]);
+});
