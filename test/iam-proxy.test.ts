@@ -278,3 +278,38 @@ it('tells an observer of each call it forwards, checked or the runner’s own, n
     await observed.close();
   }
 });
+
+it('cuts the caller’s connection when DynamoDB’s answer is cut short, observed or not, instead of leaving the call hanging', async () => {
+  // An upstream that starts an answer and drops the connection halfway through its body.
+  const upstream = createNetServer((socket) => {
+    socket.once('data', () => {
+      socket.write('HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: 100\r\n\r\n{"TableNames":');
+      setTimeout(() => socket.destroy(), 20);
+    });
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  const cut = (observer?: Parameters<typeof startDynamoDbIamProxy>[0]['observer']) =>
+    startDynamoDbIamProxy({
+      upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+      callers,
+      runnerCredentials: LOCAL_CREDENTIALS,
+      target: { region: LOCAL_REGION, accountId: LOCAL_ACCOUNT_ID, table: () => undefined },
+      enforcer,
+      ...(observer ? { observer } : {}),
+    });
+  const proxies = [await cut(), await cut((_operation, body) => ({ body, onAnswer: () => {} }))];
+  try {
+    for (const p of proxies) {
+      // No request timeout of the client's own: without the cut, this call would wait forever.
+      const client = new DynamoDBClient({ endpoint: p.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS, maxAttempts: 1 });
+      clients.push(client);
+      const started = Date.now();
+      const refused = await failure(client.send(new ListTablesCommand({})));
+      expect(refused.name).not.toBe('the call succeeded');
+      expect(Date.now() - started).toBeLessThan(3_000);
+    }
+  } finally {
+    for (const p of proxies) await p.close();
+    await new Promise((r) => upstream.close(r));
+  }
+}, 15_000);

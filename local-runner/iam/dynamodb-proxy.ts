@@ -57,6 +57,7 @@ const UPSTREAM_IDLE_MS = 4_000;
 /** Headers not forwarded: the caller's session token and what the forwarding request sets itself. */
 const DROPPED = new Set(['x-amz-security-token', 'host', 'connection', 'content-length', 'keep-alive', 'transfer-encoding']);
 
+const operationOf = (req: IncomingMessage) => String(req.headers['x-amz-target'] ?? '').replace(/^DynamoDB_\d+\./, '');
 const accessKeyIdOf = (authorization: string | undefined) => /Credential=([^/\s,]+)\//.exec(authorization ?? '')?.[1];
 
 export async function startDynamoDbIamProxy(options: DynamoDbIamProxyOptions): Promise<DynamoDbIamProxy> {
@@ -89,12 +90,15 @@ export async function startDynamoDbIamProxy(options: DynamoDbIamProxyOptions): P
     const authorization = outgoing['authorization'];
     if (typeof authorization === 'string') outgoing['authorization'] = authorization.replace(/Credential=[^/\s,]+\//, `Credential=${runnerKeyId}/`);
     const path = req.url ?? '/';
-    const observed = options.observer?.(String(req.headers['x-amz-target'] ?? '').replace(/^DynamoDB_\d+\./, ''), body);
+    const observed = options.observer?.(operationOf(req), body);
     if (observed) {
       body = observed.body;
       outgoing['content-length'] = body.length;
     }
     const up = httpRequest({ hostname: upstream.hostname, port: upstream.port, path, method: req.method, headers: outgoing, agent }, (answer) => {
+      // An answer cut short upstream is cut short for the caller too (its SDK sees the lost connection).
+      answer.on('aborted', () => res.destroy());
+      answer.on('error', () => res.destroy());
       if (!observed) {
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         answer.pipe(res);
@@ -104,7 +108,11 @@ export async function startDynamoDbIamProxy(options: DynamoDbIamProxyOptions): P
       answer.on('data', (c: Buffer) => parts.push(c));
       answer.on('end', () => {
         const text = Buffer.concat(parts);
-        observed.onAnswer(text);
+        try {
+          observed.onAnswer(text);
+        } catch {
+          // The observer's failure is its own: the caller still gets DynamoDB's answer.
+        }
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         res.end(text);
       });
@@ -158,7 +166,7 @@ export async function startDynamoDbIamProxy(options: DynamoDbIamProxyOptions): P
       void (async () => {
         const refusal = await verifier.checkSignature(signedRequest, checked, body);
         if (refusal) return refuseSignature(req, res, refusal);
-        const operation = String(req.headers['x-amz-target'] ?? '').replace(/^DynamoDB_\d+\./, '');
+        const operation = operationOf(req);
         let parsed: Record<string, unknown>;
         try {
           parsed = JSON.parse(body.toString('utf8') || '{}') as Record<string, unknown>;
