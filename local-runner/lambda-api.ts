@@ -161,5 +161,22 @@ export function createLambdaApi(options: LambdaApiOptions) {
       );
     });
   };
-  return { handler, inFlight, invokeAsync };
+  /**
+   * Resolves when no asynchronous invocation is in flight, Lambda's retries and invocations started
+   * meanwhile included; rejects after `deadlineMs` if some are still running then (a schedule firing every
+   * few ms may never let the set empty).
+   */
+  const settled = async (deadlineMs = 60_000): Promise<void> => {
+    const deadline = Date.now() + deadlineMs;
+    while (inFlight.size > 0) {
+      const left = deadline - Date.now();
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), Math.max(0, left))));
+      const outcome = await Promise.race([Promise.allSettled([...inFlight]), late]);
+      clearTimeout(timer);
+      if (outcome === 'late') throw new Error(`${inFlight.size} asynchronous invocations still in flight after ${deadlineMs} ms`);
+    }
+  };
+
+  return { handler, inFlight, invokeAsync, settled };
 }

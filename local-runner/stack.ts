@@ -142,8 +142,11 @@ export interface LocalStack {
    * invocation with a "Scheduled Event"); resolves when those invocations have ended.
    */
   runSchedules(): Promise<void>;
-  /** Resolves when no asynchronous invocation is in flight, Lambda's retries and those started meanwhile included. */
-  asyncInvocationsSettled(): Promise<void>;
+  /**
+   * Resolves when no asynchronous invocation is in flight, Lambda's retries and those started meanwhile
+   * included; rejects if some still are after `deadlineMs` (60 s by default).
+   */
+  asyncInvocationsSettled(deadlineMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -531,9 +534,6 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       refusals: () => enforcer?.refusals() ?? [],
       summary: () => enforcer?.summary() ?? 'IAM: not enforced (--no-iam)',
     };
-    const asyncInvocationsSettled = async () => {
-      while (lambdaApi.inFlight.size > 0) await Promise.allSettled([...lambdaApi.inFlight]);
-    };
     return {
       url,
       apiUrl,
@@ -547,7 +547,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       doc,
       iam,
       runSchedules,
-      asyncInvocationsSettled,
+      asyncInvocationsSettled: lambdaApi.settled,
       close,
     };
   } catch (error) {

@@ -216,3 +216,37 @@ it('answers a function name that is not valid percent-encoding with a 400, and k
   const out = await client(CALLER).send(new InvokeCommand({ FunctionName: 'local-WorkerFunction', Payload: payload() }));
   expect(out.StatusCode).toBe(200);
 });
+
+describe('settled(): when the asynchronous invocations in flight have ended', () => {
+  it('waits for those started meanwhile and for Lambda’s retries, and rejects past its deadline', async () => {
+    const ended: string[] = [];
+    let attempts = 0;
+    let hang: (() => void) | undefined;
+    const api = createLambdaApi({
+      invoke: async (functionId) => {
+        if (functionId === 'Hang') return new Promise<void>((resolve) => (hang = resolve));
+        await new Promise((r) => setTimeout(r, 50));
+        // The first run starts another, as the worker hands work on.
+        if (functionId === 'First') void api.invokeAsync('Second', 'second', {});
+        // The flaky one fails once, then Lambda's retry succeeds.
+        if (functionId === 'Flaky' && attempts++ === 0) throw new Error('once');
+        ended.push(functionId);
+        return undefined;
+      },
+      resolve: () => undefined,
+      callers: new Map(),
+      region: REGION,
+      retryDelaysMs: [100],
+    });
+    void api.invokeAsync('First', 'first', {});
+    void api.invokeAsync('Flaky', 'flaky', {});
+    await api.settled();
+    expect(ended.sort()).toEqual(['First', 'Flaky', 'Second']);
+    expect(attempts).toBe(2);
+
+    void api.invokeAsync('Hang', 'hang', {});
+    await expect(api.settled(200)).rejects.toThrow('1 asynchronous invocations still in flight after 200 ms');
+    hang!();
+    await api.settled();
+  });
+});
