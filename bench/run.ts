@@ -3,10 +3,10 @@
  *
  *   npm run bench [-- --skip-synth] [--quick]
  *
- * It starts its own DynamoDB Local, serves the synthesized stack with the local runner, whose DynamoDB
- * endpoint (the IAM proxy) counts every call of the functions and of the floor (bench/meter.ts), serves the synthesized stack with the local
- * runner (function logs off, as with `npm start -- --quiet-logs`), and prints one table; the same
- * figures go to bench/results.json. Latency figures are medians of three interleaved rounds.
+ * It starts its own DynamoDB Local, serves the synthesized stack with the local runner (function logs
+ * off, as with `npm start -- --quiet-logs`), counts every DynamoDB call of the functions and of the floor
+ * where they arrive, the runner's IAM proxy (bench/meter.ts), and prints one table; the same figures go
+ * to bench/results.json. Latency figures are medians of three interleaved rounds.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -90,32 +90,45 @@ async function load(concurrency: number, total: number, call: (i: number) => Pro
 }
 
 interface CpuByPlace {
-  /** CPU ms used so far by this process's main thread (the gateway, the IAM proxy, the bench's own client). */
+  /** CPU ms of this process's main thread (the gateway, the IAM proxy, the bench's own client). */
   main: number;
-  /** … by its other threads: the functions' worker threads, V8's and libuv's helpers. */
+  /** … of its other threads: the functions' worker threads, V8's and libuv's helpers. */
   otherThreads: number;
-  /** … by DynamoDB Local (its JVM). */
+  /** … of DynamoDB Local (its JVM). */
   dynamodbLocal: number;
 }
-/** CPU time so far by place, from Linux's /proc (utime + stime, in clock ticks of 10 ms); undefined elsewhere. */
-function cpuByPlace(dynamodbPid: number | undefined): CpuByPlace | undefined {
-  const ticks = (stat: string) => {
+interface CpuSnapshot {
+  readonly threads: ReadonlyMap<string, number>;
+  readonly dynamodbLocal: number;
+}
+/**
+ * CPU time used so far, per thread of this process and by DynamoDB Local, from Linux's /proc (utime +
+ * stime in clock ticks, 100 per second on Linux: 10 ms resolution per thread and reading); undefined
+ * elsewhere.
+ */
+function cpuSnapshot(dynamodbPid: number | undefined): CpuSnapshot | undefined {
+  const ms = (stat: string) => {
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(fields[11]) + Number(fields[12])) * 10;
   };
   try {
-    let main = 0;
-    let otherThreads = 0;
-    for (const task of readdirSync('/proc/self/task')) {
-      const ms = ticks(readFileSync(`/proc/self/task/${task}/stat`, 'utf8'));
-      if (task === String(process.pid)) main = ms;
-      else otherThreads += ms;
-    }
-    const dynamodbLocal = dynamodbPid === undefined ? 0 : ticks(readFileSync(`/proc/${dynamodbPid}/stat`, 'utf8'));
-    return { main, otherThreads, dynamodbLocal };
+    const threads = new Map<string, number>();
+    for (const task of readdirSync('/proc/self/task')) threads.set(task, ms(readFileSync(`/proc/self/task/${task}/stat`, 'utf8')));
+    return { threads, dynamodbLocal: dynamodbPid === undefined ? 0 : ms(readFileSync(`/proc/${dynamodbPid}/stat`, 'utf8')) };
   } catch {
     return undefined;
   }
+}
+/** CPU used between two snapshots, by place: a thread started meanwhile counts whole, one that ended is lost. */
+function cpuBetween(before: CpuSnapshot, after: CpuSnapshot): CpuByPlace {
+  let main = 0;
+  let otherThreads = 0;
+  for (const [task, ms] of after.threads) {
+    const used = ms - (before.threads.get(task) ?? 0);
+    if (task === String(process.pid)) main += used;
+    else otherThreads += used;
+  }
+  return { main, otherThreads, dynamodbLocal: after.dynamodbLocal - before.dynamodbLocal };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
@@ -331,17 +344,18 @@ async function main() {
         for (const [m, [, fn]] of measured.entries()) {
           for (let i = 0; i < 20; i++) await fn(i);
           resetInvocationStats();
-          const before = cpuByPlace(ddb.process.pid);
+          const before = cpuSnapshot(ddb.process.pid);
           const t0 = performance.now();
           for (let i = 0; i < perRound; i++) await fn(i);
           const total = totals[m]!;
           total.ms += performance.now() - t0;
           total.n += perRound;
-          const after = cpuByPlace(ddb.process.pid);
+          const after = cpuSnapshot(ddb.process.pid);
           if (before && after && total.cpu) {
-            total.cpu.main += after.main - before.main;
-            total.cpu.otherThreads += after.otherThreads - before.otherThreads;
-            total.cpu.dynamodbLocal += after.dynamodbLocal - before.dynamodbLocal;
+            const used = cpuBetween(before, after);
+            total.cpu.main += used.main;
+            total.cpu.otherThreads += used.otherThreads;
+            total.cpu.dynamodbLocal += used.dynamodbLocal;
           } else total.cpu = undefined;
           for (const [id, st] of invocationStats()) {
             const acc = total.stats.get(id) ?? { invocations: 0, invokeMs: 0, handlerMs: 0 };
@@ -448,7 +462,7 @@ async function main() {
     rows.push(
       `  verify p50 at c=16 with 10 keys: ${with10.toFixed(2)} ms; with ${bulk.toLocaleString()} keys: ${with100k.toFixed(2)} ms; ratio ${(with100k / with10).toFixed(2)} (target ≤ 1.10)`,
     );
-    rows.push('', `Where the time goes at c=1 (${QUICK ? 200 : 600} requests each, one after another, in four interleaved rounds; mean ms per request, CPU from /proc)`, '');
+    rows.push('', `Where the time goes at c=1 (${QUICK ? 200 : 600} requests each, one after another, in four interleaved rounds; mean ms per request; CPU from /proc, 10 ms ticks: about ±0.1 ms per request)`, '');
     for (const w of where) {
       const cpu = w.cpu
         ? `CPU: runner main thread ${w.cpu.main.toFixed(2)}, runner's other threads (functions, V8 helpers) ${w.cpu.otherThreads.toFixed(2)}, DynamoDB Local ${w.cpu.dynamodbLocal.toFixed(2)}`
@@ -491,7 +505,7 @@ async function main() {
       quick: QUICK,
       calls,
       latency,
-      ratio: Object.fromEntries(levels.map((c) => [c, ratio(c)])),
+      ratioToFloor: Object.fromEntries(levels.map((c) => [c, ratio(c)])),
       ratioToFloorBefore: Object.fromEntries(levels.map((c) => [c, ratio(c, PLAIN_FLOOR)])),
       where,
       keys: { with10, withMany: with100k, many: bulk, ratio: with100k / with10 },
