@@ -11,7 +11,6 @@ import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { newExecutionId } from '../../lambdas/shared/repositories/executions.js';
 import { startCountingProxy, type CountingProxy } from '../support/counting-proxy.js';
 import { testEndpoint } from '../support/dynamodb.js';
-import type { Reply } from '../support/http.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 import { SLEEPY } from '../support/definitions.js';
 
@@ -49,22 +48,13 @@ async function stored(executionId: string): Promise<Record<string, unknown> | un
   return out.Item;
 }
 
-async function poll(executionId: string, timeoutMs = 15_000): Promise<Reply> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const reply = await t.api(admin, 'GET', `/executions/${executionId}`);
-    if (['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(String(reply.body['status'])) || Date.now() > deadline) return reply;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe('finding 4: the worker’s claim', () => {
   it('a lost answer on QUEUED → RUNNING: the SDK’s retry is the same owner’s, and the run succeeds', async () => {
     proxy.reset();
     proxy.inject({ operation: 'UpdateItem', table: executions, fault: 'lose-response', times: 1 });
     const reply = await t.api(admin, 'POST', '/workflows/sleepy/run?async=true', { input: { ms: 200 } });
     expect(reply.status).toBe(202);
-    const done = await poll(String(reply.body['execution_id']));
+    const done = await t.execution(admin, String(reply.body['execution_id']));
     expect(proxy.injected()).toBe(1);
     expect(done.body).toMatchObject({ status: 'SUCCEEDED', output: { done: true }, error: null });
   });
@@ -86,7 +76,7 @@ describe('finding 5: a retried write that had landed', () => {
     const reply = await t.api(admin, 'POST', '/workflows/echo/run?async=true', { input: { b: 2 } });
     expect(proxy.injected()).toBe(1);
     expect(reply.status).toBe(202);
-    expect((await poll(String(reply.body['execution_id']))).body).toMatchObject({ status: 'SUCCEEDED', output: { b: 2 } });
+    expect((await t.execution(admin, String(reply.body['execution_id']))).body).toMatchObject({ status: 'SUCCEEDED', output: { b: 2 } });
   });
 
   it('a lost answer on the cancel: 200 CANCELLED (the contract’s answer), and a retried cancel is 200 too', async () => {

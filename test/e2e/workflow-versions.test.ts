@@ -68,15 +68,6 @@ const versionsOf = async (slug: string, query = '') => {
   return reply.body as { items: Record<string, unknown>[]; next_token: string | null };
 };
 
-async function poll(executionId: string): Promise<Reply> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const reply = await t.api(admin, 'GET', `/executions/${executionId}`);
-    if (['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(String(reply.body['status'])) || Date.now() > deadline) return reply;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe('reading versions', () => {
   it('lists every version newest first, with its definition, name, description, author and whether it is deployed', async () => {
     await create('listed', 3);
@@ -194,7 +185,7 @@ describe('deploying a version: rollback', () => {
     expect((await t.api(admin, 'POST', '/workflows/roll/run', { input: { text: 'b' } })).body).toMatchObject({ status: 'SUCCEEDED', workflow_version: 1, output: { text: 'B', tag: 'v1' } });
     const queued = await t.api(admin, 'POST', '/workflows/roll/run?async=true', { input: { text: 'c' } });
     expect(queued.status).toBe(202);
-    expect((await poll(String(queued.body['execution_id']))).body).toMatchObject({ status: 'SUCCEEDED', workflow_version: 1, output: { text: 'C', tag: 'v1' } });
+    expect((await t.execution(admin, String(queued.body['execution_id']))).body).toMatchObject({ status: 'SUCCEEDED', workflow_version: 1, output: { text: 'C', tag: 'v1' } });
     expect((await versionsOf('roll')).items.map((v) => [v['version'], v['deployed']])).toEqual([[3, false], [2, false], [1, true]]);
 
     // A PUT now makes version 4; the deployed version stays 1.

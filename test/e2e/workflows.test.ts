@@ -54,15 +54,6 @@ async function deployed(slug: string, definition: unknown, key = admin, extra: R
   expect((await t.api(key, 'POST', `/workflows/${slug}/deploy`)).status).toBe(200);
 }
 
-async function poll(key: string, executionId: string, until: (status: string) => boolean, timeoutMs = 15_000): Promise<Reply> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const reply = await t.api(key, 'GET', `/executions/${executionId}`);
-    if (until(String(reply.body['status'])) || Date.now() > deadline) return reply;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe('workflow lifecycle', () => {
   it('create, read, list, update, deploy, run the deployed version, delete', async () => {
     const created = await t.api(admin, 'POST', '/workflows', { slug: 'greet', name: 'Greet', definition: GREET, description: 'says hi' });
@@ -190,14 +181,14 @@ describe('runs', () => {
     expect(reply.body).toEqual({ execution_id: expect.stringMatching(/^exe_/), status: 'QUEUED' });
     const id = String(reply.body['execution_id']);
     expect(reply.headers.get('location')).toBe(`/v1/executions/${id}`);
-    const done = await poll(admin, id, (s) => s === 'SUCCEEDED' || s === 'FAILED');
+    const done = await t.execution(admin, id, (s) => s === 'SUCCEEDED' || s === 'FAILED');
     expect(done.body).toMatchObject({ status: 'SUCCEEDED', output: { count: { output: { count: 2 } } }, started_at: expect.any(String) });
   });
 
   it('cancel during a long sleep: CANCELLED within a second, and it never becomes SUCCEEDED', async () => {
     const reply = await t.api(admin, 'POST', '/workflows/sleepy/run?async=true', { input: { ms: 3000 } });
     const id = String(reply.body['execution_id']);
-    await poll(admin, id, (s) => s === 'RUNNING');
+    await t.execution(admin, id, (s) => s === 'RUNNING');
     const cancelled = await t.api(admin, 'POST', `/executions/${id}/cancel`);
     expect(cancelled.status).toBe(200);
     expect(cancelled.body).toMatchObject({ execution_id: id, status: 'CANCELLED', finished_at: expect.any(String) });
@@ -508,7 +499,7 @@ describe('signed webhooks', () => {
 
     const sleepy = await t.api(admin, 'POST', '/workflows/sleepy/run?async=true', { input: { ms: 5000 }, webhook_url: url });
     const id = String(sleepy.body['execution_id']);
-    await poll(admin, id, (s) => s === 'RUNNING');
+    await t.execution(admin, id, (s) => s === 'RUNNING');
     await t.api(admin, 'POST', `/executions/${id}/cancel`);
     const cancelledAt = Date.now();
     expect(verify(await nextDelivery(3), secret)).toMatchObject({ type: 'execution.cancelled', data: { execution_id: id, status: 'CANCELLED' } });

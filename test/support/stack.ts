@@ -50,6 +50,11 @@ export interface TestStack {
   deps(now?: () => Date): KeyServiceDeps;
   /** Calls `<stage url><path>` with the key in x-api-key, and any other headers given. */
   api(key: string | undefined, method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Reply>;
+  /**
+   * Reads `GET /executions/{id}` every 100 ms until `until` holds for its status (by default a terminal
+   * one: SUCCEEDED, FAILED, CANCELLED) or `timeoutMs` has passed; the last reply either way.
+   */
+  execution(key: string, executionId: string, until?: (status: string) => boolean, timeoutMs?: number): Promise<Reply>;
   /** A new account and a key of it with the given capabilities (created as an operator would). */
   account(tier: TierName, keyBody?: Record<string, unknown>): Promise<{ accountId: string; key: string; keyId: string }>;
   /** A person's membership, added as an operator would (with its member.added event), whether or not the account exists. */
@@ -123,6 +128,14 @@ export async function startTestStack(name: string, options: TestStackOptions = {
     deps,
     api: (key, method, path, body, headers = {}) =>
       call(`${stack.apiUrl}${path}`, { method, headers: { ...headers, ...(key === undefined ? {} : { 'x-api-key': key }) }, body }),
+    execution: async (key, executionId, until = (status) => ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(status), timeoutMs = 15_000) => {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const reply = await call(`${stack.apiUrl}/executions/${executionId}`, { method: 'GET', headers: { 'x-api-key': key } });
+        if (until(String(reply.body['status'])) || Date.now() > deadline) return reply;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
     account: async (tier, keyBody = { name: 'admin', scope: 'admin' }) => {
       const accountId = `acct_${name.replace(/[^a-z0-9]/gi, '')}_${++accounts}_${Date.now().toString(36)}`;
       await createAccount(deps(), accountId, tier);
