@@ -98,6 +98,9 @@ const page = (item: string) => ({
   properties: { items: { type: 'array', items: ref(item) }, next_token: { type: ['string', 'null'] } },
 });
 const NULLABLE_TIME = { type: ['string', 'null'], format: 'date-time' };
+/** Who made a key or saved a workflow version: a signed-in person, or an API key (`created_by`'s shapes). */
+const PERSON_AUTHOR = { type: 'object', required: ['kind', 'subject', 'email'], properties: { kind: { const: 'person' }, subject: { type: 'string' }, email: { type: 'string' } } };
+const KEY_AUTHOR = { type: 'object', required: ['kind', 'key_id'], properties: { kind: { const: 'key' }, key_id: { type: 'string' } } };
 
 const KEY_FIELDS = {
   type: 'object',
@@ -118,8 +121,8 @@ const KEY_FIELDS = {
       description: 'Who made the key (a rotation keeps its predecessor’s); null for keys made before it was recorded.',
       oneOf: [
         { type: 'null' },
-        { type: 'object', required: ['kind', 'subject', 'email'], properties: { kind: { const: 'person' }, subject: { type: 'string' }, email: { type: 'string' } } },
-        { type: 'object', required: ['kind', 'key_id'], properties: { kind: { const: 'key' }, key_id: { type: 'string' } } },
+        PERSON_AUTHOR,
+        KEY_AUTHOR,
         { type: 'object', required: ['kind'], properties: { kind: { const: 'operator' } } },
       ],
     },
@@ -234,8 +237,8 @@ const WORKFLOW_VERSION = {
       description: 'Who saved it; null for versions saved before it was recorded.',
       oneOf: [
         { type: 'null' },
-        { type: 'object', required: ['kind', 'subject', 'email'], properties: { kind: { const: 'person' }, subject: { type: 'string' }, email: { type: 'string' } } },
-        { type: 'object', required: ['kind', 'key_id'], properties: { kind: { const: 'key' }, key_id: { type: 'string' } } },
+        PERSON_AUTHOR,
+        KEY_AUTHOR,
       ],
     },
   },
