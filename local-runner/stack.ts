@@ -114,8 +114,10 @@ export interface LocalIam {
   readonly enabled: boolean;
   /** The DynamoDB endpoint the functions use: the checking proxy (undefined when IAM is off). */
   readonly dynamodbEndpoint?: string;
-  /** Every call refused so far, oldest first. */
+  /** The calls refused so far, oldest first: all of them, or the newest 1,000 (`refusalCount` counts all). */
   refusals(): readonly IamRefusal[];
+  /** How many calls were refused so far. */
+  refusalCount(): number;
   /** One line for the runner's summary. */
   summary(): string;
 }
@@ -532,6 +534,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       enabled: iamEnabled,
       ...(iamEndpoint ? { dynamodbEndpoint: iamEndpoint } : {}),
       refusals: () => enforcer?.refusals() ?? [],
+      refusalCount: () => enforcer?.refusalCount() ?? 0,
       summary: () => enforcer?.summary() ?? 'IAM: not enforced (--no-iam)',
     };
     return {

@@ -10,7 +10,7 @@ import { Agent } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { LOCAL_CREDENTIALS } from '../local-runner/dynamodb-local.js';
 import { startDynamoDbIamProxy, type DynamoDbIamProxy } from '../local-runner/iam/dynamodb-proxy.js';
-import { IamEnforcer, type IamRefusal } from '../local-runner/iam/enforcer.js';
+import { IamEnforcer, REFUSALS_KEPT, type IamRefusal } from '../local-runner/iam/enforcer.js';
 import type { SigningIdentity } from '../local-runner/sigv4.js';
 import { LOCAL_ACCOUNT_ID, LOCAL_REGION } from '../local-runner/stack.js';
 import { ensureTables } from '../local-runner/tables.js';
@@ -176,7 +176,28 @@ it('lets the runner’s own credentials (the operator’s) through unchecked', a
 
 it('counts every refusal for the runner’s summary', () => {
   expect(enforcer.refusals()).toHaveLength(refusals.length);
+  expect(enforcer.refusalCount()).toBe(refusals.length);
   expect(enforcer.summary()).toMatch(new RegExp(`^IAM: ${refusals.length} calls refused \\(.*AuthorizerFunction\\w+ dynamodb:PutItem ×1`));
+});
+
+it('keeps the newest refusals and counts them all: a caller refused in a loop does not grow the runner’s memory', () => {
+  const flooded = new IamEnforcer(model, { region: LOCAL_REGION, accountId: LOCAL_ACCOUNT_ID });
+  const who = fnId('AuthorizerFunction');
+  const none = new Map();
+  // Resource names and actions come from requests: each refusal here names a table or an action of its own.
+  for (let i = 0; i < REFUSALS_KEPT + 500; i++) flooded.authorize(who, { action: 'dynamodb:PutItem', resource: `arn:aws:dynamodb:${LOCAL_REGION}:${LOCAL_ACCOUNT_ID}:table/t${i}`, context: none });
+  for (let i = 0; i < 150; i++) flooded.authorize(who, { action: `dynamodb:Made${i}Up`, resource: '*', context: none });
+  const total = REFUSALS_KEPT + 500 + 150;
+  expect(flooded.refusalCount()).toBe(total);
+  const kept = flooded.refusals();
+  expect(kept).toHaveLength(REFUSALS_KEPT);
+  expect(kept.at(-1)).toMatchObject({ action: 'dynamodb:Made149Up' });
+  expect(kept[0]).toMatchObject({ resource: expect.stringMatching(new RegExp(`table/t${total - REFUSALS_KEPT}$`)) });
+  const summary = flooded.summary();
+  expect(summary).toMatch(new RegExp(`^IAM: ${total} calls refused \\(${who} dynamodb:PutItem ×${REFUSALS_KEPT + 500}, `));
+  // The first hundred pairs by name, the rest together: the line stays short whatever the callers sent.
+  expect(summary).toContain(`${who} dynamodb:Made98Up ×1, other calls ×51)`);
+  expect(summary).not.toContain('Made99Up');
 });
 
 describe('kept-alive connections (a cut connection fails the usage counter’s one-attempt write with a 500)', () => {

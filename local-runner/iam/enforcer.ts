@@ -31,6 +31,14 @@ interface FunctionRole {
 
 /** Entries kept per function before the cache starts again (resource names come from requests). */
 const CACHE_LIMIT = 10_000;
+/**
+ * Refusals kept for `refusals()`, the newest; older ones are only counted. A caller refused in a loop
+ * (resource names and actions come from its requests) must not grow the runner's memory without bound.
+ */
+export const REFUSALS_KEPT = 1_000;
+/** Function × action pairs counted apart in `summary()`; refusals of any further pair are counted together. */
+const COUNTED_PAIRS = 100;
+const OTHER_PAIRS = 'other calls';
 
 export interface IamEnforcerOptions {
   readonly region: string;
@@ -40,7 +48,11 @@ export interface IamEnforcerOptions {
 
 export class IamEnforcer {
   private readonly roles = new Map<string, FunctionRole>();
+  /** The newest refusals (at most REFUSALS_KEPT), oldest first. */
   private readonly refused: IamRefusal[] = [];
+  private refusedTotal = 0;
+  /** Refusals by `<function> <action>`, for the summary (at most COUNTED_PAIRS + 1 entries). */
+  private readonly refusedBy = new Map<string, number>();
   /** Findings about the template's policies, worth saying at start-up (a grant that names no local table). */
   readonly warnings: string[] = [];
 
@@ -120,25 +132,31 @@ export class IamEnforcer {
       message,
     };
     this.refused.push(refusal);
+    if (this.refused.length > REFUSALS_KEPT) this.refused.splice(0, this.refused.length - REFUSALS_KEPT);
+    this.refusedTotal++;
+    const pair = `${functionId} ${action}`;
+    const counted = this.refusedBy.has(pair) || this.refusedBy.size < COUNTED_PAIRS ? pair : OTHER_PAIRS;
+    this.refusedBy.set(counted, (this.refusedBy.get(counted) ?? 0) + 1);
     this.options.onRefusal?.(refusal);
     return { ok: false, refusal };
   }
 
-  /** Every refusal so far, oldest first. */
+  /** The newest refusals (all of them, up to REFUSALS_KEPT), oldest first. */
   refusals(): readonly IamRefusal[] {
     return [...this.refused];
   }
 
+  /** How many calls were refused so far, including those no longer kept by `refusals()`. */
+  refusalCount(): number {
+    return this.refusedTotal;
+  }
+
   /** One line: how many calls were refused, by function and action (for the runner's summary). */
   summary(): string {
-    if (this.refused.length === 0) return 'IAM: no call was refused';
-    const counts = new Map<string, number>();
-    for (const r of this.refused) {
-      const key = `${r.functionId} ${r.action}`;
-      counts.set(key, (counts.get(key) ?? 0) + 1);
-    }
-    const parts = [...counts].map(([k, n]) => `${k} ×${n}`);
-    return `IAM: ${this.refused.length} call${this.refused.length === 1 ? '' : 's'} refused (${parts.join(', ')})`;
+    const total = this.refusedTotal;
+    if (total === 0) return 'IAM: no call was refused';
+    const parts = [...this.refusedBy].map(([k, n]) => `${k} ×${n}`);
+    return `IAM: ${total} call${total === 1 ? '' : 's'} refused (${parts.join(', ')})`;
   }
 
   /**

@@ -170,7 +170,7 @@ export async function startTestStack(name: string, options: TestStackOptions = {
       await new Promise<void>((resolve) => logStream.end(() => resolve()));
       if (refused.length > 0 && !expectIamRefusals) {
         const list = refused.slice(0, 5).map((r) => `  ${r.functionId} ${r.action} on ${r.resource} (${r.effect})`);
-        throw new Error(`IAM refused ${refused.length} call(s) of this stack's functions: a grant is missing from the template\n${list.join('\n')}\n(log: ${logFile})`);
+        throw new Error(`IAM refused ${stack.iam.refusalCount()} call(s) of this stack's functions: a grant is missing from the template\n${list.join('\n')}\n(log: ${logFile})`);
       }
     },
   };
