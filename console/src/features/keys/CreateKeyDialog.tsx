@@ -3,11 +3,12 @@
  * days, "Custom date" with an "Expiration date", or Never), Environment, Metadata, "Create". One Idempotency-Key per opening, so a double click or a retry after a lost answer makes one
  * key. Then the key is shown once; closing the dialog unmounts it, and its plaintext with it.
  */
-import { useId, useRef, useState, type FormEvent } from 'react';
+import { useId, useState, type FormEvent } from 'react';
 import { Dialog } from '../../components/Dialog';
 import { ErrorMessage, StatusMessage } from '../../components/Messages';
 import { ApiProblem, messageOf } from '../../api/errors';
 import { tierName, useAccount } from '../../lib/account';
+import { useSubmission } from '../../lib/use-submission';
 import { createKey, type Choices, type CreateKeyBody } from './api';
 import { capabilitiesOf, DEFAULT_PERMISSIONS, NameField, PermissionsFieldset, WorkspacesFieldset, ALL_WORKSPACES, workspaceList, type PermissionsValue, type WorkspacesValue } from './KeyFields';
 import { metadataOf, MetadataFieldset, metadataProblem, type MetadataRow } from './MetadataFields';
@@ -65,10 +66,8 @@ export function CreateKeyDialog({ onClose, onCreated, choices }: CreateKeyDialog
   const [customDay, setCustomDay] = useState('');
   const [metadataRows, setMetadataRows] = useState<MetadataRow[]>([]);
   const [environment, setEnvironment] = useState<'live' | 'test'>('live');
-  const [busy, setBusy] = useState(false);
-  // A second click before React re-renders finds this set (the Idempotency-Key would catch it too).
-  const inFlight = useRef(false);
-  const [problem, setProblem] = useState<{ message: string; fields: Record<string, string> } | null>(null);
+  // A second click before React re-renders finds the request running (the Idempotency-Key would catch it too).
+  const { busy, problem, setProblem, submit: send, inFlight } = useSubmission<{ message: string; fields: Record<string, string> }>();
   // The plaintext, once: `undefined` until the key exists (null when a replay could not show it).
   const [secret, setSecret] = useState<string | null | undefined>(undefined);
 
@@ -76,7 +75,7 @@ export function CreateKeyDialog({ onClose, onCreated, choices }: CreateKeyDialog
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
-    if (inFlight.current) return;
+    if (inFlight()) return;
     const fields: Record<string, string> = {};
     if (!name.trim()) fields['name'] = 'Enter a name.';
     const capabilities = capabilitiesOf(permissions);
@@ -102,20 +101,17 @@ export function CreateKeyDialog({ onClose, onCreated, choices }: CreateKeyDialog
       ...(custom ? { expires_at: custom.toISOString() } : {}),
       ...('metadata' in metadata && Object.keys(metadata.metadata).length > 0 ? { metadata: metadata.metadata } : {}),
     };
-    inFlight.current = true;
-    setBusy(true);
-    setProblem(null);
-    try {
-      const created = await createKey(body, idempotencyKey, { maxKeys: account.maxKeys });
-      setSecret(created.secret);
-      onCreated();
-    } catch (error) {
-      setProblem({ message: messageOf(error), fields: error instanceof ApiProblem ? { ...error.fields } : {} });
-      if (error instanceof ApiProblem && error.code === 'KEY_LIMIT_REACHED') account.refresh();
-    } finally {
-      inFlight.current = false;
-      setBusy(false);
-    }
+    await send(
+      async () => {
+        const created = await createKey(body, idempotencyKey, { maxKeys: account.maxKeys });
+        setSecret(created.secret);
+        onCreated();
+      },
+      (error) => {
+        if (error instanceof ApiProblem && error.code === 'KEY_LIMIT_REACHED') account.refresh();
+        return { message: messageOf(error), fields: error instanceof ApiProblem ? { ...error.fields } : {} };
+      },
+    );
   };
 
   const expiresOn = (() => {

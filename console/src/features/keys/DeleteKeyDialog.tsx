@@ -1,8 +1,9 @@
 /** Delete: asks in the dialog "Delete API key" (access stops immediately), deletes with "Delete key". */
-import { useRef, useState } from 'react';
+import { useRef } from 'react';
 import { Dialog } from '../../components/Dialog';
 import { ErrorMessage, StatusMessage } from '../../components/Messages';
 import { isStale, messageOf } from '../../api/errors';
+import { useSubmission } from '../../lib/use-submission';
 import { deleteKey, type Key } from './api';
 
 export function DeleteKeyDialog({
@@ -17,30 +18,23 @@ export function DeleteKeyDialog({
   /** The key changed meanwhile: show the list anew. */
   readonly onStale: () => void;
 }) {
-  const [busy, setBusy] = useState(false);
-  const inFlight = useRef(false);
+  const { busy, problem, submit } = useSubmission<string>();
   // Once deleted, its row (and the button that opened this) goes: focus the page's heading instead.
   const deleted = useRef(false);
-  const [problem, setProblem] = useState<string | null>(null);
 
-  const confirm = async () => {
-    if (inFlight.current) return;
-    inFlight.current = true;
-    setBusy(true);
-    setProblem(null);
-    try {
-      await deleteKey(apiKey.key_id);
-      deleted.current = true;
-      onDeleted();
-      onClose();
-    } catch (error) {
-      setProblem(messageOf(error));
-      if (isStale(error)) onStale();
-    } finally {
-      inFlight.current = false;
-      setBusy(false);
-    }
-  };
+  const confirm = () =>
+    submit(
+      async () => {
+        await deleteKey(apiKey.key_id);
+        deleted.current = true;
+        onDeleted();
+        onClose();
+      },
+      (error) => {
+        if (isStale(error)) onStale();
+        return messageOf(error);
+      },
+    );
 
   return (
     <Dialog title="Delete API key" onClose={onClose} busy={busy} restoreFocus={() => (deleted.current ? document.querySelector<HTMLElement>('main h1') : null)}>

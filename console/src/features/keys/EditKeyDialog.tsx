@@ -1,9 +1,10 @@
 /** Edit: a key's name, permissions, workspaces and metadata (PATCH /keys/{key_id}; the metadata map is replaced whole). */
-import { useRef, useState, type FormEvent } from 'react';
+import { useState, type FormEvent } from 'react';
 import { Dialog } from '../../components/Dialog';
 import { ErrorMessage, StatusMessage } from '../../components/Messages';
 import { ApiProblem, isStale, messageOf } from '../../api/errors';
 import { tierName, useAccount } from '../../lib/account';
+import { useSubmission } from '../../lib/use-submission';
 import { updateKey, type Choices, type Key } from './api';
 import { capabilitiesOf, NameField, permissionsOf, PermissionsFieldset, WorkspacesFieldset, workspaceList, workspacesOf, type PermissionsValue, type WorkspacesValue } from './KeyFields';
 import { metadataOf, MetadataFieldset, metadataProblem, metadataRows, type MetadataRow } from './MetadataFields';
@@ -29,14 +30,12 @@ export function EditKeyDialog({
   const [permissions, setPermissions] = useState<PermissionsValue>(() => permissionsOf(apiKey.capabilities));
   const [workspaces, setWorkspaces] = useState<WorkspacesValue>(() => workspacesOf(apiKey.workspaces));
   const [rows, setRows] = useState<MetadataRow[]>(() => metadataRows(apiKey.metadata));
-  const [busy, setBusy] = useState(false);
-  const inFlight = useRef(false);
-  const [problem, setProblem] = useState<{ message: string; fields: Record<string, string> } | null>(null);
+  const { busy, problem, setProblem, submit: send, inFlight } = useSubmission<{ message: string; fields: Record<string, string> }>();
   const limits = { tierName: tierName(account.tier), ceiling: account.ceiling, own: account.capabilities };
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
-    if (inFlight.current) return;
+    if (inFlight()) return;
     const fields: Record<string, string> = {};
     if (!name.trim()) fields['name'] = 'Enter a name.';
     const capabilities = capabilitiesOf(permissions);
@@ -48,22 +47,19 @@ export function EditKeyDialog({
       setProblem({ message: 'Some fields need your attention.', fields });
       return;
     }
-    inFlight.current = true;
-    setBusy(true);
-    setProblem(null);
-    try {
-      // Only what the person changed: a field left alone keeps whatever another tab or the CLI set meanwhile.
-      const changes = changedFields(apiKey, { name: name.trim(), capabilities, workspaces: workspaceList(workspaces), metadata: metadata.metadata });
-      if (Object.keys(changes).length > 0) await updateKey(apiKey.key_id, changes);
-      onSaved();
-      onClose();
-    } catch (error) {
-      setProblem({ message: messageOf(error), fields: error instanceof ApiProblem ? { ...error.fields } : {} });
-      if (isStale(error)) onStale();
-    } finally {
-      inFlight.current = false;
-      setBusy(false);
-    }
+    await send(
+      async () => {
+        // Only what the person changed: a field left alone keeps whatever another tab or the CLI set meanwhile.
+        const changes = changedFields(apiKey, { name: name.trim(), capabilities, workspaces: workspaceList(workspaces), metadata: metadata.metadata });
+        if (Object.keys(changes).length > 0) await updateKey(apiKey.key_id, changes);
+        onSaved();
+        onClose();
+      },
+      (error) => {
+        if (isStale(error)) onStale();
+        return { message: messageOf(error), fields: error instanceof ApiProblem ? { ...error.fields } : {} };
+      },
+    );
   };
 
   return (

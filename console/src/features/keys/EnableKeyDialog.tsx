@@ -3,10 +3,10 @@
  * from now on; it keeps its slot and can be enabled again) with "Disable key", or "Enable API key" with
  * "Enable key" (PATCH /keys/{key_id} {enabled}).
  */
-import { useRef, useState } from 'react';
 import { Dialog } from '../../components/Dialog';
 import { ErrorMessage, StatusMessage } from '../../components/Messages';
 import { isStale, messageOf } from '../../api/errors';
+import { useSubmission } from '../../lib/use-submission';
 import { updateKey, type Key } from './api';
 
 export function EnableKeyDialog({
@@ -24,27 +24,20 @@ export function EnableKeyDialog({
   /** The key changed meanwhile: show the list anew. */
   readonly onStale: () => void;
 }) {
-  const [busy, setBusy] = useState(false);
-  const inFlight = useRef(false);
-  const [problem, setProblem] = useState<string | null>(null);
+  const { busy, problem, submit } = useSubmission<string>();
 
-  const confirm = async () => {
-    if (inFlight.current) return;
-    inFlight.current = true;
-    setBusy(true);
-    setProblem(null);
-    try {
-      await updateKey(apiKey.key_id, { enabled: enable });
-      onDone();
-      onClose();
-    } catch (error) {
-      setProblem(messageOf(error));
-      if (isStale(error)) onStale();
-    } finally {
-      inFlight.current = false;
-      setBusy(false);
-    }
-  };
+  const confirm = () =>
+    submit(
+      async () => {
+        await updateKey(apiKey.key_id, { enabled: enable });
+        onDone();
+        onClose();
+      },
+      (error) => {
+        if (isStale(error)) onStale();
+        return messageOf(error);
+      },
+    );
 
   const what = (
     <>

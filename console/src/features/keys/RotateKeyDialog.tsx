@@ -2,7 +2,7 @@
  * Rotate: a new key with the same name, permissions and workspaces replaces this one; the old one works
  * for the grace period chosen (none, 1 hour, 24 hours). The new key is shown once, as after Create.
  */
-import { useRef, useState, type FormEvent } from 'react';
+import { useState, type FormEvent } from 'react';
 import { Dialog } from '../../components/Dialog';
 import { ErrorMessage, StatusMessage } from '../../components/Messages';
 import { ApiProblem, isStale, messageOf } from '../../api/errors';
@@ -10,6 +10,7 @@ import { useAccount } from '../../lib/account';
 import { rotateKey, type Key } from './api';
 import { NewKeySecret } from './NewKeySecret';
 import { GracePeriodField } from '../../components/GracePeriodField';
+import { useSubmission } from '../../lib/use-submission';
 
 const GRACE = [
   { seconds: 0, label: 'None: the old key stops now' },
@@ -32,29 +33,23 @@ export function RotateKeyDialog({
   const account = useAccount();
   const [idempotencyKey] = useState(() => crypto.randomUUID());
   const [grace, setGrace] = useState<number>(0);
-  const [busy, setBusy] = useState(false);
-  const inFlight = useRef(false);
-  const [problem, setProblem] = useState<string | null>(null);
+  const { busy, problem, submit: send } = useSubmission<string>();
   const [secret, setSecret] = useState<string | null | undefined>(undefined);
 
-  const submit = async (event: FormEvent) => {
+  const submit = (event: FormEvent) => {
     event.preventDefault();
-    if (inFlight.current) return;
-    inFlight.current = true;
-    setBusy(true);
-    setProblem(null);
-    try {
-      const rotated = await rotateKey(apiKey.key_id, grace, idempotencyKey, { maxKeys: account.maxKeys });
-      setSecret(rotated.secret);
-      onRotated();
-    } catch (error) {
-      const limit = error instanceof ApiProblem && error.code === 'KEY_LIMIT_REACHED';
-      setProblem(limit ? `${messageOf(error)} Or rotate without a grace period: the new key then takes this key’s place.` : messageOf(error));
-      if (isStale(error)) onStale();
-    } finally {
-      inFlight.current = false;
-      setBusy(false);
-    }
+    return send(
+      async () => {
+        const rotated = await rotateKey(apiKey.key_id, grace, idempotencyKey, { maxKeys: account.maxKeys });
+        setSecret(rotated.secret);
+        onRotated();
+      },
+      (error) => {
+        if (isStale(error)) onStale();
+        const limit = error instanceof ApiProblem && error.code === 'KEY_LIMIT_REACHED';
+        return limit ? `${messageOf(error)} Or rotate without a grace period: the new key then takes this key’s place.` : messageOf(error);
+      },
+    );
   };
 
   return (

@@ -3,7 +3,7 @@
  * with "Copy"; "Rotate secret" asks first (with a grace period during which the old secret signs too)
  * and then shows the new one. A viewer may reveal and copy (keys:read) but not rotate (keys:write).
  */
-import { useId, useRef, useState, type FormEvent } from 'react';
+import { useId, useState, type FormEvent } from 'react';
 import { Dialog } from '../../components/Dialog';
 import { ErrorMessage, Notice, StatusMessage } from '../../components/Messages';
 import { Page } from '../../components/Page';
@@ -12,6 +12,7 @@ import { ApiProblem, messageOf } from '../../api/errors';
 import { useAccount } from '../../lib/account';
 import { getSecret, rotateSecret, type WebhookSecret } from './api';
 import { GracePeriodField } from '../../components/GracePeriodField';
+import { useSubmission } from '../../lib/use-submission';
 
 const GRACE = [
   { seconds: 0, label: 'None: the old secret stops signing now' },
@@ -25,26 +26,18 @@ const formatTime = (iso: string) => new Intl.DateTimeFormat(undefined, { dateSty
 function RotateSecretDialog({ onClose, onRotated }: { readonly onClose: () => void; readonly onRotated: () => void }) {
   const id = useId();
   const [grace, setGrace] = useState<number>(0);
-  const [busy, setBusy] = useState(false);
-  const inFlight = useRef(false);
-  const [problem, setProblem] = useState<string | null>(null);
+  const { busy, problem, submit: send } = useSubmission<string>();
   const [rotated, setRotated] = useState<WebhookSecret | null>(null);
 
-  const submit = async (event: FormEvent) => {
+  const submit = (event: FormEvent) => {
     event.preventDefault();
-    if (inFlight.current) return;
-    inFlight.current = true;
-    setBusy(true);
-    setProblem(null);
-    try {
-      setRotated(await rotateSecret(grace));
-      onRotated();
-    } catch (error) {
-      setProblem(messageOf(error));
-    } finally {
-      inFlight.current = false;
-      setBusy(false);
-    }
+    return send(
+      async () => {
+        setRotated(await rotateSecret(grace));
+        onRotated();
+      },
+      (error) => messageOf(error),
+    );
   };
 
   return (
