@@ -360,6 +360,12 @@ export function createGateway(options: GatewayOptions): (req: IncomingMessage, r
 
     const integration = method.integration;
     if (integration.type === 'MOCK') {
+      // The request template is chosen by the request's media type (application/json when it sends none);
+      // without one, NEVER (and WHEN_NO_TEMPLATES on an integration that has templates) refuses the request.
+      const contentType = String(req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim().toLowerCase();
+      const templates = integration.requestContentTypes;
+      const refuses = integration.passthroughBehavior === 'NEVER' || (integration.passthroughBehavior === 'WHEN_NO_TEMPLATES' && templates.length > 0);
+      if (refuses && !templates.includes(contentType)) return gatewayReply('UNSUPPORTED_MEDIA_TYPE', requestId, 'Unsupported Media Type');
       const response = integration.responses.find((r) => !r.selectionPattern) ?? integration.responses[0];
       // The mapping template's context variables the template's mocks use (GET /health, the 405s of
       // lib/method-not-allowed.ts), and their x-request-id header, mapped from context.requestId.

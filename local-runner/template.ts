@@ -72,7 +72,10 @@ export type IntegrationDef =
   | { readonly type: 'AWS_PROXY'; readonly functionId: string }
   | {
       readonly type: 'MOCK';
-      readonly requestTemplate?: string;
+      /** The content types the integration has a request template for (lowercase). */
+      readonly requestContentTypes: readonly string[];
+      /** `NEVER` and `WHEN_NO_TEMPLATES` (with templates) refuse any other content type with 415; `WHEN_NO_MATCH` (the default) does not. */
+      readonly passthroughBehavior: string;
       readonly responses: { statusCode: string; selectionPattern?: string; template?: string; headers: Record<string, string> }[];
     };
 
@@ -318,7 +321,8 @@ export function loadApiModel(cdkOut: string, options: ResolveOptions): LocalApiM
       const responses = (integration['IntegrationResponses'] ?? []) as Record<string, Json>[];
       def = {
         type: 'MOCK',
-        requestTemplate: (integration['RequestTemplates'] as Record<string, string> | undefined)?.['application/json'],
+        requestContentTypes: Object.keys((integration['RequestTemplates'] ?? {}) as Record<string, string>).map((t) => t.toLowerCase()),
+        passthroughBehavior: String(integration['PassthroughBehavior'] ?? 'WHEN_NO_MATCH'),
         responses: responses.map((x) => ({
           statusCode: String(x['StatusCode']),
           ...(x['SelectionPattern'] !== undefined ? { selectionPattern: String(x['SelectionPattern']) } : {}),

@@ -39,6 +39,20 @@ describe('through the local stack, with the template’s responses', () => {
   it('a body over 10 MB: 413 PAYLOAD_TOO_LARGE with the request id', async () => {
     expectGatewayError(await t.api(undefined, 'POST', '/keys', 'x'.repeat(MAX_BODY_BYTES + 1)), 413, 'PAYLOAD_TOO_LARGE');
   });
+
+  it('a Content-Type the gateway’s own answers have no template for: 415 UNSUPPORTED_MEDIA_TYPE (PassthroughBehavior NEVER)', async () => {
+    // GET /health and the 405 of a method a path does not have are mocks with a JSON request template only.
+    expectGatewayError(await t.api(undefined, 'GET', '/health', undefined, { 'content-type': 'text/plain' }), 415, 'UNSUPPORTED_MEDIA_TYPE');
+    expectGatewayError(await t.api(undefined, 'PUT', '/health', undefined, { 'content-type': 'application/x-www-form-urlencoded' }), 415, 'UNSUPPORTED_MEDIA_TYPE');
+    // JSON (its parameters aside, any case) or no Content-Type at all selects the template.
+    for (const type of [undefined, 'application/json', 'Application/JSON; charset=utf-8']) {
+      const reply = await t.api(undefined, 'GET', '/health', undefined, type === undefined ? {} : { 'content-type': type });
+      expect({ type, status: reply.status, body: reply.body }).toEqual({ type, status: 200, body: { status: 'ok' } });
+    }
+    expect((await t.api(undefined, 'PUT', '/health', undefined, { 'content-type': 'application/json' })).status).toBe(405);
+    // A function's route is a proxy integration: the function decides (here, the key check first).
+    expect((await t.api(undefined, 'GET', '/keys/verify', undefined, { 'content-type': 'text/plain' })).status).toBe(401);
+  });
 });
 
 describe('a gateway error without a response of its own keeps its status (DEFAULT_4XX / DEFAULT_5XX)', () => {
