@@ -1,7 +1,8 @@
 /**
  * Serves the console locally (API.md §6) as CloudFront serves it deployed: the files of the stack's own
- * console asset (read from the template's bucket deployment), `index.html` for the console's own routes,
- * and `/config.json` written for the local OpenID Connect provider instead of the deployed one.
+ * console asset (read from the template's bucket deployment), `index.html` for the console's own routes
+ * (paths whose last segment has no dot), 404 for a file the build does not have, and `/config.json`
+ * written for the local OpenID Connect provider instead of the deployed one.
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -50,8 +51,13 @@ export function createConsoleSite(dirs: readonly string[], config: ConsoleConfig
         return;
       }
       let pathname: string;
+      let route: boolean;
       try {
-        pathname = decodeURIComponent(new URL(req.url ?? '/', 'http://localhost').pathname);
+        const raw = new URL(req.url ?? '/', 'http://localhost').pathname;
+        // As the stack's CloudFront Function decides (lib/console.ts), on the path as sent: a last segment
+        // without a dot is one of the console's routes, anything else names a file of the build.
+        route = !raw.slice(raw.lastIndexOf('/') + 1).includes('.');
+        pathname = decodeURIComponent(raw);
       } catch {
         res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8', ...CONSOLE_SECURITY_HEADERS }).end('Bad request\n');
         return;
@@ -62,8 +68,9 @@ export function createConsoleSite(dirs: readonly string[], config: ConsoleConfig
         return;
       }
       const relative = path.normalize(pathname).replace(/^[/\\]+/, '');
-      // A file of the build, else the console's own route (its router decides): index.html, as CloudFront does.
-      const file = (relative && !relative.endsWith('/') ? await find(relative) : undefined) ?? (await find('index.html'));
+      // A route gets index.html (the console's router decides what it shows); a file missing from the build
+      // is 404, not the page (deployed, the bucket refuses it): a stale asset name fails plainly.
+      const file = route ? await find('index.html') : await find(relative);
       if (!file) {
         res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', ...CONSOLE_SECURITY_HEADERS }).end('Not found\n');
         return;

@@ -1,8 +1,8 @@
 /**
  * The local runner serves the console from the stack's own asset (the template's bucket deployment) on the
- * API's origin, as CloudFront does deployed: files of the build, index.html for the console's own routes,
- * /config.json for the local provider, the console's security headers; the API and the provider keep
- * their paths.
+ * API's origin, as CloudFront does deployed: files of the build (404 for any other file), index.html for
+ * the console's own routes, /config.json for the local provider, the console's security headers; the API
+ * and the provider keep their paths.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -82,12 +82,18 @@ describe('the console on the local stack', () => {
     expect(discovery.body['issuer']).toBe(reply.body['issuer']);
   });
 
-  it('never serves a file outside the build (encoded dot segments get the console, not the file)', async () => {
+  it('answers 404, not the console, for a file the build does not have (a stale asset name fails plainly)', async () => {
+    for (const missing of ['/assets/index-0000000.js', '/favicon.ico', '/keys/logo.png']) {
+      const reply = await call(`${t.stack.url}${missing}`);
+      expect({ missing, status: reply.status, type: reply.headers.get('content-type') }).toEqual({ missing, status: 404, type: 'text/plain; charset=utf-8' });
+    }
+  });
+
+  it('never serves a file outside the build (encoded dot segments name no file of it)', async () => {
     for (const raw of ['/..%2f..%2fpackage.json', '/%2e%2e/%2e%2e/package.json', '/assets/..%2f..%2f..%2fpackage.json']) {
       const reply = await rawGet(raw);
-      expect({ raw, status: reply.status }).toEqual({ raw, status: 200 });
+      expect({ raw, status: reply.status }).toEqual({ raw, status: 404 });
       expect(reply.body).not.toContain('"devDependencies"');
-      expect(reply.body).toContain('<div id="root">');
     }
   });
 
