@@ -255,6 +255,23 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     if (typeof schedulesOption === 'object' && !(Number.isInteger(schedulesOption.everyMs) && schedulesOption.everyMs >= 10)) {
       throw new StartupError(`schedules.everyMs must be an integer of at least 10, got ${schedulesOption.everyMs}`);
     }
+    // The server listens first, before any other work: a busy port is said at once, not after the synth
+    // and DynamoDB Local; and its origin names the local OpenID Connect provider, which the authorizer is
+    // given before it starts. Requests are answered 503 until the handlers below are in place. The
+    // provider shares the server (one origin).
+    let serve: RequestListener | undefined = undefined;
+    let oidc: LocalOidc | undefined = undefined;
+    const server = createServer({ keepAlive: true, keepAliveTimeout: 5000 }, (req, res) =>
+      serve ? serve(req, res) : void res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"starting","code":"SERVICE_UNAVAILABLE"}'),
+    );
+    const port = await listen(server, options.port ?? 3000);
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        }),
+    );
     const cdkOut = options.cdkOut ?? path.join(PROJECT_ROOT, 'cdk.out');
     if (!options.skipSynth) {
       progress('Synthesizing the CDK app (cdk synth, bundling the functions with esbuild)…');
@@ -325,22 +342,6 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // Locally, webhooks may go to a receiver on this machine (deployed, only public https URLs).
     baseEnv[ALLOW_LOOPBACK_ENV] = 'true';
 
-    // The server listens first: its origin names the local OpenID Connect provider, which the authorizer
-    // is given before it starts. Requests wait for the handlers below (answered 503 until then).
-    // The provider shares the server (one origin).
-    let serve: RequestListener | undefined = undefined;
-    let oidc: LocalOidc | undefined = undefined;
-    const server = createServer({ keepAlive: true, keepAliveTimeout: 5000 }, (req, res) =>
-      serve ? serve(req, res) : void res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"starting","code":"SERVICE_UNAVAILABLE"}'),
-    );
-    const port = await listen(server, options.port ?? 3000);
-    cleanups.push(
-      () =>
-        new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeAllConnections();
-        }),
-    );
     const url = `http://localhost:${port}`;
     const apiUrl = `${url}/${model.stageName}`;
     const local = localAuthorizerSettings(url, apiUrl);

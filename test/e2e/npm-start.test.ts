@@ -136,6 +136,8 @@ describe('npm start', () => {
       });
       expect(result.code).toBe(1);
       expect(result.stderr).toMatch(new RegExp(`Port ${port} is already in use`));
+      // Said before any other start-up work (a synth, DynamoDB Local, the tables): at once, not after a minute.
+      expect(result.stdout).not.toMatch(/Synthesizing|DynamoDB|Creating \d+ tables/);
     } finally {
       blocker.close();
     }
