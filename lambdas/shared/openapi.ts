@@ -64,7 +64,7 @@ export function toJsonSchema2020(schema: unknown): unknown {
   }
   if ((schema as Schema)['nullable'] === true && typeof out['type'] === 'string') {
     out['type'] = [out['type'], 'null'];
-    if (Array.isArray(out['enum'])) out['enum'] = [...(out['enum'] as unknown[]), null];
+    if (Array.isArray(out['enum']) && !(out['enum'] as unknown[]).includes(null)) out['enum'] = [...(out['enum'] as unknown[]), null];
   }
   return out;
 }

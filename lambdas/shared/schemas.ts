@@ -77,6 +77,9 @@ const METADATA = {
   required: [],
 } as const;
 
+/** `field` is in the body and not null. */
+const given = (field: string, type: 'array' | 'string') => ({ required: [field], properties: { [field]: { type } } }) as const;
+
 const createKeySchema: JSONSchemaType<CreateKeyBody> = {
   type: 'object',
   additionalProperties: false,
@@ -84,17 +87,17 @@ const createKeySchema: JSONSchemaType<CreateKeyBody> = {
   properties: {
     name: NAME,
     capabilities: CAPABILITIES,
-    preset: { type: 'string', nullable: true, enum: PRESET_NAMES },
+    preset: { type: 'string', nullable: true, enum: [...PRESET_NAMES, null] },
     // Still accepted in /v1 (API.md §2 "Legacy scopes"); new clients give `capabilities` or a `preset`.
     scope: {
       type: 'string',
       nullable: true,
-      enum: SCOPE_NAMES,
+      enum: [...SCOPE_NAMES, null],
       deprecated: true,
       description: 'Deprecated: a legacy scope (each includes the one before). Still accepted in /v1; give `capabilities` or a `preset` instead.',
     },
     workspaces: WORKSPACES,
-    expires_in_days: { type: 'integer', nullable: true, enum: [...EXPIRY_DAYS] },
+    expires_in_days: { type: 'integer', nullable: true, enum: [...EXPIRY_DAYS, null] },
     expires_at: {
       type: 'string',
       nullable: true,
@@ -102,12 +105,15 @@ const createKeySchema: JSONSchemaType<CreateKeyBody> = {
       pattern: DATE_TIME_PATTERN,
       description: `An exact expiry instead of \`expires_in_days\` (not both): an ISO-8601 date-time with \`Z\` or an offset, in the future, at most ${MAX_EXPIRY_DAYS} days ahead. The key is refused from that instant.`,
     },
-    environment: { type: 'string', nullable: true, enum: ['live', 'test'] },
+    environment: { type: 'string', nullable: true, enum: ['live', 'test', null] },
     metadata: METADATA,
     enabled: { type: 'boolean', nullable: true, description: 'Default true. A key made disabled holds its slot and is refused (401) until enabled.' },
   },
-  oneOf: [{ required: ['capabilities'] }, { required: ['preset'] }, { required: ['scope'] }],
-  not: { required: ['expires_in_days', 'expires_at'] },
+  // An optional field given as null is not given (the OpenAPI document types each as `… | null`).
+  oneOf: [given('capabilities', 'array'), given('preset', 'string'), given('scope', 'string')],
+  // Both given (neither null) is refused. `type: 'object'` inside, so that a body that is not an object
+  // fails only its own `type` check rather than this one too.
+  not: { type: 'object', required: ['expires_in_days', 'expires_at'], properties: { expires_in_days: { type: 'integer' }, expires_at: { type: 'string' } } },
 };
 
 export interface UpdateKeyBody {
@@ -161,6 +167,8 @@ const rotateWebhookSecretSchema: JSONSchemaType<RotateWebhookSecretBody> = {
 };
 
 function toFieldErrors(errors: ErrorObject[] | null | undefined): FieldError[] {
+  // A body that is not an object: that alone, not what the object's own checks make of it.
+  if (errors?.some((e) => e.keyword === 'type' && e.instancePath === '')) return [{ field: 'body', message: 'must be a JSON object' }];
   const out: FieldError[] = [];
   for (const e of errors ?? []) {
     if (e.keyword === 'minProperties' && e.instancePath === '') {
@@ -200,7 +208,7 @@ function toFieldErrors(errors: ErrorObject[] | null | undefined): FieldError[] {
       out.push({ field: 'capabilities', message: 'give exactly one of capabilities, preset or scope' });
       continue;
     }
-    if (e.keyword === 'required' && e.schemaPath.startsWith('#/oneOf')) continue; // summarised by oneOf
+    if (e.schemaPath.startsWith('#/oneOf/')) continue; // summarised by oneOf
     const missing = e.keyword === 'required' ? String(e.params['missingProperty']) : undefined;
     const extra = e.keyword === 'additionalProperties' ? String(e.params['additionalProperty']) : undefined;
     const path = e.instancePath.replace(/^\//, '').replace(/\//g, '.');
@@ -208,7 +216,7 @@ function toFieldErrors(errors: ErrorObject[] | null | undefined): FieldError[] {
     const message = extra
       ? 'is not a known field'
       : e.keyword === 'enum'
-        ? `must be one of ${(e.params['allowedValues'] as unknown[]).join(', ')}`
+        ? `must be one of ${(e.params['allowedValues'] as unknown[]).filter((v) => v !== null).join(', ')}`
         : (e.message ?? 'is not valid');
     out.push({ field, message });
   }

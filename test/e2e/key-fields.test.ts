@@ -169,6 +169,34 @@ describe('expires_at at creation', () => {
     }
     expect(await t.snapshot()).toBe(before);
   });
+
+  it('null stands for not given, as the OpenAPI document types these fields: both expiries null is no expiry, not "both"', async () => {
+    const { key: admin } = await t.account('business');
+    const neither = await t.api(admin, 'POST', '/keys', { name: 'nulls', preset: 'read-only', scope: null, capabilities: null, environment: null, expires_in_days: null, expires_at: null });
+    expect({ status: neither.status, expires_at: neither.body['expires_at'], environment: neither.body['environment'] }).toEqual({ status: 201, expires_at: null, environment: 'live' });
+    // Still exactly one of capabilities, preset or scope: nulls do not count, and none at all is refused.
+    expectValidation(await t.api(admin, 'POST', '/keys', { name: 'none', capabilities: null, preset: null }), 'capabilities');
+    const wrong = await t.api(admin, 'POST', '/keys', { name: 'bad', preset: 'read-only', expires_in_days: 8 });
+    expect(wrong.body['error']).toBe('expires_in_days: must be one of 7, 30, 60, 90, 180, 365');
+    const at = new Date(Date.now() + 7 * DAY).toISOString();
+    const one = await t.api(admin, 'POST', '/keys', { name: 'one', preset: 'read-only', expires_in_days: null, expires_at: at });
+    expect({ status: one.status, expires_at: one.body['expires_at'] }).toEqual({ status: 201, expires_at: at });
+  });
+
+  it('a body that is not a JSON object is refused as that alone, naming no field it never sent', async () => {
+    const { key: admin } = await t.account('business');
+    const before = await t.snapshot();
+    for (const raw of [undefined, 'null', '[1]', '"x"', '3']) {
+      const reply = await t.api(admin, 'POST', '/keys', raw);
+      expect({ raw, status: reply.status, error: reply.body['error'], details: reply.body['details'] }).toEqual({
+        raw,
+        status: 400,
+        error: 'body: must be a JSON object',
+        details: [{ field: 'body', message: 'must be a JSON object' }],
+      });
+    }
+    expect(await t.snapshot()).toBe(before);
+  });
 });
 
 describe('enabled', () => {

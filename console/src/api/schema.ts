@@ -1022,7 +1022,13 @@ export interface components {
             } | null;
             /** @description Default true. A key made disabled holds its slot and is refused (401) until enabled. */
             enabled?: boolean | null;
-        } & (unknown | unknown | unknown);
+        } & ({
+            capabilities: unknown[];
+        } | {
+            preset: string;
+        } | {
+            scope: string;
+        });
         UpdateKeyRequest: {
             name?: string | null;
             capabilities?: string[] | null;
