@@ -168,11 +168,11 @@ describe('runs', () => {
     expect(reply.body).toMatchObject({ status: 'FAILED', error: 'the model said no', output: null, finished_at: expect.any(String) });
   });
 
-  it('a sync run that would outlast 29 s fails at once and points to ?async=true', async () => {
+  it('a sync run that would outlast its 25 s fails at once and points to ?async=true', async () => {
     const started = Date.now();
     const reply = await t.api(admin, 'POST', '/workflows/sleepy/run', { input: { ms: 28_000 } });
     expect(Date.now() - started).toBeLessThan(5000);
-    expect(reply.body).toMatchObject({ status: 'FAILED', error: expect.stringContaining('?async=true') });
+    expect(reply.body).toMatchObject({ status: 'FAILED', error: expect.stringMatching(/^The run would take longer than a synchronous run may \(25 s\); .*\?async=true/) });
   });
 
   it('an async run answers 202 with Location, then the worker runs it to SUCCEEDED', async () => {
@@ -321,6 +321,16 @@ describe('models', () => {
       details: expect.any(Array),
     });
     expectError(await t.api(admin, 'POST', '/models/gpt-9/run', { input: {} }), 404, 'NOT_FOUND');
+  });
+
+  it('a direct run that would outlast the 25 s a synchronous run may take fails at once and says how to run it longer', async () => {
+    const started = Date.now();
+    const reply = await t.api(admin, 'POST', '/models/sleep/run', { input: { ms: 26_000 } });
+    expect(Date.now() - started).toBeLessThan(5000);
+    expectError(reply, 422, 'MODEL_FAILED');
+    expect(reply.body['error']).toBe(
+      'The model would run longer than a direct model run may (25 s: it is synchronous); make it a step of a workflow and run that asynchronously with POST /workflows/{slug}/run?async=true',
+    );
   });
 
   it('a deployer’s model works as a workflow step, and its errors fail the step', async () => {

@@ -357,8 +357,9 @@ export { SYNC_BUDGET_MS };
 /** A step that could not run (its model missing, its input not what the model takes): failure STEP_FAILED. */
 class StepNotRunnable extends ModelFailure {}
 
-export const TOO_LONG_FOR_SYNC =
-  'The run would take longer than a synchronous request may last (29 s); run it asynchronously with POST /workflows/{slug}/run?async=true and poll GET /executions/{execution_id}';
+export const TOO_LONG_FOR_SYNC = `The run would take longer than a synchronous run may (${SYNC_BUDGET_MS / 1000} s); run it asynchronously with POST /workflows/{slug}/run?async=true and poll GET /executions/{execution_id}`;
+/** A direct model run is always synchronous: the way to a longer one is a workflow run asynchronously. */
+export const MODEL_TOO_LONG_FOR_SYNC = `The model would run longer than a direct model run may (${SYNC_BUDGET_MS / 1000} s: it is synchronous); make it a step of a workflow and run that asynchronously with POST /workflows/{slug}/run?async=true`;
 const TOO_LONG_FOR_WORKER = 'The run outlasted the worker’s time limit';
 
 /** Attempts at a write that ends (or takes) a run, each with the SDK's own retries inside. */
@@ -698,7 +699,7 @@ export async function runModel(deps: WorkflowDeps, modelId: string, rawBody: unk
     const output = await model.run(input, { deadline: Date.now() + SYNC_BUDGET_MS, isCancelled: async () => false });
     return { model: modelId, output };
   } catch (error) {
-    if (error instanceof DeadlineExceeded) throw new ModelFailedError(TOO_LONG_FOR_SYNC);
+    if (error instanceof DeadlineExceeded) throw new ModelFailedError(MODEL_TOO_LONG_FOR_SYNC);
     if (error instanceof ModelFailure) throw new ModelFailedError(error.message);
     throw error;
   }
