@@ -261,17 +261,22 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // provider shares the server (one origin).
     let serve: RequestListener | undefined = undefined;
     let oidc: LocalOidc | undefined = undefined;
-    const server = createServer({ keepAlive: true, keepAliveTimeout: 5000 }, (req, res) =>
-      serve ? serve(req, res) : void res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"starting","code":"SERVICE_UNAVAILABLE"}'),
-    );
+    const server = createServer({ keepAlive: true, keepAliveTimeout: 5000 }, (req, res) => {
+      if (serve) return serve(req, res);
+      // Still starting (the synth and DynamoDB Local take up to a minute), or stopping: a local state, never an answer of the API.
+      const requestId = randomUUID();
+      res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '5', 'x-request-id': requestId });
+      res.end(JSON.stringify({ error: 'The local stack is starting (or stopping): try again in a few seconds.', code: 'SERVICE_UNAVAILABLE', request_id: requestId }));
+    });
     const port = await listen(server, options.port ?? 3000);
-    cleanups.push(
-      () =>
-        new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeAllConnections();
-        }),
-    );
+    let serverClosed: Promise<void> | undefined;
+    const closeServer = () =>
+      (serverClosed ??= new Promise<void>((resolve) => {
+        serve = undefined;
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }));
+    cleanups.push(closeServer);
     const cdkOut = options.cdkOut ?? path.join(PROJECT_ROOT, 'cdk.out');
     if (!options.skipSynth) {
       progress('Synthesizing the CDK app (cdk synth, bundling the functions with esbuild)…');
@@ -497,6 +502,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const isApiPath = (u: string | undefined) => !!u && (u === stagePrefix || u.startsWith(`${stagePrefix}/`) || u.startsWith(`${stagePrefix}?`));
     serve = (req, res) =>
       oidc && isLocalOidcPath(req.url) ? oidc.handler(req, res) : site && !isApiPath(req.url) ? site(req, res) : gateway(req, res);
+    // Stopping closes the server first again (cleanups run last in, first out), before the functions, the
+    // proxies and DynamoDB Local it would otherwise send requests to while they close.
+    cleanups.push(closeServer);
 
     let adminKey: string | undefined;
     if (options.seed ?? true) {

@@ -7,7 +7,7 @@
 import { jest } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort } from '../../local-runner/dynamodb-local.js';
@@ -140,6 +140,36 @@ describe('npm start', () => {
       expect(result.stdout).not.toMatch(/Synthesizing|DynamoDB|Creating \d+ tables/);
     } finally {
       blocker.close();
+    }
+  });
+
+  it('takes the port first: 503 SERVICE_UNAVAILABLE with Retry-After while it starts, and the port freed when the start fails', async () => {
+    // A "DynamoDB" that accepts connections and never answers: the start waits for it (10 s), then gives up.
+    const held: Socket[] = [];
+    const silent: Server = createServer((socket) => void held.push(socket));
+    const silentPort = await new Promise<number>((resolve) => silent.listen(0, '127.0.0.1', () => resolve((silent.address() as { port: number }).port)));
+    const port = await freePort();
+    try {
+      const run = runTs('local-runner/main.ts', START_ARGS, {
+        PORT: String(port),
+        DYNAMODB_ENDPOINT: `http://127.0.0.1:${silentPort}`,
+        KNOUDS_STATE_FILE: path.join(dir, 'starting.json'),
+      });
+      let starting: Awaited<ReturnType<typeof call>> | undefined;
+      for (const deadline = Date.now() + 8_000; !starting && Date.now() < deadline; ) {
+        starting = await call(`http://127.0.0.1:${port}/v1/health`).catch(() => undefined);
+        if (!starting) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(starting?.status).toBe(503);
+      expect(starting?.headers.get('retry-after')).toBe('5');
+      expect(starting?.body).toEqual({ error: expect.stringContaining('starting'), code: 'SERVICE_UNAVAILABLE', request_id: starting?.headers.get('x-request-id') });
+      const result = await run;
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain('did not answer within 10 s');
+      await expect(call(`http://127.0.0.1:${port}/v1/health`)).rejects.toThrow();
+    } finally {
+      for (const socket of held) socket.destroy();
+      silent.close();
     }
   });
 
