@@ -55,8 +55,9 @@ export function createConsoleSite(dirs: readonly string[], config: ConsoleConfig
       try {
         const raw = new URL(req.url ?? '/', 'http://localhost').pathname;
         // As the stack's CloudFront Function decides (lib/console.ts), on the path as sent: a last segment
-        // without a dot is one of the console's routes, anything else names a file of the build.
-        route = !raw.slice(raw.lastIndexOf('/') + 1).includes('.');
+        // without a dot is one of the console's routes, anything else names a file of the build. The
+        // function is not on the `/assets/*` behaviour: everything there names a file.
+        route = !raw.startsWith('/assets/') && !raw.slice(raw.lastIndexOf('/') + 1).includes('.');
         pathname = decodeURIComponent(raw);
       } catch {
         res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8', ...CONSOLE_SECURITY_HEADERS }).end('Bad request\n');
@@ -69,7 +70,7 @@ export function createConsoleSite(dirs: readonly string[], config: ConsoleConfig
       }
       const relative = path.normalize(pathname).replace(/^[/\\]+/, '');
       // A route gets index.html (the console's router decides what it shows); a file missing from the build
-      // is 404, not the page (deployed, the bucket refuses it): a stale asset name fails plainly.
+      // is 404, not the page (deployed, the bucket refuses it with 403): a stale asset name fails plainly.
       const file = route ? await find('index.html') : await find(relative);
       if (!file) {
         res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', ...CONSOLE_SECURITY_HEADERS }).end('Not found\n');

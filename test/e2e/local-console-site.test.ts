@@ -83,7 +83,8 @@ describe('the console on the local stack', () => {
   });
 
   it('answers 404, not the console, for a file the build does not have (a stale asset name fails plainly)', async () => {
-    for (const missing of ['/assets/index-0000000.js', '/favicon.ico', '/keys/logo.png']) {
+    // Under /assets/ every path names a file, as on the stack's `/assets/*` behaviour (no route rewriting there).
+    for (const missing of ['/assets/index-0000000.js', '/favicon.ico', '/keys/logo.png', '/assets/no-extension']) {
       const reply = await call(`${t.stack.url}${missing}`);
       expect({ missing, status: reply.status, type: reply.headers.get('content-type') }).toEqual({ missing, status: 404, type: 'text/plain; charset=utf-8' });
     }
