@@ -13,18 +13,19 @@ export const REQUEST_SCHEMA_OPTIONS: Options = { allErrors: true, strict: true, 
 
 export const EXPIRY_DAYS = [7, 30, 60, 90, 180, 365] as const;
 
+/** A POST /keys body as the schema admits it: an optional field may come as null, which counts as left out. */
 export interface CreateKeyBody {
   name: string;
-  capabilities?: string[];
-  preset?: PresetName;
-  scope?: ScopeName;
-  workspaces?: string[];
-  expires_in_days?: (typeof EXPIRY_DAYS)[number];
+  capabilities?: string[] | null;
+  preset?: PresetName | null;
+  scope?: ScopeName | null;
+  workspaces?: string[] | null;
+  expires_in_days?: (typeof EXPIRY_DAYS)[number] | null;
   /** An exact expiry instead of `expires_in_days` (not both): in the future, at most MAX_EXPIRY_DAYS ahead. */
-  expires_at?: string;
-  environment?: KeyEnvironment;
-  metadata?: KeyMetadata;
-  enabled?: boolean;
+  expires_at?: string | null;
+  environment?: KeyEnvironment | null;
+  metadata?: KeyMetadata | null;
+  enabled?: boolean | null;
 }
 
 /** A key's metadata (API.md §4): a string map of at most 20 entries, keys 1–40 and values 0–500 characters. */

@@ -118,7 +118,7 @@ function instantOf(text: string): number | undefined {
  * The expiry of a new key: `expires_in_days` from now, or `expires_at` (an exact instant, in the future and
  * at most MAX_EXPIRY_DAYS ahead), as an ISO-8601 UTC time; undefined for a key that never expires.
  */
-function expiryOf(body: { expires_in_days?: number; expires_at?: string }, now: Date): string | undefined {
+function expiryOf(body: { expires_in_days?: number | null; expires_at?: string | null }, now: Date): string | undefined {
   if (body.expires_in_days) return new Date(now.getTime() + body.expires_in_days * 86_400_000).toISOString();
   if (body.expires_at == null) return undefined;
   const at = instantOf(body.expires_at);
@@ -128,7 +128,7 @@ function expiryOf(body: { expires_in_days?: number; expires_at?: string }, now: 
   return new Date(at).toISOString();
 }
 
-function requestedCapabilities(body: { capabilities?: string[]; preset?: keyof typeof PRESETS; scope?: keyof typeof SCOPES }): Capability[] {
+function requestedCapabilities(body: { capabilities?: string[] | null; preset?: keyof typeof PRESETS | null; scope?: keyof typeof SCOPES | null }): Capability[] {
   if (body.capabilities) return checkedCapabilities(body.capabilities);
   if (body.preset) return normalizeCapabilities(PRESETS[body.preset]);
   if (body.scope) return normalizeCapabilities(SCOPES[body.scope]);
@@ -190,7 +190,7 @@ function keyEvent(
   });
 }
 
-function normalizeWorkspaces(workspaces: readonly string[] | undefined): string[] {
+function normalizeWorkspaces(workspaces: readonly string[] | null | undefined): string[] {
   if (!workspaces) return ['*'];
   return workspaces.includes('*') ? ['*'] : [...new Set(workspaces)].sort();
 }
