@@ -116,6 +116,43 @@ describe('what each person may do', () => {
       await eventually(async () => expect(await page.getByRole('main').innerText()).toMatch(second === b ? /\bpro\b/i : /business/i));
     }),
   );
+
+  it(
+    'a switch that fails changes nothing: the select goes back, an alert says why, and every call stays with the account shown',
+    suite.withPage(async ({ page }) => {
+      const a = await suite.account('business');
+      const b = await suite.account('business');
+      await createKey(suite.t.deps(), a.accountId, { name: 'gamma key', preset: 'read-only' });
+      await createKey(suite.t.deps(), b.accountId, { name: 'delta key', preset: 'read-only' });
+      const both = await suite.person([[a.accountId, 'admin'], [b.accountId, 'admin']], 'switch-fails');
+      await signIn(page, suite.url, both);
+      const [first, second] = [a, b].sort((x, y) => x.accountId.localeCompare(y.accountId)) as [typeof a, typeof b];
+      const firstKey = first === a ? 'gamma key' : 'delta key';
+      await visible(keyRow(page, firstKey));
+      // The other account's details cannot be had (a network blip, a rate limit): 503 for its GET /me.
+      await page.route(`${suite.t.stack.apiUrl}/me`, (route) =>
+        route.request().headers()['knouds-account'] === second.accountId
+          ? route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ error: 'Service unavailable', code: 'SERVICE_UNAVAILABLE', request_id: 'r' }) })
+          : route.continue(),
+      );
+      const sent: string[] = [];
+      page.on('request', (request) => {
+        if (request.url().startsWith(`${suite.t.stack.apiUrl}/`)) sent.push(request.headers()['knouds-account'] ?? '');
+      });
+      const switcher = page.getByRole('combobox', { name: /account/i });
+      await switcher.selectOption(second.accountId);
+      await visible(page.getByRole('alert').filter({ hasText: `Could not switch to ${second.accountId}` }));
+      await eventually(async () => expect(await switcher.inputValue()).toBe(first.accountId));
+      expect(await page.evaluate("sessionStorage.getItem('knouds.account')")).toBe(first.accountId);
+      // The page still shows the first account, and what it does goes there.
+      sent.length = 0;
+      await page.getByRole('button', { name: `Actions for ${firstKey}` }).click();
+      await page.getByRole('menuitem', { name: 'Usage' }).click();
+      await visible(page.getByRole('dialog', { name: `Usage of ${firstKey}` }));
+      await eventually(async () => expect(sent.length).toBeGreaterThan(0));
+      expect(new Set(sent)).toEqual(new Set([first.accountId]));
+    }),
+  );
 });
 
 describe('a person of no account', () => {

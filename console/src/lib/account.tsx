@@ -3,7 +3,7 @@
  * ceiling, the person's role and capabilities in force, the key count, and the person's accounts for
  * the account switcher. The chosen account goes on every call as `Knouds-Account`.
  */
-import { createContext, useCallback, useContext, useEffect, useState, type ReactNode } from 'react';
+import { createContext, useCallback, useContext, useEffect, useRef, useState, type ReactNode } from 'react';
 import { api, type Schemas } from '../api/client';
 import { ApiProblem, call, messageOf } from '../api/errors';
 import { accountChoice, chooseAccount, forgetAccountChoice } from './account-choice';
@@ -24,8 +24,13 @@ export interface Account {
   readonly maxKeys: number;
   /** Refreshes GET /me (the key count after a change); keeps showing the old values meanwhile. */
   readonly refresh: () => void;
-  /** Acts for another of the person's accounts from now on. */
+  /**
+   * Acts for another of the person's accounts once its details have arrived: until then, and if they
+   * cannot be had, every call stays with the account shown.
+   */
   readonly switchTo: (accountId: string) => void;
+  /** Why the last switch failed (the account shown is still the one acted for), or null. */
+  readonly switchProblem: { readonly message: string } | null;
 }
 
 type State =
@@ -35,10 +40,12 @@ type State =
 
 const AccountContext = createContext<Account | null>(null);
 
-async function loadMe(): Promise<Me> {
+/** GET /me for the account chosen (the header), or for `switchingTo` alone, not yet chosen. */
+async function loadMe(switchingTo?: string): Promise<Me> {
   try {
-    return await call(api().GET('/me'));
+    return await call(switchingTo ? api().GET('/me', { headers: { 'Knouds-Account': switchingTo } }) : api().GET('/me'));
   } catch (error) {
+    if (switchingTo) throw error;
     // An account chosen earlier that the person left since: ask again for their first account.
     if (error instanceof ApiProblem && error.code === 'NOT_A_MEMBER' && accountChoice()) {
       forgetAccountChoice();
@@ -54,19 +61,32 @@ async function loadMe(): Promise<Me> {
 export function AccountProvider({ children, loading }: { readonly children: ReactNode; readonly loading: (state: { failed?: string; retry: () => void }) => ReactNode }) {
   const [state, setState] = useState<State>({ status: 'loading' });
   const [version, setVersion] = useState(0);
+  // The account a switch asked for, until GET /me has answered for it: only then is it chosen (the header
+  // of every call), so that a page still showing the old account never acts on the new one.
+  const switching = useRef<string | undefined>(undefined);
+  const [switchProblem, setSwitchProblem] = useState<{ message: string } | null>(null);
 
   useEffect(() => {
     let current = true;
-    loadMe().then(
+    const target = switching.current;
+    loadMe(target).then(
       (me) => {
         if (!current) return;
+        if (target) switching.current = undefined;
         // Every later call names the account, as a person of several accounts must.
         if (me.kind === 'person' && accountChoice() !== me.account.account_id) chooseAccount(me.account.account_id);
+        setSwitchProblem(null);
         setState({ status: 'ready', me });
       },
       (error: unknown) => {
+        if (!current) return;
+        if (target) {
+          // The switch did not happen: the account shown stays the one acted for, and the bar says why.
+          switching.current = undefined;
+          setSwitchProblem({ message: `Could not switch to ${target}: ${messageOf(error)}` });
+        }
         // A refresh that fails keeps what is shown; the page that asked says what went wrong itself.
-        if (current) setState((old) => (old.status === 'ready' ? old : { status: 'failed', message: messageOf(error) }));
+        setState((old) => (old.status === 'ready' ? old : { status: 'failed', message: messageOf(error) }));
       },
     );
     return () => {
@@ -77,7 +97,7 @@ export function AccountProvider({ children, loading }: { readonly children: Reac
   const refresh = useCallback(() => setVersion((v) => v + 1), []);
   // The header (and its switcher, which has focus) stays; the page is shown anew for the new account.
   const switchTo = useCallback((accountId: string) => {
-    chooseAccount(accountId);
+    switching.current = accountId;
     setVersion((v) => v + 1);
   }, []);
 
@@ -103,6 +123,7 @@ export function AccountProvider({ children, loading }: { readonly children: Reac
     maxKeys: me.account.max_active_keys,
     refresh,
     switchTo,
+    switchProblem,
   };
   return <AccountContext.Provider value={account}>{children}</AccountContext.Provider>;
 }

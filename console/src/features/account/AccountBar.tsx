@@ -5,14 +5,16 @@
 import { useEffect, useId, useState } from 'react';
 import { signOut } from '../../lib/auth';
 import { tierName, useAccount } from '../../lib/account';
+import { ErrorMessage } from '../../components/Messages';
 
 export function AccountBar() {
   const account = useAccount();
   const selectId = useId();
   const accounts = account.me.person?.accounts ?? [];
-  // The choice shows at once; the page follows when the account's details have arrived.
+  // The choice shows at once; the page follows when the account's details have arrived, or the select
+  // goes back to the account shown when they could not be had.
   const [chosen, setChosen] = useState(account.accountId);
-  useEffect(() => setChosen(account.accountId), [account.accountId]);
+  useEffect(() => setChosen(account.accountId), [account.accountId, account.switchProblem]);
 
   return (
     <div className="account-bar">
@@ -34,6 +36,7 @@ export function AccountBar() {
               </option>
             ))}
           </select>
+          {account.switchProblem && <ErrorMessage>{account.switchProblem.message}</ErrorMessage>}
         </div>
       ) : (
         <p className="account-name">
