@@ -96,6 +96,8 @@ describe('signing in and out', () => {
       await signIn(page, suite.url, suite.demo);
       const keysUrl = page.url();
       expect(await sessionAccessToken(page)).toBeDefined();
+      const requested: string[] = [];
+      page.on('request', (request) => requested.push(request.url()));
 
       await page.getByRole('button', { name: 'Sign out' }).click();
       // The provider may ask to confirm (RP-initiated logout); confirming ends its session too.
@@ -107,6 +109,11 @@ describe('signing in and out', () => {
       expect(new URL(page.url()).origin).toBe(suite.url);
       expect(await sessionAccessToken(page)).toBeUndefined();
       expect(await page.getByRole('heading', { name: 'API Keys', exact: true }).count()).toBe(0);
+      // No token in any URL after sign-in (API.md §6): the provider's sign-out page is asked by client_id.
+      const endSession = requested.filter((u) => new URL(u).pathname.endsWith('/session/end'));
+      expect(endSession.length).toBeGreaterThan(0);
+      expect(new URL(endSession[0]!).searchParams.get('client_id')).toBe('knouds-console');
+      expect(requested.filter((u) => /id_token_hint|eyJ/.test(u))).toEqual([]);
 
       // The API Keys page's own URL, opened again, asks to sign in and shows no keys.
       await page.goto(keysUrl);

@@ -127,18 +127,19 @@ export async function endSession(): Promise<void> {
 
 /**
  * Forgets the session here and, when the provider has a sign-out page, signs out there too (the browser
- * then comes back to post_logout_redirect_uri). Cognito's /logout (from config.json, as its discovery
- * has none) also needs `client_id` and `logout_uri`.
+ * then comes back to post_logout_redirect_uri). The request names the console by its `client_id`, never
+ * by an `id_token_hint`: tokens are never in a URL after sign-in (API.md §6), and that one would carry the
+ * ID token, the person's email in it, into the history and the provider's logs. Cognito's /logout (from
+ * config.json, as its discovery has none) also needs `logout_uri`.
  */
 export async function signOut(): Promise<void> {
   clearTimeout(expiryTimer);
   forgetAccountChoice();
   const m = userManager();
   try {
-    const extraQueryParams = settings?.end_session_endpoint
-      ? { client_id: settings.client_id, logout_uri: settings.post_logout_redirect_uri }
-      : undefined;
-    // Removes the user from storage first, then navigates away.
+    const extraQueryParams = settings?.end_session_endpoint ? { logout_uri: settings.post_logout_redirect_uri } : undefined;
+    // The user removed first: with no ID token to hint with, oidc-client-ts sends `client_id` instead.
+    await m.removeUser();
     await m.signoutRedirect(extraQueryParams ? { extraQueryParams } : {});
   } catch {
     // No sign-out page at the provider (or its discovery is unreachable): signed out of the console.
