@@ -21,7 +21,8 @@ export function EditKeyDialog({
   /** The account's workflows and models (null while they load). */
   readonly choices: Choices | null;
   readonly onClose: () => void;
-  readonly onSaved: () => void;
+  /** Told the key's name as saved. */
+  readonly onSaved: (name: string) => void;
   /** The key changed meanwhile: show the list anew. */
   readonly onStale: () => void;
 }) {
@@ -52,7 +53,7 @@ export function EditKeyDialog({
         // Only what the person changed: a field left alone keeps whatever another tab or the CLI set meanwhile.
         const changes = changedFields(apiKey, { name: name.trim(), capabilities, workspaces: workspaceList(workspaces), metadata: metadata.metadata });
         if (Object.keys(changes).length > 0) await updateKey(apiKey.key_id, changes);
-        onSaved();
+        onSaved(name.trim());
         onClose();
       },
       (error) => {

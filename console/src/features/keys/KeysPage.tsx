@@ -138,7 +138,7 @@ export function KeysPage() {
         />
       )}
       {open?.kind === 'create' && <CreateKeyDialog onClose={close} onCreated={() => changed('The key was created.')} choices={choices} />}
-      {open?.kind === 'edit' && <EditKeyDialog apiKey={open.key} choices={choices} onClose={close} onSaved={() => changed(`The key “${open.key.name}” was saved.`)} onStale={reload} />}
+      {open?.kind === 'edit' && <EditKeyDialog apiKey={open.key} choices={choices} onClose={close} onSaved={(name) => changed(`The key “${name}” was saved.`)} onStale={reload} />}
       {open?.kind === 'toggle' && (
         <EnableKeyDialog
           apiKey={open.key}
