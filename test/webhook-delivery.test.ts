@@ -253,7 +253,7 @@ describe('attempts', () => {
     const { accountId } = await account();
     const run = await running(accountId);
     const ended = await endedWithoutAttempt(run);
-    expect(await deps.executions.claimWebhookAttempt(accountId, run.execution_id, ended.webhook_due!, 'clm_dead', Date.now() + 700)).toBeDefined();
+    expect(await deps.executions.claimWebhookAttempt(accountId, run.execution_id, ended.webhook_due!, 'clm_dead', Date.now() + 700, Date.now())).toBeDefined();
     await sendDueWebhooks(deps, Date.now() + 10_000);
     expect(deliveriesOf(run.execution_id)).toHaveLength(0);
     await new Promise((r) => setTimeout(r, 800));
@@ -262,6 +262,26 @@ describe('attempts', () => {
     // The dead sender's late record does not count: its claim is gone.
     expect(await deps.executions.recordWebhookAttempt(accountId, run.execution_id, 'clm_dead', { result: 'failed', status: null, at: new Date() })).toBe(false);
     expect((await deps.executions.get(accountId, run.execution_id))!.webhook).toMatchObject({ status: 'delivered', attempts: 1 });
+  });
+
+  it('a run cancelled while its worker held it, claimed by a sender before the worker reads it: the worker’s first attempt leaves the live claim alone (one POST)', async () => {
+    // What CI once saw as two execution.cancelled deliveries: the cancel marks the webhook due now, a
+    // sender claims it (its due time becomes the claim's lease), and the worker that held the run reads
+    // it back, lease and all, and made its own attempt with that due time.
+    const { accountId } = await account();
+    const run = await running(accountId);
+    expect(await deps.executions.cancel(accountId, run.execution_id, 'RUNNING', new Date(), false, true)).toBe(true);
+    const cancelled = (await deps.executions.get(accountId, run.execution_id))!;
+    const lease = Date.now() + 30_000;
+    expect(await deps.executions.claimWebhookAttempt(accountId, run.execution_id, cancelled.webhook_due!, 'clm_sender', lease, Date.now())).toBeDefined();
+    // The worker's terminal write finds the run cancelled in its hands: the run as stored, the sender's lease as its due time.
+    const seenByWorker = await deps.executions.finish(accountId, run.execution_id, { status: 'SUCCEEDED', output: {} }, new Date(), 'att_a', ['RUNNING'], run);
+    expect(seenByWorker).toMatchObject({ status: 'CANCELLED', owner: 'att_a', webhook_due: lease, webhook_claim: 'clm_sender' });
+    expect(await firstAttempt(deps, seenByWorker!)).toBe('not-claimed');
+    expect(await deps.executions.claimWebhookAttempt(accountId, run.execution_id, lease, 'clm_other', lease + 30_000, Date.now())).toBeUndefined();
+    expect(deliveriesOf(run.execution_id)).toHaveLength(0);
+    // Once the lease has ended, the claim is anyone's again (the sender died): see the test above.
+    expect(await deps.executions.claimWebhookAttempt(accountId, run.execution_id, lease, 'clm_late', lease + 30_000, lease)).toBeDefined();
   });
 
   it('an account with no secret: the sender does not make one; the attempt fails without a POST and is retried', async () => {

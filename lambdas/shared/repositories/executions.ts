@@ -634,16 +634,26 @@ export class ExecutionsRepository {
   /**
    * Claims the next attempt of a pending webhook for `claim`: its due time moves from `seenDue` (as its
    * sender read it) to `leaseUntil`, by which the attempt is certainly over, so it comes due again if its
-   * sender dies. Of several senders that saw the same due time, one gets it. Returns the run as stored
-   * (what the payload is made from); undefined when another sender claimed it or its due time moved.
+   * sender dies. Of several senders that saw the same due time, one gets it. A live claim is nobody
+   * else's: while one holds the webhook, its due time is that claim's lease, which a caller may have read
+   * (a worker reading back the run a cancel ended in its hands), so the claim is taken over only once its
+   * lease has ended at `nowMs`. Returns the run as stored (what the payload is made from); undefined when
+   * another sender holds it or its due time moved.
    */
-  async claimWebhookAttempt(accountId: string, executionId: string, seenDue: number, claim: string, leaseUntil: number): Promise<ExecutionRecord | undefined> {
+  async claimWebhookAttempt(
+    accountId: string,
+    executionId: string,
+    seenDue: number,
+    claim: string,
+    leaseUntil: number,
+    nowMs: number,
+  ): Promise<ExecutionRecord | undefined> {
     return this.update(
       accountId,
       executionId,
       'SET webhook_due = :lease, webhook_claim = :claim',
-      'webhook_due = :seen AND webhook.#s = :pending',
-      { ':lease': leaseUntil, ':claim': claim, ':seen': seenDue, ':pending': 'pending' },
+      'webhook_due = :seen AND webhook.#s = :pending AND (attribute_not_exists(webhook_claim) OR webhook_due <= :now)',
+      { ':lease': leaseUntil, ':claim': claim, ':seen': seenDue, ':pending': 'pending', ':now': nowMs },
       // Its own claim, retried by the SDK after a lost answer.
       (current) => current.webhook_claim === claim && current.webhook?.status === 'pending',
     );

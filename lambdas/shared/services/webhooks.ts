@@ -121,7 +121,8 @@ export async function attemptWebhook(deps: WebhookDeps, due: DueWebhook, options
   const claim = `clm_${randomBase62(16)}`;
   let claimed: ExecutionRecord | undefined;
   try {
-    claimed = await deps.executions.claimWebhookAttempt(due.account_id, due.execution_id, due.webhook_due, claim, clock(deps).getTime() + WEBHOOK_CLAIM_LEASE_MS);
+    const nowMs = clock(deps).getTime();
+    claimed = await deps.executions.claimWebhookAttempt(due.account_id, due.execution_id, due.webhook_due, claim, nowMs + WEBHOOK_CLAIM_LEASE_MS, nowMs);
   } catch (error) {
     log('warn', 'webhook attempt not claimed: the claim failed', { ...ids, error: errorName(error) });
     return 'error';
