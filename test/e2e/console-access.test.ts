@@ -87,7 +87,7 @@ describe('what each person may do', () => {
   );
 
   it(
-    'a person of two accounts switches account and sees the other account’s keys; the console sends Knouds-Account',
+    'a person of two accounts chooses another account (arrow keys change nothing yet), switches with "Switch", and sees its keys; the console sends Knouds-Account and says so',
     suite.withPage(async ({ page }) => {
       const a = await suite.account('business');
       const b = await suite.account('pro');
@@ -107,11 +107,24 @@ describe('what each person may do', () => {
       await visible(keyRow(page, firstKey));
       expect(await keyRow(page, secondKey).count()).toBe(0);
 
+      // With the keyboard alone: the arrow key chooses, and nothing changes until "Switch".
       const switcher = page.getByRole('combobox', { name: /account/i });
-      await switcher.selectOption(second.accountId);
+      const switchButton = page.getByRole('button', { name: 'Switch', exact: true });
+      expect(await switchButton.isDisabled()).toBe(true);
+      await switcher.focus();
+      await page.keyboard.press('ArrowDown');
+      expect(await switcher.inputValue()).toBe(second.accountId);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(sentAccounts.has(second.accountId)).toBe(false);
+      await visible(keyRow(page, firstKey));
+      await page.keyboard.press('Tab');
+      expect(await switchButton.evaluate((b) => b === b.ownerDocument.activeElement)).toBe(true);
+      await page.keyboard.press('Enter');
       await visible(keyRow(page, secondKey));
       await gone(keyRow(page, firstKey));
       expect(sentAccounts.has(second.accountId)).toBe(true);
+      await eventually(async () => expect(await page.getByRole('status').filter({ hasText: `Now showing account ${second.accountId}` }).count()).toBe(1));
+      expect(await switchButton.isDisabled()).toBe(true);
       // The tier shown follows the account.
       await eventually(async () => expect(await page.getByRole('main').innerText()).toMatch(second === b ? /\bpro\b/i : /business/i));
     }),
@@ -141,6 +154,7 @@ describe('what each person may do', () => {
       });
       const switcher = page.getByRole('combobox', { name: /account/i });
       await switcher.selectOption(second.accountId);
+      await page.getByRole('button', { name: 'Switch', exact: true }).click();
       await visible(page.getByRole('alert').filter({ hasText: `Could not switch to ${second.accountId}` }));
       await eventually(async () => expect(await switcher.inputValue()).toBe(first.accountId));
       expect(await page.evaluate("sessionStorage.getItem('knouds.account')")).toBe(first.accountId);

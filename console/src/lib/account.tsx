@@ -31,6 +31,8 @@ export interface Account {
   readonly switchTo: (accountId: string) => void;
   /** Why the last switch failed (the account shown is still the one acted for), or null. */
   readonly switchProblem: { readonly message: string } | null;
+  /** The account a switch is waiting for (its GET /me), or null. */
+  readonly switchingTo: string | null;
 }
 
 type State =
@@ -65,6 +67,7 @@ export function AccountProvider({ children, loading }: { readonly children: Reac
   // of every call), so that a page still showing the old account never acts on the new one.
   const switching = useRef<string | undefined>(undefined);
   const [switchProblem, setSwitchProblem] = useState<{ message: string } | null>(null);
+  const [switchingTo, setSwitchingTo] = useState<string | null>(null);
 
   useEffect(() => {
     let current = true;
@@ -72,7 +75,10 @@ export function AccountProvider({ children, loading }: { readonly children: Reac
     loadMe(target).then(
       (me) => {
         if (!current) return;
-        if (target) switching.current = undefined;
+        if (target) {
+          switching.current = undefined;
+          setSwitchingTo(null);
+        }
         // Every later call names the account, as a person of several accounts must.
         if (me.kind === 'person' && accountChoice() !== me.account.account_id) chooseAccount(me.account.account_id);
         setSwitchProblem(null);
@@ -83,6 +89,7 @@ export function AccountProvider({ children, loading }: { readonly children: Reac
         if (target) {
           // The switch did not happen: the account shown stays the one acted for, and the bar says why.
           switching.current = undefined;
+          setSwitchingTo(null);
           setSwitchProblem({ message: `Could not switch to ${target}: ${messageOf(error)}` });
         }
         // A refresh that fails keeps what is shown; the page that asked says what went wrong itself.
@@ -98,6 +105,7 @@ export function AccountProvider({ children, loading }: { readonly children: Reac
   // The header (and its switcher, which has focus) stays; the page is shown anew for the new account.
   const switchTo = useCallback((accountId: string) => {
     switching.current = accountId;
+    setSwitchingTo(accountId);
     setVersion((v) => v + 1);
   }, []);
 
@@ -124,6 +132,7 @@ export function AccountProvider({ children, loading }: { readonly children: Reac
     refresh,
     switchTo,
     switchProblem,
+    switchingTo,
   };
   return <AccountContext.Provider value={account}>{children}</AccountContext.Provider>;
 }

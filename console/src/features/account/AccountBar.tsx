@@ -1,8 +1,10 @@
 /**
  * The header's account area: the signed-in person (email and role), the account switcher for a person
- * of several accounts (a labelled select that sets `Knouds-Account` on every call), and "Sign out".
+ * of several accounts (a labelled select and a "Switch" button: choosing with the arrow keys changes
+ * nothing until the button is pressed, so a keyboard user can look through the accounts without the page
+ * changing under them; the switch then sets `Knouds-Account` on every call and is announced), and "Sign out".
  */
-import { useEffect, useId, useState } from 'react';
+import { useEffect, useId, useRef, useState } from 'react';
 import { signOut } from '../../lib/auth';
 import { tierName, useAccount } from '../../lib/account';
 import { ErrorMessage } from '../../components/Messages';
@@ -15,29 +17,42 @@ export function AccountBar() {
   // goes back to the account shown when they could not be had.
   const [chosen, setChosen] = useState(account.accountId);
   useEffect(() => setChosen(account.accountId), [account.accountId, account.switchProblem]);
+  // Said once a switch has taken effect (a status region present from the start, so it is announced).
+  const [switched, setSwitched] = useState('');
+  const shown = useRef(account.accountId);
+  useEffect(() => {
+    if (shown.current === account.accountId) return;
+    shown.current = account.accountId;
+    const entry = accounts.find((a) => a.account_id === account.accountId);
+    setSwitched(`Now showing account ${account.accountId}${entry ? ` (${tierName(entry.tier)}, ${entry.role})` : ''}.`);
+  }, [account.accountId, accounts]);
 
   return (
     <div className="account-bar">
       {accounts.length > 1 ? (
-        <div className="account-switcher">
+        <form
+          className="account-switcher"
+          onSubmit={(event) => {
+            event.preventDefault();
+            if (chosen !== account.accountId) account.switchTo(chosen);
+          }}
+        >
           <label htmlFor={selectId}>Account</label>
-          <select
-            id={selectId}
-            className="input"
-            value={chosen}
-            onChange={(event) => {
-              setChosen(event.target.value);
-              account.switchTo(event.target.value);
-            }}
-          >
+          <select id={selectId} className="input" value={chosen} onChange={(event) => setChosen(event.target.value)}>
             {accounts.map((a) => (
               <option key={a.account_id} value={a.account_id}>
                 {`${a.account_id} (${tierName(a.tier)}, ${a.role})`}
               </option>
             ))}
           </select>
+          <button type="submit" className="button" disabled={chosen === account.accountId || account.switchingTo !== null}>
+            Switch
+          </button>
+          <div role="status" className={account.switchingTo ? 'switch-status' : 'visually-hidden'}>
+            {account.switchingTo ? `Switching to ${account.switchingTo}…` : switched}
+          </div>
           {account.switchProblem && <ErrorMessage>{account.switchProblem.message}</ErrorMessage>}
-        </div>
+        </form>
       ) : (
         <p className="account-name">
           <span className="label">Account</span> {account.accountId}
