@@ -127,6 +127,11 @@ describe('the Audit log page', () => {
       // Earlier: the operator made the account, its first key and this membership.
       expect(rows.map((r) => r.action)).toEqual(expect.arrayContaining(['Account created', 'Member added']));
       expect(rows.find((r) => r.action === 'Account created')!.by).toBe('Operator (admin CLI)');
+      // Fields and values in words, not as the API names them.
+      expect(rows.find((r) => r.action === 'Account created')!.text).toMatch(/Tier\s*Business/);
+      expect(rows[3]!.text).toMatch(/State\s*Enabled/);
+      expect(rows[3]!.text).toMatch(/Metadata\s*none/);
+      expect(rows[3]!.text).not.toMatch(/\bmetadata\b|\benabled\b|\{\}/);
       expect(rows).toHaveLength(events.length);
       // No key or secret anywhere in the page (prefixes, as in the Key filter, are not secrets).
       const html = await page.content();

@@ -12,7 +12,7 @@ import { messageOf } from '../../api/errors';
 import { useAccount } from '../../lib/account';
 import { listKeys, type Key } from '../keys/api';
 import { historyHref, listAuditEvents, type AuditEvent, type AuditQuery } from './api';
-import { ACTION_LABELS, actorText, fieldLabel, formatWhen, isAuditAction, namesFromEvents, valueText } from './describe';
+import { ACTION_LABELS, actorText, fieldLabel, formatWhen, isAuditAction, namesFromEvents, changeText } from './describe';
 
 type Loaded =
   | { readonly status: 'loading' }
@@ -43,11 +43,11 @@ function Changes({ changes }: { readonly changes: AuditEvent['changes'] }) {
           <dt>{fieldLabel(field)}</dt>
           <dd>
             {from === null || from === undefined ? (
-              valueText(to)
+              changeText(field, to)
             ) : (
               <>
-                {valueText(from)} <span aria-hidden="true">→</span>
-                <span className="visually-hidden"> changed to </span> {valueText(to)}
+                {changeText(field, from)} <span aria-hidden="true">→</span>
+                <span className="visually-hidden"> changed to </span> {changeText(field, to)}
               </>
             )}
           </dd>

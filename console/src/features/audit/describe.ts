@@ -1,4 +1,5 @@
 /** Audit events in words: what happened, to what, by whom, and what changed. */
+import { tierName } from '../../lib/account';
 import type { AuditAction, AuditEvent } from './api';
 
 /** Each action of API.md §7 as a person says it, in the contract's order (the filter's options). */
@@ -47,6 +48,8 @@ const FIELD_LABELS: Readonly<Record<string, string>> = {
   role: 'Role',
   email: 'Email',
   previous_secret_expires_at: 'Old secret signs until',
+  metadata: 'Metadata',
+  enabled: 'State',
 };
 
 export const fieldLabel = (field: string) => FIELD_LABELS[field] ?? field;
@@ -61,6 +64,38 @@ export function valueText(value: unknown): string {
   if (typeof value === 'string') return ISO_TIME.test(value) ? DATE_TIME.format(new Date(value)) : value;
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   return JSON.stringify(value);
+}
+
+const capitalised = (text: string) => text.charAt(0).toUpperCase() + text.slice(1);
+const TIERS = new Set(['free', 'pro', 'business', 'enterprise']);
+
+/**
+ * A changed field's value as a person reads it: a key's state as "Enabled"/"Disabled", metadata as
+ * "key: value" pairs, no expiry as "Never", a tier or role by its name; anything else as `valueText`.
+ */
+export function changeText(field: string, value: unknown): string {
+  switch (field) {
+    case 'enabled':
+      if (typeof value === 'boolean') return value ? 'Enabled' : 'Disabled';
+      break;
+    case 'metadata':
+      if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+        const entries = Object.entries(value);
+        return entries.length === 0 ? 'none' : entries.map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`).join(', ');
+      }
+      break;
+    case 'expires_at':
+      if (value === null) return 'Never';
+      break;
+    case 'tier':
+      if (typeof value === 'string' && TIERS.has(value)) return tierName(value as Parameters<typeof tierName>[0]);
+      break;
+    case 'role':
+    case 'environment':
+      if (typeof value === 'string') return capitalised(value);
+      break;
+  }
+  return valueText(value);
 }
 
 export const formatWhen = (iso: string) => DATE_TIME.format(new Date(iso));
