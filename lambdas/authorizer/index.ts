@@ -198,6 +198,7 @@ export async function handler(event: APIGatewayRequestAuthorizerEvent): Promise<
       createdAt: record.created_at,
       expiresAt: record.expires_at ?? null,
       createdBy: record.created_by ?? null,
+      rotatedTo: record.rotated_to ?? null,
       capabilities: verdict.capabilities,
       workspaces: record.workspaces,
       rateLimit: rateLimitFor(settings, record.tier, record.environment),

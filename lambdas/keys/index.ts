@@ -94,6 +94,7 @@ const routes: Record<string, RouteDef> = {
         metadata: metadataOf(event),
         // The authorizer lets no disabled key through.
         enabled: true,
+        rotated_to: caller.rotatedTo,
         last_used: hit.now.toISOString(),
         rate_limit: { limit: hit.limit, remaining: hit.remaining, reset: hit.reset },
       });

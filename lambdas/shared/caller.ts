@@ -40,6 +40,8 @@ export interface KeyCaller extends CallerBase {
   readonly expiresAt: string | null;
   /** Who made the key (`null` for keys made before it was recorded). */
   readonly createdBy: Principal | null;
+  /** The key that replaced it, while a rotation's grace lets it work; else null. */
+  readonly rotatedTo: string | null;
 }
 
 export interface PersonCaller extends CallerBase {
@@ -87,6 +89,7 @@ export function encodeCaller(caller: Caller): AuthorizerContext {
     created_at: caller.createdAt,
     expires_at: caller.expiresAt ?? '',
     created_by: JSON.stringify(caller.createdBy),
+    rotated_to: caller.rotatedTo ?? '',
   };
 }
 
@@ -164,5 +167,7 @@ export function decodeCaller(ctx: Record<string, unknown> | null | undefined): C
     expiresAt: expiresAt === '' ? null : expiresAt,
     // Contexts of an authorizer deployed before it carried created_by: null, as for keys made before it.
     createdBy: ctx['created_by'] === undefined ? null : (JSON.parse(text(ctx, 'created_by')) as Principal | null),
+    // Absent from contexts of an authorizer deployed before it carried rotated_to.
+    rotatedTo: ctx['rotated_to'] === undefined || ctx['rotated_to'] === '' ? null : text(ctx, 'rotated_to'),
   };
 }

@@ -104,7 +104,7 @@ const KEY_AUTHOR = { type: 'object', required: ['kind', 'key_id'], properties: {
 
 const KEY_FIELDS = {
   type: 'object',
-  required: ['key_id', 'name', 'prefix', 'environment', 'capabilities', 'workspaces', 'account_id', 'tier', 'created_at', 'expires_at', 'last_used', 'created_by', 'metadata', 'enabled'],
+  required: ['key_id', 'name', 'prefix', 'environment', 'capabilities', 'workspaces', 'account_id', 'tier', 'created_at', 'expires_at', 'last_used', 'created_by', 'metadata', 'enabled', 'rotated_to'],
   properties: {
     key_id: { type: 'string' },
     name: { type: 'string' },
@@ -134,6 +134,11 @@ const KEY_FIELDS = {
     enabled: {
       type: 'boolean',
       description: 'false: the key is refused (401) from its next request while it keeps its slot (still listed, still counted in the key limit). A rotation copies it.',
+    },
+    rotated_to: {
+      type: ['string', 'null'],
+      description:
+        'The key that replaced this one: set once the key is rotated, while it works through its grace period (until `expires_at`; edit, rotate or disable the replacement instead). null for a key not rotated.',
     },
   },
 };
@@ -529,6 +534,7 @@ const EXAMPLE_KEY = {
   created_by: { kind: 'person', subject: '2b7c4e1a-5f0d-4c8e-9a3b-7d6e5f4c3b2a', email: 'ada@example.com' },
   metadata: { owner: 'platform-team', ticket: 'OPS-1234' },
   enabled: true,
+  rotated_to: null,
 };
 const EXAMPLE_DEFINITION = {
   input_schema: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } },

@@ -85,6 +85,7 @@ describe('GET /v1/keys/verify', () => {
       workspaces: ['*'],
       metadata: {},
       enabled: true,
+      rotated_to: null,
       account_id: DEMO_ACCOUNT_ID,
       tier: 'business',
       created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),

@@ -103,6 +103,22 @@ describe('a key’s life in the console', () => {
       const left = Date.parse(String(old.body['expires_at'])) - Date.now();
       expect(left).toBeGreaterThan(55 * 60_000);
       expect(left).toBeLessThanOrEqual(60 * 60_000);
+      // Both keys are listed under the same name during the grace; the old one is told apart: its row
+      // says it was replaced, by which prefix, and its button has its own name. Its menu offers only
+      // what the API allows on it (edit, disable and rotate go to the replacement).
+      const replacedButton = page.getByRole('button', { name: 'Actions for deploy bot (replaced)', exact: true });
+      await visible(replacedButton);
+      expect(await page.getByRole('button', { name: 'Actions for deploy bot', exact: true }).count()).toBe(1);
+      const oldRow = page.getByRole('row').filter({ has: replacedButton });
+      expect(await oldRow.innerText()).toMatch(new RegExp(`Replaced[\\s\\S]*by ${rotated.slice(0, 16)}…; works until`));
+      expect(await keyRow(page, 'deploy bot').innerText()).toContain(rotated.slice(0, 16));
+      await replacedButton.click();
+      expect(await page.getByRole('menuitem').allInnerTexts()).toEqual(['Usage', 'History', 'Delete']);
+      await page.keyboard.press('Escape');
+      await page.getByRole('button', { name: 'Actions for deploy bot', exact: true }).click();
+      expect(await page.getByRole('menuitem').allInnerTexts()).toEqual(['Edit', 'Disable', 'Rotate', 'Usage', 'History', 'Delete']);
+      await page.keyboard.press('Escape');
+      await expectAccessible(page, 'the API Keys page during a rotation’s grace');
 
       await rowAction(page, 'leaked key', 'Rotate');
       dialog = openDialog(page);

@@ -30,6 +30,7 @@ const KEY_FIELDS = [
   'created_by',
   'metadata',
   'enabled',
+  'rotated_to',
 ].sort();
 
 function expectError(reply: Reply, status: number, code: string, extra: Record<string, unknown> = {}) {
@@ -265,8 +266,16 @@ describe('POST /keys/{key_id}/rotate', () => {
     const rotated = await t.api(admin, 'POST', `/keys/${String(made.body['key_id'])}/rotate`, { grace_period_seconds: 2 });
     expect(rotated.status).toBe(201);
     const newKey = String(rotated.body['api_key']);
-    expect((await t.api(oldKey, 'GET', '/keys/verify')).status).toBe(200);
-    expect((await t.api(newKey, 'GET', '/keys/verify')).status).toBe(200);
+    const oldId = String(made.body['key_id']);
+    const newId = String(rotated.body['key_id']);
+    expect(made.body['rotated_to']).toBeNull();
+    expect(rotated.body['rotated_to']).toBeNull();
+    // The old key says what replaced it, wherever it is read: its own verify, GET /keys/{id}, the list.
+    expect((await t.api(oldKey, 'GET', '/keys/verify')).body).toMatchObject({ key_id: oldId, rotated_to: newId });
+    expect((await t.api(newKey, 'GET', '/keys/verify')).body).toMatchObject({ key_id: newId, rotated_to: null });
+    expect((await t.api(admin, 'GET', `/keys/${oldId}`)).body).toMatchObject({ rotated_to: newId, expires_at: expect.any(String) });
+    const listed = ((await t.api(admin, 'GET', '/keys')).body['items'] as { key_id: string; rotated_to: string | null }[]).filter((k) => [oldId, newId].includes(k.key_id));
+    expect(Object.fromEntries(listed.map((k) => [k.key_id, k.rotated_to]))).toEqual({ [oldId]: newId, [newId]: null });
     // A key is rotated once.
     expectError(await t.api(admin, 'POST', `/keys/${String(made.body['key_id'])}/rotate`), 409, 'ALREADY_EXISTS', {
       rotated_to: rotated.body['key_id'],

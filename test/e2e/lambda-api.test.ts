@@ -41,6 +41,7 @@ function forgedCreateKeyEvent() {
     createdAt: new Date().toISOString(),
     expiresAt: null,
     createdBy: null,
+    rotatedTo: null,
     capabilities: ALL_CAPABILITIES,
     workspaces: ['*'],
     rateLimit: 1000,

@@ -74,6 +74,8 @@ it('every command of the keys, workflows and retries walkthroughs works as the R
   // What the README says the commands print.
   for (const expected of [
     '"code": "CAPABILITY_DENIED"',
+    // The old key during its rotation's grace names its replacement.
+    '{"replaced_by_new":true,"expires_at":"',
     '"UNAUTHORIZED"',
     // Metadata, an exact expiry, a disabled key refused and enabled again.
     '{"metadata":{"owner":"data-team"},"enabled":true}',

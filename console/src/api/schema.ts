@@ -617,6 +617,8 @@ export interface components {
             };
             /** @description false: the key is refused (401) from its next request while it keeps its slot (still listed, still counted in the key limit). A rotation copies it. */
             enabled: boolean;
+            /** @description The key that replaced this one: set once the key is rotated, while it works through its grace period (until `expires_at`; edit, rotate or disable the replacement instead). null for a key not rotated. */
+            rotated_to: string | null;
         };
         Me: {
             /** @enum {unknown} */
@@ -700,6 +702,8 @@ export interface components {
             };
             /** @description false: the key is refused (401) from its next request while it keeps its slot (still listed, still counted in the key limit). A rotation copies it. */
             enabled: boolean;
+            /** @description The key that replaced this one: set once the key is rotated, while it works through its grace period (until `expires_at`; edit, rotate or disable the replacement instead). null for a key not rotated. */
+            rotated_to: string | null;
         };
         CreatedKey: components["schemas"]["KeyFields"] & {
             /** @description The plaintext key, shown once. */

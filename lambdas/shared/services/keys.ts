@@ -70,6 +70,8 @@ export interface KeyObject {
   metadata: KeyMetadata;
   /** `true` for keys made before it existed. */
   enabled: boolean;
+  /** The replacement of a key rotated with a grace period (which lists it until the grace ends); else null. */
+  rotated_to: string | null;
 }
 
 /** A metadata map with its keys in order, so equal maps compare (and read) the same whatever DynamoDB returns. */
@@ -98,6 +100,7 @@ export function toKeyObject(record: KeyRecord, lastUsed: string | null = null): 
     created_by: record.created_by ?? null,
     metadata: sortedMetadata(record.metadata),
     enabled: record.enabled ?? true,
+    rotated_to: record.rotated_to ?? null,
   };
 }
 

@@ -1,4 +1,9 @@
-/** The account's active keys: one row each, with its "Actions for <key name>" menu. */
+/**
+ * The account's active keys: one row each, with its "Actions for <key name>" menu. A key replaced by a
+ * rotation and still in its grace period shares its name with its replacement: its row says "Replaced",
+ * names the replacement's prefix and when it stops, its button is "Actions for <key name> (replaced)",
+ * and its menu has no Edit, Disable or Rotate (the API refuses them: the replacement is the key to change).
+ */
 import type { ReactNode } from 'react';
 import { MenuButton, type MenuItem } from '../../components/MenuButton';
 import type { Key } from './api';
@@ -10,6 +15,9 @@ import { badgesOf } from './permissions';
  * "Disable" for an enabled key, "Enable" for a disabled one.
  */
 export type KeyAction = 'edit' | 'toggle' | 'rotate' | 'usage' | 'history' | 'delete';
+
+/** What a replaced key (in its rotation's grace) still offers. */
+const REPLACED_KEY_ACTIONS: ReadonlySet<KeyAction> = new Set(['usage', 'history', 'delete']);
 
 function Time({ iso, withTime = false }: { readonly iso: string; readonly withTime?: boolean }) {
   return <time dateTime={iso}>{withTime ? formatDateTime(iso) : formatDate(iso)}</time>;
@@ -51,6 +59,7 @@ const labelOf = (action: KeyAction, key: Key) => (action === 'toggle' ? (key.ena
 export function KeysTable({ keys, actions, onAction }: KeysTableProps) {
   const now = Date.now();
   const names = new Map(keys.map((k) => [k.key_id, k.name]));
+  const prefixes = new Map(keys.map((k) => [k.key_id, k.prefix]));
   return (
     <table className="data-table">
       <caption className="visually-hidden">API keys of this account</caption>
@@ -72,7 +81,11 @@ export function KeysTable({ keys, actions, onAction }: KeysTableProps) {
       </thead>
       <tbody>
         {keys.map((key) => {
-          const items: MenuItem[] = actions.map((action) => ({ label: labelOf(action, key), onSelect: () => onAction(action, key) }));
+          const replaced = key.rotated_to !== null;
+          const items: MenuItem[] = actions
+            .filter((action) => !replaced || REPLACED_KEY_ACTIONS.has(action))
+            .map((action) => ({ label: labelOf(action, key), onSelect: () => onAction(action, key) }));
+          const replacement = key.rotated_to ? prefixes.get(key.rotated_to) : undefined;
           return (
             <tr key={key.key_id}>
               <th scope="row" data-label="Name" className="row-name">
@@ -81,6 +94,26 @@ export function KeysTable({ keys, actions, onAction }: KeysTableProps) {
                   <>
                     {' '}
                     <span className="badge badge-warning">Disabled</span>
+                  </>
+                )}
+                {replaced && (
+                  <>
+                    {' '}
+                    <span className="badge badge-warning">Replaced</span>
+                    <span className="block small muted">
+                      {replacement ? (
+                        <>
+                          by <span className="mono">{replacement}…</span>
+                        </>
+                      ) : (
+                        'by a new key'
+                      )}
+                      {key.expires_at && (
+                        <>
+                          ; works until <Time iso={key.expires_at} withTime />
+                        </>
+                      )}
+                    </span>
                   </>
                 )}
               </th>
@@ -108,7 +141,7 @@ export function KeysTable({ keys, actions, onAction }: KeysTableProps) {
               <td data-label="Created by">{createdBy(key, names)}</td>
               <td className="actions-cell">
                 <MenuButton items={items}>
-                  Actions<span className="visually-hidden"> for {key.name}</span>
+                  Actions<span className="visually-hidden"> for {replaced ? `${key.name} (replaced)` : key.name}</span>
                 </MenuButton>
               </td>
             </tr>
