@@ -284,6 +284,23 @@ describe('attempts', () => {
     expect(await deps.executions.claimWebhookAttempt(accountId, run.execution_id, lease, 'clm_late', lease + 30_000, lease)).toBeDefined();
   });
 
+  it('a run cancelled while its worker held it, whose first attempt a sender already made and failed: the worker does not make the next one early', async () => {
+    const { accountId } = await account();
+    const run = await running(accountId);
+    expect(await deps.executions.cancel(accountId, run.execution_id, 'RUNNING', new Date(), false, true)).toBe(true);
+    const cancelled = (await deps.executions.get(accountId, run.execution_id))!;
+    expect(await deps.executions.claimWebhookAttempt(accountId, run.execution_id, cancelled.webhook_due!, 'clm_sender', Date.now() + 30_000, Date.now())).toBeDefined();
+    const nextDue = Date.now() + 60_000;
+    expect(await deps.executions.recordWebhookAttempt(accountId, run.execution_id, 'clm_sender', { result: 'retry', status: 503, at: new Date(), nextDue })).toBe(true);
+    // The worker reads the run back: no claim now, and the schedule's next attempt a minute away.
+    const seenByWorker = await deps.executions.finish(accountId, run.execution_id, { status: 'SUCCEEDED', output: {} }, new Date(), 'att_a', ['RUNNING'], run);
+    expect(seenByWorker).toMatchObject({ status: 'CANCELLED', webhook_due: nextDue, webhook: { status: 'pending', attempts: 1 } });
+    expect(seenByWorker).not.toHaveProperty('webhook_claim');
+    expect(await firstAttempt(deps, seenByWorker!)).toBe('not-claimed');
+    expect(deliveriesOf(run.execution_id)).toHaveLength(0);
+    expect((await deps.executions.get(accountId, run.execution_id))!).toMatchObject({ webhook_due: nextDue, webhook: { attempts: 1 } });
+  });
+
   it('an account with no secret: the sender does not make one; the attempt fails without a POST and is retried', async () => {
     const accountId = `acct_wh_nosecret_${Date.now().toString(36)}`;
     await createAccount({ accounts: deps.accounts, audit: db.audit }, accountId, 'business');

@@ -320,7 +320,8 @@ describe('real responses conform', () => {
     await api(admin, 'POST', `/executions/${String(slow.body['execution_id'])}/cancel`);
     // A run with a webhook, delivered, then redelivered (202); a run without one (404).
     const hooked = String((await api(admin, 'POST', '/workflows/shout/run?async=true', { input: { text: 'c' }, webhook_url: hookUrl })).body['execution_id']);
-    for (let i = 0; i < 100 && (await t.api(admin, 'GET', `/executions/${hooked}`)).body['webhook'] === null; i++) await new Promise((r) => setTimeout(r, 50));
+    // Delivered first (a redelivery while the first attempt is being claimed would take its place).
+    for (let i = 0; i < 200 && ((await t.api(admin, 'GET', `/executions/${hooked}`)).body['webhook'] as { status?: string } | null)?.status !== 'delivered'; i++) await new Promise((r) => setTimeout(r, 50));
     await api(admin, 'GET', `/executions/${hooked}`);
     await api(admin, 'POST', `/executions/${hooked}/webhook/redeliver`);
     await api(admin, 'POST', `/executions/${String(queued.body['execution_id'])}/webhook/redeliver`);

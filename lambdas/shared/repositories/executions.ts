@@ -173,6 +173,11 @@ export const EXECUTIONS_BY_STATUS_INDEX = 'by-status';
 export const WEBHOOKS_DUE_INDEX = 'webhooks-due';
 /** Partitions of that index: enough to spread its writes, few enough to query each one every minute. */
 export const WEBHOOK_SHARDS = 8;
+/**
+ * How far ahead of the claimer's clock a due time may be and still be claimed: Lambda's clocks agree to
+ * well within this, and the retry schedule's shortest step (48 s) is far longer.
+ */
+export const WEBHOOK_CLOCK_SKEW_MS = 1000;
 
 /** The index partition of an execution's webhook: fixed by its id. */
 export function webhookShard(executionId: string): string {
@@ -634,11 +639,13 @@ export class ExecutionsRepository {
   /**
    * Claims the next attempt of a pending webhook for `claim`: its due time moves from `seenDue` (as its
    * sender read it) to `leaseUntil`, by which the attempt is certainly over, so it comes due again if its
-   * sender dies. Of several senders that saw the same due time, one gets it. A live claim is nobody
-   * else's: while one holds the webhook, its due time is that claim's lease, which a caller may have read
-   * (a worker reading back the run a cancel ended in its hands), so the claim is taken over only once its
-   * lease has ended at `nowMs`. Returns the run as stored (what the payload is made from); undefined when
-   * another sender holds it or its due time moved.
+   * sender dies. Of several senders that saw the same due time, one gets it. Only a due attempt is
+   * claimed: a caller may have read a due time that is a live claim's lease or the next attempt of the
+   * retry schedule (a worker reading back the run a cancel ended in its hands), and neither may be taken
+   * early. So `seenDue` must have come by `nowMs` (give or take `WEBHOOK_CLOCK_SKEW_MS` between machines:
+   * a redelivery's due time is set by one function and claimed by another), and a live claim is taken
+   * over only once its lease has ended. Returns the run as stored (what the payload is made from);
+   * undefined when it is not due, another sender holds it, or its due time moved.
    */
   async claimWebhookAttempt(
     accountId: string,
@@ -648,6 +655,7 @@ export class ExecutionsRepository {
     leaseUntil: number,
     nowMs: number,
   ): Promise<ExecutionRecord | undefined> {
+    if (seenDue > nowMs + WEBHOOK_CLOCK_SKEW_MS) return undefined;
     return this.update(
       accountId,
       executionId,
