@@ -1437,6 +1437,7 @@ export interface operations {
                      *         "ticket": "OPS-1234"
                      *       },
                      *       "enabled": true,
+                     *       "rotated_to": null,
                      *       "rate_limit": {
                      *         "limit": 100,
                      *         "remaining": 99,
@@ -1647,7 +1648,8 @@ export interface operations {
                      *             "owner": "platform-team",
                      *             "ticket": "OPS-1234"
                      *           },
-                     *           "enabled": true
+                     *           "enabled": true,
+                     *           "rotated_to": null
                      *         }
                      *       ],
                      *       "next_token": null
@@ -1849,6 +1851,7 @@ export interface operations {
                      *         "ticket": "OPS-1234"
                      *       },
                      *       "enabled": true,
+                     *       "rotated_to": null,
                      *       "api_key": "knouds_live_Ab3xQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw7kP2z"
                      *     }
                      */
@@ -2105,7 +2108,8 @@ export interface operations {
                      *         "owner": "platform-team",
                      *         "ticket": "OPS-1234"
                      *       },
-                     *       "enabled": true
+                     *       "enabled": true,
+                     *       "rotated_to": null
                      *     }
                      */
                     "application/json": components["schemas"]["Key"];
@@ -2489,7 +2493,8 @@ export interface operations {
                      *       "metadata": {
                      *         "owner": "platform-team"
                      *       },
-                     *       "enabled": false
+                     *       "enabled": false,
+                     *       "rotated_to": null
                      *     }
                      */
                     "application/json": components["schemas"]["Key"];
@@ -2760,6 +2765,7 @@ export interface operations {
                      *         "ticket": "OPS-1234"
                      *       },
                      *       "enabled": true,
+                     *       "rotated_to": null,
                      *       "api_key": "knouds_live_Qw7eR5t2Y8u1I4o6P9a3S0d7F2g5H8j1K4l"
                      *     }
                      */
