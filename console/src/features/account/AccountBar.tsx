@@ -4,7 +4,7 @@
  * nothing until the button is pressed, so a keyboard user can look through the accounts without the page
  * changing under them; the switch then sets `Knouds-Account` on every call and is announced), and "Sign out".
  */
-import { useEffect, useId, useRef, useState } from 'react';
+import { useEffect, useId, useState } from 'react';
 import { signOut } from '../../lib/auth';
 import { tierName, useAccount } from '../../lib/account';
 import { ErrorMessage } from '../../components/Messages';
@@ -17,15 +17,17 @@ export function AccountBar() {
   // goes back to the account shown when they could not be had.
   const [chosen, setChosen] = useState(account.accountId);
   useEffect(() => setChosen(account.accountId), [account.accountId, account.switchProblem]);
-  // Said once a switch has taken effect (a status region present from the start, so it is announced).
-  const [switched, setSwitched] = useState('');
-  const shown = useRef(account.accountId);
-  useEffect(() => {
-    if (shown.current === account.accountId) return;
-    shown.current = account.accountId;
-    const entry = accounts.find((a) => a.account_id === account.accountId);
-    setSwitched(`Now showing account ${account.accountId}${entry ? ` (${tierName(entry.tier)}, ${entry.role})` : ''}.`);
-  }, [account.accountId, accounts]);
+  // Said in the status region (present from the start, so that each change is announced): the switch in
+  // flight, then the account it led to, from the same render that shows that account.
+  const [asked, setAsked] = useState(false);
+  const entry = accounts.find((a) => a.account_id === account.accountId);
+  const status = account.switchingTo
+    ? `Switching to ${account.switchingTo}…`
+    : asked && !account.switchProblem
+      ? `Now showing account ${account.accountId}${entry ? ` (${tierName(entry.tier)}, ${entry.role})` : ''}.`
+      : '';
+  // Not `disabled`: a button that disables itself under the keyboard's focus drops the focus.
+  const unavailable = chosen === account.accountId || account.switchingTo !== null;
 
   return (
     <div className="account-bar">
@@ -34,7 +36,9 @@ export function AccountBar() {
           className="account-switcher"
           onSubmit={(event) => {
             event.preventDefault();
-            if (chosen !== account.accountId) account.switchTo(chosen);
+            if (unavailable) return;
+            setAsked(true);
+            account.switchTo(chosen);
           }}
         >
           <label htmlFor={selectId}>Account</label>
@@ -45,11 +49,11 @@ export function AccountBar() {
               </option>
             ))}
           </select>
-          <button type="submit" className="button" disabled={chosen === account.accountId || account.switchingTo !== null}>
+          <button type="submit" className="button" aria-disabled={unavailable}>
             Switch
           </button>
           <div role="status" className={account.switchingTo ? 'switch-status' : 'visually-hidden'}>
-            {account.switchingTo ? `Switching to ${account.switchingTo}…` : switched}
+            {status}
           </div>
           {account.switchProblem && <ErrorMessage>{account.switchProblem.message}</ErrorMessage>}
         </form>
