@@ -138,6 +138,16 @@ describe('the Audit log page', () => {
       for (const plaintext of plaintexts) expect(html.includes(plaintext)).toBe(false);
       expect(html).not.toMatch(new RegExp(`${API_KEY_PATTERN.source}|whsec_`));
       await expectAccessible(page, 'the Audit log page');
+
+      // A key that never expired, rotated with a grace: its end is a change from "Never", not a value set.
+      const forever = await suite.api(account.adminKey!, 'POST', '/keys', { name: 'forever', preset: 'read-only' });
+      expect(forever.body['expires_at']).toBeNull();
+      expect((await suite.api(account.adminKey!, 'POST', `/keys/${String(forever.body['key_id'])}/rotate`, { grace_period_seconds: 3600 })).status).toBe(201);
+      await page.reload();
+      const [rotatedRow, createdRow] = await rowsOf(page);
+      expect([rotatedRow!.action, createdRow!.action]).toEqual(['Key rotated', 'Key created']);
+      expect(rotatedRow!.text).toMatch(/Expires\s*Never\s*→/);
+      expect(createdRow!.text).not.toMatch(/Expires/);
     }),
   );
 

@@ -12,7 +12,7 @@ import { messageOf } from '../../api/errors';
 import { useAccount } from '../../lib/account';
 import { listKeys, type Key } from '../keys/api';
 import { historyHref, listAuditEvents, type AuditEvent, type AuditQuery } from './api';
-import { ACTION_LABELS, actorText, fieldLabel, formatWhen, isAuditAction, namesFromEvents, changeText } from './describe';
+import { ACTION_LABELS, actorText, fieldLabel, formatWhen, isAuditAction, namesFromEvents, changeText, setFromNothing } from './describe';
 
 type Loaded =
   | { readonly status: 'loading' }
@@ -34,7 +34,7 @@ function Target({ event, name }: { readonly event: AuditEvent; readonly name: st
   return <>The account</>;
 }
 
-function Changes({ changes }: { readonly changes: AuditEvent['changes'] }) {
+function Changes({ changes, action }: { readonly changes: AuditEvent['changes']; readonly action: AuditEvent['action'] }) {
   if (!changes || Object.keys(changes).length === 0) return <span className="muted">No fields recorded</span>;
   return (
     <dl className="changes">
@@ -42,7 +42,7 @@ function Changes({ changes }: { readonly changes: AuditEvent['changes'] }) {
         <div key={field}>
           <dt>{fieldLabel(field)}</dt>
           <dd>
-            {from === null || from === undefined ? (
+            {setFromNothing(action, field, from) ? (
               changeText(field, to)
             ) : (
               <>
@@ -253,7 +253,7 @@ export function AuditPage() {
                   </td>
                   <td data-label="By">{actorText(event.actor, keyName)}</td>
                   <td data-label="Changes">
-                    <Changes changes={event.changes} />
+                    <Changes changes={event.changes} action={event.action} />
                   </td>
                   <td data-label="Source">
                     <Source event={event} />

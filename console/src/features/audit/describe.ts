@@ -54,6 +54,13 @@ const FIELD_LABELS: Readonly<Record<string, string>> = {
 
 export const fieldLabel = (field: string) => FIELD_LABELS[field] ?? field;
 
+/**
+ * Whether a change is shown as its new value alone: a field set where there was none (every field of a
+ * creation, `from` null). No expiry before a change is a value of its own ("Never → …"), not an absence.
+ */
+export const setFromNothing = (action: AuditAction, field: string, from: unknown) =>
+  from === undefined || (from === null && (field !== 'expires_at' || action === 'key.created'));
+
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 const DATE_TIME = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 
@@ -66,12 +73,11 @@ export function valueText(value: unknown): string {
   return JSON.stringify(value);
 }
 
-const capitalised = (text: string) => text.charAt(0).toUpperCase() + text.slice(1);
 const TIERS = new Set(['free', 'pro', 'business', 'enterprise']);
 
 /**
  * A changed field's value as a person reads it: a key's state as "Enabled"/"Disabled", metadata as
- * "key: value" pairs, no expiry as "Never", a tier or role by its name; anything else as `valueText`.
+ * "key: value" pairs, no expiry as "Never", a tier by its name; anything else as `valueText`.
  */
 export function changeText(field: string, value: unknown): string {
   switch (field) {
@@ -89,10 +95,6 @@ export function changeText(field: string, value: unknown): string {
       break;
     case 'tier':
       if (typeof value === 'string' && TIERS.has(value)) return tierName(value as Parameters<typeof tierName>[0]);
-      break;
-    case 'role':
-    case 'environment':
-      if (typeof value === 'string') return capitalised(value);
       break;
   }
   return valueText(value);

@@ -81,7 +81,7 @@ export function KeysTable({ keys, actions, onAction }: KeysTableProps) {
       </thead>
       <tbody>
         {keys.map((key) => {
-          const replaced = key.rotated_to !== null;
+          const replaced = key.rotated_to != null;
           const items: MenuItem[] = actions
             .filter((action) => !replaced || REPLACED_KEY_ACTIONS.has(action))
             .map((action) => ({ label: labelOf(action, key), onSelect: () => onAction(action, key) }));
