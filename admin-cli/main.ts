@@ -125,6 +125,7 @@ const keyLines = (k: KeyObject): string =>
     `  created: ${k.created_at}  expires: ${k.expires_at ?? 'never'}  last used: ${k.last_used ?? 'never'}`,
     `  created by: ${createdBy(k.created_by)}`,
     `  enabled: ${k.enabled ? 'yes' : 'no (disabled: refused until enabled)'}`,
+    ...(k.rotated_to ? [`  replaced by: ${k.rotated_to} (rotated; works until ${k.expires_at ?? 'its grace ends'})`] : []),
     ...Object.entries(k.metadata).map(([name, value]) => `  metadata ${name}: ${value}`),
   ].join('\n');
 const createdBy = (p: KeyObject['created_by']): string => {
@@ -468,7 +469,8 @@ const COMMANDS: Record<string, Command> = {
         token = page.next_token ?? undefined;
       } while (token);
       const lines = items.map(
-        (k) => `${k.key_id}  ${k.prefix}…  ${k.environment}  ${k.name}  [${k.capabilities.join(', ')}]  expires ${k.expires_at ?? 'never'}`,
+        (k) =>
+          `${k.key_id}  ${k.prefix}…  ${k.environment}  ${k.name}  [${k.capabilities.join(', ')}]  expires ${k.expires_at ?? 'never'}${k.rotated_to ? `  replaced by ${k.rotated_to}` : ''}`,
       );
       return { json: { account_id: id, items }, text: lines.length ? lines.join('\n') : `Account ${id} has no active keys.` };
     },

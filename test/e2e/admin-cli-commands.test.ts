@@ -284,6 +284,13 @@ describe('key get and key rotate', () => {
     expect((await api(old.apiKey, 'GET', '/keys/verify')).status).toBe(200);
     const oldNow = await api(adminKey, 'GET', `/keys/${old.keyId}`);
     expect(Date.parse(String(oldNow.body['expires_at'])) - Date.now()).toBeGreaterThan(500_000);
+    // Read in words during the grace, the old key says what replaced it.
+    const newId = /the new key is (key_\w+)\./.exec(text.stdout)![1]!;
+    expect(oldNow.body['rotated_to']).toBe(newId);
+    expect((await admin('key', 'get', old.keyId)).stdout).toContain(`  replaced by: ${newId} (rotated; works until ${String(oldNow.body['expires_at'])})`);
+    const listed = (await admin('key', 'list', '--account', 'acct_keys')).stdout.split('\n');
+    expect(listed.find((line) => line.startsWith(old.keyId))).toMatch(new RegExp(`  replaced by ${newId}$`));
+    expect(listed.find((line) => line.startsWith(newId))).not.toContain('replaced by');
   });
 
   it('keeps the API rules: the grace range (exit 5) and the key limit with a grace period (exit 4)', async () => {
