@@ -7,7 +7,7 @@ import { IDENTITY_PROVIDER_ENV, identityProviderEnvironment, type IdentityProvid
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type RequestListener, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server } from 'node:http';
 import { cpus } from 'node:os';
 import path from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -173,6 +173,21 @@ export function synthesize(outDir: string, context: Record<string, string> = {})
   });
 }
 
+/**
+ * A browser asking for a page outside the API (`/v1`) and the sign-in (`/oidc`): the console's paths,
+ * where a person would rather read a page than JSON.
+ */
+function wantsPage(req: IncomingMessage): boolean {
+  const pathname = (req.url ?? '/').split('?')[0]!;
+  if (/^\/(v1|oidc)(\/|$)/.test(pathname)) return false;
+  return req.method === 'GET' && /\btext\/html\b/.test(String(req.headers.accept ?? ''));
+}
+
+/** The console's page while the stack starts or stops: the sentence, and a reload in 5 s. */
+function startingPage(sentence: string): string {
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="5"><title>Knouds API is starting</title></head><body><main><h1>Knouds API is starting</h1><p>${sentence} This page reloads itself.</p></main></body></html>`;
+}
+
 function listen(server: Server, port: number): Promise<number> {
   // port 0: any free port
   return new Promise((resolve, reject) => {
@@ -265,8 +280,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       if (serve) return serve(req, res);
       // Still starting (the synth and DynamoDB Local take up to a minute), or stopping: a local state, never an answer of the API.
       const requestId = randomUUID();
+      const sentence = 'The local stack is starting (or stopping): try again in a few seconds.';
+      if (wantsPage(req)) {
+        // A browser opening the console that early: a page that says so and reloads itself.
+        res.writeHead(503, { 'content-type': 'text/html; charset=utf-8', 'retry-after': '5', 'x-request-id': requestId, 'cache-control': 'no-store' });
+        res.end(startingPage(sentence));
+        return;
+      }
       res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '5', 'x-request-id': requestId });
-      res.end(JSON.stringify({ error: 'The local stack is starting (or stopping): try again in a few seconds.', code: 'SERVICE_UNAVAILABLE', request_id: requestId }));
+      res.end(JSON.stringify({ error: sentence, code: 'SERVICE_UNAVAILABLE', request_id: requestId }));
     });
     const port = await listen(server, options.port ?? 3000);
     let serverClosed: Promise<void> | undefined;

@@ -163,6 +163,14 @@ describe('npm start', () => {
       expect(starting?.status).toBe(503);
       expect(starting?.headers.get('retry-after')).toBe('5');
       expect(starting?.body).toEqual({ error: expect.stringContaining('starting'), code: 'SERVICE_UNAVAILABLE', request_id: starting?.headers.get('x-request-id') });
+      // A browser opening the console that early gets a page that says so and reloads itself; the API stays JSON.
+      const page = await fetch(`http://127.0.0.1:${port}/keys`, { headers: { accept: 'text/html,application/xhtml+xml' } });
+      expect({ status: page.status, type: page.headers.get('content-type'), retry: page.headers.get('retry-after') }).toEqual({ status: 503, type: 'text/html; charset=utf-8', retry: '5' });
+      const html = await page.text();
+      expect(html).toContain('<meta http-equiv="refresh" content="5">');
+      expect(html).toContain('The local stack is starting');
+      const api = await fetch(`http://127.0.0.1:${port}/v1/health`, { headers: { accept: 'text/html' } });
+      expect({ status: api.status, type: api.headers.get('content-type') }).toEqual({ status: 503, type: 'application/json' });
       const result = await run;
       expect(result.code).toBe(1);
       expect(result.stderr).toContain('did not answer within 10 s');
