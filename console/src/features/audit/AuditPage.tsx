@@ -209,7 +209,8 @@ export function AuditPage() {
           </button>
         )}
       </form>
-      {loaded.status === 'loading' ? (
+      {/* The events wait for the key list too, so that a key is named at once, not by its id and then renamed. */}
+      {loaded.status === 'loading' || (canListKeys && keys.status === 'loading') ? (
         <StatusMessage>Loading the audit log…</StatusMessage>
       ) : loaded.status === 'failed' ? (
         <ErrorMessage>
