@@ -19,6 +19,7 @@ import {
   keyRow,
   placesHolding,
   pressUntilFocused,
+  rowAction,
   signIn,
   visible,
 } from '../support/browser.js';
@@ -129,6 +130,16 @@ describe('what each person may do', () => {
       expect(await switchButton.evaluate((b) => b === b.ownerDocument.activeElement)).toBe(true);
       // The tier shown follows the account.
       await eventually(async () => expect(await page.getByRole('main').innerText()).toMatch(second === b ? /\bpro\b/i : /business/i));
+
+      // A page's filters belong to the account they were chosen in: a key's history, then a switch back,
+      // shows the Audit log of the other account unfiltered (not the first account's key as "deleted").
+      await rowAction(page, secondKey, 'History');
+      await eventually(async () => expect(new URL(page.url()).searchParams.get('target_id')).toMatch(/^key_/));
+      await switcher.selectOption(first.accountId);
+      await switchButton.click();
+      await eventually(async () => expect(new URL(page.url()).search).toBe(''));
+      expect(new URL(page.url()).pathname).toBe('/audit');
+      await eventually(async () => expect(await page.getByRole('combobox', { name: 'Key', exact: true }).inputValue()).toBe(''));
     }),
   );
 
@@ -147,7 +158,12 @@ describe('what each person may do', () => {
       // The other account's details cannot be had (a network blip, a rate limit): 503 for its GET /me.
       await page.route(`${suite.t.stack.apiUrl}/me`, (route) =>
         route.request().headers()['knouds-account'] === second.accountId
-          ? route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ error: 'Service unavailable', code: 'SERVICE_UNAVAILABLE', request_id: 'r' }) })
+          ? route.fulfill({
+              status: 503,
+              contentType: 'application/json',
+              headers: { 'Retry-After': '7' },
+              body: JSON.stringify({ error: 'Service unavailable', code: 'SERVICE_UNAVAILABLE', request_id: 'r' }),
+            })
           : route.continue(),
       );
       const sent: string[] = [];
@@ -158,6 +174,8 @@ describe('what each person may do', () => {
       await switcher.selectOption(second.accountId);
       await page.getByRole('button', { name: 'Switch', exact: true }).click();
       await visible(page.getByRole('alert').filter({ hasText: `Could not switch to ${second.accountId}` }));
+      // A 503 with Retry-After says when to try again.
+      expect(await page.getByRole('alert').filter({ hasText: `Could not switch to ${second.accountId}` }).innerText()).toContain('try again in 7 seconds');
       await eventually(async () => expect(await switcher.inputValue()).toBe(first.accountId));
       expect(await page.evaluate("sessionStorage.getItem('knouds.account')")).toBe(first.accountId);
       // The page still shows the first account, and what it does goes there.

@@ -13,6 +13,7 @@ import {
   createAndReadKey,
   eventually,
   expectAccessible,
+  fillLogin,
   gone,
   isFocused,
   keyRow,
@@ -188,15 +189,32 @@ describe('the Audit log page', () => {
       await visible(page.getByText('No events match these filters.'));
       await expectAccessible(page, 'the Audit log page with no match');
 
-      await page.getByRole('button', { name: 'Clear filters', exact: true }).click();
+      // With the keyboard: the button goes with the filters, and the focus goes to the first filter.
+      await page.getByRole('button', { name: 'Clear filters', exact: true }).focus();
+      await page.keyboard.press('Enter');
       rows = await rowsOf(page);
       expect(rows.map((r) => r.target).some((t) => t.includes('beta'))).toBe(true);
       expect(new URL(page.url()).search).toBe('');
+      await eventually(async () => expect(await page.getByRole('combobox', { name: 'Action', exact: true }).evaluate((el) => el === el.ownerDocument.activeElement)).toBe(true));
 
       // A key named in the table leads to its history.
       await auditTable(page).getByRole('link', { name: /beta.*history/ }).first().click();
       await eventually(() => expect(new URL(page.url()).searchParams.get('target_id')).toBe(String(beta.body['key_id'])));
       await eventually(async () => expect((await rowsOf(page)).map((r) => r.action)).toEqual(['Key created']));
+    }),
+  );
+
+  it(
+    'a link to a filtered Audit log survives the sign-in: the filters are still there after it',
+    suite.withPage(async ({ page }) => {
+      const account = await suite.account('business');
+      const admin = await suite.person([[account.accountId, 'admin']], 'link');
+      await page.goto(`${suite.url}/audit?action=key.created`);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await fillLogin(page, admin);
+      await visible(page.getByRole('heading', { name: 'Audit log', exact: true }));
+      expect(new URL(page.url()).searchParams.get('action')).toBe('key.created');
+      expect(await page.getByRole('combobox', { name: 'Action', exact: true }).inputValue()).toBe('key.created');
     }),
   );
 

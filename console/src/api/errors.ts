@@ -100,6 +100,12 @@ export function describeProblem(body: ErrorBody | undefined, response: Response,
     const wait = seconds(response);
     return problem(`Too many requests: try again in ${wait ? plural(wait, 'second') : 'a minute'}.`);
   }
+  if (status === 503) {
+    // Retry-After alone: a 503 says nothing about the rate limit's window.
+    const retryAfter = Number(response.headers.get('Retry-After'));
+    const wait = Number.isFinite(retryAfter) && retryAfter > 0 ? Math.ceil(retryAfter) : undefined;
+    if (wait) return problem(`The API is not available right now: try again in ${plural(wait, 'second')}.`);
+  }
   if (status >= 500) {
     return problem(
       `Something went wrong on our side${status === 504 ? ' (the API took too long to answer)' : ''}. Try again in a moment; if it keeps happening, report request ID ${requestId ?? 'unknown'}.`,

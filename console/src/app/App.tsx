@@ -71,7 +71,8 @@ export function App() {
       </Bare>
     );
   }
-  const returnTo = location === '/' ? '/keys' : location;
+  // The query too (the Audit log's filters): a link to a filtered page survives the sign-in.
+  const returnTo = location === '/' ? '/keys' : `${location}${window.location.search}`;
   switch (session.status) {
     case 'checking':
       return (

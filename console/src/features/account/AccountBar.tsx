@@ -4,7 +4,8 @@
  * nothing until the button is pressed, so a keyboard user can look through the accounts without the page
  * changing under them; the switch then sets `Knouds-Account` on every call and is announced), and "Sign out".
  */
-import { useEffect, useId, useState } from 'react';
+import { useEffect, useId, useRef, useState } from 'react';
+import { useLocation } from 'wouter';
 import { signOut } from '../../lib/auth';
 import { tierName, useAccount } from '../../lib/account';
 import { ErrorMessage } from '../../components/Messages';
@@ -17,6 +18,15 @@ export function AccountBar() {
   // goes back to the account shown when they could not be had.
   const [chosen, setChosen] = useState(account.accountId);
   useEffect(() => setChosen(account.accountId), [account.accountId, account.switchProblem]);
+  // A page's filters name things of the account it was showing (the Audit log's key): once another account
+  // is shown, the page starts over without them.
+  const [path, navigate] = useLocation();
+  const shown = useRef(account.accountId);
+  useEffect(() => {
+    if (shown.current === account.accountId) return;
+    shown.current = account.accountId;
+    if (window.location.search) navigate(path, { replace: true });
+  }, [account.accountId, path, navigate]);
   // Said in the status region (present from the start, so that each change is announced): the switch in
   // flight, then the account it led to, from the same render that shows that account.
   const [asked, setAsked] = useState(false);

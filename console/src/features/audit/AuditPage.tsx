@@ -204,7 +204,15 @@ export function AuditPage() {
           </select>
         </div>
         {filtered && (
-          <button type="button" className="button" onClick={() => setParams(new URLSearchParams())}>
+          <button
+            type="button"
+            className="button"
+            onClick={() => {
+              setParams(new URLSearchParams());
+              // The button goes with the filters: the keyboard's focus goes to the first filter, not to the page's start.
+              document.getElementById(`${id}-action`)?.focus();
+            }}
+          >
             Clear filters
           </button>
         )}
