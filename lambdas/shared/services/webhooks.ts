@@ -182,7 +182,7 @@ export async function firstAttempt(deps: WebhookDeps, ended: ExecutionRecord, op
 export async function sendNow(deps: WebhookDeps, accountId: string, executionId: string): Promise<AttemptResult | undefined> {
   const record = await deps.executions.get(accountId, executionId);
   if (!record?.webhook_url || record.webhook?.status !== 'pending' || record.webhook_due === undefined) return undefined;
-  if (record.webhook_claim !== undefined && record.webhook_due > clock(deps).getTime()) return 'not-claimed';
+  // A live claim's lease, or the schedule's next attempt, as its due time: the claim refuses it ('not-claimed').
   return attemptWebhook(deps, { account_id: accountId, execution_id: executionId, webhook_due: record.webhook_due });
 }
 
