@@ -414,7 +414,8 @@ const COMMANDS: Record<string, Command> = {
       'Rotates a key as POST /keys/{key_id}/rotate does: a new key with the same name, capabilities, workspaces,\n' +
       'environment and expiry, its plaintext printed once; the old key stops at once, or after the grace period\n' +
       "(it keeps its slot meanwhile, so a grace period on a full account is KEY_LIMIT_REACHED). A key is rotated\n" +
-      'once (ALREADY_EXISTS after, naming its replacement). Recorded as key.rotated by the operator.',
+      'once (ALREADY_EXISTS after, naming its replacement). Recorded as key.rotated (the old key) and key.created\n' +
+      '(the replacement, with rotated_from) by the operator.',
     options: { 'grace-period-seconds': { type: 'string' } },
     positionals: 1,
     check(values, positionals) {

@@ -233,7 +233,7 @@ describe('key get and key rotate', () => {
     expect(tooLong.body).toMatchObject({ code: 'VALIDATION_ERROR' });
   });
 
-  it('rotates without grace: the new plaintext once, the old key refused at once, key.rotated by the operator', async () => {
+  it('rotates without grace: the new plaintext once, the old key refused at once, key.rotated and the replacement’s key.created by the operator', async () => {
     const old = await newKey('acct_keys', '--preset', 'read-only');
     expect((await api(old.apiKey, 'GET', '/keys/verify')).status).toBe(200);
     const rotated = await adminJson('key', 'rotate', old.keyId);
@@ -263,6 +263,16 @@ describe('key get and key rotate', () => {
         actor: { kind: 'operator' },
         target: { kind: 'key', id: old.keyId },
         changes: { rotated_to: { from: null, to: next.key_id }, revoked_at: { from: null, to: expect.any(String) } },
+      }),
+    ]);
+    // The replacement's own history begins with its creation, naming the key it replaces.
+    const made = await api(adminKey, 'GET', `/audit-events?target_id=${next.key_id}`);
+    expect(made.body['items']).toEqual([
+      expect.objectContaining({
+        action: 'key.created',
+        actor: { kind: 'operator' },
+        target: { kind: 'key', id: next.key_id },
+        changes: expect.objectContaining({ rotated_from: { from: null, to: old.keyId }, name: { from: null, to: 'k---presetread-only' } }),
       }),
     ]);
 

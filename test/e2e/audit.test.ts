@@ -90,7 +90,10 @@ describe('each change leaves exactly one event, with its actor and changes', () 
 
     const events = (await stored(accountId)).slice(before);
     const created = events[0]!;
-    expect(events.map((e) => e.action)).toEqual(['key.created', 'key.updated', 'key.rotated', 'key.revoked', 'webhook_secret.rotated']);
+    // The rotation is two changes with one time: the old key rotated, its replacement created (in either order).
+    const rotation = events.slice(2, 4).sort((a, b) => a.action.localeCompare(b.action));
+    expect(events.map((e) => e.action)).toEqual(['key.created', 'key.updated', ...events.slice(2, 4).map((e) => e.action), 'key.revoked', 'webhook_secret.rotated']);
+    expect(rotation.map((e) => e.action)).toEqual(['key.created', 'key.rotated']);
     expect(created).toMatchObject({
       event_id: expect.stringMatching(/^evt_[0-9A-Za-z]{20}$/),
       account_id: accountId,
@@ -113,16 +116,35 @@ describe('each change leaves exactly one event, with its actor and changes', () 
     });
     // Only what changed: the workspaces were not touched.
     expect(Object.keys(events[1]!['changes'] as object).sort()).toEqual(['capabilities', 'name']);
-    expect(events[2]).toMatchObject({
+    expect(rotation[1]).toMatchObject({
       actor,
       target: { kind: 'key', id: keyId },
       changes: { rotated_to: { from: null, to: nextId }, expires_at: { from: expect.any(String), to: expect.any(String) } },
       ...FROM_API,
     });
-    expect(events[3]).toMatchObject({ actor, target: { kind: 'key', id: nextId }, changes: { revoked_at: { from: null, to: expect.any(String) } }, ...FROM_API });
+    // The replacement's history begins with what it was made with, and the key it replaces.
+    expect(rotation[0]).toMatchObject({
+      actor,
+      target: { kind: 'key', id: nextId },
+      changes: {
+        rotated_from: { from: null, to: keyId },
+        name: { from: null, to: 'ci bot' },
+        capabilities: { from: null, to: ['execution:read', 'workflow:read'] },
+        workspaces: { from: null, to: ['ws-a', 'ws-b'] },
+        environment: { from: null, to: 'live' },
+        // The key's own expiry (the old key's is brought forward to its grace's end).
+        expires_at: { from: null, to: (created['changes'] as Record<string, { to: unknown }>)['expires_at']!.to },
+        metadata: { from: null, to: {} },
+        enabled: { from: null, to: true },
+      },
+      ...FROM_API,
+    });
+    expect(rotation[0]!['occurred_at']).toBe(rotation[1]!['occurred_at']);
+    expect(rotation[0]!['request_id']).toBe(rotation[1]!['request_id']);
+    expect(events[4]).toMatchObject({ actor, target: { kind: 'key', id: nextId }, changes: { revoked_at: { from: null, to: expect.any(String) } }, ...FROM_API });
     // The secret's rotation says that it happened, never what the secret is.
-    expect(events[4]).toMatchObject({ actor, target: { kind: 'webhook_secret', id: accountId }, changes: null, ...FROM_API });
-    // Each request's own id, and the time it happened.
+    expect(events[5]).toMatchObject({ actor, target: { kind: 'webhook_secret', id: accountId }, changes: null, ...FROM_API });
+    // Each request's own id (the rotation's two events share one), and the time it happened.
     expect(new Set(events.map((e) => e['request_id'])).size).toBe(5);
     for (const e of events) expect(Date.parse(String(e['occurred_at']))).toBeGreaterThan(Date.now() - 60_000);
   });

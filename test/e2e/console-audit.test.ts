@@ -35,6 +35,7 @@ interface ApiEvent {
   action: string;
   actor: { kind: string; email?: string; key_id?: string };
   target: { kind: string; id: string };
+  changes: Record<string, { from: unknown; to: unknown }> | null;
 }
 
 /** Every event of the account, newest first, through the API with an admin key. */
@@ -107,32 +108,52 @@ describe('the Audit log page', () => {
       await gone(dialog);
       await gone(keyRow(page, 'audited key v2'));
 
-      // The API: the four changes, newest first, each by this person, with the request's id and agent.
+      // The API: the five changes, newest first, each by this person, with the request's id and agent. A
+      // rotation is two, in one transaction at one time (so in either order): the key rotated, its replacement created.
       const events = await apiEvents(account.adminKey!);
-      expect(events.slice(0, 4).map((e) => e.action)).toEqual(['key.revoked', 'key.rotated', 'key.updated', 'key.created']);
-      for (const event of events.slice(0, 4)) expect(event.actor).toEqual({ kind: 'person', subject: admin.subject, email: admin.email });
-      const [revoked, rotated, updated, created] = events as [ApiEvent, ApiEvent, ApiEvent, ApiEvent];
+      const rotation = events.slice(1, 3).sort((a, b) => a.action.localeCompare(b.action));
+      expect([events[0]!.action, ...rotation.map((e) => e.action), ...events.slice(3, 5).map((e) => e.action)]).toEqual([
+        'key.revoked',
+        'key.created',
+        'key.rotated',
+        'key.updated',
+        'key.created',
+      ]);
+      for (const event of events.slice(0, 5)) expect(event.actor).toEqual({ kind: 'person', subject: admin.subject, email: admin.email });
+      const [revoked, , , updated, created] = events as [ApiEvent, ApiEvent, ApiEvent, ApiEvent, ApiEvent];
+      const [replacementCreated, rotated] = rotation as [ApiEvent, ApiEvent];
       expect(updated.target.id).toBe(created.target.id);
       expect(rotated.target.id).toBe(created.target.id);
-      // The rotation's replacement is the key deleted.
+      // The rotation's replacement is the key deleted, and its creation names the key it replaced.
       expect(revoked.target.id).not.toBe(created.target.id);
+      expect(replacementCreated.target.id).toBe(revoked.target.id);
+      expect(replacementCreated.changes?.['rotated_from']).toEqual({ from: null, to: created.target.id });
 
-      // The page: the same four on top, in words, by the same person.
+      // The page: the same five on top, in words, by the same person.
       await openAuditLog(page);
       expect(page.url()).toBe(`${suite.url}/audit`);
       const rows = await rowsOf(page);
-      expect(rows.slice(0, 4).map((r) => r.action)).toEqual(['Key deleted', 'Key rotated', 'Key edited', 'Key created']);
-      for (const row of rows.slice(0, 4)) expect(row.by).toBe(admin.email);
-      expect(rows[2]!.text).toMatch(/audited key\b.*→.*audited key v2/s);
+      expect(rows.slice(0, 5).map((r) => r.action).sort()).toEqual(['Key created', 'Key created', 'Key deleted', 'Key edited', 'Key rotated']);
+      expect([rows[0]!.action, rows[3]!.action, rows[4]!.action]).toEqual(['Key deleted', 'Key edited', 'Key created']);
+      for (const row of rows.slice(0, 5)) expect(row.by).toBe(admin.email);
+      expect(rows[3]!.text).toMatch(/audited key\b.*→.*audited key v2/s);
       expect(rows[0]!.target).toContain('audited key v2');
+      // The two keys of the rotation name each other by name, not by a raw id alone.
+      const rotatedRow = rows.slice(1, 3).find((r) => r.action === 'Key rotated')!;
+      const replacementRow = rows.slice(1, 3).find((r) => r.action === 'Key created')!;
+      expect(rotatedRow.text).toMatch(/Replaced by\s*“audited key v2”/);
+      expect(replacementRow.text).toMatch(/Replaces\s*“audited key v2”/);
+      expect(replacementRow.text).not.toMatch(/rotated_from/);
       // Earlier: the operator made the account, its first key and this membership.
       expect(rows.map((r) => r.action)).toEqual(expect.arrayContaining(['Account created', 'Member added']));
       expect(rows.find((r) => r.action === 'Account created')!.by).toBe('Operator (admin CLI)');
+      // A member by their email (their subject beside it), not by the subject alone.
+      expect(rows.find((r) => r.action === 'Member added')!.target).toContain(admin.email);
       // Fields and values in words, not as the API names them.
       expect(rows.find((r) => r.action === 'Account created')!.text).toMatch(/Tier\s*Business/);
-      expect(rows[3]!.text).toMatch(/State\s*Enabled/);
-      expect(rows[3]!.text).toMatch(/Metadata\s*none/);
-      expect(rows[3]!.text).not.toMatch(/\bmetadata\b|\benabled\b|\{\}/);
+      expect(rows[4]!.text).toMatch(/State\s*Enabled/);
+      expect(rows[4]!.text).toMatch(/Metadata\s*none/);
+      expect(rows[4]!.text).not.toMatch(/\bmetadata\b|\benabled\b|\{\}/);
       expect(rows).toHaveLength(events.length);
       // No key or secret anywhere in the page (prefixes, as in the Key filter, are not secrets).
       const html = await page.content();
@@ -143,12 +164,29 @@ describe('the Audit log page', () => {
       // A key that never expired, rotated with a grace: its end is a change from "Never", not a value set.
       const forever = await suite.api(account.adminKey!, 'POST', '/keys', { name: 'forever', preset: 'read-only' });
       expect(forever.body['expires_at']).toBeNull();
-      expect((await suite.api(account.adminKey!, 'POST', `/keys/${String(forever.body['key_id'])}/rotate`, { grace_period_seconds: 3600 })).status).toBe(201);
+      const foreverNext = await suite.api(account.adminKey!, 'POST', `/keys/${String(forever.body['key_id'])}/rotate`, { grace_period_seconds: 3600 });
+      expect(foreverNext.status).toBe(201);
       await page.reload();
-      const [rotatedRow, createdRow] = await rowsOf(page);
-      expect([rotatedRow!.action, createdRow!.action]).toEqual(['Key rotated', 'Key created']);
-      expect(rotatedRow!.text).toMatch(/Expires\s*Never\s*→/);
-      expect(createdRow!.text).not.toMatch(/Expires/);
+      const top = await rowsOf(page);
+      const foreverRotated = top.slice(0, 2).find((r) => r.action === 'Key rotated')!;
+      expect(top[2]!.action).toBe('Key created');
+      expect(foreverRotated.text).toMatch(/Expires\s*Never\s*→/);
+      // Both keys are listed (the old one in its grace): each is named with its prefix, which tells them apart.
+      expect(foreverRotated.text).toContain(`Replaced by“forever” (${String(foreverNext.body['prefix'])}…)`);
+      expect(top[2]!.text).not.toMatch(/Expires/);
+
+      // The replacement's History begins with its creation, which names the key it replaced.
+      await page.getByRole('link', { name: 'API Keys', exact: true }).click();
+      await rowAction(page, 'forever', 'History');
+      await visible(page.getByRole('heading', { name: 'Audit log', exact: true }));
+      expect(new URL(page.url()).searchParams.get('target_id')).toBe(foreverNext.body['key_id']);
+      const history = await rowsOf(page);
+      expect(history.map((r) => r.action)).toEqual(['Key created']);
+      expect(history[0]!.text).toContain(`Replaces“forever” (${String(forever.body['prefix'])}…)`);
+      // …and leads to that key's own history.
+      await page.getByRole('link', { name: new RegExp(`^“forever” \\(${String(forever.body['prefix'])}…\\)\\s*: its history$`) }).click();
+      await eventually(async () => expect(new URL(page.url()).searchParams.get('target_id')).toBe(forever.body['key_id']));
+      await eventually(async () => expect((await rowsOf(page)).map((r) => r.action)).toEqual(['Key rotated', 'Key created']));
     }),
   );
 

@@ -266,9 +266,9 @@ export class KeysRepository {
    * its TTL set, once the grace is over (releaseExpired).
    * Throws KeyCreateConflict when the account condition fails (tier changed, or full), KeyChanged when
    * `old` is no longer as it was read (edited, revoked, expired or rotated meanwhile). `audit`
-   * (its key.rotated event's Put) is written in the same transaction.
+   * (the Puts of its events: `old`'s key.rotated and `next`'s key.created) is written in the same transaction.
    */
-  async rotate(old: KeyRecord, next: KeyRecord, graceEnd: Date | undefined, now: Date, maxActiveKeys: number, audit: TransactItem): Promise<void> {
+  async rotate(old: KeyRecord, next: KeyRecord, graceEnd: Date | undefined, now: Date, maxActiveKeys: number, audit: readonly TransactItem[]): Promise<void> {
     const oldExpiry = graceExpiry(old, graceEnd);
     const revokedTtl = Math.floor(now.getTime() / 1000) + REVOKED_RETENTION_SECONDS;
     const names = { '#old': old.key_id, '#next': next.key_id };
@@ -327,7 +327,7 @@ export class KeysRepository {
         },
         ...(oldExpiry ? [] : [this.pointerTtl(old.key_id, revokedTtl)]),
         ...this.newKeyItems(next),
-        audit,
+        ...audit,
       ], next.account_id);
     } catch (error) {
       const reasons = cancellationReasons(error);

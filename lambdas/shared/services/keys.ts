@@ -174,6 +174,23 @@ const MAX_CONFLICT_RETRIES = 10;
 const clock = (deps: KeyServiceDeps) => (deps.now ?? (() => new Date()))();
 
 /** The event of a change to a key of the account, by the caller (an operator when there is none). */
+/**
+ * A key.created event's changes: what the key was made with (never its plaintext, hash or prefix); a
+ * replacement also names the key it replaces (`rotated_from`).
+ */
+function madeWith(record: KeyRecord, rotatedFrom?: string): AuditChanges {
+  return diff({}, {
+    name: record.name,
+    capabilities: record.capabilities,
+    workspaces: record.workspaces,
+    environment: record.environment,
+    expires_at: record.expires_at ?? null,
+    metadata: record.metadata ?? {},
+    enabled: record.enabled ?? true,
+    ...(rotatedFrom === undefined ? {} : { rotated_from: rotatedFrom }),
+  });
+}
+
 function keyEvent(
   action: AuditAction,
   record: Pick<KeyRecord, 'account_id' | 'key_id'>,
@@ -284,18 +301,8 @@ export async function createKey(
       expires_at: expiresAt,
       created_by: caller?.principal ?? { kind: 'operator' },
     });
-    // What the key was made with (never its plaintext, hash or prefix).
-    const made = diff({}, {
-      name: record.name,
-      capabilities: record.capabilities,
-      workspaces: record.workspaces,
-      environment: record.environment,
-      expires_at: record.expires_at ?? null,
-      metadata,
-      enabled,
-    });
     try {
-      await deps.keys.create(record, deps.settings.maxActiveKeysPerAccount, deps.audit.putItem(keyEvent('key.created', record, made, now, caller, request)));
+      await deps.keys.create(record, deps.settings.maxActiveKeysPerAccount, deps.audit.putItem(keyEvent('key.created', record, madeWith(record), now, caller, request)));
       return { key: toKeyObject(record), apiKey };
     } catch (error) {
       if (!(error instanceof KeyCreateConflict)) throw error;
@@ -466,7 +473,12 @@ export async function rotateKey(
       ...(stops ? { expires_at: { from: old.expires_at ?? null, to: stops } } : { revoked_at: { from: null, to: now.toISOString() } }),
     };
     try {
-      await deps.keys.rotate(old, record, graceEnd, now, deps.settings.maxActiveKeysPerAccount, deps.audit.putItem(keyEvent('key.rotated', old, rotated, now, caller, request)));
+      // Two changes, each with its event: the old key rotated, and its replacement created (so the
+      // replacement's own history says where it came from).
+      await deps.keys.rotate(old, record, graceEnd, now, deps.settings.maxActiveKeysPerAccount, [
+        deps.audit.putItem(keyEvent('key.rotated', old, rotated, now, caller, request)),
+        deps.audit.putItem(keyEvent('key.created', record, madeWith(record, old.key_id), now, caller, request)),
+      ]);
       return { key: toKeyObject(record), apiKey };
     } catch (error) {
       // Edited, rotated or revoked since it was read: read it again (an edit then reaches the

@@ -12,42 +12,78 @@ import { messageOf } from '../../api/errors';
 import { useAccount } from '../../lib/account';
 import { listKeys, type Key } from '../keys/api';
 import { historyHref, listAuditEvents, type AuditEvent, type AuditQuery } from './api';
-import { ACTION_LABELS, actorText, fieldLabel, formatWhen, isAuditAction, namesFromEvents, changeText, setFromNothing } from './describe';
+import { ACTION_LABELS, actorText, fieldLabel, formatWhen, isAuditAction, namesFromEvents, changeText, orderedChanges, setFromNothing } from './describe';
 
 type Loaded =
   | { readonly status: 'loading' }
   | { readonly status: 'ready'; readonly items: readonly AuditEvent[]; readonly next: string | null }
   | { readonly status: 'failed'; readonly message: string };
 
-function Target({ event, name }: { readonly event: AuditEvent; readonly name: string | undefined }) {
+/** What the page knows of a key: its name (from the key list or the events) and its prefix (active keys only). */
+interface KeyNaming {
+  name(id: string): string | undefined;
+  prefix(id: string): string | undefined;
+}
+
+/** A key named in an event, linked to its history: by its name and prefix where known, else by its id. */
+function KeyRef({ id, naming }: { readonly id: string; readonly naming: KeyNaming }) {
+  const name = naming.name(id);
+  const prefix = naming.prefix(id);
+  return (
+    <>
+      <Link href={historyHref(id)} onClick={markNavigation}>
+        {name ? `“${name}”` : <span className="mono">{id}</span>}
+        {name && prefix && <> (<span className="mono">{prefix}…</span>)</>}
+        <span className="visually-hidden">: its history</span>
+      </Link>
+      {name && !prefix && <span className="mono muted block">{id}</span>}
+    </>
+  );
+}
+
+/** The email an event records for a member (added, changed or removed), if any. */
+function memberEmail(event: AuditEvent): string | undefined {
+  const email = event.changes?.['email'];
+  const value = email?.to ?? email?.from;
+  return typeof value === 'string' ? value : undefined;
+}
+
+function Target({ event, naming }: { readonly event: AuditEvent; readonly naming: KeyNaming }) {
   const { kind, id } = event.target;
   if (kind === 'key') {
     return (
       <>
-        Key <Link href={historyHref(id)} onClick={markNavigation}>{name ? `“${name}”` : <span className="mono">{id}</span>}<span className="visually-hidden">: its history</span></Link>
-        {name && <span className="mono muted block">{id}</span>}
+        Key <KeyRef id={id} naming={naming} />
       </>
     );
   }
-  if (kind === 'member') return <>Member <span className="mono">{id}</span></>;
+  if (kind === 'member') {
+    const email = memberEmail(event);
+    return email ? <>Member {email}<span className="mono muted block">{id}</span></> : <>Member <span className="mono">{id}</span></>;
+  }
   if (kind === 'webhook_secret') return <>Webhook signing secret</>;
   return <>The account</>;
 }
 
-function Changes({ changes, action }: { readonly changes: AuditEvent['changes']; readonly action: AuditEvent['action'] }) {
+/** Fields whose value is another key's id: shown as that key, linked to its history. */
+const KEY_ID_FIELDS = new Set(['rotated_to', 'rotated_from']);
+
+function Changes({ changes, action, naming }: { readonly changes: AuditEvent['changes']; readonly action: AuditEvent['action']; readonly naming: KeyNaming }) {
   if (!changes || Object.keys(changes).length === 0) return <span className="muted">No fields recorded</span>;
+  const text = (field: string, value: unknown) =>
+    KEY_ID_FIELDS.has(field) && typeof value === 'string' ? <KeyRef id={value} naming={naming} /> : changeText(field, value);
   return (
     <dl className="changes">
-      {Object.entries(changes).map(([field, { from, to }]) => (
+      {orderedChanges(changes).map(([field, { from, to }]) => (
         <div key={field}>
           <dt>{fieldLabel(field)}</dt>
           <dd>
             {setFromNothing(action, field, from) ? (
-              changeText(field, to)
+              text(field, to)
             ) : (
               <>
-                {changeText(field, from)} <span aria-hidden="true">→</span>
-                <span className="visually-hidden"> changed to </span> {changeText(field, to)}
+                {text(field, from)} <span aria-hidden="true">→</span>
+                <span className="visually-hidden"> changed to </span> {text(field, to)}
               </>
             )}
           </dd>
@@ -137,6 +173,8 @@ export function AuditPage() {
   const eventNames = loaded.status === 'ready' ? namesFromEvents(loaded.items) : new Map<string, string>();
   const activeNames = new Map(keys.list.map((k) => [k.key_id, k.name]));
   const keyName = (keyId: string) => activeNames.get(keyId) ?? eventNames.get(keyId);
+  const prefixes = new Map(keys.list.map((k) => [k.key_id, k.prefix]));
+  const naming: KeyNaming = { name: keyName, prefix: (keyId) => prefixes.get(keyId) };
 
   const setFilter = (name: 'action' | 'target_id', value: string) => {
     const next = new URLSearchParams(params);
@@ -258,11 +296,11 @@ export function AuditPage() {
                     {ACTION_LABELS[event.action] ?? event.action}
                   </th>
                   <td data-label="Target">
-                    <Target event={event} name={event.target.kind === 'key' ? keyName(event.target.id) : undefined} />
+                    <Target event={event} naming={naming} />
                   </td>
                   <td data-label="By">{actorText(event.actor, keyName)}</td>
                   <td data-label="Changes">
-                    <Changes changes={event.changes} action={event.action} />
+                    <Changes changes={event.changes} action={event.action} naming={naming} />
                   </td>
                   <td data-label="Source">
                     <Source event={event} />

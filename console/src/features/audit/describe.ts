@@ -35,7 +35,10 @@ export function actorText(actor: AuditEvent['actor'], keyName: (id: string) => s
   }
 }
 
+/** Each field as a person says it, in the order an event's changes are shown (unknown fields last). */
 const FIELD_LABELS: Readonly<Record<string, string>> = {
+  rotated_from: 'Replaces',
+  rotated_to: 'Replaced by',
   name: 'Name',
   capabilities: 'Permissions',
   workspaces: 'Workspaces',
@@ -43,14 +46,23 @@ const FIELD_LABELS: Readonly<Record<string, string>> = {
   expires_at: 'Expires',
   revoked_at: 'Stopped working',
   released_at: 'No longer counted toward the key limit',
-  rotated_to: 'Replaced by',
   tier: 'Tier',
-  role: 'Role',
   email: 'Email',
+  role: 'Role',
   previous_secret_expires_at: 'Old secret signs until',
   metadata: 'Metadata',
   enabled: 'State',
 };
+const FIELD_ORDER = Object.keys(FIELD_LABELS);
+
+/** An event's changed fields in a steady order (the API's `changes` is a map: its order means nothing). */
+export function orderedChanges<T>(changes: Readonly<Record<string, T>>): [string, T][] {
+  const rank = (field: string) => {
+    const i = FIELD_ORDER.indexOf(field);
+    return i < 0 ? FIELD_ORDER.length : i;
+  };
+  return Object.entries(changes).sort(([a], [b]) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
+}
 
 export const fieldLabel = (field: string) => FIELD_LABELS[field] ?? field;
 
@@ -104,7 +116,7 @@ export const formatWhen = (iso: string) => DATE_TIME.format(new Date(iso));
 
 /**
  * The name each key had, from the events on the page: created with it or renamed to it; a rotation's
- * replacement takes the name of the key it replaced.
+ * replacement and the key it replaced share a name.
  */
 export function namesFromEvents(events: readonly AuditEvent[]): Map<string, string> {
   const names = new Map<string, string>();
@@ -116,6 +128,9 @@ export function namesFromEvents(events: readonly AuditEvent[]): Map<string, stri
     const replacement = event.changes?.['rotated_to']?.to;
     const name = names.get(event.target.id);
     if (typeof replacement === 'string' && name !== undefined) names.set(replacement, name);
+    // A replacement's creation names the key it replaced, which had the same name.
+    const replaced = event.changes?.['rotated_from']?.to;
+    if (typeof replaced === 'string' && name !== undefined && !names.has(replaced)) names.set(replaced, name);
   }
   return names;
 }
