@@ -366,7 +366,8 @@ export class KnoudsApiStack extends Stack {
       description: 'Knouds API: runs asynchronous executions and sends their webhooks',
       logRetention,
       timeout: Duration.seconds(WORKER_TIMEOUT_SECONDS),
-      environment: { ...modelsEnv, ...secretsEnv, ...tableEnv('workflows', 'executions', 'accounts') },
+      // The settings: how long an account's first webhook secret's event is kept (auditRetentionDays).
+      environment: { ...settingsEnv, ...modelsEnv, ...secretsEnv, ...tableEnv('workflows', 'executions', 'accounts', 'audit') },
       // Its own share of the account's pool, never more: ten-minute runs cannot take the authorizer's.
       reservedConcurrentExecutions: workerConcurrency,
       retryAttempts: 2,
@@ -377,6 +378,8 @@ export class KnoudsApiStack extends Stack {
     grantTable(executionsTable, workerFn, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
     // The webhook secret, and (in a run's terminal transaction) the account's in-flight counter.
     grantTable(accountsTable, workerFn, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
+    // The webhook_secret.created event of an account's first secret, which a run's webhook may make.
+    grantTable(auditTable, workerFn, ['dynamodb:PutItem']);
     grantSecrets(workerFn, ['kms:Encrypt', 'kms:Decrypt']);
 
     // API Gateway ends a request at 29 s; sync runs stop their steps after SYNC_BUDGET_MS (25 s) and

@@ -21,7 +21,9 @@ import { WorkflowsRepository } from '../lambdas/shared/repositories/workflows.js
 import { LocalSecretBox } from '../lambdas/shared/secret-box.js';
 import { cancelExecution, listExecutions } from '../lambdas/shared/services/executions.js';
 import { createWorkflow, deployWorkflow, runWorkflow, workExecution, type Actor, type WorkflowDeps } from '../lambdas/shared/services/workflows.js';
-import { ALLOW_LOOPBACK_ENV, newWebhookSecret } from '../lambdas/shared/webhooks.js';
+import { ALLOW_LOOPBACK_ENV } from '../lambdas/shared/webhooks.js';
+import { firstWebhookSecret } from '../lambdas/shared/services/webhook-secrets.js';
+import { OPERATOR_ACTOR } from '../lambdas/shared/repositories/audit.js';
 import { LOCAL_CREDENTIALS } from '../local-runner/dynamodb-local.js';
 import { LOCAL_REGION } from '../local-runner/stack.js';
 import { startCountingProxy, type CountingProxy } from './support/counting-proxy.js';
@@ -72,7 +74,7 @@ let accounts = 0;
 async function account(definition: unknown = SLEEPY, on: WorkflowDeps = deps) {
   const accountId = `acct_rel_${++accounts}_${Date.now().toString(36)}`;
   await createAccount({ accounts: deps.accounts, audit: db.audit }, accountId, 'business');
-  const secret = await deps.accounts.webhookSecret(accountId, newWebhookSecret);
+  const secret = await deps.accounts.webhookSecret(accountId, firstWebhookSecret(db.audit, accountId, OPERATOR_ACTOR, new Date()));
   const actor = { accountId, principal: { kind: 'key' as const, key_id: 'key_rel' }, workspaces: ['*'] };
   await createWorkflow(on, actor, { slug: 'wf', name: 'wf', definition });
   await deployWorkflow(on, actor, 'wf');

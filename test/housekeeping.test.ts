@@ -8,7 +8,7 @@
 import { GetCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { createDocumentClient } from '../lambdas/shared/ddb.js';
 import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
-import { AuditRepository } from '../lambdas/shared/repositories/audit.js';
+import { AuditRepository, OPERATOR_ACTOR } from '../lambdas/shared/repositories/audit.js';
 import { ExecutionsRepository, IN_FLIGHT_ATTRIBUTE, newExecutionId, TIMED_OUT, type ExecutionRecord } from '../lambdas/shared/repositories/executions.js';
 import { KeysRepository } from '../lambdas/shared/repositories/keys.js';
 import { LEASE_MARGIN_MS, QUEUED_DEADLINE_MS, WORKER_TIMEOUT_SECONDS } from '../lambdas/shared/run-budget.js';
@@ -17,7 +17,8 @@ import { overdueCutoffs, sweep, SweepStopped, type HousekeepingDeps, type Housek
 import { createAccount, createKey, revokeKey, rotateKey } from '../lambdas/shared/services/keys.js';
 import { sendDueWebhooks } from '../lambdas/shared/services/webhooks.js';
 import { DEFAULT_SETTINGS, type Settings } from '../lambdas/shared/settings.js';
-import { ALLOW_LOOPBACK_ENV, newWebhookSecret } from '../lambdas/shared/webhooks.js';
+import { ALLOW_LOOPBACK_ENV } from '../lambdas/shared/webhooks.js';
+import { firstWebhookSecret } from '../lambdas/shared/services/webhook-secrets.js';
 import { LOCAL_CREDENTIALS } from '../local-runner/dynamodb-local.js';
 import { LOCAL_REGION } from '../local-runner/stack.js';
 import { startCountingProxy, type CountingProxy, type FaultRule } from './support/counting-proxy.js';
@@ -288,7 +289,7 @@ describe('executions', () => {
 
   it('their webhooks reach the receiver: execution.failed with error "timed out", sent by the scheduled sender', async () => {
     const accountId = await account();
-    await new AccountsRepository(db.doc, db.tables.accounts, box).webhookSecret(accountId, newWebhookSecret);
+    await new AccountsRepository(db.doc, db.tables.accounts, box).webhookSecret(accountId, firstWebhookSecret(db.audit, accountId, OPERATOR_ACTOR, new Date()));
     const queued = await execution(accountId, 'queued-overdue');
     const running = await execution(accountId, 'running-overdue');
     expect((await sweep(housekeeping())).failed_executions).toBe(2);

@@ -529,6 +529,8 @@ describe('least-privilege IAM', () => {
       Workflows: ['dynamodb:GetItem'],
       Executions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
       Accounts: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+      // Only the event of an account's first webhook secret, which a run's webhook may make: puts, never reads.
+      Audit: ['dynamodb:PutItem'],
     });
     // Only the workflows function may invoke the worker, only the executions function the webhook sender
     // (a redelivery), and the keys tables are out of everyone's reach but the authorizer's and the keys function's.

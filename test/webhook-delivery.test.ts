@@ -13,7 +13,9 @@ import { ExecutionsRepository, newExecutionId, webhookShard, WEBHOOK_SHARDS, typ
 import { LocalSecretBox } from '../lambdas/shared/secret-box.js';
 import { attemptWebhook, firstAttempt, sendDueWebhooks, type WebhookDeps } from '../lambdas/shared/services/webhooks.js';
 import { DEFAULT_RETRY_SCHEDULE_SECONDS, RETRY_JITTER, nextAttemptAt, parseRetrySchedule, retryScheduleFromEnv } from '../lambdas/shared/webhook-schedule.js';
-import { ALLOW_LOOPBACK_ENV, newWebhookSecret } from '../lambdas/shared/webhooks.js';
+import { ALLOW_LOOPBACK_ENV } from '../lambdas/shared/webhooks.js';
+import { firstWebhookSecret } from '../lambdas/shared/services/webhook-secrets.js';
+import { OPERATOR_ACTOR } from '../lambdas/shared/repositories/audit.js';
 import { LOCAL_CREDENTIALS } from '../local-runner/dynamodb-local.js';
 import { LOCAL_REGION } from '../local-runner/stack.js';
 import { startCountingProxy, type CountingProxy } from './support/counting-proxy.js';
@@ -97,7 +99,7 @@ let accounts = 0;
 async function account(): Promise<{ accountId: string; secret: string }> {
   const accountId = `acct_wh_${++accounts}_${Date.now().toString(36)}`;
   await createAccount({ accounts: deps.accounts, audit: db.audit }, accountId, 'business');
-  return { accountId, secret: await deps.accounts.webhookSecret(accountId, newWebhookSecret) };
+  return { accountId, secret: await deps.accounts.webhookSecret(accountId, firstWebhookSecret(db.audit, accountId, OPERATOR_ACTOR, new Date())) };
 }
 
 /** A RUNNING run of `accountId` held by `att_a`, with a webhook to `url` unless null. */

@@ -137,7 +137,8 @@ const routes: Record<string, RouteDef> = {
   },
   'GET /webhooks/secret': {
     needs: 'keys:read',
-    handle: async ({ caller }) => json(200, await getWebhookSecret(deps, caller.accountId)),
+    // Made on first use: by this caller, which the secret's webhook_secret.created event records.
+    handle: async ({ caller, grant, event }) => json(200, await getWebhookSecret(deps, caller.accountId, grant.principal, requestMeta(event))),
   },
   'POST /webhooks/secret/rotate': {
     needs: 'keys:write',

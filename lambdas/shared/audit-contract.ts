@@ -1,6 +1,7 @@
 /**
  * The audit trail's actions (API.md §7), apart from the repository so the OpenAPI document can name them
- * without bundling DynamoDB code.
+ * without bundling DynamoDB code. `webhook_secret.created` (the account's first secret, made on first use)
+ * is an addition to API.md's list: without it that change would be the one change with no event.
  */
 export const AUDIT_ACTIONS = [
   'key.created',
@@ -8,6 +9,7 @@ export const AUDIT_ACTIONS = [
   'key.rotated',
   'key.revoked',
   'key.expired',
+  'webhook_secret.created',
   'webhook_secret.rotated',
   'account.created',
   'account.tier_changed',

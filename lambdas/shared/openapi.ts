@@ -713,7 +713,7 @@ const OPERATIONS: Operation[] = [
   },
   {
     method: 'get', path: '/webhooks/secret', id: 'getWebhookSecret', summary: 'The account’s webhook signing secret', needs: 'keys:read', tag: 'Webhooks',
-    description: 'The secret webhooks are signed with (made on first use), and until when the secret a rotation replaced still signs beside it.',
+    description: 'The secret webhooks are signed with (made on first use, which the audit trail records as webhook_secret.created by the caller), and until when the secret a rotation replaced still signs beside it.',
     ok: ['200', ref('WebhookSecret'), 'The secret'], example: { response: EXAMPLE_SECRET },
   },
   {

@@ -11,6 +11,8 @@ import { requireEnv } from '../shared/env.js';
 import { log, startInvocation } from '../shared/log.js';
 import { ModelRegistry } from '../shared/models/registry.js';
 import { AccountsRepository } from '../shared/repositories/accounts.js';
+import { AuditRepository } from '../shared/repositories/audit.js';
+import { settingsFromEnv } from '../shared/settings.js';
 import { secretBoxFromEnv } from '../shared/secret-box.js';
 import { retryScheduleFromEnv } from '../shared/webhook-schedule.js';
 import { ExecutionsRepository, newAttemptId } from '../shared/repositories/executions.js';
@@ -23,6 +25,8 @@ const deps: WorkflowDeps = {
   workflows: new WorkflowsRepository(doc, requireEnv(TABLE_ENV.workflows)),
   executions: new ExecutionsRepository(doc, requireEnv(TABLE_ENV.executions), requireEnv(TABLE_ENV.accounts)),
   accounts: new AccountsRepository(doc, requireEnv(TABLE_ENV.accounts), secretBoxFromEnv()),
+  // A run's webhook may make the account's first secret: its webhook_secret.created event (by the system) goes here.
+  audit: new AuditRepository(doc, requireEnv(TABLE_ENV.audit), settingsFromEnv().auditRetentionDays),
   models: ModelRegistry.fromEnv(),
   // The webhook retry schedule, validated at cold start.
   retrySchedule: retryScheduleFromEnv(),

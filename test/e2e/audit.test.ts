@@ -6,13 +6,14 @@
  * key, a hash or a secret; GET /audit-events shows an account its own events only, filtered and paged.
  */
 import { jest } from '@jest/globals';
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { removeMember, setMemberRole } from '../../admin-cli/members.js';
 import { setAccountTier } from '../../lambdas/shared/services/keys.js';
 import type { CountingProxy, Fault } from '../support/counting-proxy.js';
 import { call, expectError, type Reply } from '../support/http.js';
 import { startTestIssuer, type TestIssuer } from '../support/issuer.js';
+import { startReceiver } from '../support/receiver.js';
 import { startTestStackBehindProxy, type TestStack } from '../support/stack.js';
 
 jest.setTimeout(60_000);
@@ -205,6 +206,49 @@ describe('each change leaves exactly one event, with its actor and changes', () 
     ]);
     // The account's first key, made by the operator too.
     expect(events.find((e) => e.action === 'key.created')).toMatchObject({ actor: operator });
+  });
+});
+
+describe('the account’s first webhook secret, made on first use, is recorded once (webhook_secret.created)', () => {
+  const createdEvents = async (accountId: string) => (await stored(accountId)).filter((e) => e.action === 'webhook_secret.created');
+
+  it('by the first GET /webhooks/secret, with its request; the next GET records nothing', async () => {
+    const { accountId, key: admin, keyId: adminId } = await account();
+    const first = await api(admin, 'GET', '/webhooks/secret');
+    expect(first.status).toBe(200);
+    secrets.push(String(first.body['secret']));
+    expect((await api(admin, 'GET', '/webhooks/secret')).body['secret']).toBe(first.body['secret']);
+    expect(await createdEvents(accountId)).toEqual([
+      expect.objectContaining({ actor: { kind: 'key', key_id: adminId }, target: { kind: 'webhook_secret', id: accountId }, changes: null, ...FROM_API }),
+    ]);
+  });
+
+  it('by the system, when a run’s webhook is sent before anyone asked for the secret: signed with the secret the event records', async () => {
+    const { accountId, key: admin } = await account();
+    const receiver = await startReceiver();
+    try {
+      const definition = { input_schema: {}, steps: [{ id: 'e', model: 'echo', input: '$.input' }], output: '$.steps.e.output' };
+      expect((await api(admin, 'POST', '/workflows', { slug: 'hooked', name: 'Hooked', definition })).status).toBe(201);
+      expect((await api(admin, 'POST', '/workflows/hooked/deploy')).status).toBe(200);
+      expect(await createdEvents(accountId)).toEqual([]);
+      const run = await api(admin, 'POST', '/workflows/hooked/run?async=true', { input: { a: 1 }, webhook_url: receiver.url });
+      expect(run.status).toBe(202);
+      for (const deadline = Date.now() + 15_000; receiver.received.length === 0 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
+      expect(receiver.received).toHaveLength(1);
+      expect(await createdEvents(accountId)).toEqual([
+        expect.objectContaining({ actor: { kind: 'system' }, target: { kind: 'webhook_secret', id: accountId }, changes: null, request_id: null, source_ip: null, user_agent: null }),
+      ]);
+      // The secret the webhook was signed with is the one GET /webhooks/secret now answers (and makes no second event).
+      const secret = String((await api(admin, 'GET', '/webhooks/secret')).body['secret']);
+      secrets.push(secret);
+      const [delivery] = receiver.received;
+      const signed = `${String(delivery!.headers['webhook-id'])}.${String(delivery!.headers['webhook-timestamp'])}.${delivery!.body}`;
+      const expected = createHmac('sha256', Buffer.from(secret.replace(/^whsec_/, ''), 'base64')).update(signed).digest('base64');
+      expect(String(delivery!.headers['webhook-signature']).split(' ')).toContain(`v1,${expected}`);
+      expect(await createdEvents(accountId)).toHaveLength(1);
+    } finally {
+      await receiver.close();
+    }
   });
 });
 

@@ -187,7 +187,7 @@ export interface paths {
         };
         /**
          * The account’s webhook signing secret
-         * @description The secret webhooks are signed with (made on first use), and until when the secret a rotation replaced still signs beside it.
+         * @description The secret webhooks are signed with (made on first use, which the audit trail records as webhook_secret.created by the caller), and until when the secret a rotation replaced still signs beside it.
          */
         get: operations["getWebhookSecret"];
         put?: never;
@@ -968,7 +968,7 @@ export interface components {
             event_id: string;
             account_id: string;
             /** @enum {unknown} */
-            action: "key.created" | "key.updated" | "key.rotated" | "key.revoked" | "key.expired" | "webhook_secret.rotated" | "account.created" | "account.tier_changed" | "member.added" | "member.role_changed" | "member.removed";
+            action: "key.created" | "key.updated" | "key.rotated" | "key.revoked" | "key.expired" | "webhook_secret.created" | "webhook_secret.rotated" | "account.created" | "account.tier_changed" | "member.added" | "member.role_changed" | "member.removed";
             /** Format: date-time */
             occurred_at: string;
             /** @description A key (`key_id`), a person (`subject`, `email`), an operator (the admin CLI) or the system (housekeeping). */
@@ -6865,7 +6865,7 @@ export interface operations {
                 limit?: number;
                 /** @description The previous page’s `next_token` (with the same filters); a token the API did not issue, or from another account or list, is 400. */
                 next_token?: string;
-                action?: "key.created" | "key.updated" | "key.rotated" | "key.revoked" | "key.expired" | "webhook_secret.rotated" | "account.created" | "account.tier_changed" | "member.added" | "member.role_changed" | "member.removed";
+                action?: "key.created" | "key.updated" | "key.rotated" | "key.revoked" | "key.expired" | "webhook_secret.created" | "webhook_secret.rotated" | "account.created" | "account.tier_changed" | "member.added" | "member.role_changed" | "member.removed";
                 /** @description A key id, a member’s subject, or the account id (its own and its webhook secret’s events). */
                 target_id?: string;
                 /** @description A key id or a person’s subject. */

@@ -25,6 +25,16 @@ const PREVIOUS_UNTIL_ATTRIBUTE = 'webhook_previous_until';
 /** The id of the last rotation, so a retried rotation (its first answer lost) is not applied twice. */
 const ROTATION_ATTRIBUTE = 'webhook_rotation_id';
 
+/**
+ * How an account's first webhook secret is made, when a caller may make it: the secret, and the Put of
+ * its webhook_secret.created event (by whoever's use made it). `make` may throw for a caller that may
+ * only open an existing secret.
+ */
+export interface FirstWebhookSecret {
+  make(): string;
+  event(): TransactItem;
+}
+
 /** The secrets that sign an account's webhooks now: the current one, and the one it replaced while its grace lasts. */
 export interface WebhookSecrets {
   readonly current: string;
@@ -86,22 +96,45 @@ export class AccountsRepository {
   }
 
   /**
-   * The account's webhook signing secret, made on first use (a conditional write, so two first uses
-   * agree on one secret). Stored sealed (`webhook_secret_sealed`), never in the clear.
+   * The account's webhook signing secret, made on first use (see `webhookSecrets`). Stored sealed
+   * (`webhook_secret_sealed`), never in the clear.
    */
-  async webhookSecret(accountId: string, make: () => string): Promise<string> {
-    return (await this.webhookSecrets(accountId, make, new Date())).current;
+  async webhookSecret(accountId: string, first: FirstWebhookSecret): Promise<string> {
+    return (await this.webhookSecrets(accountId, first, new Date())).current;
   }
 
   /**
-   * The secrets signing the account's webhooks at `now` (made on first use, as `webhookSecret`): the
-   * current one, and the one a rotation replaced while its grace period lasts. One consistent read.
+   * The secrets signing the account's webhooks at `now`: the current one, and the one a rotation replaced
+   * while its grace period lasts. One consistent read; an account without a secret gets `first.make()`,
+   * with `first.event()` (its webhook_secret.created event's Put) in the same transaction, on condition
+   * it still has none: two first uses agree on one secret and one event, and a write whose answer was
+   * lost and was sent again finds the secret made (its condition refuses the copy) and reads it.
    */
-  async webhookSecrets(accountId: string, make: () => string, now: Date): Promise<WebhookSecrets> {
+  async webhookSecrets(accountId: string, first: FirstWebhookSecret, now: Date): Promise<WebhookSecrets> {
     const existing = await this.readSecrets(accountId, now);
     if (existing) return existing;
-    // Refused when the account is missing or a concurrent first use won: the read below tells which.
-    await this.writeSecret(accountId, make(), `attribute_exists(account_id) AND attribute_not_exists(${SECRET_ATTRIBUTE})`);
+    const sealed = await this.sealer().seal(first.make(), accountId);
+    try {
+      await this.doc.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.table,
+                Key: { account_id: accountId },
+                UpdateExpression: `SET ${SECRET_ATTRIBUTE} = :s`,
+                // Refused when the account is missing or a first use got there first: the read below tells which.
+                ConditionExpression: `attribute_exists(account_id) AND attribute_not_exists(${SECRET_ATTRIBUTE}) AND attribute_not_exists(${LEGACY_SECRET_ATTRIBUTE})`,
+                ExpressionAttributeValues: { ':s': sealed },
+              },
+            },
+            first.event(),
+          ],
+        }),
+      );
+    } catch (error) {
+      if (cancellationReasons(error)?.[0] !== 'ConditionalCheckFailed') throw error;
+    }
     const secrets = await this.readSecrets(accountId, now);
     if (!secrets) throw new NotFoundError(`Account '${accountId}' does not exist`);
     return secrets;

@@ -11,16 +11,20 @@
  */
 import { randomBase62 } from '../api-key.js';
 import { countMetric, log, METRIC } from '../log.js';
-import type { AccountsRepository } from '../repositories/accounts.js';
+import type { AccountsRepository, FirstWebhookSecret } from '../repositories/accounts.js';
+import { SYSTEM_ACTOR, type AuditRepository } from '../repositories/audit.js';
 import type { DueWebhook, ExecutionRecord, ExecutionsRepository, WebhookOutcome } from '../repositories/executions.js';
 import { WEBHOOK_SHARDS } from '../repositories/executions.js';
 import { nextAttemptAt, retryScheduleFromEnv } from '../webhook-schedule.js';
-import { deliverWebhook, newWebhookSecret, WEBHOOK_ATTEMPT_TIMEOUT_MS, type Delivery, type DeliveryOptions } from '../webhooks.js';
+import { deliverWebhook, WEBHOOK_ATTEMPT_TIMEOUT_MS, type Delivery, type DeliveryOptions } from '../webhooks.js';
+import { firstWebhookSecret } from './webhook-secrets.js';
 import { toExecutionObject } from './execution-object.js';
 
 export interface WebhookDeps {
   readonly executions: ExecutionsRepository;
   readonly accounts: AccountsRepository;
+  /** Where making an account's first secret records its event: needed by a sender that may make it (`makeSecret`). */
+  readonly audit?: AuditRepository;
   readonly now?: () => Date;
   /** The delays between attempts, in seconds. @default the environment's (tests) or the default schedule */
   readonly retrySchedule?: readonly number[];
@@ -52,8 +56,13 @@ export class NoWebhookSecretYet extends Error {
 }
 
 /** For a caller that may open the account's secret but not make one. */
-export const noNewSecret = (): string => {
-  throw new NoWebhookSecretYet('the account has no webhook secret yet');
+export const NO_NEW_SECRET: FirstWebhookSecret = {
+  make: () => {
+    throw new NoWebhookSecretYet('the account has no webhook secret yet');
+  },
+  event: () => {
+    throw new NoWebhookSecretYet('the account has no webhook secret yet');
+  },
 };
 
 const clock = (deps: { now?: () => Date }) => (deps.now ?? (() => new Date()))();
@@ -66,10 +75,11 @@ const errorName = (error: unknown) => {
 /**
  * The secrets a webhook is signed with now, each giving one `v1,` signature: the account's current
  * secret and, during a rotation's grace period, the one it replaced (POST /webhooks/secret/rotate).
- * `make` makes the secret when the account has none (callers that may not make one pass `noNewSecret`).
+ * `first` makes the secret, with its event, when the account has none (callers that may not make one
+ * pass `NO_NEW_SECRET`).
  */
-export async function signingSecrets(deps: Pick<WebhookDeps, 'accounts'>, accountId: string, make: () => string, now = new Date()): Promise<string[]> {
-  const secrets = await deps.accounts.webhookSecrets(accountId, make, now);
+export async function signingSecrets(deps: Pick<WebhookDeps, 'accounts'>, accountId: string, first: FirstWebhookSecret, now = new Date()): Promise<string[]> {
+  const secrets = await deps.accounts.webhookSecrets(accountId, first, now);
   return secrets.previous ? [secrets.current, secrets.previous.secret] : [secrets.current];
 }
 
@@ -103,6 +113,12 @@ export function webhookPayload(record: ExecutionRecord): string {
   });
 }
 
+/** The first secret made by a webhook's sending (the `system` actor's event); without an audit trail, none is made. */
+function firstBySystem(deps: WebhookDeps, accountId: string): FirstWebhookSecret {
+  if (!deps.audit) return NO_NEW_SECRET;
+  return firstWebhookSecret(deps.audit, accountId, SYSTEM_ACTOR, clock(deps));
+}
+
 export type AttemptResult = WebhookOutcome['result'] | 'not-claimed' | 'error';
 
 export interface AttemptOptions {
@@ -130,7 +146,7 @@ export async function attemptWebhook(deps: WebhookDeps, due: DueWebhook, options
   if (!claimed?.webhook_url || !claimed.webhook) return 'not-claimed';
   let delivery: Delivery;
   try {
-    const secrets = await signingSecrets(deps, due.account_id, options.makeSecret ? newWebhookSecret : noNewSecret);
+    const secrets = await signingSecrets(deps, due.account_id, options.makeSecret ? firstBySystem(deps, due.account_id) : NO_NEW_SECRET);
     delivery = await deliverWebhook(claimed.webhook_url, secrets, webhookMessageId(claimed), webhookPayload(claimed), options.delivery);
   } catch (error) {
     // Nothing was sent: no secret to sign with (none made yet, or it could not be read).

@@ -12,6 +12,7 @@ import { failure, type FailureCode } from '../execution-failure.js';
 import { ConcurrencyLimitExceededError, ConflictError, ModelFailedError, NotFoundError, ValidationError, WorkspaceDeniedError, type ApiError } from '../errors.js';
 import { DeadlineExceeded, ModelFailure, StepCancelled, type ModelRegistry, type StepContext } from '../models/registry.js';
 import type { AccountsRepository } from '../repositories/accounts.js';
+import type { AuditRepository } from '../repositories/audit.js';
 import {
   newAttemptId,
   newExecutionId,
@@ -56,6 +57,8 @@ export interface WorkflowDeps {
   readonly executions: ExecutionsRepository;
   readonly accounts: AccountsRepository;
   readonly models: ModelRegistry;
+  /** Where the worker records the event of an account's first webhook secret, when a run's webhook makes it. */
+  readonly audit?: AuditRepository;
   readonly now?: () => Date;
   /** The delays between webhook attempts, in seconds. @default the environment's (tests) or the default schedule */
   readonly retrySchedule?: readonly number[];

@@ -9,6 +9,7 @@ export const ACTION_LABELS: Readonly<Record<AuditAction, string>> = {
   'key.rotated': 'Key rotated',
   'key.revoked': 'Key deleted',
   'key.expired': 'Key expired',
+  'webhook_secret.created': 'Webhook secret created',
   'webhook_secret.rotated': 'Webhook secret rotated',
   'account.created': 'Account created',
   'account.tier_changed': 'Tier changed',
@@ -31,7 +32,8 @@ export function actorText(actor: AuditEvent['actor'], keyName: (id: string) => s
     case 'operator':
       return 'Operator (admin CLI)';
     case 'system':
-      return 'System (housekeeping)';
+      // Housekeeping, or a run's webhook making the account's first secret.
+      return 'Knouds (automatic)';
   }
 }
 
