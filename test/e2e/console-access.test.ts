@@ -115,6 +115,9 @@ describe('what each person may do', () => {
       await switcher.focus();
       await page.keyboard.press('ArrowDown');
       expect(await switcher.inputValue()).toBe(second.accountId);
+      // The choice says it is not shown yet, beside the select and as its description.
+      await visible(page.getByText('Not shown yet: press Switch.', { exact: true }));
+      expect(await switcher.evaluate((el) => document.getElementById(el.getAttribute('aria-describedby') ?? '')?.textContent)).toBe('Not shown yet: press Switch.');
       await new Promise((r) => setTimeout(r, 500));
       expect(sentAccounts.has(second.accountId)).toBe(false);
       await visible(keyRow(page, firstKey));
@@ -124,6 +127,8 @@ describe('what each person may do', () => {
       await visible(keyRow(page, secondKey));
       await gone(keyRow(page, firstKey));
       expect(sentAccounts.has(second.accountId)).toBe(true);
+      await gone(page.getByText('Not shown yet: press Switch.', { exact: true }));
+      expect(await switcher.getAttribute('aria-describedby')).toBeNull();
       await eventually(async () => expect(await page.getByRole('status').filter({ hasText: `Now showing account ${second.accountId}` }).count()).toBe(1));
       // Nothing more to switch to, and the keyboard's focus is where it was.
       expect(await switchButton.getAttribute('aria-disabled')).toBe('true');
@@ -185,6 +190,21 @@ describe('what each person may do', () => {
       await visible(page.getByRole('dialog', { name: `Usage of ${firstKey}` }));
       await eventually(async () => expect(sent.length).toBeGreaterThan(0));
       expect(new Set(sent)).toEqual(new Set([first.accountId]));
+      await page.keyboard.press('Escape');
+      await gone(page.getByRole('dialog', { name: `Usage of ${firstKey}` }));
+
+      // The alert is about that attempt: choosing again puts it away (the new choice stays, marked not shown yet)…
+      const failed = page.getByRole('alert').filter({ hasText: `Could not switch to ${second.accountId}` });
+      await switcher.selectOption(second.accountId);
+      await gone(failed);
+      expect(await switcher.inputValue()).toBe(second.accountId);
+      await visible(page.getByText('Not shown yet: press Switch.', { exact: true }));
+      // …and so does going to another page.
+      await page.getByRole('button', { name: 'Switch', exact: true }).click();
+      await visible(failed);
+      await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
+      await visible(page.getByRole('heading', { name: 'Webhooks', exact: true }));
+      await gone(failed);
     }),
   );
 });

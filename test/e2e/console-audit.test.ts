@@ -152,6 +152,8 @@ describe('the Audit log page', () => {
       // Fields and values in words, not as the API names them.
       expect(rows.find((r) => r.action === 'Account created')!.text).toMatch(/Tier\s*Business/);
       expect(rows[4]!.text).toMatch(/State\s*Enabled/);
+      // Permissions as the keys page names them: the preset, with what it holds.
+      expect(rows[4]!.text).toMatch(/Permissions\s*Read-only \(workflow:read\)/);
       expect(rows[4]!.text).toMatch(/Metadata\s*none/);
       expect(rows[4]!.text).not.toMatch(/\bmetadata\b|\benabled\b|\{\}/);
       expect(rows).toHaveLength(events.length);

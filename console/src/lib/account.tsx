@@ -31,6 +31,8 @@ export interface Account {
   readonly switchTo: (accountId: string) => void;
   /** Why the last switch failed (the account shown is still the one acted for), or null. */
   readonly switchProblem: { readonly message: string } | null;
+  /** Puts the failed switch's problem away: the person has moved on (another choice, another page). */
+  readonly dismissSwitchProblem: () => void;
   /** The account a switch is waiting for (its GET /me), or null. */
   readonly switchingTo: string | null;
 }
@@ -102,6 +104,7 @@ export function AccountProvider({ children, loading }: { readonly children: Reac
   }, [version]);
 
   const refresh = useCallback(() => setVersion((v) => v + 1), []);
+  const dismissSwitchProblem = useCallback(() => setSwitchProblem(null), []);
   // The header (and its switcher, which has focus) stays; the page is shown anew for the new account.
   const switchTo = useCallback((accountId: string) => {
     switching.current = accountId;
@@ -132,6 +135,7 @@ export function AccountProvider({ children, loading }: { readonly children: Reac
     refresh,
     switchTo,
     switchProblem,
+    dismissSwitchProblem,
     switchingTo,
   };
   return <AccountContext.Provider value={account}>{children}</AccountContext.Provider>;

@@ -17,10 +17,22 @@ export function AccountBar() {
   // The choice shows at once; the page follows when the account's details have arrived, or the select
   // goes back to the account shown when they could not be had.
   const [chosen, setChosen] = useState(account.accountId);
-  useEffect(() => setChosen(account.accountId), [account.accountId, account.switchProblem]);
+  useEffect(() => setChosen(account.accountId), [account.accountId]);
+  // A switch that failed: back to the account shown (its problem put away leaves the choice alone).
+  useEffect(() => {
+    if (account.switchProblem) setChosen(account.accountId);
+  }, [account.switchProblem, account.accountId]);
   // A page's filters name things of the account it was showing (the Audit log's key): once another account
   // is shown, the page starts over without them.
   const [path, navigate] = useLocation();
+  // A failed switch's alert is about the moment it failed: it goes once the person moves to another page.
+  const { dismissSwitchProblem } = account;
+  const shownPath = useRef(path);
+  useEffect(() => {
+    if (shownPath.current === path) return;
+    shownPath.current = path;
+    dismissSwitchProblem();
+  }, [path, dismissSwitchProblem]);
   const shown = useRef(account.accountId);
   useEffect(() => {
     if (shown.current === account.accountId) return;
@@ -38,6 +50,9 @@ export function AccountBar() {
       : '';
   // Not `disabled`: a button that disables itself under the keyboard's focus drops the focus.
   const unavailable = chosen === account.accountId || account.switchingTo !== null;
+  // A choice not switched to yet says so (beside the select, and as its description).
+  const pending = chosen !== account.accountId && account.switchingTo === null;
+  const hintId = `${selectId}-hint`;
 
   return (
     <div className="account-bar">
@@ -52,7 +67,16 @@ export function AccountBar() {
           }}
         >
           <label htmlFor={selectId}>Account</label>
-          <select id={selectId} className="input" value={chosen} onChange={(event) => setChosen(event.target.value)}>
+          <select
+            id={selectId}
+            className="input"
+            value={chosen}
+            aria-describedby={pending ? hintId : undefined}
+            onChange={(event) => {
+              setChosen(event.target.value);
+              dismissSwitchProblem();
+            }}
+          >
             {accounts.map((a) => (
               <option key={a.account_id} value={a.account_id}>
                 {`${a.account_id} (${tierName(a.tier)}, ${a.role})`}
@@ -62,6 +86,11 @@ export function AccountBar() {
           <button type="submit" className="button" aria-disabled={unavailable}>
             Switch
           </button>
+          {pending && (
+            <span id={hintId} className="switch-status">
+              Not shown yet: press Switch.
+            </span>
+          )}
           <div role="status" className={account.switchingTo ? 'switch-status' : 'visually-hidden'}>
             {status}
           </div>

@@ -1,5 +1,6 @@
 /** Audit events in words: what happened, to what, by whom, and what changed. */
 import { tierName } from '../../lib/account';
+import { badgesOf, presetOf } from '../keys/permissions';
 import type { AuditAction, AuditEvent } from './api';
 
 /** Each action of API.md §7 as a person says it, in the contract's order (the filter's options). */
@@ -91,7 +92,8 @@ const TIERS = new Set(['free', 'pro', 'business', 'enterprise']);
 
 /**
  * A changed field's value as a person reads it: a key's state as "Enabled"/"Disabled", metadata as
- * "key: value" pairs, no expiry as "Never", a tier by its name; anything else as `valueText`.
+ * "key: value" pairs, no expiry as "Never", a tier by its name, permissions as the keys page names them;
+ * anything else as `valueText`.
  */
 export function changeText(field: string, value: unknown): string {
   switch (field) {
@@ -106,6 +108,13 @@ export function changeText(field: string, value: unknown): string {
       break;
     case 'expires_at':
       if (value === null) return 'Never';
+      break;
+    case 'capabilities':
+      // As the keys page names them: a preset's name (with what it holds), a legacy scope's, or each capability.
+      if (Array.isArray(value) && value.length > 0 && value.every((c) => typeof c === 'string')) {
+        const preset = presetOf(value);
+        return preset ? `${preset.label} (${[...value].sort().join(', ')})` : badgesOf(value).join(', ');
+      }
       break;
     case 'tier':
       if (typeof value === 'string' && TIERS.has(value)) return tierName(value as Parameters<typeof tierName>[0]);
