@@ -22,7 +22,7 @@ import { LocalSecretBox } from '../lambdas/shared/secret-box.js';
 import { cancelExecution, listExecutions } from '../lambdas/shared/services/executions.js';
 import { createWorkflow, deployWorkflow, runWorkflow, workExecution, type Actor, type WorkflowDeps } from '../lambdas/shared/services/workflows.js';
 import { ALLOW_LOOPBACK_ENV } from '../lambdas/shared/webhooks.js';
-import { firstWebhookSecret } from '../lambdas/shared/services/webhook-secrets.js';
+import { firstWebhookSecret } from '../lambdas/shared/services/first-webhook-secret.js';
 import { OPERATOR_ACTOR } from '../lambdas/shared/repositories/audit.js';
 import { LOCAL_CREDENTIALS } from '../local-runner/dynamodb-local.js';
 import { LOCAL_REGION } from '../local-runner/stack.js';

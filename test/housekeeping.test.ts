@@ -18,7 +18,7 @@ import { createAccount, createKey, revokeKey, rotateKey } from '../lambdas/share
 import { sendDueWebhooks } from '../lambdas/shared/services/webhooks.js';
 import { DEFAULT_SETTINGS, type Settings } from '../lambdas/shared/settings.js';
 import { ALLOW_LOOPBACK_ENV } from '../lambdas/shared/webhooks.js';
-import { firstWebhookSecret } from '../lambdas/shared/services/webhook-secrets.js';
+import { firstWebhookSecret } from '../lambdas/shared/services/first-webhook-secret.js';
 import { LOCAL_CREDENTIALS } from '../local-runner/dynamodb-local.js';
 import { LOCAL_REGION } from '../local-runner/stack.js';
 import { startCountingProxy, type CountingProxy, type FaultRule } from './support/counting-proxy.js';

@@ -14,7 +14,7 @@ import { LocalSecretBox } from '../lambdas/shared/secret-box.js';
 import { attemptWebhook, firstAttempt, sendDueWebhooks, type WebhookDeps } from '../lambdas/shared/services/webhooks.js';
 import { DEFAULT_RETRY_SCHEDULE_SECONDS, RETRY_JITTER, nextAttemptAt, parseRetrySchedule, retryScheduleFromEnv } from '../lambdas/shared/webhook-schedule.js';
 import { ALLOW_LOOPBACK_ENV } from '../lambdas/shared/webhooks.js';
-import { firstWebhookSecret } from '../lambdas/shared/services/webhook-secrets.js';
+import { firstWebhookSecret } from '../lambdas/shared/services/first-webhook-secret.js';
 import { OPERATOR_ACTOR } from '../lambdas/shared/repositories/audit.js';
 import { LOCAL_CREDENTIALS } from '../local-runner/dynamodb-local.js';
 import { LOCAL_REGION } from '../local-runner/stack.js';

@@ -117,7 +117,7 @@ describe('what each person may do', () => {
       expect(await switcher.inputValue()).toBe(second.accountId);
       // The choice says it is not shown yet, beside the select and as its description.
       await visible(page.getByText('Not shown yet: press Switch.', { exact: true }));
-      expect(await switcher.evaluate((el) => document.getElementById(el.getAttribute('aria-describedby') ?? '')?.textContent)).toBe('Not shown yet: press Switch.');
+      expect(await switcher.evaluate((el) => el.ownerDocument.getElementById(el.getAttribute('aria-describedby') ?? '')?.textContent)).toBe('Not shown yet: press Switch.');
       await new Promise((r) => setTimeout(r, 500));
       expect(sentAccounts.has(second.accountId)).toBe(false);
       await visible(keyRow(page, firstKey));

@@ -4,11 +4,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Principal } from '../caller.js';
-import type { AccountsRepository, FirstWebhookSecret, WebhookSecrets } from '../repositories/accounts.js';
-import { newAuditEvent, type AuditActor, type AuditRepository, type RequestMeta } from '../repositories/audit.js';
+import type { AccountsRepository, WebhookSecrets } from '../repositories/accounts.js';
+import { newAuditEvent, type AuditRepository, type RequestMeta } from '../repositories/audit.js';
 import { parseRotateWebhookSecretBody } from '../schemas.js';
 import { newWebhookSecret } from '../webhooks.js';
 import { actorOf } from './audit.js';
+import { firstWebhookSecret } from './first-webhook-secret.js';
 
 export interface WebhookSecretDeps {
   readonly accounts: AccountsRepository;
@@ -29,28 +30,6 @@ const view = (secrets: WebhookSecrets): WebhookSecretView => ({
 });
 
 const clock = (deps: Pick<WebhookSecretDeps, 'now'>) => deps.now?.() ?? new Date();
-
-/**
- * The account's first secret, made by `actor`'s use of it, with its webhook_secret.created event (which,
- * like a rotation's, holds no secret: `changes` is null).
- */
-export function firstWebhookSecret(audit: AuditRepository, accountId: string, actor: AuditActor, now: Date, request?: RequestMeta): FirstWebhookSecret {
-  return {
-    make: newWebhookSecret,
-    event: () =>
-      audit.putItem(
-        newAuditEvent({
-          accountId,
-          action: 'webhook_secret.created',
-          actor,
-          target: { kind: 'webhook_secret', id: accountId },
-          changes: null,
-          ...(request ? { request } : {}),
-          now,
-        }),
-      ),
-  };
-}
 
 /** GET /webhooks/secret: made on first use, by the caller (`principal`; an operator when absent), which its event records. */
 export async function getWebhookSecret(

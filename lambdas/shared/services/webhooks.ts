@@ -17,7 +17,7 @@ import type { DueWebhook, ExecutionRecord, ExecutionsRepository, WebhookOutcome 
 import { WEBHOOK_SHARDS } from '../repositories/executions.js';
 import { nextAttemptAt, retryScheduleFromEnv } from '../webhook-schedule.js';
 import { deliverWebhook, WEBHOOK_ATTEMPT_TIMEOUT_MS, type Delivery, type DeliveryOptions } from '../webhooks.js';
-import { firstWebhookSecret } from './webhook-secrets.js';
+import { firstWebhookSecret } from './first-webhook-secret.js';
 import { toExecutionObject } from './execution-object.js';
 
 export interface WebhookDeps {
