@@ -159,7 +159,28 @@ describe('the first secret, made on first use, is recorded once (webhook_secret.
     expect(JSON.stringify(events)).not.toContain(made.secret.slice('whsec_'.length));
   });
 
-  it('ten first uses at once agree on one secret and one event', async () => {
+  it('a first use cancelled by another transaction on the account (TransactionConflict) tries again: one secret, one event', async () => {
+    const id = await newAccount();
+    proxy.reset();
+    proxy.inject({ operation: 'TransactWriteItems', table: db.tables.accounts, fault: 'transaction-conflict', times: 2 });
+    const made = await getWebhookSecret({ accounts: faulty, audit: faultyAudit }, id, person);
+    expect(proxy.injected()).toBe(2);
+    expect(await getWebhookSecret({ accounts, audit }, id)).toEqual(made);
+    expect(await createdEvents(id)).toHaveLength(1);
+  });
+
+  it('a rotation cancelled by another transaction on the account tries again: applied once, with one event', async () => {
+    const id = await newAccount();
+    const before = (await getWebhookSecret({ accounts, audit }, id)).secret;
+    proxy.reset();
+    proxy.inject({ operation: 'TransactWriteItems', table: db.tables.accounts, fault: 'transaction-conflict', times: 1 });
+    const rotated = await rotateWebhookSecret({ accounts: faulty, audit: faultyAudit }, id, { grace_period_seconds: HOUR });
+    expect(proxy.injected()).toBe(1);
+    expect(await signingSecrets(accounts, id)).toEqual([rotated.secret, before]);
+    expect((await audit.list(id, { action: 'webhook_secret.rotated' }, 10)).items).toHaveLength(1);
+  });
+
+  it('ten first uses at once agree on one secret and one event (DynamoDB Local orders them: each later one fails its condition)', async () => {
     const id = await newAccount();
     const all = await Promise.all(Array.from({ length: 10 }, (_, i) => getWebhookSecret({ accounts, audit }, id, { kind: 'key', key_id: `key_${i}` })));
     expect(new Set(all.map((s) => s.secret)).size).toBe(1);

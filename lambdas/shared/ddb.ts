@@ -73,6 +73,22 @@ export function cancellationReasons(error: unknown): string[] | undefined {
   return reasons.map((r) => r.Code ?? 'None');
 }
 
+/** How often a transaction cancelled by another on the same item (`TransactionConflict`) is sent again. */
+export const TRANSACTION_CONFLICT_RETRIES = 8;
+
+/**
+ * Whether a transaction was cancelled only because another one was writing an item it touches
+ * (`TransactionConflict`, which the SDK does not retry): it did not take effect and may be sent again.
+ * A condition that failed is the caller's to interpret, never a conflict.
+ */
+export function isTransactionConflict(error: unknown): boolean {
+  const reasons = cancellationReasons(error);
+  return reasons !== undefined && reasons.includes('TransactionConflict') && !reasons.includes('ConditionalCheckFailed');
+}
+
+/** The jittered wait before sending a conflicted transaction again (attempt 0, 1, …; at most 0.5 s). */
+export const conflictBackoff = (attempt: number): Promise<void> => new Promise((r) => setTimeout(r, Math.random() * Math.min(500, 10 * 2 ** attempt)));
+
 /** Contract §4: a list page holds at most 1 MB (fewer items, with a `next_token`). */
 export const MAX_PAGE_BYTES = 1024 * 1024;
 /** What a page's items may take of it: the rest is left for the envelope (`{"items":[…],"next_token":…}`). */

@@ -633,7 +633,7 @@ const OPERATIONS: Operation[] = [
   {
     method: 'get', path: '/openapi.json', id: 'getOpenApi', summary: 'This document', needs: null, tag: 'Service', noKey: true,
     description: 'No credentials. This OpenAPI 3.1 document: every operation, its parameters, request and response schemas, the security schemes and the webhooks. Cacheable for 5 minutes.',
-    ok: ['200', { type: 'object', additionalProperties: true }, 'The OpenAPI 3.1 document'], example: { response: { openapi: '3.1.0', info: { title: 'Knouds API', version: '1.2.0' } } },
+    ok: ['200', { type: 'object', additionalProperties: true }, 'The OpenAPI 3.1 document'], example: { response: { openapi: '3.1.0', info: { title: 'Knouds API', version: '1.3.0' } } },
   },
   {
     method: 'get', path: '/me', id: 'me', summary: 'Who is calling, in which account, with what in force (what the console asks first)', needs: 'any valid key', tag: 'Service',
@@ -904,13 +904,13 @@ const AUDIT_SCHEMAS: Record<string, Schema> = {
     properties: {
       event_id: { type: 'string', pattern: '^evt_[0-9A-Za-z]{20}$' },
       account_id: { type: 'string' },
-      // A closed enum still: the console's audit page types its labels on it (a new action is a new minor release of the console too).
-      action: { enum: [...AUDIT_ACTIONS] },
+      // Extensible since 1.3.0 (webhook_secret.created was the first action added): a reader shows an action it does not know as it is.
+      action: extensible(AUDIT_ACTIONS, 'What changed. An extensible enum: these are the actions today; a new kind of change may add one, so show any other as it is.'),
       occurred_at: TIME,
       actor: {
         type: 'object',
         required: ['kind'],
-        description: 'A key (`key_id`), a person (`subject`, `email`), an operator (the admin CLI) or the system (housekeeping).',
+        description: 'A key (`key_id`), a person (`subject`, `email`), an operator (the admin CLI) or the system (housekeeping, or a run’s webhook making the account’s first webhook secret).',
         properties: { kind: { enum: ['key', 'person', 'operator', 'system'] }, key_id: { type: 'string' }, subject: { type: 'string' }, email: { type: 'string' } },
       },
       target: {
@@ -924,7 +924,7 @@ const AUDIT_SCHEMAS: Record<string, Schema> = {
         description: 'Each changed field as {from, to} (null where it did not exist before, or no longer does). Never a key, a key hash or a webhook secret.',
         additionalProperties: { type: 'object', required: ['from', 'to'], properties: { from: {}, to: {} } },
       },
-      request_id: { type: ['string', 'null'], description: 'The API request that made the change; null for the admin CLI and housekeeping.' },
+      request_id: { type: ['string', 'null'], description: 'The API request that made the change; null for the admin CLI and the system.' },
       source_ip: { type: ['string', 'null'] },
       user_agent: { type: ['string', 'null'], description: 'At most 512 characters.' },
     },
@@ -1055,16 +1055,17 @@ function operation(o: Operation): Schema {
  * METHOD_NOT_ALLOWED, `failure` on executions, `limit`/`active` on KEY_LIMIT_REACHED, paged GET
  * /models, the IETF RateLimit headers, extensible enums; 1.2.0: keys' `metadata`, `enabled` and
  * `expires_at` at creation, and workflow versions: GET /workflows/{slug}/versions, `?version=n`,
- * deploy's `{version}`, `latest_version`, ETag and If-Match with 412 PRECONDITION_FAILED); PATCH corrects
- * the document alone.
+ * deploy's `{version}`, `latest_version`, ETag and If-Match with 412 PRECONDITION_FAILED; 1.3.0: keys'
+ * `rotated_to`, audit actions an extensible enum with `webhook_secret.created`, a rotation's replacement
+ * recorded as `key.created` with `rotated_from`); PATCH corrects the document alone.
  */
-export const API_VERSION = '1.2.0';
+export const API_VERSION = '1.3.0';
 
 /** The breaking-change policy (API.md §4 "Evolution"), as `info.description` publishes it. */
 export const EVOLUTION_POLICY =
   'Versioning. The major version is the stage in the URL (`/v1`). Within it the API only grows: new operations, new optional request fields, ' +
   'headers and query parameters, new response fields and headers, new error codes, new values of an extensible enum (`x-extensible-enum`: error codes, ' +
-  'failure codes, capabilities) may appear in any release. Clients must ignore response fields they do not know (no response schema here ' +
+  'failure codes, capabilities, audit actions) may appear in any release. Clients must ignore response fields they do not know (no response schema here ' +
   'forbids extra fields), and treat an unknown error code by its HTTP status. A breaking change — removing or renaming an operation, a field, a parameter ' +
   'or an enum value; changing a type, a format or a meaning; making something optional required; answering an existing case with another status; or ' +
   'tightening a rule — comes only with a new major version, a new stage (`/v2`), the old one kept. Deprecated fields (`deprecated: true`, like the legacy ' +

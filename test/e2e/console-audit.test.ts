@@ -55,8 +55,15 @@ async function apiEvents(adminKey: string, query = ''): Promise<ApiEvent[]> {
 const auditTable = (page: Page): Locator => page.getByRole('table', { name: /audit events/i });
 const bodyRows = (page: Page): Locator => auditTable(page).locator('tbody tr');
 
+interface Row {
+  action: string;
+  target: string;
+  by: string;
+  text: string;
+}
+
 /** The page's rows as {action, target, by}, by their column names. */
-async function rowsOf(page: Page): Promise<{ action: string; target: string; by: string; text: string }[]> {
+async function rowsOf(page: Page): Promise<Row[]> {
   await visible(auditTable(page));
   return bodyRows(page).evaluateAll((rows) =>
     rows.map((row) => {
@@ -109,19 +116,11 @@ describe('the Audit log page', () => {
       await gone(keyRow(page, 'audited key v2'));
 
       // The API: the five changes, newest first, each by this person, with the request's id and agent. A
-      // rotation is two, in one transaction at one time (so in either order): the key rotated, its replacement created.
+      // rotation is two, in one transaction at one time: the key rotated, then its replacement created.
       const events = await apiEvents(account.adminKey!);
-      const rotation = events.slice(1, 3).sort((a, b) => a.action.localeCompare(b.action));
-      expect([events[0]!.action, ...rotation.map((e) => e.action), ...events.slice(3, 5).map((e) => e.action)]).toEqual([
-        'key.revoked',
-        'key.created',
-        'key.rotated',
-        'key.updated',
-        'key.created',
-      ]);
+      expect(events.slice(0, 5).map((e) => e.action)).toEqual(['key.revoked', 'key.created', 'key.rotated', 'key.updated', 'key.created']);
       for (const event of events.slice(0, 5)) expect(event.actor).toEqual({ kind: 'person', subject: admin.subject, email: admin.email });
-      const [revoked, , , updated, created] = events as [ApiEvent, ApiEvent, ApiEvent, ApiEvent, ApiEvent];
-      const [replacementCreated, rotated] = rotation as [ApiEvent, ApiEvent];
+      const [revoked, replacementCreated, rotated, updated, created] = events as [ApiEvent, ApiEvent, ApiEvent, ApiEvent, ApiEvent];
       expect(updated.target.id).toBe(created.target.id);
       expect(rotated.target.id).toBe(created.target.id);
       // The rotation's replacement is the key deleted, and its creation names the key it replaced.
@@ -133,17 +132,20 @@ describe('the Audit log page', () => {
       await openAuditLog(page);
       expect(page.url()).toBe(`${suite.url}/audit`);
       const rows = await rowsOf(page);
-      expect(rows.slice(0, 5).map((r) => r.action).sort()).toEqual(['Key created', 'Key created', 'Key deleted', 'Key edited', 'Key rotated']);
-      expect([rows[0]!.action, rows[3]!.action, rows[4]!.action]).toEqual(['Key deleted', 'Key edited', 'Key created']);
+      expect(rows.slice(0, 5).map((r) => r.action)).toEqual(['Key deleted', 'Key created', 'Key rotated', 'Key edited', 'Key created']);
       for (const row of rows.slice(0, 5)) expect(row.by).toBe(admin.email);
       expect(rows[3]!.text).toMatch(/audited key\b.*→.*audited key v2/s);
       expect(rows[0]!.target).toContain('audited key v2');
       // The two keys of the rotation name each other by name, not by a raw id alone.
-      const rotatedRow = rows.slice(1, 3).find((r) => r.action === 'Key rotated')!;
-      const replacementRow = rows.slice(1, 3).find((r) => r.action === 'Key created')!;
+      const [, replacementRow, rotatedRow] = rows as [Row, Row, Row];
       expect(rotatedRow.text).toMatch(/Replaced by\s*“audited key v2”/);
       expect(replacementRow.text).toMatch(/Replaces\s*“audited key v2”/);
       expect(replacementRow.text).not.toMatch(/rotated_from/);
+      // Neither key is listed any more, so no prefix: each link carries its key's id, and the two differ.
+      const links = await bodyRows(page).nth(1).getByRole('link').allTextContents();
+      expect(links).toHaveLength(2);
+      expect(links[0]).toContain(replacementCreated.target.id);
+      expect(links[1]).toContain(created.target.id);
       // Earlier: the operator made the account, its first key and this membership.
       expect(rows.map((r) => r.action)).toEqual(expect.arrayContaining(['Account created', 'Member added']));
       expect(rows.find((r) => r.action === 'Account created')!.by).toBe('Operator (admin CLI)');
@@ -170,8 +172,8 @@ describe('the Audit log page', () => {
       expect(foreverNext.status).toBe(201);
       await page.reload();
       const top = await rowsOf(page);
-      const foreverRotated = top.slice(0, 2).find((r) => r.action === 'Key rotated')!;
-      expect(top[2]!.action).toBe('Key created');
+      expect(top.slice(0, 3).map((r) => r.action)).toEqual(['Key created', 'Key rotated', 'Key created']);
+      const foreverRotated = top[1]!;
       expect(foreverRotated.text).toMatch(/Expires\s*Never\s*→/);
       // Both keys are listed (the old one in its grace): each is named with its prefix, which tells them apart.
       expect(foreverRotated.text).toContain(`Replaced by“forever” (${String(foreverNext.body['prefix'])}…)`);

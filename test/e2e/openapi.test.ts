@@ -8,6 +8,7 @@ import { createServer, type Server } from 'node:http';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
+import { AUDIT_ACTIONS } from '../../lambdas/shared/audit-contract.js';
 import { REQUEST_SCHEMAS } from '../../lambdas/shared/schemas.js';
 import { API_VERSION, ERROR_CODES, OPENAPI_OPERATIONS, toJsonSchema2020 } from '../../lambdas/shared/openapi.js';
 import { queryParameterNames } from '../../lambdas/shared/query-parameters.js';
@@ -116,6 +117,13 @@ describe('for tolerant readers (issue #21)', () => {
     expect(code['x-extensible-enum']).toEqual([...ERROR_CODES]);
     for (const e of GATEWAY_ERRORS) expect(ERROR_CODES).toContain(e.code);
     for (const c of ['METHOD_NOT_ALLOWED', 'EXECUTION_NOT_FINISHED', 'FORBIDDEN', 'UNSUPPORTED_MEDIA_TYPE', 'PRECONDITION_FAILED', 'KEY_LIMIT_REACHED']) expect(ERROR_CODES).toContain(c);
+  });
+
+  it('publishes the audit actions as an extensible enum (1.3.0 added one), and the filter’s list is every action', () => {
+    const action = (schemas()['AuditEvent']!['properties'] as Record<string, Record<string, unknown>>)['action']!;
+    expect(action).not.toHaveProperty('enum');
+    expect(action['x-extensible-enum']).toEqual([...AUDIT_ACTIONS]);
+    expect(AUDIT_ACTIONS).toContain('webhook_secret.created');
   });
 
   it('gives every operation a description and an example, and every example fits its schema', () => {

@@ -967,11 +967,11 @@ export interface components {
         AuditEvent: {
             event_id: string;
             account_id: string;
-            /** @enum {unknown} */
-            action: "key.created" | "key.updated" | "key.rotated" | "key.revoked" | "key.expired" | "webhook_secret.created" | "webhook_secret.rotated" | "account.created" | "account.tier_changed" | "member.added" | "member.role_changed" | "member.removed";
+            /** @description What changed. An extensible enum: these are the actions today; a new kind of change may add one, so show any other as it is. */
+            action: string;
             /** Format: date-time */
             occurred_at: string;
-            /** @description A key (`key_id`), a person (`subject`, `email`), an operator (the admin CLI) or the system (housekeeping). */
+            /** @description A key (`key_id`), a person (`subject`, `email`), an operator (the admin CLI) or the system (housekeeping, or a run’s webhook making the account’s first webhook secret). */
             actor: {
                 /** @enum {unknown} */
                 kind: "key" | "person" | "operator" | "system";
@@ -992,7 +992,7 @@ export interface components {
                     to: unknown;
                 };
             } | null;
-            /** @description The API request that made the change; null for the admin CLI and housekeeping. */
+            /** @description The API request that made the change; null for the admin CLI and the system. */
             request_id: string | null;
             source_ip: string | null;
             /** @description At most 512 characters. */
@@ -1162,7 +1162,7 @@ export interface operations {
                      *       "openapi": "3.1.0",
                      *       "info": {
                      *         "title": "Knouds API",
-                     *         "version": "1.2.0"
+                     *         "version": "1.3.0"
                      *       }
                      *     }
                      */

@@ -1,5 +1,5 @@
-import { GetCommand, ScanCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { cancellationReasons, isConditionalCheckFailed } from '../ddb.js';
+import { GetCommand, ScanCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
+import { cancellationReasons, conflictBackoff, isConditionalCheckFailed, isTransactionConflict, TRANSACTION_CONFLICT_RETRIES } from '../ddb.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { SecretBox } from '../secret-box.js';
 import type { TierName } from '../settings.js';
@@ -107,33 +107,43 @@ export class AccountsRepository {
    * The secrets signing the account's webhooks at `now`: the current one, and the one a rotation replaced
    * while its grace period lasts. One consistent read; an account without a secret gets `first.make()`,
    * with `first.event()` (its webhook_secret.created event's Put) in the same transaction, on condition
-   * it still has none: two first uses agree on one secret and one event, and a write whose answer was
-   * lost and was sent again finds the secret made (its condition refuses the copy) and reads it.
+   * it still has none: of two first uses one writes and the other's condition fails, so both read the
+   * one secret and there is one event. A transaction cancelled by another on the account item
+   * (`TransactionConflict`) took no effect: the secret is read again (another first use may have made
+   * it) before the write is sent again. A write whose answer was lost is answered as a success when the
+   * SDK sends it again (the same client token) on DynamoDB, or refused by its own condition on DynamoDB
+   * Local; either way the read finds the one secret it made.
    */
   async webhookSecrets(accountId: string, first: FirstWebhookSecret, now: Date): Promise<WebhookSecrets> {
-    const existing = await this.readSecrets(accountId, now);
-    if (existing) return existing;
-    const sealed = await this.sealer().seal(first.make(), accountId);
-    try {
-      await this.doc.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Update: {
-                TableName: this.table,
-                Key: { account_id: accountId },
-                UpdateExpression: `SET ${SECRET_ATTRIBUTE} = :s`,
-                // Refused when the account is missing or a first use got there first: the read below tells which.
-                ConditionExpression: `attribute_exists(account_id) AND attribute_not_exists(${SECRET_ATTRIBUTE}) AND attribute_not_exists(${LEGACY_SECRET_ATTRIBUTE})`,
-                ExpressionAttributeValues: { ':s': sealed },
+    let sealed: string | undefined;
+    for (let attempt = 0; ; attempt++) {
+      const existing = await this.readSecrets(accountId, now);
+      if (existing) return existing;
+      sealed ??= await this.sealer().seal(first.make(), accountId);
+      try {
+        await this.doc.send(
+          new TransactWriteCommand({
+            TransactItems: [
+              {
+                Update: {
+                  TableName: this.table,
+                  Key: { account_id: accountId },
+                  UpdateExpression: `SET ${SECRET_ATTRIBUTE} = :s`,
+                  // Refused when the account is missing or a first use got there first: the read tells which.
+                  ConditionExpression: `attribute_exists(account_id) AND attribute_not_exists(${SECRET_ATTRIBUTE}) AND attribute_not_exists(${LEGACY_SECRET_ATTRIBUTE})`,
+                  ExpressionAttributeValues: { ':s': sealed },
+                },
               },
-            },
-            first.event(),
-          ],
-        }),
-      );
-    } catch (error) {
-      if (cancellationReasons(error)?.[0] !== 'ConditionalCheckFailed') throw error;
+              first.event(),
+            ],
+          }),
+        );
+        break;
+      } catch (error) {
+        if (cancellationReasons(error)?.[0] === 'ConditionalCheckFailed') break;
+        if (!isTransactionConflict(error) || attempt >= TRANSACTION_CONFLICT_RETRIES) throw error;
+        await conflictBackoff(attempt);
+      }
     }
     const secrets = await this.readSecrets(accountId, now);
     if (!secrets) throw new NotFoundError(`Account '${accountId}' does not exist`);
@@ -162,27 +172,35 @@ export class AccountsRepository {
     const sealed = await this.sealer().seal(secret, accountId);
     const until = now.getTime() + graceSeconds * 1000;
     const keepPrevious = graceSeconds > 0 && before !== undefined;
+    const rotation: TransactWriteCommandInput = {
+      TransactItems: [
+        {
+          Update: {
+            TableName: this.table,
+            Key: { account_id: accountId },
+            UpdateExpression: keepPrevious
+              ? `SET ${PREVIOUS_SECRET_ATTRIBUTE} = ${SECRET_ATTRIBUTE}, ${PREVIOUS_UNTIL_ATTRIBUTE} = :until, ${SECRET_ATTRIBUTE} = :s, ${ROTATION_ATTRIBUTE} = :r`
+              : `SET ${SECRET_ATTRIBUTE} = :s, ${ROTATION_ATTRIBUTE} = :r REMOVE ${PREVIOUS_SECRET_ATTRIBUTE}, ${PREVIOUS_UNTIL_ATTRIBUTE}, ${LEGACY_SECRET_ATTRIBUTE}`,
+            ConditionExpression: keepPrevious
+              ? `attribute_exists(${SECRET_ATTRIBUTE}) AND (attribute_not_exists(${ROTATION_ATTRIBUTE}) OR ${ROTATION_ATTRIBUTE} <> :r)`
+              : `attribute_exists(account_id) AND (attribute_not_exists(${ROTATION_ATTRIBUTE}) OR ${ROTATION_ATTRIBUTE} <> :r)`,
+            ExpressionAttributeValues: { ':s': sealed, ':r': rotationId, ...(keepPrevious ? { ':until': until } : {}) },
+          },
+        },
+        audit,
+      ],
+    };
     try {
-      await this.doc.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Update: {
-                TableName: this.table,
-                Key: { account_id: accountId },
-                UpdateExpression: keepPrevious
-                  ? `SET ${PREVIOUS_SECRET_ATTRIBUTE} = ${SECRET_ATTRIBUTE}, ${PREVIOUS_UNTIL_ATTRIBUTE} = :until, ${SECRET_ATTRIBUTE} = :s, ${ROTATION_ATTRIBUTE} = :r`
-                  : `SET ${SECRET_ATTRIBUTE} = :s, ${ROTATION_ATTRIBUTE} = :r REMOVE ${PREVIOUS_SECRET_ATTRIBUTE}, ${PREVIOUS_UNTIL_ATTRIBUTE}, ${LEGACY_SECRET_ATTRIBUTE}`,
-                ConditionExpression: keepPrevious
-                  ? `attribute_exists(${SECRET_ATTRIBUTE}) AND (attribute_not_exists(${ROTATION_ATTRIBUTE}) OR ${ROTATION_ATTRIBUTE} <> :r)`
-                  : `attribute_exists(account_id) AND (attribute_not_exists(${ROTATION_ATTRIBUTE}) OR ${ROTATION_ATTRIBUTE} <> :r)`,
-                ExpressionAttributeValues: { ':s': sealed, ':r': rotationId, ...(keepPrevious ? { ':until': until } : {}) },
-              },
-            },
-            audit,
-          ],
-        }),
-      );
+      // Cancelled by another transaction on the account item (a first use, a run's counter): sent again.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await this.doc.send(new TransactWriteCommand(rotation));
+          break;
+        } catch (error) {
+          if (!isTransactionConflict(error) || attempt >= TRANSACTION_CONFLICT_RETRIES) throw error;
+          await conflictBackoff(attempt);
+        }
+      }
     } catch (error) {
       if (cancellationReasons(error)?.[0] !== 'ConditionalCheckFailed') throw error;
       const after = await this.doc.send(

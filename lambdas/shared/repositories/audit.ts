@@ -89,6 +89,16 @@ export function newAuditEvent(input: {
   };
 }
 
+/**
+ * Events of one change recorded at one time, their ids given out again in ascending order, so that every
+ * list (which sorts by `occurred_at`, then by id) shows them in the order given: oldest first the first,
+ * newest first the last. (Ids are random; base62's `0-9A-Za-z` sorts as DynamoDB compares bytes.)
+ */
+export function inOrder(...events: readonly AuditEvent[]): AuditEvent[] {
+  const ids = events.map((e) => e.event_id).sort();
+  return events.map((e, i) => ({ ...e, event_id: ids[i]! }));
+}
+
 /** The `member.added` event of a person given `role` in an account by the operator (admin CLI, local runner's seed). */
 export function memberAddedEvent(accountId: string, subject: string, email: string, role: string, now: Date): AuditEvent {
   return newAuditEvent({

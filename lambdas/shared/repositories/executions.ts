@@ -3,7 +3,7 @@ import type { Principal } from '../caller.js';
 import { GetCommand, PutCommand, QueryCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
 import { randomBase62 } from '../api-key.js';
 import { failure, type Failure } from '../execution-failure.js';
-import { cancellationReasons, decodePageToken, encodePageToken, isConditionalCheckFailed, queryPage } from '../ddb.js';
+import { cancellationReasons, conflictBackoff, decodePageToken, encodePageToken, isConditionalCheckFailed, isTransactionConflict, queryPage, TRANSACTION_CONFLICT_RETRIES } from '../ddb.js';
 import { ConcurrencyLimitExceededError, ValidationError } from '../errors.js';
 import { countMetric, METRIC } from '../log.js';
 
@@ -137,7 +137,6 @@ export const SIGNAL_PARTITION_SUFFIX = '#signal';
 /** The account item's counter of async runs holding a slot (QUEUED or RUNNING). */
 export const IN_FLIGHT_ATTRIBUTE = 'async_in_flight';
 /** Retries of a transaction cancelled by another on the same item (runs of one account share its counter). */
-const TRANSACTION_CONFLICT_RETRIES = 8;
 
 /** GSI (`account_workflow`, `execution_id`): an account's executions of one workflow. */
 export const EXECUTIONS_BY_WORKFLOW_INDEX = 'by-workflow';
@@ -576,10 +575,8 @@ export class ExecutionsRepository {
         await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
         return;
       } catch (error) {
-        const reasons = cancellationReasons(error);
-        const conflict = reasons?.includes('TransactionConflict') && !reasons.includes('ConditionalCheckFailed');
-        if (!conflict || attempt >= TRANSACTION_CONFLICT_RETRIES) throw error;
-        await new Promise((r) => setTimeout(r, Math.random() * Math.min(500, 10 * 2 ** attempt)));
+        if (!isTransactionConflict(error) || attempt >= TRANSACTION_CONFLICT_RETRIES) throw error;
+        await conflictBackoff(attempt);
       }
     }
   }

@@ -9,7 +9,7 @@ import {
 import type { KeyEnvironment } from '../api-key.js';
 import { newAuditEvent, SYSTEM_ACTOR, type AuditRepository, type TransactItem } from './audit.js';
 import type { Capability } from '../capabilities.js';
-import { cancellationReasons, decodePageToken, encodePageToken, isConditionalCheckFailed, queryPage } from '../ddb.js';
+import { cancellationReasons, conflictBackoff, decodePageToken, encodePageToken, isConditionalCheckFailed, isTransactionConflict, queryPage, TRANSACTION_CONFLICT_RETRIES } from '../ddb.js';
 import { KeyLimitReachedError, NotFoundError, ValidationError } from '../errors.js';
 import type { TierName } from '../settings.js';
 import type { KeyMetadata } from '../schemas.js';
@@ -81,7 +81,6 @@ const REVOKED_RETENTION_SECONDS = 30 * 24 * 3600;
 /** An active key: not revoked, not expired (by the clock, `:now`). */
 const ACTIVE_CONDITION = 'attribute_not_exists(revoked_at) AND (attribute_not_exists(expires_at) OR expires_at > :now)';
 
-const TRANSACTION_CONFLICT_RETRIES = 8;
 
 const hashPk = (hash: string) => `H#${hash}`;
 const idPk = (keyId: string) => `K#${keyId}`;
@@ -429,10 +428,8 @@ export class KeysRepository {
           await this.addSlotMap(slotAccount);
           continue;
         }
-        const reasons = cancellationReasons(error);
-        const conflict = reasons?.includes('TransactionConflict') && !reasons.includes('ConditionalCheckFailed');
-        if (!conflict || attempt >= TRANSACTION_CONFLICT_RETRIES) throw error;
-        await new Promise((r) => setTimeout(r, Math.random() * Math.min(500, 10 * 2 ** attempt)));
+        if (!isTransactionConflict(error) || attempt >= TRANSACTION_CONFLICT_RETRIES) throw error;
+        await conflictBackoff(attempt);
       }
     }
   }

@@ -23,7 +23,7 @@ import {
   WorkspaceDeniedError,
 } from '../errors.js';
 import type { AccountRecord, AccountsRepository } from '../repositories/accounts.js';
-import { newAuditEvent, type AuditAction, type AuditChanges, type AuditRepository, type RequestMeta } from '../repositories/audit.js';
+import { inOrder, newAuditEvent, type AuditAction, type AuditChanges, type AuditRepository, type RequestMeta } from '../repositories/audit.js';
 import { graceExpiry, KeyChanged, KeyCreateConflict, keyLimitReached, type KeyRecord, type KeysRepository } from '../repositories/keys.js';
 import type { UsageRepository } from '../repositories/usage.js';
 import { MAX_EXPIRY_DAYS, parseCreateKeyBody, parseRotateKeyBody, parseUpdateKeyBody, type KeyMetadata } from '../schemas.js';
@@ -173,7 +173,6 @@ const MAX_CONFLICT_RETRIES = 10;
 
 const clock = (deps: KeyServiceDeps) => (deps.now ?? (() => new Date()))();
 
-/** The event of a change to a key of the account, by the caller (an operator when there is none). */
 /**
  * A key.created event's changes: what the key was made with (never its plaintext, hash or prefix); a
  * replacement also names the key it replaces (`rotated_from`).
@@ -191,6 +190,7 @@ function madeWith(record: KeyRecord, rotatedFrom?: string): AuditChanges {
   });
 }
 
+/** The event of a change to a key of the account, by the caller (an operator when there is none). */
 function keyEvent(
   action: AuditAction,
   record: Pick<KeyRecord, 'account_id' | 'key_id'>,
@@ -474,11 +474,9 @@ export async function rotateKey(
     };
     try {
       // Two changes, each with its event: the old key rotated, and its replacement created (so the
-      // replacement's own history says where it came from).
-      await deps.keys.rotate(old, record, graceEnd, now, deps.settings.maxActiveKeysPerAccount, [
-        deps.audit.putItem(keyEvent('key.rotated', old, rotated, now, caller, request)),
-        deps.audit.putItem(keyEvent('key.created', record, madeWith(record, old.key_id), now, caller, request)),
-      ]);
+      // replacement's own history says where it came from), the creation listed as the later of the two.
+      const events = inOrder(keyEvent('key.rotated', old, rotated, now, caller, request), keyEvent('key.created', record, madeWith(record, old.key_id), now, caller, request));
+      await deps.keys.rotate(old, record, graceEnd, now, deps.settings.maxActiveKeysPerAccount, events.map((e) => deps.audit.putItem(e)));
       return { key: toKeyObject(record), apiKey };
     } catch (error) {
       // Edited, rotated or revoked since it was read: read it again (an edit then reaches the

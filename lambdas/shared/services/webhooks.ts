@@ -113,10 +113,17 @@ export function webhookPayload(record: ExecutionRecord): string {
   });
 }
 
-/** The first secret made by a webhook's sending (the `system` actor's event); without an audit trail, none is made. */
+/**
+ * The first secret made by a webhook's sending, with the `system` actor's event. A sender allowed to make
+ * it (`makeSecret`) without an audit trail to record it in is a wiring defect: where a secret is needed, the
+ * attempt fails (logged, and retried) rather than make a secret with no event.
+ */
 function firstBySystem(deps: WebhookDeps, accountId: string): FirstWebhookSecret {
-  if (!deps.audit) return NO_NEW_SECRET;
-  return firstWebhookSecret(deps.audit, accountId, SYSTEM_ACTOR, clock(deps));
+  if (deps.audit) return firstWebhookSecret(deps.audit, accountId, SYSTEM_ACTOR, clock(deps));
+  const miswired = (): never => {
+    throw new Error('a webhook sender that may make the account\'s secret needs the audit trail (WebhookDeps.audit)');
+  };
+  return { make: miswired, event: miswired };
 }
 
 export type AttemptResult = WebhookOutcome['result'] | 'not-claimed' | 'error';

@@ -12,40 +12,38 @@ import { messageOf } from '../../api/errors';
 import { useAccount } from '../../lib/account';
 import { listKeys, type Key } from '../keys/api';
 import { historyHref, listAuditEvents, type AuditEvent, type AuditQuery } from './api';
-import { ACTION_LABELS, actorText, fieldLabel, formatWhen, isAuditAction, namesFromEvents, changeText, orderedChanges, setFromNothing } from './describe';
+import { ACTION_LABELS, actionLabel, actorText, emailsFromEvents, fieldLabel, formatWhen, isAuditAction, namesFromEvents, changeText, orderedChanges, setFromNothing } from './describe';
 
 type Loaded =
   | { readonly status: 'loading' }
   | { readonly status: 'ready'; readonly items: readonly AuditEvent[]; readonly next: string | null }
   | { readonly status: 'failed'; readonly message: string };
 
-/** What the page knows of a key: its name (from the key list or the events) and its prefix (active keys only). */
+/**
+ * What the page knows of a key, its name (from the key list or the events) and prefix (active keys only),
+ * and of a person, their email (from the events).
+ */
 interface KeyNaming {
   name(id: string): string | undefined;
   prefix(id: string): string | undefined;
+  email(subject: string): string | undefined;
 }
 
-/** A key named in an event, linked to its history: by its name and prefix where known, else by its id. */
+/**
+ * A key named in an event, linked to its history: by its name and prefix where known, else by its name and
+ * id, else by its id. Both keys of a rotation have one name: what follows it tells their links apart.
+ */
 function KeyRef({ id, naming }: { readonly id: string; readonly naming: KeyNaming }) {
   const name = naming.name(id);
   const prefix = naming.prefix(id);
   return (
-    <>
-      <Link href={historyHref(id)} onClick={markNavigation}>
-        {name ? `“${name}”` : <span className="mono">{id}</span>}
-        {name && prefix && <> (<span className="mono">{prefix}…</span>)</>}
-        <span className="visually-hidden">: its history</span>
-      </Link>
+    <Link href={historyHref(id)} onClick={markNavigation}>
+      {name ? `“${name}”` : <span className="mono">{id}</span>}
+      {name && prefix && <> (<span className="mono">{prefix}…</span>)</>}
       {name && !prefix && <span className="mono muted block">{id}</span>}
-    </>
+      <span className="visually-hidden">: its history</span>
+    </Link>
   );
-}
-
-/** The email an event records for a member (added, changed or removed), if any. */
-function memberEmail(event: AuditEvent): string | undefined {
-  const email = event.changes?.['email'];
-  const value = email?.to ?? email?.from;
-  return typeof value === 'string' ? value : undefined;
 }
 
 function Target({ event, naming }: { readonly event: AuditEvent; readonly naming: KeyNaming }) {
@@ -58,7 +56,7 @@ function Target({ event, naming }: { readonly event: AuditEvent; readonly naming
     );
   }
   if (kind === 'member') {
-    const email = memberEmail(event);
+    const email = naming.email(id);
     return email ? <>Member {email}<span className="mono muted block">{id}</span></> : <>Member <span className="mono">{id}</span></>;
   }
   if (kind === 'webhook_secret') return <>Webhook signing secret</>;
@@ -174,7 +172,8 @@ export function AuditPage() {
   const activeNames = new Map(keys.list.map((k) => [k.key_id, k.name]));
   const keyName = (keyId: string) => activeNames.get(keyId) ?? eventNames.get(keyId);
   const prefixes = new Map(keys.list.map((k) => [k.key_id, k.prefix]));
-  const naming: KeyNaming = { name: keyName, prefix: (keyId) => prefixes.get(keyId) };
+  const emails = loaded.status === 'ready' ? emailsFromEvents(loaded.items) : new Map<string, string>();
+  const naming: KeyNaming = { name: keyName, prefix: (keyId) => prefixes.get(keyId), email: (subject) => emails.get(subject) };
 
   const setFilter = (name: 'action' | 'target_id', value: string) => {
     const next = new URLSearchParams(params);
@@ -293,7 +292,7 @@ export function AuditPage() {
                     <time dateTime={event.occurred_at}>{formatWhen(event.occurred_at)}</time>
                   </td>
                   <th scope="row" data-label="Action" className="row-name">
-                    {ACTION_LABELS[event.action] ?? event.action}
+                    {actionLabel(event.action)}
                   </th>
                   <td data-label="Target">
                     <Target event={event} naming={naming} />

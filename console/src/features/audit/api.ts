@@ -1,9 +1,14 @@
 /** The audit feature's call: one page of the account's events (API.md §7), newest first. */
 import { api, type Schemas } from '../../api/client';
 import { call } from '../../api/errors';
+import type { operations } from '../../api/schema';
 
 export type AuditEvent = Schemas['AuditEvent'];
-export type AuditAction = AuditEvent['action'];
+/**
+ * The actions this console knows (the filter's, typed on the query parameter's list). An event's
+ * `action` is an extensible enum: one this console does not know is shown as it is.
+ */
+export type AuditAction = NonNullable<NonNullable<operations['listAuditEvents']['parameters']['query']>['action']>;
 
 export interface AuditQuery {
   readonly action?: AuditAction;

@@ -21,6 +21,9 @@ export const ACTION_LABELS: Readonly<Record<AuditAction, string>> = {
 
 export const isAuditAction = (value: string | null): value is AuditAction => value !== null && Object.hasOwn(ACTION_LABELS, value);
 
+/** An event's action in words; one this console does not know (audit actions are an extensible enum), as it is. */
+export const actionLabel = (action: string): string => (isAuditAction(action) ? ACTION_LABELS[action] : action);
+
 /** Who did it. `keyName` names a key by its id when the page knows the name. */
 export function actorText(actor: AuditEvent['actor'], keyName: (id: string) => string | undefined): string {
   switch (actor.kind) {
@@ -34,7 +37,7 @@ export function actorText(actor: AuditEvent['actor'], keyName: (id: string) => s
       return 'Operator (admin CLI)';
     case 'system':
       // Housekeeping, or a run's webhook making the account's first secret.
-      return 'Knouds (automatic)';
+      return 'System (automatic)';
   }
 }
 
@@ -73,7 +76,7 @@ export const fieldLabel = (field: string) => FIELD_LABELS[field] ?? field;
  * Whether a change is shown as its new value alone: a field set where there was none (every field of a
  * creation, `from` null). No expiry before a change is a value of its own ("Never → …"), not an absence.
  */
-export const setFromNothing = (action: AuditAction, field: string, from: unknown) =>
+export const setFromNothing = (action: string, field: string, from: unknown) =>
   from === undefined || (from === null && (field !== 'expires_at' || action === 'key.created'));
 
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
@@ -144,4 +147,20 @@ export function namesFromEvents(events: readonly AuditEvent[]): Map<string, stri
     if (typeof replaced === 'string' && name !== undefined && !names.has(replaced)) names.set(replaced, name);
   }
   return names;
+}
+
+/**
+ * Each person's email, from the events on the page: those a member event records, and those of the
+ * people who made changes (a `member.role_changed` event records only the role).
+ */
+export function emailsFromEvents(events: readonly AuditEvent[]): Map<string, string> {
+  const emails = new Map<string, string>();
+  for (const event of events) {
+    if (event.actor.kind === 'person' && event.actor.subject && event.actor.email) emails.set(event.actor.subject, event.actor.email);
+    if (event.target.kind !== 'member') continue;
+    const email = event.changes?.['email'];
+    const value = email?.to ?? email?.from;
+    if (typeof value === 'string') emails.set(event.target.id, value);
+  }
+  return emails;
 }
