@@ -1,5 +1,5 @@
 import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, QueryCommand, TransactWriteCommand, type QueryCommandInput, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
 import { ValidationError } from './errors.js';
 
 /**
@@ -88,6 +88,22 @@ export function isTransactionConflict(error: unknown): boolean {
 
 /** The jittered wait before sending a conflicted transaction again (attempt 0, 1, …; at most 0.5 s). */
 export const conflictBackoff = (attempt: number): Promise<void> => new Promise((r) => setTimeout(r, Math.random() * Math.min(500, 10 * 2 ** attempt)));
+
+/**
+ * One transaction; one cancelled by another on an item it touches (`TransactionConflict`) did not take
+ * effect, and is sent again with jittered backoff. Any other failure, a failed condition included, is thrown.
+ */
+export async function transactWrite(doc: DynamoDBDocumentClient, input: TransactWriteCommandInput): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await doc.send(new TransactWriteCommand(input));
+      return;
+    } catch (error) {
+      if (!isTransactionConflict(error) || attempt >= TRANSACTION_CONFLICT_RETRIES) throw error;
+      await conflictBackoff(attempt);
+    }
+  }
+}
 
 /** Contract §4: a list page holds at most 1 MB (fewer items, with a `next_token`). */
 export const MAX_PAGE_BYTES = 1024 * 1024;

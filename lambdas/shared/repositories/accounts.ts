@@ -1,5 +1,5 @@
 import { GetCommand, ScanCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
-import { cancellationReasons, conflictBackoff, isConditionalCheckFailed, isTransactionConflict, TRANSACTION_CONFLICT_RETRIES } from '../ddb.js';
+import { cancellationReasons, conflictBackoff, isConditionalCheckFailed, isTransactionConflict, transactWrite, TRANSACTION_CONFLICT_RETRIES } from '../ddb.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { SecretBox } from '../secret-box.js';
 import type { TierName } from '../settings.js';
@@ -192,15 +192,7 @@ export class AccountsRepository {
     };
     try {
       // Cancelled by another transaction on the account item (a first use, a run's counter): sent again.
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await this.doc.send(new TransactWriteCommand(rotation));
-          break;
-        } catch (error) {
-          if (!isTransactionConflict(error) || attempt >= TRANSACTION_CONFLICT_RETRIES) throw error;
-          await conflictBackoff(attempt);
-        }
-      }
+      await transactWrite(this.doc, rotation);
     } catch (error) {
       if (cancellationReasons(error)?.[0] !== 'ConditionalCheckFailed') throw error;
       const after = await this.doc.send(

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { Principal } from '../caller.js';
-import { GetCommand, PutCommand, QueryCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
 import { randomBase62 } from '../api-key.js';
 import { failure, type Failure } from '../execution-failure.js';
-import { cancellationReasons, conflictBackoff, decodePageToken, encodePageToken, isConditionalCheckFailed, isTransactionConflict, queryPage, TRANSACTION_CONFLICT_RETRIES } from '../ddb.js';
+import { cancellationReasons, decodePageToken, encodePageToken, isConditionalCheckFailed, queryPage, transactWrite } from '../ddb.js';
 import { ConcurrencyLimitExceededError, ValidationError } from '../errors.js';
 import { countMetric, METRIC } from '../log.js';
 
@@ -136,8 +136,6 @@ export const SIGNAL_PARTITION_SUFFIX = '#signal';
 
 /** The account item's counter of async runs holding a slot (QUEUED or RUNNING). */
 export const IN_FLIGHT_ATTRIBUTE = 'async_in_flight';
-/** Retries of a transaction cancelled by another on the same item (runs of one account share its counter). */
-
 /** GSI (`account_workflow`, `execution_id`): an account's executions of one workflow. */
 export const EXECUTIONS_BY_WORKFLOW_INDEX = 'by-workflow';
 
@@ -565,20 +563,9 @@ export class ExecutionsRepository {
     return this.accountsTable;
   }
 
-  /**
-   * One transaction; one cancelled by another on the same item (`TransactionConflict`: runs of an account
-   * share its counter) did not take effect, and is sent again with jittered backoff.
-   */
-  private async transact(items: NonNullable<TransactWriteCommandInput['TransactItems']>): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
-        return;
-      } catch (error) {
-        if (!isTransactionConflict(error) || attempt >= TRANSACTION_CONFLICT_RETRIES) throw error;
-        await conflictBackoff(attempt);
-      }
-    }
+  /** One transaction, sent again when another cancelled it (runs of an account share its counter). */
+  private transact(items: NonNullable<TransactWriteCommandInput['TransactItems']>): Promise<void> {
+    return transactWrite(this.doc, { TransactItems: items });
   }
 
   /**

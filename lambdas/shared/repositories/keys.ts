@@ -81,7 +81,6 @@ const REVOKED_RETENTION_SECONDS = 30 * 24 * 3600;
 /** An active key: not revoked, not expired (by the clock, `:now`). */
 const ACTIVE_CONDITION = 'attribute_not_exists(revoked_at) AND (attribute_not_exists(expires_at) OR expires_at > :now)';
 
-
 const hashPk = (hash: string) => `H#${hash}`;
 const idPk = (keyId: string) => `K#${keyId}`;
 

@@ -23,7 +23,7 @@ type Loaded =
  * What the page knows of a key, its name (from the key list or the events) and prefix (active keys only),
  * and of a person, their email (from the events).
  */
-interface KeyNaming {
+interface Naming {
   name(id: string): string | undefined;
   prefix(id: string): string | undefined;
   email(subject: string): string | undefined;
@@ -33,7 +33,7 @@ interface KeyNaming {
  * A key named in an event, linked to its history: by its name and prefix where known, else by its name and
  * id, else by its id. Both keys of a rotation have one name: what follows it tells their links apart.
  */
-function KeyRef({ id, naming }: { readonly id: string; readonly naming: KeyNaming }) {
+function KeyRef({ id, naming }: { readonly id: string; readonly naming: Naming }) {
   const name = naming.name(id);
   const prefix = naming.prefix(id);
   return (
@@ -46,7 +46,7 @@ function KeyRef({ id, naming }: { readonly id: string; readonly naming: KeyNamin
   );
 }
 
-function Target({ event, naming }: { readonly event: AuditEvent; readonly naming: KeyNaming }) {
+function Target({ event, naming }: { readonly event: AuditEvent; readonly naming: Naming }) {
   const { kind, id } = event.target;
   if (kind === 'key') {
     return (
@@ -66,7 +66,7 @@ function Target({ event, naming }: { readonly event: AuditEvent; readonly naming
 /** Fields whose value is another key's id: shown as that key, linked to its history. */
 const KEY_ID_FIELDS = new Set(['rotated_to', 'rotated_from']);
 
-function Changes({ changes, action, naming }: { readonly changes: AuditEvent['changes']; readonly action: AuditEvent['action']; readonly naming: KeyNaming }) {
+function Changes({ changes, action, naming }: { readonly changes: AuditEvent['changes']; readonly action: AuditEvent['action']; readonly naming: Naming }) {
   if (!changes || Object.keys(changes).length === 0) return <span className="muted">No fields recorded</span>;
   const text = (field: string, value: unknown) =>
     KEY_ID_FIELDS.has(field) && typeof value === 'string' ? <KeyRef id={value} naming={naming} /> : changeText(field, value);
@@ -173,7 +173,7 @@ export function AuditPage() {
   const keyName = (keyId: string) => activeNames.get(keyId) ?? eventNames.get(keyId);
   const prefixes = new Map(keys.list.map((k) => [k.key_id, k.prefix]));
   const emails = loaded.status === 'ready' ? emailsFromEvents(loaded.items) : new Map<string, string>();
-  const naming: KeyNaming = { name: keyName, prefix: (keyId) => prefixes.get(keyId), email: (subject) => emails.get(subject) };
+  const naming: Naming = { name: keyName, prefix: (keyId) => prefixes.get(keyId), email: (subject) => emails.get(subject) };
 
   const setFilter = (name: 'action' | 'target_id', value: string) => {
     const next = new URLSearchParams(params);
