@@ -26,9 +26,16 @@ export class ApiProblem extends Error {
   }
 }
 
+/** The whole seconds `Retry-After` asks for, if it does. */
+function retryAfter(response: Response): number | undefined {
+  const value = Number(response.headers.get('Retry-After'));
+  return Number.isFinite(value) && value > 0 ? Math.ceil(value) : undefined;
+}
+
+/** How long a rate-limited caller waits: `Retry-After`, else until the window's `X-RateLimit-Reset`. */
 function seconds(response: Response): number | undefined {
-  const retryAfter = Number(response.headers.get('Retry-After'));
-  if (Number.isFinite(retryAfter) && retryAfter > 0) return Math.ceil(retryAfter);
+  const asked = retryAfter(response);
+  if (asked !== undefined) return asked;
   const reset = Number(response.headers.get('X-RateLimit-Reset'));
   if (Number.isFinite(reset) && reset > 0) return Math.max(1, Math.ceil(reset - Date.now() / 1000));
   return undefined;
@@ -102,8 +109,7 @@ export function describeProblem(body: ErrorBody | undefined, response: Response,
   }
   if (status === 503) {
     // Retry-After alone: a 503 says nothing about the rate limit's window.
-    const retryAfter = Number(response.headers.get('Retry-After'));
-    const wait = Number.isFinite(retryAfter) && retryAfter > 0 ? Math.ceil(retryAfter) : undefined;
+    const wait = retryAfter(response);
     if (wait) return problem(`The API is not available right now: try again in ${plural(wait, 'second')}.`);
   }
   if (status >= 500) {
