@@ -23,6 +23,7 @@ import {
   signIn,
   visible,
 } from '../support/browser.js';
+import { createKey } from '../../lambdas/shared/services/keys.js';
 
 jest.setTimeout(150_000);
 
@@ -244,6 +245,84 @@ describe('the Audit log page', () => {
       await eventually(() => expect(new URL(page.url()).searchParams.get('target_id')).toBe(String(beta.body['key_id'])));
       await eventually(async () => expect((await rowsOf(page)).map((r) => r.action)).toEqual(['Key created']));
     }),
+  );
+
+  it(
+    'filters by dates: whole days in the reader’s time zone, both included, kept in the URL; From after To is said in words and asks nothing',
+    suite.withPage(
+      async ({ page }) => {
+        const account = await suite.account('business');
+        // Keys made at chosen instants (the key service with its clock set). In Auckland (UTC+13 in March
+        // 2026) the first two fall on 10 March, the third on 11 March although it is still 10 March in UTC.
+        const made: [string, string][] = [
+          ['made on the 10th, early', '2026-03-09T12:00:00Z'],
+          ['made on the 10th, late', '2026-03-10T10:30:00Z'],
+          ['made on the 11th', '2026-03-10T11:30:00Z'],
+          ['made on the 12th', '2026-03-12T00:00:00Z'],
+        ];
+        for (const [name, at] of made) await createKey(suite.t.deps(() => new Date(at)), account.accountId, { name, preset: 'read-only' });
+        const admin = await suite.person([[account.accountId, 'admin']], 'dates');
+        await signIn(page, suite.url, admin);
+        await openAuditLog(page);
+        const named = async () => (await rowsOf(page)).map((r) => /“(made on [^”]+)”/.exec(r.target)?.[1] ?? r.action);
+        await visible(page.getByText('Dates are whole days in your time zone (Pacific/Auckland), both included.'));
+        const from = page.getByLabel('From', { exact: true });
+        const to = page.getByLabel('To', { exact: true });
+
+        // With the keyboard: Tab from the Key filter to From, the date typed as this locale writes it.
+        await page.getByRole('combobox', { name: 'Key', exact: true }).focus();
+        await page.keyboard.press('Tab');
+        expect(await isFocused(from)).toBe(true);
+        await page.keyboard.type('03102026');
+        await eventually(() => expect(new URL(page.url()).searchParams.get('from')).toBe('2026-03-10'));
+        await to.fill('2026-03-10');
+        await eventually(async () => expect(await named()).toEqual(['made on the 10th, late', 'made on the 10th, early']));
+        expect(Object.fromEntries(new URL(page.url()).searchParams)).toEqual({ from: '2026-03-10', to: '2026-03-10' });
+        // Times are shown in the same zone: 10:30 UTC is 11:30 PM in Auckland.
+        expect((await rowsOf(page))[0]!.text).toMatch(/Mar 10, 2026.*11:30\sPM/);
+        await page.reload();
+        await visible(page.getByRole('heading', { name: 'Audit log', exact: true }));
+        expect(await named()).toEqual(['made on the 10th, late', 'made on the 10th, early']);
+        await expect(from.inputValue()).resolves.toBe('2026-03-10');
+
+        // From alone: that day and everything after it (the account and its operator key are from today).
+        await to.fill('');
+        await from.fill('2026-03-11');
+        await eventually(async () => expect((await named()).slice(-2)).toEqual(['made on the 12th', 'made on the 11th']));
+        expect(await named()).not.toContain('made on the 10th, late');
+        // To alone: that day and everything before it; nothing is that old here.
+        await from.fill('');
+        await to.fill('2026-03-09');
+        await visible(page.getByText('No events match these filters.'));
+
+        // From after To: the page says so, marks both, and asks the API nothing.
+        const asked: string[] = [];
+        page.on('request', (r) => {
+          if (new URL(r.url()).pathname.endsWith('/audit-events')) asked.push(r.url());
+        });
+        await from.fill('2026-03-12');
+        await visible(page.getByRole('alert').filter({ hasText: '“From” is after “To”: choose a From date on or before the To date.' }));
+        await expect(from.getAttribute('aria-invalid')).resolves.toBe('true');
+        await expect(to.getAttribute('aria-invalid')).resolves.toBe('true');
+        expect(await auditTable(page).count()).toBe(0);
+        await expectAccessible(page, 'the Audit log page with From after To');
+        await page.waitForTimeout(500);
+        expect(asked).toEqual([]);
+        await to.fill('2026-03-12');
+        await eventually(async () => expect(await named()).toEqual(['made on the 12th']));
+        expect(asked).toHaveLength(1);
+        const sent = new URL(asked[0]!).searchParams;
+        // Auckland's 12 March, 00:00 to 13 March, 00:00 (the API's `until` is excluded).
+        expect([sent.get('since'), sent.get('until')]).toEqual(['2026-03-11T11:00:00.000Z', '2026-03-12T11:00:00.000Z']);
+
+        // Clear filters takes the dates too.
+        await page.getByRole('button', { name: 'Clear filters', exact: true }).click();
+        await eventually(() => expect(new URL(page.url()).search).toBe(''));
+        await expect(from.inputValue()).resolves.toBe('');
+        await eventually(async () => expect(await named()).toContain('made on the 10th, early'));
+      },
+      { timezoneId: 'Pacific/Auckland' },
+    ),
   );
 
   it(

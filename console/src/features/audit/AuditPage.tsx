@@ -1,7 +1,9 @@
 /**
- * Audit log (API.md §7): the account's events newest first, a page at a time, filtered by action and by
- * key. The filters live in the URL (`/audit?action=key.created&target_id=key_…`), so a key's history is a
- * link: the API Keys page's "History" and each key named in the table lead there. Pages follow the API's
+ * Audit log (API.md §7): the account's events newest first, a page at a time, filtered by action, by key
+ * and by dates. The filters live in the URL (`/audit?action=key.created&target_id=key_…&from=2026-11-01&to=2026-11-30`),
+ * so a key's history is a link: the API Keys page's "History" and each key named in the table lead there.
+ * Dates are whole days in the reader's time zone, both included: `from` is sent as `since` (the day's
+ * start), `to` as `until` (the next day's start, which the API excludes). Pages follow the API's
  * next_token; "Newer events" goes back through the tokens already seen.
  */
 import { useEffect, useId, useState } from 'react';
@@ -10,6 +12,7 @@ import { ErrorMessage, Notice, StatusMessage } from '../../components/Messages';
 import { markNavigation, Page } from '../../components/Page';
 import { messageOf } from '../../api/errors';
 import { useAccount } from '../../lib/account';
+import { startOfDay, startOfNextDay } from '../../lib/days';
 import { listKeys, type Key } from '../keys/api';
 import { historyHref, listAuditEvents, type AuditEvent, type AuditQuery } from './api';
 import { ACTION_LABELS, actionLabel, actorText, emailsFromEvents, fieldLabel, formatWhen, isAuditAction, namesFromEvents, changeText, orderedChanges, setFromNothing } from './describe';
@@ -106,14 +109,78 @@ function Source({ event }: { readonly event: AuditEvent }) {
   );
 }
 
+/**
+ * A date filter. What is typed stays in the field until it is a whole date: Chromium reports a year being
+ * typed digit by digit ("0002", "0020", "0202", "2026"), and each of those would otherwise be a filter,
+ * a request and a URL of its own (and the field, set again, would lose the typing). A date is taken once
+ * its year has four digits, when the field is emptied, or when the focus leaves it.
+ */
+function DateFilter(props: {
+  readonly id: string;
+  readonly label: string;
+  /** The date in the URL ('' for none). */
+  readonly value: string;
+  readonly bound: { readonly min?: string; readonly max?: string };
+  readonly describedBy: string;
+  readonly invalid: boolean;
+  readonly onCommit: (value: string) => void;
+}) {
+  const { id, label, value, bound, describedBy, invalid, onCommit } = props;
+  const [draft, setDraft] = useState(value);
+  const [shown, setShown] = useState(value);
+  // The URL changed by other means (Clear filters, a link, Back): the field follows it.
+  if (value !== shown) {
+    setShown(value);
+    setDraft(value);
+  }
+  const commit = (next: string) => {
+    if (next !== value) onCommit(next);
+  };
+  return (
+    <div className="field field-date">
+      <label htmlFor={id}>{label}</label>
+      <input
+        id={id}
+        type="date"
+        className="input"
+        value={draft}
+        min={bound.min || undefined}
+        max={bound.max || undefined}
+        aria-describedby={describedBy}
+        aria-invalid={invalid ? 'true' : undefined}
+        onChange={(e) => {
+          const next = e.target.value;
+          setDraft(next);
+          if (next === '' || Number(next.slice(0, 4)) >= 1000) commit(next);
+        }}
+        onBlur={() => commit(draft)}
+      />
+    </div>
+  );
+}
+
 export function AuditPage() {
   const account = useAccount();
   const id = useId();
   const [params, setParams] = useSearchParams();
   const action = params.get('action');
   const targetId = params.get('target_id') ?? undefined;
-  const query: AuditQuery = { ...(isAuditAction(action) ? { action } : {}), ...(targetId ? { target_id: targetId } : {}) };
-  const filterKey = `${query.action ?? ''}|${query.target_id ?? ''}`;
+  // A date in the URL that is no calendar day is left out, as an unknown action is.
+  const fromDay = params.get('from') ?? '';
+  const toDay = params.get('to') ?? '';
+  const since = startOfDay(fromDay);
+  const until = startOfNextDay(toDay);
+  const from = since ? fromDay : '';
+  const to = until ? toDay : '';
+  // Both dates chosen, the first after the second: nothing is asked, and the page says why.
+  const backwards = since !== null && until !== null && since.getTime() >= until.getTime();
+  const query: AuditQuery = {
+    ...(isAuditAction(action) ? { action } : {}),
+    ...(targetId ? { target_id: targetId } : {}),
+    ...(since ? { since: since.toISOString() } : {}),
+    ...(until ? { until: until.toISOString() } : {}),
+  };
+  const filterKey = `${query.action ?? ''}|${query.target_id ?? ''}|${query.since ?? ''}|${query.until ?? ''}`;
 
   /**
    * The tokens of the pages before this one (the first page's is null) and this page's, for these
@@ -138,7 +205,7 @@ export function AuditPage() {
   const token = tokens[tokens.length - 1] ?? null;
 
   useEffect(() => {
-    if (!canRead) return undefined;
+    if (!canRead || backwards) return undefined;
     let current = true;
     setLoaded({ status: 'loading' });
     listAuditEvents(query, token).then(
@@ -153,7 +220,7 @@ export function AuditPage() {
       current = false;
     };
     // `query` is what filterKey spells.
-  }, [canRead, filterKey, token, attempt]);
+  }, [canRead, backwards, filterKey, token, attempt]);
 
   useEffect(() => {
     if (!canRead || !canListKeys) return undefined;
@@ -175,7 +242,7 @@ export function AuditPage() {
   const emails = loaded.status === 'ready' ? emailsFromEvents(loaded.items) : new Map<string, string>();
   const naming: Naming = { name: keyName, prefix: (keyId) => prefixes.get(keyId), email: (subject) => emails.get(subject) };
 
-  const setFilter = (name: 'action' | 'target_id', value: string) => {
+  const setFilter = (name: 'action' | 'target_id' | 'from' | 'to', value: string) => {
     const next = new URLSearchParams(params);
     if (value) next.set(name, value);
     else next.delete(name);
@@ -195,7 +262,7 @@ export function AuditPage() {
   }
 
   const pageNumber = tokens.length;
-  const filtered = query.action !== undefined || query.target_id !== undefined;
+  const filtered = query.action !== undefined || query.target_id !== undefined || since !== null || until !== null;
   // A target in the URL that is not an active key: a deleted key's history (once the keys are known), or
   // a member's or the account's events, which the API filters by the same id.
   const unlisted = query.target_id !== undefined && !activeNames.has(query.target_id) ? query.target_id : undefined;
@@ -207,8 +274,10 @@ export function AuditPage() {
           ? 'This account'
           : `Member ${unlisted}`
         : `${keyName(unlisted) ?? unlisted}${keys.status === 'ready' ? ' (deleted or expired)' : ''}`;
-  const canOlder = loaded.status === 'ready' && loaded.next !== null;
-  const canNewer = pageNumber > 1;
+  const canOlder = !backwards && loaded.status === 'ready' && loaded.next !== null;
+  const canNewer = !backwards && pageNumber > 1;
+  const timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const describedBy = `${id}-dates-hint${backwards ? ` ${id}-dates-error` : ''}`;
 
   return (
     <Page title="Audit log">
@@ -240,6 +309,8 @@ export function AuditPage() {
             {unlisted !== undefined && <option value={unlisted}>{unlistedLabel}</option>}
           </select>
         </div>
+        <DateFilter id={`${id}-from`} label="From" value={from} bound={{ max: to }} describedBy={describedBy} invalid={backwards} onCommit={(v) => setFilter('from', v)} />
+        <DateFilter id={`${id}-to`} label="To" value={to} bound={{ min: from }} describedBy={describedBy} invalid={backwards} onCommit={(v) => setFilter('to', v)} />
         {filtered && (
           <button
             type="button"
@@ -253,9 +324,17 @@ export function AuditPage() {
             Clear filters
           </button>
         )}
+        <p id={`${id}-dates-hint`} className="hint filters-hint">
+          Dates are whole days in your time zone ({timeZone}), both included.
+        </p>
+        {backwards && (
+          <p id={`${id}-dates-error`} className="field-error filters-hint" role="alert">
+            “From” is after “To”: choose a From date on or before the To date.
+          </p>
+        )}
       </form>
       {/* The events wait for the key list too, so that a key is named at once, not by its id and then renamed. */}
-      {loaded.status === 'loading' || (canListKeys && keys.status === 'loading') ? (
+      {backwards ? null : loaded.status === 'loading' || (canListKeys && keys.status === 'loading') ? (
         <StatusMessage>Loading the audit log…</StatusMessage>
       ) : loaded.status === 'failed' ? (
         <ErrorMessage>
@@ -310,7 +389,7 @@ export function AuditPage() {
           </table>
         </>
       )}
-      {(here.paged || canNewer || canOlder) && (
+      {!backwards && (here.paged || canNewer || canOlder) && (
         // aria-disabled, not disabled: a button pressed stays focused when it can go no further.
         <nav className="pager" aria-label="Audit log pages">
           <button

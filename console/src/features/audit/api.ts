@@ -14,6 +14,10 @@ export interface AuditQuery {
   readonly action?: AuditAction;
   /** A key id (its history), a member's subject, or the account id. */
   readonly target_id?: string;
+  /** Events at or after this instant (ISO-8601). */
+  readonly since?: string;
+  /** Events before this instant (ISO-8601). */
+  readonly until?: string;
 }
 
 /** Events per page. */

@@ -9,6 +9,7 @@ import { ErrorMessage, StatusMessage } from '../../components/Messages';
 import { ApiProblem, messageOf } from '../../api/errors';
 import { tierName, useAccount } from '../../lib/account';
 import { useSubmission } from '../../lib/use-submission';
+import { endOfDay, localDay } from '../../lib/days';
 import { createKey, type Choices, type CreateKeyBody } from './api';
 import { capabilitiesOf, DEFAULT_PERMISSIONS, NameField, PermissionsFieldset, WorkspacesFieldset, ALL_WORKSPACES, workspaceList, type PermissionsValue, type WorkspacesValue } from './KeyFields';
 import { metadataOf, MetadataFieldset, metadataProblem, type MetadataRow } from './MetadataFields';
@@ -30,21 +31,6 @@ const EXPIRATIONS: readonly { readonly value: string; readonly label: string; re
 const DAY = 86_400_000;
 /** The API takes an expiry at most 365 days ahead; a day is chosen whole, so the last one allowed is a day before. */
 const MAX_CUSTOM_DAYS = 364;
-
-/** `YYYY-MM-DD` of a local day, as a date input speaks. */
-function localDay(at: Date): string {
-  const pad = (n: number) => String(n).padStart(2, '0');
-  return `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())}`;
-}
-
-/** The end of a chosen local day (`YYYY-MM-DD`), as an exact instant: the key works through that whole day. */
-function endOfDay(day: string): Date | null {
-  const [y, m, d] = day.split('-').map(Number);
-  if (!y || !m || !d) return null;
-  const at = new Date(y, m - 1, d, 23, 59, 59);
-  return at.getDate() === d ? at : null;
-}
-
 
 export interface CreateKeyDialogProps {
   readonly onClose: () => void;
