@@ -175,14 +175,15 @@ export class ConsoleSuite {
   }
 
   /**
-   * A test body with a fresh browser context (1280×800, in `timezoneId` when given, else this machine's zone)
-   * and page, clipboard permissions when asked. It
+   * A test body with a fresh browser context (1280×800; `timezoneId` and `locale` when given, else this
+   * machine's) and page, clipboard permissions when asked. It
    * fails on any Content-Security-Policy violation; on failure a screenshot is written under the temp
    * folder and its path printed, with the page's errors.
    */
-  withPage(fn: (c: ConsoleTestContext) => Promise<void>, options: { clipboard?: boolean; timezoneId?: string } = {}): () => Promise<void> {
+  withPage(fn: (c: ConsoleTestContext) => Promise<void>, options: { clipboard?: boolean; timezoneId?: string; locale?: string } = {}): () => Promise<void> {
     return async () => {
-      const context = await this.browser.newContext({ viewport: { width: 1280, height: 800 }, ...(options.timezoneId ? { timezoneId: options.timezoneId } : {}) });
+      const { timezoneId, locale } = options;
+      const context = await this.browser.newContext({ viewport: { width: 1280, height: 800 }, ...(timezoneId ? { timezoneId } : {}), ...(locale ? { locale } : {}) });
       if (options.clipboard) await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: this.url });
       const page = await context.newPage();
       const problems = watchPage(page);

@@ -9,7 +9,11 @@ export function localDay(at: Date): string {
   return `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())}`;
 }
 
-/** The local day `day` plus `offset` days, at `hours:minutes:seconds`; null when `day` is no calendar day. */
+/**
+ * The local day `day` plus `offset` days, at `hours:minutes:seconds` (or the first time after it that
+ * exists, where a daylight-saving change skips midnight); null when `day` is no calendar day, or the
+ * instant's UTC year has not four digits.
+ */
 function at(day: string, offset: number, hours: number, minutes: number, seconds: number): Date | null {
   const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(day);
   if (!m) return null;
@@ -20,7 +24,9 @@ function at(day: string, offset: number, hours: number, minutes: number, seconds
   if (date.getFullYear() !== y || date.getMonth() !== mo || date.getDate() !== d) return null;
   date.setFullYear(y, mo, d + offset);
   date.setHours(hours, minutes, seconds, 0);
-  return date;
+  // ISO-8601's four-digit years only: toISOString writes others as ±YYYYYY, which the API refuses.
+  const utcYear = date.getUTCFullYear();
+  return utcYear >= 0 && utcYear <= 9999 ? date : null;
 }
 
 /** When a local day starts; null for text that is no calendar day. */

@@ -109,11 +109,16 @@ function Source({ event }: { readonly event: AuditEvent }) {
   );
 }
 
+/** A date the filter takes: a calendar day whose year has four digits. */
+const isWholeDate = (text: string) => startOfDay(text) !== null && Number(text.slice(0, 4)) >= 1000;
+
 /**
  * A date filter. What is typed stays in the field until it is a whole date: Chromium reports a year being
- * typed digit by digit ("0002", "0020", "0202", "2026"), and each of those would otherwise be a filter,
- * a request and a URL of its own (and the field, set again, would lose the typing). A date is taken once
- * its year has four digits, when the field is emptied, or when the focus leaves it.
+ * typed digit by digit ("0002", "0020", "0202", "2026"), and a date whose day or month is being typed again
+ * as "" (with `validity.badInput`); each of those would otherwise be a filter, a request and a URL of its
+ * own, and the field, set again, would lose the typing. A date is taken once it is whole, or when the field
+ * is emptied; leaving the field with an unfinished date puts back the one in force. Dates replace each
+ * other in the browser's history (a date typed or stepped with the arrow keys is many changes, one choice).
  */
 function DateFilter(props: {
   readonly id: string;
@@ -133,9 +138,7 @@ function DateFilter(props: {
     setShown(value);
     setDraft(value);
   }
-  const commit = (next: string) => {
-    if (next !== value) onCommit(next);
-  };
+  const takes = (next: string, input: HTMLInputElement) => (next === '' ? !input.validity.badInput : isWholeDate(next));
   return (
     <div className="field field-date">
       <label htmlFor={id}>{label}</label>
@@ -151,9 +154,13 @@ function DateFilter(props: {
         onChange={(e) => {
           const next = e.target.value;
           setDraft(next);
-          if (next === '' || Number(next.slice(0, 4)) >= 1000) commit(next);
+          if (next !== value && takes(next, e.currentTarget)) onCommit(next);
         }}
-        onBlur={() => commit(draft)}
+        onBlur={(e) => {
+          if (draft === value) return;
+          if (takes(draft, e.currentTarget)) onCommit(draft);
+          else setDraft(value);
+        }}
       />
     </div>
   );
@@ -246,7 +253,8 @@ export function AuditPage() {
     const next = new URLSearchParams(params);
     if (value) next.set(name, value);
     else next.delete(name);
-    setParams(next);
+    // A date replaces the URL it changes (see DateFilter); a choice from a list is a step of its own.
+    setParams(next, name === 'from' || name === 'to' ? { replace: true } : undefined);
   };
 
   if (!canRead) {
