@@ -71,21 +71,19 @@ export class AccountsRepository {
       updated_at: now.toISOString(),
     };
     try {
-      await this.doc.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Put: {
-                TableName: this.table,
-                // The keys holding a slot, kept by KeysRepository (see there).
-                Item: { ...record, slot_keys: {}, slot_rev: 0 },
-                ConditionExpression: 'attribute_not_exists(account_id)',
-              },
+      await transactWrite(this.doc, {
+        TransactItems: [
+          {
+            Put: {
+              TableName: this.table,
+              // The keys holding a slot, kept by KeysRepository (see there).
+              Item: { ...record, slot_keys: {}, slot_rev: 0 },
+              ConditionExpression: 'attribute_not_exists(account_id)',
             },
-            audit,
-          ],
-        }),
-      );
+          },
+          audit,
+        ],
+      });
     } catch (error) {
       if (cancellationReasons(error)?.[0] === 'ConditionalCheckFailed') {
         throw new ConflictError('ALREADY_EXISTS', `Account '${accountId}' already exists`);

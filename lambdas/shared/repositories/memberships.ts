@@ -1,6 +1,6 @@
-import { GetCommand, QueryCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { RoleName } from '../capabilities.js';
-import { cancellationReasons } from '../ddb.js';
+import { cancellationReasons, transactWrite } from '../ddb.js';
 import type { TransactItem } from './audit.js';
 import { ConflictError } from '../errors.js';
 
@@ -90,11 +90,9 @@ export class MembershipsRepository {
       updated_at: now.toISOString(),
     };
     try {
-      await this.doc.send(
-        new TransactWriteCommand({
-          TransactItems: [{ Put: { TableName: this.table, Item: record, ConditionExpression: 'attribute_not_exists(subject)' } }, audit],
-        }),
-      );
+      await transactWrite(this.doc, {
+        TransactItems: [{ Put: { TableName: this.table, Item: record, ConditionExpression: 'attribute_not_exists(subject)' } }, audit],
+      });
       return record;
     } catch (error) {
       if (cancellationReasons(error)?.[0] !== 'ConditionalCheckFailed') throw error;
@@ -112,23 +110,21 @@ export class MembershipsRepository {
    */
   async setRole(member: MembershipRecord, role: RoleName, now: Date, audit: TransactItem): Promise<MembershipRecord | undefined> {
     try {
-      await this.doc.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Update: {
-                TableName: this.table,
-                Key: { subject: member.subject, account_id: member.account_id },
-                UpdateExpression: 'SET #r = :r, updated_at = :now',
-                ConditionExpression: 'attribute_exists(subject) AND #r = :before',
-                ExpressionAttributeNames: { '#r': 'role' },
-                ExpressionAttributeValues: { ':r': role, ':before': member.role, ':now': now.toISOString() },
-              },
+      await transactWrite(this.doc, {
+        TransactItems: [
+          {
+            Update: {
+              TableName: this.table,
+              Key: { subject: member.subject, account_id: member.account_id },
+              UpdateExpression: 'SET #r = :r, updated_at = :now',
+              ConditionExpression: 'attribute_exists(subject) AND #r = :before',
+              ExpressionAttributeNames: { '#r': 'role' },
+              ExpressionAttributeValues: { ':r': role, ':before': member.role, ':now': now.toISOString() },
             },
-            audit,
-          ],
-        }),
-      );
+          },
+          audit,
+        ],
+      });
       return { ...member, role, updated_at: now.toISOString() };
     } catch (error) {
       if (cancellationReasons(error)?.[0] === 'ConditionalCheckFailed') return undefined;
@@ -143,22 +139,20 @@ export class MembershipsRepository {
    */
   async remove(member: MembershipRecord, audit: TransactItem): Promise<boolean> {
     try {
-      await this.doc.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Delete: {
-                TableName: this.table,
-                Key: { subject: member.subject, account_id: member.account_id },
-                ConditionExpression: 'attribute_exists(subject) AND #r = :role',
-                ExpressionAttributeNames: { '#r': 'role' },
-                ExpressionAttributeValues: { ':role': member.role },
-              },
+      await transactWrite(this.doc, {
+        TransactItems: [
+          {
+            Delete: {
+              TableName: this.table,
+              Key: { subject: member.subject, account_id: member.account_id },
+              ConditionExpression: 'attribute_exists(subject) AND #r = :role',
+              ExpressionAttributeNames: { '#r': 'role' },
+              ExpressionAttributeValues: { ':role': member.role },
             },
-            audit,
-          ],
-        }),
-      );
+          },
+          audit,
+        ],
+      });
       return true;
     } catch (error) {
       if (cancellationReasons(error)?.[0] === 'ConditionalCheckFailed') return false;

@@ -6,7 +6,7 @@ import {
   type DynamoDBDocumentClient,
   type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
-import { cancellationReasons, decodePageToken, encodePageToken, isConditionalCheckFailed, queryPage } from '../ddb.js';
+import { cancellationReasons, decodePageToken, encodePageToken, isConditionalCheckFailed, queryPage, transactWrite } from '../ddb.js';
 import { SLUG_PATTERN } from '../capabilities.js';
 import type { Principal } from '../caller.js';
 import { ApiError, ConflictError, ValidationError } from '../errors.js';
@@ -153,26 +153,24 @@ export class WorkflowsRepository {
   async create(head: WorkflowHead, definition: Definition, createdBy: Principal): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.doc.send(
-          new TransactWriteCommand({
-            TransactItems: [
-              {
-                Put: {
-                  TableName: this.table,
-                  Item: { ...head, sk: headSk(head.slug) },
-                  ConditionExpression: 'attribute_not_exists(sk)',
-                },
+        await transactWrite(this.doc, {
+          TransactItems: [
+            {
+              Put: {
+                TableName: this.table,
+                Item: { ...head, sk: headSk(head.slug) },
+                ConditionExpression: 'attribute_not_exists(sk)',
               },
-              {
-                Put: {
-                  TableName: this.table,
-                  Item: this.versionItem(head.account_id, head.slug, 1, { definition, name: head.name, description: head.description, created_by: createdBy }, head.created_at),
-                  ConditionExpression: 'attribute_not_exists(sk)',
-                },
+            },
+            {
+              Put: {
+                TableName: this.table,
+                Item: this.versionItem(head.account_id, head.slug, 1, { definition, name: head.name, description: head.description, created_by: createdBy }, head.created_at),
+                ConditionExpression: 'attribute_not_exists(sk)',
               },
-            ],
-          }),
-        );
+            },
+          ],
+        });
         return;
       } catch (error) {
         if (!cancellationReasons(error)?.includes('ConditionalCheckFailed')) throw error;
@@ -202,35 +200,33 @@ export class WorkflowsRepository {
     const version = seen.version + 1;
     const state = stateCondition(expected);
     try {
-      await this.doc.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Update: {
-                TableName: this.table,
-                Key: { account_id: seen.account_id, sk: headSk(seen.slug) },
-                UpdateExpression: 'SET version = :v, #name = :name, description = :desc, updated_at = :now',
-                ConditionExpression: state.condition,
-                ExpressionAttributeNames: { '#name': 'name' },
-                ExpressionAttributeValues: {
-                  ...state.values,
-                  ':v': version,
-                  ':name': changes.name,
-                  ':desc': changes.description,
-                  ':now': now.toISOString(),
-                },
+      await transactWrite(this.doc, {
+        TransactItems: [
+          {
+            Update: {
+              TableName: this.table,
+              Key: { account_id: seen.account_id, sk: headSk(seen.slug) },
+              UpdateExpression: 'SET version = :v, #name = :name, description = :desc, updated_at = :now',
+              ConditionExpression: state.condition,
+              ExpressionAttributeNames: { '#name': 'name' },
+              ExpressionAttributeValues: {
+                ...state.values,
+                ':v': version,
+                ':name': changes.name,
+                ':desc': changes.description,
+                ':now': now.toISOString(),
               },
             },
-            {
-              Put: {
-                TableName: this.table,
-                Item: this.versionItem(seen.account_id, seen.slug, version, { definition, ...changes, created_by: createdBy }, now.toISOString()),
-                ConditionExpression: 'attribute_not_exists(sk)',
-              },
+          },
+          {
+            Put: {
+              TableName: this.table,
+              Item: this.versionItem(seen.account_id, seen.slug, version, { definition, ...changes, created_by: createdBy }, now.toISOString()),
+              ConditionExpression: 'attribute_not_exists(sk)',
             },
-          ],
-        }),
-      );
+          },
+        ],
+      });
     } catch (error) {
       if (cancellationReasons(error)?.includes('ConditionalCheckFailed')) return undefined;
       throw error;
