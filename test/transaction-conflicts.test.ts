@@ -6,7 +6,9 @@
  * cancelled by an injected conflict (DynamoDB Local serialises transactions, so it never produces one) and
  * must still take effect, once, with its one audit event: the account's creation, a member added, a
  * member's role changed, a member removed, a workflow created and a workflow's new version (two PUTs of
- * one workflow at once on AWS: one of them got a 500 before).
+ * one workflow at once on AWS: one of them got a 500 before). A plain write on an item a transaction is
+ * writing is refused with `TransactionConflictException`, which the SDK does not retry either: the
+ * functions' client sends it again too (a deploy while a PUT writes the workflow's head).
  */
 import { addMember, removeMember, setMemberRole, type MemberDeps } from '../admin-cli/members.js';
 import { createDocumentClient } from '../lambdas/shared/ddb.js';
@@ -17,7 +19,7 @@ import { ExecutionsRepository } from '../lambdas/shared/repositories/executions.
 import { MembershipsRepository } from '../lambdas/shared/repositories/memberships.js';
 import { WorkflowsRepository } from '../lambdas/shared/repositories/workflows.js';
 import { createAccount } from '../lambdas/shared/services/keys.js';
-import { createWorkflow, getWorkflow, listWorkflowVersions, updateWorkflow } from '../lambdas/shared/services/workflows.js';
+import { createWorkflow, deployWorkflow, getWorkflow, listWorkflowVersions, updateWorkflow } from '../lambdas/shared/services/workflows.js';
 import { LOCAL_CREDENTIALS } from '../local-runner/dynamodb-local.js';
 import { LOCAL_REGION } from '../local-runner/stack.js';
 import { startCountingProxy, type CountingProxy } from './support/counting-proxy.js';
@@ -116,5 +118,41 @@ describe('workflows', () => {
     expect(await getWorkflow(deps, actor, 'wf')).toMatchObject({ version: 2, name: 'wf v2' });
     const versions = await listWorkflowVersions(deps, actor, 'wf', 10);
     expect(versions.items.map((v) => v.version)).toEqual([2, 1]);
+  });
+
+  it('a deploy refused twice because a transaction was writing the head (TransactionConflictException) is sent again: deployed', async () => {
+    const id = await newAccount();
+    const deps = { workflows, executions, accounts, models: new ModelRegistry() };
+    const actor = { accountId: id, principal: { kind: 'key' as const, key_id: 'key_a' }, workspaces: ['*'] };
+    await createWorkflow(deps, actor, { slug: 'wf', name: 'wf', definition: definition('echo') });
+    proxy.reset();
+    proxy.inject({ operation: 'UpdateItem', table: db.tables.workflows, fault: 'transaction-conflict', times: 2 });
+    expect(await deployWorkflow(deps, actor, 'wf')).toMatchObject({ status: 'deployed', deployed_version: 1 });
+    expect(proxy.injected()).toBe(2);
+    expect(proxy.counts()['UpdateItem']).toBe(3);
+  });
+
+  it('a plain write refused on every attempt fails (a 500 for its request), after as many attempts as a throttled one', async () => {
+    const id = await newAccount();
+    const deps = { workflows, executions, accounts, models: new ModelRegistry() };
+    const actor = { accountId: id, principal: { kind: 'key' as const, key_id: 'key_a' }, workspaces: ['*'] };
+    await createWorkflow(deps, actor, { slug: 'wf', name: 'wf', definition: definition('echo') });
+    const attempts = async (fault: 'throttle' | 'transaction-conflict') => {
+      proxy.clearFaults();
+      proxy.reset();
+      proxy.inject({ operation: 'UpdateItem', table: db.tables.workflows, fault });
+      const failed = await deployWorkflow(deps, actor, 'wf').then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      return { name: (failed as Error | undefined)?.name, calls: proxy.counts()['UpdateItem'] };
+    };
+    const throttled = await attempts('throttle');
+    expect(throttled.name).toBe('ProvisionedThroughputExceededException');
+    // The SDK's attempts for DynamoDB (4 with its 2026 retry behaviour).
+    expect(throttled.calls).toBeGreaterThanOrEqual(3);
+    expect(await attempts('transaction-conflict')).toEqual({ name: 'TransactionConflictException', calls: throttled.calls });
+    proxy.clearFaults();
+    expect(await getWorkflow(deps, actor, 'wf')).toMatchObject({ status: 'draft', deployed_version: null });
   });
 });

@@ -10,12 +10,36 @@ import { ValidationError } from './errors.js';
  */
 export function createDocumentClient(config: DynamoDBClientConfig = {}): DynamoDBDocumentClient {
   // A call that gets no answer is abandoned after 1.5 s (the SDK's default is to wait forever, and without
-  // throwOnRequestTimeout it only warns) and retried like any transient fault (3 attempts, about 6 s in
-  // all): a hung DynamoDB fails the request inside the functions' 10 s timeout instead of holding it
-  // until Lambda kills the function.
-  return DynamoDBDocumentClient.from(new DynamoDBClient({ requestHandler: { connectionTimeout: 1000, requestTimeout: 1500, throwOnRequestTimeout: true }, ...config }), {
+  // throwOnRequestTimeout it only warns) and retried like any transient fault (4 attempts, the SDK's
+  // default for DynamoDB: about 6 s in all): a hung DynamoDB fails the request inside the functions' 10 s
+  // timeout instead of holding it until Lambda kills the function.
+  const client = new DynamoDBClient({ requestHandler: { connectionTimeout: 1000, requestTimeout: 1500, throwOnRequestTimeout: true }, ...config });
+  // Inside the retry middleware (finalizeRequest, high priority), outside the deserializer: it sees the error as the SDK made it.
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      try {
+        return await next(args);
+      } catch (error) {
+        markTransactionConflictRetryable(error);
+        throw error;
+      }
+    },
+    { step: 'finalizeRequest', priority: 'low', name: 'retryTransactionConflicts' },
+  );
+  return DynamoDBDocumentClient.from(client, {
     marshallOptions: { removeUndefinedValues: true },
   });
+}
+
+/**
+ * A plain write (PutItem, UpdateItem, DeleteItem) on an item that a transaction is writing at that moment
+ * is refused with `TransactionConflictException`: it took no effect, and AWS advises sending it again,
+ * but the SDK's retry strategy does not know the error. Marked retryable as throttling is, it is sent
+ * again with the SDK's backoff, within the client's attempts (e.g. a deploy of a workflow while a PUT's
+ * transaction writes its head). A client of one attempt (below) still makes one.
+ */
+function markTransactionConflictRetryable(error: unknown): void {
+  if (error instanceof Error && error.name === 'TransactionConflictException') Object.assign(error, { $retryable: { throttling: true } });
 }
 
 /**

@@ -13,7 +13,7 @@
  * BatchWriteItem whose every item comes back unprocessed (`unprocessed`: not forwarded, all of
  * `RequestItems` answered as `UnprocessedItems`, as DynamoDB does under throttling); and a transaction
  * cancelled by a conflicting one (`transaction-conflict`: not forwarded, a TransactionCanceledException
- * with a `TransactionConflict` reason for each item).
+ * with a `TransactionConflict` reason for each item; for a plain write, a TransactionConflictException).
  */
 import { createServer, request as httpRequest, type Server, type ServerResponse } from 'node:http';
 
@@ -135,6 +135,12 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
           const { RequestItems } = JSON.parse(body.toString('utf8')) as { RequestItems: unknown };
           res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
           res.end(JSON.stringify({ UnprocessedItems: RequestItems }));
+          return;
+        }
+        if (match.rule.fault === 'transaction-conflict' && op !== 'TransactWriteItems') {
+          // A plain write on an item a transaction is writing.
+          res.writeHead(400, { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-errortype': 'TransactionConflictException' });
+          res.end(JSON.stringify({ __type: 'com.amazonaws.dynamodb.v20120810#TransactionConflictException', message: 'Transaction is ongoing for the item (injected)' }));
           return;
         }
         if (match.rule.fault === 'transaction-conflict') {
