@@ -14,18 +14,7 @@ export function createDocumentClient(config: DynamoDBClientConfig = {}): DynamoD
   // default for DynamoDB: about 6 s in all): a hung DynamoDB fails the request inside the functions' 10 s
   // timeout instead of holding it until Lambda kills the function.
   const client = new DynamoDBClient({ requestHandler: { connectionTimeout: 1000, requestTimeout: 1500, throwOnRequestTimeout: true }, ...config });
-  // Inside the retry middleware (finalizeRequest, high priority), outside the deserializer: it sees the error as the SDK made it.
-  client.middlewareStack.add(
-    (next) => async (args) => {
-      try {
-        return await next(args);
-      } catch (error) {
-        markTransactionConflictRetryable(error);
-        throw error;
-      }
-    },
-    { step: 'finalizeRequest', priority: 'low', name: 'retryTransactionConflicts' },
-  );
+  retryTransactionConflicts(client);
   return DynamoDBDocumentClient.from(client, {
     marshallOptions: { removeUndefinedValues: true },
   });
@@ -34,12 +23,25 @@ export function createDocumentClient(config: DynamoDBClientConfig = {}): DynamoD
 /**
  * A plain write (PutItem, UpdateItem, DeleteItem) on an item that a transaction is writing at that moment
  * is refused with `TransactionConflictException`: it took no effect, and AWS advises sending it again,
- * but the SDK's retry strategy does not know the error. Marked retryable as throttling is, it is sent
- * again with the SDK's backoff, within the client's attempts (e.g. a deploy of a workflow while a PUT's
- * transaction writes its head). A client of one attempt (below) still makes one.
+ * but the SDK's retry strategy does not know the error. Marked retryable (`$retryable`, as the SDK marks a
+ * modelled retryable error: a transient fault, with its short backoff), it is sent again within the
+ * client's attempts (e.g. a deploy of a workflow while a PUT's transaction writes its head). Every client
+ * of the code gets it: the functions' (createDocumentClient), the admin CLI's and the local runner's.
+ * `singleAttemptClient` builds a client of its own without it, and makes one attempt whatever fails.
  */
-function markTransactionConflictRetryable(error: unknown): void {
-  if (error instanceof Error && error.name === 'TransactionConflictException') Object.assign(error, { $retryable: { throttling: true } });
+export function retryTransactionConflicts(client: DynamoDBClient): void {
+  // Inside the retry middleware (finalizeRequest, high priority), outside the deserializer: it sees the error as the SDK made it.
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      try {
+        return await next(args);
+      } catch (error) {
+        if (error instanceof Error && error.name === 'TransactionConflictException') Object.assign(error, { $retryable: {} });
+        throw error;
+      }
+    },
+    { step: 'finalizeRequest', priority: 'low', name: 'retryTransactionConflicts' },
+  );
 }
 
 /**
