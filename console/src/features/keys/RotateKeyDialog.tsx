@@ -8,6 +8,7 @@ import { ErrorMessage, StatusMessage } from '../../components/Messages';
 import { ApiProblem, isStale, messageOf } from '../../api/errors';
 import { useAccount } from '../../lib/account';
 import { rotateKey, type Key } from './api';
+import { KeyNamed } from './ConfirmKeyDialog';
 import { NewKeySecret } from './NewKeySecret';
 import { GracePeriodField } from '../../components/GracePeriodField';
 import { useSubmission } from '../../lib/use-submission';
@@ -59,7 +60,7 @@ export function RotateKeyDialog({
       ) : (
         <form className="dialog-body" onSubmit={(e) => void submit(e)}>
           <p>
-            A new key with the same name, permissions and workspaces replaces <strong>{apiKey.name}</strong> (<span className="mono">{apiKey.prefix}…</span>). Update
+            A new key with the same name, permissions and workspaces replaces <KeyNamed apiKey={apiKey} />. Update
             the services that use it.
           </p>
           <GracePeriodField options={GRACE} value={grace} onChange={setGrace} hint="How long the old key keeps working, so you can deploy the new one first." />
