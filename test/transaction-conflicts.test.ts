@@ -101,11 +101,14 @@ describe('members (the admin CLI)', () => {
 
 describe('workflows', () => {
   const definition = (model: string) => ({ input_schema: {}, steps: [{ id: 'e', model, input: 1 }], output: '$.steps.e.output' });
+  /** A new account, the workflow services' repositories (through the fault proxy), and a key of the account acting. */
+  const newWorkflowAccount = async () => ({
+    deps: { workflows, executions, accounts, models: new ModelRegistry() },
+    actor: { accountId: await newAccount(), principal: { kind: 'key' as const, key_id: 'key_a' }, workspaces: ['*'] },
+  });
 
   it('a creation and a new version, each cancelled once by a conflict: the workflow at version 1, then 2, no version twice', async () => {
-    const id = await newAccount();
-    const deps = { workflows, executions, accounts, models: new ModelRegistry() };
-    const actor = { accountId: id, principal: { kind: 'key' as const, key_id: 'key_a' }, workspaces: ['*'] };
+    const { deps, actor } = await newWorkflowAccount();
 
     conflict(db.tables.workflows);
     await createWorkflow(deps, actor, { slug: 'wf', name: 'wf', definition: definition('echo') });
@@ -121,9 +124,7 @@ describe('workflows', () => {
   });
 
   it('a deploy refused twice because a transaction was writing the head (TransactionConflictException) is sent again: deployed', async () => {
-    const id = await newAccount();
-    const deps = { workflows, executions, accounts, models: new ModelRegistry() };
-    const actor = { accountId: id, principal: { kind: 'key' as const, key_id: 'key_a' }, workspaces: ['*'] };
+    const { deps, actor } = await newWorkflowAccount();
     await createWorkflow(deps, actor, { slug: 'wf', name: 'wf', definition: definition('echo') });
     proxy.reset();
     proxy.inject({ operation: 'UpdateItem', table: db.tables.workflows, fault: 'transaction-conflict', times: 2 });
@@ -133,9 +134,7 @@ describe('workflows', () => {
   });
 
   it('a plain write refused on every attempt fails (a 500 for its request), after as many attempts as a throttled one', async () => {
-    const id = await newAccount();
-    const deps = { workflows, executions, accounts, models: new ModelRegistry() };
-    const actor = { accountId: id, principal: { kind: 'key' as const, key_id: 'key_a' }, workspaces: ['*'] };
+    const { deps, actor } = await newWorkflowAccount();
     await createWorkflow(deps, actor, { slug: 'wf', name: 'wf', definition: definition('echo') });
     const attempts = async (fault: 'throttle' | 'transaction-conflict') => {
       proxy.clearFaults();
