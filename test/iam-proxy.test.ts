@@ -166,6 +166,31 @@ it('refuses a signature that is not a function’s: a wrong secret, an unknown s
   expect(logs.join('\n')).not.toContain(who.sessionToken);
 });
 
+it('answers a body DynamoDB could not read as DynamoDB does (SerializationException, HTTP 400), not with a 500', async () => {
+  const client = as(identity('KeysFunction'));
+  // Replace the serialized body before it is signed: the SDK itself never sends these shapes.
+  let raw = '';
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      const request = args.request as { body: string; headers: Record<string, string> };
+      request.body = raw;
+      request.headers['content-length'] = String(Buffer.byteLength(raw));
+      return next(args);
+    },
+    { step: 'build', priority: 'low', name: 'rawBody' },
+  );
+  const get = () => client.send(new GetItemCommand({ TableName: table('DataKeysTable'), Key: { pk: { S: 'H#x' } } }));
+  const transact = () => client.send(new TransactWriteItemsCommand({ TransactItems: [] }));
+  for (const [body, send] of [
+    ['null', get],
+    ['[1]', get],
+    ['{"TransactItems":"x"}', transact],
+  ] as const) {
+    raw = body;
+    expect(await failure(send())).toMatchObject({ name: 'SerializationException', status: 400 });
+  }
+});
+
 it('lets the runner’s own credentials (the operator’s) through unchecked', async () => {
   const keys = table('DataKeysTable');
   const before = refusals.length;

@@ -167,13 +167,17 @@ export async function startDynamoDbIamProxy(options: DynamoDbIamProxyOptions): P
         const refusal = await verifier.checkSignature(signedRequest, checked, body);
         if (refusal) return refuseSignature(req, res, refusal);
         const operation = operationOf(req);
-        let parsed: Record<string, unknown>;
+        // A body DynamoDB could not read (not JSON, not an object, a field of the wrong shape) is the
+        // caller's fault, answered as DynamoDB answers it (SerializationException, HTTP 400), not a 500.
+        let accesses: ReturnType<typeof dynamoDbAccess>;
         try {
-          parsed = JSON.parse(body.toString('utf8') || '{}') as Record<string, unknown>;
+          const parsed: unknown = JSON.parse(body.toString('utf8') || '{}');
+          if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new TypeError('not an object');
+          accesses = dynamoDbAccess(operation, parsed as Record<string, unknown>, options.target);
         } catch {
           return error(res, 'SerializationException', 'Start of structure or map found where not expected');
         }
-        for (const access of dynamoDbAccess(operation, parsed, options.target)) {
+        for (const access of accesses) {
           const decision = options.enforcer.authorize(checked.identity.name, access);
           if (!decision.ok) return error(res, 'AccessDeniedException', decision.refusal.message, 'Message');
         }
