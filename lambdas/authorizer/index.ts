@@ -18,9 +18,9 @@
  * answers with 403 NOT_A_MEMBER (or 400) before doing anything.
  */
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
-import { hashApiKey, KEY_METADATA_CONTEXT, parseApiKey } from '../shared/api-key.js';
+import { hashApiKey, KEY_CAPABILITIES_CONTEXT, KEY_METADATA_CONTEXT, parseApiKey } from '../shared/api-key.js';
 import { ACCOUNT_HEADER, encodeCaller, encodeRefusal, type AuthorizerContext } from '../shared/caller.js';
-import { covers } from '../shared/capabilities.js';
+import { inForce } from '../shared/capabilities.js';
 import { createDocumentClient, TABLE_ENV } from '../shared/ddb.js';
 import { IDENTITY_PROVIDER_ENV, identityProviderFromEnv } from '../shared/identity-provider.js';
 // Types only: the module itself is imported when the first session needs it.
@@ -110,9 +110,7 @@ export function evaluate(
   // Disabled by PATCH {"enabled": false}: refused while it keeps its slot (absent on older keys: enabled).
   if (record.enabled === false) return { refusal: 'disabled' as const };
   if (record.environment !== environment) return { refusal: 'environment' as const };
-  const ceiling = tierCeilings[record.tier];
-  const capabilities = record.capabilities.filter((c) => covers(ceiling, c));
-  return { capabilities };
+  return { capabilities: inForce(record.capabilities, tierCeilings[record.tier]) };
 }
 
 function allow(principalId: string, methodArn: string, context: AuthorizerContext): APIGatewayAuthorizerResult {
@@ -185,23 +183,28 @@ export async function handler(event: APIGatewayRequestAuthorizerEvent): Promise<
   return allow(
     record.key_id,
     event.methodArn,
-    // + the key's metadata, for GET /keys/verify (which reads nothing but this context): JSON, `{}` for older keys.
-    { [KEY_METADATA_CONTEXT]: JSON.stringify(record.metadata ?? {}), ...encodeCaller({
-      kind: 'key',
-      keyId: record.key_id,
-      counterId: record.key_id,
-      accountId: record.account_id,
-      tier: record.tier,
-      environment: record.environment,
-      name: record.name,
-      prefix: record.prefix,
-      createdAt: record.created_at,
-      expiresAt: record.expires_at ?? null,
-      createdBy: record.created_by ?? null,
-      rotatedTo: record.rotated_to ?? null,
-      capabilities: verdict.capabilities,
-      workspaces: record.workspaces,
-      rateLimit: rateLimitFor(settings, record.tier, record.environment),
-    }) },
+    // + the key's metadata, for GET /keys/verify (which reads nothing but this context): JSON, `{}` for older
+    // keys; and its own capabilities where some are out of force (the key's object shows them all).
+    {
+      [KEY_METADATA_CONTEXT]: JSON.stringify(record.metadata ?? {}),
+      ...(verdict.capabilities.length !== record.capabilities.length ? { [KEY_CAPABILITIES_CONTEXT]: JSON.stringify(record.capabilities) } : {}),
+      ...encodeCaller({
+        kind: 'key',
+        keyId: record.key_id,
+        counterId: record.key_id,
+        accountId: record.account_id,
+        tier: record.tier,
+        environment: record.environment,
+        name: record.name,
+        prefix: record.prefix,
+        createdAt: record.created_at,
+        expiresAt: record.expires_at ?? null,
+        createdBy: record.created_by ?? null,
+        rotatedTo: record.rotated_to ?? null,
+        capabilities: verdict.capabilities,
+        workspaces: record.workspaces,
+        rateLimit: rateLimitFor(settings, record.tier, record.environment),
+      }),
+    },
   );
 }

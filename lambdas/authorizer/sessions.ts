@@ -7,7 +7,7 @@
  */
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { personCounterId, type PersonCaller, type Refusal } from '../shared/caller.js';
-import { covers, ROLES } from '../shared/capabilities.js';
+import { inForce, ROLES } from '../shared/capabilities.js';
 import { ACCOUNT_ID_PATTERN, AccountsRepository } from '../shared/repositories/accounts.js';
 import { MembershipsRepository, type MembershipRecord } from '../shared/repositories/memberships.js';
 import type { IdentityProviderConfig } from '../shared/identity-provider.js';
@@ -53,7 +53,6 @@ export function createSessions(doc: DynamoDBDocumentClient, tables: SessionTable
       const account = await accounts.get(membership.account_id);
       // A membership of an account that no longer exists places the person nowhere.
       if (!account) return { refusal: { code: 'NOT_A_MEMBER', account_id: membership.account_id }, subject };
-      const ceiling = new Set(settings.tiers[account.tier].ceiling);
       return {
         caller: {
           kind: 'person',
@@ -63,7 +62,7 @@ export function createSessions(doc: DynamoDBDocumentClient, tables: SessionTable
           accountId: account.account_id,
           tier: account.tier,
           environment: 'live',
-          capabilities: ROLES[membership.role].filter((c) => covers(ceiling, c)),
+          capabilities: inForce(ROLES[membership.role], settings.tiers[account.tier].ceiling),
           workspaces: ['*'],
           rateLimit: rateLimitFor(settings, account.tier, 'live'),
           counterId: personCounterId(account.account_id, subject),

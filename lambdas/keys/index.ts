@@ -10,11 +10,12 @@ import { listAuditEvents } from '../shared/services/audit.js';
 import { AccountsRepository } from '../shared/repositories/accounts.js';
 import { IdempotencyRepository } from '../shared/repositories/idempotency.js';
 import { secretBoxFromEnv } from '../shared/secret-box.js';
-import { KEY_METADATA_CONTEXT } from '../shared/api-key.js';
+import { KEY_CAPABILITIES_CONTEXT, KEY_METADATA_CONTEXT } from '../shared/api-key.js';
 import { KeysRepository } from '../shared/repositories/keys.js';
 import { UsageRepository } from '../shared/repositories/usage.js';
 import { MembershipsRepository } from '../shared/repositories/memberships.js';
 import { NotFoundError } from '../shared/errors.js';
+import { isCapability, type Capability } from '../shared/capabilities.js';
 import { me, type MeDeps } from '../shared/services/me.js';
 import { parseDaysParam, parsePageParams } from '../shared/schemas.js';
 import {
@@ -68,6 +69,20 @@ function metadataOf(event: ProxyEvent): Record<string, string> {
   return Object.fromEntries(Object.entries(value as Record<string, string>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
+/**
+ * The calling key's own capabilities: those the authorizer passes (KEY_CAPABILITIES_CONTEXT) when some are
+ * out of force under the tier's ceiling, else the caller's (all in force).
+ */
+function ownCapabilities(event: ProxyEvent, inForce: readonly Capability[]): readonly Capability[] {
+  const raw = (event.requestContext?.authorizer as Record<string, unknown> | null | undefined)?.[KEY_CAPABILITIES_CONTEXT];
+  if (raw === undefined) return inForce;
+  const value: unknown = JSON.parse(String(raw));
+  if (!Array.isArray(value) || !value.every((c) => typeof c === 'string' && isCapability(c))) {
+    throw new Error('authorizer context key_capabilities is not a capability list');
+  }
+  return value as Capability[];
+}
+
 const created = ({ key, apiKey }: CreatedKey) => json(201, { ...key, api_key: apiKey });
 
 const routes: Record<string, RouteDef> = {
@@ -84,7 +99,8 @@ const routes: Record<string, RouteDef> = {
         name: caller.name,
         prefix: caller.prefix,
         environment: caller.environment,
-        capabilities: caller.capabilities,
+        // The key's own, as GET /keys/{id} shows them; GET /me shows those in force.
+        capabilities: ownCapabilities(event, caller.capabilities),
         workspaces: caller.workspaces,
         account_id: caller.accountId,
         tier: caller.tier,

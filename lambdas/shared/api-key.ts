@@ -83,3 +83,9 @@ export function newId(type: string): string {
  * GET /keys/verify, which answers from the context alone (no read).
  */
 export const KEY_METADATA_CONTEXT = 'key_metadata';
+
+/**
+ * The authorizer context entry that carries a key's own capabilities (JSON) when they differ from those in
+ * force (a tier ceiling below them), so GET /keys/verify shows the key's object as GET /keys/{id} does.
+ */
+export const KEY_CAPABILITIES_CONTEXT = 'key_capabilities';

@@ -49,6 +49,15 @@ export function covers(held: ReadonlySet<Capability> | readonly Capability[], ca
   return parent !== undefined && set.has(parent);
 }
 
+/**
+ * The capabilities in force: those of `held` that the tier's `ceiling` covers (what the authorizer grants a
+ * key or a role; the rest stay stored, out of force, until the ceiling allows them again).
+ */
+export function inForce(held: readonly Capability[], ceiling: ReadonlySet<Capability> | readonly Capability[]): Capability[] {
+  const set = ceiling instanceof Set ? ceiling : new Set(ceiling as readonly Capability[]);
+  return held.filter((c) => covers(set, c));
+}
+
 /** The first capability of `wanted` that `held` does not cover, or undefined when all are covered. */
 export function firstUncovered(
   held: ReadonlySet<Capability> | readonly Capability[],

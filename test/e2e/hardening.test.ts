@@ -199,7 +199,7 @@ describe('a tier change reaches every key (finding 10)', () => {
     await setAccountTier(t.deps(), acct.accountId, 'free');
     proxy.clearFaults();
     const freshKey = String(fresh.body['api_key']);
-    expect((await t.api(freshKey, 'GET', '/keys/verify')).body).toMatchObject({ tier: 'free', capabilities: [] });
+    expect((await t.api(freshKey, 'GET', '/me')).body).toMatchObject({ account: { tier: 'free' }, capabilities: [] });
     expectError(await t.api(freshKey, 'POST', '/models/echo/run', { input: 1 }), 403, 'CAPABILITY_DENIED');
     expect((await t.api(acct.key, 'GET', '/keys/verify')).body).toMatchObject({ tier: 'free' });
   });

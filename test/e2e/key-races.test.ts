@@ -94,7 +94,7 @@ describe('tier changes (finding 2)', () => {
     }
     // Run again, it completes.
     await setAccountTier(t.deps(), acct.accountId, 'free');
-    expect((await t.api(String(other.body['api_key']), 'GET', '/keys/verify')).body).toMatchObject({ tier: 'free', capabilities: [] });
+    expect((await t.api(String(other.body['api_key']), 'GET', '/me')).body).toMatchObject({ account: { tier: 'free' }, capabilities: [] });
   });
 
   it('concurrent tier changes leave the account and every key on one tier', async () => {

@@ -404,10 +404,12 @@ describe('capabilities, workspaces and tiers', () => {
     }
   });
 
-  it('a free account’s key authenticates but holds nothing', async () => {
+  it('a free account’s key authenticates but holds nothing in force', async () => {
     const { key, accountId } = await t.account('pro', { name: 'k', capabilities: ['keys:read', 'keys:write'] });
     await setAccountTier(t.deps(), accountId, 'free');
-    expect((await t.api(key, 'GET', '/keys/verify')).body).toMatchObject({ tier: 'free', capabilities: [] });
+    // The key's object keeps what it was given (docs/api.md: "see GET /me for what is in force").
+    expect((await t.api(key, 'GET', '/keys/verify')).body).toMatchObject({ tier: 'free', capabilities: ['keys:read', 'keys:write'] });
+    expect((await t.api(key, 'GET', '/me')).body).toMatchObject({ account: { tier: 'free' }, capabilities: [] });
     expectError(await t.api(key, 'GET', '/keys'), 403, 'CAPABILITY_DENIED', { required: 'keys:read', actual: [] });
   });
 
@@ -439,15 +441,30 @@ describe('capabilities, workspaces and tiers', () => {
     );
   });
 
-  it('a key that a tier downgrade put over the ceiling cannot be rotated into a new one', async () => {
+  it('a key that a tier downgrade put over the ceiling: edited and revoked by whoever holds keys:write, never rotated', async () => {
     const { key, accountId } = await t.account('business');
-    const strong = await t.api(key, 'POST', '/keys', { name: 'models', capabilities: ['model:run'] });
+    const strong = await t.api(key, 'POST', '/keys', { name: 'models', capabilities: ['model:run', 'workflow:read'] });
+    const strongId = String(strong.body['key_id']);
     await setAccountTier(t.deps(), accountId, 'pro');
     // The admin key itself now holds model:run only nominally; the ceiling cuts it at the authorizer.
-    expectError(await t.api(key, 'POST', `/keys/${String(strong.body['key_id'])}/rotate`), 403, 'TIER_CEILING_EXCEEDED', {
-      tier: 'pro',
-      capability: 'model:run',
-    });
+    // Rotating would hand out a secret for model:run, which the caller no longer holds in force.
+    expectError(await t.api(key, 'POST', `/keys/${strongId}/rotate`), 403, 'TIER_CEILING_EXCEEDED', { tier: 'pro', capability: 'model:run' });
+    // GET /keys/verify shows the key's object (what it holds, as GET /keys/{id}); GET /me what is in force.
+    const verify = await t.api(String(strong.body['api_key']), 'GET', '/keys/verify');
+    expect(verify.body['capabilities']).toEqual(['model:run', 'workflow:read']);
+    expect((await t.api(key, 'GET', `/keys/${strongId}`)).body['capabilities']).toEqual(['model:run', 'workflow:read']);
+    expect((await t.api(String(strong.body['api_key']), 'GET', '/me')).body['capabilities']).toEqual(['workflow:read']);
+    // Counted against what is in force, the key is within the admin's reach: it can be edited …
+    const edited = await t.api(key, 'PATCH', `/keys/${strongId}`, { name: 'models (paused)', enabled: false });
+    expect(edited.status).toBe(200);
+    expect(edited.body).toMatchObject({ name: 'models (paused)', enabled: false, capabilities: ['model:run', 'workflow:read'] });
+    // … and revoked: a leaked key is stopped whatever the tier did.
+    expect((await t.api(key, 'DELETE', `/keys/${strongId}`)).status).toBe(204);
+    expect((await t.api(String(strong.body['api_key']), 'GET', '/keys/verify')).status).toBe(401);
+    // A key without keys:write in force still cannot: the rule is the caller's own capabilities, cut.
+    const reader = String((await t.api(key, 'POST', '/keys', { name: 'reader', capabilities: ['keys:read', 'workflow:read'] })).body['api_key']);
+    const other = String((await t.api(key, 'POST', '/keys', { name: 'other', preset: 'read-only' })).body['key_id']);
+    expectError(await t.api(reader, 'DELETE', `/keys/${other}`), 403, 'CAPABILITY_DENIED', { required: 'keys:write', actual: ['keys:read', 'workflow:read'] });
   });
 
   describe('escalation matrix: a key can never grant a capability it lacks', () => {

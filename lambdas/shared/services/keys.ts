@@ -8,6 +8,7 @@ import {
   PRESETS,
   SCOPES,
   firstUncovered,
+  inForce,
   isCapability,
   normalizeCapabilities,
   workspacesCover,
@@ -340,12 +341,15 @@ async function unrotatedKey(
 
 /**
  * A key may only manage (edit, rotate, revoke) a key within its own capabilities and workspaces, and a
- * test key only test keys.
+ * test key only test keys. The target's capabilities count as they are in force under `tier` (the
+ * account's): after a downgrade the caller's own are cut to the new ceiling too, and a key holding more
+ * than the ceiling must still be editable and revocable by whoever holds keys:write (a leaked key is
+ * stopped at once). Neither hands out the key's secret; rotating does, and checks more (rotateKey).
  */
-function assertManageable(target: KeyRecord, caller?: Grant): void {
+function assertManageable(settings: Settings, tier: TierName, target: KeyRecord, caller?: Grant): void {
   if (!caller) return;
   assertEnvironment(target.environment, caller);
-  const denied = firstUncovered(caller.capabilities, target.capabilities);
+  const denied = firstUncovered(caller.capabilities, inForce(target.capabilities, settings.tiers[tier].ceiling));
   if (denied) throw new CapabilityDeniedError(denied, [...caller.capabilities]);
   const outside = workspacesCover(caller.workspaces, target.workspaces);
   if (outside) throw new WorkspaceDeniedError(outside);
@@ -400,7 +404,7 @@ export async function updateKey(
     if (capabilities) assertGrantable(deps.settings, record.tier, capabilities, workspaces ?? record.workspaces, caller);
     else if (workspaces) assertGrantable(deps.settings, record.tier, [], workspaces, caller);
     // … and the key as it stands must be within the caller's reach.
-    assertManageable(record, caller);
+    assertManageable(deps.settings, record.tier, record, caller);
     const wanted = {
       // A null (the schema's nullable) is a field not given.
       ...(body.name != null ? { name: body.name } : {}),
@@ -424,7 +428,7 @@ export async function updateKey(
 export async function revokeKey(deps: KeyServiceDeps, accountId: string, keyId: string, caller?: Grant, request?: RequestMeta): Promise<void> {
   const now = clock(deps);
   const record = await activeKey(deps, accountId, keyId, now);
-  assertManageable(record, caller);
+  assertManageable(deps.settings, record.tier, record, caller);
   await deps.keys.revoke(record, now, deps.audit.putItem(keyEvent('key.revoked', record, { revoked_at: { from: null, to: now.toISOString() } }, now, caller, request)));
 }
 
@@ -452,8 +456,12 @@ export async function rotateKey(
     assertEnvironment(old.environment, caller);
     const account = await deps.accounts.get(accountId);
     if (!account) throw new NotFoundError(`Account '${accountId}' does not exist`);
+    // Rotating hands out a secret for everything the key holds, so unlike an edit or a revocation it needs
+    // the key's capabilities as stored within the ceiling and the caller's own: a key a downgrade put over
+    // the ceiling is not rotated (403 TIER_CEILING_EXCEEDED), else the secret would gain what the caller
+    // lacks the day the tier goes back up. Revoke it and create another.
     assertGrantable(deps.settings, account.tier, old.capabilities, old.workspaces, caller);
-    assertManageable(old, caller);
+    assertManageable(deps.settings, account.tier, old, caller);
     const { record, apiKey } = newKeyRecord(deps, now, {
       account_id: accountId,
       name: old.name,
