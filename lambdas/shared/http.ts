@@ -115,18 +115,20 @@ function parseBody(event: ProxyEvent): unknown {
  * Keys this container saw refused in the current window, with the window's end (epoch seconds): their
  * next requests in that window are refused without a write. Only refusals are cached, so the limit stays
  * exact (every admission is still decided by the conditional write), and a hot key past its limit
- * costs DynamoDB nothing more: its 429s cannot turn into throttled writes and 500s. Bounded: expired
- * entries go first, and the whole map past REFUSALS_MAX.
+ * costs DynamoDB nothing more: its 429s cannot turn into throttled writes and 500s. Each refusal is
+ * remembered with the limit it was refused under and applies only while the caller's limit is no higher
+ * (a tier raised mid-window applies from the next request, API.md §2). Bounded: expired entries go first,
+ * and the whole map past REFUSALS_MAX.
  */
-const refusedUntil = new Map<string, number>();
+const refusedUntil = new Map<string, { until: number; limit: number }>();
 const REFUSALS_MAX = 10_000;
 
-function rememberRefusal(keyId: string, reset: number, nowSeconds: number): void {
+function rememberRefusal(keyId: string, reset: number, limit: number, nowSeconds: number): void {
   if (refusedUntil.size >= REFUSALS_MAX) {
-    for (const [k, until] of refusedUntil) if (until <= nowSeconds) refusedUntil.delete(k);
+    for (const [k, { until }] of refusedUntil) if (until <= nowSeconds) refusedUntil.delete(k);
     if (refusedUntil.size >= REFUSALS_MAX) refusedUntil.clear();
   }
-  refusedUntil.set(keyId, reset);
+  refusedUntil.set(keyId, { until: reset, limit });
 }
 
 /** The Lambda context, carrying what the middleware established for this invocation. */
@@ -221,14 +223,14 @@ export function authenticatedHandler(
         const at = now();
         const nowSeconds = at.getTime() / 1000;
         const refused = refusedUntil.get(caller.counterId);
-        if (refused !== undefined && refused > nowSeconds) {
-          request.context.hit = { admitted: false, limit: caller.rateLimit, remaining: 0, reset: refused, now: at };
-          throw new RateLimitExceededError(refused);
+        if (refused !== undefined && refused.until > nowSeconds && caller.rateLimit <= refused.limit) {
+          request.context.hit = { admitted: false, limit: caller.rateLimit, remaining: 0, reset: refused.until, now: at };
+          throw new RateLimitExceededError(refused.until);
         }
         const hit = await usage.hit(caller.counterId, caller.accountId, caller.rateLimit, at);
         request.context.hit = hit;
         if (!hit.admitted) {
-          rememberRefusal(caller.counterId, hit.reset, nowSeconds);
+          rememberRefusal(caller.counterId, hit.reset, caller.rateLimit, nowSeconds);
           throw new RateLimitExceededError(hit.reset);
         }
       },
