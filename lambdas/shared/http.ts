@@ -111,6 +111,9 @@ function parseBody(event: ProxyEvent): unknown {
   return value;
 }
 
+/** Ids in paths (key ids, slugs, model and execution ids) are far shorter; see the handler's check. */
+export const MAX_PATH_PARAMETER_BYTES = 256;
+
 /**
  * Keys this container saw refused in the current window, with the window's end (epoch seconds): their
  * next requests in that window are refused without a write. Only refusals are cached, so the limit stays
@@ -265,6 +268,11 @@ export function authenticatedHandler(
       const needs = typeof route.needs === 'function' ? route.needs(event) : route.needs;
       for (const need of [needs ?? []].flat()) {
         if (!covers(caller.capabilities, need)) throw new CapabilityDeniedError(need, [...caller.capabilities]);
+      }
+      // An id longer than any we issue names nothing we hold: 404 without a read (DynamoDB would refuse a
+      // key attribute over 1,024 or 2,048 bytes with a ValidationException, a 500 here).
+      for (const [name, value] of Object.entries(event.pathParameters ?? {})) {
+        if (typeof value === 'string' && Buffer.byteLength(value) > MAX_PATH_PARAMETER_BYTES) throw new NotFoundError(`No ${name} is longer than ${MAX_PATH_PARAMETER_BYTES} bytes`);
       }
       if (bodyBytes(event) > maxBodyBytes) {
         throw new PayloadTooLargeError(`The request body is larger than ${maxBodyBytes} bytes`);

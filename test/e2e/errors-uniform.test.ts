@@ -87,6 +87,22 @@ describe('405 METHOD_NOT_ALLOWED with Allow', () => {
     }
   });
 
+  it('an id longer than any issued is 404 on every route that takes one, not a 500 from DynamoDB', async () => {
+    const doc = (await t.api(undefined, 'GET', '/openapi.json')).body as { paths: Record<string, Record<string, unknown>> };
+    const templated = Object.entries(doc.paths).filter(([path]) => path.includes('{'));
+    expect(templated.length).toBeGreaterThan(10);
+    // Over DynamoDB's key limits (2,048 bytes for a partition key), in ASCII and in two-byte characters.
+    for (const long of ['k'.repeat(2047), encodeURIComponent('é'.repeat(1100))]) {
+      for (const [path, operations] of templated) {
+        for (const method of Object.keys(operations).filter((m) => ['get', 'post', 'put', 'patch', 'delete'].includes(m))) {
+          const reply = await t.api(admin, method.toUpperCase(), path.replace(/\{[^}]+\}/g, long), method === 'get' || method === 'delete' ? undefined : {});
+          expect({ route: `${method} ${path}`, status: reply.status, code: reply.body['code'] }).toEqual({ route: `${method} ${path}`, status: 404, code: 'NOT_FOUND' });
+          requestIdOf(reply);
+        }
+      }
+    }
+  });
+
   it('an unknown path is still 404, and a known method still reaches its route', async () => {
     expectError(await t.api(admin, 'PATCH', '/keys/x1/nothing'), 404, 'NOT_FOUND');
     expect((await t.api(admin, 'GET', '/keys')).status).toBe(200);
