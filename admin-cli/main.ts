@@ -8,6 +8,7 @@ import { ApiError, NotFoundError, ValidationError } from '../lambdas/shared/erro
 import { ACCOUNT_ID_PATTERN, type AccountRecord } from '../lambdas/shared/repositories/accounts.js';
 import { sweep, SweepStopped, type SweepResult } from '../lambdas/shared/services/housekeeping.js';
 import { createAccount, createKey, getKey, listKeys, revokeKey, rotateKey, setAccountTier, updateKey, type KeyObject } from '../lambdas/shared/services/keys.js';
+import { activeKeyCount } from '../lambdas/shared/services/me.js';
 import { TIER_NAMES, isTierName, type TierName } from '../lambdas/shared/settings.js';
 import { LocalOidcAdminError } from '../local-runner/oidc/admin-client.js';
 import { InvalidEmailError, normalizeEmail } from '../local-runner/oidc/people.js';
@@ -264,8 +265,9 @@ const COMMANDS: Record<string, Command> = {
   'account list': {
     usage: 'account list',
     about:
-      'Lists every account, by id: its tier and how many keys hold a slot (active_keys, as GET /me counts them:\n' +
-      "keys in a rotation's grace included) of the limit. Reads the whole accounts table, page by page.",
+      'Lists every account, by id: its tier and how many of its keys are active (active_keys, as GET /me counts\n' +
+      "them: keys in a rotation's grace included, keys past their expiry or grace not) of the limit. Reads the\n" +
+      'whole accounts table, page by page.',
     options: {},
     async run(target) {
       const max = target.deps.settings.maxActiveKeysPerAccount;
@@ -283,7 +285,12 @@ const COMMANDS: Record<string, Command> = {
         accounts.push(...read.filter((a): a is AccountRecord => a !== undefined));
       }
       accounts.sort((a, b) => (a.account_id < b.account_id ? -1 : a.account_id > b.account_id ? 1 : 0));
-      const items = accounts.map((a) => ({ account_id: a.account_id, tier: a.tier, active_keys: a.active_keys ?? 0, max_active_keys: max, created_at: a.created_at }));
+      const now = new Date();
+      const active: number[] = [];
+      for (let i = 0; i < accounts.length; i += ACCOUNT_READS) {
+        active.push(...(await Promise.all(accounts.slice(i, i + ACCOUNT_READS).map((a) => activeKeyCount(target.deps.keys, a, now)))));
+      }
+      const items = accounts.map((a, i) => ({ account_id: a.account_id, tier: a.tier, active_keys: active[i]!, max_active_keys: max, created_at: a.created_at }));
       const lines = items.map((a) => `${a.account_id}  ${a.tier}  ${a.active_keys} of ${max} keys  created ${a.created_at}`);
       return { json: { items }, text: lines.length ? lines.join('\n') : `The ${target.description} has no accounts.` };
     },
@@ -291,7 +298,7 @@ const COMMANDS: Record<string, Command> = {
   'account get': {
     usage: 'account get --id <id>',
     about:
-      "Shows an account: its tier and that tier's ceiling, how many keys hold a slot of the limit, how many people\n" +
+      "Shows an account: its tier and that tier's ceiling, how many keys are active of the limit, how many people\n" +
       'belong to it (user list --account <id> names them), and when it was created and last changed.',
     options: { id: { type: 'string' } },
     check(values) {
@@ -306,7 +313,7 @@ const COMMANDS: Record<string, Command> = {
         account_id: account.account_id,
         tier: account.tier,
         ceiling: [...target.deps.settings.tiers[account.tier].ceiling],
-        active_keys: account.active_keys ?? 0,
+        active_keys: await activeKeyCount(target.deps.keys, account, new Date()),
         max_active_keys: target.deps.settings.maxActiveKeysPerAccount,
         member_count: members.length,
         created_at: account.created_at,

@@ -100,9 +100,13 @@ describe('the schedule runs the housekeeping function', () => {
   it('a full account’s expired keys give their slots back within one run (two at once): creates work again, one key.expired event each', async () => {
     const { accountId, key } = await t.account('business');
     const expired = await expiredKeys(accountId, 9);
-    expect(await activeKeys(key)).toBe(10);
+    // They hold their slots until released, but are no longer active: GET /me counts the one that works.
+    const slotsHeld = async () => (await t.deps().accounts.get(accountId))?.active_keys;
+    expect(await slotsHeld()).toBe(10);
+    expect(await activeKeys(key)).toBe(1);
 
     await t.stack.runSchedules();
+    expect(await slotsHeld()).toBe(1);
     expect(await activeKeys(key)).toBe(1);
     const events = await expiredEvents(accountId);
     expect(events.map((e) => (e['target'] as { id: string }).id).sort()).toEqual([...expired].sort());
@@ -117,6 +121,7 @@ describe('the schedule runs the housekeeping function', () => {
 
     for (let i = 0; i < 9; i++) expect((await t.api(key, 'POST', '/keys', { name: `new ${i}`, preset: 'read-only' })).status).toBe(201);
     expect(await activeKeys(key)).toBe(10);
+    expect(await slotsHeld()).toBe(10);
     // Nothing more to do: the expired keys' slots were freed once.
     await t.stack.runSchedules();
     expect(await expiredEvents(accountId)).toHaveLength(9);

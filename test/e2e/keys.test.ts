@@ -284,9 +284,17 @@ describe('POST /keys/{key_id}/rotate', () => {
     expectError(await t.api(admin, 'PATCH', `/keys/${String(made.body['key_id'])}`, { name: 'renamed' }), 409, 'KEY_ROTATED', {
       rotated_to: rotated.body['key_id'],
     });
+    // GET /me counts the active keys the list shows: the key in its grace too, and not once it has ended
+    // (its slot is released later, by a create on a full account or housekeeping).
+    const counted = async () => ({
+      me: ((await t.api(admin, 'GET', '/me')).body['account'] as { active_keys: number }).active_keys,
+      listed: ((await t.api(admin, 'GET', '/keys')).body['items'] as unknown[]).length,
+    });
+    expect(await counted()).toEqual({ me: 3, listed: 3 });
     await new Promise((r) => setTimeout(r, 2100));
     expectError(await t.api(oldKey, 'GET', '/keys/verify'), 401, 'UNAUTHORIZED');
     expect((await t.api(newKey, 'GET', '/keys/verify')).status).toBe(200);
+    expect(await counted()).toEqual({ me: 2, listed: 2 });
   });
 
   it('works at the key limit (the new key takes the old one’s slot) and refuses a bad grace period', async () => {

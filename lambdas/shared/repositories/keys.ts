@@ -346,6 +346,33 @@ export class KeysRepository {
   }
 
   /**
+   * How many of the account's keys still hold a slot past their expiry (or their rotation's grace): keys
+   * that no longer work but whose slot a create on a full account or housekeeping has not released yet.
+   * Read from the slot index (eventually consistent on AWS, so a release of the last second may be missed
+   * or counted twice; never used for a decision, only to say how many keys are active).
+   */
+  async countExpiredHoldingSlots(accountId: string, now: Date): Promise<number> {
+    let count = 0;
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await this.doc.send(
+        new QueryCommand({
+          TableName: this.tables.keys,
+          IndexName: KEYS_HOLDING_SLOTS_INDEX,
+          KeyConditionExpression: 'slot_account = :acct',
+          FilterExpression: 'attribute_not_exists(revoked_at) AND attribute_not_exists(released_at) AND expires_at <= :now',
+          ExpressionAttributeValues: { ':acct': accountId, ':now': now.toISOString() },
+          Select: 'COUNT',
+          ExclusiveStartKey: start,
+        }),
+      );
+      count += page.Count ?? 0;
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return count;
+  }
+
+  /**
    * Releases the slots of the account's keys past their expiry (a rotated key's expiry is the end of its
    * grace), oldest first, each in its own transaction that sets the key's `released_at` and `ttl` (and
    * its pointer's), takes it out of the slot index, gives its slot back and writes its `key.expired`

@@ -5,13 +5,15 @@
 import type { Caller } from '../caller.js';
 import type { Capability } from '../capabilities.js';
 import { NotFoundError } from '../errors.js';
-import type { AccountsRepository } from '../repositories/accounts.js';
+import type { AccountRecord, AccountsRepository } from '../repositories/accounts.js';
+import type { KeysRepository } from '../repositories/keys.js';
 import type { MembershipsRepository } from '../repositories/memberships.js';
 import type { Hit } from '../repositories/usage.js';
 import type { Settings, TierName } from '../settings.js';
 
 export interface MeDeps {
   readonly accounts: AccountsRepository;
+  readonly keys: Pick<KeysRepository, 'countExpiredHoldingSlots'>;
   readonly memberships: MembershipsRepository;
   readonly settings: Settings;
 }
@@ -28,10 +30,22 @@ export interface Me {
   person: { subject: string; email: string; role: string; accounts: { account_id: string; role: string; tier: TierName }[] } | null;
 }
 
+/**
+ * How many of the account's keys are active: those holding a slot (`active_keys`), less those past their
+ * expiry or grace whose slot a create on a full account or housekeeping has not released yet (they no
+ * longer work, and GET /keys does not list them). A key in a rotation's grace is active.
+ */
+export async function activeKeyCount(keys: MeDeps['keys'], account: Pick<AccountRecord, 'account_id' | 'active_keys'>, now: Date): Promise<number> {
+  const expired = await keys.countExpiredHoldingSlots(account.account_id, now);
+  return Math.max(0, (account.active_keys ?? 0) - expired);
+}
+
 export async function me(deps: MeDeps, caller: Caller, hit: Hit): Promise<Me> {
-  const [account, memberships] = await Promise.all([
+  const [account, memberships, expired] = await Promise.all([
     deps.accounts.get(caller.accountId),
     caller.kind === 'person' ? deps.memberships.ofPerson(caller.subject, MAX_LISTED_ACCOUNTS) : Promise.resolve([]),
+    // Read beside the account rather than after it (activeKeyCount's rule, in one round trip).
+    deps.keys.countExpiredHoldingSlots(caller.accountId, hit.now),
   ]);
   if (!account) throw new NotFoundError(`Account '${caller.accountId}' does not exist`);
   const tiers = await Promise.all(memberships.map(async (m) => (m.account_id === account.account_id ? account : deps.accounts.get(m.account_id))));
@@ -41,7 +55,7 @@ export async function me(deps: MeDeps, caller: Caller, hit: Hit): Promise<Me> {
       account_id: account.account_id,
       tier: account.tier,
       ceiling: [...deps.settings.tiers[account.tier].ceiling],
-      active_keys: account.active_keys,
+      active_keys: Math.max(0, account.active_keys - expired),
       max_active_keys: deps.settings.maxActiveKeysPerAccount,
     },
     capabilities: [...caller.capabilities],
