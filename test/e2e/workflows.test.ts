@@ -162,6 +162,22 @@ describe('runs', () => {
     });
   });
 
+  it('a step may take `$.steps` whole: it holds the steps before it, and the run succeeds', async () => {
+    const definition = {
+      input_schema: {},
+      steps: [
+        { id: 'first', model: 'echo', input: { n: 1 } },
+        { id: 'snap', model: 'echo', input: { so_far: '$.steps' } },
+      ],
+      output: '$.steps',
+    };
+    expect((await t.api(admin, 'POST', '/workflows', { slug: 'steps-whole', name: 'Steps whole', definition })).status).toBe(201);
+    expect((await t.api(admin, 'POST', '/workflows/steps-whole/deploy')).status).toBe(200);
+    const reply = await t.api(admin, 'POST', '/workflows/steps-whole/run', { input: {} });
+    const snap = { so_far: { first: { output: { n: 1 } } } };
+    expect(reply.body).toMatchObject({ status: 'SUCCEEDED', output: { first: { output: { n: 1 } }, snap: { output: snap } } });
+  });
+
   it('a failing step fails the execution with the model’s message', async () => {
     const reply = await t.api(admin, 'POST', '/workflows/failing/run', { input: {} });
     expect(reply.status).toBe(200);

@@ -48,6 +48,7 @@ import {
   jsonBytes,
   resolveReferences,
   ValueLimitExceeded,
+  type Scope,
 } from '../references.js';
 import { checkWebhookUrl, WebhookUrlError, type DeliveryOptions } from '../webhooks.js';
 import { firstAttempt } from './webhooks.js';
@@ -439,7 +440,10 @@ export async function executeSteps(
       }
     },
   };
-  const scope = { input: execution.input, steps: {} as Record<string, { output: unknown }> };
+  // Never changed in place: references resolve to the objects they name, not to copies, so a step that
+  // took `$.steps` holds the steps as they were; adding its own output to that object would make the
+  // value contain itself (and its JSON fail). Each step's output makes a new scope instead.
+  let scope: Scope = { input: execution.input, steps: {} };
   let outcome: Outcome;
   let where = 'the run';
   // The step in progress (null outside any step), for the failure's `step_id`.
@@ -462,7 +466,7 @@ export async function executeSteps(
       if (Date.now() >= deadline) throw new DeadlineExceeded('out of time');
       const output = await model.run(input, context);
       assertStorable(output, MAX_STEP_VALUE_BYTES, `step '${step.id}': its output`);
-      scope.steps[step.id] = { output };
+      scope = { input: scope.input, steps: { ...scope.steps, [step.id]: { output } } };
     }
     where = 'the execution output';
     stepId = null;
