@@ -158,6 +158,22 @@ describe('each change leaves exactly one event, with its actor and changes', () 
     expect(event).toMatchObject({ changes: { rotated_to: { from: null, to: rotated.body['key_id'] }, revoked_at: { from: null, to: expect.any(String) } } });
   });
 
+  it('a rotation whose grace outlasts the key’s own expiry records no expiry change (it stays as it was)', async () => {
+    const { accountId, key: admin } = await account();
+    const expiresAt = new Date(Date.now() + 10 * 60_000).toISOString().replace(/\.\d{3}Z$/, '.000Z');
+    const { keyId } = await newKey(admin, { name: 'soon', preset: 'read-only', expires_at: expiresAt });
+    const rotated = await api(admin, 'POST', `/keys/${keyId}/rotate`, { grace_period_seconds: 3600 });
+    secrets.push(String(rotated.body['api_key']));
+    const [event] = (await stored(accountId)).filter((e) => e.action === 'key.rotated');
+    expect(event!['changes']).toEqual({ rotated_to: { from: null, to: rotated.body['key_id'] } });
+    // A grace that ends first does change it.
+    const { keyId: other } = await newKey(admin, { name: 'later', preset: 'read-only', expires_at: expiresAt });
+    const again = await api(admin, 'POST', `/keys/${other}/rotate`, { grace_period_seconds: 60 });
+    secrets.push(String(again.body['api_key']));
+    const changed = (await stored(accountId)).find((e) => e.action === 'key.rotated' && (e['target'] as { id: string }).id === other);
+    expect(changed!['changes']).toEqual({ rotated_to: { from: null, to: again.body['key_id'] }, expires_at: { from: expiresAt, to: expect.any(String) } });
+  });
+
   it('an edit that changes nothing writes nothing, and answers the key as it is', async () => {
     const { accountId, key: admin } = await account();
     const { keyId } = await newKey(admin, { name: 'same', preset: 'read-only' });

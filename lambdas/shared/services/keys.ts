@@ -474,11 +474,16 @@ export async function rotateKey(
       expires_at: old.expires_at,
       created_by: old.created_by,
     });
-    // The rotated key's event: its replacement, and when it stops (now, or at its grace's end).
+    // The rotated key's event: its replacement, and when it stops (now, or at its grace's end; nothing
+    // more when its own expiry comes first and stays: a change records only what changed).
     const stops = graceExpiry(old, graceEnd);
     const rotated: AuditChanges = {
       rotated_to: { from: null, to: record.key_id },
-      ...(stops ? { expires_at: { from: old.expires_at ?? null, to: stops } } : { revoked_at: { from: null, to: now.toISOString() } }),
+      ...(stops
+        ? stops === old.expires_at
+          ? {}
+          : { expires_at: { from: old.expires_at ?? null, to: stops } }
+        : { revoked_at: { from: null, to: now.toISOString() } }),
     };
     try {
       // Two changes, each with its event: the old key rotated, and its replacement created (so the
