@@ -279,6 +279,10 @@ export function authenticatedHandler(
       }
       // Only the parameters the route takes (query-parameters.ts, which the OpenAPI document publishes).
       assertKnownQueryParameters(routeName(event), Object.keys(event.multiValueQueryStringParameters ?? event.queryStringParameters ?? {}));
+      // Each takes one value: `?status=FAILED&status=CANCELLED` is not an "or" (API Gateway's single-value
+      // map would quietly keep the last one), nor `?limit=500&limit=5` a valid limit.
+      const repeated = Object.entries(event.multiValueQueryStringParameters ?? {}).filter(([, values]) => Array.isArray(values) && values.length > 1);
+      if (repeated.length > 0) throw new ValidationError(repeated.map(([field]) => ({ field, message: 'must be given once' })), `Query parameter${repeated.length > 1 ? 's' : ''} given more than once: ${repeated.map(([name]) => name).join(', ')}`);
       let parsed: { value: unknown } | undefined;
       const handle = () => route.handle({
         event,

@@ -124,6 +124,27 @@ describe('unknown query parameters are 400, naming them', () => {
     }
   });
 
+  it('a parameter given twice is 400 naming it on every route that takes one, never the last value quietly', async () => {
+    let checked = 0;
+    for (const { method, path } of OPENAPI_OPERATIONS.filter((o) => o.path !== '/health')) {
+      const names = queryParameterNames(`${method} ${path}`);
+      if (names.length === 0) continue;
+      const key = path === '/openapi.json' ? undefined : admin;
+      const query = names.map((name) => `${name}=1&${name}=2`).join('&');
+      const reply = await t.api(key, method, `${concrete(path)}?${query}`, method === 'GET' || method === 'DELETE' ? undefined : {});
+      expect({ route: `${method} ${path}`, status: reply.status, details: reply.body['details'] }).toEqual({
+        route: `${method} ${path}`,
+        status: 400,
+        details: names.map((field) => ({ field, message: 'must be given once' })),
+      });
+      checked++;
+    }
+    expect(checked).toBeGreaterThanOrEqual(8);
+    // As the reviewer found them: an "or" of statuses, and a limit made valid by a second one.
+    expectError(await t.api(admin, 'GET', '/executions?status=FAILED&status=CANCELLED'), 400, 'VALIDATION_ERROR', { details: [{ field: 'status', message: 'must be given once' }] });
+    expectError(await t.api(admin, 'GET', '/keys?limit=500&limit=5'), 400, 'VALIDATION_ERROR', { details: [{ field: 'limit', message: 'must be given once' }] });
+  });
+
   it('?workflow_slug= on GET /executions is refused, not silently ignored (the filter is `workflow`)', async () => {
     const reply = await t.api(admin, 'GET', '/executions?workflow_slug=w1');
     expectError(reply, 400, 'VALIDATION_ERROR', { details: [expect.objectContaining({ field: 'workflow_slug' })] });
