@@ -8,7 +8,7 @@ import { ExecutionsRepository, newExecutionId, type ExecutionRecord } from '../l
 import { ModelRegistry } from '../lambdas/shared/models/registry.js';
 import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
 import { WorkflowsRepository } from '../lambdas/shared/repositories/workflows.js';
-import { createWorkflow, deployWorkflow, runWorkflow } from '../lambdas/shared/services/workflows.js';
+import { createWorkflow, deleteWorkflow, deployWorkflow, runWorkflow, workExecution } from '../lambdas/shared/services/workflows.js';
 import { createTestDb, type TestDb } from './support/dynamodb.js';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { failure } from '../lambdas/shared/execution-failure.js';
@@ -133,6 +133,34 @@ async function deployedEcho(deps: Parameters<typeof createWorkflow>[0], actor: P
 const down = async () => {
   throw new Error('Lambda is unavailable');
 };
+
+describe('a queued run and its workflow deleted and made again', () => {
+  it('the run fails WORKFLOW_DELETED: it never runs the new workflow’s version of the same number', async () => {
+    const deps = {
+      workflows: new WorkflowsRepository(db.doc, db.tables.workflows),
+      executions: repo,
+      accounts: new AccountsRepository(db.doc, db.tables.accounts),
+      models: new ModelRegistry(),
+      retrySchedule: [1],
+    };
+    const actor = { accountId: 'acct_reborn', principal: { kind: 'key' as const, key_id: 'key_a' }, workspaces: ['*'] };
+    await deployedEcho(deps, actor);
+    const queuedRun = (await runWorkflow(deps, actor, 'wf', { input: {} }, { async: true, startAsync: async () => {} })).execution;
+    expect(queuedRun).toMatchObject({ status: 'QUEUED', workflow_version: 1 });
+    await deleteWorkflow(deps, actor, 'wf');
+    await createWorkflow(deps, actor, {
+      slug: 'wf',
+      name: 'wf, made again',
+      definition: { input_schema: {}, steps: [{ id: 'f', model: 'fail', input: { message: 'the new workflow ran' } }], output: '$.steps.f.output' },
+    });
+    await deployWorkflow(deps, actor, 'wf');
+    const ended = await workExecution(deps, 'acct_reborn', queuedRun.execution_id, Date.now() + 10_000);
+    expect(ended).toMatchObject({ status: 'FAILED', error: 'the workflow version no longer exists', failure: { code: 'WORKFLOW_DELETED', step_id: null } });
+    // A run accepted for the new workflow runs it.
+    const next = (await runWorkflow(deps, actor, 'wf', { input: {} }, { async: true, startAsync: async () => {} })).execution;
+    expect(await workExecution(deps, 'acct_reborn', next.execution_id, Date.now() + 10_000)).toMatchObject({ status: 'FAILED', error: 'the new workflow ran' });
+  });
+});
 
 describe('async start', () => {
   it('an execution whose worker cannot be invoked is FAILED, not left QUEUED', async () => {

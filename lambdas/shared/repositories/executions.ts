@@ -51,6 +51,11 @@ export interface ExecutionRecord {
   readonly execution_id: string;
   readonly workflow_slug: string;
   readonly workflow_version: number;
+  /**
+   * Internal: the `created_at` of the version the run was accepted for. A workflow deleted and made again
+   * has a version of the same number; a queued run must not run that one (absent on older runs).
+   */
+  readonly workflow_version_created_at?: string;
   readonly workspace_id: string;
   readonly status: ExecutionStatus;
   readonly input: unknown;

@@ -538,7 +538,7 @@ export async function runWorkflow(
   if (head.deployed_version == null) {
     throw new ConflictError('WORKFLOW_NOT_DEPLOYED', `Workflow '${slug}' has no deployed version; deploy it first`);
   }
-  const { definition } = await versionOf(deps, head, head.deployed_version);
+  const { definition, created_at: versionCreatedAt } = await versionOf(deps, head, head.deployed_version);
   const input = runInput(body.input);
   await loadUserSchemaCompiler();
   checkInput(definition.input_schema, input);
@@ -559,6 +559,7 @@ export async function runWorkflow(
     execution_id: newExecutionId(now),
     workflow_slug: slug,
     workflow_version: head.deployed_version,
+    workflow_version_created_at: versionCreatedAt,
     workspace_id: head.workspace_id,
     status: options.async ? 'QUEUED' : 'RUNNING',
     input,
@@ -638,7 +639,11 @@ export async function workExecution(
     let reason = 'the workflow version no longer exists';
     let code: FailureCode = 'WORKFLOW_DELETED';
     try {
-      definition = (await retried('reading the workflow version', ids, startBy, () => deps.workflows.getVersion(accountId, claimed.workflow_slug, claimed.workflow_version)))?.definition;
+      const version = await retried('reading the workflow version', ids, startBy, () => deps.workflows.getVersion(accountId, claimed.workflow_slug, claimed.workflow_version));
+      // The version of that number the run was accepted for, not one of a workflow deleted and made again
+      // since (its versions start at 1 anew): that run's workflow no longer exists.
+      const same = claimed.workflow_version_created_at === undefined || version?.created_at === claimed.workflow_version_created_at;
+      definition = same ? version?.definition : undefined;
     } catch (error) {
       log('error', 'the workflow version could not be read', { ...ids, error: errorName(error) });
       reason = `the workflow version could not be read (${errorName(error)})`;
