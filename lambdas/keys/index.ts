@@ -83,6 +83,9 @@ function ownCapabilities(event: ProxyEvent, inForce: readonly Capability[]): rea
   return value as Capability[];
 }
 
+/** Past this, 413: room for the largest body the contract allows (see the handler). */
+export const KEYS_MAX_BODY_BYTES = 160 * 1024;
+
 const created = ({ key, apiKey }: CreatedKey) => json(201, { ...key, api_key: apiKey });
 
 const routes: Record<string, RouteDef> = {
@@ -178,6 +181,9 @@ const routes: Record<string, RouteDef> = {
 };
 
 export const handler = authenticatedHandler(usage, routes, {
-  maxBodyBytes: 16 * 1024,
+  // The largest body the contract allows is a key's metadata at its limits (20 entries of 40 + 500
+  // characters) as an encoder that escapes all but ASCII writes it (Python's json.dumps by default): 12
+  // bytes for a character outside the BMP (`\ud83d\ude00`), about 131 KB with the name.
+  maxBodyBytes: KEYS_MAX_BODY_BYTES,
   idempotency: { records: new IdempotencyRepository(doc, requireEnv(TABLE_ENV.idempotency)) },
 });

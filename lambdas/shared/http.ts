@@ -108,7 +108,35 @@ function parseBody(event: ProxyEvent): unknown {
   }
   // DynamoDB refuses items nested deeper than 32 levels: refuse such a body here, before any work.
   if (jsonDepth(value) > MAX_BODY_DEPTH) throw ValidationError.field('body', `nests deeper than ${MAX_BODY_DEPTH} levels`);
+  const illFormed = illFormedStringAt(value);
+  if (illFormed !== undefined) throw ValidationError.field(illFormed, 'holds a lone UTF-16 surrogate (an escape such as \\ud800 without its pair): it is not Unicode text');
   return value;
+}
+
+/** A surrogate without its pair: JSON's `\uXXXX` escapes can spell one; no UTF-8 text holds one. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Where the first string (a value or a member name) that is not well-formed Unicode is, as a field path
+ * (`body` for the top), or undefined when there is none. Such a string cannot be stored as it was sent
+ * (DynamoDB stores UTF-8; the SDK would write U+FFFD instead), nor canonicalized, nor compared.
+ */
+function illFormedStringAt(value: unknown): string | undefined {
+  const stack: [unknown, string][] = [[value, '']];
+  while (stack.length > 0) {
+    const [v, path] = stack.pop()!;
+    if (typeof v === 'string') {
+      if (LONE_SURROGATE.test(v)) return path || 'body';
+    } else if (Array.isArray(v)) {
+      v.forEach((child, i) => stack.push([child, path ? `${path}.${i}` : String(i)]));
+    } else if (v !== null && typeof v === 'object') {
+      for (const [k, child] of Object.entries(v)) {
+        if (LONE_SURROGATE.test(k)) return path || 'body';
+        stack.push([child, path ? `${path}.${k}` : k]);
+      }
+    }
+  }
+  return undefined;
 }
 
 /** Ids in paths (key ids, slugs, model and execution ids) are far shorter; see the handler's check. */

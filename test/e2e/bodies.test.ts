@@ -44,7 +44,7 @@ beforeAll(async () => {
 afterAll(() => t?.close());
 
 type Endpoint = { name: string; method: string; path: () => string; valid: Record<string, unknown>; limit: number };
-const KEYS_LIMIT = 16 * 1024;
+const KEYS_LIMIT = 160 * 1024;
 const WORKFLOWS_LIMIT = 256 * 1024;
 const ENDPOINTS: Endpoint[] = [
   { name: 'POST /keys', method: 'POST', path: () => '/keys', valid: { name: 'fuzz', capabilities: ['workflow:read'], expires_in_days: 7 }, limit: KEYS_LIMIT },

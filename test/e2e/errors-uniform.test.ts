@@ -160,6 +160,28 @@ describe('401: WWW-Authenticate, and Authorization: Bearer named only when one w
   });
 });
 
+describe('a body whose text is not Unicode (a lone surrogate escape) is 400 naming where, and changes nothing', () => {
+  const definition = { input_schema: {}, steps: [{ id: 'e', model: 'echo', input: '$.input' }], output: '$.steps.e.output' };
+
+  it('a workflow PUT twice with one is not two versions: neither is saved', async () => {
+    expect((await t.api(admin, 'POST', '/workflows', { slug: 'surrogates', name: 'S', definition })).status).toBe(201);
+    for (let i = 0; i < 2; i++) {
+      const reply = await t.api(admin, 'PUT', '/workflows/surrogates', { name: '\udfff', description: 'ok', definition });
+      expectError(reply, 400, 'VALIDATION_ERROR', { details: [{ field: 'name', message: expect.stringContaining('lone UTF-16 surrogate') }] });
+    }
+    expect((await t.api(admin, 'GET', '/workflows/surrogates')).body).toMatchObject({ version: 1, name: 'S' });
+    // Deep inside, and in a member name, the same; a surrogate pair (an emoji) is text like any other.
+    expectError(await t.api(admin, 'PUT', '/workflows/surrogates', { name: 'S', definition: { ...definition, steps: [{ id: 'e', model: 'echo', input: { a: ['x', '\ud800'] } }] } }), 400, 'VALIDATION_ERROR', {
+      details: [{ field: 'definition.steps.0.input.a.1', message: expect.any(String) }],
+    });
+    expectError(await t.api(admin, 'POST', '/keys', { name: 'k', preset: 'read-only', metadata: { ['\udc00']: 'v' } }), 400, 'VALIDATION_ERROR', {
+      details: [{ field: 'metadata', message: expect.any(String) }],
+    });
+    const emoji = await t.api(admin, 'PUT', '/workflows/surrogates', { name: 'S \ud83d\ude00', definition });
+    expect(emoji.body).toMatchObject({ version: 2, name: 'S 😀' });
+  });
+});
+
 describe('KEY_LIMIT_REACHED says how many, and to revoke one', () => {
   it('on a create, and on a rotation with a grace period, of a full account', async () => {
     const { key, keyId } = await t.account('pro', { name: 'keys', capabilities: ['keys:read', 'keys:write'] });

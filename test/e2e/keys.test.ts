@@ -131,7 +131,21 @@ describe('POST /keys', () => {
       details: [{ field: 'body', message: 'is not valid JSON' }],
     });
     expectError(await t.api(admin, 'POST', '/keys', '[1, 2]'), 400, 'VALIDATION_ERROR', { details: expect.any(Array) });
-    expectError(await t.api(admin, 'POST', '/keys', { name: 'x'.repeat(20_000), preset: 'read-only' }), 413, 'PAYLOAD_TOO_LARGE');
+    expectError(await t.api(admin, 'POST', '/keys', { name: 'x'.repeat(170_000), preset: 'read-only' }), 413, 'PAYLOAD_TOO_LARGE');
+  });
+
+  it('takes the largest body the contract allows: metadata at its limits, every character escaped as an encoder that keeps to ASCII writes it', async () => {
+    const { key: admin } = await t.account('business');
+    const emoji = '😀';
+    const metadata = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`${emoji.repeat(38)}${String(i).padStart(2, '0')}`, emoji.repeat(500)]));
+    const body = { name: emoji.repeat(100), preset: 'read-only', metadata };
+    // As Python's json.dumps writes it by default (ensure_ascii): 12 bytes for each emoji.
+    const text = JSON.stringify(body).replace(/[\u{10000}-\u{10FFFF}]/gu, (c) => `\\u${c.charCodeAt(0).toString(16)}\\u${c.charCodeAt(1).toString(16)}`);
+    expect(Buffer.byteLength(text)).toBeGreaterThan(120 * 1024);
+    const reply = await t.api(admin, 'POST', '/keys', text);
+    expect(reply.status).toBe(201);
+    expect(reply.body['metadata']).toEqual(metadata);
+    expect(reply.body['name']).toBe(body.name);
   });
 
   it('holds the key limit under concurrency: 15 parallel creates, exactly 10 active keys', async () => {
