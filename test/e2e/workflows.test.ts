@@ -239,6 +239,16 @@ describe('runs', () => {
     const next = await t.api(key, 'GET', `/executions?limit=2&next_token=${encodeURIComponent(String(paged.body['next_token']))}`);
     expect((next.body['items'] as { execution_id: string }[]).map((e) => e.execution_id)).toEqual([ids[0]]);
     expectError(await t.api(key, 'GET', '/executions?status=DONE'), 400, 'VALIDATION_ERROR', { details: [expect.objectContaining({ field: 'status' })] });
+    // A token resumes only the list it came from: its status filter is bound like its workflow filter.
+    const succeeded = await t.api(key, 'GET', '/executions?status=SUCCEEDED&limit=1');
+    const token = encodeURIComponent(String(succeeded.body['next_token']));
+    expect((await t.api(key, 'GET', `/executions?status=SUCCEEDED&limit=1&next_token=${token}`)).body['items']).toEqual([expect.objectContaining({ execution_id: ids[0] })]);
+    for (const other of ['?status=CANCELLED&', '?', '?workflow=one&status=SUCCEEDED&']) {
+      expectError(await t.api(key, 'GET', `/executions${other}limit=1&next_token=${token}`), 400, 'VALIDATION_ERROR', { details: [expect.objectContaining({ field: 'next_token' })] });
+    }
+    expectError(await t.api(key, 'GET', `/executions?status=FAILED&next_token=${encodeURIComponent(String(paged.body['next_token']))}`), 400, 'VALIDATION_ERROR', {
+      details: [expect.objectContaining({ field: 'next_token' })],
+    });
   });
 });
 

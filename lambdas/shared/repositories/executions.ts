@@ -753,20 +753,24 @@ export class ExecutionsRepository {
         ScanIndexForward: false,
       },
       limit,
-      nextToken ? startAfter(nextToken, accountId, filters.workflow, byStatus ? filters.status : undefined) : undefined,
+      nextToken ? startAfter(nextToken, accountId, filters.workflow, filters.status, byStatus) : undefined,
     );
     const items = page.items.map(strip);
     // After the last item, or where the reading stopped when a filter matched little (a short page).
     const after = page.resumeAfter ? String(page.resumeAfter['execution_id']) : items.at(-1)?.execution_id;
-    return { items, nextToken: page.more && after ? encodePageToken(accountId, { e: after, w: filters.workflow ?? '' }) : null };
+    return { items, nextToken: page.more && after ? encodePageToken(accountId, { e: after, w: filters.workflow ?? '', s: filters.status ?? '' }) : null };
   }
 }
 
-/** The index position after `executionId`; a token is bound to its account and to its workflow filter. */
-function startAfter(token: string, accountId: string, workflow?: string, status?: ExecutionStatus): Record<string, unknown> {
-  const { e, w } = decodePageToken(token, accountId, { e: EXECUTION_ID_PATTERN, w: /^$|^[a-z0-9][a-z0-9-]{0,62}$/ });
-  if (w !== (workflow ?? '')) throw ValidationError.field('next_token', 'is not a valid page token');
+/**
+ * The index position after `executionId`; a token is bound to its account and to its filters (workflow
+ * and status: another list's token would resume at a position of a list it is not). Tokens issued
+ * before the status was bound carry none, and are taken as they were then (bound to the workflow only).
+ */
+function startAfter(token: string, accountId: string, workflow: string | undefined, status: ExecutionStatus | undefined, byStatus: boolean): Record<string, unknown> {
+  const { e, w, s } = decodePageToken(token, accountId, { e: EXECUTION_ID_PATTERN, w: /^$|^[a-z0-9][a-z0-9-]{0,62}$/ }, { s: /^$|^[A-Z]{1,20}$/ });
+  if (w !== (workflow ?? '') || (s !== undefined && s !== (status ?? ''))) throw ValidationError.field('next_token', 'is not a valid page token (it belongs to a list with other filters)');
   if (workflow) return { account_workflow: accountWorkflow(accountId, workflow), execution_id: e, account_id: accountId };
-  if (status) return { account_status: accountStatus(accountId, status), execution_id: e, account_id: accountId };
+  if (status && byStatus) return { account_status: accountStatus(accountId, status), execution_id: e, account_id: accountId };
   return { account_id: accountId, execution_id: e };
 }
