@@ -377,3 +377,111 @@ async function reachRadioGroup(page: Page, dialog: Locator): Promise<void> {
   }
   throw new Error('Tab never reached the Permissions radio buttons');
 }
+
+describe('the keyboard keeps its place when what it was on goes away', () => {
+  /** What has the focus: the element's role or tag and its text, or "body" when nothing does. */
+  const focusOf = (page: Page): Promise<string> =>
+    page.evaluate(`(() => {
+      const el = document.activeElement;
+      if (!el || el === document.body) return 'body';
+      return (el.getAttribute('role') ?? el.tagName.toLowerCase()) + ': ' + (el.getAttribute('aria-label') ?? el.textContent ?? '').trim().slice(0, 40);
+    })()`);
+
+  it(
+    'Webhooks: Reveal hands the focus to the secret, Hide to Reveal, and Copy keeps it',
+    suite.withPage(
+      async ({ page }) => {
+        const account = await suite.account('business');
+        const admin = await suite.person([[account.accountId, 'admin']], 'focus-webhooks');
+        await keyboardSignIn(page, admin);
+        await pressUntilFocused(page, page.getByRole('link', { name: 'Webhooks', exact: true }));
+        await page.keyboard.press('Enter');
+        await visible(page.getByRole('heading', { name: 'Webhooks', exact: true }));
+        const reveal = page.getByRole('button', { name: 'Reveal' });
+        await pressUntilFocused(page, reveal);
+        await page.keyboard.press('Enter');
+        const field = page.getByRole('textbox', { name: 'Signing secret' });
+        await visible(field);
+        await eventually(async () => expect(await isFocused(field)).toBe(true));
+        const hide = page.getByRole('button', { name: 'Hide' });
+        await pressUntilFocused(page, hide);
+        await page.keyboard.press('Enter');
+        await eventually(async () => expect(await focusOf(page)).toBe('button: Reveal'));
+        const copy = page.getByRole('button', { name: 'Copy', exact: true });
+        await pressUntilFocused(page, copy);
+        await page.keyboard.press('Enter');
+        await visible(page.getByRole('status').filter({ hasText: 'Copied' }));
+        expect(await focusOf(page)).toBe('button: Copy');
+      },
+      { clipboard: true },
+    ),
+  );
+
+  it(
+    '"Try again" on API Keys and on the Audit log hands the focus to the page’s heading once it has loaded',
+    suite.withPage(async ({ page }) => {
+      const account = await suite.account('business');
+      const admin = await suite.person([[account.accountId, 'admin']], 'focus-retry');
+      await keyboardSignIn(page, admin);
+      for (const [link, heading, path] of [
+        ['API Keys', 'API Keys', '/keys'],
+        ['Audit log', 'Audit log', '/audit-events'],
+      ] as const) {
+        // The list's first request fails (a blip); the next ones go through.
+        let failures = 1;
+        const pattern = new RegExp(`^${suite.t.stack.apiUrl.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}${path}(\\?|$)`);
+        await page.route(pattern, (route) =>
+          route.request().method() === 'GET' && failures-- > 0
+            ? route.fulfill({ status: 500, contentType: 'application/json', body: JSON.stringify({ error: 'Internal server error', code: 'INTERNAL_ERROR', request_id: 'req-1' }) })
+            : route.continue(),
+        );
+        await pressUntilFocused(page, page.getByRole('link', { name: link, exact: true }));
+        await page.keyboard.press('Enter');
+        if (link === 'API Keys') await page.reload();
+        const retry = page.getByRole('button', { name: 'Try again' });
+        await visible(retry);
+        await pressUntilFocused(page, retry);
+        await page.keyboard.press('Enter');
+        await gone(retry);
+        await eventually(async () => expect(await focusOf(page)).toBe(`h1: ${heading}`));
+        await page.unroute(pattern);
+      }
+    }),
+  );
+
+  it(
+    'a key rotated without grace: closing the dialog before the list reloads leaves the focus on the page, not its body',
+    suite.withPage(async ({ page }) => {
+      const account = await suite.account('business');
+      await createKey(suite.t.deps(), account.accountId, { name: 'turnover', preset: 'read-only' });
+      const admin = await suite.person([[account.accountId, 'admin']], 'focus-rotate');
+      await signIn(page, suite.url, admin);
+      await visible(keyRow(page, 'turnover'));
+      // The list's reload after the rotation is held back until the dialog has closed.
+      let release: () => void = () => {};
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let hold = false;
+      await page.route((url) => url.href.startsWith(`${suite.t.stack.apiUrl}/keys?`), async (route) => {
+        if (hold && route.request().method() === 'GET') await held;
+        await route.continue();
+      });
+      const prefixBefore = await keyRow(page, 'turnover').locator('td').first().innerText();
+      await rowAction(page, 'turnover', 'Rotate');
+      const dialog = page.getByRole('dialog');
+      await visible(dialog);
+      await dialog.getByRole('radio', { name: /^None/ }).check();
+      hold = true;
+      await dialog.getByRole('button', { name: /^rotate/i }).click();
+      const done = dialog.getByRole('button', { name: /^(done|close)\b/i });
+      await visible(done);
+      await done.focus();
+      await page.keyboard.press('Enter');
+      await gone(dialog);
+      // The dialog gave the focus back to the row's Actions button; the reload then removes that row.
+      expect(await focusOf(page)).toBe('button: Actions for turnover');
+      release();
+      await eventually(async () => expect(await keyRow(page, 'turnover').locator('td').first().innerText()).not.toBe(prefixBefore));
+      await eventually(async () => expect(await focusOf(page)).not.toBe('body'));
+    }),
+  );
+});

@@ -9,6 +9,7 @@
 import { useEffect, useId, useState } from 'react';
 import { Link, useSearchParams } from 'wouter';
 import { ErrorMessage, Notice, StatusMessage } from '../../components/Messages';
+import { KeepsFocus } from '../../components/KeepsFocus';
 import { markNavigation, Page } from '../../components/Page';
 import { messageOf } from '../../api/errors';
 import { useAccount } from '../../lib/account';
@@ -347,9 +348,11 @@ export function AuditPage() {
       ) : loaded.status === 'failed' ? (
         <ErrorMessage>
           {loaded.message}{' '}
-          <button type="button" className="button button-small" onClick={() => setAttempt((a) => a + 1)}>
-            Try again
-          </button>
+          <KeepsFocus>
+            <button type="button" className="button button-small" onClick={() => setAttempt((a) => a + 1)}>
+              Try again
+            </button>
+          </KeepsFocus>
         </ErrorMessage>
       ) : loaded.items.length === 0 ? (
         <div className="empty">

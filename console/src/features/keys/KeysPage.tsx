@@ -8,6 +8,7 @@ import { useLocation } from 'wouter';
 import { markNavigation, Page } from '../../components/Page';
 import { historyHref } from '../audit/api';
 import { ErrorMessage, Notice, StatusMessage } from '../../components/Messages';
+import { KeepsFocus } from '../../components/KeepsFocus';
 import { messageOf } from '../../api/errors';
 import { tierName, useAccount } from '../../lib/account';
 import { listKeys, type Key } from './api';
@@ -111,9 +112,11 @@ export function KeysPage() {
       ) : list.status === 'failed' ? (
         <ErrorMessage>
           {list.message}{' '}
-          <button type="button" className="button button-small" onClick={() => setVersion((v) => v + 1)}>
-            Try again
-          </button>
+          <KeepsFocus>
+            <button type="button" className="button button-small" onClick={() => setVersion((v) => v + 1)}>
+              Try again
+            </button>
+          </KeepsFocus>
         </ErrorMessage>
       ) : list.keys.length === 0 ? (
         <div className="empty">

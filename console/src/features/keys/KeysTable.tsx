@@ -5,6 +5,7 @@
  * and its menu has no Edit, Disable or Rotate (the API refuses them: the replacement is the key to change).
  */
 import type { ReactNode } from 'react';
+import { KeepsFocus } from '../../components/KeepsFocus';
 import { MenuButton, type MenuItem } from '../../components/MenuButton';
 import type { Key } from './api';
 import { formatDate, formatDateTime } from './format';
@@ -140,9 +141,12 @@ export function KeysTable({ keys, actions, onAction }: KeysTableProps) {
               <td data-label="Last used">{key.last_used ? <Time iso={key.last_used} withTime /> : <span className="muted">Never</span>}</td>
               <td data-label="Created by">{createdBy(key, names)}</td>
               <td className="actions-cell">
-                <MenuButton items={items}>
-                  Actions<span className="visually-hidden"> for {replaced ? `${key.name} (replaced)` : key.name}</span>
-                </MenuButton>
+                {/* A rotation or a deletion removes the row at the list's reload, perhaps with its button focused. */}
+                <KeepsFocus>
+                  <MenuButton items={items}>
+                    Actions<span className="visually-hidden"> for {replaced ? `${key.name} (replaced)` : key.name}</span>
+                  </MenuButton>
+                </KeepsFocus>
               </td>
             </tr>
           );

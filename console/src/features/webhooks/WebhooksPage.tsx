@@ -3,7 +3,7 @@
  * with "Copy"; "Rotate secret" asks first (with a grace period during which the old secret signs too)
  * and then shows the new one. A viewer may reveal and copy (keys:read) but not rotate (keys:write).
  */
-import { useId, useState, type FormEvent } from 'react';
+import { useEffect, useId, useRef, useState, type FormEvent } from 'react';
 import { Dialog } from '../../components/Dialog';
 import { ErrorMessage, Notice, StatusMessage } from '../../components/Messages';
 import { Page } from '../../components/Page';
@@ -91,8 +91,18 @@ export function WebhooksPage() {
   const [rotating, setRotating] = useState(false);
   const canRead = account.capabilities.includes('keys:read');
   const canRotate = account.capabilities.includes('keys:write');
+  // "Hide" removes itself: the focus goes to "Reveal", which takes its place.
+  const revealButton = useRef<HTMLButtonElement>(null);
+  const [hiddenByHide, setHiddenByHide] = useState(false);
+  useEffect(() => {
+    if (hiddenByHide && !secret) {
+      revealButton.current?.focus();
+      setHiddenByHide(false);
+    }
+  }, [hiddenByHide, secret]);
 
   const reveal = async () => {
+    if (loading) return;
     setLoading(true);
     setProblem(null);
     setCopied(null);
@@ -107,6 +117,7 @@ export function WebhooksPage() {
 
   /** Copies the secret without showing it. */
   const copyHidden = async () => {
+    if (loading) return;
     setCopied(null);
     setProblem(null);
     setLoading(true);
@@ -138,12 +149,20 @@ export function WebhooksPage() {
           </Notice>
         ) : secret ? (
           <>
-            <SecretField label="Signing secret" value={secret.secret} />
+            {/* Shown by "Reveal", which it replaces: it takes the focus. */}
+            <SecretField label="Signing secret" value={secret.secret} autoFocus />
             {secret.previous_secret_expires_at && (
               <p className="hint">The previous secret also signs until {formatTime(secret.previous_secret_expires_at)}.</p>
             )}
             <div className="button-row">
-              <button type="button" className="button" onClick={() => setSecret(null)}>
+              <button
+                type="button"
+                className="button"
+                onClick={() => {
+                  setSecret(null);
+                  setHiddenByHide(true);
+                }}
+              >
                 Hide
               </button>
             </div>
@@ -155,15 +174,11 @@ export function WebhooksPage() {
               <span className="visually-hidden">The signing secret is hidden.</span>
             </p>
             <div className="button-row">
-              <button type="button" className="button" onClick={() => void reveal()} disabled={loading}>
+              {/* aria-disabled, not disabled: a button that disables itself under the keyboard's focus drops it. */}
+              <button ref={revealButton} type="button" className="button" onClick={() => void reveal()} aria-disabled={loading}>
                 Reveal
               </button>
-              <button
-                type="button"
-                className="button"
-                onClick={() => void copyHidden()}
-                disabled={loading}
-              >
+              <button type="button" className="button" onClick={() => void copyHidden()} aria-disabled={loading}>
                 Copy
               </button>
             </div>

@@ -1,0 +1,26 @@
+/**
+ * Its children, in a span. When they leave the page while one of them holds the focus (a key's row
+ * removed by the list's reload, "Try again" replaced by what it loads), the page's heading takes the
+ * focus, so a keyboard or screen-reader user is not left on the page's body, at its top, with nothing
+ * said. Nothing happens when something else took the focus meanwhile.
+ */
+import { useLayoutEffect, useRef, type ReactNode } from 'react';
+
+/** The page's heading (Page's h1, focusable with tabIndex -1), or null outside a page. */
+export const pageHeading = () => document.querySelector<HTMLElement>('main h1');
+
+export function KeepsFocus({ children }: { readonly children: ReactNode }) {
+  const ref = useRef<HTMLSpanElement>(null);
+  useLayoutEffect(() => {
+    const element = ref.current;
+    // Run as the children unmount, before React removes their elements: the focus is still inside.
+    return () => {
+      if (!element?.contains(document.activeElement)) return;
+      requestAnimationFrame(() => {
+        const now = document.activeElement;
+        if (now === null || now === document.body || !now.isConnected) pageHeading()?.focus();
+      });
+    };
+  }, []);
+  return <span ref={ref}>{children}</span>;
+}
