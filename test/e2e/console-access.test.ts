@@ -485,3 +485,25 @@ describe('the keyboard keeps its place when what it was on goes away', () => {
     }),
   );
 });
+
+describe('a session that ends under the keyboard', () => {
+  it(
+    'the API answers 401: "Session ended" replaces the page, says so, and its heading takes the focus',
+    suite.withPage(async ({ page }) => {
+      const account = await suite.account('business');
+      const admin = await suite.person([[account.accountId, 'admin']], 'focus-ended');
+      await keyboardSignIn(page, admin);
+      await page.route(
+        (url) => url.href.startsWith(`${suite.t.stack.apiUrl}/audit-events`),
+        (route) => route.fulfill({ status: 401, contentType: 'application/json', body: JSON.stringify({ error: 'Unauthorized', code: 'UNAUTHORIZED', request_id: 'r' }) }),
+      );
+      await pressUntilFocused(page, page.getByRole('link', { name: 'Audit log', exact: true }));
+      await page.keyboard.press('Enter');
+      const heading = page.getByRole('heading', { name: 'Session ended', exact: true });
+      await visible(heading);
+      await visible(page.getByRole('alert').filter({ hasText: 'Your session has ended. Sign in again.' }));
+      await eventually(async () => expect(await isFocused(heading)).toBe(true));
+      await expectAccessible(page, 'Session ended');
+    }),
+  );
+});
