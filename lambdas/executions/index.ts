@@ -39,9 +39,11 @@ const routes: Record<string, RouteDef> = {
   },
   'POST /executions/{execution_id}/cancel': {
     needs: 'execution:cancel',
+    noBody: true,
     handle: async (ctx) => json(200, await cancelExecution(deps, actor(ctx), ctx.param('execution_id'))),
   },
   'POST /executions/{execution_id}/webhook/redeliver': {
+    noBody: true,
     // Reading the run, and receiving its webhook.
     needs: ['execution:read', 'webhook:receive'],
     handle: async (ctx) => json(202, await redeliverWebhook(deps, actor(ctx), ctx.param('execution_id'), sendNow)),

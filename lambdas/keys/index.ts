@@ -143,6 +143,7 @@ const routes: Record<string, RouteDef> = {
   },
   'DELETE /keys/{key_id}': {
     needs: 'keys:write',
+    noBody: true,
     handle: async ({ caller, grant, param, event }) => {
       await revokeKey(deps, caller.accountId, param('key_id'), grant, requestMeta(event));
       return { statusCode: 204, headers: {}, body: '' };

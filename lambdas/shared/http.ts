@@ -72,6 +72,12 @@ export interface RouteDef {
   readonly needs?: Capability | readonly Capability[] | ((event: ProxyEvent) => Capability);
   /** Takes an Idempotency-Key; the handler then needs `HandlerOptions.idempotency`. */
   readonly idempotent?: Idempotent;
+  /**
+   * Takes no body (a DELETE, a cancel): one sent is refused (400 naming `body`) before anything is done,
+   * as an unknown field is elsewhere, rather than ignored while the request acts. None, `{}` and `null`
+   * are no body.
+   */
+  readonly noBody?: true;
   readonly handle: Route;
 }
 
@@ -312,6 +318,11 @@ export function authenticatedHandler(
       const repeated = Object.entries(event.multiValueQueryStringParameters ?? {}).filter(([, values]) => Array.isArray(values) && values.length > 1);
       if (repeated.length > 0) throw new ValidationError(repeated.map(([field]) => ({ field, message: 'must be given once' })), `Query parameter${repeated.length > 1 ? 's' : ''} given more than once: ${repeated.map(([name]) => name).join(', ')}`);
       let parsed: { value: unknown } | undefined;
+      if (route.noBody) {
+        const value = (parsed = { value: parseBody(event) }).value;
+        const empty = value === undefined || value === null || (typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length === 0);
+        if (!empty) throw ValidationError.field('body', `${routeName(event)} takes no body: send none`);
+      }
       const handle = () => route.handle({
         event,
         caller,

@@ -125,6 +125,7 @@ const routes: Record<string, RouteDef> = {
   },
   'DELETE /workflows/{slug}': {
     needs: 'workflow:write',
+    noBody: true,
     handle: async (ctx) => {
       await deleteWorkflow(deps, actor(ctx), ctx.param('slug'), ifMatchOf(ctx));
       return { statusCode: 204, headers: {}, body: '' };

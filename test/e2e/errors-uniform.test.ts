@@ -182,6 +182,39 @@ describe('a body whose text is not Unicode (a lone surrogate escape) is 400 nami
   });
 });
 
+describe('a request that takes no body refuses one, before it acts', () => {
+  it('DELETE a key or a workflow, cancel or redeliver a run: 400 naming body for text or fields; none, {} and null are no body', async () => {
+    const definition = { input_schema: {}, steps: [{ id: 'e', model: 'echo', input: '$.input' }], output: '$.steps.e.output' };
+    expect((await t.api(admin, 'POST', '/workflows', { slug: 'bodiless', name: 'B', definition })).status).toBe(201);
+    expect((await t.api(admin, 'POST', '/workflows/bodiless/deploy')).status).toBe(200);
+    const run = await t.api(admin, 'POST', '/workflows/bodiless/run', { input: 1 });
+    const key = await t.api(admin, 'POST', '/keys', { name: 'doomed', preset: 'read-only' });
+    const routes = [
+      ['DELETE', `/keys/${String(key.body['key_id'])}`],
+      ['DELETE', '/workflows/bodiless'],
+      ['POST', `/executions/${String(run.body['execution_id'])}/cancel`],
+      ['POST', `/executions/${String(run.body['execution_id'])}/webhook/redeliver`],
+    ] as const;
+    for (const [method, path] of routes) {
+      for (const body of ['this is {not json', '{"oops": 1}', '[]']) {
+        const reply = await t.api(admin, method, path, body);
+        expect({ route: `${method} ${path}`, status: reply.status, field: (reply.body['details'] as { field: string }[] | undefined)?.[0]?.field }).toEqual({
+          route: `${method} ${path}`,
+          status: 400,
+          field: 'body',
+        });
+      }
+    }
+    // Nothing was done: the key works, the workflow is there.
+    expect((await t.api(String(key.body['api_key']), 'GET', '/keys/verify')).status).toBe(200);
+    expect((await t.api(admin, 'GET', '/workflows/bodiless')).status).toBe(200);
+    // No body, {} or null: the request as usual.
+    expect((await t.api(admin, 'DELETE', `/keys/${String(key.body['key_id'])}`, {})).status).toBe(204);
+    expect((await t.api(admin, 'POST', `/executions/${String(run.body['execution_id'])}/cancel`, 'null')).body['code']).toBe('EXECUTION_FINISHED');
+    expect((await t.api(admin, 'DELETE', '/workflows/bodiless')).status).toBe(204);
+  });
+});
+
 describe('KEY_LIMIT_REACHED says how many, and to revoke one', () => {
   it('on a create, and on a rotation with a grace period, of a full account', async () => {
     const { key, keyId } = await t.account('pro', { name: 'keys', capabilities: ['keys:read', 'keys:write'] });
