@@ -93,8 +93,28 @@ export function encodeCaller(caller: Caller): AuthorizerContext {
   };
 }
 
-export function encodeRefusal(refusal: Refusal, subject: string): AuthorizerContext {
-  return { kind: 'refused', refusal: JSON.stringify(refusal), subject };
+/**
+ * A person placed in no account: the refusal, and the rate limit their refused requests are counted
+ * against (per person: `refusedCounterId`), so that they carry the rate-limit headers as every answer
+ * past the authorizer does, and a flood of them is refused like any other.
+ */
+export function encodeRefusal(refusal: Refusal, subject: string, rateLimit: number): AuthorizerContext {
+  return { kind: 'refused', refusal: JSON.stringify(refusal), subject, rate_limit: rateLimit };
+}
+
+/** The counter of a person's requests that acted for no account (`-` is no account id). */
+export const refusedCounterId = (subject: string) => personCounterId('-', subject);
+
+/**
+ * A refused person's context: who, the limit to count them against and the error to answer with;
+ * undefined for any other context. A context from an authorizer deployed before refusals were counted
+ * has no limit: `rateLimit` is then undefined (answered uncounted, as then).
+ */
+export function decodeRefused(ctx: Record<string, unknown> | null | undefined): { subject: string; rateLimit: number | undefined; error: ApiError } | undefined {
+  if (!ctx || ctx['kind'] !== 'refused') return undefined;
+  const limit = ctx['rate_limit'] === undefined ? undefined : Number(text(ctx, 'rate_limit'));
+  if (limit !== undefined && !Number.isInteger(limit)) throw new Error('authorizer context is malformed');
+  return { subject: text(ctx, 'subject'), rateLimit: limit, error: refusalError(ctx) };
 }
 
 function text(ctx: Record<string, unknown>, name: string): string {

@@ -8,7 +8,7 @@
  */
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { decodeCaller, principalOf, type Caller } from './caller.js';
+import { decodeCaller, decodeRefused, principalOf, refusedCounterId, type Caller } from './caller.js';
 import { covers, type Capability } from './capabilities.js';
 import { errorResponse, REQUEST_ID_HEADER, requestIdOf, type ProxyEvent, type ProxyResult } from './responses.js';
 import {
@@ -249,27 +249,42 @@ export function authenticatedHandler(
   const idempotency = options.idempotency;
   const idempotentRoutes = Object.entries(routes).filter(([, r]) => r.idempotent).map(([name]) => name);
   if (idempotentRoutes.length > 0 && !idempotency) throw new Error(`routes ${idempotentRoutes.join(', ')} take an Idempotency-Key: give the handler an idempotency store`);
+  /**
+   * One request counted against `limit` in the current window (the hit kept in `context` for the
+   * headers); 429 past it. A refusal seen in this window is remembered, and answered without a write.
+   */
+  const count = async (counterId: string, accountId: string, limit: number, context: HandlerContext): Promise<void> => {
+    const at = now();
+    const nowSeconds = at.getTime() / 1000;
+    const refused = refusedUntil.get(counterId);
+    if (refused !== undefined && refused.until > nowSeconds && limit <= refused.limit) {
+      context.hit = { admitted: false, limit, remaining: 0, reset: refused.until, now: at };
+      throw new RateLimitExceededError(refused.until);
+    }
+    const hit = await usage.hit(counterId, accountId, limit, at);
+    context.hit = hit;
+    if (!hit.admitted) {
+      rememberRefusal(counterId, hit.reset, limit, nowSeconds);
+      throw new RateLimitExceededError(hit.reset);
+    }
+  };
   return middy<ProxyEvent, ProxyResult, Error, HandlerContext>()
     .use({
       before: async (request) => {
         request.context.startedAt = performance.now();
         startInvocation();
-        const caller = decodeCaller(request.event.requestContext?.authorizer);
+        const context = request.event.requestContext?.authorizer;
+        // A person placed in no account (403 NOT_A_MEMBER, or 400 naming Knouds-Account) is counted per
+        // person, so the answer carries the rate-limit headers and a flood of them gets 429; then its error.
+        const refusedPerson = decodeRefused(context);
+        if (refusedPerson) {
+          if (refusedPerson.rateLimit !== undefined) await count(refusedCounterId(refusedPerson.subject), '-', refusedPerson.rateLimit, request.context);
+          throw refusedPerson.error;
+        }
+        const caller = decodeCaller(context);
         // Before the counter write, so a failing write is still logged with its key and account.
         request.context.caller = caller;
-        const at = now();
-        const nowSeconds = at.getTime() / 1000;
-        const refused = refusedUntil.get(caller.counterId);
-        if (refused !== undefined && refused.until > nowSeconds && caller.rateLimit <= refused.limit) {
-          request.context.hit = { admitted: false, limit: caller.rateLimit, remaining: 0, reset: refused.until, now: at };
-          throw new RateLimitExceededError(refused.until);
-        }
-        const hit = await usage.hit(caller.counterId, caller.accountId, caller.rateLimit, at);
-        request.context.hit = hit;
-        if (!hit.admitted) {
-          rememberRefusal(caller.counterId, hit.reset, caller.rateLimit, nowSeconds);
-          throw new RateLimitExceededError(hit.reset);
-        }
+        await count(caller.counterId, caller.accountId, caller.rateLimit, request.context);
       },
       after: (request) => {
         const hit = request.context.hit;

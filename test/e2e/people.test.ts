@@ -140,19 +140,45 @@ describe('accounts', () => {
     expect(((await as(both.token, 'GET', '/me', { account: b })).body['person'] as { role: string }).role).toBe('viewer');
   });
 
-  it('no membership is 403 NOT_A_MEMBER, named account or not, and writes nothing', async () => {
+  it('no membership is 403 NOT_A_MEMBER, named account or not, and changes nothing (but its rate-limit counter)', async () => {
     const { accountId: a } = await t.account('business');
     const { accountId: other } = await t.account('business');
     const member = await person([a, 'admin']);
     const stranger = await person();
-    const before = await t.snapshot({ withUsage: true });
+    const before = await t.snapshot();
     expectError(await as(stranger.token, 'GET', '/me'), 403, 'NOT_A_MEMBER');
     expectError(await as(stranger.token, 'GET', '/keys'), 403, 'NOT_A_MEMBER');
     expectError(await as(member.token, 'GET', '/keys', { account: other }), 403, 'NOT_A_MEMBER');
     expectError(await as(member.token, 'POST', '/keys', { account: other, body: { name: 'x', preset: 'read-only' } }), 403, 'NOT_A_MEMBER');
     expectError(await as(member.token, 'GET', '/keys', { account: 'acct_that_does_not_exist' }), 403, 'NOT_A_MEMBER');
     expectError(await as(member.token, 'GET', '/keys', { account: '../etc' }), 403, 'NOT_A_MEMBER');
-    expect(await t.snapshot({ withUsage: true })).toBe(before);
+    expect(await t.snapshot()).toBe(before);
+  });
+
+  it('refused for want of a membership, a person is still counted: the rate-limit headers, and 429 past the lowest live limit', async () => {
+    const { accountId: a } = await t.account('business');
+    const { accountId: b } = await t.account('business');
+    const stranger = await person();
+    const both = await person([a, 'admin'], [b, 'viewer']);
+    const intoMinute = Date.now() % 60_000;
+    if (intoMinute > 45_000) await new Promise((r) => setTimeout(r, 60_000 - intoMinute + 200));
+    const first = await as(stranger.token, 'GET', '/keys');
+    expectError(first, 403, 'NOT_A_MEMBER');
+    expect([first.headers.get('x-ratelimit-limit'), first.headers.get('x-ratelimit-remaining')]).toEqual(['10', '9']);
+    expect(first.headers.get('ratelimit-policy')).toBe('"default";q=10;w=60');
+    // Several accounts and no header: 400, counted the same way (per person, not per account).
+    const unnamed = await as(both.token, 'GET', '/keys');
+    expectError(unnamed, 400, 'VALIDATION_ERROR', { details: [expect.objectContaining({ field: 'Knouds-Account' })] });
+    expect(unnamed.headers.get('x-ratelimit-remaining')).toBe('9');
+    const replies = [];
+    for (let i = 0; i < 10; i++) replies.push(await as(stranger.token, 'GET', '/workflows', { account: a }));
+    expect(replies.map((r) => r.status)).toEqual([...Array(9).fill(403), 429]);
+    expect(replies[9]!.headers.get('retry-after')).toMatch(/^\d+$/);
+    // The same person, once a member, is counted in that account as before.
+    await t.member(stranger.subject, a, stranger.email, 'viewer');
+    const member = await as(stranger.token, 'GET', '/keys');
+    expect(member.status).toBe(200);
+    expect(member.headers.get('x-ratelimit-limit')).toBe('1000');
   });
 
   it('removal and a role change apply from the person’s next request', async () => {
