@@ -147,7 +147,7 @@ async function session(event: APIGatewayRequestAuthorizerEvent, authorization: s
   if ('refusal' in placed) {
     log('info', 'authorizer decision', { decision: 'refer', reason: placed.refusal.code, subject: placed.subject });
     countMetric(METRIC.authorizerDecisions, ['reason', 'not_placed']);
-    // Counted per person against the lowest live limit (the free tier's): they act for no account.
+    // Counted per person against the free tier's live limit: they act for no account.
     return allow(`person:${placed.subject}`, event.methodArn, encodeRefusal(placed.refusal, placed.subject, rateLimitFor(settings, 'free', 'live')));
   }
   const { caller } = placed;

@@ -7,7 +7,8 @@
  * A person's request the authorizer could not place in an account (no membership: 403 NOT_A_MEMBER;
  * several and no `Knouds-Account` header: 400) is allowed through API Gateway with a `refusal` in its
  * context, so that it gets the contract's own status and body rather than API Gateway's generic 403:
- * decoding such a context throws that error, before anything else runs (no counter write, no handler).
+ * the handler counts the request against the person's own counter (`decodeRefused`, the limit the
+ * authorizer put there), then answers that error; no route runs.
  */
 import type { KeyEnvironment } from './api-key.js';
 import { isRoleName, type Capability, type RoleName } from './capabilities.js';

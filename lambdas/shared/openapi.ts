@@ -654,7 +654,7 @@ const OPERATIONS: Operation[] = [
   },
   {
     method: 'get', path: '/keys/verify', id: 'verifyKey', summary: 'The calling key and its rate limit', needs: 'any valid key', tag: 'Keys',
-    description: 'Any valid API key: the calling key’s object and its rate limit (`reset` in Unix epoch seconds). The quickest check that a key works. A person (who has no calling key) gets 404 pointing to GET /me.',
+    description: 'Any valid API key: the calling key’s object and its rate limit (`reset` in Unix epoch seconds); its `capabilities` are those it was given, as GET /keys/{key_id} shows them (GET /me shows those in force under the tier’s ceiling). The quickest check that a key works. A person (who has no calling key) gets 404 pointing to GET /me.',
     ok: ['200', ref('VerifiedKey'), 'The calling key'], errors: { '404': 'NOT_FOUND (a person: ask GET /me)' },
     example: { response: { ...EXAMPLE_KEY, rate_limit: { limit: 100, remaining: 99, reset: 1772366460 } } },
   },
@@ -976,6 +976,9 @@ function queryParameters(o: Operation): Schema[] {
   }));
 }
 
+/** The operations that take no body (RouteDef.noBody): one sent is 400. */
+const NO_BODY = new Set(['revokeKey', 'deleteWorkflow', 'cancelExecution', 'redeliverWebhook']);
+
 function operation(o: Operation): Schema {
   const pathParams = [...o.path.matchAll(/\{(\w+)\}/g)].map((m) => ({
     name: m[1],
@@ -1001,7 +1004,7 @@ function operation(o: Operation): Schema {
   if (o.path !== '/health') {
     responses['400'] = json(
       ref('Error'),
-      `VALIDATION_ERROR, with details${o.idempotent ? ` (an invalid ${IDEMPOTENCY_HEADER} among them)` : ''}; also for a query parameter the operation does not take`,
+      `VALIDATION_ERROR, with details${o.idempotent ? ` (an invalid ${IDEMPOTENCY_HEADER} among them)` : ''}; also for a query parameter the operation does not take, or one given more than once${NO_BODY.has(o.id) ? ', and for a body (the operation takes none: send none, `{}` or `null`)' : ''}${o.body ? ', and for a string that is not Unicode (a lone surrogate escape)' : ''}`,
       o.noKey ? REQUEST_ID_HEADERS : RATE_HEADERS,
     );
   }

@@ -174,7 +174,10 @@ export async function startDynamoDbIamProxy(options: DynamoDbIamProxyOptions): P
           const parsed: unknown = JSON.parse(body.toString('utf8') || '{}');
           if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new TypeError('not an object');
           accesses = dynamoDbAccess(operation, parsed as Record<string, unknown>, options.target);
-        } catch {
+        } catch (e) {
+          // Not JSON (SyntaxError), or a field of another shape than the operation's (TypeError, reading
+          // it); anything else is the proxy's own failure (InternalFailure, below).
+          if (!(e instanceof SyntaxError || e instanceof TypeError)) throw e;
           return error(res, 'SerializationException', 'Start of structure or map found where not expected');
         }
         for (const access of accesses) {

@@ -127,13 +127,15 @@ describe('GET /v1/keys/verify', () => {
     });
   });
 
-  it('works for a free-tier key, whose capabilities are empty', async () => {
+  it('works for a free-tier key, none of whose capabilities is in force', async () => {
     await createAccount(deps(), 'acct_e2e_free', 'pro');
     const { apiKey } = await createKey(deps(), 'acct_e2e_free', { name: 'x', preset: 'read-only' });
     await setAccountTier(deps(), 'acct_e2e_free', 'free');
     const reply = await verify({ 'x-api-key': apiKey });
     expect(reply.status).toBe(200);
-    expect(reply.body).toMatchObject({ tier: 'free', capabilities: [], rate_limit: { limit: 10 } });
+    // The key's object shows what it was given; GET /me what is in force (nothing, on the free tier).
+    expect(reply.body).toMatchObject({ tier: 'free', capabilities: ['workflow:read'], rate_limit: { limit: 10 } });
+    expect((await call(`${stack.apiUrl}/me`, { headers: { 'x-api-key': apiKey } })).body).toMatchObject({ account: { tier: 'free' }, capabilities: [] });
   });
 });
 

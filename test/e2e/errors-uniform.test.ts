@@ -195,6 +195,12 @@ describe('a request that takes no body refuses one, before it acts', () => {
       ['POST', `/executions/${String(run.body['execution_id'])}/cancel`],
       ['POST', `/executions/${String(run.body['execution_id'])}/webhook/redeliver`],
     ] as const;
+    // The OpenAPI document says so of these four, and of no operation that takes a body.
+    const doc = (await t.api(undefined, 'GET', '/openapi.json')).body as { paths: Record<string, Record<string, { responses: Record<string, { description: string }> }>> };
+    const sayNoBody = Object.entries(doc.paths).flatMap(([path, ops]) =>
+      Object.entries(ops).flatMap(([method, op]) => (op.responses?.['400']?.description.includes('takes none') ? [`${method.toUpperCase()} ${path}`] : [])),
+    );
+    expect(sayNoBody.sort()).toEqual(['DELETE /keys/{key_id}', 'DELETE /workflows/{slug}', 'POST /executions/{execution_id}/cancel', 'POST /executions/{execution_id}/webhook/redeliver']);
     for (const [method, path] of routes) {
       for (const body of ['this is {not json', '{"oops": 1}', '[]']) {
         const reply = await t.api(admin, method, path, body);

@@ -463,10 +463,13 @@ describe('capabilities, workspaces and tiers', () => {
     );
   });
 
-  it('a key that a tier downgrade put over the ceiling: edited and revoked by whoever holds keys:write, never rotated', async () => {
+  it('a key that a tier downgrade put over the ceiling: disabled and revoked by whoever holds keys:write, never switched back on or rotated by them', async () => {
     const { key, accountId } = await t.account('business');
     const strong = await t.api(key, 'POST', '/keys', { name: 'models', capabilities: ['model:run', 'workflow:read'] });
     const strongId = String(strong.body['key_id']);
+    // A caller that never held model:run: it could not manage the key before the downgrade.
+    const limited = String((await t.api(key, 'POST', '/keys', { name: 'limited', capabilities: ['keys:read', 'keys:write', 'workflow:read'] })).body['api_key']);
+    expectError(await t.api(limited, 'DELETE', `/keys/${strongId}`), 403, 'CAPABILITY_DENIED', { required: 'model:run', actual: ['keys:read', 'keys:write', 'workflow:read'] });
     await setAccountTier(t.deps(), accountId, 'pro');
     // The admin key itself now holds model:run only nominally; the ceiling cuts it at the authorizer.
     // Rotating would hand out a secret for model:run, which the caller no longer holds in force.
@@ -476,17 +479,23 @@ describe('capabilities, workspaces and tiers', () => {
     expect(verify.body['capabilities']).toEqual(['model:run', 'workflow:read']);
     expect((await t.api(key, 'GET', `/keys/${strongId}`)).body['capabilities']).toEqual(['model:run', 'workflow:read']);
     expect((await t.api(String(strong.body['api_key']), 'GET', '/me')).body['capabilities']).toEqual(['workflow:read']);
-    // Counted against what is in force, the key is within the admin's reach: it can be edited …
-    const edited = await t.api(key, 'PATCH', `/keys/${strongId}`, { name: 'models (paused)', enabled: false });
-    expect(edited.status).toBe(200);
-    expect(edited.body).toMatchObject({ name: 'models (paused)', enabled: false, capabilities: ['model:run', 'workflow:read'] });
-    // … and revoked: a leaked key is stopped whatever the tier did.
-    expect((await t.api(key, 'DELETE', `/keys/${strongId}`)).status).toBe(204);
-    expect((await t.api(String(strong.body['api_key']), 'GET', '/keys/verify')).status).toBe(401);
-    // A key without keys:write in force still cannot: the rule is the caller's own capabilities, cut.
-    const reader = String((await t.api(key, 'POST', '/keys', { name: 'reader', capabilities: ['keys:read', 'workflow:read'] })).body['api_key']);
-    const other = String((await t.api(key, 'POST', '/keys', { name: 'other', preset: 'read-only' })).body['key_id']);
-    expectError(await t.api(reader, 'DELETE', `/keys/${other}`), 403, 'CAPABILITY_DENIED', { required: 'keys:write', actual: ['keys:read', 'workflow:read'] });
+    // Stopping it counts what is in force (workflow:read), which the limited caller covers: it may disable it …
+    const disabled = await t.api(limited, 'PATCH', `/keys/${strongId}`, { enabled: false });
+    expect(disabled.status).toBe(200);
+    expect(disabled.body).toMatchObject({ enabled: false, capabilities: ['model:run', 'workflow:read'] });
+    // … but not switch it back on, nor change anything else: that counts all it holds (model:run), else
+    // the key would be back with model:run the day the tier goes up, by a caller who never held it.
+    for (const body of [{ enabled: true }, { name: 'renamed' }, { metadata: { a: 'b' } }, { workspaces: ['ws-a'] }, { enabled: false, name: 'x' }]) {
+      expectError(await t.api(limited, 'PATCH', `/keys/${strongId}`, body), 403, 'CAPABILITY_DENIED', { required: 'model:run', actual: ['keys:read', 'keys:write', 'workflow:read'] });
+    }
+    // Replacing its capabilities by ones the caller may grant is stopping it too.
+    expect((await t.api(limited, 'PATCH', `/keys/${strongId}`, { capabilities: ['workflow:read'] })).body).toMatchObject({ capabilities: ['workflow:read'] });
+    // A second such key is revoked by the limited caller: a leaked key is stopped whatever the tier did.
+    await setAccountTier(t.deps(), accountId, 'business');
+    const another = await t.api(key, 'POST', '/keys', { name: 'models 2', capabilities: ['model:run', 'workflow:read'] });
+    await setAccountTier(t.deps(), accountId, 'pro');
+    expect((await t.api(limited, 'DELETE', `/keys/${String(another.body['key_id'])}`)).status).toBe(204);
+    expect((await t.api(String(another.body['api_key']), 'GET', '/keys/verify')).status).toBe(401);
   });
 
   describe('escalation matrix: a key can never grant a capability it lacks', () => {

@@ -75,7 +75,7 @@ export interface paths {
         };
         /**
          * The calling key and its rate limit
-         * @description Any valid API key: the calling key’s object and its rate limit (`reset` in Unix epoch seconds). The quickest check that a key works. A person (who has no calling key) gets 404 pointing to GET /me.
+         * @description Any valid API key: the calling key’s object and its rate limit (`reset` in Unix epoch seconds); its `capabilities` are those it was given, as GET /keys/{key_id} shows them (GET /me shows those in force under the tier’s ceiling). The quickest check that a key works. A person (who has no calling key) gets 404 pointing to GET /me.
          */
         get: operations["verifyKey"];
         put?: never;
@@ -1171,7 +1171,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -1269,7 +1269,7 @@ export interface operations {
                     "application/json": components["schemas"]["Me"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -1448,7 +1448,7 @@ export interface operations {
                     "application/json": components["schemas"]["VerifiedKey"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -1658,7 +1658,7 @@ export interface operations {
                     "application/json": components["schemas"]["KeyList"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -1858,7 +1858,7 @@ export interface operations {
                     "application/json": components["schemas"]["CreatedKeyOrReplay"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them); also for a query parameter the operation does not take */
+            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them); also for a query parameter the operation does not take, or one given more than once, and for a string that is not Unicode (a lone surrogate escape) */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -2115,7 +2115,7 @@ export interface operations {
                     "application/json": components["schemas"]["Key"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -2285,7 +2285,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once, and for a body (the operation takes none: send none, `{}` or `null`) */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -2500,7 +2500,7 @@ export interface operations {
                     "application/json": components["schemas"]["Key"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once, and for a string that is not Unicode (a lone surrogate escape) */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -2772,7 +2772,7 @@ export interface operations {
                     "application/json": components["schemas"]["CreatedKeyOrReplay"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them); also for a query parameter the operation does not take */
+            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them); also for a query parameter the operation does not take, or one given more than once, and for a string that is not Unicode (a lone surrogate escape) */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -3046,7 +3046,7 @@ export interface operations {
                     "application/json": components["schemas"]["KeyUsage"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -3221,7 +3221,7 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookSecret"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -3379,7 +3379,7 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookSecret"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once, and for a string that is not Unicode (a lone surrogate escape) */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -3572,7 +3572,7 @@ export interface operations {
                     "application/json": components["schemas"]["WorkflowList"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -3798,7 +3798,7 @@ export interface operations {
                     "application/json": components["schemas"]["Workflow"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them); also for a query parameter the operation does not take */
+            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them); also for a query parameter the operation does not take, or one given more than once, and for a string that is not Unicode (a lone surrogate escape) */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -4069,7 +4069,7 @@ export interface operations {
                     "application/json": components["schemas"]["Workflow"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -4320,7 +4320,7 @@ export interface operations {
                     "application/json": components["schemas"]["Workflow"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once, and for a string that is not Unicode (a lone surrogate escape) */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -4547,7 +4547,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once, and for a body (the operation takes none: send none, `{}` or `null`) */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -4827,7 +4827,7 @@ export interface operations {
                     "application/json": components["schemas"]["WorkflowVersionList"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -5055,7 +5055,7 @@ export interface operations {
                     "application/json": components["schemas"]["Workflow"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once, and for a string that is not Unicode (a lone surrogate escape) */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -5354,7 +5354,7 @@ export interface operations {
                     "application/json": components["schemas"]["QueuedExecution"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them); also for a query parameter the operation does not take */
+            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them); also for a query parameter the operation does not take, or one given more than once, and for a string that is not Unicode (a lone surrogate escape) */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -5630,7 +5630,7 @@ export interface operations {
                     "application/json": components["schemas"]["ModelList"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -5802,7 +5802,7 @@ export interface operations {
                     "application/json": components["schemas"]["ModelOutput"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them); also for a query parameter the operation does not take */
+            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them); also for a query parameter the operation does not take, or one given more than once, and for a string that is not Unicode (a lone surrogate escape) */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -6110,7 +6110,7 @@ export interface operations {
                     "application/json": components["schemas"]["ExecutionList"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -6284,7 +6284,7 @@ export interface operations {
                     "application/json": components["schemas"]["Execution"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -6475,7 +6475,7 @@ export interface operations {
                     "application/json": components["schemas"]["Execution"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once, and for a body (the operation takes none: send none, `{}` or `null`) */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -6701,7 +6701,7 @@ export interface operations {
                     "application/json": components["schemas"]["Execution"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once, and for a body (the operation takes none: send none, `{}` or `null`) */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -6940,7 +6940,7 @@ export interface operations {
                     "application/json": components["schemas"]["AuditEventList"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */

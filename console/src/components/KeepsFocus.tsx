@@ -1,5 +1,5 @@
 /**
- * Its children, in a span. When they leave the page while one of them holds the focus (a key's row
+ * Its children, in a box that takes no room of its own (`display: contents`). When they leave the page while one of them holds the focus (a key's row
  * removed by the list's reload, "Try again" replaced by what it loads), the page's heading takes the
  * focus, so a keyboard or screen-reader user is not left on the page's body, at its top, with nothing
  * said. Nothing happens when something else took the focus meanwhile.
@@ -10,7 +10,7 @@ import { useLayoutEffect, useRef, type ReactNode } from 'react';
 export const pageHeading = () => document.querySelector<HTMLElement>('main h1');
 
 export function KeepsFocus({ children }: { readonly children: ReactNode }) {
-  const ref = useRef<HTMLSpanElement>(null);
+  const ref = useRef<HTMLDivElement>(null);
   useLayoutEffect(() => {
     const element = ref.current;
     // Run as the children unmount, before React removes their elements: the focus is still inside.
@@ -22,5 +22,9 @@ export function KeepsFocus({ children }: { readonly children: ReactNode }) {
       });
     };
   }, []);
-  return <span ref={ref}>{children}</span>;
+  return (
+    <div ref={ref} className="keeps-focus">
+      {children}
+    </div>
+  );
 }

@@ -75,6 +75,9 @@ export const KEYS_BY_ACCOUNT_INDEX = 'by-account';
  * expired ones to release read at most the key limit's worth of items, whatever the account's history.
  */
 export const KEYS_HOLDING_SLOTS_INDEX = 'by-account-slot';
+
+/** On the slot index: keys that still hold a slot past their expiry (or their rotation's grace), not revoked. */
+const EXPIRED_HOLDING_SLOT = 'attribute_not_exists(revoked_at) AND attribute_not_exists(released_at) AND expires_at <= :now';
 /** How long a revoked key's record stays (for audit) before TTL removes it. */
 const REVOKED_RETENTION_SECONDS = 30 * 24 * 3600;
 
@@ -345,6 +348,18 @@ export class KeysRepository {
     return (await this.releaseExpiredKeys(accountId, now, audit)).found;
   }
 
+  /** A page of the account's keys that still hold a slot past their expiry or grace (the slot index). */
+  private expiredHoldingSlots(accountId: string, now: Date, start: Record<string, unknown> | undefined) {
+    return {
+      TableName: this.tables.keys,
+      IndexName: KEYS_HOLDING_SLOTS_INDEX,
+      KeyConditionExpression: 'slot_account = :acct',
+      FilterExpression: EXPIRED_HOLDING_SLOT,
+      ExpressionAttributeValues: { ':acct': accountId, ':now': now.toISOString() },
+      ExclusiveStartKey: start,
+    };
+  }
+
   /**
    * How many of the account's keys still hold a slot past their expiry (or their rotation's grace): keys
    * that no longer work but whose slot a create on a full account or housekeeping has not released yet.
@@ -355,17 +370,7 @@ export class KeysRepository {
     let count = 0;
     let start: Record<string, unknown> | undefined;
     do {
-      const page = await this.doc.send(
-        new QueryCommand({
-          TableName: this.tables.keys,
-          IndexName: KEYS_HOLDING_SLOTS_INDEX,
-          KeyConditionExpression: 'slot_account = :acct',
-          FilterExpression: 'attribute_not_exists(revoked_at) AND attribute_not_exists(released_at) AND expires_at <= :now',
-          ExpressionAttributeValues: { ':acct': accountId, ':now': now.toISOString() },
-          Select: 'COUNT',
-          ExclusiveStartKey: start,
-        }),
-      );
+      const page = await this.doc.send(new QueryCommand({ ...this.expiredHoldingSlots(accountId, now, start), Select: 'COUNT' }));
       count += page.Count ?? 0;
       start = page.LastEvaluatedKey;
     } while (start);
@@ -396,16 +401,7 @@ export class KeysRepository {
     let released = 0;
     let start: Record<string, unknown> | undefined;
     do {
-      const page = await this.doc.send(
-        new QueryCommand({
-          TableName: this.tables.keys,
-          IndexName: KEYS_HOLDING_SLOTS_INDEX,
-          KeyConditionExpression: 'slot_account = :acct',
-          FilterExpression: 'attribute_not_exists(revoked_at) AND attribute_not_exists(released_at) AND expires_at <= :now',
-          ExpressionAttributeValues: { ':acct': accountId, ':now': now.toISOString() },
-          ExclusiveStartKey: start,
-        }),
-      );
+      const page = await this.doc.send(new QueryCommand(this.expiredHoldingSlots(accountId, now, start)));
       for (const item of page.Items ?? []) {
         if (!take()) return { found, released, more: true };
         found++;

@@ -341,15 +341,19 @@ async function unrotatedKey(
 
 /**
  * A key may only manage (edit, rotate, revoke) a key within its own capabilities and workspaces, and a
- * test key only test keys. The target's capabilities count as they are in force under `tier` (the
- * account's): after a downgrade the caller's own are cut to the new ceiling too, and a key holding more
- * than the ceiling must still be editable and revocable by whoever holds keys:write (a leaked key is
- * stopped at once). Neither hands out the key's secret; rotating does, and checks more (rotateKey).
+ * test key only test keys. To stop a key (`stopping`: revoke it, disable it, or replace its capabilities
+ * by ones the caller may grant) its capabilities count as they are in force under `tier` (the account's):
+ * after a downgrade the caller's own are cut to the new ceiling too, and a key holding more than the
+ * ceiling must still be stoppable by whoever holds keys:write (a leaked key is stopped at once). Any
+ * other change (enabling it again, a new name, metadata, workspaces) counts all it holds: else a caller
+ * who never held them could switch a key's dormant capabilities back on, in force the day the tier goes
+ * back up. Rotating hands out its secret, and checks more (rotateKey).
  */
-function assertManageable(settings: Settings, tier: TierName, target: KeyRecord, caller?: Grant): void {
+function assertManageable(settings: Settings, tier: TierName, target: KeyRecord, caller: Grant | undefined, stopping: boolean): void {
   if (!caller) return;
   assertEnvironment(target.environment, caller);
-  const denied = firstUncovered(caller.capabilities, inForce(target.capabilities, settings.tiers[tier].ceiling));
+  const counted = stopping ? inForce(target.capabilities, settings.tiers[tier].ceiling) : target.capabilities;
+  const denied = firstUncovered(caller.capabilities, counted);
   if (denied) throw new CapabilityDeniedError(denied, [...caller.capabilities]);
   const outside = workspacesCover(caller.workspaces, target.workspaces);
   if (outside) throw new WorkspaceDeniedError(outside);
@@ -403,8 +407,10 @@ export async function updateKey(
     // The result must be grantable (tier ceiling first, then the caller's own grant) …
     if (capabilities) assertGrantable(deps.settings, record.tier, capabilities, workspaces ?? record.workspaces, caller);
     else if (workspaces) assertGrantable(deps.settings, record.tier, [], workspaces, caller);
-    // … and the key as it stands must be within the caller's reach.
-    assertManageable(deps.settings, record.tier, record, caller);
+    // … and the key as it stands must be within the caller's reach (what is in force, for an edit that
+    // only stops it: disables it, or replaces its capabilities by ones just checked as grantable).
+    const stopping = body.name == null && !workspaces && !metadata && body.enabled !== true && (capabilities !== undefined || body.enabled === false);
+    assertManageable(deps.settings, record.tier, record, caller, stopping);
     const wanted = {
       // A null (the schema's nullable) is a field not given.
       ...(body.name != null ? { name: body.name } : {}),
@@ -428,7 +434,7 @@ export async function updateKey(
 export async function revokeKey(deps: KeyServiceDeps, accountId: string, keyId: string, caller?: Grant, request?: RequestMeta): Promise<void> {
   const now = clock(deps);
   const record = await activeKey(deps, accountId, keyId, now);
-  assertManageable(deps.settings, record.tier, record, caller);
+  assertManageable(deps.settings, record.tier, record, caller, true);
   await deps.keys.revoke(record, now, deps.audit.putItem(keyEvent('key.revoked', record, { revoked_at: { from: null, to: now.toISOString() } }, now, caller, request)));
 }
 
@@ -461,7 +467,7 @@ export async function rotateKey(
     // the ceiling is not rotated (403 TIER_CEILING_EXCEEDED), else the secret would gain what the caller
     // lacks the day the tier goes back up. Revoke it and create another.
     assertGrantable(deps.settings, account.tier, old.capabilities, old.workspaces, caller);
-    assertManageable(deps.settings, account.tier, old, caller);
+    assertManageable(deps.settings, account.tier, old, caller, false);
     const { record, apiKey } = newKeyRecord(deps, now, {
       account_id: accountId,
       name: old.name,

@@ -36,9 +36,11 @@ export interface Me {
  * longer work, and GET /keys does not list them). A key in a rotation's grace is active.
  */
 export async function activeKeyCount(keys: MeDeps['keys'], account: Pick<AccountRecord, 'account_id' | 'active_keys'>, now: Date): Promise<number> {
-  const expired = await keys.countExpiredHoldingSlots(account.account_id, now);
-  return Math.max(0, (account.active_keys ?? 0) - expired);
+  return activeOf(account, await keys.countExpiredHoldingSlots(account.account_id, now));
 }
+
+/** The slots held less the expired keys holding one (read apart, so never below zero). */
+const activeOf = (account: Pick<AccountRecord, 'active_keys'>, expired: number) => Math.max(0, (account.active_keys ?? 0) - expired);
 
 export async function me(deps: MeDeps, caller: Caller, hit: Hit): Promise<Me> {
   const [account, memberships, expired] = await Promise.all([
@@ -55,7 +57,7 @@ export async function me(deps: MeDeps, caller: Caller, hit: Hit): Promise<Me> {
       account_id: account.account_id,
       tier: account.tier,
       ceiling: [...deps.settings.tiers[account.tier].ceiling],
-      active_keys: Math.max(0, account.active_keys - expired),
+      active_keys: activeOf(account, expired),
       max_active_keys: deps.settings.maxActiveKeysPerAccount,
     },
     capabilities: [...caller.capabilities],
