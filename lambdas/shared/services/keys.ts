@@ -462,10 +462,10 @@ export async function rotateKey(
     assertEnvironment(old.environment, caller);
     const account = await deps.accounts.get(accountId);
     if (!account) throw new NotFoundError(`Account '${accountId}' does not exist`);
-    // Rotating hands out a secret for everything the key holds, so unlike an edit or a revocation it needs
-    // the key's capabilities as stored within the ceiling and the caller's own: a key a downgrade put over
-    // the ceiling is not rotated (403 TIER_CEILING_EXCEEDED), else the secret would gain what the caller
-    // lacks the day the tier goes back up. Revoke it and create another.
+    // Rotating hands out a secret for everything the key holds, so it needs all the key holds within the
+    // ceiling, and within the caller's own: a key a downgrade put over the ceiling is not rotated (403
+    // TIER_CEILING_EXCEEDED), else the secret would gain what the caller lacks the day the tier goes back
+    // up. Revoke it and create another.
     assertGrantable(deps.settings, account.tier, old.capabilities, old.workspaces, caller);
     assertManageable(deps.settings, account.tier, old, caller, false);
     const { record, apiKey } = newKeyRecord(deps, now, {
