@@ -163,6 +163,26 @@ describe('a queued run and its workflow deleted and made again', () => {
 });
 
 describe('async start', () => {
+  it('a worker invocation that landed with its answer lost: the run is in hand, so the request succeeds (no 500, its Idempotency-Key kept)', async () => {
+    const deps = {
+      workflows: new WorkflowsRepository(db.doc, db.tables.workflows),
+      executions: repo,
+      accounts: new AccountsRepository(db.doc, db.tables.accounts),
+      models: new ModelRegistry(),
+    };
+    const actor = { accountId: 'acct_async_lost', principal: { kind: 'key' as const, key_id: 'key_a' }, workspaces: ['*'] };
+    await deployedEcho(deps, actor);
+    // Lambda took the event and the worker claimed the run; the SDK then gave up on the answer.
+    const landedButLost = async (execution: ExecutionRecord) => {
+      await workExecution(deps, execution.account_id, execution.execution_id, Date.now() + 10_000);
+      throw Object.assign(new Error('socket hang up'), { name: 'TimeoutError' });
+    };
+    const started = await runWorkflow(deps, actor, 'wf', { input: {} }, { async: true, startAsync: landedButLost });
+    expect(started).toMatchObject({ async: true, execution: { status: 'QUEUED' } });
+    const runs = (await repo.list('acct_async_lost', {}, 10)).items;
+    expect(runs.map((r) => [r.execution_id, r.status])).toEqual([[started.execution.execution_id, 'SUCCEEDED']]);
+  });
+
   it('an execution whose worker cannot be invoked is FAILED, not left QUEUED', async () => {
     const deps = {
       workflows: new WorkflowsRepository(db.doc, db.tables.workflows),

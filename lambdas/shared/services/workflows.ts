@@ -596,8 +596,16 @@ export async function runWorkflow(
           return undefined;
         },
       );
-      if (failed?.status === 'FAILED' && failed.owner === owner) await notify(deps, failed, {}, false);
-      throw error;
+      if (failed?.status === 'FAILED' && failed.owner === owner) {
+        await notify(deps, failed, {}, false);
+        throw error;
+      }
+      // Not failed by this request: the run left QUEUED meanwhile. The invocation landed with its answer
+      // lost (a worker claimed the run), or the run was cancelled: either way it is in hand, and this
+      // request succeeded. Answering 500 would release its Idempotency-Key, and a retry would run it twice.
+      const current = await deps.executions.get(record.account_id, record.execution_id).catch(() => undefined);
+      if (!current || current.status === 'QUEUED') throw error;
+      log('warn', 'the worker’s invocation failed, but the run was taken up', { account_id: record.account_id, execution_id: record.execution_id, status: current.status, error: errorName(error) });
     }
     return { execution: record, async: true };
   }
