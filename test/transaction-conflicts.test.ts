@@ -133,6 +133,20 @@ describe('workflows', () => {
     expect(proxy.counts()['UpdateItem']).toBe(3);
   });
 
+  // The SDK's retry strategy counts TransactionInProgressException as throttling (@smithy/core's
+  // THROTTLING_ERROR_CODES): pinned here, since a request whose transaction committed would otherwise get
+  // a 500 and lose its Idempotency-Key, and a retry would do the work twice.
+  it('a transaction answered TransactionInProgressException (a retry of one still being executed) is sent again: created once', async () => {
+    const id = `acct_inprogress_${++n}_${Date.now().toString(36)}`;
+    proxy.reset();
+    proxy.inject({ operation: 'TransactWriteItems', table: db.tables.accounts, fault: 'transaction-in-progress', times: 2 });
+    await createAccount({ accounts, audit }, id, 'business');
+    expect(proxy.injected()).toBe(2);
+    expect(proxy.counts()['TransactWriteItems']).toBe(3);
+    expect(await accounts.get(id)).toMatchObject({ account_id: id, tier: 'business' });
+    expect(await eventsOf(id, 'account.created')).toHaveLength(1);
+  });
+
   it('a plain write refused on every attempt fails (a 500 for its request), after as many attempts as a throttled one', async () => {
     const { deps, actor } = await newWorkflowAccount();
     await createWorkflow(deps, actor, { slug: 'wf', name: 'wf', definition: definition('echo') });

@@ -13,11 +13,13 @@
  * BatchWriteItem whose every item comes back unprocessed (`unprocessed`: not forwarded, all of
  * `RequestItems` answered as `UnprocessedItems`, as DynamoDB does under throttling); and a transaction
  * cancelled by a conflicting one (`transaction-conflict`: not forwarded, a TransactionCanceledException
- * with a `TransactionConflict` reason for each item; for a plain write, a TransactionConflictException).
+ * with a `TransactionConflict` reason for each item; for a plain write, a TransactionConflictException);
+ * and a transaction whose token is still being executed (`transaction-in-progress`: not forwarded, a
+ * TransactionInProgressException, as DynamoDB answers a retry of a transaction that has not finished).
  */
 import { createServer, request as httpRequest, type Server, type ServerResponse } from 'node:http';
 
-export type Fault = 'throttle' | 'server-error' | 'hang' | 'index-lag' | 'lose-response' | 'delay' | 'unprocessed' | 'transaction-conflict';
+export type Fault = 'throttle' | 'server-error' | 'hang' | 'index-lag' | 'lose-response' | 'delay' | 'unprocessed' | 'transaction-conflict' | 'transaction-in-progress';
 
 export interface FaultRule {
   /** `GetItem`, `UpdateItem`, `TransactWriteItems`, … */
@@ -53,6 +55,11 @@ export interface CountingProxy {
 const FAULT_BODIES: Record<Exclude<Fault, 'hang' | 'index-lag' | 'lose-response' | 'delay' | 'unprocessed' | 'transaction-conflict'>, { status: number; type: string; message: string }> = {
   throttle: { status: 400, type: 'com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException', message: 'Rate of requests exceeds the allowed throughput (injected)' },
   'server-error': { status: 500, type: 'com.amazonaws.dynamodb.v20120810#InternalServerError', message: 'Internal server error (injected)' },
+  'transaction-in-progress': {
+    status: 400,
+    type: 'com.amazonaws.dynamodb.v20120810#TransactionInProgressException',
+    message: 'The transaction with the given request token is already in progress (injected)',
+  },
 };
 
 export async function startCountingProxy(target: string): Promise<CountingProxy> {
