@@ -10,10 +10,15 @@ import { log } from './log.js';
 export type ProxyEvent = APIGatewayProxyEvent;
 export type ProxyResult = APIGatewayProxyResult;
 
+/**
+ * A JSON answer. Never stored by a cache (`no-store`) unless `headers` says otherwise: answers belong to
+ * their caller, and some hold a plaintext key or the webhook secret (a browser or a proxy keeping them
+ * would keep the secret too).
+ */
 export function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): ProxyResult {
   return {
     statusCode,
-    headers: { 'content-type': 'application/json', ...headers },
+    headers: { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers },
     body: body === undefined ? '' : JSON.stringify(body),
   };
 }

@@ -60,6 +60,9 @@ describe('POST /keys', () => {
     const reply = await t.api(admin, 'POST', '/keys', { name: 'CI deploy', preset: 'workflow-deploy', expires_in_days: 90 });
     expect(reply.status).toBe(201);
     expectRateLimitHeaders(reply);
+    // It holds the plaintext: no cache (a browser's, a proxy's) may keep it; nor the webhook secret's.
+    expect(reply.headers.get('cache-control')).toBe('no-store');
+    expect((await t.api(admin, 'GET', '/webhooks/secret')).headers.get('cache-control')).toBe('no-store');
     const body = reply.body as Record<string, unknown>;
     expect(Object.keys(body).sort()).toEqual([...KEY_FIELDS, 'api_key'].sort());
     expect(body).toMatchObject({
