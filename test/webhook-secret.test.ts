@@ -7,7 +7,8 @@
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { createDocumentClient } from '../lambdas/shared/ddb.js';
 import { AccountsRepository, PREVIOUS_SECRET_ATTRIBUTE, SECRET_ATTRIBUTE } from '../lambdas/shared/repositories/accounts.js';
-import { AuditRepository } from '../lambdas/shared/repositories/audit.js';
+import { AuditRepository, newAuditEvent } from '../lambdas/shared/repositories/audit.js';
+import { randomUUID } from 'node:crypto';
 import { createAccount } from '../lambdas/shared/services/keys.js';
 import { LocalSecretBox } from '../lambdas/shared/secret-box.js';
 import { rotateWebhookSecret, getWebhookSecret } from '../lambdas/shared/services/webhook-secrets.js';
@@ -90,6 +91,25 @@ describe('rotation with a grace period', () => {
     const signing = await signingSecrets(accounts, id, new Date(now));
     expect(signing).toEqual([third.secret, second.secret]);
     expect(signing).not.toContain(first);
+  });
+
+  it('five rotations with a grace at once: each keeps the secret it replaced, in one chain, none a secret that no longer signs', async () => {
+    const id = await newAccount();
+    const first = (await getWebhookSecret({ accounts, audit }, id)).secret;
+    const now = new Date();
+    const event = () => audit.putItem(newAuditEvent({ accountId: id, action: 'webhook_secret.rotated', actor: { kind: 'operator' }, target: { kind: 'webhook_secret', id }, changes: null, now }));
+    const answers = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => accounts.rotateWebhookSecret(id, `whsec_parallel_${i}_${randomUUID()}`, HOUR, now, randomUUID(), event())),
+    );
+    // Each answer's previous is the secret its rotation replaced: the first one, or another answer's.
+    const next = new Map(answers.map((a) => [a.previous?.secret, a.current]));
+    expect(next.size).toBe(5);
+    let last = first;
+    for (let i = 0; i < 5; i++) last = next.get(last) ?? 'a break in the chain';
+    expect(answers.map((a) => a.current)).toContain(last);
+    const signing = await signingSecrets(accounts, id, now);
+    expect(signing[0]).toBe(last);
+    expect(signing[1]).toBe(answers.find((a) => a.current === last)!.previous!.secret);
   });
 
   it('an account that never had a secret gets one; there is nothing to keep', async () => {

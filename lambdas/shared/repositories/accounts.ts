@@ -165,11 +165,35 @@ export class AccountsRepository {
     rotationId: string,
     audit: TransactItem,
   ): Promise<WebhookSecrets> {
-    // Seals a secret an earlier release kept in the clear, so the copy below has something to copy.
-    const before = await this.readSecrets(accountId, now);
     const sealed = await this.sealer().seal(secret, accountId);
     const until = now.getTime() + graceSeconds * 1000;
-    const keepPrevious = graceSeconds > 0 && before !== undefined;
+    for (let attempt = 0; ; attempt++) {
+      // Seals a secret an earlier release kept in the clear, so the copy below has something to copy.
+      const { secrets: before, rotation: seen } = await this.readSecretsAsOf(accountId, now);
+      const keepPrevious = graceSeconds > 0 && before !== undefined;
+      const applied = await this.applyRotation(accountId, sealed, keepPrevious, until, rotationId, seen, audit);
+      if (applied === 'raced' && attempt < TRANSACTION_CONFLICT_RETRIES) continue;
+      if (applied === 'raced') throw new Error('the webhook secret kept being rotated meanwhile');
+      return { current: secret, ...(keepPrevious && before ? { previous: { secret: before.current, until: new Date(until) } } : {}) };
+    }
+  }
+
+  /**
+   * The rotation's one write. With a grace it is conditioned on the rotation `seen` when the secrets were
+   * read: the secret it keeps as previous must be the one that was read, else two rotations at once
+   * would answer a `previous` that no longer signs ('raced': read again). 'applied' also when this very
+   * rotation was applied before (the SDK's retry after a lost answer).
+   */
+  private async applyRotation(
+    accountId: string,
+    sealed: string,
+    keepPrevious: boolean,
+    until: number,
+    rotationId: string,
+    seen: string | undefined,
+    audit: TransactItem,
+  ): Promise<'applied' | 'raced'> {
+    const asRead = seen === undefined ? `attribute_not_exists(${ROTATION_ATTRIBUTE})` : `${ROTATION_ATTRIBUTE} = :seen`;
     const rotation: TransactWriteCommandInput = {
       TransactItems: [
         {
@@ -180,9 +204,9 @@ export class AccountsRepository {
               ? `SET ${PREVIOUS_SECRET_ATTRIBUTE} = ${SECRET_ATTRIBUTE}, ${PREVIOUS_UNTIL_ATTRIBUTE} = :until, ${SECRET_ATTRIBUTE} = :s, ${ROTATION_ATTRIBUTE} = :r`
               : `SET ${SECRET_ATTRIBUTE} = :s, ${ROTATION_ATTRIBUTE} = :r REMOVE ${PREVIOUS_SECRET_ATTRIBUTE}, ${PREVIOUS_UNTIL_ATTRIBUTE}, ${LEGACY_SECRET_ATTRIBUTE}`,
             ConditionExpression: keepPrevious
-              ? `attribute_exists(${SECRET_ATTRIBUTE}) AND (attribute_not_exists(${ROTATION_ATTRIBUTE}) OR ${ROTATION_ATTRIBUTE} <> :r)`
+              ? `attribute_exists(${SECRET_ATTRIBUTE}) AND ${asRead}`
               : `attribute_exists(account_id) AND (attribute_not_exists(${ROTATION_ATTRIBUTE}) OR ${ROTATION_ATTRIBUTE} <> :r)`,
-            ExpressionAttributeValues: { ':s': sealed, ':r': rotationId, ...(keepPrevious ? { ':until': until } : {}) },
+            ExpressionAttributeValues: { ':s': sealed, ':r': rotationId, ...(keepPrevious ? { ':until': until, ...(seen === undefined ? {} : { ':seen': seen }) } : {}) },
           },
         },
         audit,
@@ -197,10 +221,12 @@ export class AccountsRepository {
         new GetCommand({ TableName: this.table, Key: { account_id: accountId }, ConsistentRead: true, ProjectionExpression: `account_id, ${ROTATION_ATTRIBUTE}` }),
       );
       if (!after.Item) throw new NotFoundError(`Account '${accountId}' does not exist`);
-      // Only this rotation, already applied, can refuse it (a secret, once made, is never removed).
-      if (after.Item[ROTATION_ATTRIBUTE] !== rotationId) throw new Error('the webhook secret rotation was refused', { cause: error });
+      // This rotation, already applied; else (with a grace) another rotation since the read.
+      if (after.Item[ROTATION_ATTRIBUTE] === rotationId) return 'applied';
+      if (keepPrevious) return 'raced';
+      throw new Error('the webhook secret rotation was refused', { cause: error });
     }
-    return { current: secret, ...(keepPrevious ? { previous: { secret: before.current, until: new Date(until) } } : {}) };
+    return 'applied';
   }
 
   /**
@@ -231,15 +257,22 @@ export class AccountsRepository {
   }
 
   private async readSecrets(accountId: string, now: Date): Promise<WebhookSecrets | undefined> {
+    return (await this.readSecretsAsOf(accountId, now)).secrets;
+  }
+
+  /** The secrets in force, and the id of the rotation that made the current one (none before the first). */
+  private async readSecretsAsOf(accountId: string, now: Date): Promise<{ secrets?: WebhookSecrets; rotation?: string }> {
     const box = this.sealer();
     const out = await this.doc.send(
       new GetCommand({
         TableName: this.table,
         Key: { account_id: accountId },
         ConsistentRead: true,
-        ProjectionExpression: `${SECRET_ATTRIBUTE}, ${LEGACY_SECRET_ATTRIBUTE}, ${PREVIOUS_SECRET_ATTRIBUTE}, ${PREVIOUS_UNTIL_ATTRIBUTE}`,
+        ProjectionExpression: `${SECRET_ATTRIBUTE}, ${LEGACY_SECRET_ATTRIBUTE}, ${PREVIOUS_SECRET_ATTRIBUTE}, ${PREVIOUS_UNTIL_ATTRIBUTE}, ${ROTATION_ATTRIBUTE}`,
       }),
     );
+    const rotationAttribute = out.Item?.[ROTATION_ATTRIBUTE];
+    const rotation = typeof rotationAttribute === 'string' ? { rotation: rotationAttribute } : {};
     const sealed = out.Item?.[SECRET_ATTRIBUTE];
     if (typeof sealed === 'string') {
       const previous = out.Item?.[PREVIOUS_SECRET_ATTRIBUTE];
@@ -247,14 +280,14 @@ export class AccountsRepository {
       // A grace period that has ended leaves its secret in the item until the next rotation: it no longer signs.
       const inGrace = typeof previous === 'string' && typeof until === 'number' && until > now.getTime();
       const [current, before] = await Promise.all([box.open(sealed, accountId), inGrace ? box.open(previous, accountId) : undefined]);
-      return { current, ...(before !== undefined ? { previous: { secret: before, until: new Date(until as number) } } : {}) };
+      return { secrets: { current, ...(before !== undefined ? { previous: { secret: before, until: new Date(until as number) } } : {}) }, ...rotation };
     }
     const legacy = out.Item?.[LEGACY_SECRET_ATTRIBUTE];
-    if (typeof legacy !== 'string') return undefined;
+    if (typeof legacy !== 'string') return rotation;
     // Written in the clear by an earlier release: seal it in place (the same secret, so receivers keep
     // verifying), unless a concurrent read or a rotation got there first.
     await this.writeSecret(accountId, legacy, `attribute_exists(${LEGACY_SECRET_ATTRIBUTE}) AND attribute_not_exists(${SECRET_ATTRIBUTE})`);
-    return this.readSecrets(accountId, now);
+    return this.readSecretsAsOf(accountId, now);
   }
 
   /** False when `condition` refused the write. */
