@@ -129,6 +129,17 @@ async function deployedEcho(deps: Parameters<typeof createWorkflow>[0], actor: P
   await deployWorkflow(deps, actor, 'wf');
 }
 
+/** The workflow services' repositories over the test tables (the executions through `repo`). */
+const workflowDeps = () => ({
+  workflows: new WorkflowsRepository(db.doc, db.tables.workflows),
+  executions: repo,
+  accounts: new AccountsRepository(db.doc, db.tables.accounts),
+  models: new ModelRegistry(),
+});
+
+/** A key of `accountId` acting with access to every workspace. */
+const keyActor = (accountId: string) => ({ accountId, principal: { kind: 'key' as const, key_id: 'key_a' }, workspaces: ['*'] });
+
 /** A worker that can never be invoked. */
 const down = async () => {
   throw new Error('Lambda is unavailable');
@@ -136,14 +147,8 @@ const down = async () => {
 
 describe('a queued run and its workflow deleted and made again', () => {
   it('the run fails WORKFLOW_DELETED: it never runs the new workflow’s version of the same number', async () => {
-    const deps = {
-      workflows: new WorkflowsRepository(db.doc, db.tables.workflows),
-      executions: repo,
-      accounts: new AccountsRepository(db.doc, db.tables.accounts),
-      models: new ModelRegistry(),
-      retrySchedule: [1],
-    };
-    const actor = { accountId: 'acct_reborn', principal: { kind: 'key' as const, key_id: 'key_a' }, workspaces: ['*'] };
+    const deps = { ...workflowDeps(), retrySchedule: [1] };
+    const actor = keyActor('acct_reborn');
     await deployedEcho(deps, actor);
     const queuedRun = (await runWorkflow(deps, actor, 'wf', { input: {} }, { async: true, startAsync: async () => {} })).execution;
     expect(queuedRun).toMatchObject({ status: 'QUEUED', workflow_version: 1 });
@@ -164,13 +169,8 @@ describe('a queued run and its workflow deleted and made again', () => {
 
 describe('async start', () => {
   it('a worker invocation that landed with its answer lost: the run is in hand, so the request succeeds (no 500, its Idempotency-Key kept)', async () => {
-    const deps = {
-      workflows: new WorkflowsRepository(db.doc, db.tables.workflows),
-      executions: repo,
-      accounts: new AccountsRepository(db.doc, db.tables.accounts),
-      models: new ModelRegistry(),
-    };
-    const actor = { accountId: 'acct_async_lost', principal: { kind: 'key' as const, key_id: 'key_a' }, workspaces: ['*'] };
+    const deps = workflowDeps();
+    const actor = keyActor('acct_async_lost');
     await deployedEcho(deps, actor);
     // Lambda took the event and the worker claimed the run; the SDK then gave up on the answer.
     const landedButLost = async (execution: ExecutionRecord) => {
@@ -184,13 +184,8 @@ describe('async start', () => {
   });
 
   it('an execution whose worker cannot be invoked is FAILED, not left QUEUED', async () => {
-    const deps = {
-      workflows: new WorkflowsRepository(db.doc, db.tables.workflows),
-      executions: repo,
-      accounts: new AccountsRepository(db.doc, db.tables.accounts),
-      models: new ModelRegistry(),
-    };
-    const actor = { accountId: 'acct_async', principal: { kind: 'key' as const, key_id: 'key_a' }, workspaces: ['*'] };
+    const deps = workflowDeps();
+    const actor = keyActor('acct_async');
     await deployedEcho(deps, actor);
     await expect(runWorkflow(deps, actor, 'wf', { input: {} }, { async: true, startAsync: down })).rejects.toThrow(/unavailable/);
     const [execution] = (await repo.list('acct_async', {}, 10)).items;
@@ -308,7 +303,7 @@ describe('async runs in flight: the account’s counter (API.md §4)', () => {
       accounts,
       models: new ModelRegistry(),
     };
-    const actor = { accountId: id, principal: { kind: 'key' as const, key_id: 'key_a' }, workspaces: ['*'] };
+    const actor = keyActor(id);
     await deployedEcho(deps, actor);
     await expect(runWorkflow(deps, actor, 'wf', { input: {} }, { async: true, startAsync: down, asyncLimit: 1 })).rejects.toThrow(/unavailable/);
     expect((await slots.list(id, {}, 10)).items).toMatchObject([{ status: 'FAILED', error: 'the run could not be started', async_slot: true }]);
