@@ -5,6 +5,7 @@
  * opened the dialog), or to the page's heading when that control is gone (a deleted key's row).
  */
 import { useEffect, useId, useLayoutEffect, useRef, type ReactNode } from 'react';
+import { pageHeading } from './Page';
 
 export interface DialogProps {
   readonly title: string;
@@ -49,7 +50,7 @@ export function Dialog({ title, onClose, busy = false, children, className, rest
       dialog.removeEventListener('close', closed);
       dialog.removeEventListener('cancel', cancel);
       dialog.close();
-      const target = restoreFocusRef.current?.() ?? (opener?.isConnected ? opener : document.querySelector<HTMLElement>('main h1'));
+      const target = restoreFocusRef.current?.() ?? (opener?.isConnected ? opener : pageHeading());
       target?.focus();
     };
   }, []);

@@ -5,9 +5,7 @@
  * said. Nothing happens when something else took the focus meanwhile.
  */
 import { useLayoutEffect, useRef, type ReactNode } from 'react';
-
-/** The page's heading (Page's h1, focusable with tabIndex -1), or null outside a page. */
-export const pageHeading = () => document.querySelector<HTMLElement>('main h1');
+import { pageHeading } from './Page';
 
 export function KeepsFocus({ children }: { readonly children: ReactNode }) {
   const ref = useRef<HTMLDivElement>(null);

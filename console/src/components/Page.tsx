@@ -11,6 +11,9 @@ export function markNavigation(): void {
   navigated = true;
 }
 
+/** The page's heading (Page's h1, focusable with tabIndex -1), or null outside a page. */
+export const pageHeading = () => document.querySelector<HTMLElement>('main h1');
+
 export function Page({ title, children }: { readonly title: string; readonly children: ReactNode }) {
   const heading = useRef<HTMLHeadingElement>(null);
   useEffect(() => {

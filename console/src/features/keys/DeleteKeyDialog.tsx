@@ -1,5 +1,6 @@
 /** Delete: asks in the dialog "Delete API key" (access stops immediately), deletes with "Delete key". */
 import { useRef } from 'react';
+import { pageHeading } from '../../components/Page';
 import { deleteKey, type Key } from './api';
 import { ConfirmKeyDialog, KeyNamed } from './ConfirmKeyDialog';
 
@@ -30,7 +31,7 @@ export function DeleteKeyDialog({
       }}
       onClose={onClose}
       onStale={onStale}
-      restoreFocus={() => (deleted.current ? document.querySelector<HTMLElement>('main h1') : null)}
+      restoreFocus={() => (deleted.current ? pageHeading() : null)}
     >
       <p>
         Delete <KeyNamed apiKey={apiKey} />? Access stops immediately: every request with this key is refused from now on. This cannot be undone.
