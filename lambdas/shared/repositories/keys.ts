@@ -76,7 +76,7 @@ export const KEYS_BY_ACCOUNT_INDEX = 'by-account';
  */
 export const KEYS_HOLDING_SLOTS_INDEX = 'by-account-slot';
 
-/** On the slot index: keys that still hold a slot past their expiry (or their rotation's grace), not revoked. */
+/** A key that still holds a slot past its expiry (or its rotation's grace), not revoked: the slot index's filter, and the release's condition. */
 const EXPIRED_HOLDING_SLOT = 'attribute_not_exists(revoked_at) AND attribute_not_exists(released_at) AND expires_at <= :now';
 /** How long a revoked key's record stays (for audit) before TTL removes it. */
 const REVOKED_RETENTION_SECONDS = 30 * 24 * 3600;
@@ -412,8 +412,8 @@ export class KeysRepository {
                 TableName: this.tables.keys,
                 Key: { pk: item['pk'] },
                 UpdateExpression: 'SET released_at = :now, #ttl = :ttl REMOVE slot_account',
-                ConditionExpression:
-                  'attribute_not_exists(revoked_at) AND attribute_not_exists(released_at) AND expires_at <= :now',
+                // Still one the query found: holding its slot past its expiry (nobody released or revoked it since).
+                ConditionExpression: EXPIRED_HOLDING_SLOT,
                 ExpressionAttributeNames: { '#ttl': 'ttl' },
                 ExpressionAttributeValues: { ':now': now.toISOString(), ':ttl': releasedTtl },
               },
