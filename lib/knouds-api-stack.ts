@@ -418,13 +418,16 @@ export class KnoudsApiStack extends Stack {
     // Webhook retries: a function run every minute by an EventBridge rule, which sends every webhook due
     // (the pending ones in the executions table's sparse `webhooks-due` index), and which the executions
     // function invokes asynchronously to send a redelivered one at once. It reads and updates executions,
-    // queries only that index, and opens (never makes) the accounts' webhook secrets.
+    // queries only that index, and opens the accounts' webhook secrets. It makes an account's first one
+    // when a run ended without its worker (housekeeping's timeout, a hand-off that failed) on an account
+    // that had none: the secret's conditional write and its webhook_secret.created event, as the worker does.
     const webhookSenderFn = new KnoudsFunction(this, 'WebhookSenderFunction', {
       lambda: 'webhook-sender',
       description: 'Knouds API: sends the webhooks due (every minute) and redelivered ones',
       logRetention,
       timeout: Duration.seconds(WEBHOOK_SENDER_TIMEOUT_SECONDS),
-      environment: { ...secretsEnv, ...tableEnv('executions', 'accounts') },
+      // The settings: how long an account's first webhook secret's event is kept (auditRetentionDays).
+      environment: { ...settingsEnv, ...secretsEnv, ...tableEnv('executions', 'accounts', 'audit') },
       // A failed run is not retried: the next minute's run finds what it left due.
       retryAttempts: 0,
     });
@@ -432,8 +435,9 @@ export class KnoudsApiStack extends Stack {
     webhookSenderFn.addToRolePolicy(
       new PolicyStatement({ actions: ['dynamodb:Query'], resources: [`${executionsTable.tableArn}/index/${WEBHOOKS_DUE_INDEX}`] }),
     );
-    grantTable(accountsTable, webhookSenderFn, ['dynamodb:GetItem']);
-    grantSecrets(webhookSenderFn, ['kms:Decrypt']);
+    grantTable(accountsTable, webhookSenderFn, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
+    grantTable(auditTable, webhookSenderFn, ['dynamodb:PutItem']);
+    grantSecrets(webhookSenderFn, ['kms:Encrypt', 'kms:Decrypt']);
     new Rule(this, 'WebhookSenderSchedule', {
       description: 'Knouds API: the webhook sender, every minute',
       schedule: Schedule.rate(Duration.minutes(1)),

@@ -447,7 +447,7 @@ describe('least-privilege IAM', () => {
     expect(statementsOf('OpenApiFunction')).toEqual([]);
   });
 
-  it('webhook secrets are sealed with a rotating KMS key: the keys function and the worker seal and open, the workflows function only opens', () => {
+  it('webhook secrets are sealed with a rotating KMS key: the keys function, the worker and the webhook sender seal and open, the workflows function only opens', () => {
     const keyId = logicalId('AWS::KMS::Key', 'WebhookSecretsKey');
     expect(resources[keyId]!.Properties['EnableKeyRotation']).toBe(true);
     expect(resources[keyId]!.DeletionPolicy).toBe('Retain');
@@ -456,8 +456,9 @@ describe('least-privilege IAM', () => {
       WorkerFunction: ['kms:Decrypt', 'kms:Encrypt'],
       // A run it could not hand to the worker: it opens the account's secret to sign that run's webhook.
       WorkflowsFunction: ['kms:Decrypt'],
-      // Retries and redeliveries: it opens existing secrets, never makes one.
-      WebhookSenderFunction: ['kms:Decrypt'],
+      // Retries and redeliveries: it opens the secret, and makes an account's first one when a run ended
+      // without its worker on an account that had none.
+      WebhookSenderFunction: ['kms:Decrypt', 'kms:Encrypt'],
     };
     const uses = functionIds.map((fn) => ({
       fn,
@@ -507,10 +508,12 @@ describe('least-privilege IAM', () => {
       // A cancel frees the run's in-flight slot.
       Accounts: ['dynamodb:UpdateItem'],
     });
-    // The webhook sender: executions read and updated, the secret read; Query on the webhooks-due index only.
+    // The webhook sender: executions read and updated, the secret read (and an account's first one written,
+    // with its event); Query on the webhooks-due index only.
     expect(tablesOf('WebhookSenderFunction')).toEqual({
       Executions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
-      Accounts: ['dynamodb:GetItem'],
+      Accounts: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+      Audit: ['dynamodb:PutItem'],
     });
     const senderQueries = statementsOf('WebhookSenderFunction').filter((s) => s.actions.includes('dynamodb:Query'));
     expect(senderQueries.map((q) => ({ actions: q.actions, resource: JSON.parse(q.resource) as unknown }))).toEqual([
@@ -625,7 +628,7 @@ describe('webhook retries', () => {
     const props = resources[sender()]!.Properties;
     expect(props['Timeout']).toBe(60);
     const variables = (props['Environment'] as { Variables: Record<string, unknown> }).Variables;
-    expect(Object.keys(variables).filter((k) => !k.startsWith('POWERTOOLS_')).sort()).toEqual(['ACCOUNTS_TABLE', 'EXECUTIONS_TABLE', 'WEBHOOK_SECRETS_KEY_ARN']);
+    expect(Object.keys(variables).filter((k) => !k.startsWith('POWERTOOLS_')).sort()).toEqual(['ACCOUNTS_TABLE', 'AUDIT_TABLE', 'EXECUTIONS_TABLE', 'KNOUDS_SETTINGS', 'WEBHOOK_SECRETS_KEY_ARN']);
     expect(variables).not.toHaveProperty('WEBHOOK_RETRY_SCHEDULE_SECONDS');
     const executions = resources[logicalId('AWS::Lambda::Function', 'ExecutionsFunction')]!.Properties;
     expect((executions['Environment'] as { Variables: Record<string, unknown> }).Variables['WEBHOOK_SENDER_FUNCTION_NAME']).toEqual({ Ref: sender() });

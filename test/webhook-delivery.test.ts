@@ -11,7 +11,7 @@ import { createDocumentClient } from '../lambdas/shared/ddb.js';
 import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
 import { ExecutionsRepository, newExecutionId, webhookShard, WEBHOOK_SHARDS, type ExecutionRecord } from '../lambdas/shared/repositories/executions.js';
 import { LocalSecretBox } from '../lambdas/shared/secret-box.js';
-import { attemptWebhook, firstAttempt, sendDueWebhooks, type WebhookDeps } from '../lambdas/shared/services/webhooks.js';
+import { attemptWebhook, firstAttempt, NO_NEW_SECRET, sendDueWebhooks, sendNow, type WebhookDeps } from '../lambdas/shared/services/webhooks.js';
 import { DEFAULT_RETRY_SCHEDULE_SECONDS, RETRY_JITTER, nextAttemptAt, parseRetrySchedule, retryScheduleFromEnv } from '../lambdas/shared/webhook-schedule.js';
 import { ALLOW_LOOPBACK_ENV } from '../lambdas/shared/webhooks.js';
 import { firstWebhookSecret } from '../lambdas/shared/services/first-webhook-secret.js';
@@ -72,6 +72,8 @@ function depsOn(doc: ReturnType<typeof createDocumentClient>): WebhookDeps {
   return {
     executions: new ExecutionsRepository(doc, db.tables.executions, db.tables.accounts),
     accounts: new AccountsRepository(doc, db.tables.accounts, box),
+    // As the scheduled sender and the worker have it: where an account's first secret records its event.
+    audit: db.audit,
     retrySchedule: [1, 1],
   };
 }
@@ -303,13 +305,34 @@ describe('attempts', () => {
     expect((await deps.executions.get(accountId, run.execution_id))!).toMatchObject({ webhook_due: nextDue, webhook: { attempts: 1 } });
   });
 
-  it('an account with no secret: the sender does not make one; the attempt fails without a POST and is retried', async () => {
+  it('an account with no secret: an ender that only opens secrets fails its attempt without a POST; the scheduled sender makes the first secret (by the system) and delivers', async () => {
     const accountId = `acct_wh_nosecret_${Date.now().toString(36)}`;
     await createAccount({ accounts: deps.accounts, audit: db.audit }, accountId, 'business');
     const run = await running(accountId);
+    // The workflows function failing a run it could not hand to the worker: it may not make the secret.
     expect(await firstAttempt(deps, await endedWithoutAttempt(run))).toBe('retry');
     expect(deliveriesOf(run.execution_id)).toHaveLength(0);
     expect((await deps.executions.get(accountId, run.execution_id))!.webhook).toMatchObject({ status: 'pending', attempts: 1, last_response_status: null });
+    const item = (await db.doc.send(new GetCommand({ TableName: db.tables.accounts, Key: { account_id: accountId }, ConsistentRead: true }))).Item!;
+    expect(item).not.toHaveProperty('webhook_secret_sealed');
+    // The schedule's next attempt (1 s, ±20 %), by the sender: a redelivery's and a scheduled run's attempt alike.
+    await new Promise((r) => setTimeout(r, 1300));
+    expect(await sendNow(deps, accountId, run.execution_id)).toBe('delivered');
+    const [delivery] = deliveriesOf(run.execution_id);
+    const secret = await deps.accounts.webhookSecret(accountId, NO_NEW_SECRET);
+    expect(new Webhook(secret).verify(delivery!.body, delivery!.headers as Record<string, string>)).toMatchObject({ type: 'execution.succeeded' });
+    expect((await db.audit.list(accountId, { action: 'webhook_secret.created' }, 10)).items).toEqual([
+      expect.objectContaining({ action: 'webhook_secret.created', actor: { kind: 'system' }, target: { kind: 'webhook_secret', id: accountId }, changes: null }),
+    ]);
+  });
+
+  it('a sender that may make the secret but has no audit trail to record it in makes none: the attempt fails and is retried', async () => {
+    const accountId = `acct_wh_noaudit_${Date.now().toString(36)}`;
+    await createAccount({ accounts: deps.accounts, audit: db.audit }, accountId, 'business');
+    const run = await running(accountId);
+    const { audit: _audit, ...miswired } = deps;
+    expect(await firstAttempt(miswired, await endedWithoutAttempt(run), { makeSecret: true })).toBe('retry');
+    expect(deliveriesOf(run.execution_id)).toHaveLength(0);
     const item = (await db.doc.send(new GetCommand({ TableName: db.tables.accounts, Key: { account_id: accountId }, ConsistentRead: true }))).Item!;
     expect(item).not.toHaveProperty('webhook_secret_sealed');
   });

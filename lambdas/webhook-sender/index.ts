@@ -5,15 +5,18 @@
  * - `{account_id, execution_id}`, an asynchronous invocation by the executions function on a redelivery:
  *   that webhook, at once.
  * Either may be delivered more than once, and runs may overlap: every attempt is claimed first. It opens
- * the accounts' webhook secrets, never makes one. It is not reachable through the API.
+ * the accounts' webhook secrets, and makes an account's first one (with its webhook_secret.created event,
+ * by the system) when a run ended before anything made it. It is not reachable through the API.
  */
 import type { Context } from 'aws-lambda';
 import { createDocumentClient, TABLE_ENV } from '../shared/ddb.js';
 import { requireEnv } from '../shared/env.js';
 import { log, startInvocation } from '../shared/log.js';
 import { AccountsRepository } from '../shared/repositories/accounts.js';
+import { AuditRepository } from '../shared/repositories/audit.js';
 import { ExecutionsRepository } from '../shared/repositories/executions.js';
 import { secretBoxFromEnv } from '../shared/secret-box.js';
+import { settingsFromEnv } from '../shared/settings.js';
 import { sendDueWebhooks, sendNow, type WebhookDeps } from '../shared/services/webhooks.js';
 import { retryScheduleFromEnv } from '../shared/webhook-schedule.js';
 import { WEBHOOK_ATTEMPT_TIMEOUT_MS } from '../shared/webhooks.js';
@@ -22,6 +25,8 @@ const doc = createDocumentClient();
 const deps: WebhookDeps = {
   executions: new ExecutionsRepository(doc, requireEnv(TABLE_ENV.executions)),
   accounts: new AccountsRepository(doc, requireEnv(TABLE_ENV.accounts), secretBoxFromEnv()),
+  // An account's first secret, made by an attempt: its webhook_secret.created event (by the system) goes here.
+  audit: new AuditRepository(doc, requireEnv(TABLE_ENV.audit), settingsFromEnv().auditRetentionDays),
   // Validated at cold start.
   retrySchedule: retryScheduleFromEnv(),
 };

@@ -42,7 +42,8 @@ const deps: WorkflowDeps = {
   // The accounts table holds the in-flight counters an async run takes a slot of and frees.
   executions: new ExecutionsRepository(doc, requireEnv(TABLE_ENV.executions), requireEnv(TABLE_ENV.accounts)),
   // Opens (never makes) the webhook secret: a run this function fails because it could not start it gets
-  // its webhook from here.
+  // its first webhook attempt from here (on an account with no secret yet, the scheduled sender's next
+  // attempt makes it).
   accounts: new AccountsRepository(doc, requireEnv(TABLE_ENV.accounts), secretBoxFromEnv()),
   models: ModelRegistry.fromEnv(),
   // The webhook retry schedule, validated at cold start.

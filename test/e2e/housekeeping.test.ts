@@ -148,6 +148,25 @@ describe('the schedule runs the housekeeping function', () => {
     // Its in-flight slot is free again.
     expect((await t.deps().accounts.get(accountId)) as unknown).toMatchObject({ async_in_flight: 0 });
   });
+
+  it('on an account that never had a webhook secret, the sender (under its own IAM) makes the first one, records it by the system, and the webhook verifies with it', async () => {
+    const { accountId, key } = await t.account('business');
+    const run = await overdueRun(accountId, receiver.url);
+    const hookId = `msg_${run.execution_id}_failed`;
+    const deadline = Date.now() + 20_000;
+    while (!receiver.received.some((d) => d.headers['webhook-id'] === hookId)) {
+      if (Date.now() > deadline) throw new Error('no webhook');
+      await t.stack.runSchedules();
+    }
+    const reply = await t.api(key, 'GET', `/executions/${run.execution_id}`);
+    expect(reply.body).toMatchObject({ status: 'FAILED', error: 'timed out', webhook: { status: 'delivered', attempts: 1 } });
+    // The secret the sender made is the one the account's first GET finds (no second one, no second event).
+    const secret = String((await t.api(key, 'GET', '/webhooks/secret')).body['secret']);
+    const [delivery] = receiver.received.filter((d) => d.headers['webhook-id'] === hookId);
+    expect(new Webhook(secret).verify(delivery!.body, delivery!.headers as Record<string, string>)).toMatchObject({ type: 'execution.failed' });
+    const events = await t.api(key, 'GET', '/audit-events?action=webhook_secret.created');
+    expect(events.body['items']).toEqual([expect.objectContaining({ action: 'webhook_secret.created', actor: { kind: 'system' }, target: { kind: 'webhook_secret', id: accountId } })]);
+  });
 });
 
 describe('npm run admin -- sweep', () => {

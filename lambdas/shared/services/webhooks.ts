@@ -200,13 +200,14 @@ export async function firstAttempt(deps: WebhookDeps, ended: ExecutionRecord, op
 
 /**
  * A redelivery's attempt (the sender invoked with `{account_id, execution_id}`): the run's webhook, if it
- * is pending and no live claim holds it. The sender only opens the account's secret.
+ * is pending and no live claim holds it. Like every attempt of the scheduled sender, it makes the
+ * account's first secret if it has none (see `sendDueWebhooks`).
  */
 export async function sendNow(deps: WebhookDeps, accountId: string, executionId: string): Promise<AttemptResult | undefined> {
   const record = await deps.executions.get(accountId, executionId);
   if (!record?.webhook_url || record.webhook?.status !== 'pending' || record.webhook_due === undefined) return undefined;
   // A live claim's lease, or the schedule's next attempt, as its due time: the claim refuses it ('not-claimed').
-  return attemptWebhook(deps, { account_id: accountId, execution_id: executionId, webhook_due: record.webhook_due });
+  return attemptWebhook(deps, { account_id: accountId, execution_id: executionId, webhook_due: record.webhook_due }, { makeSecret: true });
 }
 
 export interface SenderRun {
@@ -221,6 +222,9 @@ export interface SenderRun {
  * One run of the scheduled sender: reads every shard's webhooks due now (oldest first, bounded), takes
  * at most `perAccount` per account and `perRun` in all, and makes their attempts, `concurrency` at a
  * time, starting none after `startBy` (epoch ms). Two runs at once are safe: each attempt is claimed.
+ * An account with no secret yet gets its first one from the attempt, as from the worker's (the system
+ * actor's webhook_secret.created event): a run that ended without its worker (failed by housekeeping, or
+ * by the workflows function, which only opens secrets) would otherwise have nothing to be signed with.
  */
 export async function sendDueWebhooks(deps: WebhookDeps, startBy: number, limits: SenderLimits = DEFAULT_SENDER_LIMITS): Promise<SenderRun> {
   const nowMs = clock(deps).getTime();
@@ -244,7 +248,7 @@ export async function sendDueWebhooks(deps: WebhookDeps, startBy: number, limits
       const item = chosen[next++];
       if (!item || Date.now() >= startBy) return;
       started++;
-      const result = await attemptWebhook(deps, item);
+      const result = await attemptWebhook(deps, item, { makeSecret: true });
       results[result] = (results[result] ?? 0) + 1;
     }
   };

@@ -511,7 +511,7 @@ export interface RunResult {
  * The first attempt at the webhook of a run's end, made by whoever ended it (its owner): the terminal
  * write marked it pending, so a crash here loses nothing (the scheduled sender makes it later). `makeSecret`:
  * make the account's secret when it has none (the worker may; the workflows function only opens an
- * existing one). Never throws.
+ * existing one, and the scheduled sender makes it for the next attempt). Never throws.
  */
 async function notify(deps: WorkflowDeps, record: ExecutionRecord, delivery: DeliveryOptions, makeSecret: boolean): Promise<void> {
   if (!record.webhook_url || !TERMINAL.includes(record.status)) return;
