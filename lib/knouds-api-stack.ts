@@ -450,18 +450,21 @@ export class KnoudsApiStack extends Stack {
     // It scans the accounts table (ids and key counts), queries the keys' slot index and the executions'
     // status index, and changes keys, accounts and executions only in conditional writes and transactions
     // (a release with its audit event).
-    // It sends no webhook (the terminal write marks it pending: the sender delivers it), so no secrets.
+    // It sends no webhook (the terminal write marks it pending: the sender delivers it), so it opens no
+    // secret; it seals (kms:Encrypt only) a secret an earlier release kept in the clear, found by its scan.
     const housekeepingFn = new KnoudsFunction(this, 'HousekeepingFunction', {
       lambda: 'housekeeping',
       description: 'Knouds API: housekeeping (expired keys’ slots, overdue executions), on a schedule',
       logRetention,
       timeout: Duration.seconds(HOUSEKEEPING_TIMEOUT_SECONDS),
       // The settings: how long the `key.expired` events are kept (auditRetentionDays).
-      environment: { ...settingsEnv, ...tableEnv('keys', 'accounts', 'executions', 'audit') },
+      environment: { ...settingsEnv, ...secretsEnv, ...tableEnv('keys', 'accounts', 'executions', 'audit') },
       // A failed run is not retried: the next scheduled run continues where it stopped.
       retryAttempts: 0,
     });
-    grantTable(accountsTable, housekeepingFn, ['dynamodb:Scan', 'dynamodb:UpdateItem']);
+    // GetItem: the plaintext secret, read consistently before it is sealed.
+    grantTable(accountsTable, housekeepingFn, ['dynamodb:GetItem', 'dynamodb:Scan', 'dynamodb:UpdateItem']);
+    grantSecrets(housekeepingFn, ['kms:Encrypt']);
     // A release's `key.expired` event, in the release's transaction (create-only).
     grantTable(auditTable, housekeepingFn, ['dynamodb:PutItem']);
     grantTable(keysTable, housekeepingFn, ['dynamodb:UpdateItem']);

@@ -19,7 +19,7 @@ import { ApiError } from '../lambdas/shared/errors.js';
 import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
 import { KeysRepository } from '../lambdas/shared/repositories/keys.js';
 import { AuditRepository, memberAddedEvent } from '../lambdas/shared/repositories/audit.js';
-import { LOCAL_SECRETS_KEY_ENV, LocalSecretBox } from '../lambdas/shared/secret-box.js';
+import { LOCAL_SECRETS_KEY_ENV, LOCAL_SECRETS_OPERATIONS_ENV, LocalSecretBox, SECRET_OPERATION_ACTIONS, SECRETS_KEY_ARN_ENV, type SecretOperation } from '../lambdas/shared/secret-box.js';
 import { createAccount, createKey, revokeKey, type KeyServiceDeps } from '../lambdas/shared/services/keys.js';
 import { SETTINGS_ENV, type Settings } from '../lambdas/shared/settings.js';
 import { STACK_OUTPUTS } from '../lib/outputs.js';
@@ -349,7 +349,6 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       LANG: 'en_US.UTF-8',
       PATH: process.env['PATH'] ?? '/usr/bin:/bin',
       ...QUIET_SDK_ENV,
-      [LOCAL_SECRETS_KEY_ENV]: localSecretsKey(options.secretsKeyFile),
       ...(options.webhookRetrySchedule !== undefined ? { [RETRY_SCHEDULE_ENV]: options.webhookRetrySchedule } : {}),
       ...options.functionEnv,
     };
@@ -415,6 +414,23 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       iamEndpoint = proxy.endpoint;
       baseEnv['AWS_ENDPOINT_URL_DYNAMODB'] = proxy.endpoint;
     }
+    // The stand-in for the webhook secrets' KMS key: given only to the functions the template gives the
+    // key's ARN, and (IAM enforced) only for the operations their role allows with an account id as the
+    // encryption context, as KMS would check them.
+    const secretsKey = localSecretsKey(options.secretsKeyFile);
+    const secretsEnvOf = (fn: { logicalId: string; environment: Record<string, string> }): Record<string, string> => {
+      const keyArn = fn.environment[SECRETS_KEY_ARN_ENV];
+      if (!keyArn) return {};
+      if (!enforcer) return { [LOCAL_SECRETS_KEY_ENV]: secretsKey };
+      const context = new Map([
+        ['kms:encryptioncontextkeys', ['account_id']],
+        ['kms:encryptioncontext:account_id', ['acct_local']],
+      ]);
+      const allowed = (Object.keys(SECRET_OPERATION_ACTIONS) as SecretOperation[]).filter((op) =>
+        enforcer.allows(fn.logicalId, { action: SECRET_OPERATION_ACTIONS[op], resource: keyArn, context }),
+      );
+      return { [LOCAL_SECRETS_KEY_ENV]: secretsKey, [LOCAL_SECRETS_OPERATIONS_ENV]: allowed.join(',') };
+    };
     const authorizerFunctions = new Set([...model.authorizers.values()].map((a) => a.functionId));
     // Every variable written, empty when unset, so none of the template's deployed values is left behind.
     const identityEnv = { ...Object.fromEntries(Object.values(IDENTITY_PROVIDER_ENV).map((name) => [name, ''])), ...identityProviderEnvironment(sessions) };
@@ -428,7 +444,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         sessionToken: randomBytes(48).toString('base64'),
       };
       callers.set(identity.sessionToken, identity);
-      const env = { ...baseEnv, AWS_ACCESS_KEY_ID: identity.accessKeyId, AWS_SECRET_ACCESS_KEY: identity.secretAccessKey, AWS_SESSION_TOKEN: identity.sessionToken };
+      const env = { ...baseEnv, ...secretsEnvOf(def), AWS_ACCESS_KEY_ID: identity.accessKeyId, AWS_SECRET_ACCESS_KEY: identity.secretAccessKey, AWS_SESSION_TOKEN: identity.sessionToken };
       pools.set(def.logicalId, new FunctionPool(def, env, onLog, maxInstances));
     }
     cleanups.push(() => Promise.all([...pools.values()].map((p) => p.close())).then(() => undefined));

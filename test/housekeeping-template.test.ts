@@ -52,6 +52,8 @@ describe('the housekeeping function', () => {
         'POWERTOOLS_LOG_LEVEL',
         'POWERTOOLS_METRICS_NAMESPACE',
         'POWERTOOLS_SERVICE_NAME',
+        // The key a secret an earlier release kept in the clear is sealed with.
+        'WEBHOOK_SECRETS_KEY_ARN',
       ].sort(),
     );
     expect(variables['AUDIT_TABLE']).toEqual({ Ref: tableId('Audit') });
@@ -59,12 +61,13 @@ describe('the housekeeping function', () => {
     base.template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', { FunctionName: { Ref: housekeepingFn }, MaximumRetryAttempts: 0 });
   });
 
-  it('may scan the accounts, query three indexes by name and change keys, accounts and runs, and put audit events; nothing else', () => {
+  it('may scan and read the accounts, query three indexes by name, change keys, accounts and runs, put audit events, and seal with the secrets key; nothing else', () => {
     const got = statements();
     expect(got.every((s) => s.effect === 'Allow')).toBe(true);
     expect(got.map(({ actions, resources: r }) => ({ actions, resources: r }))).toEqual(
       expect.arrayContaining([
-        { actions: ['dynamodb:Scan', 'dynamodb:UpdateItem'], resources: [tableArn('Accounts')] },
+        { actions: ['dynamodb:GetItem', 'dynamodb:Scan', 'dynamodb:UpdateItem'], resources: [tableArn('Accounts')] },
+        { actions: ['kms:Encrypt'], resources: [{ 'Fn::GetAtt': [logicalId('AWS::KMS::Key', 'WebhookSecretsKey'), 'Arn'] }] },
         { actions: ['dynamodb:PutItem'], resources: [tableArn('Audit')] },
         { actions: ['dynamodb:UpdateItem'], resources: [tableArn('Keys')] },
         { actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'], resources: [tableArn('Executions')] },
@@ -74,10 +77,10 @@ describe('the housekeeping function', () => {
         },
       ]),
     );
-    expect(got).toHaveLength(5);
+    expect(got).toHaveLength(6);
     const all = JSON.stringify(got);
-    // No KMS (it sends no webhook: the sender does), no function to invoke, no wildcard, no other table.
-    expect(all).not.toMatch(/kms:|lambda:|"\*"|index\/\*|DeleteItem|BatchWriteItem/);
+    // No kms:Decrypt (it sends no webhook: the sender does), no function to invoke, no wildcard, no other table.
+    expect(all).not.toMatch(/kms:Decrypt|lambda:|"\*"|index\/\*|DeleteItem|BatchWriteItem/);
     for (const other of ['Usage', 'Workflows', 'Memberships', 'Idempotency']) expect(all).not.toContain(tableId(other));
   });
 });

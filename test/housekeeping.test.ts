@@ -5,9 +5,9 @@
  * fault proxy) and the tables are read back. Every test has tables of its own, so a run sees only its
  * test's accounts.
  */
-import { GetCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, QueryCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { createDocumentClient } from '../lambdas/shared/ddb.js';
-import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
+import { AccountsRepository, SECRET_ATTRIBUTE } from '../lambdas/shared/repositories/accounts.js';
 import { AuditRepository, OPERATOR_ACTOR } from '../lambdas/shared/repositories/audit.js';
 import { ExecutionsRepository, IN_FLIGHT_ATTRIBUTE, newExecutionId, TIMED_OUT, type ExecutionRecord } from '../lambdas/shared/repositories/executions.js';
 import { KeysRepository } from '../lambdas/shared/repositories/keys.js';
@@ -15,7 +15,7 @@ import { LEASE_MARGIN_MS, QUEUED_DEADLINE_MS, WORKER_TIMEOUT_SECONDS } from '../
 import { LocalSecretBox } from '../lambdas/shared/secret-box.js';
 import { overdueCutoffs, sweep, SweepStopped, type HousekeepingDeps, type HousekeepingLimits, type SweepResult } from '../lambdas/shared/services/housekeeping.js';
 import { createAccount, createKey, revokeKey, rotateKey } from '../lambdas/shared/services/keys.js';
-import { sendDueWebhooks } from '../lambdas/shared/services/webhooks.js';
+import { NO_NEW_SECRET, sendDueWebhooks } from '../lambdas/shared/services/webhooks.js';
 import { DEFAULT_SETTINGS, type Settings } from '../lambdas/shared/settings.js';
 import { ALLOW_LOOPBACK_ENV } from '../lambdas/shared/webhooks.js';
 import { firstWebhookSecret } from '../lambdas/shared/services/first-webhook-secret.js';
@@ -207,7 +207,7 @@ describe('keys', () => {
     await revokeKey(keyDeps(ago(2 * DAY)), other, revoked);
 
     const run = await sweep(housekeeping());
-    expect(run).toEqual({ released_keys: 2, failed_executions: 0, accounts: 2, complete: true });
+    expect(run).toEqual({ released_keys: 2, failed_executions: 0, sealed_secrets: 0, accounts: 2, complete: true });
     for (const keyId of [expired, old]) {
       const stored = await storedKey(keyId);
       expect(stored).toMatchObject({ released_at: expect.any(String), ttl: expect.any(Number), pointer_ttl: stored['ttl'] });
@@ -223,7 +223,7 @@ describe('keys', () => {
     await expectConsistent(accountId);
     await expectConsistent(other);
     // Nothing left: a second run changes nothing.
-    expect(await sweep(housekeeping())).toEqual({ released_keys: 0, failed_executions: 0, accounts: 2, complete: true });
+    expect(await sweep(housekeeping())).toEqual({ released_keys: 0, failed_executions: 0, sealed_secrets: 0, accounts: 2, complete: true });
   });
 
   it('gives a full account its slots back: creates succeed after one run without anything else releasing', async () => {
@@ -268,7 +268,7 @@ describe('executions', () => {
 
     const before = Date.now();
     const run = await sweep(housekeeping());
-    expect(run).toEqual({ released_keys: 0, failed_executions: 4, accounts: 1, complete: true });
+    expect(run).toEqual({ released_keys: 0, failed_executions: 4, sealed_secrets: 0, accounts: 1, complete: true });
     const pending = { webhook: expect.objectContaining({ status: 'pending', attempts: 0 }), due: 'number' };
     for (const r of overdue) {
       const stored = await storedRun(r);
@@ -332,6 +332,60 @@ describe('executions', () => {
     // Each run's slot freed once: by whichever write landed.
     expect(await storedAccount(accountId)).toMatchObject({ [IN_FLIGHT_ATTRIBUTE]: 0 });
     await expectConsistent(accountId);
+  });
+});
+
+describe('webhook secrets an earlier release kept in the clear', () => {
+  const legacy = 'whsec_bGVnYWN5LXNlY3JldC1mcm9tLWFuLW9sZGVyLXJlbGVhc2U=';
+  const plaintextSecret = async (accountId: string) => {
+    await db.doc.send(
+      new UpdateCommand({ TableName: db.tables.accounts, Key: { account_id: accountId }, UpdateExpression: 'SET webhook_secret = :s', ExpressionAttributeValues: { ':s': legacy } }),
+    );
+  };
+  /** The housekeeping function's: its box may only seal (kms:Encrypt). */
+  const sealing = (): HousekeepingDeps => ({
+    ...housekeeping(),
+    accounts: new AccountsRepository(db.doc, db.tables.accounts, new LocalSecretBox(key, new Set(['seal']))),
+    sealPlaintextSecrets: true,
+  });
+  const key = LocalSecretBox.newKey();
+
+  it('are sealed in place by one run (the same secret, which still signs), the plaintext removed; accounts with a sealed one or none are left alone', async () => {
+    const [old, sealedOne, none] = [await account(), await account(), await account()];
+    await plaintextSecret(old);
+    const opener = new AccountsRepository(db.doc, db.tables.accounts, new LocalSecretBox(key));
+    const current = await opener.webhookSecret(sealedOne, firstWebhookSecret(db.audit, sealedOne, OPERATOR_ACTOR, new Date()));
+    const before = await storedAccount(sealedOne);
+
+    expect(await sweep(sealing())).toMatchObject({ sealed_secrets: 1, complete: true });
+    const item = await storedAccount(old);
+    expect(item).not.toHaveProperty('webhook_secret');
+    expect(item[SECRET_ATTRIBUTE]).toMatch(/^local:v1:/);
+    expect(JSON.stringify(item)).not.toContain(legacy.slice('whsec_'.length));
+    expect(await opener.webhookSecret(old, NO_NEW_SECRET)).toBe(legacy);
+    expect(await storedAccount(sealedOne)).toEqual(before);
+    expect(await opener.webhookSecret(sealedOne, NO_NEW_SECRET)).toBe(current);
+    expect(await storedAccount(none)).not.toHaveProperty(SECRET_ATTRIBUTE);
+    // Nothing left: the next run seals nothing.
+    expect(await sweep(sealing())).toMatchObject({ sealed_secrets: 0 });
+  });
+
+  it('a sweep without the key (the admin CLI’s) leaves them to the function and still does the rest', async () => {
+    const accountId = await account();
+    await plaintextSecret(accountId);
+    await expiredKey(accountId);
+    expect(await sweep(housekeeping())).toMatchObject({ released_keys: 1, sealed_secrets: 0, complete: true });
+    expect(await storedAccount(accountId)).toMatchObject({ webhook_secret: legacy });
+  });
+
+  it('a function that may only open (the workflows function) signs with the plaintext as it is; one that may seal but was not told it may not fails as KMS would', async () => {
+    const accountId = await account();
+    await plaintextSecret(accountId);
+    const openOnly = new AccountsRepository(db.doc, db.tables.accounts, new LocalSecretBox(key, new Set(['open'])), { openOnly: true });
+    expect(await openOnly.webhookSecret(accountId, NO_NEW_SECRET)).toBe(legacy);
+    expect(await storedAccount(accountId)).toMatchObject({ webhook_secret: legacy });
+    const miswired = new AccountsRepository(db.doc, db.tables.accounts, new LocalSecretBox(key, new Set(['open'])));
+    await expect(miswired.webhookSecret(accountId, NO_NEW_SECRET)).rejects.toMatchObject({ name: 'AccessDeniedException' });
   });
 });
 

@@ -37,6 +37,20 @@ describe('secretBoxFromEnv', () => {
     expect(secretBoxFromEnv({ WEBHOOK_SECRETS_KEY_ARN: 'arn:aws:kms:eu-west-1:1:key/x' })).toBeInstanceOf(KmsSecretBox);
   });
 
+  it('the local box does only the operations the runner says the function’s role allows (KNOUDS_LOCAL_SECRETS_OPERATIONS), refusing the others as KMS would', async () => {
+    const key = LocalSecretBox.newKey();
+    const sealed = await secretBoxFromEnv({ KNOUDS_LOCAL_SECRETS_KEY: key }).seal('whsec_abc', 'a');
+    const openOnly = secretBoxFromEnv({ KNOUDS_LOCAL_SECRETS_KEY: key, KNOUDS_LOCAL_SECRETS_OPERATIONS: 'open' });
+    await expect(openOnly.open(sealed, 'a')).resolves.toBe('whsec_abc');
+    await expect(openOnly.seal('whsec_abc', 'a')).rejects.toMatchObject({ name: 'AccessDeniedException', message: expect.stringMatching(/kms:Encrypt/) });
+    const sealOnly = secretBoxFromEnv({ KNOUDS_LOCAL_SECRETS_KEY: key, KNOUDS_LOCAL_SECRETS_OPERATIONS: 'seal' });
+    await expect(sealOnly.seal('whsec_abc', 'a')).resolves.toMatch(/^local:v1:/);
+    await expect(sealOnly.open(sealed, 'a')).rejects.toMatchObject({ name: 'AccessDeniedException', message: expect.stringMatching(/kms:Decrypt/) });
+    const neither = secretBoxFromEnv({ KNOUDS_LOCAL_SECRETS_KEY: key, KNOUDS_LOCAL_SECRETS_OPERATIONS: '' });
+    await expect(neither.open(sealed, 'a')).rejects.toMatchObject({ name: 'AccessDeniedException' });
+    expect(() => secretBoxFromEnv({ KNOUDS_LOCAL_SECRETS_KEY: key, KNOUDS_LOCAL_SECRETS_OPERATIONS: 'seal,decrypt' })).toThrow(/unknown operation 'decrypt'/);
+  });
+
   it('with neither, refuses to seal or open rather than store a secret in the clear', async () => {
     const none = secretBoxFromEnv({});
     await expect(none.seal('whsec_abc', 'a')).rejects.toThrow(/cannot be sealed/);

@@ -1,7 +1,8 @@
 /**
  * Housekeeping Lambda (API.md §7), run by an EventBridge rule every `sweepInterval` (5 minutes by
  * default): one bounded run of services/housekeeping.ts `sweep` over every account, the slots of expired
- * keys released and overdue runs failed "timed out". Any event runs it (the schedule's, or a manual
+ * keys released, overdue runs failed "timed out", and webhook secrets an earlier release kept in the clear
+ * sealed in place. Any event runs it (the schedule's, or a manual
  * invocation); runs may overlap, every change is conditional. A run that stops on an error throws
  * after publishing what it did, so Lambda counts the error (the stack's HousekeepingErrors alarm) and
  * the next run continues. It is not reachable through the API.
@@ -15,6 +16,7 @@ import { AuditRepository } from '../shared/repositories/audit.js';
 import { ExecutionsRepository } from '../shared/repositories/executions.js';
 import { KeysRepository } from '../shared/repositories/keys.js';
 import { HOUSEKEEPING_RESERVE_MS } from '../shared/run-budget.js';
+import { secretBoxFromEnv } from '../shared/secret-box.js';
 import { settingsFromEnv } from '../shared/settings.js';
 import { sweep, SweepStopped, type HousekeepingDeps, type SweepResult } from '../shared/services/housekeeping.js';
 
@@ -23,7 +25,9 @@ const accountsTable = requireEnv(TABLE_ENV.accounts);
 const deps: HousekeepingDeps = {
   keys: new KeysRepository(doc, { keys: requireEnv(TABLE_ENV.keys), accounts: accountsTable }),
   executions: new ExecutionsRepository(doc, requireEnv(TABLE_ENV.executions), accountsTable),
-  accounts: new AccountsRepository(doc, accountsTable),
+  // It only seals (kms:Encrypt): a plaintext secret of an earlier release, read by its scan.
+  accounts: new AccountsRepository(doc, accountsTable, secretBoxFromEnv()),
+  sealPlaintextSecrets: true,
   // Events kept `auditRetentionDays` (the stack's settings).
   audit: new AuditRepository(doc, requireEnv(TABLE_ENV.audit), settingsFromEnv().auditRetentionDays),
 };

@@ -4,15 +4,22 @@
  * another account's item does not open.
  *
  * Deployed, the seal is AWS KMS (`WEBHOOK_SECRETS_KEY_ARN`, the stack's key; the account id is the
- * encryption context). The local runner has no KMS: it gives the functions a 256-bit key in
- * `KNOUDS_LOCAL_SECRETS_KEY` and they seal with AES-256-GCM (the account id as additional data). With
- * neither, sealing fails: a secret is never written in the clear.
+ * encryption context). The local runner has no KMS: it gives the functions whose template names the key a
+ * 256-bit key in `KNOUDS_LOCAL_SECRETS_KEY` and they seal with AES-256-GCM (the account id as additional
+ * data). With IAM enforced it also says, in `KNOUDS_LOCAL_SECRETS_OPERATIONS`, which of `seal` and `open`
+ * the function's role allows (kms:Encrypt, kms:Decrypt): the other is refused as KMS would refuse it. With
+ * neither key, sealing fails: a secret is never written in the clear.
  */
 import type { KMSClient } from '@aws-sdk/client-kms';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 
 export const SECRETS_KEY_ARN_ENV = 'WEBHOOK_SECRETS_KEY_ARN';
 export const LOCAL_SECRETS_KEY_ENV = 'KNOUDS_LOCAL_SECRETS_KEY';
+/** The local box's operations the function's role allows, comma-separated (`seal`, `open`); all when unset. */
+export const LOCAL_SECRETS_OPERATIONS_ENV = 'KNOUDS_LOCAL_SECRETS_OPERATIONS';
+
+export type SecretOperation = 'seal' | 'open';
+const KMS_ACTION: Record<SecretOperation, string> = { seal: 'kms:Encrypt', open: 'kms:Decrypt' };
 
 export interface SecretBox {
   seal(plaintext: string, accountId: string): Promise<string>;
@@ -22,13 +29,28 @@ export interface SecretBox {
 const LOCAL_PREFIX = 'local:v1:';
 const KMS_PREFIX = 'kms:v1:';
 
-/** AES-256-GCM under a key given as 32 bytes of base64. */
+/** What KMS answers a call the caller's role does not allow. */
+export class SecretAccessDenied extends Error {
+  override readonly name = 'AccessDeniedException';
+}
+
+/**
+ * AES-256-GCM under a key given as 32 bytes of base64. `allowed`: the operations the caller's role allows
+ * (the local runner's stand-in for the key's IAM check); the others are refused (SecretAccessDenied).
+ */
 export class LocalSecretBox implements SecretBox {
   private readonly key: Buffer;
 
-  constructor(keyBase64: string) {
+  constructor(
+    keyBase64: string,
+    private readonly allowed: ReadonlySet<SecretOperation> = new Set(['seal', 'open']),
+  ) {
     this.key = Buffer.from(keyBase64, 'base64');
     if (this.key.length !== 32) throw new Error(`${LOCAL_SECRETS_KEY_ENV} must be 32 bytes of base64`);
+  }
+
+  private check(operation: SecretOperation): void {
+    if (!this.allowed.has(operation)) throw new SecretAccessDenied(`this function's role does not allow ${KMS_ACTION[operation]} on the webhook secrets key`);
   }
 
   static newKey(): string {
@@ -37,6 +59,7 @@ export class LocalSecretBox implements SecretBox {
 
   // async: every failure is a rejection, never a synchronous throw.
   async seal(plaintext: string, accountId: string): Promise<string> {
+    this.check('seal');
     const iv = randomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', this.key, iv);
     cipher.setAAD(Buffer.from(accountId, 'utf8'));
@@ -45,6 +68,7 @@ export class LocalSecretBox implements SecretBox {
   }
 
   async open(sealed: string, accountId: string): Promise<string> {
+    this.check('open');
     if (!sealed.startsWith(LOCAL_PREFIX)) throw new Error('not sealed with the local key');
     const [ivText, bodyText] = sealed.slice(LOCAL_PREFIX.length).split('.');
     const iv = Buffer.from(ivText ?? '', 'base64url');
@@ -99,9 +123,20 @@ export class KmsSecretBox implements SecretBox {
  */
 export function secretBoxFromEnv(env: NodeJS.ProcessEnv = process.env): SecretBox {
   const local = env[LOCAL_SECRETS_KEY_ENV];
-  if (local) return new LocalSecretBox(local);
+  if (local) return new LocalSecretBox(local, parseOperations(env[LOCAL_SECRETS_OPERATIONS_ENV]));
   const arn = env[SECRETS_KEY_ARN_ENV];
   if (arn) return new KmsSecretBox(arn);
   const missing = () => Promise.reject(new Error(`neither ${SECRETS_KEY_ARN_ENV} nor ${LOCAL_SECRETS_KEY_ENV} is set: secrets cannot be sealed`));
   return { seal: missing, open: missing };
 }
+
+/** `KNOUDS_LOCAL_SECRETS_OPERATIONS`: unset is both; otherwise only those named (none when empty). */
+function parseOperations(text: string | undefined): ReadonlySet<SecretOperation> {
+  if (text === undefined) return new Set(['seal', 'open']);
+  const named = text.split(',').map((t) => t.trim()).filter(Boolean);
+  for (const name of named) if (name !== 'seal' && name !== 'open') throw new Error(`${LOCAL_SECRETS_OPERATIONS_ENV}: unknown operation '${name}' (seal, open)`);
+  return new Set(named as SecretOperation[]);
+}
+
+/** The KMS action of each operation: what the local runner asks the function's role about. */
+export const SECRET_OPERATION_ACTIONS: Readonly<Record<SecretOperation, string>> = KMS_ACTION;

@@ -43,8 +43,9 @@ const deps: WorkflowDeps = {
   executions: new ExecutionsRepository(doc, requireEnv(TABLE_ENV.executions), requireEnv(TABLE_ENV.accounts)),
   // Opens (never makes) the webhook secret: a run this function fails because it could not start it gets
   // its first webhook attempt from here (on an account with no secret yet, the scheduled sender's next
-  // attempt makes it).
-  accounts: new AccountsRepository(doc, requireEnv(TABLE_ENV.accounts), secretBoxFromEnv()),
+  // attempt makes it). kms:Decrypt only: a secret an earlier release kept in the clear is used as it is
+  // (housekeeping seals it).
+  accounts: new AccountsRepository(doc, requireEnv(TABLE_ENV.accounts), secretBoxFromEnv(), { openOnly: true }),
   models: ModelRegistry.fromEnv(),
   // The webhook retry schedule, validated at cold start.
   retrySchedule: retryScheduleFromEnv(),

@@ -96,6 +96,13 @@ export class IamEnforcer {
     return this.roles.get(functionId)?.principal ?? `arn:aws:sts::${this.options.accountId}:assumed-role/unknown/${functionId}`;
   }
 
+  /** Whether the function's role allows this call, asked at start-up: nothing is counted or reported. */
+  allows(functionId: string, request: AccessRequest): boolean {
+    const role = this.roles.get(functionId);
+    if (!role) return false;
+    return decide(candidates(role.statements, request.action, request.resource), request.context, { unknownAllows: role.unknownAllows, unknownLimits: role.unknownLimits }).effect === 'allow';
+  }
+
   /** Whether the function may make this call; a refusal is counted and reported before it is returned. */
   authorize(functionId: string, request: AccessRequest & { readonly unsupported?: string }): { readonly ok: true } | { readonly ok: false; readonly refusal: IamRefusal } {
     const role = this.roles.get(functionId);

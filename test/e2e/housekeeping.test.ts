@@ -10,8 +10,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { Webhook } from 'standardwebhooks';
+import { SECRET_ATTRIBUTE } from '../../lambdas/shared/repositories/accounts.js';
 import { ExecutionsRepository, newExecutionId, type ExecutionRecord } from '../../lambdas/shared/repositories/executions.js';
 import { QUEUED_DEADLINE_MS } from '../../lambdas/shared/run-budget.js';
 import { createKey } from '../../lambdas/shared/services/keys.js';
@@ -166,6 +167,25 @@ describe('the schedule runs the housekeeping function', () => {
     expect(new Webhook(secret).verify(delivery!.body, delivery!.headers as Record<string, string>)).toMatchObject({ type: 'execution.failed' });
     const events = await t.api(key, 'GET', '/audit-events?action=webhook_secret.created');
     expect(events.body['items']).toEqual([expect.objectContaining({ action: 'webhook_secret.created', actor: { kind: 'system' }, target: { kind: 'webhook_secret', id: accountId } })]);
+  });
+});
+
+describe('a webhook secret an earlier release kept in the clear', () => {
+  it('is sealed in place by the scheduled housekeeping function (under its own IAM and key grant), and still signs', async () => {
+    const { accountId, key } = await t.account('business');
+    const legacy = 'whsec_bGVnYWN5LXNlY3JldC1mcm9tLWFuLWVhcmxpZXItcmVsZWFzZQ==';
+    const accounts = t.stack.state.tables.accounts;
+    await t.stack.doc.send(
+      new UpdateCommand({ TableName: accounts, Key: { account_id: accountId }, UpdateExpression: 'SET webhook_secret = :s', ExpressionAttributeValues: { ':s': legacy } }),
+    );
+    await t.stack.runSchedules();
+    const item = (await t.stack.doc.send(new GetCommand({ TableName: accounts, Key: { account_id: accountId }, ConsistentRead: true }))).Item!;
+    expect(item).not.toHaveProperty('webhook_secret');
+    expect(item[SECRET_ATTRIBUTE]).toMatch(/^local:v1:/);
+    expect(JSON.stringify(item)).not.toContain(legacy.slice('whsec_'.length));
+    expect((await t.api(key, 'GET', '/webhooks/secret')).body['secret']).toBe(legacy);
+    const sealedLines = functionLogs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((l) => l['message'] === 'webhook secret kept in the clear by an earlier release sealed');
+    expect(sealedLines.map((l) => l['account_id'])).toEqual([accountId]);
   });
 });
 

@@ -24,6 +24,16 @@ export const PREVIOUS_SECRET_ATTRIBUTE = 'webhook_previous_secret_sealed';
 const PREVIOUS_UNTIL_ATTRIBUTE = 'webhook_previous_until';
 /** The id of the last rotation, so a retried rotation (its first answer lost) is not applied twice. */
 const ROTATION_ATTRIBUTE = 'webhook_rotation_id';
+/** The condition of sealing an earlier release's plaintext secret in place: still there, and nothing sealed yet. */
+const PLAINTEXT_NOT_YET_SEALED = `attribute_exists(${LEGACY_SECRET_ATTRIBUTE}) AND attribute_not_exists(${SECRET_ATTRIBUTE})`;
+
+/** An account as housekeeping's scan reads it. */
+export interface ScannedAccount {
+  readonly account_id: string;
+  readonly active_keys: number;
+  /** It still holds a webhook secret an earlier release kept in the clear (see `sealPlaintextSecret`). */
+  readonly plaintext_secret: boolean;
+}
 
 /**
  * How an account's first webhook secret is made, when a caller may make it: the secret, and the Put of
@@ -43,12 +53,22 @@ export interface WebhookSecrets {
 
 export const ACCOUNT_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
+export interface AccountsRepositoryOptions {
+  /**
+   * The caller may open secrets but not seal them (its role has kms:Decrypt only: the workflows function).
+   * A secret an earlier release kept in the clear is then used as it is, not sealed in place (which
+   * would fail); housekeeping seals it (`sealPlaintextSecret`). @default false
+   */
+  readonly openOnly?: boolean;
+}
+
 export class AccountsRepository {
   /** `box` seals the webhook secrets; without it they cannot be read or written. */
   constructor(
     private readonly doc: DynamoDBDocumentClient,
     private readonly table: string,
     private readonly box?: SecretBox,
+    private readonly options: AccountsRepositoryOptions = {},
   ) {}
 
   async get(accountId: string): Promise<AccountRecord | undefined> {
@@ -231,24 +251,45 @@ export class AccountsRepository {
 
   /**
    * Housekeeping: one page of the accounts (a Scan, eventually consistent), of one segment of a parallel
-   * scan when `segment` says so, with only its id and its key count. `start`: the previous page's `next`.
+   * scan when `segment` says so, with only its id, its key count and whether it still holds a webhook
+   * secret an earlier release kept in the clear. `start`: the previous page's `next`.
    */
   async scanPage(
     limit: number,
     start?: Record<string, unknown>,
     segment?: { readonly segment: number; readonly of: number },
-  ): Promise<{ items: { account_id: string; active_keys: number }[]; next?: Record<string, unknown> }> {
+  ): Promise<{ items: ScannedAccount[]; next?: Record<string, unknown> }> {
     const out = await this.doc.send(
       new ScanCommand({
         TableName: this.table,
-        ProjectionExpression: 'account_id, active_keys',
+        // The plaintext of an earlier release comes back with the page: only whether it is there is kept.
+        ProjectionExpression: 'account_id, active_keys, #legacy',
+        ExpressionAttributeNames: { '#legacy': LEGACY_SECRET_ATTRIBUTE },
         Limit: limit,
         ...(segment ? { Segment: segment.segment, TotalSegments: segment.of } : {}),
         ...(start ? { ExclusiveStartKey: start } : {}),
       }),
     );
-    const items = (out.Items ?? []).map((i) => ({ account_id: String(i['account_id']), active_keys: Number(i['active_keys'] ?? 0) }));
+    const items = (out.Items ?? []).map((i) => ({
+      account_id: String(i['account_id']),
+      active_keys: Number(i['active_keys'] ?? 0),
+      plaintext_secret: typeof i[LEGACY_SECRET_ATTRIBUTE] === 'string',
+    }));
     return { items, ...(out.LastEvaluatedKey ? { next: out.LastEvaluatedKey } : {}) };
+  }
+
+  /**
+   * Housekeeping: seals in place the webhook secret an earlier release kept in the clear (the same
+   * secret: receivers keep verifying) and removes the plaintext, unless a read or a rotation did so
+   * first (false). One consistent read, one conditional write; needs kms:Encrypt, never kms:Decrypt.
+   */
+  async sealPlaintextSecret(accountId: string): Promise<boolean> {
+    const out = await this.doc.send(
+      new GetCommand({ TableName: this.table, Key: { account_id: accountId }, ConsistentRead: true, ProjectionExpression: `${LEGACY_SECRET_ATTRIBUTE}, ${SECRET_ATTRIBUTE}` }),
+    );
+    const legacy = out.Item?.[LEGACY_SECRET_ATTRIBUTE];
+    if (typeof legacy !== 'string' || out.Item?.[SECRET_ATTRIBUTE] !== undefined) return false;
+    return this.writeSecret(accountId, legacy, PLAINTEXT_NOT_YET_SEALED);
   }
 
   private sealer(): SecretBox {
@@ -284,9 +325,11 @@ export class AccountsRepository {
     }
     const legacy = out.Item?.[LEGACY_SECRET_ATTRIBUTE];
     if (typeof legacy !== 'string') return rotation;
-    // Written in the clear by an earlier release: seal it in place (the same secret, so receivers keep
-    // verifying), unless a concurrent read or a rotation got there first.
-    await this.writeSecret(accountId, legacy, `attribute_exists(${LEGACY_SECRET_ATTRIBUTE}) AND attribute_not_exists(${SECRET_ATTRIBUTE})`);
+    // Written in the clear by an earlier release. A caller that may not seal signs with it as it is
+    // (housekeeping seals it); any other seals it in place (the same secret, so receivers keep
+    // verifying), unless a concurrent read, housekeeping or a rotation got there first.
+    if (this.options.openOnly) return { secrets: { current: legacy }, ...rotation };
+    await this.writeSecret(accountId, legacy, PLAINTEXT_NOT_YET_SEALED);
     return this.readSecretsAsOf(accountId, now);
   }
 

@@ -21,7 +21,7 @@
  * nothing started after `startBy`; what is left waits for the next run.
  */
 import { log } from '../log.js';
-import type { AccountsRepository } from '../repositories/accounts.js';
+import type { AccountsRepository, ScannedAccount } from '../repositories/accounts.js';
 import type { AuditRepository } from '../repositories/audit.js';
 import { newAttemptId, type ExecutionsRepository, type OverdueCutoffs } from '../repositories/executions.js';
 import type { KeysRepository } from '../repositories/keys.js';
@@ -60,6 +60,12 @@ export interface HousekeepingDeps {
   readonly audit: AuditRepository;
   readonly executions: ExecutionsRepository;
   readonly accounts: AccountsRepository;
+  /**
+   * Seal the webhook secrets an earlier release kept in the clear (`accounts` needs a SecretBox that may
+   * seal): the housekeeping function does; the admin CLI's `sweep`, which has no key, leaves them to it.
+   * @default false
+   */
+  readonly sealPlaintextSecrets?: boolean;
   readonly now?: () => Date;
   readonly limits?: Partial<HousekeepingLimits>;
   /** Hears of each key released and each run failed. @default a log line each (the function's) */
@@ -71,6 +77,8 @@ export interface SweepResult {
   readonly released_keys: number;
   /** Runs this run failed "timed out". */
   readonly failed_executions: number;
+  /** Webhook secrets an earlier release kept in the clear that this run sealed in place. */
+  readonly sealed_secrets: number;
   /** Accounts looked at. */
   readonly accounts: number;
   /** False when a bound or the time stopped the run with work perhaps left: the next run continues. */
@@ -103,11 +111,6 @@ export function overdueCutoffs(now: Date): OverdueCutoffs {
   };
 }
 
-interface ScannedAccount {
-  readonly account_id: string;
-  readonly active_keys: number;
-}
-
 /**
  * One housekeeping run over every account: their expired keys' slots released, their overdue runs
  * failed, within the limits and before `startBy` (epoch ms). Throws SweepStopped (with what it did) when
@@ -123,6 +126,7 @@ export async function sweep(deps: HousekeepingDeps, options: { readonly startBy?
   let executionsLeft = limits.executionsPerRun;
   let released = 0;
   let failed = 0;
+  let sealed = 0;
   let accounts = 0;
   let complete = true;
   let failure: { error: unknown } | undefined;
@@ -141,6 +145,11 @@ export async function sweep(deps: HousekeepingDeps, options: { readonly startBy?
 
   const sweepAccount = async (account: ScannedAccount) => {
     accounts++;
+    if (deps.sealPlaintextSecrets && account.plaintext_secret && (await deps.accounts.sealPlaintextSecret(account.account_id))) {
+      sealed++;
+      report('webhook secret kept in the clear by an earlier release sealed', { account_id: account.account_id });
+    }
+    if (halted()) return;
     if (account.active_keys > 0) {
       // Counted as each lands, so a failure later in the account loses none of the count.
       await deps.keys.releaseExpiredKeys(account.account_id, clock(deps), deps.audit, {
@@ -208,7 +217,7 @@ export async function sweep(deps: HousekeepingDeps, options: { readonly startBy?
   await Promise.all(Array.from({ length: limits.concurrency }, worker));
   // A failed call left its own work undone, even when it came last.
   if (!exhausted || queue.length > 0 || failure) complete = false;
-  const result: SweepResult = { released_keys: released, failed_executions: failed, accounts, complete };
+  const result: SweepResult = { released_keys: released, failed_executions: failed, sealed_secrets: sealed, accounts, complete };
   if (failure) throw new SweepStopped(result, failure.error);
   return result;
 }
