@@ -231,6 +231,17 @@ export class KnoudsConsole extends Construct {
           allowedMethods: AllowedMethods.ALLOW_ALL,
           cachePolicy: CachePolicy.CACHING_DISABLED,
           originRequestPolicy: OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
+          // HSTS on the API's answers too (the console's origin is theirs), and nosniff; the API's own
+          // Cache-Control and Content-Type are kept as they are.
+          responseHeadersPolicy: new ResponseHeadersPolicy(this, 'ApiHeaders', {
+            responseHeadersPolicyName: accountUniqueName('apiheaders', 128),
+            comment: 'Knouds API: security headers on the API’s answers under the console’s origin',
+            securityHeadersBehavior: {
+              strictTransportSecurity: securityHeadersBehavior.strictTransportSecurity,
+              contentTypeOptions: securityHeadersBehavior.contentTypeOptions,
+              referrerPolicy: securityHeadersBehavior.referrerPolicy,
+            },
+          }),
         },
       },
     });

@@ -140,7 +140,8 @@ export function addGatewayResponses(api: RestApi, realm: string): void {
     api.addGatewayResponse(`GatewayResponse${e.type.responseType}`, {
       type: e.type,
       ...(e.status ? { statusCode: e.status } : {}),
-      responseHeaders: { 'Content-Type': "'application/json'", ...REQUEST_ID_HEADER_MAPPING, ...e.headers },
+      // nosniff, as the functions' answers (lambdas/shared/responses.ts).
+      responseHeaders: { 'Content-Type': "'application/json'", 'X-Content-Type-Options': "'nosniff'", ...REQUEST_ID_HEADER_MAPPING, ...e.headers },
       templates: { 'application/json': gatewayErrorBody(e) },
     });
   }

@@ -284,15 +284,19 @@ export class KnoudsApiStack extends Stack {
     };
     /**
      * `actions` on one table, and (for Query only) on the indexes the code queries, named: never the
-     * `index/*` wildcard that `table.grant` adds.
+     * `index/*` wildcard that `table.grant` adds. `queriesTable: false`: the code queries only those
+     * indexes, never the table itself, so Query gets the indexes alone (a statement of its own).
      */
-    const grantTable = (table: ITableV2, fn: IFunction, actions: string[], indexes: string[] = []) => {
-      fn.addToRolePolicy(
-        new PolicyStatement({
-          actions,
-          resources: [table.tableArn, ...(actions.includes('dynamodb:Query') ? indexes.map((i) => `${table.tableArn}/index/${i}`) : [])],
-        }),
-      );
+    const grantTable = (table: ITableV2, fn: IFunction, actions: string[], indexes: string[] = [], { queriesTable = true } = {}) => {
+      const indexArns = indexes.map((i) => `${table.tableArn}/index/${i}`);
+      const queries = actions.includes('dynamodb:Query');
+      if (queries && !queriesTable) {
+        const others = actions.filter((a) => a !== 'dynamodb:Query');
+        if (others.length) fn.addToRolePolicy(new PolicyStatement({ actions: others, resources: [table.tableArn] }));
+        fn.addToRolePolicy(new PolicyStatement({ actions: ['dynamodb:Query'], resources: indexArns }));
+        return;
+      }
+      fn.addToRolePolicy(new PolicyStatement({ actions, resources: [table.tableArn, ...(queries ? indexArns : [])] }));
     };
     /** `lambda:InvokeFunction` on the function itself (not `:*`, its every version and alias). */
     const grantInvoke = (target: IFunction, caller: IFunction) => {
@@ -325,7 +329,8 @@ export class KnoudsApiStack extends Stack {
     // GET /me: the person's accounts (a Query of their own partition).
     grantTable(membershipsTable, keysFn, ['dynamodb:Query']);
     // Key records and pointers: read, query the by-account index, write in transactions.
-    grantTable(keysTable, keysFn, ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem'], [KEYS_BY_ACCOUNT_INDEX, KEYS_HOLDING_SLOTS_INDEX]);
+    // Keys are listed and counted through the two indexes only (the table's own key is the key's hash).
+    grantTable(keysTable, keysFn, ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem'], [KEYS_BY_ACCOUNT_INDEX, KEYS_HOLDING_SLOTS_INDEX], { queriesTable: false });
     // Accounts: the tier and the active-key count, changed only inside the key transactions.
     grantTable(accountsTable, keysFn, ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem']);
     // Usage: the per-request counter (UpdateItem) and the usage figures (Query).

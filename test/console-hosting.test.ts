@@ -197,6 +197,16 @@ describe('the console on CloudFront (default: Cognito)', () => {
     expect(behaviors(b).others.map((x) => x.PathPattern)).toEqual(['/assets/*', '/v1/*']);
   });
 
+  it('/v1/*: HSTS, nosniff and no referrer on the API’s answers, as on the pages; its own Cache-Control, Content-Type and frames left alone', () => {
+    const api = behavior(b, '/v1/*');
+    const policy = b.resources[(api['ResponseHeadersPolicyId'] as { Ref: string }).Ref]!.Properties['ResponseHeadersPolicyConfig'] as Record<string, Record<string, Json>>;
+    const pages = b.resources[(behaviors(b).default['ResponseHeadersPolicyId'] as { Ref: string }).Ref]!.Properties['ResponseHeadersPolicyConfig'] as Record<string, Record<string, Json>>;
+    const { StrictTransportSecurity, ContentTypeOptions, ReferrerPolicy } = pages['SecurityHeadersConfig']!;
+    expect(policy['SecurityHeadersConfig']).toEqual({ StrictTransportSecurity, ContentTypeOptions, ReferrerPolicy });
+    expect(StrictTransportSecurity).toMatchObject({ AccessControlMaxAgeSec: 63_072_000, IncludeSubdomains: true, Override: true });
+    expect(policy['CustomHeadersConfig']).toBeUndefined();
+  });
+
   it('follows the stage name: /<stageName>/* and the api_url', () => {
     const prod = build({ stageName: 'prod' });
     expect(behaviors(prod).others.map((x) => x.PathPattern)).toEqual(['/assets/*', '/prod/*']);
@@ -253,9 +263,9 @@ describe('the console on CloudFront (default: Cognito)', () => {
       (only(b, 'AWS::CloudFront::OriginAccessControl')[1].Properties['OriginAccessControlConfig'] as { Name: Json }).Name,
       only(b, 'AWS::CloudFront::Function')[1].Properties['Name'],
     ].map(render);
-    expect(names).toHaveLength(4);
+    expect(names).toHaveLength(5);
     for (const name of names) expect(name).toContain('${AWS::Region}');
-    expect(new Set(names).size).toBe(4);
+    expect(new Set(names).size).toBe(5);
   });
 
   it('writes /config.json at deployment: the API on the same origin, Cognito’s issuer and the console’s client, the redirect and sign-out URIs, and Cognito’s /logout', () => {

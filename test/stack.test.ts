@@ -422,11 +422,21 @@ describe('least-privilege IAM', () => {
 
   it('the keys function may count usage and manage keys, and nothing else', () => {
     const statements = statementsOf('KeysFunction');
+    // The keys table's own statement (no Query), then Query on its two indexes alone: never the table.
+    const onKeys = statements.filter((s) => s.resource.includes(keysTable));
+    expect(onKeys.map((s) => ({ actions: s.actions, resource: JSON.parse(s.resource) as unknown }))).toEqual([
+      { actions: ['dynamodb:ConditionCheckItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], resource: { 'Fn::GetAtt': [keysTable, 'Arn'] } },
+      {
+        actions: ['dynamodb:Query'],
+        resource: ['by-account', 'by-account-slot'].map((index) => ({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [keysTable, 'Arn'] }, `/index/${index}`]] })),
+      },
+    ]);
     const byTable = Object.fromEntries(
-      statements.map((s) => [/Data(\w+?)Table|(WebhookSecretsKey)/.exec(s.resource)?.slice(1).find(Boolean) ?? s.resource, s.actions]),
+      statements
+        .filter((s) => !s.resource.includes(keysTable))
+        .map((s) => [/Data(\w+?)Table|(WebhookSecretsKey)/.exec(s.resource)?.slice(1).find(Boolean) ?? s.resource, s.actions]),
     );
     expect(byTable).toEqual({
-      Keys: ['dynamodb:ConditionCheckItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
       Accounts: ['dynamodb:ConditionCheckItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'],
       Usage: ['dynamodb:Query', 'dynamodb:UpdateItem'],
       // Idempotency records of key creations and rotations: take, read, keep the answer, release.

@@ -13,12 +13,13 @@ export type ProxyResult = APIGatewayProxyResult;
 /**
  * A JSON answer. Never stored by a cache (`no-store`) unless `headers` says otherwise: answers belong to
  * their caller, and some hold a plaintext key or the webhook secret (a browser or a proxy keeping them
- * would keep the secret too).
+ * would keep the secret too). `nosniff`: a browser never reads one as anything but JSON (a value a caller
+ * stored, shown back, cannot become a page or a script).
  */
 export function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): ProxyResult {
   return {
     statusCode,
-    headers: { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers },
+    headers: { 'content-type': 'application/json', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...headers },
     body: body === undefined ? '' : JSON.stringify(body),
   };
 }

@@ -63,6 +63,9 @@ describe('POST /keys', () => {
     // It holds the plaintext: no cache (a browser's, a proxy's) may keep it; nor the webhook secret's.
     expect(reply.headers.get('cache-control')).toBe('no-store');
     expect((await t.api(admin, 'GET', '/webhooks/secret')).headers.get('cache-control')).toBe('no-store');
+    // Never read as anything but JSON, the functions' answers and the gateway's own alike.
+    expect(reply.headers.get('x-content-type-options')).toBe('nosniff');
+    expect((await t.api('knouds_live_not_a_key', 'GET', '/me')).headers.get('x-content-type-options')).toBe('nosniff');
     const body = reply.body as Record<string, unknown>;
     expect(Object.keys(body).sort()).toEqual([...KEY_FIELDS, 'api_key'].sort());
     expect(body).toMatchObject({
