@@ -158,12 +158,12 @@ const routes: Record<string, RouteDef> = {
   'GET /webhooks/secret': {
     needs: 'keys:read',
     // Made on first use: by this caller, which the secret's webhook_secret.created event records.
-    handle: async ({ caller, grant, event }) => json(200, await getWebhookSecret(deps, caller.accountId, grant.principal, requestMeta(event), grant.environment)),
+    handle: async ({ caller, grant, event }) => json(200, await getWebhookSecret(deps, caller.accountId, grant.principal, requestMeta(event))),
   },
   'POST /webhooks/secret/rotate': {
     needs: 'keys:write',
     handle: async ({ caller, grant, body, event }) =>
-      json(200, await rotateWebhookSecret(deps, caller.accountId, body(), grant.principal, requestMeta(event), grant.environment)),
+      json(200, await rotateWebhookSecret(deps, caller.accountId, body(), grant.principal, requestMeta(event))),
   },
   'GET /keys/{key_id}/usage': {
     needs: 'keys:read',

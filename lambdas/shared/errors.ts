@@ -74,18 +74,12 @@ export class TierCeilingExceededError extends ApiError {
   }
 }
 
-/**
- * A `test` key managing (creating, editing, rotating, revoking) a `live` key (API.md §2), or reading or
- * rotating the webhook secret, which signs live runs' webhooks (`environment` "live").
- */
+/** A `test` key managing (creating, editing, rotating, revoking) a `live` key (API.md §2). */
 export class EnvironmentDeniedError extends ApiError {
   readonly status = 403;
   readonly code = 'ENVIRONMENT_DENIED';
-  constructor(
-    readonly environment: 'live' | 'test',
-    message = `A test key can only manage test keys; this is a ${environment} key: use a live key`,
-  ) {
-    super(message);
+  constructor(readonly environment: 'live' | 'test') {
+    super(`A test key can only manage test keys; this is a ${environment} key: use a live key`);
   }
   override extra() {
     return { environment: this.environment };

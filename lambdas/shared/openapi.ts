@@ -322,7 +322,7 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
       tier: { type: 'string' },
       capability: { type: 'string' },
       rotated_to: { type: 'string', description: 'KEY_ROTATED, and ALREADY_EXISTS on a rotation: the key that replaced this one.' },
-      environment: { type: 'string', enum: ['live', 'test'], description: 'ENVIRONMENT_DENIED: the environment of the key a test key tried to manage ("live" for the webhook secret).' },
+      environment: { type: 'string', enum: ['live', 'test'], description: 'ENVIRONMENT_DENIED: the environment of the key a test key tried to manage.' },
       limit: {
         type: 'integer',
         description: 'CONCURRENCY_LIMIT_EXCEEDED: the account’s limit of async executions in flight (QUEUED or RUNNING). KEY_LIMIT_REACHED: the account’s maximum of active keys.',
@@ -713,13 +713,13 @@ const OPERATIONS: Operation[] = [
   },
   {
     method: 'get', path: '/webhooks/secret', id: 'getWebhookSecret', summary: 'The account’s webhook signing secret', needs: 'keys:read', tag: 'Webhooks',
-    description: 'The secret webhooks are signed with (made on first use, which the audit trail records as webhook_secret.created by the caller), and until when the secret a rotation replaced still signs beside it. Not for a test key: the secret signs live runs’ webhooks.',
-    ok: ['200', ref('WebhookSecret'), 'The secret'], errors: { '403': 'ENVIRONMENT_DENIED (a test key; environment "live")' }, example: { response: EXAMPLE_SECRET },
+    description: 'The secret webhooks are signed with (made on first use, which the audit trail records as webhook_secret.created by the caller), and until when the secret a rotation replaced still signs beside it.',
+    ok: ['200', ref('WebhookSecret'), 'The secret'], example: { response: EXAMPLE_SECRET },
   },
   {
     method: 'post', path: '/webhooks/secret/rotate', id: 'rotateWebhookSecret', summary: 'Replace the webhook signing secret, the old one signing too for a grace period', needs: 'keys:write', tag: 'Webhooks', body: 'RotateWebhookSecretRequest',
-    description: 'A new secret; during `grace_period_seconds` (0–604800) webhooks carry a signature with each secret, space-separated in webhook-signature. Not for a test key.',
-    ok: ['200', ref('WebhookSecret'), 'The new secret'], errors: { '403': 'ENVIRONMENT_DENIED (a test key; environment "live")' },
+    description: 'A new secret; during `grace_period_seconds` (0–604800) webhooks carry a signature with each secret, space-separated in webhook-signature.',
+    ok: ['200', ref('WebhookSecret'), 'The new secret'],
     example: { request: { grace_period_seconds: 86400 }, response: { ...EXAMPLE_SECRET, previous_secret_expires_at: '2026-03-02T12:00:00.000Z' } },
   },
   {

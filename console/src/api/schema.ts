@@ -187,7 +187,7 @@ export interface paths {
         };
         /**
          * The account’s webhook signing secret
-         * @description The secret webhooks are signed with (made on first use, which the audit trail records as webhook_secret.created by the caller), and until when the secret a rotation replaced still signs beside it. Not for a test key: the secret signs live runs’ webhooks.
+         * @description The secret webhooks are signed with (made on first use, which the audit trail records as webhook_secret.created by the caller), and until when the secret a rotation replaced still signs beside it.
          */
         get: operations["getWebhookSecret"];
         put?: never;
@@ -209,7 +209,7 @@ export interface paths {
         put?: never;
         /**
          * Replace the webhook signing secret, the old one signing too for a grace period
-         * @description A new secret; during `grace_period_seconds` (0–604800) webhooks carry a signature with each secret, space-separated in webhook-signature. Not for a test key.
+         * @description A new secret; during `grace_period_seconds` (0–604800) webhooks carry a signature with each secret, space-separated in webhook-signature.
          */
         post: operations["rotateWebhookSecret"];
         delete?: never;
@@ -568,7 +568,7 @@ export interface components {
             /** @description KEY_ROTATED, and ALREADY_EXISTS on a rotation: the key that replaced this one. */
             rotated_to?: string;
             /**
-             * @description ENVIRONMENT_DENIED: the environment of the key a test key tried to manage ("live" for the webhook secret).
+             * @description ENVIRONMENT_DENIED: the environment of the key a test key tried to manage.
              * @enum {string}
              */
             environment?: "live" | "test";
@@ -3260,7 +3260,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description CAPABILITY_DENIED, or ENVIRONMENT_DENIED (a test key; environment "live"), or NOT_A_MEMBER (a person, of no such account) */
+            /** @description CAPABILITY_DENIED, or NOT_A_MEMBER (a person, of no such account) */
             403: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -3418,7 +3418,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description CAPABILITY_DENIED, or ENVIRONMENT_DENIED (a test key; environment "live"), or NOT_A_MEMBER (a person, of no such account) */
+            /** @description CAPABILITY_DENIED, or NOT_A_MEMBER (a person, of no such account) */
             403: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */

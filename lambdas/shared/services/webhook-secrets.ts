@@ -4,8 +4,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Principal } from '../caller.js';
-import { EnvironmentDeniedError } from '../errors.js';
-import type { KeyEnvironment } from '../api-key.js';
 import type { AccountsRepository, WebhookSecrets } from '../repositories/accounts.js';
 import { newAuditEvent, type AuditRepository, type RequestMeta } from '../repositories/audit.js';
 import { parseRotateWebhookSecretBody } from '../schemas.js';
@@ -33,35 +31,19 @@ const view = (secrets: WebhookSecrets): WebhookSecretView => ({
 
 const clock = (deps: Pick<WebhookSecretDeps, 'now'>) => deps.now?.() ?? new Date();
 
-/**
- * The account has one secret, and it signs live runs' webhooks: a test key may neither read it (it could
- * sign a forged live webhook) nor rotate it (it would stop live receivers verifying), as it may not manage
- * a live key (403 ENVIRONMENT_DENIED, `environment` "live"). Live keys and people may.
- */
-function assertLive(environment: KeyEnvironment): void {
-  if (environment === 'test') {
-    throw new EnvironmentDeniedError('live', 'A test key cannot read or rotate the webhook secret, which signs live runs’ webhooks: use a live key or the console');
-  }
-}
-
-/**
- * GET /webhooks/secret: made on first use, by the caller (`principal`; an operator when absent), which its
- * event records. `environment`: the calling key's (a person's and an operator's are live).
- */
+/** GET /webhooks/secret: made on first use, by the caller (`principal`; an operator when absent), which its event records. */
 export async function getWebhookSecret(
   deps: WebhookSecretDeps,
   accountId: string,
   principal?: Principal,
   request?: RequestMeta,
-  environment: KeyEnvironment = 'live',
 ): Promise<WebhookSecretView> {
-  assertLive(environment);
   const now = clock(deps);
   return view(await deps.accounts.webhookSecrets(accountId, firstWebhookSecret(deps.audit, accountId, actorOf(principal), now, request), now));
 }
 
 /**
- * POST /webhooks/secret/rotate (not by a test key: `environment`, as above): body `{grace_period_seconds}` (0–604800, default 0). Its
+ * POST /webhooks/secret/rotate: body `{grace_period_seconds}` (0–604800, default 0). Its
  * webhook_secret.rotated event (by `principal`, an operator when absent) is written with it and holds no
  * secret: `changes` is null.
  */
@@ -71,9 +53,7 @@ export async function rotateWebhookSecret(
   rawBody: unknown,
   principal?: Principal,
   request?: RequestMeta,
-  environment: KeyEnvironment = 'live',
 ): Promise<WebhookSecretView> {
-  assertLive(environment);
   const { grace_period_seconds: grace = 0 } = parseRotateWebhookSecretBody(rawBody);
   const now = clock(deps);
   const event = newAuditEvent({
