@@ -261,8 +261,8 @@ export class KnoudsApiStack extends Stack {
     });
     const settingsEnv = { [SETTINGS_ENV]: JSON.stringify(settings) };
     // Webhook secrets are sealed with this key (the account id as encryption context) before they reach
-    // the accounts table; the keys function and the worker may seal and open them, the workflows function
-    // only open them.
+    // the accounts table; the keys function, the worker and the webhook sender may seal and open them, the
+    // workflows function only open them, housekeeping only seal them (a plaintext one of an earlier release).
     this.secretsKey = new Key(this, 'WebhookSecretsKey', {
       description: 'Knouds API: seals the accounts’ webhook signing secrets',
       enableKeyRotation: true,
@@ -452,7 +452,7 @@ export class KnoudsApiStack extends Stack {
 
     // Housekeeping (API.md §7): a function run every `sweepInterval` by an EventBridge rule, which
     // releases the slots of expired keys (and of rotated keys past their grace) and fails overdue runs.
-    // It scans the accounts table (ids and key counts), queries the keys' slot index and the executions'
+    // It scans the accounts table (ids, key counts, and whether a plaintext secret is there), queries the keys' slot index and the executions'
     // status index, and changes keys, accounts and executions only in conditional writes and transactions
     // (a release with its audit event).
     // It sends no webhook (the terminal write marks it pending: the sender delivers it), so it opens no
@@ -565,7 +565,10 @@ export class KnoudsApiStack extends Stack {
         integrationResponses: [
           {
             statusCode: '200',
-            responseParameters: { 'method.response.header.x-request-id': REQUEST_ID_HEADER_MAPPING['x-request-id'] },
+            responseParameters: {
+              'method.response.header.x-request-id': REQUEST_ID_HEADER_MAPPING['x-request-id'],
+              'method.response.header.X-Content-Type-Options': "'nosniff'",
+            },
             responseTemplates: { 'application/json': '{"status": "ok"}' },
           },
         ],
@@ -573,7 +576,7 @@ export class KnoudsApiStack extends Stack {
       {
         authorizationType: AuthorizationType.NONE,
         authorizer: undefined,
-        methodResponses: [{ statusCode: '200', responseParameters: { 'method.response.header.x-request-id': true } }],
+        methodResponses: [{ statusCode: '200', responseParameters: { 'method.response.header.x-request-id': true, 'method.response.header.X-Content-Type-Options': true } }],
       },
     );
 

@@ -27,7 +27,7 @@ export function addMethodNotAllowed(api: RestApi): Method[] {
   const added: Method[] = [];
   for (const [resource, methods] of byResource) {
     const allow = [...new Set(methods)].sort((a, b) => METHOD_ORDER.indexOf(a) - METHOD_ORDER.indexOf(b)).join(', ');
-    const headers = { Allow: `'${allow}'`, ...REQUEST_ID_HEADER_MAPPING };
+    const headers = { Allow: `'${allow}'`, 'X-Content-Type-Options': "'nosniff'", ...REQUEST_ID_HEADER_MAPPING };
     const method = resource.addMethod(
       'ANY',
       new MockIntegration({

@@ -370,12 +370,39 @@ describe('webhook secrets an earlier release kept in the clear', () => {
     expect(await sweep(sealing())).toMatchObject({ sealed_secrets: 0 });
   });
 
-  it('a sweep without the key (the admin CLI’s) leaves them to the function and still does the rest', async () => {
+  it('a sweep without the key (the admin CLI’s) leaves them to the function, never reads them, and still does the rest', async () => {
     const accountId = await account();
     await plaintextSecret(accountId);
     await expiredKey(accountId);
     expect(await sweep(housekeeping())).toMatchObject({ released_keys: 1, sealed_secrets: 0, complete: true });
     expect(await storedAccount(accountId)).toMatchObject({ webhook_secret: legacy });
+    // Its scan does not ask for the plaintext; the function's does.
+    const accounts = new AccountsRepository(db.doc, db.tables.accounts);
+    expect((await accounts.scanPage(100)).items).toContainEqual({ account_id: accountId, active_keys: 0, plaintext_secret: false });
+    expect((await accounts.scanPage(100, undefined, undefined, { plaintextSecrets: true })).items).toContainEqual({ account_id: accountId, active_keys: 0, plaintext_secret: true });
+  });
+
+  it('sealing that fails (KMS refusing) stops nothing else: the account’s expired key is released, the run is not complete, and the next run seals it', async () => {
+    const accountId = await account();
+    await plaintextSecret(accountId);
+    await expiredKey(accountId);
+    const refusing = { ...sealing(), accounts: new AccountsRepository(db.doc, db.tables.accounts, new LocalSecretBox(key, new Set(['open']))) };
+    expect(await sweep(refusing)).toMatchObject({ released_keys: 1, sealed_secrets: 0, complete: false });
+    expect(await storedAccount(accountId)).toMatchObject({ webhook_secret: legacy, active_keys: 0 });
+    expect(await sweep(sealing())).toMatchObject({ sealed_secrets: 1, complete: true });
+    expect(await storedAccount(accountId)).not.toHaveProperty('webhook_secret');
+  });
+
+  it('a plaintext secret written beside a sealed one (a rollback to an earlier release) is removed; the sealed one, in force, stays', async () => {
+    const accountId = await account();
+    const opener = new AccountsRepository(db.doc, db.tables.accounts, new LocalSecretBox(key));
+    const current = await opener.webhookSecret(accountId, firstWebhookSecret(db.audit, accountId, OPERATOR_ACTOR, new Date()));
+    await plaintextSecret(accountId);
+    expect(await opener.webhookSecret(accountId, NO_NEW_SECRET)).toBe(current);
+    expect(await sweep(sealing())).toMatchObject({ sealed_secrets: 1, complete: true });
+    const item = await storedAccount(accountId);
+    expect(item).not.toHaveProperty('webhook_secret');
+    expect(await opener.webhookSecret(accountId, NO_NEW_SECRET)).toBe(current);
   });
 
   it('a function that may only open (the workflows function) signs with the plaintext as it is; one that may seal but was not told it may not fails as KMS would', async () => {

@@ -20,7 +20,7 @@ export function handler(event: APIGatewayProxyEvent): Promise<APIGatewayProxyRes
   }
   return Promise.resolve({
     statusCode: 200,
-    headers: { 'Content-Type': 'application/json', 'Cache-Control': 'public, max-age=300', [REQUEST_ID_HEADER]: requestId },
+    headers: { 'Content-Type': 'application/json', 'Cache-Control': 'public, max-age=300', 'X-Content-Type-Options': 'nosniff', [REQUEST_ID_HEADER]: requestId },
     body,
   });
 }

@@ -66,6 +66,10 @@ describe('POST /keys', () => {
     // Never read as anything but JSON, the functions' answers and the gateway's own alike.
     expect(reply.headers.get('x-content-type-options')).toBe('nosniff');
     expect((await t.api('knouds_live_not_a_key', 'GET', '/me')).headers.get('x-content-type-options')).toBe('nosniff');
+    // The gateway's mocks (health, 405) and the OpenAPI function's answer too.
+    for (const [method, path] of [['GET', '/health'], ['DELETE', '/health'], ['GET', '/openapi.json']] as const) {
+      expect({ path, method, nosniff: (await t.api(undefined, method, path)).headers.get('x-content-type-options') }).toEqual({ path, method, nosniff: 'nosniff' });
+    }
     const body = reply.body as Record<string, unknown>;
     expect(Object.keys(body).sort()).toEqual([...KEY_FIELDS, 'api_key'].sort());
     expect(body).toMatchObject({

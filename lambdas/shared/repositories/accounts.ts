@@ -24,14 +24,20 @@ export const PREVIOUS_SECRET_ATTRIBUTE = 'webhook_previous_secret_sealed';
 const PREVIOUS_UNTIL_ATTRIBUTE = 'webhook_previous_until';
 /** The id of the last rotation, so a retried rotation (its first answer lost) is not applied twice. */
 const ROTATION_ATTRIBUTE = 'webhook_rotation_id';
-/** The condition of sealing an earlier release's plaintext secret in place: still there, and nothing sealed yet. */
-const PLAINTEXT_NOT_YET_SEALED = `attribute_exists(${LEGACY_SECRET_ATTRIBUTE}) AND attribute_not_exists(${SECRET_ATTRIBUTE})`;
+/**
+ * The condition of sealing an earlier release's plaintext secret in place: still the value read (an
+ * earlier release still running during a deploy may write it again), and nothing sealed yet.
+ */
+const PLAINTEXT_NOT_YET_SEALED = `${LEGACY_SECRET_ATTRIBUTE} = :legacy AND attribute_not_exists(${SECRET_ATTRIBUTE})`;
 
 /** An account as housekeeping's scan reads it. */
 export interface ScannedAccount {
   readonly account_id: string;
   readonly active_keys: number;
-  /** It still holds a webhook secret an earlier release kept in the clear (see `sealPlaintextSecret`). */
+  /**
+   * It still holds a webhook secret an earlier release kept in the clear (see `sealPlaintextSecret`);
+   * false unless the scan was asked to look (`plaintextSecrets`).
+   */
   readonly plaintext_secret: boolean;
 }
 
@@ -251,20 +257,24 @@ export class AccountsRepository {
 
   /**
    * Housekeeping: one page of the accounts (a Scan, eventually consistent), of one segment of a parallel
-   * scan when `segment` says so, with only its id, its key count and whether it still holds a webhook
-   * secret an earlier release kept in the clear. `start`: the previous page's `next`.
+   * scan when `segment` says so, with only its id and its key count, and with `plaintextSecrets` (only
+   * the housekeeping function, which seals them) whether it still holds a webhook secret an earlier
+   * release kept in the clear. `start`: the previous page's `next`.
    */
   async scanPage(
     limit: number,
     start?: Record<string, unknown>,
     segment?: { readonly segment: number; readonly of: number },
+    { plaintextSecrets = false }: { readonly plaintextSecrets?: boolean } = {},
   ): Promise<{ items: ScannedAccount[]; next?: Record<string, unknown> }> {
     const out = await this.doc.send(
       new ScanCommand({
         TableName: this.table,
-        // The plaintext of an earlier release comes back with the page: only whether it is there is kept.
-        ProjectionExpression: 'account_id, active_keys, #legacy',
-        ExpressionAttributeNames: { '#legacy': LEGACY_SECRET_ATTRIBUTE },
+        // The plaintext of an earlier release comes back with the page (a projection cannot test for an
+        // attribute without reading it): only whether it is there is kept.
+        ...(plaintextSecrets
+          ? { ProjectionExpression: 'account_id, active_keys, #legacy', ExpressionAttributeNames: { '#legacy': LEGACY_SECRET_ATTRIBUTE } }
+          : { ProjectionExpression: 'account_id, active_keys' }),
         Limit: limit,
         ...(segment ? { Segment: segment.segment, TotalSegments: segment.of } : {}),
         ...(start ? { ExclusiveStartKey: start } : {}),
@@ -280,16 +290,34 @@ export class AccountsRepository {
 
   /**
    * Housekeeping: seals in place the webhook secret an earlier release kept in the clear (the same
-   * secret: receivers keep verifying) and removes the plaintext, unless a read or a rotation did so
-   * first (false). One consistent read, one conditional write; needs kms:Encrypt, never kms:Decrypt.
+   * secret: receivers keep verifying) and removes the plaintext: 'sealed'. When a sealed secret is there
+   * too (an earlier release, rolled back to, wrote the plaintext beside it), the sealed one is the one in
+   * force (every reader takes it): the plaintext is only removed, 'removed'. 'none' when a read, a
+   * rotation or another run got there first. One consistent read, one conditional write (on the
+   * plaintext as read); sealing needs kms:Encrypt, never kms:Decrypt.
    */
-  async sealPlaintextSecret(accountId: string): Promise<boolean> {
+  async sealPlaintextSecret(accountId: string): Promise<'sealed' | 'removed' | 'none'> {
     const out = await this.doc.send(
       new GetCommand({ TableName: this.table, Key: { account_id: accountId }, ConsistentRead: true, ProjectionExpression: `${LEGACY_SECRET_ATTRIBUTE}, ${SECRET_ATTRIBUTE}` }),
     );
     const legacy = out.Item?.[LEGACY_SECRET_ATTRIBUTE];
-    if (typeof legacy !== 'string' || out.Item?.[SECRET_ATTRIBUTE] !== undefined) return false;
-    return this.writeSecret(accountId, legacy, PLAINTEXT_NOT_YET_SEALED);
+    if (typeof legacy !== 'string') return 'none';
+    if (out.Item?.[SECRET_ATTRIBUTE] === undefined) return (await this.sealInPlace(accountId, legacy)) ? 'sealed' : 'none';
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { account_id: accountId },
+          UpdateExpression: `REMOVE ${LEGACY_SECRET_ATTRIBUTE}`,
+          ConditionExpression: `${LEGACY_SECRET_ATTRIBUTE} = :legacy AND attribute_exists(${SECRET_ATTRIBUTE})`,
+          ExpressionAttributeValues: { ':legacy': legacy },
+        }),
+      );
+      return 'removed';
+    } catch (error) {
+      if (isConditionalCheckFailed(error)) return 'none';
+      throw error;
+    }
   }
 
   private sealer(): SecretBox {
@@ -329,22 +357,22 @@ export class AccountsRepository {
     // (housekeeping seals it); any other seals it in place (the same secret, so receivers keep
     // verifying), unless a concurrent read, housekeeping or a rotation got there first.
     if (this.options.openOnly) return { secrets: { current: legacy }, ...rotation };
-    await this.writeSecret(accountId, legacy, PLAINTEXT_NOT_YET_SEALED);
+    await this.sealInPlace(accountId, legacy);
     return this.readSecretsAsOf(accountId, now);
   }
 
-  /** False when `condition` refused the write. */
-  private async writeSecret(accountId: string, secret: string, condition: string): Promise<boolean> {
-    const sealed = await this.sealer().seal(secret, accountId);
+  /** Seals `legacy`, the plaintext secret read, in its place; false when PLAINTEXT_NOT_YET_SEALED refused it. */
+  private async sealInPlace(accountId: string, legacy: string): Promise<boolean> {
+    const sealed = await this.sealer().seal(legacy, accountId);
     try {
       await this.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { account_id: accountId },
-          // A plaintext secret of an earlier release goes in the same write.
+          // The plaintext goes in the same write.
           UpdateExpression: `SET ${SECRET_ATTRIBUTE} = :s REMOVE ${LEGACY_SECRET_ATTRIBUTE}`,
-          ConditionExpression: condition,
-          ExpressionAttributeValues: { ':s': sealed },
+          ConditionExpression: PLAINTEXT_NOT_YET_SEALED,
+          ExpressionAttributeValues: { ':s': sealed, ':legacy': legacy },
         }),
       );
       return true;

@@ -43,6 +43,8 @@ export interface HousekeepingLimits {
    * runs out of time leaves a different part of the table for the next.
    */
   readonly segments: number;
+  /** Plaintext webhook secrets of an earlier release sealed per run (each a KMS call). */
+  readonly secretsPerRun: number;
 }
 
 export const DEFAULT_HOUSEKEEPING_LIMITS: HousekeepingLimits = {
@@ -52,6 +54,7 @@ export const DEFAULT_HOUSEKEEPING_LIMITS: HousekeepingLimits = {
   concurrency: 8,
   scanPage: 100,
   segments: 16,
+  secretsPerRun: 100,
 };
 
 export interface HousekeepingDeps {
@@ -77,7 +80,10 @@ export interface SweepResult {
   readonly released_keys: number;
   /** Runs this run failed "timed out". */
   readonly failed_executions: number;
-  /** Webhook secrets an earlier release kept in the clear that this run sealed in place. */
+  /**
+   * Webhook secrets an earlier release kept in the clear that this run sealed in place (or, where a sealed
+   * one was there too, removed).
+   */
   readonly sealed_secrets: number;
   /** Accounts looked at. */
   readonly accounts: number;
@@ -124,6 +130,7 @@ export async function sweep(deps: HousekeepingDeps, options: { readonly startBy?
   const owner = newAttemptId();
   let keysLeft = limits.keysPerRun;
   let executionsLeft = limits.executionsPerRun;
+  let sealsLeft = limits.secretsPerRun;
   let released = 0;
   let failed = 0;
   let sealed = 0;
@@ -142,25 +149,9 @@ export async function sweep(deps: HousekeepingDeps, options: { readonly startBy?
   };
   const takeKey = take(() => keysLeft, () => keysLeft--);
   const takeExecution = take(() => executionsLeft, () => executionsLeft--);
+  const takeSeal = take(() => sealsLeft, () => sealsLeft--);
 
-  const sweepAccount = async (account: ScannedAccount) => {
-    accounts++;
-    if (deps.sealPlaintextSecrets && account.plaintext_secret && (await deps.accounts.sealPlaintextSecret(account.account_id))) {
-      sealed++;
-      report('webhook secret kept in the clear by an earlier release sealed', { account_id: account.account_id });
-    }
-    if (halted()) return;
-    if (account.active_keys > 0) {
-      // Counted as each lands, so a failure later in the account loses none of the count.
-      await deps.keys.releaseExpiredKeys(account.account_id, clock(deps), deps.audit, {
-        take: takeKey,
-        onRelease: (keyId) => {
-          released++;
-          report('expired key’s slot released', { account_id: account.account_id, key_id: keyId });
-        },
-      });
-    }
-    if (halted()) return;
+  const failOverdueRuns = async (account: ScannedAccount) => {
     if (executionsLeft <= 0) {
       complete = false;
       return;
@@ -185,6 +176,46 @@ export async function sweep(deps: HousekeepingDeps, options: { readonly startBy?
     }
   };
 
+  /**
+   * The account's plaintext secret of an earlier release, sealed. Last, and on its own: a failure here
+   * (KMS refusing or throttling, a value it cannot encrypt) is logged (the run not complete), and stops neither this
+   * account's nor any other account's releases and timeouts; the next run tries again.
+   */
+  const sealPlaintext = async (account: ScannedAccount) => {
+    if (!deps.sealPlaintextSecrets || !account.plaintext_secret || !takeSeal()) return;
+    try {
+      const result = await deps.accounts.sealPlaintextSecret(account.account_id);
+      if (result === 'none') return;
+      sealed++;
+      report(
+        result === 'sealed' ? 'webhook secret kept in the clear by an earlier release sealed' : 'plaintext webhook secret removed: a sealed one is in force',
+        { account_id: account.account_id },
+      );
+    } catch (error) {
+      // Work left for the next run.
+      complete = false;
+      log('warn', 'webhook secret kept in the clear not sealed; the next run tries again', { account_id: account.account_id, error: errorName(error) });
+    }
+  };
+
+  const sweepAccount = async (account: ScannedAccount) => {
+    accounts++;
+    if (account.active_keys > 0) {
+      // Counted as each lands, so a failure later in the account loses none of the count.
+      await deps.keys.releaseExpiredKeys(account.account_id, clock(deps), deps.audit, {
+        take: takeKey,
+        onRelease: (keyId) => {
+          released++;
+          report('expired key’s slot released', { account_id: account.account_id, key_id: keyId });
+        },
+      });
+    }
+    if (halted()) return;
+    await failOverdueRuns(account);
+    if (halted()) return;
+    await sealPlaintext(account);
+  };
+
   // The accounts table, segment by segment from a random one, a page at a time as the workers need it.
   const first = Math.floor(Math.random() * limits.segments);
   let segment = 0;
@@ -195,7 +226,12 @@ export async function sweep(deps: HousekeepingDeps, options: { readonly startBy?
   const readMore = () =>
     (reading ??= (async () => {
       try {
-        const page = await deps.accounts.scanPage(limits.scanPage, start, { segment: (first + segment) % limits.segments, of: limits.segments });
+        const page = await deps.accounts.scanPage(
+          limits.scanPage,
+          start,
+          { segment: (first + segment) % limits.segments, of: limits.segments },
+          { plaintextSecrets: deps.sealPlaintextSecrets === true },
+        );
         queue.push(...page.items);
         start = page.next;
         if (!start && ++segment >= limits.segments) exhausted = true;
