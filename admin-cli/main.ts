@@ -13,7 +13,7 @@ import { TIER_NAMES, isTierName, type TierName } from '../lambdas/shared/setting
 import { LocalOidcAdminError } from '../local-runner/oidc/admin-client.js';
 import { InvalidEmailError, normalizeEmail } from '../local-runner/oidc/people.js';
 import { EXIT, EXIT_CODES_HELP, EXIT_CODES_LINE, exitOfStatus, isUnreachable, mayHaveLanded } from './exit-codes.js';
-import { MemberUsageError, addMember, listMembers, removeMember, setMemberRole, type Who } from './members.js';
+import { MemberUsageError, addMember, listMembers, memberName, removeMember, setMemberRole, type Who } from './members.js';
 import { suggest } from './suggest.js';
 import { TargetError, awsTarget, localTarget, type Target } from './target.js';
 
@@ -37,7 +37,7 @@ Commands:
   key rotate <key_id> [--grace-period-seconds <0-86400>]
   key revoke <key_id>
   key list --account <id>
-  user add --account <id> --email <email> --role <admin|viewer> [--subject <sub>]
+  user add --account <id> (--email <email> | --subject <sub> [--email <email>]) --role <admin|viewer>
   user list --account <id>
   user set-role --account <id> (--email <email> | --subject <sub>) --role <admin|viewer>
   user remove --account <id> (--email <email> | --subject <sub>)
@@ -209,7 +209,8 @@ const USER_ADD_ABOUT = `Adds a person to an account with a role, cut to the acco
   Deployed, with the stack's Cognito user pool: creates the user (the email is the username; Cognito
   emails a temporary password: "password" is null); a user already in the pool is found, not re-invited.
   Deployed, with your own identity provider (no UserPoolId output): give --subject <sub> (the sub of the
-  person's tokens) and --email (kept with the membership for display and for set-role and remove).
+  person's tokens) instead of --email; add --email too to keep it with the membership (shown as the
+  person's email, and set-role and remove then find them by it), else their email is null.
 The same person with the same role again changes nothing; with another role, use user set-role.`;
 
 /** Body fields of POST /keys → the flags that set them, so errors name the flag. */
@@ -485,12 +486,12 @@ const COMMANDS: Record<string, Command> = {
   },
   'user add': {
     writes: true,
-    usage: 'user add --account <id> --email <email> --role <admin|viewer> [--subject <sub>]',
+    usage: 'user add --account <id> (--email <email> | --subject <sub> [--email <email>]) --role <admin|viewer>',
     about: USER_ADD_ABOUT,
     options: { account: { type: 'string' }, email: { type: 'string' }, role: { type: 'string' }, subject: { type: 'string' } },
     check(values) {
       accountId(values, 'account');
-      email(values);
+      if (values['subject'] === undefined || values['email'] !== undefined) email(values);
       role(values);
       if (values['subject'] !== undefined) subject(values);
     },
@@ -499,7 +500,7 @@ const COMMANDS: Record<string, Command> = {
         target.members,
         {
           accountId: accountId(values, 'account'),
-          email: email(values),
+          ...(values['email'] !== undefined ? { email: email(values) } : {}),
           role: role(values),
           ...(values['subject'] !== undefined ? { subject: subject(values) } : {}),
         },
@@ -509,8 +510,8 @@ const COMMANDS: Record<string, Command> = {
       const people = target.members.people;
       const lines = [
         added.alreadyMember
-          ? `${added.email} was already ${added.role} of ${added.account_id}: nothing changed.`
-          : `Added ${added.email} to ${added.account_id} as ${added.role} on the ${target.description}; in force from their next request.`,
+          ? `${memberName(added)} was already ${added.role} of ${added.account_id}: nothing changed.`
+          : `Added ${memberName(added)} to ${added.account_id} as ${added.role} on the ${target.description}; in force from their next request.`,
         `  subject: ${added.subject}`,
       ];
       if (added.password !== null) lines.push(`Password for ${added.email} (shown once, hand it over safely): ${added.password}`);
@@ -530,7 +531,7 @@ const COMMANDS: Record<string, Command> = {
     async run(target, values) {
       const id = accountId(values, 'account');
       const items = (await listMembers(target.members, id)).map((m) => ({ subject: m.subject, email: m.email, role: m.role, added_at: m.added_at }));
-      const lines = items.map((m) => `${m.email}  ${m.role}  ${m.subject}  added ${m.added_at}`);
+      const lines = items.map((m) => `${m.email ?? '(no email)'}  ${m.role}  ${m.subject}  added ${m.added_at}`);
       return { json: { account_id: id, items }, text: lines.length ? lines.join('\n') : `Account ${id} has no people.` };
     },
   },
@@ -550,8 +551,8 @@ const COMMANDS: Record<string, Command> = {
       const json = { subject: after.subject, email: after.email, account_id: id, role: after.role, previous_role: before };
       const text =
         before === after.role
-          ? `${after.email} is already ${after.role} of ${id}: nothing changed.`
-          : `${after.email} in ${id}: ${before} → ${after.role}, from their next request.`;
+          ? `${memberName(after)} is already ${after.role} of ${id}: nothing changed.`
+          : `${memberName(after)} in ${id}: ${before} → ${after.role}, from their next request.`;
       return { json, text };
     },
   },
@@ -573,7 +574,7 @@ const COMMANDS: Record<string, Command> = {
       return {
         json: { subject: removed.subject, email: removed.email, account_id: id, role: removed.role, removed: true },
         text:
-          `Removed ${removed.email} (${removed.role}) from ${id}; refused there from their next request.\n` +
+          `Removed ${memberName(removed)} (${removed.role}) from ${id}; refused there from their next request.\n` +
           `  Their sign-in at ${where} is kept (they may belong to other accounts).`,
       };
     },

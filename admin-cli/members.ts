@@ -27,7 +27,8 @@ export class MemberUsageError extends Error {}
 
 export interface AddedMember {
   readonly subject: string;
-  readonly email: string;
+  /** `null` for a person added by subject alone (a deployer's own identity provider). */
+  readonly email: string | null;
   readonly account_id: string;
   readonly role: RoleName;
   /** The new person's password (local provider only), else `null`. */
@@ -43,6 +44,8 @@ async function requireAccount(deps: MemberDeps, accountId: string): Promise<void
 }
 
 const nameOf = (who: Who) => ('email' in who ? who.email : `subject ${who.subject}`);
+/** How a member is named in messages: their email, or their subject when they have none. */
+export const memberName = (m: { readonly subject: string; readonly email: string | null }) => m.email ?? `subject ${m.subject}`;
 
 /** The Put of a member event by the operator (the admin CLI), for the membership write's transaction. */
 const memberEvent = (deps: MemberDeps, action: AuditAction, accountId: string, subject: string, changes: AuditChanges, now: Date) =>
@@ -58,7 +61,7 @@ const MEMBER_WRITE_ATTEMPTS = 5;
  */
 export async function addMember(
   deps: MemberDeps,
-  input: { accountId: string; email: string; subject?: string; role: RoleName },
+  input: { accountId: string; email?: string; subject?: string; role: RoleName },
   now: Date,
 ): Promise<AddedMember> {
   const { accountId, role } = input;
@@ -68,27 +71,28 @@ export async function addMember(
   }
   if (!people && input.subject === undefined) {
     throw new MemberUsageError(
-      "this stack uses its own identity provider (it has no UserPoolId output), where the CLI cannot create people: give the person's --subject (the sub of their tokens) with their --email",
+      "this stack uses its own identity provider (it has no UserPoolId output), where the CLI cannot create people: give the person's --subject (the sub of their tokens), and --email if you want it kept for display",
     );
   }
+  if (people && input.email === undefined) throw new MemberUsageError(`name the person by --email: ${people.description} knows people by their email`);
   await requireAccount(deps, accountId);
 
   const members = await deps.memberships.ofAccount(accountId);
   // One email, one member: set-role and remove find people by email.
-  const clash = (subject: string, email: string) => members.find((m) => m.email === email && m.subject !== subject);
+  const clash = (subject: string, email: string | null) => (email === null ? undefined : members.find((m) => m.email === email && m.subject !== subject));
 
-  let person: { subject: string; email: string; password: string | null; created: boolean };
+  let person: { subject: string; email: string | null; password: string | null; created: boolean };
   if (people) {
-    person = await people.ensurePerson(input.email);
+    person = await people.ensurePerson(input.email!);
   } else {
-    person = { subject: input.subject!, email: input.email, password: null, created: false };
+    person = { subject: input.subject!, email: input.email ?? null, password: null, created: false };
   }
   const other = clash(person.subject, person.email);
   try {
     if (other) {
       throw new ConflictError(
         'ALREADY_EXISTS',
-        `${person.email} is already the email of another member of '${accountId}' (subject ${other.subject}); ` +
+        `${person.email ?? ''} is already the email of another member of '${accountId}' (subject ${other.subject}); ` +
           `remove that one first: user remove --account ${accountId} --subject ${other.subject}`,
       );
     }
@@ -110,14 +114,14 @@ export async function addMember(
     // concurrent add may have given them another account meanwhile).
     if (person.created && people?.forgetNewPerson) {
       const memberships = await deps.memberships.ofPerson(person.subject, 1).catch(() => undefined);
-      if (memberships?.length === 0) await people.forgetNewPerson(person.email).catch(() => undefined);
+      if (memberships?.length === 0 && person.email !== null) await people.forgetNewPerson(person.email).catch(() => undefined);
     }
     if (error instanceof ConflictError && !other) {
       const held = (await deps.memberships.get(person.subject, accountId))?.role;
       throw new ConflictError(
         'ALREADY_EXISTS',
-        `${person.email} is already ${held ? `${article(held)} ${held}` : 'a member'} of '${accountId}'; change the role with ` +
-          `user set-role --account ${accountId} --email ${person.email} --role ${role}`,
+        `${memberName(person)} is already ${held ? `${article(held)} ${held}` : 'a member'} of '${accountId}'; change the role with ` +
+          `user set-role --account ${accountId} ${person.email === null ? `--subject ${person.subject}` : `--email ${person.email}`} --role ${role}`,
       );
     }
     throw error;
@@ -129,11 +133,12 @@ const article = (role: string) => (/^[aeiou]/.test(role) ? 'an' : 'a');
 /** Code-unit order: the same on every machine, whatever its locale. */
 const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
-/** The account's members, by email (then subject). */
+/** The account's members, by email (then subject; those without an email last). */
 export async function listMembers(deps: MemberDeps, accountId: string): Promise<MembershipRecord[]> {
   await requireAccount(deps, accountId);
   const members = await deps.memberships.ofAccount(accountId);
-  return members.sort((a, b) => byText(a.email, b.email) || byText(a.subject, b.subject));
+  const emailOrder = (a: string | null, b: string | null) => (a === b ? 0 : a === null ? 1 : b === null ? -1 : byText(a, b));
+  return members.sort((a, b) => emailOrder(a.email, b.email) || byText(a.subject, b.subject));
 }
 
 /** The member `who` names: by subject, a consistent read; by email, the account's memberships (its index). */
@@ -186,7 +191,8 @@ export async function removeMember(deps: MemberDeps, accountId: string, who: Who
   let member: MembershipRecord | undefined = await findMember(deps, accountId, who);
   for (let attempt = 1; ; attempt++) {
     if (!member) throw new NotFoundError(`${nameOf(who)} is not a member of '${accountId}'`);
-    const event = memberEvent(deps, 'member.removed', accountId, member.subject, { email: { from: member.email, to: null }, role: { from: member.role, to: null } }, now);
+    const changes = { ...(member.email !== null ? { email: { from: member.email, to: null } } : {}), role: { from: member.role, to: null } };
+    const event = memberEvent(deps, 'member.removed', accountId, member.subject, changes, now);
     if (await deps.memberships.remove(member, event)) return member;
     // Removed (a retry finds none: 404) or its role changed meanwhile (remove it as it is now).
     if (attempt >= MEMBER_WRITE_ATTEMPTS) throw new Error(`the membership of ${nameOf(who)} in '${accountId}' kept changing`);

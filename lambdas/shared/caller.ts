@@ -49,14 +49,15 @@ export interface PersonCaller extends CallerBase {
   readonly kind: 'person';
   /** The identity provider's `sub`. */
   readonly subject: string;
-  readonly email: string;
+  /** `null` for a person added by subject alone (see MembershipRecord). */
+  readonly email: string | null;
   readonly role: RoleName;
 }
 
 export type Caller = KeyCaller | PersonCaller;
 
 /** The principal a record names as its author (`created_by`, an execution's starter, an audit actor). */
-export type Principal = { kind: 'key'; key_id: string } | { kind: 'person'; subject: string; email: string } | { kind: 'operator' };
+export type Principal = { kind: 'key'; key_id: string } | { kind: 'person'; subject: string; email: string | null } | { kind: 'operator' };
 
 export function principalOf(caller: Caller): Principal {
   return caller.kind === 'key' ? { kind: 'key', key_id: caller.keyId } : { kind: 'person', subject: caller.subject, email: caller.email };
@@ -81,7 +82,8 @@ export function encodeCaller(caller: Caller): AuthorizerContext {
     rate_limit: caller.rateLimit,
     counter_id: caller.counterId,
   };
-  if (caller.kind === 'person') return { ...common, subject: caller.subject, email: caller.email, role: caller.role };
+  // A context holds no null: a person without an email has no `email` entry.
+  if (caller.kind === 'person') return { ...common, subject: caller.subject, ...(caller.email !== null ? { email: caller.email } : {}), role: caller.role };
   return {
     ...common,
     key_id: caller.keyId,
@@ -172,7 +174,7 @@ export function decodeCaller(ctx: Record<string, unknown> | null | undefined): C
     const role = text(ctx, 'role');
     if (!isRoleName(role)) throw new Error('authorizer context is malformed');
     const subject = text(ctx, 'subject');
-    return { kind, ...base, subject, email: text(ctx, 'email'), role, counterId: text(ctx, 'counter_id') };
+    return { kind, ...base, subject, email: ctx['email'] === undefined ? null : text(ctx, 'email'), role, counterId: text(ctx, 'counter_id') };
   }
   if (kind !== 'key') throw new Error('authorizer context is malformed');
   const keyId = text(ctx, 'key_id');

@@ -99,7 +99,9 @@ const page = (item: string) => ({
 });
 const NULLABLE_TIME = { type: ['string', 'null'], format: 'date-time' };
 /** Who made a key or saved a workflow version: a signed-in person, or an API key (`created_by`'s shapes). */
-const PERSON_AUTHOR = { type: 'object', required: ['kind', 'subject', 'email'], properties: { kind: { const: 'person' }, subject: { type: 'string' }, email: { type: 'string' } } };
+/** A person's email: `null` for one added by subject alone (the admin CLI's `user add --subject`, with a deployer's own provider). */
+const PERSON_EMAIL = { type: ['string', 'null'], description: 'A person added by subject alone (a deployer’s own identity provider) has no email: null.' };
+const PERSON_AUTHOR = { type: 'object', required: ['kind', 'subject', 'email'], properties: { kind: { const: 'person' }, subject: { type: 'string' }, email: PERSON_EMAIL } };
 const KEY_AUTHOR = { type: 'object', required: ['kind', 'key_id'], properties: { kind: { const: 'key' }, key_id: { type: 'string' } } };
 
 const KEY_FIELDS = {
@@ -187,7 +189,7 @@ const ME = {
                   required: ['subject', 'email', 'role', 'accounts'],
           properties: {
             subject: { type: 'string' },
-            email: { type: 'string' },
+            email: PERSON_EMAIL,
             role: { enum: ['admin', 'viewer'] },
             accounts: {
               type: 'array',
@@ -911,7 +913,7 @@ const AUDIT_SCHEMAS: Record<string, Schema> = {
         type: 'object',
         required: ['kind'],
         description: 'A key (`key_id`), a person (`subject`, `email`), an operator (the admin CLI) or the system (housekeeping, or a run’s webhook making the account’s first webhook secret).',
-        properties: { kind: { enum: ['key', 'person', 'operator', 'system'] }, key_id: { type: 'string' }, subject: { type: 'string' }, email: { type: 'string' } },
+        properties: { kind: { enum: ['key', 'person', 'operator', 'system'] }, key_id: { type: 'string' }, subject: { type: 'string' }, email: PERSON_EMAIL },
       },
       target: {
         type: 'object',

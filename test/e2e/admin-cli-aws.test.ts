@@ -140,6 +140,9 @@ describe('user … on a stack with its Cognito user pool', () => {
     expect(unknown).toEqual({ code: 3, body: { code: 'NOT_FOUND', error: "Account 'acct_nope' does not exist" } });
     const subject = await cliJson(POOL_STACK, 'user', 'add', '--account', 'acct_pool', '--email', 'x@example.com', '--role', 'viewer', '--subject', 'abc');
     expect(subject).toEqual({ code: 2, body: { code: 'USAGE', error: expect.stringMatching(/^--subject is for a stack with its own identity provider; this one's people are in user pool/) } });
+    // With the user pool, the email names the person: --subject alone is refused just the same.
+    const subjectOnly = await cliJson(POOL_STACK, 'user', 'add', '--account', 'acct_pool', '--subject', 'abc', '--role', 'viewer');
+    expect(subjectOnly).toMatchObject({ code: 2, body: { code: 'USAGE' } });
     expect(cognitoCalls()).toEqual([]);
   });
 
@@ -215,6 +218,26 @@ describe("user … on a stack with the deployer's own identity provider (no User
     const removed = await cliJson(OWN_STACK, 'user', 'remove', '--account', 'acct_own', '--email', 'okta.person@example.com');
     expect(removed.body).toMatchObject({ subject: '00u1abcd', removed: true });
     expect(await memberships.get('00u1abcd', 'acct_own')).toBeUndefined();
+    expect(cognitoCalls()).toEqual([]);
+  });
+
+  it('adds a person by --subject alone (API.md §5: it replaces --email): their email is null, and they are found by subject', async () => {
+    const added = await cliJson(OWN_STACK, 'user', 'add', '--account', 'acct_own', '--subject', '00u2noemail', '--role', 'viewer');
+    expect(added).toEqual({ code: 0, body: { subject: '00u2noemail', email: null, account_id: 'acct_own', role: 'viewer', password: null } });
+    const stored = await memberships.get('00u2noemail', 'acct_own');
+    expect(stored).toMatchObject({ subject: '00u2noemail', email: null, role: 'viewer' });
+    // Again: the same member, nothing changed; the text names them by subject.
+    const again = await cli(OWN_STACK, 'user', 'add', '--account', 'acct_own', '--subject', '00u2noemail', '--role', 'viewer');
+    expect(again.stdout).toMatch(/^subject 00u2noemail was already viewer of acct_own: nothing changed\./);
+    const listed = await cli(OWN_STACK, 'user', 'list', '--account', 'acct_own');
+    expect(listed.stdout).toMatch(/^\(no email\) {2}viewer {2}00u2noemail {2}added /m);
+    const listedJson = await cliJson(OWN_STACK, 'user', 'list', '--account', 'acct_own');
+    expect(listedJson.body['items']).toContainEqual(expect.objectContaining({ subject: '00u2noemail', email: null }));
+    // Two people without an email are no clash.
+    expect((await cliJson(OWN_STACK, 'user', 'add', '--account', 'acct_own', '--subject', '00u3noemail', '--role', 'viewer')).code).toBe(0);
+    const changed = await cli(OWN_STACK, 'user', 'set-role', '--account', 'acct_own', '--subject', '00u2noemail', '--role', 'admin');
+    expect(changed.stdout).toMatch(/^subject 00u2noemail in acct_own: viewer → admin/);
+    for (const sub of ['00u2noemail', '00u3noemail']) expect((await cliJson(OWN_STACK, 'user', 'remove', '--account', 'acct_own', '--subject', sub)).body).toMatchObject({ subject: sub, email: null, removed: true });
     expect(cognitoCalls()).toEqual([]);
   });
 

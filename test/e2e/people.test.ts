@@ -73,6 +73,24 @@ describe('a person’s session', () => {
     expect((listed.body['items'] as { key_id: string }[]).map((k) => k.key_id)).toContain(created.body['key_id']);
   });
 
+  it('a person added by subject alone (a deployer’s own provider) has no email: null in GET /me, created_by and the audit trail, and acts as any other', async () => {
+    const { accountId } = await t.account('business');
+    const subject = `sub-noemail-${Date.now().toString(36)}`;
+    await t.member(subject, accountId, null, 'admin');
+    const token = await issuer.sign(subject);
+    const me = await as(token, 'GET', '/me');
+    expect(me.status).toBe(200);
+    expect(me.body['person']).toEqual({ subject, email: null, role: 'admin', accounts: [{ account_id: accountId, role: 'admin', tier: 'business' }] });
+    const created = await as(token, 'POST', '/keys', { body: { name: 'made by sub', preset: 'read-only' } });
+    expect(created.status).toBe(201);
+    expect(created.body['created_by']).toEqual({ kind: 'person', subject, email: null });
+    expect((await as(token, 'GET', `/keys/${String(created.body['key_id'])}`)).body['created_by']).toEqual({ kind: 'person', subject, email: null });
+    const events = await as(token, 'GET', '/audit-events?action=key.created');
+    expect((events.body['items'] as { actor: unknown }[])[0]!.actor).toEqual({ kind: 'person', subject, email: null });
+    const added = await as(token, 'GET', '/audit-events?action=member.added');
+    expect((added.body['items'] as { changes: unknown }[])[0]!.changes).toEqual({ role: { from: null, to: 'admin' } });
+  });
+
   it('a viewer reads but cannot change anything', async () => {
     const { accountId } = await t.account('business');
     const viewer = await person([accountId, 'viewer']);

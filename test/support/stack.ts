@@ -58,7 +58,7 @@ export interface TestStack {
   /** A new account and a key of it with the given capabilities (created as an operator would). */
   account(tier: TierName, keyBody?: Record<string, unknown>): Promise<{ accountId: string; key: string; keyId: string }>;
   /** A person's membership, added as an operator would (with its member.added event), whether or not the account exists. */
-  member(subject: string, accountId: string, email: string, role: RoleName): Promise<void>;
+  member(subject: string, accountId: string, email: string | null, role: RoleName): Promise<void>;
   /** The admin CLI's `user …` dependencies on this stack (no identity provider: people are named by subject). */
   members(): MemberDeps;
   /**

@@ -602,7 +602,8 @@ export interface components {
                 /** @constant */
                 kind: "person";
                 subject: string;
-                email: string;
+                /** @description A person added by subject alone (a deployer’s own identity provider) has no email: null. */
+                email: string | null;
             } | {
                 /** @constant */
                 kind: "key";
@@ -651,7 +652,8 @@ export interface components {
             };
             person: null | {
                 subject: string;
-                email: string;
+                /** @description A person added by subject alone (a deployer’s own identity provider) has no email: null. */
+                email: string | null;
                 /** @enum {unknown} */
                 role: "admin" | "viewer";
                 /** @description Every account the person belongs to (at most 100), by account id. */
@@ -687,7 +689,8 @@ export interface components {
                 /** @constant */
                 kind: "person";
                 subject: string;
-                email: string;
+                /** @description A person added by subject alone (a deployer’s own identity provider) has no email: null. */
+                email: string | null;
             } | {
                 /** @constant */
                 kind: "key";
@@ -847,7 +850,8 @@ export interface components {
                 /** @constant */
                 kind: "person";
                 subject: string;
-                email: string;
+                /** @description A person added by subject alone (a deployer’s own identity provider) has no email: null. */
+                email: string | null;
             } | {
                 /** @constant */
                 kind: "key";
@@ -977,7 +981,8 @@ export interface components {
                 kind: "key" | "person" | "operator" | "system";
                 key_id?: string;
                 subject?: string;
-                email?: string;
+                /** @description A person added by subject alone (a deployer’s own identity provider) has no email: null. */
+                email?: string | null;
             };
             /** @description A key (its key_id), the account or its webhook secret (the account id), a member (their subject). */
             target: {

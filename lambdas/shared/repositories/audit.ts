@@ -100,13 +100,14 @@ export function inOrder(...events: readonly AuditEvent[]): AuditEvent[] {
 }
 
 /** The `member.added` event of a person given `role` in an account by the operator (admin CLI, local runner's seed). */
-export function memberAddedEvent(accountId: string, subject: string, email: string, role: string, now: Date): AuditEvent {
+export function memberAddedEvent(accountId: string, subject: string, email: string | null, role: string, now: Date): AuditEvent {
   return newAuditEvent({
     accountId,
     action: 'member.added',
     actor: OPERATOR_ACTOR,
     target: { kind: 'member', id: subject },
-    changes: { email: { from: null, to: email }, role: { from: null, to: role } },
+    // A person added by subject alone has no email: nothing changed there.
+    changes: { ...(email !== null ? { email: { from: null, to: email } } : {}), role: { from: null, to: role } },
     now,
   });
 }

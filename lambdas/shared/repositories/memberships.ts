@@ -16,11 +16,17 @@ export interface MembershipRecord {
   readonly subject: string;
   readonly account_id: string;
   readonly role: RoleName;
-  /** Lower case. */
-  readonly email: string;
+  /**
+   * Lower case. `null` for a person added by subject alone (a deployer's own identity provider, whose
+   * tokens name the person by `sub`): the attribute is then absent.
+   */
+  readonly email: string | null;
   readonly added_at: string;
   readonly updated_at: string;
 }
+
+/** A stored membership, its absent email as `null`. */
+const membershipOf = (item: Record<string, unknown>): MembershipRecord => ({ ...(item as unknown as MembershipRecord), email: typeof item['email'] === 'string' ? item['email'] : null });
 
 /** How many accounts the authorizer reads to place a person who names none: one is enough to decide, two to refuse. */
 const PLACE_LIMIT = 2;
@@ -34,7 +40,7 @@ export class MembershipsRepository {
   /** The person's membership in one account (consistent). */
   async get(subject: string, accountId: string): Promise<MembershipRecord | undefined> {
     const out = await this.doc.send(new GetCommand({ TableName: this.table, Key: { subject, account_id: accountId }, ConsistentRead: true }));
-    return out.Item as MembershipRecord | undefined;
+    return out.Item ? membershipOf(out.Item) : undefined;
   }
 
   /**
@@ -51,7 +57,7 @@ export class MembershipsRepository {
         Limit: limit,
       }),
     );
-    return (out.Items ?? []) as MembershipRecord[];
+    return (out.Items ?? []).map(membershipOf);
   }
 
   /** Every membership of an account, by subject (the GSI: eventually consistent). */
@@ -68,7 +74,7 @@ export class MembershipsRepository {
           ExclusiveStartKey: start,
         }),
       );
-      items.push(...((out.Items ?? []) as MembershipRecord[]));
+      items.push(...(out.Items ?? []).map(membershipOf));
       start = out.LastEvaluatedKey;
     } while (start);
     return items;
@@ -80,18 +86,21 @@ export class MembershipsRepository {
    * with `setRole`); the same one again (a retry whose answer was lost) is answered with what is stored,
    * and writes nothing (its event was written with it).
    */
-  async add(subject: string, accountId: string, email: string, role: RoleName, now: Date, audit: TransactItem): Promise<MembershipRecord> {
+  async add(subject: string, accountId: string, email: string | null, role: RoleName, now: Date, audit: TransactItem): Promise<MembershipRecord> {
     const record: MembershipRecord = {
       subject,
       account_id: accountId,
       role,
-      email: email.toLowerCase(),
+      email: email?.toLowerCase() ?? null,
       added_at: now.toISOString(),
       updated_at: now.toISOString(),
     };
+    // No email: no attribute (never a null one, which the index and the readers would have to tell apart).
+    const { email: stored, ...rest } = record;
+    const item = stored === null ? rest : record;
     try {
       await transactWrite(this.doc, {
-        TransactItems: [{ Put: { TableName: this.table, Item: record, ConditionExpression: 'attribute_not_exists(subject)' } }, audit],
+        TransactItems: [{ Put: { TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(subject)' } }, audit],
       });
       return record;
     } catch (error) {
@@ -99,7 +108,7 @@ export class MembershipsRepository {
     }
     const existing = await this.get(subject, accountId);
     if (existing && existing.role === role) return existing;
-    throw new ConflictError('ALREADY_EXISTS', `${email} is already a member of '${accountId}'${existing ? ` as ${existing.role}` : ''}`);
+    throw new ConflictError('ALREADY_EXISTS', `${email ?? `subject ${subject}`} is already a member of '${accountId}'${existing ? ` as ${existing.role}` : ''}`);
   }
 
   /**

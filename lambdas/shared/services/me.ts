@@ -27,7 +27,7 @@ export interface Me {
   workspaces: string[];
   rate_limit: { limit: number; remaining: number; reset: number };
   key: { key_id: string; name: string; prefix: string; environment: 'live' | 'test' } | null;
-  person: { subject: string; email: string; role: string; accounts: { account_id: string; role: string; tier: TierName }[] } | null;
+  person: { subject: string; email: string | null; role: string; accounts: { account_id: string; role: string; tier: TierName }[] } | null;
 }
 
 /**

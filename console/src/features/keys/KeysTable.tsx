@@ -35,7 +35,12 @@ function createdBy(key: Key, names: ReadonlyMap<string, string>): ReactNode {
   if (!by) return <span className="muted">Unknown</span>;
   switch (by.kind) {
     case 'person':
-      return by.email;
+      // A person added by subject alone (a deployer's own identity provider) has no email.
+      return by.email ?? (
+        <>
+          Person <span className="mono">{by.subject}</span>
+        </>
+      );
     case 'key':
       return (
         <>
