@@ -70,11 +70,12 @@ describe('405 METHOD_NOT_ALLOWED with Allow, deployed', () => {
     const allow = response!.ResponseParameters['method.response.header.Allow']!;
     expect(allow.replace(/'/g, '').split(', ').sort()).toEqual([...own.get(path)!].sort());
     expect(response!.ResponseParameters['method.response.header.x-request-id']).toBe('context.requestId');
+    expect(response!.ResponseParameters['method.response.header.X-Content-Type-Options']).toBe("'nosniff'");
     const body = JSON.parse(response!.ResponseTemplates['application/json']!.replaceAll('$context.requestId', 'req-1').replaceAll('$context.httpMethod', 'PUT'));
     expect(body).toEqual({ error: expect.stringContaining(allow.replace(/'/g, '')), code: 'METHOD_NOT_ALLOWED', request_id: 'req-1' });
     // A header an integration response maps must be declared by the method response.
     expect(any.props['MethodResponses']).toEqual([
-      { StatusCode: '405', ResponseParameters: { 'method.response.header.Allow': true, 'method.response.header.x-request-id': true } },
+      { StatusCode: '405', ResponseParameters: { 'method.response.header.Allow': true, 'method.response.header.X-Content-Type-Options': true, 'method.response.header.x-request-id': true } },
     ]);
   });
 
@@ -97,11 +98,13 @@ describe('x-request-id on every answer of the gateway itself', () => {
     }
   });
 
-  it('GET /health (a mock) maps it too', () => {
+  it('GET /health (a mock) maps it too, with nosniff', () => {
     const health = methods.find((m) => m.path === '/health' && m.method === 'GET')!;
     const [response] = (health.props['Integration'] as { IntegrationResponses: { ResponseParameters: Record<string, string> }[] }).IntegrationResponses;
-    expect(response!.ResponseParameters).toEqual({ 'method.response.header.x-request-id': 'context.requestId' });
-    expect(health.props['MethodResponses']).toEqual([{ StatusCode: '200', ResponseParameters: { 'method.response.header.x-request-id': true } }]);
+    expect(response!.ResponseParameters).toEqual({ 'method.response.header.x-request-id': 'context.requestId', 'method.response.header.X-Content-Type-Options': "'nosniff'" });
+    expect(health.props['MethodResponses']).toEqual([
+      { StatusCode: '200', ResponseParameters: { 'method.response.header.x-request-id': true, 'method.response.header.X-Content-Type-Options': true } },
+    ]);
   });
 });
 
