@@ -35,7 +35,8 @@ process.env[ALLOW_LOOPBACK_ENV] = 'true';
 
 let db: TestDb;
 let proxy: CountingProxy;
-const box = new LocalSecretBox(LocalSecretBox.newKey());
+const BOX_KEY = LocalSecretBox.newKey();
+const box = new LocalSecretBox(BOX_KEY);
 
 let receiver: Receiver;
 let hookUrl: string;
@@ -266,6 +267,30 @@ describe('finding 9: an async run that could not be started', () => {
     const signed = createHmac('sha256', key).update(`${String(delivery.headers['webhook-id'])}.${String(delivery.headers['webhook-timestamp'])}.${delivery.body}`).digest('base64');
     expect(String(delivery.headers['webhook-signature']).split(' ')).toContain(`v1,${signed}`);
     expect(JSON.parse(delivery.body)).toMatchObject({ type: 'execution.failed', data: { status: 'FAILED', error: 'the run could not be started' } });
+  });
+
+  it('on an account whose secret an earlier release kept in the clear, the workflows function (it may only open) signs with it as it is and leaves it for housekeeping', async () => {
+    const { actor } = await account();
+    const legacy = 'whsec_bGVnYWN5LXNlY3JldC1mcm9tLWFuLWVhcmxpZXItcmVsZWFzZQ==';
+    await db.doc.send(
+      new UpdateCommand({
+        TableName: db.tables.accounts,
+        Key: { account_id: actor.accountId },
+        UpdateExpression: 'SET webhook_secret = :s REMOVE webhook_secret_sealed',
+        ExpressionAttributeValues: { ':s': legacy },
+      }),
+    );
+    // As the workflows function has it: kms:Decrypt only.
+    const workflowsFn: WorkflowDeps = { ...deps, accounts: new AccountsRepository(db.doc, db.tables.accounts, new LocalSecretBox(BOX_KEY, new Set(['open'])), { openOnly: true }) };
+    await expect(runWorkflow(workflowsFn, actor, 'wf', { input: { ms: 1 }, webhook_url: hookUrl }, { async: true, startAsync: down })).rejects.toThrow(/unavailable/);
+    const [execution] = (await deps.executions.list(actor.accountId, {}, 10)).items;
+    const [delivery] = received.filter((r) => String(r.headers['webhook-id']).includes(execution!.execution_id));
+    const key = Buffer.from(legacy.replace(/^whsec_/, ''), 'base64');
+    const signed = createHmac('sha256', key).update(`${String(delivery!.headers['webhook-id'])}.${String(delivery!.headers['webhook-timestamp'])}.${delivery!.body}`).digest('base64');
+    expect(String(delivery!.headers['webhook-signature']).split(' ')).toEqual([`v1,${signed}`]);
+    const item = (await db.doc.send(new GetCommand({ TableName: db.tables.accounts, Key: { account_id: actor.accountId }, ConsistentRead: true }))).Item!;
+    expect(item).toMatchObject({ webhook_secret: legacy });
+    expect(item).not.toHaveProperty('webhook_secret_sealed');
   });
 
   it('a receiver that does not answer holds the request for one attempt only (5 s), and the webhook stays pending for the sender', async () => {
