@@ -452,9 +452,9 @@ export class KnoudsApiStack extends Stack {
 
     // Housekeeping (API.md §7): a function run every `sweepInterval` by an EventBridge rule, which
     // releases the slots of expired keys (and of rotated keys past their grace) and fails overdue runs.
-    // It scans the accounts table (ids, key counts, and whether a plaintext secret is there), queries the keys' slot index and the executions'
-    // status index, and changes keys, accounts and executions only in conditional writes and transactions
-    // (a release with its audit event).
+    // It scans the accounts table (ids, key counts, and whether a plaintext secret is there), queries the
+    // keys' slot index and the executions' status index, and changes keys, accounts and executions only in
+    // conditional writes and transactions (a release with its audit event).
     // It sends no webhook (the terminal write marks it pending: the sender delivers it), so it opens no
     // secret; it seals (kms:Encrypt only) a secret an earlier release kept in the clear, found by its scan.
     const housekeepingFn = new KnoudsFunction(this, 'HousekeepingFunction', {

@@ -19,7 +19,8 @@ export const LOCAL_SECRETS_KEY_ENV = 'KNOUDS_LOCAL_SECRETS_KEY';
 export const LOCAL_SECRETS_OPERATIONS_ENV = 'KNOUDS_LOCAL_SECRETS_OPERATIONS';
 
 export type SecretOperation = 'seal' | 'open';
-const KMS_ACTION: Record<SecretOperation, string> = { seal: 'kms:Encrypt', open: 'kms:Decrypt' };
+/** The KMS action of each operation: what the local runner asks the function's role about. */
+export const SECRET_OPERATION_ACTIONS: Readonly<Record<SecretOperation, string>> = { seal: 'kms:Encrypt', open: 'kms:Decrypt' };
 
 export interface SecretBox {
   seal(plaintext: string, accountId: string): Promise<string>;
@@ -50,7 +51,7 @@ export class LocalSecretBox implements SecretBox {
   }
 
   private check(operation: SecretOperation): void {
-    if (!this.allowed.has(operation)) throw new SecretAccessDenied(`this function's role does not allow ${KMS_ACTION[operation]} on the webhook secrets key`);
+    if (!this.allowed.has(operation)) throw new SecretAccessDenied(`this function's role does not allow ${SECRET_OPERATION_ACTIONS[operation]} on the webhook secrets key`);
   }
 
   static newKey(): string {
@@ -137,6 +138,3 @@ function parseOperations(text: string | undefined): ReadonlySet<SecretOperation>
   for (const name of named) if (name !== 'seal' && name !== 'open') throw new Error(`${LOCAL_SECRETS_OPERATIONS_ENV}: unknown operation '${name}' (seal, open)`);
   return new Set(named as SecretOperation[]);
 }
-
-/** The KMS action of each operation: what the local runner asks the function's role about. */
-export const SECRET_OPERATION_ACTIONS: Readonly<Record<SecretOperation, string>> = KMS_ACTION;

@@ -99,8 +99,19 @@ export class IamEnforcer {
   /** Whether the function's role allows this call, asked at start-up: nothing is counted or reported. */
   allows(functionId: string, request: AccessRequest): boolean {
     const role = this.roles.get(functionId);
-    if (!role) return false;
-    return decide(candidates(role.statements, request.action, request.resource), request.context, { unknownAllows: role.unknownAllows, unknownLimits: role.unknownLimits }).effect === 'allow';
+    return role !== undefined && this.decision(role, request).effect === 'allow';
+  }
+
+  /** The role's decision on a call (the statements that match its action and resource cached per role). */
+  private decision(role: FunctionRole, request: AccessRequest): Decision {
+    const key = `${request.action}\u0000${request.resource}`;
+    let found = role.cache.get(key);
+    if (!found) {
+      if (role.cache.size >= CACHE_LIMIT) role.cache.clear();
+      found = candidates(role.statements, request.action, request.resource);
+      role.cache.set(key, found);
+    }
+    return decide(found, request.context, { unknownAllows: role.unknownAllows, unknownLimits: role.unknownLimits });
   }
 
   /** Whether the function may make this call; a refusal is counted and reported before it is returned. */
@@ -109,16 +120,7 @@ export class IamEnforcer {
     let decision: Decision;
     if (!role) decision = { effect: 'unsupported', reason: `the function ${functionId}, which is not in the template` };
     else if (request.unsupported) decision = { effect: 'unsupported', reason: request.unsupported };
-    else {
-      const key = `${request.action}\u0000${request.resource}`;
-      let found = role.cache.get(key);
-      if (!found) {
-        if (role.cache.size >= CACHE_LIMIT) role.cache.clear();
-        found = candidates(role.statements, request.action, request.resource);
-        role.cache.set(key, found);
-      }
-      decision = decide(found, request.context, { unknownAllows: role.unknownAllows, unknownLimits: role.unknownLimits });
-    }
+    else decision = this.decision(role, request);
     if (decision.effect === 'allow') return { ok: true };
     const principal = this.principalOf(functionId);
     const { action, resource } = request;

@@ -90,6 +90,15 @@ async function expiredEvents(accountId: string): Promise<Record<string, unknown>
   return (out.Items ?? []).filter((e) => e['action'] === 'key.expired');
 }
 
+/** Fires the schedules (housekeeping, then the sender) until the receiver has the webhook `hookId`, for at most 20 s. */
+async function schedulesUntilDelivered(hookId: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!receiver.received.some((d) => d.headers['webhook-id'] === hookId)) {
+    if (Date.now() > deadline) throw new Error(`no webhook ${hookId}`);
+    await t.stack.runSchedules();
+  }
+}
+
 const activeKeys = async (key: string) => ((await t.api(key, 'GET', '/me')).body['account'] as { active_keys: number }).active_keys;
 
 describe('the schedule runs the housekeeping function', () => {
@@ -135,11 +144,7 @@ describe('the schedule runs the housekeeping function', () => {
     const run = await overdueRun(accountId, receiver.url);
     const hookId = `msg_${run.execution_id}_failed`;
     // The housekeeping fails it (its webhook pending); the sender, fired by the same schedules, sends it.
-    const deadline = Date.now() + 20_000;
-    while (!receiver.received.some((d) => d.headers['webhook-id'] === hookId)) {
-      if (Date.now() > deadline) throw new Error('no webhook');
-      await t.stack.runSchedules();
-    }
+    await schedulesUntilDelivered(hookId);
     const reply = await t.api(key, 'GET', `/executions/${run.execution_id}`);
     expect(reply.body).toMatchObject({ status: 'FAILED', error: 'timed out', finished_at: expect.any(String), webhook: { status: 'delivered', attempts: 1 } });
     const deliveries = receiver.received.filter((d) => d.headers['webhook-id'] === hookId);
@@ -154,11 +159,7 @@ describe('the schedule runs the housekeeping function', () => {
     const { accountId, key } = await t.account('business');
     const run = await overdueRun(accountId, receiver.url);
     const hookId = `msg_${run.execution_id}_failed`;
-    const deadline = Date.now() + 20_000;
-    while (!receiver.received.some((d) => d.headers['webhook-id'] === hookId)) {
-      if (Date.now() > deadline) throw new Error('no webhook');
-      await t.stack.runSchedules();
-    }
+    await schedulesUntilDelivered(hookId);
     const reply = await t.api(key, 'GET', `/executions/${run.execution_id}`);
     expect(reply.body).toMatchObject({ status: 'FAILED', error: 'timed out', webhook: { status: 'delivered', attempts: 1 } });
     // The secret the sender made is the one the account's first GET finds (no second one, no second event).
