@@ -207,7 +207,7 @@ describe('keys', () => {
     await revokeKey(keyDeps(ago(2 * DAY)), other, revoked);
 
     const run = await sweep(housekeeping());
-    expect(run).toEqual({ released_keys: 2, failed_executions: 0, sealed_secrets: 0, accounts: 2, complete: true });
+    expect(run).toEqual({ released_keys: 2, failed_executions: 0, sealed_secrets: 0, seal_failures: 0, accounts: 2, complete: true });
     for (const keyId of [expired, old]) {
       const stored = await storedKey(keyId);
       expect(stored).toMatchObject({ released_at: expect.any(String), ttl: expect.any(Number), pointer_ttl: stored['ttl'] });
@@ -223,7 +223,7 @@ describe('keys', () => {
     await expectConsistent(accountId);
     await expectConsistent(other);
     // Nothing left: a second run changes nothing.
-    expect(await sweep(housekeeping())).toEqual({ released_keys: 0, failed_executions: 0, sealed_secrets: 0, accounts: 2, complete: true });
+    expect(await sweep(housekeeping())).toEqual({ released_keys: 0, failed_executions: 0, sealed_secrets: 0, seal_failures: 0, accounts: 2, complete: true });
   });
 
   it('gives a full account its slots back: creates succeed after one run without anything else releasing', async () => {
@@ -268,7 +268,7 @@ describe('executions', () => {
 
     const before = Date.now();
     const run = await sweep(housekeeping());
-    expect(run).toEqual({ released_keys: 0, failed_executions: 4, sealed_secrets: 0, accounts: 1, complete: true });
+    expect(run).toEqual({ released_keys: 0, failed_executions: 4, sealed_secrets: 0, seal_failures: 0, accounts: 1, complete: true });
     const pending = { webhook: expect.objectContaining({ status: 'pending', attempts: 0 }), due: 'number' };
     for (const r of overdue) {
       const stored = await storedRun(r);
@@ -387,10 +387,19 @@ describe('webhook secrets an earlier release kept in the clear', () => {
     await plaintextSecret(accountId);
     await expiredKey(accountId);
     const refusing = { ...sealing(), accounts: new AccountsRepository(db.doc, db.tables.accounts, new LocalSecretBox(key, new Set(['open']))) };
-    expect(await sweep(refusing)).toMatchObject({ released_keys: 1, sealed_secrets: 0, complete: false });
+    expect(await sweep(refusing)).toMatchObject({ released_keys: 1, sealed_secrets: 0, seal_failures: 1, complete: false });
     expect(await storedAccount(accountId)).toMatchObject({ webhook_secret: legacy, active_keys: 0 });
-    expect(await sweep(sealing())).toMatchObject({ sealed_secrets: 1, complete: true });
+    expect(await sweep(sealing())).toMatchObject({ sealed_secrets: 1, seal_failures: 0, complete: true });
     expect(await storedAccount(accountId)).not.toHaveProperty('webhook_secret');
+  });
+
+  it('at most secretsPerRun a run: the rest are left for the next (the run not complete)', async () => {
+    const ids = [await account(), await account(), await account()];
+    for (const id of ids) await plaintextSecret(id);
+    const bounded = { ...sealing(), limits: { secretsPerRun: 2 } };
+    expect(await sweep(bounded)).toMatchObject({ sealed_secrets: 2, complete: false });
+    expect(await sweep(bounded)).toMatchObject({ sealed_secrets: 1, complete: true });
+    for (const id of ids) expect(await storedAccount(id)).not.toHaveProperty('webhook_secret');
   });
 
   it('a plaintext secret written beside a sealed one (a rollback to an earlier release) is removed; the sealed one, in force, stays', async () => {

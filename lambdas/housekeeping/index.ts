@@ -35,6 +35,9 @@ const deps: HousekeepingDeps = {
 function publish(run: SweepResult): void {
   countMetric(METRIC.housekeepingReleasedKeys, undefined, run.released_keys);
   countMetric(METRIC.housekeepingFailedExecutions, undefined, run.failed_executions);
+  // A plaintext secret that could not be sealed stops nothing else, but is an error all the same: it
+  // raises the HousekeepingErrors alarm (a key policy or grant that drifted would otherwise go unseen).
+  if (run.seal_failures > 0) countMetric(METRIC.housekeepingErrors);
 }
 
 export async function handler(_event: unknown, context: Context): Promise<SweepResult> {

@@ -43,7 +43,7 @@ export interface HousekeepingLimits {
    * runs out of time leaves a different part of the table for the next.
    */
   readonly segments: number;
-  /** Plaintext webhook secrets of an earlier release sealed per run (each a KMS call). */
+  /** Accounts holding a plaintext webhook secret of an earlier release handled per run (each sealing a KMS call). */
   readonly secretsPerRun: number;
 }
 
@@ -85,6 +85,8 @@ export interface SweepResult {
    * one was there too, removed).
    */
   readonly sealed_secrets: number;
+  /** Accounts whose plaintext secret this run could not seal (KMS or DynamoDB refusing): the next run tries again. */
+  readonly seal_failures: number;
   /** Accounts looked at. */
   readonly accounts: number;
   /** False when a bound or the time stopped the run with work perhaps left: the next run continues. */
@@ -134,6 +136,7 @@ export async function sweep(deps: HousekeepingDeps, options: { readonly startBy?
   let released = 0;
   let failed = 0;
   let sealed = 0;
+  let sealFailures = 0;
   let accounts = 0;
   let complete = true;
   let failure: { error: unknown } | undefined;
@@ -194,6 +197,7 @@ export async function sweep(deps: HousekeepingDeps, options: { readonly startBy?
     } catch (error) {
       // Work left for the next run.
       complete = false;
+      sealFailures++;
       log('warn', 'webhook secret kept in the clear not sealed; the next run tries again', { account_id: account.account_id, error: errorName(error) });
     }
   };
@@ -210,9 +214,14 @@ export async function sweep(deps: HousekeepingDeps, options: { readonly startBy?
         },
       });
     }
-    if (halted()) return;
+    // Stopped (time, or another account's failure) with this account's work perhaps left.
+    const stopped = () => {
+      if (halted()) complete = false;
+      return halted();
+    };
+    if (stopped()) return;
     await failOverdueRuns(account);
-    if (halted()) return;
+    if (stopped()) return;
     await sealPlaintext(account);
   };
 
@@ -253,7 +262,7 @@ export async function sweep(deps: HousekeepingDeps, options: { readonly startBy?
   await Promise.all(Array.from({ length: limits.concurrency }, worker));
   // A failed call left its own work undone, even when it came last.
   if (!exhausted || queue.length > 0 || failure) complete = false;
-  const result: SweepResult = { released_keys: released, failed_executions: failed, sealed_secrets: sealed, accounts, complete };
+  const result: SweepResult = { released_keys: released, failed_executions: failed, sealed_secrets: sealed, seal_failures: sealFailures, accounts, complete };
   if (failure) throw new SweepStopped(result, failure.error);
   return result;
 }
