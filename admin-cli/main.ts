@@ -131,7 +131,7 @@ const keyLines = (k: KeyObject): string =>
   ].join('\n');
 const createdBy = (p: KeyObject['created_by']): string => {
   if (!p) return 'unknown';
-  if (p.kind === 'person') return `${p.email} (person ${p.subject})`;
+  if (p.kind === 'person') return p.email === null ? `person ${p.subject}` : `${p.email} (person ${p.subject})`;
   if (p.kind === 'key') return `key ${p.key_id}`;
   return 'an operator (admin CLI)';
 };
@@ -491,7 +491,8 @@ const COMMANDS: Record<string, Command> = {
     options: { account: { type: 'string' }, email: { type: 'string' }, role: { type: 'string' }, subject: { type: 'string' } },
     check(values) {
       accountId(values, 'account');
-      if (values['subject'] === undefined || values['email'] !== undefined) email(values);
+      if (values['subject'] === undefined && values['email'] === undefined) throw new UsageError('name the person by --email (or, with your own identity provider, by --subject)');
+      if (values['email'] !== undefined) email(values);
       role(values);
       if (values['subject'] !== undefined) subject(values);
     },

@@ -292,7 +292,7 @@ describe('admin CLI: the people of an account (user …)', () => {
     const cases: [string[], RegExp][] = [
       [['user', 'add', '--account', 'acct_people', '--email', 'a@example.com', '--role', 'owner'], /^--role 'owner' is not a role; use one of admin, viewer/],
       [['user', 'add', '--account', 'acct_people', '--email', 'not-an-email', '--role', 'admin'], /^--email 'not-an-email' is not an email address/],
-      [['user', 'add', '--account', 'acct_people', '--role', 'admin'], /^--email is required/],
+      [['user', 'add', '--account', 'acct_people', '--role', 'admin'], /^name the person by --email \(or, with your own identity provider, by --subject\)/],
       [['user', 'add', '--account', 'acct people', '--email', 'a@example.com', '--role', 'admin'], /^--account 'acct people' is not a valid account id/],
       [['user', 'add', '--account', 'acct_people', '--email', 'a@example.com', '--role', 'admin', '--subject', 'has space'], /^--subject 'has space' is not a subject/],
       [['user', 'set-role', '--account', 'acct_people', '--email', 'a@example.com'], /^--role is required/],

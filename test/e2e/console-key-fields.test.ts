@@ -202,3 +202,22 @@ describe('disable and enable', () => {
     }),
   );
 });
+
+describe('a person without an email (added by subject alone, a deployer’s own provider)', () => {
+  it(
+    'is named by subject in the header and as the creator of the keys they make',
+    suite.withPage(async ({ page }) => {
+      const account = await suite.account('business');
+      const person = await suite.person([], 'subject-only');
+      // The membership the admin CLI's `user add --subject` makes: no email.
+      await suite.t.member(person.subject, account.accountId, null, 'admin');
+      await signIn(page, suite.url, person);
+      await visible(page.getByText(`Person ${person.subject}`, { exact: true }).first());
+      await expect(page.getByText('null', { exact: true }).count()).resolves.toBe(0);
+      const dialog = await openCreateDialog(page, 'made by sub');
+      await createAndReadKey(dialog);
+      await closeKeyDialog(page);
+      await visible(row(page, 'made by sub').getByRole('cell', { name: `Person ${person.subject}` }));
+    }),
+  );
+});

@@ -20,6 +20,8 @@ export interface Account {
   readonly capabilities: readonly string[];
   readonly role: 'admin' | 'viewer' | null;
   readonly email: string | null;
+  /** The person's `sub`, by which one without an email is named; null for a key. */
+  readonly subject: string | null;
   readonly activeKeys: number;
   readonly maxKeys: number;
   /** Refreshes GET /me (the key count after a change); keeps showing the old values meanwhile. */
@@ -130,6 +132,7 @@ export function AccountProvider({ children, loading }: { readonly children: Reac
     capabilities: me.capabilities,
     role: me.person?.role ?? null,
     email: me.person?.email ?? null,
+    subject: me.person?.subject ?? null,
     activeKeys: me.account.active_keys,
     maxKeys: me.account.max_active_keys,
     refresh,

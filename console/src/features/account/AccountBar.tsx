@@ -102,7 +102,8 @@ export function AccountBar() {
         </p>
       )}
       <p className="person">
-        <span className="person-email">{account.email ?? 'Signed in'}</span>
+        {/* A person added by subject alone (a deployer's own identity provider) has no email. */}
+        <span className="person-email">{account.email ?? (account.subject ? `Person ${account.subject}` : 'Signed in')}</span>
         {account.role && <span className="badge">{account.role}</span>}
       </p>
       <button type="button" className="button" onClick={() => void signOut()}>
