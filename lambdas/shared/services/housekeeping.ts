@@ -141,6 +141,12 @@ export async function sweep(deps: HousekeepingDeps, options: { readonly startBy?
   let complete = true;
   let failure: { error: unknown } | undefined;
   const halted = () => failure !== undefined || Date.now() >= startBy;
+  /** Halted with an account's work perhaps left (time, or another account's failure): the run is not complete. */
+  const stoppedMidAccount = () => {
+    if (!halted()) return false;
+    complete = false;
+    return true;
+  };
   /** One more unit of `left`'s work, if the run may still do it. */
   const take = (left: () => number, spend: () => void) => () => {
     if (halted() || left() <= 0) {
@@ -181,8 +187,8 @@ export async function sweep(deps: HousekeepingDeps, options: { readonly startBy?
 
   /**
    * The account's plaintext secret of an earlier release, sealed. Last, and on its own: a failure here
-   * (KMS refusing or throttling, a value it cannot encrypt) is logged (the run not complete), and stops neither this
-   * account's nor any other account's releases and timeouts; the next run tries again.
+   * (KMS refusing or throttling, a value it cannot encrypt) is logged and counted (the run not complete),
+   * and stops neither this account's nor any other account's releases and timeouts; the next run tries again.
    */
   const sealPlaintext = async (account: ScannedAccount) => {
     if (!deps.sealPlaintextSecrets || !account.plaintext_secret || !takeSeal()) return;
@@ -214,14 +220,9 @@ export async function sweep(deps: HousekeepingDeps, options: { readonly startBy?
         },
       });
     }
-    // Stopped (time, or another account's failure) with this account's work perhaps left.
-    const stopped = () => {
-      if (halted()) complete = false;
-      return halted();
-    };
-    if (stopped()) return;
+    if (stoppedMidAccount()) return;
     await failOverdueRuns(account);
-    if (stopped()) return;
+    if (stoppedMidAccount()) return;
     await sealPlaintext(account);
   };
 
