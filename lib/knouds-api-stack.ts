@@ -12,7 +12,7 @@ import {
   RequestAuthorizer,
   RestApi,
 } from 'aws-cdk-lib/aws-apigateway';
-import { Key } from 'aws-cdk-lib/aws-kms';
+import { Key, KeySpec, KeyUsage } from 'aws-cdk-lib/aws-kms';
 import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction as LambdaTarget } from 'aws-cdk-lib/aws-events-targets';
@@ -40,6 +40,7 @@ import { AUDIT_BY_ACTION_INDEX, AUDIT_BY_ACTOR_INDEX, AUDIT_BY_TARGET_INDEX } fr
 import { BUILT_IN_MODEL_IDS, MODELS_ENV } from '../lambdas/shared/models/registry.js';
 import { METRICS_NAMESPACE_ENV } from '../lambdas/shared/metric-names.js';
 import { SECRETS_KEY_ARN_ENV } from '../lambdas/shared/secret-box.js';
+import { PAGE_TOKEN_KEY_ACTION, PAGE_TOKEN_KEY_ARN_ENV } from '../lambdas/shared/page-tokens.js';
 import { resolveSettings, SETTINGS_ENV, type SettingsOverrides } from '../lambdas/shared/settings.js';
 import { DataStore } from './data-store.js';
 import { boundedFunctionName, LAMBDA_ENVIRONMENT_LIMIT_BYTES, validateEnvironmentSize, variableBytes } from './environment-size.js';
@@ -202,6 +203,8 @@ export class KnoudsApiStack extends Stack {
   readonly monitoring: Monitoring;
   /** The KMS key that seals webhook secrets at rest. */
   readonly secretsKey: Key;
+  /** The KMS HMAC key the functions that list derive their page tokens' MAC key from. */
+  readonly pageTokenKey: Key;
   /** The console's bucket and distribution, unless the `console` prop is false. */
   readonly console?: KnoudsConsole;
 
@@ -282,6 +285,19 @@ export class KnoudsApiStack extends Stack {
         }),
       );
     };
+    // Page tokens carry an HMAC, so a token the API did not issue is 400 whatever position it names. The
+    // MAC key is never stored: each container of a function that lists derives it once, with GenerateMac
+    // over a fixed label (lambdas/shared/page-tokens.ts). Nothing else may use this key.
+    this.pageTokenKey = new Key(this, 'PageTokenKey', {
+      description: 'Knouds API: derives the key that signs page tokens (next_token)',
+      keySpec: KeySpec.HMAC_256,
+      keyUsage: KeyUsage.GENERATE_VERIFY_MAC,
+      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+    });
+    const pageTokenEnv = { [PAGE_TOKEN_KEY_ARN_ENV]: this.pageTokenKey.keyArn };
+    const grantPageTokens = (fn: IFunction) => {
+      fn.addToRolePolicy(new PolicyStatement({ actions: [PAGE_TOKEN_KEY_ACTION], resources: [this.pageTokenKey.keyArn] }));
+    };
     /**
      * `actions` on one table, and (for Query only) on the indexes the code queries, named: never the
      * `index/*` wildcard that `table.grant` adds. `queriesTable: false`: the code queries only those
@@ -323,9 +339,11 @@ export class KnoudsApiStack extends Stack {
       lambda: 'keys',
       description: 'Knouds API: /keys',
       logRetention,
-      environment: { ...settingsEnv, ...secretsEnv, ...tableEnv('keys', 'accounts', 'usage', 'memberships', 'idempotency', 'audit') },
+      environment: { ...settingsEnv, ...secretsEnv, ...pageTokenEnv, ...tableEnv('keys', 'accounts', 'usage', 'memberships', 'idempotency', 'audit') },
     });
     grantSecrets(keysFn, ['kms:Encrypt', 'kms:Decrypt']);
+    // GET /keys and GET /audit-events.
+    grantPageTokens(keysFn);
     // GET /me: the person's accounts (a Query of their own partition).
     grantTable(membershipsTable, keysFn, ['dynamodb:Query']);
     // Key records and pointers: read, query the by-account index, write in transactions.
@@ -398,6 +416,7 @@ export class KnoudsApiStack extends Stack {
       environment: {
         ...modelsEnv,
         ...secretsEnv,
+        ...pageTokenEnv,
         // The tiers' in-flight limits of async runs.
         ...settingsEnv,
         ...tableEnv('usage', 'workflows', 'executions', 'accounts', 'idempotency'),
@@ -412,6 +431,8 @@ export class KnoudsApiStack extends Stack {
     // async run's transactions: the in-flight counter, taken with the put and freed with a failure.
     grantTable(accountsTable, workflowsFn, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
     grantSecrets(workflowsFn, ['kms:Decrypt']);
+    // GET /workflows, /workflows/{slug}/versions and /models.
+    grantPageTokens(workflowsFn);
     // Idempotency records of workflow creations and runs (as for the keys function above).
     grantTable(idempotencyTable, workflowsFn, idempotencyActions);
     grantInvoke(workerFn, workflowsFn);
@@ -503,8 +524,10 @@ export class KnoudsApiStack extends Stack {
       lambda: 'executions',
       description: 'Knouds API: /executions',
       logRetention,
-      environment: { ...tableEnv('usage', 'executions', 'accounts'), [WEBHOOK_SENDER_FUNCTION_ENV]: webhookSenderFn.functionName },
+      environment: { ...pageTokenEnv, ...tableEnv('usage', 'executions', 'accounts'), [WEBHOOK_SENDER_FUNCTION_ENV]: webhookSenderFn.functionName },
     });
+    // GET /executions.
+    grantPageTokens(executionsFn);
     // A redelivery asks the sender to send at once.
     grantInvoke(webhookSenderFn, executionsFn);
     grantTable(usageTable, executionsFn, ['dynamodb:UpdateItem']);

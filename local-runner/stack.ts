@@ -5,7 +5,7 @@
  */
 import { IDENTITY_PROVIDER_ENV, identityProviderEnvironment, type IdentityProviderConfig } from '../lambdas/shared/identity-provider.js';
 import { spawn } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type RequestListener, type Server } from 'node:http';
 import { cpus } from 'node:os';
@@ -19,6 +19,7 @@ import { ApiError } from '../lambdas/shared/errors.js';
 import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
 import { KeysRepository } from '../lambdas/shared/repositories/keys.js';
 import { AuditRepository, memberAddedEvent } from '../lambdas/shared/repositories/audit.js';
+import { LOCAL_PAGE_TOKEN_ALLOWED_ENV, LOCAL_PAGE_TOKEN_KEY_ENV, PAGE_TOKEN_KEY_ACTION, PAGE_TOKEN_KEY_ARN_ENV } from '../lambdas/shared/page-tokens.js';
 import { LOCAL_SECRETS_KEY_ENV, LOCAL_SECRETS_OPERATIONS_ENV, LocalSecretBox, SECRET_OPERATION_ACTIONS, SECRETS_KEY_ARN_ENV, type SecretOperation } from '../lambdas/shared/secret-box.js';
 import { createAccount, createKey, revokeKey, type KeyServiceDeps } from '../lambdas/shared/services/keys.js';
 import { SETTINGS_ENV, type Settings } from '../lambdas/shared/settings.js';
@@ -431,6 +432,16 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       );
       return { [LOCAL_SECRETS_KEY_ENV]: secretsKey, [LOCAL_SECRETS_OPERATIONS_ENV]: allowed.join(',') };
     };
+    // The stand-in for the page tokens' KMS HMAC key, the same way: key material (derived from the local
+    // secrets key, so tokens outlive a restart as the secrets do) for the functions the template gives the
+    // key's ARN, and (IAM enforced) whether their role allows kms:GenerateMac on it.
+    const pageTokenMaterial = createHmac('sha256', Buffer.from(secretsKey, 'base64')).update('knouds local page token key').digest('base64');
+    const pageTokenEnvOf = (fn: { logicalId: string; environment: Record<string, string> }): Record<string, string> => {
+      const keyArn = fn.environment[PAGE_TOKEN_KEY_ARN_ENV];
+      if (!keyArn) return {};
+      const allowed = !enforcer || enforcer.allows(fn.logicalId, { action: PAGE_TOKEN_KEY_ACTION, resource: keyArn, context: new Map() });
+      return { [LOCAL_PAGE_TOKEN_KEY_ENV]: pageTokenMaterial, ...(allowed ? {} : { [LOCAL_PAGE_TOKEN_ALLOWED_ENV]: 'false' }) };
+    };
     const authorizerFunctions = new Set([...model.authorizers.values()].map((a) => a.functionId));
     // Every variable written, empty when unset, so none of the template's deployed values is left behind.
     const identityEnv = { ...Object.fromEntries(Object.values(IDENTITY_PROVIDER_ENV).map((name) => [name, ''])), ...identityProviderEnvironment(sessions) };
@@ -444,7 +455,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         sessionToken: randomBytes(48).toString('base64'),
       };
       callers.set(identity.sessionToken, identity);
-      const env = { ...baseEnv, ...secretsEnvOf(def), AWS_ACCESS_KEY_ID: identity.accessKeyId, AWS_SECRET_ACCESS_KEY: identity.secretAccessKey, AWS_SESSION_TOKEN: identity.sessionToken };
+      const env = { ...baseEnv, ...secretsEnvOf(def), ...pageTokenEnvOf(def), AWS_ACCESS_KEY_ID: identity.accessKeyId, AWS_SECRET_ACCESS_KEY: identity.secretAccessKey, AWS_SESSION_TOKEN: identity.sessionToken };
       pools.set(def.logicalId, new FunctionPool(def, env, onLog, maxInstances));
     }
     cleanups.push(() => Promise.all([...pools.values()].map((p) => p.close())).then(() => undefined));

@@ -434,7 +434,7 @@ describe('least-privilege IAM', () => {
     const byTable = Object.fromEntries(
       statements
         .filter((s) => !s.resource.includes(keysTable))
-        .map((s) => [/Data(\w+?)Table|(WebhookSecretsKey)/.exec(s.resource)?.slice(1).find(Boolean) ?? s.resource, s.actions]),
+        .map((s) => [/Data(\w+?)Table|(WebhookSecretsKey|PageTokenKey)/.exec(s.resource)?.slice(1).find(Boolean) ?? s.resource, s.actions]),
     );
     expect(byTable).toEqual({
       Accounts: ['dynamodb:ConditionCheckItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'],
@@ -446,6 +446,8 @@ describe('least-privilege IAM', () => {
       // Each change's event, put in its transaction (never updated or deleted); GET /audit-events reads.
       Audit: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'],
       WebhookSecretsKey: ['kms:Decrypt', 'kms:Encrypt'],
+      // GET /keys' and GET /audit-events' page tokens.
+      PageTokenKey: ['kms:GenerateMac'],
     });
     // The audit indexes it queries, by name (never index/*).
     const audit = statements.find((s) => s.resource.includes('DataAuditTable'))!;
@@ -488,6 +490,28 @@ describe('least-privilege IAM', () => {
         Null: { 'kms:EncryptionContext:account_id': 'false' },
       });
     }
+  });
+
+  it('page tokens are signed with a key derived from a KMS HMAC key that only the functions that list may use, and only for GenerateMac', () => {
+    const keyId = logicalId('AWS::KMS::Key', 'PageTokenKey');
+    expect(resources[keyId]!.Properties).toMatchObject({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
+    expect(resources[keyId]!.DeletionPolicy).toBe('Retain');
+    const listers = ['KeysFunction', 'WorkflowsFunction', 'ExecutionsFunction'];
+    const uses = OWN_FUNCTIONS.map((fn) => ({
+      fn,
+      statements: statementsOf(fn)
+        .filter((s) => s.resource.includes(keyId))
+        .map((s) => ({ actions: s.actions, resource: JSON.parse(s.resource) as unknown, condition: s.condition })),
+      env: JSON.stringify((resources[logicalId('AWS::Lambda::Function', fn)]!.Properties['Environment'] as { Variables: Record<string, unknown> }).Variables['PAGE_TOKEN_KEY_ARN'] ?? null),
+    }));
+    const keyArn = expect.stringContaining(keyId) as unknown;
+    expect(uses).toEqual(
+      OWN_FUNCTIONS.map((fn) =>
+        listers.includes(fn)
+          ? { fn, statements: [{ actions: ['kms:GenerateMac'], resource: { 'Fn::GetAtt': [keyId, 'Arn'] }, condition: undefined }], env: keyArn }
+          : { fn, statements: [], env: 'null' },
+      ),
+    );
   });
 
   it('the workflows, executions and worker functions get only their tables’ actions', () => {

@@ -1,6 +1,5 @@
 import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, QueryCommand, TransactWriteCommand, type QueryCommandInput, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
-import { ValidationError } from './errors.js';
 
 /**
  * A DocumentClient with the marshalling options and timeouts the whole codebase uses. Lambdas call it once at
@@ -188,39 +187,4 @@ export async function queryPage(
     if (from && read >= MAX_ITEMS_READ_PER_PAGE) return { items, more: true, resumeAfter: from };
   } while (from);
   return { items, more: false };
-}
-
-/** A page token: an opaque position (string fields), only valid for the account that received it. */
-export function encodePageToken(accountId: string, position: Record<string, string>): string {
-  return Buffer.from(JSON.stringify({ ...position, a: accountId })).toString('base64url');
-}
-
-/**
- * The position a page token names; 400 VALIDATION_ERROR for anything else: another account's token, or
- * one whose fields do not have the shape of what the API writes into its tokens (`fields` gives each
- * field's pattern), so a hand-made token never reaches DynamoDB as a malformed start key. `optional`
- * fields may be absent (tokens issued before they existed): then undefined.
- */
-export function decodePageToken<F extends string, O extends string = never>(
-  token: string,
-  accountId: string,
-  fields: Readonly<Record<F, RegExp>>,
-  optional: Readonly<Record<O, RegExp>> = {} as Record<O, RegExp>,
-): Record<F, string> & Partial<Record<O, string>> {
-  try {
-    const value = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as Record<string, unknown>;
-    const names = Object.keys(fields) as F[];
-    const maybe = Object.keys(optional) as O[];
-    if (
-      value['a'] === accountId &&
-      names.every((f) => typeof value[f] === 'string' && fields[f].test(value[f])) &&
-      maybe.every((f) => value[f] === undefined || (typeof value[f] === 'string' && optional[f].test(value[f])))
-    ) {
-      return Object.fromEntries([...names.map((f) => [f, value[f]]), ...maybe.filter((f) => value[f] !== undefined).map((f) => [f, value[f]])]) as Record<F, string> &
-        Partial<Record<O, string>>;
-    }
-  } catch {
-    // not base64url JSON: reported below
-  }
-  throw ValidationError.field('next_token', 'is not a valid page token');
 }

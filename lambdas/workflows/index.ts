@@ -165,7 +165,7 @@ const routes: Record<string, RouteDef> = {
   'GET /models': {
     handle: async (ctx) => {
       const { limit, nextToken } = parsePageParams(ctx.event.queryStringParameters);
-      return json(200, listModels(deps, ctx.caller.accountId, limit, nextToken));
+      return json(200, await listModels(deps, ctx.caller.accountId, limit, nextToken));
     },
   },
   'POST /models/{model_id}/run': {

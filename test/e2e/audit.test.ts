@@ -507,9 +507,10 @@ describe('GET /audit-events', () => {
       const other = await account();
       expectError(await list(other.key, `?limit=2&next_token=${encodeURIComponent(token)}`), 400, 'VALIDATION_ERROR', { details: [expect.objectContaining({ field: 'next_token' })] });
       expectError(await list(admin, `?limit=2&action=key.updated&next_token=${encodeURIComponent(token)}`), 400, 'VALIDATION_ERROR');
-      const decoded = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as Record<string, string>;
-      // Well formed, but naming an event that does not exist.
-      const forged = Buffer.from(JSON.stringify({ ...decoded, s: decoded['s']!.replace(/evt_.{20}$/, 'evt_AAAAAAAAAAAAAAAAAAAA') })).toString('base64url');
+      const [body, mac] = token.split('.');
+      const decoded = JSON.parse(Buffer.from(body!, 'base64url').toString('utf8')) as Record<string, string>;
+      // Well formed, naming an event that does not exist, under the real token's MAC.
+      const forged = `${Buffer.from(JSON.stringify({ ...decoded, s: decoded['s']!.replace(/evt_.{20}$/, 'evt_AAAAAAAAAAAAAAAAAAAA') })).toString('base64url')}.${mac!}`;
       for (const bad of [forged, 'garbage', Buffer.from('{"a":1}').toString('base64url'), 'x'.repeat(3000)]) {
         expectError(await list(admin, `?next_token=${encodeURIComponent(bad)}`), 400, 'VALIDATION_ERROR');
       }

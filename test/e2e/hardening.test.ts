@@ -5,6 +5,7 @@
  * bodies nested past 32 levels and page tokens the API did not issue are 400; a tier change reaches every
  * key, however far the index lags behind.
  */
+import { createHmac, randomBytes } from 'node:crypto';
 import { setAccountTier } from '../../lambdas/shared/services/keys.js';
 import type { CountingProxy } from '../support/counting-proxy.js';
 import { expectError, type Reply } from '../support/http.js';
@@ -144,6 +145,51 @@ describe('bodies and page tokens (finding 9)', () => {
     const forged = Buffer.from(JSON.stringify({ ...token, a: accountId })).toString('base64url');
     expectError(await t.api(admin, 'GET', `${path}?next_token=${forged}`), 400, 'VALIDATION_ERROR', {
       details: [{ field: 'next_token', message: expect.any(String) }],
+    });
+  });
+
+  describe('a well-formed token naming a real position of the caller’s own account is 400 unless the API issued it', () => {
+    beforeAll(async () => {
+      // Every list below has at least three items: two more keys (and their audit events), a workflow
+      // with three versions.
+      const made = (reply: Reply, status: number) => {
+        if (reply.status !== status) throw new Error(`setup: ${reply.status} ${JSON.stringify(reply.body)}`);
+      };
+      for (const name of ['paged one', 'paged two']) made(await t.api(admin, 'POST', '/keys', { name, preset: 'read-only' }), 201);
+      await deploy('versioned', { input_schema: {}, steps: [{ id: 'e', model: 'echo', input: '$.input' }], output: '$.steps.e.output' });
+      for (const n of [2, 3]) {
+        const definition = { input_schema: {}, steps: [{ id: `e${n}`, model: 'echo', input: '$.input' }], output: `$.steps.e${n}.output` };
+        made(await t.api(admin, 'PUT', '/workflows/versioned', { definition }), 200);
+      }
+    });
+
+    const parts = (token: string) => {
+      const [body, mac] = token.split('.');
+      return { body: body!, mac: mac! };
+    };
+    const page = async (path: string, token?: string): Promise<Reply> =>
+      t.api(admin, 'GET', `${path}${path.includes('?') ? '&' : '?'}limit=1${token ? `&next_token=${encodeURIComponent(token)}` : ''}`);
+
+    it.each(['/keys', '/audit-events', '/workflows', '/workflows/versioned/versions', '/executions', '/models'])('GET %s', async (path) => {
+      const first = await page(path);
+      expect(first.status).toBe(200);
+      const one = String(first.body['next_token']);
+      const second = await page(path, one);
+      expect(second.status).toBe(200);
+      const two = String(second.body['next_token']);
+      expect(two).not.toBe('null');
+      // Each token the API issued goes on.
+      expect((await page(path, two)).status).toBe(200);
+      const signedWithAnotherKey = `${parts(one).body}.${createHmac('sha256', randomBytes(32)).update(parts(one).body).digest('base64url')}`;
+      for (const forged of [
+        parts(one).body, // the unsigned token of earlier releases
+        `${parts(two).body}.${parts(one).mac}`, // the second position under the first token's MAC
+        signedWithAnotherKey,
+        `${one}.${parts(one).mac}`,
+        `${parts(one).body}.${parts(one).mac.slice(0, -1)}`,
+      ]) {
+        expectError(await page(path, forged), 400, 'VALIDATION_ERROR', { details: [{ field: 'next_token', message: expect.any(String) }] });
+      }
     });
   });
 });

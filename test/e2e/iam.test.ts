@@ -2,7 +2,8 @@
  * IAM end to end (issue #19, item 1): the local runner holds each function to its role's policies from
  * the synthesized template. With the template as synthesized, a tour of the API is refused nothing; with
  * a grant removed from a copy of the template (served as `--skip-synth` serves cdk.out), exactly the
- * calls that needed it fail, with AccessDeniedException, while the rest work; a table ARN with a typo
+ * calls that needed it fail, with AccessDeniedException, while the rest work (kms:GenerateMac on the page
+ * token key too, which the runner decides when it starts the function); a table ARN with a typo
  * in a policy is named at start-up and allows nothing.
  */
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -130,6 +131,8 @@ describe('a grant removed from the template', () => {
       // The executions function loses its only PutItem: the cancellation signal (dynamodb:LeadingKeys "*#signal").
       const policy = statementsOf(template, 'ExecutionsFunctionRole');
       policy.splice(policy.indexOf(grantOn(template, 'ExecutionsFunctionRole', 'DataExecutionsTable', 'dynamodb:PutItem')), 1);
+      // And kms:GenerateMac on the page token key (the local stand-in is given the key, refused).
+      policy.splice(policy.indexOf(grantOn(template, 'ExecutionsFunctionRole', 'PageTokenKey', 'kms:GenerateMac')), 1);
       // And the usage grant names its table by a hand-written ARN, correctly: it still works.
       grantOn(template, 'KeysFunctionRole', 'DataUsageTable', 'dynamodb:Query').Resource = `${LOCAL}:table/${prefix}-${logicalId(template, 'DataUsageTable')}`;
     });
@@ -162,6 +165,13 @@ describe('a grant removed from the template', () => {
       return status === 'RUNNING' ? undefined : status;
     });
     expect(finished).toBe('SUCCEEDED');
+    // A page with more to come needs a page token, which needed kms:GenerateMac: refused. A page with
+    // nothing after it needs none; the keys function kept its grant.
+    expect((await t.api(key, 'POST', '/workflows/nap/run', { input: { ms: 1 } })).body['status']).toBe('SUCCEEDED');
+    expect(await t.api(key, 'GET', '/executions?limit=2')).toMatchObject({ status: 200, body: { next_token: null } });
+    expectError(await t.api(key, 'GET', '/executions?limit=1'), 500, 'INTERNAL_ERROR');
+    expect(functionLogs.some((l) => l.startsWith('ExecutionsFunction') && l.includes('AccessDeniedException') && l.includes('kms:GenerateMac'))).toBe(true);
+    expect(await t.api(key, 'GET', '/keys?limit=1')).toMatchObject({ status: 200, body: { next_token: expect.any(String) } });
 
     expect([...new Set(t.stack.iam.refusals().map(shortly))].sort()).toEqual([
       'ExecutionsFunction dynamodb:PutItem DataExecutionsTable',

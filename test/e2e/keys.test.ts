@@ -192,7 +192,7 @@ describe('GET /keys', () => {
       seen.push(...items.map((k) => k.key_id));
       token = reply.body['next_token'] as string | null;
       // A page token names a position, never a key hash.
-      expect(Buffer.from(token ?? '', 'base64url').toString('utf8')).not.toMatch(/[0-9a-f]{64}/);
+      expect(Buffer.from((token ?? '').split('.')[0]!, 'base64url').toString('utf8')).not.toMatch(/[0-9a-f]{64}/);
       pages++;
     } while (token && pages < 10);
     expect(seen.sort()).toEqual([...created].sort());

@@ -3,7 +3,8 @@ import { GetCommand, QueryCommand, type DynamoDBDocumentClient, type TransactWri
 import { randomBase62 } from '../api-key.js';
 import { AUDIT_ACTIONS, isAuditAction, type AuditAction } from '../audit-contract.js';
 import type { Principal } from '../caller.js';
-import { decodePageToken, encodePageToken, MAX_PAGE_BYTES } from '../ddb.js';
+import { MAX_PAGE_BYTES } from '../ddb.js';
+import { decodePageToken, encodePageToken } from '../page-tokens.js';
 import { ValidationError } from '../errors.js';
 
 /**
@@ -244,13 +245,13 @@ export class AuditRepository {
     const last = items.at(-1);
     return {
       items: items.map(strip),
-      nextToken: more && last ? encodePageToken(accountId, { s: String(last['sk']), f: fingerprint }) : null,
+      nextToken: more && last ? await encodePageToken(accountId, { s: String(last['sk']), f: fingerprint }) : null,
     };
   }
 
   /** The position just after the event a token names: 400 unless it is this account's, for these filters, and still there. */
   private async startAfter(accountId: string, plan: QueryPlan, fingerprint: string, token: string): Promise<Record<string, unknown>> {
-    const { s, f } = decodePageToken(token, accountId, { s: SORT_KEY_PATTERN, f: /^[0-9A-Za-z_-]{16}$/ });
+    const { s, f } = await decodePageToken(token, accountId, { s: SORT_KEY_PATTERN, f: /^[0-9A-Za-z_-]{16}$/ });
     const invalid = () => ValidationError.field('next_token', 'is not a valid page token for these filters (or its event is gone): list again from the start');
     if (f !== fingerprint) throw invalid();
     const out = await this.doc.send(

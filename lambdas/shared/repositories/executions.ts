@@ -3,7 +3,8 @@ import type { Principal } from '../caller.js';
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
 import { randomBase62 } from '../api-key.js';
 import { failure, type Failure } from '../execution-failure.js';
-import { cancellationReasons, decodePageToken, encodePageToken, isConditionalCheckFailed, queryPage, transactWrite } from '../ddb.js';
+import { cancellationReasons, isConditionalCheckFailed, queryPage, transactWrite } from '../ddb.js';
+import { decodePageToken, encodePageToken } from '../page-tokens.js';
 import { ConcurrencyLimitExceededError, ValidationError } from '../errors.js';
 import { countMetric, METRIC } from '../log.js';
 
@@ -753,23 +754,28 @@ export class ExecutionsRepository {
         ScanIndexForward: false,
       },
       limit,
-      nextToken ? startAfter(nextToken, accountId, filters.workflow, filters.status, byStatus) : undefined,
+      nextToken ? await startAfter(nextToken, accountId, filters.workflow, filters.status, byStatus) : undefined,
     );
     const items = page.items.map(strip);
     // After the last item, or where the reading stopped when a filter matched little (a short page).
     const after = page.resumeAfter ? String(page.resumeAfter['execution_id']) : items.at(-1)?.execution_id;
-    return { items, nextToken: page.more && after ? encodePageToken(accountId, { e: after, w: filters.workflow ?? '', s: filters.status ?? '' }) : null };
+    return { items, nextToken: page.more && after ? await encodePageToken(accountId, { e: after, w: filters.workflow ?? '', s: filters.status ?? '' }) : null };
   }
 }
 
 /**
  * The index position after `executionId`; a token is bound to its account and to its filters (workflow
- * and status: another list's token would resume at a position of a list it is not). Tokens issued
- * before the status was bound carry none, and are taken as they were then (bound to the workflow only).
+ * and status: another list's token would resume at a position of a list it is not).
  */
-function startAfter(token: string, accountId: string, workflow: string | undefined, status: ExecutionStatus | undefined, byStatus: boolean): Record<string, unknown> {
-  const { e, w, s } = decodePageToken(token, accountId, { e: EXECUTION_ID_PATTERN, w: /^$|^[a-z0-9][a-z0-9-]{0,62}$/ }, { s: /^$|^[A-Z]{1,20}$/ });
-  if (w !== (workflow ?? '') || (s !== undefined && s !== (status ?? ''))) throw ValidationError.field('next_token', 'is not a valid page token (it belongs to a list with other filters)');
+async function startAfter(
+  token: string,
+  accountId: string,
+  workflow: string | undefined,
+  status: ExecutionStatus | undefined,
+  byStatus: boolean,
+): Promise<Record<string, unknown>> {
+  const { e, w, s } = await decodePageToken(token, accountId, { e: EXECUTION_ID_PATTERN, w: /^$|^[a-z0-9][a-z0-9-]{0,62}$/, s: /^$|^[A-Z]{1,20}$/ });
+  if (w !== (workflow ?? '') || s !== (status ?? '')) throw ValidationError.field('next_token', 'is not a valid page token (it belongs to a list with other filters)');
   if (workflow) return { account_workflow: accountWorkflow(accountId, workflow), execution_id: e, account_id: accountId };
   if (status && byStatus) return { account_status: accountStatus(accountId, status), execution_id: e, account_id: accountId };
   return { account_id: accountId, execution_id: e };

@@ -9,7 +9,8 @@ import {
 import type { KeyEnvironment } from '../api-key.js';
 import { newAuditEvent, SYSTEM_ACTOR, type AuditRepository, type TransactItem } from './audit.js';
 import type { Capability } from '../capabilities.js';
-import { cancellationReasons, conflictBackoff, decodePageToken, encodePageToken, isConditionalCheckFailed, isTransactionConflict, queryPage, TRANSACTION_CONFLICT_RETRIES } from '../ddb.js';
+import { cancellationReasons, conflictBackoff, isConditionalCheckFailed, isTransactionConflict, queryPage, TRANSACTION_CONFLICT_RETRIES } from '../ddb.js';
+import { decodePageToken, encodePageToken } from '../page-tokens.js';
 import { KeyLimitReachedError, NotFoundError, ValidationError } from '../errors.js';
 import type { TierName } from '../settings.js';
 import type { KeyMetadata } from '../schemas.js';
@@ -661,12 +662,12 @@ export class KeysRepository {
     const items = page.items.map(strip);
     const last = items.at(-1);
     // A token only when another key follows (queryPage reads one past the page): no empty last page.
-    return { items, nextToken: page.more && last ? encodePageToken(accountId, { c: last.created_at, k: last.key_id }) : null };
+    return { items, nextToken: page.more && last ? await encodePageToken(accountId, { c: last.created_at, k: last.key_id }) : null };
   }
 
   /** The index position just after the key a page token names. */
   private async startAfter(accountId: string, token: string): Promise<Record<string, unknown>> {
-    const position = decodePageToken(token, accountId, { c: /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, k: /^key_[0-9A-Za-z]{20}$/ });
+    const position = await decodePageToken(token, accountId, { c: /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, k: /^key_[0-9A-Za-z]{20}$/ });
     const record = await this.findById(position.k);
     if (!record || record.account_id !== accountId || record.created_at !== position.c) {
       throw ValidationError.field('next_token', 'is not a valid page token (or its key is gone): list again from the start');

@@ -6,7 +6,8 @@ import {
   type DynamoDBDocumentClient,
   type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
-import { cancellationReasons, decodePageToken, encodePageToken, isConditionalCheckFailed, queryPage, transactWrite } from '../ddb.js';
+import { cancellationReasons, isConditionalCheckFailed, queryPage, transactWrite } from '../ddb.js';
+import { decodePageToken, encodePageToken } from '../page-tokens.js';
 import { SLUG_PATTERN } from '../capabilities.js';
 import type { Principal } from '../caller.js';
 import { ApiError, ConflictError, ValidationError } from '../errors.js';
@@ -266,7 +267,7 @@ export class WorkflowsRepository {
    * 1 MB like every list). The token names the slug and the last version returned, for that account.
    */
   async listVersions(accountId: string, slug: string, limit: number, nextToken?: string): Promise<{ items: WorkflowVersion[]; nextToken: string | null }> {
-    const start = nextToken ? decodePageToken(nextToken, accountId, { w: SLUG_PATTERN, n: /^\d{1,9}$/ }) : undefined;
+    const start = nextToken ? await decodePageToken(nextToken, accountId, { w: SLUG_PATTERN, n: /^\d{1,9}$/ }) : undefined;
     if (start && start.w !== slug) throw ValidationError.field('next_token', 'is not a valid page token (it belongs to another list)');
     const page = await queryPage(
       this.doc,
@@ -282,7 +283,7 @@ export class WorkflowsRepository {
     );
     const items = page.items.map((i) => strip<WorkflowVersion & { account_id?: string }>(i)).map(({ account_id: _a, ...v }) => v);
     const last = items.at(-1);
-    return { items, nextToken: page.more && last ? encodePageToken(accountId, { w: slug, n: String(last.version) }) : null };
+    return { items, nextToken: page.more && last ? await encodePageToken(accountId, { w: slug, n: String(last.version) }) : null };
   }
 
   /**
@@ -439,12 +440,12 @@ export class WorkflowsRepository {
         FilterExpression: ['attribute_exists(version)', ...(workspaces ? [`workspace_id IN (${filter.join(', ')})`] : [])].join(' AND '),
       },
       limit,
-      nextToken ? { account_id: accountId, sk: headSk(decodePageToken(nextToken, accountId, { s: SLUG_PATTERN }).s) } : undefined,
+      nextToken ? { account_id: accountId, sk: headSk((await decodePageToken(nextToken, accountId, { s: SLUG_PATTERN })).s) } : undefined,
     );
     const items = page.items.map((i) => strip<WorkflowHead>(i));
     // After the last item, or where the reading stopped when the filter matched little (a short page).
     const after = page.resumeAfter ? String(page.resumeAfter['sk']).slice('W#'.length) : items.at(-1)?.slug;
-    return { items, nextToken: page.more && after ? encodePageToken(accountId, { s: after }) : null };
+    return { items, nextToken: page.more && after ? await encodePageToken(accountId, { s: after }) : null };
   }
 
   private versionItem(

@@ -7,7 +7,7 @@ import canonicalize from 'canonicalize';
 import type { Principal } from '../caller.js';
 import { log } from '../log.js';
 import { SLUG_PATTERN, workspaceAllowed } from '../capabilities.js';
-import { decodePageToken, encodePageToken } from '../ddb.js';
+import { decodePageToken, encodePageToken } from '../page-tokens.js';
 import { failure, type FailureCode } from '../execution-failure.js';
 import { ConcurrencyLimitExceededError, ConflictError, ModelFailedError, NotFoundError, ValidationError, WorkspaceDeniedError, type ApiError } from '../errors.js';
 import { DeadlineExceeded, ModelFailure, StepCancelled, type ModelRegistry, type StepContext } from '../models/registry.js';
@@ -698,14 +698,15 @@ export async function workExecution(
  * one default page holds them all in practice). The token names the page's last model, for the account
  * that received it; a model gone since (a redeploy) is 400, like any stale token.
  */
-export function listModels(deps: WorkflowDeps, accountId: string, limit: number, nextToken?: string) {
+export async function listModels(deps: WorkflowDeps, accountId: string, limit: number, nextToken?: string) {
   const all = deps.models.list();
-  const after = nextToken === undefined ? -1 : all.findIndex((m) => m.id === decodePageToken(nextToken, accountId, { m: SLUG_PATTERN }).m);
+  const from = nextToken === undefined ? undefined : (await decodePageToken(nextToken, accountId, { m: SLUG_PATTERN })).m;
+  const after = from === undefined ? -1 : all.findIndex((m) => m.id === from);
   if (nextToken !== undefined && after === -1) throw ValidationError.field('next_token', 'is not a valid page token (or its model is gone): list again from the start');
   const rest = all.slice(after + 1);
   const items = rest.slice(0, limit);
   const last = items.at(-1);
-  return { items, next_token: rest.length > limit && last ? encodePageToken(accountId, { m: last.id }) : null };
+  return { items, next_token: rest.length > limit && last ? await encodePageToken(accountId, { m: last.id }) : null };
 }
 
 export async function runModel(deps: WorkflowDeps, modelId: string, rawBody: unknown): Promise<{ model: string; output: unknown }> {
