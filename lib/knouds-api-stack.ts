@@ -287,12 +287,15 @@ export class KnoudsApiStack extends Stack {
     };
     // Page tokens carry an HMAC, so a token the API did not issue is 400 whatever position it names. The
     // MAC key is never stored: each container of a function that lists derives it once, with GenerateMac
-    // over a fixed label (lambdas/shared/page-tokens.ts). Nothing else may use this key.
+    // over a fixed label (lambdas/shared/page-tokens.ts); no other role of the stack may use this key. It
+    // protects nothing kept: deleted with the stack (after KMS's shortest waiting period), it only ends
+    // the tokens in flight.
     this.pageTokenKey = new Key(this, 'PageTokenKey', {
       description: 'Knouds API: derives the key that signs page tokens (next_token)',
       keySpec: KeySpec.HMAC_256,
       keyUsage: KeyUsage.GENERATE_VERIFY_MAC,
-      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+      removalPolicy: RemovalPolicy.DESTROY,
+      pendingWindow: Duration.days(7),
     });
     const pageTokenEnv = { [PAGE_TOKEN_KEY_ARN_ENV]: this.pageTokenKey.keyArn };
     const grantPageTokens = (fn: IFunction) => {

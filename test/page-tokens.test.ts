@@ -45,16 +45,18 @@ describe('page tokens', () => {
   });
   afterAll(restoreEnv);
 
-  it('give back the position they name, to the account they were issued to', async () => {
-    const token = await encodePageToken('acct_a', POSITION);
-    expect(await decodePageToken(token, 'acct_a', FIELDS)).toEqual(POSITION);
-    expect(await refusal(decodePageToken(token, 'acct_b', FIELDS))).toBeInstanceOf(ValidationError);
+  it('give back the position they name, to the list and the account they were issued for', async () => {
+    const token = await encodePageToken('keys', 'acct_a', POSITION);
+    expect(await decodePageToken('keys', token, 'acct_a', FIELDS)).toEqual(POSITION);
+    expect(await refusal(decodePageToken('keys', token, 'acct_b', FIELDS))).toBeInstanceOf(ValidationError);
+    // Another list whose fields have the same names and shapes: still not its token.
+    expect(await refusal(decodePageToken('workflows', token, 'acct_a', FIELDS))).toBeInstanceOf(ValidationError);
   });
 
   it('refuse every token the key did not sign: unsigned, altered, signed with another key, or of another deployment', async () => {
-    const token = await encodePageToken('acct_a', POSITION);
+    const token = await encodePageToken('keys', 'acct_a', POSITION);
     const [body, mac] = token.split('.') as [string, string];
-    const other = Buffer.from(JSON.stringify({ k: 'key_BBBBBBBBBBBBBBBBBBBB', a: 'acct_a' })).toString('base64url');
+    const other = Buffer.from(JSON.stringify({ k: 'key_BBBBBBBBBBBBBBBBBBBB', a: 'acct_a', l: 'keys' })).toString('base64url');
     const forgeries = [
       body,
       `${other}.${mac}`,
@@ -67,19 +69,19 @@ describe('page tokens', () => {
       'x'.repeat(3000),
     ];
     for (const forged of forgeries) {
-      const error = await refusal(decodePageToken(forged, 'acct_a', FIELDS));
+      const error = await refusal(decodePageToken('keys', forged, 'acct_a', FIELDS));
       expect(error).toBeInstanceOf(ValidationError);
       expect((error as ValidationError).details).toEqual([{ field: 'next_token', message: 'is not a valid page token' }]);
     }
     // Another deployment (another key) does not take this one's tokens.
     process.env[LOCAL_PAGE_TOKEN_KEY_ENV] = randomBytes(32).toString('base64');
     resetPageTokenKey();
-    expect(await refusal(decodePageToken(token, 'acct_a', FIELDS))).toBeInstanceOf(ValidationError);
+    expect(await refusal(decodePageToken('keys', token, 'acct_a', FIELDS))).toBeInstanceOf(ValidationError);
   });
 
   it('still check the shape of a signed position', async () => {
-    const token = await encodePageToken('acct_a', { k: 'not a key id' });
-    expect(await refusal(decodePageToken(token, 'acct_a', FIELDS))).toBeInstanceOf(ValidationError);
+    const token = await encodePageToken('keys', 'acct_a', { k: 'not a key id' });
+    expect(await refusal(decodePageToken('keys', token, 'acct_a', FIELDS))).toBeInstanceOf(ValidationError);
   });
 });
 
@@ -101,7 +103,7 @@ describe('the page token key', () => {
     // A function so refused answers a list with a token 500, never a token of a key of its own.
     Object.assign(process.env, env);
     resetPageTokenKey();
-    expect(await refusal(encodePageToken('acct_a', POSITION))).toMatchObject({ name: 'AccessDeniedException' });
+    expect(await refusal(encodePageToken('keys', 'acct_a', POSITION))).toMatchObject({ name: 'AccessDeniedException' });
   });
 
   it('needs 32 bytes of local key material', async () => {
@@ -115,6 +117,16 @@ describe('the page token key', () => {
     const b = await pageTokenKeyFromEnv({});
     expect(a).toHaveLength(32);
     expect(a.equals(b)).toBe(false);
+  });
+
+  it('is refused to a Lambda function given neither: each container would refuse the others’ tokens', async () => {
+    expect(await refusal(pageTokenKeyFromEnv({ AWS_LAMBDA_FUNCTION_NAME: 'KeysFunction' }))).toMatchObject({ message: expect.stringContaining(PAGE_TOKEN_KEY_ARN_ENV) });
+    delete process.env[LOCAL_PAGE_TOKEN_KEY_ENV];
+    process.env['AWS_LAMBDA_FUNCTION_NAME'] = 'KeysFunction';
+    resetPageTokenKey();
+    const error = await refusal(encodePageToken('keys', 'acct_a', POSITION));
+    expect(error).toBeInstanceOf(Error);
+    expect(error).not.toBeInstanceOf(ValidationError);
   });
 
   describe('deployed: GenerateMac of the stack’s HMAC key over the label', () => {
@@ -160,7 +172,7 @@ describe('the page token key', () => {
     });
 
     it('asks once per container, with the key, HMAC_SHA_256 and the label, and signs with the MAC', async () => {
-      const tokens = await Promise.all(Array.from({ length: 5 }, (_, i) => encodePageToken('acct_a', { k: `key_${String(i).repeat(20)}` })));
+      const tokens = await Promise.all(Array.from({ length: 5 }, (_, i) => encodePageToken('keys', 'acct_a', { k: `key_${String(i).repeat(20)}` })));
       expect(requests).toEqual([
         {
           target: 'TrentService.GenerateMac',
@@ -172,18 +184,26 @@ describe('the page token key', () => {
       expect(mac).toBe(createHmac('sha256', key).update(body).digest('base64url'));
       // Another container (the same key in KMS) takes this one's tokens.
       resetPageTokenKey();
-      expect(await decodePageToken(tokens[0]!, 'acct_a', FIELDS)).toEqual({ k: 'key_00000000000000000000' });
+      expect(await decodePageToken('keys', tokens[0]!, 'acct_a', FIELDS)).toEqual({ k: 'key_00000000000000000000' });
       expect(requests).toHaveLength(2);
     });
 
     it('a refusal is a failure of that request (never a 400), and the next request asks again', async () => {
       failNext = 1;
-      const error = await refusal(encodePageToken('acct_a', POSITION));
+      const error = await refusal(encodePageToken('keys', 'acct_a', POSITION));
       expect(error).not.toBeInstanceOf(ValidationError);
       expect(error).toMatchObject({ name: 'AccessDeniedException' });
-      const token = await encodePageToken('acct_a', POSITION);
-      expect(await decodePageToken(token, 'acct_a', FIELDS)).toEqual(POSITION);
+      const token = await encodePageToken('keys', 'acct_a', POSITION);
+      expect(await decodePageToken('keys', token, 'acct_a', FIELDS)).toEqual(POSITION);
       expect(requests).toHaveLength(2);
+    });
+
+    it('a token that cannot be one is 400 without asking KMS (an outage does not turn garbage into a 500)', async () => {
+      failNext = 1;
+      for (const garbage of ['garbage', 'a.b', `x.${'A'.repeat(43)}.y`]) {
+        expect(await refusal(decodePageToken('keys', garbage, 'acct_a', FIELDS))).toBeInstanceOf(ValidationError);
+      }
+      expect(requests).toEqual([]);
     });
   });
 });

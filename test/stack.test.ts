@@ -494,8 +494,9 @@ describe('least-privilege IAM', () => {
 
   it('page tokens are signed with a key derived from a KMS HMAC key that only the functions that list may use, and only for GenerateMac', () => {
     const keyId = logicalId('AWS::KMS::Key', 'PageTokenKey');
-    expect(resources[keyId]!.Properties).toMatchObject({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC' });
-    expect(resources[keyId]!.DeletionPolicy).toBe('Retain');
+    expect(resources[keyId]!.Properties).toMatchObject({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC', PendingWindowInDays: 7 });
+    // It protects nothing kept: deleted with the stack.
+    expect(resources[keyId]!.DeletionPolicy).toBe('Delete');
     const listers = ['KeysFunction', 'WorkflowsFunction', 'ExecutionsFunction'];
     const uses = OWN_FUNCTIONS.map((fn) => ({
       fn,

@@ -151,7 +151,7 @@ describe('bodies and page tokens (finding 9)', () => {
   describe('a well-formed token naming a real position of the caller’s own account is 400 unless the API issued it', () => {
     beforeAll(async () => {
       // Every list below has at least three items: two more keys (and their audit events), a workflow
-      // with three versions.
+      // with three versions, three runs of it (and the built-in models).
       const made = (reply: Reply, status: number) => {
         if (reply.status !== status) throw new Error(`setup: ${reply.status} ${JSON.stringify(reply.body)}`);
       };
@@ -161,6 +161,7 @@ describe('bodies and page tokens (finding 9)', () => {
         const definition = { input_schema: {}, steps: [{ id: `e${n}`, model: 'echo', input: '$.input' }], output: `$.steps.e${n}.output` };
         made(await t.api(admin, 'PUT', '/workflows/versioned', { definition }), 200);
       }
+      for (let i = 0; i < 3; i++) made(await t.api(admin, 'POST', '/workflows/versioned/run', { input: i }), 200);
     });
 
     const parts = (token: string) => {
@@ -170,7 +171,11 @@ describe('bodies and page tokens (finding 9)', () => {
     const page = async (path: string, token?: string): Promise<Reply> =>
       t.api(admin, 'GET', `${path}${path.includes('?') ? '&' : '?'}limit=1${token ? `&next_token=${encodeURIComponent(token)}` : ''}`);
 
-    it.each(['/keys', '/audit-events', '/workflows', '/workflows/versioned/versions', '/executions', '/models'])('GET %s', async (path) => {
+    const LISTS = ['/keys', '/audit-events', '/workflows', '/workflows/versioned/versions', '/executions', '/models'];
+    /** Each list's token for its second page, as the API issued it. */
+    const issued = new Map<string, string>();
+
+    it.each(LISTS)('GET %s', async (path) => {
       const first = await page(path);
       expect(first.status).toBe(200);
       const one = String(first.body['next_token']);
@@ -178,6 +183,7 @@ describe('bodies and page tokens (finding 9)', () => {
       expect(second.status).toBe(200);
       const two = String(second.body['next_token']);
       expect(two).not.toBe('null');
+      issued.set(path, one);
       // Each token the API issued goes on.
       expect((await page(path, two)).status).toBe(200);
       const signedWithAnotherKey = `${parts(one).body}.${createHmac('sha256', randomBytes(32)).update(parts(one).body).digest('base64url')}`;
@@ -189,6 +195,15 @@ describe('bodies and page tokens (finding 9)', () => {
         `${parts(one).body}.${parts(one).mac.slice(0, -1)}`,
       ]) {
         expectError(await page(path, forged), 400, 'VALIDATION_ERROR', { details: [{ field: 'next_token', message: expect.any(String) }] });
+      }
+    });
+
+    it('each list’s token, signed by the API, is 400 on every other list', async () => {
+      expect([...issued.keys()].sort()).toEqual([...LISTS].sort());
+      for (const [from, token] of issued) {
+        for (const path of LISTS.filter((p) => p !== from)) {
+          expectError(await page(path, token), 400, 'VALIDATION_ERROR', { details: [{ field: 'next_token', message: expect.any(String) }] });
+        }
       }
     });
   });

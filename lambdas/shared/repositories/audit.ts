@@ -245,13 +245,13 @@ export class AuditRepository {
     const last = items.at(-1);
     return {
       items: items.map(strip),
-      nextToken: more && last ? await encodePageToken(accountId, { s: String(last['sk']), f: fingerprint }) : null,
+      nextToken: more && last ? await encodePageToken('audit-events', accountId, { s: String(last['sk']), f: fingerprint }) : null,
     };
   }
 
   /** The position just after the event a token names: 400 unless it is this account's, for these filters, and still there. */
   private async startAfter(accountId: string, plan: QueryPlan, fingerprint: string, token: string): Promise<Record<string, unknown>> {
-    const { s, f } = await decodePageToken(token, accountId, { s: SORT_KEY_PATTERN, f: /^[0-9A-Za-z_-]{16}$/ });
+    const { s, f } = await decodePageToken('audit-events', token, accountId, { s: SORT_KEY_PATTERN, f: /^[0-9A-Za-z_-]{16}$/ });
     const invalid = () => ValidationError.field('next_token', 'is not a valid page token for these filters (or its event is gone): list again from the start');
     if (f !== fingerprint) throw invalid();
     const out = await this.doc.send(

@@ -759,7 +759,7 @@ export class ExecutionsRepository {
     const items = page.items.map(strip);
     // After the last item, or where the reading stopped when a filter matched little (a short page).
     const after = page.resumeAfter ? String(page.resumeAfter['execution_id']) : items.at(-1)?.execution_id;
-    return { items, nextToken: page.more && after ? await encodePageToken(accountId, { e: after, w: filters.workflow ?? '', s: filters.status ?? '' }) : null };
+    return { items, nextToken: page.more && after ? await encodePageToken('executions', accountId, { e: after, w: filters.workflow ?? '', s: filters.status ?? '' }) : null };
   }
 }
 
@@ -774,7 +774,7 @@ async function startAfter(
   status: ExecutionStatus | undefined,
   byStatus: boolean,
 ): Promise<Record<string, unknown>> {
-  const { e, w, s } = await decodePageToken(token, accountId, { e: EXECUTION_ID_PATTERN, w: /^$|^[a-z0-9][a-z0-9-]{0,62}$/, s: /^$|^[A-Z]{1,20}$/ });
+  const { e, w, s } = await decodePageToken('executions', token, accountId, { e: EXECUTION_ID_PATTERN, w: /^$|^[a-z0-9][a-z0-9-]{0,62}$/, s: /^$|^[A-Z]{1,20}$/ });
   if (w !== (workflow ?? '') || s !== (status ?? '')) throw ValidationError.field('next_token', 'is not a valid page token (it belongs to a list with other filters)');
   if (workflow) return { account_workflow: accountWorkflow(accountId, workflow), execution_id: e, account_id: accountId };
   if (status && byStatus) return { account_status: accountStatus(accountId, status), execution_id: e, account_id: accountId };

@@ -662,12 +662,12 @@ export class KeysRepository {
     const items = page.items.map(strip);
     const last = items.at(-1);
     // A token only when another key follows (queryPage reads one past the page): no empty last page.
-    return { items, nextToken: page.more && last ? await encodePageToken(accountId, { c: last.created_at, k: last.key_id }) : null };
+    return { items, nextToken: page.more && last ? await encodePageToken('keys', accountId, { c: last.created_at, k: last.key_id }) : null };
   }
 
   /** The index position just after the key a page token names. */
   private async startAfter(accountId: string, token: string): Promise<Record<string, unknown>> {
-    const position = await decodePageToken(token, accountId, { c: /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, k: /^key_[0-9A-Za-z]{20}$/ });
+    const position = await decodePageToken('keys', token, accountId, { c: /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, k: /^key_[0-9A-Za-z]{20}$/ });
     const record = await this.findById(position.k);
     if (!record || record.account_id !== accountId || record.created_at !== position.c) {
       throw ValidationError.field('next_token', 'is not a valid page token (or its key is gone): list again from the start');

@@ -267,7 +267,7 @@ export class WorkflowsRepository {
    * 1 MB like every list). The token names the slug and the last version returned, for that account.
    */
   async listVersions(accountId: string, slug: string, limit: number, nextToken?: string): Promise<{ items: WorkflowVersion[]; nextToken: string | null }> {
-    const start = nextToken ? await decodePageToken(nextToken, accountId, { w: SLUG_PATTERN, n: /^\d{1,9}$/ }) : undefined;
+    const start = nextToken ? await decodePageToken('workflow-versions', nextToken, accountId, { w: SLUG_PATTERN, n: /^\d{1,9}$/ }) : undefined;
     if (start && start.w !== slug) throw ValidationError.field('next_token', 'is not a valid page token (it belongs to another list)');
     const page = await queryPage(
       this.doc,
@@ -283,7 +283,7 @@ export class WorkflowsRepository {
     );
     const items = page.items.map((i) => strip<WorkflowVersion & { account_id?: string }>(i)).map(({ account_id: _a, ...v }) => v);
     const last = items.at(-1);
-    return { items, nextToken: page.more && last ? await encodePageToken(accountId, { w: slug, n: String(last.version) }) : null };
+    return { items, nextToken: page.more && last ? await encodePageToken('workflow-versions', accountId, { w: slug, n: String(last.version) }) : null };
   }
 
   /**
@@ -440,12 +440,12 @@ export class WorkflowsRepository {
         FilterExpression: ['attribute_exists(version)', ...(workspaces ? [`workspace_id IN (${filter.join(', ')})`] : [])].join(' AND '),
       },
       limit,
-      nextToken ? { account_id: accountId, sk: headSk((await decodePageToken(nextToken, accountId, { s: SLUG_PATTERN })).s) } : undefined,
+      nextToken ? { account_id: accountId, sk: headSk((await decodePageToken('workflows', nextToken, accountId, { s: SLUG_PATTERN })).s) } : undefined,
     );
     const items = page.items.map((i) => strip<WorkflowHead>(i));
     // After the last item, or where the reading stopped when the filter matched little (a short page).
     const after = page.resumeAfter ? String(page.resumeAfter['sk']).slice('W#'.length) : items.at(-1)?.slug;
-    return { items, nextToken: page.more && after ? await encodePageToken(accountId, { s: after }) : null };
+    return { items, nextToken: page.more && after ? await encodePageToken('workflows', accountId, { s: after }) : null };
   }
 
   private versionItem(

@@ -700,13 +700,13 @@ export async function workExecution(
  */
 export async function listModels(deps: WorkflowDeps, accountId: string, limit: number, nextToken?: string) {
   const all = deps.models.list();
-  const from = nextToken === undefined ? undefined : (await decodePageToken(nextToken, accountId, { m: SLUG_PATTERN })).m;
+  const from = nextToken === undefined ? undefined : (await decodePageToken('models', nextToken, accountId, { m: SLUG_PATTERN })).m;
   const after = from === undefined ? -1 : all.findIndex((m) => m.id === from);
   if (nextToken !== undefined && after === -1) throw ValidationError.field('next_token', 'is not a valid page token (or its model is gone): list again from the start');
   const rest = all.slice(after + 1);
   const items = rest.slice(0, limit);
   const last = items.at(-1);
-  return { items, next_token: rest.length > limit && last ? await encodePageToken(accountId, { m: last.id }) : null };
+  return { items, next_token: rest.length > limit && last ? await encodePageToken('models', accountId, { m: last.id }) : null };
 }
 
 export async function runModel(deps: WorkflowDeps, modelId: string, rawBody: unknown): Promise<{ model: string; output: unknown }> {
