@@ -32,6 +32,8 @@ export interface LambdaApiOptions {
   readonly now?: () => number;
   /** Delays before Lambda's two retries of a failed asynchronous invocation. @default [1000, 2000] */
   readonly retryDelaysMs?: readonly number[];
+  /** How many of those retries a function gets (its EventInvokeConfig's MaximumRetryAttempts). @default 2 for every function */
+  readonly asyncRetryAttempts?: (functionId: string) => number | undefined;
   /**
    * Lambda delivers an asynchronous event at least once: with this share (0–1), an event is delivered a
    * second time, concurrently with the first, as Lambda may. @default 0
@@ -52,12 +54,13 @@ export function createLambdaApi(options: LambdaApiOptions) {
   const verifier = new SigV4Verifier(options.callers, options.region, 'lambda', options.now);
 
   const runAsync = async (functionId: string, name: string, event: unknown) => {
+    const retries = retryDelays.slice(0, options.asyncRetryAttempts?.(functionId) ?? 2);
     for (let attempt = 0; ; attempt++) {
       try {
         await options.invoke(functionId, event);
         return;
       } catch (error) {
-        const delay = retryDelays[attempt];
+        const delay = retries[attempt];
         if (delay === undefined) {
           log(`async invocation of ${name} failed ${attempt + 1} times; dead-lettered: ${(error as Error).message}`);
           return;

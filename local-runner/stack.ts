@@ -474,6 +474,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       },
       callers,
       region: LOCAL_REGION,
+      // A failed asynchronous invocation is retried as the function's EventInvokeConfig says (housekeeping
+      // and the webhook sender: never; the worker: twice).
+      asyncRetryAttempts: (functionId) => model.functions.get(functionId)?.asyncRetryAttempts,
       ...(enforcer
         ? {
             authorize: (caller: SigningIdentity, name: string) => {

@@ -28,6 +28,11 @@ export interface FunctionDef {
   readonly memoryMb: number;
   /** The logical id of its execution role (`Role: {Fn::GetAtt: [<id>, Arn]}`), or the role's ARN when it is not in the template. */
   readonly role?: string;
+  /**
+   * How often Lambda retries a failed asynchronous invocation: its `AWS::Lambda::EventInvokeConfig`'s
+   * `MaximumRetryAttempts` (0–2); absent, Lambda's default of 2.
+   */
+  readonly asyncRetryAttempts?: number;
 }
 
 /**
@@ -188,6 +193,13 @@ export function loadApiModel(cdkOut: string, options: ResolveOptions): LocalApiM
 
   const resolve = makeResolver(resources, tableNames, options);
 
+  const asyncRetries = new Map<string, number>();
+  for (const [, r] of ofType('AWS::Lambda::EventInvokeConfig')) {
+    const p = r.Properties ?? {};
+    const target = (p['FunctionName'] as { Ref?: string } | undefined)?.Ref;
+    if (target !== undefined && p['Qualifier'] === '$LATEST' && typeof p['MaximumRetryAttempts'] === 'number') asyncRetries.set(target, p['MaximumRetryAttempts']);
+  }
+
   const functions = new Map<string, FunctionDef>();
   for (const [id, r] of ofType('AWS::Lambda::Function')) {
     const p = r.Properties ?? {};
@@ -217,6 +229,7 @@ export function loadApiModel(cdkOut: string, options: ResolveOptions): LocalApiM
       timeoutSeconds: Number(p['Timeout'] ?? 3),
       memoryMb: Number(p['MemorySize'] ?? 128),
       ...(role ? { role } : {}),
+      ...(asyncRetries.has(id) ? { asyncRetryAttempts: asyncRetries.get(id)! } : {}),
     });
   }
 

@@ -10,6 +10,8 @@ import { Sha256 } from '@smithy/core/checksum';
 import { HttpRequest } from '@smithy/core/protocols';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { createLambdaApi } from '../local-runner/lambda-api.js';
+import { loadApiModel } from '../local-runner/template.js';
+import { TEST_CDK_OUT } from './support/paths.js';
 import { CALLER, REGION } from './support/lambda-caller.js';
 
 const PATH = '/2015-03-31/functions/local-WorkerFunction/invocations';
@@ -248,5 +250,38 @@ describe('settled(): when the asynchronous invocations in flight have ended', ()
     await expect(api.settled(200)).rejects.toThrow('1 asynchronous invocations still in flight after 200 ms');
     hang!();
     await api.settled();
+  });
+});
+
+describe('asynchronous retries', () => {
+  it('a failed invocation is retried as often as the function’s EventInvokeConfig says (Lambda’s 2 when it has none)', async () => {
+    const attempts = new Map<string, number>();
+    const logged: string[] = [];
+    const retries: Record<string, number> = { Never: 0, Once: 1 };
+    const api = createLambdaApi({
+      invoke: (functionId) => {
+        attempts.set(functionId, (attempts.get(functionId) ?? 0) + 1);
+        return Promise.reject(new Error('always'));
+      },
+      resolve: () => undefined,
+      callers: new Map(),
+      region: REGION,
+      retryDelaysMs: [10, 10],
+      asyncRetryAttempts: (functionId) => retries[functionId],
+      onLog: (line) => logged.push(line),
+    });
+    await Promise.all(['Never', 'Once', 'Default'].map((id) => api.invokeAsync(id, id, {})));
+    expect(Object.fromEntries(attempts)).toEqual({ Never: 1, Once: 2, Default: 3 });
+    expect(logged.filter((l) => l.includes('dead-lettered')).sort()).toEqual([
+      'async invocation of Default failed 3 times; dead-lettered: always',
+      'async invocation of Never failed 1 times; dead-lettered: always',
+      'async invocation of Once failed 2 times; dead-lettered: always',
+    ]);
+  });
+
+  it('reads each function’s retries from the template: housekeeping and the webhook sender never, the worker twice', () => {
+    const model = loadApiModel(TEST_CDK_OUT, { region: REGION, accountId: '000000000000', tableNamePrefix: 'retries' });
+    const retriesOf = (prefix: string) => [...model.functions.values()].find((f) => f.logicalId.startsWith(prefix))!.asyncRetryAttempts;
+    expect([retriesOf('HousekeepingFunction'), retriesOf('WebhookSenderFunction'), retriesOf('WorkerFunction'), retriesOf('KeysFunction')]).toEqual([0, 0, 2, undefined]);
   });
 });

@@ -3,9 +3,9 @@
  * default): one bounded run of services/housekeeping.ts `sweep` over every account, the slots of expired
  * keys released, overdue runs failed "timed out", and webhook secrets an earlier release kept in the clear
  * sealed in place. Any event runs it (the schedule's, or a manual
- * invocation); runs may overlap, every change is conditional. A run that stops on an error throws
- * after publishing what it did, so Lambda counts the error (the stack's HousekeepingErrors alarm) and
- * the next run continues. It is not reachable through the API.
+ * invocation); runs may overlap, every change is conditional. A run that stops on an error, or that
+ * leaves a plaintext secret unsealed, throws after publishing what it did, so Lambda counts the error (the
+ * stack's HousekeepingErrors alarm) and the next run continues. It is not reachable through the API.
  */
 import type { Context } from 'aws-lambda';
 import { createDocumentClient, TABLE_ENV } from '../shared/ddb.js';
@@ -32,25 +32,27 @@ const deps: HousekeepingDeps = {
   audit: new AuditRepository(doc, requireEnv(TABLE_ENV.audit), settingsFromEnv().auditRetentionDays),
 };
 
-function publish(run: SweepResult): void {
+/** What a run did; `HousekeepingErrors` counts each run that failed once (stopped, or a secret left unsealed). */
+function publish(run: SweepResult, stopped: boolean): void {
   countMetric(METRIC.housekeepingReleasedKeys, undefined, run.released_keys);
   countMetric(METRIC.housekeepingFailedExecutions, undefined, run.failed_executions);
-  // A plaintext secret that could not be sealed stops nothing else, but is an error all the same: it
-  // raises the HousekeepingErrors alarm (a key policy or grant that drifted would otherwise go unseen).
-  if (run.seal_failures > 0) countMetric(METRIC.housekeepingErrors);
+  if (stopped || run.seal_failures > 0) countMetric(METRIC.housekeepingErrors);
+}
+
+/** A run that did all it could but left plaintext secrets unsealed: an error, thrown when all else is done. */
+class SealFailures extends Error {
+  override readonly name = 'SealFailures';
 }
 
 export async function handler(_event: unknown, context: Context): Promise<SweepResult> {
   startInvocation();
   const startBy = Date.now() + context.getRemainingTimeInMillis() - HOUSEKEEPING_RESERVE_MS;
+  let run: SweepResult;
   try {
-    const run = await sweep(deps, { startBy });
-    publish(run);
-    log('info', 'housekeeping run', { request_id: context.awsRequestId, ...run });
-    return run;
+    run = await sweep(deps, { startBy });
   } catch (error) {
-    if (error instanceof SweepStopped) publish(error.partial);
-    countMetric(METRIC.housekeepingErrors);
+    if (error instanceof SweepStopped) publish(error.partial, true);
+    else countMetric(METRIC.housekeepingErrors);
     const cause = error instanceof SweepStopped ? error.cause : error;
     log('error', 'housekeeping run stopped on an error; the next run continues', {
       request_id: context.awsRequestId,
@@ -60,4 +62,13 @@ export async function handler(_event: unknown, context: Context): Promise<SweepR
     });
     throw error;
   }
+  publish(run, false);
+  log(run.seal_failures > 0 ? 'error' : 'info', 'housekeeping run', { request_id: context.awsRequestId, ...run });
+  // A plaintext secret that could not be sealed stops nothing else, but is an error all the same, and the
+  // function fails so that Lambda counts it: the HousekeepingErrors alarm watches the function's Errors (a
+  // key policy or grant that drifted would otherwise go unseen). The next run tries again.
+  if (run.seal_failures > 0) {
+    throw new SealFailures(`${run.seal_failures} webhook secret(s) kept in the clear by an earlier release could not be sealed; the next run tries again`);
+  }
+  return run;
 }

@@ -6,6 +6,7 @@
  * token key too, which the runner decides when it starts the function); a table ARN with a typo
  * in a policy is named at start-up and allows nothing.
  */
+import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -133,6 +134,9 @@ describe('a grant removed from the template', () => {
       policy.splice(policy.indexOf(grantOn(template, 'ExecutionsFunctionRole', 'DataExecutionsTable', 'dynamodb:PutItem')), 1);
       // And kms:GenerateMac on the page token key (the local stand-in is given the key, refused).
       policy.splice(policy.indexOf(grantOn(template, 'ExecutionsFunctionRole', 'PageTokenKey', 'kms:GenerateMac')), 1);
+      // Housekeeping may no longer seal a plaintext webhook secret (kms:Encrypt on the secrets key).
+      const housekeeping = statementsOf(template, 'HousekeepingFunctionRole');
+      housekeeping.splice(housekeeping.indexOf(grantOn(template, 'HousekeepingFunctionRole', 'WebhookSecretsKey', 'kms:Encrypt')), 1);
       // And the usage grant names its table by a hand-written ARN, correctly: it still works.
       grantOn(template, 'KeysFunctionRole', 'DataUsageTable', 'dynamodb:Query').Resource = `${LOCAL}:table/${prefix}-${logicalId(template, 'DataUsageTable')}`;
     });
@@ -183,6 +187,33 @@ describe('a grant removed from the template', () => {
     }
     // The function got DynamoDB's AccessDeniedException, as it would on AWS.
     expect(functionLogs.some((l) => l.startsWith('KeysFunction') && l.includes('AccessDeniedException') && l.includes('is not authorized to perform: dynamodb:Query'))).toBe(true);
+  });
+
+  it('a housekeeping run that may not seal a plaintext secret does the rest, then fails, so that Lambda counts it (once: it is not retried)', async () => {
+    const { accountId } = await t.account('business');
+    const legacy = 'whsec_bGVnYWN5LXNlY3JldC1mcm9tLWFuLWVhcmxpZXItcmVsZWFzZQ==';
+    const accounts = t.stack.state.tables.accounts;
+    await t.stack.doc.send(
+      new UpdateCommand({ TableName: accounts, Key: { account_id: accountId }, UpdateExpression: 'SET webhook_secret = :s', ExpressionAttributeValues: { ':s': legacy } }),
+    );
+    const from = functionLogs.length;
+    await t.stack.runSchedules();
+    const item = (await t.stack.doc.send(new GetCommand({ TableName: accounts, Key: { account_id: accountId }, ConsistentRead: true }))).Item!;
+    expect(item['webhook_secret']).toBe(legacy);
+    const lines = functionLogs.slice(from);
+    const own = lines
+      .filter((l) => l.startsWith('HousekeepingFunction') && l.includes(' {'))
+      .map((l) => JSON.parse(l.slice(l.indexOf(' {') + 1)) as Record<string, unknown>);
+    // The run went through every account and says what it could not do, as an error.
+    expect(own.filter((l) => l['message'] === 'housekeeping run')).toEqual([
+      expect.objectContaining({ level: 'ERROR', seal_failures: 1, sealed_secrets: 0, complete: false }),
+    ]);
+    // One count of HousekeepingErrors for the run, and Lambda saw the invocation fail: once, as the
+    // function's EventInvokeConfig (MaximumRetryAttempts 0) says, not retried.
+    expect(own.filter((l) => 'HousekeepingErrors' in l).map((l) => l['HousekeepingErrors'])).toEqual([1]);
+    expect(lines.filter((l) => l.startsWith('lambda-api') && l.includes('HousekeepingFunction'))).toEqual([
+      expect.stringMatching(/async invocation of HousekeepingSchedule\w* → HousekeepingFunction\w* failed 1 times; dead-lettered: .*could not be sealed/),
+    ]);
   });
 });
 
