@@ -174,7 +174,7 @@ export class Monitoring extends Construct {
           'HousekeepingErrors',
           props.housekeeping.metricErrors({ statistic: 'Sum', period: five }),
           1,
-          'A housekeeping run failed (it stopped on an error, or timed out): expired keys may keep their slots and overdue runs their in-flight slots until a run succeeds. Its log says why.',
+          'A housekeeping run failed. Either it stopped on an error or timed out (expired keys may keep their slots and overdue runs their in-flight slots until a run succeeds), or it did all else but could not seal a webhook secret an earlier release kept in the clear (KMS or DynamoDB refused: check the function’s kms:Encrypt grant and the key). Its log says which, and names the accounts.',
           // No data is no run in the period (the interval may be longer): nothing failed.
           TreatMissingData.NOT_BREACHING,
         );

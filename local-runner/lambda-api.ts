@@ -2,7 +2,7 @@
  * The slice of the Lambda Invoke API the functions use on each other (the workflows function hands
  * async runs to the worker; models may be the deployer's functions): `POST
  * /2015-03-31/functions/{name}/invocations`, synchronous (`RequestResponse`) or asynchronous (`Event`,
- * answered 202 and run in the background with Lambda's two retries). The functions' SDK reaches it
+ * answered 202 and run in the background, a failed one retried as the function's EventInvokeConfig says). The functions' SDK reaches it
  * through the standard `AWS_ENDPOINT_URL_LAMBDA`. Lambda's payload limits hold: a request over 6 MB
  * (synchronous) or 1 MB (`Event`) is refused with 413 RequestEntityTooLargeException, and a result over
  * 6 MB comes back as the function error `Function.ResponseSizeTooLarge`.
@@ -30,7 +30,7 @@ export interface LambdaApiOptions {
   readonly region: string;
   /** The clock signatures are checked against. @default Date.now */
   readonly now?: () => number;
-  /** Delays before Lambda's two retries of a failed asynchronous invocation. @default [1000, 2000] */
+  /** Delays before Lambda's retries (at most two) of a failed asynchronous invocation. @default [1000, 2000] */
   readonly retryDelaysMs?: readonly number[];
   /** How many of those retries a function gets (its EventInvokeConfig's MaximumRetryAttempts). @default 2 for every function */
   readonly asyncRetryAttempts?: (functionId: string) => number | undefined;
@@ -62,7 +62,7 @@ export function createLambdaApi(options: LambdaApiOptions) {
       } catch (error) {
         const delay = retries[attempt];
         if (delay === undefined) {
-          log(`async invocation of ${name} failed ${attempt + 1} times; dead-lettered: ${(error as Error).message}`);
+          log(`async invocation of ${name} failed ${attempt + 1} time(s); given up (to its on-failure destination, if it has one): ${(error as Error).message}`);
           return;
         }
         await new Promise((r) => setTimeout(r, delay));
@@ -72,7 +72,8 @@ export function createLambdaApi(options: LambdaApiOptions) {
 
   /**
    * An asynchronous invocation as Lambda makes it (also for an EventBridge rule's target): at least once
-   * (a second, concurrent delivery at `duplicateDeliveryRate`), a failed one retried twice. Resolves when
+   * (a second, concurrent delivery at `duplicateDeliveryRate`), a failed one retried as often as the
+   * function's EventInvokeConfig says (`asyncRetryAttempts`; Lambda's default, twice). Resolves when
    * every delivery has ended.
    */
   const invokeAsync = (functionId: string, name: string, event: unknown): Promise<void> => {

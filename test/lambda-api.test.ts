@@ -272,10 +272,10 @@ describe('asynchronous retries', () => {
     });
     await Promise.all(['Never', 'Once', 'Default'].map((id) => api.invokeAsync(id, id, {})));
     expect(Object.fromEntries(attempts)).toEqual({ Never: 1, Once: 2, Default: 3 });
-    expect(logged.filter((l) => l.includes('dead-lettered')).sort()).toEqual([
-      'async invocation of Default failed 3 times; dead-lettered: always',
-      'async invocation of Never failed 1 times; dead-lettered: always',
-      'async invocation of Once failed 2 times; dead-lettered: always',
+    expect(logged.filter((l) => l.includes('given up')).sort()).toEqual([
+      'async invocation of Default failed 3 time(s); given up (to its on-failure destination, if it has one): always',
+      'async invocation of Never failed 1 time(s); given up (to its on-failure destination, if it has one): always',
+      'async invocation of Once failed 2 time(s); given up (to its on-failure destination, if it has one): always',
     ]);
   });
 

@@ -89,7 +89,7 @@ export interface SweepResult {
   readonly seal_failures: number;
   /** Accounts looked at. */
   readonly accounts: number;
-  /** False when a bound or the time stopped the run with work perhaps left: the next run continues. */
+  /** False when a bound or the time stopped the run with work perhaps left, or a secret was left unsealed: the next run continues. */
   readonly complete: boolean;
 }
 
