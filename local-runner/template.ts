@@ -196,8 +196,9 @@ export function loadApiModel(cdkOut: string, options: ResolveOptions): LocalApiM
   const asyncRetries = new Map<string, number>();
   for (const [, r] of ofType('AWS::Lambda::EventInvokeConfig')) {
     const p = r.Properties ?? {};
-    const target = (p['FunctionName'] as { Ref?: string } | undefined)?.Ref;
-    if (target !== undefined && p['Qualifier'] === '$LATEST' && typeof p['MaximumRetryAttempts'] === 'number') asyncRetries.set(target, p['MaximumRetryAttempts']);
+    // The function by Ref (`local-<id>` here), by name or by ARN, as a template may name it.
+    const target = String(resolveOr(resolve, p['FunctionName'] ?? '')).replace(/^arn:aws:lambda:[^:]*:[^:]*:function:/, '').replace(/^local-/, '');
+    if (p['Qualifier'] === '$LATEST' && typeof p['MaximumRetryAttempts'] === 'number') asyncRetries.set(target, p['MaximumRetryAttempts']);
   }
 
   const functions = new Map<string, FunctionDef>();

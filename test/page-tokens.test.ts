@@ -79,6 +79,12 @@ describe('page tokens', () => {
     expect(await refusal(decodePageToken('keys', token, 'acct_a', FIELDS))).toBeInstanceOf(ValidationError);
   });
 
+  it('cannot be written with a position that would hide the account or the list', async () => {
+    for (const position of [{ a: 'acct_b' }, { l: 'models' }] as Record<string, string>[]) {
+      expect(await refusal(encodePageToken('keys', 'acct_a', position))).toMatchObject({ message: expect.stringContaining('may not name the fields a and l') });
+    }
+  });
+
   it('still check the shape of a signed position', async () => {
     const token = await encodePageToken('keys', 'acct_a', { k: 'not a key id' });
     expect(await refusal(decodePageToken('keys', token, 'acct_a', FIELDS))).toBeInstanceOf(ValidationError);

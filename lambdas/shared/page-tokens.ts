@@ -96,6 +96,7 @@ const mac = (key: Buffer, body: string) => createHmac('sha256', key).update(body
 
 /** A page token of `list` for `accountId`: an opaque position (string fields) that only this API can have written. */
 export async function encodePageToken(list: PagedList, accountId: string, position: Record<string, string>): Promise<string> {
+  if ('a' in position || 'l' in position) throw new Error('a page token position may not name the fields a and l: the token’s account and list');
   const body = Buffer.from(JSON.stringify({ ...position, a: accountId, l: list })).toString('base64url');
   return `${body}.${mac(await pageTokenKey(), body).toString('base64url')}`;
 }
