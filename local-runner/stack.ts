@@ -37,7 +37,7 @@ import { createConsoleSite } from './console-site.js';
 import { isLocalOidcPath, localAuthorizerSettings, localConsoleClient, startLocalOidc, type LocalOidc } from './oidc/index.js';
 import type { SigningIdentity } from './sigv4.js';
 import { ensureTables } from './tables.js';
-import { loadApiModel, type LocalApiModel, type ScheduleDef } from './template.js';
+import { functionIdByName, loadApiModel, type LocalApiModel, type ScheduleDef } from './template.js';
 
 // Node 20 is supported locally (Lambda runs 22+); the SDK's notice about it is noise here.
 const QUIET_SDK_ENV = { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } as const;
@@ -467,9 +467,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     const lambdaApi = createLambdaApi({
       invoke,
-      // The template's Ref of a function resolves to `local-<logical id>`; ARNs end with the name.
       resolve: (name) => {
-        const id = name.replace(/^arn:aws:lambda:[^:]*:[^:]*:function:/, '').replace(/^local-/, '');
+        const id = functionIdByName(name);
         return pools.has(id) ? id : undefined;
       },
       callers,

@@ -16,6 +16,14 @@ interface CfnTemplate {
   Outputs?: Record<string, { Value: Json }>;
 }
 
+/**
+ * The logical id a function is named by: the template's Ref of a function resolves to `local-<logical
+ * id>` here, and an ARN ends with the name.
+ */
+export function functionIdByName(nameOrArn: string): string {
+  return nameOrArn.replace(/^arn:aws:lambda:[^:]*:[^:]*:function:/, '').replace(/^local-/, '');
+}
+
 export interface FunctionDef {
   readonly logicalId: string;
   /** The bundle's folder inside cdk.out. */
@@ -196,8 +204,8 @@ export function loadApiModel(cdkOut: string, options: ResolveOptions): LocalApiM
   const asyncRetries = new Map<string, number>();
   for (const [, r] of ofType('AWS::Lambda::EventInvokeConfig')) {
     const p = r.Properties ?? {};
-    // The function by Ref (`local-<id>` here), by name or by ARN, as a template may name it.
-    const target = String(resolveOr(resolve, p['FunctionName'] ?? '')).replace(/^arn:aws:lambda:[^:]*:[^:]*:function:/, '').replace(/^local-/, '');
+    // The function by Ref, by name or by ARN, as a template may name it.
+    const target = functionIdByName(String(resolveOr(resolve, p['FunctionName'] ?? '')));
     if (p['Qualifier'] === '$LATEST' && typeof p['MaximumRetryAttempts'] === 'number') asyncRetries.set(target, p['MaximumRetryAttempts']);
   }
 
