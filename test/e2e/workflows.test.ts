@@ -299,7 +299,8 @@ describe('input schemas: each on its own, patterns in linear time', () => {
     expect((await t.api(key, 'POST', '/workflows/redos/run', { input: { s: 'a'.repeat(30) } })).body['status']).toBe('SUCCEEDED');
     const started = Date.now();
     const reply = await t.api(key, 'POST', '/workflows/redos/run', { input: { s: `${'a'.repeat(30)}!` } });
-    expect(Date.now() - started).toBeLessThan(1500);
+    // Backtracking would take minutes; the bound leaves room for a loaded machine.
+    expect(Date.now() - started).toBeLessThan(3000);
     expectError(reply, 400, 'VALIDATION_ERROR', { details: [{ field: 'input.s', message: 'must match pattern "^(a+)+$"' }] });
   });
 
@@ -539,8 +540,9 @@ describe('signed webhooks', () => {
     await t.api(admin, 'POST', `/executions/${id}/cancel`);
     const cancelledAt = Date.now();
     expect(verify(await nextDelivery(3), secret)).toMatchObject({ type: 'execution.cancelled', data: { execution_id: id, status: 'CANCELLED' } });
-    // The sleep noticed the cancel within a second.
-    expect(Date.now() - cancelledAt).toBeLessThan(1500);
+    // The sleep noticed the cancel (it polls every 500 ms) long before its 5 s were up; the bound leaves
+    // room for the delivery on a loaded machine.
+    expect(Date.now() - cancelledAt).toBeLessThan(3000);
 
     const rotated = await t.api(admin, 'POST', '/webhooks/secret/rotate');
     const newSecret = String(rotated.body['secret']);
