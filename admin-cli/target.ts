@@ -7,7 +7,7 @@ import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-clo
 import { CognitoIdentityProviderClient } from '@aws-sdk/client-cognito-identity-provider';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { retryTransactionConflicts, type TableNames } from '../lambdas/shared/ddb.js';
+import { DOCUMENT_TRANSLATION, retryTransactionConflicts, type TableNames } from '../lambdas/shared/ddb.js';
 import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
 import { AuditRepository } from '../lambdas/shared/repositories/audit.js';
 import { ExecutionsRepository } from '../lambdas/shared/repositories/executions.js';
@@ -53,7 +53,7 @@ function build(
   closeMore: () => void = () => undefined,
 ): Target {
   retryTransactionConflicts(client);
-  const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  const doc = DynamoDBDocumentClient.from(client, DOCUMENT_TRANSLATION);
   const accounts = new AccountsRepository(doc, tables.accounts);
   // Every change the CLI makes records its event (actor: operator) in the change's transaction.
   const audit = new AuditRepository(doc, tables.audit, settings.auditRetentionDays);

@@ -12,7 +12,7 @@ import { cpus } from 'node:os';
 import path from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { retryTransactionConflicts, type TableNames } from '../lambdas/shared/ddb.js';
+import { DOCUMENT_TRANSLATION, retryTransactionConflicts, type TableNames } from '../lambdas/shared/ddb.js';
 import { ALLOW_LOOPBACK_ENV } from '../lambdas/shared/webhooks.js';
 import { parseRetrySchedule, RETRY_SCHEDULE_ENV } from '../lambdas/shared/webhook-schedule.js';
 import { ApiError } from '../lambdas/shared/errors.js';
@@ -328,7 +328,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const client = new DynamoDBClient({ endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
     retryTransactionConflicts(client);
     cleanups.push(() => client.destroy());
-    const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+    const doc = DynamoDBDocumentClient.from(client, DOCUMENT_TRANSLATION);
 
     progress(`Creating ${model.tables.length} tables…`);
     await ensureTables(client, model.tables);

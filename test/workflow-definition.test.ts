@@ -4,6 +4,7 @@
  * definition is refused naming the pattern; the compiled-schema cache stays bounded.
  */
 import { ValidationError } from '../lambdas/shared/errors.js';
+import { assertStorable, ValueLimitExceeded } from '../lambdas/shared/references.js';
 import { ModelRegistry } from '../lambdas/shared/models/registry.js';
 // A namespace import, so a missing export fails its own test rather than the whole file.
 import * as definitions from '../lambdas/shared/workflow-definition.js';
@@ -255,5 +256,16 @@ describe('schemas whose $refs multiply the work (CPU)', () => {
   it('refuses a schema that refers to itself with no data in between ({"$ref": "#"}): 400, never a 500', () => {
     expect(() => validateDefinition(definitionWith({ $ref: '#' }), known)).toThrow(/refers to itself without end/);
     expect(() => checkInput({ $ref: '#' }, 1)).toThrow(expect.objectContaining({ status: 400 }));
+  });
+});
+
+describe('a value a run stores holds only numbers DynamoDB can hold', () => {
+  it('a model output with 1e126 or 1e-131 fails its step naming where; 0, 1e-130 and 9.99e125 are kept', () => {
+    expect(() => assertStorable({ a: [0, -0, 1e-130, -9.99e125, 2 ** 64] }, 1024, "step 'm': its output")).not.toThrow();
+    expect(() => assertStorable({ a: [1, { b: 1e126 }] }, 1024, "step 'm': its output")).toThrow(
+      new ValueLimitExceeded("step 'm': its output holds a number outside the range that can be stored (magnitudes from 1e-130 to 9.99e125, or 0), at $.a.1.b"),
+    );
+    expect(() => assertStorable(-1e-131, 1024, 'the execution output')).toThrow(/^the execution output holds a number outside .*, at \$$/);
+    expect(() => assertStorable(Number.POSITIVE_INFINITY, 1024, 'x')).toThrow(ValueLimitExceeded);
   });
 });

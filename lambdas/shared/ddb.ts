@@ -1,5 +1,17 @@
 import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, QueryCommand, TransactWriteCommand, type QueryCommandInput, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, QueryCommand, TransactWriteCommand, type QueryCommandInput, type TranslateConfig, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
+
+/**
+ * How every DocumentClient of the codebase converts values. Numbers are JSON's (IEEE doubles: a body's
+ * values are what `JSON.parse` made of them): one past ±2^53 (a 64-bit id sent as a number, a schema's
+ * `maximum: 1e16`) is written as the double's own text, which the SDK refuses by default (a 500), and
+ * read back as that double, where the SDK would make a BigInt that JSON cannot write. Magnitudes
+ * DynamoDB cannot hold (≥ 1e126, or under 1e-130) are refused where values come in (`unstorableAt`).
+ */
+export const DOCUMENT_TRANSLATION: TranslateConfig = {
+  marshallOptions: { removeUndefinedValues: true, allowImpreciseNumbers: true },
+  unmarshallOptions: { wrapNumbers: (text: string) => Number(text) },
+};
 
 /**
  * A DocumentClient with the marshalling options and timeouts the whole codebase uses. Lambdas call it once at
@@ -14,9 +26,7 @@ export function createDocumentClient(config: DynamoDBClientConfig = {}): DynamoD
   // timeout instead of holding it until Lambda kills the function.
   const client = new DynamoDBClient({ requestHandler: { connectionTimeout: 1000, requestTimeout: 1500, throwOnRequestTimeout: true }, ...config });
   retryTransactionConflicts(client);
-  return DynamoDBDocumentClient.from(client, {
-    marshallOptions: { removeUndefinedValues: true },
-  });
+  return DynamoDBDocumentClient.from(client, DOCUMENT_TRANSLATION);
 }
 
 /**
@@ -52,7 +62,7 @@ export function singleAttemptClient(doc: DynamoDBDocumentClient): DynamoDBDocume
   const { region, credentials, endpoint, requestHandler } = doc.config;
   return DynamoDBDocumentClient.from(
     new DynamoDBClient({ region, credentials, ...(endpoint ? { endpoint } : {}), requestHandler, maxAttempts: 1 } as DynamoDBClientConfig),
-    { marshallOptions: { removeUndefinedValues: true } },
+    DOCUMENT_TRANSLATION,
   );
 }
 

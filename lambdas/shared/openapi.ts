@@ -279,7 +279,7 @@ const EXECUTION = {
             code: extensible(
               FAILURE_CODES,
               'MODEL_FAILED: the step’s model failed; STEP_FAILED: the step could not run (its input does not fit its model, or the model is not available); ' +
-                'VALUE_TOO_LARGE: a step’s input or output, or the output, passed its limit; TIMED_OUT: out of time (a sync run past its budget: run it with ?async=true); ' +
+                'VALUE_TOO_LARGE: a step’s input or output, or the output, passed its limit (of size or nesting), or holds a number that cannot be stored; TIMED_OUT: out of time (a sync run past its budget: run it with ?async=true); ' +
                 'INTERRUPTED: the attempt running it stopped; WORKFLOW_DELETED: deleted before the queued run started; INTERNAL_ERROR: the platform failed under it. New codes may come.',
             ),
             step_id: { type: ['string', 'null'] },
@@ -1006,7 +1006,7 @@ function operation(o: Operation): Schema {
   if (o.path !== '/health') {
     responses['400'] = json(
       ref('Error'),
-      `VALIDATION_ERROR, with details${o.idempotent ? ` (an invalid ${IDEMPOTENCY_HEADER} among them)` : ''}; also for a query parameter the operation does not take, or one given more than once${NO_BODY.has(o.id) ? ', and for a body (the operation takes none: send none, `{}` or `null`)' : ''}${o.body ? ', and for a string that is not Unicode (a lone surrogate escape)' : ''}`,
+      `VALIDATION_ERROR, with details${o.idempotent ? ` (an invalid ${IDEMPOTENCY_HEADER} among them)` : ''}; also for a query parameter the operation does not take, or one given more than once${NO_BODY.has(o.id) ? ', and for a body (the operation takes none: send none, `{}` or `null`)' : ''}${o.body ? ', for a string that is not Unicode (a lone surrogate escape), and for a number that cannot be stored (a magnitude of 1e126 or more, or under 1e-130)' : ''}`,
       o.noKey ? REQUEST_ID_HEADERS : RATE_HEADERS,
     );
   }

@@ -40,14 +40,41 @@ export function jsonDepth(value: unknown): number {
   return max;
 }
 
+/**
+ * Whether DynamoDB can hold a number: 0, or a magnitude from 1e-130 up to (not including) 1e126. JSON
+ * allows more (a double reaches 1.8e308); past that range a write is refused (a 500 if not caught first).
+ */
+export function isStorableNumber(n: number): boolean {
+  const magnitude = Math.abs(n);
+  return magnitude === 0 || (magnitude >= 1e-130 && magnitude < 1e126);
+}
+
+export const UNSTORABLE_NUMBER = 'holds a number outside the range that can be stored (magnitudes from 1e-130 to 9.99e125, or 0)';
+
+/** Where the first number `isStorableNumber` refuses is, as a field path under `base`, or undefined. */
+export function unstorableNumberAt(value: unknown, base: string): string | undefined {
+  const stack: [unknown, string][] = [[value, base]];
+  while (stack.length > 0) {
+    const [v, path] = stack.pop()!;
+    if (typeof v === 'number') {
+      if (!isStorableNumber(v)) return path;
+    } else if (Array.isArray(v)) {
+      v.forEach((child, i) => stack.push([child, `${path}.${i}`]));
+    } else if (v !== null && typeof v === 'object') {
+      for (const [k, child] of Object.entries(v)) stack.push([child, `${path}.${k}`]);
+    }
+  }
+  return undefined;
+}
+
 /** The UTF-8 size of a value as JSON (`undefined` counts as `null`). */
 export function jsonBytes(value: unknown): number {
   return Buffer.byteLength(JSON.stringify(value) ?? 'null', 'utf8');
 }
 
 /**
- * Throws ValueLimitExceeded when `value` is larger than `maxBytes` as JSON or nests deeper than the
- * stored values may; `what` starts the message (`step 'a': its output`).
+ * Throws ValueLimitExceeded when `value` is larger than `maxBytes` as JSON, nests deeper than the
+ * stored values may, or holds a number DynamoDB cannot; `what` starts the message (`step 'a': its output`).
  */
 export function assertStorable(value: unknown, maxBytes: number, what: string): void {
   const bytes = jsonBytes(value);
@@ -55,6 +82,8 @@ export function assertStorable(value: unknown, maxBytes: number, what: string): 
   if (jsonDepth(value) > MAX_VALUE_DEPTH) {
     throw new ValueLimitExceeded(`${what} nests deeper than the limit of ${MAX_VALUE_DEPTH} levels`);
   }
+  const number = unstorableNumberAt(value, '$');
+  if (number !== undefined) throw new ValueLimitExceeded(`${what} ${UNSTORABLE_NUMBER}, at ${number}`);
 }
 
 export interface Scope {

@@ -182,6 +182,40 @@ describe('a body whose text is not Unicode (a lone surrogate escape) is 400 nami
   });
 });
 
+describe('numbers: any JSON number DynamoDB can hold is kept; one it cannot is 400 naming where, and changes nothing', () => {
+  it('a schema bound past 2^53 and a 64-bit id in a run input are kept (both were 500s); 1e126 and 1e-131 are 400s', async () => {
+    const schema = { type: 'object', properties: { id: { type: 'integer', maximum: 1e20 } } };
+    const definition = { input_schema: schema, steps: [{ id: 'e', model: 'echo', input: '$.input' }], output: '$.steps.e.output' };
+    const created = await t.api(admin, 'POST', '/workflows', { slug: 'numbers', name: 'N', definition });
+    expect({ status: created.status, body: created.body }).toMatchObject({ status: 201, body: { definition: { input_schema: schema } } });
+    expect((await t.api(admin, 'GET', '/workflows/numbers')).body).toMatchObject({ definition: { input_schema: { properties: { id: { maximum: 1e20 } } } } });
+    expect((await t.api(admin, 'POST', '/workflows/numbers/deploy')).status).toBe(200);
+
+    // Sent as text, so the digits are the client's, not JavaScript's.
+    const run = await t.api(admin, 'POST', '/workflows/numbers/run', '{"input":{"id":12345678901234567890,"tiny":1e-130,"huge":-9.99e125,"zero":-0.0}}');
+    // The nearest doubles, as any JavaScript client reads them.
+    const kept = { id: 12345678901234567000, tiny: 1e-130, huge: -9.99e125, zero: 0 };
+    expect({ status: run.status, body: run.body }).toMatchObject({ status: 200, body: { status: 'SUCCEEDED', output: kept } });
+    const read = await t.api(admin, 'GET', `/executions/${String(run.body['execution_id'])}`);
+    expect({ status: read.status, body: read.body }).toMatchObject({ status: 200, body: { input: kept, output: kept } });
+
+    const before = await t.snapshot();
+    for (const [text, field] of [
+      ['{"input":{"id":1,"list":[1,1e126]}}', 'input.list.1'],
+      ['{"input":{"id":1,"tiny":-1e-131}}', 'input.tiny'],
+      ['{"input":1e400}', 'input'],
+    ] as const) {
+      expectError(await t.api(admin, 'POST', '/workflows/numbers/run', text), 400, 'VALIDATION_ERROR', {
+        details: [{ field, message: expect.stringContaining('outside the range that can be stored') }],
+      });
+    }
+    expectError(await t.api(admin, 'PUT', '/workflows/numbers', { name: 'N', definition: { ...definition, input_schema: { maximum: 1e300 } } }), 400, 'VALIDATION_ERROR', {
+      details: [{ field: 'definition.input_schema.maximum', message: expect.stringContaining('outside the range') }],
+    });
+    expect(await t.snapshot()).toBe(before);
+  });
+});
+
 describe('a request that takes no body refuses one, before it acts', () => {
   it('DELETE a key or a workflow, cancel or redeliver a run: 400 naming body for text or fields; none, {} and null are no body', async () => {
     const definition = { input_schema: {}, steps: [{ id: 'e', model: 'echo', input: '$.input' }], output: '$.steps.e.output' };

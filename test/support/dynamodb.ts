@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { TableNames } from '../../lambdas/shared/ddb.js';
+import { DOCUMENT_TRANSLATION, type TableNames } from '../../lambdas/shared/ddb.js';
 import { AccountsRepository } from '../../lambdas/shared/repositories/accounts.js';
 import { AuditRepository } from '../../lambdas/shared/repositories/audit.js';
 import { KeysRepository } from '../../lambdas/shared/repositories/keys.js';
@@ -44,7 +44,7 @@ export async function createTestDb(name: string): Promise<TestDb> {
   const model = loadApiModel(TEST_CDK_OUT, { region: LOCAL_REGION, accountId: LOCAL_ACCOUNT_ID, tableNamePrefix: prefix });
   const client = new DynamoDBClient({ endpoint: testEndpoint(), region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
   await ensureTables(client, model.tables);
-  const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  const doc = DynamoDBDocumentClient.from(client, DOCUMENT_TRANSLATION);
   const out = (n: string) => model.outputs[n]!;
   const tables: TableNames = {
     keys: out(STACK_OUTPUTS.keysTable),

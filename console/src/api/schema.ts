@@ -875,7 +875,7 @@ export interface components {
             error: string | null;
             /** @description Why it FAILED, for programs; null unless FAILED. `step_id`: the step that failed, or null when the run failed outside any step. */
             failure: {
-                /** @description MODEL_FAILED: the step’s model failed; STEP_FAILED: the step could not run (its input does not fit its model, or the model is not available); VALUE_TOO_LARGE: a step’s input or output, or the output, passed its limit; TIMED_OUT: out of time (a sync run past its budget: run it with ?async=true); INTERRUPTED: the attempt running it stopped; WORKFLOW_DELETED: deleted before the queued run started; INTERNAL_ERROR: the platform failed under it. New codes may come. */
+                /** @description MODEL_FAILED: the step’s model failed; STEP_FAILED: the step could not run (its input does not fit its model, or the model is not available); VALUE_TOO_LARGE: a step’s input or output, or the output, passed its limit (of size or nesting), or holds a number that cannot be stored; TIMED_OUT: out of time (a sync run past its budget: run it with ?async=true); INTERRUPTED: the attempt running it stopped; WORKFLOW_DELETED: deleted before the queued run started; INTERNAL_ERROR: the platform failed under it. New codes may come. */
                 code: string;
                 step_id: string | null;
             } | null;
@@ -918,7 +918,7 @@ export interface components {
             error: string | null;
             /** @description Why it FAILED, for programs; null unless FAILED. `step_id`: the step that failed, or null when the run failed outside any step. */
             failure: {
-                /** @description MODEL_FAILED: the step’s model failed; STEP_FAILED: the step could not run (its input does not fit its model, or the model is not available); VALUE_TOO_LARGE: a step’s input or output, or the output, passed its limit; TIMED_OUT: out of time (a sync run past its budget: run it with ?async=true); INTERRUPTED: the attempt running it stopped; WORKFLOW_DELETED: deleted before the queued run started; INTERNAL_ERROR: the platform failed under it. New codes may come. */
+                /** @description MODEL_FAILED: the step’s model failed; STEP_FAILED: the step could not run (its input does not fit its model, or the model is not available); VALUE_TOO_LARGE: a step’s input or output, or the output, passed its limit (of size or nesting), or holds a number that cannot be stored; TIMED_OUT: out of time (a sync run past its budget: run it with ?async=true); INTERRUPTED: the attempt running it stopped; WORKFLOW_DELETED: deleted before the queued run started; INTERNAL_ERROR: the platform failed under it. New codes may come. */
                 code: string;
                 step_id: string | null;
             } | null;
@@ -1863,7 +1863,7 @@ export interface operations {
                     "application/json": components["schemas"]["CreatedKeyOrReplay"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them); also for a query parameter the operation does not take, or one given more than once, and for a string that is not Unicode (a lone surrogate escape) */
+            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them); also for a query parameter the operation does not take, or one given more than once, for a string that is not Unicode (a lone surrogate escape), and for a number that cannot be stored (a magnitude of 1e126 or more, or under 1e-130) */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -2505,7 +2505,7 @@ export interface operations {
                     "application/json": components["schemas"]["Key"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once, and for a string that is not Unicode (a lone surrogate escape) */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once, for a string that is not Unicode (a lone surrogate escape), and for a number that cannot be stored (a magnitude of 1e126 or more, or under 1e-130) */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -2777,7 +2777,7 @@ export interface operations {
                     "application/json": components["schemas"]["CreatedKeyOrReplay"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them); also for a query parameter the operation does not take, or one given more than once, and for a string that is not Unicode (a lone surrogate escape) */
+            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them); also for a query parameter the operation does not take, or one given more than once, for a string that is not Unicode (a lone surrogate escape), and for a number that cannot be stored (a magnitude of 1e126 or more, or under 1e-130) */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -3384,7 +3384,7 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookSecret"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once, and for a string that is not Unicode (a lone surrogate escape) */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once, for a string that is not Unicode (a lone surrogate escape), and for a number that cannot be stored (a magnitude of 1e126 or more, or under 1e-130) */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -3803,7 +3803,7 @@ export interface operations {
                     "application/json": components["schemas"]["Workflow"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them); also for a query parameter the operation does not take, or one given more than once, and for a string that is not Unicode (a lone surrogate escape) */
+            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them); also for a query parameter the operation does not take, or one given more than once, for a string that is not Unicode (a lone surrogate escape), and for a number that cannot be stored (a magnitude of 1e126 or more, or under 1e-130) */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -4325,7 +4325,7 @@ export interface operations {
                     "application/json": components["schemas"]["Workflow"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once, and for a string that is not Unicode (a lone surrogate escape) */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once, for a string that is not Unicode (a lone surrogate escape), and for a number that cannot be stored (a magnitude of 1e126 or more, or under 1e-130) */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -5060,7 +5060,7 @@ export interface operations {
                     "application/json": components["schemas"]["Workflow"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once, and for a string that is not Unicode (a lone surrogate escape) */
+            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once, for a string that is not Unicode (a lone surrogate escape), and for a number that cannot be stored (a magnitude of 1e126 or more, or under 1e-130) */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -5359,7 +5359,7 @@ export interface operations {
                     "application/json": components["schemas"]["QueuedExecution"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them); also for a query parameter the operation does not take, or one given more than once, and for a string that is not Unicode (a lone surrogate escape) */
+            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them); also for a query parameter the operation does not take, or one given more than once, for a string that is not Unicode (a lone surrogate escape), and for a number that cannot be stored (a magnitude of 1e126 or more, or under 1e-130) */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -5807,7 +5807,7 @@ export interface operations {
                     "application/json": components["schemas"]["ModelOutput"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them); also for a query parameter the operation does not take, or one given more than once, and for a string that is not Unicode (a lone surrogate escape) */
+            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them); also for a query parameter the operation does not take, or one given more than once, for a string that is not Unicode (a lone surrogate escape), and for a number that cannot be stored (a magnitude of 1e126 or more, or under 1e-130) */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
