@@ -16,6 +16,7 @@ import {
   gone,
   keyRow,
   openCreateDialog,
+  readShownKey,
   rowAction,
   signIn,
   visible,
@@ -71,6 +72,43 @@ describe('a key’s life in the console', () => {
       expect(sorted(stored.body['capabilities'] as string[])).toEqual(['workflow:read', 'workflow:run']);
       // From the next request: the same key now runs workflows.
       expect(sorted((await suite.api(key, 'GET', '/keys/verify')).body['capabilities'] as string[])).toEqual(['workflow:read', 'workflow:run']);
+    }),
+  );
+
+  it(
+    'Escape while a key is being created does not close the dialog: the new key, shown only there, is not lost',
+    suite.withPage(async ({ page }) => {
+      const account = await suite.account('business');
+      const admin = await suite.person([[account.accountId, 'admin']], 'escape');
+      await signIn(page, suite.url, admin);
+      await visible(page.getByRole('button', { name: 'Create key', exact: true }));
+      // The create request is held until the person has pressed Escape, again and again.
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let creates = 0;
+      await page.route(
+        (url) => url.pathname.endsWith('/keys'),
+        async (route) => {
+          if (route.request().method() !== 'POST') return route.fallback();
+          creates += 1;
+          await held;
+          return route.continue();
+        },
+      );
+      const dialog = await openCreateDialog(page, 'escape artist');
+      await dialog.getByRole('button', { name: 'Create', exact: true }).click();
+      await eventually(() => expect(creates).toBe(1));
+      // Chromium honours a prevented Escape once between two user activations; the second closes a
+      // dialog that does not open itself again.
+      for (let i = 0; i < 3; i++) {
+        await page.keyboard.press('Escape');
+        await page.waitForTimeout(100);
+      }
+      expect(await dialog.isVisible()).toBe(true);
+      release();
+      const key = await readShownKey(dialog);
+      expect((await suite.api(key, 'GET', '/keys/verify')).body).toMatchObject({ name: 'escape artist' });
+      await closeKeyDialog(page);
     }),
   );
 

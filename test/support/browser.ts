@@ -442,6 +442,11 @@ export async function openCreateDialog(page: Page, name: string): Promise<Locato
 /** Presses "Create" and reads the key shown once (a read-only textbox "API key", the warning beside it). */
 export async function createAndReadKey(dialog: Locator): Promise<string> {
   await dialog.getByRole('button', { name: 'Create', exact: true }).click();
+  return readShownKey(dialog);
+}
+
+/** Reads the key shown once in `dialog` (a read-only textbox "API key", the warning beside it). */
+export async function readShownKey(dialog: Locator): Promise<string> {
   const shown = dialog.page().getByRole('textbox', { name: 'API key' });
   await visible(shown);
   expect(await shown.evaluate((el) => (el as unknown as { readOnly: boolean }).readOnly)).toBe(true);

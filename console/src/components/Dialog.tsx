@@ -10,7 +10,7 @@ import { pageHeading } from './Page';
 export interface DialogProps {
   readonly title: string;
   readonly onClose: () => void;
-  /** While true, Escape does not close the dialog (a request is in flight). */
+  /** While true, Escape and other close requests do not close the dialog (a request is in flight). */
   readonly busy?: boolean;
   readonly children: ReactNode;
   /** Extra class on the <dialog> (e.g. a wider one). */
@@ -38,8 +38,13 @@ export function Dialog({ title, onClose, busy = false, children, className, rest
     if (!dialog.open) dialog.showModal();
     // Escape (or another close request) closes the native dialog: tell the parent, which unmounts it.
     // React StrictMode's extra close() of a dialog opened again meanwhile is not a close: it is open.
+    // While a request is in flight the dialog stays: Chromium honours a prevented `cancel` only once
+    // between two user activations (a second Escape, which is none, closes it anyway), and closing
+    // would lose the answer, for a new key the only sight of its secret.
     const closed = () => {
-      if (!dialog.open) onCloseRef.current();
+      if (dialog.open) return;
+      if (busyRef.current) dialog.showModal();
+      else onCloseRef.current();
     };
     const cancel = (event: Event) => {
       if (busyRef.current) event.preventDefault();
