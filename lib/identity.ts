@@ -106,9 +106,12 @@ export const DEFAULT_SIGN_OUT_URLS: readonly string[] = ['http://localhost:3000/
 export const PASSWORD_MIN_LENGTH = 12;
 /** How long the temporary password of `user add` works before an admin must send a new one. */
 export const TEMPORARY_PASSWORD_DAYS = 3;
-/** The console's tokens: access and ID tokens for an hour, the refresh token for a working day. */
+/**
+ * The console's tokens: access and ID tokens for an hour. Cognito also issues a refresh token with every
+ * sign-in, which the console never uses nor keeps: it lives Cognito's shortest, an hour too.
+ */
 export const ACCESS_TOKEN_VALIDITY = Duration.hours(1);
-export const REFRESH_TOKEN_VALIDITY = Duration.hours(12);
+export const REFRESH_TOKEN_VALIDITY = Duration.minutes(60);
 
 const DOMAIN_PREFIX_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const RESERVED_IN_DOMAIN_PREFIX = /aws|amazon|cognito/;

@@ -138,7 +138,8 @@ describe('the Cognito user pool (default)', () => {
       WriteAttributes: ['name'],
       AccessTokenValidity: 60,
       IdTokenValidity: 60,
-      RefreshTokenValidity: 720,
+      // Cognito’s shortest: the console never uses nor keeps the refresh token it must issue.
+      RefreshTokenValidity: 60,
       TokenValidityUnits: { AccessToken: 'minutes', IdToken: 'minutes', RefreshToken: 'minutes' },
       PreventUserExistenceErrors: 'ENABLED',
       EnableTokenRevocation: true,

@@ -6,6 +6,7 @@
  * Every step asserts what the person sees (by the accessible names the contract promises) and what the
  * API then does (through the account's own keys, or the person's own access token).
  */
+import { randomUUID } from 'node:crypto';
 import { jest } from '@jest/globals';
 import type { Locator } from 'playwright-core';
 import { DEMO_ACCOUNT_ID } from '../../local-runner/stack.js';
@@ -87,6 +88,31 @@ describe('signing in and out', () => {
         await visible(page.getByRole('heading', { name, exact: true }));
         expect(page.url()).toBe(here);
       }
+    }),
+  );
+
+  it(
+    'a refresh token from the provider (Cognito issues one with every sign-in) is not kept: only the access token is in the tab',
+    suite.withPage(async ({ page }) => {
+      // The local provider issues none: its token answer gets one here, as Cognito's carries one.
+      const refreshToken = `rt-${randomUUID()}`;
+      await page.route(
+        (url) => url.pathname.endsWith('/oidc/token'),
+        async (route) => {
+          const answer = await route.fetch();
+          const body = (await answer.json()) as Record<string, unknown>;
+          expect(body['access_token']).toEqual(expect.any(String));
+          await route.fulfill({ response: answer, json: { ...body, refresh_token: refreshToken } });
+        },
+      );
+      await signIn(page, suite.url, suite.demo);
+      const token = await sessionAccessToken(page);
+      expect(token).toEqual(expect.stringMatching(/^eyJ/));
+      expect(await placesHolding(page, refreshToken)).toEqual([]);
+      // Still signed in after a reload, from what was kept.
+      await page.reload();
+      await visible(page.getByRole('heading', { name: 'API Keys', exact: true }));
+      expect(await sessionAccessToken(page)).toBe(token);
     }),
   );
 

@@ -1,8 +1,8 @@
 /**
  * Sign-in with oidc-client-ts (authorization code + PKCE): the session's tokens live in this tab's
  * session storage only (oidc-client-ts's user store), never in a cookie or, after the callback, in the
- * URL. No silent renew and no refresh tokens: when the access token expires, or the API answers 401,
- * the session ends and the console asks the person to sign in again.
+ * URL. No silent renew and no refresh tokens (a provider's is not kept): when the access token expires,
+ * or the API answers 401, the session ends and the console asks the person to sign in again.
  *
  * The session is a small store (useSyncExternalStore) that the API client reads its token from.
  */
@@ -48,6 +48,18 @@ function userManager(): UserManager {
   return manager;
 }
 
+/**
+ * The signed-in user's store: this tab's session storage, without the refresh token. Cognito issues one
+ * with every sign-in (it cannot be turned off); the console never uses it, so it is never written where
+ * a script in the page could read it later and keep signing in with it after the access token's hour.
+ */
+class UserStore extends WebStorageStateStore {
+  override set(key: string, value: string): Promise<void> {
+    const { refresh_token: _unused, ...kept } = JSON.parse(value) as Record<string, unknown>;
+    return super.set(key, JSON.stringify(kept));
+  }
+}
+
 export function initAuth(config: ConsoleConfig): void {
   settings = config;
   const store = new WebStorageStateStore({ store: window.sessionStorage });
@@ -59,7 +71,7 @@ export function initAuth(config: ConsoleConfig): void {
     scope: config.scope,
     response_type: 'code',
     // Tokens, and the sign-in's PKCE verifier and state, in this tab's session storage only.
-    userStore: store,
+    userStore: new UserStore({ store: window.sessionStorage }),
     stateStore: store,
     automaticSilentRenew: false,
     monitorSession: false,
