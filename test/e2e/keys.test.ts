@@ -494,9 +494,12 @@ describe('capabilities, workspaces and tiers', () => {
     expect(disabled.status).toBe(200);
     expect(disabled.body).toMatchObject({ enabled: false, capabilities: ['model:run', 'workflow:read'] });
     // … but not switch it back on, nor change anything else: that counts all it holds (model:run), else
-    // the key would be back with model:run the day the tier goes up, by a caller who never held it.
+    // the key would be back with model:run the day the tier goes up, by a caller who never held it. The
+    // tier ceiling is checked first, as for a new key: for the admin key too, which holds model:run.
     for (const body of [{ enabled: true }, { name: 'renamed' }, { metadata: { a: 'b' } }, { workspaces: ['ws-a'] }, { enabled: false, name: 'x' }]) {
-      expectError(await t.api(limited, 'PATCH', `/keys/${strongId}`, body), 403, 'CAPABILITY_DENIED', { required: 'model:run', actual: ['keys:read', 'keys:write', 'workflow:read'] });
+      for (const caller of [limited, key]) {
+        expectError(await t.api(caller, 'PATCH', `/keys/${strongId}`, body), 403, 'TIER_CEILING_EXCEEDED', { tier: 'pro', capability: 'model:run' });
+      }
     }
     // Replacing its capabilities by ones the caller may grant is stopping it too.
     expect((await t.api(limited, 'PATCH', `/keys/${strongId}`, { capabilities: ['workflow:read'] })).body).toMatchObject({ capabilities: ['workflow:read'] });

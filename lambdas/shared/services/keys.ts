@@ -352,6 +352,11 @@ async function unrotatedKey(
 function assertManageable(settings: Settings, tier: TierName, target: KeyRecord, caller: Grant | undefined, stopping: boolean): void {
   if (!caller) return;
   assertEnvironment(target.environment, caller);
+  // Counting all it holds, the tier ceiling comes first (API.md §2), as for a new key: the caller's own
+  // capabilities are cut to it anyway, and "the tier does not allow X" says what to do where "you lack
+  // X" would not.
+  const overCeiling = stopping ? undefined : firstUncovered(settings.tiers[tier].ceiling, target.capabilities);
+  if (overCeiling) throw new TierCeilingExceededError(tier, overCeiling);
   const counted = stopping ? inForce(target.capabilities, settings.tiers[tier].ceiling) : target.capabilities;
   const denied = firstUncovered(caller.capabilities, counted);
   if (denied) throw new CapabilityDeniedError(denied, [...caller.capabilities]);
