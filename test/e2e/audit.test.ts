@@ -525,6 +525,10 @@ describe('GET /audit-events', () => {
         ['?action=key.deleted', 'action'],
         ['?since=yesterday', 'since'],
         ['?until=2026-13-01', 'until'],
+        // Days the calendar does not have, which Date would roll over into March.
+        ['?since=2026-02-30', 'since'],
+        ['?until=2026-02-29T12:00:00Z', 'until'],
+        ['?since=2026-04-31T00:00+02:00', 'since'],
         ['?since=2026-02-01&until=2026-01-01', 'since'],
         ['?target=key_1', 'target'],
         ['?action=key.created&action=key.updated', 'action'],

@@ -6,6 +6,7 @@
 import { queryParameterNames } from '../query-parameters.js';
 import type { Principal } from '../caller.js';
 import { ValidationError } from '../errors.js';
+import { isCalendarDate } from '../dates.js';
 import {
   AUDIT_ACTIONS,
   isAuditAction,
@@ -44,7 +45,8 @@ const ISO_8601 = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{
 const ID = /^[\x21-\x7e]{1,255}$/;
 
 function time(name: string, value: string): Date {
-  const at = ISO_8601.test(value) ? new Date(value.length === 10 ? `${value}T00:00:00Z` : value) : undefined;
+  const [year, month, day] = value.slice(0, 10).split('-').map(Number);
+  const at = ISO_8601.test(value) && isCalendarDate(year!, month!, day!) ? new Date(value.length === 10 ? `${value}T00:00:00Z` : value) : undefined;
   if (!at || Number.isNaN(at.getTime())) throw ValidationError.field(name, 'must be an ISO-8601 date or date-time (e.g. 2026-03-01T12:00:00Z)');
   return at;
 }

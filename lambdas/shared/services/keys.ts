@@ -4,6 +4,7 @@
  */
 import type { Principal } from '../caller.js';
 import { displayPrefix, generateApiKey, hashApiKey, newId, type KeyEnvironment } from '../api-key.js';
+import { isCalendarDate } from '../dates.js';
 import {
   PRESETS,
   SCOPES,
@@ -112,8 +113,7 @@ export function toKeyObject(record: KeyRecord, lastUsed: string | null = null): 
 function instantOf(text: string): number | undefined {
   const [y, mo, d, h, mi, s] = (/^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})/.exec(text) ?? []).slice(1).map(Number);
   if (y === undefined || mo === undefined || d === undefined || h === undefined || mi === undefined || s === undefined) return undefined;
-  const day = new Date(Date.UTC(y, mo - 1, d));
-  if (day.getUTCMonth() !== mo - 1 || day.getUTCDate() !== d || h > 23 || mi > 59 || s > 59) return undefined;
+  if (!isCalendarDate(y, mo, d) || h > 23 || mi > 59 || s > 59) return undefined;
   const at = Date.parse(text.toUpperCase());
   return Number.isNaN(at) ? undefined : at;
 }
