@@ -240,10 +240,14 @@ describe('the Audit log page', () => {
       expect(new URL(page.url()).search).toBe('');
       await eventually(async () => expect(await page.getByRole('combobox', { name: 'Action', exact: true }).evaluate((el) => el === el.ownerDocument.activeElement)).toBe(true));
 
-      // A key named in the table leads to its history.
-      await auditTable(page).getByRole('link', { name: /beta.*history/ }).first().click();
+      // A key named in the table leads to its history. From the keyboard: the link goes with the table it
+      // was in, and the focus goes to the page's heading, not to the document's body.
+      await auditTable(page).getByRole('link', { name: /beta.*history/ }).first().focus();
+      await page.keyboard.press('Enter');
       await eventually(() => expect(new URL(page.url()).searchParams.get('target_id')).toBe(String(beta.body['key_id'])));
       await eventually(async () => expect((await rowsOf(page)).map((r) => r.action)).toEqual(['Key created']));
+      const heading = page.getByRole('heading', { name: 'Audit log', exact: true });
+      await eventually(async () => expect(await heading.evaluate((el) => el === el.ownerDocument.activeElement)).toBe(true));
     }),
   );
 

@@ -11,7 +11,8 @@ import { useAccount } from '../lib/account';
 function NavLink({ href, children }: { readonly href: string; readonly children: ReactNode }) {
   const [active] = useRoute(href);
   return (
-    <Link href={href} className="nav-link" aria-current={active ? 'page' : undefined} onClick={markNavigation}>
+    // The link to the page shown stays where it is, and so does the focus.
+    <Link href={href} className="nav-link" aria-current={active ? 'page' : undefined} onClick={active ? undefined : markNavigation}>
       {children}
     </Link>
   );
