@@ -113,6 +113,47 @@ describe('a key’s life in the console', () => {
   );
 
   it(
+    'a rotation whose answer was lost, sent again: the replayed answer has no secret, and the dialog says to rotate the new key',
+    suite.withPage(async ({ page }) => {
+      const account = await suite.account('business');
+      const old = await operatorKey(account.accountId, { name: 'flaky network', preset: 'read-only' });
+      const admin = await suite.person([[account.accountId, 'admin']], 'replay');
+      await signIn(page, suite.url, admin);
+      // The first rotation reaches the API and is done there; its answer never reaches the page.
+      let rotations = 0;
+      await page.route(
+        (url) => url.pathname.endsWith('/rotate'),
+        async (route) => {
+          if (route.request().method() !== 'POST') return route.continue();
+          rotations += 1;
+          if (rotations > 1) return route.continue();
+          await route.fetch();
+          return route.abort('connectionreset');
+        },
+      );
+      await rowAction(page, 'flaky network', 'Rotate');
+      const dialog = openDialog(page);
+      await visible(dialog);
+      await chooseGrace(dialog, 'none');
+      const rotate = dialog.getByRole('button', { name: /^rotate/i });
+      await rotate.click();
+      // The page says the request failed (in words of its own), and the key was rotated all the same.
+      await visible(dialog.getByRole('alert'));
+      expect(rotations).toBe(1);
+      expect(await curlStatus(`${suite.t.stack.apiUrl}/keys/verify`, old.key)).toBe(401);
+      await rotate.click();
+      await visible(dialog.getByText('Rotate the new key (it has the same name, permissions and workspaces) to get a secret you can copy.'));
+      expect(await dialog.innerText()).not.toMatch(/Delete it from the list/);
+      expect(rotations).toBe(2);
+      await dialog.getByRole('button', { name: 'Done', exact: true }).click();
+      await gone(dialog);
+      // One replacement, made by the first attempt.
+      const listed = await suite.api(account.adminKey!, 'GET', '/keys');
+      expect((listed.body['items'] as { name: string }[]).filter((k) => k.name === 'flaky network')).toHaveLength(1);
+    }),
+  );
+
+  it(
     'Rotate with a 1-hour grace shows the new key once; both work during the grace. Without grace, the old key stops at once',
     suite.withPage(async ({ page }) => {
       const account = await suite.account('business');

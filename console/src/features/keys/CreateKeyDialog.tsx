@@ -111,7 +111,7 @@ export function CreateKeyDialog({ onClose, onCreated, choices }: CreateKeyDialog
   return (
     <Dialog title="Create API key" onClose={onClose} busy={busy} className="dialog-wide">
       {secret !== undefined ? (
-        <NewKeySecret secret={secret} onDone={onClose} />
+        <NewKeySecret secret={secret} made="created" onDone={onClose} />
       ) : (
         <form className="dialog-body" noValidate onSubmit={(e) => void submit(e)}>
           <NameField value={name} onChange={setName} error={fieldError('name')} />

@@ -3,14 +3,27 @@ import { useId } from 'react';
 import { SecretField } from '../../components/SecretField';
 import { Notice } from '../../components/Messages';
 
-export function NewKeySecret({ secret, onDone }: { readonly secret: string | null; readonly onDone: () => void }) {
+/** What to do when the secret cannot be shown (an answer replayed after a retry): it depends on how the key was made. */
+const REPLAYED = {
+  created: 'This key was made by an earlier attempt of this request, and its secret can no longer be shown. Delete it from the list and create a new one.',
+  rotated:
+    'The key was rotated by an earlier attempt of this request, and the new key’s secret can no longer be shown. Rotate the new key (it has the same name, permissions and workspaces) to get a secret you can copy.',
+} as const;
+
+export function NewKeySecret({
+  secret,
+  made,
+  onDone,
+}: {
+  readonly secret: string | null;
+  readonly made: keyof typeof REPLAYED;
+  readonly onDone: () => void;
+}) {
   const warningId = useId();
   return (
     <div className="dialog-body">
       {secret === null ? (
-        <Notice>
-          This key was made by an earlier attempt of this request, and its secret can no longer be shown. Delete it from the list and create a new one.
-        </Notice>
+        <Notice>{REPLAYED[made]}</Notice>
       ) : (
         <>
           <p id={warningId} className="message message-warning" role="status">

@@ -56,7 +56,7 @@ export function RotateKeyDialog({
   return (
     <Dialog title="Rotate API key" onClose={onClose} busy={busy}>
       {secret !== undefined ? (
-        <NewKeySecret secret={secret} onDone={onClose} />
+        <NewKeySecret secret={secret} made="rotated" onDone={onClose} />
       ) : (
         <form className="dialog-body" onSubmit={(e) => void submit(e)}>
           <p>
