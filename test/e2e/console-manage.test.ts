@@ -242,6 +242,49 @@ describe('a key’s life in the console', () => {
   );
 
   it(
+    'Usage that fails to load offers "Try again" (the focus stays in the dialog); for a key deleted meanwhile it says so and the list drops it',
+    suite.withPage(async ({ page }) => {
+      const account = await suite.account('business');
+      await operatorKey(account.accountId, { name: 'wobbly', preset: 'read-only' });
+      const doomed = await operatorKey(account.accountId, { name: 'doomed', preset: 'read-only' });
+      const admin = await suite.person([[account.accountId, 'admin']], 'usage-fails');
+      await signIn(page, suite.url, admin);
+
+      // The first usage request fails as a gateway would (503); the second goes through.
+      let failures = 0;
+      await page.route(
+        (url) => url.pathname.endsWith('/usage'),
+        async (route) => {
+          if (route.request().method() !== 'GET' || failures > 0) return route.continue();
+          failures += 1;
+          return route.fulfill({ status: 503, contentType: 'application/json', json: { code: 'SERVICE_UNAVAILABLE', error: 'Service unavailable', request_id: 'r' } });
+        },
+      );
+      await rowAction(page, 'wobbly', 'Usage');
+      let dialog = page.getByRole('dialog', { name: 'Usage of wobbly', exact: true });
+      await visible(dialog.getByRole('alert'));
+      const again = dialog.getByRole('button', { name: 'Try again', exact: true });
+      await again.focus();
+      await page.keyboard.press('Enter');
+      await visible(dialog.getByRole('img', { name: /30 days/i }));
+      expect(failures).toBe(1);
+      expect(await dialog.getByRole('button', { name: 'Close', exact: true }).evaluate((el) => el === el.ownerDocument.activeElement)).toBe(true);
+      await page.keyboard.press('Escape');
+      await gone(dialog);
+
+      // Deleted by someone else after the list was shown.
+      expect((await suite.api(account.adminKey!, 'DELETE', `/keys/${doomed.keyId}`)).status).toBe(204);
+      await rowAction(page, 'doomed', 'Usage');
+      dialog = page.getByRole('dialog', { name: 'Usage of doomed', exact: true });
+      await visible(dialog.getByRole('alert'));
+      expect(await dialog.getByRole('button', { name: 'Try again' }).count()).toBe(0);
+      await page.keyboard.press('Escape');
+      await gone(keyRow(page, 'doomed'));
+      await visible(keyRow(page, 'wobbly'));
+    }),
+  );
+
+  it(
     '"N of 10 keys": creating past 10 says to delete one first, in words; the count follows',
     suite.withPage(async ({ page }) => {
       const account = await suite.account('business');

@@ -152,7 +152,7 @@ export function KeysPage() {
         />
       )}
       {open?.kind === 'rotate' && <RotateKeyDialog apiKey={open.key} onClose={close} onRotated={() => changed(`The key “${open.key.name}” was rotated.`)} onStale={reload} />}
-      {open?.kind === 'usage' && <UsageDialog apiKey={open.key} onClose={close} />}
+      {open?.kind === 'usage' && <UsageDialog apiKey={open.key} onClose={close} onStale={reload} />}
       {open?.kind === 'delete' && (
         <DeleteKeyDialog
           apiKey={open.key}

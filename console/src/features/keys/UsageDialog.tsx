@@ -3,10 +3,10 @@
  * the last 30 days as SVG bars, named "Requests per day, last 30 days", the numbers also in a table for
  * screen readers.
  */
-import { useEffect, useId, useState } from 'react';
+import { useEffect, useId, useRef, useState } from 'react';
 import { Dialog } from '../../components/Dialog';
 import { ErrorMessage, StatusMessage } from '../../components/Messages';
-import { messageOf } from '../../api/errors';
+import { isStale, messageOf } from '../../api/errors';
 import { keyUsage, USAGE_DAYS, type DailyRequests, type Key, type KeyUsage } from './api';
 import { formatDateTime } from './format';
 
@@ -68,25 +68,62 @@ function Chart({ days }: { readonly days: readonly DailyRequests[] }) {
   );
 }
 
-export function UsageDialog({ apiKey, onClose }: { readonly apiKey: Key; readonly onClose: () => void }) {
+export function UsageDialog({
+  apiKey,
+  onClose,
+  onStale,
+}: {
+  readonly apiKey: Key;
+  readonly onClose: () => void;
+  /** The key is gone (deleted, or rotated with no grace): show the list anew. */
+  readonly onStale: () => void;
+}) {
   const [usage, setUsage] = useState<KeyUsage | null>(null);
-  const [problem, setProblem] = useState<string | null>(null);
+  /** What went wrong, and whether asking again may help (not when the key is gone). */
+  const [problem, setProblem] = useState<{ readonly message: string; readonly retry: boolean } | null>(null);
+  const [attempt, setAttempt] = useState(0);
+  const closeButton = useRef<HTMLButtonElement>(null);
+  const onStaleRef = useRef(onStale);
+  useEffect(() => {
+    onStaleRef.current = onStale;
+  });
   useEffect(() => {
     let current = true;
     keyUsage(apiKey.key_id).then(
       (u) => current && setUsage(u),
-      (error: unknown) => current && setProblem(messageOf(error)),
+      (error: unknown) => {
+        if (!current) return;
+        const stale = isStale(error);
+        if (stale) onStaleRef.current();
+        setProblem({ message: messageOf(error), retry: !stale });
+      },
     );
     return () => {
       current = false;
     };
-  }, [apiKey.key_id]);
+  }, [apiKey.key_id, attempt]);
 
   return (
     <Dialog title={`Usage of ${apiKey.name}`} onClose={onClose} className="dialog-wide">
       <div className="dialog-body">
         {problem ? (
-          <ErrorMessage>{problem}</ErrorMessage>
+          <ErrorMessage>
+            {problem.message}{' '}
+            {problem.retry && (
+              <button
+                type="button"
+                className="button button-small"
+                onClick={() => {
+                  // The button goes with the message: the focus stays in the dialog, on Close.
+                  closeButton.current?.focus();
+                  setProblem(null);
+                  setAttempt((a) => a + 1);
+                }}
+              >
+                Try again
+              </button>
+            )}
+          </ErrorMessage>
         ) : !usage ? (
           <StatusMessage>Loading the usage…</StatusMessage>
         ) : (
@@ -114,7 +151,7 @@ export function UsageDialog({ apiKey, onClose }: { readonly apiKey: Key; readonl
           </>
         )}
         <div className="dialog-actions">
-          <button type="button" className="button button-primary" onClick={onClose}>
+          <button ref={closeButton} type="button" className="button button-primary" onClick={onClose}>
             Close
           </button>
         </div>
