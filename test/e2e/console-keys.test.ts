@@ -334,6 +334,44 @@ describe('creating keys', () => {
   );
 });
 
+describe('choices that cannot be read', () => {
+  it(
+    'the workflows list failing (503): "Run one workflow" says it could not be loaded and what to do, not that there are none; opened again, the list is there',
+    suite.withPage(async ({ page }) => {
+      const account = await suite.account('business');
+      const definition = { input_schema: {}, steps: [{ id: 'e', model: 'echo', input: '$.input' }], output: '$.steps.e.output' };
+      expect((await suite.api(account.adminKey!, 'POST', '/workflows', { slug: 'nightly-report', name: 'Nightly report', definition })).status).toBe(201);
+      const admin = await suite.person([[account.accountId, 'admin']], 'choices');
+      let failing = true;
+      await page.route(
+        (url) => url.pathname.endsWith('/workflows'),
+        (route) =>
+          failing && route.request().method() === 'GET'
+            ? route.fulfill({ status: 503, contentType: 'application/json', json: { code: 'SERVICE_UNAVAILABLE', error: 'Service unavailable', request_id: 'r' } })
+            : route.continue(),
+      );
+      await signIn(page, suite.url, admin);
+      let dialog = await openCreateDialog(page, 'report runner');
+      await dialog.getByRole('radio', { name: 'Custom', exact: true }).check();
+      const workflow = () => dialog.getByRole('combobox', { name: 'Run one workflow', exact: true });
+      await eventually(async () =>
+        expect(await accessibleDescription(workflow())).toBe('The workflows could not be loaded. Close this dialog and open it again to try again.'),
+      );
+      expect(await dialog.innerText()).not.toContain('No workflows to choose from yet.');
+      // The models answered: their list is offered as usual.
+      await eventually(async () => expect(await canChooseOne(dialog, 'model', 'echo')).toBe(true));
+
+      failing = false;
+      await dialog.getByRole('button', { name: 'Cancel', exact: true }).click();
+      await gone(dialog);
+      dialog = await openCreateDialog(page, 'report runner');
+      await dialog.getByRole('radio', { name: 'Custom', exact: true }).check();
+      await eventually(async () => expect(await canChooseOne(dialog, 'workflow', 'nightly-report')).toBe(true));
+      expect(await accessibleDescription(workflow())).toBe('Gives workflow:<slug>:run for that workflow only.');
+    }),
+  );
+});
+
 /**
  * Picks the run-one-workflow or run-one-model choice for `id`: a checkbox named after it, or an option
  * of a select named after workflows or models (the contract names neither).

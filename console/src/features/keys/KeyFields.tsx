@@ -41,6 +41,9 @@ export function permissionsOf(capabilities: readonly string[]): PermissionsValue
   };
 }
 
+/** Said under "Run one workflow" or "Run one model" when its list could not be read. */
+const UNAVAILABLE = (list: 'workflows' | 'models') => `The ${list} could not be loaded. Close this dialog and open it again to try again.`;
+
 /** The capabilities a value stands for (a preset's, or the custom choices). */
 export function capabilitiesOf(value: PermissionsValue): string[] {
   if (value.mode !== 'custom') return [...(PRESETS.find((p) => p.name === value.mode)?.capabilities ?? [])];
@@ -186,7 +189,14 @@ export function PermissionsFieldset({ value, onChange, limits, choices, error }:
               ))}
             </select>
             <p id={`${id}-workflow-hint`} className="hint">
-              {workflowReason ?? (choices === null ? 'Loading workflows…' : choices.workflows.length === 0 ? 'No workflows to choose from yet.' : 'Gives workflow:<slug>:run for that workflow only.')}
+              {workflowReason ??
+                (choices === null
+                  ? 'Loading workflows…'
+                  : choices.unavailable.includes('workflows')
+                    ? UNAVAILABLE('workflows')
+                    : choices.workflows.length === 0
+                      ? 'No workflows to choose from yet.'
+                      : 'Gives workflow:<slug>:run for that workflow only.')}
             </p>
           </div>
           <div className="field">
@@ -208,7 +218,8 @@ export function PermissionsFieldset({ value, onChange, limits, choices, error }:
               ))}
             </select>
             <p id={`${id}-model-hint`} className="hint">
-              {modelReason ?? (choices === null ? 'Loading models…' : 'Gives model:<id>:run for that model only.')}
+              {modelReason ??
+                (choices === null ? 'Loading models…' : choices.unavailable.includes('models') ? UNAVAILABLE('models') : 'Gives model:<id>:run for that model only.')}
             </p>
           </div>
         </div>

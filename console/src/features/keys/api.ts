@@ -76,6 +76,8 @@ export interface Choices {
   /** Deployed or draft workflows the person can read: slug, name and workspace. */
   readonly workflows: readonly { readonly slug: string; readonly name: string; readonly workspace_id: string }[];
   readonly models: readonly { readonly id: string; readonly description: string }[];
+  /** The lists that could not be read (a 429, a 5xx, no network): empty here, and the dialog says so. */
+  readonly unavailable: readonly ('workflows' | 'models')[];
 }
 
 /** What the dialog offers for "Run one workflow", "Run one model" and the workspaces; empty where not readable. */
@@ -95,5 +97,9 @@ export async function loadChoices(canReadWorkflows: boolean): Promise<Choices> {
   };
   const models = async () => (await call(api().GET('/models'))).items.map(({ id, description }) => ({ id, description }));
   const [w, m] = await Promise.allSettled([workflows(), models()]);
-  return { workflows: w.status === 'fulfilled' ? w.value : [], models: m.status === 'fulfilled' ? m.value : [] };
+  return {
+    workflows: w.status === 'fulfilled' ? w.value : [],
+    models: m.status === 'fulfilled' ? m.value : [],
+    unavailable: [...(w.status === 'rejected' ? (['workflows'] as const) : []), ...(m.status === 'rejected' ? (['models'] as const) : [])],
+  };
 }

@@ -2,8 +2,8 @@ import { useCallback, useEffect, useState } from 'react';
 import { loadChoices, type Choices } from './api';
 
 /**
- * The account's workflows and models for the create and edit dialogs (empty lists when they cannot be
- * read), loaded with the page so the dialogs have them at once; `reload` fetches them again (when a
+ * The account's workflows and models for the create and edit dialogs (empty lists, named `unavailable`,
+ * when they cannot be read), loaded with the page so the dialogs have them at once; `reload` fetches them again (when a
  * dialog opens), showing the previous lists meanwhile.
  */
 export function useChoices(enabled: boolean, canReadWorkflows: boolean): { readonly choices: Choices | null; readonly reload: () => void } {
@@ -17,7 +17,7 @@ export function useChoices(enabled: boolean, canReadWorkflows: boolean): { reado
         if (current) setChoices(c);
       },
       () => {
-        if (current) setChoices((old) => old ?? { workflows: [], models: [] });
+        if (current) setChoices((old) => old ?? { workflows: [], models: [], unavailable: ['workflows', 'models'] });
       },
     );
     return () => {
