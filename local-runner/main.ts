@@ -93,7 +93,7 @@ try {
 }
 if (stopping) process.exit(0);
 
-say(`Admin API key: ${stack.adminKey ?? ''}`);
+say(`Admin API key: ${stack.adminKey ?? 'none (the line above says why)'}`);
 say(`Console: ${stack.url}/`);
 if (stack.demoPerson) say(`Console sign-in: ${stack.demoPerson.email} ${stack.demoPerson.password}`);
 say(

@@ -15,7 +15,8 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DOCUMENT_TRANSLATION, retryTransactionConflicts, type TableNames } from '../lambdas/shared/ddb.js';
 import { ALLOW_LOOPBACK_ENV } from '../lambdas/shared/webhooks.js';
 import { parseRetrySchedule, RETRY_SCHEDULE_ENV } from '../lambdas/shared/webhook-schedule.js';
-import { ApiError } from '../lambdas/shared/errors.js';
+import { ApiError, ConflictError, KeyLimitReachedError } from '../lambdas/shared/errors.js';
+import { inForce, SCOPES } from '../lambdas/shared/capabilities.js';
 import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
 import { KeysRepository } from '../lambdas/shared/repositories/keys.js';
 import { AuditRepository, memberAddedEvent } from '../lambdas/shared/repositories/audit.js';
@@ -32,7 +33,6 @@ import { createGateway, type AccessLogEntry } from './gateway.js';
 import { PROJECT_ROOT, type LocalState } from './state.js';
 import { createLambdaApi } from './lambda-api.js';
 import { MembershipsRepository } from '../lambdas/shared/repositories/memberships.js';
-import { ConflictError } from '../lambdas/shared/errors.js';
 import { createConsoleSite } from './console-site.js';
 import { isLocalOidcPath, localAuthorizerSettings, localConsoleClient, startLocalOidc, type LocalOidc } from './oidc/index.js';
 import type { SigningIdentity } from './sigv4.js';
@@ -227,8 +227,16 @@ function tableNamesOf(model: LocalApiModel): TableNames {
   };
 }
 
-/** acct_demo (tier business) if missing, and a fresh admin-scope key that replaces the previous start's one. */
-async function seed(deps: KeyServiceDeps, now: Date): Promise<string> {
+/** The seeded admin key, or why there is none (said at start-up, which goes on without it). */
+type Seeded = { readonly adminKey: string } | { readonly noAdminKey: string };
+
+/**
+ * acct_demo (tier business) if missing, and a fresh admin-scope key that replaces the previous start's
+ * one. A persisted run may have moved the account to another tier, or filled it with keys: the key then
+ * holds what the admin scope has within the tier's ceiling, and when no key can be made (the free tier,
+ * or no free slot) start-up goes on without one and says what to do.
+ */
+async function seed(deps: KeyServiceDeps, now: Date): Promise<Seeded> {
   try {
     await createAccount(deps, DEMO_ACCOUNT_ID, 'business');
   } catch (error) {
@@ -242,8 +250,19 @@ async function seed(deps: KeyServiceDeps, now: Date): Promise<string> {
     }
     token = page.nextToken ?? undefined;
   } while (token);
-  const created = await createKey(deps, DEMO_ACCOUNT_ID, { name: LOCAL_ADMIN_KEY_NAME, scope: 'admin' });
-  return created.apiKey;
+  const tier = (await deps.accounts.get(DEMO_ACCOUNT_ID))?.tier ?? 'business';
+  const capabilities = inForce(SCOPES.admin, deps.settings.tiers[tier].ceiling);
+  const setTier = `npm run admin -- account set-tier --id ${DEMO_ACCOUNT_ID} --tier business`;
+  if (capabilities.length === 0) return { noAdminKey: `${DEMO_ACCOUNT_ID} is on the ${tier} tier, which has no API keys (${setTier} gives it one at the next start)` };
+  try {
+    const body = capabilities.length === SCOPES.admin.length ? { scope: 'admin' } : { capabilities };
+    return { adminKey: (await createKey(deps, DEMO_ACCOUNT_ID, { name: LOCAL_ADMIN_KEY_NAME, ...body })).apiKey };
+  } catch (error) {
+    if (!(error instanceof KeyLimitReachedError)) throw error;
+    return {
+      noAdminKey: `${DEMO_ACCOUNT_ID} holds ${error.active} active keys, its limit (npm run admin -- key revoke <key_id> frees a slot for the next start)`,
+    };
+  }
 }
 
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
@@ -567,7 +586,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         audit: new AuditRepository(doc, tables.audit, settings.auditRetentionDays),
         settings,
       };
-      adminKey = await seed(deps, new Date());
+      const seeded = await seed(deps, new Date());
+      if ('adminKey' in seeded) adminKey = seeded.adminKey;
+      else progress(`No admin API key: ${seeded.noAdminKey}.`);
     }
     const demoPerson = (options.seed ?? true) ? await oidc.seedDemoPerson() : undefined;
     if (demoPerson) {
