@@ -8,6 +8,7 @@
 import { jest } from '@jest/globals';
 import type { Locator, Page } from 'playwright-core';
 import { createKey } from '../../lambdas/shared/services/keys.js';
+import { setMemberRole } from '../../admin-cli/members.js';
 import {
   ConsoleSuite,
   clipboardText,
@@ -15,6 +16,7 @@ import {
   expectAccessible,
   fillLogin,
   gone,
+  openCreateDialog,
   isFocused,
   keyRow,
   placesHolding,
@@ -205,6 +207,28 @@ describe('what each person may do', () => {
       await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
       await visible(page.getByRole('heading', { name: 'Webhooks', exact: true }));
       await gone(failed);
+    }),
+  );
+});
+
+describe('access that changes while the page is open', () => {
+  it(
+    'an admin made viewer meanwhile: "Create" is refused in words, and the page turns read-only without a reload',
+    suite.withPage(async ({ page }) => {
+      const account = await suite.account('business');
+      const person = await suite.person([[account.accountId, 'admin']], 'demoted');
+      await signIn(page, suite.url, person);
+      const dialog = await openCreateDialog(page, 'too late');
+      await setMemberRole(suite.t.members(), account.accountId, { subject: person.subject }, 'viewer', new Date());
+      await dialog.getByRole('button', { name: 'Create', exact: true }).click();
+      await visible(dialog.getByRole('alert'));
+      expect(await dialog.getByRole('alert').innerText()).not.toMatch(/CAPABILITY_DENIED|\b403\b/);
+      await page.keyboard.press('Escape');
+      await gone(dialog);
+      // /me read again: the viewer's page, with its reason, and nothing that changes a key.
+      await visible(page.getByText('your role in this account is viewer', { exact: false }));
+      expect(await enabledCount(page.getByRole('button', { name: 'Create key', exact: true }))).toBe(0);
+      expect((await suite.api(account.adminKey!, 'GET', '/keys')).body['items']).toHaveLength(1);
     }),
   );
 });

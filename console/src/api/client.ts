@@ -20,6 +20,21 @@ export interface ApiSession {
 
 let client: ApiClient | undefined;
 
+/**
+ * Refusals that mean what the console knows of the person's access is out of date: their role or the
+ * account's tier changed since /me was read (API.md §2: from the next request).
+ */
+const ACCESS_CHANGED = new Set(['CAPABILITY_DENIED', 'TIER_CEILING_EXCEEDED']);
+const accessListeners = new Set<() => void>();
+
+/** Calls `listener` after each answer that says the person's access changed; returns the unsubscribe. */
+export function onAccessChanged(listener: () => void): () => void {
+  accessListeners.add(listener);
+  return () => {
+    accessListeners.delete(listener);
+  };
+}
+
 export function createApi(baseUrl: string, session: ApiSession): ApiClient {
   const api = createClient<paths>({ baseUrl: baseUrl.replace(/\/+$/, '') });
   const credentials: Middleware = {
@@ -30,8 +45,15 @@ export function createApi(baseUrl: string, session: ApiSession): ApiClient {
       if (account && !request.headers.has('Knouds-Account')) request.headers.set('Knouds-Account', account);
       return request;
     },
-    onResponse({ response }) {
+    async onResponse({ response }) {
       if (response.status === 401) session.unauthorized();
+      if (response.status === 403 && accessListeners.size > 0) {
+        const code = ((await response
+          .clone()
+          .json()
+          .catch(() => null)) as { code?: unknown } | null)?.code;
+        if (typeof code === 'string' && ACCESS_CHANGED.has(code)) for (const listener of accessListeners) listener();
+      }
       return response;
     },
   };

@@ -4,7 +4,7 @@
  * the account switcher. The chosen account goes on every call as `Knouds-Account`.
  */
 import { createContext, useCallback, useContext, useEffect, useRef, useState, type ReactNode } from 'react';
-import { api, type Schemas } from '../api/client';
+import { api, onAccessChanged, type Schemas } from '../api/client';
 import { ApiProblem, call, messageOf } from '../api/errors';
 import { accountChoice, chooseAccount, forgetAccountChoice } from './account-choice';
 
@@ -106,6 +106,9 @@ export function AccountProvider({ children, loading }: { readonly children: Reac
   }, [version]);
 
   const refresh = useCallback(() => setVersion((v) => v + 1), []);
+  // A refusal that says the person's role or the tier changed: read /me again, so that the pages offer
+  // what the person may do now (a demoted admin's pages turn read-only), beside the refusal's own words.
+  useEffect(() => onAccessChanged(refresh), [refresh]);
   const dismissSwitchProblem = useCallback(() => setSwitchProblem(null), []);
   // The header (and its switcher, which has focus) stays; the page is shown anew for the new account.
   const switchTo = useCallback((accountId: string) => {
