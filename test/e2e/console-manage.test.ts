@@ -237,6 +237,14 @@ describe('a key’s life in the console', () => {
       expect(text).not.toMatch(/last used\W*never/i);
       // The chart of the last 30 days, named for those who cannot see it.
       await visible(panel.getByRole('img', { name: /30 days/i }));
+      // Each day's number, from the keyboard too (a bar's own number shows on a pointer's hover only).
+      await panel.getByText('Show the requests of each day', { exact: true }).focus();
+      await page.keyboard.press('Enter');
+      const table = panel.getByRole('table', { name: /30 days/i });
+      await visible(table);
+      const today = new Date().toISOString().slice(0, 10);
+      expect(await table.getByRole('row', { name: new RegExp(`^${today} 7$`) }).count()).toBe(1);
+      expect(await table.getByRole('row').count()).toBe(31);
       await expectAccessible(page, 'the Usage view');
     }),
   );

@@ -129,7 +129,8 @@ export function CreateKeyDialog({ onClose, onCreated, choices }: CreateKeyDialog
               id={`${id}-expiration`}
               className="input"
               value={expiration}
-              aria-describedby={`${id}-expiration-hint`}
+              aria-invalid={fieldError('expires_in_days') ? 'true' : undefined}
+              aria-describedby={fieldError('expires_in_days') ? `${id}-expiration-hint ${id}-expiration-error` : `${id}-expiration-hint`}
               onChange={(e) => setExpiration(e.target.value)}
             >
               {EXPIRATIONS.map((e) => (
@@ -141,7 +142,11 @@ export function CreateKeyDialog({ onClose, onCreated, choices }: CreateKeyDialog
             <p id={`${id}-expiration-hint`} className="hint">
               {expiresOn ?? 'The key works until it is deleted.'}
             </p>
-            {fieldError('expires_in_days') && <p className="field-error">{fieldError('expires_in_days')}</p>}
+            {fieldError('expires_in_days') && (
+              <p id={`${id}-expiration-error`} className="field-error">
+                {fieldError('expires_in_days')}
+              </p>
+            )}
           </div>
           {expiration === 'custom' && (
             <div className="field">

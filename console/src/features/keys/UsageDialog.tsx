@@ -47,23 +47,27 @@ function Chart({ days }: { readonly days: readonly DailyRequests[] }) {
       <p className="hint">
         {total.toLocaleString()} requests in these {days.length} days; the busiest day had {busiest.toLocaleString()}.
       </p>
-      <table className="visually-hidden">
-        <caption>{CHART_NAME}</caption>
-        <thead>
-          <tr>
-            <th scope="col">Day (UTC)</th>
-            <th scope="col">Requests</th>
-          </tr>
-        </thead>
-        <tbody>
-          {days.map((d) => (
-            <tr key={d.date}>
-              <th scope="row">{d.date}</th>
-              <td>{d.requests}</td>
+      {/* The numbers of each day, for the keyboard and screen readers as for a pointer's hover. */}
+      <details className="chart-numbers">
+        <summary>Show the requests of each day</summary>
+        <table className="chart-table">
+          <caption className="visually-hidden">{CHART_NAME}</caption>
+          <thead>
+            <tr>
+              <th scope="col">Day (UTC)</th>
+              <th scope="col">Requests</th>
             </tr>
-          ))}
-        </tbody>
-      </table>
+          </thead>
+          <tbody>
+            {days.map((d) => (
+              <tr key={d.date}>
+                <th scope="row">{d.date}</th>
+                <td>{d.requests}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </details>
     </figure>
   );
 }
