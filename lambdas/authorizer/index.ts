@@ -159,11 +159,13 @@ async function session(event: APIGatewayRequestAuthorizerEvent, authorization: s
 export async function handler(event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> {
   startInvocation();
   const apiKey = headerValue(event.headers, 'x-api-key');
-  if (!apiKey) {
+  // A request with an x-api-key header is decided by it (API.md §1), an empty one too: never by a token beside it.
+  if (apiKey === undefined) {
     const authorization = headerValue(event.headers, 'authorization');
     if (authorization) return session(event, authorization);
     refuse('missing');
   }
+  if (apiKey === '') refuse('missing');
   const parsed = parseApiKey(apiKey, settings.keyPrefix);
   if (!parsed) refuse('malformed');
 

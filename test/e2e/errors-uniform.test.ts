@@ -157,6 +157,10 @@ describe('401: WWW-Authenticate, and Authorization: Bearer named only when one w
     const reply = await call(`${t.stack.apiUrl}/keys`, { headers: { 'x-api-key': 'knouds_live_nope', authorization: `Bearer ${token}` } });
     expectError(reply, 401, 'UNAUTHORIZED');
     expect(reply.headers.get('www-authenticate')).toBe(keyOrNone);
+    // An empty x-api-key is still the header: the key's 401, not the token's answer.
+    const empty = await call(`${t.stack.apiUrl}/keys`, { headers: { 'x-api-key': '', authorization: `Bearer ${token}` } });
+    expectError(empty, 401, 'UNAUTHORIZED');
+    expect(empty.headers.get('www-authenticate')).toBe(keyOrNone);
   });
 });
 
