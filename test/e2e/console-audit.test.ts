@@ -248,6 +248,17 @@ describe('the Audit log page', () => {
       await eventually(async () => expect((await rowsOf(page)).map((r) => r.action)).toEqual(['Key created']));
       const heading = page.getByRole('heading', { name: 'Audit log', exact: true });
       await eventually(async () => expect(await heading.evaluate((el) => el === el.ownerDocument.activeElement)).toBe(true));
+      // The key's own link here leads where the page is: nothing moves, then or later (a filter chosen
+      // next keeps the focus on the filter).
+      const self = auditTable(page).getByRole('link', { name: /beta.*history/ }).first();
+      await self.focus();
+      await page.keyboard.press('Enter');
+      const actionFilter = page.getByRole('combobox', { name: 'Action', exact: true });
+      await actionFilter.focus();
+      await actionFilter.selectOption({ label: 'Key created' });
+      await eventually(() => expect(new URL(page.url()).searchParams.get('action')).toBe('key.created'));
+      await eventually(async () => expect((await rowsOf(page)).map((r) => r.action)).toEqual(['Key created']));
+      expect(await actionFilter.evaluate((el) => el === el.ownerDocument.activeElement)).toBe(true);
     }),
   );
 

@@ -105,6 +105,8 @@ describe('a key’s life in the console', () => {
         await page.waitForTimeout(100);
       }
       expect(await dialog.isVisible()).toBe(true);
+      // Opened again where the focus was, not at its first control.
+      expect(await dialog.getByRole('button', { name: 'Create', exact: true }).evaluate((el) => el === el.ownerDocument.activeElement)).toBe(true);
       release();
       const key = await readShownKey(dialog);
       expect((await suite.api(key, 'GET', '/keys/verify')).body).toMatchObject({ name: 'escape artist' });
@@ -216,6 +218,7 @@ describe('a key’s life in the console', () => {
     suite.withPage(async ({ page }) => {
       const account = await suite.account('business');
       const { keyId, key } = await operatorKey(account.accountId, { name: 'metered key', preset: 'read-only' });
+      const today = new Date().toISOString().slice(0, 10);
       for (let i = 0; i < 7; i++) expect((await suite.api(key, 'GET', '/workflows')).status).toBe(200);
       const usage = await suite.api(account.adminKey!, 'GET', `/keys/${keyId}/usage`);
       expect(usage.body).toMatchObject({ requests_today: 7, requests_this_month: 7, rate_limit: 1000 });
@@ -242,7 +245,6 @@ describe('a key’s life in the console', () => {
       await page.keyboard.press('Enter');
       const table = panel.getByRole('table', { name: /30 days/i });
       await visible(table);
-      const today = new Date().toISOString().slice(0, 10);
       expect(await table.getByRole('row', { name: new RegExp(`^${today} 7$`) }).count()).toBe(1);
       expect(await table.getByRole('row').count()).toBe(31);
       await expectAccessible(page, 'the Usage view');

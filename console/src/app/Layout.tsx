@@ -11,8 +11,7 @@ import { useAccount } from '../lib/account';
 function NavLink({ href, children }: { readonly href: string; readonly children: ReactNode }) {
   const [active] = useRoute(href);
   return (
-    // The link to the page shown stays where it is, and so does the focus.
-    <Link href={href} className="nav-link" aria-current={active ? 'page' : undefined} onClick={active ? undefined : markNavigation}>
+    <Link href={href} className="nav-link" aria-current={active ? 'page' : undefined} onClick={() => markNavigation(href)}>
       {children}
     </Link>
   );

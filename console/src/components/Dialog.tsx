@@ -41,19 +41,31 @@ export function Dialog({ title, onClose, busy = false, children, className, rest
     // While a request is in flight the dialog stays: Chromium honours a prevented `cancel` only once
     // between two user activations (a second Escape, which is none, closes it anyway), and closing
     // would lose the answer, for a new key the only sight of its secret.
+    // Opened again, it gives the focus back to where it was in it, not to its first control.
+    let focused: HTMLElement | null = null;
+    const focusin = (event: FocusEvent) => {
+      if (event.target instanceof HTMLElement) focused = event.target;
+    };
     const closed = () => {
       if (dialog.open) return;
-      if (busyRef.current) dialog.showModal();
-      else onCloseRef.current();
+      if (!busyRef.current) {
+        onCloseRef.current();
+        return;
+      }
+      const back = focused;
+      dialog.showModal();
+      if (back?.isConnected && dialog.contains(back)) back.focus();
     };
     const cancel = (event: Event) => {
       if (busyRef.current) event.preventDefault();
     };
     dialog.addEventListener('close', closed);
     dialog.addEventListener('cancel', cancel);
+    dialog.addEventListener('focusin', focusin);
     return () => {
       dialog.removeEventListener('close', closed);
       dialog.removeEventListener('cancel', cancel);
+      dialog.removeEventListener('focusin', focusin);
       dialog.close();
       const target = restoreFocusRef.current?.() ?? (opener?.isConnected ? opener : pageHeading());
       target?.focus();

@@ -9,8 +9,15 @@ import { useLocation, useSearch } from 'wouter';
 
 let navigated = false;
 
-/** Called by the navigation links (not the link to the page already shown): the next page's heading takes focus. */
-export function markNavigation(): void {
+/**
+ * Called by the navigation links: the next page's heading takes focus. A link to the URL shown now
+ * (`href` given) changes nothing, and leaves no request behind for a later render to take.
+ */
+export function markNavigation(href?: string): void {
+  if (href !== undefined) {
+    const to = new URL(href, window.location.href);
+    if (to.pathname === window.location.pathname && to.search === window.location.search) return;
+  }
   navigated = true;
 }
 

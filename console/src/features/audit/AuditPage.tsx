@@ -41,7 +41,7 @@ function KeyRef({ id, naming }: { readonly id: string; readonly naming: Naming }
   const name = naming.name(id);
   const prefix = naming.prefix(id);
   return (
-    <Link href={historyHref(id)} onClick={markNavigation}>
+    <Link href={historyHref(id)} onClick={() => markNavigation(historyHref(id))}>
       {name ? `“${name}”` : <span className="mono">{id}</span>}
       {name && prefix && <> (<span className="mono">{prefix}…</span>)</>}
       {name && !prefix && <span className="mono muted block">{id}</span>}

@@ -1,7 +1,7 @@
 /**
  * Usage: requests today and this month, the limit per minute, last used, and the requests of each of
- * the last 30 days as SVG bars, named "Requests per day, last 30 days", the numbers also in a table for
- * screen readers.
+ * the last 30 days as SVG bars, named "Requests per day, last 30 days", the numbers also in a table
+ * behind "Show the requests of each day" (for the keyboard and screen readers alike).
  */
 import { useEffect, useId, useRef, useState } from 'react';
 import { Dialog } from '../../components/Dialog';
