@@ -93,7 +93,8 @@ try {
 }
 if (stopping) process.exit(0);
 
-say(`Admin API key: ${stack.adminKey ?? 'none (the line above says why)'}`);
+// None when the demo account can hold no new key: start-up said why above.
+if (stack.adminKey) say(`Admin API key: ${stack.adminKey}`);
 say(`Console: ${stack.url}/`);
 if (stack.demoPerson) say(`Console sign-in: ${stack.demoPerson.email} ${stack.demoPerson.password}`);
 say(

@@ -263,7 +263,7 @@ describe('a value a run stores holds only numbers DynamoDB can hold', () => {
   it('a model output with 1e126 or 1e-131 fails its step naming where; 0, 1e-130 and 9.99e125 are kept', () => {
     expect(() => assertStorable({ a: [0, -0, 1e-130, -9.99e125, 2 ** 64] }, 1024, "step 'm': its output")).not.toThrow();
     expect(() => assertStorable({ a: [1, { b: 1e126 }] }, 1024, "step 'm': its output")).toThrow(
-      new ValueLimitExceeded("step 'm': its output holds a number outside the range that can be stored (magnitudes from 1e-130 to 9.99e125, or 0), at $.a.1.b"),
+      new ValueLimitExceeded("step 'm': its output holds a number outside the range this API accepts (magnitudes from 1e-130 to 9.99e125, or 0: what DynamoDB can store), at $.a.1.b"),
     );
     expect(() => assertStorable(-1e-131, 1024, 'the execution output')).toThrow(/^the execution output holds a number outside .*, at \$$/);
     expect(() => assertStorable(Number.POSITIVE_INFINITY, 1024, 'x')).toThrow(ValueLimitExceeded);

@@ -49,7 +49,7 @@ export function isStorableNumber(n: number): boolean {
   return magnitude === 0 || (magnitude >= 1e-130 && magnitude < 1e126);
 }
 
-export const UNSTORABLE_NUMBER = 'holds a number outside the range that can be stored (magnitudes from 1e-130 to 9.99e125, or 0)';
+export const UNSTORABLE_NUMBER = 'holds a number outside the range this API accepts (magnitudes from 1e-130 to 9.99e125, or 0: what DynamoDB can store)';
 
 /** Where the first number `isStorableNumber` refuses is, as a field path under `base`, or undefined. */
 export function unstorableNumberAt(value: unknown, base: string): string | undefined {

@@ -210,7 +210,7 @@ describe('numbers: any JSON number DynamoDB can hold is kept; one it cannot is 4
       ['{"input":1e400}', 'input'],
     ] as const) {
       expectError(await t.api(admin, 'POST', '/workflows/numbers/run', text), 400, 'VALIDATION_ERROR', {
-        details: [{ field, message: expect.stringContaining('outside the range that can be stored') }],
+        details: [{ field, message: expect.stringContaining('outside the range this API accepts') }],
       });
     }
     expectError(await t.api(admin, 'PUT', '/workflows/numbers', { name: 'N', definition: { ...definition, input_schema: { maximum: 1e300 } } }), 400, 'VALIDATION_ERROR', {

@@ -151,7 +151,9 @@ describe('finding 7: a custom model slower than the sync budget', () => {
     expect(record).toMatchObject({ status: 'FAILED', ttl: expect.any(Number) });
     // The run ended when its 25 s budget did (counted from before the record was written), inside API Gateway’s 29 s.
     const ran = Date.parse(String(record?.['finished_at'])) - Date.parse(String(record?.['started_at']));
-    expect(ran).toBeGreaterThan(SYNC_BUDGET_MS - 1_000);
+    // (started_at is written after the workflow is read, a moment into the budget: the lower bound only
+    // says the run was not cut short.)
+    expect(ran).toBeGreaterThan(SYNC_BUDGET_MS - 5_000);
     expect(ran).toBeLessThan(SYNC_BUDGET_MS + 2_000);
     expect({ status: direct.status, body: direct.body }).toMatchObject({ status: 422, body: { code: 'MODEL_FAILED', error: expect.stringContaining('?async=true') } });
   }, 60_000);
