@@ -252,8 +252,10 @@ async function seed(deps: KeyServiceDeps, now: Date): Promise<Seeded> {
   } while (token);
   const tier = (await deps.accounts.get(DEMO_ACCOUNT_ID))?.tier ?? 'business';
   const capabilities = inForce(SCOPES.admin, deps.settings.tiers[tier].ceiling);
-  const setTier = `npm run admin -- account set-tier --id ${DEMO_ACCOUNT_ID} --tier business`;
-  if (capabilities.length === 0) return { noAdminKey: `${DEMO_ACCOUNT_ID} is on the ${tier} tier, which has no API keys (${setTier} gives it one at the next start)` };
+  if (capabilities.length === 0) {
+    const setTier = `npm run admin -- account set-tier --id ${DEMO_ACCOUNT_ID} --tier business`;
+    return { noAdminKey: `${DEMO_ACCOUNT_ID} is on the ${tier} tier, which has no API keys (${setTier} gives it one at the next start)` };
+  }
   try {
     const body = capabilities.length === SCOPES.admin.length ? { scope: 'admin' } : { capabilities };
     return { adminKey: (await createKey(deps, DEMO_ACCOUNT_ID, { name: LOCAL_ADMIN_KEY_NAME, ...body })).apiKey };

@@ -24,7 +24,7 @@ import {
 } from './errors.js';
 import type { Grant } from './services/keys.js';
 import { countMetric, log, METRIC, startInvocation } from './log.js';
-import { isStorableNumber, jsonDepth, MAX_BODY_DEPTH, UNSTORABLE_NUMBER } from './references.js';
+import { firstProblem, jsonDepth, MAX_BODY_DEPTH, unstorableNumber } from './references.js';
 import { assertKnownQueryParameters } from './query-parameters.js';
 import type { Hit, UsageRepository } from './repositories/usage.js';
 import { LEASE_MARGIN_MS } from './run-budget.js';
@@ -124,30 +124,15 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 const ILL_FORMED = 'holds a lone UTF-16 surrogate (an escape such as \\ud800 without its pair): it is not Unicode text';
 
 /**
- * The first value of a body that cannot be stored as it was sent, as a field path (`body` for the top)
+ * The first value of a body that cannot be taken as it was sent, as a field path (`body` for the top)
  * and what is wrong, or undefined when there is none:
  * - a string (a value or a member name) that is not well-formed Unicode: DynamoDB stores UTF-8 (the SDK
  *   would write U+FFFD instead), and it can be neither canonicalized nor compared;
  * - a number DynamoDB cannot hold (`isStorableNumber`): its write would fail after the work was done.
  */
 function unstorableAt(value: unknown): { field: string; message: string } | undefined {
-  const stack: [unknown, string][] = [[value, '']];
-  while (stack.length > 0) {
-    const [v, path] = stack.pop()!;
-    if (typeof v === 'string') {
-      if (LONE_SURROGATE.test(v)) return { field: path || 'body', message: ILL_FORMED };
-    } else if (typeof v === 'number') {
-      if (!isStorableNumber(v)) return { field: path || 'body', message: UNSTORABLE_NUMBER };
-    } else if (Array.isArray(v)) {
-      v.forEach((child, i) => stack.push([child, path ? `${path}.${i}` : String(i)]));
-    } else if (v !== null && typeof v === 'object') {
-      for (const [k, child] of Object.entries(v)) {
-        if (LONE_SURROGATE.test(k)) return { field: path || 'body', message: ILL_FORMED };
-        stack.push([child, path ? `${path}.${k}` : k]);
-      }
-    }
-  }
-  return undefined;
+  const found = firstProblem(value, (v) => (typeof v === 'string' ? (LONE_SURROGATE.test(v) ? ILL_FORMED : undefined) : unstorableNumber(v)));
+  return found && { field: found.path.join('.') || 'body', message: found.problem };
 }
 
 /** Ids in paths (key ids, slugs, model and execution ids) are far shorter; see the handler's check. */

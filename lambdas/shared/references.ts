@@ -51,21 +51,35 @@ export function isStorableNumber(n: number): boolean {
 
 export const UNSTORABLE_NUMBER = 'holds a number outside the range this API accepts (magnitudes from 1e-130 to 9.99e125, or 0: what DynamoDB can store)';
 
-/** Where the first number `isStorableNumber` refuses is, as a field path under `base`, or undefined. */
-export function unstorableNumberAt(value: unknown, base: string): string | undefined {
-  const stack: [unknown, string][] = [[value, base]];
+/**
+ * The first place in a JSON value where `problemOf` finds something wrong with a value (`name` false) or
+ * a member name (`name` true), with what it said; `path` holds the member names and array indexes down
+ * to it (for a member name, to the object that has it). Iterative: any depth is safe.
+ */
+export function firstProblem(
+  value: unknown,
+  problemOf: (v: unknown, name: boolean) => string | undefined,
+): { readonly path: readonly string[]; readonly problem: string } | undefined {
+  const stack: [unknown, string[]][] = [[value, []]];
   while (stack.length > 0) {
     const [v, path] = stack.pop()!;
-    if (typeof v === 'number') {
-      if (!isStorableNumber(v)) return path;
-    } else if (Array.isArray(v)) {
-      v.forEach((child, i) => stack.push([child, `${path}.${i}`]));
+    const problem = problemOf(v, false);
+    if (problem !== undefined) return { path, problem };
+    if (Array.isArray(v)) {
+      v.forEach((child, i) => stack.push([child, [...path, String(i)]]));
     } else if (v !== null && typeof v === 'object') {
-      for (const [k, child] of Object.entries(v)) stack.push([child, `${path}.${k}`]);
+      for (const [k, child] of Object.entries(v)) {
+        const named = problemOf(k, true);
+        if (named !== undefined) return { path, problem: named };
+        stack.push([child, [...path, k]]);
+      }
     }
   }
   return undefined;
 }
+
+/** What is wrong with a number DynamoDB cannot hold, or undefined for any other value. */
+export const unstorableNumber = (v: unknown): string | undefined => (typeof v === 'number' && !isStorableNumber(v) ? UNSTORABLE_NUMBER : undefined);
 
 /** The UTF-8 size of a value as JSON (`undefined` counts as `null`). */
 export function jsonBytes(value: unknown): number {
@@ -82,8 +96,8 @@ export function assertStorable(value: unknown, maxBytes: number, what: string): 
   if (jsonDepth(value) > MAX_VALUE_DEPTH) {
     throw new ValueLimitExceeded(`${what} nests deeper than the limit of ${MAX_VALUE_DEPTH} levels`);
   }
-  const number = unstorableNumberAt(value, '$');
-  if (number !== undefined) throw new ValueLimitExceeded(`${what} ${UNSTORABLE_NUMBER}, at ${number}`);
+  const number = firstProblem(value, unstorableNumber);
+  if (number !== undefined) throw new ValueLimitExceeded(`${what} ${number.problem}, at ${['$', ...number.path].join('.')}`);
 }
 
 export interface Scope {
