@@ -40,8 +40,9 @@ interface Naming {
 function KeyRef({ id, naming }: { readonly id: string; readonly naming: Naming }) {
   const name = naming.name(id);
   const prefix = naming.prefix(id);
+  const href = historyHref(id);
   return (
-    <Link href={historyHref(id)} onClick={() => markNavigation(historyHref(id))}>
+    <Link href={href} onClick={() => markNavigation(href)}>
       {name ? `“${name}”` : <span className="mono">{id}</span>}
       {name && prefix && <> (<span className="mono">{prefix}…</span>)</>}
       {name && !prefix && <span className="mono muted block">{id}</span>}
