@@ -10,6 +10,7 @@ import type { Locator, Page } from 'playwright-core';
 import { createKey } from '../../lambdas/shared/services/keys.js';
 import { setMemberRole } from '../../admin-cli/members.js';
 import {
+  answerUnavailable,
   ConsoleSuite,
   clipboardText,
   eventually,
@@ -165,12 +166,7 @@ describe('what each person may do', () => {
       // The other account's details cannot be had (a network blip, a rate limit): 503 for its GET /me.
       await page.route(`${suite.t.stack.apiUrl}/me`, (route) =>
         route.request().headers()['knouds-account'] === second.accountId
-          ? route.fulfill({
-              status: 503,
-              contentType: 'application/json',
-              headers: { 'Retry-After': '7' },
-              body: JSON.stringify({ error: 'Service unavailable', code: 'SERVICE_UNAVAILABLE', request_id: 'r' }),
-            })
+          ? answerUnavailable(route, 7)
           : route.continue(),
       );
       const sent: string[] = [];

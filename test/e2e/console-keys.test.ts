@@ -11,6 +11,7 @@ import { jest } from '@jest/globals';
 import type { Locator } from 'playwright-core';
 import { DEMO_ACCOUNT_ID } from '../../local-runner/stack.js';
 import {
+  answerUnavailable,
   ConsoleSuite,
   closeKeyDialog,
   createAndReadKey,
@@ -347,7 +348,7 @@ describe('choices that cannot be read', () => {
         (url) => url.pathname.endsWith('/workflows'),
         (route) =>
           failing && route.request().method() === 'GET'
-            ? route.fulfill({ status: 503, contentType: 'application/json', json: { code: 'SERVICE_UNAVAILABLE', error: 'Service unavailable', request_id: 'r' } })
+            ? answerUnavailable(route)
             : route.continue(),
       );
       await signIn(page, suite.url, admin);

@@ -7,6 +7,7 @@ import { jest } from '@jest/globals';
 import type { Locator, Page } from 'playwright-core';
 import { createKey } from '../../lambdas/shared/services/keys.js';
 import {
+  answerUnavailable,
   ConsoleSuite,
   closeKeyDialog,
   createAndReadKey,
@@ -267,7 +268,7 @@ describe('a key’s life in the console', () => {
         async (route) => {
           if (route.request().method() !== 'GET' || failures > 0) return route.continue();
           failures += 1;
-          return route.fulfill({ status: 503, contentType: 'application/json', json: { code: 'SERVICE_UNAVAILABLE', error: 'Service unavailable', request_id: 'r' } });
+          return answerUnavailable(route);
         },
       );
       await rowAction(page, 'wobbly', 'Usage');

@@ -15,7 +15,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AxeBuilder } from '@axe-core/playwright';
-import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Locator, type Page, type Route } from 'playwright-core';
 import type { RoleName } from '../../lambdas/shared/capabilities.js';
 import { MembershipsRepository } from '../../lambdas/shared/repositories/memberships.js';
 import { createAccount } from '../../lambdas/shared/services/keys.js';
@@ -469,4 +469,14 @@ export async function closeKeyDialog(page: Page): Promise<void> {
 export async function rowAction(page: Page, name: string, item: 'Edit' | 'Rotate' | 'Usage' | 'History' | 'Delete'): Promise<void> {
   await page.getByRole('button', { name: `Actions for ${name}`, exact: true }).click();
   await page.getByRole('menuitem', { name: item, exact: true }).click();
+}
+
+/** Answers an intercepted API call as an overloaded gateway would: 503 SERVICE_UNAVAILABLE, with Retry-After when given. */
+export function answerUnavailable(route: Route, retryAfterSeconds?: number): Promise<void> {
+  return route.fulfill({
+    status: 503,
+    contentType: 'application/json',
+    ...(retryAfterSeconds !== undefined ? { headers: { 'Retry-After': String(retryAfterSeconds) } } : {}),
+    json: { error: 'Service unavailable', code: 'SERVICE_UNAVAILABLE', request_id: 'r' },
+  });
 }
