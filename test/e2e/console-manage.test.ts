@@ -116,6 +116,58 @@ describe('a key’s life in the console', () => {
   );
 
   it(
+    'Back while a key is being made, or while its secret is shown, stays on the page; reloading asks first; after Done, Back goes back',
+    suite.withPage(async ({ page }) => {
+      const account = await suite.account('business');
+      const admin = await suite.person([[account.accountId, 'admin']], 'back');
+      await signIn(page, suite.url, admin);
+      // A page before this one, for Back to go to once the key is stored.
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Webhooks' }).click();
+      await visible(page.getByRole('heading', { name: 'Webhooks', level: 1 }));
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'API Keys' }).click();
+      await visible(page.getByRole('button', { name: 'Create key', exact: true }));
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let creates = 0;
+      await page.route(
+        (url) => url.pathname.endsWith('/keys'),
+        async (route) => {
+          if (route.request().method() !== 'POST') return route.fallback();
+          creates += 1;
+          await held;
+          return route.continue();
+        },
+      );
+      const dialog = await openCreateDialog(page, 'homeward');
+      await dialog.getByRole('button', { name: 'Create', exact: true }).click();
+      await eventually(() => expect(creates).toBe(1));
+      // Back while the key is being made: the page stays, the request goes on.
+      await page.goBack({ waitUntil: 'commit' }).catch(() => undefined);
+      await page.waitForTimeout(200);
+      expect(new URL(page.url()).pathname).toBe('/keys');
+      expect(await dialog.isVisible()).toBe(true);
+      release();
+      const key = await readShownKey(dialog);
+      // Back while the secret is shown: it stays, and the dialog says why.
+      await page.goBack({ waitUntil: 'commit' }).catch(() => undefined);
+      await visible(dialog.getByRole('status').filter({ hasText: 'You are still on this page' }));
+      expect(new URL(page.url()).pathname).toBe('/keys');
+      expect(await dialog.getByRole('textbox', { name: 'API key' }).inputValue()).toBe(key);
+      // Reloading asks first (the browser's own question); staying keeps the secret.
+      const asked = new Promise<string>((resolve) => page.once('dialog', (question) => void question.dismiss().then(() => resolve(question.type()))));
+      await page.evaluate(() => setTimeout(() => location.reload(), 0));
+      expect(await asked).toBe('beforeunload');
+      expect(await dialog.getByRole('textbox', { name: 'API key' }).inputValue()).toBe(key);
+      await closeKeyDialog(page);
+      // Stored, and nothing holds the page: Back goes to the page before, in one step, without asking.
+      await page.waitForTimeout(100);
+      await page.goBack();
+      await visible(page.getByRole('heading', { name: 'Webhooks', level: 1 }));
+      expect((await suite.api(key, 'GET', '/keys/verify')).body).toMatchObject({ name: 'homeward' });
+    }),
+  );
+
+  it(
     'a rotation whose answer was lost, sent again: the replayed answer has no secret, and the dialog says to rotate the new key',
     suite.withPage(async ({ page }) => {
       const account = await suite.account('business');

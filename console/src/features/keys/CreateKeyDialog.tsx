@@ -9,6 +9,7 @@ import { ErrorMessage, StatusMessage } from '../../components/Messages';
 import { ApiProblem, messageOf } from '../../api/errors';
 import { tierName, useAccount } from '../../lib/account';
 import { useSubmission } from '../../lib/use-submission';
+import { useLeaveGuard } from '../../lib/use-leave-guard';
 import { endOfDay, localDay } from '../../lib/days';
 import { createKey, type Choices, type CreateKeyBody } from './api';
 import { capabilitiesOf, DEFAULT_PERMISSIONS, NameField, PermissionsFieldset, WorkspacesFieldset, ALL_WORKSPACES, workspaceList, type PermissionsValue, type WorkspacesValue } from './KeyFields';
@@ -56,6 +57,9 @@ export function CreateKeyDialog({ onClose, onCreated, choices }: CreateKeyDialog
   const { busy, problem, setProblem, submit: send, inFlight } = useSubmission<{ message: string; fields: Record<string, string> }>();
   // The plaintext, once: `undefined` until the key exists (null when a replay could not show it).
   const [secret, setSecret] = useState<string | null | undefined>(undefined);
+  // Leaving while the key is made, or while its secret is shown, would lose it: the page stays.
+  const [stayed, setStayed] = useState(false);
+  useLeaveGuard(busy || typeof secret === 'string', () => setStayed(true));
 
   const limits = { tierName: tierName(account.tier), ceiling: account.ceiling, own: account.capabilities };
 
@@ -111,7 +115,7 @@ export function CreateKeyDialog({ onClose, onCreated, choices }: CreateKeyDialog
   return (
     <Dialog title="Create API key" onClose={onClose} busy={busy} className="dialog-wide">
       {secret !== undefined ? (
-        <NewKeySecret secret={secret} made="created" onDone={onClose} />
+        <NewKeySecret secret={secret} made="created" stayed={stayed} onDone={onClose} />
       ) : (
         <form className="dialog-body" noValidate onSubmit={(e) => void submit(e)}>
           <NameField value={name} onChange={setName} error={fieldError('name')} />

@@ -1,7 +1,7 @@
 /** A new key's plaintext, shown once (after Create and Rotate), with "Copy" and the warning. */
 import { useId } from 'react';
 import { SecretField } from '../../components/SecretField';
-import { Notice } from '../../components/Messages';
+import { Notice, StatusMessage } from '../../components/Messages';
 
 /** What to do when the secret cannot be shown (an answer replayed after a retry): it depends on how the key was made. */
 const REPLAYED = {
@@ -13,10 +13,13 @@ const REPLAYED = {
 export function NewKeySecret({
   secret,
   made,
+  stayed = false,
   onDone,
 }: {
   readonly secret: string | null;
   readonly made: keyof typeof REPLAYED;
+  /** The person tried to leave the page (Back) and it stayed: say why. */
+  readonly stayed?: boolean;
   readonly onDone: () => void;
 }) {
   const warningId = useId();
@@ -30,6 +33,7 @@ export function NewKeySecret({
             <strong>Copy this key now.</strong> It cannot be shown again: Knouds keeps only a hash of it. Store it in your secret manager.
           </p>
           <SecretField label="API key" value={secret} describedBy={warningId} autoFocus />
+          {stayed && <StatusMessage>You are still on this page: the key is shown only here. Copy it, then choose Done.</StatusMessage>}
         </>
       )}
       <div className="dialog-actions">

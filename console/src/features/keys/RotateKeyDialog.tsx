@@ -12,6 +12,7 @@ import { KeyNamed } from './ConfirmKeyDialog';
 import { NewKeySecret } from './NewKeySecret';
 import { GracePeriodField } from '../../components/GracePeriodField';
 import { useSubmission } from '../../lib/use-submission';
+import { useLeaveGuard } from '../../lib/use-leave-guard';
 
 const GRACE = [
   { seconds: 0, label: 'None: the old key stops now' },
@@ -36,6 +37,9 @@ export function RotateKeyDialog({
   const [grace, setGrace] = useState<number>(0);
   const { busy, problem, submit: send } = useSubmission<string>();
   const [secret, setSecret] = useState<string | null | undefined>(undefined);
+  // Leaving while the key is made, or while its secret is shown, would lose it: the page stays.
+  const [stayed, setStayed] = useState(false);
+  useLeaveGuard(busy || typeof secret === 'string', () => setStayed(true));
 
   const submit = (event: FormEvent) => {
     event.preventDefault();
@@ -56,7 +60,7 @@ export function RotateKeyDialog({
   return (
     <Dialog title="Rotate API key" onClose={onClose} busy={busy}>
       {secret !== undefined ? (
-        <NewKeySecret secret={secret} made="rotated" onDone={onClose} />
+        <NewKeySecret secret={secret} made="rotated" stayed={stayed} onDone={onClose} />
       ) : (
         <form className="dialog-body" onSubmit={(e) => void submit(e)}>
           <p>
