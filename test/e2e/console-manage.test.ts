@@ -141,6 +141,10 @@ describe('a key’s life in the console', () => {
       const dialog = await openCreateDialog(page, 'homeward');
       await dialog.getByRole('button', { name: 'Create', exact: true }).click();
       await eventually(() => expect(creates).toBe(1));
+      // The console's history entry that holds the page (its state names the guard) is in place.
+      type Window = { history: { state: Record<string, unknown> | null }; location: { reload(): void } };
+      const guarded = () => page.evaluate(() => Boolean((globalThis as unknown as Window).history.state?.['knoudsLeaveGuard']));
+      await eventually(async () => expect(await guarded()).toBe(true));
       // Back while the key is being made: the page stays, the request goes on.
       await page.goBack({ waitUntil: 'commit' }).catch(() => undefined);
       await page.waitForTimeout(200);
@@ -148,19 +152,21 @@ describe('a key’s life in the console', () => {
       expect(await dialog.isVisible()).toBe(true);
       release();
       const key = await readShownKey(dialog);
+      const stayed = dialog.getByRole('status').filter({ hasText: 'You are still on this page' });
+      expect(await stayed.count()).toBe(0);
       // Back while the secret is shown: it stays, and the dialog says why.
       await page.goBack({ waitUntil: 'commit' }).catch(() => undefined);
-      await visible(dialog.getByRole('status').filter({ hasText: 'You are still on this page' }));
+      await visible(stayed);
       expect(new URL(page.url()).pathname).toBe('/keys');
       expect(await dialog.getByRole('textbox', { name: 'API key' }).inputValue()).toBe(key);
       // Reloading asks first (the browser's own question); staying keeps the secret.
       const asked = new Promise<string>((resolve) => page.once('dialog', (question) => void question.dismiss().then(() => resolve(question.type()))));
-      await page.evaluate(() => setTimeout(() => location.reload(), 0));
+      await page.evaluate(() => setTimeout(() => (globalThis as unknown as Window).location.reload(), 0));
       expect(await asked).toBe('beforeunload');
       expect(await dialog.getByRole('textbox', { name: 'API key' }).inputValue()).toBe(key);
       await closeKeyDialog(page);
-      // Stored, and nothing holds the page: Back goes to the page before, in one step, without asking.
-      await page.waitForTimeout(100);
+      // Stored, and nothing holds the page: its entry is taken off, and Back goes to the page before.
+      await eventually(async () => expect(await guarded()).toBe(false));
       await page.goBack();
       await visible(page.getByRole('heading', { name: 'Webhooks', level: 1 }));
       expect((await suite.api(key, 'GET', '/keys/verify')).body).toMatchObject({ name: 'homeward' });

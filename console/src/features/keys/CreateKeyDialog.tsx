@@ -57,7 +57,8 @@ export function CreateKeyDialog({ onClose, onCreated, choices }: CreateKeyDialog
   const { busy, problem, setProblem, submit: send, inFlight } = useSubmission<{ message: string; fields: Record<string, string> }>();
   // The plaintext, once: `undefined` until the key exists (null when a replay could not show it).
   const [secret, setSecret] = useState<string | null | undefined>(undefined);
-  // Leaving while the key is made, or while its secret is shown, would lose it: the page stays.
+  // Leaving while the key is made, or while its secret is shown, would lose it: the page stays (and, once
+  // the secret is shown, says so after a try).
   const [stayed, setStayed] = useState(false);
   useLeaveGuard(busy || typeof secret === 'string', () => setStayed(true));
 
@@ -95,6 +96,7 @@ export function CreateKeyDialog({ onClose, onCreated, choices }: CreateKeyDialog
       async () => {
         const created = await createKey(body, idempotencyKey, { maxKeys: account.maxKeys });
         setSecret(created.secret);
+        setStayed(false);
         onCreated();
       },
       (error) => {

@@ -37,7 +37,8 @@ export function RotateKeyDialog({
   const [grace, setGrace] = useState<number>(0);
   const { busy, problem, submit: send } = useSubmission<string>();
   const [secret, setSecret] = useState<string | null | undefined>(undefined);
-  // Leaving while the key is made, or while its secret is shown, would lose it: the page stays.
+  // Leaving while the key is made, or while its secret is shown, would lose it: the page stays (and, once
+  // the secret is shown, says so after a try).
   const [stayed, setStayed] = useState(false);
   useLeaveGuard(busy || typeof secret === 'string', () => setStayed(true));
 
@@ -47,6 +48,7 @@ export function RotateKeyDialog({
       async () => {
         const rotated = await rotateKey(apiKey.key_id, grace, idempotencyKey, { maxKeys: account.maxKeys });
         setSecret(rotated.secret);
+        setStayed(false);
         onRotated();
       },
       (error) => {
