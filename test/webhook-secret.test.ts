@@ -119,6 +119,31 @@ describe('rotation with a grace period', () => {
     expect(await signingSecrets(accounts, id)).toEqual([rotated.secret]);
   });
 
+  it('a rotation with a grace that read no secret, while a first use makes one and hands it out: that secret keeps its grace', async () => {
+    const id = await newAccount();
+    // The first use lands between the rotation's read and its write (once: it makes the secret).
+    const doc = createDocumentClient({ endpoint: testEndpoint(), region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
+    let handedOut: string | undefined;
+    doc.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (/TransactWrite/.test(String(context.commandName)) && handedOut === undefined) handedOut = (await getWebhookSecret({ accounts, audit }, id)).secret;
+        return next(args);
+      },
+      { step: 'initialize', name: 'firstUseMeanwhile' },
+    );
+    try {
+      const rotated = await rotateWebhookSecret({ accounts: new AccountsRepository(doc, db.tables.accounts, box), audit: new AuditRepository(doc, db.tables.audit, 365) }, id, {
+        grace_period_seconds: HOUR,
+      });
+      expect(handedOut).toBeDefined();
+      expect(rotated.previous_secret_expires_at).not.toBeNull();
+      expect(await signingSecrets(accounts, id)).toEqual([rotated.secret, handedOut]);
+      expect((await audit.list(id, { action: 'webhook_secret.rotated' }, 10)).items).toHaveLength(1);
+    } finally {
+      doc.destroy();
+    }
+  });
+
   it('both secrets are sealed at rest, never in the clear', async () => {
     const id = await newAccount();
     const first = (await getWebhookSecret({ accounts, audit }, id)).secret;

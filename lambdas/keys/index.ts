@@ -162,6 +162,9 @@ const routes: Record<string, RouteDef> = {
   },
   'POST /webhooks/secret/rotate': {
     needs: 'keys:write',
+    // A retry after a lost answer must not rotate again: that would end the grace of the secret the
+    // receivers still use. A replay has no `secret` (never kept): GET /webhooks/secret reads it.
+    idempotent: { omit: ['secret'] },
     handle: async ({ caller, grant, body, event }) =>
       json(200, await rotateWebhookSecret(deps, caller.accountId, body(), grant.principal, requestMeta(event))),
   },

@@ -389,6 +389,18 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
       },
     },
   },
+  RotatedWebhookSecret: {
+    description: `The new secret; or, replayed for a retry with the same ${IDEMPOTENCY_HEADER} (header \`${REPLAYED_HEADER}: true\`), the answer without \`secret\` (a secret is never kept in an answer): read it with GET /webhooks/secret.`,
+    type: 'object',
+    required: ['previous_secret_expires_at'],
+    properties: {
+      secret: { type: 'string', pattern: '^whsec_' },
+      previous_secret_expires_at: {
+        ...NULLABLE_TIME,
+        description: 'Until when the secret this rotation replaced still signs beside the new one (both signatures in webhook-signature); null when it does not.',
+      },
+    },
+  },
   Workflow: WORKFLOW,
   WorkflowSummary: {
     description: 'A workflow as listed: everything but its definition (GET /workflows/{slug} has it).',
@@ -719,9 +731,11 @@ const OPERATIONS: Operation[] = [
     ok: ['200', ref('WebhookSecret'), 'The secret'], example: { response: EXAMPLE_SECRET },
   },
   {
-    method: 'post', path: '/webhooks/secret/rotate', id: 'rotateWebhookSecret', summary: 'Replace the webhook signing secret, the old one signing too for a grace period', needs: 'keys:write', tag: 'Webhooks', body: 'RotateWebhookSecretRequest',
-    description: 'A new secret; during `grace_period_seconds` (0–604800) webhooks carry a signature with each secret, space-separated in webhook-signature.',
-    ok: ['200', ref('WebhookSecret'), 'The new secret'],
+    method: 'post', path: '/webhooks/secret/rotate', id: 'rotateWebhookSecret', summary: 'Replace the webhook signing secret, the old one signing too for a grace period', needs: 'keys:write', tag: 'Webhooks', body: 'RotateWebhookSecretRequest', idempotent: true,
+    description:
+      'A new secret; during `grace_period_seconds` (0–604800) webhooks carry a signature with each secret, space-separated in webhook-signature. ' +
+      `Send an ${IDEMPOTENCY_HEADER}: a retry of a rotation whose answer was lost then does not rotate again (which would end the grace of the secret your receivers still use).`,
+    ok: ['200', ref('RotatedWebhookSecret'), 'The new secret'],
     example: { request: { grace_period_seconds: 86400 }, response: { ...EXAMPLE_SECRET, previous_secret_expires_at: '2026-03-02T12:00:00.000Z' } },
   },
   {

@@ -299,6 +299,48 @@ describe('the Webhooks page', () => {
       { clipboard: true },
     ),
   );
+
+  it(
+    'a rotation whose answer was lost, sent again: rotated once (the secret it replaced keeps its grace), and the dialog shows the new secret',
+    suite.withPage(async ({ page }) => {
+      const account = await suite.account('business');
+      const admin = await suite.person([[account.accountId, 'admin']], 'webhooks-replay');
+      const before = await suite.api(account.adminKey!, 'GET', '/webhooks/secret');
+      expect(before.status).toBe(200);
+      await signIn(page, suite.url, admin);
+      await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
+      await visible(page.getByRole('button', { name: 'Rotate secret' }));
+      // The first rotation reaches the API and is done there; its answer never reaches the page.
+      let rotations = 0;
+      await page.route(
+        (url) => url.pathname.endsWith('/webhooks/secret/rotate'),
+        async (route) => {
+          rotations += 1;
+          if (rotations > 1) return route.continue();
+          await route.fetch();
+          return route.abort('connectionreset');
+        },
+      );
+      await page.getByRole('button', { name: 'Rotate secret' }).click();
+      const confirm = page.getByRole('dialog');
+      await confirm.getByRole('radio', { name: '24 hours' }).check();
+      await confirm.getByRole('button', { name: /^rotate/i }).click();
+      await visible(confirm.getByRole('alert'));
+      await confirm.getByRole('button', { name: /^rotate/i }).click();
+      const shown = confirm.getByRole('textbox', { name: 'Signing secret' });
+      await visible(shown);
+      const now = await suite.api(account.adminKey!, 'GET', '/webhooks/secret');
+      expect(rotations).toBe(2);
+      // One rotation: its secret is the one shown, and the secret it replaced still signs for a day.
+      expect((await shown.inputValue()) === now.body['secret']).toBe(true);
+      expect(now.body['secret'] === before.body['secret']).toBe(false);
+      const left = Date.parse(String(now.body['previous_secret_expires_at'])) - Date.now();
+      expect(left).toBeGreaterThan(23 * 3_600_000);
+      expect((await confirm.innerText()).includes('also signs until')).toBe(true);
+      const events = await suite.api(account.adminKey!, 'GET', '/audit-events?action=webhook_secret.rotated');
+      expect(events.body['items']).toHaveLength(1);
+    }),
+  );
 });
 
 describe('the keyboard alone', () => {

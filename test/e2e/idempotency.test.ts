@@ -129,6 +129,29 @@ describe('key creation and rotation', () => {
     expect((await t.deps().keys.listActive(accountId, new Date(), 100)).items.filter((k) => k.name === 'to-rotate')).toHaveLength(1);
   });
 
+  it('a retried webhook secret rotation replays its answer without the secret: rotated once, the secret it replaced still in its grace', async () => {
+    const { accountId, admin } = await account();
+    const before = await t.api(admin, 'GET', '/webhooks/secret');
+    expect(before.status).toBe(200);
+    const key = newKey();
+    const first = await idem(admin, key, 'POST', '/webhooks/secret/rotate', { grace_period_seconds: 86_400 });
+    expect(first.status).toBe(200);
+    expect(first.body['secret']).not.toBe(before.body['secret']);
+    const { secret: _secret, ...withoutSecret } = first.body;
+    expectReplayOf(await idem(admin, key, 'POST', '/webhooks/secret/rotate', { grace_period_seconds: 86_400 }), first, withoutSecret);
+    // Not rotated again (a second rotation would answer another secret and put the first in its grace):
+    // the first rotation's secret signs, the one it replaced keeps its day.
+    expect((await t.api(admin, 'GET', '/webhooks/secret')).body).toEqual(first.body);
+    expect(first.body['previous_secret_expires_at']).not.toBeNull();
+    expect((await t.api(admin, 'GET', '/audit-events?action=webhook_secret.rotated')).body['items']).toHaveLength(1);
+    // The kept answer holds no secret.
+    const records = (await recordsOf(accountId)).filter((r) => r['state'] === 'complete');
+    expect(records.length).toBeGreaterThan(0);
+    const stored = JSON.stringify(records) + records.map((r) => gunzipSync(r['body'] as Uint8Array).toString('utf8')).join('');
+    expect(stored).toContain('previous_secret_expires_at');
+    expect(stored).not.toContain(String(first.body['secret']).slice('whsec_'.length));
+  });
+
   it('the header name in any case is the same header; an invalid value is 400 naming Idempotency-Key, nothing written', async () => {
     const { accountId, admin } = await account();
     const key = newKey();

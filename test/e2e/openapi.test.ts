@@ -71,14 +71,21 @@ it('describes exactly the routes the template deploys (ANY: the 405 of a path’
   expect(OPENAPI_OPERATIONS.map((o) => `${o.method} ${o.path}`).sort()).toEqual(deployed);
 });
 
-it('documents the Idempotency-Key header on exactly the five operations of the contract, and the replay header on their successes', () => {
+it('documents the Idempotency-Key header on exactly the five operations of the contract and the webhook secret’s rotation (README), and the replay header on their successes', () => {
   const paths = doc['paths'] as Record<string, Record<string, { parameters: { name: string; in: string }[]; responses: Record<string, { headers?: Record<string, unknown> }> }>>;
   const withKey = Object.entries(paths).flatMap(([path, ops]) =>
     Object.entries(ops)
       .filter(([, op]) => op.parameters.some((p) => p.in === 'header' && p.name === 'Idempotency-Key'))
       .map(([method]) => `${method.toUpperCase()} ${path}`),
   );
-  expect(withKey.sort()).toEqual(['POST /keys', 'POST /keys/{key_id}/rotate', 'POST /models/{model_id}/run', 'POST /workflows', 'POST /workflows/{slug}/run']);
+  expect(withKey.sort()).toEqual([
+    'POST /keys',
+    'POST /keys/{key_id}/rotate',
+    'POST /models/{model_id}/run',
+    'POST /webhooks/secret/rotate',
+    'POST /workflows',
+    'POST /workflows/{slug}/run',
+  ]);
   for (const name of withKey) {
     const [method, path] = name.split(' ') as [string, string];
     const responses = paths[path]![method.toLowerCase()]!.responses;

@@ -209,7 +209,7 @@ export interface paths {
         put?: never;
         /**
          * Replace the webhook signing secret, the old one signing too for a grace period
-         * @description A new secret; during `grace_period_seconds` (0–604800) webhooks carry a signature with each secret, space-separated in webhook-signature.
+         * @description A new secret; during `grace_period_seconds` (0–604800) webhooks carry a signature with each secret, space-separated in webhook-signature. Send an Idempotency-Key: a retry of a rotation whose answer was lost then does not rotate again (which would end the grace of the secret your receivers still use).
          */
         post: operations["rotateWebhookSecret"];
         delete?: never;
@@ -747,6 +747,15 @@ export interface components {
             /**
              * Format: date-time
              * @description Until when the secret a rotation replaced still signs beside this one (both signatures in webhook-signature); null when it does not.
+             */
+            previous_secret_expires_at: string | null;
+        };
+        /** @description The new secret; or, replayed for a retry with the same Idempotency-Key (header `Idempotent-Replayed: true`), the answer without `secret` (a secret is never kept in an answer): read it with GET /webhooks/secret. */
+        RotatedWebhookSecret: {
+            secret?: string;
+            /**
+             * Format: date-time
+             * @description Until when the secret this rotation replaced still signs beside the new one (both signatures in webhook-signature); null when it does not.
              */
             previous_secret_expires_at: string | null;
         };
@@ -3335,6 +3344,11 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /**
+                 * @description Any 1–255 printable ASCII characters, new for each new request (a UUID, say). The same key with the same request (method, path, `async`, body, and the same API key) within 24 h replays the first 2xx answer, with `Idempotent-Replayed: true`, without doing the work again (a key creation or rotation is replayed without `api_key`); a non-2xx answer is not kept, so a retry runs again. The same key with another request: 422 IDEMPOTENCY_KEY_REUSED; while the first is in flight: 409 IDEMPOTENCY_IN_PROGRESS. Keys are per account.
+                 * @example 3f1c9a52-8d7e-4b61-a0f4-6c2e9b8d7a15
+                 */
+                "Idempotency-Key"?: string;
                 /** @description A signed-in person: the account to act for; may be left out by a person of one account (and on GET /me). Several accounts and no header: 400. Not a member: 403 NOT_A_MEMBER. */
                 "Knouds-Account"?: string;
             };
@@ -3372,6 +3386,8 @@ export interface operations {
                      * @example "default";r=42;t=17
                      */
                     RateLimit?: string;
+                    /** @description Present on an answer replayed for a retry with the same Idempotency-Key. */
+                    "Idempotent-Replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -3381,10 +3397,10 @@ export interface operations {
                      *       "previous_secret_expires_at": "2026-03-02T12:00:00.000Z"
                      *     }
                      */
-                    "application/json": components["schemas"]["WebhookSecret"];
+                    "application/json": components["schemas"]["RotatedWebhookSecret"];
                 };
             };
-            /** @description VALIDATION_ERROR, with details; also for a query parameter the operation does not take, or one given more than once, for a string that is not Unicode (a lone surrogate escape), and for a number that cannot be stored (a magnitude of 1e126 or more, or under 1e-130) */
+            /** @description VALIDATION_ERROR, with details (an invalid Idempotency-Key among them); also for a query parameter the operation does not take, or one given more than once, for a string that is not Unicode (a lone surrogate escape), and for a number that cannot be stored (a magnitude of 1e126 or more, or under 1e-130) */
             400: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
@@ -3449,8 +3465,62 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description IDEMPOTENCY_IN_PROGRESS: the first request with this Idempotency-Key is still in flight (Retry-After) */
+            409: {
+                headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the window ends, Unix epoch seconds. */
+                    "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
+                    /** @description Seconds. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description PAYLOAD_TOO_LARGE */
             413: {
+                headers: {
+                    /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
+                    "x-request-id"?: string;
+                    /** @description The key’s (or person’s) requests per minute. */
+                    "X-RateLimit-Limit"?: number;
+                    "X-RateLimit-Remaining"?: number;
+                    /** @description When the window ends, Unix epoch seconds. */
+                    "X-RateLimit-Reset"?: number;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: the quota policy, e.g. `"default";q=100;w=60` (q requests per w seconds).
+                     * @example "default";q=100;w=60
+                     */
+                    "RateLimit-Policy"?: string;
+                    /**
+                     * @description IETF draft-ietf-httpapi-ratelimit-headers-10: what remains of it, e.g. `"default";r=42;t=17` (r requests left, t seconds until the window resets).
+                     * @example "default";r=42;t=17
+                     */
+                    RateLimit?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description IDEMPOTENCY_KEY_REUSED: this Idempotency-Key came with another request */
+            422: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */
                     "x-request-id"?: string;

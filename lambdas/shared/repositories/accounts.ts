@@ -197,7 +197,8 @@ export class AccountsRepository {
       // Seals a secret an earlier release kept in the clear, so the copy below has something to copy.
       const { secrets: before, rotation: seen } = await this.readSecretsAsOf(accountId, now);
       const keepPrevious = graceSeconds > 0 && before !== undefined;
-      const applied = await this.applyRotation(accountId, sealed, keepPrevious, until, rotationId, seen, audit);
+      // With a grace, "nothing to keep" holds only while there is still no secret (a first use may make one meanwhile).
+      const applied = await this.applyRotation(accountId, sealed, keepPrevious, graceSeconds > 0, until, rotationId, seen, audit);
       if (applied === 'raced' && attempt < TRANSACTION_CONFLICT_RETRIES) continue;
       if (applied === 'raced') throw new Error('the webhook secret kept being rotated meanwhile');
       return { current: secret, ...(keepPrevious && before ? { previous: { secret: before.current, until: new Date(until) } } : {}) };
@@ -208,12 +209,15 @@ export class AccountsRepository {
    * The rotation's one write. With a grace it is conditioned on the rotation `seen` when the secrets were
    * read: the secret it keeps as previous must be the one that was read, else two rotations at once
    * would answer a `previous` that no longer signs ('raced': read again). 'applied' also when this very
-   * rotation was applied before (the SDK's retry after a lost answer).
+   * rotation was applied before (the SDK's retry after a lost answer). With a grace and no secret read
+   * (`graced`, not `keepPrevious`) it is conditioned on there still being none: a secret a first use made
+   * meanwhile, already handed out, is kept in its grace, not replaced at once ('raced': read again).
    */
   private async applyRotation(
     accountId: string,
     sealed: string,
     keepPrevious: boolean,
+    graced: boolean,
     until: number,
     rotationId: string,
     seen: string | undefined,
@@ -231,7 +235,7 @@ export class AccountsRepository {
               : `SET ${SECRET_ATTRIBUTE} = :s, ${ROTATION_ATTRIBUTE} = :r REMOVE ${PREVIOUS_SECRET_ATTRIBUTE}, ${PREVIOUS_UNTIL_ATTRIBUTE}, ${LEGACY_SECRET_ATTRIBUTE}`,
             ConditionExpression: keepPrevious
               ? `attribute_exists(${SECRET_ATTRIBUTE}) AND ${asRead}`
-              : `attribute_exists(account_id) AND (attribute_not_exists(${ROTATION_ATTRIBUTE}) OR ${ROTATION_ATTRIBUTE} <> :r)`,
+              : `attribute_exists(account_id) AND (attribute_not_exists(${ROTATION_ATTRIBUTE}) OR ${ROTATION_ATTRIBUTE} <> :r)${graced ? ` AND attribute_not_exists(${SECRET_ATTRIBUTE})` : ''}`,
             ExpressionAttributeValues: { ':s': sealed, ':r': rotationId, ...(keepPrevious ? { ':until': until, ...(seen === undefined ? {} : { ':seen': seen }) } : {}) },
           },
         },
@@ -249,7 +253,7 @@ export class AccountsRepository {
       if (!after.Item) throw new NotFoundError(`Account '${accountId}' does not exist`);
       // This rotation, already applied; else (with a grace) another rotation since the read.
       if (after.Item[ROTATION_ATTRIBUTE] === rotationId) return 'applied';
-      if (keepPrevious) return 'raced';
+      if (graced) return 'raced';
       throw new Error('the webhook secret rotation was refused', { cause: error });
     }
     return 'applied';

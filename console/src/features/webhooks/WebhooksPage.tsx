@@ -28,12 +28,13 @@ function RotateSecretDialog({ onClose, onRotated }: { readonly onClose: () => vo
   const [grace, setGrace] = useState<number>(0);
   const { busy, problem, submit: send } = useSubmission<string>();
   const [rotated, setRotated] = useState<WebhookSecret | null>(null);
+  const [idempotencyKey] = useState(() => crypto.randomUUID());
 
   const submit = (event: FormEvent) => {
     event.preventDefault();
     return send(
       async () => {
-        setRotated(await rotateSecret(grace));
+        setRotated(await rotateSecret(grace, idempotencyKey));
         onRotated();
       },
       (error) => messageOf(error),

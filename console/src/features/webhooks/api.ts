@@ -8,6 +8,13 @@ export function getSecret(): Promise<WebhookSecret> {
   return call(api().GET('/webhooks/secret'));
 }
 
-export function rotateSecret(graceSeconds: number): Promise<WebhookSecret> {
-  return call(api().POST('/webhooks/secret/rotate', { body: { grace_period_seconds: graceSeconds } }));
+/**
+ * One Idempotency-Key per opening of the dialog: a retry after a lost answer does not rotate again (which
+ * would end the grace of the secret receivers still use). Its replay has no secret: it is read then.
+ */
+export async function rotateSecret(graceSeconds: number, idempotencyKey: string): Promise<WebhookSecret> {
+  const rotated = await call(
+    api().POST('/webhooks/secret/rotate', { body: { grace_period_seconds: graceSeconds }, params: { header: { 'Idempotency-Key': idempotencyKey } } }),
+  );
+  return rotated.secret === undefined ? { ...rotated, secret: (await getSecret()).secret } : { ...rotated, secret: rotated.secret };
 }
