@@ -350,10 +350,60 @@ describe('one sender run shares its attempts between accounts', () => {
     await new Promise((r) => setTimeout(r, 20));
     const waiting = await running(quiet.accountId);
     await endedWithoutAttempt(waiting);
-    const run = await sendDueWebhooks(deps, Date.now() + 20_000, { perRun: 10, perAccount: 5, concurrency: 5, scanPerShard: 2000 });
+    const run = await sendDueWebhooks(deps, Date.now() + 20_000, { perRun: 10, perAccount: 5, concurrency: 5, scanPerShard: 2000, postponePerRun: 2000 });
     expect(deliveriesOf(waiting.execution_id)).toHaveLength(1);
     const attempted = await Promise.all(backlog.map(async (b) => (await deps.executions.get(noisy.accountId, b.execution_id))!.webhook!.attempts));
     expect(attempted.filter((n) => n === 1)).toHaveLength(5);
     expect(run.deferred).toBeGreaterThanOrEqual(25);
+  });
+
+  it('a backlog longer than a run reads is moved later, spread at its share per run: the next runs read past it to another tenant', async () => {
+    for (let i = 0; i < 6 && (await sendDueWebhooks(deps, Date.now() + 10_000)).due > 0; i++) await new Promise((r) => setTimeout(r, 1300));
+    const noisy = await account();
+    const quiet = await account();
+    // The quiet tenant's run, and 24 of the noisy one's in the same shard, all due before it.
+    const waiting = await running(quiet.accountId);
+    const shard = webhookShard(waiting.execution_id);
+    const backlog: ExecutionRecord[] = [];
+    while (backlog.length < 24) {
+      const run = await running(noisy.accountId, 'http://127.0.0.1:9/dead');
+      if (webhookShard(run.execution_id) === shard) backlog.push(run);
+    }
+    for (const run of backlog) await endedWithoutAttempt(run);
+    await new Promise((r) => setTimeout(r, 20));
+    await endedWithoutAttempt(waiting);
+    // Each run reads 8 of the shard and takes 2 of an account. Without moving the backlog, the noisy
+    // tenant's next ones would fill every run's reads until 12 runs had taken 2 each.
+    const limits = { perRun: 10, perAccount: 2, concurrency: 5, scanPerShard: 8, postponePerRun: 100 };
+    const started = Date.now();
+    let runs = 0;
+    while (deliveriesOf(waiting.execution_id).length === 0 && runs < 6) {
+      await sendDueWebhooks(deps, Date.now() + 20_000, limits);
+      runs++;
+    }
+    expect(deliveriesOf(waiting.execution_id)).toHaveLength(1);
+    expect(runs).toBeLessThanOrEqual(4);
+    // The noisy tenant's: never more than its share attempted per run; the rest moved a minute or more
+    // later (spread over the minutes its share takes), each saying when in next_attempt_at.
+    const stored = await Promise.all(backlog.map(async (b) => (await deps.executions.get(noisy.accountId, b.execution_id))!));
+    expect(stored.filter((r) => r.webhook!.attempts > 0).length).toBeLessThanOrEqual(2 * runs);
+    const moved = stored.filter((r) => r.webhook!.attempts === 0);
+    expect(moved.length).toBeGreaterThan(0);
+    for (const r of moved) {
+      expect(r.webhook_due).toBeGreaterThanOrEqual(started + 60_000);
+      // A run read at most 8 of the account: the 4 minutes its share of 2 a run takes them.
+      expect(r.webhook_due).toBeLessThanOrEqual(Date.now() + 60_000 + 4 * 60_000);
+      expect(Date.parse(String(r.webhook!.next_attempt_at))).toBe(r.webhook_due);
+    }
+  });
+
+  it('a move is conditioned on the due time read: a webhook claimed or redelivered meanwhile is left as it is', async () => {
+    const { accountId } = await account();
+    const run = await endedWithoutAttempt(await running(accountId, 'http://127.0.0.1:9/dead'));
+    const seen = run.webhook_due!;
+    // Claimed since it was read: the move does nothing.
+    expect(await deps.executions.claimWebhookAttempt(accountId, run.execution_id, seen, 'claim-x', Date.now() + 30_000, Date.now())).toBeDefined();
+    expect(await deps.executions.postponeWebhook(accountId, run.execution_id, seen, Date.now() + 600_000)).toBe(false);
+    expect((await deps.executions.get(accountId, run.execution_id))!.webhook_claim).toBe('claim-x');
   });
 });

@@ -39,7 +39,7 @@ export async function handler(event: Record<string, unknown> | null, context: Co
   if (event?.['source'] === 'aws.events' && event['detail-type'] === 'Scheduled Event') {
     const run = await sendDueWebhooks(deps, Date.now() + context.getRemainingTimeInMillis() - RESERVE_MS);
     // A line only when there was something to do: every minute of nothing would be noise.
-    if (run.due > 0) log('info', 'webhook sender run', { request_id: context.awsRequestId, due: run.due, deferred: run.deferred, ...run.results });
+    if (run.due > 0) log('info', 'webhook sender run', { request_id: context.awsRequestId, due: run.due, deferred: run.deferred, postponed: run.postponed, ...run.results });
     return;
   }
   const accountId = event?.['account_id'];

@@ -658,6 +658,32 @@ export class ExecutionsRepository {
   }
 
   /**
+   * Moves a pending webhook's next attempt from `seenDue` (as its sender read it) to `dueAt`, and says so in
+   * `next_attempt_at`: a scheduled sender spreading an account's backlog past its share. Conditioned on the
+   * due time read and on no claim being live, so an attempt, a claim or a redelivery meanwhile is left as
+   * it is (false). A move the SDK sent again after a lost answer finds its own due time: true.
+   */
+  async postponeWebhook(accountId: string, executionId: string, seenDue: number, dueAt: number): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { account_id: accountId, execution_id: executionId },
+          UpdateExpression: 'SET webhook_due = :due, webhook.next_attempt_at = :next',
+          ConditionExpression: 'webhook_due = :seen AND webhook.#s = :pending AND attribute_not_exists(webhook_claim)',
+          ExpressionAttributeNames: { '#s': 'status' },
+          ExpressionAttributeValues: { ':due': dueAt, ':next': new Date(dueAt).toISOString(), ':seen': seenDue, ':pending': 'pending' },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (!isConditionalCheckFailed(error)) throw error;
+      const current = await this.get(accountId, executionId);
+      return current?.webhook_due === dueAt;
+    }
+  }
+
+  /**
    * Records the outcome of the attempt `claim` made: one more attempt, when, and the receiver's status;
    * then delivered or failed (the webhook leaves the index) or due again at `nextDue`. False when the
    * claim is no longer its sender's (a redelivery took the webhook over, or the lease ran out and another

@@ -47,9 +47,22 @@ export interface SenderLimits {
   readonly concurrency: number;
   /** Index entries read per shard per run, at most (a backlog is read past to reach other accounts). */
   readonly scanPerShard: number;
+  /**
+   * Due webhooks of an account past its share that a run moves later, at most. A backlog left at the head
+   * of the index (oldest due first) would fill every run's reads and keep other accounts' webhooks from
+   * ever being read; moved later, spread over the next minutes, it leaves room for them.
+   */
+  readonly postponePerRun: number;
 }
 
-export const DEFAULT_SENDER_LIMITS: SenderLimits = { perRun: 200, perAccount: 20, concurrency: 20, scanPerShard: 2000 };
+export const DEFAULT_SENDER_LIMITS: SenderLimits = { perRun: 200, perAccount: 20, concurrency: 20, scanPerShard: 2000, postponePerRun: 2000 };
+
+/**
+ * The most minutes one run spreads an account's backlog over. An account is served its share a run, so
+ * a backlog spread at that pace waits no longer than it would have at the head of the index; and each
+ * move is a write of the whole execution item, so it is made about once per webhook, not every minute.
+ */
+export const POSTPONE_SPREAD_MINUTES = 24 * 60;
 
 export class NoWebhookSecretYet extends Error {
   override readonly name = 'NoWebhookSecretYet';
@@ -215,6 +228,8 @@ export interface SenderRun {
   readonly due: number;
   /** Left due for a later run: past an account's or the run's share, or out of time. */
   readonly deferred: number;
+  /** Of those, moved later (an account's backlog past its share, spread over the next minutes). */
+  readonly postponed: number;
   readonly results: Partial<Record<AttemptResult, number>>;
 }
 
@@ -233,13 +248,15 @@ export async function sendDueWebhooks(deps: WebhookDeps, startBy: number, limits
   const due = read.flat().sort((a, b) => a.webhook_due - b.webhook_due);
   const perAccount = new Map<string, number>();
   const chosen: DueWebhook[] = [];
+  // Past its account's share: moved later, so that the next runs read past it.
+  const beyondShare: DueWebhook[] = [];
   for (const item of due) {
-    if (chosen.length >= limits.perRun) break;
     const taken = perAccount.get(item.account_id) ?? 0;
-    if (taken >= limits.perAccount) continue;
     perAccount.set(item.account_id, taken + 1);
-    chosen.push(item);
+    if (taken >= limits.perAccount) beyondShare.push(item);
+    else if (chosen.length < limits.perRun) chosen.push(item);
   }
+  const postponing = postponeBacklogs(deps, beyondShare, perAccount, nowMs, startBy, limits);
   const results: Partial<Record<AttemptResult, number>> = {};
   let next = 0;
   let started = 0;
@@ -253,7 +270,38 @@ export async function sendDueWebhooks(deps: WebhookDeps, startBy: number, limits
     }
   };
   await Promise.all(Array.from({ length: Math.min(limits.concurrency, chosen.length) }, worker));
-  return { due: due.length, deferred: due.length - started, results };
+  return { due: due.length, deferred: due.length - started, postponed: await postponing, results };
+}
+
+/**
+ * Moves the webhooks of accounts past their share (oldest first, `postponePerRun` at most) to a random
+ * due time over the next minutes: as many minutes as the account's backlog read takes at its share per
+ * run, up to POSTPONE_SPREAD_MINUTES. Each move is conditioned on the due time read (a claim or a
+ * redelivery meanwhile wins). The account's own webhooks wait about as long as they would have at its
+ * share; other accounts' stop waiting behind them. Returns how many were moved.
+ */
+async function postponeBacklogs(
+  deps: WebhookDeps,
+  beyondShare: readonly DueWebhook[],
+  readPerAccount: ReadonlyMap<string, number>,
+  nowMs: number,
+  startBy: number,
+  limits: SenderLimits,
+): Promise<number> {
+  const moves = beyondShare.slice(0, limits.postponePerRun);
+  let next = 0;
+  let moved = 0;
+  const mover = async () => {
+    for (;;) {
+      const item = moves[next++];
+      if (!item || Date.now() >= startBy) return;
+      const minutes = Math.min(POSTPONE_SPREAD_MINUTES, Math.ceil((readPerAccount.get(item.account_id) ?? 0) / limits.perAccount));
+      const dueAt = nowMs + 60_000 + Math.floor(Math.random() * minutes * 60_000);
+      if (await deps.executions.postponeWebhook(item.account_id, item.execution_id, item.webhook_due, dueAt)) moved++;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limits.concurrency, moves.length) }, mover));
+  return moved;
 }
 
 /**
