@@ -269,6 +269,26 @@ describe('POST /executions/{id}/webhook/redeliver', () => {
     // Another account's redeliver changed nothing of the run it could not see.
     expect(r.received.filter((d) => d.headers['webhook-id'] === `msg_${mine}_succeeded`)).toHaveLength(1);
   });
+
+  it('redeliveries sent while an attempt is in flight are that attempt: no POST of their own, and its outcome is recorded', async () => {
+    // The receiver holds every request until the sender gives up on it (5 s). A run whose ender crashed:
+    // only sender runs send its webhook.
+    const r = await openReceiver(() => 'hang');
+    const id = (await endedWithoutAttempt(accountId, r.url)).execution_id;
+    const scheduled = t.stack.runSchedules();
+    await until(async () => r.received.length === 1);
+    for (let i = 0; i < 5; i++) {
+      const redelivered = await t.api(admin, 'POST', `/executions/${id}/webhook/redeliver`);
+      expect(redelivered.status).toBe(202);
+      expect(redelivered.body['webhook']).toMatchObject({ status: 'pending', attempts: 0 });
+    }
+    await pause(1500);
+    expect(r.received).toHaveLength(1);
+    await scheduled;
+    // The attempt's end (no answer in 5 s) is recorded, and the schedule goes on from it.
+    expect(await webhookOf(id)).toMatchObject({ status: 'pending', attempts: 1, last_response_status: null });
+    expect(r.received).toHaveLength(1);
+  });
 });
 
 describe('rotating the signing secret (POST /webhooks/secret/rotate with a grace period)', () => {

@@ -85,6 +85,7 @@ export type SendWebhookNow = (ids: { account_id: string; execution_id: string })
  * POST /executions/{id}/webhook/redeliver: the run's webhook pending again and due now, its retry
  * schedule restarted (`attempts` keeps counting; the same `webhook-id`), and the sender asked to send it
  * at once. 404 for a run that asked for no webhook, 409 EXECUTION_NOT_FINISHED for one still in flight.
+ * While an attempt is in flight it changes nothing: that attempt is the one sent now.
  * Answers the execution as this left it; if the sender cannot be asked, the scheduled one sends it
  * within about a minute.
  */
@@ -96,6 +97,10 @@ export async function redeliverWebhook(deps: ExecutionDeps, actor: Actor, execut
       throw new ConflictError('EXECUTION_NOT_FINISHED', `Execution '${executionId}' has not finished yet; its webhook is sent when it does`);
     }
     const now = (deps.now ?? (() => new Date()))();
+    // An attempt in flight (a live claim) is this redelivery: it is being sent now, and is left to finish
+    // (its outcome recorded, the schedule going on from it). Else redeliveries in a loop would each take
+    // the webhook over and start a POST of their own, as many at once as they were sent.
+    if (record.webhook_claim !== undefined && (record.webhook_due ?? 0) > now.getTime()) return toExecutionObject(record);
     const requeued = await deps.executions.requeueWebhook(actor.accountId, executionId, now, record);
     if (requeued) {
       try {
