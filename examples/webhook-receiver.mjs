@@ -37,7 +37,8 @@ createServer((req, res) => {
       return;
     }
     const event = JSON.parse(body);
-    console.log(`verified ${event.type}: ${event.data.execution_id} ${event.data.status} ${JSON.stringify(event.data.output)}`);
+    // The webhook-id is the same on every attempt and redelivery of one webhook: deduplicate on it.
+    console.log(`verified ${event.type}: ${event.data.execution_id} ${event.data.status} ${JSON.stringify(event.data.output)} (webhook-id ${req.headers['webhook-id']})`);
     res.writeHead(204).end();
   });
 }).listen(port, '127.0.0.1', () => console.log(`webhook receiver on http://127.0.0.1:${port}/hooks`));

@@ -312,6 +312,24 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '5', 'x-request-id': requestId });
       res.end(JSON.stringify({ error: sentence, code: 'SERVICE_UNAVAILABLE', request_id: requestId }));
     });
+    // A request Node's parser refuses (a byte outside ASCII in the URL, as a pasted `…` sends; a broken
+    // header) is answered as every error is, a JSON body with a request id, not Node's bare 400.
+    server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+      if (error.code === 'ECONNRESET' || !socket.writable) {
+        socket.destroy();
+        return;
+      }
+      const requestId = randomUUID();
+      const body = JSON.stringify({
+        error: 'The request could not be read: characters outside ASCII in the URL must be percent-encoded, and headers must be well formed.',
+        code: 'VALIDATION_ERROR',
+        request_id: requestId,
+        details: [],
+      });
+      socket.end(
+        `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nx-request-id: ${requestId}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+    });
     const port = await listen(server, options.port ?? 3000);
     let serverClosed: Promise<void> | undefined;
     const closeServer = () =>

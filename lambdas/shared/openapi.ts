@@ -1111,7 +1111,7 @@ export function buildOpenApiDocument(): Schema {
         EVOLUTION_POLICY,
     },
     servers: [
-      { url: 'http://localhost:3000/v1', description: 'npm start' },
+      { url: 'http://localhost:{port}/v1', description: 'npm start (its PORT)', variables: { port: { default: '3000' } } },
       {
         url: 'https://{apiId}.execute-api.{region}.amazonaws.com/{stage}',
         description: 'Deployed',

@@ -6,7 +6,7 @@
  * own status with the generic REQUEST_REFUSED, never 400 VALIDATION_ERROR.
  */
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { FunctionError } from '../../local-runner/functions.js';
 import { createGateway, MAX_BODY_BYTES, type Invoke } from '../../local-runner/gateway.js';
 import type { LocalApiModel } from '../../local-runner/template.js';
@@ -52,6 +52,24 @@ describe('through the local stack, with the template’s responses', () => {
     expect((await t.api(undefined, 'PUT', '/health', undefined, { 'content-type': 'application/json' })).status).toBe(405);
     // A function's route is a proxy integration: the function decides (here, the key check first).
     expect((await t.api(undefined, 'GET', '/keys/verify', undefined, { 'content-type': 'text/plain' })).status).toBe(401);
+  });
+
+  it('a request the local server cannot parse (a raw `…` pasted into the URL): 400 VALIDATION_ERROR as JSON with x-request-id, not a bare 400', async () => {
+    const { port, hostname } = new URL(t.stack.apiUrl);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), hostname === 'localhost' ? '127.0.0.1' : hostname);
+      let text = '';
+      socket.on('data', (chunk) => (text += chunk.toString('utf8')));
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+      socket.write(Buffer.concat([Buffer.from('GET /v1/audit-events?target_id=key_8Jd2'), Buffer.from('…', 'utf8'), Buffer.from(' HTTP/1.1\r\nhost: localhost\r\n\r\n')]));
+    });
+    const [head = '', body = ''] = answer.split('\r\n\r\n');
+    expect(head.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
+    expect(head).toMatch(/^content-type: application\/json$/im);
+    const requestId = /^x-request-id: ([0-9a-f-]{36})$/im.exec(head)?.[1];
+    expect(requestId).toBeDefined();
+    expect(JSON.parse(body)).toEqual({ error: expect.stringContaining('percent-encoded'), code: 'VALIDATION_ERROR', request_id: requestId, details: [] });
   });
 });
 
