@@ -5,11 +5,15 @@
 import { jest } from '@jest/globals';
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+import { createDocumentClient } from '../lambdas/shared/ddb.js';
 import { NotFoundError } from '../lambdas/shared/errors.js';
+import { KeysRepository } from '../lambdas/shared/repositories/keys.js';
 import { UsageRepository, windowOf } from '../lambdas/shared/repositories/usage.js';
-import { createAccount, createKey, revokeKey, rotateKey, updateKey } from '../lambdas/shared/services/keys.js';
+import { createAccount, createKey, revokeKey, rotateKey, setAccountTier, updateKey, type Grant, type KeyServiceDeps } from '../lambdas/shared/services/keys.js';
 import { DEFAULT_SETTINGS } from '../lambdas/shared/settings.js';
-import { createTestDb, type TestDb } from './support/dynamodb.js';
+import { LOCAL_CREDENTIALS } from '../local-runner/dynamodb-local.js';
+import { LOCAL_REGION } from '../local-runner/stack.js';
+import { createTestDb, testEndpoint, type TestDb } from './support/dynamodb.js';
 
 let db: TestDb;
 let n = 0;
@@ -210,6 +214,92 @@ describe('revocation and rotation races', () => {
     await revokeKey(db.deps(), account, key.key_id);
     await expect(updateKey(db.deps(), account, key.key_id, { name: 'y' })).rejects.toBeInstanceOf(NotFoundError);
     expect((await db.deps().keys.findById(key.key_id))?.name).toBe('x');
+  });
+});
+
+describe('a change between the read of a key and the write that was checked on it', () => {
+  /**
+   * The key services with a keys repository of their own client, which runs `meanwhile` once, just
+   * before the first transaction it sends: a change by another request that lands between the service's
+   * read of the key and its conditional write.
+   */
+  async function withChangeMeanwhile(meanwhile: () => Promise<unknown>, use: (deps: KeyServiceDeps) => Promise<void>): Promise<boolean> {
+    const doc = createDocumentClient({ endpoint: testEndpoint(), region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
+    let ran = false;
+    doc.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (/TransactWrite/.test(String(context.commandName)) && !ran) {
+          ran = true;
+          await meanwhile();
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'changeMeanwhile' },
+    );
+    try {
+      await use({ ...db.deps(), keys: new KeysRepository(doc, { keys: db.tables.keys, accounts: db.tables.accounts }) });
+    } finally {
+      doc.destroy();
+    }
+    return ran;
+  }
+
+  /** A key's caller that may manage keys and read workflows, nothing more. */
+  const reader: Grant = { capabilities: ['keys:write', 'workflow:read'], workspaces: ['*'], environment: 'live' };
+
+  it('an edit checked against the tier as read is refused (403 TIER_CEILING_EXCEEDED) when the tier is lowered before it lands', async () => {
+    const account = await newAccount('business');
+    const { key } = await createKey(db.deps(), account, { name: 'x', capabilities: ['workflow:read'] });
+    const ran = await withChangeMeanwhile(
+      () => setAccountTier(db.deps(), account, 'pro'),
+      (deps) => expect(updateKey(deps, account, key.key_id, { capabilities: ['workflow:read', 'model:run'] })).rejects.toMatchObject({ status: 403, code: 'TIER_CEILING_EXCEEDED' }),
+    );
+    expect(ran).toBe(true);
+    // Nothing stored over the new tier's ceiling.
+    expect(await db.deps().keys.findById(key.key_id)).toMatchObject({ tier: 'pro', capabilities: ['workflow:read'], version: 1 });
+  });
+
+  it('a revocation is refused (403 CAPABILITY_DENIED) when an edit gives the key a capability the caller lacks before it lands', async () => {
+    const account = await newAccount('business');
+    const { key } = await createKey(db.deps(), account, { name: 'x', capabilities: ['workflow:read'] });
+    const ran = await withChangeMeanwhile(
+      () => updateKey(db.deps(), account, key.key_id, { capabilities: ['workflow:read', 'model:run'] }),
+      (deps) => expect(revokeKey(deps, account, key.key_id, reader)).rejects.toMatchObject({ status: 403, code: 'CAPABILITY_DENIED' }),
+    );
+    expect(ran).toBe(true);
+    const record = await db.deps().keys.findById(key.key_id);
+    expect(record).toMatchObject({ capabilities: ['model:run', 'workflow:read'] });
+    expect(record?.revoked_at).toBeUndefined();
+    expect(await counter(account)).toBe(1);
+  });
+
+  it('a revocation is refused (403 CAPABILITY_DENIED) when a tier raise puts a capability the caller lacks back in force before it lands', async () => {
+    const account = await newAccount('business');
+    const { key } = await createKey(db.deps(), account, { name: 'x', capabilities: ['workflow:read', 'model:run'] });
+    // On pro the key's model:run is not in force, so a caller without it may stop the key …
+    await setAccountTier(db.deps(), account, 'pro');
+    const ran = await withChangeMeanwhile(
+      () => setAccountTier(db.deps(), account, 'business'),
+      // … but not once business puts it back in force.
+      (deps) => expect(revokeKey(deps, account, key.key_id, reader)).rejects.toMatchObject({ status: 403, code: 'CAPABILITY_DENIED' }),
+    );
+    expect(ran).toBe(true);
+    expect((await db.deps().keys.findById(key.key_id))?.revoked_at).toBeUndefined();
+    expect(await counter(account)).toBe(1);
+  });
+
+  it('a revocation still goes through after an edit the caller covers (read and checked again)', async () => {
+    const account = await newAccount('business');
+    const { key } = await createKey(db.deps(), account, { name: 'x', capabilities: ['workflow:read'] });
+    const ran = await withChangeMeanwhile(
+      () => updateKey(db.deps(), account, key.key_id, { name: 'renamed' }),
+      (deps) => revokeKey(deps, account, key.key_id, reader),
+    );
+    expect(ran).toBe(true);
+    expect(await db.deps().keys.findById(key.key_id)).toMatchObject({ name: 'renamed', revoked_at: expect.any(String) });
+    expect(await counter(account)).toBe(0);
+    // One revocation, recorded once, of the key as edited.
+    expect((await db.audit.list(account, { action: 'key.revoked' }, 10)).items).toHaveLength(1);
   });
 });
 

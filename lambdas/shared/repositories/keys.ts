@@ -48,7 +48,8 @@ export interface KeyRecord {
   readonly updated_at?: string;
   /**
    * Counts the edits (1 at creation; absent on keys made before it existed): a rotation copies the key
-   * as it read it and is conditioned on this, so an edit is never lost to a concurrent rotation.
+   * as it read it and is conditioned on this, so an edit is never lost to a concurrent rotation; a
+   * revocation too, so a key is revoked only by a caller checked against what it holds.
    */
   readonly version?: number;
   /** Who made it (a rotation copies its predecessor's); absent on keys made before it existed. */
@@ -165,8 +166,11 @@ export class KeysRepository {
 
   /**
    * Marks the key revoked, atomically with freeing its slot (unless the slot was already released, by a
-   * rotation or by expiry), with `audit` (its key.revoked event's Put) in the same transaction. Throws
-   * NotFoundError when a concurrent request revoked it first.
+   * rotation or by expiry), with `audit` (its key.revoked event's Put) in the same transaction. The key
+   * must still be as `record` was read: unchanged (its `version`) and on the same tier, since whether the
+   * caller may revoke it was checked on what it held and what of that was in force. Throws KeyChanged when
+   * it is not, or when a concurrent request revoked it, rotated it or released its slot first (read it
+   * again: a key that no longer works is 404).
    */
   async revoke(record: KeyRecord, now: Date, audit: TransactItem): Promise<void> {
     const ttl = Math.floor(now.getTime() / 1000) + REVOKED_RETENTION_SECONDS;
@@ -179,9 +183,15 @@ export class KeysRepository {
           UpdateExpression: 'SET revoked_at = :now, #ttl = :ttl REMOVE slot_account',
           ConditionExpression: `account_id = :acct AND attribute_not_exists(revoked_at) AND ${
             holdsSlot ? 'attribute_not_exists(released_at)' : 'attribute_exists(released_at)'
-          }`,
+          } AND tier = :tier AND ${record.version === undefined ? 'attribute_not_exists(version)' : 'version = :version'}`,
           ExpressionAttributeNames: { '#ttl': 'ttl' },
-          ExpressionAttributeValues: { ':now': now.toISOString(), ':ttl': ttl, ':acct': record.account_id },
+          ExpressionAttributeValues: {
+            ':now': now.toISOString(),
+            ':ttl': ttl,
+            ':acct': record.account_id,
+            ':tier': record.tier,
+            ...(record.version === undefined ? {} : { ':version': record.version }),
+          },
         },
       },
       {
@@ -199,10 +209,8 @@ export class KeysRepository {
     try {
       await this.transact(items, record.account_id);
     } catch (error) {
-      // Revoked (or rotated) by a concurrent request between our read and this write.
-      if (cancellationReasons(error)?.[0] === 'ConditionalCheckFailed') {
-        throw new NotFoundError(`Key '${record.key_id}' not found`);
-      }
+      // Edited, moved to another tier, revoked or rotated by a concurrent request between our read and this write.
+      if (cancellationReasons(error)?.[0] === 'ConditionalCheckFailed') throw new KeyChanged();
       throw error;
     }
   }
@@ -211,9 +219,10 @@ export class KeysRepository {
    * Edits name, capabilities, workspaces, metadata (the whole map) or `enabled` of an active key that has not been rotated, and counts the
    * edit in `version`, with `audit` (its key.updated event's Put) in the same transaction; the authorizer
    * sees the change on the next request (it reads the record with a consistent GetItem). The key must be unchanged since
-   * `record` was read (its `version`), so the event's `from` values are what the edit replaced. Returns
-   * the key as edited; undefined when it was edited, rotated or stopped being active meanwhile (read it
-   * again).
+   * `record` was read (its `version`), so the event's `from` values are what the edit replaced, and still
+   * on the tier it was read with: the edit was checked against that tier's ceiling, and a tier change
+   * does not count as an edit. Returns the key as edited; undefined when it was edited, moved to another
+   * tier, rotated or stopped being active meanwhile (read it again).
    */
   async update(
     record: KeyRecord,
@@ -222,7 +231,7 @@ export class KeysRepository {
     audit: TransactItem,
   ): Promise<KeyRecord | undefined> {
     const names: Record<string, string> = {};
-    const values: Record<string, unknown> = { ':acct': record.account_id, ':now': now.toISOString() };
+    const values: Record<string, unknown> = { ':acct': record.account_id, ':now': now.toISOString(), ':tier': record.tier };
     const sets: string[] = [];
     for (const [field, value] of Object.entries(changes)) {
       if (value === undefined) continue;
@@ -242,7 +251,7 @@ export class KeysRepository {
             Key: { pk: hashPk(record.key_hash) },
             UpdateExpression: `SET ${sets.join(', ')}`,
             // A rotated key is not edited: its replacement is (the service answers 409 KEY_ROTATED).
-            ConditionExpression: `account_id = :acct AND ${ACTIVE_CONDITION} AND attribute_not_exists(rotated_to) AND ${
+            ConditionExpression: `account_id = :acct AND ${ACTIVE_CONDITION} AND attribute_not_exists(rotated_to) AND tier = :tier AND ${
               record.version === undefined ? 'attribute_not_exists(version)' : 'version = :version'
             }`,
             ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
@@ -701,7 +710,7 @@ function isMissingSlotMap(error: unknown): boolean {
   return error instanceof Error && error.name === 'ValidationException' && /document path/i.test(error.message);
 }
 
-/** The key a rotation read changed before the rotation's write: read it again. */
+/** The key a rotation or a revocation read changed before its write: read it again. */
 export class KeyChanged extends Error {
   constructor() {
     super('key changed since it was read');

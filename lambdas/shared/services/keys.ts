@@ -387,11 +387,13 @@ export async function listKeys(
 
 /**
  * Edits a key. The edit is conditioned on the key as read (its `version`), so its event's `from` values
- * are exactly what it replaced; a concurrent edit makes it read and check again. An edit that changes
- * nothing writes nothing (no change, no event) and answers the key as it is, so a retried PATCH is
- * harmless. `metadata` replaces the whole map (`{}` clears it); `enabled: false` makes the authorizer
- * refuse the key from its next request (it keeps its slot), `true` lets it work again. A rotation is
- * conditioned on the same `version`, so it copies the key as last edited, or fails and reads again.
+ * are exactly what it replaced, and on the tier it was checked against (a tier change leaves `version` as
+ * it is): a concurrent edit or tier change makes it read and check again, so an edit that no longer fits
+ * the tier's ceiling is 403 TIER_CEILING_EXCEEDED. An edit that changes nothing writes nothing (no
+ * change, no event) and answers the key as it is, so a retried PATCH is harmless. `metadata` replaces
+ * the whole map (`{}` clears it); `enabled: false` makes the authorizer refuse the key from its next
+ * request (it keeps its slot), `true` lets it work again. A rotation is conditioned on the same
+ * `version`, so it copies the key as last edited, or fails and reads again.
  */
 export async function updateKey(
   deps: KeyServiceDeps,
@@ -430,17 +432,31 @@ export async function updateKey(
     const changed = Object.fromEntries(Object.keys(changes).map((field) => [field, wanted[field as keyof typeof wanted]]));
     const updated = await deps.keys.update(record, changed, now, deps.audit.putItem(keyEvent('key.updated', record, changes, now, caller, request)));
     if (updated) return toKeyObject(updated, await lastUsedOf(deps, keyId));
-    // Edited, rotated or no longer active meanwhile: read it again (409 KEY_ROTATED, 404, or edit anew).
+    // Edited, moved to another tier, rotated or no longer active meanwhile: read it again (409 KEY_ROTATED, 404, or check and edit anew).
     if (attempt >= MAX_CONFLICT_RETRIES) throw new Error(`key '${keyId}' kept changing while it was being edited`);
   }
 }
 
-/** Revokes an active key of the account at once; 404 when it is not one (also another account's). */
+/**
+ * Revokes an active key of the account at once; 404 when it is not one (also another account's). Whether
+ * the caller may revoke it is checked on the key as read, so the revocation is conditioned on that (its
+ * `version` and tier): a key edited meanwhile (say, given capabilities the caller lacks) or moved to
+ * another tier is read and checked again, and revoked only if the caller still may.
+ */
 export async function revokeKey(deps: KeyServiceDeps, accountId: string, keyId: string, caller?: Grant, request?: RequestMeta): Promise<void> {
-  const now = clock(deps);
-  const record = await activeKey(deps, accountId, keyId, now);
-  assertManageable(deps.settings, record.tier, record, caller, true);
-  await deps.keys.revoke(record, now, deps.audit.putItem(keyEvent('key.revoked', record, { revoked_at: { from: null, to: now.toISOString() } }, now, caller, request)));
+  for (let attempt = 0; ; attempt++) {
+    const now = clock(deps);
+    const record = await activeKey(deps, accountId, keyId, now);
+    assertManageable(deps.settings, record.tier, record, caller, true);
+    try {
+      await deps.keys.revoke(record, now, deps.audit.putItem(keyEvent('key.revoked', record, { revoked_at: { from: null, to: now.toISOString() } }, now, caller, request)));
+      return;
+    } catch (error) {
+      // Edited, moved to another tier, revoked or rotated meanwhile: read it again (404 once it no longer works).
+      if (!(error instanceof KeyChanged)) throw error;
+      if (attempt >= MAX_CONFLICT_RETRIES) throw new Error(`key '${keyId}' kept changing while it was being revoked`, { cause: error });
+    }
+  }
 }
 
 /**
