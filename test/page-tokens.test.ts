@@ -2,12 +2,18 @@
  * Page tokens (lambdas/shared/page-tokens.ts): only a token the API wrote, for this account, is a
  * position; the MAC key is derived from the environment as the module says. The KMS path runs against a
  * small HTTP endpoint that answers GenerateMac as KMS does (no KMS runs here); it checks the request the
- * function makes and that a failed derivation is tried again, a successful one never.
+ * function makes and that a failed derivation is tried again, a successful one never. A workflow's version
+ * list (against DynamoDB Local) takes only tokens of the workflow it lists, not of an earlier one of its slug.
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ValidationError } from '../lambdas/shared/errors.js';
+import { ModelRegistry } from '../lambdas/shared/models/registry.js';
+import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
+import { ExecutionsRepository } from '../lambdas/shared/repositories/executions.js';
+import { WorkflowsRepository } from '../lambdas/shared/repositories/workflows.js';
+import { createWorkflow, deleteWorkflow, listWorkflowVersions, updateWorkflow, type WorkflowDeps } from '../lambdas/shared/services/workflows.js';
 import {
   decodePageToken,
   encodePageToken,
@@ -18,6 +24,7 @@ import {
   pageTokenKeyFromEnv,
   resetPageTokenKey,
 } from '../lambdas/shared/page-tokens.js';
+import { createTestDb, type TestDb } from './support/dynamodb.js';
 
 const FIELDS = { k: /^key_[0-9A-Za-z]{20}$/ };
 const POSITION = { k: 'key_AAAAAAAAAAAAAAAAAAAA' };
@@ -211,5 +218,50 @@ describe('the page token key', () => {
       }
       expect(requests).toEqual([]);
     });
+  });
+});
+
+describe('a workflow’s version list', () => {
+  let db: TestDb;
+  beforeAll(async () => {
+    restoreEnv();
+    process.env[LOCAL_PAGE_TOKEN_KEY_ENV] = randomBytes(32).toString('base64');
+    db = await createTestDb('page-tokens');
+  });
+  afterAll(() => {
+    db?.close();
+    restoreEnv();
+  });
+
+  const actor = { accountId: 'acct_versions', principal: { kind: 'key' as const, key_id: 'key_a' }, workspaces: ['*'] };
+  const definition = (input: number) => ({ input_schema: {}, steps: [{ id: 'e', model: 'echo', input }], output: '$.steps.e.output' });
+  /** The workflow `wf` with three versions, created at `at` (which its `created_at` records). */
+  async function threeVersions(at: string): Promise<WorkflowDeps> {
+    const deps: WorkflowDeps = {
+      workflows: new WorkflowsRepository(db.doc, db.tables.workflows),
+      executions: new ExecutionsRepository(db.doc, db.tables.executions),
+      accounts: new AccountsRepository(db.doc, db.tables.accounts),
+      models: new ModelRegistry(),
+      now: () => new Date(at),
+    };
+    await createWorkflow(deps, actor, { slug: 'wf', name: 'wf', definition: definition(1) });
+    for (const input of [2, 3]) await updateWorkflow(deps, actor, 'wf', { name: 'wf', definition: definition(input) });
+    return deps;
+  }
+
+  it('refuses a token of a workflow since deleted and created again under its slug (400 naming next_token), never resuming inside the new one', async () => {
+    const deps = await threeVersions('2026-03-01T10:00:00.000Z');
+    const first = await listWorkflowVersions(deps, actor, 'wf', 1);
+    expect(first.items.map((v) => v.version)).toEqual([3]);
+    // The same workflow resumes where its token says.
+    expect((await listWorkflowVersions(deps, actor, 'wf', 1, first.next_token!)).items.map((v) => v.version)).toEqual([2]);
+    await deleteWorkflow(deps, actor, 'wf');
+    const again = await threeVersions('2026-03-01T11:00:00.000Z');
+    const error = await refusal(listWorkflowVersions(again, actor, 'wf', 1, first.next_token!));
+    expect(error).toBeInstanceOf(ValidationError);
+    expect((error as ValidationError).details).toEqual([{ field: 'next_token', message: expect.stringContaining('is not a valid page token') }]);
+    // The new workflow's own tokens page through it.
+    const own = await listWorkflowVersions(again, actor, 'wf', 1);
+    expect((await listWorkflowVersions(again, actor, 'wf', 1, own.next_token!)).items.map((v) => v.version)).toEqual([2]);
   });
 });

@@ -263,12 +263,25 @@ export class WorkflowsRepository {
   }
 
   /**
-   * A page of a workflow's versions, newest first (a consistent query of its `V#<slug>#` items, cut at
-   * 1 MB like every list). The token names the slug and the last version returned, for that account.
+   * A page of the versions of the workflow `head` was read from, newest first (a consistent query of its
+   * `V#<slug>#` items, cut at 1 MB like every list). The token names the workflow (its slug and
+   * `created_at`, as its ETags do) and the last version returned, for that account: once the workflow is
+   * deleted and created again under the same slug, its tokens are refused rather than resumed inside the
+   * new workflow's versions.
    */
-  async listVersions(accountId: string, slug: string, limit: number, nextToken?: string): Promise<{ items: WorkflowVersion[]; nextToken: string | null }> {
-    const start = nextToken ? await decodePageToken('workflow-versions', nextToken, accountId, { w: SLUG_PATTERN, n: /^\d{1,9}$/ }) : undefined;
+  async listVersions(
+    head: Pick<WorkflowHead, 'account_id' | 'slug' | 'created_at'>,
+    limit: number,
+    nextToken?: string,
+  ): Promise<{ items: WorkflowVersion[]; nextToken: string | null }> {
+    const { account_id: accountId, slug } = head;
+    const start = nextToken
+      ? await decodePageToken('workflow-versions', nextToken, accountId, { w: SLUG_PATTERN, c: /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, n: /^\d{1,9}$/ })
+      : undefined;
     if (start && start.w !== slug) throw ValidationError.field('next_token', 'is not a valid page token (it belongs to another list)');
+    if (start && start.c !== head.created_at) {
+      throw ValidationError.field('next_token', 'is not a valid page token (its workflow was deleted since): list again from the start');
+    }
     const page = await queryPage(
       this.doc,
       {
@@ -283,7 +296,7 @@ export class WorkflowsRepository {
     );
     const items = page.items.map((i) => strip<WorkflowVersion & { account_id?: string }>(i)).map(({ account_id: _a, ...v }) => v);
     const last = items.at(-1);
-    return { items, nextToken: page.more && last ? await encodePageToken('workflow-versions', accountId, { w: slug, n: String(last.version) }) : null };
+    return { items, nextToken: page.more && last ? await encodePageToken('workflow-versions', accountId, { w: slug, c: head.created_at, n: String(last.version) }) : null };
   }
 
   /**

@@ -252,7 +252,7 @@ export async function listWorkflowVersions(
   nextToken?: string,
 ): Promise<{ items: WorkflowVersionObject[]; next_token: string | null }> {
   const head = await reachableHead(deps, actor, slug);
-  const page = await deps.workflows.listVersions(actor.accountId, slug, limit, nextToken);
+  const page = await deps.workflows.listVersions(head, limit, nextToken);
   return { items: page.items.map((v) => toVersionObject(head, v)), next_token: page.nextToken };
 }
 
