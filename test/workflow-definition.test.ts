@@ -140,6 +140,31 @@ describe('the compiled-schema cache is bounded', () => {
     expect(cache().entries).toBeLessThan(30);
     expect(maxBytes).toBeLessThanOrEqual(128 * 1024 * 1024);
   });
+
+  // Measured with node --expose-gc (see PATTERN_BYTES): a distinct pattern like `s0_17\p{L}{1000}` held
+  // 81 KiB once compiled; one of a hundred `.{1000}` held 7.0 MiB.
+  const HEAVY_PATTERN_BYTES = 81 * 1024;
+  const HUNDRED_REPEATS_BYTES = 7 * 1024 * 1024;
+
+  it('by size, counting what patterns hold: 200 patterns anywhere in a schema at their measured weight at least (they held 16 MiB)', () => {
+    const heavy = (i: number) => `s${i}_17\\p{L}{1000}`;
+    const strings = (from: number, count: number) =>
+      Object.fromEntries(Array.from({ length: count }, (_, i) => [`f${from + i}`, { type: 'string', pattern: heavy(from + i) }]));
+    const schema = {
+      type: 'object',
+      properties: { ...strings(0, 80), nested: { type: 'array', items: { type: 'object', properties: strings(80, 60) } } },
+      // Each key of patternProperties is a pattern too.
+      patternProperties: Object.fromEntries(Array.from({ length: 60 }, (_, i) => [heavy(140 + i), { type: 'string' }])),
+    };
+    checkInput(schema, {});
+    expect(definitions.compiledSchemaCache(schema).entryBytes).toBeGreaterThanOrEqual(200 * HEAVY_PATTERN_BYTES);
+  });
+
+  it('by size, counting what a pattern holds by its RE2 program: a hundred repetitions of 1,000 in one pattern', () => {
+    const schema = { type: 'object', properties: { s: { type: 'string', pattern: '.{1000}'.repeat(100) } } };
+    checkInput(schema, {});
+    expect(definitions.compiledSchemaCache(schema).entryBytes).toBeGreaterThanOrEqual(HUNDRED_REPEATS_BYTES);
+  });
 });
 
 describe('patterns run in linear time', () => {

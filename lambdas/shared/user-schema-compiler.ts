@@ -13,9 +13,10 @@ import { UnsafePattern } from './workflow-definition.js';
  * in the input, never JavaScript's backtracking engine. The pattern must be valid ECMAScript (as JSON
  * Schema says) and within what RE2 runs: backreferences and lookaround are refused, as is a program
  * RE2 finds too large. Differences left: RE2's `.` matches `\r`, `\u2028` and `\u2029`, and its `\s`
- * is ASCII whitespace only.
+ * is ASCII whitespace only. `programs` learns the size of each pattern's RE2 program (its instructions):
+ * what a compiled schema holds in memory grows with it (the compiled-schema cache counts it).
  */
-const linearRegExp: NonNullable<CodeOptions['regExp']> = /* @__PURE__ */ Object.assign(
+const linearRegExp = (programs: Map<string, number>): NonNullable<CodeOptions['regExp']> => Object.assign(
   (pattern: string, flags: string) => {
     try {
       new RegExp(pattern, flags); // parses only: never matched against anything
@@ -36,6 +37,8 @@ const linearRegExp: NonNullable<CodeOptions['regExp']> = /* @__PURE__ */ Object.
     } catch (error) {
       throw new UnsafePattern(pattern, `RE2, the linear-time engine, cannot run it (${(error as Error).message})`);
     }
+    // By pattern: Ajv asks again for each place a pattern recurs, and keeps the first.
+    programs.set(pattern, re2.programSize());
     return { test: (s: string) => re2.test(s), toString: () => pattern };
   },
   // The name generated standalone code would call; Knouds never generates any.
@@ -55,7 +58,7 @@ const metaSchemas = /* @__PURE__ */ new Ajv({ strict: false, logger: false });
  * nothing is loaded from anywhere), draft-07 keywords, no strict-mode surprises, no `$data` (a
  * pattern taken from the input), no formats (an unknown `format` is ignored, silently), every
  * `$ref` its own function (inlining copies the target at every `$ref`: a 15 KB schema made 26 MB of
- * code), and patterns on RE2.
+ * code), and patterns on RE2 (linearRegExp, given by compileIsolated).
  */
 const USER_SCHEMA_OPTIONS: Options = {
   allErrors: true,
@@ -66,7 +69,6 @@ const USER_SCHEMA_OPTIONS: Options = {
   logger: false,
   inlineRefs: false,
   allowMatchingProperties: true,
-  code: { regExp: linearRegExp },
 };
 
 /** Throws an Error saying why, for a schema that is not valid draft-07 JSON Schema. */
@@ -74,7 +76,16 @@ export function checkAgainstMetaSchema(schema: Record<string, unknown>): void {
   if (!metaSchemas.validateSchema(schema)) throw new Error(`schema is invalid: ${metaSchemas.errorsText(metaSchemas.errors)}`);
 }
 
+/** A user's schema compiled, and what its patterns compiled to. */
+export interface CompiledSchema {
+  readonly validate: ValidateFunction;
+  /** The size of the RE2 program (instructions) of each distinct pattern the validator holds. */
+  readonly patternPrograms: readonly number[];
+}
+
 /** A user's schema compiled in isolation (an Ajv of its own); throws UnsafePattern for a pattern RE2 cannot run. */
-export function compileIsolated(schema: Record<string, unknown>): ValidateFunction {
-  return new Ajv(USER_SCHEMA_OPTIONS).compile(schema);
+export function compileIsolated(schema: Record<string, unknown>): CompiledSchema {
+  const programs = new Map<string, number>();
+  const validate = new Ajv({ ...USER_SCHEMA_OPTIONS, code: { regExp: linearRegExp(programs) } }).compile(schema);
+  return { validate, patternPrograms: [...programs.values()] };
 }

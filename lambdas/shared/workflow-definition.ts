@@ -47,7 +47,7 @@ export async function loadUserSchemaCompiler(): Promise<void> {
 }
 
 /** A user's schema compiled in isolation; throws UnsafePattern, SchemaTooComplex, or Error for an invalid schema. */
-function compileUserSchema(schema: Record<string, unknown>): ValidateFunction {
+function compileUserSchema(schema: Record<string, unknown>): UserSchemaCompiler.CompiledSchema {
   if (!compiler) throw new Error('the user-schema compiler is not loaded: await loadUserSchemaCompiler() first');
   compiler.checkAgainstMetaSchema(schema);
   assertBoundedExpansion(schema);
@@ -148,7 +148,7 @@ export function referenceProblem(ref: string, earlierSteps: ReadonlySet<string>)
 export function validateDefinition(definition: Definition, knownModel: (id: string) => boolean, field = 'definition'): void {
   const problems: FieldError[] = [];
   try {
-    const validate = compileUserSchema(definition.input_schema);
+    const { validate } = compileUserSchema(definition.input_schema);
     try {
       validate(null); // a schema that refers to itself with no data in between recurses on any value
     } catch (error) {
@@ -174,14 +174,30 @@ export function validateDefinition(definition: Definition, knownModel: (id: stri
   if (problems.length > 0) throw new ValidationError(problems, `${problems[0]!.field}: ${problems[0]!.message}`);
 }
 
-/** What a user's schema compiled to, or why it did not. */
-type Compiled = { validate: ValidateFunction } | { problem: unknown };
+/** What a user's schema compiled to (with what its patterns hold, estimated), or why it did not. */
+type Compiled = { validate: ValidateFunction; patternBytes: number } | { problem: unknown };
+
+/**
+ * What a pattern compiled to RE2 holds: a part of its own (the RE2 object, and Ajv's code that calls it)
+ * and a part per instruction of its RE2 program, which repetition multiplies: `\p{L}{1000}` is 11
+ * characters and a thousand instructions. Measured with node --expose-gc, as the heap's growth over
+ * compiling a schema of many distinct patterns of one kind and validating a value with it once, divided
+ * by the patterns: `s0_17a` (14 instructions, 500 patterns) held 7.9 KiB a pattern, `s0_17\p{L}{1000}`
+ * (1,013, 500 patterns) 81 KiB, `s0_17` and a hundred `.{1000}` (100,009, 10 patterns) 7.0 MiB: about
+ * 7 KiB plus 74 bytes an instruction, rounded up here. Counted by the schema's text alone (32 bytes a character), a
+ * schema of a thousand patterns like the second was estimated about 40 times too small. Not counted:
+ * the states RE2's DFA caches as a pattern matches values (re2js lets each pattern's grow to 8 MiB).
+ */
+const PATTERN_BYTES = 8 * 1024;
+const PATTERN_INSTRUCTION_BYTES = 80;
+
+const patternBytes = (programs: readonly number[]) => programs.reduce((sum, instructions) => sum + PATTERN_BYTES + PATTERN_INSTRUCTION_BYTES * instructions, 0);
 
 /**
  * Schemas compiled for runs, least recently used first out: at most 500, and at most 64 MiB by an
  * estimate of what each holds (measured: a compiled schema holds about 20–25 times its JSON text in
- * memory, plus about 6 KiB). Keyed by the schema's JSON text: the same text compiles to the same,
- * self-contained validator whoever wrote it.
+ * memory, plus about 6 KiB, plus what its patterns hold). Keyed by the schema's JSON text: the same text
+ * compiles to the same, self-contained validator whoever wrote it.
  */
 let compiledCache: LRUCache<string, Compiled> | undefined;
 // Made on first use, so the functions that only import this module's constants bundle no cache.
@@ -189,13 +205,28 @@ const compiled = () =>
   (compiledCache ??= new LRUCache<string, Compiled>({
     max: 500,
     maxSize: 64 * 1024 * 1024,
-    sizeCalculation: (_value, key) => 8 * 1024 + 32 * key.length,
+    sizeCalculation: (value, key) => 8 * 1024 + 32 * key.length + ('patternBytes' in value ? value.patternBytes : 0),
   }));
 
-/** How full the compiled-schema cache is, and its bounds (read only; for tests and diagnostics). */
-export function compiledSchemaCache(): { entries: number; estimatedBytes: number; maxEntries: number; maxBytes: number } {
+/**
+ * How full the compiled-schema cache is, and its bounds; given a schema, also what the cache counts it at
+ * (undefined when it does not hold it). Read only; for tests and diagnostics.
+ */
+export function compiledSchemaCache(schema?: Record<string, unknown>): {
+  entries: number;
+  estimatedBytes: number;
+  maxEntries: number;
+  maxBytes: number;
+  entryBytes?: number | undefined;
+} {
   const cache = compiled();
-  return { entries: cache.size, estimatedBytes: cache.calculatedSize, maxEntries: cache.max, maxBytes: cache.maxSize };
+  return {
+    entries: cache.size,
+    estimatedBytes: cache.calculatedSize,
+    maxEntries: cache.max,
+    maxBytes: cache.maxSize,
+    ...(schema ? { entryBytes: cache.info(JSON.stringify(schema))?.size } : {}),
+  };
 }
 
 /**
@@ -207,7 +238,8 @@ export function checkInput(schema: Record<string, unknown>, input: unknown, fiel
   let entry = compiled().get(key);
   if (!entry) {
     try {
-      entry = { validate: compileUserSchema(schema) };
+      const { validate, patternPrograms } = compileUserSchema(schema);
+      entry = { validate, patternBytes: patternBytes(patternPrograms) };
     } catch (problem) {
       entry = { problem };
     }
