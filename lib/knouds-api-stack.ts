@@ -351,9 +351,10 @@ export class KnoudsApiStack extends Stack {
     grantTable(membershipsTable, keysFn, ['dynamodb:Query']);
     // Key records and pointers: read, query the by-account index, write in transactions.
     // Keys are listed and counted through the two indexes only (the table's own key is the key's hash).
-    grantTable(keysTable, keysFn, ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem'], [KEYS_BY_ACCOUNT_INDEX, KEYS_HOLDING_SLOTS_INDEX], { queriesTable: false });
+    // No ConditionCheckItem, here or on the accounts: no transaction checks an item it does not write.
+    grantTable(keysTable, keysFn, ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], [KEYS_BY_ACCOUNT_INDEX, KEYS_HOLDING_SLOTS_INDEX], { queriesTable: false });
     // Accounts: the tier and the active-key count, changed only inside the key transactions.
-    grantTable(accountsTable, keysFn, ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem']);
+    grantTable(accountsTable, keysFn, ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
     // Usage: the per-request counter (UpdateItem) and the usage figures (Query).
     grantTable(usageTable, keysFn, ['dynamodb:UpdateItem', 'dynamodb:Query']);
     // Idempotency records of key creations and rotations: take (a conditional put), read, keep the
