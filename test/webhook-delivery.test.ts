@@ -373,12 +373,14 @@ describe('one sender run shares its attempts between accounts', () => {
     await new Promise((r) => setTimeout(r, 20));
     await endedWithoutAttempt(waiting);
     // Each run reads 8 of the shard and takes 2 of an account. Without moving the backlog, the noisy
-    // tenant's next ones would fill every run's reads until 12 runs had taken 2 each.
+    // tenant's next ones would fill every run's reads until 12 runs had taken 2 each. The runs happen two
+    // minutes on (only what has been due for over a minute is moved: not a redelivery just made due).
     const limits = { perRun: 10, perAccount: 2, concurrency: 5, scanPerShard: 8, postponePerRun: 100 };
-    const started = Date.now();
+    const later = { ...deps, now: () => new Date(Date.now() + 120_000) };
+    const started = Date.now() + 120_000;
     let runs = 0;
     while (deliveriesOf(waiting.execution_id).length === 0 && runs < 6) {
-      await sendDueWebhooks(deps, Date.now() + 20_000, limits);
+      await sendDueWebhooks(later, Date.now() + 20_000, limits);
       runs++;
     }
     expect(deliveriesOf(waiting.execution_id)).toHaveLength(1);
@@ -392,9 +394,24 @@ describe('one sender run shares its attempts between accounts', () => {
     for (const r of moved) {
       expect(r.webhook_due).toBeGreaterThanOrEqual(started + 60_000);
       // A run read at most 8 of the account: the 4 minutes its share of 2 a run takes them.
-      expect(r.webhook_due).toBeLessThanOrEqual(Date.now() + 60_000 + 4 * 60_000);
+      expect(r.webhook_due).toBeLessThanOrEqual(Date.now() + 120_000 + 60_000 + 4 * 60_000);
       expect(Date.parse(String(r.webhook!.next_attempt_at))).toBe(r.webhook_due);
     }
+  });
+
+  it('nothing is moved where a run reads the whole backlog, nor what has been due for less than a minute', async () => {
+    for (let i = 0; i < 6 && (await sendDueWebhooks(deps, Date.now() + 10_000)).due > 0; i++) await new Promise((r) => setTimeout(r, 1300));
+    const noisy = await account();
+    const backlog = await Promise.all(Array.from({ length: 12 }, () => running(noisy.accountId, 'http://127.0.0.1:9/dead')));
+    for (const run of backlog) await endedWithoutAttempt(run);
+    // Read whole (2,000 a shard), two minutes on: past its share, but nobody waits behind it.
+    const whole = await sendDueWebhooks({ ...deps, now: () => new Date(Date.now() + 120_000) }, Date.now() + 20_000, {
+      perRun: 10, perAccount: 2, concurrency: 5, scanPerShard: 2000, postponePerRun: 100,
+    });
+    expect(whole.postponed).toBe(0);
+    // Read in part (1 a shard), but due only now: a redelivery or a first attempt just made due stays due.
+    const fresh = await sendDueWebhooks(deps, Date.now() + 20_000, { perRun: 10, perAccount: 0, concurrency: 5, scanPerShard: 1, postponePerRun: 100 });
+    expect(fresh.postponed).toBe(0);
   });
 
   it('a move is conditioned on the due time read: a webhook claimed or redelivered meanwhile is left as it is', async () => {

@@ -660,8 +660,9 @@ export class ExecutionsRepository {
   /**
    * Moves a pending webhook's next attempt from `seenDue` (as its sender read it) to `dueAt`, and says so in
    * `next_attempt_at`: a scheduled sender spreading an account's backlog past its share. Conditioned on the
-   * due time read and on no claim being live, so an attempt, a claim or a redelivery meanwhile is left as
-   * it is (false). A move the SDK sent again after a lost answer finds its own due time: true.
+   * due time read and on no claim (a live one, or one whose lease ended, which a sender takes over), so
+   * an attempt, a claim or a redelivery meanwhile is left as it is (false). A move the SDK sent again
+   * after a lost answer finds its own due time: true.
    */
   async postponeWebhook(accountId: string, executionId: string, seenDue: number, dueAt: number): Promise<boolean> {
     try {

@@ -41,7 +41,7 @@ export const WEBHOOK_CLAIM_LEASE_MS = WEBHOOK_ATTEMPT_TIMEOUT_MS + 25_000;
 export interface SenderLimits {
   /** Attempts per run, all accounts together. */
   readonly perRun: number;
-  /** Attempts per account per run: one tenant's backlog cannot take a run (the rest stay due). */
+  /** Attempts per account per run: one tenant's backlog cannot take a run (the rest stay due, or are moved later). */
   readonly perAccount: number;
   /** Attempts in flight at once. */
   readonly concurrency: number;
@@ -50,7 +50,8 @@ export interface SenderLimits {
   /**
    * Due webhooks of an account past its share that a run moves later, at most. A backlog left at the head
    * of the index (oldest due first) would fill every run's reads and keep other accounts' webhooks from
-   * ever being read; moved later, spread over the next minutes, it leaves room for them.
+   * ever being read; moved later, spread over the next minutes, it leaves room for them. Only what a shard
+   * whose read was cut by `scanPerShard` holds is moved, and only what has been due for over a minute.
    */
   readonly postponePerRun: number;
 }
@@ -59,8 +60,9 @@ export const DEFAULT_SENDER_LIMITS: SenderLimits = { perRun: 200, perAccount: 20
 
 /**
  * The most minutes one run spreads an account's backlog over. An account is served its share a run, so
- * a backlog spread at that pace waits no longer than it would have at the head of the index; and each
- * move is a write of the whole execution item, so it is made about once per webhook, not every minute.
+ * a backlog spread at that pace waits about as long as it would have at the head of the index. Each move
+ * writes the whole execution item: moves happen only where a shard's read was cut, so a backlog a run
+ * reads whole is never moved.
  */
 export const POSTPONE_SPREAD_MINUTES = 24 * 60;
 
@@ -226,9 +228,9 @@ export async function sendNow(deps: WebhookDeps, accountId: string, executionId:
 export interface SenderRun {
   /** Due webhooks read from the index. */
   readonly due: number;
-  /** Left due for a later run: past an account's or the run's share, or out of time. */
+  /** Not attempted by this run: past an account's or the run's share, or out of time (left due, or moved later). */
   readonly deferred: number;
-  /** Of those, moved later (an account's backlog past its share, spread over the next minutes). */
+  /** Of those, moved later (an account's backlog past its share in a shard read only in part, spread over the next minutes). */
   readonly postponed: number;
   readonly results: Partial<Record<AttemptResult, number>>;
 }
@@ -245,16 +247,21 @@ export async function sendDueWebhooks(deps: WebhookDeps, startBy: number, limits
   const nowMs = clock(deps).getTime();
   const shards = Array.from({ length: WEBHOOK_SHARDS }, (_, i) => String(i));
   const read = await Promise.all(shards.map((shard) => readShard(deps, shard, nowMs, limits)));
-  const due = read.flat().sort((a, b) => a.webhook_due - b.webhook_due);
+  // What the shards whose read stopped at `scanPerShard` with more due behind hold: only there can a
+  // backlog keep other accounts' webhooks from being read at all.
+  const inCutShard = new Set(read.filter((r) => r.cut).flatMap((r) => r.items));
+  const due = read.flatMap((r) => r.items).sort((a, b) => a.webhook_due - b.webhook_due);
   const perAccount = new Map<string, number>();
   const chosen: DueWebhook[] = [];
-  // Past its account's share: moved later, so that the next runs read past it.
+  // Past its account's share in a cut shard, and due for more than a run's interval (not a redelivery or
+  // a first attempt just made due): moved later, so that the next runs read past it.
   const beyondShare: DueWebhook[] = [];
   for (const item of due) {
     const taken = perAccount.get(item.account_id) ?? 0;
     perAccount.set(item.account_id, taken + 1);
-    if (taken >= limits.perAccount) beyondShare.push(item);
-    else if (chosen.length < limits.perRun) chosen.push(item);
+    if (taken < limits.perAccount) {
+      if (chosen.length < limits.perRun) chosen.push(item);
+    } else if (inCutShard.has(item) && item.webhook_due <= nowMs - SENDER_INTERVAL_MS) beyondShare.push(item);
   }
   const postponing = postponeBacklogs(deps, beyondShare, perAccount, nowMs, startBy, limits);
   const results: Partial<Record<AttemptResult, number>> = {};
@@ -296,19 +303,35 @@ async function postponeBacklogs(
       const item = moves[next++];
       if (!item || Date.now() >= startBy) return;
       const minutes = Math.min(POSTPONE_SPREAD_MINUTES, Math.ceil((readPerAccount.get(item.account_id) ?? 0) / limits.perAccount));
-      const dueAt = nowMs + 60_000 + Math.floor(Math.random() * minutes * 60_000);
-      if (await deps.executions.postponeWebhook(item.account_id, item.execution_id, item.webhook_due, dueAt)) moved++;
+      const dueAt = nowMs + SENDER_INTERVAL_MS + Math.floor(Math.random() * minutes * 60_000);
+      try {
+        if (await deps.executions.postponeWebhook(item.account_id, item.execution_id, item.webhook_due, dueAt)) moved++;
+      } catch (error) {
+        // A move that fails (DynamoDB throttling one tenant's partition) leaves the webhook due: a later run
+        // moves or sends it. It must not fail the run while its attempts are in flight.
+        log('warn', 'a webhook could not be moved later', {
+          account_id: item.account_id,
+          execution_id: item.execution_id,
+          error: error instanceof Error ? error.name : 'Error',
+        });
+      }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(limits.concurrency, moves.length) }, mover));
+  // Few at a time: every move of one tenant writes its partition, beside the attempts of the run.
+  await Promise.all(Array.from({ length: Math.min(POSTPONE_CONCURRENCY, moves.length) }, mover));
   return moved;
 }
+
+/** How often the scheduled sender runs. */
+const SENDER_INTERVAL_MS = 60_000;
+/** Moves in flight at once. */
+const POSTPONE_CONCURRENCY = 4;
 
 /**
  * A shard's due webhooks, oldest first: pages of the index until it has nothing more due, or `scanPerShard`
  * entries were read, or it alone has enough for the run within the per-account share.
  */
-async function readShard(deps: WebhookDeps, shard: string, nowMs: number, limits: SenderLimits): Promise<DueWebhook[]> {
+async function readShard(deps: WebhookDeps, shard: string, nowMs: number, limits: SenderLimits): Promise<{ items: DueWebhook[]; cut: boolean }> {
   const items: DueWebhook[] = [];
   const perAccount = new Map<string, number>();
   let usable = 0;
@@ -323,5 +346,6 @@ async function readShard(deps: WebhookDeps, shard: string, nowMs: number, limits
     }
     start = page.next;
   } while (start && items.length < limits.scanPerShard && usable < limits.perRun);
-  return items;
+  // Stopped by the read bound, with more due behind it (not because the run had enough to do).
+  return { items, cut: start !== undefined && items.length >= limits.scanPerShard && usable < limits.perRun };
 }
