@@ -165,6 +165,21 @@ describe('the compiled-schema cache is bounded', () => {
     checkInput(schema, {});
     expect(definitions.compiledSchemaCache(schema).entryBytes).toBeGreaterThanOrEqual(HUNDRED_REPEATS_BYTES);
   });
+
+  it('a schema whose patterns compile past the bound (three of a hundred repetitions of 1,000) is refused, naming input_schema, so none is compiled on every run', () => {
+    const patterns = ['a', 'b', 'c'].map((c) => `${c}${'.{1000}'.repeat(100)}`);
+    const schema = { type: 'object', properties: Object.fromEntries(patterns.map((p, i) => [`s${i}`, { type: 'string', pattern: p }])) };
+    let refused: ValidationError | undefined;
+    try {
+      validateDefinition(definition(schema), known);
+    } catch (error) {
+      refused = error as ValidationError;
+    }
+    expect(refused).toBeInstanceOf(ValidationError);
+    expect(refused!.details).toEqual([{ field: 'definition.input_schema', message: expect.stringContaining('instructions of the linear-time engine') }]);
+    // Two of them fit.
+    validateDefinition(definition({ type: 'object', properties: { s0: { type: 'string', pattern: patterns[0] }, s1: { type: 'string', pattern: patterns[1] } } }), known);
+  });
 });
 
 describe('patterns run in linear time', () => {

@@ -5,7 +5,16 @@
  */
 import { Ajv, type CodeOptions, type Options, type ValidateFunction } from 'ajv';
 import { RE2JS } from 're2js';
-import { UnsafePattern } from './workflow-definition.js';
+import { SchemaTooComplex, UnsafePattern } from './workflow-definition.js';
+
+/**
+ * The RE2 instructions a schema's patterns may compile to, in all. What a compiled schema holds grows
+ * with them (about 80 bytes each: the compiled-schema cache counts them), and so does the time to compile
+ * (about 2.6 µs each): a repetition such as `.{1000}` counts a thousand times. At this bound a schema's
+ * patterns hold about 20 MB and compile in under a second, and its compiled form fits the cache (whose
+ * entries may be at most its 64 MiB), so it is compiled once, not on every run.
+ */
+export const MAX_PATTERN_INSTRUCTIONS = 250_000;
 
 /**
  * How Ajv runs every pattern of a user's schema (`pattern`, `patternProperties`, and the patterns
@@ -39,6 +48,12 @@ const linearRegExp = (programs: Map<string, number>): NonNullable<CodeOptions['r
     }
     // By pattern: Ajv asks again for each place a pattern recurs, and keeps the first.
     programs.set(pattern, re2.programSize());
+    const total = [...programs.values()].reduce((sum, n) => sum + n, 0);
+    if (total > MAX_PATTERN_INSTRUCTIONS) {
+      throw new SchemaTooComplex(
+        `its patterns compile to more than ${MAX_PATTERN_INSTRUCTIONS} instructions of the linear-time engine (a repetition such as {1000} counts a thousand times): use fewer or shorter patterns`,
+      );
+    }
     return { test: (s: string) => re2.test(s), toString: () => pattern };
   },
   // The name generated standalone code would call; Knouds never generates any.
