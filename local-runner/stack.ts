@@ -314,20 +314,24 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     });
     // A request Node's parser refuses (a byte outside ASCII in the URL, as a pasted `…` sends; a broken
     // header) is answered as every error is, a JSON body with a request id, not Node's bare 400.
+    // As Node's own handler: nothing is written once an answer has begun on the socket, and a request that
+    // timed out or whose headers are too large keeps Node's status (408, 431), in words that say so.
     server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
-      if (error.code === 'ECONNRESET' || !socket.writable) {
+      const answering = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
+      if (error.code === 'ECONNRESET' || !socket.writable || answering) {
         socket.destroy();
         return;
       }
+      const [status, sentence] =
+        error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? ['408 Request Timeout', 'The request did not arrive in time.']
+          : error.code === 'HPE_HEADER_OVERFLOW'
+            ? ['431 Request Header Fields Too Large', 'The request headers are too large.']
+            : ['400 Bad Request', 'The request could not be read: characters outside ASCII in the URL must be percent-encoded, and headers must be well formed.'];
       const requestId = randomUUID();
-      const body = JSON.stringify({
-        error: 'The request could not be read: characters outside ASCII in the URL must be percent-encoded, and headers must be well formed.',
-        code: 'VALIDATION_ERROR',
-        request_id: requestId,
-        details: [],
-      });
+      const body = JSON.stringify({ error: sentence, code: 'VALIDATION_ERROR', request_id: requestId, details: [] });
       socket.end(
-        `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nx-request-id: ${requestId}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+        `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\nx-request-id: ${requestId}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
       );
     });
     const port = await listen(server, options.port ?? 3000);
