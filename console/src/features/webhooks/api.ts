@@ -16,5 +16,6 @@ export async function rotateSecret(graceSeconds: number, idempotencyKey: string)
   const rotated = await call(
     api().POST('/webhooks/secret/rotate', { body: { grace_period_seconds: graceSeconds }, params: { header: { 'Idempotency-Key': idempotencyKey } } }),
   );
-  return rotated.secret === undefined ? { ...rotated, secret: (await getSecret()).secret } : { ...rotated, secret: rotated.secret };
+  // The secret and until when the one it replaced signs, read together (another rotation may have come since).
+  return rotated.secret === undefined ? getSecret() : { ...rotated, secret: rotated.secret };
 }
