@@ -129,7 +129,19 @@ it('checks each item of a transaction on its own table: one item not granted ref
   // A transaction of granted items goes through (here its condition fails, as DynamoDB itself decides).
   await expect(
     as(identity('KeysFunction')).send(
-      new TransactWriteItemsCommand({ TransactItems: [{ ConditionCheck: { TableName: table('DataAccountsTable'), Key: { account_id: { S: 'none' } }, ConditionExpression: 'attribute_exists(account_id)' } }] }),
+      new TransactWriteItemsCommand({
+        TransactItems: [
+          {
+            Update: {
+              TableName: table('DataAccountsTable'),
+              Key: { account_id: { S: 'none' } },
+              UpdateExpression: 'SET active_keys = :n',
+              ConditionExpression: 'attribute_exists(account_id)',
+              ExpressionAttributeValues: { ':n': { N: '0' } },
+            },
+          },
+        ],
+      }),
     ),
   ).rejects.toMatchObject({ name: 'TransactionCanceledException' });
 });
