@@ -16,6 +16,7 @@ import {
   expectAccessible,
   gone,
   keyRow,
+  loseFirstAnswer,
   openCreateDialog,
   readShownKey,
   rowAction,
@@ -30,6 +31,28 @@ beforeAll(() => suite.start(), 120_000);
 afterAll(() => suite.stop());
 
 const sorted = (values: readonly string[]) => [...values].sort();
+
+/**
+ * Presses "Create" in `dialog` with the create request held (it has reached the page's network, not yet
+ * the API); the function returned lets it go on.
+ */
+async function createHeld(page: Page, dialog: Locator): Promise<() => void> {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  let creates = 0;
+  await page.route(
+    (url) => url.pathname.endsWith('/keys'),
+    async (route) => {
+      if (route.request().method() !== 'POST') return route.fallback();
+      creates += 1;
+      await held;
+      return route.continue();
+    },
+  );
+  await dialog.getByRole('button', { name: 'Create', exact: true }).click();
+  await eventually(() => expect(creates).toBe(1));
+  return release;
+}
 
 /** A key made as an operator would (not through the console), with its plaintext. */
 async function operatorKey(accountId: string, body: Record<string, unknown>): Promise<{ keyId: string; key: string }> {
@@ -84,21 +107,8 @@ describe('a key’s life in the console', () => {
       await signIn(page, suite.url, admin);
       await visible(page.getByRole('button', { name: 'Create key', exact: true }));
       // The create request is held until the person has pressed Escape, again and again.
-      let release!: () => void;
-      const held = new Promise<void>((resolve) => (release = resolve));
-      let creates = 0;
-      await page.route(
-        (url) => url.pathname.endsWith('/keys'),
-        async (route) => {
-          if (route.request().method() !== 'POST') return route.fallback();
-          creates += 1;
-          await held;
-          return route.continue();
-        },
-      );
       const dialog = await openCreateDialog(page, 'escape artist');
-      await dialog.getByRole('button', { name: 'Create', exact: true }).click();
-      await eventually(() => expect(creates).toBe(1));
+      const release = await createHeld(page, dialog);
       // Chromium honours a prevented Escape once between two user activations; the second closes a
       // dialog that does not open itself again.
       for (let i = 0; i < 3; i++) {
@@ -126,21 +136,8 @@ describe('a key’s life in the console', () => {
       await visible(page.getByRole('heading', { name: 'Webhooks', level: 1 }));
       await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'API Keys' }).click();
       await visible(page.getByRole('button', { name: 'Create key', exact: true }));
-      let release!: () => void;
-      const held = new Promise<void>((resolve) => (release = resolve));
-      let creates = 0;
-      await page.route(
-        (url) => url.pathname.endsWith('/keys'),
-        async (route) => {
-          if (route.request().method() !== 'POST') return route.fallback();
-          creates += 1;
-          await held;
-          return route.continue();
-        },
-      );
       const dialog = await openCreateDialog(page, 'homeward');
-      await dialog.getByRole('button', { name: 'Create', exact: true }).click();
-      await eventually(() => expect(creates).toBe(1));
+      const release = await createHeld(page, dialog);
       // The console's history entry that holds the page (its state names the guard) is in place.
       type Window = { history: { state: Record<string, unknown> | null }; location: { reload(): void } };
       const guarded = () => page.evaluate(() => Boolean((globalThis as unknown as Window).history.state?.['knoudsLeaveGuard']));
@@ -181,17 +178,7 @@ describe('a key’s life in the console', () => {
       const admin = await suite.person([[account.accountId, 'admin']], 'replay');
       await signIn(page, suite.url, admin);
       // The first rotation reaches the API and is done there; its answer never reaches the page.
-      let rotations = 0;
-      await page.route(
-        (url) => url.pathname.endsWith('/rotate'),
-        async (route) => {
-          if (route.request().method() !== 'POST') return route.continue();
-          rotations += 1;
-          if (rotations > 1) return route.continue();
-          await route.fetch();
-          return route.abort('connectionreset');
-        },
-      );
+      const rotations = await loseFirstAnswer(page, '/rotate');
       await rowAction(page, 'flaky network', 'Rotate');
       const dialog = openDialog(page);
       await visible(dialog);
@@ -200,12 +187,12 @@ describe('a key’s life in the console', () => {
       await rotate.click();
       // The page says the request failed (in words of its own), and the key was rotated all the same.
       await visible(dialog.getByRole('alert'));
-      expect(rotations).toBe(1);
+      expect(rotations()).toBe(1);
       expect(await curlStatus(`${suite.t.stack.apiUrl}/keys/verify`, old.key)).toBe(401);
       await rotate.click();
       await visible(dialog.getByText('Rotate the new key (it has the same name, permissions and workspaces) to get a secret you can copy.'));
       expect(await dialog.innerText()).not.toMatch(/Delete it from the list/);
-      expect(rotations).toBe(2);
+      expect(rotations()).toBe(2);
       await dialog.getByRole('button', { name: 'Done', exact: true }).click();
       await gone(dialog);
       // One replacement, made by the first attempt.

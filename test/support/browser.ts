@@ -471,6 +471,25 @@ export async function rowAction(page: Page, name: string, item: 'Edit' | 'Rotate
   await page.getByRole('menuitem', { name: item, exact: true }).click();
 }
 
+/**
+ * The first POST to a path ending in `pathEnd` reaches the API and is done there, and its answer never
+ * reaches the page (the connection is cut); later ones go through. Returns how many were sent so far.
+ */
+export async function loseFirstAnswer(page: Page, pathEnd: string): Promise<() => number> {
+  let sent = 0;
+  await page.route(
+    (url) => url.pathname.endsWith(pathEnd),
+    async (route) => {
+      if (route.request().method() !== 'POST') return route.continue();
+      sent += 1;
+      if (sent > 1) return route.continue();
+      await route.fetch();
+      return route.abort('connectionreset');
+    },
+  );
+  return () => sent;
+}
+
 /** Answers an intercepted API call as an overloaded gateway would: 503 SERVICE_UNAVAILABLE, with Retry-After when given. */
 export function answerUnavailable(route: Route, retryAfterSeconds?: number): Promise<void> {
   return route.fulfill({
