@@ -30,6 +30,7 @@ import {
   HOUSEKEEPING_TIMEOUT_SECONDS,
   SYNC_BUDGET_MS,
   SYNC_OUTCOME_RESERVE_MS,
+  WEBHOOK_SENDER_INTERVAL_MINUTES,
   WEBHOOK_SENDER_TIMEOUT_SECONDS,
   WORKER_MAX_EVENT_AGE_SECONDS,
   WORKER_TIMEOUT_SECONDS,
@@ -470,9 +471,9 @@ export class KnoudsApiStack extends Stack {
     grantSecrets(webhookSenderFn, ['kms:Encrypt', 'kms:Decrypt']);
     new Rule(this, 'WebhookSenderSchedule', {
       description: 'Knouds API: the webhook sender, every minute',
-      schedule: Schedule.rate(Duration.minutes(1)),
+      schedule: Schedule.rate(Duration.minutes(WEBHOOK_SENDER_INTERVAL_MINUTES)),
       // A scheduled event not delivered within the minute is replaced by the next one.
-      targets: [new LambdaTarget(webhookSenderFn, { retryAttempts: 0, maxEventAge: Duration.minutes(1) })],
+      targets: [new LambdaTarget(webhookSenderFn, { retryAttempts: 0, maxEventAge: Duration.minutes(WEBHOOK_SENDER_INTERVAL_MINUTES) })],
     });
 
     // Housekeeping (API.md §7): a function run every `sweepInterval` by an EventBridge rule, which

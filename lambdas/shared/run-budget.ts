@@ -47,6 +47,9 @@ export const QUEUED_DEADLINE_MS = (WORKER_MAX_EVENT_AGE_SECONDS + WORKER_TIMEOUT
 /** Kept back from the worker's timeout to record a run's outcome and send its webhook. */
 export const WORKER_RESERVE_MS = 60_000;
 
+/** How often the scheduled webhook sender runs (its EventBridge rule's rate). */
+export const WEBHOOK_SENDER_INTERVAL_MINUTES = 1;
+
 /**
  * The webhook sender's timeout: it runs every minute, and stops starting attempts 15 s before it ends
  * (an attempt's 5 s and recording it). Runs may overlap; every attempt is claimed.

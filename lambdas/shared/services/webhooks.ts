@@ -15,6 +15,7 @@ import type { AccountsRepository, FirstWebhookSecret } from '../repositories/acc
 import { SYSTEM_ACTOR, type AuditRepository } from '../repositories/audit.js';
 import type { DueWebhook, ExecutionRecord, ExecutionsRepository, WebhookOutcome } from '../repositories/executions.js';
 import { WEBHOOK_SHARDS } from '../repositories/executions.js';
+import { WEBHOOK_SENDER_INTERVAL_MINUTES } from '../run-budget.js';
 import { nextAttemptAt, retryScheduleFromEnv } from '../webhook-schedule.js';
 import { deliverWebhook, WEBHOOK_ATTEMPT_TIMEOUT_MS, type Delivery, type DeliveryOptions } from '../webhooks.js';
 import { firstWebhookSecret } from './first-webhook-secret.js';
@@ -323,7 +324,7 @@ async function postponeBacklogs(
 }
 
 /** How often the scheduled sender runs. */
-const SENDER_INTERVAL_MS = 60_000;
+const SENDER_INTERVAL_MS = WEBHOOK_SENDER_INTERVAL_MINUTES * 60_000;
 /** Moves in flight at once. */
 const POSTPONE_CONCURRENCY = 4;
 
