@@ -266,19 +266,30 @@ export async function sendDueWebhooks(deps: WebhookDeps, startBy: number, limits
   }
   const postponing = postponeBacklogs(deps, beyondShare, perAccount, nowMs, startBy, limits);
   const results: Partial<Record<AttemptResult, number>> = {};
+  const started = await eachUntil(chosen, limits.concurrency, startBy, async (item) => {
+    const result = await attemptWebhook(deps, item, { makeSecret: true });
+    results[result] = (results[result] ?? 0) + 1;
+  });
+  return { due: due.length, deferred: due.length - started, postponed: await postponing, results };
+}
+
+/**
+ * Runs `work` on the items in order, `concurrency` at a time, starting none at or after `startBy` (epoch
+ * ms); returns how many were started.
+ */
+async function eachUntil<T>(items: readonly T[], concurrency: number, startBy: number, work: (item: T) => Promise<void>): Promise<number> {
   let next = 0;
   let started = 0;
   const worker = async () => {
     for (;;) {
-      const item = chosen[next++];
-      if (!item || Date.now() >= startBy) return;
+      const item = items[next++];
+      if (item === undefined || Date.now() >= startBy) return;
       started++;
-      const result = await attemptWebhook(deps, item, { makeSecret: true });
-      results[result] = (results[result] ?? 0) + 1;
+      await work(item);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(limits.concurrency, chosen.length) }, worker));
-  return { due: due.length, deferred: due.length - started, postponed: await postponing, results };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
+  return started;
 }
 
 /**
@@ -296,30 +307,23 @@ async function postponeBacklogs(
   startBy: number,
   limits: SenderLimits,
 ): Promise<number> {
-  const moves = beyondShare.slice(0, limits.postponePerRun);
-  let next = 0;
   let moved = 0;
-  const mover = async () => {
-    for (;;) {
-      const item = moves[next++];
-      if (!item || Date.now() >= startBy) return;
-      const minutes = Math.min(POSTPONE_SPREAD_MINUTES, Math.ceil((readPerAccount.get(item.account_id) ?? 0) / limits.perAccount));
-      const dueAt = nowMs + SENDER_INTERVAL_MS + Math.floor(Math.random() * minutes * 60_000);
-      try {
-        if (await deps.executions.postponeWebhook(item.account_id, item.execution_id, item.webhook_due, dueAt)) moved++;
-      } catch (error) {
-        // A move that fails (DynamoDB throttling one tenant's partition) leaves the webhook due: a later run
-        // moves or sends it. It must not fail the run while its attempts are in flight.
-        log('warn', 'a webhook could not be moved later', {
-          account_id: item.account_id,
-          execution_id: item.execution_id,
-          error: error instanceof Error ? error.name : 'Error',
-        });
-      }
-    }
-  };
   // Few at a time: every move of one tenant writes its partition, beside the attempts of the run.
-  await Promise.all(Array.from({ length: Math.min(POSTPONE_CONCURRENCY, moves.length) }, mover));
+  await eachUntil(beyondShare.slice(0, limits.postponePerRun), POSTPONE_CONCURRENCY, startBy, async (item) => {
+    const minutes = Math.min(POSTPONE_SPREAD_MINUTES, Math.ceil((readPerAccount.get(item.account_id) ?? 0) / limits.perAccount));
+    const dueAt = nowMs + SENDER_INTERVAL_MS + Math.floor(Math.random() * minutes * 60_000);
+    try {
+      if (await deps.executions.postponeWebhook(item.account_id, item.execution_id, item.webhook_due, dueAt)) moved++;
+    } catch (error) {
+      // A move that fails (DynamoDB throttling one tenant's partition) leaves the webhook due: a later run
+      // moves or sends it. It must not fail the run while its attempts are in flight.
+      log('warn', 'a webhook could not be moved later', {
+        account_id: item.account_id,
+        execution_id: item.execution_id,
+        error: error instanceof Error ? error.name : 'Error',
+      });
+    }
+  });
   return moved;
 }
 
