@@ -74,7 +74,7 @@ export interface LocalStackOptions {
    * in memory for each start (right for data that does not outlive the run)
    */
   readonly secretsKeyFile?: string;
-  /** Extra environment for every function (e.g. `LOG_LEVEL`), over what Lambda would give it. */
+  /** Extra environment for every function (e.g. `LOG_LEVEL`), over what Lambda and the template would give it. */
   readonly functionEnv?: Record<string, string>;
   /**
    * Whose access tokens the authorizer accepts (the local OpenID Connect provider's, by default once it
@@ -499,7 +499,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       };
       callers.set(identity.sessionToken, identity);
       const env = { ...baseEnv, ...secretsEnvOf(def), ...pageTokenEnvOf(def), AWS_ACCESS_KEY_ID: identity.accessKeyId, AWS_SECRET_ACCESS_KEY: identity.secretAccessKey, AWS_SESSION_TOKEN: identity.sessionToken };
-      pools.set(def.logicalId, new FunctionPool(def, env, onLog, maxInstances));
+      // `functionEnv` goes over the template's own variables too (a test's settings, a log level).
+      const withOverrides = options.functionEnv ? { ...def, environment: { ...def.environment, ...options.functionEnv } } : def;
+      pools.set(def.logicalId, new FunctionPool(withOverrides, env, onLog, maxInstances));
     }
     cleanups.push(() => Promise.all([...pools.values()].map((p) => p.close())).then(() => undefined));
     const invoke = (functionId: string, event: unknown) => {

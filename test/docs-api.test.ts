@@ -168,16 +168,17 @@ describe('docs/api.md against the code’s vocabularies and defaults', () => {
     for (const c of ROLES.viewer) expect(roles).toContain(`\`${c}\``);
   });
 
-  it('gives each tier its default rate limits and async limit', () => {
+  it('gives each tier its default rate limits and run limits', () => {
     for (const tier of TIER_NAMES) {
       const t = DEFAULT_SETTINGS.tiers[tier];
       const tiers = doc.slice(doc.indexOf('### Tiers'), doc.indexOf('### What a key may grant'));
       const cells = (tiers.split('\n').find((line) => line.startsWith(`| \`${tier}\` |`)) ?? '').split('|').map((c) => c.trim());
-      expect({ tier, live: cells[3], test: cells[4], async: cells[5] }).toEqual({
+      expect({ tier, live: cells[3], test: cells[4], async: cells[5], sync: cells[6] }).toEqual({
         tier,
         live: String(t.liveRateLimit),
         test: String(t.testRateLimit),
         async: String(t.maxAsyncInFlight),
+        sync: String(t.maxSyncInFlight),
       });
     }
     expect(doc).toContain(`at most **${DEFAULT_SETTINGS.maxActiveKeysPerAccount} active keys**`);

@@ -263,14 +263,14 @@ describe('async runs in flight: the account’s counter (API.md §4)', () => {
     const held = await claimed(interrupted, 'att_c', Date.now() - 1);
     expect(await slots.failInterrupted(id, interrupted.execution_id, 'att_c', 'att_d', now(), new Date(0), held)).toMatchObject({ status: 'FAILED', owner: 'att_d' });
     expect(await inFlight(id)).toBe(2);
-    expect(await slots.cancel(id, cancelledQueued.execution_id, 'QUEUED', now(), true)).toBe(true);
+    expect(await slots.cancel(id, cancelledQueued.execution_id, 'QUEUED', now(), 'async')).toBe(true);
     // Cancelled already: the condition refuses a second cancel, and its release with it.
-    expect(await slots.cancel(id, cancelledQueued.execution_id, 'QUEUED', now(), true)).toBe(false);
+    expect(await slots.cancel(id, cancelledQueued.execution_id, 'QUEUED', now(), 'async')).toBe(false);
     expect(await inFlight(id)).toBe(1);
     await claimed(cancelledRunning, 'att_e');
     // A caller that says the run holds no slot is refused (re-read), never ends it without the release.
-    expect(await slots.cancel(id, cancelledRunning.execution_id, 'RUNNING', now(), false)).toBe(false);
-    expect(await slots.cancel(id, cancelledRunning.execution_id, 'RUNNING', now(), true)).toBe(true);
+    expect(await slots.cancel(id, cancelledRunning.execution_id, 'RUNNING', now(), undefined)).toBe(false);
+    expect(await slots.cancel(id, cancelledRunning.execution_id, 'RUNNING', now(), 'async')).toBe(true);
     expect(await inFlight(id)).toBe(0);
   });
 
@@ -313,8 +313,107 @@ describe('async runs in flight: the account’s counter (API.md §4)', () => {
     await expect(runWorkflow(deps, actor, 'wf', { input: {} }, { async: true, startAsync: up, asyncLimit: 1 })).rejects.toBeInstanceOf(ConcurrencyLimitExceededError);
     expect((await slots.list(id, {}, 10)).items).toHaveLength(2);
     expect(await inFlight(id)).toBe(1);
-    // A sync run takes no slot.
+    // A sync run takes no async slot.
     expect((await runWorkflow(deps, actor, 'wf', { input: {} }, { async: false, startAsync: up, asyncLimit: 1 })).execution).toMatchObject({ status: 'SUCCEEDED' });
     expect(await inFlight(id)).toBe(1);
+  });
+});
+
+describe('sync runs running at once: the account’s other counter', () => {
+  let slots: ExecutionsRepository;
+  let accounts: AccountsRepository;
+  let n = 0;
+  beforeAll(() => {
+    slots = new ExecutionsRepository(db.doc, db.tables.executions, db.tables.accounts);
+    accounts = new AccountsRepository(db.doc, db.tables.accounts);
+  });
+  const counters = async (accountId: string) => {
+    const item = (await db.doc.send(new GetCommand({ TableName: db.tables.accounts, Key: { account_id: accountId }, ConsistentRead: true }))).Item ?? {};
+    return { sync: item['sync_in_flight'] ?? 0, async: item['async_in_flight'] ?? 0 };
+  };
+  const account = async () => {
+    const id = `acct_sync_${++n}_${Date.now().toString(36)}`;
+    await createAccount({ accounts, audit: db.audit }, id, 'pro');
+    return id;
+  };
+  /** A sync run as runWorkflow writes it: RUNNING from its put, owned by its request, leased. */
+  const running = (accountId: string, owner = 'att_req', leaseUntil = lease()): ExecutionRecord => {
+    const at = new Date();
+    return {
+      account_id: accountId,
+      execution_id: newExecutionId(at),
+      workflow_slug: 'wf',
+      workflow_version: 1,
+      workspace_id: 'default',
+      status: 'RUNNING',
+      input: null,
+      created_at: at.toISOString(),
+      started_at: at.toISOString(),
+      owner,
+      lease_until: leaseUntil,
+      key_id: 'key_x',
+      async: false,
+      sync_slot: true,
+    };
+  };
+
+  it('admits exactly `limit` of many parallel starts, on its own counter: async slots are not taken', async () => {
+    const id = await account();
+    const results = await Promise.allSettled(Array.from({ length: 7 }, () => slots.create(running(id), 2)));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(2);
+    const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as ConcurrencyLimitExceededError);
+    expect(refused.map((e) => [e.status, e.code, e.extra(), e.kind])).toEqual(Array.from({ length: 5 }, () => [429, 'CONCURRENCY_LIMIT_EXCEEDED', { limit: 2 }, 'sync']));
+    expect(refused[0]!.message).toMatch(/limit of 2 synchronous executions running/);
+    expect(await counters(id)).toEqual({ sync: 2, async: 0 });
+    expect((await slots.list(id, {}, 20)).items).toHaveLength(2);
+    await expect(slots.create(running(await account()), 0)).rejects.toMatchObject({ code: 'CONCURRENCY_LIMIT_EXCEEDED', limit: 0, kind: 'sync' });
+  });
+
+  it('every end frees the sync slot once: success, failure, cancel, housekeeping’s timeout; a retried finish frees nothing more', async () => {
+    const id = await account();
+    const [ok, failed, cancelled, overdue] = [running(id, 'att_a'), running(id, 'att_b'), running(id, 'att_c'), running(id, 'att_d', Date.now() - 1)];
+    for (const r of [ok, failed, cancelled, overdue]) await slots.create(r, 4);
+    expect(await counters(id)).toEqual({ sync: 4, async: 0 });
+    expect(await slots.finish(id, ok.execution_id, { status: 'SUCCEEDED', output: 1 }, now(), 'att_a', ['RUNNING'], ok)).toMatchObject({ status: 'SUCCEEDED' });
+    // As a retry after a lost answer: its own result, no second release.
+    expect(await slots.finish(id, ok.execution_id, { status: 'SUCCEEDED', output: 1 }, now(), 'att_a', ['RUNNING'], ok)).toMatchObject({ status: 'SUCCEEDED' });
+    expect(await counters(id)).toEqual({ sync: 3, async: 0 });
+    // A finish that did not know of the slot is refused and made again as the transaction.
+    expect(await slots.finish(id, failed.execution_id, { status: 'FAILED', error: 'x', failure: failure('MODEL_FAILED', 's') }, now(), 'att_b')).toMatchObject({ status: 'FAILED' });
+    expect(await counters(id)).toEqual({ sync: 2, async: 0 });
+    // A cancel that names no slot, or the async one, is refused (re-read); the sync one frees it, once.
+    expect(await slots.cancel(id, cancelled.execution_id, 'RUNNING', now(), undefined)).toBe(false);
+    expect(await slots.cancel(id, cancelled.execution_id, 'RUNNING', now(), 'async')).toBe(false);
+    expect(await slots.cancel(id, cancelled.execution_id, 'RUNNING', now(), 'sync')).toBe(true);
+    expect(await slots.cancel(id, cancelled.execution_id, 'RUNNING', now(), 'sync')).toBe(false);
+    expect(await counters(id)).toEqual({ sync: 1, async: 0 });
+    // A request that died mid-run (Lambda's timeout): housekeeping fails it past its lease, and the slot comes back.
+    const cutoffs = { queuedBefore: new Date(Date.now() - 3_600_000), legacyStartedBefore: new Date(0) };
+    expect(await slots.failOverdue(overdue, 'att_housekeeping', now(), cutoffs)).toMatchObject({ status: 'FAILED', error: 'timed out' });
+    expect(await counters(id)).toEqual({ sync: 0, async: 0 });
+  });
+
+  it('runWorkflow: a sync run under a limit holds a slot while it runs and gives it back; at the limit it is refused and writes nothing', async () => {
+    const id = await account();
+    const deps = {
+      workflows: new WorkflowsRepository(db.doc, db.tables.workflows),
+      executions: slots,
+      accounts,
+      models: new ModelRegistry(),
+    };
+    const actor = keyActor(id);
+    await deployedEcho(deps, actor);
+    const up = async () => {};
+    const done = (await runWorkflow(deps, actor, 'wf', { input: {} }, { async: false, startAsync: up, syncLimit: 1, asyncLimit: 1 })).execution;
+    expect(done).toMatchObject({ status: 'SUCCEEDED', sync_slot: true });
+    expect(done).not.toHaveProperty('async_slot');
+    expect(await counters(id)).toEqual({ sync: 0, async: 0 });
+    // The one slot taken by a run in progress (its put, as runWorkflow makes it).
+    await slots.create(running(id), 1);
+    await expect(runWorkflow(deps, actor, 'wf', { input: {} }, { async: false, startAsync: up, syncLimit: 1 })).rejects.toMatchObject({ code: 'CONCURRENCY_LIMIT_EXCEEDED', kind: 'sync', limit: 1 });
+    expect((await slots.list(id, {}, 10)).items).toHaveLength(2);
+    // An async run is not held back by the sync runs, nor takes their slot.
+    expect((await runWorkflow(deps, actor, 'wf', { input: {} }, { async: true, startAsync: up, syncLimit: 1, asyncLimit: 1 })).execution).toMatchObject({ status: 'QUEUED', async_slot: true });
+    expect(await counters(id)).toEqual({ sync: 1, async: 1 });
   });
 });

@@ -712,18 +712,19 @@ describe('asynchronous runs', () => {
     for (const bad of [0, -1, 2.5]) expect(() => synth({ workerConcurrency: bad })).toThrow(/workerConcurrency/);
   });
 
-  it('the tiers’ limits of async runs in flight reach the workflows function (pro 10, business 50, enterprise 200, free 0), a tier prop', () => {
+  it('the tiers’ limits of async and sync runs in flight reach the workflows function (async: pro 10, business 50, enterprise 200, free 0; sync: 10, 50, 100, 0), tier props', () => {
     const settingsOf = (tpl: Template) => {
       const fn = Object.entries(tpl.toJSON()['Resources'] as Record<string, Resource>).find(
         ([id, r]) => r.Type === 'AWS::Lambda::Function' && id.startsWith('WorkflowsFunction'),
       )![1];
       const env = (fn.Properties['Environment'] as { Variables: Record<string, string> }).Variables;
-      return JSON.parse(env['KNOUDS_SETTINGS']!) as { tiers: Record<string, { maxAsyncInFlight: number }> };
+      return JSON.parse(env['KNOUDS_SETTINGS']!) as { tiers: Record<string, { maxAsyncInFlight: number; maxSyncInFlight: number }> };
     };
-    const limits = (tpl: Template) => Object.fromEntries(Object.entries(settingsOf(tpl).tiers).map(([k, v]) => [k, v.maxAsyncInFlight]));
-    expect(limits(template)).toEqual({ free: 0, pro: 10, business: 50, enterprise: 200 });
-    expect(limits(synth({ tiers: { pro: { maxAsyncInFlight: 3 } } }))).toEqual({ free: 0, pro: 3, business: 50, enterprise: 200 });
+    const limits = (tpl: Template) => Object.fromEntries(Object.entries(settingsOf(tpl).tiers).map(([k, v]) => [k, [v.maxAsyncInFlight, v.maxSyncInFlight]]));
+    expect(limits(template)).toEqual({ free: [0, 0], pro: [10, 10], business: [50, 50], enterprise: [200, 100] });
+    expect(limits(synth({ tiers: { pro: { maxAsyncInFlight: 3 }, business: { maxSyncInFlight: 7 } } }))).toEqual({ free: [0, 0], pro: [3, 10], business: [50, 7], enterprise: [200, 100] });
     expect(() => synth({ tiers: { pro: { maxAsyncInFlight: -1 } } })).toThrow(/maxAsyncInFlight/);
+    expect(() => synth({ tiers: { pro: { maxSyncInFlight: 1.5 } } })).toThrow(/maxSyncInFlight/);
   });
 
   it('the workflows function outlives a sync run’s budget with room to record the outcome (not API Gateway’s 29 s)', () => {

@@ -191,8 +191,16 @@ export class RateLimitExceededError extends ApiError {
 export class ConcurrencyLimitExceededError extends ApiError {
   readonly status = 429;
   readonly code = 'CONCURRENCY_LIMIT_EXCEEDED';
-  constructor(readonly limit: number) {
-    super(`The account has its limit of ${limit} asynchronous executions in flight (QUEUED or RUNNING); retry after the time in the Retry-After header, or cancel one`);
+  /** `kind`: the runs the limit counts, the account's async runs (QUEUED or RUNNING) or its sync runs (RUNNING). */
+  constructor(
+    readonly limit: number,
+    readonly kind: 'async' | 'sync' = 'async',
+  ) {
+    super(
+      kind === 'async'
+        ? `The account has its limit of ${limit} asynchronous executions in flight (QUEUED or RUNNING); retry after the time in the Retry-After header, or cancel one`
+        : `The account has its limit of ${limit} synchronous executions running at once; retry after the time in the Retry-After header, or run this one with ?async=true`,
+    );
   }
   override extra() {
     return { limit: this.limit };

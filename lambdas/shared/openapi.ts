@@ -327,7 +327,7 @@ const RESPONSE_SCHEMAS: Record<string, Schema> = {
       environment: { type: 'string', enum: ['live', 'test'], description: 'ENVIRONMENT_DENIED: the environment of the key a test key tried to manage.' },
       limit: {
         type: 'integer',
-        description: 'CONCURRENCY_LIMIT_EXCEEDED: the account’s limit of async executions in flight (QUEUED or RUNNING). KEY_LIMIT_REACHED: the account’s maximum of active keys.',
+        description: 'CONCURRENCY_LIMIT_EXCEEDED: the account’s limit of async executions in flight (QUEUED or RUNNING), or of sync executions running at once. KEY_LIMIT_REACHED: the account’s maximum of active keys.',
       },
       active: { type: 'integer', description: 'KEY_LIMIT_REACHED: the keys holding a slot now (revoke one to free it).' },
     },
@@ -1046,7 +1046,7 @@ function operation(o: Operation): Schema {
     responses['429'] = json(
       ref('Error'),
       o.path === '/workflows/{slug}/run'
-        ? 'RATE_LIMIT_EXCEEDED; or, with ?async=true, CONCURRENCY_LIMIT_EXCEEDED (with `limit`): the account has its tier’s number of async executions in flight; or THROTTLED: the stage’s own limit (all callers together)'
+        ? 'RATE_LIMIT_EXCEEDED; or CONCURRENCY_LIMIT_EXCEEDED (with `limit`): the account has its tier’s number of async executions in flight (with ?async=true) or of sync executions running (without); or THROTTLED: the stage’s own limit (all callers together)'
         : 'RATE_LIMIT_EXCEEDED; or THROTTLED: the stage’s own limit (all callers together)',
       { ...RATE_HEADERS, 'Retry-After': { schema: { type: 'integer' } } },
     );

@@ -20,6 +20,12 @@ export interface TierSettings {
    * past it `?async=true` is 429 CONCURRENCY_LIMIT_EXCEEDED (API.md §4). 0 admits none.
    */
   readonly maxAsyncInFlight: number;
+  /**
+   * Synchronous executions an account of this tier may have running at once. Each holds a workflows-function
+   * instance for up to its 25 s budget, from the Lambda pool every tenant's requests share: past it, a
+   * sync run is 429 CONCURRENCY_LIMIT_EXCEEDED. 0 admits none.
+   */
+  readonly maxSyncInFlight: number;
 }
 
 export interface Settings {
@@ -37,11 +43,11 @@ export const DEFAULT_SETTINGS: Settings = {
   keyPrefix: 'knouds',
   maxActiveKeysPerAccount: 10,
   tiers: {
-    // free holds no usable key, so its in-flight limit is never reached in practice.
-    free: { ceiling: [], liveRateLimit: 10, testRateLimit: 10, maxAsyncInFlight: 0 },
-    pro: { ceiling: EVERYTHING_BUT_MODELS, liveRateLimit: 100, testRateLimit: 10, maxAsyncInFlight: 10 },
-    business: { ceiling: EVERYTHING, liveRateLimit: 1000, testRateLimit: 10, maxAsyncInFlight: 50 },
-    enterprise: { ceiling: EVERYTHING, liveRateLimit: 1000, testRateLimit: 10, maxAsyncInFlight: 200 },
+    // free holds no usable key, so its in-flight limits are never reached in practice.
+    free: { ceiling: [], liveRateLimit: 10, testRateLimit: 10, maxAsyncInFlight: 0, maxSyncInFlight: 0 },
+    pro: { ceiling: EVERYTHING_BUT_MODELS, liveRateLimit: 100, testRateLimit: 10, maxAsyncInFlight: 10, maxSyncInFlight: 10 },
+    business: { ceiling: EVERYTHING, liveRateLimit: 1000, testRateLimit: 10, maxAsyncInFlight: 50, maxSyncInFlight: 50 },
+    enterprise: { ceiling: EVERYTHING, liveRateLimit: 1000, testRateLimit: 10, maxAsyncInFlight: 200, maxSyncInFlight: 100 },
   },
   auditRetentionDays: 365,
 };
@@ -101,8 +107,10 @@ function validateSettings(settings: Settings): void {
         throw new Error(`tier '${name}' rate limits must be positive integers, got ${limit}`);
       }
     }
-    if (!Number.isInteger(tier.maxAsyncInFlight) || tier.maxAsyncInFlight < 0) {
-      throw new Error(`tier '${name}' maxAsyncInFlight must be a non-negative integer, got ${tier.maxAsyncInFlight}`);
+    for (const field of ['maxAsyncInFlight', 'maxSyncInFlight'] as const) {
+      if (!Number.isInteger(tier[field]) || tier[field] < 0) {
+        throw new Error(`tier '${name}' ${field} must be a non-negative integer, got ${tier[field]}`);
+      }
     }
     for (const capability of tier.ceiling) {
       if (!isCapability(capability)) {

@@ -150,6 +150,7 @@ const routes: Record<string, RouteDef> = {
         startAsync,
         // The tier as the authorizer saw it on this request (a tier change counts from the next one).
         asyncLimit: settingsFromEnv().tiers[ctx.caller.tier].maxAsyncInFlight,
+        syncLimit: settingsFromEnv().tiers[ctx.caller.tier].maxSyncInFlight,
       });
       if (isAsync) {
         const stage = ctx.event.requestContext.stage;

@@ -1,9 +1,11 @@
 /**
  * Issue #14 finding 4, end to end: an account may have at most its tier's number of async executions in
  * flight (API.md §4); past that `?async=true` is 429 CONCURRENCY_LIMIT_EXCEEDED with `limit` and
- * Retry-After (§3). The accounts here are pro, whose default limit is 10; the bundles talk to DynamoDB
- * Local through the fault proxy, which loses answers to transactions that landed. Runs are watched in the
- * table, not through the API, to stay inside the pro key's rate limit.
+ * Retry-After (§3). Sync runs have a limit of their own (`maxSyncInFlight`), the same 429 past it. The
+ * accounts here are pro, whose default async limit is 10; their sync limit is set to 3 here (the local
+ * runner runs at most 8 instances of a function, so the default 10 could not be reached). The bundles
+ * talk to DynamoDB Local through the fault proxy, which loses answers to transactions that landed. Runs
+ * are watched in the table, not through the API, to stay inside the pro key's rate limit.
  */
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { startCountingProxy, type CountingProxy } from '../support/counting-proxy.js';
@@ -12,6 +14,8 @@ import { startTestStack, type TestStack } from '../support/stack.js';
 
 /** The pro tier's default (lambdas/shared/settings.ts). */
 const LIMIT = 10;
+/** The pro tier's sync limit in this stack's settings. */
+const SYNC_LIMIT = 3;
 let proxy: CountingProxy;
 let t: TestStack;
 
@@ -24,7 +28,11 @@ const FAILING = { input_schema: {}, steps: [{ id: 'f', model: 'fail', input: { m
 
 beforeAll(async () => {
   proxy = await startCountingProxy(testEndpoint());
-  t = await startTestStack('e2e-concurrency', { dynamodbEndpoint: proxy.endpoint });
+  t = await startTestStack('e2e-concurrency', {
+    dynamodbEndpoint: proxy.endpoint,
+    // The stack's settings (its defaults) with the pro tier's sync limit lowered.
+    functionEnv: { KNOUDS_SETTINGS: JSON.stringify({ tiers: { pro: { maxSyncInFlight: SYNC_LIMIT } } }) },
+  });
 }, 60_000);
 afterEach(() => proxy.clearFaults());
 afterAll(async () => {
@@ -45,10 +53,9 @@ async function account(): Promise<{ key: string; accountId: string }> {
   return { key, accountId };
 }
 
-const inFlight = async (accountId: string) =>
-  (await t.stack.doc.send(new GetCommand({ TableName: t.stack.state.tables.accounts, Key: { account_id: accountId }, ConsistentRead: true }))).Item?.[
-    'async_in_flight'
-  ] ?? 0;
+const counter = async (accountId: string, name: 'async_in_flight' | 'sync_in_flight') =>
+  (await t.stack.doc.send(new GetCommand({ TableName: t.stack.state.tables.accounts, Key: { account_id: accountId }, ConsistentRead: true }))).Item?.[name] ?? 0;
+const inFlight = (accountId: string) => counter(accountId, 'async_in_flight');
 
 const start = (key: string, slug: string, input: unknown = {}) => t.api(key, 'POST', `/workflows/${slug}/run?async=true`, { input });
 
@@ -86,7 +93,7 @@ describe('async executions in flight per account (API.md §4)', () => {
     expect(await inFlight(accountId)).toBe(LIMIT);
     // Refused runs left no execution behind.
     expect(((await t.api(key, 'GET', '/executions')).body['items'] as unknown[]).length).toBe(LIMIT);
-    // A sync run is not counted and not refused.
+    // A sync run counts on its own counter: not refused.
     expect((await t.api(key, 'POST', '/workflows/sleepy/run', { input: { ms: 1 } })).status).toBe(200);
     for (const r of admitted) expect((await ended(accountId, String(r.body['execution_id']))).body['status']).toBe('SUCCEEDED');
     expect(await inFlight(accountId)).toBe(0);
@@ -147,5 +154,56 @@ describe('async executions in flight per account (API.md §4)', () => {
     expect(full.map((r) => r.status).sort()).toEqual([...Array(LIMIT).fill(202), 429]);
     for (const r of full.filter((x) => x.status === 202)) expect((await t.api(key, 'POST', `/executions/${String(r.body['execution_id'])}/cancel`)).status).toBe(200);
     expect(await inFlight(accountId)).toBe(0);
+  });
+});
+
+describe('sync executions running at once per account', () => {
+  const run = (key: string, input: unknown) => t.api(key, 'POST', '/workflows/sleepy/run', { input });
+
+  it(`${SYNC_LIMIT}+3 parallel sync runs: exactly ${SYNC_LIMIT} run, the rest 429 CONCURRENCY_LIMIT_EXCEEDED at once and leave nothing behind; async runs are not held back`, async () => {
+    const { key, accountId } = await account();
+    // Long enough that every request reaches the function while the first ones still hold their slots.
+    const replies = await Promise.all(Array.from({ length: SYNC_LIMIT + 3 }, () => run(key, { ms: 4000 })));
+    const ran = replies.filter((r) => r.status === 200);
+    const refused = replies.filter((r) => r.status !== 200);
+    expect(ran.map((r) => r.body['status'])).toEqual(Array(SYNC_LIMIT).fill('SUCCEEDED'));
+    expect(refused).toHaveLength(3);
+    for (const r of refused) {
+      expect({ status: r.status, body: r.body, retryAfter: r.headers.get('retry-after') }).toEqual({
+        status: 429,
+        body: { error: expect.stringMatching(/limit of 3 synchronous executions running/), code: 'CONCURRENCY_LIMIT_EXCEEDED', request_id: r.headers.get('x-request-id'), limit: SYNC_LIMIT },
+        retryAfter: '5',
+      });
+    }
+    expect(await counter(accountId, 'sync_in_flight')).toBe(0);
+    expect(((await t.api(key, 'GET', '/executions')).body['items'] as unknown[]).length).toBe(SYNC_LIMIT);
+
+    // While the sync slots are all held, an async run still starts, and takes none of them.
+    const holding = Promise.all(Array.from({ length: SYNC_LIMIT }, () => run(key, { ms: 3000 })));
+    const deadline = Date.now() + 10_000;
+    while ((await counter(accountId, 'sync_in_flight')) < SYNC_LIMIT && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(await counter(accountId, 'sync_in_flight')).toBe(SYNC_LIMIT);
+    expect((await run(key, { ms: 1 })).status).toBe(429);
+    const queued = await start(key, 'sleepy', { ms: 1 });
+    expect(queued.status).toBe(202);
+    expect((await holding).map((r) => r.status)).toEqual(Array(SYNC_LIMIT).fill(200));
+    expect((await ended(accountId, String(queued.body['execution_id']))).body['status']).toBe('SUCCEEDED');
+    expect([await counter(accountId, 'sync_in_flight'), await inFlight(accountId)]).toEqual([0, 0]);
+  });
+
+  it('lost answers on the run’s put and on its end never leak nor double-free its slot; a failed run gives it back too', async () => {
+    const { key, accountId } = await account();
+    proxy.reset();
+    proxy.inject({ operation: 'TransactWriteItems', table: t.stack.state.tables.accounts, fault: 'lose-response', times: 2 });
+    const reply = await run(key, { ms: 1 });
+    expect(proxy.injected()).toBe(2);
+    expect({ status: reply.status, run: reply.body['status'] }).toEqual({ status: 200, run: 'SUCCEEDED' });
+    expect(await counter(accountId, 'sync_in_flight')).toBe(0);
+    expect((await t.api(key, 'POST', '/workflows/failing/run', { input: {} })).body['status']).toBe('FAILED');
+    expect(await counter(accountId, 'sync_in_flight')).toBe(0);
+    // Every slot is still there to take.
+    const full = await Promise.all(Array.from({ length: SYNC_LIMIT + 1 }, () => run(key, { ms: 3000 })));
+    expect(full.map((r) => r.status).sort()).toEqual([...Array(SYNC_LIMIT).fill(200), 429]);
+    expect(await counter(accountId, 'sync_in_flight')).toBe(0);
   });
 });

@@ -572,7 +572,7 @@ export interface components {
              * @enum {string}
              */
             environment?: "live" | "test";
-            /** @description CONCURRENCY_LIMIT_EXCEEDED: the account’s limit of async executions in flight (QUEUED or RUNNING). KEY_LIMIT_REACHED: the account’s maximum of active keys. */
+            /** @description CONCURRENCY_LIMIT_EXCEEDED: the account’s limit of async executions in flight (QUEUED or RUNNING), or of sync executions running at once. KEY_LIMIT_REACHED: the account’s maximum of active keys. */
             limit?: number;
             /** @description KEY_LIMIT_REACHED: the keys holding a slot now (revoke one to free it). */
             active?: number;
@@ -5600,7 +5600,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description RATE_LIMIT_EXCEEDED; or, with ?async=true, CONCURRENCY_LIMIT_EXCEEDED (with `limit`): the account has its tier’s number of async executions in flight; or THROTTLED: the stage’s own limit (all callers together) */
+            /** @description RATE_LIMIT_EXCEEDED; or CONCURRENCY_LIMIT_EXCEEDED (with `limit`): the account has its tier’s number of async executions in flight (with ?async=true) or of sync executions running (without); or THROTTLED: the stage’s own limit (all callers together) */
             429: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */

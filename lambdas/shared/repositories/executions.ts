@@ -26,8 +26,9 @@ import { countMetric, METRIC } from '../log.js';
  * partition is another, the index needs `account_workflow`). Running steps poll it, not the execution,
  * whose item holds the input and can be hundreds of KB (a read unit per 4 KB).
  *
- * Async runs in flight: an async run created under a limit holds a slot (`async_slot: true`) in its
- * account's `async_in_flight` counter (accounts table). The slot is taken in the same transaction as the
+ * Runs in flight: an async run created under a limit holds a slot (`async_slot: true`) in its
+ * account's `async_in_flight` counter (accounts table), a sync one (`sync_slot: true`) in its
+ * `sync_in_flight` counter, each under its tier's limit. The slot is taken in the same transaction as the
  * run's put (condition: the counter below the limit) and given back in the same transaction as the run's
  * terminal transition (finish, fail, interrupted, cancel): the transition's own condition lets it happen
  * once, so the slot is freed once. A lost answer is safe both ways: the SDK resends a transaction with
@@ -79,6 +80,8 @@ export interface ExecutionRecord {
   readonly lease_until?: number;
   /** An async run holding one of its account's in-flight slots (`async_in_flight`) until it ends. */
   readonly async_slot?: boolean;
+  /** A sync run holding one of its account's sync slots (`sync_in_flight`) until it ends (never with `async_slot`). */
+  readonly sync_slot?: boolean;
   /** The webhook of a run that asked for one, from its terminal write on (API.md §4 "Webhook delivery"). */
   readonly webhook?: WebhookState;
   /** Internal: while pending, when the next attempt is due (or its claim's lease ends), epoch ms; the index's sort key. */
@@ -142,6 +145,23 @@ export const SIGNAL_PARTITION_SUFFIX = '#signal';
 
 /** The account item's counter of async runs holding a slot (QUEUED or RUNNING). */
 export const IN_FLIGHT_ATTRIBUTE = 'async_in_flight';
+/** The account item's counter of sync runs holding a slot (RUNNING). */
+export const SYNC_IN_FLIGHT_ATTRIBUTE = 'sync_in_flight';
+
+/** Which of its account's counters a run holds a slot of: its tier's async or sync limit. */
+export type RunSlot = 'async' | 'sync';
+const SLOT_FLAG = { async: 'async_slot', sync: 'sync_slot' } as const;
+const SLOT_COUNTER = { async: IN_FLIGHT_ATTRIBUTE, sync: SYNC_IN_FLIGHT_ATTRIBUTE } as const;
+
+/** The slot a run holds (the flag it was created with, which never changes), if any. */
+export function slotOf(record: Pick<ExecutionRecord, 'async_slot' | 'sync_slot'>): RunSlot | undefined {
+  return record.async_slot === true ? 'async' : record.sync_slot === true ? 'sync' : undefined;
+}
+
+/** The condition that a run holds `slot` (`:true` bound to true), or no slot at all. */
+function slotCondition(slot: RunSlot | undefined): string {
+  return slot ? `${SLOT_FLAG[slot]} = :true` : 'attribute_not_exists(async_slot) AND attribute_not_exists(sync_slot)';
+}
 /** GSI (`account_workflow`, `execution_id`): an account's executions of one workflow. */
 export const EXECUTIONS_BY_WORKFLOW_INDEX = 'by-workflow';
 
@@ -235,28 +255,31 @@ export class ExecutionsRepository {
   /**
    * Stores a new execution. Idempotent for its own retry: the id is random and made before the write, so
    * a failed condition on an item with exactly this content means an earlier attempt of this very write
-   * landed (its answer was lost and the SDK retried). A record with `async_slot` takes one of its
-   * account's `limit` in-flight slots in the same transaction: 429 CONCURRENCY_LIMIT_EXCEEDED when none
-   * is free (nothing written).
+   * landed (its answer was lost and the SDK retried). A record with `async_slot` (`sync_slot`) takes one
+   * of its account's `limit` async (sync) slots in the same transaction: 429 CONCURRENCY_LIMIT_EXCEEDED
+   * when none is free (nothing written).
    */
   async create(record: ExecutionRecord, limit?: number): Promise<void> {
+    const slot = slotOf(record);
     const item = {
       ...record,
       account_workflow: accountWorkflow(record.account_id, record.workflow_slug),
       account_status: accountStatus(record.account_id, record.status),
     };
     try {
-      if (record.async_slot) {
+      if (slot) {
+        if (record.async_slot && record.sync_slot) throw new Error('a run holds one slot, async or sync');
         if (limit === undefined) throw new Error('a run holding a slot is created under a limit');
-        if (limit <= 0) throw new ConcurrencyLimitExceededError(limit);
+        if (limit <= 0) throw new ConcurrencyLimitExceededError(limit, slot);
+        const counter = SLOT_COUNTER[slot];
         await this.transact([
           { Put: { TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(execution_id)' } },
           {
             Update: {
               TableName: this.accounts(),
               Key: { account_id: record.account_id },
-              UpdateExpression: `ADD ${IN_FLIGHT_ATTRIBUTE} :one`,
-              ConditionExpression: `attribute_exists(account_id) AND (attribute_not_exists(${IN_FLIGHT_ATTRIBUTE}) OR ${IN_FLIGHT_ATTRIBUTE} < :limit)`,
+              UpdateExpression: `ADD ${counter} :one`,
+              ConditionExpression: `attribute_exists(account_id) AND (attribute_not_exists(${counter}) OR ${counter} < :limit)`,
               ExpressionAttributeValues: { ':one': 1, ':limit': limit },
             },
           },
@@ -266,7 +289,7 @@ export class ExecutionsRepository {
       }
     } catch (error) {
       const reasons = cancellationReasons(error);
-      if (reasons?.[0] !== 'ConditionalCheckFailed' && reasons?.[1] === 'ConditionalCheckFailed') throw new ConcurrencyLimitExceededError(limit!);
+      if (slot && reasons?.[0] !== 'ConditionalCheckFailed' && reasons?.[1] === 'ConditionalCheckFailed') throw new ConcurrencyLimitExceededError(limit!, slot);
       if (!isConditionalCheckFailed(error) && reasons?.[0] !== 'ConditionalCheckFailed') throw error;
       const out = await this.doc.send(new GetCommand({ TableName: this.table, Key: { account_id: record.account_id, execution_id: record.execution_id }, ConsistentRead: true }));
       // Ours as written: nothing else writes this id between our put and this read but the run itself,
@@ -385,12 +408,12 @@ export class ExecutionsRepository {
 
   /**
    * `seen` (QUEUED or RUNNING, as just read) → CANCELLED, and the run's cancellation signal, in one
-   * transaction, with the release of its in-flight slot when `slot` (the run as read holds one), and its
-   * webhook marked pending when `webhook` (the run as read has a `webhook_url`). False when the status
+   * transaction, with the release of its slot when `slot` (the slot the run as read holds: `slotOf`), and
+   * its webhook marked pending when `webhook` (the run as read has a `webhook_url`). False when the status
    * is no longer `seen`, or `slot` or `webhook` were wrong (re-read and decide again). Idempotent for its
    * own retry: the SDK sends the transaction's one client token with each attempt.
    */
-  async cancel(accountId: string, executionId: string, seen: 'QUEUED' | 'RUNNING', now: Date, slot = false, webhook = false): Promise<boolean> {
+  async cancel(accountId: string, executionId: string, seen: 'QUEUED' | 'RUNNING', now: Date, slot?: RunSlot, webhook = false): Promise<boolean> {
     const hook = webhook ? pendingWebhook(executionId, now) : undefined;
     try {
       await this.transact([
@@ -400,7 +423,7 @@ export class ExecutionsRepository {
             Key: { account_id: accountId, execution_id: executionId },
             UpdateExpression: `SET #s = :cancelled, account_status = :as, finished_at = :now, #ttl = :ttl${hook ? `, ${hook.set}` : ''}`,
             // The slot and webhook attributes never change, so a wrong `slot` or `webhook` only fails the condition (re-read).
-            ConditionExpression: `attribute_exists(execution_id) AND #s = :seen AND ${slot ? 'async_slot = :true' : 'attribute_not_exists(async_slot)'} AND ${webhookCondition(webhook)}`,
+            ConditionExpression: `attribute_exists(execution_id) AND #s = :seen AND ${slotCondition(slot)} AND ${webhookCondition(webhook)}`,
             ExpressionAttributeNames: { '#s': 'status', '#ttl': 'ttl' },
             ExpressionAttributeValues: {
               ':cancelled': 'CANCELLED',
@@ -419,7 +442,7 @@ export class ExecutionsRepository {
             Item: { ...signalKey(accountId, executionId), cancelled_at: now.toISOString(), ttl: ttlAfter(now, SIGNAL_RETENTION_DAYS) },
           },
         },
-        ...(slot ? [this.release(accountId)] : []),
+        ...(slot ? [this.release(accountId, slot)] : []),
       ]);
     } catch (error) {
       if (cancellationReasons(error)?.[0] === 'ConditionalCheckFailed') return false;
@@ -431,8 +454,8 @@ export class ExecutionsRepository {
 
   /**
    * A terminal write by `owner`: sets the owner, the outcome, `finished_at` and the `ttl`, and marks the
-   * webhook pending when the run asked for one. A run holding an in-flight slot gives it back in the same
-   * transaction. `known`: the run as the caller last saw it (its `async_slot` picks the write, its
+   * webhook pending when the run asked for one. A run holding a slot (async or sync) gives it back in the
+   * same transaction. `known`: the run as the caller last saw it (its slot picks the write, its
    * `webhook_url` whether the webhook is marked, and the ended run is built from it: a transaction
    * returns no item). A caller that did not know the run held a slot or asked for a webhook has its write
    * refused, and the write is made again knowing it.
@@ -458,13 +481,14 @@ export class ExecutionsRepository {
     const guarded = `${webhookCondition(hasHook)} AND (${condition})`;
     // Finished by an earlier attempt of this write, or cancelled while `owner` held it.
     const ours = (current: ExecutionRecord) => TERMINAL.includes(current.status) && current.owner === owner;
+    const slot = known ? slotOf(known) : undefined;
     // Refused because the caller did not know the run: the same write again, knowing it (once: neither attribute changes).
     const misjudged = (current: ExecutionRecord | undefined) =>
-      current !== undefined && !TERMINAL.includes(current.status) && ((current.async_slot === true) !== (known?.async_slot === true) || (current.webhook_url !== undefined) !== hasHook);
+      current !== undefined && !TERMINAL.includes(current.status) && (slotOf(current) !== slot || (current.webhook_url !== undefined) !== hasHook);
     let record: ExecutionRecord | undefined;
     let current: ExecutionRecord | undefined;
-    if (known?.async_slot) {
-      const full = `attribute_exists(execution_id) AND async_slot = :true AND ${guarded}`;
+    if (slot && known) {
+      const full = `attribute_exists(execution_id) AND ${slotCondition(slot)} AND ${guarded}`;
       try {
         await this.transact([
           {
@@ -477,7 +501,7 @@ export class ExecutionsRepository {
               ExpressionAttributeValues: { ...allValues, ':true': true },
             },
           },
-          this.release(accountId),
+          this.release(accountId, slot),
         ]);
         record = {
           ...known,
@@ -493,7 +517,7 @@ export class ExecutionsRepository {
         record = current && ours(current) ? current : undefined;
       }
     } else {
-      record = await this.update(accountId, executionId, update, `attribute_not_exists(async_slot) AND ${guarded}`, allValues, (c) => ((current = c), ours(c)));
+      record = await this.update(accountId, executionId, update, `${slotCondition(undefined)} AND ${guarded}`, allValues, (c) => ((current = c), ours(c)));
     }
     if (!record && current && misjudged(current)) return this.end(accountId, executionId, outcome, now, owner, condition, values, current);
     if (record?.status === outcome.status) countMetric(METRIC.executionsFinished, ['status', record.status]);
@@ -552,13 +576,13 @@ export class ExecutionsRepository {
     return this.end(known.account_id, known.execution_id, { status: 'FAILED', error: TIMED_OUT, failure: failure('TIMED_OUT') }, now, owner, condition, values, known);
   }
 
-  /** The decrement of the account's in-flight counter, as a transaction item. */
-  private release(accountId: string) {
+  /** The decrement of the account's counter of `slot`, as a transaction item. */
+  private release(accountId: string, slot: RunSlot) {
     return {
       Update: {
         TableName: this.accounts(),
         Key: { account_id: accountId },
-        UpdateExpression: `ADD ${IN_FLIGHT_ATTRIBUTE} :minus`,
+        UpdateExpression: `ADD ${SLOT_COUNTER[slot]} :minus`,
         ExpressionAttributeValues: { ':minus': -1 },
       },
     };

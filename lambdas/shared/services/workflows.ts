@@ -529,6 +529,8 @@ export async function runWorkflow(
     startAsync: StartAsync;
     /** The account's tier's limit of async runs in flight; an async run takes one of its slots. @default no limit */
     asyncLimit?: number;
+    /** The account's tier's limit of sync runs running at once; a sync run takes one of its slots. @default no limit */
+    syncLimit?: number;
   },
 ): Promise<RunResult> {
   // A sync run's budget counts from here: API Gateway's 29 s run from the request, not from the put.
@@ -572,9 +574,10 @@ export async function runWorkflow(
     ...(body.webhook_url !== undefined ? { webhook_url: body.webhook_url } : {}),
     async: options.async,
     ...(options.async && options.asyncLimit !== undefined ? { async_slot: true } : {}),
+    ...(!options.async && options.syncLimit !== undefined ? { sync_slot: true } : {}),
   };
   try {
-    await deps.executions.create(record, options.asyncLimit);
+    await deps.executions.create(record, options.async ? options.asyncLimit : options.syncLimit);
   } catch (error) {
     // Refused for want of a slot: the transaction wrote nothing.
     if (error instanceof ConcurrencyLimitExceededError) throw error;
