@@ -208,6 +208,15 @@ describe('revocation and rotation races', () => {
     expect(released?.['ttl']).toBeGreaterThan(Math.floor(start / 1000) + 29 * 86_400);
   });
 
+  it('forty edits of one key at once: every one applied, each with its event (each loser reads again after a jittered wait)', async () => {
+    const account = await newAccount();
+    const { key } = await createKey(db.deps(), account, { name: 'x', preset: 'read-only' });
+    const edits = await Promise.allSettled(Array.from({ length: 40 }, (_, i) => updateKey(db.deps(), account, key.key_id, { name: `name ${i}` })));
+    expect(edits.filter((e) => e.status === 'rejected').map((e) => String((e as PromiseRejectedResult).reason))).toEqual([]);
+    const events = await db.audit.list(account, { action: 'key.updated' }, 100);
+    expect(events.items).toHaveLength(40);
+  });
+
   it('an edit of a revoked key is 404 and writes nothing', async () => {
     const account = await newAccount();
     const { key } = await createKey(db.deps(), account, { name: 'x', preset: 'read-only' });

@@ -123,6 +123,15 @@ describe('workflows', () => {
     expect(versions.items.map((v) => v.version)).toEqual([2, 1]);
   });
 
+  it('twelve PUTs of one workflow at once: each a version of its own, none refused (each loser reads again after a jittered wait)', async () => {
+    const { deps, actor } = await newWorkflowAccount();
+    await createWorkflow(deps, actor, { slug: 'busy', name: 'busy', definition: definition('echo') });
+    const puts = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => updateWorkflow(deps, actor, 'busy', { name: `busy ${i}`, definition: definition('echo') })));
+    expect(puts.filter((p) => p.status === 'rejected').map((p) => String((p as PromiseRejectedResult).reason))).toEqual([]);
+    const versions = await listWorkflowVersions(deps, actor, 'busy', 20);
+    expect(versions.items.map((v) => v.version)).toEqual(Array.from({ length: 13 }, (_, i) => 13 - i));
+  });
+
   it('a deploy refused twice because a transaction was writing the head (TransactionConflictException) is sent again: deployed', async () => {
     const { deps, actor } = await newWorkflowAccount();
     await createWorkflow(deps, actor, { slug: 'wf', name: 'wf', definition: definition('echo') });

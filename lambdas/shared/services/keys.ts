@@ -5,6 +5,7 @@
 import type { Principal } from '../caller.js';
 import { displayPrefix, generateApiKey, hashApiKey, newId, type KeyEnvironment } from '../api-key.js';
 import { isCalendarDate } from '../dates.js';
+import { conflictBackoff } from '../ddb.js';
 import {
   PRESETS,
   SCOPES,
@@ -434,6 +435,8 @@ export async function updateKey(
     if (updated) return toKeyObject(updated, await lastUsedOf(deps, keyId));
     // Edited, moved to another tier, rotated or no longer active meanwhile: read it again (409 KEY_ROTATED, 404, or check and edit anew).
     if (attempt >= MAX_CONFLICT_RETRIES) throw new Error(`key '${keyId}' kept changing while it was being edited`);
+    // Read again after a jittered wait: edits racing on one key spread out instead of colliding again.
+    await conflictBackoff(attempt);
   }
 }
 
@@ -455,6 +458,7 @@ export async function revokeKey(deps: KeyServiceDeps, accountId: string, keyId: 
       // Edited, moved to another tier, revoked or rotated meanwhile: read it again (404 once it no longer works).
       if (!(error instanceof KeyChanged)) throw error;
       if (attempt >= MAX_CONFLICT_RETRIES) throw new Error(`key '${keyId}' kept changing while it was being revoked`, { cause: error });
+      await conflictBackoff(attempt);
     }
   }
 }
@@ -521,7 +525,10 @@ export async function rotateKey(
     } catch (error) {
       // Edited, rotated or revoked since it was read: read it again (an edit then reaches the
       // replacement; a concurrent rotation's loser gets 409, a revocation 404).
-      if (error instanceof KeyChanged && attempt < MAX_CONFLICT_RETRIES) continue;
+      if (error instanceof KeyChanged && attempt < MAX_CONFLICT_RETRIES) {
+        await conflictBackoff(attempt);
+        continue;
+      }
       if (!(error instanceof KeyCreateConflict)) throw error;
       // The tier changed (check again), or, with a grace period, the account is full: the key in its
       // grace keeps its slot, so the replacement needs one of its own (409 KEY_LIMIT_REACHED).

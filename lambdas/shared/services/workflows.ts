@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import type { Principal } from '../caller.js';
+import { conflictBackoff } from '../ddb.js';
 import { log } from '../log.js';
 import { SLUG_PATTERN, workspaceAllowed } from '../capabilities.js';
 import { decodePageToken, encodePageToken } from '../page-tokens.js';
@@ -273,7 +274,8 @@ export async function listWorkflows(
   };
 }
 
-const MAX_UPDATE_RETRIES = 5;
+/** Reads and writes again after a conflict, each after `conflictBackoff` (at most 0.5 s): about 2 s of waits in all, at worst. */
+const MAX_UPDATE_RETRIES = 9;
 
 /** Canonical JSON (RFC 8785) of what a version holds, to tell an identical PUT; undefined when it has none. */
 function versionContent(definition: unknown, name: string, description: string): string | undefined {
@@ -310,6 +312,9 @@ export async function updateWorkflow(deps: WorkflowDeps, actor: Actor, slug: str
     if (updated) return toWorkflowObject(updated, { version: updated.version, definition: body.definition });
     // With an If-Match the next read answers: 412 (it changed), or 404 (it is gone).
     if (attempt >= MAX_UPDATE_RETRIES) throw new ConflictError('ALREADY_EXISTS', `Workflow '${slug}' is being updated concurrently; try again`);
+    // Another version took the number: read again after a jittered wait, so that writers racing on one
+    // workflow spread out rather than collide again on their next read.
+    await conflictBackoff(attempt);
   }
 }
 
@@ -335,6 +340,7 @@ export async function deployWorkflow(deps: WorkflowDeps, actor: Actor, slug: str
     if (deployed) return toWorkflowObject(deployed, await versionOf(deps, deployed, deployed.version));
     // Gone (404 on the next read), changed under an If-Match (412), or another workflow of the slug.
     if (attempt >= MAX_UPDATE_RETRIES) throw new NotFoundError(`Workflow '${slug}' not found`);
+    await conflictBackoff(attempt);
   }
 }
 
