@@ -422,7 +422,7 @@ export class KnoudsApiStack extends Stack {
         ...modelsEnv,
         ...secretsEnv,
         ...pageTokenEnv,
-        // The tiers' in-flight limits of async runs.
+        // The tiers' limits of async runs in flight and of sync runs running at once.
         ...settingsEnv,
         ...tableEnv('usage', 'workflows', 'executions', 'accounts', 'idempotency'),
         [WORKER_FUNCTION_ENV]: workerFn.functionName,
@@ -430,7 +430,8 @@ export class KnoudsApiStack extends Stack {
     });
     grantTable(usageTable, workflowsFn, ['dynamodb:UpdateItem']);
     grantTable(workflowsTable, workflowsFn, ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem']);
-    grantTable(executionsTable, workflowsFn, ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
+    // Query: a sync run reads its account's sync slots (their own partition of the table; no index).
+    grantTable(executionsTable, workflowsFn, ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
     // A run it cannot hand to the worker, it fails and sends the webhook of: it opens the account's
     // existing secret (never makes one, so no kms:Encrypt). It writes the accounts table only inside an
     // async run's transactions: the in-flight counter, taken with the put and freed with a failure.

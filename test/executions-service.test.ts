@@ -9,10 +9,14 @@ import { ModelRegistry } from '../lambdas/shared/models/registry.js';
 import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
 import { WorkflowsRepository } from '../lambdas/shared/repositories/workflows.js';
 import { createWorkflow, deleteWorkflow, deployWorkflow, runWorkflow, workExecution } from '../lambdas/shared/services/workflows.js';
-import { createTestDb, type TestDb } from './support/dynamodb.js';
+import { createTestDb, testEndpoint, type TestDb } from './support/dynamodb.js';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { failure } from '../lambdas/shared/execution-failure.js';
 import { ConcurrencyLimitExceededError } from '../lambdas/shared/errors.js';
+import { createDocumentClient } from '../lambdas/shared/ddb.js';
+import { LOCAL_CREDENTIALS } from '../local-runner/dynamodb-local.js';
+import { LOCAL_REGION } from '../local-runner/stack.js';
+import { startCountingProxy, type CountingProxy } from './support/counting-proxy.js';
 
 let db: TestDb;
 let repo: ExecutionsRepository;
@@ -263,14 +267,14 @@ describe('async runs in flight: the account’s counter (API.md §4)', () => {
     const held = await claimed(interrupted, 'att_c', Date.now() - 1);
     expect(await slots.failInterrupted(id, interrupted.execution_id, 'att_c', 'att_d', now(), new Date(0), held)).toMatchObject({ status: 'FAILED', owner: 'att_d' });
     expect(await inFlight(id)).toBe(2);
-    expect(await slots.cancel(id, cancelledQueued.execution_id, 'QUEUED', now(), 'async')).toBe(true);
+    expect(await slots.cancel(id, cancelledQueued.execution_id, 'QUEUED', now(), true)).toBe(true);
     // Cancelled already: the condition refuses a second cancel, and its release with it.
-    expect(await slots.cancel(id, cancelledQueued.execution_id, 'QUEUED', now(), 'async')).toBe(false);
+    expect(await slots.cancel(id, cancelledQueued.execution_id, 'QUEUED', now(), true)).toBe(false);
     expect(await inFlight(id)).toBe(1);
     await claimed(cancelledRunning, 'att_e');
     // A caller that says the run holds no slot is refused (re-read), never ends it without the release.
-    expect(await slots.cancel(id, cancelledRunning.execution_id, 'RUNNING', now(), undefined)).toBe(false);
-    expect(await slots.cancel(id, cancelledRunning.execution_id, 'RUNNING', now(), 'async')).toBe(true);
+    expect(await slots.cancel(id, cancelledRunning.execution_id, 'RUNNING', now(), false)).toBe(false);
+    expect(await slots.cancel(id, cancelledRunning.execution_id, 'RUNNING', now(), true)).toBe(true);
     expect(await inFlight(id)).toBe(0);
   });
 
@@ -319,7 +323,7 @@ describe('async runs in flight: the account’s counter (API.md §4)', () => {
   });
 });
 
-describe('sync runs running at once: the account’s other counter', () => {
+describe('sync runs running at once: the account’s sync slots', () => {
   let slots: ExecutionsRepository;
   let accounts: AccountsRepository;
   let n = 0;
@@ -327,93 +331,134 @@ describe('sync runs running at once: the account’s other counter', () => {
     slots = new ExecutionsRepository(db.doc, db.tables.executions, db.tables.accounts);
     accounts = new AccountsRepository(db.doc, db.tables.accounts);
   });
-  const counters = async (accountId: string) => {
-    const item = (await db.doc.send(new GetCommand({ TableName: db.tables.accounts, Key: { account_id: accountId }, ConsistentRead: true }))).Item ?? {};
-    return { sync: item['sync_in_flight'] ?? 0, async: item['async_in_flight'] ?? 0 };
-  };
   const account = async () => {
     const id = `acct_sync_${++n}_${Date.now().toString(36)}`;
     await createAccount({ accounts, audit: db.audit }, id, 'pro');
     return id;
   };
-  /** A sync run as runWorkflow writes it: RUNNING from its put, owned by its request, leased. */
-  const running = (accountId: string, owner = 'att_req', leaseUntil = lease()): ExecutionRecord => {
-    const at = new Date();
-    return {
-      account_id: accountId,
-      execution_id: newExecutionId(at),
-      workflow_slug: 'wf',
-      workflow_version: 1,
-      workspace_id: 'default',
-      status: 'RUNNING',
-      input: null,
-      created_at: at.toISOString(),
-      started_at: at.toISOString(),
-      owner,
-      lease_until: leaseUntil,
-      key_id: 'key_x',
-      async: false,
-      sync_slot: true,
-    };
-  };
+  const held = async (accountId: string) => (await slots.heldSyncSlots(accountId, Date.now())).map((h) => h.holder).sort();
+  const asyncInFlight = async (accountId: string) =>
+    (await db.doc.send(new GetCommand({ TableName: db.tables.accounts, Key: { account_id: accountId }, ConsistentRead: true }))).Item?.['async_in_flight'] ?? 0;
 
-  it('admits exactly `limit` of many parallel starts, on its own counter: async slots are not taken', async () => {
+  it('admits exactly `limit` of many parallel takes, each on a slot of its own below the limit; a limit of 0 admits none', async () => {
     const id = await account();
-    const results = await Promise.allSettled(Array.from({ length: 7 }, () => slots.create(running(id), 2)));
-    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(2);
+    const runs = Array.from({ length: 9 }, () => newExecutionId(new Date()));
+    const results = await Promise.allSettled(runs.map((run) => slots.takeSyncSlot(id, run, 3, lease())));
+    const taken = results.filter((r): r is PromiseFulfilledResult<string> => r.status === 'fulfilled').map((r) => r.value);
+    expect(taken).toHaveLength(3);
+    expect(new Set(taken).size).toBe(3);
+    for (const slot of taken) expect(['slot#0000', 'slot#0001', 'slot#0002']).toContain(slot);
     const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as ConcurrencyLimitExceededError);
-    expect(refused.map((e) => [e.status, e.code, e.extra(), e.kind])).toEqual(Array.from({ length: 5 }, () => [429, 'CONCURRENCY_LIMIT_EXCEEDED', { limit: 2 }, 'sync']));
-    expect(refused[0]!.message).toMatch(/limit of 2 synchronous executions running/);
-    expect(await counters(id)).toEqual({ sync: 2, async: 0 });
-    expect((await slots.list(id, {}, 20)).items).toHaveLength(2);
-    await expect(slots.create(running(await account()), 0)).rejects.toMatchObject({ code: 'CONCURRENCY_LIMIT_EXCEEDED', limit: 0, kind: 'sync' });
+    expect(refused.map((e) => [e.status, e.code, e.extra(), e.kind])).toEqual(Array.from({ length: 6 }, () => [429, 'CONCURRENCY_LIMIT_EXCEEDED', { limit: 3 }, 'sync']));
+    expect(refused[0]!.message).toMatch(/limit of 3 synchronous executions running/);
+    expect(await held(id)).toHaveLength(3);
+    // The slots are not executions: no list shows them, and the async counter is untouched.
+    expect((await slots.list(id, {}, 20)).items).toEqual([]);
+    expect(await asyncInFlight(id)).toBe(0);
+    await expect(slots.takeSyncSlot(await account(), newExecutionId(new Date()), 0, lease())).rejects.toMatchObject({ code: 'CONCURRENCY_LIMIT_EXCEEDED', limit: 0, kind: 'sync' });
   });
 
-  it('every end frees the sync slot once: success, failure, cancel, housekeeping’s timeout; a retried finish frees nothing more', async () => {
+  it('a take sent again finds its own slot; a release frees it once, and only its holder’s; a lease that ended frees it for another', async () => {
     const id = await account();
-    const [ok, failed, cancelled, overdue] = [running(id, 'att_a'), running(id, 'att_b'), running(id, 'att_c'), running(id, 'att_d', Date.now() - 1)];
-    for (const r of [ok, failed, cancelled, overdue]) await slots.create(r, 4);
-    expect(await counters(id)).toEqual({ sync: 4, async: 0 });
-    expect(await slots.finish(id, ok.execution_id, { status: 'SUCCEEDED', output: 1 }, now(), 'att_a', ['RUNNING'], ok)).toMatchObject({ status: 'SUCCEEDED' });
-    // As a retry after a lost answer: its own result, no second release.
-    expect(await slots.finish(id, ok.execution_id, { status: 'SUCCEEDED', output: 1 }, now(), 'att_a', ['RUNNING'], ok)).toMatchObject({ status: 'SUCCEEDED' });
-    expect(await counters(id)).toEqual({ sync: 3, async: 0 });
-    // A finish that did not know of the slot is refused and made again as the transaction.
-    expect(await slots.finish(id, failed.execution_id, { status: 'FAILED', error: 'x', failure: failure('MODEL_FAILED', 's') }, now(), 'att_b')).toMatchObject({ status: 'FAILED' });
-    expect(await counters(id)).toEqual({ sync: 2, async: 0 });
-    // A cancel that names no slot, or the async one, is refused (re-read); the sync one frees it, once.
-    expect(await slots.cancel(id, cancelled.execution_id, 'RUNNING', now(), undefined)).toBe(false);
-    expect(await slots.cancel(id, cancelled.execution_id, 'RUNNING', now(), 'async')).toBe(false);
-    expect(await slots.cancel(id, cancelled.execution_id, 'RUNNING', now(), 'sync')).toBe(true);
-    expect(await slots.cancel(id, cancelled.execution_id, 'RUNNING', now(), 'sync')).toBe(false);
-    expect(await counters(id)).toEqual({ sync: 1, async: 0 });
-    // A request that died mid-run (Lambda's timeout): housekeeping fails it past its lease, and the slot comes back.
-    const cutoffs = { queuedBefore: new Date(Date.now() - 3_600_000), legacyStartedBefore: new Date(0) };
-    expect(await slots.failOverdue(overdue, 'att_housekeeping', now(), cutoffs)).toMatchObject({ status: 'FAILED', error: 'timed out' });
-    expect(await counters(id)).toEqual({ sync: 0, async: 0 });
+    const [a, b, c] = [newExecutionId(new Date()), newExecutionId(new Date()), newExecutionId(new Date())];
+    const slot = await slots.takeSyncSlot(id, a, 1, lease());
+    // The same take again (its answer lost): the same slot, still one held.
+    expect(await slots.takeSyncSlot(id, a, 1, lease())).toBe(slot);
+    expect(await held(id)).toEqual([a]);
+    await expect(slots.takeSyncSlot(id, b, 1, lease())).rejects.toMatchObject({ code: 'CONCURRENCY_LIMIT_EXCEEDED' });
+    // Another run's release frees nothing.
+    expect(await slots.releaseSyncSlot(id, slot, b)).toBe(false);
+    expect(await held(id)).toEqual([a]);
+    expect(await slots.releaseSyncSlot(id, slot, a)).toBe(true);
+    expect(await slots.releaseSyncSlot(id, slot, a)).toBe(true);
+    expect(await held(id)).toEqual([]);
+    // A holder that died: its slot is taken over once its lease is over, and its late release leaves the new holder's.
+    await slots.takeSyncSlot(id, b, 1, Date.now() + 200);
+    await expect(slots.takeSyncSlot(id, c, 1, lease())).rejects.toMatchObject({ code: 'CONCURRENCY_LIMIT_EXCEEDED' });
+    await new Promise((r) => setTimeout(r, 250));
+    expect(await slots.takeSyncSlot(id, c, 1, lease())).toBe(slot);
+    expect(await slots.releaseSyncSlot(id, slot, b)).toBe(false);
+    expect(await held(id)).toEqual([c]);
   });
 
-  it('runWorkflow: a sync run under a limit holds a slot while it runs and gives it back; at the limit it is refused and writes nothing', async () => {
+  it('a lowered limit: slots held past it still count until they are given back', async () => {
     const id = await account();
-    const deps = {
-      workflows: new WorkflowsRepository(db.doc, db.tables.workflows),
-      executions: slots,
-      accounts,
-      models: new ModelRegistry(),
-    };
+    const runs = Array.from({ length: 3 }, () => newExecutionId(new Date()));
+    const taken = await Promise.all(runs.map((run) => slots.takeSyncSlot(id, run, 3, lease())));
+    await expect(slots.takeSyncSlot(id, newExecutionId(new Date()), 2, lease())).rejects.toMatchObject({ limit: 2 });
+    await slots.releaseSyncSlot(id, taken[0]!, runs[0]!);
+    await expect(slots.takeSyncSlot(id, newExecutionId(new Date()), 2, lease())).rejects.toMatchObject({ limit: 2 });
+    await slots.releaseSyncSlot(id, taken[1]!, runs[1]!);
+    expect(await slots.takeSyncSlot(id, newExecutionId(new Date()), 2, lease())).toMatch(/^slot#000[01]$/);
+  });
+
+  /** Workflows `wf` (one echo step) and `nap` (one sleep step of `input.ms`), deployed for a new account, over `executions`. */
+  const deployed = async (executions: ExecutionsRepository) => {
+    const id = await account();
+    const deps = { workflows: new WorkflowsRepository(db.doc, db.tables.workflows), executions, accounts, models: new ModelRegistry() };
     const actor = keyActor(id);
     await deployedEcho(deps, actor);
-    const up = async () => {};
-    const done = (await runWorkflow(deps, actor, 'wf', { input: {} }, { async: false, startAsync: up, syncLimit: 1, asyncLimit: 1 })).execution;
-    expect(done).toMatchObject({ status: 'SUCCEEDED', sync_slot: true });
-    expect(done).not.toHaveProperty('async_slot');
-    expect(await counters(id)).toEqual({ sync: 0, async: 0 });
-    // The one slot taken by a run in progress (its put, as runWorkflow makes it).
-    await slots.create(running(id), 1);
+    const nap = { input_schema: {}, steps: [{ id: 'n', model: 'sleep', input: { ms: '$.input.ms' } }], output: '$.steps.n.output' };
+    await createWorkflow(deps, actor, { slug: 'nap', name: 'nap', definition: nap });
+    await deployWorkflow(deps, actor, 'nap');
+    return { id, deps, actor };
+  };
+  const up = async () => {};
+
+  it('runWorkflow: a sync run holds a slot while it runs and gives it back; at the limit it is refused and writes nothing; async runs are not held back', async () => {
+    const { id, deps, actor } = await deployed(slots);
+    const running = runWorkflow(deps, actor, 'nap', { input: { ms: 800 } }, { async: false, startAsync: up, syncLimit: 1, asyncLimit: 1 });
+    const deadline = Date.now() + 5000;
+    while ((await held(id)).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const [holder] = await held(id);
     await expect(runWorkflow(deps, actor, 'wf', { input: {} }, { async: false, startAsync: up, syncLimit: 1 })).rejects.toMatchObject({ code: 'CONCURRENCY_LIMIT_EXCEEDED', kind: 'sync', limit: 1 });
-    expect((await slots.list(id, {}, 10)).items).toHaveLength(2);
-    // An async run is not held back by the sync runs, nor takes their slot.
     expect((await runWorkflow(deps, actor, 'wf', { input: {} }, { async: true, startAsync: up, syncLimit: 1, asyncLimit: 1 })).execution).toMatchObject({ status: 'QUEUED', async_slot: true });
-    expect(await counters(id)).toEqual({ sync: 1, async: 1 });
+    const done = (await running).execution;
+    expect(done).toMatchObject({ status: 'SUCCEEDED' });
+    expect(holder).toBe(done.execution_id);
+    expect(await held(id)).toEqual([]);
+    // The refused run wrote nothing: the sync run and the async one only.
+    expect((await slots.list(id, {}, 10)).items).toHaveLength(2);
+    expect(await asyncInFlight(id)).toBe(1);
+    expect((await runWorkflow(deps, actor, 'wf', { input: {} }, { async: false, startAsync: up, syncLimit: 1 })).execution).toMatchObject({ status: 'SUCCEEDED' });
+  });
+
+  describe('through the fault proxy', () => {
+    let proxy: CountingProxy;
+    let proxied: ExecutionsRepository;
+    beforeAll(async () => {
+      proxy = await startCountingProxy(testEndpoint());
+      proxied = new ExecutionsRepository(createDocumentClient({ endpoint: proxy.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS }), db.tables.executions, db.tables.accounts);
+    });
+    afterEach(() => proxy.clearFaults());
+    afterAll(() => proxy?.close());
+
+    it('a run whose put fails (past the SDK’s retries) gives its slot back; a take whose answer is lost holds one slot', async () => {
+      const { id, deps, actor } = await deployed(proxied);
+      proxy.reset();
+      // The slot's put passes; the run's put fails on every attempt.
+      proxy.inject({ operation: 'PutItem', table: db.tables.executions, fault: 'server-error', skip: 1 });
+      await expect(runWorkflow(deps, actor, 'wf', { input: {} }, { async: false, startAsync: up, syncLimit: 1 })).rejects.toMatchObject({ name: 'InternalServerError' });
+      expect(proxy.injected()).toBeGreaterThanOrEqual(4);
+      expect(await held(id)).toEqual([]);
+      proxy.clearFaults();
+      proxy.reset();
+      proxy.inject({ operation: 'PutItem', table: db.tables.executions, fault: 'lose-response', times: 1 });
+      const done = (await runWorkflow(deps, actor, 'wf', { input: {} }, { async: false, startAsync: up, syncLimit: 1 })).execution;
+      expect(proxy.injected()).toBe(1);
+      expect(done.status).toBe('SUCCEEDED');
+      expect(await held(id)).toEqual([]);
+    });
+
+    it('a release that fails leaves the slot to its lease, and the run’s answer unchanged', async () => {
+      const { id, deps, actor } = await deployed(proxied);
+      proxy.reset();
+      // The run's finish passes; the release fails on every attempt.
+      proxy.inject({ operation: 'UpdateItem', table: db.tables.executions, fault: 'server-error', skip: 1 });
+      const done = (await runWorkflow(deps, actor, 'wf', { input: {} }, { async: false, startAsync: up, syncLimit: 1 })).execution;
+      expect(done.status).toBe('SUCCEEDED');
+      expect(proxy.injected()).toBeGreaterThanOrEqual(4);
+      expect(await held(id)).toEqual([done.execution_id]);
+    });
   });
 });

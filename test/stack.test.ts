@@ -534,7 +534,8 @@ describe('least-privilege IAM', () => {
         'dynamodb:Query',
         'dynamodb:UpdateItem',
       ],
-      Executions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+      // Runs, and the account's sync slots (Query reads them: the table only, no index).
+      Executions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
       // The account's webhook secret, read only (see the KMS test), and its in-flight counter of async runs.
       Accounts: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
       // Idempotency records of workflow creations and runs.

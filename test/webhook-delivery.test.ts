@@ -157,8 +157,8 @@ describe('every terminal write marks the webhook pending, in the same write', ()
     expect(await deps.executions.failInterrupted(accountId, interrupted.execution_id, 'att_a', 'att_b', new Date(), new Date(0), interrupted)).toMatchObject({ webhook: pending });
     const cancelled = await running(accountId);
     // A cancel that did not know of the webhook is refused (the caller re-reads), then goes through.
-    expect(await deps.executions.cancel(accountId, cancelled.execution_id, 'RUNNING', new Date(), undefined, false)).toBe(false);
-    expect(await deps.executions.cancel(accountId, cancelled.execution_id, 'RUNNING', new Date(), undefined, true)).toBe(true);
+    expect(await deps.executions.cancel(accountId, cancelled.execution_id, 'RUNNING', new Date(), false, false)).toBe(false);
+    expect(await deps.executions.cancel(accountId, cancelled.execution_id, 'RUNNING', new Date(), false, true)).toBe(true);
     expect(await deps.executions.get(accountId, cancelled.execution_id)).toMatchObject({ status: 'CANCELLED', webhook: pending });
     for (const run of [plain, slot, unknowing, interrupted, cancelled]) expect(await inIndex(run)).toBe(true);
   });
@@ -274,7 +274,7 @@ describe('attempts', () => {
     // it back, lease and all, and made its own attempt with that due time.
     const { accountId } = await account();
     const run = await running(accountId);
-    expect(await deps.executions.cancel(accountId, run.execution_id, 'RUNNING', new Date(), undefined, true)).toBe(true);
+    expect(await deps.executions.cancel(accountId, run.execution_id, 'RUNNING', new Date(), false, true)).toBe(true);
     const cancelled = (await deps.executions.get(accountId, run.execution_id))!;
     const lease = Date.now() + 30_000;
     expect(await deps.executions.claimWebhookAttempt(accountId, run.execution_id, cancelled.webhook_due!, 'clm_sender', lease, Date.now())).toBeDefined();
@@ -291,7 +291,7 @@ describe('attempts', () => {
   it('a run cancelled while its worker held it, whose first attempt a sender already made and failed: the worker does not make the next one early', async () => {
     const { accountId } = await account();
     const run = await running(accountId);
-    expect(await deps.executions.cancel(accountId, run.execution_id, 'RUNNING', new Date(), undefined, true)).toBe(true);
+    expect(await deps.executions.cancel(accountId, run.execution_id, 'RUNNING', new Date(), false, true)).toBe(true);
     const cancelled = (await deps.executions.get(accountId, run.execution_id))!;
     expect(await deps.executions.claimWebhookAttempt(accountId, run.execution_id, cancelled.webhook_due!, 'clm_sender', Date.now() + 30_000, Date.now())).toBeDefined();
     const nextDue = Date.now() + 60_000;

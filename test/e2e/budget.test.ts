@@ -147,9 +147,9 @@ describe('DynamoDB calls per request', () => {
       ['PUT', '/workflows/budget', { name: 'b2', definition }, 200, { GetItem: 3, UpdateItem: 1, TransactWriteItems: 1 }],
       // + head read (workspace check), + the conditional deploy, + the deployed version's read
       ['POST', '/workflows/budget/deploy', undefined, 200, { GetItem: 3, UpdateItem: 2 }],
-      // + head and version reads, + the execution's put with a sync slot (one transaction), + a cancellation
-      // check per step, + the finish with the slot's release (one transaction)
-      ['POST', '/workflows/budget/run', { input: { a: 1 } }, 200, { GetItem: 4, UpdateItem: 1, TransactWriteItems: 2 }],
+      // + head and version reads, + the sync slot (a query of the account's slots, a conditional put), + the
+      // execution's put, + a cancellation check per step, + the finish, + the slot's release
+      ['POST', '/workflows/budget/run', { input: { a: 1 } }, 200, { GetItem: 4, Query: 1, PutItem: 2, UpdateItem: 3 }],
       ['GET', '/models', undefined, 200, { GetItem: 1, UpdateItem: 1 }],
       ['POST', '/models/echo/run', { input: 1 }, 200, { GetItem: 1, UpdateItem: 1 }],
       // + one index query

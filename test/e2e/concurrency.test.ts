@@ -1,13 +1,14 @@
 /**
  * Issue #14 finding 4, end to end: an account may have at most its tier's number of async executions in
  * flight (API.md §4); past that `?async=true` is 429 CONCURRENCY_LIMIT_EXCEEDED with `limit` and
- * Retry-After (§3). Sync runs have a limit of their own (`maxSyncInFlight`), the same 429 past it. The
- * accounts here are pro, whose default async limit is 10; their sync limit is set to 3 here (the local
- * runner runs at most 8 instances of a function, so the default 10 could not be reached). The bundles
+ * Retry-After (§3). Sync runs have a limit of their own (`maxSyncInFlight`, held as slots), the same 429
+ * past it. The accounts here are pro, whose default async limit is 10; their sync limit is set to 3 here
+ * (the local runner runs max(8, 4 × CPUs) instances of a function: the default 10 may not be reachable). The bundles
  * talk to DynamoDB Local through the fault proxy, which loses answers to transactions that landed. Runs
  * are watched in the table, not through the API, to stay inside the pro key's rate limit.
  */
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { ExecutionsRepository } from '../../lambdas/shared/repositories/executions.js';
 import { startCountingProxy, type CountingProxy } from '../support/counting-proxy.js';
 import { testEndpoint } from '../support/dynamodb.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
@@ -53,9 +54,10 @@ async function account(): Promise<{ key: string; accountId: string }> {
   return { key, accountId };
 }
 
-const counter = async (accountId: string, name: 'async_in_flight' | 'sync_in_flight') =>
-  (await t.stack.doc.send(new GetCommand({ TableName: t.stack.state.tables.accounts, Key: { account_id: accountId }, ConsistentRead: true }))).Item?.[name] ?? 0;
-const inFlight = (accountId: string) => counter(accountId, 'async_in_flight');
+const inFlight = async (accountId: string) =>
+  (await t.stack.doc.send(new GetCommand({ TableName: t.stack.state.tables.accounts, Key: { account_id: accountId }, ConsistentRead: true }))).Item?.['async_in_flight'] ?? 0;
+/** The account's sync slots held now (read from the table). */
+const syncHeld = async (accountId: string) => (await new ExecutionsRepository(t.stack.doc, t.stack.state.tables.executions).heldSyncSlots(accountId, Date.now())).length;
 
 const start = (key: string, slug: string, input: unknown = {}) => t.api(key, 'POST', `/workflows/${slug}/run?async=true`, { input });
 
@@ -175,35 +177,37 @@ describe('sync executions running at once per account', () => {
         retryAfter: '5',
       });
     }
-    expect(await counter(accountId, 'sync_in_flight')).toBe(0);
+    expect(await syncHeld(accountId)).toBe(0);
     expect(((await t.api(key, 'GET', '/executions')).body['items'] as unknown[]).length).toBe(SYNC_LIMIT);
 
     // While the sync slots are all held, an async run still starts, and takes none of them.
     const holding = Promise.all(Array.from({ length: SYNC_LIMIT }, () => run(key, { ms: 3000 })));
     const deadline = Date.now() + 10_000;
-    while ((await counter(accountId, 'sync_in_flight')) < SYNC_LIMIT && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    expect(await counter(accountId, 'sync_in_flight')).toBe(SYNC_LIMIT);
+    while ((await syncHeld(accountId)) < SYNC_LIMIT && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(await syncHeld(accountId)).toBe(SYNC_LIMIT);
     expect((await run(key, { ms: 1 })).status).toBe(429);
     const queued = await start(key, 'sleepy', { ms: 1 });
     expect(queued.status).toBe(202);
     expect((await holding).map((r) => r.status)).toEqual(Array(SYNC_LIMIT).fill(200));
     expect((await ended(accountId, String(queued.body['execution_id']))).body['status']).toBe('SUCCEEDED');
-    expect([await counter(accountId, 'sync_in_flight'), await inFlight(accountId)]).toEqual([0, 0]);
+    expect([await syncHeld(accountId), await inFlight(accountId)]).toEqual([0, 0]);
   });
 
-  it('lost answers on the run’s put and on its end never leak nor double-free its slot; a failed run gives it back too', async () => {
+  it('lost answers on the slot’s take, the run’s put, its finish and the slot’s release never leak nor double-take a slot; a failed run gives it back too', async () => {
     const { key, accountId } = await account();
     proxy.reset();
-    proxy.inject({ operation: 'TransactWriteItems', table: t.stack.state.tables.accounts, fault: 'lose-response', times: 2 });
+    // The slot's put and the run's put, then the finish and the release: each answer lost once.
+    proxy.inject({ operation: 'PutItem', table: t.stack.state.tables.executions, fault: 'lose-response', times: 2 });
+    proxy.inject({ operation: 'UpdateItem', table: t.stack.state.tables.executions, fault: 'lose-response', times: 2 });
     const reply = await run(key, { ms: 1 });
-    expect(proxy.injected()).toBe(2);
+    expect(proxy.injected()).toBe(4);
     expect({ status: reply.status, run: reply.body['status'] }).toEqual({ status: 200, run: 'SUCCEEDED' });
-    expect(await counter(accountId, 'sync_in_flight')).toBe(0);
+    expect(await syncHeld(accountId)).toBe(0);
     expect((await t.api(key, 'POST', '/workflows/failing/run', { input: {} })).body['status']).toBe('FAILED');
-    expect(await counter(accountId, 'sync_in_flight')).toBe(0);
+    expect(await syncHeld(accountId)).toBe(0);
     // Every slot is still there to take.
     const full = await Promise.all(Array.from({ length: SYNC_LIMIT + 1 }, () => run(key, { ms: 3000 })));
     expect(full.map((r) => r.status).sort()).toEqual([...Array(SYNC_LIMIT).fill(200), 429]);
-    expect(await counter(accountId, 'sync_in_flight')).toBe(0);
+    expect(await syncHeld(accountId)).toBe(0);
   });
 });

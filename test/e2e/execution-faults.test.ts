@@ -62,9 +62,10 @@ describe('finding 4: the worker’s claim', () => {
 });
 
 describe('finding 5: a retried write that had landed', () => {
-  it('sync run, lost answer on the execution’s put (one transaction with its sync slot): 200 with the terminal execution, stored with its ttl', async () => {
+  it('sync run, lost answer on the execution’s put: 200 with the terminal execution, stored with its ttl', async () => {
     proxy.reset();
-    proxy.inject({ operation: 'TransactWriteItems', table: executions, fault: 'lose-response', times: 1 });
+    // The first put is the run's sync slot; the second, the execution.
+    proxy.inject({ operation: 'PutItem', table: executions, fault: 'lose-response', times: 1, skip: 1 });
     const reply = await t.api(admin, 'POST', '/workflows/echo/run', { input: { a: 1 } });
     expect(proxy.injected()).toBe(1);
     expect({ status: reply.status, body: reply.body }).toMatchObject({ status: 200, body: { status: 'SUCCEEDED', output: { a: 1 } } });
@@ -128,8 +129,7 @@ describe('finding 6: a brief DynamoDB error mid-run', () => {
 
   it('the final write fails more often than the SDK retries: retried again, and the run ends', async () => {
     proxy.reset();
-    // The run's put passes; its final write (one transaction with the sync slot's release) fails four times.
-    proxy.inject({ operation: 'TransactWriteItems', table: executions, fault: 'server-error', times: 4, skip: 1 });
+    proxy.inject({ operation: 'UpdateItem', table: executions, fault: 'server-error', times: 4 });
     const reply = await t.api(admin, 'POST', '/workflows/echo/run', { input: 'x' });
     expect(proxy.injected()).toBe(4);
     expect({ status: reply.status, body: reply.body }).toMatchObject({ status: 200, body: { status: 'SUCCEEDED', output: 'x' } });

@@ -3,7 +3,7 @@ import type { Principal } from '../caller.js';
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
 import { randomBase62 } from '../api-key.js';
 import { failure, type Failure } from '../execution-failure.js';
-import { cancellationReasons, isConditionalCheckFailed, queryPage, transactWrite } from '../ddb.js';
+import { cancellationReasons, conflictBackoff, isConditionalCheckFailed, queryPage, transactWrite } from '../ddb.js';
 import { decodePageToken, encodePageToken } from '../page-tokens.js';
 import { ConcurrencyLimitExceededError, ValidationError } from '../errors.js';
 import { countMetric, METRIC } from '../log.js';
@@ -26,14 +26,23 @@ import { countMetric, METRIC } from '../log.js';
  * partition is another, the index needs `account_workflow`). Running steps poll it, not the execution,
  * whose item holds the input and can be hundreds of KB (a read unit per 4 KB).
  *
- * Runs in flight: an async run created under a limit holds a slot (`async_slot: true`) in its
- * account's `async_in_flight` counter (accounts table), a sync one (`sync_slot: true`) in its
- * `sync_in_flight` counter, each under its tier's limit. The slot is taken in the same transaction as the
+ * Async runs in flight: an async run created under a limit holds a slot (`async_slot: true`) in its
+ * account's `async_in_flight` counter (accounts table). The slot is taken in the same transaction as the
  * run's put (condition: the counter below the limit) and given back in the same transaction as the run's
  * terminal transition (finish, fail, interrupted, cancel): the transition's own condition lets it happen
  * once, so the slot is freed once. A lost answer is safe both ways: the SDK resends a transaction with
  * its one ClientRequestToken (idempotent), and a resent put or transition that meets its own earlier
  * result fails its condition and is recognised as ours without touching the counter again.
+ *
+ * Sync runs running at once: a sync run created under a limit holds one of its account's sync slots, an
+ * item of partition `<account_id>#sync-slots`, sort key `slot#<k>` (k below the limit), naming the run
+ * (`holder`) until `lease_until` (epoch ms: the run's own lease). The slot is taken before the run's put
+ * by a conditional put on a slot that is free (absent, released, or its lease over), the free ones read
+ * first with one consistent query of the partition; it is released after the run's end by an update
+ * setting its lease to 0, conditioned on the run still holding it. Nothing else depends on the release:
+ * a request that dies mid-run (or whose release fails) leaves its slot to its lease. A lost answer is
+ * safe: the put sent again meets its own slot, and a release sent again changes nothing more. The items
+ * have no `account_workflow` or `account_status`, so no list or index reads them.
  *
  * Webhooks: every terminal write of a run with a `webhook_url` marks its webhook pending in the same
  * write: the public `webhook` map (`status: pending`, `attempts: 0`, due now) and the internal due
@@ -80,8 +89,6 @@ export interface ExecutionRecord {
   readonly lease_until?: number;
   /** An async run holding one of its account's in-flight slots (`async_in_flight`) until it ends. */
   readonly async_slot?: boolean;
-  /** A sync run holding one of its account's sync slots (`sync_in_flight`) until it ends (never with `async_slot`). */
-  readonly sync_slot?: boolean;
   /** The webhook of a run that asked for one, from its terminal write on (API.md §4 "Webhook delivery"). */
   readonly webhook?: WebhookState;
   /** Internal: while pending, when the next attempt is due (or its claim's lease ends), epoch ms; the index's sort key. */
@@ -145,23 +152,6 @@ export const SIGNAL_PARTITION_SUFFIX = '#signal';
 
 /** The account item's counter of async runs holding a slot (QUEUED or RUNNING). */
 export const IN_FLIGHT_ATTRIBUTE = 'async_in_flight';
-/** The account item's counter of sync runs holding a slot (RUNNING). */
-export const SYNC_IN_FLIGHT_ATTRIBUTE = 'sync_in_flight';
-
-/** Which of its account's counters a run holds a slot of: its tier's async or sync limit. */
-export type RunSlot = 'async' | 'sync';
-const SLOT_FLAG = { async: 'async_slot', sync: 'sync_slot' } as const;
-const SLOT_COUNTER = { async: IN_FLIGHT_ATTRIBUTE, sync: SYNC_IN_FLIGHT_ATTRIBUTE } as const;
-
-/** The slot a run holds (the flag it was created with, which never changes), if any. */
-export function slotOf(record: Pick<ExecutionRecord, 'async_slot' | 'sync_slot'>): RunSlot | undefined {
-  return record.async_slot === true ? 'async' : record.sync_slot === true ? 'sync' : undefined;
-}
-
-/** The condition that a run holds `slot` (`:true` bound to true), or no slot at all. */
-function slotCondition(slot: RunSlot | undefined): string {
-  return slot ? `${SLOT_FLAG[slot]} = :true` : 'attribute_not_exists(async_slot) AND attribute_not_exists(sync_slot)';
-}
 /** GSI (`account_workflow`, `execution_id`): an account's executions of one workflow. */
 export const EXECUTIONS_BY_WORKFLOW_INDEX = 'by-workflow';
 
@@ -187,6 +177,22 @@ export function newAttemptId(): string {
 
 const accountWorkflow = (accountId: string, slug: string) => `${accountId}#${slug}`;
 const signalKey = (accountId: string, executionId: string) => ({ account_id: `${accountId}${SIGNAL_PARTITION_SUFFIX}`, execution_id: executionId });
+
+/** The partition of an account's sync slots. */
+export const SYNC_SLOTS_PARTITION_SUFFIX = '#sync-slots';
+/** A sync slot's sort key: `slot#0007`. */
+const syncSlotKey = (k: number) => `slot#${String(k).padStart(4, '0')}`;
+/** Takes of a sync slot that may lose a race for the slot they chose before the request is refused as if the account were full. */
+const SYNC_SLOT_RACES = 6;
+/** How long a sync slot item outlives its lease before TTL removes it (an account that stops running sync runs). */
+const SYNC_SLOT_RETENTION_DAYS = 1;
+
+/** A sync slot that is held: by a run, until its lease ends. */
+export interface SyncSlot {
+  readonly slot: string;
+  readonly holder: string;
+  readonly lease_until: number;
+}
 const ttlAfter = (now: Date, days: number) => Math.floor(now.getTime() / 1000) + days * 86_400;
 
 /** GSI (`account_status`, `execution_id`): an account's executions in one status, newest first. */
@@ -255,31 +261,28 @@ export class ExecutionsRepository {
   /**
    * Stores a new execution. Idempotent for its own retry: the id is random and made before the write, so
    * a failed condition on an item with exactly this content means an earlier attempt of this very write
-   * landed (its answer was lost and the SDK retried). A record with `async_slot` (`sync_slot`) takes one
-   * of its account's `limit` async (sync) slots in the same transaction: 429 CONCURRENCY_LIMIT_EXCEEDED
-   * when none is free (nothing written).
+   * landed (its answer was lost and the SDK retried). A record with `async_slot` takes one of its
+   * account's `limit` in-flight slots in the same transaction: 429 CONCURRENCY_LIMIT_EXCEEDED when none
+   * is free (nothing written).
    */
   async create(record: ExecutionRecord, limit?: number): Promise<void> {
-    const slot = slotOf(record);
     const item = {
       ...record,
       account_workflow: accountWorkflow(record.account_id, record.workflow_slug),
       account_status: accountStatus(record.account_id, record.status),
     };
     try {
-      if (slot) {
-        if (record.async_slot && record.sync_slot) throw new Error('a run holds one slot, async or sync');
+      if (record.async_slot) {
         if (limit === undefined) throw new Error('a run holding a slot is created under a limit');
-        if (limit <= 0) throw new ConcurrencyLimitExceededError(limit, slot);
-        const counter = SLOT_COUNTER[slot];
+        if (limit <= 0) throw new ConcurrencyLimitExceededError(limit);
         await this.transact([
           { Put: { TableName: this.table, Item: item, ConditionExpression: 'attribute_not_exists(execution_id)' } },
           {
             Update: {
               TableName: this.accounts(),
               Key: { account_id: record.account_id },
-              UpdateExpression: `ADD ${counter} :one`,
-              ConditionExpression: `attribute_exists(account_id) AND (attribute_not_exists(${counter}) OR ${counter} < :limit)`,
+              UpdateExpression: `ADD ${IN_FLIGHT_ATTRIBUTE} :one`,
+              ConditionExpression: `attribute_exists(account_id) AND (attribute_not_exists(${IN_FLIGHT_ATTRIBUTE}) OR ${IN_FLIGHT_ATTRIBUTE} < :limit)`,
               ExpressionAttributeValues: { ':one': 1, ':limit': limit },
             },
           },
@@ -289,7 +292,7 @@ export class ExecutionsRepository {
       }
     } catch (error) {
       const reasons = cancellationReasons(error);
-      if (slot && reasons?.[0] !== 'ConditionalCheckFailed' && reasons?.[1] === 'ConditionalCheckFailed') throw new ConcurrencyLimitExceededError(limit!, slot);
+      if (reasons?.[0] !== 'ConditionalCheckFailed' && reasons?.[1] === 'ConditionalCheckFailed') throw new ConcurrencyLimitExceededError(limit!);
       if (!isConditionalCheckFailed(error) && reasons?.[0] !== 'ConditionalCheckFailed') throw error;
       const out = await this.doc.send(new GetCommand({ TableName: this.table, Key: { account_id: record.account_id, execution_id: record.execution_id }, ConsistentRead: true }));
       // Ours as written: nothing else writes this id between our put and this read but the run itself,
@@ -304,6 +307,99 @@ export class ExecutionsRepository {
       new GetCommand({ TableName: this.table, Key: { account_id: accountId, execution_id: executionId }, ConsistentRead: true }),
     );
     return out.Item ? strip(out.Item) : undefined;
+  }
+
+  /**
+   * The account's sync slots held at `nowMs` (their lease not over): one strongly consistent query of its
+   * slot partition (small items: a read unit per 4 KB).
+   */
+  async heldSyncSlots(accountId: string, nowMs: number): Promise<SyncSlot[]> {
+    const held: SyncSlot[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await this.doc.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'account_id = :p',
+          ExpressionAttributeValues: { ':p': `${accountId}${SYNC_SLOTS_PARTITION_SUFFIX}` },
+          ProjectionExpression: 'execution_id, holder, lease_until',
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        const leaseUntil = Number(item['lease_until']);
+        if (leaseUntil > nowMs) held.push({ slot: String(item['execution_id']), holder: String(item['holder']), lease_until: leaseUntil });
+      }
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return held;
+  }
+
+  /**
+   * Takes one of the account's `limit` sync slots for the run `executionId` until `leaseUntil` (epoch ms):
+   * a free slot below the limit (absent, released, or its lease over), chosen at random among those the
+   * query found free, claimed by a conditional put. Exact under concurrency: of two takes of one slot one
+   * wins, and the other reads again. Returns the slot's key; 429 CONCURRENCY_LIMIT_EXCEEDED when `limit`
+   * slots are held (or when every free slot it tried was taken first, `SYNC_SLOT_RACES` times). A take
+   * sent again after a lost answer finds its own slot.
+   */
+  async takeSyncSlot(accountId: string, executionId: string, limit: number, leaseUntil: number, nowMs = Date.now()): Promise<string> {
+    if (limit <= 0) throw new ConcurrencyLimitExceededError(limit, 'sync');
+    for (let race = 0; race < SYNC_SLOT_RACES; race++) {
+      const held = await this.heldSyncSlots(accountId, nowMs);
+      const mine = held.find((h) => h.holder === executionId);
+      if (mine) return mine.slot;
+      // Slots at or past a limit lowered since they were taken still count while they are held.
+      if (held.length >= limit) break;
+      const taken = new Set(held.map((h) => h.slot));
+      const free = Array.from({ length: limit }, (_, k) => syncSlotKey(k)).filter((slot) => !taken.has(slot));
+      const slot = free[Math.floor(Math.random() * free.length)]!;
+      try {
+        await this.doc.send(
+          new PutCommand({
+            TableName: this.table,
+            Item: {
+              account_id: `${accountId}${SYNC_SLOTS_PARTITION_SUFFIX}`,
+              execution_id: slot,
+              holder: executionId,
+              lease_until: leaseUntil,
+              ttl: Math.ceil(leaseUntil / 1000) + SYNC_SLOT_RETENTION_DAYS * 86_400,
+            },
+            ConditionExpression: 'attribute_not_exists(execution_id) OR lease_until <= :now OR holder = :me',
+            ExpressionAttributeValues: { ':now': nowMs, ':me': executionId },
+          }),
+        );
+        return slot;
+      } catch (error) {
+        if (!isConditionalCheckFailed(error)) throw error;
+        // Another run took it between the query and the put: read again.
+        await conflictBackoff(race);
+      }
+    }
+    throw new ConcurrencyLimitExceededError(limit, 'sync');
+  }
+
+  /**
+   * Gives back the sync slot `slot` the run `executionId` holds: its lease set to 0, on condition the run
+   * still holds it (a slot whose lease ended and another run took is left alone). False when it did not.
+   */
+  async releaseSyncSlot(accountId: string, slot: string, executionId: string): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { account_id: `${accountId}${SYNC_SLOTS_PARTITION_SUFFIX}`, execution_id: slot },
+          UpdateExpression: 'SET lease_until = :zero',
+          ConditionExpression: 'holder = :me',
+          ExpressionAttributeValues: { ':zero': 0, ':me': executionId },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionalCheckFailed(error)) return false;
+      throw error;
+    }
   }
 
   /**
@@ -408,12 +504,12 @@ export class ExecutionsRepository {
 
   /**
    * `seen` (QUEUED or RUNNING, as just read) → CANCELLED, and the run's cancellation signal, in one
-   * transaction, with the release of its slot when `slot` (the slot the run as read holds: `slotOf`), and
-   * its webhook marked pending when `webhook` (the run as read has a `webhook_url`). False when the status
+   * transaction, with the release of its in-flight slot when `slot` (the run as read holds one), and its
+   * webhook marked pending when `webhook` (the run as read has a `webhook_url`). False when the status
    * is no longer `seen`, or `slot` or `webhook` were wrong (re-read and decide again). Idempotent for its
    * own retry: the SDK sends the transaction's one client token with each attempt.
    */
-  async cancel(accountId: string, executionId: string, seen: 'QUEUED' | 'RUNNING', now: Date, slot?: RunSlot, webhook = false): Promise<boolean> {
+  async cancel(accountId: string, executionId: string, seen: 'QUEUED' | 'RUNNING', now: Date, slot = false, webhook = false): Promise<boolean> {
     const hook = webhook ? pendingWebhook(executionId, now) : undefined;
     try {
       await this.transact([
@@ -423,7 +519,7 @@ export class ExecutionsRepository {
             Key: { account_id: accountId, execution_id: executionId },
             UpdateExpression: `SET #s = :cancelled, account_status = :as, finished_at = :now, #ttl = :ttl${hook ? `, ${hook.set}` : ''}`,
             // The slot and webhook attributes never change, so a wrong `slot` or `webhook` only fails the condition (re-read).
-            ConditionExpression: `attribute_exists(execution_id) AND #s = :seen AND ${slotCondition(slot)} AND ${webhookCondition(webhook)}`,
+            ConditionExpression: `attribute_exists(execution_id) AND #s = :seen AND ${slot ? 'async_slot = :true' : 'attribute_not_exists(async_slot)'} AND ${webhookCondition(webhook)}`,
             ExpressionAttributeNames: { '#s': 'status', '#ttl': 'ttl' },
             ExpressionAttributeValues: {
               ':cancelled': 'CANCELLED',
@@ -442,7 +538,7 @@ export class ExecutionsRepository {
             Item: { ...signalKey(accountId, executionId), cancelled_at: now.toISOString(), ttl: ttlAfter(now, SIGNAL_RETENTION_DAYS) },
           },
         },
-        ...(slot ? [this.release(accountId, slot)] : []),
+        ...(slot ? [this.release(accountId)] : []),
       ]);
     } catch (error) {
       if (cancellationReasons(error)?.[0] === 'ConditionalCheckFailed') return false;
@@ -454,8 +550,8 @@ export class ExecutionsRepository {
 
   /**
    * A terminal write by `owner`: sets the owner, the outcome, `finished_at` and the `ttl`, and marks the
-   * webhook pending when the run asked for one. A run holding a slot (async or sync) gives it back in the
-   * same transaction. `known`: the run as the caller last saw it (its slot picks the write, its
+   * webhook pending when the run asked for one. A run holding an in-flight slot gives it back in the same
+   * transaction. `known`: the run as the caller last saw it (its `async_slot` picks the write, its
    * `webhook_url` whether the webhook is marked, and the ended run is built from it: a transaction
    * returns no item). A caller that did not know the run held a slot or asked for a webhook has its write
    * refused, and the write is made again knowing it.
@@ -481,14 +577,13 @@ export class ExecutionsRepository {
     const guarded = `${webhookCondition(hasHook)} AND (${condition})`;
     // Finished by an earlier attempt of this write, or cancelled while `owner` held it.
     const ours = (current: ExecutionRecord) => TERMINAL.includes(current.status) && current.owner === owner;
-    const slot = known ? slotOf(known) : undefined;
     // Refused because the caller did not know the run: the same write again, knowing it (once: neither attribute changes).
     const misjudged = (current: ExecutionRecord | undefined) =>
-      current !== undefined && !TERMINAL.includes(current.status) && (slotOf(current) !== slot || (current.webhook_url !== undefined) !== hasHook);
+      current !== undefined && !TERMINAL.includes(current.status) && ((current.async_slot === true) !== (known?.async_slot === true) || (current.webhook_url !== undefined) !== hasHook);
     let record: ExecutionRecord | undefined;
     let current: ExecutionRecord | undefined;
-    if (slot && known) {
-      const full = `attribute_exists(execution_id) AND ${slotCondition(slot)} AND ${guarded}`;
+    if (known?.async_slot) {
+      const full = `attribute_exists(execution_id) AND async_slot = :true AND ${guarded}`;
       try {
         await this.transact([
           {
@@ -501,7 +596,7 @@ export class ExecutionsRepository {
               ExpressionAttributeValues: { ...allValues, ':true': true },
             },
           },
-          this.release(accountId, slot),
+          this.release(accountId),
         ]);
         record = {
           ...known,
@@ -517,7 +612,7 @@ export class ExecutionsRepository {
         record = current && ours(current) ? current : undefined;
       }
     } else {
-      record = await this.update(accountId, executionId, update, `${slotCondition(undefined)} AND ${guarded}`, allValues, (c) => ((current = c), ours(c)));
+      record = await this.update(accountId, executionId, update, `attribute_not_exists(async_slot) AND ${guarded}`, allValues, (c) => ((current = c), ours(c)));
     }
     if (!record && current && misjudged(current)) return this.end(accountId, executionId, outcome, now, owner, condition, values, current);
     if (record?.status === outcome.status) countMetric(METRIC.executionsFinished, ['status', record.status]);
@@ -576,13 +671,13 @@ export class ExecutionsRepository {
     return this.end(known.account_id, known.execution_id, { status: 'FAILED', error: TIMED_OUT, failure: failure('TIMED_OUT') }, now, owner, condition, values, known);
   }
 
-  /** The decrement of the account's counter of `slot`, as a transaction item. */
-  private release(accountId: string, slot: RunSlot) {
+  /** The decrement of the account's in-flight counter, as a transaction item. */
+  private release(accountId: string) {
     return {
       Update: {
         TableName: this.accounts(),
         Key: { account_id: accountId },
-        UpdateExpression: `ADD ${SLOT_COUNTER[slot]} :minus`,
+        UpdateExpression: `ADD ${IN_FLIGHT_ATTRIBUTE} :minus`,
         ExpressionAttributeValues: { ':minus': -1 },
       },
     };

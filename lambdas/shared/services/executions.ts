@@ -2,7 +2,7 @@
 import { workspaceAllowed } from '../capabilities.js';
 import { ConflictError, NotFoundError, ValidationError, WorkspaceDeniedError } from '../errors.js';
 import { log } from '../log.js';
-import { EXECUTION_STATUSES, TERMINAL, type ExecutionRecord, type ExecutionStatus, type ExecutionsRepository, slotOf } from '../repositories/executions.js';
+import { EXECUTION_STATUSES, TERMINAL, type ExecutionRecord, type ExecutionStatus, type ExecutionsRepository } from '../repositories/executions.js';
 import { SLUG_PATTERN } from '../capabilities.js';
 import { toExecutionObject, type Actor, type ExecutionObject } from './workflows.js';
 
@@ -63,7 +63,7 @@ export async function cancelExecution(deps: ExecutionDeps, actor: Actor, executi
       throw new ConflictError('EXECUTION_FINISHED', `Execution '${executionId}' has already finished`);
     }
     const now = (deps.now ?? (() => new Date()))();
-    if (await deps.executions.cancel(actor.accountId, executionId, record.status, now, slotOf(record), record.webhook_url !== undefined)) {
+    if (await deps.executions.cancel(actor.accountId, executionId, record.status, now, record.async_slot === true, record.webhook_url !== undefined)) {
       const cancelled: ExecutionRecord = { ...record, status: 'CANCELLED', finished_at: now.toISOString() };
       // Its webhook is pending from this write on (the worker that notices, or the scheduled sender, sends it).
       return toExecutionObject(

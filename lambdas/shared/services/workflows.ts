@@ -535,7 +535,7 @@ export async function runWorkflow(
     startAsync: StartAsync;
     /** The account's tier's limit of async runs in flight; an async run takes one of its slots. @default no limit */
     asyncLimit?: number;
-    /** The account's tier's limit of sync runs running at once; a sync run takes one of its slots. @default no limit */
+    /** The account's tier's limit of sync runs running at once; a sync run holds one of its slots while it runs. @default no limit */
     syncLimit?: number;
   },
 ): Promise<RunResult> {
@@ -580,45 +580,63 @@ export async function runWorkflow(
     ...(body.webhook_url !== undefined ? { webhook_url: body.webhook_url } : {}),
     async: options.async,
     ...(options.async && options.asyncLimit !== undefined ? { async_slot: true } : {}),
-    ...(!options.async && options.syncLimit !== undefined ? { sync_slot: true } : {}),
   };
+  if (!options.async) {
+    // A sync run holds a slot while it runs, taken before its put (429 when none is free: nothing written).
+    const slot = options.syncLimit === undefined ? undefined : await deps.executions.takeSyncSlot(record.account_id, record.execution_id, options.syncLimit, record.lease_until!);
+    try {
+      await storeRun(deps, record, owner);
+      return { execution: await executeSteps(deps, record, definition, started + SYNC_BUDGET_MS, TOO_LONG_FOR_SYNC, owner), async: false };
+    } finally {
+      if (slot) {
+        // Its lease frees it anyway: a release that fails only keeps the slot until then.
+        await deps.executions.releaseSyncSlot(record.account_id, slot, record.execution_id).catch((error: unknown) =>
+          log('warn', 'a sync run’s slot could not be released; its lease frees it', { account_id: record.account_id, execution_id: record.execution_id, error: errorName(error) }),
+        );
+      }
+    }
+  }
+  await storeRun(deps, record, owner, options.asyncLimit);
   try {
-    await deps.executions.create(record, options.async ? options.asyncLimit : options.syncLimit);
+    await options.startAsync(record);
   } catch (error) {
-    // Refused for want of a slot: the transaction wrote nothing.
+    // Never leave an execution QUEUED that no worker will pick up; this request ended it, so it makes
+    // the webhook's first attempt (one, of at most 5 s; the failing request waits for it).
+    const failed = await endRun(deps, record, { status: 'FAILED', error: 'the run could not be started', failure: failure('INTERNAL_ERROR') }, owner, Date.now() + 2 * RUN_WRITE_BACKOFF_MS, ['QUEUED']).catch(
+      (cleanup: unknown) => {
+        log('error', 'a run that could not be started could not be failed either', { account_id: record.account_id, execution_id: record.execution_id, error: errorName(cleanup) });
+        return undefined;
+      },
+    );
+    if (failed?.status === 'FAILED' && failed.owner === owner) {
+      await notify(deps, failed, {}, false);
+      throw error;
+    }
+    // Not failed by this request: the run left QUEUED meanwhile. The invocation landed with its answer
+    // lost (a worker claimed the run), or the run was cancelled: either way it is in hand, and this
+    // request succeeded. Answering 500 would release its Idempotency-Key, and a retry would run it twice.
+    const current = await deps.executions.get(record.account_id, record.execution_id).catch(() => undefined);
+    if (!current || current.status === 'QUEUED') throw error;
+    log('warn', 'the worker’s invocation failed, but the run was taken up', { account_id: record.account_id, execution_id: record.execution_id, status: current.status, error: errorName(error) });
+  }
+  return { execution: record, async: true };
+}
+
+/**
+ * Stores a new run (an async run under `asyncLimit` takes one of its account's slots in the same
+ * transaction). A put whose every answer was lost may have landed: the run is then ended FAILED, never
+ * left QUEUED or RUNNING behind the error. A refusal for want of a slot wrote nothing.
+ */
+async function storeRun(deps: WorkflowDeps, record: ExecutionRecord, owner: string, asyncLimit?: number): Promise<void> {
+  try {
+    await deps.executions.create(record, asyncLimit);
+  } catch (error) {
     if (error instanceof ConcurrencyLimitExceededError) throw error;
-    // The put may have landed with every answer lost: never leave a run QUEUED or RUNNING behind it.
     await endRun(deps, record, { status: 'FAILED', error: 'the run could not be stored', failure: failure('INTERNAL_ERROR') }, owner, Date.now(), ['QUEUED', 'RUNNING']).catch(
       (cleanup: unknown) => log('error', 'a run that could not be stored could not be failed either', { account_id: record.account_id, execution_id: record.execution_id, error: errorName(cleanup) }),
     );
     throw error;
   }
-  if (options.async) {
-    try {
-      await options.startAsync(record);
-    } catch (error) {
-      // Never leave an execution QUEUED that no worker will pick up; this request ended it, so it makes
-      // the webhook's first attempt (one, of at most 5 s; the failing request waits for it).
-      const failed = await endRun(deps, record, { status: 'FAILED', error: 'the run could not be started', failure: failure('INTERNAL_ERROR') }, owner, Date.now() + 2 * RUN_WRITE_BACKOFF_MS, ['QUEUED']).catch(
-        (cleanup: unknown) => {
-          log('error', 'a run that could not be started could not be failed either', { account_id: record.account_id, execution_id: record.execution_id, error: errorName(cleanup) });
-          return undefined;
-        },
-      );
-      if (failed?.status === 'FAILED' && failed.owner === owner) {
-        await notify(deps, failed, {}, false);
-        throw error;
-      }
-      // Not failed by this request: the run left QUEUED meanwhile. The invocation landed with its answer
-      // lost (a worker claimed the run), or the run was cancelled: either way it is in hand, and this
-      // request succeeded. Answering 500 would release its Idempotency-Key, and a retry would run it twice.
-      const current = await deps.executions.get(record.account_id, record.execution_id).catch(() => undefined);
-      if (!current || current.status === 'QUEUED') throw error;
-      log('warn', 'the worker’s invocation failed, but the run was taken up', { account_id: record.account_id, execution_id: record.execution_id, status: current.status, error: errorName(error) });
-    }
-    return { execution: record, async: true };
-  }
-  return { execution: await executeSteps(deps, record, definition, started + SYNC_BUDGET_MS, TOO_LONG_FOR_SYNC, owner), async: false };
 }
 
 export interface WorkOptions {
