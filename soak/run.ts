@@ -121,7 +121,9 @@ class Ledger {
     if (answer.status === 401) return; // refused by the authorizer: never counted
     const reset = String(answer.headers['x-ratelimit-reset'] ?? '?');
     const w = this.windows.get(`${info.keyId} ${reset}`) ?? { admitted: 0, limited: 0, limit: info.limit };
-    if (answer.status === 429) w.limited++;
+    // A run refused for the account's runs in flight (429 CONCURRENCY_LIMIT_EXCEEDED) was admitted by the
+    // key's rate limit, and counted: it is no refusal of the limiter's.
+    if (answer.status === 429 && answer.body['code'] !== 'CONCURRENCY_LIMIT_EXCEEDED') w.limited++;
     else {
       w.admitted++;
       this.admitted.set(info.keyId, (this.admitted.get(info.keyId) ?? 0) + 1);
