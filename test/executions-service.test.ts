@@ -197,21 +197,25 @@ describe('async start', () => {
   });
 });
 
+/** The repositories of runs holding slots (the executions with the accounts table), for the two describes below. */
+let slots: ExecutionsRepository;
+let accounts: AccountsRepository;
+let accountsMade = 0;
+/** A new pro account. */
+async function account(): Promise<string> {
+  const id = `acct_slots_${++accountsMade}_${Date.now().toString(36)}`;
+  await createAccount({ accounts, audit: db.audit }, id, 'pro');
+  return id;
+}
+/** The account's counter of async runs in flight. */
+const inFlight = async (accountId: string) =>
+  (await db.doc.send(new GetCommand({ TableName: db.tables.accounts, Key: { account_id: accountId }, ConsistentRead: true }))).Item?.['async_in_flight'] ?? 0;
+
 describe('async runs in flight: the account’s counter (API.md §4)', () => {
-  let slots: ExecutionsRepository;
-  let accounts: AccountsRepository;
-  let n = 0;
   beforeAll(() => {
     slots = new ExecutionsRepository(db.doc, db.tables.executions, db.tables.accounts);
     accounts = new AccountsRepository(db.doc, db.tables.accounts);
   });
-  const inFlight = async (accountId: string) =>
-    (await db.doc.send(new GetCommand({ TableName: db.tables.accounts, Key: { account_id: accountId }, ConsistentRead: true }))).Item?.['async_in_flight'] ?? 0;
-  const account = async () => {
-    const id = `acct_slots_${++n}_${Date.now().toString(36)}`;
-    await createAccount({ accounts, audit: db.audit }, id, 'pro');
-    return id;
-  };
   const slotted = (accountId: string): ExecutionRecord => {
     const at = new Date();
     return {
@@ -324,21 +328,11 @@ describe('async runs in flight: the account’s counter (API.md §4)', () => {
 });
 
 describe('sync runs running at once: the account’s sync slots', () => {
-  let slots: ExecutionsRepository;
-  let accounts: AccountsRepository;
-  let n = 0;
   beforeAll(() => {
     slots = new ExecutionsRepository(db.doc, db.tables.executions, db.tables.accounts);
     accounts = new AccountsRepository(db.doc, db.tables.accounts);
   });
-  const account = async () => {
-    const id = `acct_sync_${++n}_${Date.now().toString(36)}`;
-    await createAccount({ accounts, audit: db.audit }, id, 'pro');
-    return id;
-  };
   const held = async (accountId: string) => (await slots.heldSyncSlots(accountId, Date.now())).map((h) => h.holder).sort();
-  const asyncInFlight = async (accountId: string) =>
-    (await db.doc.send(new GetCommand({ TableName: db.tables.accounts, Key: { account_id: accountId }, ConsistentRead: true }))).Item?.['async_in_flight'] ?? 0;
 
   it('admits exactly `limit` of many parallel takes, each on a slot of its own below the limit; a limit of 0 admits none', async () => {
     const id = await account();
@@ -354,7 +348,7 @@ describe('sync runs running at once: the account’s sync slots', () => {
     expect(await held(id)).toHaveLength(3);
     // The slots are not executions: no list shows them, and the async counter is untouched.
     expect((await slots.list(id, {}, 20)).items).toEqual([]);
-    expect(await asyncInFlight(id)).toBe(0);
+    expect(await inFlight(id)).toBe(0);
     await expect(slots.takeSyncSlot(await account(), newExecutionId(new Date()), 0, lease())).rejects.toMatchObject({ code: 'CONCURRENCY_LIMIT_EXCEEDED', limit: 0, kind: 'sync' });
   });
 
@@ -419,7 +413,7 @@ describe('sync runs running at once: the account’s sync slots', () => {
     expect(await held(id)).toEqual([]);
     // The refused run wrote nothing: the sync run and the async one only.
     expect((await slots.list(id, {}, 10)).items).toHaveLength(2);
-    expect(await asyncInFlight(id)).toBe(1);
+    expect(await inFlight(id)).toBe(1);
     expect((await runWorkflow(deps, actor, 'wf', { input: {} }, { async: false, startAsync: up, syncLimit: 1 })).execution).toMatchObject({ status: 'SUCCEEDED' });
   });
 
