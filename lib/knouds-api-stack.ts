@@ -25,7 +25,7 @@ import type { Construct } from 'constructs';
 import { SLUG_PATTERN } from '../lambdas/shared/capabilities.js';
 import { TABLE_ENV } from '../lambdas/shared/ddb.js';
 import { WEBHOOK_SENDER_FUNCTION_ENV, WORKER_FUNCTION_ENV } from '../lambdas/shared/env.js';
-import { EXECUTIONS_BY_STATUS_INDEX, EXECUTIONS_BY_WORKFLOW_INDEX, SIGNAL_PARTITION_SUFFIX, WEBHOOKS_DUE_INDEX } from '../lambdas/shared/repositories/executions.js';
+import { EXECUTIONS_BY_STATUS_INDEX, EXECUTIONS_BY_WORKFLOW_INDEX, SIGNAL_PARTITION_SUFFIX, SYNC_SLOTS_PARTITION_SUFFIX, WEBHOOKS_DUE_INDEX } from '../lambdas/shared/repositories/executions.js';
 import {
   HOUSEKEEPING_TIMEOUT_SECONDS,
   SYNC_BUDGET_MS,
@@ -430,8 +430,15 @@ export class KnoudsApiStack extends Stack {
     });
     grantTable(usageTable, workflowsFn, ['dynamodb:UpdateItem']);
     grantTable(workflowsTable, workflowsFn, ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem']);
-    // Query: a sync run reads its account's sync slots (their own partition of the table; no index).
-    grantTable(executionsTable, workflowsFn, ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
+    grantTable(executionsTable, workflowsFn, ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
+    // A sync run reads its account's sync slots: a Query, only of a slot partition (no index, no run).
+    workflowsFn.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['dynamodb:Query'],
+        resources: [executionsTable.tableArn],
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`*${SYNC_SLOTS_PARTITION_SUFFIX}`] } },
+      }),
+    );
     // A run it cannot hand to the worker, it fails and sends the webhook of: it opens the account's
     // existing secret (never makes one, so no kms:Encrypt). It writes the accounts table only inside an
     // async run's transactions: the in-flight counter, taken with the put and freed with a failure.

@@ -4,15 +4,16 @@
  * beats a finishing step, whatever the interleaving.
  */
 import { createAccount } from '../lambdas/shared/services/keys.js';
-import { ExecutionsRepository, newExecutionId, type ExecutionRecord } from '../lambdas/shared/repositories/executions.js';
+import { ExecutionsRepository, newExecutionId, SYNC_SLOTS_PARTITION_SUFFIX, type ExecutionRecord } from '../lambdas/shared/repositories/executions.js';
 import { ModelRegistry } from '../lambdas/shared/models/registry.js';
 import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
 import { WorkflowsRepository } from '../lambdas/shared/repositories/workflows.js';
 import { createWorkflow, deleteWorkflow, deployWorkflow, runWorkflow, workExecution } from '../lambdas/shared/services/workflows.js';
 import { createTestDb, testEndpoint, type TestDb } from './support/dynamodb.js';
-import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { failure } from '../lambdas/shared/execution-failure.js';
 import { ConcurrencyLimitExceededError } from '../lambdas/shared/errors.js';
+import { cancelExecution } from '../lambdas/shared/services/executions.js';
 import { createDocumentClient } from '../lambdas/shared/ddb.js';
 import { LOCAL_CREDENTIALS } from '../local-runner/dynamodb-local.js';
 import { LOCAL_REGION } from '../local-runner/stack.js';
@@ -366,13 +367,24 @@ describe('sync runs running at once: the account’s sync slots', () => {
     expect(await slots.releaseSyncSlot(id, slot, a)).toBe(true);
     expect(await slots.releaseSyncSlot(id, slot, a)).toBe(true);
     expect(await held(id)).toEqual([]);
-    // A holder that died: its slot is taken over once its lease is over, and its late release leaves the new holder's.
-    await slots.takeSyncSlot(id, b, 1, Date.now() + 200);
-    await expect(slots.takeSyncSlot(id, c, 1, lease())).rejects.toMatchObject({ code: 'CONCURRENCY_LIMIT_EXCEEDED' });
-    await new Promise((r) => setTimeout(r, 250));
-    expect(await slots.takeSyncSlot(id, c, 1, lease())).toBe(slot);
+    // A holder that died: its slot is taken over once its lease is over (a take's "now" past it), and its late release leaves the new holder's.
+    const now = Date.now();
+    await slots.takeSyncSlot(id, b, 1, now + 60_000, now);
+    await expect(slots.takeSyncSlot(id, c, 1, lease(), now + 59_999)).rejects.toMatchObject({ code: 'CONCURRENCY_LIMIT_EXCEEDED' });
+    expect(await slots.takeSyncSlot(id, c, 1, lease(), now + 60_000)).toBe(slot);
     expect(await slots.releaseSyncSlot(id, slot, b)).toBe(false);
     expect(await held(id)).toEqual([c]);
+  });
+
+  it('takes choose among the lowest free slots: runs one after another under a limit of 100 leave a few slot items for the query to read, not 100', async () => {
+    const id = await account();
+    for (let i = 0; i < 30; i++) {
+      const run = newExecutionId(new Date());
+      await slots.releaseSyncSlot(id, await slots.takeSyncSlot(id, run, 100, lease()), run);
+    }
+    const items = await db.doc.send(new QueryCommand({ TableName: db.tables.executions, KeyConditionExpression: 'account_id = :p', ExpressionAttributeValues: { ':p': `${id}${SYNC_SLOTS_PARTITION_SUFFIX}` }, ConsistentRead: true }));
+    expect(items.Count).toBeLessThanOrEqual(4);
+    for (const item of items.Items ?? []) expect(['slot#0000', 'slot#0001', 'slot#0002', 'slot#0003']).toContain(item['execution_id']);
   });
 
   it('a lowered limit: slots held past it still count until they are given back', async () => {
@@ -401,7 +413,8 @@ describe('sync runs running at once: the account’s sync slots', () => {
 
   it('runWorkflow: a sync run holds a slot while it runs and gives it back; at the limit it is refused and writes nothing; async runs are not held back', async () => {
     const { id, deps, actor } = await deployed(slots);
-    const running = runWorkflow(deps, actor, 'nap', { input: { ms: 800 } }, { async: false, startAsync: up, syncLimit: 1, asyncLimit: 1 });
+    // Long enough for the checks below to happen while it runs, on a loaded machine too.
+    const running = runWorkflow(deps, actor, 'nap', { input: { ms: 3000 } }, { async: false, startAsync: up, syncLimit: 1, asyncLimit: 1 });
     const deadline = Date.now() + 5000;
     while ((await held(id)).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     const [holder] = await held(id);
@@ -417,6 +430,17 @@ describe('sync runs running at once: the account’s sync slots', () => {
     expect((await runWorkflow(deps, actor, 'wf', { input: {} }, { async: false, startAsync: up, syncLimit: 1 })).execution).toMatchObject({ status: 'SUCCEEDED' });
   });
 
+  it('a sync run cancelled while it runs gives its slot back when it ends', async () => {
+    const { id, deps, actor } = await deployed(slots);
+    const running = runWorkflow(deps, actor, 'nap', { input: { ms: 3000 } }, { async: false, startAsync: up, syncLimit: 1 });
+    const deadline = Date.now() + 5000;
+    while ((await held(id)).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const [holder] = await held(id);
+    expect(await cancelExecution({ executions: slots }, actor, holder!)).toMatchObject({ status: 'CANCELLED' });
+    expect((await running).execution).toMatchObject({ execution_id: holder, status: 'CANCELLED' });
+    expect(await held(id)).toEqual([]);
+  });
+
   describe('through the fault proxy', () => {
     let proxy: CountingProxy;
     let proxied: ExecutionsRepository;
@@ -427,7 +451,36 @@ describe('sync runs running at once: the account’s sync slots', () => {
     afterEach(() => proxy.clearFaults());
     afterAll(() => proxy?.close());
 
-    it('a run whose put fails (past the SDK’s retries) gives its slot back; a take whose answer is lost holds one slot', async () => {
+    it('a take whose answer is lost holds one slot, its own; one whose every answer is lost gives back what may have landed', async () => {
+      const id = await account();
+      const [a, b] = [newExecutionId(new Date()), newExecutionId(new Date())];
+      proxy.reset();
+      proxy.inject({ operation: 'PutItem', table: db.tables.executions, fault: 'lose-response', times: 1 });
+      const slot = await proxied.takeSyncSlot(id, a, 2, lease());
+      expect(proxy.injected()).toBe(1);
+      expect(await slots.heldSyncSlots(id, Date.now())).toEqual([{ slot, holder: a, lease_until: expect.any(Number) }]);
+      // Every attempt of b's put lands, and no answer comes back: the error is thrown, and b holds nothing.
+      proxy.clearFaults();
+      proxy.reset();
+      proxy.inject({ operation: 'PutItem', table: db.tables.executions, fault: 'lose-response' });
+      await expect(proxied.takeSyncSlot(id, b, 2, lease())).rejects.toThrow();
+      expect(proxy.injected()).toBeGreaterThanOrEqual(4);
+      expect(await held(id)).toEqual([a]);
+    });
+
+    it('a release waits a second at the most when DynamoDB does not answer', async () => {
+      const id = await account();
+      const a = newExecutionId(new Date());
+      const slot = await proxied.takeSyncSlot(id, a, 1, lease());
+      proxy.inject({ operation: 'UpdateItem', table: db.tables.executions, fault: 'hang' });
+      const started = Date.now();
+      await expect(proxied.releaseSyncSlot(id, slot, a)).rejects.toThrow();
+      // The client's own bounds would wait 4 × 1.5 s.
+      expect(Date.now() - started).toBeLessThan(3_000);
+      expect(await held(id)).toEqual([a]);
+    });
+
+    it('a run whose put fails (past the SDK’s retries) gives its slot back; a lost answer on the slot’s put leaves no slot held after the run', async () => {
       const { id, deps, actor } = await deployed(proxied);
       proxy.reset();
       // The slot's put passes; the run's put fails on every attempt.

@@ -534,13 +534,23 @@ describe('least-privilege IAM', () => {
         'dynamodb:Query',
         'dynamodb:UpdateItem',
       ],
-      // Runs, and the account's sync slots (Query reads them: the table only, no index).
+      // Runs, and the account's sync slots (Query reads them: the table only, no index; below, only their partition).
       Executions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
       // The account's webhook secret, read only (see the KMS test), and its in-flight counter of async runs.
       Accounts: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
       // Idempotency records of workflow creations and runs.
       Idempotency: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
     });
+    // The workflows function queries the executions table only in a partition of sync slots (never an account's runs).
+    const executionsTable = logicalId('AWS::DynamoDB::GlobalTable', 'DataExecutionsTable');
+    const slotQueries = statementsOf('WorkflowsFunction').filter((s) => s.actions.includes('dynamodb:Query') && s.resource.includes(executionsTable));
+    expect(slotQueries.map((s) => ({ actions: s.actions, resource: JSON.parse(s.resource) as unknown, condition: s.condition }))).toEqual([
+      {
+        actions: ['dynamodb:Query'],
+        resource: { 'Fn::GetAtt': [executionsTable, 'Arn'] },
+        condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['*#sync-slots'] } },
+      },
+    ]);
     expect(tablesOf('ExecutionsFunction')).toEqual({
       Usage: ['dynamodb:UpdateItem'],
       Executions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],

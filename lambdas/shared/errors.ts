@@ -183,7 +183,9 @@ export class RateLimitExceededError extends ApiError {
 }
 
 /**
- * The account already has its tier's number of asynchronous executions in flight (API.md §4): 429 with
+ * The account already has its tier's number of asynchronous executions in flight (API.md §4), or of
+ * synchronous ones running at once (`kind: 'sync'`, our own limit: the contract names only the async
+ * one, and the same code with `limit` the sync one is what a client already handles): 429 with
  * `limit`, and a Retry-After of CONCURRENCY_RETRY_AFTER_SECONDS (a slot frees when any run ends, which
  * the API cannot predict; runs take seconds to minutes, so a few seconds is a poll that neither hammers
  * the API nor keeps a client waiting long after a slot frees).

@@ -196,11 +196,18 @@ describe('sync executions running at once per account', () => {
   it('lost answers on the slot’s take, the run’s put, its finish and the slot’s release never leak nor double-take a slot; a failed run gives it back too', async () => {
     const { key, accountId } = await account();
     proxy.reset();
-    // The slot's put and the run's put, then the finish and the release: each answer lost once.
-    proxy.inject({ operation: 'PutItem', table: t.stack.state.tables.executions, fault: 'lose-response', times: 2 });
-    proxy.inject({ operation: 'UpdateItem', table: t.stack.state.tables.executions, fault: 'lose-response', times: 2 });
+    // Each call's first answer lost, its resend answered: a rule for each call, the next one skipping the
+    // resend. The puts: the slot's, then the run's.
+    const executions = t.stack.state.tables.executions;
+    proxy.inject({ operation: 'PutItem', table: executions, fault: 'lose-response', times: 1 });
+    proxy.inject({ operation: 'PutItem', table: executions, fault: 'lose-response', times: 1, skip: 1 });
+    // The updates: the run's finish, then the slot's release.
+    proxy.inject({ operation: 'UpdateItem', table: executions, fault: 'lose-response', times: 1 });
+    proxy.inject({ operation: 'UpdateItem', table: executions, fault: 'lose-response', times: 1, skip: 1 });
     const reply = await run(key, { ms: 1 });
     expect(proxy.injected()).toBe(4);
+    // Each sent twice; the fifth update is the usage counter's.
+    expect(proxy.counts()).toMatchObject({ PutItem: 4, UpdateItem: 5 });
     expect({ status: reply.status, run: reply.body['status'] }).toEqual({ status: 200, run: 'SUCCEEDED' });
     expect(await syncHeld(accountId)).toBe(0);
     expect((await t.api(key, 'POST', '/workflows/failing/run', { input: {} })).body['status']).toBe('FAILED');

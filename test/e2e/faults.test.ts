@@ -111,11 +111,25 @@ describe('a handler’s write fails: a generic 500 and no partial write', () => 
     expect((await t.api(admin, 'GET', '/webhooks/secret')).body['secret']).toBe(secret);
   });
 
-  it('a sync run whose execution cannot be stored: no execution, no output', async () => {
-    const before = await t.snapshot();
-    proxy.inject({ operation: 'PutItem', table: t.stack.state.tables.executions, fault: 'server-error' });
+  it('a sync run whose execution cannot be stored: no execution, no output, its sync slot given back', async () => {
+    /** The snapshot's items, the executions table's sync slots apart. */
+    const split = (snapshot: string) => {
+      const tables = JSON.parse(snapshot) as Record<string, string[]>;
+      const isSlot = (item: string) => String((JSON.parse(item) as { account_id: string }).account_id).endsWith('#sync-slots');
+      const slots = tables['executions']!.filter(isSlot).map((item) => JSON.parse(item) as { holder: string; lease_until: number });
+      return { slots, rest: { ...tables, executions: tables['executions']!.filter((item) => !isSlot(item)) } };
+    };
+    const before = split(await t.snapshot());
+    proxy.reset();
+    // The slot's put passes; the run's put fails on every attempt of the SDK.
+    proxy.inject({ operation: 'PutItem', table: t.stack.state.tables.executions, fault: 'server-error', skip: 1 });
     expectGeneric500(await t.api(admin, 'POST', '/workflows/echo/run', { input: 1 }));
-    expect(await t.snapshot()).toBe(before);
+    expect(proxy.injected()).toBeGreaterThanOrEqual(2);
+    const after = split(await t.snapshot());
+    expect(after.rest).toEqual(before.rest);
+    // A slot was taken, and given back: none is held.
+    expect(after.slots.length).toBeGreaterThan(0);
+    expect(after.slots.filter((slot) => slot.lease_until > Date.now())).toEqual([]);
   });
 
   it('a one-off fault the SDK retries is invisible to the caller', async () => {

@@ -184,6 +184,14 @@ export const SYNC_SLOTS_PARTITION_SUFFIX = '#sync-slots';
 const syncSlotKey = (k: number) => `slot#${String(k).padStart(4, '0')}`;
 /** Takes of a sync slot that may lose a race for the slot they chose before the request is refused as if the account were full. */
 const SYNC_SLOT_RACES = 6;
+/**
+ * A take chooses at random among this many of the lowest free slots: the partition holds about as many
+ * items as the most runs held at once, plus these (a query reads them all), while takes at the same moment
+ * seldom choose the same slot.
+ */
+const SYNC_SLOT_CHOICES = 4;
+/** How long a release may take (one attempt, on the response path): past it, the slot's lease frees it. */
+const SYNC_SLOT_RELEASE_MS = 1_000;
 /** How long a sync slot item outlives its lease before TTL removes it (an account that stops running sync runs). */
 const SYNC_SLOT_RETENTION_DAYS = 1;
 
@@ -338,11 +346,17 @@ export class ExecutionsRepository {
 
   /**
    * Takes one of the account's `limit` sync slots for the run `executionId` until `leaseUntil` (epoch ms):
-   * a free slot below the limit (absent, released, or its lease over), chosen at random among those the
-   * query found free, claimed by a conditional put. Exact under concurrency: of two takes of one slot one
-   * wins, and the other reads again. Returns the slot's key; 429 CONCURRENCY_LIMIT_EXCEEDED when `limit`
-   * slots are held (or when every free slot it tried was taken first, `SYNC_SLOT_RACES` times). A take
-   * sent again after a lost answer finds its own slot.
+   * a free slot below the limit (absent, released, or its lease over), chosen at random among the lowest
+   * `SYNC_SLOT_CHOICES` the query found free, claimed by a conditional put. Exact under concurrency: of two
+   * takes of one slot one wins, and the other reads again. Returns the slot's key; 429
+   * CONCURRENCY_LIMIT_EXCEEDED when `limit` slots are held (or when every free slot it tried was taken
+   * first, `SYNC_SLOT_RACES` times). A put sent again after a lost answer finds its own slot; a put whose
+   * every answer was lost is released before the error is thrown (it may have landed).
+   *
+   * One limit at a time is exact. When an account's limit is lowered while slots at or past the new limit
+   * are held, those still count, but two takes at that moment may both find one free slot below it and
+   * take different ones: until those runs end (their lease at the most), the account may run up to that
+   * many more than the new limit.
    */
   async takeSyncSlot(accountId: string, executionId: string, limit: number, leaseUntil: number, nowMs = Date.now()): Promise<string> {
     if (limit <= 0) throw new ConcurrencyLimitExceededError(limit, 'sync');
@@ -353,7 +367,8 @@ export class ExecutionsRepository {
       // Slots at or past a limit lowered since they were taken still count while they are held.
       if (held.length >= limit) break;
       const taken = new Set(held.map((h) => h.slot));
-      const free = Array.from({ length: limit }, (_, k) => syncSlotKey(k)).filter((slot) => !taken.has(slot));
+      const free: string[] = [];
+      for (let k = 0; k < limit && free.length < SYNC_SLOT_CHOICES; k++) if (!taken.has(syncSlotKey(k))) free.push(syncSlotKey(k));
       const slot = free[Math.floor(Math.random() * free.length)]!;
       try {
         await this.doc.send(
@@ -372,7 +387,11 @@ export class ExecutionsRepository {
         );
         return slot;
       } catch (error) {
-        if (!isConditionalCheckFailed(error)) throw error;
+        if (!isConditionalCheckFailed(error)) {
+          // No answer, or an error after it landed: a slot the run may hold would be kept to its lease.
+          await this.releaseSyncSlot(accountId, slot, executionId).catch(() => false);
+          throw error;
+        }
         // Another run took it between the query and the put: read again.
         await conflictBackoff(race);
       }
@@ -383,6 +402,8 @@ export class ExecutionsRepository {
   /**
    * Gives back the sync slot `slot` the run `executionId` holds: its lease set to 0, on condition the run
    * still holds it (a slot whose lease ended and another run took is left alone). False when it did not.
+   * It waits `SYNC_SLOT_RELEASE_MS` at the most (attempts included), then throws: it is on a request's
+   * response path, and the slot's lease frees it anyway.
    */
   async releaseSyncSlot(accountId: string, slot: string, executionId: string): Promise<boolean> {
     try {
@@ -394,6 +415,7 @@ export class ExecutionsRepository {
           ConditionExpression: 'holder = :me',
           ExpressionAttributeValues: { ':zero': 0, ':me': executionId },
         }),
+        { abortSignal: AbortSignal.timeout(SYNC_SLOT_RELEASE_MS) },
       );
       return true;
     } catch (error) {
