@@ -387,6 +387,14 @@ describe('sync runs running at once: the account’s sync slots', () => {
     for (const item of items.Items ?? []) expect(['slot#0000', 'slot#0001', 'slot#0002', 'slot#0003']).toContain(item['execution_id']);
   });
 
+  it('a burst at one instant is not refused below the limit: 100 parallel takes under a limit of 100 all get a slot', async () => {
+    const id = await account();
+    const runs = Array.from({ length: 100 }, () => newExecutionId(new Date()));
+    const taken = await Promise.all(runs.map((run) => slots.takeSyncSlot(id, run, 100, lease())));
+    expect(new Set(taken).size).toBe(100);
+    expect(await held(id)).toHaveLength(100);
+  });
+
   it('a lowered limit: slots held past it still count until they are given back', async () => {
     const id = await account();
     const runs = Array.from({ length: 3 }, () => newExecutionId(new Date()));

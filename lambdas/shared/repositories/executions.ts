@@ -185,12 +185,13 @@ const syncSlotKey = (k: number) => `slot#${String(k).padStart(4, '0')}`;
 /** Takes of a sync slot that may lose a race for the slot they chose before the request is refused as if the account were full. */
 const SYNC_SLOT_RACES = 6;
 /**
- * A take chooses at random among this many of the lowest free slots: the partition holds about as many
- * items as the most runs held at once, plus these (a query reads them all), while takes at the same moment
- * seldom choose the same slot.
+ * A take's first try chooses at random among this many of the lowest free slots, and each race it loses
+ * widens the choice fourfold (16, 64, …): one run at a time keeps the partition at about the most runs
+ * held at once plus these (a query reads them all), and a burst of takes at one instant spreads out
+ * instead of racing for the same few slots.
  */
 const SYNC_SLOT_CHOICES = 4;
-/** How long a release may take (one attempt, on the response path): past it, the slot's lease frees it. */
+/** How long a release may take, retries included (it is on the response path): past it, the slot's lease frees it. */
 const SYNC_SLOT_RELEASE_MS = 1_000;
 /** How long a sync slot item outlives its lease before TTL removes it (an account that stops running sync runs). */
 const SYNC_SLOT_RETENTION_DAYS = 1;
@@ -347,7 +348,7 @@ export class ExecutionsRepository {
   /**
    * Takes one of the account's `limit` sync slots for the run `executionId` until `leaseUntil` (epoch ms):
    * a free slot below the limit (absent, released, or its lease over), chosen at random among the lowest
-   * `SYNC_SLOT_CHOICES` the query found free, claimed by a conditional put. Exact under concurrency: of two
+   * `SYNC_SLOT_CHOICES` the query found free (four times as many after each race lost), claimed by a conditional put. Exact under concurrency: of two
    * takes of one slot one wins, and the other reads again. Returns the slot's key; 429
    * CONCURRENCY_LIMIT_EXCEEDED when `limit` slots are held (or when every free slot it tried was taken
    * first, `SYNC_SLOT_RACES` times). A put sent again after a lost answer finds its own slot; a put whose
@@ -368,7 +369,8 @@ export class ExecutionsRepository {
       if (held.length >= limit) break;
       const taken = new Set(held.map((h) => h.slot));
       const free: string[] = [];
-      for (let k = 0; k < limit && free.length < SYNC_SLOT_CHOICES; k++) if (!taken.has(syncSlotKey(k))) free.push(syncSlotKey(k));
+      const choices = SYNC_SLOT_CHOICES * 4 ** race;
+      for (let k = 0; k < limit && free.length < choices; k++) if (!taken.has(syncSlotKey(k))) free.push(syncSlotKey(k));
       const slot = free[Math.floor(Math.random() * free.length)]!;
       try {
         await this.doc.send(
