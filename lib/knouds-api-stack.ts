@@ -318,6 +318,12 @@ export class KnoudsApiStack extends Stack {
       }
       fn.addToRolePolicy(new PolicyStatement({ actions, resources: [table.tableArn, ...(queries ? indexArns : [])] }));
     };
+    /** `actions` on the table's items only in partitions whose key ends with `suffix` (`dynamodb:LeadingKeys`). */
+    const grantInPartitions = (table: ITableV2, fn: IFunction, actions: string[], suffix: string) => {
+      fn.addToRolePolicy(
+        new PolicyStatement({ actions, resources: [table.tableArn], conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`*${suffix}`] } } }),
+      );
+    };
     /** `lambda:InvokeFunction` on the function itself (not `:*`, its every version and alias). */
     const grantInvoke = (target: IFunction, caller: IFunction) => {
       caller.addToRolePolicy(new PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [target.functionArn] }));
@@ -432,13 +438,7 @@ export class KnoudsApiStack extends Stack {
     grantTable(workflowsTable, workflowsFn, ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem']);
     grantTable(executionsTable, workflowsFn, ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
     // A sync run reads its account's sync slots: a Query, only of a slot partition (no index, no run).
-    workflowsFn.addToRolePolicy(
-      new PolicyStatement({
-        actions: ['dynamodb:Query'],
-        resources: [executionsTable.tableArn],
-        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`*${SYNC_SLOTS_PARTITION_SUFFIX}`] } },
-      }),
-    );
+    grantInPartitions(executionsTable, workflowsFn, ['dynamodb:Query'], SYNC_SLOTS_PARTITION_SUFFIX);
     // A run it cannot hand to the worker, it fails and sends the webhook of: it opens the account's
     // existing secret (never makes one, so no kms:Encrypt). It writes the accounts table only inside an
     // async run's transactions: the in-flight counter, taken with the put and freed with a failure.
@@ -548,13 +548,7 @@ export class KnoudsApiStack extends Stack {
     grantTable(accountsTable, executionsFn, ['dynamodb:UpdateItem']);
     grantTable(executionsTable, executionsFn, ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'], [EXECUTIONS_BY_WORKFLOW_INDEX, EXECUTIONS_BY_STATUS_INDEX]);
     // The cancel's signal item (in the cancel's transaction): a put, only under an account's signal partition.
-    executionsFn.addToRolePolicy(
-      new PolicyStatement({
-        actions: ['dynamodb:PutItem'],
-        resources: [executionsTable.tableArn],
-        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`*${SIGNAL_PARTITION_SUFFIX}`] } },
-      }),
-    );
+    grantInPartitions(executionsTable, executionsFn, ['dynamodb:PutItem'], SIGNAL_PARTITION_SUFFIX);
 
     const accessLogs = new LogGroup(this, 'AccessLogs', { retention: logRetention, removalPolicy: RemovalPolicy.DESTROY });
     const authorizer = new RequestAuthorizer(this, 'ApiKeyAuthorizer', {

@@ -334,6 +334,12 @@ describe('sync runs running at once: the account’s sync slots', () => {
     accounts = new AccountsRepository(db.doc, db.tables.accounts);
   });
   const held = async (accountId: string) => (await slots.heldSyncSlots(accountId, Date.now())).map((h) => h.holder).sort();
+  /** The first holder of the account's sync slots, once a run holds one (within 5 s). */
+  const holderOnceHeld = async (accountId: string) => {
+    const deadline = Date.now() + 5000;
+    while ((await held(accountId)).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    return (await held(accountId))[0];
+  };
 
   it('admits exactly `limit` of many parallel takes, each on a slot of its own below the limit; a limit of 0 admits none', async () => {
     const id = await account();
@@ -423,9 +429,7 @@ describe('sync runs running at once: the account’s sync slots', () => {
     const { id, deps, actor } = await deployed(slots);
     // Long enough for the checks below to happen while it runs, on a loaded machine too.
     const running = runWorkflow(deps, actor, 'nap', { input: { ms: 3000 } }, { async: false, startAsync: up, syncLimit: 1, asyncLimit: 1 });
-    const deadline = Date.now() + 5000;
-    while ((await held(id)).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    const [holder] = await held(id);
+    const holder = await holderOnceHeld(id);
     await expect(runWorkflow(deps, actor, 'wf', { input: {} }, { async: false, startAsync: up, syncLimit: 1 })).rejects.toMatchObject({ code: 'CONCURRENCY_LIMIT_EXCEEDED', kind: 'sync', limit: 1 });
     expect((await runWorkflow(deps, actor, 'wf', { input: {} }, { async: true, startAsync: up, syncLimit: 1, asyncLimit: 1 })).execution).toMatchObject({ status: 'QUEUED', async_slot: true });
     const done = (await running).execution;
@@ -441,9 +445,7 @@ describe('sync runs running at once: the account’s sync slots', () => {
   it('a sync run cancelled while it runs gives its slot back when it ends', async () => {
     const { id, deps, actor } = await deployed(slots);
     const running = runWorkflow(deps, actor, 'nap', { input: { ms: 3000 } }, { async: false, startAsync: up, syncLimit: 1 });
-    const deadline = Date.now() + 5000;
-    while ((await held(id)).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    const [holder] = await held(id);
+    const holder = await holderOnceHeld(id);
     expect(await cancelExecution({ executions: slots }, actor, holder!)).toMatchObject({ status: 'CANCELLED' });
     expect((await running).execution).toMatchObject({ execution_id: holder, status: 'CANCELLED' });
     expect(await held(id)).toEqual([]);

@@ -348,8 +348,9 @@ export class ExecutionsRepository {
   /**
    * Takes one of the account's `limit` sync slots for the run `executionId` until `leaseUntil` (epoch ms):
    * a free slot below the limit (absent, released, or its lease over), chosen at random among the lowest
-   * `SYNC_SLOT_CHOICES` the query found free (four times as many after each race lost), claimed by a conditional put. Exact under concurrency: of two
-   * takes of one slot one wins, and the other reads again. Returns the slot's key; 429
+   * `SYNC_SLOT_CHOICES` the query found free (four times as many after each race lost), claimed by a
+   * conditional put. Exact under concurrency: of two takes of one slot one wins, and the other reads
+   * again. Returns the slot's key; 429
    * CONCURRENCY_LIMIT_EXCEEDED when `limit` slots are held (or when every free slot it tried was taken
    * first, `SYNC_SLOT_RACES` times). A put sent again after a lost answer finds its own slot; a put whose
    * every answer was lost is released before the error is thrown (it may have landed).
@@ -370,7 +371,10 @@ export class ExecutionsRepository {
       const taken = new Set(held.map((h) => h.slot));
       const free: string[] = [];
       const choices = SYNC_SLOT_CHOICES * 4 ** race;
-      for (let k = 0; k < limit && free.length < choices; k++) if (!taken.has(syncSlotKey(k))) free.push(syncSlotKey(k));
+      for (let k = 0; k < limit && free.length < choices; k++) {
+        const key = syncSlotKey(k);
+        if (!taken.has(key)) free.push(key);
+      }
       const slot = free[Math.floor(Math.random() * free.length)]!;
       try {
         await this.doc.send(
