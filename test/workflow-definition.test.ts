@@ -3,12 +3,14 @@
  * targets with another workflow or account, nothing remote; patterns run in linear time or the
  * definition is refused naming the pattern; the compiled-schema cache stays bounded.
  */
+import { execFileSync } from 'node:child_process';
 import { ValidationError } from '../lambdas/shared/errors.js';
 import { assertStorable, ValueLimitExceeded } from '../lambdas/shared/references.js';
 import { ModelRegistry } from '../lambdas/shared/models/registry.js';
 // A namespace import, so a missing export fails its own test rather than the whole file.
 import * as definitions from '../lambdas/shared/workflow-definition.js';
 import { checkInput, loadUserSchemaCompiler, validateDefinition } from '../lambdas/shared/workflow-definition.js';
+import { PROJECT_ROOT } from '../local-runner/state.js';
 
 // The compiler of users' schemas is loaded on first use; the services await it before validating.
 beforeAll(() => loadUserSchemaCompiler());
@@ -164,6 +166,38 @@ describe('the compiled-schema cache is bounded', () => {
     const schema = { type: 'object', properties: { s: { type: 'string', pattern: '.{1000}'.repeat(100) } } };
     checkInput(schema, {});
     expect(definitions.compiledSchemaCache(schema).entryBytes).toBeGreaterThanOrEqual(HUNDRED_REPEATS_BYTES);
+  });
+
+  // 20 patterns whose DFAs have exponentially many states (`^(a|b)*a(a|b){n}…$`: each a/b it reads may be
+  // a state never seen), with a 3,000-character random a/b string for each: about 60 KB, under the body limit.
+  const exponential = (i: number) => `^(a|b)*a(a|b){${12 + (i % 12)}}(b|a){${Math.floor(i / 12)}}$`;
+  const dfaSchema = { type: 'object', properties: Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`s${i}`, { type: 'string', pattern: exponential(i) }])) };
+
+  it("by size, counting what the patterns' DFAs may hold: their whole budget, whatever values they have matched", () => {
+    checkInput(dfaSchema, {});
+    expect(definitions.compiledSchemaCache(dfaSchema).entryBytes).toBeGreaterThanOrEqual(2 * 1024 * 1024);
+  });
+
+  it('what the patterns hold as they match values stays within what the cache counts (with re2js’s own 8 MiB a pattern, three such runs held 84 MB; now about 4 MB)', () => {
+    // In a process of its own, for a heap measured after a full collection.
+    const script = `
+      import { checkInput, compiledSchemaCache, loadUserSchemaCompiler } from './lambdas/shared/workflow-definition.ts';
+      await loadUserSchemaCompiler();
+      const schema = ${JSON.stringify(dfaSchema)};
+      const random = () => Array.from({ length: 3000 }, () => (Math.random() < 0.5 ? 'a' : 'b')).join('');
+      gc();
+      const before = process.memoryUsage().heapUsed;
+      for (let run = 0; run < 3; run++) {
+        try { checkInput(schema, Object.fromEntries(Object.keys(schema.properties).map((k) => [k, random()]))); } catch {}
+      }
+      gc();
+      console.log(JSON.stringify({ grew: process.memoryUsage().heapUsed - before, counted: compiledSchemaCache(schema).entryBytes }));`;
+    const out = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', script], { cwd: PROJECT_ROOT, env: { ...process.env, NODE_OPTIONS: '' } });
+    const { grew, counted } = JSON.parse(out.toString()) as { grew: number; counted: number };
+    expect(counted).toBeGreaterThan(0);
+    // The slack covers what the cache's estimate of the compiled code misses, and what collecting leaves
+    // behind (measured: 1.5–1.6 MB over the count).
+    expect(grew).toBeLessThan(counted + 4 * 1024 * 1024);
   });
 
   it('a schema whose patterns compile past the bound (three of a hundred repetitions of 1,000) is refused, naming input_schema, so none is compiled on every run', () => {

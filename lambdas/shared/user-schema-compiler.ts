@@ -17,15 +17,38 @@ import { SchemaTooComplex, UnsafePattern } from './workflow-definition.js';
 export const MAX_PATTERN_INSTRUCTIONS = 250_000;
 
 /**
+ * What the states RE2's DFA caches while a schema's patterns match values may hold, in all, by re2js's own
+ * account of them (which the heap's growth matched within 4 %: 20 patterns with exponentially many states,
+ * matched against 100 KB each, held 155 MB when re2js's default of 8 MiB a pattern applied). Shared
+ * equally by the schema's patterns, at most `MAX_DFA_BYTES_PER_PATTERN` each. A pattern whose DFA fills
+ * its share starts its cache afresh, and one that would start it too often is matched without a DFA (RE2's
+ * NFA: still linear in the input, and the same answer). The compiled-schema cache counts this bound, so a
+ * schema's patterns cannot grow what the cache holds past what it counted.
+ */
+export const DFA_BYTES_PER_SCHEMA = 2 * 1024 * 1024;
+export const MAX_DFA_BYTES_PER_PATTERN = 256 * 1024;
+
+/** Gives the pattern's DFA a budget of `bytes` (re2js's is 8 MiB, and its compile API takes none). */
+function boundDfa(re2: RE2JS, bytes: number): void {
+  const dfa = (re2 as unknown as { re2Input?: { dfa?: { maxMem: number; stateBudget: number; memBudget: number } } }).re2Input?.dfa;
+  // Fail closed: without the bound, one schema's patterns could hold hundreds of MB (see above).
+  if (!dfa || typeof dfa.memBudget !== 'number' || typeof dfa.stateBudget !== 'number') {
+    throw new Error('re2js no longer exposes its DFA budget (re2Input.dfa.memBudget): see DFA_BYTES_PER_SCHEMA');
+  }
+  dfa.maxMem = dfa.stateBudget = dfa.memBudget = bytes;
+}
+
+/**
  * How Ajv runs every pattern of a user's schema (`pattern`, `patternProperties`, and the patterns
  * `additionalProperties` and `propertyNames` check through them): RE2, whose matching takes time linear
  * in the input, never JavaScript's backtracking engine. The pattern must be valid ECMAScript (as JSON
  * Schema says) and within what RE2 runs: backreferences and lookaround are refused, as is a program
  * RE2 finds too large. Differences left: RE2's `.` matches `\r`, `\u2028` and `\u2029`, and its `\s`
  * is ASCII whitespace only. `programs` learns the size of each pattern's RE2 program (its instructions):
- * what a compiled schema holds in memory grows with it (the compiled-schema cache counts it).
+ * what a compiled schema holds in memory grows with it (the compiled-schema cache counts it); `compiled`
+ * learns every RE2 made, whose DFAs compileIsolated then bounds.
  */
-const linearRegExp = (programs: Map<string, number>): NonNullable<CodeOptions['regExp']> => Object.assign(
+const linearRegExp = (programs: Map<string, number>, compiled: RE2JS[]): NonNullable<CodeOptions['regExp']> => Object.assign(
   (pattern: string, flags: string) => {
     try {
       new RegExp(pattern, flags); // parses only: never matched against anything
@@ -48,6 +71,7 @@ const linearRegExp = (programs: Map<string, number>): NonNullable<CodeOptions['r
     }
     // By pattern: Ajv asks again for each place a pattern recurs, and keeps the first.
     programs.set(pattern, re2.programSize());
+    compiled.push(re2);
     const total = [...programs.values()].reduce((sum, n) => sum + n, 0);
     if (total > MAX_PATTERN_INSTRUCTIONS) {
       throw new SchemaTooComplex(
@@ -96,11 +120,18 @@ export interface CompiledSchema {
   readonly validate: ValidateFunction;
   /** The size of the RE2 program (instructions) of each distinct pattern the validator holds. */
   readonly patternPrograms: readonly number[];
+  /** What the patterns' DFAs may hold at the most, in bytes (DFA_BYTES_PER_SCHEMA at the most). */
+  readonly dfaBytes: number;
 }
 
 /** A user's schema compiled in isolation (an Ajv of its own); throws UnsafePattern for a pattern RE2 cannot run. */
 export function compileIsolated(schema: Record<string, unknown>): CompiledSchema {
   const programs = new Map<string, number>();
-  const validate = new Ajv({ ...USER_SCHEMA_OPTIONS, code: { regExp: linearRegExp(programs) } }).compile(schema);
-  return { validate, patternPrograms: [...programs.values()] };
+  const compiled: RE2JS[] = [];
+  const validate = new Ajv({ ...USER_SCHEMA_OPTIONS, code: { regExp: linearRegExp(programs, compiled) } }).compile(schema);
+  // Shared by the distinct patterns: Ajv keeps one RE2 for each (the first; the others are garbage), but
+  // every one made is bounded.
+  const share = programs.size === 0 ? 0 : Math.min(MAX_DFA_BYTES_PER_PATTERN, Math.floor(DFA_BYTES_PER_SCHEMA / programs.size));
+  for (const re2 of compiled) boundDfa(re2, share);
+  return { validate, patternPrograms: [...programs.values()], dfaBytes: share * programs.size };
 }

@@ -185,8 +185,9 @@ type Compiled = { validate: ValidateFunction; patternBytes: number } | { problem
  * by the patterns: `s0_17a` (14 instructions, 500 patterns) held 7.9 KiB a pattern, `s0_17\p{L}{1000}`
  * (1,013, 500 patterns) 81 KiB, `s0_17` and a hundred `.{1000}` (100,009, 10 patterns) 7.0 MiB: about
  * 7 KiB plus 74 bytes an instruction, rounded up here. Counted by the schema's text alone (32 bytes a character), a
- * schema of a thousand patterns like the second was estimated about 40 times too small. Not counted:
- * the states RE2's DFA caches as a pattern matches values (re2js lets each pattern's grow to 8 MiB).
+ * schema of a thousand patterns like the second was estimated about 40 times too small. The states RE2's
+ * DFA caches as the patterns match values are counted at their bound (`dfaBytes`, DFA_BYTES_PER_SCHEMA at
+ * the most: user-schema-compiler.ts).
  */
 const PATTERN_BYTES = 8 * 1024;
 const PATTERN_INSTRUCTION_BYTES = 80;
@@ -238,8 +239,8 @@ export function checkInput(schema: Record<string, unknown>, input: unknown, fiel
   let entry = compiled().get(key);
   if (!entry) {
     try {
-      const { validate, patternPrograms } = compileUserSchema(schema);
-      entry = { validate, patternBytes: patternBytes(patternPrograms) };
+      const { validate, patternPrograms, dfaBytes } = compileUserSchema(schema);
+      entry = { validate, patternBytes: patternBytes(patternPrograms) + dfaBytes };
     } catch (problem) {
       entry = { problem };
     }
