@@ -333,6 +333,89 @@ describe('schemas whose $refs multiply the work (CPU)', () => {
   });
 });
 
+describe('checking one input is bounded: its CPU by the work the check takes, its memory by what the check keeps', () => {
+  // A 7-way anyOf nested four deep (about 1 KB, well under the $ref bound): each value is checked against
+  // 2,801 subschemas, every one of them failing for a number.
+  const fanOut = (tag = '') => {
+    const defs: Record<string, unknown> = { d0: { type: 'string' } };
+    for (let i = 1; i <= 4; i++) defs[`d${i}`] = { anyOf: Array.from({ length: 7 }, () => ({ $ref: `#/definitions/d${i - 1}` })) };
+    return { description: `fan-out ${tag}`, definitions: defs, type: 'object', properties: { a: { type: 'array', items: { $ref: '#/definitions/d4' } } } };
+  };
+
+  it('a fan-out over many values is refused with a 400 saying why, after at most MAX_VALIDATION_WORK steps (1,000 zeros took 48 s of CPU and 1.8 GB before)', () => {
+    validateDefinition(definition(fanOut()), known);
+    const error = refusal(() => checkInput(fanOut(), { a: Array(1000).fill(0) }));
+    expect(error.details).toEqual([{ field: 'input', message: expect.stringContaining('would take more than 500,000 steps') }]);
+    // The same schema with a few values is checked as before.
+    expect(refusal(() => checkInput(fanOut(), { a: [0] })).details[0]).toMatchObject({ field: 'input.a.0' });
+    expect(() => checkInput(fanOut(), { a: ['fine', 'also fine'] })).not.toThrow();
+  });
+
+  it('a fan-out a $ref reaches anywhere is counted too (under an unknown keyword, under default); a $ref into a const or enum value is refused', () => {
+    const under = (where: string, base = `#/${where}`) => {
+      const defs: Record<string, unknown> = { d0: { type: 'string' } };
+      for (let i = 1; i <= 4; i++) defs[`d${i}`] = { anyOf: Array.from({ length: 7 }, () => ({ $ref: `${base}/d${i - 1}` })) };
+      return { [where]: defs, type: 'object', properties: { a: { type: 'array', items: { $ref: `${base}/d4` } } } };
+    };
+    for (const where of ['x', 'default']) {
+      expect(refusal(() => checkInput(under(where), { a: Array(300).fill(0) })).details).toEqual([{ field: 'input', message: expect.stringContaining('would take more than 500,000 steps') }]);
+    }
+    for (const into of ['const', 'enum/0']) {
+      const defs = (under('x', `#/properties/z/${into}`) as { x: unknown }).x;
+      const schema = { type: 'object', properties: { z: into === 'const' ? { const: defs } : { enum: [defs] }, a: { type: 'array', items: { $ref: `#/properties/z/${into}/d4` } } } };
+      expect(refusal(() => validateDefinition(definition(schema), known)).details).toEqual([{ field: 'definition.input_schema', message: expect.stringContaining('points into a const or enum value') }]);
+    }
+    // A property named const or enum is a subschema like any other.
+    const named = { type: 'object', properties: { enum: { type: 'string' }, const: { type: 'number' }, e: { $ref: '#/properties/enum' }, c: { $ref: '#/properties/const' } } };
+    validateDefinition(definition(named), known);
+    expect(refusal(() => checkInput(named, { e: 1, c: 'x' })).details.map((d) => d.field)).toEqual(['input.e', 'input.c']);
+  });
+
+  it('uniqueItems costs every pair where Ajv compares them (items of undeclared type), one step per item where it does not', () => {
+    const objects = (n: number) => Array.from({ length: n }, (_, i) => ({ i }));
+    expect(() => checkInput({ type: 'array', uniqueItems: true }, objects(900))).not.toThrow();
+    expect(refusal(() => checkInput({ type: 'array', uniqueItems: true }, objects(2000))).details[0]!.message).toContain('uniqueItems');
+    expect(() => checkInput({ type: 'array', uniqueItems: true, items: { type: 'number' } }, Array.from({ length: 60_000 }, (_, i) => i))).not.toThrow();
+  });
+
+  it('large ordinary inputs stay well within the bound: 125,000 integers, 6,000 records of three fields', () => {
+    expect(() => checkInput({ type: 'object', properties: { a: { type: 'array', items: { type: 'integer' } } } }, { a: Array(125_000).fill(0) })).not.toThrow();
+    const record = { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: '^[a-z0-9]+$' }, name: { type: 'string', maxLength: 50 }, n: { type: 'number' } }, additionalProperties: false };
+    expect(() => checkInput({ type: 'array', items: record }, Array.from({ length: 6000 }, (_, i) => ({ id: `abc${i}`, name: 'some name here', n: i })))).not.toThrow();
+  });
+
+  it('a refused input lists its first 100 problems, not all of them', () => {
+    const error = refusal(() => checkInput({ type: 'array', items: { type: 'string' } }, Array(500).fill(0)));
+    expect(error.details).toHaveLength(100);
+    expect(error.details[0]).toEqual({ field: 'input.0', message: 'must be string' });
+  });
+
+  it('an "$async" schema is refused when saved, and a saved one is a 400 on run (its validator answered a promise: every input passed, and a refusal ended the process)', () => {
+    const schema = { $async: true, type: 'object', required: ['x'] };
+    expect(refusal(() => validateDefinition(definition(schema), known)).details).toEqual([{ field: 'definition.input_schema', message: expect.stringContaining('"$async" is not supported') }]);
+    expect(refusal(() => checkInput(schema, {})).details).toEqual([{ field: 'input_schema', message: expect.stringContaining('"$async" is not supported') }]);
+  });
+
+  it('a cached validator keeps no errors past its check (six refused fan-outs of 120 values held 36 MB each before)', () => {
+    // In a process of its own, for a heap measured after a full collection.
+    const script = `
+      import { checkInput, loadUserSchemaCompiler } from './lambdas/shared/workflow-definition.ts';
+      await loadUserSchemaCompiler();
+      const schemas = ${JSON.stringify(Array.from({ length: 6 }, (_, i) => fanOut(String(i))))};
+      gc();
+      const before = process.memoryUsage().heapUsed;
+      for (const schema of schemas) {
+        try { checkInput(schema, { a: Array(120).fill(0) }); } catch {}
+      }
+      gc();
+      console.log(JSON.stringify({ grew: process.memoryUsage().heapUsed - before }));`;
+    const out = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', script], { cwd: PROJECT_ROOT, env: { ...process.env, NODE_OPTIONS: '' } });
+    const { grew } = JSON.parse(out.toString()) as { grew: number };
+    // Measured: about 0.7 MB a schema (its compiled code), against 36 MB when its errors were kept.
+    expect(grew).toBeLessThan(6 * 4 * 1024 * 1024);
+  });
+});
+
 describe('a value a run stores holds only numbers DynamoDB can hold', () => {
   it('a model output with 1e126 or 1e-131 fails its step naming where; 0, 1e-130 and 9.99e125 are kept', () => {
     expect(() => assertStorable({ a: [0, -0, 1e-130, -9.99e125, 2 ** 64] }, 1024, "step 'm': its output")).not.toThrow();

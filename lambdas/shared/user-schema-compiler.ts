@@ -3,9 +3,9 @@
  * for patterns. workflow-definition.ts loads this module on first use (loadUserSchemaCompiler), so a
  * cold start of the functions that hold it does not load Ajv's compiler and RE2 (about 280 KB).
  */
-import { Ajv, type CodeOptions, type Options, type ValidateFunction } from 'ajv';
+import { Ajv, type AnySchemaObject, type CodeOptions, type KeywordDefinition, type Options, type ValidateFunction } from 'ajv';
 import { RE2JS } from 're2js';
-import { SchemaTooComplex, UnsafePattern } from './workflow-definition.js';
+import { CheckTooCostly, SchemaTooComplex, UnsafePattern } from './workflow-definition.js';
 
 /**
  * The RE2 instructions a schema's patterns may compile to, in all. What a compiled schema holds grows
@@ -110,6 +110,127 @@ const USER_SCHEMA_OPTIONS: Options = {
   allowMatchingProperties: true,
 };
 
+/**
+ * The work one check of a value against a user's schema may take, in steps: each subschema applied to a
+ * value is a step, plus the value's own size (an object's keys, an array's items, a string's length / 16,
+ * which the keywords loop over), plus the size of its `const` and `enum` / 64 (compared with the value),
+ * plus, for `uniqueItems` on an array whose items' type is not declared a scalar, every pair of items
+ * (Ajv compares them all). The static bound on `$ref`s (MAX_SCHEMA_EXPANSION) is per value; this one is
+ * for the whole input, which multiplies it: a 1 KB schema of a 7-way `anyOf` nested four deep, checked
+ * against a 2 KB array of 1,000 zeros, took 48 s of CPU and 1.8 GB before it. Past the bound the check
+ * stops at once, with a 400 saying so. Legitimate inputs stay far below: about one step per value and
+ * per level of nesting, and a 256 KB body holds at most about 128,000 values.
+ */
+export const MAX_VALIDATION_WORK = 500_000;
+
+/** The keyword added to every subschema a user's schema compiles to; its value is the subschema's own cost. */
+const WORK_KEYWORD = 'x-knouds-work';
+let work = 0;
+let workLimit = Number.POSITIVE_INFINITY;
+
+/** Whether Ajv checks `uniqueItems` by value (linear) rather than comparing every pair: it does when `items` declares only scalar types. */
+function uniqueByValue(schema: AnySchemaObject): boolean {
+  const items: unknown = schema['items'];
+  if (items === null || typeof items !== 'object' || Array.isArray(items)) return false;
+  const declared: unknown = (items as AnySchemaObject)['type'];
+  const types = (Array.isArray(declared) ? declared : [declared]).filter((t): t is string => typeof t === 'string');
+  return types.length > 0 && !types.some((t) => t === 'object' || t === 'array');
+}
+
+/** What checking `data` against `schema` loops over, in steps (see MAX_VALIDATION_WORK). */
+function dataWork(schema: AnySchemaObject, data: unknown): number {
+  if (typeof data === 'string') return Math.ceil(data.length / 16);
+  if (Array.isArray(data)) {
+    const n = data.length;
+    return schema['uniqueItems'] === true && !uniqueByValue(schema) ? n + (n * (n - 1)) / 2 : n;
+  }
+  if (data !== null && typeof data === 'object') return Object.keys(data).length;
+  return 0;
+}
+
+/** Counted before the subschema's other keywords (untyped keywords come first), so a check past the bound never starts. */
+const workKeyword: KeywordDefinition = {
+  keyword: WORK_KEYWORD,
+  schemaType: 'number',
+  errors: false,
+  validate: (cost: number, data: unknown, parentSchema?: AnySchemaObject) => {
+    // At least 1: a user's own `x-knouds-work` where withWork did not reach cannot count down.
+    work += Math.max(1, cost) + dataWork(parentSchema ?? {}, data);
+    if (work > workLimit) {
+      throw new CheckTooCostly(
+        `checking it against input_schema would take more than ${MAX_VALIDATION_WORK.toLocaleString('en-US')} steps (an anyOf, allOf, oneOf or $ref that fans out over many values, or uniqueItems on a long array of objects): send a smaller input, or simplify input_schema`,
+      );
+    }
+    return true;
+  },
+};
+
+const isSchemaObject = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
+/** Keywords whose value is data, compared with the input: copied as they are. */
+const DATA_KEYWORDS = new Set(['const', 'enum']);
+/** Keywords whose value maps names to subschemas (`dependencies` may also map a name to a list of names). */
+const SCHEMA_MAPS = new Set(['properties', 'patternProperties', 'definitions', '$defs', 'dependencies']);
+
+/**
+ * Whether a `$ref`'s JSON pointer (its fragment), read as withWork reads a schema, leads into the value
+ * of a `const` or `enum`: data withWork leaves without counters, which Ajv would compile as a subschema.
+ * A pointer it cannot decode counts as one (Ajv could not resolve it either).
+ */
+function pointsIntoData(ref: string): boolean {
+  const hash = ref.indexOf('#');
+  if (hash < 0 || ref[hash + 1] !== '/') return false;
+  let name = false; // the segment after a map keyword is a name, not a keyword
+  for (const raw of ref.slice(hash + 2).split('/')) {
+    let segment: string;
+    try {
+      segment = decodeURIComponent(raw).replace(/~1/g, '/').replace(/~0/g, '~');
+    } catch {
+      return true;
+    }
+    if (name) name = false;
+    else if (DATA_KEYWORDS.has(segment)) return true;
+    else name = SCHEMA_MAPS.has(segment);
+  }
+  return false;
+}
+
+/**
+ * A copy of the schema with WORK_KEYWORD in every subschema (booleans excepted: they cost one check). Every
+ * object is taken for a subschema but the values of `const` and `enum`: a `$ref` can point anywhere
+ * (`#/anything/d4`), and an object it reaches that had no counter would be checked uncounted.
+ */
+function withWork(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(withWork);
+  if (!isSchemaObject(schema)) return schema;
+  const ref = schema['$ref'];
+  if (typeof ref === 'string' && pointsIntoData(ref)) {
+    throw new SchemaTooComplex(`its $ref ${JSON.stringify(ref.slice(0, 200))} points into a const or enum value: a $ref may point only to a subschema`);
+  }
+  // Entries, not assignments: a key `__proto__` stays a key.
+  const entries = Object.entries(schema).map(([k, v]): [string, unknown] => {
+    if (DATA_KEYWORDS.has(k)) return [k, v];
+    if (SCHEMA_MAPS.has(k) && isSchemaObject(v)) return [k, Object.fromEntries(Object.entries(v).map(([name, sub]) => [name, withWork(sub)]))];
+    return [k, withWork(v)];
+  });
+  const compared = ('const' in schema ? JSON.stringify(schema['const']).length : 0) + (Array.isArray(schema['enum']) ? JSON.stringify(schema['enum']).length : 0);
+  return Object.fromEntries([...entries.filter(([k]) => k !== WORK_KEYWORD), [WORK_KEYWORD, 1 + Math.ceil(compared / 64)]]);
+}
+
+/**
+ * Checks `data` with a validator compileIsolated made, within MAX_VALIDATION_WORK (throws CheckTooCostly
+ * past it). The validator's errors are read from `validate.errors` as usual; the caller clears them.
+ */
+export function checkWithinWork(validate: ValidateFunction, data: unknown): boolean {
+  work = 0;
+  workLimit = MAX_VALIDATION_WORK;
+  try {
+    return validate(data) as boolean;
+  } finally {
+    workLimit = Number.POSITIVE_INFINITY;
+    work = 0;
+  }
+}
+
 /** Throws an Error saying why, for a schema that is not valid draft-07 JSON Schema. */
 export function checkAgainstMetaSchema(schema: Record<string, unknown>): void {
   if (!metaSchemas.validateSchema(schema)) throw new Error(`schema is invalid: ${metaSchemas.errorsText(metaSchemas.errors)}`);
@@ -128,7 +249,12 @@ export interface CompiledSchema {
 export function compileIsolated(schema: Record<string, unknown>): CompiledSchema {
   const programs = new Map<string, number>();
   const compiled: RE2JS[] = [];
-  const validate = new Ajv({ ...USER_SCHEMA_OPTIONS, code: { regExp: linearRegExp(programs, compiled) } }).compile(schema);
+  const ajv = new Ajv({ ...USER_SCHEMA_OPTIONS, code: { regExp: linearRegExp(programs, compiled) } });
+  ajv.addKeyword(workKeyword);
+  const validate = ajv.compile(withWork(schema) as Record<string, unknown>);
+  // An async validator's answer is a promise (truthy, so every value would pass) whose refusal nobody
+  // awaits: an unhandled rejection, which ends the process.
+  if ((validate as { $async?: unknown }).$async) throw new Error('"$async" is not supported: inputs are checked synchronously');
   // Shared by the distinct patterns: Ajv keeps one RE2 for each (the first; the others are garbage), but
   // every one made is bounded.
   const share = programs.size === 0 ? 0 : Math.min(MAX_DFA_BYTES_PER_PATTERN, Math.floor(DFA_BYTES_PER_SCHEMA / programs.size));

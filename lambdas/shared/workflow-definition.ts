@@ -62,6 +62,11 @@ export class SchemaTooComplex extends Error {
   override readonly name = 'SchemaTooComplex';
 }
 
+/** A value whose check against a user's schema would take more than MAX_VALIDATION_WORK (user-schema-compiler.ts). */
+export class CheckTooCostly extends Error {
+  override readonly name = 'CheckTooCostly';
+}
+
 /**
  * Counts the subschemas a validation may visit with every local `$ref` followed (each target counted
  * once per reference, memoized by pointer): `$ref`s that each reference the previous level twice double
@@ -150,7 +155,7 @@ export function validateDefinition(definition: Definition, knownModel: (id: stri
   try {
     const { validate } = compileUserSchema(definition.input_schema);
     try {
-      validate(null); // a schema that refers to itself with no data in between recurses on any value
+      compiler!.checkWithinWork(validate, null); // a schema that refers to itself with no data in between recurses on any value
     } catch (error) {
       if (!(error instanceof RangeError)) throw error;
       throw new SchemaTooComplex('refers to itself without end (a $ref cycle that checks no data)');
@@ -230,6 +235,9 @@ export function compiledSchemaCache(schema?: Record<string, unknown>): {
   };
 }
 
+/** The problems a refused input's 400 lists at the most (the first ones found). */
+export const MAX_INPUT_PROBLEMS = 100;
+
 /**
  * Validates a run's input against an input schema (compiled once per schema text). A schema that no
  * longer compiles (saved before it would have been refused) is a 400 saying why, never a 500.
@@ -253,14 +261,19 @@ export function checkInput(schema: Record<string, unknown>, input: unknown, fiel
   const validate = entry.validate;
   let valid: boolean;
   try {
-    valid = validate(input) as boolean;
+    valid = compiler!.checkWithinWork(validate, input);
   } catch (error) {
+    validate.errors = null;
+    if (error instanceof CheckTooCostly) throw ValidationError.field(field, error.message);
     // A schema that refers to itself with no data in between (`{"$ref": "#"}`) recurses without end.
     if (!(error instanceof RangeError)) throw error;
     throw ValidationError.field('input_schema', 'refers to itself without end (a $ref cycle that checks no data)');
   }
   if (valid) return;
-  const details = (validate.errors ?? []).map((e) => ({
+  // The validator is cached and shared: its errors are not kept past this check.
+  const errors = validate.errors ?? [];
+  validate.errors = null;
+  const details = errors.slice(0, MAX_INPUT_PROBLEMS).map((e) => ({
     field: [field, ...e.instancePath.split('/').filter(Boolean)].join('.') +
       (e.keyword === 'required' ? `.${String(e.params['missingProperty'])}` : ''),
     message: e.message ?? 'is not valid',
