@@ -352,16 +352,17 @@ describe('checking one input is bounded: its CPU by the work the check takes, it
   });
 
   it('a fan-out a $ref reaches anywhere is counted too (under an unknown keyword, under default); a $ref into a const or enum value is refused', () => {
-    const under = (where: string, base = `#/${where}`) => {
+    const fanDefs = (base: string) => {
       const defs: Record<string, unknown> = { d0: { type: 'string' } };
       for (let i = 1; i <= 4; i++) defs[`d${i}`] = { anyOf: Array.from({ length: 7 }, () => ({ $ref: `${base}/d${i - 1}` })) };
-      return { [where]: defs, type: 'object', properties: { a: { type: 'array', items: { $ref: `${base}/d4` } } } };
+      return defs;
     };
+    const under = (where: string) => ({ [where]: fanDefs(`#/${where}`), type: 'object', properties: { a: { type: 'array', items: { $ref: `#/${where}/d4` } } } });
     for (const where of ['x', 'default']) {
       expect(refusal(() => checkInput(under(where), { a: Array(300).fill(0) })).details).toEqual([{ field: 'input', message: expect.stringContaining('would take more than 500,000 steps') }]);
     }
     for (const into of ['const', 'enum/0']) {
-      const defs = (under('x', `#/properties/z/${into}`) as { x: unknown }).x;
+      const defs = fanDefs(`#/properties/z/${into}`);
       const schema = { type: 'object', properties: { z: into === 'const' ? { const: defs } : { enum: [defs] }, a: { type: 'array', items: { $ref: `#/properties/z/${into}/d4` } } } };
       expect(refusal(() => validateDefinition(definition(schema), known)).details).toEqual([{ field: 'definition.input_schema', message: expect.stringContaining('points into a const or enum value') }]);
     }
