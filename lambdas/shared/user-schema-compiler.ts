@@ -3,7 +3,7 @@
  * for patterns. workflow-definition.ts loads this module on first use (loadUserSchemaCompiler), so a
  * cold start of the functions that hold it does not load Ajv's compiler and RE2 (about 280 KB).
  */
-import { Ajv, type AnySchemaObject, type CodeOptions, type KeywordDefinition, type Options, type ValidateFunction } from 'ajv';
+import { Ajv, type AnySchemaObject, type CodeOptions, type ErrorObject, type KeywordDefinition, type Options, type ValidateFunction } from 'ajv';
 import { RE2JS } from 're2js';
 import { CheckTooCostly, SchemaTooComplex, UnsafePattern } from './workflow-definition.js';
 
@@ -22,8 +22,9 @@ export const MAX_PATTERN_INSTRUCTIONS = 250_000;
  * matched against 100 KB each, held 155 MB when re2js's default of 8 MiB a pattern applied). Shared
  * equally by the schema's patterns, at most `MAX_DFA_BYTES_PER_PATTERN` each. A pattern whose DFA fills
  * its share starts its cache afresh, and one that would start it too often is matched without a DFA (RE2's
- * NFA: still linear in the input, and the same answer). The compiled-schema cache counts this bound, so a
- * schema's patterns cannot grow what the cache holds past what it counted.
+ * NFA: linear in the input times the program's size, which MAX_VALIDATION_WORK counts; the same answer).
+ * The compiled-schema cache counts this bound, so a schema's patterns cannot grow what the cache holds
+ * past what it counted.
  */
 export const DFA_BYTES_PER_SCHEMA = 2 * 1024 * 1024;
 export const MAX_DFA_BYTES_PER_PATTERN = 256 * 1024;
@@ -114,8 +115,11 @@ const USER_SCHEMA_OPTIONS: Options = {
  * The work one check of a value against a user's schema may take, in steps: each subschema applied to a
  * value is a step, plus the value's own size (an object's keys, an array's items, a string's length / 16,
  * which the keywords loop over), plus the size of its `const` and `enum` / 64 (compared with the value),
- * plus, for `uniqueItems` on an array whose items' type is not declared a scalar, every pair of items
- * (Ajv compares them all). The static bound on `$ref`s (MAX_SCHEMA_EXPANSION) is per value; this one is
+ * plus its `required` names and `dependencies` lists (each missing name is an error object), plus, for
+ * `uniqueItems` on an array whose items' type is not declared a scalar, every pair of items (Ajv
+ * compares them all), plus a pattern's matching: the string's length × its RE2 program's instructions /
+ * 128 (RE2's NFA, when a DFA overflows its budget, costs both: 40 KB against a 20,000-instruction pattern
+ * took 11.7 s), and for `patternProperties` each key against every pattern, the same way. The static bound on `$ref`s (MAX_SCHEMA_EXPANSION) is per value; this one is
  * for the whole input, which multiplies it: a 1 KB schema of a 7-way `anyOf` nested four deep, checked
  * against a 2 KB array of 1,000 zeros, took 48 s of CPU and 1.8 GB before it. Past the bound the check
  * stops at once, with a 400 saying so. Legitimate inputs stay far below: about one step per value and
@@ -137,28 +141,39 @@ function uniqueByValue(schema: AnySchemaObject): boolean {
   return types.length > 0 && !types.some((t) => t === 'object' || t === 'array');
 }
 
+/** What a subschema costs per application, found when it is copied (withWork): its own steps, and its patterns' instructions. */
+type Cost = [own: number, patternInstructions: number, patternPropertiesCount: number, patternPropertiesInstructions: number];
+
+/** Steps to match a string of `length` against a pattern of `instructions` (see MAX_VALIDATION_WORK). */
+const matching = (length: number, instructions: number) => Math.ceil((length * instructions) / 128);
+
 /** What checking `data` against `schema` loops over, in steps (see MAX_VALIDATION_WORK). */
-function dataWork(schema: AnySchemaObject, data: unknown): number {
-  if (typeof data === 'string') return Math.ceil(data.length / 16);
+function dataWork(schema: AnySchemaObject, [, patternInstructions, ppCount, ppInstructions]: Cost, data: unknown): number {
+  if (typeof data === 'string') return Math.ceil(data.length / 16) + (patternInstructions ? matching(data.length, patternInstructions) : 0);
   if (Array.isArray(data)) {
     const n = data.length;
     return schema['uniqueItems'] === true && !uniqueByValue(schema) ? n + (n * (n - 1)) / 2 : n;
   }
-  if (data !== null && typeof data === 'object') return Object.keys(data).length;
+  if (data !== null && typeof data === 'object') {
+    const keys = Object.keys(data);
+    if (!ppCount) return keys.length;
+    let keyLengths = 0;
+    for (const key of keys) keyLengths += key.length;
+    return keys.length * (1 + ppCount) + matching(keyLengths, ppInstructions);
+  }
   return 0;
 }
 
 /** Counted before the subschema's other keywords (untyped keywords come first), so a check past the bound never starts. */
 const workKeyword: KeywordDefinition = {
   keyword: WORK_KEYWORD,
-  schemaType: 'number',
+  schemaType: 'array',
   errors: false,
-  validate: (cost: number, data: unknown, parentSchema?: AnySchemaObject) => {
-    // At least 1: a user's own `x-knouds-work` where withWork did not reach cannot count down.
-    work += Math.max(1, cost) + dataWork(parentSchema ?? {}, data);
+  validate: (cost: Cost, data: unknown, parentSchema?: AnySchemaObject) => {
+    work += 1 + dataWork(parentSchema ?? {}, cost, data) + (cost[0] > 0 ? cost[0] : 0);
     if (work > workLimit) {
       throw new CheckTooCostly(
-        `checking it against input_schema would take more than ${MAX_VALIDATION_WORK.toLocaleString('en-US')} steps (an anyOf, allOf, oneOf or $ref that fans out over many values, or uniqueItems on a long array of objects): send a smaller input, or simplify input_schema`,
+        `checking it against input_schema would take more than ${MAX_VALIDATION_WORK.toLocaleString('en-US')} steps (an anyOf, allOf, oneOf or $ref that fans out over many values, uniqueItems on a long array of objects, or long strings against long patterns): send a smaller input, or simplify input_schema`,
       );
     }
     return true;
@@ -199,8 +214,8 @@ function pointsIntoData(ref: string): boolean {
  * object is taken for a subschema but the values of `const` and `enum`: a `$ref` can point anywhere
  * (`#/anything/d4`), and an object it reaches that had no counter would be checked uncounted.
  */
-function withWork(schema: unknown): unknown {
-  if (Array.isArray(schema)) return schema.map(withWork);
+function withWork(schema: unknown, instructions: (pattern: string) => number): unknown {
+  if (Array.isArray(schema)) return schema.map((item) => withWork(item, instructions));
   if (!isSchemaObject(schema)) return schema;
   const ref = schema['$ref'];
   if (typeof ref === 'string' && pointsIntoData(ref)) {
@@ -209,25 +224,49 @@ function withWork(schema: unknown): unknown {
   // Entries, not assignments: a key `__proto__` stays a key.
   const entries = Object.entries(schema).map(([k, v]): [string, unknown] => {
     if (DATA_KEYWORDS.has(k)) return [k, v];
-    if (SCHEMA_MAPS.has(k) && isSchemaObject(v)) return [k, Object.fromEntries(Object.entries(v).map(([name, sub]) => [name, withWork(sub)]))];
-    return [k, withWork(v)];
+    if (SCHEMA_MAPS.has(k) && isSchemaObject(v)) return [k, Object.fromEntries(Object.entries(v).map(([name, sub]) => [name, withWork(sub, instructions)]))];
+    return [k, withWork(v, instructions)];
   });
   const compared = ('const' in schema ? JSON.stringify(schema['const']).length : 0) + (Array.isArray(schema['enum']) ? JSON.stringify(schema['enum']).length : 0);
-  return Object.fromEntries([...entries.filter(([k]) => k !== WORK_KEYWORD), [WORK_KEYWORD, 1 + Math.ceil(compared / 64)]]);
+  const required = Array.isArray(schema['required']) ? schema['required'].length : 0;
+  const dependencies = isSchemaObject(schema['dependencies']) ? Object.values(schema['dependencies']).reduce((n: number, d) => n + (Array.isArray(d) ? d.length : 0), 0) : 0;
+  const pattern = typeof schema['pattern'] === 'string' ? instructions(schema['pattern']) : 0;
+  const patterns = isSchemaObject(schema['patternProperties']) ? Object.keys(schema['patternProperties']) : [];
+  const cost: Cost = [Math.ceil(compared / 64) + required + dependencies, pattern, patterns.length, patterns.reduce((n, p) => n + instructions(p), 0)];
+  return Object.fromEntries([...entries.filter(([k]) => k !== WORK_KEYWORD), [WORK_KEYWORD, cost]]);
+}
+
+/** The validator and every one compiled for its `$ref`s (inlineRefs is off): each keeps its last call's errors. */
+function validatorsOf(validate: ValidateFunction): ValidateFunction[] {
+  type Env = { validate?: ValidateFunction; refs?: Record<string, unknown>; root?: Env };
+  const seen = new Set<Env>();
+  const out: ValidateFunction[] = [validate];
+  const visit = (env: Env | undefined) => {
+    if (!env || typeof env !== 'object' || seen.has(env)) return;
+    seen.add(env);
+    if (typeof env.validate === 'function') out.push(env.validate);
+    visit(env.root);
+    for (const ref of Object.values(env.refs ?? {})) visit(ref as Env);
+  };
+  visit((validate as unknown as { schemaEnv?: Env }).schemaEnv);
+  return out;
 }
 
 /**
  * Checks `data` with a validator compileIsolated made, within MAX_VALIDATION_WORK (throws CheckTooCostly
- * past it). The validator's errors are read from `validate.errors` as usual; the caller clears them.
+ * past it); answers whether it is valid and, if not, its first `maxErrors` errors. Nothing stays on the
+ * validators (which the cache shares): their errors are cleared, those of its `$ref`s' validators too.
  */
-export function checkWithinWork(validate: ValidateFunction, data: unknown): boolean {
+export function checkWithinWork(validate: ValidateFunction, data: unknown, maxErrors = 100): { valid: boolean; errors: ErrorObject[] } {
   work = 0;
   workLimit = MAX_VALIDATION_WORK;
   try {
-    return validate(data) as boolean;
+    const valid = validate(data) as boolean;
+    return { valid, errors: valid ? [] : (validate.errors ?? []).slice(0, maxErrors) };
   } finally {
     workLimit = Number.POSITIVE_INFINITY;
     work = 0;
+    for (const fn of validatorsOf(validate)) fn.errors = null;
   }
 }
 
@@ -251,7 +290,21 @@ export function compileIsolated(schema: Record<string, unknown>): CompiledSchema
   const compiled: RE2JS[] = [];
   const ajv = new Ajv({ ...USER_SCHEMA_OPTIONS, code: { regExp: linearRegExp(programs, compiled) } });
   ajv.addKeyword(workKeyword);
-  const validate = ajv.compile(withWork(schema) as Record<string, unknown>);
+  // A pattern's instructions, for its cost: RE2 compiles it here once more (linearRegExp refuses what it cannot).
+  const sizes = new Map<string, number>();
+  const instructions = (pattern: string) => {
+    let size = sizes.get(pattern);
+    if (size === undefined) {
+      try {
+        size = RE2JS.compile(RE2JS.translateRegExp(pattern)).programSize();
+      } catch {
+        size = 0;
+      }
+      sizes.set(pattern, size);
+    }
+    return size;
+  };
+  const validate = ajv.compile(withWork(schema, instructions) as Record<string, unknown>);
   // An async validator's answer is a promise (truthy, so every value would pass) whose refusal nobody
   // awaits: an unhandled rejection, which ends the process.
   if ((validate as { $async?: unknown }).$async) throw new Error('"$async" is not supported: inputs are checked synchronously');

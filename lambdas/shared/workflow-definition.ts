@@ -3,7 +3,7 @@
  * In a step's `input`, any string starting with `$.` is a reference into
  * `{input, steps: {<id>: {output}}}`, resolved at run time; `output` is one such reference.
  */
-import type { ValidateFunction } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import type * as UserSchemaCompiler from './user-schema-compiler.js';
 import { LRUCache } from 'lru-cache';
 import type { FieldError } from './errors.js';
@@ -259,21 +259,17 @@ export function checkInput(schema: Record<string, unknown>, input: unknown, fiel
     throw new ValidationError([problem], `${problem.field}: ${problem.message}`);
   }
   const validate = entry.validate;
-  let valid: boolean;
+  let checked: { valid: boolean; errors: readonly ErrorObject[] };
   try {
-    valid = compiler!.checkWithinWork(validate, input);
+    checked = compiler!.checkWithinWork(validate, input, MAX_INPUT_PROBLEMS);
   } catch (error) {
-    validate.errors = null;
     if (error instanceof CheckTooCostly) throw ValidationError.field(field, error.message);
     // A schema that refers to itself with no data in between (`{"$ref": "#"}`) recurses without end.
     if (!(error instanceof RangeError)) throw error;
     throw ValidationError.field('input_schema', 'refers to itself without end (a $ref cycle that checks no data)');
   }
-  if (valid) return;
-  // The validator is cached and shared: its errors are not kept past this check.
-  const errors = validate.errors ?? [];
-  validate.errors = null;
-  const details = errors.slice(0, MAX_INPUT_PROBLEMS).map((e) => ({
+  if (checked.valid) return;
+  const details = checked.errors.map((e) => ({
     field: [field, ...e.instancePath.split('/').filter(Boolean)].join('.') +
       (e.keyword === 'required' ? `.${String(e.params['missingProperty'])}` : ''),
     message: e.message ?? 'is not valid',
