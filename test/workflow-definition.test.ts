@@ -394,6 +394,23 @@ describe('checking one input is bounded: its CPU by the work the check takes, it
     expect(() => checkInput(patterns, { z1: 'a', other: 0 })).not.toThrow();
   });
 
+  it('what a third review found: false branches (an error each), an enum of objects against many keys, enums too long to check when saved, patterns compiled past their bound', () => {
+    // 1,000 false branches per item: 165 MB for 1,000 items, and out of heap for 10,000, before.
+    expect(refusal(() => checkInput({ type: 'array', items: { anyOf: Array(1000).fill(false) } }, Array(1000).fill(0))).details[0]!.field).toBe('input');
+    // Each of 500 objects compared with 25,000 keys: 3.0 s before.
+    const objects = { enum: Array.from({ length: 500 }, (_, i) => ({ [i]: 0 })) };
+    validateDefinition(definition(objects), known);
+    expect(refusal(() => checkInput(objects, Object.fromEntries(Array.from({ length: 25_000 }, (_, i) => [`k${i}`, 0])))).details[0]!.field).toBe('input');
+    expect(() => checkInput(objects, { 7: 0 })).not.toThrow();
+    // 4,000 objects in one enum took 6.6 s to save (the meta-schema compares every pair).
+    expect(refusal(() => validateDefinition(definition({ enum: Array.from({ length: 4000 }, (_, i) => ({ [i]: 0 })) }), known)).details[0]!.message).toContain('enums list too many values');
+    // Ten patterns of a million instructions each: all ten were compiled (12.6 s) before the first was refused.
+    const huge = { anyOf: Array.from({ length: 10 }, (_, i) => ({ pattern: `a${i}${'.{1000}'.repeat(1000)}` })) };
+    let message = '';
+    expect(timed(() => (message = refusal(() => validateDefinition(definition(huge), known)).message))).toBeLessThan(8000);
+    expect(message).toContain('instructions of the linear-time engine');
+  });
+
   it('large ordinary inputs stay well within the bound: 125,000 integers, 6,000 records of three fields', () => {
     expect(() => checkInput({ type: 'object', properties: { a: { type: 'array', items: { type: 'integer' } } } }, { a: Array(125_000).fill(0) })).not.toThrow();
     const record = { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: '^[a-z0-9]+$' }, name: { type: 'string', maxLength: 50 }, n: { type: 'number' } }, additionalProperties: false };

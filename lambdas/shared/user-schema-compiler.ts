@@ -39,6 +39,11 @@ function boundDfa(re2: RE2JS, bytes: number): void {
   dfa.maxMem = dfa.stateBudget = dfa.memBudget = bytes;
 }
 
+const tooManyInstructions = () =>
+  new SchemaTooComplex(
+    `its patterns compile to more than ${MAX_PATTERN_INSTRUCTIONS} instructions of the linear-time engine (a repetition such as {1000} counts a thousand times): use fewer or shorter patterns`,
+  );
+
 /**
  * How Ajv runs every pattern of a user's schema (`pattern`, `patternProperties`, and the patterns
  * `additionalProperties` and `propertyNames` check through them): RE2, whose matching takes time linear
@@ -74,11 +79,7 @@ const linearRegExp = (programs: Map<string, number>, compiled: RE2JS[]): NonNull
     programs.set(pattern, re2.programSize());
     compiled.push(re2);
     const total = [...programs.values()].reduce((sum, n) => sum + n, 0);
-    if (total > MAX_PATTERN_INSTRUCTIONS) {
-      throw new SchemaTooComplex(
-        `its patterns compile to more than ${MAX_PATTERN_INSTRUCTIONS} instructions of the linear-time engine (a repetition such as {1000} counts a thousand times): use fewer or shorter patterns`,
-      );
-    }
+    if (total > MAX_PATTERN_INSTRUCTIONS) throw tooManyInstructions();
     return { test: (s: string) => re2.test(s), toString: () => pattern };
   },
   // The name generated standalone code would call; Knouds never generates any.
@@ -150,25 +151,31 @@ const matching = (length: number, instructions: number) => Math.ceil((length * i
 /** What checking `data` against `schema` loops over, in steps (see MAX_VALIDATION_WORK). */
 function dataWork(schema: AnySchemaObject, [, patternInstructions, ppCount, ppInstructions]: Cost, data: unknown): number {
   if (typeof data === 'string') return Math.ceil(data.length / 16) + (patternInstructions ? matching(data.length, patternInstructions) : 0);
+  // Each value of an enum (and a const) is compared with an object or array by its keys or items.
+  const compared = (Array.isArray(schema['enum']) ? schema['enum'].length : 0) + ('const' in schema ? 1 : 0);
   if (Array.isArray(data)) {
     const n = data.length;
-    return schema['uniqueItems'] === true && !uniqueByValue(schema) ? n + (n * (n - 1)) / 2 : n;
+    return (1 + compared) * n + (schema['uniqueItems'] === true && !uniqueByValue(schema) ? (n * (n - 1)) / 2 : 0);
   }
   if (data !== null && typeof data === 'object') {
     const keys = Object.keys(data);
-    if (!ppCount) return keys.length;
+    if (!ppCount) return (1 + compared) * keys.length;
     let keyLengths = 0;
     for (const key of keys) keyLengths += key.length;
-    return keys.length * (1 + ppCount) + matching(keyLengths, ppInstructions);
+    return keys.length * (1 + compared + ppCount) + matching(keyLengths, ppInstructions);
   }
   return 0;
 }
 
-/** Counted before the subschema's other keywords (untyped keywords come first), so a check past the bound never starts. */
+/**
+ * Counted before the subschema's other keywords, so a check past the bound never starts: the keywords of
+ * any type come first, and this one first among them (before `$ref`, `const`, `enum`, `anyOf`, …).
+ */
 const workKeyword: KeywordDefinition = {
   keyword: WORK_KEYWORD,
   schemaType: 'array',
   errors: false,
+  before: '$ref',
   validate: (cost: Cost, data: unknown, parentSchema?: AnySchemaObject) => {
     work += 1 + dataWork(parentSchema ?? {}, cost, data) + (cost[0] > 0 ? cost[0] : 0);
     if (work > workLimit) {
@@ -229,10 +236,12 @@ function withWork(schema: unknown, instructions: (pattern: string) => number): u
   });
   const compared = ('const' in schema ? JSON.stringify(schema['const']).length : 0) + (Array.isArray(schema['enum']) ? JSON.stringify(schema['enum']).length : 0);
   const required = Array.isArray(schema['required']) ? schema['required'].length : 0;
+  // A boolean branch has no counter of its own (`false` makes an error each time): the parent counts it.
+  const booleanBranches = ['allOf', 'anyOf', 'oneOf'].reduce((n, k) => n + (Array.isArray(schema[k]) ? (schema[k] as unknown[]).filter((b) => typeof b === 'boolean').length : 0), 0);
   const dependencies = isSchemaObject(schema['dependencies']) ? Object.values(schema['dependencies']).reduce((n: number, d) => n + (Array.isArray(d) ? d.length : 0), 0) : 0;
   const pattern = typeof schema['pattern'] === 'string' ? instructions(schema['pattern']) : 0;
   const patterns = isSchemaObject(schema['patternProperties']) ? Object.keys(schema['patternProperties']) : [];
-  const cost: Cost = [Math.ceil(compared / 64) + required + dependencies, pattern, patterns.length, patterns.reduce((n, p) => n + instructions(p), 0)];
+  const cost: Cost = [Math.ceil(compared / 64) + required + dependencies + booleanBranches, pattern, patterns.length, patterns.reduce((n, p) => n + instructions(p), 0)];
   return Object.fromEntries([...entries.filter(([k]) => k !== WORK_KEYWORD), [WORK_KEYWORD, cost]]);
 }
 
@@ -270,8 +279,39 @@ export function checkWithinWork(validate: ValidateFunction, data: unknown, maxEr
   }
 }
 
-/** Throws an Error saying why, for a schema that is not valid draft-07 JSON Schema. */
+/**
+ * The pairs of values the schema's enums may hold, in all. The meta-schema's `uniqueItems` compares every
+ * pair of each enum's values when the schema is checked (each save, each compile): one enum of 4,000
+ * objects took 6.6 s, one of 1,000 objects 1.5 s. 250,000 pairs is one enum of about 700 values.
+ */
+export const MAX_ENUM_PAIRS = 250_000;
+
+/** Throws SchemaTooComplex when the schema's enums (anywhere but in a const's value) hold more than MAX_ENUM_PAIRS pairs of values. */
+function assertFewEnumPairs(schema: unknown): void {
+  let pairs = 0;
+  const visit = (value: unknown): void => {
+    if (Array.isArray(value)) {
+      for (const item of value) visit(item);
+      return;
+    }
+    if (!isSchemaObject(value)) return;
+    for (const [k, v] of Object.entries(value)) {
+      if (k === 'const') continue;
+      if (k === 'enum' && Array.isArray(v)) pairs += (v.length * (v.length - 1)) / 2;
+      visit(v);
+    }
+  };
+  visit(schema);
+  if (pairs > MAX_ENUM_PAIRS) {
+    throw new SchemaTooComplex(
+      `its enums list too many values: each enum's values are compared pair by pair, ${MAX_ENUM_PAIRS.toLocaleString('en-US')} pairs at the most in all (one enum of about 700 values): use a pattern, or fewer values`,
+    );
+  }
+}
+
+/** Throws an Error saying why, for a schema that is not valid draft-07 JSON Schema (SchemaTooComplex for enums too long to check). */
 export function checkAgainstMetaSchema(schema: Record<string, unknown>): void {
+  assertFewEnumPairs(schema);
   if (!metaSchemas.validateSchema(schema)) throw new Error(`schema is invalid: ${metaSchemas.errorsText(metaSchemas.errors)}`);
 }
 
@@ -291,7 +331,9 @@ export function compileIsolated(schema: Record<string, unknown>): CompiledSchema
   const ajv = new Ajv({ ...USER_SCHEMA_OPTIONS, code: { regExp: linearRegExp(programs, compiled) } });
   ajv.addKeyword(workKeyword);
   // A pattern's instructions, for its cost: RE2 compiles it here once more (linearRegExp refuses what it cannot).
+  // Past MAX_PATTERN_INSTRUCTIONS in all, the schema is refused before another pattern is compiled.
   const sizes = new Map<string, number>();
+  let total = 0;
   const instructions = (pattern: string) => {
     let size = sizes.get(pattern);
     if (size === undefined) {
@@ -301,6 +343,8 @@ export function compileIsolated(schema: Record<string, unknown>): CompiledSchema
         size = 0;
       }
       sizes.set(pattern, size);
+      total += size;
+      if (total > MAX_PATTERN_INSTRUCTIONS) throw tooManyInstructions();
     }
     return size;
   };
