@@ -29,14 +29,29 @@ export const MAX_PATTERN_INSTRUCTIONS = 250_000;
 export const DFA_BYTES_PER_SCHEMA = 2 * 1024 * 1024;
 export const MAX_DFA_BYTES_PER_PATTERN = 256 * 1024;
 
-/** Gives the pattern's DFA a budget of `bytes` (re2js's is 8 MiB, and its compile API takes none). */
+/**
+ * Gives the pattern's DFA a budget of `bytes` (re2js's is 8 MiB, and its compile API takes none), when
+ * re2js makes it: on the pattern's first match, not here (making it reads the whole program's character
+ * classes: 200 patterns of `\p{L}{1000}` took 2.5 s more to save when it was made at once).
+ */
 function boundDfa(re2: RE2JS, bytes: number): void {
-  const dfa = (re2 as unknown as { re2Input?: { dfa?: { maxMem: number; stateBudget: number; memBudget: number } } }).re2Input?.dfa;
+  type Dfa = { maxMem: number; stateBudget: number; memBudget: number };
+  const input = (re2 as unknown as { re2Input?: object }).re2Input;
+  const made = input && Object.getOwnPropertyDescriptor(Object.getPrototypeOf(input), 'dfa')?.get;
   // Fail closed: without the bound, one schema's patterns could hold hundreds of MB (see above).
-  if (!dfa || typeof dfa.memBudget !== 'number' || typeof dfa.stateBudget !== 'number') {
-    throw new Error('re2js no longer exposes its DFA budget (re2Input.dfa.memBudget): see DFA_BYTES_PER_SCHEMA');
-  }
-  dfa.maxMem = dfa.stateBudget = dfa.memBudget = bytes;
+  if (!input || !made) throw new Error('re2js no longer makes its DFA in re2Input.dfa: see DFA_BYTES_PER_SCHEMA');
+  Object.defineProperty(input, 'dfa', {
+    configurable: true,
+    get(): Dfa {
+      const dfa = made.call(this) as Dfa;
+      if (typeof dfa.memBudget !== 'number' || typeof dfa.stateBudget !== 'number') {
+        throw new Error('re2js no longer exposes its DFA budget (memBudget): see DFA_BYTES_PER_SCHEMA');
+      }
+      // Once, when it is made (re2js keeps it): set again, the budget would start over.
+      if (dfa.maxMem !== bytes) dfa.maxMem = dfa.stateBudget = dfa.memBudget = bytes;
+      return dfa;
+    },
+  });
 }
 
 const tooManyInstructions = () =>
@@ -52,9 +67,10 @@ const tooManyInstructions = () =>
  * RE2 finds too large. Differences left: RE2's `.` matches `\r`, `\u2028` and `\u2029`, and its `\s`
  * is ASCII whitespace only. `programs` learns the size of each pattern's RE2 program (its instructions):
  * what a compiled schema holds in memory grows with it (the compiled-schema cache counts it); `compiled`
- * learns every RE2 made, whose DFAs compileIsolated then bounds.
+ * learns every RE2 used, whose DFAs compileIsolated then bounds. `precompiled` holds the RE2 compileIsolated
+ * already made of a pattern, to count its cost: it is used rather than compiled again.
  */
-const linearRegExp = (programs: Map<string, number>, compiled: RE2JS[]): NonNullable<CodeOptions['regExp']> => Object.assign(
+const linearRegExp = (programs: Map<string, number>, compiled: RE2JS[], precompiled: ReadonlyMap<string, RE2JS | undefined>): NonNullable<CodeOptions['regExp']> => Object.assign(
   (pattern: string, flags: string) => {
     try {
       new RegExp(pattern, flags); // parses only: never matched against anything
@@ -71,7 +87,7 @@ const linearRegExp = (programs: Map<string, number>, compiled: RE2JS[]): NonNull
     }
     let re2: RE2JS;
     try {
-      re2 = RE2JS.compile(RE2JS.translateRegExp(pattern));
+      re2 = precompiled.get(pattern) ?? RE2JS.compile(RE2JS.translateRegExp(pattern));
     } catch (error) {
       throw new UnsafePattern(pattern, `RE2, the linear-time engine, cannot run it (${(error as Error).message})`);
     }
@@ -328,26 +344,27 @@ export interface CompiledSchema {
 export function compileIsolated(schema: Record<string, unknown>): CompiledSchema {
   const programs = new Map<string, number>();
   const compiled: RE2JS[] = [];
-  const ajv = new Ajv({ ...USER_SCHEMA_OPTIONS, code: { regExp: linearRegExp(programs, compiled) } });
-  ajv.addKeyword(workKeyword);
-  // A pattern's instructions, for its cost: RE2 compiles it here once more (linearRegExp refuses what it cannot).
-  // Past MAX_PATTERN_INSTRUCTIONS in all, the schema is refused before another pattern is compiled.
-  const sizes = new Map<string, number>();
+  // A pattern's instructions, for its cost: compiled here, and linearRegExp uses that RE2 (it refuses what
+  // RE2 cannot compile: undefined here). Past MAX_PATTERN_INSTRUCTIONS in all, the schema is refused
+  // before another pattern is compiled.
+  const precompiled = new Map<string, RE2JS | undefined>();
   let total = 0;
   const instructions = (pattern: string) => {
-    let size = sizes.get(pattern);
-    if (size === undefined) {
+    if (!precompiled.has(pattern)) {
+      let re2: RE2JS | undefined;
       try {
-        size = RE2JS.compile(RE2JS.translateRegExp(pattern)).programSize();
+        re2 = RE2JS.compile(RE2JS.translateRegExp(pattern));
       } catch {
-        size = 0;
+        re2 = undefined;
       }
-      sizes.set(pattern, size);
-      total += size;
+      precompiled.set(pattern, re2);
+      total += re2?.programSize() ?? 0;
       if (total > MAX_PATTERN_INSTRUCTIONS) throw tooManyInstructions();
     }
-    return size;
+    return precompiled.get(pattern)?.programSize() ?? 0;
   };
+  const ajv = new Ajv({ ...USER_SCHEMA_OPTIONS, code: { regExp: linearRegExp(programs, compiled, precompiled) } });
+  ajv.addKeyword(workKeyword);
   const validate = ajv.compile(withWork(schema, instructions) as Record<string, unknown>);
   // An async validator's answer is a promise (truthy, so every value would pass) whose refusal nobody
   // awaits: an unhandled rejection, which ends the process.
