@@ -5,7 +5,7 @@
  */
 import { Ajv, type AnySchemaObject, type CodeOptions, type ErrorObject, type KeywordDefinition, type Options, type ValidateFunction } from 'ajv';
 import { RE2JS } from 're2js';
-import { CheckTooCostly, SchemaTooComplex, UnsafePattern } from './workflow-definition.js';
+import { CheckTooCostly, MAX_INPUT_PROBLEMS, SchemaTooComplex, UnsafePattern } from './workflow-definition.js';
 
 /**
  * The RE2 instructions a schema's patterns may compile to, in all. What a compiled schema holds grows
@@ -70,7 +70,7 @@ const tooManyInstructions = () =>
  * learns every RE2 used, whose DFAs compileIsolated then bounds. `precompiled` holds the RE2 compileIsolated
  * already made of a pattern, to count its cost: it is used rather than compiled again.
  */
-const linearRegExp = (programs: Map<string, number>, compiled: RE2JS[], precompiled: ReadonlyMap<string, RE2JS | undefined>): NonNullable<CodeOptions['regExp']> => Object.assign(
+const linearRegExp = (programs: Map<string, number>, compiled: Set<RE2JS>, precompiled: ReadonlyMap<string, RE2JS | undefined>): NonNullable<CodeOptions['regExp']> => Object.assign(
   (pattern: string, flags: string) => {
     try {
       new RegExp(pattern, flags); // parses only: never matched against anything
@@ -93,7 +93,7 @@ const linearRegExp = (programs: Map<string, number>, compiled: RE2JS[], precompi
     }
     // By pattern: Ajv asks again for each place a pattern recurs, and keeps the first.
     programs.set(pattern, re2.programSize());
-    compiled.push(re2);
+    compiled.add(re2);
     const total = [...programs.values()].reduce((sum, n) => sum + n, 0);
     if (total > MAX_PATTERN_INSTRUCTIONS) throw tooManyInstructions();
     return { test: (s: string) => re2.test(s), toString: () => pattern };
@@ -282,7 +282,7 @@ function validatorsOf(validate: ValidateFunction): ValidateFunction[] {
  * past it); answers whether it is valid and, if not, its first `maxErrors` errors. Nothing stays on the
  * validators (which the cache shares): their errors are cleared, those of its `$ref`s' validators too.
  */
-export function checkWithinWork(validate: ValidateFunction, data: unknown, maxErrors = 100): { valid: boolean; errors: ErrorObject[] } {
+export function checkWithinWork(validate: ValidateFunction, data: unknown, maxErrors = MAX_INPUT_PROBLEMS): { valid: boolean; errors: ErrorObject[] } {
   work = 0;
   workLimit = MAX_VALIDATION_WORK;
   try {
@@ -343,7 +343,7 @@ export interface CompiledSchema {
 /** A user's schema compiled in isolation (an Ajv of its own); throws UnsafePattern for a pattern RE2 cannot run. */
 export function compileIsolated(schema: Record<string, unknown>): CompiledSchema {
   const programs = new Map<string, number>();
-  const compiled: RE2JS[] = [];
+  const compiled = new Set<RE2JS>();
   // A pattern's instructions, for its cost: compiled here, and linearRegExp uses that RE2 (it refuses what
   // RE2 cannot compile: undefined here). Past MAX_PATTERN_INSTRUCTIONS in all, the schema is refused
   // before another pattern is compiled.
@@ -369,8 +369,7 @@ export function compileIsolated(schema: Record<string, unknown>): CompiledSchema
   // An async validator's answer is a promise (truthy, so every value would pass) whose refusal nobody
   // awaits: an unhandled rejection, which ends the process.
   if ((validate as { $async?: unknown }).$async) throw new Error('"$async" is not supported: inputs are checked synchronously');
-  // Shared by the distinct patterns: Ajv keeps one RE2 for each (the first; the others are garbage), but
-  // every one made is bounded.
+  // Shared by the distinct patterns (Ajv keeps one RE2 for each); every RE2 made is bounded, once each.
   const share = programs.size === 0 ? 0 : Math.min(MAX_DFA_BYTES_PER_PATTERN, Math.floor(DFA_BYTES_PER_SCHEMA / programs.size));
   for (const re2 of compiled) boundDfa(re2, share);
   return { validate, patternPrograms: [...programs.values()], dfaBytes: share * programs.size };

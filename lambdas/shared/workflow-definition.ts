@@ -261,7 +261,7 @@ export function checkInput(schema: Record<string, unknown>, input: unknown, fiel
   const validate = entry.validate;
   let checked: { valid: boolean; errors: readonly ErrorObject[] };
   try {
-    checked = compiler!.checkWithinWork(validate, input, MAX_INPUT_PROBLEMS);
+    checked = compiler!.checkWithinWork(validate, input);
   } catch (error) {
     if (error instanceof CheckTooCostly) throw ValidationError.field(field, error.message);
     // A schema that refers to itself with no data in between (`{"$ref": "#"}`) recurses without end.
