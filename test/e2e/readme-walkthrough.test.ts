@@ -1,7 +1,7 @@
 /**
- * The README's keys, workflows and retries walkthroughs, run as written: every ```sh block between "## Keys
- * walkthrough" and "## Troubleshooting", in one bash session against a local stack, with only the
- * base URL, the admin key and the receiver's port filled in. If a command of the README stops working,
+ * The README's keys, workflows, webhook, retries and audit trail walkthroughs, run as written: every ```sh block
+ * between "## Keys walkthrough" and "## Troubleshooting", then those of "## Audit trail", in one bash session
+ * against a local stack, with only the base URL, the admin key and the receiver's port filled in. If a command of the README stops working,
  * this fails. The walkthrough uses curl and jq; CI installs jq (.ci/run). Without jq (a developer machine)
  * the test says so and fails, unless KNOUDS_SKIP_README=1.
  */
@@ -32,9 +32,15 @@ async function freePort(): Promise<number> {
 /** The walkthrough's shell blocks, in order. */
 function walkthrough(): string[] {
   const readme = readFileSync(path.join(PROJECT_ROOT, 'README.md'), 'utf8');
-  // Through "## Webhook delivery", whose redelivery block continues the workflows walkthrough.
-  const section = readme.slice(readme.indexOf('## Keys walkthrough'), readme.indexOf('## Troubleshooting'));
-  return [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
+  const between = (from: string, to: string) => {
+    const start = readme.indexOf(from);
+    const end = readme.indexOf(to, start);
+    if (start < 0 || end < 0) throw new Error(`the README has no section between "${from}" and "${to}"`);
+    return [...readme.slice(start, end).matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
+  };
+  // Through "## Webhook delivery", whose redelivery block continues the workflows walkthrough; then the
+  // audit trail of what they did.
+  return [...between('## Keys walkthrough', '## Troubleshooting'), ...between('## Audit trail', '## Housekeeping')];
 }
 
 it('every command of the keys, workflows and retries walkthroughs works as the README says', async () => {
@@ -102,6 +108,8 @@ it('every command of the keys, workflows and retries walkthroughs works as the R
     'Idempotent-Replayed: true',
     '"api_key":null}',
     '"IDEMPOTENCY_KEY_REUSED"',
+    // The audit trail names what was done, to what and by whom (the admin key: it made the others).
+    '{"action":"key.created","target":"key_',
   ]) {
     expect({ expected, found: run.out.includes(expected) }).toEqual({ expected, found: true });
   }
