@@ -11,6 +11,23 @@ export class ModelFailure extends Error {
   override readonly name = 'ModelFailure';
 }
 
+/**
+ * The characters a run's `error` (and a direct model run's 422) may hold. A deployer's model may fail with
+ * any message (one echoing its input: 300 KB), and a run's record with its input must stay within
+ * DynamoDB's 400 KB item: its final write failed, a 500 that left the run RUNNING until housekeeping.
+ */
+export const MAX_ERROR_CHARS = 1000;
+
+/** `message` within MAX_ERROR_CHARS, saying how much was cut; never ends in half a surrogate pair. */
+export function boundedMessage(message: string): string {
+  if (message.length <= MAX_ERROR_CHARS) return message;
+  const note = ` … (${message.length.toLocaleString('en-US')} characters, cut)`;
+  let end = MAX_ERROR_CHARS - note.length;
+  const code = message.charCodeAt(end - 1);
+  if (code >= 0xd800 && code <= 0xdbff) end -= 1;
+  return message.slice(0, end) + note;
+}
+
 /** What a running step can ask of its execution. */
 export interface StepContext {
   /** True once the execution has been cancelled (a read of its small cancellation signal). */
@@ -150,7 +167,7 @@ function customModel(spec: CustomModelSpec): Model {
         } catch {
           // not JSON: keep the generic message
         }
-        throw new ModelFailure(message);
+        throw new ModelFailure(boundedMessage(message));
       }
       return JSON.parse(text) as unknown;
     },

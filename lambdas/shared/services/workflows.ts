@@ -11,7 +11,7 @@ import { SLUG_PATTERN, workspaceAllowed } from '../capabilities.js';
 import { decodePageToken, encodePageToken } from '../page-tokens.js';
 import { failure, type FailureCode } from '../execution-failure.js';
 import { ConcurrencyLimitExceededError, ConflictError, ModelFailedError, NotFoundError, ValidationError, WorkspaceDeniedError, type ApiError } from '../errors.js';
-import { DeadlineExceeded, ModelFailure, StepCancelled, type ModelRegistry, type StepContext } from '../models/registry.js';
+import { boundedMessage, DeadlineExceeded, ModelFailure, StepCancelled, type ModelRegistry, type StepContext } from '../models/registry.js';
 import type { AccountsRepository } from '../repositories/accounts.js';
 import type { AuditRepository } from '../repositories/audit.js';
 import {
@@ -454,7 +454,7 @@ export async function executeSteps(
   let where = 'the run';
   // The step in progress (null outside any step), for the failure's `step_id`.
   let stepId: string | null = null;
-  const failed = (error: string, code: FailureCode): Outcome => ({ status: 'FAILED', error, failure: failure(code, stepId) });
+  const failed = (error: string, code: FailureCode): Outcome => ({ status: 'FAILED', error: boundedMessage(error), failure: failure(code, stepId) });
   try {
     for (const step of definition.steps) {
       where = `step '${step.id}'`;
@@ -745,10 +745,14 @@ export async function runModel(deps: WorkflowDeps, modelId: string, rawBody: unk
   checkInput(model.input_schema, input);
   try {
     const output = await model.run(input, { deadline: Date.now() + SYNC_BUDGET_MS, isCancelled: async () => false });
+    // As a step's output may be: a deployer's model could answer up to Lambda's 6 MB, past what the
+    // function may answer itself (a 502 instead of the contract's 422).
+    const bytes = jsonBytes(output);
+    if (bytes > MAX_STEP_VALUE_BYTES) throw new ModelFailure(`the output of model ${modelId} is ${bytes} bytes, over the limit of ${kib(MAX_STEP_VALUE_BYTES)} (a step's output may be as large)`);
     return { model: modelId, output };
   } catch (error) {
     if (error instanceof DeadlineExceeded) throw new ModelFailedError(MODEL_TOO_LONG_FOR_SYNC);
-    if (error instanceof ModelFailure) throw new ModelFailedError(error.message);
+    if (error instanceof ModelFailure) throw new ModelFailedError(boundedMessage(error.message));
     throw error;
   }
 }
