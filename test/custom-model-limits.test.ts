@@ -88,11 +88,11 @@ it('a run whose model fails with a 300 KB message beside a 120 KB input ends FAI
 
 it('a direct run of that model is 422 MODEL_FAILED with the message cut; an output past a step output\'s 256 KiB is 422 saying so', async () => {
   const d = deps();
-  const failed = await runModel(d, 'theirs', { input: { fail: 300_000 } }).catch((error: unknown) => error);
+  const failed = await runModel(d, 'acct_cml_direct', 'theirs', { input: { fail: 300_000 } }).catch((error: unknown) => error);
   expect(failed).toBeInstanceOf(ModelFailedError);
   expect((failed as Error).message.length).toBeLessThanOrEqual(MAX_ERROR_CHARS);
-  const big = await runModel(d, 'theirs', { input: { big: 1_000_000 } }).catch((error: unknown) => error);
+  const big = await runModel(d, 'acct_cml_direct', 'theirs', { input: { big: 1_000_000 } }).catch((error: unknown) => error);
   expect(big).toBeInstanceOf(ModelFailedError);
   expect((big as Error).message).toBe("the output of model theirs is 1000011 bytes, over the limit of 256 KB (a step's output may be as large)");
-  await expect(runModel(d, 'theirs', { input: { big: 200_000 } })).resolves.toMatchObject({ model: 'theirs', output: { blob: expect.any(String) } });
+  await expect(runModel(d, 'acct_cml_direct', 'theirs', { input: { big: 200_000 } })).resolves.toMatchObject({ model: 'theirs', output: { blob: expect.any(String) } });
 }, 60_000);

@@ -193,15 +193,20 @@ export class RateLimitExceededError extends ApiError {
 export class ConcurrencyLimitExceededError extends ApiError {
   readonly status = 429;
   readonly code = 'CONCURRENCY_LIMIT_EXCEEDED';
-  /** `kind`: the runs the limit counts, the account's async runs (QUEUED or RUNNING) or its sync runs (RUNNING). */
+  /**
+   * `kind`: the runs the limit counts, the account's async runs (QUEUED or RUNNING) or its sync runs
+   * (RUNNING, and direct runs of models that wait), refusing a sync workflow run or a direct model run.
+   */
   constructor(
     readonly limit: number,
-    readonly kind: 'async' | 'sync' = 'async',
+    readonly kind: 'async' | 'sync' | 'model' = 'async',
   ) {
     super(
       kind === 'async'
         ? `The account has its limit of ${limit} asynchronous executions in flight (QUEUED or RUNNING); retry after the time in the Retry-After header, or cancel one`
-        : `The account has its limit of ${limit} synchronous executions running at once; retry after the time in the Retry-After header, or run this one with ?async=true`,
+        : kind === 'sync'
+          ? `The account has its limit of ${limit} synchronous executions running at once; retry after the time in the Retry-After header, or run this one with ?async=true`
+          : `The account has its limit of ${limit} synchronous runs (workflows, and direct runs of models that wait) running at once; retry after the time in the Retry-After header, or run the model as a step of a workflow with ?async=true`,
     );
   }
   override extra() {

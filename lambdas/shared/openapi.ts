@@ -1047,7 +1047,9 @@ function operation(o: Operation): Schema {
       ref('Error'),
       o.path === '/workflows/{slug}/run'
         ? 'RATE_LIMIT_EXCEEDED; or CONCURRENCY_LIMIT_EXCEEDED (with `limit`): the account has its tier’s number of async executions in flight (with ?async=true) or of sync executions running (without); or THROTTLED: the stage’s own limit (all callers together)'
-        : 'RATE_LIMIT_EXCEEDED; or THROTTLED: the stage’s own limit (all callers together)',
+        : o.path === '/models/{model_id}/run'
+          ? 'RATE_LIMIT_EXCEEDED; or CONCURRENCY_LIMIT_EXCEEDED (with `limit`): a model that waits (sleep, a deployment’s own model) and the account has its tier’s number of sync runs running; or THROTTLED: the stage’s own limit (all callers together)'
+          : 'RATE_LIMIT_EXCEEDED; or THROTTLED: the stage’s own limit (all callers together)',
       { ...RATE_HEADERS, 'Retry-After': { schema: { type: 'integer' } } },
     );
   }

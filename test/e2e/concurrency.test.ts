@@ -31,8 +31,9 @@ beforeAll(async () => {
   proxy = await startCountingProxy(testEndpoint());
   t = await startTestStack('e2e-concurrency', {
     dynamodbEndpoint: proxy.endpoint,
-    // The stack's settings (its defaults) with the pro tier's sync limit lowered.
-    functionEnv: { KNOUDS_SETTINGS: JSON.stringify({ tiers: { pro: { maxSyncInFlight: SYNC_LIMIT } } }) },
+    // The stack's settings (its defaults) with the pro and business tiers' sync limits lowered (business
+    // may run models directly).
+    functionEnv: { KNOUDS_SETTINGS: JSON.stringify({ tiers: { pro: { maxSyncInFlight: SYNC_LIMIT }, business: { maxSyncInFlight: SYNC_LIMIT } } }) },
   });
 }, 60_000);
 afterEach(() => proxy.clearFaults());
@@ -215,6 +216,31 @@ describe('sync executions running at once per account', () => {
     // Every slot is still there to take.
     const full = await Promise.all(Array.from({ length: SYNC_LIMIT + 1 }, () => run(key, { ms: 3000 })));
     expect(full.map((r) => r.status).sort()).toEqual([...Array(SYNC_LIMIT).fill(200), 429]);
+    expect(await syncHeld(accountId)).toBe(0);
+  });
+
+  it('a direct run of a model that waits (sleep) holds a sync slot too, shared with sync workflow runs (all ran at once before); one that answers at once takes none', async () => {
+    const { key, accountId } = await t.account('business', { name: 'models', capabilities: ['model:run', 'workflow:run', 'workflow:write'] });
+    const nap = (ms: number) => t.api(key, 'POST', '/models/sleep/run', { input: { ms } });
+    const replies = await Promise.all(Array.from({ length: SYNC_LIMIT + 2 }, () => nap(4000)));
+    expect(replies.map((r) => r.status).sort()).toEqual([...Array(SYNC_LIMIT).fill(200), 429, 429]);
+    for (const r of replies.filter((reply) => reply.status === 429)) {
+      expect({ body: r.body, retryAfter: r.headers.get('retry-after') }).toEqual({
+        body: { error: expect.stringMatching(/limit of 3 synchronous runs \(workflows, and direct runs of models that wait\)/), code: 'CONCURRENCY_LIMIT_EXCEEDED', request_id: r.headers.get('x-request-id'), limit: SYNC_LIMIT },
+        retryAfter: '5',
+      });
+    }
+    expect(await syncHeld(accountId)).toBe(0);
+    // The same slots as sync workflow runs: while the model runs hold them all, a sync run is refused.
+    expect((await t.api(key, 'POST', '/workflows', { slug: 'sleepy', name: 'sleepy', definition: SLEEPY })).status).toBe(201);
+    expect((await t.api(key, 'POST', '/workflows/sleepy/deploy')).status).toBe(200);
+    const holding = Promise.all(Array.from({ length: SYNC_LIMIT }, () => nap(3000)));
+    const deadline = Date.now() + 10_000;
+    while ((await syncHeld(accountId)) < SYNC_LIMIT && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect((await t.api(key, 'POST', '/workflows/sleepy/run', { input: { ms: 1 } })).status).toBe(429);
+    // A model that answers at once (echo) is not held back.
+    expect((await t.api(key, 'POST', '/models/echo/run', { input: 1 })).status).toBe(200);
+    expect((await holding).map((r) => r.status)).toEqual(Array(SYNC_LIMIT).fill(200));
     expect(await syncHeld(accountId)).toBe(0);
   });
 });

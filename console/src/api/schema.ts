@@ -6048,7 +6048,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description RATE_LIMIT_EXCEEDED; or THROTTLED: the stage’s own limit (all callers together) */
+            /** @description RATE_LIMIT_EXCEEDED; or CONCURRENCY_LIMIT_EXCEEDED (with `limit`): a model that waits (sleep, a deployment’s own model) and the account has its tier’s number of sync runs running; or THROTTLED: the stage’s own limit (all callers together) */
             429: {
                 headers: {
                     /** @description API Gateway’s id for this request (error bodies repeat it as `request_id`): quote it when asking for help. */

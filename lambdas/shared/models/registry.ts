@@ -53,6 +53,11 @@ export interface ModelInfo {
 
 export interface Model extends ModelInfo {
   run(input: unknown, context: StepContext): Promise<unknown>;
+  /**
+   * The model may hold the function for seconds (it waits: `sleep`, a deployer's model). A direct run of
+   * one takes a sync slot, as a sync workflow run does; the others answer at once and take none.
+   */
+  readonly waits?: boolean;
 }
 
 /** A deployer's model as the stack passes it to the functions. */
@@ -94,6 +99,7 @@ const BUILT_INS: readonly Model[] = [
   },
   {
     id: 'sleep',
+    waits: true,
     description: `Waits \`ms\` milliseconds (at most ${MAX_SLEEP_MS}); stops early when the execution is cancelled.`,
     input_schema: {
       type: 'object',
@@ -140,6 +146,7 @@ function customModel(spec: CustomModelSpec): Model {
     id: spec.id,
     description: spec.description,
     input_schema: spec.input_schema,
+    waits: true,
     run: async (input, context) => {
       // Loaded by the first custom model's run: built-in models never need it.
       const { LambdaClient, InvokeCommand } = await import('@aws-sdk/client-lambda');

@@ -11,7 +11,7 @@ import { SLUG_PATTERN, workspaceAllowed } from '../capabilities.js';
 import { decodePageToken, encodePageToken } from '../page-tokens.js';
 import { failure, type FailureCode } from '../execution-failure.js';
 import { ConcurrencyLimitExceededError, ConflictError, ModelFailedError, NotFoundError, ValidationError, WorkspaceDeniedError, type ApiError } from '../errors.js';
-import { boundedMessage, DeadlineExceeded, ModelFailure, StepCancelled, type ModelRegistry, type StepContext } from '../models/registry.js';
+import { boundedMessage, DeadlineExceeded, ModelFailure, StepCancelled, type Model, type ModelRegistry, type StepContext } from '../models/registry.js';
 import type { AccountsRepository } from '../repositories/accounts.js';
 import type { AuditRepository } from '../repositories/audit.js';
 import {
@@ -736,13 +736,42 @@ export async function listModels(deps: WorkflowDeps, accountId: string, limit: n
   return { items, next_token: rest.length > limit && last ? await encodePageToken('models', accountId, { m: last.id }) : null };
 }
 
-export async function runModel(deps: WorkflowDeps, modelId: string, rawBody: unknown): Promise<{ model: string; output: unknown }> {
+/**
+ * A direct model run, for `accountId`. A model that waits (`sleep`, a deployer's model) holds one of the
+ * account's `syncLimit` sync slots while it runs, as a sync workflow run does: it holds a workflows-function
+ * instance (up to 25 s) from the pool every account shares. 429 CONCURRENCY_LIMIT_EXCEEDED when none is free.
+ */
+export async function runModel(
+  deps: WorkflowDeps,
+  accountId: string,
+  modelId: string,
+  rawBody: unknown,
+  options: { syncLimit?: number | undefined } = {},
+): Promise<{ model: string; output: unknown }> {
   const model = deps.models.get(modelId);
   if (!model) throw new NotFoundError(`Model '${modelId}' not found`);
   const body = parseModelRunBody(rawBody);
   const input = runInput(body.input);
   await loadUserSchemaCompiler();
   checkInput(model.input_schema, input);
+  if (!model.waits || options.syncLimit === undefined) return await modelRun(model, modelId, input);
+  // The slot's holder: this run alone (a direct run has no execution id).
+  const holder = `model-run-${newAttemptId()}`;
+  const slot = await deps.executions
+    .takeSyncSlot(accountId, holder, options.syncLimit, Date.now() + WORKFLOWS_TIMEOUT_SECONDS * 1000 + LEASE_MARGIN_MS)
+    .catch((error: unknown) => {
+      throw error instanceof ConcurrencyLimitExceededError ? new ConcurrencyLimitExceededError(error.limit, 'model') : error;
+    });
+  try {
+    return await modelRun(model, modelId, input);
+  } finally {
+    await deps.executions.releaseSyncSlot(accountId, slot, holder).catch((error: unknown) =>
+      log('warn', 'a direct model run’s slot could not be released; its lease frees it', { account_id: accountId, model: modelId, error: errorName(error) }),
+    );
+  }
+}
+
+async function modelRun(model: Model, modelId: string, input: unknown): Promise<{ model: string; output: unknown }> {
   try {
     const output = await model.run(input, { deadline: Date.now() + SYNC_BUDGET_MS, isCancelled: async () => false });
     // As a step's output may be: a deployer's model could answer up to Lambda's 6 MB, past what the
