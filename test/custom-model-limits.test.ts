@@ -15,6 +15,7 @@ import { ExecutionsRepository } from '../lambdas/shared/repositories/executions.
 import { WorkflowsRepository } from '../lambdas/shared/repositories/workflows.js';
 import { LocalSecretBox } from '../lambdas/shared/secret-box.js';
 import { createAccount } from '../lambdas/shared/services/keys.js';
+import { cancelExecution, listExecutions } from '../lambdas/shared/services/executions.js';
 import { createWorkflow, deployWorkflow, runModel, runWorkflow, type WorkflowDeps } from '../lambdas/shared/services/workflows.js';
 import { createTestDb, type TestDb } from './support/dynamodb.js';
 
@@ -24,13 +25,17 @@ const saved = { ...process.env };
 
 beforeAll(async () => {
   db = await createTestDb('custom-model-limits');
-  // The model's answer follows its input: {fail: n} fails with a message of n characters, {big: n} answers n bytes.
+  // The model's answer follows its input: {fail: n} fails with a message of n characters, {big: n} answers
+  // n bytes, {hang: ms} answers after ms.
   server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const { input } = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { input: { fail?: number; big?: number } };
-      if (input.fail !== undefined) {
+      const { input } = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { input: { fail?: number; big?: number; hang?: number } };
+      if (input.hang !== undefined) {
+        const timer = setTimeout(() => res.end('{"slept":true}'), input.hang);
+        res.on('close', () => clearTimeout(timer));
+      } else if (input.fail !== undefined) {
         res.writeHead(200, { 'content-type': 'application/json', 'x-amz-function-error': 'Unhandled' });
         res.end(JSON.stringify({ errorType: 'Error', errorMessage: `bad input: ${'E'.repeat(input.fail)}` }));
       } else {
@@ -84,6 +89,27 @@ it('a run whose model fails with a 300 KB message beside a 120 KB input ends FAI
   expect(execution.error).toMatch(/^bad input: E+ … \(300,011 characters, cut\)$/);
   const item = (await db.doc.send(new GetCommand({ TableName: db.tables.executions, Key: { account_id: accountId, execution_id: execution.execution_id }, ConsistentRead: true }))).Item;
   expect(item).toMatchObject({ status: 'FAILED', ttl: expect.any(Number), error: execution.error });
+}, 60_000);
+
+it('a run cancelled while its step waits for the model stops within a poll or two, CANCELLED (it waited for the model: a cancel freed the async slot while the worker stayed busy)', async () => {
+  const d = deps();
+  const accountId = `acct_cmc_${Date.now().toString(36)}`;
+  await createAccount({ accounts: d.accounts, audit: db.audit }, accountId, 'business');
+  const actor = { accountId, principal: { kind: 'key' as const, key_id: 'key_cmc' }, workspaces: ['*'] };
+  await createWorkflow(d, actor, { slug: 'wf', name: 'wf', definition: { input_schema: {}, steps: [{ id: 'm', model: 'theirs', input: '$.input' }], output: '$.steps.m.output' } });
+  await deployWorkflow(d, actor, 'wf');
+  const running = runWorkflow(d, actor, 'wf', { input: { hang: 15_000 } }, { async: false, startAsync: async () => {} });
+  let id: string | undefined;
+  while (!id) {
+    await new Promise((r) => setTimeout(r, 100));
+    id = (await listExecutions({ executions: d.executions }, actor, null, 10)).items[0]?.execution_id;
+  }
+  await new Promise((r) => setTimeout(r, 300)); // the model is called
+  const cancelled = Date.now();
+  expect(await cancelExecution({ executions: d.executions }, actor, id)).toMatchObject({ status: 'CANCELLED' });
+  const { execution } = await running;
+  expect(Date.now() - cancelled).toBeLessThan(5_000);
+  expect(execution.status).toBe('CANCELLED');
 }, 60_000);
 
 it('a direct run of that model is 422 MODEL_FAILED with the message cut; an output past a step output\'s 256 KiB is 422 saying so', async () => {

@@ -153,18 +153,38 @@ function customModel(spec: CustomModelSpec): Model {
       lambda ??= new LambdaClient({});
       const left = context.deadline - Date.now();
       if (left <= 0) throw new DeadlineExceeded(`model ${spec.id} has no time left`);
+      // A cancel stops the wait, as the sleep model's: checked every CANCEL_POLL_MS. Without it a cancelled
+      // run's worker waited for the model (up to the worker's deadline) while the cancel had already given
+      // the account its slot back: cancel and start again, and one account held any number of workers.
+      // The model's own function is not stopped (Lambda cannot): it runs to its end or its timeout.
+      const cancel = new AbortController();
+      let waiting = true;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const watch = () => {
+        timer = setTimeout(() => {
+          void context.isCancelled().then((cancelled) => {
+            if (cancelled) cancel.abort();
+            else if (waiting) watch();
+          });
+        }, CANCEL_POLL_MS);
+      };
+      watch();
       let out;
       try {
         out = await lambda.send(
           new InvokeCommand({ FunctionName: spec.function_name, Payload: Buffer.from(JSON.stringify({ input })) }),
-          { abortSignal: AbortSignal.timeout(left) },
+          { abortSignal: AbortSignal.any([cancel.signal, AbortSignal.timeout(left)]) },
         );
       } catch (error) {
+        if (cancel.signal.aborted) throw new StepCancelled('cancelled');
         if (Date.now() >= context.deadline || (error as Error).name === 'AbortError') {
           throw new DeadlineExceeded(`model ${spec.id} did not answer in the time left`);
         }
         const name = error instanceof Error && /^\w{1,64}$/.test(error.name) ? error.name : 'Error';
         throw new ModelFailure(`model ${spec.id} could not be invoked (${name})`);
+      } finally {
+        waiting = false;
+        clearTimeout(timer);
       }
       const text = out.Payload ? Buffer.from(out.Payload).toString('utf8') : 'null';
       if (out.FunctionError) {
