@@ -794,7 +794,7 @@ const OPERATIONS: Operation[] = [
     method: 'post', path: '/workflows/{slug}/run', id: 'runWorkflow', summary: 'Run the deployed version, synchronously or with ?async=true', needs: 'workflow:run or workflow:{slug}:run (webhook_url: webhook:receive)', tag: 'Workflows',
     body: 'RunWorkflowRequest', idempotent: true,
     description:
-      'Runs the deployed version with `input` (checked against its input_schema). Synchronously (the default): 200 with the finished execution, SUCCEEDED or FAILED (a failed run is a 200 with `error` and `failure`). With `?async=true`: 202 with the queued execution’s id and a Location; poll it, or ask for a webhook with `webhook_url`.',
+      'Runs the deployed version with `input` (checked against its input_schema). Synchronously (the default): 200 with the finished execution, SUCCEEDED or FAILED (a failed run is a 200 with `error` and `failure`), or CANCELLED when another request cancelled it while it ran. With `?async=true`: 202 with the queued execution’s id and a Location; poll it, or ask for a webhook with `webhook_url`.',
     ok: ['200', ref('Execution'), 'Sync: the terminal execution'], errors: { '403': 'WORKSPACE_DENIED', '404': 'NOT_FOUND', '409': 'WORKFLOW_NOT_DEPLOYED' },
     example: { path: SLUG_PATH, request: { input: { name: 'ada' } }, response: EXAMPLE_EXECUTION },
   },

@@ -321,7 +321,7 @@ export interface paths {
         put?: never;
         /**
          * Run the deployed version, synchronously or with ?async=true
-         * @description Runs the deployed version with `input` (checked against its input_schema). Synchronously (the default): 200 with the finished execution, SUCCEEDED or FAILED (a failed run is a 200 with `error` and `failure`). With `?async=true`: 202 with the queued execution’s id and a Location; poll it, or ask for a webhook with `webhook_url`.
+         * @description Runs the deployed version with `input` (checked against its input_schema). Synchronously (the default): 200 with the finished execution, SUCCEEDED or FAILED (a failed run is a 200 with `error` and `failure`), or CANCELLED when another request cancelled it while it ran. With `?async=true`: 202 with the queued execution’s id and a Location; poll it, or ask for a webhook with `webhook_url`.
          */
         post: operations["runWorkflow"];
         delete?: never;
