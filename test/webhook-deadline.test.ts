@@ -5,7 +5,7 @@
  */
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
-import { ALLOW_LOOPBACK_ENV, deliverWebhook } from '../lambdas/shared/webhooks.js';
+import { ALLOW_LOOPBACK_ENV, deliverWebhook, MAX_ANSWER_BODY_BYTES } from '../lambdas/shared/webhooks.js';
 
 const SECRET = 'whsec_' + Buffer.alloc(24).toString('base64');
 
@@ -158,6 +158,53 @@ describe('a webhook attempt has a total deadline (issue #12, finding 6)', () => 
       expect(elapsed).toBeLessThan(6500);
     } finally {
       await receiver.close();
+    }
+  });
+
+  it('reads at most MAX_ANSWER_BODY_BYTES of an answer: an endless one is cut there and its status stands (2.4 GB in 5 s into the shared sender before)', async () => {
+    // Answers `status` with 1 MB chunks, without end; counts what it could write until the connection closed.
+    const endless = async (status: number) => {
+      let written = 0;
+      let closedAt = 0;
+      const server = createServer((req, res) => {
+        req.resume();
+        req.on('end', () => {
+          res.writeHead(status, { 'content-type': 'application/octet-stream' });
+          const chunk = Buffer.alloc(1024 * 1024, 120);
+          const more = () => {
+            while (!res.destroyed && res.write(chunk)) written += chunk.length;
+            if (!res.destroyed) res.once('drain', more);
+          };
+          res.on('close', () => (closedAt = Date.now()));
+          more();
+        });
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      return {
+        url: `http://127.0.0.1:${(server.address() as { port: number }).port}/hook`,
+        written: () => written,
+        closedAt: () => closedAt,
+        close: () => {
+          server.closeAllConnections();
+          return new Promise<void>((resolve) => server.close(() => resolve()));
+        },
+      };
+    };
+    expect(MAX_ANSWER_BODY_BYTES).toBe(64 * 1024);
+    for (const [status, delivered] of [[200, true], [500, false]] as const) {
+      const receiver = await endless(status);
+      try {
+        const started = Date.now();
+        const result = await deliverWebhook(receiver.url, [SECRET], `msg_endless_${status}`, '{}', { timeoutMs: 5000 });
+        expect({ status: result.status, delivered: result.delivered }).toEqual({ status, delivered });
+        expect(Date.now() - started).toBeLessThan(1500);
+        await new Promise((r) => setTimeout(r, 200));
+        // Closed at once: what the receiver wrote is what the sockets' buffers took, not a stream of gigabytes.
+        expect(receiver.closedAt()).toBeGreaterThan(0);
+        expect(receiver.written()).toBeLessThan(64 * 1024 * 1024);
+      } finally {
+        await receiver.close();
+      }
     }
   });
 

@@ -140,8 +140,17 @@ export interface DeliveryOptions {
 }
 
 /**
- * POSTs and reads the whole answer. `signal` ends it wherever it is (DNS, connect, TLS, sending, or a
- * receiver trickling its answer): the request is destroyed and the promise rejects with the signal's reason.
+ * What of a receiver's answer body an attempt reads at the most: its status decides, the body is never
+ * used. Past it the connection is closed and the status stands. Reading every byte let a receiver
+ * streaming an endless answer pull 2.4 GB into the shared sender in 5 s (19 such attempts), slowing other
+ * accounts' deliveries beside them from 45 ms to 859 ms.
+ */
+export const MAX_ANSWER_BODY_BYTES = 64 * 1024;
+
+/**
+ * POSTs and reads the answer (its body up to MAX_ANSWER_BODY_BYTES). `signal` ends it wherever it is (DNS,
+ * connect, TLS, sending, or a receiver trickling its answer): the request is destroyed and the promise
+ * rejects with the signal's reason.
  */
 function post(url: URL, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<number> {
   const options: RequestOptions = { method: 'POST', headers, lookup: guardedLookup, signal };
@@ -153,7 +162,13 @@ function post(url: URL, headers: Record<string, string>, body: string, signal: A
         res.on('error', reject);
         // Settles nothing if the answer already ended.
         res.on('close', () => reject(new Error('the connection closed before the answer ended')));
-        res.resume();
+        let read = 0;
+        res.on('data', (chunk: Buffer) => {
+          read += chunk.length;
+          if (read <= MAX_ANSWER_BODY_BYTES) return;
+          resolve(res.statusCode ?? 0);
+          req.destroy();
+        });
       });
       req.on('error', reject);
       req.end(body);
