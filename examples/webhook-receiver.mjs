@@ -28,9 +28,11 @@ export function verifyWebhook(secret, headers, body) {
 }
 
 createServer((req, res) => {
-  let body = '';
-  req.on('data', (chunk) => (body += chunk));
+  // The raw bytes, decoded once: decoding each chunk apart would break a character split between two.
+  const chunks = [];
+  req.on('data', (chunk) => chunks.push(chunk));
   req.on('end', () => {
+    const body = Buffer.concat(chunks).toString('utf8');
     if (!verifyWebhook(secret, req.headers, body)) {
       console.log('REJECTED: bad signature');
       res.writeHead(401).end();

@@ -20,9 +20,11 @@ export interface Receiver {
 export async function startReceiver(plan: (n: number) => Answer = () => 'ok'): Promise<Receiver> {
   const received: Received[] = [];
   const server: Server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
+      // Decoded once: a character split between two chunks would not survive decoding each apart.
+      const body = Buffer.concat(chunks).toString('utf8');
       const answer = plan(received.length);
       received.push({ headers: req.headers, body, at: Date.now() });
       if (answer === 'ok') res.writeHead(204).end();
