@@ -1,3 +1,6 @@
+import { pbkdf2 } from 'node:crypto';
+import { jest } from '@jest/globals';
+import { Resolver } from 'node:dns/promises';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { Webhook } from 'standardwebhooks';
 import { ALLOW_LOOPBACK_ENV, checkWebhookUrl, deliverWebhook, isPublicAddress, newWebhookSecret, sign, signatures } from '../lambdas/shared/webhooks.js';
@@ -224,6 +227,41 @@ describe('delivery to a host name', () => {
       expect(delivered).toEqual({ delivered: true, status: 200 });
       expect(seen).toEqual(['msg_2']);
     } finally {
+      server.close();
+    }
+  });
+
+  it('asks DNS without the thread pool: with all 4 of libuv\'s threads busy (as one tenant\'s stalled name server held them), a name still resolves at once', async () => {
+    // The name server, stood in for: `hooks.example.test` is 127.0.0.1 (no IPv6). dns.lookup (the OS
+    // resolver, run on the pool) would wait for a thread, and then not know the name at all.
+    const v4 = jest.spyOn(Resolver.prototype, 'resolve4').mockImplementation(async (name: string) => {
+      if (name !== 'hooks.example.test') throw Object.assign(new Error('not found'), { code: 'ENOTFOUND' });
+      return ['127.0.0.1'];
+    });
+    const v6 = jest.spyOn(Resolver.prototype, 'resolve6').mockRejectedValue(Object.assign(new Error('no data'), { code: 'ENODATA' }));
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(204).end());
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const busy: Promise<unknown>[] = [];
+    try {
+      process.env[ALLOW_LOOPBACK_ENV] = 'true';
+      const url = `http://hooks.example.test:${(server.address() as { port: number }).port}/hook`;
+      // Each pbkdf2 holds a pool thread for about a second or more.
+      const started = Date.now();
+      for (let i = 0; i < 4; i++) busy.push(new Promise((r) => pbkdf2('x', 'y', 2_000_000, 32, 'sha256', r)));
+      const result = await deliverWebhook(url, ['whsec_' + Buffer.alloc(24).toString('base64')], 'msg_pool', '{}');
+      const took = Date.now() - started;
+      expect(result).toEqual({ delivered: true, status: 204 });
+      expect(v4).toHaveBeenCalledWith('hooks.example.test');
+      // Before the pool is free again: the pool's work takes longer than this.
+      const poolFree = await Promise.all(busy).then(() => Date.now() - started);
+      expect(took).toBeLessThan(poolFree);
+    } finally {
+      v4.mockRestore();
+      v6.mockRestore();
+      await Promise.all(busy);
       server.close();
     }
   });

@@ -8,7 +8,7 @@
  * sender. Retries are scheduled, not waited for (services/webhooks.ts).
  */
 import { createHmac, randomBytes } from 'node:crypto';
-import { lookup as dnsLookup } from 'node:dns/promises';
+import { Resolver } from 'node:dns/promises';
 import { request as httpRequest, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
@@ -81,8 +81,41 @@ export class WebhookUrlError extends Error {
 
 const allowLoopback = () => process.env[ALLOW_LOOPBACK_ENV] === 'true';
 
-/** Checks a webhook URL when a run asks for one: https, no credentials, every resolved address public. */
-export async function checkWebhookUrl(raw: string): Promise<URL> {
+/** One DNS query's try, of two: both fit an attempt's 5 s. */
+const DNS_TRY_MS = 1500;
+
+/**
+ * The addresses of `host` (IPv4 and IPv6), asked of DNS by c-ares (node:dns's Resolver), which does its
+ * own networking and can be cancelled. Not the operating system's resolver (dns.lookup): it runs on
+ * libuv's pool of 4 threads and holds one until it gives up, so a tenant whose name server stops
+ * answering queued every other lookup of the process behind its own (other accounts' webhooks failed at
+ * their deadline, and the SDK's new connections waited too), and a lookup abandoned at the deadline went
+ * on holding its thread. `localhost` and the names under it are loopback without asking (RFC 6761).
+ * `signal` cancels the queries.
+ */
+async function resolveHost(host: string, signal?: AbortSignal): Promise<string[]> {
+  if (isIP(host)) return [host];
+  const name = host.toLowerCase().replace(/\.$/, '');
+  if (name === 'localhost' || name.endsWith('.localhost')) return ['127.0.0.1', '::1'];
+  const resolver = new Resolver({ timeout: DNS_TRY_MS, tries: 2 });
+  const cancel = () => resolver.cancel();
+  if (signal?.aborted) throw signal.reason;
+  signal?.addEventListener('abort', cancel, { once: true });
+  try {
+    const [v4, v6] = await Promise.allSettled([resolver.resolve4(name), resolver.resolve6(name)]);
+    const addresses = [...(v4.status === 'fulfilled' ? v4.value : []), ...(v6.status === 'fulfilled' ? v6.value : [])];
+    if (addresses.length === 0) throw v4.status === 'rejected' ? v4.reason : new Error(`${host} has no address`);
+    return addresses;
+  } finally {
+    signal?.removeEventListener('abort', cancel);
+  }
+}
+
+/**
+ * Checks a webhook URL when a run asks for one, and before each attempt: https, no credentials, every
+ * resolved address public. `signal` cancels its DNS queries.
+ */
+export async function checkWebhookUrl(raw: string, signal?: AbortSignal): Promise<URL> {
   let url: URL;
   try {
     url = new URL(raw);
@@ -95,7 +128,7 @@ export async function checkWebhookUrl(raw: string): Promise<URL> {
   const host = url.hostname.replace(/^\[|\]$/g, '');
   let addresses: string[];
   try {
-    addresses = isIP(host) ? [host] : (await dnsLookup(host, { all: true, verbatim: true })).map((a) => a.address);
+    addresses = await resolveHost(host, signal);
   } catch {
     throw new WebhookUrlError(`host '${host}' does not resolve`);
   }
@@ -112,9 +145,10 @@ export async function checkWebhookUrl(raw: string): Promise<URL> {
 
 /** A DNS lookup that refuses non-public addresses at connection time (DNS rebinding). */
 const guardedLookup: LookupFunction = (hostname, options, callback) => {
-  dnsLookup(hostname, { all: true, verbatim: true })
-    .then((all) => {
+  resolveHost(hostname)
+    .then((addresses) => {
       const local = allowLoopback();
+      const all = addresses.map((address) => ({ address, family: isIP(address) }));
       const ok = all.filter((a) => isPublicAddress(a.address, local));
       if (ok.length === 0 || ok.length !== all.length) throw new WebhookUrlError(`${hostname} resolves to a non-public address`);
       if ((options as { all?: boolean }).all) (callback as (e: null, a: typeof ok) => void)(null, ok);
@@ -177,7 +211,7 @@ function post(url: URL, headers: Record<string, string>, body: string, signal: A
   );
 }
 
-/** `work`'s outcome, unless `signal` aborts first: then its reason (work that cannot be cancelled, like a DNS lookup, is left to finish unheard). */
+/** `work`'s outcome, unless `signal` aborts first: then its reason (work that cannot be cancelled is left to finish unheard). */
 function beforeDeadline<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(signal.reason);
@@ -209,7 +243,7 @@ export async function deliverWebhook(
   const deadline = new AbortController();
   const timer = setTimeout(() => deadline.abort(new Error(`no complete answer within ${timeoutMs} ms`)), timeoutMs);
   try {
-    const url = await beforeDeadline(checkWebhookUrl(rawUrl), deadline.signal);
+    const url = await beforeDeadline(checkWebhookUrl(rawUrl, deadline.signal), deadline.signal);
     const timestamp = Math.floor(Date.now() / 1000);
     const status = await post(
       url,
