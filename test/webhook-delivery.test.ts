@@ -9,7 +9,8 @@ import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { Webhook } from 'standardwebhooks';
 import { createDocumentClient } from '../lambdas/shared/ddb.js';
 import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
-import { ExecutionsRepository, newExecutionId, webhookShard, WEBHOOK_SHARDS, type ExecutionRecord } from '../lambdas/shared/repositories/executions.js';
+import { ExecutionsRepository, newExecutionId, REDELIVERIES_SENT_AT_ONCE, REDELIVERY_WINDOW_MS, webhookShard, WEBHOOK_SHARDS, type ExecutionRecord } from '../lambdas/shared/repositories/executions.js';
+import { redeliverWebhook } from '../lambdas/shared/services/executions.js';
 import { LocalSecretBox } from '../lambdas/shared/secret-box.js';
 import { attemptWebhook, firstAttempt, NO_NEW_SECRET, sendDueWebhooks, sendNow, type WebhookDeps } from '../lambdas/shared/services/webhooks.js';
 import { DEFAULT_RETRY_SCHEDULE_SECONDS, RETRY_JITTER, nextAttemptAt, parseRetrySchedule, retryScheduleFromEnv } from '../lambdas/shared/webhook-schedule.js';
@@ -253,6 +254,22 @@ describe('attempts', () => {
     expect(deliveriesOf(run.execution_id)).toHaveLength(1);
   });
 
+  it('the account’s secret failing to be read (DynamoDB failing) sends nothing and counts no attempt: the webhook stays pending, claimed until the lease ends (it used up one of the 8 before)', async () => {
+    const { accountId } = await account();
+    const run = await running(accountId);
+    const ended = await endedWithoutAttempt(run);
+    proxy.inject({ operation: 'GetItem', table: db.tables.accounts, fault: 'server-error', times: 20 });
+    expect(await firstAttempt(faulty, ended)).toBe('error');
+    expect(proxy.injected()).toBeGreaterThanOrEqual(1);
+    expect(deliveriesOf(run.execution_id)).toHaveLength(0);
+    const after = (await deps.executions.get(accountId, run.execution_id))!;
+    expect(after.webhook).toMatchObject({ status: 'pending', attempts: 0, last_attempt_at: null });
+    // Claimed: due again when the claim's lease ends (30 s), not at the schedule's next step.
+    expect(after.webhook_due! - Date.now()).toBeGreaterThan(20_000);
+    expect(after.webhook_due! - Date.now()).toBeLessThanOrEqual(30_000);
+    proxy.clearFaults();
+  });
+
   it('a sender that died after its claim: the webhook comes due again when the claim’s lease ends', async () => {
     const { accountId } = await account();
     const run = await running(accountId);
@@ -326,13 +343,14 @@ describe('attempts', () => {
     ]);
   });
 
-  it('a sender that may make the secret but has no audit trail to record it in makes none: the attempt fails and is retried', async () => {
+  it('a sender that may make the secret but has no audit trail to record it in makes none: no attempt is made nor counted (a wiring defect is ours), and the webhook comes due again when its claim ends', async () => {
     const accountId = `acct_wh_noaudit_${Date.now().toString(36)}`;
     await createAccount({ accounts: deps.accounts, audit: db.audit }, accountId, 'business');
     const run = await running(accountId);
     const { audit: _audit, ...miswired } = deps;
-    expect(await firstAttempt(miswired, await endedWithoutAttempt(run), { makeSecret: true })).toBe('retry');
+    expect(await firstAttempt(miswired, await endedWithoutAttempt(run), { makeSecret: true })).toBe('error');
     expect(deliveriesOf(run.execution_id)).toHaveLength(0);
+    expect((await deps.executions.get(accountId, run.execution_id))!.webhook).toMatchObject({ status: 'pending', attempts: 0 });
     const item = (await db.doc.send(new GetCommand({ TableName: db.tables.accounts, Key: { account_id: accountId }, ConsistentRead: true }))).Item!;
     expect(item).not.toHaveProperty('webhook_secret_sealed');
   });
@@ -422,5 +440,30 @@ describe('one sender run shares its attempts between accounts', () => {
     expect(await deps.executions.claimWebhookAttempt(accountId, run.execution_id, seen, 'claim-x', Date.now() + 30_000, Date.now())).toBeDefined();
     expect(await deps.executions.postponeWebhook(accountId, run.execution_id, seen, Date.now() + 600_000)).toBe(false);
     expect((await deps.executions.get(accountId, run.execution_id))!.webhook_claim).toBe('claim-x');
+  });
+});
+
+describe('redeliveries sent at once are bounded per account', () => {
+  it(`past ${REDELIVERIES_SENT_AT_ONCE} in ${REDELIVERY_WINDOW_MS / 1000} s, an account's redeliveries are left due for the scheduled sender (each one sent at once is a sender of up to 5 s: unbounded before); another account's are sent at once`, async () => {
+    const { accountId } = await account();
+    const other = await account();
+    const actorOf = (id: string) => ({ accountId: id, principal: { kind: 'key' as const, key_id: 'key_r' }, workspaces: ['*'] });
+    const runs = await Promise.all(Array.from({ length: REDELIVERIES_SENT_AT_ONCE + 5 }, async () => endedWithoutAttempt(await running(accountId, 'http://127.0.0.1:9/dead'))));
+    const sent: string[] = [];
+    const invoke = async (ids: { account_id: string; execution_id: string }) => {
+      sent.push(`${ids.account_id}/${ids.execution_id}`);
+    };
+    // In one window (a burst at its start), so the count is exact.
+    const windowStart = Math.ceil(Date.now() / REDELIVERY_WINDOW_MS) * REDELIVERY_WINDOW_MS;
+    await new Promise((r) => setTimeout(r, windowStart - Date.now() + 10));
+    const answers = await Promise.all(runs.map((run) => redeliverWebhook({ executions: deps.executions }, actorOf(accountId), run.execution_id, invoke)));
+    expect(answers.map((a) => a.webhook?.status)).toEqual(Array(runs.length).fill('pending'));
+    expect(sent.filter((s) => s.startsWith(`${accountId}/`))).toHaveLength(REDELIVERIES_SENT_AT_ONCE);
+    // Every one is due now for the scheduled sender, sent at once or not.
+    for (const run of runs) expect((await deps.executions.get(accountId, run.execution_id))!.webhook_due).toBeLessThanOrEqual(Date.now());
+    // Another account is not held back by it.
+    const theirs = await endedWithoutAttempt(await running(other.accountId, 'http://127.0.0.1:9/dead'));
+    await redeliverWebhook({ executions: deps.executions }, actorOf(other.accountId), theirs.execution_id, invoke);
+    expect(sent).toContain(`${other.accountId}/${theirs.execution_id}`);
   });
 });

@@ -180,6 +180,18 @@ const signalKey = (accountId: string, executionId: string) => ({ account_id: `${
 
 /** The partition of an account's sync slots. */
 export const SYNC_SLOTS_PARTITION_SUFFIX = '#sync-slots';
+/** The partition of an account's counters of redeliveries sent at once (takeImmediateSend). */
+export const REDELIVERIES_PARTITION_SUFFIX = '#redeliveries';
+/**
+ * Redeliveries of an account sent at once (the sender invoked for each) per window of
+ * REDELIVERY_WINDOW_MS, an attempt's 5 s: past them a redelivery is left to the scheduled sender (within
+ * about a minute, sharing out the attempts between accounts). Each one sent at once is an invocation of
+ * the sender of up to 5 s: without a bound, one account's keys redelivering runs whose receiver hangs
+ * (each key within its rate limit) could run hundreds of senders at once, from the Lambda concurrency
+ * every function of every account shares.
+ */
+export const REDELIVERIES_SENT_AT_ONCE = 10;
+export const REDELIVERY_WINDOW_MS = 5_000;
 /** A sync slot's sort key: `slot#0007`. */
 const syncSlotKey = (k: number) => `slot#${String(k).padStart(4, '0')}`;
 /**
@@ -863,6 +875,32 @@ export class ExecutionsRepository {
           ConditionExpression: 'webhook_claim = :claim',
           ...(outcome.result === 'retry' ? {} : { ExpressionAttributeNames: { '#s': 'status' } }),
           ExpressionAttributeValues: values,
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionalCheckFailed(error)) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * One of the account's immediate webhook sends for the current window of REDELIVERY_WINDOW_MS (at most
+   * REDELIVERIES_SENT_AT_ONCE): true when taken. One conditional ADD on a counter item of the window, in a
+   * partition of its own (`<account_id>#redeliveries`, in no index), kept a day. Not idempotent: a retry
+   * after a lost answer counts twice, which only leaves one more redelivery to the scheduled sender.
+   */
+  async takeImmediateSend(accountId: string, nowMs: number): Promise<boolean> {
+    const window = Math.floor(nowMs / REDELIVERY_WINDOW_MS);
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { account_id: `${accountId}${REDELIVERIES_PARTITION_SUFFIX}`, execution_id: `window#${window}` },
+          UpdateExpression: 'ADD sent :one SET #ttl = if_not_exists(#ttl, :ttl)',
+          ConditionExpression: 'attribute_not_exists(sent) OR sent < :max',
+          ExpressionAttributeNames: { '#ttl': 'ttl' },
+          ExpressionAttributeValues: { ':one': 1, ':max': REDELIVERIES_SENT_AT_ONCE, ':ttl': Math.ceil(nowMs / 1000) + 86_400 },
         }),
       );
       return true;

@@ -168,13 +168,22 @@ export async function attemptWebhook(deps: WebhookDeps, due: DueWebhook, options
   }
   if (!claimed?.webhook_url || !claimed.webhook) return 'not-claimed';
   let delivery: Delivery;
+  let secrets: string[];
   try {
-    const secrets = await signingSecrets(deps, due.account_id, options.makeSecret ? firstBySystem(deps, due.account_id) : NO_NEW_SECRET);
-    delivery = await deliverWebhook(claimed.webhook_url, secrets, webhookMessageId(claimed), webhookPayload(claimed), options.delivery);
+    secrets = await signingSecrets(deps, due.account_id, options.makeSecret ? firstBySystem(deps, due.account_id) : NO_NEW_SECRET);
   } catch (error) {
-    // Nothing was sent: no secret to sign with (none made yet, or it could not be read).
-    delivery = { delivered: false, status: null, reason: `no webhook secret to sign it with (${errorName(error)})` };
+    if (!(error instanceof NoWebhookSecretYet)) {
+      // Ours, not the receiver's (DynamoDB or KMS failing): nothing was sent and no attempt is counted
+      // against the webhook's 8. It comes due again when the claim's lease ends (30 s).
+      log('error', 'webhook attempt not made: its secret could not be read; it comes due again when its claim ends', { ...ids, error: errorName(error) });
+      return 'error';
+    }
+    // None made yet, and this caller may not make it: a failed attempt, and the scheduled sender (which
+    // makes it) takes the next.
+    secrets = [];
   }
+  if (secrets.length === 0) delivery = { delivered: false, status: null, reason: 'no webhook secret to sign it with (NoWebhookSecretYet)' };
+  else delivery = await deliverWebhook(claimed.webhook_url, secrets, webhookMessageId(claimed), webhookPayload(claimed), options.delivery);
   const at = clock(deps);
   const attemptsInRound = (claimed.webhook_round ?? 0) + 1;
   const nextDue = delivery.delivered ? undefined : nextAttemptAt(attemptsInRound, at.getTime(), deps.retrySchedule ?? retryScheduleFromEnv());
