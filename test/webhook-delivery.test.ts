@@ -254,7 +254,7 @@ describe('attempts', () => {
     expect(deliveriesOf(run.execution_id)).toHaveLength(1);
   });
 
-  it('the account’s secret failing to be read (DynamoDB failing) sends nothing and counts no attempt: the webhook stays pending, claimed until the lease ends (it used up one of the 8 before)', async () => {
+  it('the account’s secret failing to be read while DynamoDB fails (5xx) sends nothing and counts no attempt: the webhook stays pending, claimed until the lease ends (it used up one of the 8 before)', async () => {
     const { accountId } = await account();
     const run = await running(accountId);
     const ended = await endedWithoutAttempt(run);
@@ -343,14 +343,14 @@ describe('attempts', () => {
     ]);
   });
 
-  it('a sender that may make the secret but has no audit trail to record it in makes none: no attempt is made nor counted (a wiring defect is ours), and the webhook comes due again when its claim ends', async () => {
+  it('a sender that may make the secret but has no audit trail to record it in makes none: the attempt fails and is retried (a failure for good is counted: the schedule ends, and its alarm sees it)', async () => {
     const accountId = `acct_wh_noaudit_${Date.now().toString(36)}`;
     await createAccount({ accounts: deps.accounts, audit: db.audit }, accountId, 'business');
     const run = await running(accountId);
     const { audit: _audit, ...miswired } = deps;
-    expect(await firstAttempt(miswired, await endedWithoutAttempt(run), { makeSecret: true })).toBe('error');
+    expect(await firstAttempt(miswired, await endedWithoutAttempt(run), { makeSecret: true })).toBe('retry');
     expect(deliveriesOf(run.execution_id)).toHaveLength(0);
-    expect((await deps.executions.get(accountId, run.execution_id))!.webhook).toMatchObject({ status: 'pending', attempts: 0 });
+    expect((await deps.executions.get(accountId, run.execution_id))!.webhook).toMatchObject({ status: 'pending', attempts: 1 });
     const item = (await db.doc.send(new GetCommand({ TableName: db.tables.accounts, Key: { account_id: accountId }, ConsistentRead: true }))).Item!;
     expect(item).not.toHaveProperty('webhook_secret_sealed');
   });

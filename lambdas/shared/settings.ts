@@ -21,9 +21,10 @@ export interface TierSettings {
    */
   readonly maxAsyncInFlight: number;
   /**
-   * Synchronous executions an account of this tier may have running at once. Each holds a workflows-function
-   * instance for up to its 25 s budget, from the Lambda pool every tenant's requests share: past it, a
-   * sync run is 429 CONCURRENCY_LIMIT_EXCEEDED. 0 admits none.
+   * Synchronous executions an account of this tier may have running at once, with its direct runs of models
+   * that wait (`sleep`, a deployment's own). Each holds a workflows-function instance for up to its 25 s
+   * budget, from the Lambda pool every tenant's requests share: past it, a sync run (or such a model run)
+   * is 429 CONCURRENCY_LIMIT_EXCEEDED. 0 admits none.
    */
   readonly maxSyncInFlight: number;
 }

@@ -81,8 +81,11 @@ export class WebhookUrlError extends Error {
 
 const allowLoopback = () => process.env[ALLOW_LOOPBACK_ENV] === 'true';
 
-/** One DNS query's try, of two: both fit an attempt's 5 s. */
-const DNS_TRY_MS = 1500;
+/**
+ * A DNS query's first try, of two (c-ares waits longer on the second): against a name server that never
+ * answers, 2.7 s in all (measured with c-ares 1.34, Node 20.20; 1 s tries took 3.9 s), leaving an attempt's 5 s room to connect and send.
+ */
+const DNS_TRY_MS = 700;
 
 /**
  * The addresses of `host` (IPv4 and IPv6), asked of DNS by c-ares (node:dns's Resolver), which does its
@@ -143,9 +146,9 @@ export async function checkWebhookUrl(raw: string, signal?: AbortSignal): Promis
   return url;
 }
 
-/** A DNS lookup that refuses non-public addresses at connection time (DNS rebinding). */
-const guardedLookup: LookupFunction = (hostname, options, callback) => {
-  resolveHost(hostname)
+/** A DNS lookup that refuses non-public addresses at connection time (DNS rebinding); `signal` cancels it. */
+const guardedLookup = (signal: AbortSignal): LookupFunction => (hostname, options, callback) => {
+  resolveHost(hostname, signal)
     .then((addresses) => {
       const local = allowLoopback();
       const all = addresses.map((address) => ({ address, family: isIP(address) }));
@@ -187,7 +190,7 @@ export const MAX_ANSWER_BODY_BYTES = 64 * 1024;
  * rejects with the signal's reason.
  */
 function post(url: URL, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<number> {
-  const options: RequestOptions = { method: 'POST', headers, lookup: guardedLookup, signal };
+  const options: RequestOptions = { method: 'POST', headers, lookup: guardedLookup(signal), signal };
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return beforeDeadline(
     new Promise<number>((resolve, reject) => {

@@ -167,12 +167,15 @@ function customModel(spec: CustomModelSpec): Model {
       let pollTimer: ReturnType<typeof setTimeout> | undefined;
       const watch = () => {
         pollTimer = setTimeout(() => {
-          void context.isCancelled().then((yes) => {
-            if (yes && waiting) {
-              cancelled = true;
-              stop.abort();
-            } else if (waiting) watch();
-          });
+          void context
+            .isCancelled()
+            .catch(() => false) // a failed check is no cancel: the next one sees it
+            .then((yes) => {
+              if (yes && waiting) {
+                cancelled = true;
+                stop.abort();
+              } else if (waiting) watch();
+            });
         }, CANCEL_POLL_MS);
       };
       watch();

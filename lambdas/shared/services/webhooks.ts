@@ -144,6 +144,18 @@ function firstBySystem(deps: WebhookDeps, accountId: string): FirstWebhookSecret
 
 export type AttemptResult = WebhookOutcome['result'] | 'not-claimed' | 'error';
 
+/**
+ * A failure of DynamoDB or KMS that passes: an AWS SDK error (it carries `$metadata`) that the service
+ * marked retryable, answered with a 5xx, or that got no answer at all (a network error). Not ours (a
+ * missing account, a wiring defect) nor a 4xx (a disabled key, a secret that does not decrypt).
+ */
+function passing(error: unknown): boolean {
+  const e = error as { $metadata?: { httpStatusCode?: number }; $retryable?: unknown } | null;
+  if (!e || typeof e !== 'object' || e.$metadata === undefined) return false;
+  const status = e.$metadata.httpStatusCode;
+  return e.$retryable !== undefined || status === undefined || status >= 500;
+}
+
 export interface AttemptOptions {
   /** Make the account's secret when it has none (the worker, which ends most runs, may). @default false */
   readonly makeSecret?: boolean;
@@ -169,20 +181,23 @@ export async function attemptWebhook(deps: WebhookDeps, due: DueWebhook, options
   if (!claimed?.webhook_url || !claimed.webhook) return 'not-claimed';
   let delivery: Delivery;
   let secrets: string[];
+  let failedBefore = '';
   try {
     secrets = await signingSecrets(deps, due.account_id, options.makeSecret ? firstBySystem(deps, due.account_id) : NO_NEW_SECRET);
   } catch (error) {
-    if (!(error instanceof NoWebhookSecretYet)) {
-      // Ours, not the receiver's (DynamoDB or KMS failing): nothing was sent and no attempt is counted
-      // against the webhook's 8. It comes due again when the claim's lease ends (30 s).
+    if (passing(error)) {
+      // DynamoDB or KMS failing for a while (throttled, 5xx, no answer): nothing was sent, and no attempt
+      // is counted against the receiver's 8. It comes due again when the claim's lease ends (30 s).
       log('error', 'webhook attempt not made: its secret could not be read; it comes due again when its claim ends', { ...ids, error: errorName(error) });
       return 'error';
     }
-    // None made yet, and this caller may not make it: a failed attempt, and the scheduled sender (which
-    // makes it) takes the next.
+    // No secret yet (and this caller may not make one: the scheduled sender, which makes it, takes the
+    // next), or one that cannot be read for good (a missing account, a disabled key, a wiring defect):
+    // a failed attempt, so the schedule ends and its alarm sees it rather than trying for ever.
     secrets = [];
+    failedBefore = `no webhook secret to sign it with (${errorName(error)})`;
   }
-  if (secrets.length === 0) delivery = { delivered: false, status: null, reason: 'no webhook secret to sign it with (NoWebhookSecretYet)' };
+  if (secrets.length === 0) delivery = { delivered: false, status: null, reason: failedBefore };
   else delivery = await deliverWebhook(claimed.webhook_url, secrets, webhookMessageId(claimed), webhookPayload(claimed), options.delivery);
   const at = clock(deps);
   const attemptsInRound = (claimed.webhook_round ?? 0) + 1;

@@ -748,13 +748,15 @@ export async function runModel(
   rawBody: unknown,
   options: { syncLimit?: number | undefined } = {},
 ): Promise<{ model: string; output: unknown }> {
+  // The budget counts from the request, as a sync run's does: taking a slot may take a moment.
+  const deadline = Date.now() + SYNC_BUDGET_MS;
   const model = deps.models.get(modelId);
   if (!model) throw new NotFoundError(`Model '${modelId}' not found`);
   const body = parseModelRunBody(rawBody);
   const input = runInput(body.input);
   await loadUserSchemaCompiler();
   checkInput(model.input_schema, input);
-  if (!model.waits || options.syncLimit === undefined) return await modelRun(model, modelId, input);
+  if (!model.waits || options.syncLimit === undefined) return await modelRun(model, modelId, input, deadline);
   // The slot's holder: this run alone (a direct run has no execution id).
   const holder = `model-run-${newAttemptId()}`;
   const slot = await deps.executions
@@ -763,7 +765,7 @@ export async function runModel(
       throw error instanceof ConcurrencyLimitExceededError ? new ConcurrencyLimitExceededError(error.limit, 'model') : error;
     });
   try {
-    return await modelRun(model, modelId, input);
+    return await modelRun(model, modelId, input, deadline);
   } finally {
     await deps.executions.releaseSyncSlot(accountId, slot, holder).catch((error: unknown) =>
       log('warn', 'a direct model run’s slot could not be released; its lease frees it', { account_id: accountId, model: modelId, error: errorName(error) }),
@@ -771,9 +773,9 @@ export async function runModel(
   }
 }
 
-async function modelRun(model: Model, modelId: string, input: unknown): Promise<{ model: string; output: unknown }> {
+async function modelRun(model: Model, modelId: string, input: unknown, deadline: number): Promise<{ model: string; output: unknown }> {
   try {
-    const output = await model.run(input, { deadline: Date.now() + SYNC_BUDGET_MS, isCancelled: async () => false });
+    const output = await model.run(input, { deadline, isCancelled: async () => false });
     // As a step's output may be: a deployer's model could answer up to Lambda's 6 MB, past what the
     // function may answer itself (a 502 instead of the contract's 422).
     const bytes = jsonBytes(output);
