@@ -65,6 +65,17 @@ function deps(): WorkflowDeps {
   };
 }
 
+/** A business account with workflow `wf` deployed: one step of the deployer's model, on the run's input. */
+async function withWorkflow() {
+  const d = deps();
+  const accountId = `acct_cml_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 6)}`;
+  await createAccount({ accounts: d.accounts, audit: db.audit }, accountId, 'business');
+  const actor = { accountId, principal: { kind: 'key' as const, key_id: 'key_cml' }, workspaces: ['*'] };
+  await createWorkflow(d, actor, { slug: 'wf', name: 'wf', definition: { input_schema: {}, steps: [{ id: 'm', model: 'theirs', input: '$.input' }], output: '$.steps.m.output' } });
+  await deployWorkflow(d, actor, 'wf');
+  return { d, actor, accountId };
+}
+
 it('boundedMessage keeps a short message, cuts a long one to MAX_ERROR_CHARS saying so, never inside a surrogate pair', () => {
   expect(boundedMessage('short')).toBe('short');
   const cut = boundedMessage('E'.repeat(300_000));
@@ -78,12 +89,7 @@ it('boundedMessage keeps a short message, cuts a long one to MAX_ERROR_CHARS say
 });
 
 it('a run whose model fails with a 300 KB message beside a 120 KB input ends FAILED, stored, its error cut (a 500 and RUNNING before)', async () => {
-  const d = deps();
-  const accountId = `acct_cml_${Date.now().toString(36)}`;
-  await createAccount({ accounts: d.accounts, audit: db.audit }, accountId, 'business');
-  const actor = { accountId, principal: { kind: 'key' as const, key_id: 'key_cml' }, workspaces: ['*'] };
-  await createWorkflow(d, actor, { slug: 'wf', name: 'wf', definition: { input_schema: {}, steps: [{ id: 'm', model: 'theirs', input: '$.input' }], output: '$.steps.m.output' } });
-  await deployWorkflow(d, actor, 'wf');
+  const { d, actor, accountId } = await withWorkflow();
   const { execution } = await runWorkflow(d, actor, 'wf', { input: { fail: 300_000, pad: 'x'.repeat(120_000) } }, { async: false, startAsync: async () => {} });
   expect(execution.status).toBe('FAILED');
   expect(execution.error).toMatch(/^bad input: E+ … \(300,011 characters, cut\)$/);
@@ -92,12 +98,7 @@ it('a run whose model fails with a 300 KB message beside a 120 KB input ends FAI
 }, 60_000);
 
 it('a run cancelled while its step waits for the model stops within a poll or two, CANCELLED (it waited for the model: a cancel freed the async slot while the worker stayed busy)', async () => {
-  const d = deps();
-  const accountId = `acct_cmc_${Date.now().toString(36)}`;
-  await createAccount({ accounts: d.accounts, audit: db.audit }, accountId, 'business');
-  const actor = { accountId, principal: { kind: 'key' as const, key_id: 'key_cmc' }, workspaces: ['*'] };
-  await createWorkflow(d, actor, { slug: 'wf', name: 'wf', definition: { input_schema: {}, steps: [{ id: 'm', model: 'theirs', input: '$.input' }], output: '$.steps.m.output' } });
-  await deployWorkflow(d, actor, 'wf');
+  const { d, actor } = await withWorkflow();
   const running = runWorkflow(d, actor, 'wf', { input: { hang: 15_000 } }, { async: false, startAsync: async () => {} });
   let id: string | undefined;
   while (!id) {
