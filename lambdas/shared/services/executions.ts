@@ -84,7 +84,9 @@ export type SendWebhookNow = (ids: { account_id: string; execution_id: string })
 /**
  * POST /executions/{id}/webhook/redeliver: the run's webhook pending again and due now, its retry
  * schedule restarted (`attempts` keeps counting; the same `webhook-id`), and the sender asked to send it
- * at once (at most REDELIVERIES_SENT_AT_ONCE of an account's in 5 s; the others within about a minute). 404 for a run that asked for no webhook, 409 EXECUTION_NOT_FINISHED for one still in flight.
+ * at once (at most REDELIVERIES_SENT_AT_ONCE of an account's per 5 s window; the scheduled sender sends
+ * the others, within about a minute). 404 for a run that asked for no webhook, 409
+ * EXECUTION_NOT_FINISHED for one still in flight.
  * While an attempt is in flight it changes nothing: that attempt is the one sent now.
  * Answers the execution as this left it; if the sender cannot be asked, the scheduled one sends it
  * within about a minute.
