@@ -83,7 +83,8 @@ const allowLoopback = () => process.env[ALLOW_LOOPBACK_ENV] === 'true';
 
 /**
  * A DNS query's first try, of two (c-ares waits longer on the second): against a name server that never
- * answers, 2.7 s in all (measured with c-ares 1.34, Node 20.20; 1 s tries took 3.9 s), leaving an attempt's 5 s room to connect and send.
+ * answers, 2.7 s in all (measured with c-ares 1.34, Node 20.20; tries of 1 s took 3.9 s), which leaves
+ * an attempt's 5 s room to connect and send.
  */
 const DNS_TRY_MS = 700;
 
