@@ -159,6 +159,14 @@ const PAGE_ITEMS_BYTES = MAX_PAGE_BYTES - 4 * 1024;
  * empty) page with a `next_token` rather than read on until the function times out.
  */
 export const MAX_ITEMS_READ_PER_PAGE = 1000;
+/**
+ * Read units one list page may consume (DynamoDB's own count, asked with `ReturnConsumedCapacity`): 256
+ * is about 2 MB read eventually consistent. The item bound alone let a page of a filtered list read 1,000
+ * large items: a key limited to one workspace listing executions, 300 of 240 KB each in another, read
+ * about 70 MB for an empty page (about 32,000 units and 250 calls on AWS, on the account's partition).
+ * Past it the page is returned short, as past MAX_ITEMS_READ_PER_PAGE.
+ */
+export const MAX_READ_UNITS_PER_PAGE = 256;
 /** How many items a filtered list reads per call. */
 const FILTERED_READ_CHUNK = 100;
 
@@ -171,6 +179,7 @@ export async function queryPage(
   const items: Record<string, unknown>[] = [];
   let bytes = 0;
   let read = 0;
+  let units = 0;
   let from = start;
   do {
     // Unfiltered, read what the page needs. Filtered, read in chunks (a filter that matches little would
@@ -180,9 +189,15 @@ export async function queryPage(
     const wanted = limit + 1 - items.length;
     const chunk = input.FilterExpression ? Math.max(wanted, FILTERED_READ_CHUNK) : wanted;
     const out = await doc.send(
-      new QueryCommand({ ...input, Limit: Math.max(1, Math.min(chunk, MAX_ITEMS_READ_PER_PAGE - read)), ExclusiveStartKey: from }),
+      new QueryCommand({
+        ...input,
+        Limit: Math.max(1, Math.min(chunk, MAX_ITEMS_READ_PER_PAGE - read)),
+        ExclusiveStartKey: from,
+        ReturnConsumedCapacity: 'TOTAL',
+      }),
     );
     read += out.ScannedCount ?? 0;
+    units += out.ConsumedCapacity?.CapacityUnits ?? 0;
     for (const item of out.Items ?? []) {
       // One more match past a full page: something follows.
       if (items.length === limit) return { items, more: true };
@@ -193,8 +208,8 @@ export async function queryPage(
     }
     from = out.LastEvaluatedKey;
     // A filter that matches little must not make one page read an account's whole history: past the
-    // bound, the page is returned short, and its token resumes where the reading stopped.
-    if (from && read >= MAX_ITEMS_READ_PER_PAGE) return { items, more: true, resumeAfter: from };
+    // bounds (items, read units), the page is returned short, and its token resumes where the reading stopped.
+    if (from && (read >= MAX_ITEMS_READ_PER_PAGE || units >= MAX_READ_UNITS_PER_PAGE)) return { items, more: true, resumeAfter: from };
   } while (from);
   return { items, more: false };
 }
