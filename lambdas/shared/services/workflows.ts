@@ -583,18 +583,10 @@ export async function runWorkflow(
   };
   if (!options.async) {
     // A sync run holds a slot while it runs, taken before its put (429 when none is free: nothing written).
-    const slot = options.syncLimit === undefined ? undefined : await deps.executions.takeSyncSlot(record.account_id, record.execution_id, options.syncLimit, record.lease_until!);
-    try {
+    return holdingSyncSlot(deps, record.account_id, record.execution_id, options.syncLimit, record.lease_until!, async () => {
       await storeRun(deps, record, owner);
       return { execution: await executeSteps(deps, record, definition, started + SYNC_BUDGET_MS, TOO_LONG_FOR_SYNC, owner), async: false };
-    } finally {
-      if (slot) {
-        // Its lease frees it anyway: a release that fails only keeps the slot until then.
-        await deps.executions.releaseSyncSlot(record.account_id, slot, record.execution_id).catch((error: unknown) =>
-          log('warn', 'a sync run’s slot could not be released; its lease frees it', { account_id: record.account_id, execution_id: record.execution_id, error: errorName(error) }),
-        );
-      }
-    }
+    });
   }
   await storeRun(deps, record, owner, options.asyncLimit);
   try {
@@ -756,19 +748,28 @@ export async function runModel(
   const input = runInput(body.input);
   await loadUserSchemaCompiler();
   checkInput(model.input_schema, input);
-  if (!model.waits || options.syncLimit === undefined) return await modelRun(model, modelId, input, deadline);
+  if (!model.waits) return await modelRun(model, modelId, input, deadline);
   // The slot's holder: this run alone (a direct run has no execution id).
   const holder = `model-run-${newAttemptId()}`;
-  const slot = await deps.executions
-    .takeSyncSlot(accountId, holder, options.syncLimit, Date.now() + WORKFLOWS_TIMEOUT_SECONDS * 1000 + LEASE_MARGIN_MS)
-    .catch((error: unknown) => {
-      throw error instanceof ConcurrencyLimitExceededError ? new ConcurrencyLimitExceededError(error.limit, 'model') : error;
-    });
+  const leaseUntil = Date.now() + WORKFLOWS_TIMEOUT_SECONDS * 1000 + LEASE_MARGIN_MS;
+  return holdingSyncSlot(deps, accountId, holder, options.syncLimit, leaseUntil, () => modelRun(model, modelId, input, deadline)).catch((error: unknown) => {
+    throw error instanceof ConcurrencyLimitExceededError && error.kind === 'sync' ? new ConcurrencyLimitExceededError(error.limit, 'model') : error;
+  });
+}
+
+/**
+ * `work` while `holder` holds one of the account's `limit` sync slots (none taken when `limit` is
+ * undefined): 429 CONCURRENCY_LIMIT_EXCEEDED when none is free, before any work. The slot is given back
+ * when the work ends; a release that fails only keeps it until its lease, `leaseUntil`.
+ */
+async function holdingSyncSlot<T>(deps: WorkflowDeps, accountId: string, holder: string, limit: number | undefined, leaseUntil: number, work: () => Promise<T>): Promise<T> {
+  if (limit === undefined) return work();
+  const slot = await deps.executions.takeSyncSlot(accountId, holder, limit, leaseUntil);
   try {
-    return await modelRun(model, modelId, input, deadline);
+    return await work();
   } finally {
     await deps.executions.releaseSyncSlot(accountId, slot, holder).catch((error: unknown) =>
-      log('warn', 'a direct model run’s slot could not be released; its lease frees it', { account_id: accountId, model: modelId, error: errorName(error) }),
+      log('warn', 'a sync slot could not be released; its lease frees it', { account_id: accountId, holder, error: errorName(error) }),
     );
   }
 }
