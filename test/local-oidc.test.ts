@@ -112,6 +112,8 @@ describe('discovery', () => {
     });
     expect(d['scopes_supported']).toEqual(expect.arrayContaining(['openid', 'email', 'profile']));
     expect(d['scopes_supported']).not.toContain('offline_access');
+    // No DPoP: its tokens are bound to a key (cnf), and the API takes bearer tokens only.
+    expect(d['dpop_signing_alg_values_supported']).toBeUndefined();
     expect(localAuthorizerSettings(p.origin)).toEqual({
       issuer: d.issuer,
       jwksUri: d.jwks_uri,

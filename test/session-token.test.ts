@@ -40,6 +40,7 @@ describe('the Cognito profile', () => {
     ['an ID token', { token_use: 'id', aud: 'console' }],
     ['another client’s access token', { token_use: 'access', client_id: 'someone-else' }],
     ['a token without token_use', { client_id: 'console' }],
+    ['a token bound to a client certificate (cnf, RFC 8705)', { token_use: 'access', client_id: 'console', cnf: { 'x5t#S256': 'bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2' } }],
   ])('refuses %s', async (_name, claims) => {
     await expect(verifier().verify(await sign(claims))).rejects.toBeInstanceOf(InvalidSessionToken);
   });
@@ -55,6 +56,8 @@ describe('the RFC 9068 profile', () => {
     ['another client', { aud: 'api', client_id: 'other' }],
     ['no client at all', { aud: 'api' }],
     ['another audience', { aud: 'other-api', client_id: 'console' }],
+    // Bound to the client's DPoP key (RFC 9449): without proof of that key it must not work as a bearer token.
+    ['a DPoP-bound client (cnf.jkt)', { aud: 'api', client_id: 'console', cnf: { jkt: 'qZRf0mH2n7bZxXk3Tq8vL1cE5yA9sD4wU6pJ0rN2tKg' } }],
   ])('refuses a token for %s', async (_name, claims) => {
     await expect(verifier().verify(await sign(claims, 'k1', privateKey, 'at+jwt'))).rejects.toBeInstanceOf(InvalidSessionToken);
   });

@@ -96,6 +96,10 @@ export function createSessionVerifier(
         throw new InvalidSessionToken('not an access token issued to the console’s client');
       }
       if (typeof payload.sub !== 'string' || payload.sub === '') throw new InvalidSessionToken('no subject');
+      // A token with `cnf` is bound to a key its client holds (DPoP, RFC 9449; mutual TLS, RFC 8705) and is
+      // only good with proof of that key, which this API does not check: taken as a bearer token, a stolen
+      // copy would work without the key. Refused, whatever the profile (RFC 9449 §7.2).
+      if (payload['cnf'] !== undefined) throw new InvalidSessionToken('a sender-constrained (cnf) token, not a bearer token');
       return { subject: payload.sub, claims: payload };
     },
   };

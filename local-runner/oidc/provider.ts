@@ -97,6 +97,9 @@ export function createProvider(setup: ProviderSetup): Provider {
     },
     features: {
       devInteractions: { enabled: false },
+      // The API takes bearer tokens only and refuses a key-bound one (cnf): issuing DPoP-bound tokens would
+      // give the console tokens the API refuses, so the provider does not offer DPoP.
+      dPoP: { enabled: false },
       userinfo: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
