@@ -108,6 +108,22 @@ export function cancellationReasons(error: unknown): string[] | undefined {
   return reasons.map((r) => r.Code ?? 'None');
 }
 
+/**
+ * Whether a write failed in a way that says nothing of whether it took effect: no answer at all (the
+ * SDK's request timeout, a cut connection: its attempts all ended so), a 5xx, or a transaction still
+ * running under its token (`TransactionInProgressException`). A throttled call, a cancelled transaction
+ * and any other 4xx surely did not take effect.
+ */
+export function outcomeUnknown(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  if (error.name === 'TransactionInProgressException') return true;
+  // DynamoDB's own answers say whose fault: a client fault (4xx) did not take effect.
+  const { $fault, $metadata } = error as { $fault?: 'client' | 'server'; $metadata?: { httpStatusCode?: number } };
+  if ($fault !== undefined) return $fault === 'server';
+  const status = $metadata?.httpStatusCode;
+  return status === undefined || status >= 500;
+}
+
 /** How often a transaction cancelled by another on the same item (`TransactionConflict`) is sent again. */
 export const TRANSACTION_CONFLICT_RETRIES = 8;
 

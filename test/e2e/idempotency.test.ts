@@ -269,6 +269,54 @@ describe('lost answers and failing writes (the fault proxy)', () => {
     expect(await activeKeys(accountId)).toBe(before + 1);
   });
 
+  it('the key creation’s transaction lands and every answer to it is lost: 201 with the key it made (a consistent read finds it), and the retry replays that one key', async () => {
+    const { accountId, admin } = await account();
+    const before = await activeKeys(accountId);
+    const key = newKey();
+    proxy.reset();
+    // Every attempt the SDK makes loses its answer: before, the request failed (500) with its key made,
+    // its plaintext gone, and its Idempotency-Key released, so the retry made a second key.
+    proxy.inject({ operation: 'TransactWriteItems', table: tables().keys, fault: 'lose-response' });
+    const first = await idem(admin, key, 'POST', '/keys', { name: 'all-lost', preset: 'read-only' });
+    expect(proxy.injected()).toBeGreaterThan(1);
+    proxy.clearFaults();
+    expect(first.status).toBe(201);
+    expect((await t.api(String(first.body['api_key']), 'GET', '/keys/verify')).body['key_id']).toBe(first.body['key_id']);
+    const { api_key: _p, ...withoutPlaintext } = first.body;
+    expectReplayOf(await idem(admin, key, 'POST', '/keys', { name: 'all-lost', preset: 'read-only' }), first, withoutPlaintext);
+    expect(await activeKeys(accountId)).toBe(before + 1);
+    expect((await t.deps().keys.listActive(accountId, new Date(), 100)).items.filter((k) => k.name === 'all-lost')).toHaveLength(1);
+  });
+
+  it('the key creation’s transaction fails with a 500 on each of the SDK’s attempts and did not land: found not stored, it is sent once more with its token and lands (201, one key)', async () => {
+    const { accountId, admin } = await account();
+    const before = await activeKeys(accountId);
+    proxy.reset();
+    // A 500 says nothing of whether a transaction landed; here none did (the proxy does not forward them).
+    // 4: every attempt of the SDK (DynamoDB's default, the client's retries of its one token).
+    proxy.inject({ operation: 'TransactWriteItems', table: tables().keys, fault: 'server-error', times: 4 });
+    const first = await idem(admin, newKey(), 'POST', '/keys', { name: 'resent', preset: 'read-only' });
+    expect(proxy.injected()).toBe(4);
+    expect(proxy.counts()['TransactWriteItems']).toBe(5);
+    expect(first.status).toBe(201);
+    expect(await activeKeys(accountId)).toBe(before + 1);
+  });
+
+  it('a key rotating itself without grace, every answer to the rotation lost: 201 with its replacement, which works; not locked out', async () => {
+    const { admin } = await account();
+    const self = await t.api(admin, 'POST', '/keys', { name: 'self-rotating', capabilities: ['keys:read', 'keys:write'] });
+    expect(self.status).toBe(201);
+    proxy.reset();
+    proxy.inject({ operation: 'TransactWriteItems', table: tables().keys, fault: 'lose-response' });
+    const rotated = await idem(String(self.body['api_key']), newKey(), 'POST', `/keys/${String(self.body['key_id'])}/rotate`, {});
+    expect(proxy.injected()).toBeGreaterThan(1);
+    proxy.clearFaults();
+    // Before: 500, and the old key already revoked, so its retry got 401, the replacement never shown.
+    expect(rotated.status).toBe(201);
+    expect((await t.api(String(rotated.body['api_key']), 'GET', '/keys/verify')).body['key_id']).toBe(rotated.body['key_id']);
+    expect((await t.api(String(self.body['api_key']), 'GET', '/keys/verify')).status).toBe(401);
+  });
+
   it('the answer’s keeping lands and its answer is lost: the SDK’s retry names the same owner; an async run’s retry replays its one execution', async () => {
     const { accountId, admin } = await account();
     const key = newKey();

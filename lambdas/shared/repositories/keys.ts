@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Principal } from '../caller.js';
 import {
   GetCommand,
@@ -9,7 +10,7 @@ import {
 import type { KeyEnvironment } from '../api-key.js';
 import { newAuditEvent, SYSTEM_ACTOR, type AuditRepository, type TransactItem } from './audit.js';
 import type { Capability } from '../capabilities.js';
-import { cancellationReasons, conflictBackoff, isConditionalCheckFailed, isTransactionConflict, queryPage, TRANSACTION_CONFLICT_RETRIES } from '../ddb.js';
+import { cancellationReasons, conflictBackoff, isConditionalCheckFailed, isTransactionConflict, outcomeUnknown, queryPage, TRANSACTION_CONFLICT_RETRIES } from '../ddb.js';
 import { decodePageToken, encodePageToken } from '../page-tokens.js';
 import { KeyLimitReachedError, NotFoundError, ValidationError } from '../errors.js';
 import type { TierName } from '../settings.js';
@@ -156,7 +157,7 @@ export class KeysRepository {
         },
         ...this.newKeyItems(record),
         audit,
-      ], record.account_id);
+      ], record.account_id, () => this.stored(record));
     } catch (error) {
       const reasons = cancellationReasons(error);
       if (reasons?.[0] === 'ConditionalCheckFailed') throw new KeyCreateConflict();
@@ -339,7 +340,7 @@ export class KeysRepository {
         ...(oldExpiry ? [] : [this.pointerTtl(old.key_id, revokedTtl)]),
         ...this.newKeyItems(next),
         ...audit,
-      ], next.account_id);
+      ], next.account_id, () => this.stored(next));
     } catch (error) {
       const reasons = cancellationReasons(error);
       if (reasons?.[0] === 'ConditionalCheckFailed') throw new KeyCreateConflict();
@@ -450,12 +451,15 @@ export class KeysRepository {
    * writing (`TransactionConflict`, e.g. parallel creates on one account); those are retried with
    * jittered backoff. Condition failures are the caller's to interpret.
    */
-  private async transact(items: TransactItem[], slotAccount?: string): Promise<void> {
+  private async transact(items: TransactItem[], slotAccount?: string, landed?: () => Promise<boolean>): Promise<void> {
     for (let attempt = 0; ; attempt++) {
+      // One token per attempt: the SDK sends it again with each of its retries, and so does `settle`.
+      const token = randomUUID();
       try {
-        await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
+        await this.doc.send(new TransactWriteCommand({ TransactItems: items, ClientRequestToken: token }));
         return;
       } catch (error) {
+        if (landed && outcomeUnknown(error)) return this.settle(items, token, landed, error);
         if (slotAccount && attempt === 0 && isMissingSlotMap(error)) {
           await this.addSlotMap(slotAccount);
           continue;
@@ -471,6 +475,34 @@ export class KeysRepository {
    * in the account's count must not vanish before its slot is released (TTL deleting an expired key's
    * record would leak the slot for good). Revoke, rotate and release set `ttl` as they free the slot.
    */
+  /**
+   * A transaction whose every attempt ended without an answer that says whether it took effect: the
+   * key's plaintext exists only in this request, so "did not happen" must not be assumed (the request
+   * would fail, its Idempotency-Key be released, and its retry make a second key, or, for a rotation
+   * without grace, meet its own revoked key). A consistent read tells: when `landed`, it did (its
+   * answer was lost), and the request goes on. When not, it is sent once more with its token: DynamoDB
+   * applies a token's transaction once (for 10 minutes), so this lands it, finds it landed meanwhile,
+   * or fails as it would have, for the caller to read.
+   */
+  private async settle(items: TransactItem[], token: string, landed: () => Promise<boolean>, error: unknown): Promise<void> {
+    let found: boolean;
+    try {
+      found = await landed();
+    } catch {
+      throw error;
+    }
+    if (found) return;
+    await this.doc.send(new TransactWriteCommand({ TransactItems: items, ClientRequestToken: token }));
+  }
+
+  /** Whether `record` is stored: its id pointer names its hash (consistent read). */
+  private async stored(record: KeyRecord): Promise<boolean> {
+    const pointer = await this.doc.send(
+      new GetCommand({ TableName: this.tables.keys, Key: { pk: idPk(record.key_id) }, ConsistentRead: true }),
+    );
+    return pointer.Item?.['key_hash'] === record.key_hash;
+  }
+
   private newKeyItems(record: KeyRecord): TransactItem[] {
     return [
       {
