@@ -74,6 +74,9 @@ export { ASSET_CACHE_CONTROL, PAGE_CACHE_CONTROL } from './console-security.js';
 /** Strict-Transport-Security max-age: two years. */
 export const HSTS_MAX_AGE = Duration.days(730);
 
+/** The status codes whose answers CloudFront caches for a while unless told otherwise (its Developer Guide, "HTTP 4xx and 5xx status codes that CloudFront caches"). */
+export const CACHED_ERROR_STATUSES = [400, 403, 404, 405, 414, 416, 500, 501, 502, 503, 504] as const;
+
 /** The built console: `vite build` of `console/`, run by the CDK's local bundling into the asset folder. */
 export function consoleAsset() {
   return Source.asset(CONSOLE_DIR, {
@@ -202,6 +205,11 @@ export class KnoudsConsole extends Construct {
       comment: `Knouds API: the console, and the API under /${props.stageName}`,
       defaultRootObject: 'index.html',
       httpVersion: HttpVersion.HTTP2_AND_3,
+      // Errors are not cached. CloudFront keeps a GET's 4xx/5xx for 10 s by default, whatever the cache
+      // policy, and ignores `no-store` on all but 404, 410, 414 and 501: one caller's 500 or 504 under
+      // /v1 would be answered to every caller of that path at the edge (the cache key of CachingDisabled
+      // holds no header), and a missing console file would stay missing after a deployment.
+      errorResponses: CACHED_ERROR_STATUSES.map((httpStatus) => ({ httpStatus, ttl: Duration.seconds(0) })),
       // index.html, /config.json and the console's routes: never cached by CloudFront (a deployment shows
       // at once, no invalidation to wait for), revalidated by browsers.
       defaultBehavior: {

@@ -164,11 +164,15 @@ describe('the console on CloudFront (default: Cognito)', () => {
     expect(site).toMatchObject({ DomainName: { 'Fn::GetAtt': [bucketId, 'RegionalDomainName'] }, OriginAccessControlId: { 'Fn::GetAtt': [oacId, 'Id'] }, S3OriginConfig: { OriginAccessIdentity: '' } });
   });
 
-  it('serves index.html at /, over HTTPS (http redirected), and sends no error responses at all', () => {
+  it('serves index.html at /, over HTTPS (http redirected); replaces no error answer, and caches none', () => {
     const config = distributionConfig(b);
     expect(config['DefaultRootObject']).toBe('index.html');
-    // Distribution-wide 403/404 → index.html would also replace the API's JSON 403 and 404 under /v1/*.
-    expect(config['CustomErrorResponses']).toBeUndefined();
+    // No page and no status of its own: distribution-wide 403/404 → index.html would also replace the API's
+    // JSON 403 and 404 under /v1/*. But a TTL of 0 for every status CloudFront caches (10 s by default,
+    // `no-store` ignored on a 5xx): else one caller's 500 under /v1 was every caller's for 10 s.
+    expect(config['CustomErrorResponses']).toEqual(
+      [400, 403, 404, 405, 414, 416, 500, 501, 502, 503, 504].map((ErrorCode) => ({ ErrorCode, ErrorCachingMinTTL: 0 })),
+    );
     expect(behaviors(b).default).toMatchObject({ ViewerProtocolPolicy: 'redirect-to-https', AllowedMethods: ['GET', 'HEAD'] });
   });
 
