@@ -13,7 +13,7 @@ import { TIER_NAMES, isTierName, type TierName } from '../lambdas/shared/setting
 import { LocalOidcAdminError } from '../local-runner/oidc/admin-client.js';
 import { InvalidEmailError, normalizeEmail } from '../local-runner/oidc/people.js';
 import { EXIT, EXIT_CODES_HELP, EXIT_CODES_LINE, exitOfStatus, isUnreachable, mayHaveLanded } from './exit-codes.js';
-import { MemberUsageError, addMember, listMembers, memberName, removeMember, setMemberRole, type Who } from './members.js';
+import { MemberUsageError, addMember, listMembers, memberName, removeMember, resetPassword, setMemberRole, type Who } from './members.js';
 import { suggest } from './suggest.js';
 import { TargetError, awsTarget, localTarget, type Target } from './target.js';
 
@@ -41,6 +41,7 @@ Commands:
   user list --account <id>
   user set-role --account <id> (--email <email> | --subject <sub>) --role <admin|viewer>
   user remove --account <id> (--email <email> | --subject <sub>)
+  user reset-password --email <email>
   sweep
 
 Options for every command:
@@ -205,7 +206,8 @@ const who = (values: Values): Who => {
 const USER_ADD_ABOUT = `Adds a person to an account with a role, cut to the account's tier ceiling:
   admin: every capability; viewer: ${ROLES.viewer.join(', ')}.
   Local stack: creates the person in the local provider; --json's "password" is their password, shown
-  once ("null" for a person the provider already knew, who keeps theirs).
+  once ("null" for a person the provider already knew, who keeps theirs; if they never got it, give
+  them a new one with user reset-password --email <email>).
   Deployed, with the stack's Cognito user pool: creates the user (the email is the username; Cognito
   emails a temporary password: "password" is null); a user already in the pool is found, not re-invited.
   Deployed, with your own identity provider (no UserPoolId output): give --subject <sub> (the sub of the
@@ -517,7 +519,12 @@ const COMMANDS: Record<string, Command> = {
       ];
       if (added.password !== null) lines.push(`Password for ${added.email} (shown once, hand it over safely): ${added.password}`);
       else if (added.newPerson && people) lines.push(`  ${people.newPersonNote}.`);
-      else if (people) lines.push(`  ${people.description} already knew them: they sign in as before (no new password).`);
+      else if (people?.resetPassword) {
+        lines.push(
+          `  ${people.description} already knew them: they sign in as before (no new password); ` +
+            `if they never got their password: user reset-password --email ${added.email ?? ''}`,
+        );
+      } else if (people) lines.push(`  ${people.description} already knew them: they sign in as before (no new password).`);
       else lines.push('  they sign in at your own identity provider.');
       return { json, text: lines.join('\n') };
     },
@@ -577,6 +584,31 @@ const COMMANDS: Record<string, Command> = {
         text:
           `Removed ${memberName(removed)} (${removed.role}) from ${id}; refused there from their next request.\n` +
           `  Their sign-in at ${where} is kept (they may belong to other accounts).`,
+      };
+    },
+  },
+  'user reset-password': {
+    writes: true,
+    usage: 'user reset-password --email <email>',
+    about:
+      'Gives a person of the local provider a new random password, shown once (--json: {subject, email, password}),\n' +
+      'for one whose password was lost (a user add whose answer never arrived answers "password": null when run\n' +
+      'again). Their old password stops working from their next sign-in; their subject and accounts are kept, and so\n' +
+      'are their sessions at the provider (up to 8 hours) and tokens already issued (up to an hour). An unknown\n' +
+      'email is exit 3. Only for the local stack: with Cognito or your own identity provider, passwords are reset\n' +
+      'at that provider (the CLI says how, exit 2).',
+    options: { email: { type: 'string' } },
+    check(values) {
+      email(values);
+    },
+    async run(target, values) {
+      const reset = await resetPassword(target.members, email(values));
+      return {
+        json: { subject: reset.subject, email: reset.email, password: reset.password },
+        text:
+          `New password for ${reset.email} (shown once, hand it over safely): ${reset.password}\n` +
+          `  subject: ${reset.subject}\n` +
+          `  Their old password no longer works; sessions they already have at ${target.members.people?.description ?? 'the provider'} and tokens already issued are kept until they run out.`,
       };
     },
   },

@@ -128,6 +128,35 @@ export async function addMember(
   }
 }
 
+/** A person's new password at the local provider, shown once. */
+export interface PasswordReset {
+  readonly subject: string;
+  readonly email: string;
+  readonly password: string;
+}
+
+/**
+ * A fresh password for a person of the local provider (by email, whatever their accounts): for one whose
+ * password was lost (a `user add` whose answer never arrived answers `password: null` when tried again).
+ * Their old password stops working at their next sign-in; their subject and memberships are kept, and so
+ * are their sessions at the provider and their tokens already issued, until those run out. Elsewhere the
+ * password is reset at the identity provider itself: said, nothing done (exit 2).
+ */
+export async function resetPassword(deps: MemberDeps, email: string): Promise<PasswordReset> {
+  const people = deps.people;
+  if (!people) {
+    throw new MemberUsageError(
+      'this stack uses its own identity provider (it has no UserPoolId output): passwords are reset at that provider, not by this CLI',
+    );
+  }
+  if (!people.resetPassword) {
+    throw new MemberUsageError(`passwords of ${people.description} are reset at that provider, not by this CLI: ${(people.resetElsewhere ?? 'there').replaceAll('<email>', email)}`);
+  }
+  const reset = await people.resetPassword(email);
+  if (!reset) throw new NotFoundError(`${email} is not a person of ${people.description}: add them with user add --account <id> --email ${email} --role <role>`);
+  return reset;
+}
+
 const article = (role: string) => (/^[aeiou]/.test(role) ? 'an' : 'a');
 
 /** Code-unit order: the same on every machine, whatever its locale. */

@@ -3,8 +3,10 @@
  * running `npm start`, or the stack's Cognito user pool. A stack with the deployer's own provider has no
  * directory here (the CLI cannot create people there; `user add` then takes `--subject`).
  *
- * Only `user add` talks to a directory: set-role, list and remove work on memberships alone, and `user
- * remove` keeps the person's sign-in (they may belong to another account; see the README).
+ * Only `user add` and `user reset-password` talk to a directory: set-role, list and remove work on
+ * memberships alone, and `user remove` keeps the person's sign-in (they may belong to another account;
+ * see the README). Only the local provider's passwords are reset by the CLI: Cognito's are reset in
+ * Cognito, a deployer's provider's at that provider.
  */
 import {
   AdminCreateUserCommand,
@@ -37,6 +39,14 @@ export interface PeopleDirectory {
    * second `user add` would otherwise find them and show no password. Absent where that is not needed.
    */
   forgetNewPerson?(email: string): Promise<void>;
+  /**
+   * A fresh password, shown once, for the person with this (normalized) email; undefined when the
+   * directory does not know them. Only where the CLI makes passwords (the local provider); elsewhere
+   * absent, and `resetElsewhere` says how it is done there.
+   */
+  resetPassword?(email: string): Promise<{ subject: string; email: string; password: string } | undefined>;
+  /** Where and how a password is reset when the CLI does not (`<email>` stands for the person's). */
+  readonly resetElsewhere?: string;
 }
 
 /** The running `npm start`'s provider, through its admin endpoint (one writer of its people). */
@@ -51,6 +61,7 @@ export function localPeople(client: LocalOidcAdminClient, issuer: string): Peopl
     async forgetNewPerson(email) {
       await client.removePerson(email);
     },
+    resetPassword: (email) => client.resetPassword(email),
   };
 }
 
@@ -75,6 +86,9 @@ export function cognitoPeople(client: CognitoIdentityProviderClient, userPoolId:
   return {
     description: `user pool ${userPoolId}`,
     newPersonNote: COGNITO_INVITATION_NOTE,
+    resetElsewhere:
+      `in Cognito: aws cognito-idp admin-reset-user-password --user-pool-id ${userPoolId} --username <email> (Cognito emails them a code to choose a new one); ` +
+      `for one who never signed in (temporary password lost or expired): aws cognito-idp admin-create-user --user-pool-id ${userPoolId} --username <email> --message-action RESEND`,
     async ensurePerson(email) {
       try {
         const out = await client.send(

@@ -87,6 +87,9 @@ const noLocalProvider: PeopleDirectory = {
   ensurePerson: () => {
     throw new TargetError('The running npm start wrote no local provider into its state file; restart it with `npm start`.');
   },
+  resetPassword: () => {
+    throw new TargetError('The running npm start wrote no local provider into its state file; restart it with `npm start`.');
+  },
 };
 
 function isAlive(pid: number): boolean {

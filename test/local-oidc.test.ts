@@ -393,6 +393,86 @@ describe('people', () => {
   });
 });
 
+describe('a lost password', () => {
+  it('is reset in the store: a fresh password for a known person (subject kept, the old one refused), none for an unknown email, kept in the file', async () => {
+    const folder = mkdtempSync(path.join(dir, 'reset-'));
+    const store = new PeopleStore(folder);
+    const added = await store.addPerson('lost@example.com');
+    // The answer of `user add` was lost: asked again, the provider has no password to give.
+    expect((await store.addPerson('lost@example.com')).password).toBeNull();
+    const reset = await store.resetPassword('LOST@example.com');
+    expect(reset).toEqual({ subject: added.subject, email: 'lost@example.com', password: expect.stringMatching(/^[A-Za-z0-9_-]{24}$/) });
+    expect(reset!.password).not.toBe(added.password);
+    expect(await store.authenticate('lost@example.com', reset!.password)).toMatchObject({ subject: added.subject });
+    expect(await store.authenticate('lost@example.com', added.password!)).toBeUndefined();
+    expect(await store.resetPassword('nobody@example.com')).toBeUndefined();
+    expect(await store.findPerson('nobody@example.com')).toBeUndefined();
+    await expect(store.resetPassword('not an email')).rejects.toThrow(/not an email address/);
+    // Removed while its hash is made: a reset brings nobody back.
+    const racing = store.resetPassword('lost@example.com');
+    await store.removePerson('lost@example.com');
+    expect(await racing).toBeUndefined();
+    expect(await store.findPerson('lost@example.com')).toBeUndefined();
+    // With a folder (--persist), the new password is what a restart knows; the file holds its hash only.
+    const kept = await store.addPerson('kept-reset@example.com');
+    const again = (await store.resetPassword('kept-reset@example.com'))!;
+    const restarted = new PeopleStore(folder);
+    expect(await restarted.authenticate('kept-reset@example.com', again.password)).toMatchObject({ subject: kept.subject });
+    expect(await restarted.authenticate('kept-reset@example.com', kept.password!)).toBeUndefined();
+    expect(readFileSync(path.join(folder, 'people.json'), 'utf8')).not.toContain(again.password);
+  });
+
+  it('is reset by another process through the admin endpoint, with the token only; sessions at the provider are kept', async () => {
+    const client = new LocalOidcAdminClient(p.oidc.adminState);
+    const added = await client.addPerson('forgot@example.com');
+    const jar = new CookieJar();
+    const before = await signInToCallback(p.oidc.issuer, { email: added.email, password: added.password!, ...console_(), jar });
+    expect(before.callback?.searchParams.get('code')).toBeTruthy();
+
+    const reset = await client.resetPassword('Forgot@Example.com');
+    expect(reset).toEqual({ subject: added.subject, email: 'forgot@example.com', password: expect.stringMatching(/^[A-Za-z0-9_-]{24}$/) });
+    const tokens = await signIn(p.oidc.issuer, { email: 'forgot@example.com', password: reset!.password, ...console_() });
+    expect((await verifyAccessToken(tokens.access_token)).sub).toBe(added.subject);
+    const old = await signInToCallback(p.oidc.issuer, { email: 'forgot@example.com', password: added.password!, ...console_() });
+    expect(old.loginPage).toMatch(/The email or password is not correct/);
+    // The provider's session from before the reset still signs them in without the form (it runs out, ≤ 8 h).
+    const withSession = await signInToCallback(p.oidc.issuer, { email: 'forgot@example.com', password: 'not asked', ...console_(), jar });
+    expect(withSession.callback?.searchParams.get('code')).toBeTruthy();
+
+    expect(await client.resetPassword('nobody@example.com')).toBeUndefined();
+    expect(await client.findPerson('nobody@example.com')).toBeUndefined();
+    await expect(client.resetPassword('not an email')).rejects.toMatchObject({ status: 400, message: expect.stringMatching(/not an email address/) });
+
+    const url = `${p.oidc.adminState.adminUrl}/password`;
+    const post = (headers: Record<string, string>, body = JSON.stringify({ email: 'forgot@example.com' })) =>
+      fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+    const forged = new LocalOidcAdminClient({ ...p.oidc.adminState, adminToken: 'guessed' });
+    await expect(forged.resetPassword('forgot@example.com')).rejects.toEqual(expect.objectContaining({ status: 401 }));
+    expect((await post({})).status).toBe(401);
+    const fromBrowser = await post({ authorization: `Bearer ${p.oidc.adminState.adminToken}`, origin: p.origin });
+    expect(fromBrowser.status).toBe(403);
+    const auth = { authorization: `Bearer ${p.oidc.adminState.adminToken}` };
+    expect((await post(auth, 'not json')).status).toBe(400);
+    const get = await fetch(url, { headers: auth });
+    expect([get.status, get.headers.get('allow')]).toEqual([405, 'POST']);
+    // None of those refusals changed the password.
+    expect(await p.oidc.people.authenticate('forgot@example.com', reset!.password)).toMatchObject({ subject: added.subject });
+  });
+
+  it('asked of a provider older than resets (its 404 for an unknown path), says to restart npm start, not that nobody has the email', async () => {
+    const older = createServer((_req, res) => res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found' })));
+    await new Promise<void>((resolve) => older.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = older.address() as { port: number };
+      const client = new LocalOidcAdminClient({ issuer: `http://127.0.0.1:${port}/oidc`, adminUrl: `http://127.0.0.1:${port}/oidc/admin/people`, adminToken: 't' });
+      await expect(client.resetPassword('a@example.com')).rejects.toMatchObject({ status: 501, message: expect.stringMatching(/older than password resets: restart it/) });
+    } finally {
+      older.closeAllConnections();
+      await new Promise((resolve) => older.close(resolve));
+    }
+  });
+});
+
 describe('with a folder (--persist)', () => {
   it('keeps people and the signing key in private files across a restart; tokens issued before verify after', async () => {
     const persistDir = path.join(dir, 'persist');

@@ -8,6 +8,7 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { personCounterId, type PersonCaller, type Refusal } from '../shared/caller.js';
 import { inForce, ROLES } from '../shared/capabilities.js';
+import { SHOWN_ACCOUNT_HEADER_LENGTH } from '../shared/errors.js';
 import { ACCOUNT_ID_PATTERN, AccountsRepository } from '../shared/repositories/accounts.js';
 import { MembershipsRepository, type MembershipRecord } from '../shared/repositories/memberships.js';
 import type { IdentityProviderConfig } from '../shared/identity-provider.js';
@@ -40,8 +41,13 @@ export function createSessions(doc: DynamoDBDocumentClient, tables: SessionTable
       const { subject } = await verifier.verify(token);
       let membership: MembershipRecord | undefined;
       if (accountHeader !== undefined) {
-        // Not an account id: it names no account the person belongs to.
-        if (!ACCOUNT_ID_PATTERN.test(accountHeader)) return { refusal: { code: 'NOT_A_MEMBER', account_id: null }, subject };
+        // Not an account id (empty, or not of its shape): it names no account the person belongs to. The
+        // refusal carries the value, cut (a header may be kilobytes long) to one character more than the
+        // message shows, which is also past an id's longest (64), so that the cut value stays no id and
+        // the message says what was wrong (errors.ts NotAMemberError).
+        if (!ACCOUNT_ID_PATTERN.test(accountHeader)) {
+          return { refusal: { code: 'NOT_A_MEMBER', account_id: accountHeader.slice(0, SHOWN_ACCOUNT_HEADER_LENGTH + 1) }, subject };
+        }
         membership = await memberships.get(subject, accountHeader);
         if (!membership) return { refusal: { code: 'NOT_A_MEMBER', account_id: accountHeader }, subject };
       } else {

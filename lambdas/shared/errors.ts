@@ -86,15 +86,44 @@ export class EnvironmentDeniedError extends ApiError {
   }
 }
 
-/** A signed-in person who is no member of the account asked for (or of any account) (API.md §1). */
+/**
+ * An account id's shape: repositories/accounts.ts's ACCOUNT_ID_PATTERN, repeated here so that errors.ts
+ * loads no repository (test/errors-not-a-member.test.ts holds the two equal).
+ */
+export const ACCOUNT_ID_SHAPE = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** At most this many characters of a `Knouds-Account` value that is no account id are shown back. */
+export const SHOWN_ACCOUNT_HEADER_LENGTH = 64;
+
+/**
+ * A header's value as a message shows it: cut to SHOWN_ACCOUNT_HEADER_LENGTH characters (`…` marks the
+ * cut), a backslash and anything but printable ASCII escaped (`\uXXXX`), so that no control character,
+ * line break or invisible character reaches a client's screen or a log as itself.
+ */
+function shownHeaderValue(value: string): string {
+  const cut = value.length > SHOWN_ACCOUNT_HEADER_LENGTH ? value.slice(0, SHOWN_ACCOUNT_HEADER_LENGTH) : value;
+  const escaped = cut.replace(/[^\x20-\x7E]|\\/g, (c) => (c === '\\' ? '\\\\' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+  return cut === value ? escaped : `${escaped}…`;
+}
+
+/**
+ * A signed-in person who is no member of the account asked for (or of any account) (API.md §1).
+ * `accountId`: the account asked for; null when none was named (and the person belongs to none). A
+ * `Knouds-Account` value that is no account id (empty, or not of its shape) names no account of theirs
+ * either: still NOT_A_MEMBER, with a message that says so rather than that they belong nowhere.
+ */
 export class NotAMemberError extends ApiError {
   readonly status = 403;
   readonly code = 'NOT_A_MEMBER';
   constructor(readonly accountId: string | null) {
     super(
-      accountId
-        ? `You are not a member of account '${accountId}': ask one of its admins to add you, or name another account in the Knouds-Account header`
-        : 'You are not a member of any account: ask an account admin to add you',
+      accountId === null
+        ? 'You are not a member of any account: ask an account admin to add you'
+        : accountId === ''
+          ? 'The Knouds-Account header is empty: name one of your accounts in it (GET /me without the header lists them), or leave it out if you belong to one account only'
+          : !ACCOUNT_ID_SHAPE.test(accountId)
+            ? `'${shownHeaderValue(accountId)}' is not an account id: name one of your accounts in the Knouds-Account header (GET /me without the header lists them)`
+            : `You are not a member of account '${accountId}': ask one of its admins to add you, or name another account in the Knouds-Account header`,
     );
   }
 }

@@ -3,7 +3,7 @@
  * the in-process store (PeopleDirectory), over the provider's admin endpoint (admin.ts), with the URL and
  * token that `npm start` wrote in its state file (`state.oidc`). No import of the provider itself.
  */
-import type { AddedPerson, PeopleDirectory, Person } from './people.js';
+import type { AddedPerson, PasswordReset, PeopleDirectory, Person } from './people.js';
 
 /** What the state file holds about the local provider (the file is mode 0600: the token is a secret). */
 export interface LocalOidcState {
@@ -25,8 +25,9 @@ export class LocalOidcAdminError extends Error {
 export class LocalOidcAdminClient implements PeopleDirectory {
   constructor(private readonly state: LocalOidcState) {}
 
-  private async call(method: string, email: string | undefined, body?: unknown): Promise<{ status: number; json: unknown }> {
-    const url = new URL(this.state.adminUrl);
+  /** `under`: a path below the admin URL (`/password`). */
+  private async call(method: string, email: string | undefined, body?: unknown, under = ''): Promise<{ status: number; json: unknown }> {
+    const url = new URL(`${this.state.adminUrl}${under}`);
     if (email !== undefined && body === undefined) url.searchParams.set('email', email);
     let response: Response;
     try {
@@ -61,5 +62,15 @@ export class LocalOidcAdminClient implements PeopleDirectory {
 
   async removePerson(email: string): Promise<boolean> {
     return (await this.call('DELETE', email)).status === 200;
+  }
+
+  async resetPassword(email: string): Promise<PasswordReset | undefined> {
+    const { status, json } = await this.call('POST', undefined, { email }, '/password');
+    if (status !== 404) return json as PasswordReset;
+    // A provider started before the reset existed answers its unknown path so: not "no such person".
+    if ((json as { error?: unknown } | null)?.error === 'not found') {
+      throw new LocalOidcAdminError('this npm start is older than password resets: restart it (npm start) and try again', 501);
+    }
+    return undefined;
   }
 }

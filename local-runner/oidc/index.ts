@@ -30,7 +30,7 @@ import {
 import { loadOrCreateSigningKeys } from './signing-keys.js';
 
 export * from './settings.js';
-export type { AddedPerson, PeopleDirectory, Person } from './people.js';
+export type { AddedPerson, PasswordReset, PeopleDirectory, Person } from './people.js';
 export { LocalOidcAdminClient, LocalOidcAdminError, type LocalOidcState } from './admin-client.js';
 
 export interface LocalOidcOptions {

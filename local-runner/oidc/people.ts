@@ -26,6 +26,13 @@ export interface AddedPerson {
   readonly password: string | null;
 }
 
+/** A known person's new password, shown once. */
+export interface PasswordReset {
+  readonly subject: string;
+  readonly email: string;
+  readonly password: string;
+}
+
 /** What the admin CLI does with people (in-process here, over HTTP in admin-client.ts). */
 export interface PeopleDirectory {
   /** Adds a person with a fresh random password; an email already known is returned as it is, password `null`. */
@@ -34,6 +41,12 @@ export interface PeopleDirectory {
   listPeople(): Promise<Person[]>;
   /** True when someone was removed. Their next sign-in fails; tokens already issued run out (≤ 1 h). */
   removePerson(email: string): Promise<boolean>;
+  /**
+   * A fresh random password for a known person (their subject kept), undefined for an unknown email (no
+   * one is added). Their old password fails from the next sign-in; their sessions at the provider and
+   * tokens already issued are kept (they run out: sessions ≤ 8 h, in memory only; tokens ≤ 1 h).
+   */
+  resetPassword(email: string): Promise<PasswordReset | undefined>;
 }
 
 export class InvalidEmailError extends Error {}
@@ -152,11 +165,22 @@ export class PeopleStore implements PeopleDirectory {
    * A fresh random password for `email`, adding the person when missing (their subject is kept when
    * known): `npm start` does this for the demo person at each start.
    */
-  async seedPerson(email: string): Promise<{ subject: string; email: string; password: string }> {
-    const normalized = normalizeEmail(email);
+  async seedPerson(email: string): Promise<PasswordReset> {
+    return (await this.freshPassword(normalizeEmail(email), true))!;
+  }
+
+  async resetPassword(email: string): Promise<PasswordReset | undefined> {
+    return this.freshPassword(normalizeEmail(email), false);
+  }
+
+  /** A fresh password for a known person (subject kept), or, with `addWhenMissing`, for a new one. */
+  private async freshPassword(normalized: string, addWhenMissing: boolean): Promise<PasswordReset | undefined> {
+    if (!addWhenMissing && !this.byEmail.has(normalized)) return undefined;
     const password = newPassword();
     const password_hash = await hashPassword(password);
+    // Read after the wait: a person removed meanwhile is not brought back by a reset.
     const known = this.byEmail.get(normalized);
+    if (!known && !addWhenMissing) return undefined;
     const record: PersonRecord = known
       ? { ...known, password_hash }
       : { subject: randomUUID(), email: normalized, password_hash, created_at: new Date().toISOString() };

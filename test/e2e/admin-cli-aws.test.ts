@@ -146,6 +146,21 @@ describe('user … on a stack with its Cognito user pool', () => {
     expect(cognitoCalls()).toEqual([]);
   });
 
+  it('resets no password: says they are reset in Cognito, and how (exit 2), calling nothing', async () => {
+    const result = await cliJson(POOL_STACK, 'user', 'reset-password', '--email', 'old@example.com');
+    expect(result).toEqual({
+      code: 2,
+      body: {
+        code: 'USAGE',
+        error: expect.stringMatching(
+          new RegExp(`^passwords of user pool ${USER_POOL_ID} are reset at that provider, not by this CLI: in Cognito: aws cognito-idp admin-reset-user-password --user-pool-id ${USER_POOL_ID} --username old@example\\.com `),
+        ),
+      },
+    });
+    expect(String(result.body['error'])).toContain(`--username old@example.com --message-action RESEND`);
+    expect(cognitoCalls()).toEqual([]);
+  });
+
   it("passes on Cognito's refusal (exit 6: the operator's credentials may not do it) and adds no membership", async () => {
     aws.failures.set('AdminCreateUser', {
       type: 'AccessDeniedException',
@@ -238,6 +253,12 @@ describe("user … on a stack with the deployer's own identity provider (no User
     const changed = await cli(OWN_STACK, 'user', 'set-role', '--account', 'acct_own', '--subject', '00u2noemail', '--role', 'admin');
     expect(changed.stdout).toMatch(/^subject 00u2noemail in acct_own: viewer → admin/);
     for (const sub of ['00u2noemail', '00u3noemail']) expect((await cliJson(OWN_STACK, 'user', 'remove', '--account', 'acct_own', '--subject', sub)).body).toMatchObject({ subject: sub, email: null, removed: true });
+    expect(cognitoCalls()).toEqual([]);
+  });
+
+  it('resets no password: they are reset at your provider (exit 2)', async () => {
+    const result = await cliJson(OWN_STACK, 'user', 'reset-password', '--email', 'okta.person@example.com');
+    expect(result).toEqual({ code: 2, body: { code: 'USAGE', error: expect.stringMatching(/^this stack uses its own identity provider \(it has no UserPoolId output\): passwords are reset at that provider, not by this CLI/) } });
     expect(cognitoCalls()).toEqual([]);
   });
 

@@ -157,7 +157,7 @@ describe('admin CLI against the local stack', () => {
     const commands = [
       'account create', 'account set-tier', 'account list', 'account get',
       'key create', 'key get', 'key rotate', 'key revoke', 'key list',
-      'user add', 'user list', 'user set-role', 'user remove', 'sweep',
+      'user add', 'user list', 'user set-role', 'user remove', 'user reset-password', 'sweep',
     ];
     for (const command of commands) {
       expect(top.stdout).toContain(command);
@@ -166,7 +166,7 @@ describe('admin CLI against the local stack', () => {
       expect(help.stdout).toMatch(new RegExp(`^Usage: npm run --silent admin -- ${command}`));
       expect(help.stdout).toContain('Exit codes: 0 done, 1 unexpected, 2 bad usage, 3 not found, 4 conflict or limit, 5 refused, 6 cannot reach the stack.');
     }
-  }, 240_000); // fourteen CLI processes, one after the other
+  }, 240_000); // fifteen CLI processes, one after the other
 });
 
 /** A person's access token from the local provider, signed in through its login page as the console does. */
@@ -274,6 +274,41 @@ describe('admin CLI: the people of an account (user …)', () => {
     expect((await adminJson('user', 'set-role', '--account', 'acct_people_2', '--subject', 'nobody', '--role', 'admin')).body['code']).toBe('NOT_FOUND');
   }, 120_000);
 
+  it('a person whose password answer was lost (the provider made them, the CLI never said) gets a new one with user reset-password', async () => {
+    // What a killed `user add` leaves: the person at the provider, their password shown to nobody.
+    const lost = await stack.oidc.people.addPerson('lost@example.com');
+    const retried = await adminJson('user', 'add', '--account', 'acct_people', '--email', 'lost@example.com', '--role', 'viewer');
+    expect(retried).toEqual({ code: 0, body: { subject: lost.subject, email: 'lost@example.com', account_id: 'acct_people', role: 'viewer', password: null } });
+    const again = await admin('user', 'add', '--account', 'acct_people', '--email', 'lost@example.com', '--role', 'viewer');
+    expect(again.stdout).toMatch(/already knew them: they sign in as before \(no new password\); if they never got their password: user reset-password --email lost@example\.com$/m);
+
+    const reset = await adminJson('user', 'reset-password', '--email', 'Lost@Example.com');
+    expect(reset).toEqual({ code: 0, body: { subject: lost.subject, email: 'lost@example.com', password: expect.stringMatching(/^[A-Za-z0-9_-]{24}$/) } });
+    const password = String(reset.body['password']);
+    const me = await as(await accessToken('lost@example.com', password), 'GET', '/me');
+    expect(me.status).toBe(200);
+    expect(me.body).toMatchObject({ person: { subject: lost.subject, email: 'lost@example.com', role: 'viewer' } });
+    await expect(accessToken('lost@example.com', lost.password!)).rejects.toThrow();
+
+    // In words: the new password once, what is kept; the one before it no longer signs in.
+    const inWords = await admin('user', 'reset-password', '--email', 'lost@example.com');
+    expect(inWords.code).toBe(0);
+    const shown = /^New password for lost@example\.com \(shown once, hand it over safely\): ([A-Za-z0-9_-]{24})$/m.exec(inWords.stdout)?.[1];
+    expect(shown).toBeDefined();
+    expect(inWords.stdout).toMatch(/Their old password no longer works; sessions they already have at the local provider .* are kept until they run out/);
+    expect(await stack.oidc.people.authenticate('lost@example.com', password)).toBeUndefined();
+    expect(await stack.oidc.people.authenticate('lost@example.com', shown!)).toMatchObject({ subject: lost.subject });
+    expect(inWords.stderr).not.toContain(shown!);
+
+    // An email the provider does not know: not found (exit 3), and nobody is made.
+    const unknown = await adminJson('user', 'reset-password', '--email', 'nobody@example.com');
+    expect(unknown).toEqual({
+      code: 3,
+      body: { code: 'NOT_FOUND', error: expect.stringMatching(/^nobody@example\.com is not a person of the local provider at .*: add them with user add --account <id> --email nobody@example\.com --role <role>$/) },
+    });
+    expect(await stack.oidc.people.findPerson('nobody@example.com')).toBeUndefined();
+  }, 120_000);
+
   it('refuses an unknown account (exit 3, NOT_FOUND) before creating anyone', async () => {
     const add = await adminJson('user', 'add', '--account', 'acct_nope', '--email', 'ghost@example.com', '--role', 'viewer');
     expect(add).toEqual({ code: 3, body: { code: 'NOT_FOUND', error: "Account 'acct_nope' does not exist" } });
@@ -302,6 +337,9 @@ describe('admin CLI: the people of an account (user …)', () => {
       [['user', 'list', '--account', 'acct_people', '--role', 'admin'], /^Unknown option '--role': `user list` takes --account\./],
       [['user', 'add', '--account', 'acct_people', '--email', 'a@example.com', '--role', 'admni'], /^--role 'admni' is not a role; use one of admin, viewer \(did you mean admin\?\)/],
       [['user', 'set-role', '--acount', 'acct_people', '--email', 'a@example.com', '--role', 'admin'], /^Unknown option '--acount': did you mean --account\?/],
+      [['user', 'reset-password'], /^--email is required/],
+      [['user', 'reset-password', '--email', 'not-an-email'], /^--email 'not-an-email' is not an email address/],
+      [['user', 'reset-password', '--email', 'a@example.com', '--account', 'acct_people'], /^Unknown option '--account': `user reset-password` takes --email\./],
     ];
     for (const [args, message] of cases) {
       const result = await runTs('admin-cli/main.ts', [...args, '--json'], none);

@@ -173,6 +173,34 @@ describe('accounts', () => {
     expect(await t.snapshot()).toBe(before);
   });
 
+  it('a Knouds-Account value that is no account id is 403 NOT_A_MEMBER saying so (not that they belong nowhere), shown cut and escaped', async () => {
+    const { accountId: a } = await t.account('business');
+    const member = await person([a, 'admin']);
+    const before = await t.snapshot();
+    const refused = async (value: string) => {
+      const reply = await as(member.token, 'GET', '/keys', { headers: { 'knouds-account': value } });
+      expectError(reply, 403, 'NOT_A_MEMBER');
+      const message = String(reply.body['error']);
+      expect(message).not.toMatch(/any account/);
+      return message;
+    };
+    // curl -H 'Knouds-Account: ' sends the header with an empty value.
+    expect(await refused('')).toBe(
+      'The Knouds-Account header is empty: name one of your accounts in it (GET /me without the header lists them), or leave it out if you belong to one account only',
+    );
+    expect(await refused('../etc')).toBe("'../etc' is not an account id: name one of your accounts in the Knouds-Account header (GET /me without the header lists them)");
+    // Longer than an account id: at most 64 characters shown, the cut marked.
+    const long = await refused(`${'a'.repeat(64)}${'b'.repeat(5000)}`);
+    expect(long).toContain(`'${'a'.repeat(64)}…' is not an account id`);
+    expect(long).not.toContain('b');
+    // A tab, a Latin-1 byte and a backslash come back escaped, never as themselves.
+    expect(await refused('acct\tx\u00e9\\y')).toMatch(/^'acct\\u0009x\\u00e9\\\\y' is not an account id: /);
+    expect(await t.snapshot()).toBe(before);
+    // The same person without the header, or naming their account, acts as before.
+    expect((await as(member.token, 'GET', '/keys')).status).toBe(200);
+    expect((await as(member.token, 'GET', '/keys', { account: a })).status).toBe(200);
+  });
+
   it('refused for want of a membership, a person is still counted: the rate-limit headers, and 429 past the lowest live limit', async () => {
     const { accountId: a } = await t.account('business');
     const { accountId: b } = await t.account('business');
