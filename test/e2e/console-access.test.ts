@@ -54,6 +54,27 @@ describe('what each person may do', () => {
       expect(await main.innerText()).not.toMatch(/CAPABILITY_DENIED|TIER_CEILING_EXCEEDED|\b403\b/);
       expect(await enabledCount(page.getByRole('button', { name: 'Create key', exact: true }))).toBe(0);
       await expectAccessible(page, 'the API Keys page of a free account');
+      // A tier is changed by whoever manages the account's subscription, not by its admins (this person is one).
+      expect(await main.innerText()).toContain('have the account upgraded to Pro or higher: ask whoever manages your Knouds subscription.');
+      expect(await main.innerText()).not.toMatch(/ask an admin/i);
+      await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
+      await visible(page.getByRole('heading', { name: 'Webhooks', exact: true }));
+      await eventually(async () => expect(await main.innerText()).toContain('To use them, have the account upgraded: ask whoever manages your Knouds subscription.'));
+      expect(await main.innerText()).not.toMatch(/ask an admin/i);
+    }),
+  );
+
+  it(
+    'a free account’s viewer is told to ask an admin of the account (on API Keys and Webhooks)',
+    suite.withPage(async ({ page }) => {
+      const account = await suite.account('free');
+      const viewer = await suite.person([[account.accountId, 'viewer']], 'free-viewer');
+      await signIn(page, suite.url, viewer);
+      const main = page.getByRole('main');
+      await eventually(async () => expect(await main.innerText()).toContain('ask an admin of the account, or whoever manages your Knouds subscription.'));
+      await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
+      await visible(page.getByRole('heading', { name: 'Webhooks', exact: true }));
+      await eventually(async () => expect(await main.innerText()).toContain('Ask an admin of the account to have it upgraded.'));
     }),
   );
 

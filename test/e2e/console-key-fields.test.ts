@@ -6,8 +6,21 @@
  */
 import { jest } from '@jest/globals';
 import type { Locator, Page } from 'playwright-core';
-import { createKey } from '../../lambdas/shared/services/keys.js';
-import { ConsoleSuite, closeKeyDialog, createAndReadKey, curlStatus, expectAccessible, gone, isFocused, openCreateDialog, signIn, visible } from '../support/browser.js';
+import { createKey, setAccountTier } from '../../lambdas/shared/services/keys.js';
+import {
+  accessibleDescription,
+  ConsoleSuite,
+  closeKeyDialog,
+  createAndReadKey,
+  curlStatus,
+  expectAccessible,
+  gone,
+  isFocused,
+  openCreateDialog,
+  rowAction,
+  signIn,
+  visible,
+} from '../support/browser.js';
 
 jest.setTimeout(120_000);
 
@@ -218,6 +231,100 @@ describe('a person without an email (added by subject alone, a deployer’s own 
       await createAndReadKey(dialog);
       await closeKeyDialog(page);
       await visible(row(page, 'made by sub').getByRole('cell', { name: `Person ${person.subject}` }));
+    }),
+  );
+});
+
+describe('a permission the tier no longer allows', () => {
+  it(
+    'Edit removes it (checkbox, "Run one model"): only adding is limited; the reason stays beside it and the keyboard keeps its place',
+    suite.withPage(async ({ page }) => {
+      // Keys made on Business, then the account moved to Pro (no model:run) with the admin CLI's set-tier.
+      const account = await suite.account('business');
+      const legacy = await operatorKey(account.accountId, { name: 'legacy model key', capabilities: ['workflow:read', 'model:run'] });
+      const oneModel = await operatorKey(account.accountId, { name: 'one model key', capabilities: ['workflow:read', 'model:echo:run'] });
+      await setAccountTier(suite.t.deps(), account.accountId, 'pro');
+      const admin = await suite.person([[account.accountId, 'admin']], 'lowered-tier');
+      await signIn(page, suite.url, admin);
+
+      await rowAction(page, 'legacy model key', 'Edit');
+      let dialog = page.getByRole('dialog', { name: 'Edit API key' });
+      await visible(dialog);
+      const modelRun = dialog.getByRole('checkbox', { name: 'model:run', exact: true });
+      expect(await modelRun.isChecked()).toBe(true);
+      expect(await modelRun.isEnabled()).toBe(true);
+      expect(await accessibleDescription(modelRun)).toMatch(/Not available on the Pro tier\. The key holds it: you can remove it, but not add it back\./);
+      await expectAccessible(page, 'Edit of a key holding a permission its tier no longer allows');
+      // Kept while another permission is added: the API refuses, in words that say who changes a tier.
+      await dialog.getByRole('checkbox', { name: 'execution:read', exact: true }).check();
+      await dialog.getByRole('button', { name: 'Save changes', exact: true }).click();
+      const refused = dialog.getByRole('alert').filter({ hasText: 'model:run' });
+      await visible(refused);
+      expect(await refused.innerText()).toContain('Choose other permissions, or have the account upgraded: ask whoever manages your Knouds subscription.');
+
+      // The keyboard unticks it; it stays focused, and cannot be ticked again.
+      await modelRun.focus();
+      await page.keyboard.press('Space');
+      expect(await modelRun.isChecked()).toBe(false);
+      expect(await isFocused(modelRun)).toBe(true);
+      expect(await modelRun.getAttribute('aria-disabled')).toBe('true');
+      await page.keyboard.press('Space');
+      expect(await modelRun.isChecked()).toBe(false);
+      expect(await accessibleDescription(modelRun)).toMatch(/Not available on the Pro tier\./);
+      await dialog.getByRole('button', { name: 'Save changes', exact: true }).click();
+      await gone(dialog);
+      expect([...((await suite.api(legacy.key, 'GET', '/keys/verify')).body['capabilities'] as string[])].sort()).toEqual(['execution:read', 'workflow:read']);
+
+      // "Run one model" holding a model: "None" removes it.
+      await rowAction(page, 'one model key', 'Edit');
+      dialog = page.getByRole('dialog', { name: 'Edit API key' });
+      await visible(dialog);
+      const model = dialog.getByRole('combobox', { name: 'Run one model', exact: true });
+      expect(await model.inputValue()).toBe('echo');
+      expect(await model.isEnabled()).toBe(true);
+      expect(await accessibleDescription(model)).toMatch(/Not available on the Pro tier\. The key holds it: you can remove it, but not add it back\./);
+      // Only "None" and the model held: no other model can be added.
+      expect(await model.locator('option').allInnerTexts()).toEqual(['None', 'echo']);
+      await model.focus();
+      await model.selectOption('');
+      expect(await isFocused(model)).toBe(true);
+      expect(await model.getAttribute('aria-disabled')).toBe('true');
+      await dialog.getByRole('button', { name: 'Save changes', exact: true }).click();
+      await gone(dialog);
+      expect((await suite.api(oneModel.key, 'GET', '/keys/verify')).body['capabilities']).toEqual(['workflow:read']);
+    }),
+  );
+});
+
+describe('a name of emoji', () => {
+  it(
+    'is not cut short (100 characters as the API counts them); a longer one is refused on the field, in words',
+    suite.withPage(async ({ page }) => {
+      const account = await suite.account('business');
+      const admin = await suite.person([[account.accountId, 'admin']], 'emoji-name');
+      await signIn(page, suite.url, admin);
+      const dialog = await openCreateDialog(page, '');
+      const name = dialog.getByRole('textbox', { name: 'Name' });
+
+      // 101 characters: refused before it is sent, on the field.
+      await name.fill('🔑'.repeat(101));
+      expect([...(await name.inputValue())].length).toBe(101);
+      await dialog.getByRole('button', { name: 'Create', exact: true }).click();
+      await visible(dialog.getByRole('alert'));
+      expect(await name.getAttribute('aria-invalid')).toBe('true');
+      expect(await accessibleDescription(name)).toContain('A name can have at most 100 characters; this one has 101. Shorten it.');
+      await expectAccessible(page, 'Create with a name too long');
+      expect((await suite.api(account.adminKey!, 'GET', '/keys')).body['items']).toHaveLength(1);
+
+      // 60 emoji (120 UTF-16 units), typed or pasted: all kept, and the key is made with them.
+      await name.fill('');
+      await name.focus();
+      await page.keyboard.insertText('🔑'.repeat(60));
+      expect([...(await name.inputValue())].length).toBe(60);
+      await createAndReadKey(dialog);
+      await closeKeyDialog(page);
+      const names = ((await suite.api(account.adminKey!, 'GET', '/keys')).body['items'] as { name: string }[]).map((k) => k.name);
+      expect(names).toContain('🔑'.repeat(60));
     }),
   );
 });

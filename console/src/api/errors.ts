@@ -71,7 +71,7 @@ export function describeProblem(body: ErrorBody | undefined, response: Response,
       return problem(`You cannot reach the workspace “${String(body?.workspace_id ?? '')}”. Choose a workspace you have access to.`);
     case 'TIER_CEILING_EXCEEDED':
       return problem(
-        `The ${String(body?.tier ?? 'account’s')} tier does not allow the “${String(body?.capability ?? '')}” permission. Choose other permissions, or ask an admin of the account to upgrade its tier.`,
+        `The ${String(body?.tier ?? 'account’s')} tier does not allow the “${String(body?.capability ?? '')}” permission. Choose other permissions, or have the account upgraded: ask whoever manages your Knouds subscription.`,
       );
     case 'ENVIRONMENT_DENIED':
       return problem(`A test key cannot manage ${String(body?.environment ?? 'live')} keys. Use a live key or sign in as a person.`);

@@ -92,6 +92,8 @@ export function App() {
           <SessionEnded returnTo={returnTo} />
         </Bare>
       );
+    // Ended while a page holds a new key's secret: that page stays until it lets go.
+    case 'ending':
     case 'signed-in':
       return (
         <AccountProvider loading={(state) => <AccountLoading {...state} />}>

@@ -2,7 +2,9 @@
  * Sign-in with oidc-client-ts (authorization code + PKCE): the session's tokens live in this tab's
  * session storage only (oidc-client-ts's user store), never in a cookie or, after the callback, in the
  * URL. No silent renew and no refresh tokens (a provider's is not kept): when the access token expires,
- * or the API answers 401, the session ends and the console asks the person to sign in again.
+ * or the API answers 401, the session ends and the console asks the person to sign in again. While a page
+ * holds what cannot be had again (`holdSession`: a new key being made or shown), the session's end waits
+ * ('ending': the page stays, and says so) until the page lets go.
  *
  * The session is a small store (useSyncExternalStore) that the API client reads its token from.
  */
@@ -15,6 +17,11 @@ export type Session =
   | { readonly status: 'checking' }
   | { readonly status: 'signed-out' }
   | { readonly status: 'signed-in'; readonly accessToken: string; readonly expiresAt: number }
+  /**
+   * The token expired or the API refused it, while a page holds what cannot be had again (a new key's
+   * secret): the page stays until it lets go, then the session is 'ended'. No token is sent meanwhile.
+   */
+  | { readonly status: 'ending' }
   /** The token expired or the API refused it: sign in again. */
   | { readonly status: 'ended' };
 
@@ -23,6 +30,8 @@ const listeners = new Set<() => void>();
 let manager: UserManager | undefined;
 let settings: ConsoleConfig | undefined;
 let expiryTimer: ReturnType<typeof setTimeout> | undefined;
+/** How many holds keep the page shown past the session's end (see holdSession). */
+let holds = 0;
 
 function setSession(next: Session): void {
   session = next;
@@ -129,12 +138,31 @@ export function completeSignIn(): Promise<string> {
   return callback;
 }
 
-/** The session is over (the token expired, or the API answered 401): forget it, ask to sign in again. */
+/**
+ * The session is over (the token expired, or the API answered 401): forget it, ask to sign in again; or,
+ * while a page holds what cannot be had again, once it lets go ('ending' meanwhile).
+ */
 export async function endSession(): Promise<void> {
   clearTimeout(expiryTimer);
-  if (session.status === 'ended') return;
-  setSession({ status: 'ended' });
+  if (session.status === 'ended' || session.status === 'ending') return;
+  setSession(holds > 0 ? { status: 'ending' } : { status: 'ended' });
   await manager?.removeUser();
+}
+
+/**
+ * Keeps the page shown if the session ends meanwhile (a new key's secret on screen, or the request that
+ * makes it in flight): the session is 'ending' until every hold is let go, then 'ended'. Returns the
+ * release (calling it again does nothing).
+ */
+export function holdSession(): () => void {
+  holds += 1;
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    holds -= 1;
+    if (holds === 0 && session.status === 'ending') setSession({ status: 'ended' });
+  };
 }
 
 /**

@@ -4,16 +4,20 @@
  * - closing or reloading the tab makes the browser ask first (`beforeunload`);
  * - the browser's Back (or Forward) button stays on the page: one history entry of the same address is
  *   added, and a move away from it puts it back (the router sees no change) and calls `onHeld`.
+ * - a session that ends (the token's hour, a 401) does not replace the page: it ends once nothing holds it.
  * When nothing holds the page any more, the added entry is taken off again, so Back then goes where it
  * would have gone. The router (wouter) has no navigation blocker; this is the one place that does it.
  */
 import { useEffect, useRef } from 'react';
+import { holdSession } from './auth';
 
 const GUARD = 'knoudsLeaveGuard';
 
 /** How many mounted guards hold the page; the entry, and the address it was added at. */
 let holders = 0;
 let entry: { readonly marker: string; readonly href: string } | null = null;
+/** The session's hold while the page is held (let go with the entry). */
+let sessionHold: (() => void) | null = null;
 const heldCallbacks = new Set<() => void>();
 
 const onGuardEntry = (): boolean => entry !== null && (history.state as Record<string, unknown> | null)?.[GUARD] === entry.marker;
@@ -46,6 +50,7 @@ function hold(): void {
   if (holders > 1) return;
   window.addEventListener('beforeunload', beforeUnload);
   window.addEventListener('popstate', popState, { capture: true });
+  sessionHold ??= holdSession();
   // Held again before an earlier release took its entry off: that entry still serves.
   if (!onGuardEntry()) addEntry(location.href);
 }
@@ -57,8 +62,13 @@ function release(): void {
   window.removeEventListener('popstate', popState, { capture: true });
   // A moment later, so that a guard released and held again in one update keeps the same entry.
   setTimeout(() => {
-    if (holders === 0 && onGuardEntry()) history.back();
-    if (holders === 0) entry = null;
+    if (holders > 0) return;
+    if (onGuardEntry()) history.back();
+    entry = null;
+    // A session that ended meanwhile ends now (the page is replaced by "Session ended").
+    const letGo = sessionHold;
+    sessionHold = null;
+    letGo?.();
   }, 0);
 }
 

@@ -385,10 +385,10 @@ export function AuditPage() {
                   <th scope="row" data-label="Action" className="row-name">
                     {actionLabel(event.action)}
                   </th>
-                  <td data-label="Target">
+                  <td data-label="Target" className="names">
                     <Target event={event} naming={naming} />
                   </td>
-                  <td data-label="By">{actorText(event.actor, keyName)}</td>
+                  <td data-label="By" className="names">{actorText(event.actor, keyName)}</td>
                   <td data-label="Changes">
                     <Changes changes={event.changes} action={event.action} naming={naming} />
                   </td>

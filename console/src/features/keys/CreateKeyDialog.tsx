@@ -12,7 +12,7 @@ import { useSubmission } from '../../lib/use-submission';
 import { useLeaveGuard } from '../../lib/use-leave-guard';
 import { endOfDay, localDay } from '../../lib/days';
 import { createKey, type Choices, type CreateKeyBody } from './api';
-import { capabilitiesOf, DEFAULT_PERMISSIONS, NameField, PermissionsFieldset, WorkspacesFieldset, ALL_WORKSPACES, workspaceList, type PermissionsValue, type WorkspacesValue } from './KeyFields';
+import { capabilitiesOf, nameProblem, DEFAULT_PERMISSIONS, NameField, PermissionsFieldset, WorkspacesFieldset, ALL_WORKSPACES, workspaceList, type PermissionsValue, type WorkspacesValue } from './KeyFields';
 import { metadataOf, MetadataFieldset, metadataProblem, type MetadataRow } from './MetadataFields';
 import { NewKeySecret } from './NewKeySecret';
 import { knownWorkspaces } from './useChoices';
@@ -68,7 +68,8 @@ export function CreateKeyDialog({ onClose, onCreated, choices }: CreateKeyDialog
     event.preventDefault();
     if (inFlight()) return;
     const fields: Record<string, string> = {};
-    if (!name.trim()) fields['name'] = 'Enter a name.';
+    const badName = nameProblem(name);
+    if (badName) fields['name'] = badName;
     const capabilities = capabilitiesOf(permissions);
     if (capabilities.length === 0) fields['capabilities'] = 'Choose at least one permission.';
     if (!workspaces.all && workspaces.chosen.length === 0) fields['workspaces'] = 'Choose at least one workspace, or All workspaces.';

@@ -6,7 +6,7 @@ import { ApiProblem, isStale, messageOf } from '../../api/errors';
 import { tierName, useAccount } from '../../lib/account';
 import { useSubmission } from '../../lib/use-submission';
 import { updateKey, type Choices, type Key } from './api';
-import { capabilitiesOf, NameField, permissionsOf, PermissionsFieldset, WorkspacesFieldset, workspaceList, workspacesOf, type PermissionsValue, type WorkspacesValue } from './KeyFields';
+import { capabilitiesOf, nameProblem, NameField, permissionsOf, PermissionsFieldset, WorkspacesFieldset, workspaceList, workspacesOf, type PermissionsValue, type WorkspacesValue } from './KeyFields';
 import { metadataOf, MetadataFieldset, metadataProblem, metadataRows, type MetadataRow } from './MetadataFields';
 import { knownWorkspaces } from './useChoices';
 
@@ -38,7 +38,8 @@ export function EditKeyDialog({
     event.preventDefault();
     if (inFlight()) return;
     const fields: Record<string, string> = {};
-    if (!name.trim()) fields['name'] = 'Enter a name.';
+    const badName = nameProblem(name);
+    if (badName) fields['name'] = badName;
     const capabilities = capabilitiesOf(permissions);
     if (capabilities.length === 0) fields['capabilities'] = 'Choose at least one permission.';
     if (!workspaces.all && workspaces.chosen.length === 0) fields['workspaces'] = 'Choose at least one workspace, or All workspaces.';

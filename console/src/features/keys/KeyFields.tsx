@@ -2,7 +2,9 @@
  * The fields a key's create and edit dialogs share: Name, Permissions (the presets as radio buttons, or
  * Custom: one checkbox per capability, "Run one workflow" and "Run one model"), and Workspaces. What
  * the tier or the person's own role does not allow is disabled, with the reason beside it (linked by
- * aria-describedby).
+ * aria-describedby). Only adding is limited: a permission the key holds that is no longer allowed (the
+ * tier was lowered) stays enabled so that it can be removed; once removed it cannot be chosen again, and
+ * its control stays focusable (aria-disabled) so that the keyboard keeps its place.
  */
 import { useId, useState } from 'react';
 import type { Choices } from './api';
@@ -50,6 +52,21 @@ export function capabilitiesOf(value: PermissionsValue): string[] {
   return [...new Set([...value.fixed, ...(value.workflow ? [workflowRun(value.workflow)] : []), ...(value.model ? [modelRun(value.model)] : []), ...value.extra])];
 }
 
+/** The longest name the API takes: 100 characters, as its JSON schema counts them (code points, not UTF-16 units). */
+export const MAX_NAME_LENGTH = 100;
+
+/**
+ * What is wrong with a key's name, or undefined. No `maxLength` on the field: the browser counts UTF-16
+ * units and would silently cut a name of emoji short; what is typed stays, and this says what to change.
+ */
+export function nameProblem(name: string): string | undefined {
+  const trimmed = name.trim();
+  if (!trimmed) return 'Enter a name.';
+  const length = [...trimmed].length;
+  if (length > MAX_NAME_LENGTH) return `A name can have at most ${MAX_NAME_LENGTH} characters; this one has ${length}. Shorten it.`;
+  return undefined;
+}
+
 function FieldError({ id, message }: { readonly id: string; readonly message: string | undefined }) {
   return message ? (
     <p id={id} className="field-error">
@@ -68,7 +85,6 @@ export function NameField({ value, onChange, error }: { readonly value: string; 
         name="name"
         className="input"
         value={value}
-        maxLength={100}
         autoComplete="off"
         required
         aria-invalid={error ? 'true' : undefined}
@@ -98,6 +114,16 @@ export function PermissionsFieldset({ value, onChange, limits, choices, error }:
   const firstReason = (capabilities: readonly string[]) => capabilities.map((c) => whyUnavailable(c, limits)).find((r) => r !== null) ?? null;
   const workflowReason = whyUnavailable(workflowRun('any'), limits);
   const modelReason = whyUnavailable(modelRun('any'), limits);
+  // Held permissions that are not allowed any more and were removed in this dialog ('workflow' and
+  // 'model' for the two selects): they cannot be chosen again, but keep the focus they had.
+  const [removed, setRemoved] = useState<ReadonlySet<string>>(() => new Set());
+  const remove = (what: string) => setRemoved((r) => (r.has(what) ? r : new Set(r).add(what)));
+  /** disabled, or aria-disabled once removed here, for a choice not allowed and not held. */
+  const unavailable = (reason: string | null, held: boolean, what: string) => {
+    const blocked = reason !== null && !held;
+    return { disabled: blocked && !removed.has(what), 'aria-disabled': blocked && removed.has(what) ? ('true' as const) : undefined };
+  };
+  const REMOVABLE = ' The key holds it: you can remove it, but not add it back.';
 
   return (
     <fieldset className="fieldset" aria-describedby={error ? `${id}-error` : undefined}>
@@ -137,21 +163,34 @@ export function PermissionsFieldset({ value, onChange, limits, choices, error }:
             {CAPABILITIES.map(([capability, text]) => {
               const reason = whyUnavailable(capability, limits);
               const checkboxId = `${id}-cap-${capability}`;
+              const held = value.fixed.includes(capability);
               return (
                 <div className="choice" key={capability}>
                   <input
                     type="checkbox"
                     id={checkboxId}
-                    checked={value.fixed.includes(capability)}
-                    disabled={reason !== null}
+                    checked={held}
+                    {...unavailable(reason, held, capability)}
                     aria-describedby={`${checkboxId}-hint`}
-                    onChange={(e) => set({ fixed: e.target.checked ? [...value.fixed, capability] : value.fixed.filter((c) => c !== capability) })}
+                    onChange={(e) => {
+                      if (!e.target.checked) {
+                        if (reason !== null) remove(capability);
+                        set({ fixed: value.fixed.filter((c) => c !== capability) });
+                      } else if (reason === null) set({ fixed: [...value.fixed, capability] });
+                    }}
                   />
                   <label htmlFor={checkboxId} className="mono">
                     {capability}
                   </label>
                   <p id={`${checkboxId}-hint`} className="hint">
-                    {text}.{reason && <span className="reason"> {reason}</span>}
+                    {text}.
+                    {reason && (
+                      <span className="reason">
+                        {' '}
+                        {reason}
+                        {held && REMOVABLE}
+                      </span>
+                    )}
                   </p>
                 </div>
               );
@@ -176,20 +215,27 @@ export function PermissionsFieldset({ value, onChange, limits, choices, error }:
               id={`${id}-workflow`}
               className="input"
               value={value.workflow}
-              disabled={workflowReason !== null}
+              {...unavailable(workflowReason, value.workflow !== '', 'workflow')}
               aria-describedby={`${id}-workflow-hint`}
-              onChange={(e) => set({ workflow: e.target.value })}
+              onChange={(e) => {
+                if (workflowReason === null) set({ workflow: e.target.value });
+                else if (e.target.value === '') {
+                  remove('workflow');
+                  set({ workflow: '' });
+                }
+              }}
             >
               <option value="">None</option>
-              {value.workflow && !choices?.workflows.some((w) => w.slug === value.workflow) && <option value={value.workflow}>{value.workflow}</option>}
-              {choices?.workflows.map((w) => (
-                <option key={w.slug} value={w.slug}>
-                  {w.name === w.slug ? w.slug : `${w.name} (${w.slug})`}
-                </option>
-              ))}
+              {value.workflow && (workflowReason !== null || !choices?.workflows.some((w) => w.slug === value.workflow)) && <option value={value.workflow}>{value.workflow}</option>}
+              {workflowReason === null &&
+                choices?.workflows.map((w) => (
+                  <option key={w.slug} value={w.slug}>
+                    {w.name === w.slug ? w.slug : `${w.name} (${w.slug})`}
+                  </option>
+                ))}
             </select>
             <p id={`${id}-workflow-hint`} className="hint">
-              {workflowReason ??
+              {(workflowReason && `${workflowReason}${value.workflow ? REMOVABLE : ''}`) ??
                 (choices === null
                   ? 'Loading workflows…'
                   : choices.unavailable.includes('workflows')
@@ -205,20 +251,27 @@ export function PermissionsFieldset({ value, onChange, limits, choices, error }:
               id={`${id}-model`}
               className="input"
               value={value.model}
-              disabled={modelReason !== null}
+              {...unavailable(modelReason, value.model !== '', 'model')}
               aria-describedby={`${id}-model-hint`}
-              onChange={(e) => set({ model: e.target.value })}
+              onChange={(e) => {
+                if (modelReason === null) set({ model: e.target.value });
+                else if (e.target.value === '') {
+                  remove('model');
+                  set({ model: '' });
+                }
+              }}
             >
               <option value="">None</option>
-              {value.model && !choices?.models.some((m) => m.id === value.model) && <option value={value.model}>{value.model}</option>}
-              {choices?.models.map((m) => (
-                <option key={m.id} value={m.id}>
-                  {m.id}
-                </option>
-              ))}
+              {value.model && (modelReason !== null || !choices?.models.some((m) => m.id === value.model)) && <option value={value.model}>{value.model}</option>}
+              {modelReason === null &&
+                choices?.models.map((m) => (
+                  <option key={m.id} value={m.id}>
+                    {m.id}
+                  </option>
+                ))}
             </select>
             <p id={`${id}-model-hint`} className="hint">
-              {modelReason ??
+              {(modelReason && `${modelReason}${value.model ? REMOVABLE : ''}`) ??
                 (choices === null ? 'Loading models…' : choices.unavailable.includes('models') ? UNAVAILABLE('models') : 'Gives model:<id>:run for that model only.')}
             </p>
           </div>

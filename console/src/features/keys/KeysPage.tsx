@@ -76,9 +76,11 @@ export function KeysPage() {
   };
 
   let why: string | null = null;
+  // A tier is changed by whoever manages the account's Knouds subscription (the operator), not by its admins.
   if (free)
-    why =
-      'API keys need the Pro tier or higher. This account is on the Free tier, so it cannot hold a usable key. To create keys, have the account upgraded to Pro or higher: ask an admin of the account, or whoever manages your Knouds subscription.';
+    why = `API keys need the Pro tier or higher. This account is on the Free tier, so it cannot hold a usable key. To create keys, have the account upgraded to Pro or higher: ${
+      account.role === 'admin' ? 'ask whoever manages your Knouds subscription' : 'ask an admin of the account, or whoever manages your Knouds subscription'
+    }.`;
   else if (!canWrite)
     why = account.role === 'viewer' ? 'You can look at the keys but not change them: your role in this account is viewer. Ask an admin of the account to change your role.' : 'You cannot change keys in this account.';
 

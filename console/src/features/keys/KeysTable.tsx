@@ -144,7 +144,7 @@ export function KeysTable({ keys, actions, onAction }: KeysTableProps) {
               </td>
               <td data-label="Expires">{expires(key, now)}</td>
               <td data-label="Last used">{key.last_used ? <Time iso={key.last_used} withTime /> : <span className="muted">Never</span>}</td>
-              <td data-label="Created by">{createdBy(key, names)}</td>
+              <td data-label="Created by" className="names">{createdBy(key, names)}</td>
               <td className="actions-cell">
                 {/* A rotation or a deletion removes the row at the list's reload, perhaps with its button focused. */}
                 <KeepsFocus>

@@ -1,7 +1,11 @@
-/** A new key's plaintext, shown once (after Create and Rotate), with "Copy" and the warning. */
+/**
+ * A new key's plaintext, shown once (after Create and Rotate), with "Copy" and the warning. A session that
+ * ends meanwhile leaves it on screen (the leave guard holds the session) and says so.
+ */
 import { useId } from 'react';
 import { SecretField } from '../../components/SecretField';
 import { Notice, StatusMessage } from '../../components/Messages';
+import { useSession } from '../../lib/auth';
 
 /** What to do when the secret cannot be shown (an answer replayed after a retry): it depends on how the key was made. */
 const REPLAYED = {
@@ -23,8 +27,14 @@ export function NewKeySecret({
   readonly onDone: () => void;
 }) {
   const warningId = useId();
+  const ended = useSession().status === 'ending';
   return (
     <div className="dialog-body">
+      {ended && secret !== null && (
+        <p role="alert" className="message message-notice">
+          Your session has ended. The key is still shown here: copy it, then choose Done and sign in again.
+        </p>
+      )}
       {secret === null ? (
         <Notice>{REPLAYED[made]}</Notice>
       ) : (

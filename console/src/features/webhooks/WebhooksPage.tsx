@@ -133,6 +133,10 @@ export function WebhooksPage() {
     }
   };
 
+  // A tier is changed by whoever manages the account's Knouds subscription (the operator), not by its admins.
+  const upgrade =
+    account.role === 'admin' ? 'To use them, have the account upgraded: ask whoever manages your Knouds subscription.' : 'Ask an admin of the account to have it upgraded.';
+
   return (
     <Page title="Webhooks">
       <p>
@@ -145,7 +149,7 @@ export function WebhooksPage() {
         {!canRead ? (
           <Notice>
             {account.tier === 'free'
-              ? 'Webhooks need the Pro tier or higher, and this account is on the Free tier. Ask an admin of the account to have it upgraded.'
+              ? `Webhooks need the Pro tier or higher, and this account is on the Free tier. ${upgrade}`
               : 'You cannot see the signing secret in this account: it needs the keys:read permission. Ask an admin of the account.'}
           </Notice>
         ) : secret ? (
