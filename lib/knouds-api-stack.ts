@@ -581,14 +581,6 @@ export class KnoudsApiStack extends Stack {
       },
       defaultMethodOptions: { authorizer, authorizationType: AuthorizationType.CUSTOM },
     });
-    // The execution logs' group, which API Gateway would otherwise create itself at its first line, kept
-    // for ever and left behind by a deletion: made here, with the stack's retention, before the stage.
-    const executionLogs = new LogGroup(this, 'ExecutionLogs', {
-      logGroupName: `API-Gateway-Execution-Logs_${this.api.restApiId}/${stageName}`,
-      retention: logRetention,
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
-    this.api.deploymentStage.node.addDependency(executionLogs);
     addGatewayResponses(this.api, settings.keyPrefix);
     if (props.edgeRateLimit) {
       new EdgeRateLimit(this, 'EdgeRateLimit', { stage: this.api.deploymentStage, requestsPerMinute: props.edgeRateLimit.requestsPerMinute });

@@ -209,17 +209,6 @@ describe('API', () => {
     });
   });
 
-  it('makes the execution logs’ group itself, with the stack’s retention, before the stage (API Gateway’s own would be kept for ever)', () => {
-    const restApi = ofType('AWS::ApiGateway::RestApi')[0]![0];
-    const [groupId] = ofType('AWS::Logs::LogGroup').find(([, r]) => JSON.stringify(r.Properties?.['LogGroupName'] ?? '').includes('API-Gateway-Execution-Logs_'))!;
-    template.hasResource('AWS::Logs::LogGroup', {
-      Properties: { LogGroupName: { 'Fn::Join': ['', ['API-Gateway-Execution-Logs_', { Ref: restApi }, '/v1']] }, RetentionInDays: 30 },
-      DeletionPolicy: 'Delete',
-    });
-    const [, stage] = ofType('AWS::ApiGateway::Stage')[0]!;
-    expect((stage as { DependsOn?: string[] }).DependsOn).toContain(groupId);
-  });
-
   it('validates requests at the gateway: every keyed method requires its path parameters (not x-api-key: the authorizer answers that with 401)', () => {
     const validators = ofType('AWS::ApiGateway::RequestValidator');
     expect(validators).toHaveLength(1);
