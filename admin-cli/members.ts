@@ -9,6 +9,7 @@ import type { AccountsRepository } from '../lambdas/shared/repositories/accounts
 import { memberAddedEvent, newAuditEvent, OPERATOR_ACTOR, type AuditAction, type AuditChanges, type AuditRepository } from '../lambdas/shared/repositories/audit.js';
 import type { MembershipRecord, MembershipsRepository } from '../lambdas/shared/repositories/memberships.js';
 import type { PeopleDirectory } from './people.js';
+import type { PasswordReset } from '../local-runner/oidc/people.js';
 
 export interface MemberDeps {
   readonly accounts: AccountsRepository;
@@ -128,12 +129,7 @@ export async function addMember(
   }
 }
 
-/** A person's new password at the local provider, shown once. */
-export interface PasswordReset {
-  readonly subject: string;
-  readonly email: string;
-  readonly password: string;
-}
+export type { PasswordReset };
 
 /**
  * A fresh password for a person of the local provider (by email, whatever their accounts): for one whose

@@ -16,6 +16,7 @@ import {
   type CognitoIdentityProviderClient,
 } from '@aws-sdk/client-cognito-identity-provider';
 import type { LocalOidcAdminClient } from '../local-runner/oidc/admin-client.js';
+import type { PasswordReset } from '../local-runner/oidc/people.js';
 
 export interface EnsuredPerson {
   readonly subject: string;
@@ -44,7 +45,7 @@ export interface PeopleDirectory {
    * directory does not know them. Only where the CLI makes passwords (the local provider); elsewhere
    * absent, and `resetElsewhere` says how it is done there.
    */
-  resetPassword?(email: string): Promise<{ subject: string; email: string; password: string } | undefined>;
+  resetPassword?(email: string): Promise<PasswordReset | undefined>;
   /** Where and how a password is reset when the CLI does not (`<email>` stands for the person's). */
   readonly resetElsewhere?: string;
 }

@@ -24,7 +24,11 @@ import { Construct } from 'constructs';
 import { cognitoJwksUri, identityProviderEnvironment, type IdentityProviderConfig } from '../lambdas/shared/identity-provider.js';
 import { STACK_OUTPUTS } from './outputs.js';
 
-/** The deployer's own OpenID Connect provider (Okta, Microsoft Entra ID, Auth0, Keycloak, …). */
+/**
+ * The deployer's own OpenID Connect provider, one that issues RFC 9068 access tokens (`typ: at+jwt`) for
+ * the API, such as an Auth0 API with its RFC 9068 token profile. (Okta's and Entra ID's access tokens are
+ * not in that profile, and are refused: README, "Your own OpenID Connect provider".)
+ */
 export interface ExternalIdentityProvider {
   /**
    * The provider's issuer identifier, exactly as its tokens' `iss` claim carries it: an `https` URL with
@@ -35,8 +39,7 @@ export interface ExternalIdentityProvider {
   readonly clientId: string;
   /**
    * The `aud` the API requires in an access token (RFC 9068): the identifier under which the API is
-   * registered with the provider (an Auth0 API identifier, Okta's `api://default`, an Entra ID
-   * application ID URI or client id).
+   * registered with the provider (an Auth0 API's identifier, for example).
    * @default the `clientId`
    */
   readonly audience?: string;

@@ -127,6 +127,84 @@ describe('transaction conflicts (injected: DynamoDB Local serialises transaction
   });
 });
 
+describe('a key’s transaction whose outcome is unknown (faults injected: DynamoDB Local cannot lose answers)', () => {
+  afterEach(() => jest.restoreAllMocks());
+
+  /** What each step does to one TransactWriteCommand: send it and then fail (it landed), or fail without sending. */
+  type Step = { send: boolean; error: () => Error } | 'pass';
+  const noAnswer = () => Object.assign(new Error('socket hang up'), { name: 'TimeoutError', $metadata: {} });
+  const throttledAfterRetries = () =>
+    Object.assign(new Error('Rate of requests exceeds the allowed throughput'), { name: 'ThrottlingException', $fault: 'client', $metadata: { httpStatusCode: 400, attempts: 4 } });
+  const inProgress = () => Object.assign(new Error('Transaction is ongoing for the idempotency token'), { name: 'TransactionInProgressException', $fault: 'client', $metadata: { httpStatusCode: 400 } });
+  const conflicted = () =>
+    new TransactionCanceledException({ message: 'Transaction cancelled', $metadata: { httpStatusCode: 400 }, CancellationReasons: [{ Code: 'TransactionConflict' }, { Code: 'None' }, { Code: 'None' }, { Code: 'None' }] });
+
+  /**
+   * Scripts the key's transactions (`steps`, in order; then each passes) and, with `failPointerRead`, fails
+   * the read of a key's id pointer; returns the client request token of each transaction sent.
+   */
+  function script(steps: Step[], { failPointerRead = false } = {}): string[] {
+    const original = DynamoDBDocumentClient.prototype.send;
+    const tokens: string[] = [];
+    jest.spyOn(DynamoDBDocumentClient.prototype, 'send').mockImplementation(async function (this: DynamoDBDocumentClient, command: unknown) {
+      const send = () => (original as (c: unknown) => Promise<unknown>).call(this, command);
+      const name = (command as object).constructor.name;
+      const input = (command as { input: Record<string, unknown> }).input;
+      if (name === 'GetCommand' && failPointerRead && String((input['Key'] as { pk?: unknown }).pk).startsWith('K#')) throw noAnswer();
+      if (name !== 'TransactWriteCommand') return send();
+      tokens.push(String(input['ClientRequestToken']));
+      const step = steps.shift() ?? 'pass';
+      if (step === 'pass') return send();
+      if (step.send) await send();
+      throw step.error();
+    } as never);
+    return tokens;
+  }
+
+  const works = async (account: string, keyId: string) => {
+    jest.restoreAllMocks();
+    expect((await db.deps().keys.getById(account, keyId))?.key_id).toBe(keyId);
+    expect(await counter(account)).toBe(1);
+  };
+
+  it('landed, then throttled on the SDK’s later attempts (the last error a 4xx): found by the read, the key is answered', async () => {
+    const account = await newAccount();
+    const tokens = script([{ send: true, error: throttledAfterRetries }]);
+    const { key, apiKey } = await createKey(db.deps(), account, { name: 'x', preset: 'read-only' });
+    expect(apiKey).toMatch(/^knouds_/);
+    expect(tokens).toHaveLength(1);
+    await works(account, key.key_id);
+  });
+
+  it('landed, and the read that would tell fails too: sent again with its token, which DynamoDB applies once', async () => {
+    const account = await newAccount();
+    const tokens = script([{ send: true, error: noAnswer }], { failPointerRead: true });
+    const { key } = await createKey(db.deps(), account, { name: 'x', preset: 'read-only' });
+    expect(tokens).toHaveLength(2);
+    expect(tokens[1]).toBe(tokens[0]);
+    await works(account, key.key_id);
+  });
+
+  it('not landed, and its token’s transaction still running when sent again: waited for, sent with the same token, and applied once', async () => {
+    const account = await newAccount();
+    const tokens = script([{ send: false, error: noAnswer }, { send: false, error: inProgress }]);
+    const { key } = await createKey(db.deps(), account, { name: 'x', preset: 'read-only' });
+    expect(tokens).toHaveLength(3);
+    expect(new Set(tokens).size).toBe(1);
+    await works(account, key.key_id);
+  });
+
+  it('not landed, and the resend cancelled by a conflict (not applied): tried again, as conflicts are, with a new token', async () => {
+    const account = await newAccount();
+    const tokens = script([{ send: false, error: noAnswer }, { send: false, error: conflicted }]);
+    const { key } = await createKey(db.deps(), account, { name: 'x', preset: 'read-only' });
+    expect(tokens).toHaveLength(3);
+    expect(tokens[1]).toBe(tokens[0]);
+    expect(tokens[2]).not.toBe(tokens[0]);
+    await works(account, key.key_id);
+  });
+});
+
 describe('revocation and rotation races', () => {
   it('two revocations of one key: one succeeds, the other is 404, the slot is freed once', async () => {
     const account = await newAccount();

@@ -110,15 +110,19 @@ export function cancellationReasons(error: unknown): string[] | undefined {
 
 /**
  * Whether a write failed in a way that says nothing of whether it took effect: no answer at all (the
- * SDK's request timeout, a cut connection: its attempts all ended so), a 5xx, or a transaction still
- * running under its token (`TransactionInProgressException`). A throttled call, a cancelled transaction
- * and any other 4xx surely did not take effect.
+ * SDK's request timeout, a cut connection), a 5xx, a transaction still running under its token
+ * (`TransactionInProgressException`), or any failure after more than one attempt, since an earlier
+ * attempt may have landed (a timeout, then throttling). Only a cancelled transaction is sure after
+ * several: a token's transaction that landed answers its later attempts with success. On a first
+ * attempt, a throttled call and any other 4xx surely did not take effect.
  */
 export function outcomeUnknown(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   if (error.name === 'TransactionInProgressException') return true;
+  if (error.name === 'TransactionCanceledException') return false;
+  const { $fault, $metadata } = error as { $fault?: 'client' | 'server'; $metadata?: { httpStatusCode?: number; attempts?: number } };
+  if (($metadata?.attempts ?? 1) > 1) return true;
   // DynamoDB's own answers say whose fault: a client fault (4xx) did not take effect.
-  const { $fault, $metadata } = error as { $fault?: 'client' | 'server'; $metadata?: { httpStatusCode?: number } };
   if ($fault !== undefined) return $fault === 'server';
   const status = $metadata?.httpStatusCode;
   return status === undefined || status >= 500;

@@ -2,6 +2,7 @@
  * One error hierarchy for the whole codebase. Services throw these; the HTTP error mapper turns them
  * into the contract's bodies (API.md §3); the admin CLI prints their message.
  */
+import { ACCOUNT_ID_PATTERN } from './account-id.js';
 import type { Capability } from './capabilities.js';
 
 export interface FieldError {
@@ -86,12 +87,6 @@ export class EnvironmentDeniedError extends ApiError {
   }
 }
 
-/**
- * An account id's shape: repositories/accounts.ts's ACCOUNT_ID_PATTERN, repeated here so that errors.ts
- * loads no repository (test/errors-not-a-member.test.ts holds the two equal).
- */
-export const ACCOUNT_ID_SHAPE = /^[A-Za-z0-9_-]{1,64}$/;
-
 /** At most this many characters of a `Knouds-Account` value that is no account id are shown back. */
 export const SHOWN_ACCOUNT_HEADER_LENGTH = 64;
 
@@ -121,7 +116,7 @@ export class NotAMemberError extends ApiError {
         ? 'You are not a member of any account: ask an account admin to add you'
         : accountId === ''
           ? 'The Knouds-Account header is empty: name one of your accounts in it (GET /me without the header lists them), or leave it out if you belong to one account only'
-          : !ACCOUNT_ID_SHAPE.test(accountId)
+          : !ACCOUNT_ID_PATTERN.test(accountId)
             ? `'${shownHeaderValue(accountId)}' is not an account id: name one of your accounts in the Knouds-Account header (GET /me without the header lists them)`
             : `You are not a member of account '${accountId}': ask one of its admins to add you, or name another account in the Knouds-Account header`,
     );

@@ -57,7 +57,7 @@ export interface WebhookSecrets {
   readonly previous?: { readonly secret: string; readonly until: Date };
 }
 
-export const ACCOUNT_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+export { ACCOUNT_ID_PATTERN } from '../account-id.js';
 
 export interface AccountsRepositoryOptions {
   /**

@@ -10,7 +10,7 @@ import {
 import type { KeyEnvironment } from '../api-key.js';
 import { newAuditEvent, SYSTEM_ACTOR, type AuditRepository, type TransactItem } from './audit.js';
 import type { Capability } from '../capabilities.js';
-import { cancellationReasons, conflictBackoff, isConditionalCheckFailed, isTransactionConflict, outcomeUnknown, queryPage, TRANSACTION_CONFLICT_RETRIES } from '../ddb.js';
+import { cancellationReasons, conflictBackoff, isConditionalCheckFailed, isTransactionConflict, outcomeUnknown, queryPage, singleAttemptClient, TRANSACTION_CONFLICT_RETRIES } from '../ddb.js';
 import { decodePageToken, encodePageToken } from '../page-tokens.js';
 import { KeyLimitReachedError, NotFoundError, ValidationError } from '../errors.js';
 import type { TierName } from '../settings.js';
@@ -101,6 +101,9 @@ export interface KeyPage {
 }
 
 export class KeysRepository {
+  /** For `settle`: one attempt per call. */
+  private singleAttempt: DynamoDBDocumentClient | undefined;
+
   constructor(
     private readonly doc: DynamoDBDocumentClient,
     private readonly tables: { readonly keys: string; readonly accounts?: string },
@@ -128,11 +131,15 @@ export class KeysRepository {
 
   /** A key by id whatever its account: for operators (the admin CLI), never for API callers. */
   async findById(keyId: string): Promise<KeyRecord | undefined> {
-    const pointer = await this.doc.send(
-      new GetCommand({ TableName: this.tables.keys, Key: { pk: idPk(keyId) }, ConsistentRead: true }),
-    );
+    const hash = await this.hashOf(keyId);
+    return hash === undefined ? undefined : this.getByHash(hash);
+  }
+
+  /** The hash the key's id pointer names (consistent read), or undefined. */
+  private async hashOf(keyId: string, doc: DynamoDBDocumentClient = this.doc): Promise<string | undefined> {
+    const pointer = await doc.send(new GetCommand({ TableName: this.tables.keys, Key: { pk: idPk(keyId) }, ConsistentRead: true }));
     const hash = pointer.Item?.['key_hash'];
-    return typeof hash === 'string' ? this.getByHash(hash) : undefined;
+    return typeof hash === 'string' ? hash : undefined;
   }
 
   /**
@@ -157,7 +164,7 @@ export class KeysRepository {
         },
         ...this.newKeyItems(record),
         audit,
-      ], record.account_id, () => this.stored(record));
+      ], record.account_id, record);
     } catch (error) {
       const reasons = cancellationReasons(error);
       if (reasons?.[0] === 'ConditionalCheckFailed') throw new KeyCreateConflict();
@@ -340,7 +347,7 @@ export class KeysRepository {
         ...(oldExpiry ? [] : [this.pointerTtl(old.key_id, revokedTtl)]),
         ...this.newKeyItems(next),
         ...audit,
-      ], next.account_id, () => this.stored(next));
+      ], next.account_id, next);
     } catch (error) {
       const reasons = cancellationReasons(error);
       if (reasons?.[0] === 'ConditionalCheckFailed') throw new KeyCreateConflict();
@@ -451,7 +458,7 @@ export class KeysRepository {
    * writing (`TransactionConflict`, e.g. parallel creates on one account); those are retried with
    * jittered backoff. Condition failures are the caller's to interpret.
    */
-  private async transact(items: TransactItem[], slotAccount?: string, landed?: () => Promise<boolean>): Promise<void> {
+  private async transact(items: TransactItem[], slotAccount?: string, newKey?: KeyRecord): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       // One token per attempt: the SDK sends it again with each of its retries, and so does `settle`.
       const token = randomUUID();
@@ -459,7 +466,13 @@ export class KeysRepository {
         await this.doc.send(new TransactWriteCommand({ TransactItems: items, ClientRequestToken: token }));
         return;
       } catch (error) {
-        if (landed && outcomeUnknown(error)) return this.settle(items, token, landed, error);
+        if (newKey && outcomeUnknown(error)) {
+          if ((await this.settle(items, token, newKey)) === 'landed') return;
+          // Not applied, and nothing runs under its token: a conflict, tried again as one.
+          if (attempt >= TRANSACTION_CONFLICT_RETRIES) throw error;
+          await conflictBackoff(attempt);
+          continue;
+        }
         if (slotAccount && attempt === 0 && isMissingSlotMap(error)) {
           await this.addSlotMap(slotAccount);
           continue;
@@ -471,38 +484,37 @@ export class KeysRepository {
   }
 
   /**
+   * A transaction that stores `newKey`, whose attempts ended without saying whether it took effect. The
+   * key's plaintext exists only in this request, so "did not happen" must not be assumed: the request
+   * would fail, its Idempotency-Key be released, and its retry make a second key (or, for a rotation
+   * without grace, meet its own revoked key). A consistent read of the key's id pointer tells: found, it
+   * landed (its answers were lost). Not found (or the read failed), the transaction is sent again with its
+   * token: DynamoDB applies a token's transaction once (for 10 minutes), so this lands it, finds it landed
+   * meanwhile, or fails as it would have, for the caller to read. A transaction still running under the
+   * token is waited for (twice, briefly); one cancelled by another's conflict is 'retry' (not applied).
+   * One attempt per call here (`singleAttemptClient`): the SDK's own attempts already took most of the
+   * function's time.
+   */
+  private async settle(items: TransactItem[], token: string, newKey: KeyRecord): Promise<'landed' | 'retry'> {
+    const once = (this.singleAttempt ??= singleAttemptClient(this.doc));
+    if ((await this.hashOf(newKey.key_id, once).catch(() => undefined)) === newKey.key_hash) return 'landed';
+    for (let wait = 0; ; wait++) {
+      try {
+        await once.send(new TransactWriteCommand({ TransactItems: items, ClientRequestToken: token }));
+        return 'landed';
+      } catch (error) {
+        if (isTransactionConflict(error)) return 'retry';
+        if (!(error instanceof Error && error.name === 'TransactionInProgressException') || wait >= 2) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 250 * (wait + 1)));
+      }
+    }
+  }
+
+  /**
    * The record (under its hash) and the id pointer of a new key, without `ttl`: a key that holds a slot
    * in the account's count must not vanish before its slot is released (TTL deleting an expired key's
    * record would leak the slot for good). Revoke, rotate and release set `ttl` as they free the slot.
    */
-  /**
-   * A transaction whose every attempt ended without an answer that says whether it took effect: the
-   * key's plaintext exists only in this request, so "did not happen" must not be assumed (the request
-   * would fail, its Idempotency-Key be released, and its retry make a second key, or, for a rotation
-   * without grace, meet its own revoked key). A consistent read tells: when `landed`, it did (its
-   * answer was lost), and the request goes on. When not, it is sent once more with its token: DynamoDB
-   * applies a token's transaction once (for 10 minutes), so this lands it, finds it landed meanwhile,
-   * or fails as it would have, for the caller to read.
-   */
-  private async settle(items: TransactItem[], token: string, landed: () => Promise<boolean>, error: unknown): Promise<void> {
-    let found: boolean;
-    try {
-      found = await landed();
-    } catch {
-      throw error;
-    }
-    if (found) return;
-    await this.doc.send(new TransactWriteCommand({ TransactItems: items, ClientRequestToken: token }));
-  }
-
-  /** Whether `record` is stored: its id pointer names its hash (consistent read). */
-  private async stored(record: KeyRecord): Promise<boolean> {
-    const pointer = await this.doc.send(
-      new GetCommand({ TableName: this.tables.keys, Key: { pk: idPk(record.key_id) }, ConsistentRead: true }),
-    );
-    return pointer.Item?.['key_hash'] === record.key_hash;
-  }
-
   private newKeyItems(record: KeyRecord): TransactItem[] {
     return [
       {
