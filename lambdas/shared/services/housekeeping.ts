@@ -20,6 +20,7 @@
  * `keysPerRun` keys and `executionsPerRun` runs per run (`executionsPerAccount` of one account), and
  * nothing started after `startBy`; what is left waits for the next run.
  */
+import { isThrottled } from '../ddb.js';
 import { log } from '../log.js';
 import type { AccountsRepository, ScannedAccount } from '../repositories/accounts.js';
 import type { AuditRepository } from '../repositories/audit.js';
@@ -46,6 +47,9 @@ export interface HousekeepingLimits {
   /** Accounts holding a plaintext webhook secret of an earlier release handled per run (each sealing a KMS call). */
   readonly secretsPerRun: number;
 }
+
+/** Accounts failing one after another (none swept between) that halt a run: DynamoDB failing, not one account. */
+export const MAX_FAILURES_IN_A_ROW = 3;
 
 export const DEFAULT_HOUSEKEEPING_LIMITS: HousekeepingLimits = {
   keysPerRun: 500,
@@ -122,7 +126,9 @@ export function overdueCutoffs(now: Date): OverdueCutoffs {
 /**
  * One housekeeping run over every account: their expired keys' slots released, their overdue runs
  * failed, within the limits and before `startBy` (epoch ms). Throws SweepStopped (with what it did) when
- * a call failed: it starts nothing more, lets what is in progress end, and leaves the rest.
+ * a call failed. An account's failure leaves that account to the next run and the sweep goes on to the
+ * others; throttling, a failed scan, or MAX_FAILURES_IN_A_ROW accounts failing in a row halt it: it starts
+ * nothing more, lets what is in progress end, and leaves the rest.
  */
 export async function sweep(deps: HousekeepingDeps, options: { readonly startBy?: number } = {}): Promise<SweepResult> {
   const limits = { ...DEFAULT_HOUSEKEEPING_LIMITS, ...deps.limits };
@@ -140,6 +146,8 @@ export async function sweep(deps: HousekeepingDeps, options: { readonly startBy?
   let accounts = 0;
   let complete = true;
   let failure: { error: unknown } | undefined;
+  /** The first account's failure that did not halt the run. */
+  let accountFailure: { error: unknown } | undefined;
   const halted = () => failure !== undefined || Date.now() >= startBy;
   /** Halted with an account's work perhaps left (time, or another account's failure): the run is not complete. */
   const stoppedMidAccount = () => {
@@ -253,9 +261,24 @@ export async function sweep(deps: HousekeepingDeps, options: { readonly startBy?
     while (queue.length === 0 && !exhausted && !halted()) await readMore();
     return halted() ? undefined : queue.shift();
   };
+  // One account's failure (a transaction conflicting for ever with its busy account item, say) is that
+  // account's: logged, its work left to the next run, and the sweep goes on to the others, so that no
+  // tenant keeps the accounts after it from being swept. What points at DynamoDB itself halts the run:
+  // throttling (going on would add to it), or MAX_FAILURES_IN_A_ROW accounts failing one after another.
+  let failuresInARow = 0;
   const worker = async () => {
     try {
-      for (let account = await nextAccount(); account; account = await nextAccount()) await sweepAccount(account);
+      for (let account = await nextAccount(); account; account = await nextAccount()) {
+        try {
+          await sweepAccount(account);
+          failuresInARow = 0;
+        } catch (error) {
+          accountFailure ??= { error };
+          complete = false;
+          log('warn', 'account not swept: the next run tries again', { account_id: account.account_id, error: errorName(error) });
+          if (isThrottled(error) || ++failuresInARow >= MAX_FAILURES_IN_A_ROW) throw error;
+        }
+      }
     } catch (error) {
       failure ??= { error };
     }
@@ -264,6 +287,8 @@ export async function sweep(deps: HousekeepingDeps, options: { readonly startBy?
   // A failed call left its own work undone, even when it came last.
   if (!exhausted || queue.length > 0 || failure) complete = false;
   const result: SweepResult = { released_keys: released, failed_executions: failed, sealed_secrets: sealed, seal_failures: sealFailures, accounts, complete };
-  if (failure) throw new SweepStopped(result, failure.error);
+  // Still an error (so that the function's errors alarm sees it), once every other account had its turn.
+  const stoppedBy = failure ?? accountFailure;
+  if (stoppedBy) throw new SweepStopped(result, stoppedBy.error);
   return result;
 }
