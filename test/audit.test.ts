@@ -135,6 +135,21 @@ describe('reading', () => {
     expect(ids((await audit.list(busy, { actorId: 'key_other', action: 'key.updated' }, 10)).items)).toEqual(ids([events[140]!, events[90]!, events[20]!]));
     expect((await audit.list(busy, { actorId: 'key_other', action: 'key.created' }, 10)).items).toEqual([]);
   });
+
+  it('a combination that matches nothing in a long history reads a bounded page: short (here empty) with a token, and the tokens lead to the match', async () => {
+    const busy = newAccount();
+    // A CI key that edited one key 1,100 times; its one creation is the oldest event.
+    const start = Date.parse('2026-06-01T00:00:00Z');
+    const events = Array.from({ length: 1_101 }, (_, i) => keyEvent(busy, i === 0 ? 'key.created' : 'key.updated', 'key_ci', 'key_ci', new Date(start + i * 1000)));
+    await write(events);
+    const filters = { actorId: 'key_ci', action: 'key.created' } as const;
+    // Before: one page read all 1,101 events (a year's history: until the function's timeout).
+    const first = await audit.list(busy, filters, 10);
+    expect(first.items).toEqual([]);
+    expect(first.nextToken).not.toBeNull();
+    const second = await audit.list(busy, filters, 10, first.nextToken!);
+    expect({ ids: ids(second.items), next: second.nextToken }).toEqual({ ids: ids([events[0]!]), next: null });
+  });
 });
 
 describe('membership writes are conditioned on the member as read', () => {

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import { GetCommand, QueryCommand, type DynamoDBDocumentClient, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, type DynamoDBDocumentClient, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
 import { randomBase62 } from '../api-key.js';
 import { AUDIT_ACTIONS, isAuditAction, type AuditAction } from '../audit-contract.js';
 import type { Principal } from '../caller.js';
-import { MAX_PAGE_BYTES } from '../ddb.js';
+import { queryPage } from '../ddb.js';
 import { decodePageToken, encodePageToken } from '../page-tokens.js';
 import { ValidationError } from '../errors.js';
 
@@ -137,10 +137,6 @@ export interface AuditPage {
 
 const sortKey = (event: Pick<AuditEvent, 'occurred_at' | 'event_id'>) => `${event.occurred_at}#${event.event_id}`;
 const SORT_KEY_PATTERN = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z#evt_[0-9A-Za-z]{20}$/;
-/** Items of a filtered page read per Query call (a filter that matches little costs fewer round trips). */
-const FILTERED_READ_CHUNK = 100;
-/** What a page's items may take of the 1 MB page (the rest is the envelope's). */
-const PAGE_ITEMS_BYTES = MAX_PAGE_BYTES - 4 * 1024;
 
 const INTERNAL = ['sk', 'ttl', 'target_key', 'actor_key', 'action_key'] as const;
 
@@ -191,8 +187,10 @@ export class AuditRepository {
    * time range) is read without any FilterExpression: exactly `limit + 1` items. Page size / filter
    * trade-off: a combination (target with actor or action, actor with action) reads the narrowest
    * partition (one key's or one member's history, one actor's changes) and filters the rest, so a page
-   * stays full (never short, never an empty last page) at the cost of reading the items between matches;
-   * those partitions hold one target's or one actor's management changes, not the account's traffic.
+   * stays full (never an empty last page) at the cost of reading the items between matches, up to the
+   * list pages' read bounds (`queryPage`: 1,000 items, 256 read units): past them the page is short, even
+   * empty, with a token (a key that made keys all year, asked for the members it added, would otherwise
+   * read its whole history for one page).
    * The token names the page's last event and the filters it was read with; it is valid for that account
    * and those filters only, and the event must still exist (anything else is 400).
    */
@@ -211,41 +209,26 @@ export class AuditRepository {
     if (filters.since) values[':since'] = filters.since.toISOString();
     if (filters.until) values[':until'] = filters.until.toISOString();
 
-    const items: Record<string, unknown>[] = [];
-    let bytes = 0;
-    let from = start;
-    let more = false;
-    read: do {
-      const wanted = limit + 1 - items.length;
-      const out = await this.doc.send(
-        new QueryCommand({
-          TableName: this.table,
-          ...(plan.index ? { IndexName: plan.index } : {}),
-          KeyConditionExpression: `#p = :p${range}`,
-          ...(plan.filter ? { FilterExpression: plan.filter } : {}),
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: values,
-          ScanIndexForward: false,
-          Limit: plan.filter ? Math.max(wanted, FILTERED_READ_CHUNK) : wanted,
-          ...(from ? { ExclusiveStartKey: from } : {}),
-        }),
-      );
-      for (const item of out.Items ?? []) {
-        const size = Buffer.byteLength(JSON.stringify(item)) + 1;
-        // One more match (or one that would pass the page's 1 MB): something follows this page.
-        if (items.length === limit || (items.length > 0 && bytes + size > PAGE_ITEMS_BYTES)) {
-          more = true;
-          break read;
-        }
-        items.push(item);
-        bytes += size;
-      }
-      from = out.LastEvaluatedKey;
-    } while (from);
-    const last = items.at(-1);
+    const page = await queryPage(
+      this.doc,
+      {
+        TableName: this.table,
+        ...(plan.index ? { IndexName: plan.index } : {}),
+        KeyConditionExpression: `#p = :p${range}`,
+        ...(plan.filter ? { FilterExpression: plan.filter } : {}),
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+        ScanIndexForward: false,
+      },
+      limit,
+      start,
+    );
+    // A page cut short by the read bounds resumes where the reading stopped: its token names the last event
+    // read (one that did not match), which startAfter finds as it finds any.
+    const last = page.resumeAfter ?? page.items.at(-1);
     return {
-      items: items.map(strip),
-      nextToken: more && last ? await encodePageToken('audit-events', accountId, { s: String(last['sk']), f: fingerprint }) : null,
+      items: page.items.map(strip),
+      nextToken: page.more && last ? await encodePageToken('audit-events', accountId, { s: String(last['sk']), f: fingerprint }) : null,
     };
   }
 
