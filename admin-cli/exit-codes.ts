@@ -2,6 +2,8 @@
  * The admin CLI's exit codes: one per class of error, stable (scripts branch on them), in the spirit of
  * sysexits(3) but small. `--help` and the README list them; admin-cli.test.ts checks each class.
  */
+import { outcomeUnknown } from '../lambdas/shared/ddb.js';
+
 export const EXIT = {
   ok: 0,
   /** A bug, or an error of AWS or the local provider that is none of the classes below. */
@@ -70,8 +72,15 @@ export function isUnreachable(error: Error): boolean {
 /** Failures after a request went out (no answer, a cut connection): a write may have landed. */
 const LOST_ANSWER_CODES = new Set(['ECONNRESET', 'ETIMEDOUT', 'EPIPE']);
 
+/**
+ * Whether a write may have landed though it failed: no answer (a timeout, a cut connection), or an
+ * answer of DynamoDB's that does not say (a 5xx, a transaction still in progress, any failure after an
+ * earlier attempt that may have landed: `outcomeUnknown`, as the functions judge it). Not a connection
+ * refused or a name not found: nothing went out.
+ */
 export function mayHaveLanded(error: Error): boolean {
   if (error.name === 'TimeoutError') return true;
   const code = (error as { code?: unknown }).code;
-  return typeof code === 'string' && LOST_ANSWER_CODES.has(code);
+  if (typeof code === 'string') return LOST_ANSWER_CODES.has(code);
+  return '$metadata' in error && outcomeUnknown(error);
 }

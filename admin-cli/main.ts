@@ -775,10 +775,11 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (error instanceof ApiError) return fail(exitOfStatus(error.status), bodyOf(error));
     if (command.writes && error instanceof Error && mayHaveLanded(error)) {
-      // The request went out and no answer came back: it may have been applied. Not "cannot reach the
+      // The request went out and no answer said whether it was applied (none came, a 5xx, a transaction
+      // still in progress, a failure after an earlier attempt): it may have been. Not "cannot reach the
       // stack" (6), which a script would retry blindly (a rotation retried is 409, its plaintext lost).
       return fail(EXIT.unexpected, {
-        error: `${error.name}: ${error.message}. No answer came back: the change may have been made. Look before trying again (key get, key list, user list, account get).`,
+        error: `${error.name}: ${error.message}. No answer said whether it was made: the change may have been made. Look before trying again (key get, key list, user list, account get).`,
         code: 'OUTCOME_UNKNOWN',
       });
     }

@@ -186,6 +186,17 @@ describe('a rotation whose answer is lost', () => {
     // And its event is written once.
     expect((await audit.list(id, { action: 'webhook_secret.rotated' }, 10)).items).toHaveLength(1);
   });
+
+  it('every answer to it lost: found applied by its rotation id, answered as applied; not failed, so its retry cannot rotate again and end the grace', async () => {
+    const id = await newAccount();
+    const before = (await getWebhookSecret({ accounts, audit }, id)).secret;
+    proxy.inject({ operation: 'TransactWriteItems', table: db.tables.accounts, fault: 'lose-response' });
+    const rotated = await rotateWebhookSecret({ accounts: faulty, audit: faultyAudit }, id, { grace_period_seconds: HOUR });
+    expect(proxy.injected()).toBeGreaterThan(1);
+    proxy.clearFaults();
+    expect(await signingSecrets(accounts, id)).toEqual([rotated.secret, before]);
+    expect((await audit.list(id, { action: 'webhook_secret.rotated' }, 10)).items).toHaveLength(1);
+  });
 });
 
 describe('the first secret, made on first use, is recorded once (webhook_secret.created)', () => {

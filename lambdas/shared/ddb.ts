@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, QueryCommand, TransactWriteCommand, type QueryCommandInput, type TranslateConfig, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
 
@@ -148,14 +149,55 @@ export const conflictBackoff = (attempt: number): Promise<void> => new Promise((
  * One transaction; one cancelled by another on an item it touches (`TransactionConflict`) did not take
  * effect, and is sent again with jittered backoff. Any other failure, a failed condition included, is thrown.
  */
-export async function transactWrite(doc: DynamoDBDocumentClient, input: TransactWriteCommandInput): Promise<void> {
+export async function transactWrite(
+  doc: DynamoDBDocumentClient,
+  input: TransactWriteCommandInput,
+  /** Whether the transaction's effect is in place (one consistent read): when given, an unknown outcome is settled (settleTransaction). */
+  landed?: (once: DynamoDBDocumentClient) => Promise<boolean>,
+): Promise<void> {
   for (let attempt = 0; ; attempt++) {
+    // One token per attempt: the SDK sends it again with each of its retries, and so does settleTransaction.
+    const token = randomUUID();
     try {
-      await doc.send(new TransactWriteCommand(input));
+      await doc.send(new TransactWriteCommand({ ...input, ClientRequestToken: token }));
       return;
     } catch (error) {
-      if (!isTransactionConflict(error) || attempt >= TRANSACTION_CONFLICT_RETRIES) throw error;
+      if (landed && outcomeUnknown(error)) {
+        if ((await settleTransaction(doc, input.TransactItems ?? [], token, landed)) === 'landed') return;
+      } else if (!isTransactionConflict(error)) throw error;
+      if (attempt >= TRANSACTION_CONFLICT_RETRIES) throw error;
       await conflictBackoff(attempt);
+    }
+  }
+}
+
+/**
+ * A transaction whose attempts (under `token`) ended without saying whether it took effect
+ * (`outcomeUnknown`), where "did not happen" must not be assumed: the caller would fail, its
+ * Idempotency-Key be released, and its retry do the work a second time (a second key, a second rotation
+ * of a secret). `landed` (one consistent read) tells: true, it landed (its answers were lost). Not, or
+ * the read failed, it is sent again with its token: DynamoDB applies a token's transaction once (for 10
+ * minutes), so this lands it, finds it landed meanwhile, or fails as it would have, for the caller to
+ * read. A transaction still running under the token is waited for (twice, briefly); one cancelled by
+ * another's conflict is 'retry' (not applied, nothing runs under its token). One attempt per call here
+ * (`singleAttemptClient`): the SDK's own attempts already took most of the function's time.
+ */
+export async function settleTransaction(
+  doc: DynamoDBDocumentClient,
+  items: NonNullable<TransactWriteCommandInput['TransactItems']>,
+  token: string,
+  landed: (once: DynamoDBDocumentClient) => Promise<boolean>,
+): Promise<'landed' | 'retry'> {
+  const once = singleAttemptClient(doc);
+  if (await landed(once).catch(() => false)) return 'landed';
+  for (let wait = 0; ; wait++) {
+    try {
+      await once.send(new TransactWriteCommand({ TransactItems: items, ClientRequestToken: token }));
+      return 'landed';
+    } catch (error) {
+      if (isTransactionConflict(error)) return 'retry';
+      if (!(error instanceof Error && error.name === 'TransactionInProgressException') || wait >= 2) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 250 * (wait + 1)));
     }
   }
 }

@@ -244,19 +244,30 @@ export class AccountsRepository {
     };
     try {
       // Cancelled by another transaction on the account item (a first use, a run's counter): sent again.
-      await transactWrite(this.doc, rotation);
+      // An unknown outcome (no answer, a transaction still in progress) is settled by the account's
+      // rotation id: sent again with its token, never as a second rotation that would end the grace of
+      // the secret this one kept.
+      await transactWrite(this.doc, rotation, async (once) => (await this.rotationIdOf(accountId, once)) === rotationId);
     } catch (error) {
       if (cancellationReasons(error)?.[0] !== 'ConditionalCheckFailed') throw error;
-      const after = await this.doc.send(
-        new GetCommand({ TableName: this.table, Key: { account_id: accountId }, ConsistentRead: true, ProjectionExpression: `account_id, ${ROTATION_ATTRIBUTE}` }),
-      );
-      if (!after.Item) throw new NotFoundError(`Account '${accountId}' does not exist`);
+      const after = await this.rotationIdOf(accountId);
+      if (after === undefined) throw new NotFoundError(`Account '${accountId}' does not exist`);
       // This rotation, already applied; else (with a grace) another rotation since the read.
-      if (after.Item[ROTATION_ATTRIBUTE] === rotationId) return 'applied';
+      if (after === rotationId) return 'applied';
       if (graced) return 'raced';
       throw new Error('the webhook secret rotation was refused', { cause: error });
     }
     return 'applied';
+  }
+
+  /** The account's last webhook secret rotation's id (consistent read): null when none, undefined when the account is not there. */
+  private async rotationIdOf(accountId: string, doc: DynamoDBDocumentClient = this.doc): Promise<string | null | undefined> {
+    const out = await doc.send(
+      new GetCommand({ TableName: this.table, Key: { account_id: accountId }, ConsistentRead: true, ProjectionExpression: `account_id, ${ROTATION_ATTRIBUTE}` }),
+    );
+    if (!out.Item) return undefined;
+    const id = out.Item[ROTATION_ATTRIBUTE];
+    return typeof id === 'string' ? id : null;
   }
 
   /**

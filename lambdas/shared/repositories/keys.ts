@@ -10,7 +10,7 @@ import {
 import type { KeyEnvironment } from '../api-key.js';
 import { newAuditEvent, SYSTEM_ACTOR, type AuditRepository, type TransactItem } from './audit.js';
 import type { Capability } from '../capabilities.js';
-import { cancellationReasons, conflictBackoff, isConditionalCheckFailed, isTransactionConflict, outcomeUnknown, queryPage, singleAttemptClient, TRANSACTION_CONFLICT_RETRIES } from '../ddb.js';
+import { cancellationReasons, conflictBackoff, isConditionalCheckFailed, isTransactionConflict, outcomeUnknown, queryPage, settleTransaction, TRANSACTION_CONFLICT_RETRIES } from '../ddb.js';
 import { decodePageToken, encodePageToken } from '../page-tokens.js';
 import { KeyLimitReachedError, NotFoundError, ValidationError } from '../errors.js';
 import type { TierName } from '../settings.js';
@@ -101,9 +101,6 @@ export interface KeyPage {
 }
 
 export class KeysRepository {
-  /** For `settle`: one attempt per call. */
-  private singleAttempt: DynamoDBDocumentClient | undefined;
-
   constructor(
     private readonly doc: DynamoDBDocumentClient,
     private readonly tables: { readonly keys: string; readonly accounts?: string },
@@ -460,14 +457,15 @@ export class KeysRepository {
    */
   private async transact(items: TransactItem[], slotAccount?: string, newKey?: KeyRecord): Promise<void> {
     for (let attempt = 0; ; attempt++) {
-      // One token per attempt: the SDK sends it again with each of its retries, and so does `settle`.
+      // One token per attempt: the SDK sends it again with each of its retries, and so does settleTransaction.
       const token = randomUUID();
       try {
         await this.doc.send(new TransactWriteCommand({ TransactItems: items, ClientRequestToken: token }));
         return;
       } catch (error) {
         if (newKey && outcomeUnknown(error)) {
-          if ((await this.settle(items, token, newKey)) === 'landed') return;
+          // Its plaintext exists only in this request: settled, never assumed not to have happened.
+          if ((await settleTransaction(this.doc, items, token, async (once) => (await this.hashOf(newKey.key_id, once)) === newKey.key_hash)) === 'landed') return;
           // Not applied, and nothing runs under its token: a conflict, tried again as one.
           if (attempt >= TRANSACTION_CONFLICT_RETRIES) throw error;
           await conflictBackoff(attempt);
@@ -479,33 +477,6 @@ export class KeysRepository {
         }
         if (!isTransactionConflict(error) || attempt >= TRANSACTION_CONFLICT_RETRIES) throw error;
         await conflictBackoff(attempt);
-      }
-    }
-  }
-
-  /**
-   * A transaction that stores `newKey`, whose attempts ended without saying whether it took effect. The
-   * key's plaintext exists only in this request, so "did not happen" must not be assumed: the request
-   * would fail, its Idempotency-Key be released, and its retry make a second key (or, for a rotation
-   * without grace, meet its own revoked key). A consistent read of the key's id pointer tells: found, it
-   * landed (its answers were lost). Not found (or the read failed), the transaction is sent again with its
-   * token: DynamoDB applies a token's transaction once (for 10 minutes), so this lands it, finds it landed
-   * meanwhile, or fails as it would have, for the caller to read. A transaction still running under the
-   * token is waited for (twice, briefly); one cancelled by another's conflict is 'retry' (not applied).
-   * One attempt per call here (`singleAttemptClient`): the SDK's own attempts already took most of the
-   * function's time.
-   */
-  private async settle(items: TransactItem[], token: string, newKey: KeyRecord): Promise<'landed' | 'retry'> {
-    const once = (this.singleAttempt ??= singleAttemptClient(this.doc));
-    if ((await this.hashOf(newKey.key_id, once).catch(() => undefined)) === newKey.key_hash) return 'landed';
-    for (let wait = 0; ; wait++) {
-      try {
-        await once.send(new TransactWriteCommand({ TransactItems: items, ClientRequestToken: token }));
-        return 'landed';
-      } catch (error) {
-        if (isTransactionConflict(error)) return 'retry';
-        if (!(error instanceof Error && error.name === 'TransactionInProgressException') || wait >= 2) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 250 * (wait + 1)));
       }
     }
   }
