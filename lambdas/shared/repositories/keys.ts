@@ -1,16 +1,14 @@
-import { randomUUID } from 'node:crypto';
 import type { Principal } from '../caller.js';
 import {
   GetCommand,
   QueryCommand,
-  TransactWriteCommand,
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
 import type { KeyEnvironment } from '../api-key.js';
 import { newAuditEvent, SYSTEM_ACTOR, type AuditRepository, type TransactItem } from './audit.js';
 import type { Capability } from '../capabilities.js';
-import { cancellationReasons, conflictBackoff, isConditionalCheckFailed, isTransactionConflict, outcomeUnknown, queryPage, settleTransaction, TRANSACTION_CONFLICT_RETRIES } from '../ddb.js';
+import { cancellationReasons, isConditionalCheckFailed, queryPage, TRANSACTION_CONFLICT_RETRIES, transactWrite } from '../ddb.js';
 import { decodePageToken, encodePageToken } from '../page-tokens.js';
 import { KeyLimitReachedError, NotFoundError, ValidationError } from '../errors.js';
 import type { TierName } from '../settings.js';
@@ -451,33 +449,21 @@ export class KeysRepository {
   }
 
   /**
-   * One transaction. DynamoDB cancels a transaction that touches an item another transaction is
-   * writing (`TransactionConflict`, e.g. parallel creates on one account); those are retried with
-   * jittered backoff. Condition failures are the caller's to interpret.
+   * One transaction (transactWrite). DynamoDB cancels a transaction that touches an item another
+   * transaction is writing (`TransactionConflict`, e.g. parallel creates on one account); those are
+   * retried with jittered backoff. Condition failures are the caller's to interpret. An account whose
+   * item has no slot map yet (made before it existed) gets one, and the transaction is sent again.
    */
   private async transact(items: TransactItem[], slotAccount?: string, newKey?: KeyRecord): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      // One token per attempt: the SDK sends it again with each of its retries, and so does settleTransaction.
-      const token = randomUUID();
-      try {
-        await this.doc.send(new TransactWriteCommand({ TransactItems: items, ClientRequestToken: token }));
-        return;
-      } catch (error) {
-        if (newKey && outcomeUnknown(error)) {
-          // Its plaintext exists only in this request: settled, never assumed not to have happened.
-          if ((await settleTransaction(this.doc, items, token, async (once) => (await this.hashOf(newKey.key_id, once)) === newKey.key_hash)) === 'landed') return;
-          // Not applied, and nothing runs under its token: a conflict, tried again as one.
-          if (attempt >= TRANSACTION_CONFLICT_RETRIES) throw error;
-          await conflictBackoff(attempt);
-          continue;
-        }
-        if (slotAccount && attempt === 0 && isMissingSlotMap(error)) {
-          await this.addSlotMap(slotAccount);
-          continue;
-        }
-        if (!isTransactionConflict(error) || attempt >= TRANSACTION_CONFLICT_RETRIES) throw error;
-        await conflictBackoff(attempt);
-      }
+    // A new key's plaintext exists only in this request: an unknown outcome is settled by reading the key
+    // (settleTransaction), never assumed not to have happened.
+    const landed = newKey ? async (once: DynamoDBDocumentClient) => (await this.hashOf(newKey.key_id, once)) === newKey.key_hash : undefined;
+    try {
+      await transactWrite(this.doc, { TransactItems: items }, landed);
+    } catch (error) {
+      if (!slotAccount || !isMissingSlotMap(error)) throw error;
+      await this.addSlotMap(slotAccount);
+      await transactWrite(this.doc, { TransactItems: items }, landed);
     }
   }
 
