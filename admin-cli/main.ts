@@ -519,12 +519,10 @@ const COMMANDS: Record<string, Command> = {
       ];
       if (added.password !== null) lines.push(`Password for ${added.email} (shown once, hand it over safely): ${added.password}`);
       else if (added.newPerson && people) lines.push(`  ${people.newPersonNote}.`);
-      else if (people?.resetPassword) {
-        lines.push(
-          `  ${people.description} already knew them: they sign in as before (no new password); ` +
-            `if they never got their password: user reset-password --email ${added.email ?? ''}`,
-        );
-      } else if (people) lines.push(`  ${people.description} already knew them: they sign in as before (no new password).`);
+      else if (people) {
+        const lost = people.resetPassword ? `; if they never got their password: user reset-password --email ${added.email ?? ''}` : '.';
+        lines.push(`  ${people.description} already knew them: they sign in as before (no new password)${lost}`);
+      }
       else lines.push('  they sign in at your own identity provider.');
       return { json, text: lines.join('\n') };
     },

@@ -129,8 +129,6 @@ export async function addMember(
   }
 }
 
-export type { PasswordReset };
-
 /**
  * A fresh password for a person of the local provider (by email, whatever their accounts): for one whose
  * password was lost (a `user add` whose answer never arrived answers `password: null` when tried again).

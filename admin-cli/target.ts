@@ -80,16 +80,16 @@ function build(
   };
 }
 
+function restartForLocalProvider(): never {
+  throw new TargetError('The running npm start wrote no local provider into its state file; restart it with `npm start`.');
+}
+
 /** A state file from before the local provider: the `user` commands need `npm start` restarted. */
 const noLocalProvider: PeopleDirectory = {
   description: 'no local provider',
   newPersonNote: '',
-  ensurePerson: () => {
-    throw new TargetError('The running npm start wrote no local provider into its state file; restart it with `npm start`.');
-  },
-  resetPassword: () => {
-    throw new TargetError('The running npm start wrote no local provider into its state file; restart it with `npm start`.');
-  },
+  ensurePerson: restartForLocalProvider,
+  resetPassword: restartForLocalProvider,
 };
 
 function isAlive(pid: number): boolean {

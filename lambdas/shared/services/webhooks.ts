@@ -179,9 +179,8 @@ export async function attemptWebhook(deps: WebhookDeps, due: DueWebhook, options
     return 'error';
   }
   if (!claimed?.webhook_url || !claimed.webhook) return 'not-claimed';
-  let delivery: Delivery;
-  let secrets: string[];
-  let failedBefore = '';
+  // The secrets to sign with, or why there are none.
+  let secrets: string[] | { readonly missing: string };
   try {
     secrets = await signingSecrets(deps, due.account_id, options.makeSecret ? firstBySystem(deps, due.account_id) : NO_NEW_SECRET);
   } catch (error) {
@@ -194,11 +193,11 @@ export async function attemptWebhook(deps: WebhookDeps, due: DueWebhook, options
     // No secret yet (and this caller may not make one: the scheduled sender, which makes it, takes the
     // next), or one that cannot be read for good (a missing account, a disabled key, a wiring defect):
     // a failed attempt, so the schedule ends and its alarm sees it rather than trying for ever.
-    secrets = [];
-    failedBefore = `no webhook secret to sign it with (${errorName(error)})`;
+    secrets = { missing: `no webhook secret to sign it with (${errorName(error)})` };
   }
-  if (secrets.length === 0) delivery = { delivered: false, status: null, reason: failedBefore };
-  else delivery = await deliverWebhook(claimed.webhook_url, secrets, webhookMessageId(claimed), webhookPayload(claimed), options.delivery);
+  const delivery: Delivery = Array.isArray(secrets)
+    ? await deliverWebhook(claimed.webhook_url, secrets, webhookMessageId(claimed), webhookPayload(claimed), options.delivery)
+    : { delivered: false, status: null, reason: secrets.missing };
   const at = clock(deps);
   const attemptsInRound = (claimed.webhook_round ?? 0) + 1;
   const nextDue = delivery.delivered ? undefined : nextAttemptAt(attemptsInRound, at.getTime(), deps.retrySchedule ?? retryScheduleFromEnv());
