@@ -7,7 +7,7 @@
 import { jest } from '@jest/globals';
 import { createHash, randomBytes } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
-import { GetCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, ScanCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { logger } from '../lambdas/shared/log.js';
 import { IdempotencyRepository } from '../lambdas/shared/repositories/idempotency.js';
 import {
@@ -15,6 +15,7 @@ import {
   checkIdempotencyKey,
   finishIdempotent,
   IDEMPOTENCY_WINDOW_MS,
+  keepingItem,
   MAX_STORED_BODY_BYTES,
   releaseIdempotent,
   requestFingerprint,
@@ -24,6 +25,7 @@ import {
   type IdempotencyDeps,
   type RequestParts,
 } from '../lambdas/shared/services/idempotency.js';
+import { createAccount, createKey, type CreatedKey } from '../lambdas/shared/services/keys.js';
 import { createTestDb, type TestDb } from './support/dynamodb.js';
 
 let db: TestDb;
@@ -125,6 +127,42 @@ describe('taking a key, and what the same key finds after', () => {
     await finishIdempotent(deps(c.now), second, created);
     await finishIdempotent(deps(c.now), second, created);
     expect(await begin(deps(c.now), key)).toEqual({ replay: expect.objectContaining({ statusCode: 201 }) });
+  });
+});
+
+describe('the answer kept by the work’s own transaction (keepingItem)', () => {
+  it('committed with the work, it is the replay; another attempt holding the key by then cancels the work; an answer not kept gives no item', async () => {
+    const c = clock();
+    const key = newKey();
+    const attempt = attemptOf(await begin(deps(c.now), key));
+    const marker = (id: string) => ({ Put: { TableName: db.tables.idempotency, Item: { pk: `work#${id}` } } });
+    await db.doc.send(new TransactWriteCommand({ TransactItems: [marker(key), keepingItem(deps(c.now), attempt, created, ['api_key'])!] }));
+    expect(await begin(deps(c.now), key)).toEqual({ replay: expect.objectContaining({ statusCode: 201, body: JSON.stringify({ id: 'thing_1', name: 'n' }) }) });
+
+    // This request outlived its lease, and a retry took the key: its work does not commit.
+    const late = newKey();
+    const outlived = attemptOf(await begin(deps(c.now), late));
+    c.advance(LEASE_MS + 1);
+    attemptOf(await begin(deps(c.now), late));
+    const work = db.doc.send(new TransactWriteCommand({ TransactItems: [marker(late), keepingItem(deps(c.now), outlived, created, ['api_key'])!] }));
+    await expect(work).rejects.toMatchObject({ name: 'TransactionCanceledException' });
+    expect((await db.doc.send(new GetCommand({ TableName: db.tables.idempotency, Key: { pk: `work#${late}` } }))).Item).toBeUndefined();
+
+    expect(keepingItem(deps(c.now), attempt, { statusCode: 409, headers: {}, body: '{}' })).toBeUndefined();
+    expect(keepingItem(deps(c.now), attempt, { statusCode: 201, headers: {}, body: '[1]' }, ['api_key'])).toBeUndefined();
+  });
+
+  it('a key creation whose Idempotency-Key another attempt holds by the time it commits makes no key: 409 IDEMPOTENCY_IN_PROGRESS', async () => {
+    const c = clock();
+    const accountId = `acct_keep_${randomBytes(4).toString('hex')}`;
+    await createAccount(db.deps(), accountId, 'business');
+    const key = newKey();
+    const outlived = attemptOf(await begin(deps(c.now), key, 'fp-a', accountId));
+    c.advance(LEASE_MS + 1);
+    attemptOf(await begin(deps(c.now), key, 'fp-a', accountId));
+    const keep = (made: CreatedKey) => keepingItem(deps(c.now), outlived, { statusCode: 201, headers: {}, body: JSON.stringify({ ...made.key, api_key: made.apiKey }) }, ['api_key']);
+    expect(await errorOf(createKey(db.deps(), accountId, { name: 'late', preset: 'read-only' }, undefined, undefined, keep))).toEqual({ status: 409, code: 'IDEMPOTENCY_IN_PROGRESS' });
+    expect((await db.deps().accounts.get(accountId))?.active_keys ?? 0).toBe(0);
   });
 });
 

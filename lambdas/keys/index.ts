@@ -123,7 +123,9 @@ const routes: Record<string, RouteDef> = {
     needs: 'keys:write',
     // A replay never shows the plaintext: it is not kept (API.md §1, §4).
     idempotent: { omit: ['api_key'] },
-    handle: async ({ caller, grant, body, event }) => created(await createKey(deps, caller.accountId, body(), grant, requestMeta(event))),
+    // The answer is kept by the key's own transaction (keepAs): a request that dies after the key
+    // committed is replayed to its retry, which never makes a second key.
+    handle: async ({ caller, grant, body, event, keepAs }) => created(await createKey(deps, caller.accountId, body(), grant, requestMeta(event), keepAs(created))),
   },
   'GET /keys': {
     needs: 'keys:read',
@@ -152,8 +154,8 @@ const routes: Record<string, RouteDef> = {
   'POST /keys/{key_id}/rotate': {
     needs: 'keys:write',
     idempotent: { omit: ['api_key'] },
-    handle: async ({ caller, grant, param, body, event }) =>
-      created(await rotateKey(deps, caller.accountId, param('key_id'), body(), grant, requestMeta(event))),
+    handle: async ({ caller, grant, param, body, event, keepAs }) =>
+      created(await rotateKey(deps, caller.accountId, param('key_id'), body(), grant, requestMeta(event), keepAs(created))),
   },
   'GET /webhooks/secret': {
     needs: 'keys:read',

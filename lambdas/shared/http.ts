@@ -33,10 +33,13 @@ import {
   checkIdempotencyKey,
   finishIdempotent,
   IDEMPOTENCY_HEADER,
+  keepingItem,
   releaseIdempotent,
   requestFingerprint,
+  type Answer,
   type IdempotencyDeps,
 } from './services/idempotency.js';
+import type { TransactItem } from './repositories/audit.js';
 
 export { errorResponse, json, REQUEST_ID_HEADER, requestIdOf, type ProxyEvent, type ProxyResult } from './responses.js';
 
@@ -51,6 +54,12 @@ export interface RequestContext {
   body(): unknown;
   /** A path parameter the route's resource declares. */
   param(name: string): string;
+  /**
+   * With an Idempotency-Key: `render`'s answer kept by the work's own transaction (the returned function
+   * gives the transaction's item for a result), so a request that dies after its work committed is
+   * replayed, never run again. Undefined without a key. The route then answers `render(result)`.
+   */
+  keepAs<T>(render: (result: T) => ProxyResult): ((result: T) => TransactItem | undefined) | undefined;
 }
 
 export type Route = (request: RequestContext) => Promise<ProxyResult>;
@@ -328,7 +337,7 @@ export function authenticatedHandler(
         const empty = value === undefined || value === null || (typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length === 0);
         if (!empty) throw ValidationError.field('body', `${routeName(event)} takes no body: send none`);
       }
-      const handle = () => route.handle({
+      const handle = (hold?: Hold) => route.handle({
         event,
         caller,
         hit,
@@ -339,6 +348,7 @@ export function authenticatedHandler(
           if (value === undefined) throw new Error(`route ${routeName(event)} has no path parameter ${name}`);
           return value;
         },
+        keepAs: (render) => hold && ((result) => hold.keep(render(result))),
       });
       // After the capability and size checks: a refused request takes no key.
       if (!route.idempotent || !idempotency) return handle();
@@ -362,7 +372,7 @@ async function idempotently(
   event: ProxyEvent,
   caller: Caller,
   leaseMs: number,
-  handle: () => Promise<ProxyResult>,
+  handle: (hold: Hold) => Promise<ProxyResult>,
 ): Promise<ProxyResult> {
   const begun = await beginIdempotent(idempotency, {
     accountId: caller.accountId,
@@ -379,15 +389,41 @@ async function idempotently(
     leaseMs,
   });
   if ('replay' in begun) return { statusCode: begun.replay.statusCode, headers: { ...begun.replay.headers }, body: begun.replay.body };
+  const attempt = begun.attempt;
+  // The answer the work's transaction keeps, when the route has it kept there (keepAs).
+  let keptByWork: Answer | undefined;
+  const hold: Hold = {
+    keep: (answer) => {
+      const item = keepingItem(idempotency, attempt, asAnswer(answer), options.omit);
+      keptByWork = item ? asAnswer(answer) : undefined;
+      return item;
+    },
+  };
   let response: ProxyResult;
   try {
-    response = await handle();
+    response = await handle(hold);
   } catch (error) {
-    await releaseIdempotent(idempotency, begun.attempt);
+    await releaseIdempotent(idempotency, attempt);
     throw error;
   }
-  const headers = Object.fromEntries(Object.entries(response.headers ?? {}).map(([k, v]) => [k, String(v)]));
-  await finishIdempotent(idempotency, begun.attempt, { statusCode: response.statusCode, headers, body: response.body }, options.omit);
+  const answer = asAnswer(response);
+  // Already kept, committed with the work: nothing more to write.
+  if (keptByWork && sameAnswer(keptByWork, answer)) return response;
+  await finishIdempotent(idempotency, attempt, answer, options.omit);
   return response;
 }
+
+/** What `keepAs` hands a route: the transaction item that keeps an answer (undefined for one not kept). */
+interface Hold {
+  keep(answer: ProxyResult): TransactItem | undefined;
+}
+
+const asAnswer = (response: ProxyResult): Answer => ({
+  statusCode: response.statusCode,
+  headers: Object.fromEntries(Object.entries(response.headers ?? {}).map(([k, v]) => [k, String(v)])),
+  body: response.body,
+});
+
+const sameAnswer = (a: Answer, b: Answer): boolean =>
+  a.statusCode === b.statusCode && a.body === b.body && JSON.stringify(a.headers) === JSON.stringify(b.headers);
 

@@ -317,6 +317,48 @@ describe('lost answers and failing writes (the fault proxy)', () => {
     expect((await t.api(String(self.body['api_key']), 'GET', '/keys/verify')).status).toBe(401);
   });
 
+  it('a key creation whose request dies after the key committed (its answer never kept on its own): the retry after the lease replays the one key', async () => {
+    const { accountId, admin } = await account();
+    const before = await activeKeys(accountId);
+    const key = newKey();
+    // Every write that would keep the answer after the work fails: as if the function died right after
+    // the key's transaction committed. Before, the record stayed in progress, and once its lease ended the
+    // retry ran again and made a second key, the first one's plaintext lost for good.
+    proxy.inject({ operation: 'UpdateItem', table: tables().idempotency, fault: 'server-error' });
+    const first = await idem(admin, key, 'POST', '/keys', { name: 'died', preset: 'read-only' });
+    expect(first.status).toBe(201);
+    proxy.clearFaults();
+    const [record] = await recordsOf(accountId);
+    expect(record?.['state']).toBe('complete');
+    // The lease of the attempt that died has ended.
+    await t.stack.doc.send(
+      new UpdateCommand({ TableName: tables().idempotency, Key: { pk: record!['pk'] }, UpdateExpression: 'SET lease_until = :past', ExpressionAttributeValues: { ':past': Date.now() - 1 } }),
+    );
+    const { api_key: _p, ...withoutPlaintext } = first.body;
+    expectReplayOf(await idem(admin, key, 'POST', '/keys', { name: 'died', preset: 'read-only' }), first, withoutPlaintext);
+    expect(await activeKeys(accountId)).toBe(before + 1);
+  });
+
+  it('a rotation whose request dies after it committed: the retry after the lease replays the one replacement, the old key rotated once', async () => {
+    const { accountId, admin } = await account();
+    const target = await t.api(admin, 'POST', '/keys', { name: 'to-rotate', preset: 'read-only' });
+    const path = `/keys/${String(target.body['key_id'])}/rotate`;
+    const key = newKey();
+    proxy.inject({ operation: 'UpdateItem', table: tables().idempotency, fault: 'server-error' });
+    const first = await idem(admin, key, 'POST', path, { grace_period_seconds: 3600 });
+    expect(first.status).toBe(201);
+    proxy.clearFaults();
+    const [record] = await recordsOf(accountId);
+    await t.stack.doc.send(
+      new UpdateCommand({ TableName: tables().idempotency, Key: { pk: record!['pk'] }, UpdateExpression: 'SET lease_until = :past', ExpressionAttributeValues: { ':past': Date.now() - 1 } }),
+    );
+    const { api_key: _p, ...withoutPlaintext } = first.body;
+    // Before: the retry found the old key rotated and answered 409 ALREADY_EXISTS; the replacement's
+    // plaintext was never shown again.
+    expectReplayOf(await idem(admin, key, 'POST', path, { grace_period_seconds: 3600 }), first, withoutPlaintext);
+    expect((await t.deps().keys.listActive(accountId, new Date(), 100)).items.filter((k) => k.name === 'to-rotate')).toHaveLength(2);
+  });
+
   it('the answer’s keeping lands and its answer is lost: the SDK’s retry names the same owner; an async run’s retry replays its one execution', async () => {
     const { accountId, admin } = await account();
     const key = newKey();

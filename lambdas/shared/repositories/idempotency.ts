@@ -1,4 +1,5 @@
-import { DeleteCommand, GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
+import type { TransactItem } from './audit.js';
 import { isConditionalCheckFailed } from '../ddb.js';
 
 /**
@@ -82,28 +83,37 @@ export class IdempotencyRepository {
    */
   async complete(pk: string, owner: string, answer: StoredAnswer, now: Date): Promise<boolean> {
     try {
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { pk },
-          UpdateExpression: 'SET #state = :complete, #status = :status, headers = :headers, body = :body, completed_at = :now',
-          ConditionExpression: '#owner = :owner',
-          ExpressionAttributeNames: { '#state': NAMES['#state'], '#status': NAMES['#status'], '#owner': NAMES['#owner'] },
-          ExpressionAttributeValues: {
-            ':complete': 'complete',
-            ':status': answer.status,
-            ':headers': answer.headers,
-            ':body': answer.body,
-            ':now': now.toISOString(),
-            ':owner': owner,
-          },
-        }),
-      );
+      await this.doc.send(new UpdateCommand(this.completeItem(pk, owner, answer, now).Update));
       return true;
     } catch (error) {
       if (isConditionalCheckFailed(error)) return false;
       throw error;
     }
+  }
+
+  /**
+   * The write `complete` makes, as a transaction's item: the work's own transaction keeps its answer, so
+   * a request that dies after its work committed is replayed, never run again. The transaction is
+   * cancelled (this item's condition failing) when the record is no longer `owner`'s.
+   */
+  completeItem(pk: string, owner: string, answer: StoredAnswer, now: Date): TransactItem & { Update: UpdateCommandInput } {
+    return {
+      Update: {
+        TableName: this.table,
+        Key: { pk },
+        UpdateExpression: 'SET #state = :complete, #status = :status, headers = :headers, body = :body, completed_at = :now',
+        ConditionExpression: '#owner = :owner',
+        ExpressionAttributeNames: { '#state': NAMES['#state'], '#status': NAMES['#status'], '#owner': NAMES['#owner'] },
+        ExpressionAttributeValues: {
+          ':complete': 'complete',
+          ':status': answer.status,
+          ':headers': answer.headers,
+          ':body': answer.body,
+          ':now': now.toISOString(),
+          ':owner': owner,
+        },
+      },
+    };
   }
 
   /**

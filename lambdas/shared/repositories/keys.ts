@@ -10,7 +10,7 @@ import { newAuditEvent, SYSTEM_ACTOR, type AuditRepository, type TransactItem } 
 import type { Capability } from '../capabilities.js';
 import { cancellationReasons, isConditionalCheckFailed, queryPage, TRANSACTION_CONFLICT_RETRIES, transactWrite } from '../ddb.js';
 import { decodePageToken, encodePageToken } from '../page-tokens.js';
-import { KeyLimitReachedError, NotFoundError, ValidationError } from '../errors.js';
+import { IdempotencyInProgressError, KeyLimitReachedError, NotFoundError, ValidationError } from '../errors.js';
 import type { TierName } from '../settings.js';
 import type { KeyMetadata } from '../schemas.js';
 
@@ -141,28 +141,32 @@ export class KeysRepository {
    * Stores a new key and counts it against the account's limit in one transaction, so concurrent
    * creates can never exceed `maxActiveKeys`. The account's tier must still be `record.tier`, so a key
    * never carries a tier the account has already left. `audit` (the Put of its key.created event,
-   * AuditRepository.putItem) is written in the same transaction.
+   * AuditRepository.putItem) is written in the same transaction, and so is `keep` (the request's answer
+   * for its Idempotency-Key, services/idempotency.ts keepingItem): 409 IDEMPOTENCY_IN_PROGRESS when
+   * another attempt holds that key by then.
    */
-  async create(record: KeyRecord, maxActiveKeys: number, audit: TransactItem): Promise<void> {
-    try {
-      await this.transact([
-        {
-          Update: {
-            TableName: this.accountsTable,
-            Key: { account_id: record.account_id },
-            UpdateExpression: 'SET active_keys = if_not_exists(active_keys, :zero) + :one, slot_keys.#kid = :true ADD slot_rev :one',
-            ConditionExpression:
-              'attribute_exists(account_id) AND tier = :tier AND (attribute_not_exists(active_keys) OR active_keys < :max)',
-            ExpressionAttributeNames: { '#kid': record.key_id },
-            ExpressionAttributeValues: { ':zero': 0, ':one': 1, ':true': true, ':tier': record.tier, ':max': maxActiveKeys },
-          },
+  async create(record: KeyRecord, maxActiveKeys: number, audit: TransactItem, keep?: TransactItem): Promise<void> {
+    const items: TransactItem[] = [
+      {
+        Update: {
+          TableName: this.accountsTable,
+          Key: { account_id: record.account_id },
+          UpdateExpression: 'SET active_keys = if_not_exists(active_keys, :zero) + :one, slot_keys.#kid = :true ADD slot_rev :one',
+          ConditionExpression: 'attribute_exists(account_id) AND tier = :tier AND (attribute_not_exists(active_keys) OR active_keys < :max)',
+          ExpressionAttributeNames: { '#kid': record.key_id },
+          ExpressionAttributeValues: { ':zero': 0, ':one': 1, ':true': true, ':tier': record.tier, ':max': maxActiveKeys },
         },
-        ...this.newKeyItems(record),
-        audit,
-      ], record.account_id, record);
+      },
+      ...this.newKeyItems(record),
+      audit,
+      ...(keep ? [keep] : []),
+    ];
+    try {
+      await this.transact(items, record.account_id, record);
     } catch (error) {
       const reasons = cancellationReasons(error);
       if (reasons?.[0] === 'ConditionalCheckFailed') throw new KeyCreateConflict();
+      if (keep && reasons?.[items.length - 1] === 'ConditionalCheckFailed') throw new IdempotencyInProgressError();
       throw error;
     }
   }
@@ -280,9 +284,18 @@ export class KeysRepository {
    * its TTL set, once the grace is over (releaseExpired).
    * Throws KeyCreateConflict when the account condition fails (tier changed, or full), KeyChanged when
    * `old` is no longer as it was read (edited, revoked, expired or rotated meanwhile). `audit`
-   * (the Puts of its events: `old`'s key.rotated and `next`'s key.created) is written in the same transaction.
+   * (the Puts of its events: `old`'s key.rotated and `next`'s key.created) is written in the same
+   * transaction, and so is `keep`, as in `create`.
    */
-  async rotate(old: KeyRecord, next: KeyRecord, graceEnd: Date | undefined, now: Date, maxActiveKeys: number, audit: readonly TransactItem[]): Promise<void> {
+  async rotate(
+    old: KeyRecord,
+    next: KeyRecord,
+    graceEnd: Date | undefined,
+    now: Date,
+    maxActiveKeys: number,
+    audit: readonly TransactItem[],
+    keep?: TransactItem,
+  ): Promise<void> {
     const oldExpiry = graceExpiry(old, graceEnd);
     const revokedTtl = Math.floor(now.getTime() / 1000) + REVOKED_RETENTION_SECONDS;
     const names = { '#old': old.key_id, '#next': next.key_id };
@@ -317,36 +330,39 @@ export class KeysRepository {
           ExpressionAttributeNames: { '#ttl': 'ttl' },
           ExpressionAttributeValues: { ':ttl': revokedTtl },
         };
-    try {
-      await this.transact([
-        account,
-        {
-          Update: {
-            TableName: this.tables.keys,
-            Key: { pk: hashPk(old.key_hash) },
-            UpdateExpression: oldUpdate.UpdateExpression,
-            // Unchanged since it was read (`version`), so the replacement carries every edit.
-            ConditionExpression: `account_id = :acct AND ${ACTIVE_CONDITION} AND attribute_not_exists(released_at) AND attribute_not_exists(rotated_to) AND ${
-              old.version === undefined ? 'attribute_not_exists(version)' : 'version = :version'
-            }`,
-            ...('ExpressionAttributeNames' in oldUpdate ? { ExpressionAttributeNames: oldUpdate.ExpressionAttributeNames } : {}),
-            ExpressionAttributeValues: {
-              ...oldUpdate.ExpressionAttributeValues,
-              ':acct': old.account_id,
-              ':now': now.toISOString(),
-              ':next': next.key_id,
-              ...(old.version === undefined ? {} : { ':version': old.version }),
-            },
+    const items: TransactItem[] = [
+      account,
+      {
+        Update: {
+          TableName: this.tables.keys,
+          Key: { pk: hashPk(old.key_hash) },
+          UpdateExpression: oldUpdate.UpdateExpression,
+          // Unchanged since it was read (`version`), so the replacement carries every edit.
+          ConditionExpression: `account_id = :acct AND ${ACTIVE_CONDITION} AND attribute_not_exists(released_at) AND attribute_not_exists(rotated_to) AND ${
+            old.version === undefined ? 'attribute_not_exists(version)' : 'version = :version'
+          }`,
+          ...('ExpressionAttributeNames' in oldUpdate ? { ExpressionAttributeNames: oldUpdate.ExpressionAttributeNames } : {}),
+          ExpressionAttributeValues: {
+            ...oldUpdate.ExpressionAttributeValues,
+            ':acct': old.account_id,
+            ':now': now.toISOString(),
+            ':next': next.key_id,
+            ...(old.version === undefined ? {} : { ':version': old.version }),
           },
         },
-        ...(oldExpiry ? [] : [this.pointerTtl(old.key_id, revokedTtl)]),
-        ...this.newKeyItems(next),
-        ...audit,
-      ], next.account_id, next);
+      },
+      ...(oldExpiry ? [] : [this.pointerTtl(old.key_id, revokedTtl)]),
+      ...this.newKeyItems(next),
+      ...audit,
+      ...(keep ? [keep] : []),
+    ];
+    try {
+      await this.transact(items, next.account_id, next);
     } catch (error) {
       const reasons = cancellationReasons(error);
       if (reasons?.[0] === 'ConditionalCheckFailed') throw new KeyCreateConflict();
       if (reasons?.[1] === 'ConditionalCheckFailed') throw new KeyChanged();
+      if (keep && reasons?.[items.length - 1] === 'ConditionalCheckFailed') throw new IdempotencyInProgressError();
       throw error;
     }
   }

@@ -21,7 +21,8 @@ import { IdempotencyInProgressError, IdempotencyKeyReusedError, ValidationError 
 import { IDEMPOTENCY_HEADER, IDEMPOTENCY_WINDOW_MS, REPLAYED_HEADER } from '../idempotency-contract.js';
 import { log } from '../log.js';
 import { jsonDepth, MAX_BODY_DEPTH } from '../references.js';
-import type { IdempotencyRecord, IdempotencyRepository } from '../repositories/idempotency.js';
+import type { TransactItem } from '../repositories/audit.js';
+import type { IdempotencyRecord, IdempotencyRepository, StoredAnswer } from '../repositories/idempotency.js';
 
 export { IDEMPOTENCY_HEADER, IDEMPOTENCY_WINDOW_MS, REPLAYED_HEADER };
 /** The answer's headers that are kept and replayed (by lower-case name); the rate-limit headers are the replay's own. */
@@ -193,41 +194,52 @@ function withoutFields(body: string, omit: readonly string[]): string | undefine
 }
 
 /**
+ * An answer as it is kept: its status, its kept headers and its body (without the `omit` fields)
+ * gzipped. Or it is not kept: not a 2xx (`notKept` null), or a 2xx that cannot be (why, for the log).
+ */
+function storedAnswer(answer: Answer, omit: readonly string[]): { stored: StoredAnswer } | { notKept: string | null; details?: Record<string, number> } {
+  if (answer.statusCode < 200 || answer.statusCode > 299) return { notKept: null };
+  const body = withoutFields(answer.body, omit);
+  // A body whose secret fields cannot be told apart is never kept.
+  if (body === undefined) return { notKept: 'idempotency: an answer whose fields to leave out could not be found is not kept; a retry will run again' };
+  const gzipped = gzipSync(Buffer.from(body, 'utf8'));
+  if (gzipped.length > MAX_STORED_BODY_BYTES) {
+    return {
+      notKept: 'idempotency: the answer is too large to keep, even gzipped; a retry will run again',
+      details: { body_bytes: Buffer.byteLength(body), gzipped_bytes: gzipped.length, limit_bytes: MAX_STORED_BODY_BYTES },
+    };
+  }
+  return { stored: { status: answer.statusCode, headers: keptHeaders(answer.headers), body: gzipped } };
+}
+
+/**
+ * The write that keeps `answer` for this request's key, for the transaction of the work itself: once
+ * that commits, a retry gets this answer even if the request dies before `finishIdempotent` (after its
+ * lease, it would otherwise run the work again: a second key). Undefined for an answer that is not kept
+ * (finishIdempotent then releases the key as usual). The transaction is cancelled if another attempt
+ * holds the key by then (this request outlived its lease).
+ */
+export function keepingItem(deps: IdempotencyDeps, attempt: Attempt, answer: Answer, omit: readonly string[] = []): TransactItem | undefined {
+  const kept = storedAnswer(answer, omit);
+  return 'stored' in kept ? deps.records.completeItem(attempt.pk, attempt.owner, kept.stored, clock(deps)) : undefined;
+}
+
+/**
  * Ends this request's hold on the key: a 2xx answer is kept (without the `omit` fields) for replays;
  * any other answer releases the key. Never throws: the answer goes to the client whatever happens
  * here. A record that cannot be written stays in progress until its lease ends, then a retry runs
  * again.
  */
 export async function finishIdempotent(deps: IdempotencyDeps, attempt: Attempt, answer: Answer, omit: readonly string[] = []): Promise<void> {
-  if (answer.statusCode < 200 || answer.statusCode > 299) {
-    await releaseIdempotent(deps, attempt);
-    return;
-  }
-  const body = withoutFields(answer.body, omit);
-  if (body === undefined) {
-    // A body whose secret fields cannot be told apart is never kept.
-    log('warn', 'idempotency: an answer whose fields to leave out could not be found is not kept; a retry will run again', {
-      account_id: attempt.accountId,
-      status: answer.statusCode,
-    });
-    await releaseIdempotent(deps, attempt);
-    return;
-  }
-  const gzipped = gzipSync(Buffer.from(body, 'utf8'));
-  if (gzipped.length > MAX_STORED_BODY_BYTES) {
-    log('warn', 'idempotency: the answer is too large to keep, even gzipped; a retry will run again', {
-      account_id: attempt.accountId,
-      status: answer.statusCode,
-      body_bytes: Buffer.byteLength(body),
-      gzipped_bytes: gzipped.length,
-      limit_bytes: MAX_STORED_BODY_BYTES,
-    });
+  const kept = storedAnswer(answer, omit);
+  if ('notKept' in kept) {
+    if (kept.notKept) log('warn', kept.notKept, { account_id: attempt.accountId, status: answer.statusCode, ...kept.details });
     await releaseIdempotent(deps, attempt);
     return;
   }
   try {
-    const kept = await deps.records.complete(attempt.pk, attempt.owner, { status: answer.statusCode, headers: keptHeaders(answer.headers), body: gzipped }, clock(deps));
-    if (!kept) {
+    const done = await deps.records.complete(attempt.pk, attempt.owner, kept.stored, clock(deps));
+    if (!done) {
       // Our lease passed and another attempt took the key (this request outlived its function's timeout).
       log('warn', 'idempotency: the key was taken by another attempt before this answer was kept', { account_id: attempt.accountId });
     }

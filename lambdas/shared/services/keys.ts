@@ -26,7 +26,7 @@ import {
   WorkspaceDeniedError,
 } from '../errors.js';
 import type { AccountRecord, AccountsRepository } from '../repositories/accounts.js';
-import { inOrder, newAuditEvent, type AuditAction, type AuditChanges, type AuditRepository, type RequestMeta } from '../repositories/audit.js';
+import { inOrder, newAuditEvent, type AuditAction, type AuditChanges, type AuditRepository, type RequestMeta, type TransactItem } from '../repositories/audit.js';
 import { graceExpiry, KeyChanged, KeyCreateConflict, keyLimitReached, type KeyRecord, type KeysRepository } from '../repositories/keys.js';
 import type { UsageRepository } from '../repositories/usage.js';
 import { MAX_EXPIRY_DAYS, parseCreateKeyBody, parseRotateKeyBody, parseUpdateKeyBody, type KeyMetadata } from '../schemas.js';
@@ -274,6 +274,12 @@ async function afterConflict(deps: KeyServiceDeps, accountId: string, seenTier: 
   throw keyLimitReached(max, after?.active_keys ?? max);
 }
 
+/**
+ * What the request's answer for its Idempotency-Key needs written with the key (http.ts keepAs): the
+ * key's transaction keeps it, so a request that dies after the key committed is replayed, not run again.
+ */
+export type KeepAnswer = (created: CreatedKey) => TransactItem | undefined;
+
 /** `request`: where an API request came from, for the audit event (absent for the admin CLI). */
 export async function createKey(
   deps: KeyServiceDeps,
@@ -281,6 +287,7 @@ export async function createKey(
   rawBody: unknown,
   caller?: Grant,
   request?: RequestMeta,
+  keep?: KeepAnswer,
 ): Promise<CreatedKey> {
   const body = parseCreateKeyBody(rawBody);
   const capabilities = requestedCapabilities(body);
@@ -308,9 +315,15 @@ export async function createKey(
       expires_at: expiresAt,
       created_by: caller?.principal ?? { kind: 'operator' },
     });
+    const created = { key: toKeyObject(record), apiKey };
     try {
-      await deps.keys.create(record, deps.settings.maxActiveKeysPerAccount, deps.audit.putItem(keyEvent('key.created', record, madeWith(record), now, caller, request)));
-      return { key: toKeyObject(record), apiKey };
+      await deps.keys.create(
+        record,
+        deps.settings.maxActiveKeysPerAccount,
+        deps.audit.putItem(keyEvent('key.created', record, madeWith(record), now, caller, request)),
+        keep?.(created),
+      );
+      return created;
     } catch (error) {
       if (!(error instanceof KeyCreateConflict)) throw error;
       await afterConflict(deps, accountId, account.tier, attempt, now);
@@ -482,6 +495,7 @@ export async function rotateKey(
   rawBody: unknown,
   caller?: Grant,
   request?: RequestMeta,
+  keep?: KeepAnswer,
 ): Promise<CreatedKey> {
   const body = parseRotateKeyBody(rawBody ?? {});
   const now = clock(deps);
@@ -525,8 +539,9 @@ export async function rotateKey(
       // Two changes, each with its event: the old key rotated, and its replacement created (so the
       // replacement's own history says where it came from), the creation listed as the later of the two.
       const events = inOrder(keyEvent('key.rotated', old, rotated, now, caller, request), keyEvent('key.created', record, madeWith(record, old.key_id), now, caller, request));
-      await deps.keys.rotate(old, record, graceEnd, now, deps.settings.maxActiveKeysPerAccount, events.map((e) => deps.audit.putItem(e)));
-      return { key: toKeyObject(record), apiKey };
+      const created = { key: toKeyObject(record), apiKey };
+      await deps.keys.rotate(old, record, graceEnd, now, deps.settings.maxActiveKeysPerAccount, events.map((e) => deps.audit.putItem(e)), keep?.(created));
+      return created;
     } catch (error) {
       // Edited, rotated or revoked since it was read: read it again (an edit then reaches the
       // replacement; a concurrent rotation's loser gets 409, a revocation 404).
