@@ -462,4 +462,11 @@ describe('a value a run stores holds only numbers DynamoDB can hold', () => {
     expect(() => assertStorable(-1e-131, 1024, 'the execution output')).toThrow(/^the execution output holds a number outside .*, at \$$/);
     expect(() => assertStorable(Number.POSITIVE_INFINITY, 1024, 'x')).toThrow(ValueLimitExceeded);
   });
+
+  it('a model output with a member named "" (which DynamoDB refuses) fails its step naming where; "0" and " " are names', () => {
+    expect(() => assertStorable({ '0': 1, ' ': 2 }, 1024, "step 'm': its output")).not.toThrow();
+    expect(() => assertStorable({ a: [{ '': 1 }] }, 1024, "step 'm': its output")).toThrow(
+      new ValueLimitExceeded(`step 'm': its output has a member whose name is empty (""), which this API cannot store: give it a name, at $.a.0`),
+    );
+  });
 });

@@ -24,7 +24,7 @@ import {
 } from './errors.js';
 import type { Grant } from './services/keys.js';
 import { countMetric, log, METRIC, startInvocation } from './log.js';
-import { firstProblem, jsonDepth, MAX_BODY_DEPTH, unstorableNumber } from './references.js';
+import { firstProblem, jsonDepth, MAX_BODY_DEPTH, unstorable } from './references.js';
 import { assertKnownQueryParameters } from './query-parameters.js';
 import type { Hit, UsageRepository } from './repositories/usage.js';
 import { LEASE_MARGIN_MS } from './run-budget.js';
@@ -140,7 +140,7 @@ const ILL_FORMED = 'holds a lone UTF-16 surrogate (an escape such as \\ud800 wit
  * - a number DynamoDB cannot hold (`isStorableNumber`): its write would fail after the work was done.
  */
 function unstorableAt(value: unknown): { field: string; message: string } | undefined {
-  const found = firstProblem(value, (v) => (typeof v === 'string' ? (LONE_SURROGATE.test(v) ? ILL_FORMED : undefined) : unstorableNumber(v)));
+  const found = firstProblem(value, (v, name) => (typeof v === 'string' && LONE_SURROGATE.test(v) ? ILL_FORMED : unstorable(v, name)));
   return found && { field: found.path.join('.') || 'body', message: found.problem };
 }
 

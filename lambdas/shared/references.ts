@@ -50,6 +50,11 @@ export function isStorableNumber(n: number): boolean {
 }
 
 export const UNSTORABLE_NUMBER = 'holds a number outside the range this API accepts (magnitudes from 1e-130 to 9.99e125, or 0: what DynamoDB can store)';
+/** DynamoDB refuses an empty attribute name, at any depth (`{"": 1}` is JSON, but not an item). */
+export const EMPTY_MEMBER_NAME = 'has a member whose name is empty (""), which this API cannot store: give it a name';
+
+/** What is wrong with a value DynamoDB cannot hold (`name`: a member name), or undefined. */
+export const unstorable = (v: unknown, name: boolean): string | undefined => (name ? (v === '' ? EMPTY_MEMBER_NAME : undefined) : unstorableNumber(v));
 
 /**
  * The first place in a JSON value where `problemOf` finds something wrong with a value (`name` false) or
@@ -96,8 +101,8 @@ export function assertStorable(value: unknown, maxBytes: number, what: string): 
   if (jsonDepth(value) > MAX_VALUE_DEPTH) {
     throw new ValueLimitExceeded(`${what} nests deeper than the limit of ${MAX_VALUE_DEPTH} levels`);
   }
-  const number = firstProblem(value, unstorableNumber);
-  if (number !== undefined) throw new ValueLimitExceeded(`${what} ${number.problem}, at ${['$', ...number.path].join('.')}`);
+  const found = firstProblem(value, unstorable);
+  if (found !== undefined) throw new ValueLimitExceeded(`${what} ${found.problem}, at ${['$', ...found.path].join('.')}`);
 }
 
 export interface Scope {

@@ -220,6 +220,26 @@ describe('numbers: any JSON number DynamoDB can hold is kept; one it cannot is 4
   });
 });
 
+describe('a member named "" (JSON, but no item DynamoDB stores) is 400 naming where, and changes nothing', () => {
+  it('in a run input, sync or async, a definition, an input_schema, key metadata: each 400 (each was a 500 after the checks passed)', async () => {
+    const definition = { input_schema: {}, steps: [{ id: 'e', model: 'echo', input: '$.input' }], output: '$.steps.e.output' };
+    expect((await t.api(admin, 'POST', '/workflows', { slug: 'empty-names', name: 'E', definition })).status).toBe(201);
+    expect((await t.api(admin, 'POST', '/workflows/empty-names/deploy')).status).toBe(200);
+    const before = await t.snapshot();
+    for (const [method, path, body, field] of [
+      ['POST', '/workflows/empty-names/run', { input: { '': 1 } }, 'input'],
+      ['POST', '/workflows/empty-names/run?async=true', { input: { a: { '': 2 } } }, 'input.a'],
+      ['POST', '/workflows', { slug: 'empty-schema', name: 'E', definition: { ...definition, input_schema: { type: 'object', properties: { '': { type: 'string' } } } } }, 'definition.input_schema.properties'],
+      ['PUT', '/workflows/empty-names', { name: 'E', definition: { ...definition, steps: [{ id: 'e', model: 'echo', input: { '': '$.input' } }] } }, 'definition.steps.0.input'],
+      ['POST', '/keys', { name: 'k', preset: 'read-only', metadata: { '': 'v' } }, 'metadata'],
+      ['POST', '/workflows/empty-names/run', { '': 1 }, 'body'],
+    ] as const) {
+      expectError(await t.api(admin, method, path, body), 400, 'VALIDATION_ERROR', { details: [{ field, message: expect.stringContaining('name is empty') }] });
+    }
+    expect(await t.snapshot()).toBe(before);
+  });
+});
+
 describe('a request that takes no body refuses one, before it acts', () => {
   it('DELETE a key or a workflow, cancel or redeliver a run: 400 naming body for text or fields; none, {} and null are no body', async () => {
     const definition = { input_schema: {}, steps: [{ id: 'e', model: 'echo', input: '$.input' }], output: '$.steps.e.output' };
