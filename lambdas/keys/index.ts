@@ -30,7 +30,7 @@ import {
   type KeyServiceDeps,
 } from '../shared/services/keys.js';
 import { settingsFromEnv } from '../shared/settings.js';
-import { getWebhookSecret, rotateWebhookSecret } from '../shared/services/webhook-secrets.js';
+import { getWebhookSecret, rotateWebhookSecret, type WebhookSecretView } from '../shared/services/webhook-secrets.js';
 
 const doc = createDocumentClient();
 const usage = new UsageRepository(doc, requireEnv(TABLE_ENV.usage));
@@ -87,6 +87,7 @@ function ownCapabilities(event: ProxyEvent, inForce: readonly Capability[]): rea
 export const KEYS_MAX_BODY_BYTES = 160 * 1024;
 
 const created = ({ key, apiKey }: CreatedKey) => json(201, { ...key, api_key: apiKey });
+const rotatedSecret = (secrets: WebhookSecretView) => json(200, secrets);
 
 const routes: Record<string, RouteDef> = {
   /** The calling key, from the authorizer context: its only I/O is the counter write. */
@@ -167,8 +168,8 @@ const routes: Record<string, RouteDef> = {
     // A retry after a lost answer must not rotate again: that would end the grace of the secret the
     // receivers still use. A replay has no `secret` (never kept): GET /webhooks/secret reads it.
     idempotent: { omit: ['secret'] },
-    handle: async ({ caller, grant, body, event }) =>
-      json(200, await rotateWebhookSecret(deps, caller.accountId, body(), grant.principal, requestMeta(event))),
+    handle: async ({ caller, grant, body, event, keepAs }) =>
+      rotatedSecret(await rotateWebhookSecret(deps, caller.accountId, body(), grant.principal, requestMeta(event), keepAs(rotatedSecret))),
   },
   'GET /keys/{key_id}/usage': {
     needs: 'keys:read',

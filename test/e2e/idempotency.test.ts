@@ -359,6 +359,25 @@ describe('lost answers and failing writes (the fault proxy)', () => {
     expect((await t.deps().keys.listActive(accountId, new Date(), 100)).items.filter((k) => k.name === 'to-rotate')).toHaveLength(2);
   });
 
+  it('a webhook secret rotation whose request dies after it committed: the retry after the lease replays it, rotated once, the replaced secret still in its grace', async () => {
+    const { accountId, admin } = await account();
+    expect((await t.api(admin, 'GET', '/webhooks/secret')).status).toBe(200);
+    const key = newKey();
+    proxy.inject({ operation: 'UpdateItem', table: tables().idempotency, fault: 'server-error' });
+    const first = await idem(admin, key, 'POST', '/webhooks/secret/rotate', { grace_period_seconds: 86_400 });
+    expect(first.status).toBe(200);
+    proxy.clearFaults();
+    const [record] = await recordsOf(accountId);
+    await t.stack.doc.send(
+      new UpdateCommand({ TableName: tables().idempotency, Key: { pk: record!['pk'] }, UpdateExpression: 'SET lease_until = :past', ExpressionAttributeValues: { ':past': Date.now() - 1 } }),
+    );
+    const { secret: _secret, ...withoutSecret } = first.body;
+    // Before: rotated a second time, which ended the grace of the secret the first rotation kept.
+    expectReplayOf(await idem(admin, key, 'POST', '/webhooks/secret/rotate', { grace_period_seconds: 86_400 }), first, withoutSecret);
+    expect((await t.api(admin, 'GET', '/webhooks/secret')).body).toEqual(first.body);
+    expect((await t.api(admin, 'GET', '/audit-events?action=webhook_secret.rotated')).body['items']).toHaveLength(1);
+  });
+
   it('the answer’s keeping lands and its answer is lost: the SDK’s retry names the same owner; an async run’s retry replays its one execution', async () => {
     const { accountId, admin } = await account();
     const key = newKey();

@@ -1,6 +1,6 @@
 import { GetCommand, ScanCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
 import { cancellationReasons, conflictBackoff, isConditionalCheckFailed, isTransactionConflict, transactWrite, TRANSACTION_CONFLICT_RETRIES } from '../ddb.js';
-import { ConflictError, NotFoundError } from '../errors.js';
+import { ConflictError, IdempotencyInProgressError, NotFoundError } from '../errors.js';
 import type { SecretBox } from '../secret-box.js';
 import type { TierName } from '../settings.js';
 import type { TransactItem } from './audit.js';
@@ -190,6 +190,7 @@ export class AccountsRepository {
     now: Date,
     rotationId: string,
     audit: TransactItem,
+    keep?: (rotated: WebhookSecrets) => TransactItem | undefined,
   ): Promise<WebhookSecrets> {
     const sealed = await this.sealer().seal(secret, accountId);
     const until = now.getTime() + graceSeconds * 1000;
@@ -197,11 +198,12 @@ export class AccountsRepository {
       // Seals a secret an earlier release kept in the clear, so the copy below has something to copy.
       const { secrets: before, rotation: seen } = await this.readSecretsAsOf(accountId, now);
       const keepPrevious = graceSeconds > 0 && before !== undefined;
+      const rotated: WebhookSecrets = { current: secret, ...(keepPrevious && before ? { previous: { secret: before.current, until: new Date(until) } } : {}) };
       // With a grace, "nothing to keep" holds only while there is still no secret (a first use may make one meanwhile).
-      const applied = await this.applyRotation(accountId, sealed, keepPrevious, graceSeconds > 0, until, rotationId, seen, audit);
+      const applied = await this.applyRotation(accountId, sealed, keepPrevious, graceSeconds > 0, until, rotationId, seen, audit, keep?.(rotated));
       if (applied === 'raced' && attempt < TRANSACTION_CONFLICT_RETRIES) continue;
       if (applied === 'raced') throw new Error('the webhook secret kept being rotated meanwhile');
-      return { current: secret, ...(keepPrevious && before ? { previous: { secret: before.current, until: new Date(until) } } : {}) };
+      return rotated;
     }
   }
 
@@ -222,6 +224,7 @@ export class AccountsRepository {
     rotationId: string,
     seen: string | undefined,
     audit: TransactItem,
+    keep: TransactItem | undefined,
   ): Promise<'applied' | 'raced'> {
     const asRead = seen === undefined ? `attribute_not_exists(${ROTATION_ATTRIBUTE})` : `${ROTATION_ATTRIBUTE} = :seen`;
     const rotation: TransactWriteCommandInput = {
@@ -240,6 +243,8 @@ export class AccountsRepository {
           },
         },
         audit,
+        // The request's answer for its Idempotency-Key, kept with the rotation (services/idempotency.ts keepingItem).
+        ...(keep ? [keep] : []),
       ],
     };
     try {
@@ -249,6 +254,8 @@ export class AccountsRepository {
       // the secret this one kept.
       await transactWrite(this.doc, rotation, async (once) => (await this.rotationIdOf(accountId, once)) === rotationId);
     } catch (error) {
+      // Another attempt holds the request's Idempotency-Key by now (this one outlived its lease): no rotation.
+      if (keep && cancellationReasons(error)?.[2] === 'ConditionalCheckFailed') throw new IdempotencyInProgressError();
       if (cancellationReasons(error)?.[0] !== 'ConditionalCheckFailed') throw error;
       const after = await this.rotationIdOf(accountId);
       if (after === undefined) throw new NotFoundError(`Account '${accountId}' does not exist`);

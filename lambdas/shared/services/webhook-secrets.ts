@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Principal } from '../caller.js';
 import type { AccountsRepository, WebhookSecrets } from '../repositories/accounts.js';
-import { newAuditEvent, type AuditRepository, type RequestMeta } from '../repositories/audit.js';
+import { newAuditEvent, type AuditRepository, type RequestMeta, type TransactItem } from '../repositories/audit.js';
 import { parseRotateWebhookSecretBody } from '../schemas.js';
 import { newWebhookSecret } from '../webhooks.js';
 import { actorOf } from './audit.js';
@@ -53,6 +53,7 @@ export async function rotateWebhookSecret(
   rawBody: unknown,
   principal?: Principal,
   request?: RequestMeta,
+  keep?: (rotated: WebhookSecretView) => TransactItem | undefined,
 ): Promise<WebhookSecretView> {
   const { grace_period_seconds: grace = 0 } = parseRotateWebhookSecretBody(rawBody);
   const now = clock(deps);
@@ -65,5 +66,7 @@ export async function rotateWebhookSecret(
     ...(request ? { request } : {}),
     now,
   });
-  return view(await deps.accounts.rotateWebhookSecret(accountId, newWebhookSecret(), grace, now, randomUUID(), deps.audit.putItem(event)));
+  // With an Idempotency-Key, the answer is kept with the rotation (http.ts keepAs): a request that dies
+  // after it committed is replayed, never rotated again (which would end the grace of the secret it kept).
+  return view(await deps.accounts.rotateWebhookSecret(accountId, newWebhookSecret(), grace, now, randomUUID(), deps.audit.putItem(event), keep && ((rotated) => keep(view(rotated)))));
 }
