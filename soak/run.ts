@@ -31,7 +31,7 @@ import { QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
 import { AuditRepository } from '../lambdas/shared/repositories/audit.js';
 import { KeysRepository } from '../lambdas/shared/repositories/keys.js';
-import { SIGNAL_PARTITION_SUFFIX, TERMINAL, type ExecutionStatus } from '../lambdas/shared/repositories/executions.js';
+import { isExecutionItem, TERMINAL, type ExecutionStatus } from '../lambdas/shared/repositories/executions.js';
 import { createAccount, createKey } from '../lambdas/shared/services/keys.js';
 import { PROJECT_ROOT } from '../local-runner/state.js';
 import { startDynamoDbLocal } from '../local-runner/dynamodb-local.js';
@@ -325,8 +325,8 @@ async function main() {
     do {
       const out = await stack.doc.send(new ScanCommand({ TableName: tables.executions, ConsistentRead: true }));
       open = (out.Items ?? [])
-        // Executions only: a cancel's signal item (partition `<account_id>#signal`) has no status.
-        .filter((i) => !String(i['account_id']).endsWith(SIGNAL_PARTITION_SUFFIX) && !TERMINAL.includes(i['status'] as ExecutionStatus))
+        // Executions only: cancels' signals, sync slots and redelivery counters have no status.
+        .filter((i) => isExecutionItem(i) && !TERMINAL.includes(i['status'] as ExecutionStatus))
         .map((i) => ({ id: String(i['execution_id']), status: String(i['status']) }));
       if (open.length > 0) await new Promise((r) => setTimeout(r, 500));
     } while (open.length > 0 && Date.now() < settleBy);

@@ -4,13 +4,13 @@
  * beats a finishing step, whatever the interleaving.
  */
 import { createAccount } from '../lambdas/shared/services/keys.js';
-import { ExecutionsRepository, newExecutionId, SYNC_SLOTS_PARTITION_SUFFIX, type ExecutionRecord } from '../lambdas/shared/repositories/executions.js';
+import { ExecutionsRepository, isExecutionItem, newExecutionId, SYNC_SLOTS_PARTITION_SUFFIX, type ExecutionRecord } from '../lambdas/shared/repositories/executions.js';
 import { ModelRegistry } from '../lambdas/shared/models/registry.js';
 import { AccountsRepository } from '../lambdas/shared/repositories/accounts.js';
 import { WorkflowsRepository } from '../lambdas/shared/repositories/workflows.js';
 import { createWorkflow, deleteWorkflow, deployWorkflow, runWorkflow, workExecution } from '../lambdas/shared/services/workflows.js';
 import { createTestDb, testEndpoint, type TestDb } from './support/dynamodb.js';
-import { GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { failure } from '../lambdas/shared/execution-failure.js';
 import { ConcurrencyLimitExceededError } from '../lambdas/shared/errors.js';
 import { cancelExecution } from '../lambdas/shared/services/executions.js';
@@ -517,5 +517,22 @@ describe('sync runs running at once: the account’s sync slots', () => {
       expect(proxy.injected()).toBeGreaterThanOrEqual(4);
       expect(await held(id)).toEqual([done.execution_id]);
     });
+  });
+});
+
+describe('the table’s other items (isExecutionItem: what soak/run.ts and any scan count as executions)', () => {
+  it('after the runs above: each item is an execution exactly when it has a status; cancels’ signals and sync slots are among the others', async () => {
+    const items: Record<string, unknown>[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await db.doc.send(new ScanCommand({ TableName: db.tables.executions, ConsistentRead: true, ExclusiveStartKey: start }));
+      items.push(...(page.Items ?? []));
+      start = page.LastEvaluatedKey;
+    } while (start);
+    // Before, the soak counted every sync slot as a stuck execution (it knew only of signals).
+    expect(items.filter((i) => isExecutionItem(i) !== (typeof i['status'] === 'string'))).toEqual([]);
+    const others = new Set(items.filter((i) => !isExecutionItem(i)).map((i) => String(i['account_id']).replace(/^[^#]*/, '')));
+    expect([...others].sort()).toEqual(expect.arrayContaining(['#signal', SYNC_SLOTS_PARTITION_SUFFIX]));
+    expect(isExecutionItem({ account_id: 'acct_x#redeliveries', execution_id: 'w#1' })).toBe(false);
   });
 });

@@ -183,6 +183,12 @@ export const SYNC_SLOTS_PARTITION_SUFFIX = '#sync-slots';
 /** The partition of an account's counters of redeliveries sent at once (takeImmediateSend). */
 export const REDELIVERIES_PARTITION_SUFFIX = '#redeliveries';
 /**
+ * Whether an item of the executions table is an execution: the table also holds, each in a partition
+ * `<account_id>#…` of its own, cancels' signals, sync slots and redelivery counters, none with a status.
+ */
+export const isExecutionItem = (item: Record<string, unknown>): boolean =>
+  ![SIGNAL_PARTITION_SUFFIX, SYNC_SLOTS_PARTITION_SUFFIX, REDELIVERIES_PARTITION_SUFFIX].some((suffix) => String(item['account_id']).endsWith(suffix));
+/**
  * Redeliveries of an account sent at once (the sender invoked for each) per window of
  * REDELIVERY_WINDOW_MS, an attempt's 5 s: past them a redelivery is left to the scheduled sender (within
  * about a minute, sharing out the attempts between accounts). Each one sent at once is an invocation of
