@@ -25,7 +25,7 @@ export interface GatewayError {
 const UNAUTHORIZED_MESSAGE = 'Missing or invalid API key: send a valid, active key in the x-api-key header';
 /** A refused `Authorization: Bearer` (the authorizer denied the request: lambdas/authorizer). */
 const INVALID_BEARER_MESSAGE =
-  'The token in Authorization: Bearer was refused: it is not a valid access token for this API (expired, not yet valid, from another issuer or client, or an ID token): sign in again. An API key goes in the x-api-key header, never in Authorization: Bearer';
+  'The token in Authorization: Bearer was refused. An API key goes in the x-api-key header, never in Authorization: Bearer. A signed-in person sends an access token for this API (from its provider and client, not expired, not an ID token): sign in again';
 const INTERNAL = { code: 'INTERNAL_ERROR', message: 'Internal server error' } as const;
 /** A request the gateway refused for a reason of AWS's own (not a Knouds key or capability). */
 const FORBIDDEN = 'FORBIDDEN';
