@@ -10,6 +10,8 @@
  */
 import { createAccount } from '../lambdas/shared/services/keys.js';
 import { createHmac } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { startReceiver, type Received, type Receiver } from './support/receiver.js';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
@@ -305,6 +307,43 @@ describe('finding 9: an async run that could not be started', () => {
       expect(execution!.webhook).toMatchObject({ status: 'pending', attempts: 1, last_response_status: null, next_attempt_at: expect.any(String) });
     } finally {
       await silent.close();
+    }
+  });
+});
+
+describe('first webhook attempts under way at once, per account (the run’s slot is already given back)', () => {
+  it('past the account’s count, a run’s first attempt is left to the scheduled sender (pending, due); counts are given back after each attempt', async () => {
+    // A receiver that never answers: each attempt holds its instance for the attempt's whole timeout.
+    const open = new Set<string>();
+    let mostOpen = 0;
+    const hang = createServer((req) => {
+      const id = String(req.headers['webhook-id']);
+      open.add(id);
+      mostOpen = Math.max(mostOpen, open.size);
+      req.on('close', () => open.delete(id));
+    });
+    await new Promise<void>((r) => hang.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(hang.address() as AddressInfo).port}/hook`;
+    try {
+      const { accountId, actor } = await account();
+      const start = async () =>
+        (await runWorkflow(deps, actor, 'wf', { input: { ms: 1 }, webhook_url: url }, { async: true, startAsync: async () => {} })).execution.execution_id;
+      const ids = await Promise.all(Array.from({ length: 5 }, start));
+      const limited = { ...deps, firstAttemptsAtOnce: 2 };
+      await Promise.all(ids.map((id) => workExecution(limited, accountId, id, Date.now() + 60_000, { timeoutMs: 1500 })));
+      // Before: 5 attempts at once, each holding its worker after the run's slot was given back.
+      expect(mostOpen).toBe(2);
+      const webhooks = await Promise.all(ids.map(async (id) => (await stored(accountId, id))['webhook'] as { status: string; attempts: number }));
+      expect(webhooks.filter((w) => w.attempts === 1)).toHaveLength(2);
+      // Left to the scheduled sender: pending, due now, not attempted.
+      expect(webhooks.filter((w) => w.attempts === 0 && w.status === 'pending')).toHaveLength(3);
+      // Each count was given back: the next run's first attempt is made at once.
+      const next = await start();
+      await workExecution(limited, accountId, next, Date.now() + 60_000, { timeoutMs: 300 });
+      expect((await stored(accountId, next))['webhook']).toMatchObject({ attempts: 1 });
+    } finally {
+      hang.closeAllConnections();
+      await new Promise((r) => hang.close(r));
     }
   });
 });

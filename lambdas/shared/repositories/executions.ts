@@ -180,7 +180,10 @@ const signalKey = (accountId: string, executionId: string) => ({ account_id: `${
 
 /** The partition of an account's sync slots. */
 export const SYNC_SLOTS_PARTITION_SUFFIX = '#sync-slots';
-/** The partition of an account's counters of redeliveries sent at once (takeImmediateSend). */
+/**
+ * The partition of an account's counters of webhook attempts sent at once: redeliveries
+ * (takeImmediateSend, `window#<n>`) and the first attempts of runs that ended (takeFirstAttempt, `first#<n>`).
+ */
 export const REDELIVERIES_PARTITION_SUFFIX = '#redeliveries';
 /**
  * Whether an item of the executions table is an execution: the table also holds, each in a partition
@@ -198,6 +201,16 @@ export const isExecutionItem = (item: Record<string, unknown>): boolean =>
  */
 export const REDELIVERIES_SENT_AT_ONCE = 10;
 export const REDELIVERY_WINDOW_MS = 5_000;
+/**
+ * First webhook attempts of an account under way at once, per window of REDELIVERY_WINDOW_MS (so at most
+ * twice this across two windows). Whoever ends a run (a worker, mostly) makes its first attempt, up to
+ * 5 s of that instance, after the run's in-flight slot was given back: without a bound, an account whose
+ * receiver never answers would hold a worker for 5 s per run it ends, beyond its tier's runs in flight,
+ * from the pool every account shares. Past it the attempt is left to the scheduled sender (within about
+ * a minute, sharing out attempts between accounts). Taken before, given back after: a receiver that
+ * answers at once is never held back.
+ */
+export const FIRST_ATTEMPTS_AT_ONCE = 10;
 /** A sync slot's sort key: `slot#0007`. */
 const syncSlotKey = (k: number) => `slot#${String(k).padStart(4, '0')}`;
 /**
@@ -913,6 +926,50 @@ export class ExecutionsRepository {
     } catch (error) {
       if (isConditionalCheckFailed(error)) return false;
       throw error;
+    }
+  }
+
+  /**
+   * One of the account's first webhook attempts under way at once (FIRST_ATTEMPTS_AT_ONCE, or `max`), in
+   * the current window: the counter's sort key when taken (give it back with endFirstAttempt), undefined
+   * when the account has `max` under way. One conditional ADD; not idempotent (a retry after a lost answer
+   * counts twice, which only leaves one more attempt to the scheduled sender), and a count never given
+   * back (a crash) holds only until its window ends.
+   */
+  async takeFirstAttempt(accountId: string, nowMs: number, max = FIRST_ATTEMPTS_AT_ONCE): Promise<string | undefined> {
+    const counter = `first#${Math.floor(nowMs / REDELIVERY_WINDOW_MS)}`;
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { account_id: `${accountId}${REDELIVERIES_PARTITION_SUFFIX}`, execution_id: counter },
+          UpdateExpression: 'ADD sent :one SET #ttl = if_not_exists(#ttl, :ttl)',
+          ConditionExpression: 'attribute_not_exists(sent) OR sent < :max',
+          ExpressionAttributeNames: { '#ttl': 'ttl' },
+          ExpressionAttributeValues: { ':one': 1, ':max': max, ':ttl': Math.ceil(nowMs / 1000) + 86_400 },
+        }),
+      );
+      return counter;
+    } catch (error) {
+      if (isConditionalCheckFailed(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /** Gives back a first attempt takeFirstAttempt counted (never below 0). */
+  async endFirstAttempt(accountId: string, counter: string): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { account_id: `${accountId}${REDELIVERIES_PARTITION_SUFFIX}`, execution_id: counter },
+          UpdateExpression: 'ADD sent :minus',
+          ConditionExpression: 'sent > :zero',
+          ExpressionAttributeValues: { ':minus': -1, ':zero': 0 },
+        }),
+      );
+    } catch (error) {
+      if (!isConditionalCheckFailed(error)) throw error;
     }
   }
 

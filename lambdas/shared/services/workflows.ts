@@ -64,6 +64,8 @@ export interface WorkflowDeps {
   readonly now?: () => Date;
   /** The delays between webhook attempts, in seconds. @default the environment's (tests) or the default schedule */
   readonly retrySchedule?: readonly number[];
+  /** An account's first webhook attempts under way at once (tests). @default FIRST_ATTEMPTS_AT_ONCE */
+  readonly firstAttemptsAtOnce?: number;
 }
 
 /** Who is asking: the account, the key, and the workspaces it may reach. */
@@ -520,8 +522,28 @@ export interface RunResult {
  * existing one, and the scheduled sender makes it for the next attempt). Never throws.
  */
 async function notify(deps: WorkflowDeps, record: ExecutionRecord, delivery: DeliveryOptions, makeSecret: boolean): Promise<void> {
-  if (!record.webhook_url || !TERMINAL.includes(record.status)) return;
-  await firstAttempt(deps, record, { makeSecret, delivery });
+  if (!record.webhook_url || !TERMINAL.includes(record.status) || record.webhook?.status !== 'pending') return;
+  const ids = { account_id: record.account_id, execution_id: record.execution_id };
+  // The run's slot is already given back: the attempt holds this instance on the account's count of
+  // first attempts at once (FIRST_ATTEMPTS_AT_ONCE), else the scheduled sender makes it (it is due now).
+  let counter: string | undefined;
+  try {
+    counter = await deps.executions.takeFirstAttempt(record.account_id, clock(deps).getTime(), deps.firstAttemptsAtOnce);
+  } catch (error) {
+    log('warn', 'first webhook attempt left to the scheduled sender: its count could not be taken', { ...ids, error: errorName(error) });
+    return;
+  }
+  if (counter === undefined) {
+    log('info', 'first webhook attempt left to the scheduled sender: the account has its most under way at once', ids);
+    return;
+  }
+  try {
+    await firstAttempt(deps, record, { makeSecret, delivery });
+  } finally {
+    await deps.executions.endFirstAttempt(record.account_id, counter).catch((error: unknown) => {
+      log('warn', 'a first webhook attempt’s count could not be given back; it lapses with its window', { ...ids, error: errorName(error) });
+    });
+  }
 }
 
 /** POST /workflows/{slug}/run: checks, then runs now (sync) or queues for the worker (async). */
