@@ -148,6 +148,10 @@ describe('the answer kept by the work’s own transaction (keepingItem)', () => 
     await expect(work).rejects.toMatchObject({ name: 'TransactionCanceledException' });
     expect((await db.doc.send(new GetCommand({ TableName: db.tables.idempotency, Key: { pk: `work#${late}` } }))).Item).toBeUndefined();
 
+    // The request then failing (a 500 on an outcome it could not learn) releases nothing: the work was done.
+    await releaseIdempotent(deps(c.now), attempt);
+    expect(await begin(deps(c.now), key)).toEqual({ replay: expect.objectContaining({ statusCode: 201 }) });
+
     expect(keepingItem(deps(c.now), attempt, { statusCode: 409, headers: {}, body: '{}' })).toBeUndefined();
     expect(keepingItem(deps(c.now), attempt, { statusCode: 201, headers: {}, body: '[1]' }, ['api_key'])).toBeUndefined();
   });

@@ -76,6 +76,7 @@ const actor = ({ caller }: RequestContext): Actor => ({
 
 /** A workflow's answer, with its ETag (the state an If-Match on PUT, deploy or DELETE names). */
 const withEtag = (status: number, workflow: WorkflowObject) => json(status, workflow, { ETag: workflowEtag(workflow) });
+const created = (workflow: WorkflowObject) => withEtag(201, workflow);
 
 /** The request's If-Match (API.md §4 "Workflow versions"), whatever the case of its name. */
 function ifMatchOf({ event }: RequestContext) {
@@ -94,7 +95,7 @@ const routes: Record<string, RouteDef> = {
   'POST /workflows': {
     needs: 'workflow:write',
     idempotent: {},
-    handle: async (ctx) => withEtag(201, await createWorkflow(deps, actor(ctx), ctx.body())),
+    handle: async (ctx) => created(await createWorkflow(deps, actor(ctx), ctx.body(), ctx.keepAs(created))),
   },
   'GET /workflows': {
     needs: 'workflow:read',

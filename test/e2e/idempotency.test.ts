@@ -420,6 +420,24 @@ describe('lost answers and failing writes (the fault proxy)', () => {
 });
 
 describe('workflows and runs', () => {
+  it('POST /workflows whose every answer to its transaction is lost: 500, and the retry replays the 201 the transaction kept (not 409 ALREADY_EXISTS)', async () => {
+    const { accountId, admin } = await account();
+    const key = newKey();
+    const body = { slug: 'lost-create', name: 'L', definition: ECHO };
+    proxy.inject({ operation: 'TransactWriteItems', table: tables().workflows, fault: 'lose-response' });
+    expectError(await idem(admin, key, 'POST', '/workflows', body), 500, 'INTERNAL_ERROR');
+    proxy.clearFaults();
+    const retry = await idem(admin, key, 'POST', '/workflows', body);
+    expect({ status: retry.status, replayed: retry.headers.get('idempotent-replayed'), slug: retry.body['slug'], version: retry.body['version'] }).toEqual({
+      status: 201,
+      replayed: 'true',
+      slug: 'lost-create',
+      version: 1,
+    });
+    expect(retry.headers.get('etag')).toBe((await t.api(admin, 'GET', '/workflows/lost-create')).headers.get('etag'));
+    expect((await recordsOf(accountId)).map((r) => r['state'])).toEqual(['complete']);
+  });
+
   it('a non-2xx first answer is not kept: the retry after fixing the cause runs, then replays', async () => {
     const { accountId, admin } = await account();
     expect((await t.api(admin, 'POST', '/workflows', { slug: 'draft', name: 'draft', definition: ECHO })).status).toBe(201);

@@ -118,7 +118,9 @@ export class IdempotencyRepository {
 
   /**
    * Deletes the record `owner` holds, so a retry runs the request again. Nothing happens when the record
-   * is not `owner`'s, or is gone (this delete landed before, its answer lost).
+   * is not `owner`'s, or is gone (this delete landed before, its answer lost), or is complete: the work's
+   * own transaction kept its answer (completeItem), so the work was done, whatever this request then
+   * answered (a 500 on an outcome it could not learn), and a retry gets the replay.
    */
   async release(pk: string, owner: string): Promise<void> {
     try {
@@ -126,9 +128,9 @@ export class IdempotencyRepository {
         new DeleteCommand({
           TableName: this.table,
           Key: { pk },
-          ConditionExpression: '#owner = :owner',
-          ExpressionAttributeNames: { '#owner': NAMES['#owner'] },
-          ExpressionAttributeValues: { ':owner': owner },
+          ConditionExpression: '#owner = :owner AND #state = :in_progress',
+          ExpressionAttributeNames: { '#owner': NAMES['#owner'], '#state': NAMES['#state'] },
+          ExpressionAttributeValues: { ':owner': owner, ':in_progress': 'in_progress' },
         }),
       );
     } catch (error) {

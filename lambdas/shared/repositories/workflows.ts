@@ -10,7 +10,7 @@ import { cancellationReasons, isConditionalCheckFailed, queryPage, transactWrite
 import { decodePageToken, encodePageToken } from '../page-tokens.js';
 import { SLUG_PATTERN } from '../capabilities.js';
 import type { Principal } from '../caller.js';
-import { ApiError, ConflictError, ValidationError } from '../errors.js';
+import { ApiError, ConflictError, IdempotencyInProgressError, ValidationError } from '../errors.js';
 import type { Definition } from '../workflow-definition.js';
 
 /**
@@ -151,7 +151,7 @@ export class WorkflowsRepository {
    * A slug held by a workflow being deleted (or by versions a delete left without their head before such
    * deletes were resumable) is freed first: the create finishes that deletion, then tries again.
    */
-  async create(head: WorkflowHead, definition: Definition, createdBy: Principal): Promise<void> {
+  async create(head: WorkflowHead, definition: Definition, createdBy: Principal, keep?: TransactItem): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
         await transactWrite(this.doc, {
@@ -170,11 +170,16 @@ export class WorkflowsRepository {
                 ConditionExpression: 'attribute_not_exists(sk)',
               },
             },
+            // The request's answer for its Idempotency-Key, kept with the workflow (services/idempotency.ts keepingItem).
+            ...(keep ? [keep] : []),
           ],
         });
         return;
       } catch (error) {
-        if (!cancellationReasons(error)?.includes('ConditionalCheckFailed')) throw error;
+        const reasons = cancellationReasons(error);
+        // Another attempt holds the request's Idempotency-Key by now (this one outlived its lease).
+        if (keep && reasons?.[2] === 'ConditionalCheckFailed') throw new IdempotencyInProgressError();
+        if (!reasons?.includes('ConditionalCheckFailed')) throw error;
       }
       const existing = await this.findHead(head.account_id, head.slug);
       if (existing?.version !== undefined || attempt >= CREATE_ATTEMPTS) {

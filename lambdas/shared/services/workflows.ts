@@ -13,7 +13,7 @@ import { failure, type FailureCode } from '../execution-failure.js';
 import { ConcurrencyLimitExceededError, ConflictError, ModelFailedError, NotFoundError, ValidationError, WorkspaceDeniedError, type ApiError } from '../errors.js';
 import { boundedMessage, DeadlineExceeded, ModelFailure, StepCancelled, type Model, type ModelRegistry, type StepContext } from '../models/registry.js';
 import type { AccountsRepository } from '../repositories/accounts.js';
-import type { AuditRepository } from '../repositories/audit.js';
+import type { AuditRepository, TransactItem } from '../repositories/audit.js';
 import {
   newAttemptId,
   newExecutionId,
@@ -218,7 +218,12 @@ async function versionOf(deps: WorkflowDeps, head: WorkflowHead, version: number
 
 const knownModel = (deps: WorkflowDeps) => (id: string) => deps.models.get(id) !== undefined;
 
-export async function createWorkflow(deps: WorkflowDeps, actor: Actor, rawBody: unknown): Promise<WorkflowObject> {
+/**
+ * POST /workflows. With an Idempotency-Key its answer is kept with the workflow (`keep`, http.ts keepAs):
+ * a request that dies after the workflow committed, or answers 500 on an outcome it could not learn, is
+ * replayed to its retry, not refused as 409 ALREADY_EXISTS.
+ */
+export async function createWorkflow(deps: WorkflowDeps, actor: Actor, rawBody: unknown, keep?: (created: WorkflowObject) => TransactItem | undefined): Promise<WorkflowObject> {
   const body = parseCreateWorkflowBody(rawBody);
   await loadUserSchemaCompiler();
   validateDefinition(body.definition, knownModel(deps));
@@ -236,8 +241,9 @@ export async function createWorkflow(deps: WorkflowDeps, actor: Actor, rawBody: 
     created_at: now,
     updated_at: now,
   };
-  await deps.workflows.create(head, body.definition, actor.principal);
-  return toWorkflowObject(head, { version: 1, definition: body.definition });
+  const created = toWorkflowObject(head, { version: 1, definition: body.definition });
+  await deps.workflows.create(head, body.definition, actor.principal, keep?.(created));
+  return created;
 }
 
 /** GET /workflows/{slug}: the latest version, or (`?version=n`) version n; 404 for a version it does not have. */
