@@ -69,7 +69,7 @@ describe('taking a key, and what the same key finds after', () => {
     const key = newKey();
     const first = attemptOf(await begin(deps(c.now), key));
     expect(await errorOf(begin(deps(c.now), key))).toEqual({ status: 409, code: 'IDEMPOTENCY_IN_PROGRESS' });
-    await finishIdempotent(deps(c.now), first, created, ['api_key']);
+    await finishIdempotent(deps(c.now), first, created, { omit: ['api_key'] });
     for (let i = 0; i < 2; i++) {
       c.advance(1000);
       expect(await begin(deps(c.now), key)).toEqual({
@@ -116,6 +116,19 @@ describe('taking a key, and what the same key finds after', () => {
     }
   });
 
+  it('an error the route names (keeping.errors: the work was done) is kept and replayed; another code, or a body that is not JSON, is not', async () => {
+    const c = clock();
+    const failed: Answer = { statusCode: 422, headers: { 'content-type': 'application/json' }, body: '{"error":"no","code":"MODEL_FAILED","request_id":"r1"}' };
+    const key = newKey();
+    await finishIdempotent(deps(c.now), attemptOf(await begin(deps(c.now), key)), failed, { errors: ['MODEL_FAILED'] });
+    expect(await begin(deps(c.now), key)).toEqual({ replay: { statusCode: 422, headers: { 'content-type': 'application/json', 'Idempotent-Replayed': 'true' }, body: failed.body } });
+    for (const answer of [{ ...failed, body: '{"code":"NOT_FOUND"}' }, { ...failed, body: 'MODEL_FAILED' }, { ...failed, statusCode: 302 }]) {
+      const other = newKey();
+      await finishIdempotent(deps(c.now), attemptOf(await begin(deps(c.now), other)), answer, { errors: ['MODEL_FAILED'] });
+      expect(await begin(deps(c.now), other)).toEqual({ attempt: expect.any(Object) });
+    }
+  });
+
   it('a release or a finish retried after its answer was lost changes nothing (each names its owner)', async () => {
     const c = clock();
     const key = newKey();
@@ -136,7 +149,7 @@ describe('the answer kept by the work’s own transaction (keepingItem)', () => 
     const key = newKey();
     const attempt = attemptOf(await begin(deps(c.now), key));
     const marker = (id: string) => ({ Put: { TableName: db.tables.idempotency, Item: { pk: `work#${id}` } } });
-    await db.doc.send(new TransactWriteCommand({ TransactItems: [marker(key), keepingItem(deps(c.now), attempt, created, ['api_key'])!] }));
+    await db.doc.send(new TransactWriteCommand({ TransactItems: [marker(key), keepingItem(deps(c.now), attempt, created, { omit: ['api_key'] })!] }));
     expect(await begin(deps(c.now), key)).toEqual({ replay: expect.objectContaining({ statusCode: 201, body: JSON.stringify({ id: 'thing_1', name: 'n' }) }) });
 
     // This request outlived its lease, and a retry took the key: its work does not commit.
@@ -144,7 +157,7 @@ describe('the answer kept by the work’s own transaction (keepingItem)', () => 
     const outlived = attemptOf(await begin(deps(c.now), late));
     c.advance(LEASE_MS + 1);
     attemptOf(await begin(deps(c.now), late));
-    const work = db.doc.send(new TransactWriteCommand({ TransactItems: [marker(late), keepingItem(deps(c.now), outlived, created, ['api_key'])!] }));
+    const work = db.doc.send(new TransactWriteCommand({ TransactItems: [marker(late), keepingItem(deps(c.now), outlived, created, { omit: ['api_key'] })!] }));
     await expect(work).rejects.toMatchObject({ name: 'TransactionCanceledException' });
     expect((await db.doc.send(new GetCommand({ TableName: db.tables.idempotency, Key: { pk: `work#${late}` } }))).Item).toBeUndefined();
 
@@ -153,7 +166,7 @@ describe('the answer kept by the work’s own transaction (keepingItem)', () => 
     expect(await begin(deps(c.now), key)).toEqual({ replay: expect.objectContaining({ statusCode: 201 }) });
 
     expect(keepingItem(deps(c.now), attempt, { statusCode: 409, headers: {}, body: '{}' })).toBeUndefined();
-    expect(keepingItem(deps(c.now), attempt, { statusCode: 201, headers: {}, body: '[1]' }, ['api_key'])).toBeUndefined();
+    expect(keepingItem(deps(c.now), attempt, { statusCode: 201, headers: {}, body: '[1]' }, { omit: ['api_key'] })).toBeUndefined();
   });
 
   it('a key creation whose Idempotency-Key another attempt holds by the time it commits makes no key: 409 IDEMPOTENCY_IN_PROGRESS', async () => {
@@ -164,7 +177,7 @@ describe('the answer kept by the work’s own transaction (keepingItem)', () => 
     const outlived = attemptOf(await begin(deps(c.now), key, 'fp-a', accountId));
     c.advance(LEASE_MS + 1);
     attemptOf(await begin(deps(c.now), key, 'fp-a', accountId));
-    const keep = (made: CreatedKey) => keepingItem(deps(c.now), outlived, { statusCode: 201, headers: {}, body: JSON.stringify({ ...made.key, api_key: made.apiKey }) }, ['api_key']);
+    const keep = (made: CreatedKey) => keepingItem(deps(c.now), outlived, { statusCode: 201, headers: {}, body: JSON.stringify({ ...made.key, api_key: made.apiKey }) }, { omit: ['api_key'] });
     expect(await errorOf(createKey(db.deps(), accountId, { name: 'late', preset: 'read-only' }, undefined, undefined, keep))).toEqual({ status: 409, code: 'IDEMPOTENCY_IN_PROGRESS' });
     expect((await db.deps().accounts.get(accountId))?.active_keys ?? 0).toBe(0);
   });
@@ -225,7 +238,7 @@ describe('what is stored', () => {
   it('the id is <account_id>#sha256(key); neither the raw key nor an omitted field is anywhere in the record; the body is gzipped', async () => {
     const c = clock();
     const key = `raw-key-${randomBytes(6).toString('hex')}`;
-    await finishIdempotent(deps(c.now), attemptOf(await begin(deps(c.now), key)), created, ['api_key']);
+    await finishIdempotent(deps(c.now), attemptOf(await begin(deps(c.now), key)), created, { omit: ['api_key'] });
     const ids = await storedIds(key);
     expect(ids).toEqual([expect.stringMatching(/^acct_idem#[0-9a-f]{64}$/)]);
     const item = (await db.doc.send(new GetCommand({ TableName: db.tables.idempotency, Key: { pk: ids[0]! } }))).Item!;
@@ -264,7 +277,7 @@ describe('what is stored', () => {
   it('an answer whose fields to omit cannot be told apart (not a JSON object) is not kept', async () => {
     const c = clock();
     const key = newKey();
-    await finishIdempotent(deps(c.now), attemptOf(await begin(deps(c.now), key)), { statusCode: 201, headers: {}, body: 'api_key=knouds_live_x' }, ['api_key']);
+    await finishIdempotent(deps(c.now), attemptOf(await begin(deps(c.now), key)), { statusCode: 201, headers: {}, body: 'api_key=knouds_live_x' }, { omit: ['api_key'] });
     expect(await storedIds(key)).toEqual([]);
   });
 });

@@ -12,6 +12,7 @@ import { decodeCaller, decodeRefused, principalOf, refusedCounterId, type Caller
 import { covers, type Capability } from './capabilities.js';
 import { errorResponse, REQUEST_ID_HEADER, requestIdOf, type ProxyEvent, type ProxyResult } from './responses.js';
 import {
+  ApiError,
   CapabilityDeniedError,
   NotFoundError,
   PayloadTooLargeError,
@@ -71,6 +72,11 @@ export type Route = (request: RequestContext) => Promise<ProxyResult>;
 export interface Idempotent {
   /** Top-level fields of the answer never kept (a key's plaintext `api_key`): a replay goes without them. */
   readonly omit?: readonly string[];
+  /**
+   * Error codes that come after the route's work was done (a model that ran and failed): kept and replayed
+   * like a 2xx, so a retry does not do the work again. Any other error releases the key.
+   */
+  readonly keepErrors?: readonly string[];
   /** The query parameters that make the request another (`async`); others do not count. */
   readonly query?: readonly string[];
 }
@@ -390,11 +396,12 @@ async function idempotently(
   });
   if ('replay' in begun) return { statusCode: begun.replay.statusCode, headers: { ...begun.replay.headers }, body: begun.replay.body };
   const attempt = begun.attempt;
+  const keeping = { omit: options.omit ?? [], errors: options.keepErrors ?? [] };
   // The answer the work's transaction keeps, when the route has it kept there (keepAs).
   let keptByWork: Answer | undefined;
   const hold: Hold = {
     keep: (answer) => {
-      const item = keepingItem(idempotency, attempt, asAnswer(answer), options.omit);
+      const item = keepingItem(idempotency, attempt, asAnswer(answer), keeping);
       keptByWork = item ? asAnswer(answer) : undefined;
       return item;
     },
@@ -403,13 +410,18 @@ async function idempotently(
   try {
     response = await handle(hold);
   } catch (error) {
-    await releaseIdempotent(idempotency, attempt);
+    // An error that comes after the work (a model that ran and failed) is kept as the answer it becomes.
+    if (error instanceof ApiError && keeping.errors.includes(error.code)) {
+      await finishIdempotent(idempotency, attempt, asAnswer(errorResponse(error, requestIdOf(event), routeName(event))), keeping);
+    } else {
+      await releaseIdempotent(idempotency, attempt);
+    }
     throw error;
   }
   const answer = asAnswer(response);
   // Already kept, committed with the work: nothing more to write.
   if (keptByWork && sameAnswer(keptByWork, answer)) return response;
-  await finishIdempotent(idempotency, attempt, answer, options.omit);
+  await finishIdempotent(idempotency, attempt, answer, keeping);
   return response;
 }
 

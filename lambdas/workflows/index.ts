@@ -172,7 +172,8 @@ const routes: Record<string, RouteDef> = {
   },
   'POST /models/{model_id}/run': {
     needs: (event) => (SLUG_PATTERN.test(idOf(event)) ? `model:${idOf(event)}:run` : 'model:run'),
-    idempotent: {},
+    // A model that ran and failed is the run's answer, replayed like a 200: a retry does not run it again.
+    idempotent: { keepErrors: ['MODEL_FAILED'] },
     handle: async (ctx) =>
       json(200, await runModel(deps, ctx.caller.accountId, ctx.param('model_id'), ctx.body(), { syncLimit: settingsFromEnv().tiers[ctx.caller.tier].maxSyncInFlight })),
   },

@@ -526,19 +526,21 @@ describe('workflows and runs', () => {
     expect(await asyncInFlight(accountId)).toBe(0);
   }, 40_000);
 
-  it('POST /models/{id}/run: a 200 is replayed; a 422 MODEL_FAILED is not kept (the retry runs the model again)', async () => {
+  it('POST /models/{id}/run: a 200 is replayed, and so is a 422 MODEL_FAILED (the model ran: the retry does not run it again); a 404 is not kept', async () => {
     const { accountId, admin } = await account();
     const key = newKey();
     const first = await idem(admin, key, 'POST', '/models/echo/run', { input: { hello: 'world' } });
     expect(first.body).toEqual({ model: 'echo', output: { hello: 'world' } });
     expectReplayOf(await idem(admin, key, 'POST', '/models/echo/run', { input: { hello: 'world' } }), first);
     const failing = newKey();
-    for (let i = 0; i < 2; i++) {
-      const reply = await idem(admin, failing, 'POST', '/models/fail/run', { input: { message: 'no' } });
-      expectError(reply, 422, 'MODEL_FAILED');
-      expect(reply.headers.get('idempotent-replayed')).toBeNull();
-    }
-    expect(await recordsOf(accountId)).toHaveLength(1);
+    const failed = await idem(admin, failing, 'POST', '/models/fail/run', { input: { message: 'no' } });
+    expectError(failed, 422, 'MODEL_FAILED');
+    expect(failed.headers.get('idempotent-replayed')).toBeNull();
+    // Before: the model ran again, and answered as a new request (its own request_id, no replay header).
+    expectReplayOf(await idem(admin, failing, 'POST', '/models/fail/run', { input: { message: 'no' } }), failed);
+    const missing = newKey();
+    for (let i = 0; i < 2; i++) expectError(await idem(admin, missing, 'POST', '/models/no-such-model/run', { input: 1 }), 404, 'NOT_FOUND');
+    expect(await recordsOf(accountId)).toHaveLength(2);
   });
 });
 

@@ -9,9 +9,11 @@
  *   relevant query parameters, the calling key (so another key of the account, perhaps narrower, can
  *   never read a replay of the first key's answer: it gets 422) and the body, canonical (RFC 8785) when
  *   it is JSON, else its raw text.
- * - Only a 2xx answer is kept. Any other answer, or an error, deletes the record, so a retry runs again:
- *   a request that did nothing is not remembered (Stripe's rule for requests that failed validation or
- *   conflicted with another). An answer too large for an item, even gzipped, is not kept either.
+ * - A 2xx answer is kept, and an error the route names as one that comes after its work was done
+ *   (`keep.errors`: a model that ran and failed). Any other answer, or an error, deletes the record, so a
+ *   retry runs again: a request that did nothing is not remembered (Stripe's rule for requests that
+ *   failed validation or conflicted with another). An answer too large for an item, even gzipped, is not
+ *   kept either.
  * - Fields named by the route (a key's plaintext `api_key`) are dropped from the kept answer.
  */
 import { createHash, randomUUID } from 'node:crypto';
@@ -193,12 +195,30 @@ function withoutFields(body: string, omit: readonly string[]): string | undefine
   }
 }
 
+/** What of an answer is kept: the top-level fields never kept (`omit`), and the error codes that are (`errors`). */
+export interface Keeping {
+  readonly omit?: readonly string[];
+  readonly errors?: readonly string[];
+}
+
+/** Whether the answer is one to keep: a 2xx, or an error whose `code` is in `errors`. */
+function isKept(answer: Answer, errors: readonly string[]): boolean {
+  if (answer.statusCode >= 200 && answer.statusCode <= 299) return true;
+  if (errors.length === 0 || answer.statusCode < 400) return false;
+  try {
+    const code = (JSON.parse(answer.body) as { code?: unknown }).code;
+    return typeof code === 'string' && errors.includes(code);
+  } catch {
+    return false;
+  }
+}
+
 /**
  * An answer as it is kept: its status, its kept headers and its body (without the `omit` fields)
- * gzipped. Or it is not kept: not a 2xx (`notKept` null), or a 2xx that cannot be (why, for the log).
+ * gzipped. Or it is not kept: not one to keep (`notKept` null), or one that cannot be (why, for the log).
  */
-function storedAnswer(answer: Answer, omit: readonly string[]): { stored: StoredAnswer } | { notKept: string | null; details?: Record<string, number> } {
-  if (answer.statusCode < 200 || answer.statusCode > 299) return { notKept: null };
+function storedAnswer(answer: Answer, { omit = [], errors = [] }: Keeping): { stored: StoredAnswer } | { notKept: string | null; details?: Record<string, number> } {
+  if (!isKept(answer, errors)) return { notKept: null };
   const body = withoutFields(answer.body, omit);
   // A body whose secret fields cannot be told apart is never kept.
   if (body === undefined) return { notKept: 'idempotency: an answer whose fields to leave out could not be found is not kept; a retry will run again' };
@@ -219,19 +239,19 @@ function storedAnswer(answer: Answer, omit: readonly string[]): { stored: Stored
  * (finishIdempotent then releases the key as usual). The transaction is cancelled if another attempt
  * holds the key by then (this request outlived its lease).
  */
-export function keepingItem(deps: IdempotencyDeps, attempt: Attempt, answer: Answer, omit: readonly string[] = []): TransactItem | undefined {
-  const kept = storedAnswer(answer, omit);
+export function keepingItem(deps: IdempotencyDeps, attempt: Attempt, answer: Answer, keeping: Keeping = {}): TransactItem | undefined {
+  const kept = storedAnswer(answer, keeping);
   return 'stored' in kept ? deps.records.completeItem(attempt.pk, attempt.owner, kept.stored, clock(deps)) : undefined;
 }
 
 /**
- * Ends this request's hold on the key: a 2xx answer is kept (without the `omit` fields) for replays;
- * any other answer releases the key. Never throws: the answer goes to the client whatever happens
- * here. A record that cannot be written stays in progress until its lease ends, then a retry runs
- * again.
+ * Ends this request's hold on the key: a 2xx answer, or an error `keeping.errors` names, is kept
+ * (without the `keeping.omit` fields) for replays; any other answer releases the key. Never throws: the
+ * answer goes to the client whatever happens here. A record that cannot be written stays in progress
+ * until its lease ends, then a retry runs again.
  */
-export async function finishIdempotent(deps: IdempotencyDeps, attempt: Attempt, answer: Answer, omit: readonly string[] = []): Promise<void> {
-  const kept = storedAnswer(answer, omit);
+export async function finishIdempotent(deps: IdempotencyDeps, attempt: Attempt, answer: Answer, keeping: Keeping = {}): Promise<void> {
+  const kept = storedAnswer(answer, keeping);
   if ('notKept' in kept) {
     if (kept.notKept) log('warn', kept.notKept, { account_id: attempt.accountId, status: answer.statusCode, ...kept.details });
     await releaseIdempotent(deps, attempt);
