@@ -1782,7 +1782,7 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Any 1–255 printable ASCII characters, new for each new request (a UUID, say). The same key with the same request (method, path, `async`, body, and the same API key) within 24 h replays the first 2xx answer, with `Idempotent-Replayed: true`, without doing the work again (a key creation or rotation is replayed without `api_key`, a webhook secret rotation without `secret`); a non-2xx answer is not kept, so a retry runs again. The same key with another request: 422 IDEMPOTENCY_KEY_REUSED; while the first is in flight: 409 IDEMPOTENCY_IN_PROGRESS. Keys are per account.
+                 * @description Any 1–255 printable ASCII characters, new for each new request (a UUID, say). The same key with the same request (method, path, `async`, body, and the same API key) within 24 h replays the first 2xx answer (or a direct model run's 422 MODEL_FAILED: the model ran), with `Idempotent-Replayed: true`, without doing the work again (a key creation or rotation is replayed without `api_key`, a webhook secret rotation without `secret`); any other non-2xx answer is not kept, so a retry runs again. The same key with another request: 422 IDEMPOTENCY_KEY_REUSED; while the first is in flight: 409 IDEMPOTENCY_IN_PROGRESS. Keys are per account.
                  * @example 3f1c9a52-8d7e-4b61-a0f4-6c2e9b8d7a15
                  */
                 "Idempotency-Key"?: string;
@@ -2702,7 +2702,7 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Any 1–255 printable ASCII characters, new for each new request (a UUID, say). The same key with the same request (method, path, `async`, body, and the same API key) within 24 h replays the first 2xx answer, with `Idempotent-Replayed: true`, without doing the work again (a key creation or rotation is replayed without `api_key`, a webhook secret rotation without `secret`); a non-2xx answer is not kept, so a retry runs again. The same key with another request: 422 IDEMPOTENCY_KEY_REUSED; while the first is in flight: 409 IDEMPOTENCY_IN_PROGRESS. Keys are per account.
+                 * @description Any 1–255 printable ASCII characters, new for each new request (a UUID, say). The same key with the same request (method, path, `async`, body, and the same API key) within 24 h replays the first 2xx answer (or a direct model run's 422 MODEL_FAILED: the model ran), with `Idempotent-Replayed: true`, without doing the work again (a key creation or rotation is replayed without `api_key`, a webhook secret rotation without `secret`); any other non-2xx answer is not kept, so a retry runs again. The same key with another request: 422 IDEMPOTENCY_KEY_REUSED; while the first is in flight: 409 IDEMPOTENCY_IN_PROGRESS. Keys are per account.
                  * @example 3f1c9a52-8d7e-4b61-a0f4-6c2e9b8d7a15
                  */
                 "Idempotency-Key"?: string;
@@ -3345,7 +3345,7 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Any 1–255 printable ASCII characters, new for each new request (a UUID, say). The same key with the same request (method, path, `async`, body, and the same API key) within 24 h replays the first 2xx answer, with `Idempotent-Replayed: true`, without doing the work again (a key creation or rotation is replayed without `api_key`, a webhook secret rotation without `secret`); a non-2xx answer is not kept, so a retry runs again. The same key with another request: 422 IDEMPOTENCY_KEY_REUSED; while the first is in flight: 409 IDEMPOTENCY_IN_PROGRESS. Keys are per account.
+                 * @description Any 1–255 printable ASCII characters, new for each new request (a UUID, say). The same key with the same request (method, path, `async`, body, and the same API key) within 24 h replays the first 2xx answer (or a direct model run's 422 MODEL_FAILED: the model ran), with `Idempotent-Replayed: true`, without doing the work again (a key creation or rotation is replayed without `api_key`, a webhook secret rotation without `secret`); any other non-2xx answer is not kept, so a retry runs again. The same key with another request: 422 IDEMPOTENCY_KEY_REUSED; while the first is in flight: 409 IDEMPOTENCY_IN_PROGRESS. Keys are per account.
                  * @example 3f1c9a52-8d7e-4b61-a0f4-6c2e9b8d7a15
                  */
                 "Idempotency-Key"?: string;
@@ -3757,7 +3757,7 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Any 1–255 printable ASCII characters, new for each new request (a UUID, say). The same key with the same request (method, path, `async`, body, and the same API key) within 24 h replays the first 2xx answer, with `Idempotent-Replayed: true`, without doing the work again (a key creation or rotation is replayed without `api_key`, a webhook secret rotation without `secret`); a non-2xx answer is not kept, so a retry runs again. The same key with another request: 422 IDEMPOTENCY_KEY_REUSED; while the first is in flight: 409 IDEMPOTENCY_IN_PROGRESS. Keys are per account.
+                 * @description Any 1–255 printable ASCII characters, new for each new request (a UUID, say). The same key with the same request (method, path, `async`, body, and the same API key) within 24 h replays the first 2xx answer (or a direct model run's 422 MODEL_FAILED: the model ran), with `Idempotent-Replayed: true`, without doing the work again (a key creation or rotation is replayed without `api_key`, a webhook secret rotation without `secret`); any other non-2xx answer is not kept, so a retry runs again. The same key with another request: 422 IDEMPOTENCY_KEY_REUSED; while the first is in flight: 409 IDEMPOTENCY_IN_PROGRESS. Keys are per account.
                  * @example 3f1c9a52-8d7e-4b61-a0f4-6c2e9b8d7a15
                  */
                 "Idempotency-Key"?: string;
@@ -5321,7 +5321,7 @@ export interface operations {
             };
             header?: {
                 /**
-                 * @description Any 1–255 printable ASCII characters, new for each new request (a UUID, say). The same key with the same request (method, path, `async`, body, and the same API key) within 24 h replays the first 2xx answer, with `Idempotent-Replayed: true`, without doing the work again (a key creation or rotation is replayed without `api_key`, a webhook secret rotation without `secret`); a non-2xx answer is not kept, so a retry runs again. The same key with another request: 422 IDEMPOTENCY_KEY_REUSED; while the first is in flight: 409 IDEMPOTENCY_IN_PROGRESS. Keys are per account.
+                 * @description Any 1–255 printable ASCII characters, new for each new request (a UUID, say). The same key with the same request (method, path, `async`, body, and the same API key) within 24 h replays the first 2xx answer (or a direct model run's 422 MODEL_FAILED: the model ran), with `Idempotent-Replayed: true`, without doing the work again (a key creation or rotation is replayed without `api_key`, a webhook secret rotation without `secret`); any other non-2xx answer is not kept, so a retry runs again. The same key with another request: 422 IDEMPOTENCY_KEY_REUSED; while the first is in flight: 409 IDEMPOTENCY_IN_PROGRESS. Keys are per account.
                  * @example 3f1c9a52-8d7e-4b61-a0f4-6c2e9b8d7a15
                  */
                 "Idempotency-Key"?: string;
@@ -5815,7 +5815,7 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Any 1–255 printable ASCII characters, new for each new request (a UUID, say). The same key with the same request (method, path, `async`, body, and the same API key) within 24 h replays the first 2xx answer, with `Idempotent-Replayed: true`, without doing the work again (a key creation or rotation is replayed without `api_key`, a webhook secret rotation without `secret`); a non-2xx answer is not kept, so a retry runs again. The same key with another request: 422 IDEMPOTENCY_KEY_REUSED; while the first is in flight: 409 IDEMPOTENCY_IN_PROGRESS. Keys are per account.
+                 * @description Any 1–255 printable ASCII characters, new for each new request (a UUID, say). The same key with the same request (method, path, `async`, body, and the same API key) within 24 h replays the first 2xx answer (or a direct model run's 422 MODEL_FAILED: the model ran), with `Idempotent-Replayed: true`, without doing the work again (a key creation or rotation is replayed without `api_key`, a webhook secret rotation without `secret`); any other non-2xx answer is not kept, so a retry runs again. The same key with another request: 422 IDEMPOTENCY_KEY_REUSED; while the first is in flight: 409 IDEMPOTENCY_IN_PROGRESS. Keys are per account.
                  * @example 3f1c9a52-8d7e-4b61-a0f4-6c2e9b8d7a15
                  */
                 "Idempotency-Key"?: string;
