@@ -13,6 +13,7 @@ import { createAccount, createKey, revokeKey, rotateKey, setAccountTier, updateK
 import { DEFAULT_SETTINGS } from '../lambdas/shared/settings.js';
 import { LOCAL_CREDENTIALS } from '../local-runner/dynamodb-local.js';
 import { LOCAL_REGION } from '../local-runner/stack.js';
+import { startCountingProxy } from './support/counting-proxy.js';
 import { createTestDb, testEndpoint, type TestDb } from './support/dynamodb.js';
 
 let db: TestDb;
@@ -430,6 +431,26 @@ describe('rate-limit counter', () => {
       requestsThisMonth: 0,
       lastUsed: '2026-03-02T23:10:00.000Z',
     });
+  });
+
+  it('a later last_used put back under throttling: the request is counted once and admitted (the counter write is never sent again)', async () => {
+    const proxy = await startCountingProxy(testEndpoint());
+    try {
+      const usage = new UsageRepository(createDocumentClient({ endpoint: proxy.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS }), db.tables.usage);
+      const now = new Date('2026-03-01T10:20:30Z');
+      // Another container, its clock a little ahead, counted first.
+      expect((await usage.hit('key_clock', 'acct', 10, new Date('2026-03-01T10:20:30.005Z'))).admitted).toBe(true);
+      // The counter write passes; putting the later last_used back is throttled on every SDK attempt.
+      proxy.inject({ operation: 'UpdateItem', table: db.tables.usage, fault: 'throttle', skip: 1, times: 4 });
+      const hit = await usage.hit('key_clock', 'acct', 10, now);
+      expect(proxy.injected()).toBe(4);
+      // Before: the throttling was taken for the counter's and the counter written again (remaining 7, a count of 3).
+      expect(hit).toMatchObject({ admitted: true, remaining: 8 });
+      const item = await db.doc.send(new GetCommand({ TableName: db.tables.usage, Key: { key_id: 'key_clock', hour: '2026-03-01T10' } }));
+      expect(item.Item?.['m20']).toBe(2);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('windows are fixed UTC minutes', () => {

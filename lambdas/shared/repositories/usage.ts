@@ -1,5 +1,6 @@
 import { QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { isConditionalCheckFailed, isThrottled, singleAttemptClient } from '../ddb.js';
+import { log } from '../log.js';
 
 /**
  * Usage table: one item per key per UTC hour (`key_id`, `hour` = YYYY-MM-DDTHH). A single conditional
@@ -55,8 +56,9 @@ export class UsageRepository {
     const hourStart = Date.parse(`${hour}:00:00Z`) / 1000;
     const at = now.toISOString();
     for (let attempt = 0; ; attempt++) {
+      let out: { Attributes?: Record<string, unknown> };
       try {
-        const out = await this.counter.send(
+        out = await this.counter.send(
           new UpdateCommand({
             TableName: this.table,
             Key: { key_id: keyId, hour },
@@ -74,19 +76,25 @@ export class UsageRepository {
             ReturnValues: 'ALL_OLD',
           }),
         );
-        const count = Number(out.Attributes?.[minuteAttr] ?? 0) + 1;
-        const previous = out.Attributes?.['last_used'];
-        if (typeof previous === 'string' && previous > at) await this.keepLastUsed(keyId, hour, previous);
-        return { admitted: true, limit, remaining: Math.max(0, limit - count), reset, now };
       } catch (error) {
         if (isConditionalCheckFailed(error)) return { admitted: false, limit, remaining: 0, reset, now };
         if (!isThrottled(error) || attempt >= THROTTLE_RETRIES) throw error;
         await new Promise((r) => setTimeout(r, Math.random() * 25 * 2 ** attempt));
+        continue;
       }
+      // Counted: nothing after this may send the counter's write again (it would count the request twice).
+      const count = Number(out.Attributes?.[minuteAttr] ?? 0) + 1;
+      const previous = out.Attributes?.['last_used'];
+      if (typeof previous === 'string' && previous > at) await this.keepLastUsed(keyId, hour, previous);
+      return { admitted: true, limit, remaining: Math.max(0, limit - count), reset, now };
     }
   }
 
-  /** Puts back a later `last_used` that a write with an earlier clock replaced (rare: clocks a few ms apart). */
+  /**
+   * Puts back a later `last_used` that a write with an earlier clock replaced (rare: clocks a few ms
+   * apart). Best effort, never throws: the request is counted already, and a failure here (throttling on
+   * a hot key's item, say) must neither count it again nor fail it; `last_used` is then a few ms early.
+   */
   private async keepLastUsed(keyId: string, hour: string, later: string): Promise<void> {
     try {
       await this.doc.send(
@@ -99,7 +107,8 @@ export class UsageRepository {
         }),
       );
     } catch (error) {
-      if (!isConditionalCheckFailed(error)) throw error; // an even later one is there already
+      // An even later one is there already; anything else is logged and left.
+      if (!isConditionalCheckFailed(error)) log('warn', 'a later last_used could not be put back', { key_id: keyId, hour, error: error instanceof Error ? error.name : String(error) });
     }
   }
 

@@ -10,7 +10,7 @@
  *   never read a replay of the first key's answer: it gets 422) and the body, canonical (RFC 8785) when
  *   it is JSON, else its raw text.
  * - A 2xx answer is kept, and an error the route names as one that comes after its work was done
- *   (`keep.errors`: a model that ran and failed). Any other answer, or an error, deletes the record, so a
+ *   (`Keeping.errors`: a model that ran and failed). Any other answer, or an error, deletes the record, so a
  *   retry runs again: a request that did nothing is not remembered (Stripe's rule for requests that
  *   failed validation or conflicted with another). An answer too large for an item, even gzipped, is not
  *   kept either.
