@@ -106,7 +106,11 @@ export function encodeRefusal(refusal: Refusal, subject: string, rateLimit: numb
 }
 
 /** The counter of a person's requests that acted for no account (`-` is no account id). */
-export const refusedCounterId = (subject: string) => personCounterId('-', subject);
+/**
+ * Apart from every account's counters: `person#-#…` was a real account's when an operator made an
+ * account named `-` (a valid id), and that person's refused and admitted requests then shared one count.
+ */
+export const refusedCounterId = (subject: string) => `person-refused#${subject}`;
 
 /**
  * A refused person's context: who, the limit to count them against and the error to answer with;
