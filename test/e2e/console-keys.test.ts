@@ -154,6 +154,63 @@ describe('signing in and out', () => {
       await visible(page.getByRole('heading', { name: 'API Keys', exact: true }));
     }),
   );
+
+  it(
+    '"Sign out", then "Stay signed in" at the provider: the landing says the person is signed out of the console and that Sign in may not ask for the password (once; never on a first visit)',
+    suite.withPage(async ({ page }) => {
+      const notice = page.getByRole('status').filter({ hasText: 'You are signed out of the Knouds console.' });
+      const signInButton = page.getByRole('button', { name: 'Sign in' });
+      // A first visit: the landing as it always was.
+      await page.goto(`${suite.url}/`);
+      await visible(signInButton);
+      expect(await notice.count()).toBe(0);
+      expect(await page.title()).toBe('Sign in · Knouds console');
+
+      await signInButton.click();
+      await fillLogin(page, suite.demo);
+      await visible(page.getByRole('heading', { name: 'API Keys', exact: true }));
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await visible(page.getByRole('heading', { name: 'Sign out of Knouds' }));
+      await page.getByRole('button', { name: 'Stay signed in', exact: true }).click();
+
+      // Back on the console's landing: signed out of the console, and what Sign in will do.
+      await visible(notice);
+      expect(new URL(page.url()).origin).toBe(suite.url);
+      expect(await sessionAccessToken(page)).toBeUndefined();
+      expect(await notice.innerText()).toMatch(/still signed in there: Sign in below brings you back to the console without asking for your password/);
+      expect(await page.title()).toBe('Signed out · Knouds console');
+      await expectAccessible(page, 'the landing after sign-out');
+
+      // Said once: a reload shows the landing as on a first visit.
+      await page.reload();
+      await visible(signInButton);
+      expect(await notice.count()).toBe(0);
+
+      // And it is so: Sign in comes straight back, the provider's session signing in without the form.
+      await signInButton.click();
+      const keysHeading = page.getByRole('heading', { name: 'API Keys', exact: true });
+      await visible(keysHeading.or(page.getByLabel('Password')));
+      expect(await keysHeading.isVisible()).toBe(true);
+    }),
+  );
+
+  it(
+    'opened at http://127.0.0.1:<port>/ (its redirect_uri is on localhost): the console moves to the same page on localhost first, and the sign-in completes',
+    suite.withPage(async ({ page }) => {
+      const loopback = suite.url.replace('//localhost:', '//127.0.0.1:');
+      expect(loopback).not.toBe(suite.url);
+      await page.goto(`${loopback}/webhooks`);
+      const signInButton = page.getByRole('button', { name: 'Sign in' });
+      await visible(signInButton);
+      expect(page.url()).toBe(`${suite.url}/webhooks`);
+      await signInButton.click();
+      await fillLogin(page, suite.demo);
+      await visible(page.getByRole('heading', { name: 'Webhooks', exact: true }).or(page.getByText('The sign-in did not complete')));
+      expect(await page.getByText('The sign-in did not complete').count()).toBe(0);
+      expect(page.url()).toBe(`${suite.url}/webhooks`);
+      expect(await sessionAccessToken(page)).toEqual(expect.stringMatching(/^eyJ/));
+    }),
+  );
 });
 
 describe('done when (#17): create, copy, curl, delete, curl gets 401', () => {

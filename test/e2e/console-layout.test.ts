@@ -1,8 +1,9 @@
 /**
  * The console's layout in a real browser (WCAG 1.4.10 reflow): at 320 CSS px nothing scrolls sideways
  * (the account switcher wraps), below 900 px each table row is a card whose cells keep every piece of
- * their content beside the cell's label (a "Disabled" badge, a replacement's line, a key's link), and a
- * long name without spaces wraps instead of widening the page, the table or a dialog.
+ * their content beside the cell's label (a "Disabled" badge, a replacement's line, a key's link) and the
+ * label stays out of the cell's accessible name, a long name without spaces wraps instead of widening
+ * the page, the table or a dialog, and at 1280 px a full API Keys table fits its page.
  */
 import { jest } from '@jest/globals';
 import type { Page } from 'playwright-core';
@@ -15,10 +16,10 @@ const suite = new ConsoleSuite('e2e-console-layout');
 beforeAll(() => suite.start(), 120_000);
 afterAll(() => suite.stop());
 
-/** How far the page scrolls sideways (0 when it does not). */
 /** A key's row by its "Actions for <name>" button (in the card layout a cell's name starts with its label). */
 const rowOf = (page: Page, name: string) => page.getByRole('row').filter({ has: page.getByRole('button', { name: `Actions for ${name}`, exact: true }) });
 
+/** How far the page scrolls sideways (0 when it does not). */
 const sideways = (page: Page): Promise<number> => page.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth');
 
 /** How far each open dialog's content is wider than the dialog (0 each when none is). */
@@ -93,12 +94,61 @@ describe('the tables as cards (below 900 px)', () => {
       await visible(page.getByText('Replaced', { exact: true }));
       expect(await inLabelColumn(page)).toEqual([]);
       expect(await sideways(page)).toBe(0);
+      // The label is shown, not part of the cell's accessible name: a row header is the key's name alone.
+      expect(await page.getByRole('rowheader', { name: 'Operator key', exact: true }).count()).toBe(1);
+      expect(await page.getByRole('rowheader', { name: /^Name/ }).count()).toBe(0);
+      expect(await page.getByRole('cell', { name: /^(Prefix|Permissions|Workspaces|Environment|Created|Expires|Last used)/ }).count()).toBe(0);
 
       await page.getByRole('link', { name: 'Audit log', exact: true }).click();
       await visible(page.getByRole('table'));
       await visible(page.getByRole('link', { name: /paused key/ }).first());
       expect(await inLabelColumn(page)).toEqual([]);
       expect(await sideways(page)).toBe(0);
+      expect(await page.getByRole('rowheader', { name: /^Action/ }).count()).toBe(0);
+      expect(await page.getByRole('cell', { name: /^(When|Target|By|Changes|Source)/ }).count()).toBe(0);
+    }),
+  );
+});
+
+describe('the API Keys table at 1280 px', () => {
+  it(
+    'keys with long-ish names and several permission badges: the table fits in the page’s content box, every Actions button inside it, nothing scrolls sideways',
+    suite.withPage(async ({ page }) => {
+      const account = await suite.account('business');
+      const adminKey = account.adminKey!;
+      // Made with the operator's key: "Created by" names it. As many columns as can be wide at once.
+      for (const [name, body] of [
+        ['Production deploys, EU region', { preset: 'full-deploy', expires_in_days: 90 }],
+        ['Staging smoke tests (nightly)', { capabilities: ['workflow:nightly-report:run', 'execution:read', 'execution:cancel'], environment: 'test', expires_in_days: 7 }],
+        ['Support dashboard, read access', { capabilities: ['workflow:read', 'execution:read', 'keys:read', 'audit:read'], workspaces: ['ws-support', 'ws-billing'] }],
+        ['Order webhooks receiver', { capabilities: ['webhook:receive', 'workflow:run', 'execution:read'], expires_in_days: 365 }],
+        ['Billing export, models', { capabilities: ['model:run', 'workflow:run', 'execution:read', 'execution:cancel'], workspaces: ['ws-billing'] }],
+      ] as const) {
+        const made = await suite.api(adminKey, 'POST', '/keys', { name, ...body });
+        expect({ name, status: made.status }).toEqual({ name, status: 201 });
+        // Used once: "Last used" has a date and a time.
+        expect((await suite.api(String(made.body['api_key']), 'GET', '/keys/verify')).status).toBe(200);
+      }
+      const admin = await suite.person([[account.accountId, 'admin']], 'wide-table');
+      await signIn(page, suite.url, admin);
+      await visible(rowOf(page, 'Billing export, models'));
+      const fit = await page.evaluate(`(() => {
+        const main = document.querySelector('main');
+        const table = main.querySelector('table.data-table');
+        const inner = main.getBoundingClientRect().right - parseFloat(getComputedStyle(main).paddingRight);
+        const buttons = [...table.querySelectorAll('button')].map((b) => b.getBoundingClientRect().right);
+        return {
+          tableBeyondContent: Math.max(0, Math.ceil(table.getBoundingClientRect().right - inner)),
+          mainScrolls: main.scrollWidth - main.clientWidth,
+          buttonsBeyondTable: buttons.filter((right) => right > table.getBoundingClientRect().right + 0.5).length,
+          pageScrolls: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+        };
+      })()`);
+      expect(fit).toEqual({ tableBeyondContent: 0, mainScrolls: 0, buttonsBeyondTable: 0, pageScrolls: 0 });
+      for (const name of ['Operator key', 'Production deploys, EU region', 'Staging smoke tests (nightly)', 'Support dashboard, read access', 'Order webhooks receiver', 'Billing export, models']) {
+        const box = (await page.getByRole('button', { name: `Actions for ${name}`, exact: true }).boundingBox())!;
+        expect({ name, inside: box.x >= 0 && box.x + box.width <= 1280 }).toEqual({ name, inside: true });
+      }
     }),
   );
 });

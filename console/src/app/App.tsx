@@ -83,7 +83,7 @@ export function App() {
     case 'signed-out':
       return (
         <Bare>
-          <Landing returnTo={returnTo} />
+          <Landing returnTo={returnTo} afterSignOut={session.afterSignOut === true} />
         </Bare>
       );
     case 'ended':

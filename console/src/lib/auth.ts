@@ -15,7 +15,11 @@ import { forgetAccountChoice } from './account-choice';
 
 export type Session =
   | { readonly status: 'checking' }
-  | { readonly status: 'signed-out' }
+  /**
+   * No session. `afterSignOut`: the page was reached right after "Sign out" in this tab (once; see
+   * signOut), so it says the person is signed out of the console, and what Sign in will do.
+   */
+  | { readonly status: 'signed-out'; readonly afterSignOut?: true }
   | { readonly status: 'signed-in'; readonly accessToken: string; readonly expiresAt: number }
   /**
    * The token expired or the API refused it, while a page holds what cannot be had again (a new key's
@@ -101,13 +105,40 @@ function signedIn(user: User): void {
   setSession({ status: 'signed-in', accessToken: user.access_token, expiresAt });
 }
 
-/** At start: a session kept in this tab (a reload), or none. */
+/**
+ * Set in this tab's session storage by signOut() just before the browser leaves for the provider's
+ * sign-out page, and taken (read and removed) at the next start: the page the provider sends the browser
+ * back to says "signed out" once, never on a first visit or a reload.
+ */
+const SIGNED_OUT_FLAG = 'knouds.console.signed-out';
+
+function markSignedOut(): void {
+  try {
+    window.sessionStorage.setItem(SIGNED_OUT_FLAG, '1');
+  } catch {
+    // Storage refused (full, or turned off): the landing page just does not say it.
+  }
+}
+
+/** Whether this tab has just signed out of the console; the mark goes with the first reading. */
+function takeSignedOut(): boolean {
+  try {
+    const marked = window.sessionStorage.getItem(SIGNED_OUT_FLAG) !== null;
+    window.sessionStorage.removeItem(SIGNED_OUT_FLAG);
+    return marked;
+  } catch {
+    return false;
+  }
+}
+
+/** At start: a session kept in this tab (a reload), or none (just signed out of the console, or not). */
 export async function restoreSession(): Promise<void> {
+  const afterSignOut = takeSignedOut();
   // A session storage entry that cannot be read is no session.
   const user = await userManager()
     .getUser()
     .catch(() => null);
-  if (!user) setSession({ status: 'signed-out' });
+  if (!user) setSession(afterSignOut ? { status: 'signed-out', afterSignOut } : { status: 'signed-out' });
   else if (user.expired) await endSession();
   else signedIn(user);
 }
@@ -132,6 +163,7 @@ export function completeSignIn(): Promise<string> {
   callback ??= userManager()
     .signinRedirectCallback()
     .then((user) => {
+      takeSignedOut();
       signedIn(user);
       return safePath((user.state as { returnTo?: unknown } | undefined)?.returnTo);
     });
@@ -170,12 +202,15 @@ export function holdSession(): () => void {
  * then comes back to post_logout_redirect_uri). The request names the console by its `client_id`, never
  * by an `id_token_hint`: tokens are never in a URL after sign-in (API.md §6), and that one would carry the
  * ID token, the person's email in it, into the history and the provider's logs. Cognito's /logout (from
- * config.json, as its discovery has none) also needs `logout_uri`.
+ * config.json, as its discovery has none) also needs `logout_uri`. The provider may keep its own session
+ * (the local one asks "Sign out" or "Stay signed in"); the page it sends the browser back to says the
+ * person is signed out of the console, and that Sign in may not ask for a password.
  */
 export async function signOut(): Promise<void> {
   clearTimeout(expiryTimer);
   forgetAccountChoice();
   const m = userManager();
+  markSignedOut();
   try {
     const extraQueryParams = settings?.end_session_endpoint ? { logout_uri: settings.post_logout_redirect_uri } : undefined;
     // The user removed first: with no ID token to hint with, oidc-client-ts sends `client_id` instead.
@@ -184,6 +219,8 @@ export async function signOut(): Promise<void> {
   } catch {
     // No sign-out page at the provider (or its discovery is unreachable): signed out of the console.
     await m.removeUser();
-    setSession({ status: 'signed-out' });
+    // Said here and now: the mark is not left for a later start.
+    takeSignedOut();
+    setSession({ status: 'signed-out', afterSignOut: true });
   }
 }

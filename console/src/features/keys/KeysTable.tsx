@@ -20,6 +20,23 @@ export type KeyAction = 'edit' | 'toggle' | 'rotate' | 'usage' | 'history' | 'de
 /** What a replaced key (in its rotation's grace) still offers. */
 const REPLACED_KEY_ACTIONS: ReadonlySet<KeyAction> = new Set(['usage', 'history', 'delete']);
 
+/**
+ * A badge's text with a line-break opportunity after each colon (`<wbr>`: nothing in the text or the
+ * accessible name), so a capability such as `workflow:nightly-report:run` wraps there rather than widen
+ * the table past its page.
+ */
+function breakable(text: string): ReactNode {
+  const parts: ReactNode[] = [];
+  let start = 0;
+  for (let i = 0; i < text.length - 1; i++) {
+    if (text[i] !== ':') continue;
+    parts.push(text.slice(start, i + 1), <wbr key={i} />);
+    start = i + 1;
+  }
+  parts.push(text.slice(start));
+  return parts;
+}
+
 function Time({ iso, withTime = false }: { readonly iso: string; readonly withTime?: boolean }) {
   return <time dateTime={iso}>{withTime ? formatDateTime(iso) : formatDate(iso)}</time>;
 }
@@ -67,7 +84,7 @@ export function KeysTable({ keys, actions, onAction }: KeysTableProps) {
   const names = new Map(keys.map((k) => [k.key_id, k.name]));
   const prefixes = new Map(keys.map((k) => [k.key_id, k.prefix]));
   return (
-    <table className="data-table">
+    <table className="data-table keys-table">
       <caption className="visually-hidden">API keys of this account</caption>
       <thead>
         <tr>
@@ -123,14 +140,14 @@ export function KeysTable({ keys, actions, onAction }: KeysTableProps) {
                   </>
                 )}
               </th>
-              <td data-label="Prefix" className="mono">
+              <td data-label="Prefix" className="mono prefix">
                 {key.prefix}…
               </td>
               <td data-label="Permissions">
                 <ul className="badges">
                   {badgesOf(key.capabilities).map((badge) => (
                     <li key={badge} className="badge">
-                      {badge}
+                      {breakable(badge)}
                     </li>
                   ))}
                 </ul>
