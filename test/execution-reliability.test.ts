@@ -329,7 +329,9 @@ describe('first webhook attempts under way at once, per account (the run’s slo
       const start = async () =>
         (await runWorkflow(deps, actor, 'wf', { input: { ms: 1 }, webhook_url: url }, { async: true, startAsync: async () => {} })).execution.execution_id;
       const ids = await Promise.all(Array.from({ length: 5 }, start));
-      const limited = { ...deps, firstAttemptsAtOnce: 2 };
+      // One instant for the whole test: every count in one window (a window passing would start a new count).
+      const instant = new Date();
+      const limited = { ...deps, firstAttemptsAtOnce: 2, now: () => instant };
       await Promise.all(ids.map((id) => workExecution(limited, accountId, id, Date.now() + 60_000, { timeoutMs: 1500 })));
       // Before: 5 attempts at once, each holding its worker after the run's slot was given back.
       expect(mostOpen).toBe(2);

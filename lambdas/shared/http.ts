@@ -93,6 +93,11 @@ export interface RouteDef {
    * are no body.
    */
   readonly noBody?: true;
+  /**
+   * The body is never stored (a direct model run's input): a member named "", which JSON allows and
+   * DynamoDB does not, is taken as it always was. Every other body refuses one (400 naming where).
+   */
+  readonly unstored?: true;
   readonly handle: Route;
 }
 
@@ -117,7 +122,8 @@ function bodyText(event: ProxyEvent): string | undefined {
   return event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
 }
 
-function parseBody(event: ProxyEvent): unknown {
+/** `emptyNames`: the body is never stored, so a member named "" is taken (see RouteDef.unstored). */
+function parseBody(event: ProxyEvent, emptyNames = false): unknown {
   const text = bodyText(event);
   if (text === undefined) return undefined;
   if (text.trim() === '') return undefined;
@@ -129,7 +135,7 @@ function parseBody(event: ProxyEvent): unknown {
   }
   // DynamoDB refuses items nested deeper than 32 levels: refuse such a body here, before any work.
   if (jsonDepth(value) > MAX_BODY_DEPTH) throw ValidationError.field('body', `nests deeper than ${MAX_BODY_DEPTH} levels`);
-  const unstorable = unstorableAt(value);
+  const unstorable = unstorableAt(value, emptyNames);
   if (unstorable !== undefined) throw ValidationError.field(unstorable.field, unstorable.message);
   return value;
 }
@@ -143,10 +149,11 @@ const ILL_FORMED = 'holds a lone UTF-16 surrogate (an escape such as \\ud800 wit
  * and what is wrong, or undefined when there is none:
  * - a string (a value or a member name) that is not well-formed Unicode: DynamoDB stores UTF-8 (the SDK
  *   would write U+FFFD instead), and it can be neither canonicalized nor compared;
- * - a number DynamoDB cannot hold (`isStorableNumber`): its write would fail after the work was done.
+ * - a number DynamoDB cannot hold (`isStorableNumber`): its write would fail after the work was done;
+ * - a member named "" (DynamoDB stores no empty attribute name), unless `emptyNames` (a body never stored).
  */
-function unstorableAt(value: unknown): { field: string; message: string } | undefined {
-  const found = firstProblem(value, (v, name) => (typeof v === 'string' && LONE_SURROGATE.test(v) ? ILL_FORMED : unstorable(v, name)));
+function unstorableAt(value: unknown, emptyNames: boolean): { field: string; message: string } | undefined {
+  const found = firstProblem(value, (v, name) => (typeof v === 'string' && LONE_SURROGATE.test(v) ? ILL_FORMED : name && emptyNames ? undefined : unstorable(v, name)));
   return found && { field: found.path.join('.') || 'body', message: found.problem };
 }
 
@@ -339,7 +346,7 @@ export function authenticatedHandler(
       if (repeated.length > 0) throw new ValidationError(repeated.map(([field]) => ({ field, message: 'must be given once' })), `Query parameter${repeated.length > 1 ? 's' : ''} given more than once: ${repeated.map(([name]) => name).join(', ')}`);
       let parsed: { value: unknown } | undefined;
       if (route.noBody) {
-        const value = (parsed = { value: parseBody(event) }).value;
+        const value = (parsed = { value: parseBody(event, route.unstored) }).value;
         const empty = value === undefined || value === null || (typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length === 0);
         if (!empty) throw ValidationError.field('body', `${routeName(event)} takes no body: send none`);
       }
@@ -348,7 +355,7 @@ export function authenticatedHandler(
         caller,
         hit,
         grant: { capabilities: caller.capabilities, workspaces: caller.workspaces, environment: caller.environment, principal: principalOf(caller) },
-        body: () => (parsed ??= { value: parseBody(event) }).value,
+        body: () => (parsed ??= { value: parseBody(event, route.unstored) }).value,
         param: (name) => {
           const value = event.pathParameters?.[name];
           if (value === undefined) throw new Error(`route ${routeName(event)} has no path parameter ${name}`);

@@ -174,6 +174,7 @@ const routes: Record<string, RouteDef> = {
     needs: (event) => (SLUG_PATTERN.test(idOf(event)) ? `model:${idOf(event)}:run` : 'model:run'),
     // A model that ran and failed is the run's answer, replayed like a 200: a retry does not run it again.
     idempotent: { keepErrors: ['MODEL_FAILED'] },
+    unstored: true,
     handle: async (ctx) =>
       json(200, await runModel(deps, ctx.caller.accountId, ctx.param('model_id'), ctx.body(), { syncLimit: settingsFromEnv().tiers[ctx.caller.tier].maxSyncInFlight })),
   },

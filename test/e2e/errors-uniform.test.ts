@@ -237,6 +237,9 @@ describe('a member named "" (JSON, but no item DynamoDB stores) is 400 naming wh
       expectError(await t.api(admin, method, path, body), 400, 'VALIDATION_ERROR', { details: [{ field, message: expect.stringContaining('name is empty') }] });
     }
     expect(await t.snapshot()).toBe(before);
+    // A direct model run stores nothing: its input takes one, as it always did (refusing it would tighten a rule).
+    const direct = await t.api(admin, 'POST', '/models/echo/run', { input: { '': 1, a: { '': 'x' } } });
+    expect({ status: direct.status, body: direct.body }).toEqual({ status: 200, body: { model: 'echo', output: { '': 1, a: { '': 'x' } } } });
   });
 });
 

@@ -165,8 +165,9 @@ export class KeysRepository {
       await this.transact(items, record.account_id, record);
     } catch (error) {
       const reasons = cancellationReasons(error);
-      if (reasons?.[0] === 'ConditionalCheckFailed') throw new KeyCreateConflict();
+      // First: a retry holds the Idempotency-Key now, and may have made the key (the account then full).
       if (keep && reasons?.[items.length - 1] === 'ConditionalCheckFailed') throw new IdempotencyInProgressError();
+      if (reasons?.[0] === 'ConditionalCheckFailed') throw new KeyCreateConflict();
       throw error;
     }
   }
@@ -360,9 +361,10 @@ export class KeysRepository {
       await this.transact(items, next.account_id, next);
     } catch (error) {
       const reasons = cancellationReasons(error);
+      // First: a retry holds the Idempotency-Key now, and may have rotated the key itself.
+      if (keep && reasons?.[items.length - 1] === 'ConditionalCheckFailed') throw new IdempotencyInProgressError();
       if (reasons?.[0] === 'ConditionalCheckFailed') throw new KeyCreateConflict();
       if (reasons?.[1] === 'ConditionalCheckFailed') throw new KeyChanged();
-      if (keep && reasons?.[items.length - 1] === 'ConditionalCheckFailed') throw new IdempotencyInProgressError();
       throw error;
     }
   }
