@@ -10,10 +10,15 @@ import { createSessionVerifier, InvalidSessionToken } from '../lambdas/shared/se
 let server: Server;
 let base: string;
 let jwks: object[] = [];
+/** Fetches the server answered, by path; and whether its keys answer 503 (the provider down). */
+const fetched = new Map<string, number>();
+let keysDown = false;
 const { privateKey, publicKey } = await generateKeyPair('ES256');
 
 beforeAll(async () => {
   server = createServer((req, res) => {
+    fetched.set(req.url ?? '', (fetched.get(req.url ?? '') ?? 0) + 1);
+    if (req.url?.startsWith('/down/') || (keysDown && req.url === '/jwks')) return void res.writeHead(503).end();
     if (req.url === '/jwks') return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: jwks }));
     if (req.url === '/.well-known/openid-configuration') {
       return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ issuer: base, jwks_uri: `${base}/jwks` }));
@@ -76,6 +81,44 @@ describe('keys', () => {
     jwks = [...jwks, { ...(await exportJWK(next.publicKey)), kid: 'k2', alg: 'ES256' }];
     await new Promise((r) => setTimeout(r, 100));
     await expect(v.verify(await sign({ aud: 'api', client_id: 'console' }, 'k2', next.privateKey, 'at+jwt'))).resolves.toMatchObject({ subject: 'person-1' });
+  });
+
+  it('a provider failing: one fetch of its discovery or keys, then its error answered for a while (no fetch per request, made-up tokens included), then tried again', async () => {
+    const made = await sign({ aud: 'api', client_id: 'console' }, 'k1', privateKey, 'at+jwt');
+    for (const [config, path] of [
+      [{ jwksUri: `${base}/down/jwks` }, '/down/jwks'],
+      [{ issuer: `${base}/down` }, '/down/.well-known/openid-configuration'],
+    ] as const) {
+      const v = createSessionVerifier({ tokenUse: 'rfc9068', issuer: base, clientId: 'console', audience: 'api', ...config }, { failureHoldMs: 300 });
+      fetched.clear();
+      for (let i = 0; i < 20; i++) {
+        const error = await v.verify(made).catch((e: unknown) => e);
+        expect(error).not.toBeInstanceOf(InvalidSessionToken);
+      }
+      // Before: 20 fetches, one per request.
+      expect(fetched.get(path)).toBe(1);
+      await new Promise((r) => setTimeout(r, 350));
+      await v.verify(made).catch(() => undefined);
+      expect(fetched.get(path)).toBe(2);
+    }
+  });
+
+  it('while a key fetch has just failed, the keys already held still verify; a kid they lack gets the failure, without a fetch', async () => {
+    const v = createSessionVerifier({ tokenUse: 'rfc9068', issuer: base, clientId: 'console', audience: 'api', jwksUri: `${base}/jwks` }, { cooldownMs: 0, failureHoldMs: 60_000 });
+    const good = await sign({ aud: 'api', client_id: 'console' }, 'k1', privateKey, 'at+jwt');
+    const unknown = await sign({ aud: 'api', client_id: 'console' }, 'k-unknown', privateKey, 'at+jwt');
+    await expect(v.verify(good)).resolves.toMatchObject({ subject: 'person-1' });
+    keysDown = true;
+    try {
+      fetched.clear();
+      expect(await v.verify(unknown).catch((e: unknown) => e)).not.toBeInstanceOf(InvalidSessionToken);
+      expect(fetched.get('/jwks')).toBe(1);
+      await expect(v.verify(good)).resolves.toMatchObject({ subject: 'person-1' });
+      expect(await v.verify(unknown).catch((e: unknown) => e)).not.toBeInstanceOf(InvalidSessionToken);
+      expect(fetched.get('/jwks')).toBe(1);
+    } finally {
+      keysDown = false;
+    }
   });
 
   it('an unreachable provider is a failure, not a refusal: a signed-in person is never told they are signed out', async () => {
