@@ -910,23 +910,7 @@ export class ExecutionsRepository {
    * after a lost answer counts twice, which only leaves one more redelivery to the scheduled sender.
    */
   async takeImmediateSend(accountId: string, nowMs: number): Promise<boolean> {
-    const window = Math.floor(nowMs / REDELIVERY_WINDOW_MS);
-    try {
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { account_id: `${accountId}${REDELIVERIES_PARTITION_SUFFIX}`, execution_id: `window#${window}` },
-          UpdateExpression: 'ADD sent :one SET #ttl = if_not_exists(#ttl, :ttl)',
-          ConditionExpression: 'attribute_not_exists(sent) OR sent < :max',
-          ExpressionAttributeNames: { '#ttl': 'ttl' },
-          ExpressionAttributeValues: { ':one': 1, ':max': REDELIVERIES_SENT_AT_ONCE, ':ttl': Math.ceil(nowMs / 1000) + 86_400 },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionalCheckFailed(error)) return false;
-      throw error;
-    }
+    return this.takeSend(accountId, `window#${Math.floor(nowMs / REDELIVERY_WINDOW_MS)}`, REDELIVERIES_SENT_AT_ONCE, nowMs);
   }
 
   /**
@@ -938,6 +922,11 @@ export class ExecutionsRepository {
    */
   async takeFirstAttempt(accountId: string, nowMs: number, max = FIRST_ATTEMPTS_AT_ONCE): Promise<string | undefined> {
     const counter = `first#${Math.floor(nowMs / REDELIVERY_WINDOW_MS)}`;
+    return (await this.takeSend(accountId, counter, max, nowMs)) ? counter : undefined;
+  }
+
+  /** One more on the account's send counter `counter` (its partition of counters), while under `max`: true when taken. */
+  private async takeSend(accountId: string, counter: string, max: number, nowMs: number): Promise<boolean> {
     try {
       await this.doc.send(
         new UpdateCommand({
@@ -949,9 +938,9 @@ export class ExecutionsRepository {
           ExpressionAttributeValues: { ':one': 1, ':max': max, ':ttl': Math.ceil(nowMs / 1000) + 86_400 },
         }),
       );
-      return counter;
+      return true;
     } catch (error) {
-      if (isConditionalCheckFailed(error)) return undefined;
+      if (isConditionalCheckFailed(error)) return false;
       throw error;
     }
   }
