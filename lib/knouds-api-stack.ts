@@ -316,7 +316,9 @@ export class KnoudsApiStack extends Stack {
         fn.addToRolePolicy(new PolicyStatement({ actions: ['dynamodb:Query'], resources: indexArns }));
         return;
       }
-      fn.addToRolePolicy(new PolicyStatement({ actions, resources: [table.tableArn, ...(queries ? indexArns : [])] }));
+      fn.addToRolePolicy(new PolicyStatement({ actions, resources: [table.tableArn] }));
+      // The indexes get Query alone: no other action is ever checked against an index's ARN.
+      if (queries && indexArns.length > 0) fn.addToRolePolicy(new PolicyStatement({ actions: ['dynamodb:Query'], resources: indexArns }));
     };
     /** `actions` on the table's items only in partitions whose key ends with `suffix` (`dynamodb:LeadingKeys`). */
     const grantInPartitions = (table: ITableV2, fn: IFunction, actions: string[], suffix: string) => {
