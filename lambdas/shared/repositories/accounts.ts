@@ -135,8 +135,8 @@ export class AccountsRepository {
    * one secret and there is one event. A transaction cancelled by another on the account item
    * (`TransactionConflict`) took no effect: the secret is read again (another first use may have made
    * it) before the write is sent again. A write whose answer was lost is answered as a success when the
-   * SDK sends it again (the same client token) on DynamoDB, or refused by its own condition on DynamoDB
-   * Local; either way the read finds the one secret it made.
+   * SDK sends it again (the same client token; DynamoDB Local honours it too); should its condition fail
+   * instead, the read finds the one secret it made.
    */
   async webhookSecrets(accountId: string, first: FirstWebhookSecret, now: Date): Promise<WebhookSecrets> {
     let sealed: string | undefined;
