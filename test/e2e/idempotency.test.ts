@@ -63,6 +63,12 @@ const executionsOf = async (accountId: string, slug: string) =>
 /** The account's idempotency records. */
 const recordsOf = async (accountId: string) => (await scan(tables().idempotency)).filter((r) => String(r['pk']).startsWith(`${accountId}#`));
 
+/** The record's `expires_at` (its 24 h) or `lease_until` (its attempt's lease) passed, as the clock would find it. */
+const passed = (record: Record<string, unknown>, attribute: 'expires_at' | 'lease_until') =>
+  t.stack.doc.send(
+    new UpdateCommand({ TableName: tables().idempotency, Key: { pk: record['pk'] }, UpdateExpression: `SET ${attribute} = :past`, ExpressionAttributeValues: { ':past': Date.now() - 1 } }),
+  );
+
 function expectReplayOf(replay: Reply, first: Reply, body: Record<string, unknown> = first.body) {
   expect({ status: replay.status, body: replay.body, replayed: replay.headers.get('idempotent-replayed') }).toEqual({
     status: first.status,
@@ -227,9 +233,7 @@ describe('key creation and rotation', () => {
     expect(first.status).toBe(201);
     const [record] = await recordsOf(accountId);
     // A day on: as the clock would find it (the record stays in the table until TTL removes it).
-    await t.stack.doc.send(
-      new UpdateCommand({ TableName: tables().idempotency, Key: { pk: record!['pk'] }, UpdateExpression: 'SET expires_at = :past', ExpressionAttributeValues: { ':past': Date.now() - 1 } }),
-    );
+    await passed(record!, 'expires_at');
     const again = await idem(admin, key, 'POST', '/keys', { name: 'day', preset: 'read-only' });
     expect({ status: again.status, replayed: again.headers.get('idempotent-replayed'), plaintext: typeof again.body['api_key'] }).toEqual({
       status: 201,
@@ -331,9 +335,7 @@ describe('lost answers and failing writes (the fault proxy)', () => {
     const [record] = await recordsOf(accountId);
     expect(record?.['state']).toBe('complete');
     // The lease of the attempt that died has ended.
-    await t.stack.doc.send(
-      new UpdateCommand({ TableName: tables().idempotency, Key: { pk: record!['pk'] }, UpdateExpression: 'SET lease_until = :past', ExpressionAttributeValues: { ':past': Date.now() - 1 } }),
-    );
+    await passed(record!, 'lease_until');
     const { api_key: _p, ...withoutPlaintext } = first.body;
     expectReplayOf(await idem(admin, key, 'POST', '/keys', { name: 'died', preset: 'read-only' }), first, withoutPlaintext);
     expect(await activeKeys(accountId)).toBe(before + 1);
@@ -349,9 +351,7 @@ describe('lost answers and failing writes (the fault proxy)', () => {
     expect(first.status).toBe(201);
     proxy.clearFaults();
     const [record] = await recordsOf(accountId);
-    await t.stack.doc.send(
-      new UpdateCommand({ TableName: tables().idempotency, Key: { pk: record!['pk'] }, UpdateExpression: 'SET lease_until = :past', ExpressionAttributeValues: { ':past': Date.now() - 1 } }),
-    );
+    await passed(record!, 'lease_until');
     const { api_key: _p, ...withoutPlaintext } = first.body;
     // Before: the retry found the old key rotated and answered 409 ALREADY_EXISTS; the replacement's
     // plaintext was never shown again.
@@ -368,9 +368,7 @@ describe('lost answers and failing writes (the fault proxy)', () => {
     expect(first.status).toBe(200);
     proxy.clearFaults();
     const [record] = await recordsOf(accountId);
-    await t.stack.doc.send(
-      new UpdateCommand({ TableName: tables().idempotency, Key: { pk: record!['pk'] }, UpdateExpression: 'SET lease_until = :past', ExpressionAttributeValues: { ':past': Date.now() - 1 } }),
-    );
+    await passed(record!, 'lease_until');
     const { secret: _secret, ...withoutSecret } = first.body;
     // Before: rotated a second time, which ended the grace of the secret the first rotation kept.
     expectReplayOf(await idem(admin, key, 'POST', '/webhooks/secret/rotate', { grace_period_seconds: 86_400 }), first, withoutSecret);
